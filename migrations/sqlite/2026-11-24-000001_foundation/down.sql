@@ -1,0 +1,3 @@
+DROP TABLE password_history;
+DROP TABLE users;
+DROP TABLE organisations;

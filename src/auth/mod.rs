@@ -1,0 +1,3 @@
+//! The sign-in pipeline.
+
+pub mod password;

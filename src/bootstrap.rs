@@ -1,0 +1,118 @@
+//! First start of the embedded default (DESIGN §2): organisation `default` and an
+//! administrator whose one-time password is shown once and must be changed.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{
+    auth::password::{Hasher, generate_one_time_password},
+    clock::Clock,
+    config::Config,
+    domain::{Email, OrgName, OrgPolicy, Password, Role, Username},
+    store::{Store, StoreError, orgs, users},
+};
+
+pub const DEFAULT_ORG: &str = "default";
+
+/// What a first start created: the caller shows the password once, then drops it.
+pub struct FirstAdmin {
+    pub username: Username,
+    pub one_time_password: SecretString,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{key}: {message}")]
+    Setting { key: &'static str, message: String },
+    #[error("{0}")]
+    Hash(#[from] crate::auth::password::HashError),
+}
+
+/// Creates what a first start needs; a later start finds it and creates nothing.
+pub async fn ensure_first_start(
+    store: &Store,
+    hasher: &Hasher,
+    config: &Config,
+    clock: &dyn Clock,
+) -> Result<Option<FirstAdmin>, BootstrapError> {
+    let username =
+        Username::parse(&config.admin_username).map_err(|e| BootstrapError::Setting {
+            key: "admin_username",
+            message: e.to_string(),
+        })?;
+    let email = Email::parse(&config.admin_email).map_err(|e| BootstrapError::Setting {
+        key: "admin_email",
+        message: e.to_string(),
+    })?;
+    let now = clock.now().naive_utc();
+    let org_name = OrgName::parse(DEFAULT_ORG).map_err(|e| BootstrapError::Setting {
+        key: "admin_username",
+        message: e.to_string(),
+    })?;
+    let has_admin = store
+        .transaction(move |conn| {
+            if orgs::find_by_name(conn, &org_name)?.is_none() {
+                orgs::insert(
+                    conn,
+                    &org_name,
+                    "Default organisation",
+                    &OrgPolicy::default(),
+                    now,
+                )?;
+            }
+            Ok(users::count_with_role(conn, Role::SuperAdmin)? > 0)
+        })
+        .await?;
+    if has_admin {
+        return Ok(None);
+    }
+
+    let password = generate_one_time_password();
+    let hash = {
+        let hasher = hasher.clone();
+        let typed = Password::parse(password.expose_secret().to_owned()).map_err(|e| {
+            BootstrapError::Setting {
+                key: "admin_username",
+                message: e.to_string(),
+            }
+        })?;
+        tokio::task::spawn_blocking(move || hasher.hash(&typed))
+            .await
+            .map_err(|e| StoreError::Query(e.to_string()))??
+    };
+    let created = {
+        let username = username.clone();
+        store
+            .transaction(move |conn| {
+                // Another process may have won the race to the first start.
+                if users::count_with_role(conn, Role::SuperAdmin)? > 0 {
+                    return Ok(false);
+                }
+                let org = orgs::find_by_name(
+                    conn,
+                    &OrgName::parse(DEFAULT_ORG).map_err(|e| StoreError::Query(e.0))?,
+                )?
+                .ok_or(StoreError::NotFound)?;
+                users::insert(
+                    conn,
+                    &users::NewUser {
+                        org_id: org.id,
+                        username,
+                        email,
+                        display_name: Some("Administrator".into()),
+                        role: Role::SuperAdmin,
+                        password_hash: Some(hash),
+                        must_change_password: true,
+                    },
+                    now,
+                )?;
+                Ok(true)
+            })
+            .await?
+    };
+    Ok(created.then_some(FirstAdmin {
+        username,
+        one_time_password: password,
+    }))
+}

@@ -1,0 +1,755 @@
+//! The master key itself: where it comes from, how it is identified, and the
+//! subkeys derived from it.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use rand::rngs::OsRng;
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::CryptoError;
+
+/// Length of the master key in bytes (256 bits).
+pub const MASTER_KEY_LEN: usize = 32;
+
+/// Domain-separation label for the key id, so the kid can never coincide with
+/// any other hash Gatehouse computes over the key.
+const KID_LABEL: &[u8] = b"gatehouse/master-key-id/v1\0";
+
+/// Prefix of every derivation label; see [`MasterKey::derive`].
+const DERIVE_PREFIX: &str = "gatehouse/";
+
+/// HMAC-SHA-256 block size. A 32-byte HMAC key is, by definition (RFC 2104),
+/// zero-padded to this length, which lets us use the infallible constructor.
+const HMAC_BLOCK_LEN: usize = 64;
+
+/// A key file holds ~45 bytes. Anything much bigger is the wrong file, and
+/// capping the read keeps a mistaken path (a log, a device) from being
+/// slurped into memory.
+const MAX_KEY_FILE_LEN: u16 = 1024;
+
+/// Standard alphabet; padding optional on input (people paste keys with and
+/// without it), always written on output. Non-canonical trailing bits are
+/// rejected so each key has exactly one text form.
+const KEY_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The 256-bit master key.
+///
+/// The bytes live in a heap box that is zeroized on drop, so moving a
+/// `MasterKey` never leaves copies behind. It is deliberately not `Clone`:
+/// share it with `Arc<MasterKey>`. `Debug` shows only the [key id](Self::kid).
+pub struct MasterKey {
+    key: SecretBox<[u8; MASTER_KEY_LEN]>,
+    kid: String,
+}
+
+impl MasterKey {
+    /// Wraps key bytes already in their final, zeroize-on-drop home.
+    fn from_secret(key: SecretBox<[u8; MASTER_KEY_LEN]>) -> Self {
+        let digest = Sha256::new()
+            .chain_update(KID_LABEL)
+            .chain_update(key.expose_secret())
+            .finalize();
+        // 32 bits is plenty to tell a handful of keys apart in error messages
+        // and sealed values, and reveals nothing usable about the key.
+        let kid = hex::encode(&digest[..4]);
+        Self { key, kid }
+    }
+
+    /// A fresh random key from the operating system's CSPRNG.
+    ///
+    /// # Panics
+    ///
+    /// If the OS random number generator fails, as every other use of
+    /// randomness in the process would. Use [`Self::load_or_generate`] where
+    /// that must be an error instead.
+    #[must_use]
+    pub fn generate() -> Self {
+        let mut key = SecretBox::new(Box::new([0u8; MASTER_KEY_LEN]));
+        OsRng.fill_bytes(key.expose_secret_mut());
+        Self::from_secret(key)
+    }
+
+    /// Like [`Self::generate`] but reports an RNG failure as an error.
+    fn try_generate() -> Result<Self, CryptoError> {
+        let mut key = SecretBox::new(Box::new([0u8; MASTER_KEY_LEN]));
+        OsRng
+            .try_fill_bytes(key.expose_secret_mut())
+            .map_err(|e| CryptoError::Random { cause: e.into() })?;
+        Ok(Self::from_secret(key))
+    }
+
+    /// Parses a key from standard base64 (padding optional, surrounding
+    /// whitespace ignored), e.g. the output of `openssl rand -base64 32`.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::NotBase64`] or [`CryptoError::WrongLength`]; neither
+    /// repeats any of `text`.
+    pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
+        let text = text.trim();
+        // Decode into a buffer we own and wipe, reserved up front so decoding
+        // never reallocates and strands a copy of the key on the heap.
+        let mut decoded =
+            Zeroizing::new(Vec::with_capacity(base64::decoded_len_estimate(text.len())));
+        KEY_BASE64
+            .decode_vec(text, &mut decoded)
+            .map_err(|_| CryptoError::NotBase64)?;
+        if decoded.len() != MASTER_KEY_LEN {
+            return Err(CryptoError::WrongLength { got: decoded.len() });
+        }
+        let mut key = SecretBox::new(Box::new([0u8; MASTER_KEY_LEN]));
+        key.expose_secret_mut().copy_from_slice(&decoded);
+        Ok(Self::from_secret(key))
+    }
+
+    /// Reads a key file holding the base64 key (a trailing newline is fine).
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::KeyFileMissing`] if there is no such file;
+    /// [`CryptoError::KeyFileTooOpen`] on unix if group or others have any
+    /// access to it; [`CryptoError::InvalidKeyFile`] if its contents are not a
+    /// key; [`CryptoError::KeyFileTooLarge`] or [`CryptoError::KeyFileIo`]
+    /// otherwise. All of them name the path.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, CryptoError> {
+        let path = path.as_ref();
+        read_key_file(path)?.ok_or_else(|| CryptoError::KeyFileMissing {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Loads the key file if it exists; otherwise generates a key and creates
+    /// the file (mode 0600 on unix) holding it.
+    ///
+    /// Returns `true` alongside the key when this call created the file, so
+    /// the caller can warn, once, that a key was generated and must be backed
+    /// up — losing it loses every sealed secret.
+    ///
+    /// The file appears atomically and complete, and if several processes
+    /// start at once exactly one key wins: the others return the winner's key
+    /// with `false`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::from_file`] for an existing file; [`CryptoError::KeyFileIo`]
+    /// if the file cannot be created (the directory is not created for you);
+    /// [`CryptoError::Random`] if the OS RNG fails.
+    pub fn load_or_generate(path: impl AsRef<Path>) -> Result<(Self, bool), CryptoError> {
+        let path = path.as_ref();
+        if let Some(existing) = read_key_file(path)? {
+            return Ok((existing, false));
+        }
+        let key = Self::try_generate()?;
+        match publish_key_file(path, &key)? {
+            None => Ok((key, true)),
+            Some(winner) => Ok((winner, false)),
+        }
+    }
+
+    /// The key id: the first 8 hex characters of SHA-256 over a fixed label
+    /// and the key. It identifies the key in sealed values, logs and error
+    /// messages without revealing anything about it.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Derives a 256-bit subkey for one purpose:
+    /// `HMAC-SHA-256(key = master key, message = "gatehouse/" + purpose)`.
+    ///
+    /// Use a distinct, fixed `purpose` per use (e.g. `"audit-chain"`,
+    /// `"csrf"`); different purposes give independent keys, so one leaking
+    /// does not expose the master key or the others.
+    ///
+    /// Derived keys are a pure function of the master key: **changing the
+    /// master key changes every derived key**, so any MAC made with one
+    /// (audit chain, outstanding CSRF tokens) no longer verifies.
+    #[must_use]
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let mut block = Zeroizing::new([0u8; HMAC_BLOCK_LEN]);
+        block[..MASTER_KEY_LEN].copy_from_slice(self.key.expose_secret());
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new((&*block).into());
+        mac.update(DERIVE_PREFIX.as_bytes());
+        mac.update(purpose.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
+
+    /// The key as standard base64 with padding — the format every loader
+    /// accepts — for the CLI that generates and prints a key.
+    #[must_use]
+    pub fn to_base64(&self) -> SecretString {
+        // `encode` allocates exactly, so converting into the boxed secret does
+        // not reallocate and leave an unwiped copy behind.
+        SecretString::from(KEY_BASE64.encode(self.key.expose_secret()))
+    }
+
+    /// The raw key, for the sealing code in this module only.
+    pub(super) fn bytes(&self) -> &[u8; MASTER_KEY_LEN] {
+        self.key.expose_secret()
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(action: &'static str, path: &Path, cause: io::Error) -> CryptoError {
+    CryptoError::KeyFileIo {
+        action,
+        path: path.to_owned(),
+        cause,
+    }
+}
+
+/// Reads and parses a key file; `Ok(None)` if it does not exist, so that
+/// `load_or_generate` can tell "absent" from "present but broken".
+fn read_key_file(path: &Path) -> Result<Option<MasterKey>, CryptoError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("open", path, e)),
+    };
+    // Check the handle we read from, not the path, so a swap between the check
+    // and the read cannot slip a different file past it.
+    check_permissions(&file, path)?;
+
+    let mut text = Zeroizing::new(Vec::with_capacity(usize::from(MAX_KEY_FILE_LEN) + 1));
+    file.take(u64::from(MAX_KEY_FILE_LEN) + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| io_error("read", path, e))?;
+    if text.len() > usize::from(MAX_KEY_FILE_LEN) {
+        return Err(CryptoError::KeyFileTooLarge {
+            path: path.to_owned(),
+            max: u64::from(MAX_KEY_FILE_LEN),
+        });
+    }
+    let invalid = |reason| CryptoError::InvalidKeyFile {
+        path: path.to_owned(),
+        reason: Box::new(reason),
+    };
+    let text = std::str::from_utf8(&text).map_err(|_| invalid(CryptoError::NotBase64))?;
+    MasterKey::from_base64(text).map(Some).map_err(invalid)
+}
+
+/// The master key protects everything, so a key file other local accounts can
+/// read is a misconfiguration we refuse rather than warn about.
+#[cfg(unix)]
+fn check_permissions(file: &File, path: &Path) -> Result<(), CryptoError> {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let mode = file
+        .metadata()
+        .map_err(|e| io_error("inspect", path, e))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(CryptoError::KeyFileTooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_file: &File, _path: &Path) -> Result<(), CryptoError> {
+    // No portable owner-only notion to check; protect the file with ACLs.
+    Ok(())
+}
+
+/// Removes the temporary file on every exit path. Failure to remove is
+/// ignored: after a successful rename the name is already gone, and a stray
+/// temp file must not turn a working startup into an error.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Writes `key` to `path` without ever exposing a partial file and without
+/// replacing a file someone else created meanwhile.
+///
+/// Returns `None` if our key was published, or `Some(winner)` if another
+/// process created the file first (its key must be used, or the two processes
+/// would seal under different keys).
+fn publish_key_file(path: &Path, key: &MasterKey) -> Result<Option<MasterKey>, CryptoError> {
+    let file_name = path.file_name().ok_or_else(|| {
+        io_error(
+            "create",
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
+        )
+    })?;
+    // Same directory, so the final link/rename stays on one filesystem.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+
+    let (temp, mut file) = create_temp_file(dir, file_name)?;
+    let encoded = key.to_base64();
+    file.write_all(encoded.expose_secret().as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        // The file must be durable before it becomes visible: a key that is
+        // lost after secrets were sealed with it loses those secrets.
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("write", &temp.path, e))?;
+    drop(file);
+
+    // rename() would silently replace a file another process published in the
+    // meantime; link() fails instead, which is exactly the "create_new" we
+    // need for the final name.
+    match fs::hard_link(&temp.path, path) {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(None)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => adopt_existing(path),
+        Err(_) => {
+            // Some filesystems (FAT, some network/FUSE mounts) lack hard
+            // links. Fall back to rename, narrowing the race to this check.
+            if fs::symlink_metadata(path).is_ok() {
+                return adopt_existing(path);
+            }
+            fs::rename(&temp.path, path).map_err(|e| io_error("create", path, e))?;
+            sync_dir(dir);
+            Ok(None)
+        }
+    }
+}
+
+/// Another process won the race to create the key file: use its key.
+fn adopt_existing(path: &Path) -> Result<Option<MasterKey>, CryptoError> {
+    match read_key_file(path)? {
+        Some(winner) => Ok(Some(winner)),
+        // It existed a moment ago; someone deleted it again. Don't guess.
+        None => Err(io_error(
+            "create",
+            path,
+            io::Error::other("the file was created and removed concurrently"),
+        )),
+    }
+}
+
+/// Creates a fresh temporary file next to the key file, owner-only from the
+/// moment it exists (never briefly world-readable) and never reusing a name.
+fn create_temp_file(
+    dir: &Path,
+    file_name: &std::ffi::OsStr,
+) -> Result<(TempFile, File), CryptoError> {
+    const ATTEMPTS: usize = 8;
+    let mut last_error = None;
+    for _ in 0..ATTEMPTS {
+        let mut suffix = [0u8; 8];
+        OsRng
+            .try_fill_bytes(&mut suffix)
+            .map_err(|e| CryptoError::Random { cause: e.into() })?;
+        let mut name = OsString::from(".");
+        name.push(file_name);
+        name.push(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            hex::encode(suffix)
+        ));
+        let temp_path = dir.join(name);
+
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        match options.open(&temp_path) {
+            Ok(file) => return Ok((TempFile { path: temp_path }, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(e) => return Err(io_error("create", &temp_path, e)),
+        }
+    }
+    Err(io_error(
+        "create",
+        dir,
+        last_error.unwrap_or_else(|| io::Error::other("no free temporary file name")),
+    ))
+}
+
+/// Makes the new directory entry durable. Best effort: some filesystems refuse
+/// to fsync a directory, and the key file itself is already synced.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Key bytes 0, 1, ..., 31; the expected values below were computed
+    /// independently (Python hashlib/hmac), pinning the kid and derivation
+    /// formulas so they cannot drift without a test noticing.
+    const FIXED_KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const FIXED_KEY_KID: &str = "f3a3ad53";
+    const FIXED_KEY_AUDIT_CHAIN: &str =
+        "93bb3a6a7be6a1eaf3e97e9fbecd49d14453fb037fb6aa5988e451a4cf0f92eb";
+
+    fn write_file(path: &Path, contents: &str, mode: u32) {
+        fs::write(path, contents).unwrap();
+        set_mode(path, mode);
+    }
+
+    #[cfg(unix)]
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(not(unix))]
+    fn set_mode(_path: &Path, _mode: u32) {}
+
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn kid_is_eight_hex_chars_of_labelled_sha256() {
+        let key = MasterKey::from_base64(FIXED_KEY_B64).unwrap();
+        assert_eq!(key.kid(), FIXED_KEY_KID);
+    }
+
+    #[test]
+    fn kid_differs_between_keys_and_is_stable_for_one_key() {
+        let a = MasterKey::generate();
+        let b = MasterKey::generate();
+        assert_ne!(a.kid(), b.kid());
+        let a_again = MasterKey::from_base64(a.to_base64().expose_secret()).unwrap();
+        assert_eq!(a.kid(), a_again.kid());
+        assert_eq!(a.kid().len(), 8);
+        assert!(
+            a.kid()
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+
+    #[test]
+    fn base64_key_is_accepted_with_or_without_padding_and_surrounding_whitespace() {
+        let unpadded = FIXED_KEY_B64.trim_end_matches('=');
+        for text in [
+            FIXED_KEY_B64.to_owned(),
+            unpadded.to_owned(),
+            format!("  {FIXED_KEY_B64}\n"),
+            format!("\t{unpadded}\r\n"),
+        ] {
+            assert_eq!(MasterKey::from_base64(&text).unwrap().kid(), FIXED_KEY_KID);
+        }
+    }
+
+    #[test]
+    fn wrong_length_keys_are_refused_naming_the_length() {
+        for len in [0usize, 1, 16, 31, 33, 64] {
+            let text = KEY_BASE64.encode(vec![7u8; len]);
+            let err = MasterKey::from_base64(&text).unwrap_err();
+            assert!(
+                matches!(err, CryptoError::WrongLength { got } if got == len),
+                "{len}: {err:?}"
+            );
+        }
+        let err = MasterKey::from_base64(&KEY_BASE64.encode([1u8; 16])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "master key must be 32 bytes (256 bits) of base64, got 16 bytes"
+        );
+    }
+
+    #[test]
+    fn non_base64_keys_are_refused_without_echoing_the_input() {
+        for text in [
+            "this-is-my-s3cret-passphrase!not*base64",
+            // Space inside, url-safe alphabet, non-canonical final symbol.
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd Hh8=",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh_=",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8==",
+            "====",
+        ] {
+            let err = MasterKey::from_base64(text).unwrap_err();
+            assert!(matches!(err, CryptoError::NotBase64), "{text:?}: {err:?}");
+            assert!(!err.to_string().contains(text));
+            assert!(!format!("{err:?}").contains(text));
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_the_kid_and_no_key_material() {
+        let key = MasterKey::generate();
+        let debug = format!("{key:?}");
+        let alternate = format!("{key:#?}");
+        let b64 = key.to_base64();
+        let b64 = b64.expose_secret();
+        for shown in [&debug, &alternate] {
+            assert!(shown.contains(key.kid()), "{shown}");
+            assert!(!shown.contains(b64));
+            assert!(!shown.contains(b64.trim_end_matches('=')));
+            assert!(!shown.contains(&hex::encode(key.bytes())));
+            assert!(!shown.contains(&format!("{:?}", key.bytes())));
+        }
+        assert_eq!(debug, format!("MasterKey {{ kid: {:?}, .. }}", key.kid()));
+    }
+
+    #[test]
+    fn derived_keys_match_hmac_sha256_of_the_prefixed_purpose() {
+        let key = MasterKey::from_base64(FIXED_KEY_B64).unwrap();
+        assert_eq!(
+            hex::encode(*key.derive("audit-chain")),
+            FIXED_KEY_AUDIT_CHAIN
+        );
+
+        // And agree with the ordinary variable-length-key HMAC constructor.
+        let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes()).unwrap();
+        reference.update(b"gatehouse/csrf");
+        assert_eq!(
+            key.derive("csrf").as_slice(),
+            reference.finalize().into_bytes().as_slice()
+        );
+    }
+
+    #[test]
+    fn derived_keys_are_deterministic_and_separate_purposes_and_master_keys() {
+        let a = MasterKey::generate();
+        let b = MasterKey::generate();
+        assert_eq!(*a.derive("audit-chain"), *a.derive("audit-chain"));
+        assert_ne!(*a.derive("audit-chain"), *a.derive("csrf"));
+        assert_ne!(*a.derive(""), *a.derive("csrf"));
+        assert_ne!(*a.derive("csrf"), *b.derive("csrf"));
+        assert_ne!(a.derive("csrf").as_slice(), a.bytes().as_slice());
+    }
+
+    #[test]
+    fn to_base64_round_trips() {
+        let key = MasterKey::generate();
+        let again = MasterKey::from_base64(key.to_base64().expose_secret()).unwrap();
+        assert_eq!(key.bytes(), again.bytes());
+        assert!(key.to_base64().expose_secret().ends_with('='));
+    }
+
+    #[test]
+    fn key_file_with_trailing_newline_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        write_file(&path, &format!("{FIXED_KEY_B64}\n"), 0o600);
+        assert_eq!(MasterKey::from_file(&path).unwrap().kid(), FIXED_KEY_KID);
+    }
+
+    #[test]
+    fn missing_key_file_error_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such.key");
+        let err = MasterKey::from_file(&path).unwrap_err();
+        assert!(matches!(&err, CryptoError::KeyFileMissing { path: p } if *p == path));
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn group_or_other_accessible_key_file_is_refused_with_chmod_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        for mode in [0o640, 0o604, 0o644, 0o660, 0o601] {
+            write_file(&path, FIXED_KEY_B64, mode);
+            let err = MasterKey::from_file(&path).unwrap_err();
+            assert!(
+                matches!(err, CryptoError::KeyFileTooOpen { mode: m, .. } if m == mode),
+                "{mode:o}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains("chmod 600"), "{message}");
+            assert!(message.contains(&*path.to_string_lossy()), "{message}");
+            // load_or_generate must not paper over it by generating a new key.
+            assert!(matches!(
+                MasterKey::load_or_generate(&path),
+                Err(CryptoError::KeyFileTooOpen { .. })
+            ));
+        }
+        for mode in [0o600, 0o400] {
+            set_mode(&path, mode);
+            assert_eq!(MasterKey::from_file(&path).unwrap().kid(), FIXED_KEY_KID);
+        }
+    }
+
+    #[test]
+    fn key_file_with_bad_contents_names_the_path_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        write_file(&path, &KEY_BASE64.encode([9u8; 16]), 0o600);
+        let err = MasterKey::from_file(&path).unwrap_err();
+        assert!(matches!(
+            &err,
+            CryptoError::InvalidKeyFile { reason, .. }
+                if matches!(**reason, CryptoError::WrongLength { got: 16 })
+        ));
+        assert!(err.to_string().contains(&*path.to_string_lossy()));
+        assert!(err.to_string().contains("got 16 bytes"));
+
+        fs::write(&path, [0xff, 0xfe, b'A']).unwrap();
+        assert!(matches!(
+            MasterKey::from_file(&path),
+            Err(CryptoError::InvalidKeyFile { reason, .. }) if matches!(*reason, CryptoError::NotBase64)
+        ));
+
+        // A present-but-broken file is an error for load_or_generate too,
+        // never silently replaced by a new key.
+        assert!(MasterKey::load_or_generate(&path).is_err());
+        assert_eq!(fs::read(&path).unwrap(), [0xff, 0xfe, b'A']);
+    }
+
+    #[test]
+    fn oversized_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        write_file(&path, &"A".repeat(64 * 1024), 0o600);
+        assert!(matches!(
+            MasterKey::from_file(&path),
+            Err(CryptoError::KeyFileTooLarge { max: 1024, .. })
+        ));
+    }
+
+    #[test]
+    fn generated_key_file_has_mode_0600_and_reloads_to_the_same_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let (key, generated) = MasterKey::load_or_generate(&path).unwrap();
+        assert!(generated);
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o600, "{mode:o}");
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'));
+        assert_eq!(text.trim_end(), key.to_base64().expose_secret());
+        assert_eq!(MasterKey::from_file(&path).unwrap().kid(), key.kid());
+        // No temporary files left next to the key.
+        assert_eq!(file_names(dir.path()), ["master.key"]);
+    }
+
+    #[test]
+    fn load_or_generate_second_call_loads_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let (first, generated_first) = MasterKey::load_or_generate(&path).unwrap();
+        let (second, generated_second) = MasterKey::load_or_generate(&path).unwrap();
+        assert!(generated_first);
+        assert!(!generated_second);
+        assert_eq!(first.kid(), second.kid());
+        assert_eq!(first.bytes(), second.bytes());
+    }
+
+    #[test]
+    fn load_or_generate_uses_an_existing_file_without_rewriting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        write_file(&path, FIXED_KEY_B64, 0o600);
+        let (key, generated) = MasterKey::load_or_generate(&path).unwrap();
+        assert!(!generated);
+        assert_eq!(key.kid(), FIXED_KEY_KID);
+        assert_eq!(fs::read_to_string(&path).unwrap(), FIXED_KEY_B64);
+    }
+
+    #[test]
+    fn publishing_loses_to_a_file_that_appeared_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        write_file(&path, FIXED_KEY_B64, 0o600);
+        let ours = MasterKey::generate();
+        let winner = publish_key_file(&path, &ours)
+            .unwrap()
+            .expect("other key wins");
+        assert_eq!(winner.kid(), FIXED_KEY_KID);
+        assert_eq!(fs::read_to_string(&path).unwrap(), FIXED_KEY_B64);
+        assert_eq!(file_names(dir.path()), ["master.key"]);
+    }
+
+    #[test]
+    fn concurrent_load_or_generate_agrees_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let threads = 8;
+        let barrier = std::sync::Barrier::new(threads);
+        let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let (key, generated) = MasterKey::load_or_generate(&path).unwrap();
+                        (key.kid().to_owned(), generated)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|(_, generated)| *generated).count(),
+            1
+        );
+        let on_disk = MasterKey::from_file(&path).unwrap();
+        assert!(results.iter().all(|(kid, _)| kid == on_disk.kid()));
+        assert_eq!(file_names(dir.path()), ["master.key"]);
+    }
+
+    #[test]
+    fn load_or_generate_in_a_missing_directory_reports_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent").join("master.key");
+        let err = MasterKey::load_or_generate(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CryptoError::KeyFileIo {
+                    action: "create",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("absent"), "{err}");
+    }
+}

@@ -1,0 +1,158 @@
+//! The master key and the sealing of secrets at rest (DESIGN §12).
+//!
+//! Gatehouse keeps a single 256-bit [`MasterKey`]. Everything secret that has
+//! to sit in the database (TOTP seeds, private signing keys, upstream client
+//! secrets) is stored *sealed* under it, and every other long-lived symmetric
+//! key (audit-chain HMAC, CSRF token MAC, ...) is *derived* from it. Stealing a
+//! database dump therefore yields nothing usable without the key file.
+//!
+//! # Sealed text format
+//!
+//! [`MasterKey::seal`] produces ASCII text that fits a `TEXT` column:
+//!
+//! ```text
+//! v1.<kid>.<base64url-no-pad(nonce[12] || ciphertext || tag[16])>
+//! ```
+//!
+//! * `v1` — AES-256-GCM with a random 96-bit nonce, the master key used
+//!   directly as the AES key, and the caller's `context` string (UTF-8 bytes,
+//!   nothing added) as associated data.
+//! * `<kid>` — [`MasterKey::kid`] of the sealing key, so a value sealed under a
+//!   different key is reported as such ([`CryptoError::UnknownKey`]) instead of
+//!   as tampering, which is what an operator needs to see after a key mix-up.
+//!
+//! The context (e.g. `"totp-secret:<user id>"`) makes a sealed value open only
+//! for the row and purpose it was sealed for: copying it into another user's
+//! row, or from a TOTP column into a signing-key column, makes it fail.
+//!
+//! # Key changes
+//!
+//! Replacing the master key makes every sealed value unopenable
+//! ([`CryptoError::UnknownKey`]) **and** changes every key returned by
+//! [`MasterKey::derive`], so MACs made with derived keys (audit chain, CSRF
+//! tokens) stop verifying. There is no automatic re-keying in `v1`.
+
+mod master_key;
+mod seal;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use master_key::{MASTER_KEY_LEN, MasterKey};
+pub use seal::SEALED_VERSION;
+
+/// Everything that can go wrong loading the master key or opening a sealed
+/// value.
+///
+/// Every message is a single line and never contains key material, the text a
+/// key was parsed from, or the contents of a sealed value: these errors end up
+/// in logs and in operators' terminals.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The key decoded from base64 to the wrong number of bytes.
+    #[error("master key must be 32 bytes (256 bits) of base64, got {got} bytes")]
+    WrongLength {
+        /// How many bytes the base64 decoded to.
+        got: usize,
+    },
+
+    /// The key text is not standard base64.
+    #[error(
+        "master key is not valid base64 (expected 32 random bytes in standard base64, e.g. from `openssl rand -base64 32`)"
+    )]
+    NotBase64,
+
+    /// [`MasterKey::from_file`] was pointed at a file that does not exist.
+    #[error("master key file {path:?} does not exist")]
+    KeyFileMissing {
+        /// The path that was looked up.
+        path: PathBuf,
+    },
+
+    /// The key file can be read by accounts other than its owner.
+    #[error(
+        "master key file {path:?} is accessible by group or others (mode {mode:04o}); run `chmod 600 {path:?}`"
+    )]
+    KeyFileTooOpen {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// The key file is far larger than any base64 master key could be.
+    #[error(
+        "master key file {path:?} is larger than {max} bytes, so it does not hold a base64 master key"
+    )]
+    KeyFileTooLarge {
+        /// The key file.
+        path: PathBuf,
+        /// The size limit that was exceeded.
+        max: u64,
+    },
+
+    /// The key file exists but its contents are not a valid master key.
+    // `reason` is shown in the message rather than exposed as `source()` so
+    // that error-chain printers (anyhow's `{:#}`) don't print it twice.
+    #[error("master key file {path:?}: {reason}")]
+    InvalidKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with its contents ([`CryptoError::WrongLength`] or
+        /// [`CryptoError::NotBase64`]).
+        reason: Box<CryptoError>,
+    },
+
+    /// Reading or writing the key file failed at the OS level.
+    #[error("could not {action} master key file {path:?}: {cause}")]
+    KeyFileIo {
+        /// What was being attempted ("open", "read", "create", ...).
+        action: &'static str,
+        /// The key file (or the temporary file next to it).
+        path: PathBuf,
+        /// The OS error.
+        cause: io::Error,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("operating system random number generator failed: {cause}")]
+    Random {
+        /// The OS error.
+        cause: io::Error,
+    },
+
+    /// The sealed value has a version tag this build does not understand.
+    #[error(
+        "sealed value has format version {version:?}; this build only reads {SEALED_VERSION:?}"
+    )]
+    UnsupportedVersion {
+        /// The version tag found (always `v` followed by digits).
+        version: String,
+    },
+
+    /// The sealed value was sealed under a different master key.
+    #[error(
+        "sealed value was sealed under master key {kid}, which is not the configured master key"
+    )]
+    UnknownKey {
+        /// Key id of the master key that sealed the value.
+        kid: String,
+    },
+
+    /// The sealed value is not in the `v1.<kid>.<payload>` shape.
+    #[error("sealed value is malformed: {reason}")]
+    Malformed {
+        /// Which part of the shape is wrong.
+        reason: &'static str,
+    },
+
+    /// The ciphertext did not authenticate.
+    ///
+    /// AES-GCM deliberately cannot tell *why*: a modified value and a value
+    /// opened under a different context look exactly the same to it.
+    #[error(
+        "sealed value failed authentication: it was altered, or was sealed for a different context"
+    )]
+    AuthenticationFailed,
+}

@@ -1,0 +1,19 @@
+//! Pure types and rules, no I/O. Input becomes one of these at the edge; past that
+//! point the type proves the check was done.
+
+mod email;
+mod org;
+mod password;
+mod role;
+mod username;
+
+pub use email::Email;
+pub use org::{OrgName, OrgPolicy};
+pub use password::Password;
+pub use role::{Role, UserStatus};
+pub use username::Username;
+
+/// Why an input was refused; shown to the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);

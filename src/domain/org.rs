@@ -1,0 +1,79 @@
+use serde::{Deserialize, Serialize};
+
+use super::ParseError;
+
+/// An organisation's short name (the `--org` of the CLI): lower-case, URL-safe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrgName(String);
+
+impl OrgName {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 63 {
+            return Err(ParseError(
+                "organisation name must be 1 to 63 characters".into(),
+            ));
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ParseError(
+                "organisation name may contain a-z, 0-9 and - only".into(),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OrgName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The policies an organisation owns (DESIGN §3). Stored as one JSON document; every
+/// field has its DESIGN default, so older documents gain new knobs at their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrgPolicy {
+    /// Where lockout and IP-block alerts go.
+    pub support_email: Option<String>,
+    /// SSO session idle timeout (DESIGN §8: 72 h).
+    pub session_idle_secs: u64,
+    /// SSO session absolute lifetime (DESIGN §8: 30 days).
+    pub session_absolute_secs: u64,
+}
+
+impl Default for OrgPolicy {
+    fn default() -> Self {
+        Self {
+            support_email: None,
+            session_idle_secs: 72 * 3600,
+            session_absolute_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_policy_document_gets_design_defaults() {
+        let p: OrgPolicy = serde_json::from_str("{}").unwrap();
+        assert_eq!(p, OrgPolicy::default());
+        assert_eq!(p.session_idle_secs, 259_200);
+    }
+
+    #[test]
+    fn org_names_are_url_safe() {
+        assert!(OrgName::parse("st-marys-2").is_ok());
+        assert!(OrgName::parse("St Mary's").is_err());
+        assert!(OrgName::parse("").is_err());
+    }
+}

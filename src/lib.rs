@@ -1,0 +1,14 @@
+//! Gatehouse: an identity provider for clinical software (OpenID Connect and SAML 2.0).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod bootstrap;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod ephemeral;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod web;

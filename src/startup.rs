@@ -1,0 +1,263 @@
+//! Builds the shared state, runs actix-web on rustls, and stops gracefully.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+
+use crate::{
+    auth::password::Hasher,
+    bootstrap::{self, FirstAdmin},
+    clock::{SharedClock, SystemClock},
+    config::{Config, MasterKeySource, redacted},
+    crypto::MasterKey,
+    ephemeral::{Ephemeral, MemoryStore, RedisStore},
+    store::Store,
+    telemetry::Metrics,
+    web::{self as gw, error::bad_input},
+};
+
+/// Everything a request handler may use. One per running application.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub ephemeral: Arc<dyn Ephemeral>,
+    pub master_key: Arc<MasterKey>,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
+    pub hasher: Hasher,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("redis_url: {0}")]
+    Ephemeral(#[from] crate::ephemeral::EphemeralError),
+    #[error("{0}")]
+    MasterKey(String),
+    #[error("{0}")]
+    Tls(#[from] gw::tls::TlsError),
+    #[error("{0}")]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("{what}: {reason}")]
+    Io { what: String, reason: String },
+}
+
+/// A built, not yet running, application.
+pub struct Application {
+    local_addr: SocketAddr,
+    server: Server,
+    state: web::Data<AppState>,
+    first_admin: Option<FirstAdmin>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with a clock tests can move.
+    pub async fn build_with_clock(
+        config: Config,
+        clock: SharedClock,
+    ) -> Result<Self, StartupError> {
+        let state = build_state(config, clock).await?;
+        let first_admin = bootstrap::ensure_first_start(
+            &state.store,
+            &state.hasher,
+            &state.config,
+            state.clock.as_ref(),
+        )
+        .await?;
+        let config = state.config.clone();
+        let state = web::Data::new(state);
+
+        let listener = std::net::TcpListener::bind(config.bind).map_err(|e| StartupError::Io {
+            what: format!("bind {}", config.bind),
+            reason: e.to_string(),
+        })?;
+        let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
+            what: "bind".into(),
+            reason: e.to_string(),
+        })?;
+
+        let app_state = state.clone();
+        let http = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(64 * 1024))
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(16 * 1024)
+                        .error_handler(|e, _| bad_input(e)),
+                )
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(|e, _| bad_input(e)),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e)))
+                .app_data(web::PathConfig::default().error_handler(|e, _| bad_input(e)))
+                .wrap(from_fn(gw::context))
+                .configure(gw::ops::routes)
+                .default_service(web::to(gw::error::not_found))
+        })
+        .shutdown_timeout(config.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(10));
+
+        let http = if config.tls {
+            let (cert, key) = match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+                _ => {
+                    let (cert, key) = gw::tls::self_signed_paths(&config.data_dir);
+                    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+                    if let Some(host) = config.issuer.host_str() {
+                        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+                        if !hosts.contains(&host) {
+                            hosts.push(host);
+                        }
+                    }
+                    if gw::tls::ensure_self_signed(&cert, &key, &hosts)? {
+                        tracing::warn!(cert = %cert.display(), "generated a self-signed TLS certificate; use a real one in production");
+                    }
+                    (cert, key)
+                }
+            };
+            http.listen_rustls_0_23(listener, gw::tls::server_config(&cert, &key)?)
+        } else {
+            http.listen(listener)
+        }
+        .map_err(|e| StartupError::Io {
+            what: format!("listen on {local_addr}"),
+            reason: e.to_string(),
+        })?;
+
+        Ok(Self {
+            local_addr,
+            server: http.run(),
+            state,
+            first_admin,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// The first administrator's one-time password, if this start created one. Taken
+    /// once: the caller shows it and it is gone.
+    pub fn take_first_admin(&mut self) -> Option<FirstAdmin> {
+        self.first_admin.take()
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until SIGTERM/SIGINT (graceful: in-flight requests finish).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens the data directory, the master key, the database (migrated) and the ephemeral store.
+pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState, StartupError> {
+    ensure_private_dir(&config.data_dir)?;
+    let master_key = load_master_key(&config)?;
+    let store = open_store(&config).await?;
+    let ephemeral: Arc<dyn Ephemeral> = match &config.redis_url {
+        Some(url) => {
+            let store = RedisStore::connect(url.as_str(), &config.redis_key_prefix)
+                .await
+                .map_err(|e| {
+                    crate::ephemeral::EphemeralError::Unavailable(format!(
+                        "{} ({})",
+                        e,
+                        redacted(url)
+                    ))
+                })?;
+            Arc::new(store)
+        }
+        None => Arc::new(MemoryStore::new()),
+    };
+    let hasher = Hasher::new(
+        config.argon2_memory_kib,
+        config.argon2_iterations,
+        config.argon2_parallelism,
+    )
+    .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?;
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        ephemeral,
+        master_key: Arc::new(master_key),
+        clock,
+        metrics: Arc::new(Metrics::new()),
+        hasher,
+    })
+}
+
+/// Connects and migrates; used by `serve` and `migrate`.
+pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
+    let target = config.database_target()?;
+    let pool_size = config.database_pool_size;
+    let store = tokio::task::spawn_blocking(move || Store::connect(&target, pool_size))
+        .await
+        .map_err(|e| StartupError::Io {
+            what: "database".into(),
+            reason: e.to_string(),
+        })??;
+    let applied = store.migrate().await?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied database migrations");
+    }
+    Ok(store)
+}
+
+fn load_master_key(config: &Config) -> Result<MasterKey, StartupError> {
+    use secrecy::ExposeSecret;
+    let err = |e: crate::crypto::CryptoError| StartupError::MasterKey(format!("master key: {e}"));
+    match config.master_key_source()? {
+        MasterKeySource::Inline => {
+            let text = config
+                .master_key
+                .as_ref()
+                .map(|k| k.expose_secret())
+                .unwrap_or_default();
+            MasterKey::from_base64(text).map_err(err)
+        }
+        MasterKeySource::File(path) => MasterKey::from_file(&path).map_err(err),
+        MasterKeySource::Generated(path) => {
+            let (key, generated) = MasterKey::load_or_generate(&path).map_err(err)?;
+            if generated {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated a new master key; back it up: without it, sealed secrets cannot be opened"
+                );
+            }
+            Ok(key)
+        }
+    }
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<(), StartupError> {
+    let io = |e: std::io::Error| StartupError::Io {
+        what: format!("data_dir {}", dir.display()),
+        reason: e.to_string(),
+    };
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
+    }
+    Ok(())
+}

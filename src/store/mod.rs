@@ -1,0 +1,251 @@
+//! Durable state: diesel over PostgreSQL (production) or SQLite (embedded default).
+//!
+//! One connection type for both backends, migrations embedded per backend, and an
+//! r2d2 pool used only from `spawn_blocking`, so a slow query never stalls the async
+//! workers that answer `/healthz` and the sign-in page.
+
+pub mod orgs;
+pub mod schema;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::{
+    Connection, PgConnection, RunQueryDsl, SqliteConnection,
+    r2d2::{self, ManageConnection},
+    result::{DatabaseErrorKind, Error as DieselError},
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseTarget;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Serialises migrations when several instances start at once against one PostgreSQL.
+const MIGRATION_LOCK_ID: i64 = 0x6761_7465_686f_7573; // "gatehous"
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached: answered 503, never 500 (DESIGN §14).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Query(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::NotFound => Self::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Conflict,
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            DieselError::BrokenTransactionManager => {
+                Self::Unavailable("broken transaction manager".into())
+            }
+            other => {
+                let text = other.to_string();
+                // SQLite answers "database is locked" when a writer outlasts busy_timeout.
+                if text.contains("database is locked") {
+                    Self::Unavailable(text)
+                } else {
+                    Self::Query(text)
+                }
+            }
+        }
+    }
+}
+
+impl From<r2d2::PoolError> for StoreError {
+    fn from(e: r2d2::PoolError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// Opens connections for one target, choosing the backend from the URL scheme so a
+/// bad PostgreSQL URL reports its own error rather than a SQLite one.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    target: DatabaseTarget,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.target {
+            DatabaseTarget::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgresql)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseTarget::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // WAL lets readers proceed during a write; busy_timeout makes writers
+                // queue instead of failing; foreign keys are off by default in SQLite.
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut conn,
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the pool. Blocking: call before the server starts or from `spawn_blocking`.
+    pub fn connect(target: &DatabaseTarget, pool_size: u32) -> Result<Self, StoreError> {
+        let backend = match target {
+            DatabaseTarget::Postgres(_) => Backend::Postgres,
+            DatabaseTarget::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                Backend::Sqlite
+            }
+        };
+        let manager = Manager {
+            target: target.clone(),
+        };
+        // Fail fast with the real reason instead of r2d2's generic time-out.
+        let mut first = manager
+            .connect()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        manager
+            .is_valid(&mut first)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(3))
+            .test_on_check_out(true)
+            .error_handler(Box::new(r2d2::LoggingErrorHandler))
+            .build_unchecked(manager);
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("database task failed: {e}")))?
+    }
+
+    /// Like `run`, inside one transaction.
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| conn.transaction(|conn| f(conn))).await
+    }
+
+    /// Applies pending migrations; returns the names of those applied (empty on a no-op).
+    pub fn migrate_blocking(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.get()?;
+        let applied = match &mut *conn {
+            DbConnection::Postgresql(pg) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+                    .execute(pg)?;
+                let result = pg
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>());
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+                    .execute(pg)?;
+                result
+            }
+            DbConnection::Sqlite(lite) => lite
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>()),
+        };
+        applied.map_err(|e| StoreError::Query(format!("migration failed: {e}")))
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.migrate_blocking())
+            .await
+            .map_err(|e| StoreError::Query(format!("migration task failed: {e}")))?
+    }
+
+    /// For `/readyz`: a fresh round trip, bounded in time.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let check = self.run(|conn| {
+            diesel::sql_query("SELECT 1").execute(conn)?;
+            Ok(())
+        });
+        match tokio::time::timeout(Duration::from_secs(3), check).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
+        }
+    }
+}
+
+/// New primary keys: random UUIDs stored as text on both backends.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

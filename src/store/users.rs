@@ -1,0 +1,138 @@
+//! Users and their password history.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{DbConnection, StoreError, new_id, schema::users};
+use crate::domain::{Email, Role, UserStatus, Username};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub org_id: String,
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub password_hash: Option<String>,
+    pub password_changed_at: Option<NaiveDateTime>,
+    pub must_change_password: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl UserRow {
+    /// An unreadable role grants nothing.
+    pub fn role(&self) -> Role {
+        self.role.parse().unwrap_or(Role::User)
+    }
+
+    /// An unreadable status is treated as disabled: fail closed.
+    pub fn status(&self) -> UserStatus {
+        self.status.parse().unwrap_or(UserStatus::Disabled)
+    }
+}
+
+/// What it takes to create a user; the password hash is computed by the caller.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub org_id: String,
+    pub username: Username,
+    pub email: Email,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub password_hash: Option<String>,
+    pub must_change_password: bool,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct UserInsert<'a> {
+    id: &'a str,
+    org_id: &'a str,
+    username: &'a str,
+    email: &'a str,
+    display_name: Option<&'a str>,
+    role: &'a str,
+    status: &'a str,
+    password_hash: Option<&'a str>,
+    password_changed_at: Option<NaiveDateTime>,
+    must_change_password: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    new: &NewUser,
+    now: NaiveDateTime,
+) -> Result<UserRow, StoreError> {
+    let id = new_id();
+    diesel::insert_into(users::table)
+        .values(&UserInsert {
+            id: &id,
+            org_id: &new.org_id,
+            username: new.username.as_str(),
+            email: new.email.as_str(),
+            display_name: new.display_name.as_deref(),
+            role: new.role.as_str(),
+            status: UserStatus::Active.as_str(),
+            password_hash: new.password_hash.as_deref(),
+            password_changed_at: new.password_hash.as_ref().map(|_| now),
+            must_change_password: new.must_change_password,
+            created_at: now,
+            updated_at: now,
+        })
+        .execute(conn)?;
+    if let Some(hash) = &new.password_hash {
+        super::users::record_password(conn, &id, hash, now)?;
+    }
+    find_by_id(conn, &id)?.ok_or(StoreError::NotFound)
+}
+
+pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_username(
+    conn: &mut DbConnection,
+    username: &Username,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::username.eq(username.as_str()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn count_with_role(conn: &mut DbConnection, role: Role) -> Result<i64, StoreError> {
+    Ok(users::table
+        .filter(users::role.eq(role.as_str()))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Appends to the password history (DESIGN §4: the last N may not be reused).
+pub fn record_password(
+    conn: &mut DbConnection,
+    user_id: &str,
+    hash: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    use super::schema::password_history as ph;
+    diesel::insert_into(ph::table)
+        .values((
+            ph::id.eq(new_id()),
+            ph::user_id.eq(user_id),
+            ph::password_hash.eq(hash),
+            ph::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

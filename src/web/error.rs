@@ -1,0 +1,106 @@
+//! The one mapping from errors to HTTP answers. Bad input is a 4xx with a message;
+//! an unreachable database or store is a 503 with `Retry-After`; nothing a request
+//! sends produces a 500 with internals in it.
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
+use serde::Serialize;
+
+use crate::{ephemeral::EphemeralError, store::StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden(String),
+    #[error("service temporarily unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl AppError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "invalid_request",
+            Self::NotFound => "not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    fn public_message(&self) -> &str {
+        match self {
+            Self::BadRequest(m) | Self::Forbidden(m) => m,
+            Self::NotFound => "not found",
+            Self::Unavailable(_) => "service temporarily unavailable, try again shortly",
+            Self::Internal(_) => "internal error",
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unavailable(detail) => tracing::warn!(detail = %detail, "dependency unavailable"),
+            Self::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unavailable(_)) {
+            res.insert_header(("Retry-After", "5"));
+        }
+        res.insert_header(("Cache-Control", "no-store"))
+            .json(ErrorBody {
+                error: self.code(),
+                error_description: self.public_message(),
+            })
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict => Self::BadRequest("already exists".into()),
+            StoreError::Query(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<EphemeralError> for AppError {
+    fn from(e: EphemeralError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// Unknown paths.
+pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// Extractor failures (malformed JSON, oversized bodies, bad query strings) become
+/// a 400 that says what was wrong, never actix's default plain-text or a 500.
+pub fn bad_input(err: impl std::fmt::Display) -> actix_web::Error {
+    AppError::BadRequest(err.to_string()).into()
+}

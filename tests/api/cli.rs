@@ -1,0 +1,220 @@
+//! The binary as an operator runs it: first start, second start, bad configuration,
+//! `config check`, `migrate`, graceful stop.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use crate::helpers::client;
+
+fn gatehouse(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GATEHOUSE_DATA_DIR", data_dir)
+        .env("GATEHOUSE_BIND", "127.0.0.1:0")
+        .env("GATEHOUSE_LOG_LEVEL", "warn");
+    cmd
+}
+
+/// Starts `serve` and reads stdout up to the "listening" line.
+fn serve(data_dir: &Path) -> (Child, Vec<String>, String) {
+    let mut child = gatehouse(data_dir)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    let mut base = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("Gatehouse listening on ") {
+            base = url.to_owned();
+            lines.push(line);
+            break;
+        }
+        lines.push(line);
+    }
+    assert!(!base.is_empty(), "no listening line; stdout was {lines:?}");
+    (child, lines, base)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    panic!("server did not stop within 10 s of SIGTERM");
+}
+
+#[tokio::test]
+async fn first_start_creates_an_admin_once_and_second_start_reuses_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines, base) = serve(dir.path());
+    let banner = lines.join("\n");
+    assert!(
+        banner.contains("created administrator 'admin' with one-time password: "),
+        "{banner}"
+    );
+    // Read to the end: an unfinished response is an in-flight request that a graceful
+    // stop rightly waits for.
+    let status = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    assert!(
+        terminate(&mut child).success(),
+        "SIGTERM stops gracefully with status 0"
+    );
+
+    for file in ["gatehouse.db", "master.key", "tls/cert.pem", "tls/key.pem"] {
+        assert!(dir.path().join(file).exists(), "{file} missing");
+    }
+    #[cfg(unix)]
+    for private in ["master.key", "tls/key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(private))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{private} is readable by others: {mode:o}");
+    }
+    let key_before = std::fs::read(dir.path().join("master.key")).unwrap();
+    let cert_before = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
+
+    let (mut child, lines, base) = serve(dir.path());
+    assert!(
+        !lines.join("\n").contains("password"),
+        "second start printed {lines:?}"
+    );
+    assert_eq!(
+        client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    terminate(&mut child);
+    assert_eq!(
+        std::fs::read(dir.path().join("master.key")).unwrap(),
+        key_before
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("tls/cert.pem")).unwrap(),
+        cert_before
+    );
+}
+
+/// Runs a command expected to fail on configuration; returns its stderr.
+fn config_failure(cmd: &mut Command) -> String {
+    let out = cmd.arg("serve").output().unwrap();
+    assert!(!out.status.success(), "should have failed");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line, no backtrace: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gatehouse.toml");
+
+    std::fs::write(&file, "bind = \"127.0.0.1:0\"\nlisten_addr = \"x\"\n").unwrap();
+    let err = config_failure(gatehouse(dir.path()).arg("--config").arg(&file));
+    assert!(err.contains("listen_addr"), "{err}");
+
+    let err = config_failure(gatehouse(dir.path()).env("GATEHOUSE_ISSUER", "not a url"));
+    assert!(err.contains("GATEHOUSE_ISSUER"), "{err}");
+
+    let err =
+        config_failure(gatehouse(dir.path()).env("GATEHOUSE_DATABASE_URL", "postgres//broken"));
+    assert!(err.contains("GATEHOUSE_DATABASE_URL"), "{err}");
+
+    let err = config_failure(
+        gatehouse(dir.path())
+            .env("GATEHOUSE_TLS_CERT", "/nonexistent/cert.pem")
+            .env("GATEHOUSE_TLS_KEY", "/nonexistent/key.pem"),
+    );
+    assert!(
+        err.contains("tls_cert") && err.contains("/nonexistent/cert.pem"),
+        "{err}"
+    );
+
+    let err = config_failure(gatehouse(dir.path()).env("GATEHOUSE_MASTER_KEY", "c2hvcnQ="));
+    assert!(
+        err.contains("master_key") && err.contains("32 bytes"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("c2hvcnQ="),
+        "the key itself is never echoed: {err}"
+    );
+
+    let err = config_failure(gatehouse(dir.path()).env("GATEHOUSE_BIMD", "127.0.0.1:1"));
+    assert!(err.contains("GATEHOUSE_BIMD"), "{err}");
+
+    assert!(
+        !dir.path().join("gatehouse.db").exists(),
+        "nothing was created on bad config"
+    );
+}
+
+#[test]
+fn config_check_prints_effective_settings_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
+    let out = gatehouse(dir.path())
+        .env("GATEHOUSE_MASTER_KEY", key)
+        .env("GATEHOUSE_REDIS_URL", "redis://:s3cret-pass@127.0.0.1:6379")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("bind = \"127.0.0.1:0\""), "{text}");
+    assert!(
+        !text.contains(key) && !text.contains("s3cret-pass"),
+        "{text}"
+    );
+    assert!(text.contains("[redacted]"));
+}
+
+#[test]
+fn migrate_applies_then_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = gatehouse(dir.path()).arg("migrate").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.path().join("gatehouse.db").exists());
+}

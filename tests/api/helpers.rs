@@ -1,0 +1,178 @@
+//! `spawn_app`: the real server, on a random port, with fresh state per test.
+//!
+//! SQLite in a temporary directory by default. When `GATEHOUSE_TEST_DATABASE_URL` is
+//! set, a fresh PostgreSQL schema instead; when `GATEHOUSE_TEST_REDIS_URL` is set, the
+//! real Redis with a fresh key prefix.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use actix_web::{dev::ServerHandle, web};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use gatehouse::{
+    clock::TestClock,
+    config::Config,
+    crypto::MasterKey,
+    startup::{AppState, Application},
+};
+use secrecy::ExposeSecret;
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT`
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+    pub clock: TestClock,
+    /// The one-time password of the first administrator, as printed on first start.
+    pub admin_password: Option<String>,
+    pub handle: ServerHandle,
+    pub data_dir: Arc<TempDir>,
+    pub config: Config,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Stops the server gracefully (as SIGTERM would).
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// A client that trusts our self-signed certificate, keeps cookies and does not follow
+/// redirects (tests look at each hop).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client builds")
+}
+
+pub fn test_database_url() -> Option<String> {
+    std::env::var("GATEHOUSE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub fn test_redis_url() -> Option<String> {
+    std::env::var("GATEHOUSE_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Says plainly that a test did not run, and why.
+/// Written straight to stderr: libtest captures `eprintln!`, and a skip must be seen.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
+/// A fresh PostgreSQL schema, returned as a URL whose connections use it.
+pub fn fresh_postgres_url(base: &str) -> String {
+    let schema = format!("gh_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::establish(base).expect("GATEHOUSE_TEST_DATABASE_URL reachable");
+    diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .expect("create schema");
+    // libpq reads `options` percent-decoded but does not turn `+` into a space.
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
+/// The test configuration: temp dir, port 0, cheap argon2 unless a test asks otherwise,
+/// real PostgreSQL and Redis when the environment names them.
+pub fn test_config(data_dir: &TempDir) -> Config {
+    let mut config = Config::for_tests(data_dir.path().to_owned());
+    if let Some(base) = test_database_url() {
+        config.database_url = Some(url::Url::parse(&fresh_postgres_url(&base)).expect("url"));
+        config.master_key = Some(base64_key(&MasterKey::generate()).into());
+    }
+    if let Some(redis) = test_redis_url() {
+        config.redis_url = Some(url::Url::parse(&redis).expect("redis url"));
+        config.redis_key_prefix = format!("gh-test:{}:", uuid::Uuid::new_v4().simple());
+    }
+    config
+}
+
+pub fn base64_key(key: &MasterKey) -> String {
+    key.to_base64().expose_secret().to_owned()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = TempDir::new().expect("temp dir");
+    let mut config = test_config(&data_dir);
+    customise(&mut config);
+    spawn_with_config(config, Arc::new(data_dir)).await
+}
+
+/// Starts a server on an existing configuration (a second instance, a restart).
+pub async fn spawn_with_config(config: Config, data_dir: Arc<TempDir>) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        gatehouse::telemetry::init_logging(&Config {
+            log_level: "debug".into(),
+            ..config.clone()
+        });
+    }
+    config.validate().expect("test configuration is valid");
+    let clock = TestClock::default();
+    let mut app = Application::build_with_clock(config.clone(), Arc::new(clock.clone()))
+        .await
+        .expect("application builds");
+    let addr = app.local_addr();
+    let admin_password = app
+        .take_first_admin()
+        .map(|a| a.one_time_password.expose_secret().to_owned());
+    let state = app.state();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let scheme = if config.tls { "https" } else { "http" };
+    TestApp {
+        addr,
+        base: format!("{scheme}://127.0.0.1:{}", addr.port()),
+        client: client(),
+        state,
+        clock,
+        admin_password,
+        handle,
+        data_dir,
+        config,
+    }
+}
+
+/// Polls `f` until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
