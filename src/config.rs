@@ -98,6 +98,10 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Concurrent password hashes; absent → one per core.
+    pub hashing_workers: Option<usize>,
+    /// Sign-ins allowed to wait for a hashing worker; beyond that, 503 at once.
+    pub hashing_queue: usize,
     /// Username and email of the administrator created on first start.
     pub admin_username: String,
     pub admin_email: String,
@@ -127,6 +131,8 @@ impl Default for Config {
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            hashing_workers: None,
+            hashing_queue: 32,
             admin_username: "admin".into(),
             admin_email: "admin@localhost".into(),
             shutdown_timeout_secs: 30,
@@ -270,6 +276,8 @@ impl Config {
             "argon2_memory_kib" => self.argon2_memory_kib = parse(value)?,
             "argon2_iterations" => self.argon2_iterations = parse(value)?,
             "argon2_parallelism" => self.argon2_parallelism = parse(value)?,
+            "hashing_workers" => self.hashing_workers = non_empty(value)?,
+            "hashing_queue" => self.hashing_queue = parse(value)?,
             "admin_username" => self.admin_username = value.to_owned(),
             "admin_email" => self.admin_email = value.to_owned(),
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
-    auth::password::Hasher,
+    auth::{hashing::HashingPool, password::Hasher},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
     config::{Config, MasterKeySource, redacted},
@@ -24,7 +24,7 @@ pub struct AppState {
     pub master_key: Arc<MasterKey>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
-    pub hasher: Hasher,
+    pub hashing: HashingPool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,21 +63,30 @@ impl Application {
         config: Config,
         clock: SharedClock,
     ) -> Result<Self, StartupError> {
+        let listener = std::net::TcpListener::bind(config.bind).map_err(|e| StartupError::Io {
+            what: format!("bind {}", config.bind),
+            reason: e.to_string(),
+        })?;
+        Self::build_on(listener, config, clock).await
+    }
+
+    /// As `build_with_clock`, on a listener the caller already bound (tests bind first so
+    /// the issuer can name the real port).
+    pub async fn build_on(
+        listener: std::net::TcpListener,
+        config: Config,
+        clock: SharedClock,
+    ) -> Result<Self, StartupError> {
         let state = build_state(config, clock).await?;
         let first_admin = bootstrap::ensure_first_start(
             &state.store,
-            &state.hasher,
+            state.hashing.hasher(),
             &state.config,
             state.clock.as_ref(),
         )
         .await?;
         let config = state.config.clone();
         let state = web::Data::new(state);
-
-        let listener = std::net::TcpListener::bind(config.bind).map_err(|e| StartupError::Io {
-            what: format!("bind {}", config.bind),
-            reason: e.to_string(),
-        })?;
         let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
             what: "bind".into(),
             reason: e.to_string(),
@@ -91,17 +100,20 @@ impl Application {
                 .app_data(
                     web::FormConfig::default()
                         .limit(16 * 1024)
-                        .error_handler(|e, _| bad_input(e)),
+                        .error_handler(bad_input),
                 )
                 .app_data(
                     web::JsonConfig::default()
                         .limit(64 * 1024)
-                        .error_handler(|e, _| bad_input(e)),
+                        .error_handler(bad_input),
                 )
-                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e)))
-                .app_data(web::PathConfig::default().error_handler(|e, _| bad_input(e)))
+                .app_data(web::QueryConfig::default().error_handler(bad_input))
+                .app_data(web::PathConfig::default().error_handler(bad_input))
                 .wrap(from_fn(gw::context))
                 .configure(gw::ops::routes)
+                .configure(gw::pages::static_routes)
+                .configure(crate::auth::login::routes)
+                .configure(crate::auth::account::routes)
                 .default_service(web::to(gw::error::not_found))
         })
         .shutdown_timeout(config.shutdown_timeout_secs)
@@ -193,14 +205,26 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         config.argon2_parallelism,
     )
     .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?;
+    let metrics = Arc::new(Metrics::new());
+    let workers = config
+        .hashing_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let hashing = {
+        let metrics = metrics.clone();
+        let queue = config.hashing_queue;
+        tokio::task::spawn_blocking(move || HashingPool::new(hasher, workers, queue, &metrics))
+            .await
+            .map_err(|e| StartupError::MasterKey(e.to_string()))?
+            .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?
+    };
     Ok(AppState {
         config: Arc::new(config),
         store,
         ephemeral,
         master_key: Arc::new(master_key),
         clock,
-        metrics: Arc::new(Metrics::new()),
-        hasher,
+        metrics,
+        hashing,
     })
 }
 

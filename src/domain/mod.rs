@@ -4,12 +4,14 @@
 mod email;
 mod org;
 mod password;
+mod password_policy;
 mod role;
 mod username;
 
 pub use email::Email;
 pub use org::{OrgName, OrgPolicy};
 pub use password::Password;
+pub use password_policy::{PasswordPolicy, PolicyViolation};
 pub use role::{Role, UserStatus};
 pub use username::Username;
 

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::ParseError;
+use super::{ParseError, PasswordPolicy};
 
 /// An organisation's short name (the `--org` of the CLI): lower-case, URL-safe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -41,6 +41,7 @@ impl std::fmt::Display for OrgName {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrgPolicy {
+    pub password: PasswordPolicy,
     /// Where lockout and IP-block alerts go.
     pub support_email: Option<String>,
     /// SSO session idle timeout (DESIGN §8: 72 h).
@@ -52,6 +53,7 @@ pub struct OrgPolicy {
 impl Default for OrgPolicy {
     fn default() -> Self {
         Self {
+            password: PasswordPolicy::default(),
             support_email: None,
             session_idle_secs: 72 * 3600,
             session_absolute_secs: 30 * 24 * 3600,

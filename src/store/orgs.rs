@@ -76,3 +76,22 @@ pub fn insert(
         .execute(conn)?;
     find_by_id(conn, &id)?.ok_or(StoreError::NotFound)
 }
+
+pub fn set_policy(
+    conn: &mut DbConnection,
+    id: &str,
+    policy: &OrgPolicy,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let policy = serde_json::to_string(policy).map_err(|e| StoreError::Query(e.to_string()))?;
+    let changed = diesel::update(organisations::table.find(id))
+        .set((
+            organisations::policy.eq(policy),
+            organisations::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

@@ -136,3 +136,58 @@ pub fn record_password(
         .execute(conn)?;
     Ok(())
 }
+
+/// Sets a new password: clears `must_change_password` and records it in the history.
+pub fn set_password(
+    conn: &mut DbConnection,
+    user_id: &str,
+    hash: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(users::table.find(user_id))
+        .set((
+            users::password_hash.eq(hash),
+            users::password_changed_at.eq(now),
+            users::must_change_password.eq(false),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    record_password(conn, user_id, hash, now)
+}
+
+/// Replaces the hash of the same password (parameter upgrade); history is unchanged.
+pub fn replace_hash(conn: &mut DbConnection, user_id: &str, hash: &str) -> Result<(), StoreError> {
+    diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The `n` most recent password hashes of a user, newest first (the current one included).
+pub fn recent_password_hashes(
+    conn: &mut DbConnection,
+    user_id: &str,
+    n: usize,
+) -> Result<Vec<String>, StoreError> {
+    use super::schema::password_history as ph;
+    Ok(ph::table
+        .filter(ph::user_id.eq(user_id))
+        .order(ph::created_at.desc())
+        .limit(n as i64)
+        .select(ph::password_hash)
+        .load(conn)?)
+}
+
+pub fn set_must_change_password(
+    conn: &mut DbConnection,
+    user_id: &str,
+    value: bool,
+) -> Result<(), StoreError> {
+    diesel::update(users::table.find(user_id))
+        .set(users::must_change_password.eq(value))
+        .execute(conn)?;
+    Ok(())
+}

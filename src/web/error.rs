@@ -99,8 +99,15 @@ pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
-/// Extractor failures (malformed JSON, oversized bodies, bad query strings) become
-/// a 400 that says what was wrong, never actix's default plain-text or a 500.
-pub fn bad_input(err: impl std::fmt::Display) -> actix_web::Error {
-    AppError::BadRequest(err.to_string()).into()
+/// Extractor failures (malformed JSON or form bodies, oversized bodies, bad query
+/// strings) become a 400 that says what was wrong: a page for browsers, JSON for APIs;
+/// never actix's default plain text or a 500.
+pub fn bad_input(err: impl std::fmt::Display, req: &HttpRequest) -> actix_web::Error {
+    let error = AppError::BadRequest(format!("The request could not be read: {err}."));
+    let response = if super::pages::wants_html(req) {
+        super::pages::error_page(&error)
+    } else {
+        error.error_response()
+    };
+    actix_web::error::InternalError::from_response(error, response).into()
 }

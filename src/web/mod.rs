@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod error;
 pub mod ops;
+pub mod pages;
 pub mod tls;
 
 use std::{net::IpAddr, time::Instant};

@@ -11,10 +11,13 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use actix_web::{dev::ServerHandle, web};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use gatehouse::{
+    auth::account::{NewAccount, create_account},
     clock::TestClock,
     config::Config,
     crypto::MasterKey,
+    domain::{Email, OrgName, Password, Role, Username},
     startup::{AppState, Application},
+    store::users::UserRow,
 };
 use secrecy::ExposeSecret;
 use tempfile::TempDir;
@@ -126,16 +129,23 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// Starts a server on an existing configuration (a second instance, a restart).
-pub async fn spawn_with_config(config: Config, data_dir: Arc<TempDir>) -> TestApp {
+pub async fn spawn_with_config(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         gatehouse::telemetry::init_logging(&Config {
             log_level: "debug".into(),
             ..config.clone()
         });
     }
+    // Bind first, so the issuer (links, Origin checks, tokens) names the real port.
+    let listener = std::net::TcpListener::bind(config.bind).expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    if config.issuer.as_str() == "https://localhost:8443/" {
+        let scheme = if config.tls { "https" } else { "http" };
+        config.issuer = url::Url::parse(&format!("{scheme}://127.0.0.1:{port}")).unwrap();
+    }
     config.validate().expect("test configuration is valid");
     let clock = TestClock::default();
-    let mut app = Application::build_with_clock(config.clone(), Arc::new(clock.clone()))
+    let mut app = Application::build_on(listener, config.clone(), Arc::new(clock.clone()))
         .await
         .expect("application builds");
     let addr = app.local_addr();
@@ -174,5 +184,113 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates an active user in organisation `default` with role `user` and email
+/// `{username}@example.org`, through the same capability as `gatehouse user create`.
+pub async fn create_user(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    must_change_password: bool,
+) -> UserRow {
+    create_account(
+        &app.state,
+        NewAccount {
+            org: OrgName::parse("default").unwrap(),
+            username: Username::parse(username).unwrap(),
+            email: Email::parse(&format!("{username}@example.org")).unwrap(),
+            display_name: None,
+            role: Role::User,
+            password: Password::parse(password.to_owned()).unwrap(),
+            must_change_password,
+        },
+    )
+    .await
+    .expect("user created")
+}
+
+/// The value of a hidden form field in a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+impl TestApp {
+    /// A new browser-like client (its own cookies).
+    pub fn new_client(&self) -> reqwest::Client {
+        client()
+    }
+
+    /// Follows `/login` to a fresh transaction's page with `client`; returns (tx, csrf).
+    pub async fn open_login(&self, client: &reqwest::Client) -> (String, String) {
+        let res = client.get(self.url("/login")).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let page = client.get(self.url(&location)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        (hidden(&html, "tx"), hidden(&html, "csrf"))
+    }
+
+    /// Posts a browser form with a same-origin `Origin` header.
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .header("Origin", &self.base)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in on a fresh transaction; returns the response to the password step.
+    pub async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let (tx, csrf) = self.open_login(client).await;
+        self.post_form(
+            client,
+            "/login",
+            &[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// The account page's CSRF token (the client must be signed in).
+    pub async fn account_csrf(&self, client: &reqwest::Client) -> String {
+        let res = client.get(self.url("/account")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "not signed in");
+        hidden(&res.text().await.unwrap(), "csrf")
+    }
+
+    /// A counter from `/metrics` (0 when absent).
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(line_prefix)
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0.0)
     }
 }

@@ -1,0 +1,385 @@
+//! The signed-in user's page (DESIGN §2 `/account`): who am I, change password, active
+//! sessions, sign out. Also the one password-change capability every path uses
+//! (required action, account page; reset and admin later).
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{
+    login::{check_password, pool_error, see_other, signed_out, start_sign_in},
+    same_secret, session,
+    transaction::Resume,
+};
+use crate::{
+    domain::{Email, Password, PolicyViolation, Username},
+    startup::AppState,
+    store::{orgs, users, users::UserRow},
+    web::{
+        error::AppError,
+        pages::{PageError, check_same_origin, render},
+    },
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(account_page)
+        .service(account_password)
+        .service(end_session);
+}
+
+pub struct PasswordChange {
+    pub new: String,
+    pub confirm: String,
+}
+
+/// Sets a new password for `user` if it satisfies the organisation's policy, the
+/// confirmation matches and it is not one of the recent ones. `Ok(Err(messages))`
+/// names every failing rule at once (DESIGN §4).
+pub async fn change_password(
+    state: &AppState,
+    user: &UserRow,
+    change: PasswordChange,
+) -> Result<Result<(), Vec<String>>, AppError> {
+    let password = match Password::parse(change.new) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(vec![format!("The new password: {}.", e.0)])),
+    };
+    let org_id = user.org_id.clone();
+    let org = state
+        .store
+        .run(move |c| orgs::find_by_id(c, &org_id))
+        .await?
+        .ok_or(AppError::Internal("user without organisation".into()))?;
+    let policy = org.policy().password;
+    let username = Username::parse(&user.username).map_err(|e| AppError::Internal(e.0))?;
+    let email = Email::parse(&user.email).map_err(|e| AppError::Internal(e.0))?;
+
+    let mut errors: Vec<String> = Vec::new();
+    if password.expose() != change.confirm {
+        errors.push("The two new passwords do not match.".into());
+    }
+    errors.extend(
+        policy
+            .check(&password, &username, &email)
+            .iter()
+            .map(ToString::to_string),
+    );
+    if policy.history > 0 {
+        let user_id = user.id.clone();
+        let n = policy.history;
+        let recent = state
+            .store
+            .run(move |c| users::recent_password_hashes(c, &user_id, n))
+            .await?;
+        if state
+            .hashing
+            .matches_any(recent, password.clone())
+            .await
+            .map_err(pool_error)?
+        {
+            errors.push(PolicyViolation::Reused { history: n }.to_string());
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let hash = state.hashing.hash(password).await.map_err(pool_error)?;
+    let user_id = user.id.clone();
+    let now = state.clock.now().naive_utc();
+    state
+        .store
+        .transaction(move |c| users::set_password(c, &user_id, &hash, now))
+        .await?;
+    tracing::info!(user_id = %user.id, "password changed");
+    Ok(Ok(()))
+}
+
+struct SessionView {
+    handle: String,
+    created: String,
+    last_seen: String,
+    from: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    username: &'a str,
+    email: &'a str,
+    org: &'a str,
+    role: &'a str,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    errors: Vec<String>,
+    sessions: Vec<SessionView>,
+}
+
+fn when(secs: i64) -> String {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+async fn render_account(
+    state: &AppState,
+    current: &session::SsoSession,
+    user: &UserRow,
+    notice: Option<&str>,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let org_id = user.org_id.clone();
+    let org = state
+        .store
+        .run(move |c| orgs::find_by_id(c, &org_id))
+        .await?;
+    let sessions = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.handle == current.handle,
+            created: when(s.created_at),
+            last_seen: when(s.last_seen),
+            from: [s.client_ip.as_deref(), s.user_agent.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · ")
+                .chars()
+                .take(120)
+                .collect(),
+            handle: s.handle,
+        })
+        .collect();
+    Ok(render(
+        &AccountPage {
+            username: &user.username,
+            email: &user.email,
+            org: org.as_ref().map(|o| o.display_name.as_str()).unwrap_or(""),
+            role: user.role().as_str(),
+            csrf: &current.csrf,
+            notice,
+            errors,
+            sessions,
+        },
+        status,
+    ))
+}
+
+/// The session and its user, or `None` when the browser must sign in (again).
+async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<(session::SsoSession, UserRow)>, AppError> {
+    let Some(current) =
+        session::current(state.ephemeral.as_ref(), state.clock.as_ref(), req).await?
+    else {
+        return Ok(None);
+    };
+    let user_id = current.user_id.clone();
+    let user = state
+        .store
+        .run(move |c| users::find_by_id(c, &user_id))
+        .await?;
+    match user {
+        Some(user) if user.status() == crate::domain::UserStatus::Active => {
+            Ok(Some((current, user)))
+        }
+        _ => {
+            session::end(state.ephemeral.as_ref(), &current.user_id, &current.handle).await?;
+            Ok(None)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountQuery {
+    changed: Option<String>,
+}
+
+#[get("/account")]
+async fn account_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
+    };
+    let notice = query
+        .changed
+        .is_some()
+        .then_some("Your password was changed.");
+    Ok(render_account(&state, &current, &user, notice, Vec::new(), StatusCode::OK).await?)
+}
+
+#[derive(Deserialize)]
+struct AccountPasswordForm {
+    #[serde(default)]
+    csrf: String,
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+#[post("/account/password")]
+async fn account_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<AccountPasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(see_other("/account"));
+    };
+    let form = form.into_inner();
+    if !same_secret(&form.csrf, &current.csrf) {
+        return Err(PageError(AppError::Forbidden(
+            "This form has expired or was not sent from this browser. Please reload the page."
+                .into(),
+        )));
+    }
+    let current_ok = match Password::parse(form.current_password) {
+        Ok(p) => check_password(&state, &user.username, p).await?.is_some(),
+        Err(_) => false,
+    };
+    if !current_ok {
+        let errors = vec!["Your current password is not correct.".to_owned()];
+        return Ok(render_account(
+            &state,
+            &current,
+            &user,
+            None,
+            errors,
+            StatusCode::BAD_REQUEST,
+        )
+        .await?);
+    }
+    let change = PasswordChange {
+        new: form.new_password,
+        confirm: form.confirm_password,
+    };
+    match change_password(&state, &user, change).await? {
+        Err(errors) => Ok(render_account(
+            &state,
+            &current,
+            &user,
+            None,
+            errors,
+            StatusCode::BAD_REQUEST,
+        )
+        .await?),
+        Ok(()) => {
+            // DESIGN §8: a password change ends the user's other sessions everywhere.
+            session::end_all(state.ephemeral.as_ref(), &user.id, Some(&current.handle)).await?;
+            Ok(see_other("/account?changed=1"))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EndSessionForm {
+    #[serde(default)]
+    csrf: String,
+    session: String,
+}
+
+#[post("/account/sessions/end")]
+async fn end_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<EndSessionForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(see_other("/account"));
+    };
+    if !same_secret(&form.csrf, &current.csrf) {
+        return Err(PageError(AppError::Forbidden(
+            "This form has expired or was not sent from this browser. Please reload the page."
+                .into(),
+        )));
+    }
+    if form.session.len() != 64 || !form.session.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(PageError(AppError::BadRequest("Unknown session.".into())));
+    }
+    session::end(state.ephemeral.as_ref(), &user.id, &form.session).await?;
+    if form.session == current.handle {
+        return Ok(signed_out());
+    }
+    Ok(see_other("/account"))
+}
+
+/// A user to create (CLI now, admin API later).
+pub struct NewAccount {
+    pub org: crate::domain::OrgName,
+    pub username: Username,
+    pub email: Email,
+    pub display_name: Option<String>,
+    pub role: crate::domain::Role,
+    pub password: Password,
+    pub must_change_password: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateAccountError {
+    #[error("no organisation named {0:?}")]
+    NoSuchOrg(String),
+    #[error("a user named {0:?} already exists")]
+    Exists(String),
+    #[error("the password does not meet the policy: {}", .0.join(" "))]
+    Policy(Vec<String>),
+    #[error("{0}")]
+    App(#[from] AppError),
+}
+
+/// Creates a user whose password obeys its organisation's policy.
+pub async fn create_account(
+    state: &AppState,
+    new: NewAccount,
+) -> Result<UserRow, CreateAccountError> {
+    let org_name = new.org.clone();
+    let org = state
+        .store
+        .run(move |c| orgs::find_by_name(c, &org_name))
+        .await
+        .map_err(AppError::from)?
+        .ok_or_else(|| CreateAccountError::NoSuchOrg(new.org.to_string()))?;
+    let violations = org
+        .policy()
+        .password
+        .check(&new.password, &new.username, &new.email);
+    if !violations.is_empty() {
+        return Err(CreateAccountError::Policy(
+            violations.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    let hash = state.hashing.hash(new.password).await.map_err(pool_error)?;
+    let now = state.clock.now().naive_utc();
+    let username = new.username.clone();
+    let row = users::NewUser {
+        org_id: org.id,
+        username: new.username,
+        email: new.email,
+        display_name: new.display_name,
+        role: new.role,
+        password_hash: Some(hash),
+        must_change_password: new.must_change_password,
+    };
+    match state
+        .store
+        .transaction(move |c| users::insert(c, &row, now))
+        .await
+    {
+        Ok(user) => {
+            tracing::info!(user_id = %user.id, "user created");
+            Ok(user)
+        }
+        Err(crate::store::StoreError::Conflict) => {
+            Err(CreateAccountError::Exists(username.to_string()))
+        }
+        Err(e) => Err(AppError::from(e).into()),
+    }
+}

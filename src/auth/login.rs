@@ -1,0 +1,539 @@
+//! The sign-in pages: password step, required password change, completion into an SSO
+//! session, and sign-out. Handlers stay thin: parse → check the transaction → call the
+//! capability → render.
+
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::{StatusCode, header},
+    post, web,
+};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{
+    account::{PasswordChange, change_password},
+    same_secret, session, token_hash,
+    transaction::{LoginTransaction, MAX_TOKEN_LEN, Resume, Stage},
+};
+use crate::{
+    domain::{Password, UserStatus, Username},
+    startup::AppState,
+    store::{orgs, users, users::UserRow},
+    web::{
+        RequestContext,
+        error::AppError,
+        pages::{PageError, check_same_origin, message, render},
+    },
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(login_page)
+        .service(login_submit)
+        .service(password_page)
+        .service(password_submit)
+        .service(logout_page)
+        .service(logout_submit);
+}
+
+/// One message for every failed sign-in, whatever the reason (DESIGN §4).
+const SIGN_IN_FAILED: &str = "Incorrect username or password.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    tx: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "change_password.html")]
+struct ChangePasswordPage<'a> {
+    tx: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    reason: &'a str,
+    errors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TxQuery {
+    tx: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct NewPasswordForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The browser cookie's value, and whether it has to be set now.
+pub(crate) fn browser_id(req: &HttpRequest) -> (String, bool) {
+    match req.cookie(session::BROWSER_COOKIE) {
+        Some(c) if !c.value().is_empty() && c.value().len() <= MAX_TOKEN_LEN => {
+            (c.value().to_owned(), false)
+        }
+        _ => (super::random_token(), true),
+    }
+}
+
+/// Starts a transaction and sends the browser to the sign-in page.
+pub(crate) async fn start_sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    resume: Resume,
+) -> Result<HttpResponse, AppError> {
+    let (browser, new) = browser_id(req);
+    let tx =
+        LoginTransaction::begin(state.ephemeral.as_ref(), resume, token_hash(&browser)).await?;
+    let mut res = see_other(&format!("/login?tx={}", tx.id));
+    if new {
+        res.add_cookie(&session::browser_cookie(browser))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+    }
+    Ok(res)
+}
+
+pub(crate) fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+fn expired() -> HttpResponse {
+    message(
+        StatusCode::BAD_REQUEST,
+        "Your sign-in expired",
+        "This sign-in is no longer valid: it timed out or was already used. Please start again.",
+        Some(("/account", "Start again")),
+    )
+}
+
+fn csrf_refused() -> PageError {
+    PageError(AppError::Forbidden(
+        "This form has expired or was not sent from this browser. Please go back and try again."
+            .into(),
+    ))
+}
+
+/// The live transaction for `id`, if it belongs to this browser.
+async fn owned_transaction(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+) -> Result<Option<LoginTransaction>, AppError> {
+    let Some(tx) = LoginTransaction::load(state.ephemeral.as_ref(), id).await? else {
+        return Ok(None);
+    };
+    let (browser, new) = browser_id(req);
+    Ok((!new && same_secret(&token_hash(&browser), &tx.browser)).then_some(tx))
+}
+
+fn stage_location(tx: &LoginTransaction) -> String {
+    match tx.stage {
+        Stage::Password => format!("/login?tx={}", tx.id),
+        Stage::ChangePassword => format!("/login/password?tx={}", tx.id),
+        Stage::Done => format!("/login?tx={}", tx.id),
+    }
+}
+
+#[get("/login")]
+async fn login_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<TxQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some(id) = query.into_inner().tx else {
+        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
+    };
+    let Some(tx) = owned_transaction(&state, &req, &id).await? else {
+        return Ok(expired());
+    };
+    if tx.stage != Stage::Password {
+        return Ok(see_other(&stage_location(&tx)));
+    }
+    Ok(render(
+        &LoginPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            username: "",
+            error: None,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[post("/login")]
+async fn login_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    // Refused before any lookup or hashing: no account has such a name or password.
+    if form.username.len() > Username::MAX_INPUT_BYTES {
+        return Err(AppError::BadRequest("The username is too long.".into()).into());
+    }
+    let password = Password::parse(form.password)
+        .map_err(|e| AppError::BadRequest(format!("{}.", capitalise(&e.0))))?;
+    let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
+        return Ok(expired());
+    };
+    if !same_secret(&form.csrf, &tx.csrf) {
+        return Err(csrf_refused());
+    }
+    if tx.stage != Stage::Password {
+        return Ok(see_other(&stage_location(&tx)));
+    }
+
+    let Some(user) = check_password(&state, &form.username, password.clone()).await? else {
+        tracing::info!(request_id = %ctx.request_id, client_ip = ?ctx.client_ip, "sign-in failed");
+        return Ok(render(
+            &LoginPage {
+                tx: &tx.id,
+                csrf: &tx.csrf,
+                username: &form.username,
+                error: Some(SIGN_IN_FAILED),
+            },
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    upgrade_hash_in_background(&state, &user, password);
+
+    let now = state.clock.now();
+    let org = state
+        .store
+        .run({
+            let org_id = user.org_id.clone();
+            move |c| orgs::find_by_id(c, &org_id)
+        })
+        .await?
+        .ok_or(AppError::Internal("user without organisation".into()))?;
+    let expired_password = user
+        .password_changed_at
+        .is_some_and(|at| org.policy().password.is_expired(at.and_utc(), now));
+    tx.user_id = Some(user.id.clone());
+    tx.amr = vec!["pwd".into()];
+    tx.auth_time = Some(now.timestamp());
+    tx.stage = if user.must_change_password || expired_password {
+        Stage::ChangePassword
+    } else {
+        Stage::Done
+    };
+    tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "password accepted");
+    advance(&state, &req, &ctx, tx).await
+}
+
+/// The user when `password` is theirs and the account is active; `None` otherwise.
+/// Unknown, malformed and disabled names cost one verification too (dummy hash), so the
+/// answer and its timing say nothing about whether the account exists.
+pub(crate) async fn check_password(
+    state: &AppState,
+    raw_username: &str,
+    password: Password,
+) -> Result<Option<UserRow>, AppError> {
+    let user = match Username::parse(raw_username) {
+        Ok(username) => {
+            state
+                .store
+                .run(move |c| users::find_by_username(c, &username))
+                .await?
+        }
+        Err(_) => None,
+    };
+    let user = user.filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
+    let ok = state
+        .hashing
+        .verify(
+            user.as_ref().and_then(|u| u.password_hash.clone()),
+            password,
+        )
+        .await
+        .map_err(pool_error)?;
+    Ok(user.filter(|_| ok))
+}
+
+pub(crate) fn pool_error(e: super::hashing::PoolError) -> AppError {
+    match e {
+        super::hashing::PoolError::Busy => {
+            AppError::Unavailable("password hashing at capacity".into())
+        }
+        other => AppError::Internal(other.to_string()),
+    }
+}
+
+/// DESIGN §4: hashes made with older parameters are replaced after a successful sign-in,
+/// off the response path.
+fn upgrade_hash_in_background(state: &web::Data<AppState>, user: &UserRow, password: Password) {
+    let Some(current) = &user.password_hash else {
+        return;
+    };
+    if !state.hashing.hasher().needs_rehash(current) {
+        return;
+    }
+    let state = state.clone();
+    let user_id = user.id.clone();
+    tokio::spawn(async move {
+        let Ok(hash) = state.hashing.hash(password).await else {
+            return;
+        };
+        let result = state
+            .store
+            .run(move |c| users::replace_hash(c, &user_id, &hash))
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "password hash upgrade failed");
+        }
+    });
+}
+
+/// Sends the browser to the transaction's next page, or finishes it.
+async fn advance(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    tx: LoginTransaction,
+) -> Result<HttpResponse, PageError> {
+    if tx.stage != Stage::Done {
+        tx.save(state.ephemeral.as_ref()).await?;
+        return Ok(see_other(&stage_location(&tx)));
+    }
+    complete(state, req, ctx, tx).await
+}
+
+/// The person is signed in: create the SSO session and answer the original request.
+async fn complete(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    tx: LoginTransaction,
+) -> Result<HttpResponse, PageError> {
+    if !tx.finish(state.ephemeral.as_ref()).await? {
+        return Ok(expired());
+    }
+    let user_id = tx.user_id.clone().ok_or(AppError::Internal(
+        "finished transaction without user".into(),
+    ))?;
+    let (user, org) = state
+        .store
+        .run(move |c| {
+            let user = users::find_by_id(c, &user_id)?.ok_or(crate::store::StoreError::NotFound)?;
+            let org =
+                orgs::find_by_id(c, &user.org_id)?.ok_or(crate::store::StoreError::NotFound)?;
+            Ok((user, org))
+        })
+        .await?;
+    // A browser holds one session: signing in again replaces the previous one.
+    if let Some(previous) =
+        session::current(state.ephemeral.as_ref(), state.clock.as_ref(), req).await?
+    {
+        session::end(
+            state.ephemeral.as_ref(),
+            &previous.user_id,
+            &previous.handle,
+        )
+        .await?;
+    }
+    let policy = org.policy();
+    let (_session, cookie) = session::create(
+        state.ephemeral.as_ref(),
+        state.clock.as_ref(),
+        session::NewSession {
+            user_id: user.id.clone(),
+            org_id: org.id.clone(),
+            auth_time: tx
+                .auth_time
+                .unwrap_or_else(|| state.clock.now().timestamp()),
+            amr: tx.amr.clone(),
+            idle_secs: policy.session_idle_secs,
+            absolute_secs: policy.session_absolute_secs,
+            client_ip: ctx.client_ip.map(|ip| ip.to_string()),
+            user_agent: ctx.user_agent.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "signed in");
+    let mut res = match tx.resume {
+        Resume::Account => see_other("/account"),
+    };
+    res.add_cookie(&session::session_cookie(cookie))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+#[get("/login/password")]
+async fn password_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<TxQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = query.into_inner().tx.unwrap_or_default();
+    let Some(tx) = owned_transaction(&state, &req, &id).await? else {
+        return Ok(expired());
+    };
+    if tx.stage != Stage::ChangePassword {
+        return Ok(see_other(&stage_location(&tx)));
+    }
+    let username = transaction_username(&state, &tx).await?;
+    Ok(render(
+        &ChangePasswordPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            username: &username,
+            reason: "Your password must be changed before you continue.",
+            errors: Vec::new(),
+        },
+        StatusCode::OK,
+    ))
+}
+
+async fn transaction_username(state: &AppState, tx: &LoginTransaction) -> Result<String, AppError> {
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let user = state
+        .store
+        .run(move |c| users::find_by_id(c, &user_id))
+        .await?;
+    Ok(user.map(|u| u.username).unwrap_or_default())
+}
+
+#[post("/login/password")]
+async fn password_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<NewPasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
+        return Ok(expired());
+    };
+    if !same_secret(&form.csrf, &tx.csrf) {
+        return Err(csrf_refused());
+    }
+    if tx.stage != Stage::ChangePassword {
+        return Ok(see_other(&stage_location(&tx)));
+    }
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let user = state
+        .store
+        .run(move |c| users::find_by_id(c, &user_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    match change_password(
+        &state,
+        &user,
+        PasswordChange {
+            new: form.new_password,
+            confirm: form.confirm_password,
+        },
+    )
+    .await?
+    {
+        Err(errors) => Ok(render(
+            &ChangePasswordPage {
+                tx: &tx.id,
+                csrf: &tx.csrf,
+                username: &user.username,
+                reason: "Your password must be changed before you continue.",
+                errors,
+            },
+            StatusCode::BAD_REQUEST,
+        )),
+        Ok(()) => {
+            // A new password ends every existing session (DESIGN §8).
+            session::end_all(state.ephemeral.as_ref(), &user.id, None).await?;
+            tx.stage = Stage::Done;
+            advance(&state, &req, &ctx, tx).await
+        }
+    }
+}
+
+#[get("/logout")]
+async fn logout_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let current = session::current(state.ephemeral.as_ref(), state.clock.as_ref(), &req).await?;
+    Ok(match current {
+        Some(s) => render(&LogoutPage { csrf: &s.csrf }, StatusCode::OK),
+        None => signed_out(),
+    })
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"{% extends "base.html" %}{% block title %}Sign out{% endblock %}{% block content %}
+<h1>Sign out?</h1>
+<form id="logout" method="post" action="/logout">
+  <input type="hidden" name="csrf" value="{{ csrf }}">
+  <button id="sign-out" type="submit">Sign out</button>
+</form>{% endblock %}"#,
+    ext = "html"
+)]
+struct LogoutPage<'a> {
+    csrf: &'a str,
+}
+
+pub(crate) fn signed_out() -> HttpResponse {
+    let mut res = message(
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out. Close the browser if this is a shared computer.",
+        Some(("/account", "Sign in again")),
+    );
+    let _ = res.add_cookie(&session::removal_cookie());
+    res
+}
+
+#[post("/logout")]
+async fn logout_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some(current) =
+        session::current(state.ephemeral.as_ref(), state.clock.as_ref(), &req).await?
+    else {
+        return Ok(signed_out());
+    };
+    if !same_secret(&form.csrf, &current.csrf) {
+        return Err(csrf_refused());
+    }
+    session::end(state.ephemeral.as_ref(), &current.user_id, &current.handle).await?;
+    tracing::info!(user_id = %current.user_id, "signed out");
+    Ok(signed_out())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

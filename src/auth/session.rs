@@ -1,0 +1,245 @@
+//! SSO sessions (DESIGN §8): a random cookie; server-side state in the ephemeral store
+//! under the cookie's SHA-256; idle and absolute expiry per organisation, judged by the
+//! one clock so tests can move time.
+
+use std::time::Duration;
+
+use actix_web::{
+    HttpRequest,
+    cookie::{Cookie, SameSite},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{random_token, token_hash};
+use crate::{clock::Clock, ephemeral::Ephemeral, web::error::AppError};
+
+/// `__Host-`: Secure, path `/`, no Domain — no subdomain can set or read it.
+pub const SESSION_COOKIE: &str = "__Host-gatehouse-session";
+/// Binds login transactions to the browser that started them.
+pub const BROWSER_COOKIE: &str = "__Host-gatehouse-browser";
+
+/// How often `last_seen` is written back; idle timeouts are hours, so minute precision is plenty.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SsoSession {
+    /// SHA-256 of the cookie value; the handle shown on the account page.
+    #[serde(skip)]
+    pub handle: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    /// CSRF token for the forms of this session.
+    pub csrf: String,
+    pub idle_secs: u64,
+    pub absolute_secs: u64,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Why a session ended, for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Idle,
+    Absolute,
+}
+
+fn key(handle: &str) -> String {
+    format!("sess:{handle}")
+}
+
+fn index_key(user_id: &str) -> String {
+    format!("user-sessions:{user_id}")
+}
+
+impl SsoSession {
+    fn remaining(&self, now: i64) -> Duration {
+        let idle_end = self.last_seen + self.idle_secs as i64;
+        let absolute_end = self.created_at + self.absolute_secs as i64;
+        Duration::from_secs(idle_end.min(absolute_end).saturating_sub(now).max(1) as u64)
+    }
+
+    fn expiry(&self, now: i64) -> Option<Expiry> {
+        if now >= self.created_at + self.absolute_secs as i64 {
+            Some(Expiry::Absolute)
+        } else if now >= self.last_seen + self.idle_secs as i64 {
+            Some(Expiry::Idle)
+        } else {
+            None
+        }
+    }
+}
+
+pub struct NewSession {
+    pub user_id: String,
+    pub org_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub idle_secs: u64,
+    pub absolute_secs: u64,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Creates a session; returns it and the cookie value (shown to the browser only).
+pub async fn create(
+    store: &dyn Ephemeral,
+    clock: &dyn Clock,
+    new: NewSession,
+) -> Result<(SsoSession, String), AppError> {
+    let cookie_value = random_token();
+    let now = clock.now().timestamp();
+    let session = SsoSession {
+        handle: token_hash(&cookie_value),
+        user_id: new.user_id,
+        org_id: new.org_id,
+        created_at: now,
+        last_seen: now,
+        auth_time: new.auth_time,
+        amr: new.amr,
+        csrf: random_token(),
+        idle_secs: new.idle_secs,
+        absolute_secs: new.absolute_secs,
+        client_ip: new.client_ip,
+        user_agent: new.user_agent,
+    };
+    write(store, &session, now).await?;
+    store
+        .set_add(
+            &index_key(&session.user_id),
+            &session.handle,
+            Duration::from_secs(session.absolute_secs.max(1)),
+        )
+        .await?;
+    Ok((session, cookie_value))
+}
+
+async fn write(store: &dyn Ephemeral, session: &SsoSession, now: i64) -> Result<(), AppError> {
+    let raw = serde_json::to_vec(session).map_err(|e| AppError::Internal(e.to_string()))?;
+    store
+        .set(&key(&session.handle), &raw, session.remaining(now))
+        .await?;
+    Ok(())
+}
+
+async fn load_by_handle(
+    store: &dyn Ephemeral,
+    handle: &str,
+) -> Result<Option<SsoSession>, AppError> {
+    let Some(raw) = store.get(&key(handle)).await? else {
+        return Ok(None);
+    };
+    let Ok(mut session) = serde_json::from_slice::<SsoSession>(&raw) else {
+        return Ok(None);
+    };
+    session.handle = handle.to_owned();
+    Ok(Some(session))
+}
+
+/// The live session of this request, touched; an expired one is ended.
+pub async fn current(
+    store: &dyn Ephemeral,
+    clock: &dyn Clock,
+    req: &HttpRequest,
+) -> Result<Option<SsoSession>, AppError> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    if cookie.value().len() > super::transaction::MAX_TOKEN_LEN {
+        return Ok(None);
+    }
+    let handle = token_hash(cookie.value());
+    let Some(mut session) = load_by_handle(store, &handle).await? else {
+        return Ok(None);
+    };
+    let now = clock.now().timestamp();
+    if let Some(why) = session.expiry(now) {
+        tracing::info!(user_id = %session.user_id, reason = ?why, "session expired");
+        end(store, &session.user_id, &handle).await?;
+        return Ok(None);
+    }
+    if now - session.last_seen >= TOUCH_EVERY_SECS {
+        session.last_seen = now;
+        write(store, &session, now).await?;
+    }
+    Ok(Some(session))
+}
+
+/// All live sessions of a user (for the account page); dead index entries are pruned.
+pub async fn list(
+    store: &dyn Ephemeral,
+    clock: &dyn Clock,
+    user_id: &str,
+) -> Result<Vec<SsoSession>, AppError> {
+    let now = clock.now().timestamp();
+    let mut live = Vec::new();
+    for handle in store.set_members(&index_key(user_id)).await? {
+        match load_by_handle(store, &handle).await? {
+            Some(s) if s.user_id == user_id && s.expiry(now).is_none() => live.push(s),
+            _ => store.set_remove(&index_key(user_id), &handle).await?,
+        }
+    }
+    live.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(live)
+}
+
+/// Ends one session of `user_id`; false when it was not theirs or already gone.
+pub async fn end(store: &dyn Ephemeral, user_id: &str, handle: &str) -> Result<bool, AppError> {
+    let ours = match load_by_handle(store, handle).await? {
+        Some(s) => s.user_id == user_id,
+        None => false,
+    };
+    if ours {
+        store.delete(&key(handle)).await?;
+    }
+    store.set_remove(&index_key(user_id), handle).await?;
+    Ok(ours)
+}
+
+/// Ends every session of a user except `keep` (password change, reset, disable).
+pub async fn end_all(
+    store: &dyn Ephemeral,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, AppError> {
+    let mut ended = 0;
+    for handle in store.set_members(&index_key(user_id)).await? {
+        if Some(handle.as_str()) == keep {
+            continue;
+        }
+        store.delete(&key(&handle)).await?;
+        store.set_remove(&index_key(user_id), &handle).await?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+fn host_cookie(name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        // SAML's POST binding arrives cross-site and must carry the session (DESIGN §8);
+        // forms are protected by CSRF tokens and the Origin check instead.
+        .same_site(SameSite::None)
+        .finish()
+}
+
+/// A browser-session cookie: shared clinical workstations lose it when the browser
+/// closes; the server enforces idle and absolute limits either way.
+pub fn session_cookie(value: String) -> Cookie<'static> {
+    host_cookie(SESSION_COOKIE, value)
+}
+
+pub fn browser_cookie(value: String) -> Cookie<'static> {
+    host_cookie(BROWSER_COOKIE, value)
+}
+
+pub fn removal_cookie() -> Cookie<'static> {
+    let mut c = host_cookie(SESSION_COOKIE, String::new());
+    c.make_removal();
+    c
+}
