@@ -29,6 +29,27 @@ pub enum BootstrapError {
     Hash(#[from] crate::auth::password::HashError),
 }
 
+/// Organisation `default` exists afterwards (first start, or a CLI run before it).
+pub async fn ensure_default_org(store: &Store, clock: &dyn Clock) -> Result<(), BootstrapError> {
+    let now = clock.now().naive_utc();
+    store
+        .transaction(move |conn| {
+            let name = OrgName::parse(DEFAULT_ORG).map_err(|e| StoreError::Query(e.0))?;
+            if orgs::find_by_name(conn, &name)?.is_none() {
+                orgs::insert(
+                    conn,
+                    &name,
+                    "Default organisation",
+                    &OrgPolicy::default(),
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
 /// Creates what a first start needs; a later start finds it and creates nothing.
 pub async fn ensure_first_start(
     store: &Store,
@@ -46,23 +67,9 @@ pub async fn ensure_first_start(
         message: e.to_string(),
     })?;
     let now = clock.now().naive_utc();
-    let org_name = OrgName::parse(DEFAULT_ORG).map_err(|e| BootstrapError::Setting {
-        key: "admin_username",
-        message: e.to_string(),
-    })?;
+    ensure_default_org(store, clock).await?;
     let has_admin = store
-        .transaction(move |conn| {
-            if orgs::find_by_name(conn, &org_name)?.is_none() {
-                orgs::insert(
-                    conn,
-                    &org_name,
-                    "Default organisation",
-                    &OrgPolicy::default(),
-                    now,
-                )?;
-            }
-            Ok(users::count_with_role(conn, Role::SuperAdmin)? > 0)
-        })
+        .run(move |conn| Ok(users::count_with_role(conn, Role::SuperAdmin)? > 0))
         .await?;
     if has_admin {
         return Ok(None);

@@ -4,8 +4,14 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
 use gatehouse::{
+    auth::account::{NewAccount, create_account},
+    bootstrap,
+    clock::SystemClock,
     config::Config,
+    domain::{Email, OrgName, Password, Role, Username},
     startup::{self, Application},
     telemetry,
 };
@@ -35,6 +41,38 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user whose password (read from standard input) obeys the org's policy.
+    Create {
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// user, support, org_admin or super_admin.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Read the password from the first line of standard input (never from the command
+        /// line, where it would land in shell history and `ps`).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Require a new password at the first sign-in.
+        #[arg(long)]
+        must_change_password: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -76,6 +114,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::User { command } => user(config, command).await,
             Command::Config { .. } => Ok(()),
         }
     });
@@ -112,5 +151,65 @@ async fn migrate(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!("migrations: up to date");
+    Ok(())
+}
+
+async fn user(config: Config, command: UserCommand) -> Result<(), String> {
+    let UserCommand::Create {
+        org,
+        username,
+        email,
+        display_name,
+        role,
+        password_stdin,
+        must_change_password,
+        json,
+    } = command;
+    let new = NewAccount {
+        org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
+        username: Username::parse(&username).map_err(|e| format!("--username: {e}"))?,
+        email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
+        display_name,
+        role: role.parse::<Role>().map_err(|e| format!("--role: {e}"))?,
+        password: if password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|e| format!("password: {e}"))?
+        } else {
+            return Err("--password-stdin is required (users set their own password from an invitation once password recovery lands)".into());
+        },
+        must_change_password,
+    };
+    let state = startup::build_state(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    bootstrap::ensure_default_org(&state.store, state.clock.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let org_name = new.org.to_string();
+    let user = create_account(&state, new)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": user.id,
+                "username": user.username,
+                "email": user.email,
+                "org": org_name,
+                "role": user.role,
+                "must_change_password": user.must_change_password,
+            })
+        );
+    } else {
+        println!(
+            "created user {} ({}) in organisation {org_name}",
+            user.username, user.id
+        );
+    }
     Ok(())
 }

@@ -218,3 +218,112 @@ fn migrate_applies_then_is_a_no_op() {
     }
     assert!(dir.path().join("gatehouse.db").exists());
 }
+
+fn create_user_cmd(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = gatehouse(dir)
+        .args(["user", "create"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn user_create_makes_an_account_that_signs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--username",
+        "Rosa",
+        "--email",
+        "rosa@example.org",
+        "--password-stdin",
+        "--json",
+    ];
+    let out = create_user_cmd(dir.path(), &args, "Quiet-Harbour-42\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["username"], "rosa");
+    assert_eq!(json["org"], "default");
+    assert_eq!(json["role"], "user");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Quiet-Harbour-42"));
+
+    let again = create_user_cmd(dir.path(), &args, "Quiet-Harbour-42\n");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let weak = create_user_cmd(
+        dir.path(),
+        &[
+            "--username",
+            "sam",
+            "--email",
+            "sam@example.org",
+            "--password-stdin",
+        ],
+        "password\n",
+    );
+    assert!(!weak.status.success());
+    let err = String::from_utf8_lossy(&weak.stderr);
+    assert!(
+        err.contains("upper-case") && err.contains("too common"),
+        "{err}"
+    );
+    assert!(!err.contains("password\n"));
+
+    let no_stdin = gatehouse(dir.path())
+        .args([
+            "user",
+            "create",
+            "--username",
+            "tom",
+            "--email",
+            "tom@example.org",
+        ])
+        .output()
+        .unwrap();
+    assert!(!no_stdin.status.success());
+    assert!(String::from_utf8_lossy(&no_stdin.stderr).contains("--password-stdin"));
+
+    let bad_role = create_user_cmd(
+        dir.path(),
+        &[
+            "--username",
+            "uma",
+            "--email",
+            "uma@example.org",
+            "--role",
+            "root",
+            "--password-stdin",
+        ],
+        "Quiet-Harbour-42\n",
+    );
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role"));
+
+    // The server on the same data directory signs the new user in.
+    let mut config = gatehouse::config::Config::for_tests(dir.path().to_owned());
+    config.log_level = "warn".into();
+    let app = crate::helpers::spawn_with_config(
+        config,
+        std::sync::Arc::new(tempfile::tempdir().unwrap()),
+    )
+    .await;
+    let res = app
+        .sign_in(&app.new_client(), "rosa", "Quiet-Harbour-42")
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/account");
+}
