@@ -102,6 +102,16 @@ pub struct Config {
     pub hashing_workers: Option<usize>,
     /// Sign-ins allowed to wait for a hashing worker; beyond that, 503 at once.
     pub hashing_queue: usize,
+    /// Failed sign-ins from one address (across all usernames) within the window that block it.
+    pub ip_block_threshold: u32,
+    pub ip_block_window_secs: u64,
+    /// First block length; each repeat doubles it.
+    pub ip_block_secs: u64,
+    /// Addresses never blocked (a hospital's NAT), as CIDRs.
+    pub ip_allow_list: Vec<IpNet>,
+    /// Per-IP request quota on the sign-in, reset and token endpoints.
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
     /// Username and email of the administrator created on first start.
     pub admin_username: String,
     pub admin_email: String,
@@ -133,6 +143,12 @@ impl Default for Config {
             argon2_parallelism: 1,
             hashing_workers: None,
             hashing_queue: 32,
+            ip_block_threshold: 20,
+            ip_block_window_secs: 600,
+            ip_block_secs: 3600,
+            ip_allow_list: Vec::new(),
+            rate_limit_per_minute: 60,
+            rate_limit_burst: 20,
             admin_username: "admin".into(),
             admin_email: "admin@localhost".into(),
             shutdown_timeout_secs: 30,
@@ -260,15 +276,7 @@ impl Config {
                 self.master_key = (!value.trim().is_empty()).then(|| value.to_owned().into())
             }
             "master_key_file" => self.master_key_file = non_empty(value)?,
-            "trusted_proxies" => {
-                self.trusted_proxies = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(parse_ip_net)
-                    .collect::<Result<_, _>>()
-                    .map_err(SetError::Malformed)?
-            }
+            "trusted_proxies" => self.trusted_proxies = parse_ip_list(value)?,
             "smtp_url" => self.smtp_url = non_empty(value)?,
             "mail_from" => self.mail_from = value.to_owned(),
             "log_level" => self.log_level = value.to_owned(),
@@ -278,6 +286,12 @@ impl Config {
             "argon2_parallelism" => self.argon2_parallelism = parse(value)?,
             "hashing_workers" => self.hashing_workers = non_empty(value)?,
             "hashing_queue" => self.hashing_queue = parse(value)?,
+            "ip_block_threshold" => self.ip_block_threshold = parse(value)?,
+            "ip_block_window_secs" => self.ip_block_window_secs = parse(value)?,
+            "ip_block_secs" => self.ip_block_secs = parse(value)?,
+            "ip_allow_list" => self.ip_allow_list = parse_ip_list(value)?,
+            "rate_limit_per_minute" => self.rate_limit_per_minute = parse(value)?,
+            "rate_limit_burst" => self.rate_limit_burst = parse(value)?,
             "admin_username" => self.admin_username = value.to_owned(),
             "admin_email" => self.admin_email = value.to_owned(),
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
@@ -437,6 +451,16 @@ impl Config {
 enum SetError {
     Unknown,
     Malformed(String),
+}
+
+fn parse_ip_list(value: &str) -> Result<Vec<IpNet>, SetError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_ip_net)
+        .collect::<Result<_, _>>()
+        .map_err(SetError::Malformed)
 }
 
 /// A CIDR, or a lone address meaning just that host.

@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Blocked client addresses (DESIGN §5).
+    Ip {
+        #[command(subcommand)]
+        command: IpCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,6 +79,23 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Clear temporary and permanent sign-in locks of a username.
+    Unlock {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IpCommand {
+    /// Blocked client addresses.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the block of an address (as listed: an IPv4 address or an IPv6 /64).
+    Unblock { ip: String },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +137,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::User { command } => user(config, command).await,
+            Command::Ip { command } => ip(config, command).await,
             Command::Config { .. } => Ok(()),
         }
     });
@@ -155,6 +178,9 @@ async fn migrate(config: Config) -> Result<(), String> {
 }
 
 async fn user(config: Config, command: UserCommand) -> Result<(), String> {
+    if let UserCommand::Unlock { username, json } = command {
+        return unlock(config, &username, json).await;
+    }
     let UserCommand::Create {
         org,
         username,
@@ -164,7 +190,10 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
         password_stdin,
         must_change_password,
         json,
-    } = command;
+    } = command
+    else {
+        return Ok(());
+    };
     let new = NewAccount {
         org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
         username: Username::parse(&username).map_err(|e| format!("--username: {e}"))?,
@@ -210,6 +239,76 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
             "created user {} ({}) in organisation {org_name}",
             user.username, user.id
         );
+    }
+    Ok(())
+}
+
+async fn unlock(config: Config, raw: &str, json: bool) -> Result<(), String> {
+    let username = Username::parse(raw).map_err(|e| format!("username: {e}"))?;
+    let store = startup::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let key = gatehouse::auth::guard::login_key(username.as_str());
+    let cleared = store
+        .run(move |c| gatehouse::store::lockouts::unlock(c, &key))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(target: "gatehouse::admin", username = %username, cleared, "unlocked from the command line");
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "username": username.as_str(), "was_locked": cleared })
+        );
+    } else if cleared {
+        println!("unlocked {username}");
+    } else {
+        println!("{username} had no failed attempts or locks");
+    }
+    Ok(())
+}
+
+async fn ip(config: Config, command: IpCommand) -> Result<(), String> {
+    use gatehouse::store::ip_blocks;
+    let store = startup::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = chrono::Utc::now().naive_utc();
+    match command {
+        IpCommand::List { json } => {
+            let blocks = store
+                .run(move |c| ip_blocks::list_active(c, now))
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&blocks).map_err(|e| e.to_string())?
+                );
+            } else if blocks.is_empty() {
+                println!("no blocked addresses");
+            } else {
+                for b in blocks {
+                    println!(
+                        "{}\tuntil {} UTC\tblock #{}\t{}",
+                        b.ip, b.blocked_until, b.block_count, b.reason
+                    );
+                }
+            }
+        }
+        IpCommand::Unblock { ip } => {
+            let key = ip.trim().to_owned();
+            if key.len() > 64 {
+                return Err("ip: not an address".into());
+            }
+            let lifted = store
+                .run(move |c| ip_blocks::unblock(c, &key, now))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !lifted {
+                return Err(format!("{ip} is not blocked"));
+            }
+            println!("unblocked {ip}");
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
-    auth::{hashing::HashingPool, password::Hasher},
+    auth::{guard::Guard, hashing::HashingPool, password::Hasher},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
     config::{Config, MasterKeySource, redacted},
@@ -25,6 +25,7 @@ pub struct AppState {
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
     pub hashing: HashingPool,
+    pub guard: Guard,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +147,16 @@ impl Application {
             reason: e.to_string(),
         })?;
 
+        // Per-IP rate-limit state for addresses gone quiet is dropped, bounding memory.
+        let housekeeping = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                housekeeping.guard.shrink();
+            }
+        });
+
         Ok(Self {
             local_addr,
             server: http.run(),
@@ -217,7 +228,9 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
             .map_err(|e| StartupError::MasterKey(e.to_string()))?
             .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?
     };
+    let guard = Guard::new(&config, &metrics);
     Ok(AppState {
+        guard,
         config: Arc::new(config),
         store,
         ephemeral,

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{
-    login::{check_password, pool_error, see_other, signed_out, start_sign_in},
+    guard::{Verdict, password_attempt},
+    login::{pool_error, see_other, signed_out, start_sign_in},
     same_secret, session,
     transaction::Resume,
 };
@@ -17,6 +18,7 @@ use crate::{
     startup::AppState,
     store::{orgs, users, users::UserRow},
     web::{
+        RequestContext,
         error::AppError,
         pages::{PageError, check_same_origin, render},
     },
@@ -228,6 +230,7 @@ struct AccountPasswordForm {
 async fn account_password(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ctx: RequestContext,
     form: web::Form<AccountPasswordForm>,
 ) -> Result<HttpResponse, PageError> {
     check_same_origin(&req, &state.config.issuer)?;
@@ -241,12 +244,25 @@ async fn account_password(
                 .into(),
         )));
     }
-    let current_ok = match Password::parse(form.current_password) {
-        Ok(p) => check_password(&state, &user.username, p).await?.is_some(),
-        Err(_) => false,
+    state.guard.rate_limit(ctx.client_ip)?;
+    // The current password is a guess like any other: it goes through the guard.
+    let verdict = match Password::parse(form.current_password) {
+        Ok(p) => password_attempt(&state, &ctx, &user.username, p).await?,
+        Err(_) => Verdict::Failure,
     };
-    if !current_ok {
-        let errors = vec!["Your current password is not correct.".to_owned()];
+    let refusal = match verdict {
+        Verdict::Success(_) => None,
+        Verdict::Failure => Some("Your current password is not correct."),
+        Verdict::Locked => Some("Too many failed attempts: password changes are locked for now."),
+        Verdict::IpBlocked { retry_after } => {
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: retry_after.as_secs(),
+            }
+            .into());
+        }
+    };
+    if let Some(message) = refusal {
+        let errors = vec![message.to_owned()];
         return Ok(render_account(
             &state,
             &current,

@@ -12,11 +12,12 @@ use serde::Deserialize;
 
 use super::{
     account::{PasswordChange, change_password},
+    guard::{Verdict, password_attempt},
     same_secret, session, token_hash,
     transaction::{LoginTransaction, MAX_TOKEN_LEN, Resume, Stage},
 };
 use crate::{
-    domain::{Password, UserStatus, Username},
+    domain::{Password, Username},
     startup::AppState,
     store::{orgs, users, users::UserRow},
     web::{
@@ -37,6 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// One message for every failed sign-in, whatever the reason (DESIGN §4).
 const SIGN_IN_FAILED: &str = "Incorrect username or password.";
+/// Shown for real and unknown names alike (both are counted and locked), so it tells
+/// nothing about whether an account exists.
+const LOCKED: &str = "Too many failed attempts: sign-in is locked for this username. Try again later or ask your administrator to unlock it.";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -210,17 +214,34 @@ async fn login_submit(
         return Ok(see_other(&stage_location(&tx)));
     }
 
-    let Some(user) = check_password(&state, &form.username, password.clone()).await? else {
-        tracing::info!(request_id = %ctx.request_id, client_ip = ?ctx.client_ip, "sign-in failed");
-        return Ok(render(
+    state.guard.rate_limit(ctx.client_ip)?;
+    let refused = |message| {
+        render(
             &LoginPage {
                 tx: &tx.id,
                 csrf: &tx.csrf,
                 username: &form.username,
-                error: Some(SIGN_IN_FAILED),
+                error: Some(message),
             },
             StatusCode::UNAUTHORIZED,
-        ));
+        )
+    };
+    let user = match password_attempt(&state, &ctx, &form.username, password.clone()).await? {
+        Verdict::Success(user) => *user,
+        Verdict::Failure => {
+            tracing::info!(request_id = %ctx.request_id, client_ip = ?ctx.client_ip, "sign-in failed");
+            return Ok(refused(SIGN_IN_FAILED));
+        }
+        Verdict::Locked => {
+            tracing::info!(request_id = %ctx.request_id, client_ip = ?ctx.client_ip, "sign-in refused: locked");
+            return Ok(refused(LOCKED));
+        }
+        Verdict::IpBlocked { retry_after } => {
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: retry_after.as_secs(),
+            }
+            .into());
+        }
     };
     upgrade_hash_in_background(&state, &user, password);
 
@@ -246,35 +267,6 @@ async fn login_submit(
     };
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "password accepted");
     advance(&state, &req, &ctx, tx).await
-}
-
-/// The user when `password` is theirs and the account is active; `None` otherwise.
-/// Unknown, malformed and disabled names cost one verification too (dummy hash), so the
-/// answer and its timing say nothing about whether the account exists.
-pub(crate) async fn check_password(
-    state: &AppState,
-    raw_username: &str,
-    password: Password,
-) -> Result<Option<UserRow>, AppError> {
-    let user = match Username::parse(raw_username) {
-        Ok(username) => {
-            state
-                .store
-                .run(move |c| users::find_by_username(c, &username))
-                .await?
-        }
-        Err(_) => None,
-    };
-    let user = user.filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
-    let ok = state
-        .hashing
-        .verify(
-            user.as_ref().and_then(|u| u.password_hash.clone()),
-            password,
-        )
-        .await
-        .map_err(pool_error)?;
-    Ok(user.filter(|_| ok))
 }
 
 pub(crate) fn pool_error(e: super::hashing::PoolError) -> AppError {

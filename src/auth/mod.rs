@@ -2,6 +2,7 @@
 //! actions and SSO sessions.
 
 pub mod account;
+pub mod guard;
 pub mod hashing;
 pub mod login;
 pub mod password;

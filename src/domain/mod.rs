@@ -2,6 +2,7 @@
 //! point the type proves the check was done.
 
 mod email;
+mod lockout;
 mod org;
 mod password;
 mod password_policy;
@@ -9,6 +10,7 @@ mod role;
 mod username;
 
 pub use email::Email;
+pub use lockout::LockoutPolicy;
 pub use org::{OrgName, OrgPolicy};
 pub use password::Password;
 pub use password_policy::{PasswordPolicy, PolicyViolation};

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{ParseError, PasswordPolicy};
+use super::{LockoutPolicy, ParseError, PasswordPolicy};
 
 /// An organisation's short name (the `--org` of the CLI): lower-case, URL-safe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,6 +42,7 @@ impl std::fmt::Display for OrgName {
 #[serde(default, deny_unknown_fields)]
 pub struct OrgPolicy {
     pub password: PasswordPolicy,
+    pub lockout: LockoutPolicy,
     /// Where lockout and IP-block alerts go.
     pub support_email: Option<String>,
     /// SSO session idle timeout (DESIGN §8: 72 h).
@@ -54,6 +55,7 @@ impl Default for OrgPolicy {
     fn default() -> Self {
         Self {
             password: PasswordPolicy::default(),
+            lockout: LockoutPolicy::default(),
             support_email: None,
             session_idle_secs: 72 * 3600,
             session_absolute_secs: 30 * 24 * 3600,

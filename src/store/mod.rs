@@ -4,6 +4,8 @@
 //! r2d2 pool used only from `spawn_blocking`, so a slow query never stalls the async
 //! workers that answer `/healthz` and the sign-in page.
 
+pub mod ip_blocks;
+pub mod lockouts;
 pub mod orgs;
 pub mod schema;
 pub mod users;

@@ -40,3 +40,24 @@ diesel::table! {
 diesel::joinable!(users -> organisations (org_id));
 diesel::joinable!(password_history -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(organisations, users, password_history);
+
+diesel::table! {
+    lockouts (login_key) {
+        login_key -> Text,
+        failures -> Integer,
+        lock_count -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        permanent -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ip_blocks (ip) {
+        ip -> Text,
+        blocked_until -> Timestamp,
+        block_count -> Integer,
+        reason -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -17,6 +17,8 @@ pub enum AppError {
     Forbidden(String),
     #[error("service temporarily unavailable")]
     Unavailable(String),
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -34,6 +36,7 @@ impl AppError {
             Self::NotFound => "not_found",
             Self::Forbidden(_) => "forbidden",
             Self::Unavailable(_) => "temporarily_unavailable",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Internal(_) => "server_error",
         }
     }
@@ -43,6 +46,7 @@ impl AppError {
             Self::BadRequest(m) | Self::Forbidden(m) => m,
             Self::NotFound => "not found",
             Self::Unavailable(_) => "service temporarily unavailable, try again shortly",
+            Self::TooManyRequests { .. } => "too many requests, slow down",
             Self::Internal(_) => "internal error",
         }
     }
@@ -55,6 +59,7 @@ impl ResponseError for AppError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,8 +71,14 @@ impl ResponseError for AppError {
             _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unavailable(_)) {
-            res.insert_header(("Retry-After", "5"));
+        match self {
+            Self::Unavailable(_) => {
+                res.insert_header(("Retry-After", "5"));
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                res.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         res.insert_header(("Cache-Control", "no-store"))
             .json(ErrorBody {

@@ -101,6 +101,10 @@ pub fn error_page(e: &AppError) -> HttpResponse {
             "Something went wrong",
             "An internal error occurred. Please try again.",
         ),
+        AppError::TooManyRequests { .. } => (
+            "Too many attempts",
+            "There have been too many attempts from your network. Please wait and try again.",
+        ),
     };
     match e {
         AppError::Unavailable(d) => tracing::warn!(detail = %d, "dependency unavailable"),
@@ -113,9 +117,13 @@ pub fn error_page(e: &AppError) -> HttpResponse {
         text,
         Some(("/account", "Go to your account")),
     );
-    if matches!(e, AppError::Unavailable(_)) {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+    let retry_after = match e {
+        AppError::Unavailable(_) => Some("2".to_owned()),
+        AppError::TooManyRequests { retry_after_secs } => Some(retry_after_secs.to_string()),
+        _ => None,
+    };
+    if let Some(value) = retry_after.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+        res.headers_mut().insert(header::RETRY_AFTER, value);
     }
     res
 }
@@ -137,33 +145,38 @@ pub fn wants_html(req: &HttpRequest) -> bool {
 }
 
 /// Refuses a cross-origin state-changing request (DESIGN §8). `Origin` must be our
-/// issuer's origin or this request's own host; without `Origin`, Fetch Metadata saying
-/// `cross-site` is refused too. The CSRF token is checked in addition, not instead.
+/// issuer's origin or this request's own host. Browsers send `Origin: null` for form
+/// posts from a page with `Referrer-Policy: no-referrer` (ours, DESIGN §13), so then
+/// Fetch Metadata decides: `cross-site` or `same-site` is refused. The CSRF token is
+/// checked in addition, not instead.
 pub fn check_same_origin(req: &HttpRequest, issuer: &Url) -> Result<(), AppError> {
     let refused =
         || AppError::Forbidden("This form was sent from another site and was refused.".into());
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().map_err(|_| refused())?;
-        let issuer_origin = issuer.origin().ascii_serialization();
-        let own = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|host| format!("{}://{host}", issuer.scheme()));
-        if origin == issuer_origin || own.as_deref() == Some(origin) {
-            return Ok(());
-        }
-        return Err(refused());
-    }
-    if req
+    let fetch_site = req
         .headers()
         .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site")
-    {
+        .and_then(|v| v.to_str().ok());
+    if matches!(fetch_site, Some("cross-site" | "same-site")) {
         return Err(refused());
     }
-    Ok(())
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| refused())?;
+    if origin == "null" {
+        return Ok(());
+    }
+    let issuer_origin = issuer.origin().ascii_serialization();
+    let own = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| format!("{}://{host}", issuer.scheme()));
+    if origin == issuer_origin || own.as_deref() == Some(origin) {
+        Ok(())
+    } else {
+        Err(refused())
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +203,15 @@ mod tests {
     }
 
     #[test]
+    fn a_null_origin_from_our_own_no_referrer_page_passes() {
+        let req = TestRequest::post()
+            .insert_header(("Origin", "null"))
+            .insert_header(("Sec-Fetch-Site", "same-origin"))
+            .to_http_request();
+        assert!(check_same_origin(&req, &issuer()).is_ok());
+    }
+
+    #[test]
     fn cross_origin_posts_are_refused() {
         let req = TestRequest::post()
             .insert_header(("Origin", "https://evil.example"))
@@ -198,8 +220,17 @@ mod tests {
         assert!(check_same_origin(&req, &issuer()).is_err());
         let req = TestRequest::post()
             .insert_header(("Origin", "null"))
+            .insert_header(("Sec-Fetch-Site", "cross-site"))
             .to_http_request();
         assert!(check_same_origin(&req, &issuer()).is_err());
+        let req = TestRequest::post()
+            .insert_header(("Origin", "https://idp.example.org"))
+            .insert_header(("Sec-Fetch-Site", "same-site"))
+            .to_http_request();
+        assert!(
+            check_same_origin(&req, &issuer()).is_err(),
+            "a sibling subdomain is not us"
+        );
         let req = TestRequest::post()
             .insert_header(("Sec-Fetch-Site", "cross-site"))
             .to_http_request();

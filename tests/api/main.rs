@@ -1,7 +1,9 @@
 //! Integration tests: a real server on a random port per test (`helpers::spawn_app`).
 
 mod account;
+mod browser;
 mod cli;
+mod guard;
 mod health;
 mod helpers;
 mod login;

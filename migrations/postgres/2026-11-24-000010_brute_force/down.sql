@@ -1,0 +1,2 @@
+DROP TABLE ip_blocks;
+DROP TABLE lockouts;

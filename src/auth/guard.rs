@@ -1,0 +1,280 @@
+//! The brute-force guard (DESIGN §5) around every password check: IP blocks, account
+//! lockout with exact counting, per-IP rate limits.
+
+use std::{net::IpAddr, num::NonZeroU32, time::Duration};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
+use prometheus::{IntCounter, IntCounterVec, Opts};
+
+use super::{login::pool_error, token_hash};
+use crate::{
+    bootstrap::DEFAULT_ORG,
+    config::Config,
+    domain::{OrgName, Password, UserStatus, Username},
+    startup::AppState,
+    store::{ip_blocks, lockouts, orgs, users, users::UserRow},
+    telemetry::Metrics,
+    web::{RequestContext, error::AppError},
+};
+
+/// What a password attempt came to.
+#[derive(Debug)]
+pub enum Verdict {
+    Success(Box<UserRow>),
+    /// Wrong password, unknown or disabled account: one answer for all.
+    Failure,
+    /// Refused without checking: the name is locked (real account or not).
+    Locked,
+    /// Refused without checking: the client address is blocked.
+    IpBlocked {
+        retry_after: Duration,
+    },
+}
+
+pub struct Guard {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    attempts: IntCounterVec,
+    lockouts: IntCounter,
+    ip_blocks: IntCounter,
+}
+
+impl Guard {
+    pub fn new(config: &Config, metrics: &Metrics) -> Self {
+        let per_minute =
+            NonZeroU32::new(config.rate_limit_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.rate_limit_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let attempts = IntCounterVec::new(
+            Opts::new("sign_in_attempts_total", "password attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("static metric");
+        let lockouts = IntCounter::new("lockouts_total", "accounts locked").expect("static metric");
+        let ip_blocks =
+            IntCounter::new("ip_blocks_total", "client addresses blocked").expect("static metric");
+        metrics.register(Box::new(attempts.clone()));
+        metrics.register(Box::new(lockouts.clone()));
+        metrics.register(Box::new(ip_blocks.clone()));
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            attempts,
+            lockouts,
+            ip_blocks,
+        }
+    }
+
+    /// Per-IP quota for the sign-in, reset and token endpoints: `Err` carries the wait.
+    pub fn rate_limit(&self, ip: Option<IpAddr>) -> Result<(), AppError> {
+        let Some(ip) = ip else { return Ok(()) };
+        self.limiter
+            .check_key(&block_key_addr(ip))
+            .map_err(|not_until| {
+                self.attempts.with_label_values(&["rate_limited"]).inc();
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                AppError::TooManyRequests {
+                    retry_after_secs: wait.as_secs().max(1),
+                }
+            })
+    }
+
+    /// Forgets idle per-IP limiter state (called periodically).
+    pub fn shrink(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// The lockout key of whatever was typed: the normalised username, or for input that
+/// can be no username at all, a hash of it (still counted, never stored in clear).
+pub fn login_key(raw: &str) -> String {
+    match Username::parse(raw) {
+        Ok(u) => u.as_str().to_owned(),
+        Err(_) => format!("invalid:{}", &token_hash(&raw.trim().to_lowercase())[..32]),
+    }
+}
+
+/// IPv6 clients are counted and blocked per /64: one client controls a whole /64.
+fn block_key_addr(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+pub fn ip_block_key(ip: IpAddr) -> String {
+    match block_key_addr(ip) {
+        IpAddr::V6(v6) => format!("{v6}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
+fn allow_listed(config: &Config, ip: IpAddr) -> bool {
+    config.ip_allow_list.iter().any(|net| net.contains(&ip))
+}
+
+/// Checks `password` for what was typed as a username, with every defence in order.
+pub async fn password_attempt(
+    state: &AppState,
+    ctx: &RequestContext,
+    raw_username: &str,
+    password: Password,
+) -> Result<Verdict, AppError> {
+    let guard = &state.guard;
+    let now = state.clock.now();
+    let naive_now = now.naive_utc();
+    let ip = ctx.client_ip.filter(|ip| !allow_listed(&state.config, *ip));
+    let ip_key = ip.map(ip_block_key);
+    let username = Username::parse(raw_username).ok();
+    let key = login_key(raw_username);
+
+    let lookup_ip = ip_key.clone();
+    let (user, policy, blocked) = state
+        .store
+        .run(move |c| {
+            let blocked = match &lookup_ip {
+                Some(k) => ip_blocks::active(c, k, naive_now)?.map(|b| b.blocked_until),
+                None => None,
+            };
+            let user = match &username {
+                Some(u) => users::find_by_username(c, u)?,
+                None => None,
+            };
+            // Unknown names fall under the default organisation's policy, so they lock
+            // after the same number of attempts as real ones.
+            let org = match &user {
+                Some(u) => orgs::find_by_id(c, &u.org_id)?,
+                None => orgs::find_by_name(
+                    c,
+                    &OrgName::parse(DEFAULT_ORG)
+                        .map_err(|e| crate::store::StoreError::Query(e.0))?,
+                )?,
+            };
+            Ok((
+                user,
+                org.map(|o| o.policy().lockout).unwrap_or_default(),
+                blocked,
+            ))
+        })
+        .await?;
+
+    if let Some(until) = blocked {
+        guard.attempts.with_label_values(&["ip_blocked"]).inc();
+        let wait = (until - naive_now).num_seconds().max(1) as u64;
+        return Ok(Verdict::IpBlocked {
+            retry_after: Duration::from_secs(wait),
+        });
+    }
+
+    let reserve_key = key.clone();
+    let reserve_policy = policy.clone();
+    let reservation = state
+        .store
+        .run(move |c| lockouts::reserve(c, &reserve_key, &reserve_policy, naive_now))
+        .await?;
+    if let lockouts::Reservation::Locked { .. } = reservation {
+        guard.attempts.with_label_values(&["locked"]).inc();
+        return Ok(Verdict::Locked);
+    }
+
+    let usable = user.filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
+    let checked = state
+        .hashing
+        .verify(
+            usable.as_ref().and_then(|u| u.password_hash.clone()),
+            password,
+        )
+        .await;
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Never checked, so not a guess: give the reserved attempt back.
+            let release_key = key.clone();
+            state
+                .store
+                .run(move |c| lockouts::release(c, &release_key))
+                .await?;
+            return Err(pool_error(e));
+        }
+    };
+
+    if let (true, Some(user)) = (ok, usable) {
+        state
+            .store
+            .run(move |c| lockouts::record_success(c, &key))
+            .await?;
+        guard.attempts.with_label_values(&["success"]).inc();
+        return Ok(Verdict::Success(Box::new(user)));
+    }
+
+    guard.attempts.with_label_values(&["failure"]).inc();
+    let fail_key = key.clone();
+    let new_lock = state
+        .store
+        .run(move |c| lockouts::record_failure(c, &fail_key, &policy, naive_now))
+        .await?;
+    if let Some(lock) = new_lock {
+        guard.lockouts.inc();
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            permanent = lock.permanent,
+            lock_count = lock.lock_count,
+            "account locked after failed sign-ins"
+        );
+    }
+    if let (Some(ip), Some(ip_key)) = (ip, ip_key) {
+        count_ip_failure(state, ip, ip_key, now.timestamp()).await?;
+    }
+    Ok(Verdict::Failure)
+}
+
+/// Counts a failure against the client address over a sliding window (two fixed
+/// buckets, the older one weighted by how much of it still overlaps the window) and
+/// blocks the address when the estimate passes the threshold.
+async fn count_ip_failure(
+    state: &AppState,
+    ip: IpAddr,
+    ip_key: String,
+    now: i64,
+) -> Result<(), AppError> {
+    let config = &state.config;
+    let window = config.ip_block_window_secs.max(1) as i64;
+    let bucket = now.div_euclid(window);
+    let elapsed = now.rem_euclid(window);
+    let current = state
+        .ephemeral
+        .incr(
+            &format!("ipfail:{ip_key}:{bucket}"),
+            Duration::from_secs(2 * window as u64),
+        )
+        .await?;
+    let previous: i64 = state
+        .ephemeral
+        .get(&format!("ipfail:{ip_key}:{}", bucket - 1))
+        .await?
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let estimate = current + previous * (window - elapsed) / window;
+    if estimate <= i64::from(config.ip_block_threshold) {
+        return Ok(());
+    }
+    let base = chrono::Duration::seconds(config.ip_block_secs.max(1) as i64);
+    let naive_now = state.clock.now().naive_utc();
+    let key = ip_key.clone();
+    let blocked = state
+        .store
+        .run(move |c| ip_blocks::block(c, &key, base, "too many failed sign-ins", naive_now))
+        .await?;
+    if let Some(block) = blocked {
+        state.guard.ip_blocks.inc();
+        tracing::warn!(
+            client_ip = %ip,
+            until = %block.blocked_until,
+            block_count = block.block_count,
+            "client address blocked after failed sign-ins"
+        );
+    }
+    Ok(())
+}
