@@ -79,6 +79,12 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a user's second factor (they enrol again at their next sign-in if policy requires it).
+    RemoveTotp {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Clear temporary and permanent sign-in locks of a username.
     Unlock {
         username: String,
@@ -178,8 +184,12 @@ async fn migrate(config: Config) -> Result<(), String> {
 }
 
 async fn user(config: Config, command: UserCommand) -> Result<(), String> {
-    if let UserCommand::Unlock { username, json } = command {
-        return unlock(config, &username, json).await;
+    match command {
+        UserCommand::Unlock { username, json } => return unlock(config, &username, json).await,
+        UserCommand::RemoveTotp { username, json } => {
+            return remove_totp(config, &username, json).await;
+        }
+        UserCommand::Create { .. } => {}
     }
     let UserCommand::Create {
         org,
@@ -309,6 +319,34 @@ async fn ip(config: Config, command: IpCommand) -> Result<(), String> {
             }
             println!("unblocked {ip}");
         }
+    }
+    Ok(())
+}
+
+async fn remove_totp(config: Config, raw: &str, json: bool) -> Result<(), String> {
+    let username = Username::parse(raw).map_err(|e| format!("username: {e}"))?;
+    let state = startup::build_state(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    let lookup = username.clone();
+    let user = state
+        .store
+        .run(move |c| gatehouse::store::users::find_by_username(c, &lookup))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user named {username}"))?;
+    let removed = gatehouse::auth::totp::remove(&state, &user.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "username": user.username, "removed": removed })
+        );
+    } else if removed {
+        println!("removed two-step verification of {}", user.username);
+    } else {
+        println!("{} had no two-step verification", user.username);
     }
     Ok(())
 }

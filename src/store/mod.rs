@@ -8,6 +8,7 @@ pub mod ip_blocks;
 pub mod lockouts;
 pub mod orgs;
 pub mod schema;
+pub mod totp;
 pub mod users;
 
 use std::time::Duration;

@@ -9,3 +9,4 @@ mod helpers;
 mod login;
 mod storage;
 mod tls;
+mod totp;
