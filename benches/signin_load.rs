@@ -166,8 +166,33 @@ async fn main() {
     .await
     .unwrap();
 
-    println!("\n== sign-ins through the server (closed loop, 8 concurrent)");
+    println!("\n== the brute-force guard's cost: 200 sequential sign-ins, lockout on vs off");
     let browser = client();
+    for (label, threshold) in [("guard on ", 5u32), ("guard off", 0u32)] {
+        let org_state = state.clone();
+        org_state
+            .store
+            .run(move |c| {
+                use gatehouse::store::orgs;
+                let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
+                let mut policy = org.policy();
+                policy.lockout.threshold = threshold;
+                orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
+            })
+            .await
+            .unwrap();
+        let txs = open_transactions(&browser, &base, 200).await;
+        let mut latencies = Vec::new();
+        for (tx, csrf) in txs {
+            let (status, took) = post_sign_in(&browser, &base, &tx, &csrf).await;
+            assert_eq!(status, 303);
+            latencies.push(took);
+        }
+        latencies.sort();
+        println!("{label}: p50 {:?} p99 {:?}", percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    }
+
+    println!("\n== sign-ins through the server (closed loop, 8 concurrent)");
     let seconds = 10.0;
     let txs = open_transactions(&browser, &base, (raw * seconds * 1.5) as usize + 50).await;
     let txs = Arc::new(tokio::sync::Mutex::new(txs));
