@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
+    audit::{Audit, AuditError},
     auth::{hashing::HashingPool, password::Hasher},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
@@ -25,6 +26,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
     pub hashing: HashingPool,
+    /// The audit trail every capability records into (DESIGN §11).
+    pub audit: Audit,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum StartupError {
     Tls(#[from] gw::tls::TlsError),
     #[error("{0}")]
     Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("{0}")]
+    Audit(#[from] AuditError),
     #[error("{what}: {reason}")]
     Io { what: String, reason: String },
 }
@@ -184,6 +189,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(&config)?;
     let store = open_store(&config).await?;
+    let audit = Audit::open(store.clone(), &master_key, clock.clone()).await?;
     let ephemeral: Arc<dyn Ephemeral> = match &config.redis_url {
         Some(url) => {
             let store = RedisStore::connect(url.as_str(), &config.redis_key_prefix)
@@ -225,6 +231,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         clock,
         metrics,
         hashing,
+        audit,
     })
 }
 

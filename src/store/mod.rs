@@ -6,6 +6,7 @@
 
 pub mod orgs;
 pub mod schema;
+pub mod secrets;
 pub mod users;
 
 use std::time::Duration;
@@ -31,7 +32,7 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached: answered 503, never 500 (DESIGN §14).
     #[error("database unavailable: {0}")]
