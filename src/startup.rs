@@ -235,6 +235,14 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     })
 }
 
+/// Just the audit trail, for `gatehouse audit …`: no hashing pool, no Redis.
+pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, StartupError> {
+    ensure_private_dir(&config.data_dir)?;
+    let master_key = load_master_key(config)?;
+    let store = open_store(config).await?;
+    Ok(Audit::open(store, &master_key, clock).await?)
+}
+
 /// Connects and migrates; used by `serve` and `migrate`.
 pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     let target = config.database_target()?;

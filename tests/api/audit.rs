@@ -317,6 +317,139 @@ async fn a_forged_row_is_named_as_inserted() {
 }
 
 #[tokio::test]
+async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with_config(
+        gatehouse::config::Config::for_tests(dir.path().to_owned()),
+        Arc::new(tempfile::tempdir().unwrap()),
+    )
+    .await;
+    record_events(&app, 6).await;
+    let target = event_about(&app, "user-3").await;
+    app.stop().await;
+
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("intact") && stdout.contains("6 events"),
+        "{stdout}"
+    );
+
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "export"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[2]["id"], target.id.as_str());
+    for (since, expected) in [
+        ("2000-01-01T00:00:00Z", 6),
+        ("2999-01-01T00:00:00+02:00", 0),
+    ] {
+        let out = crate::cli::gatehouse(dir.path())
+            .args(["audit", "export", "--since", since])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().lines().count(),
+            expected
+        );
+    }
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "export", "--since", "yesterday"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+
+    // Six years of retention: nothing to prune yet.
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "prune"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing older than"));
+
+    tamper(
+        &app,
+        &[format!(
+            "UPDATE audit_events SET outcome = 'success' WHERE seq = {}",
+            target.seq
+        )],
+    )
+    .await;
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("seq {}", target.seq))
+            && stdout.contains(&target.id)
+            && stdout.contains("altered"),
+        "{stdout}"
+    );
+
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "verify", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["problem"]["kind"], "altered");
+    assert_eq!(report["problem"]["seq"], target.seq);
+    assert_eq!(report["problem"]["id"], target.id.as_str());
+
+    // Pruning a tampered trail would erase the evidence: refused.
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "prune", "--older-than", "2999-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to prune"), "{stderr}");
+    assert_eq!(all_events(&app).await.len(), 6);
+}
+
+#[test]
+fn audit_verify_that_cannot_reach_the_database_exits_2_not_1() {
+    // 1 means "tampered"; an outage must not page anyone about tampering.
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::cli::gatehouse(dir.path())
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .env(
+            "GATEHOUSE_MASTER_KEY",
+            crate::helpers::base64_key(&MasterKey::generate()),
+        )
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot verify"), "{stderr}");
+}
+
+#[tokio::test]
 async fn details_that_look_secret_never_reach_the_trail() {
     let app = spawn_app().await;
     let password = "Correct-Horse-Battery-9";
