@@ -17,7 +17,8 @@ use gatehouse::{
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, skip, spawn_app, spawn_app_with, spawn_with_config, test_config, test_database_url,
+    TestApp, create_user, skip, spawn_app, spawn_app_with, spawn_with_config, test_config,
+    test_database_url,
 };
 
 /// Events 1..=n (on a fresh app): sign-in failures for `user-1` … `user-n`.
@@ -486,6 +487,37 @@ async fn details_that_look_secret_never_reach_the_trail() {
         assert!(!text.contains(needle), "{needle} stored: {text}");
     }
     assert!(app.state.audit.verify().await.unwrap().intact);
+}
+
+#[tokio::test]
+async fn creating_an_account_records_user_created() {
+    let app = spawn_app().await;
+    let user = create_user(&app, "rosa", "Quiet-Harbour-42", false).await;
+    let found = app
+        .state
+        .audit
+        .query(
+            AuditFilter {
+                user: Some(user.id.clone()),
+                event_type: Some(EventType::UserCreated),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let event = &found[0];
+    assert_eq!(event.outcome, "success");
+    assert_eq!(event.org_id.as_deref(), Some(user.org_id.as_str()));
+    assert_eq!(event.actor, None);
+    assert_eq!(event.details, json!({"username": "rosa", "role": "user"}));
+    let line = serde_json::to_string(event).unwrap();
+    assert!(
+        !line.contains("Quiet-Harbour-42") && !line.contains("argon2"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
