@@ -189,7 +189,11 @@ async fn main() {
             latencies.push(took);
         }
         latencies.sort();
-        println!("{label}: p50 {:?} p99 {:?}", percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+        println!(
+            "{label}: p50 {:?} p99 {:?}",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
     }
 
     println!("\n== sign-ins through the server (closed loop, 8 concurrent)");

@@ -116,6 +116,9 @@ pub struct Config {
     pub admin_username: String,
     pub admin_email: String,
     pub shutdown_timeout_secs: u64,
+    /// How long audit events are kept before `gatehouse audit prune` may delete them
+    /// (DESIGN §11; the default is six years, a common floor for health records).
+    pub audit_retention_days: u32,
 }
 
 impl Default for Config {
@@ -152,6 +155,7 @@ impl Default for Config {
             admin_username: "admin".into(),
             admin_email: "admin@localhost".into(),
             shutdown_timeout_secs: 30,
+            audit_retention_days: 2192,
         }
     }
 }
@@ -295,6 +299,7 @@ impl Config {
             "admin_username" => self.admin_username = value.to_owned(),
             "admin_email" => self.admin_email = value.to_owned(),
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
+            "audit_retention_days" => self.audit_retention_days = parse(value)?,
             _ => return Err(SetError::Unknown),
         }
         Ok(())
@@ -343,6 +348,9 @@ impl Config {
             && !matches!(url.scheme(), "smtp" | "smtps")
         {
             return invalid("smtp_url", format!("unsupported scheme {:?}", url.scheme()));
+        }
+        if self.audit_retention_days == 0 {
+            return invalid("audit_retention_days", "must be at least 1".into());
         }
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1".into());
@@ -631,6 +639,18 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("c2VjcmV0"), "{text}");
         assert!(text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_six_years_and_can_be_overridden() {
+        let mut c = Config::default();
+        assert_eq!(c.audit_retention_days, 2192);
+        c.apply_env(env(&[("GATEHOUSE_AUDIT_RETENTION_DAYS", "3650")]))
+            .unwrap();
+        assert_eq!(c.audit_retention_days, 3650);
+        c.audit_retention_days = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("audit_retention_days:"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::{
     transaction::Resume,
 };
 use crate::{
+    audit::{AuditEvent, EventType, Outcome},
     domain::{Email, Password, PolicyViolation, Username},
     startup::AppState,
     store::{orgs, users, users::UserRow},
@@ -402,6 +403,18 @@ pub async fn create_account(
     {
         Ok(user) => {
             tracing::info!(user_id = %user.id, "user created");
+            // No actor yet: the CLI is the only caller; the admin API will name one.
+            state
+                .audit
+                .record(
+                    AuditEvent::new(EventType::UserCreated, Outcome::Success)
+                        .org(&user.org_id)
+                        .subject(&user.id)
+                        .detail("username", user.username.as_str())
+                        .detail("role", user.role.as_str()),
+                )
+                .await
+                .map_err(AppError::from)?;
             Ok(user)
         }
         Err(crate::store::StoreError::Conflict) => {

@@ -10,7 +10,7 @@ use std::{
 
 use crate::helpers::client;
 
-fn gatehouse(data_dir: &Path) -> Command {
+pub fn gatehouse(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
