@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
 use gatehouse::{
+    audit::{AuditEvent, EventType, Outcome},
     auth::account::{NewAccount, create_account},
     bootstrap,
     clock::SystemClock,
@@ -301,6 +302,21 @@ async fn unlock(config: Config, raw: &str, json: bool) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(target: "gatehouse::admin", username = %username, cleared, "unlocked from the command line");
+    let audit = startup::open_audit(&config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    let lookup = username.clone();
+    let user = store
+        .run(move |c| gatehouse::store::users::find_by_username(c, &lookup))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut event = AuditEvent::new(EventType::AccountUnlocked, Outcome::Success)
+        .actor("cli")
+        .detail("was_locked", cleared);
+    if let Some(user) = &user {
+        event = event.subject(&user.id).org(&user.org_id);
+    }
+    audit.record(event).await.map_err(|e| e.to_string())?;
     if json {
         println!(
             "{}",
@@ -354,6 +370,17 @@ async fn ip(config: Config, command: IpCommand) -> Result<(), String> {
             if !lifted {
                 return Err(format!("{ip} is not blocked"));
             }
+            let audit = startup::open_audit(&config, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            audit
+                .record(
+                    AuditEvent::new(EventType::IpUnblocked, Outcome::Success)
+                        .actor("cli")
+                        .detail("unblocked", ip.trim()),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             println!("unblocked {ip}");
         }
     }
@@ -375,6 +402,18 @@ async fn remove_totp(config: Config, raw: &str, json: bool) -> Result<(), String
     let removed = gatehouse::auth::totp::remove(&state, &user.id)
         .await
         .map_err(|e| e.to_string())?;
+    if removed {
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
+                    .actor("cli")
+                    .subject(&user.id)
+                    .org(&user.org_id),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     if json {
         println!(
             "{}",

@@ -183,9 +183,7 @@ async fn signed_in(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Option<(session::SsoSession, UserRow)>, AppError> {
-    let Some(current) =
-        session::current(state.ephemeral.as_ref(), state.clock.as_ref(), req).await?
-    else {
+    let Some(current) = session::current(state, req).await? else {
         return Ok(None);
     };
     let user_id = current.user_id.clone();
@@ -301,7 +299,19 @@ async fn account_password(
         .await?),
         Ok(()) => {
             // DESIGN §8: a password change ends the user's other sessions everywhere.
-            session::end_all(state.ephemeral.as_ref(), &user.id, Some(&current.handle)).await?;
+            let ended =
+                session::end_all(state.ephemeral.as_ref(), &user.id, Some(&current.handle)).await?;
+            state
+                .audit
+                .record(
+                    AuditEvent::new(EventType::PasswordChanged, Outcome::Success)
+                        .request(&ctx)
+                        .subject(&user.id)
+                        .org(&user.org_id)
+                        .detail("via", "account")
+                        .detail("sessions_ended", ended),
+                )
+                .await?;
             Ok(see_other("/account?changed=1"))
         }
     }
@@ -318,6 +328,7 @@ struct EndSessionForm {
 async fn end_session(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ctx: RequestContext,
     form: web::Form<EndSessionForm>,
 ) -> Result<HttpResponse, PageError> {
     check_same_origin(&req, &state.config.issuer)?;
@@ -333,7 +344,19 @@ async fn end_session(
     if form.session.len() != 64 || !form.session.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(PageError(AppError::BadRequest("Unknown session.".into())));
     }
-    session::end(state.ephemeral.as_ref(), &user.id, &form.session).await?;
+    if session::end(state.ephemeral.as_ref(), &user.id, &form.session).await? {
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+                    .request(&ctx)
+                    .actor(&user.id)
+                    .subject(&user.id)
+                    .org(&user.org_id)
+                    .detail("reason", "revoked"),
+            )
+            .await?;
+    }
     if form.session == current.handle {
         return Ok(signed_out());
     }
@@ -531,6 +554,15 @@ async fn totp_confirm(
         .await?);
     }
     let codes = super::totp::confirm(&state, &user.id).await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
+                .request(&ctx)
+                .subject(&user.id)
+                .org(&user.org_id),
+        )
+        .await?;
     Ok(render(
         &super::login::RecoveryCodesPage {
             tx: None,
@@ -609,5 +641,15 @@ async fn totp_remove(
         .await?);
     }
     super::totp::remove(&state, &user.id).await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
+                .request(&ctx)
+                .actor(&user.id)
+                .subject(&user.id)
+                .org(&user.org_id),
+        )
+        .await?;
     Ok(see_other("/account?totp_removed=1"))
 }

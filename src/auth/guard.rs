@@ -8,6 +8,7 @@ use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use super::{login::pool_error, token_hash};
 use crate::{
+    audit::{AuditEvent, EventType, Outcome},
     bootstrap::DEFAULT_ORG,
     config::Config,
     domain::{OrgName, Password, UserStatus, Username},
@@ -159,8 +160,19 @@ pub async fn password_attempt(
         })
         .await?;
 
+    let subject = user.as_ref().map(|u| (u.id.clone(), u.org_id.clone()));
+    let failed = |reason: &str| {
+        let mut event = AuditEvent::new(EventType::SignInFailed, Outcome::Failure)
+            .request(ctx)
+            .detail("reason", reason);
+        if let Some((id, org)) = &subject {
+            event = event.subject(id).org(org);
+        }
+        event
+    };
     if let Some(until) = blocked {
         guard.attempts.with_label_values(&["ip_blocked"]).inc();
+        state.audit.record(failed("ip_blocked")).await?;
         let wait = (until - naive_now).num_seconds().max(1) as u64;
         return Ok(Verdict::IpBlocked {
             retry_after: Duration::from_secs(wait),
@@ -175,9 +187,13 @@ pub async fn password_attempt(
         .await?;
     if let lockouts::Reservation::Locked { .. } = reservation {
         guard.attempts.with_label_values(&["locked"]).inc();
+        state.audit.record(failed("locked")).await?;
         return Ok(Verdict::Locked);
     }
 
+    let unusable = user
+        .as_ref()
+        .is_some_and(|u| u.status() != UserStatus::Active || u.password_hash.is_none());
     let usable = user.filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
     let checked = state
         .hashing
@@ -209,6 +225,12 @@ pub async fn password_attempt(
     }
 
     guard.attempts.with_label_values(&["failure"]).inc();
+    let reason = match &subject {
+        None => "unknown_account",
+        Some(_) if unusable => "account_disabled",
+        Some(_) => "bad_password",
+    };
+    state.audit.record(failed(reason)).await?;
     let fail_key = key.clone();
     let new_lock = state
         .store
@@ -216,6 +238,15 @@ pub async fn password_attempt(
         .await?;
     if let Some(lock) = new_lock {
         guard.lockouts.inc();
+        let mut event = AuditEvent::new(EventType::AccountLocked, Outcome::Success)
+            .request(ctx)
+            .detail("permanent", lock.permanent)
+            .detail("lock_count", lock.lock_count)
+            .detail("until", lock.until.and_utc().to_rfc3339());
+        if let Some((id, org)) = &subject {
+            event = event.subject(id).org(org);
+        }
+        state.audit.record(event).await?;
         tracing::warn!(
             request_id = %ctx.request_id,
             permanent = lock.permanent,
@@ -224,7 +255,7 @@ pub async fn password_attempt(
         );
     }
     if let (Some(ip), Some(ip_key)) = (ip, ip_key) {
-        count_ip_failure(state, ip, ip_key, now.timestamp()).await?;
+        count_ip_failure(state, ctx, ip, ip_key, now.timestamp()).await?;
     }
     Ok(Verdict::Failure)
 }
@@ -234,6 +265,7 @@ pub async fn password_attempt(
 /// blocks the address when the estimate passes the threshold.
 async fn count_ip_failure(
     state: &AppState,
+    ctx: &RequestContext,
     ip: IpAddr,
     ip_key: String,
     now: i64,
@@ -269,6 +301,16 @@ async fn count_ip_failure(
         .await?;
     if let Some(block) = blocked {
         state.guard.ip_blocks.inc();
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::IpBlocked, Outcome::Success)
+                    .request(ctx)
+                    .detail("blocked", block.ip.as_str())
+                    .detail("until", block.blocked_until.and_utc().to_rfc3339())
+                    .detail("block_count", block.block_count),
+            )
+            .await?;
         tracing::warn!(
             client_ip = %ip,
             until = %block.blocked_until,

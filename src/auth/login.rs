@@ -18,6 +18,7 @@ use super::{
     transaction::{LoginTransaction, MAX_TOKEN_LEN, Resume, Stage},
 };
 use crate::{
+    audit::{AuditEvent, EventType, Outcome},
     domain::{Password, Username},
     startup::AppState,
     store::{orgs, users, users::UserRow},
@@ -355,9 +356,7 @@ async fn complete(
         })
         .await?;
     // A browser holds one session: signing in again replaces the previous one.
-    if let Some(previous) =
-        session::current(state.ephemeral.as_ref(), state.clock.as_ref(), req).await?
-    {
+    if let Some(previous) = session::current(state, req).await? {
         session::end(
             state.ephemeral.as_ref(),
             &previous.user_id,
@@ -384,6 +383,17 @@ async fn complete(
     )
     .await?;
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "signed in");
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::SignInSucceeded, Outcome::Success)
+                .request(ctx)
+                .subject(&user.id)
+                .org(&user.org_id)
+                .detail("amr", tx.amr.join(" "))
+                .detail("acr", session::acr(&tx.amr)),
+        )
+        .await?;
     let mut res = match tx.resume {
         Resume::Account => see_other("/account"),
     };
@@ -473,7 +483,18 @@ async fn password_submit(
         )),
         Ok(()) => {
             // A new password ends every existing session (DESIGN §8).
-            session::end_all(state.ephemeral.as_ref(), &user.id, None).await?;
+            let ended = session::end_all(state.ephemeral.as_ref(), &user.id, None).await?;
+            state
+                .audit
+                .record(
+                    AuditEvent::new(EventType::PasswordChanged, Outcome::Success)
+                        .request(&ctx)
+                        .subject(&user.id)
+                        .org(&user.org_id)
+                        .detail("via", "required_action")
+                        .detail("sessions_ended", ended),
+                )
+                .await?;
             tx.stage = Stage::Done;
             advance(&state, &req, &ctx, tx).await
         }
@@ -485,7 +506,7 @@ async fn logout_page(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
-    let current = session::current(state.ephemeral.as_ref(), state.clock.as_ref(), &req).await?;
+    let current = session::current(&state, &req).await?;
     Ok(match current {
         Some(s) => render(&LogoutPage { csrf: &s.csrf }, StatusCode::OK),
         None => signed_out(),
@@ -521,12 +542,11 @@ pub(crate) fn signed_out() -> HttpResponse {
 async fn logout_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ctx: RequestContext,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     check_same_origin(&req, &state.config.issuer)?;
-    let Some(current) =
-        session::current(state.ephemeral.as_ref(), state.clock.as_ref(), &req).await?
-    else {
+    let Some(current) = session::current(&state, &req).await? else {
         return Ok(signed_out());
     };
     if !same_secret(&form.csrf, &current.csrf) {
@@ -534,6 +554,16 @@ async fn logout_submit(
     }
     session::end(state.ephemeral.as_ref(), &current.user_id, &current.handle).await?;
     tracing::info!(user_id = %current.user_id, "signed out");
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+                .request(&ctx)
+                .subject(&current.user_id)
+                .org(&current.org_id)
+                .detail("reason", "logout"),
+        )
+        .await?;
     Ok(signed_out())
 }
 
@@ -733,6 +763,16 @@ async fn second_factor_attempt(
         .run(move |c| crate::store::lockouts::record_failure(c, &key, &policy, now))
         .await?;
     tracing::info!(request_id = %ctx.request_id, user_id = %user_id, locked = locked.is_some(), "second factor refused");
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::MfaFailed, Outcome::Failure)
+                .request(ctx)
+                .subject(user_id)
+                .org(&user.org_id)
+                .detail("locked", locked.is_some()),
+        )
+        .await?;
     Ok(FactorVerdict::Rejected)
 }
 
@@ -796,6 +836,15 @@ async fn enrol_submit(
         return render_enrol(&state, &tx, Some(WRONG_CODE), StatusCode::BAD_REQUEST).await;
     }
     let codes = totp::confirm(&state, &user_id).await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
+                .request(&ctx)
+                .subject(&user_id)
+                .detail("during", "sign_in"),
+        )
+        .await?;
     tx.amr.push("otp".into());
     tx.stage = tx.after_second_factor();
     tx.save(state.ephemeral.as_ref()).await?;

@@ -11,7 +11,13 @@ use actix_web::{
 use serde::{Deserialize, Serialize};
 
 use super::{random_token, token_hash};
-use crate::{clock::Clock, ephemeral::Ephemeral, web::error::AppError};
+use crate::{
+    audit::{AuditEvent, EventType, Outcome},
+    clock::Clock,
+    ephemeral::Ephemeral,
+    startup::AppState,
+    web::error::AppError,
+};
 
 /// `__Host-`: Secure, path `/`, no Domain — no subdomain can set or read it.
 pub const SESSION_COOKIE: &str = "__Host-gatehouse-session";
@@ -159,11 +165,8 @@ async fn load_by_handle(
 }
 
 /// The live session of this request, touched; an expired one is ended.
-pub async fn current(
-    store: &dyn Ephemeral,
-    clock: &dyn Clock,
-    req: &HttpRequest,
-) -> Result<Option<SsoSession>, AppError> {
+pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<SsoSession>, AppError> {
+    let (store, clock) = (state.ephemeral.as_ref(), state.clock.as_ref());
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -178,6 +181,19 @@ pub async fn current(
     if let Some(why) = session.expiry(now) {
         tracing::info!(user_id = %session.user_id, reason = ?why, "session expired");
         end(store, &session.user_id, &handle).await?;
+        let reason = match why {
+            Expiry::Idle => "idle",
+            Expiry::Absolute => "absolute",
+        };
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+                    .subject(&session.user_id)
+                    .org(&session.org_id)
+                    .detail("reason", reason),
+            )
+            .await?;
         return Ok(None);
     }
     if now - session.last_seen >= TOUCH_EVERY_SECS {

@@ -2,6 +2,7 @@
 
 mod account;
 mod audit;
+mod audit_events;
 mod browser;
 mod cli;
 mod guard;
