@@ -375,12 +375,9 @@ fn address(ip: &Option<IpAddr>) -> String {
     ip.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
-/// For a subject line: no line breaks or other control characters, whatever the input.
+/// What people typed, fit for a subject line: one line, bounded.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(120)
-        .collect()
+    super::one_line(s).chars().take(120).collect()
 }
 
 #[cfg(test)]
