@@ -11,6 +11,7 @@ use crate::{
     config::{Config, MasterKeySource, redacted},
     crypto::MasterKey,
     ephemeral::{Ephemeral, MemoryStore, RedisStore},
+    mail::{MailWorker, Mailer},
     store::Store,
     telemetry::Metrics,
     web::{self as gw, error::bad_input},
@@ -26,6 +27,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub hashing: HashingPool,
     pub guard: Guard,
+    pub mailer: Mailer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ pub enum StartupError {
     Tls(#[from] gw::tls::TlsError),
     #[error("{0}")]
     Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("{0}")]
+    Mail(#[from] crate::mail::MailError),
     #[error("{what}: {reason}")]
     Io { what: String, reason: String },
 }
@@ -52,6 +56,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     first_admin: Option<FirstAdmin>,
+    mail_worker: MailWorker,
 }
 
 impl Application {
@@ -157,11 +162,15 @@ impl Application {
             }
         });
 
+        // Started last: nothing above can fail after it, so no worker outlives a failed build.
+        let mail_worker = state.mailer.spawn_worker();
+
         Ok(Self {
             local_addr,
             server: http.run(),
             state,
             first_admin,
+            mail_worker,
         })
     }
 
@@ -184,9 +193,13 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until SIGTERM/SIGINT (graceful: in-flight requests finish).
+    /// Runs until SIGTERM/SIGINT (graceful: in-flight requests finish, then the mail
+    /// worker finishes the delivery it is in).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let grace = Duration::from_secs(self.state.config.shutdown_timeout_secs);
+        self.mail_worker.stop(grace).await;
+        result
     }
 }
 
@@ -229,12 +242,21 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
             .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?
     };
     let guard = Guard::new(&config, &metrics);
+    let master_key = Arc::new(master_key);
+    let mailer = Mailer::new(
+        &config,
+        store.clone(),
+        clock.clone(),
+        master_key.clone(),
+        &metrics,
+    )?;
     Ok(AppState {
         guard,
+        mailer,
         config: Arc::new(config),
         store,
         ephemeral,
-        master_key: Arc::new(master_key),
+        master_key,
         clock,
         metrics,
         hashing,

@@ -7,5 +7,6 @@ mod guard;
 mod health;
 mod helpers;
 mod login;
+mod mail;
 mod storage;
 mod tls;
