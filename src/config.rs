@@ -129,6 +129,9 @@ pub struct Config {
     pub admin_username: String,
     pub admin_email: String,
     pub shutdown_timeout_secs: u64,
+    /// How long audit events are kept before `gatehouse audit prune` may delete them
+    /// (DESIGN §11; the default is six years, a common floor for health records).
+    pub audit_retention_days: u32,
 }
 
 impl Default for Config {
@@ -169,6 +172,7 @@ impl Default for Config {
             admin_username: "admin".into(),
             admin_email: "admin@localhost".into(),
             shutdown_timeout_secs: 30,
+            audit_retention_days: 2192,
         }
     }
 }
@@ -318,6 +322,7 @@ impl Config {
             "admin_username" => self.admin_username = value.to_owned(),
             "admin_email" => self.admin_email = value.to_owned(),
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
+            "audit_retention_days" => self.audit_retention_days = parse(value)?,
             _ => return Err(SetError::Unknown),
         }
         Ok(())
@@ -397,6 +402,9 @@ impl Config {
             && secret.expose_secret().len() < 16
         {
             return invalid("webhook_secret", "must be at least 16 characters".into());
+        }
+        if self.audit_retention_days == 0 {
+            return invalid("audit_retention_days", "must be at least 1".into());
         }
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1".into());
@@ -774,6 +782,18 @@ mod tests {
                 .to_string()
                 .starts_with("mail_poll_secs:")
         );
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_six_years_and_can_be_overridden() {
+        let mut c = Config::default();
+        assert_eq!(c.audit_retention_days, 2192);
+        c.apply_env(env(&[("GATEHOUSE_AUDIT_RETENTION_DAYS", "3650")]))
+            .unwrap();
+        assert_eq!(c.audit_retention_days, 3650);
+        c.audit_retention_days = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("audit_retention_days:"), "{err}");
     }
 
     #[test]

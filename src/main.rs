@@ -3,6 +3,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
@@ -52,6 +53,40 @@ enum Command {
         #[command(subcommand)]
         command: IpCommand,
     },
+    /// Check, export and prune the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain. Exit status 0: intact; 1: the first problem is named;
+    /// 2: the trail could not be checked.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write events as JSON lines to standard output, oldest first.
+    Export {
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+    },
+    /// Delete events older than the retention period (`audit_retention_days`), leaving
+    /// a signed checkpoint so the rest still verifies.
+    Prune {
+        /// Prune before this time (RFC 3339) instead of the retention period.
+        #[arg(long, value_parser = parse_time)]
+        older_than: Option<DateTime<Utc>>,
+    },
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-01T00:00:00Z: {e}"))
 }
 
 #[derive(Subcommand)]
@@ -76,6 +111,12 @@ enum UserCommand {
         /// Require a new password at the first sign-in.
         #[arg(long)]
         must_change_password: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user's second factor (they enrol again at their next sign-in if policy requires it).
+    RemoveTotp {
+        username: String,
         #[arg(long)]
         json: bool,
     },
@@ -133,16 +174,18 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let done = |r: Result<(), String>| r.map(|()| ExitCode::SUCCESS);
         match cli.command {
-            Command::Serve => serve(config).await,
-            Command::Migrate => migrate(config).await,
-            Command::User { command } => user(config, command).await,
-            Command::Ip { command } => ip(config, command).await,
-            Command::Config { .. } => Ok(()),
+            Command::Serve => done(serve(config).await),
+            Command::Migrate => done(migrate(config).await),
+            Command::User { command } => done(user(config, command).await),
+            Command::Ip { command } => done(ip(config, command).await),
+            Command::Audit { command } => audit(config, command).await,
+            Command::Config { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("gatehouse: {e}");
             ExitCode::FAILURE
@@ -178,8 +221,12 @@ async fn migrate(config: Config) -> Result<(), String> {
 }
 
 async fn user(config: Config, command: UserCommand) -> Result<(), String> {
-    if let UserCommand::Unlock { username, json } = command {
-        return unlock(config, &username, json).await;
+    match command {
+        UserCommand::Unlock { username, json } => return unlock(config, &username, json).await,
+        UserCommand::RemoveTotp { username, json } => {
+            return remove_totp(config, &username, json).await;
+        }
+        UserCommand::Create { .. } => {}
     }
     let UserCommand::Create {
         org,
@@ -311,4 +358,92 @@ async fn ip(config: Config, command: IpCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+async fn remove_totp(config: Config, raw: &str, json: bool) -> Result<(), String> {
+    let username = Username::parse(raw).map_err(|e| format!("username: {e}"))?;
+    let state = startup::build_state(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    let lookup = username.clone();
+    let user = state
+        .store
+        .run(move |c| gatehouse::store::users::find_by_username(c, &lookup))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user named {username}"))?;
+    let removed = gatehouse::auth::totp::remove(&state, &user.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "username": user.username, "removed": removed })
+        );
+    } else if removed {
+        println!("removed two-step verification of {}", user.username);
+    } else {
+        println!("{} had no two-step verification", user.username);
+    }
+    Ok(())
+}
+
+async fn audit(config: Config, command: AuditCommand) -> Result<ExitCode, String> {
+    let retention_days = config.audit_retention_days;
+    let opened = startup::open_audit(&config, Arc::new(SystemClock)).await;
+    match command {
+        AuditCommand::Verify { json } => {
+            // 1 is reserved for "the chain is broken", so a script can tell tampering
+            // from a database that could not be reached.
+            let report = match opened {
+                Ok(audit) => audit.verify().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let report = match report {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("gatehouse: cannot verify the audit trail: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if json {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+                println!("{text}");
+            } else {
+                println!("{report}");
+            }
+            Ok(if report.intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        AuditCommand::Export { since } => {
+            let audit = opened.map_err(|e| e.to_string())?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            audit
+                .export(since, &mut out)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prune { older_than } => {
+            let audit = opened.map_err(|e| e.to_string())?;
+            let cutoff = match older_than {
+                Some(t) => t,
+                None => Utc::now() - chrono::Duration::days(i64::from(retention_days)),
+            };
+            match audit.prune(cutoff).await.map_err(|e| e.to_string())? {
+                Some(cp) => println!(
+                    "pruned {} events before {}; the chain now resumes after seq {}",
+                    cp.pruned_events,
+                    cp.pruned_before.to_rfc3339(),
+                    cp.last_seq
+                ),
+                None => println!("nothing older than {} to prune", cutoff.to_rfc3339()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

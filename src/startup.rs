@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
+    audit::{Audit, AuditError},
     auth::{guard::Guard, hashing::HashingPool, password::Hasher},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
@@ -27,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub hashing: HashingPool,
     pub guard: Guard,
+    /// The audit trail every capability records into (DESIGN §11).
+    pub audit: Audit,
     pub mailer: Mailer,
 }
 
@@ -44,6 +47,8 @@ pub enum StartupError {
     Tls(#[from] gw::tls::TlsError),
     #[error("{0}")]
     Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("{0}")]
+    Audit(#[from] AuditError),
     #[error("{0}")]
     Mail(#[from] crate::mail::MailError),
     #[error("{what}: {reason}")]
@@ -208,6 +213,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(&config)?;
     let store = open_store(&config).await?;
+    let audit = Audit::open(store.clone(), &master_key, clock.clone()).await?;
     let ephemeral: Arc<dyn Ephemeral> = match &config.redis_url {
         Some(url) => {
             let store = RedisStore::connect(url.as_str(), &config.redis_key_prefix)
@@ -260,7 +266,16 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         clock,
         metrics,
         hashing,
+        audit,
     })
+}
+
+/// Just the audit trail, for `gatehouse audit …`: no hashing pool, no Redis.
+pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, StartupError> {
+    ensure_private_dir(&config.data_dir)?;
+    let master_key = load_master_key(config)?;
+    let store = open_store(config).await?;
+    Ok(Audit::open(store, &master_key, clock).await?)
 }
 
 /// Connects and migrates; used by `serve` and `migrate`.

@@ -14,6 +14,7 @@ use super::{
     transaction::Resume,
 };
 use crate::{
+    audit::{AuditEvent, EventType, Outcome},
     domain::{Email, Password, PolicyViolation, Username},
     startup::AppState,
     store::{orgs, users, users::UserRow},
@@ -27,7 +28,11 @@ use crate::{
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(account_page)
         .service(account_password)
-        .service(end_session);
+        .service(end_session)
+        .service(totp_page)
+        .service(totp_confirm)
+        .service(totp_remove)
+        .service(totp_recovery_codes);
 }
 
 pub struct PasswordChange {
@@ -116,6 +121,7 @@ struct AccountPage<'a> {
     notice: Option<&'a str>,
     errors: Vec<String>,
     sessions: Vec<SessionView>,
+    mfa: bool,
 }
 
 fn when(secs: i64) -> String {
@@ -137,6 +143,7 @@ async fn render_account(
         .store
         .run(move |c| orgs::find_by_id(c, &org_id))
         .await?;
+    let mfa = super::totp::is_enrolled(state, &user.id).await?;
     let sessions = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id)
         .await?
         .into_iter()
@@ -165,6 +172,7 @@ async fn render_account(
             notice,
             errors,
             sessions,
+            mfa,
         },
         status,
     ))
@@ -199,6 +207,7 @@ async fn signed_in(
 #[derive(Deserialize)]
 struct AccountQuery {
     changed: Option<String>,
+    totp_removed: Option<String>,
 }
 
 #[get("/account")]
@@ -210,10 +219,13 @@ async fn account_page(
     let Some((current, user)) = signed_in(&state, &req).await? else {
         return Ok(start_sign_in(&state, &req, Resume::Account).await?);
     };
-    let notice = query
-        .changed
-        .is_some()
-        .then_some("Your password was changed.");
+    let notice = if query.changed.is_some() {
+        Some("Your password was changed.")
+    } else if query.totp_removed.is_some() {
+        Some("Two-step verification was turned off.")
+    } else {
+        None
+    };
     Ok(render_account(&state, &current, &user, notice, Vec::new(), StatusCode::OK).await?)
 }
 
@@ -391,6 +403,18 @@ pub async fn create_account(
     {
         Ok(user) => {
             tracing::info!(user_id = %user.id, "user created");
+            // No actor yet: the CLI is the only caller; the admin API will name one.
+            state
+                .audit
+                .record(
+                    AuditEvent::new(EventType::UserCreated, Outcome::Success)
+                        .org(&user.org_id)
+                        .subject(&user.id)
+                        .detail("username", user.username.as_str())
+                        .detail("role", user.role.as_str()),
+                )
+                .await
+                .map_err(AppError::from)?;
             Ok(user)
         }
         Err(crate::store::StoreError::Conflict) => {
@@ -398,4 +422,192 @@ pub async fn create_account(
         }
         Err(e) => Err(AppError::from(e).into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "totp_manage.html")]
+struct TotpManagePage<'a> {
+    csrf: &'a str,
+    username: &'a str,
+    recovery_left: i64,
+    error: Option<&'a str>,
+}
+
+fn stale_form() -> PageError {
+    PageError(AppError::Forbidden(
+        "This form has expired or was not sent from this browser. Please reload the page.".into(),
+    ))
+}
+
+async fn render_totp(
+    state: &AppState,
+    current: &session::SsoSession,
+    user: &UserRow,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    if super::totp::is_enrolled(state, &user.id).await? {
+        let id = user.id.clone();
+        let recovery_left = state
+            .store
+            .run(move |c| crate::store::totp::unused_recovery_codes(c, &id))
+            .await?;
+        return Ok(render(
+            &TotpManagePage {
+                csrf: &current.csrf,
+                username: &user.username,
+                recovery_left,
+                error,
+            },
+            status,
+        ));
+    }
+    let view = super::totp::enrolment(state, &user.id, &user.username).await?;
+    Ok(render(
+        &super::login::EnrolPage {
+            action: "/account/totp",
+            tx: None,
+            csrf: &current.csrf,
+            qr: &view.qr_png_base64,
+            secret: &view.secret_base32,
+            required: false,
+            error,
+        },
+        status,
+    ))
+}
+
+#[get("/account/totp")]
+async fn totp_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
+    };
+    Ok(render_totp(&state, &current, &user, None, StatusCode::OK).await?)
+}
+
+#[derive(Deserialize)]
+struct TotpForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[post("/account/totp")]
+async fn totp_confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(see_other("/account"));
+    };
+    if !same_secret(&form.csrf, &current.csrf) {
+        return Err(stale_form());
+    }
+    state.guard.rate_limit(ctx.client_ip)?;
+    let confirmed = match super::totp::SecondFactor::parse(&form.code) {
+        Ok(super::totp::SecondFactor::Totp(code)) => {
+            super::totp::check_totp(&state, &user.id, &code, true).await?
+        }
+        _ => false,
+    };
+    if !confirmed {
+        let message = "That code is not correct, or was already used.";
+        return Ok(render_totp(
+            &state,
+            &current,
+            &user,
+            Some(message),
+            StatusCode::BAD_REQUEST,
+        )
+        .await?);
+    }
+    let codes = super::totp::confirm(&state, &user.id).await?;
+    Ok(render(
+        &super::login::RecoveryCodesPage {
+            tx: None,
+            csrf: &current.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[post("/account/totp/recovery-codes")]
+async fn totp_recovery_codes(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(see_other("/account"));
+    };
+    if !same_secret(&form.csrf, &current.csrf) {
+        return Err(stale_form());
+    }
+    if !super::totp::is_enrolled(&state, &user.id).await? {
+        return Ok(see_other("/account/totp"));
+    }
+    let codes = super::totp::regenerate_recovery_codes(&state, &user.id).await?;
+    Ok(render(
+        &super::login::RecoveryCodesPage {
+            tx: None,
+            csrf: &current.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// DESIGN §6: the user removes their own second factor with password and current code.
+#[post("/account/totp/remove")]
+async fn totp_remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(see_other("/account"));
+    };
+    let form = form.into_inner();
+    if !same_secret(&form.csrf, &current.csrf) {
+        return Err(stale_form());
+    }
+    state.guard.rate_limit(ctx.client_ip)?;
+    let password_ok = match Password::parse(form.password) {
+        Ok(p) => matches!(
+            password_attempt(&state, &ctx, &user.username, p).await?,
+            Verdict::Success(_)
+        ),
+        Err(_) => false,
+    };
+    let code_ok = password_ok
+        && match super::totp::SecondFactor::parse(&form.code) {
+            Ok(factor) => super::totp::check(&state, &user.id, &factor).await?,
+            Err(_) => false,
+        };
+    if !code_ok {
+        let message = "The password or the code is not correct.";
+        return Ok(render_totp(
+            &state,
+            &current,
+            &user,
+            Some(message),
+            StatusCode::BAD_REQUEST,
+        )
+        .await?);
+    }
+    super::totp::remove(&state, &user.id).await?;
+    Ok(see_other("/account?totp_removed=1"))
 }

@@ -14,6 +14,7 @@ use super::{
     account::{PasswordChange, change_password},
     guard::{Verdict, password_attempt},
     same_secret, session, token_hash,
+    totp::{self, SecondFactor},
     transaction::{LoginTransaction, MAX_TOKEN_LEN, Resume, Stage},
 };
 use crate::{
@@ -32,6 +33,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(login_submit)
         .service(password_page)
         .service(password_submit)
+        .service(otp_page)
+        .service(otp_submit)
+        .service(enrol_page)
+        .service(enrol_submit)
+        .service(continue_submit)
         .service(logout_page)
         .service(logout_submit);
 }
@@ -158,6 +164,8 @@ async fn owned_transaction(
 fn stage_location(tx: &LoginTransaction) -> String {
     match tx.stage {
         Stage::Password => format!("/login?tx={}", tx.id),
+        Stage::Otp => format!("/login/otp?tx={}", tx.id),
+        Stage::EnrolTotp => format!("/login/totp-enrol?tx={}", tx.id),
         Stage::ChangePassword => format!("/login/password?tx={}", tx.id),
         Stage::Done => format!("/login?tx={}", tx.id),
     }
@@ -257,13 +265,20 @@ async fn login_submit(
     let expired_password = user
         .password_changed_at
         .is_some_and(|at| org.policy().password.is_expired(at.and_utc(), now));
+    let enrolled = totp::is_enrolled(&state, &user.id).await?;
+    let policy = org.policy();
     tx.user_id = Some(user.id.clone());
     tx.amr = vec!["pwd".into()];
     tx.auth_time = Some(now.timestamp());
-    tx.stage = if user.must_change_password || expired_password {
-        Stage::ChangePassword
+    tx.must_change_password = user.must_change_password || expired_password;
+    // The second factor comes before any required action: a stolen one-time or expired
+    // password alone must not be enough to choose the next password.
+    tx.stage = if enrolled {
+        Stage::Otp
+    } else if tx.require_mfa || policy.mfa.requires(user.role()) {
+        Stage::EnrolTotp
     } else {
-        Stage::Done
+        tx.after_second_factor()
     };
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "password accepted");
     advance(&state, &req, &ctx, tx).await
@@ -528,4 +543,297 @@ fn capitalise(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
+}
+
+#[derive(Template)]
+#[template(path = "otp.html")]
+struct OtpPage<'a> {
+    tx: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+pub(crate) struct EnrolPage<'a> {
+    pub action: &'a str,
+    pub tx: Option<&'a str>,
+    pub csrf: &'a str,
+    pub qr: &'a str,
+    pub secret: &'a str,
+    pub required: bool,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodesPage<'a> {
+    pub tx: Option<&'a str>,
+    pub csrf: &'a str,
+    pub codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// The transaction of this browser at `stage`, with its CSRF token checked; otherwise
+/// the answer to give instead.
+async fn at_stage(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+    csrf: Option<&str>,
+    stage: Stage,
+) -> Result<Result<LoginTransaction, HttpResponse>, PageError> {
+    let Some(tx) = owned_transaction(state, req, id).await? else {
+        return Ok(Err(expired()));
+    };
+    if let Some(csrf) = csrf
+        && !same_secret(csrf, &tx.csrf)
+    {
+        return Err(csrf_refused());
+    }
+    if tx.stage != stage {
+        return Ok(Err(see_other(&stage_location(&tx))));
+    }
+    Ok(Ok(tx))
+}
+
+const WRONG_CODE: &str = "That code is not correct, or was already used.";
+
+#[get("/login/otp")]
+async fn otp_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<TxQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = query.into_inner().tx.unwrap_or_default();
+    let tx = match at_stage(&state, &req, &id, None, Stage::Otp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    Ok(render(
+        &OtpPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            error: None,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[post("/login/otp")]
+async fn otp_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::Otp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    if form.code.len() > SecondFactor::MAX_INPUT {
+        return Err(AppError::BadRequest("The code is too long.".into()).into());
+    }
+    state.guard.rate_limit(ctx.client_ip)?;
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let again = |status, message| {
+        render(
+            &OtpPage {
+                tx: &tx.id,
+                csrf: &tx.csrf,
+                error: Some(message),
+            },
+            status,
+        )
+    };
+    if form.code.trim().is_empty() {
+        return Ok(again(
+            StatusCode::BAD_REQUEST,
+            "Enter the code from your authenticator app.",
+        ));
+    }
+    let factor = SecondFactor::parse(&form.code);
+    // Any attempt counts towards the lockout, a malformed one too: it was a guess.
+    match second_factor_attempt(&state, &ctx, &user_id, factor.as_ref().ok()).await? {
+        FactorVerdict::Accepted => {}
+        FactorVerdict::Locked => return Ok(again(StatusCode::UNAUTHORIZED, LOCKED)),
+        FactorVerdict::Rejected => {
+            let message = match factor {
+                Ok(_) => WRONG_CODE,
+                Err(_) => "Enter the 6-digit code from your authenticator app, or a recovery code.",
+            };
+            return Ok(again(StatusCode::UNAUTHORIZED, message));
+        }
+    }
+    tx.amr.push("otp".into());
+    tx.stage = tx.after_second_factor();
+    advance(&state, &req, &ctx, tx).await
+}
+
+enum FactorVerdict {
+    Accepted,
+    Rejected,
+    Locked,
+}
+
+/// A second-factor guess under the same lockout as passwords (DESIGN §5: failed TOTP
+/// codes count).
+async fn second_factor_attempt(
+    state: &AppState,
+    ctx: &RequestContext,
+    user_id: &str,
+    factor: Option<&SecondFactor>,
+) -> Result<FactorVerdict, AppError> {
+    let id = user_id.to_owned();
+    let now = state.clock.now().naive_utc();
+    let (user, policy) = state
+        .store
+        .run(move |c| {
+            let user = users::find_by_id(c, &id)?.ok_or(crate::store::StoreError::NotFound)?;
+            let org = orgs::find_by_id(c, &user.org_id)?;
+            Ok((user, org.map(|o| o.policy().lockout).unwrap_or_default()))
+        })
+        .await?;
+    let key = super::guard::login_key(&user.username);
+    let (reserve_key, reserve_policy) = (key.clone(), policy.clone());
+    let reservation = state
+        .store
+        .run(move |c| crate::store::lockouts::reserve(c, &reserve_key, &reserve_policy, now))
+        .await?;
+    if matches!(
+        reservation,
+        crate::store::lockouts::Reservation::Locked { .. }
+    ) {
+        return Ok(FactorVerdict::Locked);
+    }
+    let ok = match factor {
+        Some(f) => totp::check(state, user_id, f).await?,
+        None => false,
+    };
+    if ok {
+        state
+            .store
+            .run(move |c| crate::store::lockouts::record_success(c, &key))
+            .await?;
+        return Ok(FactorVerdict::Accepted);
+    }
+    let locked = state
+        .store
+        .run(move |c| crate::store::lockouts::record_failure(c, &key, &policy, now))
+        .await?;
+    tracing::info!(request_id = %ctx.request_id, user_id = %user_id, locked = locked.is_some(), "second factor refused");
+    Ok(FactorVerdict::Rejected)
+}
+
+#[get("/login/totp-enrol")]
+async fn enrol_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<TxQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = query.into_inner().tx.unwrap_or_default();
+    let tx = match at_stage(&state, &req, &id, None, Stage::EnrolTotp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    render_enrol(&state, &tx, None, StatusCode::OK).await
+}
+
+async fn render_enrol(
+    state: &AppState,
+    tx: &LoginTransaction,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let username = transaction_username(state, tx).await?;
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let view = totp::enrolment(state, &user_id, &username).await?;
+    Ok(render(
+        &EnrolPage {
+            action: "/login/totp-enrol",
+            tx: Some(&tx.id),
+            csrf: &tx.csrf,
+            qr: &view.qr_png_base64,
+            secret: &view.secret_base32,
+            required: true,
+            error,
+        },
+        status,
+    ))
+}
+
+#[post("/login/totp-enrol")]
+async fn enrol_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::EnrolTotp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    state.guard.rate_limit(ctx.client_ip)?;
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let confirmed = match SecondFactor::parse(&form.code) {
+        Ok(SecondFactor::Totp(code)) => totp::check_totp(&state, &user_id, &code, true).await?,
+        _ => false,
+    };
+    if !confirmed {
+        return render_enrol(&state, &tx, Some(WRONG_CODE), StatusCode::BAD_REQUEST).await;
+    }
+    let codes = totp::confirm(&state, &user_id).await?;
+    tx.amr.push("otp".into());
+    tx.stage = tx.after_second_factor();
+    tx.save(state.ephemeral.as_ref()).await?;
+    Ok(render(
+        &RecoveryCodesPage {
+            tx: Some(&tx.id),
+            csrf: &tx.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[derive(Deserialize)]
+struct ContinueForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// After the recovery codes were shown during sign-in.
+#[post("/login/continue")]
+async fn continue_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<ContinueForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some(tx) = owned_transaction(&state, &req, &form.tx).await? else {
+        return Ok(expired());
+    };
+    if !same_secret(&form.csrf, &tx.csrf) {
+        return Err(csrf_refused());
+    }
+    if !matches!(tx.stage, Stage::ChangePassword | Stage::Done) {
+        return Ok(see_other(&stage_location(&tx)));
+    }
+    advance(&state, &req, &ctx, tx).await
 }

@@ -7,6 +7,7 @@ pub mod hashing;
 pub mod login;
 pub mod password;
 pub mod session;
+pub mod totp;
 pub mod transaction;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

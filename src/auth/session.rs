@@ -40,6 +40,25 @@ pub struct SsoSession {
     pub user_agent: Option<String>,
 }
 
+/// `acr` for tokens and assertions (DESIGN §6): whether a second factor was used.
+pub const ACR_MFA: &str = "urn:gatehouse:acr:mfa";
+pub const ACR_PASSWORD: &str = "urn:gatehouse:acr:pwd";
+
+/// The authentication context class that `amr` (the methods used) amounts to.
+pub fn acr(amr: &[String]) -> &'static str {
+    if amr.iter().any(|m| m == "otp") {
+        ACR_MFA
+    } else {
+        ACR_PASSWORD
+    }
+}
+
+impl SsoSession {
+    pub fn acr(&self) -> &'static str {
+        acr(&self.amr)
+    }
+}
+
 /// Why a session ended, for the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
@@ -242,4 +261,15 @@ pub fn removal_cookie() -> Cookie<'static> {
     let mut c = host_cookie(SESSION_COOKIE, String::new());
     c.make_removal();
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acr_says_whether_a_second_factor_was_used() {
+        assert_eq!(acr(&["pwd".into()]), ACR_PASSWORD);
+        assert_eq!(acr(&["pwd".into(), "otp".into()]), ACR_MFA);
+    }
 }

@@ -32,7 +32,11 @@ pub enum Resume {
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Password,
-    /// Required action: the password must be changed before anything else.
+    /// The second factor of an enrolled user.
+    Otp,
+    /// Required action: a user who must have MFA and has none enrols first.
+    EnrolTotp,
+    /// Required action: the password must be changed.
     ChangePassword,
     Done,
 }
@@ -50,6 +54,12 @@ pub struct LoginTransaction {
     pub amr: Vec<String>,
     /// Unix seconds of the successful password check.
     pub auth_time: Option<i64>,
+    /// The relying party asked for MFA (OIDC `acr_values`, SAML `RequestedAuthnContext`).
+    #[serde(default)]
+    pub require_mfa: bool,
+    /// Found at the password step: a password change is due after the second factor.
+    #[serde(default)]
+    pub must_change_password: bool,
 }
 
 fn key(id: &str) -> String {
@@ -71,6 +81,8 @@ impl LoginTransaction {
             user_id: None,
             amr: Vec::new(),
             auth_time: None,
+            require_mfa: false,
+            must_change_password: false,
         };
         tx.save(store).await?;
         Ok(tx)
@@ -97,6 +109,17 @@ impl LoginTransaction {
     /// resumes its request exactly once, even if the form is submitted twice.
     pub async fn finish(&self, store: &dyn Ephemeral) -> Result<bool, AppError> {
         Ok(store.take(&key(&self.id)).await?.is_some())
+    }
+}
+
+impl LoginTransaction {
+    /// The stage after a completed second factor (or none needed).
+    pub fn after_second_factor(&self) -> Stage {
+        if self.must_change_password {
+            Stage::ChangePassword
+        } else {
+            Stage::Done
+        }
     }
 }
 

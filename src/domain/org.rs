@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{LockoutPolicy, ParseError, PasswordPolicy};
+use super::{LockoutPolicy, ParseError, PasswordPolicy, Role};
 
 /// An organisation's short name (the `--org` of the CLI): lower-case, URL-safe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +43,7 @@ impl std::fmt::Display for OrgName {
 pub struct OrgPolicy {
     pub password: PasswordPolicy,
     pub lockout: LockoutPolicy,
+    pub mfa: MfaPolicy,
     /// Where lockout and IP-block alerts go.
     pub support_email: Option<String>,
     /// SSO session idle timeout (DESIGN §8: 72 h).
@@ -56,9 +57,31 @@ impl Default for OrgPolicy {
         Self {
             password: PasswordPolicy::default(),
             lockout: LockoutPolicy::default(),
+            mfa: MfaPolicy::default(),
             support_email: None,
             session_idle_secs: 72 * 3600,
             session_absolute_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// Who must use a second factor (DESIGN §6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaPolicy {
+    Off,
+    /// `support`, `org_admin` and `super_admin`: whoever can change other accounts.
+    #[default]
+    Admins,
+    Everyone,
+}
+
+impl MfaPolicy {
+    pub fn requires(self, role: Role) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Admins => role.is_admin(),
+            Self::Everyone => true,
         }
     }
 }
@@ -72,6 +95,15 @@ mod tests {
         let p: OrgPolicy = serde_json::from_str("{}").unwrap();
         assert_eq!(p, OrgPolicy::default());
         assert_eq!(p.session_idle_secs, 259_200);
+    }
+
+    #[test]
+    fn mfa_is_required_of_admin_roles_by_default() {
+        let p = OrgPolicy::default().mfa;
+        assert!(!p.requires(Role::User));
+        assert!(p.requires(Role::Support) && p.requires(Role::SuperAdmin));
+        assert!(MfaPolicy::Everyone.requires(Role::User));
+        assert!(!MfaPolicy::Off.requires(Role::SuperAdmin));
     }
 
     #[test]

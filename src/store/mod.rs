@@ -9,6 +9,8 @@ pub mod lockouts;
 pub mod orgs;
 pub mod outbox;
 pub mod schema;
+pub mod secrets;
+pub mod totp;
 pub mod users;
 
 use std::time::Duration;
@@ -34,7 +36,7 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached: answered 503, never 500 (DESIGN §14).
     #[error("database unavailable: {0}")]

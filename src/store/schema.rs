@@ -63,6 +63,73 @@ diesel::table! {
 }
 
 diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> Text,
+        secret_sealed -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recovery_codes (code_hash) {
+        code_hash -> Text,
+        user_id -> Text,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sealed_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        occurred_at -> Timestamp,
+        org_id -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        event_type -> Text,
+        outcome -> Text,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (last_seq) {
+        last_seq -> BigInt,
+        last_hash -> Text,
+        cutoff -> Timestamp,
+        pruned_events -> BigInt,
+        created_at -> Timestamp,
+        signature -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(audit_events, audit_head);
+
+diesel::table! {
     outbox (id) {
         id -> Text,
         kind -> Text,

@@ -99,6 +99,17 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::audit::AuditError> for AppError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        use crate::audit::AuditError;
+        match e {
+            AuditError::Store(e) => e.into(),
+            AuditError::Closed => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<EphemeralError> for AppError {
     fn from(e: EphemeralError) -> Self {
         Self::Unavailable(e.to_string())

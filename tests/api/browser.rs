@@ -757,3 +757,52 @@ async fn browser_required_password_change_comes_first() {
 
     browser.close().await;
 }
+
+#[tokio::test]
+async fn browser_enrols_totp_from_the_page_and_signs_in_with_a_code() {
+    use gatehouse::clock::Clock;
+    let test = "browser_enrols_totp_from_the_page_and_signs_in_with_a_code";
+    let Some(browser) = Browser::start().await else {
+        skip(test, SKIP_REASON);
+        return;
+    };
+    let app = spawn_app().await;
+    create_user(&app, "dax", "Initial-Pass-93!", false).await;
+
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "dax", "Initial-Pass-93!").await;
+    assert_on_account_page(&browser, "dax").await;
+
+    // Enrol by reading the key off the page, as a person typing it into an app would.
+    browser.click("a#manage-totp").await;
+    browser.wait_for("img#qr").await;
+    let secret = browser.text("#totp-secret").await;
+    let code = crate::helpers::totp_code(&secret, app.clock.now().timestamp());
+    browser.fill("form#totp-enrol input#code", &code).await;
+    browser.submit("form#totp-enrol button#confirm-totp").await;
+    browser.wait_for("#recovery-codes").await;
+    assert_eq!(browser.count("#recovery-codes li").await, 10);
+    browser.click("a#continue").await;
+    assert_on_account_page(&browser, "dax").await;
+    assert!(browser.text("#mfa-status").await.starts_with("On"));
+    browser.submit("form#logout button#sign-out").await;
+    browser.wait_for("h1").await;
+
+    // The next sign-in asks for a code from the next time step.
+    app.clock.advance(chrono::Duration::seconds(30));
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "dax", "Initial-Pass-93!").await;
+    browser.wait_for("form#otp").await;
+    assert_eq!(
+        browser.attr("input#code", "autocomplete").await.as_deref(),
+        Some("one-time-code")
+    );
+    let code = crate::helpers::totp_code(&secret, app.clock.now().timestamp());
+    browser.fill("form#otp input#code", &code).await;
+    browser.submit("form#otp button#verify").await;
+    assert_on_account_page(&browser, "dax").await;
+
+    browser.close().await;
+}

@@ -10,7 +10,7 @@ use std::{
 
 use crate::helpers::client;
 
-fn gatehouse(data_dir: &Path) -> Command {
+pub fn gatehouse(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -337,4 +337,94 @@ async fn user_create_makes_an_account_that_signs_in() {
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/account");
+}
+
+#[tokio::test]
+async fn unlock_and_remove_totp_work_from_the_command_line() {
+    use gatehouse::clock::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let out = create_user_cmd(
+        dir.path(),
+        &[
+            "--username",
+            "lou",
+            "--email",
+            "lou@example.org",
+            "--password-stdin",
+        ],
+        "Quiet-Harbour-42\n",
+    );
+    assert!(out.status.success());
+    let mut config = gatehouse::config::Config::for_tests(dir.path().to_owned());
+    config.rate_limit_burst = 1000;
+    let app = crate::helpers::spawn_with_config(
+        config,
+        std::sync::Arc::new(tempfile::tempdir().unwrap()),
+    )
+    .await;
+    let client = app.new_client();
+    app.sign_in(&client, "lou", "Quiet-Harbour-42").await;
+    let (secret, _) = app.enrol_totp(&client).await;
+    assert!(!secret.is_empty());
+    for _ in 0..5 {
+        app.sign_in(&app.new_client(), "lou", "Wrong-Harbour-42")
+            .await;
+    }
+    let locked = app
+        .sign_in(&app.new_client(), "lou", "Quiet-Harbour-42")
+        .await;
+    assert!(locked.text().await.unwrap().contains("locked"));
+
+    let out = gatehouse(dir.path())
+        .args(["user", "unlock", "LOU", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["was_locked"], true);
+    let res = app
+        .sign_in(&app.new_client(), "lou", "Quiet-Harbour-42")
+        .await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login/otp"),
+        "unlocked; the code step follows"
+    );
+
+    let out = gatehouse(dir.path())
+        .args(["user", "remove-totp", "lou"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = app.clock.now();
+    let res = app
+        .sign_in(&app.new_client(), "lou", "Quiet-Harbour-42")
+        .await;
+    assert_eq!(
+        res.headers()["location"],
+        "/account",
+        "no second step after removal"
+    );
+
+    let out = gatehouse(dir.path())
+        .args(["ip", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let out = gatehouse(dir.path())
+        .args(["ip", "unblock", "203.0.113.1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nothing to unblock");
 }

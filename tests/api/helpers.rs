@@ -294,3 +294,57 @@ impl TestApp {
             .unwrap_or(0.0)
     }
 }
+
+/// The code an authenticator app would show for `secret_b32` at unix time `at`.
+pub fn totp_code(secret_b32: &str, at: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret");
+    gatehouse::auth::totp::totp(secret.as_ref().to_vec(), "", 6)
+        .unwrap()
+        .generate(at as u64)
+        .to_string()
+}
+
+/// The text of the element with `id` in a page.
+pub fn element_text(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no #{id} in {html}"))
+        + marker.len();
+    let end = html[start..].find('<').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+impl TestApp {
+    /// Enrols TOTP from the account page of a signed-in `client`; returns the secret
+    /// (base32) and the recovery codes.
+    pub async fn enrol_totp(&self, client: &reqwest::Client) -> (String, Vec<String>) {
+        use gatehouse::clock::Clock;
+        let page = client
+            .get(self.url("/account/totp"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let secret = element_text(&page, "totp-secret");
+        let code = totp_code(&secret, self.clock.now().timestamp());
+        let res = self
+            .post_form(
+                client,
+                "/account/totp",
+                &[("csrf", &hidden(&page, "csrf")), ("code", &code)],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        let codes = html
+            .split("<li><code>")
+            .skip(1)
+            .map(|s| s[..s.find('<').unwrap()].to_owned())
+            .collect::<Vec<_>>();
+        assert_eq!(codes.len(), 10, "{html}");
+        (secret, codes)
+    }
+}

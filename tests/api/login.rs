@@ -9,7 +9,7 @@ use gatehouse::{
     store::{orgs, users},
 };
 
-use crate::helpers::{create_user, hidden, spawn_app, spawn_app_with};
+use crate::helpers::{create_user, element_text, hidden, spawn_app, spawn_app_with, totp_code};
 
 const VERIFY_METRIC: &str = "gatehouse_password_hash_operations_total{kind=\"verify\"} ";
 
@@ -341,19 +341,9 @@ async fn first_administrator_must_change_the_one_time_password() {
     let client = app.new_client();
     let res = app.sign_in(&client, "admin", &one_time).await;
     assert_eq!(res.status(), 303);
+    // Admin roles must have a second factor (the default policy), set up first.
     let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with("/login/password?tx="), "{location}");
-    // Nothing else is reachable before the change: no session exists yet.
-    assert_eq!(
-        client
-            .get(app.url("/account"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
-
+    assert!(location.starts_with("/login/totp-enrol?tx="), "{location}");
     let page = client
         .get(app.url(&location))
         .send()
@@ -363,6 +353,33 @@ async fn first_administrator_must_change_the_one_time_password() {
         .await
         .unwrap();
     let (tx, csrf) = (hidden(&page, "tx"), hidden(&page, "csrf"));
+    let secret = element_text(&page, "totp-secret");
+    let code = totp_code(&secret, app.clock.now().timestamp());
+    let res = app
+        .post_form(
+            &client,
+            "/login/totp-enrol",
+            &[("tx", &tx), ("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(r#"id="recovery-codes""#));
+    // Nothing else is reachable before the password change: no session exists yet.
+    assert_eq!(
+        client
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+    let res = app
+        .post_form(&client, "/login/continue", &[("tx", &tx), ("csrf", &csrf)])
+        .await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/login/password?tx="), "{location}");
+
     let same = app
         .post_form(
             &client,
@@ -401,12 +418,15 @@ async fn first_administrator_must_change_the_one_time_password() {
             .status(),
         200
     );
-    // And the next sign-in goes straight through.
-    assert_eq!(
-        app.sign_in(&app.new_client(), "admin", "Chosen-Harbour-77")
-            .await
-            .headers()["location"],
-        "/account"
+    // The next sign-in asks for password and code, and no password change.
+    let res = app
+        .sign_in(&app.new_client(), "admin", "Chosen-Harbour-77")
+        .await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login/otp?tx=")
     );
 }
 

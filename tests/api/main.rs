@@ -1,6 +1,7 @@
 //! Integration tests: a real server on a random port per test (`helpers::spawn_app`).
 
 mod account;
+mod audit;
 mod browser;
 mod cli;
 mod guard;
@@ -10,3 +11,4 @@ mod login;
 mod mail;
 mod storage;
 mod tls;
+mod totp;

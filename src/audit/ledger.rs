@@ -1,0 +1,376 @@
+//! The audit tables: appending under the chain lock, pruning behind a checkpoint, and
+//! the reads that verification, queries and export need.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{
+    AuditFilter,
+    chain::{ChainKey, CheckpointContent, EventContent},
+    event::PreparedEvent,
+};
+use crate::store::{
+    DbConnection, StoreError,
+    schema::{audit_checkpoints, audit_events, audit_head},
+};
+
+/// The one row of `audit_head`.
+const HEAD_ID: i32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+// NULL, not DEFAULT, for `None`: lets one INSERT carry a whole batch on SQLite too.
+#[diesel(treat_none_as_default_value = false)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub occurred_at: NaiveDateTime,
+    pub org_id: Option<String>,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub event_type: String,
+    pub outcome: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl EventRow {
+    pub fn content(&self) -> EventContent<'_> {
+        EventContent {
+            seq: self.seq,
+            id: &self.id,
+            occurred_at: self.occurred_at,
+            org_id: self.org_id.as_deref(),
+            actor: self.actor.as_deref(),
+            subject: self.subject.as_deref(),
+            event_type: &self.event_type,
+            outcome: &self.outcome,
+            client_ip: self.client_ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            details: &self.details,
+            prev_hash: &self.prev_hash,
+        }
+    }
+
+    /// `event` placed at `seq` after an event whose hash is `prev_hash`.
+    fn chained(event: &PreparedEvent, seq: i64, prev_hash: String, key: &ChainKey) -> Self {
+        let mut row = Self {
+            seq,
+            id: event.id.clone(),
+            occurred_at: event.occurred_at,
+            org_id: event.org_id.clone(),
+            actor: event.actor.clone(),
+            subject: event.subject.clone(),
+            event_type: event.event_type.to_owned(),
+            outcome: event.outcome.to_owned(),
+            client_ip: event.client_ip.clone(),
+            user_agent: event.user_agent.clone(),
+            request_id: event.request_id.clone(),
+            details: event.details.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = key.event_hash(&row.content());
+        row
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_checkpoints)]
+pub struct CheckpointRow {
+    pub last_seq: i64,
+    pub last_hash: String,
+    pub cutoff: NaiveDateTime,
+    pub pruned_events: i64,
+    pub created_at: NaiveDateTime,
+    pub signature: String,
+}
+
+impl CheckpointRow {
+    pub fn content(&self) -> CheckpointContent<'_> {
+        CheckpointContent {
+            last_seq: self.last_seq,
+            last_hash: &self.last_hash,
+            cutoff: self.cutoff,
+            pruned_events: self.pruned_events,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Every append needs the head; without it the chain cannot continue (fail closed).
+fn missing_head() -> StoreError {
+    StoreError::Query("the audit chain head (table audit_head) is missing".into())
+}
+
+/// Runs `$body` inside a transaction that holds the chain's write lock, with `$c` the
+/// backend's own connection and `$head` the chain's end `(seq, hash)` as committed.
+///
+/// Why the append is serialised in the database (rather than one chain per writer and
+/// a merge): an auditor expects one order of events, verification stays a single walk,
+/// and an append is short, so the queue it forms is cheap — each instance also sends
+/// its events in batches (see `Audit::record`), one transaction per batch.
+///
+/// - PostgreSQL: `SELECT … FOR UPDATE` on the one `audit_head` row. Every instance's
+///   appends queue on that row lock until the holder commits; under READ COMMITTED the
+///   next holder then reads the head its predecessor committed, so each batch links
+///   to the last one. Readers (verify, queries, export) never wait for it.
+/// - SQLite: `BEGIN IMMEDIATE` takes the database's write lock before the head is read,
+///   so a second process (the CLI next to the server) queues on `busy_timeout`. A
+///   deferred transaction would read first and then fail with SQLITE_BUSY when it tried
+///   to upgrade to a writer.
+///
+/// A macro because diesel's `for_update()` and `immediate_transaction()` exist only on
+/// the concrete connections, and the body must be the same code for both.
+macro_rules! locked {
+    ($conn:expr, |$c:ident, $head:ident| $body:block) => {
+        match $conn {
+            DbConnection::Postgresql(pg) => pg.transaction(|$c| {
+                let $head: (i64, String) = audit_head::table
+                    .find(HEAD_ID)
+                    .select((audit_head::seq, audit_head::hash))
+                    .for_update()
+                    .first($c)
+                    .optional()?
+                    .ok_or_else(missing_head)?;
+                $body
+            }),
+            DbConnection::Sqlite(lite) => lite.immediate_transaction(|$c| {
+                let $head: (i64, String) = audit_head::table
+                    .find(HEAD_ID)
+                    .select((audit_head::seq, audit_head::hash))
+                    .first($c)
+                    .optional()?
+                    .ok_or_else(missing_head)?;
+                $body
+            }),
+        }
+    };
+}
+
+/// Appends `batch` in order at the end of the chain, atomically.
+pub fn append(
+    conn: &mut DbConnection,
+    key: &ChainKey,
+    batch: &[PreparedEvent],
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    locked!(conn, |c, head| {
+        let (mut seq, mut prev) = head;
+        let mut rows = Vec::with_capacity(batch.len());
+        for event in batch {
+            seq += 1;
+            let row = EventRow::chained(event, seq, prev, key);
+            prev = row.hash.clone();
+            rows.push(row);
+        }
+        diesel::insert_into(audit_events::table)
+            .values(&rows)
+            .execute(c)?;
+        diesel::update(audit_head::table.find(HEAD_ID))
+            .set((audit_head::seq.eq(seq), audit_head::hash.eq(&prev)))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// Deletes the oldest events, up to (not including) the first one at or after
+/// `cutoff`, and writes a signed checkpoint holding the last deleted event's seq and
+/// hash. `None` when there is nothing to delete.
+///
+/// Only a prefix of the chain is ever deleted, even if instances' clocks disagree and
+/// an older event sits after a newer one: the chain can only be resumed from a point.
+pub fn prune(
+    conn: &mut DbConnection,
+    key: &ChainKey,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<Option<CheckpointRow>, StoreError> {
+    locked!(conn, |c, head| {
+        let first_kept: Option<i64> = audit_events::table
+            .filter(audit_events::occurred_at.ge(cutoff))
+            .select(diesel::dsl::min(audit_events::seq))
+            .first(c)?;
+        let last = first_kept.map_or(head.0, |seq| seq - 1);
+        let start: Option<i64> = audit_checkpoints::table
+            .select(diesel::dsl::max(audit_checkpoints::last_seq))
+            .first(c)?;
+        if last <= start.unwrap_or(0) {
+            return Ok(None);
+        }
+        let last_hash: Option<String> = audit_events::table
+            .find(last)
+            .select(audit_events::hash)
+            .first(c)
+            .optional()?;
+        let Some(last_hash) = last_hash else {
+            return Err(StoreError::Query(format!(
+                "cannot prune: event seq {last} is missing"
+            )));
+        };
+        let pruned =
+            diesel::delete(audit_events::table.filter(audit_events::seq.le(last))).execute(c)?;
+        let mut checkpoint = CheckpointRow {
+            last_seq: last,
+            last_hash,
+            cutoff,
+            pruned_events: i64::try_from(pruned).unwrap_or(i64::MAX),
+            created_at: now,
+            signature: String::new(),
+        };
+        checkpoint.signature = key.checkpoint_signature(&checkpoint.content());
+        diesel::insert_into(audit_checkpoints::table)
+            .values(&checkpoint)
+            .execute(c)?;
+        Ok(Some(checkpoint))
+    })
+}
+
+/// The chain's end as committed: `(seq, hash)`; `None` only if someone deleted it.
+pub fn head(conn: &mut DbConnection) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(audit_head::table
+        .find(HEAD_ID)
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)
+        .optional()?)
+}
+
+/// The checkpoint verification starts from: the one furthest along the chain.
+pub fn latest_checkpoint(conn: &mut DbConnection) -> Result<Option<CheckpointRow>, StoreError> {
+    Ok(audit_checkpoints::table
+        .order(audit_checkpoints::last_seq.desc())
+        .select(CheckpointRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Up to `limit` events with `after < seq <= upto`, in seq order.
+pub fn page(
+    conn: &mut DbConnection,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    Ok(audit_events::table
+        .filter(audit_events::seq.gt(after))
+        .filter(audit_events::seq.le(upto))
+        .order(audit_events::seq.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)?)
+}
+
+/// Up to `limit` events with `seq > after` and `occurred_at >= since`, in seq order.
+pub fn page_since(
+    conn: &mut DbConnection,
+    since: Option<NaiveDateTime>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut query = audit_events::table
+        .filter(audit_events::seq.gt(after))
+        .select(EventRow::as_select())
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(audit_events::occurred_at.ge(since));
+    }
+    Ok(query
+        .order(audit_events::seq.asc())
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// The first event past the committed head, if any: one statement, so it sees the
+/// head and the events as of one moment even while other instances append.
+pub fn first_beyond_head(conn: &mut DbConnection) -> Result<Option<EventRow>, StoreError> {
+    let head_seq = audit_head::table
+        .filter(audit_head::id.eq(HEAD_ID))
+        .select(audit_head::seq)
+        .single_value()
+        .assume_not_null();
+    Ok(audit_events::table
+        .filter(audit_events::seq.gt(head_seq))
+        .order(audit_events::seq.asc())
+        .select(EventRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Seqs of the events (other than `except`) whose `prev_hash` is `hash`. Only asked
+/// once a problem has been found, so the scan this costs is acceptable.
+pub fn linked_from(
+    conn: &mut DbConnection,
+    hash: &str,
+    except: i64,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(audit_events::table
+        .filter(audit_events::prev_hash.eq(hash))
+        .filter(audit_events::seq.ne(except))
+        .order(audit_events::seq.asc())
+        .limit(16)
+        .select(audit_events::seq)
+        .load(conn)?)
+}
+
+/// Another event carrying the same id or hash as `row`: a copy.
+pub fn copy_of(conn: &mut DbConnection, row: &EventRow) -> Result<Option<i64>, StoreError> {
+    Ok(audit_events::table
+        .filter(audit_events::seq.ne(row.seq))
+        .filter(
+            audit_events::id
+                .eq(&row.id)
+                .or(audit_events::hash.eq(&row.hash)),
+        )
+        .order(audit_events::seq.asc())
+        .select(audit_events::seq)
+        .first(conn)
+        .optional()?)
+}
+
+/// Newest first, at most `limit`, older than `before_seq` when given.
+pub fn search(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    limit: i64,
+    before_seq: Option<i64>,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut query = audit_events::table
+        .select(EventRow::as_select())
+        .into_boxed();
+    if let Some(user) = &filter.user {
+        query = query.filter(
+            audit_events::subject
+                .eq(user)
+                .or(audit_events::actor.eq(user)),
+        );
+    }
+    if let Some(org) = &filter.org_id {
+        query = query.filter(audit_events::org_id.eq(org));
+    }
+    if let Some(event_type) = filter.event_type {
+        query = query.filter(audit_events::event_type.eq(event_type.as_str()));
+    }
+    if let Some(outcome) = filter.outcome {
+        query = query.filter(audit_events::outcome.eq(outcome.as_str()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(audit_events::occurred_at.ge(from.naive_utc()));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(audit_events::occurred_at.lt(to.naive_utc()));
+    }
+    if let Some(before) = before_seq {
+        query = query.filter(audit_events::seq.lt(before));
+    }
+    Ok(query
+        .order(audit_events::seq.desc())
+        .limit(limit)
+        .load(conn)?)
+}
