@@ -89,9 +89,22 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// `smtp://user:pass@host:587` (STARTTLS required), `smtps://…` (implicit TLS),
+    /// `smtp://host:25?tls=none` (plaintext, explicitly); absent → `.eml` files in
+    /// `data_dir/outbox/`. See `mail::smtp::SmtpTarget`.
     #[serde(serialize_with = "redact_url")]
     pub smtp_url: Option<Url>,
     pub mail_from: String,
+    /// How often the mail worker looks for due messages when nothing wakes it.
+    pub mail_poll_secs: u64,
+    /// A message still undelivered this long after it was queued is marked failed.
+    pub mail_give_up_after_hours: u64,
+    /// Key of the `X-Gatehouse-Signature` HMAC on webhook deliveries.
+    #[serde(serialize_with = "redact_secret")]
+    pub webhook_secret: Option<SecretString>,
+    /// Where security events (lockouts, IP blocks) are POSTed, for every organisation.
+    #[serde(serialize_with = "redact_webhook_url")]
+    pub webhook_url: Option<Url>,
     /// `tracing` filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -139,6 +152,10 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             smtp_url: None,
             mail_from: "Gatehouse <gatehouse@localhost>".into(),
+            mail_poll_secs: 5,
+            mail_give_up_after_hours: 72,
+            webhook_secret: None,
+            webhook_url: None,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             argon2_memory_kib: 19_456,
@@ -283,6 +300,12 @@ impl Config {
             "trusted_proxies" => self.trusted_proxies = parse_ip_list(value)?,
             "smtp_url" => self.smtp_url = non_empty(value)?,
             "mail_from" => self.mail_from = value.to_owned(),
+            "mail_poll_secs" => self.mail_poll_secs = parse(value)?,
+            "mail_give_up_after_hours" => self.mail_give_up_after_hours = parse(value)?,
+            "webhook_secret" => {
+                self.webhook_secret = (!value.trim().is_empty()).then(|| value.to_owned().into())
+            }
+            "webhook_url" => self.webhook_url = non_empty(value)?,
             "log_level" => self.log_level = value.to_owned(),
             "log_format" => self.log_format = parse(value)?,
             "argon2_memory_kib" => self.argon2_memory_kib = parse(value)?,
@@ -345,9 +368,40 @@ impl Config {
             );
         }
         if let Some(url) = &self.smtp_url
-            && !matches!(url.scheme(), "smtp" | "smtps")
+            && let Err(message) = crate::mail::smtp::SmtpTarget::from_url(url)
         {
-            return invalid("smtp_url", format!("unsupported scheme {:?}", url.scheme()));
+            return invalid("smtp_url", message);
+        }
+        if let Err(e) = self.mail_from.parse::<lettre::message::Mailbox>() {
+            return invalid(
+                "mail_from",
+                format!("not a mailbox such as \"Gatehouse <idp@example.org>\": {e}"),
+            );
+        }
+        if self.mail_poll_secs == 0 {
+            return invalid("mail_poll_secs", "must be at least 1".into());
+        }
+        if self.mail_give_up_after_hours == 0 {
+            return invalid("mail_give_up_after_hours", "must be at least 1".into());
+        }
+        if let Some(url) = &self.webhook_url {
+            match url.scheme() {
+                "https" => {}
+                "http" if is_loopback_host(url) => {}
+                _ => return invalid("webhook_url", "must be an https URL".into()),
+            }
+            if self.webhook_secret.is_none() {
+                // An unsigned security event is one anybody could forge.
+                return invalid(
+                    "webhook_secret",
+                    "webhook_url is set but webhook_secret is not".into(),
+                );
+            }
+        }
+        if let Some(secret) = &self.webhook_secret
+            && secret.expose_secret().len() < 16
+        {
+            return invalid("webhook_secret", "must be at least 16 characters".into());
         }
         if self.audit_retention_days == 0 {
             return invalid("audit_retention_days", "must be at least 1".into());
@@ -501,6 +555,18 @@ fn redact_url<S: Serializer>(value: &Option<Url>, s: S) -> Result<S::Ok, S::Erro
     }
 }
 
+/// Webhook URLs often carry their credential in the path (`/services/T0/B0/XXXX`):
+/// only the origin is shown.
+fn redact_webhook_url<S: Serializer>(value: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(url) => s.serialize_str(&format!(
+            "{}/[redacted]",
+            url.origin().ascii_serialization()
+        )),
+        None => s.serialize_none(),
+    }
+}
+
 /// The URL with its password replaced, for logs and `config check`.
 pub fn redacted(url: &Url) -> Url {
     let mut url = url.clone();
@@ -639,6 +705,83 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("c2VjcmV0"), "{text}");
         assert!(text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn redacted_settings_hide_the_webhook_secret_and_path() {
+        let mut c = Config::default();
+        c.webhook_secret = Some("whsec-0123456789abcdef".to_owned().into());
+        c.webhook_url = Some(Url::parse("https://hooks.example.org/T0/B0/tok3n").unwrap());
+        c.smtp_url = Some(Url::parse("smtp://mailer:p%40ss@mail.example.org:587").unwrap());
+        assert!(c.validate().is_ok());
+        let text = c.redacted_toml();
+        for secret in ["whsec-0123456789abcdef", "tok3n", "p%40ss"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("https://hooks.example.org/[redacted]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn webhook_url_without_a_secret_is_refused() {
+        let mut c = Config::default();
+        c.webhook_url = Some(Url::parse("https://hooks.example.org/in").unwrap());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("webhook_secret:"), "{err}");
+        c.webhook_secret = Some("short".to_owned().into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("webhook_secret:"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_webhook_is_refused_off_loopback() {
+        let mut c = Config::default();
+        c.webhook_secret = Some("whsec-0123456789abcdef".to_owned().into());
+        c.webhook_url = Some(Url::parse("http://hooks.example.org/in").unwrap());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("webhook_url:")
+        );
+        c.webhook_url = Some(Url::parse("http://127.0.0.1:9000/in").unwrap());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn mail_settings_are_checked_and_named() {
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("GATEHOUSE_MAIL_POLL_SECS", "2"),
+            ("GATEHOUSE_MAIL_GIVE_UP_AFTER_HOURS", "24"),
+        ]))
+        .unwrap();
+        assert_eq!((c.mail_poll_secs, c.mail_give_up_after_hours), (2, 24));
+        c.smtp_url = Some(Url::parse("smtp://mail.example.org?tls=maybe").unwrap());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("smtp_url:")
+        );
+        c.smtp_url = None;
+        c.mail_from = "not a mailbox".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("mail_from:")
+        );
+        c.mail_from = "Gatehouse <idp@example.org>".into();
+        c.mail_poll_secs = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("mail_poll_secs:")
+        );
     }
 
     #[test]

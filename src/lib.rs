@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod ephemeral;
+pub mod mail;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

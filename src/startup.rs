@@ -12,6 +12,7 @@ use crate::{
     config::{Config, MasterKeySource, redacted},
     crypto::MasterKey,
     ephemeral::{Ephemeral, MemoryStore, RedisStore},
+    mail::{MailWorker, Mailer},
     store::Store,
     telemetry::Metrics,
     web::{self as gw, error::bad_input},
@@ -29,6 +30,7 @@ pub struct AppState {
     pub guard: Guard,
     /// The audit trail every capability records into (DESIGN §11).
     pub audit: Audit,
+    pub mailer: Mailer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum StartupError {
     Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("{0}")]
     Audit(#[from] AuditError),
+    #[error("{0}")]
+    Mail(#[from] crate::mail::MailError),
     #[error("{what}: {reason}")]
     Io { what: String, reason: String },
 }
@@ -57,6 +61,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     first_admin: Option<FirstAdmin>,
+    mail_worker: MailWorker,
 }
 
 impl Application {
@@ -162,11 +167,15 @@ impl Application {
             }
         });
 
+        // Started last: nothing above can fail after it, so no worker outlives a failed build.
+        let mail_worker = state.mailer.spawn_worker();
+
         Ok(Self {
             local_addr,
             server: http.run(),
             state,
             first_admin,
+            mail_worker,
         })
     }
 
@@ -189,9 +198,13 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until SIGTERM/SIGINT (graceful: in-flight requests finish).
+    /// Runs until SIGTERM/SIGINT (graceful: in-flight requests finish, then the mail
+    /// worker finishes the delivery it is in).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let grace = Duration::from_secs(self.state.config.shutdown_timeout_secs);
+        self.mail_worker.stop(grace).await;
+        result
     }
 }
 
@@ -235,12 +248,21 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
             .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?
     };
     let guard = Guard::new(&config, &metrics);
+    let master_key = Arc::new(master_key);
+    let mailer = Mailer::new(
+        &config,
+        store.clone(),
+        clock.clone(),
+        master_key.clone(),
+        &metrics,
+    )?;
     Ok(AppState {
         guard,
+        mailer,
         config: Arc::new(config),
         store,
         ephemeral,
-        master_key: Arc::new(master_key),
+        master_key,
         clock,
         metrics,
         hashing,

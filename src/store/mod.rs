@@ -7,6 +7,7 @@
 pub mod ip_blocks;
 pub mod lockouts;
 pub mod orgs;
+pub mod outbox;
 pub mod schema;
 pub mod secrets;
 pub mod totp;

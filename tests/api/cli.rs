@@ -188,6 +188,12 @@ fn config_check_prints_effective_settings_with_secrets_redacted() {
     let out = gatehouse(dir.path())
         .env("GATEHOUSE_MASTER_KEY", key)
         .env("GATEHOUSE_REDIS_URL", "redis://:s3cret-pass@127.0.0.1:6379")
+        .env("GATEHOUSE_SMTP_URL", "smtp://gh:smtp-pass@mail.example.org")
+        .env("GATEHOUSE_WEBHOOK_SECRET", "whsec-hook-secret-1234")
+        .env(
+            "GATEHOUSE_WEBHOOK_URL",
+            "https://hooks.example.org/T0/path-token",
+        )
         .args(["config", "check"])
         .output()
         .unwrap();
@@ -198,10 +204,15 @@ fn config_check_prints_effective_settings_with_secrets_redacted() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("bind = \"127.0.0.1:0\""), "{text}");
-    assert!(
-        !text.contains(key) && !text.contains("s3cret-pass"),
-        "{text}"
-    );
+    for secret in [
+        key,
+        "s3cret-pass",
+        "smtp-pass",
+        "whsec-hook-secret-1234",
+        "path-token",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
     assert!(text.contains("[redacted]"));
 }
 

@@ -9,6 +9,7 @@ mod guard;
 mod health;
 mod helpers;
 mod login;
+mod mail;
 mod storage;
 mod tls;
 mod totp;

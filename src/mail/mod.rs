@@ -1,0 +1,613 @@
+//! Outbound mail and webhooks through a durable outbox (DESIGN §14: an SMTP outage
+//! loses no mail).
+//!
+//! Whoever has something to say writes an outbox row, in the same transaction as the
+//! change it reports (a reset token and its mail commit together or not at all). A
+//! background worker on every instance claims due rows, delivers them over SMTP, as
+//! `.eml` files (the embedded default), or as signed webhook POSTs, and retries with
+//! exponential backoff until a deadline. Delivery is at least once: a row is only
+//! marked sent after the server accepted it, so an instance that dies between the two
+//! sends it again after the claim's lease runs out.
+
+pub mod eml;
+pub mod notice;
+pub mod smtp;
+pub mod webhook;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use chrono::{NaiveDateTime, Timelike};
+use lettre::{
+    Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{
+        Mailbox, MultiPart,
+        header::{HeaderName, HeaderValue},
+    },
+};
+use prometheus::{IntCounterVec, IntGauge, Opts};
+use tokio::{sync::Notify, sync::watch, task::JoinHandle};
+use url::Url;
+
+pub use notice::{Alert, Notice, RenderedMail};
+
+use crate::{
+    clock::SharedClock,
+    config::Config,
+    crypto::MasterKey,
+    domain::Email,
+    store::{
+        DbConnection, Store, StoreError, new_id,
+        outbox::{self, KIND_EMAIL, KIND_WEBHOOK, NewOutboxRow, OutboxRow, STATUS_PENDING},
+    },
+    telemetry::Metrics,
+};
+
+/// Rows one claim takes. With the SMTP command timeout (30 s) a batch ends well within
+/// the lease, so no other instance takes a row that is still being delivered.
+const BATCH: i64 = 10;
+const LEASE: chrono::Duration = chrono::Duration::minutes(15);
+/// After a wake-up, the worker waits this long before claiming: the enqueuing
+/// transaction commits in the meantime, and a burst (an org-wide forced reset) goes
+/// out as one pass.
+const SETTLE: Duration = Duration::from_millis(100);
+const FIRST_RETRY: chrono::Duration = chrono::Duration::seconds(10);
+const LONGEST_RETRY: chrono::Duration = chrono::Duration::hours(1);
+/// Finished rows (recipient, subject, outcome, no bodies) are kept this long for operators.
+const KEEP_FINISHED: chrono::Duration = chrono::Duration::days(30);
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// `last_error` is a summary, not a transcript.
+const MAX_ERROR_LEN: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("smtp_url: {0}")]
+    Smtp(String),
+    #[error("mail_from: {0}")]
+    From(String),
+    #[error("{0}")]
+    Webhook(String),
+}
+
+/// The wait before attempt `attempts + 1`: 10 s, 20 s, 40 s … capped at an hour.
+pub fn backoff(attempts: i32) -> chrono::Duration {
+    let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
+    FIRST_RETRY
+        .checked_mul(1i32 << doublings)
+        .unwrap_or(LONGEST_RETRY)
+        .min(LONGEST_RETRY)
+}
+
+/// The handle every capability uses to say something to somebody. Cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    master_key: Arc<MasterKey>,
+    wake: Notify,
+    transport: Transport,
+    from: Mailbox,
+    /// Right-hand side of our Message-IDs: the sender's domain.
+    message_id_domain: String,
+    webhook: webhook::WebhookSender,
+    webhook_url: Option<Url>,
+    poll: Duration,
+    give_up_after: chrono::Duration,
+    metrics: MailMetrics,
+}
+
+enum Transport {
+    Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
+    /// The embedded default: `.eml` files in this directory.
+    Files(PathBuf),
+}
+
+struct MailMetrics {
+    sent: IntCounterVec,
+    failed: IntCounterVec,
+    retried: IntCounterVec,
+    pending: IntGauge,
+}
+
+impl MailMetrics {
+    fn new(metrics: &Metrics) -> Self {
+        let counter = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["kind"]).expect("static metric")
+        };
+        let this = Self {
+            sent: counter("mail_sent_total", "outbox messages delivered, by kind"),
+            failed: counter(
+                "mail_failed_total",
+                "outbox messages given up on after the retry deadline, by kind",
+            ),
+            retried: counter(
+                "mail_retries_total",
+                "delivery attempts that failed and will be retried, by kind",
+            ),
+            pending: IntGauge::new(
+                "mail_outbox_pending",
+                "messages waiting in the shared outbox, as of this instance's last pass",
+            )
+            .expect("static metric"),
+        };
+        metrics.register(Box::new(this.sent.clone()));
+        metrics.register(Box::new(this.failed.clone()));
+        metrics.register(Box::new(this.retried.clone()));
+        metrics.register(Box::new(this.pending.clone()));
+        this
+    }
+}
+
+/// Why one attempt failed. The message is safe to store and log: no body, no secret,
+/// no webhook URL.
+struct Failure {
+    message: String,
+    /// Retrying cannot help (a malformed row): fail now rather than at the deadline.
+    permanent: bool,
+}
+
+impl Failure {
+    fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+impl Mailer {
+    /// Builds the transport `config` names. Inside a tokio runtime (the SMTP pool's
+    /// housekeeping is a task).
+    pub fn new(
+        config: &Config,
+        store: Store,
+        clock: SharedClock,
+        master_key: Arc<MasterKey>,
+        metrics: &Metrics,
+    ) -> Result<Self, MailError> {
+        let from: Mailbox = config
+            .mail_from
+            .parse()
+            .map_err(|e| MailError::From(format!("{e}")))?;
+        let transport = match &config.smtp_url {
+            Some(url) => {
+                let target = smtp::SmtpTarget::from_url(url).map_err(MailError::Smtp)?;
+                Transport::Smtp(Box::new(target.transport().map_err(MailError::Smtp)?))
+            }
+            None => {
+                let dir = config.data_dir.join("outbox");
+                eml::ensure_dir(&dir).map_err(|e| {
+                    MailError::Smtp(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                Transport::Files(dir)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                master_key,
+                wake: Notify::new(),
+                transport,
+                message_id_domain: from.email.domain().to_owned(),
+                from,
+                webhook: webhook::WebhookSender::new(config.webhook_secret.clone())
+                    .map_err(MailError::Webhook)?,
+                webhook_url: config.webhook_url.clone(),
+                poll: Duration::from_secs(config.mail_poll_secs.max(1)),
+                give_up_after: chrono::Duration::hours(
+                    config.mail_give_up_after_hours.min(24 * 365) as i64,
+                ),
+                metrics: MailMetrics::new(metrics),
+            }),
+        })
+    }
+
+    /// Queues `mail` to `to` on `conn`, so it commits or rolls back with the caller's
+    /// transaction. The bodies are sealed under the master key: a reset link is as
+    /// good as the token, and the token itself is stored only as a hash.
+    pub fn enqueue_email(
+        &self,
+        conn: &mut DbConnection,
+        to: &Email,
+        mail: &RenderedMail,
+    ) -> Result<(), StoreError> {
+        let id = new_id();
+        let now = self.now();
+        let key = &self.inner.master_key;
+        let text = key.seal(&seal_context("text", &id), mail.text.as_bytes());
+        let html = key.seal(&seal_context("html", &id), mail.html.as_bytes());
+        let subject = one_line(&mail.subject);
+        outbox::insert(
+            conn,
+            &NewOutboxRow {
+                id: &id,
+                kind: KIND_EMAIL,
+                recipient: to.as_str(),
+                subject: &subject,
+                body_text: Some(&text),
+                body_html: Some(&html),
+                payload: None,
+                attempts: 0,
+                next_attempt_at: now,
+                status: STATUS_PENDING,
+                created_at: now,
+            },
+        )?;
+        self.wake();
+        Ok(())
+    }
+
+    /// `enqueue_email` in a transaction of its own.
+    pub async fn send(&self, to: &Email, mail: &RenderedMail) -> Result<(), StoreError> {
+        let (this, to, mail) = (self.clone(), to.clone(), mail.clone());
+        self.inner
+            .store
+            .transaction(move |conn| this.enqueue_email(conn, &to, &mail))
+            .await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues a signed JSON POST of `event` to `url`. The body is
+    /// `{"id", "event", "created_at", "data": payload}`, fixed now so every retry sends
+    /// (and signs) the same bytes; `id` is also the `X-Gatehouse-Delivery` header.
+    pub fn enqueue_webhook(
+        &self,
+        conn: &mut DbConnection,
+        url: &Url,
+        event: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let id = new_id();
+        let now = self.now();
+        let body = serde_json::json!({
+            "id": id,
+            "event": event,
+            "created_at": now.and_utc().to_rfc3339(),
+            "data": payload,
+        })
+        .to_string();
+        outbox::insert(
+            conn,
+            &NewOutboxRow {
+                id: &id,
+                kind: KIND_WEBHOOK,
+                recipient: url.as_str(),
+                subject: &one_line(event),
+                body_text: None,
+                body_html: None,
+                payload: Some(&body),
+                attempts: 0,
+                next_attempt_at: now,
+                status: STATUS_PENDING,
+                created_at: now,
+            },
+        )?;
+        self.wake();
+        Ok(())
+    }
+
+    /// `enqueue_webhook` to the configured `webhook_url`; false when none is configured.
+    pub fn enqueue_event(
+        &self,
+        conn: &mut DbConnection,
+        event: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        match &self.inner.webhook_url {
+            Some(url) => {
+                let url = url.clone();
+                self.enqueue_webhook(conn, &url, event, payload)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The organisation-independent webhook, if configured.
+    pub fn webhook_url(&self) -> Option<&Url> {
+        self.inner.webhook_url.as_ref()
+    }
+
+    /// Asks the worker to look for due rows now instead of at its next poll. Callers
+    /// that enqueue inside a long transaction may call it again after commit.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Delivers every row that is due now, on this task; returns how many were
+    /// attempted. The worker runs this; a command-line tool may too.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        self.deliver_due_unless(&|| false).await
+    }
+
+    async fn deliver_due_unless(
+        &self,
+        stopping: &(dyn Fn() -> bool + Sync),
+    ) -> Result<usize, StoreError> {
+        let mut attempted = 0;
+        while !stopping() {
+            let now = self.now();
+            let rows = self
+                .inner
+                .store
+                .run(move |c| outbox::claim_due(c, now, now + LEASE, BATCH))
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            attempted += rows.len();
+            // The whole batch is finished even when stopping: its rows are claimed.
+            for row in rows {
+                self.deliver_row(row).await;
+            }
+        }
+        let pending = self.inner.store.run(outbox::pending_count).await?;
+        self.inner.metrics.pending.set(pending);
+        Ok(attempted)
+    }
+
+    async fn deliver_row(&self, row: OutboxRow) {
+        let result = match row.kind.as_str() {
+            KIND_EMAIL => self.deliver_email(&row).await,
+            KIND_WEBHOOK => self.deliver_webhook(&row).await,
+            other => Err(Failure::permanent(format!("unknown kind {other:?}"))),
+        };
+        let now = self.now();
+        let kind = row.kind.as_str();
+        let id = row.id.clone();
+        let recorded = match result {
+            Ok(()) => {
+                self.inner.metrics.sent.with_label_values(&[kind]).inc();
+                tracing::info!(delivery = %row.id, kind, attempt = row.attempts, "delivered");
+                self.inner
+                    .store
+                    .run(move |c| outbox::mark_sent(c, &id, now))
+                    .await
+            }
+            Err(failure) => {
+                let error = truncate(&failure.message);
+                let deadline = row.created_at + self.inner.give_up_after;
+                if failure.permanent || now >= deadline {
+                    self.inner.metrics.failed.with_label_values(&[kind]).inc();
+                    tracing::error!(
+                        delivery = %row.id,
+                        kind,
+                        attempt = row.attempts,
+                        error = %error,
+                        "delivery failed; giving up"
+                    );
+                    self.inner
+                        .store
+                        .run(move |c| outbox::mark_failed(c, &id, &error))
+                        .await
+                } else {
+                    let next = (now + backoff(row.attempts)).min(deadline);
+                    self.inner.metrics.retried.with_label_values(&[kind]).inc();
+                    tracing::warn!(
+                        delivery = %row.id,
+                        kind,
+                        attempt = row.attempts,
+                        retry_at = %next,
+                        error = %error,
+                        "delivery failed; will retry"
+                    );
+                    self.inner
+                        .store
+                        .run(move |c| outbox::mark_retry(c, &id, next, &error))
+                        .await
+                }
+            }
+        };
+        if let Err(e) = recorded {
+            // The lease brings the row back; a delivered one may then go out twice.
+            tracing::error!(delivery = %row.id, error = %e, "could not record a delivery outcome");
+        }
+    }
+
+    async fn deliver_email(&self, row: &OutboxRow) -> Result<(), Failure> {
+        let open = |part: &str, sealed: &Option<String>| {
+            let sealed = sealed
+                .as_deref()
+                .ok_or_else(|| Failure::permanent(format!("no {part} body")))?;
+            let plain = self
+                .inner
+                .master_key
+                .open(&seal_context(part, &row.id), sealed)
+                .map_err(|e| Failure::permanent(format!("{part} body: {e}")))?;
+            String::from_utf8(secrecy::ExposeSecret::expose_secret(&plain).to_vec())
+                .map_err(|_| Failure::permanent(format!("{part} body is not UTF-8")))
+        };
+        let text = open("text", &row.body_text)?;
+        let html = open("html", &row.body_html)?;
+        let to: Address = row
+            .recipient
+            .parse()
+            .map_err(|e| Failure::permanent(format!("recipient: {e}")))?;
+        let message = Message::builder()
+            .message_id(Some(format!(
+                "<{}@{}>",
+                row.id, self.inner.message_id_domain
+            )))
+            .date(row.created_at.and_utc().into())
+            .from(self.inner.from.clone())
+            .to(Mailbox::new(None, to))
+            .subject(row.subject.clone())
+            // RFC 3834: out-of-office robots must not answer.
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".into(),
+            ))
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| Failure::permanent(format!("message: {e}")))?;
+        match &self.inner.transport {
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| Failure::transient(format!("smtp: {e}"))),
+            Transport::Files(dir) => {
+                let dir = dir.clone();
+                let name = format!(
+                    "{}-{}",
+                    row.created_at.and_utc().format("%Y%m%dT%H%M%S%.6fZ"),
+                    row.id
+                );
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || eml::write(&dir, &name, &bytes))
+                    .await
+                    .map_err(|e| Failure::transient(format!("eml writer: {e}")))?
+                    .map(|_| ())
+                    .map_err(|e| Failure::transient(format!("eml file: {e}")))
+            }
+        }
+    }
+
+    async fn deliver_webhook(&self, row: &OutboxRow) -> Result<(), Failure> {
+        let url = Url::parse(&row.recipient)
+            .map_err(|e| Failure::permanent(format!("webhook URL: {e}")))?;
+        let body = row
+            .payload
+            .as_deref()
+            .ok_or_else(|| Failure::permanent("no payload"))?;
+        let timestamp = self.inner.clock.now().timestamp();
+        self.inner
+            .webhook
+            .deliver(&url, &row.subject, &row.id, body, timestamp)
+            .await
+            .map_err(|e| Failure::transient(format!("webhook: {}", e.0)))
+    }
+
+    /// Starts the background worker; it runs until `MailWorker::stop` (or until the
+    /// handle is dropped).
+    pub fn spawn_worker(&self) -> MailWorker {
+        let (stop, mut stopped) = watch::channel(false);
+        let mailer = self.clone();
+        let task = tokio::spawn(async move {
+            let mut last_purge: Option<tokio::time::Instant> = None;
+            loop {
+                let stopping = {
+                    let stopped = stopped.clone();
+                    move || *stopped.borrow()
+                };
+                if stopping() {
+                    break;
+                }
+                if let Err(e) = mailer.deliver_due_unless(&stopping).await {
+                    tracing::warn!(error = %e, "mail outbox unavailable; will try again");
+                }
+                if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                    last_purge = Some(tokio::time::Instant::now());
+                    mailer.purge().await;
+                }
+                tokio::select! {
+                    // Err: the handle was dropped, which also means stop.
+                    changed = stopped.changed() => if changed.is_err() || *stopped.borrow() { break },
+                    () = mailer.inner.wake.notified() => {
+                        tokio::select! {
+                            _ = stopped.changed() => {},
+                            () = tokio::time::sleep(SETTLE) => {},
+                        }
+                    }
+                    () = tokio::time::sleep(mailer.inner.poll) => {},
+                }
+            }
+        });
+        MailWorker { stop, task }
+    }
+
+    async fn purge(&self) {
+        let before = self.now() - KEEP_FINISHED;
+        match self
+            .inner
+            .store
+            .run(move |c| outbox::purge_finished(c, before))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "purged finished outbox rows"),
+            Err(e) => tracing::warn!(error = %e, "outbox purge failed"),
+        }
+    }
+
+    /// The clock's time at the precision both databases store (microseconds), so a row
+    /// queued "now" is due "now".
+    fn now(&self) -> NaiveDateTime {
+        let now = self.inner.clock.now().naive_utc();
+        now.with_nanosecond(now.nanosecond() / 1000 * 1000)
+            .unwrap_or(now)
+    }
+}
+
+/// The running worker of one instance.
+pub struct MailWorker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl MailWorker {
+    /// Lets the delivery in progress finish (within `grace`) and stops. Rows it had
+    /// claimed but not reached become due again when their lease runs out.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+fn seal_context(part: &str, id: &str) -> String {
+    format!("outbox-{part}:{id}")
+}
+
+/// No line breaks or other control characters, whatever the input: subjects become
+/// header lines, errors become log lines.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn truncate(s: &str) -> String {
+    let line = one_line(s);
+    match line.char_indices().nth(MAX_ERROR_LEN) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_ten_seconds_and_stops_at_an_hour() {
+        let secs: Vec<i64> = (1..=11).map(|n| backoff(n).num_seconds()).collect();
+        assert_eq!(
+            secs,
+            vec![10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+        assert_eq!(backoff(0).num_seconds(), 10);
+        assert_eq!(backoff(i32::MAX).num_seconds(), 3600);
+    }
+
+    #[test]
+    fn stored_errors_are_one_bounded_line() {
+        let long = format!("550 no\r\nsuch {}", "x".repeat(2000));
+        let stored = truncate(&long);
+        assert!(!stored.contains(['\r', '\n']));
+        assert!(stored.chars().count() <= MAX_ERROR_LEN + 1);
+    }
+}

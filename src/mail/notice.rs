@@ -1,0 +1,578 @@
+//! What Gatehouse tells people by mail, rendered from askama templates (text + HTML)
+//! under `templates/mail/`.
+//!
+//! Links are built from the configured `issuer`, never from a request's Host header: a
+//! forged Host would otherwise make us mail a victim a reset link to the attacker's site.
+//! No mail carries a password or a code; reset and invitation mails carry their link,
+//! which is what they are for.
+
+use std::net::IpAddr;
+
+use askama::Template;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// A mail ready for the outbox. `Debug` shows the subject only: the bodies may hold a
+/// reset link.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl std::fmt::Debug for RenderedMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedMail")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One variant per mail template. `name` is what the mail calls the person (their
+/// display name, or the username when they have none).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// Self-service reset (DESIGN §7): the link `/reset/{token}`.
+    ResetLink {
+        name: String,
+        username: String,
+        token: SecretString,
+        expires_at: DateTime<Utc>,
+    },
+    /// An administrator required a new password: sign in and choose one.
+    ForcedReset { name: String, username: String },
+    /// An administrator created the account: the link `/invite/{token}` sets a password.
+    Invitation {
+        name: String,
+        username: String,
+        org: String,
+        token: SecretString,
+        expires_at: DateTime<Utc>,
+    },
+    /// The password was changed or reset.
+    PasswordChanged {
+        name: String,
+        username: String,
+        at: DateTime<Utc>,
+        ip: Option<IpAddr>,
+    },
+    /// Sign-in is locked for the account; `until` None means until an administrator unlocks.
+    Lockout {
+        name: String,
+        username: String,
+        until: Option<DateTime<Utc>>,
+        ip: Option<IpAddr>,
+    },
+    /// To the organisation's support contact.
+    SupportAlert { org: String, alert: Alert },
+    TotpEnrolled {
+        name: String,
+        username: String,
+        at: DateTime<Utc>,
+        ip: Option<IpAddr>,
+    },
+    TotpRemoved {
+        name: String,
+        username: String,
+        at: DateTime<Utc>,
+        by_administrator: bool,
+    },
+}
+
+/// What the support contact is told about (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    AccountLocked {
+        username: String,
+        /// None: locked until an administrator unlocks it.
+        until: Option<DateTime<Utc>>,
+        ip: Option<IpAddr>,
+    },
+    IpBlocked {
+        /// The blocked address or IPv6 /64, as the guard keys it.
+        address: String,
+        until: DateTime<Utc>,
+        /// How many times this address has been blocked (each block doubles).
+        block_count: u32,
+    },
+}
+
+impl Alert {
+    /// The webhook event for this alert: its name (`X-Gatehouse-Event`) and JSON payload.
+    pub fn webhook_event(&self, org: &str) -> (&'static str, serde_json::Value) {
+        match self {
+            Alert::AccountLocked {
+                username,
+                until,
+                ip,
+            } => (
+                "account.locked",
+                serde_json::json!({
+                    "org": org,
+                    "username": username,
+                    "permanent": until.is_none(),
+                    "locked_until": until.map(|t| t.to_rfc3339()),
+                    "client_ip": ip.map(|ip| ip.to_string()),
+                }),
+            ),
+            Alert::IpBlocked {
+                address,
+                until,
+                block_count,
+            } => (
+                "ip.blocked",
+                serde_json::json!({
+                    "org": org,
+                    "address": address,
+                    "blocked_until": until.to_rfc3339(),
+                    "block_count": block_count,
+                }),
+            ),
+        }
+    }
+}
+
+/// Everything a template may show, already formatted. Each template uses its part.
+#[derive(Debug, Default)]
+struct Vars {
+    subject: String,
+    name: String,
+    username: String,
+    org: String,
+    /// The mail's one action link (reset, invitation), or empty.
+    link: String,
+    /// `/reset`: where to ask for a reset link.
+    reset_link: String,
+    /// `/account`: sign in, see password and second-factor settings.
+    account_link: String,
+    /// `/admin`: for support alerts.
+    admin_link: String,
+    /// When it happened.
+    when: String,
+    /// When a link expires or a lock or block ends; empty when it does not end by itself.
+    until: String,
+    /// The client address involved, or empty when unknown.
+    ip: String,
+    address: String,
+    block_count: u32,
+    ip_block: bool,
+    by_administrator: bool,
+}
+
+macro_rules! mail_template {
+    ($text:ident = $text_path:tt, $html:ident = $html_path:tt) => {
+        #[derive(Template)]
+        #[template(path = $text_path)]
+        struct $text<'a> {
+            v: &'a Vars,
+        }
+
+        #[derive(Template)]
+        #[template(path = $html_path)]
+        struct $html<'a> {
+            v: &'a Vars,
+        }
+    };
+}
+
+mail_template!(
+    ResetLinkText = "mail/reset_link.txt",
+    ResetLinkHtml = "mail/reset_link.html"
+);
+mail_template!(
+    ForcedResetText = "mail/forced_reset.txt",
+    ForcedResetHtml = "mail/forced_reset.html"
+);
+mail_template!(
+    InvitationText = "mail/invitation.txt",
+    InvitationHtml = "mail/invitation.html"
+);
+mail_template!(
+    PasswordChangedText = "mail/password_changed.txt",
+    PasswordChangedHtml = "mail/password_changed.html"
+);
+mail_template!(
+    LockoutText = "mail/lockout.txt",
+    LockoutHtml = "mail/lockout.html"
+);
+mail_template!(
+    SupportAlertText = "mail/support_alert.txt",
+    SupportAlertHtml = "mail/support_alert.html"
+);
+mail_template!(
+    TotpEnrolledText = "mail/totp_enrolled.txt",
+    TotpEnrolledHtml = "mail/totp_enrolled.html"
+);
+mail_template!(
+    TotpRemovedText = "mail/totp_removed.txt",
+    TotpRemovedHtml = "mail/totp_removed.html"
+);
+
+impl Notice {
+    pub fn render(&self, issuer: &Url) -> RenderedMail {
+        let mut v = Vars {
+            reset_link: link(issuer, &["reset"]),
+            account_link: link(issuer, &["account"]),
+            admin_link: link(issuer, &["admin"]),
+            ..Vars::default()
+        };
+        let (text, html) = match self {
+            Notice::ResetLink {
+                name,
+                username,
+                token,
+                expires_at,
+            } => {
+                v.subject = "Reset your password".into();
+                v.name = name.clone();
+                v.username = username.clone();
+                v.link = link(issuer, &["reset", token.expose_secret()]);
+                v.until = time(expires_at);
+                pair(&ResetLinkText { v: &v }, &ResetLinkHtml { v: &v })
+            }
+            Notice::ForcedReset { name, username } => {
+                v.subject = "You need to choose a new password".into();
+                v.name = name.clone();
+                v.username = username.clone();
+                pair(&ForcedResetText { v: &v }, &ForcedResetHtml { v: &v })
+            }
+            Notice::Invitation {
+                name,
+                username,
+                org,
+                token,
+                expires_at,
+            } => {
+                v.subject = format!("Your invitation to {}", one_line(org));
+                v.name = name.clone();
+                v.username = username.clone();
+                v.org = org.clone();
+                v.link = link(issuer, &["invite", token.expose_secret()]);
+                v.until = time(expires_at);
+                pair(&InvitationText { v: &v }, &InvitationHtml { v: &v })
+            }
+            Notice::PasswordChanged {
+                name,
+                username,
+                at,
+                ip,
+            } => {
+                v.subject = "Your password was changed".into();
+                v.name = name.clone();
+                v.username = username.clone();
+                v.when = time(at);
+                v.ip = address(ip);
+                pair(
+                    &PasswordChangedText { v: &v },
+                    &PasswordChangedHtml { v: &v },
+                )
+            }
+            Notice::Lockout {
+                name,
+                username,
+                until,
+                ip,
+            } => {
+                v.subject = "Sign-in to your account is locked".into();
+                v.name = name.clone();
+                v.username = username.clone();
+                v.until = until.as_ref().map(time).unwrap_or_default();
+                v.ip = address(ip);
+                pair(&LockoutText { v: &v }, &LockoutHtml { v: &v })
+            }
+            Notice::SupportAlert { org, alert } => {
+                v.org = org.clone();
+                match alert {
+                    Alert::AccountLocked {
+                        username,
+                        until,
+                        ip,
+                    } => {
+                        v.subject = format!("[Gatehouse] Account locked: {}", one_line(username));
+                        v.username = username.clone();
+                        v.until = until.as_ref().map(time).unwrap_or_default();
+                        v.ip = address(ip);
+                    }
+                    Alert::IpBlocked {
+                        address,
+                        until,
+                        block_count,
+                    } => {
+                        v.subject = format!("[Gatehouse] Address blocked: {}", one_line(address));
+                        v.ip_block = true;
+                        v.address = address.clone();
+                        v.until = time(until);
+                        v.block_count = *block_count;
+                    }
+                }
+                pair(&SupportAlertText { v: &v }, &SupportAlertHtml { v: &v })
+            }
+            Notice::TotpEnrolled {
+                name,
+                username,
+                at,
+                ip,
+            } => {
+                v.subject = "Two-step verification was turned on".into();
+                v.name = name.clone();
+                v.username = username.clone();
+                v.when = time(at);
+                v.ip = address(ip);
+                pair(&TotpEnrolledText { v: &v }, &TotpEnrolledHtml { v: &v })
+            }
+            Notice::TotpRemoved {
+                name,
+                username,
+                at,
+                by_administrator,
+            } => {
+                v.subject = "Two-step verification was removed".into();
+                v.name = name.clone();
+                v.username = username.clone();
+                v.when = time(at);
+                v.by_administrator = *by_administrator;
+                pair(&TotpRemovedText { v: &v }, &TotpRemovedHtml { v: &v })
+            }
+        };
+        RenderedMail {
+            subject: v.subject,
+            text,
+            html,
+        }
+    }
+}
+
+fn pair(text: &impl Template, html: &impl Template) -> (String, String) {
+    // Rendering fails only when a value's Display fails; ours are plain strings.
+    let render = |t: &dyn Fn() -> askama::Result<String>| {
+        t().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "mail template failed to render");
+            String::new()
+        })
+    };
+    (render(&|| text.render()), render(&|| html.render()))
+}
+
+/// `issuer` + path segments, each percent-encoded; keeps any path the issuer has
+/// (`https://example.org/idp` + `reset` → `https://example.org/idp/reset`).
+fn link(issuer: &Url, segments: &[&str]) -> String {
+    let mut url = issuer.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url.to_string()
+}
+
+fn time(t: &DateTime<Utc>) -> String {
+    t.format("%-d %B %Y, %H:%M UTC").to_string()
+}
+
+fn address(ip: &Option<IpAddr>) -> String {
+    ip.map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+/// What people typed, fit for a subject line: one line, bounded.
+fn one_line(s: &str) -> String {
+    super::one_line(s).chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const EVIL: &str = "<script>alert(1)</script> & \"Dr\" O'Neil";
+
+    fn issuer() -> Url {
+        Url::parse("https://idp.example.org/gatehouse").unwrap()
+    }
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 10, 15, 0).unwrap()
+    }
+
+    fn token() -> SecretString {
+        "tok_Abc-123_xyz".to_owned().into()
+    }
+
+    fn every_notice(name: &str) -> Vec<Notice> {
+        let ip = Some("203.0.113.7".parse().unwrap());
+        vec![
+            Notice::ResetLink {
+                name: name.into(),
+                username: "vera".into(),
+                token: token(),
+                expires_at: at(),
+            },
+            Notice::ForcedReset {
+                name: name.into(),
+                username: "vera".into(),
+            },
+            Notice::Invitation {
+                name: name.into(),
+                username: "vera".into(),
+                org: "St Mary's".into(),
+                token: token(),
+                expires_at: at(),
+            },
+            Notice::PasswordChanged {
+                name: name.into(),
+                username: "vera".into(),
+                at: at(),
+                ip,
+            },
+            Notice::Lockout {
+                name: name.into(),
+                username: "vera".into(),
+                until: Some(at()),
+                ip,
+            },
+            Notice::Lockout {
+                name: name.into(),
+                username: "vera".into(),
+                until: None,
+                ip: None,
+            },
+            Notice::SupportAlert {
+                org: name.into(),
+                alert: Alert::AccountLocked {
+                    username: "vera".into(),
+                    until: Some(at()),
+                    ip,
+                },
+            },
+            Notice::SupportAlert {
+                org: name.into(),
+                alert: Alert::IpBlocked {
+                    address: "2001:db8:1:2::/64".into(),
+                    until: at(),
+                    block_count: 2,
+                },
+            },
+            Notice::TotpEnrolled {
+                name: name.into(),
+                username: "vera".into(),
+                at: at(),
+                ip,
+            },
+            Notice::TotpRemoved {
+                name: name.into(),
+                username: "vera".into(),
+                at: at(),
+                by_administrator: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_template_renders_text_and_html() {
+        for notice in every_notice("Vera Lynn") {
+            let mail = notice.render(&issuer());
+            assert!(!mail.subject.is_empty(), "{notice:?}");
+            assert!(mail.text.contains("Vera Lynn"), "{notice:?}: {}", mail.text);
+            assert!(mail.html.contains("Vera Lynn"), "{notice:?}: {}", mail.html);
+            assert!(mail.html.starts_with("<!doctype html>"), "{notice:?}");
+            // Every mail points somewhere under the issuer, and nowhere else.
+            assert!(
+                mail.text.contains("https://idp.example.org/gatehouse/"),
+                "{notice:?}: {}",
+                mail.text
+            );
+        }
+    }
+
+    #[test]
+    fn html_escapes_what_people_typed_and_text_keeps_it_readable() {
+        for notice in every_notice(EVIL) {
+            let mail = notice.render(&issuer());
+            assert!(!mail.html.contains("<script>"), "{notice:?}: {}", mail.html);
+            // askama writes numeric references; either spelling is escaped.
+            assert!(
+                mail.html.contains("&#60;script&#62;") || mail.html.contains("&lt;script&gt;"),
+                "{notice:?}: {}",
+                mail.html
+            );
+            assert!(mail.text.contains(EVIL), "{notice:?}: {}", mail.text);
+        }
+    }
+
+    #[test]
+    fn reset_and_invitation_links_are_built_on_the_issuer() {
+        let mail = every_notice("Vera")[0].render(&issuer());
+        let link = "https://idp.example.org/gatehouse/reset/tok_Abc-123_xyz";
+        assert!(mail.text.contains(link), "{}", mail.text);
+        assert!(
+            mail.html.contains(&format!("href=\"{link}\"")),
+            "{}",
+            mail.html
+        );
+        assert!(
+            mail.text.contains("24 November 2026, 10:15 UTC"),
+            "{}",
+            mail.text
+        );
+
+        let mail = every_notice("Vera")[2].render(&Url::parse("https://sso.example.org").unwrap());
+        assert!(
+            mail.text
+                .contains("https://sso.example.org/invite/tok_Abc-123_xyz"),
+            "{}",
+            mail.text
+        );
+    }
+
+    #[test]
+    fn subjects_never_break_a_header_line() {
+        let mail = Notice::SupportAlert {
+            org: "x".into(),
+            alert: Alert::AccountLocked {
+                username: "vera\r\nBcc: x@example.org".into(),
+                until: None,
+                ip: None,
+            },
+        }
+        .render(&issuer());
+        assert!(!mail.subject.contains(['\r', '\n']), "{}", mail.subject);
+    }
+
+    #[test]
+    fn permanent_locks_say_who_can_lift_them() {
+        let mail = every_notice("Vera")[5].render(&issuer());
+        assert!(mail.text.contains("administrator"), "{}", mail.text);
+        let mail = every_notice("Vera")[4].render(&issuer());
+        assert!(mail.text.contains("203.0.113.7"), "{}", mail.text);
+    }
+
+    #[test]
+    fn mails_and_their_debug_form_hold_no_token_outside_the_link() {
+        let notice = &every_notice("Vera")[0];
+        assert!(!format!("{notice:?}").contains("tok_Abc"));
+        let mail = notice.render(&issuer());
+        assert!(!format!("{mail:?}").contains("tok_Abc"));
+        assert_eq!(mail.text.matches("tok_Abc").count(), 1, "{}", mail.text);
+    }
+
+    #[test]
+    fn alerts_become_webhook_events() {
+        let (event, body) = Alert::IpBlocked {
+            address: "198.51.100.4".into(),
+            until: at(),
+            block_count: 1,
+        }
+        .webhook_event("default");
+        assert_eq!(event, "ip.blocked");
+        assert_eq!(body["address"], "198.51.100.4");
+        let (event, body) = Alert::AccountLocked {
+            username: "vera".into(),
+            until: None,
+            ip: None,
+        }
+        .webhook_event("default");
+        assert_eq!(event, "account.locked");
+        assert_eq!(body["permanent"], true);
+    }
+}

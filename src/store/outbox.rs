@@ -1,0 +1,202 @@
+//! The mail and webhook outbox (DESIGN §14), shared by every instance.
+//!
+//! A row is claimed by moving its `next_attempt_at` past a lease, in a short
+//! transaction of its own: the network conversation then happens with no transaction
+//! or row lock held, and no other instance sees the row as due until the lease runs
+//! out. On PostgreSQL the claim reads with `FOR UPDATE SKIP LOCKED`, so instances
+//! polling at the same moment take disjoint rows instead of queueing on each other;
+//! SQLite (one instance) claims in an immediate transaction.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{DbConnection, StoreError, schema::outbox};
+
+pub const KIND_EMAIL: &str = "email";
+pub const KIND_WEBHOOK: &str = "webhook";
+pub const STATUS_PENDING: &str = "pending";
+pub const STATUS_SENT: &str = "sent";
+pub const STATUS_FAILED: &str = "failed";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: String,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    /// Sealed under the master key; None once the row is finished.
+    pub body_text: Option<String>,
+    pub body_html: Option<String>,
+    pub payload: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewOutboxRow<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub body_text: Option<&'a str>,
+    pub body_html: Option<&'a str>,
+    pub payload: Option<&'a str>,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub status: &'a str,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &NewOutboxRow<'_>) -> Result<(), StoreError> {
+    diesel::insert_into(outbox::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Claims up to `limit` due rows for `lease_until`, counting the attempt now (an
+/// instance that dies mid-delivery has still used one). Call outside a transaction.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    // A macro, not a closure: the query is typed per backend.
+    macro_rules! due {
+        () => {
+            outbox::table
+                .filter(outbox::status.eq(STATUS_PENDING))
+                .filter(outbox::next_attempt_at.le(now))
+                .order(outbox::next_attempt_at.asc())
+                .limit(limit)
+                .select(OutboxRow::as_select())
+        };
+    }
+    let lease = |ids: &[String]| {
+        diesel::update(outbox::table.filter(outbox::id.eq_any(ids.to_vec()))).set((
+            outbox::next_attempt_at.eq(lease_until),
+            outbox::attempts.eq(outbox::attempts + 1),
+        ))
+    };
+    let mut rows = match conn {
+        DbConnection::Postgresql(c) => c.transaction(|c| {
+            let rows = due!().for_update().skip_locked().load(c)?;
+            let ids: Vec<String> = rows.iter().map(|r: &OutboxRow| r.id.clone()).collect();
+            if !ids.is_empty() {
+                lease(&ids).execute(c)?;
+            }
+            Ok::<_, StoreError>(rows)
+        })?,
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            let rows = due!().load(c)?;
+            let ids: Vec<String> = rows.iter().map(|r: &OutboxRow| r.id.clone()).collect();
+            if !ids.is_empty() {
+                lease(&ids).execute(c)?;
+            }
+            Ok::<_, StoreError>(rows)
+        })?,
+    };
+    for row in &mut rows {
+        row.attempts += 1;
+        row.next_attempt_at = lease_until;
+    }
+    Ok(rows)
+}
+
+/// Delivered: the bodies (which may hold a reset link) are dropped.
+pub fn mark_sent(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<(), StoreError> {
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::status.eq(STATUS_PENDING)),
+    )
+    .set((
+        outbox::status.eq(STATUS_SENT),
+        outbox::sent_at.eq(Some(now)),
+        outbox::last_error.eq(None::<String>),
+        outbox::body_text.eq(None::<String>),
+        outbox::body_html.eq(None::<String>),
+        outbox::payload.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Not delivered this time: try again at `next`.
+pub fn mark_retry(
+    conn: &mut DbConnection,
+    id: &str,
+    next: NaiveDateTime,
+    error: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::status.eq(STATUS_PENDING)),
+    )
+    .set((
+        outbox::next_attempt_at.eq(next),
+        outbox::last_error.eq(Some(error)),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Given up: kept for the operator (recipient, subject, error), bodies dropped.
+pub fn mark_failed(conn: &mut DbConnection, id: &str, error: &str) -> Result<(), StoreError> {
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::status.eq(STATUS_PENDING)),
+    )
+    .set((
+        outbox::status.eq(STATUS_FAILED),
+        outbox::last_error.eq(Some(error)),
+        outbox::body_text.eq(None::<String>),
+        outbox::body_html.eq(None::<String>),
+        outbox::payload.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets finished rows queued before `before`. Returns how many.
+pub fn purge_finished(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        outbox::table
+            .filter(outbox::status.ne(STATUS_PENDING))
+            .filter(outbox::created_at.lt(before)),
+    )
+    .execute(conn)?)
+}
+
+pub fn pending_count(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq(STATUS_PENDING))
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OutboxRow>, StoreError> {
+    Ok(outbox::table
+        .find(id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The newest rows first, for operators and tests.
+pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(outbox::table
+        .order((outbox::created_at.desc(), outbox::id.desc()))
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
