@@ -172,13 +172,15 @@ impl MasterKey {
     /// Derives a 256-bit subkey for one purpose:
     /// `HMAC-SHA-256(key = master key, message = "gatehouse/" + purpose)`.
     ///
-    /// Use a distinct, fixed `purpose` per use (e.g. `"audit-chain"`,
-    /// `"csrf"`); different purposes give independent keys, so one leaking
+    /// Use a distinct, fixed `purpose` per use (e.g. `"csrf"`); different
+    /// purposes give independent keys, so one leaking
     /// does not expose the master key or the others.
     ///
     /// Derived keys are a pure function of the master key: **changing the
     /// master key changes every derived key**, so any MAC made with one
-    /// (audit chain, outstanding CSRF tokens) no longer verifies.
+    /// (outstanding CSRF tokens) no longer verifies. Keys whose MACs must
+    /// outlive a master-key change (the audit chain's) are random and sealed
+    /// instead (`store::secrets`).
     #[must_use]
     pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
         let mut block = Zeroizing::new([0u8; HMAC_BLOCK_LEN]);

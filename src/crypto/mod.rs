@@ -2,8 +2,8 @@
 //!
 //! Gatehouse keeps a single 256-bit [`MasterKey`]. Everything secret that has
 //! to sit in the database (TOTP seeds, private signing keys, upstream client
-//! secrets) is stored *sealed* under it, and every other long-lived symmetric
-//! key (audit-chain HMAC, CSRF token MAC, ...) is *derived* from it. Stealing a
+//! secrets, the audit chain key) is stored *sealed* under it, and other
+//! long-lived symmetric keys (CSRF token MAC, ...) are *derived* from it. Stealing a
 //! database dump therefore yields nothing usable without the key file.
 //!
 //! # Sealed text format
@@ -29,8 +29,10 @@
 //!
 //! Replacing the master key makes every sealed value unopenable
 //! ([`CryptoError::UnknownKey`]) **and** changes every key returned by
-//! [`MasterKey::derive`], so MACs made with derived keys (audit chain, CSRF
-//! tokens) stop verifying. There is no automatic re-keying in `v1`.
+//! [`MasterKey::derive`], so MACs made with derived keys (CSRF tokens) stop
+//! verifying. The audit chain key is a sealed random key rather than a derived
+//! one for this reason: re-sealing it under a new master key keeps the chain
+//! verifiable. There is no automatic re-keying in `v1`.
 
 mod master_key;
 mod seal;
