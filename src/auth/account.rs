@@ -40,14 +40,14 @@ pub struct PasswordChange {
     pub confirm: String,
 }
 
-/// Sets a new password for `user` if it satisfies the organisation's policy, the
-/// confirmation matches and it is not one of the recent ones. `Ok(Err(messages))`
-/// names every failing rule at once (DESIGN §4).
-pub async fn change_password(
+/// The hash of `change.new` if it satisfies the organisation's policy, the confirmation
+/// matches and it is not one of the recent passwords; otherwise every failing rule at
+/// once (DESIGN §4).
+pub async fn vet_new_password(
     state: &AppState,
     user: &UserRow,
     change: PasswordChange,
-) -> Result<Result<(), Vec<String>>, AppError> {
+) -> Result<Result<String, Vec<String>>, AppError> {
     let password = match Password::parse(change.new) {
         Ok(p) => p,
         Err(e) => return Ok(Err(vec![format!("The new password: {}.", e.0)])),
@@ -91,12 +91,44 @@ pub async fn change_password(
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    let hash = state.hashing.hash(password).await.map_err(pool_error)?;
+    Ok(Ok(state
+        .hashing
+        .hash(password)
+        .await
+        .map_err(pool_error)?))
+}
+
+/// Sets a new password for `user` when it passes `vet_new_password`. A new password
+/// ends every session of the user except `keep` (DESIGN §8), and is one audit event.
+pub async fn change_password(
+    state: &AppState,
+    ctx: &RequestContext,
+    user: &UserRow,
+    change: PasswordChange,
+    keep: Option<&str>,
+    via: &str,
+) -> Result<Result<(), Vec<String>>, AppError> {
+    let hash = match vet_new_password(state, user, change).await? {
+        Ok(hash) => hash,
+        Err(errors) => return Ok(Err(errors)),
+    };
     let user_id = user.id.clone();
     let now = state.clock.now().naive_utc();
     state
         .store
         .transaction(move |c| users::set_password(c, &user_id, &hash, now))
+        .await?;
+    let ended = session::end_all(state.ephemeral.as_ref(), &user.id, keep).await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::PasswordChanged, Outcome::Success)
+                .request(ctx)
+                .subject(&user.id)
+                .org(&user.org_id)
+                .detail("via", via)
+                .detail("sessions_ended", ended),
+        )
         .await?;
     tracing::info!(user_id = %user.id, "password changed");
     Ok(Ok(()))
@@ -243,17 +275,10 @@ async fn account_password(
     ctx: RequestContext,
     form: web::Form<AccountPasswordForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let Some((current, user)) = signed_in(&state, &req).await? else {
+    let form = form.into_inner();
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
-    let form = form.into_inner();
-    if !same_secret(&form.csrf, &current.csrf) {
-        return Err(PageError(AppError::Forbidden(
-            "This form has expired or was not sent from this browser. Please reload the page."
-                .into(),
-        )));
-    }
     state.guard.rate_limit(ctx.client_ip)?;
     // The current password is a guess like any other: it goes through the guard.
     let verdict = match Password::parse(form.current_password) {
@@ -287,7 +312,16 @@ async fn account_password(
         new: form.new_password,
         confirm: form.confirm_password,
     };
-    match change_password(&state, &user, change).await? {
+    match change_password(
+        &state,
+        &ctx,
+        &user,
+        change,
+        Some(&current.handle),
+        "account",
+    )
+    .await?
+    {
         Err(errors) => Ok(render_account(
             &state,
             &current,
@@ -297,23 +331,7 @@ async fn account_password(
             StatusCode::BAD_REQUEST,
         )
         .await?),
-        Ok(()) => {
-            // DESIGN §8: a password change ends the user's other sessions everywhere.
-            let ended =
-                session::end_all(state.ephemeral.as_ref(), &user.id, Some(&current.handle)).await?;
-            state
-                .audit
-                .record(
-                    AuditEvent::new(EventType::PasswordChanged, Outcome::Success)
-                        .request(&ctx)
-                        .subject(&user.id)
-                        .org(&user.org_id)
-                        .detail("via", "account")
-                        .detail("sessions_ended", ended),
-                )
-                .await?;
-            Ok(see_other("/account?changed=1"))
-        }
+        Ok(()) => Ok(see_other("/account?changed=1")),
     }
 }
 
@@ -331,16 +349,9 @@ async fn end_session(
     ctx: RequestContext,
     form: web::Form<EndSessionForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let Some((current, user)) = signed_in(&state, &req).await? else {
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
-    if !same_secret(&form.csrf, &current.csrf) {
-        return Err(PageError(AppError::Forbidden(
-            "This form has expired or was not sent from this browser. Please reload the page."
-                .into(),
-        )));
-    }
     if form.session.len() != 64 || !form.session.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(PageError(AppError::BadRequest("Unknown session.".into())));
     }
@@ -456,6 +467,23 @@ struct TotpManagePage<'a> {
     error: Option<&'a str>,
 }
 
+/// The signed-in user behind a state-changing account form: same origin, a live
+/// session, and the session's CSRF token. `Ok(None)`: not signed in (any more).
+async fn signed_in_form(
+    state: &AppState,
+    req: &HttpRequest,
+    csrf: &str,
+) -> Result<Option<(session::SsoSession, UserRow)>, PageError> {
+    check_same_origin(req, &state.config.issuer)?;
+    let Some((current, user)) = signed_in(state, req).await? else {
+        return Ok(None);
+    };
+    if !same_secret(csrf, &current.csrf) {
+        return Err(stale_form());
+    }
+    Ok(Some((current, user)))
+}
+
 fn stale_form() -> PageError {
     PageError(AppError::Forbidden(
         "This form has expired or was not sent from this browser. Please reload the page.".into(),
@@ -528,13 +556,9 @@ async fn totp_confirm(
     ctx: RequestContext,
     form: web::Form<TotpForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let Some((current, user)) = signed_in(&state, &req).await? else {
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
-    if !same_secret(&form.csrf, &current.csrf) {
-        return Err(stale_form());
-    }
     state.guard.rate_limit(ctx.client_ip)?;
     let confirmed = match super::totp::SecondFactor::parse(&form.code) {
         Ok(super::totp::SecondFactor::Totp(code)) => {
@@ -579,13 +603,9 @@ async fn totp_recovery_codes(
     req: HttpRequest,
     form: web::Form<TotpForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let Some((current, user)) = signed_in(&state, &req).await? else {
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
-    if !same_secret(&form.csrf, &current.csrf) {
-        return Err(stale_form());
-    }
     if !super::totp::is_enrolled(&state, &user.id).await? {
         return Ok(see_other("/account/totp"));
     }
@@ -608,14 +628,10 @@ async fn totp_remove(
     ctx: RequestContext,
     form: web::Form<TotpForm>,
 ) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let Some((current, user)) = signed_in(&state, &req).await? else {
+    let form = form.into_inner();
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
-    let form = form.into_inner();
-    if !same_secret(&form.csrf, &current.csrf) {
-        return Err(stale_form());
-    }
     state.guard.rate_limit(ctx.client_ip)?;
     let password_ok = match Password::parse(form.password) {
         Ok(p) => matches!(

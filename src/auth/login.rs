@@ -461,16 +461,11 @@ async fn password_submit(
         .run(move |c| users::find_by_id(c, &user_id))
         .await?
         .ok_or(AppError::NotFound)?;
-    match change_password(
-        &state,
-        &user,
-        PasswordChange {
-            new: form.new_password,
-            confirm: form.confirm_password,
-        },
-    )
-    .await?
-    {
+    let change = PasswordChange {
+        new: form.new_password,
+        confirm: form.confirm_password,
+    };
+    match change_password(&state, &ctx, &user, change, None, "required_action").await? {
         Err(errors) => Ok(render(
             &ChangePasswordPage {
                 tx: &tx.id,
@@ -482,19 +477,6 @@ async fn password_submit(
             StatusCode::BAD_REQUEST,
         )),
         Ok(()) => {
-            // A new password ends every existing session (DESIGN §8).
-            let ended = session::end_all(state.ephemeral.as_ref(), &user.id, None).await?;
-            state
-                .audit
-                .record(
-                    AuditEvent::new(EventType::PasswordChanged, Outcome::Success)
-                        .request(&ctx)
-                        .subject(&user.id)
-                        .org(&user.org_id)
-                        .detail("via", "required_action")
-                        .detail("sessions_ended", ended),
-                )
-                .await?;
             tx.stage = Stage::Done;
             advance(&state, &req, &ctx, tx).await
         }
