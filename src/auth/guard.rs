@@ -11,7 +11,8 @@ use crate::{
     audit::{AuditEvent, EventType, Outcome},
     bootstrap::DEFAULT_ORG,
     config::Config,
-    domain::{OrgName, Password, UserStatus, Username},
+    domain::{Email, OrgName, Password, UserStatus, Username},
+    mail::{Alert, Notice},
     startup::AppState,
     store::{ip_blocks, lockouts, orgs, users, users::UserRow},
     telemetry::Metrics,
@@ -247,6 +248,10 @@ pub async fn password_attempt(
             event = event.subject(id).org(org);
         }
         state.audit.record(event).await?;
+        if let Some((id, _)) = &subject {
+            let until = (!lock.permanent).then(|| lock.until.and_utc());
+            notify_lock(state, id, until, ctx.client_ip).await?;
+        }
         tracing::warn!(
             request_id = %ctx.request_id,
             permanent = lock.permanent,
@@ -258,6 +263,109 @@ pub async fn password_attempt(
         count_ip_failure(state, ctx, ip, ip_key, now.timestamp()).await?;
     }
     Ok(Verdict::Failure)
+}
+
+/// DESIGN §5: a lock is mailed to the user and alerted to the organisation's support
+/// contact (and the webhook, if configured), all queued in one transaction through the
+/// durable outbox. Names that belong to no account lock silently: there is no one to tell.
+async fn notify_lock(
+    state: &AppState,
+    user_id: &str,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    ip: Option<IpAddr>,
+) -> Result<(), AppError> {
+    let (user_id, mailer, issuer) = (
+        user_id.to_owned(),
+        state.mailer.clone(),
+        state.config.issuer.clone(),
+    );
+    state
+        .store
+        .transaction(move |c| {
+            let Some(user) = users::find_by_id(c, &user_id)? else {
+                return Ok(());
+            };
+            let Some(org) = orgs::find_by_id(c, &user.org_id)? else {
+                return Ok(());
+            };
+            let name = user
+                .display_name
+                .clone()
+                .unwrap_or_else(|| user.username.clone());
+            if let Ok(email) = Email::parse(&user.email) {
+                let notice = Notice::Lockout {
+                    name,
+                    username: user.username.clone(),
+                    until,
+                    ip,
+                };
+                mailer.enqueue_email(c, &email, &notice.render(&issuer))?;
+            }
+            let alert = Alert::AccountLocked {
+                username: user.username.clone(),
+                until,
+                ip,
+            };
+            let (event, payload) = alert.webhook_event(&org.name);
+            mailer.enqueue_event(c, event, &payload)?;
+            if let Some(support) = org
+                .policy()
+                .support_email
+                .as_deref()
+                .and_then(|e| Email::parse(e).ok())
+            {
+                let notice = Notice::SupportAlert {
+                    org: org.display_name.clone(),
+                    alert,
+                };
+                mailer.enqueue_email(c, &support, &notice.render(&issuer))?;
+            }
+            Ok(())
+        })
+        .await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+/// An IP block is alerted to the default organisation's support contact and the webhook:
+/// addresses are not owned by one organisation.
+async fn notify_ip_block(state: &AppState, block: &ip_blocks::IpBlockRow) -> Result<(), AppError> {
+    let alert = Alert::IpBlocked {
+        address: block.ip.clone(),
+        until: block.blocked_until.and_utc(),
+        block_count: block.block_count.max(0) as u32,
+    };
+    let (mailer, issuer) = (state.mailer.clone(), state.config.issuer.clone());
+    state
+        .store
+        .transaction(move |c| {
+            let org = orgs::find_by_name(
+                c,
+                &OrgName::parse(DEFAULT_ORG).map_err(|e| crate::store::StoreError::Query(e.0))?,
+            )?;
+            let org_name = org
+                .as_ref()
+                .map_or(DEFAULT_ORG.to_owned(), |o| o.name.clone());
+            let (event, payload) = alert.webhook_event(&org_name);
+            mailer.enqueue_event(c, event, &payload)?;
+            if let Some(org) = org
+                && let Some(support) = org
+                    .policy()
+                    .support_email
+                    .as_deref()
+                    .and_then(|e| Email::parse(e).ok())
+            {
+                let notice = Notice::SupportAlert {
+                    org: org.display_name.clone(),
+                    alert,
+                };
+                mailer.enqueue_email(c, &support, &notice.render(&issuer))?;
+            }
+            Ok(())
+        })
+        .await?;
+    state.mailer.wake();
+    Ok(())
 }
 
 /// Counts a failure against the client address over a sliding window (two fixed
@@ -311,6 +419,7 @@ async fn count_ip_failure(
                     .detail("block_count", block.block_count),
             )
             .await?;
+        notify_ip_block(state, &block).await?;
         tracing::warn!(
             client_ip = %ip,
             until = %block.blocked_until,

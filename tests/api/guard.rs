@@ -374,3 +374,63 @@ async fn a_lock_holds_across_instances_and_restarts() {
             .contains(LOCKED)
     );
 }
+
+#[tokio::test]
+async fn a_lock_and_an_ip_block_are_mailed_to_the_user_and_support() {
+    let app = spawn_app_with(behind_proxy).await;
+    create_user(&app, "nora", "Quiet-Harbour-42", false).await;
+    let now = app.clock.now().naive_utc();
+    app.state
+        .store
+        .run(move |c| {
+            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
+            let mut policy = org.policy();
+            policy.support_email = Some("support@hospital.example".into());
+            orgs::set_policy(c, &org.id, &policy, now)
+        })
+        .await
+        .unwrap();
+    let outbox = |app: &TestApp| {
+        let state = app.state.clone();
+        async move {
+            state
+                .store
+                .run(|c| gatehouse::store::outbox::recent(c, 50))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.recipient, r.subject))
+                .collect::<Vec<_>>()
+        }
+    };
+    // A name with no account locks too, but there is nobody to tell.
+    for _ in 0..5 {
+        attempt(&app, "ghost", "Wrong-Harbour-42", Some("203.0.113.60")).await;
+    }
+    assert!(outbox(&app).await.is_empty());
+
+    for _ in 0..5 {
+        attempt(&app, "nora", "Wrong-Harbour-42", Some("203.0.113.60")).await;
+    }
+    let mails = outbox(&app).await;
+    assert!(
+        mails.iter().any(|(to, _)| to == "nora@example.org"),
+        "{mails:?}"
+    );
+    assert!(
+        mails.iter().any(|(to, _)| to == "support@hospital.example"),
+        "{mails:?}"
+    );
+    assert_eq!(mails.len(), 2, "{mails:?}");
+
+    spray(&app, "203.0.113.60", 11).await;
+    let mails = outbox(&app).await;
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|(to, _)| to == "support@hospital.example")
+            .count(),
+        2,
+        "{mails:?}"
+    );
+}

@@ -864,3 +864,54 @@ async fn a_claimed_row_is_nobody_elses_until_its_lease_runs_out() {
     assert!(sent.body_text.is_none() && sent.body_html.is_none());
     assert_eq!(store.run(outbox::pending_count).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_lockout_reaches_the_webhook_with_a_valid_signature() {
+    let (addr, rx) = start_receiver(0).await;
+    let app = spawn_app_with(|c| {
+        c.webhook_url = Some(Url::parse(&format!("http://{addr}/hooks/gatehouse")).unwrap());
+        c.webhook_secret = Some(SECRET.to_owned().into());
+    })
+    .await;
+    crate::helpers::create_user(&app, "wyn", "Quiet-Harbour-42", false).await;
+    for _ in 0..5 {
+        app.sign_in(&app.new_client(), "wyn", "Wrong-Harbour-42")
+            .await;
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            rx.hits
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|h| h.event == "account.locked")
+        })
+        .await,
+        "no account.locked webhook arrived"
+    );
+    let hits = rx.hits.lock().unwrap();
+    let hit = hits.iter().find(|h| h.event == "account.locked").unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!(
+        gatehouse::mail::webhook::verify(
+            SECRET.as_bytes(),
+            &hit.timestamp,
+            &hit.body,
+            &hit.signature,
+            now,
+            300
+        ),
+        "signature does not verify"
+    );
+    assert!(!gatehouse::mail::webhook::verify(
+        b"another-secret-entirely",
+        &hit.timestamp,
+        &hit.body,
+        &hit.signature,
+        now,
+        300
+    ));
+    let body: serde_json::Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(body["event"], "account.locked");
+    assert!(body.to_string().contains("wyn"));
+}
