@@ -105,6 +105,14 @@ pub struct Config {
     /// Where security events (lockouts, IP blocks) are POSTed, for every organisation.
     #[serde(serialize_with = "redact_webhook_url")]
     pub webhook_url: Option<Url>,
+    /// Life of OIDC access tokens and ID tokens.
+    pub access_token_secs: u64,
+    /// Life of an OIDC refresh token (each rotation issues a new one with a new life).
+    pub refresh_token_secs: u64,
+    /// Life of an OIDC authorization code.
+    pub authorization_code_secs: u64,
+    /// How often an instance reloads the signing keys (to follow `gatehouse keys rotate`).
+    pub signing_key_reload_secs: u64,
     /// `tracing` filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -156,6 +164,10 @@ impl Default for Config {
             mail_give_up_after_hours: 72,
             webhook_secret: None,
             webhook_url: None,
+            access_token_secs: 300,
+            refresh_token_secs: 14 * 24 * 3600,
+            authorization_code_secs: 60,
+            signing_key_reload_secs: 60,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             argon2_memory_kib: 19_456,
@@ -306,6 +318,10 @@ impl Config {
                 self.webhook_secret = (!value.trim().is_empty()).then(|| value.to_owned().into())
             }
             "webhook_url" => self.webhook_url = non_empty(value)?,
+            "access_token_secs" => self.access_token_secs = parse(value)?,
+            "refresh_token_secs" => self.refresh_token_secs = parse(value)?,
+            "authorization_code_secs" => self.authorization_code_secs = parse(value)?,
+            "signing_key_reload_secs" => self.signing_key_reload_secs = parse(value)?,
             "log_level" => self.log_level = value.to_owned(),
             "log_format" => self.log_format = parse(value)?,
             "argon2_memory_kib" => self.argon2_memory_kib = parse(value)?,
@@ -380,6 +396,24 @@ impl Config {
         }
         if self.mail_poll_secs == 0 {
             return invalid("mail_poll_secs", "must be at least 1".into());
+        }
+        for (key, value, max) in [
+            ("access_token_secs", self.access_token_secs, 24 * 3600),
+            (
+                "refresh_token_secs",
+                self.refresh_token_secs,
+                365 * 24 * 3600,
+            ),
+            ("authorization_code_secs", self.authorization_code_secs, 600),
+            (
+                "signing_key_reload_secs",
+                self.signing_key_reload_secs,
+                3600,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return invalid(key, format!("must be between 1 and {max}"));
+            }
         }
         if self.mail_give_up_after_hours == 0 {
             return invalid("mail_give_up_after_hours", "must be at least 1".into());

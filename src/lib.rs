@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod domain;
 pub mod ephemeral;
 pub mod mail;
+pub mod oidc;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -54,6 +54,16 @@ enum Command {
         #[command(subcommand)]
         command: IpCommand,
     },
+    /// OpenID Connect relying parties (DESIGN §9).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Check, export and prune the audit trail.
     Audit {
         #[command(subcommand)]
@@ -141,6 +151,51 @@ enum IpCommand {
 }
 
 #[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a relying party; prints its client_id and, once, its secret.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Exact redirect URI; repeat for several.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        /// Where RP-initiated logout may return; repeat for several.
+        #[arg(long = "post-logout-uri")]
+        post_logout_uris: Vec<String>,
+        /// authorization_code, refresh_token, client_credentials; repeat. Default: the first two.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Allowed scopes; repeat. Default: openid profile email offline_access.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// client_secret_basic (default), client_secret_post, private_key_jwt or none.
+        #[arg(long = "auth-method")]
+        auth_method: Option<String>,
+        /// The client's JWKS document (for private_key_jwt).
+        #[arg(long = "jwks-file")]
+        jwks_file: Option<PathBuf>,
+        /// Where back-channel logout tokens are POSTed.
+        #[arg(long = "backchannel-logout-uri")]
+        backchannel_logout_uri: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Start signing with the published next key, retire the current one (still
+    /// published until its tokens expire) and publish a new next key.
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Check the configuration and print the effective settings, secrets redacted.
     Check,
@@ -181,6 +236,8 @@ fn main() -> ExitCode {
             Command::Migrate => done(migrate(config).await),
             Command::User { command } => done(user(config, command).await),
             Command::Ip { command } => done(ip(config, command).await),
+            Command::Client { command } => done(client(config, command).await),
+            Command::Keys { command } => done(keys(config, command).await),
             Command::Audit { command } => audit(config, command).await,
             Command::Config { .. } => Ok(ExitCode::SUCCESS),
         }
@@ -326,6 +383,113 @@ async fn unlock(config: Config, raw: &str, json: bool) -> Result<(), String> {
         println!("unlocked {username}");
     } else {
         println!("{username} had no failed attempts or locks");
+    }
+    Ok(())
+}
+
+async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
+    let ClientCommand::Create {
+        name,
+        redirect_uris,
+        public,
+        post_logout_uris,
+        grants,
+        scopes,
+        auth_method,
+        jwks_file,
+        backchannel_logout_uri,
+        json,
+    } = command;
+    let jwks = jwks_file
+        .map(|path| {
+            std::fs::read_to_string(&path).map_err(|e| format!("jwks-file {}: {e}", path.display()))
+        })
+        .transpose()?;
+    let store = startup::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let spec = gatehouse::oidc::clients::ClientSpec {
+        name,
+        redirect_uris,
+        post_logout_redirect_uris: post_logout_uris,
+        public,
+        grant_types: grants,
+        scopes,
+        auth_method,
+        jwks,
+        backchannel_logout_uri,
+    };
+    let registered = gatehouse::oidc::clients::register(&store, spec.clone(), Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let audit = startup::open_audit(&config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    audit
+        .record(
+            AuditEvent::new(EventType::AdminChange, Outcome::Success)
+                .actor("cli")
+                .detail("object", "oidc_client")
+                .detail("change", "created")
+                .detail("client_id", registered.client_id.as_str()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let secret = registered
+        .client_secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "client_id": registered.client_id,
+                "client_secret": secret,
+                "client_name": spec.name,
+                "redirect_uris": spec.redirect_uris,
+            })
+        );
+    } else {
+        println!("client_id:     {}", registered.client_id);
+        if let Some(secret) = secret {
+            println!("client_secret: {secret}");
+            println!("The secret is shown only now; Gatehouse keeps only its hash.");
+        }
+    }
+    Ok(())
+}
+
+async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
+    let KeysCommand::Rotate { json } = command;
+    let master_key = Arc::new(startup::load_master_key(&config).map_err(|e| e.to_string())?);
+    let store = startup::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (active, next) = gatehouse::crypto::signing::rotate(&store, master_key, Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let audit = startup::open_audit(&config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    audit
+        .record(
+            AuditEvent::new(EventType::KeyRotated, Outcome::Success)
+                .actor("cli")
+                .detail("active_kid", active.as_str())
+                .detail("next_kid", next.as_str()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "active_kid": active, "next_kid": next })
+        );
+    } else {
+        println!(
+            "signing with key {active}; key {next} is published and signs at the next rotation. \
+             Running instances pick this up within signing_key_reload_secs."
+        );
     }
     Ok(())
 }

@@ -10,7 +10,10 @@ use crate::{
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
     config::{Config, MasterKeySource, redacted},
-    crypto::MasterKey,
+    crypto::{
+        MasterKey,
+        signing::{self, KeyRing, Keys},
+    },
     ephemeral::{Ephemeral, MemoryStore, RedisStore},
     mail::{MailWorker, Mailer},
     store::Store,
@@ -31,6 +34,8 @@ pub struct AppState {
     /// The audit trail every capability records into (DESIGN §11).
     pub audit: Audit,
     pub mailer: Mailer,
+    /// Token signing keys (DESIGN §9), reloaded to follow rotations.
+    pub keys: Arc<Keys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +103,7 @@ impl Application {
         .await?;
         let config = state.config.clone();
         let state = web::Data::new(state);
+        spawn_key_reloader(&state);
         let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
             what: "bind".into(),
             reason: e.to_string(),
@@ -125,6 +131,8 @@ impl Application {
                 .configure(gw::pages::static_routes)
                 .configure(crate::auth::login::routes)
                 .configure(crate::auth::account::routes)
+                .configure(crate::oidc::routes)
+                .configure(crate::oidc::logout::routes)
                 .default_service(web::to(gw::error::not_found))
         })
         .shutdown_timeout(config.shutdown_timeout_secs)
@@ -209,6 +217,50 @@ impl Application {
 }
 
 /// Opens the data directory, the master key, the database (migrated) and the ephemeral store.
+/// How long a retired key stays published: past the life of anything it signed.
+pub fn keep_retired(config: &Config) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(config.access_token_secs).unwrap_or(86_400) + 300)
+}
+
+async fn load_keys(
+    config: &Config,
+    store: &Store,
+    master_key: &Arc<MasterKey>,
+    clock: &SharedClock,
+) -> Result<KeyRing, StartupError> {
+    let keys_error = |e: signing::KeyError| StartupError::MasterKey(format!("signing keys: {e}"));
+    signing::ensure(store, master_key.clone(), clock.now())
+        .await
+        .map_err(keys_error)?;
+    signing::load(store, master_key.clone(), clock.now(), keep_retired(config))
+        .await
+        .map_err(keys_error)
+}
+
+/// Reloads the signing keys now and then, so a rotation run against the shared database
+/// reaches this instance; stops when the application is dropped.
+fn spawn_key_reloader(state: &web::Data<AppState>) {
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    let every = Duration::from_secs(state.config.signing_key_reload_secs);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(state) = weak.upgrade() else { return };
+            let loaded = signing::load(
+                &state.store,
+                state.master_key.clone(),
+                state.clock.now(),
+                keep_retired(&state.config),
+            )
+            .await;
+            match loaded {
+                Ok(ring) => state.keys.replace(ring),
+                Err(e) => tracing::warn!(error = %e, "signing keys not reloaded"),
+            }
+        }
+    });
+}
+
 pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState, StartupError> {
     ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(&config)?;
@@ -256,7 +308,11 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         master_key.clone(),
         &metrics,
     )?;
+    let keys = Arc::new(Keys::new(
+        load_keys(&config, &store, &master_key, &clock).await?,
+    ));
     Ok(AppState {
+        keys,
         guard,
         mailer,
         config: Arc::new(config),
@@ -295,7 +351,7 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     Ok(store)
 }
 
-fn load_master_key(config: &Config) -> Result<MasterKey, StartupError> {
+pub fn load_master_key(config: &Config) -> Result<MasterKey, StartupError> {
     use secrecy::ExposeSecret;
     let err = |e: crate::crypto::CryptoError| StartupError::MasterKey(format!("master key: {e}"));
     match config.master_key_source()? {

@@ -118,7 +118,7 @@ pub async fn change_password(
         .store
         .transaction(move |c| users::set_password(c, &user_id, &hash, now))
         .await?;
-    let ended = session::end_all(state.ephemeral.as_ref(), &user.id, keep).await?;
+    let ended = crate::oidc::logout::end_all_sessions(state, &user.id, keep).await?;
     state
         .audit
         .record(
@@ -228,7 +228,7 @@ async fn signed_in(
             Ok(Some((current, user)))
         }
         _ => {
-            session::end(state.ephemeral.as_ref(), &current.user_id, &current.handle).await?;
+            crate::oidc::logout::end_session(state, &current.user_id, &current.handle).await?;
             Ok(None)
         }
     }
@@ -355,7 +355,7 @@ async fn end_session(
     if form.session.len() != 64 || !form.session.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(PageError(AppError::BadRequest("Unknown session.".into())));
     }
-    if session::end(state.ephemeral.as_ref(), &user.id, &form.session).await? {
+    if crate::oidc::logout::end_session(&state, &user.id, &form.session).await? {
         state
             .audit
             .record(

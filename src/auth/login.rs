@@ -38,9 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(otp_submit)
         .service(enrol_page)
         .service(enrol_submit)
-        .service(continue_submit)
-        .service(logout_page)
-        .service(logout_submit);
+        .service(continue_submit);
 }
 
 /// One message for every failed sign-in, whatever the reason (DESIGN §4).
@@ -93,12 +91,6 @@ struct NewPasswordForm {
     confirm_password: String,
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// The browser cookie's value, and whether it has to be set now.
 pub(crate) fn browser_id(req: &HttpRequest) -> (String, bool) {
     match req.cookie(session::BROWSER_COOKIE) {
@@ -115,9 +107,39 @@ pub(crate) async fn start_sign_in(
     req: &HttpRequest,
     resume: Resume,
 ) -> Result<HttpResponse, AppError> {
+    start_sign_in_with(
+        state,
+        req,
+        SignInRequest {
+            resume,
+            require_mfa: false,
+            login_hint: None,
+        },
+    )
+    .await
+}
+
+/// What a protocol asks of a sign-in.
+pub struct SignInRequest {
+    pub resume: Resume,
+    /// The relying party asked for a second factor (OIDC `acr_values`).
+    pub require_mfa: bool,
+    pub login_hint: Option<String>,
+}
+
+pub async fn start_sign_in_with(
+    state: &AppState,
+    req: &HttpRequest,
+    ask: SignInRequest,
+) -> Result<HttpResponse, AppError> {
     let (browser, new) = browser_id(req);
-    let tx =
-        LoginTransaction::begin(state.ephemeral.as_ref(), resume, token_hash(&browser)).await?;
+    let mut tx =
+        LoginTransaction::begin(state.ephemeral.as_ref(), ask.resume, token_hash(&browser)).await?;
+    if ask.require_mfa || ask.login_hint.is_some() {
+        tx.require_mfa = ask.require_mfa;
+        tx.login_hint = ask.login_hint;
+        tx.save(state.ephemeral.as_ref()).await?;
+    }
     let mut res = see_other(&format!("/login?tx={}", tx.id));
     if new {
         res.add_cookie(&session::browser_cookie(browser))
@@ -126,7 +148,7 @@ pub(crate) async fn start_sign_in(
     Ok(res)
 }
 
-pub(crate) fn see_other(location: &str) -> HttpResponse {
+pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -191,7 +213,7 @@ async fn login_page(
         &LoginPage {
             tx: &tx.id,
             csrf: &tx.csrf,
-            username: "",
+            username: tx.login_hint.as_deref().unwrap_or(""),
             error: None,
         },
         StatusCode::OK,
@@ -357,15 +379,10 @@ async fn complete(
         .await?;
     // A browser holds one session: signing in again replaces the previous one.
     if let Some(previous) = session::current(state, req).await? {
-        session::end(
-            state.ephemeral.as_ref(),
-            &previous.user_id,
-            &previous.handle,
-        )
-        .await?;
+        crate::oidc::logout::end_session(state, &previous.user_id, &previous.handle).await?;
     }
     let policy = org.policy();
-    let (_session, cookie) = session::create(
+    let (session, cookie) = session::create(
         state.ephemeral.as_ref(),
         state.clock.as_ref(),
         session::NewSession {
@@ -396,6 +413,9 @@ async fn complete(
         .await?;
     let mut res = match tx.resume {
         Resume::Account => see_other("/account"),
+        Resume::Authorize(request) => {
+            crate::oidc::authorize::issue_code(state, ctx, *request, &session).await?
+        }
     };
     res.add_cookie(&session::session_cookie(cookie))
         .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -483,33 +503,7 @@ async fn password_submit(
     }
 }
 
-#[get("/logout")]
-async fn logout_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, PageError> {
-    let current = session::current(&state, &req).await?;
-    Ok(match current {
-        Some(s) => render(&LogoutPage { csrf: &s.csrf }, StatusCode::OK),
-        None => signed_out(),
-    })
-}
-
-#[derive(Template)]
-#[template(
-    source = r#"{% extends "base.html" %}{% block title %}Sign out{% endblock %}{% block content %}
-<h1>Sign out?</h1>
-<form id="logout" method="post" action="/logout">
-  <input type="hidden" name="csrf" value="{{ csrf }}">
-  <button id="sign-out" type="submit">Sign out</button>
-</form>{% endblock %}"#,
-    ext = "html"
-)]
-struct LogoutPage<'a> {
-    csrf: &'a str,
-}
-
-pub(crate) fn signed_out() -> HttpResponse {
+pub fn signed_out() -> HttpResponse {
     let mut res = message(
         StatusCode::OK,
         "Signed out",
@@ -518,35 +512,6 @@ pub(crate) fn signed_out() -> HttpResponse {
     );
     let _ = res.add_cookie(&session::removal_cookie());
     res
-}
-
-#[post("/logout")]
-async fn logout_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let Some(current) = session::current(&state, &req).await? else {
-        return Ok(signed_out());
-    };
-    if !same_secret(&form.csrf, &current.csrf) {
-        return Err(csrf_refused());
-    }
-    session::end(state.ephemeral.as_ref(), &current.user_id, &current.handle).await?;
-    tracing::info!(user_id = %current.user_id, "signed out");
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                .request(&ctx)
-                .subject(&current.user_id)
-                .org(&current.org_id)
-                .detail("reason", "logout"),
-        )
-        .await?;
-    Ok(signed_out())
 }
 
 fn capitalise(s: &str) -> String {

@@ -25,6 +25,8 @@ pub const MAX_TOKEN_LEN: usize = 64;
 pub enum Resume {
     /// The account page (`/account`).
     Account,
+    /// An OIDC authorization request: answered with a code.
+    Authorize(Box<crate::oidc::authorize::AuthorizeRequest>),
 }
 
 /// How far the person has got.
@@ -60,6 +62,9 @@ pub struct LoginTransaction {
     /// Found at the password step: a password change is due after the second factor.
     #[serde(default)]
     pub must_change_password: bool,
+    /// The relying party's `login_hint`: prefills the username field.
+    #[serde(default)]
+    pub login_hint: Option<String>,
 }
 
 fn key(id: &str) -> String {
@@ -83,6 +88,7 @@ impl LoginTransaction {
             auth_time: None,
             require_mfa: false,
             must_change_password: false,
+            login_hint: None,
         };
         tx.save(store).await?;
         Ok(tx)

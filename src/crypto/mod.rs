@@ -36,6 +36,7 @@
 
 mod master_key;
 mod seal;
+pub mod signing;
 
 use std::io;
 use std::path::PathBuf;

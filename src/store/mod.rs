@@ -4,12 +4,15 @@
 //! r2d2 pool used only from `spawn_blocking`, so a slow query never stalls the async
 //! workers that answer `/healthz` and the sign-in page.
 
+pub mod clients;
+pub mod grants;
 pub mod ip_blocks;
 pub mod lockouts;
 pub mod orgs;
 pub mod outbox;
 pub mod schema;
 pub mod secrets;
+pub mod signing_keys;
 pub mod totp;
 pub mod users;
 

@@ -146,3 +146,60 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        state -> Text,
+        private_sealed -> Text,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    oidc_clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        grant_types -> Text,
+        scopes -> Text,
+        token_endpoint_auth_method -> Text,
+        jwks -> Nullable<Text>,
+        backchannel_logout_uri -> Nullable<Text>,
+        id_token_alg -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oidc_grants (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Nullable<Text>,
+        session_handle -> Nullable<Text>,
+        scope -> Text,
+        auth_time -> Nullable<BigInt>,
+        amr -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> oidc_grants (grant_id));
+diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, oidc_grants);

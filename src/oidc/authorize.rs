@@ -1,0 +1,441 @@
+//! `/authorize` (OIDC Core §3.1.2): validates the request, then either answers at once
+//! from a live SSO session or starts a login transaction that answers it later.
+//!
+//! Until the client and its redirect URI are known to be genuine, every error is a page
+//! here (never a redirect: no open redirector). After that, errors go back to the client
+//! per RFC 6749 §4.1.2.1, with `state` and `iss` (RFC 9207).
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{OAuthError, Params, clients::GRANT_CODE, parse_scope};
+use crate::{
+    audit::{AuditEvent, EventType, Outcome},
+    auth::{
+        login::{SignInRequest, see_other, start_sign_in_with},
+        random_token,
+        session::{self, SsoSession},
+        token_hash,
+        transaction::Resume,
+    },
+    domain::UserStatus,
+    startup::AppState,
+    store::{clients, new_id, users},
+    web::{
+        RequestContext,
+        error::AppError,
+        pages::{PageError, message},
+    },
+};
+
+/// Longest `state` / `nonce` accepted.
+const MAX_STATE_LEN: usize = 2048;
+/// How long a used code is remembered, so replaying it revokes what it issued.
+const USED_CODE_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// A validated authorization request, carried through the login transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+}
+
+/// What a code stands for, kept in the ephemeral store under the code's hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeData {
+    pub request: AuthorizeRequest,
+    pub user_id: String,
+    pub session_handle: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    /// Created when the code is exchanged; named now so a replay can revoke it.
+    pub grant_id: String,
+    /// Unix seconds, by the application's clock.
+    pub expires_at: i64,
+}
+
+pub fn code_key(code: &str) -> String {
+    format!("code:{}", token_hash(code))
+}
+
+pub fn used_code_key(code: &str) -> String {
+    format!("code-used:{}", token_hash(code))
+}
+
+fn error_page(text: &str) -> HttpResponse {
+    message(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link is not valid",
+        text,
+        None,
+    )
+}
+
+/// Where an error for a genuine client goes.
+struct Reply<'a> {
+    issuer: &'a str,
+    redirect_uri: &'a str,
+    state: Option<&'a str>,
+}
+
+impl Reply<'_> {
+    fn redirect(&self, pairs: &[(&str, &str)]) -> HttpResponse {
+        let mut url = match Url::parse(self.redirect_uri) {
+            Ok(u) => u,
+            Err(_) => return error_page("The application's return address is not valid."),
+        };
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in pairs {
+                q.append_pair(k, v);
+            }
+            if let Some(state) = self.state {
+                q.append_pair("state", state);
+            }
+            q.append_pair("iss", self.issuer);
+        }
+        see_other(url.as_str())
+    }
+
+    fn error(&self, error: &str, description: &str) -> HttpResponse {
+        self.redirect(&[("error", error), ("error_description", description)])
+    }
+}
+
+pub async fn authorize_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+) -> Result<HttpResponse, PageError> {
+    let raw = req.query_string().as_bytes().to_vec();
+    authorize(state, req, ctx, &raw).await
+}
+
+pub async fn authorize_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    match super::form_params(&req, &body) {
+        Ok(_) => authorize(state, req, ctx, &body).await,
+        Err(_) => Ok(error_page(
+            "The request was not a form Gatehouse understands.",
+        )),
+    }
+}
+
+async fn authorize(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    raw: &[u8],
+) -> Result<HttpResponse, PageError> {
+    let Ok(params) = Params::parse(raw) else {
+        return Ok(error_page("The request is malformed or too long."));
+    };
+    if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
+        return Ok(error_page(
+            "The request names its application more than once.",
+        ));
+    }
+    let Some(client_id) = params.get("client_id").map(str::to_owned) else {
+        return Ok(error_page(
+            "The request does not say which application it is for.",
+        ));
+    };
+    let client = {
+        let id = client_id.clone();
+        state.store.run(move |c| clients::find(c, &id)).await?
+    };
+    let Some(client) = client else {
+        return Ok(error_page(
+            "The application is not registered with Gatehouse.",
+        ));
+    };
+    let Some(redirect_uri) = params.get("redirect_uri").map(str::to_owned) else {
+        return Ok(error_page(
+            "The request has no return address (redirect_uri).",
+        ));
+    };
+    if !client.redirect_uri_registered(&redirect_uri) {
+        return Ok(error_page(
+            "The return address is not registered for this application.",
+        ));
+    }
+    let issuer = super::discovery::issuer(&state);
+    // From here on the client is genuine: errors go back to it.
+    let state_param = (!params.is_duplicated("state"))
+        .then(|| params.get("state"))
+        .flatten()
+        .filter(|s| s.len() <= MAX_STATE_LEN);
+    let reply = Reply {
+        issuer: &issuer,
+        redirect_uri: &redirect_uri,
+        state: state_param,
+    };
+    let request = match validate(&params, &client) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(reply.error(e.error, e.error_description.as_deref().unwrap_or("")));
+        }
+    };
+    let Validated {
+        request,
+        prompt,
+        max_age,
+        require_mfa,
+        login_hint,
+    } = request;
+
+    let current = if prompt == Prompt::Login {
+        None
+    } else {
+        session::current(&state, &req).await?
+    };
+    if let Some(session) = current {
+        let now = state.clock.now().timestamp();
+        let fresh = max_age.is_none_or(|m| now - session.auth_time <= m);
+        let strong = !require_mfa || session.acr() == session::ACR_MFA;
+        let user_id = session.user_id.clone();
+        let user = state
+            .store
+            .run(move |c| users::find_by_id(c, &user_id))
+            .await?;
+        let usable = user
+            .as_ref()
+            .is_some_and(|u| u.status() == UserStatus::Active && !u.must_change_password);
+        if fresh && strong && usable {
+            return Ok(issue_code(&state, &ctx, request, &session).await?);
+        }
+        if prompt == Prompt::None {
+            return Ok(reply.error(
+                "interaction_required",
+                "the user must sign in again or complete a required step",
+            ));
+        }
+    } else if prompt == Prompt::None {
+        return Ok(reply.error("login_required", "the user is not signed in"));
+    }
+    Ok(start_sign_in_with(
+        &state,
+        &req,
+        SignInRequest {
+            resume: Resume::Authorize(Box::new(request)),
+            require_mfa,
+            login_hint,
+        },
+    )
+    .await?)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prompt {
+    Default,
+    None,
+    Login,
+}
+
+struct Validated {
+    request: AuthorizeRequest,
+    prompt: Prompt,
+    max_age: Option<i64>,
+    require_mfa: bool,
+    login_hint: Option<String>,
+}
+
+fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
+    let params = params.clone().single()?;
+    if params.get("request").is_some() {
+        return Err(OAuthError::new(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(OAuthError::new(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    match params.require("response_type")? {
+        "code" => {}
+        _ => {
+            return Err(OAuthError::new(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(OAuthError::invalid_request(
+            "only response_mode=query is supported",
+        ));
+    }
+    if !client.allows_grant(GRANT_CODE) {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        ));
+    }
+    let scope = parse_scope(params.require("scope")?)?;
+    if !scope.iter().any(|s| s == "openid") {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            "the openid scope is required",
+        ));
+    }
+    if let Some(s) = scope
+        .iter()
+        .find(|s| !super::SUPPORTED_SCOPES.contains(&s.as_str()) || !client.allows_scope(s))
+    {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            format!("scope {s} is not available to this client"),
+        ));
+    }
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, None) => None,
+        (Some(c), Some("S256")) => {
+            let well_formed = c.len() == 43
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !well_formed {
+                return Err(OAuthError::invalid_request("code_challenge is malformed"));
+            }
+            Some(c.to_owned())
+        }
+        (Some(_), _) => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method must be S256",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_request("code_challenge is missing"));
+        }
+    };
+    if client.is_public() && code_challenge.is_none() {
+        return Err(OAuthError::invalid_request(
+            "public clients must use PKCE (S256)",
+        ));
+    }
+    let mut prompt = Prompt::Default;
+    if let Some(raw) = params.get("prompt") {
+        let values: Vec<&str> = raw.split(' ').filter(|s| !s.is_empty()).collect();
+        for v in &values {
+            match *v {
+                "none" if values.len() == 1 => prompt = Prompt::None,
+                "none" => {
+                    return Err(OAuthError::invalid_request(
+                        "prompt=none cannot be combined with other values",
+                    ));
+                }
+                "login" => prompt = Prompt::Login,
+                // Clients are registered by an administrator: consent is given by registration.
+                "consent" => {}
+                other => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "prompt value {other} is not supported"
+                    )));
+                }
+            }
+        }
+    }
+    let max_age = params
+        .get("max_age")
+        .map(|m| {
+            m.parse::<i64>()
+                .ok()
+                .filter(|m| (0..=10 * 365 * 86_400).contains(m))
+                .ok_or_else(|| OAuthError::invalid_request("max_age must be a number of seconds"))
+        })
+        .transpose()?;
+    let require_mfa = params
+        .get("acr_values")
+        .is_some_and(|a| a.split(' ').any(|v| v == session::ACR_MFA));
+    let state = params.get("state").map(str::to_owned);
+    let nonce = params.get("nonce").map(str::to_owned);
+    if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN)
+        || nonce.as_ref().is_some_and(|n| n.len() > MAX_STATE_LEN)
+    {
+        return Err(OAuthError::invalid_request("state or nonce is too long"));
+    }
+    let login_hint = params
+        .get("login_hint")
+        .filter(|h| h.len() <= 256)
+        .map(str::to_owned);
+    Ok(Validated {
+        request: AuthorizeRequest {
+            client_id: client.client_id.clone(),
+            redirect_uri: params.require("redirect_uri")?.to_owned(),
+            scope,
+            state,
+            nonce,
+            code_challenge,
+        },
+        prompt,
+        max_age,
+        require_mfa,
+        login_hint,
+    })
+}
+
+/// The user is signed in with everything the request needs: mint a code and send the
+/// browser back to the client with it.
+pub async fn issue_code(
+    state: &AppState,
+    ctx: &RequestContext,
+    request: AuthorizeRequest,
+    session: &SsoSession,
+) -> Result<HttpResponse, AppError> {
+    let code = random_token();
+    let data = CodeData {
+        request,
+        user_id: session.user_id.clone(),
+        session_handle: session.handle.clone(),
+        auth_time: session.auth_time,
+        amr: session.amr.clone(),
+        grant_id: new_id(),
+        expires_at: state.clock.now().timestamp()
+            + i64::try_from(state.config.authorization_code_secs).unwrap_or(60),
+    };
+    let raw = serde_json::to_vec(&data).map_err(|e| AppError::Internal(e.to_string()))?;
+    let ttl = Duration::from_secs(state.config.authorization_code_secs);
+    state.ephemeral.set(&code_key(&code), &raw, ttl).await?;
+    state
+        .ephemeral
+        .set(
+            &used_code_key(&code),
+            data.grant_id.as_bytes(),
+            USED_CODE_MEMORY,
+        )
+        .await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::TokenIssued, Outcome::Success)
+                .request(ctx)
+                .subject(&data.user_id)
+                .org(&session.org_id)
+                .detail("token", "authorization_code")
+                .detail("client_id", data.request.client_id.as_str()),
+        )
+        .await?;
+    let issuer = super::discovery::issuer(state);
+    let reply = Reply {
+        issuer: &issuer,
+        redirect_uri: &data.request.redirect_uri,
+        state: data.request.state.as_deref(),
+    };
+    Ok(reply.redirect(&[("code", &code)]))
+}

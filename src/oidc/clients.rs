@@ -1,0 +1,263 @@
+//! Relying party registration (`gatehouse client create`) and what a registration allows.
+
+use chrono::{DateTime, Utc};
+use openidconnect::core::CoreJsonWebKeySet;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::{
+    auth::{random_token, token_hash},
+    store::{
+        Store, StoreError,
+        clients::{self, ClientRow, NewClient},
+    },
+};
+
+pub const AUTH_BASIC: &str = "client_secret_basic";
+pub const AUTH_POST: &str = "client_secret_post";
+pub const AUTH_PRIVATE_KEY_JWT: &str = "private_key_jwt";
+pub const AUTH_NONE: &str = "none";
+pub const AUTH_METHODS: &[&str] = &[AUTH_BASIC, AUTH_POST, AUTH_PRIVATE_KEY_JWT, AUTH_NONE];
+
+pub const GRANT_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANTS: &[&str] = &[GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS];
+
+/// What an administrator asks for.
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Public clients (SPAs, native apps) have no secret and must use PKCE.
+    pub public: bool,
+    /// Empty: authorization_code and refresh_token.
+    pub grant_types: Vec<String>,
+    /// Empty: openid profile email offline_access.
+    pub scopes: Vec<String>,
+    /// None: `client_secret_basic`, or `none` for public clients.
+    pub auth_method: Option<String>,
+    /// The client's public keys (`private_key_jwt`), a JWKS document.
+    pub jwks: Option<String>,
+    pub backchannel_logout_uri: Option<String>,
+}
+
+impl ClientSpec {
+    pub fn new(name: &str, redirect_uris: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+            post_logout_redirect_uris: Vec::new(),
+            public: false,
+            grant_types: Vec::new(),
+            scopes: Vec::new(),
+            auth_method: None,
+            jwks: None,
+            backchannel_logout_uri: None,
+        }
+    }
+}
+
+/// A created client; the secret exists only here and is shown once.
+#[derive(Debug)]
+pub struct Registered {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ClientError {
+    ClientError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A redirect URI may be https, or http only on loopback (native apps, RFC 8252 §7.3),
+/// or a private-use scheme (`com.example.app:/cb`); never with a fragment.
+fn check_redirect(field: &'static str, raw: &str) -> Result<String, ClientError> {
+    let url = Url::parse(raw).map_err(|e| invalid(field, format!("{raw:?}: {e}")))?;
+    if url.fragment().is_some() {
+        return Err(invalid(field, format!("{raw:?} has a fragment")));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+            if !loopback {
+                return Err(invalid(field, format!("{raw:?}: http only on loopback")));
+            }
+        }
+        "javascript" | "data" | "file" | "vbscript" => {
+            return Err(invalid(field, format!("{raw:?}: scheme not allowed")));
+        }
+        s if s.contains('.') => {}
+        _ => return Err(invalid(field, format!("{raw:?}: use https"))),
+    }
+    // Stored exactly as given: matching is by exact string comparison (DESIGN §9).
+    Ok(raw.to_owned())
+}
+
+pub async fn register(
+    store: &Store,
+    spec: ClientSpec,
+    now: DateTime<Utc>,
+) -> Result<Registered, ClientError> {
+    let name = spec.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        return Err(invalid("name", "1 to 200 characters"));
+    }
+    let grant_types = if spec.grant_types.is_empty() {
+        vec![GRANT_CODE.to_owned(), GRANT_REFRESH.to_owned()]
+    } else {
+        spec.grant_types.clone()
+    };
+    if let Some(g) = grant_types.iter().find(|g| !GRANTS.contains(&g.as_str())) {
+        return Err(invalid("grant_types", format!("unknown grant {g:?}")));
+    }
+    let uses_code = grant_types.iter().any(|g| g == GRANT_CODE);
+    if uses_code && spec.redirect_uris.is_empty() {
+        return Err(invalid(
+            "redirect_uris",
+            "at least one is needed for authorization_code",
+        ));
+    }
+    let redirect_uris = spec
+        .redirect_uris
+        .iter()
+        .map(|u| check_redirect("redirect_uris", u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let post_logout = spec
+        .post_logout_redirect_uris
+        .iter()
+        .map(|u| check_redirect("post_logout_redirect_uris", u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scopes = if spec.scopes.is_empty() {
+        super::SUPPORTED_SCOPES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    } else {
+        spec.scopes.clone()
+    };
+    let auth_method = spec
+        .auth_method
+        .clone()
+        .unwrap_or_else(|| if spec.public { AUTH_NONE } else { AUTH_BASIC }.to_owned());
+    if !AUTH_METHODS.contains(&auth_method.as_str()) {
+        return Err(invalid(
+            "auth_method",
+            format!("unknown method {auth_method:?}"),
+        ));
+    }
+    if spec.public != (auth_method == AUTH_NONE) {
+        return Err(invalid(
+            "auth_method",
+            "public clients use \"none\"; confidential clients authenticate",
+        ));
+    }
+    if spec.public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+        return Err(invalid(
+            "grant_types",
+            "client_credentials needs a confidential client",
+        ));
+    }
+    let jwks = match (&spec.jwks, auth_method == AUTH_PRIVATE_KEY_JWT) {
+        (Some(doc), true) => {
+            let set: CoreJsonWebKeySet = serde_json::from_str(doc)
+                .map_err(|e| invalid("jwks", format!("not a JWKS document: {e}")))?;
+            if set.keys().is_empty() {
+                return Err(invalid("jwks", "no keys"));
+            }
+            Some(doc.clone())
+        }
+        (None, true) => return Err(invalid("jwks", "private_key_jwt needs the client's JWKS")),
+        (Some(_), false) => return Err(invalid("jwks", "only for private_key_jwt")),
+        (None, false) => None,
+    };
+    let backchannel = spec
+        .backchannel_logout_uri
+        .as_deref()
+        .map(|u| {
+            let url =
+                Url::parse(u).map_err(|e| invalid("backchannel_logout_uri", e.to_string()))?;
+            let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+            match url.scheme() {
+                "https" => Ok(u.to_owned()),
+                "http" if loopback => Ok(u.to_owned()),
+                _ => Err(invalid(
+                    "backchannel_logout_uri",
+                    "https (or http on loopback)",
+                )),
+            }
+        })
+        .transpose()?;
+    let secret = matches!(auth_method.as_str(), AUTH_BASIC | AUTH_POST).then(random_token);
+    let client_id = format!("gh-{}", &random_token()[..22]);
+    let row = NewClient {
+        client_id: client_id.clone(),
+        name,
+        secret_hash: secret.as_deref().map(token_hash),
+        redirect_uris: json_list(&redirect_uris),
+        post_logout_redirect_uris: json_list(&post_logout),
+        grant_types: json_list(&grant_types),
+        scopes: json_list(&scopes),
+        token_endpoint_auth_method: auth_method,
+        jwks,
+        backchannel_logout_uri: backchannel,
+        id_token_alg: crate::crypto::signing::RS256.to_owned(),
+        created_at: now.naive_utc(),
+    };
+    store.run(move |c| clients::insert(c, &row)).await?;
+    Ok(Registered {
+        client_id,
+        client_secret: secret.map(SecretString::from),
+    })
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialise")
+}
+
+fn list(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+/// What a stored client may do.
+impl ClientRow {
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AUTH_NONE
+    }
+
+    pub fn redirect_uri_registered(&self, uri: &str) -> bool {
+        list(&self.redirect_uris).iter().any(|r| r == uri)
+    }
+
+    pub fn post_logout_uri_registered(&self, uri: &str) -> bool {
+        list(&self.post_logout_redirect_uris)
+            .iter()
+            .any(|r| r == uri)
+    }
+
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        list(&self.grant_types).iter().any(|g| g == grant)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        list(&self.scopes).iter().any(|s| s == scope)
+    }
+
+    pub fn keys(&self) -> Option<CoreJsonWebKeySet> {
+        self.jwks
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+    }
+}

@@ -1,0 +1,161 @@
+//! `/.well-known/openid-configuration` and `/jwks`, built from `openidconnect`'s types.
+
+use actix_web::{HttpResponse, get, http::header, web};
+use openidconnect::{
+    AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl,
+    ProviderMetadata, ResponseTypes, Scope, TokenUrl, UserInfoUrl,
+    core::{
+        CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+        CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+        CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    },
+};
+use serde::{Deserialize, Serialize};
+
+use super::OAuthError;
+use crate::{auth::session, startup::AppState};
+
+/// The issuer identifier: the configured public URL without a trailing slash.
+pub fn issuer(state: &AppState) -> String {
+    state
+        .config
+        .issuer
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Metadata `openidconnect` has no field for.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub end_session_endpoint: String,
+    pub code_challenge_methods_supported: Vec<String>,
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
+    pub authorization_response_iss_parameter_supported: bool,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+}
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+pub type GatehouseProviderMetadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseError> {
+    let base = issuer(state);
+    let at = |path: &str| format!("{base}{path}");
+    let auth_methods = vec![
+        CoreClientAuthMethod::ClientSecretBasic,
+        CoreClientAuthMethod::ClientSecretPost,
+        CoreClientAuthMethod::PrivateKeyJwt,
+        CoreClientAuthMethod::None,
+    ];
+    let confidential_methods: Vec<String> = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    Ok(ProviderMetadata::new(
+        IssuerUrl::new(base.clone())?,
+        AuthUrl::new(at("/authorize"))?,
+        JsonWebKeySetUrl::new(at("/jwks"))?,
+        vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+        vec![CoreSubjectIdentifierType::Public],
+        vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+        ExtraMetadata {
+            revocation_endpoint: at("/revoke"),
+            introspection_endpoint: at("/introspect"),
+            end_session_endpoint: at("/logout"),
+            code_challenge_methods_supported: vec!["S256".into()],
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
+            authorization_response_iss_parameter_supported: true,
+            introspection_endpoint_auth_methods_supported: confidential_methods.clone(),
+            revocation_endpoint_auth_methods_supported: confidential_methods,
+        },
+    )
+    .set_token_endpoint(Some(TokenUrl::new(at("/token"))?))
+    .set_userinfo_endpoint(Some(UserInfoUrl::new(at("/userinfo"))?))
+    .set_scopes_supported(Some(
+        super::SUPPORTED_SCOPES
+            .iter()
+            .map(|s| Scope::new((*s).to_owned()))
+            .collect(),
+    ))
+    .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
+    .set_grant_types_supported(Some(vec![
+        CoreGrantType::AuthorizationCode,
+        CoreGrantType::RefreshToken,
+        CoreGrantType::ClientCredentials,
+    ]))
+    .set_acr_values_supported(Some(vec![
+        AuthenticationContextClass::new(session::ACR_PASSWORD.into()),
+        AuthenticationContextClass::new(session::ACR_MFA.into()),
+    ]))
+    .set_token_endpoint_auth_methods_supported(Some(auth_methods))
+    .set_token_endpoint_auth_signing_alg_values_supported(Some(vec![
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    ]))
+    .set_claims_supported(Some(
+        [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "azp",
+            "sid",
+            "name",
+            "preferred_username",
+            "email",
+        ]
+        .into_iter()
+        .map(|c| CoreClaimName::new(c.into()))
+        .collect(),
+    ))
+    .set_claims_parameter_supported(Some(false))
+    .set_request_parameter_supported(Some(false))
+    .set_request_uri_parameter_supported(Some(false)))
+}
+
+#[get("/.well-known/openid-configuration")]
+pub async fn configuration(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+    let doc = metadata(&state).map_err(|e| {
+        crate::web::error::AppError::Internal(format!("issuer does not make valid URLs: {e}"))
+    })?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(doc))
+}
+
+#[get("/jwks")]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let ring = state.keys.current();
+    HttpResponse::Ok()
+        // Short: relying parties must see a rotation's next key well before it signs.
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(ring.jwks())
+}

@@ -1,0 +1,367 @@
+//! Ending sessions for relying parties: RP-Initiated Logout 1.0 at `/logout` (the same
+//! endpoint as the sign-out button) and Back-Channel Logout 1.0.
+//!
+//! Whenever an SSO session ends on purpose (sign-out, password change or reset, an
+//! administrator's revoke, a user ending one of their sessions) the grants made under it
+//! are revoked, so its refresh tokens and access tokens stop working, and every client of
+//! those grants that registered a back-channel URI is sent a signed logout token.
+
+use std::{collections::BTreeMap, sync::OnceLock, time::Duration};
+
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::{StatusCode, header},
+    post, web,
+};
+use askama::Template;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use super::{Params, discovery::issuer, sid_for, tokens};
+use crate::{
+    audit::{AuditEvent, EventType, Outcome},
+    auth::{login::signed_out, same_secret, session},
+    startup::AppState,
+    store::{
+        clients::{self, ClientRow},
+        grants::{self, GrantRow},
+    },
+    web::{
+        RequestContext,
+        error::AppError,
+        pages::{PageError, check_same_origin, message, render},
+    },
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(logout_page).service(logout_submit);
+}
+
+/// Ends one SSO session of `user_id`, revoking its grants and telling its relying parties.
+pub async fn end_session(state: &AppState, user_id: &str, handle: &str) -> Result<bool, AppError> {
+    let ended = session::end(state.ephemeral.as_ref(), user_id, handle).await?;
+    let now = state.clock.now().naive_utc();
+    let h = handle.to_owned();
+    let revoked = state
+        .store
+        .run(move |c| grants::revoke_for_session(c, &h, now))
+        .await?;
+    notify(state, revoked).await?;
+    Ok(ended)
+}
+
+/// Ends every session of a user except `keep`, and revokes every grant not made under
+/// `keep` (password change, reset, disable, admin revoke).
+pub async fn end_all_sessions(
+    state: &AppState,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, AppError> {
+    let ended = session::end_all(state.ephemeral.as_ref(), user_id, keep).await?;
+    let now = state.clock.now().naive_utc();
+    let id = user_id.to_owned();
+    let keep = keep.map(str::to_owned);
+    let revoked = state
+        .store
+        .run(move |c| grants::revoke_for_user(c, &id, keep.as_deref(), now))
+        .await?;
+    notify(state, revoked).await?;
+    Ok(ended)
+}
+
+/// Sends back-channel logout tokens for revoked user grants: one per client and session.
+async fn notify(state: &AppState, revoked: Vec<GrantRow>) -> Result<(), AppError> {
+    let mut targets: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
+    for g in revoked {
+        if let Some(user) = g.user_id {
+            targets.insert((g.client_id, g.session_handle), user);
+        }
+    }
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = targets.keys().map(|(c, _)| c.clone()).collect();
+    let registered: Vec<ClientRow> = state
+        .store
+        .run(move |c| clients::find_many(c, &ids))
+        .await?;
+    let ring = state.keys.current();
+    let iss = issuer(state);
+    let now = state.clock.now();
+    for ((client_id, handle), user) in targets {
+        let Some(uri) = registered
+            .iter()
+            .find(|c| c.client_id == client_id)
+            .and_then(|c| c.backchannel_logout_uri.clone())
+        else {
+            continue;
+        };
+        let sid = handle.as_deref().map(sid_for);
+        let token = tokens::logout_token(&ring, &iss, &client_id, Some(&user), sid.as_deref(), now);
+        tokio::spawn(deliver(uri, token, client_id));
+    }
+    Ok(())
+}
+
+fn http() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client builds")
+    })
+}
+
+/// POSTs the logout token (§2.5), retrying a few times: the session is already over on
+/// our side; this only tells the client sooner than its tokens expire.
+async fn deliver(uri: String, token: String, client_id: String) {
+    let mut wait = Duration::from_millis(500);
+    for attempt in 1..=4 {
+        let sent = http()
+            .post(&uri)
+            .header(header::CACHE_CONTROL.as_str(), "no-store")
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await;
+        match sent {
+            Ok(res) if res.status().is_success() => {
+                tracing::info!(client_id = %client_id, "back-channel logout delivered");
+                return;
+            }
+            Ok(res) => {
+                tracing::warn!(client_id = %client_id, status = %res.status(), attempt, "back-channel logout refused");
+            }
+            Err(e) => {
+                tracing::warn!(client_id = %client_id, error = %e.without_url(), attempt, "back-channel logout failed");
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+}
+
+/// A validated `post_logout_redirect_uri` with its `state`.
+struct ReturnTo {
+    uri: String,
+    state: Option<String>,
+}
+
+impl ReturnTo {
+    fn response(&self) -> HttpResponse {
+        let mut url = match Url::parse(&self.uri) {
+            Ok(u) => u,
+            Err(_) => return signed_out(),
+        };
+        if let Some(state) = &self.state {
+            url.query_pairs_mut().append_pair("state", state);
+        }
+        let mut res = HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url.as_str()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+        let _ = res.add_cookie(&session::removal_cookie());
+        res
+    }
+}
+
+/// What an RP-initiated logout request asks for, once checked.
+struct LogoutRequest {
+    return_to: Option<ReturnTo>,
+    /// The `sid` of a valid `id_token_hint`.
+    hinted_sid: Option<String>,
+    /// The raw parameters to carry through the confirmation form.
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    id_token_hint: Option<String>,
+}
+
+fn refused(text: &str) -> HttpResponse {
+    message(
+        StatusCode::BAD_REQUEST,
+        "This sign-out link is not valid",
+        text,
+        None,
+    )
+}
+
+async fn check(
+    state: &AppState,
+    params: &Params,
+) -> Result<Result<LogoutRequest, HttpResponse>, AppError> {
+    let hint = params.get("id_token_hint");
+    let mut hinted_sid = None;
+    let mut client_id = params.get("client_id").map(str::to_owned);
+    if let Some(hint) = hint {
+        let ring = state.keys.current();
+        let Some(claims) = tokens::verify_id_token_hint(&ring, &issuer(state), hint) else {
+            return Ok(Err(refused(
+                "The sign-out request carries a token Gatehouse did not issue.",
+            )));
+        };
+        let aud = match claims.get("aud") {
+            Some(Value::String(a)) => Some(a.clone()),
+            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        };
+        if client_id.is_some() && client_id != aud {
+            return Ok(Err(refused(
+                "The sign-out request names two different applications.",
+            )));
+        }
+        client_id = aud;
+        hinted_sid = claims.get("sid").and_then(Value::as_str).map(str::to_owned);
+    }
+    let post_logout = params.get("post_logout_redirect_uri").map(str::to_owned);
+    let state_param = params.get("state").map(str::to_owned);
+    let return_to = match &post_logout {
+        None => None,
+        Some(uri) => {
+            let Some(id) = client_id.clone().filter(|c| c.len() <= 128) else {
+                return Ok(Err(refused(
+                    "The sign-out request asks to return to an application it does not name.",
+                )));
+            };
+            let client = state.store.run(move |c| clients::find(c, &id)).await?;
+            match client {
+                Some(c) if c.post_logout_uri_registered(uri) => Some(ReturnTo {
+                    uri: uri.clone(),
+                    state: state_param.clone(),
+                }),
+                _ => {
+                    return Ok(Err(refused(
+                        "The address to return to after sign-out is not registered for this application.",
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Ok(LogoutRequest {
+        return_to,
+        hinted_sid,
+        client_id,
+        post_logout_redirect_uri: post_logout,
+        state: state_param,
+        id_token_hint: hint.map(str::to_owned),
+    }))
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"{% extends "base.html" %}{% block title %}Sign out{% endblock %}{% block content %}
+<h1>Sign out?</h1>
+<form id="logout" method="post" action="/logout">
+  <input type="hidden" name="csrf" value="{{ csrf }}">
+  {% if let Some(v) = client_id %}<input type="hidden" name="client_id" value="{{ v }}">{% endif %}
+  {% if let Some(v) = post_logout_redirect_uri %}<input type="hidden" name="post_logout_redirect_uri" value="{{ v }}">{% endif %}
+  {% if let Some(v) = state %}<input type="hidden" name="state" value="{{ v }}">{% endif %}
+  {% if let Some(v) = id_token_hint %}<input type="hidden" name="id_token_hint" value="{{ v }}">{% endif %}
+  <button id="sign-out" type="submit">Sign out</button>
+</form>{% endblock %}"#,
+    ext = "html"
+)]
+struct LogoutPage<'a> {
+    csrf: &'a str,
+    client_id: Option<&'a str>,
+    post_logout_redirect_uri: Option<&'a str>,
+    state: Option<&'a str>,
+    id_token_hint: Option<&'a str>,
+}
+
+#[get("/logout")]
+async fn logout_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+) -> Result<HttpResponse, PageError> {
+    let Ok(params) = Params::parse(req.query_string().as_bytes()).and_then(Params::single) else {
+        return Ok(refused("The sign-out request is malformed."));
+    };
+    let request = match check(&state, &params).await? {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
+    };
+    let Some(current) = session::current(&state, &req).await? else {
+        return Ok(request.return_to.map_or_else(signed_out, |r| r.response()));
+    };
+    // A valid hint for this very session is the client's proof that the user asked.
+    if request
+        .hinted_sid
+        .as_deref()
+        .is_some_and(|sid| same_secret(sid, &sid_for(&current.handle)))
+    {
+        sign_out(&state, &ctx, &current, "rp-initiated logout").await?;
+        return Ok(request.return_to.map_or_else(signed_out, |r| r.response()));
+    }
+    Ok(render(
+        &LogoutPage {
+            csrf: &current.csrf,
+            client_id: request.client_id.as_deref(),
+            post_logout_redirect_uri: request.post_logout_redirect_uri.as_deref(),
+            state: request.state.as_deref(),
+            id_token_hint: request.id_token_hint.as_deref(),
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[post("/logout")]
+async fn logout_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Ok(params) = Params::parse(&body).and_then(Params::single) else {
+        return Ok(refused("The sign-out form is malformed."));
+    };
+    let form = CsrfOnly {
+        csrf: params.get("csrf").unwrap_or("").to_owned(),
+    };
+    let request = match check(&state, &params).await? {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
+    };
+    let Some(current) = session::current(&state, &req).await? else {
+        return Ok(request.return_to.map_or_else(signed_out, |r| r.response()));
+    };
+    if !same_secret(&form.csrf, &current.csrf) {
+        return Err(PageError(AppError::Forbidden(
+            "This form has expired or was not sent from this browser. Please go back and try again."
+                .into(),
+        )));
+    }
+    sign_out(&state, &ctx, &current, "logout").await?;
+    Ok(request.return_to.map_or_else(signed_out, |r| r.response()))
+}
+
+async fn sign_out(
+    state: &AppState,
+    ctx: &RequestContext,
+    current: &session::SsoSession,
+    reason: &str,
+) -> Result<(), AppError> {
+    end_session(state, &current.user_id, &current.handle).await?;
+    tracing::info!(user_id = %current.user_id, "signed out");
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+                .request(ctx)
+                .subject(&current.user_id)
+                .org(&current.org_id)
+                .detail("reason", reason),
+        )
+        .await?;
+    Ok(())
+}

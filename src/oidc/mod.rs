@@ -1,0 +1,271 @@
+//! The OpenID Provider (DESIGN §9): discovery, JWKS, `/authorize`, `/token`,
+//! `/userinfo`, `/revoke`, `/introspect`, RP-initiated and back-channel logout.
+//!
+//! `/authorize` turns a request into a login transaction (`auth::transaction`); the
+//! sign-in pipeline answers it with [`authorize::issue_code`] once the person is signed
+//! in and every required action is done, so no code is issued to a user who still has to
+//! change a password or enrol a second factor.
+
+pub mod authorize;
+pub mod client_auth;
+pub mod clients;
+pub mod discovery;
+pub mod logout;
+pub mod token;
+pub mod tokens;
+pub mod userinfo;
+
+use std::collections::HashMap;
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+    web,
+};
+use serde::Serialize;
+
+use crate::web::error::AppError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(discovery::configuration)
+        .service(discovery::jwks)
+        .service(
+            web::resource("/authorize")
+                .route(web::get().to(authorize::authorize_get))
+                .route(web::post().to(authorize::authorize_post)),
+        )
+        .service(token::token_endpoint)
+        .service(
+            web::resource("/userinfo")
+                .route(web::get().to(userinfo::userinfo))
+                .route(web::post().to(userinfo::userinfo)),
+        )
+        .service(token::revoke)
+        .service(token::introspect);
+}
+
+/// Longest value accepted for any protocol parameter; real ones are far shorter.
+pub const MAX_PARAM_LEN: usize = 4096;
+/// Most parameters accepted in one request.
+const MAX_PARAMS: usize = 64;
+
+/// Request parameters (query string or form body), each at most once (RFC 6749 §3.1).
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    values: HashMap<String, String>,
+    duplicated: Vec<String>,
+}
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` text. Duplicates are remembered (not
+    /// fatal here: `/authorize` must still decide whether it may redirect).
+    pub fn parse(raw: &[u8]) -> Result<Self, OAuthError> {
+        let mut params = Self::default();
+        for (i, (k, v)) in url::form_urlencoded::parse(raw).enumerate() {
+            if i >= MAX_PARAMS {
+                return Err(OAuthError::invalid_request("too many parameters"));
+            }
+            if k.len() > 64 || v.len() > MAX_PARAM_LEN {
+                return Err(OAuthError::invalid_request("a parameter is too long"));
+            }
+            if params.values.contains_key(k.as_ref()) {
+                params.duplicated.push(k.into_owned());
+            } else {
+                params.values.insert(k.into_owned(), v.into_owned());
+            }
+        }
+        Ok(params)
+    }
+
+    /// The value of `name`, if present and not empty (RFC 6749 §3.1: empty = omitted).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn is_duplicated(&self, name: &str) -> bool {
+        self.duplicated.iter().any(|d| d == name)
+    }
+
+    /// Refuses any repeated parameter.
+    pub fn single(self) -> Result<Self, OAuthError> {
+        match self.duplicated.first() {
+            Some(name) => Err(OAuthError::invalid_request(format!(
+                "parameter {name} was sent more than once"
+            ))),
+            None => Ok(self),
+        }
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name}")))
+    }
+}
+
+/// An RFC 6749 §5.2 error answer: JSON, `no-store`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OAuthError {
+    pub error: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// `WWW-Authenticate` challenge, for 401s.
+    #[serde(skip)]
+    pub challenge: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            error_description: Some(description.into()),
+            status: StatusCode::BAD_REQUEST,
+            challenge: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new("invalid_request", description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new("invalid_grant", description)
+    }
+
+    /// Client authentication failed: 401, with a challenge for the scheme the client used.
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            challenge: Some(r#"Basic realm="gatehouse""#.into()),
+            ..Self::new("invalid_client", description)
+        }
+    }
+
+    /// RFC 6750 §3.1 bearer token errors (userinfo).
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        let description = description.into();
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            challenge: Some(format!(
+                r#"Bearer realm="gatehouse", error="invalid_token", error_description="{description}""#
+            )),
+            ..Self::new("invalid_token", description)
+        }
+    }
+
+    fn server(e: &AppError) -> Self {
+        match e {
+            AppError::Unavailable(_) => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ..Self::new("temporarily_unavailable", "try again shortly")
+            },
+            _ => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                ..Self::new("server_error", "internal error")
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        if let Some(challenge) = &self.challenge {
+            res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        }
+        res.json(self)
+    }
+}
+
+impl From<AppError> for OAuthError {
+    fn from(e: AppError) -> Self {
+        if !matches!(e, AppError::Unavailable(_)) {
+            tracing::error!(error = %e, "OIDC endpoint failed");
+        }
+        Self::server(&e)
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+impl From<crate::ephemeral::EphemeralError> for OAuthError {
+    fn from(e: crate::ephemeral::EphemeralError) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+/// A JSON answer that must never be cached (tokens, introspection).
+pub fn no_store_json(body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+/// The parameters of a form POST, refusing other content types.
+pub fn form_params(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    Params::parse(body)
+}
+
+/// Scopes Gatehouse knows.
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// A space-separated scope string as a list, refusing malformed ones (RFC 6749 §3.3).
+pub fn parse_scope(raw: &str) -> Result<Vec<String>, OAuthError> {
+    let mut scopes: Vec<String> = Vec::new();
+    for s in raw.split(' ').filter(|s| !s.is_empty()) {
+        if !s
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        {
+            return Err(OAuthError::new("invalid_scope", "malformed scope"));
+        }
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    Ok(scopes)
+}
+
+/// The `sid` claim for an SSO session: derived from its handle, so a token never
+/// carries the value the session store is keyed by.
+pub fn sid_for(session_handle: &str) -> String {
+    crate::auth::token_hash(&format!("sid:{session_handle}"))[..32].to_owned()
+}
+
+impl From<crate::audit::AuditError> for OAuthError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        AppError::from(e).into()
+    }
+}

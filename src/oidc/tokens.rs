@@ -1,0 +1,222 @@
+//! The tokens Gatehouse signs: ID tokens (built with `openidconnect`), access tokens as
+//! JWTs per RFC 9068 (`typ: at+jwt`), and opaque refresh tokens stored only as hashes.
+
+use chrono::{DateTime, Utc};
+use openidconnect::{
+    AccessToken, AdditionalClaims, Audience, AuthenticationContextClass,
+    AuthenticationMethodReference, ClientId, EndUserEmail, EndUserName, EndUserUsername,
+    IdTokenClaims, IssuerUrl, LocalizedClaim, Nonce, StandardClaims, SubjectIdentifier,
+    core::{CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{
+    auth::{random_token, session},
+    crypto::signing::KeyRing,
+    store::{grants::GrantRow, users::UserRow},
+};
+
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// The OIDC `sid` claim rides along with the standard ones.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionClaims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+impl AdditionalClaims for SessionClaims {}
+
+pub type IdToken = openidconnect::IdToken<
+    SessionClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// The access token's claims (RFC 9068 §2.2), plus `gid`: the grant it belongs to, so
+/// revoking the grant makes it inactive at `/userinfo` and `/introspect` at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub scope: String,
+    pub gid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// Everything a token response is made from.
+pub struct Grant<'a> {
+    pub issuer: &'a str,
+    pub grant: &'a GrantRow,
+    /// None for client_credentials: the client is the subject.
+    pub user: Option<&'a UserRow>,
+    pub scope: &'a [String],
+    pub nonce: Option<&'a str>,
+    pub now: DateTime<Utc>,
+    pub lifetime_secs: i64,
+}
+
+impl Grant<'_> {
+    fn amr(&self) -> Vec<String> {
+        self.grant
+            .amr
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn sid(&self) -> Option<String> {
+        self.grant.session_handle.as_deref().map(super::sid_for)
+    }
+
+    fn has_scope(&self, s: &str) -> bool {
+        self.scope.iter().any(|x| x == s)
+    }
+
+    pub fn access_token(&self, ring: &KeyRing) -> String {
+        let now = self.now.timestamp();
+        let (sub, auth) = match self.user {
+            Some(u) => {
+                let amr = self.amr();
+                (
+                    u.id.clone(),
+                    Some((self.grant.auth_time, session::acr(&amr).to_owned(), amr)),
+                )
+            }
+            None => (self.grant.client_id.clone(), None),
+        };
+        let claims = AccessClaims {
+            iss: self.issuer.to_owned(),
+            sub,
+            aud: self.grant.client_id.clone(),
+            client_id: self.grant.client_id.clone(),
+            exp: now + self.lifetime_secs,
+            iat: now,
+            jti: random_token(),
+            scope: self.scope.join(" "),
+            gid: self.grant.id.clone(),
+            auth_time: auth.as_ref().and_then(|a| a.0),
+            acr: auth.as_ref().map(|a| a.1.clone()),
+            amr: auth.map(|a| a.2),
+            sid: self.sid(),
+        };
+        let value = serde_json::to_value(&claims).expect("claims serialise");
+        ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
+    }
+
+    /// The ID token for a user grant; `at_hash` binds it to `access_token`.
+    pub fn id_token(&self, ring: &KeyRing, access_token: &str) -> Result<String, String> {
+        let user = self.user.ok_or("no user")?;
+        let mut standard = StandardClaims::new(SubjectIdentifier::new(user.id.clone()));
+        if self.has_scope("profile") {
+            standard =
+                standard.set_preferred_username(Some(EndUserUsername::new(user.username.clone())));
+            if let Some(name) = &user.display_name {
+                standard =
+                    standard.set_name(Some(LocalizedClaim::from(EndUserName::new(name.clone()))));
+            }
+        }
+        if self.has_scope("email") {
+            standard = standard.set_email(Some(EndUserEmail::new(user.email.clone())));
+        }
+        let amr = self.amr();
+        let auth_time = self
+            .grant
+            .auth_time
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
+        let issuer = IssuerUrl::new(self.issuer.to_owned()).map_err(|e| e.to_string())?;
+        let claims = IdTokenClaims::new(
+            issuer,
+            vec![Audience::new(self.grant.client_id.clone())],
+            self.now + chrono::Duration::seconds(self.lifetime_secs),
+            self.now,
+            standard,
+            SessionClaims { sid: self.sid() },
+        )
+        .set_nonce(self.nonce.map(|n| Nonce::new(n.to_owned())))
+        .set_auth_time(auth_time)
+        .set_auth_context_ref(Some(AuthenticationContextClass::new(
+            session::acr(&amr).to_owned(),
+        )))
+        .set_auth_method_refs(Some(
+            amr.into_iter()
+                .map(AuthenticationMethodReference::new)
+                .collect(),
+        ))
+        .set_authorized_party(Some(ClientId::new(self.grant.client_id.clone())));
+        let token = IdToken::new(
+            claims,
+            ring.active(),
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            Some(&AccessToken::new(access_token.to_owned())),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(token.to_string())
+    }
+}
+
+/// An access token we signed, not expired. Whether its grant is still live is the
+/// caller's question (it needs the database).
+pub fn verify_access_token(
+    ring: &KeyRing,
+    issuer: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Option<AccessClaims> {
+    let (header, claims) = ring.verify_jwt(token)?;
+    if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
+        return None;
+    }
+    let claims: AccessClaims = serde_json::from_value(claims).ok()?;
+    (claims.iss == issuer && claims.exp > now.timestamp()).then_some(claims)
+}
+
+/// Claims of an ID token we signed (for `id_token_hint`), expired or not.
+pub fn verify_id_token_hint(ring: &KeyRing, issuer: &str, token: &str) -> Option<Value> {
+    let (header, claims) = ring.verify_jwt(token)?;
+    if header.get("typ").and_then(Value::as_str) == Some(ACCESS_TOKEN_TYPE) {
+        return None;
+    }
+    (claims.get("iss").and_then(Value::as_str) == Some(issuer)).then_some(claims)
+}
+
+/// The `logout_token` of OIDC Back-Channel Logout 1.0 §2.4.
+pub fn logout_token(
+    ring: &KeyRing,
+    issuer: &str,
+    client_id: &str,
+    sub: Option<&str>,
+    sid: Option<&str>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut claims = json!({
+        "iss": issuer,
+        "aud": client_id,
+        "iat": now.timestamp(),
+        "exp": now.timestamp() + 120,
+        "jti": random_token(),
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    if let Some(sub) = sub {
+        claims["sub"] = json!(sub);
+    }
+    if let Some(sid) = sid {
+        claims["sid"] = json!(sid);
+    }
+    ring.sign_jwt("logout+jwt", &claims)
+}

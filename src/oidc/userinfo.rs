@@ -1,0 +1,99 @@
+//! `/userinfo` (OIDC Core §5.3), GET or POST, with a bearer access token (RFC 6750).
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use serde_json::{Map, Value, json};
+
+use super::{OAuthError, discovery::issuer, no_store_json, tokens::verify_access_token};
+use crate::{
+    domain::UserStatus,
+    startup::AppState,
+    store::{grants, users},
+};
+
+fn bearer(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
+    let from_header = match req.headers().get(header::AUTHORIZATION) {
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
+            let token = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .ok_or_else(|| OAuthError::invalid_request("use the Bearer scheme"))?;
+            Some(token.trim().to_owned())
+        }
+        None => None,
+    };
+    // RFC 6750 §2.2: a form body may carry it instead, never both.
+    let from_body = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
+        super::form_params(req, body)?
+            .single()?
+            .get("access_token")
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request("send the token once")),
+        (Some(t), None) | (None, Some(t)) => Ok(t),
+        (None, None) => Err(OAuthError {
+            // RFC 6750 §3.1: no error code when no credentials were sent at all.
+            error_description: None,
+            ..OAuthError::invalid_token("")
+        }),
+    }
+}
+
+pub async fn userinfo(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
+    let token = bearer(&req, &body)?;
+    let ring = state.keys.current();
+    let claims = verify_access_token(&ring, &issuer(&state), &token, state.clock.now())
+        .ok_or_else(|| OAuthError::invalid_token("the access token is invalid or expired"))?;
+    let gid = claims.gid.clone();
+    let found = state
+        .store
+        .run(move |c| {
+            let Some(grant) = grants::live(c, &gid)? else {
+                return Ok(None);
+            };
+            let user = match &grant.user_id {
+                Some(id) => users::find_by_id(c, id)?,
+                None => None,
+            };
+            Ok(Some((grant, user)))
+        })
+        .await?;
+    let Some((_, Some(user))) = found else {
+        return Err(OAuthError::invalid_token(
+            "the access token is no longer valid",
+        ));
+    };
+    if user.status() != UserStatus::Active || user.id != claims.sub {
+        return Err(OAuthError::invalid_token(
+            "the access token is no longer valid",
+        ));
+    }
+    let scopes: Vec<&str> = claims.scope.split(' ').collect();
+    if !scopes.contains(&"openid") {
+        return Err(OAuthError {
+            status: actix_web::http::StatusCode::FORBIDDEN,
+            ..OAuthError::new("insufficient_scope", "the openid scope is required")
+        });
+    }
+    let mut out = Map::new();
+    out.insert("sub".into(), json!(user.id));
+    if scopes.contains(&"profile") {
+        out.insert("preferred_username".into(), json!(user.username));
+        if let Some(name) = &user.display_name {
+            out.insert("name".into(), json!(name));
+        }
+    }
+    if scopes.contains(&"email") {
+        out.insert("email".into(), json!(user.email));
+    }
+    Ok(no_store_json(&Value::Object(out)))
+}

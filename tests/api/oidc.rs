@@ -1,0 +1,1142 @@
+//! The OpenID Provider driven by a real relying party library (`openidconnect`), and by
+//! hand where an attacker would not use one.
+
+use std::collections::HashMap;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use gatehouse::oidc::clients::{ClientSpec, Registered, register};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
+    core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims},
+};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use url::Url;
+
+use crate::helpers::{TestApp, create_user, hidden, spawn_app, spawn_app_with, test_database_url};
+
+pub const REDIRECT: &str = "https://rp.example.org/callback";
+
+/// The relying party's HTTP client: trusts the test certificate, never follows redirects.
+pub fn rp_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn register_client(app: &TestApp, spec: ClientSpec) -> Registered {
+    register(&app.state.store, spec, app.clock_now())
+        .await
+        .expect("client registers")
+}
+
+trait Now {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+impl Now for TestApp {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use gatehouse::clock::Clock;
+        self.clock.now()
+    }
+}
+
+/// A browser that follows an authorization URL through the sign-in page with
+/// `username`/`password`; returns where Gatehouse finally sends it (the client's
+/// redirect URI with `code` or `error`).
+pub async fn browse_authorize(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    authorize_url: &str,
+    username: &str,
+    password: &str,
+) -> Url {
+    let res = browser.get(authorize_url).send().await.unwrap();
+    assert_eq!(res.status(), 303, "authorize redirects");
+    let mut location = res.headers()["location"].to_str().unwrap().to_owned();
+    if location.starts_with("/login") {
+        let page = browser.get(app.url(&location)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let res = app
+            .post_form(
+                browser,
+                "/login",
+                &[
+                    ("tx", &hidden(&html, "tx")),
+                    ("csrf", &hidden(&html, "csrf")),
+                    ("username", username),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 303, "password accepted");
+        location = res.headers()["location"].to_str().unwrap().to_owned();
+    }
+    Url::parse(&location).unwrap_or_else(|_| panic!("sent to the client, not {location}"))
+}
+
+pub fn query(url: &Url) -> HashMap<String, String> {
+    url.query_pairs().into_owned().collect()
+}
+
+fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+async fn introspect(app: &TestApp, reg: &Registered, token: &str) -> Value {
+    rp_http()
+        .post(app.url("/introspect"))
+        .basic_auth(
+            &reg.client_id,
+            Some(reg.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The whole code flow with `openidconnect` as the relying party.
+async fn full_flow(app: TestApp) {
+    create_user(&app, "olivia", "Correct-Horse-Battery-9", false).await;
+    let reg = register_client(&app, ClientSpec::new("Ward app", &[REDIRECT])).await;
+    let http = rp_http();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http)
+            .await
+            .expect("discovery document and JWKS");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(reg.client_id.clone()),
+        Some(ClientSecret::new(
+            reg.client_secret
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .to_owned(),
+        )),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, csrf, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let browser = app.new_client();
+    let back = browse_authorize(
+        &app,
+        &browser,
+        auth_url.as_str(),
+        "olivia",
+        "Correct-Horse-Battery-9",
+    )
+    .await;
+    assert!(back.as_str().starts_with(REDIRECT));
+    let q = query(&back);
+    assert_eq!(q["state"], *csrf.secret());
+    assert_eq!(q["iss"], app.base);
+    let code = q["code"].clone();
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchanged");
+    let id_token = tokens.id_token().expect("an ID token");
+    let verifier = client.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("ID token verifies");
+    assert_eq!(claims.preferred_username().unwrap().as_str(), "olivia");
+    assert_eq!(claims.email().unwrap().as_str(), "olivia@example.org");
+    assert!(claims.auth_time().is_some());
+    assert_eq!(
+        claims.auth_context_ref().unwrap().as_str(),
+        "urn:gatehouse:acr:pwd"
+    );
+    assert_eq!(claims.auth_method_refs().unwrap()[0].as_str(), "pwd");
+    assert_eq!(claims.authorized_party().unwrap().as_str(), reg.client_id);
+    let at_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&at_hash));
+    let raw_id = claims_of(&id_token.to_string());
+    assert_eq!(raw_id["sid"].as_str().unwrap().len(), 32, "sid claim");
+
+    // RFC 9068 access token.
+    let access = tokens.access_token().secret().clone();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    let at = claims_of(&access);
+    assert_eq!(at["client_id"], reg.client_id.as_str());
+    assert_eq!(at["iss"], app.base.as_str());
+
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject(), claims.subject());
+    assert_eq!(info.preferred_username().unwrap().as_str(), "olivia");
+
+    // Refresh rotates: the new token works, the old one is a replay that ends the family.
+    let first_refresh = tokens.refresh_token().expect("a refresh token").clone();
+    let refreshed = client
+        .exchange_refresh_token(&first_refresh)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    let second_refresh = refreshed.refresh_token().unwrap().clone();
+    assert_ne!(second_refresh.secret(), first_refresh.secret());
+    let new_access = refreshed.access_token().secret().clone();
+    assert_eq!(introspect(&app, &reg, &new_access).await["active"], true);
+
+    let replay = client
+        .exchange_refresh_token(&first_refresh)
+        .unwrap()
+        .request_async(&http)
+        .await;
+    assert!(replay.is_err(), "a rotated refresh token is refused");
+    assert_eq!(introspect(&app, &reg, &new_access).await["active"], false);
+    assert_eq!(
+        introspect(&app, &reg, second_refresh.secret()).await["active"],
+        false,
+        "the whole family is revoked"
+    );
+    let after = client
+        .exchange_refresh_token(&RefreshToken::new(second_refresh.secret().clone()))
+        .unwrap()
+        .request_async(&http)
+        .await;
+    assert!(after.is_err());
+
+    // The browser's SSO session answers the next request without a password.
+    let (auth_url, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .url();
+    let res = browser.get(auth_url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(REDIRECT),
+        "SSO: straight back with a code"
+    );
+    assert!(location.contains("code="));
+}
+
+#[tokio::test]
+async fn code_flow_with_pkce_id_token_userinfo_and_refresh_on_sqlite() {
+    let app = spawn_app_with(|c| {
+        c.database_url = None;
+        c.master_key = None;
+    })
+    .await;
+    full_flow(app).await;
+}
+
+#[tokio::test]
+async fn code_flow_with_pkce_id_token_userinfo_and_refresh_on_postgres() {
+    if test_database_url().is_none() {
+        crate::helpers::skip(
+            "oidc::code_flow_on_postgres",
+            "GATEHOUSE_TEST_DATABASE_URL is not set",
+        );
+        return;
+    }
+    full_flow(spawn_app().await).await;
+}
+
+const PASSWORD: &str = "Correct-Horse-Battery-9";
+
+/// A confidential client with a signed-in user's code, by hand (no RP library): what an
+/// attacker or a sloppy client would send.
+struct Flow {
+    app: TestApp,
+    reg: Registered,
+    browser: reqwest::Client,
+}
+
+fn pkce_pair() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    let challenge =
+        URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+impl Flow {
+    async fn new() -> Self {
+        Self::with(ClientSpec::new("Ward app", &[REDIRECT])).await
+    }
+
+    async fn with(spec: ClientSpec) -> Self {
+        let app = spawn_app().await;
+        create_user(&app, "olivia", PASSWORD, false).await;
+        let reg = register_client(&app, spec).await;
+        let browser = app.new_client();
+        Self { app, reg, browser }
+    }
+
+    fn authorize_url(&self, extra: &[(&str, &str)]) -> String {
+        let (_, challenge) = pkce_pair();
+        let mut url = Url::parse(&self.app.url("/authorize")).unwrap();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &self.reg.client_id)
+                .append_pair("redirect_uri", REDIRECT)
+                .append_pair("response_type", "code")
+                .append_pair("scope", "openid profile")
+                .append_pair("state", "st-1")
+                .append_pair("nonce", "n-1")
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+            for (k, v) in extra {
+                q.append_pair(k, v);
+            }
+        }
+        url.to_string()
+    }
+
+    async fn code(&self) -> String {
+        let back = browse_authorize(
+            &self.app,
+            &self.browser,
+            &self.authorize_url(&[]),
+            "olivia",
+            PASSWORD,
+        )
+        .await;
+        query(&back).get("code").cloned().expect("a code")
+    }
+
+    fn secret(&self) -> String {
+        self.reg
+            .client_secret
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        rp_http()
+            .post(self.app.url("/token"))
+            .basic_auth(&self.reg.client_id, Some(self.secret()))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn exchange(&self, code: &str) -> reqwest::Response {
+        let (verifier, _) = pkce_pair();
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await
+    }
+}
+
+async fn oauth_error(res: reqwest::Response, status: u16, error: &str) {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_401_invalid_client() {
+    let f = Flow::new().await;
+    let code = f.code().await;
+    let (verifier, _) = pkce_pair();
+    let res = rp_http()
+        .post(f.app.url("/token"))
+        .basic_auth(&f.reg.client_id, Some("not-the-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("www-authenticate"));
+    oauth_error(res, 401, "invalid_client").await;
+    // The code survived the failed attempt for the genuine client.
+    assert_eq!(f.exchange(&code).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_reused_code_is_refused_and_revokes_what_it_issued() {
+    let f = Flow::new().await;
+    let code = f.code().await;
+    let first: Value = f.exchange(&code).await.json().await.unwrap();
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(&f.app, &f.reg, &access).await["active"], true);
+    oauth_error(f.exchange(&code).await, 400, "invalid_grant").await;
+    assert_eq!(introspect(&f.app, &f.reg, &access).await["active"], false);
+    let refresh = first["refresh_token"].as_str().unwrap();
+    assert_eq!(introspect(&f.app, &f.reg, refresh).await["active"], false);
+    let info = rp_http()
+        .get(f.app.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 401);
+}
+
+#[tokio::test]
+async fn a_wrong_pkce_verifier_an_expired_code_and_a_wrong_redirect_uri_are_invalid_grant() {
+    let f = Flow::new().await;
+    let code = f.code().await;
+    let res = f
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &URL_SAFE_NO_PAD.encode([9u8; 32])),
+        ])
+        .await;
+    oauth_error(res, 400, "invalid_grant").await;
+
+    let code = f.code().await;
+    let (verifier, _) = pkce_pair();
+    let res = f
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example.org/other"),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    oauth_error(res, 400, "invalid_grant").await;
+
+    // Codes live 60 seconds by the application's clock.
+    let code = f.code().await;
+    f.app.clock.advance(chrono::Duration::seconds(61));
+    oauth_error(f.exchange(&code).await, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn unknown_clients_and_unregistered_redirect_uris_get_a_page_never_a_redirect() {
+    let f = Flow::new().await;
+    for url in [
+        f.authorize_url(&[]).replace(&f.reg.client_id, "gh-unknown"),
+        f.authorize_url(&[])
+            .replace("rp.example.org%2Fcallback", "evil.example%2Fcb"),
+        f.authorize_url(&[]).replace("redirect_uri=", "x="),
+        f.authorize_url(&[("redirect_uri", "https://evil.example/cb")]),
+        f.authorize_url(&[("client_id", "gh-other")]),
+        format!("{}&pad={}", f.authorize_url(&[]), "a".repeat(10_000)),
+    ] {
+        let res = f.browser.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{url}");
+        assert!(!res.headers().contains_key("location"));
+        assert!(res.text().await.unwrap().contains("not valid"));
+    }
+}
+
+#[tokio::test]
+async fn protocol_errors_go_back_to_a_genuine_client_with_state() {
+    let f = Flow::with(ClientSpec {
+        public: true,
+        ..ClientSpec::new("Public app", &[REDIRECT])
+    })
+    .await;
+    let cases: Vec<(String, &str)> = vec![
+        (
+            f.authorize_url(&[])
+                .replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
+        (
+            f.authorize_url(&[])
+                .replace("scope=openid+profile", "scope=profile"),
+            "invalid_scope",
+        ),
+        (
+            f.authorize_url(&[])
+                .replace("code_challenge_method=S256", "code_challenge_method=plain"),
+            "invalid_request",
+        ),
+        (f.authorize_url(&[("prompt", "none")]), "login_required"),
+        (f.authorize_url(&[("max_age", "-5")]), "invalid_request"),
+        (f.authorize_url(&[("state", "again")]), "invalid_request"),
+        (
+            f.authorize_url(&[("request", "eyJ")]),
+            "request_not_supported",
+        ),
+    ];
+    for (url, error) in cases {
+        let res = f.browser.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{url}");
+        let back = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(back.as_str().starts_with(REDIRECT));
+        let q = query(&back);
+        assert_eq!(q["error"], error, "{url}");
+        assert_eq!(q["iss"], f.app.base);
+    }
+    // A public client must use PKCE.
+    let mut no_pkce = Url::parse(&f.authorize_url(&[])).unwrap();
+    let kept: Vec<(String, String)> = no_pkce
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| !k.starts_with("code_challenge"))
+        .collect();
+    no_pkce.query_pairs_mut().clear().extend_pairs(kept);
+    let res = f.browser.get(no_pkce.as_str()).send().await.unwrap();
+    let back = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back)["error"], "invalid_request");
+    assert_eq!(query(&back)["state"], "st-1");
+}
+
+#[tokio::test]
+async fn max_age_exceeded_and_prompt_login_ask_for_the_password_again() {
+    let f = Flow::new().await;
+    f.code().await;
+    // Signed in: a plain request comes straight back.
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(REDIRECT)
+    );
+    f.app.clock.advance(chrono::Duration::seconds(120));
+    for extra in [("max_age", "60"), ("prompt", "login")] {
+        let res = f
+            .browser
+            .get(f.authorize_url(&[extra]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(
+            res.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?tx="),
+            "{extra:?}"
+        );
+    }
+    let res = f
+        .browser
+        .get(f.authorize_url(&[("max_age", "600")]))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(REDIRECT)
+    );
+    // Asking for MFA of a password-only session without interaction is refused.
+    let res = f
+        .browser
+        .get(f.authorize_url(&[("prompt", "none"), ("acr_values", "urn:gatehouse:acr:mfa")]))
+        .send()
+        .await
+        .unwrap();
+    let back = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back)["error"], "interaction_required");
+}
+
+#[tokio::test]
+async fn acr_values_mfa_makes_a_user_without_totp_enrol_before_a_code() {
+    let f = Flow::new().await;
+    let url = f.authorize_url(&[("acr_values", "urn:gatehouse:acr:mfa")]);
+    let res = f.browser.get(&url).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let html = f
+        .browser
+        .get(f.app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = f
+        .app
+        .post_form(
+            &f.browser,
+            "/login",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "olivia"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let next = res.headers()["location"].to_str().unwrap();
+    assert!(
+        next.starts_with("/login/totp-enrol"),
+        "no code before the second factor: {next}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_at_the_token_endpoints_is_a_json_400_never_a_500() {
+    let f = Flow::new().await;
+    let http = rp_http();
+    let secret = f.secret();
+    let long = "x".repeat(5000);
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        ("/token", vec![], "invalid_request"),
+        (
+            "/token",
+            vec![("grant_type", "password")],
+            "unsupported_grant_type",
+        ),
+        (
+            "/token",
+            vec![("grant_type", "authorization_code")],
+            "invalid_request",
+        ),
+        (
+            "/token",
+            vec![("grant_type", "authorization_code"), ("code", "abc")],
+            "invalid_grant",
+        ),
+        (
+            "/token",
+            vec![
+                ("grant_type", "authorization_code"),
+                ("grant_type", "refresh_token"),
+            ],
+            "invalid_request",
+        ),
+        (
+            "/token",
+            vec![("grant_type", "refresh_token"), ("refresh_token", &long)],
+            "invalid_request",
+        ),
+        (
+            "/token",
+            vec![("grant_type", "refresh_token"), ("refresh_token", "%%%")],
+            "invalid_grant",
+        ),
+        ("/revoke", vec![], "invalid_request"),
+        (
+            "/introspect",
+            vec![("token", "a"), ("token", "b")],
+            "invalid_request",
+        ),
+    ];
+    for (path, form, error) in cases {
+        let res = http
+            .post(f.app.url(path))
+            .basic_auth(&f.reg.client_id, Some(&secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        oauth_error(res, 400, error).await;
+    }
+    // Not a form at all.
+    let res = http
+        .post(f.app.url("/token"))
+        .basic_auth(&f.reg.client_id, Some(&secret))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    oauth_error(res, 400, "invalid_request").await;
+    // No client authentication, or a malformed one.
+    for auth in [
+        None,
+        Some("Basic !!!"),
+        Some("Basic Og=="),
+        Some("Bearer x"),
+    ] {
+        let mut req = http.post(f.app.url("/introspect")).form(&[("token", "x")]);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        oauth_error(req.send().await.unwrap(), 401, "invalid_client").await;
+    }
+    // Userinfo without or with garbage tokens.
+    let res = http.get(f.app.url("/userinfo")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    for token in ["garbage", "a.b.c", &"e".repeat(20_000)] {
+        let res = http
+            .get(f.app.url("/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{}", &token[..token.len().min(20)]);
+    }
+    // Introspecting garbage is simply inactive.
+    assert_eq!(introspect(&f.app, &f.reg, "garbage").await["active"], false);
+}
+
+#[tokio::test]
+async fn client_credentials_tokens_introspect_and_revoke() {
+    let f = Flow::with(ClientSpec {
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["profile".into()],
+        ..ClientSpec::new("Lab service", &[])
+    })
+    .await;
+    let res = f.token(&[("grant_type", "client_credentials")]).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert!(body.get("id_token").is_none() && body.get("refresh_token").is_none());
+    let token = body["access_token"].as_str().unwrap();
+    let info = introspect(&f.app, &f.reg, token).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["sub"], f.reg.client_id.as_str());
+    let revoked = rp_http()
+        .post(f.app.url("/revoke"))
+        .basic_auth(&f.reg.client_id, Some(f.secret()))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(introspect(&f.app, &f.reg, token).await["active"], false);
+    // openid makes no sense without a user; the code flow is not registered.
+    oauth_error(
+        f.token(&[("grant_type", "client_credentials"), ("scope", "openid")])
+            .await,
+        400,
+        "invalid_scope",
+    )
+    .await;
+    oauth_error(
+        f.token(&[("grant_type", "authorization_code"), ("code", "x")])
+            .await,
+        400,
+        "unauthorized_client",
+    )
+    .await;
+}
+
+/// A tiny HTTP listener standing in for a relying party's back-channel endpoint: it hands
+/// every POSTed body to the test.
+async fn backchannel_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            let _ = tx.send(text[end + 4..end + 4 + len].to_owned());
+                            break;
+                        }
+                    }
+                }
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// Verifies a JWS against the JWKS Gatehouse publishes; returns its claims.
+async fn verify_with_jwks(app: &TestApp, jwt: &str) -> Value {
+    use openidconnect::{
+        JsonWebKey,
+        core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
+    };
+    let jwks: CoreJsonWebKeySet = rp_http()
+        .get(app.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut parts = jwt.split('.');
+    let (h, c, s) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+    let kid = header["kid"].as_str().unwrap();
+    let key = jwks
+        .keys()
+        .iter()
+        .find(|k| k.key_id().map(|k| k.as_str()) == Some(kid))
+        .expect("the signing key is published");
+    key.verify_signature(
+        &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        format!("{h}.{c}").as_bytes(),
+        &URL_SAFE_NO_PAD.decode(s).unwrap(),
+    )
+    .expect("signature verifies against the JWKS");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn signing_out_sends_a_verifiable_back_channel_logout_token_and_revokes_tokens() {
+    let (uri, mut received) = backchannel_listener().await;
+    let f = Flow::with(ClientSpec {
+        backchannel_logout_uri: Some(uri),
+        post_logout_redirect_uris: vec!["https://rp.example.org/bye".into()],
+        ..ClientSpec::new("Ward app", &[REDIRECT])
+    })
+    .await;
+    let code = f.code().await;
+    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // RP-initiated logout with a valid id_token_hint for this session: no confirmation.
+    let mut url = Url::parse(&f.app.url("/logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", id_token)
+        .append_pair("post_logout_redirect_uri", "https://rp.example.org/bye")
+        .append_pair("state", "bye-1");
+    let res = f.browser.get(url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        "https://rp.example.org/bye?state=bye-1"
+    );
+
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+        .await
+        .expect("back-channel logout arrives")
+        .unwrap();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let claims = verify_with_jwks(&f.app, &form["logout_token"]).await;
+    let id_claims = claims_of(id_token);
+    assert_eq!(claims["iss"], f.app.base.as_str());
+    assert_eq!(claims["aud"], f.reg.client_id.as_str());
+    assert_eq!(claims["sub"], id_claims["sub"]);
+    assert_eq!(claims["sid"], id_claims["sid"]);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+
+    assert_eq!(introspect(&f.app, &f.reg, refresh).await["active"], false);
+    // The session is over: the next request needs a password.
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+}
+
+#[tokio::test]
+async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
+    let f = Flow::new().await;
+    f.code().await;
+    let mut url = Url::parse(&f.app.url("/logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &f.reg.client_id)
+        .append_pair("post_logout_redirect_uri", "https://evil.example/");
+    let res = f.browser.get(url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(!res.headers().contains_key("location"));
+    let mut url = Url::parse(&f.app.url("/logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", "eyJhbGciOiJub25lIn0.e30.");
+    let res = f.browser.get(url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    // Without a hint the user is asked; the session survives the question.
+    let res = f.browser.get(f.app.url("/logout")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Sign out?"));
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(REDIRECT)
+    );
+}
+
+#[tokio::test]
+async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_next_key() {
+    use gatehouse::crypto::signing;
+    let f = Flow::new().await;
+    let code = f.code().await;
+    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let old_access = tokens["access_token"].as_str().unwrap().to_owned();
+    let old_kid = claims_header_kid(&old_access);
+    let jwks: Value = rp_http()
+        .get(f.app.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(published.len(), 2, "active and next are published");
+    let next = published.iter().find(|k| **k != old_kid).unwrap().clone();
+
+    let state = &f.app.state;
+    let (active, new_next) =
+        signing::rotate(&state.store, state.master_key.clone(), f.app.clock_now())
+            .await
+            .unwrap();
+    assert_eq!(
+        active, next,
+        "the key that signs next was already published"
+    );
+    state.keys.replace(
+        signing::load(
+            &state.store,
+            state.master_key.clone(),
+            f.app.clock_now(),
+            gatehouse::startup::keep_retired(&state.config),
+        )
+        .await
+        .unwrap(),
+    );
+    let jwks: Value = rp_http()
+        .get(f.app.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    for kid in [old_kid.as_str(), next.as_str(), new_next.as_str()] {
+        assert!(published.contains(&kid), "{kid} published");
+    }
+    // The old token still works and verifies.
+    verify_with_jwks(&f.app, &old_access).await;
+    let res = rp_http()
+        .get(f.app.url("/userinfo"))
+        .bearer_auth(&old_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // New tokens are signed by the promoted key.
+    let refreshed: Value = f
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims_header_kid(refreshed["access_token"].as_str().unwrap()),
+        next
+    );
+    // Once everything the old key signed has expired, it leaves the JWKS.
+    f.app.clock.advance(chrono::Duration::seconds(301 + 300));
+    state.keys.replace(
+        signing::load(
+            &state.store,
+            state.master_key.clone(),
+            f.app.clock_now(),
+            gatehouse::startup::keep_retired(&state.config),
+        )
+        .await
+        .unwrap(),
+    );
+    let jwks: Value = rp_http()
+        .get(f.app.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(!published.contains(&old_kid.as_str()));
+}
+
+fn claims_header_kid(jwt: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// A client key pair for `private_key_jwt`, and an assertion signed with it.
+fn client_key(kid: &str) -> (rsa::RsaPrivateKey, String) {
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let public = key.to_public_key();
+    let jwks = serde_json::json!({ "keys": [{
+        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+    }]});
+    (key, jwks.to_string())
+}
+
+fn assertion(key: &rsa::RsaPrivateKey, kid: &str, client_id: &str, aud: &str, now: i64) -> String {
+    use rsa::signature::{SignatureEncoding, Signer};
+    let header =
+        URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": "RS256", "kid": kid}).to_string());
+    let claims = URL_SAFE_NO_PAD.encode(
+        serde_json::json!({
+            "iss": client_id, "sub": client_id, "aud": aud,
+            "exp": now + 60, "iat": now, "jti": uuid::Uuid::new_v4().to_string(),
+        })
+        .to_string(),
+    );
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+    let sig = signer.sign(format!("{header}.{claims}").as_bytes());
+    format!(
+        "{header}.{claims}.{}",
+        URL_SAFE_NO_PAD.encode(sig.to_bytes())
+    )
+}
+
+#[tokio::test]
+async fn private_key_jwt_accepts_the_registered_key_once_and_refuses_another() {
+    let (key, jwks) = client_key("k1");
+    let f = Flow::with(ClientSpec {
+        auth_method: Some("private_key_jwt".into()),
+        jwks: Some(jwks),
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["profile".into()],
+        ..ClientSpec::new("Signed client", &[])
+    })
+    .await;
+    let now = f.app.clock_now().timestamp();
+    let token_url = f.app.url("/token");
+    let post = |a: String| {
+        let url = token_url.clone();
+        async move {
+            rp_http()
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", a.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let good = assertion(&key, "k1", &f.reg.client_id, &token_url, now);
+    assert_eq!(post(good.clone()).await.status(), 200);
+    oauth_error(post(good).await, 401, "invalid_client").await;
+    let (other, _) = client_key("k1");
+    oauth_error(
+        post(assertion(&other, "k1", &f.reg.client_id, &token_url, now)).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    oauth_error(
+        post(assertion(
+            &key,
+            "k1",
+            &f.reg.client_id,
+            "https://elsewhere.example/token",
+            now,
+        ))
+        .await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    oauth_error(
+        post(assertion(
+            &key,
+            "k1",
+            &f.reg.client_id,
+            &token_url,
+            now - 3600,
+        ))
+        .await,
+        401,
+        "invalid_client",
+    )
+    .await;
+}
