@@ -399,7 +399,7 @@ async fn remove_totp(config: Config, raw: &str, json: bool) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no user named {username}"))?;
-    let removed = gatehouse::auth::totp::remove(&state, &user.id)
+    let removed = gatehouse::auth::totp::remove(&state, &user.id, true)
         .await
         .map_err(|e| e.to_string())?;
     if removed {

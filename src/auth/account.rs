@@ -577,7 +577,7 @@ async fn totp_confirm(
         )
         .await?);
     }
-    let codes = super::totp::confirm(&state, &user.id).await?;
+    let codes = super::totp::confirm(&state, &user.id, ctx.client_ip).await?;
     state
         .audit
         .record(
@@ -656,7 +656,7 @@ async fn totp_remove(
         )
         .await?);
     }
-    super::totp::remove(&state, &user.id).await?;
+    super::totp::remove(&state, &user.id, false).await?;
     state
         .audit
         .record(
