@@ -931,7 +931,7 @@ async fn a_lockout_reaches_the_webhook_with_a_valid_signature() {
 }
 
 // ---------------------------------------------------------------------------------
-// Notices of second-factor changes (DESIGN §6), queued in the transaction of the change.
+// Notices of account changes (DESIGN §6, §7), queued in the transaction of the change.
 
 /// A server that mails through `sink`, with room for many requests from one address.
 pub async fn app_mailing_to(sink: &SmtpSink) -> TestApp {
@@ -1107,4 +1107,36 @@ async fn removing_totp_from_the_command_line_is_mailed_as_an_administrators_doin
     )
     .await;
     assert!(text.contains("by an administrator"), "{text}");
+}
+
+#[tokio::test]
+async fn a_password_change_on_the_account_page_is_mailed_to_the_user() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    crate::helpers::create_user(&app, "pia", "Quiet-Harbour-42", false).await;
+    let client = app.new_client();
+    app.sign_in(&client, "pia", "Quiet-Harbour-42").await;
+    let csrf = app.account_csrf(&client).await;
+    let res = app
+        .post_form(
+            &client,
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", "Quiet-Harbour-42"),
+                ("new_password", "Fresh-Meadow-58"),
+                ("confirm_password", "Fresh-Meadow-58"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let text = mail_to(&sink, "pia@example.org", "Your password was changed").await;
+    assert!(
+        text.contains("\"pia\"") && text.contains("from the address 127.0.0.1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Fresh-Meadow-58"),
+        "never the password itself"
+    );
 }
