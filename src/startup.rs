@@ -125,6 +125,7 @@ impl Application {
                 .configure(gw::pages::static_routes)
                 .configure(crate::auth::login::routes)
                 .configure(crate::auth::account::routes)
+                .configure(crate::auth::recovery::pages::routes)
                 .default_service(web::to(gw::error::not_found))
         })
         .shutdown_timeout(config.shutdown_timeout_secs)

@@ -289,7 +289,13 @@ async fn signed_in(
         .run(move |c| users::find_by_id(c, &user_id))
         .await?;
     match user {
-        Some(user) if user.status() == crate::domain::UserStatus::Active => {
+        // A forced reset (DESIGN §7) ends sessions where it can reach them; one it could
+        // not (the CLI beside a server that keeps sessions in memory) ends here, at its
+        // next use. No session survives a pending required password change otherwise:
+        // sign-in sets the new password before it creates the session.
+        Some(user)
+            if user.status() == crate::domain::UserStatus::Active && !user.must_change_password =>
+        {
             Ok(Some((current, user)))
         }
         _ => {

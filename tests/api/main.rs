@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod login;
 mod mail;
+mod recovery;
 mod storage;
 mod tls;
 mod totp;
