@@ -133,6 +133,15 @@ pub struct Config {
     /// Per-IP request quota on the sign-in, reset and token endpoints.
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
+    /// Life of a self-service reset link (DESIGN §7: 30 minutes).
+    pub reset_token_minutes: u32,
+    /// Life of an invitation link.
+    pub invite_token_hours: u32,
+    /// Reset requests one client address may make per hour (allow-listed ones: no limit).
+    pub reset_ip_limit_per_hour: u32,
+    /// Reset mails one account receives per hour; further requests get the same answer
+    /// and send nothing, so `/reset` cannot flood someone's inbox.
+    pub reset_account_limit_per_hour: u32,
     /// Username and email of the administrator created on first start.
     pub admin_username: String,
     pub admin_email: String,
@@ -181,6 +190,10 @@ impl Default for Config {
             ip_allow_list: Vec::new(),
             rate_limit_per_minute: 60,
             rate_limit_burst: 20,
+            reset_token_minutes: 30,
+            invite_token_hours: 72,
+            reset_ip_limit_per_hour: 30,
+            reset_account_limit_per_hour: 3,
             admin_username: "admin".into(),
             admin_email: "admin@localhost".into(),
             shutdown_timeout_secs: 30,
@@ -335,6 +348,10 @@ impl Config {
             "ip_allow_list" => self.ip_allow_list = parse_ip_list(value)?,
             "rate_limit_per_minute" => self.rate_limit_per_minute = parse(value)?,
             "rate_limit_burst" => self.rate_limit_burst = parse(value)?,
+            "reset_token_minutes" => self.reset_token_minutes = parse(value)?,
+            "invite_token_hours" => self.invite_token_hours = parse(value)?,
+            "reset_ip_limit_per_hour" => self.reset_ip_limit_per_hour = parse(value)?,
+            "reset_account_limit_per_hour" => self.reset_account_limit_per_hour = parse(value)?,
             "admin_username" => self.admin_username = value.to_owned(),
             "admin_email" => self.admin_email = value.to_owned(),
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
@@ -436,6 +453,20 @@ impl Config {
             && secret.expose_secret().len() < 16
         {
             return invalid("webhook_secret", "must be at least 16 characters".into());
+        }
+        // A link that outlives a day stops being a recovery step and becomes a standing
+        // credential in someone's mailbox.
+        if !(1..=24 * 60).contains(&self.reset_token_minutes) {
+            return invalid("reset_token_minutes", "must be 1 to 1440".into());
+        }
+        if !(1..=24 * 30).contains(&self.invite_token_hours) {
+            return invalid("invite_token_hours", "must be 1 to 720".into());
+        }
+        if self.reset_ip_limit_per_hour == 0 {
+            return invalid("reset_ip_limit_per_hour", "must be at least 1".into());
+        }
+        if self.reset_account_limit_per_hour == 0 {
+            return invalid("reset_account_limit_per_hour", "must be at least 1".into());
         }
         if self.audit_retention_days == 0 {
             return invalid("audit_retention_days", "must be at least 1".into());
@@ -828,6 +859,32 @@ mod tests {
         c.audit_retention_days = 0;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("audit_retention_days:"), "{err}");
+    }
+
+    #[test]
+    fn recovery_settings_default_to_design_and_are_bounded() {
+        let mut c = Config::default();
+        assert_eq!((c.reset_token_minutes, c.invite_token_hours), (30, 72));
+        c.apply_env(env(&[
+            ("GATEHOUSE_RESET_TOKEN_MINUTES", "15"),
+            ("GATEHOUSE_INVITE_TOKEN_HOURS", "24"),
+            ("GATEHOUSE_RESET_IP_LIMIT_PER_HOUR", "500"),
+            ("GATEHOUSE_RESET_ACCOUNT_LIMIT_PER_HOUR", "5"),
+        ]))
+        .unwrap();
+        assert_eq!((c.reset_token_minutes, c.invite_token_hours), (15, 24));
+        assert_eq!(
+            (c.reset_ip_limit_per_hour, c.reset_account_limit_per_hour),
+            (500, 5)
+        );
+        assert!(c.validate().is_ok());
+        c.reset_token_minutes = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("reset_token_minutes:"), "{err}");
+        c.reset_token_minutes = 30;
+        c.invite_token_hours = 10_000;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("invite_token_hours:"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use gatehouse::{
     audit::{AuditEvent, EventType, Outcome},
-    auth::account::{NewAccount, create_account},
+    auth::{
+        account::{NewAccount, create_account},
+        recovery::{self, Admin, NewInvitation},
+    },
     bootstrap,
     clock::SystemClock,
     config::Config,
@@ -122,6 +125,34 @@ enum UserCommand {
         /// Require a new password at the first sign-in.
         #[arg(long)]
         must_change_password: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a user without a password and mail them a link to choose one (DESIGN §7).
+    /// Inviting a still-invited user again mails a fresh link.
+    Invite {
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// user, support, org_admin or super_admin.
+        #[arg(long, default_value = "user")]
+        role: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Require a new password at the next sign-in, end the user's sessions and tell them
+    /// by mail: one user, or every active user of an organisation.
+    ForceReset {
+        #[arg(required_unless_present = "org", conflicts_with = "org")]
+        username: Option<String>,
+        /// Every active user of this organisation.
+        #[arg(long)]
+        org: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -284,6 +315,28 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
         UserCommand::RemoveTotp { username, json } => {
             return remove_totp(config, &username, json).await;
         }
+        UserCommand::ForceReset {
+            username,
+            org,
+            json,
+        } => return force_reset(config, username, org, json).await,
+        UserCommand::Invite {
+            org,
+            username,
+            email,
+            display_name,
+            role,
+            json,
+        } => {
+            let new = NewInvitation {
+                org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
+                username: Username::parse(&username).map_err(|e| format!("--username: {e}"))?,
+                email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
+                display_name,
+                role: role.parse::<Role>().map_err(|e| format!("--role: {e}"))?,
+            };
+            return invite(config, new, json).await;
+        }
         UserCommand::Create { .. } => {}
     }
     let UserCommand::Create {
@@ -313,7 +366,7 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
             Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())
                 .map_err(|e| format!("password: {e}"))?
         } else {
-            return Err("--password-stdin is required (users set their own password from an invitation once password recovery lands)".into());
+            return Err("--password-stdin is required (or `gatehouse user invite` lets the user choose a password from a mailed link)".into());
         },
         must_change_password,
     };
@@ -344,6 +397,98 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
             "created user {} ({}) in organisation {org_name}",
             user.username, user.id
         );
+    }
+    Ok(())
+}
+
+/// Administrative actions from this command line are audited with this actor.
+const CLI: Admin<'static> = Admin {
+    actor: "cli",
+    request: None,
+};
+
+async fn invite(config: Config, new: NewInvitation, json: bool) -> Result<(), String> {
+    let state = startup::build_state(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    bootstrap::ensure_default_org(&state.store, state.clock.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let invitation = recovery::invite(&state, CLI, new)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&invitation).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "{} {} ({}) to organisation {}; the link in the mail to {} works until {}",
+            if invitation.reissued {
+                "invited again"
+            } else {
+                "invited"
+            },
+            invitation.username,
+            invitation.id,
+            invitation.org,
+            invitation.email,
+            invitation.expires_at.to_rfc3339()
+        );
+    }
+    Ok(())
+}
+
+async fn force_reset(
+    config: Config,
+    username: Option<String>,
+    org: Option<String>,
+    json: bool,
+) -> Result<(), String> {
+    let state = startup::build_state(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    match (username, org) {
+        (Some(raw), None) => {
+            let username = Username::parse(&raw).map_err(|e| format!("username: {e}"))?;
+            let done = recovery::force_reset_user(&state, CLI, &username)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&done).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "{} must choose a new password at the next sign-in ({} sessions ended)",
+                    done.username, done.sessions_ended
+                );
+            }
+        }
+        (None, Some(raw)) => {
+            let org = OrgName::parse(&raw).map_err(|e| format!("--org: {e}"))?;
+            let done = recovery::force_reset_org(&state, CLI, &org)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&done).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "{} users of {} must choose a new password at the next sign-in",
+                    done.reset.len(),
+                    done.org
+                );
+                if !done.skipped.is_empty() {
+                    println!("not active, skipped: {}", done.skipped.join(", "));
+                }
+            }
+        }
+        _ => return Err("give a username or --org ORG".into()),
     }
     Ok(())
 }
@@ -563,7 +708,7 @@ async fn remove_totp(config: Config, raw: &str, json: bool) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no user named {username}"))?;
-    let removed = gatehouse::auth::totp::remove(&state, &user.id)
+    let removed = gatehouse::auth::totp::remove(&state, &user.id, true)
         .await
         .map_err(|e| e.to_string())?;
     if removed {

@@ -28,6 +28,10 @@ pub enum EventType {
     PasswordReset,
     /// An administrator (or policy) required a new password at the next sign-in.
     PasswordResetForced,
+    /// An administrator invited a new user: the link to choose a password was mailed.
+    InvitationSent,
+    /// The invited user chose a password; the account is active.
+    InvitationAccepted,
     /// `details.reason`: logout, idle, absolute or revoked.
     SessionEnded,
     TokenIssued,
@@ -60,6 +64,8 @@ impl EventType {
         Self::PasswordResetRequested,
         Self::PasswordReset,
         Self::PasswordResetForced,
+        Self::InvitationSent,
+        Self::InvitationAccepted,
         Self::SessionEnded,
         Self::TokenIssued,
         Self::TokenRevoked,
@@ -89,6 +95,8 @@ impl EventType {
             Self::PasswordResetRequested => "password.reset_requested",
             Self::PasswordReset => "password.reset",
             Self::PasswordResetForced => "password.reset_forced",
+            Self::InvitationSent => "invitation.sent",
+            Self::InvitationAccepted => "invitation.accepted",
             Self::SessionEnded => "session.ended",
             Self::TokenIssued => "token.issued",
             Self::TokenRevoked => "token.revoked",

@@ -1,6 +1,6 @@
 //! The signed-in user's page (DESIGN §2 `/account`): who am I, change password, active
 //! sessions, sign out. Also the one password-change capability every path uses
-//! (required action, account page; reset and admin later).
+//! (required action, account page, reset link, invitation).
 
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use askama::Template;
@@ -16,8 +16,9 @@ use super::{
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     domain::{Email, Password, PolicyViolation, Username},
+    mail::Notice,
     startup::AppState,
-    store::{orgs, users, users::UserRow},
+    store::{DbConnection, StoreError, orgs, users, users::UserRow},
     web::{
         RequestContext,
         error::AppError,
@@ -99,7 +100,8 @@ pub async fn vet_new_password(
 }
 
 /// Sets a new password for `user` when it passes `vet_new_password`. A new password
-/// ends every session of the user except `keep` (DESIGN §8), and is one audit event.
+/// ends every session of the user except `keep` (DESIGN §8), is mailed to the user as a
+/// notice, and is one audit event.
 pub async fn change_password(
     state: &AppState,
     ctx: &RequestContext,
@@ -112,26 +114,88 @@ pub async fn change_password(
         Ok(hash) => hash,
         Err(errors) => return Ok(Err(errors)),
     };
-    let user_id = user.id.clone();
-    let now = state.clock.now().naive_utc();
-    state
+    let effects = NewPasswordEffects {
+        keep,
+        via,
+        event: EventType::PasswordChanged,
+        notify: true,
+    };
+    if !commit_new_password(state, ctx, user, hash, effects, |_| Ok(true)).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(Ok(()))
+}
+
+/// How a new password is recorded, and what it ends.
+pub struct NewPasswordEffects<'a> {
+    /// The session to keep (the account page's own); every other session ends.
+    pub keep: Option<&'a str>,
+    /// `details.via` of the audit event: account, required_action, reset, invitation.
+    pub via: &'a str,
+    pub event: EventType,
+    /// Mail the user a `PasswordChanged` notice in the same commit.
+    pub notify: bool,
+}
+
+/// Commits a hash from `vet_new_password` for `user`. In one transaction: `precondition`
+/// (taking a reset link, say: `Ok(false)` rolls back whatever it did and changes
+/// nothing), the new password (which clears `must_change_password` and voids unused
+/// reset and invitation links), and the notice. Then the sessions end and the event is
+/// recorded. `Ok(false)`: the precondition refused, or the user is gone.
+pub async fn commit_new_password<F>(
+    state: &AppState,
+    ctx: &RequestContext,
+    user: &UserRow,
+    hash: String,
+    effects: NewPasswordEffects<'_>,
+    precondition: F,
+) -> Result<bool, AppError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<bool, StoreError> + Send + 'static,
+{
+    let (user_id, mailer, notify) = (user.id.clone(), state.mailer.clone(), effects.notify);
+    let now = state.clock.now();
+    let ip = ctx.client_ip;
+    let committed = state
         .store
-        .transaction(move |c| users::set_password(c, &user_id, &hash, now))
-        .await?;
-    let ended = crate::oidc::logout::end_all_sessions(state, &user.id, keep).await?;
+        .transaction(move |c| {
+            if !precondition(c)? {
+                // Any error rolls the transaction back; this one only means "refused".
+                return Err(StoreError::NotFound);
+            }
+            users::set_password(c, &user_id, &hash, now.naive_utc())?;
+            if notify && let Some(user) = users::find_by_id(c, &user_id)? {
+                let notice = Notice::PasswordChanged {
+                    name: user.addressed_as(),
+                    username: user.username.clone(),
+                    at: now,
+                    ip,
+                };
+                mailer.enqueue_notice(c, &user, &notice)?;
+            }
+            Ok(())
+        })
+        .await;
+    match committed {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    // Ends the sessions and revokes their grants (refresh tokens), with back-channel logout.
+    let ended = crate::oidc::logout::end_all_sessions(state, &user.id, effects.keep).await?;
     state
         .audit
         .record(
-            AuditEvent::new(EventType::PasswordChanged, Outcome::Success)
+            AuditEvent::new(effects.event, Outcome::Success)
                 .request(ctx)
                 .subject(&user.id)
                 .org(&user.org_id)
-                .detail("via", via)
+                .detail("via", effects.via)
                 .detail("sessions_ended", ended),
         )
         .await?;
-    tracing::info!(user_id = %user.id, "password changed");
-    Ok(Ok(()))
+    tracing::info!(user_id = %user.id, via = effects.via, "password set");
+    Ok(true)
 }
 
 struct SessionView {
@@ -224,7 +288,13 @@ async fn signed_in(
         .run(move |c| users::find_by_id(c, &user_id))
         .await?;
     match user {
-        Some(user) if user.status() == crate::domain::UserStatus::Active => {
+        // A forced reset (DESIGN §7) ends sessions where it can reach them; one it could
+        // not (the CLI beside a server that keeps sessions in memory) ends here, at its
+        // next use. No session survives a pending required password change otherwise:
+        // sign-in sets the new password before it creates the session.
+        Some(user)
+            if user.status() == crate::domain::UserStatus::Active && !user.must_change_password =>
+        {
             Ok(Some((current, user)))
         }
         _ => {
@@ -577,7 +647,7 @@ async fn totp_confirm(
         )
         .await?);
     }
-    let codes = super::totp::confirm(&state, &user.id).await?;
+    let codes = super::totp::confirm(&state, &user.id, ctx.client_ip).await?;
     state
         .audit
         .record(
@@ -656,7 +726,7 @@ async fn totp_remove(
         )
         .await?);
     }
-    super::totp::remove(&state, &user.id).await?;
+    super::totp::remove(&state, &user.id, false).await?;
     state
         .audit
         .record(

@@ -112,7 +112,7 @@ pub fn ip_block_key(ip: IpAddr) -> String {
     }
 }
 
-fn allow_listed(config: &Config, ip: IpAddr) -> bool {
+pub(crate) fn allow_listed(config: &Config, ip: IpAddr) -> bool {
     config.ip_allow_list.iter().any(|net| net.contains(&ip))
 }
 
@@ -192,9 +192,14 @@ pub async fn password_attempt(
         return Ok(Verdict::Locked);
     }
 
+    // An invited account has no password yet and a disabled one may still have one:
+    // neither signs in, and both get the answer a wrong password gets.
     let unusable = user
         .as_ref()
         .is_some_and(|u| u.status() != UserStatus::Active || u.password_hash.is_none());
+    let invited = user
+        .as_ref()
+        .is_some_and(|u| u.status() == UserStatus::Invited);
     let usable = user.filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
     let checked = state
         .hashing
@@ -228,6 +233,7 @@ pub async fn password_attempt(
     guard.attempts.with_label_values(&["failure"]).inc();
     let reason = match &subject {
         None => "unknown_account",
+        Some(_) if invited => "invitation_pending",
         Some(_) if unusable => "account_disabled",
         Some(_) => "bad_password",
     };

@@ -782,7 +782,7 @@ async fn enrol_submit(
     if !confirmed {
         return render_enrol(&state, &tx, Some(WRONG_CODE), StatusCode::BAD_REQUEST).await;
     }
-    let codes = totp::confirm(&state, &user_id).await?;
+    let codes = totp::confirm(&state, &user_id, ctx.client_ip).await?;
     state
         .audit
         .record(

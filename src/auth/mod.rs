@@ -1,11 +1,12 @@
 //! The sign-in pipeline: hashing pool, login transactions, password step, required
-//! actions and SSO sessions.
+//! actions, SSO sessions, and password recovery.
 
 pub mod account;
 pub mod guard;
 pub mod hashing;
 pub mod login;
 pub mod password;
+pub mod recovery;
 pub mod session;
 pub mod totp;
 pub mod transaction;

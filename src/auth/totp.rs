@@ -3,13 +3,20 @@
 //! (`store::totp::consume_step`); recovery codes are single use and stored as a keyed
 //! hash.
 
+use std::net::IpAddr;
+
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
 use totp_rs::{Algorithm, Builder, Totp};
 
-use crate::{startup::AppState, store::totp as store, web::error::AppError};
+use crate::{
+    mail::Notice,
+    startup::AppState,
+    store::{totp as store, users},
+    web::error::AppError,
+};
 
 /// Shown in authenticator apps next to the account name.
 pub const ISSUER_LABEL: &str = "Gatehouse";
@@ -160,15 +167,30 @@ pub async fn check_totp(
 }
 
 /// Activates a pending enrolment after its first valid code; returns the recovery codes
-/// to show once.
-pub async fn confirm(state: &AppState, user_id: &str) -> Result<Vec<String>, AppError> {
+/// to show once. The user is told by mail in the same commit: a second factor someone
+/// else added would otherwise go unnoticed.
+pub async fn confirm(
+    state: &AppState,
+    user_id: &str,
+    ip: Option<IpAddr>,
+) -> Result<Vec<String>, AppError> {
     let (codes, hashes) = new_recovery_codes(state);
-    let (id, now) = (user_id.to_owned(), state.clock.now().naive_utc());
+    let (id, now, mailer) = (user_id.to_owned(), state.clock.now(), state.mailer.clone());
     state
         .store
         .transaction(move |c| {
-            store::confirm(c, &id, now)?;
-            store::replace_recovery_codes(c, &id, &hashes, now)
+            store::confirm(c, &id, now.naive_utc())?;
+            store::replace_recovery_codes(c, &id, &hashes, now.naive_utc())?;
+            if let Some(user) = users::find_by_id(c, &id)? {
+                let notice = Notice::TotpEnrolled {
+                    name: user.addressed_as(),
+                    username: user.username.clone(),
+                    at: now,
+                    ip,
+                };
+                mailer.enqueue_notice(c, &user, &notice)?;
+            }
+            Ok(())
         })
         .await?;
     tracing::info!(user_id = %user_id, "second factor enrolled");
@@ -245,12 +267,31 @@ pub async fn is_enrolled(state: &AppState, user_id: &str) -> Result<bool, AppErr
     Ok(state.store.run(move |c| store::is_enrolled(c, &id)).await?)
 }
 
-/// Removes the second factor (by the user, or an administrator).
-pub async fn remove(state: &AppState, user_id: &str) -> Result<bool, AppError> {
-    let id = user_id.to_owned();
+/// Removes the second factor (by the user, or an administrator) and tells the user by
+/// mail in the same commit (DESIGN §6).
+pub async fn remove(
+    state: &AppState,
+    user_id: &str,
+    by_administrator: bool,
+) -> Result<bool, AppError> {
+    let (id, now, mailer) = (user_id.to_owned(), state.clock.now(), state.mailer.clone());
     let removed = state
         .store
-        .transaction(move |c| store::remove(c, &id))
+        .transaction(move |c| {
+            if !store::remove(c, &id)? {
+                return Ok(false);
+            }
+            if let Some(user) = users::find_by_id(c, &id)? {
+                let notice = Notice::TotpRemoved {
+                    name: user.addressed_as(),
+                    username: user.username.clone(),
+                    at: now,
+                    by_administrator,
+                };
+                mailer.enqueue_notice(c, &user, &notice)?;
+            }
+            Ok(true)
+        })
         .await?;
     if removed {
         tracing::info!(user_id = %user_id, "second factor removed");

@@ -56,6 +56,9 @@ impl std::fmt::Display for Role {
 pub enum UserStatus {
     Active,
     Disabled,
+    /// Created by an administrator without a password; becomes active when the person
+    /// chooses one from the invitation link (DESIGN §7). Cannot sign in before that.
+    Invited,
 }
 
 impl UserStatus {
@@ -63,6 +66,7 @@ impl UserStatus {
         match self {
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Invited => "invited",
         }
     }
 }
@@ -73,6 +77,7 @@ impl FromStr for UserStatus {
         match s {
             "active" => Ok(Self::Active),
             "disabled" => Ok(Self::Disabled),
+            "invited" => Ok(Self::Invited),
             other => Err(ParseError(format!("unknown status {other:?}"))),
         }
     }
@@ -88,5 +93,17 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
         }
         assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for status in [
+            UserStatus::Active,
+            UserStatus::Disabled,
+            UserStatus::Invited,
+        ] {
+            assert_eq!(status.as_str().parse::<UserStatus>().unwrap(), status);
+        }
+        assert!("pending".parse::<UserStatus>().is_err());
     }
 }

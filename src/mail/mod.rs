@@ -38,6 +38,7 @@ use crate::{
     store::{
         DbConnection, Store, StoreError, new_id,
         outbox::{self, KIND_EMAIL, KIND_WEBHOOK, NewOutboxRow, OutboxRow, STATUS_PENDING},
+        users::UserRow,
     },
     telemetry::Metrics,
 };
@@ -94,6 +95,8 @@ struct Inner {
     message_id_domain: String,
     webhook: webhook::WebhookSender,
     webhook_url: Option<Url>,
+    /// Every link in a mail is built from this (DESIGN §7), never from a request.
+    issuer: Url,
     poll: Duration,
     give_up_after: chrono::Duration,
     metrics: MailMetrics,
@@ -204,6 +207,7 @@ impl Mailer {
                 webhook: webhook::WebhookSender::new(config.webhook_secret.clone())
                     .map_err(MailError::Webhook)?,
                 webhook_url: config.webhook_url.clone(),
+                issuer: config.issuer.clone(),
                 poll: Duration::from_secs(config.mail_poll_secs.max(1)),
                 give_up_after: chrono::Duration::hours(
                     config.mail_give_up_after_hours.min(24 * 365) as i64,
@@ -246,6 +250,28 @@ impl Mailer {
         )?;
         self.wake();
         Ok(())
+    }
+
+    /// Renders `notice` with links from the configured `issuer` and queues it to
+    /// `user`'s address on `conn`, in the caller's transaction. False, with a warning,
+    /// when the stored address no longer parses: nobody can be told, and the change the
+    /// notice reports still commits.
+    pub fn enqueue_notice(
+        &self,
+        conn: &mut DbConnection,
+        user: &UserRow,
+        notice: &Notice,
+    ) -> Result<bool, StoreError> {
+        match Email::parse(&user.email) {
+            Ok(to) => {
+                self.enqueue_email(conn, &to, &notice.render(&self.inner.issuer))?;
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "no usable email address; notice not sent");
+                Ok(false)
+            }
+        }
     }
 
     /// `enqueue_email` in a transaction of its own.

@@ -10,6 +10,7 @@ pub mod ip_blocks;
 pub mod lockouts;
 pub mod orgs;
 pub mod outbox;
+pub mod recovery_tokens;
 pub mod schema;
 pub mod secrets;
 pub mod signing_keys;

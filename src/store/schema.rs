@@ -201,5 +201,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    recovery_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> oidc_grants (grant_id));
 diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, oidc_grants);
+diesel::joinable!(recovery_tokens -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(recovery_tokens, users);

@@ -33,6 +33,19 @@ impl UserRow {
     pub fn status(&self) -> UserStatus {
         self.status.parse().unwrap_or(UserStatus::Disabled)
     }
+
+    /// What mail calls the person: their display name, or the username when they have none.
+    pub fn addressed_as(&self) -> String {
+        self.display_name
+            .clone()
+            .unwrap_or_else(|| self.username.clone())
+    }
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower`; applied to both sides of a comparison, so each backend agrees with
+    /// itself whatever it does with non-ASCII letters (`users_email_lower` indexes it).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
 /// What it takes to create a user; the password hash is computed by the caller.
@@ -111,6 +124,45 @@ pub fn find_by_username(
         .optional()?)
 }
 
+/// Accounts whose address is `email`, ignoring case; at most `limit`, oldest first.
+/// Addresses are not unique: one person may hold several accounts.
+pub fn find_by_email(
+    conn: &mut DbConnection,
+    email: &Email,
+    limit: i64,
+) -> Result<Vec<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(lower(users::email).eq(lower(email.as_str())))
+        .order(users::created_at.asc())
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
+/// Every user of an organisation, by username.
+pub fn list_by_org(conn: &mut DbConnection, org_id: &str) -> Result<Vec<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::org_id.eq(org_id))
+        .order(users::username.asc())
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
+pub fn set_status(
+    conn: &mut DbConnection,
+    user_id: &str,
+    status: UserStatus,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(users::table.find(user_id))
+        .set((users::status.eq(status.as_str()), users::updated_at.eq(now)))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 pub fn count_with_role(conn: &mut DbConnection, role: Role) -> Result<i64, StoreError> {
     Ok(users::table
         .filter(users::role.eq(role.as_str()))
@@ -137,7 +189,9 @@ pub fn record_password(
     Ok(())
 }
 
-/// Sets a new password: clears `must_change_password` and records it in the history.
+/// Sets a new password: clears `must_change_password`, records it in the history, and
+/// voids every unused reset or invitation link (a link mailed before the change must not
+/// undo it).
 pub fn set_password(
     conn: &mut DbConnection,
     user_id: &str,
@@ -155,6 +209,7 @@ pub fn set_password(
     if changed == 0 {
         return Err(StoreError::NotFound);
     }
+    super::recovery_tokens::void_unused(conn, user_id)?;
     record_password(conn, user_id, hash, now)
 }
 

@@ -2,6 +2,7 @@
 //! the access log and metrics, all applied in one middleware.
 
 pub mod client_ip;
+pub mod csrf;
 pub mod error;
 pub mod ops;
 pub mod pages;

@@ -40,27 +40,41 @@ use crate::helpers::{
 // AUTH PLAIN, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT).
 
 #[derive(Debug, Clone)]
-struct Received {
-    mail_from: String,
-    rcpt_to: Vec<String>,
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
     /// The message as the client sent it, dots unstuffed.
-    data: Vec<u8>,
+    pub data: Vec<u8>,
     /// (user, password) from AUTH PLAIN, if the client authenticated.
-    auth: Option<(String, String)>,
+    pub auth: Option<(String, String)>,
 }
 
-struct SmtpSink {
-    port: u16,
+impl Received {
+    /// (subject, text body) of the message.
+    pub fn subject_and_text(&self) -> (String, String) {
+        let message = MessageParser::default()
+            .parse(&self.data)
+            .expect("RFC 5322");
+        (
+            message.subject().unwrap_or_default().to_owned(),
+            message.body_text(0).unwrap_or_default().into_owned(),
+        )
+    }
+}
+
+/// An SMTP server for tests (other test modules use it too).
+pub struct SmtpSink {
+    pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     task: JoinHandle<()>,
 }
 
 impl SmtpSink {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         Self::start_on(0).await
     }
 
-    async fn start_on(port: u16) -> Self {
+    pub async fn start_on(port: u16) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind sink");
@@ -85,11 +99,11 @@ impl SmtpSink {
         }
     }
 
-    fn messages(&self) -> Vec<Received> {
+    pub fn messages(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
+    pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
         let arrived = eventually(within, || async { self.messages().len() >= count }).await;
         assert!(
             arrived,
@@ -213,12 +227,12 @@ fn angle(command: &str) -> String {
 
 // ---------------------------------------------------------------------------------
 
-fn smtp_url(port: u16, userinfo: &str) -> Url {
+pub fn smtp_url(port: u16, userinfo: &str) -> Url {
     Url::parse(&format!("smtp://{userinfo}127.0.0.1:{port}?tls=none")).unwrap()
 }
 
 /// A loopback port nobody listens on (yet).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -914,4 +928,215 @@ async fn a_lockout_reaches_the_webhook_with_a_valid_signature() {
     let body: serde_json::Value = serde_json::from_slice(&hit.body).unwrap();
     assert_eq!(body["event"], "account.locked");
     assert!(body.to_string().contains("wyn"));
+}
+
+// ---------------------------------------------------------------------------------
+// Notices of account changes (DESIGN §6, §7), queued in the transaction of the change.
+
+/// A server that mails through `sink`, with room for many requests from one address.
+pub async fn app_mailing_to(sink: &SmtpSink) -> TestApp {
+    let port = sink.port;
+    spawn_app_with(|c| {
+        c.smtp_url = Some(smtp_url(port, ""));
+        c.rate_limit_burst = 1000;
+    })
+    .await
+}
+
+/// The text of the first message to `to` whose subject is `subject`, once it arrives.
+pub async fn mail_to(sink: &SmtpSink, to: &str, subject: &str) -> String {
+    let find = || {
+        sink.messages().into_iter().find_map(|m| {
+            let (s, text) = m.subject_and_text();
+            (m.rcpt_to == [to] && s == subject).then_some(text)
+        })
+    };
+    let arrived = eventually(Duration::from_secs(15), || async { find().is_some() }).await;
+    let subjects: Vec<_> = sink
+        .messages()
+        .iter()
+        .map(|m| (m.rcpt_to.clone(), m.subject_and_text().0))
+        .collect();
+    assert!(arrived, "no {subject:?} to {to}; got {subjects:?}");
+    find().unwrap()
+}
+
+#[tokio::test]
+async fn turning_totp_on_and_off_on_the_account_page_is_mailed_to_the_user() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    crate::helpers::create_user(&app, "tara", "Quiet-Harbour-42", false).await;
+    let client = app.new_client();
+    app.sign_in(&client, "tara", "Quiet-Harbour-42").await;
+
+    let (secret, _) = app.enrol_totp(&client).await;
+    let text = mail_to(
+        &sink,
+        "tara@example.org",
+        "Two-step verification was turned on",
+    )
+    .await;
+    assert!(
+        text.contains("\"tara\"") && text.contains("from the address 127.0.0.1"),
+        "{text}"
+    );
+
+    app.clock.advance(Span::seconds(30));
+    let page = client
+        .get(app.url("/account/totp"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let code = crate::helpers::totp_code(&secret, app.clock.now().timestamp());
+    let res = app
+        .post_form(
+            &client,
+            "/account/totp/remove",
+            &[
+                ("csrf", &crate::helpers::hidden(&page, "csrf")),
+                ("password", "Quiet-Harbour-42"),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let text = mail_to(
+        &sink,
+        "tara@example.org",
+        "Two-step verification was removed",
+    )
+    .await;
+    assert!(!text.contains("by an administrator"), "{text}");
+}
+
+#[tokio::test]
+async fn enrolling_totp_during_sign_in_is_mailed_to_the_user() {
+    use gatehouse::{
+        domain::{MfaPolicy, OrgName},
+        store::orgs,
+    };
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    let now = app.clock.now().naive_utc();
+    app.state
+        .store
+        .run(move |c| {
+            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
+            let mut policy = org.policy();
+            policy.mfa = MfaPolicy::Everyone;
+            orgs::set_policy(c, &org.id, &policy, now)
+        })
+        .await
+        .unwrap();
+    crate::helpers::create_user(&app, "fern", "Quiet-Harbour-42", false).await;
+    let client = app.new_client();
+    let res = app.sign_in(&client, "fern", "Quiet-Harbour-42").await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/login/totp-enrol?tx="), "{location}");
+    let page = client
+        .get(app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let secret = crate::helpers::element_text(&page, "totp-secret");
+    let code = crate::helpers::totp_code(&secret, app.clock.now().timestamp());
+    let res = app
+        .post_form(
+            &client,
+            "/login/totp-enrol",
+            &[
+                ("tx", &crate::helpers::hidden(&page, "tx")),
+                ("csrf", &crate::helpers::hidden(&page, "csrf")),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = mail_to(
+        &sink,
+        "fern@example.org",
+        "Two-step verification was turned on",
+    )
+    .await;
+    assert!(text.contains("\"fern\""), "{text}");
+}
+
+#[tokio::test]
+async fn removing_totp_from_the_command_line_is_mailed_as_an_administrators_doing() {
+    let sink = SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = gatehouse::config::Config::for_tests(dir.path().to_owned());
+    config.smtp_url = Some(smtp_url(sink.port, ""));
+    config.mail_poll_secs = 1;
+    config.rate_limit_burst = 1000;
+    let app = spawn_with_config(config, Arc::new(tempfile::tempdir().unwrap())).await;
+    crate::helpers::create_user(&app, "cole", "Quiet-Harbour-42", false).await;
+    let client = app.new_client();
+    app.sign_in(&client, "cole", "Quiet-Harbour-42").await;
+    app.enrol_totp(&client).await;
+    mail_to(
+        &sink,
+        "cole@example.org",
+        "Two-step verification was turned on",
+    )
+    .await;
+
+    // The command queues the notice in the shared database; the server's worker sends it.
+    let out = crate::cli::gatehouse(dir.path())
+        .env("GATEHOUSE_ISSUER", app.config.issuer.as_str())
+        .args(["user", "remove-totp", "cole", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The command stamps the row with the real time; move this server's clock past it.
+    app.clock.advance(Span::minutes(1));
+    let text = mail_to(
+        &sink,
+        "cole@example.org",
+        "Two-step verification was removed",
+    )
+    .await;
+    assert!(text.contains("by an administrator"), "{text}");
+}
+
+#[tokio::test]
+async fn a_password_change_on_the_account_page_is_mailed_to_the_user() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    crate::helpers::create_user(&app, "pia", "Quiet-Harbour-42", false).await;
+    let client = app.new_client();
+    app.sign_in(&client, "pia", "Quiet-Harbour-42").await;
+    let csrf = app.account_csrf(&client).await;
+    let res = app
+        .post_form(
+            &client,
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", "Quiet-Harbour-42"),
+                ("new_password", "Fresh-Meadow-58"),
+                ("confirm_password", "Fresh-Meadow-58"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let text = mail_to(&sink, "pia@example.org", "Your password was changed").await;
+    assert!(
+        text.contains("\"pia\"") && text.contains("from the address 127.0.0.1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Fresh-Meadow-58"),
+        "never the password itself"
+    );
 }

@@ -11,6 +11,7 @@ mod helpers;
 mod login;
 mod mail;
 mod oidc;
+mod recovery;
 mod storage;
 mod tls;
 mod totp;

@@ -1,0 +1,727 @@
+//! Password recovery, administrator-forced resets and invitations (DESIGN §7).
+//!
+//! - **Self-service reset**: `request_reset` mails a single-use link to the account a
+//!   username or email address names; `complete_reset` sets the new password from it.
+//!   The answer to a request never says whether an account exists (`pages` answers
+//!   every request alike, after the same minimum time).
+//! - **Forced reset**: `force_reset` / `force_reset_org` require a new password at the
+//!   next sign-in (the login transaction's `ChangePassword` stage), end the sessions and
+//!   tell the user. The CLI calls them; the admin API will.
+//! - **Invitation**: `invite` creates an account without a password and mails a link;
+//!   `accept_invitation` sets the first password and activates the account.
+//!
+//! Links carry 256 random bits; only their SHA-256 is stored (`store::recovery_tokens`).
+//! Mails are queued in the transaction that issues the token, so a token and its mail
+//! commit together or not at all. Every new password goes through
+//! `account::commit_new_password`, the one path that ends sessions and is audited.
+
+pub mod pages;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    account::{NewPasswordEffects, PasswordChange, commit_new_password, vet_new_password},
+    guard::{allow_listed, ip_block_key, login_key},
+    random_token, token_hash,
+};
+use crate::{
+    audit::{AuditEvent, EventType, Outcome},
+    domain::{Email, OrgName, Role, UserStatus, Username},
+    mail::Notice,
+    startup::AppState,
+    store::{
+        StoreError, lockouts, orgs,
+        recovery_tokens::{self, Purpose},
+        users::{self, UserRow},
+    },
+    web::{RequestContext, error::AppError},
+};
+
+/// Most accounts one email address may name in a reset request: each gets its own link.
+const MAX_ACCOUNTS_PER_EMAIL: i64 = 10;
+/// Reset request counters count per clock hour.
+const HOUR_SECS: i64 = 3600;
+
+/// The token of a mailed link, as it arrives in a URL. Only what `random_token` makes
+/// can be one: 43 URL-safe base64 characters (32 bytes). Anything else — 10 KB of
+/// path, a `%00`, a `/` — is refused here, before it is hashed or looked up.
+pub struct LinkToken(SecretString);
+
+impl LinkToken {
+    pub const LEN: usize = 43;
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let well_formed = raw.len() == Self::LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| Self(raw.to_owned().into()))
+    }
+
+    fn generate() -> Self {
+        Self(random_token().into())
+    }
+
+    fn hash(&self) -> String {
+        token_hash(self.0.expose_secret())
+    }
+
+    fn secret(&self) -> SecretString {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for LinkToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkToken([redacted])")
+    }
+}
+
+/// What became of a submitted link.
+#[derive(Debug)]
+pub enum LinkOutcome {
+    /// The password is set; the link is used up.
+    Done,
+    /// The new password was refused: every failing rule, the link still unused.
+    Refused {
+        username: String,
+        errors: Vec<String>,
+    },
+    /// Unknown, used, expired, replaced by a newer link, or void since the password
+    /// changed otherwise: one answer for all.
+    Invalid,
+}
+
+fn hour_bucket(state: &AppState) -> i64 {
+    state.clock.now().timestamp().div_euclid(HOUR_SECS)
+}
+
+/// Counts one event under `key` for the current clock hour; true while within `limit`.
+async fn within_hourly_limit(state: &AppState, key: &str, limit: u32) -> Result<bool, AppError> {
+    let count = state
+        .ephemeral
+        .incr(
+            &format!("{key}:{}", hour_bucket(state)),
+            Duration::from_secs(2 * HOUR_SECS as u64),
+        )
+        .await?;
+    Ok(count <= i64::from(limit))
+}
+
+/// The accounts `raw` names: the account of that username, or else every account with
+/// that email address. Both lookups run for every input, found or not, so the work is
+/// the same either way.
+async fn accounts_named(state: &AppState, raw: &str) -> Result<Vec<UserRow>, AppError> {
+    let username = Username::parse(raw).ok();
+    let email = Email::parse(raw).ok();
+    Ok(state
+        .store
+        .run(move |c| {
+            let by_name = match &username {
+                Some(u) => users::find_by_username(c, u)?,
+                None => None,
+            };
+            let by_email = match &email {
+                Some(e) => users::find_by_email(c, e, MAX_ACCOUNTS_PER_EMAIL)?,
+                None => Vec::new(),
+            };
+            Ok(match by_name {
+                Some(user) => vec![user],
+                None => by_email,
+            })
+        })
+        .await?)
+}
+
+/// DESIGN §7 self-service reset: for each active account `raw` (a username or an email
+/// address) names, mail a new single-use link, voiding any older one. Says nothing about
+/// what it found: `Ok(())` for a real account and for none at all. `Err` only for what
+/// does not depend on the accounts: the client address over its hourly limit, or the
+/// database unreachable for the lookup. A failure after the lookup, for one account, is
+/// logged and not answered: an error page only real accounts could cause would tell
+/// which names exist.
+///
+/// An account that has already had `reset_account_limit_per_hour` mails this hour gets
+/// no more (recorded in the audit trail, not told to the requester), so `/reset` cannot
+/// flood an inbox.
+pub async fn request_reset(
+    state: &AppState,
+    ctx: &RequestContext,
+    raw: &str,
+) -> Result<(), AppError> {
+    let config = &state.config;
+    if let Some(ip) = ctx.client_ip.filter(|ip| !allow_listed(config, *ip)) {
+        let key = format!("reset-ip:{}", ip_block_key(ip));
+        if !within_hourly_limit(state, &key, config.reset_ip_limit_per_hour).await? {
+            let into_hour = state.clock.now().timestamp().rem_euclid(HOUR_SECS);
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: (HOUR_SECS - into_hour).max(1) as u64,
+            });
+        }
+    }
+    let mut mailed = false;
+    for user in accounts_named(state, raw).await? {
+        match mail_reset_link(state, ctx, &user).await {
+            Ok(sent) => mailed |= sent,
+            Err(e) => tracing::error!(
+                request_id = %ctx.request_id,
+                user_id = %user.id,
+                error = %e,
+                "reset link not queued"
+            ),
+        }
+    }
+    if mailed {
+        state.mailer.wake();
+    }
+    Ok(())
+}
+
+/// Queues a reset link to one account found by `request_reset`, if it may have one now.
+async fn mail_reset_link(
+    state: &AppState,
+    ctx: &RequestContext,
+    user: &UserRow,
+) -> Result<bool, AppError> {
+    let refused = |reason: &str| {
+        AuditEvent::new(EventType::PasswordResetRequested, Outcome::Failure)
+            .request(ctx)
+            .subject(&user.id)
+            .org(&user.org_id)
+            .detail("reason", reason)
+    };
+    match user.status() {
+        UserStatus::Active => {}
+        UserStatus::Disabled => {
+            state.audit.record(refused("account_disabled")).await?;
+            return Ok(false);
+        }
+        // The invitation link is how an invited account gets its first password.
+        UserStatus::Invited => {
+            state.audit.record(refused("invitation_pending")).await?;
+            return Ok(false);
+        }
+    }
+    let key = format!("reset-mail:{}", user.id);
+    let limit = state.config.reset_account_limit_per_hour;
+    if !within_hourly_limit(state, &key, limit).await? {
+        state.audit.record(refused("rate_limited")).await?;
+        return Ok(false);
+    }
+    let expires_at = issue_link(state, user, Purpose::Reset, |token, expires_at| {
+        Notice::ResetLink {
+            name: user.addressed_as(),
+            username: user.username.clone(),
+            token,
+            expires_at,
+        }
+    })
+    .await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::PasswordResetRequested, Outcome::Success)
+                .request(ctx)
+                .subject(&user.id)
+                .org(&user.org_id)
+                .detail("expires_at", expires_at.to_rfc3339()),
+        )
+        .await?;
+    tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "reset link queued");
+    Ok(true)
+}
+
+/// How long a link of `purpose` works.
+fn lifetime(state: &AppState, purpose: Purpose) -> chrono::Duration {
+    match purpose {
+        Purpose::Reset => chrono::Duration::minutes(i64::from(state.config.reset_token_minutes)),
+        Purpose::Invite => chrono::Duration::hours(i64::from(state.config.invite_token_hours)),
+    }
+}
+
+/// Issues a new link of `purpose` for `user` (voiding older ones) and queues the mail
+/// `notice` builds from it, in one transaction. Returns when the link expires.
+async fn issue_link(
+    state: &AppState,
+    user: &UserRow,
+    purpose: Purpose,
+    notice: impl FnOnce(SecretString, DateTime<Utc>) -> Notice,
+) -> Result<DateTime<Utc>, AppError> {
+    let token = LinkToken::generate();
+    let now = state.clock.now();
+    let expires_at = now + lifetime(state, purpose);
+    let notice = notice(token.secret(), expires_at);
+    let (user, hash, mailer) = (user.clone(), token.hash(), state.mailer.clone());
+    state
+        .store
+        .transaction(move |c| {
+            recovery_tokens::issue(
+                c,
+                &user.id,
+                purpose,
+                &hash,
+                now.naive_utc(),
+                expires_at.naive_utc(),
+            )?;
+            mailer.enqueue_notice(c, &user, &notice)?;
+            Ok(())
+        })
+        .await?;
+    Ok(expires_at)
+}
+
+/// The user a live link of `purpose` belongs to, if the account is in the state the
+/// link is for (active for a reset, invited for an invitation). The link stays unused:
+/// this shows the form it opens, and a mail scanner that follows links uses up nothing.
+pub async fn peek(
+    state: &AppState,
+    token: &LinkToken,
+    purpose: Purpose,
+) -> Result<Option<UserRow>, AppError> {
+    let (hash, now) = (token.hash(), state.clock.now().naive_utc());
+    let status = match purpose {
+        Purpose::Reset => UserStatus::Active,
+        Purpose::Invite => UserStatus::Invited,
+    };
+    Ok(state
+        .store
+        .run(move |c| {
+            let Some(row) = recovery_tokens::peek(c, purpose, &hash, now)? else {
+                return Ok(None);
+            };
+            Ok(users::find_by_id(c, &row.user_id)?.filter(|u| u.status() == status))
+        })
+        .await?)
+}
+
+/// DESIGN §7: sets the new password from a reset link. In one transaction the link is
+/// used up, the password set (clearing `must_change_password` and voiding other links)
+/// and the lockout cleared; then every session ends and the user is told by mail. Does
+/// not sign anyone in.
+pub async fn complete_reset(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &LinkToken,
+    change: PasswordChange,
+) -> Result<LinkOutcome, AppError> {
+    let Some(user) = peek(state, token, Purpose::Reset).await? else {
+        return Ok(LinkOutcome::Invalid);
+    };
+    let hash = match vet_new_password(state, &user, change).await? {
+        Ok(hash) => hash,
+        Err(errors) => {
+            return Ok(LinkOutcome::Refused {
+                username: user.username,
+                errors,
+            });
+        }
+    };
+    let (token_hash, now) = (token.hash(), state.clock.now().naive_utc());
+    let (user_id, lock_key) = (user.id.clone(), login_key(&user.username));
+    let effects = NewPasswordEffects {
+        keep: None,
+        via: "reset",
+        event: EventType::PasswordReset,
+        notify: true,
+    };
+    let done = commit_new_password(state, ctx, &user, hash, effects, move |c| {
+        if recovery_tokens::take(c, Purpose::Reset, &token_hash, now)?.as_deref()
+            != Some(user_id.as_str())
+        {
+            return Ok(false);
+        }
+        let still_active =
+            users::find_by_id(c, &user_id)?.is_some_and(|u| u.status() == UserStatus::Active);
+        if still_active {
+            // DESIGN §7: a reset clears the lockout, a permanent one too.
+            lockouts::unlock(c, &lock_key)?;
+        }
+        Ok(still_active)
+    })
+    .await?;
+    Ok(if done {
+        LinkOutcome::Done
+    } else {
+        LinkOutcome::Invalid
+    })
+}
+
+/// Sets the first password of an invited account from its link and activates it.
+pub async fn accept_invitation(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &LinkToken,
+    change: PasswordChange,
+) -> Result<LinkOutcome, AppError> {
+    let Some(user) = peek(state, token, Purpose::Invite).await? else {
+        return Ok(LinkOutcome::Invalid);
+    };
+    let hash = match vet_new_password(state, &user, change).await? {
+        Ok(hash) => hash,
+        Err(errors) => {
+            return Ok(LinkOutcome::Refused {
+                username: user.username,
+                errors,
+            });
+        }
+    };
+    let (token_hash, now) = (token.hash(), state.clock.now().naive_utc());
+    let user_id = user.id.clone();
+    let effects = NewPasswordEffects {
+        keep: None,
+        via: "invitation",
+        event: EventType::InvitationAccepted,
+        // They chose it a moment ago: a "your password was changed" mail would alarm.
+        notify: false,
+    };
+    let done = commit_new_password(state, ctx, &user, hash, effects, move |c| {
+        if recovery_tokens::take(c, Purpose::Invite, &token_hash, now)?.as_deref()
+            != Some(user_id.as_str())
+        {
+            return Ok(false);
+        }
+        let invited =
+            users::find_by_id(c, &user_id)?.is_some_and(|u| u.status() == UserStatus::Invited);
+        if invited {
+            users::set_status(c, &user_id, UserStatus::Active, now)?;
+        }
+        Ok(invited)
+    })
+    .await?;
+    Ok(if done {
+        LinkOutcome::Done
+    } else {
+        LinkOutcome::Invalid
+    })
+}
+
+/// Who asked for an administrative action, for the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a> {
+    /// `cli`, or the administrator's user id.
+    pub actor: &'a str,
+    pub request: Option<&'a RequestContext>,
+}
+
+impl Admin<'_> {
+    fn event(&self, event_type: EventType) -> AuditEvent {
+        let event = AuditEvent::new(event_type, Outcome::Success).actor(self.actor);
+        match self.request {
+            Some(ctx) => event.request(ctx),
+            None => event,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    #[error("no organisation named {0:?}")]
+    NoSuchOrg(String),
+    #[error("user {0:?} is {1}, not active")]
+    NotActive(String, &'static str),
+    #[error("a user named {0:?} already exists")]
+    Exists(String),
+    #[error("{0}")]
+    App(#[from] AppError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        Self::App(e.into())
+    }
+}
+
+/// One user's forced reset: who, and how many sessions ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForcedReset {
+    pub username: String,
+    pub sessions_ended: usize,
+}
+
+/// DESIGN §7 admin-forced reset of one active user: `must_change_password` is set and
+/// the user told by mail in one transaction, then every session ends. The next sign-in
+/// stops at the `ChangePassword` stage before anything else is answered. Reset links
+/// the user already has stay valid: the mail points to `/reset` for someone who no
+/// longer knows their password.
+pub async fn force_reset(
+    state: &AppState,
+    admin: Admin<'_>,
+    user: &UserRow,
+) -> Result<ForcedReset, AdminError> {
+    if user.status() != UserStatus::Active {
+        return Err(AdminError::NotActive(
+            user.username.clone(),
+            user.status().as_str(),
+        ));
+    }
+    let (user_id, mailer) = (user.id.clone(), state.mailer.clone());
+    state
+        .store
+        .transaction(move |c| {
+            users::set_must_change_password(c, &user_id, true)?;
+            let Some(user) = users::find_by_id(c, &user_id)? else {
+                return Err(StoreError::NotFound);
+            };
+            let notice = Notice::ForcedReset {
+                name: user.addressed_as(),
+                username: user.username.clone(),
+            };
+            mailer.enqueue_notice(c, &user, &notice)?;
+            Ok(())
+        })
+        .await?;
+    state.mailer.wake();
+    // Sessions end and their grants (refresh tokens) are revoked, with back-channel logout.
+    let ended = crate::oidc::logout::end_all_sessions(state, &user.id, None).await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(EventType::PasswordResetForced)
+                .subject(&user.id)
+                .org(&user.org_id)
+                .detail("sessions_ended", ended),
+        )
+        .await
+        .map_err(AppError::from)?;
+    tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, "password reset forced");
+    Ok(ForcedReset {
+        username: user.username.clone(),
+        sessions_ended: ended,
+    })
+}
+
+/// `force_reset` by username.
+pub async fn force_reset_user(
+    state: &AppState,
+    admin: Admin<'_>,
+    username: &Username,
+) -> Result<ForcedReset, AdminError> {
+    let lookup = username.clone();
+    let user = state
+        .store
+        .run(move |c| users::find_by_username(c, &lookup))
+        .await?
+        .ok_or_else(|| AdminError::NoSuchUser(username.to_string()))?;
+    force_reset(state, admin, &user).await
+}
+
+/// The forced reset of a whole organisation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrgForcedReset {
+    pub org: String,
+    pub reset: Vec<ForcedReset>,
+    /// Users who cannot sign in anyway (disabled, or invited without a password yet).
+    pub skipped: Vec<String>,
+}
+
+/// `force_reset` for every active user of `org`; other organisations are untouched.
+pub async fn force_reset_org(
+    state: &AppState,
+    admin: Admin<'_>,
+    org: &OrgName,
+) -> Result<OrgForcedReset, AdminError> {
+    let name = org.clone();
+    let (org_row, members) = state
+        .store
+        .run(move |c| {
+            let Some(org) = orgs::find_by_name(c, &name)? else {
+                return Ok((None, Vec::new()));
+            };
+            let members = users::list_by_org(c, &org.id)?;
+            Ok((Some(org), members))
+        })
+        .await?;
+    let org_row = org_row.ok_or_else(|| AdminError::NoSuchOrg(org.to_string()))?;
+    let mut outcome = OrgForcedReset {
+        org: org_row.name,
+        reset: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for user in members {
+        if user.status() == UserStatus::Active {
+            outcome.reset.push(force_reset(state, admin, &user).await?);
+        } else {
+            outcome.skipped.push(user.username);
+        }
+    }
+    Ok(outcome)
+}
+
+/// Someone to invite (CLI now, admin API later).
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub org: OrgName,
+    pub username: Username,
+    pub email: Email,
+    pub display_name: Option<String>,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Invitation {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub org: String,
+    pub role: String,
+    pub expires_at: DateTime<Utc>,
+    /// True when the account already existed, still invited: a fresh link replaced the old.
+    pub reissued: bool,
+}
+
+/// DESIGN §7 invitation: creates the account with no password (status `invited`: it
+/// cannot sign in) and mails a link to choose one, all in one transaction. Inviting a
+/// still-invited user again, at the same address, mails a fresh link and voids the old.
+pub async fn invite(
+    state: &AppState,
+    admin: Admin<'_>,
+    new: NewInvitation,
+) -> Result<Invitation, AdminError> {
+    let org_name = new.org.clone();
+    let org = state
+        .store
+        .run(move |c| orgs::find_by_name(c, &org_name))
+        .await?
+        .ok_or_else(|| AdminError::NoSuchOrg(new.org.to_string()))?;
+    let token = LinkToken::generate();
+    let now = state.clock.now();
+    let expires_at = now + lifetime(state, Purpose::Invite);
+    let (hash, mailer, secret) = (token.hash(), state.mailer.clone(), token.secret());
+    let (org_id, org_display) = (org.id.clone(), org.display_name.clone());
+    let wanted = new.clone();
+    let created = state
+        .store
+        .transaction(move |c| {
+            let naive_now = now.naive_utc();
+            let (user, reissued) = match users::find_by_username(c, &wanted.username)? {
+                Some(existing)
+                    if existing.status() == UserStatus::Invited
+                        && existing.org_id == org_id
+                        && existing.email.eq_ignore_ascii_case(wanted.email.as_str()) =>
+                {
+                    (existing, true)
+                }
+                Some(_) => return Err(StoreError::Conflict),
+                None => {
+                    let row = users::NewUser {
+                        org_id: org_id.clone(),
+                        username: wanted.username.clone(),
+                        email: wanted.email.clone(),
+                        display_name: wanted.display_name.clone(),
+                        role: wanted.role,
+                        password_hash: None,
+                        must_change_password: false,
+                    };
+                    let user = users::insert(c, &row, naive_now)?;
+                    users::set_status(c, &user.id, UserStatus::Invited, naive_now)?;
+                    (user, false)
+                }
+            };
+            recovery_tokens::issue(
+                c,
+                &user.id,
+                Purpose::Invite,
+                &hash,
+                naive_now,
+                expires_at.naive_utc(),
+            )?;
+            let notice = Notice::Invitation {
+                name: user.addressed_as(),
+                username: user.username.clone(),
+                org: org_display,
+                token: secret,
+                expires_at,
+            };
+            mailer.enqueue_notice(c, &user, &notice)?;
+            Ok((user, reissued))
+        })
+        .await;
+    let (user, reissued) = match created {
+        Ok(created) => created,
+        Err(StoreError::Conflict) => return Err(AdminError::Exists(new.username.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    state.mailer.wake();
+    if !reissued {
+        state
+            .audit
+            .record(
+                admin
+                    .event(EventType::UserCreated)
+                    .org(&user.org_id)
+                    .subject(&user.id)
+                    .detail("username", user.username.as_str())
+                    .detail("role", user.role.as_str())
+                    .detail("status", UserStatus::Invited.as_str()),
+            )
+            .await
+            .map_err(AppError::from)?;
+    }
+    state
+        .audit
+        .record(
+            admin
+                .event(EventType::InvitationSent)
+                .org(&user.org_id)
+                .subject(&user.id)
+                .detail("expires_at", expires_at.to_rfc3339())
+                .detail("reissued", reissued),
+        )
+        .await
+        .map_err(AppError::from)?;
+    tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, reissued, "invitation sent");
+    Ok(Invitation {
+        id: user.id,
+        username: user.username,
+        email: user.email,
+        org: org.name,
+        role: user.role,
+        expires_at,
+        reissued,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_random_token_makes_is_a_link_token() {
+        let made = random_token();
+        assert!(LinkToken::parse(&made).is_some(), "{made}");
+        for bad in [
+            "",
+            &made[..LinkToken::LEN - 1],
+            &format!("{made}A"),
+            &"A".repeat(10_000),
+            &format!("{}=", &made[..LinkToken::LEN - 1]),
+            &format!("{}/", &made[..LinkToken::LEN - 1]),
+            &format!("{}+", &made[..LinkToken::LEN - 1]),
+            &format!("{}\0", &made[..LinkToken::LEN - 1]),
+            &format!("{}é", &made[..LinkToken::LEN - 2]),
+        ] {
+            assert!(LinkToken::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_link_token_does_not_print() {
+        let token = LinkToken::generate();
+        assert!(!format!("{token:?}").contains(token.0.expose_secret()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_input_never_panics_and_accepts_only_43_url_safe_bytes(raw in ".{0,64}") {
+            if let Some(token) = LinkToken::parse(&raw) {
+                proptest::prop_assert_eq!(token.0.expose_secret().len(), LinkToken::LEN);
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The recovery pages: `/reset` (ask for a link), `/reset/{token}` and `/invite/{token}`
+//! (choose a password from a mailed link). Nobody is signed in here, so each form's CSRF
+//! token is bound to the browser cookie (`web::csrf`).
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use serde::Deserialize;
+use tokio::time::{Duration, Instant};
+
+use super::{LinkOutcome, LinkToken, accept_invitation, complete_reset, peek, request_reset};
+use crate::{
+    auth::{account::PasswordChange, login::browser_id, session},
+    domain::Username,
+    startup::AppState,
+    store::recovery_tokens::Purpose,
+    web::{
+        RequestContext, csrf,
+        error::AppError,
+        pages::{PageError, check_same_origin, message, render},
+    },
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(request_page)
+        .service(request_submit)
+        .service(reset_page)
+        .service(reset_submit)
+        .service(invite_page)
+        .service(invite_submit);
+}
+
+/// Every answer to a reset request, for a real account or none, leaves after at least
+/// this long, so its timing does not tell whether a link was queued. The work for a real
+/// account (a counter, one transaction, one audit event) takes a few milliseconds; if it
+/// ever outlasts the floor, a warning says so.
+const ANSWER_FLOOR: Duration = Duration::from_millis(500);
+
+const REQUEST_FORM: &str = "reset-request";
+
+#[derive(Template)]
+#[template(path = "reset_request.html")]
+struct RequestPage<'a> {
+    csrf: &'a str,
+    login: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "new_password.html")]
+struct NewPasswordPage<'a> {
+    invitation: bool,
+    action: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    errors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RequestForm {
+    #[serde(default)]
+    csrf: String,
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct NewPasswordForm {
+    #[serde(default)]
+    csrf: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+/// This browser's cookie value, and the cookie to set when the browser has none yet.
+fn browser_for(req: &HttpRequest) -> (String, Option<actix_web::cookie::Cookie<'static>>) {
+    let (browser, new) = browser_id(req);
+    let cookie = new.then(|| session::browser_cookie(browser.clone()));
+    (browser, cookie)
+}
+
+fn with_cookie(
+    mut res: HttpResponse,
+    cookie: Option<actix_web::cookie::Cookie<'static>>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(cookie) = cookie {
+        res.add_cookie(&cookie)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+    }
+    Ok(res)
+}
+
+/// A state-changing post must come from our own page in this browser (DESIGN §8).
+fn check_form(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &str,
+    presented: &str,
+) -> Result<(), PageError> {
+    check_same_origin(req, &state.config.issuer)?;
+    let (browser, new) = browser_id(req);
+    if new || !csrf::is_valid(&state.master_key, &browser, form, presented) {
+        return Err(PageError(AppError::Forbidden(
+            "This form has expired or was not sent from this browser. Please reload the page and try again."
+                .into(),
+        )));
+    }
+    Ok(())
+}
+
+#[get("/reset")]
+async fn request_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let (browser, cookie) = browser_for(&req);
+    let csrf = csrf::form_token(&state.master_key, &browser, REQUEST_FORM);
+    let page = RequestPage {
+        csrf: &csrf,
+        login: "",
+        error: None,
+    };
+    Ok(with_cookie(render(&page, StatusCode::OK), cookie)?)
+}
+
+#[post("/reset")]
+async fn request_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<RequestForm>,
+) -> Result<HttpResponse, PageError> {
+    let started = Instant::now();
+    let form = form.into_inner();
+    check_form(&state, &req, REQUEST_FORM, &form.csrf)?;
+    state.guard.rate_limit(ctx.client_ip)?;
+    let login = form.login.trim();
+    // Judged on the input alone, so it tells nothing about accounts.
+    if login.is_empty() || form.login.len() > Username::MAX_INPUT_BYTES {
+        let page = RequestPage {
+            csrf: &form.csrf,
+            login: if form.login.len() > Username::MAX_INPUT_BYTES {
+                ""
+            } else {
+                login
+            },
+            error: Some("Enter your username or the email address of your account."),
+        };
+        return Ok(render(&page, StatusCode::BAD_REQUEST));
+    }
+    request_reset(&state, &ctx, login).await?;
+    let took = started.elapsed();
+    if took > ANSWER_FLOOR {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            took_ms = took.as_millis() as u64,
+            "a reset request outlasted its answer floor; its timing may tell whether the account exists"
+        );
+    }
+    tokio::time::sleep_until(started + ANSWER_FLOOR).await;
+    let text = format!(
+        "If an account matches what you entered, a link to choose a new password is on its way \
+         to the account's email address. It works once, within {} minutes; asking again \
+         replaces it. Nothing arrived? Check your spam folder, or ask your administrator.",
+        state.config.reset_token_minutes
+    );
+    Ok(message(
+        StatusCode::OK,
+        "Check your email",
+        &text,
+        Some(("/account", "Back to sign in")),
+    ))
+}
+
+/// What differs between a reset link and an invitation link.
+struct LinkKind {
+    purpose: Purpose,
+    path: &'static str,
+    form: &'static str,
+    invalid: &'static str,
+    invalid_link: (&'static str, &'static str),
+    done_title: &'static str,
+    done: &'static str,
+}
+
+const RESET: LinkKind = LinkKind {
+    purpose: Purpose::Reset,
+    path: "/reset/",
+    form: "reset-password",
+    invalid: "A reset link works once, for a limited time, and only the newest one sent to you \
+              works; changing your password also ends it. Ask for a new link.",
+    invalid_link: ("/reset", "Ask for a new link"),
+    done_title: "Your password was set",
+    done: "Sign in with your new password. Every session of your account was signed out.",
+};
+
+const INVITE: LinkKind = LinkKind {
+    purpose: Purpose::Invite,
+    path: "/invite/",
+    form: "invitation",
+    invalid: "An invitation link works once, for a limited time, and only the newest one sent \
+              to you works. Ask your administrator for a new invitation.",
+    invalid_link: ("/account", "Go to sign in"),
+    done_title: "Your account is ready",
+    done: "Sign in with your username and the password you chose.",
+};
+
+/// One page for every link that does not work, whatever the reason (malformed, unknown,
+/// used, expired, replaced, void): the reason is nobody's business but the audit trail's.
+fn invalid(kind: &LinkKind) -> HttpResponse {
+    message(
+        StatusCode::BAD_REQUEST,
+        "This link is invalid or has expired",
+        kind.invalid,
+        Some(kind.invalid_link),
+    )
+}
+
+fn token_in(req: &HttpRequest) -> Option<LinkToken> {
+    LinkToken::parse(req.match_info().get("token").unwrap_or(""))
+}
+
+async fn link_page(
+    kind: &LinkKind,
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let Some(token) = token_in(req) else {
+        return Ok(invalid(kind));
+    };
+    let Some(user) = peek(state, &token, kind.purpose).await? else {
+        return Ok(invalid(kind));
+    };
+    let (browser, cookie) = browser_for(req);
+    let csrf = csrf::form_token(&state.master_key, &browser, kind.form);
+    let action = format!(
+        "{}{}",
+        kind.path,
+        req.match_info().get("token").unwrap_or("")
+    );
+    let page = NewPasswordPage {
+        invitation: kind.purpose == Purpose::Invite,
+        action: &action,
+        csrf: &csrf,
+        username: &user.username,
+        errors: Vec::new(),
+    };
+    Ok(with_cookie(render(&page, StatusCode::OK), cookie)?)
+}
+
+async fn link_submit(
+    kind: &LinkKind,
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    form: NewPasswordForm,
+) -> Result<HttpResponse, PageError> {
+    check_form(state, req, kind.form, &form.csrf)?;
+    state.guard.rate_limit(ctx.client_ip)?;
+    let Some(token) = token_in(req) else {
+        return Ok(invalid(kind));
+    };
+    let change = PasswordChange {
+        new: form.new_password,
+        confirm: form.confirm_password,
+    };
+    let outcome = match kind.purpose {
+        Purpose::Reset => complete_reset(state, ctx, &token, change).await?,
+        Purpose::Invite => accept_invitation(state, ctx, &token, change).await?,
+    };
+    match outcome {
+        LinkOutcome::Done => Ok(message(
+            StatusCode::OK,
+            kind.done_title,
+            kind.done,
+            Some(("/account", "Sign in")),
+        )),
+        LinkOutcome::Invalid => Ok(invalid(kind)),
+        LinkOutcome::Refused { username, errors } => {
+            let action = format!(
+                "{}{}",
+                kind.path,
+                req.match_info().get("token").unwrap_or("")
+            );
+            let page = NewPasswordPage {
+                invitation: kind.purpose == Purpose::Invite,
+                action: &action,
+                csrf: &form.csrf,
+                username: &username,
+                errors,
+            };
+            Ok(render(&page, StatusCode::BAD_REQUEST))
+        }
+    }
+}
+
+// `{token:.*}`: whatever follows, slashes included, reaches the one "invalid link" page
+// instead of a 404 that would look different.
+#[get("/reset/{token:.*}")]
+async fn reset_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    link_page(&RESET, &state, &req).await
+}
+
+#[post("/reset/{token:.*}")]
+async fn reset_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<NewPasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    link_submit(&RESET, &state, &req, &ctx, form.into_inner()).await
+}
+
+#[get("/invite/{token:.*}")]
+async fn invite_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    link_page(&INVITE, &state, &req).await
+}
+
+#[post("/invite/{token:.*}")]
+async fn invite_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<NewPasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    link_submit(&INVITE, &state, &req, &ctx, form.into_inner()).await
+}
