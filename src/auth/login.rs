@@ -414,7 +414,7 @@ async fn complete(
     let mut res = match tx.resume {
         Resume::Account => see_other("/account"),
         Resume::Authorize(request) => {
-            crate::oidc::authorize::issue_code(state, ctx, *request, &session).await?
+            crate::oidc::authorize::issue_code(state, ctx, *request, &session, true).await?
         }
     };
     res.add_cookie(&session::session_cookie(cookie))

@@ -27,7 +27,7 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, message},
+        pages::{PageError, continue_to, message},
     },
 };
 
@@ -86,11 +86,8 @@ struct Reply<'a> {
 }
 
 impl Reply<'_> {
-    fn redirect(&self, pairs: &[(&str, &str)]) -> HttpResponse {
-        let mut url = match Url::parse(self.redirect_uri) {
-            Ok(u) => u,
-            Err(_) => return error_page("The application's return address is not valid."),
-        };
+    fn url(&self, pairs: &[(&str, &str)]) -> Option<String> {
+        let mut url = Url::parse(self.redirect_uri).ok()?;
         {
             let mut q = url.query_pairs_mut();
             for (k, v) in pairs {
@@ -101,7 +98,14 @@ impl Reply<'_> {
             }
             q.append_pair("iss", self.issuer);
         }
-        see_other(url.as_str())
+        Some(url.into())
+    }
+
+    fn redirect(&self, pairs: &[(&str, &str)]) -> HttpResponse {
+        match self.url(pairs) {
+            Some(url) => see_other(&url),
+            None => error_page("The application's return address is not valid."),
+        }
     }
 
     fn error(&self, error: &str, description: &str) -> HttpResponse {
@@ -213,7 +217,7 @@ async fn authorize(
             .as_ref()
             .is_some_and(|u| u.status() == UserStatus::Active && !u.must_change_password);
         if fresh && strong && usable {
-            return Ok(issue_code(&state, &ctx, request, &session).await?);
+            return Ok(issue_code(&state, &ctx, request, &session, false).await?);
         }
         if prompt == Prompt::None {
             return Ok(reply.error(
@@ -391,12 +395,14 @@ fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, O
 }
 
 /// The user is signed in with everything the request needs: mint a code and send the
-/// browser back to the client with it.
+/// browser back to the client with it (`after_form`: the request was a sign-in form's
+/// submission, see `pages::continue_to`).
 pub async fn issue_code(
     state: &AppState,
     ctx: &RequestContext,
     request: AuthorizeRequest,
     session: &SsoSession,
+    after_form: bool,
 ) -> Result<HttpResponse, AppError> {
     let code = random_token();
     let data = CodeData {
@@ -437,5 +443,11 @@ pub async fn issue_code(
         redirect_uri: &data.request.redirect_uri,
         state: data.request.state.as_deref(),
     };
+    if after_form {
+        return Ok(match reply.url(&[("code", &code)]) {
+            Some(url) => continue_to(&url),
+            None => error_page("The application's return address is not valid."),
+        });
+    }
     Ok(reply.redirect(&[("code", &code)]))
 }

@@ -30,7 +30,7 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, check_same_origin, message, render},
+        pages::{PageError, check_same_origin, continue_to, message, render},
     },
 };
 
@@ -162,6 +162,20 @@ impl ReturnTo {
             .insert_header((header::LOCATION, url.as_str()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish();
+        let _ = res.add_cookie(&session::removal_cookie());
+        res
+    }
+
+    /// After the confirmation form: a page that navigates on (see `pages::continue_to`).
+    fn response_after_form(&self) -> HttpResponse {
+        let mut url = match Url::parse(&self.uri) {
+            Ok(u) => u,
+            Err(_) => return signed_out(),
+        };
+        if let Some(state) = &self.state {
+            url.query_pairs_mut().append_pair("state", state);
+        }
+        let mut res = continue_to(url.as_str());
         let _ = res.add_cookie(&session::removal_cookie());
         res
     }
@@ -333,7 +347,9 @@ async fn logout_submit(
         Err(page) => return Ok(page),
     };
     let Some(current) = session::current(&state, &req).await? else {
-        return Ok(request.return_to.map_or_else(signed_out, |r| r.response()));
+        return Ok(request
+            .return_to
+            .map_or_else(signed_out, |r| r.response_after_form()));
     };
     if !same_secret(&form.csrf, &current.csrf) {
         return Err(PageError(AppError::Forbidden(
@@ -342,7 +358,9 @@ async fn logout_submit(
         )));
     }
     sign_out(&state, &ctx, &current, "logout").await?;
-    Ok(request.return_to.map_or_else(signed_out, |r| r.response()))
+    Ok(request
+        .return_to
+        .map_or_else(signed_out, |r| r.response_after_form()))
 }
 
 async fn sign_out(

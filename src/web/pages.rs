@@ -62,6 +62,27 @@ pub fn message(
     )
 }
 
+#[derive(Template)]
+#[template(
+    source = r#"{% extends "base.html" %}{% block title %}Continue{% endblock %}
+{% block head %}<meta http-equiv="refresh" content="0;url={{ url }}">{% endblock %}
+{% block content %}<h1>Continue</h1>
+<p id="message">You are signed in. Returning you to the application…</p>
+<p><a id="continue" href="{{ url }}">Continue</a></p>{% endblock %}"#,
+    ext = "html"
+)]
+struct ContinuePage<'a> {
+    url: &'a str,
+}
+
+/// Sends the browser on to another site at the end of a form submission. A 303 would be
+/// refused by the browser under our CSP `form-action 'self'` (it covers redirects), so
+/// the last step is a page that navigates by itself, with a link for the rare browser
+/// that does not follow `refresh`.
+pub fn continue_to(url: &str) -> HttpResponse {
+    render(&ContinuePage { url }, StatusCode::OK)
+}
+
 /// An error on a browser endpoint: the same mapping as `AppError`, rendered as a page.
 #[derive(Debug)]
 pub struct PageError(pub AppError);

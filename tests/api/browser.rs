@@ -806,3 +806,86 @@ async fn browser_enrols_totp_from_the_page_and_signs_in_with_a_code() {
 
     browser.close().await;
 }
+
+// OpenID Connect: the redirect dance through the real sign-in pages.
+
+#[tokio::test]
+async fn browser_oidc_code_flow_through_sign_in_and_totp() {
+    use gatehouse::{clock::Clock, oidc::clients::ClientSpec};
+    let test = "browser_oidc_code_flow_through_sign_in_and_totp";
+    let Some(browser) = Browser::start().await else {
+        skip(test, SKIP_REASON);
+        return;
+    };
+    let app = spawn_app().await;
+    create_user(&app, "eli", "Initial-Pass-93!", false).await;
+    // Enrol TOTP over HTTP first; the browser then meets the code step.
+    let http = app.new_client();
+    app.sign_in(&http, "eli", "Initial-Pass-93!").await;
+    let (secret, _) = app.enrol_totp(&http).await;
+
+    let (rp, mut requests) = crate::oidc::rp_listener().await;
+    let redirect = format!("{rp}/callback");
+    let reg =
+        crate::oidc::register_client(&app, ClientSpec::new("Ward app", &[redirect.as_str()])).await;
+    let mut authorize = url::Url::parse(&app.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", &reg.client_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "browser-state")
+        .append_pair("nonce", "browser-nonce");
+
+    browser.goto(authorize.as_str()).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "eli", "Initial-Pass-93!").await;
+    browser.wait_for("form#otp").await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = crate::helpers::totp_code(&secret, app.clock.now().timestamp());
+    browser.fill("form#otp input#code", &code).await;
+    browser.submit("form#otp button#verify").await;
+    browser.wait_for("#rp").await;
+
+    let (line, _) = tokio::time::timeout(Duration::from_secs(10), requests.recv())
+        .await
+        .expect("the browser reached the relying party")
+        .unwrap();
+    let target = line.split(' ').nth(1).unwrap();
+    let back = url::Url::parse(&format!("{rp}{target}")).unwrap();
+    let q: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
+    assert_eq!(back.path(), "/callback");
+    assert_eq!(q["state"], "browser-state");
+    let tokens: Value = crate::oidc::rp_http()
+        .post(app.url("/token"))
+        .basic_auth(
+            &reg.client_id,
+            Some(secrecy::ExposeSecret::expose_secret(
+                reg.client_secret.as_ref().unwrap(),
+            )),
+        )
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", q["code"].as_str()),
+            ("redirect_uri", redirect.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_token = tokens["id_token"].as_str().expect("an ID token");
+    let payload = id_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["nonce"], "browser-nonce");
+    assert_eq!(claims["acr"], "urn:gatehouse:acr:mfa");
+    assert_eq!(claims["amr"], json!(["pwd", "otp"]));
+
+    browser.close().await;
+}

@@ -72,10 +72,53 @@ pub async fn browse_authorize(
                 ],
             )
             .await;
-        assert_eq!(res.status(), 303, "password accepted");
-        location = res.headers()["location"].to_str().unwrap().to_owned();
+        // The last form step ends on a page that navigates to the client by itself.
+        assert_eq!(res.status(), 200, "password accepted");
+        location = continue_link(&res.text().await.unwrap());
     }
     Url::parse(&location).unwrap_or_else(|_| panic!("sent to the client, not {location}"))
+}
+
+/// Where a `continue_to` page sends the browser (its refresh target and its link agree).
+pub fn continue_link(html: &str) -> String {
+    // HTML character references, as askama writes them into attributes.
+    let unescape = |s: &str| {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find('&') {
+            out.push_str(&rest[..i]);
+            let end = rest[i..].find(';').expect("a complete reference") + i;
+            let entity = &rest[i + 1..end];
+            out.push(match entity {
+                "amp" => '&',
+                "quot" => '"',
+                "lt" => '<',
+                "gt" => '>',
+                "apos" => '\'',
+                e if e.starts_with("#x") => {
+                    char::from_u32(u32::from_str_radix(&e[2..], 16).unwrap()).unwrap()
+                }
+                e => char::from_u32(e[1..].parse().unwrap()).unwrap(),
+            });
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    };
+    let refresh = html
+        .split("content=\"0;url=")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(unescape)
+        .expect("a refresh target");
+    let link = html
+        .split("id=\"continue\" href=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(unescape)
+        .expect("a continue link");
+    assert_eq!(refresh, link);
+    link
 }
 
 pub fn query(url: &Url) -> HashMap<String, String> {
@@ -754,9 +797,25 @@ async fn client_credentials_tokens_introspect_and_revoke() {
 /// A tiny HTTP listener standing in for a relying party's back-channel endpoint: it hands
 /// every POSTed body to the test.
 async fn backchannel_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (base, mut rx) = rp_listener().await;
+    let (tx, out) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((_, body)) = rx.recv().await {
+            let _ = tx.send(body);
+        }
+    });
+    (format!("{base}/backchannel"), out)
+}
+
+/// A relying party's HTTP endpoint on loopback: every request's first line and body go to
+/// the test; the answer is a plain 200 page.
+pub async fn rp_listener() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
@@ -784,13 +843,14 @@ async fn backchannel_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver
                             })
                             .unwrap_or(0);
                         if buf.len() >= end + 4 + len {
-                            let _ = tx.send(text[end + 4..end + 4 + len].to_owned());
+                            let line = text.lines().next().unwrap_or("").to_owned();
+                            let _ = tx.send((line, text[end + 4..end + 4 + len].to_owned()));
                             break;
                         }
                     }
                 }
                 let _ = sock
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 41\r\nconnection: close\r\n\r\n<html><h1 id=rp>Relying party</h1></html>")
                     .await;
             });
         }
@@ -1139,4 +1199,99 @@ async fn private_key_jwt_accepts_the_registered_key_once_and_refuses_another() {
         "invalid_client",
     )
     .await;
+}
+
+#[tokio::test]
+async fn client_create_and_keys_rotate_from_the_command_line_reach_the_running_server() {
+    let app = spawn_app_with(|c| {
+        c.database_url = None;
+        c.master_key = None;
+        c.signing_key_reload_secs = 1;
+    })
+    .await;
+    let dir = app.data_dir.path().to_owned();
+    let out = crate::cli::gatehouse(&dir)
+        .args([
+            "client",
+            "create",
+            "--name",
+            "Ward app",
+            "--redirect-uri",
+            REDIRECT,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let client_id = created["client_id"].as_str().unwrap();
+    let secret = created["client_secret"].as_str().unwrap();
+    let ask = |secret: String| {
+        let url = app.url("/introspect");
+        let id = client_id.to_owned();
+        async move {
+            rp_http()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("token", "x")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(ask(secret.to_owned()).await, 200);
+    assert_eq!(ask(format!("{secret}x")).await, 401);
+
+    // Bad input is named, and nothing is created.
+    let out = crate::cli::gatehouse(&dir)
+        .args([
+            "client",
+            "create",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "http://evil.example/cb",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("redirect_uris"));
+
+    let out = crate::cli::gatehouse(&dir)
+        .args(["keys", "rotate", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let next = rotated["next_kid"].as_str().unwrap().to_owned();
+    let published = crate::helpers::eventually(std::time::Duration::from_secs(10), || {
+        let url = app.url("/jwks");
+        let next = next.clone();
+        async move {
+            let jwks: Value = rp_http()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kid"] == next.as_str())
+        }
+    })
+    .await;
+    assert!(published, "the running server publishes the new next key");
 }
