@@ -150,6 +150,18 @@ async fn write(store: &dyn Ephemeral, session: &SsoSession, now: i64) -> Result<
     Ok(())
 }
 
+/// Whether the session with `handle` still exists and has not expired.
+pub async fn is_live(
+    store: &dyn Ephemeral,
+    clock: &dyn Clock,
+    handle: &str,
+) -> Result<bool, AppError> {
+    let now = clock.now().timestamp();
+    Ok(load_by_handle(store, handle)
+        .await?
+        .is_some_and(|s| s.expiry(now).is_none()))
+}
+
 async fn load_by_handle(
     store: &dyn Ephemeral,
     handle: &str,

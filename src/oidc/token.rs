@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
-    auth::{random_token, same_secret, token_hash},
+    auth::{random_token, same_secret, session, token_hash},
     domain::UserStatus,
     startup::AppState,
     store::{
@@ -303,6 +303,19 @@ async fn refresh(
     };
     let user = usable_user(user)?;
     let granted: Vec<String> = grant.scope.split(' ').map(str::to_owned).collect();
+    // Without offline_access, a refresh token lives only as long as the SSO session it
+    // was issued in (idle and absolute limits included).
+    if let Some(handle) = &grant.session_handle
+        && !granted.iter().any(|s| s == "offline_access")
+        && !session::is_live(state.ephemeral.as_ref(), state.clock.as_ref(), handle).await?
+    {
+        let (id, now) = (grant.id.clone(), state.clock.now().naive_utc());
+        state
+            .store
+            .run(move |c| grants::revoke(c, &id, now))
+            .await?;
+        return Err(OAuthError::invalid_grant("the sign-in session has ended"));
+    }
     let scope = match requested {
         Some(asked) if asked.iter().all(|s| granted.contains(s)) => asked,
         Some(_) => {

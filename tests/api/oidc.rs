@@ -1295,3 +1295,43 @@ async fn client_create_and_keys_rotate_from_the_command_line_reach_the_running_s
     .await;
     assert!(published, "the running server publishes the new next key");
 }
+
+#[tokio::test]
+async fn refresh_tokens_end_with_the_session_unless_offline_access_was_granted() {
+    let f = Flow::new().await;
+    let online: Value = f.exchange(&f.code().await).await.json().await.unwrap();
+    let (verifier, challenge) = pkce_pair();
+    let url = f
+        .authorize_url(&[])
+        .replace("scope=openid+profile", "scope=openid+offline_access");
+    assert!(url.contains(&challenge));
+    let res = f.browser.get(&url).send().await.unwrap();
+    let back = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    let offline: Value = f
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &query(&back)["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Past the 72-hour idle limit the SSO session is over.
+    f.app.clock.advance(chrono::Duration::hours(73));
+    let res = f
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", online["refresh_token"].as_str().unwrap()),
+        ])
+        .await;
+    oauth_error(res, 400, "invalid_grant").await;
+    let res = f
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", offline["refresh_token"].as_str().unwrap()),
+        ])
+        .await;
+    assert_eq!(res.status(), 200, "offline access outlives the session");
+}
