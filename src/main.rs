@@ -211,6 +211,9 @@ enum ClientCommand {
         /// Where back-channel logout tokens are POSTed.
         #[arg(long = "backchannel-logout-uri")]
         backchannel_logout_uri: Option<String>,
+        /// ID token signature: RS256 (default) or ES256.
+        #[arg(long = "id-token-alg")]
+        id_token_alg: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -543,6 +546,7 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
         auth_method,
         jwks_file,
         backchannel_logout_uri,
+        id_token_alg,
         json,
     } = command;
     let jwks = jwks_file
@@ -563,6 +567,7 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
         auth_method,
         jwks,
         backchannel_logout_uri,
+        id_token_alg,
     };
     let registered = gatehouse::oidc::clients::register(&store, spec.clone(), Utc::now())
         .await
@@ -610,31 +615,38 @@ async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
     let store = startup::open_store(&config)
         .await
         .map_err(|e| e.to_string())?;
-    let (active, next) = gatehouse::crypto::signing::rotate(&store, master_key, Utc::now())
+    let rotated = gatehouse::crypto::signing::rotate(&store, master_key, Utc::now())
         .await
         .map_err(|e| e.to_string())?;
     let audit = startup::open_audit(&config, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
-    audit
-        .record(
-            AuditEvent::new(EventType::KeyRotated, Outcome::Success)
-                .actor("cli")
-                .detail("active_kid", active.as_str())
-                .detail("next_kid", next.as_str()),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    for r in &rotated {
+        audit
+            .record(
+                AuditEvent::new(EventType::KeyRotated, Outcome::Success)
+                    .actor("cli")
+                    .detail("alg", r.alg)
+                    .detail("active_kid", r.active_kid.as_str())
+                    .detail("next_kid", r.next_kid.as_str()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "active_kid": active, "next_kid": next })
-        );
+        let keys: Vec<_> = rotated
+            .iter()
+            .map(|r| serde_json::json!({ "alg": r.alg, "active_kid": r.active_kid, "next_kid": r.next_kid }))
+            .collect();
+        println!("{}", serde_json::json!({ "rotated": keys }));
     } else {
-        println!(
-            "signing with key {active}; key {next} is published and signs at the next rotation. \
-             Running instances pick this up within signing_key_reload_secs."
-        );
+        for r in &rotated {
+            println!(
+                "{}: signing with key {}; key {} is published and signs at the next rotation.",
+                r.alg, r.active_kid, r.next_kid
+            );
+        }
+        println!("Running instances pick this up within signing_key_reload_secs.");
     }
     Ok(())
 }

@@ -15,8 +15,11 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use openidconnect::{
-    JsonWebKeyId, PrivateSigningKey,
-    core::{CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey},
+    JsonWebKeyId, PrivateSigningKey, SigningError,
+    core::{
+        CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+        CoreRsaPrivateSigningKey,
+    },
 };
 use rsa::{
     RsaPrivateKey, RsaPublicKey,
@@ -36,21 +39,80 @@ use crate::store::{
 };
 
 pub const RS256: &str = "RS256";
+/// ECDSA P-256, for relying parties that ask for it (`id_token_alg`).
+pub const ES256: &str = "ES256";
+/// Every algorithm Gatehouse keeps a key ring for.
+pub const ALGORITHMS: &[&str] = &[RS256, ES256];
 const RSA_BITS: usize = 2048;
 
 fn seal_context(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
 
-/// One published key: the signer (if we hold it) and the verifier.
-struct Published {
-    signer: CoreRsaPrivateSigningKey,
-    verifier: VerifyingKey<Sha256>,
+/// One published key: its signer and verifier.
+enum Published {
+    Rsa {
+        signer: CoreRsaPrivateSigningKey,
+        verifier: VerifyingKey<Sha256>,
+    },
+    Ec(EcSigner),
+}
+
+/// An ECDSA P-256 key, signing for `openidconnect`'s ID token builder (which has no
+/// ECDSA private key type of its own).
+pub struct EcSigner {
+    key: p256::ecdsa::SigningKey,
+    jwk: CoreJsonWebKey,
+}
+
+impl PrivateSigningKey for EcSigner {
+    type VerificationKey = CoreJsonWebKey;
+
+    fn sign(
+        &self,
+        signature_alg: &CoreJwsSigningAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        use p256::ecdsa::signature::Signer;
+        match signature_alg {
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256 => {
+                let signature: p256::ecdsa::Signature = self.key.sign(message);
+                Ok(signature.to_bytes().to_vec())
+            }
+            other => Err(SigningError::UnsupportedAlg(format!("{other:?}"))),
+        }
+    }
+
+    fn as_verification_key(&self) -> CoreJsonWebKey {
+        self.jwk.clone()
+    }
+}
+
+impl EcSigner {
+    fn from_scalar(scalar: &[u8], kid: &str) -> Result<Self, String> {
+        let key = p256::ecdsa::SigningKey::from_slice(scalar).map_err(|e| e.to_string())?;
+        let point = key.verifying_key().to_sec1_point(false);
+        let bytes = point.as_bytes();
+        let jwk = CoreJsonWebKey::new_ec(
+            bytes[1..33].to_vec(),
+            bytes[33..65].to_vec(),
+            CoreJsonCurveType::P256,
+            Some(JsonWebKeyId::new(kid.to_owned())),
+        );
+        Ok(Self { key, jwk })
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::Verifier as _;
+        p256::ecdsa::Signature::from_slice(signature)
+            .is_ok_and(|sig| self.key.verifying_key().verify(message, &sig).is_ok())
+    }
 }
 
 /// The keys one instance signs and verifies with.
 pub struct KeyRing {
-    active_kid: String,
+    /// Active kid per algorithm.
+    active: HashMap<&'static str, String>,
     keys: HashMap<String, Published>,
     jwks: CoreJsonWebKeySet,
 }
@@ -70,18 +132,30 @@ impl KeyRing {
         &self.jwks
     }
 
+    /// The kid that signs access tokens and logout tokens (RS256).
     pub fn active_kid(&self) -> &str {
-        &self.active_kid
+        &self.active[RS256]
     }
 
-    /// The active key, for `openidconnect`'s ID token builder.
+    /// The active RS256 key, for `openidconnect`'s ID token builder.
     pub fn active(&self) -> &CoreRsaPrivateSigningKey {
-        &self.keys[&self.active_kid].signer
+        match &self.keys[self.active_kid()] {
+            Published::Rsa { signer, .. } => signer,
+            Published::Ec(_) => unreachable!("the RS256 slot holds an RSA key"),
+        }
+    }
+
+    /// The active ES256 key.
+    pub fn active_ec(&self) -> &EcSigner {
+        match &self.keys[&self.active[ES256]] {
+            Published::Ec(signer) => signer,
+            Published::Rsa { .. } => unreachable!("the ES256 slot holds an EC key"),
+        }
     }
 
     /// A compact JWS over `claims` with the active key; `typ` per RFC 9068 / OIDC BCL.
     pub fn sign_jwt(&self, typ: &str, claims: &Value) -> String {
-        let header = serde_json::json!({ "alg": RS256, "typ": typ, "kid": self.active_kid });
+        let header = serde_json::json!({ "alg": RS256, "typ": typ, "kid": self.active_kid() });
         let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
         input.push('.');
         input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
@@ -109,13 +183,19 @@ impl KeyRing {
             return None;
         }
         let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
-        if header.get("alg")?.as_str()? != RS256 {
+        let alg = header.get("alg")?.as_str()?;
+        let key = self.keys.get(header.get("kid")?.as_str()?)?;
+        let signature = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
+        let verified = match (alg, key) {
+            (RS256, Published::Rsa { verifier, .. }) => Signature::try_from(signature.as_slice())
+                .is_ok_and(|sig| verifier.verify(signed, &sig).is_ok()),
+            (ES256, Published::Ec(signer)) => signer.verify(signed, &signature),
+            _ => false,
+        };
+        if !verified {
             return None;
         }
-        let key = self.keys.get(header.get("kid")?.as_str()?)?;
-        let signature = Signature::try_from(URL_SAFE_NO_PAD.decode(s).ok()?.as_slice()).ok()?;
-        let signed = &token[..h.len() + 1 + c.len()];
-        key.verifier.verify(signed.as_bytes(), &signature).ok()?;
         let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
         claims.is_object().then_some((header, claims))
     }
@@ -142,17 +222,30 @@ impl Keys {
     }
 }
 
-/// A fresh RSA key: its sealed private half and its public JWK.
-fn generate(master_key: &MasterKey, kid: &str) -> Result<(String, String), KeyError> {
-    let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)
-        .map_err(|e| KeyError::Broken(kid.to_owned(), e.to_string()))?;
-    let der = private
-        .to_pkcs1_der()
-        .map_err(|e| KeyError::Broken(kid.to_owned(), e.to_string()))?;
-    let sealed = master_key.seal(&seal_context(kid), der.as_bytes());
-    let jwk = public_jwk(&private.to_public_key(), kid);
-    let jwk =
-        serde_json::to_string(&jwk).map_err(|e| KeyError::Broken(kid.into(), e.to_string()))?;
+/// A fresh key of `alg`: its sealed private half and its public JWK.
+fn generate(master_key: &MasterKey, alg: &str, kid: &str) -> Result<(String, String), KeyError> {
+    let broken = |e: String| KeyError::Broken(kid.to_owned(), e);
+    let (private, jwk) = if alg == ES256 {
+        // A uniformly random scalar; the odd out-of-range draw is simply redrawn.
+        loop {
+            let mut scalar = zeroize::Zeroizing::new([0u8; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, scalar.as_mut());
+            if let Ok(signer) = EcSigner::from_scalar(scalar.as_ref(), kid) {
+                break (scalar.to_vec(), signer.jwk);
+            }
+        }
+    } else {
+        let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)
+            .map_err(|e| broken(e.to_string()))?;
+        let der = private.to_pkcs1_der().map_err(|e| broken(e.to_string()))?;
+        (
+            der.as_bytes().to_vec(),
+            public_jwk(&private.to_public_key(), kid),
+        )
+    };
+    let private = zeroize::Zeroizing::new(private);
+    let sealed = master_key.seal(&seal_context(kid), &private);
+    let jwk = serde_json::to_string(&jwk).map_err(|e| broken(e.to_string()))?;
     Ok((sealed, jwk))
 }
 
@@ -173,16 +266,17 @@ fn new_kid() -> String {
 fn insert_new(
     conn: &mut DbConnection,
     master_key: &MasterKey,
+    alg: &str,
     state: &str,
     now: DateTime<Utc>,
 ) -> Result<String, KeyError> {
     let kid = new_kid();
-    let (sealed, jwk) = generate(master_key, &kid)?;
+    let (sealed, jwk) = generate(master_key, alg, &kid)?;
     signing_keys::insert(
         conn,
         NewKey {
             kid: &kid,
-            alg: RS256,
+            alg,
             state,
             private_sealed: &sealed,
             public_jwk: &jwk,
@@ -201,11 +295,13 @@ pub async fn ensure(
     store
         .transaction(move |c| {
             let mut run = || -> Result<(), KeyError> {
-                if signing_keys::in_state(c, RS256, ACTIVE)?.is_empty() {
-                    insert_new(c, &master_key, ACTIVE, now)?;
-                }
-                if signing_keys::in_state(c, RS256, NEXT)?.is_empty() {
-                    insert_new(c, &master_key, NEXT, now)?;
+                for alg in ALGORITHMS {
+                    if signing_keys::in_state(c, alg, ACTIVE)?.is_empty() {
+                        insert_new(c, &master_key, alg, ACTIVE, now)?;
+                    }
+                    if signing_keys::in_state(c, alg, NEXT)?.is_empty() {
+                        insert_new(c, &master_key, alg, NEXT, now)?;
+                    }
                 }
                 Ok(())
             };
@@ -215,24 +311,40 @@ pub async fn ensure(
         .map_err(KeyError::Store)
 }
 
-/// `gatehouse keys rotate`: the waiting `next` key starts signing, the active one retires
-/// (still published), and a new `next` is published. Returns (now active, new next).
+/// One algorithm's rotation: the key that now signs and the newly published next key.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub alg: &'static str,
+    pub active_kid: String,
+    pub next_kid: String,
+}
+
+/// `gatehouse keys rotate`: for every algorithm, the waiting `next` key starts signing,
+/// the active one retires (still published), and a new `next` is published.
 pub async fn rotate(
     store: &Store,
     master_key: Arc<MasterKey>,
     now: DateTime<Utc>,
-) -> Result<(String, String), KeyError> {
+) -> Result<Vec<Rotated>, KeyError> {
     store
         .transaction(move |c| {
-            let mut run = || -> Result<(String, String), KeyError> {
-                let next = match signing_keys::in_state(c, RS256, NEXT)?.into_iter().next() {
-                    Some(k) => k.kid,
-                    // Never published: create it now; it is as good as the operator can get.
-                    None => insert_new(c, &master_key, NEXT, now)?,
-                };
-                signing_keys::promote(c, RS256, &next, now.naive_utc())?;
-                let new_next = insert_new(c, &master_key, NEXT, now)?;
-                Ok((next, new_next))
+            let mut run = || -> Result<Vec<Rotated>, KeyError> {
+                let mut out = Vec::new();
+                for alg in ALGORITHMS {
+                    let next = match signing_keys::in_state(c, alg, NEXT)?.into_iter().next() {
+                        Some(k) => k.kid,
+                        // Never published: create it now; it is as good as the operator can get.
+                        None => insert_new(c, &master_key, alg, NEXT, now)?,
+                    };
+                    signing_keys::promote(c, alg, &next, now.naive_utc())?;
+                    let next_kid = insert_new(c, &master_key, alg, NEXT, now)?;
+                    out.push(Rotated {
+                        alg,
+                        active_kid: next,
+                        next_kid,
+                    });
+                }
+                Ok(out)
             };
             run().map_err(to_store)
         })
@@ -264,39 +376,48 @@ pub async fn load(
 fn ring_from_rows(master_key: &MasterKey, rows: Vec<SigningKeyRow>) -> Result<KeyRing, KeyError> {
     let mut keys = HashMap::new();
     let mut jwks = Vec::new();
-    let mut active: Option<(chrono::NaiveDateTime, String)> = None;
+    let mut active: HashMap<&'static str, (chrono::NaiveDateTime, String)> = HashMap::new();
     for row in rows {
         let broken = |e: String| KeyError::Broken(row.kid.clone(), e);
-        let der = master_key
+        let Some(alg) = ALGORITHMS.iter().copied().find(|a| *a == row.alg) else {
+            continue; // another capability's key (or a newer version's): not ours to publish
+        };
+        let secret = master_key
             .open(&seal_context(&row.kid), &row.private_sealed)
             .map_err(|e| broken(e.to_string()))?;
-        let private = RsaPrivateKey::from_pkcs1_der(der.expose_secret())
-            .map_err(|e| broken(e.to_string()))?;
-        let pem = private
-            .to_pkcs1_pem(LineEnding::LF)
-            .map_err(|e| broken(e.to_string()))?;
-        let signer =
-            CoreRsaPrivateSigningKey::from_pem(&pem, Some(JsonWebKeyId::new(row.kid.clone())))
-                .map_err(broken)?;
-        let public = private.to_public_key();
-        jwks.push(public_jwk(&public, &row.kid));
-        if row.state == ACTIVE {
-            let at = row.activated_at.unwrap_or(row.created_at);
-            if active.as_ref().is_none_or(|(t, _)| at > *t) {
-                active = Some((at, row.kid.clone()));
-            }
-        }
-        keys.insert(
-            row.kid.clone(),
-            Published {
+        let published = if alg == ES256 {
+            let signer = EcSigner::from_scalar(secret.expose_secret(), &row.kid).map_err(broken)?;
+            jwks.push(signer.jwk.clone());
+            Published::Ec(signer)
+        } else {
+            let private = RsaPrivateKey::from_pkcs1_der(secret.expose_secret())
+                .map_err(|e| broken(e.to_string()))?;
+            let pem = private
+                .to_pkcs1_pem(LineEnding::LF)
+                .map_err(|e| broken(e.to_string()))?;
+            let signer =
+                CoreRsaPrivateSigningKey::from_pem(&pem, Some(JsonWebKeyId::new(row.kid.clone())))
+                    .map_err(broken)?;
+            let public = private.to_public_key();
+            jwks.push(public_jwk(&public, &row.kid));
+            Published::Rsa {
                 signer,
                 verifier: VerifyingKey::new(public),
-            },
-        );
+            }
+        };
+        if row.state == ACTIVE {
+            let at = row.activated_at.unwrap_or(row.created_at);
+            if active.get(alg).is_none_or(|(t, _)| at > *t) {
+                active.insert(alg, (at, row.kid.clone()));
+            }
+        }
+        keys.insert(row.kid.clone(), published);
     }
-    let (_, active_kid) = active.ok_or(KeyError::NoActiveKey)?;
+    if ALGORITHMS.iter().any(|a| !active.contains_key(a)) {
+        return Err(KeyError::NoActiveKey);
+    }
     Ok(KeyRing {
-        active_kid,
+        active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(),
         keys,
         jwks: CoreJsonWebKeySet::new(jwks),
     })

@@ -20,6 +20,7 @@ use crate::{
     auth::{same_secret, token_hash},
     startup::AppState,
     store::clients::{self, ClientRow},
+    web::{RequestContext, error::AppError},
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -127,8 +128,35 @@ async fn find(state: &AppState, client_id: &str) -> Result<Option<ClientRow>, OA
     Ok(state.store.run(move |c| clients::find(c, &id)).await?)
 }
 
-/// The client this request authenticates as, or 401 `invalid_client`.
+/// The client this request authenticates as, or 401 `invalid_client`. Failures (never
+/// successes: many services share one address) count against the per-IP quota, so
+/// guessing turns into `429` quickly.
 pub async fn authenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    params: &Params,
+) -> Result<ClientRow, OAuthError> {
+    match authenticate_once(state, req, params).await {
+        Err(e) if e.error == "invalid_client" => {
+            tracing::warn!(request_id = %ctx.request_id, "client authentication failed");
+            if let Err(AppError::TooManyRequests { retry_after_secs }) =
+                state.guard.rate_limit(ctx.client_ip)
+            {
+                return Err(OAuthError {
+                    status: actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                    challenge: None,
+                    retry_after: Some(retry_after_secs),
+                    ..OAuthError::invalid_client("too many failed attempts; try again later")
+                });
+            }
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+async fn authenticate_once(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,

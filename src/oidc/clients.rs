@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::{
     auth::{random_token, token_hash},
+    crypto::signing::{ALGORITHMS, RS256},
     store::{
         Store, StoreError,
         clients::{self, ClientRow, NewClient},
@@ -41,6 +42,8 @@ pub struct ClientSpec {
     /// The client's public keys (`private_key_jwt`), a JWKS document.
     pub jwks: Option<String>,
     pub backchannel_logout_uri: Option<String>,
+    /// `RS256` (default) or `ES256`.
+    pub id_token_alg: Option<String>,
 }
 
 impl ClientSpec {
@@ -55,6 +58,7 @@ impl ClientSpec {
             auth_method: None,
             jwks: None,
             backchannel_logout_uri: None,
+            id_token_alg: None,
         }
     }
 }
@@ -200,6 +204,13 @@ pub async fn register(
             }
         })
         .transpose()?;
+    let id_token_alg = spec
+        .id_token_alg
+        .clone()
+        .unwrap_or_else(|| RS256.to_owned());
+    if !ALGORITHMS.contains(&id_token_alg.as_str()) {
+        return Err(invalid("id_token_alg", "RS256 or ES256"));
+    }
     let secret = matches!(auth_method.as_str(), AUTH_BASIC | AUTH_POST).then(random_token);
     let client_id = format!("gh-{}", &random_token()[..22]);
     let row = NewClient {
@@ -213,7 +224,7 @@ pub async fn register(
         token_endpoint_auth_method: auth_method,
         jwks,
         backchannel_logout_uri: backchannel,
-        id_token_alg: crate::crypto::signing::RS256.to_owned(),
+        id_token_alg,
         created_at: now.naive_utc(),
     };
     store.run(move |c| clients::insert(c, &row)).await?;

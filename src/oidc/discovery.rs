@@ -78,7 +78,10 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
         JsonWebKeySetUrl::new(at("/jwks"))?,
         vec![ResponseTypes::new(vec![CoreResponseType::Code])],
         vec![CoreSubjectIdentifierType::Public],
-        vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+        vec![
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        ],
         ExtraMetadata {
             revocation_endpoint: at("/revoke"),
             introspection_endpoint: at("/introspect"),

@@ -116,6 +116,9 @@ pub struct OAuthError {
     /// `WWW-Authenticate` challenge, for 401s.
     #[serde(skip)]
     pub challenge: Option<String>,
+    /// `Retry-After` seconds, for 429s.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -125,6 +128,7 @@ impl OAuthError {
             error_description: Some(description.into()),
             status: StatusCode::BAD_REQUEST,
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -163,6 +167,11 @@ impl OAuthError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 ..Self::new("temporarily_unavailable", "try again shortly")
             },
+            AppError::TooManyRequests { retry_after_secs } => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                retry_after: Some(*retry_after_secs),
+                ..Self::new("temporarily_unavailable", "too many requests; slow down")
+            },
             _ => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 ..Self::new("server_error", "internal error")
@@ -189,13 +198,19 @@ impl ResponseError for OAuthError {
         if let Some(challenge) = &self.challenge {
             res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
         }
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
         res.json(self)
     }
 }
 
 impl From<AppError> for OAuthError {
     fn from(e: AppError) -> Self {
-        if !matches!(e, AppError::Unavailable(_)) {
+        if !matches!(
+            e,
+            AppError::Unavailable(_) | AppError::TooManyRequests { .. }
+        ) {
             tracing::error!(error = %e, "OIDC endpoint failed");
         }
         Self::server(&e)

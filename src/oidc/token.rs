@@ -50,7 +50,7 @@ pub async fn token_endpoint(
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body)?.single()?;
-    let client = client_auth::authenticate(&state, &req, &params).await?;
+    let client = client_auth::authenticate(&state, &req, &ctx, &params).await?;
     let grant_type = params.require("grant_type")?;
     if !matches!(
         grant_type,
@@ -181,6 +181,7 @@ async fn exchange_code(
     let user = usable_user(user)?;
     respond(
         state,
+        client,
         &grant,
         Some(&user),
         &data.request.scope,
@@ -200,6 +201,7 @@ fn usable_user(user: Option<UserRow>) -> Result<UserRow, OAuthError> {
 
 fn respond(
     state: &AppState,
+    client: &ClientRow,
     grant: &GrantRow,
     user: Option<&UserRow>,
     scope: &[String],
@@ -217,6 +219,7 @@ fn respond(
         nonce,
         now: state.clock.now(),
         lifetime_secs: lifetime,
+        id_token_alg: &client.id_token_alg,
     };
     let access_token = view.access_token(&ring);
     let id_token = match user {
@@ -326,7 +329,15 @@ async fn refresh(
         }
         None => granted,
     };
-    respond(state, &grant, Some(&user), &scope, None, Some(new_token))
+    respond(
+        state,
+        client,
+        &grant,
+        Some(&user),
+        &scope,
+        None,
+        Some(new_token),
+    )
 }
 
 async fn client_credentials(
@@ -373,7 +384,7 @@ async fn client_credentials(
             grants::find(c, &grant.id)?.ok_or(crate::store::StoreError::NotFound)
         })
         .await?;
-    respond(state, &grant, None, &scope, None, None)
+    respond(state, client, &grant, None, &scope, None, None)
 }
 
 /// What a presented token turned out to be.
@@ -412,7 +423,7 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body)?.single()?;
-    let client = client_auth::authenticate(&state, &req, &params).await?;
+    let client = client_auth::authenticate(&state, &req, &ctx, &params).await?;
     let token = params.require("token")?;
     // RFC 7009 §2.2: an unknown or foreign token is answered 200 all the same.
     let grant = match find_token(&state, token).await? {
@@ -444,10 +455,11 @@ pub async fn revoke(
 pub async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ctx: RequestContext,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body)?.single()?;
-    let client = client_auth::authenticate(&state, &req, &params).await?;
+    let client = client_auth::authenticate(&state, &req, &ctx, &params).await?;
     if client.is_public() {
         return Err(OAuthError::invalid_client(
             "public clients cannot introspect",

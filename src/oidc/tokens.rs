@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     auth::{random_token, session},
-    crypto::signing::KeyRing,
+    crypto::signing::{self, KeyRing},
     store::{grants::GrantRow, users::UserRow},
 };
 
@@ -67,6 +67,8 @@ pub struct Grant<'a> {
     pub nonce: Option<&'a str>,
     pub now: DateTime<Utc>,
     pub lifetime_secs: i64,
+    /// The client's registered ID token algorithm (`RS256` or `ES256`).
+    pub id_token_alg: &'a str,
 }
 
 impl Grant<'_> {
@@ -158,13 +160,24 @@ impl Grant<'_> {
                 .collect(),
         ))
         .set_authorized_party(Some(ClientId::new(self.grant.client_id.clone())));
-        let token = IdToken::new(
-            claims,
-            ring.active(),
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            Some(&AccessToken::new(access_token.to_owned())),
-            None,
-        )
+        let access = AccessToken::new(access_token.to_owned());
+        let token = if self.id_token_alg == signing::ES256 {
+            IdToken::new(
+                claims,
+                ring.active_ec(),
+                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+                Some(&access),
+                None,
+            )
+        } else {
+            IdToken::new(
+                claims,
+                ring.active(),
+                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                Some(&access),
+                None,
+            )
+        }
         .map_err(|e| e.to_string())?;
         Ok(token.to_string())
     }

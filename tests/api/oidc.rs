@@ -999,14 +999,23 @@ async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_n
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(published.len(), 2, "active and next are published");
-    let next = published.iter().find(|k| **k != old_kid).unwrap().clone();
+    let rsa: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kty"] == "RSA")
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rsa.len(), 2, "active and next RSA keys are published");
+    assert_eq!(published.len(), 4, "and the same for ES256");
+    let next = rsa.iter().find(|k| **k != old_kid).unwrap().clone();
 
     let state = &f.app.state;
-    let (active, new_next) =
-        signing::rotate(&state.store, state.master_key.clone(), f.app.clock_now())
-            .await
-            .unwrap();
+    let rotated = signing::rotate(&state.store, state.master_key.clone(), f.app.clock_now())
+        .await
+        .unwrap();
+    let rs = rotated.iter().find(|r| r.alg == "RS256").unwrap();
+    let (active, new_next) = (rs.active_kid.clone(), rs.next_kid.clone());
     assert_eq!(
         active, next,
         "the key that signs next was already published"
@@ -1272,7 +1281,10 @@ async fn client_create_and_keys_rotate_from_the_command_line_reach_the_running_s
         String::from_utf8_lossy(&out.stderr)
     );
     let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let next = rotated["next_kid"].as_str().unwrap().to_owned();
+    let next = rotated["rotated"][0]["next_kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let published = crate::helpers::eventually(std::time::Duration::from_secs(10), || {
         let url = app.url("/jwks");
         let next = next.clone();
@@ -1334,4 +1346,117 @@ async fn refresh_tokens_end_with_the_session_unless_offline_access_was_granted()
         ])
         .await;
     assert_eq!(res.status(), 200, "offline access outlives the session");
+}
+
+#[tokio::test]
+async fn a_client_that_asks_for_es256_gets_es256_id_tokens_that_verify() {
+    use openidconnect::core::CoreJwsSigningAlgorithm;
+    let app = spawn_app().await;
+    create_user(&app, "olivia", PASSWORD, false).await;
+    let reg = register_client(
+        &app,
+        ClientSpec {
+            id_token_alg: Some("ES256".into()),
+            ..ClientSpec::new("EC app", &[REDIRECT])
+        },
+    )
+    .await;
+    let http = rp_http();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(reg.client_id.clone()),
+        Some(ClientSecret::new(
+            reg.client_secret
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .to_owned(),
+        )),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = app.new_client();
+    let back = browse_authorize(&app, &browser, auth_url.as_str(), "olivia", PASSWORD).await;
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().unwrap();
+    assert_eq!(
+        *id_token.signing_alg().unwrap(),
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256
+    );
+    // A relying party that pins RS256 refuses it; one that allows ES256 verifies it
+    // against the P-256 key in our JWKS.
+    let rs_only = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    assert!(id_token.claims(&rs_only, &nonce).is_err());
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("ES256 ID token verifies");
+    assert_eq!(claims.audiences()[0].as_str(), reg.client_id);
+    // An ES256 ID token is a valid id_token_hint.
+    let mut url = Url::parse(&app.url("/logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", &id_token.to_string());
+    assert_eq!(
+        browser.get(url.as_str()).send().await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn guessing_client_secrets_is_throttled_without_slowing_the_genuine_client() {
+    let f = Flow::with(ClientSpec {
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["profile".into()],
+        ..ClientSpec::new("Lab service", &[])
+    })
+    .await;
+    let mut throttled = None;
+    for i in 0..40 {
+        let res = rp_http()
+            .post(f.app.url("/token"))
+            .basic_auth(&f.reg.client_id, Some(format!("guess-{i}")))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        match res.status().as_u16() {
+            401 => {}
+            429 => {
+                throttled = Some(res);
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let res = throttled.expect("failed client authentication is throttled");
+    assert!(res.headers().contains_key("retry-after"));
+    // The genuine client, from the same address, is not held back.
+    assert_eq!(
+        f.token(&[("grant_type", "client_credentials")])
+            .await
+            .status(),
+        200
+    );
 }
