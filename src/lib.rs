@@ -1,6 +1,7 @@
 //! Gatehouse: an identity provider for clinical software (OpenID Connect and SAML 2.0).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;

@@ -133,6 +133,7 @@ impl Application {
                 .configure(crate::auth::account::routes)
                 .configure(crate::oidc::routes)
                 .configure(crate::oidc::logout::routes)
+                .configure(crate::admin::routes)
                 .configure(crate::auth::recovery::pages::routes)
                 .default_service(web::to(gw::error::not_found))
         })

@@ -52,6 +52,71 @@ pub struct OrgPolicy {
     pub session_absolute_secs: u64,
 }
 
+impl OrgPolicy {
+    /// Bounds an administrator may set; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let p = &self.password;
+        let l = &self.lockout;
+        let checks: [(&str, bool, &str); 12] = [
+            (
+                "password.min_length",
+                (8..=128).contains(&p.min_length),
+                "between 8 and 128",
+            ),
+            (
+                "password.max_length",
+                p.max_length >= p.min_length && p.max_length <= 1024,
+                "at least min_length and at most 1024",
+            ),
+            ("password.min_strength", p.min_strength <= 4, "0 to 4"),
+            ("password.history", p.history <= 24, "0 to 24"),
+            (
+                "password.max_age_days",
+                p.max_age_days.is_none_or(|d| (1..=3650).contains(&d)),
+                "1 to 3650, or null",
+            ),
+            ("lockout.threshold", l.threshold <= 100, "0 (off) to 100"),
+            (
+                "lockout.lock_minutes",
+                (1..=7 * 24 * 60).contains(&l.lock_minutes),
+                "1 to 10080",
+            ),
+            (
+                "lockout.permanent_after",
+                l.permanent_after <= 100,
+                "0 (never) to 100",
+            ),
+            (
+                "lockout.reset_failures_after_minutes",
+                (1..=30 * 24 * 60).contains(&l.reset_failures_after_minutes),
+                "1 to 43200",
+            ),
+            (
+                "session_idle_secs",
+                (60..=30 * 86_400).contains(&self.session_idle_secs),
+                "60 to 2592000",
+            ),
+            (
+                "session_absolute_secs",
+                self.session_absolute_secs >= self.session_idle_secs
+                    && self.session_absolute_secs <= 365 * 86_400,
+                "at least session_idle_secs and at most 31536000",
+            ),
+            (
+                "support_email",
+                self.support_email
+                    .as_deref()
+                    .is_none_or(|e| super::Email::parse(e).is_ok()),
+                "an email address",
+            ),
+        ];
+        match checks.iter().find(|(_, ok, _)| !ok) {
+            Some((field, _, want)) => Err(format!("{field}: must be {want}")),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Default for OrgPolicy {
     fn default() -> Self {
         Self {

@@ -298,7 +298,7 @@ fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, O
     }
     if let Some(s) = scope
         .iter()
-        .find(|s| !super::SUPPORTED_SCOPES.contains(&s.as_str()) || !client.allows_scope(s))
+        .find(|s| !super::known_scope(s) || !client.allows_scope(s))
     {
         return Err(OAuthError::new(
             "invalid_scope",

@@ -152,6 +152,9 @@ pub async fn register(
     } else {
         spec.scopes.clone()
     };
+    if let Some(s) = scopes.iter().find(|s| !super::known_scope(s)) {
+        return Err(invalid("scopes", format!("unknown scope {s:?}")));
+    }
     let auth_method = spec
         .auth_method
         .clone()

@@ -253,8 +253,14 @@ pub fn form_params(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Params, 
     Params::parse(body)
 }
 
-/// Scopes Gatehouse knows.
+/// Scopes every client gets unless its registration says otherwise.
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// A scope Gatehouse knows: the standard ones, and the admin API's, which a client only
+/// has when registered with it explicitly.
+pub fn known_scope(scope: &str) -> bool {
+    SUPPORTED_SCOPES.contains(&scope) || scope == crate::admin::ADMIN_SCOPE
+}
 
 /// A space-separated scope string as a list, refusing malformed ones (RFC 6749 §3.3).
 pub fn parse_scope(raw: &str) -> Result<Vec<String>, OAuthError> {

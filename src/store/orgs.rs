@@ -47,6 +47,13 @@ pub fn find_by_name(conn: &mut DbConnection, name: &OrgName) -> Result<Option<Or
         .optional()?)
 }
 
+pub fn list(conn: &mut DbConnection) -> Result<Vec<OrgRow>, StoreError> {
+    Ok(organisations::table
+        .order(organisations::name.asc())
+        .select(OrgRow::as_select())
+        .load(conn)?)
+}
+
 pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<OrgRow>, StoreError> {
     Ok(organisations::table
         .find(id)

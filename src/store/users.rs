@@ -163,6 +163,21 @@ pub fn set_status(
     Ok(())
 }
 
+pub fn set_role(
+    conn: &mut DbConnection,
+    user_id: &str,
+    role: Role,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(users::table.find(user_id))
+        .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 pub fn count_with_role(conn: &mut DbConnection, role: Role) -> Result<i64, StoreError> {
     Ok(users::table
         .filter(users::role.eq(role.as_str()))

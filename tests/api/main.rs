@@ -1,6 +1,7 @@
 //! Integration tests: a real server on a random port per test (`helpers::spawn_app`).
 
 mod account;
+mod admin;
 mod audit;
 mod audit_events;
 mod browser;

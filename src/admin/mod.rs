@@ -1,0 +1,265 @@
+//! The admin REST API (`/admin/api/v1`, DESIGN §3 roles, issue: admin API).
+//!
+//! Callers present a bearer access token issued by Gatehouse with the `gatehouse:admin`
+//! scope: an administrator's (its user's role decides what it may do, checked on every
+//! request against the database, so a demotion takes effect at once) or a service
+//! client's (client_credentials; such a client is registered by an operator and acts
+//! as `super_admin`). Resources of an organisation the caller cannot see answer 404,
+//! never 403, so their existence is not revealed.
+
+pub mod api;
+pub mod openapi;
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
+    web,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    domain::{Role, UserStatus},
+    oidc::{discovery::issuer, tokens::verify_access_token},
+    startup::AppState,
+    store::{StoreError, grants, users::UserRow},
+    web::error::AppError,
+};
+
+/// The scope an access token needs for the admin API.
+pub const ADMIN_SCOPE: &str = "gatehouse:admin";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/api/v1")
+            .configure(api::routes)
+            .route("/openapi.json", web::get().to(openapi::document)),
+    );
+}
+
+/// An admin API error: JSON `{"error", "message"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a bearer access token with the gatehouse:admin scope is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict => Self::Conflict("it already exists".into()),
+            other => Self::App(other.into()),
+        }
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        Self::App(e.into())
+    }
+}
+
+impl From<crate::ephemeral::EphemeralError> for ApiError {
+    fn from(e: crate::ephemeral::EphemeralError) -> Self {
+        Self::App(e.into())
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `unauthorized`, `forbidden`, `not_found`, `invalid_request`, `conflict`, …
+    pub error: String,
+    pub message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::App(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::App(e) = self {
+            return e.error_response();
+        }
+        let error = match self {
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound => "not_found",
+            Self::BadRequest(_) => "invalid_request",
+            Self::Conflict(_) => "conflict",
+            Self::App(_) => unreachable!(),
+        };
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        if matches!(self, Self::Unauthorized) {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="gatehouse-admin", scope="gatehouse:admin""#,
+            ));
+        }
+        res.json(ErrorBody {
+            error: error.into(),
+            message: self.to_string(),
+        })
+    }
+}
+
+/// A JSON body, refusing unknown fields and wrong types with the field's path named.
+pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return Err(ApiError::BadRequest(
+            "the body must be application/json".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = inner.to_string();
+        // serde_json appends " at line L column C": the field path says it better.
+        let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
+        if path == "." {
+            ApiError::BadRequest(what)
+        } else {
+            ApiError::BadRequest(format!("{path}: {what}"))
+        }
+    })
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// A user id, or `client:<client_id>` for a service client (the audit actor).
+    pub actor: String,
+    pub role: Role,
+    /// The caller's own organisation (None for a service client).
+    pub org_id: Option<String>,
+}
+
+impl Caller {
+    /// Whether the caller may see anything of organisation `org_id`.
+    pub fn sees_org(&self, org_id: &str) -> bool {
+        match self.role {
+            Role::SuperAdmin => true,
+            Role::OrgAdmin | Role::Support => self.org_id.as_deref() == Some(org_id),
+            Role::User => false,
+        }
+    }
+
+    /// The organisation-level actions `support` may take; everything else needs an admin.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        let allowed = match self.role {
+            Role::SuperAdmin => true,
+            Role::OrgAdmin => action != Action::Global,
+            Role::Support => matches!(action, Action::Read | Action::Support),
+            Role::User => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("your role does not allow this"))
+        }
+    }
+
+    /// A user the caller may see, or 404.
+    pub fn visible_user(&self, user: Option<UserRow>) -> Result<UserRow, ApiError> {
+        user.filter(|u| self.sees_org(&u.org_id))
+            .ok_or(ApiError::NotFound)
+    }
+}
+
+/// What an endpoint does, for the role check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Look at users, sessions, audit events of visible organisations.
+    Read,
+    /// Help a user: unlock, force a reset, remove TOTP, end sessions.
+    Support,
+    /// Change users, roles and policies of the caller's organisation.
+    Manage,
+    /// Across organisations: organisations, IP blocks, clients, keys.
+    Global,
+}
+
+/// Resolves the bearer token of an admin API request.
+pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    let ring = state.keys.current();
+    let claims = verify_access_token(&ring, &issuer(state), token, state.clock.now())
+        .ok_or(ApiError::Unauthorized)?;
+    if !claims.scope.split(' ').any(|s| s == ADMIN_SCOPE) {
+        return Err(ApiError::Unauthorized);
+    }
+    let gid = claims.gid.clone();
+    let found = state
+        .store
+        .run(move |c| {
+            let Some(grant) = grants::live(c, &gid)? else {
+                return Ok(None);
+            };
+            let user = match &grant.user_id {
+                Some(id) => crate::store::users::find_by_id(c, id)?,
+                None => None,
+            };
+            Ok(Some((grant, user)))
+        })
+        .await?;
+    let Some((grant, user)) = found else {
+        return Err(ApiError::Unauthorized);
+    };
+    match (grant.user_id, user) {
+        (None, _) => Ok(Caller {
+            actor: format!("client:{}", grant.client_id),
+            role: Role::SuperAdmin,
+            org_id: None,
+        }),
+        (Some(_), Some(user)) if user.status() == UserStatus::Active => {
+            if !user.role().is_admin() {
+                return Err(ApiError::Forbidden("administrators only"));
+            }
+            Ok(Caller {
+                actor: user.id.clone(),
+                role: user.role(),
+                org_id: Some(user.org_id.clone()),
+            })
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
