@@ -36,9 +36,55 @@ use super::api;
         api::query_audit,
     ),
     components(schemas(super::ErrorBody)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;
+
+/// Answers any operation may give, documented on every one so clients (and
+/// schemathesis) can rely on the document.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let common = [
+            ("400", "malformed request: the message names the field"),
+            (
+                "401",
+                "no bearer token, or not one with the gatehouse:admin scope",
+            ),
+            ("403", "the caller's role does not allow this"),
+            ("404", "no such resource, or one the caller cannot see"),
+            ("413", "the body is too large"),
+            ("429", "too many requests"),
+            ("503", "the database or Redis is unreachable; retry"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (code, description) in common {
+                    let response = ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                        )
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert(response.into());
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

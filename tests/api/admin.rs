@@ -575,3 +575,85 @@ async fn the_openapi_document_describes_the_api() {
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// Schemathesis (from PyPI) against the running API: `GATEHOUSE_TEST_SCHEMATHESIS` names
+/// its binary (`.ci/run` installs it in a virtualenv).
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
+    let Some(bin) = std::env::var("GATEHOUSE_TEST_SCHEMATHESIS")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        crate::helpers::skip(
+            "admin::schemathesis",
+            "GATEHOUSE_TEST_SCHEMATHESIS (path to the schemathesis binary) is not set",
+        );
+        return;
+    };
+    let w = World::new().await;
+    w.user("alpha", "amos", Role::User).await;
+    let service = register_client(
+        &w.app,
+        ClientSpec {
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["gatehouse:admin".into()],
+            ..ClientSpec::new("Schemathesis", &[])
+        },
+    )
+    .await;
+    let tokens: Value = rp_http()
+        .post(w.app.url("/token"))
+        .basic_auth(
+            &service.client_id,
+            Some(service.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "gatehouse:admin"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let args: Vec<String> = [
+            "run",
+            w.app.url("/admin/api/v1/openapi.json").as_str(),
+            "--url",
+            w.app.base.as_str(),
+            "-H",
+            format!("Authorization: Bearer {token}").as_str(),
+            "--tls-verify",
+            "false",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+            "--max-examples",
+            "40",
+            "--generation-deterministic",
+            "--workers",
+            "1",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    // Blocking, off the runtime that serves the application.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&bin)
+            .args(&args)
+            .output()
+            .expect("schemathesis runs")
+    })
+    .await
+    .unwrap();
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+}
