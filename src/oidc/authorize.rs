@@ -433,7 +433,7 @@ pub async fn issue_code(
                 .request(ctx)
                 .subject(&data.user_id)
                 .org(&session.org_id)
-                .detail("token", "authorization_code")
+                .detail("issued", "authorization_code")
                 .detail("client_id", data.request.client_id.as_str()),
         )
         .await?;

@@ -1,6 +1,7 @@
 //! The admin API: who may do what, and what bad input gets.
 
 use gatehouse::{
+    audit::EventType,
     auth::account::{NewAccount, create_account},
     domain::{Email, MfaPolicy, OrgName, OrgPolicy, Password, Role, Username},
     oidc::clients::{ClientSpec, Registered},
@@ -256,6 +257,9 @@ async fn an_org_admin_sees_only_its_organisation_and_others_are_404() {
         )
         .await;
     assert_eq!(res.status(), 200);
+    let updated = audit_events(&w.app, EventType::UserUpdated).await;
+    assert_eq!(updated[0].details["role"], "support");
+    assert_eq!(updated[0].details["previous_role"], "user");
     let _ = w.alpha;
 }
 
@@ -464,6 +468,12 @@ async fn bad_json_bodies_are_400_naming_the_field() {
         res.json::<Value>().await.unwrap()["policy"]["password"]["min_length"],
         12
     );
+    let changes = audit_events(&w.app, EventType::AdminChange).await;
+    assert!(
+        changes
+            .iter()
+            .any(|e| e.details["object"] == "organisation_policy")
+    );
 }
 
 #[tokio::test]
@@ -552,6 +562,32 @@ async fn a_service_client_acts_as_super_admin_and_disabling_a_user_ends_their_se
         )
         .await;
     assert_eq!(res.json::<Value>().await.unwrap()["changed"], true);
+    // Both changes are in the trail, by the service client.
+    for event_type in [EventType::UserDisabled, EventType::UserEnabled] {
+        let found = audit_events(&w.app, event_type).await;
+        assert_eq!(found.len(), 1, "{event_type:?}");
+        assert_eq!(found[0].subject.as_deref(), Some(victim.id.as_str()));
+        let actor = format!("client:{}", service.client_id);
+        assert_eq!(found[0].actor.as_deref(), Some(actor.as_str()));
+    }
+}
+
+pub async fn audit_events(
+    app: &TestApp,
+    event_type: EventType,
+) -> Vec<gatehouse::audit::AuditRecord> {
+    app.state
+        .audit
+        .query(
+            gatehouse::audit::AuditFilter {
+                event_type: Some(event_type),
+                ..Default::default()
+            },
+            100,
+            None,
+        )
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

@@ -453,6 +453,26 @@ async fn a_reused_code_is_refused_and_revokes_what_it_issued() {
     assert_eq!(introspect(&f.app, &f.reg, &access).await["active"], false);
     let refresh = first["refresh_token"].as_str().unwrap();
     assert_eq!(introspect(&f.app, &f.reg, refresh).await["active"], false);
+    // The trail has the code, the tokens, and the revocation for the replay.
+    use crate::admin::audit_events;
+    use gatehouse::audit::EventType;
+    let issued = audit_events(&f.app, EventType::TokenIssued).await;
+    let kinds: Vec<String> = issued
+        .iter()
+        .map(|e| {
+            e.details["grant_type"]
+                .as_str()
+                .or(e.details["issued"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        kinds.contains(&"authorization_code".to_owned()),
+        "{kinds:?}"
+    );
+    let revoked = audit_events(&f.app, EventType::TokenRevoked).await;
+    assert_eq!(revoked[0].details["reason"], "authorization code reused");
     let info = rp_http()
         .get(f.app.url("/userinfo"))
         .bearer_auth(&access)
@@ -1306,6 +1326,9 @@ async fn client_create_and_keys_rotate_from_the_command_line_reach_the_running_s
     })
     .await;
     assert!(published, "the running server publishes the new next key");
+    let rotated = crate::admin::audit_events(&app, gatehouse::audit::EventType::KeyRotated).await;
+    assert_eq!(rotated.len(), 2, "one event per algorithm");
+    assert_eq!(rotated[0].actor.as_deref(), Some("cli"));
 }
 
 #[tokio::test]
