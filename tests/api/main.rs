@@ -12,6 +12,7 @@ mod login;
 mod mail;
 mod oidc;
 mod recovery;
+mod saml;
 mod storage;
 mod tls;
 mod totp;
