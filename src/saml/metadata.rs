@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, get, http::header, web};
 use super::{
     entity_id,
     providers::{BINDING_POST, BINDING_REDIRECT, NAMEID_FORMATS},
-    slo_url, sso_url,
+    sso_url,
     xml::escape,
 };
 use crate::startup::AppState;
@@ -20,14 +20,10 @@ pub const CONTENT_TYPE: &str = "application/samlmetadata+xml";
 pub fn document(state: &AppState) -> String {
     let id = escape(&entity_id(state));
     let sso = escape(&sso_url(state));
-    let slo = escape(&slo_url(state));
     let cert = state.saml_key.certificate_base64();
+    // SingleLogoutService is published once /saml/slo exists: an SP would otherwise send
+    // logout requests to an address that answers 404.
     let mut services = String::new();
-    for binding in [BINDING_REDIRECT, BINDING_POST] {
-        services.push_str(&format!(
-            r#"<md:SingleLogoutService Binding="{binding}" Location="{slo}"/>"#
-        ));
-    }
     for format in NAMEID_FORMATS {
         services.push_str(&format!("<md:NameIDFormat>{format}</md:NameIDFormat>"));
     }

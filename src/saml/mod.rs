@@ -47,7 +47,3 @@ pub fn entity_id(state: &AppState) -> String {
 pub fn sso_url(state: &AppState) -> String {
     format!("{}/saml/sso", base(state))
 }
-
-pub fn slo_url(state: &AppState) -> String {
-    format!("{}/saml/slo", base(state))
-}

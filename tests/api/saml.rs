@@ -366,12 +366,11 @@ async fn metadata_publishes_the_signing_certificate_endpoints_and_formats() {
                 .iter()
                 .any(|e| e.binding == binding && e.location == app.url("/saml/sso"))
         );
-        assert!(
-            idp.single_logout_services
-                .iter()
-                .any(|e| e.binding == binding && e.location == app.url("/saml/slo"))
-        );
     }
+    assert!(
+        idp.single_logout_services.is_empty(),
+        "no SLO endpoint is advertised until /saml/slo exists"
+    );
     assert!(
         idp.name_id_formats
             .iter()
