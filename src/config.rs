@@ -113,6 +113,10 @@ pub struct Config {
     pub authorization_code_secs: u64,
     /// How often an instance reloads the signing keys (to follow `gatehouse keys rotate`).
     pub signing_key_reload_secs: u64,
+    /// Clock difference tolerated on a SAML request's IssueInstant.
+    pub saml_clock_skew_secs: u64,
+    /// Life of a SAML assertion (Conditions and SubjectConfirmation NotOnOrAfter).
+    pub saml_assertion_secs: u64,
     /// `tracing` filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -177,6 +181,8 @@ impl Default for Config {
             refresh_token_secs: 14 * 24 * 3600,
             authorization_code_secs: 60,
             signing_key_reload_secs: 60,
+            saml_clock_skew_secs: 120,
+            saml_assertion_secs: 300,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             argon2_memory_kib: 19_456,
@@ -335,6 +341,8 @@ impl Config {
             "refresh_token_secs" => self.refresh_token_secs = parse(value)?,
             "authorization_code_secs" => self.authorization_code_secs = parse(value)?,
             "signing_key_reload_secs" => self.signing_key_reload_secs = parse(value)?,
+            "saml_clock_skew_secs" => self.saml_clock_skew_secs = parse(value)?,
+            "saml_assertion_secs" => self.saml_assertion_secs = parse(value)?,
             "log_level" => self.log_level = value.to_owned(),
             "log_format" => self.log_format = parse(value)?,
             "argon2_memory_kib" => self.argon2_memory_kib = parse(value)?,
@@ -427,6 +435,8 @@ impl Config {
                 self.signing_key_reload_secs,
                 3600,
             ),
+            ("saml_clock_skew_secs", self.saml_clock_skew_secs, 600),
+            ("saml_assertion_secs", self.saml_assertion_secs, 3600),
         ] {
             if value == 0 || value > max {
                 return invalid(key, format!("must be between 1 and {max}"));

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod ephemeral;
 pub mod mail;
 pub mod oidc;
+pub mod saml;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

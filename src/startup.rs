@@ -36,6 +36,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Token signing keys (DESIGN §9), reloaded to follow rotations.
     pub keys: Arc<Keys>,
+    /// The SAML IdP's signing key and certificate (DESIGN §10).
+    pub saml_key: Arc<crate::saml::keys::SamlKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +136,7 @@ impl Application {
                 .configure(crate::oidc::routes)
                 .configure(crate::oidc::logout::routes)
                 .configure(crate::admin::routes)
+                .configure(crate::saml::routes)
                 .configure(crate::auth::recovery::pages::routes)
                 .default_service(web::to(gw::error::not_found))
         })
@@ -313,7 +316,19 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     let keys = Arc::new(Keys::new(
         load_keys(&config, &store, &master_key, &clock).await?,
     ));
+    let saml_key = crate::saml::keys::ensure(
+        &store,
+        master_key.clone(),
+        &format!(
+            "{}/saml/metadata",
+            config.issuer.as_str().trim_end_matches('/')
+        ),
+        clock.now(),
+    )
+    .await
+    .map_err(|e| StartupError::MasterKey(e.to_string()))?;
     Ok(AppState {
+        saml_key: Arc::new(saml_key),
         keys,
         guard,
         mailer,

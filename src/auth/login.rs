@@ -416,6 +416,7 @@ async fn complete(
         Resume::Authorize(request) => {
             crate::oidc::authorize::issue_code(state, ctx, *request, &session, true).await?
         }
+        Resume::Saml(request) => crate::saml::sso::respond(state, ctx, *request, &session).await?,
     };
     res.add_cookie(&session::session_cookie(cookie))
         .map_err(|e| AppError::Internal(e.to_string()))?;

@@ -27,6 +27,8 @@ pub enum Resume {
     Account,
     /// An OIDC authorization request: answered with a code.
     Authorize(Box<crate::oidc::authorize::AuthorizeRequest>),
+    /// A SAML AuthnRequest (or IdP-initiated SSO): answered with a Response.
+    Saml(Box<crate::saml::sso::SamlRequest>),
 }
 
 /// How far the person has got.

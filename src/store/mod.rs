@@ -11,6 +11,7 @@ pub mod lockouts;
 pub mod orgs;
 pub mod outbox;
 pub mod recovery_tokens;
+pub mod saml;
 pub mod schema;
 pub mod secrets;
 pub mod signing_keys;

@@ -217,3 +217,34 @@ diesel::joinable!(refresh_tokens -> oidc_grants (grant_id));
 diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, oidc_grants);
 diesel::joinable!(recovery_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(recovery_tokens, users);
+
+diesel::table! {
+    saml_keys (id) {
+        id -> Text,
+        state -> Text,
+        private_sealed -> Text,
+        certificate -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    saml_service_providers (entity_id) {
+        entity_id -> Text,
+        name -> Text,
+        acs_endpoints -> Text,
+        slo_endpoints -> Text,
+        signing_certs -> Text,
+        encryption_certs -> Text,
+        name_id_format -> Text,
+        name_id_source -> Text,
+        attribute_map -> Text,
+        sign_assertion -> Bool,
+        sign_response -> Bool,
+        require_signed_requests -> Bool,
+        encrypt_assertions -> Bool,
+        metadata -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

@@ -13,6 +13,7 @@ mod login;
 mod mail;
 mod oidc;
 mod recovery;
+mod saml;
 mod storage;
 mod tls;
 mod totp;

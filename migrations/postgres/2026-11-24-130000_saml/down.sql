@@ -1,0 +1,2 @@
+DROP TABLE saml_service_providers;
+DROP TABLE saml_keys;

@@ -1,0 +1,552 @@
+//! Service providers (DESIGN §10): registered by importing their metadata
+//! (`gatehouse sp import --metadata FILE_OR_URL`), with per-SP settings for the NameID,
+//! attributes, signing, encryption and request signatures.
+
+use std::collections::BTreeMap;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use chrono::{DateTime, Utc};
+use samael::metadata::{EntityDescriptor, KeyDescriptor};
+use serde::{Deserialize, Serialize};
+
+use super::xml::{self, MAX_METADATA_BYTES};
+use crate::store::{
+    Store, StoreError,
+    saml::{self, ServiceProviderRow},
+};
+
+pub const BINDING_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+pub const BINDING_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+
+pub const NAMEID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+pub const NAMEID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+pub const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+pub const NAMEID_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
+pub const NAMEID_FORMATS: &[&str] = &[
+    NAMEID_PERSISTENT,
+    NAMEID_EMAIL,
+    NAMEID_TRANSIENT,
+    NAMEID_UNSPECIFIED,
+];
+
+/// Longest entity id accepted (they are URLs or URNs).
+pub const MAX_ENTITY_ID_LEN: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub binding: String,
+    pub location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+/// What the NameID value is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameIdSource {
+    /// Opaque, stable, different for every SP (HMAC of SP and user): no correlation
+    /// between SPs. The default for `persistent`.
+    Pairwise,
+    /// Gatehouse's user id (stable, the same for every SP).
+    UserId,
+    Username,
+    Email,
+    /// A new random value in every assertion (`transient`).
+    Random,
+}
+
+impl NameIdSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pairwise => "pairwise",
+            Self::UserId => "user_id",
+            Self::Username => "username",
+            Self::Email => "email",
+            Self::Random => "random",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pairwise" => Self::Pairwise,
+            "user_id" => Self::UserId,
+            "username" => Self::Username,
+            "email" => Self::Email,
+            "random" => Self::Random,
+            _ => return None,
+        })
+    }
+
+    fn default_for(format: &str) -> Self {
+        match format {
+            NAMEID_PERSISTENT => Self::Pairwise,
+            NAMEID_EMAIL => Self::Email,
+            NAMEID_TRANSIENT => Self::Random,
+            _ => Self::Username,
+        }
+    }
+
+    fn fits(self, format: &str) -> bool {
+        match format {
+            NAMEID_PERSISTENT => matches!(self, Self::Pairwise | Self::UserId),
+            NAMEID_EMAIL => self == Self::Email,
+            NAMEID_TRANSIENT => self == Self::Random,
+            _ => self != Self::Random,
+        }
+    }
+}
+
+/// The user fields an SP may receive as attributes.
+pub const ATTRIBUTE_FIELDS: &[&str] = &["email", "name", "username", "roles", "organisation"];
+
+fn default_attributes() -> BTreeMap<String, String> {
+    [
+        ("email", "email"),
+        ("name", "displayName"),
+        ("username", "username"),
+        ("roles", "roles"),
+        ("organisation", "organisation"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A registered SP, parsed from its row.
+#[derive(Debug, Clone)]
+pub struct ServiceProvider {
+    pub entity_id: String,
+    pub name: String,
+    pub acs: Vec<Endpoint>,
+    pub slo: Vec<Endpoint>,
+    pub signing_certs: Vec<Vec<u8>>,
+    pub encryption_certs: Vec<Vec<u8>>,
+    pub name_id_format: String,
+    pub name_id_source: NameIdSource,
+    /// Field (`email`, …) → SAML attribute name.
+    pub attributes: BTreeMap<String, String>,
+    pub sign_assertion: bool,
+    pub sign_response: bool,
+    pub require_signed_requests: bool,
+    pub encrypt_assertions: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpError {
+    #[error("metadata: {0}")]
+    Metadata(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("stored service provider {0} is damaged")]
+    Damaged(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn metadata_error(e: impl std::fmt::Display) -> SpError {
+    SpError::Metadata(e.to_string())
+}
+
+impl ServiceProvider {
+    pub fn from_row(row: &ServiceProviderRow) -> Result<Self, SpError> {
+        let damaged = || SpError::Damaged(row.entity_id.clone());
+        let certs = |text: &str| -> Result<Vec<Vec<u8>>, SpError> {
+            let list: Vec<String> = serde_json::from_str(text).map_err(|_| damaged())?;
+            list.iter()
+                .map(|c| STANDARD.decode(c).map_err(|_| damaged()))
+                .collect()
+        };
+        Ok(Self {
+            entity_id: row.entity_id.clone(),
+            name: row.name.clone(),
+            acs: serde_json::from_str(&row.acs_endpoints).map_err(|_| damaged())?,
+            slo: serde_json::from_str(&row.slo_endpoints).map_err(|_| damaged())?,
+            signing_certs: certs(&row.signing_certs)?,
+            encryption_certs: certs(&row.encryption_certs)?,
+            name_id_format: row.name_id_format.clone(),
+            name_id_source: NameIdSource::parse(&row.name_id_source).ok_or_else(damaged)?,
+            attributes: serde_json::from_str(&row.attribute_map).map_err(|_| damaged())?,
+            sign_assertion: row.sign_assertion,
+            sign_response: row.sign_response,
+            require_signed_requests: row.require_signed_requests,
+            encrypt_assertions: row.encrypt_assertions,
+        })
+    }
+
+    /// The ACS endpoint a request names (by exact URL or index), or the default one.
+    /// Only HTTP-POST endpoints: Responses go back by POST (DESIGN §10).
+    pub fn acs(&self, url: Option<&str>, index: Option<usize>) -> Option<&Endpoint> {
+        let post = self.acs.iter().filter(|e| e.binding == BINDING_POST);
+        match (url, index) {
+            (Some(url), _) => post.clone().find(|e| e.location == url),
+            (None, Some(i)) => post.clone().find(|e| e.index == Some(i)),
+            (None, None) => self.default_acs(),
+        }
+    }
+
+    /// Metadata §2.2.3: the endpoint marked default, else the first without
+    /// `isDefault="false"`, else the first.
+    pub fn default_acs(&self) -> Option<&Endpoint> {
+        let post: Vec<&Endpoint> = self
+            .acs
+            .iter()
+            .filter(|e| e.binding == BINDING_POST)
+            .collect();
+        post.iter()
+            .find(|e| e.is_default)
+            .or_else(|| post.first())
+            .copied()
+    }
+
+    /// Where to send a LogoutRequest or LogoutResponse, by the binding we prefer.
+    pub fn slo(&self) -> Option<&Endpoint> {
+        self.slo
+            .iter()
+            .find(|e| e.binding == BINDING_REDIRECT)
+            .or_else(|| self.slo.iter().find(|e| e.binding == BINDING_POST))
+    }
+
+    pub fn to_row(&self, metadata: &str, now: DateTime<Utc>) -> ServiceProviderRow {
+        let certs = |list: &[Vec<u8>]| {
+            serde_json::to_string(&list.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into())
+        };
+        ServiceProviderRow {
+            entity_id: self.entity_id.clone(),
+            name: self.name.clone(),
+            acs_endpoints: json(&self.acs),
+            slo_endpoints: json(&self.slo),
+            signing_certs: certs(&self.signing_certs),
+            encryption_certs: certs(&self.encryption_certs),
+            name_id_format: self.name_id_format.clone(),
+            name_id_source: self.name_id_source.as_str().to_owned(),
+            attribute_map: json(&self.attributes),
+            sign_assertion: self.sign_assertion,
+            sign_response: self.sign_response,
+            require_signed_requests: self.require_signed_requests,
+            encrypt_assertions: self.encrypt_assertions,
+            metadata: metadata.to_owned(),
+            created_at: now.naive_utc(),
+            updated_at: now.naive_utc(),
+        }
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    // Plain data (strings, maps of strings) always serialises.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// What the administrator decides on import; `None` takes the metadata's word or the default.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSettings {
+    pub name: Option<String>,
+    pub name_id_format: Option<String>,
+    pub name_id_source: Option<String>,
+    /// `field=AttributeName`; an empty name drops the field.
+    pub attributes: Vec<String>,
+    pub sign_assertion: Option<bool>,
+    pub sign_response: Option<bool>,
+    pub require_signed_requests: Option<bool>,
+    pub encrypt_assertions: Option<bool>,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> SpError {
+    SpError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn certificates(descriptors: &[KeyDescriptor], usage: &str) -> Result<Vec<Vec<u8>>, SpError> {
+    let mut out = Vec::new();
+    for d in descriptors {
+        // Metadata §2.4.1.1: a KeyDescriptor without `use` serves both purposes.
+        if d.key_use
+            .as_deref()
+            .is_some_and(|u| !u.is_empty() && u != usage)
+        {
+            continue;
+        }
+        for text in d
+            .key_info
+            .x509_data
+            .iter()
+            .flat_map(|x| x.certificates.iter())
+        {
+            let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            let der = STANDARD
+                .decode(compact)
+                .map_err(|_| SpError::Metadata(format!("a {usage} certificate is not base64")))?;
+            let cert = openssl::x509::X509::from_der(&der).map_err(|_| {
+                SpError::Metadata(format!("a {usage} certificate is not an X.509 certificate"))
+            })?;
+            let key = cert.public_key().map_err(metadata_error)?;
+            if key.rsa().is_err() {
+                return Err(SpError::Metadata(format!(
+                    "the {usage} certificate's key is not RSA (only RSA keys are supported)"
+                )));
+            }
+            if !out.contains(&der) {
+                out.push(der);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn endpoint_url(field: &'static str, location: &str) -> Result<(), SpError> {
+    let url = url::Url::parse(location)
+        .map_err(|_| invalid(field, format!("{location} is not an absolute URL")))?;
+    match url.scheme() {
+        "https" | "http" => Ok(()),
+        other => Err(invalid(
+            field,
+            format!("{location}: scheme {other} is not allowed"),
+        )),
+    }
+}
+
+/// Parses SP metadata (one `EntityDescriptor` with an `SPSSODescriptor`) into a
+/// registration, applying `settings`.
+pub fn from_metadata(
+    xml_text: &str,
+    settings: &ImportSettings,
+) -> Result<ServiceProvider, SpError> {
+    xml::check_untrusted(xml_text, MAX_METADATA_BYTES).map_err(metadata_error)?;
+    let descriptor: EntityDescriptor = xml_text.parse().map_err(|e| {
+        SpError::Metadata(format!(
+            "not an EntityDescriptor (one SP's metadata is imported at a time): {e}"
+        ))
+    })?;
+    let entity_id = descriptor
+        .entity_id
+        .clone()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| SpError::Metadata("the EntityDescriptor has no entityID".into()))?;
+    if entity_id.len() > MAX_ENTITY_ID_LEN {
+        return Err(SpError::Metadata("the entityID is too long".into()));
+    }
+    let sp = descriptor
+        .sp_sso_descriptors
+        .as_ref()
+        .and_then(|d| d.first())
+        .ok_or_else(|| SpError::Metadata("there is no SPSSODescriptor".into()))?;
+    let mut acs = Vec::new();
+    for e in &sp.assertion_consumer_services {
+        endpoint_url("AssertionConsumerService", &e.location)?;
+        acs.push(Endpoint {
+            binding: e.binding.clone(),
+            location: e.location.clone(),
+            response_location: None,
+            index: Some(e.index),
+            is_default: e.is_default == Some(true),
+        });
+    }
+    if !acs.iter().any(|e| e.binding == BINDING_POST) {
+        return Err(SpError::Metadata(
+            "the SP has no AssertionConsumerService with the HTTP-POST binding".into(),
+        ));
+    }
+    let mut slo = Vec::new();
+    for e in sp.single_logout_services.iter().flatten() {
+        endpoint_url("SingleLogoutService", &e.location)?;
+        if let Some(r) = &e.response_location {
+            endpoint_url("SingleLogoutService ResponseLocation", r)?;
+        }
+        slo.push(Endpoint {
+            binding: e.binding.clone(),
+            location: e.location.clone(),
+            response_location: e.response_location.clone(),
+            index: None,
+            is_default: false,
+        });
+    }
+    let keys = sp.key_descriptors.as_deref().unwrap_or(&[]);
+    let signing_certs = certificates(keys, "signing")?;
+    let encryption_certs = certificates(keys, "encryption")?;
+
+    let name_id_format = match &settings.name_id_format {
+        Some(f) => match f.as_str() {
+            "persistent" => NAMEID_PERSISTENT,
+            "email" | "emailAddress" => NAMEID_EMAIL,
+            "transient" => NAMEID_TRANSIENT,
+            "unspecified" => NAMEID_UNSPECIFIED,
+            other if NAMEID_FORMATS.contains(&other) => other,
+            other => {
+                return Err(invalid(
+                    "name-id-format",
+                    format!("{other}: expected persistent, email, transient or unspecified"),
+                ));
+            }
+        }
+        .to_owned(),
+        // The first format the SP lists that we support, else persistent.
+        None => sp
+            .name_id_formats
+            .iter()
+            .flatten()
+            .map(|f| f.trim())
+            .find(|f| NAMEID_FORMATS.contains(f))
+            .unwrap_or(NAMEID_PERSISTENT)
+            .to_owned(),
+    };
+    let name_id_source = match &settings.name_id_source {
+        Some(s) => NameIdSource::parse(s).ok_or_else(|| {
+            invalid(
+                "name-id-source",
+                format!("{s}: expected pairwise, user_id, username, email or random"),
+            )
+        })?,
+        None => NameIdSource::default_for(&name_id_format),
+    };
+    if !name_id_source.fits(&name_id_format) {
+        return Err(invalid(
+            "name-id-source",
+            format!(
+                "{} does not fit NameID format {name_id_format}",
+                name_id_source.as_str()
+            ),
+        ));
+    }
+    let mut attributes = default_attributes();
+    for pair in &settings.attributes {
+        let (field, name) = pair
+            .split_once('=')
+            .ok_or_else(|| invalid("attribute", format!("{pair}: expected field=AttributeName")))?;
+        if !ATTRIBUTE_FIELDS.contains(&field) {
+            return Err(invalid(
+                "attribute",
+                format!("{field}: expected one of {}", ATTRIBUTE_FIELDS.join(", ")),
+            ));
+        }
+        if name.is_empty() {
+            attributes.remove(field);
+        } else {
+            attributes.insert(field.to_owned(), name.to_owned());
+        }
+    }
+    let require_signed_requests = settings
+        .require_signed_requests
+        .unwrap_or(sp.authn_requests_signed == Some(true));
+    if require_signed_requests && signing_certs.is_empty() {
+        return Err(invalid(
+            "require-signed-requests",
+            "the SP must sign its requests but its metadata has no signing certificate",
+        ));
+    }
+    // Encrypt by default only when the SP published a key explicitly for encryption.
+    let explicit_encryption = keys
+        .iter()
+        .any(|k| k.key_use.as_deref() == Some("encryption"));
+    let encrypt_assertions = settings.encrypt_assertions.unwrap_or(explicit_encryption);
+    if encrypt_assertions && encryption_certs.is_empty() {
+        return Err(invalid(
+            "encrypt-assertions",
+            "the SP's metadata has no encryption certificate",
+        ));
+    }
+    let sign_response = settings.sign_response.unwrap_or(false);
+    // An assertion is signed unless the administrator moves the signature to the
+    // Response; something is always signed.
+    let sign_assertion = settings.sign_assertion.unwrap_or(true) || !sign_response;
+    let name = settings
+        .name
+        .clone()
+        .unwrap_or_else(|| entity_id.clone())
+        .chars()
+        .take(200)
+        .collect();
+    Ok(ServiceProvider {
+        entity_id,
+        name,
+        acs,
+        slo,
+        signing_certs,
+        encryption_certs,
+        name_id_format,
+        name_id_source,
+        attributes,
+        sign_assertion,
+        sign_response,
+        require_signed_requests,
+        encrypt_assertions,
+    })
+}
+
+/// Registers (or re-registers) an SP from its metadata. True when it was new.
+pub async fn import(
+    store: &Store,
+    metadata: &str,
+    settings: &ImportSettings,
+    now: DateTime<Utc>,
+) -> Result<(ServiceProvider, bool), SpError> {
+    let sp = from_metadata(metadata, settings)?;
+    let row = sp.to_row(metadata, now);
+    let created = store.transaction(move |c| saml::upsert_sp(c, &row)).await?;
+    Ok((sp, created))
+}
+
+/// Reads metadata from a file or an `https://` URL (`http://` only on loopback).
+pub async fn read_metadata(source: &str) -> Result<String, SpError> {
+    if source.starts_with("https://") || source.starts_with("http://") {
+        let url = url::Url::parse(source).map_err(metadata_error)?;
+        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if url.scheme() == "http" && !loopback {
+            return Err(SpError::Metadata(
+                "metadata must be fetched over https (http only from localhost)".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(metadata_error)?;
+        let res = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| SpError::Metadata(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(SpError::Metadata(format!(
+                "fetching it answered {}",
+                res.status()
+            )));
+        }
+        if res
+            .content_length()
+            .is_some_and(|l| l > MAX_METADATA_BYTES as u64)
+        {
+            return Err(SpError::Metadata("the document is too large".into()));
+        }
+        let mut body = Vec::new();
+        let mut res = res;
+        while let Some(chunk) = res.chunk().await.map_err(metadata_error)? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_METADATA_BYTES {
+                return Err(SpError::Metadata("the document is too large".into()));
+            }
+        }
+        String::from_utf8(body).map_err(|_| SpError::Metadata("not UTF-8".into()))
+    } else {
+        let len = std::fs::metadata(source)
+            .map_err(|e| SpError::Metadata(format!("{source}: {e}")))?
+            .len();
+        if len > MAX_METADATA_BYTES as u64 {
+            return Err(SpError::Metadata("the document is too large".into()));
+        }
+        std::fs::read_to_string(source).map_err(|e| SpError::Metadata(format!("{source}: {e}")))
+    }
+}
+
+/// The registered SP `entity_id`, if any.
+pub async fn find(store: &Store, entity_id: &str) -> Result<Option<ServiceProvider>, SpError> {
+    if entity_id.is_empty() || entity_id.len() > MAX_ENTITY_ID_LEN {
+        return Ok(None);
+    }
+    let id = entity_id.to_owned();
+    let row = store.run(move |c| saml::find_sp(c, &id)).await?;
+    row.as_ref().map(ServiceProvider::from_row).transpose()
+}

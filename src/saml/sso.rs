@@ -1,0 +1,666 @@
+//! `/saml/sso` (SP-initiated, HTTP-Redirect and HTTP-POST) and `/saml/sso/init`
+//! (IdP-initiated): validate the AuthnRequest, answer from a live session or start a
+//! login transaction, and send the Response back by the POST binding.
+//!
+//! Until the SP and its ACS URL are known to be genuine every error is a page here
+//! (never a POST: no assertion or status goes to an address we did not register). After
+//! that, errors go back to the SP as a Response with a status (Core §3.2.2.2).
+
+use std::{sync::OnceLock, time::Duration};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use askama::Template;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use samael::schema::AuthnRequest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    assertion::{self, Person, Statement},
+    entity_id,
+    providers::{self, NAMEID_UNSPECIFIED, ServiceProvider},
+    request::{self, Binding, MessageError},
+    sso_url,
+};
+use crate::{
+    audit::{AuditEvent, EventType, Outcome},
+    auth::{
+        login::{SignInRequest, start_sign_in_with},
+        session::{self, SsoSession},
+        token_hash,
+        transaction::Resume,
+    },
+    domain::UserStatus,
+    startup::AppState,
+    store::{orgs, users},
+    web::{
+        RequestContext,
+        error::AppError,
+        pages::{PageError, message, render},
+    },
+};
+
+/// How old an AuthnRequest may be (besides clock skew): a person is sent on at once.
+const REQUEST_MAX_AGE_SECS: i64 = 300;
+
+/// Context classes an SP can ask for that mean "a second factor" (DESIGN §6).
+const MFA_CONTEXTS: &[&str] = &[
+    assertion::AC_MFA,
+    session::ACR_MFA,
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorUnregistered",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
+    "http://schemas.microsoft.com/claims/multipleauthn",
+];
+
+/// A validated request, carried through the login transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlRequest {
+    pub sp: String,
+    /// The AuthnRequest's ID; none for IdP-initiated SSO.
+    pub request_id: Option<String>,
+    pub acs_url: String,
+    pub relay_state: Option<String>,
+}
+
+fn refused_page(text: &str) -> HttpResponse {
+    message(
+        StatusCode::BAD_REQUEST,
+        "This sign-in request is not valid",
+        text,
+        None,
+    )
+}
+
+async fn audit_refusal(
+    state: &AppState,
+    ctx: &RequestContext,
+    sp: Option<&str>,
+    reason: &str,
+) -> Result<(), AppError> {
+    let mut event = AuditEvent::new(EventType::AssertionIssued, Outcome::Failure)
+        .request(ctx)
+        .detail("reason", reason);
+    if let Some(sp) = sp {
+        event = event.detail("sp", sp);
+    }
+    state.audit.record(event).await?;
+    Ok(())
+}
+
+/// A refusal before the SP's return address is trusted: a page, and an audit event.
+async fn refuse(
+    state: &AppState,
+    ctx: &RequestContext,
+    sp: Option<&str>,
+    text: &str,
+) -> Result<HttpResponse, PageError> {
+    tracing::info!(request_id = %ctx.request_id, sp = ?sp, reason = %text, "SAML request refused");
+    audit_refusal(state, ctx, sp, text).await?;
+    Ok(refused_page(text))
+}
+
+pub async fn sso_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+) -> Result<HttpResponse, PageError> {
+    let raw = req.query_string().to_owned();
+    receive(&state, &req, &ctx, &raw, Binding::Redirect).await
+}
+
+pub async fn sso_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let Ok(raw) = std::str::from_utf8(&body) else {
+        return refuse(
+            &state,
+            &ctx,
+            None,
+            "The request was not a form Gatehouse understands.",
+        )
+        .await;
+    };
+    receive(&state, &req, &ctx, raw, Binding::Post).await
+}
+
+/// Checks a decoded AuthnRequest's signature per SP and returns the request to act on.
+fn authenticated(
+    inbound: &request::Inbound,
+    unverified: AuthnRequest,
+    sp: &ServiceProvider,
+) -> Result<AuthnRequest, MessageError> {
+    match inbound.binding {
+        Binding::Redirect => {
+            // Bindings §3.4.4.1: with Redirect the signature is in the query.
+            if inbound.query_signed || sp.require_signed_requests {
+                let raw = inbound.raw_query.as_deref().unwrap_or("");
+                request::verify_query_signature(raw, "SAMLRequest", &sp.signing_certs)?;
+            }
+            Ok(unverified)
+        }
+        Binding::Post => {
+            if unverified.signature.is_none() {
+                return if sp.require_signed_requests {
+                    Err(MessageError::Unsigned)
+                } else {
+                    Ok(unverified)
+                };
+            }
+            let xml = request::verified_element(&inbound.xml, &sp.signing_certs)?;
+            let verified: AuthnRequest = xml
+                .parse()
+                .map_err(|_| MessageError::Parse("AuthnRequest"))?;
+            let same_issuer = verified.issuer.as_ref().and_then(|i| i.value.as_deref())
+                == Some(sp.entity_id.as_str());
+            if verified.id != unverified.id || !same_issuer {
+                return Err(MessageError::Wrapped);
+            }
+            Ok(verified)
+        }
+    }
+}
+
+async fn receive(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    raw: &str,
+    binding: Binding,
+) -> Result<HttpResponse, PageError> {
+    let inbound = match request::decode(raw, "SAMLRequest", binding) {
+        Ok(i) => i,
+        Err(e) => return refuse(state, ctx, None, &e.to_string()).await,
+    };
+    let Ok(unverified) = inbound.xml.parse::<AuthnRequest>() else {
+        return refuse(
+            state,
+            ctx,
+            None,
+            "The SAML message is not a valid AuthnRequest.",
+        )
+        .await;
+    };
+    let Some(issuer) = unverified
+        .issuer
+        .as_ref()
+        .and_then(|i| i.value.clone())
+        .map(|v| v.trim().to_owned())
+    else {
+        return refuse(
+            state,
+            ctx,
+            None,
+            "The request does not say which application sent it.",
+        )
+        .await;
+    };
+    let sp = match providers::find(&state.store, &issuer).await {
+        Ok(Some(sp)) => sp,
+        Ok(None) => {
+            return refuse(
+                state,
+                ctx,
+                None,
+                "The application is not registered with Gatehouse.",
+            )
+            .await;
+        }
+        Err(e) => return Err(AppError::Internal(e.to_string()).into()),
+    };
+    let request = match authenticated(&inbound, unverified, &sp) {
+        Ok(r) => r,
+        Err(e) => return refuse(state, ctx, Some(&sp.entity_id), &e.to_string()).await,
+    };
+    let sp_id = sp.entity_id.clone();
+    let refuse_sp = |text: &'static str| refuse(state, ctx, Some(&sp_id), text);
+
+    if request.version != "2.0" {
+        return refuse_sp("Only SAML 2.0 requests are accepted.").await;
+    }
+    let now = state.clock.now();
+    let skew = i64::try_from(state.config.saml_clock_skew_secs).unwrap_or(120);
+    let age = (now - request.issue_instant).num_seconds();
+    if age > REQUEST_MAX_AGE_SECS + skew || age < -skew {
+        return refuse_sp(
+            "The request is too old or from the future (check the application's clock).",
+        )
+        .await;
+    }
+    if request
+        .destination
+        .as_deref()
+        .is_some_and(|d| d != sso_url(state))
+    {
+        return refuse_sp("The request was addressed to another identity provider.").await;
+    }
+    if request.id.is_empty() || request.id.len() > 256 {
+        return refuse_sp("The request has no valid ID.").await;
+    }
+    let Some(acs) = sp.acs(
+        request.assertion_consumer_service_url.as_deref(),
+        request.assertion_consumer_service_index,
+    ) else {
+        return refuse_sp("The return address (AssertionConsumerServiceURL) is not registered for this application.")
+            .await;
+    };
+    if request
+        .protocol_binding
+        .as_deref()
+        .is_some_and(|b| b != providers::BINDING_POST)
+    {
+        return refuse_sp("Gatehouse answers by the HTTP-POST binding only.").await;
+    }
+    // Never twice (DESIGN §10): the ID is remembered for as long as it could be accepted.
+    let replay_key = format!(
+        "saml-authn:{}",
+        hex::encode(Sha256::digest(format!("{}\0{}", sp.entity_id, request.id)))
+    );
+    let remember = Duration::from_secs((REQUEST_MAX_AGE_SECS + 2 * skew).unsigned_abs());
+    if !state
+        .ephemeral
+        .set_if_absent(&replay_key, b"1", remember)
+        .await?
+    {
+        return refuse_sp("This sign-in request was already used.").await;
+    }
+
+    let saml = SamlRequest {
+        sp: sp.entity_id.clone(),
+        request_id: Some(request.id.clone()),
+        acs_url: acs.location.clone(),
+        relay_state: inbound.relay_state.clone(),
+    };
+    // From here on the SP and its ACS are genuine: errors go back to it.
+    if let Some(format) = request
+        .name_id_policy
+        .as_ref()
+        .and_then(|p| p.format.as_deref())
+        && format != NAMEID_UNSPECIFIED
+        && format != sp.name_id_format
+    {
+        return Ok(fail(
+            state,
+            ctx,
+            &sp,
+            &saml,
+            assertion::STATUS_INVALID_NAMEID_POLICY,
+            "this application is set up for another NameID format",
+        )
+        .await?);
+    }
+    let require_mfa = request
+        .requested_authn_context
+        .as_ref()
+        .and_then(|r| r.authn_context_class_refs.as_ref())
+        .is_some_and(|refs| {
+            refs.iter()
+                .filter_map(|r| r.value.as_deref())
+                .any(|v| MFA_CONTEXTS.contains(&v.trim()))
+        });
+    let force = request.force_authn == Some(true);
+    let passive = request.is_passive == Some(true);
+    let login_hint = request
+        .subject
+        .as_ref()
+        .and_then(|s| s.name_id.as_ref())
+        .map(|n| n.value.clone())
+        .filter(|v| v.len() <= 256);
+    answer(
+        state,
+        req,
+        ctx,
+        &sp,
+        saml,
+        force,
+        passive,
+        require_mfa,
+        login_hint,
+    )
+    .await
+}
+
+/// Answers from a live session when it is good enough, else starts a sign-in (or, for a
+/// passive request, says NoPassive).
+#[allow(clippy::too_many_arguments)]
+async fn answer(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    sp: &ServiceProvider,
+    saml: SamlRequest,
+    force: bool,
+    passive: bool,
+    require_mfa: bool,
+    login_hint: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    // ForceAuthn (Core §3.4.1): the person signs in again whatever their session.
+    let current = if force {
+        None
+    } else {
+        session::current(state, req).await?
+    };
+    if let Some(session) = current {
+        let strong = !require_mfa || session.acr() == session::ACR_MFA;
+        let user_id = session.user_id.clone();
+        let user = state
+            .store
+            .run(move |c| users::find_by_id(c, &user_id))
+            .await?;
+        let usable = user
+            .as_ref()
+            .is_some_and(|u| u.status() == UserStatus::Active && !u.must_change_password);
+        if strong && usable {
+            return Ok(respond(state, ctx, saml, &session).await?);
+        }
+    }
+    // IsPassive: no page at all, whatever is missing (Core §3.4.1).
+    if passive {
+        let text = if require_mfa {
+            "the user must sign in with a second factor"
+        } else {
+            "the user is not signed in"
+        };
+        return Ok(fail(state, ctx, sp, &saml, assertion::STATUS_NO_PASSIVE, text).await?);
+    }
+    Ok(start_sign_in_with(
+        state,
+        req,
+        SignInRequest {
+            resume: Resume::Saml(Box::new(saml)),
+            require_mfa,
+            login_hint,
+        },
+    )
+    .await?)
+}
+
+#[derive(Deserialize)]
+pub struct InitQuery {
+    sp: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// IdP-initiated SSO (Profiles §4.1.5): an unsolicited Response to the SP's default ACS.
+pub async fn sso_init(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    query: web::Query<InitQuery>,
+) -> Result<HttpResponse, PageError> {
+    let query = query.into_inner();
+    let Some(entity) = query.sp.filter(|s| !s.is_empty()) else {
+        return refuse(
+            &state,
+            &ctx,
+            None,
+            "The link does not say which application to open.",
+        )
+        .await;
+    };
+    if query
+        .relay_state
+        .as_ref()
+        .is_some_and(|r| r.len() > request::MAX_RELAY_STATE)
+    {
+        return refuse(&state, &ctx, None, "The RelayState is too long.").await;
+    }
+    let sp = match providers::find(&state.store, &entity).await {
+        Ok(Some(sp)) => sp,
+        Ok(None) => {
+            return refuse(
+                &state,
+                &ctx,
+                None,
+                "The application is not registered with Gatehouse.",
+            )
+            .await;
+        }
+        Err(e) => return Err(AppError::Internal(e.to_string()).into()),
+    };
+    let Some(acs) = sp.default_acs() else {
+        return refuse(
+            &state,
+            &ctx,
+            Some(&sp.entity_id),
+            "The application has no return address.",
+        )
+        .await;
+    };
+    let saml = SamlRequest {
+        sp: sp.entity_id.clone(),
+        request_id: None,
+        acs_url: acs.location.clone(),
+        relay_state: query.relay_state.filter(|r| !r.is_empty()),
+    };
+    answer(&state, &req, &ctx, &sp, saml, false, false, false, None).await
+}
+
+/// The SessionIndex of an SSO session (the same for every SP of it; opaque).
+pub fn session_index(handle: &str) -> String {
+    format!("_{}", &token_hash(&format!("saml-session:{handle}"))[..40])
+}
+
+/// An SP this session has an assertion at, for Single Logout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub sp: String,
+    pub name_id: String,
+    pub format: String,
+}
+
+pub fn participants_key(handle: &str) -> String {
+    format!("saml-sps:{handle}")
+}
+
+/// The person is signed in with everything the request needs: the Response page.
+pub async fn respond(
+    state: &AppState,
+    ctx: &RequestContext,
+    saml: SamlRequest,
+    session: &SsoSession,
+) -> Result<HttpResponse, AppError> {
+    let Some(sp) = providers::find(&state.store, &saml.sp)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+    else {
+        return Ok(refused_page(
+            "The application is no longer registered with Gatehouse.",
+        ));
+    };
+    // The ACS was checked on the way in; the registration may have changed meanwhile.
+    if !sp.acs.iter().any(|e| e.location == saml.acs_url) {
+        return Ok(refused_page(
+            "The return address is no longer registered for this application.",
+        ));
+    }
+    let user_id = session.user_id.clone();
+    let (user, org) = state
+        .store
+        .run(move |c| {
+            let user = users::find_by_id(c, &user_id)?.ok_or(crate::store::StoreError::NotFound)?;
+            let org =
+                orgs::find_by_id(c, &user.org_id)?.ok_or(crate::store::StoreError::NotFound)?;
+            Ok((user, org))
+        })
+        .await?;
+    let person = Person {
+        user_id: user.id.clone(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role.clone(),
+        organisation: org.name.clone(),
+    };
+    let name_id = assertion::name_id(&state.master_key, &sp, &person);
+    let now = state.clock.now();
+    let auth_time = chrono::DateTime::from_timestamp(session.auth_time, 0).unwrap_or(now);
+    let issuer = entity_id(state);
+    let index = session_index(&session.handle);
+    let statement = Statement {
+        issuer: &issuer,
+        sp: &sp,
+        acs_url: &saml.acs_url,
+        in_response_to: saml.request_id.as_deref(),
+        person: &person,
+        name_id: &name_id,
+        auth_time,
+        amr: &session.amr,
+        session_index: &index,
+        now,
+        lifetime: chrono::Duration::seconds(
+            i64::try_from(state.config.saml_assertion_secs).unwrap_or(300),
+        ),
+    };
+    // One RSA signature (two with a signed Response): about a millisecond, cheap enough
+    // for the async worker, unlike password hashing.
+    let xml = assertion::success(&statement, &state.saml_key)?;
+    let participant = Participant {
+        sp: sp.entity_id.clone(),
+        name_id: name_id.clone(),
+        format: sp.name_id_format.clone(),
+    };
+    let member =
+        serde_json::to_string(&participant).map_err(|e| AppError::Internal(e.to_string()))?;
+    state
+        .ephemeral
+        .set_add(
+            &participants_key(&session.handle),
+            &member,
+            Duration::from_secs(session.absolute_secs.max(1)),
+        )
+        .await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::AssertionIssued, Outcome::Success)
+                .request(ctx)
+                .subject(&user.id)
+                .org(&user.org_id)
+                .detail("sp", sp.entity_id.as_str())
+                .detail("acr", assertion::authn_context(&session.amr))
+                .detail("idp_initiated", saml.request_id.is_none())
+                .detail("encrypted", sp.encrypt_assertions),
+        )
+        .await?;
+    Ok(post_page(
+        &saml.acs_url,
+        "SAMLResponse",
+        &assertion::encode(&xml),
+        saml.relay_state.as_deref(),
+    ))
+}
+
+/// An error Response to a genuine SP's ACS (Requester/<sub>).
+async fn fail(
+    state: &AppState,
+    ctx: &RequestContext,
+    sp: &ServiceProvider,
+    saml: &SamlRequest,
+    sub: &str,
+    text: &str,
+) -> Result<HttpResponse, AppError> {
+    let xml = assertion::failure(
+        &entity_id(state),
+        sp,
+        &saml.acs_url,
+        saml.request_id.as_deref(),
+        assertion::STATUS_REQUESTER,
+        sub,
+        text,
+        &state.saml_key,
+        state.clock.now(),
+    )?;
+    audit_refusal(state, ctx, Some(&sp.entity_id), sub).await?;
+    Ok(post_page(
+        &saml.acs_url,
+        "SAMLResponse",
+        &assertion::encode(&xml),
+        saml.relay_state.as_deref(),
+    ))
+}
+
+/// The auto-submit script; its hash is what the page's CSP allows (DESIGN §13).
+const AUTO_SUBMIT: &str = r#"document.getElementById("saml-post").submit();"#;
+
+fn script_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| format!("'sha256-{}'", STANDARD.encode(Sha256::digest(AUTO_SUBMIT))))
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Continue · Gatehouse</title>
+<link rel="stylesheet" href="/static/gatehouse.css">
+</head>
+<body>
+<main>
+<form id="saml-post" method="post" action="{{ action }}">
+<input type="hidden" name="{{ field }}" value="{{ value }}">
+{% if let Some(r) = relay_state %}<input type="hidden" name="RelayState" value="{{ r }}">{% endif %}
+<h1>Continue</h1>
+<p id="message">Returning you to the application…</p>
+<button id="continue" type="submit">Continue</button>
+</form>
+</main>
+<script>{{ script|safe }}</script>
+</body>
+</html>"#,
+    ext = "html"
+)]
+struct PostPage<'a> {
+    action: &'a str,
+    field: &'a str,
+    value: &'a str,
+    relay_state: Option<&'a str>,
+    script: &'a str,
+}
+
+/// The HTTP-POST binding (Bindings §3.5.4): a form that submits itself, allowed by its
+/// own CSP — `form-action` names the destination's origin, the script is allowed by its
+/// hash — and a visible button for browsers without JavaScript.
+pub fn post_page(
+    action: &str,
+    field: &str,
+    value: &str,
+    relay_state: Option<&str>,
+) -> HttpResponse {
+    let origin = url::Url::parse(action)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "'none'".to_owned());
+    let csp = format!(
+        "default-src 'none'; script-src {}; style-src 'self'; img-src 'self' data:; \
+         form-action {origin}; frame-ancestors 'none'; base-uri 'none'",
+        script_hash()
+    );
+    let mut res = render(
+        &PostPage {
+            action,
+            field,
+            value,
+            relay_state,
+            script: AUTO_SUBMIT,
+        },
+        StatusCode::OK,
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(
+            header::HeaderName::from_static("content-security-policy"),
+            v,
+        );
+    }
+    res
+}

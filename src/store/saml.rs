@@ -1,0 +1,110 @@
+//! SAML 2.0 IdP state (DESIGN §10): the IdP's signing key and certificate, and the
+//! registered service providers.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{
+    DbConnection, StoreError,
+    schema::{saml_keys, saml_service_providers},
+};
+
+pub const KEY_ACTIVE: &str = "active";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = saml_keys)]
+pub struct SamlKeyRow {
+    pub id: String,
+    pub state: String,
+    pub private_sealed: String,
+    pub certificate: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert_key(conn: &mut DbConnection, row: &SamlKeyRow) -> Result<(), StoreError> {
+    diesel::insert_into(saml_keys::table)
+        .values((
+            saml_keys::id.eq(&row.id),
+            saml_keys::state.eq(&row.state),
+            saml_keys::private_sealed.eq(&row.private_sealed),
+            saml_keys::certificate.eq(&row.certificate),
+            saml_keys::created_at.eq(row.created_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The newest active key, if any.
+pub fn active_key(conn: &mut DbConnection) -> Result<Option<SamlKeyRow>, StoreError> {
+    Ok(saml_keys::table
+        .filter(saml_keys::state.eq(KEY_ACTIVE))
+        .order((saml_keys::created_at.desc(), saml_keys::id.desc()))
+        .select(SamlKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = saml_service_providers)]
+pub struct ServiceProviderRow {
+    pub entity_id: String,
+    pub name: String,
+    pub acs_endpoints: String,
+    pub slo_endpoints: String,
+    pub signing_certs: String,
+    pub encryption_certs: String,
+    pub name_id_format: String,
+    pub name_id_source: String,
+    pub attribute_map: String,
+    pub sign_assertion: bool,
+    pub sign_response: bool,
+    pub require_signed_requests: bool,
+    pub encrypt_assertions: bool,
+    pub metadata: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn find_sp(
+    conn: &mut DbConnection,
+    entity_id: &str,
+) -> Result<Option<ServiceProviderRow>, StoreError> {
+    Ok(saml_service_providers::table
+        .find(entity_id)
+        .select(ServiceProviderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_sps(
+    conn: &mut DbConnection,
+    entity_ids: &[String],
+) -> Result<Vec<ServiceProviderRow>, StoreError> {
+    Ok(saml_service_providers::table
+        .filter(saml_service_providers::entity_id.eq_any(entity_ids))
+        .select(ServiceProviderRow::as_select())
+        .load(conn)?)
+}
+
+/// Inserts a new SP or replaces a registered one (re-import), keeping its creation time.
+/// Returns true when it was new.
+pub fn upsert_sp(conn: &mut DbConnection, row: &ServiceProviderRow) -> Result<bool, StoreError> {
+    // MultiConnection has no `on_conflict` (STACK-NOTES): look, then insert or update,
+    // inside the caller's transaction.
+    match find_sp(conn, &row.entity_id)? {
+        Some(existing) => {
+            let mut updated = row.clone();
+            updated.created_at = existing.created_at;
+            diesel::update(saml_service_providers::table.find(&row.entity_id))
+                .set(&updated)
+                .execute(conn)?;
+            Ok(false)
+        }
+        None => {
+            diesel::insert_into(saml_service_providers::table)
+                .values(row.clone())
+                .execute(conn)?;
+            Ok(true)
+        }
+    }
+}
