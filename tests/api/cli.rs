@@ -428,3 +428,177 @@ async fn unlock_and_remove_totp_work_from_the_command_line() {
         .unwrap();
     assert!(!out.status.success(), "nothing to unblock");
 }
+
+/// DESIGN §11, §12: a known password, a wrong guess, a reset token and the new password,
+/// used through the real binary with debug logging, appear nowhere in clear: not in its
+/// output, not in the audit export, not in the database file.
+#[tokio::test]
+async fn known_passwords_and_a_reset_token_never_reach_logs_audit_or_database() {
+    const PASSWORD: &str = "Known-Secret-Pass-31";
+    const WRONG: &str = "Wrong-Guess-Pass-77";
+    const NEW: &str = "Fresh-Chosen-Pass-58";
+    let dir = tempfile::tempdir().unwrap();
+    let created = create_user_cmd(
+        dir.path(),
+        &[
+            "--username",
+            "nora",
+            "--email",
+            "nora@example.org",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(created.status.success(), "{created:?}");
+
+    let stdout_path = dir.path().join("server.out");
+    let stderr_path = dir.path().join("server.err");
+    let mut child = gatehouse(dir.path())
+        .env("GATEHOUSE_LOG_LEVEL", "debug")
+        .arg("serve")
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("binary runs");
+    let mut base = String::new();
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with("Gatehouse listening on "))
+        {
+            base = line
+                .trim_start_matches("Gatehouse listening on ")
+                .to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!base.is_empty(), "the server did not start");
+    // Forms are checked against the configured issuer (the default), not the address.
+    let origin = "https://localhost:8443";
+    let post = |client: &reqwest::Client, path: &str, form: Vec<(&str, String)>| {
+        client
+            .post(format!("{base}{path}"))
+            .header("Origin", origin)
+            .form(&form)
+            .send()
+    };
+    let sign_in = |password: &'static str| {
+        let base = base.clone();
+        async move {
+            let browser = client();
+            let res = browser.get(format!("{base}/login")).send().await.unwrap();
+            let location = res.headers()["location"].to_str().unwrap().to_owned();
+            let html = browser
+                .get(format!("{base}{location}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            browser
+                .post(format!("{base}/login"))
+                .header("Origin", origin)
+                .form(&[
+                    ("tx", crate::helpers::hidden(&html, "tx")),
+                    ("csrf", crate::helpers::hidden(&html, "csrf")),
+                    ("username", "nora".into()),
+                    ("password", password.into()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(sign_in(WRONG).await, 401);
+    assert_eq!(sign_in(PASSWORD).await, 303);
+
+    // A reset link, from the .eml the embedded default writes.
+    let browser = client();
+    let page = browser.get(format!("{base}/reset")).send().await.unwrap();
+    let csrf = crate::helpers::hidden(&page.text().await.unwrap(), "csrf");
+    let res = post(
+        &browser,
+        "/reset",
+        vec![("csrf", csrf), ("login", "nora".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let outbox = dir.path().join("outbox");
+    let mut token = String::new();
+    for _ in 0..150 {
+        if let Ok(entries) = std::fs::read_dir(&outbox) {
+            for entry in entries.flatten() {
+                let raw = std::fs::read(entry.path()).unwrap();
+                let Some(message) = mail_parser::MessageParser::default().parse(&raw) else {
+                    continue;
+                };
+                let text = message.body_text(0).unwrap_or_default().to_string();
+                if let Some(i) = text.find("/reset/") {
+                    token = text[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                }
+            }
+        }
+        if !token.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(token.len(), 43, "a reset link was written to the outbox");
+    let path = format!("/reset/{token}");
+    let page = browser.get(format!("{base}{path}")).send().await.unwrap();
+    let csrf = crate::helpers::hidden(&page.text().await.unwrap(), "csrf");
+    let res = post(
+        &browser,
+        &path,
+        vec![
+            ("csrf", csrf),
+            ("new_password", NEW.into()),
+            ("confirm_password", NEW.into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200, "the new password was accepted");
+    assert_eq!(sign_in(NEW).await, 303);
+    assert!(terminate(&mut child).success());
+
+    let export = gatehouse(dir.path())
+        .args(["audit", "export"])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let mut haystacks = vec![
+        ("server stdout", std::fs::read(&stdout_path).unwrap()),
+        ("server stderr", std::fs::read(&stderr_path).unwrap()),
+        ("audit export", export.stdout),
+    ];
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("gatehouse.db") || name.ends_with(".db") || name.ends_with("-wal") {
+            haystacks.push(("database file", std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    assert!(
+        haystacks.iter().any(|(what, _)| *what == "database file"),
+        "the SQLite database was found"
+    );
+    let audit_lines = String::from_utf8_lossy(&haystacks[2].1).lines().count();
+    assert!(
+        audit_lines >= 4,
+        "the flow was audited ({audit_lines} events)"
+    );
+    for (what, bytes) in &haystacks {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in [PASSWORD, WRONG, NEW, token.as_str()] {
+            assert!(!text.contains(secret), "{secret:?} found in {what}");
+        }
+    }
+}
