@@ -1325,3 +1325,46 @@ async fn logout_requests_from_strangers_or_badly_signed_are_refused_and_the_sess
     );
     sso_assertion(&app, &sp, &client, true).await;
 }
+
+#[tokio::test]
+async fn logout_response_goes_by_post_with_an_enveloped_signature_when_the_sp_says_so() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    let metadata = sp.metadata(false).replace(
+        &format!(r#"Binding="{REDIRECT}" Location="{}/slo""#, sp.acs),
+        &format!(r#"Binding="{POST}" Location="{}/slo-post""#, sp.acs),
+    );
+    let mut settings = signing_sp();
+    settings.encrypt_assertions = Some(false);
+    providers::import(&app.state.store, &metadata, &settings, Utc::now())
+        .await
+        .unwrap();
+    let client = signed_in_client(&app, "nico").await;
+    let (name_id, index) = sso_assertion(&app, &sp, &client, true).await;
+
+    let id = format!("_{}", rand_id());
+    let res = client
+        .get(app.url(&format!(
+            "/saml/slo?{}",
+            logout_query(&sp, &app, &id, &name_id, &index, true)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (action, xml, relay) = posted(&res.text().await.unwrap());
+    assert_eq!(action, format!("{}/slo-post", sp.acs));
+    assert_eq!(relay.as_deref(), Some("after-logout"));
+    assert!(xmlsec1_verify(
+        &xml,
+        "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse",
+        &idp_cert(&app).await
+    ));
+    let response: samael::schema::LogoutResponse = xml.parse().unwrap();
+    assert_eq!(response.in_response_to.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        response.status.unwrap().status_code.value.as_deref(),
+        Some("urn:oasis:names:tc:SAML:2.0:status:Success")
+    );
+    assert_needs_sign_in(&app, &sp, &client).await;
+}
