@@ -1123,7 +1123,7 @@ async fn cli_imports_real_world_metadata_and_prints_the_entity_id() {
 
 /// A signed-in client's assertion at `sp` (Redirect binding, signed when `sign`):
 /// (NameID, SessionIndex).
-async fn sso_assertion(
+pub async fn sso_assertion(
     app: &TestApp,
     sp: &TestSp,
     client: &reqwest::Client,
@@ -1155,7 +1155,7 @@ async fn sso_assertion(
 }
 
 /// A LogoutRequest from `sp`'s entity id, as a Redirect-binding query.
-fn logout_query(
+pub fn logout_query(
     sp: &TestSp,
     app: &TestApp,
     id: &str,
@@ -1194,7 +1194,7 @@ async fn assert_needs_sign_in(app: &TestApp, sp: &TestSp, client: &reqwest::Clie
     );
 }
 
-fn signing_sp() -> ImportSettings {
+pub fn signing_sp() -> ImportSettings {
     ImportSettings {
         require_signed_requests: Some(true),
         ..Default::default()
