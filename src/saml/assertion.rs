@@ -380,3 +380,32 @@ pub fn failure(
 pub fn encode(xml: &str) -> String {
     STANDARD.encode(xml.as_bytes())
 }
+
+/// A LogoutResponse (Core §3.7.2) to `destination`. With `enveloped` it carries an XML
+/// signature (POST binding); the Redirect binding signs the query instead.
+#[allow(clippy::too_many_arguments)]
+pub fn logout_response(
+    issuer_id: &str,
+    destination: &str,
+    in_response_to: &str,
+    code: &str,
+    message: Option<&str>,
+    key: &SamlKey,
+    now: DateTime<Utc>,
+    enveloped: bool,
+) -> Result<String, AppError> {
+    let id = new_id();
+    let response = samael::schema::LogoutResponse {
+        id: Some(id.clone()),
+        in_response_to: Some(in_response_to.to_owned()),
+        version: Some("2.0".to_owned()),
+        issue_instant: Some(now),
+        destination: Some(destination.to_owned()),
+        consent: None,
+        issuer: Some(issuer(issuer_id)),
+        signature: enveloped.then(|| template(&id, key)),
+        status: Some(status(code, message)),
+    };
+    let xml = response.to_string().map_err(xml_error)?;
+    if enveloped { sign(&xml, key) } else { Ok(xml) }
+}

@@ -21,9 +21,12 @@ pub fn document(state: &AppState) -> String {
     let id = escape(&entity_id(state));
     let sso = escape(&sso_url(state));
     let cert = state.saml_key.certificate_base64();
-    // SingleLogoutService is published once /saml/slo exists: an SP would otherwise send
-    // logout requests to an address that answers 404.
-    let mut services = String::new();
+    // SingleLogoutService only for the binding /saml/slo accepts; it comes before
+    // NameIDFormat in the schema's sequence.
+    let mut services = format!(
+        r#"<md:SingleLogoutService Binding="{BINDING_REDIRECT}" Location="{}"/>"#,
+        escape(&super::slo::slo_url(state))
+    );
     for format in NAMEID_FORMATS {
         services.push_str(&format!("<md:NameIDFormat>{format}</md:NameIDFormat>"));
     }

@@ -1,5 +1,5 @@
 //! The SAML 2.0 Identity Provider (DESIGN §10): metadata, SP-initiated SSO over
-//! HTTP-Redirect and HTTP-POST, IdP-initiated SSO, Single Logout both ways.
+//! HTTP-Redirect and HTTP-POST, IdP-initiated SSO, SP-initiated Single Logout (HTTP-Redirect).
 //!
 //! An AuthnRequest becomes a login transaction (`auth::transaction`, `Resume::Saml`) like
 //! an OIDC `/authorize`; the sign-in pipeline answers it with [`sso::respond`] once the
@@ -14,6 +14,7 @@ pub mod keys;
 pub mod metadata;
 pub mod providers;
 pub mod request;
+pub mod slo;
 pub mod sso;
 pub mod xml;
 
@@ -32,7 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(sso::sso_get))
                 .route(web::post().to(sso::sso_post)),
         )
-        .service(web::resource("/saml/sso/init").route(web::get().to(sso::sso_init)));
+        .service(web::resource("/saml/sso/init").route(web::get().to(sso::sso_init)))
+        .service(web::resource("/saml/slo").route(web::get().to(slo::slo_get)));
 }
 
 fn base(state: &AppState) -> String {

@@ -889,3 +889,100 @@ async fn browser_oidc_code_flow_through_sign_in_and_totp() {
 
     browser.close().await;
 }
+
+// SAML 2.0: SP-initiated SSO through the real sign-in pages.
+
+#[tokio::test]
+async fn browser_saml_sp_initiated_sso_through_sign_in_and_totp() {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use gatehouse::{clock::Clock, saml::providers::ImportSettings};
+    let test = "browser_saml_sp_initiated_sso_through_sign_in_and_totp";
+    let Some(browser) = Browser::start().await else {
+        skip(test, SKIP_REASON);
+        return;
+    };
+    let app = spawn_app().await;
+    create_user(&app, "fay", "Initial-Pass-93!", false).await;
+    // Enrol TOTP over HTTP first; the browser then meets the code step.
+    let http = app.new_client();
+    app.sign_in(&http, "fay", "Initial-Pass-93!").await;
+    let (secret, _) = app.enrol_totp(&http).await;
+
+    // The SP: its ACS is the small listener, registered from metadata naming it.
+    let (sp_url, mut requests) = crate::oidc::rp_listener().await;
+    let sp = crate::saml::TestSp::new(&format!("{sp_url}/acs"));
+    sp.register(&app, ImportSettings::default()).await;
+
+    // The SP sends the browser to Gatehouse with an HTTP-Redirect AuthnRequest.
+    let id = format!("_{}", crate::saml::rand_id());
+    let xml = sp.authn_request(&id, &app, "", "");
+    let sso = app.url(&format!(
+        "/saml/sso?{}",
+        sp.redirect_query(&xml, Some("browser-relay"), false)
+    ));
+    browser.goto(&sso).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "fay", "Initial-Pass-93!").await;
+    browser.wait_for("form#otp").await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = crate::helpers::totp_code(&secret, app.clock.now().timestamp());
+    browser.fill("form#otp input#code", &code).await;
+    browser.submit("form#otp button#verify").await;
+    // The auto-submitting form posts the Response to the ACS.
+    browser.wait_for("#rp").await;
+
+    let (line, body) = tokio::time::timeout(Duration::from_secs(10), requests.recv())
+        .await
+        .expect("the browser reached the SP's ACS")
+        .unwrap();
+    assert!(line.starts_with("POST /acs "), "request line: {line}");
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(
+        form.get("RelayState").map(String::as_str),
+        Some("browser-relay")
+    );
+    let response = String::from_utf8(STANDARD.decode(&form["SAMLResponse"]).unwrap()).unwrap();
+
+    let parsed: samael::schema::Response = response.parse().expect("a SAML Response");
+    assert_eq!(parsed.in_response_to.as_deref(), Some(id.as_str()));
+    let assertion = sp
+        .samael(&app, false)
+        .await
+        .parse_xml_response(&response, Some(&[id.as_str()]))
+        .expect("samael's SP accepts the Response");
+    let confirmation = &assertion
+        .subject
+        .as_ref()
+        .unwrap()
+        .subject_confirmations
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        confirmation
+            .subject_confirmation_data
+            .as_ref()
+            .unwrap()
+            .in_response_to
+            .as_deref(),
+        Some(id.as_str())
+    );
+    let statement = &assertion.authn_statements.as_ref().unwrap()[0];
+    assert_eq!(
+        statement
+            .authn_context
+            .as_ref()
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("https://refeds.org/profile/mfa"),
+        "the assertion says a second factor was used"
+    );
+
+    browser.close().await;
+}

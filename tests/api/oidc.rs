@@ -1483,3 +1483,40 @@ async fn guessing_client_secrets_is_throttled_without_slowing_the_genuine_client
         200
     );
 }
+
+#[tokio::test]
+async fn a_saml_logout_request_revokes_oidc_tokens_and_sends_back_channel_logout() {
+    use crate::saml::{TestSp, logout_query, rand_id, signing_sp, sso_assertion};
+    let (uri, mut received) = backchannel_listener().await;
+    let f = Flow::with(ClientSpec {
+        backchannel_logout_uri: Some(uri),
+        ..ClientSpec::new("Ward app", &[REDIRECT])
+    })
+    .await;
+    let code = f.code().await;
+    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // The same browser session signs in to a SAML SP, which then asks to log out.
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&f.app, signing_sp()).await;
+    let (name_id, index) = sso_assertion(&f.app, &sp, &f.browser, true).await;
+    let id = format!("_{}", rand_id());
+    let res = f
+        .browser
+        .get(f.app.url(&format!(
+            "/saml/slo?{}",
+            logout_query(&sp, &f.app, &id, &name_id, &index, true)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+        .await
+        .expect("back-channel logout arrives")
+        .unwrap();
+    assert!(body.contains("logout_token="), "{body}");
+    assert_eq!(introspect(&f.app, &f.reg, refresh).await["active"], false);
+}

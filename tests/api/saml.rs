@@ -367,10 +367,13 @@ async fn metadata_publishes_the_signing_certificate_endpoints_and_formats() {
                 .any(|e| e.binding == binding && e.location == app.url("/saml/sso"))
         );
     }
-    assert!(
-        idp.single_logout_services.is_empty(),
-        "no SLO endpoint is advertised until /saml/slo exists"
+    assert_eq!(
+        idp.single_logout_services.len(),
+        1,
+        "SLO by HTTP-Redirect only"
     );
+    assert_eq!(idp.single_logout_services[0].binding, REDIRECT);
+    assert_eq!(idp.single_logout_services[0].location, app.url("/saml/slo"));
     assert!(
         idp.name_id_formats
             .iter()
@@ -1114,4 +1117,254 @@ async fn cli_imports_real_world_metadata_and_prints_the_entity_id() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DTD"));
+}
+
+// Single Logout (SP-initiated, HTTP-Redirect).
+
+/// A signed-in client's assertion at `sp` (Redirect binding, signed when `sign`):
+/// (NameID, SessionIndex).
+pub async fn sso_assertion(
+    app: &TestApp,
+    sp: &TestSp,
+    client: &reqwest::Client,
+    sign: bool,
+) -> (String, String) {
+    let id = format!("_{}", rand_id());
+    let xml = sp.authn_request(&id, app, "", "");
+    let res = client
+        .get(app.url(&format!(
+            "/saml/sso?{}",
+            sp.redirect_query(&xml, None, sign)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "answered from the session");
+    let (_, response, _) = posted(&res.text().await.unwrap());
+    let assertion = sp
+        .samael(app, false)
+        .await
+        .parse_xml_response(&response, Some(&[id.as_str()]))
+        .unwrap();
+    let name_id = assertion.subject.unwrap().name_id.unwrap().value;
+    let index = assertion.authn_statements.unwrap()[0]
+        .session_index
+        .clone()
+        .unwrap();
+    (name_id, index)
+}
+
+/// A LogoutRequest from `sp`'s entity id, as a Redirect-binding query.
+pub fn logout_query(
+    sp: &TestSp,
+    app: &TestApp,
+    id: &str,
+    name_id: &str,
+    session_index: &str,
+    sign: bool,
+) -> String {
+    let xml = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{at}" Destination="{dest}"><saml:Issuer>{issuer}</saml:Issuer><saml:NameID Format="{format}">{name_id}</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        dest = app.url("/saml/slo"),
+        issuer = sp.entity_id,
+        format = providers::NAMEID_PERSISTENT,
+    );
+    sp.redirect_query(&xml, Some("after-logout"), sign)
+}
+
+/// An AuthnRequest from a client without a session goes to the sign-in page.
+async fn assert_needs_sign_in(app: &TestApp, sp: &TestSp, client: &reqwest::Client) {
+    let xml = sp.authn_request(&format!("_{}", rand_id()), app, "", "");
+    let res = client
+        .get(app.url(&format!(
+            "/saml/sso?{}",
+            sp.redirect_query(&xml, None, true)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?tx="),
+        "a password is needed again"
+    );
+}
+
+pub fn signing_sp() -> ImportSettings {
+    ImportSettings {
+        require_signed_requests: Some(true),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn logout_request_ends_the_session_and_gets_a_signed_logout_response() {
+    use gatehouse::saml::request::{Binding, decode, verify_query_signature};
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, signing_sp()).await;
+    let client = signed_in_client(&app, "lena").await;
+    let (name_id, index) = sso_assertion(&app, &sp, &client, true).await;
+
+    let id = format!("_{}", rand_id());
+    let res = client
+        .get(app.url(&format!(
+            "/saml/slo?{}",
+            logout_query(&sp, &app, &id, &name_id, &index, true)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let (target, query) = location.split_once('?').unwrap();
+    assert_eq!(
+        target, "https://sp.example.org/acs/slo",
+        "the SP's SLO endpoint"
+    );
+    verify_query_signature(query, "SAMLResponse", &[idp_cert(&app).await])
+        .expect("the LogoutResponse is signed with the key in our metadata");
+    let inbound = decode(query, "SAMLResponse", Binding::Redirect).unwrap();
+    assert_eq!(inbound.relay_state.as_deref(), Some("after-logout"));
+    let response: samael::schema::LogoutResponse = inbound.xml.parse().unwrap();
+    assert_eq!(response.in_response_to.as_deref(), Some(id.as_str()));
+    assert_eq!(response.destination.as_deref(), Some(target));
+    assert_eq!(
+        response.issuer.unwrap().value.as_deref(),
+        Some(app.url("/saml/metadata").as_str())
+    );
+    assert_eq!(
+        response.status.unwrap().status_code.value.as_deref(),
+        Some("urn:oasis:names:tc:SAML:2.0:status:Success")
+    );
+
+    // The session is over: the next AuthnRequest needs a password, the account page too.
+    assert_needs_sign_in(&app, &sp, &client).await;
+    let res = client.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+
+    // The same LogoutRequest again is refused.
+    let again = client
+        .get(app.url(&format!(
+            "/saml/slo?{}",
+            logout_query(&sp, &app, &id, &name_id, &index, true)
+        )))
+        .send()
+        .await
+        .unwrap();
+    refused(again, "already used").await;
+}
+
+#[tokio::test]
+async fn logout_requests_from_strangers_or_badly_signed_are_refused_and_the_session_survives() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, signing_sp()).await;
+    let client = signed_in_client(&app, "mona").await;
+    let (name_id, index) = sso_assertion(&app, &sp, &client, true).await;
+    let slo = |query: String| {
+        let client = client.clone();
+        let url = app.url(&format!("/saml/slo?{query}"));
+        async move { client.get(url).send().await.unwrap() }
+    };
+    let id = || format!("_{}", rand_id());
+
+    // An SP that is not registered.
+    let stranger = TestSp::new("https://sp.example.org/acs");
+    refused(
+        slo(logout_query(&stranger, &app, &id(), &name_id, &index, true)).await,
+        "not registered",
+    )
+    .await;
+    // The registered entity id, signed with another key.
+    let mut forger = TestSp::new("https://sp.example.org/acs");
+    forger.entity_id = sp.entity_id.clone();
+    refused(
+        slo(logout_query(&forger, &app, &id(), &name_id, &index, true)).await,
+        "signature is not valid",
+    )
+    .await;
+    // Unsigned, from an SP that must sign.
+    refused(
+        slo(logout_query(&sp, &app, &id(), &name_id, &index, false)).await,
+        "must be signed",
+    )
+    .await;
+
+    // Still signed in: the SP gets an assertion at once.
+    sso_assertion(&app, &sp, &client, true).await;
+
+    // A genuine request naming another session is answered UnknownPrincipal; the session
+    // stays.
+    let res = slo(logout_query(
+        &sp,
+        &app,
+        &id(),
+        &name_id,
+        "_not-this-one",
+        true,
+    ))
+    .await;
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let query = location.split_once('?').unwrap().1;
+    let inbound = gatehouse::saml::request::decode(
+        query,
+        "SAMLResponse",
+        gatehouse::saml::request::Binding::Redirect,
+    )
+    .unwrap();
+    assert!(
+        inbound.xml.contains("status:UnknownPrincipal"),
+        "{}",
+        inbound.xml
+    );
+    sso_assertion(&app, &sp, &client, true).await;
+}
+
+#[tokio::test]
+async fn logout_response_goes_by_post_with_an_enveloped_signature_when_the_sp_says_so() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    let metadata = sp.metadata(false).replace(
+        &format!(r#"Binding="{REDIRECT}" Location="{}/slo""#, sp.acs),
+        &format!(r#"Binding="{POST}" Location="{}/slo-post""#, sp.acs),
+    );
+    let mut settings = signing_sp();
+    settings.encrypt_assertions = Some(false);
+    providers::import(&app.state.store, &metadata, &settings, Utc::now())
+        .await
+        .unwrap();
+    let client = signed_in_client(&app, "nico").await;
+    let (name_id, index) = sso_assertion(&app, &sp, &client, true).await;
+
+    let id = format!("_{}", rand_id());
+    let res = client
+        .get(app.url(&format!(
+            "/saml/slo?{}",
+            logout_query(&sp, &app, &id, &name_id, &index, true)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (action, xml, relay) = posted(&res.text().await.unwrap());
+    assert_eq!(action, format!("{}/slo-post", sp.acs));
+    assert_eq!(relay.as_deref(), Some("after-logout"));
+    assert!(xmlsec1_verify(
+        &xml,
+        "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse",
+        &idp_cert(&app).await
+    ));
+    let response: samael::schema::LogoutResponse = xml.parse().unwrap();
+    assert_eq!(response.in_response_to.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        response.status.unwrap().status_code.value.as_deref(),
+        Some("urn:oasis:names:tc:SAML:2.0:status:Success")
+    );
+    assert_needs_sign_in(&app, &sp, &client).await;
 }
