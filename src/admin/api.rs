@@ -314,6 +314,7 @@ pub async fn unlock_user(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
+    who.may_act_on(&user)?;
     let key = login_key(&user.username);
     let changed = state.store.run(move |c| lockouts::unlock(c, &key)).await?;
     state
@@ -347,6 +348,7 @@ pub async fn force_reset_user(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
+    who.may_act_on(&user)?;
     let done = recovery::force_reset(&state, admin(&who, &ctx), &user)
         .await
         .map_err(from_admin)?;
@@ -367,6 +369,7 @@ pub async fn remove_totp(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
+    who.may_act_on(&user)?;
     let changed = crate::auth::totp::remove(&state, &user.id, true).await?;
     if changed {
         state
@@ -393,6 +396,7 @@ async fn set_status(
     let who = caller(state, req).await?;
     who.require(Action::Manage)?;
     let user = load_user(state, &who, raw_id).await?;
+    who.may_act_on(&user)?;
     if user.id == who.actor {
         return Err(ApiError::Conflict(
             "you cannot change your own status".into(),
@@ -401,12 +405,6 @@ async fn set_status(
     if user.status() == UserStatus::Invited {
         return Err(ApiError::Conflict(
             "the user has not accepted the invitation".into(),
-        ));
-    }
-    // Only a super administrator may act on another super administrator.
-    if user.role() == Role::SuperAdmin && who.role != Role::SuperAdmin {
-        return Err(ApiError::Forbidden(
-            "only a super administrator may do this",
         ));
     }
     let changed = user.status() != status;
@@ -480,16 +478,12 @@ pub async fn set_role(
     let who = caller(&state, &req).await?;
     who.require(Action::Manage)?;
     let user = load_user(&state, &who, &path).await?;
+    who.may_act_on(&user)?;
     let body: RoleBody = json_body(&req, &body)?;
     let role = parse_role(&body.role, "role")?;
     may_grant(&who, role)?;
     if user.id == who.actor {
         return Err(ApiError::Conflict("you cannot change your own role".into()));
-    }
-    if user.role() == Role::SuperAdmin && who.role != Role::SuperAdmin {
-        return Err(ApiError::Forbidden(
-            "only a super administrator may do this",
-        ));
     }
     let changed = user.role() != role;
     if changed {
@@ -569,6 +563,7 @@ pub async fn end_sessions(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
+    who.may_act_on(&user)?;
     let ended = logout::end_all_sessions(&state, &user.id, None).await?;
     state
         .audit

@@ -189,6 +189,19 @@ impl Caller {
         }
     }
 
+    /// Changing someone needs more power than they have: support cannot remove an
+    /// administrator's second factor, an organisation admin cannot reset another
+    /// organisation admin. Only a super administrator acts on its peers.
+    pub fn may_act_on(&self, user: &UserRow) -> Result<(), ApiError> {
+        if self.role == Role::SuperAdmin || user.role() < self.role {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "you cannot act on a user whose role is equal to or above yours",
+            ))
+        }
+    }
+
     /// A user the caller may see, or 404.
     pub fn visible_user(&self, user: Option<UserRow>) -> Result<UserRow, ApiError> {
         user.filter(|u| self.sees_org(&u.org_id))

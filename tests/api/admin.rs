@@ -693,3 +693,64 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
         "schemathesis found problems:\n{report}"
     );
 }
+
+#[tokio::test]
+async fn nobody_acts_on_a_user_of_equal_or_higher_role() {
+    let w = World::new().await;
+    w.user("alpha", "sue", Role::Support).await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let boss = w.user("alpha", "olga", Role::OrgAdmin).await;
+    let peer = w.user("alpha", "sam", Role::Support).await;
+    let support = w.admin_token("sue").await;
+    let admin = w.admin_token("alice").await;
+    for action in ["unlock", "force-reset", "remove-totp"] {
+        for target in [&boss.id, &peer.id] {
+            let res = w
+                .call(
+                    Method::POST,
+                    &format!("/users/{target}/{action}"),
+                    Some(&support),
+                    None,
+                )
+                .await;
+            assert_eq!(res.status(), 403, "support {action} on {target}");
+        }
+        let res = w
+            .call(
+                Method::POST,
+                &format!("/users/{}/{action}", boss.id),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), 403, "org_admin {action} on another org_admin");
+    }
+    let res = w
+        .call(
+            Method::DELETE,
+            &format!("/users/{}/sessions", boss.id),
+            Some(&support),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let res = w
+        .call(
+            Method::POST,
+            &format!("/users/{}/disable", boss.id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    // Downwards it works.
+    let res = w
+        .call(
+            Method::POST,
+            &format!("/users/{}/force-reset", peer.id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
