@@ -110,6 +110,37 @@ impl World {
             .to_owned()
     }
 
+    /// A client_credentials service client with the admin scope, and its access token.
+    async fn service_token(&self, name: &str) -> (Registered, String) {
+        let service = register_client(
+            &self.app,
+            ClientSpec {
+                grant_types: vec!["client_credentials".into()],
+                scopes: vec!["gatehouse:admin".into()],
+                ..ClientSpec::new(name, &[])
+            },
+        )
+        .await;
+        let tokens: Value = rp_http()
+            .post(self.app.url("/token"))
+            .basic_auth(
+                &service.client_id,
+                Some(service.client_secret.as_ref().unwrap().expose_secret()),
+            )
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "gatehouse:admin"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = tokens["access_token"].as_str().expect("an access token");
+        (service, token.to_owned())
+    }
+
     async fn admin_token(&self, username: &str) -> String {
         self.token_for(username, "openid gatehouse:admin").await
     }
@@ -480,32 +511,8 @@ async fn bad_json_bodies_are_400_naming_the_field() {
 async fn a_service_client_acts_as_super_admin_and_disabling_a_user_ends_their_sessions() {
     let w = World::new().await;
     let victim = w.user("beta", "vic", Role::User).await;
-    let service = register_client(
-        &w.app,
-        ClientSpec {
-            grant_types: vec!["client_credentials".into()],
-            scopes: vec!["gatehouse:admin".into()],
-            ..ClientSpec::new("Provisioning", &[])
-        },
-    )
-    .await;
-    let tokens: Value = rp_http()
-        .post(w.app.url("/token"))
-        .basic_auth(
-            &service.client_id,
-            Some(service.client_secret.as_ref().unwrap().expose_secret()),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "gatehouse:admin"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tokens["access_token"].as_str().unwrap();
+    let (service, token) = w.service_token("Provisioning").await;
+    let token = token.as_str();
     let orgs: Value = w
         .call(Method::GET, "/orgs", Some(token), None)
         .await
@@ -628,32 +635,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
     };
     let w = World::new().await;
     w.user("alpha", "amos", Role::User).await;
-    let service = register_client(
-        &w.app,
-        ClientSpec {
-            grant_types: vec!["client_credentials".into()],
-            scopes: vec!["gatehouse:admin".into()],
-            ..ClientSpec::new("Schemathesis", &[])
-        },
-    )
-    .await;
-    let tokens: Value = rp_http()
-        .post(w.app.url("/token"))
-        .basic_auth(
-            &service.client_id,
-            Some(service.client_secret.as_ref().unwrap().expose_secret()),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "gatehouse:admin"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tokens["access_token"].as_str().unwrap();
+    let (_, token) = w.service_token("Schemathesis").await;
     let args: Vec<String> = [
             "run",
             w.app.url("/admin/api/v1/openapi.json").as_str(),

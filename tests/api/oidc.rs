@@ -81,41 +81,17 @@ pub async fn browse_authorize(
 
 /// Where a `continue_to` page sends the browser (its refresh target and its link agree).
 pub fn continue_link(html: &str) -> String {
-    // HTML character references, as askama writes them into attributes.
-    let unescape = |s: &str| {
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find('&') {
-            out.push_str(&rest[..i]);
-            let end = rest[i..].find(';').expect("a complete reference") + i;
-            let entity = &rest[i + 1..end];
-            out.push(match entity {
-                "amp" => '&',
-                "quot" => '"',
-                "lt" => '<',
-                "gt" => '>',
-                "apos" => '\'',
-                e if e.starts_with("#x") => {
-                    char::from_u32(u32::from_str_radix(&e[2..], 16).unwrap()).unwrap()
-                }
-                e => char::from_u32(e[1..].parse().unwrap()).unwrap(),
-            });
-            rest = &rest[end + 1..];
-        }
-        out.push_str(rest);
-        out
-    };
     let refresh = html
         .split("content=\"0;url=")
         .nth(1)
         .and_then(|r| r.split('"').next())
-        .map(unescape)
+        .map(crate::helpers::unescape)
         .expect("a refresh target");
     let link = html
         .split("id=\"continue\" href=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
-        .map(unescape)
+        .map(crate::helpers::unescape)
         .expect("a continue link");
     assert_eq!(refresh, link);
     link

@@ -24,7 +24,7 @@ use samael::{
     traits::ToXml,
 };
 
-use crate::helpers::{TestApp, create_user, hidden, spawn_app};
+use crate::helpers::{TestApp, create_user, hidden, spawn_app, unescape};
 
 const PASSWORD: &str = "Correct-Horse-9-Battery";
 const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
@@ -215,31 +215,6 @@ pub fn rand_id() -> String {
     let mut b = [0u8; 8];
     openssl::rand::rand_bytes(&mut b).unwrap();
     hex::encode(b)
-}
-
-/// HTML character references, as askama writes them into attributes.
-pub fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let end = rest[i..].find(';').expect("a complete reference") + i;
-        let entity = &rest[i + 1..end];
-        out.push(match entity {
-            "amp" => '&',
-            "quot" => '"',
-            "lt" => '<',
-            "gt" => '>',
-            "apos" => '\'',
-            e if e.starts_with("#x") => {
-                char::from_u32(u32::from_str_radix(&e[2..], 16).unwrap()).unwrap()
-            }
-            e => char::from_u32(e[1..].parse().unwrap()).unwrap(),
-        });
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The POST-binding page's form: (action, SAMLResponse XML, RelayState).
