@@ -15,6 +15,7 @@ pub const DEFAULT_ORG: &str = "default";
 
 /// What a first start created: the caller shows the password once, then drops it.
 pub struct FirstAdmin {
+    pub user: users::UserRow,
     pub username: Username,
     pub one_time_password: SecretString,
 }
@@ -94,7 +95,7 @@ pub async fn ensure_first_start(
             .transaction(move |conn| {
                 // Another process may have won the race to the first start.
                 if users::count_with_role(conn, Role::SuperAdmin)? > 0 {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 let org = orgs::find_by_name(
                     conn,
@@ -113,12 +114,13 @@ pub async fn ensure_first_start(
                         must_change_password: true,
                     },
                     now,
-                )?;
-                Ok(true)
+                )
+                .map(Some)
             })
             .await?
     };
-    Ok(created.then_some(FirstAdmin {
+    Ok(created.map(|user| FirstAdmin {
+        user,
         username,
         one_time_password: password,
     }))

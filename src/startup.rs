@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
-    audit::{Audit, AuditError},
+    audit::{Audit, AuditError, AuditEvent, EventType, Outcome},
     auth::{guard::Guard, hashing::HashingPool, password::Hasher},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
@@ -103,6 +103,22 @@ impl Application {
             state.clock.as_ref(),
         )
         .await?;
+        if let Some(admin) = &first_admin {
+            // Recorded after the commit: a crash between the two loses this one event,
+            // never the account; the account row itself says when it was created.
+            state
+                .audit
+                .record(
+                    AuditEvent::new(EventType::UserCreated, Outcome::Success)
+                        .actor("system")
+                        .org(&admin.user.org_id)
+                        .subject(&admin.user.id)
+                        .detail("username", admin.user.username.as_str())
+                        .detail("role", admin.user.role.as_str())
+                        .detail("via", "first_start"),
+                )
+                .await?;
+        }
         let config = state.config.clone();
         let state = web::Data::new(state);
         spawn_key_reloader(&state);

@@ -42,7 +42,6 @@ pub enum EventType {
     UserUpdated,
     UserEnabled,
     UserDisabled,
-    UserDeleted,
     /// Any other administrative change: `details.object` and `details.change` say which.
     AdminChange,
     /// Old events were pruned under the retention policy (a checkpoint was written).
@@ -75,7 +74,6 @@ impl EventType {
         Self::UserUpdated,
         Self::UserEnabled,
         Self::UserDisabled,
-        Self::UserDeleted,
         Self::AdminChange,
         Self::AuditPruned,
     ];
@@ -106,7 +104,6 @@ impl EventType {
             Self::UserUpdated => "user.updated",
             Self::UserEnabled => "user.enabled",
             Self::UserDisabled => "user.disabled",
-            Self::UserDeleted => "user.deleted",
             Self::AdminChange => "admin.changed",
             Self::AuditPruned => "audit.pruned",
         }

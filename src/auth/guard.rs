@@ -130,6 +130,8 @@ pub async fn password_attempt(
     let ip_key = ip.map(ip_block_key);
     let username = Username::parse(raw_username).ok();
     let key = login_key(raw_username);
+    // Capacity first: under a flood the excess is refused before it costs a query.
+    let admission = state.hashing.admit().map_err(pool_error)?;
 
     let lookup_ip = ip_key.clone();
     let (user, policy, blocked) = state
@@ -203,7 +205,8 @@ pub async fn password_attempt(
     let usable = user.filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
     let checked = state
         .hashing
-        .verify(
+        .verify_admitted(
+            admission,
             usable.as_ref().and_then(|u| u.password_hash.clone()),
             password,
         )

@@ -21,7 +21,11 @@ use crate::helpers::{
     test_database_url,
 };
 
-/// Events 1..=n (on a fresh app): sign-in failures for `user-1` … `user-n`.
+/// Every new instance's trail starts with one event: the first administrator's creation
+/// (seq 1). Events a test records follow it.
+const FIRST_START_EVENTS: usize = 1;
+
+/// Events 2..=n+1 (on a fresh app): sign-in failures for `user-1` … `user-n`.
 async fn record_events(app: &TestApp, n: usize) {
     for i in 1..=n {
         app.state
@@ -141,14 +145,15 @@ async fn an_untouched_chain_verifies() {
     let report = app.state.audit.verify().await.unwrap();
     assert!(report.intact, "{report}");
     assert!(report.problem.is_none());
-    assert_eq!(report.events_verified, 25);
+    assert_eq!(report.events_verified, 26);
     assert_eq!(
         (report.first_seq, report.last_seq, report.head_seq),
-        (Some(1), Some(25), 25)
+        (Some(1), Some(26), 26)
     );
     let events = all_events(&app).await;
-    assert_eq!(events.len(), 25);
-    assert_eq!(report.head_hash, events[24].hash);
+    assert_eq!(events.len(), 26);
+    assert_eq!(events[0].event_type, "user.created");
+    assert_eq!(report.head_hash, events[25].hash);
     for pair in events.windows(2) {
         assert_eq!(
             pair[1].prev_hash, pair[0].hash,
@@ -157,9 +162,13 @@ async fn an_untouched_chain_verifies() {
         assert_eq!(pair[1].seq, pair[0].seq + 1);
     }
 
-    let empty = spawn_app().await;
-    let report = empty.state.audit.verify().await.unwrap();
-    assert!(report.intact && report.events_verified == 0, "{report}");
+    // A new instance's trail holds only the first administrator's creation.
+    let new = spawn_app().await;
+    let report = new.state.audit.verify().await.unwrap();
+    assert!(
+        report.intact && report.events_verified as usize == FIRST_START_EVENTS,
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -264,14 +273,14 @@ async fn two_swapped_rows_are_named_as_reordered() {
 
     let app = app_with_events(10).await;
     tamper(&app, &swap(2, 7)).await;
-    let moved = event_about(&app, "user-7").await;
+    let moved = event_about(&app, "user-6").await;
     assert_problem(&app, ProblemKind::Reordered, 2, Some(&moved.id)).await;
 
     // The last two: the head names where the chain really ends.
     let app = app_with_events(10).await;
-    tamper(&app, &swap(9, 10)).await;
+    tamper(&app, &swap(10, 11)).await;
     let moved = event_about(&app, "user-10").await;
-    assert_problem(&app, ProblemKind::Reordered, 9, Some(&moved.id)).await;
+    assert_problem(&app, ProblemKind::Reordered, 10, Some(&moved.id)).await;
 }
 
 #[tokio::test]
@@ -281,15 +290,15 @@ async fn a_forged_row_is_named_as_inserted() {
     tamper(
         &app,
         &[forge(
+            12,
             11,
-            10,
             "forged-1",
             "hash",
             &format!("'{FORGED_HASH}'"),
         )],
     )
     .await;
-    assert_problem(&app, ProblemKind::Inserted, 11, Some("forged-1")).await;
+    assert_problem(&app, ProblemKind::Inserted, 12, Some("forged-1")).await;
 
     // Slipped into the middle, the later rows renumbered to make room.
     let app = app_with_events(10).await;
@@ -313,8 +322,8 @@ async fn a_forged_row_is_named_as_inserted() {
 
     // A replayed copy of a genuine event.
     let app = app_with_events(10).await;
-    tamper(&app, &[forge(11, 3, "copy-3", "prev_hash", "hash")]).await;
-    assert_problem(&app, ProblemKind::Inserted, 11, Some("copy-3")).await;
+    tamper(&app, &[forge(12, 3, "copy-3", "prev_hash", "hash")]).await;
+    assert_problem(&app, ProblemKind::Inserted, 12, Some("copy-3")).await;
 }
 
 #[tokio::test]
@@ -341,7 +350,7 @@ async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1()
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("intact") && stdout.contains("6 events"),
+        stdout.contains("intact") && stdout.contains("7 events"),
         "{stdout}"
     );
 
@@ -355,10 +364,10 @@ async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 6);
-    assert_eq!(lines[2]["id"], target.id.as_str());
+    assert_eq!(lines.len(), 7);
+    assert_eq!(lines[3]["id"], target.id.as_str());
     for (since, expected) in [
-        ("2000-01-01T00:00:00Z", 6),
+        ("2000-01-01T00:00:00Z", 7),
         ("2999-01-01T00:00:00+02:00", 0),
     ] {
         let out = crate::cli::gatehouse(dir.path())
@@ -426,7 +435,7 @@ async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1()
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refusing to prune"), "{stderr}");
-    assert_eq!(all_events(&app).await.len(), 6);
+    assert_eq!(all_events(&app).await.len(), 7);
 }
 
 #[test]
@@ -470,8 +479,8 @@ async fn details_that_look_secret_never_reach_the_trail() {
         .await
         .unwrap();
     let events = all_events(&app).await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].details, json!({"via": "email", "nested": {}}));
+    assert_eq!(events.len(), FIRST_START_EVENTS + 1);
+    assert_eq!(events[1].details, json!({"via": "email", "nested": {}}));
     let mut export = Vec::new();
     app.state.audit.export(None, &mut export).await.unwrap();
     let text = String::from_utf8(export).unwrap();
@@ -555,13 +564,17 @@ async fn queries_filter_and_page_newest_first() {
 
     assert_eq!(
         query(AuditFilter::default(), 5, None).await,
-        vec![12, 11, 10, 9, 8]
+        vec![13, 12, 11, 10, 9]
     );
     assert_eq!(
-        query(AuditFilter::default(), 5, Some(8)).await,
-        vec![7, 6, 5, 4, 3]
+        query(AuditFilter::default(), 5, Some(9)).await,
+        vec![8, 7, 6, 5, 4]
     );
-    assert_eq!(query(AuditFilter::default(), 5, Some(3)).await, vec![2, 1]);
+    // Seq 1 is the first administrator's creation.
+    assert_eq!(
+        query(AuditFilter::default(), 5, Some(4)).await,
+        vec![3, 2, 1]
+    );
     let by = |f: fn(&mut AuditFilter)| {
         let mut filter = AuditFilter::default();
         f(&mut filter);
@@ -569,11 +582,11 @@ async fn queries_filter_and_page_newest_first() {
     };
     assert_eq!(
         query(by(|f| f.user = Some("user-1".into())), 100, None).await,
-        vec![10, 6, 2]
+        vec![11, 7, 3]
     );
     assert_eq!(
         query(by(|f| f.user = Some("admin-1".into())), 100, None).await,
-        vec![12],
+        vec![13],
         "the actor counts as the user too"
     );
     assert_eq!(
@@ -583,22 +596,22 @@ async fn queries_filter_and_page_newest_first() {
             None
         )
         .await,
-        vec![10, 7, 4, 1]
+        vec![11, 8, 5, 2]
     );
     assert_eq!(
         query(by(|f| f.outcome = Some(Outcome::Success)), 100, None).await,
-        vec![10, 7, 4, 1]
+        vec![11, 8, 5, 2, 1]
     );
     assert_eq!(
         query(by(|f| f.org_id = Some("org-a".into())), 100, None).await,
-        vec![6, 5, 4, 3, 2, 1]
+        vec![7, 6, 5, 4, 3, 2]
     );
     let mut window = AuditFilter {
         from: Some(t0 + Duration::minutes(2)),
         to: Some(t0 + Duration::minutes(5)),
         ..Default::default()
     };
-    assert_eq!(query(window.clone(), 100, None).await, vec![5, 4, 3]);
+    assert_eq!(query(window.clone(), 100, None).await, vec![6, 5, 4]);
     window.org_id = Some("org-b".into());
     assert!(query(window, 100, None).await.is_empty());
     assert_eq!(
@@ -645,10 +658,10 @@ async fn export_since_filters_by_time_and_writes_json_lines() {
         assert!(time >= since);
     }
     let seqs: Vec<i64> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, vec![4, 5, 6, 7]);
+    assert_eq!(seqs, vec![5, 6, 7, 8]);
 
     let mut all = Vec::new();
-    assert_eq!(app.state.audit.export(None, &mut all).await.unwrap(), 7);
+    assert_eq!(app.state.audit.export(None, &mut all).await.unwrap(), 8);
     let mut none = Vec::new();
     let later = t0 + Duration::days(1);
     assert_eq!(
@@ -664,9 +677,10 @@ async fn export_since_filters_by_time_and_writes_json_lines() {
 
 /// Events 1..=10 a day before events 11..=20; then everything older than half a day
 /// before the second batch is pruned.
+/// Events 1..=10 old (the first start's and nine more), 11..=20 recent; the old pruned.
 async fn pruned_app() -> (TestApp, gatehouse::audit::Checkpoint) {
     let app = spawn_app().await;
-    record_events(&app, 10).await;
+    record_events(&app, 10 - FIRST_START_EVENTS).await;
     app.clock.advance(Duration::days(1));
     let cutoff = app.clock.now() - Duration::hours(12);
     for i in 11..=20 {
@@ -766,7 +780,7 @@ async fn a_trail_that_does_not_verify_is_not_pruned() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("seq 2"), "{err}");
-    assert_eq!(all_events(&app).await.len(), 10, "the evidence is kept");
+    assert_eq!(all_events(&app).await.len(), 11, "the evidence is kept");
 }
 
 /// `writers` tasks each recording `per_writer` events through `audit`.
@@ -816,14 +830,16 @@ async fn two_instances_on_one_postgres_keep_one_chain_under_concurrent_writes() 
 
     let report = b.state.audit.verify().await.unwrap();
     assert!(report.intact, "{report}");
-    assert_eq!(report.events_verified, 10_000);
-    assert_eq!(report.head_seq, 10_000);
+    // The second instance found the first's administrator: one first start between them.
+    let total = 10_000 + FIRST_START_EVENTS;
+    assert_eq!(report.events_verified as usize, total);
+    assert_eq!(report.head_seq as usize, total);
     let events = all_events(&a).await;
     let from_a = events
         .iter()
         .filter(|e| e.subject.as_deref().is_some_and(|s| s.starts_with("a-")))
         .count();
-    assert_eq!((events.len(), from_a), (10_000, 5_000));
+    assert_eq!((events.len(), from_a), (total, 5_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -853,5 +869,5 @@ async fn concurrent_writers_on_sqlite_keep_one_chain() {
 
     let report = app.state.audit.verify().await.unwrap();
     assert!(report.intact, "{report}");
-    assert_eq!(report.events_verified, 3_000);
+    assert_eq!(report.events_verified as usize, 3_000 + FIRST_START_EVENTS);
 }

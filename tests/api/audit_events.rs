@@ -31,8 +31,22 @@ async fn each_sign_in_event_is_recorded_by_its_action() {
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
+    // The first start created the administrator, and said so.
+    let first = events(&app, EventType::UserCreated).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].actor.as_deref(), Some("system"));
+    assert_eq!(first[0].details["via"], "first_start");
+    assert_eq!(first[0].details["role"], "super_admin");
+    assert!(first[0].subject.is_some());
+
     let user = create_user(&app, "otto", "Quiet-Harbour-42", false).await;
-    assert_eq!(events(&app, EventType::UserCreated).await.len(), 1);
+    let created = events(&app, EventType::UserCreated).await;
+    assert_eq!(created.len(), 2);
+    assert!(
+        created
+            .iter()
+            .any(|e| e.subject.as_deref() == Some(user.id.as_str()))
+    );
 
     // Success, with the client address and user agent of the request.
     let client = app.new_client();
