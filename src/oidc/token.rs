@@ -170,11 +170,10 @@ async fn exchange_code(
         .store
         .transaction(move |c| {
             let user = users::find_by_id(c, &user_id)?;
-            grants::insert(c, &grant)?;
+            let row = grants::insert(c, &grant)?;
             if let Some(hash) = &refresh_hash {
                 grants::insert_refresh(c, hash, &grant.id, grant.created_at, refresh_expiry)?;
             }
-            let row = grants::find(c, &grant.id)?.ok_or(crate::store::StoreError::NotFound)?;
             Ok((row, user))
         })
         .await?;
@@ -257,14 +256,8 @@ async fn refresh(
     let client_id = client.client_id.clone();
     let outcome = state
         .store
-        .transaction(move |c| {
-            // Checked before the token is spent, so another client cannot burn it.
-            if let Some((g, _, _)) = grants::refresh_grant(c, &hash, now.naive_utc())?
-                && g.client_id != client_id
-            {
-                return Ok(Err("the refresh token was issued to another client"));
-            }
-            match grants::use_refresh(c, &hash, now.naive_utc())? {
+        .transaction(
+            move |c| match grants::use_refresh(c, &hash, &client_id, now.naive_utc())? {
                 Refresh::Rotated(grant) => {
                     grants::insert_refresh(c, &new_hash, &grant.id, now.naive_utc(), new_expiry)?;
                     let user = match &grant.user_id {
@@ -282,9 +275,10 @@ async fn refresh(
                         Ok(Err("the refresh token is not valid"))
                     }
                 }
+                Refresh::OtherClient => Ok(Err("the refresh token was issued to another client")),
                 Refresh::Invalid => Ok(Err("the refresh token is invalid or expired")),
-            }
-        })
+            },
+        )
         .await?;
     let (grant, user) = match outcome {
         Ok(found) => found,
@@ -377,13 +371,7 @@ async fn client_credentials(
         amr: String::new(),
         created_at: now.naive_utc(),
     };
-    let grant = state
-        .store
-        .run(move |c| {
-            grants::insert(c, &grant)?;
-            grants::find(c, &grant.id)?.ok_or(crate::store::StoreError::NotFound)
-        })
-        .await?;
+    let grant = state.store.run(move |c| grants::insert(c, &grant)).await?;
     respond(state, client, &grant, None, &scope, None, None)
 }
 

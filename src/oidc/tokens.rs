@@ -202,10 +202,15 @@ pub fn verify_access_token(
 /// Claims of an ID token we signed (for `id_token_hint`), expired or not.
 pub fn verify_id_token_hint(ring: &KeyRing, issuer: &str, token: &str) -> Option<Value> {
     let (header, claims) = ring.verify_jwt(token)?;
-    if header.get("typ").and_then(Value::as_str) == Some(ACCESS_TOKEN_TYPE) {
+    // Only an ID token: ours carry no `typ` (or `JWT`); access tokens say `at+jwt` and
+    // logout tokens `logout+jwt`, and neither may stand in for one.
+    let typ = header.get("typ").and_then(Value::as_str);
+    if !matches!(typ, None | Some("JWT")) || claims.get("events").is_some() {
         return None;
     }
-    (claims.get("iss").and_then(Value::as_str) == Some(issuer)).then_some(claims)
+    let has = |claim: &str| claims.get(claim).is_some();
+    (claims.get("iss").and_then(Value::as_str) == Some(issuer) && has("sub") && has("aud"))
+        .then_some(claims)
 }
 
 /// The `logout_token` of OIDC Back-Channel Logout 1.0 §2.4.

@@ -36,11 +36,23 @@ pub struct NewGrant {
     pub created_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConnection, grant: &NewGrant) -> Result<(), StoreError> {
+/// Writes `grant` and returns the row as stored (a new grant is never revoked), without
+/// reading it back: this is on the token endpoint's hot path.
+pub fn insert(conn: &mut DbConnection, grant: &NewGrant) -> Result<GrantRow, StoreError> {
     diesel::insert_into(oidc_grants::table)
         .values(grant.clone())
         .execute(conn)?;
-    Ok(())
+    Ok(GrantRow {
+        id: grant.id.clone(),
+        client_id: grant.client_id.clone(),
+        user_id: grant.user_id.clone(),
+        session_handle: grant.session_handle.clone(),
+        scope: grant.scope.clone(),
+        auth_time: grant.auth_time,
+        amr: grant.amr.clone(),
+        created_at: grant.created_at,
+        revoked_at: None,
+    })
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<GrantRow>, StoreError> {
@@ -141,13 +153,17 @@ pub enum Refresh {
     Rotated(GrantRow),
     /// Already used once: a replay. The caller revokes the family.
     Reused(String),
+    /// Live, but issued to another client: left unspent, so that client cannot burn it.
+    OtherClient,
     /// Unknown, expired, or of a revoked grant.
     Invalid,
 }
 
+/// Spends the refresh token `token_hash` presented by `client_id`.
 pub fn use_refresh(
     conn: &mut DbConnection,
     token_hash: &str,
+    client_id: &str,
     now: NaiveDateTime,
 ) -> Result<Refresh, StoreError> {
     let Some((grant_id, expires_at, used_at)) = refresh_tokens::table
@@ -171,6 +187,9 @@ pub fn use_refresh(
     let Some(grant) = live(conn, &grant_id)? else {
         return Ok(Refresh::Invalid);
     };
+    if grant.client_id != client_id {
+        return Ok(Refresh::OtherClient);
+    }
     let marked = diesel::update(
         refresh_tokens::table.filter(
             refresh_tokens::token_hash

@@ -960,6 +960,28 @@ async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
         .append_pair("id_token_hint", "eyJhbGciOiJub25lIn0.e30.");
     let res = f.browser.get(url.as_str()).send().await.unwrap();
     assert_eq!(res.status(), 400);
+    // Tokens we really signed, but not ID tokens: an access token and a logout token.
+    let code = f.code().await;
+    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let logout = {
+        let ring = f.app.state.keys.current();
+        gatehouse::oidc::tokens::logout_token(
+            &ring,
+            f.app.base.as_str(),
+            &f.reg.client_id,
+            Some("someone"),
+            Some("sid-1"),
+            chrono::Utc::now(),
+        )
+    };
+    for not_an_id_token in [access, logout] {
+        let mut url = Url::parse(&f.app.url("/logout")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", &not_an_id_token);
+        let res = f.browser.get(url.as_str()).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{not_an_id_token}");
+    }
     // Without a hint the user is asked; the session survives the question.
     let res = f.browser.get(f.app.url("/logout")).send().await.unwrap();
     assert_eq!(res.status(), 200);
