@@ -40,6 +40,12 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve,
+    /// Ask the running server (as these settings describe it) for /healthz over loopback;
+    /// exit status 0 when it is alive. For container health checks.
+    Healthcheck {
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Inspect the configuration.
@@ -312,6 +318,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => done(serve(config).await),
             Command::Migrate => done(migrate(config).await),
+            Command::Healthcheck { timeout_secs } => done(
+                gatehouse::web::ops::probe_alive(
+                    &config,
+                    std::time::Duration::from_secs(timeout_secs),
+                )
+                .await,
+            ),
             Command::User { command } => done(user(config, command).await),
             Command::Ip { command } => done(ip(config, command).await),
             Command::Client { command } => done(client(config, command).await),
