@@ -6,6 +6,7 @@ mod audit;
 mod audit_events;
 mod browser;
 mod cli;
+mod deploy;
 mod guard;
 mod health;
 mod helpers;
