@@ -7,6 +7,7 @@ mod audit_events;
 mod browser;
 mod cli;
 mod deploy;
+mod faults;
 mod guard;
 mod health;
 mod helpers;
