@@ -1,5 +1,5 @@
 //! Memory benchmark for capacity planning (README "Memory and capacity"). Run with
-//! `cargo bench --bench memory` (release build). It starts the real `gatehouse serve`
+//! `cargo bench --bench memory` (release build; see `gatehouse()` for a quicker way). It starts the real `gatehouse serve`
 //! binary with a Redis of its own and, when `GATEHOUSE_TEST_DATABASE_URL` is set, a fresh
 //! PostgreSQL schema (else SQLite), signs in `SIGN_INS` times through HTTPS, each time
 //! as a new browser, so every sign-in leaves one active SSO session, and prints:
@@ -27,6 +27,7 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use gatehouse::crypto::MasterKey;
 use secrecy::ExposeSecret;
 
+/// `BENCH_SIGN_INS` overrides it for a quick trial.
 const SIGN_INS: usize = 10_000;
 const USERS: usize = 50;
 const CONCURRENCY: usize = 8;
@@ -84,8 +85,13 @@ fn fresh_database(data_dir: &std::path::Path) -> (String, &'static str) {
     }
 }
 
+/// The server binary: `cargo bench` builds it in release; `BENCH_GATEHOUSE_BIN` names
+/// another (e.g. `target/release/gatehouse` while the bench itself is built quickly with
+/// `cargo test --bench memory`; the load generator's speed does not change the numbers).
 fn gatehouse(env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    let binary = std::env::var("BENCH_GATEHOUSE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_gatehouse").to_owned());
+    let mut cmd = Command::new(binary);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
@@ -173,6 +179,10 @@ impl Drop for Reaper {
 
 #[tokio::main]
 async fn main() {
+    let sign_ins: usize = std::env::var("BENCH_SIGN_INS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(SIGN_INS);
     let data = tempfile::tempdir().unwrap();
     let redis_port = free_port();
     let redis_url = format!("redis://127.0.0.1:{redis_port}");
@@ -248,7 +258,7 @@ async fn main() {
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= SIGN_INS {
+                    if i >= sign_ins {
                         return;
                     }
                     if !sign_in(&base, &format!("bench-{}", i % USERS)).await {
@@ -267,14 +277,14 @@ async fn main() {
     let (redis_after, kinds) = redis_info(&redis_url).await;
 
     println!(
-        "memory benchmark: {SIGN_INS} sign-ins, {USERS} users, {CONCURRENCY} concurrent browsers, {backend}"
+        "memory benchmark: {sign_ins} sign-ins, {USERS} users, {CONCURRENCY} concurrent browsers, {backend}"
     );
     println!(
         "  argon2id m={ARGON2_MEMORY_KIB} KiB t={ARGON2_ITERATIONS} p=1; {:.0} sign-ins/s; {failed} failed",
-        SIGN_INS as f64 / elapsed.as_secs_f64()
+        sign_ins as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "  gatehouse RSS: {:.1} MiB after start and warm-up, {:.1} MiB after {SIGN_INS} sign-ins (peak {:.1} MiB)",
+        "  gatehouse RSS: {:.1} MiB after start and warm-up, {:.1} MiB after {sign_ins} sign-ins (peak {:.1} MiB)",
         mib(rss_start),
         mib(rss_end),
         mib(rss_peak)
@@ -284,8 +294,8 @@ async fn main() {
         "  redis used_memory: {:.1} MiB before, {:.1} MiB after: {:.1} MiB per 10 000 sign-ins ({} bytes each)",
         redis_before as f64 / 1048576.0,
         redis_after as f64 / 1048576.0,
-        delta as f64 / 1048576.0 * 10_000.0 / SIGN_INS as f64,
-        delta / SIGN_INS as u64
+        delta as f64 / 1048576.0 * 10_000.0 / sign_ins as f64,
+        delta / sign_ins as u64
     );
     println!("  redis keys by kind: {kinds:?}");
     assert_eq!(
