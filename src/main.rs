@@ -40,6 +40,12 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve,
+    /// Ask the running server (as these settings describe it) for /healthz over loopback;
+    /// exit status 0 when it is alive. For container health checks.
+    Healthcheck {
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Inspect the configuration.
@@ -312,6 +318,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => done(serve(config).await),
             Command::Migrate => done(migrate(config).await),
+            Command::Healthcheck { timeout_secs } => done(
+                gatehouse::web::ops::probe_alive(
+                    &config,
+                    std::time::Duration::from_secs(timeout_secs),
+                )
+                .await,
+            ),
             Command::User { command } => done(user(config, command).await),
             Command::Ip { command } => done(ip(config, command).await),
             Command::Client { command } => done(client(config, command).await),
@@ -344,9 +357,43 @@ async fn serve(config: Config) -> Result<(), String> {
             admin.one_time_password.expose_secret()
         );
     }
+    spawn_reload_on_hangup(app.tls_certificate());
     println!("Gatehouse listening on {scheme}://{}", app.local_addr());
     tracing::info!(addr = %app.local_addr(), "listening");
     app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+/// SIGHUP (`systemctl reload`, `kill -HUP`) re-reads the TLS certificate and key: a
+/// renewal needs no restart and drops no connection. A bad new pair is logged and the
+/// one in use stays. Handled even without TLS, where the default action would kill us.
+fn spawn_reload_on_hangup(tls: Option<Arc<gatehouse::web::tls::ReloadingCert>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; certificate reload disabled");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: TLS is off, nothing to reload");
+                continue;
+            };
+            let cert = tls.clone();
+            let result = tokio::task::spawn_blocking(move || cert.reload()).await;
+            match result {
+                Ok(Ok(())) => {
+                    tracing::info!(cert = %tls.cert_path().display(), "SIGHUP: reloaded the TLS certificate and key")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; still serving the previous one")
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+            }
+        }
+    });
 }
 
 async fn migrate(config: Config) -> Result<(), String> {

@@ -69,6 +69,7 @@ pub struct Application {
     state: web::Data<AppState>,
     first_admin: Option<FirstAdmin>,
     mail_worker: MailWorker,
+    tls: Option<Arc<gw::tls::ReloadingCert>>,
 }
 
 impl Application {
@@ -159,6 +160,7 @@ impl Application {
         .shutdown_timeout(config.shutdown_timeout_secs)
         .client_request_timeout(Duration::from_secs(10));
 
+        let mut tls = None;
         let http = if config.tls {
             let (cert, key) = match (&config.tls_cert, &config.tls_key) {
                 (Some(cert), Some(key)) => (cert.clone(), key.clone()),
@@ -177,7 +179,9 @@ impl Application {
                     (cert, key)
                 }
             };
-            http.listen_rustls_0_23(listener, gw::tls::server_config(&cert, &key)?)
+            let serving = Arc::new(gw::tls::ReloadingCert::load(&cert, &key)?);
+            tls = Some(serving.clone());
+            http.listen_rustls_0_23(listener, gw::tls::server_config(serving)?)
         } else {
             http.listen(listener)
         }
@@ -205,6 +209,7 @@ impl Application {
             state,
             first_admin,
             mail_worker,
+            tls,
         })
     }
 
@@ -220,6 +225,11 @@ impl Application {
     /// once: the caller shows it and it is gone.
     pub fn take_first_admin(&mut self) -> Option<FirstAdmin> {
         self.first_admin.take()
+    }
+
+    /// The serving certificate, to reload on SIGHUP; `None` when TLS is off.
+    pub fn tls_certificate(&self) -> Option<Arc<gw::tls::ReloadingCert>> {
+        self.tls.clone()
     }
 
     /// A handle that stops the server gracefully.

@@ -1,9 +1,14 @@
 //! Operations endpoints (DESIGN §14): `/healthz`, `/readyz`, `/metrics`.
 
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
+
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::{config::Config, startup::AppState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
@@ -44,4 +49,60 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
+}
+
+/// `gatehouse healthcheck`: asks the server these settings describe for `/healthz` over
+/// loopback, so a container image needs no curl. With TLS on, the answer must come with
+/// the configured certificate (or the generated one): it is trusted for this one request
+/// under the issuer's host name, resolved to the local listener.
+pub async fn probe_alive(config: &Config, timeout: Duration) -> Result<(), String> {
+    let port = config.bind.port();
+    if port == 0 {
+        return Err("bind names port 0; the running server's port cannot be known".into());
+    }
+    let ip = match config.bind.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let target = SocketAddr::new(ip, port);
+    let mut client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    let url = if config.tls {
+        let cert = match &config.tls_cert {
+            Some(cert) => cert.clone(),
+            None => super::tls::self_signed_paths(&config.data_dir).0,
+        };
+        let pem = std::fs::read(&cert)
+            .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?;
+        let chain = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("bad certificate {}: {e}", cert.display()))?;
+        for c in chain {
+            client = client.add_root_certificate(c);
+        }
+        match config.issuer.host() {
+            Some(url::Host::Domain(host)) => {
+                client = client.resolve(host, target);
+                format!("https://{host}:{port}/healthz")
+            }
+            _ => format!("https://{target}/healthz"),
+        }
+    } else {
+        format!("http://{target}/healthz")
+    };
+    let client = client
+        .build()
+        .map_err(|e| format!("cannot build the client: {e}"))?;
+    let res = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url}: status {}", res.status()))
+    }
 }

@@ -22,7 +22,13 @@ pub fn gatehouse(data_dir: &Path) -> Command {
 
 /// Starts `serve` and reads stdout up to the "listening" line.
 fn serve(data_dir: &Path) -> (Child, Vec<String>, String) {
-    let mut child = gatehouse(data_dir)
+    serve_with(gatehouse(data_dir))
+}
+
+/// Starts `serve` from a prepared command; returns the child, the stdout lines up to
+/// and including "listening", and the base URL.
+pub fn serve_with(mut cmd: Command) -> (Child, Vec<String>, String) {
+    let mut child = cmd
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -44,7 +50,7 @@ fn serve(data_dir: &Path) -> (Child, Vec<String>, String) {
     (child, lines, base)
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

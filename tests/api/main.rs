@@ -6,6 +6,8 @@ mod audit;
 mod audit_events;
 mod browser;
 mod cli;
+mod deploy;
+mod faults;
 mod guard;
 mod health;
 mod helpers;
