@@ -6,18 +6,33 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret, SecretString};
+
 use super::{Action, ApiError, Caller, caller, json_body};
 use crate::{
     audit::{AuditEvent, AuditFilter, EventType, Outcome},
     auth::{
+        account::{NewAccount, create_account_by},
         guard::login_key,
         recovery::{self, Admin, AdminError, NewInvitation},
         session,
     },
-    domain::{Email, OrgName, OrgPolicy, Role, UserStatus, Username},
-    oidc::logout,
-    startup::AppState,
-    store::{ip_blocks, lockouts, orgs, totp, users},
+    crypto::signing,
+    domain::{Email, OrgName, OrgPolicy, Password, Role, UserStatus, Username},
+    oidc::{
+        clients::{self as oidc_clients, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, ClientError, ClientSpec},
+        logout,
+    },
+    saml::{
+        providers::{self, ServiceProvider, SpError},
+        xml::MAX_METADATA_BYTES,
+    },
+    startup::{AppState, keep_retired},
+    store::{
+        clients::{self, ClientRow},
+        ip_allow, ip_blocks, lockouts, orgs, signing_keys, totp, users,
+    },
     web::RequestContext,
 };
 
@@ -39,7 +54,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/orgs/{id}/force-reset", web::post().to(force_reset_org))
         .route("/ip-blocks", web::get().to(list_ip_blocks))
         .route("/ip-blocks/{ip}", web::delete().to(unblock_ip))
-        .route("/audit", web::get().to(query_audit));
+        .route("/audit", web::get().to(query_audit))
+        .route("/orgs", web::post().to(create_org))
+        .route("/users/{id}/username", web::put().to(rename_user))
+        .route(
+            "/users/{id}/sessions/{session}",
+            web::delete().to(end_one_session),
+        )
+        .route("/ip-allow-list", web::get().to(list_allowed))
+        .route("/ip-allow-list", web::post().to(add_allowed))
+        .route(
+            "/ip-allow-list/{address}/{prefix}",
+            web::delete().to(remove_allowed),
+        )
+        .route("/clients", web::get().to(list_clients))
+        .route("/clients", web::post().to(create_client))
+        .route("/clients/{client_id}", web::get().to(show_client))
+        .route("/clients/{client_id}", web::put().to(update_client))
+        .route("/clients/{client_id}", web::delete().to(delete_client))
+        .route(
+            "/clients/{client_id}/secret",
+            web::post().to(rotate_client_secret),
+        )
+        .route("/saml-sps", web::get().to(list_sps))
+        .service(
+            // Metadata is XML inside JSON: up to 1 MiB of XML, escaped.
+            web::resource("/saml-sps")
+                .app_data(web::PayloadConfig::new(2 * MAX_METADATA_BYTES + 64 * 1024))
+                .route(web::post().to(import_sp)),
+        )
+        .route("/saml-sps/{id}", web::get().to(show_sp))
+        .route("/saml-sps/{id}", web::put().to(update_sp))
+        .route("/saml-sps/{id}", web::delete().to(delete_sp))
+        .route("/signing-keys", web::get().to(list_signing_keys))
+        .route("/signing-keys/rotate", web::post().to(rotate_signing_keys));
 }
 
 /// A user as administrators see it: never a hash or a secret.
@@ -199,6 +247,13 @@ pub struct InviteBody {
     pub display_name: Option<String>,
     /// Default `user`.
     pub role: Option<String>,
+    /// An initial password, checked against the organisation's policy: the account is
+    /// active at once. Left out, the user is invited by mail to choose one.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretString>,
+    /// With a password: whether the user must choose a new one at first sign-in
+    /// (default true, so only the user knows the password they sign in with).
+    pub must_change_password: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -234,10 +289,11 @@ fn may_grant(who: &Caller, role: Role) -> Result<(), ApiError> {
     }
 }
 
-/// Creates a user by invitation: Gatehouse never accepts a password over the API; the
-/// user chooses one from the mailed link.
+/// Creates a user: with `password`, an active account whose password obeys the
+/// organisation's policy (like `gatehouse user create`); without, an invitation whose
+/// mailed link lets the user choose one.
 #[utoipa::path(post, path = "/admin/api/v1/users", request_body = InviteBody,
-    responses((status = 201, body = InvitationView), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 201, body = CreatedUser), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody)), security(("bearer" = [])))]
 pub async fn invite_user(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -273,6 +329,25 @@ pub async fn invite_user(
         .await?
         .filter(|o| who.sees_org(&o.id))
         .ok_or(ApiError::NotFound)?;
+    if let Some(secret) = body.password {
+        let password = Password::parse(secret.expose_secret().to_owned())
+            .map_err(|e| ApiError::BadRequest(format!("password: {e}")))?;
+        let new = NewAccount {
+            org: OrgName::parse(&org_row.name).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            username,
+            email,
+            display_name: body.display_name,
+            role,
+            password,
+            must_change_password: body.must_change_password.unwrap_or(true),
+        };
+        return create_with_password(&state, &who, &ctx, new).await;
+    }
+    if body.must_change_password.is_some() {
+        return Err(ApiError::BadRequest(
+            "must_change_password: only with a password".into(),
+        ));
+    }
     let invitation = recovery::invite(
         &state,
         admin(&who, &ctx),
@@ -286,15 +361,17 @@ pub async fn invite_user(
     )
     .await
     .map_err(from_admin)?;
-    Ok(HttpResponse::Created().json(InvitationView {
-        id: invitation.id,
-        username: invitation.username,
-        email: invitation.email,
-        org: invitation.org,
-        role: invitation.role,
-        expires_at: invitation.expires_at,
-        reissued: invitation.reissued,
-    }))
+    Ok(
+        HttpResponse::Created().json(CreatedUser::Invitation(InvitationView {
+            id: invitation.id,
+            username: invitation.username,
+            email: invitation.email,
+            org: invitation.org,
+            role: invitation.role,
+            expires_at: invitation.expires_at,
+            reissued: invitation.reissued,
+        })),
+    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -866,4 +943,1124 @@ pub async fn query_audit(
         .query(filter, q.limit.unwrap_or(100), q.before)
         .await?;
     Ok(HttpResponse::Ok().json(records))
+}
+
+// ---------------------------------------------------------------------------------------
+// Organisations: creation.
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrgBody {
+    /// a-z, 0-9 and -, 1 to 63 characters; never changes.
+    pub name: String,
+    /// 1 to 200 characters.
+    pub display_name: String,
+    /// The policy document (as in `PUT /orgs/{id}/policy`); default: the defaults.
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<OrgPolicy>,
+}
+
+/// Creates an organisation (super administrators only: organisations are global).
+#[utoipa::path(post, path = "/admin/api/v1/orgs", request_body = NewOrgBody,
+    responses((status = 201, body = OrgView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 409, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn create_org(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let body: NewOrgBody = json_body(&req, &body)?;
+    let name =
+        OrgName::parse(&body.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
+    let display_name = body.display_name.trim().to_owned();
+    if display_name.is_empty() || display_name.chars().count() > 200 {
+        return Err(ApiError::BadRequest(
+            "display_name: 1 to 200 characters".into(),
+        ));
+    }
+    let policy = body.policy.unwrap_or_default();
+    policy
+        .validate()
+        .map_err(|e| ApiError::BadRequest(format!("policy.{e}")))?;
+    let now = state.clock.now().naive_utc();
+    let org = state
+        .store
+        .transaction(move |c| {
+            if orgs::find_by_name(c, &name)?.is_some() {
+                return Err(crate::store::StoreError::Conflict);
+            }
+            orgs::insert(c, &name, &display_name, &policy, now)
+        })
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict => {
+                ApiError::Conflict("name: an organisation of that name exists".into())
+            }
+            other => other.into(),
+        })?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::AdminChange, Outcome::Success)
+                .request(&ctx)
+                .actor(&who.actor)
+                .org(&org.id)
+                .detail("object", "organisation")
+                .detail("change", "created")
+                .detail("name", org.name.as_str()),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(org_view(org)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Users: creation with a password, rename, one session.
+
+/// What `POST /users` created: an active account (a password was given) or an invitation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreatedUser {
+    Account(UserView),
+    Invitation(InvitationView),
+}
+
+async fn create_with_password(
+    state: &AppState,
+    who: &Caller,
+    ctx: &RequestContext,
+    new: NewAccount,
+) -> Result<HttpResponse, ApiError> {
+    use crate::auth::account::CreateAccountError as E;
+    let user = create_account_by(state, new, Some(admin(who, ctx)))
+        .await
+        .map_err(|e| match e {
+            E::NoSuchOrg(_) => ApiError::NotFound,
+            E::Exists(_) => ApiError::Conflict("username: already taken".into()),
+            E::Policy(rules) => ApiError::BadRequest(format!("password: {}", rules.join(" "))),
+            E::App(a) => ApiError::App(a),
+        })?;
+    Ok(HttpResponse::Created().json(CreatedUser::Account(view(state, user).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsernameBody {
+    pub username: String,
+}
+
+/// Renames a user (administrators only; users cannot rename themselves). Usernames are
+/// unique across organisations, because the sign-in page asks for a username only.
+#[utoipa::path(put, path = "/admin/api/v1/users/{id}/username", params(("id" = String, Path)), request_body = UsernameBody,
+    responses((status = 200, body = Done), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn rename_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Manage)?;
+    let user = load_user(&state, &who, &path).await?;
+    who.may_act_on(&user)?;
+    let body: UsernameBody = json_body(&req, &body)?;
+    let username = Username::parse(&body.username)
+        .map_err(|e| ApiError::BadRequest(format!("username: {e}")))?;
+    if username.as_str() == user.username {
+        return Ok(HttpResponse::Ok().json(Done { changed: false }));
+    }
+    let (id, now, new_name) = (
+        user.id.clone(),
+        state.clock.now().naive_utc(),
+        username.clone(),
+    );
+    state
+        .store
+        .run(move |c| users::rename(c, &id, &new_name, now))
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict => {
+                ApiError::Conflict("username: already taken".into())
+            }
+            other => other.into(),
+        })?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::UserUpdated, Outcome::Success)
+                .request(&ctx)
+                .actor(&who.actor)
+                .subject(&user.id)
+                .org(&user.org_id)
+                .detail("username", username.as_str())
+                .detail("previous_username", user.username.as_str()),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(Done { changed: true }))
+}
+
+/// Ends one session of the user (and revokes the tokens issued under it).
+#[utoipa::path(delete, path = "/admin/api/v1/users/{id}/sessions/{session}",
+    params(("id" = String, Path), ("session" = String, Path, description = "a session id from the list")),
+    responses((status = 200, body = Ended), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn end_one_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Support)?;
+    let (raw_user, handle) = path.into_inner();
+    let user = load_user(&state, &who, &raw_user).await?;
+    who.may_act_on(&user)?;
+    if handle.len() != 64 || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::NotFound);
+    }
+    if !logout::end_session(&state, &user.id, &handle).await? {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+                .request(&ctx)
+                .actor(&who.actor)
+                .subject(&user.id)
+                .org(&user.org_id)
+                .detail("reason", "revoked")
+                .detail("sessions_ended", 1),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(Ended { sessions_ended: 1 }))
+}
+
+// ---------------------------------------------------------------------------------------
+// The guard's IP allow-list.
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllowEntryView {
+    /// A network in CIDR form, host bits cleared (`10.20.0.0/16`, `2001:db8::/48`).
+    pub cidr: String,
+    pub note: String,
+    /// The administrator who added it (user id or `client:<client_id>`).
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+fn allow_view(row: ip_allow::AllowRow) -> AllowEntryView {
+    AllowEntryView {
+        cidr: row.cidr,
+        note: row.note,
+        created_by: row.created_by,
+        created_at: row.created_at.and_utc(),
+    }
+}
+
+/// Networks never counted or blocked by the brute-force guard (the `ip_allow_list`
+/// setting adds its own, not listed here).
+#[utoipa::path(get, path = "/admin/api/v1/ip-allow-list",
+    responses((status = 200, body = Vec<AllowEntryView>), (status = 403, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn list_allowed(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let rows = state.store.run(ip_allow::list).await?;
+    Ok(HttpResponse::Ok().json(rows.into_iter().map(allow_view).collect::<Vec<_>>()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowBody {
+    /// An address or a network: IPv4 /8 or narrower, IPv6 /32 or narrower.
+    pub cidr: String,
+    /// Why (up to 200 characters), e.g. "St Mary's outbound NAT".
+    pub note: Option<String>,
+}
+
+/// The narrowest reading of an allow-list entry. A very wide network would switch the
+/// guard off for a large part of the internet, so those are refused.
+fn parse_allow(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 64 {
+        return Err("an address or a network in CIDR form".into());
+    }
+    let net = match raw.parse::<ipnet::IpNet>() {
+        Ok(net) => net,
+        Err(_) => raw
+            .parse::<std::net::IpAddr>()
+            .map(ipnet::IpNet::from)
+            .map_err(|_| format!("{raw:?} is not an address or a network in CIDR form"))?,
+    };
+    let widest = match net {
+        ipnet::IpNet::V4(_) => 8,
+        ipnet::IpNet::V6(_) => 32,
+    };
+    if net.prefix_len() < widest {
+        return Err(format!(
+            "/{} is too wide (at most /{widest})",
+            net.prefix_len()
+        ));
+    }
+    Ok(net.trunc())
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/ip-allow-list", request_body = AllowBody,
+    responses((status = 201, body = AllowEntryView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 409, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn add_allowed(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let body: AllowBody = json_body(&req, &body)?;
+    let net = parse_allow(&body.cidr).map_err(|e| ApiError::BadRequest(format!("cidr: {e}")))?;
+    let note = body.note.unwrap_or_default().trim().to_owned();
+    if note.chars().count() > 200 {
+        return Err(ApiError::BadRequest("note: at most 200 characters".into()));
+    }
+    let row = ip_allow::AllowRow {
+        cidr: net.to_string(),
+        note,
+        created_by: who.actor.clone(),
+        created_at: state.clock.now().naive_utc(),
+    };
+    let stored = row.clone();
+    state
+        .store
+        .run(move |c| ip_allow::insert(c, &stored))
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict => {
+                ApiError::Conflict("cidr: already on the allow-list".into())
+            }
+            other => other.into(),
+        })?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::AdminChange, Outcome::Success)
+                .request(&ctx)
+                .actor(&who.actor)
+                .detail("object", "ip_allow_list")
+                .detail("change", "added")
+                .detail("cidr", row.cidr.as_str()),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(allow_view(row)))
+}
+
+/// Removes a network: `DELETE /ip-allow-list/10.20.0.0/16`.
+#[utoipa::path(delete, path = "/admin/api/v1/ip-allow-list/{address}/{prefix}",
+    params(("address" = String, Path, description = "the network's address, as listed"), ("prefix" = u8, Path, description = "its prefix length")),
+    responses((status = 200, body = Done), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_allowed(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let (address, prefix) = path.into_inner();
+    let net = format!("{address}/{prefix}")
+        .parse::<ipnet::IpNet>()
+        .map_err(|_| ApiError::NotFound)?;
+    let cidr = net.trunc().to_string();
+    let key = cidr.clone();
+    if !state.store.run(move |c| ip_allow::remove(c, &key)).await? {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::AdminChange, Outcome::Success)
+                .request(&ctx)
+                .actor(&who.actor)
+                .detail("object", "ip_allow_list")
+                .detail("change", "removed")
+                .detail("cidr", cidr.as_str()),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(Done { changed: true }))
+}
+
+// ---------------------------------------------------------------------------------------
+// OpenID Connect clients. They are global (not per organisation): super administrators.
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    pub token_endpoint_auth_method: String,
+    pub public: bool,
+    /// Whether a secret is set (never the secret: only its hash is kept).
+    pub has_secret: bool,
+    /// The client's public keys (`private_key_jwt`).
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    pub backchannel_logout_uri: Option<String>,
+    /// `RS256` or `ES256`.
+    pub id_token_signed_response_alg: String,
+    pub created_at: DateTime<Utc>,
+}
+
+fn client_view(row: &ClientRow) -> ClientView {
+    ClientView {
+        client_id: row.client_id.clone(),
+        name: row.name.clone(),
+        redirect_uris: row.redirect_uri_list(),
+        post_logout_redirect_uris: row.post_logout_uri_list(),
+        grant_types: row.grant_list(),
+        scopes: row.scope_list(),
+        token_endpoint_auth_method: row.token_endpoint_auth_method.clone(),
+        public: row.is_public(),
+        has_secret: row.secret_hash.is_some(),
+        jwks: row
+            .jwks
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok()),
+        backchannel_logout_uri: row.backchannel_logout_uri.clone(),
+        id_token_signed_response_alg: row.id_token_alg.clone(),
+        created_at: row.created_at.and_utc(),
+    }
+}
+
+/// A client with its secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientWithSecret {
+    pub client_id: String,
+    /// Present when a new secret was issued: Gatehouse keeps only its hash.
+    pub client_secret: Option<String>,
+    pub client: ClientView,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientBody {
+    pub name: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A public client (SPA, native app) has no secret and must use PKCE.
+    #[serde(default)]
+    pub public: bool,
+    /// Default: authorization_code and refresh_token.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// Default: openid profile email offline_access.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Default: `client_secret_basic`, or `none` for a public client.
+    pub token_endpoint_auth_method: Option<String>,
+    /// A JWKS document, for `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    pub backchannel_logout_uri: Option<String>,
+    /// `RS256` (default) or `ES256`.
+    pub id_token_signed_response_alg: Option<String>,
+}
+
+fn client_error(e: ClientError) -> ApiError {
+    match e {
+        // The library names the CLI's fields; the API names them as RFC 7591 does.
+        ClientError::Invalid { field, reason } => {
+            let field = match field {
+                "auth_method" => "token_endpoint_auth_method",
+                "id_token_alg" => "id_token_signed_response_alg",
+                other => other,
+            };
+            ApiError::BadRequest(format!("{field}: {reason}"))
+        }
+        ClientError::Store(s) => s.into(),
+    }
+}
+
+fn jwks_text(jwks: Option<serde_json::Value>) -> Option<String> {
+    jwks.map(|j| j.to_string())
+}
+
+/// A client id that cannot be ours is simply not found.
+fn client_id(raw: &str) -> Result<String, ApiError> {
+    if raw.is_empty()
+        || raw.len() > 128
+        || !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(ApiError::NotFound);
+    }
+    Ok(raw.to_owned())
+}
+
+async fn load_client(state: &AppState, raw: &str) -> Result<ClientRow, ApiError> {
+    let id = client_id(raw)?;
+    state
+        .store
+        .run(move |c| clients::find(c, &id))
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+async fn audit_client(
+    state: &AppState,
+    who: &Caller,
+    ctx: &RequestContext,
+    change: &str,
+    client_id: &str,
+) -> Result<(), ApiError> {
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::AdminChange, Outcome::Success)
+                .request(ctx)
+                .actor(&who.actor)
+                .detail("object", "oidc_client")
+                .detail("change", change)
+                .detail("client_id", client_id),
+        )
+        .await?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/clients",
+    responses((status = 200, body = Vec<ClientView>), (status = 403, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn list_clients(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let rows = state.store.run(clients::list).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(client_view).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/clients/{client_id}", params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientView), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn show_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    Ok(HttpResponse::Ok().json(client_view(&load_client(&state, &path).await?)))
+}
+
+/// Registers a relying party (the same checks as `gatehouse client create`). The secret
+/// is in this answer only.
+#[utoipa::path(post, path = "/admin/api/v1/clients", request_body = NewClientBody,
+    responses((status = 201, body = ClientWithSecret), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn create_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let body: NewClientBody = json_body(&req, &body)?;
+    let spec = ClientSpec {
+        name: body.name,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        public: body.public,
+        grant_types: body.grant_types,
+        scopes: body.scopes,
+        auth_method: body.token_endpoint_auth_method,
+        jwks: jwks_text(body.jwks),
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        id_token_alg: body.id_token_signed_response_alg,
+    };
+    let registered = oidc_clients::register(&state.store, spec, state.clock.now())
+        .await
+        .map_err(client_error)?;
+    audit_client(&state, &who, &ctx, "created", &registered.client_id).await?;
+    let row = load_client(&state, &registered.client_id).await?;
+    Ok(HttpResponse::Created().json(ClientWithSecret {
+        client_id: registered.client_id,
+        client_secret: registered
+            .client_secret
+            .map(|s| s.expose_secret().to_owned()),
+        client: client_view(&row),
+    }))
+}
+
+/// A change to a client; fields left out keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientUpdateBody {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    /// Moving to `client_secret_basic`/`_post` issues a secret (in the answer); moving
+    /// away from them deletes it; `none` makes the client public.
+    pub token_endpoint_auth_method: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// An empty string removes it.
+    pub backchannel_logout_uri: Option<String>,
+    pub id_token_signed_response_alg: Option<String>,
+}
+
+#[utoipa::path(put, path = "/admin/api/v1/clients/{client_id}", params(("client_id" = String, Path)), request_body = ClientUpdateBody,
+    responses((status = 200, body = ClientWithSecret), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn update_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let row = load_client(&state, &path).await?;
+    let body: ClientUpdateBody = json_body(&req, &body)?;
+    let mut spec = row.spec();
+    if let Some(v) = body.name {
+        spec.name = v;
+    }
+    if let Some(v) = body.redirect_uris {
+        spec.redirect_uris = v;
+    }
+    if let Some(v) = body.post_logout_redirect_uris {
+        spec.post_logout_redirect_uris = v;
+    }
+    if let Some(v) = body.grant_types {
+        spec.grant_types = v;
+    }
+    if let Some(v) = body.scopes {
+        spec.scopes = v;
+    }
+    if let Some(method) = body.token_endpoint_auth_method {
+        spec.public = method == AUTH_NONE;
+        if method != AUTH_PRIVATE_KEY_JWT {
+            spec.jwks = None;
+        }
+        spec.auth_method = Some(method);
+    }
+    if let Some(jwks) = body.jwks {
+        spec.jwks = Some(jwks.to_string());
+    }
+    if let Some(uri) = body.backchannel_logout_uri {
+        spec.backchannel_logout_uri = (!uri.is_empty()).then_some(uri);
+    }
+    if let Some(alg) = body.id_token_signed_response_alg {
+        spec.id_token_alg = Some(alg);
+    }
+    let secret = oidc_clients::update(&state.store, &row.client_id, spec)
+        .await
+        .map_err(client_error)?;
+    audit_client(&state, &who, &ctx, "updated", &row.client_id).await?;
+    let updated = load_client(&state, &row.client_id).await?;
+    Ok(HttpResponse::Ok().json(ClientWithSecret {
+        client_id: updated.client_id.clone(),
+        client_secret: secret.map(|s| s.expose_secret().to_owned()),
+        client: client_view(&updated),
+    }))
+}
+
+/// Deletes a client; every grant it holds (and so every token) goes with it.
+#[utoipa::path(delete, path = "/admin/api/v1/clients/{client_id}", params(("client_id" = String, Path)),
+    responses((status = 200, body = Done), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let id = client_id(&path)?;
+    let key = id.clone();
+    if !state.store.run(move |c| clients::delete(c, &key)).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit_client(&state, &who, &ctx, "deleted", &id).await?;
+    Ok(HttpResponse::Ok().json(Done { changed: true }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewSecret {
+    pub client_id: String,
+    /// Shown only now; the previous secret no longer works.
+    pub client_secret: String,
+}
+
+/// Issues a new secret for a confidential client; the old one stops working at once.
+#[utoipa::path(post, path = "/admin/api/v1/clients/{client_id}/secret", params(("client_id" = String, Path)),
+    responses((status = 200, body = NewSecret), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn rotate_client_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let id = client_id(&path)?;
+    let secret = oidc_clients::rotate_secret(&state.store, &id)
+        .await
+        .map_err(client_error)?;
+    audit_client(&state, &who, &ctx, "secret_rotated", &id).await?;
+    Ok(HttpResponse::Ok().json(NewSecret {
+        client_id: id,
+        client_secret: secret.expose_secret().to_owned(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// SAML service providers. Global, like clients: super administrators.
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub binding: String,
+    pub location: String,
+    pub index: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpView {
+    /// The handle in paths: the entity id, base64url without padding (entity ids are URLs).
+    pub id: String,
+    pub entity_id: String,
+    pub name: String,
+    pub acs: Vec<EndpointView>,
+    pub slo: Vec<EndpointView>,
+    pub name_id_format: String,
+    /// `pairwise`, `user_id`, `username`, `email` or `random`.
+    pub name_id_source: String,
+    /// Field (`email`, `name`, `username`, `roles`, `organisation`) → SAML attribute name.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub sign_assertion: bool,
+    pub sign_response: bool,
+    pub require_signed_requests: bool,
+    pub encrypt_assertions: bool,
+    pub has_signing_certificate: bool,
+    pub has_encryption_certificate: bool,
+}
+
+fn sp_view(sp: ServiceProvider) -> SpView {
+    let endpoints = |list: &[providers::Endpoint]| {
+        list.iter()
+            .map(|e| EndpointView {
+                binding: e.binding.clone(),
+                location: e.location.clone(),
+                index: e.index,
+            })
+            .collect()
+    };
+    SpView {
+        id: URL_SAFE_NO_PAD.encode(&sp.entity_id),
+        acs: endpoints(&sp.acs),
+        slo: endpoints(&sp.slo),
+        has_signing_certificate: !sp.signing_certs.is_empty(),
+        has_encryption_certificate: !sp.encryption_certs.is_empty(),
+        entity_id: sp.entity_id,
+        name: sp.name,
+        name_id_format: sp.name_id_format,
+        name_id_source: sp.name_id_source.as_str().to_owned(),
+        attributes: sp.attributes,
+        sign_assertion: sp.sign_assertion,
+        sign_response: sp.sign_response,
+        require_signed_requests: sp.require_signed_requests,
+        encrypt_assertions: sp.encrypt_assertions,
+    }
+}
+
+fn sp_error(e: SpError) -> ApiError {
+    match e {
+        SpError::Metadata(_) => ApiError::BadRequest(e.to_string()),
+        // The library names the CLI's options (`name-id-format`); the API its fields.
+        SpError::Invalid { field, reason } => {
+            let field = match field {
+                "attribute" => "attributes".to_owned(),
+                other => other.replace('-', "_"),
+            };
+            ApiError::BadRequest(format!("{field}: {reason}"))
+        }
+        SpError::Store(s) => s.into(),
+        SpError::Damaged(_) => ApiError::App(crate::web::error::AppError::Internal(e.to_string())),
+    }
+}
+
+/// The entity id behind a path handle, or 404.
+fn entity_id(raw: &str) -> Result<String, ApiError> {
+    if raw.is_empty() || raw.len() > 2 * providers::MAX_ENTITY_ID_LEN {
+        return Err(ApiError::NotFound);
+    }
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(ApiError::NotFound)
+}
+
+async fn load_sp(state: &AppState, raw: &str) -> Result<ServiceProvider, ApiError> {
+    providers::find(&state.store, &entity_id(raw)?)
+        .await
+        .map_err(sp_error)?
+        .ok_or(ApiError::NotFound)
+}
+
+async fn audit_sp(
+    state: &AppState,
+    who: &Caller,
+    ctx: &RequestContext,
+    change: &str,
+    entity_id: &str,
+) -> Result<(), ApiError> {
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::AdminChange, Outcome::Success)
+                .request(ctx)
+                .actor(&who.actor)
+                .detail("object", "saml_sp")
+                .detail("change", change)
+                .detail("entity_id", entity_id),
+        )
+        .await?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/saml-sps",
+    responses((status = 200, body = Vec<SpView>), (status = 403, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn list_sps(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let all = providers::list(&state.store).await.map_err(sp_error)?;
+    Ok(HttpResponse::Ok().json(all.into_iter().map(sp_view).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
+    responses((status = 200, body = SpView), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn show_sp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    Ok(HttpResponse::Ok().json(sp_view(load_sp(&state, &path).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpImportBody {
+    /// The SP's metadata: one EntityDescriptor with an SPSSODescriptor (at most 1 MiB;
+    /// DTDs and external entities are refused).
+    pub metadata: String,
+    pub name: Option<String>,
+    /// `persistent` (default unless the SP asks for another), `email`, `transient`,
+    /// `unspecified`.
+    pub name_id_format: Option<String>,
+    pub name_id_source: Option<String>,
+    /// The whole attribute mapping, field → SAML attribute name (default: every field
+    /// under its usual name).
+    pub attributes: Option<std::collections::BTreeMap<String, String>>,
+    pub sign_assertion: Option<bool>,
+    pub sign_response: Option<bool>,
+    pub require_signed_requests: Option<bool>,
+    pub encrypt_assertions: Option<bool>,
+}
+
+/// Registers (or re-registers, same entity id) an SP from its metadata, like
+/// `gatehouse sp import`.
+#[utoipa::path(post, path = "/admin/api/v1/saml-sps", request_body = SpImportBody,
+    responses((status = 201, description = "registered", body = SpView), (status = 200, description = "re-imported", body = SpView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn import_sp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let body: SpImportBody = json_body(&req, &body)?;
+    if body.metadata.len() > MAX_METADATA_BYTES {
+        return Err(ApiError::BadRequest("metadata: at most 1 MiB".into()));
+    }
+    if body.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+        return Err(ApiError::BadRequest("name: at most 200 characters".into()));
+    }
+    let settings = providers::ImportSettings {
+        name: body.name,
+        name_id_format: body.name_id_format,
+        name_id_source: body.name_id_source,
+        attributes: Vec::new(),
+        sign_assertion: body.sign_assertion,
+        sign_response: body.sign_response,
+        require_signed_requests: body.require_signed_requests,
+        encrypt_assertions: body.encrypt_assertions,
+    };
+    let (mut sp, created) =
+        providers::import(&state.store, &body.metadata, &settings, state.clock.now())
+            .await
+            .map_err(sp_error)?;
+    if let Some(attributes) = body.attributes {
+        let change = providers::SettingsChange {
+            attributes: Some(attributes),
+            ..Default::default()
+        };
+        sp = providers::update_settings(&state.store, &sp.entity_id, change, state.clock.now())
+            .await
+            .map_err(sp_error)?;
+    }
+    audit_sp(
+        &state,
+        &who,
+        &ctx,
+        if created { "created" } else { "updated" },
+        &sp.entity_id,
+    )
+    .await?;
+    let status = if created {
+        actix_web::http::StatusCode::CREATED
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(sp_view(sp)))
+}
+
+/// A change to an SP's settings; fields left out keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpSettingsBody {
+    pub name: Option<String>,
+    pub name_id_format: Option<String>,
+    /// Left out while the format changes: that format's default source.
+    pub name_id_source: Option<String>,
+    /// The whole mapping, field → SAML attribute name; fields left out are not sent.
+    pub attributes: Option<std::collections::BTreeMap<String, String>>,
+    pub sign_assertion: Option<bool>,
+    pub sign_response: Option<bool>,
+    pub require_signed_requests: Option<bool>,
+    pub encrypt_assertions: Option<bool>,
+}
+
+#[utoipa::path(put, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")), request_body = SpSettingsBody,
+    responses((status = 200, body = SpView), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn update_sp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let current = load_sp(&state, &path).await?;
+    let body: SpSettingsBody = json_body(&req, &body)?;
+    if body.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+        return Err(ApiError::BadRequest("name: at most 200 characters".into()));
+    }
+    let change = providers::SettingsChange {
+        name: body.name,
+        name_id_format: body.name_id_format,
+        name_id_source: body.name_id_source,
+        attributes: body.attributes,
+        sign_assertion: body.sign_assertion,
+        sign_response: body.sign_response,
+        require_signed_requests: body.require_signed_requests,
+        encrypt_assertions: body.encrypt_assertions,
+    };
+    let sp =
+        providers::update_settings(&state.store, &current.entity_id, change, state.clock.now())
+            .await
+            .map_err(sp_error)?;
+    audit_sp(&state, &who, &ctx, "updated", &sp.entity_id).await?;
+    Ok(HttpResponse::Ok().json(sp_view(sp)))
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
+    responses((status = 200, body = Done), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_sp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let id = entity_id(&path)?;
+    if !providers::remove(&state.store, &id)
+        .await
+        .map_err(sp_error)?
+    {
+        return Err(ApiError::NotFound);
+    }
+    audit_sp(&state, &who, &ctx, "deleted", &id).await?;
+    Ok(HttpResponse::Ok().json(Done { changed: true }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Token signing keys. Global: super administrators.
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyView {
+    pub kid: String,
+    /// `RS256` or `ES256`.
+    pub alg: String,
+    /// `next` (published, not yet signing), `active` (signing) or `retired` (published
+    /// until what it signed has expired, then kept for the record).
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// Every signing key: public facts only, never private material.
+#[utoipa::path(get, path = "/admin/api/v1/signing-keys",
+    responses((status = 200, body = Vec<SigningKeyView>), (status = 403, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn list_signing_keys(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let rows = state.store.run(signing_keys::list).await?;
+    let out: Vec<SigningKeyView> = rows
+        .into_iter()
+        .map(|r| SigningKeyView {
+            kid: r.kid,
+            alg: r.alg,
+            state: r.state,
+            created_at: r.created_at.and_utc(),
+            activated_at: r.activated_at.map(|t| t.and_utc()),
+            retired_at: r.retired_at.map(|t| t.and_utc()),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedView {
+    pub alg: String,
+    /// The key that signs from now on (it was published as `next`).
+    pub active_kid: String,
+    /// The newly published key that signs at the next rotation.
+    pub next_kid: String,
+}
+
+/// Rotates every algorithm's key, like `gatehouse keys rotate`: the published `next` key
+/// starts signing, the active one retires (still published), a new `next` is published.
+/// This instance switches at once; others within `signing_key_reload_secs`.
+#[utoipa::path(post, path = "/admin/api/v1/signing-keys/rotate",
+    responses((status = 200, body = Vec<RotatedView>), (status = 403, body = super::ErrorBody)), security(("bearer" = [])))]
+pub async fn rotate_signing_keys(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&state, &req).await?;
+    who.require(Action::Global)?;
+    let key_error = |e: signing::KeyError| match e {
+        signing::KeyError::Store(s) => ApiError::from(s),
+        other => ApiError::App(crate::web::error::AppError::Internal(format!(
+            "signing keys: {other}"
+        ))),
+    };
+    let rotated = signing::rotate(&state.store, state.master_key.clone(), state.clock.now())
+        .await
+        .map_err(key_error)?;
+    let ring = signing::load(
+        &state.store,
+        state.master_key.clone(),
+        state.clock.now(),
+        keep_retired(&state.config),
+    )
+    .await
+    .map_err(key_error)?;
+    state.keys.replace(ring);
+    for r in &rotated {
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::KeyRotated, Outcome::Success)
+                    .request(&ctx)
+                    .actor(&who.actor)
+                    .detail("alg", r.alg)
+                    .detail("active_kid", r.active_kid.as_str())
+                    .detail("next_kid", r.next_kid.as_str()),
+            )
+            .await?;
+    }
+    let out: Vec<RotatedView> = rotated
+        .into_iter()
+        .map(|r| RotatedView {
+            alg: r.alg.to_owned(),
+            active_kid: r.active_kid,
+            next_kid: r.next_kid,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_allow;
+
+    #[test]
+    fn an_address_is_allow_listed_as_its_host_network() {
+        assert_eq!(
+            parse_allow("192.0.2.7").unwrap().to_string(),
+            "192.0.2.7/32"
+        );
+        assert_eq!(
+            parse_allow("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+    }
+
+    #[test]
+    fn host_bits_are_cleared_so_one_network_has_one_spelling() {
+        assert_eq!(
+            parse_allow(" 10.1.2.3/16 ").unwrap().to_string(),
+            "10.1.0.0/16"
+        );
+        assert_eq!(
+            parse_allow("2001:db8:1:2::5/48").unwrap().to_string(),
+            "2001:db8:1::/48"
+        );
+    }
+
+    #[test]
+    fn networks_wide_enough_to_switch_the_guard_off_are_refused() {
+        for wide in ["0.0.0.0/0", "10.0.0.0/7", "::/0", "2001:db8::/31"] {
+            assert!(parse_allow(wide).is_err(), "{wide}");
+        }
+        assert!(parse_allow("10.0.0.0/8").is_ok());
+        assert!(parse_allow("2001:db8::/32").is_ok());
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "1".repeat(100).as_str(),
+        ] {
+            assert!(parse_allow(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -12,7 +12,8 @@ use super::api;
 #[openapi(
     info(
         title = "Gatehouse admin API",
-        description = "Users, organisations, locks, resets, IP blocks and the audit trail. \
+        description = "Users, organisations, locks, resets, IP blocks and the allow-list, \
+            OpenID Connect clients, SAML service providers, signing keys and the audit trail. \
             Authenticate with a Gatehouse access token carrying the gatehouse:admin scope."
     ),
     paths(
@@ -34,6 +35,25 @@ use super::api;
         api::list_ip_blocks,
         api::unblock_ip,
         api::query_audit,
+        api::create_org,
+        api::rename_user,
+        api::end_one_session,
+        api::list_allowed,
+        api::add_allowed,
+        api::remove_allowed,
+        api::list_clients,
+        api::show_client,
+        api::create_client,
+        api::update_client,
+        api::delete_client,
+        api::rotate_client_secret,
+        api::list_sps,
+        api::show_sp,
+        api::import_sp,
+        api::update_sp,
+        api::delete_sp,
+        api::list_signing_keys,
+        api::rotate_signing_keys,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors)

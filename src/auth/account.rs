@@ -472,6 +472,15 @@ pub async fn create_account(
     state: &AppState,
     new: NewAccount,
 ) -> Result<UserRow, CreateAccountError> {
+    create_account_by(state, new, None).await
+}
+
+/// `create_account`, audited with the administrator who asked (the admin API).
+pub async fn create_account_by(
+    state: &AppState,
+    new: NewAccount,
+    by: Option<super::recovery::Admin<'_>>,
+) -> Result<UserRow, CreateAccountError> {
     let org_name = new.org.clone();
     let org = state
         .store
@@ -507,18 +516,18 @@ pub async fn create_account(
     {
         Ok(user) => {
             tracing::info!(user_id = %user.id, "user created");
-            // No actor yet: the CLI is the only caller; the admin API will name one.
-            state
-                .audit
-                .record(
-                    AuditEvent::new(EventType::UserCreated, Outcome::Success)
-                        .org(&user.org_id)
-                        .subject(&user.id)
-                        .detail("username", user.username.as_str())
-                        .detail("role", user.role.as_str()),
-                )
-                .await
-                .map_err(AppError::from)?;
+            let mut event = AuditEvent::new(EventType::UserCreated, Outcome::Success)
+                .org(&user.org_id)
+                .subject(&user.id)
+                .detail("username", user.username.as_str())
+                .detail("role", user.role.as_str());
+            if let Some(admin) = &by {
+                event = event.actor(admin.actor);
+                if let Some(ctx) = admin.request {
+                    event = event.request(ctx);
+                }
+            }
+            state.audit.record(event).await.map_err(AppError::from)?;
             Ok(user)
         }
         Err(crate::store::StoreError::Conflict) => {

@@ -14,7 +14,7 @@ use crate::{
     domain::{Email, OrgName, Password, UserStatus, Username},
     mail::{Alert, Notice},
     startup::AppState,
-    store::{ip_blocks, lockouts, orgs, users, users::UserRow},
+    store::{ip_allow, ip_blocks, lockouts, orgs, users, users::UserRow},
     telemetry::Metrics,
     web::{RequestContext, error::AppError},
 };
@@ -112,8 +112,35 @@ pub fn ip_block_key(ip: IpAddr) -> String {
     }
 }
 
-pub(crate) fn allow_listed(config: &Config, ip: IpAddr) -> bool {
-    config.ip_allow_list.iter().any(|net| net.contains(&ip))
+/// Whether `ip` is exempt from counting and blocking: in the `ip_allow_list` setting or
+/// in the allow-list administrators keep in the database (read on every check, so an
+/// entry added or removed on one instance holds on all of them at once).
+pub(crate) async fn allow_listed(state: &AppState, ip: IpAddr) -> Result<bool, AppError> {
+    if state
+        .config
+        .ip_allow_list
+        .iter()
+        .any(|net| net.contains(&ip))
+    {
+        return Ok(true);
+    }
+    let listed = state.store.run(ip_allow::list).await?;
+    Ok(listed.iter().any(|row| {
+        row.cidr
+            .parse::<ipnet::IpNet>()
+            .is_ok_and(|net| net.contains(&ip))
+    }))
+}
+
+/// The client address the guard counts, or None when there is none or it is allow-listed.
+pub(crate) async fn counted_ip(
+    state: &AppState,
+    ip: Option<IpAddr>,
+) -> Result<Option<IpAddr>, AppError> {
+    match ip {
+        Some(ip) if !allow_listed(state, ip).await? => Ok(Some(ip)),
+        _ => Ok(None),
+    }
 }
 
 /// Checks `password` for what was typed as a username, with every defence in order.
@@ -126,7 +153,7 @@ pub async fn password_attempt(
     let guard = &state.guard;
     let now = state.clock.now();
     let naive_now = now.naive_utc();
-    let ip = ctx.client_ip.filter(|ip| !allow_listed(&state.config, *ip));
+    let ip = counted_ip(state, ctx.client_ip).await?;
     let ip_key = ip.map(ip_block_key);
     let username = Username::parse(raw_username).ok();
     let key = login_key(raw_username);

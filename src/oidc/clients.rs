@@ -10,7 +10,7 @@ use crate::{
     crypto::signing::{ALGORITHMS, RS256},
     store::{
         Store, StoreError,
-        clients::{self, ClientRow, NewClient},
+        clients::{self, ClientRow, ClientSettings, NewClient},
     },
 };
 
@@ -110,11 +110,85 @@ fn check_redirect(field: &'static str, raw: &str) -> Result<String, ClientError>
     Ok(raw.to_owned())
 }
 
-pub async fn register(
-    store: &Store,
-    spec: ClientSpec,
-    now: DateTime<Utc>,
-) -> Result<Registered, ClientError> {
+/// A registration that passed every check, ready to store.
+struct Checked {
+    name: String,
+    redirect_uris: Vec<String>,
+    post_logout: Vec<String>,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    auth_method: String,
+    jwks: Option<String>,
+    backchannel: Option<String>,
+    id_token_alg: String,
+}
+
+impl Checked {
+    /// Whether the client authenticates with a shared secret.
+    fn has_secret(&self) -> bool {
+        matches!(self.auth_method.as_str(), AUTH_BASIC | AUTH_POST)
+    }
+
+    fn settings(&self) -> ClientSettings {
+        ClientSettings {
+            name: self.name.clone(),
+            redirect_uris: json_list(&self.redirect_uris),
+            post_logout_redirect_uris: json_list(&self.post_logout),
+            grant_types: json_list(&self.grant_types),
+            scopes: json_list(&self.scopes),
+            token_endpoint_auth_method: self.auth_method.clone(),
+            jwks: self.jwks.clone(),
+            backchannel_logout_uri: self.backchannel.clone(),
+            id_token_alg: self.id_token_alg.clone(),
+        }
+    }
+}
+
+/// Bounds on what a registration may hold (DESIGN §13: every input is length-limited).
+const MAX_URIS: usize = 20;
+const MAX_URI_BYTES: usize = 2000;
+const MAX_SCOPES: usize = 32;
+const MAX_JWKS_BYTES: usize = 16 * 1024;
+
+fn check_bounds(spec: &ClientSpec) -> Result<(), ClientError> {
+    for (field, uris) in [
+        ("redirect_uris", &spec.redirect_uris),
+        ("post_logout_redirect_uris", &spec.post_logout_redirect_uris),
+    ] {
+        if uris.len() > MAX_URIS {
+            return Err(invalid(field, format!("at most {MAX_URIS}")));
+        }
+        if uris.iter().any(|u| u.len() > MAX_URI_BYTES) {
+            return Err(invalid(
+                field,
+                format!("at most {MAX_URI_BYTES} bytes each"),
+            ));
+        }
+    }
+    if spec.grant_types.len() > GRANTS.len() {
+        return Err(invalid("grant_types", "each grant at most once"));
+    }
+    if spec.scopes.len() > MAX_SCOPES || spec.scopes.iter().any(|s| s.len() > 200) {
+        return Err(invalid("scopes", format!("at most {MAX_SCOPES}")));
+    }
+    if spec.jwks.as_ref().is_some_and(|j| j.len() > MAX_JWKS_BYTES) {
+        return Err(invalid("jwks", "at most 16 KiB"));
+    }
+    if spec
+        .backchannel_logout_uri
+        .as_ref()
+        .is_some_and(|u| u.len() > MAX_URI_BYTES)
+    {
+        return Err(invalid(
+            "backchannel_logout_uri",
+            format!("at most {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
+    check_bounds(spec)?;
     let name = spec.name.trim().to_owned();
     if name.is_empty() || name.len() > 200 {
         return Err(invalid("name", "1 to 200 characters"));
@@ -214,20 +288,40 @@ pub async fn register(
     if !ALGORITHMS.contains(&id_token_alg.as_str()) {
         return Err(invalid("id_token_alg", "RS256 or ES256"));
     }
-    let secret = matches!(auth_method.as_str(), AUTH_BASIC | AUTH_POST).then(random_token);
+    Ok(Checked {
+        name,
+        redirect_uris,
+        post_logout,
+        grant_types,
+        scopes,
+        auth_method,
+        jwks,
+        backchannel,
+        id_token_alg,
+    })
+}
+
+pub async fn register(
+    store: &Store,
+    spec: ClientSpec,
+    now: DateTime<Utc>,
+) -> Result<Registered, ClientError> {
+    let checked = check(&spec)?;
+    let secret = checked.has_secret().then(random_token);
     let client_id = format!("gh-{}", &random_token()[..22]);
+    let settings = checked.settings();
     let row = NewClient {
         client_id: client_id.clone(),
-        name,
+        name: settings.name,
         secret_hash: secret.as_deref().map(token_hash),
-        redirect_uris: json_list(&redirect_uris),
-        post_logout_redirect_uris: json_list(&post_logout),
-        grant_types: json_list(&grant_types),
-        scopes: json_list(&scopes),
-        token_endpoint_auth_method: auth_method,
-        jwks,
-        backchannel_logout_uri: backchannel,
-        id_token_alg,
+        redirect_uris: settings.redirect_uris,
+        post_logout_redirect_uris: settings.post_logout_redirect_uris,
+        grant_types: settings.grant_types,
+        scopes: settings.scopes,
+        token_endpoint_auth_method: settings.token_endpoint_auth_method,
+        jwks: settings.jwks,
+        backchannel_logout_uri: settings.backchannel_logout_uri,
+        id_token_alg: settings.id_token_alg,
         created_at: now.naive_utc(),
     };
     store.run(move |c| clients::insert(c, &row)).await?;
@@ -235,6 +329,63 @@ pub async fn register(
         client_id,
         client_secret: secret.map(SecretString::from),
     })
+}
+
+/// Replaces a client's settings with `spec` (checked like a new registration). A client
+/// that moves to secret authentication without a secret gets one, returned once; one
+/// that moves away from it loses its secret. `StoreError::NotFound` for no such client.
+pub async fn update(
+    store: &Store,
+    client_id: &str,
+    spec: ClientSpec,
+) -> Result<Option<SecretString>, ClientError> {
+    let checked = check(&spec)?;
+    let settings = checked.settings();
+    let id = client_id.to_owned();
+    let needs_secret = checked.has_secret();
+    let fresh = random_token();
+    let issued = store
+        .transaction(move |c| {
+            let current = clients::find(c, &id)?.ok_or(StoreError::NotFound)?;
+            clients::update(c, &id, &settings)?;
+            match (needs_secret, current.secret_hash.is_some()) {
+                (true, false) => {
+                    clients::set_secret_hash(c, &id, Some(&token_hash(&fresh)))?;
+                    Ok(Some(fresh))
+                }
+                (false, true) => {
+                    clients::set_secret_hash(c, &id, None)?;
+                    Ok(None)
+                }
+                _ => Ok(None),
+            }
+        })
+        .await?;
+    Ok(issued.map(SecretString::from))
+}
+
+/// A new secret for a confidential client; the old one stops working at once.
+pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<SecretString, ClientError> {
+    let id = client_id.to_owned();
+    let fresh = random_token();
+    let hash = token_hash(&fresh);
+    store
+        .transaction(move |c| {
+            let current = clients::find(c, &id)?.ok_or(StoreError::NotFound)?;
+            if current.secret_hash.is_none() {
+                return Err(StoreError::Conflict);
+            }
+            clients::set_secret_hash(c, &id, Some(&hash))
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => invalid(
+                "client",
+                "only clients that authenticate with a secret have one to rotate",
+            ),
+            other => other.into(),
+        })?;
+    Ok(SecretString::from(fresh))
 }
 
 fn json_list(items: &[String]) -> String {
@@ -269,9 +420,81 @@ impl ClientRow {
         list(&self.scopes).iter().any(|s| s == scope)
     }
 
+    /// The registration as a spec, for an update that changes part of it.
+    pub fn spec(&self) -> ClientSpec {
+        ClientSpec {
+            name: self.name.clone(),
+            redirect_uris: list(&self.redirect_uris),
+            post_logout_redirect_uris: list(&self.post_logout_redirect_uris),
+            public: self.is_public(),
+            grant_types: list(&self.grant_types),
+            scopes: list(&self.scopes),
+            auth_method: Some(self.token_endpoint_auth_method.clone()),
+            jwks: self.jwks.clone(),
+            backchannel_logout_uri: self.backchannel_logout_uri.clone(),
+            id_token_alg: Some(self.id_token_alg.clone()),
+        }
+    }
+
+    pub fn redirect_uri_list(&self) -> Vec<String> {
+        list(&self.redirect_uris)
+    }
+
+    pub fn post_logout_uri_list(&self) -> Vec<String> {
+        list(&self.post_logout_redirect_uris)
+    }
+
+    pub fn grant_list(&self) -> Vec<String> {
+        list(&self.grant_types)
+    }
+
+    pub fn scope_list(&self) -> Vec<String> {
+        list(&self.scopes)
+    }
+
     pub fn keys(&self) -> Option<CoreJsonWebKeySet> {
         self.jwks
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ClientSpec {
+        ClientSpec::new("RP", &["https://rp.example.org/cb"])
+    }
+
+    #[test]
+    fn a_plain_confidential_client_passes_and_has_a_secret() {
+        let checked = check(&spec()).unwrap();
+        assert!(checked.has_secret());
+        assert_eq!(checked.auth_method, AUTH_BASIC);
+    }
+
+    #[test]
+    fn too_many_or_too_long_redirect_uris_are_refused_naming_the_field() {
+        let mut many = spec();
+        many.redirect_uris = (0..21)
+            .map(|i| format!("https://rp.example.org/{i}"))
+            .collect();
+        let err = check(&many).err().unwrap().to_string();
+        assert!(err.starts_with("redirect_uris:"), "{err}");
+        let mut long = spec();
+        long.post_logout_redirect_uris =
+            vec![format!("https://rp.example.org/{}", "x".repeat(2000))];
+        let err = check(&long).err().unwrap().to_string();
+        assert!(err.starts_with("post_logout_redirect_uris:"), "{err}");
+    }
+
+    #[test]
+    fn a_public_client_has_no_secret_and_no_client_credentials() {
+        let mut public = spec();
+        public.public = true;
+        assert!(!check(&public).unwrap().has_secret());
+        public.grant_types = vec![GRANT_CLIENT_CREDENTIALS.into()];
+        assert!(check(&public).is_err());
     }
 }

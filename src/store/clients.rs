@@ -60,3 +60,62 @@ pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<ClientRo
         .select(ClientRow::as_select())
         .load(conn)?)
 }
+
+pub fn list(conn: &mut DbConnection) -> Result<Vec<ClientRow>, StoreError> {
+    Ok(oidc_clients::table
+        .order((
+            oidc_clients::created_at.asc(),
+            oidc_clients::client_id.asc(),
+        ))
+        .select(ClientRow::as_select())
+        .load(conn)?)
+}
+
+/// What an update may change: everything but the id, the secret and the creation time.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = oidc_clients, treat_none_as_null = true)]
+pub struct ClientSettings {
+    pub name: String,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: String,
+    pub scopes: String,
+    pub token_endpoint_auth_method: String,
+    pub jwks: Option<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub id_token_alg: String,
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    client_id: &str,
+    settings: &ClientSettings,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(oidc_clients::table.find(client_id))
+        .set(settings.clone())
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Replaces the secret's hash (None: the client has no secret any more).
+pub fn set_secret_hash(
+    conn: &mut DbConnection,
+    client_id: &str,
+    secret_hash: Option<&str>,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(oidc_clients::table.find(client_id))
+        .set(oidc_clients::secret_hash.eq(secret_hash))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes a client; its grants and refresh tokens go with it (ON DELETE CASCADE).
+pub fn delete(conn: &mut DbConnection, client_id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(oidc_clients::table.find(client_id)).execute(conn)? > 0)
+}

@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod grants;
+pub mod ip_allow;
 pub mod ip_blocks;
 pub mod lockouts;
 pub mod orgs;

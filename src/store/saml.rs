@@ -108,3 +108,25 @@ pub fn upsert_sp(conn: &mut DbConnection, row: &ServiceProviderRow) -> Result<bo
         }
     }
 }
+
+pub fn list_sps(conn: &mut DbConnection) -> Result<Vec<ServiceProviderRow>, StoreError> {
+    Ok(saml_service_providers::table
+        .order(saml_service_providers::entity_id.asc())
+        .select(ServiceProviderRow::as_select())
+        .load(conn)?)
+}
+
+pub fn delete_sp(conn: &mut DbConnection, entity_id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(saml_service_providers::table.find(entity_id)).execute(conn)? > 0)
+}
+
+/// Replaces a registered SP's row, keeping its creation time; `NotFound` when it is gone.
+pub fn update_sp(conn: &mut DbConnection, row: &ServiceProviderRow) -> Result<(), StoreError> {
+    let existing = find_sp(conn, &row.entity_id)?.ok_or(StoreError::NotFound)?;
+    let mut updated = row.clone();
+    updated.created_at = existing.created_at;
+    diesel::update(saml_service_providers::table.find(&row.entity_id))
+        .set(&updated)
+        .execute(conn)?;
+    Ok(())
+}

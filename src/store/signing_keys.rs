@@ -114,3 +114,11 @@ pub fn promote(
     }
     Ok(())
 }
+
+/// Every key, newest first (the admin API's list; retired ones included).
+pub fn list(conn: &mut DbConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
+    Ok(signing_keys::table
+        .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
+        .select(SigningKeyRow::as_select())
+        .load(conn)?)
+}

@@ -261,3 +261,23 @@ pub fn set_must_change_password(
         .execute(conn)?;
     Ok(())
 }
+
+/// Renames a user; `StoreError::Conflict` when the name is taken (usernames are unique
+/// across organisations), `NotFound` when the user is gone.
+pub fn rename(
+    conn: &mut DbConnection,
+    user_id: &str,
+    username: &Username,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(users::table.find(user_id))
+        .set((
+            users::username.eq(username.as_str()),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

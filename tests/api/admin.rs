@@ -11,9 +11,11 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, spawn_app},
+    helpers::{TestApp, spawn_app_with},
     oidc::{REDIRECT, browse_authorize, query, register_client, rp_http},
+    saml::TestSp,
 };
+use gatehouse::saml::providers::ImportSettings;
 
 const PASSWORD: &str = "Correct-Horse-Battery-9";
 
@@ -28,7 +30,11 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let app = spawn_app().await;
+        Self::with(|_| {}).await
+    }
+
+    async fn with(customise: impl FnOnce(&mut gatehouse::config::Config)) -> Self {
+        let app = spawn_app_with(customise).await;
         let policy = OrgPolicy {
             mfa: MfaPolicy::Off,
             ..OrgPolicy::default()
@@ -735,4 +741,1306 @@ async fn nobody_acts_on_a_user_of_equal_or_higher_role() {
         )
         .await;
     assert_eq!(res.status(), 200);
+}
+
+// ---------------------------------------------------------------------------------------
+// Every endpoint × every role.
+
+/// The callers of the authorisation table, in the order each endpoint is tried: the
+/// refusals first, then the two that succeed.
+const ROLES: [&str; 6] = [
+    "no token",
+    "user",
+    "org_admin of B",
+    "support of A",
+    "org_admin of A",
+    "super_admin",
+];
+
+/// What each caller of `ROLES` gets: `None` means any 2xx.
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    /// Things of organisation A that support may read or help with.
+    OrgSupport,
+    /// Changes inside organisation A: administrators of A and super administrators.
+    OrgManage,
+    /// Listing what the caller can see: every administrator.
+    AnyAdmin,
+    /// Global things (organisations, clients, SPs, keys, IP lists): super administrators.
+    Global,
+}
+
+impl Access {
+    fn expected(self) -> [Option<u16>; 6] {
+        match self {
+            Self::OrgSupport => [Some(401), Some(403), Some(404), None, None, None],
+            Self::OrgManage => [Some(401), Some(403), Some(404), Some(403), None, None],
+            Self::AnyAdmin => [Some(401), Some(403), None, None, None, None],
+            Self::Global => [Some(401), Some(403), Some(403), Some(403), Some(403), None],
+        }
+    }
+}
+
+/// Every operation of the API and who may call it. The test walks the OpenAPI document:
+/// an operation missing here fails it, so a new endpoint cannot ship without its row.
+const ACCESS: &[(&str, &str, Access)] = &[
+    ("GET", "/users", Access::OrgSupport),
+    ("POST", "/users", Access::OrgManage),
+    ("GET", "/users/{id}", Access::OrgSupport),
+    ("POST", "/users/{id}/unlock", Access::OrgSupport),
+    ("POST", "/users/{id}/force-reset", Access::OrgSupport),
+    ("POST", "/users/{id}/remove-totp", Access::OrgSupport),
+    ("POST", "/users/{id}/disable", Access::OrgManage),
+    ("POST", "/users/{id}/enable", Access::OrgManage),
+    ("PUT", "/users/{id}/role", Access::OrgManage),
+    ("PUT", "/users/{id}/username", Access::OrgManage),
+    ("GET", "/users/{id}/sessions", Access::OrgSupport),
+    ("DELETE", "/users/{id}/sessions", Access::OrgSupport),
+    (
+        "DELETE",
+        "/users/{id}/sessions/{session}",
+        Access::OrgSupport,
+    ),
+    ("GET", "/orgs", Access::AnyAdmin),
+    ("POST", "/orgs", Access::Global),
+    ("GET", "/orgs/{id}", Access::OrgSupport),
+    ("PUT", "/orgs/{id}/policy", Access::OrgManage),
+    ("POST", "/orgs/{id}/force-reset", Access::OrgManage),
+    ("GET", "/ip-blocks", Access::Global),
+    ("DELETE", "/ip-blocks/{ip}", Access::Global),
+    ("GET", "/ip-allow-list", Access::Global),
+    ("POST", "/ip-allow-list", Access::Global),
+    (
+        "DELETE",
+        "/ip-allow-list/{address}/{prefix}",
+        Access::Global,
+    ),
+    ("GET", "/audit", Access::OrgSupport),
+    ("GET", "/clients", Access::Global),
+    ("POST", "/clients", Access::Global),
+    ("GET", "/clients/{client_id}", Access::Global),
+    ("PUT", "/clients/{client_id}", Access::Global),
+    ("DELETE", "/clients/{client_id}", Access::Global),
+    ("POST", "/clients/{client_id}/secret", Access::Global),
+    ("GET", "/saml-sps", Access::Global),
+    ("POST", "/saml-sps", Access::Global),
+    ("GET", "/saml-sps/{id}", Access::Global),
+    ("PUT", "/saml-sps/{id}", Access::Global),
+    ("DELETE", "/saml-sps/{id}", Access::Global),
+    ("GET", "/signing-keys", Access::Global),
+    ("POST", "/signing-keys/rotate", Access::Global),
+];
+
+/// The entity id's path handle, as the API lists it.
+fn sp_handle(entity_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(entity_id)
+}
+
+impl World {
+    /// A concrete request for one try of `method template`: a fresh target in
+    /// organisation A (or a fresh global object) each time, so every caller meets the
+    /// same situation and a success cannot spoil the next try.
+    async fn instance(&self, method: &str, template: &str, n: usize) -> (String, Option<Value>) {
+        let fresh_user = || async { self.user("alpha", &format!("target{n}"), Role::User).await };
+        match (method, template) {
+            ("GET", "/users") => (format!("/users?org={}", self.alpha), None),
+            ("POST", "/users") => (
+                "/users".into(),
+                Some(
+                    json!({"org": "alpha", "username": format!("invited{n}"), "email": format!("invited{n}@example.org")}),
+                ),
+            ),
+            ("PUT", "/users/{id}/role") => (
+                format!("/users/{}/role", fresh_user().await.id),
+                Some(json!({"role": "support"})),
+            ),
+            ("PUT", "/users/{id}/username") => (
+                format!("/users/{}/username", fresh_user().await.id),
+                Some(json!({"username": format!("renamed{n}")})),
+            ),
+            ("DELETE", "/users/{id}/sessions/{session}") => {
+                let user = fresh_user().await;
+                let browser = self.app.new_client();
+                assert_eq!(
+                    self.app
+                        .sign_in(&browser, &user.username, PASSWORD)
+                        .await
+                        .status(),
+                    303
+                );
+                let sessions = gatehouse::auth::session::list(
+                    self.app.state.ephemeral.as_ref(),
+                    self.app.state.clock.as_ref(),
+                    &user.id,
+                )
+                .await
+                .unwrap();
+                (
+                    format!("/users/{}/sessions/{}", user.id, sessions[0].handle),
+                    None,
+                )
+            }
+            (_, t) if t.starts_with("/users/{id}") => {
+                (t.replace("{id}", &fresh_user().await.id), None)
+            }
+            ("POST", "/orgs") => (
+                "/orgs".into(),
+                Some(json!({"name": format!("org-{n}"), "display_name": format!("Org {n}")})),
+            ),
+            ("PUT", "/orgs/{id}/policy") => (
+                format!("/orgs/{}/policy", self.alpha),
+                Some(json!({"mfa": "off"})),
+            ),
+            (_, t) if t.starts_with("/orgs/{id}") => (t.replace("{id}", &self.alpha), None),
+            ("DELETE", "/ip-blocks/{ip}") => (format!("/ip-blocks/192.0.2.{}", n % 256), None),
+            ("POST", "/ip-allow-list") => (
+                "/ip-allow-list".into(),
+                Some(
+                    json!({"cidr": format!("10.{}.{}.0/24", n / 256, n % 256), "note": "clinic NAT"}),
+                ),
+            ),
+            ("DELETE", "/ip-allow-list/{address}/{prefix}") => {
+                let row = gatehouse::store::ip_allow::AllowRow {
+                    cidr: format!("10.{}.{}.0/24", n / 256, n % 256),
+                    note: String::new(),
+                    created_by: "test".into(),
+                    created_at: chrono::Utc::now().naive_utc(),
+                };
+                self.app
+                    .state
+                    .store
+                    .run(move |c| gatehouse::store::ip_allow::insert(c, &row))
+                    .await
+                    .unwrap();
+                (
+                    format!("/ip-allow-list/10.{}.{}.0/24", n / 256, n % 256),
+                    None,
+                )
+            }
+            ("GET", "/audit") => (format!("/audit?org={}", self.alpha), None),
+            ("POST", "/clients") => (
+                "/clients".into(),
+                Some(json!({"name": format!("RP {n}"), "redirect_uris": [REDIRECT]})),
+            ),
+            (_, t) if t.starts_with("/clients/{client_id}") => {
+                let client =
+                    register_client(&self.app, ClientSpec::new("Target RP", &[REDIRECT])).await;
+                let body = (method == "PUT").then(|| json!({"scopes": ["openid"]}));
+                (t.replace("{client_id}", &client.client_id), body)
+            }
+            ("POST", "/saml-sps") => {
+                let sp = TestSp::new("https://sp.example.org/acs");
+                (
+                    "/saml-sps".into(),
+                    Some(json!({"metadata": sp.metadata(false)})),
+                )
+            }
+            (_, "/saml-sps/{id}") => {
+                let sp = TestSp::new("https://sp.example.org/acs");
+                sp.register(&self.app, ImportSettings::default()).await;
+                let body = (method == "PUT").then(|| json!({"sign_response": true}));
+                (format!("/saml-sps/{}", sp_handle(&sp.entity_id)), body)
+            }
+            (_, t) => (t.to_owned(), None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_every_role_as_the_role_model_says() {
+    let w = World::new().await;
+    w.user("alpha", "uma", Role::User).await;
+    w.user("beta", "bob", Role::OrgAdmin).await;
+    w.user("alpha", "sue", Role::Support).await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    w.user("beta", "root", Role::SuperAdmin).await;
+    let mut tokens = vec![None];
+    for name in ["uma", "bob", "sue", "alice", "root"] {
+        tokens.push(Some(w.admin_token(name).await));
+    }
+
+    let doc: Value = rp_http()
+        .get(w.app.url("/admin/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let template = path
+            .strip_prefix("/admin/api/v1")
+            .unwrap_or_else(|| panic!("{path} is outside the API"));
+        for method in ["get", "put", "post", "delete", "patch"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let method = method.to_uppercase();
+            let access = ACCESS
+                .iter()
+                .find(|(m, t, _)| *m == method && *t == template)
+                .map(|(_, _, a)| *a)
+                .unwrap_or_else(|| panic!("{method} {template} has no row in ACCESS"));
+            operations.push((method, template.to_owned(), access));
+        }
+    }
+    assert_eq!(
+        operations.len(),
+        ACCESS.len(),
+        "every row of ACCESS is an operation of the document"
+    );
+    // An organisation-wide forced reset ends the sessions (and tokens) of A's
+    // administrators: it goes last.
+    operations.sort_by_key(|(m, t, _)| m == "POST" && t == "/orgs/{id}/force-reset");
+
+    let mut n = 0;
+    let mut wrong = Vec::new();
+    for (method, template, access) in &operations {
+        for (i, expected) in access.expected().iter().enumerate() {
+            n += 1;
+            let (path, body) = w.instance(method, template, n).await;
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let res = w
+                .call(method.clone(), &path, tokens[i].as_deref(), body)
+                .await;
+            let status = res.status().as_u16();
+            let fine = match expected {
+                Some(want) => status == *want,
+                None => res.status().is_success(),
+            };
+            if !fine {
+                let text = res.text().await.unwrap_or_default();
+                wrong.push(format!(
+                    "{method} {template} as {}: {status}, expected {} ({text})",
+                    ROLES[i],
+                    expected.map_or("2xx".to_owned(), |s| s.to_string())
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The newer resources: input checks, audit, and that what the API creates works.
+
+/// `method path body` must be 400 with `field` named in the message.
+async fn refused_naming(
+    w: &World,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Value,
+    field: &str,
+) {
+    let res = w
+        .call(method.clone(), path, Some(token), Some(body.clone()))
+        .await;
+    let status = res.status();
+    let msg: Value = res.json().await.unwrap();
+    assert_eq!(status, 400, "{method} {path} {body} → {msg}");
+    assert!(
+        msg["message"].as_str().unwrap().contains(field),
+        "{method} {path} {body} → {msg} does not name {field}"
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_for_the_newer_endpoints_are_400_naming_the_field() {
+    let w = World::new().await;
+    w.user("beta", "root", Role::SuperAdmin).await;
+    let target = w.user("alpha", "tess", Role::User).await;
+    let token = w.admin_token("root").await;
+    let long = "x".repeat(5_000);
+    let rename = format!("/users/{}/username", target.id);
+    let client = register_client(&w.app, ClientSpec::new("Existing RP", &[REDIRECT])).await;
+    let client_path = format!("/clients/{}", client.client_id);
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&w.app, ImportSettings::default()).await;
+    let sp_path = format!("/saml-sps/{}", sp_handle(&sp.entity_id));
+    let user = |extra: Value| {
+        let mut body = json!({"org": "alpha", "username": "pat", "email": "pat@example.org"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let cases: Vec<(Method, &str, Value, &str)> = vec![
+        (
+            Method::POST,
+            "/orgs",
+            json!({"name": "gamma", "display_name": "G", "colour": 1}),
+            "colour",
+        ),
+        (
+            Method::POST,
+            "/orgs",
+            json!({"name": 5, "display_name": "G"}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/orgs",
+            json!({"name": "Not A Name!", "display_name": "G"}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/orgs",
+            json!({"name": "gamma", "display_name": ""}),
+            "display_name",
+        ),
+        (
+            Method::POST,
+            "/orgs",
+            json!({"name": "gamma", "display_name": long}),
+            "display_name",
+        ),
+        (
+            Method::POST,
+            "/orgs",
+            json!({"name": "gamma", "display_name": "G", "policy": {"password": {"min_length": "eight"}}}),
+            "policy.password.min_length",
+        ),
+        (
+            Method::POST,
+            "/orgs",
+            json!({"name": "gamma", "display_name": "G", "policy": {"support_email": "nobody"}}),
+            "support_email",
+        ),
+        (
+            Method::POST,
+            "/users",
+            user(json!({"password": "short"})),
+            "password",
+        ),
+        (
+            Method::POST,
+            "/users",
+            user(json!({"password": 12345678})),
+            "password",
+        ),
+        (
+            Method::POST,
+            "/users",
+            user(json!({"password": long})),
+            "password",
+        ),
+        (
+            Method::POST,
+            "/users",
+            user(json!({"must_change_password": true})),
+            "must_change_password",
+        ),
+        (
+            Method::PUT,
+            rename.as_str(),
+            json!({"username": 5}),
+            "username",
+        ),
+        (
+            Method::PUT,
+            rename.as_str(),
+            json!({"username": long}),
+            "username",
+        ),
+        (
+            Method::PUT,
+            rename.as_str(),
+            json!({"username": "tess", "why": "typo"}),
+            "why",
+        ),
+        (
+            Method::POST,
+            "/ip-allow-list",
+            json!({"cidr": "not-an-address"}),
+            "cidr",
+        ),
+        (
+            Method::POST,
+            "/ip-allow-list",
+            json!({"cidr": "0.0.0.0/0"}),
+            "cidr",
+        ),
+        (
+            Method::POST,
+            "/ip-allow-list",
+            json!({"cidr": "10.0.0.0/16", "note": long}),
+            "note",
+        ),
+        (
+            Method::POST,
+            "/ip-allow-list",
+            json!({"cidr": ["10.0.0.0/16"]}),
+            "cidr",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": "RP", "redirect_uris": REDIRECT}),
+            "redirect_uris",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": "RP", "redirect_uris": ["http://rp.example.org/cb"]}),
+            "redirect_uris",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": "RP", "redirect_uris": [REDIRECT], "grant_types": ["password"]}),
+            "grant_types",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": "RP", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "magic"}),
+            "token_endpoint_auth_method",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": "RP", "redirect_uris": [REDIRECT], "id_token_signed_response_alg": "HS256"}),
+            "id_token_signed_response_alg",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": "RP", "redirect_uris": [REDIRECT], "scopes": ["everything"]}),
+            "scopes",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": long, "redirect_uris": [REDIRECT]}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/clients",
+            json!({"name": "RP", "redirect_uris": [format!("https://rp.example.org/{long}")]}),
+            "redirect_uris",
+        ),
+        (
+            Method::PUT,
+            client_path.as_str(),
+            json!({"backchannel_logout_uri": "ftp://rp.example.org/bc"}),
+            "backchannel_logout_uri",
+        ),
+        (
+            Method::PUT,
+            client_path.as_str(),
+            json!({"post_logout_redirect_uris": ["javascript:alert(1)"]}),
+            "post_logout_redirect_uris",
+        ),
+        (
+            Method::PUT,
+            client_path.as_str(),
+            json!({"client_secret": "mine"}),
+            "client_secret",
+        ),
+        (
+            Method::POST,
+            "/saml-sps",
+            json!({"metadata": "<not xml"}),
+            "metadata",
+        ),
+        (
+            Method::POST,
+            "/saml-sps",
+            json!({"metadata": 5}),
+            "metadata",
+        ),
+        (
+            Method::POST,
+            "/saml-sps",
+            json!({"metadata": format!("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>{}", sp.metadata(false))}),
+            "metadata",
+        ),
+        (
+            Method::POST,
+            "/saml-sps",
+            json!({"metadata": sp.metadata(false), "name_id_source": "telepathy"}),
+            "name_id_source",
+        ),
+        (
+            Method::PUT,
+            sp_path.as_str(),
+            json!({"attributes": {"shoe_size": "shoeSize"}}),
+            "attributes",
+        ),
+        (
+            Method::PUT,
+            sp_path.as_str(),
+            json!({"require_signed_requests": "yes"}),
+            "require_signed_requests",
+        ),
+        (
+            Method::PUT,
+            sp_path.as_str(),
+            json!({"name_id_format": "email", "name_id_source": "pairwise"}),
+            "name_id_source",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        refused_naming(&w, &token, method, path, body, field).await;
+    }
+    // Metadata beyond the limit is refused (by the body limit or by the parser), never
+    // parsed.
+    let huge = format!("{}<!--{}-->", sp.metadata(false), "y".repeat(1_100_000));
+    let res = w
+        .call(
+            Method::POST,
+            "/saml-sps",
+            Some(&token),
+            Some(json!({ "metadata": huge })),
+        )
+        .await;
+    assert!(
+        matches!(res.status().as_u16(), 400 | 413),
+        "{}",
+        res.status()
+    );
+    // Nothing of the refused requests was stored.
+    let listed: Value = w
+        .call(Method::GET, "/clients", Some(&token), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "the console and the existing RP"
+    );
+    let orgs: Value = w
+        .call(Method::GET, "/orgs", Some(&token), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orgs.as_array().unwrap().len(), 3);
+}
+
+async fn json_of(res: reqwest::Response, want: u16) -> Value {
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, want, "{body}");
+    body
+}
+
+/// A client_credentials token request; the answer's status and body.
+async fn client_credentials(w: &World, client_id: &str, secret: &str) -> (u16, Value) {
+    let res = rp_http()
+        .post(w.app.url("/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_client_created_over_the_api_gets_tokens_until_its_secret_rotates_or_it_is_deleted() {
+    let w = World::new().await;
+    let (_, token) = w.service_token("Provisioning").await;
+    let created = json_of(
+        w.call(
+            Method::POST,
+            "/clients",
+            Some(&token),
+            Some(json!({
+                "name": "Lab results feed",
+                "grant_types": ["client_credentials"],
+                "scopes": ["openid"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["client"]["has_secret"], true);
+    let (status, tokens) = client_credentials(&w, &id, &secret).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens["access_token"].as_str().is_some());
+    // The secret is never shown again.
+    let shown = json_of(
+        w.call(Method::GET, &format!("/clients/{id}"), Some(&token), None)
+            .await,
+        200,
+    )
+    .await;
+    assert!(!shown.to_string().contains(&secret));
+    assert_eq!(shown["grant_types"], json!(["client_credentials"]));
+
+    // A rotated secret replaces the old one at once.
+    let rotated = json_of(
+        w.call(
+            Method::POST,
+            &format!("/clients/{id}/secret"),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(client_credentials(&w, &id, &secret).await.0, 401);
+    assert_eq!(client_credentials(&w, &id, &new_secret).await.0, 200);
+
+    // Taking the grant away stops it; the update keeps what it does not name.
+    let updated = json_of(
+        w.call(
+            Method::PUT,
+            &format!("/clients/{id}"),
+            Some(&token),
+            Some(json!({"grant_types": ["authorization_code"], "redirect_uris": [REDIRECT], "id_token_signed_response_alg": "ES256"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(
+        updated["client_secret"].is_null(),
+        "the secret stays, unshown"
+    );
+    assert_eq!(updated["client"]["id_token_signed_response_alg"], "ES256");
+    assert_eq!(updated["client"]["name"], "Lab results feed");
+    let (status, body) = client_credentials(&w, &id, &new_secret).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "unauthorized_client");
+
+    // Deleted, it is unknown.
+    json_of(
+        w.call(
+            Method::DELETE,
+            &format!("/clients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(client_credentials(&w, &id, &new_secret).await.0, 401);
+    assert_eq!(
+        w.call(Method::GET, &format!("/clients/{id}"), Some(&token), None)
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn an_sp_imported_over_the_api_receives_an_idp_initiated_assertion() {
+    let w = World::new().await;
+    let (_, token) = w.service_token("Provisioning").await;
+    w.user("alpha", "erin", Role::User).await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    let imported = json_of(
+        w.call(
+            Method::POST,
+            "/saml-sps",
+            Some(&token),
+            Some(json!({
+                "metadata": sp.metadata(false),
+                "name": "Radiology viewer",
+                "encrypt_assertions": false,
+                "attributes": {"email": "mail", "username": "uid"},
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(imported["entity_id"], sp.entity_id.as_str());
+    assert_eq!(
+        imported["attributes"],
+        json!({"email": "mail", "username": "uid"})
+    );
+    let handle = imported["id"].as_str().unwrap().to_owned();
+    // Sign the response as well as the assertion.
+    let updated = json_of(
+        w.call(
+            Method::PUT,
+            &format!("/saml-sps/{handle}"),
+            Some(&token),
+            Some(json!({"sign_response": true})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(updated["sign_response"], true);
+    assert_eq!(updated["sign_assertion"], true);
+    assert_eq!(updated["name"], "Radiology viewer");
+
+    let browser = w.app.new_client();
+    assert_eq!(
+        w.app.sign_in(&browser, "erin", PASSWORD).await.status(),
+        303
+    );
+    let init = format!(
+        "/saml/sso/init?sp={}",
+        url::form_urlencoded::byte_serialize(sp.entity_id.as_bytes()).collect::<String>()
+    );
+    let res = browser.get(w.app.url(&init)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (action, response, _) = crate::saml::posted(&res.text().await.unwrap());
+    assert_eq!(action, sp.acs);
+    assert!(
+        response.contains(">erin@example.org<"),
+        "mapped attributes are sent"
+    );
+    assert!(response.contains("Name=\"mail\""));
+    assert!(
+        !response.contains("Name=\"roles\""),
+        "unmapped fields are not"
+    );
+    sp.samael(&w.app, true)
+        .await
+        .parse_xml_response(&response, None)
+        .expect("accepted as IdP-initiated");
+
+    // Deleted, the SP gets nothing.
+    json_of(
+        w.call(
+            Method::DELETE,
+            &format!("/saml-sps/{handle}"),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let res = browser.get(w.app.url(&init)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(!res.text().await.unwrap().contains("SAMLResponse"));
+}
+
+#[tokio::test]
+async fn the_allow_list_kept_over_the_api_exempts_an_address_from_blocking() {
+    let w = World::with(|c| {
+        c.rate_limit_per_minute = 100_000;
+        c.rate_limit_burst = 100_000;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    w.user("alpha", "abe", Role::User).await;
+    let (_, token) = w.service_token("Network team").await;
+    let added = json_of(
+        w.call(
+            Method::POST,
+            "/ip-allow-list",
+            Some(&token),
+            Some(json!({"cidr": "198.51.100.77/24", "note": "St Mary's NAT"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(added["cidr"], "198.51.100.0/24", "stored as the network");
+    assert_eq!(
+        w.call(
+            Method::POST,
+            "/ip-allow-list",
+            Some(&token),
+            Some(json!({"cidr": "198.51.100.0/24"}))
+        )
+        .await
+        .status(),
+        409
+    );
+    let attempt = |xff: &'static str, username: String, password: &'static str| {
+        let app = &w.app;
+        async move {
+            let client = app.new_client();
+            let (tx, csrf) = app.open_login(&client).await;
+            client
+                .post(app.url("/login"))
+                .header("Origin", &app.base)
+                .header("X-Forwarded-For", xff)
+                .form(&[
+                    ("tx", tx.as_str()),
+                    ("csrf", &csrf),
+                    ("username", &username),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // More failures than the block threshold (20), each on another name so no account
+    // locks: the allow-listed address is never blocked, another one is.
+    for i in 0..22 {
+        attempt("198.51.100.9", format!("nobody{i}"), "Wrong-Harbour-42").await;
+        attempt("203.0.113.9", format!("nobody{i}"), "Wrong-Harbour-42").await;
+    }
+    assert_eq!(attempt("198.51.100.9", "abe".into(), PASSWORD).await, 303);
+    assert_eq!(attempt("203.0.113.9", "abe".into(), PASSWORD).await, 429);
+
+    // Removed, the address counts again.
+    json_of(
+        w.call(
+            Method::DELETE,
+            "/ip-allow-list/198.51.100.0/24",
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let listed = json_of(
+        w.call(Method::GET, "/ip-allow-list", Some(&token), None)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(listed, json!([]));
+    for i in 0..22 {
+        attempt("198.51.100.9", format!("again{i}"), "Wrong-Harbour-42").await;
+    }
+    assert_eq!(attempt("198.51.100.9", "abe".into(), PASSWORD).await, 429);
+}
+
+#[tokio::test]
+async fn users_created_with_a_password_and_renamed_sign_in_under_their_new_name() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    w.user("beta", "taken", Role::User).await;
+    let token = w.admin_token("alice").await;
+    let created = json_of(
+        w.call(
+            Method::POST,
+            "/users",
+            Some(&token),
+            Some(
+                json!({"org": "alpha", "username": "nurse-kim", "email": "kim@example.org",
+                "password": PASSWORD, "must_change_password": false}),
+            ),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["status"], "active");
+    assert!(!created.to_string().contains(PASSWORD));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let browser = w.app.new_client();
+    assert_eq!(
+        w.app
+            .sign_in(&browser, "nurse-kim", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    // The organisation's password policy names every rule that fails.
+    let res = w
+        .call(
+            Method::POST,
+            "/users",
+            Some(&token),
+            Some(json!({"org": "alpha", "username": "weak", "email": "weak@example.org", "password": "weak"})),
+        )
+        .await;
+    let msg = json_of(res, 400).await["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.starts_with("password:") && msg.contains("8"), "{msg}");
+
+    // Renamed (case and width folded like every username), the old name is gone.
+    json_of(
+        w.call(
+            Method::PUT,
+            &format!("/users/{id}/username"),
+            Some(&token),
+            Some(json!({"username": "Nurse-Kim-Lee"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let browser = w.app.new_client();
+    assert_eq!(
+        w.app
+            .sign_in(&browser, "nurse-kim-lee", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let browser = w.app.new_client();
+    assert_eq!(
+        w.app
+            .sign_in(&browser, "nurse-kim", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    // Unique across organisations, and not for one's peers.
+    assert_eq!(
+        w.call(
+            Method::PUT,
+            &format!("/users/{id}/username"),
+            Some(&token),
+            Some(json!({"username": "taken"}))
+        )
+        .await
+        .status(),
+        409
+    );
+    let peer = w.user("alpha", "olga", Role::OrgAdmin).await;
+    assert_eq!(
+        w.call(
+            Method::PUT,
+            &format!("/users/{}/username", peer.id),
+            Some(&token),
+            Some(json!({"username": "olga2"}))
+        )
+        .await
+        .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn every_change_over_the_newer_endpoints_is_audited_with_the_acting_administrator() {
+    let w = World::new().await;
+    let root = w.user("beta", "root", Role::SuperAdmin).await;
+    let victim = w.user("alpha", "vera", Role::User).await;
+    let token = w.admin_token("root").await;
+    let org = json_of(
+        w.call(
+            Method::POST,
+            "/orgs",
+            Some(&token),
+            Some(json!({"name": "gamma", "display_name": "Gamma Clinic",
+            "policy": {"support_email": "helpdesk@gamma.example"}})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(org["policy"]["support_email"], "helpdesk@gamma.example");
+    let created = json_of(
+        w.call(
+            Method::POST,
+            "/users",
+            Some(&token),
+            Some(json!({"org": "gamma", "username": "gus",
+            "email": "gus@example.org", "password": PASSWORD})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        created["must_change_password"], true,
+        "by default the user picks their own"
+    );
+    json_of(
+        w.call(
+            Method::PUT,
+            &format!("/users/{}/username", victim.id),
+            Some(&token),
+            Some(json!({"username": "vera-b"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let browser = w.app.new_client();
+    w.app.sign_in(&browser, "vera-b", PASSWORD).await;
+    let sessions = json_of(
+        w.call(
+            Method::GET,
+            &format!("/users/{}/sessions", victim.id),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let session = sessions[0]["id"].as_str().unwrap().to_owned();
+    json_of(
+        w.call(
+            Method::DELETE,
+            &format!("/users/{}/sessions/{session}", victim.id),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        browser
+            .get(w.app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303,
+        "that session is over"
+    );
+    assert_eq!(
+        w.call(
+            Method::DELETE,
+            &format!("/users/{}/sessions/{session}", victim.id),
+            Some(&token),
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    json_of(
+        w.call(
+            Method::POST,
+            "/ip-allow-list",
+            Some(&token),
+            Some(json!({"cidr": "192.0.2.0/24"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    json_of(
+        w.call(
+            Method::DELETE,
+            "/ip-allow-list/192.0.2.0/24",
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let client = json_of(
+        w.call(
+            Method::POST,
+            "/clients",
+            Some(&token),
+            Some(json!({"name": "RP", "redirect_uris": [REDIRECT]})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    json_of(
+        w.call(
+            Method::PUT,
+            &format!("/clients/{client_id}"),
+            Some(&token),
+            Some(json!({"name": "RP 2"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        w.call(
+            Method::POST,
+            &format!("/clients/{client_id}/secret"),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        w.call(
+            Method::DELETE,
+            &format!("/clients/{client_id}"),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    let imported = json_of(
+        w.call(
+            Method::POST,
+            "/saml-sps",
+            Some(&token),
+            Some(json!({"metadata": sp.metadata(false)})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let handle = imported["id"].as_str().unwrap();
+    json_of(
+        w.call(
+            Method::PUT,
+            &format!("/saml-sps/{handle}"),
+            Some(&token),
+            Some(json!({"name_id_format": "email"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        w.call(
+            Method::DELETE,
+            &format!("/saml-sps/{handle}"),
+            Some(&token),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let before = json_of(
+        w.call(Method::GET, "/signing-keys", Some(&token), None)
+            .await,
+        200,
+    )
+    .await;
+    let rotated = json_of(
+        w.call(Method::POST, "/signing-keys/rotate", Some(&token), None)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(rotated.as_array().unwrap().len(), 2, "RS256 and ES256");
+
+    // The keys: public facts, never private material; the rotation took the published
+    // `next` key into service and this instance signs with it at once.
+    let after = json_of(
+        w.call(Method::GET, "/signing-keys", Some(&token), None)
+            .await,
+        200,
+    )
+    .await;
+    assert!(!after.to_string().contains("private"));
+    for r in rotated.as_array().unwrap() {
+        let was = before
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == r["active_kid"])
+            .expect("the new active key was published before");
+        assert_eq!(was["state"], "next");
+        let now = after
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == r["active_kid"])
+            .unwrap();
+        assert_eq!(now["state"], "active");
+    }
+    assert_eq!(
+        w.app.state.keys.current().active_kid(),
+        rotated
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["alg"] == "RS256")
+            .unwrap()["active_kid"]
+            .as_str()
+            .unwrap()
+    );
+    let retired = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["state"] == "retired")
+        .count();
+    assert_eq!(retired, 2);
+    // The old token (signed by a now retired key) still works.
+    assert_eq!(
+        w.call(Method::GET, "/orgs", Some(&token), None)
+            .await
+            .status(),
+        200
+    );
+
+    let admin_changes = audit_events(&w.app, EventType::AdminChange).await;
+    let mut seen: Vec<(String, String)> = admin_changes
+        .iter()
+        .map(|e| {
+            assert_eq!(e.actor.as_deref(), Some(root.id.as_str()), "{e:?}");
+            (
+                e.details["object"].as_str().unwrap().to_owned(),
+                e.details["change"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<(String, String)> = [
+        ("ip_allow_list", "added"),
+        ("ip_allow_list", "removed"),
+        ("oidc_client", "created"),
+        ("oidc_client", "deleted"),
+        ("oidc_client", "secret_rotated"),
+        ("oidc_client", "updated"),
+        ("organisation", "created"),
+        ("saml_sp", "created"),
+        ("saml_sp", "deleted"),
+        ("saml_sp", "updated"),
+    ]
+    .iter()
+    .map(|(o, c)| ((*o).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(seen, want);
+    let client_events: Vec<_> = admin_changes
+        .iter()
+        .filter(|e| e.details["object"] == "oidc_client")
+        .collect();
+    assert!(
+        client_events
+            .iter()
+            .all(|e| e.details["client_id"] == client_id.as_str())
+    );
+    // No secret in the trail.
+    let rotated_secret = admin_changes
+        .iter()
+        .any(|e| e.details.to_string().contains("client_secret\":\""));
+    assert!(!rotated_secret);
+
+    let user_created = audit_events(&w.app, EventType::UserCreated).await;
+    let gus = user_created
+        .iter()
+        .find(|e| e.details["username"] == "gus")
+        .unwrap();
+    assert_eq!(gus.actor.as_deref(), Some(root.id.as_str()));
+    let renamed = audit_events(&w.app, EventType::UserUpdated).await;
+    assert_eq!(renamed[0].actor.as_deref(), Some(root.id.as_str()));
+    assert_eq!(renamed[0].subject.as_deref(), Some(victim.id.as_str()));
+    assert_eq!(renamed[0].details["username"], "vera-b");
+    assert_eq!(renamed[0].details["previous_username"], "vera");
+    let ended = audit_events(&w.app, EventType::SessionEnded).await;
+    assert!(
+        ended
+            .iter()
+            .any(|e| e.actor.as_deref() == Some(root.id.as_str())
+                && e.subject.as_deref() == Some(victim.id.as_str()))
+    );
+    let keys = audit_events(&w.app, EventType::KeyRotated).await;
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .all(|e| e.actor.as_deref() == Some(root.id.as_str()))
+    );
 }

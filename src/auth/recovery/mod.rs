@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     account::{NewPasswordEffects, PasswordChange, commit_new_password, vet_new_password},
-    guard::{allow_listed, ip_block_key, login_key},
+    guard::{counted_ip, ip_block_key, login_key},
     random_token, token_hash,
 };
 use crate::{
@@ -153,7 +153,7 @@ pub async fn request_reset(
     raw: &str,
 ) -> Result<(), AppError> {
     let config = &state.config;
-    if let Some(ip) = ctx.client_ip.filter(|ip| !allow_listed(config, *ip)) {
+    if let Some(ip) = counted_ip(state, ctx.client_ip).await? {
         let key = format!("reset-ip:{}", ip_block_key(ip));
         if !within_hourly_limit(state, &key, config.reset_ip_limit_per_hour).await? {
             let into_hour = state.clock.now().timestamp().rem_euclid(HOUR_SECS);
