@@ -153,12 +153,12 @@ pub async fn password_attempt(
     let guard = &state.guard;
     let now = state.clock.now();
     let naive_now = now.naive_utc();
+    // Capacity first: under a flood the excess is refused before it costs a query.
+    let admission = state.hashing.admit().map_err(pool_error)?;
     let ip = counted_ip(state, ctx.client_ip).await?;
     let ip_key = ip.map(ip_block_key);
     let username = Username::parse(raw_username).ok();
     let key = login_key(raw_username);
-    // Capacity first: under a flood the excess is refused before it costs a query.
-    let admission = state.hashing.admit().map_err(pool_error)?;
 
     let lookup_ip = ip_key.clone();
     let (user, policy, blocked) = state
