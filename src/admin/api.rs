@@ -1076,9 +1076,14 @@ pub async fn rename_user(
         state.clock.now().naive_utc(),
         username.clone(),
     );
+    // The lockout is keyed by name: it moves with the account, or a rename would lift it.
+    let old_key = crate::auth::guard::login_key(&user.username);
     state
         .store
-        .run(move |c| users::rename(c, &id, &new_name, now))
+        .transaction(move |c| {
+            users::rename(c, &id, &new_name, now)?;
+            crate::store::lockouts::rename(c, &old_key, new_name.as_str())
+        })
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict => {

@@ -191,3 +191,14 @@ pub fn release(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
 pub fn unlock(conn: &mut DbConnection, key: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(lockouts::table.find(key)).execute(conn)? > 0)
 }
+
+/// A renamed account keeps its lockout state: the row moves to the new name's key.
+/// Whatever the new name had gathered while it named no account (guesses at an unused
+/// name) is dropped, so nobody can pre-lock a name an administrator is about to give.
+pub fn rename(conn: &mut DbConnection, old_key: &str, new_key: &str) -> Result<(), StoreError> {
+    diesel::delete(lockouts::table.find(new_key)).execute(conn)?;
+    diesel::update(lockouts::table.find(old_key))
+        .set(lockouts::login_key.eq(new_key))
+        .execute(conn)?;
+    Ok(())
+}

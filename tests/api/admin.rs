@@ -1718,6 +1718,51 @@ async fn users_created_with_a_password_and_renamed_sign_in_under_their_new_name(
 }
 
 #[tokio::test]
+async fn a_rename_does_not_lift_a_lockout() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let locked = w.user("alpha", "lou", Role::User).await;
+    let token = w.admin_token("alice").await;
+    for _ in 0..5 {
+        let browser = w.app.new_client();
+        w.app.sign_in(&browser, "lou", "Wrong-Password-1").await;
+    }
+    let shown = |w: &World| {
+        let (w, token, id) = (w, token.clone(), locked.id.clone());
+        async move {
+            json_of(
+                w.call(Method::GET, &format!("/users/{id}"), Some(&token), None)
+                    .await,
+                200,
+            )
+            .await
+        }
+    };
+    assert_eq!(shown(&w).await["locked"], true);
+    json_of(
+        w.call(
+            Method::PUT,
+            &format!("/users/{}/username", locked.id),
+            Some(&token),
+            Some(json!({"username": "lou-renamed"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(shown(&w).await["locked"], true, "the lock moved with the account");
+    let browser = w.app.new_client();
+    assert_eq!(
+        w.app
+            .sign_in(&browser, "lou-renamed", PASSWORD)
+            .await
+            .status(),
+        401,
+        "still locked under the new name"
+    );
+}
+
+#[tokio::test]
 async fn every_change_over_the_newer_endpoints_is_audited_with_the_acting_administrator() {
     let w = World::new().await;
     let root = w.user("beta", "root", Role::SuperAdmin).await;
