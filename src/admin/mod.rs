@@ -1,4 +1,5 @@
-//! The admin REST API (`/admin/api/v1`, DESIGN §3 roles, issue: admin API).
+//! The admin REST API (`/admin/api/v1`, DESIGN §3 roles, issue: admin API), and the
+//! admin console's pages (`console`) over the same role rules.
 //!
 //! Callers present a bearer access token issued by Gatehouse with the `gatehouse:admin`
 //! scope: an administrator's (its user's role decides what it may do, checked on every
@@ -7,7 +8,9 @@
 //! as `super_admin`). Resources of an organisation the caller cannot see answer 404,
 //! never 403, so their existence is not revealed.
 
+pub mod actions;
 pub mod api;
+pub mod console;
 pub mod openapi;
 
 use actix_web::{
@@ -34,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(api::routes)
             .route("/openapi.json", web::get().to(openapi::document)),
     );
+    console::routes(cfg);
 }
 
 /// An admin API error: JSON `{"error", "message"}`.

@@ -275,7 +275,7 @@ async fn render_account(
 }
 
 /// The session and its user, or `None` when the browser must sign in (again).
-async fn signed_in(
+pub(crate) async fn signed_in(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Option<(session::SsoSession, UserRow)>, AppError> {

@@ -413,6 +413,7 @@ async fn complete(
         .await?;
     let mut res = match tx.resume {
         Resume::Account => see_other("/account"),
+        Resume::Admin => see_other("/admin"),
         Resume::Authorize(request) => {
             crate::oidc::authorize::issue_code(state, ctx, *request, &session, true).await?
         }

@@ -44,6 +44,10 @@ pub struct SsoSession {
     pub absolute_secs: u64,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Unix seconds of the last request to the admin console, which has its own,
+    /// shorter idle limit (DESIGN §8); `None` until the console is first used.
+    #[serde(default)]
+    pub console_seen: Option<i64>,
 }
 
 /// `acr` for tokens and assertions (DESIGN §6): whether a second factor was used.
@@ -130,6 +134,7 @@ pub async fn create(
         absolute_secs: new.absolute_secs,
         client_ip: new.client_ip,
         user_agent: new.user_agent,
+        console_seen: None,
     };
     write(store, &session, now).await?;
     store
@@ -213,6 +218,17 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<SsoSe
         write(store, &session, now).await?;
     }
     Ok(Some(session))
+}
+
+/// Records a request to the admin console in the session (its own idle clock).
+pub async fn touch_console(
+    store: &dyn Ephemeral,
+    session: &mut SsoSession,
+    now: i64,
+) -> Result<(), AppError> {
+    session.console_seen = Some(now);
+    session.last_seen = now;
+    write(store, session, now).await
 }
 
 /// All live sessions of a user (for the account page); dead index entries are pruned.

@@ -25,6 +25,8 @@ pub const MAX_TOKEN_LEN: usize = 64;
 pub enum Resume {
     /// The account page (`/account`).
     Account,
+    /// The admin console (`/admin`).
+    Admin,
     /// An OIDC authorization request: answered with a code.
     Authorize(Box<crate::oidc::authorize::AuthorizeRequest>),
     /// A SAML AuthnRequest (or IdP-initiated SSO): answered with a Response.

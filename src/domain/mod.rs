@@ -11,7 +11,7 @@ mod username;
 
 pub use email::Email;
 pub use lockout::LockoutPolicy;
-pub use org::{MfaPolicy, OrgName, OrgPolicy};
+pub use org::{MfaPolicy, OrgName, OrgPolicy, PolicyProblems};
 pub use password::Password;
 pub use password_policy::{PasswordPolicy, PolicyViolation};
 pub use role::{Role, UserStatus};

@@ -53,8 +53,9 @@ pub struct OrgPolicy {
 }
 
 impl OrgPolicy {
-    /// Bounds an administrator may set; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Bounds an administrator may set: one message per failing field, each naming it,
+    /// so a form can show every mistake at once.
+    pub fn validate(&self) -> Result<(), PolicyProblems> {
         let p = &self.password;
         let l = &self.lockout;
         let checks: [(&str, bool, &str); 12] = [
@@ -110,10 +111,27 @@ impl OrgPolicy {
                 "an email address",
             ),
         ];
-        match checks.iter().find(|(_, ok, _)| !ok) {
-            Some((field, _, want)) => Err(format!("{field}: must be {want}")),
-            None => Ok(()),
+        let problems: Vec<String> = checks
+            .iter()
+            .filter(|(_, ok, _)| !ok)
+            .map(|(field, _, want)| format!("{field}: must be {want}"))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyProblems(problems))
         }
+    }
+}
+
+/// The fields of an [`OrgPolicy`] that are out of bounds, in document order; shown as
+/// one line (`field: must be …; field: must be …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyProblems(pub Vec<String>);
+
+impl std::fmt::Display for PolicyProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("; "))
     }
 }
 
@@ -169,6 +187,25 @@ mod tests {
         assert!(p.requires(Role::Support) && p.requires(Role::SuperAdmin));
         assert!(MfaPolicy::Everyone.requires(Role::User));
         assert!(!MfaPolicy::Off.requires(Role::SuperAdmin));
+    }
+
+    #[test]
+    fn every_failing_policy_field_is_named() {
+        assert_eq!(OrgPolicy::default().validate(), Ok(()));
+        let mut p = OrgPolicy::default();
+        p.password.min_length = 4;
+        p.lockout.lock_minutes = 0;
+        p.support_email = Some("not an address".into());
+        let err = p.validate().unwrap_err();
+        let problems = &err.0;
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("password.min_length: "));
+        assert!(problems[1].starts_with("lockout.lock_minutes: "));
+        assert!(problems[2].starts_with("support_email: "));
+        assert!(
+            err.to_string()
+                .contains("password.min_length: must be between 8 and 128; ")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod admin_console;
 mod audit;
 mod audit_events;
 mod browser;

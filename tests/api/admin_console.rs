@@ -1,0 +1,958 @@
+//! The admin console (`/admin`): who gets in, what each role may do there, and what
+//! the audit trail says about it. Pages and forms as a browser without JavaScript uses
+//! them.
+
+use gatehouse::{
+    audit::{AuditFilter, AuditRecord, EventType},
+    auth::account::{NewAccount, create_account},
+    clock::Clock,
+    domain::{Email, MfaPolicy, OrgName, OrgPolicy, Password, Role, Username},
+    store::{ip_blocks, lockouts, orgs, users, users::UserRow},
+};
+
+use crate::{
+    browser::Browser,
+    helpers::{TestApp, element_text, hidden, skip, spawn_app, totp_code},
+};
+
+const PASSWORD: &str = "Correct-Horse-Battery-9";
+
+/// Organisations `alpha` and `beta` without an MFA requirement (most tests sign in by
+/// password alone), and `gamma` with the default one (administrators need TOTP).
+struct World {
+    app: TestApp,
+    alpha: String,
+    beta: String,
+    gamma: String,
+}
+
+impl World {
+    async fn new() -> Self {
+        let app = spawn_app().await;
+        let relaxed = OrgPolicy {
+            mfa: MfaPolicy::Off,
+            ..OrgPolicy::default()
+        };
+        let now = chrono::Utc::now().naive_utc();
+        let (alpha, beta, gamma) = app
+            .state
+            .store
+            .run(move |c| {
+                let name = |n: &str| OrgName::parse(n).unwrap();
+                let a = orgs::insert(c, &name("alpha"), "Alpha", &relaxed, now)?;
+                let b = orgs::insert(c, &name("beta"), "Beta", &relaxed, now)?;
+                let g = orgs::insert(c, &name("gamma"), "Gamma", &OrgPolicy::default(), now)?;
+                Ok((a.id, b.id, g.id))
+            })
+            .await
+            .unwrap();
+        Self {
+            app,
+            alpha,
+            beta,
+            gamma,
+        }
+    }
+
+    async fn user(&self, org: &str, name: &str, role: Role) -> UserRow {
+        create_account(
+            &self.app.state,
+            NewAccount {
+                org: OrgName::parse(org).unwrap(),
+                username: Username::parse(name).unwrap(),
+                email: Email::parse(&format!("{name}@example.org")).unwrap(),
+                display_name: None,
+                role,
+                password: Password::parse(PASSWORD.into()).unwrap(),
+                must_change_password: false,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A browser that opened `/admin`, was sent to sign in, and signed in by password.
+    /// Returns the answer to the password step.
+    async fn console_sign_in(&self, client: &reqwest::Client, username: &str) -> reqwest::Response {
+        let res = client.get(self.app.url("/admin")).send().await.unwrap();
+        assert_eq!(res.status(), 303, "no session: sent to sign in");
+        let login = location(&res);
+        assert!(login.starts_with("/login?tx="), "{login}");
+        self.password_step(client, &login, username).await
+    }
+
+    /// Fills the sign-in page at `login` with `username` and the test password.
+    async fn password_step(
+        &self,
+        client: &reqwest::Client,
+        login: &str,
+        username: &str,
+    ) -> reqwest::Response {
+        let page = client.get(self.app.url(login)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        self.app
+            .post_form(
+                client,
+                "/login",
+                &[
+                    ("tx", &hidden(&html, "tx")),
+                    ("csrf", &hidden(&html, "csrf")),
+                    ("username", username),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await
+    }
+
+    /// A browser inside the console as `username` (password only: alpha and beta).
+    async fn admin_browser(&self, username: &str) -> reqwest::Client {
+        let client = self.app.new_client();
+        let res = self.console_sign_in(&client, username).await;
+        assert_eq!(res.status(), 303);
+        assert_eq!(
+            location(&res),
+            "/admin",
+            "the sign-in resumes to the console"
+        );
+        client
+    }
+
+    /// Enrols TOTP at the sign-in step at `enrol` (where the password step sent the
+    /// browser), and continues into the console. Returns the secret.
+    async fn enrol_during_sign_in(&self, client: &reqwest::Client, enrol: &str) -> String {
+        assert!(enrol.starts_with("/login/totp-enrol?tx="), "{enrol}");
+        let (_, html) = self.page(client, enrol).await;
+        let secret = element_text(&html, "totp-secret");
+        let code = totp_code(&secret, self.app.clock.now().timestamp());
+        let res = self
+            .post(
+                client,
+                "/login/totp-enrol",
+                &[
+                    ("tx", &hidden(&html, "tx")),
+                    ("csrf", &hidden(&html, "csrf")),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        let res = self
+            .post(
+                client,
+                "/login/continue",
+                &[
+                    ("tx", &hidden(&html, "tx")),
+                    ("csrf", &hidden(&html, "csrf")),
+                ],
+            )
+            .await;
+        assert_eq!(location(&res), "/admin");
+        secret
+    }
+
+    async fn page(&self, client: &reqwest::Client, path: &str) -> (u16, String) {
+        let res = client.get(self.app.url(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.text().await.unwrap())
+    }
+
+    /// The console's CSRF token (the sign-out form on every page carries it).
+    async fn csrf(&self, client: &reqwest::Client) -> String {
+        let (status, html) = self.page(client, "/admin").await;
+        assert_eq!(status, 200, "inside the console: {html}");
+        hidden(&html, "csrf")
+    }
+
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.app.post_form(client, path, form).await
+    }
+
+    /// Five wrong passwords: the org's lockout policy locks sign-in for `username`.
+    async fn lock(&self, username: &str) {
+        let client = self.app.new_client();
+        for _ in 0..5 {
+            let res = self
+                .app
+                .sign_in(&client, username, "Wrong-Password-1")
+                .await;
+            assert_eq!(res.status(), 401);
+        }
+        assert!(self.locked(username).await, "{username} is locked");
+    }
+
+    async fn locked(&self, username: &str) -> bool {
+        let key = gatehouse::auth::guard::login_key(username);
+        let now = self.app.clock.now().naive_utc();
+        self.app
+            .state
+            .store
+            .run(move |c| lockouts::find(c, &key))
+            .await
+            .unwrap()
+            .is_some_and(|l| l.permanent || l.locked_until.is_some_and(|t| t > now))
+    }
+
+    async fn reload(&self, user: &UserRow) -> UserRow {
+        let id = user.id.clone();
+        self.app
+            .state
+            .store
+            .run(move |c| users::find_by_id(c, &id))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn events(&self, event_type: EventType) -> Vec<AuditRecord> {
+        self.app
+            .state
+            .audit
+            .query(
+                AuditFilter {
+                    event_type: Some(event_type),
+                    ..Default::default()
+                },
+                100,
+                None,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Whether an event of `event_type` names `actor` as actor and `subject` as subject.
+    async fn audited(&self, event_type: EventType, actor: &str, subject: Option<&str>) -> bool {
+        self.events(event_type).await.iter().any(|e| {
+            e.actor.as_deref() == Some(actor)
+                && subject.is_none_or(|s| e.subject.as_deref() == Some(s))
+        })
+    }
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn without_a_session_the_console_sends_the_browser_to_sign_in_and_back() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let client = w.admin_browser("alice").await;
+    let res = client.get(w.app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<h1>Find a user</h1>"), "{html}");
+    assert_eq!(element_text(&html, "admin-username"), "alice");
+    assert!(!html.contains("<script"), "works without JavaScript");
+    // Another page without a session also starts a sign-in, never shows anything.
+    let anonymous = w.app.new_client();
+    let res = anonymous
+        .get(w.app.url(&format!("/admin/orgs/{}", w.alpha)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).starts_with("/login?tx="));
+}
+
+#[tokio::test]
+async fn a_plain_user_is_refused_with_a_403_page() {
+    let w = World::new().await;
+    w.user("alpha", "plain", Role::User).await;
+    let client = w.app.new_client();
+    let res = w.console_sign_in(&client, "plain").await;
+    assert_eq!(location(&res), "/admin");
+    let res = client.get(w.app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("for administrators"), "{html}");
+    let (status, _) = w.page(&client, &format!("/admin/orgs/{}", w.alpha)).await;
+    assert_eq!(status, 403);
+    // Not even with a CSRF token from the account page.
+    let csrf = w.app.account_csrf(&client).await;
+    let victim = w.user("alpha", "victim", Role::User).await;
+    w.lock("victim").await;
+    let res = w
+        .post(
+            &client,
+            &format!("/admin/users/{}/unlock", victim.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(w.locked("victim").await);
+}
+
+#[tokio::test]
+async fn support_unlocks_a_user_but_the_policy_form_is_refused() {
+    let w = World::new().await;
+    let helper = w.user("alpha", "sam", Role::Support).await;
+    let victim = w.user("alpha", "vic", Role::User).await;
+    w.lock("vic").await;
+    let client = w.admin_browser("sam").await;
+
+    // Found by a part of the email address, shown as locked.
+    let (status, html) = w.page(&client, "/admin?q=VIC%40example").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("/admin/users/{}", victim.id)),
+        "{html}"
+    );
+    assert!(html.contains("<strong>locked</strong>"), "{html}");
+    let user_path = format!("/admin/users/{}", victim.id);
+    let (status, html) = w.page(&client, &user_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(element_text(&html, "user-locked"), "locked");
+
+    let csrf = w.csrf(&client).await;
+    let res = w
+        .post(&client, &format!("{user_path}/unlock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), format!("{user_path}?done=unlocked"));
+    assert!(!w.locked("vic").await);
+    let (_, html) = w.page(&client, &location(&res)).await;
+    assert_eq!(element_text(&html, "user-locked"), "not locked");
+    assert_eq!(element_text(&html, "notice"), "Sign-in was unlocked.");
+    assert!(
+        w.audited(EventType::AccountUnlocked, &helper.id, Some(&victim.id))
+            .await
+    );
+    // The user signs in again.
+    let res = w.app.sign_in(&w.app.new_client(), "vic", PASSWORD).await;
+    assert_eq!(res.status(), 303);
+
+    // Support reads the policies but may not change them.
+    let org_path = format!("/admin/orgs/{}", w.alpha);
+    let (status, html) = w.page(&client, &org_path).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"read-only\""), "{html}");
+    assert!(!html.contains("save-policy"));
+    let before = w.app.state.store.run({
+        let id = w.alpha.clone();
+        move |c| orgs::find_by_id(c, &id)
+    });
+    let before = before.await.unwrap().unwrap().policy();
+    let res = w
+        .post(
+            &client,
+            &format!("{org_path}/policy"),
+            &[
+                ("csrf", &csrf),
+                ("password.min_length", "20"),
+                ("mfa", "off"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let after = w.app.state.store.run({
+        let id = w.alpha.clone();
+        move |c| orgs::find_by_id(c, &id)
+    });
+    assert_eq!(after.await.unwrap().unwrap().policy(), before);
+    // Nor may support see IP blocks (across organisations).
+    let (status, _) = w.page(&client, "/admin/ip-blocks").await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_organisation_admin_gets_404_for_another_organisations_user() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let stranger = w.user("beta", "bob", Role::User).await;
+    w.lock("bob").await;
+    let client = w.admin_browser("alice").await;
+    let csrf = w.csrf(&client).await;
+    let path = format!("/admin/users/{}", stranger.id);
+    assert_eq!(w.page(&client, &path).await.0, 404);
+    for action in ["unlock", "force-reset", "remove-totp", "sessions/end-all"] {
+        let res = w
+            .post(&client, &format!("{path}/{action}"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(res.status(), 404, "{action}");
+    }
+    assert!(w.locked("bob").await);
+    assert!(!w.reload(&stranger).await.must_change_password);
+    assert_eq!(
+        w.page(&client, &format!("/admin/orgs/{}", w.beta)).await.0,
+        404
+    );
+    let res = w
+        .post(
+            &client,
+            &format!("/admin/orgs/{}/policy", w.beta),
+            &[("csrf", &csrf), ("mfa", "off")],
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    // The search does not find them; the audit filter does not know them.
+    let (_, html) = w.page(&client, "/admin?q=bob").await;
+    assert!(html.contains("id=\"no-results\""), "{html}");
+    assert!(!html.contains(&stranger.id));
+    assert_eq!(w.page(&client, "/admin/audit?user=bob").await.0, 404);
+    // Nor may an organisation admin act on an equal: 403, as in the API.
+    let peer = w.user("alpha", "ann", Role::OrgAdmin).await;
+    let res = w
+        .post(
+            &client,
+            &format!("/admin/users/{}/force-reset", peer.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(!w.reload(&peer).await.must_change_password);
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let victim = w.user("alpha", "vic", Role::User).await;
+    w.lock("vic").await;
+    let client = w.admin_browser("alice").await;
+    let path = format!("/admin/users/{}/unlock", victim.id);
+    let res = w.post(&client, &path, &[]).await;
+    assert_eq!(res.status(), 403);
+    let res = w.post(&client, &path, &[("csrf", "forged")]).await;
+    assert_eq!(res.status(), 403);
+    assert!(w.locked("vic").await, "nothing happened");
+    // Another browser's token is no good either.
+    w.user("alpha", "ann", Role::Support).await;
+    let other = w.admin_browser("ann").await;
+    let theirs = w.csrf(&other).await;
+    let res = w.post(&client, &path, &[("csrf", &theirs)]).await;
+    assert_eq!(res.status(), 403);
+    // A cross-site post is refused even with the right token.
+    let csrf = w.csrf(&client).await;
+    let res = client
+        .post(w.app.url(&path))
+        .header("Origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(w.locked("vic").await);
+    let res = w.post(&client, &path, &[("csrf", &csrf)]).await;
+    assert_eq!(res.status(), 303);
+    assert!(!w.locked("vic").await);
+}
+
+#[tokio::test]
+async fn after_15_idle_minutes_the_console_asks_to_sign_in_again() {
+    let w = World::new().await;
+    let admin = w.user("alpha", "alice", Role::OrgAdmin).await;
+    let victim = w.user("alpha", "vic", Role::User).await;
+    let client = w.admin_browser("alice").await;
+    assert_eq!(w.page(&client, "/admin").await.0, 200);
+    // Activity keeps it open.
+    w.app.clock.advance(chrono::Duration::minutes(14));
+    assert_eq!(w.page(&client, "/admin").await.0, 200);
+    w.app.clock.advance(chrono::Duration::minutes(14));
+    let csrf = w.csrf(&client).await;
+
+    w.app.clock.advance(chrono::Duration::minutes(16));
+    let res = client.get(w.app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let login = location(&res);
+    assert!(login.starts_with("/login?tx="), "{login}");
+    // The sign-in page knows who it is for.
+    let (_, html) = w.page(&client, &login).await;
+    assert!(html.contains("value=\"alice\""), "{html}");
+    // A form sent now does nothing either.
+    let res = w
+        .post(
+            &client,
+            &format!("/admin/users/{}/force-reset", victim.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).starts_with("/login?tx="));
+    assert!(!w.reload(&victim).await.must_change_password);
+    // The SSO session itself is still alive (its own limit is 72 hours).
+    assert_eq!(w.page(&client, "/account").await.0, 200);
+
+    let res = w.password_step(&client, &login, "alice").await;
+    assert_eq!(location(&res), "/admin");
+    assert_eq!(w.page(&client, "/admin").await.0, 200);
+    assert!(
+        w.events(EventType::SignInSucceeded)
+            .await
+            .iter()
+            .filter(|e| e.subject.as_deref() == Some(&admin.id))
+            .count()
+            >= 2
+    );
+}
+
+#[tokio::test]
+async fn an_administrator_without_a_second_factor_goes_through_the_totp_step() {
+    let w = World::new().await;
+    // Signed in as a user (no second factor needed), then made an administrator: the
+    // session has only a password behind it.
+    let carol = w.user("gamma", "carol", Role::User).await;
+    let client = w.app.new_client();
+    let res = w.console_sign_in(&client, "carol").await;
+    assert_eq!(location(&res), "/admin");
+    assert_eq!(w.page(&client, "/admin").await.0, 403);
+    let id = carol.id.clone();
+    let now = w.app.clock.now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| users::set_role(c, &id, Role::OrgAdmin, now))
+        .await
+        .unwrap();
+
+    let res = client.get(w.app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let login = location(&res);
+    assert!(login.starts_with("/login?tx="));
+    let res = w.password_step(&client, &login, "carol").await;
+    assert_eq!(res.status(), 303);
+    let secret = w.enrol_during_sign_in(&client, &location(&res)).await;
+    assert_eq!(w.page(&client, "/admin").await.0, 200);
+
+    // Next time, an enrolled administrator is asked for a code after the password.
+    let fresh = w.app.new_client();
+    let res = w.console_sign_in(&fresh, "carol").await;
+    let otp = location(&res);
+    assert!(otp.starts_with("/login/otp?tx="), "{otp}");
+    assert_eq!(w.page(&fresh, "/admin").await.0, 303, "not inside yet");
+    w.app.clock.advance(chrono::Duration::seconds(30));
+    let (_, html) = w.page(&fresh, &otp).await;
+    let code = totp_code(&secret, w.app.clock.now().timestamp());
+    let res = w
+        .post(
+            &fresh,
+            "/login/otp",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(location(&res), "/admin");
+    assert_eq!(w.page(&fresh, "/admin").await.0, 200);
+}
+
+#[tokio::test]
+async fn bad_policy_input_is_a_400_page_naming_every_field() {
+    let w = World::new().await;
+    let admin = w.user("alpha", "alice", Role::OrgAdmin).await;
+    let client = w.admin_browser("alice").await;
+    let org_path = format!("/admin/orgs/{}", w.alpha);
+    let (status, html) = w.page(&client, &org_path).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"save-policy\""));
+    let csrf = hidden(&html, "csrf");
+    let policy_of = |id: String| {
+        let store = w.app.state.store.clone();
+        async move {
+            store
+                .run(move |c| orgs::find_by_id(c, &id))
+                .await
+                .unwrap()
+                .unwrap()
+                .policy()
+        }
+    };
+    let before = policy_of(w.alpha.clone()).await;
+    let mut form: Vec<(&str, &str)> = vec![
+        ("csrf", csrf.as_str()),
+        ("password.min_length", "4"),
+        ("password.max_length", "128"),
+        ("password.require_upper", "on"),
+        ("password.min_strength", "2"),
+        ("password.history", "5"),
+        ("password.max_age_days", ""),
+        ("lockout.threshold", "5"),
+        ("lockout.lock_minutes", "soon"),
+        ("lockout.permanent_after", "3"),
+        ("lockout.reset_failures_after_minutes", "720"),
+        ("mfa", "sometimes"),
+        ("support_email", "not-an-address"),
+        ("session_idle_secs", "3600"),
+        ("session_absolute_secs", "60"),
+    ];
+    let res = w.post(&client, &format!("{org_path}/policy"), &form).await;
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    let errors = &html[html.find("id=\"errors\"").expect("an error list")..];
+    for field in [
+        "password.min_length",
+        "lockout.lock_minutes",
+        "mfa",
+        "support_email",
+        "session_absolute_secs",
+    ] {
+        assert!(
+            errors.contains(&format!("<li>{field}: ")),
+            "{field} in {errors}"
+        );
+    }
+    assert!(!errors.contains("<li>password.max_length"), "{errors}");
+    // What was typed is shown again to correct.
+    assert!(html.contains("value=\"soon\""));
+    assert_eq!(policy_of(w.alpha.clone()).await, before, "nothing stored");
+
+    for (name, value) in form.iter_mut() {
+        *value = match *name {
+            "password.min_length" => "12",
+            "lockout.lock_minutes" => "30",
+            "mfa" => "everyone",
+            "support_email" => "Helpdesk@Example.org",
+            "session_absolute_secs" => "86400",
+            _ => *value,
+        };
+    }
+    let res = w.post(&client, &format!("{org_path}/policy"), &form).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), format!("{org_path}?done=policy-saved"));
+    let after = policy_of(w.alpha.clone()).await;
+    assert_eq!(after.password.min_length, 12);
+    assert!(after.password.require_upper && !after.password.require_lower);
+    assert_eq!(after.lockout.lock_minutes, 30);
+    assert_eq!(after.mfa, MfaPolicy::Everyone);
+    assert_eq!(after.support_email.as_deref(), Some("Helpdesk@example.org"));
+    assert_eq!(after.session_absolute_secs, 86_400);
+    assert!(
+        w.events(EventType::AdminChange)
+            .await
+            .iter()
+            .any(|e| e.actor.as_deref() == Some(&admin.id)
+                && e.org_id.as_deref() == Some(&w.alpha)
+                && e.details["object"] == "organisation_policy")
+    );
+}
+
+#[tokio::test]
+async fn every_console_action_is_audited_with_the_acting_administrator() {
+    let w = World::new().await;
+    let admin = w.user("alpha", "alice", Role::OrgAdmin).await;
+    let victim = w.user("alpha", "vic", Role::User).await;
+    // Two sessions of the victim, and TOTP enrolled.
+    let first = w.app.new_client();
+    assert_eq!(w.app.sign_in(&first, "vic", PASSWORD).await.status(), 303);
+    let second = w.app.new_client();
+    assert_eq!(w.app.sign_in(&second, "vic", PASSWORD).await.status(), 303);
+    w.app.enrol_totp(&first).await;
+    w.lock("vic").await;
+
+    let client = w.admin_browser("alice").await;
+    let csrf = w.csrf(&client).await;
+    let path = format!("/admin/users/{}", victim.id);
+    let (_, html) = w.page(&client, &path).await;
+    assert_eq!(element_text(&html, "user-mfa"), "enrolled");
+    assert_eq!(html.matches("class=\"end-session\"").count(), 2, "{html}");
+
+    // End one session: the other browser stays signed in.
+    let handle = hidden(&html, "session");
+    let res = w
+        .post(
+            &client,
+            &format!("{path}/sessions/end"),
+            &[("csrf", &csrf), ("session", &handle)],
+        )
+        .await;
+    assert_eq!(location(&res), format!("{path}?done=session-ended"));
+    let (_, html) = w.page(&client, &path).await;
+    assert_eq!(html.matches("class=\"end-session\"").count(), 1);
+    assert!(
+        w.audited(EventType::SessionEnded, &admin.id, Some(&victim.id))
+            .await
+    );
+
+    for (action, done) in [
+        ("unlock", "unlocked"),
+        ("remove-totp", "totp-removed"),
+        ("sessions/end-all", "sessions-ended"),
+        ("force-reset", "reset"),
+    ] {
+        let res = w
+            .post(&client, &format!("{path}/{action}"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(res.status(), 303, "{action}");
+        assert_eq!(location(&res), format!("{path}?done={done}"));
+    }
+    for event in [
+        EventType::AccountUnlocked,
+        EventType::MfaRemoved,
+        EventType::PasswordResetForced,
+    ] {
+        assert!(
+            w.audited(event, &admin.id, Some(&victim.id)).await,
+            "{event} names the administrator"
+        );
+    }
+    let ended: Vec<_> = w
+        .events(EventType::SessionEnded)
+        .await
+        .into_iter()
+        .filter(|e| e.actor.as_deref() == Some(&admin.id))
+        .collect();
+    assert_eq!(ended.len(), 2, "one session, then all: {ended:?}");
+    // And the effects are real.
+    let after = w.reload(&victim).await;
+    assert!(after.must_change_password);
+    assert!(!w.locked("vic").await);
+    let (_, html) = w.page(&client, &path).await;
+    assert_eq!(element_text(&html, "user-mfa"), "not enrolled");
+    assert!(html.contains("id=\"no-sessions\""), "{html}");
+    assert_eq!(w.page(&first, "/account").await.0, 303, "signed out");
+
+    // The console's own audit page shows them, filtered by user and type.
+    let (status, html) = w
+        .page(&client, "/admin/audit?user=vic&type=mfa.removed")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(html.matches("class=\"event\"").count(), 1, "{html}");
+    assert!(
+        html.contains("<td class=\"event-actor\">alice</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td class=\"event-subject\">vic</td>"));
+    let (status, html) = w.page(&client, "/admin/audit?type=no.such").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("type: "), "{html}");
+}
+
+#[tokio::test]
+async fn the_audit_page_goes_back_fifty_events_at_a_time() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::Support).await;
+    let client = w.admin_browser("alice").await;
+    for _ in 0..60 {
+        w.app
+            .state
+            .audit
+            .record(
+                gatehouse::audit::AuditEvent::new(
+                    EventType::PasswordResetRequested,
+                    gatehouse::audit::Outcome::Success,
+                )
+                .org(&w.alpha),
+            )
+            .await
+            .unwrap();
+    }
+    // Another organisation's events are not shown.
+    for _ in 0..3 {
+        w.app
+            .state
+            .audit
+            .record(
+                gatehouse::audit::AuditEvent::new(
+                    EventType::PasswordResetRequested,
+                    gatehouse::audit::Outcome::Success,
+                )
+                .org(&w.beta),
+            )
+            .await
+            .unwrap();
+    }
+    let (status, html) = w
+        .page(&client, "/admin/audit?type=password.reset_requested")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(html.matches("class=\"event\"").count(), 50);
+    let rest = &html[html
+        .find("id=\"older\" href=\"")
+        .expect("a link to older events")
+        + 17..];
+    let older = crate::helpers::unescape(&rest[..rest.find('"').unwrap()]);
+    assert!(
+        older.contains("type=password.reset_requested&before="),
+        "{older}"
+    );
+    let (status, html) = w.page(&client, &older).await;
+    assert_eq!(status, 200);
+    assert_eq!(html.matches("class=\"event\"").count(), 10);
+    assert!(!html.contains("id=\"older\""));
+}
+
+#[tokio::test]
+async fn a_super_administrator_sees_every_organisation_and_lifts_ip_blocks() {
+    let w = World::new().await;
+    let root = w.user("alpha", "root", Role::SuperAdmin).await;
+    let bob = w.user("beta", "bob", Role::User).await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let now = w.app.clock.now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| {
+            ip_blocks::block(
+                c,
+                "203.0.113.9",
+                chrono::Duration::hours(1),
+                "too many failures",
+                now,
+            )
+        })
+        .await
+        .unwrap();
+    let client = w.admin_browser("root").await;
+    let (_, html) = w.page(&client, "/admin?q=bob").await;
+    assert!(html.contains(&format!("/admin/users/{}", bob.id)), "{html}");
+    assert!(html.contains(&format!("/admin/orgs/{}", w.gamma)));
+    assert_eq!(
+        w.page(&client, &format!("/admin/users/{}", bob.id)).await.0,
+        200
+    );
+
+    let (status, html) = w.page(&client, "/admin/ip-blocks").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<td class=\"blocked-ip\">203.0.113.9</td>"),
+        "{html}"
+    );
+    let csrf = hidden(&html, "csrf");
+    let res = w
+        .post(
+            &client,
+            "/admin/ip-blocks/lift",
+            &[("csrf", &csrf), ("ip", "203.0.113.9")],
+        )
+        .await;
+    assert_eq!(location(&res), "/admin/ip-blocks?done=ip-lifted");
+    let (_, html) = w.page(&client, "/admin/ip-blocks").await;
+    assert!(html.contains("id=\"no-blocks\""), "{html}");
+    let lifted = w.events(EventType::IpUnblocked).await;
+    assert!(
+        lifted
+            .iter()
+            .any(|e| e.actor.as_deref() == Some(&root.id) && e.details["ip"] == "203.0.113.9")
+    );
+    // An organisation admin may not.
+    let other = w.admin_browser("alice").await;
+    let csrf = w.csrf(&other).await;
+    assert_eq!(w.page(&other, "/admin/ip-blocks").await.0, 403);
+    let res = w
+        .post(
+            &other,
+            "/admin/ip-blocks/lift",
+            &[("csrf", &csrf), ("ip", "203.0.113.9")],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+}
+
+// ---------------------------------------------------------------------------------------
+// In a real browser (GATEHOUSE_TEST_BROWSER=1): the support desk's everyday task.
+
+async fn browser_sign_in(browser: &Browser, username: &str, password: &str) {
+    browser.fill("form#login input#username", username).await;
+    browser.fill("form#login input#password", password).await;
+    browser.submit("form#login button#sign-in").await;
+}
+
+#[tokio::test]
+async fn browser_an_administrator_unlocks_a_user_and_forces_a_new_password() {
+    let test = "browser_an_administrator_unlocks_a_user_and_forces_a_new_password";
+    let Some(browser) = Browser::start().await else {
+        skip(test, "GATEHOUSE_TEST_BROWSER not set");
+        return;
+    };
+    let w = World::new().await;
+    // `gamma` requires a second factor of administrators: Ada enrols at her first sign-in.
+    w.user("gamma", "ada", Role::OrgAdmin).await;
+    let http = w.app.new_client();
+    let res = w.console_sign_in(&http, "ada").await;
+    let secret = w.enrol_during_sign_in(&http, &location(&res)).await;
+    let lou = w.user("gamma", "lou", Role::User).await;
+    w.lock("lou").await;
+
+    // The console sends the browser to sign in: password, then a code.
+    browser.goto(&w.app.url("/admin")).await;
+    browser.wait_for("form#login").await;
+    browser_sign_in(&browser, "ada", PASSWORD).await;
+    browser.wait_for("form#otp").await;
+    w.app.clock.advance(chrono::Duration::seconds(30));
+    let code = totp_code(&secret, w.app.clock.now().timestamp());
+    browser.fill("form#otp input#code", &code).await;
+    browser.submit("form#otp button#verify").await;
+    browser.wait_for("form#search").await;
+    assert_eq!(browser.current_url().await.path(), "/admin");
+    assert_eq!(browser.text("h1").await, "Find a user");
+
+    // Find Lou, locked.
+    browser.fill("form#search input#q", "lou").await;
+    browser.submit("form#search button#search-button").await;
+    browser.wait_for("table#results").await;
+    assert_eq!(browser.count("table#results tbody tr").await, 1);
+    assert_eq!(
+        browser.text("table#results tbody tr td:nth-child(6)").await,
+        "locked"
+    );
+    browser.submit("table#results a.user-link").await;
+    assert_eq!(
+        browser.current_url().await.path(),
+        format!("/admin/users/{}", lou.id)
+    );
+    assert_eq!(browser.text("#user-username").await, "lou");
+    assert_eq!(browser.text("#user-locked").await, "locked");
+
+    // Unlock, then require a new password.
+    browser.submit("form#unlock button#unlock-button").await;
+    assert_eq!(browser.text("#notice").await, "Sign-in was unlocked.");
+    assert_eq!(browser.text("#user-locked").await, "not locked");
+    assert_eq!(browser.text("#user-must-change").await, "no");
+    browser
+        .submit("form#force-reset button#force-reset-button")
+        .await;
+    assert!(
+        browser
+            .text("#notice")
+            .await
+            .starts_with("A new password is required")
+    );
+    assert_eq!(browser.text("#user-must-change").await, "yes");
+    assert!(!w.locked("lou").await);
+    assert!(w.reload(&lou).await.must_change_password);
+
+    // Ada signs out; Lou's next sign-in demands a new password before anything else.
+    browser.submit("form#logout button#sign-out").await;
+    browser.goto(&w.app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    browser_sign_in(&browser, "lou", PASSWORD).await;
+    browser.wait_for("form#change-password").await;
+    assert_eq!(browser.current_url().await.path(), "/login/password");
+    browser
+        .fill(
+            "form#change-password input#new_password",
+            "Fresh-Start-Pass-72!",
+        )
+        .await;
+    browser
+        .fill(
+            "form#change-password input#confirm_password",
+            "Fresh-Start-Pass-72!",
+        )
+        .await;
+    browser
+        .submit("form#change-password button#change-password")
+        .await;
+    browser.wait_for("#account-username").await;
+    assert_eq!(browser.text("#account-username").await, "lou");
+    assert!(!w.reload(&lou).await.must_change_password);
+
+    browser.close().await;
+}
