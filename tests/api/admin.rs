@@ -1727,18 +1727,10 @@ async fn a_rename_does_not_lift_a_lockout() {
         let browser = w.app.new_client();
         w.app.sign_in(&browser, "lou", "Wrong-Password-1").await;
     }
-    let shown = |w: &World| {
-        let (w, token, id) = (w, token.clone(), locked.id.clone());
-        async move {
-            json_of(
-                w.call(Method::GET, &format!("/users/{id}"), Some(&token), None)
-                    .await,
-                200,
-            )
-            .await
-        }
-    };
-    assert_eq!(shown(&w).await["locked"], true);
+    let path = format!("/users/{}", locked.id);
+    let shown =
+        || async { json_of(w.call(Method::GET, &path, Some(&token), None).await, 200).await };
+    assert_eq!(shown().await["locked"], true);
     json_of(
         w.call(
             Method::PUT,
@@ -1750,7 +1742,11 @@ async fn a_rename_does_not_lift_a_lockout() {
         200,
     )
     .await;
-    assert_eq!(shown(&w).await["locked"], true, "the lock moved with the account");
+    assert_eq!(
+        shown().await["locked"],
+        true,
+        "the lock moved with the account"
+    );
     let browser = w.app.new_client();
     assert_eq!(
         w.app
