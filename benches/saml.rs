@@ -1,7 +1,8 @@
 //! SAML IdP benchmark (issue 8). Run with `cargo bench --bench saml`. Prints:
 //!
 //! 1. signed assertions per second (build + RSA-SHA256 XML signature of an assertion in a
-//!    Response, one core, and the same with the Response signed too);
+//!    Response, one core; the same with the Response signed too; and with the signed
+//!    assertion encrypted to the SP);
 //! 2. SP-initiated SSO round-trip latency (HTTP-Redirect AuthnRequest → the POST-binding
 //!    Response page) with an existing session, p50 and p99, through the real HTTPS server.
 //!
@@ -37,9 +38,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+/// The SP's metadata, with an encryption certificate (RSA-2048, self-signed).
 fn metadata() -> String {
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "bench sp").unwrap();
+    let name = name.build();
+    let mut b = x509::X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = STANDARD.encode(b.build().to_der().unwrap());
     format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{SP}"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="{}" Location="{ACS}" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{SP}"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:AssertionConsumerService Binding="{}" Location="{ACS}" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
         providers::BINDING_POST
     )
 }
@@ -93,15 +111,18 @@ async fn main() {
     .unwrap();
 
     println!("== signed assertions per second (one core)");
-    for (label, sign_response) in [
-        ("assertion signed", false),
-        ("assertion + response signed", true),
+    let metadata = metadata();
+    for (label, sign_response, encrypt) in [
+        ("assertion signed", false, false),
+        ("assertion + response signed", true, false),
+        ("assertion signed, then encrypted", false, true),
     ] {
         let (sp, _) = providers::import(
             &state.store,
-            &metadata(),
+            &metadata,
             &ImportSettings {
                 sign_response: Some(sign_response),
+                encrypt_assertions: Some(encrypt),
                 ..Default::default()
             },
             Utc::now(),
@@ -135,8 +156,10 @@ async fn main() {
                 now,
                 lifetime: chrono::Duration::seconds(300),
             };
-            let xml = assertion::success(&statement, &state.saml_key).unwrap();
-            assert!(xml.contains("SignatureValue"));
+            let xml = assertion::success(&statement, &state.saml_keys.current()).unwrap();
+            // Encrypted, the signed assertion's SignatureValue is inside the ciphertext.
+            assert!(encrypt || xml.contains("SignatureValue"));
+            assert_eq!(xml.contains("EncryptedAssertion"), encrypt);
             n += 1;
         }
         println!(

@@ -274,6 +274,9 @@ enum KeysCommand {
     /// Start signing with the published next key, retire the current one (still
     /// published until its tokens expire) and publish a new next key.
     Rotate {
+        /// Rotate the SAML signing key (and certificate) instead of the OIDC token keys.
+        #[arg(long)]
+        saml: bool,
         #[arg(long)]
         json: bool,
     },
@@ -790,11 +793,14 @@ async fn sp(config: Config, command: SpCommand) -> Result<(), String> {
 }
 
 async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
-    let KeysCommand::Rotate { json } = command;
+    let KeysCommand::Rotate { saml, json } = command;
     let master_key = Arc::new(startup::load_master_key(&config).map_err(|e| e.to_string())?);
     let store = startup::open_store(&config)
         .await
         .map_err(|e| e.to_string())?;
+    if saml {
+        return saml_keys_rotate(&config, &store, master_key, json).await;
+    }
     let rotated = gatehouse::crypto::signing::rotate(&store, master_key, Utc::now())
         .await
         .map_err(|e| e.to_string())?;
@@ -826,6 +832,53 @@ async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
                 r.alg, r.active_kid, r.next_kid
             );
         }
+        println!("Running instances pick this up within signing_key_reload_secs.");
+    }
+    Ok(())
+}
+
+/// `keys rotate --saml`: the SAML key published as next starts signing (DESIGN §10).
+async fn saml_keys_rotate(
+    config: &Config,
+    store: &gatehouse::store::Store,
+    master_key: Arc<gatehouse::crypto::MasterKey>,
+    json: bool,
+) -> Result<(), String> {
+    let entity_id = format!(
+        "{}/saml/metadata",
+        config.issuer.as_str().trim_end_matches('/')
+    );
+    let now = Utc::now();
+    // A database from before rotation may lack a next key: ensure publishes one first.
+    gatehouse::saml::keys::ensure(store, master_key.clone(), &entity_id, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let r = gatehouse::saml::keys::rotate(store, master_key, &entity_id, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let audit = startup::open_audit(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    audit
+        .record(
+            AuditEvent::new(EventType::KeyRotated, Outcome::Success)
+                .actor("cli")
+                .detail("protocol", "saml")
+                .detail("active_id", r.active_id.as_str())
+                .detail("next_id", r.next_id.as_str()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "saml": { "active_id": r.active_id, "next_id": r.next_id } })
+        );
+    } else {
+        println!(
+            "SAML: signing with key {}; key {} is published in the metadata and signs at the next rotation.",
+            r.active_id, r.next_id
+        );
         println!("Running instances pick this up within signing_key_reload_secs.");
     }
     Ok(())

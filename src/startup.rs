@@ -37,7 +37,8 @@ pub struct AppState {
     /// Token signing keys (DESIGN §9), reloaded to follow rotations.
     pub keys: Arc<Keys>,
     /// The SAML IdP's signing key and certificate (DESIGN §10).
-    pub saml_key: Arc<crate::saml::keys::SamlKey>,
+    /// The SAML signing keys (DESIGN §10), reloaded with the token keys.
+    pub saml_keys: Arc<crate::saml::keys::SamlKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +269,20 @@ async fn load_keys(
         .map_err(keys_error)
 }
 
+/// Loads the SAML keys again from the database (after a rotation by the CLI or another
+/// instance).
+pub async fn reload_saml_keys(state: &AppState) -> Result<(), crate::saml::keys::SamlKeyError> {
+    let set = crate::saml::keys::load(
+        &state.store,
+        &state.master_key,
+        state.clock.now(),
+        crate::saml::keys::keep_retired(state.config.saml_assertion_secs),
+    )
+    .await?;
+    state.saml_keys.replace(set);
+    Ok(())
+}
+
 /// Reloads the signing keys now and then, so a rotation run against the shared database
 /// reaches this instance; stops when the application is dropped.
 fn spawn_key_reloader(state: &web::Data<AppState>) {
@@ -287,6 +302,9 @@ fn spawn_key_reloader(state: &web::Data<AppState>) {
             match loaded {
                 Ok(ring) => state.keys.replace(ring),
                 Err(e) => tracing::warn!(error = %e, "signing keys not reloaded"),
+            }
+            if let Err(e) = reload_saml_keys(&state).await {
+                tracing::warn!(error = %e, "SAML signing keys not reloaded");
             }
         }
     });
@@ -342,19 +360,24 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     let keys = Arc::new(Keys::new(
         load_keys(&config, &store, &master_key, &clock).await?,
     ));
-    let saml_key = crate::saml::keys::ensure(
+    let saml_entity = format!(
+        "{}/saml/metadata",
+        config.issuer.as_str().trim_end_matches('/')
+    );
+    let saml_error = |e: crate::saml::keys::SamlKeyError| StartupError::MasterKey(e.to_string());
+    crate::saml::keys::ensure(&store, master_key.clone(), &saml_entity, clock.now())
+        .await
+        .map_err(saml_error)?;
+    let saml_keys = crate::saml::keys::load(
         &store,
-        master_key.clone(),
-        &format!(
-            "{}/saml/metadata",
-            config.issuer.as_str().trim_end_matches('/')
-        ),
+        &master_key,
         clock.now(),
+        crate::saml::keys::keep_retired(config.saml_assertion_secs),
     )
     .await
-    .map_err(|e| StartupError::MasterKey(e.to_string()))?;
+    .map_err(saml_error)?;
     Ok(AppState {
-        saml_key: Arc::new(saml_key),
+        saml_keys: Arc::new(crate::saml::keys::SamlKeys::new(saml_keys)),
         keys,
         guard,
         mailer,

@@ -37,6 +37,9 @@ pub enum EventType {
     TokenIssued,
     TokenRevoked,
     AssertionIssued,
+    /// SAML Single Logout with one SP: `details.sp`, `details.direction` (from_sp, to_sp)
+    /// and, on failure, `details.reason` (refused, not told, no answer, its status).
+    SamlLogout,
     KeyRotated,
     UserCreated,
     UserUpdated,
@@ -69,6 +72,7 @@ impl EventType {
         Self::TokenIssued,
         Self::TokenRevoked,
         Self::AssertionIssued,
+        Self::SamlLogout,
         Self::KeyRotated,
         Self::UserCreated,
         Self::UserUpdated,
@@ -99,6 +103,7 @@ impl EventType {
             Self::TokenIssued => "token.issued",
             Self::TokenRevoked => "token.revoked",
             Self::AssertionIssued => "assertion.issued",
+            Self::SamlLogout => "saml.logout",
             Self::KeyRotated => "key.rotated",
             Self::UserCreated => "user.created",
             Self::UserUpdated => "user.updated",

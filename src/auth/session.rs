@@ -262,20 +262,21 @@ pub async fn end(store: &dyn Ephemeral, user_id: &str, handle: &str) -> Result<b
     Ok(ours)
 }
 
-/// Ends every session of a user except `keep` (password change, reset, disable).
+/// Ends every session of a user except `keep` (password change, reset, disable); returns
+/// the handles it ended.
 pub async fn end_all(
     store: &dyn Ephemeral,
     user_id: &str,
     keep: Option<&str>,
-) -> Result<usize, AppError> {
-    let mut ended = 0;
+) -> Result<Vec<String>, AppError> {
+    let mut ended = Vec::new();
     for handle in store.set_members(&index_key(user_id)).await? {
         if Some(handle.as_str()) == keep {
             continue;
         }
         store.delete(&key(&handle)).await?;
         store.set_remove(&index_key(user_id), &handle).await?;
-        ended += 1;
+        ended.push(handle);
     }
     Ok(ended)
 }

@@ -4,7 +4,9 @@
 //! Whenever an SSO session ends on purpose (sign-out, password change or reset, an
 //! administrator's revoke, a user ending one of their sessions) the grants made under it
 //! are revoked, so its refresh tokens and access tokens stop working, and every client of
-//! those grants that registered a back-channel URI is sent a signed logout token.
+//! those grants that registered a back-channel URI is sent a signed logout token. A
+//! sign-out in the browser then tells the session's SAML SPs by the front channel
+//! (`saml::logout_chain`) before going on to the post_logout_redirect_uri.
 
 use std::{collections::BTreeMap, sync::OnceLock, time::Duration};
 
@@ -22,6 +24,10 @@ use super::{Params, discovery::issuer, sid_for, tokens};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{login::signed_out, same_secret, session},
+    saml::{
+        logout_chain::{self, Chain, Finish},
+        sso::Participant,
+    },
     startup::AppState,
     store::{
         clients::{self, ClientRow},
@@ -41,6 +47,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Ends one SSO session of `user_id`, revoking its grants and telling its relying parties.
 pub async fn end_session(state: &AppState, user_id: &str, handle: &str) -> Result<bool, AppError> {
     let ended = session::end(state.ephemeral.as_ref(), user_id, handle).await?;
+    // Where a browser is at hand (sign-out, SAML logout) the session's SAML SPs were taken
+    // off it and are told by the front channel; any still on it cannot be.
+    crate::saml::logout_chain::record_untold(state, user_id, handle).await?;
     let now = state.clock.now().naive_utc();
     let h = handle.to_owned();
     let revoked = state
@@ -59,6 +68,11 @@ pub async fn end_all_sessions(
     keep: Option<&str>,
 ) -> Result<usize, AppError> {
     let ended = session::end_all(state.ephemeral.as_ref(), user_id, keep).await?;
+    // No browser here: the SAML SPs of those sessions cannot be told (front channel only).
+    for handle in &ended {
+        crate::saml::logout_chain::record_untold(state, user_id, handle).await?;
+    }
+    let ended = ended.len();
     let now = state.clock.now().naive_utc();
     let id = user_id.to_owned();
     let keep = keep.map(str::to_owned);
@@ -150,6 +164,15 @@ struct ReturnTo {
 }
 
 impl ReturnTo {
+    /// The address with `state`; None if it does not parse (it was registered, so never).
+    fn url(&self) -> Option<String> {
+        let mut url = Url::parse(&self.uri).ok()?;
+        if let Some(state) = &self.state {
+            url.query_pairs_mut().append_pair("state", state);
+        }
+        Some(url.into())
+    }
+
     fn response(&self) -> HttpResponse {
         let mut url = match Url::parse(&self.uri) {
             Ok(u) => u,
@@ -307,7 +330,10 @@ async fn logout_page(
         .as_deref()
         .is_some_and(|sid| same_secret(sid, &sid_for(&current.handle)))
     {
-        sign_out(&state, &ctx, &current, "rp-initiated logout").await?;
+        let saml = sign_out(&state, &ctx, &current, "rp-initiated logout").await?;
+        if !saml.is_empty() {
+            return Ok(saml_chain(&state, &ctx, &current, saml, request.return_to, false).await?);
+        }
         return Ok(request.return_to.map_or_else(signed_out, |r| r.response()));
     }
     Ok(render(
@@ -357,18 +383,39 @@ async fn logout_submit(
                 .into(),
         )));
     }
-    sign_out(&state, &ctx, &current, "logout").await?;
+    let saml = sign_out(&state, &ctx, &current, "logout").await?;
+    if !saml.is_empty() {
+        return Ok(saml_chain(&state, &ctx, &current, saml, request.return_to, true).await?);
+    }
     Ok(request
         .return_to
         .map_or_else(signed_out, |r| r.response_after_form()))
 }
 
+/// The session's SAML SPs are told by the front channel (Profiles §4.4) before the browser
+/// goes where it would have gone.
+async fn saml_chain(
+    state: &AppState,
+    ctx: &RequestContext,
+    current: &session::SsoSession,
+    sps: Vec<Participant>,
+    return_to: Option<ReturnTo>,
+    after_form: bool,
+) -> Result<HttpResponse, AppError> {
+    let finish = Finish::Page {
+        return_to: return_to.and_then(|r| r.url()),
+    };
+    logout_chain::start(state, ctx, Chain::new(current, sps, finish), after_form).await
+}
+
+/// Ends the browser's session; returns its SAML SPs, still to be told.
 async fn sign_out(
     state: &AppState,
     ctx: &RequestContext,
     current: &session::SsoSession,
     reason: &str,
-) -> Result<(), AppError> {
+) -> Result<Vec<Participant>, AppError> {
+    let saml = logout_chain::take_participants(state, &current.handle).await?;
     end_session(state, &current.user_id, &current.handle).await?;
     tracing::info!(user_id = %current.user_id, "signed out");
     state
@@ -381,5 +428,5 @@ async fn sign_out(
                 .detail("reason", reason),
         )
         .await?;
-    Ok(())
+    Ok(saml)
 }

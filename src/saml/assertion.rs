@@ -381,14 +381,20 @@ pub fn encode(xml: &str) -> String {
     STANDARD.encode(xml.as_bytes())
 }
 
-/// A LogoutResponse (Core §3.7.2) to `destination`. With `enveloped` it carries an XML
-/// signature (POST binding); the Redirect binding signs the query instead.
+/// Second-level status of a LogoutResponse when not every session participant could be
+/// told (Core §3.2.2.2).
+pub const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
+
+/// A LogoutResponse (Core §3.7.2) to `destination`, with an optional second-level status.
+/// With `enveloped` it carries an XML signature (POST binding); the Redirect binding signs
+/// the query instead.
 #[allow(clippy::too_many_arguments)]
 pub fn logout_response(
     issuer_id: &str,
     destination: &str,
     in_response_to: &str,
     code: &str,
+    sub: Option<&str>,
     message: Option<&str>,
     key: &SamlKey,
     now: DateTime<Utc>,
@@ -406,6 +412,61 @@ pub fn logout_response(
         signature: enveloped.then(|| template(&id, key)),
         status: Some(status(code, message)),
     };
-    let xml = response.to_string().map_err(xml_error)?;
+    let mut xml = response.to_string().map_err(xml_error)?;
+    if let Some(sub) = sub {
+        // As in `response_xml`: samael's StatusCode has no child, so nest it before signing.
+        let flat = format!(r#"<saml2p:StatusCode Value="{code}"/>"#);
+        let nested = format!(
+            r#"<saml2p:StatusCode Value="{code}"><saml2p:StatusCode Value="{sub}"/></saml2p:StatusCode>"#
+        );
+        if !xml.contains(&flat) {
+            return Err(AppError::Internal(
+                "SAML StatusCode not where expected".into(),
+            ));
+        }
+        xml = xml.replacen(&flat, &nested, 1);
+    }
     if enveloped { sign(&xml, key) } else { Ok(xml) }
+}
+
+/// Who a LogoutRequest is about, at one SP.
+pub struct LogoutSubject<'a> {
+    pub name_id: &'a str,
+    pub format: &'a str,
+    pub session_index: &'a str,
+}
+
+/// A LogoutRequest (Core §3.7.1) from the IdP to an SP's SingleLogoutService. Written out
+/// here rather than with samael's struct, which puts SessionIndex before NameID (the
+/// schema's sequence is NameID, then SessionIndex). Returns (ID, XML); with `enveloped`
+/// the XML is signed (POST binding).
+pub fn logout_request(
+    issuer_id: &str,
+    destination: &str,
+    subject: &LogoutSubject<'_>,
+    key: &SamlKey,
+    now: DateTime<Utc>,
+    lifetime: Duration,
+    enveloped: bool,
+) -> Result<(String, String), AppError> {
+    use super::xml::escape;
+    let id = new_id();
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let signature = if enveloped {
+        template(&id, key).to_string().map_err(xml_error)?
+    } else {
+        String::new()
+    };
+    let xml = format!(
+        r#"<saml2p:LogoutRequest xmlns:saml2p="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{destination}" NotOnOrAfter="{until}"><saml2:Issuer Format="urn:oasis:names:tc:SAML:2.0:nameid-format:entity">{issuer}</saml2:Issuer>{signature}<saml2:NameID Format="{format}">{name_id}</saml2:NameID><saml2p:SessionIndex>{index}</saml2p:SessionIndex></saml2p:LogoutRequest>"#,
+        now = at(now),
+        until = at(now + lifetime),
+        destination = escape(destination),
+        issuer = escape(issuer_id),
+        format = escape(subject.format),
+        name_id = escape(subject.name_id),
+        index = escape(subject.session_index),
+    );
+    let xml = if enveloped { sign(&xml, key)? } else { xml };
+    Ok((id, strip_declaration(&xml).to_owned()))
 }

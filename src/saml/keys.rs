@@ -4,8 +4,14 @@
 //!
 //! SAML trust is by certificate pinning (the SP imports our metadata), so a self-signed
 //! certificate is what every IdP publishes; its validity dates are not what SPs check.
+//!
+//! Rotation (`gatehouse keys rotate --saml`) follows the OIDC keys (DESIGN §9): a `next`
+//! key is always published in the metadata (a second KeyDescriptor `use="signing"`)
+//! before it signs, so SPs that refresh our metadata trust it ahead of time; rotation makes
+//! it the active key, publishes a new next one, and keeps the retired certificate in the
+//! metadata for [`keep_retired`].
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Datelike, Utc};
@@ -16,7 +22,7 @@ use crate::{
     crypto::MasterKey,
     store::{
         Store, StoreError,
-        saml::{self, KEY_ACTIVE, SamlKeyRow},
+        saml::{self, KEY_ACTIVE, KEY_NEXT, SamlKeyRow},
     },
 };
 
@@ -67,6 +73,7 @@ fn generate(
     master_key: &MasterKey,
     entity_id: &str,
     now: DateTime<Utc>,
+    state: &str,
 ) -> Result<SamlKeyRow, SamlKeyError> {
     let broken = |e: String| SamlKeyError::Broken(e);
     let private =
@@ -98,35 +105,156 @@ fn generate(
     Ok(SamlKeyRow {
         private_sealed: master_key.seal(&seal_context(&id), der.as_bytes()),
         certificate: STANDARD.encode(certificate.der()),
-        state: KEY_ACTIVE.to_owned(),
+        state: state.to_owned(),
         created_at: now.naive_utc(),
+        activated_at: (state == KEY_ACTIVE).then(|| now.naive_utc()),
+        retired_at: None,
         id,
     })
 }
 
-/// First start (and any start that finds none): an active key exists. Returns it opened.
+/// The published keys: the one that signs, and every certificate the metadata lists.
+pub struct SamlKeySet {
+    active: Arc<SamlKey>,
+    /// Base64 DER: the active certificate first, then the next one, then retired ones.
+    published: Vec<String>,
+}
+
+impl SamlKeySet {
+    pub fn active(&self) -> Arc<SamlKey> {
+        self.active.clone()
+    }
+
+    pub fn published_certificates(&self) -> &[String] {
+        &self.published
+    }
+}
+
+/// The key set a running server uses, replaced when a rotation is loaded.
+pub struct SamlKeys {
+    set: RwLock<Arc<SamlKeySet>>,
+}
+
+impl SamlKeys {
+    pub fn new(set: SamlKeySet) -> Self {
+        Self {
+            set: RwLock::new(Arc::new(set)),
+        }
+    }
+
+    /// The key that signs now.
+    pub fn current(&self) -> Arc<SamlKey> {
+        self.set().active()
+    }
+
+    pub fn set(&self) -> Arc<SamlKeySet> {
+        self.set.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace(&self, set: SamlKeySet) {
+        *self.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+}
+
+/// How long a retired certificate stays in the metadata: past the life of what it signed
+/// (assertions, LogoutRequests) and past the metadata's own `cacheDuration` (one hour).
+pub fn keep_retired(assertion_secs: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(assertion_secs).unwrap_or(3600) + 3600)
+}
+
+/// First start (and any start that finds a gap): an active and a next key exist.
 pub async fn ensure(
     store: &Store,
     master_key: Arc<MasterKey>,
     entity_id: &str,
     now: DateTime<Utc>,
-) -> Result<SamlKey, SamlKeyError> {
+) -> Result<(), SamlKeyError> {
     let entity_id = entity_id.to_owned();
-    let mk = master_key.clone();
-    let row = store
+    store
         .transaction(move |c| {
-            if let Some(row) = saml::active_key(c)? {
-                return Ok(row);
+            for state in [KEY_ACTIVE, KEY_NEXT] {
+                if saml::newest_key(c, state)?.is_none() {
+                    let row = generate(&master_key, &entity_id, now, state)
+                        .map_err(|e| StoreError::Query(e.to_string()))?;
+                    saml::insert_key(c, &row)?;
+                }
             }
-            let row =
-                generate(&mk, &entity_id, now).map_err(|e| StoreError::Query(e.to_string()))?;
-            saml::insert_key(c, &row)?;
-            Ok(row)
+            Ok(())
         })
         .await?;
-    // Two instances starting at once may both have made one: all use the same winner.
-    let row = store.run(saml::active_key).await?.unwrap_or(row);
-    open(&master_key, &row)
+    Ok(())
+}
+
+/// A rotation: the key that now signs and the newly published next one.
+#[derive(Debug, Clone)]
+pub struct SamlRotated {
+    pub active_id: String,
+    pub next_id: String,
+}
+
+/// `gatehouse keys rotate --saml`: the published next key starts signing, the active one
+/// retires (still published for the grace period), and a new next key is published.
+pub async fn rotate(
+    store: &Store,
+    master_key: Arc<MasterKey>,
+    entity_id: &str,
+    now: DateTime<Utc>,
+) -> Result<SamlRotated, SamlKeyError> {
+    let entity_id = entity_id.to_owned();
+    let rotated = store
+        .transaction(move |c| {
+            let make = |c: &mut crate::store::DbConnection, state: &str| {
+                let row = generate(&master_key, &entity_id, now, state)
+                    .map_err(|e| StoreError::Query(e.to_string()))?;
+                saml::insert_key(c, &row)?;
+                Ok::<_, StoreError>(row.id)
+            };
+            let next = match saml::newest_key(c, KEY_NEXT)? {
+                Some(row) => row.id,
+                // Never published (a database from before rotation): the best there is now.
+                None => make(c, KEY_NEXT)?,
+            };
+            saml::promote_key(c, &next, now.naive_utc())?;
+            let next_id = make(c, KEY_NEXT)?;
+            Ok(SamlRotated {
+                active_id: next,
+                next_id,
+            })
+        })
+        .await?;
+    Ok(rotated)
+}
+
+/// Loads the published keys; retired ones while `retired_at > now - keep_retired`.
+pub async fn load(
+    store: &Store,
+    master_key: &MasterKey,
+    now: DateTime<Utc>,
+    keep_retired: chrono::Duration,
+) -> Result<SamlKeySet, SamlKeyError> {
+    let since = (now - keep_retired).naive_utc();
+    let rows = store
+        .run(move |c| {
+            let active = saml::active_key(c)?;
+            Ok((active, saml::published_keys(c, since)?))
+        })
+        .await?;
+    let (Some(active), mut rows) = rows else {
+        return Err(SamlKeyError::Broken("no active key".into()));
+    };
+    let rank = |state: &str| match state {
+        KEY_ACTIVE => 1,
+        KEY_NEXT => 2,
+        _ => 3,
+    };
+    rows.retain(|r| r.id != active.id);
+    rows.sort_by_key(|r| (rank(&r.state), std::cmp::Reverse(r.created_at)));
+    let mut published = vec![active.certificate.clone()];
+    published.extend(rows.into_iter().map(|r| r.certificate));
+    Ok(SamlKeySet {
+        active: Arc::new(open(master_key, &active)?),
+        published,
+    })
 }
 
 fn open(master_key: &MasterKey, row: &SamlKeyRow) -> Result<SamlKey, SamlKeyError> {

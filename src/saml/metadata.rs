@@ -20,13 +20,27 @@ pub const CONTENT_TYPE: &str = "application/samlmetadata+xml";
 pub fn document(state: &AppState) -> String {
     let id = escape(&entity_id(state));
     let sso = escape(&sso_url(state));
-    let cert = state.saml_key.certificate_base64();
-    // SingleLogoutService only for the binding /saml/slo accepts; it comes before
-    // NameIDFormat in the schema's sequence.
-    let mut services = format!(
-        r#"<md:SingleLogoutService Binding="{BINDING_REDIRECT}" Location="{}"/>"#,
-        escape(&super::slo::slo_url(state))
-    );
+    // Every published certificate: the active one first (SPs that take only one take
+    // that), then the next one (trusted before it signs), then recently retired ones.
+    let keys: String = state
+        .saml_keys
+        .set()
+        .published_certificates()
+        .iter()
+        .map(|cert| {
+            format!(
+                r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#
+            )
+        })
+        .collect();
+    // SingleLogoutService comes before NameIDFormat in the schema's sequence.
+    let slo = escape(&super::slo::slo_url(state));
+    let mut services = String::new();
+    for binding in [BINDING_REDIRECT, BINDING_POST] {
+        services.push_str(&format!(
+            r#"<md:SingleLogoutService Binding="{binding}" Location="{slo}"/>"#
+        ));
+    }
     for format in NAMEID_FORMATS {
         services.push_str(&format!("<md:NameIDFormat>{format}</md:NameIDFormat>"));
     }
@@ -36,7 +50,7 @@ pub fn document(state: &AppState) -> String {
         ));
     }
     format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{id}" cacheDuration="PT1H"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>{services}</md:IDPSSODescriptor></md:EntityDescriptor>"#
+        r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{id}" cacheDuration="PT1H"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">{keys}{services}</md:IDPSSODescriptor></md:EntityDescriptor>"#
     )
 }
 

@@ -1,5 +1,5 @@
 //! The SAML 2.0 Identity Provider (DESIGN §10): metadata, SP-initiated SSO over
-//! HTTP-Redirect and HTTP-POST, IdP-initiated SSO, SP-initiated Single Logout (HTTP-Redirect).
+//! HTTP-Redirect and HTTP-POST, IdP-initiated SSO, Single Logout both ways (HTTP-Redirect and HTTP-POST).
 //!
 //! An AuthnRequest becomes a login transaction (`auth::transaction`, `Resume::Saml`) like
 //! an OIDC `/authorize`; the sign-in pipeline answers it with [`sso::respond`] once the
@@ -11,6 +11,7 @@
 pub mod assertion;
 pub mod encrypt;
 pub mod keys;
+pub mod logout_chain;
 pub mod metadata;
 pub mod providers;
 pub mod request;
@@ -34,7 +35,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(sso::sso_post)),
         )
         .service(web::resource("/saml/sso/init").route(web::get().to(sso::sso_init)))
-        .service(web::resource("/saml/slo").route(web::get().to(slo::slo_get)));
+        .service(
+            web::resource("/saml/slo")
+                .app_data(web::PayloadConfig::new(MAX_POST_BODY))
+                .route(web::get().to(slo::slo_get))
+                .route(web::post().to(slo::slo_post)),
+        )
+        .service(
+            web::resource("/saml/slo/continue").route(web::get().to(logout_chain::slo_continue)),
+        );
 }
 
 fn base(state: &AppState) -> String {

@@ -180,6 +180,13 @@ pub fn verify_query_signature(
     Err(MessageError::BadSignature)
 }
 
+/// Whether a signature element appears anywhere in the message (`<ds:Signature`, any
+/// prefix), not only as the root's child: a signed element wrapped in an unsigned message
+/// must not pass as an unsigned message.
+pub fn has_xml_signature(xml: &str) -> bool {
+    xml.contains(":Signature ") || xml.contains(":Signature>") || xml.contains("<Signature")
+}
+
 /// Verifies the enveloped signature(s) of `xml` against `certs` and returns the verified
 /// element alone. The caller parses it and must check it is the message it was given
 /// (same ID): if not — an unsigned wrapper around a signed element, or a signed sibling —
@@ -198,6 +205,13 @@ pub fn verified_element(xml: &str, certs: &[Vec<u8>]) -> Result<String, MessageE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signature_anywhere_is_noticed_with_any_prefix() {
+        assert!(has_xml_signature("<p:R><x><ds:Signature xmlns:ds=\"x\">"));
+        assert!(has_xml_signature("<p:R><Signature>"));
+        assert!(!has_xml_signature("<p:R><p:Issuer>Signature</p:Issuer>"));
+    }
 
     #[test]
     fn raw_params_are_taken_as_sent() {

@@ -1,13 +1,18 @@
-//! `/saml/slo`: SP-initiated Single Logout (Profiles §4.4) over HTTP-Redirect.
+//! `/saml/slo`: Single Logout (Profiles §4.4) over HTTP-Redirect and HTTP-POST.
 //!
-//! A registered SP sends the browser here with a LogoutRequest; the browser's session is
-//! ended through [`crate::oidc::logout::end_session`] (which also revokes the session's
-//! OIDC grants and sends OIDC back-channel logout) when the request names it — this SP
-//! received an assertion in it, for that NameID (and SessionIndex, when given). The
-//! answer is a signed LogoutResponse to the SP's registered SingleLogoutService.
+//! A registered SP sends the browser here with a LogoutRequest; when it names the
+//! browser's session (this SP received an assertion in it, for that NameID, and the
+//! SessionIndex if given) the session is ended through
+//! [`crate::oidc::logout::end_session`] (which also revokes the session's OIDC grants and
+//! sends OIDC back-channel logout), the session's *other* SAML SPs are told in turn
+//! ([`super::logout_chain`]), and the SP that asked gets a signed LogoutResponse.
+//! LogoutResponses from those other SPs come back here too.
 //!
-//! Not yet: telling the session's *other* SAML SPs (the front-channel chain) and
-//! LogoutRequests by HTTP-POST.
+//! Who may log a browser out: a LogoutRequest from an SP that has a signing certificate
+//! must carry a valid signature (query signature for Redirect, enveloped for POST) —
+//! whatever the SP's `require_signed_requests` — since a forged one is a logout-CSRF.
+//! An SP without a signing certificate cannot prove anything, so its request must name
+//! the session's exact SessionIndex, a value only the SP (and the browser) ever saw.
 
 use std::time::Duration;
 
@@ -17,14 +22,14 @@ use actix_web::{
     web,
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use samael::schema::LogoutRequest;
+use samael::schema::{LogoutRequest, LogoutResponse};
 use sha2::{Digest, Sha256};
 
 use super::{
-    assertion, entity_id,
-    providers::{self, BINDING_POST, BINDING_REDIRECT},
-    request::{self, Binding},
-    sso::{Participant, participants_key, post_page, session_index},
+    logout_chain::{self, Finish},
+    providers::{self, ServiceProvider},
+    request::{self, Binding, Inbound, MessageError},
+    sso::{Participant, participants_key, session_index},
 };
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
@@ -40,21 +45,21 @@ use crate::{
 /// How old a LogoutRequest may be (besides clock skew).
 const REQUEST_MAX_AGE_SECS: i64 = 300;
 
-const STATUS_UNKNOWN_PRINCIPAL: &str = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal";
+pub const STATUS_UNKNOWN_PRINCIPAL: &str = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal";
 
 /// The IdP's Single Logout endpoint.
 pub fn slo_url(state: &AppState) -> String {
     format!("{}/saml/slo", super::base(state))
 }
 
-async fn refuse(
+pub(super) async fn refuse(
     state: &AppState,
     ctx: &RequestContext,
     sp: Option<&str>,
     text: &str,
 ) -> Result<HttpResponse, PageError> {
-    tracing::info!(request_id = %ctx.request_id, sp = ?sp, reason = %text, "SAML logout request refused");
-    let mut event = AuditEvent::new(EventType::SessionEnded, Outcome::Failure)
+    tracing::info!(request_id = %ctx.request_id, sp = ?sp, reason = %text, "SAML logout message refused");
+    let mut event = AuditEvent::new(EventType::SamlLogout, Outcome::Failure)
         .request(ctx)
         .detail("reason", text);
     if let Some(sp) = sp {
@@ -75,29 +80,108 @@ pub async fn slo_get(
     ctx: RequestContext,
 ) -> Result<HttpResponse, PageError> {
     let raw = req.query_string().to_owned();
-    let state = state.get_ref();
-    let inbound = match request::decode(&raw, "SAMLRequest", Binding::Redirect) {
-        Ok(i) => i,
-        Err(e) => return refuse(state, &ctx, None, &e.to_string()).await,
+    receive(&state, &req, &ctx, &raw, Binding::Redirect).await
+}
+
+pub async fn slo_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let Ok(raw) = std::str::from_utf8(&body) else {
+        return refuse(
+            &state,
+            &ctx,
+            None,
+            "The request was not a form Gatehouse understands.",
+        )
+        .await;
     };
-    let Ok(logout) = inbound.xml.parse::<LogoutRequest>() else {
+    receive(&state, &req, &ctx, raw, Binding::Post).await
+}
+
+async fn receive(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    raw: &str,
+    binding: Binding,
+) -> Result<HttpResponse, PageError> {
+    let is_response = url::form_urlencoded::parse(raw.as_bytes()).any(|(k, _)| k == "SAMLResponse");
+    let param = if is_response {
+        "SAMLResponse"
+    } else {
+        "SAMLRequest"
+    };
+    let inbound = match request::decode(raw, param, binding) {
+        Ok(i) => i,
+        Err(e) => return refuse(state, ctx, None, &e.to_string()).await,
+    };
+    if is_response {
+        logout_chain::receive_response(state, ctx, &inbound).await
+    } else {
+        logout_request(state, req, ctx, &inbound).await
+    }
+}
+
+/// The message as its sender's signature vouches for it, per binding. A signature is
+/// required when the SP has a signing certificate; one that is present is always checked.
+/// For POST the verified element is returned, and the caller must check it is the message
+/// it parsed (same ID and issuer), or the signature says nothing about what it would act on.
+pub(super) fn authenticated_xml(
+    inbound: &Inbound,
+    param: &str,
+    sp: &ServiceProvider,
+) -> Result<String, MessageError> {
+    let must_sign = !sp.signing_certs.is_empty();
+    match inbound.binding {
+        Binding::Redirect => {
+            if inbound.query_signed || must_sign {
+                let raw = inbound.raw_query.as_deref().unwrap_or("");
+                request::verify_query_signature(raw, param, &sp.signing_certs)?;
+            }
+            Ok(inbound.xml.clone())
+        }
+        Binding::Post => {
+            if request::has_xml_signature(&inbound.xml) || must_sign {
+                if !request::has_xml_signature(&inbound.xml) {
+                    return Err(MessageError::Unsigned);
+                }
+                request::verified_element(&inbound.xml, &sp.signing_certs)
+            } else {
+                Ok(inbound.xml.clone())
+            }
+        }
+    }
+}
+
+fn issuer_of(issuer: Option<&samael::schema::Issuer>) -> Option<String> {
+    issuer
+        .and_then(|i| i.value.as_deref())
+        .map(|v| v.trim().to_owned())
+}
+
+/// A LogoutRequest from an SP (Profiles §4.4.3.2).
+async fn logout_request(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    inbound: &Inbound,
+) -> Result<HttpResponse, PageError> {
+    let Ok(unverified) = inbound.xml.parse::<LogoutRequest>() else {
         return refuse(
             state,
-            &ctx,
+            ctx,
             None,
             "The SAML message is not a valid LogoutRequest.",
         )
         .await;
     };
-    let Some(issuer) = logout
-        .issuer
-        .as_ref()
-        .and_then(|i| i.value.as_deref())
-        .map(|v| v.trim().to_owned())
-    else {
+    let Some(issuer) = issuer_of(unverified.issuer.as_ref()) else {
         return refuse(
             state,
-            &ctx,
+            ctx,
             None,
             "The request does not say which application sent it.",
         )
@@ -108,7 +192,7 @@ pub async fn slo_get(
         Ok(None) => {
             return refuse(
                 state,
-                &ctx,
+                ctx,
                 None,
                 "The application is not registered with Gatehouse.",
             )
@@ -119,14 +203,19 @@ pub async fn slo_get(
     let sp_id = sp.entity_id.clone();
     let refuse_sp = |text: String| {
         let sp_id = sp_id.clone();
-        let ctx = &ctx;
         async move { refuse(state, ctx, Some(&sp_id), &text).await }
     };
-    // Bindings §3.4.4.1: with Redirect the signature is in the query.
-    if (inbound.query_signed || sp.require_signed_requests)
-        && let Err(e) = request::verify_query_signature(&raw, "SAMLRequest", &sp.signing_certs)
+    let xml = match authenticated_xml(inbound, "SAMLRequest", &sp) {
+        Ok(xml) => xml,
+        Err(e) => return refuse_sp(e.to_string()).await,
+    };
+    let Ok(logout) = xml.parse::<LogoutRequest>() else {
+        return refuse_sp(MessageError::Parse("LogoutRequest").to_string()).await;
+    };
+    if logout.id != unverified.id
+        || issuer_of(logout.issuer.as_ref()).as_deref() != Some(sp_id.as_str())
     {
-        return refuse_sp(e.to_string()).await;
+        return refuse_sp(MessageError::Wrapped.to_string()).await;
     }
     if logout.version.as_deref() != Some("2.0") {
         return refuse_sp("Only SAML 2.0 requests are accepted.".into()).await;
@@ -157,12 +246,19 @@ pub async fn slo_get(
     {
         return refuse_sp("The request was addressed to another identity provider.".into()).await;
     }
-    let Some(endpoint) = sp.slo().cloned() else {
+    if sp.slo().is_none() {
         return refuse_sp(
             "The application has no SingleLogoutService registered to answer to.".into(),
         )
         .await;
-    };
+    }
+    let indexes = session_indexes(&xml);
+    if sp.signing_certs.is_empty() && indexes.is_empty() {
+        return refuse_sp(
+            "An unsigned sign-out request must name the session (SessionIndex).".into(),
+        )
+        .await;
+    }
     let replay_key = format!(
         "saml-logout:{}",
         hex::encode(Sha256::digest(format!("{}\0{}", sp.entity_id, id)))
@@ -176,89 +272,88 @@ pub async fn slo_get(
         return refuse_sp("This sign-out request was already used.".into()).await;
     }
 
-    // The browser's session, if this SP has an assertion in it for this NameID.
-    let (code, text) = match session::current(state, &req).await? {
-        // Already signed out: nothing left to end.
-        None => (assertion::STATUS_SUCCESS, None),
-        Some(current) => {
-            let name_id = logout.name_id.as_ref().map(|n| n.value.trim());
-            let indexes = session_indexes(&inbound.xml);
-            let ours = session_index(&current.handle);
-            let index_ok = indexes.is_empty() || indexes.contains(&ours);
-            let key = participants_key(&current.handle);
-            let participant = state
-                .ephemeral
-                .set_members(&key)
-                .await?
-                .iter()
-                .filter_map(|m| serde_json::from_str::<Participant>(m).ok())
-                .any(|p| p.sp == sp.entity_id && Some(p.name_id.as_str()) == name_id);
-            if participant && index_ok {
-                crate::oidc::logout::end_session(state, &current.user_id, &current.handle).await?;
-                state.ephemeral.delete(&key).await?;
-                state
-                    .audit
-                    .record(
-                        AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                            .request(&ctx)
-                            .subject(&current.user_id)
-                            .org(&current.org_id)
-                            .detail("reason", "saml_logout")
-                            .detail("sp", sp.entity_id.as_str()),
-                    )
-                    .await?;
-                (assertion::STATUS_SUCCESS, None)
-            } else {
-                (
-                    STATUS_UNKNOWN_PRINCIPAL,
-                    Some("The request does not name this browser's session."),
-                )
-            }
-        }
+    let finish = Finish::Saml {
+        sp: sp.entity_id.clone(),
+        in_response_to: id,
+        relay_state: inbound.relay_state.clone(),
     };
-
-    let destination = endpoint
-        .response_location
-        .clone()
-        .unwrap_or_else(|| endpoint.location.clone());
-    let post = endpoint.binding == BINDING_POST;
-    let xml = assertion::logout_response(
-        &entity_id(state),
-        &destination,
-        &id,
-        code,
-        text,
-        &state.saml_key,
-        now,
-        post,
-    )?;
-    if post {
-        return Ok(post_page(
-            &destination,
-            "SAMLResponse",
-            &assertion::encode(&xml),
-            inbound.relay_state.as_deref(),
-        ));
+    let Some(current) = session::current(state, req).await? else {
+        // Already signed out: nothing left to end.
+        let chain = logout_chain::Chain::empty(finish);
+        return Ok(logout_chain::finish(state, ctx, chain, false).await?);
+    };
+    let name_id = logout.name_id.as_ref().map(|n| n.value.trim());
+    let ours = session_index(&current.handle);
+    let index_ok = indexes.is_empty() || indexes.contains(&ours);
+    let key = participants_key(&current.handle);
+    let participants: Vec<Participant> = state
+        .ephemeral
+        .set_members(&key)
+        .await?
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Participant>(m).ok())
+        .collect();
+    let named = participants
+        .iter()
+        .any(|p| p.sp == sp.entity_id && Some(p.name_id.as_str()) == name_id);
+    if !(named && index_ok) {
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::SamlLogout, Outcome::Failure)
+                    .request(ctx)
+                    .detail("sp", sp.entity_id.as_str())
+                    .detail("reason", "the request does not name this browser's session"),
+            )
+            .await?;
+        let mut chain = logout_chain::Chain::empty(finish);
+        chain.status = Some(STATUS_UNKNOWN_PRINCIPAL.to_owned());
+        return Ok(logout_chain::finish(state, ctx, chain, false).await?);
     }
-    debug_assert_eq!(endpoint.binding, BINDING_REDIRECT);
-    let location = redirect_location(&destination, &xml, inbound.relay_state.as_deref(), state)?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    let others: Vec<Participant> = participants
+        .into_iter()
+        .filter(|p| p.sp != sp.entity_id)
+        .collect();
+    state.ephemeral.delete(&key).await?;
+    crate::oidc::logout::end_session(state, &current.user_id, &current.handle).await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+                .request(ctx)
+                .subject(&current.user_id)
+                .org(&current.org_id)
+                .detail("reason", "saml_logout")
+                .detail("sp", sp.entity_id.as_str()),
+        )
+        .await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::SamlLogout, Outcome::Success)
+                .request(ctx)
+                .subject(&current.user_id)
+                .org(&current.org_id)
+                .detail("sp", sp.entity_id.as_str())
+                .detail("direction", "from_sp"),
+        )
+        .await?;
+    let chain = logout_chain::Chain::new(&current, others, finish);
+    Ok(logout_chain::start(state, ctx, chain, false).await?)
 }
 
 /// The HTTP-Redirect binding (Bindings §3.4.4): DEFLATE, base64, and a query signature
-/// (RSA-SHA256) over `SAMLResponse=…&RelayState=…&SigAlg=…`.
-fn redirect_location(
+/// (RSA-SHA256) over `<param>=…&RelayState=…&SigAlg=…`.
+pub(super) fn redirect_location(
     destination: &str,
+    param: &str,
     xml: &str,
     relay_state: Option<&str>,
     state: &AppState,
 ) -> Result<String, AppError> {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let mut query = format!(
-        "SAMLResponse={}",
+        "{param}={}",
         enc(&STANDARD.encode(super::xml::deflate(xml.as_bytes())))
     );
     if let Some(relay) = relay_state {
@@ -269,8 +364,9 @@ fn redirect_location(
         enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
     ));
     let internal = |e: openssl::error::ErrorStack| AppError::Internal(format!("SAML signing: {e}"));
-    let key = openssl::pkey::PKey::private_key_from_pkcs8(state.saml_key.private_der())
-        .map_err(internal)?;
+    let saml_key = state.saml_keys.current();
+    let key =
+        openssl::pkey::PKey::private_key_from_pkcs8(saml_key.private_der()).map_err(internal)?;
     let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)
         .map_err(internal)?;
     signer.update(query.as_bytes()).map_err(internal)?;
@@ -278,6 +374,39 @@ fn redirect_location(
     query.push_str(&format!("&Signature={}", enc(&STANDARD.encode(signature))));
     let separator = if destination.contains('?') { '&' } else { '?' };
     Ok(format!("{destination}{separator}{query}"))
+}
+
+/// A 303 to `location`, or — right after a form of ours was submitted, where our CSP's
+/// `form-action 'self'` would stop a cross-origin redirect — a page that navigates on.
+pub(super) fn go_to(location: &str, after_form: bool) -> HttpResponse {
+    if after_form {
+        return crate::web::pages::continue_to(location);
+    }
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// Parses and checks a LogoutResponse's signature the same way as a request.
+pub(super) fn authenticated_response(
+    inbound: &Inbound,
+    sp: &ServiceProvider,
+) -> Result<LogoutResponse, MessageError> {
+    let unverified: LogoutResponse = inbound
+        .xml
+        .parse()
+        .map_err(|_| MessageError::Parse("LogoutResponse"))?;
+    let xml = authenticated_xml(inbound, "SAMLResponse", sp)?;
+    let verified: LogoutResponse = xml
+        .parse()
+        .map_err(|_| MessageError::Parse("LogoutResponse"))?;
+    if verified.id != unverified.id
+        || issuer_of(verified.issuer.as_ref()).as_deref() != Some(sp.entity_id.as_str())
+    {
+        return Err(MessageError::Wrapped);
+    }
+    Ok(verified)
 }
 
 /// The text of the request's `SessionIndex` elements (samael reads SessionIndex as an

@@ -147,7 +147,9 @@ fn authenticated(
             Ok(unverified)
         }
         Binding::Post => {
-            if unverified.signature.is_none() {
+            // Unsigned only if no signature is anywhere in it: a signed request wrapped in
+            // an unsigned one goes to verification, whose element is then not the message.
+            if unverified.signature.is_none() && !request::has_xml_signature(&inbound.xml) {
                 return if sp.require_signed_requests {
                     Err(MessageError::Unsigned)
                 } else {
@@ -522,7 +524,7 @@ pub async fn respond(
     };
     // One RSA signature (two with a signed Response): about a millisecond, cheap enough
     // for the async worker, unlike password hashing.
-    let xml = assertion::success(&statement, &state.saml_key)?;
+    let xml = assertion::success(&statement, &state.saml_keys.current())?;
     let participant = Participant {
         sp: sp.entity_id.clone(),
         name_id: name_id.clone(),
@@ -576,7 +578,7 @@ async fn fail(
         assertion::STATUS_REQUESTER,
         sub,
         text,
-        &state.saml_key,
+        &state.saml_keys.current(),
         state.clock.now(),
     )?;
     audit_refusal(state, ctx, Some(&sp.entity_id), sub).await?;
@@ -615,6 +617,7 @@ fn script_hash() -> &'static str {
 <p id="message">Returning you to the application…</p>
 <button id="continue" type="submit">Continue</button>
 </form>
+{% if let Some(s) = skip %}<p><a id="skip" href="{{ s }}">This application does not answer: continue signing out without it</a></p>{% endif %}
 </main>
 <script>{{ script|safe }}</script>
 </body>
@@ -627,6 +630,7 @@ struct PostPage<'a> {
     value: &'a str,
     relay_state: Option<&'a str>,
     script: &'a str,
+    skip: Option<&'a str>,
 }
 
 /// The HTTP-POST binding (Bindings §3.5.4): a form that submits itself, allowed by its
@@ -638,12 +642,37 @@ pub fn post_page(
     value: &str,
     relay_state: Option<&str>,
 ) -> HttpResponse {
+    post_page_for(action, field, value, relay_state, false, None)
+}
+
+/// The POST binding for Single Logout, where the SP answers by redirecting the browser
+/// back to us: CSP `form-action` also covers redirects after the submission, so it allows
+/// our own origin too. `skip` is the link that gives up on an SP that never answers.
+pub fn post_page_with_self(
+    action: &str,
+    field: &str,
+    value: &str,
+    relay_state: Option<&str>,
+    skip: Option<&str>,
+) -> HttpResponse {
+    post_page_for(action, field, value, relay_state, true, skip)
+}
+
+fn post_page_for(
+    action: &str,
+    field: &str,
+    value: &str,
+    relay_state: Option<&str>,
+    allow_self: bool,
+    skip: Option<&str>,
+) -> HttpResponse {
     let origin = url::Url::parse(action)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| "'none'".to_owned());
+    let also = if allow_self { " 'self'" } else { "" };
     let csp = format!(
         "default-src 'none'; script-src {}; style-src 'self'; img-src 'self' data:; \
-         form-action {origin}; frame-ancestors 'none'; base-uri 'none'",
+         form-action {origin}{also}; frame-ancestors 'none'; base-uri 'none'",
         script_hash()
     );
     let mut res = render(
@@ -653,6 +682,7 @@ pub fn post_page(
             value,
             relay_state,
             script: AUTO_SUBMIT,
+            skip,
         },
         StatusCode::OK,
     );

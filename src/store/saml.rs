@@ -10,6 +10,10 @@ use super::{
 };
 
 pub const KEY_ACTIVE: &str = "active";
+/// Published in the metadata, not signing yet.
+pub const KEY_NEXT: &str = "next";
+/// No longer signing; published until its grace period is over.
+pub const KEY_RETIRED: &str = "retired";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = saml_keys)]
@@ -19,6 +23,8 @@ pub struct SamlKeyRow {
     pub private_sealed: String,
     pub certificate: String,
     pub created_at: NaiveDateTime,
+    pub activated_at: Option<NaiveDateTime>,
+    pub retired_at: Option<NaiveDateTime>,
 }
 
 pub fn insert_key(conn: &mut DbConnection, row: &SamlKeyRow) -> Result<(), StoreError> {
@@ -29,19 +35,71 @@ pub fn insert_key(conn: &mut DbConnection, row: &SamlKeyRow) -> Result<(), Store
             saml_keys::private_sealed.eq(&row.private_sealed),
             saml_keys::certificate.eq(&row.certificate),
             saml_keys::created_at.eq(row.created_at),
+            saml_keys::activated_at.eq(row.activated_at),
+            saml_keys::retired_at.eq(row.retired_at),
         ))
         .execute(conn)?;
     Ok(())
 }
 
-/// The newest active key, if any.
-pub fn active_key(conn: &mut DbConnection) -> Result<Option<SamlKeyRow>, StoreError> {
+/// The newest key in `state`, if any.
+pub fn newest_key(conn: &mut DbConnection, state: &str) -> Result<Option<SamlKeyRow>, StoreError> {
     Ok(saml_keys::table
-        .filter(saml_keys::state.eq(KEY_ACTIVE))
+        .filter(saml_keys::state.eq(state))
+        // Promotion leaves one active key; `ensure` racing on two instances may leave two,
+        // and every instance then agrees on the newest.
         .order((saml_keys::created_at.desc(), saml_keys::id.desc()))
         .select(SamlKeyRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// The newest active key, if any.
+pub fn active_key(conn: &mut DbConnection) -> Result<Option<SamlKeyRow>, StoreError> {
+    newest_key(conn, KEY_ACTIVE)
+}
+
+/// Every key the metadata publishes: next and active ones, and those retired after `since`.
+pub fn published_keys(
+    conn: &mut DbConnection,
+    since: NaiveDateTime,
+) -> Result<Vec<SamlKeyRow>, StoreError> {
+    Ok(saml_keys::table
+        .filter(
+            saml_keys::state
+                .eq_any([KEY_ACTIVE, KEY_NEXT])
+                .or(saml_keys::state
+                    .eq(KEY_RETIRED)
+                    .and(saml_keys::retired_at.gt(since))),
+        )
+        .order((saml_keys::created_at.asc(), saml_keys::id.asc()))
+        .select(SamlKeyRow::as_select())
+        .load(conn)?)
+}
+
+/// `id` (the next key) starts signing; every other active key retires.
+pub fn promote_key(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::update(
+        saml_keys::table
+            .filter(saml_keys::state.eq(KEY_ACTIVE))
+            .filter(saml_keys::id.ne(id)),
+    )
+    .set((
+        saml_keys::state.eq(KEY_RETIRED),
+        saml_keys::retired_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    diesel::update(saml_keys::table.find(id))
+        .set((
+            saml_keys::state.eq(KEY_ACTIVE),
+            saml_keys::activated_at.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]

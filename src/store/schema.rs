@@ -225,6 +225,8 @@ diesel::table! {
         private_sealed -> Text,
         certificate -> Text,
         created_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        retired_at -> Nullable<Timestamp>,
     }
 }
 

@@ -1483,8 +1483,11 @@ async fn guessing_client_secrets_is_throttled_without_slowing_the_genuine_client
 }
 
 #[tokio::test]
-async fn a_saml_logout_request_revokes_oidc_tokens_and_sends_back_channel_logout() {
-    use crate::saml::{TestSp, logout_query, rand_id, signing_sp, sso_assertion};
+async fn a_saml_logout_request_revokes_oidc_tokens_tells_the_other_sp_and_answers_the_first() {
+    use crate::saml::{
+        Sent, TestSp, answer_logout, check_posted_logout_request, final_response, logout_query,
+        rand_id, sent, signing_sp, sso_assertion,
+    };
     let (uri, mut received) = backchannel_listener().await;
     let f = Flow::with(ClientSpec {
         backchannel_logout_uri: Some(uri),
@@ -1495,10 +1498,13 @@ async fn a_saml_logout_request_revokes_oidc_tokens_and_sends_back_channel_logout
     let tokens: Value = f.exchange(&code).await.json().await.unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
-    // The same browser session signs in to a SAML SP, which then asks to log out.
+    // The same browser session signs in to two SAML SPs; the first then asks to log out.
     let sp = TestSp::new("https://sp.example.org/acs");
     sp.register(&f.app, signing_sp()).await;
+    let other = TestSp::new("https://sp-two.example.org/acs");
+    other.register_slo_post(&f.app, signing_sp()).await;
     let (name_id, index) = sso_assertion(&f.app, &sp, &f.browser, true).await;
+    let (other_name, _) = sso_assertion(&f.app, &other, &f.browser, true).await;
     let id = format!("_{}", rand_id());
     let res = f
         .browser
@@ -1509,12 +1515,44 @@ async fn a_saml_logout_request_revokes_oidc_tokens_and_sends_back_channel_logout
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 303);
 
+    // The session is over at once: OIDC back-channel logout, tokens revoked.
     let body = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
         .await
         .expect("back-channel logout arrives")
         .unwrap();
     assert!(body.contains("logout_token="), "{body}");
     assert_eq!(introspect(&f.app, &f.reg, refresh).await["active"], false);
+
+    // The other SP is sent a signed LogoutRequest by POST, and answers.
+    let Sent::Post {
+        action, xml, relay, ..
+    } = sent(res).await
+    else {
+        panic!("the other SP's SLO endpoint is HTTP-POST");
+    };
+    assert_eq!(action, format!("{}/slo-post", other.acs));
+    let (request_id, told_name) = check_posted_logout_request(&f.app, &xml, &other).await;
+    assert_eq!(told_name, other_name);
+    let res = answer_logout(
+        &f.app,
+        &f.browser,
+        &other,
+        &request_id,
+        &relay.unwrap(),
+        true,
+    )
+    .await;
+
+    // Then the first SP gets its signed LogoutResponse: Success, no PartialLogout.
+    let (response, xml, relay) = final_response(&f.app, res, &sp).await;
+    assert_eq!(response.in_response_to.as_deref(), Some(id.as_str()));
+    assert_eq!(relay.as_deref(), Some("after-logout"));
+    assert_eq!(
+        response.status.unwrap().status_code.value.as_deref(),
+        Some("urn:oasis:names:tc:SAML:2.0:status:Success")
+    );
+    assert!(!xml.contains("PartialLogout"), "{xml}");
+    let res = f.browser.get(f.app.url("/account")).send().await.unwrap();
+    assert_eq!(res.status(), 303, "signed out");
 }

@@ -114,6 +114,37 @@ impl TestSp {
         )
     }
 
+    /// Metadata whose SingleLogoutService takes the HTTP-POST binding at `{acs}/slo-post`.
+    pub fn metadata_slo_post(&self, requests_signed: bool) -> String {
+        self.metadata(requests_signed).replace(
+            &format!(r#"Binding="{REDIRECT}" Location="{}/slo""#, self.acs),
+            &format!(r#"Binding="{POST}" Location="{}/slo-post""#, self.acs),
+        )
+    }
+
+    /// Registers the SP with its SLO endpoint by HTTP-POST.
+    pub async fn register_slo_post(&self, app: &TestApp, mut settings: ImportSettings) {
+        settings.encrypt_assertions = settings.encrypt_assertions.or(Some(false));
+        providers::import(
+            &app.state.store,
+            &self.metadata_slo_post(false),
+            &settings,
+            Utc::now(),
+        )
+        .await
+        .expect("SP imported");
+    }
+
+    /// The SP's LogoutResponse to our LogoutRequest `in_response_to` (status Success).
+    pub fn logout_response(&self, app: &TestApp, id: &str, in_response_to: &str) -> String {
+        format!(
+            r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{at}" Destination="{dest}" InResponseTo="{in_response_to}"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#,
+            at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            dest = app.url("/saml/slo"),
+            issuer = self.entity_id,
+        )
+    }
+
     /// Registers the SP; assertions are not encrypted unless `settings` says so.
     pub async fn register(&self, app: &TestApp, mut settings: ImportSettings) {
         settings.encrypt_assertions = settings.encrypt_assertions.or(Some(false));
@@ -153,9 +184,20 @@ impl TestSp {
 
     /// The Redirect-binding query for `xml`, signed with the SP's key when `sign`.
     pub fn redirect_query(&self, xml: &str, relay: Option<&str>, sign: bool) -> String {
+        self.redirect_query_as("SAMLRequest", xml, relay, sign)
+    }
+
+    /// The same with the message as `param` (`SAMLRequest` or `SAMLResponse`).
+    pub fn redirect_query_as(
+        &self,
+        param: &str,
+        xml: &str,
+        relay: Option<&str>,
+        sign: bool,
+    ) -> String {
         let deflated = gatehouse::saml::xml::deflate(xml.as_bytes());
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let mut q = format!("SAMLRequest={}", enc(&STANDARD.encode(deflated)));
+        let mut q = format!("{param}={}", enc(&STANDARD.encode(deflated)));
         if let Some(r) = relay {
             q.push_str(&format!("&RelayState={}", enc(r)));
         }
@@ -327,8 +369,16 @@ async fn metadata_publishes_the_signing_certificate_endpoints_and_formats() {
         Some(app.url("/saml/metadata").as_str())
     );
     let idp = &md.idp_sso_descriptors.as_ref().unwrap()[0];
-    assert_eq!(idp.key_descriptors.len(), 1);
-    assert_eq!(idp.key_descriptors[0].key_use.as_deref(), Some("signing"));
+    assert_eq!(
+        idp.key_descriptors.len(),
+        2,
+        "the active key and the next one (published before it signs)"
+    );
+    assert!(
+        idp.key_descriptors
+            .iter()
+            .all(|k| k.key_use.as_deref() == Some("signing"))
+    );
     let cert = X509::from_der(&idp_cert(&app).await).expect("an X.509 certificate");
     assert_eq!(
         cert.public_key().unwrap().rsa().unwrap().size(),
@@ -342,13 +392,14 @@ async fn metadata_publishes_the_signing_certificate_endpoints_and_formats() {
                 .any(|e| e.binding == binding && e.location == app.url("/saml/sso"))
         );
     }
-    assert_eq!(
-        idp.single_logout_services.len(),
-        1,
-        "SLO by HTTP-Redirect only"
-    );
-    assert_eq!(idp.single_logout_services[0].binding, REDIRECT);
-    assert_eq!(idp.single_logout_services[0].location, app.url("/saml/slo"));
+    for binding in [REDIRECT, POST] {
+        assert!(
+            idp.single_logout_services
+                .iter()
+                .any(|e| e.binding == binding && e.location == app.url("/saml/slo")),
+            "SLO by {binding}"
+        );
+    }
     assert!(
         idp.name_id_formats
             .iter()
@@ -1342,4 +1393,632 @@ async fn logout_response_goes_by_post_with_an_enveloped_signature_when_the_sp_sa
         Some("urn:oasis:names:tc:SAML:2.0:status:Success")
     );
     assert_needs_sign_in(&app, &sp, &client).await;
+}
+
+// Single Logout: the front-channel chain across a session's SPs (Profiles §4.4).
+
+/// What Gatehouse sent the browser on with: a Redirect-binding URL (a 303, or the
+/// continue page after one of our forms) or a self-submitting POST form.
+#[derive(Debug)]
+pub enum Sent {
+    Redirect(String),
+    Post {
+        action: String,
+        field: String,
+        xml: String,
+        relay: Option<String>,
+        html: String,
+    },
+}
+
+pub async fn sent(res: reqwest::Response) -> Sent {
+    if res.status() == 303 {
+        return Sent::Redirect(res.headers()["location"].to_str().unwrap().to_owned());
+    }
+    let status = res.status();
+    let html = res.text().await.unwrap();
+    assert_eq!(status, 200, "{html}");
+    if html.contains("id=\"saml-post\"") {
+        let field = if html.contains("name=\"SAMLRequest\"") {
+            "SAMLRequest"
+        } else {
+            "SAMLResponse"
+        };
+        let action = html
+            .split("id=\"saml-post\" method=\"post\" action=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(unescape)
+            .unwrap();
+        let value = unescape(&hidden(&html, field));
+        let xml = String::from_utf8(STANDARD.decode(value).unwrap()).unwrap();
+        let relay = html
+            .contains("name=\"RelayState\"")
+            .then(|| unescape(&hidden(&html, "RelayState")));
+        return Sent::Post {
+            action,
+            field: field.to_owned(),
+            xml,
+            relay,
+            html,
+        };
+    }
+    let href = html
+        .split("id=\"continue\" href=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(unescape)
+        .unwrap_or_else(|| panic!("neither a redirect nor a form: {html}"));
+    Sent::Redirect(href)
+}
+
+/// The SP's side of a Redirect-binding query signature, checked with openssl alone
+/// (Bindings §3.4.4.1): `param=…&RelayState=…&SigAlg=…` as sent, RSA-SHA256.
+pub fn query_signature_ok(query: &str, param: &str, cert_der: &[u8]) -> bool {
+    let get = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    let mut signed = format!("{param}={}", get(param).unwrap());
+    if let Some(r) = get("RelayState") {
+        signed.push_str(&format!("&RelayState={r}"));
+    }
+    let alg = get("SigAlg").expect("SigAlg");
+    signed.push_str(&format!("&SigAlg={alg}"));
+    let decode = |v: &str| {
+        url::form_urlencoded::parse(format!("v={v}").as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    assert_eq!(
+        decode(&alg),
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    );
+    let signature = STANDARD.decode(decode(&get("Signature").unwrap())).unwrap();
+    let key = X509::from_der(cert_der).unwrap().public_key().unwrap();
+    let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), &key).unwrap();
+    verifier.update(signed.as_bytes()).unwrap();
+    verifier.verify(&signature).unwrap_or(false)
+}
+
+/// A message Gatehouse sent `sp` by the Redirect binding: target, verified query signature,
+/// decoded (XML, RelayState).
+pub async fn redirected_message(
+    app: &TestApp,
+    url: &str,
+    expected_target: &str,
+    param: &str,
+) -> (String, Option<String>) {
+    let (target, query) = url.split_once('?').unwrap();
+    assert_eq!(target, expected_target);
+    assert!(
+        query_signature_ok(query, param, &idp_cert(app).await),
+        "the query signature verifies against the certificate in our metadata"
+    );
+    let inbound =
+        gatehouse::saml::request::decode(query, param, gatehouse::saml::request::Binding::Redirect)
+            .unwrap();
+    (inbound.xml, inbound.relay_state)
+}
+
+/// The SP's checks of a LogoutRequest posted to it: xmlsec1 and samael's verifier accept
+/// the enveloped signature; parsed with samael; returns (ID, NameID).
+pub async fn check_posted_logout_request(
+    app: &TestApp,
+    xml: &str,
+    sp: &TestSp,
+) -> (String, String) {
+    let cert = idp_cert(app).await;
+    assert!(xmlsec1_verify(
+        xml,
+        "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
+        &cert
+    ));
+    let reduced = Crypto::reduce_xml_to_signed(
+        xml,
+        &[CertificateDer::from(cert)],
+        samael::crypto::ReduceMode::ValidateAndMarkNoAncestors,
+    )
+    .expect("samael verifies the LogoutRequest's signature");
+    check_logout_request(app, &reduced, &format!("{}/slo-post", sp.acs))
+}
+
+/// What every SP checks in a LogoutRequest (samael's parser): issuer, destination, fresh.
+pub fn check_logout_request(app: &TestApp, xml: &str, destination: &str) -> (String, String) {
+    let request: samael::schema::LogoutRequest = xml.parse().unwrap();
+    assert_eq!(
+        request.issuer.unwrap().value.as_deref(),
+        Some(app.url("/saml/metadata").as_str())
+    );
+    assert_eq!(request.destination.as_deref(), Some(destination));
+    assert!(
+        (Utc::now() - request.issue_instant.unwrap())
+            .num_seconds()
+            .abs()
+            < 60
+    );
+    assert!(xml.contains("SessionIndex>_"), "{xml}");
+    (request.id.unwrap(), request.name_id.unwrap().value)
+}
+
+/// Answers a LogoutRequest as `sp` would: by its SLO binding, signed.
+pub async fn answer_logout(
+    app: &TestApp,
+    client: &reqwest::Client,
+    sp: &TestSp,
+    in_response_to: &str,
+    relay: &str,
+    post: bool,
+) -> reqwest::Response {
+    let id = format!("_{}", rand_id());
+    let xml = sp.logout_response(app, &id, in_response_to);
+    if post {
+        let signed = sp.sign(&xml, &id);
+        client
+            .post(app.url("/saml/slo"))
+            .form(&[
+                ("SAMLResponse", STANDARD.encode(signed).as_str()),
+                ("RelayState", relay),
+            ])
+            .send()
+            .await
+            .unwrap()
+    } else {
+        client
+            .get(app.url(&format!(
+                "/saml/slo?{}",
+                sp.redirect_query_as("SAMLResponse", &xml, Some(relay), true)
+            )))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A LogoutResponse Gatehouse sent to the SP that started the logout, by Redirect.
+pub async fn final_response(
+    app: &TestApp,
+    res: reqwest::Response,
+    sp: &TestSp,
+) -> (samael::schema::LogoutResponse, String, Option<String>) {
+    let Sent::Redirect(url) = sent(res).await else {
+        panic!("the SP's SLO endpoint is HTTP-Redirect");
+    };
+    let (xml, relay) =
+        redirected_message(app, &url, &format!("{}/slo", sp.acs), "SAMLResponse").await;
+    (xml.parse().unwrap(), xml, relay)
+}
+
+#[tokio::test]
+async fn signing_out_at_gatehouse_tells_every_saml_sp_then_shows_the_signed_out_page() {
+    let app = spawn_app().await;
+    let redirect_sp = TestSp::new("https://sp-one.example.org/acs");
+    redirect_sp.register(&app, signing_sp()).await;
+    let post_sp = TestSp::new("https://sp-two.example.org/acs");
+    post_sp.register_slo_post(&app, signing_sp()).await;
+    let client = signed_in_client(&app, "pia").await;
+    let (name_one, _) = sso_assertion(&app, &redirect_sp, &client, true).await;
+    let (name_two, _) = sso_assertion(&app, &post_sp, &client, true).await;
+
+    // The account page's sign-out button.
+    let account = client.get(app.url("/account")).send().await.unwrap();
+    let html = account.text().await.unwrap();
+    let mut res = app
+        .post_form(&client, "/logout", &[("csrf", &hidden(&html, "csrf"))])
+        .await;
+    let mut told = Vec::new();
+    for _ in 0..2 {
+        match sent(res).await {
+            Sent::Redirect(url) => {
+                let (xml, relay) = redirected_message(
+                    &app,
+                    &url,
+                    &format!("{}/slo", redirect_sp.acs),
+                    "SAMLRequest",
+                )
+                .await;
+                let (id, name_id) =
+                    check_logout_request(&app, &xml, &format!("{}/slo", redirect_sp.acs));
+                assert_eq!(name_id, name_one);
+                told.push("redirect");
+                res = answer_logout(&app, &client, &redirect_sp, &id, &relay.unwrap(), false).await;
+            }
+            Sent::Post {
+                action,
+                field,
+                xml,
+                relay,
+                html,
+            } => {
+                assert_eq!(action, format!("{}/slo-post", post_sp.acs));
+                assert_eq!(field, "SAMLRequest");
+                assert!(
+                    html.contains("id=\"skip\""),
+                    "a way on if the SP never answers"
+                );
+                let (id, name_id) = check_posted_logout_request(&app, &xml, &post_sp).await;
+                assert_eq!(name_id, name_two);
+                told.push("post");
+                res = answer_logout(&app, &client, &post_sp, &id, &relay.unwrap(), true).await;
+            }
+        }
+        if told.len() == 1 {
+            // Mid-chain the session is already over.
+            assert_eq!(
+                client
+                    .get(app.url("/account"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                303
+            );
+        }
+    }
+    told.sort();
+    assert_eq!(told, ["post", "redirect"]);
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("You are signed out"));
+    let events = crate::admin::audit_events(&app, gatehouse::audit::EventType::SamlLogout).await;
+    for sp in [&redirect_sp, &post_sp] {
+        assert!(
+            events.iter().any(|e| e.outcome == "success"
+                && e.details["sp"] == sp.entity_id.as_str()
+                && e.details["direction"] == "to_sp"),
+            "{events:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_sp_that_never_answers_is_skipped_and_the_first_sp_hears_partial_logout() {
+    let app = spawn_app().await;
+    let first = TestSp::new("https://sp-one.example.org/acs");
+    first.register(&app, signing_sp()).await;
+    let silent = TestSp::new("https://sp-two.example.org/acs");
+    silent.register_slo_post(&app, signing_sp()).await;
+    let client = signed_in_client(&app, "quinn").await;
+    let (name_id, index) = sso_assertion(&app, &first, &client, true).await;
+    sso_assertion(&app, &silent, &client, true).await;
+
+    let id = format!("_{}", rand_id());
+    let res = client
+        .get(app.url(&format!(
+            "/saml/slo?{}",
+            logout_query(&first, &app, &id, &name_id, &index, true)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let Sent::Post {
+        xml, relay, html, ..
+    } = sent(res).await
+    else {
+        panic!("the silent SP takes POST");
+    };
+    let (request_id, _) = check_posted_logout_request(&app, &xml, &silent).await;
+    // The SP never answers; the person follows the link on the page.
+    let skip = unescape(
+        html.split("id=\"skip\" href=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap(),
+    );
+    assert!(skip.starts_with("/saml/slo/continue?chain="), "{skip}");
+    let res = client.get(app.url(&skip)).send().await.unwrap();
+    let (response, xml, relay_back) = final_response(&app, res, &first).await;
+    assert_eq!(response.in_response_to.as_deref(), Some(id.as_str()));
+    assert_eq!(relay_back.as_deref(), Some("after-logout"));
+    assert!(
+        xml.contains("status:Success\"><saml2p:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:PartialLogout\""),
+        "{xml}"
+    );
+    // A late answer from the silent SP no longer moves anything: the signed-out page.
+    let late = answer_logout(&app, &client, &silent, &request_id, &relay.unwrap(), true).await;
+    assert_eq!(late.status(), 200);
+    assert!(late.text().await.unwrap().contains("You are signed out"));
+    let events = crate::admin::audit_events(&app, gatehouse::audit::EventType::SamlLogout).await;
+    assert!(
+        events.iter().any(|e| e.outcome == "failure"
+            && e.details["sp"] == silent.entity_id.as_str()
+            && e.details["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no_answer")),
+        "{events:?}"
+    );
+    assert_needs_sign_in(&app, &first, &client).await;
+}
+
+#[tokio::test]
+async fn forged_replayed_or_foreign_logout_requests_by_post_leave_the_session_alone() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, ImportSettings::default()).await;
+    let client = signed_in_client(&app, "rosa").await;
+    let (name_id, index) = sso_assertion(&app, &sp, &client, true).await;
+    // Another person signed in at the same SP, in another browser.
+    let other = signed_in_client(&app, "sven").await;
+    let (other_name, other_index) = sso_assertion(&app, &sp, &other, true).await;
+    let xml_for = |id: &str, name: &str, idx: &str| {
+        format!(
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{at}" Destination="{dest}"><saml:Issuer>{issuer}</saml:Issuer><saml:NameID Format="{format}">{name}</saml:NameID><samlp:SessionIndex>{idx}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+            at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            dest = app.url("/saml/slo"),
+            issuer = sp.entity_id,
+            format = providers::NAMEID_PERSISTENT,
+        )
+    };
+    let post = |xml: String| {
+        let client = client.clone();
+        let url = app.url("/saml/slo");
+        async move {
+            client
+                .post(url)
+                .form(&[
+                    ("SAMLRequest", STANDARD.encode(xml).as_str()),
+                    ("RelayState", "r"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let id = || format!("_{}", rand_id());
+
+    // The SP does not require signed AuthnRequests, but it has a signing certificate: an
+    // unsigned LogoutRequest (what a cross-site page could forge) is refused.
+    refused(
+        post(xml_for(&id(), &name_id, &index)).await,
+        "must be signed",
+    )
+    .await;
+    // Signed by someone else.
+    let mut forger = TestSp::new("https://sp.example.org/acs");
+    forger.entity_id = sp.entity_id.clone();
+    let fid = id();
+    refused(
+        post(forger.sign(&xml_for(&fid, &name_id, &index), &fid)).await,
+        "signature is not valid",
+    )
+    .await;
+    // A genuine signed request wrapped in an unsigned one naming this session.
+    let gid = id();
+    let genuine = sp.sign(&xml_for(&gid, &other_name, &other_index), &gid);
+    let genuine = genuine.trim_start_matches("<?xml version=\"1.0\"?>").trim();
+    let wrapper = xml_for(&id(), &name_id, &index).replace(
+        "</saml:Issuer>",
+        &format!("</saml:Issuer><samlp:Extensions>{genuine}</samlp:Extensions>"),
+    );
+    refused(post(wrapper).await, "not the message itself").await;
+    sso_assertion(&app, &sp, &client, true).await;
+
+    // Genuine and signed, but for the other person: UnknownPrincipal; both sessions stay.
+    let rid = id();
+    let res = post(sp.sign(&xml_for(&rid, &other_name, &other_index), &rid)).await;
+    let Sent::Redirect(url) = sent(res).await else {
+        panic!("the SP's SLO endpoint is HTTP-Redirect");
+    };
+    let (xml, _) = redirected_message(&app, &url, &format!("{}/slo", sp.acs), "SAMLResponse").await;
+    assert!(xml.contains("status:UnknownPrincipal"), "{xml}");
+    sso_assertion(&app, &sp, &client, true).await;
+    sso_assertion(&app, &sp, &other, true).await;
+
+    // The genuine request for this session works once, by POST…
+    let lid = id();
+    let signed = sp.sign(&xml_for(&lid, &name_id, &index), &lid);
+    let res = post(signed.clone()).await;
+    let (response, _, relay) = final_response(&app, res, &sp).await;
+    assert_eq!(response.in_response_to.as_deref(), Some(lid.as_str()));
+    assert_eq!(relay.as_deref(), Some("r"));
+    assert_needs_sign_in(&app, &sp, &client).await;
+    // …and not twice.
+    refused(post(signed).await, "already used").await;
+    // The other person is still signed in.
+    sso_assertion(&app, &sp, &other, true).await;
+}
+
+#[tokio::test]
+async fn a_wrapped_authn_request_is_refused_and_its_acs_gets_nothing() {
+    let app = spawn_app().await;
+    // The SP does not have to sign, so an unsigned request alone would be honoured: the
+    // point is which element a present signature vouches for.
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, ImportSettings::default()).await;
+    let client = signed_in_client(&app, "tove").await;
+    let post = |xml: String| {
+        let client = client.clone();
+        let url = app.url("/saml/sso");
+        async move {
+            client
+                .post(url)
+                .form(&[("SAMLRequest", STANDARD.encode(xml))])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The genuine, signed request intact inside an unsigned one with another ID, issuer
+    // position and ACS URL (the SP's second, registered ACS): the signature verifies, but
+    // over the inner element, not the message.
+    let id = format!("_{}", rand_id());
+    let genuine = sp.sign(&sp.authn_request(&id, &app, "", ""), &id);
+    let genuine = genuine.trim_start_matches("<?xml version=\"1.0\"?>").trim();
+    let before = sp
+        .authn_request(
+            "_outer",
+            &app,
+            "",
+            "<samlp:Extensions>INNER</samlp:Extensions>",
+        )
+        .replace(
+            &format!("AssertionConsumerServiceURL=\"{}\"", sp.acs),
+            &format!("AssertionConsumerServiceURL=\"{}/second\"", sp.acs),
+        )
+        .replace("INNER", genuine);
+    let res = post(before).await;
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not the message itself"), "{body}");
+    assert!(
+        !body.contains("/second"),
+        "nothing goes to the wrapper's ACS"
+    );
+
+    // An AuthnRequest-like element smuggled after the signed content, inside the
+    // Signature (which the enveloped-signature transform leaves out of the digest): the
+    // signature still verifies, and what is used is the signed request — its ID and ACS.
+    let id = format!("_{}", rand_id());
+    let genuine = sp.sign(&sp.authn_request(&id, &app, "", ""), &id);
+    let smuggled = format!(
+        r#"<ds:Object><samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_after" Version="2.0" IssueInstant="{}" AssertionConsumerServiceURL="{}/second"/></ds:Object></ds:Signature>"#,
+        Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        sp.acs
+    );
+    let after = genuine.replacen("</ds:Signature>", &smuggled, 1);
+    let res = post(after).await;
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (action, response, _) = posted(&body);
+    assert_eq!(action, sp.acs, "the signed request's ACS");
+    let assertion = sp
+        .samael(&app, false)
+        .await
+        .parse_xml_response(&response, Some(&[id.as_str()]))
+        .expect("in response to the signed request");
+    assert!(assertion.subject.is_some());
+    assert!(
+        !body.contains("/second"),
+        "nothing goes to the smuggled ACS"
+    );
+}
+
+#[tokio::test]
+async fn saml_key_rotation_publishes_the_next_key_first_then_signs_with_it() {
+    let app = spawn_app().await;
+    let certs = |metadata: &str| -> Vec<Vec<u8>> {
+        metadata
+            .split(
+                "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>",
+            )
+            .skip(1)
+            .map(|r| STANDARD.decode(r.split('<').next().unwrap()).unwrap())
+            .collect()
+    };
+    let before = certs(&app.get("/saml/metadata").await.text().await.unwrap());
+    assert_eq!(before.len(), 2, "the active key and the next one");
+    let (active, next) = (before[0].clone(), before[1].clone());
+    assert_ne!(active, next);
+
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, ImportSettings::default()).await;
+    let client = signed_in_client(&app, "ulla").await;
+    let assertion_xml =
+        |html: &str| extract(&posted(html).1, "<saml2:Assertion", "</saml2:Assertion>");
+    let respond = || async {
+        let id = format!("_{}", rand_id());
+        let xml = sp.authn_request(&id, &app, "", "");
+        let res = client
+            .get(app.url(&format!(
+                "/saml/sso?{}",
+                sp.redirect_query(&xml, None, false)
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        (id, res.text().await.unwrap())
+    };
+    let (_, html) = respond().await;
+    let signed = assertion_xml(&html);
+    let node = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion";
+    assert!(xmlsec1_verify(&signed, node, &active));
+    assert!(
+        !xmlsec1_verify(&signed, node, &next),
+        "the next key does not sign yet"
+    );
+
+    let state = &app.state;
+    gatehouse::saml::keys::rotate(
+        &state.store,
+        state.master_key.clone(),
+        &app.url("/saml/metadata"),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    gatehouse::startup::reload_saml_keys(state).await.unwrap();
+
+    let after = certs(&app.get("/saml/metadata").await.text().await.unwrap());
+    assert_eq!(after.len(), 3, "new active, new next, and the retired one");
+    assert_eq!(after[0], next, "the published next key now signs");
+    assert!(
+        after.contains(&active),
+        "the retired key stays published for a while"
+    );
+    let (id, html) = respond().await;
+    let signed = assertion_xml(&html);
+    assert!(xmlsec1_verify(&signed, node, &next));
+    assert!(!xmlsec1_verify(&signed, node, &active));
+    // An SP that refreshed our metadata accepts it.
+    let (_, response, _) = posted(&html);
+    sp.samael(&app, false)
+        .await
+        .parse_xml_response(&response, Some(&[id.as_str()]))
+        .expect("samael's SP accepts the new key from the metadata");
+}
+
+#[tokio::test]
+async fn keys_rotate_saml_from_the_command_line_reaches_the_running_server() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.database_url = None;
+        c.master_key = None;
+        c.signing_key_reload_secs = 1;
+    })
+    .await;
+    let certs = |metadata: &str| -> Vec<String> {
+        metadata
+            .split("<ds:X509Certificate>")
+            .skip(1)
+            .map(|r| r.split('<').next().unwrap().to_owned())
+            .collect()
+    };
+    let before = certs(&app.get("/saml/metadata").await.text().await.unwrap());
+    let out = crate::cli::gatehouse(app.data_dir.path())
+        .args(["keys", "rotate", "--saml", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rotated["saml"]["active_id"].is_string());
+    assert!(rotated["saml"]["next_id"].is_string());
+    let promoted = crate::helpers::eventually(std::time::Duration::from_secs(10), || {
+        let app = &app;
+        let next = before[1].clone();
+        async move {
+            let now = certs(&app.get("/saml/metadata").await.text().await.unwrap());
+            now.len() == 3 && now[0] == next
+        }
+    })
+    .await;
+    assert!(
+        promoted,
+        "the running server signs with the key it published as next"
+    );
+    let events = crate::admin::audit_events(&app, gatehouse::audit::EventType::KeyRotated).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.details["protocol"] == "saml" && e.actor.as_deref() == Some("cli"))
+    );
 }
