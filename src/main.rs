@@ -567,7 +567,7 @@ async fn force_reset(
         }
         (None, Some(raw)) => {
             let org = OrgName::parse(&raw).map_err(|e| format!("--org: {e}"))?;
-            let done = recovery::force_reset_org(&state, CLI, &org)
+            let done = recovery::force_reset_org(&state, CLI, &org, None)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {

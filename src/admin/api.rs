@@ -782,7 +782,9 @@ pub async fn force_reset_org(
     who.require(Action::Manage)?;
     let org = load_org(&state, &who, &path).await?;
     let name = OrgName::parse(&org.name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let done = recovery::force_reset_org(&state, admin(&who, &ctx), &name)
+    // Everyone the caller could reset one by one; a super_admin, everyone.
+    let spare_from = (who.role != Role::SuperAdmin).then_some(who.role);
+    let done = recovery::force_reset_org(&state, admin(&who, &ctx), &name, spare_from)
         .await
         .map_err(from_admin)?;
     Ok(HttpResponse::Ok().json(OrgForcedResetView {

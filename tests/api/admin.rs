@@ -741,6 +741,32 @@ async fn nobody_acts_on_a_user_of_equal_or_higher_role() {
         )
         .await;
     assert_eq!(res.status(), 200);
+    // Nor in bulk: an org-wide reset by an org_admin spares the org_admins (itself too).
+    let done = json_of(
+        w.call(
+            Method::POST,
+            &format!("/orgs/{}/force-reset", w.alpha),
+            Some(&admin),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let reset: Vec<&str> = done["reset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["username"].as_str().unwrap())
+        .collect();
+    let skipped = done["skipped"].to_string();
+    assert!(reset.contains(&"sue") && reset.contains(&"sam"), "{done}");
+    for spared in ["alice", "olga"] {
+        assert!(
+            !reset.contains(&spared) && skipped.contains(spared),
+            "{done}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -516,15 +516,19 @@ pub async fn force_reset_user(
 pub struct OrgForcedReset {
     pub org: String,
     pub reset: Vec<ForcedReset>,
-    /// Users who cannot sign in anyway (disabled, or invited without a password yet).
+    /// Users who cannot sign in anyway (disabled, or invited without a password yet),
+    /// and users whose role is at or above `spare_from`.
     pub skipped: Vec<String>,
 }
 
 /// `force_reset` for every active user of `org`; other organisations are untouched.
+/// With `spare_from`, users of that role or higher are left alone: an administrator who
+/// may not act on a peer one at a time may not do it in bulk either.
 pub async fn force_reset_org(
     state: &AppState,
     admin: Admin<'_>,
     org: &OrgName,
+    spare_from: Option<crate::domain::Role>,
 ) -> Result<OrgForcedReset, AdminError> {
     let name = org.clone();
     let (org_row, members) = state
@@ -544,7 +548,8 @@ pub async fn force_reset_org(
         skipped: Vec::new(),
     };
     for user in members {
-        if user.status() == UserStatus::Active {
+        let spared = spare_from.is_some_and(|role| user.role() >= role);
+        if user.status() == UserStatus::Active && !spared {
             outcome.reset.push(force_reset(state, admin, &user).await?);
         } else {
             outcome.skipped.push(user.username);
