@@ -19,7 +19,7 @@ pub mod signing_keys;
 pub mod totp;
 pub mod users;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::{
     Connection, PgConnection, RunQueryDsl, SqliteConnection,
@@ -93,11 +93,23 @@ pub struct Manager {
     target: DatabaseTarget,
 }
 
-impl ManageConnection for Manager {
-    type Connection = DbConnection;
-    type Error = diesel::r2d2::Error;
+/// A pooled connection and what the pool knows of its health.
+pub struct Pooled {
+    conn: DbConnection,
+    /// When a round trip on it last succeeded.
+    known_good: Instant,
+    /// A query on it failed for want of the server: never hand it out again.
+    broken: bool,
+}
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
+/// A connection that answered this recently is handed out without a `SELECT 1` first:
+/// under load every checkout would otherwise cost a round trip of its own. One that
+/// has failed since is dropped instead (see `Store::run`), so an outage still costs at
+/// most one failed query per pooled connection, answered `Unavailable` (503).
+const TRUST_RECENT: Duration = Duration::from_secs(1);
+
+impl Manager {
+    fn open(&self) -> Result<DbConnection, diesel::r2d2::Error> {
         match &self.target {
             DatabaseTarget::Postgres(url) => PgConnection::establish(url)
                 .map(DbConnection::Postgresql)
@@ -117,16 +129,33 @@ impl ManageConnection for Manager {
             }
         }
     }
+}
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        diesel::sql_query("SELECT 1")
-            .execute(conn)
-            .map(|_| ())
-            .map_err(diesel::r2d2::Error::QueryError)
+impl ManageConnection for Manager {
+    type Connection = Pooled;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Pooled, Self::Error> {
+        Ok(Pooled {
+            conn: self.open()?,
+            known_good: Instant::now(),
+            broken: false,
+        })
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        if pooled.known_good.elapsed() < TRUST_RECENT {
+            return Ok(());
+        }
+        diesel::sql_query("SELECT 1")
+            .execute(&mut pooled.conn)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        pooled.known_good = Instant::now();
+        Ok(())
+    }
+
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        pooled.broken
     }
 }
 
@@ -171,10 +200,10 @@ impl Store {
         };
         // Fail fast with the real reason instead of r2d2's generic time-out.
         let mut first = manager
-            .connect()
+            .open()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        manager
-            .is_valid(&mut first)
+        diesel::sql_query("SELECT 1")
+            .execute(&mut first)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         drop(first);
         let pool = r2d2::Pool::builder()
@@ -199,8 +228,14 @@ impl Store {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
+            let mut pooled = pool.get()?;
+            let result = f(&mut pooled.conn);
+            match &result {
+                Ok(_) => pooled.known_good = Instant::now(),
+                Err(StoreError::Unavailable(_)) => pooled.broken = true,
+                Err(_) => {}
+            }
+            result
         })
         .await
         .map_err(|e| StoreError::Query(format!("database task failed: {e}")))?
@@ -217,8 +252,8 @@ impl Store {
 
     /// Applies pending migrations; returns the names of those applied (empty on a no-op).
     pub fn migrate_blocking(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.pool.get()?;
-        let applied = match &mut *conn {
+        let mut pooled = self.pool.get()?;
+        let applied = match &mut pooled.conn {
             DbConnection::Postgresql(pg) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
                     .execute(pg)?;
