@@ -1421,12 +1421,14 @@ async fn load_client(state: &AppState, raw: &str) -> Result<ClientRow, ApiError>
         .ok_or(ApiError::NotFound)
 }
 
-async fn audit_client(
+/// Records an administrator's change to a global object (`object`), naming it by `id`.
+async fn audit_change(
     state: &AppState,
     who: &Caller,
     ctx: &RequestContext,
+    object: &str,
     change: &str,
-    client_id: &str,
+    id: (&str, &str),
 ) -> Result<(), ApiError> {
     state
         .audit
@@ -1434,12 +1436,30 @@ async fn audit_client(
             AuditEvent::new(EventType::AdminChange, Outcome::Success)
                 .request(ctx)
                 .actor(&who.actor)
-                .detail("object", "oidc_client")
+                .detail("object", object)
                 .detail("change", change)
-                .detail("client_id", client_id),
+                .detail(id.0, id.1),
         )
         .await?;
     Ok(())
+}
+
+async fn audit_client(
+    state: &AppState,
+    who: &Caller,
+    ctx: &RequestContext,
+    change: &str,
+    client_id: &str,
+) -> Result<(), ApiError> {
+    audit_change(
+        state,
+        who,
+        ctx,
+        "oidc_client",
+        change,
+        ("client_id", client_id),
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients",
@@ -1731,18 +1751,7 @@ async fn audit_sp(
     change: &str,
     entity_id: &str,
 ) -> Result<(), ApiError> {
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::AdminChange, Outcome::Success)
-                .request(ctx)
-                .actor(&who.actor)
-                .detail("object", "saml_sp")
-                .detail("change", change)
-                .detail("entity_id", entity_id),
-        )
-        .await?;
-    Ok(())
+    audit_change(state, who, ctx, "saml_sp", change, ("entity_id", entity_id)).await
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/saml-sps",
