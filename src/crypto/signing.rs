@@ -16,17 +16,17 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use openidconnect::{
     JsonWebKeyId, PrivateSigningKey, SigningError,
-    core::{
-        CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-        CoreRsaPrivateSigningKey,
-    },
+    core::{CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
+};
+use openssl::{
+    hash::MessageDigest,
+    pkey::{PKey, Private},
+    rsa::Rsa,
 };
 use rsa::{
-    RsaPrivateKey, RsaPublicKey,
-    pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, LineEnding},
+    BigUint, RsaPublicKey,
     pkcs1v15::{Signature, VerifyingKey},
     signature::Verifier,
-    traits::PublicKeyParts,
 };
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -43,7 +43,7 @@ pub const RS256: &str = "RS256";
 pub const ES256: &str = "ES256";
 /// Every algorithm Gatehouse keeps a key ring for.
 pub const ALGORITHMS: &[&str] = &[RS256, ES256];
-const RSA_BITS: usize = 2048;
+const RSA_BITS: u32 = 2048;
 
 fn seal_context(kid: &str) -> String {
     format!("signing-key:{kid}")
@@ -51,11 +51,72 @@ fn seal_context(kid: &str) -> String {
 
 /// One published key: its signer and verifier.
 enum Published {
-    Rsa {
-        signer: CoreRsaPrivateSigningKey,
-        verifier: VerifyingKey<Sha256>,
-    },
+    Rsa(RsaSigner),
     Ec(EcSigner),
+}
+
+/// An RSA key signing RS256 through OpenSSL, for our own JWTs and for `openidconnect`'s
+/// ID token builder.
+///
+/// Not the `rsa` crate's private key: its private-key operations are not constant time
+/// (RUSTSEC-2023-0071, the Marvin attack), and the token endpoint hands anyone with
+/// client credentials a signature on demand, timed over the network. OpenSSL signs with
+/// blinding and constant-time exponentiation. The public half (JWKS, verification)
+/// involves no secret, so it stays with the `rsa` crate.
+pub struct RsaSigner {
+    key: PKey<Private>,
+    verifier: VerifyingKey<Sha256>,
+    jwk: CoreJsonWebKey,
+}
+
+impl RsaSigner {
+    /// From a PKCS#1 DER private key (how keys are sealed in the store).
+    pub fn from_pkcs1_der(der: &[u8], kid: Option<&str>) -> Result<Self, String> {
+        let rsa = Rsa::private_key_from_der(der).map_err(|e| e.to_string())?;
+        if !rsa.check_key().map_err(|e| e.to_string())? {
+            return Err("inconsistent RSA key".into());
+        }
+        let (n, e) = (rsa.n().to_vec(), rsa.e().to_vec());
+        let public = RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e))
+            .map_err(|e| e.to_string())?;
+        let jwk = CoreJsonWebKey::new_rsa(n, e, kid.map(|k| JsonWebKeyId::new(k.to_owned())));
+        let key = PKey::from_rsa(rsa).map_err(|e| e.to_string())?;
+        Ok(Self {
+            key,
+            verifier: VerifyingKey::new(public),
+            jwk,
+        })
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
+    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
+        openssl::sign::Signer::new(MessageDigest::sha256(), &self.key)
+            .and_then(|mut signer| signer.sign_oneshot_to_vec(message))
+            .map_err(|e| SigningError::Other(e.to_string()))
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        Signature::try_from(signature).is_ok_and(|sig| self.verifier.verify(message, &sig).is_ok())
+    }
+}
+
+impl PrivateSigningKey for RsaSigner {
+    type VerificationKey = CoreJsonWebKey;
+
+    fn sign(
+        &self,
+        signature_alg: &CoreJwsSigningAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        match signature_alg {
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256 => self.sign_rs256(message),
+            other => Err(SigningError::UnsupportedAlg(format!("{other:?}"))),
+        }
+    }
+
+    fn as_verification_key(&self) -> CoreJsonWebKey {
+        self.jwk.clone()
+    }
 }
 
 /// An ECDSA P-256 key, signing for `openidconnect`'s ID token builder (which has no
@@ -138,9 +199,9 @@ impl KeyRing {
     }
 
     /// The active RS256 key, for `openidconnect`'s ID token builder.
-    pub fn active(&self) -> &CoreRsaPrivateSigningKey {
+    pub fn active(&self) -> &RsaSigner {
         match &self.keys[self.active_kid()] {
-            Published::Rsa { signer, .. } => signer,
+            Published::Rsa(signer) => signer,
             Published::Ec(_) => unreachable!("the RS256 slot holds an RSA key"),
         }
     }
@@ -161,11 +222,8 @@ impl KeyRing {
         input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
         let signature = self
             .active()
-            .sign(
-                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-                input.as_bytes(),
-            )
-            .expect("RSA PKCS#1 v1.5 signing does not fail for a valid key");
+            .sign_rs256(input.as_bytes())
+            .expect("RSA PKCS#1 v1.5 signing does not fail for a checked key");
         input.push('.');
         input.push_str(&URL_SAFE_NO_PAD.encode(signature));
         input
@@ -188,8 +246,7 @@ impl KeyRing {
         let signature = URL_SAFE_NO_PAD.decode(s).ok()?;
         let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
         let verified = match (alg, key) {
-            (RS256, Published::Rsa { verifier, .. }) => Signature::try_from(signature.as_slice())
-                .is_ok_and(|sig| verifier.verify(signed, &sig).is_ok()),
+            (RS256, Published::Rsa(signer)) => signer.verify(signed, &signature),
             (ES256, Published::Ec(signer)) => signer.verify(signed, &signature),
             _ => false,
         };
@@ -235,26 +292,16 @@ fn generate(master_key: &MasterKey, alg: &str, kid: &str) -> Result<(String, Str
             }
         }
     } else {
-        let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)
+        let der = Rsa::generate(RSA_BITS)
+            .and_then(|rsa| rsa.private_key_to_der())
             .map_err(|e| broken(e.to_string()))?;
-        let der = private.to_pkcs1_der().map_err(|e| broken(e.to_string()))?;
-        (
-            der.as_bytes().to_vec(),
-            public_jwk(&private.to_public_key(), kid),
-        )
+        let signer = RsaSigner::from_pkcs1_der(&der, Some(kid)).map_err(broken)?;
+        (der, signer.jwk)
     };
     let private = zeroize::Zeroizing::new(private);
     let sealed = master_key.seal(&seal_context(kid), &private);
     let jwk = serde_json::to_string(&jwk).map_err(|e| broken(e.to_string()))?;
     Ok((sealed, jwk))
-}
-
-fn public_jwk(public: &RsaPublicKey, kid: &str) -> CoreJsonWebKey {
-    CoreJsonWebKey::new_rsa(
-        public.n().to_bytes_be(),
-        public.e().to_bytes_be(),
-        Some(JsonWebKeyId::new(kid.to_owned())),
-    )
 }
 
 fn new_kid() -> String {
@@ -390,20 +437,10 @@ fn ring_from_rows(master_key: &MasterKey, rows: Vec<SigningKeyRow>) -> Result<Ke
             jwks.push(signer.jwk.clone());
             Published::Ec(signer)
         } else {
-            let private = RsaPrivateKey::from_pkcs1_der(secret.expose_secret())
-                .map_err(|e| broken(e.to_string()))?;
-            let pem = private
-                .to_pkcs1_pem(LineEnding::LF)
-                .map_err(|e| broken(e.to_string()))?;
-            let signer =
-                CoreRsaPrivateSigningKey::from_pem(&pem, Some(JsonWebKeyId::new(row.kid.clone())))
-                    .map_err(broken)?;
-            let public = private.to_public_key();
-            jwks.push(public_jwk(&public, &row.kid));
-            Published::Rsa {
-                signer,
-                verifier: VerifyingKey::new(public),
-            }
+            let signer = RsaSigner::from_pkcs1_der(secret.expose_secret(), Some(&row.kid))
+                .map_err(broken)?;
+            jwks.push(signer.jwk.clone());
+            Published::Rsa(signer)
         };
         if row.state == ACTIVE {
             let at = row.activated_at.unwrap_or(row.created_at);
@@ -421,4 +458,67 @@ fn ring_from_rows(master_key: &MasterKey, rows: Vec<SigningKeyRow>) -> Result<Ke
         keys,
         jwks: CoreJsonWebKeySet::new(jwks),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rsa::{
+        pkcs1::DecodeRsaPrivateKey,
+        pkcs1v15::SigningKey,
+        signature::{SignatureEncoding, Signer},
+    };
+
+    use super::*;
+
+    fn der() -> Vec<u8> {
+        Rsa::generate(RSA_BITS)
+            .unwrap()
+            .private_key_to_der()
+            .unwrap()
+    }
+
+    #[test]
+    fn openssl_signs_the_same_rs256_as_any_other_implementation() {
+        // PKCS#1 v1.5 is deterministic: an independent implementation must produce the
+        // very same bytes from the same key and message.
+        let der = der();
+        let signer = RsaSigner::from_pkcs1_der(&der, Some("k1")).unwrap();
+        let reference =
+            SigningKey::<Sha256>::new(rsa::RsaPrivateKey::from_pkcs1_der(&der).unwrap());
+        let message = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0";
+        let ours = signer.sign_rs256(message).unwrap();
+        assert_eq!(ours, reference.sign(message).to_vec());
+        assert!(signer.verify(message, &ours));
+        assert!(!signer.verify(b"another message", &ours));
+    }
+
+    #[test]
+    fn a_signed_jwt_verifies_and_a_tampered_one_does_not() {
+        let signer = RsaSigner::from_pkcs1_der(&der(), Some("k1")).unwrap();
+        let jwk = signer.jwk.clone();
+        let ring = KeyRing {
+            active: HashMap::from([(RS256, "k1".to_owned())]),
+            keys: HashMap::from([("k1".to_owned(), Published::Rsa(signer))]),
+            jwks: CoreJsonWebKeySet::new(vec![jwk]),
+        };
+        let token = ring.sign_jwt("at+jwt", &serde_json::json!({ "sub": "u1" }));
+        let (header, claims) = ring.verify_jwt(&token).expect("our own token verifies");
+        assert_eq!(header["kid"], "k1");
+        assert_eq!(claims["sub"], "u1");
+        let (head, rest) = token.split_once('.').unwrap();
+        let forged_claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"admin"}"#);
+        let signature = rest.split_once('.').unwrap().1;
+        assert!(
+            ring.verify_jwt(&format!("{head}.{forged_claims}.{signature}"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_broken_key_is_refused() {
+        let mut der = der();
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        assert!(RsaSigner::from_pkcs1_der(&der, None).is_err());
+    }
 }
