@@ -36,9 +36,10 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Token signing keys (DESIGN §9), reloaded to follow rotations.
     pub keys: Arc<Keys>,
-    /// The SAML IdP's signing key and certificate (DESIGN §10).
     /// The SAML signing keys (DESIGN §10), reloaded with the token keys.
     pub saml_keys: Arc<crate::saml::keys::SamlKeys>,
+    /// Client rows for the token endpoints, trusted for a couple of seconds.
+    pub clients: Arc<crate::oidc::client_cache::ClientCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +125,7 @@ impl Application {
         let config = state.config.clone();
         let state = web::Data::new(state);
         spawn_key_reloader(&state);
+        spawn_token_janitor(&state);
         let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
             what: "bind".into(),
             reason: e.to_string(),
@@ -283,6 +285,35 @@ pub async fn reload_saml_keys(state: &AppState) -> Result<(), crate::saml::keys:
     Ok(())
 }
 
+/// How often spent refresh tokens and grants are purged (`grants::purge`).
+const TOKEN_JANITOR_EVERY: Duration = Duration::from_secs(600);
+
+/// Purges spent refresh tokens and grants now and then, so those tables hold what is
+/// live rather than everything ever issued; stops when the application is dropped.
+/// Every instance does it; the deletes are idempotent.
+fn spawn_token_janitor(state: &web::Data<AppState>) {
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(TOKEN_JANITOR_EVERY).await;
+            let Some(state) = weak.upgrade() else { return };
+            let now = state.clock.now().naive_utc();
+            let lifetime = chrono::Duration::seconds(
+                i64::try_from(state.config.access_token_secs).unwrap_or(i64::MAX / 4),
+            );
+            match state
+                .store
+                .run(move |c| crate::store::grants::purge(c, now, lifetime))
+                .await
+            {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "purged spent tokens and grants"),
+                Err(e) => tracing::warn!(error = %e, "token purge failed; will try again"),
+            }
+        }
+    });
+}
+
 /// Reloads the signing keys now and then, so a rotation run against the shared database
 /// reaches this instance; stops when the application is dropped.
 fn spawn_key_reloader(state: &web::Data<AppState>) {
@@ -389,6 +420,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         metrics,
         hashing,
         audit,
+        clients: Arc::default(),
     })
 }
 

@@ -1592,6 +1592,7 @@ pub async fn update_client(
     let secret = oidc_clients::update(&state.store, &row.client_id, spec)
         .await
         .map_err(client_error)?;
+    state.clients.forget(&row.client_id);
     audit_client(&state, &who, &ctx, "updated", &row.client_id).await?;
     let updated = load_client(&state, &row.client_id).await?;
     Ok(HttpResponse::Ok().json(ClientWithSecret {
@@ -1617,6 +1618,7 @@ pub async fn delete_client(
     if !state.store.run(move |c| clients::delete(c, &key)).await? {
         return Err(ApiError::NotFound);
     }
+    state.clients.forget(&id);
     audit_client(&state, &who, &ctx, "deleted", &id).await?;
     Ok(HttpResponse::Ok().json(Done { changed: true }))
 }
@@ -1624,11 +1626,13 @@ pub async fn delete_client(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewSecret {
     pub client_id: String,
-    /// Shown only now; the previous secret no longer works.
+    /// Shown only now; the previous secret no longer works (on other instances, within
+    /// two seconds).
     pub client_secret: String,
 }
 
-/// Issues a new secret for a confidential client; the old one stops working at once.
+/// Issues a new secret for a confidential client; the old one stops working at once
+/// (other instances follow within two seconds).
 #[utoipa::path(post, path = "/admin/api/v1/clients/{client_id}/secret", params(("client_id" = String, Path)),
     responses((status = 200, body = NewSecret), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)), security(("bearer" = [])))]
 pub async fn rotate_client_secret(
@@ -1643,6 +1647,7 @@ pub async fn rotate_client_secret(
     let secret = oidc_clients::rotate_secret(&state.store, &id)
         .await
         .map_err(client_error)?;
+    state.clients.forget(&id);
     audit_client(&state, &who, &ctx, "secret_rotated", &id).await?;
     Ok(HttpResponse::Ok().json(NewSecret {
         client_id: id,

@@ -244,7 +244,18 @@ pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiEr
     if !claims.scope.split(' ').any(|s| s == ADMIN_SCOPE) {
         return Err(ApiError::Unauthorized);
     }
-    let gid = claims.gid.clone();
+    let Some(gid) = claims.gid.clone() else {
+        // A client_credentials token: the client itself, while it exists and the token
+        // is not revoked.
+        return match crate::oidc::token::access_token_holder(state, &claims).await? {
+            Some(None) => Ok(Caller {
+                actor: format!("client:{}", claims.client_id),
+                role: Role::SuperAdmin,
+                org_id: None,
+            }),
+            _ => Err(ApiError::Unauthorized),
+        };
+    };
     let found = state
         .store
         .run(move |c| {
@@ -262,6 +273,7 @@ pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiEr
         return Err(ApiError::Unauthorized);
     };
     match (grant.user_id, user) {
+        // A client_credentials grant stored before such tokens went without one.
         (None, _) => Ok(Caller {
             actor: format!("client:{}", grant.client_id),
             role: Role::SuperAdmin,

@@ -124,8 +124,16 @@ async fn find(state: &AppState, client_id: &str) -> Result<Option<ClientRow>, OA
     if client_id.len() > 128 {
         return Ok(None);
     }
+    if let Some(row) = state.clients.get(client_id) {
+        return Ok(Some(row));
+    }
     let id = client_id.to_owned();
-    Ok(state.store.run(move |c| clients::find(c, &id)).await?)
+    let read_at = std::time::Instant::now();
+    let row = state.store.run(move |c| clients::find(c, &id)).await?;
+    if let Some(row) = &row {
+        state.clients.put(row.clone(), read_at);
+    }
+    Ok(row)
 }
 
 /// The client this request authenticates as, or 401 `invalid_client`. Failures (never

@@ -8,6 +8,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod client_cache;
 pub mod clients;
 pub mod discovery;
 pub mod logout;

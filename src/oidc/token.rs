@@ -181,8 +181,7 @@ async fn exchange_code(
     respond(
         state,
         client,
-        &grant,
-        Some(&user),
+        Some((&grant, &user)),
         &data.request.scope,
         data.request.nonce.as_deref(),
         refresh_token,
@@ -201,8 +200,7 @@ fn usable_user(user: Option<UserRow>) -> Result<UserRow, OAuthError> {
 fn respond(
     state: &AppState,
     client: &ClientRow,
-    grant: &GrantRow,
-    user: Option<&UserRow>,
+    user: Option<(&GrantRow, &UserRow)>,
     scope: &[String],
     nonce: Option<&str>,
     refresh_token: Option<String>,
@@ -212,7 +210,7 @@ fn respond(
     let lifetime = i64::try_from(state.config.access_token_secs).unwrap_or(300);
     let view = Grant {
         issuer: &issuer,
-        grant,
+        client_id: &client.client_id,
         user,
         scope,
         nonce,
@@ -258,12 +256,9 @@ async fn refresh(
         .store
         .transaction(
             move |c| match grants::use_refresh(c, &hash, &client_id, now.naive_utc())? {
-                Refresh::Rotated(grant) => {
+                Refresh::Rotated(found) => {
+                    let (grant, user) = *found;
                     grants::insert_refresh(c, &new_hash, &grant.id, now.naive_utc(), new_expiry)?;
-                    let user = match &grant.user_id {
-                        Some(id) => users::find_by_id(c, id)?,
-                        None => None,
-                    };
                     Ok(Ok((grant, user)))
                 }
                 Refresh::Reused(grant_id) => {
@@ -326,8 +321,7 @@ async fn refresh(
     respond(
         state,
         client,
-        &grant,
-        Some(&user),
+        Some((&grant, &user)),
         &scope,
         None,
         Some(new_token),
@@ -360,24 +354,14 @@ async fn client_credentials(
             format!("scope {s} is not available with client_credentials"),
         ));
     }
-    let now = state.clock.now();
-    let grant = NewGrant {
-        id: crate::store::new_id(),
-        client_id: client.client_id.clone(),
-        user_id: None,
-        session_handle: None,
-        scope: scope.join(" "),
-        auth_time: None,
-        amr: String::new(),
-        created_at: now.naive_utc(),
-    };
-    let grant = state.store.run(move |c| grants::insert(c, &grant)).await?;
-    respond(state, client, &grant, None, &scope, None, None)
+    // Nothing is stored: the token stands for the client (see `tokens::AccessClaims`).
+    respond(state, client, None, &scope, None, None)
 }
 
 /// What a presented token turned out to be.
 enum Found {
-    Access(Box<super::tokens::AccessClaims>, GrantRow),
+    /// A live access token: of a user's grant, or (None) a client_credentials token.
+    Access(Box<super::tokens::AccessClaims>, Option<GrantRow>),
     Refresh(GrantRow, chrono::NaiveDateTime, chrono::NaiveDateTime),
 }
 
@@ -398,9 +382,34 @@ async fn find_token(state: &AppState, token: &str) -> Result<Option<Found>, OAut
     let Some(claims) = verify_access_token(&ring, &issuer(state), token, now) else {
         return Ok(None);
     };
-    let gid = claims.gid.clone();
-    let grant = state.store.run(move |c| grants::live(c, &gid)).await?;
-    Ok(grant.map(|g| Found::Access(Box::new(claims), g)))
+    let found = access_token_holder(state, &claims).await?;
+    Ok(found.map(|grant| Found::Access(Box::new(claims), grant)))
+}
+
+/// Whether a verified access token still stands, and on what: `Some(Some(grant))` for a
+/// user's live grant, `Some(None)` for a client_credentials token whose client exists
+/// and whose `jti` is not revoked, `None` for a token no longer valid.
+pub async fn access_token_holder(
+    state: &AppState,
+    claims: &super::tokens::AccessClaims,
+) -> Result<Option<Option<GrantRow>>, crate::store::StoreError> {
+    match &claims.gid {
+        Some(gid) => {
+            let gid = gid.clone();
+            let grant = state.store.run(move |c| grants::live(c, &gid)).await?;
+            Ok(grant.map(Some))
+        }
+        // Only client_credentials tokens go without a grant, and their subject is the client.
+        None if claims.sub == claims.client_id => {
+            let (client_id, jti) = (claims.client_id.clone(), claims.jti.clone());
+            let live = state
+                .store
+                .run(move |c| grants::client_token_live(c, &client_id, &jti))
+                .await?;
+            Ok(live.then_some(None))
+        }
+        None => Ok(None),
+    }
 }
 
 #[post("/revoke")]
@@ -414,24 +423,41 @@ pub async fn revoke(
     let client = client_auth::authenticate(&state, &req, &ctx, &params).await?;
     let token = params.require("token")?;
     // RFC 7009 §2.2: an unknown or foreign token is answered 200 all the same.
-    let grant = match find_token(&state, token).await? {
-        Some(Found::Access(_, g) | Found::Refresh(g, _, _)) if g.client_id == client.client_id => {
-            Some(g)
+    let now = state.clock.now().naive_utc();
+    let (revoked, subject) = match find_token(&state, token).await? {
+        Some(Found::Access(_, Some(g)) | Found::Refresh(g, _, _))
+            if g.client_id == client.client_id =>
+        {
+            let id = g.id.clone();
+            let revoked = state
+                .store
+                .run(move |c| grants::revoke(c, &id, now))
+                .await?;
+            (revoked, g.user_id)
         }
-        _ => None,
+        Some(Found::Access(claims, None)) if claims.client_id == client.client_id => {
+            let expires_at = DateTime::from_timestamp(claims.exp, 0).map_or(now, |t| t.naive_utc());
+            let revoked = state
+                .store
+                .run(move |c| {
+                    match grants::revoke_client_token(c, &claims.client_id, &claims.jti, expires_at)
+                    {
+                        // Revoked at the same moment by another request.
+                        Err(crate::store::StoreError::Conflict) => Ok(false),
+                        other => other,
+                    }
+                })
+                .await?;
+            (revoked, None)
+        }
+        _ => (false, None),
     };
-    if let Some(grant) = grant {
-        let now = state.clock.now().naive_utc();
-        let id = grant.id.clone();
-        state
-            .store
-            .run(move |c| grants::revoke(c, &id, now))
-            .await?;
+    if revoked {
         let mut event = AuditEvent::new(EventType::TokenRevoked, Outcome::Success)
             .request(&ctx)
             .actor(&client.client_id)
             .detail("reason", "revocation request");
-        if let Some(user) = &grant.user_id {
+        if let Some(user) = &subject {
             event = event.subject(user);
         }
         state.audit.record(event).await?;

@@ -35,7 +35,9 @@ pub type IdToken = openidconnect::IdToken<
 >;
 
 /// The access token's claims (RFC 9068 §2.2), plus `gid`: the grant it belongs to, so
-/// revoking the grant makes it inactive at `/userinfo` and `/introspect` at once.
+/// revoking the grant makes it inactive at `/userinfo` and `/introspect` at once. A
+/// client_credentials token has no grant (and no `gid`): it stands for its client, as
+/// long as the client exists and the token's `jti` is not revoked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
@@ -46,7 +48,8 @@ pub struct AccessClaims {
     pub iat: i64,
     pub jti: String,
     pub scope: String,
-    pub gid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,9 +63,10 @@ pub struct AccessClaims {
 /// Everything a token response is made from.
 pub struct Grant<'a> {
     pub issuer: &'a str,
-    pub grant: &'a GrantRow,
-    /// None for client_credentials: the client is the subject.
-    pub user: Option<&'a UserRow>,
+    pub client_id: &'a str,
+    /// The user's grant and account; None for client_credentials, where the client is
+    /// the subject and nothing is stored.
+    pub user: Option<(&'a GrantRow, &'a UserRow)>,
     pub scope: &'a [String],
     pub nonce: Option<&'a str>,
     pub now: DateTime<Utc>,
@@ -71,20 +75,20 @@ pub struct Grant<'a> {
     pub id_token_alg: &'a str,
 }
 
+fn amr(grant: &GrantRow) -> Vec<String> {
+    grant
+        .amr
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn sid(grant: &GrantRow) -> Option<String> {
+    grant.session_handle.as_deref().map(super::sid_for)
+}
+
 impl Grant<'_> {
-    fn amr(&self) -> Vec<String> {
-        self.grant
-            .amr
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn sid(&self) -> Option<String> {
-        self.grant.session_handle.as_deref().map(super::sid_for)
-    }
-
     fn has_scope(&self, s: &str) -> bool {
         self.scope.iter().any(|x| x == s)
     }
@@ -92,29 +96,30 @@ impl Grant<'_> {
     pub fn access_token(&self, ring: &KeyRing) -> String {
         let now = self.now.timestamp();
         let (sub, auth) = match self.user {
-            Some(u) => {
-                let amr = self.amr();
+            Some((grant, user)) => {
+                let amr = amr(grant);
                 (
-                    u.id.clone(),
-                    Some((self.grant.auth_time, session::acr(&amr).to_owned(), amr)),
+                    user.id.clone(),
+                    Some((grant, session::acr(&amr).to_owned(), amr)),
                 )
             }
-            None => (self.grant.client_id.clone(), None),
+            None => (self.client_id.to_owned(), None),
         };
+        let grant = auth.as_ref().map(|a| a.0);
         let claims = AccessClaims {
             iss: self.issuer.to_owned(),
             sub,
-            aud: self.grant.client_id.clone(),
-            client_id: self.grant.client_id.clone(),
+            aud: self.client_id.to_owned(),
+            client_id: self.client_id.to_owned(),
             exp: now + self.lifetime_secs,
             iat: now,
             jti: random_token(),
             scope: self.scope.join(" "),
-            gid: self.grant.id.clone(),
-            auth_time: auth.as_ref().and_then(|a| a.0),
+            gid: grant.map(|g| g.id.clone()),
+            auth_time: grant.and_then(|g| g.auth_time),
+            sid: grant.and_then(sid),
             acr: auth.as_ref().map(|a| a.1.clone()),
             amr: auth.map(|a| a.2),
-            sid: self.sid(),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
         ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
@@ -122,7 +127,7 @@ impl Grant<'_> {
 
     /// The ID token for a user grant; `at_hash` binds it to `access_token`.
     pub fn id_token(&self, ring: &KeyRing, access_token: &str) -> Result<String, String> {
-        let user = self.user.ok_or("no user")?;
+        let (grant, user) = self.user.ok_or("no user")?;
         let mut standard = StandardClaims::new(SubjectIdentifier::new(user.id.clone()));
         if self.has_scope("profile") {
             standard =
@@ -135,19 +140,18 @@ impl Grant<'_> {
         if self.has_scope("email") {
             standard = standard.set_email(Some(EndUserEmail::new(user.email.clone())));
         }
-        let amr = self.amr();
-        let auth_time = self
-            .grant
+        let amr = amr(grant);
+        let auth_time = grant
             .auth_time
             .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
         let issuer = IssuerUrl::new(self.issuer.to_owned()).map_err(|e| e.to_string())?;
         let claims = IdTokenClaims::new(
             issuer,
-            vec![Audience::new(self.grant.client_id.clone())],
+            vec![Audience::new(self.client_id.to_owned())],
             self.now + chrono::Duration::seconds(self.lifetime_secs),
             self.now,
             standard,
-            SessionClaims { sid: self.sid() },
+            SessionClaims { sid: sid(grant) },
         )
         .set_nonce(self.nonce.map(|n| Nonce::new(n.to_owned())))
         .set_auth_time(auth_time)
@@ -159,7 +163,7 @@ impl Grant<'_> {
                 .map(AuthenticationMethodReference::new)
                 .collect(),
         ))
-        .set_authorized_party(Some(ClientId::new(self.grant.client_id.clone())));
+        .set_authorized_party(Some(ClientId::new(self.client_id.to_owned())));
         let access = AccessToken::new(access_token.to_owned());
         let token = if self.id_token_alg == signing::ES256 {
             IdToken::new(

@@ -53,7 +53,12 @@ pub async fn userinfo(
     let ring = state.keys.current();
     let claims = verify_access_token(&ring, &issuer(&state), &token, state.clock.now())
         .ok_or_else(|| OAuthError::invalid_token("the access token is invalid or expired"))?;
-    let gid = claims.gid.clone();
+    // A client_credentials token has no user to describe.
+    let Some(gid) = claims.gid.clone() else {
+        return Err(OAuthError::invalid_token(
+            "the access token does not stand for a user",
+        ));
+    };
     let found = state
         .store
         .run(move |c| {

@@ -1,12 +1,14 @@
 //! OAuth grants and refresh tokens (DESIGN §9). A grant is the family of tokens one
-//! authorization produced; revoking it ends them all.
+//! authorization produced; revoking it ends them all. client_credentials tokens have no
+//! grant: each stands for its client and is revoked alone, by `jti`.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{
     DbConnection, StoreError,
-    schema::{oidc_grants, refresh_tokens},
+    schema::{oidc_clients, oidc_grants, refresh_tokens, revoked_access_tokens, users},
+    users::UserRow,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -149,8 +151,8 @@ pub fn insert_refresh(
 #[derive(Debug)]
 pub enum Refresh {
     /// Unused, unexpired, of a live grant: now marked used (one conditional UPDATE, so two
-    /// racing presentations cannot both rotate it).
-    Rotated(GrantRow),
+    /// racing presentations cannot both rotate it). With the grant's user, if it has one.
+    Rotated(Box<(GrantRow, Option<UserRow>)>),
     /// Already used once: a replay. The caller revokes the family.
     Reused(String),
     /// Live, but issued to another client: left unspent, so that client cannot burn it.
@@ -159,34 +161,39 @@ pub enum Refresh {
     Invalid,
 }
 
-/// Spends the refresh token `token_hash` presented by `client_id`.
+/// Spends the refresh token `token_hash` presented by `client_id`. One query finds the
+/// token, its grant and the grant's user; one conditional UPDATE spends it.
 pub fn use_refresh(
     conn: &mut DbConnection,
     token_hash: &str,
     client_id: &str,
     now: NaiveDateTime,
 ) -> Result<Refresh, StoreError> {
-    let Some((grant_id, expires_at, used_at)) = refresh_tokens::table
-        .find(token_hash)
+    let Some((expires_at, used_at, grant, user)) = refresh_tokens::table
+        .inner_join(oidc_grants::table.left_join(users::table))
+        .filter(refresh_tokens::token_hash.eq(token_hash))
         .select((
-            refresh_tokens::grant_id,
             refresh_tokens::expires_at,
             refresh_tokens::used_at,
+            GrantRow::as_select(),
+            Option::<UserRow>::as_select(),
         ))
-        .first::<(String, NaiveDateTime, Option<NaiveDateTime>)>(conn)
+        .first::<(
+            NaiveDateTime,
+            Option<NaiveDateTime>,
+            GrantRow,
+            Option<UserRow>,
+        )>(conn)
         .optional()?
     else {
         return Ok(Refresh::Invalid);
     };
     if used_at.is_some() {
-        return Ok(Refresh::Reused(grant_id));
+        return Ok(Refresh::Reused(grant.id));
     }
-    if expires_at <= now {
+    if expires_at <= now || grant.revoked_at.is_some() {
         return Ok(Refresh::Invalid);
     }
-    let Some(grant) = live(conn, &grant_id)? else {
-        return Ok(Refresh::Invalid);
-    };
     if grant.client_id != client_id {
         return Ok(Refresh::OtherClient);
     }
@@ -200,9 +207,9 @@ pub fn use_refresh(
     .set(refresh_tokens::used_at.eq(now))
     .execute(conn)?;
     if marked != 1 {
-        return Ok(Refresh::Reused(grant_id));
+        return Ok(Refresh::Reused(grant.id));
     }
-    Ok(Refresh::Rotated(grant))
+    Ok(Refresh::Rotated(Box::new((grant, user))))
 }
 
 /// The grant of an unused, unexpired refresh token (introspection and revocation).
@@ -228,4 +235,215 @@ pub fn refresh_grant(
         return Ok(None);
     }
     Ok(live(conn, &grant_id)?.map(|g| (g, created_at, expires_at)))
+}
+
+/// Whether a client_credentials access token (`jti`, issued to `client_id`) still
+/// stands: its client exists and the token was not revoked.
+pub fn client_token_live(
+    conn: &mut DbConnection,
+    client_id: &str,
+    jti: &str,
+) -> Result<bool, StoreError> {
+    let revoked = revoked_access_tokens::table.find(jti);
+    let found: i64 = oidc_clients::table
+        .find(client_id)
+        .filter(diesel::dsl::not(diesel::dsl::exists(revoked)))
+        .count()
+        .get_result(conn)?;
+    Ok(found > 0)
+}
+
+/// Revokes one client_credentials access token until `expires_at`, when it would have
+/// lapsed anyway (and [`purge`] forgets it). False if it was already revoked.
+pub fn revoke_client_token(
+    conn: &mut DbConnection,
+    client_id: &str,
+    jti: &str,
+    expires_at: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let known: i64 = revoked_access_tokens::table
+        .find(jti)
+        .count()
+        .get_result(conn)?;
+    if known > 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(revoked_access_tokens::table)
+        .values((
+            revoked_access_tokens::jti.eq(jti),
+            revoked_access_tokens::client_id.eq(client_id),
+            revoked_access_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// Deletes what can no longer mean anything, and returns how many rows went:
+/// - refresh tokens past their expiry (spent or not: either way they are refused);
+/// - grants revoked more than `access_lifetime` ago (every access token they carried has
+///   expired, and a missing grant is refused just like a revoked one);
+/// - grants without a session or refresh token older than `access_lifetime`
+///   (client_credentials grants from before such tokens went without one);
+/// - revocations of client_credentials tokens that have expired anyway.
+///
+/// Unrevoked grants made in a session stay: ending that session later still tells the
+/// relying party (back-channel logout) through them.
+pub fn purge(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    access_lifetime: chrono::Duration,
+) -> Result<usize, StoreError> {
+    let spent = now - access_lifetime;
+    let mut gone = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now)))
+        .execute(conn)?;
+    let with_refresh = refresh_tokens::table
+        .filter(refresh_tokens::grant_id.eq(oidc_grants::id))
+        .select(refresh_tokens::token_hash);
+    gone += diesel::delete(
+        oidc_grants::table.filter(
+            oidc_grants::revoked_at
+                .le(spent)
+                .or(oidc_grants::session_handle
+                    .is_null()
+                    .and(oidc_grants::created_at.le(spent))
+                    .and(diesel::dsl::not(diesel::dsl::exists(with_refresh)))),
+        ),
+    )
+    .execute(conn)?;
+    gone += diesel::delete(
+        revoked_access_tokens::table.filter(revoked_access_tokens::expires_at.le(now)),
+    )
+    .execute(conn)?;
+    Ok(gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::{
+        config::DatabaseTarget,
+        domain::{Email, OrgName, OrgPolicy, Role, Username},
+        store::{Store, clients, orgs, users},
+    };
+
+    fn t0() -> NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 24)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap()
+    }
+
+    fn grant(id: &str, user: Option<&str>, session: Option<&str>) -> NewGrant {
+        NewGrant {
+            id: id.into(),
+            client_id: "c1".into(),
+            user_id: user.map(str::to_owned),
+            session_handle: session.map(str::to_owned),
+            scope: "openid".into(),
+            auth_time: None,
+            amr: "pwd".into(),
+            created_at: t0(),
+        }
+    }
+
+    #[tokio::test]
+    async fn purge_drops_only_what_nothing_can_use_any_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("gh.db"));
+        let store = tokio::task::spawn_blocking(move || Store::connect(&target, 2))
+            .await
+            .unwrap()
+            .unwrap();
+        store.migrate().await.unwrap();
+        let hour = Duration::hours(1);
+        let (now, lifetime) = (t0() + hour * 2, hour);
+        store
+            .transaction(move |c| {
+                let org = orgs::insert(
+                    c,
+                    &OrgName::parse("default").unwrap(),
+                    "Default",
+                    &OrgPolicy::default(),
+                    t0(),
+                )?;
+                let user = users::insert(
+                    c,
+                    &users::NewUser {
+                        org_id: org.id,
+                        username: Username::parse("vera").unwrap(),
+                        email: Email::parse("vera@example.org").unwrap(),
+                        display_name: None,
+                        role: Role::User,
+                        password_hash: None,
+                        must_change_password: false,
+                    },
+                    t0(),
+                )?;
+                clients::insert(
+                    c,
+                    &clients::NewClient {
+                        client_id: "c1".into(),
+                        name: "c".into(),
+                        secret_hash: None,
+                        redirect_uris: "[]".into(),
+                        post_logout_redirect_uris: "[]".into(),
+                        grant_types: "[]".into(),
+                        scopes: "[]".into(),
+                        token_endpoint_auth_method: "none".into(),
+                        jwks: None,
+                        backchannel_logout_uri: None,
+                        id_token_alg: "RS256".into(),
+                        created_at: t0(),
+                    },
+                )?;
+                let u = Some(user.id.as_str());
+                for g in [
+                    grant("revoked-long-ago", u, Some("s1")),
+                    grant("revoked-just-now", u, Some("s1")),
+                    grant("in-session", u, Some("s2")),
+                    grant("old-cc", None, None),
+                    grant("no-session-refreshable", u, None),
+                ] {
+                    insert(c, &g)?;
+                }
+                revoke(c, "revoked-long-ago", t0())?;
+                revoke(c, "revoked-just-now", now)?;
+                insert_refresh(c, "expired", "in-session", t0(), t0() + hour)?;
+                insert_refresh(c, "live", "no-session-refreshable", t0(), now + hour)?;
+                revoke_client_token(c, "c1", "jti-old", t0() + hour)?;
+                revoke_client_token(c, "c1", "jti-live", now + hour)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let gone = store.run(move |c| purge(c, now, lifetime)).await.unwrap();
+        assert_eq!(
+            gone, 4,
+            "expired refresh, old revoked grant, old cc grant, old jti"
+        );
+        let left = store
+            .run(move |c| {
+                let grants: Vec<String> = oidc_grants::table
+                    .select(oidc_grants::id)
+                    .order(oidc_grants::id)
+                    .load(c)?;
+                let refresh: Vec<String> = refresh_tokens::table
+                    .select(refresh_tokens::token_hash)
+                    .load(c)?;
+                let jtis: Vec<String> = revoked_access_tokens::table
+                    .select(revoked_access_tokens::jti)
+                    .load(c)?;
+                Ok((grants, refresh, jtis))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            left.0,
+            ["in-session", "no-session-refreshable", "revoked-just-now"]
+        );
+        assert_eq!(left.1, ["live"]);
+        assert_eq!(left.2, ["jti-live"]);
+    }
 }

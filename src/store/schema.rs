@@ -213,8 +213,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revoked_access_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> oidc_grants (grant_id));
-diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, oidc_grants);
+diesel::allow_tables_to_appear_in_same_query!(revoked_access_tokens, oidc_clients);
+diesel::joinable!(oidc_grants -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, oidc_grants, users);
 diesel::joinable!(recovery_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(recovery_tokens, users);
 

@@ -583,6 +583,25 @@ async fn a_service_client_acts_as_super_admin_and_disabling_a_user_ends_their_se
         let actor = format!("client:{}", service.client_id);
         assert_eq!(found[0].actor.as_deref(), Some(actor.as_str()));
     }
+
+    // Revoked (RFC 7009), the service's token no longer opens the API.
+    let revoked = rp_http()
+        .post(w.app.url("/revoke"))
+        .basic_auth(
+            &service.client_id,
+            Some(service.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        w.call(Method::GET, "/orgs", Some(token), None)
+            .await
+            .status(),
+        401
+    );
 }
 
 pub async fn audit_events(

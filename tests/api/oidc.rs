@@ -773,6 +773,45 @@ async fn client_credentials_tokens_introspect_and_revoke() {
         .unwrap();
     assert_eq!(revoked.status(), 200);
     assert_eq!(introspect(&f.app, &f.reg, token).await["active"], false);
+    assert_eq!(
+        revoke_token(&f, token).await,
+        200,
+        "revoking twice is still fine"
+    );
+
+    // Each client_credentials token is revoked alone: the client's others live on, and
+    // another client can neither revoke them nor learn anything by trying.
+    let second = cc_token(&f).await;
+    assert_eq!(introspect(&f.app, &f.reg, &second).await["active"], true);
+    let other = register_client(
+        &f.app,
+        ClientSpec {
+            grant_types: vec!["client_credentials".into()],
+            ..ClientSpec::new("Another service", &[])
+        },
+    )
+    .await;
+    let foreign = rp_http()
+        .post(f.app.url("/revoke"))
+        .basic_auth(
+            &other.client_id,
+            Some(other.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[("token", second.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 200);
+    assert_eq!(introspect(&f.app, &f.reg, &second).await["active"], true);
+    // Such a token has no user: userinfo refuses it.
+    let info = rp_http()
+        .get(f.app.url("/userinfo"))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 401);
+
     // openid makes no sense without a user; the code flow is not registered.
     oauth_error(
         f.token(&[("grant_type", "client_credentials"), ("scope", "openid")])
@@ -788,6 +827,34 @@ async fn client_credentials_tokens_introspect_and_revoke() {
         "unauthorized_client",
     )
     .await;
+    // Deleting the client ends every token it holds.
+    let id = f.reg.client_id.clone();
+    f.app
+        .state
+        .store
+        .run(move |c| gatehouse::store::clients::delete(c, &id))
+        .await
+        .unwrap();
+    assert_eq!(introspect(&f.app, &other, &second).await["active"], false);
+}
+
+async fn cc_token(f: &Flow) -> String {
+    let res = f.token(&[("grant_type", "client_credentials")]).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn revoke_token(f: &Flow, token: &str) -> u16 {
+    rp_http()
+        .post(f.app.url("/revoke"))
+        .basic_auth(&f.reg.client_id, Some(f.secret()))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// A tiny HTTP listener standing in for a relying party's back-channel endpoint: it hands
