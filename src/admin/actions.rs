@@ -1,5 +1,5 @@
-//! What an administrator does, whichever door they came in by (the admin console
-//! today; the API's handlers do the same steps inline). Each action checks the role
+//! What an administrator does, whichever door they came in by: the admin console or
+//! the admin API. Each action checks the role
 //! and the rank of the person acted on itself, so no caller can forget to, and records
 //! the same audit event as the API, naming the acting administrator (DESIGN §11).
 //!
@@ -113,7 +113,7 @@ pub async fn remove_totp(
 }
 
 /// Ends one session of `user` (its grants revoked, with back-channel logout). False
-/// when it was not theirs or already gone.
+/// when it was not theirs, already gone, or not a session handle at all.
 pub async fn end_session(
     state: &AppState,
     who: &Caller,
@@ -123,6 +123,9 @@ pub async fn end_session(
 ) -> Result<bool, ApiError> {
     who.require(Action::Support)?;
     who.may_act_on(user)?;
+    if handle.len() != 64 || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(false);
+    }
     let ended = logout::end_session(state, &user.id, handle).await?;
     if ended {
         state

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Action, ApiError, Caller, caller, json_body};
+use super::{Action, ApiError, Caller, actions, caller, json_body};
 use crate::{
     audit::{AuditEvent, AuditFilter, EventType, Outcome},
     auth::{
@@ -391,20 +391,7 @@ pub async fn unlock_user(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
-    who.may_act_on(&user)?;
-    let key = login_key(&user.username);
-    let changed = state.store.run(move |c| lockouts::unlock(c, &key)).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::AccountUnlocked, Outcome::Success)
-                .request(&ctx)
-                .actor(&who.actor)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("was_locked", changed),
-        )
-        .await?;
+    let changed = actions::unlock(&state, &who, &ctx, &user).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
@@ -425,10 +412,7 @@ pub async fn force_reset_user(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
-    who.may_act_on(&user)?;
-    let done = recovery::force_reset(&state, admin(&who, &ctx), &user)
-        .await
-        .map_err(from_admin)?;
+    let done = actions::force_reset(&state, &who, &ctx, &user).await?;
     Ok(HttpResponse::Ok().json(ForcedResetView {
         username: done.username,
         sessions_ended: done.sessions_ended,
@@ -446,20 +430,7 @@ pub async fn remove_totp(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
-    who.may_act_on(&user)?;
-    let changed = crate::auth::totp::remove(&state, &user.id, true).await?;
-    if changed {
-        state
-            .audit
-            .record(
-                AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
-                    .request(&ctx)
-                    .actor(&who.actor)
-                    .subject(&user.id)
-                    .org(&user.org_id),
-            )
-            .await?;
-    }
+    let changed = actions::remove_totp(&state, &who, &ctx, &user).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
@@ -640,20 +611,7 @@ pub async fn end_sessions(
     let who = caller(&state, &req).await?;
     who.require(Action::Support)?;
     let user = load_user(&state, &who, &path).await?;
-    who.may_act_on(&user)?;
-    let ended = logout::end_all_sessions(&state, &user.id, None).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                .request(&ctx)
-                .actor(&who.actor)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("reason", "revoked")
-                .detail("sessions_ended", ended),
-        )
-        .await?;
+    let ended = actions::end_all_sessions(&state, &who, &ctx, &user).await?;
     Ok(HttpResponse::Ok().json(Ended {
         sessions_ended: ended,
     }))
@@ -734,29 +692,7 @@ pub async fn set_policy(
     who.require(Action::Manage)?;
     let org = load_org(&state, &who, &path).await?;
     let policy: OrgPolicy = json_body(&req, &body)?;
-    policy
-        .validate()
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (id, now, stored) = (
-        org.id.clone(),
-        state.clock.now().naive_utc(),
-        policy.clone(),
-    );
-    state
-        .store
-        .run(move |c| orgs::set_policy(c, &id, &stored, now))
-        .await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::AdminChange, Outcome::Success)
-                .request(&ctx)
-                .actor(&who.actor)
-                .org(&org.id)
-                .detail("object", "organisation_policy")
-                .detail("change", "replaced"),
-        )
-        .await?;
+    actions::set_policy(&state, &who, &ctx, &org, policy.clone()).await?;
     Ok(HttpResponse::Ok().json(OrgView {
         policy,
         ..org_view(org)
@@ -845,26 +781,7 @@ pub async fn unblock_ip(
 ) -> Result<HttpResponse, ApiError> {
     let who = caller(&state, &req).await?;
     who.require(Action::Global)?;
-    let ip = path.into_inner();
-    if ip.len() > 64 {
-        return Err(ApiError::NotFound);
-    }
-    let (key, now) = (ip.clone(), state.clock.now().naive_utc());
-    let changed = state
-        .store
-        .run(move |c| ip_blocks::unblock(c, &key, now))
-        .await?;
-    if changed {
-        state
-            .audit
-            .record(
-                AuditEvent::new(EventType::IpUnblocked, Outcome::Success)
-                    .request(&ctx)
-                    .actor(&who.actor)
-                    .detail("ip", ip.as_str()),
-            )
-            .await?;
-    }
+    let changed = actions::lift_ip_block(&state, &who, &ctx, &path).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
@@ -1122,25 +1039,9 @@ pub async fn end_one_session(
     who.require(Action::Support)?;
     let (raw_user, handle) = path.into_inner();
     let user = load_user(&state, &who, &raw_user).await?;
-    who.may_act_on(&user)?;
-    if handle.len() != 64 || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !actions::end_session(&state, &who, &ctx, &user, &handle).await? {
         return Err(ApiError::NotFound);
     }
-    if !logout::end_session(&state, &user.id, &handle).await? {
-        return Err(ApiError::NotFound);
-    }
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                .request(&ctx)
-                .actor(&who.actor)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("reason", "revoked")
-                .detail("sessions_ended", 1),
-        )
-        .await?;
     Ok(HttpResponse::Ok().json(Ended { sessions_ended: 1 }))
 }
 
