@@ -294,35 +294,28 @@ async fn search(
     visible: &[OrgRow],
     q: &str,
 ) -> Result<(Vec<UserSummary>, bool), AppError> {
-    let needle = q.to_lowercase();
     let org_names: HashMap<String, String> = visible
         .iter()
         .map(|o| (o.id.clone(), o.display_name.clone()))
         .collect();
     let org_ids: Vec<String> = visible.iter().map(|o| o.id.clone()).collect();
+    let needle = q.to_owned();
     let now = state.clock.now().naive_utc();
     let (found, truncated) = state
         .store
         .run(move |c| {
-            let mut found = Vec::new();
-            let mut truncated = false;
-            'orgs: for org in &org_ids {
-                for user in users::list_by_org(c, org)? {
-                    if !(user.username.to_lowercase().contains(&needle)
-                        || user.email.to_lowercase().contains(&needle))
-                    {
-                        continue;
-                    }
-                    if found.len() == SEARCH_LIMIT {
-                        truncated = true;
-                        break 'orgs;
-                    }
-                    let key = crate::auth::guard::login_key(&user.username);
-                    let locked = crate::store::lockouts::find(c, &key)?
-                        .is_some_and(|l| l.permanent || l.locked_until.is_some_and(|t| t > now));
-                    let mfa = totp::is_enrolled(c, &user.id)?;
-                    found.push((user, locked, mfa));
-                }
+            // One more than is shown tells whether there were more.
+            let limit = i64::try_from(SEARCH_LIMIT).unwrap_or(i64::MAX) + 1;
+            let mut matches = users::search(c, &org_ids, &needle, limit)?;
+            let truncated = matches.len() > SEARCH_LIMIT;
+            matches.truncate(SEARCH_LIMIT);
+            let mut found = Vec::with_capacity(matches.len());
+            for user in matches {
+                let key = crate::auth::guard::login_key(&user.username);
+                let locked = crate::store::lockouts::find(c, &key)?
+                    .is_some_and(|l| l.permanent || l.locked_until.is_some_and(|t| t > now));
+                let mfa = totp::is_enrolled(c, &user.id)?;
+                found.push((user, locked, mfa));
             }
             Ok((found, truncated))
         })

@@ -148,6 +148,37 @@ pub fn list_by_org(conn: &mut DbConnection, org_id: &str) -> Result<Vec<UserRow>
         .load(conn)?)
 }
 
+/// Users of `org_ids` whose username or email contains `needle` (letter case ignored
+/// as the backend's `lower` does it), by username, at most `limit` of them.
+pub fn search(
+    conn: &mut DbConnection,
+    org_ids: &[String],
+    needle: &str,
+    limit: i64,
+) -> Result<Vec<UserRow>, StoreError> {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for ch in needle.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    Ok(users::table
+        .filter(users::org_id.eq_any(org_ids))
+        .filter(
+            lower(users::username)
+                .like(lower(pattern.clone()))
+                .escape('\\')
+                .or(lower(users::email).like(lower(pattern)).escape('\\')),
+        )
+        .order((users::username.asc(), users::org_id.asc()))
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
 pub fn set_status(
     conn: &mut DbConnection,
     user_id: &str,

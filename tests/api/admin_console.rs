@@ -314,6 +314,16 @@ async fn support_unlocks_a_user_but_the_policy_form_is_refused() {
         "{html}"
     );
     assert!(html.contains("<strong>locked</strong>"), "{html}");
+    // The search runs in the database; its LIKE wildcards are taken literally, and no
+    // name or address here holds a "%" or a "_".
+    for q in ["%25", "_", "v_c"] {
+        let (status, html) = w.page(&client, &format!("/admin?q={q}")).await;
+        assert_eq!(status, 200);
+        assert!(
+            !html.contains(&format!("/admin/users/{}", victim.id)),
+            "{q}"
+        );
+    }
     let user_path = format!("/admin/users/{}", victim.id);
     let (status, html) = w.page(&client, &user_path).await;
     assert_eq!(status, 200);
