@@ -419,6 +419,48 @@ async fn a_wrong_client_secret_is_401_invalid_client() {
 }
 
 #[tokio::test]
+async fn the_janitor_purges_revoked_grants_and_expired_refresh_tokens_only() {
+    let f = Flow::new().await;
+    let first: Value = f.exchange(&f.code().await).await.json().await.unwrap();
+    let second: Value = f.exchange(&f.code().await).await.json().await.unwrap();
+    let (first_refresh, second_refresh) = (
+        first["refresh_token"].as_str().unwrap(),
+        second["refresh_token"].as_str().unwrap(),
+    );
+    assert_eq!(revoke_token(&f, first_refresh).await, 200);
+    let store = &f.app.state.store;
+    let config = &f.app.state.config;
+    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap());
+    let now = f.app.clock_now().naive_utc();
+    // Once the revoked grant's access tokens have expired, it goes; the live one stays.
+    let later = now + secs(config.access_token_secs + 1);
+    let lifetime = secs(config.access_token_secs);
+    let gone = store
+        .run(move |c| gatehouse::store::grants::purge(c, later, lifetime))
+        .await
+        .unwrap();
+    assert_eq!(
+        gone, 1,
+        "the revoked grant (its refresh token goes with it)"
+    );
+    assert_eq!(
+        introspect(&f.app, &f.reg, second_refresh).await["active"],
+        true
+    );
+    // Past its expiry, the live refresh token goes too.
+    let much_later = now + secs(config.refresh_token_secs + 1);
+    let gone = store
+        .run(move |c| gatehouse::store::grants::purge(c, much_later, lifetime))
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert_eq!(
+        introspect(&f.app, &f.reg, second_refresh).await["active"],
+        false
+    );
+}
+
+#[tokio::test]
 async fn a_reused_code_is_refused_and_revokes_what_it_issued() {
     let f = Flow::new().await;
     let code = f.code().await;
