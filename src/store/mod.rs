@@ -19,7 +19,10 @@ pub mod signing_keys;
 pub mod totp;
 pub mod users;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use diesel::{
     Connection, PgConnection, RunQueryDsl, SqliteConnection,
@@ -164,8 +167,17 @@ pub type Pool = r2d2::Pool<Manager>;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// One permit per pooled connection, handed out first come, first served. Without
+    /// it, every waiting request parks a blocking thread on the pool, and a connection
+    /// given back goes to whichever thread grabs it first: a request that just arrived
+    /// often beats one that has waited, so under load a few wait for hundreds of ms.
+    gate: Arc<tokio::sync::Semaphore>,
+    checkout_timeout: Duration,
     backend: Backend,
 }
+
+/// Longest a request waits for a database connection before it is answered 503.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -209,11 +221,17 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(3))
+            .connection_timeout(CHECKOUT_TIMEOUT)
             .test_on_check_out(true)
             .error_handler(Box::new(r2d2::LoggingErrorHandler))
             .build_unchecked(manager);
-        Ok(Self { pool, backend })
+        let gate = Arc::new(tokio::sync::Semaphore::new(pool_size as usize));
+        Ok(Self {
+            pool,
+            gate,
+            checkout_timeout: CHECKOUT_TIMEOUT,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -226,8 +244,13 @@ impl Store {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        let permit = tokio::time::timeout(self.checkout_timeout, self.gate.clone().acquire_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable("no database connection came free".into()))?
+            .map_err(|_| StoreError::Unavailable("the connection pool is closed".into()))?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut pooled = pool.get()?;
             let result = f(&mut pooled.conn);
             match &result {
@@ -294,4 +317,64 @@ impl Store {
 /// New primary keys: random UUIDs stored as text on both backends.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    async fn sqlite(dir: &tempfile::TempDir, pool_size: u32) -> Store {
+        let target = DatabaseTarget::Sqlite(dir.path().join("gh.db"));
+        tokio::task::spawn_blocking(move || Store::connect(&target, pool_size))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_callers_than_connections_all_get_one_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir, 2).await;
+        let (busy, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let calls = (0..20).map(|_| {
+            let (store, busy, most) = (store.clone(), busy.clone(), most.clone());
+            tokio::spawn(async move {
+                store
+                    .run(move |c| {
+                        let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        diesel::sql_query("SELECT 1").execute(c)?;
+                        std::thread::sleep(Duration::from_millis(5));
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+            })
+        });
+        for call in futures_util::future::join_all(calls).await {
+            call.unwrap().unwrap();
+        }
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            2,
+            "never more than the pool at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_waits_too_long_is_told_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = sqlite(&dir, 1).await;
+        store.checkout_timeout = Duration::from_millis(50);
+        let held = store.gate.clone().acquire_owned().await.unwrap();
+        let waited = store.run(|_| Ok(())).await;
+        assert!(
+            matches!(waited, Err(StoreError::Unavailable(_))),
+            "{waited:?}"
+        );
+        drop(held);
+        store.run(|_| Ok(())).await.unwrap();
+    }
 }
