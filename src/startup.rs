@@ -323,11 +323,12 @@ fn spawn_key_reloader(state: &web::Data<AppState>) {
         loop {
             tokio::time::sleep(every).await;
             let Some(state) = weak.upgrade() else { return };
-            let loaded = signing::load(
+            let loaded = signing::reload(
                 &state.store,
                 state.master_key.clone(),
                 state.clock.now(),
                 keep_retired(&state.config),
+                Some(state.keys.current()),
             )
             .await;
             match loaded {

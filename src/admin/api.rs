@@ -1903,11 +1903,12 @@ pub async fn rotate_signing_keys(
     let rotated = signing::rotate(&state.store, state.master_key.clone(), state.clock.now())
         .await
         .map_err(key_error)?;
-    let ring = signing::load(
+    let ring = signing::reload(
         &state.store,
         state.master_key.clone(),
         state.clock.now(),
         keep_retired(&state.config),
+        Some(state.keys.current()),
     )
     .await
     .map_err(key_error)?;

@@ -174,7 +174,8 @@ impl EcSigner {
 pub struct KeyRing {
     /// Active kid per algorithm.
     active: HashMap<&'static str, String>,
-    keys: HashMap<String, Published>,
+    /// Shared with the rings loaded after this one: a key, once checked, is reused.
+    keys: HashMap<String, Arc<Published>>,
     jwks: CoreJsonWebKeySet,
 }
 
@@ -200,7 +201,7 @@ impl KeyRing {
 
     /// The active RS256 key, for `openidconnect`'s ID token builder.
     pub fn active(&self) -> &RsaSigner {
-        match &self.keys[self.active_kid()] {
+        match self.keys[self.active_kid()].as_ref() {
             Published::Rsa(signer) => signer,
             Published::Ec(_) => unreachable!("the RS256 slot holds an RSA key"),
         }
@@ -208,7 +209,7 @@ impl KeyRing {
 
     /// The active ES256 key.
     pub fn active_ec(&self) -> &EcSigner {
-        match &self.keys[&self.active[ES256]] {
+        match self.keys[&self.active[ES256]].as_ref() {
             Published::Ec(signer) => signer,
             Published::Rsa { .. } => unreachable!("the ES256 slot holds an EC key"),
         }
@@ -245,7 +246,7 @@ impl KeyRing {
         let key = self.keys.get(header.get("kid")?.as_str()?)?;
         let signature = URL_SAFE_NO_PAD.decode(s).ok()?;
         let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
-        let verified = match (alg, key) {
+        let verified = match (alg, key.as_ref()) {
             (RS256, Published::Rsa(signer)) => signer.verify(signed, &signature),
             (ES256, Published::Ec(signer)) => signer.verify(signed, &signature),
             _ => false,
@@ -413,14 +414,51 @@ pub async fn load(
     now: DateTime<Utc>,
     keep_retired: chrono::Duration,
 ) -> Result<KeyRing, KeyError> {
+    reload(store, master_key, now, keep_retired, None).await
+}
+
+/// Like [`load`], reusing the keys `current` already holds: a key never changes under
+/// its kid, and checking an RSA key (OpenSSL's `RSA_check_key`, primality tests
+/// included) costs tens of milliseconds, which the periodic reload would otherwise pay
+/// again for every key, every time.
+pub async fn reload(
+    store: &Store,
+    master_key: Arc<MasterKey>,
+    now: DateTime<Utc>,
+    keep_retired: chrono::Duration,
+    current: Option<Arc<KeyRing>>,
+) -> Result<KeyRing, KeyError> {
     let since = (now - keep_retired).naive_utc();
     let rows = store
         .run(move |c| signing_keys::published(c, since))
         .await?;
-    ring_from_rows(&master_key, rows)
+    // Opening and checking new keys is CPU work: off the request threads.
+    tokio::task::spawn_blocking(move || ring_from_rows(&master_key, rows, current.as_deref()))
+        .await
+        .map_err(|e| KeyError::Store(StoreError::Query(format!("key loading failed: {e}"))))?
 }
 
-fn ring_from_rows(master_key: &MasterKey, rows: Vec<SigningKeyRow>) -> Result<KeyRing, KeyError> {
+impl Published {
+    fn alg(&self) -> &'static str {
+        match self {
+            Published::Rsa(_) => RS256,
+            Published::Ec(_) => ES256,
+        }
+    }
+
+    fn jwk(&self) -> &CoreJsonWebKey {
+        match self {
+            Published::Rsa(signer) => &signer.jwk,
+            Published::Ec(signer) => &signer.jwk,
+        }
+    }
+}
+
+fn ring_from_rows(
+    master_key: &MasterKey,
+    rows: Vec<SigningKeyRow>,
+    previous: Option<&KeyRing>,
+) -> Result<KeyRing, KeyError> {
     let mut keys = HashMap::new();
     let mut jwks = Vec::new();
     let mut active: HashMap<&'static str, (chrono::NaiveDateTime, String)> = HashMap::new();
@@ -429,19 +467,28 @@ fn ring_from_rows(master_key: &MasterKey, rows: Vec<SigningKeyRow>) -> Result<Ke
         let Some(alg) = ALGORITHMS.iter().copied().find(|a| *a == row.alg) else {
             continue; // another capability's key (or a newer version's): not ours to publish
         };
-        let secret = master_key
-            .open(&seal_context(&row.kid), &row.private_sealed)
-            .map_err(|e| broken(e.to_string()))?;
-        let published = if alg == ES256 {
-            let signer = EcSigner::from_scalar(secret.expose_secret(), &row.kid).map_err(broken)?;
-            jwks.push(signer.jwk.clone());
-            Published::Ec(signer)
-        } else {
-            let signer = RsaSigner::from_pkcs1_der(secret.expose_secret(), Some(&row.kid))
-                .map_err(broken)?;
-            jwks.push(signer.jwk.clone());
-            Published::Rsa(signer)
+        let known = previous
+            .and_then(|ring| ring.keys.get(&row.kid))
+            .filter(|p| p.alg() == alg);
+        let published = match known {
+            Some(published) => published.clone(),
+            None => {
+                let secret = master_key
+                    .open(&seal_context(&row.kid), &row.private_sealed)
+                    .map_err(|e| broken(e.to_string()))?;
+                Arc::new(if alg == ES256 {
+                    Published::Ec(
+                        EcSigner::from_scalar(secret.expose_secret(), &row.kid).map_err(broken)?,
+                    )
+                } else {
+                    Published::Rsa(
+                        RsaSigner::from_pkcs1_der(secret.expose_secret(), Some(&row.kid))
+                            .map_err(broken)?,
+                    )
+                })
+            }
         };
+        jwks.push(published.jwk().clone());
         if row.state == ACTIVE {
             let at = row.activated_at.unwrap_or(row.created_at);
             if active.get(alg).is_none_or(|(t, _)| at > *t) {
@@ -498,7 +545,7 @@ mod tests {
         let jwk = signer.jwk.clone();
         let ring = KeyRing {
             active: HashMap::from([(RS256, "k1".to_owned())]),
-            keys: HashMap::from([("k1".to_owned(), Published::Rsa(signer))]),
+            keys: HashMap::from([("k1".to_owned(), Arc::new(Published::Rsa(signer)))]),
             jwks: CoreJsonWebKeySet::new(vec![jwk]),
         };
         let token = ring.sign_jwt("at+jwt", &serde_json::json!({ "sub": "u1" }));
@@ -512,6 +559,44 @@ mod tests {
             ring.verify_jwt(&format!("{head}.{forged_claims}.{signature}"))
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_reload_reuses_the_keys_it_has_and_adds_the_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = crate::config::DatabaseTarget::Sqlite(dir.path().join("gh.db"));
+        let store = tokio::task::spawn_blocking(move || Store::connect(&target, 2))
+            .await
+            .unwrap()
+            .unwrap();
+        store.migrate().await.unwrap();
+        let master_key = Arc::new(MasterKey::generate());
+        let now = Utc::now();
+        let keep = chrono::Duration::hours(1);
+        ensure(&store, master_key.clone(), now).await.unwrap();
+        let first = Arc::new(load(&store, master_key.clone(), now, keep).await.unwrap());
+        let again = reload(&store, master_key.clone(), now, keep, Some(first.clone()))
+            .await
+            .unwrap();
+        assert_eq!(again.keys.len(), 4, "active and next, for each algorithm");
+        for (kid, key) in &again.keys {
+            assert!(
+                Arc::ptr_eq(key, &first.keys[kid]),
+                "{kid} was checked again"
+            );
+        }
+        rotate(&store, master_key.clone(), now).await.unwrap();
+        let rotated = reload(&store, master_key, now, keep, Some(first.clone()))
+            .await
+            .unwrap();
+        assert_eq!(rotated.keys.len(), 6, "the retired keys stay published");
+        assert_ne!(rotated.active_kid(), first.active_kid());
+        assert!(
+            first.keys.contains_key(rotated.active_kid()),
+            "the next key took over"
+        );
+        let token = rotated.sign_jwt("at+jwt", &serde_json::json!({ "sub": "u1" }));
+        assert!(rotated.verify_jwt(&token).is_some());
     }
 
     #[test]
