@@ -7,3 +7,7 @@ CREATE TABLE revoked_access_tokens (
     expires_at TIMESTAMP NOT NULL
 );
 CREATE INDEX revoked_access_tokens_expires_at ON revoked_access_tokens (expires_at);
+
+-- The token janitor (grants::purge) deletes by these every ten minutes.
+CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at);
+CREATE INDEX oidc_grants_revoked_at ON oidc_grants (revoked_at);
