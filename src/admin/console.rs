@@ -101,6 +101,30 @@ impl Console {
     }
 }
 
+/// Where the sign-in sends an administrator back to: the console page they asked for.
+/// A form sent after the console timed out is not replayed: it goes back to `/admin`.
+fn return_to(req: &HttpRequest) -> Option<String> {
+    if req.method() != actix_web::http::Method::GET {
+        return None;
+    }
+    let target = match req.query_string() {
+        "" => req.path().to_owned(),
+        query => format!("{}?{query}", req.path()),
+    };
+    is_console_path(&target).then_some(target)
+}
+
+/// A path (and query) inside the console on this host: never somewhere else.
+pub fn is_console_path(target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or_default();
+    (path == "/admin" || path.starts_with("/admin/"))
+        && target.len() <= 2048
+        && !target.contains("//")
+        && !target.contains('\\')
+        && !path.split('/').any(|segment| segment == "..")
+        && !target.chars().any(char::is_control)
+}
+
 /// What every console page shows at the top.
 struct Nav {
     username: String,
@@ -118,7 +142,10 @@ async fn enter(
     req: &HttpRequest,
 ) -> Result<Result<Console, HttpResponse>, PageError> {
     let Some((mut session, user)) = signed_in(state, req).await? else {
-        return Ok(Err(start_sign_in(state, req, Resume::Admin).await?));
+        let resume = Resume::Admin {
+            return_to: return_to(req),
+        };
+        return Ok(Err(start_sign_in(state, req, resume).await?));
     };
     let role = user.role();
     if !role.is_admin() {
@@ -143,7 +170,9 @@ async fn enter(
     if idle || weak {
         tracing::info!(user_id = %user.id, idle, weak, "admin console asks to sign in again");
         let again = SignInRequest {
-            resume: Resume::Admin,
+            resume: Resume::Admin {
+                return_to: return_to(req),
+            },
             require_mfa,
             login_hint: Some(user.username.clone()),
         };
@@ -1133,4 +1162,34 @@ async fn lift_ip_block(
         "ip-not-blocked"
     };
     Ok(see_other(&format!("/admin/ip-blocks?done={done}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_console_path;
+
+    #[test]
+    fn only_console_pages_are_returned_to() {
+        for good in [
+            "/admin",
+            "/admin/users/u1",
+            "/admin/audit?type=sign_in.failed",
+        ] {
+            assert!(is_console_path(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "/account",
+            "/administrator",
+            "//evil.example/admin",
+            "/admin//evil.example",
+            "/admin/../account",
+            "/admin\\..\\x",
+            "https://evil.example/admin",
+            "/admin/x\r\nSet-Cookie: a=b",
+        ] {
+            assert!(!is_console_path(bad), "{bad:?}");
+        }
+    }
 }

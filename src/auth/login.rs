@@ -413,7 +413,12 @@ async fn complete(
         .await?;
     let mut res = match tx.resume {
         Resume::Account => see_other("/account"),
-        Resume::Admin => see_other("/admin"),
+        Resume::Admin { return_to } => see_other(
+            return_to
+                .as_deref()
+                .filter(|p| crate::admin::console::is_console_path(p))
+                .unwrap_or("/admin"),
+        ),
         Resume::Authorize(request) => {
             crate::oidc::authorize::issue_code(state, ctx, *request, &session, true).await?
         }

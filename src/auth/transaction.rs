@@ -25,8 +25,11 @@ pub const MAX_TOKEN_LEN: usize = 64;
 pub enum Resume {
     /// The account page (`/account`).
     Account,
-    /// The admin console (`/admin`).
-    Admin,
+    /// The admin console: the console page that was asked for, or `/admin`.
+    Admin {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_to: Option<String>,
+    },
     /// An OIDC authorization request: answered with a code.
     Authorize(Box<crate::oidc::authorize::AuthorizeRequest>),
     /// A SAML AuthnRequest (or IdP-initiated SSO): answered with a Response.

@@ -477,7 +477,8 @@ async fn after_15_idle_minutes_the_console_asks_to_sign_in_again() {
     let csrf = w.csrf(&client).await;
 
     w.app.clock.advance(chrono::Duration::minutes(16));
-    let res = client.get(w.app.url("/admin")).send().await.unwrap();
+    let victim_page = format!("/admin/users/{}", victim.id);
+    let res = client.get(w.app.url(&victim_page)).send().await.unwrap();
     assert_eq!(res.status(), 303);
     let login = location(&res);
     assert!(login.starts_with("/login?tx="), "{login}");
@@ -498,9 +499,10 @@ async fn after_15_idle_minutes_the_console_asks_to_sign_in_again() {
     // The SSO session itself is still alive (its own limit is 72 hours).
     assert_eq!(w.page(&client, "/account").await.0, 200);
 
+    // Signed in again, the administrator is back on the page they asked for.
     let res = w.password_step(&client, &login, "alice").await;
-    assert_eq!(location(&res), "/admin");
-    assert_eq!(w.page(&client, "/admin").await.0, 200);
+    assert_eq!(location(&res), victim_page);
+    assert_eq!(w.page(&client, &victim_page).await.0, 200);
     assert!(
         w.events(EventType::SignInSucceeded)
             .await
