@@ -258,16 +258,7 @@ pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiEr
     };
     let found = state
         .store
-        .run(move |c| {
-            let Some(grant) = grants::live(c, &gid)? else {
-                return Ok(None);
-            };
-            let user = match &grant.user_id {
-                Some(id) => crate::store::users::find_by_id(c, id)?,
-                None => None,
-            };
-            Ok(Some((grant, user)))
-        })
+        .run(move |c| grants::live_with_user(c, &gid))
         .await?;
     let Some((grant, user)) = found else {
         return Err(ApiError::Unauthorized);

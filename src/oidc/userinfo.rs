@@ -4,11 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Map, Value, json};
 
 use super::{OAuthError, discovery::issuer, no_store_json, tokens::verify_access_token};
-use crate::{
-    domain::UserStatus,
-    startup::AppState,
-    store::{grants, users},
-};
+use crate::{domain::UserStatus, startup::AppState, store::grants};
 
 fn bearer(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
     let from_header = match req.headers().get(header::AUTHORIZATION) {
@@ -61,16 +57,7 @@ pub async fn userinfo(
     };
     let found = state
         .store
-        .run(move |c| {
-            let Some(grant) = grants::live(c, &gid)? else {
-                return Ok(None);
-            };
-            let user = match &grant.user_id {
-                Some(id) => users::find_by_id(c, id)?,
-                None => None,
-            };
-            Ok(Some((grant, user)))
-        })
+        .run(move |c| grants::live_with_user(c, &gid))
         .await?;
     let Some((_, Some(user))) = found else {
         return Err(OAuthError::invalid_token(

@@ -70,6 +70,24 @@ pub fn live(conn: &mut DbConnection, id: &str) -> Result<Option<GrantRow>, Store
     Ok(find(conn, id)?.filter(|g| g.revoked_at.is_none()))
 }
 
+/// A live grant and its user (None for a grant without one), in one query: what
+/// `/userinfo` and the admin API need for every request.
+pub fn live_with_user(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<Option<(GrantRow, Option<UserRow>)>, StoreError> {
+    Ok(oidc_grants::table
+        .left_join(users::table)
+        .filter(
+            oidc_grants::id
+                .eq(id)
+                .and(oidc_grants::revoked_at.is_null()),
+        )
+        .select((GrantRow::as_select(), Option::<UserRow>::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
 pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, StoreError> {
     Ok(diesel::update(
         oidc_grants::table.filter(
