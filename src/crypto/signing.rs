@@ -531,7 +531,10 @@ mod tests {
         assert_eq!(ours, reference.sign(message).to_vec());
         assert!(signer.verify(message, &ours));
         assert!(!signer.verify(b"another message", &ours));
-        assert!(!signer.verify(message, &ours[..10]), "a truncated signature");
+        assert!(
+            !signer.verify(message, &ours[..10]),
+            "a truncated signature"
+        );
         assert!(!signer.verify(message, &[]), "no signature at all");
     }
 
