@@ -169,8 +169,8 @@ pub struct Store {
     pool: Pool,
     /// One permit per pooled connection, handed out first come, first served. Without
     /// it, every waiting request parks a blocking thread on the pool, and a connection
-    /// given back goes to whichever thread grabs it first: a request that just arrived
-    /// often beats one that has waited, so under load a few wait for hundreds of ms.
+    /// given back goes to whichever thread grabs it first, not necessarily the one that
+    /// has waited longest.
     gate: Arc<tokio::sync::Semaphore>,
     checkout_timeout: Duration,
     backend: Backend,
