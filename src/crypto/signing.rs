@@ -563,12 +563,7 @@ mod tests {
     #[tokio::test]
     async fn a_reload_reuses_the_keys_it_has_and_adds_the_new_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let target = crate::config::DatabaseTarget::Sqlite(dir.path().join("gh.db"));
-        let store = tokio::task::spawn_blocking(move || Store::connect(&target, 2))
-            .await
-            .unwrap()
-            .unwrap();
-        store.migrate().await.unwrap();
+        let store = crate::store::testing::sqlite(&dir, 2).await;
         let master_key = Arc::new(MasterKey::generate());
         let now = Utc::now();
         let keep = chrono::Duration::hours(1);

@@ -340,18 +340,10 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::{
-        config::DatabaseTarget,
-        domain::{Email, OrgName, OrgPolicy, Role, Username},
-        store::{Store, clients, orgs, users},
+    use crate::store::{
+        clients,
+        testing::{self, t0},
     };
-
-    fn t0() -> NaiveDateTime {
-        chrono::NaiveDate::from_ymd_opt(2026, 11, 24)
-            .unwrap()
-            .and_hms_opt(10, 0, 0)
-            .unwrap()
-    }
 
     fn grant(id: &str, user: Option<&str>, session: Option<&str>) -> NewGrant {
         NewGrant {
@@ -369,36 +361,12 @@ mod tests {
     #[tokio::test]
     async fn purge_drops_only_what_nothing_can_use_any_more() {
         let dir = tempfile::tempdir().unwrap();
-        let target = DatabaseTarget::Sqlite(dir.path().join("gh.db"));
-        let store = tokio::task::spawn_blocking(move || Store::connect(&target, 2))
-            .await
-            .unwrap()
-            .unwrap();
-        store.migrate().await.unwrap();
+        let store = testing::sqlite(&dir, 2).await;
+        let user = testing::with_user(&store, None).await;
         let hour = Duration::hours(1);
         let (now, lifetime) = (t0() + hour * 2, hour);
         store
             .transaction(move |c| {
-                let org = orgs::insert(
-                    c,
-                    &OrgName::parse("default").unwrap(),
-                    "Default",
-                    &OrgPolicy::default(),
-                    t0(),
-                )?;
-                let user = users::insert(
-                    c,
-                    &users::NewUser {
-                        org_id: org.id,
-                        username: Username::parse("vera").unwrap(),
-                        email: Email::parse("vera@example.org").unwrap(),
-                        display_name: None,
-                        role: Role::User,
-                        password_hash: None,
-                        must_change_password: false,
-                    },
-                    t0(),
-                )?;
                 clients::insert(
                     c,
                     &clients::NewClient {
@@ -416,7 +384,7 @@ mod tests {
                         created_at: t0(),
                     },
                 )?;
-                let u = Some(user.id.as_str());
+                let u = Some(user.as_str());
                 for g in [
                     grant("revoked-long-ago", u, Some("s1")),
                     grant("revoked-just-now", u, Some("s1")),

@@ -16,6 +16,8 @@ pub mod saml;
 pub mod schema;
 pub mod secrets;
 pub mod signing_keys;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod totp;
 pub mod users;
 
@@ -323,15 +325,7 @@ pub fn new_id() -> String {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::*;
-
-    async fn sqlite(dir: &tempfile::TempDir, pool_size: u32) -> Store {
-        let target = DatabaseTarget::Sqlite(dir.path().join("gh.db"));
-        tokio::task::spawn_blocking(move || Store::connect(&target, pool_size))
-            .await
-            .unwrap()
-            .unwrap()
-    }
+    use super::{testing::sqlite, *};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn more_callers_than_connections_all_get_one_in_turn() {

@@ -132,50 +132,17 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::{
-        config::DatabaseTarget,
-        domain::{Email, OrgName, OrgPolicy, Role, Username},
-        store::{Store, orgs, users},
+    use crate::store::{
+        Store,
+        testing::{self, t0},
+        users,
     };
-
-    fn t0() -> NaiveDateTime {
-        chrono::NaiveDate::from_ymd_opt(2026, 11, 24)
-            .unwrap()
-            .and_hms_opt(10, 0, 0)
-            .unwrap()
-    }
 
     /// A migrated SQLite store with one user; returns the store and the user's id.
     async fn store_with_user(dir: &tempfile::TempDir) -> (Store, String) {
-        let target = DatabaseTarget::Sqlite(dir.path().join("gh.db"));
-        let store = tokio::task::spawn_blocking(move || Store::connect(&target, 2))
-            .await
-            .unwrap()
-            .unwrap();
-        store.migrate().await.unwrap();
-        let user = store
-            .transaction(|c| {
-                let org = orgs::insert(
-                    c,
-                    &OrgName::parse("default").unwrap(),
-                    "Default",
-                    &OrgPolicy::default(),
-                    t0(),
-                )?;
-                let new = users::NewUser {
-                    org_id: org.id,
-                    username: Username::parse("vera").unwrap(),
-                    email: Email::parse("vera@example.org").unwrap(),
-                    display_name: None,
-                    role: Role::User,
-                    password_hash: Some("$argon2id$old".into()),
-                    must_change_password: false,
-                };
-                users::insert(c, &new, t0())
-            })
-            .await
-            .unwrap();
-        (store, user.id)
+        let store = testing::sqlite(dir, 2).await;
+        let user = testing::with_user(&store, Some("$argon2id$old")).await;
+        (store, user)
     }
 
     async fn take_at(store: &Store, purpose: Purpose, hash: &str, at: NaiveDateTime) -> bool {

@@ -1,0 +1,57 @@
+//! What the store's unit tests (and their neighbours') build on: a migrated SQLite store
+//! in a temporary directory, a fixed moment, and an organisation with one user.
+
+use chrono::NaiveDateTime;
+
+use super::{Store, orgs, users};
+use crate::{
+    config::DatabaseTarget,
+    domain::{Email, OrgName, OrgPolicy, Role, Username},
+};
+
+/// 2026-11-24 10:00:00 UTC.
+pub fn t0() -> NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 24)
+        .unwrap()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+}
+
+/// A migrated SQLite store of `pool_size` connections in `dir`.
+pub async fn sqlite(dir: &tempfile::TempDir, pool_size: u32) -> Store {
+    let target = DatabaseTarget::Sqlite(dir.path().join("gh.db"));
+    let store = tokio::task::spawn_blocking(move || Store::connect(&target, pool_size))
+        .await
+        .unwrap()
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// Organisation `default` with the user `vera` (holding `password_hash`); her id.
+pub async fn with_user(store: &Store, password_hash: Option<&str>) -> String {
+    let password_hash = password_hash.map(str::to_owned);
+    store
+        .transaction(move |c| {
+            let org = orgs::insert(
+                c,
+                &OrgName::parse("default").unwrap(),
+                "Default",
+                &OrgPolicy::default(),
+                t0(),
+            )?;
+            let new = users::NewUser {
+                org_id: org.id,
+                username: Username::parse("vera").unwrap(),
+                email: Email::parse("vera@example.org").unwrap(),
+                display_name: None,
+                role: Role::User,
+                password_hash,
+                must_change_password: false,
+            };
+            users::insert(c, &new, t0())
+        })
+        .await
+        .unwrap()
+        .id
+}
