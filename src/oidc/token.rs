@@ -254,26 +254,23 @@ async fn refresh(
     let client_id = client.client_id.clone();
     let outcome = state
         .store
-        .transaction(
-            move |c| match grants::use_refresh(c, &hash, &client_id, now.naive_utc())? {
-                Refresh::Rotated(found) => {
-                    let (grant, user) = *found;
-                    grants::insert_refresh(c, &new_hash, &grant.id, now.naive_utc(), new_expiry)?;
-                    Ok(Ok((grant, user)))
-                }
-                Refresh::Reused(grant_id) => {
-                    let family = grants::find(c, &grant_id)?;
-                    if family.as_ref().is_some_and(|g| g.client_id == client_id) {
-                        grants::revoke(c, &grant_id, now.naive_utc())?;
-                        Ok(Err("reused"))
-                    } else {
-                        Ok(Err("the refresh token is not valid"))
-                    }
-                }
-                Refresh::OtherClient => Ok(Err("the refresh token was issued to another client")),
-                Refresh::Invalid => Ok(Err("the refresh token is invalid or expired")),
-            },
-        )
+        .run(move |c| {
+            Ok(
+                match grants::rotate_refresh(
+                    c,
+                    &hash,
+                    &new_hash,
+                    &client_id,
+                    now.naive_utc(),
+                    new_expiry,
+                )? {
+                    Refresh::Rotated(found) => Ok(*found),
+                    Refresh::Reused(_) => Err("reused"),
+                    Refresh::OtherClient => Err("the refresh token was issued to another client"),
+                    Refresh::Invalid => Err("the refresh token is invalid or expired"),
+                },
+            )
+        })
         .await?;
     let (grant, user) = match outcome {
         Ok(found) => found,

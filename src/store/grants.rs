@@ -168,10 +168,10 @@ pub fn insert_refresh(
 /// What presenting a refresh token found.
 #[derive(Debug)]
 pub enum Refresh {
-    /// Unused, unexpired, of a live grant: now marked used (one conditional UPDATE, so two
-    /// racing presentations cannot both rotate it). With the grant's user, if it has one.
+    /// Unused, unexpired, of a live grant: now marked used, and its successor stored.
+    /// With the grant's user, if it has one.
     Rotated(Box<(GrantRow, Option<UserRow>)>),
-    /// Already used once: a replay. The caller revokes the family.
+    /// Already used once: a replay. The grant (the family) is revoked.
     Reused(String),
     /// Live, but issued to another client: left unspent, so that client cannot burn it.
     OtherClient,
@@ -179,14 +179,118 @@ pub enum Refresh {
     Invalid,
 }
 
-/// Spends the refresh token `token_hash` presented by `client_id`. One query finds the
-/// token, its grant and the grant's user; one conditional UPDATE spends it.
-pub fn use_refresh(
+/// The whole rotation, atomically: spends the refresh token `token_hash` presented by
+/// `client_id` and stores `new_hash` in its place (`Rotated`), or, for a replay of a
+/// spent token of this client, revokes its grant and every token in it (`Reused`).
+///
+/// On PostgreSQL the common case is two statements in autocommit: one that spends the
+/// token and stores its successor only if it is unused, unexpired, of a live grant of
+/// this client; then one that reads the grant and its user. That is two round trips
+/// instead of five. When the first statement matches nothing, the transaction below
+/// runs and says why (replay, expired, revoked, another client's), with the same
+/// outcome as if it had run alone: a token that is spent stays spent.
+pub fn rotate_refresh(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    new_hash: &str,
+    client_id: &str,
+    now: NaiveDateTime,
+    new_expiry: NaiveDateTime,
+) -> Result<Refresh, StoreError> {
+    if let DbConnection::Postgresql(pg) = &mut *conn
+        && let Some(grant_id) =
+            spend_and_replace(pg, token_hash, new_hash, client_id, now, new_expiry)?
+    {
+        // Revoked between the two statements: the new token dies with its grant.
+        return Ok(match live_with_user(conn, &grant_id)? {
+            Some(found) => Refresh::Rotated(Box::new(found)),
+            None => Refresh::Invalid,
+        });
+    }
+    conn.transaction(|c| {
+        let outcome = use_refresh(c, token_hash, client_id, now)?;
+        match &outcome {
+            Refresh::Rotated(found) => insert_refresh(c, new_hash, &found.0.id, now, new_expiry)?,
+            Refresh::Reused(grant_id) => {
+                revoke(c, grant_id, now)?;
+            }
+            Refresh::OtherClient | Refresh::Invalid => {}
+        }
+        Ok(outcome)
+    })
+}
+
+/// One statement: marks `token_hash` used and inserts `new_hash` for the same grant, if
+/// the token is unused and unexpired and its grant live and `client_id`'s. The grant's
+/// id when it did. Two presentations racing for one token: the second UPDATE waits for
+/// the first's row lock, then re-checks `used_at` and matches nothing.
+fn spend_and_replace(
+    pg: &mut diesel::PgConnection,
+    token_hash: &str,
+    new_hash: &str,
+    client_id: &str,
+    now: NaiveDateTime,
+    new_expiry: NaiveDateTime,
+) -> Result<Option<String>, StoreError> {
+    use diesel::sql_types::{Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Spent {
+        #[diesel(sql_type = Text)]
+        grant_id: String,
+    }
+    let spent: Option<Spent> = diesel::sql_query(
+        "WITH spent AS (
+             UPDATE refresh_tokens SET used_at = $1
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
+               AND grant_id IN (SELECT id FROM oidc_grants
+                                WHERE client_id = $3 AND revoked_at IS NULL)
+             RETURNING grant_id)
+         INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at)
+         SELECT $4, grant_id, $1, $5 FROM spent
+         RETURNING grant_id",
+    )
+    .bind::<Timestamp, _>(now)
+    .bind::<Text, _>(token_hash)
+    .bind::<Text, _>(client_id)
+    .bind::<Text, _>(new_hash)
+    .bind::<Timestamp, _>(new_expiry)
+    .get_result(pg)
+    .optional()?;
+    Ok(spent.map(|s| s.grant_id))
+}
+
+/// Spends the refresh token `token_hash` presented by `client_id`, inside the caller's
+/// transaction.
+///
+/// The first statement is the conditional UPDATE that spends it, so two racing
+/// presentations cannot both rotate it, and so that on SQLite the transaction holds the
+/// write lock before it reads anything: a deferred transaction that read first would
+/// fail with SQLITE_BUSY when a racing one had written in between. Only when nothing
+/// was spent does it read the token again, to say why.
+fn use_refresh(
     conn: &mut DbConnection,
     token_hash: &str,
     client_id: &str,
     now: NaiveDateTime,
 ) -> Result<Refresh, StoreError> {
+    let live_grants_of_client = oidc_grants::table
+        .filter(
+            oidc_grants::client_id
+                .eq(client_id)
+                .and(oidc_grants::revoked_at.is_null()),
+        )
+        .select(oidc_grants::id);
+    let spent = diesel::update(
+        refresh_tokens::table.filter(
+            refresh_tokens::token_hash
+                .eq(token_hash)
+                .and(refresh_tokens::used_at.is_null())
+                .and(refresh_tokens::expires_at.gt(now))
+                .and(refresh_tokens::grant_id.eq_any(live_grants_of_client)),
+        ),
+    )
+    .set(refresh_tokens::used_at.eq(now))
+    .execute(conn)?;
     let Some((expires_at, used_at, grant, user)) = refresh_tokens::table
         .inner_join(oidc_grants::table.left_join(users::table))
         .filter(refresh_tokens::token_hash.eq(token_hash))
@@ -206,28 +310,22 @@ pub fn use_refresh(
     else {
         return Ok(Refresh::Invalid);
     };
+    if spent == 1 {
+        return Ok(Refresh::Rotated(Box::new((grant, user))));
+    }
     if used_at.is_some() {
-        return Ok(Refresh::Reused(grant.id));
+        // Another client's replay says nothing about this client's family: it cannot
+        // end it either.
+        return Ok(if grant.client_id == client_id {
+            Refresh::Reused(grant.id)
+        } else {
+            Refresh::Invalid
+        });
     }
     if expires_at <= now || grant.revoked_at.is_some() {
         return Ok(Refresh::Invalid);
     }
-    if grant.client_id != client_id {
-        return Ok(Refresh::OtherClient);
-    }
-    let marked = diesel::update(
-        refresh_tokens::table.filter(
-            refresh_tokens::token_hash
-                .eq(token_hash)
-                .and(refresh_tokens::used_at.is_null()),
-        ),
-    )
-    .set(refresh_tokens::used_at.eq(now))
-    .execute(conn)?;
-    if marked != 1 {
-        return Ok(Refresh::Reused(grant.id));
-    }
-    Ok(Refresh::Rotated(Box::new((grant, user))))
+    Ok(Refresh::OtherClient)
 }
 
 /// The grant of an unused, unexpired refresh token (introspection and revocation).

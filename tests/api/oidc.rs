@@ -1478,6 +1478,73 @@ async fn refresh_tokens_end_with_the_session_unless_offline_access_was_granted()
     assert_eq!(res.status(), 200, "offline access outlives the session");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_presentations_of_one_refresh_token_rotate_it_once_and_end_the_family() {
+    let f = Flow::new().await;
+    let tokens: Value = f.exchange(&f.code().await).await.json().await.unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let responses = futures_util::future::join_all((0..8).map(|_| f.token(&form))).await;
+    let mut rotated = Vec::new();
+    for res in responses {
+        match res.status().as_u16() {
+            200 => rotated.push(res.json::<Value>().await.unwrap()),
+            400 => oauth_error(res, 400, "invalid_grant").await,
+            other => panic!("{other}: {}", res.text().await.unwrap()),
+        }
+    }
+    assert_eq!(rotated.len(), 1, "one presentation rotates the token");
+    // The others were replays of a spent token: the family is over, winner's included.
+    for token in ["access_token", "refresh_token"] {
+        let issued = rotated[0][token].as_str().unwrap();
+        assert_eq!(
+            introspect(&f.app, &f.reg, issued).await["active"],
+            false,
+            "{token}"
+        );
+    }
+    let reused =
+        crate::admin::audit_events(&f.app, gatehouse::audit::EventType::TokenRevoked).await;
+    assert!(!reused.is_empty());
+}
+
+#[tokio::test]
+async fn expired_or_foreign_refresh_tokens_are_refused_and_stay_unspent() {
+    let f = Flow::new().await;
+    let tokens: Value = f.exchange(&f.code().await).await.json().await.unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    // Another confidential client presenting it is refused, and cannot burn it.
+    let other = register_client(&f.app, ClientSpec::new("Other app", &[REDIRECT])).await;
+    let res = rp_http()
+        .post(f.app.url("/token"))
+        .basic_auth(
+            &other.client_id,
+            Some(other.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    oauth_error(res, 400, "invalid_grant").await;
+    assert_eq!(introspect(&f.app, &f.reg, &refresh).await["active"], true);
+
+    // Past its lifetime it is refused, and that is not a replay: nothing is revoked.
+    f.app.clock.advance(chrono::Duration::seconds(
+        i64::try_from(f.app.config.refresh_token_secs).unwrap() + 1,
+    ));
+    oauth_error(f.token(&form).await, 400, "invalid_grant").await;
+    let revoked =
+        crate::admin::audit_events(&f.app, gatehouse::audit::EventType::TokenRevoked).await;
+    assert!(revoked.is_empty(), "{revoked:?}");
+}
+
 #[tokio::test]
 async fn a_client_that_asks_for_es256_gets_es256_id_tokens_that_verify() {
     use openidconnect::core::CoreJwsSigningAlgorithm;
