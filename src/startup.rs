@@ -369,6 +369,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     )
     .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?;
     let metrics = Arc::new(Metrics::new());
+    audit.register_metrics(&metrics);
     let workers = config
         .hashing_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

@@ -153,32 +153,139 @@ macro_rules! locked {
     };
 }
 
-/// Appends `batch` in order at the end of the chain, atomically.
+/// The end of the chain, `(seq, hash)`: what the next event links to.
+pub type Head = (i64, String);
+
+/// How a batch was appended (see [`append`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendPath {
+    /// One statement, linked to the head this instance expected.
+    Direct,
+    /// Under the head's lock, after reading it.
+    Locked,
+}
+
+impl AppendPath {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Locked => "locked",
+        }
+    }
+}
+
+/// Appends `batch` in order at the end of the chain, atomically, and returns the new
+/// end. `expected` is where this instance believes the chain ends (the head its last
+/// append left); `None` when it does not know.
+///
+/// On PostgreSQL, with an `expected` head, the whole append is one statement: it moves
+/// the head only if it is still `expected` and inserts the events only if it did.
+/// That is one round trip instead of five (BEGIN, lock, insert, move, COMMIT), and the
+/// head's row lock is held for that one statement rather than across them all. If
+/// another instance appended in between, nothing is written and the append is redone
+/// under the lock (`locked!`), which reads the head afresh.
 pub fn append(
     conn: &mut DbConnection,
     key: &ChainKey,
     batch: &[PreparedEvent],
-) -> Result<(), StoreError> {
+    expected: Option<&Head>,
+) -> Result<(Option<Head>, AppendPath), StoreError> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok((expected.cloned(), AppendPath::Direct));
+    }
+    if let (DbConnection::Postgresql(pg), Some(head)) = (&mut *conn, expected) {
+        let rows = chain(head.clone(), batch, key);
+        if append_if_head(pg, head, &rows)? {
+            let end = rows.last().map(|r| (r.seq, r.hash.clone()));
+            return Ok((end, AppendPath::Direct));
+        }
     }
     locked!(conn, |c, head| {
-        let (mut seq, mut prev) = head;
-        let mut rows = Vec::with_capacity(batch.len());
-        for event in batch {
-            seq += 1;
-            let row = EventRow::chained(event, seq, prev, key);
-            prev = row.hash.clone();
-            rows.push(row);
-        }
+        let rows = chain(head, batch, key);
         diesel::insert_into(audit_events::table)
             .values(&rows)
             .execute(c)?;
-        diesel::update(audit_head::table.find(HEAD_ID))
-            .set((audit_head::seq.eq(seq), audit_head::hash.eq(&prev)))
-            .execute(c)?;
-        Ok(())
+        let end = rows.last().map(|r| (r.seq, r.hash.clone()));
+        if let Some((seq, hash)) = &end {
+            diesel::update(audit_head::table.find(HEAD_ID))
+                .set((audit_head::seq.eq(seq), audit_head::hash.eq(hash)))
+                .execute(c)?;
+        }
+        Ok((end, AppendPath::Locked))
     })
+}
+
+/// `batch` as rows linked one after the other from `head`.
+fn chain(head: Head, batch: &[PreparedEvent], key: &ChainKey) -> Vec<EventRow> {
+    let (mut seq, mut prev) = head;
+    let mut rows = Vec::with_capacity(batch.len());
+    for event in batch {
+        seq += 1;
+        let row = EventRow::chained(event, seq, prev, key);
+        prev = row.hash.clone();
+        rows.push(row);
+    }
+    rows
+}
+
+/// One statement: moves the head from `head` to the last of `rows` and inserts `rows`,
+/// or (the head has moved on) does neither. Whether it wrote them.
+///
+/// Under READ COMMITTED the UPDATE waits for any other holder of the head's row lock
+/// and then re-checks its condition against the row that holder committed, so a
+/// stale `head` matches nothing. The INSERT takes its rows only if the UPDATE matched,
+/// and the statement is one implicit transaction: both or neither. The events travel
+/// as one array per column, so the statement's text does not depend on the batch size.
+fn append_if_head(
+    pg: &mut diesel::PgConnection,
+    head: &Head,
+    rows: &[EventRow],
+) -> Result<bool, StoreError> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    let Some(last) = rows.last() else {
+        return Ok(true);
+    };
+    let column = |f: fn(&EventRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let optional = |f: fn(&EventRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let inserted = diesel::sql_query(
+        "WITH moved AS (
+             UPDATE audit_head SET seq = $1, hash = $2
+             WHERE id = 1 AND seq = $3 AND hash = $4
+             RETURNING id)
+         INSERT INTO audit_events (seq, id, occurred_at, org_id, actor, subject, event_type,
+                                   outcome, client_ip, user_agent, request_id, details,
+                                   prev_hash, hash)
+         SELECT * FROM unnest($5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         WHERE EXISTS (SELECT 1 FROM moved)",
+    )
+    .bind::<BigInt, _>(last.seq)
+    .bind::<Text, _>(&last.hash)
+    .bind::<BigInt, _>(head.0)
+    .bind::<Text, _>(&head.1)
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(|r| r.id.clone()))
+    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.org_id.clone()))
+    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.actor.clone()))
+    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.subject.clone()))
+    .bind::<Array<Text>, _>(column(|r| r.event_type.clone()))
+    .bind::<Array<Text>, _>(column(|r| r.outcome.clone()))
+    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.client_ip.clone()))
+    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.user_agent.clone()))
+    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.request_id.clone()))
+    .bind::<Array<Text>, _>(column(|r| r.details.clone()))
+    .bind::<Array<Text>, _>(column(|r| r.prev_hash.clone()))
+    .bind::<Array<Text>, _>(column(|r| r.hash.clone()))
+    .execute(pg)?;
+    match inserted {
+        0 => Ok(false),
+        n if n == rows.len() => Ok(true),
+        // Not reachable: the INSERT takes all of `rows` or none, in one statement.
+        n => Err(StoreError::Query(format!(
+            "audit append wrote {n} of {} events",
+            rows.len()
+        ))),
+    }
 }
 
 /// Deletes the oldest events, up to (not including) the first one at or after

@@ -24,6 +24,7 @@ mod verify;
 use std::{io::Write, sync::Arc};
 
 use chrono::{DateTime, Utc};
+use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -154,6 +155,10 @@ pub struct Audit {
     key: Arc<ChainKey>,
     clock: SharedClock,
     writer: mpsc::Sender<Pending>,
+    /// Batches appended, by how: `direct` (one statement, the head as this instance
+    /// left it) or `locked` (the head read under its lock: first batch, SQLite, or
+    /// another instance appended in between).
+    appends: IntCounterVec,
 }
 
 impl std::fmt::Debug for Audit {
@@ -174,13 +179,32 @@ impl Audit {
         let key = secrets::load_or_create_key(&store, master_key, CHAIN_KEY_NAME, now).await?;
         let key = Arc::new(ChainKey::new(key));
         let (writer, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store.clone(), key.clone(), queue));
+        let appends = IntCounterVec::new(
+            Opts::new(
+                "audit_appends_total",
+                "Audit batches appended: direct (one statement) or locked (head re-read)",
+            ),
+            &["path"],
+        )
+        .expect("static metric definition");
+        tokio::spawn(write_batches(
+            store.clone(),
+            key.clone(),
+            queue,
+            appends.clone(),
+        ));
         Ok(Self {
             store,
             key,
             clock,
             writer,
+            appends,
         })
+    }
+
+    /// Publishes the writer's counters with the server's other metrics.
+    pub fn register_metrics(&self, metrics: &crate::telemetry::Metrics) {
+        metrics.register(Box::new(self.appends.clone()));
     }
 
     /// Appends `event` to the chain; returns once it is committed.
@@ -333,8 +357,16 @@ impl Audit {
 
 /// This instance's writer: takes whatever events are waiting and appends them in one
 /// transaction, then tells each caller. Ends when every `Audit` handle is gone.
-async fn write_batches(store: Store, key: Arc<ChainKey>, mut queue: mpsc::Receiver<Pending>) {
+async fn write_batches(
+    store: Store,
+    key: Arc<ChainKey>,
+    mut queue: mpsc::Receiver<Pending>,
+    appends: IntCounterVec,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Where this writer's last append left the chain; other instances may since have
+    // moved it, which `ledger::append` notices.
+    let mut head: Option<ledger::Head> = None;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // The callers the last commit released are runnable but have not sent their
         // next event yet: one yield lets them, so the batch is not just the first to
@@ -350,10 +382,22 @@ async fn write_batches(store: Store, key: Arc<ChainKey>, mut queue: mpsc::Receiv
         let (events, waiting): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.event, p.done)).unzip();
         let key = key.clone();
-        let result = store.run(move |c| ledger::append(c, &key, &events)).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, events = waiting.len(), "audit events could not be written");
-        }
+        let expected = head.take();
+        let result = store
+            .run(move |c| ledger::append(c, &key, &events, expected.as_ref()))
+            .await;
+        let result = match result {
+            Ok((end, path)) => {
+                appends.with_label_values(&[path.label()]).inc();
+                head = end;
+                Ok(())
+            }
+            Err(e) => {
+                // `head` stays unknown: the next batch reads it under the lock.
+                tracing::error!(error = %e, events = waiting.len(), "audit events could not be written");
+                Err(e)
+            }
+        };
         for done in waiting {
             // A caller that stopped waiting (its request was cancelled) still had its
             // event written; nothing to tell it.

@@ -842,6 +842,107 @@ async fn two_instances_on_one_postgres_keep_one_chain_under_concurrent_writes() 
     assert_eq!((events.len(), from_a), (total, 5_000));
 }
 
+/// An event with every optional column filled (or, `full = false`, none of them), so
+/// a column the one-statement append put in the wrong place fails verification.
+fn varied_event(i: usize, full: bool) -> AuditEvent {
+    let event = AuditEvent::new(EventType::TokenIssued, Outcome::Success)
+        .detail("client_id", format!("client-{i}"));
+    if !full {
+        return event;
+    }
+    let ctx = gatehouse::web::RequestContext {
+        request_id: format!("req-{i}"),
+        client_ip: Some(std::net::IpAddr::from([192, 0, 2, 7])),
+        user_agent: Some(format!("agent/{i}")),
+    };
+    event
+        .org("org-1")
+        .actor(format!("actor-{i}"))
+        .subject(format!("subject-{i}"))
+        .request(&ctx)
+}
+
+#[tokio::test]
+async fn an_instance_appends_in_one_statement_until_another_instance_moves_the_chain() {
+    if test_database_url().is_none() {
+        skip(
+            "an_instance_appends_in_one_statement_until_another_instance_moves_the_chain",
+            "GATEHOUSE_TEST_DATABASE_URL not set",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(&dir);
+    let a = spawn_with_config(config.clone(), Arc::new(dir)).await;
+    let b = spawn_with_config(config, Arc::new(tempfile::tempdir().unwrap())).await;
+    const DIRECT: &str = "gatehouse_audit_appends_total{path=\"direct\"}";
+    const LOCKED: &str = "gatehouse_audit_appends_total{path=\"locked\"}";
+
+    // Make sure `a` knows where the chain ends (its first append reads the head).
+    a.state.audit.record(varied_event(0, true)).await.unwrap();
+    let (direct, locked) = (a.metric(DIRECT).await, a.metric(LOCKED).await);
+    for i in 1..=4 {
+        a.state
+            .audit
+            .record(varied_event(i, i % 2 == 0))
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.metric(DIRECT).await - direct, 4.0, "one statement each");
+    assert_eq!(a.metric(LOCKED).await, locked);
+
+    // Another instance moves the chain: `a`'s idea of the head is stale now.
+    b.state.audit.record(varied_event(5, true)).await.unwrap();
+    a.state.audit.record(varied_event(6, false)).await.unwrap();
+    assert_eq!(
+        a.metric(DIRECT).await - direct,
+        4.0,
+        "stale head: nothing written"
+    );
+    assert_eq!(
+        a.metric(LOCKED).await - locked,
+        1.0,
+        "redone under the lock"
+    );
+    a.state.audit.record(varied_event(7, true)).await.unwrap();
+    assert_eq!(
+        a.metric(DIRECT).await - direct,
+        5.0,
+        "back to one statement"
+    );
+
+    let report = a.state.audit.verify().await.unwrap();
+    assert!(report.intact, "{report}");
+    let events = all_events(&a).await;
+    let ours: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "token.issued")
+        .collect();
+    assert_eq!(ours.len(), 8, "each event exactly once");
+    let full = ours
+        .iter()
+        .find(|e| e.actor.as_deref() == Some("actor-2"))
+        .expect("event 2");
+    assert_eq!(full.subject.as_deref(), Some("subject-2"));
+    assert_eq!(full.org_id.as_deref(), Some("org-1"));
+    assert_eq!(full.client_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(full.user_agent.as_deref(), Some("agent/2"));
+    assert_eq!(full.request_id.as_deref(), Some("req-2"));
+    let bare = ours
+        .iter()
+        .find(|e| e.details["client_id"] == "client-3")
+        .expect("event 3");
+    assert_eq!(
+        (
+            &bare.actor,
+            &bare.subject,
+            &bare.client_ip,
+            &bare.request_id
+        ),
+        (&None, &None, &None, &None)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_on_sqlite_keep_one_chain() {
     let app = spawn_app_with(|c| {
