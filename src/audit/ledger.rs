@@ -235,47 +235,38 @@ fn chain(head: Head, batch: &[PreparedEvent], key: &ChainKey) -> Vec<EventRow> {
 /// and then re-checks its condition against the row that holder committed, so a
 /// stale `head` matches nothing. The INSERT takes its rows only if the UPDATE matched,
 /// and the statement is one implicit transaction: both or neither. The events travel
-/// as one array per column, so the statement's text does not depend on the batch size.
+/// as one array per column, so the statement's text does not depend on the batch size
+/// and can stay prepared.
 fn append_if_head(
     pg: &mut diesel::PgConnection,
     head: &Head,
     rows: &[EventRow],
 ) -> Result<bool, StoreError> {
-    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     let Some(last) = rows.last() else {
         return Ok(true);
     };
-    let column = |f: fn(&EventRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
-    let optional = |f: fn(&EventRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    let inserted = diesel::sql_query(
-        "WITH moved AS (
-             UPDATE audit_head SET seq = $1, hash = $2
-             WHERE id = 1 AND seq = $3 AND hash = $4
-             RETURNING id)
-         INSERT INTO audit_events (seq, id, occurred_at, org_id, actor, subject, event_type,
-                                   outcome, client_ip, user_agent, request_id, details,
-                                   prev_hash, hash)
-         SELECT * FROM unnest($5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-         WHERE EXISTS (SELECT 1 FROM moved)",
-    )
-    .bind::<BigInt, _>(last.seq)
-    .bind::<Text, _>(&last.hash)
-    .bind::<BigInt, _>(head.0)
-    .bind::<Text, _>(&head.1)
-    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(column(|r| r.id.clone()))
-    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.org_id.clone()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.actor.clone()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.subject.clone()))
-    .bind::<Array<Text>, _>(column(|r| r.event_type.clone()))
-    .bind::<Array<Text>, _>(column(|r| r.outcome.clone()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.client_ip.clone()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.user_agent.clone()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|r| r.request_id.clone()))
-    .bind::<Array<Text>, _>(column(|r| r.details.clone()))
-    .bind::<Array<Text>, _>(column(|r| r.prev_hash.clone()))
-    .bind::<Array<Text>, _>(column(|r| r.hash.clone()))
+    let column = |f: fn(&EventRow) -> String| rows.iter().map(f).collect();
+    let optional = |f: fn(&EventRow) -> Option<String>| rows.iter().map(f).collect();
+    let inserted = AppendIfHead {
+        new_seq: last.seq,
+        new_hash: last.hash.clone(),
+        old_seq: head.0,
+        old_hash: head.1.clone(),
+        seq: rows.iter().map(|r| r.seq).collect(),
+        id: column(|r| r.id.clone()),
+        occurred_at: rows.iter().map(|r| r.occurred_at).collect(),
+        org_id: optional(|r| r.org_id.clone()),
+        actor: optional(|r| r.actor.clone()),
+        subject: optional(|r| r.subject.clone()),
+        event_type: column(|r| r.event_type.clone()),
+        outcome: column(|r| r.outcome.clone()),
+        client_ip: optional(|r| r.client_ip.clone()),
+        user_agent: optional(|r| r.user_agent.clone()),
+        request_id: optional(|r| r.request_id.clone()),
+        details: column(|r| r.details.clone()),
+        prev_hash: column(|r| r.prev_hash.clone()),
+        hash: column(|r| r.hash.clone()),
+    }
     .execute(pg)?;
     match inserted {
         0 => Ok(false),
@@ -287,6 +278,86 @@ fn append_if_head(
         ))),
     }
 }
+
+/// The statement of [`append_if_head`], one array per column. A query fragment rather
+/// than `sql_query` so that diesel keeps it prepared on each connection instead of
+/// having PostgreSQL parse and plan it for every batch.
+struct AppendIfHead {
+    new_seq: i64,
+    new_hash: String,
+    old_seq: i64,
+    old_hash: String,
+    seq: Vec<i64>,
+    id: Vec<String>,
+    occurred_at: Vec<NaiveDateTime>,
+    org_id: Vec<Option<String>>,
+    actor: Vec<Option<String>>,
+    subject: Vec<Option<String>>,
+    event_type: Vec<String>,
+    outcome: Vec<String>,
+    client_ip: Vec<Option<String>>,
+    user_agent: Vec<Option<String>>,
+    request_id: Vec<Option<String>>,
+    details: Vec<String>,
+    prev_hash: Vec<String>,
+    hash: Vec<String>,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AppendIfHead {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+        type Texts = Array<Text>;
+        type MaybeTexts = Array<Nullable<Text>>;
+        out.push_sql("WITH moved AS (UPDATE audit_head SET seq = ");
+        out.push_bind_param::<BigInt, _>(&self.new_seq)?;
+        out.push_sql(", hash = ");
+        out.push_bind_param::<Text, _>(&self.new_hash)?;
+        out.push_sql(" WHERE id = 1 AND seq = ");
+        out.push_bind_param::<BigInt, _>(&self.old_seq)?;
+        out.push_sql(" AND hash = ");
+        out.push_bind_param::<Text, _>(&self.old_hash)?;
+        out.push_sql(
+            " RETURNING id) \
+             INSERT INTO audit_events (seq, id, occurred_at, org_id, actor, subject, event_type, \
+             outcome, client_ip, user_agent, request_id, details, prev_hash, hash) \
+             SELECT * FROM unnest(",
+        );
+        out.push_bind_param::<Array<BigInt>, _>(&self.seq)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Texts, _>(&self.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.occurred_at)?;
+        for column in [&self.org_id, &self.actor, &self.subject] {
+            out.push_sql(", ");
+            out.push_bind_param::<MaybeTexts, _>(column)?;
+        }
+        for column in [&self.event_type, &self.outcome] {
+            out.push_sql(", ");
+            out.push_bind_param::<Texts, _>(column)?;
+        }
+        for column in [&self.client_ip, &self.user_agent, &self.request_id] {
+            out.push_sql(", ");
+            out.push_bind_param::<MaybeTexts, _>(column)?;
+        }
+        for column in [&self.details, &self.prev_hash, &self.hash] {
+            out.push_sql(", ");
+            out.push_bind_param::<Texts, _>(column)?;
+        }
+        out.push_sql(") WHERE EXISTS (SELECT 1 FROM moved)");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for AppendIfHead {
+    type QueryId = ();
+    // Cached by its SQL text, which is the same for every batch.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for AppendIfHead {}
 
 /// Deletes the oldest events, up to (not including) the first one at or after
 /// `cutoff`, and writes a signed checkpoint holding the last deleted event's seq and

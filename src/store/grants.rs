@@ -232,32 +232,68 @@ fn spend_and_replace(
     now: NaiveDateTime,
     new_expiry: NaiveDateTime,
 ) -> Result<Option<String>, StoreError> {
-    use diesel::sql_types::{Text, Timestamp};
-    #[derive(QueryableByName)]
-    struct Spent {
-        #[diesel(sql_type = Text)]
-        grant_id: String,
+    Ok(SpendAndReplace {
+        token_hash,
+        new_hash,
+        client_id,
+        now,
+        new_expiry,
     }
-    let spent: Option<Spent> = diesel::sql_query(
-        "WITH spent AS (
-             UPDATE refresh_tokens SET used_at = $1
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
-               AND grant_id IN (SELECT id FROM oidc_grants
-                                WHERE client_id = $3 AND revoked_at IS NULL)
-             RETURNING grant_id)
-         INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at)
-         SELECT $4, grant_id, $1, $5 FROM spent
-         RETURNING grant_id",
-    )
-    .bind::<Timestamp, _>(now)
-    .bind::<Text, _>(token_hash)
-    .bind::<Text, _>(client_id)
-    .bind::<Text, _>(new_hash)
-    .bind::<Timestamp, _>(new_expiry)
-    .get_result(pg)
-    .optional()?;
-    Ok(spent.map(|s| s.grant_id))
+    .get_result::<String>(pg)
+    .optional()?)
 }
+
+/// The statement of [`spend_and_replace`]. Written out as a query fragment rather than
+/// with `sql_query` so that diesel keeps it prepared on each connection: `sql_query`
+/// is parsed and planned anew every time, and planning this statement cost PostgreSQL
+/// more CPU than running it.
+struct SpendAndReplace<'a> {
+    token_hash: &'a str,
+    new_hash: &'a str,
+    client_id: &'a str,
+    now: NaiveDateTime,
+    new_expiry: NaiveDateTime,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SpendAndReplace<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        out.push_sql("WITH spent AS (UPDATE refresh_tokens SET used_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" WHERE token_hash = ");
+        out.push_bind_param::<Text, _>(self.token_hash)?;
+        out.push_sql(" AND used_at IS NULL AND expires_at > ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" AND grant_id IN (SELECT id FROM oidc_grants WHERE client_id = ");
+        out.push_bind_param::<Text, _>(self.client_id)?;
+        out.push_sql(
+            " AND revoked_at IS NULL) RETURNING grant_id) \
+             INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(self.new_hash)?;
+        out.push_sql(", grant_id, ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.new_expiry)?;
+        out.push_sql(" FROM spent RETURNING grant_id");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for SpendAndReplace<'_> {
+    type QueryId = ();
+    // Cached by its SQL text, which never changes.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for SpendAndReplace<'_> {
+    type SqlType = diesel::sql_types::Text;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for SpendAndReplace<'_> {}
 
 /// Spends the refresh token `token_hash` presented by `client_id`, inside the caller's
 /// transaction.
