@@ -807,20 +807,29 @@ async fn hammer(audit: &Audit, label: &str, writers: usize, per_writer: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_on_one_postgres_keep_one_chain_under_concurrent_writes() {
+/// Two instances on one fresh PostgreSQL schema with one master key, as a deployment
+/// of several instances is; `None` (and a line saying so) without PostgreSQL.
+async fn two_instances_on_postgres(test: &str) -> Option<(TestApp, TestApp)> {
     if test_database_url().is_none() {
-        skip(
-            "two_instances_on_one_postgres_keep_one_chain_under_concurrent_writes",
-            "GATEHOUSE_TEST_DATABASE_URL not set",
-        );
-        return;
+        skip(test, "GATEHOUSE_TEST_DATABASE_URL not set");
+        return None;
     }
-    // One fresh schema and one master key, shared by both instances.
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(&dir);
     let a = spawn_with_config(config.clone(), Arc::new(dir)).await;
     let b = spawn_with_config(config, Arc::new(tempfile::tempdir().unwrap())).await;
+    Some((a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_postgres_keep_one_chain_under_concurrent_writes() {
+    let Some((a, b)) = two_instances_on_postgres(
+        "two_instances_on_one_postgres_keep_one_chain_under_concurrent_writes",
+    )
+    .await
+    else {
+        return;
+    };
 
     let (audit_a, audit_b) = (a.state.audit.clone(), b.state.audit.clone());
     let one = tokio::spawn(async move { hammer(&audit_a, "a", 8, 625).await });
@@ -864,17 +873,13 @@ fn varied_event(i: usize, full: bool) -> AuditEvent {
 
 #[tokio::test]
 async fn an_instance_appends_in_one_statement_until_another_instance_moves_the_chain() {
-    if test_database_url().is_none() {
-        skip(
-            "an_instance_appends_in_one_statement_until_another_instance_moves_the_chain",
-            "GATEHOUSE_TEST_DATABASE_URL not set",
-        );
+    let Some((a, b)) = two_instances_on_postgres(
+        "an_instance_appends_in_one_statement_until_another_instance_moves_the_chain",
+    )
+    .await
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(&dir);
-    let a = spawn_with_config(config.clone(), Arc::new(dir)).await;
-    let b = spawn_with_config(config, Arc::new(tempfile::tempdir().unwrap())).await;
+    };
     const DIRECT: &str = "gatehouse_audit_appends_total{path=\"direct\"}";
     const LOCKED: &str = "gatehouse_audit_appends_total{path=\"locked\"}";
 

@@ -376,6 +376,17 @@ impl Flow {
             .unwrap()
     }
 
+    /// A fresh refresh token from a whole code flow.
+    async fn refresh_token(&self) -> String {
+        let tokens: Value = self
+            .exchange(&self.code().await)
+            .await
+            .json()
+            .await
+            .unwrap();
+        tokens["refresh_token"].as_str().unwrap().to_owned()
+    }
+
     async fn exchange(&self, code: &str) -> reqwest::Response {
         let (verifier, _) = pkce_pair();
         self.token(&[
@@ -1481,8 +1492,7 @@ async fn refresh_tokens_end_with_the_session_unless_offline_access_was_granted()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_presentations_of_one_refresh_token_rotate_it_once_and_end_the_family() {
     let f = Flow::new().await;
-    let tokens: Value = f.exchange(&f.code().await).await.json().await.unwrap();
-    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = f.refresh_token().await;
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh.as_str()),
@@ -1514,8 +1524,7 @@ async fn racing_presentations_of_one_refresh_token_rotate_it_once_and_end_the_fa
 #[tokio::test]
 async fn expired_or_foreign_refresh_tokens_are_refused_and_stay_unspent() {
     let f = Flow::new().await;
-    let tokens: Value = f.exchange(&f.code().await).await.json().await.unwrap();
-    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = f.refresh_token().await;
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh.as_str()),
