@@ -1,13 +1,22 @@
 //! OpenID Provider load benchmark (issue: OpenID Provider). Run with
-//! `cargo bench --bench oidc_load`; needs `wrk` on the PATH (Debian: `apt-get install wrk`).
-//! Uses PostgreSQL and Redis when `GATEHOUSE_TEST_DATABASE_URL` / `GATEHOUSE_TEST_REDIS_URL`
-//! are set (as in production), SQLite and memory otherwise.
+//! `cargo bench --bench oidc_load`; needs `wrk` on the PATH (Debian: `apt-get install wrk`)
+//! and `taskset` (util-linux). Uses PostgreSQL and Redis when
+//! `GATEHOUSE_TEST_DATABASE_URL` / `GATEHOUSE_TEST_REDIS_URL` are set (as in
+//! production), SQLite and memory otherwise.
 //!
-//! Prints raw RS256 signatures per second on all cores (the bound for the token
-//! endpoint: a client_credentials response carries one signature, a refresh response
-//! two), then requests/s and p99 measured by `wrk` for discovery, JWKS, userinfo,
-//! client_credentials and refresh. `wrk` shares the machine with the server, so the
-//! numbers are a lower bound.
+//! Two phases:
+//! 1. Everything on all cores: raw RS256 signatures per second (the bound for the token
+//!    endpoint: a client_credentials response carries one signature, a refresh response
+//!    two), then requests/s and p99 measured by `wrk` for discovery, JWKS, userinfo,
+//!    client_credentials and refresh. wrk, PostgreSQL and Redis share the cores with
+//!    the server, so these numbers are a lower bound.
+//! 2. The server pinned to core 0 and wrk to the others, as if the load generator and
+//!    the database were on other machines: raw signatures on core 0, then the two token
+//!    runs again. PostgreSQL and Redis are not pinned (they are the machine's services),
+//!    so they can still take time from core 0.
+//!
+//! Each run also shows where the machine's CPU went per request: the server (this
+//! process), wrk, and the rest (PostgreSQL, Redis, the kernel's own threads).
 
 use std::{
     path::Path,
@@ -33,11 +42,12 @@ const PASSWORD: &str = "Quiet-Harbour-42";
 const REDIRECT: &str = "https://rp.example.org/callback";
 const SECONDS: u32 = 10;
 
-/// CPU time of this whole process (every thread) so far, in seconds: the server runs
-/// in it, so around a wrk run this is what the server spent.
-fn process_cpu_seconds() -> f64 {
+/// Seconds of CPU so far: this process (every thread; the server runs in it) and its
+/// finished children (each wrk run), from `/proc/self/stat`.
+fn process_cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    // Fields after the parenthesised command name: utime, stime, cutime and cstime are
+    // the 14th to 17th.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or("", |(_, rest)| rest)
@@ -50,20 +60,82 @@ fn process_cpu_seconds() -> f64 {
             .unwrap_or(0.0)
     };
     // Linux reports these in USER_HZ, which is 100 on every architecture it exposes.
-    (ticks(11) + ticks(12)) / 100.0
+    (
+        (ticks(11) + ticks(12)) / 100.0,
+        (ticks(13) + ticks(14)) / 100.0,
+    )
 }
 
-/// Signatures per second on all cores, and the CPU seconds one signature costs.
-fn raw_signatures_per_second(seconds: u64) -> (f64, f64) {
+/// Seconds of CPU the whole machine spent busy and idle so far (`/proc/stat`).
+fn machine_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| values.get(i).copied().unwrap_or(0.0) / 100.0;
+    // user nice system idle iowait irq softirq steal
+    let idle = at(3) + at(4);
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    (busy, idle)
+}
+
+/// Where the machine's CPU went during one run.
+#[derive(Clone, Copy)]
+struct Cpu {
+    server: f64,
+    wrk: f64,
+    busy: f64,
+    idle: f64,
+}
+
+impl Cpu {
+    fn now() -> Self {
+        let ((server, wrk), (busy, idle)) = (process_cpu_seconds(), machine_cpu_seconds());
+        Self {
+            server,
+            wrk,
+            busy,
+            idle,
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            server: self.server - before.server,
+            wrk: self.wrk - before.wrk,
+            busy: self.busy - before.busy,
+            idle: self.idle - before.idle,
+        }
+    }
+}
+
+/// Pins every thread of this process (the server's included) to `cpus`, a `taskset`
+/// list. Threads started later inherit it from the thread that starts them.
+fn pin_process(cpus: &str) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset runs (util-linux)");
+    assert!(status.success(), "taskset -a -p -c {cpus} failed");
+}
+
+/// Signatures per second with one signing thread per core of `threads`, and the CPU
+/// seconds one signature costs.
+fn raw_signatures_per_second(threads: usize, seconds: u64) -> (f64, f64) {
     // The very signer the token endpoint uses.
     let der = openssl::rsa::Rsa::generate(2048)
         .unwrap()
         .private_key_to_der()
         .unwrap();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
-    let cpu_before = process_cpu_seconds();
+    let cpu_before = process_cpu_seconds().0;
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let der = der.clone();
@@ -80,7 +152,7 @@ fn raw_signatures_per_second(seconds: u64) -> (f64, f64) {
         })
         .collect();
     let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    let cpu = process_cpu_seconds() - cpu_before;
+    let cpu = process_cpu_seconds().0 - cpu_before;
     (
         total as f64 / started.elapsed().as_secs_f64(),
         cpu / total as f64,
@@ -166,28 +238,28 @@ struct WrkResult {
     errors: String,
 }
 
-fn wrk(
-    dir: &Path,
-    label: &str,
-    url: &str,
-    threads: u32,
-    connections: u32,
-    script: Option<&str>,
-) -> WrkResult {
-    let mut cmd = Command::new("wrk");
+fn wrk(dir: &Path, run: &Run<'_>, cpus: Option<&str>) -> WrkResult {
+    let mut cmd = match cpus {
+        Some(cpus) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", cpus, "wrk"]);
+            cmd
+        }
+        None => Command::new("wrk"),
+    };
     cmd.args([
-        format!("-t{threads}"),
-        format!("-c{connections}"),
+        format!("-t{}", run.threads),
+        format!("-c{}", run.connections),
         format!("-d{SECONDS}s"),
         "--latency".into(),
     ]);
-    if let Some(script) = script {
-        let path = dir.join(format!("{label}.lua"));
+    if let Some(script) = run.script {
+        let path = dir.join(format!("{}.lua", run.label));
         std::fs::write(&path, script).unwrap();
         cmd.arg("-s").arg(path);
     }
     let out = cmd
-        .arg(url)
+        .arg(run.url)
         .output()
         .expect("wrk runs (apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -221,7 +293,7 @@ async fn main() {
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!("== raw RS256 (RSA-2048) signatures on {cores} cores");
-    let (raw, sign_cpu) = raw_signatures_per_second(5);
+    let (raw, sign_cpu) = raw_signatures_per_second(cores, 5);
     println!(
         "raw signatures/s: {raw:.0} ({:.3} ms of CPU each)",
         sign_cpu * 1000.0
@@ -273,9 +345,6 @@ async fn main() {
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     let base = format!("https://127.0.0.1:{port}");
-    println!(
-        "\n== server: release build, {backend}, {pool} database connections, HTTPS, wrk on the same machine, {SECONDS} s per run"
-    );
     create_account(
         &state,
         NewAccount {
@@ -321,19 +390,12 @@ async fn main() {
         .expose_secret()
         .to_owned();
 
-    // One signed-in browser; one grant per refresh connection (rotation makes each
-    // refresh token single use, so every wrk connection keeps its own chain).
-    let refresh_connections = 16u32;
-    let browser = client();
-    let mut refresh_tokens = Vec::new();
-    let mut access_token = String::new();
-    for _ in 0..refresh_connections {
-        let tokens = code_flow(&browser, &base, &web.client_id, &web_secret).await;
-        access_token = tokens["access_token"].as_str().unwrap().to_owned();
-        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
-    }
-
     let basic = |id: &str, secret: &str| STANDARD.encode(format!("{id}:{secret}"));
+    let browser = client();
+    let web_basic = basic(&web.client_id, &web_secret);
+    let refresh_script =
+        || refresh_script(&browser, &base, &web.client_id, &web_secret, &web_basic);
+    let (first_refresh, access_token) = refresh_script().await;
     let userinfo_script = format!("wrk.headers[\"Authorization\"] = \"Bearer {access_token}\"\n");
     let cc_script = format!(
         "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials&scope=profile\"\n\
@@ -341,12 +403,111 @@ async fn main() {
          wrk.headers[\"Authorization\"] = \"Basic {}\"\n",
         basic(&service.client_id, &service_secret)
     );
+    let token_url = format!("{base}/token");
+    let cc = Run {
+        label: "client_credentials",
+        url: &token_url,
+        threads: 2,
+        connections: 32,
+        script: Some(&cc_script),
+    };
+    // One connection per wrk thread: a refresh chain must not have two requests in flight.
+    let refresh = |script| Run {
+        label: "refresh",
+        url: &token_url,
+        threads: REFRESH_CONNECTIONS,
+        connections: REFRESH_CONNECTIONS,
+        script: Some(script),
+    };
+    let discovery_url = format!("{base}/.well-known/openid-configuration");
+    let jwks_url = format!("{base}/jwks");
+    let userinfo_url = format!("{base}/userinfo");
+    let shared = [
+        Run {
+            label: "discovery",
+            url: &discovery_url,
+            threads: 2,
+            connections: 32,
+            script: None,
+        },
+        Run {
+            label: "jwks",
+            url: &jwks_url,
+            threads: 2,
+            connections: 32,
+            script: None,
+        },
+        Run {
+            label: "userinfo",
+            url: &userinfo_url,
+            threads: 2,
+            connections: 32,
+            script: Some(&userinfo_script),
+        },
+        cc.clone(),
+        refresh(&first_refresh),
+    ];
+    println!(
+        "\n== server: release build, {backend}, {pool} database connections, HTTPS, \
+         everything on all {cores} cores, {SECONDS} s per run"
+    );
+    let measured = measure(dir.path(), &shared, None);
+    summarise(&measured, raw, sign_cpu, "all cores");
+
+    // The same endpoints with the server on a core of its own, as it would be with the
+    // load generator and PostgreSQL on other machines: the bound is then what that one
+    // core can sign.
+    if cores < 2 {
+        return;
+    }
+    let others = format!("1-{}", cores - 1);
+    pin_process("0");
+    let (raw_one, sign_cpu_one) = raw_signatures_per_second(1, 5);
+    println!(
+        "\n== server pinned to core 0; wrk on cores {others}; PostgreSQL and Redis unpinned\n\
+         raw signatures/s on core 0: {raw_one:.0} ({:.3} ms of CPU each)",
+        sign_cpu_one * 1000.0
+    );
+    let (second_refresh, _) = refresh_script().await;
+    let measured = measure(dir.path(), &[cc, refresh(&second_refresh)], Some(&others));
+    summarise(&measured, raw_one, sign_cpu_one, "core 0");
+}
+
+const REFRESH_CONNECTIONS: u32 = 16;
+
+/// One wrk run.
+#[derive(Clone)]
+struct Run<'a> {
+    label: &'static str,
+    url: &'a str,
+    threads: u32,
+    connections: u32,
+    script: Option<&'a str>,
+}
+
+/// A wrk script that refreshes with its own grant on each connection (rotation makes
+/// each refresh token single use, so every connection keeps its own chain), and one of
+/// the access tokens issued on the way.
+async fn refresh_script(
+    browser: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    secret: &str,
+    basic: &str,
+) -> (String, String) {
+    let mut refresh_tokens = Vec::new();
+    let mut access_token = String::new();
+    for _ in 0..REFRESH_CONNECTIONS {
+        let tokens = code_flow(browser, base, client_id, secret).await;
+        access_token = tokens["access_token"].as_str().unwrap().to_owned();
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
     let token_list = refresh_tokens
         .iter()
         .map(|t| format!("\"{t}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let refresh_script = format!(
+    let script = format!(
         r#"local tokens = {{ {token_list} }}
 local next_index = 1
 function setup(thread)
@@ -356,89 +517,71 @@ end
 request = function()
   return wrk.format("POST", "/token", {{
     ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["Authorization"] = "Basic {auth}",
+    ["Authorization"] = "Basic {basic}",
   }}, "grant_type=refresh_token&refresh_token=" .. token)
 end
 response = function(status, headers, body)
   local t = body:match('"refresh_token":"([^"]+)"')
   if t then token = t end
 end
-"#,
-        auth = basic(&web.client_id, &web_secret)
+"#
     );
+    (script, access_token)
+}
 
-    let runs: Vec<(&str, String, u32, u32, Option<&str>)> = vec![
-        (
-            "discovery",
-            format!("{base}/.well-known/openid-configuration"),
-            2,
-            32,
-            None,
-        ),
-        ("jwks", format!("{base}/jwks"), 2, 32, None),
-        (
-            "userinfo",
-            format!("{base}/userinfo"),
-            2,
-            32,
-            Some(&userinfo_script),
-        ),
-        (
-            "client_credentials",
-            format!("{base}/token"),
-            2,
-            32,
-            Some(&cc_script),
-        ),
-        // One connection per wrk thread: a refresh chain must not have two requests in flight.
-        (
-            "refresh",
-            format!("{base}/token"),
-            refresh_connections,
-            refresh_connections,
-            Some(&refresh_script),
-        ),
-    ];
+/// Runs each of `runs` (wrk pinned to `wrk_cpus` if given) and prints a line per run:
+/// throughput, p99, and the machine's CPU per request split into the server, wrk and
+/// the rest (PostgreSQL, Redis, the kernel's own threads), with the idle share.
+fn measure(dir: &Path, runs: &[Run<'_>], wrk_cpus: Option<&str>) -> Vec<(&'static str, f64, f64)> {
     println!(
-        "{:<20} {:>12} {:>10} {:>16}  errors",
-        "endpoint", "requests/s", "p99", "server CPU/req"
+        "{:<20} {:>11} {:>9}   CPU ms/request: {:>6} {:>6} {:>6}  {:>5}  errors",
+        "endpoint", "requests/s", "p99", "server", "wrk", "rest", "idle"
     );
     let mut measured = Vec::new();
-    for (label, url, threads, connections, script) in runs {
-        let cpu_before = process_cpu_seconds();
-        let r = wrk(dir.path(), label, &url, threads, connections, script);
-        let requests = r.requests_per_sec * f64::from(SECONDS);
-        let cpu_per_request = (process_cpu_seconds() - cpu_before) / requests.max(1.0);
+    for run in runs {
+        let before = Cpu::now();
+        let r = wrk(dir, run, wrk_cpus);
+        let cpu = Cpu::now().since(before);
+        let requests = (r.requests_per_sec * f64::from(SECONDS)).max(1.0);
+        let per = |seconds: f64| 1000.0 * seconds / requests;
         println!(
-            "{label:<20} {:>12.0} {:>10} {:>13.3} ms  {}",
+            "{:<20} {:>11.0} {:>9}   {:>21.3} {:>6.3} {:>6.3}  {:>4.0}%  {}",
+            run.label,
             r.requests_per_sec,
             r.p99,
-            cpu_per_request * 1000.0,
+            per(cpu.server),
+            per(cpu.wrk),
+            per((cpu.busy - cpu.server - cpu.wrk).max(0.0)),
+            100.0 * cpu.idle / (cpu.busy + cpu.idle).max(f64::MIN_POSITIVE),
             if r.errors.is_empty() {
                 "none"
             } else {
                 &r.errors
             }
         );
-        measured.push((label, r.requests_per_sec, cpu_per_request));
+        measured.push((run.label, r.requests_per_sec, cpu.server / requests));
     }
-    let find = |label: &str| *measured.iter().find(|m| m.0 == label).unwrap();
-    let (_, cc, cc_cpu) = find("client_credentials");
-    let (_, refresh, refresh_cpu) = find("refresh");
-    println!(
-        "\nclient_credentials: one signature per response: {:.0} % of the raw bound ({raw:.0}/s); \
-         the signature is {:.0} % of the server's CPU per request",
-        100.0 * cc / raw,
-        100.0 * sign_cpu / cc_cpu
-    );
-    println!(
-        "refresh: two signatures per response (access + ID token): {:.0} % of the raw bound ({:.0}/s); \
-         the signatures are {:.0} % of the server's CPU per request",
-        100.0 * refresh / (raw / 2.0),
-        raw / 2.0,
-        100.0 * 2.0 * sign_cpu / refresh_cpu
-    );
-    println!(
-        "(the rest of the machine's CPU goes to PostgreSQL, Redis, wrk and the kernel, on the same cores)"
-    );
+    measured
+}
+
+/// The token endpoint against its signing bound `raw` (signatures/s on `cores`).
+fn summarise(measured: &[(&str, f64, f64)], raw: f64, sign_cpu: f64, cores: &str) {
+    let find = |label: &str| measured.iter().find(|m| m.0 == label).copied();
+    if let Some((_, cc, cc_cpu)) = find("client_credentials") {
+        println!(
+            "client_credentials, one signature per response: {:.0} % of the raw bound on {cores} \
+             ({raw:.0}/s); the signature is {:.0} % of the server's CPU per request",
+            100.0 * cc / raw,
+            100.0 * sign_cpu / cc_cpu
+        );
+    }
+    if let Some((_, refresh, refresh_cpu)) = find("refresh") {
+        println!(
+            "refresh, two signatures per response (access + ID token): {:.0} % of the raw bound \
+             on {cores} ({:.0}/s); the signatures are {:.0} % of the server's CPU per request",
+            100.0 * refresh / (raw / 2.0),
+            raw / 2.0,
+            100.0 * 2.0 * sign_cpu / refresh_cpu
+        );
+    }
 }
