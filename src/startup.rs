@@ -285,12 +285,15 @@ pub async fn reload_saml_keys(state: &AppState) -> Result<(), crate::saml::keys:
     Ok(())
 }
 
-/// How often spent refresh tokens and grants are purged (`grants::purge`).
+/// How often spent refresh tokens and grants are purged (`grants::purge`) and lapsed
+/// sessions swept (`logout::sweep_lapsed_sessions`).
 const TOKEN_JANITOR_EVERY: Duration = Duration::from_secs(600);
 
 /// Purges spent refresh tokens and grants now and then, so those tables hold what is
-/// live rather than everything ever issued; stops when the application is dropped.
-/// Every instance does it; the deletes are idempotent.
+/// live rather than everything ever issued, and ends the grants of SSO sessions that ran
+/// out unnoticed (with back-channel logout); stops when the application is dropped.
+/// Every instance does it; the deletes are idempotent, and a grant is revoked (and its
+/// client told) by one instance only.
 fn spawn_token_janitor(state: &web::Data<AppState>) {
     let weak = Arc::downgrade(&state.clone().into_inner());
     tokio::spawn(async move {
@@ -309,6 +312,11 @@ fn spawn_token_janitor(state: &web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(rows) => tracing::info!(rows, "purged spent tokens and grants"),
                 Err(e) => tracing::warn!(error = %e, "token purge failed; will try again"),
+            }
+            match crate::oidc::logout::sweep_lapsed_sessions(&state).await {
+                Ok(0) => {}
+                Ok(sessions) => tracing::info!(sessions, "ended the grants of lapsed sessions"),
+                Err(e) => tracing::warn!(error = %e, "session sweep failed; will try again"),
             }
         }
     });

@@ -198,6 +198,7 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<SsoSe
     if let Some(why) = session.expiry(now) {
         tracing::info!(user_id = %session.user_id, reason = ?why, "session expired");
         end(store, &session.user_id, &handle).await?;
+        crate::oidc::logout::session_lapsed(state, &handle).await?;
         let reason = match why {
             Expiry::Idle => "idle",
             Expiry::Absolute => "absolute",

@@ -147,6 +147,58 @@ pub fn revoke_for_session(
     Ok(live)
 }
 
+/// Whether a grant outlives the SSO session it was made in: only with `offline_access`.
+pub fn outlives_session(scope: &str) -> bool {
+    scope.split(' ').any(|s| s == "offline_access")
+}
+
+/// The SSO sessions that still have live grants which end with the session (not
+/// `offline_access`): what the session sweeper checks.
+pub fn sessions_with_live_grants(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    let pairs: Vec<(Option<String>, String)> = oidc_grants::table
+        .filter(
+            oidc_grants::revoked_at
+                .is_null()
+                .and(oidc_grants::session_handle.is_not_null()),
+        )
+        .select((oidc_grants::session_handle, oidc_grants::scope))
+        .distinct()
+        .load(conn)?;
+    let mut handles: Vec<String> = pairs
+        .into_iter()
+        .filter(|(_, scope)| !outlives_session(scope))
+        .filter_map(|(handle, _)| handle)
+        .collect();
+    handles.sort_unstable();
+    handles.dedup();
+    Ok(handles)
+}
+
+/// Revokes the live grants of an SSO session that ran out (idle or absolute limit),
+/// except those with `offline_access`, which outlive it; returns them. Only grants this
+/// call revoked are returned, so two instances sweeping at once do not both report one.
+pub fn revoke_for_lapsed_session(
+    conn: &mut DbConnection,
+    session_handle: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<GrantRow>, StoreError> {
+    let live: Vec<GrantRow> = oidc_grants::table
+        .filter(
+            oidc_grants::session_handle
+                .eq(session_handle)
+                .and(oidc_grants::revoked_at.is_null()),
+        )
+        .select(GrantRow::as_select())
+        .load(conn)?;
+    let mut revoked = Vec::new();
+    for grant in live.into_iter().filter(|g| !outlives_session(&g.scope)) {
+        if revoke(conn, &grant.id, now)? {
+            revoked.push(grant);
+        }
+    }
+    Ok(revoked)
+}
+
 pub fn insert_refresh(
     conn: &mut DbConnection,
     token_hash: &str,

@@ -376,6 +376,37 @@ impl Flow {
             .unwrap()
     }
 
+    /// Two grants in the browser's one SSO session: `openid profile` (ends with the
+    /// session) and `openid offline_access` (outlives it); their token responses.
+    async fn online_and_offline(&self) -> (Value, Value) {
+        let online: Value = self
+            .exchange(&self.code().await)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let (verifier, challenge) = pkce_pair();
+        let url = self
+            .authorize_url(&[])
+            .replace("scope=openid+profile", "scope=openid+offline_access");
+        assert!(url.contains(&challenge));
+        // Signed in already: straight back with a code.
+        let res = self.browser.get(&url).send().await.unwrap();
+        let back = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        let offline: Value = self
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", &query(&back)["code"]),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ])
+            .await
+            .json()
+            .await
+            .unwrap();
+        (online, offline)
+    }
+
     /// A fresh refresh token from a whole code flow.
     async fn refresh_token(&self) -> String {
         let tokens: Value = self
@@ -1037,14 +1068,7 @@ async fn signing_out_sends_a_verifiable_back_channel_logout_token_and_revokes_to
         "https://rp.example.org/bye?state=bye-1"
     );
 
-    let body = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
-        .await
-        .expect("back-channel logout arrives")
-        .unwrap();
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    let claims = verify_with_jwks(&f.app, &form["logout_token"]).await;
+    let claims = logout_claims(&f.app, &mut received).await;
     let id_claims = claims_of(id_token);
     assert_eq!(claims["iss"], f.app.base.as_str());
     assert_eq!(claims["aud"], f.reg.client_id.as_str());
@@ -1061,6 +1085,112 @@ async fn signing_out_sends_a_verifiable_back_channel_logout_token_and_revokes_to
             .to_str()
             .unwrap()
             .starts_with("/login")
+    );
+}
+
+/// A client with a back-channel URI whose user holds two grants in one SSO session: one
+/// plain (ends with the session) and one with offline_access (outlives it). Returns the
+/// flow, the logout listener, and the two token responses.
+async fn online_and_offline_grants() -> (
+    Flow,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    Value,
+    Value,
+) {
+    let (uri, received) = backchannel_listener().await;
+    let f = Flow::with(ClientSpec {
+        backchannel_logout_uri: Some(uri),
+        ..ClientSpec::new("Ward app", &[REDIRECT])
+    })
+    .await;
+    let (online, offline) = f.online_and_offline().await;
+    (f, received, online, offline)
+}
+
+/// The next back-channel logout token the listener got, verified against the JWKS.
+async fn logout_claims(
+    app: &TestApp,
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> Value {
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+        .await
+        .expect("back-channel logout arrives")
+        .unwrap();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    verify_with_jwks(app, &form["logout_token"]).await
+}
+
+/// After the session ended: the plain grant's refresh token is dead, the offline one's
+/// still live.
+async fn only_offline_survives(f: &Flow, online: &Value, offline: &Value) {
+    let active = |t: &Value| {
+        let token = t["refresh_token"].as_str().unwrap().to_owned();
+        async move { introspect(&f.app, &f.reg, &token).await["active"].clone() }
+    };
+    assert_eq!(active(online).await, false);
+    assert_eq!(
+        active(offline).await,
+        true,
+        "offline access outlives the session"
+    );
+}
+
+#[tokio::test]
+async fn a_session_that_runs_out_unnoticed_ends_its_grants_with_back_channel_logout() {
+    use gatehouse::oidc::logout::sweep_lapsed_sessions;
+    let (f, mut received, online, offline) = online_and_offline_grants().await;
+    assert_eq!(
+        sweep_lapsed_sessions(&f.app.state).await.unwrap(),
+        0,
+        "still live"
+    );
+
+    // The browser is closed; 73 hours later the 72-hour idle limit has passed.
+    f.app.clock.advance(chrono::Duration::hours(73));
+    assert_eq!(sweep_lapsed_sessions(&f.app.state).await.unwrap(), 1);
+    let claims = logout_claims(&f.app, &mut received).await;
+    let id_claims = claims_of(online["id_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], f.reg.client_id.as_str());
+    assert_eq!(
+        (&claims["sub"], &claims["sid"]),
+        (&id_claims["sub"], &id_claims["sid"])
+    );
+    only_offline_survives(&f, &online, &offline).await;
+    let ended = crate::admin::audit_events(&f.app, gatehouse::audit::EventType::SessionEnded).await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].details["reason"], "lapsed");
+    assert_eq!(ended[0].subject.as_deref(), id_claims["sub"].as_str());
+
+    // Nothing is left to end: a second sweep (or another instance's) tells no one again.
+    assert_eq!(sweep_lapsed_sessions(&f.app.state).await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(received.try_recv().is_err(), "one logout token per session");
+}
+
+#[tokio::test]
+async fn a_browser_returning_to_an_expired_session_ends_its_grants_with_back_channel_logout() {
+    let (f, mut received, online, offline) = online_and_offline_grants().await;
+    f.app.clock.advance(chrono::Duration::hours(73));
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login"),
+        "the session is over"
+    );
+    let claims = logout_claims(&f.app, &mut received).await;
+    let id_claims = claims_of(online["id_token"].as_str().unwrap());
+    assert_eq!(claims["sid"], id_claims["sid"]);
+    only_offline_survives(&f, &online, &offline).await;
+    // The sweeper finds nothing more to do for it.
+    assert_eq!(
+        gatehouse::oidc::logout::sweep_lapsed_sessions(&f.app.state)
+            .await
+            .unwrap(),
+        0
     );
 }
 
@@ -1452,25 +1582,7 @@ async fn client_create_and_keys_rotate_from_the_command_line_reach_the_running_s
 #[tokio::test]
 async fn refresh_tokens_end_with_the_session_unless_offline_access_was_granted() {
     let f = Flow::new().await;
-    let online: Value = f.exchange(&f.code().await).await.json().await.unwrap();
-    let (verifier, challenge) = pkce_pair();
-    let url = f
-        .authorize_url(&[])
-        .replace("scope=openid+profile", "scope=openid+offline_access");
-    assert!(url.contains(&challenge));
-    let res = f.browser.get(&url).send().await.unwrap();
-    let back = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
-    let offline: Value = f
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &query(&back)["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (online, offline) = f.online_and_offline().await;
     // Past the 72-hour idle limit the SSO session is over.
     f.app.clock.advance(chrono::Duration::hours(73));
     let res = f
