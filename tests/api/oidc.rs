@@ -1618,19 +1618,22 @@ async fn racing_presentations_of_one_refresh_token_rotate_it_once_and_end_the_fa
             other => panic!("{other}: {}", res.text().await.unwrap()),
         }
     }
-    assert_eq!(rotated.len(), 1, "one presentation rotates the token");
-    // The others were replays of a spent token: the family is over, winner's included.
-    for token in ["access_token", "refresh_token"] {
-        let issued = rotated[0][token].as_str().unwrap();
-        assert_eq!(
-            introspect(&f.app, &f.reg, issued).await["active"],
-            false,
-            "{token}"
-        );
+    // One presentation spends the token; the others are replays of a spent token, and
+    // end the family. On PostgreSQL a replay can revoke the family between the winner's
+    // two statements, and then the winner is refused too rather than handed tokens
+    // that are already dead: at most one is rotated, never two.
+    assert!(rotated.len() <= 1, "{rotated:?}");
+    for token in rotated
+        .iter()
+        .flat_map(|r| [&r["access_token"], &r["refresh_token"]])
+    {
+        let token = token.as_str().unwrap();
+        assert_eq!(introspect(&f.app, &f.reg, token).await["active"], false);
     }
     let reused =
         crate::admin::audit_events(&f.app, gatehouse::audit::EventType::TokenRevoked).await;
-    assert!(!reused.is_empty());
+    assert!(!reused.is_empty(), "a replay ends the family");
+    assert_eq!(introspect(&f.app, &f.reg, &refresh).await["active"], false);
 }
 
 #[tokio::test]
