@@ -54,13 +54,7 @@ pub async fn end_session(state: &AppState, user_id: &str, handle: &str) -> Resul
     // Where a browser is at hand (sign-out, SAML logout) the session's SAML SPs were taken
     // off it and are told by the front channel; any still on it cannot be.
     crate::saml::logout_chain::record_untold(state, user_id, handle).await?;
-    let now = state.clock.now().naive_utc();
-    let h = handle.to_owned();
-    let revoked = state
-        .store
-        .run(move |c| grants::revoke_for_session(c, &h, now))
-        .await?;
-    notify(state, revoked).await?;
+    end_grants(state, handle, false).await?;
     Ok(ended)
 }
 
@@ -93,11 +87,21 @@ pub async fn end_all_sessions(
 /// except `offline_access` grants, which outlive the session by design. Its SAML SPs
 /// cannot be told: which SPs it visited was kept in the session itself.
 pub async fn session_lapsed(state: &AppState, handle: &str) -> Result<Vec<GrantRow>, AppError> {
+    end_grants(state, handle, true).await
+}
+
+/// Revokes the grants of session `handle` (see `grants::revoke_for_session`) and tells
+/// their clients; returns what it revoked.
+async fn end_grants(
+    state: &AppState,
+    handle: &str,
+    spare_offline: bool,
+) -> Result<Vec<GrantRow>, AppError> {
     let now = state.clock.now().naive_utc();
     let h = handle.to_owned();
     let revoked = state
         .store
-        .run(move |c| grants::revoke_for_lapsed_session(c, &h, now))
+        .run(move |c| grants::revoke_for_session(c, &h, spare_offline, now))
         .await?;
     notify(state, revoked.clone()).await?;
     Ok(revoked)

@@ -57,17 +57,17 @@ pub fn insert(conn: &mut DbConnection, grant: &NewGrant) -> Result<GrantRow, Sto
     })
 }
 
-pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<GrantRow>, StoreError> {
+/// A grant that exists and is not revoked.
+pub fn live(conn: &mut DbConnection, id: &str) -> Result<Option<GrantRow>, StoreError> {
     Ok(oidc_grants::table
-        .find(id)
+        .filter(
+            oidc_grants::id
+                .eq(id)
+                .and(oidc_grants::revoked_at.is_null()),
+        )
         .select(GrantRow::as_select())
         .first(conn)
         .optional()?)
-}
-
-/// A grant that exists and is not revoked.
-pub fn live(conn: &mut DbConnection, id: &str) -> Result<Option<GrantRow>, StoreError> {
-    Ok(find(conn, id)?.filter(|g| g.revoked_at.is_none()))
 }
 
 /// A live grant and its user (None for a grant without one), in one query: what
@@ -128,25 +128,6 @@ pub fn revoke_for_user(
     Ok(live)
 }
 
-/// Revokes every live grant made under one SSO session; returns them.
-pub fn revoke_for_session(
-    conn: &mut DbConnection,
-    session_handle: &str,
-    now: NaiveDateTime,
-) -> Result<Vec<GrantRow>, StoreError> {
-    let filter = oidc_grants::session_handle
-        .eq(session_handle)
-        .and(oidc_grants::revoked_at.is_null());
-    let live: Vec<GrantRow> = oidc_grants::table
-        .filter(filter)
-        .select(GrantRow::as_select())
-        .load(conn)?;
-    diesel::update(oidc_grants::table.filter(filter))
-        .set(oidc_grants::revoked_at.eq(now))
-        .execute(conn)?;
-    Ok(live)
-}
-
 /// Whether a grant outlives the SSO session it was made in: only with `offline_access`.
 pub fn outlives_session(scope: &str) -> bool {
     scope.split(' ').any(|s| s == "offline_access")
@@ -174,12 +155,15 @@ pub fn sessions_with_live_grants(conn: &mut DbConnection) -> Result<Vec<String>,
     Ok(handles)
 }
 
-/// Revokes the live grants of an SSO session that ran out (idle or absolute limit),
-/// except those with `offline_access`, which outlive it; returns them. Only grants this
-/// call revoked are returned, so two instances sweeping at once do not both report one.
-pub fn revoke_for_lapsed_session(
+/// Revokes the live grants made under one SSO session, sparing those that outlive it
+/// (`offline_access`) when `spare_offline` (the session ran out rather than being
+/// ended); returns them, for back-channel logout. Each grant is revoked by its own
+/// conditional UPDATE and returned only by the call that revoked it, so two instances
+/// ending one session at once do not both tell its clients.
+pub fn revoke_for_session(
     conn: &mut DbConnection,
     session_handle: &str,
+    spare_offline: bool,
     now: NaiveDateTime,
 ) -> Result<Vec<GrantRow>, StoreError> {
     let live: Vec<GrantRow> = oidc_grants::table
@@ -191,7 +175,10 @@ pub fn revoke_for_lapsed_session(
         .select(GrantRow::as_select())
         .load(conn)?;
     let mut revoked = Vec::new();
-    for grant in live.into_iter().filter(|g| !outlives_session(&g.scope)) {
+    for grant in live {
+        if spare_offline && outlives_session(&grant.scope) {
+            continue;
+        }
         if revoke(conn, &grant.id, now)? {
             revoked.push(grant);
         }
