@@ -250,20 +250,32 @@ impl Store {
             .await
             .map_err(|_| StoreError::Unavailable("no database connection came free".into()))?
             .map_err(|_| StoreError::Unavailable("the connection pool is closed".into()))?;
-        let pool = self.pool.clone();
+        let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut pooled = pool.get()?;
-            let result = f(&mut pooled.conn);
-            match &result {
-                Ok(_) => pooled.known_good = Instant::now(),
-                Err(StoreError::Unavailable(_)) => pooled.broken = true,
-                Err(_) => {}
-            }
-            result
+            store.run_blocking(f)
         })
         .await
         .map_err(|e| StoreError::Query(format!("database task failed: {e}")))?
+    }
+
+    /// Like `run`, but on the calling thread, which must be one that may block (a
+    /// thread of its own, never a Tokio worker). It does not queue at the gate: it waits
+    /// in the pool itself, for at most the same checkout timeout. Meant for the one
+    /// long-lived thread that writes the audit trail, which would otherwise pay two
+    /// thread hand-offs per batch.
+    pub fn run_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut pooled = self.pool.get()?;
+        let result = f(&mut pooled.conn);
+        match &result {
+            Ok(_) => pooled.known_good = Instant::now(),
+            Err(StoreError::Unavailable(_)) => pooled.broken = true,
+            Err(_) => {}
+        }
+        result
     }
 
     /// Like `run`, inside one transaction.
