@@ -10,10 +10,12 @@
 //!    two), then requests/s and p99 measured by `wrk` for discovery, JWKS, userinfo,
 //!    client_credentials and refresh. wrk, PostgreSQL and Redis share the cores with
 //!    the server, so these numbers are a lower bound.
-//! 2. The server pinned to core 0 and wrk to the others, as if the load generator and
-//!    the database were on other machines: raw signatures on core 0, then the two token
-//!    runs again. PostgreSQL and Redis are not pinned (they are the machine's services),
-//!    so they can still take time from core 0.
+//! 2. A second server, started in a child process that may run on core 0 only (so it
+//!    sizes its workers for one core, as on a machine of its own), with wrk on the
+//!    other cores, as if the load generator and the database were on other machines:
+//!    raw signatures on core 0, then the two token runs again. PostgreSQL and Redis are
+//!    not pinned (they are the machine's services), so they can still take time from
+//!    core 0.
 //!
 //! Each run also shows where the machine's CPU went per request: the server (this
 //! process), wrk, and the rest (PostgreSQL, Redis, the kernel's own threads).
@@ -112,17 +114,6 @@ impl Cpu {
             idle: self.idle - before.idle,
         }
     }
-}
-
-/// Pins every thread of this process (the server's included) to `cpus`, a `taskset`
-/// list. Threads started later inherit it from the thread that starts them.
-fn pin_process(cpus: &str) {
-    let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("taskset runs (util-linux)");
-    assert!(status.success(), "taskset -a -p -c {cpus} failed");
 }
 
 /// Signatures per second with one signing thread per core of `threads`, and the CPU
@@ -286,10 +277,23 @@ fn wrk(dir: &Path, run: &Run<'_>, cpus: Option<&str>) -> WrkResult {
     }
 }
 
+/// Set (to the cores wrk may use) in the child process that runs phase 2.
+const PINNED_PHASE: &str = "OIDC_LOAD_PINNED_PHASE_WRK_CPUS";
+/// The database pool size phase 1 chose, handed to the child of phase 2.
+const POOL_SIZE: &str = "OIDC_LOAD_POOL_SIZE";
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks benchmarks to list themselves
+    }
+    if let Ok(wrk_cpus) = std::env::var(PINNED_PHASE) {
+        let pool = std::env::var(POOL_SIZE)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(4);
+        pinned_phase(&wrk_cpus, pool).await;
+        return;
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!("== raw RS256 (RSA-2048) signatures on {cores} cores");
@@ -298,217 +302,203 @@ async fn main() {
         "raw signatures/s: {raw:.0} ({:.3} ms of CPU each)",
         sign_cpu * 1000.0
     );
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests(dir.path().to_owned());
-    config.log_level = "error".into();
     // Two connections per core: with the database on the same cores, every busy
     // connection is one more runnable backend, and a pool of 16 on 2 cores gave the
     // DB-bound endpoints a p99 of 100-500 ms for no more throughput (README).
     let pool = 2 * cores;
-    config.database_pool_size = u32::try_from(pool).unwrap_or(4);
-    config.rate_limit_per_minute = 1_000_000;
-    config.rate_limit_burst = 1_000_000;
-    config.access_token_secs = 3600;
-    let backend = match (
-        std::env::var("GATEHOUSE_TEST_DATABASE_URL")
-            .ok()
-            .filter(|s| !s.is_empty()),
-        std::env::var("GATEHOUSE_TEST_REDIS_URL")
-            .ok()
-            .filter(|s| !s.is_empty()),
-    ) {
-        (Some(db), Some(redis)) => {
-            use diesel::{Connection, RunQueryDsl};
-            let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = diesel::PgConnection::establish(&db).unwrap();
-            diesel::sql_query(format!("CREATE SCHEMA {schema}"))
-                .execute(&mut conn)
-                .unwrap();
-            let sep = if db.contains('?') { '&' } else { '?' };
-            config.database_url = Some(
-                url::Url::parse(&format!("{db}{sep}options=-csearch_path%3D{schema}")).unwrap(),
-            );
-            config.redis_url = Some(url::Url::parse(&redis).unwrap());
-            config.redis_key_prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
-            config.master_key = Some(STANDARD.encode([7u8; 32]).into());
-            "PostgreSQL + Redis"
-        }
-        _ => "SQLite + memory",
-    };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    config.issuer = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
-    let app = Application::build_on(listener, config, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    let base = format!("https://127.0.0.1:{port}");
-    create_account(
-        &state,
-        NewAccount {
-            org: OrgName::parse("default").unwrap(),
-            username: Username::parse("bench").unwrap(),
-            email: Email::parse("bench@example.org").unwrap(),
-            display_name: None,
-            role: Role::User,
-            password: Password::parse(PASSWORD.into()).unwrap(),
-            must_change_password: false,
-        },
-    )
-    .await
-    .unwrap();
-    let web = register(
-        &state.store,
-        ClientSpec::new("Bench web", &[REDIRECT]),
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
-    let web_secret = web
-        .client_secret
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    let service = register(
-        &state.store,
-        ClientSpec {
-            grant_types: vec!["client_credentials".into()],
-            scopes: vec!["profile".into()],
-            ..ClientSpec::new("Bench service", &[])
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
-    let service_secret = service
-        .client_secret
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-
-    let basic = |id: &str, secret: &str| STANDARD.encode(format!("{id}:{secret}"));
-    let browser = client();
-    let web_basic = basic(&web.client_id, &web_secret);
-    let refresh_script =
-        || refresh_script(&browser, &base, &web.client_id, &web_secret, &web_basic);
-    let (first_refresh, access_token) = refresh_script().await;
-    let userinfo_script = format!("wrk.headers[\"Authorization\"] = \"Bearer {access_token}\"\n");
-    let cc_script = format!(
-        "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials&scope=profile\"\n\
-         wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n\
-         wrk.headers[\"Authorization\"] = \"Basic {}\"\n",
-        basic(&service.client_id, &service_secret)
-    );
-    let token_url = format!("{base}/token");
-    let cc = Run {
-        label: "client_credentials",
-        url: &token_url,
-        threads: 2,
-        connections: 32,
-        script: Some(&cc_script),
-    };
-    // One connection per wrk thread: a refresh chain must not have two requests in flight.
-    let refresh = |script| Run {
-        label: "refresh",
-        url: &token_url,
-        threads: REFRESH_CONNECTIONS,
-        connections: REFRESH_CONNECTIONS,
-        script: Some(script),
-    };
-    let discovery_url = format!("{base}/.well-known/openid-configuration");
-    let jwks_url = format!("{base}/jwks");
-    let userinfo_url = format!("{base}/userinfo");
-    let shared = [
-        Run {
-            label: "discovery",
-            url: &discovery_url,
-            threads: 2,
-            connections: 32,
-            script: None,
-        },
-        Run {
-            label: "jwks",
-            url: &jwks_url,
-            threads: 2,
-            connections: 32,
-            script: None,
-        },
-        Run {
-            label: "userinfo",
-            url: &userinfo_url,
-            threads: 2,
-            connections: 32,
-            script: Some(&userinfo_script),
-        },
-        cc.clone(),
-        refresh(&first_refresh),
-    ];
+    let bench = Bench::start(pool).await;
     println!(
-        "\n== server: release build, {backend}, {pool} database connections, HTTPS, \
-         everything on all {cores} cores, {SECONDS} s per run"
+        "\n== server: release build, {}, {pool} database connections, HTTPS, \
+         everything on all {cores} cores, {SECONDS} s per run",
+        bench.backend
     );
-    let measured = measure(dir.path(), &shared, None);
+    let (refresh_script, userinfo_script) = bench.refresh_script().await;
+    let (cc_script, token_url) = (bench.cc_script(), bench.token_url());
+    let discovery_url = format!("{}/.well-known/openid-configuration", bench.base);
+    let jwks_url = format!("{}/jwks", bench.base);
+    let userinfo_url = format!("{}/userinfo", bench.base);
+    let runs = [
+        Run::get("discovery", &discovery_url, None),
+        Run::get("jwks", &jwks_url, None),
+        Run::get("userinfo", &userinfo_url, Some(&userinfo_script)),
+        Run::client_credentials(&token_url, &cc_script),
+        Run::refresh(&token_url, &refresh_script),
+    ];
+    let measured = measure(bench.dir.path(), &runs, None);
     summarise(&measured, raw, sign_cpu, "all cores");
 
-    // The same endpoints with the server on a core of its own, as it would be with the
-    // load generator and PostgreSQL on other machines: the bound is then what that one
-    // core can sign.
     if cores < 2 {
         return;
     }
-    let others = format!("1-{}", cores - 1);
-    pin_process("0");
-    let (raw_one, sign_cpu_one) = raw_signatures_per_second(1, 5);
+    // Phase 2 runs in a fresh process started on core 0 alone, so the server sizes
+    // itself (actix workers, tokio workers) for the one core it has, as it would on a
+    // machine of its own.
+    let status = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(std::env::current_exe().expect("the benchmark knows its own path"))
+        .env(PINNED_PHASE, format!("1-{}", cores - 1))
+        .env(POOL_SIZE, pool.to_string())
+        .status()
+        .expect("taskset runs (util-linux)");
+    assert!(status.success(), "the pinned phase failed");
+}
+
+/// Phase 2, in a process pinned to core 0: the server alone there, wrk on `wrk_cpus`,
+/// as it would be with the load generator and PostgreSQL on other machines; the bound
+/// is then what that one core can sign.
+async fn pinned_phase(wrk_cpus: &str, pool: usize) {
+    let (raw, sign_cpu) = raw_signatures_per_second(1, 5);
+    let bench = Bench::start(pool).await;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "\n== server pinned to core 0; wrk on cores {others}; PostgreSQL and Redis unpinned\n\
-         raw signatures/s on core 0: {raw_one:.0} ({:.3} ms of CPU each)",
-        sign_cpu_one * 1000.0
+        "\n== server started on core 0 alone ({workers} worker), {}, {pool} database \
+         connections; wrk on cores {wrk_cpus}; PostgreSQL and Redis unpinned\n\
+         raw signatures/s on core 0: {raw:.0} ({:.3} ms of CPU each)",
+        bench.backend,
+        sign_cpu * 1000.0
     );
-    let (second_refresh, _) = refresh_script().await;
-    let measured = measure(dir.path(), &[cc, refresh(&second_refresh)], Some(&others));
-    summarise(&measured, raw_one, sign_cpu_one, "core 0");
+    let (refresh_script, _) = bench.refresh_script().await;
+    let (cc_script, token_url) = (bench.cc_script(), bench.token_url());
+    let runs = [
+        Run::client_credentials(&token_url, &cc_script),
+        Run::refresh(&token_url, &refresh_script),
+    ];
+    let measured = measure(bench.dir.path(), &runs, Some(wrk_cpus));
+    summarise(&measured, raw, sign_cpu, "core 0");
 }
 
-const REFRESH_CONNECTIONS: u32 = 16;
-
-/// One wrk run.
-#[derive(Clone)]
-struct Run<'a> {
-    label: &'static str,
-    url: &'a str,
-    threads: u32,
-    connections: u32,
-    script: Option<&'a str>,
+/// A running server with a user, a web client (code flow, refresh) and a service
+/// client (client_credentials).
+struct Bench {
+    dir: tempfile::TempDir,
+    backend: &'static str,
+    base: String,
+    web_id: String,
+    web_secret: String,
+    service_basic: String,
 }
 
-/// A wrk script that refreshes with its own grant on each connection (rotation makes
-/// each refresh token single use, so every connection keeps its own chain), and one of
-/// the access tokens issued on the way.
-async fn refresh_script(
-    browser: &reqwest::Client,
-    base: &str,
-    client_id: &str,
-    secret: &str,
-    basic: &str,
-) -> (String, String) {
-    let mut refresh_tokens = Vec::new();
-    let mut access_token = String::new();
-    for _ in 0..REFRESH_CONNECTIONS {
-        let tokens = code_flow(browser, base, client_id, secret).await;
-        access_token = tokens["access_token"].as_str().unwrap().to_owned();
-        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+impl Bench {
+    async fn start(pool: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path().to_owned());
+        config.log_level = "error".into();
+        config.database_pool_size = u32::try_from(pool).unwrap_or(4);
+        config.rate_limit_per_minute = 1_000_000;
+        config.rate_limit_burst = 1_000_000;
+        config.access_token_secs = 3600;
+        let backend = match (
+            std::env::var("GATEHOUSE_TEST_DATABASE_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            std::env::var("GATEHOUSE_TEST_REDIS_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        ) {
+            (Some(db), Some(redis)) => {
+                use diesel::{Connection, RunQueryDsl};
+                let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(&db).unwrap();
+                diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut conn)
+                    .unwrap();
+                let sep = if db.contains('?') { '&' } else { '?' };
+                config.database_url = Some(
+                    url::Url::parse(&format!("{db}{sep}options=-csearch_path%3D{schema}")).unwrap(),
+                );
+                config.redis_url = Some(url::Url::parse(&redis).unwrap());
+                config.redis_key_prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
+                config.master_key = Some(STANDARD.encode([7u8; 32]).into());
+                "PostgreSQL + Redis"
+            }
+            _ => "SQLite + memory",
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        config.issuer = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+        let app = Application::build_on(listener, config, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        create_account(
+            &state,
+            NewAccount {
+                org: OrgName::parse("default").unwrap(),
+                username: Username::parse("bench").unwrap(),
+                email: Email::parse("bench@example.org").unwrap(),
+                display_name: None,
+                role: Role::User,
+                password: Password::parse(PASSWORD.into()).unwrap(),
+                must_change_password: false,
+            },
+        )
+        .await
+        .unwrap();
+        let secret = |c: &gatehouse::oidc::clients::Registered| {
+            c.client_secret.as_ref().unwrap().expose_secret().to_owned()
+        };
+        let web = register(
+            &state.store,
+            ClientSpec::new("Bench web", &[REDIRECT]),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        let service = register(
+            &state.store,
+            ClientSpec {
+                grant_types: vec!["client_credentials".into()],
+                scopes: vec!["profile".into()],
+                ..ClientSpec::new("Bench service", &[])
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        Self {
+            dir,
+            backend,
+            base: format!("https://127.0.0.1:{port}"),
+            web_secret: secret(&web),
+            web_id: web.client_id,
+            service_basic: basic(&service.client_id, &secret(&service)),
+        }
     }
-    let token_list = refresh_tokens
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let script = format!(
-        r#"local tokens = {{ {token_list} }}
+
+    fn token_url(&self) -> String {
+        format!("{}/token", self.base)
+    }
+
+    fn cc_script(&self) -> String {
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials&scope=profile\"\n\
+             wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n\
+             wrk.headers[\"Authorization\"] = \"Basic {}\"\n",
+            self.service_basic
+        )
+    }
+
+    /// A wrk script that refreshes with its own grant on each connection (rotation makes
+    /// each refresh token single use, so every connection keeps its own chain), and a
+    /// userinfo script with one of the access tokens issued on the way.
+    async fn refresh_script(&self) -> (String, String) {
+        let browser = client();
+        let mut refresh_tokens = Vec::new();
+        let mut access_token = String::new();
+        for _ in 0..REFRESH_CONNECTIONS {
+            let tokens = code_flow(&browser, &self.base, &self.web_id, &self.web_secret).await;
+            access_token = tokens["access_token"].as_str().unwrap().to_owned();
+            refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+        }
+        let token_list = refresh_tokens
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let basic = basic(&self.web_id, &self.web_secret);
+        let script = format!(
+            r#"local tokens = {{ {token_list} }}
 local next_index = 1
 function setup(thread)
   thread:set("token", tokens[next_index])
@@ -525,8 +515,54 @@ response = function(status, headers, body)
   if t then token = t end
 end
 "#
-    );
-    (script, access_token)
+        );
+        let userinfo = format!("wrk.headers[\"Authorization\"] = \"Bearer {access_token}\"\n");
+        (script, userinfo)
+    }
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    STANDARD.encode(format!("{id}:{secret}"))
+}
+
+const REFRESH_CONNECTIONS: u32 = 16;
+
+/// One wrk run.
+#[derive(Clone)]
+struct Run<'a> {
+    label: &'static str,
+    url: &'a str,
+    threads: u32,
+    connections: u32,
+    script: Option<&'a str>,
+}
+
+impl<'a> Run<'a> {
+    fn get(label: &'static str, url: &'a str, script: Option<&'a str>) -> Self {
+        Self {
+            label,
+            url,
+            threads: 2,
+            connections: 32,
+            script,
+        }
+    }
+
+    fn client_credentials(url: &'a str, script: &'a str) -> Self {
+        Self::get("client_credentials", url, Some(script))
+    }
+
+    /// One connection per wrk thread: a refresh chain must not have two requests in
+    /// flight.
+    fn refresh(url: &'a str, script: &'a str) -> Self {
+        Self {
+            label: "refresh",
+            url,
+            threads: REFRESH_CONNECTIONS,
+            connections: REFRESH_CONNECTIONS,
+            script: Some(script),
+        }
+    }
 }
 
 /// Runs each of `runs` (wrk pinned to `wrk_cpus` if given) and prints a line per run:
