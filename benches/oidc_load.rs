@@ -23,24 +23,20 @@
 use std::{
     path::Path,
     process::Command,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use gatehouse::{
-    auth::account::{NewAccount, create_account},
-    clock::SystemClock,
-    config::Config,
     crypto::signing::RsaSigner,
-    domain::{Email, OrgName, Password, Role, Username},
     oidc::clients::{ClientSpec, register},
-    startup::Application,
 };
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-const PASSWORD: &str = "Quiet-Harbour-42";
+mod common;
+
+use common::PASSWORD;
 const REDIRECT: &str = "https://rp.example.org/callback";
 const SECONDS: u32 = 10;
 
@@ -381,11 +377,8 @@ struct Bench {
 impl Bench {
     async fn start(pool: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(dir.path().to_owned());
-        config.log_level = "error".into();
+        let mut config = common::config(dir.path());
         config.database_pool_size = u32::try_from(pool).unwrap_or(4);
-        config.rate_limit_per_minute = 1_000_000;
-        config.rate_limit_burst = 1_000_000;
         config.access_token_secs = 3600;
         let backend = match (
             std::env::var("GATEHOUSE_TEST_DATABASE_URL")
@@ -413,28 +406,7 @@ impl Bench {
             }
             _ => "SQLite + memory",
         };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        config.issuer = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
-        let app = Application::build_on(listener, config, Arc::new(SystemClock))
-            .await
-            .unwrap();
-        let state = app.state();
-        tokio::spawn(app.run_until_stopped());
-        create_account(
-            &state,
-            NewAccount {
-                org: OrgName::parse("default").unwrap(),
-                username: Username::parse("bench").unwrap(),
-                email: Email::parse("bench@example.org").unwrap(),
-                display_name: None,
-                role: Role::User,
-                password: Password::parse(PASSWORD.into()).unwrap(),
-                must_change_password: false,
-            },
-        )
-        .await
-        .unwrap();
+        let (state, base) = common::serve(config, None).await;
         let secret = |c: &gatehouse::oidc::clients::Registered| {
             c.client_secret.as_ref().unwrap().expose_secret().to_owned()
         };
@@ -459,7 +431,7 @@ impl Bench {
         Self {
             dir,
             backend,
-            base: format!("https://127.0.0.1:{port}"),
+            base,
             web_secret: secret(&web),
             web_id: web.client_id,
             service_basic: basic(&service.client_id, &secret(&service)),

@@ -8,26 +8,18 @@
 //!
 //! The load generator shares the machine with the server, so (2) includes its cost.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{SecondsFormat, Utc};
-use gatehouse::{
-    auth::account::{NewAccount, create_account},
-    clock::SystemClock,
-    config::Config,
-    domain::{Email, OrgName, Password, Role, Username},
-    saml::{
-        assertion::{self, Person, Statement},
-        providers::{self, ImportSettings},
-    },
-    startup::Application,
+use gatehouse::saml::{
+    assertion::{self, Person, Statement},
+    providers::{self, ImportSettings},
 };
 
-const PASSWORD: &str = "Quiet-Harbour-42";
+mod common;
+
+use common::PASSWORD;
 const ACS: &str = "https://sp.example.org/acs";
 const SP: &str = "https://sp.example.org/metadata";
 
@@ -82,33 +74,7 @@ async fn main() {
         return; // `cargo test --benches` asks benchmarks to list themselves
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests(dir.path().to_owned());
-    config.log_level = "error".into();
-    config.rate_limit_per_minute = 1_000_000;
-    config.rate_limit_burst = 1_000_000;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    config.issuer = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
-    let app = Application::build_on(listener, config, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    let base = format!("https://127.0.0.1:{port}");
-    create_account(
-        &state,
-        NewAccount {
-            org: OrgName::parse("default").unwrap(),
-            username: Username::parse("bench").unwrap(),
-            email: Email::parse("bench@example.org").unwrap(),
-            display_name: Some("Bench Mark".into()),
-            role: Role::User,
-            password: Password::parse(PASSWORD.into()).unwrap(),
-            must_change_password: false,
-        },
-    )
-    .await
-    .unwrap();
+    let (state, base) = common::serve(common::config(dir.path()), Some("Bench Mark")).await;
 
     println!("== signed assertions per second (one core)");
     let metadata = metadata();

@@ -14,17 +14,14 @@ use std::{
 };
 
 use gatehouse::{
-    auth::{
-        account::{NewAccount, create_account},
-        password::Hasher,
-    },
-    clock::SystemClock,
+    auth::password::Hasher,
     config::Config,
-    domain::{Email, OrgName, Password, Role, Username},
-    startup::Application,
+    domain::{OrgName, Password},
 };
 
-const PASSWORD: &str = "Quiet-Harbour-42";
+mod common;
+
+use common::PASSWORD;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -136,35 +133,9 @@ async fn main() {
     println!("raw verifications/s: {raw:.1}");
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests(dir.path().to_owned());
-    config.log_level = "error".into();
-    // One load generator is one client address: lift the per-IP quota so the flood
-    // reaches the hashing queue, which is what this measures.
-    config.rate_limit_per_minute = 1_000_000;
-    config.rate_limit_burst = 1_000_000;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    config.issuer = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
-    let app = Application::build_on(listener, config, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    let base = format!("https://127.0.0.1:{port}");
-    create_account(
-        &state,
-        NewAccount {
-            org: OrgName::parse("default").unwrap(),
-            username: Username::parse("bench").unwrap(),
-            email: Email::parse("bench@example.org").unwrap(),
-            display_name: None,
-            role: Role::User,
-            password: Password::parse(PASSWORD.into()).unwrap(),
-            must_change_password: false,
-        },
-    )
-    .await
-    .unwrap();
+    // The per-IP quota is lifted (`common::config`), so the flood reaches the hashing
+    // queue, which is what this measures.
+    let (state, base) = common::serve(common::config(dir.path()), None).await;
 
     println!("\n== the brute-force guard's cost: 200 sequential sign-ins, lockout on vs off");
     let browser = client();

@@ -1,0 +1,60 @@
+//! Set-up the server benchmarks share: a configuration without the per-IP quota, and a
+//! server on a loopback port with its one user. Each benchmark is a crate of its own
+//! and includes this with `mod common;`.
+
+use std::{path::Path, sync::Arc};
+
+use actix_web::web;
+use gatehouse::{
+    auth::account::{NewAccount, create_account},
+    clock::SystemClock,
+    config::Config,
+    domain::{Email, OrgName, Password, Role, Username},
+    startup::{AppState, Application},
+};
+
+/// The benchmark user's name and password.
+pub const USERNAME: &str = "bench";
+pub const PASSWORD: &str = "Quiet-Harbour-42";
+
+/// The test configuration in `dir`, with quiet logs and the per-IP quota lifted: one
+/// load generator is one client address.
+pub fn config(dir: &Path) -> Config {
+    let mut config = Config::for_tests(dir.to_owned());
+    config.log_level = "error".into();
+    config.rate_limit_per_minute = 1_000_000;
+    config.rate_limit_burst = 1_000_000;
+    config
+}
+
+/// Starts a server with `config` on a loopback port (HTTPS, its issuer set to that
+/// address) and creates the user [`USERNAME`]; returns its state and base URL.
+pub async fn serve(
+    mut config: Config,
+    display_name: Option<&str>,
+) -> (web::Data<AppState>, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("https://127.0.0.1:{port}");
+    config.issuer = url::Url::parse(&base).unwrap();
+    let app = Application::build_on(listener, config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    create_account(
+        &state,
+        NewAccount {
+            org: OrgName::parse("default").unwrap(),
+            username: Username::parse(USERNAME).unwrap(),
+            email: Email::parse("bench@example.org").unwrap(),
+            display_name: display_name.map(str::to_owned),
+            role: Role::User,
+            password: Password::parse(PASSWORD.into()).unwrap(),
+            must_change_password: false,
+        },
+    )
+    .await
+    .unwrap();
+    (state, base)
+}
