@@ -379,12 +379,7 @@ impl Flow {
     /// Two grants in the browser's one SSO session: `openid profile` (ends with the
     /// session) and `openid offline_access` (outlives it); their token responses.
     async fn online_and_offline(&self) -> (Value, Value) {
-        let online: Value = self
-            .exchange(&self.code().await)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let online = self.tokens().await;
         let (verifier, challenge) = pkce_pair();
         let url = self
             .authorize_url(&[])
@@ -407,15 +402,21 @@ impl Flow {
         (online, offline)
     }
 
-    /// A fresh refresh token from a whole code flow.
-    async fn refresh_token(&self) -> String {
-        let tokens: Value = self
-            .exchange(&self.code().await)
+    /// The token response of a whole code flow.
+    async fn tokens(&self) -> Value {
+        self.exchange(&self.code().await)
             .await
             .json()
             .await
-            .unwrap();
-        tokens["refresh_token"].as_str().unwrap().to_owned()
+            .unwrap()
+    }
+
+    /// A fresh refresh token from a whole code flow.
+    async fn refresh_token(&self) -> String {
+        self.tokens().await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn exchange(&self, code: &str) -> reqwest::Response {
@@ -463,8 +464,7 @@ async fn a_wrong_client_secret_is_401_invalid_client() {
 #[tokio::test]
 async fn the_janitor_purges_revoked_grants_and_expired_refresh_tokens_only() {
     let f = Flow::new().await;
-    let first: Value = f.exchange(&f.code().await).await.json().await.unwrap();
-    let second: Value = f.exchange(&f.code().await).await.json().await.unwrap();
+    let (first, second) = (f.tokens().await, f.tokens().await);
     let (first_refresh, second_refresh) = (
         first["refresh_token"].as_str().unwrap(),
         second["refresh_token"].as_str().unwrap(),
@@ -1050,8 +1050,7 @@ async fn signing_out_sends_a_verifiable_back_channel_logout_token_and_revokes_to
         ..ClientSpec::new("Ward app", &[REDIRECT])
     })
     .await;
-    let code = f.code().await;
-    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let tokens = f.tokens().await;
     let id_token = tokens["id_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
@@ -1211,8 +1210,7 @@ async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
     let res = f.browser.get(url.as_str()).send().await.unwrap();
     assert_eq!(res.status(), 400);
     // Tokens we really signed, but not ID tokens: an access token and a logout token.
-    let code = f.code().await;
-    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let tokens = f.tokens().await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let logout = {
         let ring = f.app.state.keys.current();
@@ -1249,8 +1247,7 @@ async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
 async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_next_key() {
     use gatehouse::crypto::signing;
     let f = Flow::new().await;
-    let code = f.code().await;
-    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let tokens = f.tokens().await;
     let old_access = tokens["access_token"].as_str().unwrap().to_owned();
     let old_kid = claims_header_kid(&old_access);
     let jwks: Value = rp_http()
@@ -1794,8 +1791,7 @@ async fn a_saml_logout_request_revokes_oidc_tokens_tells_the_other_sp_and_answer
         ..ClientSpec::new("Ward app", &[REDIRECT])
     })
     .await;
-    let code = f.code().await;
-    let tokens: Value = f.exchange(&code).await.json().await.unwrap();
+    let tokens = f.tokens().await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
     // The same browser session signs in to two SAML SPs; the first then asks to log out.
