@@ -381,10 +381,17 @@ fn write_batches(
     let mut head: Option<ledger::Head> = None;
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
-        // Whatever else arrived meanwhile (while the last batch was being written, most
-        // of all) joins this batch. No timer, so a lone event is not delayed: waiting
-        // for company (300 µs when events came back to back) halved a lone sequential
+        // Let whatever else is ready to run on this core (the request workers, under
+        // load) go first: on an idle core this returns at once, on a busy one the
+        // workers add their events to this batch, and one commit then serves them all.
+        // With the server on one core at the token endpoint, that made batches about
+        // ten times larger and PostgreSQL's CPU per token a tenth; a lone sequential
+        // writer's rate did not move (`cargo bench --bench audit`). A timer would
+        // delay every event, busy or not: waiting 300 µs for company halved a lone
         // writer's rate and cost 8 concurrent writers a fifth of theirs.
+        std::thread::yield_now();
+        // Whatever else arrived meanwhile (while the last batch was being written, most
+        // of all) joins this batch.
         take_waiting(&mut queue, &mut batch);
         let (events, waiting): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.event, p.done)).unzip();
