@@ -17,11 +17,16 @@ use gatehouse::{
 pub const USERNAME: &str = "bench";
 pub const PASSWORD: &str = "Quiet-Harbour-42";
 
-/// The test configuration in `dir`, with quiet logs and the per-IP quota lifted: one
-/// load generator is one client address.
+/// Set to a log level (`info`, production's default) to install the server's JSON
+/// logger, writing to stderr as in production; unset, no logger is installed and
+/// logging costs nothing.
+pub const LOG_LEVEL_VAR: &str = "GATEHOUSE_BENCH_LOG_LEVEL";
+
+/// The test configuration in `dir`, with the per-IP quota lifted (one load generator
+/// is one client address) and logs as [`LOG_LEVEL_VAR`] asks.
 pub fn config(dir: &Path) -> Config {
     let mut config = Config::for_tests(dir.to_owned());
-    config.log_level = "error".into();
+    config.log_level = std::env::var(LOG_LEVEL_VAR).unwrap_or_else(|_| "error".into());
     config.rate_limit_per_minute = 1_000_000;
     config.rate_limit_burst = 1_000_000;
     config
@@ -37,6 +42,9 @@ pub async fn serve(
     let port = listener.local_addr().unwrap().port();
     let base = format!("https://127.0.0.1:{port}");
     config.issuer = url::Url::parse(&base).unwrap();
+    if std::env::var_os(LOG_LEVEL_VAR).is_some() {
+        gatehouse::telemetry::init_logging(&config);
+    }
     let app = Application::build_on(listener, config, Arc::new(SystemClock))
         .await
         .unwrap();
