@@ -305,7 +305,9 @@ fn main() -> ExitCode {
         print!("{}", config.redacted_toml());
         return ExitCode::SUCCESS;
     }
-    telemetry::init_logging(&config);
+    // Declared before the runtime, so dropped after it: what its threads log last is
+    // still written out.
+    let _log_writer = telemetry::init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -363,7 +365,9 @@ async fn serve(config: Config) -> Result<(), String> {
     spawn_reload_on_hangup(app.tls_certificate());
     println!("Gatehouse listening on {scheme}://{}", app.local_addr());
     tracing::info!(addr = %app.local_addr(), "listening");
-    app.run_until_stopped().await.map_err(|e| e.to_string())
+    app.run_until_stopped().await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// SIGHUP (`systemctl reload`, `kill -HUP`) re-reads the TLS certificate and key: a

@@ -43,7 +43,8 @@ pub async fn serve(
     let base = format!("https://127.0.0.1:{port}");
     config.issuer = url::Url::parse(&base).unwrap();
     if std::env::var_os(LOG_LEVEL_VAR).is_some() {
-        gatehouse::telemetry::init_logging(&config);
+        // The subscriber is the process's for good, and so is its writer.
+        std::mem::forget(gatehouse::telemetry::init_logging(&config));
     }
     let app = Application::build_on(listener, config, Arc::new(SystemClock))
         .await

@@ -131,10 +131,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
 /// Starts a server on an existing configuration (a second instance, a restart).
 pub async fn spawn_with_config(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        gatehouse::telemetry::init_logging(&Config {
+        // The subscriber is the process's for good, and so is its writer.
+        std::mem::forget(gatehouse::telemetry::init_logging(&Config {
             log_level: "debug".into(),
             ..config.clone()
-        });
+        }));
     }
     // Bind first, so the issuer (links, Origin checks, tokens) names the real port.
     let listener = std::net::TcpListener::bind(config.bind).expect("bind");
