@@ -500,7 +500,6 @@ fn basic(id: &str, secret: &str) -> String {
 const REFRESH_CONNECTIONS: u32 = 16;
 
 /// One wrk run.
-#[derive(Clone)]
 struct Run<'a> {
     label: &'static str,
     url: &'a str,
