@@ -6,6 +6,7 @@ mod admin_console;
 mod audit;
 mod audit_events;
 mod browser;
+mod build_prerequisites;
 mod cli;
 mod deploy;
 mod faults;
