@@ -4,9 +4,9 @@
 //!   username or email address names; `complete_reset` sets the new password from it.
 //!   The answer to a request never says whether an account exists (`pages` answers
 //!   every request alike, after the same minimum time).
-//! - **Forced reset**: `force_reset` / `force_reset_org` require a new password at the
-//!   next sign-in (the login transaction's `ChangePassword` stage), end the sessions and
-//!   tell the user. The CLI calls them; the admin API will.
+//! - **Forced reset**: `force_reset` / `force_reset_org` take the password away at once,
+//!   end the sessions and mail the user a reset link. The admin API, the console and the
+//!   CLI call them.
 //! - **Invitation**: `invite` creates an account without a password and mails a link;
 //!   `accept_invitation` sets the first password and activates the account.
 //!
@@ -443,11 +443,15 @@ pub struct ForcedReset {
     pub sessions_ended: usize,
 }
 
-/// DESIGN §7 admin-forced reset of one active user: `must_change_password` is set and
-/// the user told by mail in one transaction, then every session ends. The next sign-in
-/// stops at the `ChangePassword` stage before anything else is answered. Reset links
-/// the user already has stay valid: the mail points to `/reset` for someone who no
-/// longer knows their password.
+/// DESIGN §7 admin-forced reset of one active user. The password stops working at once
+/// (issue 20 item 14): an administrator forces a reset because the password may be
+/// known to someone else, so it must not stay good for even one more sign-in — not even
+/// one that would then ask for a new password, since whoever knows it could choose
+/// that. In one transaction the password is taken away (`must_change_password` set,
+/// the old hash kept in the history so it cannot be chosen again), a reset link is
+/// issued (voiding older ones) and mailed with the notice; then every session ends.
+/// Signing in with the old password fails exactly as a wrong one does; the mailed link
+/// (or a new one from `/reset`) is the only way back in.
 pub async fn force_reset(
     state: &AppState,
     admin: Admin<'_>,
@@ -459,17 +463,31 @@ pub async fn force_reset(
             user.status().as_str(),
         ));
     }
+    let token = LinkToken::generate();
+    let now = state.clock.now();
+    let expires_at = now + lifetime(state, Purpose::Reset);
     let (user_id, mailer) = (user.id.clone(), state.mailer.clone());
+    let (hash, secret) = (token.hash(), token.secret());
     state
         .store
         .transaction(move |c| {
-            users::set_must_change_password(c, &user_id, true)?;
+            users::revoke_password(c, &user_id, now.naive_utc())?;
+            recovery_tokens::issue(
+                c,
+                &user_id,
+                Purpose::Reset,
+                &hash,
+                now.naive_utc(),
+                expires_at.naive_utc(),
+            )?;
             let Some(user) = users::find_by_id(c, &user_id)? else {
                 return Err(StoreError::NotFound);
             };
             let notice = Notice::ForcedReset {
                 name: user.addressed_as(),
                 username: user.username.clone(),
+                token: secret,
+                expires_at,
             };
             mailer.enqueue_notice(c, &user, &notice)?;
             Ok(())
