@@ -156,8 +156,8 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Require a new password at the next sign-in, end the user's sessions and tell them
-    /// by mail: one user, or every active user of an organisation.
+    /// Take the password away at once (it no longer signs in), end the user's sessions
+    /// and mail a reset link: one user, or every active user of an organisation.
     ForceReset {
         #[arg(required_unless_present = "org", conflicts_with = "org")]
         username: Option<String>,
@@ -564,7 +564,7 @@ async fn force_reset(
                 );
             } else {
                 println!(
-                    "{} must choose a new password at the next sign-in ({} sessions ended)",
+                    "{}'s password no longer works; a reset link was mailed ({} sessions ended)",
                     done.username, done.sessions_ended
                 );
             }
@@ -581,7 +581,7 @@ async fn force_reset(
                 );
             } else {
                 println!(
-                    "{} users of {} must choose a new password at the next sign-in",
+                    "{} users of {} must choose a new password from the mailed link",
                     done.reset.len(),
                     done.org
                 );

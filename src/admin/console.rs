@@ -405,7 +405,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "unlocked" => "Sign-in was unlocked.",
         "not-locked" => "Sign-in was not locked.",
         "reset" => {
-            "A new password is required at the next sign-in; the user was sent instructions and signed out everywhere."
+            "A new password is required: the old one no longer works; the user was mailed a reset link and signed out everywhere."
         }
         "totp-removed" => "Two-step verification was removed; the user was told by mail.",
         "no-totp" => "The user had no two-step verification.",

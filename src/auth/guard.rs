@@ -1,17 +1,18 @@
-//! The brute-force guard (DESIGN §5) around every password check: IP blocks, account
-//! lockout with exact counting, per-IP rate limits.
+//! The brute-force guard (DESIGN §5) around every credential check (password, TOTP
+//! code, recovery code): IP blocks, account lockout with exact counting, per-IP rate
+//! limits.
 
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
-use super::{login::pool_error, token_hash};
+use super::{hashing::Admission, login::pool_error, token_hash, totp::SecondFactor};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     bootstrap::DEFAULT_ORG,
     config::Config,
-    domain::{Email, OrgName, Password, UserStatus, Username},
+    domain::{Email, LockoutPolicy, OrgName, Password, UserStatus, Username},
     mail::{Alert, Notice},
     startup::AppState,
     store::{ip_allow, ip_blocks, lockouts, orgs, users, users::UserRow},
@@ -23,7 +24,8 @@ use crate::{
 #[derive(Debug)]
 pub enum Verdict {
     Success(Box<UserRow>),
-    /// Wrong password, unknown or disabled account: one answer for all.
+    /// Wrong password or code, unknown or disabled account, password taken away by a
+    /// forced reset: one answer for all.
     Failure,
     /// Refused without checking: the name is locked (real account or not).
     Locked,
@@ -143,6 +145,29 @@ pub(crate) async fn counted_ip(
     }
 }
 
+/// What was tried at a guarded step. Every kind goes through the same `attempt`
+/// (DESIGN §5: failed TOTP codes count), so a lock caused by any of them is counted,
+/// audited, mailed and counted against the client address alike (issue 20 item 6).
+pub enum Credential {
+    /// The password step, or the account page's "current password".
+    Password(Password),
+    /// A second-factor input of an account whose password was proven in this sign-in
+    /// (or session). `None`: input that is no code at all, still a guess.
+    SecondFactor(Option<SecondFactor>),
+}
+
+impl Credential {
+    /// `details.factor` of the audit events.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Password(_) => "password",
+            Self::SecondFactor(Some(SecondFactor::Totp(_))) => "totp",
+            Self::SecondFactor(Some(SecondFactor::Recovery(_))) => "recovery_code",
+            Self::SecondFactor(None) => "malformed_code",
+        }
+    }
+}
+
 /// Checks `password` for what was typed as a username, with every defence in order.
 pub async fn password_attempt(
     state: &AppState,
@@ -150,57 +175,80 @@ pub async fn password_attempt(
     raw_username: &str,
     password: Password,
 ) -> Result<Verdict, AppError> {
-    let guard = &state.guard;
-    let now = state.clock.now();
-    let naive_now = now.naive_utc();
-    // Capacity first: under a flood the excess is refused before it costs a query.
-    let admission = state.hashing.admit().map_err(pool_error)?;
-    let ip = counted_ip(state, ctx.client_ip).await?;
-    let ip_key = ip.map(ip_block_key);
-    let username = Username::parse(raw_username).ok();
-    let key = login_key(raw_username);
+    attempt(state, ctx, raw_username, Credential::Password(password)).await
+}
 
-    let lookup_ip = ip_key.clone();
-    let (user, policy, blocked) = state
+/// What the guard reads before an attempt.
+struct Found {
+    user: Option<UserRow>,
+    policy: LockoutPolicy,
+    blocked: Option<chrono::NaiveDateTime>,
+}
+
+async fn look_up(
+    state: &AppState,
+    raw_username: &str,
+    ip_key: Option<String>,
+    now: chrono::NaiveDateTime,
+) -> Result<Found, AppError> {
+    let username = Username::parse(raw_username).ok();
+    Ok(state
         .store
         .run(move |c| {
-            let blocked = match &lookup_ip {
-                Some(k) => ip_blocks::active(c, k, naive_now)?.map(|b| b.blocked_until),
+            let blocked = match &ip_key {
+                Some(k) => ip_blocks::active(c, k, now)?.map(|b| b.blocked_until),
                 None => None,
             };
             let user = match &username {
                 Some(u) => users::find_by_username(c, u)?,
                 None => None,
             };
-            // Unknown names fall under the default organisation's policy, so they lock
-            // after the same number of attempts as real ones.
-            let org = match &user {
-                Some(u) => orgs::find_by_id(c, &u.org_id)?,
-                None => orgs::find_by_name(
-                    c,
-                    &OrgName::parse(DEFAULT_ORG)
-                        .map_err(|e| crate::store::StoreError::Query(e.0))?,
-                )?,
-            };
-            Ok((
+            // One policy for every name, real or not, whatever its organisation: see
+            // `LockoutPolicy::strictest` (issue 20 item 10).
+            let policy =
+                LockoutPolicy::strictest(orgs::list(c)?.iter().map(|o| o.policy().lockout));
+            Ok(Found {
                 user,
-                org.map(|o| o.policy().lockout).unwrap_or_default(),
+                policy,
                 blocked,
-            ))
+            })
         })
-        .await?;
+        .await?)
+}
 
-    let subject = user.as_ref().map(|u| (u.id.clone(), u.org_id.clone()));
-    let failed = |reason: &str| {
-        let mut event = AuditEvent::new(EventType::SignInFailed, Outcome::Failure)
-            .request(ctx)
-            .detail("reason", reason);
-        if let Some((id, org)) = &subject {
-            event = event.subject(id).org(org);
-        }
-        event
+/// Checks `credential` for what was typed as a username (or the signed-in account's
+/// name), with every defence in order: IP block, account lock (reserving the attempt
+/// first, so counting is exact under concurrency), the check, then counting a failure.
+///
+/// A success gives the reserved attempt back but clears nothing: failures and the run
+/// of consecutive locks restart only when a whole sign-in succeeds
+/// (`sign_in_completed`). Otherwise the right password would wipe the count before
+/// every few wrong codes, and guessing the second factor would never lock.
+pub async fn attempt(
+    state: &AppState,
+    ctx: &RequestContext,
+    raw_username: &str,
+    credential: Credential,
+) -> Result<Verdict, AppError> {
+    let guard = &state.guard;
+    let now = state.clock.now();
+    let naive_now = now.naive_utc();
+    // Capacity first: under a flood the excess is refused before it costs a query.
+    let admission = match credential {
+        Credential::Password(_) => Some(state.hashing.admit().map_err(pool_error)?),
+        Credential::SecondFactor(_) => None,
     };
-    if let Some(until) = blocked {
+    let ip = counted_ip(state, ctx.client_ip).await?;
+    let ip_key = ip.map(ip_block_key);
+    let key = login_key(raw_username);
+    let found = look_up(state, raw_username, ip_key.clone(), naive_now).await?;
+    let kind = credential.kind();
+    let subject = found
+        .user
+        .as_ref()
+        .map(|u| (u.id.clone(), u.org_id.clone()));
+    let failed = |reason: &str| failure_event(ctx, kind, subject.as_ref(), reason);
+    if let Some(until) = found.blocked {
         guard.attempts.with_label_values(&["ip_blocked"]).inc();
         state.audit.record(failed("ip_blocked")).await?;
         let wait = (until - naive_now).num_seconds().max(1) as u64;
@@ -209,8 +257,7 @@ pub async fn password_attempt(
         });
     }
 
-    let reserve_key = key.clone();
-    let reserve_policy = policy.clone();
+    let (reserve_key, reserve_policy) = (key.clone(), found.policy.clone());
     let reservation = state
         .store
         .run(move |c| lockouts::reserve(c, &reserve_key, &reserve_policy, naive_now))
@@ -221,84 +268,159 @@ pub async fn password_attempt(
         return Ok(Verdict::Locked);
     }
 
-    // An invited account has no password yet and a disabled one may still have one:
-    // neither signs in, and both get the answer a wrong password gets.
-    let unusable = user
-        .as_ref()
-        .is_some_and(|u| u.status() != UserStatus::Active || u.password_hash.is_none());
-    let invited = user
-        .as_ref()
-        .is_some_and(|u| u.status() == UserStatus::Invited);
-    let usable = user.filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
-    let checked = state
-        .hashing
-        .verify_admitted(
-            admission,
-            usable.as_ref().and_then(|u| u.password_hash.clone()),
-            password,
-        )
-        .await;
-    let ok = match checked {
+    let reason = failure_reason(found.user.as_ref(), &credential);
+    // An invited account has no password yet, a disabled one may still have one, and a
+    // forced reset took the password away: none signs in, and all get the answer a
+    // wrong password gets.
+    let usable = found
+        .user
+        .filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
+    let release_key = key.clone();
+    let release = || async move {
+        state
+            .store
+            .run(move |c| lockouts::release(c, &release_key))
+            .await
+    };
+    let ok = match check(state, usable.as_ref(), credential, admission).await {
         Ok(ok) => ok,
         Err(e) => {
             // Never checked, so not a guess: give the reserved attempt back.
-            let release_key = key.clone();
-            state
-                .store
-                .run(move |c| lockouts::release(c, &release_key))
-                .await?;
-            return Err(pool_error(e));
+            release().await?;
+            return Err(e);
         }
     };
-
     if let (true, Some(user)) = (ok, usable) {
-        state
-            .store
-            .run(move |c| lockouts::record_success(c, &key))
-            .await?;
+        release().await?;
         guard.attempts.with_label_values(&["success"]).inc();
         return Ok(Verdict::Success(Box::new(user)));
     }
 
     guard.attempts.with_label_values(&["failure"]).inc();
-    let reason = match &subject {
-        None => "unknown_account",
-        Some(_) if invited => "invitation_pending",
-        Some(_) if unusable => "account_disabled",
-        Some(_) => "bad_password",
-    };
     state.audit.record(failed(reason)).await?;
-    let fail_key = key.clone();
-    let new_lock = state
-        .store
-        .run(move |c| lockouts::record_failure(c, &fail_key, &policy, naive_now))
-        .await?;
-    if let Some(lock) = new_lock {
-        guard.lockouts.inc();
-        let mut event = AuditEvent::new(EventType::AccountLocked, Outcome::Success)
-            .request(ctx)
-            .detail("permanent", lock.permanent)
-            .detail("lock_count", lock.lock_count)
-            .detail("until", lock.until.and_utc().to_rfc3339());
-        if let Some((id, org)) = &subject {
-            event = event.subject(id).org(org);
-        }
-        state.audit.record(event).await?;
-        if let Some((id, _)) = &subject {
-            let until = (!lock.permanent).then(|| lock.until.and_utc());
-            notify_lock(state, id, until, ctx.client_ip).await?;
-        }
-        tracing::warn!(
-            request_id = %ctx.request_id,
-            permanent = lock.permanent,
-            lock_count = lock.lock_count,
-            "account locked after failed sign-ins"
-        );
-    }
+    count_failure(state, ctx, key, found.policy, subject.as_ref()).await?;
     if let (Some(ip), Some(ip_key)) = (ip, ip_key) {
         count_ip_failure(state, ctx, ip, ip_key, now.timestamp()).await?;
     }
     Ok(Verdict::Failure)
+}
+
+/// The whole sign-in succeeded (every factor it needed): the failure count and the run
+/// of consecutive locks restart (DESIGN §5 "a success resets the count").
+pub async fn sign_in_completed(state: &AppState, username: &str) -> Result<(), AppError> {
+    let key = login_key(username);
+    state
+        .store
+        .run(move |c| lockouts::record_success(c, &key))
+        .await?;
+    Ok(())
+}
+
+/// Checks the credential against the account, or against nothing (a dummy hash for a
+/// password, so an unknown name costs the same time) when there is no usable account.
+async fn check(
+    state: &AppState,
+    usable: Option<&UserRow>,
+    credential: Credential,
+    admission: Option<Admission>,
+) -> Result<bool, AppError> {
+    match (credential, admission) {
+        (Credential::Password(password), Some(admission)) => state
+            .hashing
+            .verify_admitted(
+                admission,
+                usable.and_then(|u| u.password_hash.clone()),
+                password,
+            )
+            .await
+            .map_err(pool_error),
+        (Credential::Password(_), None) => Err(AppError::Internal(
+            "password attempt without a hashing admission".into(),
+        )),
+        (Credential::SecondFactor(Some(factor)), _) => match usable {
+            Some(user) => super::totp::check(state, &user.id, &factor).await,
+            None => Ok(false),
+        },
+        (Credential::SecondFactor(None), _) => Ok(false),
+    }
+}
+
+/// Why an attempt failed, for the audit trail only: the person is told one thing.
+fn failure_reason(user: Option<&UserRow>, credential: &Credential) -> &'static str {
+    let Some(user) = user else {
+        return "unknown_account";
+    };
+    match (user.status(), user.password_hash.is_some(), credential) {
+        (UserStatus::Invited, _, _) => "invitation_pending",
+        (UserStatus::Disabled, _, _) => "account_disabled",
+        // An administrator forced a reset: only the mailed link sets a password now.
+        (UserStatus::Active, false, _) => "password_reset_required",
+        (UserStatus::Active, true, Credential::Password(_)) => "bad_password",
+        (UserStatus::Active, true, Credential::SecondFactor(Some(_))) => "bad_code",
+        (UserStatus::Active, true, Credential::SecondFactor(None)) => "malformed_code",
+    }
+}
+
+/// The audit event of a failed attempt: a sign-in failure for a password, an MFA
+/// failure for a second factor.
+fn failure_event(
+    ctx: &RequestContext,
+    kind: &str,
+    subject: Option<&(String, String)>,
+    reason: &str,
+) -> AuditEvent {
+    let event_type = match kind {
+        "password" => EventType::SignInFailed,
+        _ => EventType::MfaFailed,
+    };
+    let mut event = AuditEvent::new(event_type, Outcome::Failure)
+        .request(ctx)
+        .detail("reason", reason)
+        .detail("factor", kind);
+    if let Some((id, org)) = subject {
+        event = event.subject(id).org(org);
+    }
+    event
+}
+
+/// Counts a failed attempt against the name; when it locks, the lock is audited and
+/// (for a real account) mailed to the user and support (DESIGN §5).
+async fn count_failure(
+    state: &AppState,
+    ctx: &RequestContext,
+    key: String,
+    policy: LockoutPolicy,
+    subject: Option<&(String, String)>,
+) -> Result<(), AppError> {
+    let naive_now = state.clock.now().naive_utc();
+    let new_lock = state
+        .store
+        .run(move |c| lockouts::record_failure(c, &key, &policy, naive_now))
+        .await?;
+    let Some(lock) = new_lock else {
+        return Ok(());
+    };
+    state.guard.lockouts.inc();
+    let mut event = AuditEvent::new(EventType::AccountLocked, Outcome::Success)
+        .request(ctx)
+        .detail("permanent", lock.permanent)
+        .detail("lock_count", lock.lock_count)
+        .detail("until", lock.until.and_utc().to_rfc3339());
+    if let Some((id, org)) = subject {
+        event = event.subject(id).org(org);
+    }
+    state.audit.record(event).await?;
+    if let Some((id, _)) = subject {
+        let until = (!lock.permanent).then(|| lock.until.and_utc());
+        notify_lock(state, id, until, ctx.client_ip).await?;
+    }
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        permanent = lock.permanent,
+        lock_count = lock.lock_count,
+        "account locked after failed sign-ins"
+    );
+    Ok(())
 }
 
 /// DESIGN §5: a lock is mailed to the user and alerted to the organisation's support

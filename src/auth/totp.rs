@@ -1,5 +1,7 @@
 //! TOTP second factor (DESIGN §6) on totp-rs: RFC 6238, SHA-1, 6 digits, 30 s, ±1 step.
-//! Secrets are sealed under the master key; each time step is accepted once per user
+//! Secrets are sealed under the master key; a secret being enrolled waits in the
+//! ephemeral store, bound to the transaction or session it was shown to, and reaches
+//! the database only once confirmed; each time step is accepted once per user
 //! (`store::totp::consume_step`); recovery codes are single use and stored as a keyed
 //! hash.
 
@@ -8,9 +10,11 @@ use std::net::IpAddr;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
+use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 use totp_rs::{Algorithm, Builder, Totp};
 
+use super::token_hash;
 use crate::{
     mail::Notice,
     startup::AppState,
@@ -97,89 +101,124 @@ fn enrolment_view(secret: Vec<u8>, account: &str) -> Result<Enrolment, AppError>
     })
 }
 
-/// The pending enrolment of `user_id`, or a new one (160-bit secret). An active second
-/// factor is never replaced here.
+/// Whom an enrolment was shown to (issue 20 item 3): the login transaction of the
+/// enrolment required during sign-in, or the session of the account page. Each gets a
+/// fresh secret of its own, and only a code for that secret, sent from that same
+/// transaction or session, turns it on. A secret someone else saw (by starting an
+/// enrolment with a stolen password and walking away) is never shown again, so it
+/// cannot become the victim's second factor.
+#[derive(Debug, Clone, Copy)]
+pub enum EnrolmentFor<'a> {
+    /// A login transaction id.
+    Transaction(&'a str),
+    /// An SSO session handle.
+    Session(&'a str),
+}
+
+impl EnrolmentFor<'_> {
+    fn key(&self, user_id: &str) -> String {
+        match self {
+            Self::Transaction(id) => format!("totp-enrol:{user_id}:tx:{}", token_hash(id)),
+            Self::Session(handle) => format!("totp-enrol:{user_id}:sess:{handle}"),
+        }
+    }
+}
+
+/// How long a shown secret waits for its first code: as long as a login transaction.
+const PENDING_TTL: std::time::Duration = super::transaction::TRANSACTION_TTL;
+
+/// The secret shown to `to`, sealed (the ephemeral store may be a shared Redis).
+async fn pending_secret(
+    state: &AppState,
+    user_id: &str,
+    to: EnrolmentFor<'_>,
+) -> Result<Option<SecretSlice<u8>>, AppError> {
+    let key = to.key(user_id);
+    let Some(raw) = state.ephemeral.get(&key).await? else {
+        return Ok(None);
+    };
+    let sealed = String::from_utf8(raw).map_err(|e| AppError::Internal(e.to_string()))?;
+    let secret = state
+        .master_key
+        .open(&key, &sealed)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Some(secret))
+}
+
+/// The enrolment shown to `to`: its own pending secret, or a new one (160 bits). An
+/// active second factor is never replaced here.
 pub async fn enrolment(
     state: &AppState,
     user_id: &str,
     account: &str,
+    to: EnrolmentFor<'_>,
 ) -> Result<Enrolment, AppError> {
-    let id = user_id.to_owned();
-    let existing = state.store.run(move |c| store::find(c, &id)).await?;
-    if let Some(row) = existing {
-        if row.confirmed_at.is_some() {
-            return Err(AppError::BadRequest(
-                "Two-step verification is already set up.".into(),
-            ));
-        }
-        let secret = state
-            .master_key
-            .open(&seal_context(user_id), &row.secret_sealed)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        return enrolment_view(
-            secrecy::ExposeSecret::expose_secret(&secret).to_vec(),
-            account,
-        );
+    if is_enrolled(state, user_id).await? {
+        return Err(AppError::BadRequest(
+            "Two-step verification is already set up.".into(),
+        ));
+    }
+    if let Some(secret) = pending_secret(state, user_id, to).await? {
+        return enrolment_view(secret.expose_secret().to_vec(), account);
     }
     let secret: [u8; 20] = rand::thread_rng().r#gen();
-    let sealed = state.master_key.seal(&seal_context(user_id), &secret);
-    let (id, now) = (user_id.to_owned(), state.clock.now().naive_utc());
-    state
-        .store
-        .run(move |c| store::begin(c, &id, &sealed, now))
-        .await?;
+    let key = to.key(user_id);
+    let sealed = state.master_key.seal(&key, &secret);
+    // Two tabs of one browser asking at once see the same secret: the first one set.
+    if !state
+        .ephemeral
+        .set_if_absent(&key, sealed.as_bytes(), PENDING_TTL)
+        .await?
+        && let Some(first) = pending_secret(state, user_id, to).await?
+    {
+        return enrolment_view(first.expose_secret().to_vec(), account);
+    }
     enrolment_view(secret.to_vec(), account)
 }
 
-/// Checks six digits against the user's secret at the current time, ±1 step, and uses
-/// the step up. `pending`: accept an unconfirmed secret (the enrolment's first code).
-pub async fn check_totp(
-    state: &AppState,
-    user_id: &str,
-    code: &str,
-    pending: bool,
-) -> Result<bool, AppError> {
-    let id = user_id.to_owned();
-    let Some(row) = state.store.run(move |c| store::find(c, &id)).await? else {
-        return Ok(false);
-    };
-    if row.confirmed_at.is_none() && !pending {
-        return Ok(false);
-    }
-    let secret = state
-        .master_key
-        .open(&seal_context(user_id), &row.secret_sealed)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let totp = totp(
-        secrecy::ExposeSecret::expose_secret(&secret).to_vec(),
-        "",
-        6,
-    )?;
-    let now = state.clock.now().timestamp().max(0) as u64;
-    let Some(step) = totp.check(code, now) else {
-        return Ok(false);
-    };
-    let id = user_id.to_owned();
-    Ok(state
-        .store
-        .run(move |c| store::consume_step(c, &id, step as i64))
-        .await?)
+/// What came of a code sent to confirm an enrolment.
+pub enum Confirmation {
+    /// Turned on: the recovery codes to show once.
+    Enrolled(Vec<String>),
+    /// Not a valid code for the secret shown to this transaction or session.
+    WrongCode,
+    /// Nothing was shown to this transaction or session (or it timed out).
+    Expired,
 }
 
-/// Activates a pending enrolment after its first valid code; returns the recovery codes
-/// to show once. The user is told by mail in the same commit: a second factor someone
-/// else added would otherwise go unnoticed.
+/// Activates the enrolment shown to `to` when `code` is valid for its secret now: the
+/// secret is stored sealed and confirmed, with the code's time step used up and fresh
+/// recovery codes, and the user is told by mail in the same commit (a second factor
+/// someone else added would otherwise go unnoticed).
 pub async fn confirm(
     state: &AppState,
     user_id: &str,
+    to: EnrolmentFor<'_>,
+    code: &str,
     ip: Option<IpAddr>,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Confirmation, AppError> {
+    let Some(secret) = pending_secret(state, user_id, to).await? else {
+        return Ok(Confirmation::Expired);
+    };
+    let now = state.clock.now();
+    let Some(step) =
+        totp(secret.expose_secret().to_vec(), "", 6)?.check(code, now.timestamp().max(0) as u64)
+    else {
+        return Ok(Confirmation::WrongCode);
+    };
+    // One confirmation per shown secret, even if the form is sent twice at once.
+    if state.ephemeral.take(&to.key(user_id)).await?.is_none() {
+        return Ok(Confirmation::Expired);
+    }
+    let sealed = state
+        .master_key
+        .seal(&seal_context(user_id), secret.expose_secret());
     let (codes, hashes) = new_recovery_codes(state);
-    let (id, now, mailer) = (user_id.to_owned(), state.clock.now(), state.mailer.clone());
-    state
+    let (id, mailer) = (user_id.to_owned(), state.mailer.clone());
+    let activated = state
         .store
         .transaction(move |c| {
-            store::confirm(c, &id, now.naive_utc())?;
+            store::activate(c, &id, &sealed, step as i64, now.naive_utc())?;
             store::replace_recovery_codes(c, &id, &hashes, now.naive_utc())?;
             if let Some(user) = users::find_by_id(c, &id)? {
                 let notice = Notice::TotpEnrolled {
@@ -192,9 +231,47 @@ pub async fn confirm(
             }
             Ok(())
         })
-        .await?;
+        .await;
+    match activated {
+        Ok(()) => {}
+        // Another transaction or session of this user turned one on first.
+        Err(crate::store::StoreError::Conflict) => {
+            return Err(AppError::BadRequest(
+                "Two-step verification is already set up.".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.mailer.wake();
     tracing::info!(user_id = %user_id, "second factor enrolled");
-    Ok(codes)
+    Ok(Confirmation::Enrolled(codes))
+}
+
+/// Checks six digits against the user's active secret at the current time, ±1 step,
+/// and uses the step up.
+pub async fn check_totp(state: &AppState, user_id: &str, code: &str) -> Result<bool, AppError> {
+    let id = user_id.to_owned();
+    let Some(row) = state.store.run(move |c| store::find(c, &id)).await? else {
+        return Ok(false);
+    };
+    // A secret that was never confirmed is no second factor.
+    if row.confirmed_at.is_none() {
+        return Ok(false);
+    }
+    let secret = state
+        .master_key
+        .open(&seal_context(user_id), &row.secret_sealed)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let totp = totp(secret.expose_secret().to_vec(), "", 6)?;
+    let now = state.clock.now().timestamp().max(0) as u64;
+    let Some(step) = totp.check(code, now) else {
+        return Ok(false);
+    };
+    let id = user_id.to_owned();
+    Ok(state
+        .store
+        .run(move |c| store::consume_step(c, &id, step as i64))
+        .await?)
 }
 
 /// A fresh set of recovery codes; the old set is void.
@@ -257,7 +334,7 @@ pub async fn check(
     factor: &SecondFactor,
 ) -> Result<bool, AppError> {
     match factor {
-        SecondFactor::Totp(code) => check_totp(state, user_id, code, false).await,
+        SecondFactor::Totp(code) => check_totp(state, user_id, code).await,
         SecondFactor::Recovery(code) => use_recovery_code(state, user_id, code).await,
     }
 }

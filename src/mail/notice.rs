@@ -41,8 +41,14 @@ pub enum Notice {
         token: SecretString,
         expires_at: DateTime<Utc>,
     },
-    /// An administrator required a new password: sign in and choose one.
-    ForcedReset { name: String, username: String },
+    /// An administrator required a new password: the old one no longer works, and the
+    /// link `/reset/{token}` sets a new one.
+    ForcedReset {
+        name: String,
+        username: String,
+        token: SecretString,
+        expires_at: DateTime<Utc>,
+    },
     /// An administrator created the account: the link `/invite/{token}` sets a password.
     Invitation {
         name: String,
@@ -232,10 +238,17 @@ impl Notice {
                 v.until = time(expires_at);
                 pair(&ResetLinkText { v: &v }, &ResetLinkHtml { v: &v })
             }
-            Notice::ForcedReset { name, username } => {
+            Notice::ForcedReset {
+                name,
+                username,
+                token,
+                expires_at,
+            } => {
                 v.subject = "You need to choose a new password".into();
                 v.name = name.clone();
                 v.username = username.clone();
+                v.link = link(issuer, &["reset", token.expose_secret()]);
+                v.until = time(expires_at);
                 pair(&ForcedResetText { v: &v }, &ForcedResetHtml { v: &v })
             }
             Notice::Invitation {
@@ -411,6 +424,8 @@ mod tests {
             Notice::ForcedReset {
                 name: name.into(),
                 username: "vera".into(),
+                token: token(),
+                expires_at: at(),
             },
             Notice::Invitation {
                 name: name.into(),

@@ -31,11 +31,15 @@ pub fn is_enrolled(conn: &mut DbConnection, user_id: &str) -> Result<bool, Store
     Ok(find(conn, user_id)?.is_some_and(|r| r.confirmed_at.is_some()))
 }
 
-/// Starts an enrolment: replaces any unconfirmed secret; never a confirmed one.
-pub fn begin(
+/// Turns a second factor on: stores the confirmed secret with the time step of its
+/// confirming code already used. Never replaces a confirmed one (`Conflict`). A row
+/// left unconfirmed by older versions, which kept the pending secret here and showed it
+/// to every later enrolment (issue 20 item 3), is dropped: nothing ever confirms it.
+pub fn activate(
     conn: &mut DbConnection,
     user_id: &str,
     sealed: &str,
+    step: i64,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
     if let Some(existing) = find(conn, user_id)? {
@@ -48,6 +52,8 @@ pub fn begin(
         .values((
             totp_credentials::user_id.eq(user_id),
             totp_credentials::secret_sealed.eq(sealed),
+            totp_credentials::confirmed_at.eq(Some(now)),
+            totp_credentials::last_step.eq(Some(step)),
             totp_credentials::created_at.eq(now),
         ))
         .execute(conn)?;
@@ -70,17 +76,6 @@ pub fn consume_step(conn: &mut DbConnection, user_id: &str, step: i64) -> Result
     .set(totp_credentials::last_step.eq(step))
     .execute(conn)?
         == 1)
-}
-
-pub fn confirm(
-    conn: &mut DbConnection,
-    user_id: &str,
-    now: NaiveDateTime,
-) -> Result<(), StoreError> {
-    diesel::update(totp_credentials::table.find(user_id))
-        .set(totp_credentials::confirmed_at.eq(now))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// Removes the second factor and its recovery codes. True if there was one.

@@ -282,6 +282,27 @@ pub fn recent_password_hashes(
         .load(conn)?)
 }
 
+/// An administrator forced a reset (DESIGN §7): the current password stops working at
+/// once — a sign-in with it fails as a wrong one does — until a reset link sets a new
+/// one. The old hash stays in the history, so it cannot simply be chosen again.
+pub fn revoke_password(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(users::table.find(user_id))
+        .set((
+            users::password_hash.eq(None::<String>),
+            users::must_change_password.eq(true),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 pub fn set_must_change_password(
     conn: &mut DbConnection,
     user_id: &str,

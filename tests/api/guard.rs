@@ -440,3 +440,67 @@ async fn a_lock_and_an_ip_block_are_mailed_to_the_user_and_support() {
         "{mails:?}"
     );
 }
+
+/// Issue 20 item 10: an organisation whose lockout policy differs from the default
+/// one must not make its members' names stand out from names nobody has.
+#[tokio::test]
+async fn a_name_in_an_organisation_with_a_lower_threshold_locks_like_a_name_nobody_has() {
+    let app = spawn_app_with(lenient).await;
+    let now = app.clock.now().naive_utc();
+    app.state
+        .store
+        .run(move |c| {
+            let mut policy = gatehouse::domain::OrgPolicy::default();
+            policy.lockout.threshold = 3;
+            orgs::insert(
+                c,
+                &OrgName::parse("north").unwrap(),
+                "North Clinic",
+                &policy,
+                now,
+            )
+            .map(|_| ())
+        })
+        .await
+        .unwrap();
+    gatehouse::auth::account::create_account(
+        &app.state,
+        gatehouse::auth::account::NewAccount {
+            org: OrgName::parse("north").unwrap(),
+            username: gatehouse::domain::Username::parse("nils").unwrap(),
+            email: gatehouse::domain::Email::parse("nils@example.org").unwrap(),
+            display_name: None,
+            role: gatehouse::domain::Role::User,
+            password: gatehouse::domain::Password::parse("Quiet-Harbour-42".into()).unwrap(),
+            must_change_password: false,
+        },
+    )
+    .await
+    .unwrap();
+    create_user(&app, "dora", "Quiet-Harbour-42", false).await;
+
+    let strip = |html: &str, name: &str| {
+        html.replace(&hidden(html, "tx"), "…")
+            .replace(&hidden(html, "csrf"), "…")
+            .replace(name, "NAME")
+    };
+    let mut first_locked = Vec::new();
+    for name in ["nils", "nilsa", "dora"] {
+        let mut answers = Vec::new();
+        for _ in 0..7 {
+            let (status, page) = attempt(&app, name, "Wrong-Harbour-42", None).await;
+            answers.push((status, strip(&page, name)));
+        }
+        first_locked.push(answers.iter().position(|(_, page)| page.contains(LOCKED)));
+        if name == "nilsa" {
+            let (_, nils) = attempt(&app, "nils", "Wrong-Harbour-42", None).await;
+            let (_, ghost) = attempt(&app, "nilsa", "Wrong-Harbour-42", None).await;
+            assert_eq!(strip(&nils, "nils"), strip(&ghost, "nilsa"));
+        }
+    }
+    assert_eq!(
+        first_locked,
+        vec![Some(3), Some(3), Some(3)],
+        "a member of north, a name nobody has and a member of default lock alike"
+    );
+}

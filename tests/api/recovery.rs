@@ -770,19 +770,25 @@ async fn an_org_wide_forced_reset_reaches_every_user_of_that_org_and_no_other() 
     // so it ends at its next use); nils, in another organisation, keeps his.
     assert!(!signed_in(&app, &rosa_browser).await);
     assert!(signed_in(&app, &nils_browser).await);
+    // Their old passwords no longer sign in (issue 20 item 14): the generic refusal.
+    let mut links = Vec::new();
     for name in ["rosa", "sam"] {
         let res = app.sign_in(&app.new_client(), name, PASSWORD).await;
-        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(res.status(), 401, "{name}");
         assert!(
-            location.starts_with("/login/password?tx="),
-            "{name}: {location}"
+            res.text()
+                .await
+                .unwrap()
+                .contains("Incorrect username or password."),
+            "{name}"
         );
-        mail_to(
+        let text = mail_to(
             &sink,
             &format!("{name}@example.org"),
             "You need to choose a new password",
         )
         .await;
+        links.push(link_path(&app, &text, "reset"));
     }
     let res = app.sign_in(&app.new_client(), "nils", PASSWORD).await;
     assert_eq!(res.headers()["location"], "/account");
@@ -795,30 +801,11 @@ async fn an_org_wide_forced_reset_reaches_every_user_of_that_org_and_no_other() 
         0
     );
 
-    // rosa changes it at sign-in, and is in.
+    // rosa sets a new one from the mailed link, and is in.
+    let res = choose_password(&app, &app.new_client(), &links[0], NEW_PASSWORD).await;
+    assert_eq!(res.status(), 200);
     let client = app.new_client();
-    let res = app.sign_in(&client, "rosa", PASSWORD).await;
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    let page = client
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let res = app
-        .post_form(
-            &client,
-            "/login/password",
-            &[
-                ("tx", &hidden(&page, "tx")),
-                ("csrf", &hidden(&page, "csrf")),
-                ("new_password", NEW_PASSWORD),
-                ("confirm_password", NEW_PASSWORD),
-            ],
-        )
-        .await;
+    let res = app.sign_in(&client, "rosa", NEW_PASSWORD).await;
     assert_eq!(res.headers()["location"], "/account");
     assert!(signed_in(&app, &client).await);
 
@@ -826,12 +813,7 @@ async fn an_org_wide_forced_reset_reaches_every_user_of_that_org_and_no_other() 
     let json = run(&app, &dir, &["user", "force-reset", "NILS", "--json"]);
     assert_eq!(json["username"], "nils");
     let res = app.sign_in(&app.new_client(), "nils", PASSWORD).await;
-    assert!(
-        res.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login/password?tx=")
-    );
+    assert_eq!(res.status(), 401);
     let forced = events(&app, EventType::PasswordResetForced).await;
     assert_eq!(forced.len(), 4);
     assert!(forced.iter().all(|e| e.actor.as_deref() == Some("cli")));
@@ -1014,4 +996,112 @@ async fn an_expired_invitation_is_refused_and_a_new_one_replaces_it() {
             .status(),
         303
     );
+}
+
+/// Issue 20 item 14: a forced reset ends the old password's power at once. Whoever
+/// knows it (the reason for forcing a reset) gets what a wrong password gets, at the
+/// sign-in page and through an OIDC flow; the mailed link is the way back in.
+#[tokio::test]
+async fn after_a_forced_reset_the_old_password_fails_like_a_wrong_one_everywhere() {
+    use crate::oidc::{REDIRECT, register_client};
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    create_user(&app, "fern", PASSWORD, false).await;
+    let reg = register_client(
+        &app,
+        gatehouse::oidc::clients::ClientSpec::new("Ward app", &[REDIRECT]),
+    )
+    .await;
+    let admin = Admin {
+        actor: "test",
+        request: None,
+    };
+    recovery::force_reset_user(&app.state, admin, &Username::parse("fern").unwrap())
+        .await
+        .unwrap();
+
+    let page_of = |html: &str| {
+        html.replace(&hidden(html, "tx"), "…")
+            .replace(&hidden(html, "csrf"), "…")
+    };
+    let old = app.sign_in(&app.new_client(), "fern", PASSWORD).await;
+    let wrong = app
+        .sign_in(&app.new_client(), "fern", "Wrong-Harbour-42")
+        .await;
+    assert_eq!(old.status(), 401, "no change-password step, no session");
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        page_of(&old.text().await.unwrap()),
+        page_of(&wrong.text().await.unwrap()),
+        "the old password gets exactly the wrong password's answer"
+    );
+
+    // Through a relying party: no code, no session.
+    let browser = app.new_client();
+    let mut authorize = url::Url::parse(&app.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", &reg.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid")
+        .append_pair("state", "st-1")
+        .append_pair(
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        )
+        .append_pair("code_challenge_method", "S256");
+    let res = browser.get(authorize.as_str()).send().await.unwrap();
+    let login = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(login.starts_with("/login?tx="), "{login}");
+    let html = browser
+        .get(app.url(&login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = app
+        .post_form(
+            &browser,
+            "/login",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "fern"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let body = res.text().await.unwrap();
+    assert!(
+        !body.contains(REDIRECT) && !body.contains("code="),
+        "{body}"
+    );
+    assert!(!signed_in(&app, &browser).await);
+    let again = browser.get(authorize.as_str()).send().await.unwrap();
+    assert!(
+        again.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?tx="),
+        "still no session to answer from"
+    );
+
+    // The mailed link sets a new password, and that one signs in.
+    let text = mail_to(
+        &sink,
+        "fern@example.org",
+        "You need to choose a new password",
+    )
+    .await;
+    let path = link_path(&app, &text, "reset");
+    let res = choose_password(&app, &app.new_client(), &path, NEW_PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let res = app.sign_in(&app.new_client(), "fern", NEW_PASSWORD).await;
+    assert_eq!(res.headers()["location"], "/account");
+    let res = app.sign_in(&app.new_client(), "fern", PASSWORD).await;
+    assert_eq!(res.status(), 401, "the old password stays dead");
 }

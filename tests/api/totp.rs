@@ -13,7 +13,11 @@ use crate::helpers::{
 };
 
 /// Signs in with the password and returns the OTP page's (tx, csrf).
-async fn to_otp_step(app: &TestApp, client: &reqwest::Client, username: &str) -> (String, String) {
+pub(crate) async fn to_otp_step(
+    app: &TestApp,
+    client: &reqwest::Client,
+    username: &str,
+) -> (String, String) {
     let res = app.sign_in(client, username, "Quiet-Harbour-42").await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with("/login/otp?tx="), "{location}");
@@ -31,7 +35,7 @@ async fn to_otp_step(app: &TestApp, client: &reqwest::Client, username: &str) ->
     (hidden(&page, "tx"), hidden(&page, "csrf"))
 }
 
-async fn submit_code(
+pub(crate) async fn submit_code(
     app: &TestApp,
     client: &reqwest::Client,
     tx: &str,
@@ -47,7 +51,7 @@ async fn submit_code(
 }
 
 /// A user with TOTP enrolled through the account page; returns its secret and recovery codes.
-async fn enrolled(app: &TestApp, username: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrolled(app: &TestApp, username: &str) -> (String, Vec<String>) {
     create_user(app, username, "Quiet-Harbour-42", false).await;
     let client = app.new_client();
     app.sign_in(&client, username, "Quiet-Harbour-42").await;
@@ -402,4 +406,145 @@ async fn the_user_removes_totp_with_password_and_code() {
             .headers()["location"],
         "/account"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 20 item 3: an enrolment's secret belongs to the transaction or session it was
+// shown to.
+
+/// The enrolment page at `path` in `client`: (secret, page).
+async fn enrolment_page(app: &TestApp, client: &reqwest::Client, path: &str) -> (String, String) {
+    let page = client
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (crate::helpers::element_text(&page, "totp-secret"), page)
+}
+
+async fn mfa_enrolled(app: &TestApp, username: &str) -> bool {
+    let name = gatehouse::domain::Username::parse(username).unwrap();
+    app.state
+        .store
+        .run(move |c| {
+            let user = gatehouse::store::users::find_by_username(c, &name)?.unwrap();
+            gatehouse::store::totp::is_enrolled(c, &user.id)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_abandoned_enrolment_on_the_account_page_is_never_shown_to_another_session() {
+    let app = spawn_app().await;
+    create_user(&app, "kim", "Quiet-Harbour-42", false).await;
+    // The attacker knows only the password: signs in, starts enrolling, notes the
+    // secret and walks away.
+    let attacker = app.new_client();
+    app.sign_in(&attacker, "kim", "Quiet-Harbour-42").await;
+    let (planted, _) = enrolment_page(&app, &attacker, "/account/totp").await;
+    // Later Kim enrols from her own browser.
+    let kim = app.new_client();
+    app.sign_in(&kim, "kim", "Quiet-Harbour-42").await;
+    let (shown, page) = enrolment_page(&app, &kim, "/account/totp").await;
+    assert_ne!(shown, planted, "a fresh secret for each session");
+    let (again, _) = enrolment_page(&app, &kim, "/account/totp").await;
+    assert_eq!(again, shown, "the same session sees its own secret again");
+
+    // A code for the attacker's secret does not turn anything on from Kim's session…
+    let now = app.clock.now().timestamp();
+    let csrf = hidden(&page, "csrf");
+    let res = app
+        .post_form(
+            &kim,
+            "/account/totp",
+            &[("csrf", &csrf), ("code", &totp_code(&planted, now))],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(!mfa_enrolled(&app, "kim").await);
+    // …and Kim's secret is what her code confirms.
+    let res = app
+        .post_form(
+            &kim,
+            "/account/totp",
+            &[("csrf", &csrf), ("code", &totp_code(&shown, now))],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(mfa_enrolled(&app, "kim").await);
+    // The attacker's pending secret is worth nothing now, even from his own session.
+    app.clock.advance(chrono::Duration::seconds(30));
+    let csrf = app.account_csrf(&attacker).await;
+    let code = totp_code(&planted, app.clock.now().timestamp());
+    let res = app
+        .post_form(
+            &attacker,
+            "/account/totp",
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_ne!(res.status(), 200);
+    let client = app.new_client();
+    let (tx, csrf) = to_otp_step(&app, &client, "kim").await;
+    assert_eq!(
+        submit_code(&app, &client, &tx, &csrf, &code).await.status(),
+        401,
+        "the attacker's secret is no second factor of Kim's"
+    );
+}
+
+#[tokio::test]
+async fn an_enrolment_during_sign_in_is_bound_to_its_login_transaction() {
+    let app = spawn_app().await;
+    let now = app.clock.now().naive_utc();
+    app.state
+        .store
+        .run(move |c| {
+            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
+            let mut policy = org.policy();
+            policy.mfa = MfaPolicy::Everyone;
+            orgs::set_policy(c, &org.id, &policy, now)
+        })
+        .await
+        .unwrap();
+    create_user(&app, "lena", "Quiet-Harbour-42", false).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let client = app.new_client();
+        let res = app.sign_in(&client, "lena", "Quiet-Harbour-42").await;
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.starts_with("/login/totp-enrol?tx="), "{location}");
+        let (secret, page) = enrolment_page(&app, &client, &location).await;
+        seen.push((client, secret, hidden(&page, "tx"), hidden(&page, "csrf")));
+    }
+    let (first, second) = (&seen[0], &seen[1]);
+    assert_ne!(first.1, second.1, "a fresh secret for each sign-in");
+
+    let now = app.clock.now().timestamp();
+    let confirm = |who: &(reqwest::Client, String, String, String), secret: &str| {
+        let code = totp_code(secret, now);
+        let (client, tx, csrf) = (who.0.clone(), who.2.clone(), who.3.clone());
+        let app = &app;
+        async move {
+            app.post_form(
+                &client,
+                "/login/totp-enrol",
+                &[("tx", &tx), ("csrf", &csrf), ("code", &code)],
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(
+        confirm(second, &first.1).await,
+        400,
+        "the first sign-in's secret is not confirmable from the second"
+    );
+    assert!(!mfa_enrolled(&app, "lena").await);
+    assert_eq!(confirm(second, &second.1).await, 200);
+    assert!(mfa_enrolled(&app, "lena").await);
 }

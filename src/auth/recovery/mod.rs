@@ -4,18 +4,25 @@
 //!   username or email address names; `complete_reset` sets the new password from it.
 //!   The answer to a request never says whether an account exists (`pages` answers
 //!   every request alike, after the same minimum time).
-//! - **Forced reset**: `force_reset` / `force_reset_org` require a new password at the
-//!   next sign-in (the login transaction's `ChangePassword` stage), end the sessions and
-//!   tell the user. The CLI calls them; the admin API will.
-//! - **Invitation**: `invite` creates an account without a password and mails a link;
-//!   `accept_invitation` sets the first password and activates the account.
+//! - **Forced reset** (`admin`): `force_reset` / `force_reset_org` take the password
+//!   away at once, end the sessions and mail the user a reset link. The admin API, the
+//!   console and the CLI call them.
+//! - **Invitation** (`admin`): `invite` creates an account without a password and
+//!   mails a link; `accept_invitation` sets the first password and activates the
+//!   account.
 //!
 //! Links carry 256 random bits; only their SHA-256 is stored (`store::recovery_tokens`).
 //! Mails are queued in the transaction that issues the token, so a token and its mail
 //! commit together or not at all. Every new password goes through
 //! `account::commit_new_password`, the one path that ends sessions and is audited.
 
+mod admin;
 pub mod pages;
+
+pub use admin::{
+    Admin, AdminError, ForcedReset, Invitation, NewInvitation, OrgForcedReset, force_reset,
+    force_reset_org, force_reset_user, invite,
+};
 
 use std::time::Duration;
 
@@ -29,11 +36,11 @@ use super::{
 };
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
-    domain::{Email, OrgName, Role, UserStatus, Username},
+    domain::{Email, UserStatus, Username},
     mail::Notice,
     startup::AppState,
     store::{
-        StoreError, lockouts, orgs,
+        lockouts,
         recovery_tokens::{self, Purpose},
         users::{self, UserRow},
     },
@@ -395,300 +402,6 @@ pub async fn accept_invitation(
         LinkOutcome::Done
     } else {
         LinkOutcome::Invalid
-    })
-}
-
-/// Who asked for an administrative action, for the audit trail.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin<'a> {
-    /// `cli`, or the administrator's user id.
-    pub actor: &'a str,
-    pub request: Option<&'a RequestContext>,
-}
-
-impl Admin<'_> {
-    fn event(&self, event_type: EventType) -> AuditEvent {
-        let event = AuditEvent::new(event_type, Outcome::Success).actor(self.actor);
-        match self.request {
-            Some(ctx) => event.request(ctx),
-            None => event,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("no user named {0:?}")]
-    NoSuchUser(String),
-    #[error("no organisation named {0:?}")]
-    NoSuchOrg(String),
-    #[error("user {0:?} is {1}, not active")]
-    NotActive(String, &'static str),
-    #[error("a user named {0:?} already exists")]
-    Exists(String),
-    #[error("{0}")]
-    App(#[from] AppError),
-}
-
-impl From<StoreError> for AdminError {
-    fn from(e: StoreError) -> Self {
-        Self::App(e.into())
-    }
-}
-
-/// One user's forced reset: who, and how many sessions ended.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ForcedReset {
-    pub username: String,
-    pub sessions_ended: usize,
-}
-
-/// DESIGN §7 admin-forced reset of one active user: `must_change_password` is set and
-/// the user told by mail in one transaction, then every session ends. The next sign-in
-/// stops at the `ChangePassword` stage before anything else is answered. Reset links
-/// the user already has stay valid: the mail points to `/reset` for someone who no
-/// longer knows their password.
-pub async fn force_reset(
-    state: &AppState,
-    admin: Admin<'_>,
-    user: &UserRow,
-) -> Result<ForcedReset, AdminError> {
-    if user.status() != UserStatus::Active {
-        return Err(AdminError::NotActive(
-            user.username.clone(),
-            user.status().as_str(),
-        ));
-    }
-    let (user_id, mailer) = (user.id.clone(), state.mailer.clone());
-    state
-        .store
-        .transaction(move |c| {
-            users::set_must_change_password(c, &user_id, true)?;
-            let Some(user) = users::find_by_id(c, &user_id)? else {
-                return Err(StoreError::NotFound);
-            };
-            let notice = Notice::ForcedReset {
-                name: user.addressed_as(),
-                username: user.username.clone(),
-            };
-            mailer.enqueue_notice(c, &user, &notice)?;
-            Ok(())
-        })
-        .await?;
-    state.mailer.wake();
-    // Sessions end and their grants (refresh tokens) are revoked, with back-channel logout.
-    let ended = crate::oidc::logout::end_all_sessions(state, &user.id, None).await?;
-    state
-        .audit
-        .record(
-            admin
-                .event(EventType::PasswordResetForced)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("sessions_ended", ended),
-        )
-        .await
-        .map_err(AppError::from)?;
-    tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, "password reset forced");
-    Ok(ForcedReset {
-        username: user.username.clone(),
-        sessions_ended: ended,
-    })
-}
-
-/// `force_reset` by username.
-pub async fn force_reset_user(
-    state: &AppState,
-    admin: Admin<'_>,
-    username: &Username,
-) -> Result<ForcedReset, AdminError> {
-    let lookup = username.clone();
-    let user = state
-        .store
-        .run(move |c| users::find_by_username(c, &lookup))
-        .await?
-        .ok_or_else(|| AdminError::NoSuchUser(username.to_string()))?;
-    force_reset(state, admin, &user).await
-}
-
-/// The forced reset of a whole organisation.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OrgForcedReset {
-    pub org: String,
-    pub reset: Vec<ForcedReset>,
-    /// Users who cannot sign in anyway (disabled, or invited without a password yet),
-    /// and users whose role is at or above `spare_from`.
-    pub skipped: Vec<String>,
-}
-
-/// `force_reset` for every active user of `org`; other organisations are untouched.
-/// With `spare_from`, users of that role or higher are left alone: an administrator who
-/// may not act on a peer one at a time may not do it in bulk either.
-pub async fn force_reset_org(
-    state: &AppState,
-    admin: Admin<'_>,
-    org: &OrgName,
-    spare_from: Option<crate::domain::Role>,
-) -> Result<OrgForcedReset, AdminError> {
-    let name = org.clone();
-    let (org_row, members) = state
-        .store
-        .run(move |c| {
-            let Some(org) = orgs::find_by_name(c, &name)? else {
-                return Ok((None, Vec::new()));
-            };
-            let members = users::list_by_org(c, &org.id)?;
-            Ok((Some(org), members))
-        })
-        .await?;
-    let org_row = org_row.ok_or_else(|| AdminError::NoSuchOrg(org.to_string()))?;
-    let mut outcome = OrgForcedReset {
-        org: org_row.name,
-        reset: Vec::new(),
-        skipped: Vec::new(),
-    };
-    for user in members {
-        let spared = spare_from.is_some_and(|role| user.role() >= role);
-        if user.status() == UserStatus::Active && !spared {
-            outcome.reset.push(force_reset(state, admin, &user).await?);
-        } else {
-            outcome.skipped.push(user.username);
-        }
-    }
-    Ok(outcome)
-}
-
-/// Someone to invite (CLI now, admin API later).
-#[derive(Debug, Clone)]
-pub struct NewInvitation {
-    pub org: OrgName,
-    pub username: Username,
-    pub email: Email,
-    pub display_name: Option<String>,
-    pub role: Role,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Invitation {
-    pub id: String,
-    pub username: String,
-    pub email: String,
-    pub org: String,
-    pub role: String,
-    pub expires_at: DateTime<Utc>,
-    /// True when the account already existed, still invited: a fresh link replaced the old.
-    pub reissued: bool,
-}
-
-/// DESIGN §7 invitation: creates the account with no password (status `invited`: it
-/// cannot sign in) and mails a link to choose one, all in one transaction. Inviting a
-/// still-invited user again, at the same address, mails a fresh link and voids the old.
-pub async fn invite(
-    state: &AppState,
-    admin: Admin<'_>,
-    new: NewInvitation,
-) -> Result<Invitation, AdminError> {
-    let org_name = new.org.clone();
-    let org = state
-        .store
-        .run(move |c| orgs::find_by_name(c, &org_name))
-        .await?
-        .ok_or_else(|| AdminError::NoSuchOrg(new.org.to_string()))?;
-    let token = LinkToken::generate();
-    let now = state.clock.now();
-    let expires_at = now + lifetime(state, Purpose::Invite);
-    let (hash, mailer, secret) = (token.hash(), state.mailer.clone(), token.secret());
-    let (org_id, org_display) = (org.id.clone(), org.display_name.clone());
-    let wanted = new.clone();
-    let created = state
-        .store
-        .transaction(move |c| {
-            let naive_now = now.naive_utc();
-            let (user, reissued) = match users::find_by_username(c, &wanted.username)? {
-                Some(existing)
-                    if existing.status() == UserStatus::Invited
-                        && existing.org_id == org_id
-                        && existing.email.eq_ignore_ascii_case(wanted.email.as_str()) =>
-                {
-                    (existing, true)
-                }
-                Some(_) => return Err(StoreError::Conflict),
-                None => {
-                    let row = users::NewUser {
-                        org_id: org_id.clone(),
-                        username: wanted.username.clone(),
-                        email: wanted.email.clone(),
-                        display_name: wanted.display_name.clone(),
-                        role: wanted.role,
-                        password_hash: None,
-                        must_change_password: false,
-                    };
-                    let user = users::insert(c, &row, naive_now)?;
-                    users::set_status(c, &user.id, UserStatus::Invited, naive_now)?;
-                    (user, false)
-                }
-            };
-            recovery_tokens::issue(
-                c,
-                &user.id,
-                Purpose::Invite,
-                &hash,
-                naive_now,
-                expires_at.naive_utc(),
-            )?;
-            let notice = Notice::Invitation {
-                name: user.addressed_as(),
-                username: user.username.clone(),
-                org: org_display,
-                token: secret,
-                expires_at,
-            };
-            mailer.enqueue_notice(c, &user, &notice)?;
-            Ok((user, reissued))
-        })
-        .await;
-    let (user, reissued) = match created {
-        Ok(created) => created,
-        Err(StoreError::Conflict) => return Err(AdminError::Exists(new.username.to_string())),
-        Err(e) => return Err(e.into()),
-    };
-    state.mailer.wake();
-    if !reissued {
-        state
-            .audit
-            .record(
-                admin
-                    .event(EventType::UserCreated)
-                    .org(&user.org_id)
-                    .subject(&user.id)
-                    .detail("username", user.username.as_str())
-                    .detail("role", user.role.as_str())
-                    .detail("status", UserStatus::Invited.as_str()),
-            )
-            .await
-            .map_err(AppError::from)?;
-    }
-    state
-        .audit
-        .record(
-            admin
-                .event(EventType::InvitationSent)
-                .org(&user.org_id)
-                .subject(&user.id)
-                .detail("expires_at", expires_at.to_rfc3339())
-                .detail("reissued", reissued),
-        )
-        .await
-        .map_err(AppError::from)?;
-    tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, reissued, "invitation sent");
-    Ok(Invitation {
-        id: user.id,
-        username: user.username,
-        email: user.email,
-        org: org.name,
-        role: user.role,
-        expires_at,
-        reissued,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The signed-in user's page (DESIGN §2 `/account`): who am I, change password, active
 //! sessions, sign out. Also the one password-change capability every path uses
-//! (required action, account page, reset link, invitation).
+//! (required action, account page, reset link, invitation). The second factor's pages
+//! beneath it are in `second_factor`.
 
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use askama::Template;
@@ -26,14 +27,13 @@ use crate::{
     },
 };
 
+mod second_factor;
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(account_page)
         .service(account_password)
-        .service(end_session)
-        .service(totp_page)
-        .service(totp_confirm)
-        .service(totp_remove)
-        .service(totp_recovery_codes);
+        .service(end_session);
+    second_factor::routes(cfg);
 }
 
 pub struct PasswordChange {
@@ -537,15 +537,6 @@ pub async fn create_account_by(
     }
 }
 
-#[derive(Template)]
-#[template(path = "totp_manage.html")]
-struct TotpManagePage<'a> {
-    csrf: &'a str,
-    username: &'a str,
-    recovery_left: i64,
-    error: Option<&'a str>,
-}
-
 /// The signed-in user behind a state-changing account form: same origin, a live
 /// session, and the session's CSRF token. `Ok(None)`: not signed in (any more).
 async fn signed_in_form(
@@ -567,184 +558,4 @@ fn stale_form() -> PageError {
     PageError(AppError::Forbidden(
         "This form has expired or was not sent from this browser. Please reload the page.".into(),
     ))
-}
-
-async fn render_totp(
-    state: &AppState,
-    current: &session::SsoSession,
-    user: &UserRow,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Result<HttpResponse, AppError> {
-    if super::totp::is_enrolled(state, &user.id).await? {
-        let id = user.id.clone();
-        let recovery_left = state
-            .store
-            .run(move |c| crate::store::totp::unused_recovery_codes(c, &id))
-            .await?;
-        return Ok(render(
-            &TotpManagePage {
-                csrf: &current.csrf,
-                username: &user.username,
-                recovery_left,
-                error,
-            },
-            status,
-        ));
-    }
-    let view = super::totp::enrolment(state, &user.id, &user.username).await?;
-    Ok(render(
-        &super::login::EnrolPage {
-            action: "/account/totp",
-            tx: None,
-            csrf: &current.csrf,
-            qr: &view.qr_png_base64,
-            secret: &view.secret_base32,
-            required: false,
-            error,
-        },
-        status,
-    ))
-}
-
-#[get("/account/totp")]
-async fn totp_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, PageError> {
-    let Some((current, user)) = signed_in(&state, &req).await? else {
-        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
-    };
-    Ok(render_totp(&state, &current, &user, None, StatusCode::OK).await?)
-}
-
-#[derive(Deserialize)]
-struct TotpForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    password: String,
-}
-
-#[post("/account/totp")]
-async fn totp_confirm(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<TotpForm>,
-) -> Result<HttpResponse, PageError> {
-    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
-        return Ok(see_other("/account"));
-    };
-    state.guard.rate_limit(ctx.client_ip)?;
-    let confirmed = match super::totp::SecondFactor::parse(&form.code) {
-        Ok(super::totp::SecondFactor::Totp(code)) => {
-            super::totp::check_totp(&state, &user.id, &code, true).await?
-        }
-        _ => false,
-    };
-    if !confirmed {
-        let message = "That code is not correct, or was already used.";
-        return Ok(render_totp(
-            &state,
-            &current,
-            &user,
-            Some(message),
-            StatusCode::BAD_REQUEST,
-        )
-        .await?);
-    }
-    let codes = super::totp::confirm(&state, &user.id, ctx.client_ip).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
-                .request(&ctx)
-                .subject(&user.id)
-                .org(&user.org_id),
-        )
-        .await?;
-    Ok(render(
-        &super::login::RecoveryCodesPage {
-            tx: None,
-            csrf: &current.csrf,
-            codes,
-        },
-        StatusCode::OK,
-    ))
-}
-
-#[post("/account/totp/recovery-codes")]
-async fn totp_recovery_codes(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<TotpForm>,
-) -> Result<HttpResponse, PageError> {
-    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
-        return Ok(see_other("/account"));
-    };
-    if !super::totp::is_enrolled(&state, &user.id).await? {
-        return Ok(see_other("/account/totp"));
-    }
-    let codes = super::totp::regenerate_recovery_codes(&state, &user.id).await?;
-    Ok(render(
-        &super::login::RecoveryCodesPage {
-            tx: None,
-            csrf: &current.csrf,
-            codes,
-        },
-        StatusCode::OK,
-    ))
-}
-
-/// DESIGN §6: the user removes their own second factor with password and current code.
-#[post("/account/totp/remove")]
-async fn totp_remove(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<TotpForm>,
-) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
-    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
-        return Ok(see_other("/account"));
-    };
-    state.guard.rate_limit(ctx.client_ip)?;
-    let password_ok = match Password::parse(form.password) {
-        Ok(p) => matches!(
-            password_attempt(&state, &ctx, &user.username, p).await?,
-            Verdict::Success(_)
-        ),
-        Err(_) => false,
-    };
-    let code_ok = password_ok
-        && match super::totp::SecondFactor::parse(&form.code) {
-            Ok(factor) => super::totp::check(&state, &user.id, &factor).await?,
-            Err(_) => false,
-        };
-    if !code_ok {
-        let message = "The password or the code is not correct.";
-        return Ok(render_totp(
-            &state,
-            &current,
-            &user,
-            Some(message),
-            StatusCode::BAD_REQUEST,
-        )
-        .await?);
-    }
-    super::totp::remove(&state, &user.id, false).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
-                .request(&ctx)
-                .actor(&user.id)
-                .subject(&user.id)
-                .org(&user.org_id),
-        )
-        .await?;
-    Ok(see_other("/account?totp_removed=1"))
 }

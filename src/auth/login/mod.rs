@@ -1,6 +1,6 @@
 //! The sign-in pages: password step, required password change, completion into an SSO
-//! session, and sign-out. Handlers stay thin: parse → check the transaction → call the
-//! capability → render.
+//! session, and sign-out; the second-factor steps are in `second_factor`. Handlers
+//! stay thin: parse → check the transaction → call the capability → render.
 
 use actix_web::{
     HttpRequest, HttpResponse, get,
@@ -12,9 +12,8 @@ use serde::Deserialize;
 
 use super::{
     account::{PasswordChange, change_password},
-    guard::{Verdict, password_attempt},
-    same_secret, session, token_hash,
-    totp::{self, SecondFactor},
+    guard::{self, Verdict, password_attempt},
+    same_secret, session, token_hash, totp,
     transaction::{LoginTransaction, MAX_TOKEN_LEN, Resume, Stage},
 };
 use crate::{
@@ -29,16 +28,16 @@ use crate::{
     },
 };
 
+mod second_factor;
+
+pub(crate) use second_factor::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage};
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(login_page)
         .service(login_submit)
         .service(password_page)
-        .service(password_submit)
-        .service(otp_page)
-        .service(otp_submit)
-        .service(enrol_page)
-        .service(enrol_submit)
-        .service(continue_submit);
+        .service(password_submit);
+    second_factor::routes(cfg);
 }
 
 /// One message for every failed sign-in, whatever the reason (DESIGN §4).
@@ -377,6 +376,9 @@ async fn complete(
             Ok((user, org))
         })
         .await?;
+    // Every factor this sign-in needed was right: only now do the failure count and the
+    // run of consecutive locks restart (issue 20 item 6).
+    guard::sign_in_completed(state, &user.username).await?;
     // A browser holds one session: signing in again replaces the previous one.
     if let Some(previous) = session::current(state, req).await? {
         crate::oidc::logout::end_session(state, &previous.user_id, &previous.handle).await?;
@@ -527,316 +529,4 @@ fn capitalise(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
-}
-
-#[derive(Template)]
-#[template(path = "otp.html")]
-struct OtpPage<'a> {
-    tx: &'a str,
-    csrf: &'a str,
-    error: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "totp_enrol.html")]
-pub(crate) struct EnrolPage<'a> {
-    pub action: &'a str,
-    pub tx: Option<&'a str>,
-    pub csrf: &'a str,
-    pub qr: &'a str,
-    pub secret: &'a str,
-    pub required: bool,
-    pub error: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "recovery_codes.html")]
-pub(crate) struct RecoveryCodesPage<'a> {
-    pub tx: Option<&'a str>,
-    pub csrf: &'a str,
-    pub codes: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct CodeForm {
-    #[serde(default)]
-    tx: String,
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    code: String,
-}
-
-/// The transaction of this browser at `stage`, with its CSRF token checked; otherwise
-/// the answer to give instead.
-async fn at_stage(
-    state: &AppState,
-    req: &HttpRequest,
-    id: &str,
-    csrf: Option<&str>,
-    stage: Stage,
-) -> Result<Result<LoginTransaction, HttpResponse>, PageError> {
-    let Some(tx) = owned_transaction(state, req, id).await? else {
-        return Ok(Err(expired()));
-    };
-    if let Some(csrf) = csrf
-        && !same_secret(csrf, &tx.csrf)
-    {
-        return Err(csrf_refused());
-    }
-    if tx.stage != stage {
-        return Ok(Err(see_other(&stage_location(&tx))));
-    }
-    Ok(Ok(tx))
-}
-
-const WRONG_CODE: &str = "That code is not correct, or was already used.";
-
-#[get("/login/otp")]
-async fn otp_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<TxQuery>,
-) -> Result<HttpResponse, PageError> {
-    let id = query.into_inner().tx.unwrap_or_default();
-    let tx = match at_stage(&state, &req, &id, None, Stage::Otp).await? {
-        Ok(tx) => tx,
-        Err(res) => return Ok(res),
-    };
-    Ok(render(
-        &OtpPage {
-            tx: &tx.id,
-            csrf: &tx.csrf,
-            error: None,
-        },
-        StatusCode::OK,
-    ))
-}
-
-#[post("/login/otp")]
-async fn otp_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let form = form.into_inner();
-    let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::Otp).await? {
-        Ok(tx) => tx,
-        Err(res) => return Ok(res),
-    };
-    if form.code.len() > SecondFactor::MAX_INPUT {
-        return Err(AppError::BadRequest("The code is too long.".into()).into());
-    }
-    state.guard.rate_limit(ctx.client_ip)?;
-    let user_id = tx.user_id.clone().unwrap_or_default();
-    let again = |status, message| {
-        render(
-            &OtpPage {
-                tx: &tx.id,
-                csrf: &tx.csrf,
-                error: Some(message),
-            },
-            status,
-        )
-    };
-    if form.code.trim().is_empty() {
-        return Ok(again(
-            StatusCode::BAD_REQUEST,
-            "Enter the code from your authenticator app.",
-        ));
-    }
-    let factor = SecondFactor::parse(&form.code);
-    // Any attempt counts towards the lockout, a malformed one too: it was a guess.
-    match second_factor_attempt(&state, &ctx, &user_id, factor.as_ref().ok()).await? {
-        FactorVerdict::Accepted => {}
-        FactorVerdict::Locked => return Ok(again(StatusCode::UNAUTHORIZED, LOCKED)),
-        FactorVerdict::Rejected => {
-            let message = match factor {
-                Ok(_) => WRONG_CODE,
-                Err(_) => "Enter the 6-digit code from your authenticator app, or a recovery code.",
-            };
-            return Ok(again(StatusCode::UNAUTHORIZED, message));
-        }
-    }
-    tx.amr.push("otp".into());
-    tx.stage = tx.after_second_factor();
-    advance(&state, &req, &ctx, tx).await
-}
-
-enum FactorVerdict {
-    Accepted,
-    Rejected,
-    Locked,
-}
-
-/// A second-factor guess under the same lockout as passwords (DESIGN §5: failed TOTP
-/// codes count).
-async fn second_factor_attempt(
-    state: &AppState,
-    ctx: &RequestContext,
-    user_id: &str,
-    factor: Option<&SecondFactor>,
-) -> Result<FactorVerdict, AppError> {
-    let id = user_id.to_owned();
-    let now = state.clock.now().naive_utc();
-    let (user, policy) = state
-        .store
-        .run(move |c| {
-            let user = users::find_by_id(c, &id)?.ok_or(crate::store::StoreError::NotFound)?;
-            let org = orgs::find_by_id(c, &user.org_id)?;
-            Ok((user, org.map(|o| o.policy().lockout).unwrap_or_default()))
-        })
-        .await?;
-    let key = super::guard::login_key(&user.username);
-    let (reserve_key, reserve_policy) = (key.clone(), policy.clone());
-    let reservation = state
-        .store
-        .run(move |c| crate::store::lockouts::reserve(c, &reserve_key, &reserve_policy, now))
-        .await?;
-    if matches!(
-        reservation,
-        crate::store::lockouts::Reservation::Locked { .. }
-    ) {
-        return Ok(FactorVerdict::Locked);
-    }
-    let ok = match factor {
-        Some(f) => totp::check(state, user_id, f).await?,
-        None => false,
-    };
-    if ok {
-        state
-            .store
-            .run(move |c| crate::store::lockouts::record_success(c, &key))
-            .await?;
-        return Ok(FactorVerdict::Accepted);
-    }
-    let locked = state
-        .store
-        .run(move |c| crate::store::lockouts::record_failure(c, &key, &policy, now))
-        .await?;
-    tracing::info!(request_id = %ctx.request_id, user_id = %user_id, locked = locked.is_some(), "second factor refused");
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::MfaFailed, Outcome::Failure)
-                .request(ctx)
-                .subject(user_id)
-                .org(&user.org_id)
-                .detail("locked", locked.is_some()),
-        )
-        .await?;
-    Ok(FactorVerdict::Rejected)
-}
-
-#[get("/login/totp-enrol")]
-async fn enrol_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<TxQuery>,
-) -> Result<HttpResponse, PageError> {
-    let id = query.into_inner().tx.unwrap_or_default();
-    let tx = match at_stage(&state, &req, &id, None, Stage::EnrolTotp).await? {
-        Ok(tx) => tx,
-        Err(res) => return Ok(res),
-    };
-    render_enrol(&state, &tx, None, StatusCode::OK).await
-}
-
-async fn render_enrol(
-    state: &AppState,
-    tx: &LoginTransaction,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Result<HttpResponse, PageError> {
-    let username = transaction_username(state, tx).await?;
-    let user_id = tx.user_id.clone().unwrap_or_default();
-    let view = totp::enrolment(state, &user_id, &username).await?;
-    Ok(render(
-        &EnrolPage {
-            action: "/login/totp-enrol",
-            tx: Some(&tx.id),
-            csrf: &tx.csrf,
-            qr: &view.qr_png_base64,
-            secret: &view.secret_base32,
-            required: true,
-            error,
-        },
-        status,
-    ))
-}
-
-#[post("/login/totp-enrol")]
-async fn enrol_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let form = form.into_inner();
-    let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::EnrolTotp).await? {
-        Ok(tx) => tx,
-        Err(res) => return Ok(res),
-    };
-    state.guard.rate_limit(ctx.client_ip)?;
-    let user_id = tx.user_id.clone().unwrap_or_default();
-    let confirmed = match SecondFactor::parse(&form.code) {
-        Ok(SecondFactor::Totp(code)) => totp::check_totp(&state, &user_id, &code, true).await?,
-        _ => false,
-    };
-    if !confirmed {
-        return render_enrol(&state, &tx, Some(WRONG_CODE), StatusCode::BAD_REQUEST).await;
-    }
-    let codes = totp::confirm(&state, &user_id, ctx.client_ip).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
-                .request(&ctx)
-                .subject(&user_id)
-                .detail("during", "sign_in"),
-        )
-        .await?;
-    tx.amr.push("otp".into());
-    tx.stage = tx.after_second_factor();
-    tx.save(state.ephemeral.as_ref()).await?;
-    Ok(render(
-        &RecoveryCodesPage {
-            tx: Some(&tx.id),
-            csrf: &tx.csrf,
-            codes,
-        },
-        StatusCode::OK,
-    ))
-}
-
-#[derive(Deserialize)]
-struct ContinueForm {
-    #[serde(default)]
-    tx: String,
-    #[serde(default)]
-    csrf: String,
-}
-
-/// After the recovery codes were shown during sign-in.
-#[post("/login/continue")]
-async fn continue_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<ContinueForm>,
-) -> Result<HttpResponse, PageError> {
-    check_same_origin(&req, &state.config.issuer)?;
-    let Some(tx) = owned_transaction(&state, &req, &form.tx).await? else {
-        return Ok(expired());
-    };
-    if !same_secret(&form.csrf, &tx.csrf) {
-        return Err(csrf_refused());
-    }
-    if !matches!(tx.stage, Stage::ChangePassword | Stage::Done) {
-        return Ok(see_other(&stage_location(&tx)));
-    }
-    advance(&state, &req, &ctx, tx).await
 }

@@ -1,0 +1,224 @@
+//! The account page's second factor (DESIGN §6): enrol, see how many recovery codes
+//! are left and make new ones, turn it off with password and current code.
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{signed_in, signed_in_form};
+use crate::{
+    audit::{AuditEvent, EventType, Outcome},
+    auth::{
+        guard::{self, Credential, Verdict, password_attempt},
+        login::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
+        session,
+        totp::{self, Confirmation, EnrolmentFor, SecondFactor},
+        transaction::Resume,
+    },
+    domain::Password,
+    startup::AppState,
+    store::users::UserRow,
+    web::{
+        RequestContext,
+        error::AppError,
+        pages::{PageError, render},
+    },
+};
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(totp_page)
+        .service(totp_confirm)
+        .service(totp_remove)
+        .service(totp_recovery_codes);
+}
+
+#[derive(Template)]
+#[template(path = "totp_manage.html")]
+struct TotpManagePage<'a> {
+    csrf: &'a str,
+    username: &'a str,
+    recovery_left: i64,
+    error: Option<&'a str>,
+}
+
+async fn render_totp(
+    state: &AppState,
+    current: &session::SsoSession,
+    user: &UserRow,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    if totp::is_enrolled(state, &user.id).await? {
+        let id = user.id.clone();
+        let recovery_left = state
+            .store
+            .run(move |c| crate::store::totp::unused_recovery_codes(c, &id))
+            .await?;
+        return Ok(render(
+            &TotpManagePage {
+                csrf: &current.csrf,
+                username: &user.username,
+                recovery_left,
+                error,
+            },
+            status,
+        ));
+    }
+    let to = EnrolmentFor::Session(&current.handle);
+    let view = totp::enrolment(state, &user.id, &user.username, to).await?;
+    Ok(render(
+        &EnrolPage {
+            action: "/account/totp",
+            tx: None,
+            csrf: &current.csrf,
+            qr: &view.qr_png_base64,
+            secret: &view.secret_base32,
+            required: false,
+            error,
+        },
+        status,
+    ))
+}
+
+#[get("/account/totp")]
+async fn totp_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let Some((current, user)) = signed_in(&state, &req).await? else {
+        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
+    };
+    Ok(render_totp(&state, &current, &user, None, StatusCode::OK).await?)
+}
+
+#[derive(Deserialize)]
+struct TotpForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[post("/account/totp")]
+async fn totp_confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, PageError> {
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
+        return Ok(see_other("/account"));
+    };
+    state.guard.rate_limit(ctx.client_ip)?;
+    let code = match SecondFactor::parse(&form.code) {
+        Ok(SecondFactor::Totp(code)) => code,
+        _ => String::new(),
+    };
+    let to = EnrolmentFor::Session(&current.handle);
+    let message = match totp::confirm(&state, &user.id, to, &code, ctx.client_ip).await? {
+        Confirmation::Enrolled(codes) => Ok(codes),
+        Confirmation::WrongCode => Err("That code is not correct, or was already used."),
+        Confirmation::Expired => Err(ENROL_EXPIRED),
+    };
+    let codes = match message {
+        Ok(codes) => codes,
+        Err(message) => {
+            let status = StatusCode::BAD_REQUEST;
+            return Ok(render_totp(&state, &current, &user, Some(message), status).await?);
+        }
+    };
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
+                .request(&ctx)
+                .subject(&user.id)
+                .org(&user.org_id),
+        )
+        .await?;
+    Ok(render(
+        &RecoveryCodesPage {
+            tx: None,
+            csrf: &current.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[post("/account/totp/recovery-codes")]
+async fn totp_recovery_codes(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, PageError> {
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
+        return Ok(see_other("/account"));
+    };
+    if !totp::is_enrolled(&state, &user.id).await? {
+        return Ok(see_other("/account/totp"));
+    }
+    let codes = totp::regenerate_recovery_codes(&state, &user.id).await?;
+    Ok(render(
+        &RecoveryCodesPage {
+            tx: None,
+            csrf: &current.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// DESIGN §6: the user removes their own second factor with password and current code.
+#[post("/account/totp/remove")]
+async fn totp_remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
+        return Ok(see_other("/account"));
+    };
+    state.guard.rate_limit(ctx.client_ip)?;
+    let password_ok = match Password::parse(form.password) {
+        Ok(p) => matches!(
+            password_attempt(&state, &ctx, &user.username, p).await?,
+            Verdict::Success(_)
+        ),
+        Err(_) => false,
+    };
+    // The code is a guess like the password: counted by the same guard (DESIGN §5).
+    let code = Credential::SecondFactor(SecondFactor::parse(&form.code).ok());
+    let code_ok = password_ok
+        && matches!(
+            guard::attempt(&state, &ctx, &user.username, code).await?,
+            Verdict::Success(ref u) if u.id == user.id
+        );
+    if !code_ok {
+        let message = "The password or the code is not correct.";
+        return Ok(render_totp(
+            &state,
+            &current,
+            &user,
+            Some(message),
+            StatusCode::BAD_REQUEST,
+        )
+        .await?);
+    }
+    totp::remove(&state, &user.id, false).await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
+                .request(&ctx)
+                .actor(&user.id)
+                .subject(&user.id)
+                .org(&user.org_id),
+        )
+        .await?;
+    Ok(see_other("/account?totp_removed=1"))
+}

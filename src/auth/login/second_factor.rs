@@ -1,0 +1,309 @@
+//! The second-factor steps of a sign-in: the code of an enrolled user, and the
+//! enrolment a user who must have MFA and has none goes through first (DESIGN §6).
+//! Every code is a guess under the same guard as the password (DESIGN §5).
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{
+    LOCKED, TxQuery, advance, csrf_refused, expired, owned_transaction, see_other, stage_location,
+    transaction_username,
+};
+use crate::{
+    audit::{AuditEvent, EventType, Outcome},
+    auth::{
+        guard::{self, Credential, Verdict},
+        same_secret,
+        totp::{self, Confirmation, EnrolmentFor, SecondFactor},
+        transaction::{LoginTransaction, Stage},
+    },
+    startup::AppState,
+    web::{
+        RequestContext,
+        error::AppError,
+        pages::{PageError, check_same_origin, render},
+    },
+};
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(otp_page)
+        .service(otp_submit)
+        .service(enrol_page)
+        .service(enrol_submit)
+        .service(continue_submit);
+}
+
+#[derive(Template)]
+#[template(path = "otp.html")]
+struct OtpPage<'a> {
+    tx: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+pub(crate) struct EnrolPage<'a> {
+    pub action: &'a str,
+    pub tx: Option<&'a str>,
+    pub csrf: &'a str,
+    pub qr: &'a str,
+    pub secret: &'a str,
+    pub required: bool,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodesPage<'a> {
+    pub tx: Option<&'a str>,
+    pub csrf: &'a str,
+    pub codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// The transaction of this browser at `stage`, with its CSRF token checked; otherwise
+/// the answer to give instead.
+async fn at_stage(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+    csrf: Option<&str>,
+    stage: Stage,
+) -> Result<Result<LoginTransaction, HttpResponse>, PageError> {
+    let Some(tx) = owned_transaction(state, req, id).await? else {
+        return Ok(Err(expired()));
+    };
+    if let Some(csrf) = csrf
+        && !same_secret(csrf, &tx.csrf)
+    {
+        return Err(csrf_refused());
+    }
+    if tx.stage != stage {
+        return Ok(Err(see_other(&stage_location(&tx))));
+    }
+    Ok(Ok(tx))
+}
+
+const WRONG_CODE: &str = "That code is not correct, or was already used.";
+/// The secret a code was meant for is gone (timed out): a new one is shown.
+pub(crate) const ENROL_EXPIRED: &str =
+    "This setup timed out. Add the new key below to your app and enter its code.";
+
+#[get("/login/otp")]
+async fn otp_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<TxQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = query.into_inner().tx.unwrap_or_default();
+    let tx = match at_stage(&state, &req, &id, None, Stage::Otp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    Ok(render(
+        &OtpPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            error: None,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[post("/login/otp")]
+async fn otp_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::Otp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    if form.code.len() > SecondFactor::MAX_INPUT {
+        return Err(AppError::BadRequest("The code is too long.".into()).into());
+    }
+    state.guard.rate_limit(ctx.client_ip)?;
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let again = |status, message| {
+        render(
+            &OtpPage {
+                tx: &tx.id,
+                csrf: &tx.csrf,
+                error: Some(message),
+            },
+            status,
+        )
+    };
+    if form.code.trim().is_empty() {
+        return Ok(again(
+            StatusCode::BAD_REQUEST,
+            "Enter the code from your authenticator app.",
+        ));
+    }
+    let factor = SecondFactor::parse(&form.code);
+    let username = transaction_username(&state, &tx).await?;
+    // Any attempt counts towards the lockout, a malformed one too: it was a guess. It
+    // goes through the same guard as the password (DESIGN §5).
+    let credential = Credential::SecondFactor(factor.clone().ok());
+    match guard::attempt(&state, &ctx, &username, credential).await? {
+        Verdict::Success(user) if user.id == user_id => {}
+        // The name now belongs to another account (renamed meanwhile): start again.
+        Verdict::Success(_) => return Ok(expired()),
+        Verdict::Locked => return Ok(again(StatusCode::UNAUTHORIZED, LOCKED)),
+        Verdict::Failure => {
+            tracing::info!(request_id = %ctx.request_id, user_id = %user_id, "second factor refused");
+            let message = match factor {
+                Ok(_) => WRONG_CODE,
+                Err(_) => "Enter the 6-digit code from your authenticator app, or a recovery code.",
+            };
+            return Ok(again(StatusCode::UNAUTHORIZED, message));
+        }
+        Verdict::IpBlocked { retry_after } => {
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: retry_after.as_secs(),
+            }
+            .into());
+        }
+    }
+    tx.amr.push("otp".into());
+    tx.stage = tx.after_second_factor();
+    advance(&state, &req, &ctx, tx).await
+}
+
+#[get("/login/totp-enrol")]
+async fn enrol_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<TxQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = query.into_inner().tx.unwrap_or_default();
+    let tx = match at_stage(&state, &req, &id, None, Stage::EnrolTotp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    render_enrol(&state, &tx, None, StatusCode::OK).await
+}
+
+async fn render_enrol(
+    state: &AppState,
+    tx: &LoginTransaction,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let username = transaction_username(state, tx).await?;
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let view = totp::enrolment(
+        state,
+        &user_id,
+        &username,
+        EnrolmentFor::Transaction(&tx.id),
+    )
+    .await?;
+    Ok(render(
+        &EnrolPage {
+            action: "/login/totp-enrol",
+            tx: Some(&tx.id),
+            csrf: &tx.csrf,
+            qr: &view.qr_png_base64,
+            secret: &view.secret_base32,
+            required: true,
+            error,
+        },
+        status,
+    ))
+}
+
+#[post("/login/totp-enrol")]
+async fn enrol_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::EnrolTotp).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    state.guard.rate_limit(ctx.client_ip)?;
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let code = match SecondFactor::parse(&form.code) {
+        Ok(SecondFactor::Totp(code)) => code,
+        _ => String::new(),
+    };
+    let to = EnrolmentFor::Transaction(&tx.id);
+    let codes = match totp::confirm(&state, &user_id, to, &code, ctx.client_ip).await? {
+        Confirmation::Enrolled(codes) => codes,
+        Confirmation::WrongCode => {
+            return render_enrol(&state, &tx, Some(WRONG_CODE), StatusCode::BAD_REQUEST).await;
+        }
+        Confirmation::Expired => {
+            return render_enrol(&state, &tx, Some(ENROL_EXPIRED), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
+                .request(&ctx)
+                .subject(&user_id)
+                .detail("during", "sign_in"),
+        )
+        .await?;
+    tx.amr.push("otp".into());
+    tx.stage = tx.after_second_factor();
+    tx.save(state.ephemeral.as_ref()).await?;
+    Ok(render(
+        &RecoveryCodesPage {
+            tx: Some(&tx.id),
+            csrf: &tx.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[derive(Deserialize)]
+struct ContinueForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// After the recovery codes were shown during sign-in.
+#[post("/login/continue")]
+async fn continue_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<ContinueForm>,
+) -> Result<HttpResponse, PageError> {
+    check_same_origin(&req, &state.config.issuer)?;
+    let Some(tx) = owned_transaction(&state, &req, &form.tx).await? else {
+        return Ok(expired());
+    };
+    if !same_secret(&form.csrf, &tx.csrf) {
+        return Err(csrf_refused());
+    }
+    if !matches!(tx.stage, Stage::ChangePassword | Stage::Done) {
+        return Ok(see_other(&stage_location(&tx)));
+    }
+    advance(&state, &req, &ctx, tx).await
+}
