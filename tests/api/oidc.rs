@@ -1852,3 +1852,150 @@ async fn a_saml_logout_request_revokes_oidc_tokens_tells_the_other_sp_and_answer
     let res = f.browser.get(f.app.url("/account")).send().await.unwrap();
     assert_eq!(res.status(), 303, "signed out");
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 20: tenant binding (item 9) and introspection rights (item 11).
+
+/// Binds a client to `orgs` (by name), as `PUT /admin/api/v1/clients/{id}` does.
+async fn restrict_to_orgs(app: &TestApp, client_id: &str, orgs: &[&str]) {
+    // OLD-CODE STUB: there is no way to bind a client to an organisation.
+    let _ = (app, client_id, orgs);
+}
+
+/// Item 9: Hospital A's application is bound to organisation alpha. Ben, of beta, signs
+/// in: an error page, no code; nor from his SSO session afterwards. Ann, of alpha, gets
+/// tokens that name her organisation; once the client no longer admits alpha, her
+/// refresh token is refused.
+#[tokio::test]
+async fn a_client_bound_to_one_organisation_gives_no_code_to_another_organisations_user() {
+    use gatehouse::{
+        auth::account::{NewAccount, create_account},
+        domain::{Email, OrgName, OrgPolicy, Password, Role, Username},
+        store::orgs,
+    };
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().naive_utc();
+    app.state
+        .store
+        .run(move |c| {
+            for name in ["alpha", "beta"] {
+                let org = OrgName::parse(name).unwrap();
+                orgs::insert(c, &org, name, &OrgPolicy::default(), now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    for (org, name) in [("alpha", "ann"), ("beta", "ben")] {
+        create_account(
+            &app.state,
+            NewAccount {
+                org: OrgName::parse(org).unwrap(),
+                username: Username::parse(name).unwrap(),
+                email: Email::parse(&format!("{name}@example.org")).unwrap(),
+                display_name: None,
+                role: Role::User,
+                password: Password::parse(PASSWORD.into()).unwrap(),
+                must_change_password: false,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let reg = register_client(&app, ClientSpec::new("Hospital A app", &[REDIRECT])).await;
+    restrict_to_orgs(&app, &reg.client_id, &["alpha"]).await;
+    let browser = app.new_client();
+    let f = Flow { app, reg, browser };
+
+    // Ben signs in: a page saying so, never the client's redirect with a code.
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let html = f
+        .browser
+        .get(f.app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = f
+        .app
+        .post_form(
+            &f.browser,
+            "/login",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "ben"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 403, "an error page, not a code");
+    let page = res.text().await.unwrap();
+    assert!(!page.contains("code="), "{page}");
+    assert!(page.contains("organisation"), "{page}");
+    // His SSO session does not get one either.
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("location").is_none());
+
+    // Ann does, and every token names her organisation.
+    let ann = f.app.new_client();
+    let back = browse_authorize(&f.app, &ann, &f.authorize_url(&[]), "ann", PASSWORD).await;
+    let tokens: Value = f.exchange(&query(&back)["code"]).await.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(claims_of(tokens["id_token"].as_str().unwrap())["org"], "alpha");
+    assert_eq!(claims_of(access)["org"], "alpha");
+    let info: Value = rp_http()
+        .get(f.app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["org"], "alpha");
+    assert_eq!(introspect(&f.app, &f.reg, access).await["org"], "alpha");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(introspect(&f.app, &f.reg, refresh).await["org"], "alpha");
+
+    // The client no longer admits alpha: Ann's refresh token is refused.
+    restrict_to_orgs(&f.app, &f.reg.client_id, &["beta"]).await;
+    oauth_error(
+        f.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+/// Item 11: a confidential client learns nothing by introspecting another client's
+/// tokens; only the token's own client, or a resource server registered with the
+/// introspection permission, sees them active.
+#[tokio::test]
+async fn a_client_cannot_introspect_another_clients_tokens_without_permission() {
+    let f = Flow::new().await;
+    let tokens = f.tokens().await;
+    let nosy = register_client(
+        &f.app,
+        ClientSpec::new("Nosy app", &["https://nosy.example.org/cb"]),
+    )
+    .await;
+    for name in ["access_token", "refresh_token"] {
+        let token = tokens[name].as_str().unwrap();
+        assert_eq!(
+            introspect(&f.app, &nosy, token).await,
+            serde_json::json!({"active": false}),
+            "{name} introspected by another client"
+        );
+        assert_eq!(
+            introspect(&f.app, &f.reg, token).await["active"],
+            true,
+            "{name} introspected by its own client"
+        );
+    }
+}
