@@ -222,10 +222,7 @@ async fn outranks_everyone_governed(
         return Ok(());
     }
     let id = org.id.clone();
-    let members = state
-        .store
-        .run(move |c| users::list_by_org(c, &id))
-        .await?;
+    let members = state.store.run(move |c| users::list_by_org(c, &id)).await?;
     if members.iter().any(|u| u.role() > who.role) {
         return Err(ApiError::Forbidden(
             "a member of this organisation has a role above yours (super_admin): only a super administrator may change its policy",

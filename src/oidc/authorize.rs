@@ -24,7 +24,7 @@ use crate::{
     },
     domain::UserStatus,
     startup::AppState,
-    store::{clients, new_id, users},
+    store::{clients, new_id, orgs, users},
     web::{
         RequestContext,
         error::AppError,
@@ -423,6 +423,16 @@ pub async fn issue_code(
     session: &SsoSession,
     after_form: bool,
 ) -> Result<HttpResponse, AppError> {
+    if !org_admitted(state, ctx, &request.client_id, session).await? {
+        return Ok(message(
+            StatusCode::FORBIDDEN,
+            "This application is not available to you",
+            "The application you came from is not open to users of your organisation, so \
+             Gatehouse has not signed you in to it. If you think you should have access, \
+             ask your administrator.",
+            None,
+        ));
+    }
     let code = random_token();
     let data = CodeData {
         request,
@@ -471,3 +481,39 @@ pub async fn issue_code(
     Ok(reply.redirect(&[("code", &code)]))
 }
 
+/// Issue 20 item 9: whether the client admits users of the session's organisation.
+/// Checked after sign-in, on every code, so a user of one hospital never gets a code
+/// for another's application; a refusal is recorded and answered with a page (never a
+/// redirect with a code).
+async fn org_admitted(
+    state: &AppState,
+    ctx: &RequestContext,
+    client_id: &str,
+    session: &SsoSession,
+) -> Result<bool, AppError> {
+    let (id, org_id) = (client_id.to_owned(), session.org_id.clone());
+    let (client, org) = state
+        .store
+        .run(move |c| Ok((clients::find(c, &id)?, orgs::find_by_id(c, &org_id)?)))
+        .await?;
+    let admitted = match (client, org) {
+        (Some(client), Some(org)) => client.allows_org(&org.name),
+        _ => false,
+    };
+    if !admitted {
+        tracing::info!(request_id = %ctx.request_id, client_id, user_id = %session.user_id, "client not open to the user's organisation");
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::TokenIssued, Outcome::Failure)
+                    .request(ctx)
+                    .subject(&session.user_id)
+                    .org(&session.org_id)
+                    .detail("issued", "authorization_code")
+                    .detail("client_id", client_id)
+                    .detail("reason", "organisation not allowed for this client"),
+            )
+            .await?;
+    }
+    Ok(admitted)
+}

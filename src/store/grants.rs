@@ -562,6 +562,8 @@ mod tests {
                         backchannel_logout_uri: None,
                         id_token_alg: "RS256".into(),
                         created_at: t0(),
+                        allowed_orgs: None,
+                        introspection: false,
                     },
                 )?;
                 let u = Some(user.as_str());

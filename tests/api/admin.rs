@@ -2173,12 +2173,16 @@ async fn set_mfa(w: &World, org_id: &str, mfa: MfaPolicy) {
 
 /// The live SSO session handles of a user.
 async fn session_handles(app: &TestApp, user_id: &str) -> Vec<String> {
-    gatehouse::auth::session::list(app.state.ephemeral.as_ref(), app.state.clock.as_ref(), user_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.handle)
-        .collect()
+    gatehouse::auth::session::list(
+        app.state.ephemeral.as_ref(),
+        app.state.clock.as_ref(),
+        user_id,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|s| s.handle)
+    .collect()
 }
 
 /// Item 4: the reviewer's path. An administrator signed in by password while the
@@ -2204,7 +2208,10 @@ async fn a_password_only_admin_session_gets_no_admin_power_once_the_policy_requi
 
     let res = w.call(Method::GET, "/orgs", Some(&before), None).await;
     assert_eq!(res.status(), 401, "a password-only token opens nothing now");
-    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
         challenge.contains(r#"error="insufficient_user_authentication""#)
             && challenge.contains("urn:gatehouse:acr:mfa"),
@@ -2348,8 +2355,16 @@ async fn ending_another_users_session_handle_through_the_admin_api_ends_nothing(
         200,
         "bert's session lives"
     );
-    assert!(audit_events(&w.app, EventType::SessionEnded).await.is_empty());
-    assert!(audit_events(&w.app, EventType::TokenRevoked).await.is_empty());
+    assert!(
+        audit_events(&w.app, EventType::SessionEnded)
+            .await
+            .is_empty()
+    );
+    assert!(
+        audit_events(&w.app, EventType::TokenRevoked)
+            .await
+            .is_empty()
+    );
 }
 
 /// Item 8: an org_admin cannot weaken the policy that governs a super administrator.
@@ -2376,7 +2391,12 @@ async fn an_org_admin_cannot_change_the_policy_of_an_organisation_holding_a_supe
         "{body}"
     );
     let shown: Value = w
-        .call(Method::GET, &format!("/orgs/{}", w.alpha), Some(&alice), None)
+        .call(
+            Method::GET,
+            &format!("/orgs/{}", w.alpha),
+            Some(&alice),
+            None,
+        )
         .await
         .json()
         .await
@@ -2404,4 +2424,60 @@ async fn an_org_admin_cannot_change_the_policy_of_an_organisation_holding_a_supe
         )
         .await;
     assert_eq!(res.status(), 200);
+}
+
+/// Items 9 and 11 over the admin API: `allowed_orgs` and `introspection` are set at
+/// creation, changed, cleared (null: every organisation) or kept (left out) on update,
+/// and bad values are a 400 naming the field.
+#[tokio::test]
+async fn clients_take_allowed_orgs_and_the_introspection_permission_over_the_api() {
+    let w = World::new().await;
+    let (_, token) = w.service_token("Provisioning").await;
+    let created = json_of(
+        w.call(
+            Method::POST,
+            "/clients",
+            Some(&token),
+            Some(json!({
+                "name": "Hospital A app",
+                "redirect_uris": [REDIRECT],
+                "allowed_orgs": ["alpha"],
+                "introspection": true,
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["client"]["allowed_orgs"], json!(["alpha"]));
+    assert_eq!(created["client"]["introspection"], true);
+    let path = format!("/clients/{}", created["client_id"].as_str().unwrap());
+    for bad in [
+        json!(["nowhere"]),
+        json!([]),
+        json!(["Not A Name"]),
+        json!("alpha"),
+    ] {
+        let body = json!({"name": "x", "redirect_uris": [REDIRECT], "allowed_orgs": bad});
+        refused_naming(&w, &token, Method::POST, "/clients", body, "allowed_orgs").await;
+        let body = json!({"allowed_orgs": bad});
+        refused_naming(&w, &token, Method::PUT, &path, body, "allowed_orgs").await;
+    }
+    let update = |body: Value| {
+        let (w, token, path) = (&w, &token, &path);
+        async move {
+            json_of(
+                w.call(Method::PUT, path, Some(token), Some(body)).await,
+                200,
+            )
+            .await
+        }
+    };
+    let changed = update(json!({"allowed_orgs": ["beta", "alpha"], "introspection": false})).await;
+    assert_eq!(changed["client"]["allowed_orgs"], json!(["beta", "alpha"]));
+    assert_eq!(changed["client"]["introspection"], false);
+    let kept = update(json!({"name": "Hospital app"})).await;
+    assert_eq!(kept["client"]["allowed_orgs"], json!(["beta", "alpha"]));
+    let cleared = update(json!({"allowed_orgs": null})).await;
+    assert_eq!(cleared["client"]["allowed_orgs"], Value::Null);
 }

@@ -1858,8 +1858,20 @@ async fn a_saml_logout_request_revokes_oidc_tokens_tells_the_other_sp_and_answer
 
 /// Binds a client to `orgs` (by name), as `PUT /admin/api/v1/clients/{id}` does.
 async fn restrict_to_orgs(app: &TestApp, client_id: &str, orgs: &[&str]) {
-    // OLD-CODE STUB: there is no way to bind a client to an organisation.
-    let _ = (app, client_id, orgs);
+    let id = client_id.to_owned();
+    let row = app
+        .state
+        .store
+        .run(move |c| gatehouse::store::clients::find(c, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut spec = row.spec();
+    spec.allowed_orgs = Some(orgs.iter().map(|o| (*o).to_owned()).collect());
+    gatehouse::oidc::clients::update(&app.state.store, client_id, spec)
+        .await
+        .unwrap();
+    app.state.clients.forget(client_id);
 }
 
 /// Item 9: Hospital A's application is bound to organisation alpha. Ben, of beta, signs
@@ -1944,9 +1956,17 @@ async fn a_client_bound_to_one_organisation_gives_no_code_to_another_organisatio
     // Ann does, and every token names her organisation.
     let ann = f.app.new_client();
     let back = browse_authorize(&f.app, &ann, &f.authorize_url(&[]), "ann", PASSWORD).await;
-    let tokens: Value = f.exchange(&query(&back)["code"]).await.json().await.unwrap();
+    let tokens: Value = f
+        .exchange(&query(&back)["code"])
+        .await
+        .json()
+        .await
+        .unwrap();
     let access = tokens["access_token"].as_str().unwrap();
-    assert_eq!(claims_of(tokens["id_token"].as_str().unwrap())["org"], "alpha");
+    assert_eq!(
+        claims_of(tokens["id_token"].as_str().unwrap())["org"],
+        "alpha"
+    );
     assert_eq!(claims_of(access)["org"], "alpha");
     let info: Value = rp_http()
         .get(f.app.url("/userinfo"))
@@ -1998,4 +2018,90 @@ async fn a_client_cannot_introspect_another_clients_tokens_without_permission() 
             "{name} introspected by its own client"
         );
     }
+    // A resource server registered with the permission may; and sees the organisation.
+    let resource_server = register_client(
+        &f.app,
+        ClientSpec {
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["profile".into()],
+            introspection: true,
+            ..ClientSpec::new("Lab API", &[])
+        },
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let seen = introspect(&f.app, &resource_server, access).await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["client_id"], f.reg.client_id.as_str());
+    assert_eq!(seen["org"], "default");
+    // Another client learns nothing of the resource server's own client_credentials
+    // token either.
+    let cc: Value = rp_http()
+        .post(f.app.url("/token"))
+        .basic_auth(
+            &resource_server.client_id,
+            Some(
+                resource_server
+                    .client_secret
+                    .as_ref()
+                    .unwrap()
+                    .expose_secret(),
+            ),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cc = cc["access_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&f.app, &nosy, cc).await,
+        serde_json::json!({"active": false})
+    );
+}
+
+/// Items 9 and 11 from the command line: `--org` binds a new client to organisations,
+/// `--introspection` makes it a resource server; an unknown organisation is named.
+#[tokio::test]
+async fn client_create_from_the_command_line_takes_organisations_and_introspection() {
+    let app = spawn_app_with(|c| {
+        c.database_url = None;
+        c.master_key = None;
+    })
+    .await;
+    let dir = app.data_dir.path().to_owned();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["client", "create", "--name", "Ward app"];
+        args.extend(["--redirect-uri", REDIRECT]);
+        args.extend(extra);
+        crate::cli::gatehouse(&dir).args(args).output().unwrap()
+    };
+    let out = create(&["--org", "default", "--introspection", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["allowed_orgs"], serde_json::json!(["default"]));
+    assert_eq!(created["introspection"], true);
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let row = app
+        .state
+        .store
+        .run(move |c| gatehouse::store::clients::find(c, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.allows_org("default") && !row.allows_org("beta") && row.introspection);
+
+    let out = create(&["--org", "nowhere"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("allowed_orgs") && err.contains("nowhere"),
+        "{err}"
+    );
 }
