@@ -264,6 +264,13 @@ enum ClientCommand {
         /// ID token signature: RS256 (default) or ES256.
         #[arg(long = "id-token-alg")]
         id_token_alg: Option<String>,
+        /// Only users of this organisation may sign in to it; repeat for several.
+        /// Without any: users of every organisation.
+        #[arg(long = "org")]
+        orgs: Vec<String>,
+        /// A resource server: may introspect tokens issued to other clients.
+        #[arg(long)]
+        introspection: bool,
         #[arg(long)]
         json: bool,
     },
@@ -646,6 +653,8 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
         jwks_file,
         backchannel_logout_uri,
         id_token_alg,
+        orgs,
+        introspection,
         json,
     } = command;
     let jwks = jwks_file
@@ -667,6 +676,8 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
         jwks,
         backchannel_logout_uri,
         id_token_alg,
+        allowed_orgs: (!orgs.is_empty()).then_some(orgs),
+        introspection,
     };
     let registered = gatehouse::oidc::clients::register(&store, spec.clone(), Utc::now())
         .await
@@ -696,6 +707,8 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
                 "client_secret": secret,
                 "client_name": spec.name,
                 "redirect_uris": spec.redirect_uris,
+                "allowed_orgs": spec.allowed_orgs,
+                "introspection": spec.introspection,
             })
         );
     } else {
@@ -703,6 +716,10 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
         if let Some(secret) = secret {
             println!("client_secret: {secret}");
             println!("The secret is shown only now; Gatehouse keeps only its hash.");
+        }
+        match &spec.allowed_orgs {
+            Some(orgs) => println!("allowed_orgs:  {}", orgs.join(" ")),
+            None => println!("allowed_orgs:  every organisation (pass --org to admit only some)"),
         }
     }
     Ok(())

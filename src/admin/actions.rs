@@ -12,10 +12,13 @@ use crate::{
         guard::login_key,
         recovery::{self, Admin, AdminError, ForcedReset},
     },
-    domain::OrgPolicy,
+    domain::{OrgPolicy, Role},
     oidc::logout,
     startup::AppState,
-    store::{ip_blocks, lockouts, orgs, users::UserRow},
+    store::{
+        ip_blocks, lockouts, orgs,
+        users::{self, UserRow},
+    },
     web::RequestContext,
 };
 
@@ -182,6 +185,7 @@ pub async fn set_policy(
     if !who.sees_org(&org.id) {
         return Err(ApiError::NotFound);
     }
+    outranks_everyone_governed(state, who, org).await?;
     policy
         .validate()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -201,6 +205,29 @@ pub async fn set_policy(
                 .detail("change", "replaced"),
         )
         .await?;
+    Ok(())
+}
+
+/// A policy governs every member of its organisation, so changing it takes rank over
+/// each of them, as acting on one of them does (`Caller::may_act_on`): an org_admin may
+/// not turn off the lockout or the MFA requirement that protects a super administrator
+/// of the same organisation (issue 20 item 8). Disabled members count: they can be
+/// enabled again.
+async fn outranks_everyone_governed(
+    state: &AppState,
+    who: &Caller,
+    org: &orgs::OrgRow,
+) -> Result<(), ApiError> {
+    if who.role == Role::SuperAdmin {
+        return Ok(());
+    }
+    let id = org.id.clone();
+    let members = state.store.run(move |c| users::list_by_org(c, &id)).await?;
+    if members.iter().any(|u| u.role() > who.role) {
+        return Err(ApiError::Forbidden(
+            "a member of this organisation has a role above yours (super_admin): only a super administrator may change its policy",
+        ));
+    }
     Ok(())
 }
 

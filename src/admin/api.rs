@@ -1221,6 +1221,11 @@ pub struct ClientView {
     pub backchannel_logout_uri: Option<String>,
     /// `RS256` or `ES256`.
     pub id_token_signed_response_alg: String,
+    /// The organisations (by name) whose users may sign in to it; null: every
+    /// organisation.
+    pub allowed_orgs: Option<Vec<String>>,
+    /// May introspect tokens issued to other clients (a resource server).
+    pub introspection: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -1241,6 +1246,8 @@ fn client_view(row: &ClientRow) -> ClientView {
             .and_then(|j| serde_json::from_str(j).ok()),
         backchannel_logout_uri: row.backchannel_logout_uri.clone(),
         id_token_signed_response_alg: row.id_token_alg.clone(),
+        allowed_orgs: row.allowed_org_list(),
+        introspection: row.introspection,
         created_at: row.created_at.and_utc(),
     }
 }
@@ -1279,6 +1286,12 @@ pub struct NewClientBody {
     pub backchannel_logout_uri: Option<String>,
     /// `RS256` (default) or `ES256`.
     pub id_token_signed_response_alg: Option<String>,
+    /// Organisation names whose users may sign in to it. Left out or null: users of
+    /// every organisation (fine with one organisation; name them where there are several).
+    pub allowed_orgs: Option<Vec<String>>,
+    /// May introspect tokens issued to other clients (a resource server). Default false.
+    #[serde(default)]
+    pub introspection: bool,
 }
 
 fn client_error(e: ClientError) -> ApiError {
@@ -1411,6 +1424,8 @@ pub async fn create_client(
         jwks: jwks_text(body.jwks),
         backchannel_logout_uri: body.backchannel_logout_uri,
         id_token_alg: body.id_token_signed_response_alg,
+        allowed_orgs: body.allowed_orgs,
+        introspection: body.introspection,
     };
     let registered = oidc_clients::register(&state.store, spec, state.clock.now())
         .await
@@ -1443,6 +1458,21 @@ pub struct ClientUpdateBody {
     /// An empty string removes it.
     pub backchannel_logout_uri: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
+    /// Organisation names whose users may sign in to it; null admits every organisation;
+    /// left out, unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_orgs: Option<Option<Vec<String>>>,
+    pub introspection: Option<bool>,
+}
+
+/// A field that may be sent as null: `Some(None)` for null, `None` when left out.
+fn present<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
 }
 
 #[utoipa::path(put, path = "/admin/api/v1/clients/{client_id}", params(("client_id" = String, Path)), request_body = ClientUpdateBody,
@@ -1489,6 +1519,12 @@ pub async fn update_client(
     }
     if let Some(alg) = body.id_token_signed_response_alg {
         spec.id_token_alg = Some(alg);
+    }
+    if let Some(orgs) = body.allowed_orgs {
+        spec.allowed_orgs = orgs;
+    }
+    if let Some(introspection) = body.introspection {
+        spec.introspection = introspection;
     }
     let secret = oidc_clients::update(&state.store, &row.client_id, spec)
         .await

@@ -27,6 +27,7 @@ use crate::{
         login::{SignInRequest, see_other, start_sign_in, start_sign_in_with},
         same_secret,
         session::{self, ACR_MFA, SsoSession},
+        step_up::{self, MfaVerdict},
         transaction::Resume,
     },
     domain::{Email, MfaPolicy, OrgPolicy, Role, Username},
@@ -67,6 +68,10 @@ impl From<ApiError> for AppError {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::Unauthorized => Self::Forbidden("Please sign in again.".into()),
+            ApiError::MfaRequired => Self::Forbidden(
+                "Your organisation requires a second factor for your role: please sign in again."
+                    .into(),
+            ),
             ApiError::Forbidden(m) => Self::Forbidden(format!("{}.", capitalise(m))),
             ApiError::NotFound => Self::NotFound,
             ApiError::BadRequest(m) | ApiError::Conflict(m) => Self::BadRequest(m),
@@ -154,19 +159,13 @@ async fn enter(
         )
         .into());
     }
-    let org_id = user.org_id.clone();
-    let mfa = state
-        .store
-        .run(move |c| orgs::find_by_id(c, &org_id))
-        .await?
-        .map(|o| o.policy().mfa)
-        // A user whose organisation cannot be read gets the strictest rule.
-        .unwrap_or(MfaPolicy::Everyone);
-    let require_mfa = mfa.requires(role);
+    // The same rule as `/authorize` and the admin API (issue 20 item 4).
+    let mfa = step_up::assess(state, &user, &session.amr).await?;
+    let require_mfa = mfa.required();
     let now = state.clock.now().timestamp();
     let last_active = session.console_seen.unwrap_or(session.auth_time);
     let idle = now - last_active > CONSOLE_IDLE_SECS;
-    let weak = require_mfa && session.acr() != ACR_MFA;
+    let weak = mfa == MfaVerdict::Missing;
     if idle || weak {
         tracing::info!(user_id = %user.id, idle, weak, "admin console asks to sign in again");
         let again = SignInRequest {

@@ -77,6 +77,8 @@ mod tests {
             backchannel_logout_uri: None,
             id_token_alg: "RS256".into(),
             created_at: Utc::now().naive_utc(),
+            allowed_orgs: None,
+            introspection: false,
         }
     }
 

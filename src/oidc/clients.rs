@@ -8,9 +8,11 @@ use url::Url;
 use crate::{
     auth::{random_token, token_hash},
     crypto::signing::{ALGORITHMS, RS256},
+    domain::OrgName,
     store::{
         Store, StoreError,
         clients::{self, ClientRow, ClientSettings, NewClient},
+        orgs,
     },
 };
 
@@ -44,6 +46,11 @@ pub struct ClientSpec {
     pub backchannel_logout_uri: Option<String>,
     /// `RS256` (default) or `ES256`.
     pub id_token_alg: Option<String>,
+    /// The organisations (by name) whose users may sign in to it; None: any (issue 20
+    /// item 9). An empty list is refused: it would admit nobody.
+    pub allowed_orgs: Option<Vec<String>>,
+    /// May introspect tokens issued to other clients (a resource server, issue 20 item 11).
+    pub introspection: bool,
 }
 
 impl ClientSpec {
@@ -59,6 +66,8 @@ impl ClientSpec {
             jwks: None,
             backchannel_logout_uri: None,
             id_token_alg: None,
+            allowed_orgs: None,
+            introspection: false,
         }
     }
 }
@@ -121,6 +130,8 @@ struct Checked {
     jwks: Option<String>,
     backchannel: Option<String>,
     id_token_alg: String,
+    allowed_orgs: Option<Vec<String>>,
+    introspection: bool,
 }
 
 impl Checked {
@@ -140,6 +151,8 @@ impl Checked {
             jwks: self.jwks.clone(),
             backchannel_logout_uri: self.backchannel.clone(),
             id_token_alg: self.id_token_alg.clone(),
+            allowed_orgs: self.allowed_orgs.as_deref().map(json_list),
+            introspection: self.introspection,
         }
     }
 }
@@ -298,7 +311,65 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         jwks,
         backchannel,
         id_token_alg,
+        allowed_orgs: spec.allowed_orgs.as_deref().map(check_orgs).transpose()?,
+        introspection: spec.introspection,
     })
+}
+
+/// Most organisations one client may name.
+const MAX_ORGS: usize = 100;
+
+/// Organisation names, well formed, each once, at least one (an empty list would admit
+/// nobody; leaving the list out admits everyone). That they exist is checked against
+/// the store by [`known_orgs`].
+fn check_orgs(names: &[String]) -> Result<Vec<String>, ClientError> {
+    if names.is_empty() {
+        return Err(invalid(
+            "allowed_orgs",
+            "name at least one organisation, or leave it out to admit every organisation",
+        ));
+    }
+    if names.len() > MAX_ORGS {
+        return Err(invalid("allowed_orgs", format!("at most {MAX_ORGS}")));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for raw in names {
+        let name =
+            OrgName::parse(raw).map_err(|e| invalid("allowed_orgs", format!("{raw:?}: {e}")))?;
+        if !out.iter().any(|o| o == name.as_str()) {
+            out.push(name.as_str().to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Every organisation a checked registration names exists. Organisations are never
+/// deleted, so checking before the write is enough.
+async fn known_orgs(store: &Store, checked: &Checked) -> Result<(), ClientError> {
+    let Some(names) = checked.allowed_orgs.clone() else {
+        return Ok(());
+    };
+    let missing = store
+        .run(move |c| {
+            for name in names {
+                let known = match OrgName::parse(&name) {
+                    Ok(parsed) => orgs::find_by_name(c, &parsed)?.is_some(),
+                    Err(_) => false,
+                };
+                if !known {
+                    return Ok(Some(name));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    match missing {
+        Some(name) => Err(invalid(
+            "allowed_orgs",
+            format!("no organisation named {name:?}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 pub async fn register(
@@ -307,6 +378,7 @@ pub async fn register(
     now: DateTime<Utc>,
 ) -> Result<Registered, ClientError> {
     let checked = check(&spec)?;
+    known_orgs(store, &checked).await?;
     let secret = checked.has_secret().then(random_token);
     let client_id = format!("gh-{}", &random_token()[..22]);
     let settings = checked.settings();
@@ -323,6 +395,8 @@ pub async fn register(
         backchannel_logout_uri: settings.backchannel_logout_uri,
         id_token_alg: settings.id_token_alg,
         created_at: now.naive_utc(),
+        allowed_orgs: settings.allowed_orgs,
+        introspection: settings.introspection,
     };
     store.run(move |c| clients::insert(c, &row)).await?;
     Ok(Registered {
@@ -340,6 +414,7 @@ pub async fn update(
     spec: ClientSpec,
 ) -> Result<Option<SecretString>, ClientError> {
     let checked = check(&spec)?;
+    known_orgs(store, &checked).await?;
     let settings = checked.settings();
     let id = client_id.to_owned();
     let needs_secret = checked.has_secret();
@@ -420,6 +495,18 @@ impl ClientRow {
         list(&self.scopes).iter().any(|s| s == scope)
     }
 
+    /// The organisations (by name) it admits; None: every organisation.
+    pub fn allowed_org_list(&self) -> Option<Vec<String>> {
+        self.allowed_orgs.as_deref().map(list)
+    }
+
+    /// Whether users of organisation `org_name` may sign in to it (issue 20 item 9). A
+    /// list that does not parse admits nobody.
+    pub fn allows_org(&self, org_name: &str) -> bool {
+        self.allowed_org_list()
+            .is_none_or(|orgs| orgs.iter().any(|o| o == org_name))
+    }
+
     /// The registration as a spec, for an update that changes part of it.
     pub fn spec(&self) -> ClientSpec {
         ClientSpec {
@@ -433,6 +520,8 @@ impl ClientRow {
             jwks: self.jwks.clone(),
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             id_token_alg: Some(self.id_token_alg.clone()),
+            allowed_orgs: self.allowed_org_list(),
+            introspection: self.introspection,
         }
     }
 
@@ -487,6 +576,21 @@ mod tests {
             vec![format!("https://rp.example.org/{}", "x".repeat(2000))];
         let err = check(&long).err().unwrap().to_string();
         assert!(err.starts_with("post_logout_redirect_uris:"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_or_malformed_organisation_list_is_refused_and_duplicates_merge() {
+        let mut bound = spec();
+        bound.allowed_orgs = Some(vec![]);
+        let err = check(&bound).err().unwrap().to_string();
+        assert!(err.starts_with("allowed_orgs:"), "{err}");
+        bound.allowed_orgs = Some(vec!["St Mary's".into()]);
+        assert!(check(&bound).is_err());
+        bound.allowed_orgs = Some(vec!["alpha".into(), "alpha".into()]);
+        assert_eq!(
+            check(&bound).unwrap().allowed_orgs,
+            Some(vec!["alpha".into()])
+        );
     }
 
     #[test]

@@ -131,6 +131,7 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
             "amr",
             "azp",
             "sid",
+            "org",
             "name",
             "preferred_username",
             "email",

@@ -49,12 +49,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Ends one SSO session of `user_id`, revoking its grants and telling its relying parties.
+///
+/// The handle comes from a person (the account page, the admin API): when it names
+/// someone else's session, nothing of theirs ends, neither the session nor its grants,
+/// and nothing is recorded in their name (issue 20 item 5). Grants of `user_id` made
+/// under the handle are revoked even when the session itself is already gone.
 pub async fn end_session(state: &AppState, user_id: &str, handle: &str) -> Result<bool, AppError> {
     let ended = session::end(state.ephemeral.as_ref(), user_id, handle).await?;
-    // Where a browser is at hand (sign-out, SAML logout) the session's SAML SPs were taken
-    // off it and are told by the front channel; any still on it cannot be.
-    crate::saml::logout_chain::record_untold(state, user_id, handle).await?;
-    end_grants(state, handle, false).await?;
+    if ended {
+        // Where a browser is at hand (sign-out, SAML logout) the session's SAML SPs were
+        // taken off it and are told by the front channel; any still on it cannot be.
+        crate::saml::logout_chain::record_untold(state, user_id, handle).await?;
+    }
+    end_grants(state, handle, Some(user_id), false).await?;
     Ok(ended)
 }
 
@@ -87,21 +94,23 @@ pub async fn end_all_sessions(
 /// except `offline_access` grants, which outlive the session by design. Its SAML SPs
 /// cannot be told: which SPs it visited was kept in the session itself.
 pub async fn session_lapsed(state: &AppState, handle: &str) -> Result<Vec<GrantRow>, AppError> {
-    end_grants(state, handle, true).await
+    end_grants(state, handle, None, true).await
 }
 
-/// Revokes the grants of session `handle` (see `grants::revoke_for_session`) and tells
-/// their clients; returns what it revoked.
+/// Revokes the grants of session `handle` (of `owner` only, when given: see
+/// `grants::revoke_for_session`) and tells their clients; returns what it revoked.
 async fn end_grants(
     state: &AppState,
     handle: &str,
+    owner: Option<&str>,
     spare_offline: bool,
 ) -> Result<Vec<GrantRow>, AppError> {
     let now = state.clock.now().naive_utc();
     let h = handle.to_owned();
+    let owner = owner.map(str::to_owned);
     let revoked = state
         .store
-        .run(move |c| grants::revoke_for_session(c, &h, spare_offline, now))
+        .run(move |c| grants::revoke_for_session(c, &h, owner.as_deref(), spare_offline, now))
         .await?;
     notify(state, revoked.clone()).await?;
     Ok(revoked)

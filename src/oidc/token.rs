@@ -25,6 +25,7 @@ use crate::{
     store::{
         clients::ClientRow,
         grants::{self, GrantRow, NewGrant, Refresh},
+        orgs,
         users::{self, UserRow},
     },
     web::RequestContext,
@@ -166,26 +167,52 @@ async fn exchange_code(
     let refresh_hash = refresh_token.as_deref().map(token_hash);
     let refresh_expiry = expiry(now, state.config.refresh_token_secs);
     let user_id = data.user_id.clone();
-    let (grant, user) = state
+    let admits = client.clone();
+    let issued = state
         .store
         .transaction(move |c| {
             let user = users::find_by_id(c, &user_id)?;
+            let org = org_name(c, user.as_ref())?;
+            // Issue 20 item 9: checked again here, in case the client changed since
+            // the code was issued.
+            if !org.as_deref().is_some_and(|o| admits.allows_org(o)) {
+                return Ok(None);
+            }
             let row = grants::insert(c, &grant)?;
             if let Some(hash) = &refresh_hash {
                 grants::insert_refresh(c, hash, &grant.id, grant.created_at, refresh_expiry)?;
             }
-            Ok((row, user))
+            Ok(Some((row, user, org)))
         })
         .await?;
+    let Some((grant, user, org)) = issued else {
+        return Err(not_admitted());
+    };
     let user = usable_user(user)?;
     respond(
         state,
         client,
         Some((&grant, &user)),
+        org.as_deref(),
         &data.request.scope,
         data.request.nonce.as_deref(),
         refresh_token,
     )
+}
+
+/// The name of `user`'s organisation (the `org` claim).
+fn org_name(
+    c: &mut crate::store::DbConnection,
+    user: Option<&UserRow>,
+) -> Result<Option<String>, crate::store::StoreError> {
+    Ok(match user {
+        Some(u) => orgs::find_by_id(c, &u.org_id)?.map(|o| o.name),
+        None => None,
+    })
+}
+
+fn not_admitted() -> OAuthError {
+    OAuthError::invalid_grant("this client is not open to users of the user's organisation")
 }
 
 fn expiry(now: DateTime<Utc>, secs: u64) -> chrono::NaiveDateTime {
@@ -201,6 +228,7 @@ fn respond(
     state: &AppState,
     client: &ClientRow,
     user: Option<(&GrantRow, &UserRow)>,
+    org: Option<&str>,
     scope: &[String],
     nonce: Option<&str>,
     refresh_token: Option<String>,
@@ -212,6 +240,7 @@ fn respond(
         issuer: &issuer,
         client_id: &client.client_id,
         user,
+        org,
         scope,
         nonce,
         now: state.clock.now(),
@@ -264,7 +293,11 @@ async fn refresh(
                     now.naive_utc(),
                     new_expiry,
                 )? {
-                    Refresh::Rotated(found) => Ok(*found),
+                    Refresh::Rotated(found) => {
+                        let (grant, user) = *found;
+                        let org = org_name(c, user.as_ref())?;
+                        Ok((grant, user, org))
+                    }
                     Refresh::Reused(_) => Err("reused"),
                     Refresh::OtherClient => Err("the refresh token was issued to another client"),
                     Refresh::Invalid => Err("the refresh token is invalid or expired"),
@@ -272,7 +305,7 @@ async fn refresh(
             )
         })
         .await?;
-    let (grant, user) = match outcome {
+    let (grant, user, org) = match outcome {
         Ok(found) => found,
         Err("reused") => {
             tracing::warn!(client_id = %client.client_id, "rotated refresh token reused: the whole family is revoked");
@@ -291,6 +324,11 @@ async fn refresh(
         Err(why) => return Err(OAuthError::invalid_grant(why)),
     };
     let user = usable_user(user)?;
+    // Issue 20 item 9: a client that no longer admits the user's organisation gets no
+    // more tokens for them.
+    if !org.as_deref().is_some_and(|o| client.allows_org(o)) {
+        return Err(not_admitted());
+    }
     let granted: Vec<String> = grant.scope.split(' ').map(str::to_owned).collect();
     // Without offline_access, a refresh token lives only as long as the SSO session it
     // was issued in (idle and absolute limits included).
@@ -319,6 +357,7 @@ async fn refresh(
         state,
         client,
         Some((&grant, &user)),
+        org.as_deref(),
         &scope,
         None,
         Some(new_token),
@@ -352,7 +391,7 @@ async fn client_credentials(
         ));
     }
     // Nothing is stored: the token stands for the client (see `tokens::AccessClaims`).
-    respond(state, client, None, &scope, None, None)
+    respond(state, client, None, None, &scope, None, None)
 }
 
 /// What a presented token turned out to be.
@@ -477,29 +516,59 @@ pub async fn introspect(
         ));
     }
     let token = params.require("token")?;
-    let answer: Value = match find_token(&state, token).await? {
-        Some(Found::Access(claims, _)) => json!({
-            "active": true,
-            "token_type": "Bearer",
-            "scope": claims.scope,
-            "client_id": claims.client_id,
-            "sub": claims.sub,
-            "aud": claims.aud,
-            "iss": claims.iss,
-            "exp": claims.exp,
-            "iat": claims.iat,
-            "jti": claims.jti,
-        }),
-        Some(Found::Refresh(grant, created, expires)) => json!({
-            "active": true,
-            "token_type": "refresh_token",
-            "scope": grant.scope,
-            "client_id": grant.client_id,
-            "sub": grant.user_id,
-            "iss": issuer(&state),
-            "exp": expires.and_utc().timestamp(),
-            "iat": created.and_utc().timestamp(),
-        }),
+    // Issue 20 item 11 (RFC 7662 §4): a client sees only the tokens issued to it, unless
+    // registered as a resource server with the introspection permission. To anyone
+    // else a token is simply inactive, as an unknown one is.
+    let found = find_token(&state, token).await?.filter(|found| {
+        let holder = match found {
+            Found::Access(claims, _) => &claims.client_id,
+            Found::Refresh(grant, _, _) => &grant.client_id,
+        };
+        *holder == client.client_id || client.introspection
+    });
+    let answer: Value = match found {
+        Some(Found::Access(claims, _)) => {
+            let mut answer = json!({
+                "active": true,
+                "token_type": "Bearer",
+                "scope": claims.scope,
+                "client_id": claims.client_id,
+                "sub": claims.sub,
+                "aud": claims.aud,
+                "iss": claims.iss,
+                "exp": claims.exp,
+                "iat": claims.iat,
+                "jti": claims.jti,
+            });
+            if let Some(org) = claims.org {
+                answer["org"] = json!(org);
+            }
+            answer
+        }
+        Some(Found::Refresh(grant, created, expires)) => {
+            let user_id = grant.user_id.clone();
+            let org = state
+                .store
+                .run(move |c| {
+                    let user = match user_id {
+                        Some(id) => users::find_by_id(c, &id)?,
+                        None => None,
+                    };
+                    org_name(c, user.as_ref())
+                })
+                .await?;
+            json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "scope": grant.scope,
+                "client_id": grant.client_id,
+                "sub": grant.user_id,
+                "org": org,
+                "iss": issuer(&state),
+                "exp": expires.and_utc().timestamp(),
+                "iat": created.and_utc().timestamp(),
+            })
+        }
         None => json!({ "active": false }),
     };
     Ok(no_store_json(&answer))

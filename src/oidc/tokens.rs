@@ -19,11 +19,14 @@ use crate::{
 
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
-/// The OIDC `sid` claim rides along with the standard ones.
+/// The OIDC `sid` claim, and `org` (the user's organisation, by name: issue 20 item 9),
+/// ride along with the standard ones.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct SessionClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 impl AdditionalClaims for SessionClaims {}
 
@@ -58,6 +61,9 @@ pub struct AccessClaims {
     pub amr: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The user's organisation, by name (issue 20 item 9); none for client_credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 /// Everything a token response is made from.
@@ -67,6 +73,8 @@ pub struct Grant<'a> {
     /// The user's grant and account; None for client_credentials, where the client is
     /// the subject and nothing is stored.
     pub user: Option<(&'a GrantRow, &'a UserRow)>,
+    /// The user's organisation, by name (the `org` claim).
+    pub org: Option<&'a str>,
     pub scope: &'a [String],
     pub nonce: Option<&'a str>,
     pub now: DateTime<Utc>,
@@ -120,6 +128,7 @@ impl Grant<'_> {
             sid: grant.and_then(sid),
             acr: auth.as_ref().map(|a| a.1.clone()),
             amr: auth.map(|a| a.2),
+            org: grant.and(self.org).map(str::to_owned),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
         ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
@@ -151,7 +160,10 @@ impl Grant<'_> {
             self.now + chrono::Duration::seconds(self.lifetime_secs),
             self.now,
             standard,
-            SessionClaims { sid: sid(grant) },
+            SessionClaims {
+                sid: sid(grant),
+                org: self.org.map(str::to_owned),
+            },
         )
         .set_nonce(self.nonce.map(|n| Nonce::new(n.to_owned())))
         .set_auth_time(auth_time)

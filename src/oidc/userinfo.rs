@@ -4,7 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Map, Value, json};
 
 use super::{OAuthError, discovery::issuer, no_store_json, tokens::verify_access_token};
-use crate::{domain::UserStatus, startup::AppState, store::grants};
+use crate::{
+    domain::UserStatus,
+    startup::AppState,
+    store::{grants, orgs},
+};
 
 fn bearer(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
     let from_header = match req.headers().get(header::AUTHORIZATION) {
@@ -57,9 +61,16 @@ pub async fn userinfo(
     };
     let found = state
         .store
-        .run(move |c| grants::live_with_user(c, &gid))
+        .run(move |c| {
+            let found = grants::live_with_user(c, &gid)?;
+            let org = match &found {
+                Some((_, Some(user))) => orgs::find_by_id(c, &user.org_id)?.map(|o| o.name),
+                _ => None,
+            };
+            Ok(found.map(|f| (f, org)))
+        })
         .await?;
-    let Some((_, Some(user))) = found else {
+    let Some(((_, Some(user)), org)) = found else {
         return Err(OAuthError::invalid_token(
             "the access token is no longer valid",
         ));
@@ -78,6 +89,10 @@ pub async fn userinfo(
     }
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));
+    // Issue 20 item 9: which organisation (tenant) the user belongs to.
+    if let Some(org) = org {
+        out.insert("org".into(), json!(org));
+    }
     if scopes.contains(&"profile") {
         out.insert("preferred_username".into(), json!(user.username));
         if let Some(name) = &user.display_name {

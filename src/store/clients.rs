@@ -20,6 +20,11 @@ pub struct ClientRow {
     pub backchannel_logout_uri: Option<String>,
     pub id_token_alg: String,
     pub created_at: NaiveDateTime,
+    /// JSON array of the organisation names whose users may sign in to it; None: any
+    /// organisation (issue 20 item 9).
+    pub allowed_orgs: Option<String>,
+    /// May introspect tokens issued to other clients (a resource server, issue 20 item 11).
+    pub introspection: bool,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -37,6 +42,11 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     pub id_token_alg: String,
     pub created_at: NaiveDateTime,
+    /// JSON array of the organisation names whose users may sign in to it; None: any
+    /// organisation (issue 20 item 9).
+    pub allowed_orgs: Option<String>,
+    /// May introspect tokens issued to other clients (a resource server, issue 20 item 11).
+    pub introspection: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, client: &NewClient) -> Result<(), StoreError> {
@@ -84,6 +94,8 @@ pub struct ClientSettings {
     pub jwks: Option<String>,
     pub backchannel_logout_uri: Option<String>,
     pub id_token_alg: String,
+    pub allowed_orgs: Option<String>,
+    pub introspection: bool,
 }
 
 pub fn update(

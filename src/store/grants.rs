@@ -160,9 +160,13 @@ pub fn sessions_with_live_grants(conn: &mut DbConnection) -> Result<Vec<String>,
 /// ended); returns them, for back-channel logout. Each grant is revoked by its own
 /// conditional UPDATE and returned only by the call that revoked it, so two instances
 /// ending one session at once do not both tell its clients.
+///
+/// With `owner`, only that user's grants: a handle named by a person (the account page,
+/// the admin API) ends nothing of anyone else's (issue 20 item 5).
 pub fn revoke_for_session(
     conn: &mut DbConnection,
     session_handle: &str,
+    owner: Option<&str>,
     spare_offline: bool,
     now: NaiveDateTime,
 ) -> Result<Vec<GrantRow>, StoreError> {
@@ -177,6 +181,9 @@ pub fn revoke_for_session(
     let mut revoked = Vec::new();
     for grant in live {
         if spare_offline && outlives_session(&grant.scope) {
+            continue;
+        }
+        if owner.is_some_and(|o| grant.user_id.as_deref() != Some(o)) {
             continue;
         }
         if revoke(conn, &grant.id, now)? {
@@ -555,6 +562,8 @@ mod tests {
                         backchannel_logout_uri: None,
                         id_token_alg: "RS256".into(),
                         created_at: t0(),
+                        allowed_orgs: None,
+                        introspection: false,
                     },
                 )?;
                 let u = Some(user.as_str());

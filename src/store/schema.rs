@@ -174,6 +174,8 @@ diesel::table! {
         backchannel_logout_uri -> Nullable<Text>,
         id_token_alg -> Text,
         created_at -> Timestamp,
+        allowed_orgs -> Nullable<Text>,
+        introspection -> Bool,
     }
 }
 

@@ -270,3 +270,90 @@ async fn the_account_page_lists_sessions_and_ends_one() {
         200
     );
 }
+
+/// Issue 20 item 5: the account page ends a session by handle. A handle that is someone
+/// else's (rex's, signed in to an application) ends nothing of theirs: rex's session and
+/// tokens live on, and the trail records no session ended.
+#[tokio::test]
+async fn ending_another_users_session_handle_from_the_account_page_ends_nothing_of_theirs() {
+    use crate::oidc::{REDIRECT, browse_authorize, query, register_client, rp_http};
+    use gatehouse::oidc::clients::ClientSpec;
+    use secrecy::ExposeSecret;
+
+    let app = spawn_app().await;
+    create_user(&app, "quin", "Quiet-Harbour-42", false).await;
+    let rex = create_user(&app, "rex", "Quiet-Harbour-43", false).await;
+    let rp = register_client(&app, ClientSpec::new("Ward app", &[REDIRECT])).await;
+    let mut url = url::Url::parse(&app.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &rp.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid");
+    let rex_browser = app.new_client();
+    let back = browse_authorize(&app, &rex_browser, url.as_str(), "rex", "Quiet-Harbour-43").await;
+    let tokens: serde_json::Value = rp_http()
+        .post(app.url("/token"))
+        .basic_auth(
+            &rp.client_id,
+            Some(rp.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &query(&back)["code"]),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rex_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let rex_handle = gatehouse::auth::session::list(
+        app.state.ephemeral.as_ref(),
+        app.state.clock.as_ref(),
+        &rex.id,
+    )
+    .await
+    .unwrap()
+    .remove(0)
+    .handle;
+
+    let quin = app.new_client();
+    app.sign_in(&quin, "quin", "Quiet-Harbour-42").await;
+    let csrf = app.account_csrf(&quin).await;
+    let res = app
+        .post_form(
+            &quin,
+            "/account/sessions/end",
+            &[("csrf", &csrf), ("session", &rex_handle)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+
+    let info = rp_http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(&rex_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200, "rex's tokens are not revoked");
+    assert_eq!(
+        rex_browser
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "rex's session lives"
+    );
+    for event_type in [
+        gatehouse::audit::EventType::SessionEnded,
+        gatehouse::audit::EventType::TokenRevoked,
+    ] {
+        let found = crate::admin::audit_events(&app, event_type).await;
+        assert!(found.is_empty(), "{event_type:?}: {found:?}");
+    }
+}

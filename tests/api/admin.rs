@@ -11,8 +11,8 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, spawn_app_with},
-    oidc::{REDIRECT, browse_authorize, query, register_client, rp_http},
+    helpers::{TestApp, element_text, hidden, spawn_app_with, totp_code},
+    oidc::{REDIRECT, browse_authorize, continue_link, query, register_client, rp_http},
     saml::TestSp,
 };
 use gatehouse::saml::providers::ImportSettings;
@@ -85,14 +85,30 @@ impl World {
 
     /// An access token for `username` through the console client, asking for `scope`.
     async fn token_for(&self, username: &str, scope: &str) -> String {
+        let browser = self.app.new_client();
+        self.token_in(&browser, username, scope).await
+    }
+
+    /// The console client's authorization request for `scope`.
+    fn authorize_url(&self, scope: &str) -> String {
         let mut url = url::Url::parse(&self.app.url("/authorize")).unwrap();
         url.query_pairs_mut()
             .append_pair("client_id", &self.console.client_id)
             .append_pair("redirect_uri", REDIRECT)
             .append_pair("response_type", "code")
             .append_pair("scope", scope);
-        let browser = self.app.new_client();
-        let back = browse_authorize(&self.app, &browser, url.as_str(), username, PASSWORD).await;
+        url.into()
+    }
+
+    /// As `token_for`, signing in with `browser` (which keeps the SSO session).
+    async fn token_in(&self, browser: &reqwest::Client, username: &str, scope: &str) -> String {
+        let url = self.authorize_url(scope);
+        let back = browse_authorize(&self.app, browser, &url, username, PASSWORD).await;
+        self.exchange(&back).await
+    }
+
+    /// The access token for the code the browser came back with.
+    async fn exchange(&self, back: &url::Url) -> String {
         let tokens: Value = rp_http()
             .post(self.app.url("/token"))
             .basic_auth(
@@ -101,7 +117,7 @@ impl World {
             )
             .form(&[
                 ("grant_type", "authorization_code"),
-                ("code", query(&back)["code"].as_str()),
+                ("code", query(back)["code"].as_str()),
                 ("redirect_uri", REDIRECT),
             ])
             .send()
@@ -2129,4 +2145,339 @@ async fn every_change_over_the_newer_endpoints_is_audited_with_the_acting_admini
         keys.iter()
             .all(|e| e.actor.as_deref() == Some(root.id.as_str()))
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 20: authorisation hardening (items 4, 5 and 8).
+
+use gatehouse::clock::Clock;
+
+/// Sets organisation `org_id`'s MFA policy, as an operator would.
+async fn set_mfa(w: &World, org_id: &str, mfa: MfaPolicy) {
+    let id = org_id.to_owned();
+    let now = chrono::Utc::now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| {
+            let org = orgs::find_by_id(c, &id)?.unwrap();
+            let policy = OrgPolicy {
+                mfa,
+                ..org.policy()
+            };
+            orgs::set_policy(c, &id, &policy, now)
+        })
+        .await
+        .unwrap();
+}
+
+/// The live SSO session handles of a user.
+async fn session_handles(app: &TestApp, user_id: &str) -> Vec<String> {
+    gatehouse::auth::session::list(
+        app.state.ephemeral.as_ref(),
+        app.state.clock.as_ref(),
+        user_id,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|s| s.handle)
+    .collect()
+}
+
+/// Item 4: the reviewer's path. An administrator signed in by password while the
+/// organisation asked for no second factor; then the policy was turned on. Neither the
+/// token from that sign-in nor a new code from the live SSO session may open the admin
+/// API; after the step-up (enrolment, here) it opens again.
+#[tokio::test]
+async fn a_password_only_admin_session_gets_no_admin_power_once_the_policy_requires_mfa() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let browser = w.app.new_client();
+    let before = w
+        .token_in(&browser, "alice", "openid gatehouse:admin")
+        .await;
+    assert_eq!(
+        w.call(Method::GET, "/orgs", Some(&before), None)
+            .await
+            .status(),
+        200,
+        "no second factor asked of anyone yet"
+    );
+    set_mfa(&w, &w.alpha, MfaPolicy::Admins).await;
+
+    let res = w.call(Method::GET, "/orgs", Some(&before), None).await;
+    assert_eq!(res.status(), 401, "a password-only token opens nothing now");
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(r#"error="insufficient_user_authentication""#)
+            && challenge.contains("urn:gatehouse:acr:mfa"),
+        "{challenge}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_user_authentication", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("second factor"),
+        "{body}"
+    );
+
+    // The live password-only session is not enough for a new code: it steps up.
+    let res = browser
+        .get(w.authorize_url("openid gatehouse:admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/login?tx="),
+        "no code for a session without the second factor: {location}"
+    );
+    let html = browser
+        .get(w.app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = w
+        .app
+        .post_form(
+            &browser,
+            "/login",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let enrol = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(enrol.starts_with("/login/totp-enrol?tx="), "{enrol}");
+    let html = browser
+        .get(w.app.url(&enrol))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let secret = element_text(&html, "totp-secret");
+    let code = totp_code(&secret, w.app.clock.now().timestamp());
+    let res = w
+        .app
+        .post_form(
+            &browser,
+            "/login/totp-enrol",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    let res = w
+        .app
+        .post_form(
+            &browser,
+            "/login/continue",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let back = url::Url::parse(&continue_link(&res.text().await.unwrap())).unwrap();
+    let after = w.exchange(&back).await;
+    assert_eq!(
+        w.call(Method::GET, "/orgs", Some(&after), None)
+            .await
+            .status(),
+        200,
+        "after the step-up the admin API opens"
+    );
+    // And the stepped-up SSO session now answers at once.
+    let res = browser
+        .get(w.authorize_url("openid gatehouse:admin"))
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+}
+
+/// Item 5, through the admin API: an org_admin ends "a session of amos" that is really
+/// bert's (another organisation's user). Nothing of bert's ends, nothing is logged.
+#[tokio::test]
+async fn ending_another_users_session_handle_through_the_admin_api_ends_nothing() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let amos = w.user("alpha", "amos", Role::User).await;
+    let bert = w.user("beta", "bert", Role::User).await;
+    let bert_browser = w.app.new_client();
+    let bert_token = w.token_in(&bert_browser, "bert", "openid").await;
+    let handles = session_handles(&w.app, &bert.id).await;
+    assert_eq!(handles.len(), 1);
+    let token = w.admin_token("alice").await;
+
+    let res = w
+        .call(
+            Method::DELETE,
+            &format!("/users/{}/sessions/{}", amos.id, handles[0]),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 404, "not a session of amos");
+    let info = rp_http()
+        .get(w.app.url("/userinfo"))
+        .bearer_auth(&bert_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200, "bert's tokens are not revoked");
+    assert_eq!(
+        bert_browser
+            .get(w.app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "bert's session lives"
+    );
+    assert!(
+        audit_events(&w.app, EventType::SessionEnded)
+            .await
+            .is_empty()
+    );
+    assert!(
+        audit_events(&w.app, EventType::TokenRevoked)
+            .await
+            .is_empty()
+    );
+}
+
+/// Item 8: an org_admin cannot weaken the policy that governs a super administrator.
+#[tokio::test]
+async fn an_org_admin_cannot_change_the_policy_of_an_organisation_holding_a_super_admin() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    w.user("alpha", "root", Role::SuperAdmin).await;
+    w.user("beta", "bea", Role::OrgAdmin).await;
+    let weaker = json!({"mfa": "off", "lockout": {"threshold": 0}});
+    let alice = w.admin_token("alice").await;
+    let res = w
+        .call(
+            Method::PUT,
+            &format!("/orgs/{}/policy", w.alpha),
+            Some(&alice),
+            Some(weaker.clone()),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("super_admin"),
+        "{body}"
+    );
+    let shown: Value = w
+        .call(
+            Method::GET,
+            &format!("/orgs/{}", w.alpha),
+            Some(&alice),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["policy"]["lockout"]["threshold"], 5, "unchanged");
+
+    // Where nobody outranks the org_admin, and for a super administrator, it works.
+    let bea = w.admin_token("bea").await;
+    let res = w
+        .call(
+            Method::PUT,
+            &format!("/orgs/{}/policy", w.beta),
+            Some(&bea),
+            Some(weaker.clone()),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let root = w.admin_token("root").await;
+    let res = w
+        .call(
+            Method::PUT,
+            &format!("/orgs/{}/policy", w.alpha),
+            Some(&root),
+            Some(weaker),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+/// Items 9 and 11 over the admin API: `allowed_orgs` and `introspection` are set at
+/// creation, changed, cleared (null: every organisation) or kept (left out) on update,
+/// and bad values are a 400 naming the field.
+#[tokio::test]
+async fn clients_take_allowed_orgs_and_the_introspection_permission_over_the_api() {
+    let w = World::new().await;
+    let (_, token) = w.service_token("Provisioning").await;
+    let created = json_of(
+        w.call(
+            Method::POST,
+            "/clients",
+            Some(&token),
+            Some(json!({
+                "name": "Hospital A app",
+                "redirect_uris": [REDIRECT],
+                "allowed_orgs": ["alpha"],
+                "introspection": true,
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["client"]["allowed_orgs"], json!(["alpha"]));
+    assert_eq!(created["client"]["introspection"], true);
+    let path = format!("/clients/{}", created["client_id"].as_str().unwrap());
+    for bad in [
+        json!(["nowhere"]),
+        json!([]),
+        json!(["Not A Name"]),
+        json!("alpha"),
+    ] {
+        let body = json!({"name": "x", "redirect_uris": [REDIRECT], "allowed_orgs": bad});
+        refused_naming(&w, &token, Method::POST, "/clients", body, "allowed_orgs").await;
+        let body = json!({"allowed_orgs": bad});
+        refused_naming(&w, &token, Method::PUT, &path, body, "allowed_orgs").await;
+    }
+    let update = |body: Value| {
+        let (w, token, path) = (&w, &token, &path);
+        async move {
+            json_of(
+                w.call(Method::PUT, path, Some(token), Some(body)).await,
+                200,
+            )
+            .await
+        }
+    };
+    let changed = update(json!({"allowed_orgs": ["beta", "alpha"], "introspection": false})).await;
+    assert_eq!(changed["client"]["allowed_orgs"], json!(["beta", "alpha"]));
+    assert_eq!(changed["client"]["introspection"], false);
+    let kept = update(json!({"name": "Hospital app"})).await;
+    assert_eq!(kept["client"]["allowed_orgs"], json!(["beta", "alpha"]));
+    let cleared = update(json!({"allowed_orgs": null})).await;
+    assert_eq!(cleared["client"]["allowed_orgs"], Value::Null);
 }

@@ -1852,3 +1852,256 @@ async fn a_saml_logout_request_revokes_oidc_tokens_tells_the_other_sp_and_answer
     let res = f.browser.get(f.app.url("/account")).send().await.unwrap();
     assert_eq!(res.status(), 303, "signed out");
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 20: tenant binding (item 9) and introspection rights (item 11).
+
+/// Binds a client to `orgs` (by name), as `PUT /admin/api/v1/clients/{id}` does.
+async fn restrict_to_orgs(app: &TestApp, client_id: &str, orgs: &[&str]) {
+    let id = client_id.to_owned();
+    let row = app
+        .state
+        .store
+        .run(move |c| gatehouse::store::clients::find(c, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut spec = row.spec();
+    spec.allowed_orgs = Some(orgs.iter().map(|o| (*o).to_owned()).collect());
+    gatehouse::oidc::clients::update(&app.state.store, client_id, spec)
+        .await
+        .unwrap();
+    app.state.clients.forget(client_id);
+}
+
+/// Item 9: Hospital A's application is bound to organisation alpha. Ben, of beta, signs
+/// in: an error page, no code; nor from his SSO session afterwards. Ann, of alpha, gets
+/// tokens that name her organisation; once the client no longer admits alpha, her
+/// refresh token is refused.
+#[tokio::test]
+async fn a_client_bound_to_one_organisation_gives_no_code_to_another_organisations_user() {
+    use gatehouse::{
+        auth::account::{NewAccount, create_account},
+        domain::{Email, OrgName, OrgPolicy, Password, Role, Username},
+        store::orgs,
+    };
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().naive_utc();
+    app.state
+        .store
+        .run(move |c| {
+            for name in ["alpha", "beta"] {
+                let org = OrgName::parse(name).unwrap();
+                orgs::insert(c, &org, name, &OrgPolicy::default(), now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    for (org, name) in [("alpha", "ann"), ("beta", "ben")] {
+        create_account(
+            &app.state,
+            NewAccount {
+                org: OrgName::parse(org).unwrap(),
+                username: Username::parse(name).unwrap(),
+                email: Email::parse(&format!("{name}@example.org")).unwrap(),
+                display_name: None,
+                role: Role::User,
+                password: Password::parse(PASSWORD.into()).unwrap(),
+                must_change_password: false,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let reg = register_client(&app, ClientSpec::new("Hospital A app", &[REDIRECT])).await;
+    restrict_to_orgs(&app, &reg.client_id, &["alpha"]).await;
+    let browser = app.new_client();
+    let f = Flow { app, reg, browser };
+
+    // Ben signs in: a page saying so, never the client's redirect with a code.
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let html = f
+        .browser
+        .get(f.app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = f
+        .app
+        .post_form(
+            &f.browser,
+            "/login",
+            &[
+                ("tx", &hidden(&html, "tx")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "ben"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 403, "an error page, not a code");
+    let page = res.text().await.unwrap();
+    assert!(!page.contains("code="), "{page}");
+    assert!(page.contains("organisation"), "{page}");
+    // His SSO session does not get one either.
+    let res = f.browser.get(f.authorize_url(&[])).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("location").is_none());
+
+    // Ann does, and every token names her organisation.
+    let ann = f.app.new_client();
+    let back = browse_authorize(&f.app, &ann, &f.authorize_url(&[]), "ann", PASSWORD).await;
+    let tokens: Value = f
+        .exchange(&query(&back)["code"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        claims_of(tokens["id_token"].as_str().unwrap())["org"],
+        "alpha"
+    );
+    assert_eq!(claims_of(access)["org"], "alpha");
+    let info: Value = rp_http()
+        .get(f.app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["org"], "alpha");
+    assert_eq!(introspect(&f.app, &f.reg, access).await["org"], "alpha");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(introspect(&f.app, &f.reg, refresh).await["org"], "alpha");
+
+    // The client no longer admits alpha: Ann's refresh token is refused.
+    restrict_to_orgs(&f.app, &f.reg.client_id, &["beta"]).await;
+    oauth_error(
+        f.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+/// Item 11: a confidential client learns nothing by introspecting another client's
+/// tokens; only the token's own client, or a resource server registered with the
+/// introspection permission, sees them active.
+#[tokio::test]
+async fn a_client_cannot_introspect_another_clients_tokens_without_permission() {
+    let f = Flow::new().await;
+    let tokens = f.tokens().await;
+    let nosy = register_client(
+        &f.app,
+        ClientSpec::new("Nosy app", &["https://nosy.example.org/cb"]),
+    )
+    .await;
+    for name in ["access_token", "refresh_token"] {
+        let token = tokens[name].as_str().unwrap();
+        assert_eq!(
+            introspect(&f.app, &nosy, token).await,
+            serde_json::json!({"active": false}),
+            "{name} introspected by another client"
+        );
+        assert_eq!(
+            introspect(&f.app, &f.reg, token).await["active"],
+            true,
+            "{name} introspected by its own client"
+        );
+    }
+    // A resource server registered with the permission may; and sees the organisation.
+    let resource_server = register_client(
+        &f.app,
+        ClientSpec {
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["profile".into()],
+            introspection: true,
+            ..ClientSpec::new("Lab API", &[])
+        },
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let seen = introspect(&f.app, &resource_server, access).await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["client_id"], f.reg.client_id.as_str());
+    assert_eq!(seen["org"], "default");
+    // Another client learns nothing of the resource server's own client_credentials
+    // token either.
+    let cc: Value = rp_http()
+        .post(f.app.url("/token"))
+        .basic_auth(
+            &resource_server.client_id,
+            Some(
+                resource_server
+                    .client_secret
+                    .as_ref()
+                    .unwrap()
+                    .expose_secret(),
+            ),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cc = cc["access_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&f.app, &nosy, cc).await,
+        serde_json::json!({"active": false})
+    );
+}
+
+/// Items 9 and 11 from the command line: `--org` binds a new client to organisations,
+/// `--introspection` makes it a resource server; an unknown organisation is named.
+#[tokio::test]
+async fn client_create_from_the_command_line_takes_organisations_and_introspection() {
+    let app = spawn_app_with(|c| {
+        c.database_url = None;
+        c.master_key = None;
+    })
+    .await;
+    let dir = app.data_dir.path().to_owned();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["client", "create", "--name", "Ward app"];
+        args.extend(["--redirect-uri", REDIRECT]);
+        args.extend(extra);
+        crate::cli::gatehouse(&dir).args(args).output().unwrap()
+    };
+    let out = create(&["--org", "default", "--introspection", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["allowed_orgs"], serde_json::json!(["default"]));
+    assert_eq!(created["introspection"], true);
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let row = app
+        .state
+        .store
+        .run(move |c| gatehouse::store::clients::find(c, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.allows_org("default") && !row.allows_org("beta") && row.introspection);
+
+    let out = create(&["--org", "nowhere"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("allowed_orgs") && err.contains("nowhere"),
+        "{err}"
+    );
+}

@@ -1,0 +1,2 @@
+ALTER TABLE oidc_clients DROP COLUMN introspection;
+ALTER TABLE oidc_clients DROP COLUMN allowed_orgs;

@@ -1,0 +1,116 @@
+//! Whether a sign-in is strong enough for its user (DESIGN §6): the organisation's MFA
+//! policy (off, admins, everyone) applied to the user's role as it is now, against the
+//! methods the sign-in used (`amr`).
+//!
+//! This is the one rule every door that hands out power applies (issue 20 item 4): the
+//! admin console and `/authorize` (a live session that falls short steps up: second
+//! factor, or enrolment first), and the admin API (a token that falls short is refused).
+//! A policy turned on, or a role raised, after someone signed in therefore takes effect
+//! at their next request, not at their next sign-in.
+
+use crate::{
+    auth::session::{ACR_MFA, acr},
+    domain::{OrgPolicy, Role},
+    startup::AppState,
+    store::{orgs, users::UserRow},
+    web::error::AppError,
+};
+
+/// What the policy asks of a sign-in, and whether it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaVerdict {
+    /// The policy asks no second factor of this role.
+    NotRequired,
+    /// Required, and the sign-in used one.
+    Satisfied,
+    /// Required, and the sign-in did not use one: step up (or refuse) before granting.
+    Missing,
+}
+
+impl MfaVerdict {
+    /// Whether the policy asks a second factor of this role at all.
+    pub fn required(self) -> bool {
+        self != Self::NotRequired
+    }
+}
+
+/// The rule itself, without I/O. `policy` is None when the organisation cannot be read:
+/// such a user gets the strictest rule.
+pub fn judge(policy: Option<&OrgPolicy>, role: Role, amr: &[String]) -> MfaVerdict {
+    let required = policy.is_none_or(|p| p.mfa.requires(role));
+    if !required {
+        MfaVerdict::NotRequired
+    } else if acr(amr) == ACR_MFA {
+        MfaVerdict::Satisfied
+    } else {
+        MfaVerdict::Missing
+    }
+}
+
+/// [`judge`] for `user` under their organisation's current policy.
+pub async fn assess(
+    state: &AppState,
+    user: &UserRow,
+    amr: &[String],
+) -> Result<MfaVerdict, AppError> {
+    let org_id = user.org_id.clone();
+    let org = state
+        .store
+        .run(move |c| orgs::find_by_id(c, &org_id))
+        .await?;
+    Ok(judge(org.map(|o| o.policy()).as_ref(), user.role(), amr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MfaPolicy;
+
+    fn policy(mfa: MfaPolicy) -> OrgPolicy {
+        OrgPolicy {
+            mfa,
+            ..OrgPolicy::default()
+        }
+    }
+
+    fn amr(methods: &[&str]) -> Vec<String> {
+        methods.iter().map(|m| (*m).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_password_only_admin_falls_short_where_admins_need_a_second_factor() {
+        let admins = policy(MfaPolicy::Admins);
+        let pwd = amr(&["pwd"]);
+        assert_eq!(
+            judge(Some(&admins), Role::OrgAdmin, &pwd),
+            MfaVerdict::Missing
+        );
+        assert_eq!(
+            judge(Some(&admins), Role::OrgAdmin, &amr(&["pwd", "otp"])),
+            MfaVerdict::Satisfied
+        );
+        assert_eq!(
+            judge(Some(&admins), Role::User, &pwd),
+            MfaVerdict::NotRequired
+        );
+    }
+
+    #[test]
+    fn everyone_means_users_too_and_off_means_nobody() {
+        let pwd = amr(&["pwd"]);
+        assert_eq!(
+            judge(Some(&policy(MfaPolicy::Everyone)), Role::User, &pwd),
+            MfaVerdict::Missing
+        );
+        assert_eq!(
+            judge(Some(&policy(MfaPolicy::Off)), Role::SuperAdmin, &pwd),
+            MfaVerdict::NotRequired
+        );
+    }
+
+    #[test]
+    fn an_unreadable_organisation_gets_the_strictest_rule() {
+        assert_eq!(judge(None, Role::User, &amr(&["pwd"])), MfaVerdict::Missing);
+        assert!(judge(None, Role::User, &amr(&["pwd", "otp"])).required());
+    }
+}
