@@ -1,0 +1,338 @@
+//! What Gatehouse writes to SAML SPs (DESIGN §10 "every value written into XML is
+//! escaped") and who may start an IdP-initiated sign-in. Each test is an attack from the
+//! security review (issue 20, items 2 and 12), checked the way an SP checks our messages:
+//! samael's SP parser and `xmlsec1 --verify` against the certificate in our metadata.
+
+use gatehouse::{oidc::clients::ClientSpec, saml::providers::ImportSettings};
+use reqwest::Method;
+use samael::schema::Assertion;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, spawn_app},
+    oidc::{register_client, rp_http},
+    saml::{TestSp, extract, idp_cert, posted, rand_id, xmlsec1_verify},
+};
+
+const PASSWORD: &str = "Correct-Horse-9-Battery";
+const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion";
+const RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:Response";
+
+/// The review's payload: closes the display name's AttributeValue and Attribute and opens
+/// a `roles` attribute of its own, which the original closing tags then complete.
+const FORGED_ROLE: &str = r#"x</saml2:AttributeValue></saml2:Attribute><saml2:Attribute Name="roles"><saml2:AttributeValue>super_admin"#;
+
+/// A client_credentials service client's admin token (acts as super_admin).
+async fn service_token(app: &TestApp) -> String {
+    let service = register_client(
+        app,
+        ClientSpec {
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["gatehouse:admin".into()],
+            ..ClientSpec::new("Provisioning", &[])
+        },
+    )
+    .await;
+    let tokens: Value = rp_http()
+        .post(app.url("/token"))
+        .basic_auth(
+            &service.client_id,
+            Some(
+                secrecy::ExposeSecret::expose_secret(service.client_secret.as_ref().unwrap())
+                    .to_owned(),
+            ),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "gatehouse:admin"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn admin_call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let res = rp_http()
+        .request(method, app.url(&format!("/admin/api/v1{path}")))
+        .bearer_auth(token)
+        .header("Origin", &app.base)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Creates an active user in `default` over the admin API.
+async fn api_user(
+    app: &TestApp,
+    token: &str,
+    username: &str,
+    email: &str,
+    display_name: &str,
+) -> (u16, Value) {
+    admin_call(
+        app,
+        token,
+        Method::POST,
+        "/users",
+        json!({
+            "org": "default",
+            "username": username,
+            "email": email,
+            "display_name": display_name,
+            "password": PASSWORD,
+            "must_change_password": false,
+        }),
+    )
+    .await
+}
+
+/// Signs `username` in and returns the SAML Response XML `sp` receives (SP-initiated).
+async fn response_at(app: &TestApp, sp: &TestSp, username: &str) -> (String, String) {
+    let client = app.new_client();
+    assert_eq!(app.sign_in(&client, username, PASSWORD).await.status(), 303);
+    let id = format!("_{}", rand_id());
+    let xml = sp.authn_request(&id, app, "", "");
+    let res = client
+        .get(app.url(&format!(
+            "/saml/sso?{}",
+            sp.redirect_query(&xml, None, false)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let html = res.text().await.unwrap();
+    assert_eq!(status, 200, "the session is answered at once: {html}");
+    (id, posted(&html).1)
+}
+
+/// Attribute name → values, as samael's SP reads the assertion.
+fn attributes(assertion: &Assertion) -> Vec<(String, Vec<String>)> {
+    assertion
+        .attribute_statements
+        .iter()
+        .flatten()
+        .flat_map(|s| s.attributes.iter())
+        .map(|a| {
+            (
+                a.name.clone().unwrap_or_default(),
+                a.values.iter().filter_map(|v| v.value.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+fn value_of(assertion: &Assertion, name: &str) -> Vec<String> {
+    attributes(assertion)
+        .into_iter()
+        .filter(|(n, _)| n == name)
+        .flat_map(|(_, v)| v)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_display_name_that_closes_its_attribute_cannot_forge_a_signed_role() {
+    let app = spawn_app().await;
+    let token = service_token(&app).await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, ImportSettings::default()).await;
+    let (status, body) =
+        api_user(&app, &token, "mallory", "mallory@example.org", FORGED_ROLE).await;
+    assert_eq!(
+        status, 201,
+        "printable text is a valid display name: {body}"
+    );
+
+    let (id, response) = response_at(&app, &sp, "mallory").await;
+    let assertion = sp
+        .samael(&app, false)
+        .await
+        .parse_xml_response(&response, Some(&[id.as_str()]))
+        .expect("samael's SP accepts the Response");
+    let names: Vec<String> = attributes(&assertion).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["email", "displayName", "organisation", "roles", "username"],
+        "exactly the configured attributes, each once"
+    );
+    assert_eq!(value_of(&assertion, "roles"), ["user"], "no forged role");
+    assert_eq!(value_of(&assertion, "displayName"), [FORGED_ROLE]);
+    assert!(xmlsec1_verify(
+        &extract(&response, "<saml2:Assertion", "</saml2:Assertion>"),
+        ASSERTION,
+        &idp_cert(&app).await
+    ));
+}
+
+#[tokio::test]
+async fn an_email_with_an_ampersand_signs_in_through_saml() {
+    let app = spawn_app().await;
+    let token = service_token(&app).await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(
+        &app,
+        ImportSettings {
+            name_id_format: Some("email".into()),
+            sign_response: Some(true),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (status, body) =
+        api_user(&app, &token, "tom", "tom&jerry@example.org", "Tom & Jerry").await;
+    assert_eq!(status, 201, "{body}");
+
+    let (id, response) = response_at(&app, &sp, "tom").await;
+    let assertion = sp
+        .samael(&app, false)
+        .await
+        .parse_xml_response(&response, Some(&[id.as_str()]))
+        .expect("samael's SP accepts the Response");
+    assert_eq!(
+        assertion
+            .subject
+            .as_ref()
+            .unwrap()
+            .name_id
+            .as_ref()
+            .unwrap()
+            .value,
+        "tom&jerry@example.org"
+    );
+    assert_eq!(value_of(&assertion, "email"), ["tom&jerry@example.org"]);
+    assert_eq!(value_of(&assertion, "displayName"), ["Tom & Jerry"]);
+    let cert = idp_cert(&app).await;
+    assert!(xmlsec1_verify(&response, RESPONSE, &cert));
+    assert!(xmlsec1_verify(
+        &extract(&response, "<saml2:Assertion", "</saml2:Assertion>"),
+        ASSERTION,
+        &cert
+    ));
+}
+
+#[tokio::test]
+async fn display_names_with_control_characters_or_odd_whitespace_are_refused() {
+    let app = spawn_app().await;
+    let token = service_token(&app).await;
+    for (n, bad) in [
+        "Eve\u{2028}Admin",
+        "Eve\nAdmin",
+        "Eve\u{0}",
+        "Eve\u{202e}nimdA",
+        "\u{7}",
+        "   ",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, body) =
+            api_user(&app, &token, &format!("eve{n}"), "eve@example.org", bad).await;
+        assert_eq!(status, 400, "{bad:?}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("display_name"),
+            "{bad:?}: {body}"
+        );
+    }
+    let long = "é".repeat(201);
+    let (status, _) = api_user(&app, &token, "eve", "eve@example.org", &long).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_display_name_stored_before_the_check_is_still_escaped_and_signed() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, ImportSettings::default()).await;
+    let user = crate::helpers::create_user(&app, "olga", PASSWORD, false).await;
+    // Written straight to the store, as an older version (or a database edit) could have.
+    let stored = format!("{FORGED_ROLE}\u{2028}\r\n\u{7}]]>");
+    let (id, value) = (user.id.clone(), stored.clone());
+    app.state
+        .store
+        .run(move |c| {
+            use diesel::prelude::*;
+            use gatehouse::store::schema::users::dsl;
+            diesel::update(dsl::users.find(&id))
+                .set(dsl::display_name.eq(Some(value)))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (id, response) = response_at(&app, &sp, "olga").await;
+    let assertion = sp
+        .samael(&app, false)
+        .await
+        .parse_xml_response(&response, Some(&[id.as_str()]))
+        .expect("samael's SP accepts the Response");
+    assert_eq!(value_of(&assertion, "roles"), ["user"], "no forged role");
+    // XML 1.0 cannot carry U+0007 at all, even as a reference: it is replaced.
+    assert_eq!(
+        value_of(&assertion, "displayName"),
+        [stored.replace('\u{7}', "\u{fffd}")]
+    );
+    assert!(xmlsec1_verify(
+        &extract(&response, "<saml2:Assertion", "</saml2:Assertion>"),
+        ASSERTION,
+        &idp_cert(&app).await
+    ));
+}
+
+// IdP-initiated SSO (Profiles §4.1.5) is a per-SP opt-in with registered RelayStates.
+
+fn init_path(sp: &TestSp, relay: Option<&str>) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let mut path = format!("/saml/sso/init?sp={}", enc(&sp.entity_id));
+    if let Some(r) = relay {
+        path.push_str(&format!("&RelayState={}", enc(r)));
+    }
+    path
+}
+
+async fn refused_page(res: reqwest::Response, needle: &str) {
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains(needle), "expected {needle:?} in {body}");
+    assert!(!body.contains("SAMLResponse"), "nothing is posted anywhere");
+}
+
+#[tokio::test]
+async fn idp_initiated_sso_is_refused_for_an_sp_that_never_opted_in() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, ImportSettings::default()).await;
+    crate::helpers::create_user(&app, "ivan", PASSWORD, false).await;
+    let client = app.new_client();
+    assert_eq!(app.sign_in(&client, "ivan", PASSWORD).await.status(), 303);
+    // A link on any site, followed by a signed-in browser.
+    let res = client
+        .get(app.url(&init_path(&sp, Some("https://evil.example"))))
+        .header("Referer", "https://evil.example/")
+        .send()
+        .await
+        .unwrap();
+    refused_page(res, "does not accept sign-ins started at Gatehouse").await;
+    let res = client
+        .get(app.url(&init_path(&sp, None)))
+        .send()
+        .await
+        .unwrap();
+    refused_page(res, "does not accept sign-ins started at Gatehouse").await;
+}
