@@ -434,7 +434,11 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
                 org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
                 username: Username::parse(&username).map_err(|e| format!("--username: {e}"))?,
                 email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
-                display_name,
+                display_name: display_name
+                    .as_deref()
+                    .map(gatehouse::domain::DisplayName::parse)
+                    .transpose()
+                    .map_err(|e| format!("--display-name: {e}"))?,
                 role: role.parse::<Role>().map_err(|e| format!("--role: {e}"))?,
             };
             return invite(config, new, json).await;
@@ -458,7 +462,11 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
         org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
         username: Username::parse(&username).map_err(|e| format!("--username: {e}"))?,
         email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
-        display_name,
+        display_name: display_name
+            .as_deref()
+            .map(gatehouse::domain::DisplayName::parse)
+            .transpose()
+            .map_err(|e| format!("--display-name: {e}"))?,
         role: role.parse::<Role>().map_err(|e| format!("--role: {e}"))?,
         password: if password_stdin {
             let mut line = String::new();

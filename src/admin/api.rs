@@ -19,7 +19,7 @@ use crate::{
         session,
     },
     crypto::signing,
-    domain::{Email, OrgName, OrgPolicy, Password, Role, UserStatus, Username},
+    domain::{DisplayName, Email, OrgName, OrgPolicy, Password, Role, UserStatus, Username},
     oidc::{
         clients::{self as oidc_clients, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, ClientError, ClientSpec},
         logout,
@@ -308,15 +308,12 @@ pub async fn invite_user(
         .map_err(|e| ApiError::BadRequest(format!("username: {e}")))?;
     let email =
         Email::parse(&body.email).map_err(|e| ApiError::BadRequest(format!("email: {e}")))?;
-    if body
+    let display_name = body
         .display_name
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 200)
-    {
-        return Err(ApiError::BadRequest(
-            "display_name: at most 200 characters".into(),
-        ));
-    }
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("display_name: {e}")))?;
     let role = match &body.role {
         Some(r) => parse_role(r, "role")?,
         None => Role::User,
@@ -336,7 +333,7 @@ pub async fn invite_user(
             org: OrgName::parse(&org_row.name).map_err(|e| ApiError::BadRequest(e.to_string()))?,
             username,
             email,
-            display_name: body.display_name,
+            display_name,
             role,
             password,
             must_change_password: body.must_change_password.unwrap_or(true),
@@ -355,7 +352,7 @@ pub async fn invite_user(
             org: OrgName::parse(&org_row.name).map_err(|e| ApiError::BadRequest(e.to_string()))?,
             username,
             email,
-            display_name: body.display_name,
+            display_name,
             role,
         },
     )
