@@ -18,6 +18,7 @@ pub mod request;
 pub mod slo;
 pub mod sso;
 pub mod xml;
+pub mod xml_writer;
 
 use actix_web::web;
 

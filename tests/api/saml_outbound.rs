@@ -3,7 +3,15 @@
 //! security review (issue 20, items 2 and 12), checked the way an SP checks our messages:
 //! samael's SP parser and `xmlsec1 --verify` against the certificate in our metadata.
 
-use gatehouse::{oidc::clients::ClientSpec, saml::providers::ImportSettings};
+use gatehouse::{
+    domain::DisplayName,
+    oidc::clients::ClientSpec,
+    saml::{
+        assertion::{self, Person, Statement},
+        providers::{self, ImportSettings},
+    },
+};
+use proptest::prelude::*;
 use reqwest::Method;
 use samael::schema::Assertion;
 use serde_json::{Value, json};
@@ -335,4 +343,121 @@ async fn idp_initiated_sso_is_refused_for_an_sp_that_never_opted_in() {
         .await
         .unwrap();
     refused_page(res, "does not accept sign-ins started at Gatehouse").await;
+}
+
+// The property: any display name the domain accepts comes back verbatim from an SP parser
+// through a signed assertion built by `assertion::success`; anything else is refused.
+
+/// Strings heavy in what XML and SAML parsers treat specially, plus any Unicode at all.
+fn nasty() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        proptest::string::string_regex(
+            "[<>&\"'=/;#xX0-9a-zA-Z \\t\\r\\n\u{0}-\u{1f}\u{7f}\u{85}\u{a0}\u{2028}\u{2029}\u{202e}\u{feff}\u{fffe}\u{ffff}é中😀]{0,80}"
+        )
+        .unwrap(),
+        Just("]]><!--".to_owned()),
+        Just("&amp;&#x41;&lt;".to_owned()),
+    ]
+}
+
+/// Why a refused string was refused, stated independently of the parser.
+fn must_be_refused(raw: &str) -> bool {
+    let trimmed = raw.trim();
+    trimmed.is_empty()
+        || trimmed.chars().count() > DisplayName::MAX_CHARS
+        || raw.len() > DisplayName::MAX_INPUT_BYTES
+        || trimmed.chars().any(|c| {
+            c.is_control()
+                || (c.is_whitespace() && c != ' ')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{fdd0}'..='\u{fdef}')
+                || (c as u32 & 0xfffe) == 0xfffe
+        })
+}
+
+#[test]
+fn any_accepted_display_name_round_trips_through_a_signed_assertion() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (app, registered, samael_sp) = rt.block_on(async {
+        let app = spawn_app().await;
+        let sp = TestSp::new("https://sp.example.org/acs");
+        sp.register(
+            &app,
+            ImportSettings {
+                sign_response: Some(true),
+                ..Default::default()
+            },
+        )
+        .await;
+        let registered = providers::find(&app.state.store, &sp.entity_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let samael_sp = sp.samael(&app, false).await;
+        (app, registered, samael_sp)
+    });
+    let key = app.state.saml_keys.current();
+    let build = |display_name: &str| {
+        let person = Person {
+            user_id: "0b6c7f7e-0000-4000-8000-000000000000".into(),
+            username: "pat".into(),
+            email: "pat&co@example.org".into(),
+            display_name: Some(display_name.to_owned()),
+            role: "user".into(),
+            organisation: "default".into(),
+        };
+        let now = chrono::Utc::now();
+        let amr = ["pwd".to_owned()];
+        let request_id = format!("_{}", rand_id());
+        let statement = Statement {
+            issuer: &format!("{}/saml/metadata", app.base),
+            sp: &registered,
+            acs_url: "https://sp.example.org/acs",
+            in_response_to: Some(&request_id),
+            person: &person,
+            name_id: "pat",
+            auth_time: now,
+            amr: &amr,
+            session_index: "_s",
+            now,
+            lifetime: chrono::Duration::minutes(5),
+        };
+        let xml = assertion::success(&statement, &key).expect("the assertion is built");
+        (request_id, xml)
+    };
+    let config = ProptestConfig::with_cases(128);
+    proptest!(config, |(raw in nasty())| {
+        match DisplayName::parse(&raw) {
+            Ok(name) => {
+                let (id, xml) = build(name.as_str());
+                let parsed = samael_sp
+                    .parse_xml_response(&xml, Some(&[id.as_str()]))
+                    .map_err(|e| TestCaseError::fail(format!("{e:?} for {raw:?}")))?;
+                prop_assert_eq!(value_of(&parsed, "displayName"), vec![name.as_str().to_owned()]);
+                prop_assert_eq!(value_of(&parsed, "roles"), vec!["user".to_owned()]);
+                prop_assert_eq!(attributes(&parsed).len(), 5);
+            }
+            Err(_) => prop_assert!(must_be_refused(&raw), "refused without reason: {:?}", raw),
+        }
+    });
+    // A few fixed nasty names: both signatures verify with xmlsec1 too.
+    let cert = key.certificate.clone();
+    for nasty in [
+        FORGED_ROLE,
+        "]]>&amp;<!-- -->",
+        "O'Brien \"Doc\" & <Sons>",
+        "مريم 😀 中",
+    ] {
+        let name = DisplayName::parse(nasty).unwrap();
+        let (_, xml) = build(name.as_str());
+        assert!(xmlsec1_verify(&xml, RESPONSE, &cert), "{nasty}");
+        assert!(
+            xmlsec1_verify(
+                &extract(&xml, "<saml2:Assertion", "</saml2:Assertion>"),
+                ASSERTION,
+                &cert
+            ),
+            "{nasty}"
+        );
+    }
 }
