@@ -1580,6 +1580,10 @@ pub struct SpView {
     pub sign_response: bool,
     pub require_signed_requests: bool,
     pub encrypt_assertions: bool,
+    /// Accepts sign-ins started at `/saml/sso/init` (off unless turned on).
+    pub idp_initiated: bool,
+    /// The only RelayStates such a sign-in may carry (exact strings).
+    pub idp_initiated_relay_states: Vec<String>,
     pub has_signing_certificate: bool,
     pub has_encryption_certificate: bool,
 }
@@ -1609,6 +1613,8 @@ fn sp_view(sp: ServiceProvider) -> SpView {
         sign_response: sp.sign_response,
         require_signed_requests: sp.require_signed_requests,
         encrypt_assertions: sp.encrypt_assertions,
+        idp_initiated: sp.idp_initiated,
+        idp_initiated_relay_states: sp.idp_initiated_relay_states,
     }
 }
 
@@ -1619,6 +1625,7 @@ fn sp_error(e: SpError) -> ApiError {
         SpError::Invalid { field, reason } => {
             let field = match field {
                 "attribute" => "attributes".to_owned(),
+                "relay-state" => "idp_initiated_relay_states".to_owned(),
                 other => other.replace('-', "_"),
             };
             ApiError::BadRequest(format!("{field}: {reason}"))
@@ -1699,6 +1706,10 @@ pub struct SpImportBody {
     pub sign_response: Option<bool>,
     pub require_signed_requests: Option<bool>,
     pub encrypt_assertions: Option<bool>,
+    /// Accept sign-ins started at Gatehouse (`/saml/sso/init`); default false.
+    pub idp_initiated: Option<bool>,
+    /// The RelayStates such a sign-in may carry, exact strings (default none).
+    pub idp_initiated_relay_states: Option<Vec<String>>,
 }
 
 /// Registers (or re-registers, same entity id) an SP from its metadata, like
@@ -1729,6 +1740,8 @@ pub async fn import_sp(
         sign_response: body.sign_response,
         require_signed_requests: body.require_signed_requests,
         encrypt_assertions: body.encrypt_assertions,
+        idp_initiated: body.idp_initiated,
+        idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
     let (mut sp, created) =
         providers::import(&state.store, &body.metadata, &settings, state.clock.now())
@@ -1773,6 +1786,9 @@ pub struct SpSettingsBody {
     pub sign_response: Option<bool>,
     pub require_signed_requests: Option<bool>,
     pub encrypt_assertions: Option<bool>,
+    pub idp_initiated: Option<bool>,
+    /// The whole list; left out, it is kept.
+    pub idp_initiated_relay_states: Option<Vec<String>>,
 }
 
 #[utoipa::path(put, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")), request_body = SpSettingsBody,
@@ -1800,6 +1816,8 @@ pub async fn update_sp(
         sign_response: body.sign_response,
         require_signed_requests: body.require_signed_requests,
         encrypt_assertions: body.encrypt_assertions,
+        idp_initiated: body.idp_initiated,
+        idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
     let sp =
         providers::update_settings(&state.store, &current.entity_id, change, state.clock.now())

@@ -10,6 +10,7 @@
 
 pub mod assertion;
 pub mod encrypt;
+pub mod idp_initiated;
 pub mod keys;
 pub mod logout_chain;
 pub mod metadata;

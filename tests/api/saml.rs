@@ -684,7 +684,16 @@ async fn encrypted_assertions_decrypt_with_the_sp_key() {
 async fn idp_initiated_sso_posts_an_unsolicited_response_to_the_default_acs() {
     let app = spawn_app().await;
     let sp = TestSp::new("https://sp.example.org/acs");
-    sp.register(&app, ImportSettings::default()).await;
+    // IdP-initiated SSO is an opt-in with registered RelayStates (issue 20, item 12).
+    sp.register(
+        &app,
+        ImportSettings {
+            idp_initiated: Some(true),
+            idp_initiated_relay_states: Some(vec!["home".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
     create_user(&app, "erin", PASSWORD, false).await;
     let client = app.new_client();
     let path = format!(

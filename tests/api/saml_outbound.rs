@@ -345,6 +345,216 @@ async fn idp_initiated_sso_is_refused_for_an_sp_that_never_opted_in() {
     refused_page(res, "does not accept sign-ins started at Gatehouse").await;
 }
 
+#[tokio::test]
+async fn idp_initiated_sso_takes_only_a_registered_relay_state() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(
+        &app,
+        ImportSettings {
+            idp_initiated: Some(true),
+            idp_initiated_relay_states: Some(vec!["https://sp.example.org/home".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
+    crate::helpers::create_user(&app, "judy", PASSWORD, false).await;
+    let client = app.new_client();
+    assert_eq!(app.sign_in(&client, "judy", PASSWORD).await.status(), 303);
+    for evil in [
+        "https://evil.example",
+        "https://sp.example.org/home/../admin",
+        "https://sp.example.org/HOME",
+        "",
+    ] {
+        let res = client
+            .get(app.url(&init_path(&sp, Some(evil))))
+            .send()
+            .await
+            .unwrap();
+        refused_page(res, "RelayState").await;
+    }
+    for (relay, expected) in [
+        (
+            Some("https://sp.example.org/home"),
+            Some("https://sp.example.org/home"),
+        ),
+        (None, None),
+    ] {
+        let res = client
+            .get(app.url(&init_path(&sp, relay)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let (action, response, relay) = posted(&res.text().await.unwrap());
+        assert_eq!(action, sp.acs);
+        assert_eq!(relay.as_deref(), expected);
+        sp.samael(&app, true)
+            .await
+            .parse_xml_response(&response, None)
+            .expect("accepted as IdP-initiated");
+    }
+}
+
+#[tokio::test]
+async fn idp_initiated_settings_are_off_on_import_and_set_over_the_api() {
+    let app = spawn_app().await;
+    let token = service_token(&app).await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    let (status, imported) = admin_call(
+        &app,
+        &token,
+        Method::POST,
+        "/saml-sps",
+        json!({"metadata": sp.metadata(false), "encrypt_assertions": false}),
+    )
+    .await;
+    assert_eq!(status, 201, "{imported}");
+    assert_eq!(imported["idp_initiated"], false, "off by default");
+    assert_eq!(imported["idp_initiated_relay_states"], json!([]));
+    let path = format!("/saml-sps/{}", imported["id"].as_str().unwrap());
+    for (body, field) in [
+        (
+            json!({"idp_initiated_relay_states": ["a\u{0}b"]}),
+            "idp_initiated_relay_states",
+        ),
+        (
+            json!({"idp_initiated_relay_states": ["x".repeat(2000)]}),
+            "idp_initiated_relay_states",
+        ),
+        (
+            json!({"idp_initiated_relay_states": [""]}),
+            "idp_initiated_relay_states",
+        ),
+        (json!({"idp_initiated": "yes"}), "idp_initiated"),
+    ] {
+        let (status, err) = admin_call(&app, &token, Method::PUT, &path, body).await;
+        assert_eq!(status, 400, "{err}");
+        assert!(err["message"].as_str().unwrap().contains(field), "{err}");
+    }
+    let (status, updated) = admin_call(
+        &app,
+        &token,
+        Method::PUT,
+        &path,
+        json!({"idp_initiated": true, "idp_initiated_relay_states": ["https://sp.example.org/home"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["idp_initiated"], true);
+    assert_eq!(
+        updated["idp_initiated_relay_states"],
+        json!(["https://sp.example.org/home"])
+    );
+    // Another change keeps them.
+    let (_, again) = admin_call(
+        &app,
+        &token,
+        Method::PUT,
+        &path,
+        json!({"sign_response": true}),
+    )
+    .await;
+    assert_eq!(again["idp_initiated"], true);
+    assert_eq!(
+        again["idp_initiated_relay_states"],
+        json!(["https://sp.example.org/home"])
+    );
+
+    crate::helpers::create_user(&app, "kim", PASSWORD, false).await;
+    let client = app.new_client();
+    assert_eq!(app.sign_in(&client, "kim", PASSWORD).await.status(), 303);
+    let res = client
+        .get(app.url(&init_path(&sp, Some("https://sp.example.org/home"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Switched off again, the link is refused.
+    admin_call(
+        &app,
+        &token,
+        Method::PUT,
+        &path,
+        json!({"idp_initiated": false}),
+    )
+    .await;
+    let res = client
+        .get(app.url(&init_path(&sp, Some("https://sp.example.org/home"))))
+        .send()
+        .await
+        .unwrap();
+    refused_page(res, "does not accept sign-ins started at Gatehouse").await;
+}
+
+#[tokio::test]
+async fn cli_sets_idp_initiated_sso_on_import_and_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let sp = TestSp::new("https://sp.example.org/acs");
+    let file = dir.path().join("sp.xml");
+    std::fs::write(&file, sp.metadata(false)).unwrap();
+    let run = |args: &[&str]| {
+        let out = crate::cli::gatehouse(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let path = file.to_str().unwrap();
+    let (ok, json, err) = run(&["sp", "import", "--metadata", path, "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(json["idp_initiated"], false, "off by default");
+    let (ok, json, err) = run(&[
+        "sp",
+        "update",
+        &sp.entity_id,
+        "--idp-initiated",
+        "true",
+        "--relay-state",
+        "https://sp.example.org/home",
+        "--relay-state",
+        "/reports",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json["idp_initiated"], true);
+    assert_eq!(
+        json["idp_initiated_relay_states"],
+        json!(["https://sp.example.org/home", "/reports"])
+    );
+    let (ok, _, err) = run(&["sp", "update", &sp.entity_id, "--relay-state", "a\tb"]);
+    assert!(!ok);
+    assert!(err.contains("relay-state"), "{err}");
+    let (ok, _, err) = run(&[
+        "sp",
+        "update",
+        "https://nobody.example/",
+        "--idp-initiated",
+        "true",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("not registered"), "{err}");
+    let (ok, json, err) = run(&[
+        "sp",
+        "import",
+        "--metadata",
+        path,
+        "--idp-initiated",
+        "true",
+        "--relay-state",
+        "/x",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json["idp_initiated"], true);
+    assert_eq!(json["idp_initiated_relay_states"], json!(["/x"]));
+}
+
 // The property: any display name the domain accepts comes back verbatim from an SP parser
 // through a signed assertion built by `assertion::success`; anything else is refused.
 
