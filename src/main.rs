@@ -195,7 +195,7 @@ enum IpCommand {
 #[derive(Subcommand)]
 enum SpCommand {
     /// Register a service provider from its metadata, or update one already registered
-    /// (settings not given keep their defaults); prints its entity_id.
+    /// (settings not given take their defaults); prints its entity_id.
     Import {
         /// A metadata file, or an https:// URL to fetch it from.
         #[arg(long)]
@@ -226,6 +226,29 @@ enum SpCommand {
         /// Encrypt assertions (default: when the SP publishes an encryption key).
         #[arg(long = "encrypt-assertions")]
         encrypt_assertions: Option<bool>,
+        /// Accept sign-ins started at Gatehouse, /saml/sso/init (default false).
+        #[arg(long = "idp-initiated")]
+        idp_initiated: Option<bool>,
+        /// A RelayState such a sign-in may carry (exact string, e.g. a URL). Repeat.
+        #[arg(long = "relay-state")]
+        relay_states: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a registered service provider's IdP-initiated SSO settings; what is not
+    /// given is kept.
+    Update {
+        /// The SP's entity id.
+        entity_id: String,
+        /// Accept sign-ins started at Gatehouse, /saml/sso/init.
+        #[arg(long = "idp-initiated")]
+        idp_initiated: Option<bool>,
+        /// The RelayStates such a sign-in may carry, replacing the list. Repeat.
+        #[arg(long = "relay-state", conflicts_with = "no_relay_states")]
+        relay_states: Vec<String>,
+        /// Allow no RelayState at all.
+        #[arg(long = "no-relay-states")]
+        no_relay_states: bool,
         #[arg(long)]
         json: bool,
     },
@@ -441,7 +464,11 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
                 org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
                 username: Username::parse(&username).map_err(|e| format!("--username: {e}"))?,
                 email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
-                display_name,
+                display_name: display_name
+                    .as_deref()
+                    .map(gatehouse::domain::DisplayName::parse)
+                    .transpose()
+                    .map_err(|e| format!("--display-name: {e}"))?,
                 role: role.parse::<Role>().map_err(|e| format!("--role: {e}"))?,
             };
             return invite(config, new, json).await;
@@ -465,7 +492,11 @@ async fn user(config: Config, command: UserCommand) -> Result<(), String> {
         org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
         username: Username::parse(&username).map_err(|e| format!("--username: {e}"))?,
         email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
-        display_name,
+        display_name: display_name
+            .as_deref()
+            .map(gatehouse::domain::DisplayName::parse)
+            .transpose()
+            .map_err(|e| format!("--display-name: {e}"))?,
         role: role.parse::<Role>().map_err(|e| format!("--role: {e}"))?,
         password: if password_stdin {
             let mut line = String::new();
@@ -726,38 +757,72 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
 }
 
 async fn sp(config: Config, command: SpCommand) -> Result<(), String> {
-    let SpCommand::Import {
-        metadata,
-        name,
-        name_id_format,
-        name_id_source,
-        attributes,
-        sign_assertion,
-        sign_response,
-        require_signed_requests,
-        encrypt_assertions,
-        json,
-    } = command;
     use gatehouse::saml::providers;
-    let document = providers::read_metadata(&metadata)
-        .await
-        .map_err(|e| e.to_string())?;
-    let settings = providers::ImportSettings {
-        name,
-        name_id_format,
-        name_id_source,
-        attributes,
-        sign_assertion,
-        sign_response,
-        require_signed_requests,
-        encrypt_assertions,
+    let (registered, created, json) = match command {
+        SpCommand::Import {
+            metadata,
+            name,
+            name_id_format,
+            name_id_source,
+            attributes,
+            sign_assertion,
+            sign_response,
+            require_signed_requests,
+            encrypt_assertions,
+            idp_initiated,
+            relay_states,
+            json,
+        } => {
+            let document = providers::read_metadata(&metadata)
+                .await
+                .map_err(|e| e.to_string())?;
+            let settings = providers::ImportSettings {
+                name,
+                name_id_format,
+                name_id_source,
+                attributes,
+                sign_assertion,
+                sign_response,
+                require_signed_requests,
+                encrypt_assertions,
+                idp_initiated,
+                idp_initiated_relay_states: Some(relay_states),
+            };
+            let store = startup::open_store(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (registered, created) = providers::import(&store, &document, &settings, Utc::now())
+                .await
+                .map_err(|e| e.to_string())?;
+            (registered, Some(created), json)
+        }
+        SpCommand::Update {
+            entity_id,
+            idp_initiated,
+            relay_states,
+            no_relay_states,
+            json,
+        } => {
+            let change = providers::SettingsChange {
+                idp_initiated,
+                idp_initiated_relay_states: (no_relay_states || !relay_states.is_empty())
+                    .then_some(relay_states),
+                ..Default::default()
+            };
+            let store = startup::open_store(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let registered = providers::update_settings(&store, &entity_id, change, Utc::now())
+                .await
+                .map_err(|e| match e {
+                    providers::SpError::Store(gatehouse::store::StoreError::NotFound) => {
+                        format!("service provider {entity_id} is not registered")
+                    }
+                    e => e.to_string(),
+                })?;
+            (registered, None, json)
+        }
     };
-    let store = startup::open_store(&config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (registered, created) = providers::import(&store, &document, &settings, Utc::now())
-        .await
-        .map_err(|e| e.to_string())?;
     let audit = startup::open_audit(&config, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
@@ -766,51 +831,84 @@ async fn sp(config: Config, command: SpCommand) -> Result<(), String> {
             AuditEvent::new(EventType::AdminChange, Outcome::Success)
                 .actor("cli")
                 .detail("object", "saml_sp")
-                .detail("change", if created { "created" } else { "updated" })
+                .detail(
+                    "change",
+                    if created == Some(true) {
+                        "created"
+                    } else {
+                        "updated"
+                    },
+                )
                 .detail("entity_id", registered.entity_id.as_str()),
         )
         .await
         .map_err(|e| e.to_string())?;
+    print_sp(&registered, created, json);
+    Ok(())
+}
+
+/// What `sp import` and `sp update` print: the registration as it now stands.
+fn print_sp(
+    registered: &gatehouse::saml::providers::ServiceProvider,
+    created: Option<bool>,
+    json: bool,
+) {
     let acs: Vec<&str> = registered.acs.iter().map(|e| e.location.as_str()).collect();
     if json {
+        let mut out = serde_json::json!({
+            "entity_id": registered.entity_id,
+            "acs_urls": acs,
+            "name_id_format": registered.name_id_format,
+            "sign_assertion": registered.sign_assertion,
+            "sign_response": registered.sign_response,
+            "require_signed_requests": registered.require_signed_requests,
+            "encrypt_assertions": registered.encrypt_assertions,
+            "idp_initiated": registered.idp_initiated,
+            "idp_initiated_relay_states": registered.idp_initiated_relay_states,
+        });
+        if let Some(created) = created {
+            out["created"] = created.into();
+        }
+        println!("{out}");
+        return;
+    }
+    println!("entity_id: {}", registered.entity_id);
+    println!(
+        "{} with {} ACS URL(s); NameID {}; signs the {}{}{}",
+        match created {
+            Some(true) => "registered",
+            _ => "updated",
+        },
+        acs.len(),
+        registered.name_id_format,
+        match (registered.sign_assertion, registered.sign_response) {
+            (true, true) => "assertion and the response",
+            (false, true) => "response",
+            _ => "assertion",
+        },
+        if registered.encrypt_assertions {
+            "; encrypts assertions"
+        } else {
+            ""
+        },
+        if registered.require_signed_requests {
+            "; requires signed requests"
+        } else {
+            ""
+        },
+    );
+    if registered.idp_initiated {
         println!(
-            "{}",
-            serde_json::json!({
-                "entity_id": registered.entity_id,
-                "created": created,
-                "acs_urls": acs,
-                "name_id_format": registered.name_id_format,
-                "sign_assertion": registered.sign_assertion,
-                "sign_response": registered.sign_response,
-                "require_signed_requests": registered.require_signed_requests,
-                "encrypt_assertions": registered.encrypt_assertions,
-            })
+            "IdP-initiated SSO: on, RelayStates allowed: {}",
+            if registered.idp_initiated_relay_states.is_empty() {
+                "none".to_owned()
+            } else {
+                registered.idp_initiated_relay_states.join(" ")
+            }
         );
     } else {
-        println!("entity_id: {}", registered.entity_id);
-        println!(
-            "{} with {} ACS URL(s); NameID {}; signs the {}{}{}",
-            if created { "registered" } else { "updated" },
-            acs.len(),
-            registered.name_id_format,
-            match (registered.sign_assertion, registered.sign_response) {
-                (true, true) => "assertion and the response",
-                (false, true) => "response",
-                _ => "assertion",
-            },
-            if registered.encrypt_assertions {
-                "; encrypts assertions"
-            } else {
-                ""
-            },
-            if registered.require_signed_requests {
-                "; requires signed requests"
-            } else {
-                ""
-            },
-        );
+        println!("IdP-initiated SSO: off");
     }
-    Ok(())
 }
 
 async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {

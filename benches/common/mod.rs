@@ -57,7 +57,7 @@ pub async fn serve(
             org: OrgName::parse("default").unwrap(),
             username: Username::parse(USERNAME).unwrap(),
             email: Email::parse("bench@example.org").unwrap(),
-            display_name: display_name.map(str::to_owned),
+            display_name: display_name.map(|d| gatehouse::domain::DisplayName::parse(d).unwrap()),
             role: Role::User,
             password: Password::parse(PASSWORD.into()).unwrap(),
             must_change_password: false,

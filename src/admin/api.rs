@@ -19,7 +19,7 @@ use crate::{
         session,
     },
     crypto::signing,
-    domain::{Email, OrgName, OrgPolicy, Password, Role, UserStatus, Username},
+    domain::{DisplayName, Email, OrgName, OrgPolicy, Password, Role, UserStatus, Username},
     oidc::{
         clients::{self as oidc_clients, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, ClientError, ClientSpec},
         logout,
@@ -308,15 +308,12 @@ pub async fn invite_user(
         .map_err(|e| ApiError::BadRequest(format!("username: {e}")))?;
     let email =
         Email::parse(&body.email).map_err(|e| ApiError::BadRequest(format!("email: {e}")))?;
-    if body
+    let display_name = body
         .display_name
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 200)
-    {
-        return Err(ApiError::BadRequest(
-            "display_name: at most 200 characters".into(),
-        ));
-    }
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("display_name: {e}")))?;
     let role = match &body.role {
         Some(r) => parse_role(r, "role")?,
         None => Role::User,
@@ -336,7 +333,7 @@ pub async fn invite_user(
             org: OrgName::parse(&org_row.name).map_err(|e| ApiError::BadRequest(e.to_string()))?,
             username,
             email,
-            display_name: body.display_name,
+            display_name,
             role,
             password,
             must_change_password: body.must_change_password.unwrap_or(true),
@@ -355,7 +352,7 @@ pub async fn invite_user(
             org: OrgName::parse(&org_row.name).map_err(|e| ApiError::BadRequest(e.to_string()))?,
             username,
             email,
-            display_name: body.display_name,
+            display_name,
             role,
         },
     )
@@ -1619,6 +1616,10 @@ pub struct SpView {
     pub sign_response: bool,
     pub require_signed_requests: bool,
     pub encrypt_assertions: bool,
+    /// Accepts sign-ins started at `/saml/sso/init` (off unless turned on).
+    pub idp_initiated: bool,
+    /// The only RelayStates such a sign-in may carry (exact strings).
+    pub idp_initiated_relay_states: Vec<String>,
     pub has_signing_certificate: bool,
     pub has_encryption_certificate: bool,
 }
@@ -1648,6 +1649,8 @@ fn sp_view(sp: ServiceProvider) -> SpView {
         sign_response: sp.sign_response,
         require_signed_requests: sp.require_signed_requests,
         encrypt_assertions: sp.encrypt_assertions,
+        idp_initiated: sp.idp_initiated,
+        idp_initiated_relay_states: sp.idp_initiated_relay_states,
     }
 }
 
@@ -1658,6 +1661,7 @@ fn sp_error(e: SpError) -> ApiError {
         SpError::Invalid { field, reason } => {
             let field = match field {
                 "attribute" => "attributes".to_owned(),
+                "relay-state" => "idp_initiated_relay_states".to_owned(),
                 other => other.replace('-', "_"),
             };
             ApiError::BadRequest(format!("{field}: {reason}"))
@@ -1738,6 +1742,10 @@ pub struct SpImportBody {
     pub sign_response: Option<bool>,
     pub require_signed_requests: Option<bool>,
     pub encrypt_assertions: Option<bool>,
+    /// Accept sign-ins started at Gatehouse (`/saml/sso/init`); default false.
+    pub idp_initiated: Option<bool>,
+    /// The RelayStates such a sign-in may carry, exact strings (default none).
+    pub idp_initiated_relay_states: Option<Vec<String>>,
 }
 
 /// Registers (or re-registers, same entity id) an SP from its metadata, like
@@ -1768,6 +1776,8 @@ pub async fn import_sp(
         sign_response: body.sign_response,
         require_signed_requests: body.require_signed_requests,
         encrypt_assertions: body.encrypt_assertions,
+        idp_initiated: body.idp_initiated,
+        idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
     let (mut sp, created) =
         providers::import(&state.store, &body.metadata, &settings, state.clock.now())
@@ -1812,6 +1822,9 @@ pub struct SpSettingsBody {
     pub sign_response: Option<bool>,
     pub require_signed_requests: Option<bool>,
     pub encrypt_assertions: Option<bool>,
+    pub idp_initiated: Option<bool>,
+    /// The whole list; left out, it is kept.
+    pub idp_initiated_relay_states: Option<Vec<String>>,
 }
 
 #[utoipa::path(put, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")), request_body = SpSettingsBody,
@@ -1839,6 +1852,8 @@ pub async fn update_sp(
         sign_response: body.sign_response,
         require_signed_requests: body.require_signed_requests,
         encrypt_assertions: body.encrypt_assertions,
+        idp_initiated: body.idp_initiated,
+        idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
     let sp =
         providers::update_settings(&state.store, &current.entity_id, change, state.clock.now())

@@ -1,6 +1,7 @@
 //! Pure types and rules, no I/O. Input becomes one of these at the edge; past that
 //! point the type proves the check was done.
 
+mod display_name;
 mod email;
 mod lockout;
 mod org;
@@ -9,6 +10,7 @@ mod password_policy;
 mod role;
 mod username;
 
+pub use display_name::DisplayName;
 pub use email::Email;
 pub use lockout::LockoutPolicy;
 pub use org::{MfaPolicy, OrgName, OrgPolicy, PolicyProblems};

@@ -1,32 +1,23 @@
 //! Responses and assertions (DESIGN §10, SAML Core §2, Profiles §4.1.4.2).
 //!
-//! Built from `samael::schema` structs and signed with xmlsec (RSA-SHA256, SHA-256
-//! digests, exclusive c14n). The assertion is signed on its own document first; the
+//! Written with [`Element`] (every value escaped, DESIGN §10) and signed with xmlsec
+//! (RSA-SHA256, SHA-256 digests, exclusive c14n). The assertion is signed on its own document first; the
 //! Response then embeds its exact bytes (exclusive c14n makes the signature independent
 //! of the surrounding namespaces) and, when the SP wants it, is signed in turn. With
 //! encryption the signed assertion is encrypted (sign, then encrypt), so the SP can
 //! check our signature after decrypting.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
-use samael::{
-    attribute::{Attribute, AttributeValue},
-    crypto::{CertificateDer, Crypto, CryptoProvider},
-    schema::{
-        Assertion, AttributeStatement, AudienceRestriction, AuthnContext, AuthnContextClassRef,
-        AuthnStatement, Conditions, Issuer, Response, Status, StatusCode, StatusMessage, Subject,
-        SubjectConfirmation, SubjectConfirmationData, SubjectNameID,
-    },
-    signature::{DigestAlgorithm, Signature},
-    traits::ToXml,
-};
+use samael::crypto::{Crypto, CryptoProvider};
 use sha2::Sha256;
 
 use super::{
     encrypt,
     keys::SamlKey,
     providers::{NameIdSource, ServiceProvider},
+    xml_writer::Element,
 };
 use crate::{auth::session, web::error::AppError};
 
@@ -114,29 +105,38 @@ pub fn name_id(
     }
 }
 
-fn attribute(name: &str, values: Vec<String>) -> Attribute {
-    Attribute {
-        friendly_name: None,
-        name: Some(name.to_owned()),
-        name_format: Some(
-            if name.starts_with("urn:") {
-                ATTRNAME_URI
-            } else {
-                ATTRNAME_BASIC
-            }
-            .to_owned(),
-        ),
-        values: values
-            .into_iter()
-            .map(|v| AttributeValue {
-                attribute_type: Some("xs:string".to_owned()),
-                value: Some(v),
-            })
-            .collect(),
-    }
+const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+const NAMEID_ENTITY: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity";
+const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn attributes(sp: &ServiceProvider, person: &Person) -> Vec<Attribute> {
+fn attribute(name: &str, values: Vec<String>) -> Element {
+    let format = if name.starts_with("urn:") {
+        ATTRNAME_URI
+    } else {
+        ATTRNAME_BASIC
+    };
+    Element::new("saml2:Attribute")
+        .attr("Name", name)
+        .attr("NameFormat", format)
+        .children(values.into_iter().map(|v| {
+            Element::new("saml2:AttributeValue")
+                .attr("xmlns:xs", "http://www.w3.org/2001/XMLSchema")
+                .attr("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance")
+                .attr("xsi:type", "xs:string")
+                .text(v)
+        }))
+}
+
+fn attributes(sp: &ServiceProvider, person: &Person) -> Vec<Element> {
     let mut out = Vec::new();
     for (field, name) in &sp.attributes {
         let values = match field.as_str() {
@@ -154,21 +154,40 @@ fn attributes(sp: &ServiceProvider, person: &Person) -> Vec<Attribute> {
     out
 }
 
-fn issuer(value: &str) -> Issuer {
-    Issuer {
-        format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:entity".to_owned()),
-        value: Some(value.to_owned()),
-        ..Issuer::default()
-    }
+fn issuer(value: &str) -> Element {
+    Element::new("saml2:Issuer")
+        .attr("Format", NAMEID_ENTITY)
+        .text(value)
 }
 
-fn template(id: &str, key: &SamlKey) -> Signature {
-    let mut signature = Signature::template(id, &CertificateDer::from(key.certificate.clone()));
-    // samael's template digests with SHA-1 (STACK-NOTES); SAML deployments want SHA-256.
-    for reference in &mut signature.signed_info.reference {
-        reference.digest_method.algorithm = DigestAlgorithm::Sha256;
-    }
-    signature
+/// An enveloped-signature template over the element with ID `id`, for xmlsec to fill in:
+/// RSA-SHA256 with SHA-256 digests (samael's own template digests with SHA-1,
+/// STACK-NOTES), exclusive c14n, and our certificate.
+fn template(id: &str, key: &SamlKey) -> Element {
+    let reference = Element::new("ds:Reference")
+        .attr("URI", format!("#{id}"))
+        .child(
+            Element::new("ds:Transforms")
+                .child(Element::new("ds:Transform").attr("Algorithm", ENVELOPED))
+                .child(Element::new("ds:Transform").attr("Algorithm", EXC_C14N)),
+        )
+        .child(Element::new("ds:DigestMethod").attr("Algorithm", SHA256))
+        .child(Element::new("ds:DigestValue").text(""));
+    Element::new("ds:Signature")
+        .attr("xmlns:ds", NS_DSIG)
+        .child(
+            Element::new("ds:SignedInfo")
+                .child(Element::new("ds:CanonicalizationMethod").attr("Algorithm", EXC_C14N))
+                .child(Element::new("ds:SignatureMethod").attr("Algorithm", RSA_SHA256))
+                .child(reference),
+        )
+        .child(Element::new("ds:SignatureValue").text(""))
+        .child(
+            Element::new("ds:KeyInfo").child(
+                Element::new("ds:X509Data")
+                    .child(Element::new("ds:X509Certificate").text(key.certificate_base64())),
+            ),
+        )
 }
 
 fn xml_error(e: impl std::fmt::Debug) -> AppError {
@@ -189,64 +208,71 @@ pub fn sign(xml: &str, key: &SamlKey) -> Result<String, AppError> {
 /// The assertion (signed if the SP wants it), as XML without declaration.
 pub fn assertion_xml(s: &Statement<'_>, key: &SamlKey) -> Result<String, AppError> {
     let id = new_id();
-    let not_after = s.now + s.lifetime;
-    let assertion = Assertion {
-        id: id.clone(),
-        issue_instant: s.now,
-        version: "2.0".to_owned(),
-        issuer: issuer(s.issuer),
-        signature: s.sp.sign_assertion.then(|| template(&id, key)),
-        subject: Some(Subject {
-            name_id: Some(SubjectNameID {
-                format: Some(s.sp.name_id_format.clone()),
-                value: s.name_id.to_owned(),
-            }),
-            subject_confirmations: Some(vec![SubjectConfirmation {
-                method: Some(BEARER.to_owned()),
-                name_id: None,
-                subject_confirmation_data: Some(SubjectConfirmationData {
-                    not_before: None,
-                    not_on_or_after: Some(not_after),
-                    recipient: Some(s.acs_url.to_owned()),
-                    in_response_to: s.in_response_to.map(str::to_owned),
-                    address: None,
-                    content: None,
-                }),
-            }]),
-        }),
-        conditions: Some(Conditions {
-            // Clock skew is the SP's to allow; NotBefore is when we said it.
-            not_before: Some(s.now),
-            not_on_or_after: Some(not_after),
-            audience_restrictions: Some(vec![AudienceRestriction {
-                audience: vec![s.sp.entity_id.clone()],
-            }]),
-            one_time_use: None,
-            proxy_restriction: None,
-        }),
-        authn_statements: Some(vec![AuthnStatement {
-            authn_instant: Some(s.auth_time),
-            session_index: Some(s.session_index.to_owned()),
-            session_not_on_or_after: None,
-            subject_locality: None,
-            authn_context: Some(AuthnContext {
-                value: Some(AuthnContextClassRef {
-                    value: Some(authn_context(s.amr).to_owned()),
-                }),
-            }),
-        }]),
-        attribute_statements: {
-            let list = attributes(s.sp, s.person);
-            (!list.is_empty()).then(|| vec![AttributeStatement { attributes: list }])
-        },
-    };
-    let xml = assertion.to_string().map_err(xml_error)?;
+    let not_after = instant(s.now + s.lifetime);
+    let subject = Element::new("saml2:Subject")
+        .child(
+            Element::new("saml2:NameID")
+                .attr("Format", s.sp.name_id_format.as_str())
+                .text(s.name_id),
+        )
+        .child(
+            Element::new("saml2:SubjectConfirmation")
+                .attr("Method", BEARER)
+                .child(
+                    Element::new("saml2:SubjectConfirmationData")
+                        .attr("NotOnOrAfter", not_after.as_str())
+                        .attr("Recipient", s.acs_url)
+                        .attr_opt("InResponseTo", s.in_response_to),
+                ),
+        );
+    // Clock skew is the SP's to allow; NotBefore is when we said it.
+    let conditions = Element::new("saml2:Conditions")
+        .attr("NotBefore", instant(s.now))
+        .attr("NotOnOrAfter", not_after.as_str())
+        .child(
+            Element::new("saml2:AudienceRestriction")
+                .child(Element::new("saml2:Audience").text(s.sp.entity_id.as_str())),
+        );
+    let authn = Element::new("saml2:AuthnStatement")
+        .attr("AuthnInstant", instant(s.auth_time))
+        .attr("SessionIndex", s.session_index)
+        .child(
+            Element::new("saml2:AuthnContext")
+                .child(Element::new("saml2:AuthnContextClassRef").text(authn_context(s.amr))),
+        );
+    let list = attributes(s.sp, s.person);
+    let statement =
+        (!list.is_empty()).then(|| Element::new("saml2:AttributeStatement").children(list));
+    let xml = Element::new("saml2:Assertion")
+        .attr("xmlns:saml2", NS_ASSERTION)
+        .attr("ID", id.as_str())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(s.now))
+        .child(issuer(s.issuer))
+        .child_opt(s.sp.sign_assertion.then(|| template(&id, key)))
+        .child(subject)
+        .child(conditions)
+        .child(authn)
+        .child_opt(statement)
+        .to_xml();
     let xml = if s.sp.sign_assertion {
         sign(&xml, key)?
     } else {
         xml
     };
     Ok(strip_declaration(&xml).to_owned())
+}
+
+/// `<saml2p:Status>` (Core §3.2.2): a top-level code, an optional second-level one nested
+/// in it, and an optional message.
+fn status(code: &str, sub: Option<&str>, message: Option<&str>) -> Element {
+    Element::new("saml2p:Status")
+        .child(
+            Element::new("saml2p:StatusCode")
+                .attr("Value", code)
+                .child_opt(sub.map(|s| Element::new("saml2p:StatusCode").attr("Value", s))),
+        )
+        .child_opt(message.map(|m| Element::new("saml2p:StatusMessage").text(m)))
 }
 
 /// A Response (signed if the SP wants it) carrying `inner` (an assertion or encrypted
@@ -257,8 +283,7 @@ fn response_xml(
     sp: &ServiceProvider,
     destination: &str,
     in_response_to: Option<&str>,
-    status: Status,
-    sub_status: Option<&str>,
+    status: Element,
     inner: Option<&str>,
     key: &SamlKey,
     now: DateTime<Utc>,
@@ -266,41 +291,21 @@ fn response_xml(
     let id = new_id();
     // An error Response carries no assertion: sign it, so the SP can trust the status.
     let signed = sp.sign_response || inner.is_none();
-    let response = Response {
-        id: id.clone(),
-        in_response_to: in_response_to.map(str::to_owned),
-        version: "2.0".to_owned(),
-        issue_instant: now,
-        destination: Some(destination.to_owned()),
-        consent: None,
-        issuer: Some(issuer(issuer_id)),
-        signature: signed.then(|| template(&id, key)),
-        status: Some(status),
-        encrypted_assertion: None,
-        assertion: None,
-    };
-    let mut xml = response.to_string().map_err(xml_error)?;
-    if let (Some(sub), Some(code)) = (
-        sub_status,
-        &response
-            .status
-            .as_ref()
-            .and_then(|s| s.status_code.value.clone()),
-    ) {
-        // samael's StatusCode has no child: nest the second-level code (Core §3.2.2.2)
-        // before signing.
-        let flat = format!(r#"<saml2p:StatusCode Value="{code}"/>"#);
-        let nested = format!(
-            r#"<saml2p:StatusCode Value="{code}"><saml2p:StatusCode Value="{sub}"/></saml2p:StatusCode>"#
-        );
-        if !xml.contains(&flat) {
-            return Err(AppError::Internal(
-                "SAML StatusCode not where expected".into(),
-            ));
-        }
-        xml = xml.replacen(&flat, &nested, 1);
-    }
+    let mut xml = Element::new("saml2p:Response")
+        .attr("xmlns:saml2p", NS_PROTOCOL)
+        .attr("xmlns:saml2", NS_ASSERTION)
+        .attr("ID", id.as_str())
+        .attr_opt("InResponseTo", in_response_to)
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(now))
+        .attr("Destination", destination)
+        .child(issuer(issuer_id))
+        .child_opt(signed.then(|| template(&id, key)))
+        .child(status)
+        .to_xml();
     if let Some(inner) = inner {
+        // The one place XML is spliced rather than built: `inner` is our own assertion as
+        // xmlsec signed (or we encrypted) it, and must go in byte for byte.
         let end = "</saml2p:Response>";
         let at = xml
             .rfind(end)
@@ -308,18 +313,6 @@ fn response_xml(
         xml.insert_str(at, inner);
     }
     if signed { sign(&xml, key) } else { Ok(xml) }
-}
-
-fn status(code: &str, message: Option<&str>) -> Status {
-    Status {
-        status_code: StatusCode {
-            value: Some(code.to_owned()),
-        },
-        status_message: message.map(|m| StatusMessage {
-            value: Some(m.to_owned()),
-        }),
-        status_detail: None,
-    }
 }
 
 /// A successful Response for `s`, encrypted per SP. Returns the XML.
@@ -341,8 +334,7 @@ pub fn success(s: &Statement<'_>, key: &SamlKey) -> Result<String, AppError> {
         s.sp,
         s.acs_url,
         s.in_response_to,
-        status(STATUS_SUCCESS, None),
-        None,
+        status(STATUS_SUCCESS, None, None),
         Some(&inner),
         key,
         s.now,
@@ -368,8 +360,7 @@ pub fn failure(
         sp,
         acs_url,
         in_response_to,
-        status(code, Some(message)),
-        Some(sub),
+        status(code, Some(sub), Some(message)),
         None,
         key,
         now,
@@ -401,31 +392,18 @@ pub fn logout_response(
     enveloped: bool,
 ) -> Result<String, AppError> {
     let id = new_id();
-    let response = samael::schema::LogoutResponse {
-        id: Some(id.clone()),
-        in_response_to: Some(in_response_to.to_owned()),
-        version: Some("2.0".to_owned()),
-        issue_instant: Some(now),
-        destination: Some(destination.to_owned()),
-        consent: None,
-        issuer: Some(issuer(issuer_id)),
-        signature: enveloped.then(|| template(&id, key)),
-        status: Some(status(code, message)),
-    };
-    let mut xml = response.to_string().map_err(xml_error)?;
-    if let Some(sub) = sub {
-        // As in `response_xml`: samael's StatusCode has no child, so nest it before signing.
-        let flat = format!(r#"<saml2p:StatusCode Value="{code}"/>"#);
-        let nested = format!(
-            r#"<saml2p:StatusCode Value="{code}"><saml2p:StatusCode Value="{sub}"/></saml2p:StatusCode>"#
-        );
-        if !xml.contains(&flat) {
-            return Err(AppError::Internal(
-                "SAML StatusCode not where expected".into(),
-            ));
-        }
-        xml = xml.replacen(&flat, &nested, 1);
-    }
+    let xml = Element::new("saml2p:LogoutResponse")
+        .attr("xmlns:saml2p", NS_PROTOCOL)
+        .attr("xmlns:saml2", NS_ASSERTION)
+        .attr("ID", id.as_str())
+        .attr("InResponseTo", in_response_to)
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(now))
+        .attr("Destination", destination)
+        .child(issuer(issuer_id))
+        .child_opt(enveloped.then(|| template(&id, key)))
+        .child(status(code, sub, message))
+        .to_xml();
     if enveloped { sign(&xml, key) } else { Ok(xml) }
 }
 
@@ -436,10 +414,9 @@ pub struct LogoutSubject<'a> {
     pub session_index: &'a str,
 }
 
-/// A LogoutRequest (Core §3.7.1) from the IdP to an SP's SingleLogoutService. Written out
-/// here rather than with samael's struct, which puts SessionIndex before NameID (the
-/// schema's sequence is NameID, then SessionIndex). Returns (ID, XML); with `enveloped`
-/// the XML is signed (POST binding).
+/// A LogoutRequest (Core §3.7.1) from the IdP to an SP's SingleLogoutService, NameID
+/// before SessionIndex as the schema's sequence has it. Returns (ID, XML); with
+/// `enveloped` the XML is signed (POST binding).
 pub fn logout_request(
     issuer_id: &str,
     destination: &str,
@@ -449,24 +426,24 @@ pub fn logout_request(
     lifetime: Duration,
     enveloped: bool,
 ) -> Result<(String, String), AppError> {
-    use super::xml::escape;
     let id = new_id();
-    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let signature = if enveloped {
-        template(&id, key).to_string().map_err(xml_error)?
-    } else {
-        String::new()
-    };
-    let xml = format!(
-        r#"<saml2p:LogoutRequest xmlns:saml2p="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{destination}" NotOnOrAfter="{until}"><saml2:Issuer Format="urn:oasis:names:tc:SAML:2.0:nameid-format:entity">{issuer}</saml2:Issuer>{signature}<saml2:NameID Format="{format}">{name_id}</saml2:NameID><saml2p:SessionIndex>{index}</saml2p:SessionIndex></saml2p:LogoutRequest>"#,
-        now = at(now),
-        until = at(now + lifetime),
-        destination = escape(destination),
-        issuer = escape(issuer_id),
-        format = escape(subject.format),
-        name_id = escape(subject.name_id),
-        index = escape(subject.session_index),
-    );
+    let xml = Element::new("saml2p:LogoutRequest")
+        .attr("xmlns:saml2p", NS_PROTOCOL)
+        .attr("xmlns:saml2", NS_ASSERTION)
+        .attr("ID", id.as_str())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(now))
+        .attr("Destination", destination)
+        .attr("NotOnOrAfter", instant(now + lifetime))
+        .child(issuer(issuer_id))
+        .child_opt(enveloped.then(|| template(&id, key)))
+        .child(
+            Element::new("saml2:NameID")
+                .attr("Format", subject.format)
+                .text(subject.name_id),
+        )
+        .child(Element::new("saml2p:SessionIndex").text(subject.session_index))
+        .to_xml();
     let xml = if enveloped { sign(&xml, key)? } else { xml };
     Ok((id, strip_declaration(&xml).to_owned()))
 }

@@ -9,6 +9,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use openssl::{rsa::Padding, symm::Cipher};
 
+use super::xml_writer::Element;
 use crate::web::error::AppError;
 
 pub const AES128_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes128-gcm";
@@ -51,21 +52,33 @@ pub fn encrypted_assertion(assertion: &[u8], cert_der: &[u8]) -> Result<String, 
         .map_err(crypto_error)?;
     wrapped.truncate(n);
 
-    Ok(format!(
-        concat!(
-            r#"<saml2:EncryptedAssertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">"#,
-            r#"<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element">"#,
-            r#"<xenc:EncryptionMethod Algorithm="{aes}"/>"#,
-            r#"<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">"#,
-            r#"<xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="{rsa}"><ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/></xenc:EncryptionMethod>"#,
-            r#"<xenc:CipherData><xenc:CipherValue>{key}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey>"#,
-            r#"</ds:KeyInfo>"#,
-            r#"<xenc:CipherData><xenc:CipherValue>{data}</xenc:CipherValue></xenc:CipherData>"#,
-            r#"</xenc:EncryptedData></saml2:EncryptedAssertion>"#
-        ),
-        aes = AES128_GCM,
-        rsa = RSA_OAEP,
-        key = STANDARD.encode(&wrapped),
-        data = STANDARD.encode(&data),
-    ))
+    let method =
+        |algorithm: &str| Element::new("xenc:EncryptionMethod").attr("Algorithm", algorithm);
+    let cipher = |bytes: &[u8]| {
+        Element::new("xenc:CipherData")
+            .child(Element::new("xenc:CipherValue").text(STANDARD.encode(bytes)))
+    };
+    let key_info = Element::new("ds:KeyInfo")
+        .attr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
+        .child(
+            Element::new("xenc:EncryptedKey")
+                .child(
+                    method(RSA_OAEP).child(
+                        Element::new("ds:DigestMethod")
+                            .attr("Algorithm", "http://www.w3.org/2000/09/xmldsig#sha1"),
+                    ),
+                )
+                .child(cipher(&wrapped)),
+        );
+    Ok(Element::new("saml2:EncryptedAssertion")
+        .attr("xmlns:saml2", "urn:oasis:names:tc:SAML:2.0:assertion")
+        .child(
+            Element::new("xenc:EncryptedData")
+                .attr("xmlns:xenc", "http://www.w3.org/2001/04/xmlenc#")
+                .attr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+                .child(method(AES128_GCM))
+                .child(key_info)
+                .child(cipher(&data)),
+        )
+        .to_xml())
 }

@@ -10,7 +10,7 @@ use super::{
     entity_id,
     providers::{BINDING_POST, BINDING_REDIRECT, NAMEID_FORMATS},
     sso_url,
-    xml::escape,
+    xml_writer::Element,
 };
 use crate::startup::AppState;
 
@@ -18,40 +18,56 @@ pub const CONTENT_TYPE: &str = "application/samlmetadata+xml";
 
 /// The metadata document for this IdP.
 pub fn document(state: &AppState) -> String {
-    let id = escape(&entity_id(state));
-    let sso = escape(&sso_url(state));
     // Every published certificate: the active one first (SPs that take only one take
     // that), then the next one (trusted before it signs), then recently retired ones.
-    let keys: String = state
+    let keys = state
         .saml_keys
         .set()
         .published_certificates()
         .iter()
         .map(|cert| {
-            format!(
-                r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#
-            )
+            Element::new("md:KeyDescriptor")
+                .attr("use", "signing")
+                .child(
+                    Element::new("ds:KeyInfo").child(
+                        Element::new("ds:X509Data")
+                            .child(Element::new("ds:X509Certificate").text(cert.as_str())),
+                    ),
+                )
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let (slo, sso) = (super::slo::slo_url(state), sso_url(state));
+    let service = |name: &'static str, binding: &str, location: &str| {
+        Element::new(name)
+            .attr("Binding", binding)
+            .attr("Location", location)
+    };
     // SingleLogoutService comes before NameIDFormat in the schema's sequence.
-    let slo = escape(&super::slo::slo_url(state));
-    let mut services = String::new();
-    for binding in [BINDING_REDIRECT, BINDING_POST] {
-        services.push_str(&format!(
-            r#"<md:SingleLogoutService Binding="{binding}" Location="{slo}"/>"#
-        ));
-    }
-    for format in NAMEID_FORMATS {
-        services.push_str(&format!("<md:NameIDFormat>{format}</md:NameIDFormat>"));
-    }
-    for binding in [BINDING_REDIRECT, BINDING_POST] {
-        services.push_str(&format!(
-            r#"<md:SingleSignOnService Binding="{binding}" Location="{sso}"/>"#
-        ));
-    }
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{id}" cacheDuration="PT1H"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">{keys}{services}</md:IDPSSODescriptor></md:EntityDescriptor>"#
-    )
+    let descriptor = Element::new("md:IDPSSODescriptor")
+        .attr(
+            "protocolSupportEnumeration",
+            "urn:oasis:names:tc:SAML:2.0:protocol",
+        )
+        .attr("WantAuthnRequestsSigned", "false")
+        .children(keys)
+        .children(
+            [BINDING_REDIRECT, BINDING_POST].map(|b| service("md:SingleLogoutService", b, &slo)),
+        )
+        .children(
+            NAMEID_FORMATS
+                .iter()
+                .map(|f| Element::new("md:NameIDFormat").text(*f)),
+        )
+        .children(
+            [BINDING_REDIRECT, BINDING_POST].map(|b| service("md:SingleSignOnService", b, &sso)),
+        );
+    let root = Element::new("md:EntityDescriptor")
+        .attr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
+        .attr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
+        .attr("entityID", entity_id(state))
+        .attr("cacheDuration", "PT1H")
+        .child(descriptor);
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?>{}"#, root.to_xml())
 }
 
 #[get("/saml/metadata")]

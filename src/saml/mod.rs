@@ -10,6 +10,7 @@
 
 pub mod assertion;
 pub mod encrypt;
+pub mod idp_initiated;
 pub mod keys;
 pub mod logout_chain;
 pub mod metadata;
@@ -18,6 +19,7 @@ pub mod request;
 pub mod slo;
 pub mod sso;
 pub mod xml;
+pub mod xml_writer;
 
 use actix_web::web;
 

@@ -1,6 +1,7 @@
 //! Service providers (DESIGN §10): registered by importing their metadata
 //! (`gatehouse sp import --metadata FILE_OR_URL`), with per-SP settings for the NameID,
-//! attributes, signing, encryption and request signatures.
+//! attributes, signing, encryption and request signatures, and whether (and to which
+//! RelayStates) the SP accepts IdP-initiated sign-ins.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,10 @@ use chrono::{DateTime, Utc};
 use samael::metadata::{EntityDescriptor, KeyDescriptor};
 use serde::{Deserialize, Serialize};
 
-use super::xml::{self, MAX_METADATA_BYTES};
+use super::{
+    idp_initiated,
+    xml::{self, MAX_METADATA_BYTES},
+};
 use crate::store::{
     Store, StoreError,
     saml::{self, ServiceProviderRow},
@@ -31,7 +35,6 @@ pub const NAMEID_FORMATS: &[&str] = &[
 
 /// Longest entity id accepted (they are URLs or URNs).
 pub const MAX_ENTITY_ID_LEN: usize = 1024;
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub binding: String,
@@ -132,6 +135,11 @@ pub struct ServiceProvider {
     pub sign_response: bool,
     pub require_signed_requests: bool,
     pub encrypt_assertions: bool,
+    /// Accepts unsolicited Responses started at `/saml/sso/init` (Profiles §4.1.5). Off
+    /// unless an administrator turns it on: such a link works from any site.
+    pub idp_initiated: bool,
+    /// The only RelayStates an IdP-initiated sign-in may carry to this SP (exact strings).
+    pub idp_initiated_relay_states: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +181,9 @@ impl ServiceProvider {
             sign_response: row.sign_response,
             require_signed_requests: row.require_signed_requests,
             encrypt_assertions: row.encrypt_assertions,
+            idp_initiated: row.idp_initiated,
+            idp_initiated_relay_states: serde_json::from_str(&row.idp_initiated_relay_states)
+                .map_err(|_| damaged())?,
         })
     }
 
@@ -228,6 +239,8 @@ impl ServiceProvider {
             sign_response: self.sign_response,
             require_signed_requests: self.require_signed_requests,
             encrypt_assertions: self.encrypt_assertions,
+            idp_initiated: self.idp_initiated,
+            idp_initiated_relay_states: json(&self.idp_initiated_relay_states),
             metadata: metadata.to_owned(),
             created_at: now.naive_utc(),
             updated_at: now.naive_utc(),
@@ -252,9 +265,13 @@ pub struct ImportSettings {
     pub sign_response: Option<bool>,
     pub require_signed_requests: Option<bool>,
     pub encrypt_assertions: Option<bool>,
+    /// Default false: IdP-initiated SSO is an opt-in.
+    pub idp_initiated: Option<bool>,
+    /// Default none.
+    pub idp_initiated_relay_states: Option<Vec<String>>,
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> SpError {
+pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> SpError {
     SpError::Invalid {
         field,
         reason: reason.into(),
@@ -449,6 +466,12 @@ pub fn from_metadata(
             "the SP's metadata has no encryption certificate",
         ));
     }
+    let idp_initiated_relay_states = idp_initiated::relay_states(
+        settings
+            .idp_initiated_relay_states
+            .as_deref()
+            .unwrap_or(&[]),
+    )?;
     let sign_response = settings.sign_response.unwrap_or(false);
     // An assertion is signed unless the administrator moves the signature to the
     // Response; something is always signed.
@@ -474,6 +497,8 @@ pub fn from_metadata(
         sign_response,
         require_signed_requests,
         encrypt_assertions,
+        idp_initiated: settings.idp_initiated.unwrap_or(false),
+        idp_initiated_relay_states,
     })
 }
 
@@ -565,6 +590,9 @@ pub struct SettingsChange {
     pub sign_response: Option<bool>,
     pub require_signed_requests: Option<bool>,
     pub encrypt_assertions: Option<bool>,
+    pub idp_initiated: Option<bool>,
+    /// The whole list of RelayStates allowed with IdP-initiated SSO.
+    pub idp_initiated_relay_states: Option<Vec<String>>,
 }
 
 /// Applies `change` to a registered SP. The stored metadata is parsed again with the
@@ -628,6 +656,12 @@ pub async fn update_settings(
             change
                 .encrypt_assertions
                 .unwrap_or(current.encrypt_assertions),
+        ),
+        idp_initiated: Some(change.idp_initiated.unwrap_or(current.idp_initiated)),
+        idp_initiated_relay_states: Some(
+            change
+                .idp_initiated_relay_states
+                .unwrap_or(current.idp_initiated_relay_states),
         ),
     };
     let sp = from_metadata(&row.metadata, &settings)?;

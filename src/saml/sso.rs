@@ -428,6 +428,11 @@ pub async fn sso_init(
         }
         Err(e) => return Err(AppError::Internal(e.to_string()).into()),
     };
+    // Issue 20 item 12: only for an SP that opted in, and only to a RelayState it
+    // registered; a link on any site reaches this endpoint.
+    if let Err(refusal) = sp.idp_initiated_allows(query.relay_state.as_deref()) {
+        return refuse(&state, &ctx, Some(&sp.entity_id), &refusal.to_string()).await;
+    }
     let Some(acs) = sp.default_acs() else {
         return refuse(
             &state,
@@ -441,7 +446,7 @@ pub async fn sso_init(
         sp: sp.entity_id.clone(),
         request_id: None,
         acs_url: acs.location.clone(),
-        relay_state: query.relay_state.filter(|r| !r.is_empty()),
+        relay_state: query.relay_state,
     };
     answer(&state, &req, &ctx, &sp, saml, false, false, false, None).await
 }
@@ -483,6 +488,12 @@ pub async fn respond(
         return Ok(refused_page(
             "The return address is no longer registered for this application.",
         ));
+    }
+    // So may its IdP-initiated opt-in, while the person was signing in.
+    if saml.request_id.is_none()
+        && let Err(refusal) = sp.idp_initiated_allows(saml.relay_state.as_deref())
+    {
+        return Ok(refused_page(&refusal.to_string()));
     }
     let user_id = session.user_id.clone();
     let (user, org) = state

@@ -118,6 +118,9 @@ pub struct ServiceProviderRow {
     pub sign_response: bool,
     pub require_signed_requests: bool,
     pub encrypt_assertions: bool,
+    pub idp_initiated: bool,
+    /// JSON array of strings.
+    pub idp_initiated_relay_states: String,
     pub metadata: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

@@ -260,6 +260,8 @@ diesel::table! {
         metadata -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        idp_initiated -> Bool,
+        idp_initiated_relay_states -> Text,
     }
 }
 

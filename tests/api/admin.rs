@@ -1517,6 +1517,8 @@ async fn an_sp_imported_over_the_api_receives_an_idp_initiated_assertion() {
                 "name": "Radiology viewer",
                 "encrypt_assertions": false,
                 "attributes": {"email": "mail", "username": "uid"},
+                // IdP-initiated SSO is an opt-in (issue 20, item 12).
+                "idp_initiated": true,
             })),
         )
         .await,

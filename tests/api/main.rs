@@ -19,6 +19,7 @@ mod mail;
 mod oidc;
 mod recovery;
 mod saml;
+mod saml_outbound;
 mod storage;
 mod tls;
 mod totp;

@@ -933,7 +933,7 @@ async fn an_expired_invitation_is_refused_and_a_new_one_replaces_it() {
         org: OrgName::parse("default").unwrap(),
         username: Username::parse("ike").unwrap(),
         email: Email::parse("ike@example.org").unwrap(),
-        display_name: Some("Ike Okafor".into()),
+        display_name: Some(gatehouse::domain::DisplayName::parse("Ike Okafor").unwrap()),
         role: Role::User,
     };
     let first = recovery::invite(&app.state, admin, invitation())

@@ -276,7 +276,7 @@ pub fn posted(html: &str) -> (String, String, Option<String>) {
 }
 
 /// The IdP signing certificate from our metadata (DER).
-async fn idp_cert(app: &TestApp) -> Vec<u8> {
+pub async fn idp_cert(app: &TestApp) -> Vec<u8> {
     let metadata = app.get("/saml/metadata").await.text().await.unwrap();
     let start = metadata.find("<ds:X509Certificate>").unwrap() + "<ds:X509Certificate>".len();
     let end = metadata.find("</ds:X509Certificate>").unwrap();
@@ -285,7 +285,7 @@ async fn idp_cert(app: &TestApp) -> Vec<u8> {
 
 /// `xmlsec1 --verify` of the first signature in `xml` whose ID attribute is on `node`
 /// (`urn:…:protocol:Response` or `urn:…:assertion:Assertion`), against `cert_der`.
-fn xmlsec1_verify(xml: &str, node: &str, cert_der: &[u8]) -> bool {
+pub fn xmlsec1_verify(xml: &str, node: &str, cert_der: &[u8]) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let doc = dir.path().join("doc.xml");
     let cert = dir.path().join("cert.der");
@@ -309,7 +309,7 @@ fn xmlsec1_verify(xml: &str, node: &str, cert_der: &[u8]) -> bool {
     out.status.success()
 }
 
-fn extract(xml: &str, start_tag: &str, end_tag: &str) -> String {
+pub fn extract(xml: &str, start_tag: &str, end_tag: &str) -> String {
     let a = xml
         .find(start_tag)
         .unwrap_or_else(|| panic!("no {start_tag} in {xml}"));
@@ -684,7 +684,16 @@ async fn encrypted_assertions_decrypt_with_the_sp_key() {
 async fn idp_initiated_sso_posts_an_unsolicited_response_to_the_default_acs() {
     let app = spawn_app().await;
     let sp = TestSp::new("https://sp.example.org/acs");
-    sp.register(&app, ImportSettings::default()).await;
+    // IdP-initiated SSO is an opt-in with registered RelayStates (issue 20, item 12).
+    sp.register(
+        &app,
+        ImportSettings {
+            idp_initiated: Some(true),
+            idp_initiated_relay_states: Some(vec!["home".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
     create_user(&app, "erin", PASSWORD, false).await;
     let client = app.new_client();
     let path = format!(

@@ -449,7 +449,7 @@ pub struct NewAccount {
     pub org: crate::domain::OrgName,
     pub username: Username,
     pub email: Email,
-    pub display_name: Option<String>,
+    pub display_name: Option<crate::domain::DisplayName>,
     pub role: crate::domain::Role,
     pub password: Password,
     pub must_change_password: bool,
@@ -504,7 +504,9 @@ pub async fn create_account_by(
         org_id: org.id,
         username: new.username,
         email: new.email,
-        display_name: new.display_name,
+        display_name: new
+            .display_name
+            .map(crate::domain::DisplayName::into_string),
         role: new.role,
         password_hash: Some(hash),
         must_change_password: new.must_change_password,

@@ -201,7 +201,7 @@ pub struct NewInvitation {
     pub org: OrgName,
     pub username: Username,
     pub email: Email,
-    pub display_name: Option<String>,
+    pub display_name: Option<crate::domain::DisplayName>,
     pub role: Role,
 }
 
@@ -255,7 +255,10 @@ pub async fn invite(
                         org_id: org_id.clone(),
                         username: wanted.username.clone(),
                         email: wanted.email.clone(),
-                        display_name: wanted.display_name.clone(),
+                        display_name: wanted
+                            .display_name
+                            .clone()
+                            .map(crate::domain::DisplayName::into_string),
                         role: wanted.role,
                         password_hash: None,
                         must_change_password: false,
