@@ -8,6 +8,7 @@ mod audit_events;
 mod browser;
 mod cli;
 mod deploy;
+mod edge;
 mod faults;
 mod guard;
 mod health;
