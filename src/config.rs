@@ -72,6 +72,13 @@ pub struct Config {
     /// PEM certificate chain and key; when absent, a self-signed pair is generated in `data_dir`.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// An internal plain-HTTP listener that serves `/metrics` and nothing else (e.g.
+    /// `127.0.0.1:9464`); when set, the public listener does not serve `/metrics`.
+    pub metrics_bind: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires wherever it is served. With neither this
+    /// nor `metrics_bind`, `/metrics` is not served at all.
+    #[serde(serialize_with = "redact_secret")]
+    pub metrics_token: Option<SecretString>,
     /// The public URL relying parties see; every link and token issuer is built from it.
     pub issuer: Url,
     pub data_dir: PathBuf,
@@ -162,6 +169,8 @@ impl Default for Config {
             tls: true,
             tls_cert: None,
             tls_key: None,
+            metrics_bind: None,
+            metrics_token: None,
             issuer: Url::parse("https://localhost:8443").expect("static URL parses"),
             data_dir: PathBuf::from("./gatehouse-data"),
             database_url: None,
@@ -318,6 +327,10 @@ impl Config {
             "tls" => self.tls = parse(value)?,
             "tls_cert" => self.tls_cert = non_empty(value)?,
             "tls_key" => self.tls_key = non_empty(value)?,
+            "metrics_bind" => self.metrics_bind = non_empty(value)?,
+            "metrics_token" => {
+                self.metrics_token = (!value.trim().is_empty()).then(|| value.to_owned().into())
+            }
             "issuer" => self.issuer = parse(value)?,
             "data_dir" => self.data_dir = parse(value)?,
             "database_url" => self.database_url = non_empty(value)?,
@@ -399,6 +412,7 @@ impl Config {
             }
             (None, None) => {}
         }
+        self.validate_metrics()?;
         self.database_target()?;
         if let Some(url) = &self.redis_url
             && !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix")
@@ -526,6 +540,38 @@ impl Config {
                 "argon2_memory_kib",
                 "argon2 needs iterations ≥ 1, parallelism ≥ 1 and memory ≥ 8 KiB per lane".into(),
             );
+        }
+        Ok(())
+    }
+
+    /// `/metrics` must never share the public listener unguarded (issue 20, item 15).
+    fn validate_metrics(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if let Some(token) = &self.metrics_token
+            && token.expose_secret().trim().len() < 16
+        {
+            return invalid("metrics_token", "must be at least 16 characters");
+        }
+        if let Some(token) = &self.metrics_token
+            && token.expose_secret().trim() != token.expose_secret()
+        {
+            return invalid("metrics_token", "must not start or end with whitespace");
+        }
+        if let Some(addr) = self.metrics_bind {
+            let same_ip = addr.ip() == self.bind.ip()
+                || addr.ip().is_unspecified()
+                || self.bind.ip().is_unspecified();
+            if addr.port() != 0 && addr.port() == self.bind.port() && same_ip {
+                return invalid(
+                    "metrics_bind",
+                    "must be another address than bind: the public listener never serves the internal one's /metrics",
+                );
+            }
         }
         Ok(())
     }
@@ -895,6 +941,33 @@ mod tests {
         c.invite_token_hours = 10_000;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("invite_token_hours:"), "{err}");
+    }
+
+    #[test]
+    fn metrics_settings_come_from_the_environment_and_are_checked() {
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("GATEHOUSE_METRICS_BIND", "127.0.0.1:9464"),
+            ("GATEHOUSE_METRICS_TOKEN", "scrape-0123456789abcdef"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.metrics_bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert!(c.validate().is_ok());
+        assert!(!c.redacted_toml().contains("scrape-0123456789abcdef"));
+        c.metrics_token = Some("short".to_owned().into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("metrics_token:"), "{err}");
+        c.metrics_token = None;
+        c.metrics_bind = Some(SocketAddr::from(([0, 0, 0, 0], 8443)));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("metrics_bind:"), "{err}");
+        let err = Config::default()
+            .apply_env(env(&[("GATEHOUSE_METRICS_BIND", "port 9464")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("GATEHOUSE_METRICS_BIND"), "{err}");
     }
 
     #[test]

@@ -395,6 +395,9 @@ async fn serve(config: Config) -> Result<(), String> {
     spawn_reload_on_hangup(app.tls_certificate());
     println!("Gatehouse listening on {scheme}://{}", app.local_addr());
     tracing::info!(addr = %app.local_addr(), "listening");
+    if let Some(addr) = app.metrics_addr() {
+        tracing::info!(addr = %addr, "metrics listening (plain HTTP, /metrics only)");
+    }
     app.run_until_stopped().await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())

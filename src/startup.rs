@@ -72,6 +72,8 @@ pub struct Application {
     first_admin: Option<FirstAdmin>,
     mail_worker: MailWorker,
     tls: Option<Arc<gw::tls::ReloadingCert>>,
+    /// The internal `/metrics` listener (`metrics_bind`), if configured.
+    metrics: Option<(SocketAddr, Server)>,
 }
 
 impl Application {
@@ -98,6 +100,12 @@ impl Application {
         config: Config,
         clock: SharedClock,
     ) -> Result<Self, StartupError> {
+        // Bound before anything starts, so a taken metrics port stops start-up.
+        let metrics_io = |e: std::io::Error| StartupError::Io {
+            what: "metrics_bind".into(),
+            reason: e.to_string(),
+        };
+        let metrics_listener = gw::metrics::bind(&config).map_err(metrics_io)?;
         let state = build_state(config, clock).await?;
         let first_admin = bootstrap::ensure_first_start(
             &state.store,
@@ -132,6 +140,7 @@ impl Application {
         })?;
 
         let app_state = state.clone();
+        let routes_config = config.clone();
         let http = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -150,6 +159,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(bad_input))
                 .wrap(from_fn(gw::context))
                 .configure(gw::ops::routes)
+                .configure(|cfg| gw::metrics::public_routes(cfg, &routes_config))
                 .configure(gw::pages::static_routes)
                 .configure(crate::auth::login::routes)
                 .configure(crate::auth::account::routes)
@@ -203,6 +213,11 @@ impl Application {
             }
         });
 
+        let metrics = metrics_listener
+            .map(|listener| gw::metrics::serve(listener, state.clone()))
+            .transpose()
+            .map_err(metrics_io)?;
+
         // Started last: nothing above can fail after it, so no worker outlives a failed build.
         let mail_worker = state.mailer.spawn_worker();
 
@@ -213,11 +228,17 @@ impl Application {
             first_admin,
             mail_worker,
             tls,
+            metrics,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the internal `/metrics` listener is, when `metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -243,7 +264,16 @@ impl Application {
     /// Runs until SIGTERM/SIGINT (graceful: in-flight requests finish, then the mail
     /// worker finishes the delivery it is in).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // The metrics listener has no signal handling of its own: it stops with this one.
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
         let grace = Duration::from_secs(self.state.config.shutdown_timeout_secs);
         self.mail_worker.stop(grace).await;
         result

@@ -266,7 +266,7 @@ enum Prompt {
     Login,
 }
 
-struct Validated {
+pub struct Validated {
     request: AuthorizeRequest,
     prompt: Prompt,
     max_age: Option<i64>,
@@ -274,7 +274,7 @@ struct Validated {
     login_hint: Option<String>,
 }
 
-fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
+pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
     let params = params.clone().single()?;
     if params.get("request").is_some() {
         return Err(OAuthError::new(

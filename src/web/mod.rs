@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod csrf;
 pub mod error;
+pub mod metrics;
 pub mod ops;
 pub mod pages;
 pub mod tls;

@@ -1,4 +1,5 @@
-//! Operations endpoints (DESIGN §14): `/healthz`, `/readyz`, `/metrics`.
+//! Operations endpoints (DESIGN §14): `/healthz`, `/readyz`; `/metrics` is in
+//! `web::metrics`, kept off the public listener.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -11,7 +12,7 @@ use serde_json::json;
 use crate::{config::Config, startup::AppState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
+    cfg.service(healthz).service(readyz);
 }
 
 /// Alive: answers without touching any dependency, so a database outage does not get
@@ -42,13 +43,6 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable()
     };
     res.insert_header(("Cache-Control", "no-store")).json(body)
-}
-
-#[get("/metrics")]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
 }
 
 /// `gatehouse healthcheck`: asks the server these settings describe for `/healthz` over

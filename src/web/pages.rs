@@ -167,9 +167,11 @@ pub fn wants_html(req: &HttpRequest) -> bool {
 
 /// Refuses a cross-origin state-changing request (DESIGN §8). `Origin` must be our
 /// issuer's origin or this request's own host. Browsers send `Origin: null` for form
-/// posts from a page with `Referrer-Policy: no-referrer` (ours, DESIGN §13), so then
-/// Fetch Metadata decides: `cross-site` or `same-site` is refused. The CSRF token is
-/// checked in addition, not instead.
+/// posts from a page with `Referrer-Policy: no-referrer` (ours, DESIGN §13), but also
+/// from a sandboxed iframe or a `data:` page on any site; so a null origin passes only
+/// with Fetch Metadata saying `same-origin` (issue 20, item 15: without it, or with any
+/// other value, nothing shows the post came from our page). `cross-site` or `same-site`
+/// is refused whatever the origin. The CSRF token is checked in addition, not instead.
 pub fn check_same_origin(req: &HttpRequest, issuer: &Url) -> Result<(), AppError> {
     let refused =
         || AppError::Forbidden("This form was sent from another site and was refused.".into());
@@ -185,7 +187,10 @@ pub fn check_same_origin(req: &HttpRequest, issuer: &Url) -> Result<(), AppError
     };
     let origin = origin.to_str().map_err(|_| refused())?;
     if origin == "null" {
-        return Ok(());
+        return match fetch_site {
+            Some("same-origin") => Ok(()),
+            _ => Err(refused()),
+        };
     }
     let issuer_origin = issuer.origin().ascii_serialization();
     let own = req
@@ -230,6 +235,26 @@ mod tests {
             .insert_header(("Sec-Fetch-Site", "same-origin"))
             .to_http_request();
         assert!(check_same_origin(&req, &issuer()).is_ok());
+    }
+
+    #[test]
+    fn a_null_origin_without_same_origin_fetch_metadata_is_refused() {
+        for site in [
+            None,
+            Some("none"),
+            Some("same-site"),
+            Some("cross-site"),
+            Some("x"),
+        ] {
+            let mut req = TestRequest::post().insert_header(("Origin", "null"));
+            if let Some(site) = site {
+                req = req.insert_header(("Sec-Fetch-Site", site));
+            }
+            assert!(
+                check_same_origin(&req.to_http_request(), &issuer()).is_err(),
+                "Sec-Fetch-Site: {site:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@ use std::{process::Stdio, time::Duration};
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{eventually, skip, spawn_app, spawn_app_with, test_database_url};
+use crate::helpers::{
+    METRICS_TOKEN, eventually, skip, spawn_app, spawn_app_with, test_database_url,
+};
 
 #[tokio::test]
 async fn healthz_answers_200_with_security_headers() {
@@ -48,7 +50,7 @@ async fn metrics_count_requests_by_route_pattern() {
     let app = spawn_app().await;
     app.get("/healthz").await;
     app.get("/nope-secret-looking-path").await;
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(
             r#"gatehouse_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
@@ -60,6 +62,124 @@ async fn metrics_count_requests_by_route_pattern() {
         !text.contains("nope-secret-looking-path"),
         "raw paths must not become labels"
     );
+}
+
+#[tokio::test]
+async fn metrics_on_the_public_listener_need_the_bearer_token() {
+    let app = spawn_app().await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"),
+    );
+    assert!(!res.text().await.unwrap().contains("gatehouse_"));
+    for wrong in [
+        format!("Bearer {METRICS_TOKEN}x"),
+        format!("Bearer {}", &METRICS_TOKEN[1..]),
+        format!("Basic {METRICS_TOKEN}"),
+        "Bearer ".to_owned(),
+    ] {
+        let res = app
+            .client
+            .get(app.url("/metrics"))
+            .header("Authorization", &wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{wrong}");
+    }
+    assert!(
+        app.metrics_text()
+            .await
+            .contains("gatehouse_http_requests_total")
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_when_neither_a_token_nor_a_bind_is_set() {
+    let app = spawn_app_with(|c| c.metrics_token = None).await;
+    for auth in [None, Some(format!("Bearer {METRICS_TOKEN}"))] {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(auth) = &auth {
+            req = req.header("Authorization", auth);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 404, "{auth:?}");
+        assert!(!res.text().await.unwrap().contains("gatehouse_"));
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `metrics_bind`: a plain-HTTP listener of its own serves `/metrics` (and nothing
+/// else); the public listener does not, token or not.
+#[tokio::test]
+async fn metrics_bind_serves_metrics_internally_and_never_publicly() {
+    let port = free_port();
+    let app = spawn_app_with(|c| {
+        c.metrics_token = None;
+        c.metrics_bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    })
+    .await;
+    app.get("/healthz").await;
+    let public = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+
+    let internal = reqwest::Client::new();
+    let res = internal
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"gatehouse_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    for path in ["/healthz", "/login", "/admin/api/users"] {
+        let res = internal
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{path} on the metrics listener");
+    }
+}
+
+/// With both set, the internal listener asks for the token too.
+#[tokio::test]
+async fn metrics_bind_with_a_token_requires_it_internally() {
+    let port = free_port();
+    let app = spawn_app_with(|c| {
+        c.metrics_bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let internal = reqwest::Client::new();
+    assert_eq!(internal.get(&url).send().await.unwrap().status(), 401);
+    let res = internal
+        .get(&url)
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.get("/metrics").await.status(), 404);
 }
 
 /// A Redis server of this test's own, on a free port, so it can be stopped.

@@ -98,10 +98,14 @@ pub fn fresh_postgres_url(base: &str) -> String {
     format!("{base}{sep}options=-csearch_path%3D{schema}")
 }
 
+/// The bearer token test servers require on `/metrics` (`metrics_token`).
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
 /// The test configuration: temp dir, port 0, cheap argon2 unless a test asks otherwise,
 /// real PostgreSQL and Redis when the environment names them.
 pub fn test_config(data_dir: &TempDir) -> Config {
     let mut config = Config::for_tests(data_dir.path().to_owned());
+    config.metrics_token = Some(METRICS_TOKEN.to_owned().into());
     if let Some(base) = test_database_url() {
         config.database_url = Some(url::Url::parse(&fresh_postgres_url(&base)).expect("url"));
         config.master_key = Some(base64_key(&MasterKey::generate()).into());
@@ -284,9 +288,20 @@ impl TestApp {
         hidden(&res.text().await.unwrap(), "csrf")
     }
 
+    /// `/metrics` as a scraper with the token reads it.
+    pub async fn metrics_text(&self) -> String {
+        let res = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN);
+        let res = res.send().await.expect("request sent");
+        assert_eq!(res.status(), 200, "/metrics with the token");
+        res.text().await.unwrap()
+    }
+
     /// A counter from `/metrics` (0 when absent).
     pub async fn metric(&self, line_prefix: &str) -> f64 {
-        let text = self.get("/metrics").await.text().await.unwrap();
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|l| {
                 l.strip_prefix(line_prefix)

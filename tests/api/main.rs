@@ -9,6 +9,7 @@ mod browser;
 mod build_prerequisites;
 mod cli;
 mod deploy;
+mod edge;
 mod factor_lockout;
 mod faults;
 mod guard;
