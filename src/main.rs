@@ -760,71 +760,9 @@ async fn client(config: Config, command: ClientCommand) -> Result<(), String> {
 }
 
 async fn sp(config: Config, command: SpCommand) -> Result<(), String> {
-    use gatehouse::saml::providers;
     let (registered, created, json) = match command {
-        SpCommand::Import {
-            metadata,
-            name,
-            name_id_format,
-            name_id_source,
-            attributes,
-            sign_assertion,
-            sign_response,
-            require_signed_requests,
-            encrypt_assertions,
-            idp_initiated,
-            relay_states,
-            json,
-        } => {
-            let document = providers::read_metadata(&metadata)
-                .await
-                .map_err(|e| e.to_string())?;
-            let settings = providers::ImportSettings {
-                name,
-                name_id_format,
-                name_id_source,
-                attributes,
-                sign_assertion,
-                sign_response,
-                require_signed_requests,
-                encrypt_assertions,
-                idp_initiated,
-                idp_initiated_relay_states: Some(relay_states),
-            };
-            let store = startup::open_store(&config)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (registered, created) = providers::import(&store, &document, &settings, Utc::now())
-                .await
-                .map_err(|e| e.to_string())?;
-            (registered, Some(created), json)
-        }
-        SpCommand::Update {
-            entity_id,
-            idp_initiated,
-            relay_states,
-            no_relay_states,
-            json,
-        } => {
-            let change = providers::SettingsChange {
-                idp_initiated,
-                idp_initiated_relay_states: (no_relay_states || !relay_states.is_empty())
-                    .then_some(relay_states),
-                ..Default::default()
-            };
-            let store = startup::open_store(&config)
-                .await
-                .map_err(|e| e.to_string())?;
-            let registered = providers::update_settings(&store, &entity_id, change, Utc::now())
-                .await
-                .map_err(|e| match e {
-                    providers::SpError::Store(gatehouse::store::StoreError::NotFound) => {
-                        format!("service provider {entity_id} is not registered")
-                    }
-                    e => e.to_string(),
-                })?;
-            (registered, None, json)
-        }
+        SpCommand::Update { .. } => sp_update(&config, command).await?,
+        SpCommand::Import { .. } => sp_import(&config, command).await?,
     };
     let audit = startup::open_audit(&config, Arc::new(SystemClock))
         .await
@@ -848,6 +786,87 @@ async fn sp(config: Config, command: SpCommand) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     print_sp(&registered, created, json);
     Ok(())
+}
+
+type SpOutcome = (
+    gatehouse::saml::providers::ServiceProvider,
+    Option<bool>,
+    bool,
+);
+
+async fn sp_import(config: &Config, command: SpCommand) -> Result<SpOutcome, String> {
+    use gatehouse::saml::providers;
+    let SpCommand::Import {
+        metadata,
+        name,
+        name_id_format,
+        name_id_source,
+        attributes,
+        sign_assertion,
+        sign_response,
+        require_signed_requests,
+        encrypt_assertions,
+        idp_initiated,
+        relay_states,
+        json,
+    } = command
+    else {
+        return Err("not an import".into());
+    };
+    let document = providers::read_metadata(&metadata)
+        .await
+        .map_err(|e| e.to_string())?;
+    let settings = providers::ImportSettings {
+        name,
+        name_id_format,
+        name_id_source,
+        attributes,
+        sign_assertion,
+        sign_response,
+        require_signed_requests,
+        encrypt_assertions,
+        idp_initiated,
+        idp_initiated_relay_states: Some(relay_states),
+    };
+    let store = startup::open_store(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (registered, created) = providers::import(&store, &document, &settings, Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((registered, Some(created), json))
+}
+
+async fn sp_update(config: &Config, command: SpCommand) -> Result<SpOutcome, String> {
+    use gatehouse::saml::providers;
+    let SpCommand::Update {
+        entity_id,
+        idp_initiated,
+        relay_states,
+        no_relay_states,
+        json,
+    } = command
+    else {
+        return Err("not an update".into());
+    };
+    let change = providers::SettingsChange {
+        idp_initiated,
+        idp_initiated_relay_states: (no_relay_states || !relay_states.is_empty())
+            .then_some(relay_states),
+        ..Default::default()
+    };
+    let store = startup::open_store(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let registered = providers::update_settings(&store, &entity_id, change, Utc::now())
+        .await
+        .map_err(|e| match e {
+            providers::SpError::Store(gatehouse::store::StoreError::NotFound) => {
+                format!("service provider {entity_id} is not registered")
+            }
+            e => e.to_string(),
+        })?;
+    Ok((registered, None, json))
 }
 
 /// What `sp import` and `sp update` print: the registration as it now stands.
