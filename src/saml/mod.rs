@@ -9,6 +9,7 @@
 //! the metadata it names, and distinct from the OIDC issuer.
 
 pub mod assertion;
+pub mod dsig;
 pub mod encrypt;
 pub mod keys;
 pub mod logout_chain;
