@@ -17,6 +17,7 @@ mod mail;
 mod oidc;
 mod recovery;
 mod saml;
+mod saml_hostile;
 mod storage;
 mod tls;
 mod totp;
