@@ -321,37 +321,45 @@ pub async fn verified_element(xml: &str, certs: &[Vec<u8>]) -> Result<String, Me
     }
     let xml = xml.to_owned();
     let certs: Vec<CertificateDer> = certs.iter().cloned().map(CertificateDer::from).collect();
+    off_the_request_threads(VERIFY_DEADLINE, move || {
+        Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+            &xml,
+            &certs,
+            ReduceMode::ValidateAndMarkNoAncestors,
+            Some(ALLOWED_XML),
+        )
+        .map_err(|_| MessageError::BadSignature)
+    })
+    .await
+}
+
+/// Runs `work` on the blocking pool, at most [`VERIFIERS`] at once, and answers
+/// [`MessageError::Busy`] once `deadline` has passed. The work itself cannot be stopped:
+/// it runs on, holding its permit, so a flood is bounded by the permits, not by threads.
+async fn off_the_request_threads<T: Send + 'static>(
+    deadline: Duration,
+    work: impl FnOnce() -> Result<T, MessageError> + Send + 'static,
+) -> Result<T, MessageError> {
     let span = tracing::Span::current();
-    let work = async move {
+    let run = async move {
         let permit = VERIFYING
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| MessageError::Busy)?;
         tokio::task::spawn_blocking(move || {
-            // Held until libxmlsec returns, even after the deadline has answered.
             let _permit = permit;
-            span.in_scope(|| {
-                Crypto::reduce_xml_to_signed_with_allowed_algorithms(
-                    &xml,
-                    &certs,
-                    ReduceMode::ValidateAndMarkNoAncestors,
-                    Some(ALLOWED_XML),
-                )
-                .map_err(|_| MessageError::BadSignature)
-            })
+            span.in_scope(work)
         })
         .await
-        .map_err(|_| MessageError::Busy)
+        .map_err(|_| MessageError::Busy)?
     };
-    match tokio::time::timeout(VERIFY_DEADLINE, work).await {
-        Ok(Ok(verified)) => verified,
-        Ok(Err(e)) => Err(e),
-        Err(_) => {
+    tokio::time::timeout(deadline, run)
+        .await
+        .unwrap_or_else(|_| {
             tracing::warn!("SAML signature verification passed its deadline");
             Err(MessageError::Busy)
-        }
-    }
+        })
 }
 
 #[cfg(test)]
@@ -398,6 +406,19 @@ mod tests {
             check_destination(Some("https://other.example/saml/sso"), false, here),
             Err(MessageError::WrongDestination)
         );
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_answered_busy_and_never_waited_for() {
+        let started = std::time::Instant::now();
+        let slow = off_the_request_threads(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_millis(1000));
+            Ok(())
+        });
+        assert_eq!(slow.await, Err(MessageError::Busy));
+        assert!(started.elapsed() < Duration::from_millis(900));
+        let quick = off_the_request_threads(Duration::from_secs(5), || Ok(7));
+        assert_eq!(quick.await, Ok(7));
     }
 
     #[test]
