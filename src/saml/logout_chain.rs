@@ -366,7 +366,8 @@ pub async fn receive_response(
             .ok_or_else(|| {
                 AppError::BadRequest("The application is no longer registered.".into())
             })?;
-        let response = authenticated_response(inbound, &sp)
+        let response = authenticated_response(inbound, &sp, &super::slo::slo_url(state))
+            .await
             .map_err(|e| AppError::BadRequest(e.to_string()))?;
         if response.in_response_to.as_deref() != Some(step.request_id.as_str()) {
             return Err(AppError::BadRequest(

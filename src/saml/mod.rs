@@ -9,6 +9,7 @@
 //! the metadata it names, and distinct from the OIDC issuer.
 
 pub mod assertion;
+pub mod dsig;
 pub mod encrypt;
 pub mod idp_initiated;
 pub mod keys;

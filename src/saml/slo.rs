@@ -129,7 +129,7 @@ async fn receive(
 /// required when the SP has a signing certificate; one that is present is always checked.
 /// For POST the verified element is returned, and the caller must check it is the message
 /// it parsed (same ID and issuer), or the signature says nothing about what it would act on.
-pub(super) fn authenticated_xml(
+pub(super) async fn authenticated_xml(
     inbound: &Inbound,
     param: &str,
     sp: &ServiceProvider,
@@ -144,11 +144,10 @@ pub(super) fn authenticated_xml(
             Ok(inbound.xml.clone())
         }
         Binding::Post => {
-            if request::has_xml_signature(&inbound.xml) || must_sign {
-                if !request::has_xml_signature(&inbound.xml) {
-                    return Err(MessageError::Unsigned);
-                }
-                request::verified_element(&inbound.xml, &sp.signing_certs)
+            if inbound.shape.signed {
+                request::verified_element(&inbound.xml, &sp.signing_certs).await
+            } else if must_sign {
+                Err(MessageError::Unsigned)
             } else {
                 Ok(inbound.xml.clone())
             }
@@ -205,9 +204,13 @@ async fn logout_request(
         let sp_id = sp_id.clone();
         async move { refuse(state, ctx, Some(&sp_id), &text).await }
     };
-    let xml = match authenticated_xml(inbound, "SAMLRequest", &sp) {
+    let xml = match authenticated_xml(inbound, "SAMLRequest", &sp).await {
         Ok(xml) => xml,
-        Err(e) => return refuse_sp(e.to_string()).await,
+        Err(e) => {
+            let mut page = refuse(state, ctx, Some(&sp_id), &e.to_string()).await?;
+            *page.status_mut() = e.status();
+            return Ok(page);
+        }
     };
     let Ok(logout) = xml.parse::<LogoutRequest>() else {
         return refuse_sp(MessageError::Parse("LogoutRequest").to_string()).await;
@@ -239,12 +242,12 @@ async fn logout_request(
         )
         .await;
     }
-    if logout
-        .destination
-        .as_deref()
-        .is_some_and(|d| d != slo_url(state))
-    {
-        return refuse_sp("The request was addressed to another identity provider.".into()).await;
+    if let Err(e) = request::check_destination(
+        logout.destination.as_deref(),
+        inbound.signed(),
+        &slo_url(state),
+    ) {
+        return refuse_sp(e.to_string()).await;
     }
     if sp.slo().is_none() {
         return refuse_sp(
@@ -388,16 +391,18 @@ pub(super) fn go_to(location: &str, after_form: bool) -> HttpResponse {
         .finish()
 }
 
-/// Parses and checks a LogoutResponse's signature the same way as a request.
-pub(super) fn authenticated_response(
+/// Parses and checks a LogoutResponse's signature and Destination the same way as a
+/// request's; `endpoint` is our `/saml/slo` URL.
+pub(super) async fn authenticated_response(
     inbound: &Inbound,
     sp: &ServiceProvider,
+    endpoint: &str,
 ) -> Result<LogoutResponse, MessageError> {
     let unverified: LogoutResponse = inbound
         .xml
         .parse()
         .map_err(|_| MessageError::Parse("LogoutResponse"))?;
-    let xml = authenticated_xml(inbound, "SAMLResponse", sp)?;
+    let xml = authenticated_xml(inbound, "SAMLResponse", sp).await?;
     let verified: LogoutResponse = xml
         .parse()
         .map_err(|_| MessageError::Parse("LogoutResponse"))?;
@@ -406,6 +411,7 @@ pub(super) fn authenticated_response(
     {
         return Err(MessageError::Wrapped);
     }
+    request::check_destination(verified.destination.as_deref(), inbound.signed(), endpoint)?;
     Ok(verified)
 }
 

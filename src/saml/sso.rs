@@ -132,7 +132,7 @@ pub async fn sso_post(
 }
 
 /// Checks a decoded AuthnRequest's signature per SP and returns the request to act on.
-fn authenticated(
+async fn authenticated(
     inbound: &request::Inbound,
     unverified: AuthnRequest,
     sp: &ServiceProvider,
@@ -147,16 +147,16 @@ fn authenticated(
             Ok(unverified)
         }
         Binding::Post => {
-            // Unsigned only if no signature is anywhere in it: a signed request wrapped in
-            // an unsigned one goes to verification, whose element is then not the message.
-            if unverified.signature.is_none() && !request::has_xml_signature(&inbound.xml) {
+            // Unsigned only if no signature is anywhere in it: one that is not directly in
+            // the message was already refused as wrapping (`dsig::inspect`).
+            if unverified.signature.is_none() && !inbound.shape.signed {
                 return if sp.require_signed_requests {
                     Err(MessageError::Unsigned)
                 } else {
                     Ok(unverified)
                 };
             }
-            let xml = request::verified_element(&inbound.xml, &sp.signing_certs)?;
+            let xml = request::verified_element(&inbound.xml, &sp.signing_certs).await?;
             let verified: AuthnRequest = xml
                 .parse()
                 .map_err(|_| MessageError::Parse("AuthnRequest"))?;
@@ -217,9 +217,13 @@ async fn receive(
         }
         Err(e) => return Err(AppError::Internal(e.to_string()).into()),
     };
-    let request = match authenticated(&inbound, unverified, &sp) {
+    let request = match authenticated(&inbound, unverified, &sp).await {
         Ok(r) => r,
-        Err(e) => return refuse(state, ctx, Some(&sp.entity_id), &e.to_string()).await,
+        Err(e) => {
+            let mut page = refuse(state, ctx, Some(&sp.entity_id), &e.to_string()).await?;
+            *page.status_mut() = e.status();
+            return Ok(page);
+        }
     };
     let sp_id = sp.entity_id.clone();
     let refuse_sp = |text: &'static str| refuse(state, ctx, Some(&sp_id), text);
@@ -236,12 +240,12 @@ async fn receive(
         )
         .await;
     }
-    if request
-        .destination
-        .as_deref()
-        .is_some_and(|d| d != sso_url(state))
-    {
-        return refuse_sp("The request was addressed to another identity provider.").await;
+    if let Err(e) = request::check_destination(
+        request.destination.as_deref(),
+        inbound.signed(),
+        &sso_url(state),
+    ) {
+        return refuse(state, ctx, Some(&sp_id), &e.to_string()).await;
     }
     if request.id.is_empty() || request.id.len() > 256 {
         return refuse_sp("The request has no valid ID.").await;

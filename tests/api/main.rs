@@ -20,6 +20,7 @@ mod mail;
 mod oidc;
 mod recovery;
 mod saml;
+mod saml_hostile;
 mod saml_outbound;
 mod storage;
 mod tls;
