@@ -223,6 +223,12 @@ async fn verify_assertion(
     let (Some(header), Some(claims)) = (decode(h), decode(c)) else {
         return Err(refused());
     };
+    // RFC 7515 §4.1.11: we understand no JWS extension, so a `crit` header makes the
+    // assertion invalid. A `kid` that is not a string is not "absent" (which would try
+    // every registered key): it is malformed.
+    if header.get("crit").is_some() || header.get("kid").is_some_and(|k| !k.is_string()) {
+        return Err(refused());
+    }
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| refused())?;
     let iss = claims
         .get("iss")

@@ -1388,9 +1388,19 @@ fn client_key(kid: &str) -> (rsa::RsaPrivateKey, String) {
 }
 
 fn assertion(key: &rsa::RsaPrivateKey, kid: &str, client_id: &str, aud: &str, now: i64) -> String {
+    let header = serde_json::json!({"alg": "RS256", "kid": kid});
+    assertion_with_header(key, header, client_id, aud, now)
+}
+
+fn assertion_with_header(
+    key: &rsa::RsaPrivateKey,
+    header: serde_json::Value,
+    client_id: &str,
+    aud: &str,
+    now: i64,
+) -> String {
     use rsa::signature::{SignatureEncoding, Signer};
-    let header =
-        URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": "RS256", "kid": kid}).to_string());
+    let header = URL_SAFE_NO_PAD.encode(header.to_string());
     let claims = URL_SAFE_NO_PAD.encode(
         serde_json::json!({
             "iss": client_id, "sub": client_id, "aud": aud,
@@ -1473,6 +1483,53 @@ async fn private_key_jwt_accepts_the_registered_key_once_and_refuses_another() {
         "invalid_client",
     )
     .await;
+}
+
+#[tokio::test]
+async fn private_key_jwt_refuses_critical_extensions_and_malformed_key_ids() {
+    let (key, jwks) = client_key("k1");
+    let f = Flow::with(ClientSpec {
+        auth_method: Some("private_key_jwt".into()),
+        jwks: Some(jwks),
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["profile".into()],
+        ..ClientSpec::new("Signed client", &[])
+    })
+    .await;
+    let now = f.app.clock_now().timestamp();
+    let token_url = f.app.url("/token");
+    let post = |a: String| {
+        let url = token_url.clone();
+        async move {
+            rp_http()
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", a.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Validly signed by the registered key, yet naming an extension we do not
+    // understand (RFC 7515 §4.1.11), or a key id that is not a string.
+    for header in [
+        serde_json::json!({"alg": "RS256", "kid": "k1", "crit": ["b64"], "b64": false}),
+        serde_json::json!({"alg": "RS256", "kid": 1}),
+        serde_json::json!({"alg": "RS256", "kid": ["k1"]}),
+    ] {
+        let a = assertion_with_header(&key, header.clone(), &f.reg.client_id, &token_url, now);
+        let response = post(a).await;
+        assert_eq!(response.status(), 401, "{header}");
+    }
+    // The same key with a plain header still authenticates.
+    let good = assertion(&key, "k1", &f.reg.client_id, &token_url, now);
+    assert_eq!(post(good).await.status(), 200);
 }
 
 #[tokio::test]
