@@ -925,6 +925,54 @@ async fn force_authn_with_a_session_signs_in_again() {
 }
 
 #[tokio::test]
+async fn a_password_session_steps_up_once_the_policy_requires_mfa_of_everyone() {
+    let app = spawn_app().await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&app, ImportSettings::default()).await;
+    let client = signed_in_client(&app, "ines").await;
+    // Signed in with a password only (the default policy asks MFA of admins alone);
+    // then the organisation requires it of everyone.
+    let now = Utc::now().naive_utc();
+    app.state
+        .store
+        .run(move |c| {
+            let default = gatehouse::domain::OrgName::parse("default").unwrap();
+            let org = gatehouse::store::orgs::find_by_name(c, &default)?.unwrap();
+            let policy = gatehouse::domain::OrgPolicy {
+                mfa: gatehouse::domain::MfaPolicy::Everyone,
+                ..org.policy()
+            };
+            gatehouse::store::orgs::set_policy(c, &org.id, &policy, now)
+        })
+        .await
+        .unwrap();
+    // Passive: no page, and no assertion from the weak session.
+    let xml = sp.authn_request(&format!("_{}", rand_id()), &app, r#"IsPassive="true""#, "");
+    let res = client
+        .get(app.url(&format!(
+            "/saml/sso?{}",
+            sp.redirect_query(&xml, None, false)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert!(posted(&res.text().await.unwrap()).1.contains("NoPassive"));
+    // Otherwise the live session is not answered: the person steps up first.
+    let xml = sp.authn_request(&format!("_{}", rand_id()), &app, "", "");
+    let res = client
+        .get(app.url(&format!(
+            "/saml/sso?{}",
+            sp.redirect_query(&xml, None, false)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "no Response from a session without MFA");
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/login?tx="), "{location}");
+}
+
+#[tokio::test]
 async fn requested_mfa_context_is_not_met_by_a_password_session() {
     let app = spawn_app().await;
     let sp = TestSp::new("https://sp.example.org/acs");
