@@ -66,6 +66,8 @@ pub fn code_client() -> &'static ClientRow {
         backchannel_logout_uri: None,
         id_token_alg: "RS256".into(),
         created_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
+        allowed_orgs: None,
+        introspection: false,
     })
 }
 
@@ -86,6 +88,12 @@ struct Harness {
     rt: tokio::runtime::Runtime,
     state: AppState,
     _dir: tempfile::TempDir,
+}
+
+/// Builds the server state (migrations, keys) before the first input, so that its
+/// seconds of set-up are not read by libFuzzer as a hang of that input.
+pub fn warm_up() {
+    let _ = harness();
 }
 
 fn harness() -> &'static Harness {
@@ -116,6 +124,8 @@ fn harness() -> &'static Harness {
             backchannel_logout_uri: None,
             id_token_alg: "RS256".into(),
             created_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
+            allowed_orgs: None,
+            introspection: false,
         };
         rt.block_on(state.store.run(move |c| clients::insert(c, &client)))
             .expect("client");
