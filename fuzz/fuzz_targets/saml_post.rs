@@ -30,8 +30,7 @@ fuzz_target!(|data: &[u8]| {
     parse_every_message(&inbound.xml);
     let signed = dsig::inspect(&inbound.xml).is_ok_and(|shape| shape.signed);
     if signed
-        && let Ok(element) =
-            runtime().block_on(request::verified_element(&inbound.xml, sp_cert()))
+        && let Ok(element) = runtime().block_on(request::verified_element(&inbound.xml, sp_cert()))
     {
         parse_every_message(&element);
     }
