@@ -1416,6 +1416,26 @@ fn assertion_with_header(
     )
 }
 
+/// A client_credentials request authenticated by `assertion` (`private_key_jwt`).
+async fn client_credentials_with_assertion(
+    token_url: String,
+    assertion: String,
+) -> reqwest::Response {
+    rp_http()
+        .post(token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn private_key_jwt_accepts_the_registered_key_once_and_refuses_another() {
     let (key, jwks) = client_key("k1");
@@ -1429,24 +1449,7 @@ async fn private_key_jwt_accepts_the_registered_key_once_and_refuses_another() {
     .await;
     let now = f.app.clock_now().timestamp();
     let token_url = f.app.url("/token");
-    let post = |a: String| {
-        let url = token_url.clone();
-        async move {
-            rp_http()
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", a.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let post = |a: String| client_credentials_with_assertion(token_url.clone(), a);
     let good = assertion(&key, "k1", &f.reg.client_id, &token_url, now);
     assert_eq!(post(good.clone()).await.status(), 200);
     oauth_error(post(good).await, 401, "invalid_client").await;
@@ -1498,24 +1501,7 @@ async fn private_key_jwt_refuses_critical_extensions_and_malformed_key_ids() {
     .await;
     let now = f.app.clock_now().timestamp();
     let token_url = f.app.url("/token");
-    let post = |a: String| {
-        let url = token_url.clone();
-        async move {
-            rp_http()
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", a.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let post = |a: String| client_credentials_with_assertion(token_url.clone(), a);
     // Validly signed by the registered key, yet naming an extension we do not
     // understand (RFC 7515 §4.1.11), or a key id that is not a string.
     for header in [
