@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod ephemeral;
+pub mod keys;
 pub mod mail;
 pub mod oidc;
 pub mod saml;

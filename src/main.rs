@@ -942,7 +942,7 @@ async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
     if saml {
         return saml_keys_rotate(&config, &store, master_key, json).await;
     }
-    let rotated = gatehouse::crypto::signing::rotate(&store, master_key, Utc::now())
+    let rotated = gatehouse::keys::rings::rotate(&store, master_key, Utc::now())
         .await
         .map_err(|e| e.to_string())?;
     let audit = startup::open_audit(&config, Arc::new(SystemClock))

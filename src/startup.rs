@@ -5,17 +5,23 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
+    admin,
     audit::{Audit, AuditError, AuditEvent, EventType, Outcome},
-    auth::{guard::Guard, hashing::HashingPool, password::Hasher},
+    auth::{
+        self, guard::Guard, hashing::HashingPool, login::SignInAnswers, password::Hasher,
+        session::SessionListeners,
+    },
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
     config::{Config, MasterKeySource, redacted},
     crypto::{
         MasterKey,
-        signing::{self, KeyRing, Keys},
+        signing::{KeyRing, Keys},
     },
     ephemeral::{Ephemeral, MemoryStore, RedisStore},
+    keys::rings,
     mail::{MailWorker, Mailer},
+    oidc, saml,
     store::Store,
     telemetry::Metrics,
     web::{self as gw, error::bad_input},
@@ -40,6 +46,33 @@ pub struct AppState {
     pub saml_keys: Arc<crate::saml::keys::SamlKeys>,
     /// Client rows for the token endpoints, trusted for a couple of seconds.
     pub clients: Arc<crate::oidc::client_cache::ClientCache>,
+    /// How each door that starts sign-ins answers them once finished (DESIGN §1).
+    pub sign_in_answers: Arc<SignInAnswers>,
+    /// Who hears that an SSO session ended: the protocols (DESIGN §1, §8).
+    pub session_listeners: Arc<SessionListeners>,
+}
+
+/// The composition root of the layering (DESIGN §1): the sign-in core and sessions know
+/// no protocol; here each door registers how it answers a finished sign-in, and each
+/// protocol subscribes to sessions ending.
+fn protocol_hooks() -> (SignInAnswers, SessionListeners) {
+    let mut answers = SignInAnswers::default();
+    answers.register(
+        auth::account::RESUME,
+        Arc::new(auth::account::ToAccountPage),
+    );
+    answers.register(admin::console::RESUME, Arc::new(admin::console::ToConsole));
+    answers.register(
+        oidc::authorize::RESUME,
+        Arc::new(oidc::authorize::IssueCode),
+    );
+    answers.register(saml::sso::RESUME, Arc::new(saml::sso::RespondToSp));
+    let mut listeners = SessionListeners::default();
+    // SAML first: it records which SPs could not be told while the session's list of
+    // them is still there; then OIDC revokes the grants and sends back-channel logout.
+    listeners.subscribe(Arc::new(saml::logout_chain::RecordUntold));
+    listeners.subscribe(Arc::new(oidc::logout::RevokeGrants));
+    (answers, listeners)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,54 +177,15 @@ impl Application {
         let http = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .app_data(web::PayloadConfig::new(64 * 1024))
-                .app_data(
-                    web::FormConfig::default()
-                        .limit(16 * 1024)
-                        .error_handler(bad_input),
-                )
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(64 * 1024)
-                        .error_handler(bad_input),
-                )
-                .app_data(web::QueryConfig::default().error_handler(bad_input))
-                .app_data(web::PathConfig::default().error_handler(bad_input))
                 .wrap(from_fn(gw::context))
-                .configure(gw::ops::routes)
-                .configure(|cfg| gw::metrics::public_routes(cfg, &routes_config))
-                .configure(gw::pages::static_routes)
-                .configure(crate::auth::login::routes)
-                .configure(crate::auth::account::routes)
-                .configure(crate::oidc::routes)
-                .configure(crate::oidc::logout::routes)
-                .configure(crate::admin::routes)
-                .configure(crate::saml::routes)
-                .configure(crate::auth::recovery::pages::routes)
-                .default_service(web::to(gw::error::not_found))
+                .configure(|cfg| configure(cfg, &routes_config))
         })
         .shutdown_timeout(config.shutdown_timeout_secs)
         .client_request_timeout(Duration::from_secs(10));
 
         let mut tls = None;
         let http = if config.tls {
-            let (cert, key) = match (&config.tls_cert, &config.tls_key) {
-                (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-                _ => {
-                    let (cert, key) = gw::tls::self_signed_paths(&config.data_dir);
-                    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-                    if let Some(host) = config.issuer.host_str() {
-                        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-                        if !hosts.contains(&host) {
-                            hosts.push(host);
-                        }
-                    }
-                    if gw::tls::ensure_self_signed(&cert, &key, &hosts)? {
-                        tracing::warn!(cert = %cert.display(), "generated a self-signed TLS certificate; use a real one in production");
-                    }
-                    (cert, key)
-                }
-            };
+            let (cert, key) = certificate_paths(&config)?;
             let serving = Arc::new(gw::tls::ReloadingCert::load(&cert, &key)?);
             tls = Some(serving.clone());
             http.listen_rustls_0_23(listener, gw::tls::server_config(serving)?)
@@ -203,15 +197,7 @@ impl Application {
             reason: e.to_string(),
         })?;
 
-        // Per-IP rate-limit state for addresses gone quiet is dropped, bounding memory.
-        let housekeeping = state.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                housekeeping.guard.shrink();
-            }
-        });
+        spawn_rate_limit_housekeeping(&state);
 
         let metrics = metrics_listener
             .map(|listener| gw::metrics::serve(listener, state.clone()))
@@ -292,11 +278,11 @@ async fn load_keys(
     master_key: &Arc<MasterKey>,
     clock: &SharedClock,
 ) -> Result<KeyRing, StartupError> {
-    let keys_error = |e: signing::KeyError| StartupError::MasterKey(format!("signing keys: {e}"));
-    signing::ensure(store, master_key.clone(), clock.now())
+    let keys_error = |e: rings::RingError| StartupError::MasterKey(format!("signing keys: {e}"));
+    rings::ensure(store, master_key.clone(), clock.now())
         .await
         .map_err(keys_error)?;
-    signing::load(store, master_key.clone(), clock.now(), keep_retired(config))
+    rings::load(store, master_key.clone(), clock.now(), keep_retired(config))
         .await
         .map_err(keys_error)
 }
@@ -361,7 +347,7 @@ fn spawn_key_reloader(state: &web::Data<AppState>) {
         loop {
             tokio::time::sleep(every).await;
             let Some(state) = weak.upgrade() else { return };
-            let loaded = signing::reload(
+            let loaded = rings::reload(
                 &state.store,
                 state.master_key.clone(),
                 state.clock.now(),
@@ -380,12 +366,78 @@ fn spawn_key_reloader(state: &web::Data<AppState>) {
     });
 }
 
-pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState, StartupError> {
-    ensure_private_dir(&config.data_dir)?;
-    let master_key = load_master_key(&config)?;
-    let store = open_store(&config).await?;
-    let audit = Audit::open(store.clone(), &master_key, clock.clone()).await?;
-    let ephemeral: Arc<dyn Ephemeral> = match &config.redis_url {
+/// Request limits and every route: the doors of DESIGN §2's public URL table.
+fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
+    cfg.app_data(web::PayloadConfig::new(64 * 1024))
+        .app_data(
+            web::FormConfig::default()
+                .limit(16 * 1024)
+                .error_handler(bad_input),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(64 * 1024)
+                .error_handler(bad_input),
+        )
+        .app_data(web::QueryConfig::default().error_handler(bad_input))
+        .app_data(web::PathConfig::default().error_handler(bad_input))
+        .configure(gw::ops::routes)
+        .configure(|cfg| gw::metrics::public_routes(cfg, config))
+        .configure(gw::pages::static_routes)
+        .configure(crate::auth::login::routes)
+        .configure(crate::auth::account::routes)
+        .configure(crate::oidc::routes)
+        .configure(crate::oidc::logout::routes)
+        .configure(crate::admin::routes)
+        .configure(crate::saml::routes)
+        .configure(crate::auth::recovery::pages::routes)
+        .default_service(web::to(gw::error::not_found));
+}
+
+/// The configured certificate, or a self-signed one for the names this instance is
+/// reached by (generated once, kept in the data directory).
+fn certificate_paths(
+    config: &Config,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), StartupError> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        return Ok((cert.clone(), key.clone()));
+    }
+    let (cert, key) = gw::tls::self_signed_paths(&config.data_dir);
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Some(host) = config.issuer.host_str() {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    if gw::tls::ensure_self_signed(&cert, &key, &hosts)? {
+        tracing::warn!(cert = %cert.display(), "generated a self-signed TLS certificate; use a real one in production");
+    }
+    Ok((cert, key))
+}
+
+/// Per-IP rate-limit state for addresses gone quiet is dropped, bounding memory.
+fn spawn_rate_limit_housekeeping(state: &web::Data<AppState>) {
+    let housekeeping = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            housekeeping.guard.shrink();
+        }
+    });
+}
+
+/// Redis when configured (shared by every instance), else in-process memory.
+async fn open_ephemeral(config: &Config) -> Result<Arc<dyn Ephemeral>, StartupError> {
+    Ok(match &config.redis_url {
         Some(url) => {
             let store = RedisStore::connect(url.as_str(), &config.redis_key_prefix)
                 .await
@@ -399,7 +451,41 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
             Arc::new(store)
         }
         None => Arc::new(MemoryStore::new()),
-    };
+    })
+}
+
+/// The SAML signing keys (DESIGN §10), made on first start.
+async fn load_saml_keys(
+    config: &Config,
+    store: &Store,
+    master_key: &Arc<MasterKey>,
+    clock: &SharedClock,
+) -> Result<crate::saml::keys::SamlKeys, StartupError> {
+    let saml_entity = format!(
+        "{}/saml/metadata",
+        config.issuer.as_str().trim_end_matches('/')
+    );
+    let saml_error = |e: crate::saml::keys::SamlKeyError| StartupError::MasterKey(e.to_string());
+    crate::saml::keys::ensure(store, master_key.clone(), &saml_entity, clock.now())
+        .await
+        .map_err(saml_error)?;
+    let saml_keys = crate::saml::keys::load(
+        store,
+        master_key,
+        clock.now(),
+        crate::saml::keys::keep_retired(config.saml_assertion_secs),
+    )
+    .await
+    .map_err(saml_error)?;
+    Ok(crate::saml::keys::SamlKeys::new(saml_keys))
+}
+
+pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState, StartupError> {
+    ensure_private_dir(&config.data_dir)?;
+    let master_key = load_master_key(&config)?;
+    let store = open_store(&config).await?;
+    let audit = Audit::open(store.clone(), &master_key, clock.clone()).await?;
+    let ephemeral = open_ephemeral(&config).await?;
     let hasher = Hasher::new(
         config.argon2_memory_kib,
         config.argon2_iterations,
@@ -431,24 +517,12 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     let keys = Arc::new(Keys::new(
         load_keys(&config, &store, &master_key, &clock).await?,
     ));
-    let saml_entity = format!(
-        "{}/saml/metadata",
-        config.issuer.as_str().trim_end_matches('/')
-    );
-    let saml_error = |e: crate::saml::keys::SamlKeyError| StartupError::MasterKey(e.to_string());
-    crate::saml::keys::ensure(&store, master_key.clone(), &saml_entity, clock.now())
-        .await
-        .map_err(saml_error)?;
-    let saml_keys = crate::saml::keys::load(
-        &store,
-        &master_key,
-        clock.now(),
-        crate::saml::keys::keep_retired(config.saml_assertion_secs),
-    )
-    .await
-    .map_err(saml_error)?;
+    let saml_keys = load_saml_keys(&config, &store, &master_key, &clock).await?;
+    let (sign_in_answers, session_listeners) = protocol_hooks();
     Ok(AppState {
-        saml_keys: Arc::new(crate::saml::keys::SamlKeys::new(saml_keys)),
+        sign_in_answers: Arc::new(sign_in_answers),
+        session_listeners: Arc::new(session_listeners),
+        saml_keys: Arc::new(saml_keys),
         keys,
         guard,
         mailer,

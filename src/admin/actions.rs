@@ -11,9 +11,9 @@ use crate::{
     auth::{
         guard::login_key,
         recovery::{self, Admin, AdminError, ForcedReset},
+        session,
     },
     domain::{OrgPolicy, Role},
-    oidc::logout,
     startup::AppState,
     store::{
         ip_blocks, lockouts, orgs,
@@ -129,7 +129,7 @@ pub async fn end_session(
     if handle.len() != 64 || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(false);
     }
-    let ended = logout::end_session(state, &user.id, handle).await?;
+    let ended = session::end_one(state, &user.id, handle).await?;
     if ended {
         state
             .audit
@@ -156,7 +156,7 @@ pub async fn end_all_sessions(
 ) -> Result<usize, ApiError> {
     who.require(Action::Support)?;
     who.may_act_on(user)?;
-    let ended = logout::end_all_sessions(state, &user.id, None).await?;
+    let ended = session::end_every(state, &user.id, None).await?;
     state
         .audit
         .record(

@@ -18,11 +18,10 @@ use crate::{
         recovery::{self, Admin, AdminError, NewInvitation},
         session,
     },
-    crypto::signing,
     domain::{DisplayName, Email, OrgName, OrgPolicy, Password, Role, UserStatus, Username},
-    oidc::{
-        clients::{self as oidc_clients, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, ClientError, ClientSpec},
-        logout,
+    keys::rings,
+    oidc::clients::{
+        self as oidc_clients, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, ClientError, ClientSpec,
     },
     saml::{
         providers::{self, ServiceProvider, SpError},
@@ -460,7 +459,7 @@ async fn set_status(
             .run(move |c| users::set_status(c, &id, status, now))
             .await?;
         if status == UserStatus::Disabled {
-            logout::end_all_sessions(state, &user.id, None).await?;
+            session::end_every(state, &user.id, None).await?;
         }
         let event = if status == UserStatus::Disabled {
             EventType::UserDisabled
@@ -1945,16 +1944,16 @@ pub async fn rotate_signing_keys(
 ) -> Result<HttpResponse, ApiError> {
     let who = caller(&state, &req).await?;
     who.require(Action::Global)?;
-    let key_error = |e: signing::KeyError| match e {
-        signing::KeyError::Store(s) => ApiError::from(s),
+    let key_error = |e: rings::RingError| match e {
+        rings::RingError::Store(s) => ApiError::from(s),
         other => ApiError::App(crate::web::error::AppError::Internal(format!(
             "signing keys: {other}"
         ))),
     };
-    let rotated = signing::rotate(&state.store, state.master_key.clone(), state.clock.now())
+    let rotated = rings::rotate(&state.store, state.master_key.clone(), state.clock.now())
         .await
         .map_err(key_error)?;
-    let ring = signing::reload(
+    let ring = rings::reload(
         &state.store,
         state.master_key.clone(),
         state.clock.now(),

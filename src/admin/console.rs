@@ -17,14 +17,16 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use askama::Template;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Action, ApiError, Caller, actions};
 use crate::{
     audit::{AuditFilter, AuditRecord, EventType},
     auth::{
         account::signed_in,
-        login::{SignInRequest, see_other, start_sign_in, start_sign_in_with},
+        login::{
+            AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in, start_sign_in_with,
+        },
         same_secret,
         session::{self, ACR_MFA, SsoSession},
         step_up::{self, MfaVerdict},
@@ -119,6 +121,42 @@ fn return_to(req: &HttpRequest) -> Option<String> {
     is_console_path(&target).then_some(target)
 }
 
+/// The name console sign-ins carry (`Resume::kind`).
+pub const RESUME: &str = "admin";
+
+/// What a console sign-in keeps: the console page that was asked for.
+#[derive(Serialize, Deserialize)]
+struct Return {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    return_to: Option<String>,
+}
+
+fn resume(req: &HttpRequest) -> Result<Resume, AppError> {
+    Resume::new(
+        RESUME,
+        &Return {
+            return_to: return_to(req),
+        },
+    )
+}
+
+/// A console sign-in goes back to the page asked for (checked again: the stored path
+/// came through the ephemeral store), or to `/admin`.
+pub struct ToConsole;
+
+#[async_trait::async_trait(?Send)]
+impl AnswerSignIn for ToConsole {
+    async fn answer(&self, done: Finished<'_>) -> Result<HttpResponse, AppError> {
+        let back: Return = done.resume.request()?;
+        Ok(see_other(
+            back.return_to
+                .as_deref()
+                .filter(|p| is_console_path(p))
+                .unwrap_or("/admin"),
+        ))
+    }
+}
+
 /// A path (and query) inside the console on this host: never somewhere else.
 pub fn is_console_path(target: &str) -> bool {
     let path = target.split('?').next().unwrap_or_default();
@@ -147,10 +185,7 @@ async fn enter(
     req: &HttpRequest,
 ) -> Result<Result<Console, HttpResponse>, PageError> {
     let Some((mut session, user)) = signed_in(state, req).await? else {
-        let resume = Resume::Admin {
-            return_to: return_to(req),
-        };
-        return Ok(Err(start_sign_in(state, req, resume).await?));
+        return Ok(Err(start_sign_in(state, req, resume(req)?).await?));
     };
     let role = user.role();
     if !role.is_admin() {
@@ -169,9 +204,7 @@ async fn enter(
     if idle || weak {
         tracing::info!(user_id = %user.id, idle, weak, "admin console asks to sign in again");
         let again = SignInRequest {
-            resume: Resume::Admin {
-                return_to: return_to(req),
-            },
+            resume: resume(req)?,
             require_mfa,
             login_hint: Some(user.username.clone()),
         };

@@ -34,7 +34,8 @@ pub use verify::{CheckpointSummary, Problem, ProblemKind, VerifyReport};
 use crate::{
     clock::SharedClock,
     crypto::MasterKey,
-    store::{Store, StoreError, secrets},
+    keys::sealed as secrets,
+    store::{Store, StoreError},
 };
 use chain::{ChainKey, canonical_time};
 use event::PreparedEvent;

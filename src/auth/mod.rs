@@ -8,6 +8,7 @@ pub mod login;
 pub mod password;
 pub mod recovery;
 pub mod session;
+pub mod sign_in;
 pub mod step_up;
 pub mod totp;
 pub mod transaction;

@@ -2,7 +2,7 @@
 //! under the cookie's SHA-256; idle and absolute expiry per organisation, judged by the
 //! one clock so tests can move time.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix_web::{
     HttpRequest,
@@ -16,7 +16,7 @@ use crate::{
     clock::Clock,
     ephemeral::Ephemeral,
     startup::AppState,
-    web::error::AppError,
+    web::{RequestContext, error::AppError},
 };
 
 /// `__Host-`: Secure, path `/`, no Domain — no subdomain can set or read it.
@@ -198,7 +198,7 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<SsoSe
     if let Some(why) = session.expiry(now) {
         tracing::info!(user_id = %session.user_id, reason = ?why, "session expired");
         end(store, &session.user_id, &handle).await?;
-        crate::oidc::logout::session_lapsed(state, &handle).await?;
+        announce(state, &Ending::Lapsed { handle: &handle }).await?;
         let reason = match why {
             Expiry::Idle => "idle",
             Expiry::Absolute => "absolute",
@@ -250,8 +250,142 @@ pub async fn list(
     Ok(live)
 }
 
+/// How an SSO session came to its end, for those that must hear of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// Ended on purpose by handle: sign-out, a user or an administrator ending it.
+    /// `existed` is false when it was already gone (or was not `user_id`'s): what was
+    /// made under it for `user_id` must end all the same.
+    One {
+        user_id: &'a str,
+        handle: &'a str,
+        existed: bool,
+    },
+    /// Every session of a user but `keep` (password change or reset, disable, revoke).
+    AllOfUser {
+        user_id: &'a str,
+        keep: Option<&'a str>,
+        handles: &'a [String],
+    },
+    /// Ran out (idle or absolute limit), found when its browser came back.
+    Lapsed { handle: &'a str },
+}
+
+/// Hears that sessions ended (DESIGN §1): the protocols subscribe here (OIDC revokes
+/// the grants made under them and sends back-channel logout; SAML notes the SPs it can
+/// no longer tell) instead of every door calling each of them.
+#[async_trait::async_trait]
+pub trait SessionEndListener: Send + Sync {
+    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AppError>;
+}
+
+/// The listeners, in the order they are told.
+#[derive(Default)]
+pub struct SessionListeners(Vec<Arc<dyn SessionEndListener>>);
+
+impl SessionListeners {
+    pub fn subscribe(&mut self, listener: Arc<dyn SessionEndListener>) {
+        self.0.push(listener);
+    }
+}
+
+async fn announce(state: &AppState, ending: &Ending<'_>) -> Result<(), AppError> {
+    for listener in &state.session_listeners.0 {
+        listener.session_ended(state, ending).await?;
+    }
+    Ok(())
+}
+
+/// Ends one SSO session of `user_id` and tells its listeners.
+///
+/// The handle comes from a person (the account page, the admin API): when it names
+/// someone else's session, nothing of theirs ends, neither the session nor what was
+/// made under it, and nothing is recorded in their name (issue 20 item 5).
+pub async fn end_one(state: &AppState, user_id: &str, handle: &str) -> Result<bool, AppError> {
+    let existed = end(state.ephemeral.as_ref(), user_id, handle).await?;
+    announce(
+        state,
+        &Ending::One {
+            user_id,
+            handle,
+            existed,
+        },
+    )
+    .await?;
+    Ok(existed)
+}
+
+/// A user ends one of their own sessions (the account page): ended, and recorded as
+/// their own act when it was theirs.
+pub async fn end_own(
+    state: &AppState,
+    ctx: &RequestContext,
+    user: &crate::store::users::UserRow,
+    handle: &str,
+) -> Result<bool, AppError> {
+    let ended = end_one(state, &user.id, handle).await?;
+    if ended {
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+                    .request(ctx)
+                    .actor(&user.id)
+                    .subject(&user.id)
+                    .org(&user.org_id)
+                    .detail("reason", "revoked"),
+            )
+            .await?;
+    }
+    Ok(ended)
+}
+
+/// The person in front of this browser signs out (the sign-out form, RP-initiated
+/// logout, a SAML LogoutRequest): the session ends, its listeners are told, and the
+/// trail says why (`reason`; `sp` when an SP asked).
+pub async fn sign_out(
+    state: &AppState,
+    ctx: &RequestContext,
+    current: &SsoSession,
+    reason: &str,
+    sp: Option<&str>,
+) -> Result<(), AppError> {
+    end_one(state, &current.user_id, &current.handle).await?;
+    tracing::info!(request_id = %ctx.request_id, user_id = %current.user_id, reason, "signed out");
+    let mut event = AuditEvent::new(EventType::SessionEnded, Outcome::Success)
+        .request(ctx)
+        .subject(&current.user_id)
+        .org(&current.org_id)
+        .detail("reason", reason);
+    if let Some(sp) = sp {
+        event = event.detail("sp", sp);
+    }
+    state.audit.record(event).await?;
+    Ok(())
+}
+
+/// Ends every session of a user except `keep` (password change, reset, disable, admin
+/// revoke) and tells the listeners; returns how many sessions it ended.
+pub async fn end_every(
+    state: &AppState,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, AppError> {
+    let handles = end_all(state.ephemeral.as_ref(), user_id, keep).await?;
+    announce(
+        state,
+        &Ending::AllOfUser {
+            user_id,
+            keep,
+            handles: &handles,
+        },
+    )
+    .await?;
+    Ok(handles.len())
+}
+
 /// Ends one session of `user_id`; false when it was not theirs or already gone.
-pub async fn end(store: &dyn Ephemeral, user_id: &str, handle: &str) -> Result<bool, AppError> {
+async fn end(store: &dyn Ephemeral, user_id: &str, handle: &str) -> Result<bool, AppError> {
     let ours = match load_by_handle(store, handle).await? {
         Some(s) => s.user_id == user_id,
         None => false,
@@ -263,9 +397,8 @@ pub async fn end(store: &dyn Ephemeral, user_id: &str, handle: &str) -> Result<b
     Ok(ours)
 }
 
-/// Ends every session of a user except `keep` (password change, reset, disable); returns
-/// the handles it ended.
-pub async fn end_all(
+/// Ends every session of a user except `keep`; returns the handles it ended.
+async fn end_all(
     store: &dyn Ephemeral,
     user_id: &str,
     keep: Option<&str>,

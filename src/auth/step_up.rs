@@ -8,11 +8,13 @@
 //! A policy turned on, or a role raised, after someone signed in therefore takes effect
 //! at their next request, not at their next sign-in.
 
+use actix_web::HttpRequest;
+
 use crate::{
-    auth::session::{ACR_MFA, acr},
-    domain::{OrgPolicy, Role},
+    auth::session::{self, ACR_MFA, SsoSession, acr},
+    domain::{OrgPolicy, Role, UserStatus},
     startup::AppState,
-    store::{orgs, users::UserRow},
+    store::{orgs, users, users::UserRow},
     web::error::AppError,
 };
 
@@ -59,6 +61,86 @@ pub async fn assess(
         .run(move |c| orgs::find_by_id(c, &org_id))
         .await?;
     Ok(judge(org.map(|o| o.policy()).as_ref(), user.role(), amr))
+}
+
+/// What a relying party asks of the browser's SSO session before it is answered from it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionAsk {
+    /// Sign in again whatever the session (OIDC `prompt=login`, SAML `ForceAuthn`).
+    pub reauthenticate: bool,
+    /// The sign-in must be at most this many seconds old (OIDC `max_age`).
+    pub max_age: Option<i64>,
+    /// A second factor was asked for (OIDC `acr_values`, SAML `RequestedAuthnContext`).
+    pub require_mfa: bool,
+    pub login_hint: Option<String>,
+}
+
+/// The answer to a [`SessionAsk`].
+#[derive(Debug)]
+pub enum Standing {
+    /// Answer from this session.
+    Usable(SsoSession),
+    /// A sign-in is needed first: what it must ask for (the policy may have added a
+    /// second factor and the user's name), and whether there was a live session at all
+    /// (a passive request's error says which).
+    SignIn {
+        had_session: bool,
+        require_mfa: bool,
+        login_hint: Option<String>,
+    },
+}
+
+/// "Answer from the live session if it is good enough, else start a sign-in", the one
+/// rule OIDC `/authorize` and SAML SSO share. A session is good enough when its user
+/// is active with no password change pending, it is fresh enough, and it used a second
+/// factor wherever one is asked — by the relying party or by the organisation's policy
+/// as it is now (a password-only session then steps up as its own user, issue 20
+/// item 4).
+pub async fn standing(
+    state: &AppState,
+    req: &HttpRequest,
+    ask: SessionAsk,
+) -> Result<Standing, AppError> {
+    let SessionAsk {
+        reauthenticate,
+        max_age,
+        mut require_mfa,
+        mut login_hint,
+    } = ask;
+    let current = if reauthenticate {
+        None
+    } else {
+        session::current(state, req).await?
+    };
+    let Some(session) = current else {
+        return Ok(Standing::SignIn {
+            had_session: false,
+            require_mfa,
+            login_hint,
+        });
+    };
+    let user_id = session.user_id.clone();
+    let user = state
+        .store
+        .run(move |c| users::find_by_id(c, &user_id))
+        .await?
+        .filter(|u| u.status() == UserStatus::Active && !u.must_change_password);
+    if let Some(user) = user {
+        if assess(state, &user, &session.amr).await? == MfaVerdict::Missing {
+            require_mfa = true;
+            login_hint = login_hint.or(Some(user.username));
+        }
+        let now = state.clock.now().timestamp();
+        let fresh = max_age.is_none_or(|m| now - session.auth_time <= m);
+        if fresh && (!require_mfa || session.acr() == ACR_MFA) {
+            return Ok(Standing::Usable(session));
+        }
+    }
+    Ok(Standing::SignIn {
+        had_session: true,
+        require_mfa,
+        login_hint,
+    })
 }
 
 #[cfg(test)]

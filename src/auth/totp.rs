@@ -5,8 +5,6 @@
 //! (`store::totp::consume_step`); recovery codes are single use and stored as a keyed
 //! hash.
 
-use std::net::IpAddr;
-
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -16,10 +14,14 @@ use totp_rs::{Algorithm, Builder, Totp};
 
 use super::token_hash;
 use crate::{
+    audit::{AuditEvent, EventType, Outcome},
     mail::Notice,
     startup::AppState,
-    store::{totp as store, users},
-    web::error::AppError,
+    store::{
+        totp as store,
+        users::{self, UserRow},
+    },
+    web::{RequestContext, error::AppError},
 };
 
 /// Shown in authenticator apps next to the account name.
@@ -192,11 +194,12 @@ pub enum Confirmation {
 /// someone else added would otherwise go unnoticed).
 pub async fn confirm(
     state: &AppState,
+    ctx: &RequestContext,
     user_id: &str,
     to: EnrolmentFor<'_>,
     code: &str,
-    ip: Option<IpAddr>,
 ) -> Result<Confirmation, AppError> {
+    let ip = ctx.client_ip;
     let Some(secret) = pending_secret(state, user_id, to).await? else {
         return Ok(Confirmation::Expired);
     };
@@ -220,20 +223,21 @@ pub async fn confirm(
         .transaction(move |c| {
             store::activate(c, &id, &sealed, step as i64, now.naive_utc())?;
             store::replace_recovery_codes(c, &id, &hashes, now.naive_utc())?;
-            if let Some(user) = users::find_by_id(c, &id)? {
-                let notice = Notice::TotpEnrolled {
-                    name: user.addressed_as(),
-                    username: user.username.clone(),
-                    at: now,
-                    ip,
-                };
-                mailer.enqueue_notice(c, &user, &notice)?;
-            }
-            Ok(())
+            let Some(user) = users::find_by_id(c, &id)? else {
+                return Ok(None);
+            };
+            let notice = Notice::TotpEnrolled {
+                name: user.addressed_as(),
+                username: user.username.clone(),
+                at: now,
+                ip,
+            };
+            mailer.enqueue_notice(c, &user, &notice)?;
+            Ok(Some(user.org_id))
         })
         .await;
-    match activated {
-        Ok(()) => {}
+    let org_id = match activated {
+        Ok(org_id) => org_id,
         // Another transaction or session of this user turned one on first.
         Err(crate::store::StoreError::Conflict) => {
             return Err(AppError::BadRequest(
@@ -241,9 +245,21 @@ pub async fn confirm(
             ));
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     state.mailer.wake();
     tracing::info!(user_id = %user_id, "second factor enrolled");
+    let during = match to {
+        EnrolmentFor::Transaction(_) => "sign_in",
+        EnrolmentFor::Session(_) => "account",
+    };
+    let mut event = AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
+        .request(ctx)
+        .subject(user_id)
+        .detail("during", during);
+    if let Some(org_id) = &org_id {
+        event = event.org(org_id);
+    }
+    state.audit.record(event).await?;
     Ok(Confirmation::Enrolled(codes))
 }
 
@@ -346,6 +362,29 @@ pub async fn is_enrolled(state: &AppState, user_id: &str) -> Result<bool, AppErr
 
 /// Removes the second factor (by the user, or an administrator) and tells the user by
 /// mail in the same commit (DESIGN §6).
+/// The user removes their own second factor (DESIGN §6), after proving password and
+/// code: removed, mailed, and recorded as their own act.
+pub async fn remove_own(
+    state: &AppState,
+    ctx: &RequestContext,
+    user: &UserRow,
+) -> Result<bool, AppError> {
+    let removed = remove(state, &user.id, false).await?;
+    if removed {
+        state
+            .audit
+            .record(
+                AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
+                    .request(ctx)
+                    .actor(&user.id)
+                    .subject(&user.id)
+                    .org(&user.org_id),
+            )
+            .await?;
+    }
+    Ok(removed)
+}
+
 pub async fn remove(
     state: &AppState,
     user_id: &str,

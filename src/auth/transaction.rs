@@ -19,21 +19,56 @@ pub const TRANSACTION_TTL: Duration = Duration::from_secs(15 * 60);
 /// Longest id or token accepted from a form: anything longer is not ours.
 pub const MAX_TOKEN_LEN: usize = 64;
 
-/// What answers the original request once the person is signed in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Resume {
-    /// The account page (`/account`).
-    Account,
-    /// The admin console: the console page that was asked for, or `/admin`.
-    Admin {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        return_to: Option<String>,
-    },
-    /// An OIDC authorization request: answered with a code.
-    Authorize(Box<crate::oidc::authorize::AuthorizeRequest>),
-    /// A SAML AuthnRequest (or IdP-initiated SSO): answered with a Response.
-    Saml(Box<crate::saml::sso::SamlRequest>),
+/// What answers the original request once the person is signed in: the name a door
+/// registered its answer under (`account`, `admin`, `authorize`, `saml`…) and the
+/// request it will answer, kept as the door wrote it. The sign-in core neither knows
+/// nor reads it (DESIGN §1: a protocol registers how to answer a finished sign-in).
+///
+/// Stored as one object, `{"kind": name, …the request's fields}`: the shape earlier
+/// versions wrote, so a sign-in begun before an upgrade still finishes after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resume {
+    pub kind: String,
+    #[serde(flatten)]
+    pub request: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Resume {
+    /// `request` (a struct, serialised to an object) for the door named `kind`.
+    pub fn new(kind: &str, request: &impl Serialize) -> Result<Self, AppError> {
+        let request = match serde_json::to_value(request) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(AppError::Internal(format!(
+                    "{kind}: request is not an object"
+                )));
+            }
+            Err(e) => return Err(AppError::Internal(e.to_string())),
+        };
+        if request.contains_key("kind") {
+            return Err(AppError::Internal(format!(
+                "{kind}: request has a `kind` field"
+            )));
+        }
+        Ok(Self {
+            kind: kind.to_owned(),
+            request,
+        })
+    }
+
+    /// A door that needs no request of its own (the account page).
+    pub fn to(kind: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            request: serde_json::Map::new(),
+        }
+    }
+
+    /// The request back, as the door that wrote it reads it.
+    pub fn request<T: serde::de::DeserializeOwned>(self) -> Result<T, AppError> {
+        serde_json::from_value(serde_json::Value::Object(self.request))
+            .map_err(|e| AppError::Internal(format!("{}: stored request: {e}", self.kind)))
+    }
 }
 
 /// How far the person has got.
@@ -79,12 +114,10 @@ fn key(id: &str) -> String {
 }
 
 impl LoginTransaction {
-    pub async fn begin(
-        store: &dyn Ephemeral,
-        resume: Resume,
-        browser_hash: String,
-    ) -> Result<Self, AppError> {
-        let tx = Self {
+    /// A new transaction at the password stage, bound to the browser whose cookie
+    /// hashes to `browser_hash`; not yet stored.
+    pub fn new(resume: Resume, browser_hash: String) -> Self {
+        Self {
             id: random_token(),
             browser: browser_hash,
             csrf: random_token(),
@@ -96,7 +129,15 @@ impl LoginTransaction {
             require_mfa: false,
             must_change_password: false,
             login_hint: None,
-        };
+        }
+    }
+
+    pub async fn begin(
+        store: &dyn Ephemeral,
+        resume: Resume,
+        browser_hash: String,
+    ) -> Result<Self, AppError> {
+        let tx = Self::new(resume, browser_hash);
         tx.save(store).await?;
         Ok(tx)
     }
@@ -125,17 +166,226 @@ impl LoginTransaction {
     }
 }
 
-impl LoginTransaction {
-    /// The stage after a completed second factor (or none needed).
-    pub fn after_second_factor(&self) -> Stage {
-        if self.must_change_password {
+/// What a person just did on a sign-in page (each already checked by the guard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The right password for `user_id`, with what the account and policy then ask.
+    Password {
+        user_id: String,
+        /// Unix seconds of the check.
+        at: i64,
+        /// The user has a second factor enrolled.
+        enrolled: bool,
+        /// A second factor is asked for (the relying party, or the policy for the role).
+        second_factor_required: bool,
+        /// A one-time or expired password: it must be changed before going on.
+        must_change_password: bool,
+    },
+    /// A right TOTP or recovery code.
+    SecondFactor,
+    /// TOTP enrolment confirmed with a right code.
+    Enrolled,
+    /// The required password change was made.
+    PasswordChanged,
+}
+
+/// The transition function of a sign-in, without I/O: the stage after `step` at
+/// `stage`, or None when the step does not belong there (a form replayed from another
+/// page). `must_change_password` is what the password step found.
+///
+/// The second factor comes before any required action: a stolen one-time or expired
+/// password alone must not be enough to choose the next password.
+pub fn next(stage: Stage, step: &Step, must_change_password: bool) -> Option<Stage> {
+    let after_second_factor = |must_change: bool| {
+        if must_change {
             Stage::ChangePassword
         } else {
             Stage::Done
         }
+    };
+    match (stage, step) {
+        (
+            Stage::Password,
+            Step::Password {
+                enrolled,
+                second_factor_required,
+                must_change_password,
+                ..
+            },
+        ) => Some(if *enrolled {
+            Stage::Otp
+        } else if *second_factor_required {
+            Stage::EnrolTotp
+        } else {
+            after_second_factor(*must_change_password)
+        }),
+        (Stage::Otp, Step::SecondFactor) | (Stage::EnrolTotp, Step::Enrolled) => {
+            Some(after_second_factor(must_change_password))
+        }
+        (Stage::ChangePassword, Step::PasswordChanged) => Some(Stage::Done),
+        _ => None,
+    }
+}
+
+/// A step taken at a stage it does not belong to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sign-in step {step} does not belong at stage {stage:?}")]
+pub struct OutOfOrder {
+    pub stage: Stage,
+    pub step: &'static str,
+}
+
+impl Step {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Password { .. } => "password",
+            Self::SecondFactor => "second_factor",
+            Self::Enrolled => "enrolled",
+            Self::PasswordChanged => "password_changed",
+        }
+    }
+}
+
+impl LoginTransaction {
+    /// Records `step` and moves to the stage [`next`] says, with what the step tells
+    /// (`user_id`, `amr` for the tokens and assertions, `auth_time`).
+    pub fn take(&mut self, step: Step) -> Result<Stage, OutOfOrder> {
+        let Some(stage) = next(self.stage, &step, self.must_change_password) else {
+            return Err(OutOfOrder {
+                stage: self.stage,
+                step: step.name(),
+            });
+        };
+        match step {
+            Step::Password {
+                user_id,
+                at,
+                must_change_password,
+                ..
+            } => {
+                self.user_id = Some(user_id);
+                self.amr = vec!["pwd".into()];
+                self.auth_time = Some(at);
+                self.must_change_password = must_change_password;
+            }
+            Step::SecondFactor | Step::Enrolled => self.amr.push("otp".into()),
+            Step::PasswordChanged => {}
+        }
+        self.stage = stage;
+        Ok(stage)
     }
 }
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn password(enrolled: bool, required: bool, must_change: bool) -> Step {
+        Step::Password {
+            user_id: "u1".into(),
+            at: 1_700_000_000,
+            enrolled,
+            second_factor_required: required,
+            must_change_password: must_change,
+        }
+    }
+
+    fn tx() -> LoginTransaction {
+        LoginTransaction::new(Resume::to("account"), "b".into())
+    }
+
+    #[test]
+    fn a_password_alone_finishes_when_nothing_more_is_asked() {
+        assert_eq!(
+            next(Stage::Password, &password(false, false, false), false),
+            Some(Stage::Done)
+        );
+    }
+
+    #[test]
+    fn an_enrolled_user_gives_the_code_even_when_no_policy_asks_for_it() {
+        assert_eq!(
+            next(Stage::Password, &password(true, false, false), false),
+            Some(Stage::Otp)
+        );
+    }
+
+    #[test]
+    fn a_required_second_factor_without_enrolment_enrols_first() {
+        assert_eq!(
+            next(Stage::Password, &password(false, true, true), false),
+            Some(Stage::EnrolTotp)
+        );
+    }
+
+    #[test]
+    fn the_password_change_comes_after_the_second_factor_never_before() {
+        let mut t = tx();
+        assert_eq!(t.take(password(true, false, true)), Ok(Stage::Otp));
+        assert_eq!(t.take(Step::SecondFactor), Ok(Stage::ChangePassword));
+        assert_eq!(t.take(Step::PasswordChanged), Ok(Stage::Done));
+        assert_eq!(t.amr, ["pwd", "otp"]);
+        assert_eq!(t.user_id.as_deref(), Some("u1"));
+        assert_eq!(t.auth_time, Some(1_700_000_000));
+    }
+
+    #[test]
+    fn enrolment_during_sign_in_counts_as_the_second_factor() {
+        let mut t = tx();
+        assert_eq!(t.take(password(false, true, false)), Ok(Stage::EnrolTotp));
+        assert_eq!(t.take(Step::Enrolled), Ok(Stage::Done));
+        assert_eq!(t.amr, ["pwd", "otp"]);
+    }
+
+    #[test]
+    fn a_step_replayed_at_another_stage_is_refused_and_changes_nothing() {
+        let mut t = tx();
+        assert_eq!(
+            t.take(Step::SecondFactor),
+            Err(OutOfOrder {
+                stage: Stage::Password,
+                step: "second_factor"
+            })
+        );
+        assert_eq!(
+            t.take(Step::PasswordChanged).map_err(|e| e.stage),
+            Err(Stage::Password)
+        );
+        assert!(t.amr.is_empty());
+        t.take(password(true, false, false)).unwrap();
+        // A second password at the code stage does not skip the code.
+        assert!(t.take(password(false, false, false)).is_err());
+        assert!(t.take(Step::Enrolled).is_err());
+        assert_eq!(t.stage, Stage::Otp);
+        assert_eq!(t.amr, ["pwd"]);
+    }
+
+    #[test]
+    fn nothing_moves_a_finished_sign_in() {
+        for step in [
+            password(false, false, false),
+            Step::SecondFactor,
+            Step::Enrolled,
+            Step::PasswordChanged,
+        ] {
+            assert_eq!(next(Stage::Done, &step, false), None);
+        }
+    }
+
+    #[test]
+    fn resume_keeps_the_shape_earlier_versions_stored() {
+        // A transaction written before the resume became protocol-neutral still reads.
+        let old = r#"{"kind":"admin","return_to":"/admin/users"}"#;
+        let resume: Resume = serde_json::from_str(old).unwrap();
+        assert_eq!(resume.kind, "admin");
+        assert_eq!(serde_json::to_string(&resume).unwrap(), old);
+        assert_eq!(
+            serde_json::to_string(&Resume::to("account")).unwrap(),
+            r#"{"kind":"account"}"#
+        );
+    }
 }

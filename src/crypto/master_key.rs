@@ -180,7 +180,7 @@ impl MasterKey {
     /// master key changes every derived key**, so any MAC made with one
     /// (outstanding CSRF tokens) no longer verifies. Keys whose MACs must
     /// outlive a master-key change (the audit chain's) are random and sealed
-    /// instead (`store::secrets`).
+    /// instead (`keys::sealed`).
     #[must_use]
     pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
         let mut block = Zeroizing::new([0u8; HMAC_BLOCK_LEN]);

@@ -1,11 +1,6 @@
-//! Token signing keys and their rotation (DESIGN §9, §12).
-//!
-//! Keys live in the database with their private half sealed under the master key. A key
-//! moves `next` → `active` → `retired`: it is published in the JWKS from the moment it is
-//! created, so relying parties have it cached before it signs anything, and it stays
-//! published after retirement until every token it signed has expired. Each instance
-//! keeps the published set in memory ([`KeyRing`]) and reloads it periodically, so a
-//! `gatehouse keys rotate` run against the shared database reaches every instance.
+//! Token signing keys (DESIGN §9, §12): making them, sealing their private half under
+//! the master key, and the ring of published keys each instance signs and verifies with
+//! ([`KeyRing`]). Where they are kept and how they rotate is `crate::keys::rings`.
 
 use std::{
     collections::HashMap,
@@ -13,7 +8,6 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
 use openidconnect::{
     JsonWebKeyId, PrivateSigningKey, SigningError,
     core::{CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
@@ -27,10 +21,6 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::MasterKey;
-use crate::store::{
-    DbConnection, Store, StoreError,
-    signing_keys::{self, ACTIVE, NEXT, NewKey, SigningKeyRow},
-};
 
 pub const RS256: &str = "RS256";
 /// ECDSA P-256, for relying parties that ask for it (`id_token_alg`).
@@ -178,13 +168,44 @@ pub enum KeyError {
     NoActiveKey,
     #[error("signing key {0}: {1}")]
     Broken(String, String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+}
+
+/// A published key as it is kept: its private half sealed under the master key.
+#[derive(Debug, Clone)]
+pub struct SealedKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_sealed: String,
+    /// When it started signing; None for a `next` or `retired` key.
+    pub active_since: Option<chrono::NaiveDateTime>,
 }
 
 impl KeyRing {
     pub fn jwks(&self) -> &CoreJsonWebKeySet {
         &self.jwks
+    }
+
+    /// How many keys the ring publishes.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The kids of the published keys.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// Whether both rings hold the very same checked key under `kid` (a reload that
+    /// reused it rather than opening and checking it again).
+    pub fn shares_key(&self, other: &KeyRing, kid: &str) -> bool {
+        match (self.keys.get(kid), other.keys.get(kid)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     /// The kid that signs access tokens and logout tokens (RS256).
@@ -274,7 +295,11 @@ impl Keys {
 }
 
 /// A fresh key of `alg`: its sealed private half and its public JWK.
-fn generate(master_key: &MasterKey, alg: &str, kid: &str) -> Result<(String, String), KeyError> {
+pub fn generate(
+    master_key: &MasterKey,
+    alg: &str,
+    kid: &str,
+) -> Result<(String, String), KeyError> {
     let broken = |e: String| KeyError::Broken(kid.to_owned(), e);
     let (private, jwk) = if alg == ES256 {
         // A uniformly random scalar; the odd out-of-range draw is simply redrawn.
@@ -298,137 +323,11 @@ fn generate(master_key: &MasterKey, alg: &str, kid: &str) -> Result<(String, Str
     Ok((sealed, jwk))
 }
 
-fn new_kid() -> String {
+/// A random key id: 96 bits, URL-safe.
+pub fn new_kid() -> String {
     let mut bytes = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn insert_new(
-    conn: &mut DbConnection,
-    master_key: &MasterKey,
-    alg: &str,
-    state: &str,
-    now: DateTime<Utc>,
-) -> Result<String, KeyError> {
-    let kid = new_kid();
-    let (sealed, jwk) = generate(master_key, alg, &kid)?;
-    signing_keys::insert(
-        conn,
-        NewKey {
-            kid: &kid,
-            alg,
-            state,
-            private_sealed: &sealed,
-            public_jwk: &jwk,
-        },
-        now.naive_utc(),
-    )?;
-    Ok(kid)
-}
-
-/// First start (and any start that finds a gap): an active key and a next key exist.
-pub async fn ensure(
-    store: &Store,
-    master_key: Arc<MasterKey>,
-    now: DateTime<Utc>,
-) -> Result<(), KeyError> {
-    store
-        .transaction(move |c| {
-            let mut run = || -> Result<(), KeyError> {
-                for alg in ALGORITHMS {
-                    if signing_keys::in_state(c, alg, ACTIVE)?.is_empty() {
-                        insert_new(c, &master_key, alg, ACTIVE, now)?;
-                    }
-                    if signing_keys::in_state(c, alg, NEXT)?.is_empty() {
-                        insert_new(c, &master_key, alg, NEXT, now)?;
-                    }
-                }
-                Ok(())
-            };
-            run().map_err(to_store)
-        })
-        .await
-        .map_err(KeyError::Store)
-}
-
-/// One algorithm's rotation: the key that now signs and the newly published next key.
-#[derive(Debug, Clone)]
-pub struct Rotated {
-    pub alg: &'static str,
-    pub active_kid: String,
-    pub next_kid: String,
-}
-
-/// `gatehouse keys rotate`: for every algorithm, the waiting `next` key starts signing,
-/// the active one retires (still published), and a new `next` is published.
-pub async fn rotate(
-    store: &Store,
-    master_key: Arc<MasterKey>,
-    now: DateTime<Utc>,
-) -> Result<Vec<Rotated>, KeyError> {
-    store
-        .transaction(move |c| {
-            let mut run = || -> Result<Vec<Rotated>, KeyError> {
-                let mut out = Vec::new();
-                for alg in ALGORITHMS {
-                    let next = match signing_keys::in_state(c, alg, NEXT)?.into_iter().next() {
-                        Some(k) => k.kid,
-                        // Never published: create it now; it is as good as the operator can get.
-                        None => insert_new(c, &master_key, alg, NEXT, now)?,
-                    };
-                    signing_keys::promote(c, alg, &next, now.naive_utc())?;
-                    let next_kid = insert_new(c, &master_key, alg, NEXT, now)?;
-                    out.push(Rotated {
-                        alg,
-                        active_kid: next,
-                        next_kid,
-                    });
-                }
-                Ok(out)
-            };
-            run().map_err(to_store)
-        })
-        .await
-        .map_err(KeyError::Store)
-}
-
-fn to_store(e: KeyError) -> StoreError {
-    match e {
-        KeyError::Store(s) => s,
-        other => StoreError::Query(other.to_string()),
-    }
-}
-
-/// Loads the published keys. Retired keys are kept while `retired_at > now - keep_retired`.
-pub async fn load(
-    store: &Store,
-    master_key: Arc<MasterKey>,
-    now: DateTime<Utc>,
-    keep_retired: chrono::Duration,
-) -> Result<KeyRing, KeyError> {
-    reload(store, master_key, now, keep_retired, None).await
-}
-
-/// Like [`load`], reusing the keys `current` already holds: a key never changes under
-/// its kid, and checking an RSA key (OpenSSL's `RSA_check_key`, primality tests
-/// included) costs tens of milliseconds, which the periodic reload would otherwise pay
-/// again for every key, every time.
-pub async fn reload(
-    store: &Store,
-    master_key: Arc<MasterKey>,
-    now: DateTime<Utc>,
-    keep_retired: chrono::Duration,
-    current: Option<Arc<KeyRing>>,
-) -> Result<KeyRing, KeyError> {
-    let since = (now - keep_retired).naive_utc();
-    let rows = store
-        .run(move |c| signing_keys::published(c, since))
-        .await?;
-    // Opening and checking new keys is CPU work: off the request threads.
-    tokio::task::spawn_blocking(move || ring_from_rows(&master_key, rows, current.as_deref()))
-        .await
-        .map_err(|e| KeyError::Store(StoreError::Query(format!("key loading failed: {e}"))))?
 }
 
 impl Published {
@@ -447,9 +346,13 @@ impl Published {
     }
 }
 
-fn ring_from_rows(
+/// The ring of the published keys `rows`, reusing the checked keys `previous` holds: a
+/// key never changes under its kid, and checking an RSA key (OpenSSL's `RSA_check_key`,
+/// primality tests included) costs tens of milliseconds. CPU work: call it off the
+/// request threads.
+pub fn ring_from_sealed(
     master_key: &MasterKey,
-    rows: Vec<SigningKeyRow>,
+    rows: Vec<SealedKey>,
     previous: Option<&KeyRing>,
 ) -> Result<KeyRing, KeyError> {
     let mut keys = HashMap::new();
@@ -482,11 +385,10 @@ fn ring_from_rows(
             }
         };
         jwks.push(published.jwk().clone());
-        if row.state == ACTIVE {
-            let at = row.activated_at.unwrap_or(row.created_at);
-            if active.get(alg).is_none_or(|(t, _)| at > *t) {
-                active.insert(alg, (at, row.kid.clone()));
-            }
+        if let Some(at) = row.active_since
+            && active.get(alg).is_none_or(|(t, _)| at > *t)
+        {
+            active.insert(alg, (at, row.kid.clone()));
         }
         keys.insert(row.kid.clone(), published);
     }
@@ -558,39 +460,6 @@ mod tests {
             ring.verify_jwt(&format!("{head}.{forged_claims}.{signature}"))
                 .is_none()
         );
-    }
-
-    #[tokio::test]
-    async fn a_reload_reuses_the_keys_it_has_and_adds_the_new_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::testing::sqlite(&dir, 2).await;
-        let master_key = Arc::new(MasterKey::generate());
-        let now = Utc::now();
-        let keep = chrono::Duration::hours(1);
-        ensure(&store, master_key.clone(), now).await.unwrap();
-        let first = Arc::new(load(&store, master_key.clone(), now, keep).await.unwrap());
-        let again = reload(&store, master_key.clone(), now, keep, Some(first.clone()))
-            .await
-            .unwrap();
-        assert_eq!(again.keys.len(), 4, "active and next, for each algorithm");
-        for (kid, key) in &again.keys {
-            assert!(
-                Arc::ptr_eq(key, &first.keys[kid]),
-                "{kid} was checked again"
-            );
-        }
-        rotate(&store, master_key.clone(), now).await.unwrap();
-        let rotated = reload(&store, master_key, now, keep, Some(first.clone()))
-            .await
-            .unwrap();
-        assert_eq!(rotated.keys.len(), 6, "the retired keys stay published");
-        assert_ne!(rotated.active_kid(), first.active_kid());
-        assert!(
-            first.keys.contains_key(rotated.active_kid()),
-            "the next key took over"
-        );
-        let token = rotated.sign_jwt("at+jwt", &serde_json::json!({ "sub": "u1" }));
-        assert!(rotated.verify_jwt(&token).is_some());
     }
 
     #[test]

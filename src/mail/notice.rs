@@ -224,7 +224,28 @@ impl Notice {
             admin_link: link(issuer, &["admin"]),
             ..Vars::default()
         };
-        let (text, html) = match self {
+        self.fill(issuer, &mut v);
+        let (text, html) = self.templates(&v);
+        RenderedMail {
+            subject: v.subject,
+            text,
+            html,
+        }
+    }
+
+    /// What this notice says, into the variables every template shares.
+    fn fill(&self, issuer: &Url, v: &mut Vars) {
+        match self {
+            Notice::ResetLink { .. } | Notice::ForcedReset { .. } | Notice::Invitation { .. } => {
+                self.fill_link(issuer, v)
+            }
+            _ => self.fill_event(v),
+        }
+    }
+
+    /// The notices that carry a one-time link.
+    fn fill_link(&self, issuer: &Url, v: &mut Vars) {
+        match self {
             Notice::ResetLink {
                 name,
                 username,
@@ -236,7 +257,6 @@ impl Notice {
                 v.username = username.clone();
                 v.link = link(issuer, &["reset", token.expose_secret()]);
                 v.until = time(expires_at);
-                pair(&ResetLinkText { v: &v }, &ResetLinkHtml { v: &v })
             }
             Notice::ForcedReset {
                 name,
@@ -249,7 +269,6 @@ impl Notice {
                 v.username = username.clone();
                 v.link = link(issuer, &["reset", token.expose_secret()]);
                 v.until = time(expires_at);
-                pair(&ForcedResetText { v: &v }, &ForcedResetHtml { v: &v })
             }
             Notice::Invitation {
                 name,
@@ -264,8 +283,14 @@ impl Notice {
                 v.org = org.clone();
                 v.link = link(issuer, &["invite", token.expose_secret()]);
                 v.until = time(expires_at);
-                pair(&InvitationText { v: &v }, &InvitationHtml { v: &v })
             }
+            _ => {}
+        }
+    }
+
+    /// The notices that tell of something that happened to an account.
+    fn fill_event(&self, v: &mut Vars) {
+        match self {
             Notice::PasswordChanged {
                 name,
                 username,
@@ -277,10 +302,6 @@ impl Notice {
                 v.username = username.clone();
                 v.when = time(at);
                 v.ip = address(ip);
-                pair(
-                    &PasswordChangedText { v: &v },
-                    &PasswordChangedHtml { v: &v },
-                )
             }
             Notice::Lockout {
                 name,
@@ -293,7 +314,6 @@ impl Notice {
                 v.username = username.clone();
                 v.until = until.as_ref().map(time).unwrap_or_default();
                 v.ip = address(ip);
-                pair(&LockoutText { v: &v }, &LockoutHtml { v: &v })
             }
             Notice::SupportAlert { org, alert } => {
                 v.org = org.clone();
@@ -320,7 +340,6 @@ impl Notice {
                         v.block_count = *block_count;
                     }
                 }
-                pair(&SupportAlertText { v: &v }, &SupportAlertHtml { v: &v })
             }
             Notice::TotpEnrolled {
                 name,
@@ -333,7 +352,6 @@ impl Notice {
                 v.username = username.clone();
                 v.when = time(at);
                 v.ip = address(ip);
-                pair(&TotpEnrolledText { v: &v }, &TotpEnrolledHtml { v: &v })
             }
             Notice::TotpRemoved {
                 name,
@@ -346,13 +364,24 @@ impl Notice {
                 v.username = username.clone();
                 v.when = time(at);
                 v.by_administrator = *by_administrator;
-                pair(&TotpRemovedText { v: &v }, &TotpRemovedHtml { v: &v })
             }
-        };
-        RenderedMail {
-            subject: v.subject,
-            text,
-            html,
+            _ => {}
+        }
+    }
+
+    /// This notice's text and HTML templates over `v`.
+    fn templates(&self, v: &Vars) -> (String, String) {
+        match self {
+            Notice::ResetLink { .. } => pair(&ResetLinkText { v }, &ResetLinkHtml { v }),
+            Notice::ForcedReset { .. } => pair(&ForcedResetText { v }, &ForcedResetHtml { v }),
+            Notice::Invitation { .. } => pair(&InvitationText { v }, &InvitationHtml { v }),
+            Notice::PasswordChanged { .. } => {
+                pair(&PasswordChangedText { v }, &PasswordChangedHtml { v })
+            }
+            Notice::Lockout { .. } => pair(&LockoutText { v }, &LockoutHtml { v }),
+            Notice::SupportAlert { .. } => pair(&SupportAlertText { v }, &SupportAlertHtml { v }),
+            Notice::TotpEnrolled { .. } => pair(&TotpEnrolledText { v }, &TotpEnrolledHtml { v }),
+            Notice::TotpRemoved { .. } => pair(&TotpRemovedText { v }, &TotpRemovedHtml { v }),
         }
     }
 }

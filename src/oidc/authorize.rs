@@ -15,16 +15,15 @@ use super::{OAuthError, Params, clients::GRANT_CODE, parse_scope};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
-        login::{SignInRequest, see_other, start_sign_in_with},
+        login::{AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in_with},
         random_token,
         session::{self, SsoSession},
-        step_up::{self, MfaVerdict},
+        step_up::{self, SessionAsk, Standing},
         token_hash,
         transaction::Resume,
     },
-    domain::UserStatus,
     startup::AppState,
-    store::{clients, new_id, orgs, users},
+    store::{clients, new_id, orgs},
     web::{
         RequestContext,
         error::AppError,
@@ -146,35 +145,10 @@ async fn authorize(
     let Ok(params) = Params::parse(raw) else {
         return Ok(error_page("The request is malformed or too long."));
     };
-    if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
-        return Ok(error_page(
-            "The request names its application more than once.",
-        ));
-    }
-    let Some(client_id) = params.get("client_id").map(str::to_owned) else {
-        return Ok(error_page(
-            "The request does not say which application it is for.",
-        ));
+    let (client, redirect_uri) = match genuine_client(&state, &params).await? {
+        Ok(found) => found,
+        Err(text) => return Ok(error_page(text)),
     };
-    let client = {
-        let id = client_id.clone();
-        state.store.run(move |c| clients::find(c, &id)).await?
-    };
-    let Some(client) = client else {
-        return Ok(error_page(
-            "The application is not registered with Gatehouse.",
-        ));
-    };
-    let Some(redirect_uri) = params.get("redirect_uri").map(str::to_owned) else {
-        return Ok(error_page(
-            "The request has no return address (redirect_uri).",
-        ));
-    };
-    if !client.redirect_uri_registered(&redirect_uri) {
-        return Ok(error_page(
-            "The return address is not registered for this application.",
-        ));
-    }
     let issuer = super::discovery::issuer(&state);
     // From here on the client is genuine: errors go back to it.
     let state_param = (!params.is_duplicated("state"))
@@ -196,41 +170,41 @@ async fn authorize(
         request,
         prompt,
         max_age,
-        mut require_mfa,
-        mut login_hint,
+        require_mfa,
+        login_hint,
     } = request;
 
-    let current = if prompt == Prompt::Login {
-        None
-    } else {
-        session::current(&state, &req).await?
+    let ask = SessionAsk {
+        reauthenticate: prompt == Prompt::Login,
+        max_age,
+        require_mfa,
+        login_hint,
     };
-    if let Some(session) = current {
-        let now = state.clock.now().timestamp();
-        let fresh = max_age.is_none_or(|m| now - session.auth_time <= m);
-        let (usable, step_up_as) = session_standing(&state, &session).await?;
-        if let Some(username) = step_up_as {
-            require_mfa = true;
-            login_hint = login_hint.or(Some(username));
-        }
-        let strong = !require_mfa || session.acr() == session::ACR_MFA;
-        if fresh && strong && usable {
+    let (had_session, require_mfa, login_hint) = match step_up::standing(&state, &req, ask).await? {
+        Standing::Usable(session) => {
             return Ok(issue_code(&state, &ctx, request, &session, false).await?);
         }
-        if prompt == Prompt::None {
-            return Ok(reply.error(
+        Standing::SignIn {
+            had_session,
+            require_mfa,
+            login_hint,
+        } => (had_session, require_mfa, login_hint),
+    };
+    if prompt == Prompt::None {
+        return Ok(if had_session {
+            reply.error(
                 "interaction_required",
                 "the user must sign in again or complete a required step",
-            ));
-        }
-    } else if prompt == Prompt::None {
-        return Ok(reply.error("login_required", "the user is not signed in"));
+            )
+        } else {
+            reply.error("login_required", "the user is not signed in")
+        });
     }
     Ok(start_sign_in_with(
         &state,
         &req,
         SignInRequest {
-            resume: Resume::Authorize(Box::new(request)),
+            resume: Resume::new(RESUME, &request)?,
             require_mfa,
             login_hint,
         },
@@ -238,25 +212,54 @@ async fn authorize(
     .await?)
 }
 
-/// Whether the session's user may be answered from it at all (active, no password
-/// change pending) and, when the organisation's policy as it is now asks a second factor
-/// of their role that the session did not use, their username for the step-up (issue 20
-/// item 4: enrolling first if need be, as in the console).
-async fn session_standing(
+/// The name authorization requests carry through a sign-in (`Resume::kind`).
+pub const RESUME: &str = "authorize";
+
+/// A finished sign-in answers the authorization request with a code.
+pub struct IssueCode;
+
+#[async_trait::async_trait(?Send)]
+impl AnswerSignIn for IssueCode {
+    async fn answer(&self, done: Finished<'_>) -> Result<HttpResponse, AppError> {
+        issue_code(
+            done.state,
+            done.ctx,
+            done.resume.request()?,
+            done.session,
+            true,
+        )
+        .await
+    }
+}
+
+/// The registered client the request names and its registered return address; until
+/// both are known, errors are shown here, never sent anywhere (RFC 6749 §4.1.2.1).
+async fn genuine_client(
     state: &AppState,
-    session: &SsoSession,
-) -> Result<(bool, Option<String>), AppError> {
-    let user_id = session.user_id.clone();
-    let user = state
-        .store
-        .run(move |c| users::find_by_id(c, &user_id))
-        .await?
-        .filter(|u| u.status() == UserStatus::Active && !u.must_change_password);
-    let Some(user) = user else {
-        return Ok((false, None));
+    params: &Params,
+) -> Result<Result<(clients::ClientRow, String), &'static str>, AppError> {
+    if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
+        return Ok(Err("The request names its application more than once."));
+    }
+    let Some(client_id) = params.get("client_id").map(str::to_owned) else {
+        return Ok(Err("The request does not say which application it is for."));
     };
-    let weak = step_up::assess(state, &user, &session.amr).await? == MfaVerdict::Missing;
-    Ok((true, weak.then_some(user.username)))
+    let Some(client) = state
+        .store
+        .run(move |c| clients::find(c, &client_id))
+        .await?
+    else {
+        return Ok(Err("The application is not registered with Gatehouse."));
+    };
+    let Some(redirect_uri) = params.get("redirect_uri").map(str::to_owned) else {
+        return Ok(Err("The request has no return address (redirect_uri)."));
+    };
+    if !client.redirect_uri_registered(&redirect_uri) {
+        return Ok(Err(
+            "The return address is not registered for this application.",
+        ));
+    }
+    Ok(Ok((client, redirect_uri)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,104 +279,10 @@ pub struct Validated {
 
 pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
     let params = params.clone().single()?;
-    if params.get("request").is_some() {
-        return Err(OAuthError::new(
-            "request_not_supported",
-            "request objects are not supported",
-        ));
-    }
-    if params.get("request_uri").is_some() {
-        return Err(OAuthError::new(
-            "request_uri_not_supported",
-            "request_uri is not supported",
-        ));
-    }
-    match params.require("response_type")? {
-        "code" => {}
-        _ => {
-            return Err(OAuthError::new(
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            ));
-        }
-    }
-    if params.get("response_mode").is_some_and(|m| m != "query") {
-        return Err(OAuthError::invalid_request(
-            "only response_mode=query is supported",
-        ));
-    }
-    if !client.allows_grant(GRANT_CODE) {
-        return Err(OAuthError::new(
-            "unauthorized_client",
-            "this client may not use the authorization code flow",
-        ));
-    }
-    let scope = parse_scope(params.require("scope")?)?;
-    if !scope.iter().any(|s| s == "openid") {
-        return Err(OAuthError::new(
-            "invalid_scope",
-            "the openid scope is required",
-        ));
-    }
-    if let Some(s) = scope
-        .iter()
-        .find(|s| !super::known_scope(s) || !client.allows_scope(s))
-    {
-        return Err(OAuthError::new(
-            "invalid_scope",
-            format!("scope {s} is not available to this client"),
-        ));
-    }
-    let code_challenge = match (
-        params.get("code_challenge"),
-        params.get("code_challenge_method"),
-    ) {
-        (None, None) => None,
-        (Some(c), Some("S256")) => {
-            let well_formed = c.len() == 43
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !well_formed {
-                return Err(OAuthError::invalid_request("code_challenge is malformed"));
-            }
-            Some(c.to_owned())
-        }
-        (Some(_), _) => {
-            return Err(OAuthError::invalid_request(
-                "code_challenge_method must be S256",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(OAuthError::invalid_request("code_challenge is missing"));
-        }
-    };
-    if client.is_public() && code_challenge.is_none() {
-        return Err(OAuthError::invalid_request(
-            "public clients must use PKCE (S256)",
-        ));
-    }
-    let mut prompt = Prompt::Default;
-    if let Some(raw) = params.get("prompt") {
-        let values: Vec<&str> = raw.split(' ').filter(|s| !s.is_empty()).collect();
-        for v in &values {
-            match *v {
-                "none" if values.len() == 1 => prompt = Prompt::None,
-                "none" => {
-                    return Err(OAuthError::invalid_request(
-                        "prompt=none cannot be combined with other values",
-                    ));
-                }
-                "login" => prompt = Prompt::Login,
-                // Clients are registered by an administrator: consent is given by registration.
-                "consent" => {}
-                other => {
-                    return Err(OAuthError::invalid_request(format!(
-                        "prompt value {other} is not supported"
-                    )));
-                }
-            }
-        }
-    }
+    check_flow(&params, client)?;
+    let scope = scope(&params, client)?;
+    let code_challenge = code_challenge(&params, client)?;
+    let prompt = prompt(&params)?;
     let max_age = params
         .get("max_age")
         .map(|m| {
@@ -411,6 +320,126 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
         require_mfa,
         login_hint,
     })
+}
+
+/// The flow asked for is the one offered: the authorization code, answered in the query,
+/// to a client allowed to use it, without request objects.
+fn check_flow(params: &Params, client: &clients::ClientRow) -> Result<(), OAuthError> {
+    if params.get("request").is_some() {
+        return Err(OAuthError::new(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(OAuthError::new(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    if params.require("response_type")? != "code" {
+        return Err(OAuthError::new(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(OAuthError::invalid_request(
+            "only response_mode=query is supported",
+        ));
+    }
+    if !client.allows_grant(GRANT_CODE) {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        ));
+    }
+    Ok(())
+}
+
+/// The scopes asked for: `openid` among them, each known and allowed to the client.
+fn scope(params: &Params, client: &clients::ClientRow) -> Result<Vec<String>, OAuthError> {
+    let scope = parse_scope(params.require("scope")?)?;
+    if !scope.iter().any(|s| s == "openid") {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            "the openid scope is required",
+        ));
+    }
+    if let Some(s) = scope
+        .iter()
+        .find(|s| !super::known_scope(s) || !client.allows_scope(s))
+    {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            format!("scope {s} is not available to this client"),
+        ));
+    }
+    Ok(scope)
+}
+
+/// PKCE (RFC 7636): S256 only, and required of public clients.
+fn code_challenge(
+    params: &Params,
+    client: &clients::ClientRow,
+) -> Result<Option<String>, OAuthError> {
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, None) => None,
+        (Some(c), Some("S256")) => {
+            let well_formed = c.len() == 43
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !well_formed {
+                return Err(OAuthError::invalid_request("code_challenge is malformed"));
+            }
+            Some(c.to_owned())
+        }
+        (Some(_), _) => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method must be S256",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_request("code_challenge is missing"));
+        }
+    };
+    if client.is_public() && code_challenge.is_none() {
+        return Err(OAuthError::invalid_request(
+            "public clients must use PKCE (S256)",
+        ));
+    }
+    Ok(code_challenge)
+}
+
+/// `prompt` (OIDC Core §3.1.2.1): `none` alone, `login`, and `consent` (given by
+/// registration: clients are registered by an administrator).
+fn prompt(params: &Params) -> Result<Prompt, OAuthError> {
+    let mut prompt = Prompt::Default;
+    let Some(raw) = params.get("prompt") else {
+        return Ok(prompt);
+    };
+    let values: Vec<&str> = raw.split(' ').filter(|s| !s.is_empty()).collect();
+    for v in &values {
+        match *v {
+            "none" if values.len() == 1 => prompt = Prompt::None,
+            "none" => {
+                return Err(OAuthError::invalid_request(
+                    "prompt=none cannot be combined with other values",
+                ));
+            }
+            "login" => prompt = Prompt::Login,
+            "consent" => {}
+            other => {
+                return Err(OAuthError::invalid_request(format!(
+                    "prompt value {other} is not supported"
+                )));
+            }
+        }
+    }
+    Ok(prompt)
 }
 
 /// The user is signed in with everything the request needs: mint a code and send the

@@ -200,6 +200,64 @@ fn check_bounds(spec: &ClientSpec) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// How the client authenticates (public clients do not, and get no
+/// client_credentials), with its JWKS for `private_key_jwt` and only then.
+fn authentication(
+    spec: &ClientSpec,
+    grant_types: &[String],
+) -> Result<(String, Option<String>), ClientError> {
+    let auth_method = spec
+        .auth_method
+        .clone()
+        .unwrap_or_else(|| if spec.public { AUTH_NONE } else { AUTH_BASIC }.to_owned());
+    if !AUTH_METHODS.contains(&auth_method.as_str()) {
+        return Err(invalid(
+            "auth_method",
+            format!("unknown method {auth_method:?}"),
+        ));
+    }
+    if spec.public != (auth_method == AUTH_NONE) {
+        return Err(invalid(
+            "auth_method",
+            "public clients use \"none\"; confidential clients authenticate",
+        ));
+    }
+    if spec.public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+        return Err(invalid(
+            "grant_types",
+            "client_credentials needs a confidential client",
+        ));
+    }
+    let jwks = match (&spec.jwks, auth_method == AUTH_PRIVATE_KEY_JWT) {
+        (Some(doc), true) => {
+            let set: CoreJsonWebKeySet = serde_json::from_str(doc)
+                .map_err(|e| invalid("jwks", format!("not a JWKS document: {e}")))?;
+            if set.keys().is_empty() {
+                return Err(invalid("jwks", "no keys"));
+            }
+            Some(doc.clone())
+        }
+        (None, true) => return Err(invalid("jwks", "private_key_jwt needs the client's JWKS")),
+        (Some(_), false) => return Err(invalid("jwks", "only for private_key_jwt")),
+        (None, false) => None,
+    };
+    Ok((auth_method, jwks))
+}
+
+/// Back-channel logout tokens go over https (or http to loopback, for development).
+fn check_backchannel(u: &str) -> Result<String, ClientError> {
+    let url = Url::parse(u).map_err(|e| invalid("backchannel_logout_uri", e.to_string()))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(u.to_owned()),
+        "http" if loopback => Ok(u.to_owned()),
+        _ => Err(invalid(
+            "backchannel_logout_uri",
+            "https (or http on loopback)",
+        )),
+    }
+}
+
 fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
     check_bounds(spec)?;
     let name = spec.name.trim().to_owned();
@@ -242,57 +300,11 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
     if let Some(s) = scopes.iter().find(|s| !super::known_scope(s)) {
         return Err(invalid("scopes", format!("unknown scope {s:?}")));
     }
-    let auth_method = spec
-        .auth_method
-        .clone()
-        .unwrap_or_else(|| if spec.public { AUTH_NONE } else { AUTH_BASIC }.to_owned());
-    if !AUTH_METHODS.contains(&auth_method.as_str()) {
-        return Err(invalid(
-            "auth_method",
-            format!("unknown method {auth_method:?}"),
-        ));
-    }
-    if spec.public != (auth_method == AUTH_NONE) {
-        return Err(invalid(
-            "auth_method",
-            "public clients use \"none\"; confidential clients authenticate",
-        ));
-    }
-    if spec.public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
-        return Err(invalid(
-            "grant_types",
-            "client_credentials needs a confidential client",
-        ));
-    }
-    let jwks = match (&spec.jwks, auth_method == AUTH_PRIVATE_KEY_JWT) {
-        (Some(doc), true) => {
-            let set: CoreJsonWebKeySet = serde_json::from_str(doc)
-                .map_err(|e| invalid("jwks", format!("not a JWKS document: {e}")))?;
-            if set.keys().is_empty() {
-                return Err(invalid("jwks", "no keys"));
-            }
-            Some(doc.clone())
-        }
-        (None, true) => return Err(invalid("jwks", "private_key_jwt needs the client's JWKS")),
-        (Some(_), false) => return Err(invalid("jwks", "only for private_key_jwt")),
-        (None, false) => None,
-    };
+    let (auth_method, jwks) = authentication(spec, &grant_types)?;
     let backchannel = spec
         .backchannel_logout_uri
         .as_deref()
-        .map(|u| {
-            let url =
-                Url::parse(u).map_err(|e| invalid("backchannel_logout_uri", e.to_string()))?;
-            let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-            match url.scheme() {
-                "https" => Ok(u.to_owned()),
-                "http" if loopback => Ok(u.to_owned()),
-                _ => Err(invalid(
-                    "backchannel_logout_uri",
-                    "https (or http on loopback)",
-                )),
-            }
-        })
+        .map(check_backchannel)
         .transpose()?;
     let id_token_alg = spec
         .id_token_alg

@@ -27,7 +27,11 @@ use url::Url;
 use super::{Params, discovery::issuer, sid_for, tokens};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
-    auth::{login::signed_out, same_secret, session},
+    auth::{
+        login::signed_out,
+        same_secret,
+        session::{self, Ending, SessionEndListener},
+    },
     saml::{
         logout_chain::{self, Chain, Finish},
         sso::Participant,
@@ -48,52 +52,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(logout_page).service(logout_submit);
 }
 
-/// Ends one SSO session of `user_id`, revoking its grants and telling its relying parties.
-///
-/// The handle comes from a person (the account page, the admin API): when it names
-/// someone else's session, nothing of theirs ends, neither the session nor its grants,
-/// and nothing is recorded in their name (issue 20 item 5). Grants of `user_id` made
-/// under the handle are revoked even when the session itself is already gone.
-pub async fn end_session(state: &AppState, user_id: &str, handle: &str) -> Result<bool, AppError> {
-    let ended = session::end(state.ephemeral.as_ref(), user_id, handle).await?;
-    if ended {
-        // Where a browser is at hand (sign-out, SAML logout) the session's SAML SPs were
-        // taken off it and are told by the front channel; any still on it cannot be.
-        crate::saml::logout_chain::record_untold(state, user_id, handle).await?;
-    }
-    end_grants(state, handle, Some(user_id), false).await?;
-    Ok(ended)
-}
+/// OIDC's part when an SSO session ends (DESIGN §8): the grants made under it are
+/// revoked and their clients told by back-channel logout. A session that ran out spares
+/// its `offline_access` grants, which outlive the session by design.
+pub struct RevokeGrants;
 
-/// Ends every session of a user except `keep`, and revokes every grant not made under
-/// `keep` (password change, reset, disable, admin revoke).
-pub async fn end_all_sessions(
-    state: &AppState,
-    user_id: &str,
-    keep: Option<&str>,
-) -> Result<usize, AppError> {
-    let ended = session::end_all(state.ephemeral.as_ref(), user_id, keep).await?;
-    // No browser here: the SAML SPs of those sessions cannot be told (front channel only).
-    for handle in &ended {
-        crate::saml::logout_chain::record_untold(state, user_id, handle).await?;
+#[async_trait::async_trait]
+impl SessionEndListener for RevokeGrants {
+    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AppError> {
+        match *ending {
+            // Grants of `user_id` made under the handle are revoked even when the
+            // session itself is already gone.
+            Ending::One {
+                user_id, handle, ..
+            } => {
+                end_grants(state, handle, Some(user_id), false).await?;
+            }
+            Ending::AllOfUser { user_id, keep, .. } => {
+                let now = state.clock.now().naive_utc();
+                let id = user_id.to_owned();
+                let keep = keep.map(str::to_owned);
+                let revoked = state
+                    .store
+                    .run(move |c| grants::revoke_for_user(c, &id, keep.as_deref(), now))
+                    .await?;
+                notify(state, revoked).await?;
+            }
+            Ending::Lapsed { handle } => {
+                session_lapsed(state, handle).await?;
+            }
+        }
+        Ok(())
     }
-    let ended = ended.len();
-    let now = state.clock.now().naive_utc();
-    let id = user_id.to_owned();
-    let keep = keep.map(str::to_owned);
-    let revoked = state
-        .store
-        .run(move |c| grants::revoke_for_user(c, &id, keep.as_deref(), now))
-        .await?;
-    notify(state, revoked).await?;
-    Ok(ended)
 }
 
 /// Ends what an SSO session that ran out (idle or absolute limit) left behind: the
 /// grants made under it are revoked and their clients sent back-channel logout tokens,
 /// except `offline_access` grants, which outlive the session by design. Its SAML SPs
 /// cannot be told: which SPs it visited was kept in the session itself.
-pub async fn session_lapsed(state: &AppState, handle: &str) -> Result<Vec<GrantRow>, AppError> {
+async fn session_lapsed(state: &AppState, handle: &str) -> Result<Vec<GrantRow>, AppError> {
     end_grants(state, handle, None, true).await
 }
 
@@ -479,17 +476,6 @@ async fn sign_out(
     reason: &str,
 ) -> Result<Vec<Participant>, AppError> {
     let saml = logout_chain::take_participants(state, &current.handle).await?;
-    end_session(state, &current.user_id, &current.handle).await?;
-    tracing::info!(user_id = %current.user_id, "signed out");
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                .request(ctx)
-                .subject(&current.user_id)
-                .org(&current.org_id)
-                .detail("reason", reason),
-        )
-        .await?;
+    session::sign_out(state, ctx, current, reason, None).await?;
     Ok(saml)
 }

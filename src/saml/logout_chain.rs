@@ -27,7 +27,12 @@ use super::{
 };
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
-    auth::{login::signed_out, random_token, session, token_hash},
+    auth::{
+        login::signed_out,
+        random_token,
+        session::{self, Ending, SessionEndListener},
+        token_hash,
+    },
     startup::AppState,
     web::{RequestContext, error::AppError, pages::PageError},
 };
@@ -124,10 +129,37 @@ pub async fn take_participants(
     Ok(list)
 }
 
-/// Sessions ended without a browser (password reset, an administrator's revoke, ending
-/// another of one's sessions) cannot take the front channel, and no SP is registered with
-/// a SOAP endpoint we would call: each SP that was not told is recorded.
-pub async fn record_untold(state: &AppState, user_id: &str, handle: &str) -> Result<(), AppError> {
+/// SAML's part when an SSO session ends: sessions ended without a browser (password
+/// reset, an administrator's revoke, ending another of one's sessions) cannot take the
+/// front channel, and no SP is registered with a SOAP endpoint we would call, so each SP
+/// still on the session is recorded as not told. Where a browser is at hand (sign-out,
+/// SAML logout) the SPs were taken off the session first and are told by the front
+/// channel. A session that ran out kept its SPs in itself: there is nobody to record.
+pub struct RecordUntold;
+
+#[async_trait::async_trait]
+impl SessionEndListener for RecordUntold {
+    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AppError> {
+        match *ending {
+            Ending::One {
+                user_id,
+                handle,
+                existed: true,
+            } => record_untold(state, user_id, handle).await,
+            Ending::AllOfUser {
+                user_id, handles, ..
+            } => {
+                for handle in handles {
+                    record_untold(state, user_id, handle).await?;
+                }
+                Ok(())
+            }
+            Ending::One { existed: false, .. } | Ending::Lapsed { .. } => Ok(()),
+        }
+    }
+}
+
+async fn record_untold(state: &AppState, user_id: &str, handle: &str) -> Result<(), AppError> {
     for p in take_participants(state, handle).await? {
         state
             .audit

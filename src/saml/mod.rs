@@ -8,6 +8,7 @@
 //! The IdP's entity id is the issuer followed by `/saml/metadata`: a URL that resolves to
 //! the metadata it names, and distinct from the OIDC issuer.
 
+pub mod acceptance;
 pub mod assertion;
 pub mod dsig;
 pub mod encrypt;
@@ -34,15 +35,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/saml/sso")
                 .app_data(web::PayloadConfig::new(MAX_POST_BODY))
-                .route(web::get().to(sso::sso_get))
-                .route(web::post().to(sso::sso_post)),
+                .route(web::get().to(sso::sso))
+                .route(web::post().to(sso::sso)),
         )
         .service(web::resource("/saml/sso/init").route(web::get().to(sso::sso_init)))
         .service(
             web::resource("/saml/slo")
                 .app_data(web::PayloadConfig::new(MAX_POST_BODY))
-                .route(web::get().to(slo::slo_get))
-                .route(web::post().to(slo::slo_post)),
+                .route(web::get().to(slo::slo))
+                .route(web::post().to(slo::slo)),
         )
         .service(
             web::resource("/saml/slo/continue").route(web::get().to(logout_chain::slo_continue)),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
-use samael::metadata::{EntityDescriptor, KeyDescriptor};
+use samael::metadata::{EntityDescriptor, KeyDescriptor, SpSsoDescriptor};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -327,31 +327,9 @@ fn endpoint_url(field: &'static str, location: &str) -> Result<(), SpError> {
     }
 }
 
-/// Parses SP metadata (one `EntityDescriptor` with an `SPSSODescriptor`) into a
-/// registration, applying `settings`.
-pub fn from_metadata(
-    xml_text: &str,
-    settings: &ImportSettings,
-) -> Result<ServiceProvider, SpError> {
-    xml::check_untrusted(xml_text, MAX_METADATA_BYTES).map_err(metadata_error)?;
-    let descriptor: EntityDescriptor = xml_text.parse().map_err(|e| {
-        SpError::Metadata(format!(
-            "not an EntityDescriptor (one SP's metadata is imported at a time): {e}"
-        ))
-    })?;
-    let entity_id = descriptor
-        .entity_id
-        .clone()
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| SpError::Metadata("the EntityDescriptor has no entityID".into()))?;
-    if entity_id.len() > MAX_ENTITY_ID_LEN {
-        return Err(SpError::Metadata("the entityID is too long".into()));
-    }
-    let sp = descriptor
-        .sp_sso_descriptors
-        .as_ref()
-        .and_then(|d| d.first())
-        .ok_or_else(|| SpError::Metadata("there is no SPSSODescriptor".into()))?;
+/// The SP's ACS endpoints (one at least with HTTP-POST) and its SLO endpoints, each an
+/// absolute http(s) URL.
+fn endpoints(sp: &SpSsoDescriptor) -> Result<(Vec<Endpoint>, Vec<Endpoint>), SpError> {
     let mut acs = Vec::new();
     for e in &sp.assertion_consumer_services {
         endpoint_url("AssertionConsumerService", &e.location)?;
@@ -382,10 +360,15 @@ pub fn from_metadata(
             is_default: false,
         });
     }
-    let keys = sp.key_descriptors.as_deref().unwrap_or(&[]);
-    let signing_certs = certificates(keys, "signing")?;
-    let encryption_certs = certificates(keys, "encryption")?;
+    Ok((acs, slo))
+}
 
+/// The NameID format (the administrator's, else the first the SP lists that we
+/// support, else persistent) and where its value comes from.
+fn name_id(
+    settings: &ImportSettings,
+    sp: &SpSsoDescriptor,
+) -> Result<(String, NameIdSource), SpError> {
     let name_id_format = match &settings.name_id_format {
         Some(f) => match f.as_str() {
             "persistent" => NAMEID_PERSISTENT,
@@ -429,8 +412,14 @@ pub fn from_metadata(
             ),
         ));
     }
+    Ok((name_id_format, name_id_source))
+}
+
+/// The attribute names: the defaults, with the administrator's `field=Name` pairs
+/// (an empty name drops the field).
+fn attributes(pairs: &[String]) -> Result<BTreeMap<String, String>, SpError> {
     let mut attributes = default_attributes();
-    for pair in &settings.attributes {
+    for pair in pairs {
         let (field, name) = pair
             .split_once('=')
             .ok_or_else(|| invalid("attribute", format!("{pair}: expected field=AttributeName")))?;
@@ -446,6 +435,41 @@ pub fn from_metadata(
             attributes.insert(field.to_owned(), name.to_owned());
         }
     }
+    Ok(attributes)
+}
+
+/// Parses SP metadata (one `EntityDescriptor` with an `SPSSODescriptor`) into a
+/// registration, applying `settings`.
+pub fn from_metadata(
+    xml_text: &str,
+    settings: &ImportSettings,
+) -> Result<ServiceProvider, SpError> {
+    xml::check_untrusted(xml_text, MAX_METADATA_BYTES).map_err(metadata_error)?;
+    let descriptor: EntityDescriptor = xml_text.parse().map_err(|e| {
+        SpError::Metadata(format!(
+            "not an EntityDescriptor (one SP's metadata is imported at a time): {e}"
+        ))
+    })?;
+    let entity_id = descriptor
+        .entity_id
+        .clone()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| SpError::Metadata("the EntityDescriptor has no entityID".into()))?;
+    if entity_id.len() > MAX_ENTITY_ID_LEN {
+        return Err(SpError::Metadata("the entityID is too long".into()));
+    }
+    let sp = descriptor
+        .sp_sso_descriptors
+        .as_ref()
+        .and_then(|d| d.first())
+        .ok_or_else(|| SpError::Metadata("there is no SPSSODescriptor".into()))?;
+    let (acs, slo) = endpoints(sp)?;
+    let keys = sp.key_descriptors.as_deref().unwrap_or(&[]);
+    let signing_certs = certificates(keys, "signing")?;
+    let encryption_certs = certificates(keys, "encryption")?;
+
+    let (name_id_format, name_id_source) = name_id(settings, sp)?;
+    let attributes = attributes(&settings.attributes)?;
     let require_signed_requests = settings
         .require_signed_requests
         .unwrap_or(sp.authn_requests_signed == Some(true));

@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use actix_web::http::StatusCode;
+use actix_web::{
+    HttpRequest,
+    http::{Method, StatusCode},
+};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use samael::crypto::{
     AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode,
@@ -197,6 +200,19 @@ fn params(raw: &str, param: &str) -> Result<Params, MessageError> {
         });
     }
     Ok(out)
+}
+
+/// The encoded message of a request and its binding: the query of a GET (HTTP-Redirect,
+/// Bindings §3.4) or the form body of a POST (HTTP-POST, §3.5). None for a body that is
+/// not text.
+pub fn raw_message<'a>(req: &'a HttpRequest, body: &'a [u8]) -> Option<(&'a str, Binding)> {
+    if req.method() == Method::POST {
+        std::str::from_utf8(body)
+            .ok()
+            .map(|raw| (raw, Binding::Post))
+    } else {
+        Some((req.query_string(), Binding::Redirect))
+    }
 }
 
 /// Decodes `param` (`SAMLRequest` or `SAMLResponse`) from a query string (Redirect) or a

@@ -3,8 +3,8 @@
 //! A registered SP sends the browser here with a LogoutRequest; when it names the
 //! browser's session (this SP received an assertion in it, for that NameID, and the
 //! SessionIndex if given) the session is ended through
-//! [`crate::oidc::logout::end_session`] (which also revokes the session's OIDC grants and
-//! sends OIDC back-channel logout), the session's *other* SAML SPs are told in turn
+//! [`crate::auth::session::sign_out`] (whose listeners also revoke the session's OIDC grants
+//! and send OIDC back-channel logout), the session's *other* SAML SPs are told in turn
 //! ([`super::logout_chain`]), and the SP that asked gets a signed LogoutResponse.
 //! LogoutResponses from those other SPs come back here too.
 //!
@@ -14,7 +14,7 @@
 //! An SP without a signing certificate cannot prove anything, so its request must name
 //! the session's exact SessionIndex, a value only the SP (and the browser) ever saw.
 
-use std::time::Duration;
+use std::borrow::Cow;
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -23,11 +23,11 @@ use actix_web::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use samael::schema::{LogoutRequest, LogoutResponse};
-use sha2::{Digest, Sha256};
 
 use super::{
+    acceptance::{Refusal, STALE, first_use, is_fresh, issuer_of, registered_sp},
     logout_chain::{self, Finish},
-    providers::{self, ServiceProvider},
+    providers::ServiceProvider,
     request::{self, Binding, Inbound, MessageError},
     sso::{Participant, participants_key, session_index},
 };
@@ -41,9 +41,6 @@ use crate::{
         pages::{PageError, message},
     },
 };
-
-/// How old a LogoutRequest may be (besides clock skew).
-const REQUEST_MAX_AGE_SECS: i64 = 300;
 
 pub const STATUS_UNKNOWN_PRINCIPAL: &str = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal";
 
@@ -74,22 +71,14 @@ pub(super) async fn refuse(
     ))
 }
 
-pub async fn slo_get(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-) -> Result<HttpResponse, PageError> {
-    let raw = req.query_string().to_owned();
-    receive(&state, &req, &ctx, &raw, Binding::Redirect).await
-}
-
-pub async fn slo_post(
+/// `/saml/slo` by either binding: HTTP-Redirect (GET) or HTTP-POST.
+pub async fn slo(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: RequestContext,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let Ok(raw) = std::str::from_utf8(&body) else {
+    let Some((raw, binding)) = request::raw_message(&req, &body) else {
         return refuse(
             &state,
             &ctx,
@@ -98,7 +87,7 @@ pub async fn slo_post(
         )
         .await;
     };
-    receive(&state, &req, &ctx, raw, Binding::Post).await
+    receive(&state, &req, &ctx, raw, binding).await
 }
 
 async fn receive(
@@ -155,12 +144,6 @@ pub(super) async fn authenticated_xml(
     }
 }
 
-fn issuer_of(issuer: Option<&samael::schema::Issuer>) -> Option<String> {
-    issuer
-        .and_then(|i| i.value.as_deref())
-        .map(|v| v.trim().to_owned())
-}
-
 /// A LogoutRequest from an SP (Profiles §4.4.3.2).
 async fn logout_request(
     state: &AppState,
@@ -168,117 +151,18 @@ async fn logout_request(
     ctx: &RequestContext,
     inbound: &Inbound,
 ) -> Result<HttpResponse, PageError> {
-    let Ok(unverified) = inbound.xml.parse::<LogoutRequest>() else {
-        return refuse(
-            state,
-            ctx,
-            None,
-            "The SAML message is not a valid LogoutRequest.",
-        )
-        .await;
-    };
-    let Some(issuer) = issuer_of(unverified.issuer.as_ref()) else {
-        return refuse(
-            state,
-            ctx,
-            None,
-            "The request does not say which application sent it.",
-        )
-        .await;
-    };
-    let sp = match providers::find(&state.store, &issuer).await {
-        Ok(Some(sp)) => sp,
-        Ok(None) => {
-            return refuse(
-                state,
-                ctx,
-                None,
-                "The application is not registered with Gatehouse.",
-            )
-            .await;
-        }
-        Err(e) => return Err(AppError::Internal(e.to_string()).into()),
-    };
-    let sp_id = sp.entity_id.clone();
-    let refuse_sp = |text: String| {
-        let sp_id = sp_id.clone();
-        async move { refuse(state, ctx, Some(&sp_id), &text).await }
-    };
-    let xml = match authenticated_xml(inbound, "SAMLRequest", &sp).await {
-        Ok(xml) => xml,
-        Err(e) => {
-            let mut page = refuse(state, ctx, Some(&sp_id), &e.to_string()).await?;
-            *page.status_mut() = e.status();
+    let AcceptedLogout {
+        sp,
+        logout,
+        indexes,
+        finish,
+    } = match accept(state, inbound).await? {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            let mut page = refuse(state, ctx, refusal.sp.as_deref(), &refusal.text).await?;
+            *page.status_mut() = refusal.status;
             return Ok(page);
         }
-    };
-    let Ok(logout) = xml.parse::<LogoutRequest>() else {
-        return refuse_sp(MessageError::Parse("LogoutRequest").to_string()).await;
-    };
-    if logout.id != unverified.id
-        || issuer_of(logout.issuer.as_ref()).as_deref() != Some(sp_id.as_str())
-    {
-        return refuse_sp(MessageError::Wrapped.to_string()).await;
-    }
-    if logout.version.as_deref() != Some("2.0") {
-        return refuse_sp("Only SAML 2.0 requests are accepted.".into()).await;
-    }
-    let Some(id) = logout
-        .id
-        .clone()
-        .filter(|id| !id.is_empty() && id.len() <= 256)
-    else {
-        return refuse_sp("The request has no valid ID.".into()).await;
-    };
-    let now = state.clock.now();
-    let skew = i64::try_from(state.config.saml_clock_skew_secs).unwrap_or(120);
-    let fresh = logout.issue_instant.is_some_and(|at| {
-        let age = (now - at).num_seconds();
-        age <= REQUEST_MAX_AGE_SECS + skew && age >= -skew
-    });
-    if !fresh {
-        return refuse_sp(
-            "The request is too old or from the future (check the application's clock).".into(),
-        )
-        .await;
-    }
-    if let Err(e) = request::check_destination(
-        logout.destination.as_deref(),
-        inbound.signed(),
-        &slo_url(state),
-    ) {
-        return refuse_sp(e.to_string()).await;
-    }
-    if sp.slo().is_none() {
-        return refuse_sp(
-            "The application has no SingleLogoutService registered to answer to.".into(),
-        )
-        .await;
-    }
-    let indexes = session_indexes(&xml);
-    if sp.signing_certs.is_empty() && indexes.is_empty() {
-        return refuse_sp(
-            "An unsigned sign-out request must name the session (SessionIndex).".into(),
-        )
-        .await;
-    }
-    let replay_key = format!(
-        "saml-logout:{}",
-        hex::encode(Sha256::digest(format!("{}\0{}", sp.entity_id, id)))
-    );
-    let remember = Duration::from_secs((REQUEST_MAX_AGE_SECS + 2 * skew).unsigned_abs());
-    if !state
-        .ephemeral
-        .set_if_absent(&replay_key, b"1", remember)
-        .await?
-    {
-        return refuse_sp("This sign-out request was already used.".into()).await;
-    }
-
-    let finish = Finish::Saml {
-        sp: sp.entity_id.clone(),
-        in_response_to: id,
-        relay_state: inbound.relay_state.clone(),
     };
     let Some(current) = session::current(state, req).await? else {
         // Already signed out: nothing left to end.
@@ -318,18 +202,14 @@ async fn logout_request(
         .filter(|p| p.sp != sp.entity_id)
         .collect();
     state.ephemeral.delete(&key).await?;
-    crate::oidc::logout::end_session(state, &current.user_id, &current.handle).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                .request(ctx)
-                .subject(&current.user_id)
-                .org(&current.org_id)
-                .detail("reason", "saml_logout")
-                .detail("sp", sp.entity_id.as_str()),
-        )
-        .await?;
+    session::sign_out(
+        state,
+        ctx,
+        &current,
+        "saml_logout",
+        Some(sp.entity_id.as_str()),
+    )
+    .await?;
     state
         .audit
         .record(
@@ -343,6 +223,107 @@ async fn logout_request(
         .await?;
     let chain = logout_chain::Chain::new(&current, others, finish);
     Ok(logout_chain::start(state, ctx, chain, false).await?)
+}
+
+/// A LogoutRequest that passed every check, from a registered SP that can be answered.
+struct AcceptedLogout {
+    sp: ServiceProvider,
+    logout: LogoutRequest,
+    /// The SessionIndex values it names (none: every session of the NameID).
+    indexes: Vec<String>,
+    finish: Finish,
+}
+
+/// Authenticates and checks a LogoutRequest; `Err` (inner) is a refusal.
+async fn accept(
+    state: &AppState,
+    inbound: &Inbound,
+) -> Result<Result<AcceptedLogout, Refusal>, AppError> {
+    let Ok(unverified) = inbound.xml.parse::<LogoutRequest>() else {
+        return Ok(Err(Refusal::new(
+            None,
+            "The SAML message is not a valid LogoutRequest.",
+        )));
+    };
+    let sp = match registered_sp(state, unverified.issuer.as_ref()).await? {
+        Ok(sp) => sp,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let refused = |text: String| Ok(Err(Refusal::new(Some(&sp.entity_id), text)));
+    let xml = match authenticated_xml(inbound, "SAMLRequest", &sp).await {
+        Ok(xml) => xml,
+        Err(e) => return Ok(Err(Refusal::message(Some(&sp.entity_id), &e))),
+    };
+    let Ok(logout) = xml.parse::<LogoutRequest>() else {
+        return refused(MessageError::Parse("LogoutRequest").to_string());
+    };
+    if logout.id != unverified.id
+        || issuer_of(logout.issuer.as_ref()).as_deref() != Some(sp.entity_id.as_str())
+    {
+        return refused(MessageError::Wrapped.to_string());
+    }
+    let indexes = session_indexes(&xml);
+    let id = match check(state, inbound, &logout, &sp, &indexes).await? {
+        Ok(id) => id,
+        Err(text) => return refused(text.into()),
+    };
+    let finish = Finish::Saml {
+        sp: sp.entity_id.clone(),
+        in_response_to: id,
+        relay_state: inbound.relay_state.clone(),
+    };
+    Ok(Ok(AcceptedLogout {
+        sp,
+        logout,
+        indexes,
+        finish,
+    }))
+}
+
+/// The checks of an authenticated LogoutRequest (Core §3.7, Profiles §4.4.4.1):
+/// version, ID, age, Destination, an SLO endpoint to answer at, a SessionIndex when
+/// unsigned, and never twice. Returns its ID; `Err` (inner) says why not.
+async fn check(
+    state: &AppState,
+    inbound: &Inbound,
+    logout: &LogoutRequest,
+    sp: &ServiceProvider,
+    indexes: &[String],
+) -> Result<Result<String, Cow<'static, str>>, AppError> {
+    if logout.version.as_deref() != Some("2.0") {
+        return Ok(Err("Only SAML 2.0 requests are accepted.".into()));
+    }
+    let Some(id) = logout
+        .id
+        .clone()
+        .filter(|id| !id.is_empty() && id.len() <= 256)
+    else {
+        return Ok(Err("The request has no valid ID.".into()));
+    };
+    if !logout.issue_instant.is_some_and(|at| is_fresh(state, at)) {
+        return Ok(Err(STALE.into()));
+    }
+    if let Err(e) = request::check_destination(
+        logout.destination.as_deref(),
+        inbound.signed(),
+        &slo_url(state),
+    ) {
+        return Ok(Err(e.to_string().into()));
+    }
+    if sp.slo().is_none() {
+        return Ok(Err(
+            "The application has no SingleLogoutService registered to answer to.".into(),
+        ));
+    }
+    if sp.signing_certs.is_empty() && indexes.is_empty() {
+        return Ok(Err(
+            "An unsigned sign-out request must name the session (SessionIndex).".into(),
+        ));
+    }
+    if !first_use(state, "saml-logout", &sp.entity_id, &id).await? {
+        return Ok(Err("This sign-out request was already used.".into()));
+    }
+    Ok(Ok(id))
 }
 
 /// The HTTP-Redirect binding (Bindings §3.4.4): DEFLATE, base64, and a query signature

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
+    acceptance::{Refusal, STALE, first_use, is_fresh, registered_sp},
     assertion::{self, Person, Statement},
     entity_id,
     providers::{self, NAMEID_UNSPECIFIED, ServiceProvider},
@@ -29,24 +30,20 @@ use super::{
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
-        login::{SignInRequest, start_sign_in_with},
+        login::{AnswerSignIn, Finished, SignInRequest, start_sign_in_with},
         session::{self, SsoSession},
-        step_up::{self, MfaVerdict},
+        step_up::{self, SessionAsk, Standing},
         token_hash,
         transaction::Resume,
     },
-    domain::UserStatus,
     startup::AppState,
-    store::{orgs, users},
+    store::users,
     web::{
         RequestContext,
         error::AppError,
         pages::{PageError, message, render},
     },
 };
-
-/// How old an AuthnRequest may be (besides clock skew): a person is sent on at once.
-const REQUEST_MAX_AGE_SECS: i64 = 300;
 
 /// Context classes an SP can ask for that mean "a second factor" (DESIGN §6).
 const MFA_CONTEXTS: &[&str] = &[
@@ -105,22 +102,14 @@ async fn refuse(
     Ok(refused_page(text))
 }
 
-pub async fn sso_get(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-) -> Result<HttpResponse, PageError> {
-    let raw = req.query_string().to_owned();
-    receive(&state, &req, &ctx, &raw, Binding::Redirect).await
-}
-
-pub async fn sso_post(
+/// `/saml/sso` by either binding: HTTP-Redirect (GET) or HTTP-POST.
+pub async fn sso(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: RequestContext,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let Ok(raw) = std::str::from_utf8(&body) else {
+    let Some((raw, binding)) = request::raw_message(&req, &body) else {
         return refuse(
             &state,
             &ctx,
@@ -129,7 +118,7 @@ pub async fn sso_post(
         )
         .await;
     };
-    receive(&state, &req, &ctx, raw, Binding::Post).await
+    receive(&state, &req, &ctx, raw, binding).await
 }
 
 /// Checks a decoded AuthnRequest's signature per SP and returns the request to act on.
@@ -178,113 +167,15 @@ async fn receive(
     raw: &str,
     binding: Binding,
 ) -> Result<HttpResponse, PageError> {
-    let inbound = match request::decode(raw, "SAMLRequest", binding) {
-        Ok(i) => i,
-        Err(e) => return refuse(state, ctx, None, &e.to_string()).await,
-    };
-    let Ok(unverified) = inbound.xml.parse::<AuthnRequest>() else {
-        return refuse(
-            state,
-            ctx,
-            None,
-            "The SAML message is not a valid AuthnRequest.",
-        )
-        .await;
-    };
-    let Some(issuer) = unverified
-        .issuer
-        .as_ref()
-        .and_then(|i| i.value.clone())
-        .map(|v| v.trim().to_owned())
-    else {
-        return refuse(
-            state,
-            ctx,
-            None,
-            "The request does not say which application sent it.",
-        )
-        .await;
-    };
-    let sp = match providers::find(&state.store, &issuer).await {
-        Ok(Some(sp)) => sp,
-        Ok(None) => {
-            return refuse(
-                state,
-                ctx,
-                None,
-                "The application is not registered with Gatehouse.",
-            )
-            .await;
-        }
-        Err(e) => return Err(AppError::Internal(e.to_string()).into()),
-    };
-    let request = match authenticated(&inbound, unverified, &sp).await {
-        Ok(r) => r,
-        Err(e) => {
-            let mut page = refuse(state, ctx, Some(&sp.entity_id), &e.to_string()).await?;
-            *page.status_mut() = e.status();
+    let accepted = match accept(state, raw, binding).await? {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            let mut page = refuse(state, ctx, refusal.sp.as_deref(), &refusal.text).await?;
+            *page.status_mut() = refusal.status;
             return Ok(page);
         }
     };
-    let sp_id = sp.entity_id.clone();
-    let refuse_sp = |text: &'static str| refuse(state, ctx, Some(&sp_id), text);
-
-    if request.version != "2.0" {
-        return refuse_sp("Only SAML 2.0 requests are accepted.").await;
-    }
-    let now = state.clock.now();
-    let skew = i64::try_from(state.config.saml_clock_skew_secs).unwrap_or(120);
-    let age = (now - request.issue_instant).num_seconds();
-    if age > REQUEST_MAX_AGE_SECS + skew || age < -skew {
-        return refuse_sp(
-            "The request is too old or from the future (check the application's clock).",
-        )
-        .await;
-    }
-    if let Err(e) = request::check_destination(
-        request.destination.as_deref(),
-        inbound.signed(),
-        &sso_url(state),
-    ) {
-        return refuse(state, ctx, Some(&sp_id), &e.to_string()).await;
-    }
-    if request.id.is_empty() || request.id.len() > 256 {
-        return refuse_sp("The request has no valid ID.").await;
-    }
-    let Some(acs) = sp.acs(
-        request.assertion_consumer_service_url.as_deref(),
-        request.assertion_consumer_service_index,
-    ) else {
-        return refuse_sp("The return address (AssertionConsumerServiceURL) is not registered for this application.")
-            .await;
-    };
-    if request
-        .protocol_binding
-        .as_deref()
-        .is_some_and(|b| b != providers::BINDING_POST)
-    {
-        return refuse_sp("Gatehouse answers by the HTTP-POST binding only.").await;
-    }
-    // Never twice (DESIGN §10): the ID is remembered for as long as it could be accepted.
-    let replay_key = format!(
-        "saml-authn:{}",
-        hex::encode(Sha256::digest(format!("{}\0{}", sp.entity_id, request.id)))
-    );
-    let remember = Duration::from_secs((REQUEST_MAX_AGE_SECS + 2 * skew).unsigned_abs());
-    if !state
-        .ephemeral
-        .set_if_absent(&replay_key, b"1", remember)
-        .await?
-    {
-        return refuse_sp("This sign-in request was already used.").await;
-    }
-
-    let saml = SamlRequest {
-        sp: sp.entity_id.clone(),
-        request_id: Some(request.id.clone()),
-        acs_url: acs.location.clone(),
-        relay_state: inbound.relay_state.clone(),
-    };
+    let Accepted { sp, request, saml } = accepted;
     // From here on the SP and its ACS are genuine: errors go back to it.
     if let Some(format) = request
         .name_id_policy
@@ -312,68 +203,133 @@ async fn receive(
                 .filter_map(|r| r.value.as_deref())
                 .any(|v| MFA_CONTEXTS.contains(&v.trim()))
         });
-    let force = request.force_authn == Some(true);
-    let passive = request.is_passive == Some(true);
-    let login_hint = request
-        .subject
-        .as_ref()
-        .and_then(|s| s.name_id.as_ref())
-        .map(|n| n.value.clone())
-        .filter(|v| v.len() <= 256);
-    answer(
-        state,
-        req,
-        ctx,
-        &sp,
-        saml,
-        force,
-        passive,
+    let ask = SessionAsk {
+        // ForceAuthn (Core §3.4.1): the person signs in again whatever their session.
+        reauthenticate: request.force_authn == Some(true),
+        max_age: None,
         require_mfa,
-        login_hint,
-    )
-    .await
+        login_hint: request
+            .subject
+            .as_ref()
+            .and_then(|s| s.name_id.as_ref())
+            .map(|n| n.value.clone())
+            .filter(|v| v.len() <= 256),
+    };
+    let passive = request.is_passive == Some(true);
+    answer(state, req, ctx, &sp, saml, ask, passive).await
+}
+
+/// An AuthnRequest that passed every check, from a registered SP, to one of its ACSs.
+struct Accepted {
+    sp: ServiceProvider,
+    request: AuthnRequest,
+    saml: SamlRequest,
+}
+
+/// Decodes, authenticates and checks an AuthnRequest; `Err` (inner) is a refusal.
+async fn accept(
+    state: &AppState,
+    raw: &str,
+    binding: Binding,
+) -> Result<Result<Accepted, Refusal>, AppError> {
+    let inbound = match request::decode(raw, "SAMLRequest", binding) {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(Refusal::new(None, e.to_string()))),
+    };
+    let Ok(unverified) = inbound.xml.parse::<AuthnRequest>() else {
+        return Ok(Err(Refusal::new(
+            None,
+            "The SAML message is not a valid AuthnRequest.",
+        )));
+    };
+    let sp = match registered_sp(state, unverified.issuer.as_ref()).await? {
+        Ok(sp) => sp,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let request = match authenticated(&inbound, unverified, &sp).await {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(Refusal::message(Some(&sp.entity_id), &e))),
+    };
+    let acs_url = match check(state, &inbound, &request, &sp).await? {
+        Ok(acs_url) => acs_url,
+        Err(text) => return Ok(Err(Refusal::new(Some(&sp.entity_id), text))),
+    };
+    let saml = SamlRequest {
+        sp: sp.entity_id.clone(),
+        request_id: Some(request.id.clone()),
+        acs_url,
+        relay_state: inbound.relay_state.clone(),
+    };
+    Ok(Ok(Accepted { sp, request, saml }))
+}
+
+/// The checks of an authenticated AuthnRequest (Core §3.4, Profiles §4.1.4): version,
+/// age, Destination, ID, a registered ACS, the binding, and never twice. Returns the
+/// ACS to answer at; `Err` (inner) says why not.
+async fn check(
+    state: &AppState,
+    inbound: &request::Inbound,
+    request: &AuthnRequest,
+    sp: &ServiceProvider,
+) -> Result<Result<String, std::borrow::Cow<'static, str>>, AppError> {
+    if request.version != "2.0" {
+        return Ok(Err("Only SAML 2.0 requests are accepted.".into()));
+    }
+    if !is_fresh(state, request.issue_instant) {
+        return Ok(Err(STALE.into()));
+    }
+    if let Err(e) = request::check_destination(
+        request.destination.as_deref(),
+        inbound.signed(),
+        &sso_url(state),
+    ) {
+        return Ok(Err(e.to_string().into()));
+    }
+    if request.id.is_empty() || request.id.len() > 256 {
+        return Ok(Err("The request has no valid ID.".into()));
+    }
+    let Some(acs) = sp.acs(
+        request.assertion_consumer_service_url.as_deref(),
+        request.assertion_consumer_service_index,
+    ) else {
+        return Ok(Err("The return address (AssertionConsumerServiceURL) is not registered for this application.".into()));
+    };
+    if request
+        .protocol_binding
+        .as_deref()
+        .is_some_and(|b| b != providers::BINDING_POST)
+    {
+        return Ok(Err(
+            "Gatehouse answers by the HTTP-POST binding only.".into()
+        ));
+    }
+    // Never twice (DESIGN §10).
+    if !first_use(state, "saml-authn", &sp.entity_id, &request.id).await? {
+        return Ok(Err("This sign-in request was already used.".into()));
+    }
+    Ok(Ok(acs.location.clone()))
 }
 
 /// Answers from a live session when it is good enough, else starts a sign-in (or, for a
 /// passive request, says NoPassive).
-#[allow(clippy::too_many_arguments)]
 async fn answer(
     state: &AppState,
     req: &HttpRequest,
     ctx: &RequestContext,
     sp: &ServiceProvider,
     saml: SamlRequest,
-    force: bool,
+    ask: SessionAsk,
     passive: bool,
-    mut require_mfa: bool,
-    mut login_hint: Option<String>,
 ) -> Result<HttpResponse, PageError> {
-    // ForceAuthn (Core §3.4.1): the person signs in again whatever their session.
-    let current = if force {
-        None
-    } else {
-        session::current(state, req).await?
+    // The organisation's MFA policy as it is now applies as at /authorize and the console.
+    let (require_mfa, login_hint) = match step_up::standing(state, req, ask).await? {
+        Standing::Usable(session) => return Ok(respond(state, ctx, saml, &session).await?),
+        Standing::SignIn {
+            require_mfa,
+            login_hint,
+            ..
+        } => (require_mfa, login_hint),
     };
-    if let Some(session) = current {
-        let user_id = session.user_id.clone();
-        let user = state
-            .store
-            .run(move |c| users::find_by_id(c, &user_id))
-            .await?
-            .filter(|u| u.status() == UserStatus::Active && !u.must_change_password);
-        if let Some(user) = user {
-            // The organisation's MFA policy as it is now, as at /authorize and the
-            // console: a password-only session made before the policy asked for a
-            // second factor steps up before any assertion (issue 20 item 4).
-            if step_up::assess(state, &user, &session.amr).await? == MfaVerdict::Missing {
-                require_mfa = true;
-                login_hint = login_hint.or(Some(user.username));
-            }
-            if !require_mfa || session.acr() == session::ACR_MFA {
-                return Ok(respond(state, ctx, saml, &session).await?);
-            }
-        }
-    }
     // IsPassive: no page at all, whatever is missing (Core §3.4.1).
     if passive {
         let text = if require_mfa {
@@ -387,12 +343,25 @@ async fn answer(
         state,
         req,
         SignInRequest {
-            resume: Resume::Saml(Box::new(saml)),
+            resume: Resume::new(RESUME, &saml)?,
             require_mfa,
             login_hint,
         },
     )
     .await?)
+}
+
+/// The name SAML requests carry through a sign-in (`Resume::kind`).
+pub const RESUME: &str = "saml";
+
+/// A finished sign-in answers the SP with a Response.
+pub struct RespondToSp;
+
+#[async_trait::async_trait(?Send)]
+impl AnswerSignIn for RespondToSp {
+    async fn answer(&self, done: Finished<'_>) -> Result<HttpResponse, AppError> {
+        respond(done.state, done.ctx, done.resume.request()?, done.session).await
+    }
 }
 
 #[derive(Deserialize)]
@@ -459,7 +428,7 @@ pub async fn sso_init(
         acs_url: acs.location.clone(),
         relay_state: query.relay_state,
     };
-    answer(&state, &req, &ctx, &sp, saml, false, false, false, None).await
+    answer(&state, &req, &ctx, &sp, saml, SessionAsk::default(), false).await
 }
 
 /// The SessionIndex of an SSO session (the same for every SP of it; opaque).
@@ -506,69 +475,17 @@ pub async fn respond(
     {
         return Ok(refused_page(&refusal.to_string()));
     }
-    let user_id = session.user_id.clone();
-    let (user, org) = state
-        .store
-        .run(move |c| {
-            let user = users::find_by_id(c, &user_id)?.ok_or(crate::store::StoreError::NotFound)?;
-            let org =
-                orgs::find_by_id(c, &user.org_id)?.ok_or(crate::store::StoreError::NotFound)?;
-            Ok((user, org))
-        })
-        .await?;
-    let person = Person {
-        user_id: user.id.clone(),
-        username: user.username.clone(),
-        email: user.email.clone(),
-        display_name: user.display_name.clone(),
-        role: user.role.clone(),
-        organisation: org.name.clone(),
-    };
+    let person = person(state, &session.user_id).await?;
     let name_id = assertion::name_id(&state.master_key, &sp, &person);
-    let now = state.clock.now();
-    let auth_time = chrono::DateTime::from_timestamp(session.auth_time, 0).unwrap_or(now);
-    let issuer = entity_id(state);
-    let index = session_index(&session.handle);
-    let statement = Statement {
-        issuer: &issuer,
-        sp: &sp,
-        acs_url: &saml.acs_url,
-        in_response_to: saml.request_id.as_deref(),
-        person: &person,
-        name_id: &name_id,
-        auth_time,
-        amr: &session.amr,
-        session_index: &index,
-        now,
-        lifetime: chrono::Duration::seconds(
-            i64::try_from(state.config.saml_assertion_secs).unwrap_or(300),
-        ),
-    };
-    // One RSA signature (two with a signed Response): about a millisecond, cheap enough
-    // for the async worker, unlike password hashing.
-    let xml = assertion::success(&statement, &state.saml_keys.current())?;
-    let participant = Participant {
-        sp: sp.entity_id.clone(),
-        name_id: name_id.clone(),
-        format: sp.name_id_format.clone(),
-    };
-    let member =
-        serde_json::to_string(&participant).map_err(|e| AppError::Internal(e.to_string()))?;
-    state
-        .ephemeral
-        .set_add(
-            &participants_key(&session.handle),
-            &member,
-            Duration::from_secs(session.absolute_secs.max(1)),
-        )
-        .await?;
+    let xml = sign_statement(state, &saml, &sp, &person, &name_id, session)?;
+    remember_participant(state, session, &sp, name_id).await?;
     state
         .audit
         .record(
             AuditEvent::new(EventType::AssertionIssued, Outcome::Success)
                 .request(ctx)
-                .subject(&user.id)
-                .org(&user.org_id)
+                .subject(&person.user_id)
+                .org(&session.org_id)
                 .detail("sp", sp.entity_id.as_str())
                 .detail("acr", assertion::authn_context(&session.amr))
                 .detail("idp_initiated", saml.request_id.is_none())
@@ -581,6 +498,81 @@ pub async fn respond(
         &assertion::encode(&xml),
         saml.relay_state.as_deref(),
     ))
+}
+
+/// Who the assertion is about, as they are now.
+async fn person(state: &AppState, user_id: &str) -> Result<Person, AppError> {
+    let user_id = user_id.to_owned();
+    let (user, org) = state
+        .store
+        .run(move |c| users::find_with_org(c, &user_id))
+        .await?;
+    Ok(Person {
+        user_id: user.id,
+        username: user.username,
+        email: user.email,
+        display_name: user.display_name,
+        role: user.role,
+        organisation: org.name,
+    })
+}
+
+/// The signed (and, if the SP asked, encrypted) Response for `person`.
+fn sign_statement(
+    state: &AppState,
+    saml: &SamlRequest,
+    sp: &ServiceProvider,
+    person: &Person,
+    name_id: &str,
+    session: &SsoSession,
+) -> Result<String, AppError> {
+    let now = state.clock.now();
+    let auth_time = chrono::DateTime::from_timestamp(session.auth_time, 0).unwrap_or(now);
+    let issuer = entity_id(state);
+    let index = session_index(&session.handle);
+    let statement = Statement {
+        issuer: &issuer,
+        sp,
+        acs_url: &saml.acs_url,
+        in_response_to: saml.request_id.as_deref(),
+        person,
+        name_id,
+        auth_time,
+        amr: &session.amr,
+        session_index: &index,
+        now,
+        lifetime: chrono::Duration::seconds(
+            i64::try_from(state.config.saml_assertion_secs).unwrap_or(300),
+        ),
+    };
+    // One RSA signature (two with a signed Response): about a millisecond, cheap enough
+    // for the async worker, unlike password hashing.
+    assertion::success(&statement, &state.saml_keys.current())
+}
+
+/// Notes the SP on the session, for single logout (Profiles §4.4).
+async fn remember_participant(
+    state: &AppState,
+    session: &SsoSession,
+    sp: &ServiceProvider,
+    name_id: String,
+) -> Result<(), AppError> {
+    let participant = Participant {
+        sp: sp.entity_id.clone(),
+        name_id,
+        format: sp.name_id_format.clone(),
+    };
+    let member =
+        serde_json::to_string(&participant).map_err(|e| AppError::Internal(e.to_string()))?;
+    state
+        .ephemeral
+        .set_add(
+            &participants_key(&session.handle),
+            &member,
+            Duration::from_secs(session.absolute_secs.max(1)),
+        )
+        .await?;
+    Ok(())
 }
 
 /// An error Response to a genuine SP's ACS (Requester/<sub>).

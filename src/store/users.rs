@@ -113,6 +113,16 @@ pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<UserRow>, 
         .optional()?)
 }
 
+/// The user and their organisation, both required: [`StoreError::NotFound`] otherwise.
+pub fn find_with_org(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<(UserRow, super::orgs::OrgRow), StoreError> {
+    let user = find_by_id(conn, id)?.ok_or(StoreError::NotFound)?;
+    let org = super::orgs::find_by_id(conn, &user.org_id)?.ok_or(StoreError::NotFound)?;
+    Ok((user, org))
+}
+
 pub fn find_by_username(
     conn: &mut DbConnection,
     username: &Username,

@@ -15,6 +15,7 @@ mod faults;
 mod guard;
 mod health;
 mod helpers;
+mod layering;
 mod login;
 mod mail;
 mod oidc;

@@ -1245,7 +1245,7 @@ async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
 
 #[tokio::test]
 async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_next_key() {
-    use gatehouse::crypto::signing;
+    use gatehouse::keys::rings;
     let f = Flow::new().await;
     let tokens = f.tokens().await;
     let old_access = tokens["access_token"].as_str().unwrap().to_owned();
@@ -1276,7 +1276,7 @@ async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_n
     let next = rsa.iter().find(|k| **k != old_kid).unwrap().clone();
 
     let state = &f.app.state;
-    let rotated = signing::rotate(&state.store, state.master_key.clone(), f.app.clock_now())
+    let rotated = rings::rotate(&state.store, state.master_key.clone(), f.app.clock_now())
         .await
         .unwrap();
     let rs = rotated.iter().find(|r| r.alg == "RS256").unwrap();
@@ -1286,7 +1286,7 @@ async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_n
         "the key that signs next was already published"
     );
     state.keys.replace(
-        signing::load(
+        rings::load(
             &state.store,
             state.master_key.clone(),
             f.app.clock_now(),
@@ -1338,7 +1338,7 @@ async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_n
     // Once everything the old key signed has expired, it leaves the JWKS.
     f.app.clock.advance(chrono::Duration::seconds(301 + 300));
     state.keys.replace(
-        signing::load(
+        rings::load(
             &state.store,
             state.master_key.clone(),
             f.app.clock_now(),

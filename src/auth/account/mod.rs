@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{
     guard::{Verdict, password_attempt},
-    login::{pool_error, see_other, signed_out, start_sign_in},
+    login::{AnswerSignIn, Finished, pool_error, see_other, signed_out, start_sign_in},
     same_secret, session,
     transaction::Resume,
 };
@@ -28,6 +28,20 @@ use crate::{
 };
 
 mod second_factor;
+
+/// The name sign-ins started by the account page carry (`Resume::kind`).
+pub const RESUME: &str = "account";
+
+/// A sign-in started by the account page (or by `/login` with nothing to resume) ends
+/// on the account page.
+pub struct ToAccountPage;
+
+#[async_trait::async_trait(?Send)]
+impl AnswerSignIn for ToAccountPage {
+    async fn answer(&self, _: Finished<'_>) -> Result<HttpResponse, AppError> {
+        Ok(see_other("/account"))
+    }
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(account_page)
@@ -182,7 +196,7 @@ where
         Err(e) => return Err(e.into()),
     }
     // Ends the sessions and revokes their grants (refresh tokens), with back-channel logout.
-    let ended = crate::oidc::logout::end_all_sessions(state, &user.id, effects.keep).await?;
+    let ended = crate::auth::session::end_every(state, &user.id, effects.keep).await?;
     state
         .audit
         .record(
@@ -298,7 +312,7 @@ pub(crate) async fn signed_in(
             Ok(Some((current, user)))
         }
         _ => {
-            crate::oidc::logout::end_session(state, &current.user_id, &current.handle).await?;
+            crate::auth::session::end_one(state, &current.user_id, &current.handle).await?;
             Ok(None)
         }
     }
@@ -317,7 +331,7 @@ async fn account_page(
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, PageError> {
     let Some((current, user)) = signed_in(&state, &req).await? else {
-        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
+        return Ok(start_sign_in(&state, &req, Resume::to(RESUME)).await?);
     };
     let notice = if query.changed.is_some() {
         Some("Your password was changed.")
@@ -425,19 +439,7 @@ async fn end_session(
     if form.session.len() != 64 || !form.session.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(PageError(AppError::BadRequest("Unknown session.".into())));
     }
-    if crate::oidc::logout::end_session(&state, &user.id, &form.session).await? {
-        state
-            .audit
-            .record(
-                AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                    .request(&ctx)
-                    .actor(&user.id)
-                    .subject(&user.id)
-                    .org(&user.org_id)
-                    .detail("reason", "revoked"),
-            )
-            .await?;
-    }
+    session::end_own(&state, &ctx, &user, &form.session).await?;
     if form.session == current.handle {
         return Ok(signed_out());
     }

@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use super::{signed_in, signed_in_form};
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
     auth::{
         guard::{self, Credential, Verdict, password_attempt},
         login::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
@@ -86,7 +85,7 @@ async fn totp_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
     let Some((current, user)) = signed_in(&state, &req).await? else {
-        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
+        return Ok(start_sign_in(&state, &req, Resume::to(super::RESUME)).await?);
     };
     Ok(render_totp(&state, &current, &user, None, StatusCode::OK).await?)
 }
@@ -117,7 +116,7 @@ async fn totp_confirm(
         _ => String::new(),
     };
     let to = EnrolmentFor::Session(&current.handle);
-    let message = match totp::confirm(&state, &user.id, to, &code, ctx.client_ip).await? {
+    let message = match totp::confirm(&state, &ctx, &user.id, to, &code).await? {
         Confirmation::Enrolled(codes) => Ok(codes),
         Confirmation::WrongCode => Err("That code is not correct, or was already used."),
         Confirmation::Expired => Err(ENROL_EXPIRED),
@@ -129,15 +128,6 @@ async fn totp_confirm(
             return Ok(render_totp(&state, &current, &user, Some(message), status).await?);
         }
     };
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
-                .request(&ctx)
-                .subject(&user.id)
-                .org(&user.org_id),
-        )
-        .await?;
     Ok(render(
         &RecoveryCodesPage {
             tx: None,
@@ -209,16 +199,6 @@ async fn totp_remove(
         )
         .await?);
     }
-    totp::remove(&state, &user.id, false).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
-                .request(&ctx)
-                .actor(&user.id)
-                .subject(&user.id)
-                .org(&user.org_id),
-        )
-        .await?;
+    totp::remove_own(&state, &ctx, &user).await?;
     Ok(see_other("/account?totp_removed=1"))
 }

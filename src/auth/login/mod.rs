@@ -12,12 +12,13 @@ use serde::Deserialize;
 
 use super::{
     account::{PasswordChange, change_password},
-    guard::{self, Verdict, password_attempt},
-    same_secret, session, token_hash, totp,
-    transaction::{LoginTransaction, MAX_TOKEN_LEN, Resume, Stage},
+    guard::{Verdict, password_attempt},
+    same_secret, session,
+    sign_in::{self, SignedIn},
+    token_hash, totp,
+    transaction::{LoginTransaction, MAX_TOKEN_LEN, OutOfOrder, Resume, Stage, Step},
 };
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
     domain::{Password, Username},
     startup::AppState,
     store::{orgs, users, users::UserRow},
@@ -28,7 +29,10 @@ use crate::{
     },
 };
 
+mod answer;
 mod second_factor;
+
+pub use answer::{AnswerSignIn, Finished, SignInAnswers};
 
 pub(crate) use second_factor::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage};
 
@@ -163,6 +167,11 @@ fn expired() -> HttpResponse {
     )
 }
 
+/// A step at a stage it does not belong to, after the handler checked the stage: a bug.
+fn out_of_order(e: OutOfOrder) -> AppError {
+    AppError::Internal(e.to_string())
+}
+
 fn csrf_refused() -> PageError {
     PageError(AppError::Forbidden(
         "This form has expired or was not sent from this browser. Please go back and try again."
@@ -200,7 +209,7 @@ async fn login_page(
     query: web::Query<TxQuery>,
 ) -> Result<HttpResponse, PageError> {
     let Some(id) = query.into_inner().tx else {
-        return Ok(start_sign_in(&state, &req, Resume::Account).await?);
+        return Ok(start_sign_in(&state, &req, Resume::to(super::account::RESUME)).await?);
     };
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
         return Ok(expired());
@@ -289,19 +298,14 @@ async fn login_submit(
         .is_some_and(|at| org.policy().password.is_expired(at.and_utc(), now));
     let enrolled = totp::is_enrolled(&state, &user.id).await?;
     let policy = org.policy();
-    tx.user_id = Some(user.id.clone());
-    tx.amr = vec!["pwd".into()];
-    tx.auth_time = Some(now.timestamp());
-    tx.must_change_password = user.must_change_password || expired_password;
-    // The second factor comes before any required action: a stolen one-time or expired
-    // password alone must not be enough to choose the next password.
-    tx.stage = if enrolled {
-        Stage::Otp
-    } else if tx.require_mfa || policy.mfa.requires(user.role()) {
-        Stage::EnrolTotp
-    } else {
-        tx.after_second_factor()
-    };
+    tx.take(Step::Password {
+        user_id: user.id.clone(),
+        at: now.timestamp(),
+        enrolled,
+        second_factor_required: tx.require_mfa || policy.mfa.requires(user.role()),
+        must_change_password: user.must_change_password || expired_password,
+    })
+    .map_err(out_of_order)?;
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "password accepted");
     advance(&state, &req, &ctx, tx).await
 }
@@ -354,78 +358,35 @@ async fn advance(
     complete(state, req, ctx, tx).await
 }
 
-/// The person is signed in: create the SSO session and answer the original request.
+/// The person is signed in: the SSO session replaces this browser's previous one, and
+/// the door that started the sign-in answers its request.
 async fn complete(
     state: &AppState,
     req: &HttpRequest,
     ctx: &RequestContext,
     tx: LoginTransaction,
 ) -> Result<HttpResponse, PageError> {
-    if !tx.finish(state.ephemeral.as_ref()).await? {
+    let previous = session::current(state, req).await?;
+    let Some(SignedIn {
+        session,
+        cookie,
+        resume,
+    }) = sign_in::finish(state, ctx, tx, previous).await?
+    else {
         return Ok(expired());
-    }
-    let user_id = tx.user_id.clone().ok_or(AppError::Internal(
-        "finished transaction without user".into(),
-    ))?;
-    let (user, org) = state
-        .store
-        .run(move |c| {
-            let user = users::find_by_id(c, &user_id)?.ok_or(crate::store::StoreError::NotFound)?;
-            let org =
-                orgs::find_by_id(c, &user.org_id)?.ok_or(crate::store::StoreError::NotFound)?;
-            Ok((user, org))
-        })
-        .await?;
-    // Every factor this sign-in needed was right: only now do the failure count and the
-    // run of consecutive locks restart (issue 20 item 6).
-    guard::sign_in_completed(state, &user.username).await?;
-    // A browser holds one session: signing in again replaces the previous one.
-    if let Some(previous) = session::current(state, req).await? {
-        crate::oidc::logout::end_session(state, &previous.user_id, &previous.handle).await?;
-    }
-    let policy = org.policy();
-    let (session, cookie) = session::create(
-        state.ephemeral.as_ref(),
-        state.clock.as_ref(),
-        session::NewSession {
-            user_id: user.id.clone(),
-            org_id: org.id.clone(),
-            auth_time: tx
-                .auth_time
-                .unwrap_or_else(|| state.clock.now().timestamp()),
-            amr: tx.amr.clone(),
-            idle_secs: policy.session_idle_secs,
-            absolute_secs: policy.session_absolute_secs,
-            client_ip: ctx.client_ip.map(|ip| ip.to_string()),
-            user_agent: ctx.user_agent.clone(),
-        },
-    )
-    .await?;
-    tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "signed in");
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::SignInSucceeded, Outcome::Success)
-                .request(ctx)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("amr", tx.amr.join(" "))
-                .detail("acr", session::acr(&tx.amr)),
-        )
-        .await?;
-    let mut res = match tx.resume {
-        Resume::Account => see_other("/account"),
-        Resume::Admin { return_to } => see_other(
-            return_to
-                .as_deref()
-                .filter(|p| crate::admin::console::is_console_path(p))
-                .unwrap_or("/admin"),
-        ),
-        Resume::Authorize(request) => {
-            crate::oidc::authorize::issue_code(state, ctx, *request, &session, true).await?
-        }
-        Resume::Saml(request) => crate::saml::sso::respond(state, ctx, *request, &session).await?,
     };
+    let Some(answer) = state.sign_in_answers.get(&resume.kind).cloned() else {
+        // A transaction from a version that had a door this one lacks.
+        tracing::warn!(request_id = %ctx.request_id, kind = %resume.kind, "sign-in for an unknown door");
+        return Ok(expired());
+    };
+    let done = Finished {
+        state,
+        ctx,
+        resume,
+        session: &session,
+    };
+    let mut res = answer.answer(done).await?;
     res.add_cookie(&session::session_cookie(cookie))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(res)
@@ -506,7 +467,7 @@ async fn password_submit(
             StatusCode::BAD_REQUEST,
         )),
         Ok(()) => {
-            tx.stage = Stage::Done;
+            tx.take(Step::PasswordChanged).map_err(out_of_order)?;
             advance(&state, &req, &ctx, tx).await
         }
     }

@@ -7,16 +7,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    LOCKED, TxQuery, advance, csrf_refused, expired, owned_transaction, see_other, stage_location,
-    transaction_username,
+    LOCKED, TxQuery, advance, csrf_refused, expired, out_of_order, owned_transaction, see_other,
+    stage_location, transaction_username,
 };
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
     auth::{
         guard::{self, Credential, Verdict},
         same_secret,
         totp::{self, Confirmation, EnrolmentFor, SecondFactor},
-        transaction::{LoginTransaction, Stage},
+        transaction::{LoginTransaction, Stage, Step},
     },
     startup::AppState,
     web::{
@@ -180,8 +179,7 @@ async fn otp_submit(
             .into());
         }
     }
-    tx.amr.push("otp".into());
-    tx.stage = tx.after_second_factor();
+    tx.take(Step::SecondFactor).map_err(out_of_order)?;
     advance(&state, &req, &ctx, tx).await
 }
 
@@ -248,7 +246,7 @@ async fn enrol_submit(
         _ => String::new(),
     };
     let to = EnrolmentFor::Transaction(&tx.id);
-    let codes = match totp::confirm(&state, &user_id, to, &code, ctx.client_ip).await? {
+    let codes = match totp::confirm(&state, &ctx, &user_id, to, &code).await? {
         Confirmation::Enrolled(codes) => codes,
         Confirmation::WrongCode => {
             return render_enrol(&state, &tx, Some(WRONG_CODE), StatusCode::BAD_REQUEST).await;
@@ -257,17 +255,7 @@ async fn enrol_submit(
             return render_enrol(&state, &tx, Some(ENROL_EXPIRED), StatusCode::BAD_REQUEST).await;
         }
     };
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
-                .request(&ctx)
-                .subject(&user_id)
-                .detail("during", "sign_in"),
-        )
-        .await?;
-    tx.amr.push("otp".into());
-    tx.stage = tx.after_second_factor();
+    tx.take(Step::Enrolled).map_err(out_of_order)?;
     tx.save(state.ephemeral.as_ref()).await?;
     Ok(render(
         &RecoveryCodesPage {

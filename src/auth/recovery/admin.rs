@@ -10,7 +10,7 @@ use crate::{
     mail::Notice,
     startup::AppState,
     store::{
-        StoreError, orgs,
+        DbConnection, StoreError, orgs,
         recovery_tokens::{self, Purpose},
         users::{self, UserRow},
     },
@@ -114,7 +114,7 @@ pub async fn force_reset(
         .await?;
     state.mailer.wake();
     // Sessions end and their grants (refresh tokens) are revoked, with back-channel logout.
-    let ended = crate::oidc::logout::end_all_sessions(state, &user.id, None).await?;
+    let ended = crate::auth::session::end_every(state, &user.id, None).await?;
     state
         .audit
         .record(
@@ -217,6 +217,44 @@ pub struct Invitation {
     pub reissued: bool,
 }
 
+/// The invited account: a new one (status `invited`, no password), or the same
+/// still-invited one at the same address when invited again; a name taken otherwise is
+/// [`StoreError::Conflict`].
+fn invited_account(
+    c: &mut DbConnection,
+    org_id: &str,
+    wanted: &NewInvitation,
+    naive_now: chrono::NaiveDateTime,
+) -> Result<(UserRow, bool), StoreError> {
+    Ok(match users::find_by_username(c, &wanted.username)? {
+        Some(existing)
+            if existing.status() == UserStatus::Invited
+                && existing.org_id == org_id
+                && existing.email.eq_ignore_ascii_case(wanted.email.as_str()) =>
+        {
+            (existing, true)
+        }
+        Some(_) => return Err(StoreError::Conflict),
+        None => {
+            let row = users::NewUser {
+                org_id: org_id.to_owned(),
+                username: wanted.username.clone(),
+                email: wanted.email.clone(),
+                display_name: wanted
+                    .display_name
+                    .clone()
+                    .map(crate::domain::DisplayName::into_string),
+                role: wanted.role,
+                password_hash: None,
+                must_change_password: false,
+            };
+            let user = users::insert(c, &row, naive_now)?;
+            users::set_status(c, &user.id, UserStatus::Invited, naive_now)?;
+            (user, false)
+        }
+    })
+}
+
 /// DESIGN §7 invitation: creates the account with no password (status `invited`: it
 /// cannot sign in) and mails a link to choose one, all in one transaction. Inviting a
 /// still-invited user again, at the same address, mails a fresh link and voids the old.
@@ -241,33 +279,7 @@ pub async fn invite(
         .store
         .transaction(move |c| {
             let naive_now = now.naive_utc();
-            let (user, reissued) = match users::find_by_username(c, &wanted.username)? {
-                Some(existing)
-                    if existing.status() == UserStatus::Invited
-                        && existing.org_id == org_id
-                        && existing.email.eq_ignore_ascii_case(wanted.email.as_str()) =>
-                {
-                    (existing, true)
-                }
-                Some(_) => return Err(StoreError::Conflict),
-                None => {
-                    let row = users::NewUser {
-                        org_id: org_id.clone(),
-                        username: wanted.username.clone(),
-                        email: wanted.email.clone(),
-                        display_name: wanted
-                            .display_name
-                            .clone()
-                            .map(crate::domain::DisplayName::into_string),
-                        role: wanted.role,
-                        password_hash: None,
-                        must_change_password: false,
-                    };
-                    let user = users::insert(c, &row, naive_now)?;
-                    users::set_status(c, &user.id, UserStatus::Invited, naive_now)?;
-                    (user, false)
-                }
-            };
+            let (user, reissued) = invited_account(c, &org_id, &wanted, naive_now)?;
             recovery_tokens::issue(
                 c,
                 &user.id,
