@@ -23,7 +23,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     auth::step_up::{self, MfaVerdict},
     domain::{Role, UserStatus},
-    oidc::{discovery::issuer, tokens::verify_access_token},
+    oidc::{discovery::issuer, jwt::verify_access_token},
     startup::AppState,
     store::{StoreError, grants, users::UserRow},
     web::error::AppError,

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::{Params, discovery::issuer, sid_for, tokens};
+use super::{Params, discovery::issuer, jwt, sid_for};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
@@ -172,7 +172,7 @@ async fn notify(state: &AppState, revoked: Vec<GrantRow>) -> Result<(), AppError
             continue;
         };
         let sid = handle.as_deref().map(sid_for);
-        let token = tokens::logout_token(&ring, &iss, &client_id, Some(&user), sid.as_deref(), now);
+        let token = jwt::logout_token(&ring, &iss, &client_id, Some(&user), sid.as_deref(), now);
         tokio::spawn(deliver(uri, token, client_id));
     }
     Ok(())
@@ -294,7 +294,7 @@ async fn check(
     let mut client_id = params.get("client_id").map(str::to_owned);
     if let Some(hint) = hint {
         let ring = state.keys.current();
-        let Some(claims) = tokens::verify_id_token_hint(&ring, &issuer(state), hint) else {
+        let Some(claims) = jwt::verify_id_token_hint(&ring, &issuer(state), hint) else {
             return Ok(Err(refused(
                 "The sign-out request carries a token Gatehouse did not issue.",
             )));

@@ -11,9 +11,10 @@ pub mod client_auth;
 pub mod client_cache;
 pub mod clients;
 pub mod discovery;
+pub mod grant;
+pub mod jwt;
 pub mod logout;
 pub mod token;
-pub mod tokens;
 pub mod userinfo;
 
 use std::collections::HashMap;
@@ -221,6 +222,24 @@ impl From<AppError> for OAuthError {
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
         AppError::from(e).into()
+    }
+}
+
+/// The one place a grant's refusal becomes an RFC 6749 §5.2 answer.
+impl From<grant::GrantError> for OAuthError {
+    fn from(e: grant::GrantError) -> Self {
+        use grant::GrantError as E;
+        match e {
+            E::MissingParameter(name) => Self::invalid_request(format!("missing parameter {name}")),
+            E::InvalidGrant(why) => Self::invalid_grant(why),
+            E::InvalidScope(why) => Self::new("invalid_scope", why),
+            E::UnauthorizedClient(why) => Self::new("unauthorized_client", why),
+            E::Store(e) => e.into(),
+            E::Ephemeral(e) => e.into(),
+            E::Audit(e) => e.into(),
+            E::Unavailable(cause) => AppError::Unavailable(cause).into(),
+            E::Internal(cause) => AppError::Internal(cause).into(),
+        }
     }
 }
 

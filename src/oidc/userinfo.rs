@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Map, Value, json};
 
-use super::{OAuthError, discovery::issuer, no_store_json, tokens::verify_access_token};
+use super::{OAuthError, discovery::issuer, jwt::verify_access_token, no_store_json};
 use crate::{
     domain::UserStatus,
     startup::AppState,

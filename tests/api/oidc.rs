@@ -1214,7 +1214,7 @@ async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let logout = {
         let ring = f.app.state.keys.current();
-        gatehouse::oidc::tokens::logout_token(
+        gatehouse::oidc::jwt::logout_token(
             &ring,
             f.app.base.as_str(),
             &f.reg.client_id,

@@ -1,5 +1,7 @@
-//! The tokens Gatehouse signs: ID tokens (built with `openidconnect`), access tokens as
-//! JWTs per RFC 9068 (`typ: at+jwt`), and opaque refresh tokens stored only as hashes.
+//! JWT minting and checking: the ID tokens Gatehouse signs (built with `openidconnect`),
+//! access tokens as JWTs per RFC 9068 (`typ: at+jwt`) and back-channel logout tokens;
+//! and verification of its own access tokens and ID token hints. Refresh tokens are
+//! opaque, not JWTs: `store::grants` keeps them, as hashes.
 
 use chrono::{DateTime, Utc};
 use openidconnect::{

@@ -1,0 +1,29 @@
+//! The client_credentials grant (RFC 6749 §4.4): a confidential client asks for a token
+//! that stands for itself. Nothing is stored: the token is revoked alone, by `jti`
+//! (see `jwt::AccessClaims`).
+
+use super::{GrantError, Issued, mint, scope_list};
+use crate::{startup::AppState, store::clients::ClientRow};
+
+pub fn issue(
+    state: &AppState,
+    client: &ClientRow,
+    scope: Option<&str>,
+) -> Result<Issued, GrantError> {
+    if client.is_public() {
+        return Err(GrantError::UnauthorizedClient(
+            "public clients cannot use client_credentials",
+        ));
+    }
+    let scope = scope_list(scope)?.unwrap_or_default();
+    // No user is involved: user scopes mean nothing here.
+    if let Some(s) = scope
+        .iter()
+        .find(|s| matches!(s.as_str(), "openid" | "offline_access") || !client.allows_scope(s))
+    {
+        return Err(GrantError::InvalidScope(format!(
+            "scope {s} is not available with client_credentials"
+        )));
+    }
+    mint(state, client, None, None, &scope, None, None)
+}

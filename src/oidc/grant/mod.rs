@@ -1,0 +1,236 @@
+//! The grants of the token endpoint (RFC 6749 §4, DESIGN §9), one file each:
+//! [`authorization_code`], [`refresh_token`], [`client_credentials`]; and what a client
+//! can ask about or do to the tokens it holds ([`revocation`], [`introspection`]).
+//!
+//! The endpoints in `oidc::token` parse the request, authenticate the client and call
+//! one function here; a grant answers with [`Issued`] or a [`GrantError`], which
+//! `oidc::OAuthError` turns into the RFC 6749 §5.2 answer in one place.
+
+pub mod authorization_code;
+pub mod client_credentials;
+pub mod introspection;
+pub mod refresh_token;
+pub mod revocation;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{
+    clients::{GRANT_CLIENT_CREDENTIALS, GRANT_CODE, GRANT_REFRESH},
+    discovery::issuer,
+    jwt::Grant,
+};
+use crate::{
+    audit::{AuditError, AuditEvent, EventType, Outcome},
+    domain::UserStatus,
+    ephemeral::EphemeralError,
+    startup::AppState,
+    store::{DbConnection, StoreError, clients::ClientRow, grants::GrantRow, orgs, users::UserRow},
+    web::{RequestContext, error::AppError},
+};
+
+pub use revocation::access_token_holder;
+
+/// Why a grant refused, or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// A parameter the grant needs was not sent.
+    #[error("missing parameter {0}")]
+    MissingParameter(&'static str),
+    /// RFC 6749 §5.2 `invalid_grant`: the code or refresh token is not (or no longer) good.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error("{0}")]
+    InvalidScope(String),
+    /// The client may not use this grant.
+    #[error("{0}")]
+    UnauthorizedClient(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ephemeral(#[from] EphemeralError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// A dependency reached through another capability (the session store) cannot answer.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<AppError> for GrantError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Unavailable(cause) => Self::Unavailable(cause),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// What a client asked of the token endpoint, by grant type. Parameters are optional
+/// here: which one is missing is the grant's to say, after it has checked the client
+/// may use it at all (the order of RFC 6749's checks, and of this endpoint's answers).
+#[derive(Debug)]
+pub enum TokenRequest<'a> {
+    AuthorizationCode {
+        code: Option<&'a str>,
+        redirect_uri: Option<&'a str>,
+        code_verifier: Option<&'a str>,
+    },
+    RefreshToken {
+        refresh_token: Option<&'a str>,
+        scope: Option<&'a str>,
+    },
+    ClientCredentials {
+        scope: Option<&'a str>,
+    },
+}
+
+impl TokenRequest<'_> {
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            Self::AuthorizationCode { .. } => GRANT_CODE,
+            Self::RefreshToken { .. } => GRANT_REFRESH,
+            Self::ClientCredentials { .. } => GRANT_CLIENT_CREDENTIALS,
+        }
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct Issued {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+/// Runs the grant `request` asks for, for an authenticated `client`, and records what
+/// was issued.
+pub async fn issue(
+    state: &AppState,
+    ctx: &RequestContext,
+    client: &ClientRow,
+    request: TokenRequest<'_>,
+) -> Result<Issued, GrantError> {
+    let grant_type = request.grant_type();
+    if !client.allows_grant(grant_type) {
+        return Err(GrantError::UnauthorizedClient(
+            "this client may not use this grant",
+        ));
+    }
+    let issued = match request {
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            let exchange = authorization_code::Exchange {
+                code: required(code, "code")?,
+                redirect_uri,
+                code_verifier,
+            };
+            authorization_code::exchange(state, client, exchange).await?
+        }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => {
+            let presented = required(refresh_token, "refresh_token")?;
+            refresh_token::refresh(state, client, presented, scope).await?
+        }
+        TokenRequest::ClientCredentials { scope } => {
+            client_credentials::issue(state, client, scope)?
+        }
+    };
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::TokenIssued, Outcome::Success)
+                .request(ctx)
+                .actor(&client.client_id)
+                .detail("grant_type", grant_type)
+                .detail("client_id", client.client_id.as_str()),
+        )
+        .await?;
+    Ok(issued)
+}
+
+fn required<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, GrantError> {
+    value.ok_or(GrantError::MissingParameter(name))
+}
+
+/// A requested scope as a list; malformed ones are refused (RFC 6749 §3.3).
+fn scope_list(raw: Option<&str>) -> Result<Option<Vec<String>>, GrantError> {
+    raw.map(super::parse_scope)
+        .transpose()
+        .map_err(|e| GrantError::InvalidScope(e.error_description.unwrap_or_default()))
+}
+
+/// The name of `user`'s organisation (the `org` claim).
+fn org_name(c: &mut DbConnection, user: Option<&UserRow>) -> Result<Option<String>, StoreError> {
+    Ok(match user {
+        Some(u) => orgs::find_by_id(c, &u.org_id)?.map(|o| o.name),
+        None => None,
+    })
+}
+
+fn not_admitted() -> GrantError {
+    GrantError::InvalidGrant("this client is not open to users of the user's organisation")
+}
+
+fn expiry(now: DateTime<Utc>, secs: u64) -> chrono::NaiveDateTime {
+    (now + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))).naive_utc()
+}
+
+fn usable_user(user: Option<UserRow>) -> Result<UserRow, GrantError> {
+    user.filter(|u| u.status() == UserStatus::Active)
+        .ok_or(GrantError::InvalidGrant("the user can no longer sign in"))
+}
+
+/// Signs the tokens of a response: an access token always, an ID token for a user's
+/// grant with `openid`.
+fn mint(
+    state: &AppState,
+    client: &ClientRow,
+    user: Option<(&GrantRow, &UserRow)>,
+    org: Option<&str>,
+    scope: &[String],
+    nonce: Option<&str>,
+    refresh_token: Option<String>,
+) -> Result<Issued, GrantError> {
+    let ring = state.keys.current();
+    let issuer = issuer(state);
+    let lifetime = i64::try_from(state.config.access_token_secs).unwrap_or(300);
+    let view = Grant {
+        issuer: &issuer,
+        client_id: &client.client_id,
+        user,
+        org,
+        scope,
+        nonce,
+        now: state.clock.now(),
+        lifetime_secs: lifetime,
+        id_token_alg: &client.id_token_alg,
+    };
+    let access_token = view.access_token(&ring);
+    let id_token = match user {
+        Some(_) if scope.iter().any(|s| s == "openid") => Some(
+            view.id_token(&ring, &access_token)
+                .map_err(GrantError::Internal)?,
+        ),
+        _ => None,
+    };
+    Ok(Issued {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        scope: scope.join(" "),
+        refresh_token,
+        id_token,
+    })
+}
