@@ -214,9 +214,9 @@ pub fn insert_refresh(
 /// What presenting a refresh token found.
 #[derive(Debug)]
 pub enum Refresh {
-    /// Unused, unexpired, of a live grant: now marked used, and its successor stored.
-    /// With the grant's user, if it has one.
-    Rotated(Box<(GrantRow, Option<UserRow>)>),
+    /// Unused, unexpired, of a live grant of the presenting client: it may be spent
+    /// (by [`spend_refresh`]). With the grant's user, if it has one.
+    Live(Box<(GrantRow, Option<UserRow>)>),
     /// Already used once: a replay. The grant (the family) is revoked.
     Reused(String),
     /// Live, but issued to another client: left unspent, so that client cannot burn it.
@@ -225,44 +225,128 @@ pub enum Refresh {
     Invalid,
 }
 
-/// The whole rotation, atomically: spends the refresh token `token_hash` presented by
-/// `client_id` and stores `new_hash` in its place (`Rotated`), or, for a replay of a
-/// spent token of this client, revokes its grant and every token in it (`Reused`).
+/// Looks at the refresh token `token_hash` presented by `client_id` without spending
+/// it, so that every precondition of a rotation (the session, the user, the client's
+/// organisations) can be checked before anything is committed: a refresh answered 503
+/// must leave the token usable for the retry (issue 23 item 1).
 ///
-/// On PostgreSQL the common case is two statements in autocommit: one that spends the
-/// token and stores its successor only if it is unused, unexpired, of a live grant of
-/// this client; then one that reads the grant and its user. That is two round trips
-/// instead of five. When the first statement matches nothing, the transaction below
-/// runs and says why (replay, expired, revoked, another client's), with the same
-/// outcome as if it had run alone: a token that is spent stays spent.
-pub fn rotate_refresh(
+/// The one thing done here is the answer to a replay of a spent token of this client:
+/// its family is revoked. Another client's replay says nothing about this client's
+/// family, and cannot end it.
+pub fn present_refresh(
     conn: &mut DbConnection,
     token_hash: &str,
+    client_id: &str,
+    now: NaiveDateTime,
+) -> Result<Refresh, StoreError> {
+    let Some((expires_at, used_at, grant, user)) = refresh_tokens::table
+        .inner_join(oidc_grants::table.left_join(users::table))
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((
+            refresh_tokens::expires_at,
+            refresh_tokens::used_at,
+            GrantRow::as_select(),
+            Option::<UserRow>::as_select(),
+        ))
+        .first::<(
+            NaiveDateTime,
+            Option<NaiveDateTime>,
+            GrantRow,
+            Option<UserRow>,
+        )>(conn)
+        .optional()?
+    else {
+        return Ok(Refresh::Invalid);
+    };
+    if used_at.is_some() {
+        if grant.client_id != client_id {
+            return Ok(Refresh::Invalid);
+        }
+        revoke(conn, &grant.id, now)?;
+        return Ok(Refresh::Reused(grant.id));
+    }
+    if expires_at <= now || grant.revoked_at.is_some() {
+        return Ok(Refresh::Invalid);
+    }
+    if grant.client_id != client_id {
+        return Ok(Refresh::OtherClient);
+    }
+    Ok(Refresh::Live(Box::new((grant, user))))
+}
+
+/// A rotation: spends `token_hash` (of grant `grant_id`, presented by `client_id`) and
+/// stores `new_hash` in its place, in one atomic step, if the token is still unused and
+/// unexpired and its grant live and the client's. False when it was not: another
+/// presentation spent it first, or the grant was revoked since it was looked at.
+///
+/// On PostgreSQL that is one statement; on SQLite an IMMEDIATE transaction (the write
+/// lock first, so it waits its turn instead of failing with SQLITE_BUSY).
+#[allow(clippy::too_many_arguments)]
+pub fn spend_refresh(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    grant_id: &str,
     new_hash: &str,
     client_id: &str,
     now: NaiveDateTime,
     new_expiry: NaiveDateTime,
-) -> Result<Refresh, StoreError> {
-    if let DbConnection::Postgresql(pg) = &mut *conn
-        && let Some(grant_id) =
-            spend_and_replace(pg, token_hash, new_hash, client_id, now, new_expiry)?
-    {
-        // Revoked between the two statements: the new token dies with its grant.
-        return Ok(match live_with_user(conn, &grant_id)? {
-            Some(found) => Refresh::Rotated(Box::new(found)),
-            None => Refresh::Invalid,
-        });
+) -> Result<bool, StoreError> {
+    if let DbConnection::Postgresql(pg) = &mut *conn {
+        let spent = spend_and_replace(pg, token_hash, new_hash, client_id, now, new_expiry)?;
+        return Ok(spent.is_some());
     }
-    conn.transaction(|c| {
-        let outcome = use_refresh(c, token_hash, client_id, now)?;
-        match &outcome {
-            Refresh::Rotated(found) => insert_refresh(c, new_hash, &found.0.id, now, new_expiry)?,
-            Refresh::Reused(grant_id) => {
-                revoke(c, grant_id, now)?;
-            }
-            Refresh::OtherClient | Refresh::Invalid => {}
+    super::write_transaction(conn, |c| {
+        let live_grants_of_client = oidc_grants::table
+            .filter(
+                oidc_grants::id
+                    .eq(grant_id)
+                    .and(oidc_grants::client_id.eq(client_id))
+                    .and(oidc_grants::revoked_at.is_null()),
+            )
+            .select(oidc_grants::id);
+        let spent = diesel::update(
+            refresh_tokens::table.filter(
+                refresh_tokens::token_hash
+                    .eq(token_hash)
+                    .and(refresh_tokens::used_at.is_null())
+                    .and(refresh_tokens::expires_at.gt(now))
+                    .and(refresh_tokens::grant_id.eq_any(live_grants_of_client)),
+            ),
+        )
+        .set(refresh_tokens::used_at.eq(now))
+        .execute(c)?;
+        if spent == 1 {
+            insert_refresh(c, new_hash, grant_id, now, new_expiry)?;
         }
-        Ok(outcome)
+        Ok(spent == 1)
+    })
+}
+
+/// Undoes a [`spend_refresh`] whose answer could not be given (the audit event for it
+/// could not be written): the new token is forgotten and the presented one is unspent,
+/// so the client's retry with it is not taken for a replay.
+pub fn unspend_refresh(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    new_hash: &str,
+) -> Result<(), StoreError> {
+    super::write_transaction(conn, |c| {
+        diesel::delete(refresh_tokens::table.find(new_hash)).execute(c)?;
+        diesel::update(refresh_tokens::table.find(token_hash))
+            .set(refresh_tokens::used_at.eq(None::<NaiveDateTime>))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// Deletes a grant that was written but whose tokens never reached the client (its
+/// refresh tokens go with it), so the code it was made from can be exchanged again.
+pub fn forget(conn: &mut DbConnection, grant_id: &str) -> Result<(), StoreError> {
+    super::write_transaction(conn, |c| {
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::grant_id.eq(grant_id)))
+            .execute(c)?;
+        diesel::delete(oidc_grants::table.find(grant_id)).execute(c)?;
+        Ok(())
     })
 }
 
@@ -340,75 +424,6 @@ impl diesel::query_builder::Query for SpendAndReplace<'_> {
 }
 
 impl RunQueryDsl<diesel::PgConnection> for SpendAndReplace<'_> {}
-
-/// Spends the refresh token `token_hash` presented by `client_id`, inside the caller's
-/// transaction.
-///
-/// The first statement is the conditional UPDATE that spends it, so two racing
-/// presentations cannot both rotate it, and so that on SQLite the transaction holds the
-/// write lock before it reads anything: a deferred transaction that read first would
-/// fail with SQLITE_BUSY when a racing one had written in between. Only when nothing
-/// was spent does it read the token again, to say why.
-fn use_refresh(
-    conn: &mut DbConnection,
-    token_hash: &str,
-    client_id: &str,
-    now: NaiveDateTime,
-) -> Result<Refresh, StoreError> {
-    let live_grants_of_client = oidc_grants::table
-        .filter(
-            oidc_grants::client_id
-                .eq(client_id)
-                .and(oidc_grants::revoked_at.is_null()),
-        )
-        .select(oidc_grants::id);
-    let spent = diesel::update(
-        refresh_tokens::table.filter(
-            refresh_tokens::token_hash
-                .eq(token_hash)
-                .and(refresh_tokens::used_at.is_null())
-                .and(refresh_tokens::expires_at.gt(now))
-                .and(refresh_tokens::grant_id.eq_any(live_grants_of_client)),
-        ),
-    )
-    .set(refresh_tokens::used_at.eq(now))
-    .execute(conn)?;
-    let Some((expires_at, used_at, grant, user)) = refresh_tokens::table
-        .inner_join(oidc_grants::table.left_join(users::table))
-        .filter(refresh_tokens::token_hash.eq(token_hash))
-        .select((
-            refresh_tokens::expires_at,
-            refresh_tokens::used_at,
-            GrantRow::as_select(),
-            Option::<UserRow>::as_select(),
-        ))
-        .first::<(
-            NaiveDateTime,
-            Option<NaiveDateTime>,
-            GrantRow,
-            Option<UserRow>,
-        )>(conn)
-        .optional()?
-    else {
-        return Ok(Refresh::Invalid);
-    };
-    if spent == 1 {
-        return Ok(Refresh::Rotated(Box::new((grant, user))));
-    }
-    if used_at.is_some() {
-        // Another client's replay says nothing about this client's family: it cannot
-        // end it either.
-        return Ok(if grant.client_id == client_id {
-            Refresh::Reused(grant.id)
-        } else {
-            Refresh::Invalid
-        });
-    }
-    if expires_at <= now || grant.revoked_at.is_some() {
-        return Ok(Refresh::Invalid);
-    }
-    Ok(Refresh::OtherClient)
-}
 
 /// The grant of an unused, unexpired refresh token (introspection and revocation).
 pub fn refresh_grant(

@@ -328,6 +328,44 @@ impl Store {
     }
 }
 
+/// Runs `f` in a transaction that will write. On SQLite it begins `IMMEDIATE`: the write
+/// lock is taken first, so a writer waits its turn (`busy_timeout`). A deferred
+/// transaction that reads and then writes cannot wait: when another connection has
+/// written since its read, SQLite refuses the upgrade at once with SQLITE_BUSY, and the
+/// request that held it answers 503 in under a millisecond (issue 23 item 4). Inside a
+/// transaction already, it nests as a savepoint, as `Connection::transaction` does.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(lite) = &mut *conn else {
+        return conn.transaction(f);
+    };
+    if AnsiTransactionManager::transaction_manager_status_mut(lite)
+        .transaction_depth()?
+        .is_some()
+    {
+        return conn.transaction(f);
+    }
+    AnsiTransactionManager::begin_transaction_sql(&mut *lite, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    // The same connection, now seen as SQLite again to end what was begun on it.
+    let DbConnection::Sqlite(lite) = &mut *conn else {
+        return result;
+    };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(lite)?;
+            Ok(value)
+        }
+        Err(e) => match AnsiTransactionManager::rollback_transaction(lite) {
+            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
 /// New primary keys: random UUIDs stored as text on both backends.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -25,4 +25,5 @@ mod saml_hostile;
 mod saml_outbound;
 mod storage;
 mod tls;
+mod token_reliability;
 mod totp;

@@ -1,14 +1,23 @@
 //! The authorization_code grant (RFC 6749 §4.1.3, RFC 7636): a code minted by
 //! `/authorize` becomes a grant, its tokens, and a refresh token if the client may
 //! refresh.
+//!
+//! The code is taken (single use) before anything else, so two presentations cannot
+//! both exchange it. A presentation that then fails for the server's sake (the database
+//! busy or away: a 503) puts it back: a user whose exchange was answered 503 has not
+//! lost their sign-in (issue 23 item 4).
+
+use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-use super::{GrantError, Issued, expiry, mint, not_admitted, org_name, usable_user};
+use super::{GrantError, Issued, Spent, expiry, mint, not_admitted, org_name};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{random_token, same_secret, token_hash},
+    domain::UserStatus,
+    ephemeral::EphemeralError,
     oidc::{
         authorize::{CodeData, code_key, used_code_key},
         clients::GRANT_REFRESH,
@@ -17,9 +26,15 @@ use crate::{
     store::{
         clients::ClientRow,
         grants::{self, NewGrant},
-        users,
+        users::{self, UserRow},
     },
 };
+
+/// Why a code's grant was not written, though the code was good.
+enum Refused {
+    NotAdmitted,
+    UserGone,
+}
 
 /// What the client presents with its code.
 #[derive(Debug)]
@@ -46,12 +61,13 @@ pub async fn exchange(
     state: &AppState,
     client: &ClientRow,
     presented: Exchange<'_>,
-) -> Result<Issued, GrantError> {
+) -> Result<(Issued, Spent), GrantError> {
     let code = presented.code;
     if code.len() > 64 {
         return Err(GrantError::InvalidGrant("the code is not valid"));
     }
-    let Some(raw) = state.ephemeral.take(&code_key(code)).await? else {
+    let key = code_key(code);
+    let Some(raw) = state.ephemeral.take(&key).await? else {
         revoke_if_replayed(state, client, code).await?;
         return Err(GrantError::InvalidGrant(
             "the code is invalid, expired or already used",
@@ -59,7 +75,60 @@ pub async fn exchange(
     };
     let data: CodeData =
         serde_json::from_slice(&raw).map_err(|e| GrantError::Internal(e.to_string()))?;
+    // A code presented wrongly is spent all the same (RFC 6749 §4.1.2: single use).
     check(state, client, &data, &presented)?;
+    let left = data.expires_at - state.clock.now().timestamp();
+    let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1));
+    let refresh_token = client.allows_grant(GRANT_REFRESH).then(random_token);
+    let refresh_hash = refresh_token.as_deref().map(token_hash);
+    let written = write_grant(state, client, &data, refresh_hash).await;
+    let (grant, user, org) = match written {
+        Ok(Ok(found)) => found,
+        Ok(Err(Refused::NotAdmitted)) => return Err(not_admitted()),
+        Ok(Err(Refused::UserGone)) => {
+            return Err(GrantError::InvalidGrant("the user can no longer sign in"));
+        }
+        Err(e) => {
+            if e.is_server_side()
+                && let Err(lost) = restore(state, &key, &raw, ttl).await
+            {
+                tracing::error!(error = %lost, "a code whose exchange failed could not be put back");
+            }
+            return Err(e);
+        }
+    };
+    let spent = Spent::Code {
+        key,
+        value: raw,
+        ttl,
+        grant_id: grant.id.clone(),
+    };
+    let issued = mint(
+        state,
+        client,
+        Some((&grant, &user)),
+        org.as_deref(),
+        &data.request.scope,
+        data.request.nonce.as_deref(),
+        refresh_token,
+    );
+    match issued {
+        Ok(issued) => Ok((issued, spent)),
+        Err(e) => {
+            spent.undo(state).await;
+            Err(e)
+        }
+    }
+}
+
+/// Writes the grant (and its refresh token) for a good code, once the user can still
+/// sign in and the client still admits their organisation.
+async fn write_grant(
+    state: &AppState,
+    client: &ClientRow,
+    data: &CodeData,
+    refresh_hash: Option<String>,
+) -> Result<Result<(grants::GrantRow, UserRow, Option<String>), Refused>, GrantError> {
     let now = state.clock.now();
     let grant = NewGrant {
         id: data.grant_id.clone(),
@@ -71,42 +140,40 @@ pub async fn exchange(
         amr: data.amr.join(" "),
         created_at: now.naive_utc(),
     };
-    let with_refresh = client.allows_grant(GRANT_REFRESH);
-    let refresh_token = with_refresh.then(random_token);
-    let refresh_hash = refresh_token.as_deref().map(token_hash);
     let refresh_expiry = expiry(now, state.config.refresh_token_secs);
     let user_id = data.user_id.clone();
     let admits = client.clone();
-    let issued = state
+    Ok(state
         .store
         .transaction(move |c| {
-            let user = users::find_by_id(c, &user_id)?;
-            let org = org_name(c, user.as_ref())?;
+            let Some(user) =
+                users::find_by_id(c, &user_id)?.filter(|u| u.status() == UserStatus::Active)
+            else {
+                return Ok(Err(Refused::UserGone));
+            };
+            let org = org_name(c, Some(&user))?;
             // Issue 20 item 9: checked again here, in case the client changed since
             // the code was issued.
             if !org.as_deref().is_some_and(|o| admits.allows_org(o)) {
-                return Ok(None);
+                return Ok(Err(Refused::NotAdmitted));
             }
             let row = grants::insert(c, &grant)?;
             if let Some(hash) = &refresh_hash {
                 grants::insert_refresh(c, hash, &grant.id, grant.created_at, refresh_expiry)?;
             }
-            Ok(Some((row, user, org)))
+            Ok(Ok((row, user, org)))
         })
-        .await?;
-    let Some((grant, user, org)) = issued else {
-        return Err(not_admitted());
-    };
-    let user = usable_user(user)?;
-    mint(
-        state,
-        client,
-        Some((&grant, &user)),
-        org.as_deref(),
-        &data.request.scope,
-        data.request.nonce.as_deref(),
-        refresh_token,
-    )
+        .await?)
+}
+
+/// Puts a taken code back for the life it had left.
+pub(super) async fn restore(
+    state: &AppState,
+    key: &str,
+    value: &[u8],
+    ttl: Duration,
+) -> Result<(), EphemeralError> {
+    state.ephemeral.set(key, value, ttl).await
 }
 
 /// What the code was issued for must be what is presented with it.

@@ -12,6 +12,8 @@ pub mod introspection;
 pub mod refresh_token;
 pub mod revocation;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -25,7 +27,13 @@ use crate::{
     domain::UserStatus,
     ephemeral::EphemeralError,
     startup::AppState,
-    store::{DbConnection, StoreError, clients::ClientRow, grants::GrantRow, orgs, users::UserRow},
+    store::{
+        DbConnection, StoreError,
+        clients::ClientRow,
+        grants::{self, GrantRow},
+        orgs,
+        users::UserRow,
+    },
     web::{RequestContext, error::AppError},
 };
 
@@ -56,6 +64,20 @@ pub enum GrantError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl GrantError {
+    /// Whether the answer is a 5xx: the client did nothing wrong, and will retry.
+    pub fn is_server_side(&self) -> bool {
+        match self {
+            Self::Store(e) => matches!(e, StoreError::Unavailable(_) | StoreError::Query(_)),
+            Self::Ephemeral(_) | Self::Audit(_) | Self::Unavailable(_) | Self::Internal(_) => true,
+            Self::MissingParameter(_)
+            | Self::InvalidGrant(_)
+            | Self::InvalidScope(_)
+            | Self::UnauthorizedClient(_) => false,
+        }
+    }
 }
 
 impl From<AppError> for GrantError {
@@ -109,6 +131,63 @@ pub struct Issued {
     id_token: Option<String>,
 }
 
+/// What a grant has committed by the time its tokens are signed. If the answer cannot
+/// be given after all (the audit event cannot be written), it is undone: a request
+/// answered 5xx leaves nothing spent that the client's retry needs (issue 23 item 1).
+#[derive(Debug)]
+pub enum Spent {
+    /// client_credentials: nothing is stored.
+    Nothing,
+    /// An authorization code taken from the ephemeral store (`key`, `value`, with the
+    /// life it had left), and the grant written from it.
+    Code {
+        key: String,
+        value: Vec<u8>,
+        ttl: Duration,
+        grant_id: String,
+    },
+    /// A refresh token spent, and its successor stored.
+    Refresh {
+        presented: String,
+        successor: String,
+    },
+}
+
+impl Spent {
+    /// Puts back what was spent. Best effort: what cannot be undone is logged, and the
+    /// client's retry is then refused as it would have been before issue 23.
+    async fn undo(self, state: &AppState) {
+        let undone = match self {
+            Self::Nothing => Ok(()),
+            Self::Code {
+                key,
+                value,
+                ttl,
+                grant_id,
+            } => {
+                let forgotten = state.store.run(move |c| grants::forget(c, &grant_id)).await;
+                match forgotten {
+                    Ok(()) => authorization_code::restore(state, &key, &value, ttl)
+                        .await
+                        .map_err(GrantError::from),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Self::Refresh {
+                presented,
+                successor,
+            } => state
+                .store
+                .run(move |c| grants::unspend_refresh(c, &presented, &successor))
+                .await
+                .map_err(GrantError::from),
+        };
+        if let Err(e) = undone {
+            tracing::error!(error = %e, "a token request that failed could not be undone");
+        }
+    }
+}
+
 /// Runs the grant `request` asks for, for an authenticated `client`, and records what
 /// was issued.
 pub async fn issue(
@@ -123,7 +202,7 @@ pub async fn issue(
             "this client may not use this grant",
         ));
     }
-    let issued = match request {
+    let (issued, spent) = match request {
         TokenRequest::AuthorizationCode {
             code,
             redirect_uri,
@@ -143,11 +222,12 @@ pub async fn issue(
             let presented = required(refresh_token, "refresh_token")?;
             refresh_token::refresh(state, client, presented, scope).await?
         }
-        TokenRequest::ClientCredentials { scope } => {
-            client_credentials::issue(state, client, scope)?
-        }
+        TokenRequest::ClientCredentials { scope } => (
+            client_credentials::issue(state, client, scope)?,
+            Spent::Nothing,
+        ),
     };
-    state
+    let recorded = state
         .audit
         .record(
             AuditEvent::new(EventType::TokenIssued, Outcome::Success)
@@ -156,7 +236,11 @@ pub async fn issue(
                 .detail("grant_type", grant_type)
                 .detail("client_id", client.client_id.as_str()),
         )
-        .await?;
+        .await;
+    if let Err(e) = recorded {
+        spent.undo(state).await;
+        return Err(e.into());
+    }
     Ok(issued)
 }
 

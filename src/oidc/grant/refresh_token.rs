@@ -1,15 +1,25 @@
 //! The refresh_token grant (RFC 6749 §6) with rotation: each refresh token is spent by
 //! its use and replaced; presenting a spent one again is a replay, which ends the whole
 //! family (RFC 9700 §4.14.2).
+//!
+//! Issue 23 item 1: every precondition (the token, the user, the client's organisations,
+//! the SSO session in the ephemeral store) is checked before the token is spent, and the
+//! tokens are signed before it too, so a refresh that cannot be answered (503) leaves
+//! the token as it was, and the client's retry is not taken for a theft.
 
-use super::{GrantError, Issued, expiry, mint, not_admitted, org_name, scope_list, usable_user};
+use chrono::{DateTime, Utc};
+
+use super::{
+    GrantError, Issued, Spent, expiry, mint, not_admitted, org_name, scope_list, usable_user,
+};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{random_token, session, token_hash},
     startup::AppState,
     store::{
         clients::ClientRow,
-        grants::{self, Refresh},
+        grants::{self, GrantRow, Refresh},
+        users::UserRow,
     },
 };
 
@@ -18,74 +28,26 @@ pub async fn refresh(
     client: &ClientRow,
     presented: &str,
     scope: Option<&str>,
-) -> Result<Issued, GrantError> {
+) -> Result<(Issued, Spent), GrantError> {
     if presented.len() > 64 {
         return Err(GrantError::InvalidGrant("the refresh token is not valid"));
     }
     let hash = token_hash(presented);
     let now = state.clock.now();
     let requested = scope_list(scope)?;
-    let new_token = random_token();
-    let new_hash = token_hash(&new_token);
-    let new_expiry = expiry(now, state.config.refresh_token_secs);
-    let client_id = client.client_id.clone();
-    let outcome = state
-        .store
-        .run(move |c| {
-            let outcome = grants::rotate_refresh(
-                c,
-                &hash,
-                &new_hash,
-                &client_id,
-                now.naive_utc(),
-                new_expiry,
-            )?;
-            Ok(match outcome {
-                Refresh::Rotated(found) => {
-                    let (grant, user) = *found;
-                    let org = org_name(c, user.as_ref())?;
-                    Ok((grant, user, org))
-                }
-                other => Err(other),
-            })
-        })
-        .await?;
-    let (grant, user, org) = match outcome {
-        Ok(found) => found,
-        Err(Refresh::Reused(_)) => return Err(replayed(state, client).await),
-        Err(Refresh::OtherClient) => {
-            return Err(GrantError::InvalidGrant(
-                "the refresh token was issued to another client",
-            ));
-        }
-        Err(_) => {
-            return Err(GrantError::InvalidGrant(
-                "the refresh token is invalid or expired",
-            ));
-        }
-    };
+    let (grant, user, org) = look(state, client, &hash, now).await?;
     let user = usable_user(user)?;
     // Issue 20 item 9: a client that no longer admits the user's organisation gets no
     // more tokens for them.
     if !org.as_deref().is_some_and(|o| client.allows_org(o)) {
         return Err(not_admitted());
     }
+    end_with_session(state, &grant).await?;
     let granted: Vec<String> = grant.scope.split(' ').map(str::to_owned).collect();
-    // Without offline_access, a refresh token lives only as long as the SSO session it
-    // was issued in (idle and absolute limits included).
-    if let Some(handle) = &grant.session_handle
-        && !grants::outlives_session(&grant.scope)
-        && !session::is_live(state.ephemeral.as_ref(), state.clock.as_ref(), handle).await?
-    {
-        let (id, now) = (grant.id.clone(), state.clock.now().naive_utc());
-        state
-            .store
-            .run(move |c| grants::revoke(c, &id, now))
-            .await?;
-        return Err(GrantError::InvalidGrant("the sign-in session has ended"));
-    }
     let scope = narrowed(requested, granted)?;
-    mint(
+    let new_token = random_token();
+    let new_hash = token_hash(&new_token);
+    let issued = mint(
         state,
         client,
         Some((&grant, &user)),
@@ -93,7 +55,98 @@ pub async fn refresh(
         &scope,
         None,
         Some(new_token),
-    )
+    )?;
+    let new_expiry = expiry(now, state.config.refresh_token_secs);
+    let (presented_hash, successor, client_id, grant_id) = (
+        hash.clone(),
+        new_hash.clone(),
+        client.client_id.clone(),
+        grant.id.clone(),
+    );
+    let spent = state
+        .store
+        .run(move |c| {
+            grants::spend_refresh(
+                c,
+                &presented_hash,
+                &grant_id,
+                &successor,
+                &client_id,
+                now.naive_utc(),
+                new_expiry,
+            )
+        })
+        .await?;
+    if !spent {
+        // Another presentation spent it since it was looked at: this one is the replay.
+        look(state, client, &hash, now).await?;
+        return Err(GrantError::InvalidGrant(
+            "the refresh token is invalid or expired",
+        ));
+    }
+    Ok((
+        issued,
+        Spent::Refresh {
+            presented: hash,
+            successor: new_hash,
+        },
+    ))
+}
+
+/// The grant, user and organisation of a refresh token this client may spend, or why
+/// not. Spends nothing; a replay ends its family (see `grants::present_refresh`).
+async fn look(
+    state: &AppState,
+    client: &ClientRow,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(GrantRow, Option<UserRow>, Option<String>), GrantError> {
+    let (hash, client_id) = (hash.to_owned(), client.client_id.clone());
+    let found = state
+        .store
+        .run(move |c| {
+            Ok(
+                match grants::present_refresh(c, &hash, &client_id, now.naive_utc())? {
+                    Refresh::Live(found) => {
+                        let (grant, user) = *found;
+                        let org = org_name(c, user.as_ref())?;
+                        Ok((grant, user, org))
+                    }
+                    other => Err(other),
+                },
+            )
+        })
+        .await?;
+    match found {
+        Ok(found) => Ok(found),
+        Err(Refresh::Reused(_)) => Err(replayed(state, client).await),
+        Err(Refresh::OtherClient) => Err(GrantError::InvalidGrant(
+            "the refresh token was issued to another client",
+        )),
+        Err(_) => Err(GrantError::InvalidGrant(
+            "the refresh token is invalid or expired",
+        )),
+    }
+}
+
+/// Without offline_access, a refresh token lives only as long as the SSO session it
+/// was issued in (idle and absolute limits included): once that has ended, so does the
+/// grant. A session store that cannot answer is a 503 that has spent nothing.
+async fn end_with_session(state: &AppState, grant: &GrantRow) -> Result<(), GrantError> {
+    let Some(handle) = &grant.session_handle else {
+        return Ok(());
+    };
+    if grants::outlives_session(&grant.scope)
+        || session::is_live(state.ephemeral.as_ref(), state.clock.as_ref(), handle).await?
+    {
+        return Ok(());
+    }
+    let (id, now) = (grant.id.clone(), state.clock.now().naive_utc());
+    state
+        .store
+        .run(move |c| grants::revoke(c, &id, now))
+        .await?;
+    Err(GrantError::InvalidGrant("the sign-in session has ended"))
 }
 
 /// The scope of the new tokens: what was asked, if the grant covers all of it.
@@ -110,8 +163,8 @@ fn narrowed(
     }
 }
 
-/// A spent token presented again: its family has been revoked (by the store, in the
-/// same transaction that found the replay), and that is recorded.
+/// A spent token presented again: its family has been revoked (by the store, when it
+/// found the replay), and that is recorded.
 async fn replayed(state: &AppState, client: &ClientRow) -> GrantError {
     tracing::warn!(client_id = %client.client_id, "rotated refresh token reused: the whole family is revoked");
     let recorded = state
