@@ -177,6 +177,7 @@ impl Application {
         let http = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(from_fn(gw::error::log_unavailable))
                 .wrap(from_fn(gw::context))
                 .configure(|cfg| configure(cfg, &routes_config))
         })

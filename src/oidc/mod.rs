@@ -118,9 +118,12 @@ pub struct OAuthError {
     /// `WWW-Authenticate` challenge, for 401s.
     #[serde(skip)]
     pub challenge: Option<String>,
-    /// `Retry-After` seconds, for 429s.
+    /// `Retry-After` seconds, for 429s and 503s.
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// Why a 503 happened: logged with the request id, never sent.
+    #[serde(skip)]
+    pub cause: Option<String>,
 }
 
 impl OAuthError {
@@ -131,6 +134,7 @@ impl OAuthError {
             status: StatusCode::BAD_REQUEST,
             challenge: None,
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -165,8 +169,10 @@ impl OAuthError {
 
     fn server(e: &AppError) -> Self {
         match e {
-            AppError::Unavailable(_) => Self {
+            AppError::Unavailable(cause) => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
+                cause: Some(cause.clone()),
+                retry_after: Some(5),
                 ..Self::new("temporarily_unavailable", "try again shortly")
             },
             AppError::TooManyRequests { retry_after_secs } => Self {
@@ -203,7 +209,11 @@ impl ResponseError for OAuthError {
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        res.json(self)
+        let mut res = res.json(self);
+        if let Some(cause) = &self.cause {
+            crate::web::error::note_unavailable(&mut res, cause);
+        }
+        res
     }
 }
 

@@ -278,13 +278,14 @@ impl Store {
         result
     }
 
-    /// Like `run`, inside one transaction.
+    /// Like `run`, inside one transaction, for writing: on SQLite it begins IMMEDIATE
+    /// (see [`write_transaction`]).
     pub async fn transaction<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(move |conn| conn.transaction(|conn| f(conn))).await
+        self.run(move |conn| write_transaction(conn, f)).await
     }
 
     /// Applies pending migrations; returns the names of those applied (empty on a no-op).
@@ -405,6 +406,38 @@ mod tests {
             2,
             "never more than the pool at once"
         );
+    }
+
+    /// Issue 23 item 4: on SQLite a deferred transaction that reads and then writes is
+    /// refused at once (SQLITE_BUSY) when another writer committed after its read; a
+    /// write transaction waits its turn instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn write_transactions_that_read_first_wait_for_each_other_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir, 4).await;
+        store
+            .run(|c| {
+                diesel::sql_query("CREATE TABLE tally (n INTEGER NOT NULL)").execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let writers = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .transaction(|c| {
+                        diesel::sql_query("SELECT count(*) FROM tally").execute(c)?;
+                        std::thread::sleep(Duration::from_millis(20));
+                        diesel::sql_query("INSERT INTO tally (n) VALUES (1)").execute(c)?;
+                        Ok(())
+                    })
+                    .await
+            })
+        });
+        for written in futures_util::future::join_all(writers).await {
+            written.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]

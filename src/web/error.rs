@@ -2,9 +2,16 @@
 //! an unreachable database or store is a 503 with `Retry-After`; nothing a request
 //! sends produces a 500 with internals in it.
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
+use actix_web::{
+    Error, HttpMessage, HttpRequest, HttpResponse, ResponseError,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::StatusCode,
+    middleware::Next,
+};
 use serde::Serialize;
 
+use super::RequestContext;
 use crate::{ephemeral::EphemeralError, store::StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +72,8 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            Self::Unavailable(detail) => tracing::warn!(detail = %detail, "dependency unavailable"),
-            Self::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
-            _ => {}
+        if let Self::Internal(detail) = self {
+            tracing::error!(detail = %detail, "internal error");
         }
         let mut res = HttpResponse::build(self.status_code());
         match self {
@@ -80,12 +85,66 @@ impl ResponseError for AppError {
             }
             _ => {}
         }
-        res.insert_header(("Cache-Control", "no-store"))
+        let mut res = res
+            .insert_header(("Cache-Control", "no-store"))
             .json(ErrorBody {
                 error: self.code(),
                 error_description: self.public_message(),
-            })
+            });
+        if let Self::Unavailable(cause) = self {
+            note_unavailable(&mut res, cause);
+        }
+        res
     }
+}
+
+/// Why a response is a 503, carried on it to [`log_unavailable`], which alone knows the
+/// request id. Never shown to the client.
+#[derive(Debug, Clone)]
+pub struct UnavailableCause(pub String);
+
+/// Marks `res` as a 503 caused by `cause` (for the log line, not for the client).
+pub fn note_unavailable(res: &mut HttpResponse, cause: &str) {
+    res.extensions_mut()
+        .insert(UnavailableCause(cause.to_owned()));
+}
+
+/// Middleware, inside `web::context`: every 503 is logged at `warn` with its request id
+/// and its cause, so an operator can tell which dependency a refused user met (issue 23
+/// item 4: a 503 nobody can explain is a lost sign-in nobody can fix).
+pub async fn log_unavailable(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let res = next.call(req).await?;
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let request_id = res
+            .request()
+            .extensions()
+            .get::<RequestContext>()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
+        let noted = res
+            .response()
+            .extensions()
+            .get::<UnavailableCause>()
+            .map(|c| c.0.clone());
+        let cause = noted
+            .or_else(|| {
+                let page = res
+                    .response()
+                    .error()?
+                    .as_error::<super::pages::PageError>()?;
+                match &page.0 {
+                    AppError::Unavailable(cause) => Some(cause.clone()),
+                    _ => None,
+                }
+            })
+            .unwrap_or_else(|| "not recorded".to_owned());
+        let route = res.request().match_pattern().unwrap_or_default();
+        tracing::warn!(request_id = %request_id, route = %route, cause = %cause, "answered 503");
+    }
+    Ok(res)
 }
 
 impl From<StoreError> for AppError {

@@ -1,5 +1,6 @@
-//! Issue 23 item 1, written as the fault: a refresh answered 503 (its Redis frozen or
-//! stopped) spends nothing.
+//! Issue 23 items 1 and 4, written as the faults: a refresh answered 503 (its Redis
+//! frozen or stopped) spends nothing, and the embedded default (SQLite) sheds no code
+//! exchange when whole sign-ins run in parallel.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -324,4 +325,48 @@ async fn a_refresh_answered_503_while_redis_is_stopped_spends_nothing() {
     redis.restart().await;
 
     nothing_was_spent(&app, &reg, &refresh).await;
+}
+
+/// `rounds` times `flows` whole sign-ins at once, each by its own user, on the embedded
+/// default: SQLite and the in-process ephemeral store. The failures, by step.
+async fn parallel_sign_ins(flows: usize, rounds: usize) -> Vec<String> {
+    let app = spawn_app_with(|c| {
+        cheap(c);
+        c.database_url = None;
+        c.master_key = None;
+        c.redis_url = None;
+    })
+    .await;
+    let reg = register_client(&app, ClientSpec::new("Ward app", &[REDIRECT])).await;
+    let users: Vec<String> = (0..flows).map(|i| format!("nurse{i}")).collect();
+    for user in &users {
+        create_user(&app, user, PASSWORD, false).await;
+    }
+    let mut failed = Vec::new();
+    for _ in 0..rounds {
+        let runs = users.iter().map(|u| sign_in_flow(&app, &reg, u));
+        let results = futures_util::future::join_all(runs).await;
+        failed.extend(results.into_iter().filter_map(Result::err));
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_parallel_sign_ins_on_sqlite_all_get_their_tokens() {
+    let failed = parallel_sign_ins(8, 5).await;
+    assert!(
+        failed.is_empty(),
+        "{} of 40 failed: {failed:?}",
+        failed.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_parallel_sign_ins_on_sqlite_all_get_their_tokens() {
+    let failed = parallel_sign_ins(32, 2).await;
+    assert!(
+        failed.is_empty(),
+        "{} of 64 failed: {failed:?}",
+        failed.len()
+    );
 }
