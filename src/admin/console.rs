@@ -9,8 +9,9 @@
 //! (and code) again, while the SSO session itself lives on under the organisation's
 //! longer limits.
 //!
-//! Every action checks the same role and organisation rules as the API (`Caller`,
-//! `admin::actions`): users and organisations the administrator cannot see are 404.
+//! Every action is the admin service's (`admin::service`), as for the API and the CLI:
+//! the same role and organisation rules, the same audit events; users and organisations
+//! the administrator cannot see are 404.
 
 use std::collections::HashMap;
 
@@ -19,7 +20,10 @@ use askama::Template;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 
-use super::{Action, ApiError, Caller, actions};
+use super::{
+    Action, ApiError, Caller, ServiceError,
+    service::{Acting, network, orgs as org_service, users as user_service},
+};
 use crate::{
     audit::{AuditFilter, AuditRecord, EventType},
     auth::{
@@ -32,7 +36,7 @@ use crate::{
     },
     domain::{Email, MfaPolicy, OrgPolicy, Role, Username},
     startup::AppState,
-    store::{ip_blocks, orgs, orgs::OrgRow, totp, users, users::UserRow},
+    store::{orgs, orgs::OrgRow, totp, users, users::UserRow},
     web::{
         RequestContext,
         error::AppError,
@@ -77,6 +81,13 @@ impl From<ApiError> for AppError {
             ApiError::BadRequest(m) | ApiError::Conflict(m) => Self::BadRequest(m),
             ApiError::App(a) => a,
         }
+    }
+}
+
+/// The service's refusals reach the console's pages as the API words them.
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> Self {
+        ApiError::from(e).into()
     }
 }
 
@@ -215,17 +226,6 @@ macro_rules! inside {
             Err(answer) => return Ok(answer),
         }
     };
-}
-
-/// A path id that cannot be ours is simply not found.
-fn path_id(raw: &str) -> Result<String, AppError> {
-    if raw.is_empty()
-        || raw.len() > 64
-        || !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(AppError::NotFound);
-    }
-    Ok(raw.to_owned())
 }
 
 fn when(t: NaiveDateTime) -> String {
@@ -417,12 +417,6 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     })
 }
 
-async fn load_user(state: &AppState, who: &Caller, raw_id: &str) -> Result<UserRow, PageError> {
-    let id = path_id(raw_id)?;
-    let user = state.store.run(move |c| users::find_by_id(c, &id)).await?;
-    Ok(who.visible_user(user)?)
-}
-
 #[get("/admin/users/{id}")]
 async fn user_page(
     state: web::Data<AppState>,
@@ -432,8 +426,7 @@ async fn user_page(
 ) -> Result<HttpResponse, PageError> {
     let console = inside!(enter(&state, &req).await?);
     let who = &console.who;
-    who.require(Action::Read)?;
-    let user = load_user(&state, who, &path).await?;
+    let user = user_service::find(&state, who, Action::Read, &path).await?;
     let org_id = user.org_id.clone();
     let org = state
         .store
@@ -441,8 +434,7 @@ async fn user_page(
         .await?
         .map(|o| o.display_name)
         .unwrap_or_default();
-    let locked = actions::is_locked(&state, &user).await?;
-    let mfa = crate::auth::totp::is_enrolled(&state, &user.id).await?;
+    let standing = user_service::standing(&state, &user).await?;
     let sessions = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id)
         .await?
         .into_iter()
@@ -472,8 +464,8 @@ async fn user_page(
         org,
         role: user.role().as_str(),
         status: user.status().as_str(),
-        locked,
-        mfa,
+        locked: standing.locked,
+        mfa: standing.mfa_enrolled,
         sessions,
         can_help,
         audit_query: url::form_urlencoded::Serializer::new(String::new())
@@ -517,36 +509,36 @@ async fn act_on_user(
     action: UserAction,
 ) -> Result<HttpResponse, PageError> {
     let console = inside!(enter_form(state, req, csrf).await?);
-    let who = &console.who;
-    let user = load_user(state, who, raw_id).await?;
+    let by = Acting::new(&console.who, ctx);
+    let user = user_service::find(state, by.who, Action::Read, raw_id).await?;
     let done = match action {
         UserAction::Unlock => {
-            if actions::unlock(state, who, ctx, &user).await? {
+            if user_service::unlock(state, by, &user).await? {
                 "unlocked"
             } else {
                 "not-locked"
             }
         }
         UserAction::ForceReset => {
-            actions::force_reset(state, who, ctx, &user).await?;
+            user_service::force_reset(state, by, &user).await?;
             "reset"
         }
         UserAction::RemoveTotp => {
-            if actions::remove_totp(state, who, ctx, &user).await? {
+            if user_service::remove_totp(state, by, &user).await? {
                 "totp-removed"
             } else {
                 "no-totp"
             }
         }
         UserAction::EndSession(handle) => {
-            if handle.len() != 64 || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !user_service::is_session_handle(&handle) {
                 return Err(AppError::BadRequest("Unknown session.".into()).into());
             }
-            actions::end_session(state, who, ctx, &user, &handle).await?;
+            user_service::end_session(state, by, &user, &handle).await?;
             "session-ended"
         }
         UserAction::EndAll => {
-            actions::end_all_sessions(state, who, ctx, &user).await?;
+            user_service::end_all_sessions(state, by, &user).await?;
             "sessions-ended"
         }
     };
@@ -857,12 +849,6 @@ struct OrgPage {
     errors: Vec<String>,
 }
 
-async fn load_org(state: &AppState, who: &Caller, raw_id: &str) -> Result<OrgRow, PageError> {
-    let id = path_id(raw_id)?;
-    let org = state.store.run(move |c| orgs::find_by_id(c, &id)).await?;
-    Ok(actions::visible_org(who, org)?)
-}
-
 #[get("/admin/orgs/{id}")]
 async fn org_page(
     state: web::Data<AppState>,
@@ -871,8 +857,7 @@ async fn org_page(
     query: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let console = inside!(enter(&state, &req).await?);
-    console.who.require(Action::Read)?;
-    let org = load_org(&state, &console.who, &path).await?;
+    let org = org_service::find(&state, &console.who, Action::Read, &path).await?;
     let page = OrgPage {
         nav: console.nav(),
         notice: notice(query.done.as_deref()),
@@ -895,8 +880,7 @@ async fn org_policy(
     let form = form.into_inner();
     let console = inside!(enter_form(&state, &req, &form.csrf).await?);
     let who = &console.who;
-    who.require(Action::Manage)?;
-    let org = load_org(&state, who, &path).await?;
+    let org = org_service::find(&state, who, Action::Manage, &path).await?;
     let policy = match form.parse(&org.policy()) {
         Ok(p) => p,
         Err(errors) => {
@@ -911,7 +895,7 @@ async fn org_policy(
             return Ok(render(&page, StatusCode::BAD_REQUEST));
         }
     };
-    actions::set_policy(&state, who, &ctx, &org, policy).await?;
+    org_service::set_policy(&state, Acting::new(who, &ctx), &org, policy).await?;
     Ok(see_other(&format!(
         "/admin/orgs/{}?done=policy-saved",
         org.id
@@ -1116,11 +1100,7 @@ async fn ip_blocks_page(
     query: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let console = inside!(enter(&state, &req).await?);
-    console.who.require(Action::Global)?;
-    let now = state.clock.now().naive_utc();
-    let blocks = state
-        .store
-        .run(move |c| ip_blocks::list_active(c, now))
+    let blocks = network::blocks(&state, &console.who)
         .await?
         .into_iter()
         .map(|b| BlockRow {
@@ -1154,7 +1134,7 @@ async fn lift_ip_block(
     form: web::Form<LiftForm>,
 ) -> Result<HttpResponse, PageError> {
     let console = inside!(enter_form(&state, &req, &form.csrf).await?);
-    let lifted = actions::lift_ip_block(&state, &console.who, &ctx, form.ip.trim()).await?;
+    let lifted = network::lift_ip_block(&state, Acting::new(&console.who, &ctx), &form.ip).await?;
     let done = if lifted {
         "ip-lifted"
     } else {
