@@ -17,35 +17,12 @@ pub enum SpCommand {
         /// A metadata file, or an https:// URL to fetch it from.
         #[arg(long)]
         metadata: String,
-        /// A display name (default: the entity id).
-        #[arg(long)]
-        name: Option<String>,
-        /// persistent, email, transient or unspecified (default: the first the SP lists,
-        /// else persistent).
-        #[arg(long = "name-id-format")]
-        name_id_format: Option<String>,
-        /// pairwise, user_id, username, email or random (default follows the format).
-        #[arg(long = "name-id-source")]
-        name_id_source: Option<String>,
+        #[command(flatten)]
+        settings: SpSettingsArgs,
         /// field=AttributeName (fields: email, name, username, roles, organisation); an
         /// empty name leaves the field out. Repeat.
         #[arg(long = "attribute")]
         attributes: Vec<String>,
-        /// Sign the Assertion (default true).
-        #[arg(long = "sign-assertion")]
-        sign_assertion: Option<bool>,
-        /// Sign the Response too (default false).
-        #[arg(long = "sign-response")]
-        sign_response: Option<bool>,
-        /// Refuse unsigned AuthnRequests (default: the metadata's AuthnRequestsSigned).
-        #[arg(long = "require-signed-requests")]
-        require_signed_requests: Option<bool>,
-        /// Encrypt assertions (default: when the SP publishes an encryption key).
-        #[arg(long = "encrypt-assertions")]
-        encrypt_assertions: Option<bool>,
-        /// Accept sign-ins started at Gatehouse, /saml/sso/init (default false).
-        #[arg(long = "idp-initiated")]
-        idp_initiated: Option<bool>,
         /// A RelayState such a sign-in may carry (exact string, e.g. a URL). Repeat.
         #[arg(long = "relay-state")]
         relay_states: Vec<String>,
@@ -56,30 +33,8 @@ pub enum SpCommand {
     Update {
         /// The SP's entity id.
         entity_id: String,
-        /// A display name.
-        #[arg(long)]
-        name: Option<String>,
-        /// persistent, email, transient or unspecified.
-        #[arg(long = "name-id-format")]
-        name_id_format: Option<String>,
-        /// pairwise, user_id, username, email or random (default follows the format).
-        #[arg(long = "name-id-source")]
-        name_id_source: Option<String>,
-        /// Sign the Assertion.
-        #[arg(long = "sign-assertion")]
-        sign_assertion: Option<bool>,
-        /// Sign the Response.
-        #[arg(long = "sign-response")]
-        sign_response: Option<bool>,
-        /// Refuse unsigned AuthnRequests.
-        #[arg(long = "require-signed-requests")]
-        require_signed_requests: Option<bool>,
-        /// Encrypt assertions.
-        #[arg(long = "encrypt-assertions")]
-        encrypt_assertions: Option<bool>,
-        /// Accept sign-ins started at Gatehouse, /saml/sso/init.
-        #[arg(long = "idp-initiated")]
-        idp_initiated: Option<bool>,
+        #[command(flatten)]
+        settings: SpSettingsArgs,
         /// The RelayStates such a sign-in may carry, replacing the list. Repeat.
         #[arg(long = "relay-state", conflicts_with = "no_relay_states")]
         relay_states: Vec<String>,
@@ -106,6 +61,37 @@ pub enum SpCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The settings `sp import` and `sp update` share; at import, what is not given takes
+/// its default, at update it is kept.
+#[derive(clap::Args)]
+pub struct SpSettingsArgs {
+    /// A display name (default: the entity id).
+    #[arg(long)]
+    name: Option<String>,
+    /// persistent, email, transient or unspecified (default: the first the SP lists,
+    /// else persistent).
+    #[arg(long = "name-id-format")]
+    name_id_format: Option<String>,
+    /// pairwise, user_id, username, email or random (default follows the format).
+    #[arg(long = "name-id-source")]
+    name_id_source: Option<String>,
+    /// Sign the Assertion (default true).
+    #[arg(long = "sign-assertion")]
+    sign_assertion: Option<bool>,
+    /// Sign the Response too (default false).
+    #[arg(long = "sign-response")]
+    sign_response: Option<bool>,
+    /// Refuse unsigned AuthnRequests (default: the metadata's AuthnRequestsSigned).
+    #[arg(long = "require-signed-requests")]
+    require_signed_requests: Option<bool>,
+    /// Encrypt assertions (default: when the SP publishes an encryption key).
+    #[arg(long = "encrypt-assertions")]
+    encrypt_assertions: Option<bool>,
+    /// Accept sign-ins started at Gatehouse, /saml/sso/init (default false).
+    #[arg(long = "idp-initiated")]
+    idp_initiated: Option<bool>,
 }
 
 /// What `sp import` and `sp update` print: the registration as it now stands.
@@ -214,15 +200,8 @@ pub async fn run(config: Config, command: SpCommand) -> Result<(), String> {
 async fn import(config: Config, command: SpCommand) -> Result<(), String> {
     let SpCommand::Import {
         metadata,
-        name,
-        name_id_format,
-        name_id_source,
+        settings: s,
         attributes,
-        sign_assertion,
-        sign_response,
-        require_signed_requests,
-        encrypt_assertions,
-        idp_initiated,
         relay_states,
         json,
     } = command
@@ -233,15 +212,15 @@ async fn import(config: Config, command: SpCommand) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let settings = ImportSettings {
-        name,
-        name_id_format,
-        name_id_source,
+        name: s.name,
+        name_id_format: s.name_id_format,
+        name_id_source: s.name_id_source,
         attributes,
-        sign_assertion,
-        sign_response,
-        require_signed_requests,
-        encrypt_assertions,
-        idp_initiated,
+        sign_assertion: s.sign_assertion,
+        sign_response: s.sign_response,
+        require_signed_requests: s.require_signed_requests,
+        encrypt_assertions: s.encrypt_assertions,
+        idp_initiated: s.idp_initiated,
         idp_initiated_relay_states: Some(relay_states),
     };
     let op = Operator::open(config).await?;
@@ -255,14 +234,7 @@ async fn import(config: Config, command: SpCommand) -> Result<(), String> {
 async fn update(config: Config, command: SpCommand) -> Result<(), String> {
     let SpCommand::Update {
         entity_id,
-        name,
-        name_id_format,
-        name_id_source,
-        sign_assertion,
-        sign_response,
-        require_signed_requests,
-        encrypt_assertions,
-        idp_initiated,
+        settings: s,
         relay_states,
         no_relay_states,
         json,
@@ -271,14 +243,14 @@ async fn update(config: Config, command: SpCommand) -> Result<(), String> {
         return Ok(());
     };
     let change = SettingsChange {
-        name,
-        name_id_format,
-        name_id_source,
-        sign_assertion,
-        sign_response,
-        require_signed_requests,
-        encrypt_assertions,
-        idp_initiated,
+        name: s.name,
+        name_id_format: s.name_id_format,
+        name_id_source: s.name_id_source,
+        sign_assertion: s.sign_assertion,
+        sign_response: s.sign_response,
+        require_signed_requests: s.require_signed_requests,
+        encrypt_assertions: s.encrypt_assertions,
+        idp_initiated: s.idp_initiated,
         idp_initiated_relay_states: (no_relay_states || !relay_states.is_empty())
             .then_some(relay_states),
         ..Default::default()

@@ -20,17 +20,8 @@ use super::{Operator, failed, print_json};
 pub enum UserCommand {
     /// Create a user whose password (read from standard input) obeys the org's policy.
     Create {
-        #[arg(long, default_value = "default")]
-        org: String,
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        display_name: Option<String>,
-        /// user, support, org_admin or super_admin.
-        #[arg(long, default_value = "user")]
-        role: String,
+        #[command(flatten)]
+        who: NewUserArgs,
         /// Read the password from the first line of standard input (never from the command
         /// line, where it would land in shell history and `ps`).
         #[arg(long)]
@@ -44,17 +35,8 @@ pub enum UserCommand {
     /// Create a user without a password and mail them a link to choose one (DESIGN §7).
     /// Inviting a still-invited user again mails a fresh link.
     Invite {
-        #[arg(long, default_value = "default")]
-        org: String,
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        display_name: Option<String>,
-        /// user, support, org_admin or super_admin.
-        #[arg(long, default_value = "user")]
-        role: String,
+        #[command(flatten)]
+        who: NewUserArgs,
         #[arg(long)]
         json: bool,
     },
@@ -140,6 +122,48 @@ pub enum UserCommand {
     },
 }
 
+/// Who a new user is: `user create` and `user invite` alike.
+#[derive(clap::Args)]
+pub struct NewUserArgs {
+    #[arg(long, default_value = "default")]
+    org: String,
+    #[arg(long)]
+    username: String,
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    display_name: Option<String>,
+    /// user, support, org_admin or super_admin.
+    #[arg(long, default_value = "user")]
+    role: String,
+}
+
+/// The parsed fields, each error naming its option.
+struct NewUser {
+    org: OrgName,
+    username: Username,
+    email: Email,
+    display_name: Option<DisplayName>,
+    role: Role,
+}
+
+impl NewUserArgs {
+    fn parse(&self) -> Result<NewUser, String> {
+        Ok(NewUser {
+            org: OrgName::parse(&self.org).map_err(|e| format!("--org: {e}"))?,
+            username: Username::parse(&self.username).map_err(|e| format!("--username: {e}"))?,
+            email: Email::parse(&self.email).map_err(|e| format!("--email: {e}"))?,
+            display_name: self
+                .display_name
+                .as_deref()
+                .map(DisplayName::parse)
+                .transpose()
+                .map_err(|e| format!("--display-name: {e}"))?,
+            role: role(&self.role)?,
+        })
+    }
+}
+
 pub async fn run(config: Config, command: UserCommand) -> Result<(), String> {
     use UserCommand as C;
     match command {
@@ -183,12 +207,6 @@ fn username(raw: &str) -> Result<Username, String> {
     Username::parse(raw).map_err(|e| format!("username: {e}"))
 }
 
-fn display_name(raw: Option<&str>) -> Result<Option<DisplayName>, String> {
-    raw.map(DisplayName::parse)
-        .transpose()
-        .map_err(|e| format!("--display-name: {e}"))
-}
-
 fn role(raw: &str) -> Result<Role, String> {
     raw.parse::<Role>().map_err(|e| format!("--role: {e}"))
 }
@@ -218,11 +236,7 @@ async fn named(config: Config, raw: &str, action: Action) -> Result<(Operator, U
 
 async fn create(config: Config, command: UserCommand) -> Result<(), String> {
     let UserCommand::Create {
-        org,
-        username: name,
-        email,
-        display_name: display,
-        role: role_name,
+        who,
         password_stdin,
         must_change_password,
         json,
@@ -230,12 +244,13 @@ async fn create(config: Config, command: UserCommand) -> Result<(), String> {
     else {
         return Ok(());
     };
+    let who = who.parse()?;
     let new = NewAccount {
-        org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
-        username: Username::parse(&name).map_err(|e| format!("--username: {e}"))?,
-        email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
-        display_name: display_name(display.as_deref())?,
-        role: role(&role_name)?,
+        org: who.org,
+        username: who.username,
+        email: who.email,
+        display_name: who.display_name,
+        role: who.role,
         password: password_from_stdin(password_stdin)?,
         must_change_password,
     };
@@ -266,23 +281,16 @@ async fn create(config: Config, command: UserCommand) -> Result<(), String> {
 }
 
 async fn invite(config: Config, command: UserCommand) -> Result<(), String> {
-    let UserCommand::Invite {
-        org,
-        username: name,
-        email,
-        display_name: display,
-        role: role_name,
-        json,
-    } = command
-    else {
+    let UserCommand::Invite { who, json } = command else {
         return Ok(());
     };
+    let who = who.parse()?;
     let new = NewInvitation {
-        org: OrgName::parse(&org).map_err(|e| format!("--org: {e}"))?,
-        username: Username::parse(&name).map_err(|e| format!("--username: {e}"))?,
-        email: Email::parse(&email).map_err(|e| format!("--email: {e}"))?,
-        display_name: display_name(display.as_deref())?,
-        role: role(&role_name)?,
+        org: who.org,
+        username: who.username,
+        email: who.email,
+        display_name: who.display_name,
+        role: who.role,
     };
     let op = Operator::open(config).await?;
     bootstrap::ensure_default_org(&op.state.store, op.state.clock.as_ref())

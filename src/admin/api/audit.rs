@@ -1,15 +1,15 @@
 //! `/audit`: the audit trail of the organisations the caller may see (DESIGN §11).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::AdminRequest;
 use crate::{
-    admin::{Action, ApiError, ErrorBody, caller, service::object_id},
+    admin::{Action, ApiError, ErrorBody, service::object_id},
     audit::{AuditFilter, EventType, Outcome},
     domain::Role,
-    startup::AppState,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -38,23 +38,21 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/admin/api/v1/audit", params(AuditQuery),
     responses((status = 200, description = "audit events, newest first", body = Vec<Object>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn query_audit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     query: web::Query<AuditQuery>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Read)?;
+    api.who.require(Action::Read)?;
     let q = query.into_inner();
-    let org_id = match (q.org, who.role) {
+    let org_id = match (q.org, api.who.role) {
         (Some(o), _) => {
             let o = object_id(&o)?;
-            if !who.sees_org(&o) {
+            if !api.who.sees_org(&o) {
                 return Err(ApiError::NotFound);
             }
             Some(o)
         }
         (None, Role::SuperAdmin) => None,
-        (None, _) => who.org_id.clone(),
+        (None, _) => api.who.org_id.clone(),
     };
     let event_type = q
         .event_type
@@ -84,7 +82,8 @@ pub async fn query_audit(
         from: q.from,
         to: q.to,
     };
-    let records = state
+    let records = api
+        .state
         .audit
         .query(filter, q.limit.unwrap_or(100), q.before)
         .await?;

@@ -1,21 +1,19 @@
 //! `/clients`: OpenID Connect relying parties (DESIGN §9). Global: super administrators.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Done, acting};
+use super::{AdminRequest, Done};
 use crate::{
     admin::{
-        Action, ApiError, ErrorBody, caller, json_body,
+        Action, ApiError, ErrorBody,
         service::clients::{self as service, ClientChange},
     },
     oidc::clients::ClientSpec,
-    startup::AppState,
     store::clients::ClientRow,
-    web::RequestContext,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,24 +110,18 @@ pub struct NewClientBody {
 
 #[utoipa::path(get, path = "/admin/api/v1/clients",
     responses((status = 200, body = Vec<ClientView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_clients(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let rows = service::list(&state, &who).await?;
+pub async fn list_clients(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let rows = service::list(&api.state, &api.who).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(client_view).collect::<Vec<_>>()))
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients/{client_id}", params(("client_id" = String, Path)),
     responses((status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show_client(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let row = service::find(&state, &who, &path).await?;
+    let row = service::find(&api.state, &api.who, &path).await?;
     Ok(HttpResponse::Ok().json(client_view(&row)))
 }
 
@@ -137,15 +129,9 @@ pub async fn show_client(
 /// is in this answer only.
 #[utoipa::path(post, path = "/admin/api/v1/clients", request_body = NewClientBody,
     responses((status = 201, body = ClientWithSecret), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn create_client(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Global)?;
-    let body: NewClientBody = json_body(&req, &body)?;
+pub async fn create_client(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let body: NewClientBody = api.json(&body)?;
     let spec = ClientSpec {
         name: body.name,
         redirect_uris: body.redirect_uris,
@@ -160,8 +146,8 @@ pub async fn create_client(
         allowed_orgs: body.allowed_orgs,
         introspection: body.introspection,
     };
-    let registered = service::register(&state, acting(&who, &ctx), spec).await?;
-    let row = service::find(&state, &who, &registered.client_id).await?;
+    let registered = service::register(&api.state, api.by(), spec).await?;
+    let row = service::find(&api.state, &api.who, &registered.client_id).await?;
     Ok(HttpResponse::Created().json(ClientWithSecret {
         client_id: registered.client_id,
         client_secret: registered
@@ -226,17 +212,14 @@ impl From<ClientUpdateBody> for ClientChange {
 #[utoipa::path(put, path = "/admin/api/v1/clients/{client_id}", params(("client_id" = String, Path)), request_body = ClientUpdateBody,
     responses((status = 200, body = ClientWithSecret), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update_client(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     body: web::Bytes,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let row = service::find(&state, &who, &path).await?;
-    let body: ClientUpdateBody = json_body(&req, &body)?;
+    let row = service::find(&api.state, &api.who, &path).await?;
+    let body: ClientUpdateBody = api.json(&body)?;
     let (updated, secret) =
-        service::update(&state, acting(&who, &ctx), &row.client_id, body.into()).await?;
+        service::update(&api.state, api.by(), &row.client_id, body.into()).await?;
     Ok(HttpResponse::Ok().json(ClientWithSecret {
         client_id: updated.client_id.clone(),
         client_secret: secret.map(|s| s.expose_secret().to_owned()),
@@ -248,13 +231,10 @@ pub async fn update_client(
 #[utoipa::path(delete, path = "/admin/api/v1/clients/{client_id}", params(("client_id" = String, Path)),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_client(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    service::delete(&state, acting(&who, &ctx), &path).await?;
+    service::delete(&api.state, api.by(), &path).await?;
     Ok(HttpResponse::Ok().json(Done { changed: true }))
 }
 
@@ -271,13 +251,10 @@ pub struct NewSecret {
 #[utoipa::path(post, path = "/admin/api/v1/clients/{client_id}/secret", params(("client_id" = String, Path)),
     responses((status = 200, body = NewSecret), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rotate_client_secret(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let (client_id, secret) = service::rotate_secret(&state, acting(&who, &ctx), &path).await?;
+    let (client_id, secret) = service::rotate_secret(&api.state, api.by(), &path).await?;
     Ok(HttpResponse::Ok().json(NewSecret {
         client_id,
         client_secret: secret.expose_secret().to_owned(),

@@ -1,16 +1,12 @@
 //! `/signing-keys`: the token signing keys. Global: super administrators.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::acting;
-use crate::{
-    admin::{ApiError, ErrorBody, caller, service::keys as service},
-    startup::AppState,
-    web::RequestContext,
-};
+use super::AdminRequest;
+use crate::admin::{ApiError, ErrorBody, service::keys as service};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyView {
@@ -28,12 +24,8 @@ pub struct SigningKeyView {
 /// Every signing key: public facts only, never private material.
 #[utoipa::path(get, path = "/admin/api/v1/signing-keys",
     responses((status = 200, body = Vec<SigningKeyView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_signing_keys(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let out: Vec<SigningKeyView> = service::list(&state, &who)
+pub async fn list_signing_keys(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let out: Vec<SigningKeyView> = service::list(&api.state, &api.who)
         .await?
         .into_iter()
         .map(|r| SigningKeyView {
@@ -62,13 +54,8 @@ pub struct RotatedView {
 /// This instance switches at once; others within `signing_key_reload_secs`.
 #[utoipa::path(post, path = "/admin/api/v1/signing-keys/rotate",
     responses((status = 200, body = Vec<RotatedView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn rotate_signing_keys(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let out: Vec<RotatedView> = service::rotate(&state, acting(&who, &ctx))
+pub async fn rotate_signing_keys(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let out: Vec<RotatedView> = service::rotate(&api.state, api.by())
         .await?
         .into_iter()
         .map(|r| RotatedView {

@@ -12,12 +12,18 @@ pub mod saml;
 pub mod sessions;
 pub mod users;
 
-use actix_web::web;
-use serde::Serialize;
+use std::{future::Future, pin::Pin};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
-use super::{Caller, service::Acting};
-use crate::{saml::xml::MAX_METADATA_BYTES, web::RequestContext};
+use super::{ApiError, Caller, caller, json_body, service::Acting};
+use crate::{
+    saml::xml::MAX_METADATA_BYTES,
+    startup::AppState,
+    web::{RequestContext, error::AppError},
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(users::list_users))
@@ -103,7 +109,51 @@ pub struct Done {
     pub changed: bool,
 }
 
-/// The caller of this request, acting.
-fn acting<'a>(who: &'a Caller, ctx: &'a RequestContext) -> Acting<'a> {
-    Acting::new(who, ctx)
+/// An admin API request as its handler needs it: the application, the caller (from the
+/// bearer token, checked against the database on every request) and the request's
+/// context for the audit trail. Handlers take it last, so it is extracted after the
+/// path, query and body, as the caller was resolved before.
+pub struct AdminRequest {
+    pub state: web::Data<AppState>,
+    pub who: Caller,
+    pub ctx: RequestContext,
+    req: HttpRequest,
+}
+
+impl AdminRequest {
+    /// The caller, acting in this request.
+    pub fn by(&self) -> Acting<'_> {
+        Acting::new(&self.who, &self.ctx)
+    }
+
+    /// The JSON body, refusing unknown fields and wrong types with the field named.
+    pub fn json<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, ApiError> {
+        json_body(&self.req, body)
+    }
+}
+
+impl FromRequest for AdminRequest {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let internal = |what: String| ApiError::App(AppError::Internal(what));
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| internal("no application state".into()))?;
+            let ctx = RequestContext::extract(&req)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            let who = caller(&state, &req).await?;
+            Ok(Self {
+                state,
+                who,
+                ctx,
+                req,
+            })
+        })
+    }
 }

@@ -1,16 +1,14 @@
 //! `/ip-blocks` and `/ip-allow-list`: the brute-force guard's addresses (DESIGN §5).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Done, acting};
+use super::{AdminRequest, Done};
 use crate::{
-    admin::{ApiError, ErrorBody, caller, json_body, service::network as service},
-    startup::AppState,
+    admin::{ApiError, ErrorBody, service::network as service},
     store::ip_allow::AllowRow,
-    web::RequestContext,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -24,12 +22,8 @@ pub struct IpBlockView {
 
 #[utoipa::path(get, path = "/admin/api/v1/ip-blocks",
     responses((status = 200, body = Vec<IpBlockView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_ip_blocks(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let out: Vec<IpBlockView> = service::blocks(&state, &who)
+pub async fn list_ip_blocks(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let out: Vec<IpBlockView> = service::blocks(&api.state, &api.who)
         .await?
         .into_iter()
         .map(|r| IpBlockView {
@@ -45,13 +39,10 @@ pub async fn list_ip_blocks(
 #[utoipa::path(delete, path = "/admin/api/v1/ip-blocks/{ip}", params(("ip" = String, Path, description = "as listed")),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn unblock_ip(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let changed = service::lift_ip_block(&state, acting(&who, &ctx), &path).await?;
+    let changed = service::lift_ip_block(&api.state, api.by(), &path).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
@@ -78,12 +69,8 @@ pub fn allow_view(row: AllowRow) -> AllowEntryView {
 /// setting adds its own, not listed here).
 #[utoipa::path(get, path = "/admin/api/v1/ip-allow-list",
     responses((status = 200, body = Vec<AllowEntryView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_allowed(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let rows = service::allowed(&state, &who).await?;
+pub async fn list_allowed(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let rows = service::allowed(&api.state, &api.who).await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(allow_view).collect::<Vec<_>>()))
 }
 
@@ -98,17 +85,11 @@ pub struct AllowBody {
 
 #[utoipa::path(post, path = "/admin/api/v1/ip-allow-list", request_body = AllowBody,
     responses((status = 201, body = AllowEntryView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn add_allowed(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(crate::admin::Action::Global)?;
-    let body: AllowBody = json_body(&req, &body)?;
-    let by = acting(&who, &ctx);
-    let row = service::allow(&state, by, &body.cidr, body.note.as_deref()).await?;
+pub async fn add_allowed(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(crate::admin::Action::Global)?;
+    let body: AllowBody = api.json(&body)?;
+    let by = api.by();
+    let row = service::allow(&api.state, by, &body.cidr, body.note.as_deref()).await?;
     Ok(HttpResponse::Created().json(allow_view(row)))
 }
 
@@ -117,14 +98,11 @@ pub async fn add_allowed(
     params(("address" = String, Path, description = "the network's address, as listed"), ("prefix" = u8, Path, description = "its prefix length")),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn remove_allowed(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<(String, String)>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
     let (address, prefix) = path.into_inner();
     let cidr = format!("{address}/{prefix}");
-    service::disallow(&state, acting(&who, &ctx), &cidr).await?;
+    service::disallow(&api.state, api.by(), &cidr).await?;
     Ok(HttpResponse::Ok().json(Done { changed: true }))
 }

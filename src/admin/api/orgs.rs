@@ -1,19 +1,17 @@
 //! `/orgs`: organisations, their policies, and forcing a reset on all their users.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{acting, users::ForcedResetView};
+use super::{AdminRequest, users::ForcedResetView};
 use crate::{
     admin::{
-        Action, ApiError, ErrorBody, caller, json_body,
+        Action, ApiError, ErrorBody,
         service::{orgs as service, users},
     },
     domain::{OrgName, OrgPolicy},
-    startup::AppState,
     store::orgs::OrgRow,
-    web::RequestContext,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,24 +36,18 @@ pub fn org_view(org: OrgRow) -> OrgView {
 
 #[utoipa::path(get, path = "/admin/api/v1/orgs",
     responses((status = 200, body = Vec<OrgView>), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_orgs(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let all = service::list(&state, &who).await?;
+pub async fn list_orgs(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let all = service::list(&api.state, &api.who).await?;
     Ok(HttpResponse::Ok().json(all.into_iter().map(org_view).collect::<Vec<_>>()))
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/orgs/{id}", params(("id" = String, Path)),
     responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show_org(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let org = service::find(&state, &who, Action::Read, &path).await?;
+    let org = service::find(&api.state, &api.who, Action::Read, &path).await?;
     Ok(HttpResponse::Ok().json(org_view(org)))
 }
 
@@ -65,16 +57,13 @@ pub async fn show_org(
     request_body(content = Object, description = "an OrgPolicy document"),
     responses((status = 200, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn set_policy(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     body: web::Bytes,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let org = service::find(&state, &who, Action::Manage, &path).await?;
-    let policy: OrgPolicy = json_body(&req, &body)?;
-    service::set_policy(&state, acting(&who, &ctx), &org, policy.clone()).await?;
+    let org = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+    let policy: OrgPolicy = api.json(&body)?;
+    service::set_policy(&api.state, api.by(), &org, policy.clone()).await?;
     Ok(HttpResponse::Ok().json(OrgView {
         policy,
         ..org_view(org)
@@ -91,14 +80,11 @@ pub struct OrgForcedResetView {
 #[utoipa::path(post, path = "/admin/api/v1/orgs/{id}/force-reset", params(("id" = String, Path)),
     responses((status = 200, body = OrgForcedResetView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn force_reset_org(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let org = service::find(&state, &who, Action::Manage, &path).await?;
-    let done = users::force_reset_org(&state, acting(&who, &ctx), &org).await?;
+    let org = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+    let done = users::force_reset_org(&api.state, api.by(), &org).await?;
     Ok(HttpResponse::Ok().json(OrgForcedResetView {
         org: done.org,
         reset: done
@@ -128,18 +114,12 @@ pub struct NewOrgBody {
 /// Creates an organisation (super administrators only: organisations are global).
 #[utoipa::path(post, path = "/admin/api/v1/orgs", request_body = NewOrgBody,
     responses((status = 201, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn create_org(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Global)?;
-    let body: NewOrgBody = json_body(&req, &body)?;
+pub async fn create_org(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let body: NewOrgBody = api.json(&body)?;
     let name =
         OrgName::parse(&body.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
     let policy = body.policy.unwrap_or_default();
-    let org = service::create(&state, acting(&who, &ctx), name, &body.display_name, policy).await?;
+    let org = service::create(&api.state, api.by(), name, &body.display_name, policy).await?;
     Ok(HttpResponse::Created().json(org_view(org)))
 }

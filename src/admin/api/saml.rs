@@ -1,16 +1,14 @@
 //! `/saml-sps`: SAML service providers (DESIGN §10). Global: super administrators.
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, http::StatusCode, web};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Done, acting};
+use super::{AdminRequest, Done};
 use crate::{
-    admin::{Action, ApiError, ErrorBody, caller, json_body, service::saml as service},
+    admin::{Action, ApiError, ErrorBody, service::saml as service},
     saml::providers::{self, ImportSettings, ServiceProvider, SettingsChange},
-    startup::AppState,
-    web::RequestContext,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,25 +87,16 @@ fn entity_id(raw: &str) -> Result<String, ApiError> {
 
 #[utoipa::path(get, path = "/admin/api/v1/saml-sps",
     responses((status = 200, body = Vec<SpView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_sps(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let all = service::list(&state, &who).await?;
+pub async fn list_sps(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let all = service::list(&api.state, &api.who).await?;
     Ok(HttpResponse::Ok().json(all.into_iter().map(sp_view).collect::<Vec<_>>()))
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
     responses((status = 200, body = SpView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn show_sp(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Global)?;
-    let sp = service::find(&state, &who, &entity_id(&path)?).await?;
+pub async fn show_sp(path: web::Path<String>, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let sp = service::find(&api.state, &api.who, &entity_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(sp_view(sp)))
 }
 
@@ -139,15 +128,9 @@ pub struct SpImportBody {
 /// `gatehouse sp import`.
 #[utoipa::path(post, path = "/admin/api/v1/saml-sps", request_body = SpImportBody,
     responses((status = 201, description = "registered", body = SpView), (status = 200, description = "re-imported", body = SpView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn import_sp(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Global)?;
-    let body: SpImportBody = json_body(&req, &body)?;
+pub async fn import_sp(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let body: SpImportBody = api.json(&body)?;
     let settings = ImportSettings {
         name: body.name,
         name_id_format: body.name_id_format,
@@ -160,9 +143,9 @@ pub async fn import_sp(
         idp_initiated: body.idp_initiated,
         idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
-    let by = acting(&who, &ctx);
+    let by = api.by();
     let (sp, created) =
-        service::import(&state, by, &body.metadata, settings, body.attributes).await?;
+        service::import(&api.state, by, &body.metadata, settings, body.attributes).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -193,16 +176,13 @@ pub struct SpSettingsBody {
 #[utoipa::path(put, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")), request_body = SpSettingsBody,
     responses((status = 200, body = SpView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update_sp(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     body: web::Bytes,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Global)?;
-    let current = service::find(&state, &who, &entity_id(&path)?).await?;
-    let body: SpSettingsBody = json_body(&req, &body)?;
+    api.who.require(Action::Global)?;
+    let current = service::find(&api.state, &api.who, &entity_id(&path)?).await?;
+    let body: SpSettingsBody = api.json(&body)?;
     let change = SettingsChange {
         name: body.name,
         name_id_format: body.name_id_format,
@@ -215,22 +195,19 @@ pub async fn update_sp(
         idp_initiated: body.idp_initiated,
         idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
-    let by = acting(&who, &ctx);
-    let sp = service::update(&state, by, &current.entity_id, change).await?;
+    let by = api.by();
+    let sp = service::update(&api.state, by, &current.entity_id, change).await?;
     Ok(HttpResponse::Ok().json(sp_view(sp)))
 }
 
 #[utoipa::path(delete, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_sp(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Global)?;
+    api.who.require(Action::Global)?;
     let id = entity_id(&path)?;
-    service::delete(&state, acting(&who, &ctx), &id).await?;
+    service::delete(&api.state, api.by(), &id).await?;
     Ok(HttpResponse::Ok().json(Done { changed: true }))
 }

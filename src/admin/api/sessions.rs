@@ -1,16 +1,14 @@
 //! `/users/{id}/sessions`: a user's SSO sessions, and ending them.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::acting;
+use super::AdminRequest;
 use crate::{
-    admin::{Action, ApiError, ErrorBody, caller, service::users as service},
+    admin::{Action, ApiError, ErrorBody, service::users as service},
     auth::session,
-    startup::AppState,
-    web::RequestContext,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,13 +26,16 @@ pub struct SessionView {
 #[utoipa::path(get, path = "/admin/api/v1/users/{id}/sessions", params(("id" = String, Path)),
     responses((status = 200, body = Vec<SessionView>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_sessions(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Read, &path).await?;
-    let live = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id).await?;
+    let user = service::find(&api.state, &api.who, Action::Read, &path).await?;
+    let live = session::list(
+        api.state.ephemeral.as_ref(),
+        api.state.clock.as_ref(),
+        &user.id,
+    )
+    .await?;
     let at = |t: i64| DateTime::<Utc>::from_timestamp(t, 0).unwrap_or_default();
     let out: Vec<SessionView> = live
         .into_iter()
@@ -59,14 +60,11 @@ pub struct Ended {
 #[utoipa::path(delete, path = "/admin/api/v1/users/{id}/sessions", params(("id" = String, Path)),
     responses((status = 200, body = Ended), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn end_sessions(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Support, &path).await?;
-    let ended = service::end_all_sessions(&state, acting(&who, &ctx), &user).await?;
+    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
+    let ended = service::end_all_sessions(&api.state, api.by(), &user).await?;
     Ok(HttpResponse::Ok().json(Ended {
         sessions_ended: ended,
     }))
@@ -77,15 +75,12 @@ pub async fn end_sessions(
     params(("id" = String, Path), ("session" = String, Path, description = "a session id from the list")),
     responses((status = 200, body = Ended), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn end_one_session(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<(String, String)>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
     let (raw_user, handle) = path.into_inner();
-    let user = service::find(&state, &who, Action::Support, &raw_user).await?;
-    if !service::end_session(&state, acting(&who, &ctx), &user, &handle).await? {
+    let user = service::find(&api.state, &api.who, Action::Support, &raw_user).await?;
+    if !service::end_session(&api.state, api.by(), &user, &handle).await? {
         return Err(ApiError::NotFound);
     }
     Ok(HttpResponse::Ok().json(Ended { sessions_ended: 1 }))

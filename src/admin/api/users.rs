@@ -1,23 +1,22 @@
 //! `/users`: find, create or invite, unlock, force a reset, remove the second factor,
 //! disable and enable, change the role and the username.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Done, acting};
+use super::{AdminRequest, Done};
 use crate::{
     admin::{
-        Action, ApiError, ErrorBody, caller, json_body,
+        Action, ApiError, ErrorBody,
         service::{object_id, users as service},
     },
     auth::{account::NewAccount, recovery::NewInvitation},
     domain::{DisplayName, Email, OrgName, Password, Role, UserStatus, Username},
     startup::AppState,
     store::users::UserRow,
-    web::RequestContext,
 };
 
 /// A user as administrators see it: never a hash or a secret.
@@ -69,13 +68,11 @@ pub struct UserQuery {
     responses((status = 200, body = Vec<UserView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_users(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     query: web::Query<UserQuery>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Read)?;
-    let org = match (&query.org, &who.org_id) {
+    api.who.require(Action::Read)?;
+    let org = match (&query.org, &api.who.org_id) {
         (Some(o), _) => object_id(o)?,
         (None, Some(own)) => own.clone(),
         (None, None) => {
@@ -85,8 +82,8 @@ pub async fn list_users(
         }
     };
     let mut out = Vec::new();
-    for user in service::list(&state, &who, &org, query.q.as_deref()).await? {
-        out.push(view(&state, user).await?);
+    for user in service::list(&api.state, &api.who, &org, query.q.as_deref()).await? {
+        out.push(view(&api.state, user).await?);
     }
     Ok(HttpResponse::Ok().json(out))
 }
@@ -94,13 +91,11 @@ pub async fn list_users(
 #[utoipa::path(get, path = "/admin/api/v1/users/{id}", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Read, &path).await?;
-    Ok(HttpResponse::Ok().json(view(&state, user).await?))
+    let user = service::find(&api.state, &api.who, Action::Read, &path).await?;
+    Ok(HttpResponse::Ok().json(view(&api.state, user).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -158,15 +153,9 @@ fn bad(field: &str) -> impl Fn(crate::domain::ParseError) -> ApiError + '_ {
 /// mailed link lets the user choose one.
 #[utoipa::path(post, path = "/admin/api/v1/users", request_body = InviteBody,
     responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn invite_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    who.require(Action::Manage)?;
-    let body: InviteBody = json_body(&req, &body)?;
+pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Manage)?;
+    let body: InviteBody = api.json(&body)?;
     let org = OrgName::parse(&body.org).map_err(bad("org"))?;
     let username = Username::parse(&body.username).map_err(bad("username"))?;
     let email = Email::parse(&body.email).map_err(bad("email"))?;
@@ -180,7 +169,7 @@ pub async fn invite_user(
         Some(r) => parse_role(r, "role")?,
         None => Role::User,
     };
-    let by = acting(&who, &ctx);
+    let by = api.by();
     if let Some(secret) = body.password {
         let password =
             Password::parse(secret.expose_secret().to_owned()).map_err(bad("password"))?;
@@ -193,8 +182,8 @@ pub async fn invite_user(
             password,
             must_change_password: body.must_change_password.unwrap_or(true),
         };
-        let user = service::create(&state, by, new).await?;
-        let created = CreatedUser::Account(view(&state, user).await?);
+        let user = service::create(&api.state, by, new).await?;
+        let created = CreatedUser::Account(view(&api.state, user).await?);
         return Ok(HttpResponse::Created().json(created));
     }
     if body.must_change_password.is_some() {
@@ -209,7 +198,7 @@ pub async fn invite_user(
         display_name,
         role,
     };
-    let invitation = service::invite(&state, by, new).await?;
+    let invitation = service::invite(&api.state, by, new).await?;
     Ok(
         HttpResponse::Created().json(CreatedUser::Invitation(InvitationView {
             id: invitation.id,
@@ -226,14 +215,11 @@ pub async fn invite_user(
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/unlock", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn unlock_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Support, &path).await?;
-    let changed = service::unlock(&state, acting(&who, &ctx), &user).await?;
+    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
+    let changed = service::unlock(&api.state, api.by(), &user).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
@@ -246,14 +232,11 @@ pub struct ForcedResetView {
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/force-reset", params(("id" = String, Path)),
     responses((status = 200, body = ForcedResetView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn force_reset_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Support, &path).await?;
-    let done = service::force_reset(&state, acting(&who, &ctx), &user).await?;
+    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
+    let done = service::force_reset(&api.state, api.by(), &user).await?;
     Ok(HttpResponse::Ok().json(ForcedResetView {
         username: done.username,
         sessions_ended: done.sessions_ended,
@@ -263,27 +246,21 @@ pub async fn force_reset_user(
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/remove-totp", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn remove_totp(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Support, &path).await?;
-    let changed = service::remove_totp(&state, acting(&who, &ctx), &user).await?;
+    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
+    let changed = service::remove_totp(&api.state, api.by(), &user).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
 async fn set_status(
-    state: &AppState,
-    req: &HttpRequest,
-    ctx: &RequestContext,
+    api: &AdminRequest,
     raw_id: &str,
     status: UserStatus,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(state, req).await?;
-    let user = service::find(state, &who, Action::Manage, raw_id).await?;
-    let changed = service::set_status(state, acting(&who, ctx), &user, status).await?;
+    let user = service::find(&api.state, &api.who, Action::Manage, raw_id).await?;
+    let changed = service::set_status(&api.state, api.by(), &user, status).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
@@ -291,23 +268,19 @@ async fn set_status(
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/disable", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn disable_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(&state, &req, &ctx, &path, UserStatus::Disabled).await
+    set_status(&api, &path, UserStatus::Disabled).await
 }
 
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/enable", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn enable_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(&state, &req, &ctx, &path, UserStatus::Active).await
+    set_status(&api, &path, UserStatus::Active).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -320,17 +293,14 @@ pub struct RoleBody {
 #[utoipa::path(put, path = "/admin/api/v1/users/{id}/role", params(("id" = String, Path)), request_body = RoleBody,
     responses((status = 200, body = Done), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn set_role(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     body: web::Bytes,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Manage, &path).await?;
-    let body: RoleBody = json_body(&req, &body)?;
+    let user = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+    let body: RoleBody = api.json(&body)?;
     let role = parse_role(&body.role, "role")?;
-    let changed = service::set_role(&state, acting(&who, &ctx), &user, role).await?;
+    let changed = service::set_role(&api.state, api.by(), &user, role).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }
 
@@ -345,16 +315,13 @@ pub struct UsernameBody {
 #[utoipa::path(put, path = "/admin/api/v1/users/{id}/username", params(("id" = String, Path)), request_body = UsernameBody,
     responses((status = 200, body = Done), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rename_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     body: web::Bytes,
+    api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&state, &req).await?;
-    let user = service::find(&state, &who, Action::Manage, &path).await?;
-    let body: UsernameBody = json_body(&req, &body)?;
+    let user = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+    let body: UsernameBody = api.json(&body)?;
     let username = Username::parse(&body.username).map_err(bad("username"))?;
-    let changed = service::rename(&state, acting(&who, &ctx), &user, username).await?;
+    let changed = service::rename(&api.state, api.by(), &user, username).await?;
     Ok(HttpResponse::Ok().json(Done { changed }))
 }

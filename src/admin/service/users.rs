@@ -155,8 +155,7 @@ pub async fn unlock(
     by: Acting<'_>,
     user: &UserRow,
 ) -> Result<bool, ServiceError> {
-    by.who.require(Action::Support)?;
-    by.who.may_act_on(user)?;
+    may_act(by, Action::Support, user)?;
     lift_lock(state, by, &user.username, Some(user)).await
 }
 
@@ -202,8 +201,7 @@ pub async fn force_reset(
     by: Acting<'_>,
     user: &UserRow,
 ) -> Result<ForcedReset, ServiceError> {
-    by.who.require(Action::Support)?;
-    by.who.may_act_on(user)?;
+    may_act(by, Action::Support, user)?;
     Ok(recovery::force_reset(state, by.recovery(), user).await?)
 }
 
@@ -230,15 +228,10 @@ pub async fn remove_totp(
     by: Acting<'_>,
     user: &UserRow,
 ) -> Result<bool, ServiceError> {
-    by.who.require(Action::Support)?;
-    by.who.may_act_on(user)?;
+    may_act(by, Action::Support, user)?;
     let changed = crate::auth::totp::remove(state, &user.id, true).await?;
     if changed {
-        let event = by
-            .event(EventType::MfaRemoved)
-            .subject(&user.id)
-            .org(&user.org_id);
-        state.audit.record(event).await?;
+        record(state, by, EventType::MfaRemoved, user, &[]).await?;
     }
     Ok(changed)
 }
@@ -251,13 +244,8 @@ pub async fn set_status(
     user: &UserRow,
     status: UserStatus,
 ) -> Result<bool, ServiceError> {
-    by.who.require(Action::Manage)?;
-    by.who.may_act_on(user)?;
-    if user.id == by.who.actor {
-        return Err(ServiceError::Conflict(
-            "you cannot change your own status".into(),
-        ));
-    }
+    may_act(by, Action::Manage, user)?;
+    not_oneself(by, user, "status")?;
     if user.status() == UserStatus::Invited {
         return Err(ServiceError::Conflict(
             "the user has not accepted the invitation".into(),
@@ -277,8 +265,7 @@ pub async fn set_status(
     } else {
         EventType::UserEnabled
     };
-    let event = by.event(event_type).subject(&user.id).org(&user.org_id);
-    state.audit.record(event).await?;
+    record(state, by, event_type, user, &[]).await?;
     Ok(true)
 }
 
@@ -289,14 +276,9 @@ pub async fn set_role(
     user: &UserRow,
     role: Role,
 ) -> Result<bool, ServiceError> {
-    by.who.require(Action::Manage)?;
-    by.who.may_act_on(user)?;
+    may_act(by, Action::Manage, user)?;
     by.who.may_grant(role)?;
-    if user.id == by.who.actor {
-        return Err(ServiceError::Conflict(
-            "you cannot change your own role".into(),
-        ));
-    }
+    not_oneself(by, user, "role")?;
     if user.role() == role {
         return Ok(false);
     }
@@ -305,13 +287,11 @@ pub async fn set_role(
         .store
         .run(move |c| users::set_role(c, &id, role, now))
         .await?;
-    let event = by
-        .event(EventType::UserUpdated)
-        .subject(&user.id)
-        .org(&user.org_id)
-        .detail("role", role.as_str())
-        .detail("previous_role", user.role().as_str());
-    state.audit.record(event).await?;
+    let details = [
+        ("role", role.as_str().into()),
+        ("previous_role", user.role().as_str().into()),
+    ];
+    record(state, by, EventType::UserUpdated, user, &details).await?;
     Ok(true)
 }
 
@@ -323,8 +303,7 @@ pub async fn rename(
     user: &UserRow,
     username: Username,
 ) -> Result<bool, ServiceError> {
-    by.who.require(Action::Manage)?;
-    by.who.may_act_on(user)?;
+    may_act(by, Action::Manage, user)?;
     if username.as_str() == user.username {
         return Ok(false);
     }
@@ -346,14 +325,44 @@ pub async fn rename(
             StoreError::Conflict => ServiceError::Conflict("username: already taken".into()),
             other => other.into(),
         })?;
-    let event = by
-        .event(EventType::UserUpdated)
-        .subject(&user.id)
-        .org(&user.org_id)
-        .detail("username", username.as_str())
-        .detail("previous_username", user.username.as_str());
-    state.audit.record(event).await?;
+    let details = [
+        ("username", username.as_str().into()),
+        ("previous_username", user.username.as_str().into()),
+    ];
+    record(state, by, EventType::UserUpdated, user, &details).await?;
     Ok(true)
+}
+
+/// The role check for `action` and rank over `user`: what every change to one user needs.
+fn may_act(by: Acting<'_>, action: Action, user: &UserRow) -> Result<(), ServiceError> {
+    by.who.require(action)?;
+    by.who.may_act_on(user)
+}
+
+/// An administrator changes others' status and role, never their own.
+fn not_oneself(by: Acting<'_>, user: &UserRow, what: &str) -> Result<(), ServiceError> {
+    if user.id == by.who.actor {
+        return Err(ServiceError::Conflict(format!(
+            "you cannot change your own {what}"
+        )));
+    }
+    Ok(())
+}
+
+/// Records `event` (a success by `by`) about `user`.
+async fn record(
+    state: &AppState,
+    by: Acting<'_>,
+    event_type: EventType,
+    user: &UserRow,
+    details: &[(&str, serde_json::Value)],
+) -> Result<(), ServiceError> {
+    let mut event = by.event(event_type).subject(&user.id).org(&user.org_id);
+    for (key, value) in details {
+        event = event.detail(key, value.clone());
+    }
+    state.audit.record(event).await?;
+    Ok(())
 }
 
 /// Whether `handle` has the shape of a session handle at all.
@@ -369,20 +378,13 @@ pub async fn end_session(
     user: &UserRow,
     handle: &str,
 ) -> Result<bool, ServiceError> {
-    by.who.require(Action::Support)?;
-    by.who.may_act_on(user)?;
+    may_act(by, Action::Support, user)?;
     if !is_session_handle(handle) {
         return Ok(false);
     }
     let ended = logout::end_session(state, &user.id, handle).await?;
     if ended {
-        let event = by
-            .event(EventType::SessionEnded)
-            .subject(&user.id)
-            .org(&user.org_id)
-            .detail("reason", "revoked")
-            .detail("sessions_ended", 1);
-        state.audit.record(event).await?;
+        revoked(state, by, user, 1).await?;
     }
     Ok(ended)
 }
@@ -393,15 +395,22 @@ pub async fn end_all_sessions(
     by: Acting<'_>,
     user: &UserRow,
 ) -> Result<usize, ServiceError> {
-    by.who.require(Action::Support)?;
-    by.who.may_act_on(user)?;
+    may_act(by, Action::Support, user)?;
     let ended = logout::end_all_sessions(state, &user.id, None).await?;
-    let event = by
-        .event(EventType::SessionEnded)
-        .subject(&user.id)
-        .org(&user.org_id)
-        .detail("reason", "revoked")
-        .detail("sessions_ended", ended);
-    state.audit.record(event).await?;
+    revoked(state, by, user, ended).await?;
     Ok(ended)
+}
+
+/// Records that an administrator ended `count` sessions of `user`.
+async fn revoked(
+    state: &AppState,
+    by: Acting<'_>,
+    user: &UserRow,
+    count: usize,
+) -> Result<(), ServiceError> {
+    let details = [
+        ("reason", "revoked".into()),
+        ("sessions_ended", count.into()),
+    ];
+    record(state, by, EventType::SessionEnded, user, &details).await
 }
