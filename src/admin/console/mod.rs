@@ -56,9 +56,7 @@ const MAX_INPUT: usize = 256;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(user::home)
         .service(user::user_page)
-        .service(user::unlock)
-        .service(user::force_reset)
-        .service(user::remove_totp)
+        .service(user::help_user)
         .service(user::end_session)
         .service(user::end_all_sessions)
         .service(policy::org_page)

@@ -277,53 +277,23 @@ async fn act_on_user(
     Ok(see_other(&format!("/admin/users/{}?done={done}", user.id)))
 }
 
-#[post("/admin/users/{id}/unlock")]
-pub(super) async fn unlock(
+/// Unlock, force a reset or remove the second factor: `/admin/users/{id}/{action}`.
+#[post("/admin/users/{id}/{action}")]
+pub(super) async fn help_user(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: RequestContext,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    act_on_user(&state, &req, &ctx, &path, &form.csrf, UserAction::Unlock).await
-}
-
-#[post("/admin/users/{id}/force-reset")]
-pub(super) async fn force_reset(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    act_on_user(
-        &state,
-        &req,
-        &ctx,
-        &path,
-        &form.csrf,
-        UserAction::ForceReset,
-    )
-    .await
-}
-
-#[post("/admin/users/{id}/remove-totp")]
-pub(super) async fn remove_totp(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    act_on_user(
-        &state,
-        &req,
-        &ctx,
-        &path,
-        &form.csrf,
-        UserAction::RemoveTotp,
-    )
-    .await
+    let (id, action) = path.into_inner();
+    let action = match action.as_str() {
+        "unlock" => UserAction::Unlock,
+        "force-reset" => UserAction::ForceReset,
+        "remove-totp" => UserAction::RemoveTotp,
+        _ => return Err(AppError::NotFound.into()),
+    };
+    act_on_user(&state, &req, &ctx, &id, &form.csrf, action).await
 }
 
 #[post("/admin/users/{id}/sessions/end")]
