@@ -8,10 +8,12 @@
 //! as `super_admin`). Resources of an organisation the caller cannot see answer 404,
 //! never 403, so their existence is not revealed.
 
-pub mod actions;
 pub mod api;
 pub mod console;
 pub mod openapi;
+pub mod service;
+
+pub use service::{Action, Caller, ServiceError};
 
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
@@ -23,9 +25,11 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     auth::step_up::{self, MfaVerdict},
     domain::{Role, UserStatus},
+    oidc::clients::ClientError,
     oidc::{discovery::issuer, jwt::verify_access_token},
+    saml::providers::SpError,
     startup::AppState,
-    store::{StoreError, grants, users::UserRow},
+    store::{StoreError, grants},
     web::error::AppError,
 };
 
@@ -84,6 +88,57 @@ impl From<crate::audit::AuditError> for ApiError {
 impl From<crate::ephemeral::EphemeralError> for ApiError {
     fn from(e: crate::ephemeral::EphemeralError) -> Self {
         Self::App(e.into())
+    }
+}
+
+/// The one place an admin service error becomes an API answer (the console's pages go
+/// through it too, `console::page_error`).
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use crate::auth::{account::CreateAccountError as Account, recovery::AdminError};
+        match e {
+            ServiceError::Forbidden(m) => Self::Forbidden(m),
+            ServiceError::NotFound(_) => Self::NotFound,
+            ServiceError::Invalid(m) => Self::BadRequest(m),
+            ServiceError::Conflict(m) => Self::Conflict(m),
+            ServiceError::Account(e) => match e {
+                Account::NoSuchOrg(_) => Self::NotFound,
+                Account::Exists(_) => Self::Conflict("username: already taken".into()),
+                Account::Policy(rules) => {
+                    Self::BadRequest(format!("password: {}", rules.join(" ")))
+                }
+                Account::App(a) => Self::App(a),
+            },
+            ServiceError::Recovery(e) => match e {
+                AdminError::NoSuchUser(_) | AdminError::NoSuchOrg(_) => Self::NotFound,
+                AdminError::NotActive(..) | AdminError::Exists(_) => Self::Conflict(e.to_string()),
+                AdminError::App(a) => Self::App(a),
+            },
+            // The library names the CLI's options; the API names its JSON fields (RFC 7591).
+            ServiceError::Client(ClientError::Invalid { field, reason }) => {
+                let field = match field {
+                    "auth_method" => "token_endpoint_auth_method",
+                    "id_token_alg" => "id_token_signed_response_alg",
+                    other => other,
+                };
+                Self::BadRequest(format!("{field}: {reason}"))
+            }
+            ServiceError::Client(ClientError::Store(s)) => s.into(),
+            ServiceError::Sp(e) => match e {
+                SpError::Metadata(_) => Self::BadRequest(e.to_string()),
+                SpError::Invalid { field, reason } => {
+                    let field = match field {
+                        "attribute" => "attributes".to_owned(),
+                        "relay-state" => "idp_initiated_relay_states".to_owned(),
+                        other => other.replace('-', "_"),
+                    };
+                    Self::BadRequest(format!("{field}: {reason}"))
+                }
+                SpError::Store(s) => s.into(),
+                SpError::Damaged(_) => Self::App(AppError::Internal(e.to_string())),
+            },
+            ServiceError::Failed(a) => Self::App(a),
+        }
     }
 }
 
@@ -176,74 +231,6 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<
             ApiError::BadRequest(format!("{path}: {what}"))
         }
     })
-}
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// A user id, or `client:<client_id>` for a service client (the audit actor).
-    pub actor: String,
-    pub role: Role,
-    /// The caller's own organisation (None for a service client).
-    pub org_id: Option<String>,
-}
-
-impl Caller {
-    /// Whether the caller may see anything of organisation `org_id`.
-    pub fn sees_org(&self, org_id: &str) -> bool {
-        match self.role {
-            Role::SuperAdmin => true,
-            Role::OrgAdmin | Role::Support => self.org_id.as_deref() == Some(org_id),
-            Role::User => false,
-        }
-    }
-
-    /// The organisation-level actions `support` may take; everything else needs an admin.
-    pub fn require(&self, action: Action) -> Result<(), ApiError> {
-        let allowed = match self.role {
-            Role::SuperAdmin => true,
-            Role::OrgAdmin => action != Action::Global,
-            Role::Support => matches!(action, Action::Read | Action::Support),
-            Role::User => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("your role does not allow this"))
-        }
-    }
-
-    /// Changing someone needs more power than they have: support cannot remove an
-    /// administrator's second factor, an organisation admin cannot reset another
-    /// organisation admin. Only a super administrator acts on its peers.
-    pub fn may_act_on(&self, user: &UserRow) -> Result<(), ApiError> {
-        if self.role == Role::SuperAdmin || user.role() < self.role {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(
-                "you cannot act on a user whose role is equal to or above yours",
-            ))
-        }
-    }
-
-    /// A user the caller may see, or 404.
-    pub fn visible_user(&self, user: Option<UserRow>) -> Result<UserRow, ApiError> {
-        user.filter(|u| self.sees_org(&u.org_id))
-            .ok_or(ApiError::NotFound)
-    }
-}
-
-/// What an endpoint does, for the role check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Look at users, sessions, audit events of visible organisations.
-    Read,
-    /// Help a user: unlock, force a reset, remove TOTP, end sessions.
-    Support,
-    /// Change users, roles and policies of the caller's organisation.
-    Manage,
-    /// Across organisations: organisations, IP blocks, clients, keys.
-    Global,
 }
 
 /// Resolves the bearer token of an admin API request.

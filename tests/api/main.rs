@@ -8,6 +8,7 @@ mod audit_events;
 mod browser;
 mod build_prerequisites;
 mod cli;
+mod cli_admin;
 mod deploy;
 mod edge;
 mod factor_lockout;

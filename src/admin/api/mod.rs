@@ -1,0 +1,159 @@
+//! The admin API's endpoints, one file per resource. Each handler resolves the caller,
+//! parses the request, calls one admin service function and renders its answer; the
+//! service checks roles and ranks, answers not found for organisations the caller cannot
+//! see, and records the audit event.
+
+pub mod audit;
+pub mod clients;
+pub mod keys;
+pub mod network;
+pub mod orgs;
+pub mod saml;
+pub mod sessions;
+pub mod users;
+
+use std::{future::Future, pin::Pin};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use serde::{Serialize, de::DeserializeOwned};
+use utoipa::ToSchema;
+
+use super::{ApiError, Caller, caller, json_body, service::Acting};
+use crate::{
+    saml::xml::MAX_METADATA_BYTES,
+    startup::AppState,
+    web::{RequestContext, error::AppError},
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(users::list_users))
+        .route("/users", web::post().to(users::invite_user))
+        .route("/users/{id}", web::get().to(users::show_user))
+        .route("/users/{id}/unlock", web::post().to(users::unlock_user))
+        .route(
+            "/users/{id}/force-reset",
+            web::post().to(users::force_reset_user),
+        )
+        .route(
+            "/users/{id}/remove-totp",
+            web::post().to(users::remove_totp),
+        )
+        .route("/users/{id}/disable", web::post().to(users::disable_user))
+        .route("/users/{id}/enable", web::post().to(users::enable_user))
+        .route("/users/{id}/role", web::put().to(users::set_role))
+        .route(
+            "/users/{id}/sessions",
+            web::get().to(sessions::list_sessions),
+        )
+        .route(
+            "/users/{id}/sessions",
+            web::delete().to(sessions::end_sessions),
+        )
+        .route("/orgs", web::get().to(orgs::list_orgs))
+        .route("/orgs/{id}", web::get().to(orgs::show_org))
+        .route("/orgs/{id}/policy", web::put().to(orgs::set_policy))
+        .route(
+            "/orgs/{id}/force-reset",
+            web::post().to(orgs::force_reset_org),
+        )
+        .route("/ip-blocks", web::get().to(network::list_ip_blocks))
+        .route("/ip-blocks/{ip}", web::delete().to(network::unblock_ip))
+        .route("/audit", web::get().to(audit::query_audit))
+        .route("/orgs", web::post().to(orgs::create_org))
+        .route("/users/{id}/username", web::put().to(users::rename_user))
+        .route(
+            "/users/{id}/sessions/{session}",
+            web::delete().to(sessions::end_one_session),
+        )
+        .route("/ip-allow-list", web::get().to(network::list_allowed))
+        .route("/ip-allow-list", web::post().to(network::add_allowed))
+        .route(
+            "/ip-allow-list/{address}/{prefix}",
+            web::delete().to(network::remove_allowed),
+        )
+        .route("/clients", web::get().to(clients::list_clients))
+        .route("/clients", web::post().to(clients::create_client))
+        .route("/clients/{client_id}", web::get().to(clients::show_client))
+        .route(
+            "/clients/{client_id}",
+            web::put().to(clients::update_client),
+        )
+        .route(
+            "/clients/{client_id}",
+            web::delete().to(clients::delete_client),
+        )
+        .route(
+            "/clients/{client_id}/secret",
+            web::post().to(clients::rotate_client_secret),
+        )
+        .route("/saml-sps", web::get().to(saml::list_sps))
+        .service(
+            // Metadata is XML inside JSON: up to 1 MiB of XML, escaped.
+            web::resource("/saml-sps")
+                .app_data(web::PayloadConfig::new(2 * MAX_METADATA_BYTES + 64 * 1024))
+                .route(web::post().to(saml::import_sp)),
+        )
+        .route("/saml-sps/{id}", web::get().to(saml::show_sp))
+        .route("/saml-sps/{id}", web::put().to(saml::update_sp))
+        .route("/saml-sps/{id}", web::delete().to(saml::delete_sp))
+        .route("/signing-keys", web::get().to(keys::list_signing_keys))
+        .route(
+            "/signing-keys/rotate",
+            web::post().to(keys::rotate_signing_keys),
+        );
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    /// Whether anything changed (false: it already was so).
+    pub changed: bool,
+}
+
+/// An admin API request as its handler needs it: the application, the caller (from the
+/// bearer token, checked against the database on every request) and the request's
+/// context for the audit trail. Handlers take it last, so it is extracted after the
+/// path, query and body, as the caller was resolved before.
+pub struct AdminRequest {
+    pub state: web::Data<AppState>,
+    pub who: Caller,
+    pub ctx: RequestContext,
+    req: HttpRequest,
+}
+
+impl AdminRequest {
+    /// The caller, acting in this request.
+    pub fn by(&self) -> Acting<'_> {
+        Acting::new(&self.who, &self.ctx)
+    }
+
+    /// The JSON body, refusing unknown fields and wrong types with the field named.
+    pub fn json<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, ApiError> {
+        json_body(&self.req, body)
+    }
+}
+
+impl FromRequest for AdminRequest {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let internal = |what: String| ApiError::App(AppError::Internal(what));
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| internal("no application state".into()))?;
+            let ctx = RequestContext::extract(&req)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            let who = caller(&state, &req).await?;
+            Ok(Self {
+                state,
+                who,
+                ctx,
+                req,
+            })
+        })
+    }
+}

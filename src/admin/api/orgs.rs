@@ -1,0 +1,125 @@
+//! `/orgs`: organisations, their policies, and forcing a reset on all their users.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{AdminRequest, users::ForcedResetView};
+use crate::{
+    admin::{
+        Action, ApiError, ErrorBody,
+        service::{orgs as service, users},
+    },
+    domain::{OrgName, OrgPolicy},
+    store::orgs::OrgRow,
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    /// The organisation's policy document (password, lockout, mfa, support_email,
+    /// session_idle_secs, session_absolute_secs).
+    #[schema(value_type = Object)]
+    pub policy: OrgPolicy,
+}
+
+pub fn org_view(org: OrgRow) -> OrgView {
+    OrgView {
+        policy: org.policy(),
+        id: org.id,
+        name: org.name,
+        display_name: org.display_name,
+    }
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/orgs",
+    responses((status = 200, body = Vec<OrgView>), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_orgs(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let all = service::list(&api.state, &api.who).await?;
+    Ok(HttpResponse::Ok().json(all.into_iter().map(org_view).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/orgs/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn show_org(
+    path: web::Path<String>,
+    api: AdminRequest,
+) -> Result<HttpResponse, ApiError> {
+    let org = service::find(&api.state, &api.who, Action::Read, &path).await?;
+    Ok(HttpResponse::Ok().json(org_view(org)))
+}
+
+/// Replaces the organisation's policy. Fields left out take their defaults; unknown
+/// fields are refused.
+#[utoipa::path(put, path = "/admin/api/v1/orgs/{id}/policy", params(("id" = String, Path)),
+    request_body(content = Object, description = "an OrgPolicy document"),
+    responses((status = 200, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_policy(
+    path: web::Path<String>,
+    body: web::Bytes,
+    api: AdminRequest,
+) -> Result<HttpResponse, ApiError> {
+    let org = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+    let policy: OrgPolicy = api.json(&body)?;
+    service::set_policy(&api.state, api.by(), &org, policy.clone()).await?;
+    Ok(HttpResponse::Ok().json(OrgView {
+        policy,
+        ..org_view(org)
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgForcedResetView {
+    pub org: String,
+    pub reset: Vec<ForcedResetView>,
+    pub skipped: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/orgs/{id}/force-reset", params(("id" = String, Path)),
+    responses((status = 200, body = OrgForcedResetView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn force_reset_org(
+    path: web::Path<String>,
+    api: AdminRequest,
+) -> Result<HttpResponse, ApiError> {
+    let org = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+    let done = users::force_reset_org(&api.state, api.by(), &org).await?;
+    Ok(HttpResponse::Ok().json(OrgForcedResetView {
+        org: done.org,
+        reset: done
+            .reset
+            .into_iter()
+            .map(|r| ForcedResetView {
+                username: r.username,
+                sessions_ended: r.sessions_ended,
+            })
+            .collect(),
+        skipped: done.skipped,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrgBody {
+    /// a-z, 0-9 and -, 1 to 63 characters; never changes.
+    pub name: String,
+    /// 1 to 200 characters.
+    pub display_name: String,
+    /// The policy document (as in `PUT /orgs/{id}/policy`); default: the defaults.
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<OrgPolicy>,
+}
+
+/// Creates an organisation (super administrators only: organisations are global).
+#[utoipa::path(post, path = "/admin/api/v1/orgs", request_body = NewOrgBody,
+    responses((status = 201, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_org(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let body: NewOrgBody = api.json(&body)?;
+    let name =
+        OrgName::parse(&body.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
+    let policy = body.policy.unwrap_or_default();
+    let org = service::create(&api.state, api.by(), name, &body.display_name, policy).await?;
+    Ok(HttpResponse::Created().json(org_view(org)))
+}

@@ -1,0 +1,213 @@
+//! `/saml-sps`: SAML service providers (DESIGN §10). Global: super administrators.
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{AdminRequest, Done};
+use crate::{
+    admin::{Action, ApiError, ErrorBody, service::saml as service},
+    saml::providers::{self, ImportSettings, ServiceProvider, SettingsChange},
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub binding: String,
+    pub location: String,
+    pub index: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpView {
+    /// The handle in paths: the entity id, base64url without padding (entity ids are URLs).
+    pub id: String,
+    pub entity_id: String,
+    pub name: String,
+    pub acs: Vec<EndpointView>,
+    pub slo: Vec<EndpointView>,
+    pub name_id_format: String,
+    /// `pairwise`, `user_id`, `username`, `email` or `random`.
+    pub name_id_source: String,
+    /// Field (`email`, `name`, `username`, `roles`, `organisation`) → SAML attribute name.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub sign_assertion: bool,
+    pub sign_response: bool,
+    pub require_signed_requests: bool,
+    pub encrypt_assertions: bool,
+    /// Accepts sign-ins started at `/saml/sso/init` (off unless turned on).
+    pub idp_initiated: bool,
+    /// The only RelayStates such a sign-in may carry (exact strings).
+    pub idp_initiated_relay_states: Vec<String>,
+    pub has_signing_certificate: bool,
+    pub has_encryption_certificate: bool,
+}
+
+pub fn sp_view(sp: ServiceProvider) -> SpView {
+    let endpoints = |list: &[providers::Endpoint]| {
+        list.iter()
+            .map(|e| EndpointView {
+                binding: e.binding.clone(),
+                location: e.location.clone(),
+                index: e.index,
+            })
+            .collect()
+    };
+    SpView {
+        id: URL_SAFE_NO_PAD.encode(&sp.entity_id),
+        acs: endpoints(&sp.acs),
+        slo: endpoints(&sp.slo),
+        has_signing_certificate: !sp.signing_certs.is_empty(),
+        has_encryption_certificate: !sp.encryption_certs.is_empty(),
+        entity_id: sp.entity_id,
+        name: sp.name,
+        name_id_format: sp.name_id_format,
+        name_id_source: sp.name_id_source.as_str().to_owned(),
+        attributes: sp.attributes,
+        sign_assertion: sp.sign_assertion,
+        sign_response: sp.sign_response,
+        require_signed_requests: sp.require_signed_requests,
+        encrypt_assertions: sp.encrypt_assertions,
+        idp_initiated: sp.idp_initiated,
+        idp_initiated_relay_states: sp.idp_initiated_relay_states,
+    }
+}
+
+/// The entity id behind a path handle, or 404.
+fn entity_id(raw: &str) -> Result<String, ApiError> {
+    if raw.is_empty() || raw.len() > 2 * providers::MAX_ENTITY_ID_LEN {
+        return Err(ApiError::NotFound);
+    }
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(ApiError::NotFound)
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/saml-sps",
+    responses((status = 200, body = Vec<SpView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_sps(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    let all = service::list(&api.state, &api.who).await?;
+    Ok(HttpResponse::Ok().json(all.into_iter().map(sp_view).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
+    responses((status = 200, body = SpView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn show_sp(path: web::Path<String>, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let sp = service::find(&api.state, &api.who, &entity_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(sp_view(sp)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpImportBody {
+    /// The SP's metadata: one EntityDescriptor with an SPSSODescriptor (at most 1 MiB;
+    /// DTDs and external entities are refused).
+    pub metadata: String,
+    pub name: Option<String>,
+    /// `persistent` (default unless the SP asks for another), `email`, `transient`,
+    /// `unspecified`.
+    pub name_id_format: Option<String>,
+    pub name_id_source: Option<String>,
+    /// The whole attribute mapping, field → SAML attribute name (default: every field
+    /// under its usual name).
+    pub attributes: Option<std::collections::BTreeMap<String, String>>,
+    pub sign_assertion: Option<bool>,
+    pub sign_response: Option<bool>,
+    pub require_signed_requests: Option<bool>,
+    pub encrypt_assertions: Option<bool>,
+    /// Accept sign-ins started at Gatehouse (`/saml/sso/init`); default false.
+    pub idp_initiated: Option<bool>,
+    /// The RelayStates such a sign-in may carry, exact strings (default none).
+    pub idp_initiated_relay_states: Option<Vec<String>>,
+}
+
+/// Registers (or re-registers, same entity id) an SP from its metadata, like
+/// `gatehouse sp import`.
+#[utoipa::path(post, path = "/admin/api/v1/saml-sps", request_body = SpImportBody,
+    responses((status = 201, description = "registered", body = SpView), (status = 200, description = "re-imported", body = SpView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn import_sp(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let body: SpImportBody = api.json(&body)?;
+    let settings = ImportSettings {
+        name: body.name,
+        name_id_format: body.name_id_format,
+        name_id_source: body.name_id_source,
+        attributes: Vec::new(),
+        sign_assertion: body.sign_assertion,
+        sign_response: body.sign_response,
+        require_signed_requests: body.require_signed_requests,
+        encrypt_assertions: body.encrypt_assertions,
+        idp_initiated: body.idp_initiated,
+        idp_initiated_relay_states: body.idp_initiated_relay_states,
+    };
+    let by = api.by();
+    let (sp, created) =
+        service::import(&api.state, by, &body.metadata, settings, body.attributes).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(sp_view(sp)))
+}
+
+/// A change to an SP's settings; fields left out keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpSettingsBody {
+    pub name: Option<String>,
+    pub name_id_format: Option<String>,
+    /// Left out while the format changes: that format's default source.
+    pub name_id_source: Option<String>,
+    /// The whole mapping, field → SAML attribute name; fields left out are not sent.
+    pub attributes: Option<std::collections::BTreeMap<String, String>>,
+    pub sign_assertion: Option<bool>,
+    pub sign_response: Option<bool>,
+    pub require_signed_requests: Option<bool>,
+    pub encrypt_assertions: Option<bool>,
+    pub idp_initiated: Option<bool>,
+    /// The whole list; left out, it is kept.
+    pub idp_initiated_relay_states: Option<Vec<String>>,
+}
+
+#[utoipa::path(put, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")), request_body = SpSettingsBody,
+    responses((status = 200, body = SpView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn update_sp(
+    path: web::Path<String>,
+    body: web::Bytes,
+    api: AdminRequest,
+) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let current = service::find(&api.state, &api.who, &entity_id(&path)?).await?;
+    let body: SpSettingsBody = api.json(&body)?;
+    let change = SettingsChange {
+        name: body.name,
+        name_id_format: body.name_id_format,
+        name_id_source: body.name_id_source,
+        attributes: body.attributes,
+        sign_assertion: body.sign_assertion,
+        sign_response: body.sign_response,
+        require_signed_requests: body.require_signed_requests,
+        encrypt_assertions: body.encrypt_assertions,
+        idp_initiated: body.idp_initiated,
+        idp_initiated_relay_states: body.idp_initiated_relay_states,
+    };
+    let by = api.by();
+    let sp = service::update(&api.state, by, &current.entity_id, change).await?;
+    Ok(HttpResponse::Ok().json(sp_view(sp)))
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
+    responses((status = 200, body = Done), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_sp(
+    path: web::Path<String>,
+    api: AdminRequest,
+) -> Result<HttpResponse, ApiError> {
+    api.who.require(Action::Global)?;
+    let id = entity_id(&path)?;
+    service::delete(&api.state, api.by(), &id).await?;
+    Ok(HttpResponse::Ok().json(Done { changed: true }))
+}

@@ -1,0 +1,69 @@
+//! IP blocks (DESIGN §5): they span organisations, so only a super administrator sees them.
+
+// The console's pages share its entry, navigation, notices and helpers.
+use super::*;
+
+struct BlockRow {
+    ip: String,
+    until: String,
+    count: i32,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/ip_blocks.html")]
+struct IpBlocksPage {
+    nav: Nav,
+    notice: Option<&'static str>,
+    blocks: Vec<BlockRow>,
+}
+
+#[get("/admin/ip-blocks")]
+pub(super) async fn ip_blocks_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, PageError> {
+    let console = inside!(enter(&state, &req).await?);
+    let blocks = network::blocks(&state, &console.who)
+        .await?
+        .into_iter()
+        .map(|b| BlockRow {
+            until: when(b.blocked_until),
+            count: b.block_count,
+            reason: b.reason,
+            ip: b.ip,
+        })
+        .collect();
+    let page = IpBlocksPage {
+        nav: console.nav(),
+        notice: notice(query.done.as_deref()),
+        blocks,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct LiftForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    ip: String,
+}
+
+#[post("/admin/ip-blocks/lift")]
+pub(super) async fn lift_ip_block(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    form: web::Form<LiftForm>,
+) -> Result<HttpResponse, PageError> {
+    let console = inside!(enter_form(&state, &req, &form.csrf).await?);
+    let lifted = network::lift_ip_block(&state, Acting::new(&console.who, &ctx), &form.ip).await?;
+    let done = if lifted {
+        "ip-lifted"
+    } else {
+        "ip-not-blocked"
+    };
+    Ok(see_other(&format!("/admin/ip-blocks?done={done}")))
+}

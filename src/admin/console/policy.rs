@@ -1,0 +1,293 @@
+//! An organisation's policies: shown, and changed through one form.
+
+// The console's pages share its entry, navigation, notices and helpers.
+use super::*;
+
+/// The policy form's fields as typed: what is shown, and shown again with the errors.
+/// The names are `OrgPolicy::validate`'s, so every message names the field it is about.
+#[derive(Deserialize, Default)]
+struct PolicyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(rename = "password.min_length", default)]
+    min_length: String,
+    #[serde(rename = "password.max_length", default)]
+    max_length: String,
+    #[serde(rename = "password.require_upper", default)]
+    require_upper: Option<String>,
+    #[serde(rename = "password.require_lower", default)]
+    require_lower: Option<String>,
+    #[serde(rename = "password.require_digit_or_symbol", default)]
+    require_digit_or_symbol: Option<String>,
+    #[serde(rename = "password.min_strength", default)]
+    min_strength: String,
+    #[serde(rename = "password.history", default)]
+    history: String,
+    #[serde(rename = "password.max_age_days", default)]
+    max_age_days: String,
+    #[serde(rename = "lockout.threshold", default)]
+    threshold: String,
+    #[serde(rename = "lockout.lock_minutes", default)]
+    lock_minutes: String,
+    #[serde(rename = "lockout.permanent_after", default)]
+    permanent_after: String,
+    #[serde(rename = "lockout.reset_failures_after_minutes", default)]
+    reset_failures_after_minutes: String,
+    #[serde(default)]
+    mfa: String,
+    #[serde(default)]
+    support_email: String,
+    #[serde(default)]
+    session_idle_secs: String,
+    #[serde(default)]
+    session_absolute_secs: String,
+}
+
+/// A whole number typed into `raw` (at most 20 characters) into `into`, or the field named
+/// in `errors`.
+fn number<T: std::str::FromStr>(errors: &mut Vec<String>, field: &str, raw: &str, into: &mut T) {
+    let raw = raw.trim();
+    match raw.parse::<T>() {
+        Ok(v) if raw.len() <= 20 => *into = v,
+        _ => errors.push(format!("{field}: must be a whole number")),
+    }
+}
+
+fn checked(on: bool) -> Option<String> {
+    on.then(|| "on".to_owned())
+}
+
+fn mfa_name(m: MfaPolicy) -> &'static str {
+    match m {
+        MfaPolicy::Off => "off",
+        MfaPolicy::Admins => "admins",
+        MfaPolicy::Everyone => "everyone",
+    }
+}
+
+impl PolicyForm {
+    fn from_policy(p: &OrgPolicy) -> Self {
+        Self {
+            csrf: String::new(),
+            min_length: p.password.min_length.to_string(),
+            max_length: p.password.max_length.to_string(),
+            require_upper: checked(p.password.require_upper),
+            require_lower: checked(p.password.require_lower),
+            require_digit_or_symbol: checked(p.password.require_digit_or_symbol),
+            min_strength: p.password.min_strength.to_string(),
+            history: p.password.history.to_string(),
+            max_age_days: p
+                .password
+                .max_age_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            threshold: p.lockout.threshold.to_string(),
+            lock_minutes: p.lockout.lock_minutes.to_string(),
+            permanent_after: p.lockout.permanent_after.to_string(),
+            reset_failures_after_minutes: p.lockout.reset_failures_after_minutes.to_string(),
+            mfa: mfa_name(p.mfa).to_owned(),
+            support_email: p.support_email.clone().unwrap_or_default(),
+            session_idle_secs: p.session_idle_secs.to_string(),
+            session_absolute_secs: p.session_absolute_secs.to_string(),
+        }
+    }
+
+    /// The policy the form describes, or every field that is wrong: the ones that are not
+    /// numbers (or not a choice offered), then `OrgPolicy::validate`'s bounds on the rest.
+    /// A field that does not parse keeps its current value for the bounds check, so it is
+    /// named once.
+    fn parse(&self, current: &OrgPolicy) -> Result<OrgPolicy, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut p = current.clone();
+        self.parse_password(&mut errors, &mut p);
+        self.parse_lockout(&mut errors, &mut p);
+        match self.mfa.as_str() {
+            "off" => p.mfa = MfaPolicy::Off,
+            "admins" => p.mfa = MfaPolicy::Admins,
+            "everyone" => p.mfa = MfaPolicy::Everyone,
+            _ => errors.push("mfa: must be off, admins or everyone".into()),
+        }
+        let email = self.support_email.trim();
+        if email.is_empty() {
+            p.support_email = None;
+        } else if email.len() > MAX_INPUT {
+            errors.push("support_email: must be an email address".into());
+        } else {
+            // Canonical form when it parses; `validate` names it when it does not.
+            p.support_email = Some(
+                Email::parse(email)
+                    .map(|e| e.as_str().to_owned())
+                    .unwrap_or_else(|_| email.to_owned()),
+            );
+        }
+        number(
+            &mut errors,
+            "session_idle_secs",
+            &self.session_idle_secs,
+            &mut p.session_idle_secs,
+        );
+        number(
+            &mut errors,
+            "session_absolute_secs",
+            &self.session_absolute_secs,
+            &mut p.session_absolute_secs,
+        );
+        if let Err(problems) = p.validate() {
+            let named: Vec<String> = errors
+                .iter()
+                .filter_map(|e| e.split(':').next())
+                .map(|f| format!("{f}:"))
+                .collect();
+            errors.extend(
+                problems
+                    .0
+                    .into_iter()
+                    .filter(|m| !named.iter().any(|f| m.starts_with(f.as_str()))),
+            );
+        }
+        if errors.is_empty() {
+            Ok(p)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The password rules' fields into `p`, naming those that are not numbers.
+    fn parse_password(&self, errors: &mut Vec<String>, p: &mut OrgPolicy) {
+        number(
+            errors,
+            "password.min_length",
+            &self.min_length,
+            &mut p.password.min_length,
+        );
+        number(
+            errors,
+            "password.max_length",
+            &self.max_length,
+            &mut p.password.max_length,
+        );
+        number(
+            errors,
+            "password.min_strength",
+            &self.min_strength,
+            &mut p.password.min_strength,
+        );
+        number(
+            errors,
+            "password.history",
+            &self.history,
+            &mut p.password.history,
+        );
+        if self.max_age_days.trim().is_empty() {
+            p.password.max_age_days = None;
+        } else {
+            let mut days = 0u32;
+            let before = errors.len();
+            number(
+                errors,
+                "password.max_age_days",
+                &self.max_age_days,
+                &mut days,
+            );
+            if errors.len() == before {
+                p.password.max_age_days = Some(days);
+            }
+        }
+        p.password.require_upper = self.require_upper.is_some();
+        p.password.require_lower = self.require_lower.is_some();
+        p.password.require_digit_or_symbol = self.require_digit_or_symbol.is_some();
+    }
+
+    /// The lockout rules' fields into `p`, naming those that are not numbers.
+    fn parse_lockout(&self, errors: &mut Vec<String>, p: &mut OrgPolicy) {
+        number(
+            errors,
+            "lockout.threshold",
+            &self.threshold,
+            &mut p.lockout.threshold,
+        );
+        number(
+            errors,
+            "lockout.lock_minutes",
+            &self.lock_minutes,
+            &mut p.lockout.lock_minutes,
+        );
+        number(
+            errors,
+            "lockout.permanent_after",
+            &self.permanent_after,
+            &mut p.lockout.permanent_after,
+        );
+        number(
+            errors,
+            "lockout.reset_failures_after_minutes",
+            &self.reset_failures_after_minutes,
+            &mut p.lockout.reset_failures_after_minutes,
+        );
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/org.html")]
+struct OrgPage {
+    nav: Nav,
+    notice: Option<&'static str>,
+    org: OrgRow,
+    form: PolicyForm,
+    /// May change the policies (support may only read them).
+    can_manage: bool,
+    errors: Vec<String>,
+}
+
+#[get("/admin/orgs/{id}")]
+pub(super) async fn org_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, PageError> {
+    let console = inside!(enter(&state, &req).await?);
+    let org = org_service::find(&state, &console.who, Action::Read, &path).await?;
+    let page = OrgPage {
+        nav: console.nav(),
+        notice: notice(query.done.as_deref()),
+        form: PolicyForm::from_policy(&org.policy()),
+        can_manage: console.who.require(Action::Manage).is_ok(),
+        errors: Vec::new(),
+        org,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[post("/admin/orgs/{id}/policy")]
+pub(super) async fn org_policy(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+    form: web::Form<PolicyForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let console = inside!(enter_form(&state, &req, &form.csrf).await?);
+    let who = &console.who;
+    let org = org_service::find(&state, who, Action::Manage, &path).await?;
+    let policy = match form.parse(&org.policy()) {
+        Ok(p) => p,
+        Err(errors) => {
+            let page = OrgPage {
+                nav: console.nav(),
+                notice: None,
+                form,
+                can_manage: true,
+                errors,
+                org,
+            };
+            return Ok(render(&page, StatusCode::BAD_REQUEST));
+        }
+    };
+    org_service::set_policy(&state, Acting::new(who, &ctx), &org, policy).await?;
+    Ok(see_other(&format!(
+        "/admin/orgs/{}?done=policy-saved",
+        org.id
+    )))
+}

@@ -1,0 +1,321 @@
+//! Finding a user, their page, and what support can do for them.
+
+// The console's pages share its entry, navigation, notices and helpers.
+use super::*;
+
+struct UserSummary {
+    id: String,
+    username: String,
+    email: String,
+    org: String,
+    role: &'static str,
+    status: &'static str,
+    locked: bool,
+    mfa: bool,
+}
+
+struct OrgLink {
+    id: String,
+    display_name: String,
+    name: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/home.html")]
+struct HomePage {
+    nav: Nav,
+    q: String,
+    searched: bool,
+    results: Vec<UserSummary>,
+    truncated: bool,
+    orgs: Vec<OrgLink>,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+#[get("/admin")]
+pub(super) async fn home(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, PageError> {
+    let console = inside!(enter(&state, &req).await?);
+    console.who.require(Action::Read)?;
+    let q = query.into_inner().q.unwrap_or_default().trim().to_owned();
+    if q.chars().count() > MAX_INPUT {
+        return Err(AppError::BadRequest("Search: at most 256 characters.".into()).into());
+    }
+    let visible: Vec<OrgRow> = state
+        .store
+        .run(orgs::list)
+        .await?
+        .into_iter()
+        .filter(|o| console.who.sees_org(&o.id))
+        .collect();
+    let (results, truncated) = if q.is_empty() {
+        (Vec::new(), false)
+    } else {
+        search(&state, &visible, &q).await?
+    };
+    let page = HomePage {
+        nav: console.nav(),
+        searched: !q.is_empty(),
+        q,
+        results,
+        truncated,
+        orgs: visible
+            .into_iter()
+            .map(|o| OrgLink {
+                id: o.id,
+                display_name: o.display_name,
+                name: o.name,
+            })
+            .collect(),
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// Users of `visible` organisations whose username or email contains `q` (any case).
+async fn search(
+    state: &AppState,
+    visible: &[OrgRow],
+    q: &str,
+) -> Result<(Vec<UserSummary>, bool), AppError> {
+    let org_names: HashMap<String, String> = visible
+        .iter()
+        .map(|o| (o.id.clone(), o.display_name.clone()))
+        .collect();
+    let org_ids: Vec<String> = visible.iter().map(|o| o.id.clone()).collect();
+    let needle = q.to_owned();
+    let now = state.clock.now().naive_utc();
+    let (found, truncated) = state
+        .store
+        .run(move |c| {
+            // One more than is shown tells whether there were more.
+            let limit = i64::try_from(SEARCH_LIMIT).unwrap_or(i64::MAX) + 1;
+            let mut matches = users::search(c, &org_ids, &needle, limit)?;
+            let truncated = matches.len() > SEARCH_LIMIT;
+            matches.truncate(SEARCH_LIMIT);
+            let mut found = Vec::with_capacity(matches.len());
+            for user in matches {
+                let key = crate::auth::guard::login_key(&user.username);
+                let locked = crate::store::lockouts::find(c, &key)?
+                    .is_some_and(|l| l.permanent || l.locked_until.is_some_and(|t| t > now));
+                let mfa = totp::is_enrolled(c, &user.id)?;
+                found.push((user, locked, mfa));
+            }
+            Ok((found, truncated))
+        })
+        .await?;
+    let results = found
+        .into_iter()
+        .map(|(u, locked, mfa)| UserSummary {
+            org: org_names.get(&u.org_id).cloned().unwrap_or_default(),
+            role: u.role().as_str(),
+            status: u.status().as_str(),
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            locked,
+            mfa,
+        })
+        .collect();
+    Ok((results, truncated))
+}
+
+// ---------------------------------------------------------------------------------------
+// One user: what state they are in, and what an administrator can do about it.
+
+struct SessionRow {
+    handle: String,
+    created: String,
+    last_seen: String,
+    acr: &'static str,
+    from: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    nav: Nav,
+    notice: Option<&'static str>,
+    user: UserRow,
+    org: String,
+    role: &'static str,
+    status: &'static str,
+    locked: bool,
+    mfa: bool,
+    sessions: Vec<SessionRow>,
+    /// Unlock, force a reset, remove TOTP, end sessions.
+    can_help: bool,
+    /// `user=<username>`, for the link to their audit events.
+    audit_query: String,
+}
+
+#[get("/admin/users/{id}")]
+pub(super) async fn user_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, PageError> {
+    let console = inside!(enter(&state, &req).await?);
+    let who = &console.who;
+    let user = user_service::find(&state, who, Action::Read, &path).await?;
+    let org_id = user.org_id.clone();
+    let org = state
+        .store
+        .run(move |c| orgs::find_by_id(c, &org_id))
+        .await?
+        .map(|o| o.display_name)
+        .unwrap_or_default();
+    let standing = user_service::standing(&state, &user).await?;
+    let sessions = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            created: when_secs(s.created_at),
+            last_seen: when_secs(s.last_seen),
+            acr: if s.acr() == ACR_MFA {
+                "password and code"
+            } else {
+                "password"
+            },
+            from: [s.client_ip.as_deref(), s.user_agent.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · ")
+                .chars()
+                .take(120)
+                .collect(),
+            handle: s.handle,
+        })
+        .collect();
+    let can_help = who.require(Action::Support).is_ok() && who.may_act_on(&user).is_ok();
+    let page = UserPage {
+        nav: console.nav(),
+        notice: notice(query.done.as_deref()),
+        org,
+        role: user.role().as_str(),
+        status: user.status().as_str(),
+        locked: standing.locked,
+        mfa: standing.mfa_enrolled,
+        sessions,
+        can_help,
+        audit_query: url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("user", &user.username)
+            .finish(),
+        user,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct SessionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    session: String,
+}
+
+enum UserAction {
+    Unlock,
+    ForceReset,
+    RemoveTotp,
+    EndSession(String),
+    EndAll,
+}
+
+/// One action on one user: enter with the form's CSRF token, find the user (404 when
+/// not visible), act, and show the user page again with what happened.
+async fn act_on_user(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    raw_id: &str,
+    csrf: &str,
+    action: UserAction,
+) -> Result<HttpResponse, PageError> {
+    let console = inside!(enter_form(state, req, csrf).await?);
+    let by = Acting::new(&console.who, ctx);
+    let user = user_service::find(state, by.who, Action::Read, raw_id).await?;
+    let done = match action {
+        UserAction::Unlock => {
+            if user_service::unlock(state, by, &user).await? {
+                "unlocked"
+            } else {
+                "not-locked"
+            }
+        }
+        UserAction::ForceReset => {
+            user_service::force_reset(state, by, &user).await?;
+            "reset"
+        }
+        UserAction::RemoveTotp => {
+            if user_service::remove_totp(state, by, &user).await? {
+                "totp-removed"
+            } else {
+                "no-totp"
+            }
+        }
+        UserAction::EndSession(handle) => {
+            if !user_service::is_session_handle(&handle) {
+                return Err(AppError::BadRequest("Unknown session.".into()).into());
+            }
+            user_service::end_session(state, by, &user, &handle).await?;
+            "session-ended"
+        }
+        UserAction::EndAll => {
+            user_service::end_all_sessions(state, by, &user).await?;
+            "sessions-ended"
+        }
+    };
+    Ok(see_other(&format!("/admin/users/{}?done={done}", user.id)))
+}
+
+/// Unlock, force a reset or remove the second factor: `/admin/users/{id}/{action}`.
+#[post("/admin/users/{id}/{action}")]
+pub(super) async fn help_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let (id, action) = path.into_inner();
+    let action = match action.as_str() {
+        "unlock" => UserAction::Unlock,
+        "force-reset" => UserAction::ForceReset,
+        "remove-totp" => UserAction::RemoveTotp,
+        _ => return Err(AppError::NotFound.into()),
+    };
+    act_on_user(&state, &req, &ctx, &id, &form.csrf, action).await
+}
+
+#[post("/admin/users/{id}/sessions/end")]
+pub(super) async fn end_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+    form: web::Form<SessionForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    let action = UserAction::EndSession(form.session);
+    act_on_user(&state, &req, &ctx, &path, &form.csrf, action).await
+}
+
+#[post("/admin/users/{id}/sessions/end-all")]
+pub(super) async fn end_all_sessions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    act_on_user(&state, &req, &ctx, &path, &form.csrf, UserAction::EndAll).await
+}

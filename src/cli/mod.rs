@@ -1,0 +1,193 @@
+//! The `gatehouse` command line (DESIGN §2, configuration and CLI contract), one file
+//! per noun. Administrative commands call the admin service (`gatehouse::admin::service`)
+//! as the operator `cli`, a super administrator: the same checks and audit events as the
+//! admin API and console. `--json` output names things as the protocols do
+//! (`client_id`, `entity_id`).
+
+mod audit;
+mod client;
+mod ip;
+mod keys;
+mod org;
+mod serve;
+mod sp;
+mod user;
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use gatehouse::{
+    admin::service::{Acting, Caller, ServiceError},
+    clock::SystemClock,
+    config::Config,
+    startup::{self, AppState},
+    telemetry,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Identity provider for clinical software"
+)]
+pub struct Cli {
+    /// TOML configuration file; `GATEHOUSE_*` environment variables override it.
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Ask the running server (as these settings describe it) for /healthz over loopback;
+    /// exit status 0 when it is alive. For container health checks.
+    Healthcheck {
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// Organisations and their policies (DESIGN §3).
+    Org {
+        #[command(subcommand)]
+        command: org::OrgCommand,
+    },
+    /// Blocked client addresses and the allow-list (DESIGN §5).
+    Ip {
+        #[command(subcommand)]
+        command: ip::IpCommand,
+    },
+    /// OpenID Connect relying parties (DESIGN §9).
+    Client {
+        #[command(subcommand)]
+        command: client::ClientCommand,
+    },
+    /// SAML service providers (DESIGN §10).
+    Sp {
+        #[command(subcommand)]
+        command: sp::SpCommand,
+    },
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Check, export and prune the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration and print the effective settings, secrets redacted.
+    Check,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One line on stderr and a non-zero status: no panic text, no backtrace.
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("gatehouse: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
+        print!("{}", config.redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+    // Declared before the runtime, so dropped after it: what its threads log last is
+    // still written out.
+    let _log_writer = telemetry::init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, command: Command) -> Result<ExitCode, String> {
+    let done = |r: Result<(), String>| r.map(|()| ExitCode::SUCCESS);
+    match command {
+        Command::Serve => done(serve::serve(config).await),
+        Command::Migrate => done(serve::migrate(config).await),
+        Command::Healthcheck { timeout_secs } => {
+            done(serve::healthcheck(config, timeout_secs).await)
+        }
+        Command::User { command } => done(user::run(config, command).await),
+        Command::Org { command } => done(org::run(config, command).await),
+        Command::Ip { command } => done(ip::run(config, command).await),
+        Command::Client { command } => done(client::run(config, command).await),
+        Command::Sp { command } => done(sp::run(config, command).await),
+        Command::Keys { command } => done(keys::run(config, command).await),
+        Command::Audit { command } => audit::run(config, command).await,
+        Command::Config { .. } => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The operator at this terminal, with the application's state over the configured
+/// database: what an admin service action needs.
+struct Operator {
+    state: AppState,
+    who: Caller,
+}
+
+impl Operator {
+    async fn open(config: Config) -> Result<Self, String> {
+        let state = startup::build_state(config, Arc::new(SystemClock))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            state,
+            who: Caller::cli(),
+        })
+    }
+
+    /// Acting outside any request, audited as `cli`.
+    fn by(&self) -> Acting<'_> {
+        Acting::cli(&self.who)
+    }
+}
+
+/// What a failed admin action prints (after `gatehouse: `).
+fn failed(e: ServiceError) -> String {
+    e.to_string()
+}
+
+/// One JSON document on standard output.
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! The CLI's admin commands (issue 22): every change the admin API offers has a CLI form
+//! that calls the same admin service, with `--json`, audited with the actor `cli`.
+
+use std::{
+    path::Path,
+    process::{Output, Stdio},
+};
+
+use gatehouse::audit::EventType;
+use serde_json::Value;
+use utoipa::OpenApi;
+
+use crate::cli::gatehouse;
+
+/// Each admin API operation (by operationId) and the CLI command that does the same.
+/// A new API operation must be added here (or to `API_ONLY`), or the test below fails.
+const CLI_FORMS: &[(&str, &[&str])] = &[
+    ("list_users", &["user", "list"]),
+    ("invite_user", &["user", "invite"]),
+    ("show_user", &["user", "show"]),
+    ("unlock_user", &["user", "unlock"]),
+    ("force_reset_user", &["user", "force-reset"]),
+    ("remove_totp", &["user", "remove-totp"]),
+    ("disable_user", &["user", "disable"]),
+    ("enable_user", &["user", "enable"]),
+    ("set_role", &["user", "role"]),
+    ("rename_user", &["user", "rename"]),
+    ("list_sessions", &["user", "sessions"]),
+    ("end_sessions", &["user", "end-sessions"]),
+    ("end_one_session", &["user", "end-sessions"]),
+    ("list_orgs", &["org", "list"]),
+    ("show_org", &["org", "show"]),
+    ("create_org", &["org", "create"]),
+    ("set_policy", &["org", "policy"]),
+    ("force_reset_org", &["user", "force-reset"]),
+    ("list_ip_blocks", &["ip", "list"]),
+    ("unblock_ip", &["ip", "unblock"]),
+    ("list_allowed", &["ip", "allowed"]),
+    ("add_allowed", &["ip", "allow"]),
+    ("remove_allowed", &["ip", "disallow"]),
+    ("query_audit", &["audit", "export"]),
+    ("list_clients", &["client", "list"]),
+    ("show_client", &["client", "show"]),
+    ("create_client", &["client", "create"]),
+    ("update_client", &["client", "update"]),
+    ("delete_client", &["client", "delete"]),
+    ("rotate_client_secret", &["client", "rotate-secret"]),
+    ("list_sps", &["sp", "list"]),
+    ("show_sp", &["sp", "show"]),
+    ("import_sp", &["sp", "import"]),
+    ("update_sp", &["sp", "update"]),
+    ("delete_sp", &["sp", "delete"]),
+    ("list_signing_keys", &["keys", "list"]),
+    ("rotate_signing_keys", &["keys", "rotate"]),
+];
+
+/// Operations with no CLI form, and why.
+const API_ONLY: &[(&str, &str)] = &[];
+
+/// CLI forms whose output is JSON already (JSON lines), so they have no `--json`.
+const ALWAYS_JSON: &[&[&str]] = &[&["audit", "export"]];
+
+fn operation_ids() -> Vec<String> {
+    let doc = gatehouse::admin::openapi::ApiDoc::openapi();
+    let mut ids = Vec::new();
+    for item in doc.paths.paths.values() {
+        let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+        for op in operations.into_iter().flatten() {
+            ids.push(op.operation_id.clone().expect("every operation has an id"));
+        }
+    }
+    ids
+}
+
+#[test]
+fn every_admin_api_operation_has_a_cli_form_with_json_output() {
+    let ids = operation_ids();
+    assert!(
+        ids.len() >= 37,
+        "the document lists the operations: {ids:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for id in &ids {
+        let form = CLI_FORMS.iter().find(|(op, _)| op == id);
+        let api_only = API_ONLY.iter().any(|(op, _)| op == id);
+        assert!(
+            form.is_some() || api_only,
+            "admin API operation {id} has no CLI form: add one (and to CLI_FORMS), or list it in API_ONLY with a reason"
+        );
+        let Some((_, argv)) = form else { continue };
+        let out = gatehouse(dir.path())
+            .args(*argv)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "gatehouse {argv:?} --help: {help}");
+        assert!(
+            ALWAYS_JSON.contains(argv) || help.contains("--json"),
+            "gatehouse {argv:?} has no --json"
+        );
+    }
+    for (op, _) in CLI_FORMS {
+        assert!(ids.iter().any(|id| id == op), "{op} is no API operation");
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    gatehouse(dir).args(args).output().unwrap()
+}
+
+/// Runs a command that must succeed with `--json`; its output.
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let out = gatehouse(dir).args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "gatehouse {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("gatehouse {args:?} --json: {e}: {:?}", out.stdout))
+}
+
+fn create_user(dir: &Path, username: &str) -> Value {
+    use std::io::Write;
+    let email = format!("{username}@example.org");
+    let mut child = gatehouse(dir)
+        .args(["user", "create", "--username", username, "--email", &email])
+        .args(["--password-stdin", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"Quiet-Harbour-42\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The audit trail as `audit export` writes it.
+fn events(dir: &Path, event_type: EventType) -> Vec<Value> {
+    let out = run(dir, &["audit", "export"]);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == event_type.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn user_disable_enable_role_and_rename_from_the_command_line_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let id = create_user(dir, "ana")["id"].as_str().unwrap().to_owned();
+
+    let done = json(dir, &["user", "disable", "ana"]);
+    assert_eq!(done["changed"], true);
+    assert_eq!(json(dir, &["user", "show", "ana"])["status"], "disabled");
+    assert_eq!(json(dir, &["user", "disable", "ana"])["changed"], false);
+    let disabled = events(dir, EventType::UserDisabled);
+    assert_eq!(disabled.len(), 1, "only the change is audited");
+    assert_eq!(disabled[0]["actor"], "cli");
+    assert_eq!(disabled[0]["subject"], id.as_str());
+
+    assert_eq!(json(dir, &["user", "enable", "ana"])["changed"], true);
+    assert_eq!(json(dir, &["user", "show", "ana"])["status"], "active");
+    assert_eq!(events(dir, EventType::UserEnabled)[0]["actor"], "cli");
+
+    assert_eq!(
+        json(dir, &["user", "role", "ana", "support"])["role"],
+        "support"
+    );
+    let bad = run(dir, &["user", "role", "ana", "emperor"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--role"));
+
+    assert_eq!(
+        json(dir, &["user", "rename", "ana", "anna"])["changed"],
+        true
+    );
+    let shown = json(dir, &["user", "show", "anna"]);
+    assert_eq!(
+        (shown["id"].as_str(), shown["role"].as_str()),
+        (Some(id.as_str()), Some("support"))
+    );
+    let updated = events(dir, EventType::UserUpdated);
+    assert!(
+        updated
+            .iter()
+            .any(|e| e["details"]["role"] == "support" && e["actor"] == "cli")
+    );
+    assert!(
+        updated
+            .iter()
+            .any(|e| e["details"]["previous_username"] == "ana")
+    );
+    let missing = run(dir, &["user", "show", "ana"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named"));
+
+    let listed = json(dir, &["user", "list"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "anna")
+    );
+    assert_eq!(
+        json(dir, &["user", "sessions", "anna"]),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        json(dir, &["user", "end-sessions", "anna"])["sessions_ended"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn organisations_and_their_policy_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let org = json(
+        dir,
+        &[
+            "org",
+            "create",
+            "--name",
+            "beta",
+            "--display-name",
+            "Beta Clinic",
+        ],
+    );
+    assert_eq!(org["name"], "beta");
+    let mut policy = org["policy"].clone();
+    policy["lockout"]["threshold"] = 7.into();
+    let file = dir.join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let replaced = json(
+        dir,
+        &["org", "policy", "beta", "--file", file.to_str().unwrap()],
+    );
+    assert_eq!(replaced["policy"]["lockout"]["threshold"], 7);
+    assert_eq!(
+        json(dir, &["org", "show", "beta"])["policy"]["lockout"]["threshold"],
+        7
+    );
+
+    policy["lockout"]["threshold"] = 1000.into();
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let out = run(
+        dir,
+        &["org", "policy", "beta", "--file", file.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "validated as the API validates it");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lockout.threshold"));
+
+    let changes = events(dir, EventType::AdminChange);
+    let objects: Vec<&str> = changes
+        .iter()
+        .filter(|e| e["actor"] == "cli")
+        .filter_map(|e| e["details"]["object"].as_str())
+        .collect();
+    assert_eq!(objects, ["organisation", "organisation_policy"]);
+    let dup = run(
+        dir,
+        &["org", "create", "--name", "beta", "--display-name", "Again"],
+    );
+    assert!(!dup.status.success());
+}
+
+#[tokio::test]
+async fn the_allow_list_and_clients_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let added = json(
+        dir,
+        &["ip", "allow", "10.20.3.4/16", "--note", "St Mary's NAT"],
+    );
+    assert_eq!(added["cidr"], "10.20.0.0/16");
+    assert_eq!(added["created_by"], "cli");
+    assert_eq!(json(dir, &["ip", "allowed"])[0]["cidr"], "10.20.0.0/16");
+    assert!(!run(dir, &["ip", "allow", "0.0.0.0/0"]).status.success());
+    json(dir, &["ip", "disallow", "10.20.0.0/16"]);
+    assert_eq!(json(dir, &["ip", "allowed"]), serde_json::json!([]));
+    assert!(
+        !run(dir, &["ip", "disallow", "10.20.0.0/16"])
+            .status
+            .success()
+    );
+
+    let created = json(
+        dir,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Ward",
+            "--redirect-uri",
+            "https://ward.example/cb",
+        ],
+    );
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let updated = json(dir, &["client", "update", &client_id, "--name", "Ward 2"]);
+    assert_eq!(updated["client"]["name"], "Ward 2");
+    assert_eq!(json(dir, &["client", "show", &client_id])["name"], "Ward 2");
+    let rotated = json(dir, &["client", "rotate-secret", &client_id]);
+    assert_ne!(rotated["client_secret"], created["client_secret"]);
+    assert_eq!(json(dir, &["client", "list"]).as_array().unwrap().len(), 1);
+    json(dir, &["client", "delete", &client_id]);
+    assert!(!run(dir, &["client", "show", &client_id]).status.success());
+
+    let changes: Vec<String> = events(dir, EventType::AdminChange)
+        .iter()
+        .filter(|e| e["actor"] == "cli" && e["details"]["client_id"] == client_id.as_str())
+        .map(|e| e["details"]["change"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(changes, ["created", "updated", "secret_rotated", "deleted"]);
+    let allow: Vec<&str> = vec!["added", "removed"];
+    let allow_events: Vec<String> = events(dir, EventType::AdminChange)
+        .iter()
+        .filter(|e| e["details"]["object"] == "ip_allow_list")
+        .map(|e| e["details"]["change"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(allow_events, allow);
+}
+
+#[tokio::test]
+async fn token_keys_are_listed_and_rotated_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let before = json(dir, &["keys", "list"]);
+    let rotated = json(dir, &["keys", "rotate"]);
+    let first = &rotated["rotated"][0];
+    let after = json(dir, &["keys", "list"]);
+    assert!(after.as_array().unwrap().len() > before.as_array().unwrap().len());
+    assert!(
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == first["active_kid"] && k["state"] == "active")
+    );
+    let audited = events(dir, EventType::KeyRotated);
+    assert!(audited.iter().all(|e| e["actor"] == "cli"));
+    assert!(
+        audited
+            .iter()
+            .any(|e| e["details"]["active_kid"] == first["active_kid"])
+    );
+}
