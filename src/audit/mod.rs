@@ -227,6 +227,22 @@ impl Audit {
         Ok(())
     }
 
+    /// Appends `events` inside the transaction the caller has open on `conn` (see
+    /// `ledger::append_in_transaction`): for a change that must never exist without its
+    /// events, nor they without it. Everything else uses [`Audit::record`].
+    pub fn record_in(
+        &self,
+        conn: &mut crate::store::DbConnection,
+        events: Vec<AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let batch: Vec<_> = events
+            .into_iter()
+            .map(|e| PreparedEvent::new(e, now))
+            .collect();
+        ledger::append_in_transaction(conn, &self.key, &batch)
+    }
+
     /// Walks the whole chain from the latest checkpoint (or the first event) to the
     /// head, a page at a time, and names the first problem.
     pub async fn verify(&self) -> Result<VerifyReport, AuditError> {

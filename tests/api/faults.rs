@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use gatehouse::config::Config;
+use gatehouse::{clock::Clock, config::Config};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
@@ -132,6 +132,26 @@ async fn sign_in_once(
     base: &str,
     username: &str,
 ) -> Result<Vec<u16>, String> {
+    let (mut out, res) = submit_password(client, base, username, PASSWORD).await?;
+    if let Some(res) = res {
+        let status = res.status().as_u16();
+        let done = status == 303
+            && res.headers()["location"]
+                .to_str()
+                .is_ok_and(|l| !l.starts_with("/login"));
+        out.push(if done { SIGNED_IN } else { status });
+    }
+    Ok(out)
+}
+
+/// Start page, sign-in page, then the password form: the statuses of the first two, and
+/// the password step's answer (None when an earlier step failed).
+async fn submit_password(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> Result<(Vec<u16>, Option<reqwest::Response>), String> {
     let mut out = Vec::new();
     let send = |r: reqwest::RequestBuilder| async move {
         r.send().await.map_err(|e| format!("no answer: {e}"))
@@ -139,13 +159,13 @@ async fn sign_in_once(
     let res = send(client.get(format!("{base}/login"))).await?;
     out.push(res.status().as_u16());
     if res.status() != 303 {
-        return Ok(out);
+        return Ok((out, None));
     }
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let res = send(client.get(format!("{base}{location}"))).await?;
     out.push(res.status().as_u16());
     if res.status() != 200 {
-        return Ok(out);
+        return Ok((out, None));
     }
     let html = res.text().await.map_err(|e| e.to_string())?;
     let res = send(
@@ -156,17 +176,11 @@ async fn sign_in_once(
                 ("tx", hidden(&html, "tx").as_str()),
                 ("csrf", &hidden(&html, "csrf")),
                 ("username", username),
-                ("password", PASSWORD),
+                ("password", password),
             ]),
     )
     .await?;
-    let status = res.status().as_u16();
-    let done = status == 303
-        && res.headers()["location"]
-            .to_str()
-            .is_ok_and(|l| !l.starts_with("/login"));
-    out.push(if done { SIGNED_IN } else { status });
-    Ok(out)
+    Ok((out, Some(res)))
 }
 
 async fn readyz(app: &TestApp) -> u16 {
@@ -398,6 +412,22 @@ impl CuttableProxy {
     }
 }
 
+/// A fresh database, a proxy in front of it, and its URL directly and through the proxy.
+async fn proxied_database(base: &str) -> (CuttableProxy, url::Url, url::Url) {
+    let direct = url::Url::parse(&fresh_postgres_url(base)).unwrap();
+    let host = direct.host_str().unwrap();
+    let upstream = tokio::net::lookup_host((host, direct.port().unwrap_or(5432)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = CuttableProxy::start(upstream).await;
+    let mut through_proxy = direct.clone();
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    (proxy, direct, through_proxy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart() {
     let Some(base) = test_database_url() else {
@@ -406,18 +436,7 @@ async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart
             "GATEHOUSE_TEST_DATABASE_URL not set",
         );
     };
-    let direct = url::Url::parse(&fresh_postgres_url(&base)).unwrap();
-    let host = direct.host_str().unwrap();
-    let upstream = tokio::net::lookup_host((host, direct.port().unwrap_or(5432)))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = CuttableProxy::start(upstream).await;
-    let mut through_proxy = direct.clone();
-    through_proxy.set_host(Some("127.0.0.1")).unwrap();
-    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
-
+    let (mut proxy, _, through_proxy) = proxied_database(&base).await;
     let app = spawn_app_with(|c| {
         under_load(c);
         c.database_url = Some(through_proxy.clone());
@@ -603,4 +622,167 @@ async fn a_sign_in_started_on_a_killed_instance_finishes_on_another() {
     assert!(tokens["id_token"].is_string(), "{tokens}");
 
     crate::cli::terminate(&mut b);
+}
+
+/// A direct connection to the test's PostgreSQL database, beside the proxy the server
+/// uses: it sees what was committed while the server's path is cut.
+async fn observer(direct: &url::Url) -> gatehouse::store::Store {
+    let target = gatehouse::config::DatabaseTarget::Postgres(direct.to_string());
+    tokio::task::spawn_blocking(move || gatehouse::store::Store::connect(&target, 1))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn lockout_row(store: &gatehouse::store::Store, username: &str) -> LockoutRow {
+    let key = gatehouse::auth::guard::login_key(username);
+    store
+        .run(move |c| gatehouse::store::lockouts::find(c, &key))
+        .await
+        .unwrap()
+        .expect("a lockout row")
+}
+
+/// Audit events of one type about `username`'s account, and outbox rows addressed to it.
+async fn trail(store: &gatehouse::store::Store, username: &str, event_type: &str) -> usize {
+    let (name, event_type) = (username.to_owned(), event_type.to_owned());
+    store
+        .run(move |c| {
+            use diesel::prelude::*;
+            use gatehouse::store::schema::{audit_events, users};
+            let id: String = users::table
+                .filter(users::username.eq(&name))
+                .select(users::id)
+                .first(c)?;
+            let n: i64 = audit_events::table
+                .filter(audit_events::subject.eq(&id))
+                .filter(audit_events::event_type.eq(&event_type))
+                .count()
+                .get_result(c)?;
+            Ok(n as usize)
+        })
+        .await
+        .unwrap()
+}
+
+async fn notices_to(store: &gatehouse::store::Store, recipient: &str) -> usize {
+    let recipient = recipient.to_owned();
+    store
+        .run(move |c| gatehouse::store::outbox::recent(c, 500))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.recipient == recipient)
+        .count()
+}
+
+use gatehouse::store::lockouts::LockoutRow;
+
+/// Issue 23 item 2: PostgreSQL cut while a wrong password is being checked (after the
+/// attempt took its place, before its verdict). The attempt is answered 503 and leaves
+/// nothing behind: no count, no lock, no event, no notice. The lock that the next
+/// counted failure causes comes with its event and its notices; the admin view and
+/// sign-in agree throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_cut_between_reservation_and_verdict_counts_all_or_nothing() {
+    let Some(base) = test_database_url() else {
+        return skip(
+            "postgres_cut_between_reservation_and_verdict_counts_all_or_nothing",
+            "GATEHOUSE_TEST_DATABASE_URL not set",
+        );
+    };
+    let (mut proxy, direct, through_proxy) = proxied_database(&base).await;
+    let app = spawn_app_with(|c| {
+        under_load(c);
+        // A hash slow enough to cut the database while it runs.
+        c.argon2_memory_kib = 64 * 1024;
+        c.argon2_iterations = 8;
+        c.database_url = Some(through_proxy.clone());
+    })
+    .await;
+    let db = observer(&direct).await;
+    create_user(&app, "carol", PASSWORD, false).await;
+    for _ in 0..4 {
+        assert_eq!(wrong_password(&app, "carol").await.0, 401);
+    }
+    assert_eq!(lockout_row(&db, "carol").await.failures, 4);
+
+    let fifth = tokio::spawn({
+        let base = app.base.clone();
+        async move { wrong_password_at(&base, "carol").await }
+    });
+    let key = gatehouse::auth::guard::login_key("carol");
+    let in_flight = eventually(Duration::from_secs(20), || {
+        let (db, key) = (db.clone(), key.clone());
+        async move {
+            db.run(move |c| gatehouse::store::lockouts::find(c, &key))
+                .await
+                .unwrap()
+                .is_some_and(|row| row.in_flight == 1)
+        }
+    })
+    .await;
+    assert!(in_flight, "the fifth attempt never took its place");
+    proxy.cut().await;
+    let (status, retry_after) = fifth.await.unwrap();
+    assert_eq!(status, 503, "the verdict could not be recorded");
+    assert!(retry_after);
+    proxy.restore().await;
+
+    let row = lockout_row(&db, "carol").await;
+    let now = app.clock.now().naive_utc();
+    assert_eq!(row.failures, 4, "the attempt answered 503 is not counted");
+    assert!(
+        !row.is_locked(now),
+        "and locks nothing (admin view: locked false)"
+    );
+    assert_eq!(trail(&db, "carol", "account.locked").await, 0);
+    assert_eq!(trail(&db, "carol", "sign_in.failed").await, 4);
+    assert_eq!(notices_to(&db, "carol@example.org").await, 0);
+
+    // Once its lease has lapsed, the right password signs in: not refused as locked.
+    app.clock.advance(chrono::Duration::minutes(1));
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            app.sign_in(&app.new_client(), "carol", PASSWORD)
+                .await
+                .status()
+                == 303
+        })
+        .await,
+        "the right password was refused after the outage"
+    );
+
+    // Five counted failures lock, and the lock comes with its event and its notice.
+    for _ in 0..5 {
+        assert_eq!(wrong_password(&app, "carol").await.0, 401);
+    }
+    let row = lockout_row(&db, "carol").await;
+    assert!(row.is_locked(app.clock.now().naive_utc()));
+    assert_eq!(row.lock_count, 1);
+    assert!(
+        is_locked(&app, "carol").await,
+        "sign-in agrees with the admin view"
+    );
+    assert_eq!(trail(&db, "carol", "account.locked").await, 1);
+    // 4 + 5 counted, and the refusal `is_locked` saw (reason "locked").
+    assert_eq!(trail(&db, "carol", "sign_in.failed").await, 10);
+    assert_eq!(notices_to(&db, "carol@example.org").await, 1);
+}
+
+/// One sign-in with a wrong password: status, and whether a `Retry-After` came with it.
+async fn wrong_password(app: &TestApp, username: &str) -> (u16, bool) {
+    wrong_password_at(&app.base, username).await
+}
+
+async fn wrong_password_at(base: &str, username: &str) -> (u16, bool) {
+    let client = crate::helpers::client();
+    let (steps, res) = submit_password(&client, base, username, "Wrong-password-123")
+        .await
+        .unwrap();
+    let res = res.unwrap_or_else(|| panic!("the sign-in page failed: {steps:?}"));
+    (
+        res.status().as_u16(),
+        res.headers().contains_key("retry-after"),
+    )
 }

@@ -2,20 +2,25 @@
 //! code, recovery code): IP blocks, account lockout with exact counting, per-IP rate
 //! limits.
 
+mod address;
+mod notices;
+
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
+use address::block_key_addr;
+pub(crate) use address::counted_ip;
+pub use address::ip_block_key;
+
 use super::{hashing::Admission, login::pool_error, token_hash, totp::SecondFactor};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
-    bootstrap::DEFAULT_ORG,
     config::Config,
-    domain::{Email, LockoutPolicy, OrgName, Password, UserStatus, Username},
-    mail::{Alert, Notice},
+    domain::{LockoutPolicy, Password, UserStatus, Username},
     startup::AppState,
-    store::{ip_allow, ip_blocks, lockouts, orgs, users, users::UserRow},
+    store::{ip_blocks, lockouts, orgs, users, users::UserRow},
     telemetry::Metrics,
     web::{RequestContext, error::AppError},
 };
@@ -96,55 +101,6 @@ pub fn login_key(raw: &str) -> String {
     }
 }
 
-/// IPv6 clients are counted and blocked per /64: one client controls a whole /64.
-fn block_key_addr(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
-
-pub fn ip_block_key(ip: IpAddr) -> String {
-    match block_key_addr(ip) {
-        IpAddr::V6(v6) => format!("{v6}/64"),
-        v4 => v4.to_string(),
-    }
-}
-
-/// Whether `ip` is exempt from counting and blocking: in the `ip_allow_list` setting or
-/// in the allow-list administrators keep in the database (read on every check, so an
-/// entry added or removed on one instance holds on all of them at once).
-pub(crate) async fn allow_listed(state: &AppState, ip: IpAddr) -> Result<bool, AppError> {
-    if state
-        .config
-        .ip_allow_list
-        .iter()
-        .any(|net| net.contains(&ip))
-    {
-        return Ok(true);
-    }
-    let listed = state.store.run(ip_allow::list).await?;
-    Ok(listed.iter().any(|row| {
-        row.cidr
-            .parse::<ipnet::IpNet>()
-            .is_ok_and(|net| net.contains(&ip))
-    }))
-}
-
-/// The client address the guard counts, or None when there is none or it is allow-listed.
-pub(crate) async fn counted_ip(
-    state: &AppState,
-    ip: Option<IpAddr>,
-) -> Result<Option<IpAddr>, AppError> {
-    match ip {
-        Some(ip) if !allow_listed(state, ip).await? => Ok(Some(ip)),
-        _ => Ok(None),
-    }
-}
-
 /// What was tried at a guarded step. Every kind goes through the same `attempt`
 /// (DESIGN §5: failed TOTP codes count), so a lock caused by any of them is counted,
 /// audited, mailed and counted against the client address alike (issue 20 item 6).
@@ -217,13 +173,13 @@ async fn look_up(
 }
 
 /// Checks `credential` for what was typed as a username (or the signed-in account's
-/// name), with every defence in order: IP block, account lock (reserving the attempt
-/// first, so counting is exact under concurrency), the check, then counting a failure.
+/// name), with every defence in order: IP block, account lock (leasing one of the tries
+/// left first, so counting is exact under concurrency), the check, then the verdict.
 ///
-/// A success gives the reserved attempt back but clears nothing: failures and the run
-/// of consecutive locks restart only when a whole sign-in succeeds
-/// (`sign_in_completed`). Otherwise the right password would wipe the count before
-/// every few wrong codes, and guessing the second factor would never lock.
+/// A success gives the lease back but clears nothing: failures and the run of
+/// consecutive locks restart only when a whole sign-in succeeds (`sign_in_completed`).
+/// Otherwise the right password would wipe the count before every few wrong codes, and
+/// guessing the second factor would never lock.
 pub async fn attempt(
     state: &AppState,
     ctx: &RequestContext,
@@ -262,7 +218,7 @@ pub async fn attempt(
         .store
         .run(move |c| lockouts::reserve(c, &reserve_key, &reserve_policy, naive_now))
         .await?;
-    if let lockouts::Reservation::Locked { .. } = reservation {
+    if reservation != lockouts::Reservation::Allowed {
         guard.attempts.with_label_values(&["locked"]).inc();
         state.audit.record(failed("locked")).await?;
         return Ok(Verdict::Locked);
@@ -275,34 +231,113 @@ pub async fn attempt(
     let usable = found
         .user
         .filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
-    let release_key = key.clone();
-    let release = || async move {
-        state
-            .store
-            .run(move |c| lockouts::release(c, &release_key))
-            .await
-    };
     let ok = match check(state, usable.as_ref(), credential, admission).await {
         Ok(ok) => ok,
         Err(e) => {
-            // Never checked, so not a guess: give the reserved attempt back.
-            release().await?;
+            // Never checked, so not a guess: give the try back.
+            release(state, &key).await;
             return Err(e);
         }
     };
     if let (true, Some(user)) = (ok, usable) {
-        release().await?;
+        release(state, &key).await;
         guard.attempts.with_label_values(&["success"]).inc();
         return Ok(Verdict::Success(Box::new(user)));
     }
 
     guard.attempts.with_label_values(&["failure"]).inc();
-    state.audit.record(failed(reason)).await?;
-    count_failure(state, ctx, key, found.policy, subject.as_ref()).await?;
+    let event = failed(reason);
+    let failure = Failure {
+        key,
+        policy: found.policy,
+        subject,
+        event,
+    };
+    record_failure(state, ctx, failure).await?;
     if let (Some(ip), Some(ip_key)) = (ip, ip_key) {
-        count_ip_failure(state, ctx, ip, ip_key, now.timestamp()).await?;
+        address::count_failure(state, ctx, ip, ip_key, now.timestamp()).await?;
     }
     Ok(Verdict::Failure)
+}
+
+/// Ends a lease without a failure. If the database cannot be told, the lease lapses by
+/// itself (`lockouts::IN_FLIGHT_LEASE`): nothing is counted either way.
+async fn release(state: &AppState, key: &str) {
+    let key = key.to_owned();
+    if let Err(e) = state.store.run(move |c| lockouts::release(c, &key)).await {
+        tracing::warn!(error = %e, "a sign-in attempt's lease is left to lapse");
+    }
+}
+
+/// A checked attempt that failed, ready to be recorded.
+struct Failure {
+    key: String,
+    policy: LockoutPolicy,
+    /// The account's (id, org id), when the name is one.
+    subject: Option<(String, String)>,
+    /// Its `sign_in.failed` or `mfa.failed` event.
+    event: AuditEvent,
+}
+
+/// The verdict of a failed attempt as one transaction: the count, the lock it may
+/// cause, both audit events and the lock's notices — all or none (issue 23 item 2). If
+/// the database goes away before the commit, the attempt is answered 503 and its lease
+/// lapses: nothing was counted, nothing is locked, nobody was told.
+async fn record_failure(
+    state: &AppState,
+    ctx: &RequestContext,
+    failure: Failure,
+) -> Result<(), AppError> {
+    let naive_now = state.clock.now().naive_utc();
+    let Failure {
+        key,
+        policy,
+        subject,
+        event,
+    } = failure;
+    let mut locked_event = AuditEvent::new(EventType::AccountLocked, Outcome::Success).request(ctx);
+    if let Some((id, org)) = &subject {
+        locked_event = locked_event.subject(id).org(org);
+    }
+    let user_id = subject.map(|(id, _)| id);
+    let client_ip = ctx.client_ip;
+    let (audit, mailer, issuer) = (
+        state.audit.clone(),
+        state.mailer.clone(),
+        state.config.issuer.clone(),
+    );
+    let new_lock = state
+        .store
+        .transaction(move |c| {
+            let new_lock = lockouts::record_failure(c, &key, &policy, naive_now)?;
+            let mut events = vec![event];
+            if let Some(lock) = &new_lock {
+                events.push(
+                    locked_event
+                        .detail("permanent", lock.permanent)
+                        .detail("lock_count", lock.lock_count)
+                        .detail("until", lock.until.and_utc().to_rfc3339()),
+                );
+                if let Some(id) = &user_id {
+                    let until = (!lock.permanent).then(|| lock.until.and_utc());
+                    notices::queue_lock(c, &mailer, &issuer, id, until, client_ip)?;
+                }
+            }
+            audit.record_in(c, events)?;
+            Ok(new_lock)
+        })
+        .await?;
+    if let Some(lock) = new_lock {
+        state.guard.lockouts.inc();
+        state.mailer.wake();
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            permanent = lock.permanent,
+            lock_count = lock.lock_count,
+            "account locked after failed sign-ins"
+        );
+    }
+    Ok(())
 }
 
 /// The whole sign-in succeeded (every factor it needed): the failure count and the run
@@ -381,209 +416,4 @@ fn failure_event(
         event = event.subject(id).org(org);
     }
     event
-}
-
-/// Counts a failed attempt against the name; when it locks, the lock is audited and
-/// (for a real account) mailed to the user and support (DESIGN §5).
-async fn count_failure(
-    state: &AppState,
-    ctx: &RequestContext,
-    key: String,
-    policy: LockoutPolicy,
-    subject: Option<&(String, String)>,
-) -> Result<(), AppError> {
-    let naive_now = state.clock.now().naive_utc();
-    let new_lock = state
-        .store
-        .run(move |c| lockouts::record_failure(c, &key, &policy, naive_now))
-        .await?;
-    let Some(lock) = new_lock else {
-        return Ok(());
-    };
-    state.guard.lockouts.inc();
-    let mut event = AuditEvent::new(EventType::AccountLocked, Outcome::Success)
-        .request(ctx)
-        .detail("permanent", lock.permanent)
-        .detail("lock_count", lock.lock_count)
-        .detail("until", lock.until.and_utc().to_rfc3339());
-    if let Some((id, org)) = subject {
-        event = event.subject(id).org(org);
-    }
-    state.audit.record(event).await?;
-    if let Some((id, _)) = subject {
-        let until = (!lock.permanent).then(|| lock.until.and_utc());
-        notify_lock(state, id, until, ctx.client_ip).await?;
-    }
-    tracing::warn!(
-        request_id = %ctx.request_id,
-        permanent = lock.permanent,
-        lock_count = lock.lock_count,
-        "account locked after failed sign-ins"
-    );
-    Ok(())
-}
-
-/// DESIGN §5: a lock is mailed to the user and alerted to the organisation's support
-/// contact (and the webhook, if configured), all queued in one transaction through the
-/// durable outbox. Names that belong to no account lock silently: there is no one to tell.
-async fn notify_lock(
-    state: &AppState,
-    user_id: &str,
-    until: Option<chrono::DateTime<chrono::Utc>>,
-    ip: Option<IpAddr>,
-) -> Result<(), AppError> {
-    let (user_id, mailer, issuer) = (
-        user_id.to_owned(),
-        state.mailer.clone(),
-        state.config.issuer.clone(),
-    );
-    state
-        .store
-        .transaction(move |c| {
-            let Some(user) = users::find_by_id(c, &user_id)? else {
-                return Ok(());
-            };
-            let Some(org) = orgs::find_by_id(c, &user.org_id)? else {
-                return Ok(());
-            };
-            let name = user
-                .display_name
-                .clone()
-                .unwrap_or_else(|| user.username.clone());
-            if let Ok(email) = Email::parse(&user.email) {
-                let notice = Notice::Lockout {
-                    name,
-                    username: user.username.clone(),
-                    until,
-                    ip,
-                };
-                mailer.enqueue_email(c, &email, &notice.render(&issuer))?;
-            }
-            let alert = Alert::AccountLocked {
-                username: user.username.clone(),
-                until,
-                ip,
-            };
-            let (event, payload) = alert.webhook_event(&org.name);
-            mailer.enqueue_event(c, event, &payload)?;
-            if let Some(support) = org
-                .policy()
-                .support_email
-                .as_deref()
-                .and_then(|e| Email::parse(e).ok())
-            {
-                let notice = Notice::SupportAlert {
-                    org: org.display_name.clone(),
-                    alert,
-                };
-                mailer.enqueue_email(c, &support, &notice.render(&issuer))?;
-            }
-            Ok(())
-        })
-        .await?;
-    state.mailer.wake();
-    Ok(())
-}
-
-/// An IP block is alerted to the default organisation's support contact and the webhook:
-/// addresses are not owned by one organisation.
-async fn notify_ip_block(state: &AppState, block: &ip_blocks::IpBlockRow) -> Result<(), AppError> {
-    let alert = Alert::IpBlocked {
-        address: block.ip.clone(),
-        until: block.blocked_until.and_utc(),
-        block_count: block.block_count.max(0) as u32,
-    };
-    let (mailer, issuer) = (state.mailer.clone(), state.config.issuer.clone());
-    state
-        .store
-        .transaction(move |c| {
-            let org = orgs::find_by_name(
-                c,
-                &OrgName::parse(DEFAULT_ORG).map_err(|e| crate::store::StoreError::Query(e.0))?,
-            )?;
-            let org_name = org
-                .as_ref()
-                .map_or(DEFAULT_ORG.to_owned(), |o| o.name.clone());
-            let (event, payload) = alert.webhook_event(&org_name);
-            mailer.enqueue_event(c, event, &payload)?;
-            if let Some(org) = org
-                && let Some(support) = org
-                    .policy()
-                    .support_email
-                    .as_deref()
-                    .and_then(|e| Email::parse(e).ok())
-            {
-                let notice = Notice::SupportAlert {
-                    org: org.display_name.clone(),
-                    alert,
-                };
-                mailer.enqueue_email(c, &support, &notice.render(&issuer))?;
-            }
-            Ok(())
-        })
-        .await?;
-    state.mailer.wake();
-    Ok(())
-}
-
-/// Counts a failure against the client address over a sliding window (two fixed
-/// buckets, the older one weighted by how much of it still overlaps the window) and
-/// blocks the address when the estimate passes the threshold.
-async fn count_ip_failure(
-    state: &AppState,
-    ctx: &RequestContext,
-    ip: IpAddr,
-    ip_key: String,
-    now: i64,
-) -> Result<(), AppError> {
-    let config = &state.config;
-    let window = config.ip_block_window_secs.max(1) as i64;
-    let bucket = now.div_euclid(window);
-    let elapsed = now.rem_euclid(window);
-    let current = state
-        .ephemeral
-        .incr(
-            &format!("ipfail:{ip_key}:{bucket}"),
-            Duration::from_secs(2 * window as u64),
-        )
-        .await?;
-    let previous: i64 = state
-        .ephemeral
-        .get(&format!("ipfail:{ip_key}:{}", bucket - 1))
-        .await?
-        .and_then(|v| String::from_utf8(v).ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let estimate = current + previous * (window - elapsed) / window;
-    if estimate <= i64::from(config.ip_block_threshold) {
-        return Ok(());
-    }
-    let base = chrono::Duration::seconds(config.ip_block_secs.max(1) as i64);
-    let naive_now = state.clock.now().naive_utc();
-    let key = ip_key.clone();
-    let blocked = state
-        .store
-        .run(move |c| ip_blocks::block(c, &key, base, "too many failed sign-ins", naive_now))
-        .await?;
-    if let Some(block) = blocked {
-        state.guard.ip_blocks.inc();
-        state
-            .audit
-            .record(
-                AuditEvent::new(EventType::IpBlocked, Outcome::Success)
-                    .request(ctx)
-                    .detail("blocked", block.ip.as_str())
-                    .detail("until", block.blocked_until.and_utc().to_rfc3339())
-                    .detail("block_count", block.block_count),
-            )
-            .await?;
-        notify_ip_block(state, &block).await?;
-        tracing::warn!(
-            client_ip = %ip,
-            until = %block.blocked_until,
-            block_count = block.block_count,
-            "client address blocked after failed sign-ins"
-        );
-    }
-    Ok(())
 }
