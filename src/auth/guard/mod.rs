@@ -213,12 +213,7 @@ pub async fn attempt(
         });
     }
 
-    let (reserve_key, reserve_policy) = (key.clone(), found.policy.clone());
-    let reservation = state
-        .store
-        .run(move |c| lockouts::reserve(c, &reserve_key, &reserve_policy, naive_now))
-        .await?;
-    if reservation != lockouts::Reservation::Allowed {
+    if !take_a_try(state, &key, &found.policy).await? {
         guard.attempts.with_label_values(&["locked"]).inc();
         state.audit.record(failed("locked")).await?;
         return Ok(Verdict::Locked);
@@ -258,6 +253,43 @@ pub async fn attempt(
         address::count_failure(state, ctx, ip, ip_key, now.timestamp()).await?;
     }
     Ok(Verdict::Failure)
+}
+
+/// Longest an attempt waits for the verdicts of attempts in flight on the same name.
+/// A check is a hash and a few statements; leases orphaned by an outage lapse on their
+/// own later (`lockouts::IN_FLIGHT_LEASE`), and meanwhile the answer is "try again".
+const WAIT_FOR_VERDICTS: Duration = Duration::from_secs(5);
+
+/// Takes one of the tries left on `key`: true when this attempt may be checked, false
+/// when the name is locked. When every try left is held by attempts still being checked,
+/// waits for their verdicts instead of answering "locked" (issue 23 item 5): eight tabs
+/// signing in at once with the right password all get in, while of fifty parallel
+/// guesses exactly the threshold are checked and the rest, once those failed, are
+/// refused as locked.
+async fn take_a_try(state: &AppState, key: &str, policy: &LockoutPolicy) -> Result<bool, AppError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let (k, p) = (key.to_owned(), policy.clone());
+        let now = state.clock.now().naive_utc();
+        match state
+            .store
+            .run(move |c| lockouts::reserve(c, &k, &p, now))
+            .await?
+        {
+            lockouts::Reservation::Allowed => return Ok(true),
+            lockouts::Reservation::Locked { .. } => return Ok(false),
+            lockouts::Reservation::Busy => {}
+        }
+        if started.elapsed() + pause > WAIT_FOR_VERDICTS {
+            // Never "locked" when it is not: the honest answer is to come back.
+            return Err(AppError::Unavailable(
+                "earlier attempts on this name are still being checked".into(),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
 }
 
 /// Ends a lease without a failure. If the database cannot be told, the lease lapses by
