@@ -119,6 +119,16 @@ impl Config {
         if self.audit_retention_days == 0 {
             return invalid("audit_retention_days", "must be at least 1".into());
         }
+        // Long enough for any statement a request makes; short enough that a stalled
+        // dependency is a quick 503, not a hung request.
+        for (key, value) in [
+            ("database_timeout_secs", self.database_timeout_secs),
+            ("redis_timeout_secs", self.redis_timeout_secs),
+        ] {
+            if !(1..=60).contains(&value) {
+                return invalid(key, "must be between 1 and 60".into());
+            }
+        }
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1".into());
         }

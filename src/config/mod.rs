@@ -84,10 +84,17 @@ pub struct Config {
     #[serde(serialize_with = "redact_url")]
     pub database_url: Option<Url>,
     pub database_pool_size: u32,
+    /// Longest PostgreSQL may take over one statement (its `statement_timeout`); a
+    /// request whose database call gets no answer a second after that is answered 503
+    /// with `Retry-After`, however the network stalls. Also libpq's connect timeout,
+    /// TCP keepalive and user timeout.
+    pub database_timeout_secs: u64,
     /// Absent → in-process ephemeral state (one instance only).
     #[serde(serialize_with = "redact_url")]
     pub redis_url: Option<Url>,
     pub redis_key_prefix: String,
+    /// Longest wait for a Redis connection or reply before the request is answered 503.
+    pub redis_timeout_secs: u64,
     /// Base64 of 32 bytes. Prefer `master_key_file` or the environment over the TOML file.
     #[serde(serialize_with = "redact_secret")]
     pub master_key: Option<SecretString>,
@@ -173,8 +180,10 @@ impl Default for Config {
             data_dir: PathBuf::from("./gatehouse-data"),
             database_url: None,
             database_pool_size: 10,
+            database_timeout_secs: 5,
             redis_url: None,
             redis_key_prefix: "gatehouse:".into(),
+            redis_timeout_secs: 2,
             master_key: None,
             master_key_file: None,
             trusted_proxies: Vec::new(),
@@ -304,6 +313,17 @@ impl Config {
                 message: format!("unsupported scheme {other:?} (use postgres:// or sqlite:)"),
             }),
         }
+    }
+
+    /// The database bounds from `database_timeout_secs`.
+    pub fn database_deadlines(&self) -> crate::store::Deadlines {
+        crate::store::Deadlines::from_timeout(std::time::Duration::from_secs(
+            self.database_timeout_secs,
+        ))
+    }
+
+    pub fn redis_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.redis_timeout_secs)
     }
 
     fn is_embedded_database(&self) -> bool {

@@ -41,6 +41,8 @@ fn under_load(config: &mut Config) {
 struct Seen {
     statuses: BTreeMap<(String, u16), usize>,
     no_answer: Vec<String>,
+    /// The longest any one request waited for its answer, by phase.
+    slowest: BTreeMap<String, Duration>,
 }
 
 impl Seen {
@@ -81,12 +83,15 @@ impl Load {
             async move {
                 while !stop.load(Ordering::Relaxed) {
                     let client = crate::helpers::client();
+                    let started = std::time::Instant::now();
                     let result = sign_in_once(&client, &base, username).await;
                     let p = phase.lock().unwrap().clone();
                     {
                         let mut seen = seen.lock().unwrap();
                         match result {
-                            Ok(statuses) => {
+                            Ok((statuses, slowest)) => {
+                                let most = seen.slowest.entry(p.clone()).or_default();
+                                *most = (*most).max(slowest.min(started.elapsed()));
                                 for s in statuses {
                                     *seen.statuses.entry((p.clone(), s)).or_default() += 1;
                                 }
@@ -131,8 +136,8 @@ async fn sign_in_once(
     client: &reqwest::Client,
     base: &str,
     username: &str,
-) -> Result<Vec<u16>, String> {
-    let (mut out, res) = submit_password(client, base, username, PASSWORD).await?;
+) -> Result<(Vec<u16>, Duration), String> {
+    let (mut out, slowest, res) = submit_password(client, base, username, PASSWORD).await?;
     if let Some(res) = res {
         let status = res.status().as_u16();
         let done = status == 303
@@ -141,31 +146,42 @@ async fn sign_in_once(
                 .is_ok_and(|l| !l.starts_with("/login"));
         out.push(if done { SIGNED_IN } else { status });
     }
-    Ok(out)
+    Ok((out, slowest))
 }
 
-/// Start page, sign-in page, then the password form: the statuses of the first two, and
-/// the password step's answer (None when an earlier step failed).
+/// What `submit_password` saw: the statuses before the password step, the longest
+/// wait for any answer, and the password step's answer (None when an earlier step failed).
+type Submitted = (Vec<u16>, Duration, Option<reqwest::Response>);
+
+/// Start page, sign-in page, then the password form.
 async fn submit_password(
     client: &reqwest::Client,
     base: &str,
     username: &str,
     password: &str,
-) -> Result<(Vec<u16>, Option<reqwest::Response>), String> {
+) -> Result<Submitted, String> {
     let mut out = Vec::new();
-    let send = |r: reqwest::RequestBuilder| async move {
-        r.send().await.map_err(|e| format!("no answer: {e}"))
+    let slowest = Mutex::new(Duration::ZERO);
+    let send = |r: reqwest::RequestBuilder| {
+        let slowest = &slowest;
+        async move {
+            let started = std::time::Instant::now();
+            let res = r.send().await.map_err(|e| format!("no answer: {e}"));
+            let mut most = slowest.lock().unwrap();
+            *most = (*most).max(started.elapsed());
+            res
+        }
     };
     let res = send(client.get(format!("{base}/login"))).await?;
     out.push(res.status().as_u16());
     if res.status() != 303 {
-        return Ok((out, None));
+        return Ok((out, *slowest.lock().unwrap(), None));
     }
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let res = send(client.get(format!("{base}{location}"))).await?;
     out.push(res.status().as_u16());
     if res.status() != 200 {
-        return Ok((out, None));
+        return Ok((out, *slowest.lock().unwrap(), None));
     }
     let html = res.text().await.map_err(|e| e.to_string())?;
     let res = send(
@@ -180,7 +196,7 @@ async fn submit_password(
             ]),
     )
     .await?;
-    Ok((out, Some(res)))
+    Ok((out, *slowest.lock().unwrap(), Some(res)))
 }
 
 async fn readyz(app: &TestApp) -> u16 {
@@ -271,6 +287,16 @@ impl OwnRedis {
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `STOP` freezes it (connections stay open, nothing is answered); `CONT` thaws it.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {pid}");
     }
 }
 
@@ -363,6 +389,9 @@ struct CuttableProxy {
     addr: SocketAddr,
     upstream: SocketAddr,
     running: Option<Running>,
+    /// While set, nothing is read or forwarded either way, and every connection stays
+    /// open: a network partition as the server sees it.
+    stalled: Arc<AtomicBool>,
 }
 
 impl CuttableProxy {
@@ -371,6 +400,7 @@ impl CuttableProxy {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream,
             running: None,
+            stalled: Arc::new(AtomicBool::new(false)),
         };
         proxy.restore().await;
         proxy
@@ -382,13 +412,18 @@ impl CuttableProxy {
         let upstream = self.upstream;
         let connections = Arc::new(Mutex::new(Vec::new()));
         let accept = tokio::spawn({
-            let connections = connections.clone();
+            let (connections, stalled) = (connections.clone(), self.stalled.clone());
             async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
+                while let Ok((inbound, _)) = listener.accept().await {
+                    let stalled = stalled.clone();
                     let pipe = tokio::spawn(async move {
-                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        if let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await {
+                            let (from_client, to_client) = inbound.into_split();
+                            let (from_server, to_server) = outbound.into_split();
+                            tokio::join!(
+                                forward(from_client, to_server, stalled.clone()),
+                                forward(from_server, to_client, stalled),
+                            );
                         }
                     });
                     connections.lock().unwrap().push(pipe);
@@ -396,6 +431,15 @@ impl CuttableProxy {
             }
         });
         self.running = Some((accept, connections));
+    }
+
+    /// Stops forwarding, leaving every connection open (new ones are accepted too).
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    fn resume(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
     }
 
     /// Closes the listener (new connections are refused) and every open connection.
@@ -426,6 +470,32 @@ async fn proxied_database(base: &str) -> (CuttableProxy, url::Url, url::Url) {
     through_proxy.set_host(Some("127.0.0.1")).unwrap();
     through_proxy.set_port(Some(proxy.addr.port())).unwrap();
     (proxy, direct, through_proxy)
+}
+
+/// Copies one direction of a proxied connection, holding still while `stalled`.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hold = || async {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        hold().await;
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        hold().await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -777,7 +847,7 @@ async fn wrong_password(app: &TestApp, username: &str) -> (u16, bool) {
 
 async fn wrong_password_at(base: &str, username: &str) -> (u16, bool) {
     let client = crate::helpers::client();
-    let (steps, res) = submit_password(&client, base, username, "Wrong-password-123")
+    let (steps, _, res) = submit_password(&client, base, username, "Wrong-password-123")
         .await
         .unwrap();
     let res = res.unwrap_or_else(|| panic!("the sign-in page failed: {steps:?}"));
@@ -785,4 +855,144 @@ async fn wrong_password_at(base: &str, username: &str) -> (u16, bool) {
         res.status().as_u16(),
         res.headers().contains_key("retry-after"),
     )
+}
+
+/// How long a request may take while a dependency stalls: the configured deadline
+/// (`database_timeout_secs` + 1 s, or `redis_timeout_secs`), plus room for a slow
+/// test machine. Without the bounds, requests waited as long as the stall.
+const STALL_BOUND: Duration = Duration::from_secs(6);
+/// How long each stall lasts: well past every deadline.
+const STALL: Duration = Duration::from_secs(8);
+
+/// A sign-in while a dependency stalls: 503 with `Retry-After`, within `STALL_BOUND`.
+async fn refused_in_time(app: &TestApp) {
+    let started = std::time::Instant::now();
+    let (steps, _, res) = submit_password(&app.new_client(), &app.base, "alice", PASSWORD)
+        .await
+        .unwrap();
+    let status = res
+        .as_ref()
+        .map_or(*steps.last().unwrap(), |r| r.status().as_u16());
+    assert_eq!(status, 503, "{steps:?}");
+    if let Some(res) = res {
+        assert!(res.headers().contains_key("retry-after"));
+    }
+    assert!(
+        started.elapsed() < STALL_BOUND * 3,
+        "three requests took {:?}",
+        started.elapsed()
+    );
+}
+
+/// After the stall: the time until a sign-in of the load succeeds again, and no request
+/// of any phase got a 5xx other than 503, no answer, or waited past `STALL_BOUND`.
+async fn recovered(load: Load, phase: &str) -> Duration {
+    let resumed = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            load.successes(phase) >= 1
+        })
+        .await,
+        "sign-ins did not recover: {:?}",
+        load.seen.lock().unwrap()
+    );
+    let recovery = resumed.elapsed();
+    let seen = load.finish().await;
+    assert!(seen.server_errors().is_empty(), "{seen:?}");
+    assert!(seen.no_answer.is_empty(), "{seen:?}");
+    assert!(
+        seen.slowest.values().all(|d| *d < STALL_BOUND),
+        "a request waited as long as the stall: {seen:?}"
+    );
+    assert!(seen.count("stalled", |s| s == 503) > 0, "{seen:?}");
+    recovery
+}
+
+/// Issue 23 item 3: PostgreSQL stalls (the relay stops forwarding; connections stay
+/// open, nothing is answered). Every request is answered within the deadline — 503 with
+/// `Retry-After` — never held for the length of the stall, and sign-ins come back by
+/// themselves once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_postgres_answers_503_within_the_deadline_then_recovers() {
+    let Some(base) = test_database_url() else {
+        return skip(
+            "a_stalled_postgres_answers_503_within_the_deadline_then_recovers",
+            "GATEHOUSE_TEST_DATABASE_URL not set",
+        );
+    };
+    let (proxy, _, through_proxy) = proxied_database(&base).await;
+    let app = spawn_app_with(|c| {
+        under_load(c);
+        c.database_url = Some(through_proxy.clone());
+        c.database_timeout_secs = 2;
+    })
+    .await;
+    create_user(&app, "alice", PASSWORD, false).await;
+    let load = Load::start(app.base.clone(), "alice");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            load.successes("before") >= 3
+        })
+        .await,
+        "no sign-in succeeded before the fault: {:?}",
+        load.seen.lock().unwrap()
+    );
+
+    load.phase("stalled");
+    let stalled_at = std::time::Instant::now();
+    proxy.stall();
+    refused_in_time(&app).await;
+    tokio::time::sleep(STALL.saturating_sub(stalled_at.elapsed())).await;
+    load.phase("resumed");
+    proxy.resume();
+    let recovery = recovered(load, "resumed").await;
+    eprintln!("postgres stalled {STALL:?}: sign-ins back {recovery:?} after it ended");
+}
+
+/// Issue 23 item 3: Redis frozen (SIGSTOP: connections open, nothing answered). Requests
+/// are answered 503 within the Redis timeout, and come back once it is thawed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_redis_answers_503_within_the_deadline_then_recovers() {
+    if test_redis_url().is_none() || !std::path::Path::new(OwnRedis::BINARY).exists() {
+        return skip(
+            "a_frozen_redis_answers_503_within_the_deadline_then_recovers",
+            "GATEHOUSE_TEST_REDIS_URL not set, or no /usr/bin/redis-server",
+        );
+    }
+    let redis = OwnRedis::start(free_port()).await;
+    let url = redis.url();
+    let app = spawn_app_with(|c| {
+        under_load(c);
+        c.redis_url = Some(url.parse().unwrap());
+        c.redis_timeout_secs = 1;
+    })
+    .await;
+    create_user(&app, "alice", PASSWORD, false).await;
+    let load = Load::start(app.base.clone(), "alice");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            load.successes("before") >= 3
+        })
+        .await,
+        "no sign-in succeeded before the fault: {:?}",
+        load.seen.lock().unwrap()
+    );
+
+    load.phase("stalled");
+    let stalled_at = std::time::Instant::now();
+    redis.signal("STOP");
+    refused_in_time(&app).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            readyz(&app).await == 503
+        })
+        .await,
+        "/readyz still ready with Redis frozen"
+    );
+    tokio::time::sleep(STALL.saturating_sub(stalled_at.elapsed())).await;
+    load.phase("resumed");
+    redis.signal("CONT");
+    let recovery = recovered(load, "resumed").await;
+    assert_eq!(readyz(&app).await, 200);
+    eprintln!("redis frozen {STALL:?}: sign-ins back {recovery:?} after it thawed");
 }
