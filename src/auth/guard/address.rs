@@ -3,12 +3,12 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use super::notices;
+use super::{GuardError, notices};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     startup::AppState,
     store::{ip_allow, ip_blocks},
-    web::{RequestContext, error::AppError},
+    web::RequestContext,
 };
 
 /// IPv6 clients are counted and blocked per /64: one client controls a whole /64.
@@ -32,7 +32,7 @@ pub fn ip_block_key(ip: IpAddr) -> String {
 /// Whether `ip` is exempt from counting and blocking: in the `ip_allow_list` setting or
 /// in the allow-list administrators keep in the database (read on every check, so an
 /// entry added or removed on one instance holds on all of them at once).
-pub(crate) async fn allow_listed(state: &AppState, ip: IpAddr) -> Result<bool, AppError> {
+pub(crate) async fn allow_listed(state: &AppState, ip: IpAddr) -> Result<bool, GuardError> {
     if state
         .config
         .ip_allow_list
@@ -53,7 +53,7 @@ pub(crate) async fn allow_listed(state: &AppState, ip: IpAddr) -> Result<bool, A
 pub(crate) async fn counted_ip(
     state: &AppState,
     ip: Option<IpAddr>,
-) -> Result<Option<IpAddr>, AppError> {
+) -> Result<Option<IpAddr>, GuardError> {
     match ip {
         Some(ip) if !allow_listed(state, ip).await? => Ok(Some(ip)),
         _ => Ok(None),
@@ -69,7 +69,7 @@ pub(super) async fn count_failure(
     ip: IpAddr,
     ip_key: String,
     now: i64,
-) -> Result<(), AppError> {
+) -> Result<(), GuardError> {
     let config = &state.config;
     let window = config.ip_block_window_secs.max(1) as i64;
     let bucket = now.div_euclid(window);
@@ -112,7 +112,7 @@ async fn block(
     state: &AppState,
     ctx: &RequestContext,
     ip_key: String,
-) -> Result<Option<ip_blocks::IpBlockRow>, AppError> {
+) -> Result<Option<ip_blocks::IpBlockRow>, GuardError> {
     let base = chrono::Duration::seconds(state.config.ip_block_secs.max(1) as i64);
     let naive_now = state.clock.now().naive_utc();
     let event = AuditEvent::new(EventType::IpBlocked, Outcome::Success).request(ctx);

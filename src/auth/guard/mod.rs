@@ -3,6 +3,7 @@
 //! limits.
 
 mod address;
+mod error;
 mod notices;
 
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
@@ -13,8 +14,9 @@ use prometheus::{IntCounter, IntCounterVec, Opts};
 use address::block_key_addr;
 pub(crate) use address::counted_ip;
 pub use address::ip_block_key;
+pub use error::GuardError;
 
-use super::{hashing::Admission, login::pool_error, token_hash, totp::SecondFactor};
+use super::{hashing::Admission, token_hash, totp::SecondFactor};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     config::Config,
@@ -22,7 +24,7 @@ use crate::{
     startup::AppState,
     store::{ip_blocks, lockouts, orgs, users, users::UserRow},
     telemetry::Metrics,
-    web::{RequestContext, error::AppError},
+    web::RequestContext,
 };
 
 /// What a password attempt came to.
@@ -72,15 +74,15 @@ impl Guard {
     }
 
     /// Per-IP quota for the sign-in, reset and token endpoints: `Err` carries the wait.
-    pub fn rate_limit(&self, ip: Option<IpAddr>) -> Result<(), AppError> {
+    pub fn rate_limit(&self, ip: Option<IpAddr>) -> Result<(), GuardError> {
         let Some(ip) = ip else { return Ok(()) };
         self.limiter
             .check_key(&block_key_addr(ip))
             .map_err(|not_until| {
                 self.attempts.with_label_values(&["rate_limited"]).inc();
                 let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                AppError::TooManyRequests {
-                    retry_after_secs: wait.as_secs().max(1),
+                GuardError::RateLimited {
+                    retry_after: wait.max(Duration::from_secs(1)),
                 }
             })
     }
@@ -130,7 +132,7 @@ pub async fn password_attempt(
     ctx: &RequestContext,
     raw_username: &str,
     password: Password,
-) -> Result<Verdict, AppError> {
+) -> Result<Verdict, GuardError> {
     attempt(state, ctx, raw_username, Credential::Password(password)).await
 }
 
@@ -146,7 +148,7 @@ async fn look_up(
     raw_username: &str,
     ip_key: Option<String>,
     now: chrono::NaiveDateTime,
-) -> Result<Found, AppError> {
+) -> Result<Found, GuardError> {
     let username = Username::parse(raw_username).ok();
     Ok(state
         .store
@@ -185,13 +187,13 @@ pub async fn attempt(
     ctx: &RequestContext,
     raw_username: &str,
     credential: Credential,
-) -> Result<Verdict, AppError> {
+) -> Result<Verdict, GuardError> {
     let guard = &state.guard;
     let now = state.clock.now();
     let naive_now = now.naive_utc();
     // Capacity first: under a flood the excess is refused before it costs a query.
     let admission = match credential {
-        Credential::Password(_) => Some(state.hashing.admit().map_err(pool_error)?),
+        Credential::Password(_) => Some(state.hashing.admit()?),
         Credential::SecondFactor(_) => None,
     };
     let ip = counted_ip(state, ctx.client_ip).await?;
@@ -266,7 +268,11 @@ const WAIT_FOR_VERDICTS: Duration = Duration::from_secs(5);
 /// signing in at once with the right password all get in, while of fifty parallel
 /// guesses exactly the threshold are checked and the rest, once those failed, are
 /// refused as locked.
-async fn take_a_try(state: &AppState, key: &str, policy: &LockoutPolicy) -> Result<bool, AppError> {
+async fn take_a_try(
+    state: &AppState,
+    key: &str,
+    policy: &LockoutPolicy,
+) -> Result<bool, GuardError> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(10);
     loop {
@@ -283,7 +289,7 @@ async fn take_a_try(state: &AppState, key: &str, policy: &LockoutPolicy) -> Resu
         }
         if started.elapsed() + pause > WAIT_FOR_VERDICTS {
             // Never "locked" when it is not: the honest answer is to come back.
-            return Err(AppError::Unavailable(
+            return Err(GuardError::Unavailable(
                 "earlier attempts on this name are still being checked".into(),
             ));
         }
@@ -319,7 +325,7 @@ async fn record_failure(
     state: &AppState,
     ctx: &RequestContext,
     failure: Failure,
-) -> Result<(), AppError> {
+) -> Result<(), GuardError> {
     let naive_now = state.clock.now().naive_utc();
     let Failure {
         key,
@@ -374,7 +380,7 @@ async fn record_failure(
 
 /// The whole sign-in succeeded (every factor it needed): the failure count and the run
 /// of consecutive locks restart (DESIGN §5 "a success resets the count").
-pub async fn sign_in_completed(state: &AppState, username: &str) -> Result<(), AppError> {
+pub async fn sign_in_completed(state: &AppState, username: &str) -> Result<(), GuardError> {
     let key = login_key(username);
     state
         .store
@@ -390,7 +396,7 @@ async fn check(
     usable: Option<&UserRow>,
     credential: Credential,
     admission: Option<Admission>,
-) -> Result<bool, AppError> {
+) -> Result<bool, GuardError> {
     match (credential, admission) {
         (Credential::Password(password), Some(admission)) => state
             .hashing
@@ -400,12 +406,14 @@ async fn check(
                 password,
             )
             .await
-            .map_err(pool_error),
-        (Credential::Password(_), None) => Err(AppError::Internal(
+            .map_err(GuardError::from),
+        (Credential::Password(_), None) => Err(GuardError::Internal(
             "password attempt without a hashing admission".into(),
         )),
         (Credential::SecondFactor(Some(factor)), _) => match usable {
-            Some(user) => super::totp::check(state, &user.id, &factor).await,
+            Some(user) => super::totp::check(state, &user.id, &factor)
+                .await
+                .map_err(error::from_factor),
             None => Ok(false),
         },
         (Credential::SecondFactor(None), _) => Ok(false),
