@@ -354,6 +354,19 @@ async fn redis_killed_and_restarted_under_load_gives_503_then_recovers() {
 
     load.phase("redis back");
     let redis = OwnRedis::start(redis.port).await;
+    let back = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            load.successes("redis back") >= 1
+        })
+        .await,
+        "sign-ins did not recover: {:?}",
+        load.seen.lock().unwrap()
+    );
+    eprintln!(
+        "redis restarted: sign-ins back {:?} after it listened",
+        back.elapsed()
+    );
     assert!(
         eventually(Duration::from_secs(20), || async {
             load.successes("redis back") >= 3
@@ -541,6 +554,19 @@ async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart
 
     load.phase("database back");
     proxy.restore().await;
+    let back = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            load.successes("database back") >= 1
+        })
+        .await,
+        "sign-ins did not recover: {:?}",
+        load.seen.lock().unwrap()
+    );
+    eprintln!(
+        "postgres reachable again: sign-ins back {:?}",
+        back.elapsed()
+    );
     assert!(
         eventually(Duration::from_secs(30), || async {
             load.successes("database back") >= 3
