@@ -215,6 +215,47 @@ pub fn append(
     })
 }
 
+/// Appends `batch` inside a transaction the caller has already opened on `conn`, so the
+/// events commit or roll back with the change they record (a lock and its
+/// `account.locked` event: issue 23 item 2). The head's lock is held until the caller
+/// commits: keep that transaction short. On SQLite the caller's transaction must have
+/// written before this (it then holds the database's write lock, so the head read here
+/// cannot go stale); on PostgreSQL the head is read `FOR UPDATE`.
+pub fn append_in_transaction(
+    conn: &mut DbConnection,
+    key: &ChainKey,
+    batch: &[PreparedEvent],
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    macro_rules! append_to {
+        ($c:expr, $head:expr) => {{
+            let head: Head = $head.optional()?.ok_or_else(missing_head)?;
+            let rows = chain(head, batch, key);
+            diesel::insert_into(audit_events::table)
+                .values(&rows)
+                .execute($c)?;
+            if let Some(last) = rows.last() {
+                diesel::update(audit_head::table.find(HEAD_ID))
+                    .set((
+                        audit_head::seq.eq(last.seq),
+                        audit_head::hash.eq(&last.hash),
+                    ))
+                    .execute($c)?;
+            }
+            Ok(())
+        }};
+    }
+    let head = audit_head::table
+        .find(HEAD_ID)
+        .select((audit_head::seq, audit_head::hash));
+    match conn {
+        DbConnection::Postgresql(pg) => append_to!(pg, head.for_update().first(pg)),
+        DbConnection::Sqlite(lite) => append_to!(lite, head.first(lite)),
+    }
+}
+
 /// `batch` as rows linked one after the other from `head`.
 fn chain(head: Head, batch: &[PreparedEvent], key: &ChainKey) -> Vec<EventRow> {
     let (mut seq, mut prev) = head;

@@ -220,12 +220,40 @@ impl Audit {
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
         let event = PreparedEvent::new(event, self.clock.now());
         let (done, committed) = oneshot::channel();
-        self.writer
-            .send(Pending { event, done })
+        // Bounded like any database call (issue 23 item 3): when the writer is stuck
+        // on a stalled database, the request is answered 503 rather than held; the
+        // event is still written if the database comes back.
+        let wait = async {
+            self.writer
+                .send(Pending { event, done })
+                .await
+                .map_err(|_| AuditError::Closed)?;
+            committed.await.map_err(|_| AuditError::Closed)??;
+            Ok(())
+        };
+        tokio::time::timeout(self.store.call_timeout(), wait)
             .await
-            .map_err(|_| AuditError::Closed)?;
-        committed.await.map_err(|_| AuditError::Closed)??;
-        Ok(())
+            .map_err(|_| {
+                AuditError::Store(StoreError::Unavailable(
+                    "the audit trail got no answer from the database in time".into(),
+                ))
+            })?
+    }
+
+    /// Appends `events` inside the transaction the caller has open on `conn` (see
+    /// `ledger::append_in_transaction`): for a change that must never exist without its
+    /// events, nor they without it. Everything else uses [`Audit::record`].
+    pub fn record_in(
+        &self,
+        conn: &mut crate::store::DbConnection,
+        events: Vec<AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let batch: Vec<_> = events
+            .into_iter()
+            .map(|e| PreparedEvent::new(e, now))
+            .collect();
+        ledger::append_in_transaction(conn, &self.key, &batch)
     }
 
     /// Walks the whole chain from the latest checkpoint (or the first event) to the

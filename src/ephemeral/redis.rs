@@ -9,10 +9,11 @@ use redis::{ErrorKind, RedisError, Script};
 
 use super::{Ephemeral, EphemeralError, WRONG_KIND, ttl_millis};
 
-/// Bounds each connection attempt and each reply, so that a Redis that is down or hanging
-/// turns into a quick error (and a failing /readyz) instead of requests that pile up.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bounds each connection attempt and each reply, so that a Redis that is down or frozen
+/// (connections open, nothing answered) turns into a quick error (503, and a failing
+/// /readyz) instead of requests that pile up (issue 23 item 3). The `redis_timeout_secs`
+/// setting; this is its default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retries per reconnection; a request waits for them, so they are few and short. Once they
 /// are used up the next request starts a new reconnection, so a Redis that comes back is used
 /// again without restarting the process.
@@ -56,10 +57,19 @@ impl RedisStore {
     /// `key_prefix` is put in front of every key, so that several deployments (or tests) can
     /// share one Redis without seeing each other's keys.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, EphemeralError> {
+        Self::connect_with_timeout(url, key_prefix, DEFAULT_TIMEOUT).await
+    }
+
+    /// Like `connect`, with `timeout` on each connection attempt and each reply.
+    pub async fn connect_with_timeout(
+        url: &str,
+        key_prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, EphemeralError> {
         let client = redis::Client::open(url).map_err(|err| unavailable("connect", &err))?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(RECONNECT_MIN_DELAY)
             .set_max_delay(RECONNECT_MAX_DELAY);

@@ -20,7 +20,7 @@ use crate::{
     auth::{same_secret, token_hash},
     startup::AppState,
     store::clients::{self, ClientRow},
-    web::{RequestContext, error::AppError},
+    web::RequestContext,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -148,13 +148,13 @@ pub async fn authenticate(
     match authenticate_once(state, req, params).await {
         Err(e) if e.error == "invalid_client" => {
             tracing::warn!(request_id = %ctx.request_id, "client authentication failed");
-            if let Err(AppError::TooManyRequests { retry_after_secs }) =
+            if let Err(crate::auth::guard::GuardError::RateLimited { retry_after }) =
                 state.guard.rate_limit(ctx.client_ip)
             {
                 return Err(OAuthError {
                     status: actix_web::http::StatusCode::TOO_MANY_REQUESTS,
                     challenge: None,
-                    retry_after: Some(retry_after_secs),
+                    retry_after: Some(retry_after.as_secs().max(1)),
                     ..OAuthError::invalid_client("too many failed attempts; try again later")
                 });
             }

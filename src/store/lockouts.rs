@@ -1,16 +1,28 @@
 //! Account lockout state (DESIGN §5), durable and shared by every instance.
 //!
-//! An attempt is reserved — counted as a failure — before the password is checked, by
-//! one conditional UPDATE that only succeeds while the count is under the threshold.
-//! Both backends serialise writers to a row, so of 50 parallel attempts exactly
-//! `threshold` are reserved and checked; the rest are refused as locked without
-//! hashing (GHSA-7h8m-vrxx-vr4m). A success then clears the count.
+//! An attempt takes a lease on one of the tries left before its credential is checked,
+//! by one conditional UPDATE that only succeeds while failures plus attempts in flight
+//! are under the threshold. Both backends serialise writers to a row, so of 50
+//! parallel attempts exactly `threshold` are checked; the rest wait for a verdict and
+//! are then refused as locked without hashing (GHSA-7h8m-vrxx-vr4m).
+//!
+//! Only a verdict counts: `record_failure` turns the lease into a failure (and the
+//! lock, when it is the last one) inside the caller's transaction, which also holds the
+//! audit events and the notices (issue 23 item 2). A lease whose verdict never came —
+//! the database went away mid-check, the instance died — lapses on its own after
+//! [`IN_FLIGHT_LEASE`]: it never turns into a count nobody recorded.
 
-use chrono::NaiveDateTime;
+use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::{DbConnection, StoreError, schema::lockouts};
 use crate::domain::LockoutPolicy;
+
+/// How long a lease holds without a verdict. Far beyond a check (the hashing queue, a
+/// hash, and a few statements, each bounded by the database deadline), so a live
+/// attempt never loses its place; short enough that leases orphaned by an outage free
+/// their tries soon after it.
+pub const IN_FLIGHT_LEASE: Duration = Duration::seconds(30);
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = lockouts)]
@@ -21,14 +33,26 @@ pub struct LockoutRow {
     pub locked_until: Option<NaiveDateTime>,
     pub permanent: bool,
     pub updated_at: NaiveDateTime,
+    pub in_flight: i32,
+    pub in_flight_until: Option<NaiveDateTime>,
+}
+
+impl LockoutRow {
+    /// Whether sign-in is refused as locked at `now`: what the admin API shows and what
+    /// the guard answers are the same test.
+    pub fn is_locked(&self, now: NaiveDateTime) -> bool {
+        self.permanent || self.locked_until.is_some_and(|t| t > now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
-    /// This attempt may be checked; it already counts as a failure.
+    /// This attempt may be checked; its lease must end in `record_failure` or `release`.
     Allowed,
-    /// Refused without checking. `until` is None for a permanent lock (or a lock whose
-    /// last allowed attempt is still being checked).
+    /// Every try left is held by an attempt still being checked: not locked (yet), ask
+    /// again once they have their verdicts.
+    Busy,
+    /// Refused without checking. `until` is None for a permanent lock.
     Locked { until: Option<NaiveDateTime> },
 }
 
@@ -97,36 +121,65 @@ pub fn reserve(
         lockouts::locked_until.eq(None::<NaiveDateTime>),
     ))
     .execute(conn)?;
+    // Leases whose verdicts never came (see the module comment).
+    diesel::update(
+        lockouts::table
+            .filter(lockouts::login_key.eq(key))
+            .filter(lockouts::in_flight_until.le(now)),
+    )
+    .set((
+        lockouts::in_flight.eq(0),
+        lockouts::in_flight_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
 
     let reserved = diesel::update(
         lockouts::table
             .filter(lockouts::login_key.eq(key))
             .filter(lockouts::permanent.eq(false))
             .filter(lockouts::locked_until.is_null())
-            .filter(lockouts::failures.lt(policy.threshold as i32)),
+            .filter((lockouts::failures + lockouts::in_flight).lt(policy.threshold as i32)),
     )
     .set((
-        lockouts::failures.eq(lockouts::failures + 1),
-        lockouts::updated_at.eq(now),
+        lockouts::in_flight.eq(lockouts::in_flight + 1),
+        lockouts::in_flight_until.eq(Some(now + IN_FLIGHT_LEASE)),
     ))
     .execute(conn)?;
     if reserved == 1 {
         return Ok(Reservation::Allowed);
     }
-    let row = find(conn, key)?;
-    Ok(Reservation::Locked {
-        until: row.filter(|r| !r.permanent).and_then(|r| r.locked_until),
+    Ok(match find(conn, key)? {
+        Some(row) if row.permanent => Reservation::Locked { until: None },
+        Some(row) if row.locked_until.is_some() => Reservation::Locked {
+            until: row.locked_until,
+        },
+        // The row was unlocked (deleted) in between, or the tries left are all in flight.
+        _ => Reservation::Busy,
     })
 }
 
-/// The reserved attempt failed: lock when it was the last one allowed.
+/// The leased attempt failed: count it, and lock when it was the last one allowed. Run
+/// it in the transaction that also writes the failure's audit event (and the lock's
+/// event and notices), so the count never exists without them.
 pub fn record_failure(
     conn: &mut DbConnection,
     key: &str,
     policy: &LockoutPolicy,
     now: NaiveDateTime,
 ) -> Result<Option<NewLock>, StoreError> {
+    // First, so the caller's transaction holds the write lock from here on (SQLite).
+    release(conn, key)?;
     if !policy.enabled() {
+        return Ok(None);
+    }
+    let counted = diesel::update(lockouts::table.filter(lockouts::login_key.eq(key)))
+        .set((
+            lockouts::failures.eq(lockouts::failures + 1),
+            lockouts::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if counted == 0 {
+        // Unlocked (the row deleted) while this attempt was checked: nothing to add to.
         return Ok(None);
     }
     let Some(row) = find(conn, key)? else {
@@ -158,7 +211,7 @@ pub fn record_failure(
     }))
 }
 
-/// The reserved attempt succeeded: the count and the run of consecutive locks restart.
+/// The whole sign-in succeeded: the count and the run of consecutive locks restart.
 pub fn record_success(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
     diesel::update(
         lockouts::table
@@ -174,15 +227,14 @@ pub fn record_success(conn: &mut DbConnection, key: &str) -> Result<(), StoreErr
     Ok(())
 }
 
-/// The reserved attempt was never checked (hashing at capacity): give it back.
+/// The leased attempt succeeded, or was never checked: its try is free again.
 pub fn release(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
     diesel::update(
         lockouts::table
             .filter(lockouts::login_key.eq(key))
-            .filter(lockouts::failures.gt(0))
-            .filter(lockouts::locked_until.is_null()),
+            .filter(lockouts::in_flight.gt(0)),
     )
-    .set(lockouts::failures.eq(lockouts::failures - 1))
+    .set(lockouts::in_flight.eq(lockouts::in_flight - 1))
     .execute(conn)?;
     Ok(())
 }

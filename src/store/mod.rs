@@ -96,6 +96,7 @@ impl From<r2d2::PoolError> for StoreError {
 #[derive(Debug, Clone)]
 pub struct Manager {
     target: DatabaseTarget,
+    deadlines: Deadlines,
 }
 
 /// A pooled connection and what the pool knows of its health.
@@ -113,12 +114,86 @@ pub struct Pooled {
 /// most one failed query per pooled connection, answered `Unavailable` (503).
 const TRUST_RECENT: Duration = Duration::from_secs(1);
 
+/// How long the database may keep a request waiting (issue 23 item 3). A stalled
+/// server or network (connections open, nothing answered) costs a request at most
+/// `call`, then 503 with `Retry-After`; nothing waits as long as the stall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Every call through `Store::run`: waiting for a connection, its statements and
+    /// the commit, measured on this side, so it holds whatever the network does.
+    pub call: Duration,
+    /// PostgreSQL's own `statement_timeout` (and, doubled,
+    /// `idle_in_transaction_session_timeout`, so row locks of a client that went away
+    /// mid-transaction are freed), plus libpq's `connect_timeout`, TCP keepalives and
+    /// `tcp_user_timeout`: a dead peer is noticed by the socket, not just abandoned.
+    pub server: Duration,
+}
+
+impl Deadlines {
+    /// From the `database_timeout_secs` setting: the server gives up first, with its
+    /// own error; the call deadline, a second later, covers a server that cannot say so.
+    pub fn from_timeout(timeout: Duration) -> Self {
+        Self {
+            call: timeout + Duration::from_secs(1),
+            server: timeout,
+        }
+    }
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self::from_timeout(Duration::from_secs(5))
+    }
+}
+
+/// libpq settings that make a dead or unreachable server an error instead of a wait:
+/// `connect_timeout`, TCP keepalives, and `tcp_user_timeout` (unacknowledged data).
+/// Settings the URL already has are left as the operator wrote them.
+fn bounded_url(url: &str, timeout: Duration) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let secs = timeout.as_secs().max(2).to_string();
+    let ms = timeout.as_millis().max(1000).to_string();
+    let wanted = [
+        ("connect_timeout", secs.as_str()),
+        ("keepalives", "1"),
+        ("keepalives_idle", secs.as_str()),
+        ("keepalives_interval", "1"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", ms.as_str()),
+    ];
+    let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    {
+        let mut query = parsed.query_pairs_mut();
+        for (key, value) in wanted {
+            if !present.iter().any(|p| p == key) {
+                query.append_pair(key, value);
+            }
+        }
+    }
+    parsed.to_string()
+}
+
 impl Manager {
     fn open(&self) -> Result<DbConnection, diesel::r2d2::Error> {
         match &self.target {
-            DatabaseTarget::Postgres(url) => PgConnection::establish(url)
-                .map(DbConnection::Postgresql)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseTarget::Postgres(url) => {
+                let url = bounded_url(url, self.deadlines.server);
+                let mut conn =
+                    PgConnection::establish(&url).map_err(diesel::r2d2::Error::ConnectionError)?;
+                let ms = self.deadlines.server.as_millis();
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut conn,
+                    &format!(
+                        "SET statement_timeout = {ms}; \
+                         SET idle_in_transaction_session_timeout = {};",
+                        2 * ms
+                    ),
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgresql(conn))
+            }
             DatabaseTarget::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
@@ -175,6 +250,8 @@ pub struct Store {
     /// has waited longest.
     gate: Arc<tokio::sync::Semaphore>,
     checkout_timeout: Duration,
+    /// Longest a `run` may take from the call to its answer (see [`Deadlines`]).
+    call_timeout: Duration,
     backend: Backend,
 }
 
@@ -196,8 +273,18 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the pool. Blocking: call before the server starts or from `spawn_blocking`.
+    /// Opens the pool with the default [`Deadlines`]. Blocking: call before the server
+    /// starts or from `spawn_blocking`.
     pub fn connect(target: &DatabaseTarget, pool_size: u32) -> Result<Self, StoreError> {
+        Self::connect_bounded(target, pool_size, Deadlines::default())
+    }
+
+    /// Opens the pool. Blocking: call before the server starts or from `spawn_blocking`.
+    pub fn connect_bounded(
+        target: &DatabaseTarget,
+        pool_size: u32,
+        deadlines: Deadlines,
+    ) -> Result<Self, StoreError> {
         let backend = match target {
             DatabaseTarget::Postgres(_) => Backend::Postgres,
             DatabaseTarget::Sqlite(path) => {
@@ -211,6 +298,7 @@ impl Store {
         };
         let manager = Manager {
             target: target.clone(),
+            deadlines,
         };
         // Fail fast with the real reason instead of r2d2's generic time-out.
         let mut first = manager
@@ -220,10 +308,11 @@ impl Store {
             .execute(&mut first)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         drop(first);
+        let checkout_timeout = CHECKOUT_TIMEOUT.min(deadlines.call);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(0))
-            .connection_timeout(CHECKOUT_TIMEOUT)
+            .connection_timeout(checkout_timeout)
             .test_on_check_out(true)
             .error_handler(Box::new(r2d2::LoggingErrorHandler))
             .build_unchecked(manager);
@@ -231,7 +320,8 @@ impl Store {
         Ok(Self {
             pool,
             gate,
-            checkout_timeout: CHECKOUT_TIMEOUT,
+            checkout_timeout,
+            call_timeout: deadlines.call,
             backend,
         })
     }
@@ -240,23 +330,43 @@ impl Store {
         self.backend
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool.
+    /// Longest a `run` takes before it answers `Unavailable`: for callers that wait on
+    /// the database another way (the audit writer) and must give up as soon.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool, answering `Unavailable`
+    /// once the call deadline has passed, whatever the network is doing (issue 23 item
+    /// 3). The abandoned work keeps its connection and its permit until it ends (the
+    /// socket's keepalive and user timeout see to that for a dead peer), so the pool
+    /// never hands out more connections than it has.
     pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let permit = tokio::time::timeout(self.checkout_timeout, self.gate.clone().acquire_owned())
-            .await
-            .map_err(|_| StoreError::Unavailable("no database connection came free".into()))?
-            .map_err(|_| StoreError::Unavailable("the connection pool is closed".into()))?;
+        let deadline = tokio::time::Instant::now() + self.call_timeout;
+        let checkout = tokio::time::Instant::now() + self.checkout_timeout;
+        let permit =
+            tokio::time::timeout_at(checkout.min(deadline), self.gate.clone().acquire_owned())
+                .await
+                .map_err(|_| StoreError::Unavailable("no database connection came free".into()))?
+                .map_err(|_| StoreError::Unavailable("the connection pool is closed".into()))?;
         let store = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let work = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             store.run_blocking(f)
-        })
-        .await
-        .map_err(|e| StoreError::Query(format!("database task failed: {e}")))?
+        });
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(joined) => {
+                joined.map_err(|e| StoreError::Query(format!("database task failed: {e}")))?
+            }
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer from the database within {} ms",
+                self.call_timeout.as_millis()
+            ))),
+        }
     }
 
     /// Like `run`, but on the calling thread, which must be one that may block (a
@@ -293,6 +403,9 @@ impl Store {
         let mut pooled = self.pool.get()?;
         let applied = match &mut pooled.conn {
             DbConnection::Postgresql(pg) => {
+                // A migration (or waiting for another instance's) may outlast the
+                // per-statement bound meant for requests.
+                diesel::sql_query("SET statement_timeout = 0").execute(pg)?;
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
                     .execute(pg)?;
                 let result = pg
@@ -306,6 +419,8 @@ impl Store {
                 .run_pending_migrations(SQLITE_MIGRATIONS)
                 .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>()),
         };
+        // Unbounded now: dropped rather than handed to a request.
+        pooled.broken = matches!(pooled.conn, DbConnection::Postgresql(_));
         applied.map_err(|e| StoreError::Query(format!("migration failed: {e}")))
     }
 

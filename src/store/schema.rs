@@ -49,6 +49,8 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
         permanent -> Bool,
         updated_at -> Timestamp,
+        in_flight -> Integer,
+        in_flight_until -> Nullable<Timestamp>,
     }
 }
 

@@ -175,6 +175,19 @@ impl From<EphemeralError> for AppError {
     }
 }
 
+impl From<crate::auth::guard::GuardError> for AppError {
+    fn from(e: crate::auth::guard::GuardError) -> Self {
+        use crate::auth::guard::GuardError;
+        match e {
+            GuardError::RateLimited { retry_after } => Self::TooManyRequests {
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
+            GuardError::Unavailable(m) => Self::Unavailable(m),
+            GuardError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
 /// Unknown paths.
 pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)

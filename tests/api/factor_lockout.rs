@@ -295,3 +295,94 @@ async fn wrong_codes_count_towards_blocking_the_address() {
         "blocked after the fourth failure"
     );
 }
+
+/// Failure events about `user_id` (both kinds: a password's and a second factor's),
+/// as (factor, reason) pairs.
+async fn failures(app: &TestApp, user_id: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for event_type in [
+        gatehouse::audit::EventType::SignInFailed,
+        gatehouse::audit::EventType::MfaFailed,
+    ] {
+        let events = app
+            .state
+            .audit
+            .query(
+                gatehouse::audit::AuditFilter {
+                    event_type: Some(event_type),
+                    user: Some(user_id.to_owned()),
+                    ..Default::default()
+                },
+                100,
+                None,
+            )
+            .await
+            .unwrap();
+        out.extend(events.into_iter().map(|e| {
+            let text = |k: &str| e.details[k].as_str().unwrap_or_default().to_owned();
+            (text("factor"), text("reason"))
+        }));
+    }
+    out
+}
+
+/// Issue 22: one guarded attempt for every credential. Five wrong passwords, five wrong
+/// TOTP codes and five wrong recovery codes each lock the account with the same
+/// notices to the same people, one `account.locked` event with the same details, and
+/// five failure events naming the factor.
+#[tokio::test]
+async fn password_totp_and_recovery_code_lock_notify_and_audit_identically() {
+    let app = notifying_app().await;
+    create_user(&app, "vic", "Quiet-Harbour-42", false).await;
+    enrolled(&app, "wim").await;
+    enrolled(&app, "xia").await;
+
+    let by_password = notices_during(&app, "vic", async {
+        for _ in 0..5 {
+            app.sign_in(&app.new_client(), "vic", "Wrong-Harbour-42")
+                .await;
+        }
+    })
+    .await;
+    let mut by_factor = Vec::new();
+    for (name, wrong) in [("wim", "000000"), ("xia", "abcde-fghjk")] {
+        let client = app.new_client();
+        let (tx, csrf) = to_otp_step(&app, &client, name).await;
+        by_factor.push(
+            notices_during(&app, name, async {
+                for _ in 0..5 {
+                    let res = submit_code(&app, &client, &tx, &csrf, wrong).await;
+                    assert_eq!(res.status(), 401);
+                }
+            })
+            .await,
+        );
+    }
+    assert_eq!(
+        by_password.len(),
+        3,
+        "user, support, webhook: {by_password:?}"
+    );
+    assert_eq!(by_factor, vec![by_password.clone(), by_password]);
+
+    let mut locks = Vec::new();
+    for (name, factor, reason) in [
+        ("vic", "password", "bad_password"),
+        ("wim", "totp", "bad_code"),
+        ("xia", "recovery_code", "bad_code"),
+    ] {
+        let id = user_id(&app, name).await;
+        assert_eq!(
+            failures(&app, &id).await,
+            vec![(factor.to_owned(), reason.to_owned()); 5],
+            "{name}"
+        );
+        let events = lock_events(&app, &id).await;
+        assert_eq!(events.len(), 1, "{name}");
+        let mut details = events[0].details.clone();
+        details.as_object_mut().unwrap().remove("until");
+        locks.push(details);
+    }
+    assert_eq!(locks[0], locks[1]);
+    assert_eq!(locks[0], locks[2]);
+}

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use gatehouse::config::Config;
+use gatehouse::{clock::Clock, config::Config};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
@@ -41,6 +41,8 @@ fn under_load(config: &mut Config) {
 struct Seen {
     statuses: BTreeMap<(String, u16), usize>,
     no_answer: Vec<String>,
+    /// The longest any one request waited for its answer, by phase.
+    slowest: BTreeMap<String, Duration>,
 }
 
 impl Seen {
@@ -81,12 +83,15 @@ impl Load {
             async move {
                 while !stop.load(Ordering::Relaxed) {
                     let client = crate::helpers::client();
+                    let started = std::time::Instant::now();
                     let result = sign_in_once(&client, &base, username).await;
                     let p = phase.lock().unwrap().clone();
                     {
                         let mut seen = seen.lock().unwrap();
                         match result {
-                            Ok(statuses) => {
+                            Ok((statuses, slowest)) => {
+                                let most = seen.slowest.entry(p.clone()).or_default();
+                                *most = (*most).max(slowest.min(started.elapsed()));
                                 for s in statuses {
                                     *seen.statuses.entry((p.clone(), s)).or_default() += 1;
                                 }
@@ -131,21 +136,52 @@ async fn sign_in_once(
     client: &reqwest::Client,
     base: &str,
     username: &str,
-) -> Result<Vec<u16>, String> {
+) -> Result<(Vec<u16>, Duration), String> {
+    let (mut out, slowest, res) = submit_password(client, base, username, PASSWORD).await?;
+    if let Some(res) = res {
+        let status = res.status().as_u16();
+        let done = status == 303
+            && res.headers()["location"]
+                .to_str()
+                .is_ok_and(|l| !l.starts_with("/login"));
+        out.push(if done { SIGNED_IN } else { status });
+    }
+    Ok((out, slowest))
+}
+
+/// What `submit_password` saw: the statuses before the password step, the longest
+/// wait for any answer, and the password step's answer (None when an earlier step failed).
+type Submitted = (Vec<u16>, Duration, Option<reqwest::Response>);
+
+/// Start page, sign-in page, then the password form.
+async fn submit_password(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> Result<Submitted, String> {
     let mut out = Vec::new();
-    let send = |r: reqwest::RequestBuilder| async move {
-        r.send().await.map_err(|e| format!("no answer: {e}"))
+    let slowest = Mutex::new(Duration::ZERO);
+    let send = |r: reqwest::RequestBuilder| {
+        let slowest = &slowest;
+        async move {
+            let started = std::time::Instant::now();
+            let res = r.send().await.map_err(|e| format!("no answer: {e}"));
+            let mut most = slowest.lock().unwrap();
+            *most = (*most).max(started.elapsed());
+            res
+        }
     };
     let res = send(client.get(format!("{base}/login"))).await?;
     out.push(res.status().as_u16());
     if res.status() != 303 {
-        return Ok(out);
+        return Ok((out, *slowest.lock().unwrap(), None));
     }
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let res = send(client.get(format!("{base}{location}"))).await?;
     out.push(res.status().as_u16());
     if res.status() != 200 {
-        return Ok(out);
+        return Ok((out, *slowest.lock().unwrap(), None));
     }
     let html = res.text().await.map_err(|e| e.to_string())?;
     let res = send(
@@ -156,17 +192,11 @@ async fn sign_in_once(
                 ("tx", hidden(&html, "tx").as_str()),
                 ("csrf", &hidden(&html, "csrf")),
                 ("username", username),
-                ("password", PASSWORD),
+                ("password", password),
             ]),
     )
     .await?;
-    let status = res.status().as_u16();
-    let done = status == 303
-        && res.headers()["location"]
-            .to_str()
-            .is_ok_and(|l| !l.starts_with("/login"));
-    out.push(if done { SIGNED_IN } else { status });
-    Ok(out)
+    Ok((out, *slowest.lock().unwrap(), Some(res)))
 }
 
 async fn readyz(app: &TestApp) -> u16 {
@@ -258,6 +288,16 @@ impl OwnRedis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// `STOP` freezes it (connections stay open, nothing is answered); `CONT` thaws it.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
 }
 
 impl Drop for OwnRedis {
@@ -314,6 +354,19 @@ async fn redis_killed_and_restarted_under_load_gives_503_then_recovers() {
 
     load.phase("redis back");
     let redis = OwnRedis::start(redis.port).await;
+    let back = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            load.successes("redis back") >= 1
+        })
+        .await,
+        "sign-ins did not recover: {:?}",
+        load.seen.lock().unwrap()
+    );
+    eprintln!(
+        "redis restarted: sign-ins back {:?} after it listened",
+        back.elapsed()
+    );
     assert!(
         eventually(Duration::from_secs(20), || async {
             load.successes("redis back") >= 3
@@ -349,6 +402,9 @@ struct CuttableProxy {
     addr: SocketAddr,
     upstream: SocketAddr,
     running: Option<Running>,
+    /// While set, nothing is read or forwarded either way, and every connection stays
+    /// open: a network partition as the server sees it.
+    stalled: Arc<AtomicBool>,
 }
 
 impl CuttableProxy {
@@ -357,6 +413,7 @@ impl CuttableProxy {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream,
             running: None,
+            stalled: Arc::new(AtomicBool::new(false)),
         };
         proxy.restore().await;
         proxy
@@ -368,13 +425,18 @@ impl CuttableProxy {
         let upstream = self.upstream;
         let connections = Arc::new(Mutex::new(Vec::new()));
         let accept = tokio::spawn({
-            let connections = connections.clone();
+            let (connections, stalled) = (connections.clone(), self.stalled.clone());
             async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
+                while let Ok((inbound, _)) = listener.accept().await {
+                    let stalled = stalled.clone();
                     let pipe = tokio::spawn(async move {
-                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        if let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await {
+                            let (from_client, to_client) = inbound.into_split();
+                            let (from_server, to_server) = outbound.into_split();
+                            tokio::join!(
+                                forward(from_client, to_server, stalled.clone()),
+                                forward(from_server, to_client, stalled),
+                            );
                         }
                     });
                     connections.lock().unwrap().push(pipe);
@@ -382,6 +444,15 @@ impl CuttableProxy {
             }
         });
         self.running = Some((accept, connections));
+    }
+
+    /// Stops forwarding, leaving every connection open (new ones are accepted too).
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    fn resume(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
     }
 
     /// Closes the listener (new connections are refused) and every open connection.
@@ -398,6 +469,48 @@ impl CuttableProxy {
     }
 }
 
+/// A fresh database, a proxy in front of it, and its URL directly and through the proxy.
+async fn proxied_database(base: &str) -> (CuttableProxy, url::Url, url::Url) {
+    let direct = url::Url::parse(&fresh_postgres_url(base)).unwrap();
+    let host = direct.host_str().unwrap();
+    let upstream = tokio::net::lookup_host((host, direct.port().unwrap_or(5432)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = CuttableProxy::start(upstream).await;
+    let mut through_proxy = direct.clone();
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    (proxy, direct, through_proxy)
+}
+
+/// Copies one direction of a proxied connection, holding still while `stalled`.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hold = || async {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        hold().await;
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        hold().await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart() {
     let Some(base) = test_database_url() else {
@@ -406,18 +519,7 @@ async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart
             "GATEHOUSE_TEST_DATABASE_URL not set",
         );
     };
-    let direct = url::Url::parse(&fresh_postgres_url(&base)).unwrap();
-    let host = direct.host_str().unwrap();
-    let upstream = tokio::net::lookup_host((host, direct.port().unwrap_or(5432)))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = CuttableProxy::start(upstream).await;
-    let mut through_proxy = direct.clone();
-    through_proxy.set_host(Some("127.0.0.1")).unwrap();
-    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
-
+    let (mut proxy, _, through_proxy) = proxied_database(&base).await;
     let app = spawn_app_with(|c| {
         under_load(c);
         c.database_url = Some(through_proxy.clone());
@@ -452,6 +554,19 @@ async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart
 
     load.phase("database back");
     proxy.restore().await;
+    let back = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            load.successes("database back") >= 1
+        })
+        .await,
+        "sign-ins did not recover: {:?}",
+        load.seen.lock().unwrap()
+    );
+    eprintln!(
+        "postgres reachable again: sign-ins back {:?}",
+        back.elapsed()
+    );
     assert!(
         eventually(Duration::from_secs(30), || async {
             load.successes("database back") >= 3
@@ -603,4 +718,307 @@ async fn a_sign_in_started_on_a_killed_instance_finishes_on_another() {
     assert!(tokens["id_token"].is_string(), "{tokens}");
 
     crate::cli::terminate(&mut b);
+}
+
+/// A direct connection to the test's PostgreSQL database, beside the proxy the server
+/// uses: it sees what was committed while the server's path is cut.
+async fn observer(direct: &url::Url) -> gatehouse::store::Store {
+    let target = gatehouse::config::DatabaseTarget::Postgres(direct.to_string());
+    tokio::task::spawn_blocking(move || gatehouse::store::Store::connect(&target, 1))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn lockout_row(store: &gatehouse::store::Store, username: &str) -> LockoutRow {
+    let key = gatehouse::auth::guard::login_key(username);
+    store
+        .run(move |c| gatehouse::store::lockouts::find(c, &key))
+        .await
+        .unwrap()
+        .expect("a lockout row")
+}
+
+/// Audit events of one type about `username`'s account, and outbox rows addressed to it.
+async fn trail(store: &gatehouse::store::Store, username: &str, event_type: &str) -> usize {
+    let (name, event_type) = (username.to_owned(), event_type.to_owned());
+    store
+        .run(move |c| {
+            use diesel::prelude::*;
+            use gatehouse::store::schema::{audit_events, users};
+            let id: String = users::table
+                .filter(users::username.eq(&name))
+                .select(users::id)
+                .first(c)?;
+            let n: i64 = audit_events::table
+                .filter(audit_events::subject.eq(&id))
+                .filter(audit_events::event_type.eq(&event_type))
+                .count()
+                .get_result(c)?;
+            Ok(n as usize)
+        })
+        .await
+        .unwrap()
+}
+
+async fn notices_to(store: &gatehouse::store::Store, recipient: &str) -> usize {
+    let recipient = recipient.to_owned();
+    store
+        .run(move |c| gatehouse::store::outbox::recent(c, 500))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.recipient == recipient)
+        .count()
+}
+
+use gatehouse::store::lockouts::LockoutRow;
+
+/// Issue 23 item 2: PostgreSQL cut while a wrong password is being checked (after the
+/// attempt took its place, before its verdict). The attempt is answered 503 and leaves
+/// nothing behind: no count, no lock, no event, no notice. The lock that the next
+/// counted failure causes comes with its event and its notices; the admin view and
+/// sign-in agree throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_cut_between_reservation_and_verdict_counts_all_or_nothing() {
+    let Some(base) = test_database_url() else {
+        return skip(
+            "postgres_cut_between_reservation_and_verdict_counts_all_or_nothing",
+            "GATEHOUSE_TEST_DATABASE_URL not set",
+        );
+    };
+    let (mut proxy, direct, through_proxy) = proxied_database(&base).await;
+    let app = spawn_app_with(|c| {
+        under_load(c);
+        // A hash slow enough to cut the database while it runs.
+        c.argon2_memory_kib = 64 * 1024;
+        c.argon2_iterations = 8;
+        c.database_url = Some(through_proxy.clone());
+    })
+    .await;
+    let db = observer(&direct).await;
+    create_user(&app, "carol", PASSWORD, false).await;
+    for _ in 0..4 {
+        assert_eq!(wrong_password(&app, "carol").await.0, 401);
+    }
+    assert_eq!(lockout_row(&db, "carol").await.failures, 4);
+
+    let fifth = tokio::spawn({
+        let base = app.base.clone();
+        async move { wrong_password_at(&base, "carol").await }
+    });
+    let key = gatehouse::auth::guard::login_key("carol");
+    let in_flight = eventually(Duration::from_secs(20), || {
+        let (db, key) = (db.clone(), key.clone());
+        async move {
+            db.run(move |c| gatehouse::store::lockouts::find(c, &key))
+                .await
+                .unwrap()
+                .is_some_and(|row| row.in_flight == 1)
+        }
+    })
+    .await;
+    assert!(in_flight, "the fifth attempt never took its place");
+    proxy.cut().await;
+    let (status, retry_after) = fifth.await.unwrap();
+    assert_eq!(status, 503, "the verdict could not be recorded");
+    assert!(retry_after);
+    proxy.restore().await;
+
+    let row = lockout_row(&db, "carol").await;
+    let now = app.clock.now().naive_utc();
+    assert_eq!(row.failures, 4, "the attempt answered 503 is not counted");
+    assert!(
+        !row.is_locked(now),
+        "and locks nothing (admin view: locked false)"
+    );
+    assert_eq!(trail(&db, "carol", "account.locked").await, 0);
+    assert_eq!(trail(&db, "carol", "sign_in.failed").await, 4);
+    assert_eq!(notices_to(&db, "carol@example.org").await, 0);
+
+    // Once its lease has lapsed, the right password signs in: not refused as locked.
+    app.clock.advance(chrono::Duration::minutes(1));
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            app.sign_in(&app.new_client(), "carol", PASSWORD)
+                .await
+                .status()
+                == 303
+        })
+        .await,
+        "the right password was refused after the outage"
+    );
+
+    // Five counted failures lock, and the lock comes with its event and its notice.
+    for _ in 0..5 {
+        assert_eq!(wrong_password(&app, "carol").await.0, 401);
+    }
+    let row = lockout_row(&db, "carol").await;
+    assert!(row.is_locked(app.clock.now().naive_utc()));
+    assert_eq!(row.lock_count, 1);
+    assert!(
+        is_locked(&app, "carol").await,
+        "sign-in agrees with the admin view"
+    );
+    assert_eq!(trail(&db, "carol", "account.locked").await, 1);
+    // 4 + 5 counted, and the refusal `is_locked` saw (reason "locked").
+    assert_eq!(trail(&db, "carol", "sign_in.failed").await, 10);
+    assert_eq!(notices_to(&db, "carol@example.org").await, 1);
+}
+
+/// One sign-in with a wrong password: status, and whether a `Retry-After` came with it.
+async fn wrong_password(app: &TestApp, username: &str) -> (u16, bool) {
+    wrong_password_at(&app.base, username).await
+}
+
+async fn wrong_password_at(base: &str, username: &str) -> (u16, bool) {
+    let client = crate::helpers::client();
+    let (steps, _, res) = submit_password(&client, base, username, "Wrong-password-123")
+        .await
+        .unwrap();
+    let res = res.unwrap_or_else(|| panic!("the sign-in page failed: {steps:?}"));
+    (
+        res.status().as_u16(),
+        res.headers().contains_key("retry-after"),
+    )
+}
+
+/// How long a request may take while a dependency stalls: the configured deadline
+/// (`database_timeout_secs` + 1 s, or `redis_timeout_secs`), plus room for a slow
+/// test machine. Without the bounds, requests waited as long as the stall.
+const STALL_BOUND: Duration = Duration::from_secs(6);
+/// How long each stall lasts: well past every deadline.
+const STALL: Duration = Duration::from_secs(8);
+
+/// A sign-in while a dependency stalls: 503 with `Retry-After`, within `STALL_BOUND`.
+async fn refused_in_time(app: &TestApp) {
+    let started = std::time::Instant::now();
+    let (steps, _, res) = submit_password(&app.new_client(), &app.base, "alice", PASSWORD)
+        .await
+        .unwrap();
+    let status = res
+        .as_ref()
+        .map_or(*steps.last().unwrap(), |r| r.status().as_u16());
+    assert_eq!(status, 503, "{steps:?}");
+    if let Some(res) = res {
+        assert!(res.headers().contains_key("retry-after"));
+    }
+    assert!(
+        started.elapsed() < STALL_BOUND * 3,
+        "three requests took {:?}",
+        started.elapsed()
+    );
+}
+
+/// After the stall: the time until a sign-in of the load succeeds again, and no request
+/// of any phase got a 5xx other than 503, no answer, or waited past `STALL_BOUND`.
+async fn recovered(load: Load, phase: &str) -> Duration {
+    let resumed = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            load.successes(phase) >= 1
+        })
+        .await,
+        "sign-ins did not recover: {:?}",
+        load.seen.lock().unwrap()
+    );
+    let recovery = resumed.elapsed();
+    let seen = load.finish().await;
+    assert!(seen.server_errors().is_empty(), "{seen:?}");
+    assert!(seen.no_answer.is_empty(), "{seen:?}");
+    assert!(
+        seen.slowest.values().all(|d| *d < STALL_BOUND),
+        "a request waited as long as the stall: {seen:?}"
+    );
+    assert!(seen.count("stalled", |s| s == 503) > 0, "{seen:?}");
+    recovery
+}
+
+/// Issue 23 item 3: PostgreSQL stalls (the relay stops forwarding; connections stay
+/// open, nothing is answered). Every request is answered within the deadline — 503 with
+/// `Retry-After` — never held for the length of the stall, and sign-ins come back by
+/// themselves once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_postgres_answers_503_within_the_deadline_then_recovers() {
+    let Some(base) = test_database_url() else {
+        return skip(
+            "a_stalled_postgres_answers_503_within_the_deadline_then_recovers",
+            "GATEHOUSE_TEST_DATABASE_URL not set",
+        );
+    };
+    let (proxy, _, through_proxy) = proxied_database(&base).await;
+    let app = spawn_app_with(|c| {
+        under_load(c);
+        c.database_url = Some(through_proxy.clone());
+        c.database_timeout_secs = 2;
+    })
+    .await;
+    create_user(&app, "alice", PASSWORD, false).await;
+    let load = Load::start(app.base.clone(), "alice");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            load.successes("before") >= 3
+        })
+        .await,
+        "no sign-in succeeded before the fault: {:?}",
+        load.seen.lock().unwrap()
+    );
+
+    load.phase("stalled");
+    let stalled_at = std::time::Instant::now();
+    proxy.stall();
+    refused_in_time(&app).await;
+    tokio::time::sleep(STALL.saturating_sub(stalled_at.elapsed())).await;
+    load.phase("resumed");
+    proxy.resume();
+    let recovery = recovered(load, "resumed").await;
+    eprintln!("postgres stalled {STALL:?}: sign-ins back {recovery:?} after it ended");
+}
+
+/// Issue 23 item 3: Redis frozen (SIGSTOP: connections open, nothing answered). Requests
+/// are answered 503 within the Redis timeout, and come back once it is thawed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_redis_answers_503_within_the_deadline_then_recovers() {
+    if test_redis_url().is_none() || !std::path::Path::new(OwnRedis::BINARY).exists() {
+        return skip(
+            "a_frozen_redis_answers_503_within_the_deadline_then_recovers",
+            "GATEHOUSE_TEST_REDIS_URL not set, or no /usr/bin/redis-server",
+        );
+    }
+    let redis = OwnRedis::start(free_port()).await;
+    let url = redis.url();
+    let app = spawn_app_with(|c| {
+        under_load(c);
+        c.redis_url = Some(url.parse().unwrap());
+        c.redis_timeout_secs = 1;
+    })
+    .await;
+    create_user(&app, "alice", PASSWORD, false).await;
+    let load = Load::start(app.base.clone(), "alice");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            load.successes("before") >= 3
+        })
+        .await,
+        "no sign-in succeeded before the fault: {:?}",
+        load.seen.lock().unwrap()
+    );
+
+    load.phase("stalled");
+    let stalled_at = std::time::Instant::now();
+    redis.signal("STOP");
+    refused_in_time(&app).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            readyz(&app).await == 503
+        })
+        .await,
+        "/readyz still ready with Redis frozen"
+    );
+    tokio::time::sleep(STALL.saturating_sub(stalled_at.elapsed())).await;
+    load.phase("resumed");
+    redis.signal("CONT");
+    let recovery = recovered(load, "resumed").await;
+    assert_eq!(readyz(&app).await, 200);
+    eprintln!("redis frozen {STALL:?}: sign-ins back {recovery:?} after it thawed");
 }

@@ -115,6 +115,51 @@ async fn fifty_parallel_wrong_passwords_get_exactly_threshold_checks() {
     assert_eq!(status, 303, "after the lock duration it does");
 }
 
+/// Issue 23 item 5: several tabs or apps signing one account in at once, with the right
+/// password, are never refused as locked, even with failures already counted (one try
+/// left: the attempts take it in turn).
+#[tokio::test]
+async fn eight_parallel_right_passwords_all_sign_in() {
+    let app = spawn_app_with(lenient).await;
+    create_user(&app, "kiosk", "Quiet-Harbour-42", false).await;
+    for failures_before in [0, 4] {
+        for _ in 0..failures_before {
+            assert_eq!(
+                attempt(&app, "kiosk", "Wrong-Harbour-42", None).await.0,
+                401
+            );
+        }
+        let mut prepared = Vec::new();
+        for _ in 0..8 {
+            let client = app.new_client();
+            let (tx, csrf) = app.open_login(&client).await;
+            prepared.push((client, tx, csrf));
+        }
+        let answers =
+            futures_util::future::join_all(prepared.iter().map(|(client, tx, csrf)| async {
+                let res = app
+                    .post_form(
+                        client,
+                        "/login",
+                        &[
+                            ("tx", tx),
+                            ("csrf", csrf),
+                            ("username", "kiosk"),
+                            ("password", "Quiet-Harbour-42"),
+                        ],
+                    )
+                    .await;
+                let status = res.status().as_u16();
+                (status, res.text().await.unwrap().contains(LOCKED))
+            }))
+            .await;
+        assert!(
+            answers.iter().all(|a| *a == (303, false)),
+            "after {failures_before} failures: {answers:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn unknown_and_existing_usernames_answer_identically_through_a_lock() {
     let app = spawn_app_with(lenient).await;

@@ -1,0 +1,2 @@
+ALTER TABLE lockouts DROP COLUMN in_flight_until;
+ALTER TABLE lockouts DROP COLUMN in_flight;

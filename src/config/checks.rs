@@ -1,0 +1,212 @@
+//! Checks that need more than one key, or the file system: run once after loading.
+
+use secrecy::ExposeSecret;
+
+use super::{Config, ConfigError, MasterKeySource, is_loopback_host};
+use crate::crypto::MasterKey;
+
+impl Config {
+    /// Checks that need more than one key, or the file system.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        match self.issuer.scheme() {
+            "https" => {}
+            "http" if is_loopback_host(&self.issuer) => {}
+            _ => return invalid("issuer", "must be an https URL".into()),
+        }
+        if self.issuer.query().is_some() || self.issuer.fragment().is_some() {
+            return invalid("issuer", "must not have a query or fragment".into());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return invalid("tls_key", "tls_cert is set but tls_key is not".into());
+            }
+            (None, Some(_)) => {
+                return invalid("tls_cert", "tls_key is set but tls_cert is not".into());
+            }
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("tls_cert", cert), ("tls_key", key)] {
+                    if let Err(e) = std::fs::metadata(path) {
+                        return invalid(
+                            name,
+                            format!("cannot read {}: {}", path.display(), e.kind()),
+                        );
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        self.validate_metrics()?;
+        self.database_target()?;
+        if let Some(url) = &self.redis_url
+            && !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix")
+        {
+            return invalid(
+                "redis_url",
+                format!("unsupported scheme {:?}", url.scheme()),
+            );
+        }
+        if let Some(url) = &self.smtp_url
+            && let Err(message) = crate::mail::smtp::SmtpTarget::from_url(url)
+        {
+            return invalid("smtp_url", message);
+        }
+        if let Err(e) = self.mail_from.parse::<lettre::message::Mailbox>() {
+            return invalid(
+                "mail_from",
+                format!("not a mailbox such as \"Gatehouse <idp@example.org>\": {e}"),
+            );
+        }
+        if self.mail_poll_secs == 0 {
+            return invalid("mail_poll_secs", "must be at least 1".into());
+        }
+        for (key, value, max) in [
+            ("access_token_secs", self.access_token_secs, 24 * 3600),
+            (
+                "refresh_token_secs",
+                self.refresh_token_secs,
+                365 * 24 * 3600,
+            ),
+            ("authorization_code_secs", self.authorization_code_secs, 600),
+            (
+                "signing_key_reload_secs",
+                self.signing_key_reload_secs,
+                3600,
+            ),
+            ("saml_clock_skew_secs", self.saml_clock_skew_secs, 600),
+            ("saml_assertion_secs", self.saml_assertion_secs, 3600),
+        ] {
+            if value == 0 || value > max {
+                return invalid(key, format!("must be between 1 and {max}"));
+            }
+        }
+        if self.mail_give_up_after_hours == 0 {
+            return invalid("mail_give_up_after_hours", "must be at least 1".into());
+        }
+        if let Some(url) = &self.webhook_url {
+            match url.scheme() {
+                "https" => {}
+                "http" if is_loopback_host(url) => {}
+                _ => return invalid("webhook_url", "must be an https URL".into()),
+            }
+            if self.webhook_secret.is_none() {
+                // An unsigned security event is one anybody could forge.
+                return invalid(
+                    "webhook_secret",
+                    "webhook_url is set but webhook_secret is not".into(),
+                );
+            }
+        }
+        if let Some(secret) = &self.webhook_secret
+            && secret.expose_secret().len() < 16
+        {
+            return invalid("webhook_secret", "must be at least 16 characters".into());
+        }
+        // A link that outlives a day stops being a recovery step and becomes a standing
+        // credential in someone's mailbox.
+        if !(1..=24 * 60).contains(&self.reset_token_minutes) {
+            return invalid("reset_token_minutes", "must be 1 to 1440".into());
+        }
+        if !(1..=24 * 30).contains(&self.invite_token_hours) {
+            return invalid("invite_token_hours", "must be 1 to 720".into());
+        }
+        if self.reset_ip_limit_per_hour == 0 {
+            return invalid("reset_ip_limit_per_hour", "must be at least 1".into());
+        }
+        if self.reset_account_limit_per_hour == 0 {
+            return invalid("reset_account_limit_per_hour", "must be at least 1".into());
+        }
+        if self.audit_retention_days == 0 {
+            return invalid("audit_retention_days", "must be at least 1".into());
+        }
+        // Long enough for any statement a request makes; short enough that a stalled
+        // dependency is a quick 503, not a hung request.
+        for (key, value) in [
+            ("database_timeout_secs", self.database_timeout_secs),
+            ("redis_timeout_secs", self.redis_timeout_secs),
+        ] {
+            if !(1..=60).contains(&value) {
+                return invalid(key, "must be between 1 and 60".into());
+            }
+        }
+        if self.database_pool_size == 0 {
+            return invalid("database_pool_size", "must be at least 1".into());
+        }
+        if self.master_key.is_some() && self.master_key_file.is_some() {
+            return invalid(
+                "master_key",
+                "set either master_key or master_key_file, not both".into(),
+            );
+        }
+        if let Some(key) = &self.master_key {
+            MasterKey::from_base64(key.expose_secret()).map_err(|e| ConfigError::Invalid {
+                key: "master_key",
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(path) = &self.master_key_file
+            && let Err(e) = std::fs::metadata(path)
+        {
+            return invalid(
+                "master_key_file",
+                format!("cannot read {}: {}", path.display(), e.kind()),
+            );
+        }
+        if self.master_key_source()? == MasterKeySource::Generated(self.data_dir.join("master.key"))
+            && !self.is_embedded_database()
+        {
+            // A key generated on one instance of a shared database would make every
+            // other instance unable to open what this one seals.
+            return invalid(
+                "master_key",
+                "a shared database needs a master key: set GATEHOUSE_MASTER_KEY or master_key_file"
+                    .into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return invalid("log_level", e.to_string());
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism.max(1)
+            || self.argon2_iterations == 0
+            || self.argon2_parallelism == 0
+        {
+            return invalid(
+                "argon2_memory_kib",
+                "argon2 needs iterations ≥ 1, parallelism ≥ 1 and memory ≥ 8 KiB per lane".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// `/metrics` must never share the public listener unguarded (issue 20, item 15).
+    fn validate_metrics(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if let Some(token) = &self.metrics_token
+            && token.expose_secret().trim().len() < 16
+        {
+            return invalid("metrics_token", "must be at least 16 characters");
+        }
+        if let Some(token) = &self.metrics_token
+            && token.expose_secret().trim() != token.expose_secret()
+        {
+            return invalid("metrics_token", "must not start or end with whitespace");
+        }
+        if let Some(addr) = self.metrics_bind {
+            let same_ip = addr.ip() == self.bind.ip()
+                || addr.ip().is_unspecified()
+                || self.bind.ip().is_unspecified();
+            if addr.port() != 0 && addr.port() == self.bind.port() && same_ip {
+                return invalid(
+                    "metrics_bind",
+                    "must be another address than bind: the public listener never serves the internal one's /metrics",
+                );
+            }
+        }
+        Ok(())
+    }
+}
