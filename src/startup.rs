@@ -464,10 +464,7 @@ async fn load_saml_keys(
     master_key: &Arc<MasterKey>,
     clock: &SharedClock,
 ) -> Result<crate::saml::keys::SamlKeys, StartupError> {
-    let saml_entity = format!(
-        "{}/saml/metadata",
-        config.issuer.as_str().trim_end_matches('/')
-    );
+    let saml_entity = format!("{}/saml/metadata", config.public_base());
     let saml_error = |e: crate::saml::keys::SamlKeyError| StartupError::MasterKey(e.to_string());
     crate::saml::keys::ensure(store, master_key.clone(), &saml_entity, clock.now())
         .await

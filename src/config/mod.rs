@@ -247,6 +247,12 @@ mod env;
 mod tests;
 
 impl Config {
+    /// The public base URL without a trailing slash: the OIDC issuer identifier, and
+    /// what every link, the SAML entity id and endpoint address are built from.
+    pub fn public_base(&self) -> String {
+        self.issuer.as_str().trim_end_matches('/').to_owned()
+    }
+
     /// File (if any), then environment, then checks.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut config = match file {

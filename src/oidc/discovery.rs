@@ -17,12 +17,7 @@ use crate::{auth::session, startup::AppState};
 
 /// The issuer identifier: the configured public URL without a trailing slash.
 pub fn issuer(state: &AppState) -> String {
-    state
-        .config
-        .issuer
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned()
+    state.config.public_base()
 }
 
 /// Metadata `openidconnect` has no field for.

@@ -51,7 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn base(state: &AppState) -> String {
-    crate::oidc::discovery::issuer(state)
+    state.config.public_base()
 }
 
 /// The IdP's entity id.
