@@ -314,7 +314,30 @@ pub async fn complete_reset(
     token: &LinkToken,
     change: PasswordChange,
 ) -> Result<LinkOutcome, AppError> {
-    let Some(user) = peek(state, token, Purpose::Reset).await? else {
+    set_password_by_link(state, ctx, token, change, Purpose::Reset).await
+}
+
+/// Sets the first password of an invited account from its link and activates it.
+pub async fn accept_invitation(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &LinkToken,
+    change: PasswordChange,
+) -> Result<LinkOutcome, AppError> {
+    set_password_by_link(state, ctx, token, change, Purpose::Invite).await
+}
+
+/// Both links: the link's user must still be as the link found them (active for a
+/// reset, invited for an invitation) when the link is used up, in the same transaction
+/// that sets the password.
+async fn set_password_by_link(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &LinkToken,
+    change: PasswordChange,
+    purpose: Purpose,
+) -> Result<LinkOutcome, AppError> {
+    let Some(user) = peek(state, token, purpose).await? else {
         return Ok(LinkOutcome::Invalid);
     };
     let hash = match vet_new_password(state, &user, change).await? {
@@ -328,74 +351,43 @@ pub async fn complete_reset(
     };
     let (token_hash, now) = (token.hash(), state.clock.now().naive_utc());
     let (user_id, lock_key) = (user.id.clone(), login_key(&user.username));
-    let effects = NewPasswordEffects {
-        keep: None,
-        via: "reset",
-        event: EventType::PasswordReset,
-        notify: true,
+    let (effects, status) = match purpose {
+        Purpose::Reset => (
+            NewPasswordEffects {
+                keep: None,
+                via: "reset",
+                event: EventType::PasswordReset,
+                notify: true,
+            },
+            UserStatus::Active,
+        ),
+        Purpose::Invite => (
+            NewPasswordEffects {
+                keep: None,
+                via: "invitation",
+                event: EventType::InvitationAccepted,
+                // They chose it a moment ago: a "your password was changed" mail would alarm.
+                notify: false,
+            },
+            UserStatus::Invited,
+        ),
     };
     let done = commit_new_password(state, ctx, &user, hash, effects, move |c| {
-        if recovery_tokens::take(c, Purpose::Reset, &token_hash, now)?.as_deref()
-            != Some(user_id.as_str())
+        if recovery_tokens::take(c, purpose, &token_hash, now)?.as_deref() != Some(user_id.as_str())
         {
             return Ok(false);
         }
-        let still_active =
-            users::find_by_id(c, &user_id)?.is_some_and(|u| u.status() == UserStatus::Active);
-        if still_active {
-            // DESIGN §7: a reset clears the lockout, a permanent one too.
-            lockouts::unlock(c, &lock_key)?;
+        let as_found = users::find_by_id(c, &user_id)?.is_some_and(|u| u.status() == status);
+        if as_found {
+            match purpose {
+                // DESIGN §7: a reset clears the lockout, a permanent one too.
+                Purpose::Reset => {
+                    lockouts::unlock(c, &lock_key)?;
+                }
+                Purpose::Invite => users::set_status(c, &user_id, UserStatus::Active, now)?,
+            }
         }
-        Ok(still_active)
-    })
-    .await?;
-    Ok(if done {
-        LinkOutcome::Done
-    } else {
-        LinkOutcome::Invalid
-    })
-}
-
-/// Sets the first password of an invited account from its link and activates it.
-pub async fn accept_invitation(
-    state: &AppState,
-    ctx: &RequestContext,
-    token: &LinkToken,
-    change: PasswordChange,
-) -> Result<LinkOutcome, AppError> {
-    let Some(user) = peek(state, token, Purpose::Invite).await? else {
-        return Ok(LinkOutcome::Invalid);
-    };
-    let hash = match vet_new_password(state, &user, change).await? {
-        Ok(hash) => hash,
-        Err(errors) => {
-            return Ok(LinkOutcome::Refused {
-                username: user.username,
-                errors,
-            });
-        }
-    };
-    let (token_hash, now) = (token.hash(), state.clock.now().naive_utc());
-    let user_id = user.id.clone();
-    let effects = NewPasswordEffects {
-        keep: None,
-        via: "invitation",
-        event: EventType::InvitationAccepted,
-        // They chose it a moment ago: a "your password was changed" mail would alarm.
-        notify: false,
-    };
-    let done = commit_new_password(state, ctx, &user, hash, effects, move |c| {
-        if recovery_tokens::take(c, Purpose::Invite, &token_hash, now)?.as_deref()
-            != Some(user_id.as_str())
-        {
-            return Ok(false);
-        }
-        let invited =
-            users::find_by_id(c, &user_id)?.is_some_and(|u| u.status() == UserStatus::Invited);
-        if invited {
-            users::set_status(c, &user_id, UserStatus::Active, now)?;
-        }
-        Ok(invited)
+        Ok(as_found)
     })
     .await?;
     Ok(if done {
