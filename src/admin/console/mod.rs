@@ -28,7 +28,9 @@ use crate::{
     audit::{AuditFilter, AuditRecord, EventType},
     auth::{
         account::signed_in,
-        login::{AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in, start_sign_in_with},
+        login::{
+            AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in, start_sign_in_with,
+        },
         same_secret,
         session::{self, ACR_MFA, SsoSession},
         step_up::{self, MfaVerdict},

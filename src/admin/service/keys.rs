@@ -40,8 +40,7 @@ pub async fn list(state: &AppState, who: &Caller) -> Result<Vec<SigningKeyRow>, 
 /// switches at once; others within `signing_key_reload_secs`.
 pub async fn rotate(state: &AppState, by: Acting<'_>) -> Result<Vec<Rotated>, ServiceError> {
     by.who.require(Action::Global)?;
-    let rotated =
-        rings::rotate(&state.store, state.master_key.clone(), state.clock.now()).await?;
+    let rotated = rings::rotate(&state.store, state.master_key.clone(), state.clock.now()).await?;
     let ring = rings::reload(
         &state.store,
         state.master_key.clone(),
