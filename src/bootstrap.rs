@@ -4,6 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
+    audit::{Audit, AuditError, AuditEvent, EventType, Outcome},
     auth::password::{Hasher, generate_one_time_password},
     clock::Clock,
     config::Config,
@@ -52,6 +53,23 @@ pub async fn ensure_default_org(store: &Store, clock: &dyn Clock) -> Result<(), 
 }
 
 /// Creates what a first start needs; a later start finds it and creates nothing.
+/// Records the first administrator's creation. After the commit: a crash between the
+/// two loses this one event, never the account; the account row itself says when it was
+/// created.
+pub async fn record_first_admin(audit: &Audit, admin: &FirstAdmin) -> Result<(), AuditError> {
+    audit
+        .record(
+            AuditEvent::new(EventType::UserCreated, Outcome::Success)
+                .actor("system")
+                .org(&admin.user.org_id)
+                .subject(&admin.user.id)
+                .detail("username", admin.user.username.as_str())
+                .detail("role", admin.user.role.as_str())
+                .detail("via", "first_start"),
+        )
+        .await
+}
+
 pub async fn ensure_first_start(
     store: &Store,
     hasher: &Hasher,

@@ -6,7 +6,7 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
     admin,
-    audit::{Audit, AuditError, AuditEvent, EventType, Outcome},
+    audit::{Audit, AuditError},
     auth::{
         self, guard::Guard, hashing::HashingPool, login::SignInAnswers, password::Hasher,
         session::SessionListeners,
@@ -148,20 +148,7 @@ impl Application {
         )
         .await?;
         if let Some(admin) = &first_admin {
-            // Recorded after the commit: a crash between the two loses this one event,
-            // never the account; the account row itself says when it was created.
-            state
-                .audit
-                .record(
-                    AuditEvent::new(EventType::UserCreated, Outcome::Success)
-                        .actor("system")
-                        .org(&admin.user.org_id)
-                        .subject(&admin.user.id)
-                        .detail("username", admin.user.username.as_str())
-                        .detail("role", admin.user.role.as_str())
-                        .detail("via", "first_start"),
-                )
-                .await?;
+            bootstrap::record_first_admin(&state.audit, admin).await?;
         }
         let config = state.config.clone();
         let state = web::Data::new(state);

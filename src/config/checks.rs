@@ -8,6 +8,18 @@ use crate::crypto::MasterKey;
 impl Config {
     /// Checks that need more than one key, or the file system.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_listening()?;
+        self.validate_metrics()?;
+        self.database_target()?;
+        self.validate_redis()?;
+        self.validate_mail()?;
+        self.validate_lifetimes()?;
+        self.validate_master_key()?;
+        self.validate_work()
+    }
+
+    /// The public URL and the TLS files.
+    fn validate_listening(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         match self.issuer.scheme() {
             "https" => {}
@@ -36,8 +48,12 @@ impl Config {
             }
             (None, None) => {}
         }
-        self.validate_metrics()?;
-        self.database_target()?;
+        Ok(())
+    }
+
+    /// The ephemeral store.
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if let Some(url) = &self.redis_url
             && !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix")
         {
@@ -46,6 +62,12 @@ impl Config {
                 format!("unsupported scheme {:?}", url.scheme()),
             );
         }
+        Ok(())
+    }
+
+    /// Outbound mail and the security-event webhook.
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if let Some(url) = &self.smtp_url
             && let Err(message) = crate::mail::smtp::SmtpTarget::from_url(url)
         {
@@ -59,26 +81,6 @@ impl Config {
         }
         if self.mail_poll_secs == 0 {
             return invalid("mail_poll_secs", "must be at least 1".into());
-        }
-        for (key, value, max) in [
-            ("access_token_secs", self.access_token_secs, 24 * 3600),
-            (
-                "refresh_token_secs",
-                self.refresh_token_secs,
-                365 * 24 * 3600,
-            ),
-            ("authorization_code_secs", self.authorization_code_secs, 600),
-            (
-                "signing_key_reload_secs",
-                self.signing_key_reload_secs,
-                3600,
-            ),
-            ("saml_clock_skew_secs", self.saml_clock_skew_secs, 600),
-            ("saml_assertion_secs", self.saml_assertion_secs, 3600),
-        ] {
-            if value == 0 || value > max {
-                return invalid(key, format!("must be between 1 and {max}"));
-            }
         }
         if self.mail_give_up_after_hours == 0 {
             return invalid("mail_give_up_after_hours", "must be at least 1".into());
@@ -101,6 +103,32 @@ impl Config {
             && secret.expose_secret().len() < 16
         {
             return invalid("webhook_secret", "must be at least 16 characters".into());
+        }
+        Ok(())
+    }
+
+    /// How long tokens and links live, and the limits on requests and dependencies.
+    fn validate_lifetimes(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        for (key, value, max) in [
+            ("access_token_secs", self.access_token_secs, 24 * 3600),
+            (
+                "refresh_token_secs",
+                self.refresh_token_secs,
+                365 * 24 * 3600,
+            ),
+            ("authorization_code_secs", self.authorization_code_secs, 600),
+            (
+                "signing_key_reload_secs",
+                self.signing_key_reload_secs,
+                3600,
+            ),
+            ("saml_clock_skew_secs", self.saml_clock_skew_secs, 600),
+            ("saml_assertion_secs", self.saml_assertion_secs, 3600),
+        ] {
+            if value == 0 || value > max {
+                return invalid(key, format!("must be between 1 and {max}"));
+            }
         }
         // A link that outlives a day stops being a recovery step and becomes a standing
         // credential in someone's mailbox.
@@ -132,6 +160,12 @@ impl Config {
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1".into());
         }
+        Ok(())
+    }
+
+    /// The master key: one source, readable, and shared whenever the database is.
+    fn validate_master_key(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if self.master_key.is_some() && self.master_key_file.is_some() {
             return invalid(
                 "master_key",
@@ -163,6 +197,12 @@ impl Config {
                     .into(),
             );
         }
+        Ok(())
+    }
+
+    /// Logging filters and password hashing cost.
+    fn validate_work(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             return invalid("log_level", e.to_string());
         }

@@ -202,6 +202,43 @@ async fn authenticate_once(
     }
 }
 
+/// Whether the assertion's first `signed_len` bytes carry `signature` by one of the
+/// client's registered keys (the one `kid` names, if it names one), under an asymmetric
+/// algorithm: never `none`, never HMAC (the JWKS is public).
+fn signed_by_client(
+    client: &ClientRow,
+    header: &Value,
+    assertion: &str,
+    signed_len: usize,
+    signature: &[u8],
+) -> bool {
+    let Some(alg) = header
+        .get("alg")
+        .cloned()
+        .and_then(|a| serde_json::from_value::<CoreJwsSigningAlgorithm>(a).ok())
+    else {
+        return false;
+    };
+    if matches!(
+        alg,
+        CoreJwsSigningAlgorithm::None
+            | CoreJwsSigningAlgorithm::HmacSha256
+            | CoreJwsSigningAlgorithm::HmacSha384
+            | CoreJwsSigningAlgorithm::HmacSha512
+    ) {
+        return false;
+    }
+    let kid = header.get("kid").and_then(Value::as_str);
+    let Some(keys) = client.keys() else {
+        return false;
+    };
+    let signed = &assertion.as_bytes()[..signed_len];
+    keys.keys()
+        .iter()
+        .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
+        .any(|k| k.verify_signature(&alg, signed, signature).is_ok())
+}
+
 /// `private_key_jwt` (RFC 7523 §3): signed by a key in the client's registered JWKS,
 /// `iss` = `sub` = client_id, `aud` = our token endpoint or issuer, short-lived, and
 /// each `jti` accepted once.
@@ -243,27 +280,7 @@ async fn verify_assertion(
     if client.token_endpoint_auth_method != AUTH_PRIVATE_KEY_JWT {
         return Err(refused());
     }
-    let alg: CoreJwsSigningAlgorithm =
-        serde_json::from_value(header.get("alg").cloned().ok_or_else(refused)?)
-            .map_err(|_| refused())?;
-    if matches!(
-        alg,
-        CoreJwsSigningAlgorithm::None
-            | CoreJwsSigningAlgorithm::HmacSha256
-            | CoreJwsSigningAlgorithm::HmacSha384
-            | CoreJwsSigningAlgorithm::HmacSha512
-    ) {
-        return Err(refused());
-    }
-    let kid = header.get("kid").and_then(Value::as_str);
-    let keys = client.keys().ok_or_else(refused)?;
-    let signed = &assertion.as_bytes()[..h.len() + 1 + c.len()];
-    let verified = keys
-        .keys()
-        .iter()
-        .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
-        .any(|k| k.verify_signature(&alg, signed, &signature).is_ok());
-    if !verified {
+    if !signed_by_client(&client, &header, assertion, h.len() + 1 + c.len(), &signature) {
         return Err(refused());
     }
     let base = super::discovery::issuer(state);
