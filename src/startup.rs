@@ -427,17 +427,17 @@ fn spawn_rate_limit_housekeeping(state: &web::Data<AppState>) {
 async fn open_ephemeral(config: &Config) -> Result<Arc<dyn Ephemeral>, StartupError> {
     Ok(match &config.redis_url {
         Some(url) => {
-            let prefix = &config.redis_key_prefix;
-            let store =
-                RedisStore::connect_with_timeout(url.as_str(), prefix, config.redis_timeout())
-                    .await
-                    .map_err(|e| {
-                        crate::ephemeral::EphemeralError::Unavailable(format!(
-                            "{} ({})",
-                            e,
-                            redacted(url)
-                        ))
-                    })?;
+            let timeout = config.redis_timeout();
+            let connect = |url, prefix| RedisStore::connect_with_timeout(url, prefix, timeout);
+            let store = connect(url.as_str(), &config.redis_key_prefix)
+                .await
+                .map_err(|e| {
+                    crate::ephemeral::EphemeralError::Unavailable(format!(
+                        "{} ({})",
+                        e,
+                        redacted(url)
+                    ))
+                })?;
             Arc::new(store)
         }
         None => Arc::new(MemoryStore::new()),
@@ -537,13 +537,13 @@ pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, St
 pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     let target = config.database_target()?;
     let (pool_size, deadlines) = (config.database_pool_size, config.database_deadlines());
-    let store =
-        tokio::task::spawn_blocking(move || Store::connect_bounded(&target, pool_size, deadlines))
-            .await
-            .map_err(|e| StartupError::Io {
-                what: "database".into(),
-                reason: e.to_string(),
-            })??;
+    let connect = move |target: &_, size| Store::connect_bounded(target, size, deadlines);
+    let store = tokio::task::spawn_blocking(move || connect(&target, pool_size))
+        .await
+        .map_err(|e| StartupError::Io {
+            what: "database".into(),
+            reason: e.to_string(),
+        })??;
     let applied = store.migrate().await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied database migrations");

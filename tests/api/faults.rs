@@ -5,8 +5,7 @@
 use std::{
     collections::BTreeMap,
     io::Write,
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -14,8 +13,13 @@ use std::{
     time::Duration,
 };
 
-use gatehouse::{clock::Clock, config::Config};
-use tokio::{net::TcpListener, task::JoinHandle};
+use gatehouse::config::Config;
+use tokio::task::JoinHandle;
+
+mod harness;
+mod verdict;
+
+use harness::{OwnRedis, free_port, observer, proxied_database};
 
 use crate::{
     cli::{gatehouse, serve_with},
@@ -109,6 +113,20 @@ impl Load {
             stop,
             task,
         }
+    }
+
+    /// Started, and seen to sign in a few times before any fault.
+    async fn running(app: &TestApp, username: &'static str) -> Self {
+        let load = Self::start(app.base.clone(), username);
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                load.successes("before") >= 3
+            })
+            .await,
+            "no sign-in succeeded before the fault: {:?}",
+            load.seen.lock().unwrap()
+        );
+        load
     }
 
     fn phase(&self, name: &str) {
@@ -240,72 +258,6 @@ async fn is_locked(app: &TestApp, username: &str) -> bool {
             .contains("Too many failed attempts")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A Redis of the test's own, which it may kill and start again on the same port.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    const BINARY: &str = "/usr/bin/redis-server";
-
-    async fn start(port: u16) -> Self {
-        let child = Command::new(Self::BINARY)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let up = eventually(Duration::from_secs(10), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
-        assert!(up, "redis-server did not listen on {port}");
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// `STOP` freezes it (connections stay open, nothing is answered); `CONT` thaws it.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{signal} {pid}");
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_and_restarted_under_load_gives_503_then_recovers() {
     if test_redis_url().is_none() {
@@ -331,15 +283,7 @@ async fn redis_killed_and_restarted_under_load_gives_503_then_recovers() {
     create_user(&app, "bob", PASSWORD, false).await;
     lock_out(&app, "bob").await;
 
-    let load = Load::start(app.base.clone(), "alice");
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            load.successes("before") >= 3
-        })
-        .await,
-        "no sign-in succeeded before the fault: {:?}",
-        load.seen.lock().unwrap()
-    );
+    let load = Load::running(&app, "alice").await;
 
     load.phase("redis down");
     redis.kill();
@@ -393,124 +337,6 @@ async fn redis_killed_and_restarted_under_load_gives_503_then_recovers() {
     drop(redis);
 }
 
-/// The accept loop and the connections it is piping.
-type Running = (JoinHandle<()>, Arc<Mutex<Vec<JoinHandle<()>>>>);
-
-/// A TCP proxy in front of PostgreSQL that the test can cut (every connection closed,
-/// new ones refused) and restore on the same port.
-struct CuttableProxy {
-    addr: SocketAddr,
-    upstream: SocketAddr,
-    running: Option<Running>,
-    /// While set, nothing is read or forwarded either way, and every connection stays
-    /// open: a network partition as the server sees it.
-    stalled: Arc<AtomicBool>,
-}
-
-impl CuttableProxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let mut proxy = Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            upstream,
-            running: None,
-            stalled: Arc::new(AtomicBool::new(false)),
-        };
-        proxy.restore().await;
-        proxy
-    }
-
-    async fn restore(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.expect("proxy binds");
-        self.addr = listener.local_addr().unwrap();
-        let upstream = self.upstream;
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let accept = tokio::spawn({
-            let (connections, stalled) = (connections.clone(), self.stalled.clone());
-            async move {
-                while let Ok((inbound, _)) = listener.accept().await {
-                    let stalled = stalled.clone();
-                    let pipe = tokio::spawn(async move {
-                        if let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await {
-                            let (from_client, to_client) = inbound.into_split();
-                            let (from_server, to_server) = outbound.into_split();
-                            tokio::join!(
-                                forward(from_client, to_server, stalled.clone()),
-                                forward(from_server, to_client, stalled),
-                            );
-                        }
-                    });
-                    connections.lock().unwrap().push(pipe);
-                }
-            }
-        });
-        self.running = Some((accept, connections));
-    }
-
-    /// Stops forwarding, leaving every connection open (new ones are accepted too).
-    fn stall(&self) {
-        self.stalled.store(true, Ordering::SeqCst);
-    }
-
-    fn resume(&self) {
-        self.stalled.store(false, Ordering::SeqCst);
-    }
-
-    /// Closes the listener (new connections are refused) and every open connection.
-    async fn cut(&mut self) {
-        if let Some((accept, connections)) = self.running.take() {
-            accept.abort();
-            let _ = accept.await;
-            for pipe in connections.lock().unwrap().drain(..) {
-                pipe.abort();
-            }
-        }
-        // The listener is gone once the aborted task is dropped.
-        assert!(tokio::net::TcpStream::connect(self.addr).await.is_err());
-    }
-}
-
-/// A fresh database, a proxy in front of it, and its URL directly and through the proxy.
-async fn proxied_database(base: &str) -> (CuttableProxy, url::Url, url::Url) {
-    let direct = url::Url::parse(&fresh_postgres_url(base)).unwrap();
-    let host = direct.host_str().unwrap();
-    let upstream = tokio::net::lookup_host((host, direct.port().unwrap_or(5432)))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = CuttableProxy::start(upstream).await;
-    let mut through_proxy = direct.clone();
-    through_proxy.set_host(Some("127.0.0.1")).unwrap();
-    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
-    (proxy, direct, through_proxy)
-}
-
-/// Copies one direction of a proxied connection, holding still while `stalled`.
-async fn forward(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    stalled: Arc<AtomicBool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let hold = || async {
-        while stalled.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        hold().await;
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        hold().await;
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart() {
     let Some(base) = test_database_url() else {
@@ -526,15 +352,7 @@ async fn postgres_unreachable_under_load_gives_503_then_recovers_without_restart
     })
     .await;
     create_user(&app, "alice", PASSWORD, false).await;
-    let load = Load::start(app.base.clone(), "alice");
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            load.successes("before") >= 3
-        })
-        .await,
-        "no sign-in succeeded before the fault: {:?}",
-        load.seen.lock().unwrap()
-    );
+    let load = Load::running(&app, "alice").await;
 
     load.phase("database cut");
     proxy.cut().await;
@@ -720,169 +538,6 @@ async fn a_sign_in_started_on_a_killed_instance_finishes_on_another() {
     crate::cli::terminate(&mut b);
 }
 
-/// A direct connection to the test's PostgreSQL database, beside the proxy the server
-/// uses: it sees what was committed while the server's path is cut.
-async fn observer(direct: &url::Url) -> gatehouse::store::Store {
-    let target = gatehouse::config::DatabaseTarget::Postgres(direct.to_string());
-    tokio::task::spawn_blocking(move || gatehouse::store::Store::connect(&target, 1))
-        .await
-        .unwrap()
-        .unwrap()
-}
-
-async fn lockout_row(store: &gatehouse::store::Store, username: &str) -> LockoutRow {
-    let key = gatehouse::auth::guard::login_key(username);
-    store
-        .run(move |c| gatehouse::store::lockouts::find(c, &key))
-        .await
-        .unwrap()
-        .expect("a lockout row")
-}
-
-/// Audit events of one type about `username`'s account, and outbox rows addressed to it.
-async fn trail(store: &gatehouse::store::Store, username: &str, event_type: &str) -> usize {
-    let (name, event_type) = (username.to_owned(), event_type.to_owned());
-    store
-        .run(move |c| {
-            use diesel::prelude::*;
-            use gatehouse::store::schema::{audit_events, users};
-            let id: String = users::table
-                .filter(users::username.eq(&name))
-                .select(users::id)
-                .first(c)?;
-            let n: i64 = audit_events::table
-                .filter(audit_events::subject.eq(&id))
-                .filter(audit_events::event_type.eq(&event_type))
-                .count()
-                .get_result(c)?;
-            Ok(n as usize)
-        })
-        .await
-        .unwrap()
-}
-
-async fn notices_to(store: &gatehouse::store::Store, recipient: &str) -> usize {
-    let recipient = recipient.to_owned();
-    store
-        .run(move |c| gatehouse::store::outbox::recent(c, 500))
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.recipient == recipient)
-        .count()
-}
-
-use gatehouse::store::lockouts::LockoutRow;
-
-/// Issue 23 item 2: PostgreSQL cut while a wrong password is being checked (after the
-/// attempt took its place, before its verdict). The attempt is answered 503 and leaves
-/// nothing behind: no count, no lock, no event, no notice. The lock that the next
-/// counted failure causes comes with its event and its notices; the admin view and
-/// sign-in agree throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_cut_between_reservation_and_verdict_counts_all_or_nothing() {
-    let Some(base) = test_database_url() else {
-        return skip(
-            "postgres_cut_between_reservation_and_verdict_counts_all_or_nothing",
-            "GATEHOUSE_TEST_DATABASE_URL not set",
-        );
-    };
-    let (mut proxy, direct, through_proxy) = proxied_database(&base).await;
-    let app = spawn_app_with(|c| {
-        under_load(c);
-        // A hash slow enough to cut the database while it runs.
-        c.argon2_memory_kib = 64 * 1024;
-        c.argon2_iterations = 8;
-        c.database_url = Some(through_proxy.clone());
-    })
-    .await;
-    let db = observer(&direct).await;
-    create_user(&app, "carol", PASSWORD, false).await;
-    for _ in 0..4 {
-        assert_eq!(wrong_password(&app, "carol").await.0, 401);
-    }
-    assert_eq!(lockout_row(&db, "carol").await.failures, 4);
-
-    let fifth = tokio::spawn({
-        let base = app.base.clone();
-        async move { wrong_password_at(&base, "carol").await }
-    });
-    let key = gatehouse::auth::guard::login_key("carol");
-    let in_flight = eventually(Duration::from_secs(20), || {
-        let (db, key) = (db.clone(), key.clone());
-        async move {
-            db.run(move |c| gatehouse::store::lockouts::find(c, &key))
-                .await
-                .unwrap()
-                .is_some_and(|row| row.in_flight == 1)
-        }
-    })
-    .await;
-    assert!(in_flight, "the fifth attempt never took its place");
-    proxy.cut().await;
-    let (status, retry_after) = fifth.await.unwrap();
-    assert_eq!(status, 503, "the verdict could not be recorded");
-    assert!(retry_after);
-    proxy.restore().await;
-
-    let row = lockout_row(&db, "carol").await;
-    let now = app.clock.now().naive_utc();
-    assert_eq!(row.failures, 4, "the attempt answered 503 is not counted");
-    assert!(
-        !row.is_locked(now),
-        "and locks nothing (admin view: locked false)"
-    );
-    assert_eq!(trail(&db, "carol", "account.locked").await, 0);
-    assert_eq!(trail(&db, "carol", "sign_in.failed").await, 4);
-    assert_eq!(notices_to(&db, "carol@example.org").await, 0);
-
-    // Once its lease has lapsed, the right password signs in: not refused as locked.
-    app.clock.advance(chrono::Duration::minutes(1));
-    assert!(
-        eventually(Duration::from_secs(30), || async {
-            app.sign_in(&app.new_client(), "carol", PASSWORD)
-                .await
-                .status()
-                == 303
-        })
-        .await,
-        "the right password was refused after the outage"
-    );
-
-    // Five counted failures lock, and the lock comes with its event and its notice.
-    for _ in 0..5 {
-        assert_eq!(wrong_password(&app, "carol").await.0, 401);
-    }
-    let row = lockout_row(&db, "carol").await;
-    assert!(row.is_locked(app.clock.now().naive_utc()));
-    assert_eq!(row.lock_count, 1);
-    assert!(
-        is_locked(&app, "carol").await,
-        "sign-in agrees with the admin view"
-    );
-    assert_eq!(trail(&db, "carol", "account.locked").await, 1);
-    // 4 + 5 counted, and the refusal `is_locked` saw (reason "locked").
-    assert_eq!(trail(&db, "carol", "sign_in.failed").await, 10);
-    assert_eq!(notices_to(&db, "carol@example.org").await, 1);
-}
-
-/// One sign-in with a wrong password: status, and whether a `Retry-After` came with it.
-async fn wrong_password(app: &TestApp, username: &str) -> (u16, bool) {
-    wrong_password_at(&app.base, username).await
-}
-
-async fn wrong_password_at(base: &str, username: &str) -> (u16, bool) {
-    let client = crate::helpers::client();
-    let (steps, _, res) = submit_password(&client, base, username, "Wrong-password-123")
-        .await
-        .unwrap();
-    let res = res.unwrap_or_else(|| panic!("the sign-in page failed: {steps:?}"));
-    (
-        res.status().as_u16(),
-        res.headers().contains_key("retry-after"),
-    )
-}
-
 /// How long a request may take while a dependency stalls: the configured deadline
 /// (`database_timeout_secs` + 1 s, or `redis_timeout_secs`), plus room for a slow
 /// test machine. Without the bounds, requests waited as long as the stall.
@@ -954,15 +609,7 @@ async fn a_stalled_postgres_answers_503_within_the_deadline_then_recovers() {
     })
     .await;
     create_user(&app, "alice", PASSWORD, false).await;
-    let load = Load::start(app.base.clone(), "alice");
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            load.successes("before") >= 3
-        })
-        .await,
-        "no sign-in succeeded before the fault: {:?}",
-        load.seen.lock().unwrap()
-    );
+    let load = Load::running(&app, "alice").await;
 
     load.phase("stalled");
     let stalled_at = std::time::Instant::now();
@@ -994,15 +641,7 @@ async fn a_frozen_redis_answers_503_within_the_deadline_then_recovers() {
     })
     .await;
     create_user(&app, "alice", PASSWORD, false).await;
-    let load = Load::start(app.base.clone(), "alice");
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            load.successes("before") >= 3
-        })
-        .await,
-        "no sign-in succeeded before the fault: {:?}",
-        load.seen.lock().unwrap()
-    );
+    let load = Load::running(&app, "alice").await;
 
     load.phase("stalled");
     let stalled_at = std::time::Instant::now();

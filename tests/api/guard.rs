@@ -60,6 +60,39 @@ async fn set_lockout(app: &TestApp, threshold: u32, permanent_after: u32) {
         .unwrap();
 }
 
+/// `n` sign-ins for `username` with `password`, each from its own browser, posted at
+/// once: (status, page) of each.
+async fn in_parallel(
+    app: &TestApp,
+    n: usize,
+    username: &str,
+    password: &str,
+) -> Vec<(u16, String)> {
+    let mut prepared = Vec::new();
+    for _ in 0..n {
+        let client = app.new_client();
+        let (tx, csrf) = app.open_login(&client).await;
+        prepared.push((client, tx, csrf));
+    }
+    futures_util::future::join_all(prepared.iter().map(|(client, tx, csrf)| async {
+        let res = app
+            .post_form(
+                client,
+                "/login",
+                &[
+                    ("tx", tx),
+                    ("csrf", csrf),
+                    ("username", username),
+                    ("password", password),
+                ],
+            )
+            .await;
+        let status = res.status().as_u16();
+        (status, res.text().await.unwrap())
+    }))
+    .await
+}
+
 #[tokio::test]
 async fn fifty_parallel_wrong_passwords_get_exactly_threshold_checks() {
     let app = spawn_app_with(|c| {
@@ -70,30 +103,9 @@ async fn fifty_parallel_wrong_passwords_get_exactly_threshold_checks() {
     })
     .await;
     create_user(&app, "vera", "Quiet-Harbour-42", false).await;
-    let mut prepared = Vec::new();
-    for _ in 0..50 {
-        let client = app.new_client();
-        let (tx, csrf) = app.open_login(&client).await;
-        prepared.push((client, tx, csrf));
-    }
-    let results = futures_util::future::join_all(prepared.iter().map(|(client, tx, csrf)| async {
-        let res = app
-            .post_form(
-                client,
-                "/login",
-                &[
-                    ("tx", tx),
-                    ("csrf", csrf),
-                    ("username", "vera"),
-                    ("password", "Wrong-Harbour-42"),
-                ],
-            )
-            .await;
-        res.text().await.unwrap()
-    }))
-    .await;
-    let failed = results.iter().filter(|r| r.contains(FAILED)).count();
-    let locked = results.iter().filter(|r| r.contains(LOCKED)).count();
+    let results = in_parallel(&app, 50, "vera", "Wrong-Harbour-42").await;
+    let failed = results.iter().filter(|(_, r)| r.contains(FAILED)).count();
+    let locked = results.iter().filter(|(_, r)| r.contains(LOCKED)).count();
     assert_eq!(
         (failed, locked),
         (5, 45),
@@ -129,30 +141,11 @@ async fn eight_parallel_right_passwords_all_sign_in() {
                 401
             );
         }
-        let mut prepared = Vec::new();
-        for _ in 0..8 {
-            let client = app.new_client();
-            let (tx, csrf) = app.open_login(&client).await;
-            prepared.push((client, tx, csrf));
-        }
-        let answers =
-            futures_util::future::join_all(prepared.iter().map(|(client, tx, csrf)| async {
-                let res = app
-                    .post_form(
-                        client,
-                        "/login",
-                        &[
-                            ("tx", tx),
-                            ("csrf", csrf),
-                            ("username", "kiosk"),
-                            ("password", "Quiet-Harbour-42"),
-                        ],
-                    )
-                    .await;
-                let status = res.status().as_u16();
-                (status, res.text().await.unwrap().contains(LOCKED))
-            }))
-            .await;
+        let answers: Vec<_> = in_parallel(&app, 8, "kiosk", "Quiet-Harbour-42")
+            .await
+            .into_iter()
+            .map(|(status, page)| (status, page.contains(LOCKED)))
+            .collect();
         assert!(
             answers.iter().all(|a| *a == (303, false)),
             "after {failures_before} failures: {answers:?}"
