@@ -280,7 +280,13 @@ async fn verify_assertion(
     if client.token_endpoint_auth_method != AUTH_PRIVATE_KEY_JWT {
         return Err(refused());
     }
-    if !signed_by_client(&client, &header, assertion, h.len() + 1 + c.len(), &signature) {
+    if !signed_by_client(
+        &client,
+        &header,
+        assertion,
+        h.len() + 1 + c.len(),
+        &signature,
+    ) {
         return Err(refused());
     }
     let base = super::discovery::issuer(state);
