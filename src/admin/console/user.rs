@@ -102,8 +102,8 @@ async fn search(
             let mut found = Vec::with_capacity(matches.len());
             for user in matches {
                 let key = crate::auth::guard::login_key(&user.username);
-                let locked = crate::store::lockouts::find(c, &key)?
-                    .is_some_and(|l| l.permanent || l.locked_until.is_some_and(|t| t > now));
+                let locked =
+                    crate::store::lockouts::find(c, &key)?.is_some_and(|l| l.is_locked(now));
                 let mfa = totp::is_enrolled(c, &user.id)?;
                 found.push((user, locked, mfa));
             }

@@ -65,8 +65,7 @@ pub async fn standing(state: &AppState, user: &UserRow) -> Result<Standing, Serv
         .store
         .run(move |c| {
             let mfa = totp::is_enrolled(c, &id)?;
-            let locked = lockouts::find(c, &key)?
-                .is_some_and(|l| l.permanent || l.locked_until.is_some_and(|t| t > now));
+            let locked = lockouts::find(c, &key)?.is_some_and(|l| l.is_locked(now));
             Ok((mfa, locked))
         })
         .await?;
