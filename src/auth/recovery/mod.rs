@@ -4,10 +4,10 @@
 //!   username or email address names; `complete_reset` sets the new password from it.
 //!   The answer to a request never says whether an account exists (`pages` answers
 //!   every request alike, after the same minimum time).
-//! - **Forced reset** (`admin`): `force_reset` / `force_reset_org` take the password
+//! - **Forced reset** (`issued`): `force_reset` / `force_reset_org` take the password
 //!   away at once, end the sessions and mail the user a reset link. The admin API, the
 //!   console and the CLI call them.
-//! - **Invitation** (`admin`): `invite` creates an account without a password and
+//! - **Invitation** (`issued`): `invite` creates an account without a password and
 //!   mails a link; `accept_invitation` sets the first password and activates the
 //!   account.
 //!
@@ -16,10 +16,10 @@
 //! commit together or not at all. Every new password goes through
 //! `account::commit_new_password`, the one path that ends sessions and is audited.
 
-mod admin;
+mod issued;
 pub mod pages;
 
-pub use admin::{
+pub use issued::{
     Admin, AdminError, ForcedReset, Invitation, NewInvitation, OrgForcedReset, force_reset,
     force_reset_org, force_reset_user, invite,
 };
