@@ -13,6 +13,7 @@ pub mod ephemeral;
 pub mod keys;
 pub mod mail;
 pub mod oidc;
+pub mod pages;
 pub mod saml;
 pub mod startup;
 pub mod store;

@@ -7,10 +7,7 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use crate::{
     admin,
     audit::{Audit, AuditError},
-    auth::{
-        self, guard::Guard, hashing::HashingPool, login::SignInAnswers, password::Hasher,
-        session::SessionListeners,
-    },
+    auth::{guard::Guard, hashing::HashingPool, password::Hasher, session::SessionListeners},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
     config::{Config, MasterKeySource, redacted},
@@ -21,7 +18,7 @@ use crate::{
     ephemeral::{Ephemeral, MemoryStore, RedisStore},
     keys::rings,
     mail::{MailWorker, Mailer},
-    oidc, saml,
+    oidc, pages, saml,
     store::Store,
     telemetry::Metrics,
     web::{self as gw, error::bad_input},
@@ -47,7 +44,7 @@ pub struct AppState {
     /// Client rows for the token endpoints, trusted for a couple of seconds.
     pub clients: Arc<crate::oidc::client_cache::ClientCache>,
     /// How each door that starts sign-ins answers them once finished (DESIGN §1).
-    pub sign_in_answers: Arc<SignInAnswers>,
+    pub sign_in_answers: Arc<pages::login::SignInAnswers>,
     /// Who hears that an SSO session ended: the protocols (DESIGN §1, §8).
     pub session_listeners: Arc<SessionListeners>,
 }
@@ -55,11 +52,11 @@ pub struct AppState {
 /// The composition root of the layering (DESIGN §1): the sign-in core and sessions know
 /// no protocol; here each door registers how it answers a finished sign-in, and each
 /// protocol subscribes to sessions ending.
-fn protocol_hooks() -> (SignInAnswers, SessionListeners) {
-    let mut answers = SignInAnswers::default();
+fn protocol_hooks() -> (pages::login::SignInAnswers, SessionListeners) {
+    let mut answers = pages::login::SignInAnswers::default();
     answers.register(
-        auth::account::RESUME,
-        Arc::new(auth::account::ToAccountPage),
+        pages::account::RESUME,
+        Arc::new(pages::account::ToAccountPage),
     );
     answers.register(admin::console::RESUME, Arc::new(admin::console::ToConsole));
     answers.register(
@@ -372,13 +369,13 @@ fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
         .configure(gw::ops::routes)
         .configure(|cfg| gw::metrics::public_routes(cfg, config))
         .configure(gw::pages::static_routes)
-        .configure(crate::auth::login::routes)
-        .configure(crate::auth::account::routes)
+        .configure(crate::pages::login::routes)
+        .configure(crate::pages::account::routes)
         .configure(crate::oidc::routes)
         .configure(crate::oidc::logout::routes)
         .configure(crate::admin::routes)
         .configure(crate::saml::routes)
-        .configure(crate::auth::recovery::pages::routes)
+        .configure(crate::pages::recovery::routes)
         .default_service(web::to(gw::error::not_found));
 }
 

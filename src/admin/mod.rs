@@ -91,6 +91,12 @@ impl From<crate::ephemeral::EphemeralError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        Self::App(e.into())
+    }
+}
+
 /// The one place an admin service error becomes an API answer (the console's pages go
 /// through it too, `console::page_error`).
 impl From<ServiceError> for ApiError {
@@ -107,12 +113,12 @@ impl From<ServiceError> for ApiError {
                 Account::Policy(rules) => {
                     Self::BadRequest(format!("password: {}", rules.join(" ")))
                 }
-                Account::App(a) => Self::App(a),
+                Account::App(a) => Self::App(a.into()),
             },
             ServiceError::Recovery(e) => match e {
                 AdminError::NoSuchUser(_) | AdminError::NoSuchOrg(_) => Self::NotFound,
                 AdminError::NotActive(..) | AdminError::Exists(_) => Self::Conflict(e.to_string()),
-                AdminError::App(a) => Self::App(a),
+                AdminError::App(a) => Self::App(a.into()),
             },
             // The library names the CLI's options; the API names its JSON fields (RFC 7591).
             ServiceError::Client(ClientError::Invalid { field, reason }) => {

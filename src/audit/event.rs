@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::web::RequestContext;
+use super::RequestContext;
 
 /// Every kind of event the trail records. The dotted names are part of the stored
 /// data and the admin API: never rename one, add a new one instead.

@@ -17,6 +17,7 @@
 //! sign-ins share one commit instead of queueing for one each.
 
 mod chain;
+mod context;
 mod event;
 mod ledger;
 mod verify;
@@ -28,6 +29,7 @@ use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+pub use context::RequestContext;
 pub use event::{AuditEvent, EventType, Outcome};
 pub use verify::{CheckpointSummary, Problem, ProblemKind, VerifyReport};
 

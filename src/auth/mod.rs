@@ -2,9 +2,9 @@
 //! actions, SSO sessions, and password recovery.
 
 pub mod account;
+mod error;
 pub mod guard;
 pub mod hashing;
-pub mod login;
 pub mod password;
 pub mod recovery;
 pub mod session;
@@ -12,6 +12,8 @@ pub mod sign_in;
 pub mod step_up;
 pub mod totp;
 pub mod transaction;
+
+pub use error::AuthError;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;

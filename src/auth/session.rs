@@ -4,25 +4,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use actix_web::{
-    HttpRequest,
-    cookie::{Cookie, SameSite},
-};
 use serde::{Deserialize, Serialize};
 
 use super::{random_token, token_hash};
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{AuditEvent, EventType, Outcome, RequestContext},
+    auth::AuthError,
     clock::Clock,
     ephemeral::Ephemeral,
     startup::AppState,
-    web::{RequestContext, error::AppError},
 };
-
-/// `__Host-`: Secure, path `/`, no Domain — no subdomain can set or read it.
-pub const SESSION_COOKIE: &str = "__Host-gatehouse-session";
-/// Binds login transactions to the browser that started them.
-pub const BROWSER_COOKIE: &str = "__Host-gatehouse-browser";
 
 /// How often `last_seen` is written back; idle timeouts are hours, so minute precision is plenty.
 const TOUCH_EVERY_SECS: i64 = 60;
@@ -118,7 +109,7 @@ pub async fn create(
     store: &dyn Ephemeral,
     clock: &dyn Clock,
     new: NewSession,
-) -> Result<(SsoSession, String), AppError> {
+) -> Result<(SsoSession, String), AuthError> {
     let cookie_value = random_token();
     let now = clock.now().timestamp();
     let session = SsoSession {
@@ -147,8 +138,8 @@ pub async fn create(
     Ok((session, cookie_value))
 }
 
-async fn write(store: &dyn Ephemeral, session: &SsoSession, now: i64) -> Result<(), AppError> {
-    let raw = serde_json::to_vec(session).map_err(|e| AppError::Internal(e.to_string()))?;
+async fn write(store: &dyn Ephemeral, session: &SsoSession, now: i64) -> Result<(), AuthError> {
+    let raw = serde_json::to_vec(session).map_err(|e| AuthError::Internal(e.to_string()))?;
     store
         .set(&key(&session.handle), &raw, session.remaining(now))
         .await?;
@@ -160,7 +151,7 @@ pub async fn is_live(
     store: &dyn Ephemeral,
     clock: &dyn Clock,
     handle: &str,
-) -> Result<bool, AppError> {
+) -> Result<bool, AuthError> {
     let now = clock.now().timestamp();
     Ok(load_by_handle(store, handle)
         .await?
@@ -170,7 +161,7 @@ pub async fn is_live(
 async fn load_by_handle(
     store: &dyn Ephemeral,
     handle: &str,
-) -> Result<Option<SsoSession>, AppError> {
+) -> Result<Option<SsoSession>, AuthError> {
     let Some(raw) = store.get(&key(handle)).await? else {
         return Ok(None);
     };
@@ -181,16 +172,20 @@ async fn load_by_handle(
     Ok(Some(session))
 }
 
-/// The live session of this request, touched; an expired one is ended.
-pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<SsoSession>, AppError> {
+/// The live session that the browser's session cookie (`presented`) names, touched; an
+/// expired one is ended.
+pub async fn current(
+    state: &AppState,
+    presented: Option<&str>,
+) -> Result<Option<SsoSession>, AuthError> {
     let (store, clock) = (state.ephemeral.as_ref(), state.clock.as_ref());
-    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+    let Some(presented) = presented else {
         return Ok(None);
     };
-    if cookie.value().len() > super::transaction::MAX_TOKEN_LEN {
+    if presented.len() > super::transaction::MAX_TOKEN_LEN {
         return Ok(None);
     }
-    let handle = token_hash(cookie.value());
+    let handle = token_hash(presented);
     let Some(mut session) = load_by_handle(store, &handle).await? else {
         return Ok(None);
     };
@@ -226,7 +221,7 @@ pub async fn touch_console(
     store: &dyn Ephemeral,
     session: &mut SsoSession,
     now: i64,
-) -> Result<(), AppError> {
+) -> Result<(), AuthError> {
     session.console_seen = Some(now);
     session.last_seen = now;
     write(store, session, now).await
@@ -237,7 +232,7 @@ pub async fn list(
     store: &dyn Ephemeral,
     clock: &dyn Clock,
     user_id: &str,
-) -> Result<Vec<SsoSession>, AppError> {
+) -> Result<Vec<SsoSession>, AuthError> {
     let now = clock.now().timestamp();
     let mut live = Vec::new();
     for handle in store.set_members(&index_key(user_id)).await? {
@@ -276,7 +271,7 @@ pub enum Ending<'a> {
 /// no longer tell) instead of every door calling each of them.
 #[async_trait::async_trait]
 pub trait SessionEndListener: Send + Sync {
-    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AppError>;
+    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AuthError>;
 }
 
 /// The listeners, in the order they are told.
@@ -289,7 +284,7 @@ impl SessionListeners {
     }
 }
 
-async fn announce(state: &AppState, ending: &Ending<'_>) -> Result<(), AppError> {
+async fn announce(state: &AppState, ending: &Ending<'_>) -> Result<(), AuthError> {
     for listener in &state.session_listeners.0 {
         listener.session_ended(state, ending).await?;
     }
@@ -301,7 +296,7 @@ async fn announce(state: &AppState, ending: &Ending<'_>) -> Result<(), AppError>
 /// The handle comes from a person (the account page, the admin API): when it names
 /// someone else's session, nothing of theirs ends, neither the session nor what was
 /// made under it, and nothing is recorded in their name (issue 20 item 5).
-pub async fn end_one(state: &AppState, user_id: &str, handle: &str) -> Result<bool, AppError> {
+pub async fn end_one(state: &AppState, user_id: &str, handle: &str) -> Result<bool, AuthError> {
     let existed = end(state.ephemeral.as_ref(), user_id, handle).await?;
     announce(
         state,
@@ -322,7 +317,7 @@ pub async fn end_own(
     ctx: &RequestContext,
     user: &crate::store::users::UserRow,
     handle: &str,
-) -> Result<bool, AppError> {
+) -> Result<bool, AuthError> {
     let ended = end_one(state, &user.id, handle).await?;
     if ended {
         state
@@ -349,7 +344,7 @@ pub async fn sign_out(
     current: &SsoSession,
     reason: &str,
     sp: Option<&str>,
-) -> Result<(), AppError> {
+) -> Result<(), AuthError> {
     end_one(state, &current.user_id, &current.handle).await?;
     tracing::info!(request_id = %ctx.request_id, user_id = %current.user_id, reason, "signed out");
     let mut event = AuditEvent::new(EventType::SessionEnded, Outcome::Success)
@@ -370,7 +365,7 @@ pub async fn end_every(
     state: &AppState,
     user_id: &str,
     keep: Option<&str>,
-) -> Result<usize, AppError> {
+) -> Result<usize, AuthError> {
     let handles = end_all(state.ephemeral.as_ref(), user_id, keep).await?;
     announce(
         state,
@@ -385,7 +380,7 @@ pub async fn end_every(
 }
 
 /// Ends one session of `user_id`; false when it was not theirs or already gone.
-async fn end(store: &dyn Ephemeral, user_id: &str, handle: &str) -> Result<bool, AppError> {
+async fn end(store: &dyn Ephemeral, user_id: &str, handle: &str) -> Result<bool, AuthError> {
     let ours = match load_by_handle(store, handle).await? {
         Some(s) => s.user_id == user_id,
         None => false,
@@ -402,7 +397,7 @@ async fn end_all(
     store: &dyn Ephemeral,
     user_id: &str,
     keep: Option<&str>,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<String>, AuthError> {
     let mut ended = Vec::new();
     for handle in store.set_members(&index_key(user_id)).await? {
         if Some(handle.as_str()) == keep {
@@ -413,33 +408,6 @@ async fn end_all(
         ended.push(handle);
     }
     Ok(ended)
-}
-
-fn host_cookie(name: &'static str, value: String) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path("/")
-        .secure(true)
-        .http_only(true)
-        // SAML's POST binding arrives cross-site and must carry the session (DESIGN §8);
-        // forms are protected by CSRF tokens and the Origin check instead.
-        .same_site(SameSite::None)
-        .finish()
-}
-
-/// A browser-session cookie: shared clinical workstations lose it when the browser
-/// closes; the server enforces idle and absolute limits either way.
-pub fn session_cookie(value: String) -> Cookie<'static> {
-    host_cookie(SESSION_COOKIE, value)
-}
-
-pub fn browser_cookie(value: String) -> Cookie<'static> {
-    host_cookie(BROWSER_COOKIE, value)
-}
-
-pub fn removal_cookie() -> Cookie<'static> {
-    let mut c = host_cookie(SESSION_COOKIE, String::new());
-    c.make_removal();
-    c
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use super::{
     transaction::{LoginTransaction, Resume},
 };
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{AuditEvent, EventType, Outcome, RequestContext},
+    auth::AuthError,
     startup::AppState,
     store::users,
-    web::{RequestContext, error::AppError},
 };
 
 /// A finished sign-in: its session, the cookie value for the browser (never stored),
@@ -31,11 +31,11 @@ pub async fn finish(
     ctx: &RequestContext,
     tx: LoginTransaction,
     previous: Option<SsoSession>,
-) -> Result<Option<SignedIn>, AppError> {
+) -> Result<Option<SignedIn>, AuthError> {
     if !tx.finish(state.ephemeral.as_ref()).await? {
         return Ok(None);
     }
-    let user_id = tx.user_id.clone().ok_or(AppError::Internal(
+    let user_id = tx.user_id.clone().ok_or(AuthError::Internal(
         "finished transaction without user".into(),
     ))?;
     let (user, org) = state

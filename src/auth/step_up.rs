@@ -8,14 +8,12 @@
 //! A policy turned on, or a role raised, after someone signed in therefore takes effect
 //! at their next request, not at their next sign-in.
 
-use actix_web::HttpRequest;
-
 use crate::{
+    auth::AuthError,
     auth::session::{self, ACR_MFA, SsoSession, acr},
     domain::{OrgPolicy, Role, UserStatus},
     startup::AppState,
     store::{orgs, users, users::UserRow},
-    web::error::AppError,
 };
 
 /// What the policy asks of a sign-in, and whether it was given.
@@ -54,7 +52,7 @@ pub async fn assess(
     state: &AppState,
     user: &UserRow,
     amr: &[String],
-) -> Result<MfaVerdict, AppError> {
+) -> Result<MfaVerdict, AuthError> {
     let org_id = user.org_id.clone();
     let org = state
         .store
@@ -98,9 +96,9 @@ pub enum Standing {
 /// item 4).
 pub async fn standing(
     state: &AppState,
-    req: &HttpRequest,
+    presented_session: Option<&str>,
     ask: SessionAsk,
-) -> Result<Standing, AppError> {
+) -> Result<Standing, AuthError> {
     let SessionAsk {
         reauthenticate,
         max_age,
@@ -110,7 +108,7 @@ pub async fn standing(
     let current = if reauthenticate {
         None
     } else {
-        session::current(state, req).await?
+        session::current(state, presented_session).await?
     };
     let Some(session) = current else {
         return Ok(Standing::SignIn {

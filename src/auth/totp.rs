@@ -14,14 +14,14 @@ use totp_rs::{Algorithm, Builder, Totp};
 
 use super::token_hash;
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{AuditEvent, EventType, Outcome, RequestContext},
+    auth::AuthError,
     mail::Notice,
     startup::AppState,
     store::{
         totp as store,
         users::{self, UserRow},
     },
-    web::{RequestContext, error::AppError},
 };
 
 /// Shown in authenticator apps next to the account name.
@@ -66,7 +66,7 @@ impl SecondFactor {
 }
 
 /// Our configuration of totp-rs, in one place.
-pub fn totp(secret: Vec<u8>, account: &str, digits: u8) -> Result<Totp, AppError> {
+pub fn totp(secret: Vec<u8>, account: &str, digits: u8) -> Result<Totp, AuthError> {
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(digits)
@@ -76,7 +76,7 @@ pub fn totp(secret: Vec<u8>, account: &str, digits: u8) -> Result<Totp, AppError
         .with_issuer(Some(ISSUER_LABEL))
         .with_account_name(account)
         .build()
-        .map_err(|e| AppError::Internal(format!("totp: {e}")))
+        .map_err(|e| AuthError::Internal(format!("totp: {e}")))
 }
 
 fn seal_context(user_id: &str) -> String {
@@ -90,16 +90,16 @@ pub struct Enrolment {
     pub qr_png_base64: String,
 }
 
-fn enrolment_view(secret: Vec<u8>, account: &str) -> Result<Enrolment, AppError> {
+fn enrolment_view(secret: Vec<u8>, account: &str) -> Result<Enrolment, AuthError> {
     let totp = totp(secret, account, 6)?;
     Ok(Enrolment {
         secret_base32: totp.secret().to_base32(),
         otpauth_url: totp
             .to_url()
-            .map_err(|e| AppError::Internal(format!("totp url: {e}")))?,
+            .map_err(|e| AuthError::Internal(format!("totp url: {e}")))?,
         qr_png_base64: totp
             .to_qr_base64()
-            .map_err(|e| AppError::Internal(format!("totp qr: {e}")))?,
+            .map_err(|e| AuthError::Internal(format!("totp qr: {e}")))?,
     })
 }
 
@@ -134,16 +134,16 @@ async fn pending_secret(
     state: &AppState,
     user_id: &str,
     to: EnrolmentFor<'_>,
-) -> Result<Option<SecretSlice<u8>>, AppError> {
+) -> Result<Option<SecretSlice<u8>>, AuthError> {
     let key = to.key(user_id);
     let Some(raw) = state.ephemeral.get(&key).await? else {
         return Ok(None);
     };
-    let sealed = String::from_utf8(raw).map_err(|e| AppError::Internal(e.to_string()))?;
+    let sealed = String::from_utf8(raw).map_err(|e| AuthError::Internal(e.to_string()))?;
     let secret = state
         .master_key
         .open(&key, &sealed)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
     Ok(Some(secret))
 }
 
@@ -154,9 +154,9 @@ pub async fn enrolment(
     user_id: &str,
     account: &str,
     to: EnrolmentFor<'_>,
-) -> Result<Enrolment, AppError> {
+) -> Result<Enrolment, AuthError> {
     if is_enrolled(state, user_id).await? {
-        return Err(AppError::BadRequest(
+        return Err(AuthError::Invalid(
             "Two-step verification is already set up.".into(),
         ));
     }
@@ -198,7 +198,7 @@ pub async fn confirm(
     user_id: &str,
     to: EnrolmentFor<'_>,
     code: &str,
-) -> Result<Confirmation, AppError> {
+) -> Result<Confirmation, AuthError> {
     let ip = ctx.client_ip;
     let Some(secret) = pending_secret(state, user_id, to).await? else {
         return Ok(Confirmation::Expired);
@@ -240,7 +240,7 @@ pub async fn confirm(
         Ok(org_id) => org_id,
         // Another transaction or session of this user turned one on first.
         Err(crate::store::StoreError::Conflict) => {
-            return Err(AppError::BadRequest(
+            return Err(AuthError::Invalid(
                 "Two-step verification is already set up.".into(),
             ));
         }
@@ -265,7 +265,7 @@ pub async fn confirm(
 
 /// Checks six digits against the user's active secret at the current time, ±1 step,
 /// and uses the step up.
-pub async fn check_totp(state: &AppState, user_id: &str, code: &str) -> Result<bool, AppError> {
+pub async fn check_totp(state: &AppState, user_id: &str, code: &str) -> Result<bool, AuthError> {
     let id = user_id.to_owned();
     let Some(row) = state.store.run(move |c| store::find(c, &id)).await? else {
         return Ok(false);
@@ -277,7 +277,7 @@ pub async fn check_totp(state: &AppState, user_id: &str, code: &str) -> Result<b
     let secret = state
         .master_key
         .open(&seal_context(user_id), &row.secret_sealed)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
     let totp = totp(secret.expose_secret().to_vec(), "", 6)?;
     let now = state.clock.now().timestamp().max(0) as u64;
     let Some(step) = totp.check(code, now) else {
@@ -294,7 +294,7 @@ pub async fn check_totp(state: &AppState, user_id: &str, code: &str) -> Result<b
 pub async fn regenerate_recovery_codes(
     state: &AppState,
     user_id: &str,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<String>, AuthError> {
     let (codes, hashes) = new_recovery_codes(state);
     let (id, now) = (user_id.to_owned(), state.clock.now().naive_utc());
     state
@@ -334,7 +334,7 @@ pub async fn use_recovery_code(
     state: &AppState,
     user_id: &str,
     normalised: &str,
-) -> Result<bool, AppError> {
+) -> Result<bool, AuthError> {
     let hash = recovery_hash(state, normalised);
     let (id, now) = (user_id.to_owned(), state.clock.now().naive_utc());
     Ok(state
@@ -348,14 +348,14 @@ pub async fn check(
     state: &AppState,
     user_id: &str,
     factor: &SecondFactor,
-) -> Result<bool, AppError> {
+) -> Result<bool, AuthError> {
     match factor {
         SecondFactor::Totp(code) => check_totp(state, user_id, code).await,
         SecondFactor::Recovery(code) => use_recovery_code(state, user_id, code).await,
     }
 }
 
-pub async fn is_enrolled(state: &AppState, user_id: &str) -> Result<bool, AppError> {
+pub async fn is_enrolled(state: &AppState, user_id: &str) -> Result<bool, AuthError> {
     let id = user_id.to_owned();
     Ok(state.store.run(move |c| store::is_enrolled(c, &id)).await?)
 }
@@ -368,7 +368,7 @@ pub async fn remove_own(
     state: &AppState,
     ctx: &RequestContext,
     user: &UserRow,
-) -> Result<bool, AppError> {
+) -> Result<bool, AuthError> {
     let removed = remove(state, &user.id, false).await?;
     if removed {
         state
@@ -389,7 +389,7 @@ pub async fn remove(
     state: &AppState,
     user_id: &str,
     by_administrator: bool,
-) -> Result<bool, AppError> {
+) -> Result<bool, AuthError> {
     let (id, now, mailer) = (user_id.to_owned(), state.clock.now(), state.mailer.clone());
     let removed = state
         .store

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::random_token;
-use crate::{ephemeral::Ephemeral, web::error::AppError};
+use crate::{auth::AuthError, ephemeral::Ephemeral};
 
 /// How long a person may take over the sign-in pages.
 pub const TRANSACTION_TTL: Duration = Duration::from_secs(15 * 60);
@@ -35,18 +35,18 @@ pub struct Resume {
 
 impl Resume {
     /// `request` (a struct, serialised to an object) for the door named `kind`.
-    pub fn new(kind: &str, request: &impl Serialize) -> Result<Self, AppError> {
+    pub fn new(kind: &str, request: &impl Serialize) -> Result<Self, AuthError> {
         let request = match serde_json::to_value(request) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(_) => {
-                return Err(AppError::Internal(format!(
+                return Err(AuthError::Internal(format!(
                     "{kind}: request is not an object"
                 )));
             }
-            Err(e) => return Err(AppError::Internal(e.to_string())),
+            Err(e) => return Err(AuthError::Internal(e.to_string())),
         };
         if request.contains_key("kind") {
-            return Err(AppError::Internal(format!(
+            return Err(AuthError::Internal(format!(
                 "{kind}: request has a `kind` field"
             )));
         }
@@ -65,9 +65,9 @@ impl Resume {
     }
 
     /// The request back, as the door that wrote it reads it.
-    pub fn request<T: serde::de::DeserializeOwned>(self) -> Result<T, AppError> {
+    pub fn request<T: serde::de::DeserializeOwned>(self) -> Result<T, AuthError> {
         serde_json::from_value(serde_json::Value::Object(self.request))
-            .map_err(|e| AppError::Internal(format!("{}: stored request: {e}", self.kind)))
+            .map_err(|e| AuthError::Internal(format!("{}: stored request: {e}", self.kind)))
     }
 }
 
@@ -136,14 +136,14 @@ impl LoginTransaction {
         store: &dyn Ephemeral,
         resume: Resume,
         browser_hash: String,
-    ) -> Result<Self, AppError> {
+    ) -> Result<Self, AuthError> {
         let tx = Self::new(resume, browser_hash);
         tx.save(store).await?;
         Ok(tx)
     }
 
     /// The transaction, if `id` names a live one. Malformed ids are simply unknown.
-    pub async fn load(store: &dyn Ephemeral, id: &str) -> Result<Option<Self>, AppError> {
+    pub async fn load(store: &dyn Ephemeral, id: &str) -> Result<Option<Self>, AuthError> {
         if id.is_empty() || id.len() > MAX_TOKEN_LEN || !id.bytes().all(is_token_byte) {
             return Ok(None);
         }
@@ -153,15 +153,15 @@ impl LoginTransaction {
         Ok(serde_json::from_slice(&raw).ok())
     }
 
-    pub async fn save(&self, store: &dyn Ephemeral) -> Result<(), AppError> {
-        let raw = serde_json::to_vec(self).map_err(|e| AppError::Internal(e.to_string()))?;
+    pub async fn save(&self, store: &dyn Ephemeral) -> Result<(), AuthError> {
+        let raw = serde_json::to_vec(self).map_err(|e| AuthError::Internal(e.to_string()))?;
         store.set(&key(&self.id), &raw, TRANSACTION_TTL).await?;
         Ok(())
     }
 
     /// Removes the transaction; true for the one caller that got it. A finished sign-in
     /// resumes its request exactly once, even if the form is submitted twice.
-    pub async fn finish(&self, store: &dyn Ephemeral) -> Result<bool, AppError> {
+    pub async fn finish(&self, store: &dyn Ephemeral) -> Result<bool, AuthError> {
         Ok(store.take(&key(&self.id)).await?.is_some())
     }
 }

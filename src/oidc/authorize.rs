@@ -12,16 +12,17 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{OAuthError, Params, clients::GRANT_CODE, parse_scope};
+use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
-        login::{AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in_with},
         random_token,
         session::{self, SsoSession},
         step_up::{self, SessionAsk, Standing},
         token_hash,
         transaction::Resume,
     },
+    pages::login::{AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in_with},
     startup::AppState,
     store::{clients, new_id, orgs},
     web::{
@@ -180,16 +181,17 @@ async fn authorize(
         require_mfa,
         login_hint,
     };
-    let (had_session, require_mfa, login_hint) = match step_up::standing(&state, &req, ask).await? {
-        Standing::Usable(session) => {
-            return Ok(issue_code(&state, &ctx, request, &session, false).await?);
-        }
-        Standing::SignIn {
-            had_session,
-            require_mfa,
-            login_hint,
-        } => (had_session, require_mfa, login_hint),
-    };
+    let (had_session, require_mfa, login_hint) =
+        match step_up::standing(&state, cookies::presented_session(&req).as_deref(), ask).await? {
+            Standing::Usable(session) => {
+                return Ok(issue_code(&state, &ctx, request, &session, false).await?);
+            }
+            Standing::SignIn {
+                had_session,
+                require_mfa,
+                login_hint,
+            } => (had_session, require_mfa, login_hint),
+        };
     if prompt == Prompt::None {
         return Ok(if had_session {
             reply.error(

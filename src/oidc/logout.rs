@@ -25,13 +25,14 @@ use serde_json::Value;
 use url::Url;
 
 use super::{Params, discovery::issuer, jwt, sid_for};
+use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
-        login::signed_out,
-        same_secret,
+        AuthError, same_secret,
         session::{self, Ending, SessionEndListener},
     },
+    pages::login::signed_out,
     saml::{
         logout_chain::{self, Chain, Finish},
         sso::Participant,
@@ -59,7 +60,7 @@ pub struct RevokeGrants;
 
 #[async_trait::async_trait]
 impl SessionEndListener for RevokeGrants {
-    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AppError> {
+    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AuthError> {
         match *ending {
             // Grants of `user_id` made under the handle are revoked even when the
             // session itself is already gone.
@@ -90,7 +91,7 @@ impl SessionEndListener for RevokeGrants {
 /// grants made under it are revoked and their clients sent back-channel logout tokens,
 /// except `offline_access` grants, which outlive the session by design. Its SAML SPs
 /// cannot be told: which SPs it visited was kept in the session itself.
-async fn session_lapsed(state: &AppState, handle: &str) -> Result<Vec<GrantRow>, AppError> {
+async fn session_lapsed(state: &AppState, handle: &str) -> Result<Vec<GrantRow>, AuthError> {
     end_grants(state, handle, None, true).await
 }
 
@@ -101,7 +102,7 @@ async fn end_grants(
     handle: &str,
     owner: Option<&str>,
     spare_offline: bool,
-) -> Result<Vec<GrantRow>, AppError> {
+) -> Result<Vec<GrantRow>, AuthError> {
     let now = state.clock.now().naive_utc();
     let h = handle.to_owned();
     let owner = owner.map(str::to_owned);
@@ -145,7 +146,7 @@ pub async fn sweep_lapsed_sessions(state: &AppState) -> Result<usize, AppError> 
 }
 
 /// Sends back-channel logout tokens for revoked user grants: one per client and session.
-async fn notify(state: &AppState, revoked: Vec<GrantRow>) -> Result<(), AppError> {
+async fn notify(state: &AppState, revoked: Vec<GrantRow>) -> Result<(), AuthError> {
     let mut targets: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
     for g in revoked {
         if let Some(user) = g.user_id {
@@ -245,7 +246,7 @@ impl ReturnTo {
             .insert_header((header::LOCATION, url.as_str()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish();
-        let _ = res.add_cookie(&session::removal_cookie());
+        let _ = res.add_cookie(&cookies::removal_cookie());
         res
     }
 
@@ -259,7 +260,7 @@ impl ReturnTo {
             url.query_pairs_mut().append_pair("state", state);
         }
         let mut res = continue_to(url.as_str());
-        let _ = res.add_cookie(&session::removal_cookie());
+        let _ = res.add_cookie(&cookies::removal_cookie());
         res
     }
 }
@@ -381,7 +382,7 @@ async fn logout_page(
         Ok(r) => r,
         Err(page) => return Ok(page),
     };
-    let Some(current) = session::current(&state, &req).await? else {
+    let Some(current) = cookies::current_session(&state, &req).await? else {
         return Ok(request.return_to.map_or_else(signed_out, |r| r.response()));
     };
     // A valid hint for this very session is the client's proof that the user asked.
@@ -432,7 +433,7 @@ async fn logout_submit(
         Ok(r) => r,
         Err(page) => return Ok(page),
     };
-    let Some(current) = session::current(&state, &req).await? else {
+    let Some(current) = cookies::current_session(&state, &req).await? else {
         return Ok(request
             .return_to
             .map_or_else(signed_out, |r| r.response_after_form()));

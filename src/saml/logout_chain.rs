@@ -25,14 +25,15 @@ use super::{
     slo::{authenticated_response, go_to, redirect_location, refuse},
     sso::{Participant, participants_key, post_page_with_self, session_index},
 };
+use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
-        login::signed_out,
-        random_token,
+        AuthError, random_token,
         session::{self, Ending, SessionEndListener},
         token_hash,
     },
+    pages::login::signed_out,
     startup::AppState,
     web::{RequestContext, error::AppError, pages::PageError},
 };
@@ -116,7 +117,7 @@ impl Chain {
 pub async fn take_participants(
     state: &AppState,
     handle: &str,
-) -> Result<Vec<Participant>, AppError> {
+) -> Result<Vec<Participant>, AuthError> {
     let key = participants_key(handle);
     let list = state
         .ephemeral
@@ -139,7 +140,7 @@ pub struct RecordUntold;
 
 #[async_trait::async_trait]
 impl SessionEndListener for RecordUntold {
-    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AppError> {
+    async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AuthError> {
         match *ending {
             Ending::One {
                 user_id,
@@ -159,7 +160,7 @@ impl SessionEndListener for RecordUntold {
     }
 }
 
-async fn record_untold(state: &AppState, user_id: &str, handle: &str) -> Result<(), AppError> {
+async fn record_untold(state: &AppState, user_id: &str, handle: &str) -> Result<(), AuthError> {
     for p in take_participants(state, handle).await? {
         state
             .audit
@@ -206,7 +207,7 @@ pub async fn start(
 ) -> Result<HttpResponse, AppError> {
     let id = random_token();
     let mut res = advance(state, ctx, &id, chain, after_form).await?;
-    let _ = res.add_cookie(&session::removal_cookie());
+    let _ = res.add_cookie(&cookies::removal_cookie());
     Ok(res)
 }
 
@@ -296,7 +297,7 @@ pub async fn finish(
         Finish::Page { return_to } => Ok(match return_to {
             Some(url) => {
                 let mut res = go_to(&url, after_form);
-                let _ = res.add_cookie(&session::removal_cookie());
+                let _ = res.add_cookie(&cookies::removal_cookie());
                 res
             }
             None => signed_out(),

@@ -31,6 +31,7 @@ use super::{
     request::{self, Binding, Inbound, MessageError},
     sso::{Participant, participants_key, session_index},
 };
+use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::session,
@@ -164,7 +165,7 @@ async fn logout_request(
             return Ok(page);
         }
     };
-    let Some(current) = session::current(state, req).await? else {
+    let Some(current) = cookies::current_session(state, req).await? else {
         // Already signed out: nothing left to end.
         let chain = logout_chain::Chain::empty(finish);
         return Ok(logout_chain::finish(state, ctx, chain, false).await?);

@@ -27,15 +27,16 @@ use super::{
     request::{self, Binding, MessageError},
     sso_url,
 };
+use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
-        login::{AnswerSignIn, Finished, SignInRequest, start_sign_in_with},
         session::{self, SsoSession},
         step_up::{self, SessionAsk, Standing},
         token_hash,
         transaction::Resume,
     },
+    pages::login::{AnswerSignIn, Finished, SignInRequest, start_sign_in_with},
     startup::AppState,
     store::users,
     web::{
@@ -322,14 +323,15 @@ async fn answer(
     passive: bool,
 ) -> Result<HttpResponse, PageError> {
     // The organisation's MFA policy as it is now applies as at /authorize and the console.
-    let (require_mfa, login_hint) = match step_up::standing(state, req, ask).await? {
-        Standing::Usable(session) => return Ok(respond(state, ctx, saml, &session).await?),
-        Standing::SignIn {
-            require_mfa,
-            login_hint,
-            ..
-        } => (require_mfa, login_hint),
-    };
+    let (require_mfa, login_hint) =
+        match step_up::standing(state, cookies::presented_session(req).as_deref(), ask).await? {
+            Standing::Usable(session) => return Ok(respond(state, ctx, saml, &session).await?),
+            Standing::SignIn {
+                require_mfa,
+                login_hint,
+                ..
+            } => (require_mfa, login_hint),
+        };
     // IsPassive: no page at all, whatever is missing (Core §3.4.1).
     if passive {
         let text = if require_mfa {

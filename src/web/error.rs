@@ -188,6 +188,21 @@ impl From<crate::auth::guard::GuardError> for AppError {
     }
 }
 
+impl From<crate::auth::AuthError> for AppError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Invalid(m) => Self::BadRequest(m),
+            AuthError::NotFound => Self::NotFound,
+            AuthError::TooManyAttempts { retry_after } => Self::TooManyRequests {
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
+            AuthError::Unavailable(m) => Self::Unavailable(m),
+            AuthError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
 /// Unknown paths.
 pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)

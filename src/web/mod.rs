@@ -2,6 +2,7 @@
 //! the access log and metrics, all applied in one middleware.
 
 pub mod client_ip;
+pub mod cookies;
 pub mod csrf;
 pub mod error;
 pub mod metrics;
@@ -9,7 +10,7 @@ pub mod ops;
 pub mod pages;
 pub mod tls;
 
-use std::{net::IpAddr, time::Instant};
+use std::time::Instant;
 
 use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest,
@@ -21,20 +22,13 @@ use actix_web::{
 };
 use rand::{Rng, distributions::Alphanumeric};
 
+pub use crate::audit::RequestContext;
 use crate::startup::AppState;
 
 /// DESIGN §13. A page that needs more (an auto-submitting SAML form) sets its own.
 pub const DEFAULT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
-
-/// Who is asking, for the audit trail and the brute-force guard.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub request_id: String,
-    pub client_ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
 
 impl FromRequest for RequestContext {
     type Error = Error;

@@ -128,10 +128,62 @@ fn violations(dir: &str, forbidden: &[&str]) -> Vec<(String, String)> {
 
 #[test]
 fn the_sign_in_core_sessions_and_domain_know_no_protocol_and_no_admin_door() {
-    for dir in ["auth", "domain"] {
+    for dir in ["auth", "domain", "pages"] {
         let found = violations(dir, &["oidc", "saml", "admin"]);
         assert!(found.is_empty(), "src/{dir} names a door: {found:?}");
     }
+}
+
+/// The capabilities, each of which answers in its own error enum and knows no HTTP: the
+/// doors (`web::error` for the pages, `oidc`, `saml`, `admin`) turn their errors into
+/// responses, in one place each.
+const CAPABILITIES: &[&str] = &[
+    "auth",
+    "audit",
+    "mail",
+    "keys",
+    "ephemeral",
+    "crypto",
+    "store",
+    "domain",
+];
+
+#[test]
+fn capabilities_know_no_http_and_no_door() {
+    for dir in CAPABILITIES {
+        let found = violations(dir, &["web", "pages", "oidc", "saml", "admin"]);
+        assert!(
+            found.is_empty(),
+            "src/{dir} names a door or the web layer: {found:?}"
+        );
+        let http = files_naming(dir, &["actix_web", "HttpRequest", "HttpResponse"]);
+        assert!(http.is_empty(), "src/{dir} uses HTTP types: {http:?}");
+    }
+}
+
+/// Files under `src/<dir>` whose code (comments and unit tests aside) names one of `words`.
+fn files_naming(dir: &str, words: &[&str]) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let base = src.join(dir);
+    if base.is_dir() {
+        rust_files(&base, &mut files);
+    } else {
+        rust_files(&src.join(format!("{dir}.rs")), &mut files);
+    }
+    files
+        .into_iter()
+        .filter(|file| {
+            let text = code(&std::fs::read_to_string(file).expect("source reads"));
+            words.iter().any(|w| text.contains(w))
+        })
+        .map(|file| {
+            file.strip_prefix(&src)
+                .unwrap_or(&file)
+                .display()
+                .to_string()
+        })
+        .collect()
 }
 
 /// The capabilities and doors above the lowest layers.

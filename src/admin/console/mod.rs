@@ -27,16 +27,18 @@ use super::{
 use crate::{
     audit::{AuditFilter, AuditRecord, EventType},
     auth::{
-        account::signed_in,
-        login::{
-            AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in, start_sign_in_with,
-        },
         same_secret,
         session::{self, ACR_MFA, SsoSession},
         step_up::{self, MfaVerdict},
         transaction::Resume,
     },
     domain::{Email, MfaPolicy, OrgPolicy, Role, Username},
+    pages::{
+        account::signed_in,
+        login::{
+            AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in, start_sign_in_with,
+        },
+    },
     startup::AppState,
     store::{orgs, orgs::OrgRow, totp, users, users::UserRow},
     web::{
@@ -141,12 +143,10 @@ struct Return {
 }
 
 fn resume(req: &HttpRequest) -> Result<Resume, AppError> {
-    Resume::new(
-        RESUME,
-        &Return {
-            return_to: return_to(req),
-        },
-    )
+    let back = Return {
+        return_to: return_to(req),
+    };
+    Ok(Resume::new(RESUME, &back)?)
 }
 
 /// A console sign-in goes back to the page asked for (checked again: the stored path

@@ -231,6 +231,12 @@ impl From<crate::ephemeral::EphemeralError> for ServiceError {
     }
 }
 
+impl From<crate::auth::AuthError> for ServiceError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
 impl From<CreateAccountError> for ServiceError {
     fn from(e: CreateAccountError) -> Self {
         Self::Account(e)

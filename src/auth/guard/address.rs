@@ -5,10 +5,9 @@ use std::{net::IpAddr, time::Duration};
 
 use super::{GuardError, notices};
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{AuditEvent, EventType, Outcome, RequestContext},
     startup::AppState,
     store::{ip_allow, ip_blocks},
-    web::RequestContext,
 };
 
 /// IPv6 clients are counted and blocked per /64: one client controls a whole /64.

@@ -55,14 +55,3 @@ impl From<PoolError> for GuardError {
         }
     }
 }
-
-/// The second-factor check (`auth::totp::check`) still answers in the web layer's error
-/// type; issue 22 gives it an enum of its own. Until then this is the one place the
-/// guard reads it, keeping only what the guard's callers need: whether to try again.
-pub(super) fn from_factor(e: crate::web::error::AppError) -> GuardError {
-    use crate::web::error::AppError;
-    match e {
-        AppError::Unavailable(m) => GuardError::Unavailable(m),
-        other => GuardError::Internal(format!("second factor check: {other:?}")),
-    }
-}

@@ -18,13 +18,12 @@ pub use error::GuardError;
 
 use super::{hashing::Admission, token_hash, totp::SecondFactor};
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{AuditEvent, EventType, Outcome, RequestContext},
     config::Config,
     domain::{LockoutPolicy, Password, UserStatus, Username},
     startup::AppState,
     store::{ip_blocks, lockouts, orgs, users, users::UserRow},
     telemetry::Metrics,
-    web::RequestContext,
 };
 
 /// What a password attempt came to.
@@ -413,7 +412,7 @@ async fn check(
         (Credential::SecondFactor(Some(factor)), _) => match usable {
             Some(user) => super::totp::check(state, &user.id, &factor)
                 .await
-                .map_err(error::from_factor),
+                .map_err(GuardError::from),
             None => Ok(false),
         },
         (Credential::SecondFactor(None), _) => Ok(false),

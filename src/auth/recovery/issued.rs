@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{LinkToken, lifetime};
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{AuditEvent, EventType, Outcome, RequestContext},
     domain::{Email, OrgName, Role, UserStatus, Username},
     mail::Notice,
     startup::AppState,
@@ -14,7 +14,7 @@ use crate::{
         recovery_tokens::{self, Purpose},
         users::{self, UserRow},
     },
-    web::{RequestContext, error::AppError},
+    auth::AuthError,
 };
 
 /// Who asked for an administrative action, for the audit trail.
@@ -46,7 +46,7 @@ pub enum AdminError {
     #[error("a user named {0:?} already exists")]
     Exists(String),
     #[error("{0}")]
-    App(#[from] AppError),
+    App(#[from] AuthError),
 }
 
 impl From<StoreError> for AdminError {
@@ -125,7 +125,7 @@ pub async fn force_reset(
                 .detail("sessions_ended", ended),
         )
         .await
-        .map_err(AppError::from)?;
+        .map_err(AuthError::from)?;
     tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, "password reset forced");
     Ok(ForcedReset {
         username: user.username.clone(),
@@ -318,7 +318,7 @@ pub async fn invite(
                     .detail("status", UserStatus::Invited.as_str()),
             )
             .await
-            .map_err(AppError::from)?;
+            .map_err(AuthError::from)?;
     }
     state
         .audit
@@ -331,7 +331,7 @@ pub async fn invite(
                 .detail("reissued", reissued),
         )
         .await
-        .map_err(AppError::from)?;
+        .map_err(AuthError::from)?;
     tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, reissued, "invitation sent");
     Ok(Invitation {
         id: user.id,

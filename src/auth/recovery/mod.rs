@@ -17,7 +17,6 @@
 //! `account::commit_new_password`, the one path that ends sessions and is audited.
 
 mod issued;
-pub mod pages;
 
 pub use issued::{
     Admin, AdminError, ForcedReset, Invitation, NewInvitation, OrgForcedReset, force_reset,
@@ -35,7 +34,8 @@ use super::{
     random_token, token_hash,
 };
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{AuditEvent, EventType, Outcome, RequestContext},
+    auth::AuthError,
     domain::{Email, UserStatus, Username},
     mail::Notice,
     startup::AppState,
@@ -44,7 +44,6 @@ use crate::{
         recovery_tokens::{self, Purpose},
         users::{self, UserRow},
     },
-    web::{RequestContext, error::AppError},
 };
 
 /// Most accounts one email address may name in a reset request: each gets its own link.
@@ -107,7 +106,7 @@ fn hour_bucket(state: &AppState) -> i64 {
 }
 
 /// Counts one event under `key` for the current clock hour; true while within `limit`.
-async fn within_hourly_limit(state: &AppState, key: &str, limit: u32) -> Result<bool, AppError> {
+async fn within_hourly_limit(state: &AppState, key: &str, limit: u32) -> Result<bool, AuthError> {
     let count = state
         .ephemeral
         .incr(
@@ -121,7 +120,7 @@ async fn within_hourly_limit(state: &AppState, key: &str, limit: u32) -> Result<
 /// The accounts `raw` names: the account of that username, or else every account with
 /// that email address. Both lookups run for every input, found or not, so the work is
 /// the same either way.
-async fn accounts_named(state: &AppState, raw: &str) -> Result<Vec<UserRow>, AppError> {
+async fn accounts_named(state: &AppState, raw: &str) -> Result<Vec<UserRow>, AuthError> {
     let username = Username::parse(raw).ok();
     let email = Email::parse(raw).ok();
     Ok(state
@@ -158,14 +157,14 @@ pub async fn request_reset(
     state: &AppState,
     ctx: &RequestContext,
     raw: &str,
-) -> Result<(), AppError> {
+) -> Result<(), AuthError> {
     let config = &state.config;
     if let Some(ip) = counted_ip(state, ctx.client_ip).await? {
         let key = format!("reset-ip:{}", ip_block_key(ip));
         if !within_hourly_limit(state, &key, config.reset_ip_limit_per_hour).await? {
             let into_hour = state.clock.now().timestamp().rem_euclid(HOUR_SECS);
-            return Err(AppError::TooManyRequests {
-                retry_after_secs: (HOUR_SECS - into_hour).max(1) as u64,
+            return Err(AuthError::TooManyAttempts {
+                retry_after: std::time::Duration::from_secs((HOUR_SECS - into_hour).max(1) as u64),
             });
         }
     }
@@ -192,7 +191,7 @@ async fn mail_reset_link(
     state: &AppState,
     ctx: &RequestContext,
     user: &UserRow,
-) -> Result<bool, AppError> {
+) -> Result<bool, AuthError> {
     let refused = |reason: &str| {
         AuditEvent::new(EventType::PasswordResetRequested, Outcome::Failure)
             .request(ctx)
@@ -256,7 +255,7 @@ async fn issue_link(
     user: &UserRow,
     purpose: Purpose,
     notice: impl FnOnce(SecretString, DateTime<Utc>) -> Notice,
-) -> Result<DateTime<Utc>, AppError> {
+) -> Result<DateTime<Utc>, AuthError> {
     let token = LinkToken::generate();
     let now = state.clock.now();
     let expires_at = now + lifetime(state, purpose);
@@ -287,7 +286,7 @@ pub async fn peek(
     state: &AppState,
     token: &LinkToken,
     purpose: Purpose,
-) -> Result<Option<UserRow>, AppError> {
+) -> Result<Option<UserRow>, AuthError> {
     let (hash, now) = (token.hash(), state.clock.now().naive_utc());
     let status = match purpose {
         Purpose::Reset => UserStatus::Active,
@@ -313,7 +312,7 @@ pub async fn complete_reset(
     ctx: &RequestContext,
     token: &LinkToken,
     change: PasswordChange,
-) -> Result<LinkOutcome, AppError> {
+) -> Result<LinkOutcome, AuthError> {
     set_password_by_link(state, ctx, token, change, Purpose::Reset).await
 }
 
@@ -323,7 +322,7 @@ pub async fn accept_invitation(
     ctx: &RequestContext,
     token: &LinkToken,
     change: PasswordChange,
-) -> Result<LinkOutcome, AppError> {
+) -> Result<LinkOutcome, AuthError> {
     set_password_by_link(state, ctx, token, change, Purpose::Invite).await
 }
 
@@ -336,7 +335,7 @@ async fn set_password_by_link(
     token: &LinkToken,
     change: PasswordChange,
     purpose: Purpose,
-) -> Result<LinkOutcome, AppError> {
+) -> Result<LinkOutcome, AuthError> {
     let Some(user) = peek(state, token, purpose).await? else {
         return Ok(LinkOutcome::Invalid);
     };

@@ -80,6 +80,16 @@ impl GrantError {
     }
 }
 
+impl From<crate::auth::AuthError> for GrantError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Unavailable(cause) => Self::Unavailable(cause),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<AppError> for GrantError {
     fn from(e: AppError) -> Self {
         match e {

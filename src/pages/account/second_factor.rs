@@ -9,12 +9,12 @@ use super::{signed_in, signed_in_form};
 use crate::{
     auth::{
         guard::{self, Credential, Verdict, password_attempt},
-        login::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
         session,
         totp::{self, Confirmation, EnrolmentFor, SecondFactor},
         transaction::Resume,
     },
     domain::Password,
+    pages::login::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
     startup::AppState,
     store::users::UserRow,
     web::{

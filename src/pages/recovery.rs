@@ -7,10 +7,16 @@ use askama::Template;
 use serde::Deserialize;
 use tokio::time::{Duration, Instant};
 
-use super::{LinkOutcome, LinkToken, accept_invitation, complete_reset, peek, request_reset};
+use crate::web::cookies;
 use crate::{
-    auth::{account::PasswordChange, login::browser_id, session},
+    auth::{
+        account::PasswordChange,
+        recovery::{
+            LinkOutcome, LinkToken, accept_invitation, complete_reset, peek, request_reset,
+        },
+    },
     domain::Username,
+    pages::login::browser_id,
     startup::AppState,
     store::recovery_tokens::Purpose,
     web::{
@@ -73,7 +79,7 @@ struct NewPasswordForm {
 /// This browser's cookie value, and the cookie to set when the browser has none yet.
 fn browser_for(req: &HttpRequest) -> (String, Option<actix_web::cookie::Cookie<'static>>) {
     let (browser, new) = browser_id(req);
-    let cookie = new.then(|| session::browser_cookie(browser.clone()));
+    let cookie = new.then(|| cookies::browser_cookie(browser.clone()));
     (browser, cookie)
 }
 

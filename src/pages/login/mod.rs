@@ -10,14 +10,15 @@ use actix_web::{
 use askama::Template;
 use serde::Deserialize;
 
-use super::{
+use crate::auth::{
     account::{PasswordChange, change_password},
     guard::{Verdict, password_attempt},
-    same_secret, session,
+    same_secret,
     sign_in::{self, SignedIn},
     token_hash, totp,
     transaction::{LoginTransaction, MAX_TOKEN_LEN, OutOfOrder, Resume, Stage, Step},
 };
+use crate::web::cookies;
 use crate::{
     domain::{Password, Username},
     startup::AppState,
@@ -96,11 +97,11 @@ struct NewPasswordForm {
 
 /// The browser cookie's value, and whether it has to be set now.
 pub(crate) fn browser_id(req: &HttpRequest) -> (String, bool) {
-    match req.cookie(session::BROWSER_COOKIE) {
+    match req.cookie(cookies::BROWSER_COOKIE) {
         Some(c) if !c.value().is_empty() && c.value().len() <= MAX_TOKEN_LEN => {
             (c.value().to_owned(), false)
         }
-        _ => (super::random_token(), true),
+        _ => (crate::auth::random_token(), true),
     }
 }
 
@@ -145,7 +146,7 @@ pub async fn start_sign_in_with(
     }
     let mut res = see_other(&format!("/login?tx={}", tx.id));
     if new {
-        res.add_cookie(&session::browser_cookie(browser))
+        res.add_cookie(&cookies::browser_cookie(browser))
             .map_err(|e| AppError::Internal(e.to_string()))?;
     }
     Ok(res)
@@ -310,15 +311,6 @@ async fn login_submit(
     advance(&state, &req, &ctx, tx).await
 }
 
-pub(crate) fn pool_error(e: super::hashing::PoolError) -> AppError {
-    match e {
-        super::hashing::PoolError::Busy => {
-            AppError::Unavailable("password hashing at capacity".into())
-        }
-        other => AppError::Internal(other.to_string()),
-    }
-}
-
 /// DESIGN §4: hashes made with older parameters are replaced after a successful sign-in,
 /// off the response path.
 fn upgrade_hash_in_background(state: &web::Data<AppState>, user: &UserRow, password: Password) {
@@ -366,7 +358,7 @@ async fn complete(
     ctx: &RequestContext,
     tx: LoginTransaction,
 ) -> Result<HttpResponse, PageError> {
-    let previous = session::current(state, req).await?;
+    let previous = cookies::current_session(state, req).await?;
     let Some(SignedIn {
         session,
         cookie,
@@ -387,7 +379,7 @@ async fn complete(
         session: &session,
     };
     let mut res = answer.answer(done).await?;
-    res.add_cookie(&session::session_cookie(cookie))
+    res.add_cookie(&cookies::session_cookie(cookie))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(res)
 }
@@ -480,7 +472,7 @@ pub fn signed_out() -> HttpResponse {
         "You are signed out. Close the browser if this is a shared computer.",
         Some(("/account", "Sign in again")),
     );
-    let _ = res.add_cookie(&session::removal_cookie());
+    let _ = res.add_cookie(&cookies::removal_cookie());
     res
 }
 
