@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{LinkToken, lifetime};
 use crate::{
     audit::{AuditEvent, EventType, Outcome, RequestContext},
+    auth::AuthError,
     domain::{Email, OrgName, Role, UserStatus, Username},
     mail::Notice,
     startup::AppState,
@@ -14,7 +15,6 @@ use crate::{
         recovery_tokens::{self, Purpose},
         users::{self, UserRow},
     },
-    auth::AuthError,
 };
 
 /// Who asked for an administrative action, for the audit trail.
@@ -255,6 +255,36 @@ fn invited_account(
     })
 }
 
+/// The trail of an invitation: the account's creation (a first invitation only), then
+/// the invitation itself.
+async fn record_invitation(
+    state: &AppState,
+    admin: &Admin<'_>,
+    user: &UserRow,
+    expires_at: DateTime<Utc>,
+    reissued: bool,
+) -> Result<(), AdminError> {
+    if !reissued {
+        let created = admin
+            .event(EventType::UserCreated)
+            .org(&user.org_id)
+            .subject(&user.id)
+            .detail("username", user.username.as_str())
+            .detail("role", user.role.as_str())
+            .detail("status", UserStatus::Invited.as_str());
+        state.audit.record(created).await.map_err(AuthError::from)?;
+    }
+    let sent = admin
+        .event(EventType::InvitationSent)
+        .org(&user.org_id)
+        .subject(&user.id)
+        .detail("expires_at", expires_at.to_rfc3339())
+        .detail("reissued", reissued);
+    state.audit.record(sent).await.map_err(AuthError::from)?;
+    tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, reissued, "invitation sent");
+    Ok(())
+}
+
 /// DESIGN §7 invitation: creates the account with no password (status `invited`: it
 /// cannot sign in) and mails a link to choose one, all in one transaction. Inviting a
 /// still-invited user again, at the same address, mails a fresh link and voids the old.
@@ -305,34 +335,7 @@ pub async fn invite(
         Err(e) => return Err(e.into()),
     };
     state.mailer.wake();
-    if !reissued {
-        state
-            .audit
-            .record(
-                admin
-                    .event(EventType::UserCreated)
-                    .org(&user.org_id)
-                    .subject(&user.id)
-                    .detail("username", user.username.as_str())
-                    .detail("role", user.role.as_str())
-                    .detail("status", UserStatus::Invited.as_str()),
-            )
-            .await
-            .map_err(AuthError::from)?;
-    }
-    state
-        .audit
-        .record(
-            admin
-                .event(EventType::InvitationSent)
-                .org(&user.org_id)
-                .subject(&user.id)
-                .detail("expires_at", expires_at.to_rfc3339())
-                .detail("reissued", reissued),
-        )
-        .await
-        .map_err(AuthError::from)?;
-    tracing::info!(target: "gatehouse::admin", actor = admin.actor, user_id = %user.id, reissued, "invitation sent");
+    record_invitation(state, &admin, &user, expires_at, reissued).await?;
     Ok(Invitation {
         id: user.id,
         username: user.username,
