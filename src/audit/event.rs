@@ -138,7 +138,8 @@ impl Serialize for EventType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Success,
     Failure,
@@ -170,12 +171,6 @@ impl FromStr for Outcome {
                 truncate(other, 64)
             )),
         }
-    }
-}
-
-impl Serialize for Outcome {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
     }
 }
 

@@ -17,10 +17,13 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use gatehouse::{
-    admin::service::{Acting, Caller, ServiceError},
+    admin::service::{Acting, Action, Caller, ServiceError, orgs, users},
+    bootstrap,
     clock::SystemClock,
     config::Config,
+    domain::{OrgName, Username},
     startup::{self, AppState},
+    store::{orgs::OrgRow, users::UserRow},
     telemetry,
 };
 
@@ -172,6 +175,30 @@ impl Operator {
             state,
             who: Caller::cli(),
         })
+    }
+
+    /// As `open`, with the default organisation made if it is missing: for commands that
+    /// add accounts.
+    async fn open_for_accounts(config: Config) -> Result<Self, String> {
+        let op = Self::open(config).await?;
+        bootstrap::ensure_default_org(&op.state.store, op.state.clock.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(op)
+    }
+
+    /// The organisation named `name`, when the operator may take `action` on it.
+    async fn org(&self, action: Action, name: &OrgName) -> Result<OrgRow, String> {
+        orgs::find_named(&self.state, &self.who, action, name)
+            .await
+            .map_err(failed)
+    }
+
+    /// The user named `name`, as `org`.
+    async fn user(&self, action: Action, name: &Username) -> Result<UserRow, String> {
+        users::find_named(&self.state, &self.who, action, name)
+            .await
+            .map_err(failed)
     }
 
     /// Acting outside any request, audited as `cli`.

@@ -102,9 +102,7 @@ async fn list(config: Config, json: bool) -> Result<(), String> {
 async fn show(config: Config, raw: &str, json: bool) -> Result<(), String> {
     let name = org_name(raw)?;
     let op = Operator::open(config).await?;
-    let org = service::find_named(&op.state, &op.who, Action::Read, &name)
-        .await
-        .map_err(failed)?;
+    let org = op.org(Action::Read, &name).await?;
     print_org(org, json)
 }
 
@@ -135,15 +133,11 @@ async fn set_policy(config: Config, raw: &str, file: &Path, json: bool) -> Resul
     let name = org_name(raw)?;
     let policy = read_policy(file)?;
     let op = Operator::open(config).await?;
-    let org = service::find_named(&op.state, &op.who, Action::Manage, &name)
-        .await
-        .map_err(failed)?;
+    let org = op.org(Action::Manage, &name).await?;
     service::set_policy(&op.state, op.by(), &org, policy)
         .await
         .map_err(failed)?;
-    let org = service::find_named(&op.state, &op.who, Action::Read, &name)
-        .await
-        .map_err(failed)?;
+    let org = op.org(Action::Read, &name).await?;
     if !json {
         println!("replaced the policy of {}", org.name);
         return Ok(());

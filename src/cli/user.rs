@@ -2,13 +2,8 @@
 
 use clap::Subcommand;
 use gatehouse::{
-    admin::{
-        Action,
-        api::users::view,
-        service::{orgs, users as service},
-    },
+    admin::{Action, api::users::view, service::users as service},
     auth::{account::NewAccount, recovery::NewInvitation, session},
-    bootstrap,
     config::Config,
     domain::{DisplayName, Email, OrgName, Password, Role, UserStatus, Username},
     store::users::UserRow,
@@ -138,18 +133,10 @@ pub struct NewUserArgs {
     role: String,
 }
 
-/// The parsed fields, each error naming its option.
-struct NewUser {
-    org: OrgName,
-    username: Username,
-    email: Email,
-    display_name: Option<DisplayName>,
-    role: Role,
-}
-
 impl NewUserArgs {
-    fn parse(&self) -> Result<NewUser, String> {
-        Ok(NewUser {
+    /// The parsed fields (what an invitation needs), each error naming its option.
+    fn parse(&self) -> Result<NewInvitation, String> {
+        Ok(NewInvitation {
             org: OrgName::parse(&self.org).map_err(|e| format!("--org: {e}"))?,
             username: Username::parse(&self.username).map_err(|e| format!("--username: {e}"))?,
             email: Email::parse(&self.email).map_err(|e| format!("--email: {e}"))?,
@@ -228,9 +215,7 @@ fn password_from_stdin(password_stdin: bool) -> Result<Password, String> {
 async fn named(config: Config, raw: &str, action: Action) -> Result<(Operator, UserRow), String> {
     let name = username(raw)?;
     let op = Operator::open(config).await?;
-    let user = service::find_named(&op.state, &op.who, action, &name)
-        .await
-        .map_err(failed)?;
+    let user = op.user(action, &name).await?;
     Ok((op, user))
 }
 
@@ -254,10 +239,7 @@ async fn create(config: Config, command: UserCommand) -> Result<(), String> {
         password: password_from_stdin(password_stdin)?,
         must_change_password,
     };
-    let op = Operator::open(config).await?;
-    bootstrap::ensure_default_org(&op.state.store, op.state.clock.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let op = Operator::open_for_accounts(config).await?;
     let org_name = new.org.to_string();
     let user = service::create(&op.state, op.by(), new)
         .await
@@ -284,18 +266,8 @@ async fn invite(config: Config, command: UserCommand) -> Result<(), String> {
     let UserCommand::Invite { who, json } = command else {
         return Ok(());
     };
-    let who = who.parse()?;
-    let new = NewInvitation {
-        org: who.org,
-        username: who.username,
-        email: who.email,
-        display_name: who.display_name,
-        role: who.role,
-    };
-    let op = Operator::open(config).await?;
-    bootstrap::ensure_default_org(&op.state.store, op.state.clock.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let new = who.parse()?;
+    let op = Operator::open_for_accounts(config).await?;
     let invitation = service::invite(&op.state, op.by(), new)
         .await
         .map_err(failed)?;
@@ -341,9 +313,7 @@ async fn force_reset(
         (None, Some(raw)) => {
             let name = OrgName::parse(&raw).map_err(|e| format!("--org: {e}"))?;
             let op = Operator::open(config).await?;
-            let org = orgs::find_named(&op.state, &op.who, Action::Manage, &name)
-                .await
-                .map_err(failed)?;
+            let org = op.org(Action::Manage, &name).await?;
             let done = service::force_reset_org(&op.state, op.by(), &org)
                 .await
                 .map_err(failed)?;
@@ -405,9 +375,7 @@ async fn unlock(config: Config, raw: &str, json: bool) -> Result<(), String> {
 async fn list(config: Config, org: &str, q: Option<&str>, json: bool) -> Result<(), String> {
     let name = OrgName::parse(org).map_err(|e| format!("--org: {e}"))?;
     let op = Operator::open(config).await?;
-    let org = orgs::find_named(&op.state, &op.who, Action::Read, &name)
-        .await
-        .map_err(failed)?;
+    let org = op.org(Action::Read, &name).await?;
     let members = service::list(&op.state, &op.who, &org.id, q)
         .await
         .map_err(failed)?;

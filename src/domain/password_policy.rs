@@ -245,8 +245,13 @@ mod tests {
 
     /// Default policy, user `alice` / `alice.liddell@example.org`.
     fn check(password: &str) -> Vec<PolicyViolation> {
+        check_under(&PasswordPolicy::default(), password)
+    }
+
+    /// `policy`, user `alice` / `alice.liddell@example.org`.
+    fn check_under(policy: &PasswordPolicy, password: &str) -> Vec<PolicyViolation> {
         let (u, e) = alice();
-        PasswordPolicy::default().check(&pw(password), &u, &e)
+        policy.check(&pw(password), &u, &e)
     }
 
     fn check_as(password: &str, username: &str, email: &str) -> Vec<PolicyViolation> {
@@ -274,8 +279,7 @@ mod tests {
             min_length: 30,
             ..PasswordPolicy::default()
         };
-        let (u, e) = alice();
-        assert_eq!(policy.check(&pw(GOOD), &u, &e), vec![TooShort { min: 30 }]);
+        assert_eq!(check_under(&policy, GOOD), vec![TooShort { min: 30 }]);
     }
 
     #[test]
@@ -284,8 +288,7 @@ mod tests {
             max_length: 16,
             ..PasswordPolicy::default()
         };
-        let (u, e) = alice();
-        assert_eq!(policy.check(&pw(GOOD), &u, &e), vec![TooLong { max: 16 }]);
+        assert_eq!(check_under(&policy, GOOD), vec![TooLong { max: 16 }]);
     }
 
     #[test]
@@ -296,9 +299,8 @@ mod tests {
             min_strength: 4,
             ..PasswordPolicy::default()
         };
-        let (u, e) = alice();
         assert_eq!(
-            policy.check(&pw("Aaaaaaaaaaaaaaaaaaaa1"), &u, &e),
+            check_under(&policy, "Aaaaaaaaaaaaaaaaaaaa1"),
             vec![TooLong { max: 10 }]
         );
     }
@@ -404,12 +406,8 @@ mod tests {
             min_strength: 0,
             ..PasswordPolicy::default()
         };
-        let (u, e) = alice();
-        assert_eq!(policy.check(&pw("ÉÉÉÉéééé1"), &u, &e), vec![]);
-        assert_eq!(
-            policy.check(&pw("ÉÉÉÉééé1"), &u, &e),
-            vec![TooShort { min: 9 }]
-        );
+        assert_eq!(check_under(&policy, "ÉÉÉÉéééé1"), vec![]);
+        assert_eq!(check_under(&policy, "ÉÉÉÉééé1"), vec![TooShort { min: 9 }]);
     }
 
     #[test]
@@ -419,10 +417,9 @@ mod tests {
             min_strength: 0,
             ..PasswordPolicy::default()
         };
-        let (u, e) = alice();
-        assert_eq!(policy.check(&pw("ñandú-9"), &u, &e), vec![MissingUpper]);
-        assert_eq!(policy.check(&pw("ÑANDÚ-9"), &u, &e), vec![MissingLower]);
-        assert_eq!(policy.check(&pw("Ñandú-9"), &u, &e), vec![]);
+        assert_eq!(check_under(&policy, "ñandú-9"), vec![MissingUpper]);
+        assert_eq!(check_under(&policy, "ÑANDÚ-9"), vec![MissingLower]);
+        assert_eq!(check_under(&policy, "Ñandú-9"), vec![]);
     }
 
     #[test]
@@ -434,8 +431,7 @@ mod tests {
             min_strength: 0,
             ..PasswordPolicy::default()
         };
-        let (u, e) = alice();
-        assert_eq!(policy.check(&pw("password"), &u, &e), vec![]);
+        assert_eq!(check_under(&policy, "password"), vec![]);
     }
 
     fn days_ago(days: i64) -> (DateTime<Utc>, DateTime<Utc>) {

@@ -37,7 +37,7 @@ use crate::{
     domain::Email,
     store::{
         DbConnection, Store, StoreError, new_id,
-        outbox::{self, KIND_EMAIL, KIND_WEBHOOK, NewOutboxRow, OutboxRow, STATUS_PENDING},
+        outbox::{self, KIND_EMAIL, KIND_WEBHOOK, NewOutboxRow, OutboxRow},
         users::UserRow,
     },
     telemetry::Metrics,
@@ -232,22 +232,12 @@ impl Mailer {
         let text = key.seal(&seal_context("text", &id), mail.text.as_bytes());
         let html = key.seal(&seal_context("html", &id), mail.html.as_bytes());
         let subject = one_line(&mail.subject);
-        outbox::insert(
-            conn,
-            &NewOutboxRow {
-                id: &id,
-                kind: KIND_EMAIL,
-                recipient: to.as_str(),
-                subject: &subject,
-                body_text: Some(&text),
-                body_html: Some(&html),
-                payload: None,
-                attempts: 0,
-                next_attempt_at: now,
-                status: STATUS_PENDING,
-                created_at: now,
-            },
-        )?;
+        let row = NewOutboxRow {
+            body_text: Some(&text),
+            body_html: Some(&html),
+            ..NewOutboxRow::due(&id, KIND_EMAIL, to.as_str(), &subject, now)
+        };
+        outbox::insert(conn, &row)?;
         self.wake();
         Ok(())
     }
@@ -304,22 +294,12 @@ impl Mailer {
             "data": payload,
         })
         .to_string();
-        outbox::insert(
-            conn,
-            &NewOutboxRow {
-                id: &id,
-                kind: KIND_WEBHOOK,
-                recipient: url.as_str(),
-                subject: &one_line(event),
-                body_text: None,
-                body_html: None,
-                payload: Some(&body),
-                attempts: 0,
-                next_attempt_at: now,
-                status: STATUS_PENDING,
-                created_at: now,
-            },
-        )?;
+        let subject = one_line(event);
+        let row = NewOutboxRow {
+            payload: Some(&body),
+            ..NewOutboxRow::due(&id, KIND_WEBHOOK, url.as_str(), &subject, now)
+        };
+        outbox::insert(conn, &row)?;
         self.wake();
         Ok(())
     }

@@ -138,6 +138,31 @@ impl Alert {
             ),
         }
     }
+
+    /// What a support alert shows, beside its subject.
+    fn fill(&self, v: &mut Vars) {
+        match self {
+            Alert::AccountLocked {
+                username,
+                until,
+                ip,
+            } => {
+                v.username = username.clone();
+                v.until = until.as_ref().map(time).unwrap_or_default();
+                v.ip = address(ip);
+            }
+            Alert::IpBlocked {
+                address,
+                until,
+                block_count,
+            } => {
+                v.ip_block = true;
+                v.address = address.clone();
+                v.until = time(until);
+                v.block_count = *block_count;
+            }
+        }
+    }
 }
 
 /// Everything a template may show, already formatted. Each template uses its part.
@@ -235,137 +260,87 @@ impl Notice {
 
     /// What this notice says, into the variables every template shares.
     fn fill(&self, issuer: &Url, v: &mut Vars) {
-        match self {
-            Notice::ResetLink { .. } | Notice::ForcedReset { .. } | Notice::Invitation { .. } => {
-                self.fill_link(issuer, v)
-            }
-            _ => self.fill_event(v),
+        v.subject = self.subject();
+        if let Some((name, username)) = self.addressee() {
+            v.name = name.to_owned();
+            v.username = username.to_owned();
         }
-    }
-
-    /// The notices that carry a one-time link.
-    fn fill_link(&self, issuer: &Url, v: &mut Vars) {
         match self {
             Notice::ResetLink {
-                name,
-                username,
-                token,
-                expires_at,
-            } => {
-                v.subject = "Reset your password".into();
-                v.name = name.clone();
-                v.username = username.clone();
-                v.link = link(issuer, &["reset", token.expose_secret()]);
-                v.until = time(expires_at);
+                token, expires_at, ..
             }
-            Notice::ForcedReset {
-                name,
-                username,
-                token,
-                expires_at,
+            | Notice::ForcedReset {
+                token, expires_at, ..
             } => {
-                v.subject = "You need to choose a new password".into();
-                v.name = name.clone();
-                v.username = username.clone();
                 v.link = link(issuer, &["reset", token.expose_secret()]);
                 v.until = time(expires_at);
             }
             Notice::Invitation {
-                name,
-                username,
                 org,
                 token,
                 expires_at,
+                ..
             } => {
-                v.subject = format!("Your invitation to {}", one_line(org));
-                v.name = name.clone();
-                v.username = username.clone();
                 v.org = org.clone();
                 v.link = link(issuer, &["invite", token.expose_secret()]);
                 v.until = time(expires_at);
             }
-            _ => {}
-        }
-    }
-
-    /// The notices that tell of something that happened to an account.
-    fn fill_event(&self, v: &mut Vars) {
-        match self {
-            Notice::PasswordChanged {
-                name,
-                username,
-                at,
-                ip,
-            } => {
-                v.subject = "Your password was changed".into();
-                v.name = name.clone();
-                v.username = username.clone();
+            Notice::PasswordChanged { at, ip, .. } | Notice::TotpEnrolled { at, ip, .. } => {
                 v.when = time(at);
                 v.ip = address(ip);
             }
-            Notice::Lockout {
-                name,
-                username,
-                until,
-                ip,
+            Notice::TotpRemoved {
+                at,
+                by_administrator,
+                ..
             } => {
-                v.subject = "Sign-in to your account is locked".into();
-                v.name = name.clone();
-                v.username = username.clone();
+                v.when = time(at);
+                v.by_administrator = *by_administrator;
+            }
+            Notice::Lockout { until, ip, .. } => {
                 v.until = until.as_ref().map(time).unwrap_or_default();
                 v.ip = address(ip);
             }
             Notice::SupportAlert { org, alert } => {
                 v.org = org.clone();
-                match alert {
-                    Alert::AccountLocked {
-                        username,
-                        until,
-                        ip,
-                    } => {
-                        v.subject = format!("[Gatehouse] Account locked: {}", one_line(username));
-                        v.username = username.clone();
-                        v.until = until.as_ref().map(time).unwrap_or_default();
-                        v.ip = address(ip);
-                    }
-                    Alert::IpBlocked {
-                        address,
-                        until,
-                        block_count,
-                    } => {
-                        v.subject = format!("[Gatehouse] Address blocked: {}", one_line(address));
-                        v.ip_block = true;
-                        v.address = address.clone();
-                        v.until = time(until);
-                        v.block_count = *block_count;
-                    }
+                alert.fill(v);
+            }
+        }
+    }
+
+    /// The mail's subject line.
+    fn subject(&self) -> String {
+        match self {
+            Notice::ResetLink { .. } => "Reset your password".into(),
+            Notice::ForcedReset { .. } => "You need to choose a new password".into(),
+            Notice::Invitation { org, .. } => format!("Your invitation to {}", one_line(org)),
+            Notice::PasswordChanged { .. } => "Your password was changed".into(),
+            Notice::Lockout { .. } => "Sign-in to your account is locked".into(),
+            Notice::TotpEnrolled { .. } => "Two-step verification was turned on".into(),
+            Notice::TotpRemoved { .. } => "Two-step verification was removed".into(),
+            Notice::SupportAlert { alert, .. } => match alert {
+                Alert::AccountLocked { username, .. } => {
+                    format!("[Gatehouse] Account locked: {}", one_line(username))
                 }
-            }
-            Notice::TotpEnrolled {
-                name,
-                username,
-                at,
-                ip,
-            } => {
-                v.subject = "Two-step verification was turned on".into();
-                v.name = name.clone();
-                v.username = username.clone();
-                v.when = time(at);
-                v.ip = address(ip);
-            }
-            Notice::TotpRemoved {
-                name,
-                username,
-                at,
-                by_administrator,
-            } => {
-                v.subject = "Two-step verification was removed".into();
-                v.name = name.clone();
-                v.username = username.clone();
-                v.when = time(at);
-                v.by_administrator = *by_administrator;
-            }
-            _ => {}
+                Alert::IpBlocked { address, .. } => {
+                    format!("[Gatehouse] Address blocked: {}", one_line(address))
+                }
+            },
+        }
+    }
+
+    /// The name and username of the person a notice about their own account goes to
+    /// (a support alert goes to the organisation's contact instead).
+    fn addressee(&self) -> Option<(&str, &str)> {
+        match self {
+            Notice::ResetLink { name, username, .. }
+            | Notice::ForcedReset { name, username, .. }
+            | Notice::Invitation { name, username, .. }
+            | Notice::PasswordChanged { name, username, .. }
+            | Notice::Lockout { name, username, .. }
+            | Notice::TotpEnrolled { name, username, .. }
+            | Notice::TotpRemoved { name, username, .. } => Some((name, username)),
+            Notice::SupportAlert { .. } => None,
         }
     }
 

@@ -482,6 +482,14 @@ pub fn write_transaction<T>(
     }
 }
 
+/// Ok when an update changed `rows` rows; `NotFound` when there was none to change.
+pub fn changed_one(rows: usize) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 /// New primary keys: random UUIDs stored as text on both backends.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

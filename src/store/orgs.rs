@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{DbConnection, StoreError, new_id, schema::organisations};
+use super::{DbConnection, StoreError, changed_one, new_id, schema::organisations};
 use crate::domain::{OrgName, OrgPolicy};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -91,14 +91,12 @@ pub fn set_policy(
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
     let policy = serde_json::to_string(policy).map_err(|e| StoreError::Query(e.to_string()))?;
-    let changed = diesel::update(organisations::table.find(id))
-        .set((
-            organisations::policy.eq(policy),
-            organisations::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    changed_one(
+        diesel::update(organisations::table.find(id))
+            .set((
+                organisations::policy.eq(policy),
+                organisations::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    )
 }

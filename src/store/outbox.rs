@@ -8,7 +8,7 @@
 //! SQLite (one instance) claims in an immediate transaction.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
+use diesel::{dsl, prelude::*};
 
 use super::{DbConnection, StoreError, schema::outbox};
 
@@ -51,6 +51,31 @@ pub struct NewOutboxRow<'a> {
     pub next_attempt_at: NaiveDateTime,
     pub status: &'a str,
     pub created_at: NaiveDateTime,
+}
+
+impl<'a> NewOutboxRow<'a> {
+    /// A message for `recipient`, due `now` and never tried, with no body or payload yet.
+    pub fn due(
+        id: &'a str,
+        kind: &'a str,
+        recipient: &'a str,
+        subject: &'a str,
+        now: NaiveDateTime,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            recipient,
+            subject,
+            body_text: None,
+            body_html: None,
+            payload: None,
+            attempts: 0,
+            next_attempt_at: now,
+            status: STATUS_PENDING,
+            created_at: now,
+        }
+    }
 }
 
 pub fn insert(conn: &mut DbConnection, row: &NewOutboxRow<'_>) -> Result<(), StoreError> {
@@ -112,21 +137,7 @@ pub fn claim_due(
 
 /// Delivered: the bodies (which may hold a reset link) are dropped.
 pub fn mark_sent(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<(), StoreError> {
-    diesel::update(
-        outbox::table
-            .find(id)
-            .filter(outbox::status.eq(STATUS_PENDING)),
-    )
-    .set((
-        outbox::status.eq(STATUS_SENT),
-        outbox::sent_at.eq(Some(now)),
-        outbox::last_error.eq(None::<String>),
-        outbox::body_text.eq(None::<String>),
-        outbox::body_html.eq(None::<String>),
-        outbox::payload.eq(None::<String>),
-    ))
-    .execute(conn)?;
-    Ok(())
+    finish(conn, id, STATUS_SENT, Some(now), None)
 }
 
 /// Not delivered this time: try again at `next`.
@@ -136,35 +147,49 @@ pub fn mark_retry(
     next: NaiveDateTime,
     error: &str,
 ) -> Result<(), StoreError> {
-    diesel::update(
-        outbox::table
-            .find(id)
-            .filter(outbox::status.eq(STATUS_PENDING)),
-    )
-    .set((
-        outbox::next_attempt_at.eq(next),
-        outbox::last_error.eq(Some(error)),
-    ))
-    .execute(conn)?;
+    diesel::update(pending(id))
+        .set((
+            outbox::next_attempt_at.eq(next),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 /// Given up: kept for the operator (recipient, subject, error), bodies dropped.
 pub fn mark_failed(conn: &mut DbConnection, id: &str, error: &str) -> Result<(), StoreError> {
-    diesel::update(
-        outbox::table
-            .find(id)
-            .filter(outbox::status.eq(STATUS_PENDING)),
-    )
-    .set((
-        outbox::status.eq(STATUS_FAILED),
-        outbox::last_error.eq(Some(error)),
-        outbox::body_text.eq(None::<String>),
-        outbox::body_html.eq(None::<String>),
-        outbox::payload.eq(None::<String>),
-    ))
-    .execute(conn)?;
+    finish(conn, id, STATUS_FAILED, None, Some(error))
+}
+
+/// A pending row sent or given up: its bodies dropped (a pending row has no `sent_at`,
+/// so a failure leaves it empty).
+fn finish(
+    conn: &mut DbConnection,
+    id: &str,
+    status: &str,
+    sent_at: Option<NaiveDateTime>,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::update(pending(id))
+        .set((
+            outbox::status.eq(status),
+            outbox::sent_at.eq(sent_at),
+            outbox::last_error.eq(error),
+            outbox::body_text.eq(None::<String>),
+            outbox::body_html.eq(None::<String>),
+            outbox::payload.eq(None::<String>),
+        ))
+        .execute(conn)?;
     Ok(())
+}
+
+/// The row `id` while it is pending: a row already sent or given up is left alone.
+fn pending(
+    id: &str,
+) -> dsl::Filter<dsl::Find<outbox::table, &str>, dsl::Eq<outbox::status, &'static str>> {
+    outbox::table
+        .find(id)
+        .filter(outbox::status.eq(STATUS_PENDING))
 }
 
 /// Forgets finished rows queued before `before`. Returns how many.

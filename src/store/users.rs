@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{DbConnection, StoreError, new_id, schema::users};
+use super::{DbConnection, StoreError, changed_one, new_id, schema::users};
 use crate::domain::{Email, Role, UserStatus, Username};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -195,13 +195,11 @@ pub fn set_status(
     status: UserStatus,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let changed = diesel::update(users::table.find(user_id))
-        .set((users::status.eq(status.as_str()), users::updated_at.eq(now)))
-        .execute(conn)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    changed_one(
+        diesel::update(users::table.find(user_id))
+            .set((users::status.eq(status.as_str()), users::updated_at.eq(now)))
+            .execute(conn)?,
+    )
 }
 
 pub fn set_role(
@@ -210,13 +208,11 @@ pub fn set_role(
     role: Role,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let changed = diesel::update(users::table.find(user_id))
-        .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
-        .execute(conn)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    changed_one(
+        diesel::update(users::table.find(user_id))
+            .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
+            .execute(conn)?,
+    )
 }
 
 pub fn count_with_role(conn: &mut DbConnection, role: Role) -> Result<i64, StoreError> {
@@ -262,9 +258,7 @@ pub fn set_password(
             users::updated_at.eq(now),
         ))
         .execute(conn)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
+    changed_one(changed)?;
     super::recovery_tokens::void_unused(conn, user_id)?;
     record_password(conn, user_id, hash, now)
 }
@@ -300,17 +294,15 @@ pub fn revoke_password(
     user_id: &str,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let changed = diesel::update(users::table.find(user_id))
-        .set((
-            users::password_hash.eq(None::<String>),
-            users::must_change_password.eq(true),
-            users::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    changed_one(
+        diesel::update(users::table.find(user_id))
+            .set((
+                users::password_hash.eq(None::<String>),
+                users::must_change_password.eq(true),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    )
 }
 
 pub fn set_must_change_password(
@@ -332,14 +324,12 @@ pub fn rename(
     username: &Username,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let changed = diesel::update(users::table.find(user_id))
-        .set((
-            users::username.eq(username.as_str()),
-            users::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    changed_one(
+        diesel::update(users::table.find(user_id))
+            .set((
+                users::username.eq(username.as_str()),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    )
 }

@@ -1,11 +1,13 @@
 //! `/audit`: the audit trail of the organisations the caller may see (DESIGN §11).
 
-use actix_web::{HttpResponse, web};
+use std::str::FromStr;
+
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::AdminRequest;
+use super::{AdminRequest, Reply, ok};
 use crate::{
     admin::{Action, ApiError, ErrorBody, service::object_id},
     audit::{AuditFilter, EventType, Outcome},
@@ -37,10 +39,7 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/admin/api/v1/audit", params(AuditQuery),
     responses((status = 200, description = "audit events, newest first", body = Vec<Object>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn query_audit(
-    query: web::Query<AuditQuery>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn query_audit(query: web::Query<AuditQuery>, api: AdminRequest) -> Reply {
     api.who.require(Action::Read)?;
     let q = query.into_inner();
     let org_id = match (q.org, api.who.role) {
@@ -54,20 +53,8 @@ pub async fn query_audit(
         (None, Role::SuperAdmin) => None,
         (None, _) => api.who.org_id.clone(),
     };
-    let event_type = q
-        .event_type
-        .map(|t| {
-            t.parse::<EventType>()
-                .map_err(|_| ApiError::BadRequest("type: unknown event type".into()))
-        })
-        .transpose()?;
-    let outcome = q
-        .outcome
-        .map(|o| {
-            o.parse::<Outcome>()
-                .map_err(|_| ApiError::BadRequest("outcome: success or failure".into()))
-        })
-        .transpose()?;
+    let event_type: Option<EventType> = parsed(q.event_type, "type: unknown event type")?;
+    let outcome: Option<Outcome> = parsed(q.outcome, "outcome: success or failure")?;
     if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(ApiError::BadRequest("limit: between 1 and 1000".into()));
     }
@@ -87,5 +74,11 @@ pub async fn query_audit(
         .audit
         .query(filter, q.limit.unwrap_or(100), q.before)
         .await?;
-    Ok(HttpResponse::Ok().json(records))
+    ok(records)
+}
+
+/// An optional query value parsed, or a bad request saying `error`.
+fn parsed<T: FromStr>(raw: Option<String>, error: &str) -> Result<Option<T>, ApiError> {
+    raw.map(|r| r.parse().map_err(|_| ApiError::BadRequest(error.into())))
+        .transpose()
 }

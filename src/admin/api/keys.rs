@@ -1,12 +1,11 @@
 //! `/signing-keys`: the token signing keys. Global: super administrators.
 
-use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AdminRequest;
-use crate::admin::{ApiError, ErrorBody, service::keys as service};
+use super::{AdminRequest, Reply, ok};
+use crate::admin::{ErrorBody, service::keys as service};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyView {
@@ -24,7 +23,7 @@ pub struct SigningKeyView {
 /// Every signing key: public facts only, never private material.
 #[utoipa::path(get, path = "/admin/api/v1/signing-keys",
     responses((status = 200, body = Vec<SigningKeyView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_signing_keys(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_signing_keys(api: AdminRequest) -> Reply {
     let out: Vec<SigningKeyView> = service::list(&api.state, &api.who)
         .await?
         .into_iter()
@@ -37,7 +36,7 @@ pub async fn list_signing_keys(api: AdminRequest) -> Result<HttpResponse, ApiErr
             retired_at: r.retired_at.map(|t| t.and_utc()),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(out))
+    ok(out)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,7 +53,7 @@ pub struct RotatedView {
 /// This instance switches at once; others within `signing_key_reload_secs`.
 #[utoipa::path(post, path = "/admin/api/v1/signing-keys/rotate",
     responses((status = 200, body = Vec<RotatedView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn rotate_signing_keys(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn rotate_signing_keys(api: AdminRequest) -> Reply {
     let out: Vec<RotatedView> = service::rotate(&api.state, api.by())
         .await?
         .into_iter()
@@ -64,5 +63,5 @@ pub async fn rotate_signing_keys(api: AdminRequest) -> Result<HttpResponse, ApiE
             next_kid: r.next_kid,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(out))
+    ok(out)
 }

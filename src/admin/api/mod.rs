@@ -14,18 +14,29 @@ pub mod users;
 
 use std::{future::Future, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
-use super::{ApiError, Caller, caller, json_body, service::Acting};
+use super::{
+    Action, ApiError, Caller, caller, json_body,
+    service::{self, Acting},
+};
 use crate::{
     saml::xml::MAX_METADATA_BYTES,
     startup::AppState,
+    store::{orgs::OrgRow, users::UserRow},
     web::{RequestContext, error::AppError},
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    user_routes(cfg);
+    org_and_network_routes(cfg);
+    client_and_key_routes(cfg);
+}
+
+/// `/users`, their sessions included.
+fn user_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(users::list_users))
         .route("/users", web::post().to(users::invite_user))
         .route("/users/{id}", web::get().to(users::show_user))
@@ -41,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/disable", web::post().to(users::disable_user))
         .route("/users/{id}/enable", web::post().to(users::enable_user))
         .route("/users/{id}/role", web::put().to(users::set_role))
+        .route("/users/{id}/username", web::put().to(users::rename_user))
         .route(
             "/users/{id}/sessions",
             web::get().to(sessions::list_sessions),
@@ -49,7 +61,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/users/{id}/sessions",
             web::delete().to(sessions::end_sessions),
         )
-        .route("/orgs", web::get().to(orgs::list_orgs))
+        .route(
+            "/users/{id}/sessions/{session}",
+            web::delete().to(sessions::end_one_session),
+        );
+}
+
+/// `/orgs`, `/ip-blocks`, `/ip-allow-list` and `/audit`.
+fn org_and_network_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/orgs", web::get().to(orgs::list_orgs))
+        .route("/orgs", web::post().to(orgs::create_org))
         .route("/orgs/{id}", web::get().to(orgs::show_org))
         .route("/orgs/{id}/policy", web::put().to(orgs::set_policy))
         .route(
@@ -58,20 +79,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/ip-blocks", web::get().to(network::list_ip_blocks))
         .route("/ip-blocks/{ip}", web::delete().to(network::unblock_ip))
-        .route("/audit", web::get().to(audit::query_audit))
-        .route("/orgs", web::post().to(orgs::create_org))
-        .route("/users/{id}/username", web::put().to(users::rename_user))
-        .route(
-            "/users/{id}/sessions/{session}",
-            web::delete().to(sessions::end_one_session),
-        )
         .route("/ip-allow-list", web::get().to(network::list_allowed))
         .route("/ip-allow-list", web::post().to(network::add_allowed))
         .route(
             "/ip-allow-list/{address}/{prefix}",
             web::delete().to(network::remove_allowed),
         )
-        .route("/clients", web::get().to(clients::list_clients))
+        .route("/audit", web::get().to(audit::query_audit));
+}
+
+/// `/clients`, `/saml-sps` and `/signing-keys`.
+fn client_and_key_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/clients", web::get().to(clients::list_clients))
         .route("/clients", web::post().to(clients::create_client))
         .route("/clients/{client_id}", web::get().to(clients::show_client))
         .route(
@@ -109,6 +128,24 @@ pub struct Done {
     pub changed: bool,
 }
 
+/// What a handler answers.
+pub type Reply = Result<HttpResponse, ApiError>;
+
+/// 200 with `body` as JSON.
+pub fn ok(body: impl Serialize) -> Reply {
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// 201 with `body` as JSON.
+pub fn created(body: impl Serialize) -> Reply {
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// 200 `{"changed": …}`.
+pub fn done(changed: bool) -> Reply {
+    ok(Done { changed })
+}
+
 /// An admin API request as its handler needs it: the application, the caller (from the
 /// bearer token, checked against the database on every request) and the request's
 /// context for the audit trail. Handlers take it last, so it is extracted after the
@@ -124,6 +161,16 @@ impl AdminRequest {
     /// The caller, acting in this request.
     pub fn by(&self) -> Acting<'_> {
         Acting::new(&self.who, &self.ctx)
+    }
+
+    /// The user behind a path's id, when the caller may take `action` and see them.
+    pub async fn user(&self, action: Action, raw_id: &str) -> Result<UserRow, ApiError> {
+        Ok(service::users::find(&self.state, &self.who, action, raw_id).await?)
+    }
+
+    /// The organisation behind a path's id, as `user`.
+    pub async fn org(&self, action: Action, raw_id: &str) -> Result<OrgRow, ApiError> {
+        Ok(service::orgs::find(&self.state, &self.who, action, raw_id).await?)
     }
 
     /// The JSON body, refusing unknown fields and wrong types with the field named.

@@ -1,13 +1,13 @@
 //! `/ip-blocks` and `/ip-allow-list`: the brute-force guard's addresses (DESIGN §5).
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AdminRequest, Done};
+use super::{AdminRequest, Done, Reply, created, done, ok};
 use crate::{
-    admin::{ApiError, ErrorBody, service::network as service},
+    admin::{ErrorBody, service::network as service},
     store::ip_allow::AllowRow,
 };
 
@@ -22,7 +22,7 @@ pub struct IpBlockView {
 
 #[utoipa::path(get, path = "/admin/api/v1/ip-blocks",
     responses((status = 200, body = Vec<IpBlockView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_ip_blocks(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_ip_blocks(api: AdminRequest) -> Reply {
     let out: Vec<IpBlockView> = service::blocks(&api.state, &api.who)
         .await?
         .into_iter()
@@ -33,17 +33,13 @@ pub async fn list_ip_blocks(api: AdminRequest) -> Result<HttpResponse, ApiError>
             reason: r.reason,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(out))
+    ok(out)
 }
 
 #[utoipa::path(delete, path = "/admin/api/v1/ip-blocks/{ip}", params(("ip" = String, Path, description = "as listed")),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn unblock_ip(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let changed = service::lift_ip_block(&api.state, api.by(), &path).await?;
-    Ok(HttpResponse::Ok().json(Done { changed }))
+pub async fn unblock_ip(path: web::Path<String>, api: AdminRequest) -> Reply {
+    done(service::lift_ip_block(&api.state, api.by(), &path).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,9 +65,9 @@ pub fn allow_view(row: AllowRow) -> AllowEntryView {
 /// setting adds its own, not listed here).
 #[utoipa::path(get, path = "/admin/api/v1/ip-allow-list",
     responses((status = 200, body = Vec<AllowEntryView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_allowed(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_allowed(api: AdminRequest) -> Reply {
     let rows = service::allowed(&api.state, &api.who).await?;
-    Ok(HttpResponse::Ok().json(rows.into_iter().map(allow_view).collect::<Vec<_>>()))
+    ok(rows.into_iter().map(allow_view).collect::<Vec<_>>())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,24 +81,21 @@ pub struct AllowBody {
 
 #[utoipa::path(post, path = "/admin/api/v1/ip-allow-list", request_body = AllowBody,
     responses((status = 201, body = AllowEntryView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn add_allowed(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn add_allowed(body: web::Bytes, api: AdminRequest) -> Reply {
     api.who.require(crate::admin::Action::Global)?;
     let body: AllowBody = api.json(&body)?;
     let by = api.by();
     let row = service::allow(&api.state, by, &body.cidr, body.note.as_deref()).await?;
-    Ok(HttpResponse::Created().json(allow_view(row)))
+    created(allow_view(row))
 }
 
 /// Removes a network: `DELETE /ip-allow-list/10.20.0.0/16`.
 #[utoipa::path(delete, path = "/admin/api/v1/ip-allow-list/{address}/{prefix}",
     params(("address" = String, Path, description = "the network's address, as listed"), ("prefix" = u8, Path, description = "its prefix length")),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn remove_allowed(
-    path: web::Path<(String, String)>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn remove_allowed(path: web::Path<(String, String)>, api: AdminRequest) -> Reply {
     let (address, prefix) = path.into_inner();
     let cidr = format!("{address}/{prefix}");
     service::disallow(&api.state, api.by(), &cidr).await?;
-    Ok(HttpResponse::Ok().json(Done { changed: true }))
+    done(true)
 }

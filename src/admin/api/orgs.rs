@@ -1,10 +1,10 @@
 //! `/orgs`: organisations, their policies, and forcing a reset on all their users.
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AdminRequest, users::ForcedResetView};
+use super::{AdminRequest, Reply, created, ok, users::ForcedResetView};
 use crate::{
     admin::{
         Action, ApiError, ErrorBody,
@@ -36,19 +36,15 @@ pub fn org_view(org: OrgRow) -> OrgView {
 
 #[utoipa::path(get, path = "/admin/api/v1/orgs",
     responses((status = 200, body = Vec<OrgView>), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_orgs(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_orgs(api: AdminRequest) -> Reply {
     let all = service::list(&api.state, &api.who).await?;
-    Ok(HttpResponse::Ok().json(all.into_iter().map(org_view).collect::<Vec<_>>()))
+    ok(all.into_iter().map(org_view).collect::<Vec<_>>())
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/orgs/{id}", params(("id" = String, Path)),
     responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn show_org(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let org = service::find(&api.state, &api.who, Action::Read, &path).await?;
-    Ok(HttpResponse::Ok().json(org_view(org)))
+pub async fn show_org(path: web::Path<String>, api: AdminRequest) -> Reply {
+    ok(org_view(api.org(Action::Read, &path).await?))
 }
 
 /// Replaces the organisation's policy. Fields left out take their defaults; unknown
@@ -56,18 +52,14 @@ pub async fn show_org(
 #[utoipa::path(put, path = "/admin/api/v1/orgs/{id}/policy", params(("id" = String, Path)),
     request_body(content = Object, description = "an OrgPolicy document"),
     responses((status = 200, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn set_policy(
-    path: web::Path<String>,
-    body: web::Bytes,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let org = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+pub async fn set_policy(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
+    let org = api.org(Action::Manage, &path).await?;
     let policy: OrgPolicy = api.json(&body)?;
     service::set_policy(&api.state, api.by(), &org, policy.clone()).await?;
-    Ok(HttpResponse::Ok().json(OrgView {
+    ok(OrgView {
         policy,
         ..org_view(org)
-    }))
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,24 +71,14 @@ pub struct OrgForcedResetView {
 
 #[utoipa::path(post, path = "/admin/api/v1/orgs/{id}/force-reset", params(("id" = String, Path)),
     responses((status = 200, body = OrgForcedResetView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn force_reset_org(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let org = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+pub async fn force_reset_org(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let org = api.org(Action::Manage, &path).await?;
     let done = users::force_reset_org(&api.state, api.by(), &org).await?;
-    Ok(HttpResponse::Ok().json(OrgForcedResetView {
+    ok(OrgForcedResetView {
         org: done.org,
-        reset: done
-            .reset
-            .into_iter()
-            .map(|r| ForcedResetView {
-                username: r.username,
-                sessions_ended: r.sessions_ended,
-            })
-            .collect(),
+        reset: done.reset.into_iter().map(ForcedResetView::from).collect(),
         skipped: done.skipped,
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -114,12 +96,12 @@ pub struct NewOrgBody {
 /// Creates an organisation (super administrators only: organisations are global).
 #[utoipa::path(post, path = "/admin/api/v1/orgs", request_body = NewOrgBody,
     responses((status = 201, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn create_org(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn create_org(body: web::Bytes, api: AdminRequest) -> Reply {
     api.who.require(Action::Global)?;
     let body: NewOrgBody = api.json(&body)?;
     let name =
         OrgName::parse(&body.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
     let policy = body.policy.unwrap_or_default();
     let org = service::create(&api.state, api.by(), name, &body.display_name, policy).await?;
-    Ok(HttpResponse::Created().json(org_view(org)))
+    created(org_view(org))
 }

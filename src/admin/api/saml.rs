@@ -5,7 +5,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AdminRequest, Done};
+use super::{AdminRequest, Done, Reply, done, ok};
 use crate::{
     admin::{Action, ApiError, ErrorBody, service::saml as service},
     saml::providers::{self, ImportSettings, ServiceProvider, SettingsChange},
@@ -73,6 +73,12 @@ pub fn sp_view(sp: ServiceProvider) -> SpView {
     }
 }
 
+/// The SP behind a path handle (super administrators only, asked first).
+async fn find(api: &AdminRequest, raw: &str) -> Result<ServiceProvider, ApiError> {
+    api.who.require(Action::Global)?;
+    Ok(service::find(&api.state, &api.who, &entity_id(raw)?).await?)
+}
+
 /// The entity id behind a path handle, or 404.
 fn entity_id(raw: &str) -> Result<String, ApiError> {
     if raw.is_empty() || raw.len() > 2 * providers::MAX_ENTITY_ID_LEN {
@@ -87,17 +93,15 @@ fn entity_id(raw: &str) -> Result<String, ApiError> {
 
 #[utoipa::path(get, path = "/admin/api/v1/saml-sps",
     responses((status = 200, body = Vec<SpView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_sps(api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_sps(api: AdminRequest) -> Reply {
     let all = service::list(&api.state, &api.who).await?;
-    Ok(HttpResponse::Ok().json(all.into_iter().map(sp_view).collect::<Vec<_>>()))
+    ok(all.into_iter().map(sp_view).collect::<Vec<_>>())
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
     responses((status = 200, body = SpView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn show_sp(path: web::Path<String>, api: AdminRequest) -> Result<HttpResponse, ApiError> {
-    api.who.require(Action::Global)?;
-    let sp = service::find(&api.state, &api.who, &entity_id(&path)?).await?;
-    Ok(HttpResponse::Ok().json(sp_view(sp)))
+pub async fn show_sp(path: web::Path<String>, api: AdminRequest) -> Reply {
+    ok(sp_view(find(&api, &path).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -128,7 +132,7 @@ pub struct SpImportBody {
 /// `gatehouse sp import`.
 #[utoipa::path(post, path = "/admin/api/v1/saml-sps", request_body = SpImportBody,
     responses((status = 201, description = "registered", body = SpView), (status = 200, description = "re-imported", body = SpView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn import_sp(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn import_sp(body: web::Bytes, api: AdminRequest) -> Reply {
     api.who.require(Action::Global)?;
     let body: SpImportBody = api.json(&body)?;
     let settings = ImportSettings {
@@ -175,13 +179,8 @@ pub struct SpSettingsBody {
 
 #[utoipa::path(put, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")), request_body = SpSettingsBody,
     responses((status = 200, body = SpView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn update_sp(
-    path: web::Path<String>,
-    body: web::Bytes,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    api.who.require(Action::Global)?;
-    let current = service::find(&api.state, &api.who, &entity_id(&path)?).await?;
+pub async fn update_sp(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
+    let current = find(&api, &path).await?;
     let body: SpSettingsBody = api.json(&body)?;
     let change = SettingsChange {
         name: body.name,
@@ -197,17 +196,14 @@ pub async fn update_sp(
     };
     let by = api.by();
     let sp = service::update(&api.state, by, &current.entity_id, change).await?;
-    Ok(HttpResponse::Ok().json(sp_view(sp)))
+    ok(sp_view(sp))
 }
 
 #[utoipa::path(delete, path = "/admin/api/v1/saml-sps/{id}", params(("id" = String, Path, description = "as listed")),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn delete_sp(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_sp(path: web::Path<String>, api: AdminRequest) -> Reply {
     api.who.require(Action::Global)?;
     let id = entity_id(&path)?;
     service::delete(&api.state, api.by(), &id).await?;
-    Ok(HttpResponse::Ok().json(Done { changed: true }))
+    done(true)
 }

@@ -1,11 +1,11 @@
 //! `/users/{id}/sessions`: a user's SSO sessions, and ending them.
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AdminRequest;
+use super::{AdminRequest, Reply, ok};
 use crate::{
     admin::{Action, ApiError, ErrorBody, service::users as service},
     auth::session,
@@ -25,11 +25,8 @@ pub struct SessionView {
 
 #[utoipa::path(get, path = "/admin/api/v1/users/{id}/sessions", params(("id" = String, Path)),
     responses((status = 200, body = Vec<SessionView>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_sessions(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Read, &path).await?;
+pub async fn list_sessions(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Read, &path).await?;
     let live = session::list(
         api.state.ephemeral.as_ref(),
         api.state.clock.as_ref(),
@@ -48,7 +45,7 @@ pub async fn list_sessions(
             user_agent: s.user_agent,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(out))
+    ok(out)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,29 +56,21 @@ pub struct Ended {
 /// Ends every session of the user (and revokes their tokens, with back-channel logout).
 #[utoipa::path(delete, path = "/admin/api/v1/users/{id}/sessions", params(("id" = String, Path)),
     responses((status = 200, body = Ended), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn end_sessions(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
-    let ended = service::end_all_sessions(&api.state, api.by(), &user).await?;
-    Ok(HttpResponse::Ok().json(Ended {
-        sessions_ended: ended,
-    }))
+pub async fn end_sessions(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Support, &path).await?;
+    let sessions_ended = service::end_all_sessions(&api.state, api.by(), &user).await?;
+    ok(Ended { sessions_ended })
 }
 
 /// Ends one session of the user (and revokes the tokens issued under it).
 #[utoipa::path(delete, path = "/admin/api/v1/users/{id}/sessions/{session}",
     params(("id" = String, Path), ("session" = String, Path, description = "a session id from the list")),
     responses((status = 200, body = Ended), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn end_one_session(
-    path: web::Path<(String, String)>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn end_one_session(path: web::Path<(String, String)>, api: AdminRequest) -> Reply {
     let (raw_user, handle) = path.into_inner();
-    let user = service::find(&api.state, &api.who, Action::Support, &raw_user).await?;
+    let user = api.user(Action::Support, &raw_user).await?;
     if !service::end_session(&api.state, api.by(), &user, &handle).await? {
         return Err(ApiError::NotFound);
     }
-    Ok(HttpResponse::Ok().json(Ended { sessions_ended: 1 }))
+    ok(Ended { sessions_ended: 1 })
 }

@@ -1,19 +1,22 @@
 //! `/users`: find, create or invite, unlock, force a reset, remove the second factor,
 //! disable and enable, change the role and the username.
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminRequest, Done};
+use super::{AdminRequest, Done, Reply, created, done, ok};
 use crate::{
     admin::{
         Action, ApiError, ErrorBody,
         service::{object_id, users as service},
     },
-    auth::{account::NewAccount, recovery::NewInvitation},
+    auth::{
+        account::NewAccount,
+        recovery::{ForcedReset, NewInvitation},
+    },
     domain::{DisplayName, Email, OrgName, Password, Role, UserStatus, Username},
     startup::AppState,
     store::users::UserRow,
@@ -67,10 +70,7 @@ pub struct UserQuery {
 #[utoipa::path(get, path = "/admin/api/v1/users", params(UserQuery),
     responses((status = 200, body = Vec<UserView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_users(
-    query: web::Query<UserQuery>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(query: web::Query<UserQuery>, api: AdminRequest) -> Reply {
     api.who.require(Action::Read)?;
     let org = match (&query.org, &api.who.org_id) {
         (Some(o), _) => object_id(o)?,
@@ -85,17 +85,14 @@ pub async fn list_users(
     for user in service::list(&api.state, &api.who, &org, query.q.as_deref()).await? {
         out.push(view(&api.state, user).await?);
     }
-    Ok(HttpResponse::Ok().json(out))
+    ok(out)
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/users/{id}", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn show_user(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Read, &path).await?;
-    Ok(HttpResponse::Ok().json(view(&api.state, user).await?))
+pub async fn show_user(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Read, &path).await?;
+    ok(view(&api.state, user).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -153,7 +150,7 @@ fn bad(field: &str) -> impl Fn(crate::domain::ParseError) -> ApiError + '_ {
 /// mailed link lets the user choose one.
 #[utoipa::path(post, path = "/admin/api/v1/users", request_body = InviteBody,
     responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Result<HttpResponse, ApiError> {
+pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Reply {
     api.who.require(Action::Manage)?;
     let body: InviteBody = api.json(&body)?;
     let org = OrgName::parse(&body.org).map_err(bad("org"))?;
@@ -183,8 +180,7 @@ pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Result<HttpResp
             must_change_password: body.must_change_password.unwrap_or(true),
         };
         let user = service::create(&api.state, by, new).await?;
-        let created = CreatedUser::Account(view(&api.state, user).await?);
-        return Ok(HttpResponse::Created().json(created));
+        return created(CreatedUser::Account(view(&api.state, user).await?));
     }
     if body.must_change_password.is_some() {
         return Err(ApiError::BadRequest(
@@ -199,28 +195,22 @@ pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Result<HttpResp
         role,
     };
     let invitation = service::invite(&api.state, by, new).await?;
-    Ok(
-        HttpResponse::Created().json(CreatedUser::Invitation(InvitationView {
-            id: invitation.id,
-            username: invitation.username,
-            email: invitation.email,
-            org: invitation.org,
-            role: invitation.role,
-            expires_at: invitation.expires_at,
-            reissued: invitation.reissued,
-        })),
-    )
+    created(CreatedUser::Invitation(InvitationView {
+        id: invitation.id,
+        username: invitation.username,
+        email: invitation.email,
+        org: invitation.org,
+        role: invitation.role,
+        expires_at: invitation.expires_at,
+        reissued: invitation.reissued,
+    }))
 }
 
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/unlock", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn unlock_user(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
-    let changed = service::unlock(&api.state, api.by(), &user).await?;
-    Ok(HttpResponse::Ok().json(Done { changed }))
+pub async fn unlock_user(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Support, &path).await?;
+    done(service::unlock(&api.state, api.by(), &user).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -229,57 +219,45 @@ pub struct ForcedResetView {
     pub sessions_ended: usize,
 }
 
+impl From<ForcedReset> for ForcedResetView {
+    fn from(done: ForcedReset) -> Self {
+        Self {
+            username: done.username,
+            sessions_ended: done.sessions_ended,
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/force-reset", params(("id" = String, Path)),
     responses((status = 200, body = ForcedResetView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn force_reset_user(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
-    let done = service::force_reset(&api.state, api.by(), &user).await?;
-    Ok(HttpResponse::Ok().json(ForcedResetView {
-        username: done.username,
-        sessions_ended: done.sessions_ended,
-    }))
+pub async fn force_reset_user(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Support, &path).await?;
+    let reset = service::force_reset(&api.state, api.by(), &user).await?;
+    ok(ForcedResetView::from(reset))
 }
 
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/remove-totp", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn remove_totp(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Support, &path).await?;
-    let changed = service::remove_totp(&api.state, api.by(), &user).await?;
-    Ok(HttpResponse::Ok().json(Done { changed }))
+pub async fn remove_totp(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Support, &path).await?;
+    done(service::remove_totp(&api.state, api.by(), &user).await?)
 }
 
-async fn set_status(
-    api: &AdminRequest,
-    raw_id: &str,
-    status: UserStatus,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Manage, raw_id).await?;
-    let changed = service::set_status(&api.state, api.by(), &user, status).await?;
-    Ok(HttpResponse::Ok().json(Done { changed }))
+async fn set_status(api: &AdminRequest, raw_id: &str, status: UserStatus) -> Reply {
+    let user = api.user(Action::Manage, raw_id).await?;
+    done(service::set_status(&api.state, api.by(), &user, status).await?)
 }
 
 /// Disables the user: sign-in refused, every session ended, every grant revoked.
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/disable", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn disable_user(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn disable_user(path: web::Path<String>, api: AdminRequest) -> Reply {
     set_status(&api, &path, UserStatus::Disabled).await
 }
 
 #[utoipa::path(post, path = "/admin/api/v1/users/{id}/enable", params(("id" = String, Path)),
     responses((status = 200, body = Done), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn enable_user(
-    path: web::Path<String>,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn enable_user(path: web::Path<String>, api: AdminRequest) -> Reply {
     set_status(&api, &path, UserStatus::Active).await
 }
 
@@ -292,16 +270,11 @@ pub struct RoleBody {
 
 #[utoipa::path(put, path = "/admin/api/v1/users/{id}/role", params(("id" = String, Path)), request_body = RoleBody,
     responses((status = 200, body = Done), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn set_role(
-    path: web::Path<String>,
-    body: web::Bytes,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+pub async fn set_role(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Manage, &path).await?;
     let body: RoleBody = api.json(&body)?;
     let role = parse_role(&body.role, "role")?;
-    let changed = service::set_role(&api.state, api.by(), &user, role).await?;
-    Ok(HttpResponse::Ok().json(Done { changed }))
+    done(service::set_role(&api.state, api.by(), &user, role).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -314,14 +287,9 @@ pub struct UsernameBody {
 /// unique across organisations, because the sign-in page asks for a username only.
 #[utoipa::path(put, path = "/admin/api/v1/users/{id}/username", params(("id" = String, Path)), request_body = UsernameBody,
     responses((status = 200, body = Done), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn rename_user(
-    path: web::Path<String>,
-    body: web::Bytes,
-    api: AdminRequest,
-) -> Result<HttpResponse, ApiError> {
-    let user = service::find(&api.state, &api.who, Action::Manage, &path).await?;
+pub async fn rename_user(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Manage, &path).await?;
     let body: UsernameBody = api.json(&body)?;
     let username = Username::parse(&body.username).map_err(bad("username"))?;
-    let changed = service::rename(&api.state, api.by(), &user, username).await?;
-    Ok(HttpResponse::Ok().json(Done { changed }))
+    done(service::rename(&api.state, api.by(), &user, username).await?)
 }

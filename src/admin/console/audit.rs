@@ -38,12 +38,8 @@ struct AuditQuery {
 }
 
 #[get("/admin/audit")]
-pub(super) async fn audit_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<AuditQuery>,
-) -> Result<HttpResponse, PageError> {
-    let console = inside!(enter(&state, &req).await?);
+pub(super) async fn audit_page(query: web::Query<AuditQuery>, visit: Visit) -> Answer {
+    let console = inside!(visit.enter().await?);
     let who = &console.who;
     who.require(Action::Read)?;
     let q = query.into_inner();
@@ -75,7 +71,7 @@ pub(super) async fn audit_page(
     let user = if user_text.is_empty() {
         None
     } else {
-        match visible_user_id(&state, who, &user_text).await? {
+        match visible_user_id(&visit.state, who, &user_text).await? {
             Some(id) => Some(id),
             None => {
                 page.error = Some(format!("user: no user named {user_text:?}"));
@@ -94,26 +90,35 @@ pub(super) async fn audit_page(
         from: None,
         to: None,
     };
-    let records = state
+    let records = visit
+        .state
         .audit
         .query(filter, AUDIT_PAGE, q.before)
         .await
         .map_err(AppError::from)?;
-    if records.len() as i64 == AUDIT_PAGE
-        && let Some(last) = records.last()
-    {
-        let mut next = url::form_urlencoded::Serializer::new(String::new());
-        if !page.user.is_empty() {
-            next.append_pair("user", &page.user);
+    page.older = page.older_link(&records);
+    page.events = describe(&visit.state, records).await?;
+    Ok(render(&page, StatusCode::OK))
+}
+
+impl AuditPage {
+    /// The query string of the page after a full one of `records`: the same filters,
+    /// events before the last one shown.
+    fn older_link(&self, records: &[AuditRecord]) -> Option<String> {
+        let last = records.last()?;
+        if records.len() as i64 != AUDIT_PAGE {
+            return None;
         }
-        if !page.event_type.is_empty() {
-            next.append_pair("type", &page.event_type);
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        if !self.user.is_empty() {
+            next.append_pair("user", &self.user);
+        }
+        if !self.event_type.is_empty() {
+            next.append_pair("type", &self.event_type);
         }
         next.append_pair("before", &last.seq.to_string());
-        page.older = Some(next.finish());
+        Some(next.finish())
     }
-    page.events = describe(&state, records).await?;
-    Ok(render(&page, StatusCode::OK))
 }
 
 /// The id of the user named `text`, if the administrator may see them: someone outside

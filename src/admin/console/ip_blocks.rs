@@ -19,13 +19,9 @@ struct IpBlocksPage {
 }
 
 #[get("/admin/ip-blocks")]
-pub(super) async fn ip_blocks_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<DoneQuery>,
-) -> Result<HttpResponse, PageError> {
-    let console = inside!(enter(&state, &req).await?);
-    let blocks = network::blocks(&state, &console.who)
+pub(super) async fn ip_blocks_page(query: web::Query<DoneQuery>, visit: Visit) -> Answer {
+    let console = inside!(visit.enter().await?);
+    let blocks = network::blocks(&visit.state, &console.who)
         .await?
         .into_iter()
         .map(|b| BlockRow {
@@ -52,14 +48,9 @@ struct LiftForm {
 }
 
 #[post("/admin/ip-blocks/lift")]
-pub(super) async fn lift_ip_block(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<LiftForm>,
-) -> Result<HttpResponse, PageError> {
-    let console = inside!(enter_form(&state, &req, &form.csrf).await?);
-    let lifted = network::lift_ip_block(&state, Acting::new(&console.who, &ctx), &form.ip).await?;
+pub(super) async fn lift_ip_block(form: web::Form<LiftForm>, visit: Visit) -> Answer {
+    let console = inside!(visit.enter_form(&form.csrf).await?);
+    let lifted = network::lift_ip_block(&visit.state, visit.by(&console), &form.ip).await?;
     let done = if lifted {
         "ip-lifted"
     } else {

@@ -13,9 +13,11 @@
 //! the same role and organisation rules, the same audit events; users and organisations
 //! the administrator cannot see are 404.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, future::Future, pin::Pin};
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse, dev::Payload, get, http::StatusCode, post, web,
+};
 use askama::Template;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -186,67 +188,94 @@ struct Nav {
     global: bool,
 }
 
-/// The administrator of this request, or the answer that gets them there: the sign-in
-/// (no session, a session without the second factor the policy requires, or 15 idle
-/// minutes in the console) or a 403 page for someone who is no administrator.
-async fn enter(
-    state: &AppState,
-    req: &HttpRequest,
-) -> Result<Result<Console, HttpResponse>, PageError> {
-    let Some((mut session, user)) = signed_in(state, req).await? else {
-        return Ok(Err(start_sign_in(state, req, resume(req)?).await?));
-    };
-    let role = user.role();
-    if !role.is_admin() {
-        return Err(AppError::Forbidden(
-            "The admin console is for administrators, and your account is not one.".into(),
-        )
-        .into());
-    }
-    // The same rule as `/authorize` and the admin API (issue 20 item 4).
-    let mfa = step_up::assess(state, &user, &session.amr).await?;
-    let require_mfa = mfa.required();
-    let now = state.clock.now().timestamp();
-    let last_active = session.console_seen.unwrap_or(session.auth_time);
-    let idle = now - last_active > CONSOLE_IDLE_SECS;
-    let weak = mfa == MfaVerdict::Missing;
-    if idle || weak {
-        tracing::info!(user_id = %user.id, idle, weak, "admin console asks to sign in again");
-        let again = SignInRequest {
-            resume: resume(req)?,
-            require_mfa,
-            login_hint: Some(user.username.clone()),
-        };
-        return Ok(Err(start_sign_in_with(state, req, again).await?));
-    }
-    session::touch_console(state.ephemeral.as_ref(), &mut session, now).await?;
-    let who = Caller {
-        actor: user.id.clone(),
-        role,
-        org_id: Some(user.org_id.clone()),
-    };
-    Ok(Ok(Console { session, user, who }))
+/// What a console handler answers: a page, a redirect, or an error page.
+type Answer = Result<HttpResponse, PageError>;
+
+/// A console request as its handler needs it: the application, the request (its session
+/// cookie and origin) and its context for the audit trail. Handlers take it last, after
+/// the path, query and form.
+struct Visit {
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestContext,
 }
 
-/// As `enter`, for a form post: same origin and the session's CSRF token as well.
-async fn enter_form(
-    state: &AppState,
-    req: &HttpRequest,
-    csrf: &str,
-) -> Result<Result<Console, HttpResponse>, PageError> {
-    check_same_origin(req, &state.config.issuer)?;
-    let console = match enter(state, req).await? {
-        Ok(c) => c,
-        Err(answer) => return Ok(Err(answer)),
-    };
-    if !same_secret(csrf, &console.session.csrf) {
-        return Err(AppError::Forbidden(
-            "This form has expired or was not sent from this browser. Please reload the page."
-                .into(),
-        )
-        .into());
+impl FromRequest for Visit {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = web::Data::<AppState>::extract(&req).await?;
+            let ctx = RequestContext::extract(&req).await?;
+            Ok(Self { state, req, ctx })
+        })
     }
-    Ok(Ok(console))
+}
+
+impl Visit {
+    /// The administrator of this request, or the answer that gets them there: the sign-in
+    /// (no session, a session without the second factor the policy requires, or 15 idle
+    /// minutes in the console) or a 403 page for someone who is no administrator.
+    async fn enter(&self) -> Result<Result<Console, HttpResponse>, PageError> {
+        let (state, req) = (&*self.state, &self.req);
+        let Some((mut session, user)) = signed_in(state, req).await? else {
+            return Ok(Err(start_sign_in(state, req, resume(req)?).await?));
+        };
+        let role = user.role();
+        if !role.is_admin() {
+            return Err(AppError::Forbidden(
+                "The admin console is for administrators, and your account is not one.".into(),
+            )
+            .into());
+        }
+        // The same rule as `/authorize` and the admin API (issue 20 item 4).
+        let mfa = step_up::assess(state, &user, &session.amr).await?;
+        let require_mfa = mfa.required();
+        let now = state.clock.now().timestamp();
+        let last_active = session.console_seen.unwrap_or(session.auth_time);
+        let idle = now - last_active > CONSOLE_IDLE_SECS;
+        let weak = mfa == MfaVerdict::Missing;
+        if idle || weak {
+            tracing::info!(user_id = %user.id, idle, weak, "admin console asks to sign in again");
+            let again = SignInRequest {
+                resume: resume(req)?,
+                require_mfa,
+                login_hint: Some(user.username.clone()),
+            };
+            return Ok(Err(start_sign_in_with(state, req, again).await?));
+        }
+        session::touch_console(state.ephemeral.as_ref(), &mut session, now).await?;
+        let who = Caller {
+            actor: user.id.clone(),
+            role,
+            org_id: Some(user.org_id.clone()),
+        };
+        Ok(Ok(Console { session, user, who }))
+    }
+
+    /// As `enter`, for a form post: same origin and the session's CSRF token as well.
+    async fn enter_form(&self, csrf: &str) -> Result<Result<Console, HttpResponse>, PageError> {
+        check_same_origin(&self.req, &self.state.config.issuer)?;
+        let console = match self.enter().await? {
+            Ok(c) => c,
+            Err(answer) => return Ok(Err(answer)),
+        };
+        if !same_secret(csrf, &console.session.csrf) {
+            return Err(AppError::Forbidden(
+                "This form has expired or was not sent from this browser. Please reload the page."
+                    .into(),
+            )
+            .into());
+        }
+        Ok(Ok(console))
+    }
+
+    /// The administrator inside, acting in this request.
+    fn by<'a>(&'a self, console: &'a Console) -> Acting<'a> {
+        Acting::new(&console.who, &self.ctx)
+    }
 }
 
 /// Unwraps `enter`'s answer: the console, or the response to give instead.

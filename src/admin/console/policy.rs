@@ -200,30 +200,27 @@ impl PolicyForm {
 
     /// The lockout rules' fields into `p`, naming those that are not numbers.
     fn parse_lockout(&self, errors: &mut Vec<String>, p: &mut OrgPolicy) {
-        number(
-            errors,
-            "lockout.threshold",
-            &self.threshold,
-            &mut p.lockout.threshold,
-        );
-        number(
-            errors,
-            "lockout.lock_minutes",
-            &self.lock_minutes,
-            &mut p.lockout.lock_minutes,
-        );
-        number(
-            errors,
-            "lockout.permanent_after",
-            &self.permanent_after,
-            &mut p.lockout.permanent_after,
-        );
-        number(
-            errors,
-            "lockout.reset_failures_after_minutes",
-            &self.reset_failures_after_minutes,
-            &mut p.lockout.reset_failures_after_minutes,
-        );
+        let l = &mut p.lockout;
+        for (field, raw, into) in [
+            ("lockout.threshold", &self.threshold, &mut l.threshold),
+            (
+                "lockout.lock_minutes",
+                &self.lock_minutes,
+                &mut l.lock_minutes,
+            ),
+            (
+                "lockout.permanent_after",
+                &self.permanent_after,
+                &mut l.permanent_after,
+            ),
+            (
+                "lockout.reset_failures_after_minutes",
+                &self.reset_failures_after_minutes,
+                &mut l.reset_failures_after_minutes,
+            ),
+        ] {
+            number(errors, field, raw, into);
+        }
     }
 }
 
@@ -241,13 +238,12 @@ struct OrgPage {
 
 #[get("/admin/orgs/{id}")]
 pub(super) async fn org_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<DoneQuery>,
-) -> Result<HttpResponse, PageError> {
-    let console = inside!(enter(&state, &req).await?);
-    let org = org_service::find(&state, &console.who, Action::Read, &path).await?;
+    visit: Visit,
+) -> Answer {
+    let console = inside!(visit.enter().await?);
+    let org = org_service::find(&visit.state, &console.who, Action::Read, &path).await?;
     let page = OrgPage {
         nav: console.nav(),
         notice: notice(query.done.as_deref()),
@@ -261,16 +257,14 @@ pub(super) async fn org_page(
 
 #[post("/admin/orgs/{id}/policy")]
 pub(super) async fn org_policy(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     form: web::Form<PolicyForm>,
-) -> Result<HttpResponse, PageError> {
+    visit: Visit,
+) -> Answer {
     let form = form.into_inner();
-    let console = inside!(enter_form(&state, &req, &form.csrf).await?);
+    let console = inside!(visit.enter_form(&form.csrf).await?);
     let who = &console.who;
-    let org = org_service::find(&state, who, Action::Manage, &path).await?;
+    let org = org_service::find(&visit.state, who, Action::Manage, &path).await?;
     let policy = match form.parse(&org.policy()) {
         Ok(p) => p,
         Err(errors) => {
@@ -285,7 +279,7 @@ pub(super) async fn org_policy(
             return Ok(render(&page, StatusCode::BAD_REQUEST));
         }
     };
-    org_service::set_policy(&state, Acting::new(who, &ctx), &org, policy).await?;
+    org_service::set_policy(&visit.state, visit.by(&console), &org, policy).await?;
     Ok(see_other(&format!(
         "/admin/orgs/{}?done=policy-saved",
         org.id

@@ -37,18 +37,15 @@ struct SearchQuery {
 }
 
 #[get("/admin")]
-pub(super) async fn home(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<SearchQuery>,
-) -> Result<HttpResponse, PageError> {
-    let console = inside!(enter(&state, &req).await?);
+pub(super) async fn home(query: web::Query<SearchQuery>, visit: Visit) -> Answer {
+    let console = inside!(visit.enter().await?);
     console.who.require(Action::Read)?;
     let q = query.into_inner().q.unwrap_or_default().trim().to_owned();
     if q.chars().count() > MAX_INPUT {
         return Err(AppError::BadRequest("Search: at most 256 characters.".into()).into());
     }
-    let visible: Vec<OrgRow> = state
+    let visible: Vec<OrgRow> = visit
+        .state
         .store
         .run(orgs::list)
         .await?
@@ -58,7 +55,7 @@ pub(super) async fn home(
     let (results, truncated) = if q.is_empty() {
         (Vec::new(), false)
     } else {
-        search(&state, &visible, &q).await?
+        search(&visit.state, &visible, &q).await?
     };
     let page = HomePage {
         nav: console.nav(),
@@ -157,44 +154,48 @@ struct UserPage {
 
 #[get("/admin/users/{id}")]
 pub(super) async fn user_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<DoneQuery>,
-) -> Result<HttpResponse, PageError> {
-    let console = inside!(enter(&state, &req).await?);
+    visit: Visit,
+) -> Answer {
+    let console = inside!(visit.enter().await?);
     let who = &console.who;
-    let user = user_service::find(&state, who, Action::Read, &path).await?;
+    let user = user_service::find(&visit.state, who, Action::Read, &path).await?;
     let org_id = user.org_id.clone();
-    let org = state
+    let org = visit
+        .state
         .store
         .run(move |c| orgs::find_by_id(c, &org_id))
         .await?
         .map(|o| o.display_name)
         .unwrap_or_default();
-    let standing = user_service::standing(&state, &user).await?;
-    let sessions = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id)
-        .await?
-        .into_iter()
-        .map(|s| SessionRow {
-            created: when_secs(s.created_at),
-            last_seen: when_secs(s.last_seen),
-            acr: if s.acr() == ACR_MFA {
-                "password and code"
-            } else {
-                "password"
-            },
-            from: [s.client_ip.as_deref(), s.user_agent.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" · ")
-                .chars()
-                .take(120)
-                .collect(),
-            handle: s.handle,
-        })
-        .collect();
+    let standing = user_service::standing(&visit.state, &user).await?;
+    let sessions = session::list(
+        visit.state.ephemeral.as_ref(),
+        visit.state.clock.as_ref(),
+        &user.id,
+    )
+    .await?
+    .into_iter()
+    .map(|s| SessionRow {
+        created: when_secs(s.created_at),
+        last_seen: when_secs(s.last_seen),
+        acr: if s.acr() == ACR_MFA {
+            "password and code"
+        } else {
+            "password"
+        },
+        from: [s.client_ip.as_deref(), s.user_agent.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ")
+            .chars()
+            .take(120)
+            .collect(),
+        handle: s.handle,
+    })
+    .collect();
     let can_help = who.require(Action::Support).is_ok() && who.may_act_on(&user).is_ok();
     let page = UserPage {
         nav: console.nav(),
@@ -232,16 +233,9 @@ enum UserAction {
 
 /// One action on one user: enter with the form's CSRF token, find the user (404 when
 /// not visible), act, and show the user page again with what happened.
-async fn act_on_user(
-    state: &AppState,
-    req: &HttpRequest,
-    ctx: &RequestContext,
-    raw_id: &str,
-    csrf: &str,
-    action: UserAction,
-) -> Result<HttpResponse, PageError> {
-    let console = inside!(enter_form(state, req, csrf).await?);
-    let by = Acting::new(&console.who, ctx);
+async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction) -> Answer {
+    let console = inside!(visit.enter_form(csrf).await?);
+    let (state, by) = (&*visit.state, visit.by(&console));
     let user = user_service::find(state, by.who, Action::Read, raw_id).await?;
     let done = match action {
         UserAction::Unlock => {
@@ -280,12 +274,10 @@ async fn act_on_user(
 /// Unlock, force a reset or remove the second factor: `/admin/users/{id}/{action}`.
 #[post("/admin/users/{id}/{action}")]
 pub(super) async fn help_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
+    visit: Visit,
+) -> Answer {
     let (id, action) = path.into_inner();
     let action = match action.as_str() {
         "unlock" => UserAction::Unlock,
@@ -293,29 +285,25 @@ pub(super) async fn help_user(
         "remove-totp" => UserAction::RemoveTotp,
         _ => return Err(AppError::NotFound.into()),
     };
-    act_on_user(&state, &req, &ctx, &id, &form.csrf, action).await
+    act_on_user(&visit, &id, &form.csrf, action).await
 }
 
 #[post("/admin/users/{id}/sessions/end")]
 pub(super) async fn end_session(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     form: web::Form<SessionForm>,
-) -> Result<HttpResponse, PageError> {
+    visit: Visit,
+) -> Answer {
     let form = form.into_inner();
     let action = UserAction::EndSession(form.session);
-    act_on_user(&state, &req, &ctx, &path, &form.csrf, action).await
+    act_on_user(&visit, &path, &form.csrf, action).await
 }
 
 #[post("/admin/users/{id}/sessions/end-all")]
 pub(super) async fn end_all_sessions(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    act_on_user(&state, &req, &ctx, &path, &form.csrf, UserAction::EndAll).await
+    visit: Visit,
+) -> Answer {
+    act_on_user(&visit, &path, &form.csrf, UserAction::EndAll).await
 }

@@ -112,7 +112,8 @@ pub async fn allow(
             }
             other => other.into(),
         })?;
-    record_allow(state, by, "added", &row.cidr).await?;
+    by.record_change(state, "ip_allow_list", "added", ("cidr", &row.cidr))
+        .await?;
     Ok(row)
 }
 
@@ -130,16 +131,7 @@ pub async fn disallow(state: &AppState, by: Acting<'_>, cidr: &str) -> Result<()
     {
         return Err(missing());
     }
-    record_allow(state, by, "removed", &key).await
-}
-
-async fn record_allow(
-    state: &AppState,
-    by: Acting<'_>,
-    change: &str,
-    cidr: &str,
-) -> Result<(), ServiceError> {
-    by.record_change(state, "ip_allow_list", change, ("cidr", cidr))
+    by.record_change(state, "ip_allow_list", "removed", ("cidr", &key))
         .await
 }
 
@@ -147,28 +139,21 @@ async fn record_allow(
 mod tests {
     use super::parse_allow;
 
+    /// The network `raw` is allow-listed as.
+    fn allowed(raw: &str) -> String {
+        parse_allow(raw).unwrap().to_string()
+    }
+
     #[test]
     fn an_address_is_allow_listed_as_its_host_network() {
-        assert_eq!(
-            parse_allow("192.0.2.7").unwrap().to_string(),
-            "192.0.2.7/32"
-        );
-        assert_eq!(
-            parse_allow("2001:db8::1").unwrap().to_string(),
-            "2001:db8::1/128"
-        );
+        assert_eq!(allowed("192.0.2.7"), "192.0.2.7/32");
+        assert_eq!(allowed("2001:db8::1"), "2001:db8::1/128");
     }
 
     #[test]
     fn host_bits_are_cleared_so_one_network_has_one_spelling() {
-        assert_eq!(
-            parse_allow(" 10.1.2.3/16 ").unwrap().to_string(),
-            "10.1.0.0/16"
-        );
-        assert_eq!(
-            parse_allow("2001:db8:1:2::5/48").unwrap().to_string(),
-            "2001:db8:1::/48"
-        );
+        assert_eq!(allowed(" 10.1.2.3/16 "), "10.1.0.0/16");
+        assert_eq!(allowed("2001:db8:1:2::5/48"), "2001:db8:1::/48");
     }
 
     #[test]
