@@ -37,6 +37,10 @@ async fn with_client_cors(
     answer: Result<HttpResponse, OAuthError>,
 ) -> HttpResponse {
     let res = answer.unwrap_or_else(|e| e.error_response());
+    // Server-side clients send no Origin: no second look at the form for them.
+    if !req.headers().contains_key(actix_web::http::header::ORIGIN) {
+        return res;
+    }
     let claimed = client_auth::claimed_client_id(req, body);
     let whose = match &claimed {
         Some(id) => cors::Whose::Client(id),

@@ -507,6 +507,23 @@ async fn the_token_endpoints_answer_cors_only_to_the_clients_own_origins() {
         .unwrap();
     assert_eq!(res.status(), 401);
     assert!(cors_origin(&res).is_none());
+    // Who the refused token belonged to is unknown: an origin some client allows may
+    // read why (nothing in it is anyone's).
+    let res = rp_http()
+        .get(app.url("/userinfo"))
+        .bearer_auth("garbage")
+        .header("Origin", OTHER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(cors_origin(&res).as_deref(), Some(OTHER));
+    assert!(
+        res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("WWW-Authenticate")
+    );
 
     let revoke = |origin: &'static str| {
         rp_http()
