@@ -68,6 +68,7 @@ pub fn code_client() -> &'static ClientRow {
         created_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
         allowed_orgs: None,
         introspection: false,
+        allowed_origins: None,
     })
 }
 
@@ -126,6 +127,7 @@ fn harness() -> &'static Harness {
             created_at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
             allowed_orgs: None,
             introspection: false,
+            allowed_origins: None,
         };
         rt.block_on(state.store.run(move |c| clients::insert(c, &client)))
             .expect("client");

@@ -55,6 +55,11 @@ pub enum ClientCommand {
         /// A resource server: may introspect tokens issued to other clients.
         #[arg(long)]
         introspection: bool,
+        /// A web origin (https://app.example.org) whose browser app may call /token,
+        /// /userinfo, /revoke (CORS); "+" for the redirect URIs' origins; repeat.
+        /// Default: "+".
+        #[arg(long = "allowed-origin")]
+        allowed_origins: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -105,6 +110,9 @@ pub enum ClientCommand {
         every_org: bool,
         #[arg(long)]
         introspection: Option<bool>,
+        /// Replaces the allowed web origins (CORS); "+" for the redirect URIs'; repeat.
+        #[arg(long = "allowed-origin")]
+        allowed_origins: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -179,6 +187,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         id_token_alg,
         orgs,
         introspection,
+        allowed_origins,
         json,
     } = command
     else {
@@ -198,6 +207,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         id_token_alg,
         allowed_orgs: (!orgs.is_empty()).then_some(orgs),
         introspection,
+        allowed_origins: replacing(allowed_origins),
     };
     let op = Operator::open(config).await?;
     let registered = service::register(&op.state, op.by(), spec.clone())
@@ -215,6 +225,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
             "redirect_uris": spec.redirect_uris,
             "allowed_orgs": spec.allowed_orgs,
             "introspection": spec.introspection,
+            "allowed_origins": spec.allowed_origins.clone().unwrap_or_else(|| vec!["+".into()]),
         }));
     }
     println!("client_id:     {}", registered.client_id);
@@ -249,6 +260,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         orgs,
         every_org,
         introspection,
+        allowed_origins,
         json,
     } = command
     else {
@@ -270,6 +282,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
             replacing(orgs).map(Some)
         },
         introspection,
+        allowed_origins: replacing(allowed_origins).map(Some),
     };
     let op = Operator::open(config).await?;
     let (row, secret) = service::update(&op.state, op.by(), &client_id, change)
@@ -328,5 +341,6 @@ async fn show(config: Config, client_id: &str, json: bool) -> Result<(), String>
         Some(orgs) => println!("allowed_orgs:  {}", orgs.join(" ")),
         None => println!("allowed_orgs:  every organisation"),
     }
+    println!("web_origins:   {}", view.web_origins.join(" "));
     Ok(())
 }

@@ -2,19 +2,12 @@
 //! §2.3, OIDC Core §9): `client_secret_basic`, `client_secret_post`, `private_key_jwt`,
 //! and `none` for public clients. A client uses exactly the method it registered.
 
-use std::time::Duration;
-
 use actix_web::{HttpRequest, http::header};
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-};
-use openidconnect::{JsonWebKey, core::CoreJwsSigningAlgorithm};
-use serde_json::Value;
+use base64::{Engine, engine::general_purpose::STANDARD};
 
 use super::{
     OAuthError, Params,
-    clients::{AUTH_BASIC, AUTH_NONE, AUTH_POST, AUTH_PRIVATE_KEY_JWT},
+    clients::{AUTH_BASIC, AUTH_NONE, AUTH_POST},
 };
 use crate::{
     auth::{same_secret, token_hash},
@@ -24,8 +17,6 @@ use crate::{
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Longest life accepted for a client assertion; they are meant to be used at once.
-const MAX_ASSERTION_LIFE_SECS: i64 = 600;
 
 enum Presented {
     Secret {
@@ -67,6 +58,18 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
         decode(id).ok_or_else(bad)?,
         decode(secret).ok_or_else(bad)?,
     )))
+}
+
+/// The client a token-endpoint request claims to come from (form `client_id` or Basic
+/// user name), authenticated or not: whose allowed origins decide CORS.
+pub fn claimed_client_id(req: &HttpRequest, body: &[u8]) -> Option<String> {
+    if let Ok(Some((id, _))) = basic_credentials(req) {
+        return Some(id);
+    }
+    Params::parse(body)
+        .ok()?
+        .get("client_id")
+        .map(str::to_owned)
 }
 
 fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, OAuthError> {
@@ -120,7 +123,8 @@ fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, OAuthError
     }
 }
 
-async fn find(state: &AppState, client_id: &str) -> Result<Option<ClientRow>, OAuthError> {
+/// The client `client_id` names, from the short-lived cache when it is there.
+pub async fn find(state: &AppState, client_id: &str) -> Result<Option<ClientRow>, OAuthError> {
     if client_id.len() > 128 {
         return Ok(None);
     }
@@ -198,126 +202,6 @@ async fn authenticate_once(
         Presented::Assertion {
             client_id,
             assertion,
-        } => verify_assertion(state, client_id, &assertion).await,
+        } => super::client_assertion::verify(state, client_id, &assertion).await,
     }
-}
-
-/// Whether the assertion's first `signed_len` bytes carry `signature` by one of the
-/// client's registered keys (the one `kid` names, if it names one), under an asymmetric
-/// algorithm: never `none`, never HMAC (the JWKS is public).
-fn signed_by_client(
-    client: &ClientRow,
-    header: &Value,
-    assertion: &str,
-    signed_len: usize,
-    signature: &[u8],
-) -> bool {
-    let Some(alg) = header
-        .get("alg")
-        .cloned()
-        .and_then(|a| serde_json::from_value::<CoreJwsSigningAlgorithm>(a).ok())
-    else {
-        return false;
-    };
-    if matches!(
-        alg,
-        CoreJwsSigningAlgorithm::None
-            | CoreJwsSigningAlgorithm::HmacSha256
-            | CoreJwsSigningAlgorithm::HmacSha384
-            | CoreJwsSigningAlgorithm::HmacSha512
-    ) {
-        return false;
-    }
-    let kid = header.get("kid").and_then(Value::as_str);
-    let Some(keys) = client.keys() else {
-        return false;
-    };
-    let signed = &assertion.as_bytes()[..signed_len];
-    keys.keys()
-        .iter()
-        .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
-        .any(|k| k.verify_signature(&alg, signed, signature).is_ok())
-}
-
-/// `private_key_jwt` (RFC 7523 §3): signed by a key in the client's registered JWKS,
-/// `iss` = `sub` = client_id, `aud` = our token endpoint or issuer, short-lived, and
-/// each `jti` accepted once.
-async fn verify_assertion(
-    state: &AppState,
-    form_id: Option<String>,
-    assertion: &str,
-) -> Result<ClientRow, OAuthError> {
-    let refused = || OAuthError::invalid_client("client assertion refused");
-    let mut parts = assertion.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(refused());
-    };
-    let decode = |p: &str| -> Option<Value> {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
-    };
-    let (Some(header), Some(claims)) = (decode(h), decode(c)) else {
-        return Err(refused());
-    };
-    // RFC 7515 §4.1.11: we understand no JWS extension, so a `crit` header makes the
-    // assertion invalid. A `kid` that is not a string is not "absent" (which would try
-    // every registered key): it is malformed.
-    if header.get("crit").is_some() || header.get("kid").is_some_and(|k| !k.is_string()) {
-        return Err(refused());
-    }
-    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| refused())?;
-    let iss = claims
-        .get("iss")
-        .and_then(Value::as_str)
-        .ok_or_else(refused)?;
-    if claims.get("sub").and_then(Value::as_str) != Some(iss)
-        || form_id.as_deref().is_some_and(|f| f != iss)
-    {
-        return Err(refused());
-    }
-    let client = find(state, iss).await?.ok_or_else(refused)?;
-    if client.token_endpoint_auth_method != AUTH_PRIVATE_KEY_JWT {
-        return Err(refused());
-    }
-    if !signed_by_client(
-        &client,
-        &header,
-        assertion,
-        h.len() + 1 + c.len(),
-        &signature,
-    ) {
-        return Err(refused());
-    }
-    let base = super::discovery::issuer(state);
-    let token_endpoint = format!("{base}/token");
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => *a == token_endpoint || *a == base,
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|a| a == token_endpoint || a == base),
-        _ => false,
-    };
-    let now = state.clock.now().timestamp();
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or_else(refused)?;
-    if !aud_ok || exp <= now || exp > now + MAX_ASSERTION_LIFE_SECS {
-        return Err(refused());
-    }
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .ok_or_else(refused)?;
-    if jti.is_empty() || jti.len() > 256 {
-        return Err(refused());
-    }
-    let key = format!("client-jti:{}", token_hash(&format!("{iss}\u{0}{jti}")));
-    let ttl = Duration::from_secs(u64::try_from(exp - now + 60).unwrap_or(660));
-    if !state.ephemeral.set_if_absent(&key, b"1", ttl).await? {
-        return Err(OAuthError::invalid_client("client assertion replayed"));
-    }
-    Ok(client)
 }

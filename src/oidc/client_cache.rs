@@ -6,10 +6,13 @@
 //! read. Changes made through this instance's admin API drop the entry at once; changes
 //! made on another instance or with the CLI reach this one within the TTL. Only clients
 //! that exist are kept, so unknown ids sent by a stranger cannot fill it.
+//!
+//! It also keeps the set of web origins any client allows (CORS preflight, which names
+//! no client), under the same TTL.
 
 use std::{
-    collections::HashMap,
-    sync::RwLock,
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -23,6 +26,7 @@ const MAX_ENTRIES: usize = 4096;
 #[derive(Default)]
 pub struct ClientCache {
     entries: RwLock<HashMap<String, (Instant, ClientRow)>>,
+    origins: RwLock<Option<(Instant, Arc<HashSet<String>>)>>,
 }
 
 impl ClientCache {
@@ -48,12 +52,28 @@ impl ClientCache {
         entries.insert(row.client_id.clone(), (read_at, row));
     }
 
-    /// Drops `client_id` after this instance changed or deleted it.
+    /// Drops `client_id` (and the origin set, which it may have changed) after this
+    /// instance changed or deleted it.
     pub fn forget(&self, client_id: &str) {
         self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(client_id);
+        *self.origins.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Every origin some client allows, if read less than the TTL ago.
+    pub fn known_origins(&self) -> Option<Arc<HashSet<String>>> {
+        let origins = self.origins.read().unwrap_or_else(|p| p.into_inner());
+        origins
+            .as_ref()
+            .filter(|(read_at, _)| read_at.elapsed() < CLIENT_CACHE_TTL)
+            .map(|(_, set)| set.clone())
+    }
+
+    /// Remembers the origin set, read from the database at `read_at`.
+    pub fn put_known_origins(&self, set: Arc<HashSet<String>>, read_at: Instant) {
+        *self.origins.write().unwrap_or_else(|p| p.into_inner()) = Some((read_at, set));
     }
 }
 
@@ -79,6 +99,7 @@ mod tests {
             created_at: Utc::now().naive_utc(),
             allowed_orgs: None,
             introspection: false,
+            allowed_origins: None,
         }
     }
 
@@ -96,11 +117,17 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_drops_the_entry_at_once() {
+    fn forgetting_drops_the_entry_and_the_origin_set_at_once() {
         let cache = ClientCache::default();
         cache.put(row("c"), Instant::now());
+        cache.put_known_origins(
+            Arc::new(HashSet::from(["https://a.example".into()])),
+            Instant::now(),
+        );
+        assert!(cache.known_origins().is_some());
         cache.forget("c");
         assert!(cache.get("c").is_none());
+        assert!(cache.known_origins().is_none());
     }
 
     #[test]

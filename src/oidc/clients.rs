@@ -51,6 +51,9 @@ pub struct ClientSpec {
     pub allowed_orgs: Option<Vec<String>>,
     /// May introspect tokens issued to other clients (a resource server, issue 20 item 11).
     pub introspection: bool,
+    /// Web origins a browser app may call the token endpoints from (CORS); "+" stands
+    /// for the redirect URIs' origins. None: `["+"]` (issue 25).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl ClientSpec {
@@ -68,6 +71,7 @@ impl ClientSpec {
             id_token_alg: None,
             allowed_orgs: None,
             introspection: false,
+            allowed_origins: None,
         }
     }
 }
@@ -95,28 +99,14 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ClientError {
 }
 
 /// A redirect URI may be https, or http only on loopback (native apps, RFC 8252 §7.3),
-/// or a private-use scheme (`com.example.app:/cb`); never with a fragment.
+/// or a private-use scheme (`com.example.app:/cb`, §7.1); never with a fragment.
 fn check_redirect(field: &'static str, raw: &str) -> Result<String, ClientError> {
-    let url = Url::parse(raw).map_err(|e| invalid(field, format!("{raw:?}: {e}")))?;
-    if url.fragment().is_some() {
-        return Err(invalid(field, format!("{raw:?} has a fragment")));
+    match super::redirect_uri::refusal(raw) {
+        Some(why) => Err(invalid(field, why)),
+        // Stored exactly as given: matching is by exact string comparison (DESIGN §9),
+        // but for the port of an http loopback URI (`redirect_uri::matches`).
+        None => Ok(raw.to_owned()),
     }
-    match url.scheme() {
-        "https" => {}
-        "http" => {
-            let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-            if !loopback {
-                return Err(invalid(field, format!("{raw:?}: http only on loopback")));
-            }
-        }
-        "javascript" | "data" | "file" | "vbscript" => {
-            return Err(invalid(field, format!("{raw:?}: scheme not allowed")));
-        }
-        s if s.contains('.') => {}
-        _ => return Err(invalid(field, format!("{raw:?}: use https"))),
-    }
-    // Stored exactly as given: matching is by exact string comparison (DESIGN §9).
-    Ok(raw.to_owned())
 }
 
 /// A registration that passed every check, ready to store.
@@ -132,6 +122,7 @@ struct Checked {
     id_token_alg: String,
     allowed_orgs: Option<Vec<String>>,
     introspection: bool,
+    allowed_origins: Option<Vec<String>>,
 }
 
 impl Checked {
@@ -153,6 +144,7 @@ impl Checked {
             id_token_alg: self.id_token_alg.clone(),
             allowed_orgs: self.allowed_orgs.as_deref().map(json_list),
             introspection: self.introspection,
+            allowed_origins: self.allowed_origins.as_deref().map(json_list),
         }
     }
 }
@@ -325,6 +317,11 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         id_token_alg,
         allowed_orgs: spec.allowed_orgs.as_deref().map(check_orgs).transpose()?,
         introspection: spec.introspection,
+        allowed_origins: spec
+            .allowed_origins
+            .as_deref()
+            .map(|o| super::cors::check_list(o).map_err(|why| invalid("allowed_origins", why)))
+            .transpose()?,
     })
 }
 
@@ -409,6 +406,7 @@ pub async fn register(
         created_at: now.naive_utc(),
         allowed_orgs: settings.allowed_orgs,
         introspection: settings.introspection,
+        allowed_origins: settings.allowed_origins,
     };
     store.run(move |c| clients::insert(c, &row)).await?;
     Ok(Registered {
@@ -489,8 +487,11 @@ impl ClientRow {
         self.token_endpoint_auth_method == AUTH_NONE
     }
 
+    /// Exact match, but for the port of an http loopback URI (RFC 8252 §7.3).
     pub fn redirect_uri_registered(&self, uri: &str) -> bool {
-        list(&self.redirect_uris).iter().any(|r| r == uri)
+        list(&self.redirect_uris)
+            .iter()
+            .any(|r| super::redirect_uri::matches(r, uri))
     }
 
     pub fn post_logout_uri_registered(&self, uri: &str) -> bool {
@@ -534,6 +535,7 @@ impl ClientRow {
             id_token_alg: Some(self.id_token_alg.clone()),
             allowed_orgs: self.allowed_org_list(),
             introspection: self.introspection,
+            allowed_origins: self.allowed_origins.as_deref().map(list),
         }
     }
 

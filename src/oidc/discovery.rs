@@ -1,6 +1,6 @@
 //! `/.well-known/openid-configuration` and `/jwks`, built from `openidconnect`'s types.
 
-use actix_web::{HttpResponse, get, http::header, web};
+use actix_web::{HttpResponse, http::header, web};
 use openidconnect::{
     AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl,
     ProviderMetadata, ResponseTypes, Scope, TokenUrl, UserInfoUrl,
@@ -140,21 +140,25 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
     .set_request_uri_parameter_supported(Some(false)))
 }
 
-#[get("/.well-known/openid-configuration")]
+/// Public, so a browser app on any origin may read it (CORS `*`, no credentials).
 pub async fn configuration(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let doc = metadata(&state).map_err(|e| {
         crate::web::error::AppError::Internal(format!("issuer does not make valid URLs: {e}"))
     })?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(doc))
+    Ok(super::cors::public(
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+            .json(doc),
+    ))
 }
 
-#[get("/jwks")]
+/// Public, like discovery.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     let ring = state.keys.current();
-    HttpResponse::Ok()
-        // Short: relying parties must see a rotation's next key well before it signs.
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(ring.jwks())
+    super::cors::public(
+        HttpResponse::Ok()
+            // Short: relying parties must see a rotation's next key well before it signs.
+            .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+            .json(ring.jwks()),
+    )
 }

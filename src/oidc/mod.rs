@@ -7,13 +7,16 @@
 //! change a password or enrol a second factor.
 
 pub mod authorize;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod client_cache;
 pub mod clients;
+pub mod cors;
 pub mod discovery;
 pub mod grant;
 pub mod jwt;
 pub mod logout;
+pub mod redirect_uri;
 pub mod token;
 pub mod userinfo;
 
@@ -21,7 +24,7 @@ use std::collections::HashMap;
 
 use actix_web::{
     HttpResponse, ResponseError,
-    http::{StatusCode, header},
+    http::{Method, StatusCode, header},
     web,
 };
 use serde::Serialize;
@@ -29,21 +32,38 @@ use serde::Serialize;
 use crate::web::error::AppError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(discovery::configuration)
-        .service(discovery::jwks)
-        .service(
-            web::resource("/authorize")
-                .route(web::get().to(authorize::authorize_get))
-                .route(web::post().to(authorize::authorize_post)),
-        )
-        .service(token::token_endpoint)
-        .service(
-            web::resource("/userinfo")
-                .route(web::get().to(userinfo::userinfo))
-                .route(web::post().to(userinfo::userinfo)),
-        )
-        .service(token::revoke)
-        .service(token::introspect);
+    cfg.service(
+        web::resource("/.well-known/openid-configuration")
+            .route(web::get().to(discovery::configuration))
+            .route(web::method(Method::OPTIONS).to(cors::public_preflight)),
+    )
+    .service(
+        web::resource("/jwks")
+            .route(web::get().to(discovery::jwks))
+            .route(web::method(Method::OPTIONS).to(cors::public_preflight)),
+    )
+    .service(
+        web::resource("/authorize")
+            .route(web::get().to(authorize::authorize_get))
+            .route(web::post().to(authorize::authorize_post)),
+    )
+    .service(
+        web::resource("/token")
+            .route(web::post().to(token::token_endpoint))
+            .route(web::method(Method::OPTIONS).to(cors::preflight)),
+    )
+    .service(
+        web::resource("/userinfo")
+            .route(web::get().to(userinfo::userinfo))
+            .route(web::post().to(userinfo::userinfo))
+            .route(web::method(Method::OPTIONS).to(cors::preflight)),
+    )
+    .service(
+        web::resource("/revoke")
+            .route(web::post().to(token::revoke))
+            .route(web::method(Method::OPTIONS).to(cors::preflight)),
+    )
+    .service(token::introspect);
 }
 
 /// Longest value accepted for any protocol parameter; real ones are far shorter.

@@ -2,13 +2,13 @@
 //! client_credentials), `/revoke` (RFC 7009) and `/introspect` (RFC 7662). Each parses
 //! the form, authenticates the client and calls one function of `oidc::grant`.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use serde_json::json;
 
 use super::{
     OAuthError, Params, client_auth,
     clients::{GRANT_CLIENT_CREDENTIALS, GRANT_CODE, GRANT_REFRESH},
-    form_params,
+    cors, form_params,
     grant::{self, TokenRequest},
     no_store_json,
 };
@@ -17,17 +17,48 @@ use crate::{startup::AppState, web::RequestContext};
 /// Kept here for the admin API, which accepts the same access tokens.
 pub use super::grant::access_token_holder;
 
-#[post("/token")]
+/// `POST /token`; a browser app at an origin its client allows may read the answer.
 pub async fn token_endpoint(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: RequestContext,
     body: web::Bytes,
+) -> HttpResponse {
+    let answer = token(&state, &req, &ctx, &body).await;
+    with_client_cors(&state, &req, &body, answer).await
+}
+
+/// The answer (or the error) with CORS headers for the origin of the client the form
+/// names, if that client allows it.
+async fn with_client_cors(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    answer: Result<HttpResponse, OAuthError>,
+) -> HttpResponse {
+    let res = answer.unwrap_or_else(|e| e.error_response());
+    // Server-side clients send no Origin: no second look at the form for them.
+    if !req.headers().contains_key(actix_web::http::header::ORIGIN) {
+        return res;
+    }
+    let claimed = client_auth::claimed_client_id(req, body);
+    let whose = match &claimed {
+        Some(id) => cors::Whose::Client(id),
+        None => cors::Whose::Nobody,
+    };
+    cors::for_client(state, req, whose, res).await
+}
+
+async fn token(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    body: &[u8],
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form_params(&req, &body)?.single()?;
-    let client = client_auth::authenticate(&state, &req, &ctx, &params).await?;
+    let params = form_params(req, body)?.single()?;
+    let client = client_auth::authenticate(state, req, ctx, &params).await?;
     let request = token_request(&params)?;
-    let issued = grant::issue(&state, &ctx, &client, request).await?;
+    let issued = grant::issue(state, ctx, &client, request).await?;
     Ok(no_store_json(&issued))
 }
 
@@ -54,17 +85,27 @@ fn token_request(params: &Params) -> Result<TokenRequest<'_>, OAuthError> {
     })
 }
 
-#[post("/revoke")]
+/// `POST /revoke` (RFC 7009); CORS as at `/token`.
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: RequestContext,
     body: web::Bytes,
+) -> HttpResponse {
+    let answer = revoke_token(&state, &req, &ctx, &body).await;
+    with_client_cors(&state, &req, &body, answer).await
+}
+
+async fn revoke_token(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    body: &[u8],
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form_params(&req, &body)?.single()?;
-    let client = client_auth::authenticate(&state, &req, &ctx, &params).await?;
+    let params = form_params(req, body)?.single()?;
+    let client = client_auth::authenticate(state, req, ctx, &params).await?;
     let token = params.require("token")?;
-    grant::revocation::revoke(&state, &ctx, &client, token).await?;
+    grant::revocation::revoke(state, ctx, &client, token).await?;
     Ok(no_store_json(&json!({})))
 }
 

@@ -1,9 +1,15 @@
 //! `/userinfo` (OIDC Core §5.3), GET or POST, with a bearer access token (RFC 6750).
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header, web};
 use serde_json::{Map, Value, json};
 
-use super::{OAuthError, discovery::issuer, jwt::verify_access_token, no_store_json};
+use super::{
+    OAuthError,
+    cors::{self, Whose},
+    discovery::issuer,
+    jwt::{AccessClaims, verify_access_token},
+    no_store_json,
+};
 use crate::{
     domain::UserStatus,
     startup::AppState,
@@ -44,15 +50,33 @@ fn bearer(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
     }
 }
 
+/// `/userinfo`; a browser app at an origin the token's client allows may read the
+/// answer (an origin some client allows may read why a token was refused).
 pub async fn userinfo(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
-) -> Result<HttpResponse, OAuthError> {
-    let token = bearer(&req, &body)?;
-    let ring = state.keys.current();
-    let claims = verify_access_token(&ring, &issuer(&state), &token, state.clock.now())
-        .ok_or_else(|| OAuthError::invalid_token("the access token is invalid or expired"))?;
+) -> HttpResponse {
+    let verified = bearer(&req, &body).and_then(|token| {
+        let ring = state.keys.current();
+        verify_access_token(&ring, &issuer(&state), &token, state.clock.now())
+            .ok_or_else(|| OAuthError::invalid_token("the access token is invalid or expired"))
+    });
+    let client_id = verified.as_ref().ok().map(|c| c.client_id.clone());
+    let answer = match verified {
+        Ok(claims) => describe(&state, claims).await,
+        Err(e) => Err(e),
+    };
+    let res = answer.unwrap_or_else(|e| e.error_response());
+    let whose = match &client_id {
+        Some(id) => Whose::Client(id),
+        None => Whose::AnyClient,
+    };
+    cors::for_client(&state, &req, whose, res).await
+}
+
+/// What the verified access token may see of its user.
+async fn describe(state: &AppState, claims: AccessClaims) -> Result<HttpResponse, OAuthError> {
     // A client_credentials token has no user to describe.
     let Some(gid) = claims.gid.clone() else {
         return Err(OAuthError::invalid_token(

@@ -25,6 +25,9 @@ pub struct ClientRow {
     pub allowed_orgs: Option<String>,
     /// May introspect tokens issued to other clients (a resource server, issue 20 item 11).
     pub introspection: bool,
+    /// JSON array of the web origins allowed to call the token endpoints from a browser
+    /// (CORS), "+" standing for the redirect URIs' origins; None: `["+"]` (issue 25).
+    pub allowed_origins: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -47,6 +50,9 @@ pub struct NewClient {
     pub allowed_orgs: Option<String>,
     /// May introspect tokens issued to other clients (a resource server, issue 20 item 11).
     pub introspection: bool,
+    /// JSON array of the web origins allowed to call the token endpoints from a browser
+    /// (CORS), "+" standing for the redirect URIs' origins; None: `["+"]` (issue 25).
+    pub allowed_origins: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, client: &NewClient) -> Result<(), StoreError> {
@@ -96,6 +102,7 @@ pub struct ClientSettings {
     pub id_token_alg: String,
     pub allowed_orgs: Option<String>,
     pub introspection: bool,
+    pub allowed_origins: Option<String>,
 }
 
 pub fn update(
@@ -125,6 +132,16 @@ pub fn set_secret_hash(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+/// Every client's redirect URIs and allowed origins (both JSON), for the set of origins
+/// any client allows (CORS preflight at `/token`, which names no client).
+pub fn origin_sources(
+    conn: &mut DbConnection,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    Ok(oidc_clients::table
+        .select((oidc_clients::redirect_uris, oidc_clients::allowed_origins))
+        .load(conn)?)
 }
 
 /// Deletes a client; its grants and refresh tokens go with it (ON DELETE CASCADE).

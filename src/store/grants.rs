@@ -579,6 +579,7 @@ mod tests {
                         created_at: t0(),
                         allowed_orgs: None,
                         introspection: false,
+                        allowed_origins: None,
                     },
                 )?;
                 let u = Some(user.as_str());

@@ -178,6 +178,7 @@ diesel::table! {
         created_at -> Timestamp,
         allowed_orgs -> Nullable<Text>,
         introspection -> Bool,
+        allowed_origins -> Nullable<Text>,
     }
 }
 

@@ -20,6 +20,7 @@ mod layering;
 mod login;
 mod mail;
 mod oidc;
+mod oidc_clients;
 mod recovery;
 mod saml;
 mod saml_hostile;

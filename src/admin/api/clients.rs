@@ -40,6 +40,11 @@ pub struct ClientView {
     pub allowed_orgs: Option<Vec<String>>,
     /// May introspect tokens issued to other clients (a resource server).
     pub introspection: bool,
+    /// Web origins a browser app may call /token, /userinfo, /revoke from (CORS), as
+    /// registered; "+" stands for the redirect URIs' origins.
+    pub allowed_origins: Vec<String>,
+    /// The origins that come to, "+" expanded.
+    pub web_origins: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -62,6 +67,8 @@ pub fn client_view(row: &ClientRow) -> ClientView {
         id_token_signed_response_alg: row.id_token_alg.clone(),
         allowed_orgs: row.allowed_org_list(),
         introspection: row.introspection,
+        allowed_origins: row.allowed_origin_list(),
+        web_origins: row.web_origins(),
         created_at: row.created_at.and_utc(),
     }
 }
@@ -106,6 +113,9 @@ pub struct NewClientBody {
     /// May introspect tokens issued to other clients (a resource server). Default false.
     #[serde(default)]
     pub introspection: bool,
+    /// Web origins (`https://app.example.org`) a browser app may call the token
+    /// endpoints from; "+" stands for the redirect URIs' origins. Default: `["+"]`.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients",
@@ -145,6 +155,7 @@ pub async fn create_client(body: web::Bytes, api: AdminRequest) -> Result<HttpRe
         id_token_alg: body.id_token_signed_response_alg,
         allowed_orgs: body.allowed_orgs,
         introspection: body.introspection,
+        allowed_origins: body.allowed_origins,
     };
     let registered = service::register(&api.state, api.by(), spec).await?;
     let row = service::find(&api.state, &api.who, &registered.client_id).await?;
@@ -180,6 +191,11 @@ pub struct ClientUpdateBody {
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_orgs: Option<Option<Vec<String>>>,
     pub introspection: Option<bool>,
+    /// Web origins for browser apps; null goes back to `["+"]` (the redirect URIs');
+    /// left out, unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_origins: Option<Option<Vec<String>>>,
 }
 
 /// A field that may be sent as null: `Some(None)` for null, `None` when left out.
@@ -205,6 +221,7 @@ impl From<ClientUpdateBody> for ClientChange {
             id_token_alg: body.id_token_signed_response_alg,
             allowed_orgs: body.allowed_orgs,
             introspection: body.introspection,
+            allowed_origins: body.allowed_origins,
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct ClientChange {
     /// `Some(None)` admits every organisation.
     pub allowed_orgs: Option<Option<Vec<String>>>,
     pub introspection: Option<bool>,
+    /// Web origins for browser apps (CORS); `Some(None)` goes back to `["+"]`, the
+    /// redirect URIs' origins.
+    pub allowed_origins: Option<Option<Vec<String>>>,
 }
 
 impl ClientChange {
@@ -112,6 +115,7 @@ impl ClientChange {
         }
         set(&mut spec.allowed_orgs, self.allowed_orgs);
         set(&mut spec.introspection, self.introspection);
+        set(&mut spec.allowed_origins, self.allowed_origins);
     }
 }
 
