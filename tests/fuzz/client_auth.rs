@@ -130,9 +130,11 @@ impl Claims {
     }
 
     fn acceptable(&self) -> bool {
+        // A NumericDate may have a fraction (RFC 7519 §2: "non-integer values can be
+        // represented"); Python clients send `time.time()` as is (issue 25).
         matches!(
             self,
-            Self::Valid | Self::AudArray | Self::AudIssuer | Self::Deep
+            Self::Valid | Self::AudArray | Self::AudIssuer | Self::Deep | Self::ExpFloat
         )
     }
 }
