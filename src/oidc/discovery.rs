@@ -50,6 +50,50 @@ pub type GatehouseProviderMetadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
+/// The claims ID tokens and userinfo may carry.
+const CLAIMS_SUPPORTED: &[&str] = &[
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "sid",
+    "org",
+    "name",
+    "preferred_username",
+    "email",
+];
+
+/// What discovery says beyond the `openidconnect` crate's core fields: the other
+/// endpoints, PKCE, back-channel logout, RFC 9207's `iss`, and how the introspection and
+/// revocation endpoints authenticate clients.
+fn extra_metadata(at: &dyn Fn(&str) -> String) -> ExtraMetadata {
+    let confidential_methods: Vec<String> = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    ExtraMetadata {
+        revocation_endpoint: at("/revoke"),
+        introspection_endpoint: at("/introspect"),
+        end_session_endpoint: at("/logout"),
+        code_challenge_methods_supported: vec!["S256".into()],
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
+        authorization_response_iss_parameter_supported: true,
+        introspection_endpoint_auth_methods_supported: confidential_methods.clone(),
+        revocation_endpoint_auth_methods_supported: confidential_methods,
+    }
+}
+
 fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseError> {
     let base = issuer(state);
     let at = |path: &str| format!("{base}{path}");
@@ -59,14 +103,6 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
         CoreClientAuthMethod::PrivateKeyJwt,
         CoreClientAuthMethod::None,
     ];
-    let confidential_methods: Vec<String> = [
-        "client_secret_basic",
-        "client_secret_post",
-        "private_key_jwt",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
     Ok(ProviderMetadata::new(
         IssuerUrl::new(base.clone())?,
         AuthUrl::new(at("/authorize"))?,
@@ -77,17 +113,7 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
             CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
             CoreJwsSigningAlgorithm::EcdsaP256Sha256,
         ],
-        ExtraMetadata {
-            revocation_endpoint: at("/revoke"),
-            introspection_endpoint: at("/introspect"),
-            end_session_endpoint: at("/logout"),
-            code_challenge_methods_supported: vec!["S256".into()],
-            backchannel_logout_supported: true,
-            backchannel_logout_session_supported: true,
-            authorization_response_iss_parameter_supported: true,
-            introspection_endpoint_auth_methods_supported: confidential_methods.clone(),
-            revocation_endpoint_auth_methods_supported: confidential_methods,
-        },
+        extra_metadata(&at),
     )
     .set_token_endpoint(Some(TokenUrl::new(at("/token"))?))
     .set_userinfo_endpoint(Some(UserInfoUrl::new(at("/userinfo"))?))
@@ -114,26 +140,10 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
         CoreJwsSigningAlgorithm::EcdsaP256Sha256,
     ]))
     .set_claims_supported(Some(
-        [
-            "sub",
-            "iss",
-            "aud",
-            "exp",
-            "iat",
-            "auth_time",
-            "nonce",
-            "acr",
-            "amr",
-            "azp",
-            "sid",
-            "org",
-            "name",
-            "preferred_username",
-            "email",
-        ]
-        .into_iter()
-        .map(|c| CoreClaimName::new(c.into()))
-        .collect(),
+        CLAIMS_SUPPORTED
+            .iter()
+            .map(|c| CoreClaimName::new((*c).into()))
+            .collect(),
     ))
     .set_claims_parameter_supported(Some(false))
     .set_request_parameter_supported(Some(false))

@@ -438,12 +438,9 @@ fn attributes(pairs: &[String]) -> Result<BTreeMap<String, String>, SpError> {
     Ok(attributes)
 }
 
-/// Parses SP metadata (one `EntityDescriptor` with an `SPSSODescriptor`) into a
-/// registration, applying `settings`.
-pub fn from_metadata(
-    xml_text: &str,
-    settings: &ImportSettings,
-) -> Result<ServiceProvider, SpError> {
+/// The one `EntityDescriptor` of untrusted metadata (size, DTD and entity checks first),
+/// and its entityID.
+fn entity_descriptor(xml_text: &str) -> Result<(EntityDescriptor, String), SpError> {
     xml::check_untrusted(xml_text, MAX_METADATA_BYTES).map_err(metadata_error)?;
     let descriptor: EntityDescriptor = xml_text.parse().map_err(|e| {
         SpError::Metadata(format!(
@@ -458,6 +455,16 @@ pub fn from_metadata(
     if entity_id.len() > MAX_ENTITY_ID_LEN {
         return Err(SpError::Metadata("the entityID is too long".into()));
     }
+    Ok((descriptor, entity_id))
+}
+
+/// Parses SP metadata (one `EntityDescriptor` with an `SPSSODescriptor`) into a
+/// registration, applying `settings`.
+pub fn from_metadata(
+    xml_text: &str,
+    settings: &ImportSettings,
+) -> Result<ServiceProvider, SpError> {
+    let (descriptor, entity_id) = entity_descriptor(xml_text)?;
     let sp = descriptor
         .sp_sso_descriptors
         .as_ref()
