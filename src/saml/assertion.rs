@@ -194,11 +194,14 @@ fn xml_error(e: impl std::fmt::Debug) -> AppError {
     AppError::Internal(format!("SAML XML: {e:?}"))
 }
 
+/// The document's root element alone: without the XML declaration and the line end
+/// libxml2 writes after it.
 fn strip_declaration(xml: &str) -> &str {
-    match xml.strip_prefix("<?xml") {
-        Some(rest) => rest.find("?>").map_or(xml, |i| rest[i + 2..].trim_start()),
+    let root = match xml.strip_prefix("<?xml") {
+        Some(rest) => rest.find("?>").map_or(xml, |i| &rest[i + 2..]),
         None => xml,
-    }
+    };
+    root.trim()
 }
 
 pub fn sign(xml: &str, key: &SamlKey) -> Result<String, AppError> {
@@ -325,7 +328,7 @@ pub fn success(s: &Statement<'_>, key: &SamlKey) -> Result<String, AppError> {
                 s.sp.entity_id
             ))
         })?;
-        encrypt::encrypted_assertion(assertion.as_bytes(), cert)?
+        encrypt::encrypted_assertion(&assertion, cert)?
     } else {
         assertion
     };

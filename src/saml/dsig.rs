@@ -27,13 +27,13 @@ use quick_xml::{
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
-/// RSA with SHA-2, as `request::ALLOWED_XML` tells samael.
-const SIGNATURE_METHODS: &[&str] = &[
+/// RSA with SHA-2, as `request::ALLOWED_XML` tells samael; what the metadata publishes.
+pub const SIGNATURE_METHODS: &[&str] = &[
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
 ];
-const DIGEST_METHODS: &[&str] = &[
+pub const DIGEST_METHODS: &[&str] = &[
     "http://www.w3.org/2001/04/xmlenc#sha256",
     "http://www.w3.org/2001/04/xmldsig-more#sha384",
     "http://www.w3.org/2001/04/xmlenc#sha512",

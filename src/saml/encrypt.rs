@@ -19,8 +19,31 @@ fn crypto_error(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(format!("assertion encryption: {e}"))
 }
 
-/// `<saml2:EncryptedAssertion>` holding `assertion` (XML bytes) for the holder of `cert_der`.
-pub fn encrypted_assertion(assertion: &[u8], cert_der: &[u8]) -> Result<String, AppError> {
+/// XML Encryption §3.5.1: with `Type="…#Element"` the plaintext is exactly one element.
+/// Shibboleth's decrypter refuses anything else ("Decryption did not result in a single
+/// element"), so no XML declaration, and no whitespace (a text node) on either side.
+fn single_element(xml: &str) -> Result<&str, AppError> {
+    let mut rest = xml.trim();
+    if let Some(after) = rest.strip_prefix("<?xml") {
+        let end = after
+            .find("?>")
+            .ok_or_else(|| crypto_error("unterminated XML declaration"))?;
+        rest = after[end + 2..].trim();
+    }
+    if rest.starts_with("<?")
+        || rest.starts_with("<!")
+        || !rest.starts_with('<')
+        || !rest.ends_with('>')
+    {
+        return Err(crypto_error("the plaintext is not one element"));
+    }
+    Ok(rest)
+}
+
+/// `<saml2:EncryptedAssertion>` holding `assertion` (one element, as XML) for the holder
+/// of `cert_der`.
+pub fn encrypted_assertion(assertion: &str, cert_der: &[u8]) -> Result<String, AppError> {
+    let assertion = single_element(assertion)?.as_bytes();
     let mut key = [0u8; 16];
     let mut iv = [0u8; 12];
     openssl::rand::rand_bytes(&mut key).map_err(crypto_error)?;
@@ -81,4 +104,65 @@ pub fn encrypted_assertion(assertion: &[u8], cert_der: &[u8]) -> Result<String, 
                 .child(cipher(&data)),
         )
         .to_xml())
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::{
+        asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509::X509NameBuilder,
+    };
+
+    use super::*;
+
+    fn cipher_values(xml: &str) -> Vec<Vec<u8>> {
+        xml.split("<xenc:CipherValue>")
+            .skip(1)
+            .map(|r| STANDARD.decode(&r[..r.find('<').unwrap()]).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_plaintext_is_exactly_the_one_element_whatever_surrounds_it() {
+        let rsa = Rsa::generate(2048).unwrap();
+        let key = PKey::from_rsa(rsa.clone()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "sp").unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509::builder().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let cert = b.build().to_der().unwrap();
+
+        let signed = "<?xml version=\"1.0\"?>\n<saml2:Assertion ID=\"_a\">x</saml2:Assertion>\n";
+        let xml = encrypted_assertion(signed, &cert).unwrap();
+        let values = cipher_values(&xml);
+        let (wrapped, data) = (&values[0], &values[1]);
+        let mut aes = vec![0u8; rsa.size() as usize];
+        let n = rsa
+            .private_decrypt(wrapped, &mut aes, Padding::PKCS1_OAEP)
+            .unwrap();
+        let (iv, rest) = data.split_at(12);
+        let (ciphertext, tag) = rest.split_at(rest.len() - 16);
+        let plain = openssl::symm::decrypt_aead(
+            Cipher::aes_128_gcm(),
+            &aes[..n],
+            Some(iv),
+            &[],
+            ciphertext,
+            tag,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(plain).unwrap(),
+            "<saml2:Assertion ID=\"_a\">x</saml2:Assertion>"
+        );
+        assert!(encrypted_assertion("<!-- c --><a/>", &cert).is_err());
+        assert!(encrypted_assertion("text", &cert).is_err());
+    }
 }

@@ -3,10 +3,15 @@
 //! The signing certificate is published with `use="signing"`: an SP that reads a
 //! KeyDescriptor without `use` as "encryption too" would otherwise try to encrypt
 //! requests to us (a failure field users report against other IdPs).
+//!
+//! The algorithms a signed request may use are published too (SAML V2.0 Metadata Profile
+//! for Algorithm Support): SPs that read them (Shibboleth SP 3 does) sign with one of
+//! them instead of their own default, which for Shibboleth's POST requests is RSA-SHA1.
 
 use actix_web::{HttpResponse, get, http::header, web};
 
 use super::{
+    dsig::{DIGEST_METHODS, SIGNATURE_METHODS},
     entity_id,
     providers::{BINDING_POST, BINDING_REDIRECT, NAMEID_FORMATS},
     sso_url,
@@ -15,6 +20,22 @@ use super::{
 use crate::startup::AppState;
 
 pub const CONTENT_TYPE: &str = "application/samlmetadata+xml";
+pub const NS_ALGSUPPORT: &str = "urn:oasis:names:tc:SAML:metadata:algsupport";
+
+/// `<md:Extensions>` with what inbound signatures may use (Algorithm Support §2.3, §2.4),
+/// from the lists the signature check itself enforces.
+fn algorithms() -> Element {
+    let listed = |name: &'static str, algorithms: &[&str]| {
+        algorithms
+            .iter()
+            .map(|a| Element::new(name).attr("Algorithm", *a))
+            .collect::<Vec<_>>()
+    };
+    Element::new("md:Extensions")
+        .attr("xmlns:alg", NS_ALGSUPPORT)
+        .children(listed("alg:DigestMethod", DIGEST_METHODS))
+        .children(listed("alg:SigningMethod", SIGNATURE_METHODS))
+}
 
 /// The metadata document for this IdP.
 pub fn document(state: &AppState) -> String {
@@ -66,6 +87,7 @@ pub fn document(state: &AppState) -> String {
         .attr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
         .attr("entityID", entity_id(state))
         .attr("cacheDuration", "PT1H")
+        .child(algorithms())
         .child(descriptor);
     format!(r#"<?xml version="1.0" encoding="UTF-8"?>{}"#, root.to_xml())
 }

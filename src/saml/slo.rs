@@ -13,6 +13,8 @@
 //! whatever the SP's `require_signed_requests` — since a forged one is a logout-CSRF.
 //! An SP without a signing certificate cannot prove anything, so its request must name
 //! the session's exact SessionIndex, a value only the SP (and the browser) ever saw.
+//! A refused request from a registered SP is still answered (`RequestDenied`, see
+//! `deny`), so the SP, which has usually ended its own session, can tell its user.
 
 use std::borrow::Cow;
 
@@ -21,13 +23,15 @@ use actix_web::{
     http::{StatusCode, header},
     web,
 };
+use askama::Template;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use samael::schema::{LogoutRequest, LogoutResponse};
 
 use super::{
     acceptance::{Refusal, STALE, first_use, is_fresh, issuer_of, registered_sp},
+    assertion, entity_id,
     logout_chain::{self, Finish},
-    providers::ServiceProvider,
+    providers::{self, BINDING_POST, ServiceProvider},
     request::{self, Binding, Inbound, MessageError},
     sso::{Participant, participants_key, session_index},
 };
@@ -44,6 +48,7 @@ use crate::{
 };
 
 pub const STATUS_UNKNOWN_PRINCIPAL: &str = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal";
+pub const STATUS_REQUEST_DENIED: &str = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied";
 
 /// The IdP's Single Logout endpoint.
 pub fn slo_url(state: &AppState) -> String {
@@ -159,11 +164,7 @@ async fn logout_request(
         finish,
     } = match accept(state, inbound).await? {
         Ok(accepted) => accepted,
-        Err(refusal) => {
-            let mut page = refuse(state, ctx, refusal.sp.as_deref(), &refusal.text).await?;
-            *page.status_mut() = refusal.status;
-            return Ok(page);
-        }
+        Err(refusal) => return deny(state, ctx, inbound, refusal).await,
     };
     let Some(current) = cookies::current_session(state, req).await? else {
         // Already signed out: nothing left to end.
@@ -224,6 +225,140 @@ async fn logout_request(
         .await?;
     let chain = logout_chain::Chain::new(&current, others, finish);
     Ok(logout_chain::start(state, ctx, chain, false).await?)
+}
+
+/// A refused LogoutRequest. When it came from a registered SP with a SingleLogoutService
+/// (whatever was wrong with it: unsigned, badly signed, stale, replayed), that SP is
+/// answered all the same, with a signed LogoutResponse `Requester`/`RequestDenied`
+/// (Core §3.2.2.2, §3.7.3.2): it has usually ended its own session already and waits
+/// for the answer to tell its user. The browser gets a page that says what happened and
+/// takes it back to the SP. Nothing else about the request is trusted: the answer goes
+/// only to the endpoint registered for that SP, and the session stays.
+async fn deny(
+    state: &AppState,
+    ctx: &RequestContext,
+    inbound: &Inbound,
+    refusal: Refusal,
+) -> Result<HttpResponse, PageError> {
+    let sp = match refusal.sp.as_deref() {
+        // A 503 (the signature could not be checked in time) is not a refusal to answer.
+        Some(entity) if refusal.status == StatusCode::BAD_REQUEST => {
+            providers::find(&state.store, entity)
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?
+        }
+        _ => None,
+    };
+    let id = inbound
+        .xml
+        .parse::<LogoutRequest>()
+        .ok()
+        .and_then(|l| l.id)
+        .filter(|id| !id.is_empty() && id.len() <= 256);
+    let (Some(sp), Some(id)) = (sp, id) else {
+        let mut page = refuse(state, ctx, refusal.sp.as_deref(), &refusal.text).await?;
+        *page.status_mut() = refusal.status;
+        return Ok(page);
+    };
+    let Some(endpoint) = sp.slo().cloned() else {
+        return refuse(state, ctx, Some(&sp.entity_id), &refusal.text).await;
+    };
+    tracing::info!(request_id = %ctx.request_id, sp = %sp.entity_id, reason = %refusal.text,
+        "SAML logout message refused; the SP is answered RequestDenied");
+    state
+        .audit
+        .record(
+            AuditEvent::new(EventType::SamlLogout, Outcome::Failure)
+                .request(ctx)
+                .detail("sp", sp.entity_id.as_str())
+                .detail("reason", refusal.text.as_ref())
+                .detail("answered", "RequestDenied"),
+        )
+        .await?;
+    let destination = endpoint
+        .response_location
+        .clone()
+        .unwrap_or_else(|| endpoint.location.clone());
+    let post = endpoint.binding == BINDING_POST;
+    let xml = assertion::logout_response(
+        &entity_id(state),
+        &destination,
+        &id,
+        assertion::STATUS_REQUESTER,
+        Some(STATUS_REQUEST_DENIED),
+        Some(&refusal.text),
+        &state.saml_keys.current(),
+        state.clock.now(),
+        post,
+    )?;
+    let relay_state = inbound.relay_state.as_deref();
+    let page = if post {
+        let value = assertion::encode(&xml);
+        denied_page(
+            &refusal.text,
+            &destination,
+            Onward::Post(&value, relay_state),
+        )
+    } else {
+        let location = redirect_location(&destination, "SAMLResponse", &xml, relay_state, state)?;
+        denied_page(&refusal.text, &destination, Onward::Link(&location))
+    };
+    Ok(page)
+}
+
+/// How the denied page takes the browser back to the SP: the LogoutResponse in a link
+/// (HTTP-Redirect) or in a form (HTTP-POST: SAMLResponse and RelayState).
+enum Onward<'a> {
+    Link(&'a str),
+    Post(&'a str, Option<&'a str>),
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"{% extends "base.html" %}{% block title %}Sign-out refused{% endblock %}
+{% block content %}<h1>You are still signed in to Gatehouse</h1>
+<p id="message">The application asked Gatehouse to sign you out, and Gatehouse refused: {{ reason }}</p>
+<p>Returning to the application tells it so. To end your Gatehouse session, sign out at Gatehouse.</p>
+{% match onward %}{% when Onward::Link(href) %}<p><a id="continue" href="{{ href }}">Return to the application</a></p>
+{% when Onward::Post(value, relay) %}<form id="saml-post" method="post" action="{{ action }}">
+<input type="hidden" name="SAMLResponse" value="{{ value }}">
+{% if let Some(r) = relay %}<input type="hidden" name="RelayState" value="{{ r }}">{% endif %}
+<button id="continue" type="submit">Return to the application</button>
+</form>{% endmatch %}
+<p><a id="sign-out" href="/logout">Sign out of Gatehouse</a></p>{% endblock %}"#,
+    ext = "html"
+)]
+struct DeniedPage<'a> {
+    reason: &'a str,
+    action: &'a str,
+    onward: Onward<'a>,
+}
+
+/// 400 (the request was refused), with a CSP whose `form-action` also allows the SP's
+/// origin, so the form can carry the answer there.
+fn denied_page(reason: &str, action: &str, onward: Onward<'_>) -> HttpResponse {
+    let origin = url::Url::parse(action)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "'none'".to_owned());
+    let mut res = crate::web::pages::render(
+        &DeniedPage {
+            reason,
+            action,
+            onward,
+        },
+        StatusCode::BAD_REQUEST,
+    );
+    let csp = crate::web::DEFAULT_CSP.replace(
+        "form-action 'self'",
+        &format!("form-action {origin} 'self'"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(
+            header::HeaderName::from_static("content-security-policy"),
+            v,
+        );
+    }
+    res
 }
 
 /// A LogoutRequest that passed every check, from a registered SP that can be answered.

@@ -25,6 +25,8 @@ mod recovery;
 mod saml;
 mod saml_hostile;
 mod saml_outbound;
+mod saml_refused;
+mod shibboleth;
 mod storage;
 mod tls;
 mod token_reliability;

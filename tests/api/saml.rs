@@ -317,7 +317,7 @@ pub fn extract(xml: &str, start_tag: &str, end_tag: &str) -> String {
     xml[a..b].to_owned()
 }
 
-async fn signed_in_client(app: &TestApp, username: &str) -> reqwest::Client {
+pub async fn signed_in_client(app: &TestApp, username: &str) -> reqwest::Client {
     create_user(app, username, PASSWORD, false).await;
     let client = app.new_client();
     let res = app.sign_in(&client, username, PASSWORD).await;
@@ -726,6 +726,17 @@ async fn refused(res: reqwest::Response, needle: &str) {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains(needle), "expected {needle:?} in {body}");
     assert!(!body.contains("SAMLResponse"), "nothing is posted anywhere");
+}
+
+/// A refused LogoutRequest from a registered SP: a 400 page that says why and carries
+/// the SP's signed `RequestDenied` answer (checked in full in `saml_refused`).
+async fn denied(res: reqwest::Response, needle: &str) {
+    let status = res.status();
+    let body = unescape(&res.text().await.unwrap());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains(needle), "expected {needle:?} in {body}");
+    assert!(body.contains("You are still signed in"), "{body}");
+    assert!(body.contains("SAMLResponse"), "the SP is answered: {body}");
 }
 
 #[tokio::test]
@@ -1339,7 +1350,7 @@ async fn logout_request_ends_the_session_and_gets_a_signed_logout_response() {
         .send()
         .await
         .unwrap();
-    refused(again, "already used").await;
+    denied(again, "already used").await;
 }
 
 #[tokio::test]
@@ -1366,13 +1377,13 @@ async fn logout_requests_from_strangers_or_badly_signed_are_refused_and_the_sess
     // The registered entity id, signed with another key.
     let mut forger = TestSp::new("https://sp.example.org/acs");
     forger.entity_id = sp.entity_id.clone();
-    refused(
+    denied(
         slo(logout_query(&forger, &app, &id(), &name_id, &index, true)).await,
         "signature is not valid",
     )
     .await;
     // Unsigned, from an SP that must sign.
-    refused(
+    denied(
         slo(logout_query(&sp, &app, &id(), &name_id, &index, false)).await,
         "must be signed",
     )
@@ -1829,7 +1840,7 @@ async fn forged_replayed_or_foreign_logout_requests_by_post_leave_the_session_al
 
     // The SP does not require signed AuthnRequests, but it has a signing certificate: an
     // unsigned LogoutRequest (what a cross-site page could forge) is refused.
-    refused(
+    denied(
         post(xml_for(&id(), &name_id, &index)).await,
         "must be signed",
     )
@@ -1838,7 +1849,7 @@ async fn forged_replayed_or_foreign_logout_requests_by_post_leave_the_session_al
     let mut forger = TestSp::new("https://sp.example.org/acs");
     forger.entity_id = sp.entity_id.clone();
     let fid = id();
-    refused(
+    denied(
         post(forger.sign(&xml_for(&fid, &name_id, &index), &fid)).await,
         "signature is not valid",
     )
@@ -1874,7 +1885,7 @@ async fn forged_replayed_or_foreign_logout_requests_by_post_leave_the_session_al
     assert_eq!(relay.as_deref(), Some("r"));
     assert_needs_sign_in(&app, &sp, &client).await;
     // …and not twice.
-    refused(post(signed).await, "already used").await;
+    denied(post(signed).await, "already used").await;
     // The other person is still signed in.
     sso_assertion(&app, &sp, &other, true).await;
 }
