@@ -119,6 +119,7 @@ async fn main() {
                 auth_time: now,
                 amr: &amr,
                 session_index: "_s",
+                session_ends: now + chrono::Duration::hours(72),
                 now,
                 lifetime: chrono::Duration::seconds(300),
             };

@@ -58,6 +58,16 @@ impl SsoSession {
     pub fn acr(&self) -> &'static str {
         acr(&self.amr)
     }
+
+    /// Unix seconds by which this session has ended unless it is used again: its idle
+    /// limit counted from `now` (a use, such as answering an SP, is activity), never past
+    /// its absolute limit. What SAML calls SessionNotOnOrAfter, so that an SP's session
+    /// ends no later than ours (ONC 170.315 (d)(5)).
+    pub fn ends_by(&self, now: i64) -> i64 {
+        let idle_end = now.saturating_add(self.idle_secs as i64);
+        let absolute_end = self.created_at.saturating_add(self.absolute_secs as i64);
+        idle_end.min(absolute_end)
+    }
 }
 
 /// Why a session ended, for the audit trail.

@@ -70,6 +70,9 @@ pub struct Statement<'a> {
     pub auth_time: DateTime<Utc>,
     pub amr: &'a [String],
     pub session_index: &'a str,
+    /// When the SSO session behind this assertion ends unless used again
+    /// (`SessionNotOnOrAfter`): the SP's session must not outlive it.
+    pub session_ends: DateTime<Utc>,
     pub now: DateTime<Utc>,
     pub lifetime: Duration,
 }
@@ -239,6 +242,7 @@ pub fn assertion_xml(s: &Statement<'_>, key: &SamlKey) -> Result<String, AppErro
     let authn = Element::new("saml2:AuthnStatement")
         .attr("AuthnInstant", instant(s.auth_time))
         .attr("SessionIndex", s.session_index)
+        .attr("SessionNotOnOrAfter", instant(s.session_ends))
         .child(
             Element::new("saml2:AuthnContext")
                 .child(Element::new("saml2:AuthnContextClassRef").text(authn_context(s.amr))),

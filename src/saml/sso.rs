@@ -542,6 +542,8 @@ fn sign_statement(
         auth_time,
         amr: &session.amr,
         session_index: &index,
+        session_ends: chrono::DateTime::from_timestamp(session.ends_by(now.timestamp()), 0)
+            .unwrap_or(now),
         now,
         lifetime: chrono::Duration::seconds(
             i64::try_from(state.config.saml_assertion_secs).unwrap_or(300),

@@ -629,6 +629,7 @@ fn any_accepted_display_name_round_trips_through_a_signed_assertion() {
             auth_time: now,
             amr: &amr,
             session_index: "_s",
+            session_ends: now + chrono::Duration::hours(72),
             now,
             lifetime: chrono::Duration::minutes(5),
         };
