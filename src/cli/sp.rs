@@ -101,6 +101,9 @@ fn print_sp(registered: &ServiceProvider, created: Option<bool>, json: bool) {
         let mut out = serde_json::json!({
             "entity_id": registered.entity_id,
             "acs_urls": acs,
+            "skipped_acs": registered.skipped_acs.iter().map(|e| {
+                serde_json::json!({"binding": e.binding, "location": e.location})
+            }).collect::<Vec<_>>(),
             "name_id_format": registered.name_id_format,
             "sign_assertion": registered.sign_assertion,
             "sign_response": registered.sign_response,
@@ -151,6 +154,12 @@ fn print_sp(registered: &ServiceProvider, created: Option<bool>, json: bool) {
         );
     } else {
         println!("IdP-initiated SSO: off");
+    }
+    for skipped in &registered.skipped_acs {
+        println!(
+            "skipped ACS {} ({}): Gatehouse answers by HTTP-POST only",
+            skipped.location, skipped.binding
+        );
     }
 }
 

@@ -86,6 +86,7 @@ mod tests {
             entity_id: "https://sp.example.org/metadata".into(),
             name: "SP".into(),
             acs: Vec::new(),
+            skipped_acs: Vec::new(),
             slo: Vec::new(),
             signing_certs: Vec::new(),
             encryption_certs: Vec::new(),

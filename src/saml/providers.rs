@@ -123,7 +123,12 @@ fn default_attributes() -> BTreeMap<String, String> {
 pub struct ServiceProvider {
     pub entity_id: String,
     pub name: String,
+    /// Its HTTP-POST AssertionConsumerService endpoints: the only binding Gatehouse
+    /// answers by (DESIGN §10).
     pub acs: Vec<Endpoint>,
+    /// ACS endpoints its metadata listed by other bindings (Artifact, PAOS, SimpleSign…),
+    /// which are not registered: said once, in the answer to an import, never stored.
+    pub skipped_acs: Vec<Endpoint>,
     pub slo: Vec<Endpoint>,
     pub signing_certs: Vec<Vec<u8>>,
     pub encryption_certs: Vec<Vec<u8>>,
@@ -171,6 +176,7 @@ impl ServiceProvider {
             entity_id: row.entity_id.clone(),
             name: row.name.clone(),
             acs: serde_json::from_str(&row.acs_endpoints).map_err(|_| damaged())?,
+            skipped_acs: Vec::new(),
             slo: serde_json::from_str(&row.slo_endpoints).map_err(|_| damaged())?,
             signing_certs: certs(&row.signing_certs)?,
             encryption_certs: certs(&row.encryption_certs)?,
@@ -329,19 +335,27 @@ fn endpoint_url(field: &'static str, location: &str) -> Result<(), SpError> {
 
 /// The SP's ACS endpoints (one at least with HTTP-POST) and its SLO endpoints, each an
 /// absolute http(s) URL.
-fn endpoints(sp: &SpSsoDescriptor) -> Result<(Vec<Endpoint>, Vec<Endpoint>), SpError> {
-    let mut acs = Vec::new();
+/// An SP's endpoints from its metadata: (HTTP-POST ACS, ACS by other bindings, SLO).
+type SpEndpoints = (Vec<Endpoint>, Vec<Endpoint>, Vec<Endpoint>);
+
+fn endpoints(sp: &SpSsoDescriptor) -> Result<SpEndpoints, SpError> {
+    let (mut acs, mut skipped) = (Vec::new(), Vec::new());
     for e in &sp.assertion_consumer_services {
         endpoint_url("AssertionConsumerService", &e.location)?;
-        acs.push(Endpoint {
+        let endpoint = Endpoint {
             binding: e.binding.clone(),
             location: e.location.clone(),
             response_location: None,
             index: Some(e.index),
             is_default: e.is_default == Some(true),
-        });
+        };
+        if endpoint.binding == BINDING_POST {
+            acs.push(endpoint);
+        } else {
+            skipped.push(endpoint);
+        }
     }
-    if !acs.iter().any(|e| e.binding == BINDING_POST) {
+    if acs.is_empty() {
         return Err(SpError::Metadata(
             "the SP has no AssertionConsumerService with the HTTP-POST binding".into(),
         ));
@@ -360,7 +374,7 @@ fn endpoints(sp: &SpSsoDescriptor) -> Result<(Vec<Endpoint>, Vec<Endpoint>), SpE
             is_default: false,
         });
     }
-    Ok((acs, slo))
+    Ok((acs, skipped, slo))
 }
 
 /// The NameID format (the administrator's, else the first the SP lists that we
@@ -470,7 +484,7 @@ pub fn from_metadata(
         .as_ref()
         .and_then(|d| d.first())
         .ok_or_else(|| SpError::Metadata("there is no SPSSODescriptor".into()))?;
-    let (acs, slo) = endpoints(sp)?;
+    let (acs, skipped_acs, slo) = endpoints(sp)?;
     let keys = sp.key_descriptors.as_deref().unwrap_or(&[]);
     let signing_certs = certificates(keys, "signing")?;
     let encryption_certs = certificates(keys, "encryption")?;
@@ -518,6 +532,7 @@ pub fn from_metadata(
         entity_id,
         name,
         acs,
+        skipped_acs,
         slo,
         signing_certs,
         encryption_certs,

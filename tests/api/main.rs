@@ -23,6 +23,7 @@ mod oidc;
 mod oidc_clients;
 mod recovery;
 mod saml;
+mod saml_acs;
 mod saml_bounds;
 mod saml_hostile;
 mod saml_outbound;

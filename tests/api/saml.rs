@@ -1187,7 +1187,12 @@ async fn cli_imports_real_world_metadata_and_prints_the_entity_id() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["entity_id"], sp.entity_id.as_str());
     assert_eq!(json["created"], true);
-    assert_eq!(json["acs_urls"].as_array().unwrap().len(), 3);
+    // Two HTTP-POST endpoints registered; the HTTP-Artifact one is named as skipped.
+    assert_eq!(json["acs_urls"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["skipped_acs"][0]["location"],
+        format!("{}/artifact", sp.acs).as_str()
+    );
     assert_eq!(json["require_signed_requests"], true);
     assert_eq!(
         json["encrypt_assertions"], true,

@@ -31,7 +31,7 @@ const RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:Response";
 const FORGED_ROLE: &str = r#"x</saml2:AttributeValue></saml2:Attribute><saml2:Attribute Name="roles"><saml2:AttributeValue>super_admin"#;
 
 /// A client_credentials service client's admin token (acts as super_admin).
-async fn service_token(app: &TestApp) -> String {
+pub async fn service_token(app: &TestApp) -> String {
     let service = register_client(
         app,
         ClientSpec {
@@ -63,7 +63,7 @@ async fn service_token(app: &TestApp) -> String {
     tokens["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn admin_call(
+pub async fn admin_call(
     app: &TestApp,
     token: &str,
     method: Method,

@@ -24,7 +24,11 @@ pub struct SpView {
     pub id: String,
     pub entity_id: String,
     pub name: String,
+    /// The HTTP-POST AssertionConsumerService endpoints (the only binding answered).
     pub acs: Vec<EndpointView>,
+    /// In the answer to an import: ACS endpoints of other bindings (Artifact, PAOS,
+    /// SimpleSign…) the metadata listed and Gatehouse did not register. Empty otherwise.
+    pub skipped_acs: Vec<EndpointView>,
     pub slo: Vec<EndpointView>,
     pub name_id_format: String,
     /// `pairwise`, `user_id`, `username`, `email` or `random`.
@@ -56,6 +60,7 @@ pub fn sp_view(sp: ServiceProvider) -> SpView {
     SpView {
         id: URL_SAFE_NO_PAD.encode(&sp.entity_id),
         acs: endpoints(&sp.acs),
+        skipped_acs: endpoints(&sp.skipped_acs),
         slo: endpoints(&sp.slo),
         has_signing_certificate: !sp.signing_certs.is_empty(),
         has_encryption_certificate: !sp.encryption_certs.is_empty(),
