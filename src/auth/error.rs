@@ -34,13 +34,6 @@ pub enum AuthError {
     Internal(String),
 }
 
-impl AuthError {
-    /// An internal fault, described for the log.
-    pub fn internal(what: impl std::fmt::Display) -> Self {
-        Self::Internal(what.to_string())
-    }
-}
-
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
