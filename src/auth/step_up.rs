@@ -9,8 +9,10 @@
 //! at their next request, not at their next sign-in.
 
 use crate::{
-    auth::AuthError,
-    auth::session::{self, ACR_MFA, SsoSession, acr},
+    auth::{
+        AuthError,
+        session::{self, ACR_MFA, SsoSession, acr},
+    },
     domain::{OrgPolicy, Role, UserStatus},
     startup::AppState,
     store::{orgs, users, users::UserRow},
