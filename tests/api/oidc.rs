@@ -33,6 +33,36 @@ pub async fn register_client(app: &TestApp, spec: ClientSpec) -> Registered {
         .expect("client registers")
 }
 
+/// An admin API token (a service client with the admin scope acts as super admin).
+pub async fn admin_token(app: &TestApp) -> String {
+    let service = register_client(
+        app,
+        ClientSpec {
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["gatehouse:admin".into()],
+            ..ClientSpec::new("Provisioning", &[])
+        },
+    )
+    .await;
+    let tokens: Value = rp_http()
+        .post(app.url("/token"))
+        .basic_auth(
+            &service.client_id,
+            Some(service.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "gatehouse:admin"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
 trait Now {
     fn clock_now(&self) -> chrono::DateTime<chrono::Utc>;
 }

@@ -9,7 +9,6 @@ mod cors;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use gatehouse::oidc::clients::ClientSpec;
 use reqwest::Response;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -210,36 +209,6 @@ async fn a_native_app_with_a_private_use_scheme_gets_a_code_and_tokens() {
     assert!(tokens["refresh_token"].is_string(), "{tokens}");
 }
 
-/// An admin API token (a service client with the admin scope acts as super admin).
-async fn admin_token(app: &TestApp) -> String {
-    let service = register_client(
-        app,
-        ClientSpec {
-            grant_types: vec!["client_credentials".into()],
-            scopes: vec!["gatehouse:admin".into()],
-            ..ClientSpec::new("Provisioning", &[])
-        },
-    )
-    .await;
-    let tokens: Value = rp_http()
-        .post(app.url("/token"))
-        .basic_auth(
-            &service.client_id,
-            Some(service.client_secret.as_ref().unwrap().expose_secret()),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "gatehouse:admin"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn create_by_api(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     let res = rp_http()
         .post(app.url("/admin/api/v1/clients"))
@@ -255,7 +224,7 @@ async fn create_by_api(app: &TestApp, token: &str, body: Value) -> (u16, Value) 
 #[tokio::test]
 async fn registration_refuses_dangerous_redirect_uris_and_bad_origins_naming_them() {
     let app = spawn_app().await;
-    let token = admin_token(&app).await;
+    let token = crate::oidc::admin_token(&app).await;
     for uri in [
         "javascript:alert(1)",
         "JavaScript:alert(1)//x.y",

@@ -182,6 +182,24 @@ impl TestSp {
         )
     }
 
+    /// Sends `xml` to `/saml/sso` by the Redirect binding from `client` (the query of
+    /// [`Self::redirect_query`]).
+    pub async fn send_redirect(
+        &self,
+        app: &TestApp,
+        client: &reqwest::Client,
+        xml: &str,
+        relay: Option<&str>,
+        sign: bool,
+    ) -> reqwest::Response {
+        let query = self.redirect_query(xml, relay, sign);
+        client
+            .get(app.url(&format!("/saml/sso?{query}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The Redirect-binding query for `xml`, signed with the SP's key when `sign`.
     pub fn redirect_query(&self, xml: &str, relay: Option<&str>, sign: bool) -> String {
         self.redirect_query_as("SAMLRequest", xml, relay, sign)
@@ -426,14 +444,9 @@ async fn redirect_binding_sso_signs_an_assertion_samael_and_xmlsec1_accept() {
     let client = app.new_client();
     let id = format!("_{}", rand_id());
     let xml = sp.authn_request(&id, &app, "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, Some("/deep/link?x=1&y=2"), false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp
+        .send_redirect(&app, &client, &xml, Some("/deep/link?x=1&y=2"), false)
+        .await;
     let html = sign_in_through(&app, &client, res, "alice").await;
     let (action, response, relay) = posted(&html);
     assert_eq!(action, sp.acs);
@@ -505,14 +518,7 @@ async fn the_response_page_posts_under_its_own_strict_csp() {
     sp.register(&app, ImportSettings::default()).await;
     let client = signed_in_client(&app, "bob").await;
     let xml = sp.authn_request(&format!("_{}", rand_id()), &app, "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(&app, &client, &xml, None, false).await;
     assert_eq!(res.status(), 200, "a live session answers at once");
     let csp = res.headers()["content-security-policy"]
         .to_str()
@@ -605,14 +611,7 @@ async fn encrypted_assertions_decrypt_with_the_sp_key() {
     let client = signed_in_client(&app, "dave").await;
     let id = format!("_{}", rand_id());
     let xml = sp.authn_request(&id, &app, "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(&app, &client, &xml, None, false).await;
     let (_, response, _) = posted(&res.text().await.unwrap());
     assert!(response.contains("EncryptedAssertion"));
     assert!(
@@ -890,14 +889,9 @@ async fn is_passive_without_a_session_answers_no_passive() {
     let client = app.new_client();
     let id = format!("_{}", rand_id());
     let xml = sp.authn_request(&id, &app, r#"IsPassive="true""#, "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, Some("rs"), false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp
+        .send_redirect(&app, &client, &xml, Some("rs"), false)
+        .await;
     assert_eq!(res.status(), 200, "no page, no sign-in: a Response");
     let (action, response, relay) = posted(&res.text().await.unwrap());
     assert_eq!(action, sp.acs);
@@ -919,14 +913,7 @@ async fn force_authn_with_a_session_signs_in_again() {
     let client = signed_in_client(&app, "heidi").await;
     let id = format!("_{}", rand_id());
     let xml = sp.authn_request(&id, &app, r#"ForceAuthn="true""#, "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(&app, &client, &xml, None, false).await;
     let html = sign_in_through(&app, &client, res, "heidi").await;
     let (_, response, _) = posted(&html);
     sp.samael(&app, false)
@@ -959,25 +946,11 @@ async fn a_password_session_steps_up_once_the_policy_requires_mfa_of_everyone() 
         .unwrap();
     // Passive: no page, and no assertion from the weak session.
     let xml = sp.authn_request(&format!("_{}", rand_id()), &app, r#"IsPassive="true""#, "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(&app, &client, &xml, None, false).await;
     assert!(posted(&res.text().await.unwrap()).1.contains("NoPassive"));
     // Otherwise the live session is not answered: the person steps up first.
     let xml = sp.authn_request(&format!("_{}", rand_id()), &app, "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(&app, &client, &xml, None, false).await;
     assert_eq!(res.status(), 303, "no Response from a session without MFA");
     let location = res.headers()["location"].to_str().unwrap();
     assert!(location.starts_with("/login?tx="), "{location}");
@@ -992,25 +965,11 @@ async fn requested_mfa_context_is_not_met_by_a_password_session() {
     let mfa = r#"<samlp:RequestedAuthnContext Comparison="exact"><saml:AuthnContextClassRef>https://refeds.org/profile/mfa</saml:AuthnContextClassRef></samlp:RequestedAuthnContext>"#;
     // Passive: NoPassive, since only a second factor would do.
     let xml = sp.authn_request(&format!("_{}", rand_id()), &app, r#"IsPassive="true""#, mfa);
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(&app, &client, &xml, None, false).await;
     assert!(posted(&res.text().await.unwrap()).1.contains("NoPassive"));
     // Otherwise: a sign-in that demands the second factor (enrolment for this user).
     let xml = sp.authn_request(&format!("_{}", rand_id()), &app, "", mfa);
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(&app, &client, &xml, None, false).await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let page = client
         .get(app.url(&location))
@@ -1230,14 +1189,7 @@ pub async fn sso_assertion(
 ) -> (String, String) {
     let id = format!("_{}", rand_id());
     let xml = sp.authn_request(&id, app, "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, sign)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(app, client, &xml, None, sign).await;
     assert_eq!(res.status(), 200, "answered from the session");
     let (_, response, _) = posted(&res.text().await.unwrap());
     let assertion = sp
@@ -1275,14 +1227,7 @@ pub fn logout_query(
 /// An AuthnRequest from a client without a session goes to the sign-in page.
 async fn assert_needs_sign_in(app: &TestApp, sp: &TestSp, client: &reqwest::Client) {
     let xml = sp.authn_request(&format!("_{}", rand_id()), app, "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, true)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(app, client, &xml, None, true).await;
     assert_eq!(res.status(), 303);
     assert!(
         res.headers()["location"]
@@ -2005,14 +1950,7 @@ async fn saml_key_rotation_publishes_the_next_key_first_then_signs_with_it() {
     let respond = || async {
         let id = format!("_{}", rand_id());
         let xml = sp.authn_request(&id, &app, "", "");
-        let res = client
-            .get(app.url(&format!(
-                "/saml/sso?{}",
-                sp.redirect_query(&xml, None, false)
-            )))
-            .send()
-            .await
-            .unwrap();
+        let res = sp.send_redirect(&app, &client, &xml, None, false).await;
         assert_eq!(res.status(), 200);
         (id, res.text().await.unwrap())
     };

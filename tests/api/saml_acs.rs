@@ -9,8 +9,9 @@ use serde_json::json;
 
 use crate::{
     helpers::spawn_app,
+    oidc::admin_token,
     saml::{TestSp, rand_id},
-    saml_outbound::{admin_call, service_token},
+    saml_outbound::admin_call,
 };
 
 const ARTIFACT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact";
@@ -18,7 +19,7 @@ const ARTIFACT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact";
 #[tokio::test]
 async fn an_import_registers_the_post_endpoints_and_names_the_skipped_ones() {
     let app = spawn_app().await;
-    let token = service_token(&app).await;
+    let token = admin_token(&app).await;
     let sp = TestSp::new("https://sp.example.org/acs");
     // Its metadata lists two HTTP-POST endpoints and one by HTTP-Artifact (index 2).
     let (status, imported) = admin_call(
@@ -72,14 +73,7 @@ async fn a_request_naming_a_skipped_endpoint_is_refused_by_url_and_by_index() {
             ),
     ];
     for xml in cases {
-        let res = client
-            .get(app.url(&format!(
-                "/saml/sso?{}",
-                sp.redirect_query(&xml, None, false)
-            )))
-            .send()
-            .await
-            .unwrap();
+        let res = sp.send_redirect(&app, &client, &xml, None, false).await;
         assert_eq!(res.status(), 400, "{xml}");
         let page = res.text().await.unwrap();
         assert!(page.contains("not registered"), "{page}");

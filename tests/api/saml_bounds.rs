@@ -40,14 +40,7 @@ async fn session_not_on_or_after(
 ) -> DateTime<Utc> {
     let id = format!("_{}", rand_id());
     let xml = sp.authn_request_at(&id, app, app.clock.now(), "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(app, client, &xml, None, false).await;
     assert_eq!(res.status(), 200, "answered from the session");
     let (_, response, _) = posted(&res.text().await.unwrap());
     if (app.clock.now() - Utc::now()).num_seconds().abs() > 60 {

@@ -5,7 +5,6 @@
 
 use gatehouse::{
     domain::DisplayName,
-    oidc::clients::ClientSpec,
     saml::{
         assertion::{self, Person, Statement},
         providers::{self, ImportSettings},
@@ -18,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, spawn_app},
-    oidc::{register_client, rp_http},
+    oidc::{admin_token, rp_http},
     saml::{TestSp, extract, idp_cert, posted, rand_id, xmlsec1_verify},
 };
 
@@ -29,39 +28,6 @@ const RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:Response";
 /// The review's payload: closes the display name's AttributeValue and Attribute and opens
 /// a `roles` attribute of its own, which the original closing tags then complete.
 const FORGED_ROLE: &str = r#"x</saml2:AttributeValue></saml2:Attribute><saml2:Attribute Name="roles"><saml2:AttributeValue>super_admin"#;
-
-/// A client_credentials service client's admin token (acts as super_admin).
-pub async fn service_token(app: &TestApp) -> String {
-    let service = register_client(
-        app,
-        ClientSpec {
-            grant_types: vec!["client_credentials".into()],
-            scopes: vec!["gatehouse:admin".into()],
-            ..ClientSpec::new("Provisioning", &[])
-        },
-    )
-    .await;
-    let tokens: Value = rp_http()
-        .post(app.url("/token"))
-        .basic_auth(
-            &service.client_id,
-            Some(
-                secrecy::ExposeSecret::expose_secret(service.client_secret.as_ref().unwrap())
-                    .to_owned(),
-            ),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "gatehouse:admin"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_owned()
-}
 
 pub async fn admin_call(
     app: &TestApp,
@@ -113,14 +79,7 @@ async fn response_at(app: &TestApp, sp: &TestSp, username: &str) -> (String, Str
     assert_eq!(app.sign_in(&client, username, PASSWORD).await.status(), 303);
     let id = format!("_{}", rand_id());
     let xml = sp.authn_request(&id, app, "", "");
-    let res = client
-        .get(app.url(&format!(
-            "/saml/sso?{}",
-            sp.redirect_query(&xml, None, false)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = sp.send_redirect(app, &client, &xml, None, false).await;
     let status = res.status();
     let html = res.text().await.unwrap();
     assert_eq!(status, 200, "the session is answered at once: {html}");
@@ -154,7 +113,7 @@ fn value_of(assertion: &Assertion, name: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_display_name_that_closes_its_attribute_cannot_forge_a_signed_role() {
     let app = spawn_app().await;
-    let token = service_token(&app).await;
+    let token = admin_token(&app).await;
     let sp = TestSp::new("https://sp.example.org/acs");
     sp.register(&app, ImportSettings::default()).await;
     let (status, body) =
@@ -188,7 +147,7 @@ async fn a_display_name_that_closes_its_attribute_cannot_forge_a_signed_role() {
 #[tokio::test]
 async fn an_email_with_an_ampersand_signs_in_through_saml() {
     let app = spawn_app().await;
-    let token = service_token(&app).await;
+    let token = admin_token(&app).await;
     let sp = TestSp::new("https://sp.example.org/acs");
     sp.register(
         &app,
@@ -234,7 +193,7 @@ async fn an_email_with_an_ampersand_signs_in_through_saml() {
 #[tokio::test]
 async fn display_names_with_control_characters_or_odd_whitespace_are_refused() {
     let app = spawn_app().await;
-    let token = service_token(&app).await;
+    let token = admin_token(&app).await;
     for (n, bad) in [
         "Eve\u{2028}Admin",
         "Eve\nAdmin",
@@ -400,7 +359,7 @@ async fn idp_initiated_sso_takes_only_a_registered_relay_state() {
 #[tokio::test]
 async fn idp_initiated_settings_are_off_on_import_and_set_over_the_api() {
     let app = spawn_app().await;
-    let token = service_token(&app).await;
+    let token = admin_token(&app).await;
     let sp = TestSp::new("https://sp.example.org/acs");
     let (status, imported) = admin_call(
         &app,
