@@ -249,6 +249,13 @@ mod tests {
     }
 
     /// `policy`, user `alice` / `alice.liddell@example.org`.
+    /// The default policy with one change.
+    fn adjusted(change: impl FnOnce(&mut PasswordPolicy)) -> PasswordPolicy {
+        let mut policy = PasswordPolicy::default();
+        change(&mut policy);
+        policy
+    }
+
     fn check_under(policy: &PasswordPolicy, password: &str) -> Vec<PolicyViolation> {
         let (u, e) = alice();
         policy.check(&pw(password), &u, &e)
@@ -275,19 +282,13 @@ mod tests {
 
     #[test]
     fn a_short_password_fails_only_for_length() {
-        let policy = PasswordPolicy {
-            min_length: 30,
-            ..PasswordPolicy::default()
-        };
+        let policy = adjusted(|p| p.min_length = 30);
         assert_eq!(check_under(&policy, GOOD), vec![TooShort { min: 30 }]);
     }
 
     #[test]
     fn a_long_password_fails_only_for_length() {
-        let policy = PasswordPolicy {
-            max_length: 16,
-            ..PasswordPolicy::default()
-        };
+        let policy = adjusted(|p| p.max_length = 16);
         assert_eq!(check_under(&policy, GOOD), vec![TooLong { max: 16 }]);
     }
 
@@ -443,10 +444,7 @@ mod tests {
 
     #[test]
     fn a_password_expires_after_its_maximum_age() {
-        let policy = PasswordPolicy {
-            max_age_days: Some(90),
-            ..PasswordPolicy::default()
-        };
+        let policy = adjusted(|p| p.max_age_days = Some(90));
         let (changed, now) = days_ago(89);
         assert!(!policy.is_expired(changed, now));
         let (changed, now) = days_ago(90);
@@ -467,10 +465,7 @@ mod tests {
 
     #[test]
     fn the_largest_maximum_age_does_not_overflow() {
-        let policy = PasswordPolicy {
-            max_age_days: Some(u32::MAX),
-            ..PasswordPolicy::default()
-        };
+        let policy = adjusted(|p| p.max_age_days = Some(u32::MAX));
         assert!(!policy.is_expired(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC));
     }
 
