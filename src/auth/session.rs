@@ -59,6 +59,14 @@ impl SsoSession {
         acr(&self.amr)
     }
 
+    /// Where the session was opened from, for people to recognise it: the address and
+    /// the browser, at most 120 characters.
+    pub fn opened_from(&self) -> String {
+        let parts = [self.client_ip.as_deref(), self.user_agent.as_deref()];
+        let from = parts.into_iter().flatten().collect::<Vec<_>>().join(" · ");
+        from.chars().take(120).collect()
+    }
+
     /// Unix seconds by which this session has ended unless it is used again: its idle
     /// limit counted from `now` (a use, such as answering an SP, is activity), never past
     /// its absolute limit. What SAML calls SessionNotOnOrAfter, so that an SP's session

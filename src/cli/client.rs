@@ -138,9 +138,7 @@ pub async fn run(config: Config, command: ClientCommand) -> Result<(), String> {
         ClientCommand::Show { client_id, json } => show(config, &client_id, json).await,
         ClientCommand::Delete { client_id, json } => {
             let op = Operator::open(config).await?;
-            service::delete(&op.state, op.by(), &client_id)
-                .await
-                .map_err(failed)?;
+            service::delete(op.by(), &client_id).await.map_err(failed)?;
             if json {
                 return print_json(&serde_json::json!({ "client_id": client_id, "deleted": true }));
             }
@@ -149,7 +147,7 @@ pub async fn run(config: Config, command: ClientCommand) -> Result<(), String> {
         }
         ClientCommand::RotateSecret { client_id, json } => {
             let op = Operator::open(config).await?;
-            let (client_id, secret) = service::rotate_secret(&op.state, op.by(), &client_id)
+            let (client_id, secret) = service::rotate_secret(op.by(), &client_id)
                 .await
                 .map_err(failed)?;
             let secret = secret.expose_secret();
@@ -210,7 +208,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         allowed_origins: replacing(allowed_origins),
     };
     let op = Operator::open(config).await?;
-    let registered = service::register(&op.state, op.by(), spec.clone())
+    let registered = service::register(op.by(), spec.clone())
         .await
         .map_err(failed)?;
     let secret = registered
@@ -285,7 +283,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         allowed_origins: replacing(allowed_origins).map(Some),
     };
     let op = Operator::open(config).await?;
-    let (row, secret) = service::update(&op.state, op.by(), &client_id, change)
+    let (row, secret) = service::update(op.by(), &client_id, change)
         .await
         .map_err(failed)?;
     let secret = secret.map(|s| s.expose_secret().to_owned());

@@ -63,9 +63,7 @@ pub async fn run(config: Config, command: IpCommand) -> Result<(), String> {
             }
         }
         IpCommand::Unblock { ip, json } => {
-            let lifted = service::lift_ip_block(&op.state, op.by(), &ip)
-                .await
-                .map_err(failed)?;
+            let lifted = service::lift_ip_block(op.by(), &ip).await.map_err(failed)?;
             if !lifted {
                 return Err(format!("{ip} is not blocked"));
             }
@@ -87,7 +85,7 @@ pub async fn run(config: Config, command: IpCommand) -> Result<(), String> {
             }
         }
         IpCommand::Allow { cidr, note, json } => {
-            let row = service::allow(&op.state, op.by(), &cidr, note.as_deref())
+            let row = service::allow(op.by(), &cidr, note.as_deref())
                 .await
                 .map_err(failed)?;
             if json {
@@ -96,9 +94,7 @@ pub async fn run(config: Config, command: IpCommand) -> Result<(), String> {
             println!("allow-listed {}", row.cidr);
         }
         IpCommand::Disallow { cidr, json } => {
-            service::disallow(&op.state, op.by(), &cidr)
-                .await
-                .map_err(failed)?;
+            service::disallow(op.by(), &cidr).await.map_err(failed)?;
             if json {
                 return print_json(&serde_json::json!({ "cidr": cidr.trim(), "changed": true }));
             }

@@ -55,7 +55,7 @@ pub async fn run(config: Config, command: KeysCommand) -> Result<(), String> {
 }
 
 async fn rotate(op: &Operator, json: bool) -> Result<(), String> {
-    let rotated = service::rotate(&op.state, op.by()).await.map_err(failed)?;
+    let rotated = service::rotate(op.by()).await.map_err(failed)?;
     if json {
         let keys: Vec<_> = rotated
             .iter()
@@ -75,9 +75,7 @@ async fn rotate(op: &Operator, json: bool) -> Result<(), String> {
 
 /// `keys rotate --saml`: the SAML key published as next starts signing (DESIGN §10).
 async fn rotate_saml(op: &Operator, json: bool) -> Result<(), String> {
-    let r = service::rotate_saml(&op.state, op.by())
-        .await
-        .map_err(failed)?;
+    let r = service::rotate_saml(op.by()).await.map_err(failed)?;
     if json {
         return print_json(
             &serde_json::json!({ "saml": { "active_id": r.active_id, "next_id": r.next_id } }),

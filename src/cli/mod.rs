@@ -203,7 +203,7 @@ impl Operator {
 
     /// Acting outside any request, audited as `cli`.
     fn by(&self) -> Acting<'_> {
-        Acting::cli(&self.who)
+        Acting::cli(&self.state, &self.who)
     }
 }
 

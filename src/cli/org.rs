@@ -119,7 +119,7 @@ async fn create(
         .transpose()?
         .unwrap_or_default();
     let op = Operator::open(config).await?;
-    let org = service::create(&op.state, op.by(), name, display_name, policy)
+    let org = service::create(op.by(), name, display_name, policy)
         .await
         .map_err(failed)?;
     if !json {
@@ -134,7 +134,7 @@ async fn set_policy(config: Config, raw: &str, file: &Path, json: bool) -> Resul
     let policy = read_policy(file)?;
     let op = Operator::open(config).await?;
     let org = op.org(Action::Manage, &name).await?;
-    service::set_policy(&op.state, op.by(), &org, policy)
+    service::set_policy(op.by(), &org, policy)
         .await
         .map_err(failed)?;
     let org = op.org(Action::Read, &name).await?;

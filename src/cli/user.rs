@@ -241,9 +241,7 @@ async fn create(config: Config, command: UserCommand) -> Result<(), String> {
     };
     let op = Operator::open_for_accounts(config).await?;
     let org_name = new.org.to_string();
-    let user = service::create(&op.state, op.by(), new)
-        .await
-        .map_err(failed)?;
+    let user = service::create(op.by(), new).await.map_err(failed)?;
     if json {
         print_json(&serde_json::json!({
             "id": user.id,
@@ -268,9 +266,7 @@ async fn invite(config: Config, command: UserCommand) -> Result<(), String> {
     };
     let new = who.parse()?;
     let op = Operator::open_for_accounts(config).await?;
-    let invitation = service::invite(&op.state, op.by(), new)
-        .await
-        .map_err(failed)?;
+    let invitation = service::invite(op.by(), new).await.map_err(failed)?;
     if json {
         return print_json(&invitation);
     }
@@ -299,9 +295,7 @@ async fn force_reset(
     match (name, org) {
         (Some(raw), None) => {
             let (op, user) = named(config, &raw, Action::Support).await?;
-            let done = service::force_reset(&op.state, op.by(), &user)
-                .await
-                .map_err(failed)?;
+            let done = service::force_reset(op.by(), &user).await.map_err(failed)?;
             if json {
                 return print_json(&done);
             }
@@ -314,7 +308,7 @@ async fn force_reset(
             let name = OrgName::parse(&raw).map_err(|e| format!("--org: {e}"))?;
             let op = Operator::open(config).await?;
             let org = op.org(Action::Manage, &name).await?;
-            let done = service::force_reset_org(&op.state, op.by(), &org)
+            let done = service::force_reset_org(op.by(), &org)
                 .await
                 .map_err(failed)?;
             if json {
@@ -336,9 +330,7 @@ async fn force_reset(
 
 async fn remove_totp(config: Config, raw: &str, json: bool) -> Result<(), String> {
     let (op, user) = named(config, raw, Action::Support).await?;
-    let removed = service::remove_totp(&op.state, op.by(), &user)
-        .await
-        .map_err(failed)?;
+    let removed = service::remove_totp(op.by(), &user).await.map_err(failed)?;
     if json {
         return print_json(&serde_json::json!({ "username": user.username, "removed": removed }));
     }
@@ -355,9 +347,7 @@ async fn remove_totp(config: Config, raw: &str, json: bool) -> Result<(), String
 async fn unlock(config: Config, raw: &str, json: bool) -> Result<(), String> {
     let name = username(raw)?;
     let op = Operator::open(config).await?;
-    let cleared = service::unlock_name(&op.state, op.by(), &name)
-        .await
-        .map_err(failed)?;
+    let cleared = service::unlock_name(op.by(), &name).await.map_err(failed)?;
     tracing::info!(target: "gatehouse::admin", username = %name, cleared, "unlocked from the command line");
     if json {
         return print_json(
@@ -422,7 +412,7 @@ async fn set_status(
     json: bool,
 ) -> Result<(), String> {
     let (op, user) = named(config, raw, Action::Manage).await?;
-    let changed = service::set_status(&op.state, op.by(), &user, status)
+    let changed = service::set_status(op.by(), &user, status)
         .await
         .map_err(failed)?;
     if json {
@@ -448,7 +438,7 @@ async fn set_status(
 async fn rename(config: Config, raw: &str, new_raw: &str, json: bool) -> Result<(), String> {
     let new_name = username(new_raw)?;
     let (op, user) = named(config, raw, Action::Manage).await?;
-    let changed = service::rename(&op.state, op.by(), &user, new_name.clone())
+    let changed = service::rename(op.by(), &user, new_name.clone())
         .await
         .map_err(failed)?;
     if json {
@@ -466,7 +456,7 @@ async fn rename(config: Config, raw: &str, new_raw: &str, json: bool) -> Result<
 async fn set_role(config: Config, raw: &str, role_name: &str, json: bool) -> Result<(), String> {
     let new_role = role(role_name)?;
     let (op, user) = named(config, raw, Action::Manage).await?;
-    let changed = service::set_role(&op.state, op.by(), &user, new_role)
+    let changed = service::set_role(op.by(), &user, new_role)
         .await
         .map_err(failed)?;
     if json {
@@ -526,7 +516,7 @@ async fn end_sessions(
     let (op, user) = named(config, raw, Action::Support).await?;
     let ended = match handle {
         Some(handle) => {
-            let ended = service::end_session(&op.state, op.by(), &user, handle)
+            let ended = service::end_session(op.by(), &user, handle)
                 .await
                 .map_err(failed)?;
             if !ended {
@@ -534,7 +524,7 @@ async fn end_sessions(
             }
             1
         }
-        None => service::end_all_sessions(&op.state, op.by(), &user)
+        None => service::end_all_sessions(op.by(), &user)
             .await
             .map_err(failed)?,
     };

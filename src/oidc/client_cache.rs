@@ -79,29 +79,10 @@ impl ClientCache {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
 
     use super::*;
 
-    fn row(id: &str) -> ClientRow {
-        ClientRow {
-            client_id: id.into(),
-            name: "n".into(),
-            secret_hash: None,
-            redirect_uris: "[]".into(),
-            post_logout_redirect_uris: "[]".into(),
-            grant_types: "[]".into(),
-            scopes: "[]".into(),
-            token_endpoint_auth_method: "none".into(),
-            jwks: None,
-            backchannel_logout_uri: None,
-            id_token_alg: "RS256".into(),
-            created_at: Utc::now().naive_utc(),
-            allowed_orgs: None,
-            introspection: false,
-            allowed_origins: None,
-        }
-    }
+    use crate::store::testing::client as row;
 
     #[test]
     fn an_entry_lives_for_the_ttl_and_no_longer() {

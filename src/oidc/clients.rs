@@ -11,7 +11,7 @@ use crate::{
     domain::OrgName,
     store::{
         Store, StoreError,
-        clients::{self, ClientRow, ClientSettings, NewClient},
+        clients::{self, ClientRow, ClientSettings},
         orgs,
     },
 };
@@ -391,7 +391,7 @@ pub async fn register(
     let secret = checked.has_secret().then(random_token);
     let client_id = format!("gh-{}", &random_token()[..22]);
     let settings = checked.settings();
-    let row = NewClient {
+    let row = ClientRow {
         client_id: client_id.clone(),
         name: settings.name,
         secret_hash: secret.as_deref().map(token_hash),

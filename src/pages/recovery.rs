@@ -2,12 +2,18 @@
 //! (choose a password from a mailed link). Nobody is signed in here, so each form's CSRF
 //! token is bound to the browser cookie (`web::csrf`).
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::StatusCode,
+    post,
+    web::{self, Form},
+};
 use askama::Template;
 use serde::Deserialize;
 use tokio::time::{Duration, Instant};
 
 use crate::web::cookies;
+use crate::web::visit::{Answer, Visit};
 use crate::{
     auth::{
         account::PasswordChange,
@@ -113,10 +119,7 @@ fn check_form(
 }
 
 #[get("/reset")]
-async fn request_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, PageError> {
+async fn request_page(Visit { state, req, .. }: Visit) -> Answer {
     let (browser, cookie) = browser_for(&req);
     let csrf = csrf::form_token(&state.master_key, &browser, REQUEST_FORM);
     let page = RequestPage {
@@ -128,12 +131,7 @@ async fn request_page(
 }
 
 #[post("/reset")]
-async fn request_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<RequestForm>,
-) -> Result<HttpResponse, PageError> {
+async fn request_submit(form: Form<RequestForm>, Visit { state, req, ctx }: Visit) -> Answer {
     let started = Instant::now();
     let form = form.into_inner();
     check_form(&state, &req, REQUEST_FORM, &form.csrf)?;
@@ -237,11 +235,7 @@ async fn link_page(
     };
     let (browser, cookie) = browser_for(req);
     let csrf = csrf::form_token(&state.master_key, &browser, kind.form);
-    let action = format!(
-        "{}{}",
-        kind.path,
-        req.match_info().get("token").unwrap_or("")
-    );
+    let action = link_action(kind, req);
     let page = NewPasswordPage {
         invitation: kind.purpose == Purpose::Invite,
         action: &action,
@@ -250,6 +244,12 @@ async fn link_page(
         errors: Vec::new(),
     };
     Ok(with_cookie(render(&page, StatusCode::OK), cookie)?)
+}
+
+/// Where the link's form posts: the link itself.
+fn link_action(kind: &LinkKind, req: &HttpRequest) -> String {
+    let token = req.match_info().get("token").unwrap_or("");
+    format!("{}{token}", kind.path)
 }
 
 async fn link_submit(
@@ -281,11 +281,7 @@ async fn link_submit(
         )),
         LinkOutcome::Invalid => Ok(invalid(kind)),
         LinkOutcome::Refused { username, errors } => {
-            let action = format!(
-                "{}{}",
-                kind.path,
-                req.match_info().get("token").unwrap_or("")
-            );
+            let action = link_action(kind, req);
             let page = NewPasswordPage {
                 invitation: kind.purpose == Purpose::Invite,
                 action: &action,
@@ -301,37 +297,21 @@ async fn link_submit(
 // `{token:.*}`: whatever follows, slashes included, reaches the one "invalid link" page
 // instead of a 404 that would look different.
 #[get("/reset/{token:.*}")]
-async fn reset_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, PageError> {
+async fn reset_page(Visit { state, req, .. }: Visit) -> Answer {
     link_page(&RESET, &state, &req).await
 }
 
 #[post("/reset/{token:.*}")]
-async fn reset_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<NewPasswordForm>,
-) -> Result<HttpResponse, PageError> {
+async fn reset_submit(form: Form<NewPasswordForm>, Visit { state, req, ctx }: Visit) -> Answer {
     link_submit(&RESET, &state, &req, &ctx, form.into_inner()).await
 }
 
 #[get("/invite/{token:.*}")]
-async fn invite_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, PageError> {
+async fn invite_page(Visit { state, req, .. }: Visit) -> Answer {
     link_page(&INVITE, &state, &req).await
 }
 
 #[post("/invite/{token:.*}")]
-async fn invite_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<NewPasswordForm>,
-) -> Result<HttpResponse, PageError> {
+async fn invite_submit(form: Form<NewPasswordForm>, Visit { state, req, ctx }: Visit) -> Answer {
     link_submit(&INVITE, &state, &req, &ctx, form.into_inner()).await
 }

@@ -5,7 +5,8 @@ use diesel::prelude::*;
 
 use super::{DbConnection, StoreError, schema::oidc_clients};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A relying party as stored; inserted whole.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = oidc_clients)]
 pub struct ClientRow {
     pub client_id: String,
@@ -30,32 +31,7 @@ pub struct ClientRow {
     pub allowed_origins: Option<String>,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = oidc_clients)]
-pub struct NewClient {
-    pub client_id: String,
-    pub name: String,
-    pub secret_hash: Option<String>,
-    pub redirect_uris: String,
-    pub post_logout_redirect_uris: String,
-    pub grant_types: String,
-    pub scopes: String,
-    pub token_endpoint_auth_method: String,
-    pub jwks: Option<String>,
-    pub backchannel_logout_uri: Option<String>,
-    pub id_token_alg: String,
-    pub created_at: NaiveDateTime,
-    /// JSON array of the organisation names whose users may sign in to it; None: any
-    /// organisation (issue 20 item 9).
-    pub allowed_orgs: Option<String>,
-    /// May introspect tokens issued to other clients (a resource server, issue 20 item 11).
-    pub introspection: bool,
-    /// JSON array of the web origins allowed to call the token endpoints from a browser
-    /// (CORS), "+" standing for the redirect URIs' origins; None: `["+"]` (issue 25).
-    pub allowed_origins: Option<String>,
-}
-
-pub fn insert(conn: &mut DbConnection, client: &NewClient) -> Result<(), StoreError> {
+pub fn insert(conn: &mut DbConnection, client: &ClientRow) -> Result<(), StoreError> {
     diesel::insert_into(oidc_clients::table)
         .values(client.clone())
         .execute(conn)?;

@@ -11,7 +11,8 @@ use super::{
     users::UserRow,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A grant as stored; inserted whole (a new grant is never revoked).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = oidc_grants)]
 pub struct GrantRow {
     pub id: String,
@@ -25,36 +26,13 @@ pub struct GrantRow {
     pub revoked_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = oidc_grants)]
-pub struct NewGrant {
-    pub id: String,
-    pub client_id: String,
-    pub user_id: Option<String>,
-    pub session_handle: Option<String>,
-    pub scope: String,
-    pub auth_time: Option<i64>,
-    pub amr: String,
-    pub created_at: NaiveDateTime,
-}
-
-/// Writes `grant` and returns the row as stored (a new grant is never revoked), without
-/// reading it back: this is on the token endpoint's hot path.
-pub fn insert(conn: &mut DbConnection, grant: &NewGrant) -> Result<GrantRow, StoreError> {
+/// Writes `grant` and returns the row as stored, without reading it back: this is on
+/// the token endpoint's hot path.
+pub fn insert(conn: &mut DbConnection, grant: &GrantRow) -> Result<GrantRow, StoreError> {
     diesel::insert_into(oidc_grants::table)
         .values(grant.clone())
         .execute(conn)?;
-    Ok(GrantRow {
-        id: grant.id.clone(),
-        client_id: grant.client_id.clone(),
-        user_id: grant.user_id.clone(),
-        session_handle: grant.session_handle.clone(),
-        scope: grant.scope.clone(),
-        auth_time: grant.auth_time,
-        amr: grant.amr.clone(),
-        created_at: grant.created_at,
-        revoked_at: None,
-    })
+    Ok(grant.clone())
 }
 
 /// A grant that exists and is not revoked.
@@ -540,8 +518,8 @@ mod tests {
         testing::{self, t0},
     };
 
-    fn grant(id: &str, user: Option<&str>, session: Option<&str>) -> NewGrant {
-        NewGrant {
+    fn grant(id: &str, user: Option<&str>, session: Option<&str>) -> GrantRow {
+        GrantRow {
             id: id.into(),
             client_id: "c1".into(),
             user_id: user.map(str::to_owned),
@@ -550,6 +528,7 @@ mod tests {
             auth_time: None,
             amr: "pwd".into(),
             created_at: t0(),
+            revoked_at: None,
         }
     }
 
@@ -562,26 +541,7 @@ mod tests {
         let (now, lifetime) = (t0() + hour * 2, hour);
         store
             .transaction(move |c| {
-                clients::insert(
-                    c,
-                    &clients::NewClient {
-                        client_id: "c1".into(),
-                        name: "c".into(),
-                        secret_hash: None,
-                        redirect_uris: "[]".into(),
-                        post_logout_redirect_uris: "[]".into(),
-                        grant_types: "[]".into(),
-                        scopes: "[]".into(),
-                        token_endpoint_auth_method: "none".into(),
-                        jwks: None,
-                        backchannel_logout_uri: None,
-                        id_token_alg: "RS256".into(),
-                        created_at: t0(),
-                        allowed_orgs: None,
-                        introspection: false,
-                        allowed_origins: None,
-                    },
-                )?;
+                clients::insert(c, &testing::client("c1"))?;
                 let u = Some(user.as_str());
                 for g in [
                     grant("revoked-long-ago", u, Some("s1")),

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::{Store, orgs, users};
+use super::{Store, clients::ClientRow, orgs, users};
 use crate::{
     config::DatabaseTarget,
     domain::{Email, OrgName, OrgPolicy, Role, Username},
@@ -15,6 +15,27 @@ pub fn t0() -> NaiveDateTime {
         .unwrap()
         .and_hms_opt(10, 0, 0)
         .unwrap()
+}
+
+/// A public client `id` that may do nothing, registered at `t0`.
+pub fn client(id: &str) -> ClientRow {
+    ClientRow {
+        client_id: id.into(),
+        name: "n".into(),
+        secret_hash: None,
+        redirect_uris: "[]".into(),
+        post_logout_redirect_uris: "[]".into(),
+        grant_types: "[]".into(),
+        scopes: "[]".into(),
+        token_endpoint_auth_method: "none".into(),
+        jwks: None,
+        backchannel_logout_uri: None,
+        id_token_alg: "RS256".into(),
+        created_at: t0(),
+        allowed_orgs: None,
+        introspection: false,
+        allowed_origins: None,
+    }
 }
 
 /// A migrated SQLite store of `pool_size` connections in `dir`.

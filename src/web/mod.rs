@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pages;
 pub mod tls;
+pub mod visit;
 
 use std::time::Instant;
 

@@ -157,7 +157,7 @@ pub async fn create_client(body: web::Bytes, api: AdminRequest) -> Result<HttpRe
         introspection: body.introspection,
         allowed_origins: body.allowed_origins,
     };
-    let registered = service::register(&api.state, api.by(), spec).await?;
+    let registered = service::register(api.by(), spec).await?;
     let row = service::find(&api.state, &api.who, &registered.client_id).await?;
     Ok(HttpResponse::Created().json(ClientWithSecret {
         client_id: registered.client_id,
@@ -235,8 +235,7 @@ pub async fn update_client(
 ) -> Result<HttpResponse, ApiError> {
     let row = service::find(&api.state, &api.who, &path).await?;
     let body: ClientUpdateBody = api.json(&body)?;
-    let (updated, secret) =
-        service::update(&api.state, api.by(), &row.client_id, body.into()).await?;
+    let (updated, secret) = service::update(api.by(), &row.client_id, body.into()).await?;
     Ok(HttpResponse::Ok().json(ClientWithSecret {
         client_id: updated.client_id.clone(),
         client_secret: secret.map(|s| s.expose_secret().to_owned()),
@@ -251,7 +250,7 @@ pub async fn delete_client(
     path: web::Path<String>,
     api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    service::delete(&api.state, api.by(), &path).await?;
+    service::delete(api.by(), &path).await?;
     Ok(HttpResponse::Ok().json(Done { changed: true }))
 }
 
@@ -271,7 +270,7 @@ pub async fn rotate_client_secret(
     path: web::Path<String>,
     api: AdminRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (client_id, secret) = service::rotate_secret(&api.state, api.by(), &path).await?;
+    let (client_id, secret) = service::rotate_secret(api.by(), &path).await?;
     Ok(HttpResponse::Ok().json(NewSecret {
         client_id,
         client_secret: secret.expose_secret().to_owned(),

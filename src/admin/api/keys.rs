@@ -54,7 +54,7 @@ pub struct RotatedView {
 #[utoipa::path(post, path = "/admin/api/v1/signing-keys/rotate",
     responses((status = 200, body = Vec<RotatedView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rotate_signing_keys(api: AdminRequest) -> Reply {
-    let out: Vec<RotatedView> = service::rotate(&api.state, api.by())
+    let out: Vec<RotatedView> = service::rotate(api.by())
         .await?
         .into_iter()
         .map(|r| RotatedView {

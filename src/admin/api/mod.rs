@@ -14,7 +14,11 @@ pub mod users;
 
 use std::{future::Future, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse,
+    dev::Payload,
+    web::{self, delete, get, post, put},
+};
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
@@ -35,91 +39,60 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     client_and_key_routes(cfg);
 }
 
+// The route tables stay one route a line, so each reads as a table.
+
 /// `/users`, their sessions included.
+#[rustfmt::skip]
 fn user_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::get().to(users::list_users))
-        .route("/users", web::post().to(users::invite_user))
-        .route("/users/{id}", web::get().to(users::show_user))
-        .route("/users/{id}/unlock", web::post().to(users::unlock_user))
-        .route(
-            "/users/{id}/force-reset",
-            web::post().to(users::force_reset_user),
-        )
-        .route(
-            "/users/{id}/remove-totp",
-            web::post().to(users::remove_totp),
-        )
-        .route("/users/{id}/disable", web::post().to(users::disable_user))
-        .route("/users/{id}/enable", web::post().to(users::enable_user))
-        .route("/users/{id}/role", web::put().to(users::set_role))
-        .route("/users/{id}/username", web::put().to(users::rename_user))
-        .route(
-            "/users/{id}/sessions",
-            web::get().to(sessions::list_sessions),
-        )
-        .route(
-            "/users/{id}/sessions",
-            web::delete().to(sessions::end_sessions),
-        )
-        .route(
-            "/users/{id}/sessions/{session}",
-            web::delete().to(sessions::end_one_session),
-        );
+    cfg.route("/users", get().to(users::list_users))
+        .route("/users", post().to(users::invite_user))
+        .route("/users/{id}", get().to(users::show_user))
+        .route("/users/{id}/unlock", post().to(users::unlock_user))
+        .route("/users/{id}/force-reset", post().to(users::force_reset_user))
+        .route("/users/{id}/remove-totp", post().to(users::remove_totp))
+        .route("/users/{id}/disable", post().to(users::disable_user))
+        .route("/users/{id}/enable", post().to(users::enable_user))
+        .route("/users/{id}/role", put().to(users::set_role))
+        .route("/users/{id}/username", put().to(users::rename_user))
+        .route("/users/{id}/sessions", get().to(sessions::list_sessions))
+        .route("/users/{id}/sessions", delete().to(sessions::end_sessions))
+        .route("/users/{id}/sessions/{session}", delete().to(sessions::end_one_session));
 }
 
 /// `/orgs`, `/ip-blocks`, `/ip-allow-list` and `/audit`.
+#[rustfmt::skip]
 fn org_and_network_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs", web::get().to(orgs::list_orgs))
-        .route("/orgs", web::post().to(orgs::create_org))
-        .route("/orgs/{id}", web::get().to(orgs::show_org))
-        .route("/orgs/{id}/policy", web::put().to(orgs::set_policy))
-        .route(
-            "/orgs/{id}/force-reset",
-            web::post().to(orgs::force_reset_org),
-        )
-        .route("/ip-blocks", web::get().to(network::list_ip_blocks))
-        .route("/ip-blocks/{ip}", web::delete().to(network::unblock_ip))
-        .route("/ip-allow-list", web::get().to(network::list_allowed))
-        .route("/ip-allow-list", web::post().to(network::add_allowed))
-        .route(
-            "/ip-allow-list/{address}/{prefix}",
-            web::delete().to(network::remove_allowed),
-        )
-        .route("/audit", web::get().to(audit::query_audit));
+    cfg.route("/orgs", get().to(orgs::list_orgs))
+        .route("/orgs", post().to(orgs::create_org))
+        .route("/orgs/{id}", get().to(orgs::show_org))
+        .route("/orgs/{id}/policy", put().to(orgs::set_policy))
+        .route("/orgs/{id}/force-reset", post().to(orgs::force_reset_org))
+        .route("/ip-blocks", get().to(network::list_ip_blocks))
+        .route("/ip-blocks/{ip}", delete().to(network::unblock_ip))
+        .route("/ip-allow-list", get().to(network::list_allowed))
+        .route("/ip-allow-list", post().to(network::add_allowed))
+        .route("/ip-allow-list/{address}/{prefix}", delete().to(network::remove_allowed))
+        .route("/audit", get().to(audit::query_audit));
 }
 
 /// `/clients`, `/saml-sps` and `/signing-keys`.
+#[rustfmt::skip]
 fn client_and_key_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/clients", web::get().to(clients::list_clients))
-        .route("/clients", web::post().to(clients::create_client))
-        .route("/clients/{client_id}", web::get().to(clients::show_client))
-        .route(
-            "/clients/{client_id}",
-            web::put().to(clients::update_client),
-        )
-        .route(
-            "/clients/{client_id}",
-            web::delete().to(clients::delete_client),
-        )
-        .route(
-            "/clients/{client_id}/secret",
-            web::post().to(clients::rotate_client_secret),
-        )
-        .route("/saml-sps", web::get().to(saml::list_sps))
-        .service(
-            // Metadata is XML inside JSON: up to 1 MiB of XML, escaped.
-            web::resource("/saml-sps")
-                .app_data(web::PayloadConfig::new(2 * MAX_METADATA_BYTES + 64 * 1024))
-                .route(web::post().to(saml::import_sp)),
-        )
-        .route("/saml-sps/{id}", web::get().to(saml::show_sp))
-        .route("/saml-sps/{id}", web::put().to(saml::update_sp))
-        .route("/saml-sps/{id}", web::delete().to(saml::delete_sp))
-        .route("/signing-keys", web::get().to(keys::list_signing_keys))
-        .route(
-            "/signing-keys/rotate",
-            web::post().to(keys::rotate_signing_keys),
-        );
+    // Metadata is XML inside JSON: up to 1 MiB of XML, escaped.
+    let metadata_body = web::PayloadConfig::new(2 * MAX_METADATA_BYTES + 64 * 1024);
+    cfg.route("/clients", get().to(clients::list_clients))
+        .route("/clients", post().to(clients::create_client))
+        .route("/clients/{client_id}", get().to(clients::show_client))
+        .route("/clients/{client_id}", put().to(clients::update_client))
+        .route("/clients/{client_id}", delete().to(clients::delete_client))
+        .route("/clients/{client_id}/secret", post().to(clients::rotate_client_secret))
+        .route("/saml-sps", get().to(saml::list_sps))
+        .service(web::resource("/saml-sps").app_data(metadata_body).route(post().to(saml::import_sp)))
+        .route("/saml-sps/{id}", get().to(saml::show_sp))
+        .route("/saml-sps/{id}", put().to(saml::update_sp))
+        .route("/saml-sps/{id}", delete().to(saml::delete_sp))
+        .route("/signing-keys", get().to(keys::list_signing_keys))
+        .route("/signing-keys/rotate", post().to(keys::rotate_signing_keys));
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -160,7 +133,7 @@ pub struct AdminRequest {
 impl AdminRequest {
     /// The caller, acting in this request.
     pub fn by(&self) -> Acting<'_> {
-        Acting::new(&self.who, &self.ctx)
+        Acting::new(&self.state, &self.who, &self.ctx)
     }
 
     /// The user behind a path's id, when the caller may take `action` and see them.

@@ -39,7 +39,7 @@ pub async fn list_ip_blocks(api: AdminRequest) -> Reply {
 #[utoipa::path(delete, path = "/admin/api/v1/ip-blocks/{ip}", params(("ip" = String, Path, description = "as listed")),
     responses((status = 200, body = Done), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn unblock_ip(path: web::Path<String>, api: AdminRequest) -> Reply {
-    done(service::lift_ip_block(&api.state, api.by(), &path).await?)
+    done(service::lift_ip_block(api.by(), &path).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,7 +85,7 @@ pub async fn add_allowed(body: web::Bytes, api: AdminRequest) -> Reply {
     api.who.require(crate::admin::Action::Global)?;
     let body: AllowBody = api.json(&body)?;
     let by = api.by();
-    let row = service::allow(&api.state, by, &body.cidr, body.note.as_deref()).await?;
+    let row = service::allow(by, &body.cidr, body.note.as_deref()).await?;
     created(allow_view(row))
 }
 
@@ -96,6 +96,6 @@ pub async fn add_allowed(body: web::Bytes, api: AdminRequest) -> Reply {
 pub async fn remove_allowed(path: web::Path<(String, String)>, api: AdminRequest) -> Reply {
     let (address, prefix) = path.into_inner();
     let cidr = format!("{address}/{prefix}");
-    service::disallow(&api.state, api.by(), &cidr).await?;
+    service::disallow(api.by(), &cidr).await?;
     done(true)
 }

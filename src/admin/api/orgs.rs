@@ -55,7 +55,7 @@ pub async fn show_org(path: web::Path<String>, api: AdminRequest) -> Reply {
 pub async fn set_policy(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
     let org = api.org(Action::Manage, &path).await?;
     let policy: OrgPolicy = api.json(&body)?;
-    service::set_policy(&api.state, api.by(), &org, policy.clone()).await?;
+    service::set_policy(api.by(), &org, policy.clone()).await?;
     ok(OrgView {
         policy,
         ..org_view(org)
@@ -73,7 +73,7 @@ pub struct OrgForcedResetView {
     responses((status = 200, body = OrgForcedResetView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn force_reset_org(path: web::Path<String>, api: AdminRequest) -> Reply {
     let org = api.org(Action::Manage, &path).await?;
-    let done = users::force_reset_org(&api.state, api.by(), &org).await?;
+    let done = users::force_reset_org(api.by(), &org).await?;
     ok(OrgForcedResetView {
         org: done.org,
         reset: done.reset.into_iter().map(ForcedResetView::from).collect(),
@@ -102,6 +102,6 @@ pub async fn create_org(body: web::Bytes, api: AdminRequest) -> Reply {
     let name =
         OrgName::parse(&body.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
     let policy = body.policy.unwrap_or_default();
-    let org = service::create(&api.state, api.by(), name, &body.display_name, policy).await?;
+    let org = service::create(api.by(), name, &body.display_name, policy).await?;
     created(org_view(org))
 }

@@ -58,7 +58,7 @@ pub struct Ended {
     responses((status = 200, body = Ended), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn end_sessions(path: web::Path<String>, api: AdminRequest) -> Reply {
     let user = api.user(Action::Support, &path).await?;
-    let sessions_ended = service::end_all_sessions(&api.state, api.by(), &user).await?;
+    let sessions_ended = service::end_all_sessions(api.by(), &user).await?;
     ok(Ended { sessions_ended })
 }
 
@@ -69,7 +69,7 @@ pub async fn end_sessions(path: web::Path<String>, api: AdminRequest) -> Reply {
 pub async fn end_one_session(path: web::Path<(String, String)>, api: AdminRequest) -> Reply {
     let (raw_user, handle) = path.into_inner();
     let user = api.user(Action::Support, &raw_user).await?;
-    if !service::end_session(&api.state, api.by(), &user, &handle).await? {
+    if !service::end_session(api.by(), &user, &handle).await? {
         return Err(ApiError::NotFound);
     }
     ok(Ended { sessions_ended: 1 })

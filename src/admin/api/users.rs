@@ -179,7 +179,7 @@ pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Reply {
             password,
             must_change_password: body.must_change_password.unwrap_or(true),
         };
-        let user = service::create(&api.state, by, new).await?;
+        let user = service::create(by, new).await?;
         return created(CreatedUser::Account(view(&api.state, user).await?));
     }
     if body.must_change_password.is_some() {
@@ -194,7 +194,7 @@ pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Reply {
         display_name,
         role,
     };
-    let invitation = service::invite(&api.state, by, new).await?;
+    let invitation = service::invite(by, new).await?;
     created(CreatedUser::Invitation(InvitationView {
         id: invitation.id,
         username: invitation.username,
@@ -210,7 +210,7 @@ pub async fn invite_user(body: web::Bytes, api: AdminRequest) -> Reply {
     responses((status = 200, body = Done), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn unlock_user(path: web::Path<String>, api: AdminRequest) -> Reply {
     let user = api.user(Action::Support, &path).await?;
-    done(service::unlock(&api.state, api.by(), &user).await?)
+    done(service::unlock(api.by(), &user).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -232,7 +232,7 @@ impl From<ForcedReset> for ForcedResetView {
     responses((status = 200, body = ForcedResetView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn force_reset_user(path: web::Path<String>, api: AdminRequest) -> Reply {
     let user = api.user(Action::Support, &path).await?;
-    let reset = service::force_reset(&api.state, api.by(), &user).await?;
+    let reset = service::force_reset(api.by(), &user).await?;
     ok(ForcedResetView::from(reset))
 }
 
@@ -240,12 +240,12 @@ pub async fn force_reset_user(path: web::Path<String>, api: AdminRequest) -> Rep
     responses((status = 200, body = Done), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn remove_totp(path: web::Path<String>, api: AdminRequest) -> Reply {
     let user = api.user(Action::Support, &path).await?;
-    done(service::remove_totp(&api.state, api.by(), &user).await?)
+    done(service::remove_totp(api.by(), &user).await?)
 }
 
 async fn set_status(api: &AdminRequest, raw_id: &str, status: UserStatus) -> Reply {
     let user = api.user(Action::Manage, raw_id).await?;
-    done(service::set_status(&api.state, api.by(), &user, status).await?)
+    done(service::set_status(api.by(), &user, status).await?)
 }
 
 /// Disables the user: sign-in refused, every session ended, every grant revoked.
@@ -274,7 +274,7 @@ pub async fn set_role(path: web::Path<String>, body: web::Bytes, api: AdminReque
     let user = api.user(Action::Manage, &path).await?;
     let body: RoleBody = api.json(&body)?;
     let role = parse_role(&body.role, "role")?;
-    done(service::set_role(&api.state, api.by(), &user, role).await?)
+    done(service::set_role(api.by(), &user, role).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -291,5 +291,5 @@ pub async fn rename_user(path: web::Path<String>, body: web::Bytes, api: AdminRe
     let user = api.user(Action::Manage, &path).await?;
     let body: UsernameBody = api.json(&body)?;
     let username = Username::parse(&body.username).map_err(bad("username"))?;
-    done(service::rename(&api.state, api.by(), &user, username).await?)
+    done(service::rename(api.by(), &user, username).await?)
 }

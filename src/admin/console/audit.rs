@@ -38,7 +38,7 @@ struct AuditQuery {
 }
 
 #[get("/admin/audit")]
-pub(super) async fn audit_page(query: web::Query<AuditQuery>, visit: Visit) -> Answer {
+pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
     let who = &console.who;
     who.require(Action::Read)?;

@@ -19,7 +19,7 @@ struct IpBlocksPage {
 }
 
 #[get("/admin/ip-blocks")]
-pub(super) async fn ip_blocks_page(query: web::Query<DoneQuery>, visit: Visit) -> Answer {
+pub(super) async fn ip_blocks_page(query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
     let blocks = network::blocks(&visit.state, &console.who)
         .await?
@@ -48,9 +48,9 @@ struct LiftForm {
 }
 
 #[post("/admin/ip-blocks/lift")]
-pub(super) async fn lift_ip_block(form: web::Form<LiftForm>, visit: Visit) -> Answer {
+pub(super) async fn lift_ip_block(form: Form<LiftForm>, visit: Visit) -> Answer {
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    let lifted = network::lift_ip_block(&visit.state, visit.by(&console), &form.ip).await?;
+    let lifted = network::lift_ip_block(visit.by(&console), &form.ip).await?;
     let done = if lifted {
         "ip-lifted"
     } else {

@@ -13,10 +13,13 @@
 //! the same role and organisation rules, the same audit events; users and organisations
 //! the administrator cannot see are 404.
 
-use std::{collections::HashMap, future::Future, pin::Pin};
+use std::collections::HashMap;
 
 use actix_web::{
-    FromRequest, HttpRequest, HttpResponse, dev::Payload, get, http::StatusCode, post, web,
+    HttpRequest, HttpResponse, get,
+    http::StatusCode,
+    post,
+    web::{self, Form, Path, Query},
 };
 use askama::Template;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -44,9 +47,9 @@ use crate::{
     startup::AppState,
     store::{orgs, orgs::OrgRow, totp, users, users::UserRow},
     web::{
-        RequestContext,
         error::AppError,
         pages::{PageError, check_same_origin, render},
+        visit::{Answer, Visit},
     },
 };
 
@@ -188,32 +191,6 @@ struct Nav {
     global: bool,
 }
 
-/// What a console handler answers: a page, a redirect, or an error page.
-type Answer = Result<HttpResponse, PageError>;
-
-/// A console request as its handler needs it: the application, the request (its session
-/// cookie and origin) and its context for the audit trail. Handlers take it last, after
-/// the path, query and form.
-struct Visit {
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-}
-
-impl FromRequest for Visit {
-    type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = web::Data::<AppState>::extract(&req).await?;
-            let ctx = RequestContext::extract(&req).await?;
-            Ok(Self { state, req, ctx })
-        })
-    }
-}
-
 impl Visit {
     /// The administrator of this request, or the answer that gets them there: the sign-in
     /// (no session, a session without the second factor the policy requires, or 15 idle
@@ -274,7 +251,7 @@ impl Visit {
 
     /// The administrator inside, acting in this request.
     fn by<'a>(&'a self, console: &'a Console) -> Acting<'a> {
-        Acting::new(&console.who, &self.ctx)
+        Acting::new(&self.state, &console.who, &self.ctx)
     }
 }
 

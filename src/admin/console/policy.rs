@@ -237,11 +237,7 @@ struct OrgPage {
 }
 
 #[get("/admin/orgs/{id}")]
-pub(super) async fn org_page(
-    path: web::Path<String>,
-    query: web::Query<DoneQuery>,
-    visit: Visit,
-) -> Answer {
+pub(super) async fn org_page(path: Path<String>, query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
     let org = org_service::find(&visit.state, &console.who, Action::Read, &path).await?;
     let page = OrgPage {
@@ -256,11 +252,7 @@ pub(super) async fn org_page(
 }
 
 #[post("/admin/orgs/{id}/policy")]
-pub(super) async fn org_policy(
-    path: web::Path<String>,
-    form: web::Form<PolicyForm>,
-    visit: Visit,
-) -> Answer {
+pub(super) async fn org_policy(path: Path<String>, form: Form<PolicyForm>, visit: Visit) -> Answer {
     let form = form.into_inner();
     let console = inside!(visit.enter_form(&form.csrf).await?);
     let who = &console.who;
@@ -279,7 +271,7 @@ pub(super) async fn org_policy(
             return Ok(render(&page, StatusCode::BAD_REQUEST));
         }
     };
-    org_service::set_policy(&visit.state, visit.by(&console), &org, policy).await?;
+    org_service::set_policy(visit.by(&console), &org, policy).await?;
     Ok(see_other(&format!(
         "/admin/orgs/{}?done=policy-saved",
         org.id

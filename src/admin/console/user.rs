@@ -37,7 +37,7 @@ struct SearchQuery {
 }
 
 #[get("/admin")]
-pub(super) async fn home(query: web::Query<SearchQuery>, visit: Visit) -> Answer {
+pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
     console.who.require(Action::Read)?;
     let q = query.into_inner().q.unwrap_or_default().trim().to_owned();
@@ -153,11 +153,7 @@ struct UserPage {
 }
 
 #[get("/admin/users/{id}")]
-pub(super) async fn user_page(
-    path: web::Path<String>,
-    query: web::Query<DoneQuery>,
-    visit: Visit,
-) -> Answer {
+pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
     let who = &console.who;
     let user = user_service::find(&visit.state, who, Action::Read, &path).await?;
@@ -185,14 +181,7 @@ pub(super) async fn user_page(
         } else {
             "password"
         },
-        from: [s.client_ip.as_deref(), s.user_agent.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" · ")
-            .chars()
-            .take(120)
-            .collect(),
+        from: s.opened_from(),
         handle: s.handle,
     })
     .collect();
@@ -235,22 +224,22 @@ enum UserAction {
 /// not visible), act, and show the user page again with what happened.
 async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction) -> Answer {
     let console = inside!(visit.enter_form(csrf).await?);
-    let (state, by) = (&*visit.state, visit.by(&console));
-    let user = user_service::find(state, by.who, Action::Read, raw_id).await?;
+    let by = visit.by(&console);
+    let user = user_service::find(by.state, by.who, Action::Read, raw_id).await?;
     let done = match action {
         UserAction::Unlock => {
-            if user_service::unlock(state, by, &user).await? {
+            if user_service::unlock(by, &user).await? {
                 "unlocked"
             } else {
                 "not-locked"
             }
         }
         UserAction::ForceReset => {
-            user_service::force_reset(state, by, &user).await?;
+            user_service::force_reset(by, &user).await?;
             "reset"
         }
         UserAction::RemoveTotp => {
-            if user_service::remove_totp(state, by, &user).await? {
+            if user_service::remove_totp(by, &user).await? {
                 "totp-removed"
             } else {
                 "no-totp"
@@ -260,11 +249,11 @@ async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction
             if !user_service::is_session_handle(&handle) {
                 return Err(AppError::BadRequest("Unknown session.".into()).into());
             }
-            user_service::end_session(state, by, &user, &handle).await?;
+            user_service::end_session(by, &user, &handle).await?;
             "session-ended"
         }
         UserAction::EndAll => {
-            user_service::end_all_sessions(state, by, &user).await?;
+            user_service::end_all_sessions(by, &user).await?;
             "sessions-ended"
         }
     };
@@ -274,8 +263,8 @@ async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction
 /// Unlock, force a reset or remove the second factor: `/admin/users/{id}/{action}`.
 #[post("/admin/users/{id}/{action}")]
 pub(super) async fn help_user(
-    path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    path: Path<(String, String)>,
+    form: Form<CsrfForm>,
     visit: Visit,
 ) -> Answer {
     let (id, action) = path.into_inner();
@@ -290,8 +279,8 @@ pub(super) async fn help_user(
 
 #[post("/admin/users/{id}/sessions/end")]
 pub(super) async fn end_session(
-    path: web::Path<String>,
-    form: web::Form<SessionForm>,
+    path: Path<String>,
+    form: Form<SessionForm>,
     visit: Visit,
 ) -> Answer {
     let form = form.into_inner();
@@ -301,8 +290,8 @@ pub(super) async fn end_session(
 
 #[post("/admin/users/{id}/sessions/end-all")]
 pub(super) async fn end_all_sessions(
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    path: Path<String>,
+    form: Form<CsrfForm>,
     visit: Visit,
 ) -> Answer {
     act_on_user(&visit, &path, &form.csrf, UserAction::EndAll).await

@@ -47,14 +47,10 @@ pub async fn find(state: &AppState, who: &Caller, raw: &str) -> Result<ClientRow
 }
 
 /// Registers a relying party; the secret, if one was issued, is in the answer only.
-pub async fn register(
-    state: &AppState,
-    by: Acting<'_>,
-    spec: ClientSpec,
-) -> Result<Registered, ServiceError> {
+pub async fn register(by: Acting<'_>, spec: ClientSpec) -> Result<Registered, ServiceError> {
     by.who.require(Action::Global)?;
-    let registered = oidc_clients::register(&state.store, spec, state.clock.now()).await?;
-    record(state, by, "created", &registered.client_id).await?;
+    let registered = oidc_clients::register(&by.state.store, spec, by.state.clock.now()).await?;
+    record(by, "created", &registered.client_id).await?;
     Ok(registered)
 }
 
@@ -121,59 +117,57 @@ impl ClientChange {
 
 /// Changes a client: the stored client and a secret when one was issued.
 pub async fn update(
-    state: &AppState,
     by: Acting<'_>,
     raw: &str,
     change: ClientChange,
 ) -> Result<(ClientRow, Option<SecretString>), ServiceError> {
-    let row = find(state, by.who, raw).await?;
+    let row = find(by.state, by.who, raw).await?;
     let mut spec = row.spec();
     change.apply(&mut spec);
-    let secret = oidc_clients::update(&state.store, &row.client_id, spec).await?;
-    state.clients.forget(&row.client_id);
-    record(state, by, "updated", &row.client_id).await?;
-    let updated = find(state, by.who, &row.client_id).await?;
+    let secret = oidc_clients::update(&by.state.store, &row.client_id, spec).await?;
+    by.state.clients.forget(&row.client_id);
+    record(by, "updated", &row.client_id).await?;
+    let updated = find(by.state, by.who, &row.client_id).await?;
     Ok((updated, secret))
 }
 
 /// Deletes a client; every grant it holds (and so every token) goes with it.
-pub async fn delete(state: &AppState, by: Acting<'_>, raw: &str) -> Result<(), ServiceError> {
+pub async fn delete(by: Acting<'_>, raw: &str) -> Result<(), ServiceError> {
     by.who.require(Action::Global)?;
     let id = client_id(raw)?;
     let key = id.clone();
-    if !state.store.run(move |c| clients::delete(c, &key)).await? {
+    if !by
+        .state
+        .store
+        .run(move |c| clients::delete(c, &key))
+        .await?
+    {
         return Err(not_found(&id));
     }
-    state.clients.forget(&id);
-    record(state, by, "deleted", &id).await
+    by.state.clients.forget(&id);
+    record(by, "deleted", &id).await
 }
 
 /// Issues a new secret for a confidential client; the old one stops working at once
 /// (other instances follow within two seconds).
 pub async fn rotate_secret(
-    state: &AppState,
     by: Acting<'_>,
     raw: &str,
 ) -> Result<(String, SecretString), ServiceError> {
     by.who.require(Action::Global)?;
     let id = client_id(raw)?;
-    let secret = oidc_clients::rotate_secret(&state.store, &id)
+    let secret = oidc_clients::rotate_secret(&by.state.store, &id)
         .await
         .map_err(|e| match e {
             oidc_clients::ClientError::Store(crate::store::StoreError::NotFound) => not_found(&id),
             other => other.into(),
         })?;
-    state.clients.forget(&id);
-    record(state, by, "secret_rotated", &id).await?;
+    by.state.clients.forget(&id);
+    record(by, "secret_rotated", &id).await?;
     Ok((id, secret))
 }
 
-async fn record(
-    state: &AppState,
-    by: Acting<'_>,
-    change: &str,
-    client_id: &str,
-) -> Result<(), ServiceError> {
-    by.record_change(state, "oidc_client", change, ("client_id", client_id))
+async fn record(by: Acting<'_>, change: &str, client_id: &str) -> Result<(), ServiceError> {
+    by.record_change(by.state, "oidc_client", change, ("client_id", client_id))
         .await
 }

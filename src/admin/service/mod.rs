@@ -21,6 +21,7 @@ use crate::{
     domain::Role,
     oidc::clients::ClientError,
     saml::providers::SpError,
+    startup::AppState,
     store::{StoreError, users::UserRow},
     web::{RequestContext, error::AppError},
 };
@@ -119,24 +120,32 @@ pub enum Action {
     Global,
 }
 
-/// An administrator acting, and the request they came in by (none from the CLI).
-#[derive(Debug, Clone, Copy)]
+/// An administrator acting on the application, and the request they came in by (none
+/// from the CLI).
+#[derive(Clone, Copy)]
 pub struct Acting<'a> {
+    pub state: &'a AppState,
     pub who: &'a Caller,
     pub request: Option<&'a RequestContext>,
 }
 
 impl<'a> Acting<'a> {
-    pub fn new(who: &'a Caller, request: &'a RequestContext) -> Self {
+    pub fn new(state: &'a AppState, who: &'a Caller, request: &'a RequestContext) -> Self {
+        let request = Some(request);
         Self {
+            state,
             who,
-            request: Some(request),
+            request,
         }
     }
 
     /// The CLI operator, outside any request.
-    pub fn cli(who: &'a Caller) -> Self {
-        Self { who, request: None }
+    pub fn cli(state: &'a AppState, who: &'a Caller) -> Self {
+        Self {
+            state,
+            who,
+            request: None,
+        }
     }
 
     /// The audit event of a successful action, naming the actor and the request.

@@ -23,24 +23,21 @@ pub async fn blocks(
 }
 
 /// Lifts an IP block. True when one was active.
-pub async fn lift_ip_block(
-    state: &AppState,
-    by: Acting<'_>,
-    ip: &str,
-) -> Result<bool, ServiceError> {
+pub async fn lift_ip_block(by: Acting<'_>, ip: &str) -> Result<bool, ServiceError> {
     by.who.require(Action::Global)?;
     let ip = ip.trim();
     if ip.is_empty() || ip.len() > 64 {
         return Err(ServiceError::NotFound(format!("{ip} is not blocked")));
     }
-    let (key, now) = (ip.to_owned(), state.clock.now().naive_utc());
-    let changed = state
+    let (key, now) = (ip.to_owned(), by.state.clock.now().naive_utc());
+    let changed = by
+        .state
         .store
         .run(move |c| ip_blocks::unblock(c, &key, now))
         .await?;
     if changed {
         let event = by.event(EventType::IpUnblocked).detail("ip", ip);
-        state.audit.record(event).await?;
+        by.state.audit.record(event).await?;
     }
     Ok(changed)
 }
@@ -84,7 +81,6 @@ pub fn parse_allow(raw: &str) -> Result<ipnet::IpNet, String> {
 
 /// Adds a network to the allow-list, with a note saying why.
 pub async fn allow(
-    state: &AppState,
     by: Acting<'_>,
     cidr: &str,
     note: Option<&str>,
@@ -99,10 +95,10 @@ pub async fn allow(
         cidr: net.to_string(),
         note,
         created_by: by.who.actor.clone(),
-        created_at: state.clock.now().naive_utc(),
+        created_at: by.state.clock.now().naive_utc(),
     };
     let stored = row.clone();
-    state
+    by.state
         .store
         .run(move |c| ip_allow::insert(c, &stored))
         .await
@@ -112,26 +108,27 @@ pub async fn allow(
             }
             other => other.into(),
         })?;
-    by.record_change(state, "ip_allow_list", "added", ("cidr", &row.cidr))
+    by.record_change(by.state, "ip_allow_list", "added", ("cidr", &row.cidr))
         .await?;
     Ok(row)
 }
 
 /// Takes a network off the allow-list; not found when it was not on it.
-pub async fn disallow(state: &AppState, by: Acting<'_>, cidr: &str) -> Result<(), ServiceError> {
+pub async fn disallow(by: Acting<'_>, cidr: &str) -> Result<(), ServiceError> {
     by.who.require(Action::Global)?;
     let missing = || ServiceError::NotFound(format!("{cidr} is not on the allow-list"));
     let net = cidr.trim().parse::<ipnet::IpNet>().map_err(|_| missing())?;
     let key = net.trunc().to_string();
     let lookup = key.clone();
-    if !state
+    if !by
+        .state
         .store
         .run(move |c| ip_allow::remove(c, &lookup))
         .await?
     {
         return Err(missing());
     }
-    by.record_change(state, "ip_allow_list", "removed", ("cidr", &key))
+    by.record_change(by.state, "ip_allow_list", "removed", ("cidr", &key))
         .await
 }
 

@@ -57,7 +57,6 @@ pub async fn list(state: &AppState, who: &Caller) -> Result<Vec<orgs::OrgRow>, S
 
 /// Creates an organisation (super administrators only: organisations are global).
 pub async fn create(
-    state: &AppState,
     by: Acting<'_>,
     name: OrgName,
     display_name: &str,
@@ -73,8 +72,9 @@ pub async fn create(
     policy
         .validate()
         .map_err(|e| ServiceError::Invalid(format!("policy.{e}")))?;
-    let now = state.clock.now().naive_utc();
-    let org = state
+    let now = by.state.clock.now().naive_utc();
+    let org = by
+        .state
         .store
         .transaction(move |c| {
             if orgs::find_by_name(c, &name)?.is_some() {
@@ -95,14 +95,13 @@ pub async fn create(
         .detail("object", "organisation")
         .detail("change", "created")
         .detail("name", org.name.as_str());
-    state.audit.record(event).await?;
+    by.state.audit.record(event).await?;
     Ok(org)
 }
 
 /// Replaces an organisation's policies after `OrgPolicy::validate`; every field out of
 /// bounds is named in the error.
 pub async fn set_policy(
-    state: &AppState,
     by: Acting<'_>,
     org: &orgs::OrgRow,
     policy: OrgPolicy,
@@ -111,12 +110,12 @@ pub async fn set_policy(
     if !by.who.sees_org(&org.id) {
         return Err(not_found());
     }
-    outranks_everyone_governed(state, by.who, org).await?;
+    outranks_everyone_governed(by.state, by.who, org).await?;
     policy
         .validate()
         .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-    let (id, now) = (org.id.clone(), state.clock.now().naive_utc());
-    state
+    let (id, now) = (org.id.clone(), by.state.clock.now().naive_utc());
+    by.state
         .store
         .run(move |c| orgs::set_policy(c, &id, &policy, now))
         .await?;
@@ -125,7 +124,7 @@ pub async fn set_policy(
         .org(&org.id)
         .detail("object", "organisation_policy")
         .detail("change", "replaced");
-    state.audit.record(event).await?;
+    by.state.audit.record(event).await?;
     Ok(())
 }
 

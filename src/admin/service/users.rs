@@ -124,90 +124,72 @@ async fn visible_org_named(
 }
 
 /// Creates an active account whose password obeys its organisation's policy.
-pub async fn create(
-    state: &AppState,
-    by: Acting<'_>,
-    new: NewAccount,
-) -> Result<UserRow, ServiceError> {
+pub async fn create(by: Acting<'_>, new: NewAccount) -> Result<UserRow, ServiceError> {
     by.who.require(Action::Manage)?;
     by.who.may_grant(new.role)?;
-    visible_org_named(state, by.who, &new.org).await?;
-    Ok(create_account_by(state, new, Some(by.recovery())).await?)
+    visible_org_named(by.state, by.who, &new.org).await?;
+    Ok(create_account_by(by.state, new, Some(by.recovery())).await?)
 }
 
 /// Creates an account without a password and mails a link to choose one (DESIGN §7).
-pub async fn invite(
-    state: &AppState,
-    by: Acting<'_>,
-    new: NewInvitation,
-) -> Result<Invitation, ServiceError> {
+pub async fn invite(by: Acting<'_>, new: NewInvitation) -> Result<Invitation, ServiceError> {
     by.who.require(Action::Manage)?;
     by.who.may_grant(new.role)?;
-    visible_org_named(state, by.who, &new.org).await?;
-    Ok(recovery::invite(state, by.recovery(), new).await?)
+    visible_org_named(by.state, by.who, &new.org).await?;
+    Ok(recovery::invite(by.state, by.recovery(), new).await?)
 }
 
 /// Lifts a lockout of `user` (DESIGN §5: a permanent one only an administrator can
 /// lift). True when there was one.
-pub async fn unlock(
-    state: &AppState,
-    by: Acting<'_>,
-    user: &UserRow,
-) -> Result<bool, ServiceError> {
+pub async fn unlock(by: Acting<'_>, user: &UserRow) -> Result<bool, ServiceError> {
     may_act(by, Action::Support, user)?;
-    lift_lock(state, by, &user.username, Some(user)).await
+    lift_lock(by, &user.username, Some(user)).await
 }
 
 /// Lifts the lock of a username, whether or not an account has it: unknown names are
 /// counted and locked like known ones (DESIGN §5), so only a super administrator (the
 /// CLI) may clear one that no account answers to.
-pub async fn unlock_name(
-    state: &AppState,
-    by: Acting<'_>,
-    username: &Username,
-) -> Result<bool, ServiceError> {
-    match find_named(state, by.who, Action::Support, username).await {
-        Ok(user) => unlock(state, by, &user).await,
+pub async fn unlock_name(by: Acting<'_>, username: &Username) -> Result<bool, ServiceError> {
+    match find_named(by.state, by.who, Action::Support, username).await {
+        Ok(user) => unlock(by, &user).await,
         Err(ServiceError::NotFound(_)) => {
             by.who.require(Action::Global)?;
-            lift_lock(state, by, username.as_str(), None).await
+            lift_lock(by, username.as_str(), None).await
         }
         Err(e) => Err(e),
     }
 }
 
 async fn lift_lock(
-    state: &AppState,
     by: Acting<'_>,
     username: &str,
     user: Option<&UserRow>,
 ) -> Result<bool, ServiceError> {
     let key = login_key(username);
-    let changed = state.store.run(move |c| lockouts::unlock(c, &key)).await?;
+    let changed = by
+        .state
+        .store
+        .run(move |c| lockouts::unlock(c, &key))
+        .await?;
     let mut event = by
         .event(EventType::AccountUnlocked)
         .detail("was_locked", changed);
     if let Some(user) = user {
         event = event.subject(&user.id).org(&user.org_id);
     }
-    state.audit.record(event).await?;
+    by.state.audit.record(event).await?;
     Ok(changed)
 }
 
 /// DESIGN §7 admin-forced reset of one user (audited by `recovery::force_reset`).
-pub async fn force_reset(
-    state: &AppState,
-    by: Acting<'_>,
-    user: &UserRow,
-) -> Result<ForcedReset, ServiceError> {
+pub async fn force_reset(by: Acting<'_>, user: &UserRow) -> Result<ForcedReset, ServiceError> {
     may_act(by, Action::Support, user)?;
-    Ok(recovery::force_reset(state, by.recovery(), user).await?)
+    Ok(recovery::force_reset(by.state, by.recovery(), user).await?)
 }
 
 /// The forced reset of every active user of `org` the caller could reset one by one
 /// (a super administrator: everyone).
 pub async fn force_reset_org(
-    state: &AppState,
     by: Acting<'_>,
     org: &orgs::OrgRow,
 ) -> Result<OrgForcedReset, ServiceError> {
@@ -217,20 +199,16 @@ pub async fn force_reset_org(
     }
     let name = OrgName::parse(&org.name).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     let spare_from = (by.who.role != Role::SuperAdmin).then_some(by.who.role);
-    Ok(recovery::force_reset_org(state, by.recovery(), &name, spare_from).await?)
+    Ok(recovery::force_reset_org(by.state, by.recovery(), &name, spare_from).await?)
 }
 
 /// DESIGN §6: an administrator removes a user's second factor; the user is told by
 /// mail. True when there was one.
-pub async fn remove_totp(
-    state: &AppState,
-    by: Acting<'_>,
-    user: &UserRow,
-) -> Result<bool, ServiceError> {
+pub async fn remove_totp(by: Acting<'_>, user: &UserRow) -> Result<bool, ServiceError> {
     may_act(by, Action::Support, user)?;
-    let changed = crate::auth::totp::remove(state, &user.id, true).await?;
+    let changed = crate::auth::totp::remove(by.state, &user.id, true).await?;
     if changed {
-        record(state, by, EventType::MfaRemoved, user, &[]).await?;
+        record(by, EventType::MfaRemoved, user, &[]).await?;
     }
     Ok(changed)
 }
@@ -238,7 +216,6 @@ pub async fn remove_totp(
 /// Disables (sign-in refused, every session ended, every grant revoked) or enables a
 /// user. True when the status changed.
 pub async fn set_status(
-    state: &AppState,
     by: Acting<'_>,
     user: &UserRow,
     status: UserStatus,
@@ -253,36 +230,31 @@ pub async fn set_status(
     if user.status() == status {
         return Ok(false);
     }
-    let (id, now) = (user.id.clone(), state.clock.now().naive_utc());
-    state
+    let (id, now) = (user.id.clone(), by.state.clock.now().naive_utc());
+    by.state
         .store
         .run(move |c| users::set_status(c, &id, status, now))
         .await?;
     let event_type = if status == UserStatus::Disabled {
-        session::end_every(state, &user.id, None).await?;
+        session::end_every(by.state, &user.id, None).await?;
         EventType::UserDisabled
     } else {
         EventType::UserEnabled
     };
-    record(state, by, event_type, user, &[]).await?;
+    record(by, event_type, user, &[]).await?;
     Ok(true)
 }
 
 /// Gives `user` another role; nobody grants more than they have, nor changes their own.
-pub async fn set_role(
-    state: &AppState,
-    by: Acting<'_>,
-    user: &UserRow,
-    role: Role,
-) -> Result<bool, ServiceError> {
+pub async fn set_role(by: Acting<'_>, user: &UserRow, role: Role) -> Result<bool, ServiceError> {
     may_act(by, Action::Manage, user)?;
     by.who.may_grant(role)?;
     not_oneself(by, user, "role")?;
     if user.role() == role {
         return Ok(false);
     }
-    let (id, now) = (user.id.clone(), state.clock.now().naive_utc());
-    state
+    let (id, now) = (user.id.clone(), by.state.clock.now().naive_utc());
+    by.state
         .store
         .run(move |c| users::set_role(c, &id, role, now))
         .await?;
@@ -290,14 +262,13 @@ pub async fn set_role(
         ("role", role.as_str().into()),
         ("previous_role", user.role().as_str().into()),
     ];
-    record(state, by, EventType::UserUpdated, user, &details).await?;
+    record(by, EventType::UserUpdated, user, &details).await?;
     Ok(true)
 }
 
 /// Renames a user (DESIGN §3: an administrator can, the user cannot). Usernames are
 /// unique across organisations, because the sign-in page asks for a username only.
 pub async fn rename(
-    state: &AppState,
     by: Acting<'_>,
     user: &UserRow,
     username: Username,
@@ -308,12 +279,12 @@ pub async fn rename(
     }
     let (id, now, new_name) = (
         user.id.clone(),
-        state.clock.now().naive_utc(),
+        by.state.clock.now().naive_utc(),
         username.clone(),
     );
     // The lockout is keyed by name: it moves with the account, or a rename would lift it.
     let old_key = login_key(&user.username);
-    state
+    by.state
         .store
         .transaction(move |c| {
             users::rename(c, &id, &new_name, now)?;
@@ -328,7 +299,7 @@ pub async fn rename(
         ("username", username.as_str().into()),
         ("previous_username", user.username.as_str().into()),
     ];
-    record(state, by, EventType::UserUpdated, user, &details).await?;
+    record(by, EventType::UserUpdated, user, &details).await?;
     Ok(true)
 }
 
@@ -350,7 +321,6 @@ fn not_oneself(by: Acting<'_>, user: &UserRow, what: &str) -> Result<(), Service
 
 /// Records `event` (a success by `by`) about `user`.
 async fn record(
-    state: &AppState,
     by: Acting<'_>,
     event_type: EventType,
     user: &UserRow,
@@ -360,7 +330,7 @@ async fn record(
     for (key, value) in details {
         event = event.detail(key, value.clone());
     }
-    state.audit.record(event).await?;
+    by.state.audit.record(event).await?;
     Ok(())
 }
 
@@ -372,7 +342,6 @@ pub fn is_session_handle(handle: &str) -> bool {
 /// Ends one session of `user` (its grants revoked, with back-channel logout). False
 /// when it was not theirs, already gone, or not a session handle at all.
 pub async fn end_session(
-    state: &AppState,
     by: Acting<'_>,
     user: &UserRow,
     handle: &str,
@@ -381,35 +350,26 @@ pub async fn end_session(
     if !is_session_handle(handle) {
         return Ok(false);
     }
-    let ended = session::end_one(state, &user.id, handle).await?;
+    let ended = session::end_one(by.state, &user.id, handle).await?;
     if ended {
-        revoked(state, by, user, 1).await?;
+        revoked(by, user, 1).await?;
     }
     Ok(ended)
 }
 
 /// Ends every session of `user` and revokes their tokens. How many ended.
-pub async fn end_all_sessions(
-    state: &AppState,
-    by: Acting<'_>,
-    user: &UserRow,
-) -> Result<usize, ServiceError> {
+pub async fn end_all_sessions(by: Acting<'_>, user: &UserRow) -> Result<usize, ServiceError> {
     may_act(by, Action::Support, user)?;
-    let ended = session::end_every(state, &user.id, None).await?;
-    revoked(state, by, user, ended).await?;
+    let ended = session::end_every(by.state, &user.id, None).await?;
+    revoked(by, user, ended).await?;
     Ok(ended)
 }
 
 /// Records that an administrator ended `count` sessions of `user`.
-async fn revoked(
-    state: &AppState,
-    by: Acting<'_>,
-    user: &UserRow,
-    count: usize,
-) -> Result<(), ServiceError> {
+async fn revoked(by: Acting<'_>, user: &UserRow, count: usize) -> Result<(), ServiceError> {
     let details = [
         ("reason", "revoked".into()),
         ("sessions_ended", count.into()),
     ];
-    record(state, by, EventType::SessionEnded, user, &details).await
+    record(by, EventType::SessionEnded, user, &details).await
 }

@@ -25,7 +25,7 @@ use crate::{
     startup::AppState,
     store::{
         clients::ClientRow,
-        grants::{self, NewGrant},
+        grants::{self, GrantRow},
         users::{self, UserRow},
     },
 };
@@ -128,9 +128,9 @@ async fn write_grant(
     client: &ClientRow,
     data: &CodeData,
     refresh_hash: Option<String>,
-) -> Result<Result<(grants::GrantRow, UserRow, Option<String>), Refused>, GrantError> {
+) -> Result<Result<(GrantRow, UserRow, Option<String>), Refused>, GrantError> {
     let now = state.clock.now();
-    let grant = NewGrant {
+    let grant = GrantRow {
         id: data.grant_id.clone(),
         client_id: client.client_id.clone(),
         user_id: Some(data.user_id.clone()),
@@ -139,6 +139,7 @@ async fn write_grant(
         auth_time: Some(data.auth_time),
         amr: data.amr.join(" "),
         created_at: now.naive_utc(),
+        revoked_at: None,
     };
     let refresh_expiry = expiry(now, state.config.refresh_token_secs);
     let user_id = data.user_id.clone();

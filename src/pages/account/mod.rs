@@ -3,7 +3,12 @@
 //! (required action, account page, reset link, invitation). The second factor's pages
 //! beneath it are in `second_factor`.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::StatusCode,
+    post,
+    web::{self, Form, Query},
+};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -16,12 +21,12 @@ use crate::auth::{
     transaction::Resume,
 };
 use crate::web::cookies;
+use crate::web::visit::{Answer, Visit};
 use crate::{
     domain::Password,
     startup::AppState,
     store::{orgs, users, users::UserRow},
     web::{
-        RequestContext,
         error::AppError,
         pages::{PageError, check_same_origin, render},
     },
@@ -99,14 +104,7 @@ async fn render_account(
             current: s.handle == current.handle,
             created: when(s.created_at),
             last_seen: when(s.last_seen),
-            from: [s.client_ip.as_deref(), s.user_agent.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" · ")
-                .chars()
-                .take(120)
-                .collect(),
+            from: s.opened_from(),
             handle: s.handle,
         })
         .collect();
@@ -163,11 +161,7 @@ struct AccountQuery {
 }
 
 #[get("/account")]
-async fn account_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<AccountQuery>,
-) -> Result<HttpResponse, PageError> {
+async fn account_page(query: Query<AccountQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let Some((current, user)) = signed_in(&state, &req).await? else {
         return Ok(start_sign_in(&state, &req, Resume::to(RESUME)).await?);
     };
@@ -192,14 +186,23 @@ struct AccountPasswordForm {
 
 #[post("/account/password")]
 async fn account_password(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<AccountPasswordForm>,
-) -> Result<HttpResponse, PageError> {
+    form: Form<AccountPasswordForm>,
+    Visit { state, req, ctx }: Visit,
+) -> Answer {
     let form = form.into_inner();
     let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
+    };
+    // The page again, with what was wrong.
+    let refused = |errors| {
+        render_account(
+            &state,
+            &current,
+            &user,
+            None,
+            errors,
+            StatusCode::BAD_REQUEST,
+        )
     };
     state.guard.rate_limit(ctx.client_ip)?;
     // The current password is a guess like any other: it goes through the guard.
@@ -220,15 +223,7 @@ async fn account_password(
     };
     if let Some(message) = refusal {
         let errors = vec![message.to_owned()];
-        return Ok(render_account(
-            &state,
-            &current,
-            &user,
-            None,
-            errors,
-            StatusCode::BAD_REQUEST,
-        )
-        .await?);
+        return Ok(refused(errors).await?);
     }
     let change = PasswordChange {
         new: form.new_password,
@@ -244,15 +239,7 @@ async fn account_password(
     )
     .await?
     {
-        Err(errors) => Ok(render_account(
-            &state,
-            &current,
-            &user,
-            None,
-            errors,
-            StatusCode::BAD_REQUEST,
-        )
-        .await?),
+        Err(errors) => Ok(refused(errors).await?),
         Ok(()) => Ok(see_other("/account?changed=1")),
     }
 }
@@ -265,12 +252,7 @@ struct EndSessionForm {
 }
 
 #[post("/account/sessions/end")]
-async fn end_session(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<EndSessionForm>,
-) -> Result<HttpResponse, PageError> {
+async fn end_session(form: Form<EndSessionForm>, Visit { state, req, ctx }: Visit) -> Answer {
     let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };

@@ -1,11 +1,17 @@
 //! The account page's second factor (DESIGN §6): enrol, see how many recovery codes
 //! are left and make new ones, turn it off with password and current code.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{
+    HttpResponse, get,
+    http::StatusCode,
+    post,
+    web::{self, Form},
+};
 use askama::Template;
 use serde::Deserialize;
 
 use super::{signed_in, signed_in_form};
+use crate::web::visit::{Answer, Visit};
 use crate::{
     auth::{
         guard::{self, Credential, Verdict, password_attempt},
@@ -17,11 +23,7 @@ use crate::{
     pages::login::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
     startup::AppState,
     store::users::UserRow,
-    web::{
-        RequestContext,
-        error::AppError,
-        pages::{PageError, render},
-    },
+    web::{error::AppError, pages::render},
 };
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
@@ -80,10 +82,7 @@ async fn render_totp(
 }
 
 #[get("/account/totp")]
-async fn totp_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, PageError> {
+async fn totp_page(Visit { state, req, .. }: Visit) -> Answer {
     let Some((current, user)) = signed_in(&state, &req).await? else {
         return Ok(start_sign_in(&state, &req, Resume::to(super::RESUME)).await?);
     };
@@ -101,12 +100,7 @@ struct TotpForm {
 }
 
 #[post("/account/totp")]
-async fn totp_confirm(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<TotpForm>,
-) -> Result<HttpResponse, PageError> {
+async fn totp_confirm(form: Form<TotpForm>, Visit { state, req, ctx }: Visit) -> Answer {
     let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
@@ -139,11 +133,7 @@ async fn totp_confirm(
 }
 
 #[post("/account/totp/recovery-codes")]
-async fn totp_recovery_codes(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<TotpForm>,
-) -> Result<HttpResponse, PageError> {
+async fn totp_recovery_codes(form: Form<TotpForm>, Visit { state, req, .. }: Visit) -> Answer {
     let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
@@ -163,12 +153,7 @@ async fn totp_recovery_codes(
 
 /// DESIGN §6: the user removes their own second factor with password and current code.
 #[post("/account/totp/remove")]
-async fn totp_remove(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<TotpForm>,
-) -> Result<HttpResponse, PageError> {
+async fn totp_remove(form: Form<TotpForm>, Visit { state, req, ctx }: Visit) -> Answer {
     let form = form.into_inner();
     let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));

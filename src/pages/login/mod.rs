@@ -5,7 +5,8 @@
 use actix_web::{
     HttpRequest, HttpResponse, get,
     http::{StatusCode, header},
-    post, web,
+    post,
+    web::{self, Form, Query},
 };
 use askama::Template;
 use serde::Deserialize;
@@ -19,6 +20,7 @@ use crate::auth::{
     transaction::{LoginTransaction, MAX_TOKEN_LEN, OutOfOrder, Resume, Stage, Step},
 };
 use crate::web::cookies;
+use crate::web::visit::{Answer, Visit};
 use crate::{
     domain::{Password, Username},
     startup::AppState,
@@ -204,11 +206,7 @@ fn stage_location(tx: &LoginTransaction) -> String {
 }
 
 #[get("/login")]
-async fn login_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<TxQuery>,
-) -> Result<HttpResponse, PageError> {
+async fn login_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let Some(id) = query.into_inner().tx else {
         return Ok(start_sign_in(&state, &req, Resume::to(super::account::RESUME)).await?);
     };
@@ -230,12 +228,7 @@ async fn login_page(
 }
 
 #[post("/login")]
-async fn login_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<LoginForm>,
-) -> Result<HttpResponse, PageError> {
+async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
     // Refused before any lookup or hashing: no account has such a name or password.
@@ -385,11 +378,7 @@ async fn complete(
 }
 
 #[get("/login/password")]
-async fn password_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<TxQuery>,
-) -> Result<HttpResponse, PageError> {
+async fn password_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
         return Ok(expired());
@@ -420,12 +409,7 @@ async fn transaction_username(state: &AppState, tx: &LoginTransaction) -> Result
 }
 
 #[post("/login/password")]
-async fn password_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<NewPasswordForm>,
-) -> Result<HttpResponse, PageError> {
+async fn password_submit(form: Form<NewPasswordForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
     let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {

@@ -2,7 +2,12 @@
 //! enrolment a user who must have MFA and has none goes through first (DESIGN §6).
 //! Every code is a guess under the same guard as the password (DESIGN §5).
 
-use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::StatusCode,
+    post,
+    web::{self, Form, Query},
+};
 use askama::Template;
 use serde::Deserialize;
 
@@ -10,6 +15,7 @@ use super::{
     LOCKED, TxQuery, advance, csrf_refused, expired, out_of_order, owned_transaction, see_other,
     stage_location, transaction_username,
 };
+use crate::web::visit::{Answer, Visit};
 use crate::{
     auth::{
         guard::{self, Credential, Verdict},
@@ -19,7 +25,6 @@ use crate::{
     },
     startup::AppState,
     web::{
-        RequestContext,
         error::AppError,
         pages::{PageError, check_same_origin, render},
     },
@@ -100,11 +105,7 @@ pub(crate) const ENROL_EXPIRED: &str =
     "This setup timed out. Add the new key below to your app and enter its code.";
 
 #[get("/login/otp")]
-async fn otp_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<TxQuery>,
-) -> Result<HttpResponse, PageError> {
+async fn otp_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     let tx = match at_stage(&state, &req, &id, None, Stage::Otp).await? {
         Ok(tx) => tx,
@@ -121,12 +122,7 @@ async fn otp_page(
 }
 
 #[post("/login/otp")]
-async fn otp_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, PageError> {
+async fn otp_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
     let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::Otp).await? {
@@ -184,11 +180,7 @@ async fn otp_submit(
 }
 
 #[get("/login/totp-enrol")]
-async fn enrol_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<TxQuery>,
-) -> Result<HttpResponse, PageError> {
+async fn enrol_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     let tx = match at_stage(&state, &req, &id, None, Stage::EnrolTotp).await? {
         Ok(tx) => tx,
@@ -227,12 +219,7 @@ async fn render_enrol(
 }
 
 #[post("/login/totp-enrol")]
-async fn enrol_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, PageError> {
+async fn enrol_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
     let mut tx = match at_stage(&state, &req, &form.tx, Some(&form.csrf), Stage::EnrolTotp).await? {
@@ -277,12 +264,7 @@ struct ContinueForm {
 
 /// After the recovery codes were shown during sign-in.
 #[post("/login/continue")]
-async fn continue_submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    form: web::Form<ContinueForm>,
-) -> Result<HttpResponse, PageError> {
+async fn continue_submit(form: Form<ContinueForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let Some(tx) = owned_transaction(&state, &req, &form.tx).await? else {
         return Ok(expired());
