@@ -215,6 +215,16 @@ impl AuditEvent {
         }
     }
 
+    /// What went well in the request `ctx`.
+    pub fn success(event_type: EventType, ctx: &RequestContext) -> Self {
+        Self::new(event_type, Outcome::Success).request(ctx)
+    }
+
+    /// Whose event it is: the user it concerns and their organisation.
+    pub fn about(self, user_id: impl Into<String>, org_id: impl Into<String>) -> Self {
+        self.subject(user_id).org(org_id)
+    }
+
     pub fn org(mut self, org_id: impl Into<String>) -> Self {
         self.org_id = Some(org_id.into());
         self

@@ -159,17 +159,11 @@ where
     }
     // Ends the sessions and revokes their grants (refresh tokens), with back-channel logout.
     let ended = crate::auth::session::end_every(state, &user.id, effects.keep).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(effects.event, Outcome::Success)
-                .request(ctx)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("via", effects.via)
-                .detail("sessions_ended", ended),
-        )
-        .await?;
+    let event = AuditEvent::success(effects.event, ctx)
+        .about(&user.id, &user.org_id)
+        .detail("via", effects.via)
+        .detail("sessions_ended", ended);
+    state.audit.record(event).await?;
     tracing::info!(user_id = %user.id, via = effects.via, "password set");
     Ok(true)
 }

@@ -338,16 +338,12 @@ pub async fn end_own(
 ) -> Result<bool, AuthError> {
     let ended = end_one(state, &user.id, handle).await?;
     if ended {
+        let event = AuditEvent::success(EventType::SessionEnded, ctx)
+            .actor(&user.id)
+            .about(&user.id, &user.org_id);
         state
             .audit
-            .record(
-                AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-                    .request(ctx)
-                    .actor(&user.id)
-                    .subject(&user.id)
-                    .org(&user.org_id)
-                    .detail("reason", "revoked"),
-            )
+            .record(event.detail("reason", "revoked"))
             .await?;
     }
     Ok(ended)
@@ -365,10 +361,8 @@ pub async fn sign_out(
 ) -> Result<(), AuthError> {
     end_one(state, &current.user_id, &current.handle).await?;
     tracing::info!(request_id = %ctx.request_id, user_id = %current.user_id, reason, "signed out");
-    let mut event = AuditEvent::new(EventType::SessionEnded, Outcome::Success)
-        .request(ctx)
-        .subject(&current.user_id)
-        .org(&current.org_id)
+    let mut event = AuditEvent::success(EventType::SessionEnded, ctx)
+        .about(&current.user_id, &current.org_id)
         .detail("reason", reason);
     if let Some(sp) = sp {
         event = event.detail("sp", sp);

@@ -9,7 +9,7 @@ use super::{
     transaction::{LoginTransaction, Resume},
 };
 use crate::{
-    audit::{AuditEvent, EventType, Outcome, RequestContext},
+    audit::{AuditEvent, EventType, RequestContext},
     auth::AuthError,
     startup::AppState,
     store::users,
@@ -68,17 +68,11 @@ pub async fn finish(
     )
     .await?;
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "signed in");
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::SignInSucceeded, Outcome::Success)
-                .request(ctx)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("amr", tx.amr.join(" "))
-                .detail("acr", session::acr(&tx.amr)),
-        )
-        .await?;
+    let event = AuditEvent::success(EventType::SignInSucceeded, ctx)
+        .about(&user.id, &user.org_id)
+        .detail("amr", tx.amr.join(" "))
+        .detail("acr", session::acr(&tx.amr));
+    state.audit.record(event).await?;
     Ok(Some(SignedIn {
         session,
         cookie,

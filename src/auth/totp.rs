@@ -14,7 +14,7 @@ use totp_rs::{Algorithm, Builder, Totp};
 
 use super::token_hash;
 use crate::{
-    audit::{AuditEvent, EventType, Outcome, RequestContext},
+    audit::{AuditEvent, EventType, RequestContext},
     auth::AuthError,
     mail::Notice,
     startup::AppState,
@@ -252,8 +252,7 @@ pub async fn confirm(
         EnrolmentFor::Transaction(_) => "sign_in",
         EnrolmentFor::Session(_) => "account",
     };
-    let mut event = AuditEvent::new(EventType::MfaEnrolled, Outcome::Success)
-        .request(ctx)
+    let mut event = AuditEvent::success(EventType::MfaEnrolled, ctx)
         .subject(user_id)
         .detail("during", during);
     if let Some(org_id) = &org_id {
@@ -371,15 +370,10 @@ pub async fn remove_own(
 ) -> Result<bool, AuthError> {
     let removed = remove(state, &user.id, false).await?;
     if removed {
+        let event = AuditEvent::success(EventType::MfaRemoved, ctx).actor(&user.id);
         state
             .audit
-            .record(
-                AuditEvent::new(EventType::MfaRemoved, Outcome::Success)
-                    .request(ctx)
-                    .actor(&user.id)
-                    .subject(&user.id)
-                    .org(&user.org_id),
-            )
+            .record(event.about(&user.id, &user.org_id))
             .await?;
     }
     Ok(removed)

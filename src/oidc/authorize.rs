@@ -486,17 +486,11 @@ pub async fn issue_code(
             USED_CODE_MEMORY,
         )
         .await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::TokenIssued, Outcome::Success)
-                .request(ctx)
-                .subject(&data.user_id)
-                .org(&session.org_id)
-                .detail("issued", "authorization_code")
-                .detail("client_id", data.request.client_id.as_str()),
-        )
-        .await?;
+    let event = AuditEvent::success(EventType::TokenIssued, ctx)
+        .about(&data.user_id, &session.org_id)
+        .detail("issued", "authorization_code")
+        .detail("client_id", data.request.client_id.as_str());
+    state.audit.record(event).await?;
     let issuer = super::discovery::issuer(state);
     let reply = Reply {
         issuer: &issuer,
@@ -533,18 +527,13 @@ async fn org_admitted(
     };
     if !admitted {
         tracing::info!(request_id = %ctx.request_id, client_id, user_id = %session.user_id, "client not open to the user's organisation");
-        state
-            .audit
-            .record(
-                AuditEvent::new(EventType::TokenIssued, Outcome::Failure)
-                    .request(ctx)
-                    .subject(&session.user_id)
-                    .org(&session.org_id)
-                    .detail("issued", "authorization_code")
-                    .detail("client_id", client_id)
-                    .detail("reason", "organisation not allowed for this client"),
-            )
-            .await?;
+        let event = AuditEvent::new(EventType::TokenIssued, Outcome::Failure)
+            .request(ctx)
+            .about(&session.user_id, &session.org_id)
+            .detail("issued", "authorization_code")
+            .detail("client_id", client_id);
+        let reason = "organisation not allowed for this client";
+        state.audit.record(event.detail("reason", reason)).await?;
     }
     Ok(admitted)
 }

@@ -195,8 +195,7 @@ async fn mail_reset_link(
     let refused = |reason: &str| {
         AuditEvent::new(EventType::PasswordResetRequested, Outcome::Failure)
             .request(ctx)
-            .subject(&user.id)
-            .org(&user.org_id)
+            .about(&user.id, &user.org_id)
             .detail("reason", reason)
     };
     match user.status() {
@@ -226,16 +225,10 @@ async fn mail_reset_link(
         }
     })
     .await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(EventType::PasswordResetRequested, Outcome::Success)
-                .request(ctx)
-                .subject(&user.id)
-                .org(&user.org_id)
-                .detail("expires_at", expires_at.to_rfc3339()),
-        )
-        .await?;
+    let event = AuditEvent::success(EventType::PasswordResetRequested, ctx)
+        .about(&user.id, &user.org_id)
+        .detail("expires_at", expires_at.to_rfc3339());
+    state.audit.record(event).await?;
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "reset link queued");
     Ok(true)
 }
