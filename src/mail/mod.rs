@@ -8,7 +8,12 @@
 //! exponential backoff until a deadline. Delivery is at least once: a row is only
 //! marked sent after the server accepted it, so an instance that dies between the two
 //! sends it again after the claim's lease runs out.
+//!
+//! Other modules put their own kinds of message through the same outbox (the protocols'
+//! back-channel logouts): they register a [`Courier`] that builds and sends a row of
+//! their kind, and get the same retries, deadline and metrics.
 
+pub mod courier;
 pub mod eml;
 pub mod notice;
 pub mod smtp;
@@ -28,6 +33,7 @@ use prometheus::{IntCounterVec, IntGauge, Opts};
 use tokio::{sync::Notify, sync::watch, task::JoinHandle};
 use url::Url;
 
+pub use courier::{Courier, Undelivered};
 pub use notice::{Alert, Notice, RenderedMail};
 
 use crate::{
@@ -100,6 +106,7 @@ struct Inner {
     poll: Duration,
     give_up_after: chrono::Duration,
     metrics: MailMetrics,
+    couriers: courier::Couriers,
 }
 
 enum Transport {
@@ -213,6 +220,7 @@ impl Mailer {
                     config.mail_give_up_after_hours.min(24 * 365) as i64,
                 ),
                 metrics: MailMetrics::new(metrics),
+                couriers: courier::Couriers::default(),
             }),
         })
     }
@@ -321,6 +329,38 @@ impl Mailer {
         }
     }
 
+    /// Hands the rows of `kind` to `courier` (at start-up, before the worker runs).
+    pub fn register_courier(&self, kind: &'static str, courier: Arc<dyn Courier>) {
+        self.inner.couriers.register(kind, courier);
+    }
+
+    /// Queues a message of a courier's `kind` on `conn`, in the caller's transaction:
+    /// `payload` is what the courier needs to build it at delivery time, sealed under the
+    /// master key (it names a person and a session); `recipient` and `subject` stay in
+    /// clear for operators (a client id or entity id, and what it is).
+    pub fn enqueue_sealed(
+        &self,
+        conn: &mut DbConnection,
+        kind: &str,
+        recipient: &str,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<(), StoreError> {
+        let id = new_id();
+        let now = self.now();
+        let sealed = self
+            .inner
+            .master_key
+            .seal(&seal_context("payload", &id), payload);
+        let (recipient, subject) = (one_line(recipient), one_line(subject));
+        let row = NewOutboxRow {
+            payload: Some(&sealed),
+            ..NewOutboxRow::due(&id, kind, &recipient, &subject, now)
+        };
+        outbox::insert(conn, &row)?;
+        Ok(())
+    }
+
     /// The organisation-independent webhook, if configured.
     pub fn webhook_url(&self) -> Option<&Url> {
         self.inner.webhook_url.as_ref()
@@ -365,61 +405,104 @@ impl Mailer {
     }
 
     async fn deliver_row(&self, row: OutboxRow) {
-        let result = match row.kind.as_str() {
-            KIND_EMAIL => self.deliver_email(&row).await,
-            KIND_WEBHOOK => self.deliver_webhook(&row).await,
-            other => Err(Failure::permanent(format!("unknown kind {other:?}"))),
+        let courier = self.inner.couriers.get(&row.kind);
+        let result = match (row.kind.as_str(), &courier) {
+            (KIND_EMAIL, _) => self.deliver_email(&row).await,
+            (KIND_WEBHOOK, _) => self.deliver_webhook(&row).await,
+            (_, Some(courier)) => match self.open_payload(&row) {
+                Ok(payload) => courier
+                    .deliver(&row.recipient, &payload)
+                    .await
+                    .map_err(|u| Failure {
+                        message: u.message,
+                        permanent: u.permanent,
+                    }),
+                Err(failure) => Err(failure),
+            },
+            (other, None) => Err(Failure::permanent(format!("unknown kind {other:?}"))),
         };
-        let now = self.now();
-        let kind = row.kind.as_str();
         let id = row.id.clone();
         let recorded = match result {
             Ok(()) => {
-                self.inner.metrics.sent.with_label_values(&[kind]).inc();
-                tracing::info!(delivery = %row.id, kind, attempt = row.attempts, "delivered");
+                let now = self.now();
+                self.inner
+                    .metrics
+                    .sent
+                    .with_label_values(&[&row.kind])
+                    .inc();
+                tracing::info!(delivery = %row.id, kind = %row.kind, attempt = row.attempts, "delivered");
                 self.inner
                     .store
                     .run(move |c| outbox::mark_sent(c, &id, now))
                     .await
             }
-            Err(failure) => {
-                let error = truncate(&failure.message);
-                let deadline = row.created_at + self.inner.give_up_after;
-                if failure.permanent || now >= deadline {
-                    self.inner.metrics.failed.with_label_values(&[kind]).inc();
-                    tracing::error!(
-                        delivery = %row.id,
-                        kind,
-                        attempt = row.attempts,
-                        error = %error,
-                        "delivery failed; giving up"
-                    );
-                    self.inner
-                        .store
-                        .run(move |c| outbox::mark_failed(c, &id, &error))
-                        .await
-                } else {
-                    let next = (now + backoff(row.attempts)).min(deadline);
-                    self.inner.metrics.retried.with_label_values(&[kind]).inc();
-                    tracing::warn!(
-                        delivery = %row.id,
-                        kind,
-                        attempt = row.attempts,
-                        retry_at = %next,
-                        error = %error,
-                        "delivery failed; will retry"
-                    );
-                    self.inner
-                        .store
-                        .run(move |c| outbox::mark_retry(c, &id, next, &error))
-                        .await
-                }
-            }
+            Err(failure) => self.record_failure(&row, failure, courier).await,
         };
         if let Err(e) = recorded {
             // The lease brings the row back; a delivered one may then go out twice.
             tracing::error!(delivery = %row.id, error = %e, "could not record a delivery outcome");
         }
+    }
+
+    /// A failed attempt: retried with [`backoff`] until the deadline, then given up on
+    /// (and the courier, if any, told, so it can record it for operators).
+    async fn record_failure(
+        &self,
+        row: &OutboxRow,
+        failure: Failure,
+        courier: Option<Arc<dyn Courier>>,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let kind = row.kind.as_str();
+        let id = row.id.clone();
+        let error = truncate(&failure.message);
+        let deadline = row.created_at + self.inner.give_up_after;
+        if failure.permanent || now >= deadline {
+            self.inner.metrics.failed.with_label_values(&[kind]).inc();
+            tracing::error!(
+                delivery = %row.id,
+                kind,
+                attempt = row.attempts,
+                error = %error,
+                "delivery failed; giving up"
+            );
+            if let (Some(courier), Ok(payload)) = (courier, self.open_payload(row)) {
+                courier.gave_up(&row.recipient, &payload, &error).await;
+            }
+            self.inner
+                .store
+                .run(move |c| outbox::mark_failed(c, &id, &error))
+                .await
+        } else {
+            let next = (now + backoff(row.attempts)).min(deadline);
+            self.inner.metrics.retried.with_label_values(&[kind]).inc();
+            tracing::warn!(
+                delivery = %row.id,
+                kind,
+                attempt = row.attempts,
+                retry_at = %next,
+                error = %error,
+                "delivery failed; will retry"
+            );
+            self.inner
+                .store
+                .run(move |c| outbox::mark_retry(c, &id, next, &error))
+                .await
+        }
+    }
+
+    /// The sealed payload of a courier's row.
+    fn open_payload(&self, row: &OutboxRow) -> Result<Vec<u8>, Failure> {
+        let sealed = row
+            .payload
+            .as_deref()
+            .ok_or_else(|| Failure::permanent("no payload"))?;
+        let plain = self
+            .inner
+            .master_key
+            .open(&seal_context("payload", &row.id), sealed)
+            .map_err(|e| Failure::permanent(format!("payload: {e}")))?;
+        Ok(secrecy::ExposeSecret::expose_secret(&plain).to_vec())
     }
 
     async fn deliver_email(&self, row: &OutboxRow) -> Result<(), Failure> {
