@@ -567,7 +567,7 @@ async fn saml_chain(
 }
 
 /// Ends the browser's session; returns its SAML SPs still to be told by the front
-/// channel (those with a SOAP endpoint are told by the back channel, `saml::soap`).
+/// channel (those with only a SOAP endpoint are told by the back channel, `saml::soap`).
 async fn sign_out(
     state: &AppState,
     ctx: &RequestContext,
@@ -577,5 +577,5 @@ async fn sign_out(
     let saml = logout_chain::take_participants(state, &current.handle).await?;
     session::sign_out(state, ctx, current, reason, None).await?;
     let user = Some(current.user_id.as_str());
-    Ok(soap::queue_logouts(state, user, &current.handle, saml).await?)
+    Ok(soap::queue_logouts(state, soap::Browser::AtHand, user, &current.handle, saml).await?)
 }

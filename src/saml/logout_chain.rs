@@ -136,8 +136,8 @@ pub async fn take_participants(
 /// the SPs still on the session that publish a SOAP SingleLogoutService are told by the
 /// back channel, through the outbox ([`super::soap`]); the others cannot be told (the
 /// front channel needs the browser), and each is recorded as not told. Where a browser
-/// is at hand (sign-out, SAML logout) the SPs were taken off the session first: the SOAP
-/// ones are queued the same way, the others told by the front channel.
+/// is at hand (sign-out, SAML logout) the SPs were taken off the session first and are
+/// told by the front channel (by SOAP, those that have no other endpoint).
 pub struct RecordUntold;
 
 #[async_trait::async_trait]
@@ -161,7 +161,7 @@ impl SessionEndListener for RecordUntold {
             // absolute limit): the SOAP SPs among them are told; nobody to record.
             Ending::Lapsed { handle } => {
                 let sps = take_participants(state, handle).await?;
-                soap::queue_logouts(state, None, handle, sps).await?;
+                soap::queue_logouts(state, soap::Browser::Absent, None, handle, sps).await?;
                 Ok(())
             }
             Ending::One { existed: false, .. } => Ok(()),
@@ -171,7 +171,7 @@ impl SessionEndListener for RecordUntold {
 
 async fn record_untold(state: &AppState, user_id: &str, handle: &str) -> Result<(), AuthError> {
     let sps = take_participants(state, handle).await?;
-    for p in soap::queue_logouts(state, Some(user_id), handle, sps).await? {
+    for p in soap::queue_logouts(state, soap::Browser::Absent, Some(user_id), handle, sps).await? {
         state
             .audit
             .record(

@@ -225,9 +225,10 @@ async fn logout_request(
                 .detail("direction", "from_sp"),
         )
         .await?;
-    // The SPs with a SOAP endpoint are told by the back channel, the others in turn.
+    // The SPs with only a SOAP endpoint are told by the back channel, the others in turn.
     let user = Some(current.user_id.as_str());
-    let others = soap::queue_logouts(state, user, &current.handle, others).await?;
+    let others =
+        soap::queue_logouts(state, soap::Browser::AtHand, user, &current.handle, others).await?;
     let chain = logout_chain::Chain::new(&current, others, finish);
     Ok(logout_chain::start(state, ctx, chain, false).await?)
 }

@@ -2,13 +2,15 @@
 //! through the durable outbox (issue 24 item 5).
 //!
 //! An SP whose metadata publishes a `SingleLogoutService` with the SOAP binding is told
-//! of every IdP-started logout by the back channel: the user signing out at Gatehouse or
-//! at another SP, an administrator ending the user's sessions, a password reset, a
-//! session that ran out. Where Gatehouse has a choice it takes the back channel, as
-//! Shibboleth's IdP does for SPs that offer it: it needs no browser (which may be closed,
-//! or stuck at an SP that never answers), it is confirmed by the SP's answer, and the
-//! outbox retries it until the SP is up. The browser's front-channel chain
-//! ([`super::logout_chain`]) then visits only the SPs without a SOAP endpoint.
+//! by the back channel of every IdP-started logout that has no browser to carry the
+//! front channel: an administrator ending the user's sessions, a password reset or
+//! change, ending another of one's sessions, a session found expired. It needs no
+//! browser, it is confirmed by the SP's answer, and the outbox retries it until the SP
+//! is up. When a browser is at hand (sign-out at Gatehouse or at another SP) an SP that
+//! also has an HTTP-Redirect or HTTP-POST endpoint is told through it, in the browser's
+//! chain ([`super::logout_chain`]), as before: that is how SAML SPs expect a signed-in
+//! user to be logged out (their own cookies and pages go with it), and what a user
+//! sees; an SP with only the SOAP endpoint is told by SOAP then too.
 //!
 //! The outbox row holds only what the request is built from (NameID, its format,
 //! SessionIndex), sealed; each attempt signs a new LogoutRequest with a new ID and
@@ -69,20 +71,31 @@ struct LogoutFor {
     user_id: Option<String>,
 }
 
+/// Whether the logout has a browser to carry the front channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browser {
+    AtHand,
+    Absent,
+}
+
 /// Queues a SOAP LogoutRequest for each of `participants` (the SPs of session `handle`)
-/// that has a SOAP endpoint, and returns the others, for the front channel or to be
-/// recorded as not told.
+/// that is to be told by SOAP (see the module's comment), and returns the others, for
+/// the front channel or to be recorded as not told.
 pub async fn queue_logouts(
     state: &AppState,
+    browser: Browser,
     user_id: Option<&str>,
     handle: &str,
     participants: Vec<Participant>,
 ) -> Result<Vec<Participant>, StoreError> {
+    let by_soap = |sp: &ServiceProvider| {
+        soap_endpoint(sp).is_some() && (browser == Browser::Absent || sp.slo().is_none())
+    };
     let mut queued = Vec::new();
     let mut rest = Vec::new();
     for p in participants {
         match providers::find(&state.store, &p.sp).await {
-            Ok(Some(sp)) if soap_endpoint(&sp).is_some() => queued.push(p),
+            Ok(Some(sp)) if by_soap(&sp) => queued.push(p),
             Err(SpError::Store(e)) => return Err(e),
             // Unknown or damaged SPs go on: the front channel records them as not told.
             Ok(_) | Err(_) => rest.push(p),

@@ -480,7 +480,7 @@ async fn signing_out_at_gatehouse_skips_the_browser_chain_and_a_500_is_retried_o
         .app
         .post_form(&w.browser, "/logout", &[("csrf", &csrf)])
         .await;
-    // The only SP is told by SOAP: no LogoutRequest through the browser.
+    // The SP has only a SOAP endpoint: it is told by SOAP, not through the browser.
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("You are signed out"));
 
