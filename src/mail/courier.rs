@@ -13,11 +13,12 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-/// Why one attempt failed. The message is stored and logged: no token, no key, no body.
+/// Why one attempt failed, for every kind of row (mail and webhooks too). The message
+/// is stored and logged: no body, no token, no key, no webhook URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undelivered {
     pub message: String,
-    /// Retrying cannot help (the receiver was deregistered): give up now.
+    /// Retrying cannot help (a malformed row, a receiver deregistered): give up now.
     pub permanent: bool,
 }
 

@@ -151,30 +151,6 @@ impl MailMetrics {
     }
 }
 
-/// Why one attempt failed. The message is safe to store and log: no body, no secret,
-/// no webhook URL.
-struct Failure {
-    message: String,
-    /// Retrying cannot help (a malformed row): fail now rather than at the deadline.
-    permanent: bool,
-}
-
-impl Failure {
-    fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: false,
-        }
-    }
-
-    fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: true,
-        }
-    }
-}
-
 impl Mailer {
     /// Builds the transport `config` names. Inside a tokio runtime (the SMTP pool's
     /// housekeeping is a task).
@@ -410,16 +386,10 @@ impl Mailer {
             (KIND_EMAIL, _) => self.deliver_email(&row).await,
             (KIND_WEBHOOK, _) => self.deliver_webhook(&row).await,
             (_, Some(courier)) => match self.open_payload(&row) {
-                Ok(payload) => courier
-                    .deliver(&row.recipient, &payload)
-                    .await
-                    .map_err(|u| Failure {
-                        message: u.message,
-                        permanent: u.permanent,
-                    }),
+                Ok(payload) => courier.deliver(&row.recipient, &payload).await,
                 Err(failure) => Err(failure),
             },
-            (other, None) => Err(Failure::permanent(format!("unknown kind {other:?}"))),
+            (other, None) => Err(Undelivered::permanent(format!("unknown kind {other:?}"))),
         };
         let id = row.id.clone();
         let recorded = match result {
@@ -449,7 +419,7 @@ impl Mailer {
     async fn record_failure(
         &self,
         row: &OutboxRow,
-        failure: Failure,
+        failure: Undelivered,
         courier: Option<Arc<dyn Courier>>,
     ) -> Result<(), StoreError> {
         let now = self.now();
@@ -492,38 +462,38 @@ impl Mailer {
     }
 
     /// The sealed payload of a courier's row.
-    fn open_payload(&self, row: &OutboxRow) -> Result<Vec<u8>, Failure> {
+    fn open_payload(&self, row: &OutboxRow) -> Result<Vec<u8>, Undelivered> {
         let sealed = row
             .payload
             .as_deref()
-            .ok_or_else(|| Failure::permanent("no payload"))?;
+            .ok_or_else(|| Undelivered::permanent("no payload"))?;
         let plain = self
             .inner
             .master_key
             .open(&seal_context("payload", &row.id), sealed)
-            .map_err(|e| Failure::permanent(format!("payload: {e}")))?;
+            .map_err(|e| Undelivered::permanent(format!("payload: {e}")))?;
         Ok(secrecy::ExposeSecret::expose_secret(&plain).to_vec())
     }
 
-    async fn deliver_email(&self, row: &OutboxRow) -> Result<(), Failure> {
+    async fn deliver_email(&self, row: &OutboxRow) -> Result<(), Undelivered> {
         let open = |part: &str, sealed: &Option<String>| {
             let sealed = sealed
                 .as_deref()
-                .ok_or_else(|| Failure::permanent(format!("no {part} body")))?;
+                .ok_or_else(|| Undelivered::permanent(format!("no {part} body")))?;
             let plain = self
                 .inner
                 .master_key
                 .open(&seal_context(part, &row.id), sealed)
-                .map_err(|e| Failure::permanent(format!("{part} body: {e}")))?;
+                .map_err(|e| Undelivered::permanent(format!("{part} body: {e}")))?;
             String::from_utf8(secrecy::ExposeSecret::expose_secret(&plain).to_vec())
-                .map_err(|_| Failure::permanent(format!("{part} body is not UTF-8")))
+                .map_err(|_| Undelivered::permanent(format!("{part} body is not UTF-8")))
         };
         let text = open("text", &row.body_text)?;
         let html = open("html", &row.body_html)?;
         let to: Address = row
             .recipient
             .parse()
-            .map_err(|e| Failure::permanent(format!("recipient: {e}")))?;
+            .map_err(|e| Undelivered::permanent(format!("recipient: {e}")))?;
         let message = Message::builder()
             .message_id(Some(format!(
                 "<{}@{}>",
@@ -539,13 +509,13 @@ impl Mailer {
                 "auto-generated".into(),
             ))
             .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| Failure::permanent(format!("message: {e}")))?;
+            .map_err(|e| Undelivered::permanent(format!("message: {e}")))?;
         match &self.inner.transport {
             Transport::Smtp(smtp) => smtp
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| Failure::transient(format!("smtp: {e}"))),
+                .map_err(|e| Undelivered::transient(format!("smtp: {e}"))),
             Transport::Files(dir) => {
                 let dir = dir.clone();
                 let name = format!(
@@ -556,26 +526,26 @@ impl Mailer {
                 let bytes = message.formatted();
                 tokio::task::spawn_blocking(move || eml::write(&dir, &name, &bytes))
                     .await
-                    .map_err(|e| Failure::transient(format!("eml writer: {e}")))?
+                    .map_err(|e| Undelivered::transient(format!("eml writer: {e}")))?
                     .map(|_| ())
-                    .map_err(|e| Failure::transient(format!("eml file: {e}")))
+                    .map_err(|e| Undelivered::transient(format!("eml file: {e}")))
             }
         }
     }
 
-    async fn deliver_webhook(&self, row: &OutboxRow) -> Result<(), Failure> {
+    async fn deliver_webhook(&self, row: &OutboxRow) -> Result<(), Undelivered> {
         let url = Url::parse(&row.recipient)
-            .map_err(|e| Failure::permanent(format!("webhook URL: {e}")))?;
+            .map_err(|e| Undelivered::permanent(format!("webhook URL: {e}")))?;
         let body = row
             .payload
             .as_deref()
-            .ok_or_else(|| Failure::permanent("no payload"))?;
+            .ok_or_else(|| Undelivered::permanent("no payload"))?;
         let timestamp = self.inner.clock.now().timestamp();
         self.inner
             .webhook
             .deliver(&url, &row.subject, &row.id, body, timestamp)
             .await
-            .map_err(|e| Failure::transient(format!("webhook: {}", e.0)))
+            .map_err(|e| Undelivered::transient(format!("webhook: {}", e.0)))
     }
 
     /// Starts the background worker; it runs until `MailWorker::stop` (or until the
