@@ -503,7 +503,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     ));
     let saml_keys = load_saml_keys(&config, &store, &master_key, &clock).await?;
     let (sign_in_answers, session_listeners) = protocol_hooks();
-    Ok(AppState {
+    let state = AppState {
         sign_in_answers: Arc::new(sign_in_answers),
         session_listeners: Arc::new(session_listeners),
         saml_keys: Arc::new(saml_keys),
@@ -519,7 +519,23 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         hashing,
         audit,
         clients: Arc::default(),
-    })
+    };
+    protocol_couriers(&state);
+    Ok(state)
+}
+
+/// The protocols' back-channel logouts go through the durable outbox (issue 24 item 5):
+/// each protocol builds and sends its own message, the outbox retries it.
+fn protocol_couriers(state: &AppState) {
+    use crate::store::outbox::{KIND_OIDC_BACKCHANNEL_LOGOUT, KIND_SAML_SOAP_LOGOUT};
+    state.mailer.register_courier(
+        KIND_OIDC_BACKCHANNEL_LOGOUT,
+        Arc::new(oidc::logout::BackChannelLogout::new(state)),
+    );
+    state.mailer.register_courier(
+        KIND_SAML_SOAP_LOGOUT,
+        Arc::new(saml::soap::SoapLogout::new(state)),
+    );
 }
 
 /// Just the audit trail, for `gatehouse audit …`: no hashing pool, no Redis.

@@ -8,7 +8,12 @@
 //! exponential backoff until a deadline. Delivery is at least once: a row is only
 //! marked sent after the server accepted it, so an instance that dies between the two
 //! sends it again after the claim's lease runs out.
+//!
+//! Other modules put their own kinds of message through the same outbox (the protocols'
+//! back-channel logouts): they register a [`Courier`] that builds and sends a row of
+//! their kind, and get the same retries, deadline and metrics.
 
+pub mod courier;
 pub mod eml;
 pub mod notice;
 pub mod smtp;
@@ -28,6 +33,7 @@ use prometheus::{IntCounterVec, IntGauge, Opts};
 use tokio::{sync::Notify, sync::watch, task::JoinHandle};
 use url::Url;
 
+pub use courier::{Courier, Undelivered};
 pub use notice::{Alert, Notice, RenderedMail};
 
 use crate::{
@@ -100,6 +106,7 @@ struct Inner {
     poll: Duration,
     give_up_after: chrono::Duration,
     metrics: MailMetrics,
+    couriers: courier::Couriers,
 }
 
 enum Transport {
@@ -141,30 +148,6 @@ impl MailMetrics {
         metrics.register(Box::new(this.retried.clone()));
         metrics.register(Box::new(this.pending.clone()));
         this
-    }
-}
-
-/// Why one attempt failed. The message is safe to store and log: no body, no secret,
-/// no webhook URL.
-struct Failure {
-    message: String,
-    /// Retrying cannot help (a malformed row): fail now rather than at the deadline.
-    permanent: bool,
-}
-
-impl Failure {
-    fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: false,
-        }
-    }
-
-    fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: true,
-        }
     }
 }
 
@@ -213,6 +196,7 @@ impl Mailer {
                     config.mail_give_up_after_hours.min(24 * 365) as i64,
                 ),
                 metrics: MailMetrics::new(metrics),
+                couriers: courier::Couriers::default(),
             }),
         })
     }
@@ -321,6 +305,38 @@ impl Mailer {
         }
     }
 
+    /// Hands the rows of `kind` to `courier` (at start-up, before the worker runs).
+    pub fn register_courier(&self, kind: &'static str, courier: Arc<dyn Courier>) {
+        self.inner.couriers.register(kind, courier);
+    }
+
+    /// Queues a message of a courier's `kind` on `conn`, in the caller's transaction:
+    /// `payload` is what the courier needs to build it at delivery time, sealed under the
+    /// master key (it names a person and a session); `recipient` and `subject` stay in
+    /// clear for operators (a client id or entity id, and what it is).
+    pub fn enqueue_sealed(
+        &self,
+        conn: &mut DbConnection,
+        kind: &str,
+        recipient: &str,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<(), StoreError> {
+        let id = new_id();
+        let now = self.now();
+        let sealed = self
+            .inner
+            .master_key
+            .seal(&seal_context("payload", &id), payload);
+        let (recipient, subject) = (one_line(recipient), one_line(subject));
+        let row = NewOutboxRow {
+            payload: Some(&sealed),
+            ..NewOutboxRow::due(&id, kind, &recipient, &subject, now)
+        };
+        outbox::insert(conn, &row)?;
+        Ok(())
+    }
+
     /// The organisation-independent webhook, if configured.
     pub fn webhook_url(&self) -> Option<&Url> {
         self.inner.webhook_url.as_ref()
@@ -365,56 +381,32 @@ impl Mailer {
     }
 
     async fn deliver_row(&self, row: OutboxRow) {
-        let result = match row.kind.as_str() {
-            KIND_EMAIL => self.deliver_email(&row).await,
-            KIND_WEBHOOK => self.deliver_webhook(&row).await,
-            other => Err(Failure::permanent(format!("unknown kind {other:?}"))),
+        let courier = self.inner.couriers.get(&row.kind);
+        let result = match (row.kind.as_str(), &courier) {
+            (KIND_EMAIL, _) => self.deliver_email(&row).await,
+            (KIND_WEBHOOK, _) => self.deliver_webhook(&row).await,
+            (_, Some(courier)) => match self.open_payload(&row) {
+                Ok(payload) => courier.deliver(&row.recipient, &payload).await,
+                Err(failure) => Err(failure),
+            },
+            (other, None) => Err(Undelivered::permanent(format!("unknown kind {other:?}"))),
         };
-        let now = self.now();
-        let kind = row.kind.as_str();
         let id = row.id.clone();
         let recorded = match result {
             Ok(()) => {
-                self.inner.metrics.sent.with_label_values(&[kind]).inc();
-                tracing::info!(delivery = %row.id, kind, attempt = row.attempts, "delivered");
+                let now = self.now();
+                self.inner
+                    .metrics
+                    .sent
+                    .with_label_values(&[&row.kind])
+                    .inc();
+                tracing::info!(delivery = %row.id, kind = %row.kind, attempt = row.attempts, "delivered");
                 self.inner
                     .store
                     .run(move |c| outbox::mark_sent(c, &id, now))
                     .await
             }
-            Err(failure) => {
-                let error = truncate(&failure.message);
-                let deadline = row.created_at + self.inner.give_up_after;
-                if failure.permanent || now >= deadline {
-                    self.inner.metrics.failed.with_label_values(&[kind]).inc();
-                    tracing::error!(
-                        delivery = %row.id,
-                        kind,
-                        attempt = row.attempts,
-                        error = %error,
-                        "delivery failed; giving up"
-                    );
-                    self.inner
-                        .store
-                        .run(move |c| outbox::mark_failed(c, &id, &error))
-                        .await
-                } else {
-                    let next = (now + backoff(row.attempts)).min(deadline);
-                    self.inner.metrics.retried.with_label_values(&[kind]).inc();
-                    tracing::warn!(
-                        delivery = %row.id,
-                        kind,
-                        attempt = row.attempts,
-                        retry_at = %next,
-                        error = %error,
-                        "delivery failed; will retry"
-                    );
-                    self.inner
-                        .store
-                        .run(move |c| outbox::mark_retry(c, &id, next, &error))
-                        .await
-                }
-            }
+            Err(failure) => self.record_failure(&row, failure, courier).await,
         };
         if let Err(e) = recorded {
             // The lease brings the row back; a delivered one may then go out twice.
@@ -422,25 +414,86 @@ impl Mailer {
         }
     }
 
-    async fn deliver_email(&self, row: &OutboxRow) -> Result<(), Failure> {
+    /// A failed attempt: retried with [`backoff`] until the deadline, then given up on
+    /// (and the courier, if any, told, so it can record it for operators).
+    async fn record_failure(
+        &self,
+        row: &OutboxRow,
+        failure: Undelivered,
+        courier: Option<Arc<dyn Courier>>,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let kind = row.kind.as_str();
+        let id = row.id.clone();
+        let error = truncate(&failure.message);
+        let deadline = row.created_at + self.inner.give_up_after;
+        if failure.permanent || now >= deadline {
+            self.inner.metrics.failed.with_label_values(&[kind]).inc();
+            tracing::error!(
+                delivery = %row.id,
+                kind,
+                attempt = row.attempts,
+                error = %error,
+                "delivery failed; giving up"
+            );
+            if let (Some(courier), Ok(payload)) = (courier, self.open_payload(row)) {
+                courier.gave_up(&row.recipient, &payload, &error).await;
+            }
+            self.inner
+                .store
+                .run(move |c| outbox::mark_failed(c, &id, &error))
+                .await
+        } else {
+            let next = (now + backoff(row.attempts)).min(deadline);
+            self.inner.metrics.retried.with_label_values(&[kind]).inc();
+            tracing::warn!(
+                delivery = %row.id,
+                kind,
+                attempt = row.attempts,
+                retry_at = %next,
+                error = %error,
+                "delivery failed; will retry"
+            );
+            self.inner
+                .store
+                .run(move |c| outbox::mark_retry(c, &id, next, &error))
+                .await
+        }
+    }
+
+    /// The sealed payload of a courier's row.
+    fn open_payload(&self, row: &OutboxRow) -> Result<Vec<u8>, Undelivered> {
+        let sealed = row
+            .payload
+            .as_deref()
+            .ok_or_else(|| Undelivered::permanent("no payload"))?;
+        let plain = self
+            .inner
+            .master_key
+            .open(&seal_context("payload", &row.id), sealed)
+            .map_err(|e| Undelivered::permanent(format!("payload: {e}")))?;
+        Ok(secrecy::ExposeSecret::expose_secret(&plain).to_vec())
+    }
+
+    async fn deliver_email(&self, row: &OutboxRow) -> Result<(), Undelivered> {
         let open = |part: &str, sealed: &Option<String>| {
             let sealed = sealed
                 .as_deref()
-                .ok_or_else(|| Failure::permanent(format!("no {part} body")))?;
+                .ok_or_else(|| Undelivered::permanent(format!("no {part} body")))?;
             let plain = self
                 .inner
                 .master_key
                 .open(&seal_context(part, &row.id), sealed)
-                .map_err(|e| Failure::permanent(format!("{part} body: {e}")))?;
+                .map_err(|e| Undelivered::permanent(format!("{part} body: {e}")))?;
             String::from_utf8(secrecy::ExposeSecret::expose_secret(&plain).to_vec())
-                .map_err(|_| Failure::permanent(format!("{part} body is not UTF-8")))
+                .map_err(|_| Undelivered::permanent(format!("{part} body is not UTF-8")))
         };
         let text = open("text", &row.body_text)?;
         let html = open("html", &row.body_html)?;
         let to: Address = row
             .recipient
             .parse()
-            .map_err(|e| Failure::permanent(format!("recipient: {e}")))?;
+            .map_err(|e| Undelivered::permanent(format!("recipient: {e}")))?;
         let message = Message::builder()
             .message_id(Some(format!(
                 "<{}@{}>",
@@ -456,13 +509,13 @@ impl Mailer {
                 "auto-generated".into(),
             ))
             .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| Failure::permanent(format!("message: {e}")))?;
+            .map_err(|e| Undelivered::permanent(format!("message: {e}")))?;
         match &self.inner.transport {
             Transport::Smtp(smtp) => smtp
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| Failure::transient(format!("smtp: {e}"))),
+                .map_err(|e| Undelivered::transient(format!("smtp: {e}"))),
             Transport::Files(dir) => {
                 let dir = dir.clone();
                 let name = format!(
@@ -473,26 +526,26 @@ impl Mailer {
                 let bytes = message.formatted();
                 tokio::task::spawn_blocking(move || eml::write(&dir, &name, &bytes))
                     .await
-                    .map_err(|e| Failure::transient(format!("eml writer: {e}")))?
+                    .map_err(|e| Undelivered::transient(format!("eml writer: {e}")))?
                     .map(|_| ())
-                    .map_err(|e| Failure::transient(format!("eml file: {e}")))
+                    .map_err(|e| Undelivered::transient(format!("eml file: {e}")))
             }
         }
     }
 
-    async fn deliver_webhook(&self, row: &OutboxRow) -> Result<(), Failure> {
+    async fn deliver_webhook(&self, row: &OutboxRow) -> Result<(), Undelivered> {
         let url = Url::parse(&row.recipient)
-            .map_err(|e| Failure::permanent(format!("webhook URL: {e}")))?;
+            .map_err(|e| Undelivered::permanent(format!("webhook URL: {e}")))?;
         let body = row
             .payload
             .as_deref()
-            .ok_or_else(|| Failure::permanent("no payload"))?;
+            .ok_or_else(|| Undelivered::permanent("no payload"))?;
         let timestamp = self.inner.clock.now().timestamp();
         self.inner
             .webhook
             .deliver(&url, &row.subject, &row.id, body, timestamp)
             .await
-            .map_err(|e| Failure::transient(format!("webhook: {}", e.0)))
+            .map_err(|e| Undelivered::transient(format!("webhook: {}", e.0)))
     }
 
     /// Starts the background worker; it runs until `MailWorker::stop` (or until the

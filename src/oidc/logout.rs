@@ -4,7 +4,8 @@
 //! Whenever an SSO session ends on purpose (sign-out, password change or reset, an
 //! administrator's revoke, a user ending one of their sessions) the grants made under it
 //! are revoked, so its refresh tokens and access tokens stop working, and every client of
-//! those grants that registered a back-channel URI is sent a signed logout token. A
+//! those grants that registered a back-channel URI is sent a signed logout token through
+//! the durable outbox (queued with the revocation, retried until it is delivered). A
 //! sign-out in the browser then tells the session's SAML SPs by the front channel
 //! (`saml::logout_chain`) before going on to the post_logout_redirect_uri.
 //!
@@ -12,7 +13,11 @@
 //! for `offline_access` ones: when its browser comes back, or else when the janitor's
 //! sweep finds it gone ([`sweep_lapsed_sessions`]).
 
-use std::{collections::BTreeMap, sync::OnceLock, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use actix_web::{
     HttpRequest, HttpResponse, get,
@@ -20,27 +25,32 @@ use actix_web::{
     post, web,
 };
 use askama::Template;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
 use super::{Params, discovery::issuer, jwt, sid_for};
 use crate::web::cookies;
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
+    audit::{Audit, AuditEvent, EventType, Outcome},
     auth::{
         AuthError, same_secret,
         session::{self, Ending, SessionEndListener},
     },
+    clock::SharedClock,
+    crypto::signing::Keys,
+    mail::{Courier, Mailer, Undelivered},
     pages::login::signed_out,
     saml::{
         logout_chain::{self, Chain, Finish},
+        soap,
         sso::Participant,
     },
     startup::AppState,
     store::{
-        clients::{self, ClientRow},
+        DbConnection, Store, StoreError, clients,
         grants::{self, GrantRow},
+        outbox::KIND_OIDC_BACKCHANNEL_LOGOUT,
     },
     web::{
         RequestContext,
@@ -73,11 +83,15 @@ impl SessionEndListener for RevokeGrants {
                 let now = state.clock.now().naive_utc();
                 let id = user_id.to_owned();
                 let keep = keep.map(str::to_owned);
-                let revoked = state
+                let mailer = state.mailer.clone();
+                state
                     .store
-                    .run(move |c| grants::revoke_for_user(c, &id, keep.as_deref(), now))
+                    .transaction(move |c| {
+                        let revoked = grants::revoke_for_user(c, &id, keep.as_deref(), now)?;
+                        queue_logout_tokens(c, &mailer, &revoked)
+                    })
                     .await?;
-                notify(state, revoked).await?;
+                state.mailer.wake();
             }
             Ending::Lapsed { handle } => {
                 session_lapsed(state, handle).await?;
@@ -106,11 +120,16 @@ async fn end_grants(
     let now = state.clock.now().naive_utc();
     let h = handle.to_owned();
     let owner = owner.map(str::to_owned);
+    let mailer = state.mailer.clone();
     let revoked = state
         .store
-        .run(move |c| grants::revoke_for_session(c, &h, owner.as_deref(), spare_offline, now))
+        .transaction(move |c| {
+            let revoked = grants::revoke_for_session(c, &h, owner.as_deref(), spare_offline, now)?;
+            queue_logout_tokens(c, &mailer, &revoked)?;
+            Ok(revoked)
+        })
         .await?;
-    notify(state, revoked.clone()).await?;
+    state.mailer.wake();
     Ok(revoked)
 }
 
@@ -145,38 +164,59 @@ pub async fn sweep_lapsed_sessions(state: &AppState) -> Result<usize, AppError> 
     Ok(ended)
 }
 
-/// Sends back-channel logout tokens for revoked user grants: one per client and session.
-async fn notify(state: &AppState, revoked: Vec<GrantRow>) -> Result<(), AuthError> {
+/// What a back-channel logout token is built from when it is delivered (Back-Channel
+/// Logout 1.0 §2.4): queued, sealed, in the outbox for the client named as recipient.
+#[derive(Serialize, Deserialize)]
+struct LogoutTokenFor {
+    sub: String,
+    sid: Option<String>,
+}
+
+/// Queues a back-channel logout for revoked user grants, one per client and session,
+/// on `conn`: it commits with the revocation, or neither happens. Only clients that
+/// registered a back-channel URI are told.
+fn queue_logout_tokens(
+    conn: &mut DbConnection,
+    mailer: &Mailer,
+    revoked: &[GrantRow],
+) -> Result<usize, StoreError> {
     let mut targets: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
     for g in revoked {
-        if let Some(user) = g.user_id {
-            targets.insert((g.client_id, g.session_handle), user);
+        if let Some(user) = &g.user_id {
+            targets.insert(
+                (g.client_id.clone(), g.session_handle.clone()),
+                user.clone(),
+            );
         }
     }
     if targets.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let ids: Vec<String> = targets.keys().map(|(c, _)| c.clone()).collect();
-    let registered: Vec<ClientRow> = state
-        .store
-        .run(move |c| clients::find_many(c, &ids))
-        .await?;
-    let ring = state.keys.current();
-    let iss = issuer(state);
-    let now = state.clock.now();
-    for ((client_id, handle), user) in targets {
-        let Some(uri) = registered
+    let registered = clients::find_many(conn, &ids)?;
+    let mut queued = 0;
+    for ((client_id, handle), sub) in targets {
+        let listens = registered
             .iter()
-            .find(|c| c.client_id == client_id)
-            .and_then(|c| c.backchannel_logout_uri.clone())
-        else {
+            .any(|c| c.client_id == client_id && c.backchannel_logout_uri.is_some());
+        if !listens {
             continue;
-        };
-        let sid = handle.as_deref().map(sid_for);
-        let token = jwt::logout_token(&ring, &iss, &client_id, Some(&user), sid.as_deref(), now);
-        tokio::spawn(deliver(uri, token, client_id));
+        }
+        let payload = serde_json::to_string(&LogoutTokenFor {
+            sub,
+            sid: handle.as_deref().map(sid_for),
+        })
+        .map_err(|e| StoreError::Query(e.to_string()))?;
+        mailer.enqueue_sealed(
+            conn,
+            KIND_OIDC_BACKCHANNEL_LOGOUT,
+            &client_id,
+            "back-channel logout",
+            payload.as_bytes(),
+        )?;
+        queued += 1;
     }
-    Ok(())
+    Ok(queued)
 }
 
 fn http() -> &'static reqwest::Client {
@@ -190,31 +230,88 @@ fn http() -> &'static reqwest::Client {
     })
 }
 
-/// POSTs the logout token (§2.5), retrying a few times: the session is already over on
-/// our side; this only tells the client sooner than its tokens expire.
-async fn deliver(uri: String, token: String, client_id: String) {
-    let mut wait = Duration::from_millis(500);
-    for attempt in 1..=4 {
-        let sent = http()
+/// Delivers queued back-channel logouts (§2.5) for the outbox, which retries a client
+/// that is down with backoff until its deadline: a relying party that was unreachable
+/// when the session ended still hears of it. The token is minted and signed at each
+/// attempt, with a fresh `iat` and `jti`, so a late one is not refused as stale (§2.6).
+pub struct BackChannelLogout {
+    store: Store,
+    keys: Arc<Keys>,
+    issuer: String,
+    clock: SharedClock,
+    audit: Audit,
+}
+
+impl BackChannelLogout {
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            store: state.store.clone(),
+            keys: state.keys.clone(),
+            issuer: issuer(state),
+            clock: state.clock.clone(),
+            audit: state.audit.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Courier for BackChannelLogout {
+    async fn deliver(&self, client_id: &str, payload: &[u8]) -> Result<(), Undelivered> {
+        let what: LogoutTokenFor = serde_json::from_slice(payload)
+            .map_err(|_| Undelivered::permanent("the queued logout is damaged"))?;
+        let id = client_id.to_owned();
+        let client = self
+            .store
+            .run(move |c| clients::find(c, &id))
+            .await
+            .map_err(|e| Undelivered::transient(format!("database: {e}")))?;
+        // Where to is read now: a client that moved its endpoint meanwhile is found there.
+        let Some(uri) = client.and_then(|c| c.backchannel_logout_uri) else {
+            return Err(Undelivered::permanent(
+                "the client is gone or no longer has a back-channel logout URI",
+            ));
+        };
+        let ring = self.keys.current();
+        let token = jwt::logout_token(
+            &ring,
+            &self.issuer,
+            client_id,
+            Some(&what.sub),
+            what.sid.as_deref(),
+            self.clock.now(),
+        );
+        let res = http()
             .post(&uri)
             .header(header::CACHE_CONTROL.as_str(), "no-store")
             .form(&[("logout_token", token.as_str())])
             .send()
-            .await;
-        match sent {
-            Ok(res) if res.status().is_success() => {
-                tracing::info!(client_id = %client_id, "back-channel logout delivered");
-                return;
-            }
-            Ok(res) => {
-                tracing::warn!(client_id = %client_id, status = %res.status(), attempt, "back-channel logout refused");
-            }
-            Err(e) => {
-                tracing::warn!(client_id = %client_id, error = %e.without_url(), attempt, "back-channel logout failed");
-            }
+            .await
+            .map_err(|e| {
+                Undelivered::transient(format!("back-channel logout: {}", e.without_url()))
+            })?;
+        // §2.8: 200 (or 204) means the RP logged the session out; anything else is tried again.
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(Undelivered::transient(format!(
+                "back-channel logout: the client answered {}",
+                res.status()
+            )))
         }
-        tokio::time::sleep(wait).await;
-        wait *= 2;
+    }
+
+    async fn gave_up(&self, client_id: &str, payload: &[u8], error: &str) {
+        let Ok(what) = serde_json::from_slice::<LogoutTokenFor>(payload) else {
+            return;
+        };
+        let event = AuditEvent::new(EventType::SessionEnded, Outcome::Failure)
+            .subject(what.sub)
+            .detail("client_id", client_id)
+            .detail("reason", "back_channel_logout_not_delivered")
+            .detail("error", error);
+        if let Err(e) = self.audit.record(event).await {
+            tracing::warn!(client_id, error = %e, "could not record an undelivered back-channel logout");
+        }
     }
 }
 
@@ -469,7 +566,8 @@ async fn saml_chain(
     logout_chain::start(state, ctx, Chain::new(current, sps, finish), after_form).await
 }
 
-/// Ends the browser's session; returns its SAML SPs, still to be told.
+/// Ends the browser's session; returns its SAML SPs still to be told by the front
+/// channel (those with only a SOAP endpoint are told by the back channel, `saml::soap`).
 async fn sign_out(
     state: &AppState,
     ctx: &RequestContext,
@@ -478,5 +576,6 @@ async fn sign_out(
 ) -> Result<Vec<Participant>, AppError> {
     let saml = logout_chain::take_participants(state, &current.handle).await?;
     session::sign_out(state, ctx, current, reason, None).await?;
-    Ok(saml)
+    let user = Some(current.user_id.as_str());
+    Ok(soap::queue_logouts(state, soap::Browser::AtHand, user, &current.handle, saml).await?)
 }

@@ -23,6 +23,7 @@ use super::{
     providers::{self, BINDING_POST},
     request::Inbound,
     slo::{authenticated_response, go_to, redirect_location, refuse},
+    soap,
     sso::{Participant, participants_key, post_page_with_self, session_index},
 };
 use crate::web::cookies;
@@ -130,12 +131,13 @@ pub async fn take_participants(
     Ok(list)
 }
 
-/// SAML's part when an SSO session ends: sessions ended without a browser (password
-/// reset, an administrator's revoke, ending another of one's sessions) cannot take the
-/// front channel, and no SP is registered with a SOAP endpoint we would call, so each SP
-/// still on the session is recorded as not told. Where a browser is at hand (sign-out,
-/// SAML logout) the SPs were taken off the session first and are told by the front
-/// channel. A session that ran out kept its SPs in itself: there is nobody to record.
+/// SAML's part when an SSO session ends without a browser at hand (password reset, an
+/// administrator's revoke, ending another of one's sessions, a session that ran out):
+/// the SPs still on the session that publish a SOAP SingleLogoutService are told by the
+/// back channel, through the outbox ([`super::soap`]); the others cannot be told (the
+/// front channel needs the browser), and each is recorded as not told. Where a browser
+/// is at hand (sign-out, SAML logout) the SPs were taken off the session first and are
+/// told by the front channel (by SOAP, those that have no other endpoint).
 pub struct RecordUntold;
 
 #[async_trait::async_trait]
@@ -155,13 +157,21 @@ impl SessionEndListener for RecordUntold {
                 }
                 Ok(())
             }
-            Ending::One { existed: false, .. } | Ending::Lapsed { .. } => Ok(()),
+            // Whom an expired session visited is known as long as its list lives (its
+            // absolute limit): the SOAP SPs among them are told; nobody to record.
+            Ending::Lapsed { handle } => {
+                let sps = take_participants(state, handle).await?;
+                soap::queue_logouts(state, soap::Browser::Absent, None, handle, sps).await?;
+                Ok(())
+            }
+            Ending::One { existed: false, .. } => Ok(()),
         }
     }
 }
 
 async fn record_untold(state: &AppState, user_id: &str, handle: &str) -> Result<(), AuthError> {
-    for p in take_participants(state, handle).await? {
+    let sps = take_participants(state, handle).await?;
+    for p in soap::queue_logouts(state, soap::Browser::Absent, Some(user_id), handle, sps).await? {
         state
             .audit
             .record(

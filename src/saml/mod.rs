@@ -1,5 +1,6 @@
 //! The SAML 2.0 Identity Provider (DESIGN §10): metadata, SP-initiated SSO over
-//! HTTP-Redirect and HTTP-POST, IdP-initiated SSO, Single Logout both ways (HTTP-Redirect and HTTP-POST).
+//! HTTP-Redirect and HTTP-POST, IdP-initiated SSO, Single Logout both ways (HTTP-Redirect and HTTP-POST,
+//! and SOAP to SPs that publish it).
 //!
 //! An AuthnRequest becomes a login transaction (`auth::transaction`, `Resume::Saml`) like
 //! an OIDC `/authorize`; the sign-in pipeline answers it with [`sso::respond`] once the
@@ -19,6 +20,7 @@ pub mod metadata;
 pub mod providers;
 pub mod request;
 pub mod slo;
+pub mod soap;
 pub mod sso;
 pub mod xml;
 pub mod xml_writer;

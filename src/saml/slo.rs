@@ -1,4 +1,5 @@
-//! `/saml/slo`: Single Logout (Profiles §4.4) over HTTP-Redirect and HTTP-POST.
+//! `/saml/slo`: Single Logout (Profiles §4.4) over HTTP-Redirect and HTTP-POST (the
+//! SOAP binding, IdP to SP only, is [`super::soap`]).
 //!
 //! A registered SP sends the browser here with a LogoutRequest; when it names the
 //! browser's session (this SP received an assertion in it, for that NameID, and the
@@ -33,6 +34,7 @@ use super::{
     logout_chain::{self, Finish},
     providers::{self, BINDING_POST, ServiceProvider},
     request::{self, Binding, Inbound, MessageError},
+    soap,
     sso::{Participant, participants_key, session_index},
 };
 use crate::web::cookies;
@@ -223,6 +225,10 @@ async fn logout_request(
                 .detail("direction", "from_sp"),
         )
         .await?;
+    // The SPs with only a SOAP endpoint are told by the back channel, the others in turn.
+    let user = Some(current.user_id.as_str());
+    let others =
+        soap::queue_logouts(state, soap::Browser::AtHand, user, &current.handle, others).await?;
     let chain = logout_chain::Chain::new(&current, others, finish);
     Ok(logout_chain::start(state, ctx, chain, false).await?)
 }

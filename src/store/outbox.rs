@@ -14,6 +14,11 @@ use super::{DbConnection, StoreError, schema::outbox};
 
 pub const KIND_EMAIL: &str = "email";
 pub const KIND_WEBHOOK: &str = "webhook";
+/// An OpenID Connect Back-Channel Logout token for a relying party (recipient: its
+/// client id). Built and signed at delivery time by the courier registered for it.
+pub const KIND_OIDC_BACKCHANNEL_LOGOUT: &str = "oidc_backchannel_logout";
+/// A SAML LogoutRequest over the SOAP binding for an SP (recipient: its entity id).
+pub const KIND_SAML_SOAP_LOGOUT: &str = "saml_soap_logout";
 pub const STATUS_PENDING: &str = "pending";
 pub const STATUS_SENT: &str = "sent";
 pub const STATUS_FAILED: &str = "failed";
