@@ -112,6 +112,11 @@ fn client_and_key_routes(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(2 * MAX_METADATA_BYTES + 64 * 1024))
                 .route(web::post().to(saml::import_sp)),
         )
+        .route(
+            "/saml-sps/from-url",
+            web::post().to(saml::import_sp_from_url),
+        )
+        .route("/saml-sps/{id}/refresh", web::post().to(saml::refresh_sp))
         .route("/saml-sps/{id}", web::get().to(saml::show_sp))
         .route("/saml-sps/{id}", web::put().to(saml::update_sp))
         .route("/saml-sps/{id}", web::delete().to(saml::delete_sp))
