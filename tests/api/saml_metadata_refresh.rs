@@ -30,14 +30,14 @@ const ENTITY_DESCRIPTOR: &str = "urn:oasis:names:tc:SAML:2.0:metadata:EntityDesc
 const ENTITIES_DESCRIPTOR: &str = "urn:oasis:names:tc:SAML:2.0:metadata:EntitiesDescriptor";
 
 /// A metadata server on loopback: answers every request with the document last set.
-struct MetadataServer {
+pub(crate) struct MetadataServer {
     addr: SocketAddr,
     body: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl MetadataServer {
-    async fn start(body: String) -> Self {
+    pub(crate) async fn start(body: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let body = Arc::new(Mutex::new(body));
@@ -67,7 +67,7 @@ impl MetadataServer {
         Self { addr, body, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/metadata.xml", self.addr)
     }
 
