@@ -298,14 +298,104 @@ fn attributes(e: &quick_xml::events::BytesStart) -> Result<(Pairs, Pairs), SpErr
     Ok((attrs, namespaces))
 }
 
+/// The walk's state: what is open, the limits on the way, the entity being looked for.
+struct Walker<'w> {
+    wanted: Option<&'w str>,
+    open: Vec<Open>,
+    /// validUntil and cacheDuration of each open element, innermost last.
+    limits: Vec<Limits>,
+    entities: usize,
+    found: Option<Found>,
+}
+
+impl Walker<'_> {
+    /// An element starts at byte `start` (`empty`: it closes itself).
+    fn start(
+        &mut self,
+        e: &quick_xml::events::BytesStart,
+        in_md: bool,
+        start: usize,
+        empty: bool,
+    ) -> Result<(), SpError> {
+        let local = e.local_name();
+        let local = local.as_ref();
+        let is_md = in_md && matches!(local, b"EntityDescriptor" | b"EntitiesDescriptor");
+        if self.open.is_empty() && !is_md {
+            return Err(metadata(
+                "the document is neither an EntityDescriptor nor an EntitiesDescriptor",
+            ));
+        }
+        let (attrs, namespaces) = attributes(e)?;
+        let attr = |name: &str| {
+            attrs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        self.limits.push(if is_md {
+            (
+                attr("validUntil").map(parse_instant).transpose()?,
+                attr("cacheDuration").and_then(parse_duration),
+            )
+        } else {
+            (None, None)
+        });
+        let entity = in_md && local == b"EntityDescriptor";
+        self.entities += usize::from(entity);
+        // Only the first entity that matches is taken.
+        let is_entity = entity && self.found.is_none();
+        if is_entity {
+            let id = attr("entityID").unwrap_or_default().to_owned();
+            if self.wanted.is_none_or(|w| w == id) {
+                self.found = Some(Found {
+                    start,
+                    entity_id: id,
+                    inherited: self
+                        .open
+                        .iter()
+                        .flat_map(|o| o.namespaces.clone())
+                        .collect(),
+                    depth: self.open.len(),
+                });
+            }
+        }
+        if empty {
+            self.limits.pop();
+        } else {
+            self.open.push(Open {
+                is_entity,
+                namespaces,
+            });
+        }
+        Ok(())
+    }
+
+    /// An element ends at byte `end`: the wanted entity, when it is the one ending.
+    fn end(&mut self, xml_text: &str, end: usize) -> Result<Option<Selected>, SpError> {
+        let closed = self.open.pop();
+        let mut selected = None;
+        if let (Some(o), Some(f)) = (&closed, &self.found)
+            && o.is_entity
+            && self.open.len() == f.depth
+        {
+            let element = &xml_text[f.start..end];
+            selected = Some(entity(element, &f.entity_id, &f.inherited, &self.limits)?);
+        }
+        self.limits.pop();
+        Ok(selected)
+    }
+}
+
 /// Finds the wanted `EntityDescriptor` (any depth of `EntitiesDescriptor`s).
 fn walk(xml_text: &str, wanted: Option<&str>) -> Result<Selected, SpError> {
     let mut reader = NsReader::from_str(xml_text);
-    let mut open: Vec<Open> = Vec::new();
-    // validUntil and cacheDuration of each open element, innermost last.
-    let mut limits: Vec<Limits> = Vec::new();
-    let mut entities = 0usize;
-    let mut found: Option<Found> = None;
+    let mut walker = Walker {
+        wanted,
+        open: Vec::new(),
+        limits: Vec::new(),
+        entities: 0,
+        found: None,
+    };
     let mut result: Option<Selected> = None;
     loop {
         let before = reader.buffer_position() as usize;
@@ -314,80 +404,17 @@ fn walk(xml_text: &str, wanted: Option<&str>) -> Result<Selected, SpError> {
             .map_err(|e| metadata(format!("not well-formed XML: {e}")))?;
         let in_md = matches!(ns, ResolveResult::Bound(n) if n.0 == NS_METADATA);
         match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let local = e.local_name();
-                let local = local.as_ref();
-                if open.is_empty()
-                    && !(in_md && matches!(local, b"EntityDescriptor" | b"EntitiesDescriptor"))
-                {
-                    return Err(metadata(
-                        "the document is neither an EntityDescriptor nor an EntitiesDescriptor",
-                    ));
-                }
-                let (attrs, namespaces) = attributes(e)?;
-                let attr = |name: &str| {
-                    attrs
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .map(|(_, v)| v.as_str())
-                };
-                let is_md = in_md && matches!(local, b"EntityDescriptor" | b"EntitiesDescriptor");
-                if is_md {
-                    let (until, cache) = (attr("validUntil"), attr("cacheDuration"));
-                    limits.push((
-                        until.map(parse_instant).transpose()?,
-                        cache.and_then(parse_duration),
-                    ));
-                } else {
-                    limits.push((None, None));
-                }
-                if in_md && local == b"EntityDescriptor" {
-                    entities += 1;
-                }
-                let is_entity = in_md && local == b"EntityDescriptor" && found.is_none();
-                if is_entity {
-                    let id = attr("entityID").unwrap_or_default().to_owned();
-                    if wanted.is_none_or(|w| w == id) {
-                        let inherited = open.iter().flat_map(|o| o.namespaces.clone()).collect();
-                        found = Some(Found {
-                            start: before,
-                            entity_id: id,
-                            inherited,
-                            depth: open.len(),
-                        });
-                    }
-                }
-                if matches!(event, Event::Start(_)) {
-                    open.push(Open {
-                        is_entity,
-                        namespaces,
-                    });
-                } else {
-                    limits.pop();
-                }
-            }
+            Event::Start(ref e) => walker.start(e, in_md, before, false)?,
+            Event::Empty(ref e) => walker.start(e, in_md, before, true)?,
             Event::End(_) => {
-                let closed = open.pop();
-                if let (Some(o), Some(f)) = (&closed, &found)
-                    && o.is_entity
-                    && open.len() == f.depth
-                    && result.is_none()
-                {
-                    let end = reader.buffer_position() as usize;
-                    result = Some(entity(
-                        &xml_text[f.start..end],
-                        &f.entity_id,
-                        &f.inherited,
-                        &limits,
-                    )?);
-                }
-                limits.pop();
+                let ended = walker.end(xml_text, reader.buffer_position() as usize)?;
+                result = result.or(ended);
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    if wanted.is_none() && entities > 1 {
+    if wanted.is_none() && walker.entities > 1 {
         return Err(metadata(
             "it is an aggregate of several entities: name the one to import (entity id)",
         ));
