@@ -327,6 +327,13 @@ async fn a_pinned_certificate_refuses_unsigned_and_wrongly_signed_metadata() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("pinned_certificate: "),
+        "the API names its own field: {body}"
+    );
 }
 
 #[tokio::test]
