@@ -151,6 +151,7 @@ impl Application {
         let state = web::Data::new(state);
         spawn_key_reloader(&state);
         spawn_token_janitor(&state);
+        spawn_metadata_refresher(&state);
         let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
             what: "bind".into(),
             reason: e.to_string(),
@@ -318,6 +319,28 @@ fn spawn_token_janitor(state: &web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(sessions) => tracing::info!(sessions, "ended the grants of lapsed sessions"),
                 Err(e) => tracing::warn!(error = %e, "session sweep failed; will try again"),
+            }
+        }
+    });
+}
+
+/// Fetches the metadata of URL-imported SPs again when due (issue 24 item 6), every
+/// `saml_metadata_refresh_secs` (0: never on a schedule). Instances claim each due SP in
+/// the database, so one fetches it; stops when the application is dropped.
+fn spawn_metadata_refresher(state: &web::Data<AppState>) {
+    let every = state.config.saml_metadata_refresh_secs;
+    if every == 0 {
+        return;
+    }
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    // Looks often enough that a due refresh (set by cacheDuration too) is not late.
+    let poll = Duration::from_secs(every.clamp(1, 60));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(poll).await;
+            let Some(state) = weak.upgrade() else { return };
+            if let Err(e) = saml::metadata_refresh::refresh_due(&state).await {
+                tracing::warn!(error = %e, "SP metadata refresh pass failed; will try again");
             }
         }
     });

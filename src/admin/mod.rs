@@ -136,6 +136,7 @@ impl From<ServiceError> for ApiError {
                     let field = match field {
                         "attribute" => "attributes".to_owned(),
                         "relay-state" => "idp_initiated_relay_states".to_owned(),
+                        "pinned-cert" => "pinned_certificate".to_owned(),
                         other => other.replace('-', "_"),
                     };
                     Self::BadRequest(format!("{field}: {reason}"))

@@ -52,6 +52,8 @@ use super::api;
         api::saml::import_sp,
         api::saml::update_sp,
         api::saml::delete_sp,
+        api::saml::import_sp_from_url,
+        api::saml::refresh_sp,
         api::keys::list_signing_keys,
         api::keys::rotate_signing_keys,
     ),

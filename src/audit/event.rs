@@ -40,6 +40,10 @@ pub enum EventType {
     /// SAML Single Logout with one SP: `details.sp`, `details.direction` (from_sp, to_sp)
     /// and, on failure, `details.reason` (refused, not told, no answer, its status).
     SamlLogout,
+    /// An SP's metadata was fetched again from its URL (issue 24 item 6):
+    /// `details.entity_id`, `details.changed` (what differs: acs, slo, signing_certs,
+    /// encryption_certs) or, on failure, `details.reason` (the old metadata stays).
+    SamlSpMetadataRefreshed,
     KeyRotated,
     UserCreated,
     UserUpdated,
@@ -73,6 +77,7 @@ impl EventType {
         Self::TokenRevoked,
         Self::AssertionIssued,
         Self::SamlLogout,
+        Self::SamlSpMetadataRefreshed,
         Self::KeyRotated,
         Self::UserCreated,
         Self::UserUpdated,
@@ -104,6 +109,7 @@ impl EventType {
             Self::TokenRevoked => "token.revoked",
             Self::AssertionIssued => "assertion.issued",
             Self::SamlLogout => "saml.logout",
+            Self::SamlSpMetadataRefreshed => "saml.sp.metadata_refreshed",
             Self::KeyRotated => "key.rotated",
             Self::UserCreated => "user.created",
             Self::UserUpdated => "user.updated",

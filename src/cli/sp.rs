@@ -5,6 +5,7 @@ use gatehouse::{
     admin::{api::saml::sp_view, service::saml as service},
     config::Config,
     saml::providers::{self, ImportSettings, ServiceProvider, SettingsChange},
+    saml::{metadata_fetch, metadata_refresh},
 };
 
 use super::{Operator, failed, print_json};
@@ -14,9 +15,19 @@ pub enum SpCommand {
     /// Register a service provider from its metadata, or update one already registered
     /// (settings not given take their defaults); prints its entity_id.
     Import {
-        /// A metadata file, or an https:// URL to fetch it from.
+        /// A metadata file, or an https:// URL to fetch it from once.
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        metadata: Option<String>,
+        /// An https:// URL the metadata is fetched from now and refreshed from on a
+        /// schedule (`saml_metadata_refresh_secs`).
         #[arg(long)]
-        metadata: String,
+        url: Option<String>,
+        /// With --url: a PEM certificate the metadata must be signed by.
+        #[arg(long = "pinned-cert", requires = "url")]
+        pinned_cert: Option<std::path::PathBuf>,
+        /// With --url: the entity to take from a federation aggregate.
+        #[arg(long = "entity-id", requires = "url")]
+        entity_id: Option<String>,
         #[command(flatten)]
         settings: SpSettingsArgs,
         /// field=AttributeName (fields: email, name, username, roles, organisation); an
@@ -41,6 +52,12 @@ pub enum SpCommand {
         /// Allow no RelayState at all.
         #[arg(long = "no-relay-states")]
         no_relay_states: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a URL-imported service provider's metadata again now and apply it.
+    Refresh {
+        entity_id: String,
         #[arg(long)]
         json: bool,
     },
@@ -167,6 +184,7 @@ pub async fn run(config: Config, command: SpCommand) -> Result<(), String> {
     match command {
         SpCommand::Import { .. } => import(config, command).await,
         SpCommand::Update { .. } => update(config, command).await,
+        SpCommand::Refresh { entity_id, json } => refresh(config, &entity_id, json).await,
         SpCommand::List { json } => {
             let op = Operator::open(config).await?;
             let all = service::list(&op.state, &op.who).await.map_err(failed)?;
@@ -209,6 +227,9 @@ pub async fn run(config: Config, command: SpCommand) -> Result<(), String> {
 async fn import(config: Config, command: SpCommand) -> Result<(), String> {
     let SpCommand::Import {
         metadata,
+        url,
+        pinned_cert,
+        entity_id,
         settings: s,
         attributes,
         relay_states,
@@ -217,9 +238,6 @@ async fn import(config: Config, command: SpCommand) -> Result<(), String> {
     else {
         return Ok(());
     };
-    let document = providers::read_metadata(&metadata)
-        .await
-        .map_err(|e| e.to_string())?;
     let settings = ImportSettings {
         name: s.name,
         name_id_format: s.name_id_format,
@@ -232,11 +250,63 @@ async fn import(config: Config, command: SpCommand) -> Result<(), String> {
         idp_initiated: s.idp_initiated,
         idp_initiated_relay_states: Some(relay_states),
     };
+    if let Some(url) = url {
+        let source = url_source(url, pinned_cert.as_deref())?;
+        let op = Operator::open(config).await?;
+        let (registered, created) =
+            service::import_url(&op.state, op.by(), source, entity_id.as_deref(), settings)
+                .await
+                .map_err(failed)?;
+        print_sp(&registered, Some(created), json);
+        return Ok(());
+    }
+    let document = providers::read_metadata(metadata.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| e.to_string())?;
     let op = Operator::open(config).await?;
     let (registered, created) = service::import(&op.state, op.by(), &document, settings, None)
         .await
         .map_err(failed)?;
     print_sp(&registered, Some(created), json);
+    Ok(())
+}
+
+/// `--url` and `--pinned-cert FILE` as the service takes them.
+fn url_source(
+    url: String,
+    pinned_cert: Option<&std::path::Path>,
+) -> Result<metadata_refresh::Source, String> {
+    let pinned_cert = match pinned_cert {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("--pinned-cert {}: {e}", path.display()))?;
+            Some(metadata_fetch::pinned_certificate(&pem).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    Ok(metadata_refresh::Source { url, pinned_cert })
+}
+
+async fn refresh(config: Config, entity_id: &str, json: bool) -> Result<(), String> {
+    let op = Operator::open(config).await?;
+    let refreshed = service::refresh(&op.state, op.by(), entity_id)
+        .await
+        .map_err(failed)?;
+    if json {
+        return print_json(&serde_json::json!({
+            "entity_id": refreshed.entity_id,
+            "url": metadata_refresh::shown_url(&refreshed.url),
+            "changed": refreshed.changed,
+        }));
+    }
+    if refreshed.changed.is_empty() {
+        println!("refreshed {entity_id}: nothing changed");
+    } else {
+        println!(
+            "refreshed {entity_id}: changed {}",
+            refreshed.changed.join(", ")
+        );
+    }
     Ok(())
 }
 

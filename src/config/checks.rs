@@ -125,6 +125,11 @@ impl Config {
             ),
             ("saml_clock_skew_secs", self.saml_clock_skew_secs, 600),
             ("saml_assertion_secs", self.saml_assertion_secs, 3600),
+            (
+                "saml_metadata_valid_days",
+                u64::from(self.saml_metadata_valid_days),
+                365,
+            ),
         ] {
             if value == 0 || value > max {
                 return invalid(key, format!("must be between 1 and {max}"));

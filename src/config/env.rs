@@ -76,6 +76,7 @@ impl Config {
             "admin_username" => self.admin_username = value.to_owned(),
             "admin_email" => self.admin_email = value.to_owned(),
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
+            "saml_metadata_allow_local" => self.saml_metadata_allow_local = parse(value)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -90,6 +91,8 @@ impl Config {
             "signing_key_reload_secs" => self.signing_key_reload_secs = parse(value)?,
             "saml_clock_skew_secs" => self.saml_clock_skew_secs = parse(value)?,
             "saml_assertion_secs" => self.saml_assertion_secs = parse(value)?,
+            "saml_metadata_valid_days" => self.saml_metadata_valid_days = parse(value)?,
+            "saml_metadata_refresh_secs" => self.saml_metadata_refresh_secs = parse(value)?,
             "reset_token_minutes" => self.reset_token_minutes = parse(value)?,
             "invite_token_hours" => self.invite_token_hours = parse(value)?,
             "audit_retention_days" => self.audit_retention_days = parse(value)?,

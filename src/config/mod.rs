@@ -129,6 +129,15 @@ pub struct Config {
     pub saml_clock_skew_secs: u64,
     /// Life of a SAML assertion (Conditions and SubjectConfirmation NotOnOrAfter).
     pub saml_assertion_secs: u64,
+    /// How long the signed `/saml/metadata` says it is valid (`validUntil`), in days.
+    /// Shibboleth's `RequireValidUntil` filter refuses more than 14 by default.
+    pub saml_metadata_valid_days: u32,
+    /// How often SP metadata imported from a URL is fetched again (sooner when the
+    /// document's `cacheDuration` says so); 0: only on `gatehouse sp refresh`.
+    pub saml_metadata_refresh_secs: u64,
+    /// Let SP metadata URLs use plain http and name loopback or private addresses (tests,
+    /// a lab). Off: https only, public addresses only.
+    pub saml_metadata_allow_local: bool,
     /// `tracing` filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -199,6 +208,9 @@ impl Default for Config {
             signing_key_reload_secs: 60,
             saml_clock_skew_secs: 120,
             saml_assertion_secs: 300,
+            saml_metadata_valid_days: 7,
+            saml_metadata_refresh_secs: 3600,
+            saml_metadata_allow_local: false,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             argon2_memory_kib: 19_456,

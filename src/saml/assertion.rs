@@ -166,7 +166,7 @@ fn issuer(value: &str) -> Element {
 /// An enveloped-signature template over the element with ID `id`, for xmlsec to fill in:
 /// RSA-SHA256 with SHA-256 digests (samael's own template digests with SHA-1,
 /// STACK-NOTES), exclusive c14n, and our certificate.
-fn template(id: &str, key: &SamlKey) -> Element {
+pub(super) fn template(id: &str, key: &SamlKey) -> Element {
     let reference = Element::new("ds:Reference")
         .attr("URI", format!("#{id}"))
         .child(

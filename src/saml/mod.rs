@@ -17,6 +17,8 @@ pub mod idp_initiated;
 pub mod keys;
 pub mod logout_chain;
 pub mod metadata;
+pub mod metadata_fetch;
+pub mod metadata_refresh;
 pub mod providers;
 pub mod request;
 pub mod slo;

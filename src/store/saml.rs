@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::{
     DbConnection, StoreError,
-    schema::{saml_keys, saml_service_providers},
+    schema::{saml_keys, saml_service_providers, saml_sp_metadata_sources},
 };
 
 pub const KEY_ACTIVE: &str = "active";
@@ -189,5 +189,117 @@ pub fn update_sp(conn: &mut DbConnection, row: &ServiceProviderRow) -> Result<()
     diesel::update(saml_service_providers::table.find(&row.entity_id))
         .set(&updated)
         .execute(conn)?;
+    Ok(())
+}
+
+/// Where a URL-imported SP's metadata comes from (issue 24 item 6).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = saml_sp_metadata_sources, treat_none_as_null = true)]
+pub struct MetadataSourceRow {
+    pub entity_id: String,
+    pub url: String,
+    /// Base64 DER of the certificate the metadata must be signed by.
+    pub pinned_cert: Option<String>,
+    pub refreshed_at: NaiveDateTime,
+    pub next_refresh_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn find_metadata_source(
+    conn: &mut DbConnection,
+    entity_id: &str,
+) -> Result<Option<MetadataSourceRow>, StoreError> {
+    Ok(saml_sp_metadata_sources::table
+        .find(entity_id)
+        .select(MetadataSourceRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Records (or replaces) where an SP's metadata is fetched from, keeping its creation time.
+pub fn put_metadata_source(
+    conn: &mut DbConnection,
+    row: &MetadataSourceRow,
+) -> Result<(), StoreError> {
+    match find_metadata_source(conn, &row.entity_id)? {
+        Some(existing) => {
+            let mut updated = row.clone();
+            updated.created_at = existing.created_at;
+            diesel::update(saml_sp_metadata_sources::table.find(&row.entity_id))
+                .set(&updated)
+                .execute(conn)?;
+        }
+        None => {
+            diesel::insert_into(saml_sp_metadata_sources::table)
+                .values(row.clone())
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets an SP's metadata URL (it was imported again from a file).
+pub fn delete_metadata_source(conn: &mut DbConnection, entity_id: &str) -> Result<(), StoreError> {
+    diesel::delete(saml_sp_metadata_sources::table.find(entity_id)).execute(conn)?;
+    Ok(())
+}
+
+/// The entity ids whose metadata is due for a refresh at `now`, oldest first.
+pub fn due_metadata_sources(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(saml_sp_metadata_sources::table
+        .filter(saml_sp_metadata_sources::next_refresh_at.le(now))
+        .order(saml_sp_metadata_sources::next_refresh_at.asc())
+        .limit(limit)
+        .select(saml_sp_metadata_sources::entity_id)
+        .load(conn)?)
+}
+
+/// Claims a due refresh: moves `next_refresh_at` to `until` if it is still due at `now`.
+/// True for the one instance whose update won.
+pub fn claim_metadata_refresh(
+    conn: &mut DbConnection,
+    entity_id: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let claimed = diesel::update(
+        saml_sp_metadata_sources::table
+            .find(entity_id)
+            .filter(saml_sp_metadata_sources::next_refresh_at.le(now)),
+    )
+    .set(saml_sp_metadata_sources::next_refresh_at.eq(until))
+    .execute(conn)?;
+    Ok(claimed == 1)
+}
+
+/// The outcome of a refresh attempt: when to try next and, on failure, why.
+pub fn record_metadata_attempt(
+    conn: &mut DbConnection,
+    entity_id: &str,
+    refreshed_at: Option<NaiveDateTime>,
+    next_refresh_at: NaiveDateTime,
+    last_error: Option<&str>,
+) -> Result<(), StoreError> {
+    let target = saml_sp_metadata_sources::table.find(entity_id);
+    match refreshed_at {
+        Some(at) => diesel::update(target)
+            .set((
+                saml_sp_metadata_sources::refreshed_at.eq(at),
+                saml_sp_metadata_sources::next_refresh_at.eq(next_refresh_at),
+                saml_sp_metadata_sources::last_error.eq(last_error),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                saml_sp_metadata_sources::next_refresh_at.eq(next_refresh_at),
+                saml_sp_metadata_sources::last_error.eq(last_error),
+            ))
+            .execute(conn)?,
+    };
     Ok(())
 }

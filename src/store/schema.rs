@@ -269,6 +269,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    saml_sp_metadata_sources (entity_id) {
+        entity_id -> Text,
+        url -> Text,
+        pinned_cert -> Nullable<Text>,
+        refreshed_at -> Timestamp,
+        next_refresh_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     ip_allow_list (cidr) {
         cidr -> Text,
         note -> Text,

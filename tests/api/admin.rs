@@ -14,6 +14,7 @@ use crate::{
     helpers::{TestApp, element_text, hidden, spawn_app_with, totp_code},
     oidc::{REDIRECT, browse_authorize, continue_link, query, register_client, rp_http},
     saml::TestSp,
+    saml_metadata_refresh::MetadataServer,
 };
 use gatehouse::saml::providers::ImportSettings;
 
@@ -888,6 +889,8 @@ const ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/saml-sps/{id}", Access::Global),
     ("PUT", "/saml-sps/{id}", Access::Global),
     ("DELETE", "/saml-sps/{id}", Access::Global),
+    ("POST", "/saml-sps/from-url", Access::Global),
+    ("POST", "/saml-sps/{id}/refresh", Access::Global),
     ("GET", "/signing-keys", Access::Global),
     ("POST", "/signing-keys/rotate", Access::Global),
 ];
@@ -1003,6 +1006,30 @@ impl World {
                 let body = (method == "PUT").then(|| json!({"sign_response": true}));
                 (format!("/saml-sps/{}", sp_handle(&sp.entity_id)), body)
             }
+            ("POST", "/saml-sps/from-url") => {
+                let sp = TestSp::new("https://sp.example.org/acs");
+                let server = MetadataServer::start(sp.metadata(false)).await;
+                let body = json!({"url": server.url()});
+                (template.to_owned(), Some(body))
+            }
+            ("POST", "/saml-sps/{id}/refresh") => {
+                let sp = TestSp::new("https://sp.example.org/acs");
+                let server = MetadataServer::start(sp.metadata(false)).await;
+                let source = gatehouse::saml::metadata_refresh::Source {
+                    url: server.url(),
+                    pinned_cert: None,
+                };
+                gatehouse::saml::metadata_refresh::import(
+                    &self.app.state,
+                    &source,
+                    None,
+                    &ImportSettings::default(),
+                )
+                .await
+                .expect("imported from its URL");
+                let path = format!("/saml-sps/{}/refresh", sp_handle(&sp.entity_id));
+                (path, None)
+            }
             (_, t) => (t.to_owned(), None),
         }
     }
@@ -1010,7 +1037,8 @@ impl World {
 
 #[tokio::test]
 async fn every_endpoint_answers_every_role_as_the_role_model_says() {
-    let w = World::new().await;
+    // SP metadata URLs on loopback (the test's metadata servers) are allowed.
+    let w = World::with(|c| c.saml_metadata_allow_local = true).await;
     w.user("alpha", "uma", Role::User).await;
     w.user("beta", "bob", Role::OrgAdmin).await;
     w.user("alpha", "sue", Role::Support).await;

@@ -50,6 +50,8 @@ const CLI_FORMS: &[(&str, &[&str])] = &[
     ("import_sp", &["sp", "import"]),
     ("update_sp", &["sp", "update"]),
     ("delete_sp", &["sp", "delete"]),
+    ("import_sp_from_url", &["sp", "import"]),
+    ("refresh_sp", &["sp", "refresh"]),
     ("list_signing_keys", &["keys", "list"]),
     ("rotate_signing_keys", &["keys", "rotate"]),
 ];

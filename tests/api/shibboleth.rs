@@ -101,6 +101,16 @@ impl Shibboleth {
 
     /// Starts the SP without registering it.
     pub async fn launch(app: &TestApp, setup: &SpSetup) -> Self {
+        Self::launch_with_metadata_filters(app, setup, "").await
+    }
+
+    /// As [`Self::launch`], with `filters` (`<MetadataFilter>` elements) inside the
+    /// provider that loads Gatehouse's metadata (tests/api/shibboleth_metadata.rs).
+    pub(crate) async fn launch_with_metadata_filters(
+        app: &TestApp,
+        setup: &SpSetup,
+        filters: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // Apache's workers run as www-data when the tests run as root.
@@ -118,6 +128,7 @@ impl Shibboleth {
                 .replace("{port}", &port.to_string())
                 .replace("{sp_options}", &setup.application)
                 .replace("{sso_options}", &setup.sso)
+                .replace("{metadata_filters}", filters)
         };
         write(
             &d.join("shibboleth2.xml"),
@@ -521,7 +532,7 @@ pub async fn sign_in(app: &TestApp, sp: &Shibboleth, username: &str) -> (Page, B
 
 /// The protected page as the SP shows it to a signed-in user: the attributes Gatehouse
 /// released, under the names of `attributes.xml`, and Gatehouse as the IdP.
-fn assert_signed_in(app: &TestApp, sp: &Shibboleth, page: &Page, username: &str) {
+pub(crate) fn assert_signed_in(app: &TestApp, sp: &Shibboleth, page: &Page, username: &str) {
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.url, sp.url("/secure/env"), "{}", page.body);
     let vars = variables(page);

@@ -88,6 +88,8 @@ fn client_and_key_routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{client_id}/secret", post().to(clients::rotate_client_secret))
         .route("/saml-sps", get().to(saml::list_sps))
         .service(web::resource("/saml-sps").app_data(metadata_body).route(post().to(saml::import_sp)))
+        .route("/saml-sps/from-url", post().to(saml::import_sp_from_url))
+        .route("/saml-sps/{id}/refresh", post().to(saml::refresh_sp))
         .route("/saml-sps/{id}", get().to(saml::show_sp))
         .route("/saml-sps/{id}", put().to(saml::update_sp))
         .route("/saml-sps/{id}", delete().to(saml::delete_sp))

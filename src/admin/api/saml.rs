@@ -9,6 +9,7 @@ use super::{AdminRequest, Done, Reply, done, ok};
 use crate::{
     admin::{Action, ApiError, ErrorBody, service::saml as service},
     saml::providers::{self, ImportSettings, ServiceProvider, SettingsChange},
+    saml::{metadata_fetch, metadata_refresh},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -211,4 +212,81 @@ pub async fn delete_sp(path: web::Path<String>, api: AdminRequest) -> Reply {
     let id = entity_id(&path)?;
     service::delete(&api.state, api.by(), &id).await?;
     done(true)
+}
+
+/// An SP registered from its metadata URL, refreshed from there on a schedule.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpUrlImportBody {
+    /// Where the SP's (or the federation's) metadata is published: https, public address.
+    pub url: String,
+    /// PEM of the certificate the metadata must be signed by (a federation's signing
+    /// certificate, say). Without it unsigned metadata is accepted, over https.
+    pub pinned_certificate: Option<String>,
+    /// Which entity to take from an `EntitiesDescriptor` aggregate (required then).
+    pub entity_id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Registers (or re-registers) an SP from its metadata URL, like
+/// `gatehouse sp import --url`. Other settings take their defaults; change them with PUT.
+#[utoipa::path(post, path = "/admin/api/v1/saml-sps/from-url", request_body = SpUrlImportBody,
+    responses((status = 201, description = "registered", body = SpView), (status = 200, description = "re-imported", body = SpView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn import_sp_from_url(body: web::Bytes, api: AdminRequest) -> Reply {
+    api.who.require(Action::Global)?;
+    let body: SpUrlImportBody = api.json(&body)?;
+    let pinned_cert = body
+        .pinned_certificate
+        .as_deref()
+        .map(metadata_fetch::pinned_certificate)
+        .transpose()
+        .map_err(crate::admin::service::ServiceError::from)?;
+    let source = metadata_refresh::Source {
+        url: body.url,
+        pinned_cert,
+    };
+    let settings = ImportSettings {
+        name: body.name,
+        ..ImportSettings::default()
+    };
+    let (sp, created) = service::import_url(
+        &api.state,
+        api.by(),
+        source,
+        body.entity_id.as_deref(),
+        settings,
+    )
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(sp_view(sp)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefreshView {
+    pub entity_id: String,
+    /// The metadata URL, without its query.
+    pub url: String,
+    /// What the new metadata changed: `acs`, `slo`, `signing_certs`, `encryption_certs`.
+    pub changed: Vec<String>,
+    pub service_provider: SpView,
+}
+
+/// Fetches a URL-imported SP's metadata again now, like `gatehouse sp refresh`. When
+/// the fetch fails nothing changes (400 says why).
+#[utoipa::path(post, path = "/admin/api/v1/saml-sps/{id}/refresh", params(("id" = String, Path, description = "as listed")),
+    responses((status = 200, body = RefreshView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn refresh_sp(path: web::Path<String>, api: AdminRequest) -> Reply {
+    api.who.require(Action::Global)?;
+    let id = entity_id(&path)?;
+    let refreshed = service::refresh(&api.state, api.by(), &id).await?;
+    ok(RefreshView {
+        entity_id: refreshed.entity_id,
+        url: metadata_refresh::shown_url(&refreshed.url),
+        changed: refreshed.changed.iter().map(|c| (*c).to_owned()).collect(),
+        service_provider: sp_view(refreshed.sp),
+    })
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     saml::{
+        metadata_refresh,
         providers::{self, ImportSettings, ServiceProvider, SettingsChange, SpError},
         xml::MAX_METADATA_BYTES,
     },
@@ -63,9 +64,55 @@ pub async fn import(
         };
         sp = providers::update_settings(&state.store, &sp.entity_id, change, now).await?;
     }
+    // Imported from a file now: no longer refreshed from the URL it once came from.
+    metadata_refresh::forget_source(&state.store, &sp.entity_id).await?;
     let change = if created { "created" } else { "updated" };
     record(state, by, change, &sp.entity_id).await?;
     Ok((sp, created))
+}
+
+/// Registers (or re-registers) an SP from its metadata URL and keeps it refreshed from
+/// there; with `source.pinned_cert`, only metadata signed by it is accepted. `entity_id`
+/// picks the SP out of a federation aggregate. True when it was new.
+pub async fn import_url(
+    state: &AppState,
+    by: Acting<'_>,
+    source: metadata_refresh::Source,
+    entity_id: Option<&str>,
+    settings: ImportSettings,
+) -> Result<(ServiceProvider, bool), ServiceError> {
+    by.who.require(Action::Global)?;
+    check_name(settings.name.as_ref())?;
+    if entity_id.is_some_and(|e| e.is_empty() || e.len() > providers::MAX_ENTITY_ID_LEN) {
+        return Err(ServiceError::Invalid(
+            "entity_id: 1 to 1024 characters".into(),
+        ));
+    }
+    let (sp, created) = metadata_refresh::import(state, &source, entity_id, &settings).await?;
+    let change = if created { "created" } else { "updated" };
+    record(state, by, change, &sp.entity_id).await?;
+    Ok((sp, created))
+}
+
+/// Fetches a URL-imported SP's metadata again now and applies it (audited either way:
+/// what changed, or why nothing could).
+pub async fn refresh(
+    state: &AppState,
+    by: Acting<'_>,
+    entity_id: &str,
+) -> Result<metadata_refresh::Refreshed, ServiceError> {
+    by.who.require(Action::Global)?;
+    if providers::find(&state.store, entity_id).await?.is_none() {
+        return Err(not_registered(entity_id));
+    }
+    let outcome = metadata_refresh::refresh(state, entity_id).await;
+    let event = metadata_refresh::event(entity_id, &outcome, Some(&by.who.actor));
+    let event = match by.request {
+        Some(ctx) => event.request(ctx),
+        None => event,
+    };
+    state.audit.record(event).await?;
+    Ok(outcome?)
 }
 
 /// Changes an SP's settings; what the change leaves out is kept.
