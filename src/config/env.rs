@@ -90,6 +90,7 @@ impl Config {
             "signing_key_reload_secs" => self.signing_key_reload_secs = parse(value)?,
             "saml_clock_skew_secs" => self.saml_clock_skew_secs = parse(value)?,
             "saml_assertion_secs" => self.saml_assertion_secs = parse(value)?,
+            "saml_scope" => self.saml_scope = non_empty(value)?,
             "reset_token_minutes" => self.reset_token_minutes = parse(value)?,
             "invite_token_hours" => self.invite_token_hours = parse(value)?,
             "audit_retention_days" => self.audit_retention_days = parse(value)?,

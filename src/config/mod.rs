@@ -129,6 +129,8 @@ pub struct Config {
     pub saml_clock_skew_secs: u64,
     /// Life of a SAML assertion (Conditions and SubjectConfirmation NotOnOrAfter).
     pub saml_assertion_secs: u64,
+    /// The scope of scoped SAML attributes (`user@scope`); absent → the issuer's host.
+    pub saml_scope: Option<String>,
     /// `tracing` filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -199,6 +201,7 @@ impl Default for Config {
             signing_key_reload_secs: 60,
             saml_clock_skew_secs: 120,
             saml_assertion_secs: 300,
+            saml_scope: None,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             argon2_memory_kib: 19_456,

@@ -11,6 +11,7 @@
 use actix_web::{HttpResponse, get, http::header, web};
 
 use super::{
+    attributes,
     dsig::{DIGEST_METHODS, SIGNATURE_METHODS},
     entity_id,
     providers::{BINDING_POST, BINDING_REDIRECT, NAMEID_FORMATS},
@@ -70,6 +71,13 @@ pub fn document(state: &AppState) -> String {
             "urn:oasis:names:tc:SAML:2.0:protocol",
         )
         .attr("WantAuthnRequestsSigned", "false")
+        // The scope of eduPersonPrincipalName, subject-id and the like (Shibboleth
+        // metadata extensions): SPs accept scoped values only in a published scope.
+        .child(
+            Element::new("md:Extensions").child(attributes::scope_extension(&attributes::scope(
+                &state.config,
+            ))),
+        )
         .children(keys)
         .children(
             [BINDING_REDIRECT, BINDING_POST].map(|b| service("md:SingleLogoutService", b, &slo)),

@@ -10,12 +10,14 @@
 
 pub mod acceptance;
 pub mod assertion;
+pub mod attributes;
 pub mod dsig;
 pub mod encrypt;
 pub mod idp_initiated;
 pub mod keys;
 pub mod logout_chain;
 pub mod metadata;
+pub mod name_id;
 pub mod providers;
 pub mod request;
 pub mod slo;

@@ -24,6 +24,7 @@ mod oidc_clients;
 mod recovery;
 mod saml;
 mod saml_acs;
+mod saml_attributes;
 mod saml_bounds;
 mod saml_hostile;
 mod saml_outbound;
