@@ -30,6 +30,7 @@ mod saml_hostile;
 mod saml_outbound;
 mod saml_refused;
 mod shibboleth;
+mod shibboleth_attributes;
 mod storage;
 mod tls;
 mod token_reliability;
