@@ -31,6 +31,7 @@ mod saml_outbound;
 mod saml_refused;
 mod shibboleth;
 mod shibboleth_attributes;
+mod simplesamlphp;
 mod storage;
 mod tls;
 mod token_reliability;
