@@ -116,6 +116,11 @@ async fn main() {
                 in_response_to: Some("_bench"),
                 person: &person,
                 name_id: "bench",
+                name_id_format: &sp.name_id_format,
+                release: gatehouse::saml::attributes::Context {
+                    scope: "example.org",
+                    pairwise_id: "bench",
+                },
                 auth_time: now,
                 amr: &amr,
                 session_index: "_s",

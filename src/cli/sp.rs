@@ -4,8 +4,10 @@ use clap::Subcommand;
 use gatehouse::{
     admin::{api::saml::sp_view, service::saml as service},
     config::Config,
-    saml::providers::{self, ImportSettings, ServiceProvider, SettingsChange},
-    saml::{metadata_fetch, metadata_refresh},
+    saml::{
+        attributes, metadata_fetch, metadata_refresh,
+        providers::{self, ImportSettings, ServiceProvider, SettingsChange},
+    },
 };
 
 use super::{Operator, failed, print_json};
@@ -30,8 +32,11 @@ pub enum SpCommand {
         entity_id: Option<String>,
         #[command(flatten)]
         settings: SpSettingsArgs,
-        /// field=AttributeName (fields: email, name, username, roles, organisation); an
-        /// empty name leaves the field out. Repeat.
+        /// field=AttributeName (fields: email, name, username, roles, organisation), or
+        /// a well-known attribute by name (mail, uid, displayName, cn, o,
+        /// eduPersonPrincipalName, eduPersonAffiliation, eduPersonScopedAffiliation,
+        /// subject-id, pairwise-id, or their urn:oid: names); NAME= leaves it out.
+        /// Default: what the SP's metadata requests, else every field. Repeat.
         #[arg(long = "attribute")]
         attributes: Vec<String>,
         /// A RelayState such a sign-in may carry (exact string, e.g. a URL). Repeat.
@@ -46,6 +51,10 @@ pub enum SpCommand {
         entity_id: String,
         #[command(flatten)]
         settings: SpSettingsArgs,
+        /// The whole release list, replacing it: field=AttributeName or a well-known
+        /// attribute's name, as at import. Repeat.
+        #[arg(long = "attribute")]
+        attributes: Vec<String>,
         /// The RelayStates such a sign-in may carry, replacing the list. Repeat.
         #[arg(long = "relay-state", conflicts_with = "no_relay_states")]
         relay_states: Vec<String>,
@@ -122,6 +131,8 @@ fn print_sp(registered: &ServiceProvider, created: Option<bool>, json: bool) {
                 serde_json::json!({"binding": e.binding, "location": e.location})
             }).collect::<Vec<_>>(),
             "name_id_format": registered.name_id_format,
+            "attributes": registered.attributes,
+            "unsupplied_attributes": registered.unsupplied_attributes,
             "sign_assertion": registered.sign_assertion,
             "sign_response": registered.sign_response,
             "require_signed_requests": registered.require_signed_requests,
@@ -171,6 +182,15 @@ fn print_sp(registered: &ServiceProvider, created: Option<bool>, json: bool) {
         );
     } else {
         println!("IdP-initiated SSO: off");
+    }
+    let released: Vec<String> = registered
+        .attributes
+        .iter()
+        .map(|(key, name)| format!("{key} as {name}"))
+        .collect();
+    println!("attributes: {}", released.join(", "));
+    for name in &registered.unsupplied_attributes {
+        println!("requested attribute {name}: Gatehouse does not hold it, not released");
     }
     for skipped in &registered.skipped_acs {
         println!(
@@ -314,6 +334,7 @@ async fn update(config: Config, command: SpCommand) -> Result<(), String> {
     let SpCommand::Update {
         entity_id,
         settings: s,
+        attributes,
         relay_states,
         no_relay_states,
         json,
@@ -332,7 +353,7 @@ async fn update(config: Config, command: SpCommand) -> Result<(), String> {
         idp_initiated: s.idp_initiated,
         idp_initiated_relay_states: (no_relay_states || !relay_states.is_empty())
             .then_some(relay_states),
-        ..Default::default()
+        attributes: release_list(&attributes)?,
     };
     let op = Operator::open(config).await?;
     let registered = service::update(&op.state, op.by(), &entity_id, change)
@@ -340,4 +361,16 @@ async fn update(config: Config, command: SpCommand) -> Result<(), String> {
         .map_err(failed)?;
     print_sp(&registered, None, json);
     Ok(())
+}
+
+/// The release list `--attribute` gives to `sp update` (none: keep it).
+fn release_list(
+    pairs: &[String],
+) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut list = std::collections::BTreeMap::new();
+    attributes::apply(&mut list, pairs).map_err(|e| format!("attribute: {e}"))?;
+    Ok(Some(list))
 }

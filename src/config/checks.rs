@@ -135,6 +135,14 @@ impl Config {
                 return invalid(key, format!("must be between 1 and {max}"));
             }
         }
+        if let Some(scope) = &self.saml_scope
+            && !crate::saml::attributes::valid_scope(scope)
+        {
+            return invalid(
+                "saml_scope",
+                "must be a domain name (letters, digits, . and -, at most 127)".into(),
+            );
+        }
         // A link that outlives a day stops being a recovery step and becomes a standing
         // credential in someone's mailbox.
         if !(1..=24 * 60).contains(&self.reset_token_minutes) {

@@ -93,6 +93,7 @@ impl Config {
             "saml_assertion_secs" => self.saml_assertion_secs = parse(value)?,
             "saml_metadata_valid_days" => self.saml_metadata_valid_days = parse(value)?,
             "saml_metadata_refresh_secs" => self.saml_metadata_refresh_secs = parse(value)?,
+            "saml_scope" => self.saml_scope = non_empty(value)?,
             "reset_token_minutes" => self.reset_token_minutes = parse(value)?,
             "invite_token_hours" => self.invite_token_hours = parse(value)?,
             "audit_retention_days" => self.audit_retention_days = parse(value)?,

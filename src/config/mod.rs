@@ -138,6 +138,8 @@ pub struct Config {
     /// Let SP metadata URLs use plain http and name loopback or private addresses (tests,
     /// a lab). Off: https only, public addresses only.
     pub saml_metadata_allow_local: bool,
+    /// The scope of scoped SAML attributes (`user@scope`); absent → the issuer's host.
+    pub saml_scope: Option<String>,
     /// `tracing` filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -211,6 +213,7 @@ impl Default for Config {
             saml_metadata_valid_days: 7,
             saml_metadata_refresh_secs: 3600,
             saml_metadata_allow_local: false,
+            saml_scope: None,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             argon2_memory_kib: 19_456,

@@ -9,14 +9,13 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use hmac::{Hmac, Mac};
 use samael::crypto::{Crypto, CryptoProvider};
-use sha2::Sha256;
 
 use super::{
+    attributes::{self, Released},
     encrypt,
     keys::SamlKey,
-    providers::{NameIdSource, ServiceProvider},
+    providers::ServiceProvider,
     xml_writer::Element,
 };
 use crate::{auth::session, web::error::AppError};
@@ -36,8 +35,6 @@ pub const AC_MFA: &str = "https://refeds.org/profile/mfa";
 pub const AC_PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
 
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
-const ATTRNAME_BASIC: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic";
-const ATTRNAME_URI: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
 
 /// The context class for the methods used.
 pub fn authn_context(amr: &[String]) -> &'static str {
@@ -67,6 +64,11 @@ pub struct Statement<'a> {
     pub in_response_to: Option<&'a str>,
     pub person: &'a Person,
     pub name_id: &'a str,
+    /// The NameID's Format: the SP's own, or the one its request asked for
+    /// (`name_id::for_request`).
+    pub name_id_format: &'a str,
+    /// The scope and pairwise identifier for scoped attributes.
+    pub release: attributes::Context<'a>,
     pub auth_time: DateTime<Utc>,
     pub amr: &'a [String],
     pub session_index: &'a str,
@@ -84,30 +86,6 @@ pub fn new_id() -> String {
     format!("_{}", hex::encode(bytes))
 }
 
-/// The NameID value for `person` at `sp` (its format's source).
-pub fn name_id(
-    master_key: &crate::crypto::MasterKey,
-    sp: &ServiceProvider,
-    person: &Person,
-) -> String {
-    match sp.name_id_source {
-        NameIdSource::Pairwise => {
-            // HMAC keyed from the master key: stable for one SP, unlinkable across SPs.
-            let key = master_key.derive("saml-pairwise-name-id");
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
-                .expect("HMAC accepts any key length");
-            mac.update(sp.entity_id.as_bytes());
-            mac.update(&[0]);
-            mac.update(person.user_id.as_bytes());
-            hex::encode(mac.finalize().into_bytes())
-        }
-        NameIdSource::UserId => person.user_id.clone(),
-        NameIdSource::Username => person.username.clone(),
-        NameIdSource::Email => person.email.clone(),
-        NameIdSource::Random => new_id(),
-    }
-}
-
 const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -121,40 +99,19 @@ fn instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn attribute(name: &str, values: Vec<String>) -> Element {
-    let format = if name.starts_with("urn:") {
-        ATTRNAME_URI
-    } else {
-        ATTRNAME_BASIC
-    };
+/// `<saml2:Attribute>` (Core §2.7.3.1) with string values.
+fn attribute(a: Released) -> Element {
     Element::new("saml2:Attribute")
-        .attr("Name", name)
-        .attr("NameFormat", format)
-        .children(values.into_iter().map(|v| {
+        .attr("Name", a.name)
+        .attr("NameFormat", a.name_format)
+        .attr_opt("FriendlyName", a.friendly_name)
+        .children(a.values.into_iter().map(|v| {
             Element::new("saml2:AttributeValue")
                 .attr("xmlns:xs", "http://www.w3.org/2001/XMLSchema")
                 .attr("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance")
                 .attr("xsi:type", "xs:string")
                 .text(v)
         }))
-}
-
-fn attributes(sp: &ServiceProvider, person: &Person) -> Vec<Element> {
-    let mut out = Vec::new();
-    for (field, name) in &sp.attributes {
-        let values = match field.as_str() {
-            "email" => vec![person.email.clone()],
-            "name" => person.display_name.clone().into_iter().collect(),
-            "username" => vec![person.username.clone()],
-            "roles" => vec![person.role.clone()],
-            "organisation" => vec![person.organisation.clone()],
-            _ => Vec::new(),
-        };
-        if !values.is_empty() {
-            out.push(attribute(name, values));
-        }
-    }
-    out
 }
 
 fn issuer(value: &str) -> Element {
@@ -218,7 +175,7 @@ pub fn assertion_xml(s: &Statement<'_>, key: &SamlKey) -> Result<String, AppErro
     let subject = Element::new("saml2:Subject")
         .child(
             Element::new("saml2:NameID")
-                .attr("Format", s.sp.name_id_format.as_str())
+                .attr("Format", s.name_id_format)
                 .text(s.name_id),
         )
         .child(
@@ -247,7 +204,10 @@ pub fn assertion_xml(s: &Statement<'_>, key: &SamlKey) -> Result<String, AppErro
             Element::new("saml2:AuthnContext")
                 .child(Element::new("saml2:AuthnContextClassRef").text(authn_context(s.amr))),
         );
-    let list = attributes(s.sp, s.person);
+    let list: Vec<Element> = attributes::release(&s.sp.attributes, s.person, &s.release)
+        .into_iter()
+        .map(attribute)
+        .collect();
     let statement =
         (!list.is_empty()).then(|| Element::new("saml2:AttributeStatement").children(list));
     let xml = Element::new("saml2:Assertion")

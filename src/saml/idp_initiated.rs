@@ -93,6 +93,7 @@ mod tests {
             name_id_format: super::super::providers::NAMEID_PERSISTENT.into(),
             name_id_source: super::super::providers::NameIdSource::Pairwise,
             attributes: Default::default(),
+            unsupplied_attributes: Vec::new(),
             sign_assertion: true,
             sign_response: false,
             require_signed_requests: false,

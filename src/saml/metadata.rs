@@ -25,7 +25,7 @@ use actix_web::{HttpResponse, get, http::header, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    assertion,
+    assertion, attributes,
     dsig::{DIGEST_METHODS, SIGNATURE_METHODS},
     entity_id,
     providers::{BINDING_POST, BINDING_REDIRECT, NAMEID_FORMATS},
@@ -137,6 +137,13 @@ fn descriptor(state: &AppState) -> Element {
             "urn:oasis:names:tc:SAML:2.0:protocol",
         )
         .attr("WantAuthnRequestsSigned", "false")
+        // The scope of eduPersonPrincipalName, subject-id and the like (Shibboleth
+        // metadata extensions): SPs accept scoped values only in a published scope.
+        .child(
+            Element::new("md:Extensions").child(attributes::scope_extension(&attributes::scope(
+                &state.config,
+            ))),
+        )
         .children(keys)
         .children(
             [BINDING_REDIRECT, BINDING_POST].map(|b| service("md:SingleLogoutService", b, &slo)),

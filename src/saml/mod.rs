@@ -11,6 +11,7 @@
 
 pub mod acceptance;
 pub mod assertion;
+pub mod attributes;
 pub mod dsig;
 pub mod encrypt;
 pub mod idp_initiated;
@@ -19,6 +20,7 @@ pub mod logout_chain;
 pub mod metadata;
 pub mod metadata_fetch;
 pub mod metadata_refresh;
+pub mod name_id;
 pub mod providers;
 pub mod request;
 pub mod slo;

@@ -11,7 +11,7 @@ use samael::metadata::{EntityDescriptor, KeyDescriptor, SpSsoDescriptor};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    idp_initiated,
+    attributes, idp_initiated,
     xml::{self, MAX_METADATA_BYTES},
 };
 use crate::store::{
@@ -102,9 +102,8 @@ impl NameIdSource {
     }
 }
 
-/// The user fields an SP may receive as attributes.
-pub const ATTRIBUTE_FIELDS: &[&str] = &["email", "name", "username", "roles", "organisation"];
-
+/// What an SP is released when neither the administrator nor its metadata names
+/// attributes: every field under Gatehouse's own (`basic`) name.
 fn default_attributes() -> BTreeMap<String, String> {
     [
         ("email", "email"),
@@ -134,8 +133,12 @@ pub struct ServiceProvider {
     pub encryption_certs: Vec<Vec<u8>>,
     pub name_id_format: String,
     pub name_id_source: NameIdSource,
-    /// Field (`email`, …) → SAML attribute name.
+    /// What it is released → the SAML attribute name it goes out under: a field
+    /// (`email`, …) or a well-known attribute (`mail`, …), see [`attributes`].
     pub attributes: BTreeMap<String, String>,
+    /// Attributes its metadata requested that Gatehouse cannot supply: said once, in
+    /// the answer to an import, never stored.
+    pub unsupplied_attributes: Vec<String>,
     pub sign_assertion: bool,
     pub sign_response: bool,
     pub require_signed_requests: bool,
@@ -183,6 +186,7 @@ impl ServiceProvider {
             name_id_format: row.name_id_format.clone(),
             name_id_source: NameIdSource::parse(&row.name_id_source).ok_or_else(damaged)?,
             attributes: serde_json::from_str(&row.attribute_map).map_err(|_| damaged())?,
+            unsupplied_attributes: Vec::new(),
             sign_assertion: row.sign_assertion,
             sign_response: row.sign_response,
             require_signed_requests: row.require_signed_requests,
@@ -265,7 +269,8 @@ pub struct ImportSettings {
     pub name: Option<String>,
     pub name_id_format: Option<String>,
     pub name_id_source: Option<String>,
-    /// `field=AttributeName`; an empty name drops the field.
+    /// `field=AttributeName`, or a well-known attribute's name (`mail`); `key=` drops
+    /// the entry. Empty: what the SP's metadata requests, else the defaults.
     pub attributes: Vec<String>,
     pub sign_assertion: Option<bool>,
     pub sign_response: Option<bool>,
@@ -429,27 +434,25 @@ fn name_id(
     Ok((name_id_format, name_id_source))
 }
 
-/// The attribute names: the defaults, with the administrator's `field=Name` pairs
-/// (an empty name drops the field).
-fn attributes(pairs: &[String]) -> Result<BTreeMap<String, String>, SpError> {
-    let mut attributes = default_attributes();
-    for pair in pairs {
-        let (field, name) = pair
-            .split_once('=')
-            .ok_or_else(|| invalid("attribute", format!("{pair}: expected field=AttributeName")))?;
-        if !ATTRIBUTE_FIELDS.contains(&field) {
-            return Err(invalid(
-                "attribute",
-                format!("{field}: expected one of {}", ATTRIBUTE_FIELDS.join(", ")),
-            ));
-        }
-        if name.is_empty() {
-            attributes.remove(field);
-        } else {
-            attributes.insert(field.to_owned(), name.to_owned());
-        }
+/// The release list and the requested attributes Gatehouse cannot supply: the
+/// defaults changed by the administrator's words; without any, what the metadata's
+/// `<md:RequestedAttribute>`s ask for that Gatehouse has (Metadata §2.4.4.1).
+fn release_list(
+    pairs: &[String],
+    sp: &SpSsoDescriptor,
+) -> Result<(BTreeMap<String, String>, Vec<String>), SpError> {
+    let requested: Vec<_> = sp
+        .attribute_consuming_services
+        .iter()
+        .flatten()
+        .flat_map(|s| s.request_attributes.iter())
+        .collect();
+    if pairs.is_empty() && !requested.is_empty() {
+        return Ok(attributes::requested(requested));
     }
-    Ok(attributes)
+    let mut list = default_attributes();
+    attributes::apply(&mut list, pairs).map_err(|reason| invalid("attribute", reason))?;
+    Ok((list, Vec::new()))
 }
 
 /// The one `EntityDescriptor` of untrusted metadata (size, DTD and entity checks first),
@@ -490,7 +493,7 @@ pub fn from_metadata(
     let encryption_certs = certificates(keys, "encryption")?;
 
     let (name_id_format, name_id_source) = name_id(settings, sp)?;
-    let attributes = attributes(&settings.attributes)?;
+    let (attributes, unsupplied_attributes) = release_list(&settings.attributes, sp)?;
     let require_signed_requests = settings
         .require_signed_requests
         .unwrap_or(sp.authn_requests_signed == Some(true));
@@ -539,6 +542,7 @@ pub fn from_metadata(
         name_id_format,
         name_id_source,
         attributes,
+        unsupplied_attributes,
         sign_assertion,
         sign_response,
         require_signed_requests,
@@ -630,7 +634,8 @@ pub struct SettingsChange {
     /// without a new source takes that format's default source.
     pub name_id_format: Option<String>,
     pub name_id_source: Option<String>,
-    /// The whole mapping, field → SAML attribute name; fields left out are not sent.
+    /// The whole release list, field → SAML attribute name or well-known attribute →
+    /// its name (or any of its names); what is left out is not sent.
     pub attributes: Option<BTreeMap<String, String>>,
     pub sign_assertion: Option<bool>,
     pub sign_response: Option<bool>,
@@ -659,24 +664,12 @@ pub async fn update_settings(
         .await?
         .ok_or(SpError::Store(StoreError::NotFound))?;
     let current = ServiceProvider::from_row(&row)?;
-    if let Some(map) = &change.attributes {
-        if let Some(field) = map.keys().find(|f| !ATTRIBUTE_FIELDS.contains(&f.as_str())) {
-            return Err(invalid(
-                "attributes",
-                format!("{field}: expected one of {}", ATTRIBUTE_FIELDS.join(", ")),
-            ));
+    let attributes = match &change.attributes {
+        Some(list) => {
+            attributes::normalise(list).map_err(|reason| invalid("attributes", reason))?
         }
-        if let Some((field, _)) = map
-            .iter()
-            .find(|(_, name)| name.is_empty() || name.len() > 256)
-        {
-            return Err(invalid(
-                "attributes",
-                format!("{field}: an attribute name of 1 to 256 characters"),
-            ));
-        }
-    }
-    let attributes = change.attributes.unwrap_or(current.attributes);
+        None => current.attributes,
+    };
     let name_id_source = match (&change.name_id_format, change.name_id_source) {
         (_, Some(source)) => Some(source),
         (Some(_), None) => None,
@@ -686,10 +679,12 @@ pub async fn update_settings(
         name: Some(change.name.unwrap_or(current.name)),
         name_id_format: Some(change.name_id_format.unwrap_or(current.name_id_format)),
         name_id_source,
-        // Every field named: mapped ones to their attribute, the rest dropped.
-        attributes: ATTRIBUTE_FIELDS
-            .iter()
-            .map(|f| format!("{f}={}", attributes.get(*f).map_or("", String::as_str)))
+        // The whole list: every entry named, and the default fields it leaves out dropped.
+        attributes: default_attributes()
+            .keys()
+            .filter(|f| !attributes.contains_key(*f))
+            .map(|f| format!("{f}="))
+            .chain(attributes.iter().map(|(k, name)| format!("{k}={name}")))
             .collect(),
         sign_assertion: Some(change.sign_assertion.unwrap_or(current.sign_assertion)),
         sign_response: Some(change.sign_response.unwrap_or(current.sign_response)),

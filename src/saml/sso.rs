@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use super::{
     acceptance::{Refusal, STALE, first_use, is_fresh, registered_sp},
     assertion::{self, Person, Statement},
-    entity_id,
-    providers::{self, NAMEID_UNSPECIFIED, ServiceProvider},
+    attributes, entity_id, name_id,
+    providers::{self, ServiceProvider},
     request::{self, Binding, MessageError},
     sso_url,
 };
@@ -64,6 +64,10 @@ pub struct SamlRequest {
     pub request_id: Option<String>,
     pub acs_url: String,
     pub relay_state: Option<String>,
+    /// The NameID format its `NameIDPolicy` asked for (checked on the way in); none:
+    /// the SP's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_id_format: Option<String>,
 }
 
 fn refused_page(text: &str) -> HttpResponse {
@@ -176,25 +180,21 @@ async fn receive(
             return Ok(page);
         }
     };
-    let Accepted { sp, request, saml } = accepted;
-    // From here on the SP and its ACS are genuine: errors go back to it.
-    if let Some(format) = request
+    let Accepted {
+        sp,
+        request,
+        mut saml,
+    } = accepted;
+    // From here on the SP and its ACS are genuine: errors go back to it. Core §3.4.1.1:
+    // a NameID format the SP may not have is refused, not swapped for another.
+    let asked = request
         .name_id_policy
         .as_ref()
-        .and_then(|p| p.format.as_deref())
-        && format != NAMEID_UNSPECIFIED
-        && format != sp.name_id_format
-    {
-        return Ok(fail(
-            state,
-            ctx,
-            &sp,
-            &saml,
-            assertion::STATUS_INVALID_NAMEID_POLICY,
-            "this application is set up for another NameID format",
-        )
-        .await?);
+        .and_then(|p| p.format.clone());
+    if name_id::for_request(&sp, asked.as_deref()).is_none() {
+        return Ok(name_id_refused(state, ctx, &sp, &saml).await?);
     }
+    saml.name_id_format = asked;
     let require_mfa = request
         .requested_authn_context
         .as_ref()
@@ -260,6 +260,7 @@ async fn accept(
         request_id: Some(request.id.clone()),
         acs_url,
         relay_state: inbound.relay_state.clone(),
+        name_id_format: None,
     };
     Ok(Ok(Accepted { sp, request, saml }))
 }
@@ -429,6 +430,7 @@ pub async fn sso_init(
         request_id: None,
         acs_url: acs.location.clone(),
         relay_state: query.relay_state,
+        name_id_format: None,
     };
     answer(&state, &req, &ctx, &sp, saml, SessionAsk::default(), false).await
 }
@@ -478,9 +480,13 @@ pub async fn respond(
         return Ok(refused_page(&refusal.to_string()));
     }
     let person = person(state, &session.user_id).await?;
-    let name_id = assertion::name_id(&state.master_key, &sp, &person);
-    let xml = sign_statement(state, &saml, &sp, &person, &name_id, session)?;
-    remember_participant(state, session, &sp, name_id).await?;
+    // Its NameID formats may have changed too.
+    let Some((format, source)) = name_id::for_request(&sp, saml.name_id_format.as_deref()) else {
+        return name_id_refused(state, ctx, &sp, &saml).await;
+    };
+    let name_id = name_id::value(&state.master_key, source, &sp, &person);
+    let xml = sign_statement(state, &saml, &sp, &person, (&name_id, &format), session)?;
+    remember_participant(state, session, &sp, name_id, format).await?;
     state
         .audit
         .record(
@@ -525,10 +531,12 @@ fn sign_statement(
     saml: &SamlRequest,
     sp: &ServiceProvider,
     person: &Person,
-    name_id: &str,
+    (subject, name_id_format): (&str, &str),
     session: &SsoSession,
 ) -> Result<String, AppError> {
     let now = state.clock.now();
+    let pairwise_id = name_id::pairwise(&state.master_key, &sp.entity_id, &person.user_id);
+    let scope = attributes::scope(&state.config);
     let auth_time = chrono::DateTime::from_timestamp(session.auth_time, 0).unwrap_or(now);
     let issuer = entity_id(state);
     let index = session_index(&session.handle);
@@ -538,7 +546,12 @@ fn sign_statement(
         acs_url: &saml.acs_url,
         in_response_to: saml.request_id.as_deref(),
         person,
-        name_id,
+        name_id: subject,
+        name_id_format,
+        release: attributes::Context {
+            scope: &scope,
+            pairwise_id: &pairwise_id,
+        },
         auth_time,
         amr: &session.amr,
         session_index: &index,
@@ -560,11 +573,12 @@ async fn remember_participant(
     session: &SsoSession,
     sp: &ServiceProvider,
     name_id: String,
+    format: String,
 ) -> Result<(), AppError> {
     let participant = Participant {
         sp: sp.entity_id.clone(),
         name_id,
-        format: sp.name_id_format.clone(),
+        format,
     };
     let member =
         serde_json::to_string(&participant).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -577,6 +591,24 @@ async fn remember_participant(
         )
         .await?;
     Ok(())
+}
+
+/// The answer to a request for a NameID format the SP may not have (Core §3.4.1.1).
+async fn name_id_refused(
+    state: &AppState,
+    ctx: &RequestContext,
+    sp: &ServiceProvider,
+    saml: &SamlRequest,
+) -> Result<HttpResponse, AppError> {
+    fail(
+        state,
+        ctx,
+        sp,
+        saml,
+        assertion::STATUS_INVALID_NAMEID_POLICY,
+        "this application may not have the NameID format it asked for",
+    )
+    .await
 }
 
 /// An error Response to a genuine SP's ACS (Requester/<sub>).

@@ -585,6 +585,11 @@ fn any_accepted_display_name_round_trips_through_a_signed_assertion() {
             in_response_to: Some(&request_id),
             person: &person,
             name_id: "pat",
+            name_id_format: &registered.name_id_format,
+            release: gatehouse::saml::attributes::Context {
+                scope: "example.org",
+                pairwise_id: "pat",
+            },
             auth_time: now,
             amr: &amr,
             session_index: "_s",

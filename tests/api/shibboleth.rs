@@ -52,6 +52,8 @@ pub struct SpSetup {
     pub application: String,
     /// Extra attributes of `<SSO>` (`outgoingBindings="…"`, `forceAuthn="true"`, …).
     pub sso: String,
+    /// Debian's `attribute-map.xml` as installed, without Gatehouse's names added.
+    pub debian_attribute_map: bool,
 }
 
 /// A running Shibboleth SP: `shibd` and Apache with `mod_shib`.
@@ -149,9 +151,14 @@ impl Shibboleth {
         let at = map
             .rfind("</Attributes>")
             .expect("Debian's attribute-map.xml");
+        let added = if setup.debian_attribute_map {
+            String::new()
+        } else {
+            template("attributes.xml")
+        };
         write(
             &d.join("attribute-map.xml"),
-            &format!("{}{}{}", &map[..at], template("attributes.xml"), &map[at..]),
+            &format!("{}{added}{}", &map[..at], &map[at..]),
         );
         for pair in ["sp-signing", "sp-encrypt"] {
             run(Command::new("shib-keygen")
@@ -603,6 +610,7 @@ fn signing_setup(binding: &str) -> SpSetup {
     SpSetup {
         application: r#"signing="true""#.into(),
         sso: format!(r#"outgoingBindings="urn:oasis:names:tc:SAML:2.0:bindings:{binding}""#),
+        ..SpSetup::default()
     }
 }
 

@@ -34,8 +34,14 @@ pub struct SpView {
     pub name_id_format: String,
     /// `pairwise`, `user_id`, `username`, `email` or `random`.
     pub name_id_source: String,
-    /// Field (`email`, `name`, `username`, `roles`, `organisation`) → SAML attribute name.
+    /// What the SP is released → the SAML attribute name it goes out under: a field
+    /// (`email`, `name`, `username`, `roles`, `organisation`) under the name chosen for
+    /// it, or a well-known attribute (`mail`, `eduPersonPrincipalName`, `subject-id`…)
+    /// under its URI name.
     pub attributes: std::collections::BTreeMap<String, String>,
+    /// In the answer to an import: attributes the SP's metadata requested that
+    /// Gatehouse cannot supply. Empty otherwise.
+    pub unsupplied_attributes: Vec<String>,
     pub sign_assertion: bool,
     pub sign_response: bool,
     pub require_signed_requests: bool,
@@ -70,6 +76,7 @@ pub fn sp_view(sp: ServiceProvider) -> SpView {
         name_id_format: sp.name_id_format,
         name_id_source: sp.name_id_source.as_str().to_owned(),
         attributes: sp.attributes,
+        unsupplied_attributes: sp.unsupplied_attributes,
         sign_assertion: sp.sign_assertion,
         sign_response: sp.sign_response,
         require_signed_requests: sp.require_signed_requests,
@@ -121,8 +128,9 @@ pub struct SpImportBody {
     /// `unspecified`.
     pub name_id_format: Option<String>,
     pub name_id_source: Option<String>,
-    /// The whole attribute mapping, field → SAML attribute name (default: every field
-    /// under its usual name).
+    /// The whole release list: field → SAML attribute name, or well-known attribute
+    /// (`mail`…) → its name (default: what the metadata's RequestedAttributes ask for
+    /// that Gatehouse has, else every field under its usual name).
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
     pub sign_assertion: Option<bool>,
     pub sign_response: Option<bool>,
@@ -172,7 +180,7 @@ pub struct SpSettingsBody {
     pub name_id_format: Option<String>,
     /// Left out while the format changes: that format's default source.
     pub name_id_source: Option<String>,
-    /// The whole mapping, field → SAML attribute name; fields left out are not sent.
+    /// The whole release list (as at import); what is left out is not sent.
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
     pub sign_assertion: Option<bool>,
     pub sign_response: Option<bool>,
