@@ -232,9 +232,7 @@ pub async fn run(config: Config, command: SpCommand) -> Result<(), String> {
         }
         SpCommand::Delete { entity_id, json } => {
             let op = Operator::open(config).await?;
-            service::delete(&op.state, op.by(), &entity_id)
-                .await
-                .map_err(failed)?;
+            service::delete(op.by(), &entity_id).await.map_err(failed)?;
             if json {
                 return print_json(&serde_json::json!({ "entity_id": entity_id, "deleted": true }));
             }
@@ -274,7 +272,7 @@ async fn import(config: Config, command: SpCommand) -> Result<(), String> {
         let source = url_source(url, pinned_cert.as_deref())?;
         let op = Operator::open(config).await?;
         let (registered, created) =
-            service::import_url(&op.state, op.by(), source, entity_id.as_deref(), settings)
+            service::import_url(op.by(), source, entity_id.as_deref(), settings)
                 .await
                 .map_err(failed)?;
         print_sp(&registered, Some(created), json);
@@ -284,7 +282,7 @@ async fn import(config: Config, command: SpCommand) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let op = Operator::open(config).await?;
-    let (registered, created) = service::import(&op.state, op.by(), &document, settings, None)
+    let (registered, created) = service::import(op.by(), &document, settings, None)
         .await
         .map_err(failed)?;
     print_sp(&registered, Some(created), json);
@@ -309,9 +307,7 @@ fn url_source(
 
 async fn refresh(config: Config, entity_id: &str, json: bool) -> Result<(), String> {
     let op = Operator::open(config).await?;
-    let refreshed = service::refresh(&op.state, op.by(), entity_id)
-        .await
-        .map_err(failed)?;
+    let refreshed = service::refresh(op.by(), entity_id).await.map_err(failed)?;
     if json {
         return print_json(&serde_json::json!({
             "entity_id": refreshed.entity_id,
@@ -356,7 +352,7 @@ async fn update(config: Config, command: SpCommand) -> Result<(), String> {
         attributes: release_list(&attributes)?,
     };
     let op = Operator::open(config).await?;
-    let registered = service::update(&op.state, op.by(), &entity_id, change)
+    let registered = service::update(op.by(), &entity_id, change)
         .await
         .map_err(failed)?;
     print_sp(&registered, None, json);

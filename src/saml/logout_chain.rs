@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use super::{
     assertion::{self, LogoutSubject},
     entity_id,
+    post_binding::post_page_with_self,
     providers::{self, BINDING_POST},
     request::Inbound,
     slo::{authenticated_response, go_to, redirect_location, refuse},
     soap,
-    sso::{Participant, participants_key, post_page_with_self, session_index},
+    sso::{Participant, participants_key, session_index},
 };
 use crate::web::cookies;
 use crate::{

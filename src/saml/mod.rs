@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod metadata_fetch;
 pub mod metadata_refresh;
 pub mod name_id;
+pub mod post_binding;
 pub mod providers;
 pub mod request;
 pub mod slo;

@@ -202,6 +202,9 @@ fn params(raw: &str, param: &str) -> Result<Params, MessageError> {
     Ok(out)
 }
 
+/// What a refusal says of a request that is no SAML message in either binding.
+pub const NOT_A_FORM: &str = "The request was not a form Gatehouse understands.";
+
 /// The encoded message of a request and its binding: the query of a GET (HTTP-Redirect,
 /// Bindings §3.4) or the form body of a POST (HTTP-POST, §3.5). None for a body that is
 /// not text.

@@ -46,6 +46,7 @@ use crate::{
         RequestContext,
         error::AppError,
         pages::{PageError, message},
+        visit::{Answer, Visit},
     },
 };
 
@@ -80,20 +81,9 @@ pub(super) async fn refuse(
 }
 
 /// `/saml/slo` by either binding: HTTP-Redirect (GET) or HTTP-POST.
-pub async fn slo(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
+pub async fn slo(body: web::Bytes, Visit { state, req, ctx }: Visit) -> Answer {
     let Some((raw, binding)) = request::raw_message(&req, &body) else {
-        return refuse(
-            &state,
-            &ctx,
-            None,
-            "The request was not a form Gatehouse understands.",
-        )
-        .await;
+        return refuse(&state, &ctx, None, request::NOT_A_FORM).await;
     };
     receive(&state, &req, &ctx, raw, binding).await
 }

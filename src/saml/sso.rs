@@ -6,23 +6,17 @@
 //! (never a POST: no assertion or status goes to an address we did not register). After
 //! that, errors go back to the SP as a Response with a status (Core §3.2.2.2).
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
-use actix_web::{
-    HttpRequest, HttpResponse,
-    http::{StatusCode, header},
-    web,
-};
-use askama::Template;
-use base64::{Engine, engine::general_purpose::STANDARD};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use samael::schema::AuthnRequest;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{
     acceptance::{Refusal, STALE, first_use, is_fresh, registered_sp},
     assertion::{self, Person, Statement},
     attributes, entity_id, name_id,
+    post_binding::post_page,
     providers::{self, ServiceProvider},
     request::{self, Binding, MessageError},
     sso_url,
@@ -42,7 +36,8 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, message, render},
+        pages::{PageError, message},
+        visit::{Answer, Visit},
     },
 };
 
@@ -108,20 +103,9 @@ async fn refuse(
 }
 
 /// `/saml/sso` by either binding: HTTP-Redirect (GET) or HTTP-POST.
-pub async fn sso(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
+pub async fn sso(body: web::Bytes, Visit { state, req, ctx }: Visit) -> Answer {
     let Some((raw, binding)) = request::raw_message(&req, &body) else {
-        return refuse(
-            &state,
-            &ctx,
-            None,
-            "The request was not a form Gatehouse understands.",
-        )
-        .await;
+        return refuse(&state, &ctx, None, request::NOT_A_FORM).await;
     };
     receive(&state, &req, &ctx, raw, binding).await
 }
@@ -638,109 +622,4 @@ async fn fail(
         &assertion::encode(&xml),
         saml.relay_state.as_deref(),
     ))
-}
-
-/// The auto-submit script; its hash is what the page's CSP allows (DESIGN §13).
-const AUTO_SUBMIT: &str = r#"document.getElementById("saml-post").submit();"#;
-
-fn script_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| format!("'sha256-{}'", STANDARD.encode(Sha256::digest(AUTO_SUBMIT))))
-}
-
-#[derive(Template)]
-#[template(
-    source = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Continue · Gatehouse</title>
-<link rel="stylesheet" href="/static/gatehouse.css">
-</head>
-<body>
-<main>
-<form id="saml-post" method="post" action="{{ action }}">
-<input type="hidden" name="{{ field }}" value="{{ value }}">
-{% if let Some(r) = relay_state %}<input type="hidden" name="RelayState" value="{{ r }}">{% endif %}
-<h1>Continue</h1>
-<p id="message">Returning you to the application…</p>
-<button id="continue" type="submit">Continue</button>
-</form>
-{% if let Some(s) = skip %}<p><a id="skip" href="{{ s }}">This application does not answer: continue signing out without it</a></p>{% endif %}
-</main>
-<script>{{ script|safe }}</script>
-</body>
-</html>"#,
-    ext = "html"
-)]
-struct PostPage<'a> {
-    action: &'a str,
-    field: &'a str,
-    value: &'a str,
-    relay_state: Option<&'a str>,
-    script: &'a str,
-    skip: Option<&'a str>,
-}
-
-/// The HTTP-POST binding (Bindings §3.5.4): a form that submits itself, allowed by its
-/// own CSP — `form-action` names the destination's origin, the script is allowed by its
-/// hash — and a visible button for browsers without JavaScript.
-pub fn post_page(
-    action: &str,
-    field: &str,
-    value: &str,
-    relay_state: Option<&str>,
-) -> HttpResponse {
-    post_page_for(action, field, value, relay_state, false, None)
-}
-
-/// The POST binding for Single Logout, where the SP answers by redirecting the browser
-/// back to us: CSP `form-action` also covers redirects after the submission, so it allows
-/// our own origin too. `skip` is the link that gives up on an SP that never answers.
-pub fn post_page_with_self(
-    action: &str,
-    field: &str,
-    value: &str,
-    relay_state: Option<&str>,
-    skip: Option<&str>,
-) -> HttpResponse {
-    post_page_for(action, field, value, relay_state, true, skip)
-}
-
-fn post_page_for(
-    action: &str,
-    field: &str,
-    value: &str,
-    relay_state: Option<&str>,
-    allow_self: bool,
-    skip: Option<&str>,
-) -> HttpResponse {
-    let origin = url::Url::parse(action)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_else(|_| "'none'".to_owned());
-    let also = if allow_self { " 'self'" } else { "" };
-    let csp = format!(
-        "default-src 'none'; script-src {}; style-src 'self'; img-src 'self' data:; \
-         form-action {origin}{also}; frame-ancestors 'none'; base-uri 'none'",
-        script_hash()
-    );
-    let mut res = render(
-        &PostPage {
-            action,
-            field,
-            value,
-            relay_state,
-            script: AUTO_SUBMIT,
-            skip,
-        },
-        StatusCode::OK,
-    );
-    if let Ok(v) = header::HeaderValue::from_str(&csp) {
-        res.headers_mut().insert(
-            header::HeaderName::from_static("content-security-policy"),
-            v,
-        );
-    }
-    res
 }

@@ -162,8 +162,7 @@ pub async fn import_sp(body: web::Bytes, api: AdminRequest) -> Reply {
         idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
     let by = api.by();
-    let (sp, created) =
-        service::import(&api.state, by, &body.metadata, settings, body.attributes).await?;
+    let (sp, created) = service::import(by, &body.metadata, settings, body.attributes).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -209,7 +208,7 @@ pub async fn update_sp(path: web::Path<String>, body: web::Bytes, api: AdminRequ
         idp_initiated_relay_states: body.idp_initiated_relay_states,
     };
     let by = api.by();
-    let sp = service::update(&api.state, by, &current.entity_id, change).await?;
+    let sp = service::update(by, &current.entity_id, change).await?;
     ok(sp_view(sp))
 }
 
@@ -218,7 +217,7 @@ pub async fn update_sp(path: web::Path<String>, body: web::Bytes, api: AdminRequ
 pub async fn delete_sp(path: web::Path<String>, api: AdminRequest) -> Reply {
     api.who.require(Action::Global)?;
     let id = entity_id(&path)?;
-    service::delete(&api.state, api.by(), &id).await?;
+    service::delete(api.by(), &id).await?;
     done(true)
 }
 
@@ -257,14 +256,8 @@ pub async fn import_sp_from_url(body: web::Bytes, api: AdminRequest) -> Reply {
         name: body.name,
         ..ImportSettings::default()
     };
-    let (sp, created) = service::import_url(
-        &api.state,
-        api.by(),
-        source,
-        body.entity_id.as_deref(),
-        settings,
-    )
-    .await?;
+    let (sp, created) =
+        service::import_url(api.by(), source, body.entity_id.as_deref(), settings).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -290,7 +283,7 @@ pub struct RefreshView {
 pub async fn refresh_sp(path: web::Path<String>, api: AdminRequest) -> Reply {
     api.who.require(Action::Global)?;
     let id = entity_id(&path)?;
-    let refreshed = service::refresh(&api.state, api.by(), &id).await?;
+    let refreshed = service::refresh(api.by(), &id).await?;
     ok(RefreshView {
         entity_id: refreshed.entity_id,
         url: metadata_refresh::shown_url(&refreshed.url),

@@ -44,7 +44,6 @@ fn check_name(name: Option<&String>) -> Result<(), ServiceError> {
 /// Registers (or re-registers, same entity id) an SP from its metadata; `attributes`,
 /// when given, replaces the whole attribute mapping. True when it was new.
 pub async fn import(
-    state: &AppState,
     by: Acting<'_>,
     metadata: &str,
     settings: ImportSettings,
@@ -55,19 +54,19 @@ pub async fn import(
         return Err(ServiceError::Invalid("metadata: at most 1 MiB".into()));
     }
     check_name(settings.name.as_ref())?;
-    let now = state.clock.now();
-    let (mut sp, created) = providers::import(&state.store, metadata, &settings, now).await?;
+    let now = by.state.clock.now();
+    let (mut sp, created) = providers::import(&by.state.store, metadata, &settings, now).await?;
     if let Some(attributes) = attributes {
         let change = SettingsChange {
             attributes: Some(attributes),
             ..Default::default()
         };
-        sp = providers::update_settings(&state.store, &sp.entity_id, change, now).await?;
+        sp = providers::update_settings(&by.state.store, &sp.entity_id, change, now).await?;
     }
     // Imported from a file now: no longer refreshed from the URL it once came from.
-    metadata_refresh::forget_source(&state.store, &sp.entity_id).await?;
+    metadata_refresh::forget_source(&by.state.store, &sp.entity_id).await?;
     let change = if created { "created" } else { "updated" };
-    record(state, by, change, &sp.entity_id).await?;
+    record(by, change, &sp.entity_id).await?;
     Ok((sp, created))
 }
 
@@ -75,7 +74,6 @@ pub async fn import(
 /// there; with `source.pinned_cert`, only metadata signed by it is accepted. `entity_id`
 /// picks the SP out of a federation aggregate. True when it was new.
 pub async fn import_url(
-    state: &AppState,
     by: Acting<'_>,
     source: metadata_refresh::Source,
     entity_id: Option<&str>,
@@ -88,67 +86,60 @@ pub async fn import_url(
             "entity_id: 1 to 1024 characters".into(),
         ));
     }
-    let (sp, created) = metadata_refresh::import(state, &source, entity_id, &settings).await?;
+    let (sp, created) = metadata_refresh::import(by.state, &source, entity_id, &settings).await?;
     let change = if created { "created" } else { "updated" };
-    record(state, by, change, &sp.entity_id).await?;
+    record(by, change, &sp.entity_id).await?;
     Ok((sp, created))
 }
 
 /// Fetches a URL-imported SP's metadata again now and applies it (audited either way:
 /// what changed, or why nothing could).
 pub async fn refresh(
-    state: &AppState,
     by: Acting<'_>,
     entity_id: &str,
 ) -> Result<metadata_refresh::Refreshed, ServiceError> {
     by.who.require(Action::Global)?;
-    if providers::find(&state.store, entity_id).await?.is_none() {
+    if providers::find(&by.state.store, entity_id).await?.is_none() {
         return Err(not_registered(entity_id));
     }
-    let outcome = metadata_refresh::refresh(state, entity_id).await;
+    let outcome = metadata_refresh::refresh(by.state, entity_id).await;
     let event = metadata_refresh::event(entity_id, &outcome, Some(&by.who.actor));
     let event = match by.request {
         Some(ctx) => event.request(ctx),
         None => event,
     };
-    state.audit.record(event).await?;
+    by.state.audit.record(event).await?;
     Ok(outcome?)
 }
 
 /// Changes an SP's settings; what the change leaves out is kept.
 pub async fn update(
-    state: &AppState,
     by: Acting<'_>,
     entity_id: &str,
     change: SettingsChange,
 ) -> Result<ServiceProvider, ServiceError> {
     by.who.require(Action::Global)?;
     check_name(change.name.as_ref())?;
-    let sp = providers::update_settings(&state.store, entity_id, change, state.clock.now())
+    let sp = providers::update_settings(&by.state.store, entity_id, change, by.state.clock.now())
         .await
         .map_err(|e| match e {
             SpError::Store(StoreError::NotFound) => not_registered(entity_id),
             other => other.into(),
         })?;
-    record(state, by, "updated", &sp.entity_id).await?;
+    record(by, "updated", &sp.entity_id).await?;
     Ok(sp)
 }
 
 /// Forgets an SP; not found when it was not registered.
-pub async fn delete(state: &AppState, by: Acting<'_>, entity_id: &str) -> Result<(), ServiceError> {
+pub async fn delete(by: Acting<'_>, entity_id: &str) -> Result<(), ServiceError> {
     by.who.require(Action::Global)?;
-    if !providers::remove(&state.store, entity_id).await? {
+    if !providers::remove(&by.state.store, entity_id).await? {
         return Err(not_registered(entity_id));
     }
-    record(state, by, "deleted", entity_id).await
+    record(by, "deleted", entity_id).await
 }
 
-async fn record(
-    state: &AppState,
-    by: Acting<'_>,
-    change: &str,
-    entity_id: &str,
-) -> Result<(), ServiceError> {
-    by.record_change(state, "saml_sp", change, ("entity_id", entity_id))
+async fn record(by: Acting<'_>, change: &str, entity_id: &str) -> Result<(), ServiceError> {
+    by.record_change(by.state, "saml_sp", change, ("entity_id", entity_id))
         .await
 }
