@@ -136,7 +136,7 @@ impl Config {
             }
         }
         if let Some(scope) = &self.saml_scope
-            && !crate::saml::attributes::valid_scope(scope)
+            && !crate::domain::valid_scope(scope)
         {
             return invalid(
                 "saml_scope",

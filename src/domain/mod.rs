@@ -8,6 +8,7 @@ mod org;
 mod password;
 mod password_policy;
 mod role;
+mod scope;
 mod username;
 
 pub use display_name::DisplayName;
@@ -17,6 +18,7 @@ pub use org::{MfaPolicy, OrgName, OrgPolicy, PolicyProblems};
 pub use password::Password;
 pub use password_policy::{PasswordPolicy, PolicyViolation};
 pub use role::{Role, UserStatus};
+pub use scope::valid_scope;
 pub use username::Username;
 
 /// Why an input was refused; shown to the person who typed it.

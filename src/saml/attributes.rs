@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use samael::metadata::RequestedAttribute;
 
 use super::{assertion::Person, xml_writer::Element};
-use crate::domain::Role;
+use crate::domain::{Role, valid_scope};
 
 pub const ATTRNAME_BASIC: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic";
 pub const ATTRNAME_URI: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
@@ -292,15 +292,6 @@ pub fn affiliations(role: &str) -> Vec<&'static str> {
         Ok(r) if r.is_admin() => vec!["member", "staff"],
         _ => vec!["member"],
     }
-}
-
-/// Whether `scope` can follow the `@` of a scoped value (Subject Identifier Attributes
-/// §3.3.1: a domain-like string, at most 127 characters).
-pub fn valid_scope(scope: &str) -> bool {
-    let mut chars = scope.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && scope.len() <= 127
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
 /// The scope of Gatehouse's scoped attributes: `saml_scope`, else the issuer's host.
