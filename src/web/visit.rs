@@ -1,7 +1,8 @@
 //! A browser request as a page handler needs it.
 
-use actix_web::{Error, FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use std::future::{Ready, ready};
+
+use actix_web::{Error, FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 
 use super::{RequestContext, pages::PageError};
 use crate::startup::AppState;
