@@ -28,7 +28,8 @@ use crate::{
 };
 
 /// How long after its session's absolute end a row the sweep has not handled (the
-/// janitor was down, the database failed) is still kept for it, before it is purged.
+/// janitor was down) is still kept for it. Past that it is purged unsent: the SP's own
+/// session ended by then too (`SessionNotOnOrAfter`, never past the absolute end).
 const PURGE_GRACE_HOURS: i64 = 24;
 
 /// What the LogoutRequest is built from, sealed in the row.
@@ -78,13 +79,18 @@ pub async fn remember(
     Ok(())
 }
 
-/// Finds sessions with SOAP SPs that are no longer live and queues their SOAP logouts
-/// (once: each row is claimed by the instance that queues it), then purges rows long
-/// past their session's end. Run by every instance's janitor beside the OIDC sweep;
+/// Purges rows long past their session's end, then finds sessions with SOAP SPs that
+/// are no longer live and queues their SOAP logouts (once: each row is claimed by the
+/// instance that queues it). Run by every instance's janitor beside the OIDC sweep;
 /// returns how many logouts it queued.
 ///
 /// One read of the ephemeral store per session with such rows.
 pub async fn sweep_lapsed_sessions(state: &AppState) -> Result<usize, AppError> {
+    let before = state.clock.now().naive_utc() - Duration::hours(PURGE_GRACE_HOURS);
+    state
+        .store
+        .transaction(move |c| rows::purge_expired(c, before))
+        .await?;
     let handles = state.store.run(rows::handles).await?;
     let mut queued = 0;
     for handle in handles {
@@ -93,11 +99,6 @@ pub async fn sweep_lapsed_sessions(state: &AppState) -> Result<usize, AppError> 
         }
         queued += tell_lapsed(state, &handle).await?;
     }
-    let before = state.clock.now().naive_utc() - Duration::hours(PURGE_GRACE_HOURS);
-    state
-        .store
-        .transaction(move |c| rows::purge_expired(c, before))
-        .await?;
     Ok(queued)
 }
 

@@ -160,3 +160,17 @@ async fn a_browser_returning_to_a_lapsed_session_tells_the_sp_and_the_sweep_does
     nothing_more(&w, &mut sp_rx).await;
     assert_eq!(sent_metric(&w).await, 1.0);
 }
+
+#[tokio::test]
+async fn rows_a_day_past_the_sessions_absolute_end_are_purged_unsent() {
+    let w = World::new(spawn_app().await).await;
+    let mut sp_rx = serve(w.sp_port, soap_ok(&w.sp)).await;
+    // The janitor was down past the 30-day absolute limit and a day more.
+    w.app
+        .clock
+        .advance(chrono::Duration::days(31) + chrono::Duration::minutes(1));
+    assert_eq!(sweep_lapsed_sessions(&w.app.state).await.unwrap(), 0);
+    assert!(durable_rows(&w).await.is_empty(), "purged");
+    nothing_more(&w, &mut sp_rx).await;
+    assert_eq!(sent_metric(&w).await, 0.0);
+}
