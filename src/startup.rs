@@ -288,12 +288,13 @@ pub async fn reload_saml_keys(state: &AppState) -> Result<(), crate::saml::keys:
 }
 
 /// How often spent refresh tokens and grants are purged (`grants::purge`) and lapsed
-/// sessions swept (`logout::sweep_lapsed_sessions`).
+/// sessions swept (`logout::sweep_lapsed_sessions`, `saml::lapsed::sweep_lapsed_sessions`).
 const TOKEN_JANITOR_EVERY: Duration = Duration::from_secs(600);
 
 /// Purges spent refresh tokens and grants now and then, so those tables hold what is
 /// live rather than everything ever issued, and ends the grants of SSO sessions that ran
-/// out unnoticed (with back-channel logout); stops when the application is dropped.
+/// out unnoticed (with back-channel logout) and tells their SOAP SPs; stops when the
+/// application is dropped.
 /// Every instance does it; the deletes are idempotent, and a grant is revoked (and its
 /// client told) by one instance only.
 fn spawn_token_janitor(state: &web::Data<AppState>) {
@@ -319,6 +320,11 @@ fn spawn_token_janitor(state: &web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(sessions) => tracing::info!(sessions, "ended the grants of lapsed sessions"),
                 Err(e) => tracing::warn!(error = %e, "session sweep failed; will try again"),
+            }
+            match crate::saml::lapsed::sweep_lapsed_sessions(&state).await {
+                Ok(0) => {}
+                Ok(logouts) => tracing::info!(logouts, "queued SOAP logouts of lapsed sessions"),
+                Err(e) => tracing::warn!(error = %e, "SAML session sweep failed; will try again"),
             }
         }
     });

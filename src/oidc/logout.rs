@@ -104,7 +104,9 @@ impl SessionEndListener for RevokeGrants {
 /// Ends what an SSO session that ran out (idle or absolute limit) left behind: the
 /// grants made under it are revoked and their clients sent back-channel logout tokens,
 /// except `offline_access` grants, which outlive the session by design. Its SAML SPs
-/// cannot be told: which SPs it visited was kept in the session itself.
+/// with a SOAP SingleLogoutService are told by their own sweep
+/// (`saml::lapsed::sweep_lapsed_sessions`), from a durable list; the others cannot be
+/// told without a browser.
 async fn session_lapsed(state: &AppState, handle: &str) -> Result<Vec<GrantRow>, AuthError> {
     end_grants(state, handle, None, true).await
 }

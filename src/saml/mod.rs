@@ -16,6 +16,7 @@ pub mod dsig;
 pub mod encrypt;
 pub mod idp_initiated;
 pub mod keys;
+pub mod lapsed;
 pub mod logout_chain;
 pub mod metadata;
 pub mod metadata_fetch;

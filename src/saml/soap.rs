@@ -41,9 +41,12 @@ use super::{
 use crate::{
     audit::{Audit, AuditEvent, EventType, Outcome},
     clock::SharedClock,
-    mail::{Courier, Undelivered},
+    mail::{Courier, Mailer, Undelivered},
     startup::AppState,
-    store::{Store, StoreError, outbox::KIND_SAML_SOAP_LOGOUT},
+    store::{
+        DbConnection, Store, StoreError, outbox::KIND_SAML_SOAP_LOGOUT,
+        saml_soap_participants as soap_participants,
+    },
 };
 
 pub const BINDING_SOAP: &str = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP";
@@ -80,7 +83,9 @@ pub enum Browser {
 
 /// Queues a SOAP LogoutRequest for each of `participants` (the SPs of session `handle`)
 /// that is to be told by SOAP (see the module's comment), and returns the others, for
-/// the front channel or to be recorded as not told.
+/// the front channel or to be recorded as not told. The session's durable list
+/// ([`super::lapsed`]) goes in the same transaction: whoever takes the session's SPs
+/// tells them, so the sweep of lapsed sessions tells no one again.
 pub async fn queue_logouts(
     state: &AppState,
     browser: Browser,
@@ -88,6 +93,65 @@ pub async fn queue_logouts(
     handle: &str,
     participants: Vec<Participant>,
 ) -> Result<Vec<Participant>, StoreError> {
+    let (queued, rest) = split(state, browser, participants).await?;
+    let rows = payloads(handle, user_id, queued)?;
+    let (h, mailer, any) = (handle.to_owned(), state.mailer.clone(), !rows.is_empty());
+    state
+        .store
+        .transaction(move |c| {
+            soap_participants::delete_session(c, &h)?;
+            for (sp, payload) in &rows {
+                enqueue(c, &mailer, sp, payload)?;
+            }
+            Ok(())
+        })
+        .await?;
+    if any {
+        state.mailer.wake();
+    }
+    Ok(rest)
+}
+
+/// Queues the SOAP logouts of session `handle`, which ran out, for `listed` (its durable
+/// list, read by the sweep): each row is claimed (deleted) in the transaction that queues
+/// its logout, so of two instances sweeping at once one tells the SP. Returns how many
+/// were queued.
+pub async fn queue_lapsed(
+    state: &AppState,
+    user_id: Option<&str>,
+    handle: &str,
+    listed: Vec<Participant>,
+) -> Result<usize, StoreError> {
+    let (queued, _) = split(state, Browser::Absent, listed).await?;
+    let rows = payloads(handle, user_id, queued)?;
+    let (h, mailer) = (handle.to_owned(), state.mailer.clone());
+    let sent = state
+        .store
+        .transaction(move |c| {
+            let mut sent = 0;
+            for (sp, payload) in &rows {
+                if soap_participants::delete_one(c, &h, sp)? {
+                    enqueue(c, &mailer, sp, payload)?;
+                    sent += 1;
+                }
+            }
+            // SPs that no longer publish a SOAP endpoint (or are gone) cannot be told.
+            soap_participants::delete_session(c, &h)?;
+            Ok(sent)
+        })
+        .await?;
+    if sent > 0 {
+        state.mailer.wake();
+    }
+    Ok(sent)
+}
+
+/// `participants` split into those told by SOAP and the others.
+async fn split(
+    state: &AppState,
+    browser: Browser,
+    participants: Vec<Participant>,
+) -> Result<(Vec<Participant>, Vec<Participant>), StoreError> {
     let by_soap = |sp: &ServiceProvider| {
         soap_endpoint(sp).is_some() && (browser == Browser::Absent || sp.slo().is_none())
     };
@@ -101,39 +165,45 @@ pub async fn queue_logouts(
             Ok(_) | Err(_) => rest.push(p),
         }
     }
-    if queued.is_empty() {
-        return Ok(rest);
-    }
+    Ok((queued, rest))
+}
+
+/// The outbox payload for each of `queued`: (SP, payload).
+fn payloads(
+    handle: &str,
+    user_id: Option<&str>,
+    queued: Vec<Participant>,
+) -> Result<Vec<(String, String)>, StoreError> {
     let index = session_index(handle);
-    let mut rows = Vec::with_capacity(queued.len());
-    for p in queued {
-        let payload = serde_json::to_string(&LogoutFor {
-            name_id: p.name_id,
-            format: p.format,
-            session_index: index.clone(),
-            user_id: user_id.map(str::to_owned),
+    queued
+        .into_iter()
+        .map(|p| {
+            let payload = serde_json::to_string(&LogoutFor {
+                name_id: p.name_id,
+                format: p.format,
+                session_index: index.clone(),
+                user_id: user_id.map(str::to_owned),
+            })
+            .map_err(|e| StoreError::Query(e.to_string()))?;
+            Ok((p.sp, payload))
         })
-        .map_err(|e| StoreError::Query(e.to_string()))?;
-        rows.push((p.sp, payload));
-    }
-    let mailer = state.mailer.clone();
-    state
-        .store
-        .transaction(move |c| {
-            for (sp, payload) in &rows {
-                mailer.enqueue_sealed(
-                    c,
-                    KIND_SAML_SOAP_LOGOUT,
-                    sp,
-                    "SAML logout (SOAP)",
-                    payload.as_bytes(),
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
-    state.mailer.wake();
-    Ok(rest)
+        .collect()
+}
+
+fn enqueue(
+    c: &mut DbConnection,
+    mailer: &Mailer,
+    sp: &str,
+    payload: &str,
+) -> Result<(), StoreError> {
+    mailer.enqueue_sealed(
+        c,
+        KIND_SAML_SOAP_LOGOUT,
+        sp,
+        "SAML logout (SOAP)",
+        payload.as_bytes(),
+    )?;
+    Ok(())
 }
 
 fn http() -> &'static reqwest::Client {

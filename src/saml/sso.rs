@@ -574,7 +574,9 @@ async fn remember_participant(
             Duration::from_secs(session.absolute_secs.max(1)),
         )
         .await?;
-    Ok(())
+    // The list above is not swept: a session that runs out unnoticed is told to SOAP
+    // SPs from a durable copy.
+    super::lapsed::remember(state, session, sp, &participant).await
 }
 
 /// The answer to a request for a NameID format the SP may not have (Core §3.4.1.1).

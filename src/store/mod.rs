@@ -13,6 +13,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod recovery_tokens;
 pub mod saml;
+pub mod saml_soap_participants;
 pub mod schema;
 pub mod secrets;
 pub mod signing_keys;

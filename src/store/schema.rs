@@ -281,6 +281,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    saml_soap_participants (session_handle, sp_entity_id) {
+        session_handle -> Text,
+        sp_entity_id -> Text,
+        subject_sealed -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     ip_allow_list (cidr) {
         cidr -> Text,
         note -> Text,

@@ -42,12 +42,12 @@ use crate::{
 const PASSWORD: &str = "Correct-Horse-Battery-9";
 const SOAP: &str = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP";
 const OIDC_KIND: &str = "oidc_backchannel_logout";
-const SOAP_KIND: &str = "saml_soap_logout";
+pub(crate) const SOAP_KIND: &str = "saml_soap_logout";
 const LOGOUT_REQUEST: &str = "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest";
 
 /// One request a receiver got: its head (request line and headers) and body.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     head: String,
     body: String,
 }
@@ -64,7 +64,7 @@ impl Received {
 }
 
 /// How a receiver answers its `n`th request (from 1): status and body.
-type Answer = Arc<dyn Fn(usize, &Received) -> (u16, String) + Send + Sync>;
+pub(crate) type Answer = Arc<dyn Fn(usize, &Received) -> (u16, String) + Send + Sync>;
 
 /// A loopback port with nothing listening on it (yet).
 fn free_port() -> u16 {
@@ -77,7 +77,7 @@ fn free_port() -> u16 {
 
 /// Starts an HTTP/1.1 receiver on `port`: every request goes to the test, and is
 /// answered by `answer`.
-async fn serve(port: u16, answer: Answer) -> UnboundedReceiver<Received> {
+pub(crate) async fn serve(port: u16, answer: Answer) -> UnboundedReceiver<Received> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("the receiver's port is free again");
@@ -161,7 +161,7 @@ fn logout_request_of(r: &Received) -> samael::schema::LogoutRequest {
 
 /// The SP answering as a real one would: a LogoutResponse to the request it got,
 /// signed with its registered key.
-fn soap_ok(sp: &Arc<TestSp>) -> Answer {
+pub(crate) fn soap_ok(sp: &Arc<TestSp>) -> Answer {
     let sp = sp.clone();
     Arc::new(move |_, r| {
         let request = logout_request_of(r);
@@ -173,23 +173,23 @@ fn soap_ok(sp: &Arc<TestSp>) -> Answer {
 
 /// A user signed in at a SOAP SP and at an OIDC RP with a back-channel URI, in one
 /// browser session.
-struct World {
-    app: TestApp,
-    sp: Arc<TestSp>,
-    sp_port: u16,
-    rp_port: u16,
-    client: Registered,
-    browser: reqwest::Client,
-    user_id: String,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) sp: Arc<TestSp>,
+    pub(crate) sp_port: u16,
+    pub(crate) rp_port: u16,
+    pub(crate) client: Registered,
+    pub(crate) browser: reqwest::Client,
+    pub(crate) user_id: String,
     /// NameID and SessionIndex of the SP's assertion.
-    name_id: String,
-    session_index: String,
+    pub(crate) name_id: String,
+    pub(crate) session_index: String,
     /// The ID token's claims.
-    id_claims: Value,
+    pub(crate) id_claims: Value,
 }
 
 impl World {
-    async fn new(app: TestApp) -> Self {
+    pub(crate) async fn new(app: TestApp) -> Self {
         let (sp_port, rp_port) = (free_port(), free_port());
         let sp = Arc::new(TestSp::new("https://soap-sp.example.org/acs"));
         let metadata = sp.metadata(false).replace(
@@ -250,7 +250,7 @@ impl World {
         assert_eq!(res.status(), 200);
     }
 
-    async fn rows(&self) -> Vec<OutboxRow> {
+    pub(crate) async fn rows(&self) -> Vec<OutboxRow> {
         self.app
             .state
             .store
@@ -282,7 +282,7 @@ impl World {
     }
 
     /// Checks a SOAP request from Gatehouse: headers, signature, subject, freshness.
-    async fn check_soap(&self, r: &Received, not_before: chrono::DateTime<Utc>) {
+    pub(crate) async fn check_soap(&self, r: &Received, not_before: chrono::DateTime<Utc>) {
         assert!(r.head.starts_with("POST /SLO/SOAP "), "{}", r.head);
         assert!(r.header("content-type").unwrap().starts_with("text/xml"));
         assert_eq!(
@@ -330,7 +330,7 @@ impl World {
     }
 
     /// Nothing more arrives, even after every retry would have been due.
-    async fn nothing_more(&self, rxs: &mut [&mut UnboundedReceiver<Received>]) {
+    pub(crate) async fn nothing_more(&self, rxs: &mut [&mut UnboundedReceiver<Received>]) {
         self.retry_now(chrono::Duration::hours(2)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         for rx in rxs {
@@ -402,7 +402,7 @@ async fn verify_with_jwks(app: &TestApp, jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
 }
 
-async fn next(rx: &mut UnboundedReceiver<Received>) -> Received {
+pub(crate) async fn next(rx: &mut UnboundedReceiver<Received>) -> Received {
     tokio::time::timeout(Duration::from_secs(15), rx.recv())
         .await
         .expect("a delivery arrives")

@@ -36,6 +36,7 @@ mod shibboleth_attributes;
 mod shibboleth_metadata;
 mod shibboleth_soap;
 mod simplesamlphp;
+mod soap_lapse;
 mod storage;
 mod tls;
 mod token_reliability;

@@ -1,0 +1,1 @@
+DROP TABLE saml_soap_participants;
