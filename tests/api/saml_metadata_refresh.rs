@@ -131,6 +131,18 @@ async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Valu
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /saml-sps/from-url` with `body`.
+async fn import_url(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    post(app, token, "/saml-sps/from-url", body).await
+}
+
+/// A 400 whose message says `why`.
+fn refused(status: u16, body: &Value, why: &str) {
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(why), "{body}");
+}
+
 fn handle(entity_id: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(entity_id)
@@ -196,10 +208,9 @@ async fn an_sp_imported_from_its_url_is_registered_and_signs_in() {
     let sp = TestSp::new("https://sp.example.org/acs");
     let server = MetadataServer::start(sp.metadata(false)).await;
     let token = admin_token(&app).await;
-    let (status, body) = post(
+    let (status, body) = import_url(
         &app,
         &token,
-        "/saml-sps/from-url",
         json!({"url": server.url(), "name": "Ward app"}),
     )
     .await;
@@ -229,32 +240,12 @@ async fn metadata_urls_are_https_and_public_unless_the_lab_setting_allows_local(
     let sp = TestSp::new("https://sp.example.org/acs");
     let server = MetadataServer::start(sp.metadata(false)).await;
     let token = admin_token(&app).await;
-    let (status, body) = post(
-        &app,
-        &token,
-        "/saml-sps/from-url",
-        json!({"url": server.url()}),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("https only"),
-        "{body}"
-    );
+    let (status, body) = import_url(&app, &token, json!({"url": server.url()})).await;
+    refused(status, &body, "https only");
     let https = server.url().replace("http://", "https://");
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", json!({"url": https})).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("not public"),
-        "{body}"
-    );
-    let (status, body) = post(
-        &app,
-        &token,
-        "/saml-sps/from-url",
-        json!({"url": "https://localhost:1/md"}),
-    )
-    .await;
+    let (status, body) = import_url(&app, &token, json!({"url": https})).await;
+    refused(status, &body, "not public");
+    let (status, body) = import_url(&app, &token, json!({"url": "https://localhost:1/md"})).await;
     assert_eq!(status, 400, "a name that resolves to loopback: {body}");
     assert!(
         body["message"]
@@ -280,29 +271,18 @@ async fn a_pinned_certificate_refuses_unsigned_and_wrongly_signed_metadata() {
     let token = admin_token(&app).await;
     let import = json!({"url": server.url(), "pinned_certificate": pem(&federation)});
 
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", import.clone()).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("not signed"),
-        "{body}"
-    );
+    let (status, body) = import_url(&app, &token, import.clone()).await;
+    refused(status, &body, "not signed");
 
     let impostor = KeyCert::new("impostor");
     server.set(sign_metadata(&with_root(&sp, ""), "_md", &impostor));
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", import.clone()).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not verify with the pinned certificate"),
-        "{body}"
-    );
+    let (status, body) = import_url(&app, &token, import.clone()).await;
+    refused(status, &body, "does not verify with the pinned certificate");
 
     // Signed, then changed: the signature no longer covers what is served.
     let signed = sign_metadata(&with_root(&sp, ""), "_md", &federation);
     server.set(signed.replace("https://sp.example.org/acs\"", "https://evil.example/acs\""));
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", import.clone()).await;
+    let (status, body) = import_url(&app, &token, import.clone()).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         gatehouse::saml::providers::find(&app.state.store, &sp.entity_id)
@@ -312,17 +292,16 @@ async fn a_pinned_certificate_refuses_unsigned_and_wrongly_signed_metadata() {
     );
 
     server.set(signed);
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", import).await;
+    let (status, body) = import_url(&app, &token, import).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         registered_acs(&app, &sp.entity_id).await[0],
         "https://sp.example.org/acs"
     );
 
-    let (status, body) = post(
+    let (status, body) = import_url(
         &app,
         &token,
-        "/saml-sps/from-url",
         json!({"url": server.url(), "pinned_certificate": "not a certificate"}),
     )
     .await;
@@ -362,19 +341,14 @@ async fn one_sp_is_taken_from_a_signed_federation_aggregate() {
     ));
     let server = MetadataServer::start(signed).await;
     let token = admin_token(&app).await;
-    let (status, body) = post(
+    let (status, body) = import_url(
         &app,
         &token,
-        "/saml-sps/from-url",
         json!({"url": server.url(), "pinned_certificate": pem(&federation)}),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("name the one"),
-        "{body}"
-    );
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", json!({"url": server.url(), "pinned_certificate": pem(&federation), "entity_id": b.entity_id})).await;
+    refused(status, &body, "name the one");
+    let (status, body) = import_url(&app, &token, json!({"url": server.url(), "pinned_certificate": pem(&federation), "entity_id": b.entity_id})).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["entity_id"], b.entity_id.as_str());
     assert_eq!(
@@ -403,21 +377,13 @@ async fn expired_oversized_and_dtd_bearing_metadata_is_refused() {
     let server = MetadataServer::start(expired).await;
     let token = admin_token(&app).await;
     let import = json!({"url": server.url()});
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", import.clone()).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("expired"),
-        "{body}"
-    );
+    let (status, body) = import_url(&app, &token, import.clone()).await;
+    refused(status, &body, "expired");
 
     let padding = format!("<!-- {} -->", "x".repeat(2 * 1024 * 1024));
     server.set(format!("{}{padding}", sp.metadata(false)));
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", import.clone()).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("larger than"),
-        "{body}"
-    );
+    let (status, body) = import_url(&app, &token, import.clone()).await;
+    refused(status, &body, "larger than");
 
     let dtd = sp.metadata(false).replacen(
         "<md:EntityDescriptor",
@@ -425,9 +391,8 @@ async fn expired_oversized_and_dtd_bearing_metadata_is_refused() {
         1,
     );
     server.set(dtd);
-    let (status, body) = post(&app, &token, "/saml-sps/from-url", import).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("DTD"), "{body}");
+    let (status, body) = import_url(&app, &token, import).await;
+    refused(status, &body, "DTD");
     assert!(
         gatehouse::saml::providers::find(&app.state.store, &sp.entity_id)
             .await
@@ -444,10 +409,9 @@ async fn refresh_picks_up_a_new_acs_and_certificate_keeps_admin_settings_and_aud
     let server =
         MetadataServer::start(sign_metadata(&with_root(&sp, ""), "_md", &federation)).await;
     let token = admin_token(&app).await;
-    let (status, body) = post(
+    let (status, body) = import_url(
         &app,
         &token,
-        "/saml-sps/from-url",
         json!({"url": server.url(), "pinned_certificate": pem(&federation)}),
     )
     .await;
@@ -524,13 +488,7 @@ async fn a_metadata_server_that_is_down_keeps_the_old_sp_working_and_the_failure
     let sp = TestSp::new("https://sp.example.org/acs");
     let server = MetadataServer::start(sp.metadata(false)).await;
     let token = admin_token(&app).await;
-    let (status, body) = post(
-        &app,
-        &token,
-        "/saml-sps/from-url",
-        json!({"url": server.url()}),
-    )
-    .await;
+    let (status, body) = import_url(&app, &token, json!({"url": server.url()})).await;
     assert_eq!(status, 201, "{body}");
     in_the_clear(&app, &token, &sp.entity_id).await;
     server.stop().await;
@@ -542,14 +500,7 @@ async fn a_metadata_server_that_is_down_keeps_the_old_sp_working_and_the_failure
         json!({}),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("fetching it failed"),
-        "{body}"
-    );
+    refused(status, &body, "fetching it failed");
     assert_eq!(
         registered_acs(&app, &sp.entity_id).await,
         vec![
@@ -582,13 +533,7 @@ async fn the_schedule_refreshes_a_due_sp_by_itself() {
     let sp = TestSp::new("https://sp.example.org/acs");
     let server = MetadataServer::start(sp.metadata(false)).await;
     let token = admin_token(&app).await;
-    let (status, body) = post(
-        &app,
-        &token,
-        "/saml-sps/from-url",
-        json!({"url": server.url()}),
-    )
-    .await;
+    let (status, body) = import_url(&app, &token, json!({"url": server.url()})).await;
     assert_eq!(status, 201, "{body}");
     server.set(sp.metadata(false).replace(
         "https://sp.example.org/acs\"",
