@@ -1036,7 +1036,7 @@ pub async fn rp_listener() -> (
 }
 
 /// Verifies a JWS against the JWKS Gatehouse publishes; returns its claims.
-async fn verify_with_jwks(app: &TestApp, jwt: &str) -> Value {
+pub(crate) async fn verify_with_jwks(app: &TestApp, jwt: &str) -> Value {
     use openidconnect::{
         JsonWebKey,
         core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
