@@ -162,9 +162,24 @@ pub async fn authenticate(
                     ..OAuthError::invalid_client("too many failed attempts; try again later")
                 });
             }
-            Err(e)
+            Err(challenge_only_for_basic(req, e))
         }
         other => other,
+    }
+}
+
+/// RFC 6749 §5.2: the `Basic` challenge answers a client that used the `Authorization`
+/// header. One that authenticated in the body (an assertion, `client_secret_post`, a
+/// public client's `client_id`) gets none: client libraries read a challenge before the
+/// body (openid-client, oauth4webapi), and the `error_description` never reached them.
+fn challenge_only_for_basic(req: &HttpRequest, e: OAuthError) -> OAuthError {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        e
+    } else {
+        OAuthError {
+            challenge: None,
+            ..e
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod helpers;
 mod layering;
 mod login;
 mod mail;
+mod node_rp;
 mod oidc;
 mod oidc_clients;
 mod recovery;
