@@ -46,6 +46,10 @@ pub struct AuthorizeRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10): the code
+    /// exchange must prove possession of that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a code stands for, kept in the ephemeral store under the code's hash.
@@ -316,6 +320,7 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
             state,
             nonce,
             code_challenge,
+            dpop_jkt: None,
         },
         prompt,
         max_age,
