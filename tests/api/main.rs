@@ -37,6 +37,7 @@ mod shibboleth_metadata;
 mod shibboleth_soap;
 mod simplesamlphp;
 mod soap_lapse;
+mod spa;
 mod storage;
 mod tls;
 mod token_reliability;
