@@ -30,12 +30,28 @@ struct DpopKey {
     jkt: String,
     /// The private key, as a JWK's `d`: what a careless client might leak in a header.
     d: String,
+    alg: Algorithm,
 }
 
 impl DpopKey {
+    /// A P-256 key (ES256), as DPoP client libraries make by default.
     fn new() -> Self {
-        use openssl::{bn::BigNum, ec::EcGroup, ec::EcKey, nid::Nid, pkey::PKey};
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        Self::ec(
+            openssl::nid::Nid::X9_62_PRIME256V1,
+            "P-256",
+            32,
+            Algorithm::ES256,
+        )
+    }
+
+    /// A P-384 key (ES384): allowed for clients, not for FAPI 2.0 ones.
+    fn p384() -> Self {
+        Self::ec(openssl::nid::Nid::SECP384R1, "P-384", 48, Algorithm::ES384)
+    }
+
+    fn ec(nid: openssl::nid::Nid, crv: &str, size: i32, alg: Algorithm) -> Self {
+        use openssl::{bn::BigNum, ec::EcGroup, ec::EcKey, pkey::PKey};
+        let group = EcGroup::from_curve_name(nid).unwrap();
         let ec = EcKey::generate(&group).unwrap();
         let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
         let mut ctx = openssl::bn::BigNumContext::new().unwrap();
@@ -43,34 +59,35 @@ impl DpopKey {
             .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
             .unwrap();
         let (x, y) = (
-            URL_SAFE_NO_PAD.encode(x.to_vec_padded(32).unwrap()),
-            URL_SAFE_NO_PAD.encode(y.to_vec_padded(32).unwrap()),
+            URL_SAFE_NO_PAD.encode(x.to_vec_padded(size).unwrap()),
+            URL_SAFE_NO_PAD.encode(y.to_vec_padded(size).unwrap()),
         );
-        let d = URL_SAFE_NO_PAD.encode(ec.private_key().to_vec_padded(32).unwrap());
+        let d = URL_SAFE_NO_PAD.encode(ec.private_key().to_vec_padded(size).unwrap());
         let pkcs8 = PKey::from_ec_key(ec)
             .unwrap()
             .private_key_to_pkcs8()
             .unwrap();
         // RFC 7638 §3.2: the required members, in lexicographic order, no spaces.
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let canonical = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#);
         let jkt = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
         Self {
             key: EncodingKey::from_ec_der(&pkcs8),
-            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+            jwk: json!({"kty": "EC", "crv": crv, "x": x, "y": y}),
             jkt,
             d,
+            alg,
         }
     }
 
-    /// A proof with this header and these claims, signed with ES256.
+    /// A proof with this header and these claims, signed with the key's algorithm.
     /// (The header is written by hand: a library's header type would drop what an
     /// attacker adds to it.)
     fn sign(&self, header: Value, claims: Value) -> String {
-        signed_with(&self.key, Algorithm::ES256, &header, &claims)
+        signed_with(&self.key, self.alg, &header, &claims)
     }
 
     fn header(&self) -> Value {
-        json!({"alg": "ES256", "typ": "dpop+jwt", "jwk": self.jwk})
+        json!({"alg": format!("{:?}", self.alg), "typ": "dpop+jwt", "jwk": self.jwk})
     }
 
     /// A good proof for `method` on `url`, now by the app's clock, with `extra` claims.
@@ -678,7 +695,32 @@ async fn with_nonces_required_a_proof_needs_a_fresh_nonce_of_ours() {
     let fresh = res.headers()["DPoP-Nonce"].to_str().unwrap().to_owned();
     assert_ne!(fresh, nonce);
     assert_refused(res, 400, "use_dpop_nonce", "stale").await;
-    tokens(with_nonce(&fresh).await.unwrap()).await;
+    let bound = tokens(with_nonce(&fresh).await.unwrap()).await;
+
+    // A resource endpoint asks for one the same way, with a 401 (RFC 9449 §9).
+    let access = bound["access_token"].as_str().unwrap();
+    let res = userinfo(
+        &app,
+        &format!("DPoP {access}"),
+        Some(key.resource_proof(&app, "GET", "/userinfo", access)),
+    )
+    .await;
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="use_dpop_nonce""#),
+        "{challenge}"
+    );
+    let nonce = res.headers()["DPoP-Nonce"].to_str().unwrap().to_owned();
+    assert_refused(res, 401, "use_dpop_nonce", "nonce is required").await;
+    let proof = key.proof_with(
+        &app,
+        "GET",
+        &app.url("/userinfo"),
+        json!({"ath": ath(access), "nonce": nonce}),
+    );
+    // Past the proof: this token has no user to describe.
+    let res = userinfo(&app, &format!("DPoP {access}"), Some(proof)).await;
+    assert_refused(res, 401, "invalid_token", "does not stand for a user").await;
 }
 
 #[tokio::test]
@@ -760,7 +802,7 @@ async fn discovery_names_the_proof_algorithms_and_browsers_may_send_proofs() {
         assert!(algs.iter().any(|a| a == alg), "{alg}: {doc}");
     }
     assert!(!algs.iter().any(|a| a == "HS256" || a == "none"));
-    register_client(&app, public_spec("Ward SPA", &[SPA])).await;
+    let spa = register_client(&app, public_spec("Ward SPA", &[SPA])).await;
     let res = rp_http()
         .request(reqwest::Method::OPTIONS, app.url("/token"))
         .header("Origin", "https://spa.example.org")
@@ -773,4 +815,137 @@ async fn discovery_names_the_proof_algorithms_and_browsers_may_send_proofs() {
         .to_str()
         .unwrap();
     assert!(allowed.contains("DPoP"), "{allowed}");
+    // The app may read the nonce of a /token answer (here a refusal).
+    let res = rp_http()
+        .post(app.url("/token"))
+        .header("Origin", "https://spa.example.org")
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &spa.client_id),
+            ("code", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("DPoP-Nonce").is_some());
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("DPoP-Nonce"), "{exposed}");
+}
+
+#[tokio::test]
+async fn a_confidential_client_may_move_to_a_new_key_but_not_back_to_bearer() {
+    let app = spawn_app().await;
+    create_user(&app, "nina", PASSWORD, false).await;
+    let web = register_client(&app, ClientSpec::new("Ward", &[SPA])).await;
+    let (key, next) = (DpopKey::new(), DpopKey::new());
+    let browser = app.new_client();
+    let code = code(&app, &browser, &web.client_id, SPA).await;
+    let (verifier, _) = pkce();
+    let refresh_with = |token: String, proof: Option<String>| {
+        let mut req = rp_http()
+            .post(app.url("/token"))
+            .basic_auth(&web.client_id, Some(secret(&web)))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", &token)]);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send()
+    };
+    let issued = tokens(
+        rp_http()
+            .post(app.url("/token"))
+            .basic_auth(&web.client_id, Some(secret(&web)))
+            .header("DPoP", key.proof(&app, "POST", "/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", SPA),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let refresh_token = issued["refresh_token"].as_str().unwrap().to_owned();
+    let res = refresh_with(refresh_token.clone(), None).await.unwrap();
+    assert_refused(res, 400, "invalid_dpop_proof", "issued with DPoP").await;
+    // Authenticated, it may prove with a new key; the new access token is bound to it.
+    let proof = next.proof(&app, "POST", "/token");
+    let renewed = tokens(refresh_with(refresh_token, Some(proof)).await.unwrap()).await;
+    assert_eq!(renewed["token_type"], "DPoP");
+    let access = renewed["access_token"].as_str().unwrap();
+    assert_eq!(claims_of(access)["cnf"]["jkt"], next.jkt.as_str());
+    let res = userinfo(
+        &app,
+        &format!("DPoP {access}"),
+        Some(key.resource_proof(&app, "GET", "/userinfo", access)),
+    )
+    .await;
+    assert_refused(res, 401, "invalid_token", "not made with the key").await;
+}
+
+/// A `private_key_jwt` client assertion signed with `key`, whose JWK (with `kid` k1) the
+/// client registered.
+fn assertion(app: &TestApp, key: &DpopKey, client_id: &str) -> String {
+    let t = now(app);
+    key.sign(
+        json!({"alg": "ES256", "kid": "k1"}),
+        json!({
+            "iss": client_id, "sub": client_id, "aud": app.base, "iat": t, "exp": t + 60,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_fapi2_client_needs_a_proof_with_a_fapi_algorithm() {
+    let app = spawn_app().await;
+    let client_key = DpopKey::new();
+    let mut jwk = client_key.jwk.clone();
+    jwk["kid"] = json!("k1");
+    let reg = service(&app, |s| ClientSpec {
+        auth_method: Some("private_key_jwt".into()),
+        jwks: Some(json!({ "keys": [jwk] }).to_string()),
+        fapi2: true,
+        ..s
+    })
+    .await;
+    let request = |proof: Option<String>| {
+        let mut req = rp_http().post(app.url("/token")).form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            (
+                "client_assertion",
+                &assertion(&app, &client_key, &reg.client_id),
+            ),
+        ]);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send()
+    };
+    assert_refused(
+        request(None).await.unwrap(),
+        400,
+        "invalid_dpop_proof",
+        "DPoP is required",
+    )
+    .await;
+    let es384 = DpopKey::p384().proof(&app, "POST", "/token");
+    assert_refused(
+        request(Some(es384)).await.unwrap(),
+        400,
+        "invalid_dpop_proof",
+        "ES384 is not allowed here",
+    )
+    .await;
+    let es256 = DpopKey::new().proof(&app, "POST", "/token");
+    let issued = tokens(request(Some(es256)).await.unwrap()).await;
+    assert_eq!(issued["token_type"], "DPoP");
 }
