@@ -161,18 +161,30 @@ pub async fn at_token_endpoint(
     req: &HttpRequest,
     client: &ClientRow,
 ) -> Result<Option<Proof>, ProofError> {
-    let expected = Expected {
-        method: req.method().as_str(),
-        url: format!("{}/token", issuer(state)),
-        access_token: None,
-    };
-    let proof = check(state, req, &expected, algorithms_for(client)).await?;
+    let proof = from_client(state, req, client, "/token").await?;
     if proof.is_none() && (client.require_dpop || client.fapi2) {
         return Err(invalid(
             "DPoP is required for this client: send a DPoP proof with the token request",
         ));
     }
     Ok(proof)
+}
+
+/// The proof an authenticated `client` sent to our endpoint at `path` (`/token`; `/par`,
+/// where a proof binds the code to come, RFC 9449 §10.1), if it sent one; refused when
+/// it is not good.
+pub async fn from_client(
+    state: &AppState,
+    req: &HttpRequest,
+    client: &ClientRow,
+    path: &str,
+) -> Result<Option<Proof>, ProofError> {
+    let expected = Expected {
+        method: req.method().as_str(),
+        url: format!("{}{path}", issuer(state)),
+        access_token: None,
+    };
+    check(state, req, &expected, algorithms_for(client)).await
 }
 
 /// The proof that must come with an access token sent with the DPoP scheme to the

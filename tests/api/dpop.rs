@@ -481,13 +481,16 @@ async fn proofs_at_the_token_endpoint_are_refused_for_every_flaw_and_say_why() {
         .unwrap();
     assert_refused(res, 400, "invalid_dpop_proof", "replayed").await;
 
-    // Introspection says what the token is bound to.
+    // Introspection says what the token is bound to; its client can revoke it.
     let access = issued["access_token"].as_str().unwrap();
-    let seen: Value = rp_http()
-        .post(app.url("/introspect"))
-        .basic_auth(&reg.client_id, Some(secret(&reg)))
-        .form(&[("token", access)])
-        .send()
+    let by_client = |path: &str| {
+        rp_http()
+            .post(app.url(path))
+            .basic_auth(&reg.client_id, Some(secret(&reg)))
+            .form(&[("token", access)])
+            .send()
+    };
+    let seen: Value = by_client("/introspect")
         .await
         .unwrap()
         .json()
@@ -496,6 +499,14 @@ async fn proofs_at_the_token_endpoint_are_refused_for_every_flaw_and_say_why() {
     assert_eq!(seen["active"], true, "{seen}");
     assert_eq!(seen["token_type"], "DPoP", "{seen}");
     assert_eq!(seen["cnf"]["jkt"], key.jkt.as_str(), "{seen}");
+    assert_eq!(by_client("/revoke").await.unwrap().status(), 200);
+    let seen: Value = by_client("/introspect")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["active"], false, "revoked: {seen}");
 
     // An unbound token is not taken with the DPoP scheme.
     let bearer = tokens(client_credentials(&app, &reg).send().await.unwrap()).await;
