@@ -522,7 +522,7 @@ async fn proofs_at_the_token_endpoint_are_refused_for_every_flaw_and_say_why() {
 }
 
 #[tokio::test]
-async fn the_admin_api_refuses_a_bound_token_sent_as_bearer() {
+async fn the_admin_api_takes_a_bound_token_only_with_a_proof_by_its_key() {
     let app = spawn_app().await;
     let reg = service(&app, |s| ClientSpec {
         scopes: vec!["gatehouse:admin".into()],
@@ -576,6 +576,21 @@ async fn the_admin_api_refuses_a_bound_token_sent_as_bearer() {
         401,
         "RFC 9449 §7.2: a bound token is no bearer token"
     );
+    // With the DPoP scheme, a proof for this very request, by the token's key.
+    let access = bound["access_token"].as_str().unwrap();
+    let with_proof = |proof: String| {
+        rp_http()
+            .get(app.url("/admin/api/v1/orgs"))
+            .header("Authorization", format!("DPoP {access}"))
+            .header("DPoP", proof)
+            .send()
+    };
+    let elsewhere = key.resource_proof(&app, "GET", "/admin/api/v1/users", access);
+    assert_eq!(with_proof(elsewhere).await.unwrap().status(), 401, "htu");
+    let by_other = DpopKey::new().resource_proof(&app, "GET", "/admin/api/v1/orgs", access);
+    assert_eq!(with_proof(by_other).await.unwrap().status(), 401, "key");
+    let good = key.resource_proof(&app, "GET", "/admin/api/v1/orgs", access);
+    assert_eq!(with_proof(good).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
