@@ -511,6 +511,25 @@ async fn proofs_at_the_token_endpoint_are_refused_for_every_flaw_and_say_why() {
     // An unbound token is not taken with the DPoP scheme.
     let bearer = tokens(client_credentials(&app, &reg).send().await.unwrap()).await;
     assert_eq!(bearer["token_type"], "Bearer");
+    // The audit trail says which tokens were bound, newest first.
+    let issued_events = app
+        .state
+        .audit
+        .query(
+            gatehouse::audit::AuditFilter {
+                event_type: Some(gatehouse::audit::EventType::TokenIssued),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = issued_events
+        .iter()
+        .map(|e| e.details["binding"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["bearer", "dpop"]);
     let plain = bearer["access_token"].as_str().unwrap();
     let res = userinfo(
         &app,

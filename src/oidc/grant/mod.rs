@@ -147,6 +147,17 @@ pub struct Issued {
     id_token: Option<String>,
 }
 
+impl Issued {
+    /// `dpop` when the access token is bound to the client's key, else `bearer`.
+    fn binding(&self) -> &'static str {
+        if self.token_type == "DPoP" {
+            "dpop"
+        } else {
+            "bearer"
+        }
+    }
+}
+
 /// What a grant has committed by the time its tokens are signed. If the answer cannot
 /// be given after all (the audit event cannot be written), it is undone: a request
 /// answered 5xx leaves nothing spent that the client's retry needs (issue 23 item 1).
@@ -253,7 +264,10 @@ pub async fn issue(
                 .request(ctx)
                 .actor(&client.client_id)
                 .detail("grant_type", grant_type)
-                .detail("client_id", client.client_id.as_str()),
+                .detail("client_id", client.client_id.as_str())
+                // Whether the tokens are bound to a key (DPoP) or bearer tokens ("token" in
+                // a detail name is dropped: the trail never holds one).
+                .detail("binding", issued.binding()),
         )
         .await;
     if let Err(e) = recorded {
