@@ -32,6 +32,8 @@ pub struct ExtraMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -70,8 +72,8 @@ const CLAIMS_SUPPORTED: &[&str] = &[
 ];
 
 /// What discovery says beyond the `openidconnect` crate's core fields: the other
-/// endpoints, PKCE, back-channel logout, RFC 9207's `iss`, and how the introspection and
-/// revocation endpoints authenticate clients.
+/// endpoints, PKCE, back-channel logout, RFC 9207's `iss`, how the introspection and
+/// revocation endpoints authenticate clients, and DPoP's algorithms.
 fn extra_metadata(at: &dyn Fn(&str) -> String) -> ExtraMetadata {
     let confidential_methods: Vec<String> = [
         "client_secret_basic",
@@ -91,6 +93,7 @@ fn extra_metadata(at: &dyn Fn(&str) -> String) -> ExtraMetadata {
         authorization_response_iss_parameter_supported: true,
         introspection_endpoint_auth_methods_supported: confidential_methods.clone(),
         revocation_endpoint_auth_methods_supported: confidential_methods,
+        dpop_signing_alg_values_supported: super::dpop::algorithm_names(),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod client_cache;
 pub mod clients;
 pub mod cors;
 pub mod discovery;
+pub mod dpop;
 pub mod grant;
 pub mod jwt;
 pub mod logout;
@@ -264,6 +265,7 @@ impl From<grant::GrantError> for OAuthError {
             E::InvalidGrant(why) => Self::invalid_grant(why),
             E::InvalidScope(why) => Self::new("invalid_scope", why),
             E::UnauthorizedClient(why) => Self::new("unauthorized_client", why),
+            E::InvalidDpopProof(why) => Self::new("invalid_dpop_proof", why),
             E::Store(e) => e.into(),
             E::Ephemeral(e) => e.into(),
             E::Audit(e) => e.into(),

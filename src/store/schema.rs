@@ -196,6 +196,7 @@ diesel::table! {
         amr -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 

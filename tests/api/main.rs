@@ -10,6 +10,7 @@ mod build_prerequisites;
 mod cli;
 mod cli_admin;
 mod deploy;
+mod dpop;
 mod durable_logout;
 mod edge;
 mod factor_lockout;
