@@ -325,6 +325,15 @@ async fn asked(
             Err(why) => Err(error_page(&why.to_string())),
         });
     }
+    if params.is_duplicated("request") {
+        return Ok(Err(early_refusal(
+            params,
+            client,
+            &issuer,
+            "invalid_request",
+            "parameter request was sent more than once",
+        )));
+    }
     let inner;
     let by_object = params.get("request").is_some();
     let asked = match params.get("request") {

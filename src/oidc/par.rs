@@ -108,7 +108,7 @@ fn pushed_request(
             "redirect_uri is not registered for this client",
         ));
     }
-    Ok(authorize::validate(asked, client)?)
+    authorize::validate(asked, client)
 }
 
 /// Why a `request_uri` brought to `/authorize` cannot be used: shown to the person, since

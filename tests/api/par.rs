@@ -489,6 +489,22 @@ async fn request_objects_forged_stale_or_for_someone_else_are_refused_saying_why
         .unwrap();
     let text = redirect_refusal(&res, "invalid_request_object");
     assert!(text.contains("response_type"), "{text}");
+    // Two objects: which one was meant? Neither.
+    let res = rp_http()
+        .get(authorize_url(
+            &app,
+            &[
+                ("client_id", &id),
+                ("redirect_uri", REDIRECT),
+                ("request", &object),
+                ("request", &object),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let text = redirect_refusal(&res, "invalid_request");
+    assert!(text.contains("more than once"), "{text}");
 
     // A client with no registered keys has nothing to sign with.
     let web = register_client(&app, ClientSpec::new("Web", &[REDIRECT])).await;
