@@ -21,7 +21,7 @@ use crate::{
 const SKEW_SECS: i64 = 60;
 /// FAPI 2.0 Message Signing (request objects): `exp` at most an hour after `nbf`, and
 /// `nbf` at most an hour in the past.
-pub const FAPI2_MAX_LIFETIME_SECS: i64 = 3600;
+const FAPI2_MAX_LIFETIME_SECS: i64 = 3600;
 /// The media type of a request object (RFC 9101 §10.8: explicit typing), with or
 /// without its `application/` prefix (RFC 7515 §4.1.9).
 const TYP: &str = "oauth-authz-req+jwt";
