@@ -160,11 +160,15 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, 
 }
 
 /// `exp` required and ahead, `nbf` and `iat` not ahead (with [`SKEW_SECS`]); for FAPI 2.0,
-/// `nbf` required, at most an hour old, and `exp` at most an hour after it.
+/// `nbf` required, at most an hour old, and `exp` at most an hour after it. Differences
+/// saturate: the claims are the sender's, and `i64::MIN` is a number too.
 fn times(claims: &Map<String, Value>, now: i64, fapi2: bool) -> Result<(), String> {
     let exp = numeric_date(claims, "exp")?.ok_or("exp is missing")?;
     if exp <= now {
-        return Err(format!("expired {} s ago (exp {exp})", now - exp));
+        return Err(format!(
+            "expired {} s ago (exp {exp})",
+            now.saturating_sub(exp)
+        ));
     }
     let nbf = numeric_date(claims, "nbf")?;
     if let Some(nbf) = nbf.filter(|nbf| *nbf > now + SKEW_SECS) {
@@ -175,16 +179,16 @@ fn times(claims: &Map<String, Value>, now: i64, fapi2: bool) -> Result<(), Strin
     }
     if fapi2 {
         let nbf = nbf.ok_or("nbf is missing (FAPI 2.0 requires it)")?;
-        if now - nbf > FAPI2_MAX_LIFETIME_SECS {
+        let age = now.saturating_sub(nbf);
+        if age > FAPI2_MAX_LIFETIME_SECS {
             return Err(format!(
-                "nbf is {} s in the past; FAPI 2.0 allows at most {FAPI2_MAX_LIFETIME_SECS} s",
-                now - nbf
+                "nbf is {age} s in the past; FAPI 2.0 allows at most {FAPI2_MAX_LIFETIME_SECS} s"
             ));
         }
-        if exp - nbf > FAPI2_MAX_LIFETIME_SECS {
+        let lifetime = exp.saturating_sub(nbf);
+        if lifetime > FAPI2_MAX_LIFETIME_SECS {
             return Err(format!(
-                "lifetime too long: exp - nbf = {} s > {FAPI2_MAX_LIFETIME_SECS} s",
-                exp - nbf
+                "lifetime too long: exp - nbf = {lifetime} s > {FAPI2_MAX_LIFETIME_SECS} s"
             ));
         }
     }
@@ -398,6 +402,45 @@ mod tests {
                 URL_SAFE_NO_PAD.encode(claims)
             );
             prop_assert!(policy(false).check(&token, &keys).is_err());
+        }
+
+        // A correctly signed object whose claims are anything at all: what passes is a
+        // request whose every parameter is text; nothing panics.
+        #[test]
+        fn any_signed_claims_are_judged_without_a_panic(
+            changes in proptest::collection::vec((
+                proptest::sample::select(vec![
+                    "iss", "aud", "exp", "nbf", "iat", "client_id", "scope", "state",
+                    "max_age", "request", "redirect_uri", "claims", "prompt",
+                ]),
+                prop_oneof![
+                    any::<i64>().prop_map(Value::from),
+                    any::<f64>().prop_map(Value::from),
+                    any::<bool>().prop_map(Value::from),
+                    "\\PC{0,40}".prop_map(Value::from),
+                    Just(Value::Null),
+                    Just(json!(["gh-app", ISSUER])),
+                    Just(json!({"x": 1})),
+                ],
+            ), 0..6),
+            fapi2 in any::<bool>(),
+        ) {
+            let (key, keys) = ec_key();
+            let mut claims = claims();
+            for (name, value) in changes {
+                claims[name] = value;
+            }
+            match policy(fapi2).check(&sign(&key, &claims), &keys) {
+                // Only what each check allows gets through.
+                Ok(_) => {
+                    prop_assert_eq!(&claims["iss"], "gh-app");
+                    prop_assert_eq!(&claims["client_id"], "gh-app");
+                    prop_assert!(claims["exp"].as_f64().is_some_and(|exp| exp > NOW as f64));
+                    prop_assert!(audience(claims.as_object().unwrap(), ISSUER).is_ok());
+                    prop_assert!(claims.get("request").is_none());
+                }
+                Err(e) => prop_assert_eq!(e.error, "invalid_request_object"),
+            }
         }
     }
 }
