@@ -3,8 +3,9 @@
 //! `jsonwebtoken` crate's; what is ours is the policy: which algorithms, which key, what
 //! a refusal says.
 //!
-//! Our own tokens are signed and checked by [`super::signing::KeyRing`] with OpenSSL,
-//! which is several times faster for RS256 (see there); nothing here is on that path.
+//! RSA signatures are checked by OpenSSL behind the library's provider interface
+//! ([`super::jws_openssl`]); our own tokens are checked by the same library, in
+//! [`super::signing::KeyRing::verify_jwt`].
 //!
 //! Every input is hostile: a token is at most [`MAX_JWS_BYTES`], never `alg: none`, never
 //! HMAC (a client's keys are public, and Gatehouse keeps only a hash of client secrets),
@@ -91,6 +92,7 @@ impl<'a> Unverified<'a> {
     /// Splits and decodes `token` and settles its algorithm against `allowed`; checks no
     /// signature. Use one of the `verify_*` methods before trusting anything in it.
     pub fn parse(token: &'a str, allowed: &[Algorithm]) -> Result<Self, JoseError> {
+        super::jws_openssl::install();
         if token.len() > MAX_JWS_BYTES {
             return Err(JoseError::TooLong);
         }
@@ -258,6 +260,7 @@ pub fn can_verify(jwk: &Jwk) -> bool {
 
 /// A key's RFC 7638 thumbprint with SHA-256, base64url (DPoP's `jkt`).
 pub fn thumbprint(jwk: &Jwk) -> Option<String> {
+    super::jws_openssl::install();
     jwk.thumbprint(ThumbprintHash::SHA256).ok()
 }
 
@@ -298,6 +301,8 @@ mod tests {
 
     /// A JWS over exactly this header (members the library does not model included).
     fn sign(key: &EncodingKey, header: Value, claims: Value) -> String {
+        // Before any use of the library, as in production (see `jws_openssl::install`).
+        crate::crypto::jws_openssl::install();
         let alg: Algorithm = header["alg"].as_str().unwrap().parse().unwrap();
         let input = format!(
             "{}.{}",

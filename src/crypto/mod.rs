@@ -35,6 +35,7 @@
 //! verifiable. There is no automatic re-keying in `v1`.
 
 pub mod jose;
+mod jws_openssl;
 mod master_key;
 mod seal;
 pub mod signing;
