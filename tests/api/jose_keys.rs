@@ -80,8 +80,16 @@ impl ClientKey {
             h.extend(extra.clone());
         }
         let header: Header = serde_json::from_value(header).unwrap();
-        jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+        encode(&header, claims, &self.key)
     }
+}
+
+/// Signs after the server has set the library's crypto provider: the library keeps the
+/// first provider used in the process, these tests share the server's process, and
+/// `jose` sets Gatehouse's (OpenSSL for RSA) on its first use.
+fn encode(header: &Header, claims: &Value, key: &EncodingKey) -> String {
+    let _ = gatehouse::crypto::jose::Unverified::parse("", &[]);
+    jsonwebtoken::encode(header, claims, key).unwrap()
 }
 
 /// `claims` under `alg: none`, with no signature.
@@ -96,10 +104,9 @@ pub fn unsigned(claims: &Value) -> String {
 /// `claims` signed with HS256 under `secret`: what an attacker who guessed a shared
 /// secret (or took the public JWKS for one) would send.
 pub fn hmac_signed(secret: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(
+    encode(
         &Header::new(Algorithm::HS256),
         claims,
         &EncodingKey::from_secret(secret).unwrap(),
     )
-    .unwrap()
 }
