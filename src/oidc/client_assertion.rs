@@ -87,7 +87,8 @@ pub async fn verify(
 /// How long a `jti` is remembered: until the assertion expires, plus the skew, so it
 /// cannot be replayed while it would still be accepted.
 fn replay_memory(exp: i64, now: i64) -> Duration {
-    Duration::from_secs(u64::try_from(exp - now + SKEW_SECS).unwrap_or(1).max(1))
+    let secs = exp.saturating_sub(now).saturating_add(SKEW_SECS);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(1).max(1))
 }
 
 /// A NumericDate claim (RFC 7519 §2: seconds, possibly with a fraction).
@@ -107,7 +108,10 @@ fn numeric_date(claims: &Value, name: &str) -> Result<Option<i64>, String> {
 fn times(claims: &Value, now: i64) -> Result<i64, String> {
     let exp = numeric_date(claims, "exp")?.ok_or("exp is missing")?;
     if exp <= now {
-        return Err(format!("expired {} s ago (exp {exp})", now - exp));
+        return Err(format!(
+            "expired {} s ago (exp {exp})",
+            now.saturating_sub(exp)
+        ));
     }
     let iat = numeric_date(claims, "iat")?;
     if let Some(iat) = iat.filter(|iat| *iat > now + SKEW_SECS) {
@@ -116,7 +120,8 @@ fn times(claims: &Value, now: i64) -> Result<i64, String> {
     if let Some(nbf) = numeric_date(claims, "nbf")?.filter(|nbf| *nbf > now + SKEW_SECS) {
         return Err(format!("not valid yet (nbf {nbf}, now {now})"));
     }
-    let lifetime = exp - iat.unwrap_or(now);
+    // Saturating: with `iat` = i64::MIN a wrapped difference would pass as short.
+    let lifetime = exp.saturating_sub(iat.unwrap_or(now));
     if lifetime > MAX_ASSERTION_LIFETIME_SECS {
         return Err(format!(
             "lifetime too long: {lifetime} s > {MAX_ASSERTION_LIFETIME_SECS} s"
@@ -236,6 +241,15 @@ mod tests {
     fn a_jti_is_remembered_until_its_assertion_expires_and_then_some() {
         assert_eq!(replay_memory(NOW + 3600, NOW), Duration::from_secs(3660));
         assert!(replay_memory(NOW + 1, NOW) > Duration::from_secs(1));
+        assert!(replay_memory(i64::MAX, NOW) > Duration::from_secs(1 << 60));
+    }
+
+    #[test]
+    fn extreme_times_neither_overflow_nor_pass_as_short() {
+        let err = times(&json!({"iat": i64::MIN, "exp": i64::MAX}), NOW).unwrap_err();
+        assert!(err.starts_with("lifetime too long"), "{err}");
+        let err = times(&json!({"exp": i64::MIN}), NOW).unwrap_err();
+        assert!(err.starts_with("expired"), "{err}");
     }
 
     #[test]
