@@ -419,6 +419,25 @@ pub struct Validated {
     login_hint: Option<String>,
 }
 
+impl Validated {
+    /// Binds the code to come to the DPoP key a proof at `/par` was made with (RFC 9449
+    /// §10.1); a `dpop_jkt` sent as well must name the same key.
+    pub fn bind_dpop(&mut self, jkt: String) -> Result<(), OAuthError> {
+        if self
+            .request
+            .dpop_jkt
+            .as_ref()
+            .is_some_and(|asked| *asked != jkt)
+        {
+            return Err(OAuthError::invalid_request(
+                "dpop_jkt does not match the key of the DPoP proof",
+            ));
+        }
+        self.request.dpop_jkt = Some(jkt);
+        Ok(())
+    }
+}
+
 pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
     let params = params.clone().single()?;
     check_flow(&params, client)?;

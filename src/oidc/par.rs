@@ -18,7 +18,7 @@ use serde_json::json;
 use super::{
     OAuthError, Params,
     authorize::{self, Validated},
-    client_auth, form_params, request_object,
+    client_auth, dpop, form_params, request_object,
 };
 use crate::{
     auth::{random_token, token_hash},
@@ -45,16 +45,37 @@ fn key(request_uri: &str) -> String {
     format!("par:{}", token_hash(request_uri))
 }
 
-/// `POST /par`.
+/// `POST /par`. Every answer carries a fresh `DPoP-Nonce`, as the token endpoint's do.
 pub async fn push(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: RequestContext,
     body: web::Bytes,
+) -> HttpResponse {
+    let mut res = push_request(&state, &req, &ctx, &body)
+        .await
+        .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+    let (name, value) = dpop::nonce_header(&state);
+    res.headers_mut().insert(name, value);
+    res
+}
+
+async fn push_request(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    body: &[u8],
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form_params(&req, &body)?.single()?;
-    let client = client_auth::authenticate(&state, &req, &ctx, &params).await?;
-    let request = pushed_request(&state, &params, &client)?;
+    let params = form_params(req, body)?.single()?;
+    let client = client_auth::authenticate(state, req, ctx, &params).await?;
+    let mut request = pushed_request(state, &params, &client)?;
+    // RFC 9449 §10.1: a DPoP proof sent with the push binds the code to its key.
+    if let Some(proof) = dpop::from_client(state, req, &client, "/par")
+        .await
+        .map_err(dpop::ProofError::at_token_endpoint)?
+    {
+        request.bind_dpop(proof.jkt)?;
+    }
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
     let pushed = Pushed {
         client_id: client.client_id.clone(),

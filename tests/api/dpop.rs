@@ -3,10 +3,7 @@
 //! status, error and the words that say why.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use gatehouse::oidc::{
-    authorize::{CodeData, code_key},
-    clients::{ClientSpec, Registered},
-};
+use gatehouse::oidc::clients::{ClientSpec, Registered};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::{RequestBuilder, Response};
 use secrecy::ExposeSecret;
@@ -636,23 +633,56 @@ async fn a_client_that_requires_dpop_gets_no_token_without_a_proof() {
 
 /// Binds the code to `jkt`, as `/authorize` does with a `dpop_jkt` parameter (RFC 9449
 /// §10): the code's record in the ephemeral store names the key.
-async fn bind_code(app: &TestApp, code: &str, jkt: &str) {
-    let key = code_key(code);
-    let raw = app
-        .state
-        .ephemeral
-        .get(&key)
-        .await
-        .unwrap()
-        .expect("a live code");
-    let mut data: CodeData = serde_json::from_slice(&raw).unwrap();
-    data.request.dpop_jkt = Some(jkt.to_owned());
-    let raw = serde_json::to_vec(&data).unwrap();
-    app.state
-        .ephemeral
-        .set(&key, &raw, std::time::Duration::from_secs(60))
+/// A signed-in user's code whose request named `dpop_jkt` (RFC 9449 §10).
+async fn bound_code(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    client_id: &str,
+    jkt: &str,
+) -> String {
+    let url = format!("{}&dpop_jkt={jkt}", authorize_url(app, client_id, SPA));
+    let back = browse_authorize(app, browser, &url, "nina", PASSWORD).await;
+    query(&back)["code"].clone()
+}
+
+/// A signed-in user's code for a request pushed to `/par` with `proof` in the DPoP
+/// header, and `extra` form fields.
+async fn pushed_code(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    client_id: &str,
+    proof: String,
+    extra: &[(&str, &str)],
+) -> Result<String, Response> {
+    let (_, challenge) = pkce();
+    let mut form = vec![
+        ("client_id", client_id),
+        ("response_type", "code"),
+        ("redirect_uri", SPA),
+        ("scope", "openid profile offline_access"),
+        ("state", "st"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    form.extend_from_slice(extra);
+    let res = rp_http()
+        .post(app.url("/par"))
+        .header("DPoP", proof)
+        .form(&form)
+        .send()
         .await
         .unwrap();
+    if res.status() != 201 {
+        return Err(res);
+    }
+    assert!(res.headers().get("DPoP-Nonce").is_some());
+    let body: Value = res.json().await.unwrap();
+    let mut url = url::Url::parse(&app.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("request_uri", body["request_uri"].as_str().unwrap());
+    let back = browse_authorize(app, browser, url.as_str(), "nina", PASSWORD).await;
+    Ok(query(&back)["code"].clone())
 }
 
 #[tokio::test]
@@ -663,8 +693,8 @@ async fn a_code_bound_to_a_key_is_exchanged_only_with_a_proof_by_that_key() {
     let (key, other) = (DpopKey::new(), DpopKey::new());
     let browser = app.new_client();
 
-    let stolen = code(&app, &browser, &spa.client_id, SPA).await;
-    bind_code(&app, &stolen, &key.jkt).await;
+    // Bound by dpop_jkt at /authorize: a thief with another key (or none) gets nothing.
+    let stolen = bound_code(&app, &browser, &spa.client_id, &key.jkt).await;
     let res = exchange(
         &app,
         &spa.client_id,
@@ -683,13 +713,11 @@ async fn a_code_bound_to_a_key_is_exchanged_only_with_a_proof_by_that_key() {
     .await;
     assert_refused(res, 400, "invalid_grant", "already used").await;
 
-    let unproved = code(&app, &browser, &spa.client_id, SPA).await;
-    bind_code(&app, &unproved, &key.jkt).await;
+    let unproved = bound_code(&app, &browser, &spa.client_id, &key.jkt).await;
     let res = exchange(&app, &spa.client_id, &unproved, None).await;
     assert_refused(res, 400, "invalid_dpop_proof", "dpop_jkt").await;
 
-    let good = code(&app, &browser, &spa.client_id, SPA).await;
-    bind_code(&app, &good, &key.jkt).await;
+    let good = bound_code(&app, &browser, &spa.client_id, &key.jkt).await;
     let issued = tokens(
         exchange(
             &app,
@@ -700,6 +728,43 @@ async fn a_code_bound_to_a_key_is_exchanged_only_with_a_proof_by_that_key() {
         .await,
     )
     .await;
+    assert_eq!(issued["token_type"], "DPoP");
+
+    // Bound by a proof sent with the push (RFC 9449 §10.1).
+    let id = spa.client_id.as_str();
+    let refused = pushed_code(&app, &browser, id, key.proof(&app, "POST", "/token"), &[]).await;
+    assert_refused(refused.unwrap_err(), 400, "invalid_dpop_proof", "htu").await;
+    let mismatch = [("dpop_jkt", other.jkt.as_str())];
+    let refused = pushed_code(
+        &app,
+        &browser,
+        id,
+        key.proof(&app, "POST", "/par"),
+        &mismatch,
+    );
+    assert_refused(
+        refused.await.unwrap_err(),
+        400,
+        "invalid_request",
+        "dpop_jkt",
+    )
+    .await;
+    let by_push = pushed_code(&app, &browser, id, key.proof(&app, "POST", "/par"), &[])
+        .await
+        .unwrap();
+    let res = exchange(
+        &app,
+        id,
+        &by_push,
+        Some(other.proof(&app, "POST", "/token")),
+    )
+    .await;
+    assert_refused(res, 400, "invalid_dpop_proof", "dpop_jkt").await;
+    let by_push = pushed_code(&app, &browser, id, key.proof(&app, "POST", "/par"), &[])
+        .await
+        .unwrap();
+    let issued =
+        tokens(exchange(&app, id, &by_push, Some(key.proof(&app, "POST", "/token"))).await).await;
     assert_eq!(issued["token_type"], "DPoP");
 }
 
