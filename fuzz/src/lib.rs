@@ -69,6 +69,9 @@ pub fn code_client() -> &'static ClientRow {
         allowed_orgs: None,
         introspection: false,
         allowed_origins: None,
+        require_par: false,
+        require_dpop: false,
+        fapi2: false,
     })
 }
 
@@ -128,6 +131,9 @@ fn harness() -> &'static Harness {
             allowed_orgs: None,
             introspection: false,
             allowed_origins: None,
+            require_par: false,
+            require_dpop: false,
+            fapi2: false,
         };
         rt.block_on(state.store.run(move |c| clients::insert(c, &client)))
             .expect("client");

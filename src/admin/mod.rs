@@ -26,7 +26,7 @@ use crate::{
     auth::step_up::{self, MfaVerdict},
     domain::{Role, UserStatus},
     oidc::clients::ClientError,
-    oidc::{discovery::issuer, jwt::verify_access_token},
+    oidc::dpop,
     saml::providers::SpError,
     startup::AppState,
     store::{StoreError, grants},
@@ -240,21 +240,22 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<
     })
 }
 
-/// Resolves the bearer token of an admin API request.
+/// Resolves the access token of an admin API request: a bearer token, or a DPoP-bound
+/// one with the DPoP scheme and a proof by its key (RFC 9449 §7).
 pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
-    let token = req
+    let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(dpop::authorization)
         .ok_or(ApiError::Unauthorized)?;
-    let ring = state.keys.current();
-    let claims = verify_access_token(&ring, &issuer(state), token, state.clock.now())
-        .ok_or(ApiError::Unauthorized)?;
+    let claims = dpop::access_token(state, req, req.path(), presented)
+        .await
+        .map_err(|e| match e.cause {
+            // The replay cache could not answer: a 503, not the caller's fault.
+            Some(cause) if e.status.is_server_error() => AppError::Unavailable(cause).into(),
+            _ => ApiError::Unauthorized,
+        })?;
     if !claims.scope.split(' ').any(|s| s == ADMIN_SCOPE) {
         return Err(ApiError::Unauthorized);
     }

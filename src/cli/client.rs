@@ -60,6 +60,15 @@ pub enum ClientCommand {
         /// Default: "+".
         #[arg(long = "allowed-origin")]
         allowed_origins: Vec<String>,
+        /// Must push its authorization requests to /par (RFC 9126).
+        #[arg(long)]
+        require_par: bool,
+        /// Every token it gets is bound to a DPoP key (RFC 9449).
+        #[arg(long)]
+        require_dpop: bool,
+        /// The FAPI 2.0 security profile: PAR and DPoP required, private_key_jwt, PKCE.
+        #[arg(long)]
+        fapi2: bool,
         #[arg(long)]
         json: bool,
     },
@@ -113,6 +122,12 @@ pub enum ClientCommand {
         /// Replaces the allowed web origins (CORS); "+" for the redirect URIs'; repeat.
         #[arg(long = "allowed-origin")]
         allowed_origins: Vec<String>,
+        #[arg(long)]
+        require_par: Option<bool>,
+        #[arg(long)]
+        require_dpop: Option<bool>,
+        #[arg(long)]
+        fapi2: Option<bool>,
         #[arg(long)]
         json: bool,
     },
@@ -186,6 +201,9 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         orgs,
         introspection,
         allowed_origins,
+        require_par,
+        require_dpop,
+        fapi2,
         json,
     } = command
     else {
@@ -206,6 +224,9 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         allowed_orgs: (!orgs.is_empty()).then_some(orgs),
         introspection,
         allowed_origins: replacing(allowed_origins),
+        require_par,
+        require_dpop,
+        fapi2,
     };
     let op = Operator::open(config).await?;
     let registered = service::register(op.by(), spec.clone())
@@ -259,6 +280,9 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         every_org,
         introspection,
         allowed_origins,
+        require_par,
+        require_dpop,
+        fapi2,
         json,
     } = command
     else {
@@ -281,6 +305,9 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         },
         introspection,
         allowed_origins: replacing(allowed_origins).map(Some),
+        require_par,
+        require_dpop,
+        fapi2,
     };
     let op = Operator::open(config).await?;
     let (row, secret) = service::update(op.by(), &client_id, change)
@@ -340,5 +367,13 @@ async fn show(config: Config, client_id: &str, json: bool) -> Result<(), String>
         None => println!("allowed_orgs:  every organisation"),
     }
     println!("web_origins:   {}", view.web_origins.join(" "));
+    if view.fapi2 {
+        println!("profile:       FAPI 2.0 (PAR, DPoP, private_key_jwt, PKCE)");
+    }
+    println!(
+        "require_par:   {}",
+        view.require_pushed_authorization_requests
+    );
+    println!("require_dpop:  {}", view.dpop_bound_access_tokens);
     Ok(())
 }

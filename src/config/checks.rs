@@ -117,6 +117,11 @@ impl Config {
                 self.refresh_token_secs,
                 365 * 24 * 3600,
             ),
+            (
+                "public_client_refresh_secs",
+                self.public_client_refresh_secs,
+                365 * 24 * 3600,
+            ),
             ("authorization_code_secs", self.authorization_code_secs, 600),
             (
                 "signing_key_reload_secs",

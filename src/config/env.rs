@@ -77,6 +77,7 @@ impl Config {
             "admin_email" => self.admin_email = value.to_owned(),
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
             "saml_metadata_allow_local" => self.saml_metadata_allow_local = parse(value)?,
+            "dpop_nonce_required" => self.dpop_nonce_required = parse(value)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -87,6 +88,7 @@ impl Config {
         match key {
             "access_token_secs" => self.access_token_secs = parse(value)?,
             "refresh_token_secs" => self.refresh_token_secs = parse(value)?,
+            "public_client_refresh_secs" => self.public_client_refresh_secs = parse(value)?,
             "authorization_code_secs" => self.authorization_code_secs = parse(value)?,
             "signing_key_reload_secs" => self.signing_key_reload_secs = parse(value)?,
             "saml_clock_skew_secs" => self.saml_clock_skew_secs = parse(value)?,

@@ -121,6 +121,13 @@ pub struct Config {
     pub access_token_secs: u64,
     /// Life of an OIDC refresh token (each rotation issues a new one with a new life).
     pub refresh_token_secs: u64,
+    /// How long after sign-in a public client (SPA, native app) may refresh when its
+    /// tokens are not bound to a DPoP key: rotation alone does not stop a thief who
+    /// uses a stolen refresh token first.
+    pub public_client_refresh_secs: u64,
+    /// Every DPoP proof must carry a nonce from the server's `DPoP-Nonce` header
+    /// (RFC 9449 §8), which limits a proof made in advance to a few minutes.
+    pub dpop_nonce_required: bool,
     /// Life of an OIDC authorization code.
     pub authorization_code_secs: u64,
     /// How often an instance reloads the signing keys (to follow `gatehouse keys rotate`).
@@ -206,6 +213,8 @@ impl Default for Config {
             webhook_url: None,
             access_token_secs: 300,
             refresh_token_secs: 14 * 24 * 3600,
+            public_client_refresh_secs: 24 * 3600,
+            dpop_nonce_required: false,
             authorization_code_secs: 60,
             signing_key_reload_secs: 60,
             saml_clock_skew_secs: 120,

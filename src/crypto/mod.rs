@@ -34,6 +34,8 @@
 //! one for this reason: re-sealing it under a new master key keeps the chain
 //! verifiable. There is no automatic re-keying in `v1`.
 
+pub mod jose;
+mod jws_openssl;
 mod master_key;
 mod seal;
 pub mod signing;

@@ -1,6 +1,10 @@
 //! `/authorize` (OIDC Core §3.1.2): validates the request, then either answers at once
 //! from a live SSO session or starts a login transaction that answers it later.
 //!
+//! The request is the query's (or form's) parameters, those of a signed request object
+//! it carries (`request`, RFC 9101, see `request_object`), or a request the client pushed
+//! beforehand (`request_uri`, RFC 9126, see `par`).
+//!
 //! Until the client and its redirect URI are known to be genuine, every error is a page
 //! here (never a redirect: no open redirector). After that, errors go back to the client
 //! per RFC 6749 §4.1.2.1, with `state` and `iss` (RFC 9207).
@@ -11,7 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{OAuthError, Params, clients::GRANT_CODE, parse_scope};
+use super::{OAuthError, Params, clients::GRANT_CODE, par, parse_scope, request_object};
 use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
@@ -46,6 +50,10 @@ pub struct AuthorizeRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10): the code
+    /// exchange must prove possession of that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a code stands for, kept in the ephemeral store under the code's hash.
@@ -143,29 +151,18 @@ async fn authorize(
     ctx: RequestContext,
     raw: &[u8],
 ) -> Result<HttpResponse, PageError> {
-    let Ok(params) = Params::parse(raw) else {
-        return Ok(error_page("The request is malformed or too long."));
-    };
-    let (client, redirect_uri) = match genuine_client(&state, &params).await? {
-        Ok(found) => found,
-        Err(text) => return Ok(error_page(text)),
-    };
-    let issuer = super::discovery::issuer(&state);
-    // From here on the client is genuine: errors go back to it.
-    let state_param = (!params.is_duplicated("state"))
-        .then(|| params.get("state"))
-        .flatten()
-        .filter(|s| s.len() <= MAX_STATE_LEN);
-    let reply = Reply {
-        issuer: &issuer,
-        redirect_uri: &redirect_uri,
-        state: state_param,
-    };
-    let request = match validate(&params, &client) {
-        Ok(r) => r,
+    let params = match Params::parse(raw) {
+        Ok(params) => params,
         Err(e) => {
-            return Ok(reply.error(e.error, e.error_description.as_deref().unwrap_or("")));
+            let why = e.error_description.unwrap_or_default();
+            return Ok(error_page(&format!(
+                "The request is malformed or too long ({why})."
+            )));
         }
+    };
+    let client = match named_client(&state, &params).await? {
+        Ok(client) => client,
+        Err(text) => return Ok(error_page(text)),
     };
     let Validated {
         request,
@@ -173,7 +170,17 @@ async fn authorize(
         max_age,
         require_mfa,
         login_hint,
-    } = request;
+    } = match asked(&state, &params, &client).await? {
+        Ok(asked) => asked,
+        Err(refusal) => return Ok(refusal),
+    };
+    // From here on the request and its return address are genuine: errors go back.
+    let issuer = super::discovery::issuer(&state);
+    let reply = Reply {
+        issuer: &issuer,
+        redirect_uri: &request.redirect_uri,
+        state: request.state.as_deref(),
+    };
 
     let ask = SessionAsk {
         reauthenticate: prompt == Prompt::Login,
@@ -234,49 +241,201 @@ impl AnswerSignIn for IssueCode {
     }
 }
 
-/// The registered client the request names and its registered return address; until
-/// both are known, errors are shown here, never sent anywhere (RFC 6749 §4.1.2.1).
-async fn genuine_client(
+/// The registered client the request names; until it is known, errors are shown here,
+/// never sent anywhere (RFC 6749 §4.1.2.1).
+async fn named_client(
     state: &AppState,
     params: &Params,
-) -> Result<Result<(clients::ClientRow, String), &'static str>, AppError> {
-    if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
+) -> Result<Result<clients::ClientRow, &'static str>, AppError> {
+    if params.is_duplicated("client_id") {
         return Ok(Err("The request names its application more than once."));
     }
     let Some(client_id) = params.get("client_id").map(str::to_owned) else {
         return Ok(Err("The request does not say which application it is for."));
     };
-    let Some(client) = state
+    match state
         .store
         .run(move |c| clients::find(c, &client_id))
         .await?
-    else {
-        return Ok(Err("The application is not registered with Gatehouse."));
-    };
-    let Some(redirect_uri) = params.get("redirect_uri").map(str::to_owned) else {
-        return Ok(Err("The request has no return address (redirect_uri)."));
-    };
-    if !client.redirect_uri_registered(&redirect_uri) {
-        return Ok(Err(
-            "The return address is not registered for this application.",
-        ));
+    {
+        Some(client) => Ok(Ok(client)),
+        None => Ok(Err("The application is not registered with Gatehouse.")),
     }
-    Ok(Ok((client, redirect_uri)))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The return address `params` name, if it is registered for `client`.
+fn registered_redirect<'a>(
+    params: &'a Params,
+    client: &clients::ClientRow,
+) -> Result<&'a str, &'static str> {
+    if params.is_duplicated("redirect_uri") {
+        return Err("The request names its return address more than once.");
+    }
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return Err("The request has no return address (redirect_uri).");
+    };
+    if !client.redirect_uri_registered(redirect_uri) {
+        return Err("The return address is not registered for this application.");
+    }
+    Ok(redirect_uri)
+}
+
+/// `state` as sent, if it can be sent back.
+fn state_param(params: &Params) -> Option<&str> {
+    (!params.is_duplicated("state"))
+        .then(|| params.get("state"))
+        .flatten()
+        .filter(|s| s.len() <= MAX_STATE_LEN)
+}
+
+/// What the request asks: the pushed request its `request_uri` names (RFC 9126 §4: then
+/// nothing else but `client_id` counts), or the parameters of the request object it
+/// carries (RFC 9101 §6.3: likewise), or its own. `Err` is the answer already: a page
+/// while no return address is trusted, a redirect to the client after.
+async fn asked(
+    state: &AppState,
+    params: &Params,
+    client: &clients::ClientRow,
+) -> Result<Result<Validated, HttpResponse>, AppError> {
+    let issuer = super::discovery::issuer(state);
+    if let Some(uri) = params.get("request_uri") {
+        if !uri.starts_with(par::REQUEST_URI_PREFIX) {
+            return Ok(Err(early_refusal(
+                params,
+                client,
+                &issuer,
+                "request_uri_not_supported",
+                "request_uri must be one /par gave; Gatehouse fetches no request objects",
+            )));
+        }
+        if params.is_duplicated("request_uri") {
+            return Ok(Err(error_page(
+                "The request names its sign-in request more than once.",
+            )));
+        }
+        // The pushed request was checked when pushed; its return address is checked
+        // again in case the registration changed in between.
+        return Ok(match par::take(state, uri, &client.client_id).await? {
+            Ok(pushed) if client.redirect_uri_registered(&pushed.request.redirect_uri) => {
+                Ok(pushed)
+            }
+            Ok(_) => Err(error_page(
+                "The return address is not registered for this application.",
+            )),
+            Err(why) => Err(error_page(&why.to_string())),
+        });
+    }
+    if params.is_duplicated("request") {
+        return Ok(Err(early_refusal(
+            params,
+            client,
+            &issuer,
+            "invalid_request",
+            "parameter request was sent more than once",
+        )));
+    }
+    let inner;
+    let by_object = params.get("request").is_some();
+    let asked = match params.get("request") {
+        None => params,
+        Some(object) => {
+            let now = state.clock.now().timestamp();
+            match request_object::verify(object, client, &issuer, now) {
+                Ok(parameters) => {
+                    inner = parameters;
+                    &inner
+                }
+                Err(e) => {
+                    let why = e.error_description.as_deref().unwrap_or("");
+                    return Ok(Err(early_refusal(params, client, &issuer, e.error, why)));
+                }
+            }
+        }
+    };
+    let redirect_uri = match registered_redirect(asked, client) {
+        Ok(redirect_uri) => redirect_uri,
+        Err(text) => return Ok(Err(error_page(text))),
+    };
+    let reply = Reply {
+        issuer: &issuer,
+        redirect_uri,
+        state: state_param(asked),
+    };
+    if client.require_par || client.fapi2 {
+        return Ok(Err(reply.error(
+            "invalid_request",
+            "this client must push its authorization request (PAR)",
+        )));
+    }
+    // OIDC Core §6.1: a response_type sent beside a request object is the one inside.
+    let outer_type = params.get("response_type");
+    if by_object && outer_type.is_some_and(|t| asked.get("response_type") != Some(t)) {
+        return Ok(Err(reply.error(
+            "invalid_request_object",
+            "response_type outside the request object is not the one inside",
+        )));
+    }
+    Ok(validate(asked, client)
+        .map_err(|e| reply.error(e.error, e.error_description.as_deref().unwrap_or(""))))
+}
+
+/// A refusal before the request is trusted: sent to the return address the browser's
+/// own parameters name if it is registered for the client (anyone may send a request
+/// there with this client's id, so nothing is opened by it), else shown on a page.
+fn early_refusal(
+    params: &Params,
+    client: &clients::ClientRow,
+    issuer: &str,
+    error: &str,
+    description: &str,
+) -> HttpResponse {
+    match registered_redirect(params, client) {
+        Ok(redirect_uri) => Reply {
+            issuer,
+            redirect_uri,
+            state: state_param(params),
+        }
+        .error(error, description),
+        Err(_) => error_page(&format!(
+            "The application's request was refused ({error}): {description}."
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Prompt {
     Default,
     None,
     Login,
 }
 
+/// An authorization request that passed [`validate`]; a pushed one is kept as this.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Validated {
     request: AuthorizeRequest,
     prompt: Prompt,
     max_age: Option<i64>,
     require_mfa: bool,
     login_hint: Option<String>,
+}
+
+impl Validated {
+    /// Binds the code to come to the DPoP key a proof at `/par` was made with (RFC 9449
+    /// §10.1); a `dpop_jkt` sent as well must name the same key.
+    pub fn bind_dpop(&mut self, jkt: String) -> Result<(), OAuthError> {
+        if self
+            .request
+            .dpop_jkt
+            .as_ref()
+            .is_some_and(|asked| *asked != jkt)
+        {
+            return Err(OAuthError::invalid_request(
+                "dpop_jkt does not match the key of the DPoP proof",
+            ));
+        }
+        self.request.dpop_jkt = Some(jkt);
+        Ok(())
+    }
 }
 
 pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
@@ -316,6 +475,7 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
             state,
             nonce,
             code_challenge,
+            dpop_jkt: dpop_jkt(&params)?,
         },
         prompt,
         max_age,
@@ -325,20 +485,8 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
 }
 
 /// The flow asked for is the one offered: the authorization code, answered in the query,
-/// to a client allowed to use it, without request objects.
+/// to a client allowed to use it.
 fn check_flow(params: &Params, client: &clients::ClientRow) -> Result<(), OAuthError> {
-    if params.get("request").is_some() {
-        return Err(OAuthError::new(
-            "request_not_supported",
-            "request objects are not supported",
-        ));
-    }
-    if params.get("request_uri").is_some() {
-        return Err(OAuthError::new(
-            "request_uri_not_supported",
-            "request_uri is not supported",
-        ));
-    }
     if params.require("response_type")? != "code" {
         return Err(OAuthError::new(
             "unsupported_response_type",
@@ -391,10 +539,7 @@ fn code_challenge(
     ) {
         (None, None) => None,
         (Some(c), Some("S256")) => {
-            let well_formed = c.len() == 43
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !well_formed {
+            if !is_sha256_base64url(c) {
                 return Err(OAuthError::invalid_request("code_challenge is malformed"));
             }
             Some(c.to_owned())
@@ -413,7 +558,35 @@ fn code_challenge(
             "public clients must use PKCE (S256)",
         ));
     }
+    // The FAPI 2.0 Security Profile requires PKCE with S256 of every client.
+    if client.fapi2 && code_challenge.is_none() {
+        return Err(OAuthError::invalid_request(
+            "FAPI 2.0 clients must use PKCE (S256)",
+        ));
+    }
     Ok(code_challenge)
+}
+
+/// A SHA-256 digest in base64url without padding: 43 characters of its alphabet.
+fn is_sha256_base64url(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `dpop_jkt` (RFC 9449 §10): the key the code will be bound to, by its RFC 7638
+/// SHA-256 thumbprint; the code exchange must then prove possession of that key.
+fn dpop_jkt(params: &Params) -> Result<Option<String>, OAuthError> {
+    params
+        .get("dpop_jkt")
+        .map(|jkt| {
+            is_sha256_base64url(jkt).then(|| jkt.to_owned()).ok_or_else(|| {
+                OAuthError::invalid_request(
+                    "dpop_jkt must be the base64url SHA-256 thumbprint of a key (43 characters)",
+                )
+            })
+        })
+        .transpose()
 }
 
 /// `prompt` (OIDC Core §3.1.2.1): `none` alone, `login`, and `consent` (given by

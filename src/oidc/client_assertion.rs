@@ -8,12 +8,15 @@
 
 use std::time::Duration;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use openidconnect::{JsonWebKey, core::CoreJwsSigningAlgorithm};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{OAuthError, clients::AUTH_PRIVATE_KEY_JWT};
-use crate::{auth::token_hash, startup::AppState, store::clients::ClientRow};
+use crate::{
+    auth::token_hash,
+    crypto::jose::{self, CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, JoseError, Unverified},
+    startup::AppState,
+    store::clients::ClientRow,
+};
 
 /// Longest life (exp - iat, or exp - now without iat) accepted. An hour, as common client
 /// libraries (Python's authlib) make them; the `jti` replay cache holds each one as long.
@@ -26,36 +29,15 @@ fn refused(why: impl std::fmt::Display) -> OAuthError {
     OAuthError::invalid_client(format!("client assertion refused: {why}"))
 }
 
-/// The three parts of a compact JWS.
-struct Jws<'a> {
-    header: Value,
-    claims: Value,
-    signature: Vec<u8>,
-    /// `header.claims`, the signed text.
-    signed: &'a str,
-}
-
-fn split(assertion: &str) -> Result<Jws<'_>, OAuthError> {
-    let mut parts = assertion.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(refused("not a compact JWS (three parts separated by dots)"));
-    };
-    let decode = |p: &str| -> Option<Value> {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
-    };
-    let header = decode(h).ok_or_else(|| refused("the header is not base64url JSON"))?;
-    let claims = decode(c).ok_or_else(|| refused("the claims are not base64url JSON"))?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| refused("the signature is not base64url"))?;
-    Ok(Jws {
-        header,
-        claims,
-        signature,
-        signed: &assertion[..h.len() + 1 + c.len()],
-    })
+/// The refusal of a JWS the library would not verify, as the client sees it.
+fn unsigned(e: JoseError) -> OAuthError {
+    match e {
+        JoseError::AlgHmac(alg) => refused(format!(
+            "alg {alg} is not allowed: client_secret_jwt is not supported (only a hash of \
+             the secret is kept); use private_key_jwt"
+        )),
+        other => refused(other),
+    }
 }
 
 pub async fn verify(
@@ -63,35 +45,30 @@ pub async fn verify(
     form_id: Option<String>,
     assertion: &str,
 ) -> Result<ClientRow, OAuthError> {
-    let jws = split(assertion)?;
-    // RFC 7515 §4.1.11: we understand no JWS extension, so a `crit` header makes the
-    // assertion invalid.
-    if jws.header.get("crit").is_some() {
-        return Err(refused(
-            "the crit header names extensions Gatehouse does not know",
-        ));
-    }
+    // Parsed before the client is known (its iss names it); nothing is trusted until the
+    // signature has been checked against that client's keys.
+    let jws = Unverified::parse(assertion, CLIENT_ALGORITHMS).map_err(unsigned)?;
     let iss = jws
         .claims
         .get("iss")
         .and_then(Value::as_str)
-        .ok_or_else(|| refused("iss is missing"))?;
-    if jws.claims.get("sub").and_then(Value::as_str) != Some(iss) {
+        .ok_or_else(|| refused("iss is missing"))?
+        .to_owned();
+    if jws.claims.get("sub").and_then(Value::as_str) != Some(iss.as_str()) {
         return Err(refused("sub must equal iss (both the client_id)"));
     }
     if form_id.as_deref().is_some_and(|f| f != iss) {
         return Err(refused("client_id does not match the assertion's iss"));
     }
-    let client = super::client_auth::find(state, iss)
+    let client = super::client_auth::find(state, &iss)
         .await?
         .filter(|c| c.token_endpoint_auth_method == AUTH_PRIVATE_KEY_JWT)
         .ok_or_else(|| refused("the client is not registered for private_key_jwt"))?;
-    signed_by_client(&client, &jws).map_err(refused)?;
-    audience(&jws.claims, &super::discovery::issuer(state)).map_err(refused)?;
+    let jws = Value::Object(signed_by_client(&client, jws)?);
+    audience(&jws, &super::discovery::issuer(state), client.fapi2).map_err(refused)?;
     let now = state.clock.now().timestamp();
-    let exp = times(&jws.claims, now).map_err(refused)?;
+    let exp = times(&jws, now).map_err(refused)?;
     let jti = jws
-        .claims
         .get("jti")
         .and_then(Value::as_str)
         .filter(|j| !j.is_empty() && j.len() <= 256)
@@ -110,7 +87,8 @@ pub async fn verify(
 /// How long a `jti` is remembered: until the assertion expires, plus the skew, so it
 /// cannot be replayed while it would still be accepted.
 fn replay_memory(exp: i64, now: i64) -> Duration {
-    Duration::from_secs(u64::try_from(exp - now + SKEW_SECS).unwrap_or(1).max(1))
+    let secs = exp.saturating_sub(now).saturating_add(SKEW_SECS);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(1).max(1))
 }
 
 /// A NumericDate claim (RFC 7519 §2: seconds, possibly with a fraction).
@@ -130,7 +108,10 @@ fn numeric_date(claims: &Value, name: &str) -> Result<Option<i64>, String> {
 fn times(claims: &Value, now: i64) -> Result<i64, String> {
     let exp = numeric_date(claims, "exp")?.ok_or("exp is missing")?;
     if exp <= now {
-        return Err(format!("expired {} s ago (exp {exp})", now - exp));
+        return Err(format!(
+            "expired {} s ago (exp {exp})",
+            now.saturating_sub(exp)
+        ));
     }
     let iat = numeric_date(claims, "iat")?;
     if let Some(iat) = iat.filter(|iat| *iat > now + SKEW_SECS) {
@@ -139,7 +120,8 @@ fn times(claims: &Value, now: i64) -> Result<i64, String> {
     if let Some(nbf) = numeric_date(claims, "nbf")?.filter(|nbf| *nbf > now + SKEW_SECS) {
         return Err(format!("not valid yet (nbf {nbf}, now {now})"));
     }
-    let lifetime = exp - iat.unwrap_or(now);
+    // Saturating: with `iat` = i64::MIN a wrapped difference would pass as short.
+    let lifetime = exp.saturating_sub(iat.unwrap_or(now));
     if lifetime > MAX_ASSERTION_LIFETIME_SECS {
         return Err(format!(
             "lifetime too long: {lifetime} s > {MAX_ASSERTION_LIFETIME_SECS} s"
@@ -148,8 +130,23 @@ fn times(claims: &Value, now: i64) -> Result<i64, String> {
     Ok(exp)
 }
 
-/// `aud` names our issuer or our token endpoint (RFC 7523 §3, OIDC Core §9).
-fn audience(claims: &Value, issuer: &str) -> Result<(), String> {
+/// `aud` names our issuer or our token endpoint (RFC 7523 §3, OIDC Core §9); for a
+/// FAPI 2.0 client, the issuer alone (FAPI 2.0 Security Profile §5.3.2.1).
+fn audience(claims: &Value, issuer: &str, fapi2: bool) -> Result<(), String> {
+    if fapi2 {
+        let sole = match claims.get("aud") {
+            Some(Value::String(a)) => a == issuer,
+            Some(Value::Array(list)) => list.len() == 1 && list[0] == issuer,
+            _ => false,
+        };
+        return if sole {
+            Ok(())
+        } else {
+            Err(format!(
+                "wrong aud: for a FAPI 2.0 client it must be the issuer {issuer} alone"
+            ))
+        };
+    }
     let token_endpoint = format!("{issuer}/token");
     let ours = |a: &str| a == token_endpoint || a == issuer;
     let ok = match claims.get("aud") {
@@ -167,54 +164,26 @@ fn audience(claims: &Value, issuer: &str) -> Result<(), String> {
 }
 
 /// The assertion carries a signature by one of the client's registered keys (the one
-/// `kid` names, if it names one), under an asymmetric algorithm: never `none`, never
-/// HMAC (the JWKS is public, and Gatehouse keeps only a hash of client secrets).
-fn signed_by_client(client: &ClientRow, jws: &Jws<'_>) -> Result<(), String> {
-    let alg_name = jws.header.get("alg").and_then(Value::as_str).unwrap_or("");
-    let alg = serde_json::from_value::<CoreJwsSigningAlgorithm>(Value::from(alg_name))
-        .ok()
-        .filter(|_| !alg_name.is_empty())
-        .ok_or("alg is missing or unknown")?;
-    match alg {
-        CoreJwsSigningAlgorithm::None => return Err("alg none is not allowed".into()),
-        CoreJwsSigningAlgorithm::HmacSha256
-        | CoreJwsSigningAlgorithm::HmacSha384
-        | CoreJwsSigningAlgorithm::HmacSha512 => {
-            return Err(format!(
-                "alg {alg_name} is not allowed: client_secret_jwt is not supported (only a \
-                 hash of the secret is kept); use private_key_jwt"
-            ));
-        }
-        _ => {}
+/// `kid` names, if it names one), under an asymmetric algorithm; for a FAPI 2.0 client,
+/// PS256, ES256 or EdDSA only. Returns the verified claims.
+fn signed_by_client(
+    client: &ClientRow,
+    jws: Unverified<'_>,
+) -> Result<Map<String, Value>, OAuthError> {
+    if client.fapi2 && !FAPI2_ALGORITHMS.contains(&jws.alg()) {
+        return Err(refused(format!(
+            "alg {:?} is not allowed for a FAPI 2.0 client (PS256, ES256 or EdDSA)",
+            jws.alg()
+        )));
     }
-    // A `kid` that is not a string is not "absent" (which would try every key).
-    let kid = match jws.header.get("kid") {
-        None => None,
-        Some(Value::String(k)) => Some(k.as_str()),
-        Some(_) => return Err("kid must be a string".into()),
-    };
-    let keys = client.keys().ok_or("the client has no registered keys")?;
-    let candidates: Vec<_> = keys
-        .keys()
-        .iter()
-        .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
-        .collect();
-    if candidates.is_empty() {
-        return Err(match kid {
-            Some(k) if k.len() <= 64 => format!("unknown kid {k:?}: no registered key has it"),
-            _ => "unknown kid: no registered key has it".into(),
-        });
-    }
-    if candidates.iter().any(|k| {
-        k.verify_signature(&alg, jws.signed.as_bytes(), &jws.signature)
-            .is_ok()
-    }) {
-        Ok(())
-    } else {
-        Err(format!(
-            "bad signature: it does not verify with the client's registered key (alg {alg_name})"
-        ))
-    }
+    let keys = client
+        .jwks
+        .as_deref()
+        .and_then(jose::key_set)
+        .ok_or_else(|| refused("the client has no registered keys"))?;
+    jws.verify_with_jwks(&keys, "client's registered")
+        .map(|v| v.claims)
+        .map_err(refused)
 }
 
 #[cfg(test)]
@@ -272,14 +241,40 @@ mod tests {
     fn a_jti_is_remembered_until_its_assertion_expires_and_then_some() {
         assert_eq!(replay_memory(NOW + 3600, NOW), Duration::from_secs(3660));
         assert!(replay_memory(NOW + 1, NOW) > Duration::from_secs(1));
+        assert!(replay_memory(i64::MAX, NOW) > Duration::from_secs(1 << 60));
+    }
+
+    #[test]
+    fn extreme_times_neither_overflow_nor_pass_as_short() {
+        let err = times(&json!({"iat": i64::MIN, "exp": i64::MAX}), NOW).unwrap_err();
+        assert!(err.starts_with("lifetime too long"), "{err}");
+        let err = times(&json!({"exp": i64::MIN}), NOW).unwrap_err();
+        assert!(err.starts_with("expired"), "{err}");
     }
 
     #[test]
     fn the_audience_is_the_issuer_or_the_token_endpoint() {
         let iss = "https://idp.example.org";
-        assert!(audience(&json!({"aud": iss}), iss).is_ok());
-        assert!(audience(&json!({"aud": ["x", "https://idp.example.org/token"]}), iss).is_ok());
-        let err = audience(&json!({"aud": "https://elsewhere.example/token"}), iss).unwrap_err();
+        assert!(audience(&json!({"aud": iss}), iss, false).is_ok());
+        assert!(
+            audience(
+                &json!({"aud": ["x", "https://idp.example.org/token"]}),
+                iss,
+                false
+            )
+            .is_ok()
+        );
+        let err = audience(
+            &json!({"aud": "https://elsewhere.example/token"}),
+            iss,
+            false,
+        )
+        .unwrap_err();
         assert!(err.starts_with("wrong aud"), "{err}");
+        // FAPI 2.0: the issuer, and nothing else.
+        assert!(audience(&json!({"aud": iss}), iss, true).is_ok());
+        assert!(audience(&json!({"aud": [iss]}), iss, true).is_ok());
+        assert!(audience(&json!({"aud": "https://idp.example.org/token"}), iss, true).is_err());
+        assert!(audience(&json!({"aud": [iss, "x"]}), iss, true).is_err());
     }
 }

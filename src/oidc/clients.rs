@@ -1,7 +1,6 @@
 //! Relying party registration (`gatehouse client create`) and what a registration allows.
 
 use chrono::{DateTime, Utc};
-use openidconnect::core::CoreJsonWebKeySet;
 use secrecy::SecretString;
 use url::Url;
 
@@ -54,6 +53,13 @@ pub struct ClientSpec {
     /// Web origins a browser app may call the token endpoints from (CORS); "+" stands
     /// for the redirect URIs' origins. None: `["+"]` (issue 25).
     pub allowed_origins: Option<Vec<String>>,
+    /// Must push its authorization requests to `/par` (RFC 9126).
+    pub require_par: bool,
+    /// Must bind every token to a DPoP key (RFC 9449).
+    pub require_dpop: bool,
+    /// Held to the FAPI 2.0 security profile: PAR and DPoP required, `private_key_jwt`,
+    /// PKCE S256; implies the two above.
+    pub fapi2: bool,
 }
 
 impl ClientSpec {
@@ -72,6 +78,9 @@ impl ClientSpec {
             allowed_orgs: None,
             introspection: false,
             allowed_origins: None,
+            require_par: false,
+            require_dpop: false,
+            fapi2: false,
         }
     }
 }
@@ -123,6 +132,9 @@ struct Checked {
     allowed_orgs: Option<Vec<String>>,
     introspection: bool,
     allowed_origins: Option<Vec<String>>,
+    require_par: bool,
+    require_dpop: bool,
+    fapi2: bool,
 }
 
 impl Checked {
@@ -145,6 +157,9 @@ impl Checked {
             allowed_orgs: self.allowed_orgs.as_deref().map(json_list),
             introspection: self.introspection,
             allowed_origins: self.allowed_origins.as_deref().map(json_list),
+            require_par: self.require_par,
+            require_dpop: self.require_dpop,
+            fapi2: self.fapi2,
         }
     }
 }
@@ -222,10 +237,10 @@ fn authentication(
     }
     let jwks = match (&spec.jwks, auth_method == AUTH_PRIVATE_KEY_JWT) {
         (Some(doc), true) => {
-            let set: CoreJsonWebKeySet = serde_json::from_str(doc)
+            let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(doc)
                 .map_err(|e| invalid("jwks", format!("not a JWKS document: {e}")))?;
-            if set.keys().is_empty() {
-                return Err(invalid("jwks", "no keys"));
+            if !set.keys.iter().any(crate::crypto::jose::can_verify) {
+                return Err(invalid("jwks", "no signature key of a supported type"));
             }
             Some(doc.clone())
         }
@@ -293,6 +308,7 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         return Err(invalid("scopes", format!("unknown scope {s:?}")));
     }
     let (auth_method, jwks) = authentication(spec, &grant_types)?;
+    check_fapi2(spec, &auth_method)?;
     let backchannel = spec
         .backchannel_logout_uri
         .as_deref()
@@ -322,7 +338,24 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
             .as_deref()
             .map(|o| super::cors::check_list(o).map_err(|why| invalid("allowed_origins", why)))
             .transpose()?,
+        // FAPI 2.0 requires both; the flags say so whatever was asked.
+        require_par: spec.require_par || spec.fapi2,
+        require_dpop: spec.require_dpop || spec.fapi2,
+        fapi2: spec.fapi2,
     })
+}
+
+/// A FAPI 2.0 client is confidential and authenticates with `private_key_jwt` (FAPI 2.0
+/// Security Profile §5.3.2.1: no shared secrets); PKCE, PAR and DPoP it is held to at
+/// run time.
+fn check_fapi2(spec: &ClientSpec, auth_method: &str) -> Result<(), ClientError> {
+    if spec.fapi2 && auth_method != AUTH_PRIVATE_KEY_JWT {
+        return Err(invalid(
+            "fapi2",
+            "a FAPI 2.0 client authenticates with private_key_jwt (register its JWKS)",
+        ));
+    }
+    Ok(())
 }
 
 /// Most organisations one client may name.
@@ -407,6 +440,9 @@ pub async fn register(
         allowed_orgs: settings.allowed_orgs,
         introspection: settings.introspection,
         allowed_origins: settings.allowed_origins,
+        require_par: settings.require_par,
+        require_dpop: settings.require_dpop,
+        fapi2: settings.fapi2,
     };
     store.run(move |c| clients::insert(c, &row)).await?;
     Ok(Registered {
@@ -536,6 +572,9 @@ impl ClientRow {
             allowed_orgs: self.allowed_org_list(),
             introspection: self.introspection,
             allowed_origins: self.allowed_origins.as_deref().map(list),
+            require_par: self.require_par,
+            require_dpop: self.require_dpop,
+            fapi2: self.fapi2,
         }
     }
 
@@ -553,12 +592,6 @@ impl ClientRow {
 
     pub fn scope_list(&self) -> Vec<String> {
         list(&self.scopes)
-    }
-
-    pub fn keys(&self) -> Option<CoreJsonWebKeySet> {
-        self.jwks
-            .as_deref()
-            .and_then(|j| serde_json::from_str(j).ok())
     }
 }
 
@@ -605,6 +638,20 @@ mod tests {
             check(&bound).unwrap().allowed_orgs,
             Some(vec!["alpha".into()])
         );
+    }
+
+    #[test]
+    fn a_fapi2_client_uses_private_key_jwt_and_requires_par_and_dpop() {
+        let mut fapi = spec();
+        fapi.fapi2 = true;
+        let err = check(&fapi).err().unwrap().to_string();
+        assert!(err.starts_with("fapi2:"), "{err}");
+        fapi.auth_method = Some(AUTH_PRIVATE_KEY_JWT.into());
+        fapi.jwks = Some(
+            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#.into(),
+        );
+        let checked = check(&fapi).unwrap();
+        assert!(checked.require_par && checked.require_dpop && checked.fapi2);
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct ExtraMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+    pub dpop_signing_alg_values_supported: Vec<String>,
+    pub pushed_authorization_request_endpoint: String,
+    /// False: each client's registration says whether it must push (`require_par`).
+    pub require_pushed_authorization_requests: bool,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -70,8 +75,8 @@ const CLAIMS_SUPPORTED: &[&str] = &[
 ];
 
 /// What discovery says beyond the `openidconnect` crate's core fields: the other
-/// endpoints, PKCE, back-channel logout, RFC 9207's `iss`, and how the introspection and
-/// revocation endpoints authenticate clients.
+/// endpoints, PKCE, back-channel logout, RFC 9207's `iss`, how the introspection and
+/// revocation endpoints authenticate clients, DPoP's algorithms and PAR (RFC 9126 §5).
 fn extra_metadata(at: &dyn Fn(&str) -> String) -> ExtraMetadata {
     let confidential_methods: Vec<String> = [
         "client_secret_basic",
@@ -91,6 +96,9 @@ fn extra_metadata(at: &dyn Fn(&str) -> String) -> ExtraMetadata {
         authorization_response_iss_parameter_supported: true,
         introspection_endpoint_auth_methods_supported: confidential_methods.clone(),
         revocation_endpoint_auth_methods_supported: confidential_methods,
+        dpop_signing_alg_values_supported: super::dpop::algorithm_names(),
+        pushed_authorization_request_endpoint: at("/par"),
+        require_pushed_authorization_requests: false,
     }
 }
 
@@ -146,8 +154,19 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
             .collect(),
     ))
     .set_claims_parameter_supported(Some(false))
-    .set_request_parameter_supported(Some(false))
+    .set_request_parameter_supported(Some(true))
+    .set_request_object_signing_alg_values_supported(Some(request_object_algorithms()))
+    // Only the URNs `/par` hands out are accepted, never a client's URL to fetch: that
+    // is PAR (advertised above), not the request_uri parameter of OIDC Core §6.2.
     .set_request_uri_parameter_supported(Some(false)))
+}
+
+/// The algorithms a request object may be signed with: those of client assertions.
+fn request_object_algorithms() -> Vec<CoreJwsSigningAlgorithm> {
+    crate::crypto::jose::CLIENT_ALGORITHMS
+        .iter()
+        .filter_map(|alg| serde_json::from_value(serde_json::json!(format!("{alg:?}"))).ok())
+        .collect()
 }
 
 /// Public, so a browser app on any origin may read it (CORS `*`, no credentials).

@@ -66,6 +66,23 @@ pub struct AccessClaims {
     /// The user's organisation, by name (issue 20 item 9); none for client_credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.1): only a DPoP proof made with it
+    /// lets the token be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 `cnf`, as DPoP uses it: the JWK SHA-256 thumbprint of the client's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
+impl AccessClaims {
+    /// The thumbprint of the DPoP key the token is bound to, if it is.
+    pub fn bound_to(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
 }
 
 /// Everything a token response is made from.
@@ -83,6 +100,8 @@ pub struct Grant<'a> {
     pub lifetime_secs: i64,
     /// The client's registered ID token algorithm (`RS256` or `ES256`).
     pub id_token_alg: &'a str,
+    /// The thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 fn amr(grant: &GrantRow) -> Vec<String> {
@@ -131,6 +150,9 @@ impl Grant<'_> {
             acr: auth.as_ref().map(|a| a.1.clone()),
             amr: auth.map(|a| a.2),
             org: grant.and(self.org).map(str::to_owned),
+            cnf: self.dpop_jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
         ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
@@ -201,9 +223,23 @@ impl Grant<'_> {
     }
 }
 
-/// An access token we signed, not expired. Whether its grant is still live is the
-/// caller's question (it needs the database).
+/// An access token we signed, not expired, that may be used as a bearer token: one
+/// bound to a DPoP key is not (RFC 9449 §7.2), since whoever presents it as Bearer has
+/// proved no key. Whether its grant is still live is the caller's question (it needs
+/// the database).
 pub fn verify_access_token(
+    ring: &KeyRing,
+    issuer: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Option<AccessClaims> {
+    verify_issued_access_token(ring, issuer, token, now).filter(|c| c.cnf.is_none())
+}
+
+/// An access token we signed, not expired, bound to a key or not: for the endpoints
+/// where the client names a token it holds (introspection, revocation), and for a
+/// resource endpoint that checks the binding itself.
+pub fn verify_issued_access_token(
     ring: &KeyRing,
     issuer: &str,
     token: &str,

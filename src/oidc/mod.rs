@@ -13,10 +13,13 @@ pub mod client_cache;
 pub mod clients;
 pub mod cors;
 pub mod discovery;
+pub mod dpop;
 pub mod grant;
 pub mod jwt;
 pub mod logout;
+pub mod par;
 pub mod redirect_uri;
+pub mod request_object;
 pub mod token;
 pub mod userinfo;
 
@@ -47,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(authorize::authorize_get))
             .route(web::post().to(authorize::authorize_post)),
     )
+    .service(web::resource("/par").route(web::post().to(par::push)))
     .service(
         web::resource("/token")
             .route(web::post().to(token::token_endpoint))
@@ -71,6 +75,16 @@ pub const MAX_PARAM_LEN: usize = 4096;
 /// Most parameters accepted in one request.
 const MAX_PARAMS: usize = 64;
 
+/// Longest value accepted for parameter `name`: a signed request object (RFC 9101) is
+/// longer than any other.
+fn max_len(name: &str) -> usize {
+    if name == "request" {
+        crate::crypto::jose::MAX_JWS_BYTES
+    } else {
+        MAX_PARAM_LEN
+    }
+}
+
 /// Request parameters (query string or form body), each at most once (RFC 6749 §3.1).
 #[derive(Debug, Default, Clone)]
 pub struct Params {
@@ -87,8 +101,12 @@ impl Params {
             if i >= MAX_PARAMS {
                 return Err(OAuthError::invalid_request("too many parameters"));
             }
-            if k.len() > 64 || v.len() > MAX_PARAM_LEN {
-                return Err(OAuthError::invalid_request("a parameter is too long"));
+            if k.len() > 64 || v.len() > max_len(&k) {
+                return Err(if k == "request" {
+                    request_object::refused(format!("longer than {} bytes", max_len(&k)))
+                } else {
+                    OAuthError::invalid_request("a parameter is too long")
+                });
             }
             if params.values.contains_key(k.as_ref()) {
                 params.duplicated.push(k.into_owned());
@@ -264,6 +282,7 @@ impl From<grant::GrantError> for OAuthError {
             E::InvalidGrant(why) => Self::invalid_grant(why),
             E::InvalidScope(why) => Self::new("invalid_scope", why),
             E::UnauthorizedClient(why) => Self::new("unauthorized_client", why),
+            E::InvalidDpopProof(why) => Self::new("invalid_dpop_proof", why),
             E::Store(e) => e.into(),
             E::Ephemeral(e) => e.into(),
             E::Audit(e) => e.into(),

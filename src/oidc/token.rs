@@ -1,6 +1,7 @@
 //! The doors of the token endpoints: `/token` (authorization_code, refresh_token,
 //! client_credentials), `/revoke` (RFC 7009) and `/introspect` (RFC 7662). Each parses
-//! the form, authenticates the client and calls one function of `oidc::grant`.
+//! the form, authenticates the client and calls one function of `oidc::grant`; `/token`
+//! also checks the request's DPoP proof (`oidc::dpop`), whose key the tokens are bound to.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use serde_json::json;
@@ -8,7 +9,7 @@ use serde_json::json;
 use super::{
     OAuthError, Params, client_auth,
     clients::{GRANT_CLIENT_CREDENTIALS, GRANT_CODE, GRANT_REFRESH},
-    cors, form_params,
+    cors, dpop, form_params,
     grant::{self, TokenRequest},
     no_store_json,
 };
@@ -18,14 +19,20 @@ use crate::{startup::AppState, web::RequestContext};
 pub use super::grant::access_token_holder;
 
 /// `POST /token`; a browser app at an origin its client allows may read the answer.
+/// Every answer carries a fresh DPoP nonce (RFC 9449 §8), so a client asked for one
+/// has it at hand for its retry, and one that uses them always has a current one.
 pub async fn token_endpoint(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: RequestContext,
     body: web::Bytes,
 ) -> HttpResponse {
-    let answer = token(&state, &req, &ctx, &body).await;
-    with_client_cors(&state, &req, &body, answer).await
+    let mut answer = token(&state, &req, &ctx, &body)
+        .await
+        .unwrap_or_else(|e| e.error_response());
+    let (name, nonce) = dpop::nonce_header(&state);
+    answer.headers_mut().insert(name, nonce);
+    with_client_cors(&state, &req, &body, Ok(answer)).await
 }
 
 /// The answer (or the error) with CORS headers for the origin of the client the form
@@ -58,7 +65,11 @@ async fn token(
     let params = form_params(req, body)?.single()?;
     let client = client_auth::authenticate(state, req, ctx, &params).await?;
     let request = token_request(&params)?;
-    let issued = grant::issue(state, ctx, &client, request).await?;
+    let proof = dpop::at_token_endpoint(state, req, &client)
+        .await
+        .map_err(dpop::ProofError::at_token_endpoint)?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let issued = grant::issue(state, ctx, &client, request, jkt).await?;
     Ok(no_store_json(&issued))
 }
 

@@ -1,4 +1,5 @@
-//! `/userinfo` (OIDC Core §5.3), GET or POST, with a bearer access token (RFC 6750).
+//! `/userinfo` (OIDC Core §5.3), GET or POST, with a bearer access token (RFC 6750) or
+//! a DPoP-bound one and its proof (RFC 9449 §7).
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header, web};
 use serde_json::{Map, Value, json};
@@ -6,8 +7,8 @@ use serde_json::{Map, Value, json};
 use super::{
     OAuthError,
     cors::{self, Whose},
-    discovery::issuer,
-    jwt::{AccessClaims, verify_access_token},
+    dpop::{self, Presented},
+    jwt::AccessClaims,
     no_store_json,
 };
 use crate::{
@@ -16,26 +17,26 @@ use crate::{
     store::{grants, orgs},
 };
 
-fn bearer(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
+/// Where the token is: the Authorization header (Bearer or DPoP), or the form body.
+fn presented(req: &HttpRequest, body: &[u8]) -> Result<Presented, OAuthError> {
     let from_header = match req.headers().get(header::AUTHORIZATION) {
         Some(v) => {
             let v = v
                 .to_str()
                 .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
-            let token = v
-                .strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .ok_or_else(|| OAuthError::invalid_request("use the Bearer scheme"))?;
-            Some(token.trim().to_owned())
+            Some(
+                dpop::authorization(v)
+                    .ok_or_else(|| OAuthError::invalid_request("use the Bearer or DPoP scheme"))?,
+            )
         }
         None => None,
     };
-    // RFC 6750 §2.2: a form body may carry it instead, never both.
+    // RFC 6750 §2.2: a form body may carry a bearer token instead, never both.
     let from_body = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
         super::form_params(req, body)?
             .single()?
             .get("access_token")
-            .map(str::to_owned)
+            .map(|t| Presented::Bearer(t.to_owned()))
     } else {
         None
     };
@@ -43,31 +44,35 @@ fn bearer(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
         (Some(_), Some(_)) => Err(OAuthError::invalid_request("send the token once")),
         (Some(t), None) | (None, Some(t)) => Ok(t),
         (None, None) => Err(OAuthError {
-            // RFC 6750 §3.1: no error code when no credentials were sent at all.
+            // RFC 6750 §3.1: no error code when no credentials were sent at all; RFC
+            // 9449 §7.1: both schemes are offered.
             error_description: None,
+            challenge: Some(dpop::challenge_without_credentials()),
             ..OAuthError::invalid_token("")
         }),
     }
 }
 
 /// `/userinfo`; a browser app at an origin the token's client allows may read the
-/// answer (an origin some client allows may read why a token was refused).
+/// answer (an origin some client allows may read why a token was refused). Every
+/// answer carries a DPoP nonce, for a client asked to use one.
 pub async fn userinfo(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let verified = bearer(&req, &body).and_then(|token| {
-        let ring = state.keys.current();
-        verify_access_token(&ring, &issuer(&state), &token, state.clock.now())
-            .ok_or_else(|| OAuthError::invalid_token("the access token is invalid or expired"))
-    });
+    let verified = match presented(&req, &body) {
+        Ok(token) => dpop::access_token(&state, &req, "/userinfo", token).await,
+        Err(e) => Err(e),
+    };
     let client_id = verified.as_ref().ok().map(|c| c.client_id.clone());
     let answer = match verified {
         Ok(claims) => describe(&state, claims).await,
         Err(e) => Err(e),
     };
-    let res = answer.unwrap_or_else(|e| e.error_response());
+    let mut res = answer.unwrap_or_else(|e| e.error_response());
+    let (name, nonce) = dpop::nonce_header(&state);
+    res.headers_mut().insert(name, nonce);
     let whose = match &client_id {
         Some(id) => Whose::Client(id),
         None => Whose::AnyClient,

@@ -29,6 +29,12 @@ pub struct ClientRow {
     /// JSON array of the web origins allowed to call the token endpoints from a browser
     /// (CORS), "+" standing for the redirect URIs' origins; None: `["+"]` (issue 25).
     pub allowed_origins: Option<String>,
+    /// Must push its authorization requests (PAR, RFC 9126) (issue 25).
+    pub require_par: bool,
+    /// Every token it gets is bound to a DPoP key (RFC 9449) (issue 25).
+    pub require_dpop: bool,
+    /// Held to the FAPI 2.0 security profile: PAR, DPoP, private_key_jwt, PKCE S256.
+    pub fapi2: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, client: &ClientRow) -> Result<(), StoreError> {
@@ -79,6 +85,9 @@ pub struct ClientSettings {
     pub allowed_orgs: Option<String>,
     pub introspection: bool,
     pub allowed_origins: Option<String>,
+    pub require_par: bool,
+    pub require_dpop: bool,
+    pub fapi2: bool,
 }
 
 pub fn update(

@@ -24,6 +24,9 @@ pub struct GrantRow {
     pub amr: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The thumbprint of the DPoP key the grant was made with (RFC 9449): its refresh
+    /// tokens need proofs too.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Writes `grant` and returns the row as stored, without reading it back: this is on
@@ -529,6 +532,7 @@ mod tests {
             amr: "pwd".into(),
             created_at: t0(),
             revoked_at: None,
+            dpop_jkt: None,
         }
     }
 

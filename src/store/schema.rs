@@ -179,6 +179,9 @@ diesel::table! {
         allowed_orgs -> Nullable<Text>,
         introspection -> Bool,
         allowed_origins -> Nullable<Text>,
+        require_par -> Bool,
+        require_dpop -> Bool,
+        fapi2 -> Bool,
     }
 }
 
@@ -193,6 +196,7 @@ diesel::table! {
         amr -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 

@@ -35,6 +35,9 @@ pub fn client(id: &str) -> ClientRow {
         allowed_orgs: None,
         introspection: false,
         allowed_origins: None,
+        require_par: false,
+        require_dpop: false,
+        fapi2: false,
     }
 }
 

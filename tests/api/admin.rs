@@ -2511,3 +2511,72 @@ async fn clients_take_allowed_orgs_and_the_introspection_permission_over_the_api
     let cleared = update(json!({"allowed_orgs": null})).await;
     assert_eq!(cleared["client"]["allowed_orgs"], Value::Null);
 }
+
+#[tokio::test]
+async fn clients_take_the_fapi2_par_and_dpop_requirements_over_the_api() {
+    let w = World::new().await;
+    let (_, token) = w.service_token("Provisioning").await;
+    // FAPI 2.0 allows no shared secret: refused, naming the field.
+    let body = json!({"name": "Bank-grade app", "redirect_uris": [REDIRECT], "fapi2": true});
+    refused_naming(&w, &token, Method::POST, "/clients", body, "fapi2").await;
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]});
+    let created = json_of(
+        w.call(
+            Method::POST,
+            "/clients",
+            Some(&token),
+            Some(json!({
+                "name": "Bank-grade app",
+                "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": jwks,
+                "fapi2": true,
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let client = &created["client"];
+    assert_eq!(client["fapi2"], true);
+    assert_eq!(client["require_pushed_authorization_requests"], true);
+    assert_eq!(client["dpop_bound_access_tokens"], true);
+    // A plain client can ask for PAR alone, and drop it again.
+    let plain = json_of(
+        w.call(
+            Method::POST,
+            "/clients",
+            Some(&token),
+            Some(json!({"name": "Portal", "redirect_uris": [REDIRECT],
+                        "require_pushed_authorization_requests": true})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        plain["client"]["require_pushed_authorization_requests"],
+        true
+    );
+    assert_eq!(plain["client"]["dpop_bound_access_tokens"], false);
+    let path = format!("/clients/{}", plain["client_id"].as_str().unwrap());
+    let changed = json_of(
+        w.call(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(json!({"require_pushed_authorization_requests": false,
+                        "dpop_bound_access_tokens": true})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        changed["client"]["require_pushed_authorization_requests"],
+        false
+    );
+    assert_eq!(changed["client"]["dpop_bound_access_tokens"], true);
+}

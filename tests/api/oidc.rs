@@ -651,7 +651,7 @@ async fn protocol_errors_go_back_to_a_genuine_client_with_state() {
         (f.authorize_url(&[("state", "again")]), "invalid_request"),
         (
             f.authorize_url(&[("request", "eyJ")]),
-            "request_not_supported",
+            "invalid_request_object",
         ),
     ];
     for (url, error) in cases {

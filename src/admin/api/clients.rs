@@ -45,6 +45,12 @@ pub struct ClientView {
     pub allowed_origins: Vec<String>,
     /// The origins that come to, "+" expanded.
     pub web_origins: Vec<String>,
+    /// Must push its authorization requests to `/par` (RFC 9126).
+    pub require_pushed_authorization_requests: bool,
+    /// Every token it gets is bound to a DPoP key (RFC 9449).
+    pub dpop_bound_access_tokens: bool,
+    /// Held to the FAPI 2.0 security profile (PAR, DPoP, private_key_jwt, PKCE S256).
+    pub fapi2: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -69,6 +75,9 @@ pub fn client_view(row: &ClientRow) -> ClientView {
         introspection: row.introspection,
         allowed_origins: row.allowed_origin_list(),
         web_origins: row.web_origins(),
+        require_pushed_authorization_requests: row.require_par,
+        dpop_bound_access_tokens: row.require_dpop,
+        fapi2: row.fapi2,
         created_at: row.created_at.and_utc(),
     }
 }
@@ -116,6 +125,16 @@ pub struct NewClientBody {
     /// Web origins (`https://app.example.org`) a browser app may call the token
     /// endpoints from; "+" stands for the redirect URIs' origins. Default: `["+"]`.
     pub allowed_origins: Option<Vec<String>>,
+    /// Must push its authorization requests to `/par` (RFC 9126). Default false.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// Every token it gets is bound to a DPoP key (RFC 9449). Default false.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// The FAPI 2.0 security profile: PAR and DPoP required, `private_key_jwt`, PKCE
+    /// S256. Default false.
+    #[serde(default)]
+    pub fapi2: bool,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients",
@@ -156,6 +175,9 @@ pub async fn create_client(body: web::Bytes, api: AdminRequest) -> Result<HttpRe
         allowed_orgs: body.allowed_orgs,
         introspection: body.introspection,
         allowed_origins: body.allowed_origins,
+        require_par: body.require_pushed_authorization_requests,
+        require_dpop: body.dpop_bound_access_tokens,
+        fapi2: body.fapi2,
     };
     let registered = service::register(api.by(), spec).await?;
     let row = service::find(&api.state, &api.who, &registered.client_id).await?;
@@ -196,6 +218,9 @@ pub struct ClientUpdateBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_origins: Option<Option<Vec<String>>>,
+    pub require_pushed_authorization_requests: Option<bool>,
+    pub dpop_bound_access_tokens: Option<bool>,
+    pub fapi2: Option<bool>,
 }
 
 /// A field that may be sent as null: `Some(None)` for null, `None` when left out.
@@ -222,6 +247,9 @@ impl From<ClientUpdateBody> for ClientChange {
             allowed_orgs: body.allowed_orgs,
             introspection: body.introspection,
             allowed_origins: body.allowed_origins,
+            require_par: body.require_pushed_authorization_requests,
+            require_dpop: body.dpop_bound_access_tokens,
+            fapi2: body.fapi2,
         }
     }
 }

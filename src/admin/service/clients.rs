@@ -76,6 +76,9 @@ pub struct ClientChange {
     /// Web origins for browser apps (CORS); `Some(None)` goes back to `["+"]`, the
     /// redirect URIs' origins.
     pub allowed_origins: Option<Option<Vec<String>>>,
+    pub require_par: Option<bool>,
+    pub require_dpop: Option<bool>,
+    pub fapi2: Option<bool>,
 }
 
 impl ClientChange {
@@ -112,6 +115,9 @@ impl ClientChange {
         set(&mut spec.allowed_orgs, self.allowed_orgs);
         set(&mut spec.introspection, self.introspection);
         set(&mut spec.allowed_origins, self.allowed_origins);
+        set(&mut spec.require_par, self.require_par);
+        set(&mut spec.require_dpop, self.require_dpop);
+        set(&mut spec.fapi2, self.fapi2);
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-use super::{GrantError, Issued, Spent, expiry, mint, not_admitted, org_name};
+use super::{GrantError, Issued, Minted, Spent, mint, not_admitted, org_name, refresh_expiry};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{random_token, same_secret, token_hash},
@@ -42,6 +42,8 @@ pub struct Exchange<'a> {
     pub code: &'a str,
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
+    /// The thumbprint of the key of the request's DPoP proof.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 fn pkce_matches(challenge: &str, verifier: &str) -> bool {
@@ -81,7 +83,7 @@ pub async fn exchange(
     let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1));
     let refresh_token = client.allows_grant(GRANT_REFRESH).then(random_token);
     let refresh_hash = refresh_token.as_deref().map(token_hash);
-    let written = write_grant(state, client, &data, refresh_hash).await;
+    let written = write_grant(state, client, &data, refresh_hash, presented.dpop_jkt).await;
     let (grant, user, org) = match written {
         Ok(Ok(found)) => found,
         Ok(Err(Refused::NotAdmitted)) => return Err(not_admitted()),
@@ -106,11 +108,14 @@ pub async fn exchange(
     let issued = mint(
         state,
         client,
-        Some((&grant, &user)),
-        org.as_deref(),
-        &data.request.scope,
-        data.request.nonce.as_deref(),
-        refresh_token,
+        Minted {
+            user: Some((&grant, &user)),
+            org: org.as_deref(),
+            scope: &data.request.scope,
+            nonce: data.request.nonce.as_deref(),
+            refresh_token,
+            dpop_jkt: presented.dpop_jkt,
+        },
     );
     match issued {
         Ok(issued) => Ok((issued, spent)),
@@ -122,12 +127,14 @@ pub async fn exchange(
 }
 
 /// Writes the grant (and its refresh token) for a good code, once the user can still
-/// sign in and the client still admits their organisation.
+/// sign in and the client still admits their organisation. With a DPoP key, the grant
+/// remembers it: its refresh tokens need proofs too.
 async fn write_grant(
     state: &AppState,
     client: &ClientRow,
     data: &CodeData,
     refresh_hash: Option<String>,
+    dpop_jkt: Option<&str>,
 ) -> Result<Result<(GrantRow, UserRow, Option<String>), Refused>, GrantError> {
     let now = state.clock.now();
     let grant = GrantRow {
@@ -140,8 +147,9 @@ async fn write_grant(
         amr: data.amr.join(" "),
         created_at: now.naive_utc(),
         revoked_at: None,
+        dpop_jkt: dpop_jkt.map(str::to_owned),
     };
-    let refresh_expiry = expiry(now, state.config.refresh_token_secs);
+    let refresh_expiry = refresh_expiry(state, client, &grant);
     let user_id = data.user_id.clone();
     let admits = client.clone();
     Ok(state
@@ -194,6 +202,23 @@ fn check(
     }
     if presented.redirect_uri != Some(data.request.redirect_uri.as_str()) {
         return Err(GrantError::InvalidGrant("redirect_uri does not match"));
+    }
+    // RFC 9449 §10: a code bound to a key at /authorize (`dpop_jkt`) is good only with a
+    // proof by that key, so a code stolen on its way back is no use to the thief.
+    if let Some(bound) = &data.request.dpop_jkt {
+        match presented.dpop_jkt {
+            Some(jkt) if jkt == bound => {}
+            Some(_) => {
+                return Err(GrantError::InvalidDpopProof(
+                    "the DPoP proof is not made with the key the code is bound to (dpop_jkt)",
+                ));
+            }
+            None => {
+                return Err(GrantError::InvalidDpopProof(
+                    "the code is bound to a DPoP key (dpop_jkt): send a DPoP proof made with it",
+                ));
+            }
+        }
     }
     match (&data.request.code_challenge, presented.code_verifier) {
         (Some(challenge), Some(verifier)) if pkce_matches(challenge, verifier) => Ok(()),

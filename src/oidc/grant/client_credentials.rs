@@ -1,14 +1,15 @@
 //! The client_credentials grant (RFC 6749 §4.4): a confidential client asks for a token
 //! that stands for itself. Nothing is stored: the token is revoked alone, by `jti`
-//! (see `jwt::AccessClaims`).
+//! (see `jwt::AccessClaims`). With a DPoP proof, the token is bound to its key.
 
-use super::{GrantError, Issued, mint, scope_list};
+use super::{GrantError, Issued, Minted, mint, scope_list};
 use crate::{startup::AppState, store::clients::ClientRow};
 
 pub fn issue(
     state: &AppState,
     client: &ClientRow,
     scope: Option<&str>,
+    dpop_jkt: Option<&str>,
 ) -> Result<Issued, GrantError> {
     if client.is_public() {
         return Err(GrantError::UnauthorizedClient(
@@ -25,5 +26,16 @@ pub fn issue(
             "scope {s} is not available with client_credentials"
         )));
     }
-    mint(state, client, None, None, &scope, None, None)
+    mint(
+        state,
+        client,
+        Minted {
+            user: None,
+            org: None,
+            scope: &scope,
+            nonce: None,
+            refresh_token: None,
+            dpop_jkt,
+        },
+    )
 }

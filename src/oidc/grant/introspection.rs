@@ -26,9 +26,15 @@ pub async fn introspect(
         .filter(|found| found.holder() == client.client_id || client.introspection);
     Ok(match found {
         Some(Found::Access(claims, _)) => {
+            // RFC 9449 §6.2: a bound token says so, and to which key.
+            let token_type = if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            };
             let mut answer = json!({
                 "active": true,
-                "token_type": "Bearer",
+                "token_type": token_type,
                 "scope": claims.scope,
                 "client_id": claims.client_id,
                 "sub": claims.sub,
@@ -40,6 +46,9 @@ pub async fn introspect(
             });
             if let Some(org) = claims.org {
                 answer["org"] = json!(org);
+            }
+            if let Some(cnf) = claims.cnf {
+                answer["cnf"] = json!(cnf);
             }
             answer
         }

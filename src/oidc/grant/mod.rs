@@ -53,6 +53,10 @@ pub enum GrantError {
     /// The client may not use this grant.
     #[error("{0}")]
     UnauthorizedClient(&'static str),
+    /// RFC 9449 `invalid_dpop_proof`: the proof is good, but not by the key the code or
+    /// refresh token is bound to (or there is none, and one is needed).
+    #[error("{0}")]
+    InvalidDpopProof(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -75,7 +79,8 @@ impl GrantError {
             Self::MissingParameter(_)
             | Self::InvalidGrant(_)
             | Self::InvalidScope(_)
-            | Self::UnauthorizedClient(_) => false,
+            | Self::UnauthorizedClient(_)
+            | Self::InvalidDpopProof(_) => false,
         }
     }
 }
@@ -128,7 +133,8 @@ impl TokenRequest<'_> {
     }
 }
 
-/// A successful token response (RFC 6749 §5.1).
+/// A successful token response (RFC 6749 §5.1); `token_type` is `DPoP` when the access
+/// token is bound to the client's key (RFC 9449 §5).
 #[derive(Debug, Serialize)]
 pub struct Issued {
     access_token: String,
@@ -139,6 +145,17 @@ pub struct Issued {
     refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
+}
+
+impl Issued {
+    /// `dpop` when the access token is bound to the client's key, else `bearer`.
+    fn binding(&self) -> &'static str {
+        if self.token_type == "DPoP" {
+            "dpop"
+        } else {
+            "bearer"
+        }
+    }
 }
 
 /// What a grant has committed by the time its tokens are signed. If the answer cannot
@@ -199,12 +216,14 @@ impl Spent {
 }
 
 /// Runs the grant `request` asks for, for an authenticated `client`, and records what
-/// was issued.
+/// was issued. `dpop_jkt`: the thumbprint of the key of the request's DPoP proof, which
+/// the tokens are then bound to.
 pub async fn issue(
     state: &AppState,
     ctx: &RequestContext,
     client: &ClientRow,
     request: TokenRequest<'_>,
+    dpop_jkt: Option<&str>,
 ) -> Result<Issued, GrantError> {
     let grant_type = request.grant_type();
     if !client.allows_grant(grant_type) {
@@ -222,6 +241,7 @@ pub async fn issue(
                 code: required(code, "code")?,
                 redirect_uri,
                 code_verifier,
+                dpop_jkt,
             };
             authorization_code::exchange(state, client, exchange).await?
         }
@@ -230,10 +250,10 @@ pub async fn issue(
             scope,
         } => {
             let presented = required(refresh_token, "refresh_token")?;
-            refresh_token::refresh(state, client, presented, scope).await?
+            refresh_token::refresh(state, client, presented, scope, dpop_jkt).await?
         }
         TokenRequest::ClientCredentials { scope } => (
-            client_credentials::issue(state, client, scope)?,
+            client_credentials::issue(state, client, scope, dpop_jkt)?,
             Spent::Nothing,
         ),
     };
@@ -244,7 +264,10 @@ pub async fn issue(
                 .request(ctx)
                 .actor(&client.client_id)
                 .detail("grant_type", grant_type)
-                .detail("client_id", client.client_id.as_str()),
+                .detail("client_id", client.client_id.as_str())
+                // Whether the tokens are bound to a key (DPoP) or bearer tokens ("token" in
+                // a detail name is dropped: the trail never holds one).
+                .detail("binding", issued.binding()),
         )
         .await;
     if let Err(e) = recorded {
@@ -281,22 +304,50 @@ fn expiry(now: DateTime<Utc>, secs: u64) -> chrono::NaiveDateTime {
     (now + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))).naive_utc()
 }
 
+/// When a refresh token issued now for `grant` expires. A public client's refresh token
+/// not bound to a DPoP key can be used by whoever holds it: rotation alone is not
+/// enough for it, so its grant can be refreshed only until `public_client_refresh_secs`
+/// after sign-in (the browser-app BCP: rotated, and sender-constrained or short-lived).
+fn refresh_expiry(state: &AppState, client: &ClientRow, grant: &GrantRow) -> chrono::NaiveDateTime {
+    let now = state.clock.now();
+    let usual = expiry(now, state.config.refresh_token_secs);
+    if !client.is_public() || grant.dpop_jkt.is_some() {
+        return usual;
+    }
+    let cap = expiry(
+        grant.created_at.and_utc(),
+        state.config.public_client_refresh_secs,
+    );
+    usual.min(cap)
+}
+
 fn usable_user(user: Option<UserRow>) -> Result<UserRow, GrantError> {
     user.filter(|u| u.status() == UserStatus::Active)
         .ok_or(GrantError::InvalidGrant("the user can no longer sign in"))
 }
 
+/// What a response's tokens are made for.
+struct Minted<'a> {
+    user: Option<(&'a GrantRow, &'a UserRow)>,
+    org: Option<&'a str>,
+    scope: &'a [String],
+    nonce: Option<&'a str>,
+    refresh_token: Option<String>,
+    /// The thumbprint of the DPoP key the access token is bound to.
+    dpop_jkt: Option<&'a str>,
+}
+
 /// Signs the tokens of a response: an access token always, an ID token for a user's
 /// grant with `openid`.
-fn mint(
-    state: &AppState,
-    client: &ClientRow,
-    user: Option<(&GrantRow, &UserRow)>,
-    org: Option<&str>,
-    scope: &[String],
-    nonce: Option<&str>,
-    refresh_token: Option<String>,
-) -> Result<Issued, GrantError> {
+fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued, GrantError> {
+    let Minted {
+        user,
+        org,
+        scope,
+        nonce,
+        refresh_token,
+        dpop_jkt,
+    } = what;
     let ring = state.keys.current();
     let issuer = issuer(state);
     let lifetime = i64::try_from(state.config.access_token_secs).unwrap_or(300);
@@ -310,6 +361,7 @@ fn mint(
         now: state.clock.now(),
         lifetime_secs: lifetime,
         id_token_alg: &client.id_token_alg,
+        dpop_jkt,
     };
     let access_token = view.access_token(&ring);
     let id_token = match user {
@@ -321,7 +373,7 @@ fn mint(
     };
     Ok(Issued {
         access_token,
-        token_type: "Bearer",
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: lifetime,
         scope: scope.join(" "),
         refresh_token,

@@ -6,11 +6,17 @@
 //! the SSO session in the ephemeral store) is checked before the token is spent, and the
 //! tokens are signed before it too, so a refresh that cannot be answered (503) leaves
 //! the token as it was, and the client's retry is not taken for a theft.
+//!
+//! A grant made with DPoP stays DPoP (RFC 9449 §5): each refresh needs a proof, and a
+//! public client's must be made with the grant's key, since nothing else ties the
+//! refresh token to that client. A confidential client, which authenticates anyway, may
+//! move to a new key; the new access token is bound to whichever key proved.
 
 use chrono::{DateTime, Utc};
 
 use super::{
-    GrantError, Issued, Spent, expiry, mint, not_admitted, org_name, scope_list, usable_user,
+    GrantError, Issued, Minted, Spent, mint, not_admitted, org_name, refresh_expiry, scope_list,
+    usable_user,
 };
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
@@ -28,6 +34,7 @@ pub async fn refresh(
     client: &ClientRow,
     presented: &str,
     scope: Option<&str>,
+    dpop_jkt: Option<&str>,
 ) -> Result<(Issued, Spent), GrantError> {
     if presented.len() > 64 {
         return Err(GrantError::InvalidGrant("the refresh token is not valid"));
@@ -36,6 +43,7 @@ pub async fn refresh(
     let now = state.clock.now();
     let requested = scope_list(scope)?;
     let (grant, user, org) = look(state, client, &hash, now).await?;
+    same_key(client, &grant, dpop_jkt)?;
     let user = usable_user(user)?;
     // Issue 20 item 9: a client that no longer admits the user's organisation gets no
     // more tokens for them.
@@ -50,13 +58,16 @@ pub async fn refresh(
     let issued = mint(
         state,
         client,
-        Some((&grant, &user)),
-        org.as_deref(),
-        &scope,
-        None,
-        Some(new_token),
+        Minted {
+            user: Some((&grant, &user)),
+            org: org.as_deref(),
+            scope: &scope,
+            nonce: None,
+            refresh_token: Some(new_token),
+            dpop_jkt,
+        },
     )?;
-    let new_expiry = expiry(now, state.config.refresh_token_secs);
+    let new_expiry = refresh_expiry(state, client, &grant);
     let (presented_hash, successor, client_id, grant_id) = (
         hash.clone(),
         new_hash.clone(),
@@ -91,6 +102,27 @@ pub async fn refresh(
             successor: new_hash,
         },
     ))
+}
+
+/// Whether the request's DPoP key (`presented`) may refresh `grant`. Checked before
+/// anything is spent: a refusal leaves the token for its rightful holder.
+fn same_key(
+    client: &ClientRow,
+    grant: &GrantRow,
+    presented: Option<&str>,
+) -> Result<(), GrantError> {
+    match (grant.dpop_jkt.as_deref(), presented) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(GrantError::InvalidDpopProof(
+            "the refresh token was issued with DPoP: send a DPoP proof with the refresh",
+        )),
+        (Some(bound), Some(jkt)) if client.is_public() && bound != jkt => {
+            Err(GrantError::InvalidDpopProof(
+                "the DPoP proof is not made with the key the refresh token is bound to",
+            ))
+        }
+        (Some(_), Some(_)) => Ok(()),
+    }
 }
 
 /// The grant, user and organisation of a refresh token this client may spend, or why

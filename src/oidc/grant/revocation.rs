@@ -9,7 +9,7 @@ use crate::{
     auth::token_hash,
     oidc::{
         discovery::issuer,
-        jwt::{AccessClaims, verify_access_token},
+        jwt::{AccessClaims, verify_issued_access_token},
     },
     startup::AppState,
     store::{
@@ -51,7 +51,8 @@ pub(super) async fn find_token(state: &AppState, token: &str) -> Result<Option<F
         return Ok(found.map(|(g, created, expires)| Found::Refresh(g, created, expires)));
     }
     let ring = state.keys.current();
-    let Some(claims) = verify_access_token(&ring, &issuer(state), token, now) else {
+    // Bound to a DPoP key or not: the client names a token it holds, it does not use it.
+    let Some(claims) = verify_issued_access_token(&ring, &issuer(state), token, now) else {
         return Ok(None);
     };
     let found = access_token_holder(state, &claims).await?;

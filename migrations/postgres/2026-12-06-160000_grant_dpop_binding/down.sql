@@ -1,0 +1,1 @@
+ALTER TABLE oidc_grants DROP COLUMN dpop_jkt;
