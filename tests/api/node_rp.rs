@@ -1,6 +1,8 @@
 //! Issue 25: independent relying parties from the npm registry drive Gatehouse, as their
 //! users would: `openid-client` (a confidential server-side app with `private_key_jwt`)
-//! and `oauth4webapi` (a native app on a random loopback port), both OpenID-certified.
+//! and `oauth4webapi` (a native app on a random loopback port), both OpenID-certified,
+//! and both again as FAPI 2.0 clients: PAR with a signed request object (JAR), DPoP-bound
+//! tokens at `/token` and `/userinfo` and on refresh.
 //!
 //! The Node scripts in `tests/api/node_rp/` do everything an RP does (discovery, PKCE,
 //! nonce and state, client assertions, code exchange, ID token checks, userinfo,
@@ -23,7 +25,7 @@ use gatehouse::oidc::clients::ClientSpec;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, create_user, spawn_app},
+    helpers::{TestApp, create_user, spawn_app, spawn_app_with},
     oidc::{REDIRECT, browse_authorize, register_client},
     oidc_clients::{PASSWORD, public_spec},
 };
@@ -59,7 +61,13 @@ fn node_ready(test: &str) -> bool {
             return Ok(());
         }
         let out = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .args([
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--prefix",
+            ])
             .arg(package_dir())
             .output()
             .map_err(|e| e.to_string())?;
@@ -176,15 +184,17 @@ async fn register_key_client(app: &TestApp, rp: &mut NodeRp, spec: ClientSpec) -
     reg.client_id
 }
 
-/// The user signs in at the URL the RP sent; returns where Gatehouse sends the browser.
-async fn sign_in_for(app: &TestApp, rp: &mut NodeRp, username: &str) -> url::Url {
+/// The user signs in at the URL the RP sent; returns that URL and where Gatehouse
+/// sends the browser.
+async fn sign_in_for(app: &TestApp, rp: &mut NodeRp, username: &str) -> (String, url::Url) {
     let said = rp.hear().await;
     let authorize = said["authorize"].as_str().expect("an authorization URL");
     assert!(
         authorize.starts_with(&app.url("/authorize?")),
         "{authorize}"
     );
-    browse_authorize(app, &app.new_client(), authorize, username, PASSWORD).await
+    let back = browse_authorize(app, &app.new_client(), authorize, username, PASSWORD).await;
+    (authorize.to_owned(), back)
 }
 
 fn assert_refused(outcome: &Value, status: u16, error: &str, description: &str) {
@@ -203,7 +213,7 @@ async fn openid_client_signs_in_with_private_key_jwt_pkce_and_refresh_rotation()
     create_user(&app, "nina", PASSWORD, false).await;
     let mut rp = NodeRp::start(&app, "openid_client_rp.mjs", &["code", &app.base, REDIRECT]);
     let client_id = register_key_client(&app, &mut rp, ClientSpec::new("Ward", &[REDIRECT])).await;
-    let back = sign_in_for(&app, &mut rp, "nina").await;
+    let (_, back) = sign_in_for(&app, &mut rp, "nina").await;
     assert!(back.as_str().starts_with(&format!("{REDIRECT}?")), "{back}");
     rp.tell(json!({ "callback": back.as_str() }));
     let got = rp.result().await;
@@ -247,7 +257,7 @@ async fn oauth4webapi_native_app_receives_the_code_on_its_own_random_loopback_po
         "oauth4webapi_rp.mjs",
         &["native", &app.base, &native.client_id],
     );
-    let back = sign_in_for(&app, &mut rp, "nina").await;
+    let (_, back) = sign_in_for(&app, &mut rp, "nina").await;
     assert_eq!(back.scheme(), "http");
     assert_eq!(back.host_str(), Some("127.0.0.1"));
     assert_eq!(back.path(), "/callback");
@@ -339,4 +349,134 @@ async fn a_client_refused_for_credentials_in_the_body_gets_no_basic_challenge() 
             .unwrap()
             .starts_with("Basic ")
     );
+}
+
+/// A FAPI 2.0 client (PAR, DPoP, `private_key_jwt`, PKCE) whose ID tokens are ES256:
+/// FAPI 2.0 §5.4 allows no RS256.
+fn fapi2_spec(name: &str) -> ClientSpec {
+    ClientSpec {
+        fapi2: true,
+        id_token_alg: Some("ES256".into()),
+        ..ClientSpec::new(name, &[REDIRECT])
+    }
+}
+
+/// A refusal of a DPoP-bound grant or token used without its key: `status`, an OAuth
+/// error, and a description saying why.
+fn assert_dpop_refused(outcome: &Value, status: u16) {
+    assert_eq!(outcome["status"], status, "{outcome}");
+    assert!(
+        ["invalid_dpop_proof", "invalid_token", "invalid_grant"]
+            .contains(&outcome["error"].as_str().unwrap_or_default()),
+        "{outcome}"
+    );
+    assert!(
+        outcome["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{outcome}"
+    );
+}
+
+/// RFC 9449 §5: `token_type` DPoP, at the code exchange and at refresh (oauth4webapi
+/// gives it in lower case: token types are case-insensitive).
+fn assert_token_type_dpop(got: &Value) {
+    for field in ["token_type", "refreshed_token_type"] {
+        let said = got[field].as_str().unwrap_or_default();
+        assert!(said.eq_ignore_ascii_case("DPoP"), "{field}: {got}");
+    }
+}
+
+/// The `request_uri` the browser carried is spent: the same authorization URL again,
+/// from a signed-in browser, gives no code.
+async fn request_uri_is_single_use(app: &TestApp, authorize: &str) {
+    let browser = app.new_client();
+    app.sign_in(&browser, "nina", PASSWORD).await;
+    app.account_csrf(&browser).await;
+    let res = browser.get(authorize).send().await.unwrap();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(!location.contains("code="), "{} {location}", res.status());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openid_client_fapi2_pushes_a_signed_request_and_binds_every_token_to_its_dpop_key() {
+    if !node_ready("node_rp::openid_client_fapi2") {
+        return;
+    }
+    let app = spawn_app().await;
+    create_user(&app, "nina", PASSWORD, false).await;
+    let mut rp = NodeRp::start(
+        &app,
+        "openid_client_rp.mjs",
+        &["fapi2", &app.base, REDIRECT],
+    );
+    register_key_client(&app, &mut rp, fapi2_spec("Clinic portal")).await;
+    // Twice: the first code goes to a thief with another DPoP key, the second to the RP.
+    let mut authorize = String::new();
+    for _ in 0..2 {
+        let (url, back) = sign_in_for(&app, &mut rp, "nina").await;
+        assert!(back.as_str().starts_with(&format!("{REDIRECT}?")), "{back}");
+        rp.tell(json!({ "callback": back.as_str() }));
+        authorize = url;
+    }
+    let got = rp.result().await;
+
+    assert_eq!(got["par_endpoint"], app.url("/par"), "{got}");
+    // Only a reference reaches the browser; the parameters went signed, to /par.
+    assert_eq!(
+        got["authorize_params"],
+        json!(["client_id", "request_uri"]),
+        "{got}"
+    );
+    assert_eq!(got["claims"]["iss"], app.base, "{got}");
+    assert_eq!(got["userinfo"]["preferred_username"], "nina", "{got}");
+    assert_token_type_dpop(&got);
+    assert_eq!(got["rotated"], true, "{got}");
+    assert_eq!(
+        got["userinfo_after_refresh_sub"], got["claims"]["sub"],
+        "{got}"
+    );
+    assert_refused(&got["forged_par"], 401, "invalid_client", "bad signature");
+    // The code and the access token work with the RP's DPoP key only.
+    assert_dpop_refused(&got["other_dpop_key"], 400);
+    assert_dpop_refused(&got["userinfo_other_key"], 401);
+    assert_dpop_refused(&got["as_bearer"], 401);
+    // A new DPoP key at refresh (RFC 9449 §5): the new token follows it.
+    assert_eq!(got["rekeyed_userinfo_sub"], got["claims"]["sub"], "{got}");
+    assert_dpop_refused(&got["old_key_after_rekey"], 401);
+    request_uri_is_single_use(&app, &authorize).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth4webapi_fapi2_step_by_step_retrying_when_asked_for_a_dpop_nonce() {
+    if !node_ready("node_rp::oauth4webapi_fapi2") {
+        return;
+    }
+    // RFC 9449 §8: this server asks for a nonce in every proof.
+    let app = spawn_app_with(|c| c.dpop_nonce_required = true).await;
+    create_user(&app, "nina", PASSWORD, false).await;
+    let mut rp = NodeRp::start(&app, "oauth4webapi_rp.mjs", &["fapi2", &app.base, REDIRECT]);
+    register_key_client(&app, &mut rp, fapi2_spec("Lab portal")).await;
+    let (authorize, back) = sign_in_for(&app, &mut rp, "nina").await;
+    rp.tell(json!({ "callback": back.as_str() }));
+    let got = rp.result().await;
+
+    assert!(
+        got["request_uri_expires_in"]
+            .as_u64()
+            .is_some_and(|s| s > 0 && s <= 600),
+        "{got}"
+    );
+    assert_eq!(got["userinfo"]["preferred_username"], "nina", "{got}");
+    assert_token_type_dpop(&got);
+    assert_eq!(got["rotated"], true, "{got}");
+    assert_dpop_refused(&got["as_bearer"], 401);
+    // Asked for a nonce once, at its first DPoP request: every answer after it carried a
+    // fresh one, which the library kept using.
+    assert_eq!(got["dpop_nonce_retries"], 1, "{got}");
+    request_uri_is_single_use(&app, &authorize).await;
 }

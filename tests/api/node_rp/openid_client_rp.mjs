@@ -8,7 +8,8 @@
 //     rotation, the spent refresh token refused.
 //   node openid_client_rp.mjs fapi2 ISSUER REDIRECT_URI
 //     The FAPI 2.0 way: private_key_jwt, a signed request object (JAR) pushed to /par,
-//     DPoP-bound tokens at /token and /userinfo and on refresh.
+//     DPoP-bound tokens at /token and /userinfo and on refresh. Two sign-ins: the first
+//     code is tried by a thief with another DPoP key, the second is the RP's.
 //
 // The conversation (one JSON line each way): the script says {"jwks"}; the test answers
 // {"client_id"} once it has registered that key; the script says {"authorize": URL};
@@ -100,26 +101,34 @@ async function fapi2(issuer, redirect_uri) {
     id_token_signed_response_alg: 'ES256',
   });
   const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
-  const { checks, parameters } = await request(redirect_uri);
-  // JAR inside PAR: the parameters travel signed, and only a request_uri reaches the
-  // browser.
-  const { searchParams: jar } = await client.buildAuthorizationUrlWithJAR(
-    config,
-    parameters,
-    own.signing,
+  const thief = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  /** JAR inside PAR, with a DPoP proof that binds the code to the RP's key (RFC 9449
+   * §10): the parameters travel signed, and only a request_uri reaches the browser. */
+  const authorizeVia = async (par_config) => {
+    const { checks, parameters } = await request(redirect_uri);
+    const { searchParams: jar } = await client.buildAuthorizationUrlWithJAR(
+      config,
+      parameters,
+      own.signing,
+    );
+    return { checks, url: await client.buildAuthorizationUrlWithPAR(par_config, jar, { DPoP }) };
+  };
+  const forged_par = await refused(() => authorizeVia(forged));
+
+  // First round: the code is stolen on its way back, and tried with the thief's key.
+  const stolen = await authorizeVia(config);
+  say({ authorize: stolen.url.href });
+  const stolen_callback = new URL((await hear()).callback);
+  const other_dpop_key = await refused(() =>
+    client.authorizationCodeGrant(config, stolen_callback, stolen.checks, undefined, {
+      DPoP: thief,
+    }),
   );
-  const forged_par = await refused(() =>
-    client.buildAuthorizationUrlWithPAR(forged, jar, { DPoP }),
-  );
-  const authorize = await client.buildAuthorizationUrlWithPAR(config, jar, { DPoP });
+
+  // Second round: the RP's own.
+  const { checks, url: authorize } = await authorizeVia(config);
   say({ authorize: authorize.href });
   const callback = new URL((await hear()).callback);
-
-  // A thief with the code but another DPoP key.
-  const thief = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
-  const other_dpop_key = await refused(() =>
-    client.authorizationCodeGrant(config, callback, checks, undefined, { DPoP: thief }),
-  );
   const tokens = await client.authorizationCodeGrant(config, callback, checks, undefined, {
     DPoP,
   });
@@ -132,9 +141,6 @@ async function fapi2(issuer, redirect_uri) {
   const userinfo_other_key = await refused(() =>
     client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP: thief }),
   );
-  const refresh_other_key = await refused(() =>
-    client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: thief }),
-  );
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, {
     DPoP,
   });
@@ -143,6 +149,19 @@ async function fapi2(issuer, redirect_uri) {
     refreshed.access_token,
     claims.sub,
     { DPoP },
+  );
+  // RFC 9449 §5: a confidential client's refresh token is held by its client
+  // authentication, not a DPoP key, so the client may move to a new key; the new access
+  // token is bound to that one, and the old key's proofs no longer do.
+  const next = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const rekeyed = await client.refreshTokenGrant(config, refreshed.refresh_token, undefined, {
+    DPoP: next,
+  });
+  const rekeyed_userinfo = await client.fetchUserInfo(config, rekeyed.access_token, claims.sub, {
+    DPoP: next,
+  });
+  const old_key_after_rekey = await refused(() =>
+    client.fetchUserInfo(config, rekeyed.access_token, claims.sub, { DPoP }),
   );
   say({
     par_endpoint: config.serverMetadata().pushed_authorization_request_endpoint ?? null,
@@ -153,11 +172,12 @@ async function fapi2(issuer, redirect_uri) {
     refreshed_token_type: refreshed.token_type,
     rotated: refreshed.refresh_token !== tokens.refresh_token,
     userinfo_after_refresh_sub: userinfo_after_refresh.sub,
+    rekeyed_userinfo_sub: rekeyed_userinfo.sub,
     forged_par,
     other_dpop_key,
     as_bearer,
     userinfo_other_key,
-    refresh_other_key,
+    old_key_after_rekey,
   });
 }
 
