@@ -413,6 +413,23 @@ pub fn nonce(key: &MasterKey, now: i64) -> String {
     nonce_for_slot(key, now.div_euclid(NONCE_SLOT_SECS))
 }
 
+/// Adds the current nonce (`DPoP-Nonce`) to the answer of a request that used DPoP (a
+/// proof, or the DPoP scheme). Never to others: a browser library that does not use
+/// DPoP (oidc-client-ts) takes any error answer carrying a nonce for a nonce challenge,
+/// and would report a refused refresh token as "ErrorDPoPNonce".
+pub fn add_nonce(state: &AppState, req: &HttpRequest, res: &mut actix_web::HttpResponse) {
+    let used_dpop = req.headers().contains_key(PROOF_HEADER)
+        || req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.len() > 5 && v[..5].eq_ignore_ascii_case("dpop "));
+    if used_dpop {
+        let (name, value) = nonce_header(state);
+        res.headers_mut().insert(name, value);
+    }
+}
+
 /// The current nonce as a response header (`DPoP-Nonce`).
 pub fn nonce_header(state: &AppState) -> (HeaderName, HeaderValue) {
     let value = nonce(&state.master_key, state.clock.now().timestamp());

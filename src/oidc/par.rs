@@ -45,7 +45,8 @@ fn key(request_uri: &str) -> String {
     format!("par:{}", token_hash(request_uri))
 }
 
-/// `POST /par`. Every answer carries a fresh `DPoP-Nonce`, as the token endpoint's do.
+/// `POST /par`. An answer to a push with a DPoP proof carries a fresh `DPoP-Nonce`, as
+/// the token endpoint's do.
 pub async fn push(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -55,8 +56,7 @@ pub async fn push(
     let mut res = push_request(&state, &req, &ctx, &body)
         .await
         .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-    let (name, value) = dpop::nonce_header(&state);
-    res.headers_mut().insert(name, value);
+    dpop::add_nonce(&state, &req, &mut res);
     res
 }
 

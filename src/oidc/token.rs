@@ -19,8 +19,9 @@ use crate::{startup::AppState, web::RequestContext};
 pub use super::grant::access_token_holder;
 
 /// `POST /token`; a browser app at an origin its client allows may read the answer.
-/// Every answer carries a fresh DPoP nonce (RFC 9449 §8), so a client asked for one
-/// has it at hand for its retry, and one that uses them always has a current one.
+/// Every answer to a request with a DPoP proof carries a fresh DPoP nonce (RFC 9449
+/// §8), so a client asked for one has it at hand for its retry, and one that uses them
+/// always has a current one (see `dpop::add_nonce` for why no other answer does).
 pub async fn token_endpoint(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -30,8 +31,7 @@ pub async fn token_endpoint(
     let mut answer = token(&state, &req, &ctx, &body)
         .await
         .unwrap_or_else(|e| e.error_response());
-    let (name, nonce) = dpop::nonce_header(&state);
-    answer.headers_mut().insert(name, nonce);
+    dpop::add_nonce(&state, &req, &mut answer);
     with_client_cors(&state, &req, &body, Ok(answer)).await
 }
 

@@ -71,8 +71,7 @@ pub async fn userinfo(
         Err(e) => Err(e),
     };
     let mut res = answer.unwrap_or_else(|e| e.error_response());
-    let (name, nonce) = dpop::nonce_header(&state);
-    res.headers_mut().insert(name, nonce);
+    dpop::add_nonce(&state, &req, &mut res);
     let whose = match &client_id {
         Some(id) => Whose::Client(id),
         None => Whose::AnyClient,

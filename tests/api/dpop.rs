@@ -234,13 +234,18 @@ async fn userinfo(app: &TestApp, authorization: &str, proof: Option<String>) -> 
     req.send().await.unwrap()
 }
 
+/// A token answer; it carries a nonce exactly when it answers a proof (the tokens are
+/// then DPoP-bound).
 async fn tokens(res: Response) -> Value {
     assert_eq!(res.status(), 200);
-    assert!(
-        res.headers().get("DPoP-Nonce").is_some(),
-        "every token answer carries a nonce"
+    let has_nonce = res.headers().get("DPoP-Nonce").is_some();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        has_nonce,
+        body["token_type"] == "DPoP",
+        "a nonce with every answer to a proof, and only then: {body}"
     );
-    res.json().await.unwrap()
+    body
 }
 
 #[tokio::test]
@@ -925,16 +930,24 @@ async fn discovery_names_the_proof_algorithms_and_browsers_may_send_proofs() {
         .to_str()
         .unwrap();
     assert!(allowed.contains("DPoP"), "{allowed}");
-    // The app may read the nonce of a /token answer (here a refusal).
-    let res = rp_http()
-        .post(app.url("/token"))
-        .header("Origin", "https://spa.example.org")
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", &spa.client_id),
-            ("code", "x"),
-        ])
-        .send()
+    // The app may read the nonce of a /token answer to a request with a proof (here a
+    // refusal).
+    let refused = |proof: Option<String>| {
+        let mut req = rp_http()
+            .post(app.url("/token"))
+            .header("Origin", "https://spa.example.org")
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", spa.client_id.as_str()),
+                ("code", "x"),
+            ]);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send()
+    };
+    let key = DpopKey::new();
+    let res = refused(Some(key.proof(&app, "POST", "/token")))
         .await
         .unwrap();
     assert!(res.headers().get("DPoP-Nonce").is_some());
@@ -942,6 +955,11 @@ async fn discovery_names_the_proof_algorithms_and_browsers_may_send_proofs() {
         .to_str()
         .unwrap();
     assert!(exposed.contains("DPoP-Nonce"), "{exposed}");
+    // Without a proof, none: oidc-client-ts (tests/api/spa.rs) takes an error answer
+    // with a nonce for a nonce challenge, and misreports a refused refresh token.
+    let res = refused(None).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("DPoP-Nonce").is_none());
 }
 
 #[tokio::test]
