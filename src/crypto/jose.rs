@@ -239,7 +239,9 @@ fn algorithm(header: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Algor
 fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
     use jsonwebtoken::jwk::EllipticCurve as C;
     let by_type = match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::RSA(_), a) => a.family() == jsonwebtoken::AlgorithmFamily::Rsa,
+        (AlgorithmParameters::RSA(rsa), a) => {
+            a.family() == jsonwebtoken::AlgorithmFamily::Rsa && rsa_size_ok(&rsa.n, &rsa.e)
+        }
         (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => ec.curve == C::P256,
         (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => ec.curve == C::P384,
         (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => okp.curve == C::Ed25519,
@@ -251,6 +253,23 @@ fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
         .is_none_or(|k| format!("{k:?}") == alg_name(alg));
     let for_signing = !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption));
     by_type && declared && for_signing
+}
+
+/// An RSA key from outside (a client's JWKS, a DPoP proof's header) is 2048 to 8192 bits
+/// with an exponent of at most 32 bits. Anyone can send a DPoP proof: a weak key proves
+/// nothing (FAPI 2.0 asks for 2048 bits), and a large modulus or exponent would make
+/// each check cost milliseconds of CPU.
+fn rsa_size_ok(n: &str, e: &str) -> bool {
+    let significant = |b64: &str| {
+        URL_SAFE_NO_PAD
+            .decode(b64)
+            .ok()
+            .map(|bytes| bytes.len() - bytes.iter().take_while(|b| **b == 0).count())
+    };
+    matches!(
+        (significant(n), significant(e)),
+        (Some(256..=1024), Some(1..=4))
+    )
 }
 
 /// Whether `jwk` can check a signature under some algorithm clients may use.
@@ -404,6 +423,20 @@ mod tests {
             .verify_with_embedded_jwk()
             .unwrap_err();
         assert!(matches!(err, JoseError::EmbeddedKey(_)), "{err}");
+    }
+
+    #[test]
+    fn rsa_keys_from_outside_are_2048_to_8192_bits_with_a_small_exponent() {
+        let b64 = |len: usize| URL_SAFE_NO_PAD.encode(vec![0xffu8; len]);
+        assert!(rsa_size_ok(&b64(256), "AQAB"));
+        assert!(rsa_size_ok(&b64(1024), "AQAB"));
+        assert!(!rsa_size_ok(&b64(128), "AQAB"), "1024 bits");
+        assert!(!rsa_size_ok(&b64(1025), "AQAB"));
+        assert!(!rsa_size_ok(&b64(256), &b64(5)), "a 40-bit exponent");
+        assert!(!rsa_size_ok(&b64(256), ""));
+        // Leading zero bytes do not make a small modulus look large.
+        let padded = URL_SAFE_NO_PAD.encode([vec![0u8; 200], vec![0xffu8; 100]].concat());
+        assert!(!rsa_size_ok(&padded, "AQAB"));
     }
 
     #[test]

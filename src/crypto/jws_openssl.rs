@@ -8,10 +8,7 @@
 //! (ECDSA, EdDSA, key utilities) stays with RustCrypto. Signing our tokens does not pass
 //! through here: [`super::signing::RsaSigner`] keeps its OpenSSL key ready.
 
-use std::{
-    collections::HashMap,
-    sync::{LazyLock, Once, RwLock},
-};
+use std::sync::{LazyLock, Once};
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, DecodingKeyKind,
@@ -65,34 +62,18 @@ fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifie
     }))
 }
 
-/// Keys recently checked with, by their encoding. OpenSSL keeps the Montgomery form of
-/// the modulus inside the key after its first use; a key built anew for each token
-/// would compute it again, doubling the cost of a check. Bounded: the keys Gatehouse
-/// checks with are its own few and its clients' registered ones.
-static KEYS: LazyLock<RwLock<HashMap<Vec<u8>, PKey<Public>>>> = LazyLock::new(Default::default);
-const MAX_CACHED_KEYS: usize = 256;
-
+/// The OpenSSL public key of a decoding key. Built for each check, never cached: the
+/// keys checked with include any a DPoP proof carries, so a cache keyed by their bytes
+/// would be the attacker's to fill (and, with an ambiguous key, to poison with a key
+/// that answers for ours).
 fn public_key(kind: &DecodingKeyKind) -> Result<PKey<Public>, openssl::error::ErrorStack> {
-    let id = match kind {
-        DecodingKeyKind::RsaModulusExponent { n, e } => [n.as_slice(), b".", e.as_slice()].concat(),
-        DecodingKeyKind::SecretOrDer(der) => der.clone(),
-    };
-    if let Some(key) = KEYS.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
-        return Ok(key.clone());
-    }
     let rsa = match kind {
         DecodingKeyKind::RsaModulusExponent { n, e } => {
             Rsa::from_public_components(BigNum::from_slice(n)?, BigNum::from_slice(e)?)
         }
         DecodingKeyKind::SecretOrDer(der) => Rsa::public_key_from_der_pkcs1(der),
     }?;
-    let key = PKey::from_rsa(rsa)?;
-    let mut cache = KEYS.write().unwrap_or_else(|p| p.into_inner());
-    if cache.len() >= MAX_CACHED_KEYS {
-        cache.clear();
-    }
-    cache.insert(id, key.clone());
-    Ok(key)
+    PKey::from_rsa(rsa)
 }
 
 struct RsaVerifier {

@@ -240,7 +240,11 @@ fn authentication(
             let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(doc)
                 .map_err(|e| invalid("jwks", format!("not a JWKS document: {e}")))?;
             if !set.keys.iter().any(crate::crypto::jose::can_verify) {
-                return Err(invalid("jwks", "no signature key of a supported type"));
+                return Err(invalid(
+                    "jwks",
+                    "no signature key Gatehouse can use (RSA of 2048 to 8192 bits, EC P-256 or \
+                     P-384, Ed25519)",
+                ));
             }
             Some(doc.clone())
         }

@@ -399,7 +399,22 @@ async fn proofs_at_the_token_endpoint_are_refused_for_every_flaw_and_say_why() {
         &json!({"alg": "HS256", "typ": "dpop+jwt", "jwk": key.jwk}),
         &claims(json!({})),
     );
+    // RSA keys a proof's header may not carry: too weak to prove anything, or with an
+    // exponent that would make each check cost milliseconds.
+    let rsa_proof = |bits: u32, e: u32| {
+        use openssl::{bn::BigNum, rsa::Rsa};
+        let rsa = Rsa::generate_with_e(bits, &BigNum::from_u32(e).unwrap()).unwrap();
+        let jwk = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()),
+                         "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())});
+        signed_with(
+            &EncodingKey::from_rsa_der(&rsa.private_key_to_der().unwrap()),
+            Algorithm::PS256,
+            &json!({"alg": "PS256", "typ": "dpop+jwt", "jwk": jwk}),
+            &claims(json!({})),
+        )
+    };
     let cases: Vec<(String, &str)> = vec![
+        (rsa_proof(1024, 65537), "not a public key"),
         (
             key.sign(key.header(), claims(json!({"htu": app.url("/userinfo")}))),
             "htu does not match",
@@ -540,6 +555,13 @@ async fn proofs_at_the_token_endpoint_are_refused_for_every_flaw_and_say_why() {
     )
     .await;
     assert_refused(res, 401, "invalid_token", "not bound to a DPoP key").await;
+    // A 2048-bit RSA key is fine (PS256, checked by OpenSSL behind the JWS library).
+    let res = client_credentials(&app, &reg)
+        .header("DPoP", rsa_proof(2048, 65537))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tokens(res).await["token_type"], "DPoP");
 }
 
 #[tokio::test]
