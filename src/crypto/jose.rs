@@ -272,6 +272,19 @@ fn rsa_size_ok(n: &str, e: &str) -> bool {
     )
 }
 
+/// A NumericDate claim (RFC 7519 §2: seconds, possibly with a fraction) of a verified
+/// token's claims; absent or null is None.
+pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| format!("{name} is not a number of seconds")),
+    }
+}
+
 /// Whether `jwk` can check a signature under some algorithm clients may use.
 pub fn can_verify(jwk: &Jwk) -> bool {
     CLIENT_ALGORITHMS.iter().any(|alg| fits(jwk, *alg))

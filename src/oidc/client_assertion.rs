@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use super::{OAuthError, clients::AUTH_PRIVATE_KEY_JWT};
 use crate::{
     auth::token_hash,
-    crypto::jose::{self, CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, JoseError, Unverified},
+    crypto::jose::{
+        self, CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, JoseError, Unverified, numeric_date,
+    },
     startup::AppState,
     store::clients::ClientRow,
 };
@@ -91,21 +93,12 @@ fn replay_memory(exp: i64, now: i64) -> Duration {
     Duration::from_secs(u64::try_from(secs).unwrap_or(1).max(1))
 }
 
-/// A NumericDate claim (RFC 7519 §2: seconds, possibly with a fraction).
-fn numeric_date(claims: &Value, name: &str) -> Result<Option<i64>, String> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| format!("{name} is not a number of seconds")),
-    }
-}
-
 /// `exp` in the future, `iat`/`nbf` not ahead of us, and a lifetime of at most
 /// [`MAX_ASSERTION_LIFETIME_SECS`]; returns `exp`.
 fn times(claims: &Value, now: i64) -> Result<i64, String> {
+    let claims = claims
+        .as_object()
+        .ok_or("the claims are not a JSON object")?;
     let exp = numeric_date(claims, "exp")?.ok_or("exp is missing")?;
     if exp <= now {
         return Err(format!(

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::{OAuthError, Params};
 use crate::{
-    crypto::jose::{self, CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, Unverified},
+    crypto::jose::{self, CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, Unverified, numeric_date},
     store::clients::ClientRow,
 };
 
@@ -144,18 +144,6 @@ fn audience(claims: &Map<String, Value>, issuer: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("wrong aud: it must be the issuer {issuer}"))
-    }
-}
-
-/// A NumericDate claim (RFC 7519 §2: seconds, possibly with a fraction).
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| format!("{name} is not a number of seconds")),
     }
 }
 
