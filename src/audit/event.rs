@@ -53,6 +53,19 @@ pub enum EventType {
     AdminChange,
     /// Old events were pruned under the retention policy (a checkpoint was written).
     AuditPruned,
+    /// Someone broke the glass (DESIGN §15): `details.emergency_id`, `reason`,
+    /// `expires_at`, `context`, `requested_by`; a refusal has outcome failure and
+    /// `details.refused` (not_designated, no_second_factor, bad_reason…).
+    EmergencyStarted,
+    /// An emergency window ended: `details.emergency_id`, `details.reason` (expired,
+    /// ended_by_user, signed_out).
+    EmergencyEnded,
+    /// A second administrator signed an emergency session off: `details.emergency_id`,
+    /// `details.note`.
+    EmergencyReviewed,
+    /// An administrator designated a user for emergency access, or withdrew it:
+    /// `details.change` (granted, withdrawn).
+    EmergencyDesignation,
 }
 
 impl EventType {
@@ -85,6 +98,10 @@ impl EventType {
         Self::UserDisabled,
         Self::AdminChange,
         Self::AuditPruned,
+        Self::EmergencyStarted,
+        Self::EmergencyEnded,
+        Self::EmergencyReviewed,
+        Self::EmergencyDesignation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +134,10 @@ impl EventType {
             Self::UserDisabled => "user.disabled",
             Self::AdminChange => "admin.changed",
             Self::AuditPruned => "audit.pruned",
+            Self::EmergencyStarted => "emergency.started",
+            Self::EmergencyEnded => "emergency.ended",
+            Self::EmergencyReviewed => "emergency.reviewed",
+            Self::EmergencyDesignation => "emergency.designation",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! actions, SSO sessions, and password recovery.
 
 pub mod account;
+pub mod emergency;
 mod error;
 pub mod guard;
 pub mod hashing;

@@ -54,7 +54,7 @@ impl DisplayName {
     }
 }
 
-fn allowed(c: char) -> bool {
+pub(super) fn allowed(c: char) -> bool {
     let bidi_control = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     let noncharacter = matches!(c, '\u{fdd0}'..='\u{fdef}') || (u32::from(c) & 0xfffe) == 0xfffe;
     !(c.is_control()

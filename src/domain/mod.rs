@@ -3,6 +3,7 @@
 
 mod display_name;
 mod email;
+mod emergency;
 mod lockout;
 mod org;
 mod password;
@@ -13,6 +14,7 @@ mod username;
 
 pub use display_name::DisplayName;
 pub use email::Email;
+pub use emergency::{ContextLabel, EmergencyReason, ReviewNote};
 pub use lockout::LockoutPolicy;
 pub use org::{MfaPolicy, OrgName, OrgPolicy, PolicyProblems};
 pub use password::Password;

@@ -50,6 +50,14 @@ pub struct OrgPolicy {
     pub session_idle_secs: u64,
     /// SSO session absolute lifetime (DESIGN §8: 30 days).
     pub session_absolute_secs: u64,
+    /// Told, with the support contact, whenever someone breaks the glass (DESIGN §15).
+    pub privacy_officer_email: Option<String>,
+    /// How long an emergency window stays open (DESIGN §15: 60 minutes); never
+    /// extended: a longer need is a new window, with a new reason.
+    pub emergency_window_minutes: u32,
+    /// After how long an emergency session still awaiting review is overdue, and mailed
+    /// about daily (72 hours).
+    pub emergency_review_overdue_hours: u32,
 }
 
 impl OrgPolicy {
@@ -58,7 +66,7 @@ impl OrgPolicy {
     pub fn validate(&self) -> Result<(), PolicyProblems> {
         let p = &self.password;
         let l = &self.lockout;
-        let checks: [(&str, bool, &str); 12] = [
+        let checks: [(&str, bool, &str); 15] = [
             (
                 "password.min_length",
                 (8..=128).contains(&p.min_length),
@@ -110,6 +118,23 @@ impl OrgPolicy {
                     .is_none_or(|e| super::Email::parse(e).is_ok()),
                 "an email address",
             ),
+            (
+                "privacy_officer_email",
+                self.privacy_officer_email
+                    .as_deref()
+                    .is_none_or(|e| super::Email::parse(e).is_ok()),
+                "an email address",
+            ),
+            (
+                "emergency_window_minutes",
+                (5..=12 * 60).contains(&self.emergency_window_minutes),
+                "5 to 720",
+            ),
+            (
+                "emergency_review_overdue_hours",
+                (1..=30 * 24).contains(&self.emergency_review_overdue_hours),
+                "1 to 720",
+            ),
         ];
         let problems: Vec<String> = checks
             .iter()
@@ -144,6 +169,9 @@ impl Default for OrgPolicy {
             support_email: None,
             session_idle_secs: 72 * 3600,
             session_absolute_secs: 30 * 24 * 3600,
+            privacy_officer_email: None,
+            emergency_window_minutes: 60,
+            emergency_review_overdue_hours: 72,
         }
     }
 }

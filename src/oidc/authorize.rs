@@ -66,6 +66,10 @@ pub struct CodeData {
     pub amr: Vec<String>,
     /// Created when the code is exchanged; named now so a replay can revoke it.
     pub grant_id: String,
+    /// The emergency window the code was issued under, when the client asked for
+    /// emergency access and the session had it open (DESIGN §15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_id: Option<String>,
     /// Unix seconds, by the application's clock.
     pub expires_at: i64,
 }
@@ -645,6 +649,7 @@ pub async fn issue_code(
         auth_time: session.auth_time,
         amr: session.amr.clone(),
         grant_id: new_id(),
+        emergency_id: None,
         expires_at: state.clock.now().timestamp()
             + i64::try_from(state.config.authorization_code_secs).unwrap_or(60),
     };

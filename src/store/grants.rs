@@ -27,6 +27,9 @@ pub struct GrantRow {
     /// The thumbprint of the DPoP key the grant was made with (RFC 9449): its refresh
     /// tokens need proofs too.
     pub dpop_jkt: Option<String>,
+    /// The emergency window (`emergency_sessions.id`) the grant was made under: its
+    /// tokens carry the emergency `acr` and claim while that window is open.
+    pub emergency_id: Option<String>,
 }
 
 /// Writes `grant` and returns the row as stored, without reading it back: this is on
@@ -533,6 +536,7 @@ mod tests {
             created_at: t0(),
             revoked_at: None,
             dpop_jkt: None,
+            emergency_id: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! workers that answer `/healthz` and the sign-in page.
 
 pub mod clients;
+pub mod emergency;
 pub mod grants;
 pub mod ip_allow;
 pub mod ip_blocks;

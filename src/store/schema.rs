@@ -197,6 +197,7 @@ diesel::table! {
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
         dpop_jkt -> Nullable<Text>,
+        emergency_id -> Nullable<Text>,
     }
 }
 
@@ -302,3 +303,34 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    emergency_designations (user_id) {
+        user_id -> Text,
+        org_id -> Text,
+        granted_by -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    emergency_sessions (id) {
+        id -> Text,
+        org_id -> Text,
+        user_id -> Text,
+        username -> Text,
+        session_handle -> Text,
+        reason -> Text,
+        context -> Nullable<Text>,
+        requested_by -> Nullable<Text>,
+        started_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        end_reason -> Nullable<Text>,
+        reviewed_by -> Nullable<Text>,
+        reviewed_at -> Nullable<Timestamp>,
+        review_note -> Nullable<Text>,
+        overdue_notified_at -> Nullable<Timestamp>,
+    }
+}
+diesel::allow_tables_to_appear_in_same_query!(emergency_designations, users);

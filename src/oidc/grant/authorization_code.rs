@@ -148,6 +148,7 @@ async fn write_grant(
         created_at: now.naive_utc(),
         revoked_at: None,
         dpop_jkt: dpop_jkt.map(str::to_owned),
+        emergency_id: data.emergency_id.clone(),
     };
     let refresh_expiry = refresh_expiry(state, client, &grant);
     let user_id = data.user_id.clone();
