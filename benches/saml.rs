@@ -127,6 +127,7 @@ async fn main() {
                 session_ends: now + chrono::Duration::hours(72),
                 now,
                 lifetime: chrono::Duration::seconds(300),
+                emergency: None,
             };
             let xml = assertion::success(&statement, &state.saml_keys.current()).unwrap();
             // Encrypted, the signed assertion's SignatureValue is inside the ciphertext.

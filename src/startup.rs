@@ -69,6 +69,8 @@ fn protocol_hooks() -> (pages::login::SignInAnswers, SessionListeners) {
     // them is still there; then OIDC revokes the grants and sends back-channel logout.
     listeners.subscribe(Arc::new(saml::logout_chain::RecordUntold));
     listeners.subscribe(Arc::new(oidc::logout::RevokeGrants));
+    // A session's end ends its emergency window (DESIGN §15), which OIDC is then told of.
+    listeners.subscribe(crate::auth::emergency::session_listener());
     (answers, listeners)
 }
 
@@ -152,6 +154,7 @@ impl Application {
         spawn_key_reloader(&state);
         spawn_token_janitor(&state);
         spawn_metadata_refresher(&state);
+        spawn_emergency_sweeper(&state);
         let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
             what: "bind".into(),
             reason: e.to_string(),
@@ -325,6 +328,24 @@ fn spawn_token_janitor(state: &web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(logouts) => tracing::info!(logouts, "queued SOAP logouts of lapsed sessions"),
                 Err(e) => tracing::warn!(error = %e, "SAML session sweep failed; will try again"),
+            }
+        }
+    });
+}
+
+/// Ends emergency windows that ran out (DESIGN §15) and mails overdue reviews; every
+/// instance does it, and each window is ended (and announced) by one only. Stops when
+/// the application is dropped.
+fn spawn_emergency_sweeper(state: &web::Data<AppState>) {
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(crate::auth::emergency::SWEEP_EVERY).await;
+            let Some(state) = weak.upgrade() else { return };
+            match crate::auth::emergency::sweep(&state).await {
+                Ok(0) => {}
+                Ok(ended) => tracing::info!(ended, "ended lapsed emergency windows"),
+                Err(e) => tracing::warn!(error = %e, "emergency sweep failed; will try again"),
             }
         }
     });

@@ -39,6 +39,9 @@ pub struct SsoSession {
     /// shorter idle limit (DESIGN §8); `None` until the console is first used.
     #[serde(default)]
     pub console_seen: Option<i64>,
+    /// The emergency window this session was raised to (DESIGN §15), open or past.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<super::emergency::EmergencyWindow>,
 }
 
 /// `acr` for tokens and assertions (DESIGN §6): whether a second factor was used.
@@ -57,6 +60,11 @@ pub fn acr(amr: &[String]) -> &'static str {
 impl SsoSession {
     pub fn acr(&self) -> &'static str {
         acr(&self.amr)
+    }
+
+    /// The emergency window this session has open at `now` (unix seconds), if any.
+    pub fn open_emergency(&self, now: i64) -> Option<&super::emergency::EmergencyWindow> {
+        self.emergency.as_ref().filter(|w| w.is_open(now))
     }
 
     /// Where the session was opened from, for people to recognise it: the address and
@@ -144,6 +152,7 @@ pub async fn create(
         client_ip: new.client_ip,
         user_agent: new.user_agent,
         console_seen: None,
+        emergency: None,
     };
     write(store, &session, now).await?;
     store
@@ -245,6 +254,26 @@ pub async fn touch_console(
     write(store, session, now).await
 }
 
+/// Sets (or clears) the emergency window of the live session `handle`; false when the
+/// session is gone.
+pub async fn set_emergency(
+    store: &dyn Ephemeral,
+    clock: &dyn Clock,
+    handle: &str,
+    window: Option<super::emergency::EmergencyWindow>,
+) -> Result<bool, AuthError> {
+    let now = clock.now().timestamp();
+    let Some(mut session) = load_by_handle(store, handle).await? else {
+        return Ok(false);
+    };
+    if session.expiry(now).is_some() {
+        return Ok(false);
+    }
+    session.emergency = window;
+    write(store, &session, now).await?;
+    Ok(true)
+}
+
 /// All live sessions of a user (for the account page); dead index entries are pruned.
 pub async fn list(
     store: &dyn Ephemeral,
@@ -290,6 +319,16 @@ pub enum Ending<'a> {
 #[async_trait::async_trait]
 pub trait SessionEndListener: Send + Sync {
     async fn session_ended(&self, state: &AppState, ending: &Ending<'_>) -> Result<(), AuthError>;
+
+    /// An emergency window ended (DESIGN §15): what was made under it falls back to
+    /// ordinary access, and whoever asked for it is told (OIDC: back-channel logout).
+    async fn emergency_ended(
+        &self,
+        _state: &AppState,
+        _emergency_id: &str,
+    ) -> Result<(), AuthError> {
+        Ok(())
+    }
 }
 
 /// The listeners, in the order they are told.
@@ -300,6 +339,17 @@ impl SessionListeners {
     pub fn subscribe(&mut self, listener: Arc<dyn SessionEndListener>) {
         self.0.push(listener);
     }
+}
+
+/// Tells the listeners that emergency window `emergency_id` ended.
+pub(super) async fn announce_emergency_ended(
+    state: &AppState,
+    emergency_id: &str,
+) -> Result<(), AuthError> {
+    for listener in &state.session_listeners.0 {
+        listener.emergency_ended(state, emergency_id).await?;
+    }
+    Ok(())
 }
 
 async fn announce(state: &AppState, ending: &Ending<'_>) -> Result<(), AuthError> {

@@ -4,7 +4,7 @@
 //! started the sign-in answers its request from there (`login::AnswerSignIn`).
 
 use super::{
-    guard, session,
+    emergency, guard, session,
     session::SsoSession,
     transaction::{LoginTransaction, Resume},
 };
@@ -50,7 +50,7 @@ pub async fn finish(
         session::end_one(state, &previous.user_id, &previous.handle).await?;
     }
     let policy = org.policy();
-    let (session, cookie) = session::create(
+    let (mut session, cookie) = session::create(
         state.ephemeral.as_ref(),
         state.clock.as_ref(),
         session::NewSession {
@@ -73,6 +73,27 @@ pub async fn finish(
         .detail("amr", tx.amr.join(" "))
         .detail("acr", session::acr(&tx.amr));
     state.audit.record(event).await?;
+    // DESIGN §15: the emergency stage's reason raises the new session. A refusal here
+    // (the designation withdrawn meanwhile) is recorded by `raise`, and the sign-in
+    // goes on as an ordinary one.
+    if let Some(choice) = &tx.emergency_choice {
+        let ask = tx.emergency.clone().unwrap_or_default();
+        let raised = emergency::raise(
+            state,
+            ctx,
+            &session,
+            emergency::Raise {
+                reason: &choice.reason,
+                context: choice.context.as_deref(),
+                offered: &ask.offered,
+                requested_by: ask.requested_by.as_deref(),
+            },
+        )
+        .await?;
+        if let Ok(window) = raised {
+            session.emergency = Some(window);
+        }
+    }
     Ok(Some(SignedIn {
         session,
         cookie,

@@ -73,13 +73,16 @@ pub struct SessionAsk {
     /// A second factor was asked for (OIDC `acr_values`, SAML `RequestedAuthnContext`).
     pub require_mfa: bool,
     pub login_hint: Option<String>,
+    /// Emergency access was asked for (DESIGN §15): only a session with its window open
+    /// will do; anything else signs in again, second factor and reason included.
+    pub emergency: bool,
 }
 
 /// The answer to a [`SessionAsk`].
 #[derive(Debug)]
 pub enum Standing {
     /// Answer from this session.
-    Usable(SsoSession),
+    Usable(Box<SsoSession>),
     /// A sign-in is needed first: what it must ask for (the policy may have added a
     /// second factor and the user's name), and whether there was a live session at all
     /// (a passive request's error says which).
@@ -106,6 +109,7 @@ pub async fn standing(
         max_age,
         mut require_mfa,
         mut login_hint,
+        emergency,
     } = ask;
     let current = if reauthenticate {
         None
@@ -132,8 +136,9 @@ pub async fn standing(
         }
         let now = state.clock.now().timestamp();
         let fresh = max_age.is_none_or(|m| now - session.auth_time <= m);
-        if fresh && (!require_mfa || session.acr() == ACR_MFA) {
-            return Ok(Standing::Usable(session));
+        let raised = !emergency || session.open_emergency(now).is_some();
+        if fresh && raised && (!require_mfa || session.acr() == ACR_MFA) {
+            return Ok(Standing::Usable(Box::new(session)));
         }
     }
     Ok(Standing::SignIn {

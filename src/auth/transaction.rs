@@ -12,7 +12,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::random_token;
-use crate::{auth::AuthError, ephemeral::Ephemeral};
+use crate::{
+    auth::{AuthError, emergency::EmergencyAsk},
+    ephemeral::Ephemeral,
+};
 
 /// How long a person may take over the sign-in pages.
 pub const TRANSACTION_TTL: Duration = Duration::from_secs(15 * 60);
@@ -82,6 +85,9 @@ pub enum Stage {
     EnrolTotp,
     /// Required action: the password must be changed.
     ChangePassword,
+    /// The relying party asked for emergency access (DESIGN §15): the person gives a
+    /// reason, or goes on without it. Last, after every factor and required action.
+    Emergency,
     Done,
 }
 
@@ -107,6 +113,20 @@ pub struct LoginTransaction {
     /// The relying party's `login_hint`: prefills the username field.
     #[serde(default)]
     pub login_hint: Option<String>,
+    /// The relying party asked for emergency access (DESIGN §15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<EmergencyAsk>,
+    /// What the person gave at the emergency stage, to raise the session with once it
+    /// exists; None when they went on without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_choice: Option<EmergencyChoice>,
+}
+
+/// The reason and context label given at the emergency stage, already checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyChoice {
+    pub reason: String,
+    pub context: Option<String>,
 }
 
 fn key(id: &str) -> String {
@@ -129,6 +149,8 @@ impl LoginTransaction {
             require_mfa: false,
             must_change_password: false,
             login_hint: None,
+            emergency: None,
+            emergency_choice: None,
         }
     }
 
@@ -187,20 +209,34 @@ pub enum Step {
     Enrolled,
     /// The required password change was made.
     PasswordChanged,
+    /// At the emergency stage: a reason given (`Some`), or going on without (`None`).
+    EmergencyDecided(Option<EmergencyChoice>),
 }
 
 /// The transition function of a sign-in, without I/O: the stage after `step` at
 /// `stage`, or None when the step does not belong there (a form replayed from another
-/// page). `must_change_password` is what the password step found.
+/// page). `must_change_password` is what the password step found; `emergency` whether
+/// emergency access was asked for.
 ///
 /// The second factor comes before any required action: a stolen one-time or expired
-/// password alone must not be enough to choose the next password.
-pub fn next(stage: Stage, step: &Step, must_change_password: bool) -> Option<Stage> {
+/// password alone must not be enough to choose the next password. Emergency access
+/// comes last: only someone through every other stage may break the glass.
+pub fn next(
+    stage: Stage,
+    step: &Step,
+    must_change_password: bool,
+    emergency: bool,
+) -> Option<Stage> {
+    let finished = if emergency {
+        Stage::Emergency
+    } else {
+        Stage::Done
+    };
     let after_second_factor = |must_change: bool| {
         if must_change {
             Stage::ChangePassword
         } else {
-            Stage::Done
+            finished
         }
     };
     match (stage, step) {
@@ -222,7 +258,8 @@ pub fn next(stage: Stage, step: &Step, must_change_password: bool) -> Option<Sta
         (Stage::Otp, Step::SecondFactor) | (Stage::EnrolTotp, Step::Enrolled) => {
             Some(after_second_factor(must_change_password))
         }
-        (Stage::ChangePassword, Step::PasswordChanged) => Some(Stage::Done),
+        (Stage::ChangePassword, Step::PasswordChanged) => Some(finished),
+        (Stage::Emergency, Step::EmergencyDecided(_)) => Some(Stage::Done),
         _ => None,
     }
 }
@@ -242,6 +279,7 @@ impl Step {
             Self::SecondFactor => "second_factor",
             Self::Enrolled => "enrolled",
             Self::PasswordChanged => "password_changed",
+            Self::EmergencyDecided(_) => "emergency_decided",
         }
     }
 }
@@ -250,7 +288,8 @@ impl LoginTransaction {
     /// Records `step` and moves to the stage [`next`] says, with what the step tells
     /// (`user_id`, `amr` for the tokens and assertions, `auth_time`).
     pub fn take(&mut self, step: Step) -> Result<Stage, OutOfOrder> {
-        let Some(stage) = next(self.stage, &step, self.must_change_password) else {
+        let emergency = self.emergency.is_some();
+        let Some(stage) = next(self.stage, &step, self.must_change_password, emergency) else {
             return Err(OutOfOrder {
                 stage: self.stage,
                 step: step.name(),
@@ -270,6 +309,7 @@ impl LoginTransaction {
             }
             Step::SecondFactor | Step::Enrolled => self.amr.push("otp".into()),
             Step::PasswordChanged => {}
+            Step::EmergencyDecided(choice) => self.emergency_choice = choice,
         }
         self.stage = stage;
         Ok(stage)
@@ -301,7 +341,12 @@ mod tests {
     #[test]
     fn a_password_alone_finishes_when_nothing_more_is_asked() {
         assert_eq!(
-            next(Stage::Password, &password(false, false, false), false),
+            next(
+                Stage::Password,
+                &password(false, false, false),
+                false,
+                false
+            ),
             Some(Stage::Done)
         );
     }
@@ -309,7 +354,7 @@ mod tests {
     #[test]
     fn an_enrolled_user_gives_the_code_even_when_no_policy_asks_for_it() {
         assert_eq!(
-            next(Stage::Password, &password(true, false, false), false),
+            next(Stage::Password, &password(true, false, false), false, false),
             Some(Stage::Otp)
         );
     }
@@ -317,7 +362,7 @@ mod tests {
     #[test]
     fn a_required_second_factor_without_enrolment_enrols_first() {
         assert_eq!(
-            next(Stage::Password, &password(false, true, true), false),
+            next(Stage::Password, &password(false, true, true), false, false),
             Some(Stage::EnrolTotp)
         );
     }
@@ -365,6 +410,35 @@ mod tests {
     }
 
     #[test]
+    fn emergency_access_comes_after_every_factor_and_required_action() {
+        let mut t = tx();
+        t.emergency = Some(EmergencyAsk::default());
+        assert_eq!(t.take(password(true, true, true)), Ok(Stage::Otp));
+        // Nothing skips ahead to the emergency stage.
+        assert!(t.take(Step::EmergencyDecided(None)).is_err());
+        assert_eq!(t.take(Step::SecondFactor), Ok(Stage::ChangePassword));
+        assert_eq!(t.take(Step::PasswordChanged), Ok(Stage::Emergency));
+        let choice = EmergencyChoice {
+            reason: "cardiac arrest in bed 4".into(),
+            context: None,
+        };
+        assert_eq!(
+            t.take(Step::EmergencyDecided(Some(choice.clone()))),
+            Ok(Stage::Done)
+        );
+        assert_eq!(t.emergency_choice, Some(choice));
+        assert_eq!(t.amr, ["pwd", "otp"]);
+    }
+
+    #[test]
+    fn without_emergency_asked_there_is_no_emergency_stage() {
+        let mut t = tx();
+        assert_eq!(t.take(password(true, false, false)), Ok(Stage::Otp));
+        assert_eq!(t.take(Step::SecondFactor), Ok(Stage::Done));
+        assert!(t.take(Step::EmergencyDecided(None)).is_err());
+    }
+
+    #[test]
     fn nothing_moves_a_finished_sign_in() {
         for step in [
             password(false, false, false),
@@ -372,7 +446,7 @@ mod tests {
             Step::Enrolled,
             Step::PasswordChanged,
         ] {
-            assert_eq!(next(Stage::Done, &step, false), None);
+            assert_eq!(next(Stage::Done, &step, false, false), None);
         }
     }
 

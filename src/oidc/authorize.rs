@@ -20,12 +20,14 @@ use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
+        emergency::{ACR_EMERGENCY, EmergencyAsk},
         random_token,
         session::{self, SsoSession},
         step_up::{self, SessionAsk, Standing},
         token_hash,
         transaction::Resume,
     },
+    domain::ContextLabel,
     pages::login::{AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in_with},
     startup::AppState,
     store::{clients, new_id, orgs},
@@ -54,6 +56,11 @@ pub struct AuthorizeRequest {
     /// exchange must prove possession of that key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// The client asked for emergency access (`acr_values` naming
+    /// `urn:gatehouse:acr:emergency`, DESIGN §15), offering these context labels
+    /// (`emergency_context`, `|`-separated) to pick from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<EmergencyAsk>,
 }
 
 /// What a code stands for, kept in the ephemeral store under the code's hash.
@@ -191,6 +198,7 @@ async fn authorize(
         max_age,
         require_mfa,
         login_hint,
+        emergency: request.emergency.is_some(),
     };
     let (had_session, require_mfa, login_hint) =
         match step_up::standing(&state, cookies::presented_session(&req).as_deref(), ask).await? {
@@ -217,6 +225,7 @@ async fn authorize(
         &state,
         &req,
         SignInRequest {
+            emergency: request.emergency.clone(),
             resume: Resume::new(RESUME, &request)?,
             require_mfa,
             login_hint,
@@ -442,6 +451,36 @@ impl Validated {
     }
 }
 
+/// Emergency access asked for (DESIGN §15), with the context labels offered; labels
+/// without the request are refused, so a mistyped `acr_values` does not pass unseen.
+fn emergency_ask(
+    params: &Params,
+    client: &clients::ClientRow,
+    asked: bool,
+) -> Result<Option<EmergencyAsk>, OAuthError> {
+    let offered = params
+        .get("emergency_context")
+        .map(|raw| {
+            ContextLabel::parse_offered(raw)
+                .map_err(|e| OAuthError::invalid_request(format!("emergency_context: {e}")))
+        })
+        .transpose()?;
+    match (asked, offered) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(OAuthError::invalid_request(
+            "emergency_context is only meaningful with acr_values=urn:gatehouse:acr:emergency",
+        )),
+        (true, offered) => Ok(Some(EmergencyAsk {
+            offered: offered
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.as_str().to_owned())
+                .collect(),
+            requested_by: Some(client.client_id.clone()),
+        })),
+    }
+}
+
 pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
     let params = params.clone().single()?;
     check_flow(&params, client)?;
@@ -457,9 +496,14 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
                 .ok_or_else(|| OAuthError::invalid_request("max_age must be a number of seconds"))
         })
         .transpose()?;
-    let require_mfa = params
-        .get("acr_values")
-        .is_some_and(|a| a.split(' ').any(|v| v == session::ACR_MFA));
+    let asks_acr = |class: &str| {
+        params
+            .get("acr_values")
+            .is_some_and(|a| a.split(' ').any(|v| v == class))
+    };
+    let emergency = emergency_ask(&params, client, asks_acr(ACR_EMERGENCY))?;
+    // Emergency access always needs a second factor (DESIGN §15).
+    let require_mfa = asks_acr(session::ACR_MFA) || emergency.is_some();
     let state = params.get("state").map(str::to_owned);
     let nonce = params.get("nonce").map(str::to_owned);
     if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN)
@@ -480,6 +524,7 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
             nonce,
             code_challenge,
             dpop_jkt: dpop_jkt(&params)?,
+            emergency,
         },
         prompt,
         max_age,
@@ -642,6 +687,13 @@ pub async fn issue_code(
         ));
     }
     let code = random_token();
+    // DESIGN §15: only a client that asked for emergency access gets it, and only while
+    // the session's window is open.
+    let emergency_id = request
+        .emergency
+        .as_ref()
+        .and(session.open_emergency(state.clock.now().timestamp()))
+        .map(|w| w.id.clone());
     let data = CodeData {
         request,
         user_id: session.user_id.clone(),
@@ -649,7 +701,7 @@ pub async fn issue_code(
         auth_time: session.auth_time,
         amr: session.amr.clone(),
         grant_id: new_id(),
-        emergency_id: None,
+        emergency_id,
         expires_at: state.clock.now().timestamp()
             + i64::try_from(state.config.authorization_code_secs).unwrap_or(60),
     };

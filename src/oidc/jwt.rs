@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
-    auth::{random_token, session},
+    auth::{
+        emergency::{ACR_EMERGENCY, EmergencyWindow},
+        random_token, session,
+    },
     crypto::signing::{self, KeyRing},
     store::{grants::GrantRow, users::UserRow},
 };
@@ -29,6 +32,10 @@ pub struct SessionClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
+    /// DESIGN §15: the open emergency window the sign-in was raised to (`reason`,
+    /// `started_at`, `expires_at`, `context`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<Value>,
 }
 impl AdditionalClaims for SessionClaims {}
 
@@ -70,6 +77,9 @@ pub struct AccessClaims {
     /// lets the token be used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// DESIGN §15: the emergency window the token was issued under, while open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<Value>,
 }
 
 /// RFC 7800 `cnf`, as DPoP uses it: the JWK SHA-256 thumbprint of the client's key.
@@ -102,6 +112,9 @@ pub struct Grant<'a> {
     pub id_token_alg: &'a str,
     /// The thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
     pub dpop_jkt: Option<&'a str>,
+    /// The open emergency window the grant was made under (DESIGN §15): its `acr` and
+    /// `emergency` claim.
+    pub emergency: Option<&'a EmergencyWindow>,
 }
 
 fn amr(grant: &GrantRow) -> Vec<String> {
@@ -122,6 +135,16 @@ impl Grant<'_> {
         self.scope.iter().any(|x| x == s)
     }
 
+    /// The `acr` of a user's tokens: emergency while the window is open, else what the
+    /// methods used amount to.
+    fn acr(&self, amr: &[String]) -> &'static str {
+        if self.emergency.is_some() {
+            ACR_EMERGENCY
+        } else {
+            session::acr(amr)
+        }
+    }
+
     pub fn access_token(&self, ring: &KeyRing) -> String {
         let now = self.now.timestamp();
         let (sub, auth) = match self.user {
@@ -129,7 +152,7 @@ impl Grant<'_> {
                 let amr = amr(grant);
                 (
                     user.id.clone(),
-                    Some((grant, session::acr(&amr).to_owned(), amr)),
+                    Some((grant, self.acr(&amr).to_owned(), amr)),
                 )
             }
             None => (self.client_id.to_owned(), None),
@@ -153,6 +176,7 @@ impl Grant<'_> {
             cnf: self.dpop_jkt.map(|jkt| Confirmation {
                 jkt: jkt.to_owned(),
             }),
+            emergency: grant.and(self.emergency).map(EmergencyWindow::claim),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
         ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
@@ -187,12 +211,13 @@ impl Grant<'_> {
             SessionClaims {
                 sid: sid(grant),
                 org: self.org.map(str::to_owned),
+                emergency: self.emergency.map(EmergencyWindow::claim),
             },
         )
         .set_nonce(self.nonce.map(|n| Nonce::new(n.to_owned())))
         .set_auth_time(auth_time)
         .set_auth_context_ref(Some(AuthenticationContextClass::new(
-            session::acr(&amr).to_owned(),
+            self.acr(&amr).to_owned(),
         )))
         .set_auth_method_refs(Some(
             amr.into_iter()

@@ -99,6 +99,25 @@ impl SessionEndListener for RevokeGrants {
         }
         Ok(())
     }
+
+    /// DESIGN §15: when an emergency window ends, the clients that asked for it are told
+    /// by back-channel logout, so their emergency session ends with it. Their grants stay:
+    /// a refresh now gives ordinary tokens, and a new sign-in ordinary access.
+    async fn emergency_ended(&self, state: &AppState, emergency_id: &str) -> Result<(), AuthError> {
+        let id = emergency_id.to_owned();
+        let mailer = state.mailer.clone();
+        let queued = state
+            .store
+            .transaction(move |c| {
+                let grants = grants::live_for_emergency(c, &id)?;
+                queue_logout_tokens(c, &mailer, &grants)
+            })
+            .await?;
+        if queued > 0 {
+            state.mailer.wake();
+        }
+        Ok(())
+    }
 }
 
 /// Ends what an SSO session that ran out (idle or absolute limit) left behind: the

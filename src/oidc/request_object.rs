@@ -44,6 +44,7 @@ const PARAMETERS: &[&str] = &[
     "acr_values",
     "login_hint",
     "dpop_jkt",
+    "emergency_context",
 ];
 
 pub fn refused(why: impl Display) -> OAuthError {

@@ -12,6 +12,7 @@ use super::{
     no_store_json,
 };
 use crate::{
+    auth::emergency::{ACR_EMERGENCY, open_window_in},
     domain::UserStatus,
     startup::AppState,
     store::{grants, orgs},
@@ -87,6 +88,7 @@ async fn describe(state: &AppState, claims: AccessClaims) -> Result<HttpResponse
             "the access token does not stand for a user",
         ));
     };
+    let now = state.clock.now().naive_utc();
     let found = state
         .store
         .run(move |c| {
@@ -95,10 +97,14 @@ async fn describe(state: &AppState, claims: AccessClaims) -> Result<HttpResponse
                 Some((_, Some(user))) => orgs::find_by_id(c, &user.org_id)?.map(|o| o.name),
                 _ => None,
             };
-            Ok(found.map(|f| (f, org)))
+            let emergency = match &found {
+                Some((grant, _)) => open_window_in(c, grant.emergency_id.as_deref(), now)?,
+                None => None,
+            };
+            Ok(found.map(|f| (f, org, emergency)))
         })
         .await?;
-    let Some(((_, Some(user)), org)) = found else {
+    let Some(((_, Some(user)), org, emergency)) = found else {
         return Err(OAuthError::invalid_token(
             "the access token is no longer valid",
         ));
@@ -120,6 +126,12 @@ async fn describe(state: &AppState, claims: AccessClaims) -> Result<HttpResponse
     // Issue 20 item 9: which organisation (tenant) the user belongs to.
     if let Some(org) = org {
         out.insert("org".into(), json!(org));
+    }
+    // DESIGN §15: while the emergency window the grant was made under is open, and only
+    // then (the window may end before the access token does).
+    if let Some(window) = emergency {
+        out.insert("acr".into(), json!(ACR_EMERGENCY));
+        out.insert("emergency".into(), window.claim());
     }
     if scopes.contains(&"profile") {
         out.insert("preferred_username".into(), json!(user.username));

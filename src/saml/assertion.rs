@@ -18,7 +18,13 @@ use super::{
     providers::ServiceProvider,
     xml_writer::Element,
 };
-use crate::{auth::session, web::error::AppError};
+use crate::{
+    auth::{
+        emergency::{ACR_EMERGENCY, EmergencyWindow},
+        session,
+    },
+    web::error::AppError,
+};
 
 pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 pub const STATUS_REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester";
@@ -77,6 +83,55 @@ pub struct Statement<'a> {
     pub session_ends: DateTime<Utc>,
     pub now: DateTime<Utc>,
     pub lifetime: Duration,
+    /// The open emergency window, when the SP asked for emergency access (DESIGN §15):
+    /// the emergency class and its attributes.
+    pub emergency: Option<&'a EmergencyWindow>,
+}
+
+/// The attributes that describe an emergency window (DESIGN §15), by URI name.
+pub const ATTR_EMERGENCY_REASON: &str = "urn:gatehouse:attribute:emergency:reason";
+pub const ATTR_EMERGENCY_STARTED: &str = "urn:gatehouse:attribute:emergency:started-at";
+pub const ATTR_EMERGENCY_EXPIRES: &str = "urn:gatehouse:attribute:emergency:expires-at";
+pub const ATTR_EMERGENCY_CONTEXT: &str = "urn:gatehouse:attribute:emergency:context";
+const ATTRNAME_URI: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
+
+fn emergency_attributes(window: &EmergencyWindow) -> Vec<Released> {
+    let time = |t: i64| {
+        DateTime::<Utc>::from_timestamp(t, 0)
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let one = |name: &str, friendly: &'static str, value: String| Released {
+        name: name.to_owned(),
+        friendly_name: Some(friendly),
+        name_format: ATTRNAME_URI,
+        values: vec![value],
+    };
+    let mut list = vec![
+        one(
+            ATTR_EMERGENCY_REASON,
+            "emergencyReason",
+            window.reason.clone(),
+        ),
+        one(
+            ATTR_EMERGENCY_STARTED,
+            "emergencyStartedAt",
+            time(window.started_at),
+        ),
+        one(
+            ATTR_EMERGENCY_EXPIRES,
+            "emergencyExpiresAt",
+            time(window.expires_at),
+        ),
+    ];
+    if let Some(context) = &window.context {
+        list.push(one(
+            ATTR_EMERGENCY_CONTEXT,
+            "emergencyContext",
+            context.clone(),
+        ));
+    }
+    list
 }
 
 /// A SAML ID: starts with a letter (xsd:ID), 160 random bits.
@@ -200,14 +255,15 @@ pub fn assertion_xml(s: &Statement<'_>, key: &SamlKey) -> Result<String, AppErro
         .attr("AuthnInstant", instant(s.auth_time))
         .attr("SessionIndex", s.session_index)
         .attr("SessionNotOnOrAfter", instant(s.session_ends))
-        .child(
-            Element::new("saml2:AuthnContext")
-                .child(Element::new("saml2:AuthnContextClassRef").text(authn_context(s.amr))),
-        );
-    let list: Vec<Element> = attributes::release(&s.sp.attributes, s.person, &s.release)
-        .into_iter()
-        .map(attribute)
-        .collect();
+        .child(Element::new("saml2:AuthnContext").child(
+            Element::new("saml2:AuthnContextClassRef").text(match s.emergency {
+                Some(_) => ACR_EMERGENCY,
+                None => authn_context(s.amr),
+            }),
+        ));
+    let mut released = attributes::release(&s.sp.attributes, s.person, &s.release);
+    released.extend(s.emergency.map(emergency_attributes).unwrap_or_default());
+    let list: Vec<Element> = released.into_iter().map(attribute).collect();
     let statement =
         (!list.is_empty()).then(|| Element::new("saml2:AttributeStatement").children(list));
     let xml = Element::new("saml2:Assertion")

@@ -25,6 +25,7 @@ use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
     auth::{
+        emergency::{ACR_EMERGENCY, EmergencyAsk},
         session::{self, SsoSession},
         step_up::{self, SessionAsk, Standing},
         token_hash,
@@ -63,6 +64,10 @@ pub struct SamlRequest {
     /// the SP's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_id_format: Option<String>,
+    /// The SP asked for emergency access (its `RequestedAuthnContext` names
+    /// `urn:gatehouse:acr:emergency`, DESIGN §15).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency: bool,
 }
 
 fn refused_page(text: &str) -> HttpResponse {
@@ -179,15 +184,20 @@ async fn receive(
         return Ok(name_id_refused(state, ctx, &sp, &saml).await?);
     }
     saml.name_id_format = asked;
-    let require_mfa = request
-        .requested_authn_context
-        .as_ref()
-        .and_then(|r| r.authn_context_class_refs.as_ref())
-        .is_some_and(|refs| {
-            refs.iter()
-                .filter_map(|r| r.value.as_deref())
-                .any(|v| MFA_CONTEXTS.contains(&v.trim()))
-        });
+    let requested = |classes: &[&str]| {
+        request
+            .requested_authn_context
+            .as_ref()
+            .and_then(|r| r.authn_context_class_refs.as_ref())
+            .is_some_and(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.value.as_deref())
+                    .any(|v| classes.contains(&v.trim()))
+            })
+    };
+    saml.emergency = requested(&[ACR_EMERGENCY]);
+    // Emergency access always needs a second factor (DESIGN §15).
+    let require_mfa = requested(MFA_CONTEXTS) || saml.emergency;
     let ask = SessionAsk {
         // ForceAuthn (Core §3.4.1): the person signs in again whatever their session.
         reauthenticate: request.force_authn == Some(true),
@@ -199,6 +209,7 @@ async fn receive(
             .and_then(|s| s.name_id.as_ref())
             .map(|n| n.value.clone())
             .filter(|v| v.len() <= 256),
+        emergency: saml.emergency,
     };
     let passive = request.is_passive == Some(true);
     answer(state, req, ctx, &sp, saml, ask, passive).await
@@ -245,6 +256,7 @@ async fn accept(
         acs_url,
         relay_state: inbound.relay_state.clone(),
         name_id_format: None,
+        emergency: false,
     };
     Ok(Ok(Accepted { sp, request, saml }))
 }
@@ -330,6 +342,10 @@ async fn answer(
         state,
         req,
         SignInRequest {
+            emergency: saml.emergency.then(|| EmergencyAsk {
+                offered: Vec::new(),
+                requested_by: Some(saml.sp.clone()),
+            }),
             resume: Resume::new(RESUME, &saml)?,
             require_mfa,
             login_hint,
@@ -415,6 +431,7 @@ pub async fn sso_init(
         acs_url: acs.location.clone(),
         relay_state: query.relay_state,
         name_id_format: None,
+        emergency: false,
     };
     answer(&state, &req, &ctx, &sp, saml, SessionAsk::default(), false).await
 }
@@ -545,6 +562,11 @@ fn sign_statement(
         lifetime: chrono::Duration::seconds(
             i64::try_from(state.config.saml_assertion_secs).unwrap_or(300),
         ),
+        // DESIGN §15: only an SP that asked, and only while the window is open.
+        emergency: saml
+            .emergency
+            .then(|| session.open_emergency(now.timestamp()))
+            .flatten(),
     };
     // One RSA signature (two with a signed Response): about a millisecond, cheap enough
     // for the async worker, unlike password hashing.

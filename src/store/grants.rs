@@ -177,6 +177,21 @@ pub fn revoke_for_session(
     Ok(revoked)
 }
 
+/// The live grants made under emergency window `emergency_id` (DESIGN §15).
+pub fn live_for_emergency(
+    conn: &mut DbConnection,
+    emergency_id: &str,
+) -> Result<Vec<GrantRow>, StoreError> {
+    Ok(oidc_grants::table
+        .filter(
+            oidc_grants::emergency_id
+                .eq(emergency_id)
+                .and(oidc_grants::revoked_at.is_null()),
+        )
+        .select(GrantRow::as_select())
+        .load(conn)?)
+}
+
 pub fn insert_refresh(
     conn: &mut DbConnection,
     token_hash: &str,

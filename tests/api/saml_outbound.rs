@@ -596,6 +596,7 @@ fn any_accepted_display_name_round_trips_through_a_signed_assertion() {
             session_ends: now + chrono::Duration::hours(72),
             now,
             lifetime: chrono::Duration::minutes(5),
+            emergency: None,
         };
         let xml = assertion::success(&statement, &key).expect("the assertion is built");
         (request_id, xml)

@@ -220,6 +220,7 @@ impl Visit {
                 resume: resume(req)?,
                 require_mfa,
                 login_hint: Some(user.username.clone()),
+                emergency: None,
             };
             return Ok(Err(start_sign_in_with(state, req, again).await?));
         }

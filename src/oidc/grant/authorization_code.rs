@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{GrantError, Issued, Minted, Spent, mint, not_admitted, org_name, refresh_expiry};
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
+    auth::emergency::{EmergencyWindow, open_window_in},
     auth::{random_token, same_secret, token_hash},
     domain::UserStatus,
     ephemeral::EphemeralError,
@@ -84,7 +85,7 @@ pub async fn exchange(
     let refresh_token = client.allows_grant(GRANT_REFRESH).then(random_token);
     let refresh_hash = refresh_token.as_deref().map(token_hash);
     let written = write_grant(state, client, &data, refresh_hash, presented.dpop_jkt).await;
-    let (grant, user, org) = match written {
+    let (grant, user, org, emergency) = match written {
         Ok(Ok(found)) => found,
         Ok(Err(Refused::NotAdmitted)) => return Err(not_admitted()),
         Ok(Err(Refused::UserGone)) => {
@@ -115,6 +116,7 @@ pub async fn exchange(
             nonce: data.request.nonce.as_deref(),
             refresh_token,
             dpop_jkt: presented.dpop_jkt,
+            emergency: emergency.as_ref(),
         },
     );
     match issued {
@@ -126,6 +128,10 @@ pub async fn exchange(
     }
 }
 
+/// The grant as written, its user, their organisation's name, and the emergency window
+/// it was made under while that is open.
+type Written = (GrantRow, UserRow, Option<String>, Option<EmergencyWindow>);
+
 /// Writes the grant (and its refresh token) for a good code, once the user can still
 /// sign in and the client still admits their organisation. With a DPoP key, the grant
 /// remembers it: its refresh tokens need proofs too.
@@ -135,7 +141,7 @@ async fn write_grant(
     data: &CodeData,
     refresh_hash: Option<String>,
     dpop_jkt: Option<&str>,
-) -> Result<Result<(GrantRow, UserRow, Option<String>), Refused>, GrantError> {
+) -> Result<Result<Written, Refused>, GrantError> {
     let now = state.clock.now();
     let grant = GrantRow {
         id: data.grant_id.clone(),
@@ -171,7 +177,10 @@ async fn write_grant(
             if let Some(hash) = &refresh_hash {
                 grants::insert_refresh(c, hash, &grant.id, grant.created_at, refresh_expiry)?;
             }
-            Ok(Ok((row, user, org)))
+            // DESIGN §15: a code issued under an emergency window gives emergency tokens
+            // only while the window is still open.
+            let emergency = open_window_in(c, row.emergency_id.as_deref(), now.naive_utc())?;
+            Ok(Ok((row, user, org, emergency)))
         })
         .await?)
 }

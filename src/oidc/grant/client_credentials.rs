@@ -36,6 +36,7 @@ pub fn issue(
             nonce: None,
             refresh_token: None,
             dpop_jkt,
+            emergency: None,
         },
     )
 }

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::{
     audit::{AuditError, AuditEvent, EventType, Outcome},
+    auth::emergency::EmergencyWindow,
     domain::UserStatus,
     ephemeral::EphemeralError,
     startup::AppState,
@@ -335,6 +336,8 @@ struct Minted<'a> {
     refresh_token: Option<String>,
     /// The thumbprint of the DPoP key the access token is bound to.
     dpop_jkt: Option<&'a str>,
+    /// The emergency window the grant was made under, while it is open (DESIGN §15).
+    emergency: Option<&'a EmergencyWindow>,
 }
 
 /// Signs the tokens of a response: an access token always, an ID token for a user's
@@ -347,6 +350,7 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
         nonce,
         refresh_token,
         dpop_jkt,
+        emergency,
     } = what;
     let ring = state.keys.current();
     let issuer = issuer(state);
@@ -362,6 +366,7 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
         lifetime_secs: lifetime,
         id_token_alg: &client.id_token_alg,
         dpop_jkt,
+        emergency,
     };
     let access_token = view.access_token(&ring);
     let id_token = match user {

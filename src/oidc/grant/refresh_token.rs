@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
+    auth::emergency,
     auth::{random_token, session, token_hash},
     startup::AppState,
     store::{
@@ -55,6 +56,9 @@ pub async fn refresh(
     let scope = narrowed(requested, granted)?;
     let new_token = random_token();
     let new_hash = token_hash(&new_token);
+    // DESIGN §15: while the window the grant was made under is open, its tokens say so;
+    // after, they are ordinary.
+    let emergency = emergency::open_window(state, grant.emergency_id.as_deref()).await?;
     let issued = mint(
         state,
         client,
@@ -65,6 +69,7 @@ pub async fn refresh(
             nonce: None,
             refresh_token: Some(new_token),
             dpop_jkt,
+            emergency: emergency.as_ref(),
         },
     )?;
     let new_expiry = refresh_expiry(state, client, &grant);

@@ -32,6 +32,7 @@ use crate::{
     },
 };
 
+mod emergency;
 mod second_factor;
 
 /// The name sign-ins started by the account page carry (`Resume::kind`).
@@ -53,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(account_password)
         .service(end_session);
     second_factor::routes(cfg);
+    emergency::routes(cfg);
 }
 
 struct SessionView {
@@ -75,6 +77,10 @@ struct AccountPage<'a> {
     errors: Vec<String>,
     sessions: Vec<SessionView>,
     mfa: bool,
+    /// The user may break the glass (DESIGN §15).
+    designated: bool,
+    /// This session's open emergency window: until when, and why.
+    emergency: Option<(String, String)>,
 }
 
 fn when(secs: i64) -> String {
@@ -97,6 +103,10 @@ async fn render_account(
         .run(move |c| orgs::find_by_id(c, &org_id))
         .await?;
     let mfa = crate::auth::totp::is_enrolled(state, &user.id).await?;
+    let designated = crate::auth::emergency::is_designated(state, &user.id).await?;
+    let emergency = current
+        .open_emergency(state.clock.now().timestamp())
+        .map(|w| (when(w.expires_at), w.reason.clone()));
     let sessions = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id)
         .await?
         .into_iter()
@@ -119,6 +129,8 @@ async fn render_account(
             errors,
             sessions,
             mfa,
+            designated,
+            emergency,
         },
         status,
     ))
@@ -158,6 +170,7 @@ pub(crate) async fn signed_in(
 struct AccountQuery {
     changed: Option<String>,
     totp_removed: Option<String>,
+    emergency: Option<String>,
 }
 
 #[get("/account")]
@@ -169,6 +182,10 @@ async fn account_page(query: Query<AccountQuery>, Visit { state, req, .. }: Visi
         Some("Your password was changed.")
     } else if query.totp_removed.is_some() {
         Some("Two-step verification was turned off.")
+    } else if query.emergency.as_deref() == Some("opened") {
+        Some("Emergency access is open. Support and your privacy officer have been told.")
+    } else if query.emergency.as_deref() == Some("ended") {
+        Some("Emergency access has ended.")
     } else {
         None
     };

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::auth::{
     account::{PasswordChange, change_password},
+    emergency::EmergencyAsk,
     guard::{Verdict, password_attempt},
     same_secret,
     sign_in::{self, SignedIn},
@@ -33,10 +34,12 @@ use crate::{
 };
 
 mod answer;
+mod emergency;
 mod second_factor;
 
 pub use answer::{AnswerSignIn, Finished, SignInAnswers};
 
+pub(crate) use emergency::{EmergencyPage, bounded, check as check_emergency};
 pub(crate) use second_factor::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -45,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(password_page)
         .service(password_submit);
     second_factor::routes(cfg);
+    emergency::routes(cfg);
 }
 
 /// One message for every failed sign-in, whatever the reason (DESIGN §4).
@@ -120,6 +124,7 @@ pub(crate) async fn start_sign_in(
             resume,
             require_mfa: false,
             login_hint: None,
+            emergency: None,
         },
     )
     .await
@@ -131,6 +136,8 @@ pub struct SignInRequest {
     /// The relying party asked for a second factor (OIDC `acr_values`).
     pub require_mfa: bool,
     pub login_hint: Option<String>,
+    /// The relying party asked for emergency access (DESIGN §15).
+    pub emergency: Option<EmergencyAsk>,
 }
 
 pub async fn start_sign_in_with(
@@ -141,9 +148,11 @@ pub async fn start_sign_in_with(
     let (browser, new) = browser_id(req);
     let mut tx =
         LoginTransaction::begin(state.ephemeral.as_ref(), ask.resume, token_hash(&browser)).await?;
-    if ask.require_mfa || ask.login_hint.is_some() {
-        tx.require_mfa = ask.require_mfa;
+    if ask.require_mfa || ask.login_hint.is_some() || ask.emergency.is_some() {
+        // Emergency access always needs a second factor (DESIGN §15).
+        tx.require_mfa = ask.require_mfa || ask.emergency.is_some();
         tx.login_hint = ask.login_hint;
+        tx.emergency = ask.emergency;
         tx.save(state.ephemeral.as_ref()).await?;
     }
     let mut res = see_other(&format!("/login?tx={}", tx.id));
@@ -201,6 +210,7 @@ fn stage_location(tx: &LoginTransaction) -> String {
         Stage::Otp => format!("/login/otp?tx={}", tx.id),
         Stage::EnrolTotp => format!("/login/totp-enrol?tx={}", tx.id),
         Stage::ChangePassword => format!("/login/password?tx={}", tx.id),
+        Stage::Emergency => format!("/login/emergency?tx={}", tx.id),
         Stage::Done => format!("/login?tx={}", tx.id),
     }
 }

@@ -1,0 +1,1 @@
+//! Reviews of emergency sessions (DESIGN §15): written by the emergency-admin helper.
