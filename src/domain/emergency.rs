@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(labels[1].as_str(), "Ward 4");
         assert!(ContextLabel::parse_offered("a||b").is_err());
         assert!(ContextLabel::parse_offered("a|a").is_err());
-        assert!(ContextLabel::parse_offered(&vec!["x"; 11].join("|")).is_err());
+        assert!(ContextLabel::parse_offered(&["x"; 11].join("|")).is_err());
         assert!(ContextLabel::parse_offered(&"x".repeat(101)).is_err());
     }
 

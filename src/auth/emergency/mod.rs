@@ -8,6 +8,7 @@
 //! second administrator's review.
 
 pub mod alerts;
+pub mod review;
 
 /// The authentication context class of an emergency session.
 pub const ACR_EMERGENCY: &str = "urn:gatehouse:acr:emergency";
