@@ -13,6 +13,7 @@ mod deploy;
 mod dpop;
 mod durable_logout;
 mod edge;
+mod emergency_admin;
 mod factor_lockout;
 mod faults;
 mod guard;
