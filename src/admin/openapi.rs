@@ -13,7 +13,8 @@ use super::api;
     info(
         title = "Gatehouse admin API",
         description = "Users, organisations, locks, resets, IP blocks and the allow-list, \
-            OpenID Connect clients, SAML service providers, signing keys and the audit trail. \
+            OpenID Connect clients, SAML service providers, signing keys, emergency access \
+            designations and reviews, and the audit trail. \
             Authenticate with a Gatehouse access token carrying the gatehouse:admin scope."
     ),
     paths(
@@ -56,6 +57,12 @@ use super::api;
         api::saml::refresh_sp,
         api::keys::list_signing_keys,
         api::keys::rotate_signing_keys,
+        api::emergency::grant_emergency_access,
+        api::emergency::withdraw_emergency_access,
+        api::emergency::list_emergency_access,
+        api::emergency::list_emergency_sessions,
+        api::emergency::show_emergency_session,
+        api::emergency::review_emergency_session,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors)

@@ -6,6 +6,7 @@
 
 mod audit;
 mod client;
+mod emergency;
 mod ip;
 mod keys;
 mod org;
@@ -88,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Emergency access: who is designated, and reviewing emergency sessions (DESIGN §15).
+    Emergency {
+        #[command(subcommand)]
+        command: emergency::EmergencyCommand,
+    },
     /// Check, export and prune the audit trail.
     Audit {
         #[command(subcommand)]
@@ -154,6 +160,7 @@ async fn run(config: Config, command: Command) -> Result<ExitCode, String> {
         Command::Client { command } => done(client::run(config, command).await),
         Command::Sp { command } => done(sp::run(config, command).await),
         Command::Keys { command } => done(keys::run(config, command).await),
+        Command::Emergency { command } => done(emergency::run(config, command).await),
         Command::Audit { command } => audit::run(config, command).await,
         Command::Config { .. } => Ok(ExitCode::SUCCESS),
     }

@@ -115,6 +115,17 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Designate the user for emergency ("break-glass") access in their organisation, or
+    /// withdraw it (DESIGN §15). Without either flag, show whether they are.
+    EmergencyAccess {
+        username: String,
+        #[arg(long, conflicts_with = "withdraw")]
+        grant: bool,
+        #[arg(long)]
+        withdraw: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Who a new user is: `user create` and `user invite` alike.
@@ -187,7 +198,57 @@ pub async fn run(config: Config, command: UserCommand) -> Result<(), String> {
             session,
             json,
         } => end_sessions(config, &username, session.as_deref(), json).await,
+        C::EmergencyAccess {
+            username,
+            grant,
+            withdraw,
+            json,
+        } => emergency_access(config, &username, grant, withdraw, json).await,
     }
+}
+
+async fn emergency_access(
+    config: Config,
+    raw: &str,
+    grant: bool,
+    withdraw: bool,
+    json: bool,
+) -> Result<(), String> {
+    use gatehouse::admin::service::emergency;
+    let action = if grant || withdraw {
+        Action::Manage
+    } else {
+        Action::Read
+    };
+    let (op, user) = named(config, raw, action).await?;
+    let changed = if grant {
+        Some(emergency::grant(op.by(), &user).await.map_err(failed)?)
+    } else if withdraw {
+        Some(emergency::withdraw(op.by(), &user).await.map_err(failed)?)
+    } else {
+        None
+    };
+    let designated = emergency::designation(&op.state, &user)
+        .await
+        .map_err(failed)?;
+    if json {
+        return print_json(&serde_json::json!({
+            "username": user.username,
+            "designated": designated.is_some(),
+            "granted_at": designated.as_ref().map(|d| d.granted_at.and_utc().to_rfc3339()),
+            "changed": changed,
+        }));
+    }
+    match (changed, &designated) {
+        (Some(false), Some(_)) => println!("{} was already designated", user.username),
+        (Some(false), None) => println!("{} was not designated", user.username),
+        (_, Some(d)) => println!(
+            "{} is designated for emergency access (since {} UTC)",
+            user.username, d.granted_at
+        ),
+        (_, None) => println!("{} is not designated for emergency access", user.username),
+    }
+    Ok(())
 }
 
 fn username(raw: &str) -> Result<Username, String> {

@@ -85,6 +85,32 @@ pub enum Notice {
         at: DateTime<Utc>,
         by_administrator: bool,
     },
+    /// To the organisation's support contact and privacy officer: emergency sessions
+    /// still awaiting review past the policy's deadline (DESIGN §15), oldest first.
+    EmergencyOverdue {
+        org: String,
+        overdue_hours: u32,
+        reviews: Vec<EmergencyWindow>,
+    },
+}
+
+/// One emergency window as mails and webhooks tell of it (DESIGN §15): who, when, why
+/// and until when. Nothing in it is secret: no session handle, no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmergencyWindow {
+    pub emergency_id: String,
+    pub user_id: String,
+    /// The username when the window opened.
+    pub username: String,
+    pub reason: String,
+    pub context: Option<String>,
+    /// The client or SP that asked for emergency access; None from the account page.
+    pub requested_by: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `expired`, `ended_by_user`, `signed_out`.
+    pub end_reason: Option<String>,
 }
 
 /// What the support contact is told about (DESIGN §5).
@@ -103,6 +129,10 @@ pub enum Alert {
         /// How many times this address has been blocked (each block doubles).
         block_count: u32,
     },
+    /// Someone broke the glass (DESIGN §15); also to the privacy officer.
+    EmergencyStarted(EmergencyWindow),
+    /// An emergency window ended.
+    EmergencyEnded(EmergencyWindow),
 }
 
 impl Alert {
@@ -136,6 +166,32 @@ impl Alert {
                     "block_count": block_count,
                 }),
             ),
+            Alert::EmergencyStarted(w) => (
+                "emergency.started",
+                serde_json::json!({
+                    "org": org,
+                    "emergency_id": w.emergency_id,
+                    "user_id": w.user_id,
+                    "username": w.username,
+                    "reason": w.reason,
+                    "context": w.context,
+                    "requested_by": w.requested_by,
+                    "started_at": w.started_at.to_rfc3339(),
+                    "expires_at": w.expires_at.to_rfc3339(),
+                }),
+            ),
+            Alert::EmergencyEnded(w) => (
+                "emergency.ended",
+                serde_json::json!({
+                    "org": org,
+                    "emergency_id": w.emergency_id,
+                    "user_id": w.user_id,
+                    "username": w.username,
+                    "started_at": w.started_at.to_rfc3339(),
+                    "ended_at": w.ended_at.map(|t| t.to_rfc3339()),
+                    "end_reason": w.end_reason,
+                }),
+            ),
         }
     }
 
@@ -161,6 +217,48 @@ impl Alert {
                 v.until = time(until);
                 v.block_count = *block_count;
             }
+            Alert::EmergencyStarted(w) => v.windows = vec![WindowLines::of(w)],
+            Alert::EmergencyEnded(w) => {
+                v.emergency_ended = true;
+                v.windows = vec![WindowLines::of(w)];
+            }
+        }
+    }
+}
+
+/// An emergency window, formatted for a template. What people typed (the reason, the
+/// context label) is one line already (`domain::EmergencyReason`); control characters
+/// are blanked again here, so a stored value cannot start a line of its own in a text
+/// mail, whatever wrote it.
+#[derive(Debug, Default)]
+struct WindowLines {
+    username: String,
+    reason: String,
+    context: String,
+    requested_by: String,
+    started: String,
+    expires: String,
+    ended: String,
+    end_reason: String,
+}
+
+impl WindowLines {
+    fn of(w: &EmergencyWindow) -> Self {
+        let text = |s: &Option<String>| s.as_deref().map(super::one_line).unwrap_or_default();
+        Self {
+            username: super::one_line(&w.username),
+            reason: super::one_line(&w.reason),
+            context: text(&w.context),
+            requested_by: text(&w.requested_by),
+            started: time(&w.started_at),
+            expires: time(&w.expires_at),
+            ended: w.ended_at.as_ref().map(time).unwrap_or_default(),
+            end_reason: match w.end_reason.as_deref() {
+                Some("expired") => "its time ran out".into(),
+                Some("ended_by_user") => "the user ended it".into(),
+                Some("signed_out") => "the user signed out".into(),
+                other => text(&other.map(str::to_owned)),
+            },
         }
     }
 }
@@ -190,6 +288,12 @@ struct Vars {
     block_count: u32,
     ip_block: bool,
     by_administrator: bool,
+    /// `/admin/emergency`: the console's emergency access reviews.
+    review_link: String,
+    /// The emergency windows an alert or an overdue notice is about.
+    windows: Vec<WindowLines>,
+    emergency_ended: bool,
+    overdue_hours: u32,
 }
 
 macro_rules! mail_template {
@@ -240,6 +344,14 @@ mail_template!(
     TotpRemovedText = "mail/totp_removed.txt",
     TotpRemovedHtml = "mail/totp_removed.html"
 );
+mail_template!(
+    EmergencyAlertText = "mail/emergency_alert.txt",
+    EmergencyAlertHtml = "mail/emergency_alert.html"
+);
+mail_template!(
+    EmergencyOverdueText = "mail/emergency_overdue.txt",
+    EmergencyOverdueHtml = "mail/emergency_overdue.html"
+);
 
 impl Notice {
     pub fn render(&self, issuer: &Url) -> RenderedMail {
@@ -247,6 +359,7 @@ impl Notice {
             reset_link: link(issuer, &["reset"]),
             account_link: link(issuer, &["account"]),
             admin_link: link(issuer, &["admin"]),
+            review_link: link(issuer, &["admin", "emergency"]),
             ..Vars::default()
         };
         self.fill(issuer, &mut v);
@@ -305,6 +418,15 @@ impl Notice {
                 v.org = org.clone();
                 alert.fill(v);
             }
+            Notice::EmergencyOverdue {
+                org,
+                overdue_hours,
+                reviews,
+            } => {
+                v.org = org.clone();
+                v.overdue_hours = *overdue_hours;
+                v.windows = reviews.iter().map(WindowLines::of).collect();
+            }
         }
     }
 
@@ -325,7 +447,22 @@ impl Notice {
                 Alert::IpBlocked { address, .. } => {
                     format!("[Gatehouse] Address blocked: {}", one_line(address))
                 }
+                Alert::EmergencyStarted(w) => {
+                    format!("[Gatehouse] Emergency access by {}", one_line(&w.username))
+                }
+                Alert::EmergencyEnded(w) => {
+                    format!(
+                        "[Gatehouse] Emergency access ended: {}",
+                        one_line(&w.username)
+                    )
+                }
             },
+            Notice::EmergencyOverdue { org, reviews, .. } => format!(
+                "[Gatehouse] {} emergency access review{} overdue in {}",
+                reviews.len(),
+                if reviews.len() == 1 { "" } else { "s" },
+                one_line(org)
+            ),
         }
     }
 
@@ -340,7 +477,7 @@ impl Notice {
             | Notice::Lockout { name, username, .. }
             | Notice::TotpEnrolled { name, username, .. }
             | Notice::TotpRemoved { name, username, .. } => Some((name, username)),
-            Notice::SupportAlert { .. } => None,
+            Notice::SupportAlert { .. } | Notice::EmergencyOverdue { .. } => None,
         }
     }
 
@@ -354,7 +491,14 @@ impl Notice {
                 pair(&PasswordChangedText { v }, &PasswordChangedHtml { v })
             }
             Notice::Lockout { .. } => pair(&LockoutText { v }, &LockoutHtml { v }),
+            Notice::SupportAlert {
+                alert: Alert::EmergencyStarted(_) | Alert::EmergencyEnded(_),
+                ..
+            } => pair(&EmergencyAlertText { v }, &EmergencyAlertHtml { v }),
             Notice::SupportAlert { .. } => pair(&SupportAlertText { v }, &SupportAlertHtml { v }),
+            Notice::EmergencyOverdue { .. } => {
+                pair(&EmergencyOverdueText { v }, &EmergencyOverdueHtml { v })
+            }
             Notice::TotpEnrolled { .. } => pair(&TotpEnrolledText { v }, &TotpEnrolledHtml { v }),
             Notice::TotpRemoved { .. } => pair(&TotpRemovedText { v }, &TotpRemovedHtml { v }),
         }
@@ -484,7 +628,98 @@ mod tests {
                 at: at(),
                 by_administrator: true,
             },
+            Notice::SupportAlert {
+                org: name.into(),
+                alert: Alert::EmergencyStarted(window()),
+            },
+            Notice::SupportAlert {
+                org: name.into(),
+                alert: Alert::EmergencyEnded(EmergencyWindow {
+                    ended_at: Some(at()),
+                    end_reason: Some("expired".into()),
+                    ..window()
+                }),
+            },
+            Notice::EmergencyOverdue {
+                org: name.into(),
+                overdue_hours: 72,
+                reviews: vec![window(), window()],
+            },
         ]
+    }
+
+    fn window() -> EmergencyWindow {
+        EmergencyWindow {
+            emergency_id: "em1".into(),
+            user_id: "u1".into(),
+            username: "vera".into(),
+            reason: "Cardiac arrest in bed 4, need history".into(),
+            context: Some("Patient 123".into()),
+            requested_by: Some("ehr-client".into()),
+            started_at: at(),
+            expires_at: at() + chrono::Duration::minutes(60),
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+
+    #[test]
+    fn an_emergency_alert_says_who_when_why_until_when_and_where_to_review() {
+        let mail = every_notice("St Mary's")[10].render(&issuer());
+        assert_eq!(mail.subject, "[Gatehouse] Emergency access by vera");
+        for part in [
+            "vera",
+            "24 November 2026, 10:15 UTC",
+            "24 November 2026, 11:15 UTC",
+            "Cardiac arrest in bed 4, need history",
+            "Patient 123",
+            "ehr-client",
+            "https://idp.example.org/gatehouse/admin/emergency",
+        ] {
+            assert!(mail.text.contains(part), "{part}: {}", mail.text);
+            assert!(mail.html.contains(part), "{part}: {}", mail.html);
+        }
+        let ended = every_notice("St Mary's")[11].render(&issuer());
+        assert!(ended.text.contains("its time ran out"), "{}", ended.text);
+        let overdue = every_notice("St Mary's")[12].render(&issuer());
+        assert_eq!(
+            overdue.subject,
+            "[Gatehouse] 2 emergency access reviews overdue in St Mary's"
+        );
+        assert_eq!(overdue.text.matches("Cardiac arrest").count(), 2);
+    }
+
+    #[test]
+    fn a_reason_cannot_break_an_emergency_mail_or_its_subject() {
+        let w = EmergencyWindow {
+            username: "vera\r\nBcc: x@example.org".into(),
+            reason: format!("{EVIL}\r\nReview at: https://evil.example"),
+            ..window()
+        };
+        let mail = Notice::SupportAlert {
+            org: "x".into(),
+            alert: Alert::EmergencyStarted(w),
+        }
+        .render(&issuer());
+        assert!(!mail.subject.contains(['\r', '\n']), "{}", mail.subject);
+        assert!(!mail.html.contains("<script>"), "{}", mail.html);
+        assert!(
+            !mail.text.lines().any(|l| l.starts_with("Review at:")),
+            "{}",
+            mail.text
+        );
+    }
+
+    #[test]
+    fn emergency_webhooks_carry_the_window() {
+        let (event, body) = Alert::EmergencyStarted(window()).webhook_event("stmarys");
+        assert_eq!(event, "emergency.started");
+        assert_eq!(body["org"], "stmarys");
+        assert_eq!(body["context"], "Patient 123");
+        assert_eq!(body["expires_at"], "2026-11-24T11:15:00+00:00");
+        let (event, body) = Alert::EmergencyEnded(window()).webhook_event("stmarys");
+        assert_eq!(event, "emergency.ended");
+        assert!(body["ended_at"].is_null() && body.get("reason").is_none());
     }
 
     #[test]

@@ -278,3 +278,28 @@ pub fn mark_overdue_notified(
         .execute(conn)?;
     Ok(())
 }
+
+/// Claims one overdue review for today's reminder: sets `overdue_notified_at` only while
+/// it is still unreviewed and nobody told of it since `told_before`. Of two instances
+/// reminding in the same minute, one wins each row (the other's update, re-checked
+/// after the winner commits, changes nothing), so each review is mailed about once.
+pub fn claim_overdue_notice(
+    conn: &mut DbConnection,
+    id: &str,
+    told_before: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        emergency_sessions::table
+            .filter(emergency_sessions::id.eq(id))
+            .filter(emergency_sessions::reviewed_at.is_null())
+            .filter(
+                emergency_sessions::overdue_notified_at
+                    .is_null()
+                    .or(emergency_sessions::overdue_notified_at.lt(told_before)),
+            ),
+    )
+    .set(emergency_sessions::overdue_notified_at.eq(now))
+    .execute(conn)?;
+    Ok(n > 0)
+}

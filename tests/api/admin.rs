@@ -893,6 +893,16 @@ const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/saml-sps/{id}/refresh", Access::Global),
     ("GET", "/signing-keys", Access::Global),
     ("POST", "/signing-keys/rotate", Access::Global),
+    ("PUT", "/users/{id}/emergency-access", Access::OrgManage),
+    ("DELETE", "/users/{id}/emergency-access", Access::OrgManage),
+    ("GET", "/orgs/{id}/emergency-access", Access::OrgSupport),
+    ("GET", "/emergency-sessions", Access::AnyAdmin),
+    ("GET", "/emergency-sessions/{id}", Access::OrgSupport),
+    (
+        "POST",
+        "/emergency-sessions/{id}/review",
+        Access::OrgSupport,
+    ),
 ];
 
 /// The entity id's path handle, as the API lists it.
@@ -983,6 +993,38 @@ impl World {
                 )
             }
             ("GET", "/audit") => (format!("/audit?org={}", self.alpha), None),
+            (_, t) if t.starts_with("/emergency-sessions/{id}") => {
+                // A fresh window of a fresh user of A, awaiting review.
+                let user = fresh_user().await;
+                let now = chrono::Utc::now().naive_utc();
+                let row = gatehouse::store::emergency::EmergencyRow {
+                    id: gatehouse::store::new_id(),
+                    org_id: user.org_id.clone(),
+                    user_id: user.id.clone(),
+                    username: user.username.clone(),
+                    session_handle: "ab".repeat(32),
+                    reason: "Cardiac arrest in bed 4".into(),
+                    context: None,
+                    requested_by: None,
+                    started_at: now,
+                    expires_at: now + chrono::Duration::minutes(60),
+                    ended_at: None,
+                    end_reason: None,
+                    reviewed_by: None,
+                    reviewed_at: None,
+                    review_note: None,
+                    overdue_notified_at: None,
+                };
+                let path = t.replace("{id}", &row.id);
+                self.app
+                    .state
+                    .store
+                    .run(move |c| gatehouse::store::emergency::insert(c, &row))
+                    .await
+                    .unwrap();
+                let body = (method == "POST").then(|| json!({"note": "Justified."}));
+                (path, body)
+            }
             ("POST", "/clients") => (
                 "/clients".into(),
                 Some(json!({"name": format!("RP {n}"), "redirect_uris": [REDIRECT]})),

@@ -54,6 +54,12 @@ const CLI_FORMS: &[(&str, &[&str])] = &[
     ("refresh_sp", &["sp", "refresh"]),
     ("list_signing_keys", &["keys", "list"]),
     ("rotate_signing_keys", &["keys", "rotate"]),
+    ("grant_emergency_access", &["user", "emergency-access"]),
+    ("withdraw_emergency_access", &["user", "emergency-access"]),
+    ("list_emergency_access", &["emergency", "designated"]),
+    ("list_emergency_sessions", &["emergency", "list"]),
+    ("show_emergency_session", &["emergency", "show"]),
+    ("review_emergency_session", &["emergency", "review"]),
 ];
 
 /// Operations with no CLI form, and why.

@@ -14,6 +14,7 @@ mod dpop;
 mod durable_logout;
 mod edge;
 mod emergency;
+mod emergency_admin;
 mod factor_lockout;
 mod faults;
 mod guard;

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod emergency;
 pub mod keys;
 pub mod network;
 pub mod orgs;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     user_routes(cfg);
     org_and_network_routes(cfg);
     client_and_key_routes(cfg);
+    emergency_routes(cfg);
 }
 
 // The route tables stay one route a line, so each reads as a table.
@@ -73,6 +75,17 @@ fn org_and_network_routes(cfg: &mut web::ServiceConfig) {
         .route("/ip-allow-list", post().to(network::add_allowed))
         .route("/ip-allow-list/{address}/{prefix}", delete().to(network::remove_allowed))
         .route("/audit", get().to(audit::query_audit));
+}
+
+/// Emergency access (DESIGN §15): designations and the review of emergency sessions.
+#[rustfmt::skip]
+fn emergency_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users/{id}/emergency-access", put().to(emergency::grant_emergency_access))
+        .route("/users/{id}/emergency-access", delete().to(emergency::withdraw_emergency_access))
+        .route("/orgs/{id}/emergency-access", get().to(emergency::list_emergency_access))
+        .route("/emergency-sessions", get().to(emergency::list_emergency_sessions))
+        .route("/emergency-sessions/{id}", get().to(emergency::show_emergency_session))
+        .route("/emergency-sessions/{id}/review", post().to(emergency::review_emergency_session));
 }
 
 /// `/clients`, `/saml-sps` and `/signing-keys`.

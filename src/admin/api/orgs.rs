@@ -19,10 +19,43 @@ pub struct OrgView {
     pub id: String,
     pub name: String,
     pub display_name: String,
-    /// The organisation's policy document (password, lockout, mfa, support_email,
-    /// session_idle_secs, session_absolute_secs).
-    #[schema(value_type = Object)]
+    #[schema(value_type = PolicyDocument)]
     pub policy: OrgPolicy,
+}
+
+/// The organisation's policy document (`domain::OrgPolicy` as JSON), as shown and as
+/// `PUT /orgs/{id}/policy` takes it: fields left out take their defaults, unknown fields
+/// are refused, and every bound is checked with the failing fields named.
+#[derive(Debug, ToSchema)]
+pub struct PolicyDocument {
+    /// Password rules: min_length, max_length, require_upper, require_lower,
+    /// require_digit_or_symbol, min_strength, history, max_age_days.
+    #[schema(value_type = Object)]
+    pub password: (),
+    /// Account lockout: threshold, lock_minutes, permanent_after,
+    /// reset_failures_after_minutes.
+    #[schema(value_type = Object)]
+    pub lockout: (),
+    /// Who must use a second factor: `off`, `admins` (default), `everyone`.
+    #[schema(value_type = String, pattern = "^(off|admins|everyone)$")]
+    pub mfa: (),
+    /// Where lockout, IP-block and emergency access alerts go.
+    #[schema(format = Email)]
+    pub support_email: Option<String>,
+    /// SSO session idle timeout (default 259200, 72 hours).
+    pub session_idle_secs: u64,
+    /// SSO session lifetime (default 2592000, 30 days).
+    pub session_absolute_secs: u64,
+    /// Told, with the support contact, whenever someone breaks the glass (DESIGN §15).
+    #[schema(format = Email)]
+    pub privacy_officer_email: Option<String>,
+    /// How long an emergency window stays open: 5 to 720 (default 60); never extended.
+    #[schema(minimum = 5, maximum = 720)]
+    pub emergency_window_minutes: u32,
+    /// After how many hours a review still open is overdue and mailed about daily: 1 to
+    /// 720 (default 72).
+    #[schema(minimum = 1, maximum = 720)]
+    pub emergency_review_overdue_hours: u32,
 }
 
 pub fn org_view(org: OrgRow) -> OrgView {
@@ -50,7 +83,7 @@ pub async fn show_org(path: web::Path<String>, api: AdminRequest) -> Reply {
 /// Replaces the organisation's policy. Fields left out take their defaults; unknown
 /// fields are refused.
 #[utoipa::path(put, path = "/admin/api/v1/orgs/{id}/policy", params(("id" = String, Path)),
-    request_body(content = Object, description = "an OrgPolicy document"),
+    request_body(content = PolicyDocument, description = "the policy document; fields left out take their defaults"),
     responses((status = 200, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn set_policy(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
     let org = api.org(Action::Manage, &path).await?;

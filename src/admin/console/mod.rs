@@ -71,6 +71,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(policy::org_page)
         .service(policy::org_policy)
         .service(audit::audit_page)
+        .service(emergency::emergency_page)
+        .service(emergency::review)
         .service(ip_blocks::ip_blocks_page)
         .service(ip_blocks::lift_ip_block);
 }
@@ -267,6 +269,7 @@ macro_rules! inside {
 }
 
 mod audit;
+mod emergency;
 mod ip_blocks;
 mod policy;
 mod user;
@@ -301,6 +304,11 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "policy-saved" => "The policies were saved.",
         "ip-lifted" => "The block was lifted.",
         "ip-not-blocked" => "That address was not blocked.",
+        "reviewed" => "The emergency session was signed off.",
+        "emergency-granted" => "The user may now use emergency access.",
+        "emergency-already" => "The user was already designated for emergency access.",
+        "emergency-withdrawn" => "The user may no longer use emergency access.",
+        "emergency-not-designated" => "The user was not designated for emergency access.",
         _ => return None,
     })
 }

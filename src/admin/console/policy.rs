@@ -41,6 +41,13 @@ struct PolicyForm {
     session_idle_secs: String,
     #[serde(default)]
     session_absolute_secs: String,
+    // The emergency access fields (issue 26): a form from before them keeps their values.
+    #[serde(default)]
+    privacy_officer_email: Option<String>,
+    #[serde(default)]
+    emergency_window_minutes: Option<String>,
+    #[serde(default)]
+    emergency_review_overdue_hours: Option<String>,
 }
 
 /// A whole number typed into `raw` (at most 20 characters) into `into`, or the field named
@@ -50,6 +57,24 @@ fn number<T: std::str::FromStr>(errors: &mut Vec<String>, field: &str, raw: &str
     match raw.parse::<T>() {
         Ok(v) if raw.len() <= 20 => *into = v,
         _ => errors.push(format!("{field}: must be a whole number")),
+    }
+}
+
+/// An optional address typed into `raw` into `into` (empty: none), or the field named
+/// in `errors` when it is too long to be one.
+fn contact(errors: &mut Vec<String>, field: &str, raw: &str, into: &mut Option<String>) {
+    let email = raw.trim();
+    if email.is_empty() {
+        *into = None;
+    } else if email.len() > MAX_INPUT {
+        errors.push(format!("{field}: must be an email address"));
+    } else {
+        // Canonical form when it parses; `validate` names it when it does not.
+        *into = Some(
+            Email::parse(email)
+                .map(|e| e.as_str().to_owned())
+                .unwrap_or_else(|_| email.to_owned()),
+        );
     }
 }
 
@@ -89,6 +114,9 @@ impl PolicyForm {
             support_email: p.support_email.clone().unwrap_or_default(),
             session_idle_secs: p.session_idle_secs.to_string(),
             session_absolute_secs: p.session_absolute_secs.to_string(),
+            privacy_officer_email: Some(p.privacy_officer_email.clone().unwrap_or_default()),
+            emergency_window_minutes: Some(p.emergency_window_minutes.to_string()),
+            emergency_review_overdue_hours: Some(p.emergency_review_overdue_hours.to_string()),
         }
     }
 
@@ -107,17 +135,18 @@ impl PolicyForm {
             "everyone" => p.mfa = MfaPolicy::Everyone,
             _ => errors.push("mfa: must be off, admins or everyone".into()),
         }
-        let email = self.support_email.trim();
-        if email.is_empty() {
-            p.support_email = None;
-        } else if email.len() > MAX_INPUT {
-            errors.push("support_email: must be an email address".into());
-        } else {
-            // Canonical form when it parses; `validate` names it when it does not.
-            p.support_email = Some(
-                Email::parse(email)
-                    .map(|e| e.as_str().to_owned())
-                    .unwrap_or_else(|_| email.to_owned()),
+        contact(
+            &mut errors,
+            "support_email",
+            &self.support_email,
+            &mut p.support_email,
+        );
+        if let Some(raw) = &self.privacy_officer_email {
+            contact(
+                &mut errors,
+                "privacy_officer_email",
+                raw,
+                &mut p.privacy_officer_email,
             );
         }
         number(
@@ -132,6 +161,22 @@ impl PolicyForm {
             &self.session_absolute_secs,
             &mut p.session_absolute_secs,
         );
+        if let Some(raw) = &self.emergency_window_minutes {
+            number(
+                &mut errors,
+                "emergency_window_minutes",
+                raw,
+                &mut p.emergency_window_minutes,
+            );
+        }
+        if let Some(raw) = &self.emergency_review_overdue_hours {
+            number(
+                &mut errors,
+                "emergency_review_overdue_hours",
+                raw,
+                &mut p.emergency_review_overdue_hours,
+            );
+        }
         if let Err(problems) = p.validate() {
             let named: Vec<String> = errors
                 .iter()

@@ -2,6 +2,7 @@
 
 // The console's pages share its entry, navigation, notices and helpers.
 use super::*;
+use crate::admin::service::emergency as emergency_service;
 
 struct UserSummary {
     id: String,
@@ -150,6 +151,10 @@ struct UserPage {
     can_help: bool,
     /// `user=<username>`, for the link to their audit events.
     audit_query: String,
+    /// When the user was designated for emergency access (DESIGN §15), if they are.
+    emergency_since: Option<String>,
+    /// May designate them or withdraw it (whoever may change the user, not themself).
+    can_designate: bool,
 }
 
 #[get("/admin/users/{id}")]
@@ -186,6 +191,12 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
     })
     .collect();
     let can_help = who.require(Action::Support).is_ok() && who.may_act_on(&user).is_ok();
+    let emergency_since = emergency_service::designation(&visit.state, &user)
+        .await?
+        .map(|d| when(d.granted_at));
+    let can_designate = who.require(Action::Manage).is_ok()
+        && who.may_act_on(&user).is_ok()
+        && user.id != who.actor;
     let page = UserPage {
         nav: console.nav(),
         notice: notice(query.done.as_deref()),
@@ -199,6 +210,8 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
         audit_query: url::form_urlencoded::Serializer::new(String::new())
             .append_pair("user", &user.username)
             .finish(),
+        emergency_since,
+        can_designate,
         user,
     };
     Ok(render(&page, StatusCode::OK))
@@ -218,6 +231,8 @@ enum UserAction {
     RemoveTotp,
     EndSession(String),
     EndAll,
+    GrantEmergency,
+    WithdrawEmergency,
 }
 
 /// One action on one user: enter with the form's CSRF token, find the user (404 when
@@ -256,11 +271,26 @@ async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction
             user_service::end_all_sessions(by, &user).await?;
             "sessions-ended"
         }
+        UserAction::GrantEmergency => {
+            if emergency_service::grant(by, &user).await? {
+                "emergency-granted"
+            } else {
+                "emergency-already"
+            }
+        }
+        UserAction::WithdrawEmergency => {
+            if emergency_service::withdraw(by, &user).await? {
+                "emergency-withdrawn"
+            } else {
+                "emergency-not-designated"
+            }
+        }
     };
     Ok(see_other(&format!("/admin/users/{}?done={done}", user.id)))
 }
 
-/// Unlock, force a reset or remove the second factor: `/admin/users/{id}/{action}`.
+/// Unlock, force a reset, remove the second factor, designate for emergency access or
+/// withdraw it: `/admin/users/{id}/{action}`.
 #[post("/admin/users/{id}/{action}")]
 pub(super) async fn help_user(
     path: Path<(String, String)>,
@@ -272,6 +302,8 @@ pub(super) async fn help_user(
         "unlock" => UserAction::Unlock,
         "force-reset" => UserAction::ForceReset,
         "remove-totp" => UserAction::RemoveTotp,
+        "emergency-grant" => UserAction::GrantEmergency,
+        "emergency-withdraw" => UserAction::WithdrawEmergency,
         _ => return Err(AppError::NotFound.into()),
     };
     act_on_user(&visit, &id, &form.csrf, action).await

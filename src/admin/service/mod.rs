@@ -9,6 +9,7 @@
 //! pages, in one place each; the CLI prints it.
 
 pub mod clients;
+pub mod emergency;
 pub mod keys;
 pub mod network;
 pub mod orgs;
