@@ -701,3 +701,163 @@ async fn signing_out_ends_the_open_window() {
     let windows = w.windows().await;
     assert_eq!(windows[0].end_reason.as_deref(), Some("signed_out"));
 }
+
+#[tokio::test]
+async fn in_chromium_a_clinician_breaks_the_glass_the_rp_sees_it_and_a_second_admin_signs_off() {
+    use crate::browser::Browser;
+    let test =
+        "in_chromium_a_clinician_breaks_the_glass_the_rp_sees_it_and_a_second_admin_signs_off";
+    let Some(browser) = Browser::start().await else {
+        crate::helpers::skip(test, "GATEHOUSE_TEST_BROWSER not set");
+        return;
+    };
+    let w = ward(true).await;
+    // The relying party: its callback is a real page the browser lands on.
+    let (rp, mut requests) = rp_listener().await;
+    let redirect = format!("{rp}/callback");
+    let reg = register_client(
+        &w.app,
+        ClientSpec::new("Emergency department", &[redirect.as_str()]),
+    )
+    .await;
+    let mut authorize = Url::parse(&w.app.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", &reg.client_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "glass")
+        .append_pair("nonce", "n-glass")
+        .append_pair("acr_values", EMERGENCY)
+        .append_pair("emergency_context", "Patient 1234|Ward 4");
+
+    browser.goto(authorize.as_str()).await;
+    browser.wait_for("form#login").await;
+    browser.fill("form#login input#username", "clara").await;
+    browser.fill("form#login input#password", PASSWORD).await;
+    browser.submit("form#login button#sign-in").await;
+    browser.wait_for("form#otp").await;
+    w.app.clock.advance(Span::seconds(31));
+    let code = totp_code(&w.totp, w.app.clock.now().timestamp());
+    browser.fill("form#otp input#code", &code).await;
+    browser.submit("form#otp button#verify").await;
+    browser.wait_for("form#emergency").await;
+    assert_eq!(browser.text("h1").await, "Emergency access");
+    // Without a reason the browser itself will not send the form (required, minlength);
+    // the server's refusal is tested over HTTP.
+    browser
+        .click("form#emergency input[name=context][value='Patient 1234']")
+        .await;
+    browser.fill("form#emergency textarea#reason", REASON).await;
+    browser.submit("form#emergency button#break-glass").await;
+    browser.wait_for("#rp").await;
+
+    let (line, _) = tokio::time::timeout(std::time::Duration::from_secs(10), requests.recv())
+        .await
+        .expect("the browser reached the relying party")
+        .unwrap();
+    let back = Url::parse(&format!("{rp}{}", line.split(' ').nth(1).unwrap())).unwrap();
+    assert_eq!(query(&back)["state"], "glass");
+    let tokens: Value = rp_http()
+        .post(w.app.url("/token"))
+        .basic_auth(
+            &reg.client_id,
+            Some(reg.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", query(&back)["code"].as_str()),
+            ("redirect_uri", redirect.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = claims_of(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], EMERGENCY);
+    assert_eq!(id["emergency"]["reason"], REASON);
+    assert_eq!(id["emergency"]["context"], "Patient 1234");
+    browser.close().await;
+
+    // Support and the privacy officer are told at once; the webhook arrives signed.
+    let outbox = w.outbox().await;
+    assert!(
+        outbox
+            .iter()
+            .any(|(k, to, _)| k == "email" && to == "support@hospital.example")
+    );
+    let hooks = w.hooks.clone();
+    assert!(
+        crate::helpers::eventually(std::time::Duration::from_secs(10), || {
+            let hooks = hooks.clone();
+            async move {
+                hooks
+                    .0
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|(event, ts, sig, body)| {
+                        event == "emergency.started"
+                            && webhook::verify(
+                                WEBHOOK_SECRET.as_bytes(),
+                                ts,
+                                body,
+                                sig,
+                                chrono::Utc::now().timestamp(),
+                                24 * 3600,
+                            )
+                    })
+            }
+        })
+        .await,
+        "a signed emergency.started webhook"
+    );
+
+    // After the window, a refresh gives ordinary tokens.
+    w.app.clock.advance(Span::minutes(61));
+    emergency::sweep(&w.app.state).await.unwrap();
+    let refreshed: Value = rp_http()
+        .post(w.app.url("/token"))
+        .basic_auth(
+            &reg.client_id,
+            Some(reg.client_secret.as_ref().unwrap().expose_secret()),
+        )
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = claims_of(refreshed["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "urn:gatehouse:acr:mfa");
+    assert!(id.get("emergency").is_none());
+
+    // A second administrator signs the review off.
+    let window = &w.windows().await[0];
+    let admin = crate::oidc::admin_token(&w.app).await;
+    let res = rp_http()
+        .post(w.app.url(&format!(
+            "/admin/api/v1/emergency-sessions/{}/review",
+            window.id
+        )))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"note": "Checked with the ward: a real arrest."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let window = &w.windows().await[0];
+    assert!(window.reviewed_at.is_some());
+    assert_eq!(
+        window.review_note.as_deref(),
+        Some("Checked with the ward: a real arrest.")
+    );
+    assert_eq!(w.events(EventType::EmergencyReviewed).await.len(), 1);
+}
