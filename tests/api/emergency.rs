@@ -193,6 +193,12 @@ impl Ward {
             .send()
             .await
             .unwrap();
+        self.sign_in_to_stage(res).await
+    }
+
+    /// From a door's answer that starts a sign-in, through the password and the code to
+    /// the emergency stage.
+    async fn sign_in_to_stage(&self, res: reqwest::Response) -> (String, String) {
         assert_eq!(res.status(), 303);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         assert!(
@@ -860,4 +866,55 @@ async fn in_chromium_a_clinician_breaks_the_glass_the_rp_sees_it_and_a_second_ad
         Some("Checked with the ward: a real arrest.")
     );
     assert_eq!(w.events(EventType::EmergencyReviewed).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_saml_sp_that_asks_for_the_emergency_class_gets_it_with_the_window_attributes() {
+    use crate::saml::{TestSp, posted, rand_id};
+    use gatehouse::saml::providers::ImportSettings;
+    let w = ward(true).await;
+    let sp = TestSp::new("https://sp.example.org/acs");
+    sp.register(&w.app, ImportSettings::default()).await;
+    let asked = format!(
+        r#"<samlp:RequestedAuthnContext Comparison="exact"><saml:AuthnContextClassRef>{EMERGENCY}</saml:AuthnContextClassRef></samlp:RequestedAuthnContext>"#
+    );
+    let xml = sp.authn_request(&format!("_{}", rand_id()), &w.app, "", &asked);
+    let res = sp
+        .send_redirect(&w.app, &w.browser, &xml, None, false)
+        .await;
+    let (_, html) = w.sign_in_to_stage(res).await;
+    let res = w
+        .post_stage(&html, &[("action", "raise"), ("reason", REASON)])
+        .await;
+    assert_eq!(res.status(), 200);
+    let (action, response, _) = posted(&res.text().await.unwrap());
+    assert_eq!(action, "https://sp.example.org/acs");
+    assert!(
+        response.contains(&format!(
+            "<saml2:AuthnContextClassRef>{EMERGENCY}</saml2:AuthnContextClassRef>"
+        )),
+        "{response}"
+    );
+    assert!(response.contains(emergency_attr("reason")));
+    assert!(response.contains(REASON));
+    assert!(response.contains(emergency_attr("expires-at")));
+
+    // Another SP that did not ask gets the ordinary class from the same session.
+    let xml = sp.authn_request(&format!("_{}", rand_id()), &w.app, "", "");
+    let res = sp
+        .send_redirect(&w.app, &w.browser, &xml, None, false)
+        .await;
+    let (_, response, _) = posted(&res.text().await.unwrap());
+    assert!(
+        response.contains("https://refeds.org/profile/mfa"),
+        "{response}"
+    );
+    assert!(!response.contains(REASON));
+}
+
+fn emergency_attr(name: &str) -> &'static str {
+    match name {
+        "reason" => gatehouse::saml::assertion::ATTR_EMERGENCY_REASON,
+        _ => gatehouse::saml::assertion::ATTR_EMERGENCY_EXPIRES,
+    }
 }
