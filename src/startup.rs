@@ -6,7 +6,7 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
     admin,
-    audit::{Audit, AuditError},
+    audit::{AnchorTargets, AnchorWorker, Anchoring, Audit, AuditError},
     auth::{guard::Guard, hashing::HashingPool, password::Hasher, session::SessionListeners},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
@@ -36,6 +36,8 @@ pub struct AppState {
     pub guard: Guard,
     /// The audit trail every capability records into (DESIGN §11).
     pub audit: Audit,
+    /// Anchors of the audit chain's head outside the database (`audit_anchor_*`).
+    pub anchoring: Arc<Anchoring>,
     pub mailer: Mailer,
     /// Token signing keys (DESIGN §9), reloaded to follow rotations.
     pub keys: Arc<Keys>,
@@ -101,6 +103,8 @@ pub struct Application {
     state: web::Data<AppState>,
     first_admin: Option<FirstAdmin>,
     mail_worker: MailWorker,
+    /// Anchors the audit chain's head every `audit_anchor_secs`; `None` when 0.
+    anchor_worker: Option<AnchorWorker>,
     tls: Option<Arc<gw::tls::ReloadingCert>>,
     /// The internal `/metrics` listener (`metrics_bind`), if configured.
     metrics: Option<(SocketAddr, Server)>,
@@ -192,6 +196,12 @@ impl Application {
 
         // Started last: nothing above can fail after it, so no worker outlives a failed build.
         let mail_worker = state.mailer.spawn_worker();
+        let anchor_worker = (config.audit_anchor_secs > 0).then(|| {
+            state
+                .anchoring
+                .clone()
+                .spawn(Duration::from_secs(config.audit_anchor_secs))
+        });
 
         Ok(Self {
             local_addr,
@@ -199,6 +209,7 @@ impl Application {
             state,
             first_admin,
             mail_worker,
+            anchor_worker,
             tls,
             metrics,
         })
@@ -247,6 +258,10 @@ impl Application {
             handle.stop(true).await;
         }
         let grace = Duration::from_secs(self.state.config.shutdown_timeout_secs);
+        // Before the mail worker: the final anchor may queue a webhook.
+        if let Some(anchors) = self.anchor_worker {
+            anchors.stop(grace).await;
+        }
         self.mail_worker.stop(grace).await;
         result
     }
@@ -497,7 +512,9 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(&config)?;
     let store = open_store(&config).await?;
-    let audit = Audit::open(store.clone(), &master_key, clock.clone()).await?;
+    let audit = Audit::open(store.clone(), &master_key, clock.clone())
+        .await?
+        .with_retention(config.audit_retention_days);
     let ephemeral = open_ephemeral(&config).await?;
     let hasher = Hasher::new(
         config.argon2_memory_kib,
@@ -531,6 +548,17 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         load_keys(&config, &store, &master_key, &clock).await?,
     ));
     let saml_keys = load_saml_keys(&config, &store, &master_key, &clock).await?;
+    let anchoring = Arc::new(Anchoring::new(
+        audit.clone(),
+        AnchorTargets {
+            file: config.audit_anchor_path(),
+            syslog: config
+                .audit_anchor_syslog
+                .then(|| crate::audit::SYSLOG_SOCKET.into()),
+            mailer: Some(mailer.clone()),
+            instance: crate::audit::instance_name(),
+        },
+    ));
     let (sign_in_answers, session_listeners) = protocol_hooks();
     let state = AppState {
         sign_in_answers: Arc::new(sign_in_answers),
@@ -547,6 +575,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         metrics,
         hashing,
         audit,
+        anchoring,
         clients: Arc::default(),
     };
     protocol_couriers(&state);
@@ -572,7 +601,9 @@ pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, St
     ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(config)?;
     let store = open_store(config).await?;
-    Ok(Audit::open(store, &master_key, clock).await?)
+    Ok(Audit::open(store, &master_key, clock)
+        .await?
+        .with_retention(config.audit_retention_days))
 }
 
 /// Connects and migrates; used by `serve` and `migrate`.
