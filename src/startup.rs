@@ -38,6 +38,8 @@ pub struct AppState {
     pub audit: Audit,
     /// Anchors of the audit chain's head outside the database (`audit_anchor_*`).
     pub anchoring: Arc<Anchoring>,
+    /// Whether the system clock is synchronised, as the OS last said (`/readyz`).
+    pub time_sync: Arc<crate::time_sync::TimeSync>,
     pub mailer: Mailer,
     /// Token signing keys (DESIGN §9), reloaded to follow rotations.
     pub keys: Arc<Keys>,
@@ -156,6 +158,7 @@ impl Application {
         spawn_key_reloader(&state);
         spawn_token_janitor(&state);
         spawn_metadata_refresher(&state);
+        spawn_time_sync_refresher(&state);
         let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
             what: "bind".into(),
             reason: e.to_string(),
@@ -367,6 +370,23 @@ fn spawn_metadata_refresher(state: &web::Data<AppState>) {
     });
 }
 
+/// How often the OS is asked again whether the clock is synchronised.
+const TIME_SYNC_EVERY: Duration = Duration::from_secs(60);
+
+/// Asks the OS whether the clock is synchronised, at once and then every minute;
+/// stops when the application is dropped.
+fn spawn_time_sync_refresher(state: &web::Data<AppState>) {
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    tokio::spawn(async move {
+        loop {
+            let Some(state) = weak.upgrade() else { return };
+            state.time_sync.refresh().await;
+            drop(state);
+            tokio::time::sleep(TIME_SYNC_EVERY).await;
+        }
+    });
+}
+
 /// Reloads the signing keys now and then, so a rotation run against the shared database
 /// reaches this instance; stops when the application is dropped.
 fn spawn_key_reloader(state: &web::Data<AppState>) {
@@ -559,6 +579,10 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
             instance: crate::audit::instance_name(),
         },
     ));
+    let time_sync = Arc::new(crate::time_sync::TimeSync::new(
+        crate::time_sync::Probe::default(),
+        &metrics,
+    ));
     let (sign_in_answers, session_listeners) = protocol_hooks();
     let state = AppState {
         sign_in_answers: Arc::new(sign_in_answers),
@@ -576,6 +600,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         hashing,
         audit,
         anchoring,
+        time_sync,
         clients: Arc::default(),
     };
     protocol_couriers(&state);
