@@ -140,6 +140,27 @@ async fn a_truncated_tail_passes_the_chain_but_not_the_anchors() {
     assert_eq!(problems[0]["kind"], "missing");
     assert_eq!(problems[0]["seq"], 13);
     assert_eq!(problems[0]["line"], 2);
+
+    // The trail goes on after the truncation: new events take the anchored seqs, and
+    // the anchors still tell them from the ones removed.
+    record_events(&app, 3).await;
+    assert!(app.state.audit.verify().await.unwrap().intact);
+    let text = std::fs::read_to_string(anchor_file(dir.path())).unwrap();
+    let report = app.state.audit.verify_anchors(&text).await.unwrap();
+    assert!(!report.intact);
+    assert_eq!(report.problems.len(), 1, "{report}");
+    let problem = &report.problems[0];
+    assert_eq!(
+        (problem.kind, problem.seq),
+        (gatehouse::audit::AnchorProblemKind::Replaced, Some(13))
+    );
+    assert!(
+        problem.message.contains(&format!(
+            "event seq 13 was anchored at {time} with hash {}",
+            lines[1]["hash"].as_str().unwrap()
+        )),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -262,4 +283,15 @@ async fn anchors_are_written_on_a_timer_and_at_shutdown_and_sent_as_a_webhook() 
     let body: Value = serde_json::from_str(payloads[0].as_deref().unwrap()).unwrap();
     assert_eq!(body["event"], "audit.anchor");
     assert!(body["data"]["mac"].as_str().is_some_and(|m| m.len() == 64));
+    // What a receiver keeps is as good as the file: each `data` one line.
+    let received: String = payloads
+        .iter()
+        .map(|p| {
+            let body: Value = serde_json::from_str(p.as_deref().unwrap()).unwrap();
+            format!("{}\n", body["data"])
+        })
+        .collect();
+    let report = app.state.audit.verify_anchors(&received).await.unwrap();
+    assert!(report.intact, "{report}");
+    assert_eq!(report.anchors_verified as usize, payloads.len());
 }
