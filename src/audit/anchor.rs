@@ -126,11 +126,7 @@ impl Audit {
     /// A signed anchor of the chain's head as committed now.
     pub async fn anchor(&self, instance: Option<&str>) -> Result<Anchor, AuditError> {
         let head = self.store.run(super::ledger::head).await?;
-        let (seq, hash) = head.ok_or_else(|| {
-            AuditError::Store(crate::store::StoreError::Query(
-                "the audit chain head (table audit_head) is missing".into(),
-            ))
-        })?;
+        let (seq, hash) = head.ok_or_else(super::ledger::missing_head)?;
         let time =
             super::chain::canonical_time(super::event::to_micros(self.clock.now()).naive_utc());
         let mut anchor = Anchor {

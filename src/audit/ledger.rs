@@ -104,7 +104,7 @@ impl CheckpointRow {
 }
 
 /// Every append needs the head; without it the chain cannot continue (fail closed).
-fn missing_head() -> StoreError {
+pub(super) fn missing_head() -> StoreError {
     StoreError::Query("the audit chain head (table audit_head) is missing".into())
 }
 
