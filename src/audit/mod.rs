@@ -1,6 +1,9 @@
 //! The audit trail (DESIGN §11): one `record` call every capability uses, a hash chain
 //! that shows alteration, removal, insertion and reordering, queries for the admin API,
-//! JSON-lines export, and retention that prunes behind a signed checkpoint.
+//! JSON-lines export, and retention that prunes behind a signed checkpoint, never inside
+//! `audit_retention_days`. The database refuses every other update or delete (migration
+//! `2026-12-07-100000_audit_append_only`), and signed anchors of the head, kept outside
+//! it (`anchor`), reveal the newest events deleted with the head rewound.
 //!
 //! ```text
 //! state.audit.record(
