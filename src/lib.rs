@@ -18,4 +18,5 @@ pub mod saml;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod time_sync;
 pub mod web;

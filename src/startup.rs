@@ -6,7 +6,7 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
     admin,
-    audit::{Audit, AuditError},
+    audit::{AnchorTargets, AnchorWorker, Anchoring, Audit, AuditError},
     auth::{guard::Guard, hashing::HashingPool, password::Hasher, session::SessionListeners},
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
@@ -36,6 +36,10 @@ pub struct AppState {
     pub guard: Guard,
     /// The audit trail every capability records into (DESIGN §11).
     pub audit: Audit,
+    /// Anchors of the audit chain's head outside the database (`audit_anchor_*`).
+    pub anchoring: Arc<Anchoring>,
+    /// Whether the system clock is synchronised, as the OS last said (`/readyz`).
+    pub time_sync: Arc<crate::time_sync::TimeSync>,
     pub mailer: Mailer,
     /// Token signing keys (DESIGN §9), reloaded to follow rotations.
     pub keys: Arc<Keys>,
@@ -103,6 +107,8 @@ pub struct Application {
     state: web::Data<AppState>,
     first_admin: Option<FirstAdmin>,
     mail_worker: MailWorker,
+    /// Anchors the audit chain's head every `audit_anchor_secs`; `None` when 0.
+    anchor_worker: Option<AnchorWorker>,
     tls: Option<Arc<gw::tls::ReloadingCert>>,
     /// The internal `/metrics` listener (`metrics_bind`), if configured.
     metrics: Option<(SocketAddr, Server)>,
@@ -155,6 +161,7 @@ impl Application {
         spawn_token_janitor(&state);
         spawn_metadata_refresher(&state);
         spawn_emergency_sweeper(&state);
+        spawn_time_sync_refresher(&state);
         let local_addr = listener.local_addr().map_err(|e| StartupError::Io {
             what: "bind".into(),
             reason: e.to_string(),
@@ -195,6 +202,12 @@ impl Application {
 
         // Started last: nothing above can fail after it, so no worker outlives a failed build.
         let mail_worker = state.mailer.spawn_worker();
+        let anchor_worker = (config.audit_anchor_secs > 0).then(|| {
+            state
+                .anchoring
+                .clone()
+                .spawn(Duration::from_secs(config.audit_anchor_secs))
+        });
 
         Ok(Self {
             local_addr,
@@ -202,6 +215,7 @@ impl Application {
             state,
             first_admin,
             mail_worker,
+            anchor_worker,
             tls,
             metrics,
         })
@@ -250,6 +264,10 @@ impl Application {
             handle.stop(true).await;
         }
         let grace = Duration::from_secs(self.state.config.shutdown_timeout_secs);
+        // Before the mail worker: the final anchor may queue a webhook.
+        if let Some(anchors) = self.anchor_worker {
+            anchors.stop(grace).await;
+        }
         self.mail_worker.stop(grace).await;
         result
     }
@@ -369,6 +387,23 @@ fn spawn_metadata_refresher(state: &web::Data<AppState>) {
             if let Err(e) = saml::metadata_refresh::refresh_due(&state).await {
                 tracing::warn!(error = %e, "SP metadata refresh pass failed; will try again");
             }
+        }
+    });
+}
+
+/// How often the OS is asked again whether the clock is synchronised.
+const TIME_SYNC_EVERY: Duration = Duration::from_secs(60);
+
+/// Asks the OS whether the clock is synchronised, at once and then every minute;
+/// stops when the application is dropped.
+fn spawn_time_sync_refresher(state: &web::Data<AppState>) {
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    tokio::spawn(async move {
+        loop {
+            let Some(state) = weak.upgrade() else { return };
+            state.time_sync.refresh().await;
+            drop(state);
+            tokio::time::sleep(TIME_SYNC_EVERY).await;
         }
     });
 }
@@ -518,7 +553,9 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
     ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(&config)?;
     let store = open_store(&config).await?;
-    let audit = Audit::open(store.clone(), &master_key, clock.clone()).await?;
+    let audit = Audit::open(store.clone(), &master_key, clock.clone())
+        .await?
+        .with_retention(config.audit_retention_days);
     let ephemeral = open_ephemeral(&config).await?;
     let hasher = Hasher::new(
         config.argon2_memory_kib,
@@ -552,6 +589,21 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         load_keys(&config, &store, &master_key, &clock).await?,
     ));
     let saml_keys = load_saml_keys(&config, &store, &master_key, &clock).await?;
+    let anchoring = Arc::new(Anchoring::new(
+        audit.clone(),
+        AnchorTargets {
+            file: config.audit_anchor_path(),
+            syslog: config
+                .audit_anchor_syslog
+                .then(|| crate::audit::SYSLOG_SOCKET.into()),
+            mailer: Some(mailer.clone()),
+            instance: crate::audit::instance_name(),
+        },
+    ));
+    let time_sync = Arc::new(crate::time_sync::TimeSync::new(
+        crate::time_sync::Probe::default(),
+        &metrics,
+    ));
     let (sign_in_answers, session_listeners) = protocol_hooks();
     let state = AppState {
         sign_in_answers: Arc::new(sign_in_answers),
@@ -568,6 +620,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState,
         metrics,
         hashing,
         audit,
+        anchoring,
+        time_sync,
         clients: Arc::default(),
     };
     protocol_couriers(&state);
@@ -593,7 +647,9 @@ pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, St
     ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(config)?;
     let store = open_store(config).await?;
-    Ok(Audit::open(store, &master_key, clock).await?)
+    Ok(Audit::open(store, &master_key, clock)
+        .await?
+        .with_retention(config.audit_retention_days))
 }
 
 /// Connects and migrates; used by `serve` and `migrate`.

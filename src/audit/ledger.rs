@@ -104,7 +104,7 @@ impl CheckpointRow {
 }
 
 /// Every append needs the head; without it the chain cannot continue (fail closed).
-fn missing_head() -> StoreError {
+pub(super) fn missing_head() -> StoreError {
     StoreError::Query("the audit chain head (table audit_head) is missing".into())
 }
 
@@ -434,8 +434,10 @@ pub fn prune(
                 "cannot prune: event seq {last} is missing"
             )));
         };
+        c.permit_prune()?;
         let pruned =
             diesel::delete(audit_events::table.filter(audit_events::seq.le(last))).execute(c)?;
+        c.end_prune_permit()?;
         let mut checkpoint = CheckpointRow {
             last_seq: last,
             last_hash,
@@ -450,6 +452,47 @@ pub fn prune(
             .execute(c)?;
         Ok(Some(checkpoint))
     })
+}
+
+/// How the prune transaction gets past the append-only triggers (migration
+/// `2026-12-07-100000_audit_append_only`): the documented exception, for this
+/// transaction only. Nothing else in Gatehouse deletes or updates an event.
+trait PrunePermit {
+    fn permit_prune(&mut self) -> QueryResult<()>;
+    fn end_prune_permit(&mut self) -> QueryResult<()>;
+}
+
+impl PrunePermit for diesel::PgConnection {
+    /// A transaction-local setting the DELETE trigger honours; it ends with the
+    /// transaction whatever happens, and is switched off at once anyway.
+    fn permit_prune(&mut self) -> QueryResult<()> {
+        diesel::sql_query("SET LOCAL gatehouse.audit_prune = 'on'")
+            .execute(self)
+            .map(drop)
+    }
+
+    fn end_prune_permit(&mut self) -> QueryResult<()> {
+        diesel::sql_query("SET LOCAL gatehouse.audit_prune = 'off'")
+            .execute(self)
+            .map(drop)
+    }
+}
+
+impl PrunePermit for diesel::SqliteConnection {
+    /// SQLite has no session settings a trigger can read: a row in
+    /// `audit_prune_permit`, inserted and removed inside this transaction, so no other
+    /// connection ever sees it committed.
+    fn permit_prune(&mut self) -> QueryResult<()> {
+        diesel::sql_query("INSERT INTO audit_prune_permit (id) VALUES (1)")
+            .execute(self)
+            .map(drop)
+    }
+
+    fn end_prune_permit(&mut self) -> QueryResult<()> {
+        diesel::sql_query("DELETE FROM audit_prune_permit")
+            .execute(self)
+            .map(drop)
+    }
 }
 
 /// The chain's end as committed: `(seq, hash)`; `None` only if someone deleted it.
@@ -504,6 +547,22 @@ pub fn page_since(
         .order(audit_events::seq.asc())
         .limit(limit)
         .load(conn)?)
+}
+
+/// `(seq, hash)` of the events at `seqs` that exist.
+pub fn hashes_at(conn: &mut DbConnection, seqs: &[i64]) -> Result<Vec<(i64, String)>, StoreError> {
+    Ok(audit_events::table
+        .filter(audit_events::seq.eq_any(seqs))
+        .select((audit_events::seq, audit_events::hash))
+        .load(conn)?)
+}
+
+/// The highest seq present below `seq`.
+pub fn last_seq_below(conn: &mut DbConnection, seq: i64) -> Result<Option<i64>, StoreError> {
+    Ok(audit_events::table
+        .filter(audit_events::seq.lt(seq))
+        .select(diesel::dsl::max(audit_events::seq))
+        .first(conn)?)
 }
 
 /// The first event past the committed head, if any: one statement, so it sees the

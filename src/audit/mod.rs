@@ -1,6 +1,9 @@
 //! The audit trail (DESIGN §11): one `record` call every capability uses, a hash chain
 //! that shows alteration, removal, insertion and reordering, queries for the admin API,
-//! JSON-lines export, and retention that prunes behind a signed checkpoint.
+//! JSON-lines export, and retention that prunes behind a signed checkpoint, never inside
+//! `audit_retention_days`. The database refuses every other update or delete (migration
+//! `2026-12-07-100000_audit_append_only`), and signed anchors of the head, kept outside
+//! it (`anchor`), reveal the newest events deleted with the head rewound.
 //!
 //! ```text
 //! state.audit.record(
@@ -16,6 +19,8 @@
 //! waiting (up to [`MAX_BATCH`]) in one transaction under the chain lock, so concurrent
 //! sign-ins share one commit instead of queueing for one each.
 
+mod anchor;
+mod anchor_verify;
 mod chain;
 mod context;
 mod event;
@@ -29,6 +34,8 @@ use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+pub use anchor::{Anchor, AnchorTargets, AnchorWorker, Anchoring, SYSLOG_SOCKET, instance_name};
+pub use anchor_verify::{AnchorProblem, AnchorProblemKind, AnchorReport};
 pub use context::RequestContext;
 pub use event::{AuditEvent, EventType, Outcome};
 pub use verify::{CheckpointSummary, Problem, ProblemKind, VerifyReport};
@@ -58,6 +65,14 @@ const PAGE: i64 = 1000;
 /// Most rows one query returns.
 pub const MAX_QUERY_LIMIT: i64 = 1000;
 
+/// How long events are kept unless configured otherwise: six years, a common floor
+/// for health records (`audit_retention_days`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 2192;
+
+/// The shortest retention there is: ONC 170.315 (d)(2)/(d)(10) test procedures expect
+/// at least a year, so neither the configuration nor a caller can go below it.
+pub const MIN_RETENTION_DAYS: u32 = 365;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit trail: {0}")]
@@ -68,6 +83,16 @@ pub enum AuditError {
     Closed,
     #[error("refusing to prune a trail that does not verify: {0}")]
     Broken(Problem),
+    #[error(
+        "refusing to prune events before {}: audit_retention_days is {retention_days}, so the latest cut-off allowed is {}",
+        asked.to_rfc3339(),
+        latest.to_rfc3339()
+    )]
+    WithinRetention {
+        asked: DateTime<Utc>,
+        latest: DateTime<Utc>,
+        retention_days: u32,
+    },
     #[error("cannot write the export: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -156,8 +181,12 @@ struct Pending {
 pub struct Audit {
     store: Store,
     key: Arc<ChainKey>,
+    /// Signs anchors of the head (`anchor`); not the chain key.
+    anchor_key: Arc<anchor::AnchorKey>,
     clock: SharedClock,
     writer: mpsc::Sender<Pending>,
+    /// Events younger than this are never pruned (ONC 170.315 (d)(10)).
+    retention_days: u32,
     /// Batches appended, by how: `direct` (one statement, the head as this instance
     /// left it) or `locked` (the head read under its lock: first batch, SQLite, or
     /// another instance appended in between).
@@ -181,6 +210,9 @@ impl Audit {
         let now = clock.now().naive_utc();
         let key = secrets::load_or_create_key(&store, master_key, CHAIN_KEY_NAME, now).await?;
         let key = Arc::new(ChainKey::new(key));
+        let anchor_key =
+            secrets::load_or_create_key(&store, master_key, anchor::ANCHOR_KEY_NAME, now).await?;
+        let anchor_key = Arc::new(anchor::AnchorKey::new(anchor_key));
         let (writer, queue) = mpsc::channel(QUEUE);
         let appends = IntCounterVec::new(
             Opts::new(
@@ -204,10 +236,25 @@ impl Audit {
         Ok(Self {
             store,
             key,
+            anchor_key,
             clock,
             writer,
+            retention_days: DEFAULT_RETENTION_DAYS,
             appends,
         })
+    }
+
+    /// Keeps events for `days` (`audit_retention_days`) instead of the default; never
+    /// less than [`MIN_RETENTION_DAYS`], whatever the caller asks.
+    #[must_use]
+    pub fn with_retention(mut self, days: u32) -> Self {
+        self.retention_days = days.max(MIN_RETENTION_DAYS);
+        self
+    }
+
+    /// The newest cut-off [`Audit::prune`] accepts now: now − the retention period.
+    pub fn latest_prune_cutoff(&self) -> DateTime<Utc> {
+        self.clock.now() - chrono::Duration::days(i64::from(self.retention_days))
     }
 
     /// Publishes the writer's counters with the server's other metrics.
@@ -358,7 +405,19 @@ impl Audit {
     /// checkpoint signed with the chain key, so what remains still verifies. Refuses
     /// when the trail does not verify: pruning must not erase the evidence. Records
     /// an `audit.pruned` event. `None` when nothing was old enough.
+    ///
+    /// Refuses any cut-off newer than [`Audit::latest_prune_cutoff`]: the check is here,
+    /// not in a door, so no door can delete events the retention period still covers
+    /// (ONC 170.315 (d)(10): the technology must not delete the trail).
     pub async fn prune(&self, older_than: DateTime<Utc>) -> Result<Option<Checkpoint>, AuditError> {
+        let latest = self.latest_prune_cutoff();
+        if older_than > latest {
+            return Err(AuditError::WithinRetention {
+                asked: older_than,
+                latest,
+                retention_days: self.retention_days,
+            });
+        }
         let report = self.verify().await?;
         if let Some(problem) = report.problem {
             return Err(AuditError::Broken(problem));

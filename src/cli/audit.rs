@@ -13,6 +13,10 @@ pub enum AuditCommand {
     Verify {
         #[arg(long)]
         json: bool,
+        /// Also check the database against this file of anchors (`audit_anchor_file`):
+        /// each line's MAC, and that every anchored event is still there.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<std::path::PathBuf>,
     },
     /// Write events as JSON lines to standard output, oldest first.
     Export {
@@ -23,10 +27,42 @@ pub enum AuditCommand {
     /// Delete events older than the retention period (`audit_retention_days`), leaving
     /// a signed checkpoint so the rest still verifies.
     Prune {
-        /// Prune before this time (RFC 3339) instead of the retention period.
-        #[arg(long, value_parser = parse_time)]
+        /// Prune before this time (RFC 3339) instead of the retention period; refused
+        /// when it is newer than now − `audit_retention_days`.
+        #[arg(long, alias = "before", value_parser = parse_time)]
         older_than: Option<DateTime<Utc>>,
     },
+}
+
+/// The chain's report and, given an anchor file, the anchors'.
+async fn verify(
+    audit: &gatehouse::audit::Audit,
+    anchor_file: Option<&std::path::Path>,
+) -> Result<
+    (
+        gatehouse::audit::VerifyReport,
+        Option<gatehouse::audit::AnchorReport>,
+    ),
+    String,
+> {
+    let anchors = match anchor_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the anchor file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let report = audit.verify().await.map_err(|e| e.to_string())?;
+    let anchors = match anchors {
+        Some(text) => Some(
+            audit
+                .verify_anchors(&text)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    Ok((report, anchors))
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -36,30 +72,34 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 pub async fn run(config: Config, command: AuditCommand) -> Result<ExitCode, String> {
-    let retention_days = config.audit_retention_days;
     let opened = startup::open_audit(&config, Arc::new(SystemClock)).await;
     match command {
-        AuditCommand::Verify { json } => {
+        AuditCommand::Verify { json, anchor } => {
             // 1 is reserved for "the chain is broken", so a script can tell tampering
             // from a database that could not be reached.
-            let report = match opened {
-                Ok(audit) => audit.verify().await.map_err(|e| e.to_string()),
+            let checked = match opened {
+                Ok(audit) => verify(&audit, anchor.as_deref()).await,
                 Err(e) => Err(e.to_string()),
             };
-            let report = match report {
-                Ok(report) => report,
+            let (report, anchors) = match checked {
+                Ok(checked) => checked,
                 Err(e) => {
                     eprintln!("gatehouse: cannot verify the audit trail: {e}");
                     return Ok(ExitCode::from(2));
                 }
             };
-            if json {
-                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-                println!("{text}");
-            } else {
-                println!("{report}");
+            let intact = report.intact && anchors.as_ref().is_none_or(|a| a.intact);
+            let text = match (&anchors, json) {
+                (None, true) => serde_json::to_string_pretty(&report),
+                (Some(anchors), true) => serde_json::to_string_pretty(
+                    &serde_json::json!({ "chain": report, "anchors": anchors }),
+                ),
+                (None, false) => Ok(report.to_string()),
+                (Some(anchors), false) => Ok(format!("{report}\n{anchors}")),
             }
-            Ok(if report.intact {
+            .map_err(|e| e.to_string())?;
+            println!("{text}");
+            Ok(if intact {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -77,10 +117,7 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<ExitCode, Stri
         }
         AuditCommand::Prune { older_than } => {
             let audit = opened.map_err(|e| e.to_string())?;
-            let cutoff = match older_than {
-                Some(t) => t,
-                None => Utc::now() - chrono::Duration::days(i64::from(retention_days)),
-            };
+            let cutoff = older_than.unwrap_or_else(|| audit.latest_prune_cutoff());
             match audit.prune(cutoff).await.map_err(|e| e.to_string())? {
                 Some(cp) => println!(
                     "pruned {} events before {}; the chain now resumes after seq {}",

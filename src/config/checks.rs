@@ -162,8 +162,22 @@ impl Config {
         if self.reset_account_limit_per_hour == 0 {
             return invalid("reset_account_limit_per_hour", "must be at least 1".into());
         }
-        if self.audit_retention_days == 0 {
-            return invalid("audit_retention_days", "must be at least 1".into());
+        if self.audit_retention_days < crate::audit::MIN_RETENTION_DAYS {
+            return invalid(
+                "audit_retention_days",
+                format!(
+                    "must be at least {} (one year: ONC 170.315 (d)(10) expects the audit trail kept at least that long)",
+                    crate::audit::MIN_RETENTION_DAYS
+                ),
+            );
+        }
+        // Anchors further apart than a day leave a day's newest events deletable
+        // unnoticed (0 turns anchoring off, knowingly).
+        if self.audit_anchor_secs > 24 * 3600 {
+            return invalid(
+                "audit_anchor_secs",
+                "must be at most 86400 (one day), or 0 to turn anchoring off".into(),
+            );
         }
         // Long enough for any statement a request makes; short enough that a stalled
         // dependency is a quick 503, not a hung request.

@@ -78,6 +78,8 @@ impl Config {
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
             "saml_metadata_allow_local" => self.saml_metadata_allow_local = parse(value)?,
             "dpop_nonce_required" => self.dpop_nonce_required = parse(value)?,
+            "audit_anchor_file" => self.audit_anchor_file = non_empty(value)?,
+            "audit_anchor_syslog" => self.audit_anchor_syslog = parse(value)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -99,6 +101,7 @@ impl Config {
             "reset_token_minutes" => self.reset_token_minutes = parse(value)?,
             "invite_token_hours" => self.invite_token_hours = parse(value)?,
             "audit_retention_days" => self.audit_retention_days = parse(value)?,
+            "audit_anchor_secs" => self.audit_anchor_secs = parse(value)?,
             _ => return Ok(false),
         }
         Ok(true)

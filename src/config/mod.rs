@@ -183,6 +183,13 @@ pub struct Config {
     /// How long audit events are kept before `gatehouse audit prune` may delete them
     /// (DESIGN §11; the default is six years, a common floor for health records).
     pub audit_retention_days: u32,
+    /// How often each instance anchors the audit chain's head outside the database, when
+    /// it moved (README, Audit trail); 0: never. Also once at a clean shutdown.
+    pub audit_anchor_secs: u64,
+    /// The file anchors are appended to; absent → `data_dir/audit-anchors.jsonl`.
+    pub audit_anchor_file: Option<PathBuf>,
+    /// Also send each anchor to syslog (`/dev/log`).
+    pub audit_anchor_syslog: bool,
 }
 
 impl Default for Config {
@@ -243,7 +250,10 @@ impl Default for Config {
             admin_username: "admin".into(),
             admin_email: "admin@localhost".into(),
             shutdown_timeout_secs: 30,
-            audit_retention_days: 2192,
+            audit_retention_days: crate::audit::DEFAULT_RETENTION_DAYS,
+            audit_anchor_secs: 300,
+            audit_anchor_file: None,
+            audit_anchor_syslog: false,
         }
     }
 }
@@ -371,6 +381,13 @@ impl Config {
     /// The effective settings as TOML with every secret redacted, for `config check`.
     pub fn redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+
+    /// Where audit anchors are appended (`audit_anchor_file`).
+    pub fn audit_anchor_path(&self) -> PathBuf {
+        self.audit_anchor_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-anchors.jsonl"))
     }
 
     /// A configuration for tests and benchmarks: everything under `data_dir`, port 0.

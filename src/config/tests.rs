@@ -215,6 +215,44 @@ fn audit_retention_defaults_to_six_years_and_can_be_overridden() {
     c.audit_retention_days = 0;
     let err = c.validate().unwrap_err().to_string();
     assert!(err.starts_with("audit_retention_days:"), "{err}");
+    c.audit_retention_days = 364;
+    let err = c.validate().unwrap_err().to_string();
+    assert!(
+        err.starts_with("audit_retention_days: must be at least 365"),
+        "{err}"
+    );
+    c.audit_retention_days = 365;
+    c.validate().unwrap();
+}
+
+#[test]
+fn audit_anchors_default_to_five_minutes_in_the_data_directory() {
+    let mut c = Config::default();
+    assert_eq!(c.audit_anchor_secs, 300);
+    assert!(!c.audit_anchor_syslog);
+    assert_eq!(
+        c.audit_anchor_path(),
+        c.data_dir.join("audit-anchors.jsonl")
+    );
+    c.apply_env(env(&[
+        ("GATEHOUSE_AUDIT_ANCHOR_SECS", "0"),
+        (
+            "GATEHOUSE_AUDIT_ANCHOR_FILE",
+            "/var/log/gatehouse/anchors.jsonl",
+        ),
+        ("GATEHOUSE_AUDIT_ANCHOR_SYSLOG", "true"),
+    ]))
+    .unwrap();
+    assert_eq!(c.audit_anchor_secs, 0);
+    assert!(c.audit_anchor_syslog);
+    assert_eq!(
+        c.audit_anchor_path(),
+        std::path::PathBuf::from("/var/log/gatehouse/anchors.jsonl")
+    );
+    c.validate().unwrap();
+    c.audit_anchor_secs = 86_401;
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.starts_with("audit_anchor_secs:"), "{err}");
 }
 
 #[test]

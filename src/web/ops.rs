@@ -25,7 +25,8 @@ async fn healthz() -> HttpResponse {
 }
 
 /// Ready: the database and the ephemeral store both answer. Details go to the log,
-/// not to whoever asks.
+/// not to whoever asks. Also says whether the system clock is synchronised (as the OS
+/// last said: `time_sync`), which never makes the instance unready.
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (db, eph) = tokio::join!(state.store.ping(), state.ephemeral.ping());
@@ -36,7 +37,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         tracing::warn!(error = %e, "readiness: ephemeral store");
     }
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let body = json!({ "database": word(db.is_ok()), "ephemeral": word(eph.is_ok()) });
+    let clock = state.time_sync.current();
+    let body = json!({
+        "database": word(db.is_ok()),
+        "ephemeral": word(eph.is_ok()),
+        "clock": clock.sync.as_str(),
+        "clock_source": clock.source,
+    });
     let mut res = if db.is_ok() && eph.is_ok() {
         HttpResponse::Ok()
     } else {

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::RunQueryDsl;
+use diesel::{Connection, RunQueryDsl};
 use gatehouse::{
     audit::{Audit, AuditEvent, AuditFilter, AuditRecord, EventType, Outcome, ProblemKind},
     clock::{Clock, SystemClock},
     config::DatabaseTarget,
     crypto::MasterKey,
-    store::Store,
+    store::{DbConnection, Store},
 };
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ use crate::helpers::{
 const FIRST_START_EVENTS: usize = 1;
 
 /// Events 2..=n+1 (on a fresh app): sign-in failures for `user-1` … `user-n`.
-async fn record_events(app: &TestApp, n: usize) {
+pub(crate) async fn record_events(app: &TestApp, n: usize) {
     for i in 1..=n {
         app.state
             .audit
@@ -93,12 +93,30 @@ async fn event_about(app: &TestApp, subject: &str) -> AuditRecord {
     found.into_iter().next().unwrap()
 }
 
-/// Runs statements directly against the database, as an attacker with access would.
-async fn tamper(app: &TestApp, statements: &[String]) {
+/// Runs statements directly against the database, as an attacker with the database
+/// owner's rights would: first out of the way go the triggers that keep the trail
+/// append-only (which the owner may drop or disable), then the edits, which the hash
+/// chain must still reveal.
+pub(crate) async fn tamper(app: &TestApp, statements: &[String]) {
     let statements = statements.to_vec();
     app.state
         .store
         .run(move |c| {
+            let disable: &[&str] = match c {
+                DbConnection::Postgresql(_) => &[
+                    "ALTER TABLE audit_events DISABLE TRIGGER USER",
+                    "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER",
+                ],
+                DbConnection::Sqlite(_) => &[
+                    "DROP TRIGGER IF EXISTS audit_events_no_update",
+                    "DROP TRIGGER IF EXISTS audit_events_no_delete",
+                    "DROP TRIGGER IF EXISTS audit_checkpoints_no_update",
+                    "DROP TRIGGER IF EXISTS audit_checkpoints_no_delete",
+                ],
+            };
+            for sql in disable {
+                diesel::sql_query(*sql).execute(c)?;
+            }
             for sql in statements {
                 diesel::sql_query(sql).execute(c)?;
             }
@@ -106,6 +124,121 @@ async fn tamper(app: &TestApp, statements: &[String]) {
         })
         .await
         .expect("tampering statements run");
+}
+
+/// Runs statements in one transaction as someone with write access who leaves the
+/// triggers alone; the database's answer (rows the last one touched).
+async fn attempt_all(app: &TestApp, statements: &[&str]) -> Result<usize, String> {
+    let statements: Vec<String> = statements.iter().map(|s| (*s).to_owned()).collect();
+    app.state
+        .store
+        .run(move |c| {
+            Ok(c.transaction(|c| {
+                let mut rows = 0;
+                for sql in &statements {
+                    rows = diesel::sql_query(sql).execute(c)?;
+                }
+                Ok::<_, diesel::result::Error>(rows)
+            }))
+        })
+        .await
+        .expect("the database answers")
+        .map_err(|e| e.to_string())
+}
+
+fn is_postgres(app: &TestApp) -> bool {
+    app.config
+        .database_url
+        .as_ref()
+        .is_some_and(|u| u.scheme().starts_with("postgres"))
+}
+
+/// A server on SQLite whatever the environment says, so both backends are attacked in
+/// one run.
+async fn sqlite_app() -> TestApp {
+    spawn_app_with(|c| {
+        c.database_url = None;
+        c.master_key = None;
+    })
+    .await
+}
+
+/// Asserts the database refused `sql` as an edit of the append-only trail.
+async fn assert_refused(app: &TestApp, statements: &[&str]) {
+    let backend = if is_postgres(app) {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let err = attempt_all(app, statements)
+        .await
+        .expect_err(&format!("{backend}: not refused: {statements:?}"));
+    assert!(
+        err.contains("append-only"),
+        "{backend}: {statements:?}: {err}"
+    );
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_update_delete_or_truncate_events() {
+    for app in [spawn_app().await, sqlite_app().await] {
+        record_events(&app, 5).await;
+        let backend = if is_postgres(&app) {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        // The prune path's permit, which is for deleting events only.
+        let permit = if is_postgres(&app) {
+            "SET LOCAL gatehouse.audit_prune = 'on'"
+        } else {
+            "INSERT INTO audit_prune_permit (id) VALUES (1)"
+        };
+        for sql in [
+            "UPDATE audit_events SET subject = 'someone-else' WHERE seq = 3",
+            "UPDATE audit_events SET seq = seq + 100",
+            "DELETE FROM audit_events WHERE seq = 6",
+            "DELETE FROM audit_events",
+        ] {
+            assert_refused(&app, &[sql]).await;
+        }
+        if is_postgres(&app) {
+            assert_refused(&app, &["TRUNCATE audit_events"]).await;
+        }
+        assert_refused(
+            &app,
+            &[
+                permit,
+                "UPDATE audit_events SET outcome = 'success' WHERE seq = 2",
+            ],
+        )
+        .await;
+        assert_eq!(all_events(&app).await.len(), 6, "{backend}");
+        assert!(app.state.audit.verify().await.unwrap().intact, "{backend}");
+
+        // Retention still prunes, through its documented exception.
+        app.clock.advance(Duration::days(RETENTION_DAYS + 1));
+        record_events(&app, 1).await;
+        let checkpoint = app.state.audit.prune(retention_cutoff(&app)).await.unwrap();
+        assert_eq!(checkpoint.map(|c| c.last_seq), Some(6), "{backend}");
+
+        // The checkpoint it left cannot be changed or removed, permit or not.
+        for sql in [
+            "UPDATE audit_checkpoints SET last_seq = 7",
+            "DELETE FROM audit_checkpoints",
+        ] {
+            assert_refused(&app, &[sql]).await;
+            assert_refused(&app, &[permit, sql]).await;
+        }
+        if is_postgres(&app) {
+            assert_refused(&app, &["TRUNCATE audit_checkpoints"]).await;
+        }
+        // And the permit did not outlive the prune.
+        assert_refused(&app, &["DELETE FROM audit_events WHERE seq = 7"]).await;
+        let report = app.state.audit.verify().await.unwrap();
+        assert!(report.intact, "{backend}: {report}");
+        assert_eq!(report.checkpoint.map(|c| c.last_seq), Some(6));
+    }
 }
 
 /// Asserts `verify` names a problem of `kind` at `seq` (and the event's id, if given).
@@ -429,12 +562,35 @@ async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1()
 
     // Pruning a tampered trail would erase the evidence: refused.
     let out = crate::cli::gatehouse(dir.path())
-        .args(["audit", "prune", "--older-than", "2999-01-01T00:00:00Z"])
+        .args(["audit", "prune", "--older-than", "2000-01-01T00:00:00Z"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refusing to prune"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to prune a trail that does not verify"),
+        "{stderr}"
+    );
+    assert_eq!(all_events(&app).await.len(), 7);
+
+    // A cut-off inside the retention period is refused whatever the trail's state, in
+    // one line naming what was asked and the latest cut-off allowed.
+    let out = crate::cli::gatehouse(dir.path())
+        .args(["audit", "prune", "--before", "2999-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let latest = (Utc::now() - Duration::days(RETENTION_DAYS))
+        .date_naive()
+        .to_string();
+    assert!(
+        stderr.contains("refusing to prune events before 2999-01-01T00:00:00+00:00")
+            && stderr.contains("audit_retention_days is 2192")
+            && stderr.contains(&format!("latest cut-off allowed is {latest}"))
+            && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
     assert_eq!(all_events(&app).await.len(), 7);
 }
 
@@ -675,14 +831,21 @@ async fn export_since_filters_by_time_and_writes_json_lines() {
     assert!(none.is_empty());
 }
 
-/// Events 1..=10 a day before events 11..=20; then everything older than half a day
-/// before the second batch is pruned.
-/// Events 1..=10 old (the first start's and nine more), 11..=20 recent; the old pruned.
+/// The default `audit_retention_days`: events younger than this are never pruned.
+const RETENTION_DAYS: i64 = 2192;
+
+/// The latest cut-off `prune` accepts on `app` now.
+fn retention_cutoff(app: &TestApp) -> DateTime<Utc> {
+    app.clock.now() - Duration::days(RETENTION_DAYS)
+}
+
+/// Events 1..=10 old (the first start's and nine more), then a day past the retention
+/// period events 11..=20; everything past the retention period is pruned.
 async fn pruned_app() -> (TestApp, gatehouse::audit::Checkpoint) {
     let app = spawn_app().await;
     record_events(&app, 10 - FIRST_START_EVENTS).await;
-    app.clock.advance(Duration::days(1));
-    let cutoff = app.clock.now() - Duration::hours(12);
+    app.clock.advance(Duration::days(RETENTION_DAYS + 1));
+    let cutoff = retention_cutoff(&app);
     for i in 11..=20 {
         app.state
             .audit
@@ -722,7 +885,7 @@ async fn pruning_leaves_a_checkpoint_from_which_the_rest_verifies() {
     assert_eq!(report.checkpoint.as_ref().unwrap().last_seq, 10);
 
     // Nothing more is old enough.
-    let again = app.clock.now() - Duration::hours(12);
+    let again = retention_cutoff(&app);
     assert_eq!(app.state.audit.prune(again).await.unwrap(), None);
 
     // Events keep chaining after the checkpoint.
@@ -773,14 +936,59 @@ async fn a_trail_that_does_not_verify_is_not_pruned() {
         &["UPDATE audit_events SET subject = 'someone' WHERE seq = 2".into()],
     )
     .await;
+    app.clock.advance(Duration::days(RETENTION_DAYS + 1));
     let err = app
         .state
         .audit
-        .prune(app.clock.now() + Duration::days(1))
+        .prune(retention_cutoff(&app))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("seq 2"), "{err}");
     assert_eq!(all_events(&app).await.len(), 11, "the evidence is kept");
+}
+
+#[tokio::test]
+async fn no_cutoff_inside_the_retention_period_is_pruned() {
+    let app = app_with_events(10).await;
+    app.clock.advance(Duration::days(30));
+    // A caller of the capability itself (not only the CLI) asks for everything older
+    // than now, a day, and a day inside the retention period: each is refused.
+    for asked in [
+        app.clock.now() + Duration::days(1),
+        app.clock.now(),
+        retention_cutoff(&app) + Duration::days(1),
+    ] {
+        let err = app.state.audit.prune(asked).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "refusing to prune events before {}",
+                asked.to_rfc3339()
+            )) && text.contains(&format!(
+                "latest cut-off allowed is {}",
+                retention_cutoff(&app).to_rfc3339()
+            )),
+            "{text}"
+        );
+    }
+    assert_eq!(all_events(&app).await.len(), 11, "nothing was deleted");
+    // The retention period's own boundary is allowed (nothing is that old here).
+    assert_eq!(
+        app.state.audit.prune(retention_cutoff(&app)).await.unwrap(),
+        None
+    );
+
+    // A shorter retention than a year cannot be asked for, even in code.
+    let short = app.state.audit.clone().with_retention(10);
+    let err = short
+        .prune(app.clock.now() - Duration::days(20))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("audit_retention_days is 365"),
+        "{err}"
+    );
+    assert_eq!(all_events(&app).await.len(), 11);
 }
 
 /// `writers` tasks each recording `per_writer` events through `audit`.

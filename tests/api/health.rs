@@ -37,6 +37,39 @@ async fn readyz_is_200_when_dependencies_answer() {
 }
 
 #[tokio::test]
+async fn readyz_and_metrics_say_whether_the_clock_is_synchronised() {
+    let app = spawn_app().await;
+    // Whatever this machine's clock discipline, the two agree, and an answer nobody
+    // gave is "unknown" (-1), never "synchronized".
+    let gauge = "gatehouse_clock_synchronized ";
+    let asked = app.state.time_sync.refresh().await;
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 200, "never a reason to be unready");
+    let body: serde_json::Value = res.json().await.unwrap();
+    let text = app.metrics_text().await;
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(gauge))
+        .expect("the gauge")
+        .trim()
+        .to_owned();
+    let expected = match body["clock"].as_str().unwrap() {
+        "synchronized" => "1",
+        "unsynchronized" => "0",
+        "unknown" => {
+            assert!(body["clock_source"].is_null(), "{body}");
+            "-1"
+        }
+        other => panic!("clock: {other}"),
+    };
+    assert_eq!(value, expected, "{body} vs {text}");
+    assert_eq!(body["clock"], asked.sync.as_str());
+    if expected != "-1" {
+        assert!(body["clock_source"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_path_is_a_json_404_not_a_blank_body() {
     let app = spawn_app().await;
     let res = app.get("/no/such/thing").await;

@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod admin_console;
 mod audit;
+mod audit_anchors;
 mod audit_events;
 mod browser;
 mod build_prerequisites;
