@@ -53,6 +53,10 @@ pub enum EventType {
     AdminChange,
     /// Old events were pruned under the retention policy (a checkpoint was written).
     AuditPruned,
+    /// An administrator looked at something (ONC 170.315 (d)(2)): `details.object`
+    /// (`user`, `users`, `audit`, `audit_export`), `details.filter` (what was asked
+    /// for), `details.rows` (how many were shown or exported), `details.format`.
+    AdminRead,
 }
 
 impl EventType {
@@ -85,6 +89,7 @@ impl EventType {
         Self::UserDisabled,
         Self::AdminChange,
         Self::AuditPruned,
+        Self::AdminRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +122,7 @@ impl EventType {
             Self::UserDisabled => "user.disabled",
             Self::AdminChange => "admin.changed",
             Self::AuditPruned => "audit.pruned",
+            Self::AdminRead => "admin.read",
         }
     }
 }
@@ -459,7 +465,7 @@ pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Bounded, and without control characters (PostgreSQL TEXT refuses NUL; newlines in
 /// an exported trail would only confuse readers).
-fn clean(s: &str, max_chars: usize) -> String {
+pub(super) fn clean(s: &str, max_chars: usize) -> String {
     s.chars()
         .take(max_chars)
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })

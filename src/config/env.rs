@@ -78,6 +78,7 @@ impl Config {
             "shutdown_timeout_secs" => self.shutdown_timeout_secs = parse(value)?,
             "saml_metadata_allow_local" => self.saml_metadata_allow_local = parse(value)?,
             "dpop_nonce_required" => self.dpop_nonce_required = parse(value)?,
+            "cli_require_actor" => self.cli_require_actor = parse(value)?,
             _ => return Ok(false),
         }
         Ok(true)

@@ -183,6 +183,9 @@ pub struct Config {
     /// How long audit events are kept before `gatehouse audit prune` may delete them
     /// (DESIGN §11; the default is six years, a common floor for health records).
     pub audit_retention_days: u32,
+    /// Administrative CLI commands refuse to run without `--actor NAME`: every change
+    /// made at the command line then names the person who made it (issue 26).
+    pub cli_require_actor: bool,
 }
 
 impl Default for Config {
@@ -244,6 +247,7 @@ impl Default for Config {
             admin_email: "admin@localhost".into(),
             shutdown_timeout_secs: 30,
             audit_retention_days: 2192,
+            cli_require_actor: false,
         }
     }
 }
