@@ -14,15 +14,11 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write events as JSON lines (or CSV) to standard output, oldest first. Recorded in
-    /// the trail as an `admin.read` by the operator.
+    /// Write events as JSON lines to standard output, oldest first.
     Export {
         /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
         #[arg(long, value_parser = parse_time)]
         since: Option<DateTime<Utc>>,
-        /// `jsonl` (default) or `csv`.
-        #[arg(long, default_value = "jsonl")]
-        format: String,
     },
     /// Delete events older than the retention period (`audit_retention_days`), leaving
     /// a signed checkpoint so the rest still verifies.
@@ -69,9 +65,14 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<ExitCode, Stri
                 ExitCode::from(1)
             })
         }
-        AuditCommand::Export { since, format } => {
-            drop(opened);
-            super::export::run(config, since, &format).await?;
+        AuditCommand::Export { since } => {
+            let audit = opened.map_err(|e| e.to_string())?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            audit
+                .export(since, &mut out)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Prune { older_than } => {

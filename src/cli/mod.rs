@@ -7,7 +7,6 @@
 mod actor;
 mod audit;
 mod client;
-mod export;
 mod ip;
 mod keys;
 mod org;

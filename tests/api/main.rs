@@ -5,6 +5,7 @@ mod admin;
 mod admin_console;
 mod audit;
 mod audit_events;
+mod audit_reports;
 mod browser;
 mod build_prerequisites;
 mod cli;
