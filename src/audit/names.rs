@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use diesel::{dsl::sql, prelude::*, sql_types::Bool};
+use diesel::{IntoSql, prelude::*, sql_types::Bool};
 use serde_json::{Map, Value};
 
 use super::event::{PreparedEvent, canonical_json, clean};
@@ -102,12 +102,12 @@ fn lookup(
     let of_users = users::table.filter(users::id.eq_any(user_ids)).select((
         users::id,
         users::username,
-        sql::<Bool>("FALSE"),
+        false.into_sql::<Bool>(),
     ));
     let of_orgs = orgs::table.filter(orgs::id.eq_any(org_ids)).select((
         orgs::id,
         orgs::name,
-        sql::<Bool>("TRUE"),
+        true.into_sql::<Bool>(),
     ));
     macro_rules! load {
         ($c:expr) => {
