@@ -36,6 +36,7 @@ use super::api;
         api::network::list_ip_blocks,
         api::network::unblock_ip,
         api::audit::query_audit,
+        api::audit::export_audit,
         api::orgs::create_org,
         api::users::rename_user,
         api::sessions::end_one_session,

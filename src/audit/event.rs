@@ -66,6 +66,10 @@ pub enum EventType {
     /// An administrator designated a user for emergency access, or withdrew it:
     /// `details.change` (granted, withdrawn).
     EmergencyDesignation,
+    /// An administrator looked at something (ONC 170.315 (d)(2)): `details.object`
+    /// (`user`, `users`, `audit`, `audit_export`), `details.filter` (what was asked
+    /// for), `details.rows` (how many were shown or exported), `details.format`.
+    AdminRead,
 }
 
 impl EventType {
@@ -102,6 +106,7 @@ impl EventType {
         Self::EmergencyEnded,
         Self::EmergencyReviewed,
         Self::EmergencyDesignation,
+        Self::AdminRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -138,6 +143,7 @@ impl EventType {
             Self::EmergencyEnded => "emergency.ended",
             Self::EmergencyReviewed => "emergency.reviewed",
             Self::EmergencyDesignation => "emergency.designation",
+            Self::AdminRead => "admin.read",
         }
     }
 }
@@ -480,7 +486,7 @@ pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Bounded, and without control characters (PostgreSQL TEXT refuses NUL; newlines in
 /// an exported trail would only confuse readers).
-fn clean(s: &str, max_chars: usize) -> String {
+pub(super) fn clean(s: &str, max_chars: usize) -> String {
     s.chars()
         .take(max_chars)
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })

@@ -612,43 +612,76 @@ pub fn copy_of(conn: &mut DbConnection, row: &EventRow) -> Result<Option<i64>, S
         .optional()?)
 }
 
-/// Newest first, at most `limit`, older than `before_seq` when given.
+/// `$query` (boxed, over `audit_events`) narrowed to the events `$filter` wants.
+macro_rules! matching {
+    ($query:expr, $filter:expr) => {{
+        let (mut query, filter): (_, &AuditFilter) = ($query, $filter);
+        if let Some(user) = &filter.user {
+            query = query.filter(
+                audit_events::subject
+                    .eq(user.clone())
+                    .or(audit_events::actor.eq(user.clone())),
+            );
+        }
+        if let Some(org) = &filter.org_id {
+            query = query.filter(audit_events::org_id.eq(org.clone()));
+        }
+        if let Some(event_type) = filter.event_type {
+            query = query.filter(audit_events::event_type.eq(event_type.as_str()));
+        }
+        if let Some(outcome) = filter.outcome {
+            query = query.filter(audit_events::outcome.eq(outcome.as_str()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(audit_events::occurred_at.ge(from.naive_utc()));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(audit_events::occurred_at.lt(to.naive_utc()));
+        }
+        query
+    }};
+}
+
+/// Which stretch of the matching events one read returns.
+#[derive(Debug, Clone, Copy)]
+pub struct Slice {
+    pub order: super::Order,
+    /// Events past this seq in `order` (older when newest first, newer when oldest
+    /// first): the last seq of the previous page.
+    pub cursor: Option<i64>,
+    /// Events up to this seq only: an export stops at the head it started from.
+    pub upto: Option<i64>,
+}
+
+/// At most `limit` events matching `filter`, within `slice`.
 pub fn search(
     conn: &mut DbConnection,
     filter: &AuditFilter,
     limit: i64,
-    before_seq: Option<i64>,
+    slice: Slice,
 ) -> Result<Vec<EventRow>, StoreError> {
-    let mut query = audit_events::table
+    let all = audit_events::table
         .select(EventRow::as_select())
         .into_boxed();
-    if let Some(user) = &filter.user {
-        query = query.filter(
-            audit_events::subject
-                .eq(user)
-                .or(audit_events::actor.eq(user)),
-        );
+    let mut query = matching!(all, filter);
+    if let Some(upto) = slice.upto {
+        query = query.filter(audit_events::seq.le(upto));
     }
-    if let Some(org) = &filter.org_id {
-        query = query.filter(audit_events::org_id.eq(org));
-    }
-    if let Some(event_type) = filter.event_type {
-        query = query.filter(audit_events::event_type.eq(event_type.as_str()));
-    }
-    if let Some(outcome) = filter.outcome {
-        query = query.filter(audit_events::outcome.eq(outcome.as_str()));
-    }
-    if let Some(from) = filter.from {
-        query = query.filter(audit_events::occurred_at.ge(from.naive_utc()));
-    }
-    if let Some(to) = filter.to {
-        query = query.filter(audit_events::occurred_at.lt(to.naive_utc()));
-    }
-    if let Some(before) = before_seq {
-        query = query.filter(audit_events::seq.lt(before));
-    }
-    Ok(query
-        .order(audit_events::seq.desc())
-        .limit(limit)
-        .load(conn)?)
+    query = match (slice.order, slice.cursor) {
+        (super::Order::Newest, Some(c)) => query.filter(audit_events::seq.lt(c)),
+        (super::Order::Oldest, Some(c)) => query.filter(audit_events::seq.gt(c)),
+        (_, None) => query,
+    };
+    query = match slice.order {
+        super::Order::Newest => query.order(audit_events::seq.desc()),
+        super::Order::Oldest => query.order(audit_events::seq.asc()),
+    };
+    Ok(query.limit(limit).load(conn)?)
+}
+
+/// How many events match `filter` up to seq `upto`.
+pub fn count(conn: &mut DbConnection, filter: &AuditFilter, upto: i64) -> Result<i64, StoreError> {
+    let all = audit_events::table.count().into_boxed();
+    let query = matching!(all, filter);
+    Ok(query.filter(audit_events::seq.le(upto)).get_result(conn)?)
 }

@@ -25,6 +25,8 @@ mod chain;
 mod context;
 mod event;
 mod ledger;
+mod names;
+mod report;
 mod verify;
 
 use std::{io::Write, sync::Arc};
@@ -38,6 +40,7 @@ pub use anchor::{Anchor, AnchorTargets, AnchorWorker, Anchoring, SYSLOG_SOCKET, 
 pub use anchor_verify::{AnchorProblem, AnchorProblemKind, AnchorReport};
 pub use context::RequestContext;
 pub use event::{AuditEvent, EventType, Outcome};
+pub use report::{CSV_HEADER, ExportFormat, Order, Selection, csv_cell, csv_row};
 pub use verify::{CheckpointSummary, Problem, ProblemKind, VerifyReport};
 
 use crate::{
@@ -298,10 +301,11 @@ impl Audit {
         events: Vec<AuditEvent>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let batch: Vec<_> = events
+        let mut batch: Vec<_> = events
             .into_iter()
             .map(|e| PreparedEvent::new(e, now))
             .collect();
+        names::resolve(conn, &mut batch)?;
         ledger::append_in_transaction(conn, &self.key, &batch)
     }
 
@@ -390,15 +394,7 @@ impl Audit {
         limit: i64,
         before_seq: Option<i64>,
     ) -> Result<Vec<AuditRecord>, AuditError> {
-        let limit = limit.clamp(1, MAX_QUERY_LIMIT);
-        let mut filter = filter;
-        filter.from = filter.from.map(event::to_micros);
-        filter.to = filter.to.map(event::to_micros);
-        let rows = self
-            .store
-            .run(move |c| ledger::search(c, &filter, limit, before_seq))
-            .await?;
-        Ok(rows.into_iter().map(AuditRecord::from).collect())
+        self.report(filter, Order::Newest, limit, before_seq).await
     }
 
     /// Deletes the events older than `older_than` (DESIGN §11 retention) and leaves a
@@ -483,10 +479,14 @@ fn write_batches(
         // Whatever else arrived meanwhile (while the last batch was being written, most
         // of all) joins this batch.
         take_waiting(&mut queue, &mut batch);
-        let (events, waiting): (Vec<_>, Vec<_>) =
+        let (mut events, waiting): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.event, p.done)).unzip();
         let expected = head.take();
-        let result = store.run_blocking(|c| ledger::append(c, key, &events, expected.as_ref()));
+        let result = store.run_blocking(|c| {
+            // Names as they are now: read just before the append, once for the batch.
+            names::resolve(c, &mut events)?;
+            ledger::append(c, key, &events, expected.as_ref())
+        });
         let result = match result {
             Ok((end, path)) => {
                 appends.with_label_values(&[path.label()]).inc();

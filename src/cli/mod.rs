@@ -1,9 +1,10 @@
 //! The `gatehouse` command line (DESIGN §2, configuration and CLI contract), one file
 //! per noun. Administrative commands call the admin service (`gatehouse::admin::service`)
-//! as the operator `cli`, a super administrator: the same checks and audit events as the
-//! admin API and console. `--json` output names things as the protocols do
+//! as the operator `cli:<person>` (`actor.rs`), a super administrator: the same checks
+//! and audit events as the admin API and console. `--json` output names things as the protocols do
 //! (`client_id`, `entity_id`).
 
+mod actor;
 mod audit;
 mod client;
 mod emergency;
@@ -38,6 +39,10 @@ pub struct Cli {
     /// TOML configuration file; `GATEHOUSE_*` environment variables override it.
     #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
+    /// Who is making the change, as the audit trail names them (default: the
+    /// operating-system user and host); required when `cli_require_actor` is set.
+    #[arg(long, global = true)]
+    actor: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,6 +106,17 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Whether it is an administrative command, whose actions the trail attributes to
+    /// a person.
+    fn acts(&self) -> bool {
+        !matches!(
+            self,
+            Self::Serve | Self::Healthcheck { .. } | Self::Migrate | Self::Config { .. }
+        )
+    }
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Check the configuration and print the effective settings, secrets redacted.
@@ -123,6 +139,12 @@ pub fn main() -> ExitCode {
     {
         print!("{}", config.redacted_toml());
         return ExitCode::SUCCESS;
+    }
+    if cli.command.acts()
+        && let Err(e) = actor::settle(cli.actor.as_deref(), config.cli_require_actor)
+    {
+        eprintln!("gatehouse: {e}");
+        return ExitCode::from(2);
     }
     // Declared before the runtime, so dropped after it: what its threads log last is
     // still written out.
@@ -180,7 +202,7 @@ impl Operator {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             state,
-            who: Caller::cli(),
+            who: Caller::cli(actor::person()),
         })
     }
 
@@ -208,7 +230,7 @@ impl Operator {
             .map_err(failed)
     }
 
-    /// Acting outside any request, audited as `cli`.
+    /// Acting outside any request, audited as `cli:<person>`.
     fn by(&self) -> Acting<'_> {
         Acting::cli(&self.state, &self.who)
     }

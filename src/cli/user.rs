@@ -427,9 +427,7 @@ async fn list(config: Config, org: &str, q: Option<&str>, json: bool) -> Result<
     let name = OrgName::parse(org).map_err(|e| format!("--org: {e}"))?;
     let op = Operator::open(config).await?;
     let org = op.org(Action::Read, &name).await?;
-    let members = service::list(&op.state, &op.who, &org.id, q)
-        .await
-        .map_err(failed)?;
+    let members = service::list(op.by(), &org.id, q).await.map_err(failed)?;
     let mut views = Vec::with_capacity(members.len());
     for user in members {
         views.push(view(&op.state, user).await.map_err(|e| e.to_string())?);
@@ -451,6 +449,7 @@ async fn list(config: Config, org: &str, q: Option<&str>, json: bool) -> Result<
 
 async fn show(config: Config, raw: &str, json: bool) -> Result<(), String> {
     let (op, user) = named(config, raw, Action::Read).await?;
+    service::viewed(op.by(), &user).await.map_err(failed)?;
     let v = view(&op.state, user).await.map_err(|e| e.to_string())?;
     if json {
         return print_json(&v);

@@ -80,6 +80,7 @@ impl Config {
             "dpop_nonce_required" => self.dpop_nonce_required = parse(value)?,
             "audit_anchor_file" => self.audit_anchor_file = non_empty(value)?,
             "audit_anchor_syslog" => self.audit_anchor_syslog = parse(value)?,
+            "cli_require_actor" => self.cli_require_actor = parse(value)?,
             _ => return Ok(false),
         }
         Ok(true)

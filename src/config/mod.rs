@@ -190,6 +190,9 @@ pub struct Config {
     pub audit_anchor_file: Option<PathBuf>,
     /// Also send each anchor to syslog (`/dev/log`).
     pub audit_anchor_syslog: bool,
+    /// Administrative CLI commands refuse to run without `--actor NAME`: every change
+    /// made at the command line then names the person who made it (issue 26).
+    pub cli_require_actor: bool,
 }
 
 impl Default for Config {
@@ -254,6 +257,7 @@ impl Default for Config {
             audit_anchor_secs: 300,
             audit_anchor_file: None,
             audit_anchor_syslog: false,
+            cli_require_actor: false,
         }
     }
 }

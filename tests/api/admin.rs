@@ -22,15 +22,15 @@ const PASSWORD: &str = "Correct-Horse-Battery-9";
 
 /// Two organisations, `alpha` and `beta`, without the MFA requirement (tests sign in by
 /// password only), and a console client allowed the admin scope.
-struct World {
-    app: TestApp,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
     console: Registered,
-    alpha: String,
-    beta: String,
+    pub(crate) alpha: String,
+    pub(crate) beta: String,
 }
 
 impl World {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self::with(|_| {}).await
     }
 
@@ -67,7 +67,7 @@ impl World {
         }
     }
 
-    async fn user(&self, org: &str, name: &str, role: Role) -> UserRow {
+    pub(crate) async fn user(&self, org: &str, name: &str, role: Role) -> UserRow {
         create_account(
             &self.app.state,
             NewAccount {
@@ -134,7 +134,7 @@ impl World {
     }
 
     /// A client_credentials service client with the admin scope, and its access token.
-    async fn service_token(&self, name: &str) -> (Registered, String) {
+    pub(crate) async fn service_token(&self, name: &str) -> (Registered, String) {
         let service = register_client(
             &self.app,
             ClientSpec {
@@ -164,11 +164,11 @@ impl World {
         (service, token.to_owned())
     }
 
-    async fn admin_token(&self, username: &str) -> String {
+    pub(crate) async fn admin_token(&self, username: &str) -> String {
         self.token_for(username, "openid gatehouse:admin").await
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -878,6 +878,7 @@ const ACCESS: &[(&str, &str, Access)] = &[
         Access::Global,
     ),
     ("GET", "/audit", Access::OrgSupport),
+    ("GET", "/audit/export", Access::OrgSupport),
     ("GET", "/clients", Access::Global),
     ("POST", "/clients", Access::Global),
     ("GET", "/clients/{client_id}", Access::Global),
@@ -1025,6 +1026,7 @@ impl World {
                 let body = (method == "POST").then(|| json!({"note": "Justified."}));
                 (path, body)
             }
+            ("GET", "/audit/export") => (format!("/audit/export?org={}", self.alpha), None),
             ("POST", "/clients") => (
                 "/clients".into(),
                 Some(json!({"name": format!("RP {n}"), "redirect_uris": [REDIRECT]})),

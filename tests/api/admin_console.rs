@@ -956,3 +956,222 @@ async fn browser_an_administrator_unlocks_a_user_and_forces_a_new_password() {
 
     browser.close().await;
 }
+
+/// `n` sign-in failures of `user` in `org`, one a minute; the user agent is text a
+/// spreadsheet would run as a formula.
+async fn failures_of(w: &World, user: &UserRow, n: usize) {
+    for _ in 0..n {
+        let mut event = gatehouse::audit::AuditEvent::new(
+            EventType::SignInFailed,
+            gatehouse::audit::Outcome::Failure,
+        )
+        .about(&user.id, &user.org_id);
+        event.user_agent = Some("=cmd|' /C calc'!A0".into());
+        w.app.state.audit.record(event).await.unwrap();
+        w.app.clock.advance(chrono::Duration::minutes(1));
+    }
+}
+
+/// The seqs of the events a console audit page shows, top to bottom.
+fn shown_seqs(html: &str) -> Vec<i64> {
+    html.split("<tr class=\"event\">")
+        .skip(1)
+        .map(|row| {
+            let cell = &row[row.find("<td>").unwrap() + 4..];
+            cell[..cell.find("</td>").unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_by_time_outcome_and_user_sorts_both_ways_and_refuses_bad_filters() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::Support).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let t0 = w.app.clock.now();
+    failures_of(&w, &vic, 4).await;
+    let client = w.admin_browser("alice").await;
+
+    let (status, html) = w
+        .page(&client, "/admin/audit?user=vic&outcome=failure")
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("<script"), "no script, inline or not");
+    let newest_first = shown_seqs(&html);
+    assert_eq!(newest_first.len(), 4, "{html}");
+    assert!(newest_first.windows(2).all(|p| p[0] > p[1]));
+    // The sort toggle keeps the filters and flips the order.
+    let rest = &html[html
+        .find("id=\"sort-toggle\" href=\"")
+        .expect("a sort toggle")
+        + 23..];
+    let toggle = crate::helpers::unescape(&rest[..rest.find('"').unwrap()]);
+    assert!(
+        toggle.contains("user=vic") && toggle.contains("order=asc"),
+        "{toggle}"
+    );
+    let (_, html) = w.page(&client, &toggle).await;
+    let mut oldest_first = newest_first.clone();
+    oldest_first.reverse();
+    assert_eq!(shown_seqs(&html), oldest_first);
+
+    // From and to as a browser's date-time field sends them (UTC, no zone).
+    let at = |m: i64| {
+        (t0 + chrono::Duration::minutes(m))
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    let path = format!("/admin/audit?user=vic&from={}&to={}", at(1), at(3));
+    let (status, html) = w.page(&client, &path).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(shown_seqs(&html), newest_first[1..3].to_vec());
+
+    for (query, field) in [
+        ("from=yesterday", "from: "),
+        ("from=2026-12-02&to=2026-12-01", "from: "),
+        ("outcome=maybe", "outcome: "),
+        ("type=no.such", "type: "),
+    ] {
+        let (status, html) = w.page(&client, &format!("/admin/audit?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(
+            html.contains(&format!("role=\"alert\">{field}")),
+            "{query}: {html}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_console_exports_what_the_filters_select_and_never_another_organisations_events() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let bert = w.user("beta", "bert", Role::User).await;
+    failures_of(&w, &vic, 2).await;
+    failures_of(&w, &bert, 3).await;
+    let client = w.admin_browser("alice").await;
+    let csrf = w.csrf(&client).await;
+
+    let (_, html) = w.page(&client, "/admin/audit?user=vic").await;
+    assert!(html.contains("id=\"export-csv\"") && html.contains("id=\"export-jsonl\""));
+    let res = w
+        .post(
+            &client,
+            "/admin/audit/export",
+            &[
+                ("csrf", &csrf),
+                ("format", "csv"),
+                ("user", "vic"),
+                ("type", "sign_in.failed"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let csv = res.text().await.unwrap();
+    let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r.contains(&vic.id) && r.contains(",vic,"))
+    );
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r.contains(",'=cmd|' /C calc'!A0,")),
+        "{csv}"
+    );
+
+    // Another organisation, by filter or by user: not found; without a filter: own only.
+    for form in [
+        vec![("org", w.beta.as_str())],
+        vec![("user", "bert")],
+        vec![("user", bert.id.as_str())],
+    ] {
+        let mut fields = vec![("csrf", csrf.as_str()), ("format", "jsonl")];
+        fields.extend(form.iter().copied());
+        let res = w.post(&client, "/admin/audit/export", &fields).await;
+        assert_eq!(res.status(), 404, "{form:?}");
+        assert!(!res.text().await.unwrap().contains(&bert.id));
+    }
+    let res = w
+        .post(
+            &client,
+            "/admin/audit/export",
+            &[("csrf", &csrf), ("format", "jsonl")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let all = res.text().await.unwrap();
+    assert!(all.contains(&vic.id) && !all.contains(&bert.id) && !all.contains(&w.beta));
+
+    // A form from elsewhere (no CSRF token) exports nothing.
+    let res = w
+        .post(&client, "/admin/audit/export", &[("format", "csv")])
+        .await;
+    assert_eq!(res.status(), 403);
+    let res = w
+        .post(
+            &client,
+            "/admin/audit/export",
+            &[("csrf", &csrf), ("format", "xlsx")],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn console_reads_of_users_and_of_the_trail_are_recorded() {
+    let w = World::new().await;
+    let alice = w.user("alpha", "alice", Role::Support).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let client = w.admin_browser("alice").await;
+    let csrf = w.csrf(&client).await;
+    assert!(w.events(EventType::AdminRead).await.is_empty());
+
+    assert_eq!(w.page(&client, "/admin?q=vi").await.0, 200);
+    assert_eq!(
+        w.page(&client, &format!("/admin/users/{}", vic.id)).await.0,
+        200
+    );
+    assert_eq!(w.page(&client, "/admin/audit?user=vic").await.0, 200);
+    let res = w
+        .post(
+            &client,
+            "/admin/audit/export",
+            &[("csrf", &csrf), ("format", "csv")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap();
+
+    let mut reads = w.events(EventType::AdminRead).await;
+    reads.reverse();
+    let objects: Vec<&str> = reads
+        .iter()
+        .map(|e| e.details["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(objects, ["users", "user", "audit", "audit_export"]);
+    assert!(
+        reads
+            .iter()
+            .all(|e| e.actor.as_deref() == Some(alice.id.as_str()))
+    );
+    assert!(reads.iter().all(|e| e.details["actor_username"] == "alice"));
+    assert_eq!(reads[0].details["filter"]["q"], "vi");
+    assert_eq!(reads[1].subject.as_deref(), Some(vic.id.as_str()));
+    assert_eq!(reads[2].details["filter"]["user"], "vic");
+    assert_eq!(reads[3].details["format"], "csv");
+}

@@ -677,7 +677,11 @@ async fn creating_an_account_records_user_created() {
     assert_eq!(event.outcome, "success");
     assert_eq!(event.org_id.as_deref(), Some(user.org_id.as_str()));
     assert_eq!(event.actor, None);
-    assert_eq!(event.details, json!({"username": "rosa", "role": "user"}));
+    // The writer names the subject and organisation beside their ids (issue 26).
+    assert_eq!(
+        event.details,
+        json!({"username": "rosa", "role": "user", "subject_username": "rosa", "org_name": "default"})
+    );
     let line = serde_json::to_string(event).unwrap();
     assert!(
         !line.contains("Quiet-Harbour-42") && !line.contains("argon2"),

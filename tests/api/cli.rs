@@ -16,8 +16,21 @@ pub fn gatehouse(data_dir: &Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("GATEHOUSE_DATA_DIR", data_dir)
         .env("GATEHOUSE_BIND", "127.0.0.1:0")
-        .env("GATEHOUSE_LOG_LEVEL", "warn");
+        .env("GATEHOUSE_LOG_LEVEL", "warn")
+        // Whom the trail names for CLI actions (issue 26): `cli:ops-alice@<host>`.
+        .env("USER", OPERATOR);
     cmd
+}
+
+/// The operating-system user the CLI runs as in these tests.
+pub const OPERATOR: &str = "ops-alice";
+
+/// Whether `actor` is the tests' operator at the command line: `cli:ops-alice@<host>`,
+/// never a bare `cli`.
+pub fn by_operator(actor: &serde_json::Value) -> bool {
+    actor
+        .as_str()
+        .is_some_and(|a| a.starts_with(&format!("cli:{OPERATOR}@")) && a.len() > 15)
 }
 
 /// Starts `serve` and reads stdout up to the "listening" line.

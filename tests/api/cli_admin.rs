@@ -10,7 +10,7 @@ use gatehouse::audit::EventType;
 use serde_json::Value;
 use utoipa::OpenApi;
 
-use crate::cli::gatehouse;
+use crate::cli::{by_operator, gatehouse};
 
 /// Each admin API operation (by operationId) and the CLI command that does the same.
 /// A new API operation must be added here (or to `API_ONLY`), or the test below fails.
@@ -39,6 +39,7 @@ const CLI_FORMS: &[(&str, &[&str])] = &[
     ("add_allowed", &["ip", "allow"]),
     ("remove_allowed", &["ip", "disallow"]),
     ("query_audit", &["audit", "export"]),
+    ("export_audit", &["audit", "export"]),
     ("list_clients", &["client", "list"]),
     ("show_client", &["client", "show"]),
     ("create_client", &["client", "create"]),
@@ -175,12 +176,14 @@ async fn user_disable_enable_role_and_rename_from_the_command_line_are_audited()
     assert_eq!(json(dir, &["user", "disable", "ana"])["changed"], false);
     let disabled = events(dir, EventType::UserDisabled);
     assert_eq!(disabled.len(), 1, "only the change is audited");
-    assert_eq!(disabled[0]["actor"], "cli");
+    assert!(by_operator(&disabled[0]["actor"]), "{disabled:?}");
     assert_eq!(disabled[0]["subject"], id.as_str());
 
     assert_eq!(json(dir, &["user", "enable", "ana"])["changed"], true);
     assert_eq!(json(dir, &["user", "show", "ana"])["status"], "active");
-    assert_eq!(events(dir, EventType::UserEnabled)[0]["actor"], "cli");
+    assert!(by_operator(
+        &events(dir, EventType::UserEnabled)[0]["actor"]
+    ));
 
     assert_eq!(
         json(dir, &["user", "role", "ana", "support"])["role"],
@@ -203,7 +206,7 @@ async fn user_disable_enable_role_and_rename_from_the_command_line_are_audited()
     assert!(
         updated
             .iter()
-            .any(|e| e["details"]["role"] == "support" && e["actor"] == "cli")
+            .any(|e| e["details"]["role"] == "support" && by_operator(&e["actor"]))
     );
     assert!(
         updated
@@ -274,7 +277,7 @@ async fn organisations_and_their_policy_from_the_command_line() {
     let changes = events(dir, EventType::AdminChange);
     let objects: Vec<&str> = changes
         .iter()
-        .filter(|e| e["actor"] == "cli")
+        .filter(|e| by_operator(&e["actor"]))
         .filter_map(|e| e["details"]["object"].as_str())
         .collect();
     assert_eq!(objects, ["organisation", "organisation_policy"]);
@@ -294,7 +297,7 @@ async fn the_allow_list_and_clients_from_the_command_line() {
         &["ip", "allow", "10.20.3.4/16", "--note", "St Mary's NAT"],
     );
     assert_eq!(added["cidr"], "10.20.0.0/16");
-    assert_eq!(added["created_by"], "cli");
+    assert!(by_operator(&added["created_by"]), "{added}");
     assert_eq!(json(dir, &["ip", "allowed"])[0]["cidr"], "10.20.0.0/16");
     assert!(!run(dir, &["ip", "allow", "0.0.0.0/0"]).status.success());
     json(dir, &["ip", "disallow", "10.20.0.0/16"]);
@@ -328,7 +331,7 @@ async fn the_allow_list_and_clients_from_the_command_line() {
 
     let changes: Vec<String> = events(dir, EventType::AdminChange)
         .iter()
-        .filter(|e| e["actor"] == "cli" && e["details"]["client_id"] == client_id.as_str())
+        .filter(|e| by_operator(&e["actor"]) && e["details"]["client_id"] == client_id.as_str())
         .map(|e| e["details"]["change"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(changes, ["created", "updated", "secret_rotated", "deleted"]);
@@ -358,10 +361,89 @@ async fn token_keys_are_listed_and_rotated_from_the_command_line() {
             .any(|k| k["kid"] == first["active_kid"] && k["state"] == "active")
     );
     let audited = events(dir, EventType::KeyRotated);
-    assert!(audited.iter().all(|e| e["actor"] == "cli"));
+    assert!(audited.iter().all(|e| by_operator(&e["actor"])));
     assert!(
         audited
             .iter()
             .any(|e| e["details"]["active_kid"] == first["active_kid"])
     );
+}
+
+/// Issue 26: the trail names the person behind a CLI change, never a bare `cli`; with
+/// `cli_require_actor` a change without `--actor` is refused and leaves no trace.
+#[tokio::test]
+async fn cli_changes_name_a_person_and_the_policy_can_insist_on_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    create_user(dir, "ana");
+
+    json(dir, &["user", "disable", "ana"]);
+    let disabled = events(dir, EventType::UserDisabled);
+    let actor = disabled[0]["actor"].as_str().unwrap();
+    assert_ne!(actor, "cli", "a bare cli names nobody");
+    assert!(by_operator(&disabled[0]["actor"]), "{actor}");
+
+    json(dir, &["user", "enable", "ana", "--actor", "dr.nils"]);
+    assert_eq!(
+        events(dir, EventType::UserEnabled)[0]["actor"],
+        "cli:dr.nils"
+    );
+
+    for bad in ["", "two words", "=cmd|calc", &"n".repeat(65)] {
+        let out = run(dir, &["user", "disable", "ana", "--actor", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--actor:"),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(events(dir, EventType::UserDisabled).len(), 1);
+
+    // The policy: without --actor, one clear line and nothing done.
+    let out = gatehouse(dir)
+        .env("GATEHOUSE_CLI_REQUIRE_ACTOR", "true")
+        .args(["user", "disable", "ana"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--actor") && stderr.contains("cli_require_actor"),
+        "{stderr}"
+    );
+    assert_eq!(json(dir, &["user", "show", "ana"])["status"], "active");
+    let out = gatehouse(dir)
+        .env("GATEHOUSE_CLI_REQUIRE_ACTOR", "true")
+        .args(["user", "disable", "ana", "--actor", "dr.nils", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let disabled = events(dir, EventType::UserDisabled);
+    assert_eq!(disabled.len(), 2);
+    assert_eq!(disabled[1]["actor"], "cli:dr.nils");
+}
+
+/// Issue 26 (d)(2): an operator looking at a user or listing users is recorded too.
+#[tokio::test]
+async fn cli_reads_of_users_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let id = create_user(dir, "ana")["id"].as_str().unwrap().to_owned();
+    assert!(events(dir, EventType::AdminRead).is_empty());
+    json(dir, &["user", "show", "ana"]);
+    json(dir, &["user", "list", "--q", "an"]);
+    let reads = events(dir, EventType::AdminRead);
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert_eq!(reads[0]["details"]["object"], "user");
+    assert_eq!(reads[0]["subject"], id.as_str());
+    assert_eq!(reads[0]["details"]["subject_username"], "ana");
+    assert_eq!(reads[1]["details"]["object"], "users");
+    assert_eq!(reads[1]["details"]["filter"]["q"], "an");
+    assert_eq!(reads[1]["details"]["rows"], 1);
+    assert!(reads.iter().all(|r| by_operator(&r["actor"])));
 }

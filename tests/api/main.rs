@@ -6,6 +6,7 @@ mod admin_console;
 mod audit;
 mod audit_anchors;
 mod audit_events;
+mod audit_reports;
 mod browser;
 mod build_prerequisites;
 mod cli;

@@ -816,7 +816,11 @@ async fn an_org_wide_forced_reset_reaches_every_user_of_that_org_and_no_other() 
     assert_eq!(res.status(), 401);
     let forced = events(&app, EventType::PasswordResetForced).await;
     assert_eq!(forced.len(), 4);
-    assert!(forced.iter().all(|e| e.actor.as_deref() == Some("cli")));
+    assert!(
+        forced
+            .iter()
+            .all(|e| e.actor.as_deref().is_some_and(|a| a.starts_with("cli:")))
+    );
 
     let out = gatehouse(dir.path())
         .args(["user", "force-reset", "nobody"])

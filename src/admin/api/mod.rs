@@ -74,7 +74,8 @@ fn org_and_network_routes(cfg: &mut web::ServiceConfig) {
         .route("/ip-allow-list", get().to(network::list_allowed))
         .route("/ip-allow-list", post().to(network::add_allowed))
         .route("/ip-allow-list/{address}/{prefix}", delete().to(network::remove_allowed))
-        .route("/audit", get().to(audit::query_audit));
+        .route("/audit", get().to(audit::query_audit))
+        .route("/audit/export", get().to(audit::export_audit));
 }
 
 /// Emergency access (DESIGN §15): designations and the review of emergency sessions.

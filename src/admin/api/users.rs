@@ -82,7 +82,7 @@ pub async fn list_users(query: web::Query<UserQuery>, api: AdminRequest) -> Repl
         }
     };
     let mut out = Vec::new();
-    for user in service::list(&api.state, &api.who, &org, query.q.as_deref()).await? {
+    for user in service::list(api.by(), &org, query.q.as_deref()).await? {
         out.push(view(&api.state, user).await?);
     }
     ok(out)
@@ -91,7 +91,7 @@ pub async fn list_users(query: web::Query<UserQuery>, api: AdminRequest) -> Repl
 #[utoipa::path(get, path = "/admin/api/v1/users/{id}", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show_user(path: web::Path<String>, api: AdminRequest) -> Reply {
-    let user = api.user(Action::Read, &path).await?;
+    let user = service::show(api.by(), &path).await?;
     ok(view(&api.state, user).await?)
 }
 

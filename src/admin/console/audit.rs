@@ -2,6 +2,10 @@
 
 // The console's pages share its entry, navigation, notices and helpers.
 use super::*;
+use crate::{
+    admin::service::audit::{self as audit_service, ReportQuery},
+    audit::ExportFormat,
+};
 
 struct EventRow {
     seq: i64,
@@ -18,23 +22,88 @@ struct EventRow {
 #[template(path = "admin/audit.html")]
 struct AuditPage {
     nav: Nav,
+    /// The filters as typed, shown back in the form and carried by the export forms.
     user: String,
     event_type: String,
+    outcome: String,
+    org: String,
+    from: String,
+    to: String,
+    /// `desc` or `asc`.
+    order: &'static str,
     /// Every event type, and whether it is the one filtered by.
     types: Vec<(&'static str, bool)>,
+    /// The organisations a super administrator may pick (empty for others: they see
+    /// their own only).
+    orgs: Vec<(String, String, bool)>,
     events: Vec<EventRow>,
-    /// The query string of the next (older) page, when there may be one.
-    older: Option<String>,
+    /// The query string of the next page (older, or newer when oldest first).
+    next: Option<String>,
+    /// The query string of the same filters in the other order.
+    flip: String,
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The report filters, as the form (and the export forms) send them.
+#[derive(Deserialize, Default)]
 struct AuditQuery {
-    /// A username.
-    user: Option<String>,
-    #[serde(rename = "type")]
-    event_type: Option<String>,
+    /// A username (or user id).
+    #[serde(default)]
+    user: String,
+    #[serde(default, rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    outcome: String,
+    /// An organisation id.
+    #[serde(default)]
+    org: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    order: String,
+    /// Newest first: events before this seq.
     before: Option<i64>,
+    /// Oldest first: events after this seq.
+    after: Option<i64>,
+}
+
+impl AuditQuery {
+    fn report_query(&self) -> ReportQuery {
+        let some = |s: &str| Some(s.to_owned());
+        ReportQuery {
+            user: some(&self.user),
+            org: some(&self.org),
+            event_type: some(&self.event_type),
+            outcome: some(&self.outcome),
+            from: some(&self.from),
+            to: some(&self.to),
+            order: some(&self.order),
+        }
+    }
+
+    /// The filters (no page) as a query string, in `order`.
+    fn filters(&self, order: &str) -> url::form_urlencoded::Serializer<'static, String> {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("user", &self.user),
+            ("type", &self.event_type),
+            ("outcome", &self.outcome),
+            ("org", &self.org),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            let value = value.trim();
+            if !value.is_empty() {
+                out.append_pair(key, value);
+            }
+        }
+        if order == "asc" {
+            out.append_pair("order", "asc");
+        }
+        out
+    }
 }
 
 #[get("/admin/audit")]
@@ -43,99 +112,107 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
     let who = &console.who;
     who.require(Action::Read)?;
     let q = query.into_inner();
-    let user_text = q.user.unwrap_or_default().trim().to_owned();
-    let type_text = q.event_type.unwrap_or_default().trim().to_owned();
+    let shown = |s: &str| s.trim().chars().take(MAX_INPUT).collect::<String>();
+    let order = if q.order.trim() == "asc" {
+        "asc"
+    } else {
+        "desc"
+    };
+    let orgs = if who.role == Role::SuperAdmin {
+        visit
+            .state
+            .store
+            .run(orgs::list)
+            .await?
+            .into_iter()
+            .map(|o| {
+                let selected = o.id == q.org.trim();
+                (o.id, o.display_name, selected)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut page = AuditPage {
         nav: console.nav(),
-        user: user_text.chars().take(MAX_INPUT).collect(),
-        event_type: type_text.chars().take(MAX_INPUT).collect(),
+        user: shown(&q.user),
+        event_type: shown(&q.event_type),
+        outcome: shown(&q.outcome),
+        org: shown(&q.org),
+        from: shown(&q.from),
+        to: shown(&q.to),
+        order,
         types: EventType::ALL
             .iter()
-            .map(|t| (t.as_str(), t.as_str() == type_text))
+            .map(|t| (t.as_str(), t.as_str() == q.event_type.trim()))
             .collect(),
+        orgs,
         events: Vec::new(),
-        older: None,
+        next: None,
+        flip: q
+            .filters(if order == "asc" { "desc" } else { "asc" })
+            .finish(),
         error: None,
     };
-    let event_type = if type_text.is_empty() {
-        None
-    } else {
-        match type_text.parse::<EventType>() {
-            Ok(t) => Some(t),
-            Err(_) => {
-                page.error = Some("type: not a known event type".into());
-                return Ok(render(&page, StatusCode::BAD_REQUEST));
-            }
-        }
+    let report = match audit_service::report(&visit.state, who, &q.report_query()).await {
+        Ok(report) => report,
+        Err(e) => return refused(page, e),
     };
-    let user = if user_text.is_empty() {
-        None
-    } else {
-        match visible_user_id(&visit.state, who, &user_text).await? {
-            Some(id) => Some(id),
-            None => {
-                page.error = Some(format!("user: no user named {user_text:?}"));
-                return Ok(render(&page, StatusCode::NOT_FOUND));
-            }
-        }
-    };
-    let filter = AuditFilter {
-        user,
-        org_id: match who.role {
-            Role::SuperAdmin => None,
-            _ => who.org_id.clone(),
-        },
-        event_type,
-        outcome: None,
-        from: None,
-        to: None,
-    };
-    let records = visit
-        .state
-        .audit
-        .query(filter, AUDIT_PAGE, q.before)
-        .await
-        .map_err(AppError::from)?;
-    page.older = page.older_link(&records);
+    let cursor = if order == "asc" { q.after } else { q.before };
+    let records = audit_service::search(visit.by(&console), &report, AUDIT_PAGE, cursor).await?;
+    page.next = next_link(&q, order, &records);
     page.events = describe(&visit.state, records).await?;
     Ok(render(&page, StatusCode::OK))
 }
 
-impl AuditPage {
-    /// The query string of the page after a full one of `records`: the same filters,
-    /// events before the last one shown.
-    fn older_link(&self, records: &[AuditRecord]) -> Option<String> {
-        let last = records.last()?;
-        if records.len() as i64 != AUDIT_PAGE {
-            return None;
-        }
-        let mut next = url::form_urlencoded::Serializer::new(String::new());
-        if !self.user.is_empty() {
-            next.append_pair("user", &self.user);
-        }
-        if !self.event_type.is_empty() {
-            next.append_pair("type", &self.event_type);
-        }
-        next.append_pair("before", &last.seq.to_string());
-        Some(next.finish())
-    }
+/// Exports the events the filters select: a form post (with the session's CSRF token),
+/// so no other site can make an administrator's browser run one.
+#[post("/admin/audit/export")]
+pub(super) async fn export_audit(form: Form<ExportForm>, visit: Visit) -> Answer {
+    let form = form.into_inner();
+    let console = inside!(visit.enter_form(&form.csrf).await?);
+    let format: ExportFormat = form
+        .format
+        .parse()
+        .map_err(|e| AppError::BadRequest(format!("format: {e}")))?;
+    let report =
+        audit_service::report(&visit.state, &console.who, &form.filters.report_query()).await?;
+    Ok(crate::admin::api::audit::export_response(visit.by(&console), report, format).await?)
 }
 
-/// The id of the user named `text`, if the administrator may see them: someone outside
-/// the administrator's organisations is as unknown as no one.
-async fn visible_user_id(
-    state: &AppState,
-    who: &Caller,
-    text: &str,
-) -> Result<Option<String>, AppError> {
-    let Ok(name) = Username::parse(text) else {
-        return Ok(None);
+#[derive(Deserialize)]
+struct ExportForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    format: String,
+    #[serde(flatten)]
+    filters: AuditQuery,
+}
+
+/// The page again with what was wrong with the filters: 400 for a malformed one, 404
+/// for a user or organisation the administrator cannot see.
+fn refused(mut page: AuditPage, e: ServiceError) -> Answer {
+    let status = match &e {
+        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => return Err(AppError::from(e).into()),
     };
-    let found = state
-        .store
-        .run(move |c| users::find_by_username(c, &name))
-        .await?;
-    Ok(who.visible_user(found).ok().map(|u| u.id))
+    page.error = Some(e.to_string());
+    Ok(render(&page, status))
+}
+
+/// The query string of the page after a full one of `records`: the same filters and
+/// order, events past the last one shown.
+fn next_link(q: &AuditQuery, order: &str, records: &[AuditRecord]) -> Option<String> {
+    let last = records.last()?;
+    if records.len() as i64 != AUDIT_PAGE {
+        return None;
+    }
+    let mut next = q.filters(order);
+    let key = if order == "asc" { "after" } else { "before" };
+    next.append_pair(key, &last.seq.to_string());
+    Some(next.finish())
 }
 
 /// Events as rows, with user ids shown as usernames where they are users.

@@ -30,14 +30,14 @@ use super::{
     service::{Acting, network, orgs as org_service, users as user_service},
 };
 use crate::{
-    audit::{AuditFilter, AuditRecord, EventType},
+    audit::{AuditRecord, EventType},
     auth::{
         same_secret,
         session::{self, ACR_MFA, SsoSession},
         step_up::{self, MfaVerdict},
         transaction::Resume,
     },
-    domain::{Email, MfaPolicy, OrgPolicy, Role, Username},
+    domain::{Email, MfaPolicy, OrgPolicy, Role},
     pages::{
         account::signed_in,
         login::{
@@ -73,6 +73,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(audit::audit_page)
         .service(emergency::emergency_page)
         .service(emergency::review)
+        .service(audit::export_audit)
         .service(ip_blocks::ip_blocks_page)
         .service(ip_blocks::lift_ip_block);
 }

@@ -56,7 +56,7 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
     let (results, truncated) = if q.is_empty() {
         (Vec::new(), false)
     } else {
-        search(&visit.state, &visible, &q).await?
+        search(visit.by(&console), &visible, &q).await?
     };
     let page = HomePage {
         nav: console.nav(),
@@ -78,25 +78,25 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
 
 /// Users of `visible` organisations whose username or email contains `q` (any case).
 async fn search(
-    state: &AppState,
+    by: Acting<'_>,
     visible: &[OrgRow],
     q: &str,
 ) -> Result<(Vec<UserSummary>, bool), AppError> {
+    let state = by.state;
     let org_names: HashMap<String, String> = visible
         .iter()
         .map(|o| (o.id.clone(), o.display_name.clone()))
         .collect();
     let org_ids: Vec<String> = visible.iter().map(|o| o.id.clone()).collect();
-    let needle = q.to_owned();
     let now = state.clock.now().naive_utc();
+    // One more than is shown tells whether there were more.
+    let limit = i64::try_from(SEARCH_LIMIT).unwrap_or(i64::MAX) + 1;
+    let mut matches = user_service::search(by, org_ids, q, limit).await?;
+    let truncated = matches.len() > SEARCH_LIMIT;
+    matches.truncate(SEARCH_LIMIT);
     let (found, truncated) = state
         .store
         .run(move |c| {
-            // One more than is shown tells whether there were more.
-            let limit = i64::try_from(SEARCH_LIMIT).unwrap_or(i64::MAX) + 1;
-            let mut matches = users::search(c, &org_ids, &needle, limit)?;
-            let truncated = matches.len() > SEARCH_LIMIT;
-            matches.truncate(SEARCH_LIMIT);
             let mut found = Vec::with_capacity(matches.len());
             for user in matches {
                 let key = crate::auth::guard::login_key(&user.username);
@@ -161,7 +161,7 @@ struct UserPage {
 pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
     let who = &console.who;
-    let user = user_service::find(&visit.state, who, Action::Read, &path).await?;
+    let user = user_service::show(visit.by(&console), &path).await?;
     let org_id = user.org_id.clone();
     let org = visit
         .state

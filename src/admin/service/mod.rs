@@ -8,6 +8,7 @@
 //! `ServiceError`, which the API turns into JSON (`admin::ApiError`) and the console into
 //! pages, in one place each; the CLI prints it.
 
+pub mod audit;
 pub mod clients;
 pub mod emergency;
 pub mod keys;
@@ -30,21 +31,25 @@ use crate::{
 /// Who is acting.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// A user id, `client:<client_id>` for a service client, or `cli` (the audit actor).
+    /// A user id, `client:<client_id>` for a service client, or `cli:<person>` for the
+    /// operator at the command line (the audit actor).
     pub actor: String,
     pub role: Role,
     /// The caller's own organisation (None for a service client and the CLI).
     pub org_id: Option<String>,
 }
 
-/// The operator at the command line: acts as a super administrator, audited as `cli`.
-pub const CLI_ACTOR: &str = "cli";
+/// What the actor of a command-line action starts with.
+pub const CLI_ACTOR_PREFIX: &str = "cli:";
 
 impl Caller {
-    /// Whoever runs `gatehouse` on the server, with access to its database and key.
-    pub fn cli() -> Self {
+    /// Whoever runs `gatehouse` on the server, with access to its database and key: a
+    /// super administrator, audited as `cli:<person>` (`person` as the CLI found it:
+    /// `--actor`, or the operating-system user and host). Never a bare `cli`: the trail
+    /// names the person behind every change (issue 26).
+    pub fn cli(person: &str) -> Self {
         Self {
-            actor: CLI_ACTOR.to_owned(),
+            actor: format!("{CLI_ACTOR_PREFIX}{person}"),
             role: Role::SuperAdmin,
             org_id: None,
         }

@@ -75,13 +75,34 @@ pub async fn standing(state: &AppState, user: &UserRow) -> Result<Standing, Serv
     })
 }
 
-/// Users of organisation `org_id` whose username or email contains `needle` (any case).
+/// The user with id `raw_id`, shown to the caller: recorded as read (ONC 170.315
+/// (d)(2): viewing someone's account is an access worth a trace).
+pub async fn show(by: Acting<'_>, raw_id: &str) -> Result<UserRow, ServiceError> {
+    let user = find(by.state, by.who, Action::Read, raw_id).await?;
+    viewed(by, &user).await?;
+    Ok(user)
+}
+
+/// Records that the caller looked at `user` (found by `find` or `find_named`).
+pub async fn viewed(by: Acting<'_>, user: &UserRow) -> Result<(), ServiceError> {
+    let event = by
+        .event(EventType::AdminRead)
+        .subject(&user.id)
+        .org(&user.org_id)
+        .detail("object", "user")
+        .detail("rows", 1);
+    by.state.audit.record(event).await?;
+    Ok(())
+}
+
+/// Users of organisation `org_id` whose username or email contains `needle` (any
+/// case), recorded as read.
 pub async fn list(
-    state: &AppState,
-    who: &Caller,
+    by: Acting<'_>,
     org_id: &str,
     needle: Option<&str>,
 ) -> Result<Vec<UserRow>, ServiceError> {
+    let who = by.who;
     who.require(Action::Read)?;
     if !who.sees_org(org_id) {
         return Err(ServiceError::NotFound(format!(
@@ -93,11 +114,12 @@ pub async fn list(
         return Err(ServiceError::Invalid("q: at most 256 characters".into()));
     }
     let org = org_id.to_owned();
-    let members = state
+    let members = by
+        .state
         .store
         .run(move |c| users::list_by_org(c, &org))
         .await?;
-    Ok(members
+    let found: Vec<UserRow> = members
         .into_iter()
         .filter(|u| {
             needle.as_ref().is_none_or(|n| {
@@ -105,7 +127,63 @@ pub async fn list(
                     || u.email.to_lowercase().contains(n.as_str())
             })
         })
-        .collect())
+        .collect();
+    listed(by, Some(org_id), needle.as_deref(), found.len()).await?;
+    Ok(found)
+}
+
+/// Users of the organisations `org_ids` (all of which the caller must see) whose
+/// username or email contains `needle`, at most `limit`, recorded as read.
+pub async fn search(
+    by: Acting<'_>,
+    org_ids: Vec<String>,
+    needle: &str,
+    limit: i64,
+) -> Result<Vec<UserRow>, ServiceError> {
+    by.who.require(Action::Read)?;
+    if !org_ids.iter().all(|o| by.who.sees_org(o)) {
+        return Err(ServiceError::NotFound("no such organisation".into()));
+    }
+    if needle.chars().count() > 256 {
+        return Err(ServiceError::Invalid("q: at most 256 characters".into()));
+    }
+    let lookup = needle.to_owned();
+    let found = by
+        .state
+        .store
+        .run(move |c| users::search(c, &org_ids, &lookup, limit))
+        .await?;
+    let org = (by.who.role != Role::SuperAdmin)
+        .then_some(by.who.org_id.as_deref())
+        .flatten();
+    listed(by, org, Some(needle), found.len()).await?;
+    Ok(found)
+}
+
+/// Records that the caller listed or searched users.
+async fn listed(
+    by: Acting<'_>,
+    org_id: Option<&str>,
+    needle: Option<&str>,
+    rows: usize,
+) -> Result<(), ServiceError> {
+    let mut filter = serde_json::Map::new();
+    if let Some(org) = org_id {
+        filter.insert("org".into(), org.into());
+    }
+    if let Some(q) = needle {
+        filter.insert("q".into(), q.into());
+    }
+    let mut event = by
+        .event(EventType::AdminRead)
+        .detail("object", "users")
+        .detail("filter", serde_json::Value::Object(filter))
+        .detail("rows", rows);
+    if let Some(org) = org_id {
+        event = event.org(org);
+    }
+    by.state.audit.record(event).await?;
+    Ok(())
 }
 
 /// The organisation named `name`, when `who` may see it.
