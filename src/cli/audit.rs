@@ -4,7 +4,13 @@ use std::{process::ExitCode, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use gatehouse::{clock::SystemClock, config::Config, startup};
+use gatehouse::{
+    admin::service::CLI_ACTOR_PREFIX,
+    audit::{AuditEvent, EventType, Outcome},
+    clock::SystemClock,
+    config::Config,
+    startup,
+};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -107,6 +113,16 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<ExitCode, Stri
         }
         AuditCommand::Export { since } => {
             let audit = opened.map_err(|e| e.to_string())?;
+            // ONC 170.315 (d)(2): an export is a read of the trail, recorded (before the
+            // first line leaves, and so in the export itself) with the person at the
+            // terminal, as the API's and the console's are.
+            let asked = since.map_or(serde_json::Value::Null, |t| t.to_rfc3339().into());
+            let event = AuditEvent::new(EventType::AdminRead, Outcome::Success)
+                .actor(format!("{CLI_ACTOR_PREFIX}{}", super::actor::person()))
+                .detail("object", "audit_export")
+                .detail("filter", serde_json::json!({ "since": asked }))
+                .detail("format", "jsonl");
+            audit.record(event).await.map_err(|e| e.to_string())?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             audit

@@ -497,10 +497,16 @@ async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 7);
+    // The seven events, then the export itself: a read of the trail is recorded before
+    // the first line leaves, naming the person at the terminal (ONC 170.315 (d)(2)).
+    assert_eq!(lines.len(), 8);
     assert_eq!(lines[3]["id"], target.id.as_str());
+    assert_eq!(lines[7]["type"], "admin.read");
+    assert_eq!(lines[7]["details"]["object"], "audit_export");
+    assert!(crate::cli::by_operator(&lines[7]["actor"]), "{}", lines[7]);
     for (since, expected) in [
-        ("2000-01-01T00:00:00Z", 7),
+        // The seven, the first export's event, and this one's.
+        ("2000-01-01T00:00:00Z", 9),
         ("2999-01-01T00:00:00+02:00", 0),
     ] {
         let out = crate::cli::gatehouse(dir.path())
@@ -571,7 +577,8 @@ async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1()
         stderr.contains("refusing to prune a trail that does not verify"),
         "{stderr}"
     );
-    assert_eq!(all_events(&app).await.len(), 7);
+    // Nothing pruned: the seven events and the three exports' reads are all there.
+    assert_eq!(all_events(&app).await.len(), 10);
 
     // A cut-off inside the retention period is refused whatever the trail's state, in
     // one line naming what was asked and the latest cut-off allowed.
@@ -591,7 +598,7 @@ async fn audit_verify_on_the_command_line_names_the_tampered_event_and_exits_1()
             && stderr.trim().lines().count() == 1,
         "{stderr}"
     );
-    assert_eq!(all_events(&app).await.len(), 7);
+    assert_eq!(all_events(&app).await.len(), 10, "still nothing pruned");
 }
 
 #[test]
