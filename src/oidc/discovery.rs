@@ -69,6 +69,8 @@ const CLAIMS_SUPPORTED: &[&str] = &[
     "azp",
     "sid",
     "org",
+    // DESIGN §15: while an emergency window the client asked for is open.
+    "emergency",
     "name",
     "preferred_username",
     "email",
@@ -140,6 +142,7 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
     .set_acr_values_supported(Some(vec![
         AuthenticationContextClass::new(session::ACR_PASSWORD.into()),
         AuthenticationContextClass::new(session::ACR_MFA.into()),
+        AuthenticationContextClass::new(crate::auth::emergency::ACR_EMERGENCY.into()),
     ]))
     .set_token_endpoint_auth_methods_supported(Some(auth_methods))
     .set_token_endpoint_auth_signing_alg_values_supported(Some(vec![

@@ -565,6 +565,27 @@ async fn no_reason_a_short_or_long_reason_and_an_unoffered_context_are_refused()
 #[tokio::test]
 async fn malformed_emergency_requests_go_back_to_the_client_as_errors() {
     let w = ward(true).await;
+    // A client learns the class and the claim from discovery.
+    let discovery: Value = rp_http()
+        .get(w.app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        discovery["acr_values_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&EMERGENCY.into())
+    );
+    assert!(
+        discovery["claims_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"emergency".into())
+    );
     // Labels without asking for emergency access; a repeated label; too many.
     let eleven = ["x"; 11].join("|");
     for extra in [
