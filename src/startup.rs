@@ -655,6 +655,15 @@ pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, St
 /// Connects and migrates; used by `serve` and `migrate`.
 pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     let target = config.database_target()?;
+    // Issue 27: said at every start, so nobody runs this way without knowing.
+    if let Some(url) = &config.database_url
+        && !config.database_require_tls
+    {
+        let hosts = crate::config::postgres_unverified_hosts(url);
+        if !hosts.is_empty() && matches!(target, crate::config::DatabaseTarget::Postgres(_)) {
+            tracing::warn!(hosts = %hosts.join(","), "PostgreSQL is reached off this host without verified TLS (database_require_tls = false): add sslmode=verify-full");
+        }
+    }
     let (pool_size, deadlines) = (config.database_pool_size, config.database_deadlines());
     let connect = move |target: &_, size| Store::connect_bounded(target, size, deadlines);
     let store = tokio::task::spawn_blocking(move || connect(&target, pool_size))

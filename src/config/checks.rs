@@ -2,7 +2,7 @@
 
 use secrecy::ExposeSecret;
 
-use super::{Config, ConfigError, MasterKeySource, is_loopback_host};
+use super::{Config, ConfigError, MasterKeySource, is_loopback_host, postgres_unverified_hosts};
 use crate::crypto::MasterKey;
 
 impl Config {
@@ -15,6 +15,7 @@ impl Config {
         self.validate_mail()?;
         self.validate_lifetimes()?;
         self.validate_master_key()?;
+        self.validate_database_tls()?;
         self.validate_work()
     }
 
@@ -49,6 +50,30 @@ impl Config {
             (None, None) => {}
         }
         Ok(())
+    }
+
+    /// Issue 27: a PostgreSQL off this host only over verified TLS, unless the operator
+    /// said otherwise (then `startup` warns at every start).
+    fn validate_database_tls(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.database_url else {
+            return Ok(());
+        };
+        if !matches!(url.scheme(), "postgres" | "postgresql") || !self.database_require_tls {
+            return Ok(());
+        }
+        let hosts = postgres_unverified_hosts(url);
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            key: "database_url",
+            message: format!(
+                "PostgreSQL at {} is not on this host: add sslmode=verify-full (TLS, with the \
+                 server's certificate and name checked), or set database_require_tls = false \
+                 to accept a connection that is not verified",
+                hosts.join(", ")
+            ),
+        })
     }
 
     /// The ephemeral store.

@@ -58,6 +58,7 @@ impl Config {
             "data_dir" => self.data_dir = parse(value)?,
             "database_url" => self.database_url = non_empty(value)?,
             "database_pool_size" => self.database_pool_size = parse(value)?,
+            "database_require_tls" => self.database_require_tls = parse(value)?,
             "database_timeout_secs" => self.database_timeout_secs = parse(value)?,
             "redis_url" => self.redis_url = non_empty(value)?,
             "redis_key_prefix" => self.redis_key_prefix = value.to_owned(),

@@ -84,6 +84,10 @@ pub struct Config {
     #[serde(serialize_with = "redact_url")]
     pub database_url: Option<Url>,
     pub database_pool_size: u32,
+    /// A PostgreSQL that is not on this host must be reached with `sslmode=verify-full`
+    /// (issue 27): credentials and personal data cross the network. `false` accepts a
+    /// weaker connection, with a warning at every start.
+    pub database_require_tls: bool,
     /// Longest PostgreSQL may take over one statement (its `statement_timeout`); a
     /// request whose database call gets no answer a second after that is answered 503
     /// with `Retry-After`, however the network stalls. Also libpq's connect timeout,
@@ -208,6 +212,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./gatehouse-data"),
             database_url: None,
             database_pool_size: 10,
+            database_require_tls: true,
             database_timeout_secs: 5,
             redis_url: None,
             redis_key_prefix: "gatehouse:".into(),
@@ -404,6 +409,37 @@ impl Config {
             ..Self::default()
         }
     }
+}
+
+/// The PostgreSQL hosts `url` reaches over the network without `sslmode=verify-full`:
+/// none for a Unix socket, loopback, or a verified TLS connection. Reads libpq's `host`
+/// parameter (which overrides the URL's host, and may list several) as libpq does.
+pub fn postgres_unverified_hosts(url: &Url) -> Vec<String> {
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("sslmode").as_deref() == Some("verify-full") {
+        return Vec::new();
+    }
+    let hosts: Vec<String> = match param("host") {
+        Some(list) => list.split(',').map(|h| h.trim().to_owned()).collect(),
+        None => url.host_str().map(str::to_owned).into_iter().collect(),
+    };
+    hosts
+        .into_iter()
+        .filter(|h| {
+            // Empty: libpq's default Unix socket; a path or `@name`: a Unix socket.
+            let socket = h.is_empty() || h.starts_with('/') || h.starts_with('@');
+            let bare = h.trim_start_matches('[').trim_end_matches(']');
+            let loopback = bare.eq_ignore_ascii_case("localhost")
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            !(socket || loopback)
+        })
+        .collect()
 }
 
 fn is_loopback_host(url: &Url) -> bool {

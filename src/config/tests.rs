@@ -319,3 +319,50 @@ fn sqlite_urls_name_a_file() {
     c.database_url = Some(Url::parse("mysql://db/x").unwrap());
     assert!(c.database_target().is_err());
 }
+
+#[test]
+fn a_postgres_off_this_host_needs_verified_tls_unless_the_operator_opts_out() {
+    let with = |url: &str| {
+        let mut c = Config::default();
+        c.database_url = Some(Url::parse(url).unwrap());
+        c.apply_env(env(&[(
+            "GATEHOUSE_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )]))
+        .unwrap();
+        c
+    };
+    for fine in [
+        "postgres://gh@127.0.0.1:5432/gh?sslmode=disable",
+        "postgres://gh@localhost/gh",
+        "postgres://gh@[::1]:5432/gh",
+        "postgres:///gh?host=/var/run/postgresql",
+        "postgres://gh@db.example.org/gh?sslmode=verify-full",
+        "postgresql://gh@10.0.0.5,10.0.0.6/gh?sslmode=verify-full",
+    ] {
+        assert!(with(fine).validate().is_ok(), "{fine}");
+    }
+    for refused in [
+        "postgres://gh@db.example.org/gh",
+        "postgres://gh@db.example.org/gh?sslmode=require",
+        "postgres://gh@db.example.org/gh?sslmode=verify-ca",
+        "postgres://gh@10.0.0.5:5432/gh?sslmode=prefer",
+        // libpq's `host` parameter wins over the URL's host.
+        "postgres://gh@localhost/gh?host=db.example.org",
+        "postgres://gh@localhost/gh?host=/run/postgresql,db.example.org",
+    ] {
+        let err = with(refused).validate().unwrap_err().to_string();
+        assert!(
+            err.contains("database_url") && err.contains("sslmode=verify-full"),
+            "{refused}: {err}"
+        );
+        assert!(!err.contains("gh@"), "no credentials in the message: {err}");
+        let mut c = with(refused);
+        c.database_require_tls = false;
+        assert!(c.validate().is_ok(), "{refused} with the opt-out");
+    }
+    let mut c = Config::default();
+    c.apply_env(env(&[("GATEHOUSE_DATABASE_REQUIRE_TLS", "false")]))
+        .unwrap();
+    assert!(!c.database_require_tls);
+}
