@@ -34,7 +34,7 @@ use tokio::{sync::Notify, sync::watch, task::JoinHandle};
 use url::Url;
 
 pub use courier::{Courier, Undelivered};
-pub use notice::{Alert, EmergencyWindow, Notice, RenderedMail};
+pub use notice::{Alert, Notice, RenderedMail, WindowReport};
 
 use crate::{
     clock::SharedClock,

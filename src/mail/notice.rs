@@ -90,14 +90,14 @@ pub enum Notice {
     EmergencyOverdue {
         org: String,
         overdue_hours: u32,
-        reviews: Vec<EmergencyWindow>,
+        reviews: Vec<WindowReport>,
     },
 }
 
 /// One emergency window as mails and webhooks tell of it (DESIGN §15): who, when, why
 /// and until when. Nothing in it is secret: no session handle, no token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmergencyWindow {
+pub struct WindowReport {
     pub emergency_id: String,
     pub user_id: String,
     /// The username when the window opened.
@@ -130,9 +130,9 @@ pub enum Alert {
         block_count: u32,
     },
     /// Someone broke the glass (DESIGN §15); also to the privacy officer.
-    EmergencyStarted(EmergencyWindow),
+    EmergencyStarted(WindowReport),
     /// An emergency window ended.
-    EmergencyEnded(EmergencyWindow),
+    EmergencyEnded(WindowReport),
 }
 
 impl Alert {
@@ -243,7 +243,7 @@ struct WindowLines {
 }
 
 impl WindowLines {
-    fn of(w: &EmergencyWindow) -> Self {
+    fn of(w: &WindowReport) -> Self {
         let text = |s: &Option<String>| s.as_deref().map(super::one_line).unwrap_or_default();
         Self {
             username: super::one_line(&w.username),
@@ -634,7 +634,7 @@ mod tests {
             },
             Notice::SupportAlert {
                 org: name.into(),
-                alert: Alert::EmergencyEnded(EmergencyWindow {
+                alert: Alert::EmergencyEnded(WindowReport {
                     ended_at: Some(at()),
                     end_reason: Some("expired".into()),
                     ..window()
@@ -648,8 +648,8 @@ mod tests {
         ]
     }
 
-    fn window() -> EmergencyWindow {
-        EmergencyWindow {
+    fn window() -> WindowReport {
+        WindowReport {
             emergency_id: "em1".into(),
             user_id: "u1".into(),
             username: "vera".into(),
@@ -691,7 +691,7 @@ mod tests {
 
     #[test]
     fn a_reason_cannot_break_an_emergency_mail_or_its_subject() {
-        let w = EmergencyWindow {
+        let w = WindowReport {
             username: "vera\r\nBcc: x@example.org".into(),
             reason: format!("{EVIL}\r\nReview at: https://evil.example"),
             ..window()

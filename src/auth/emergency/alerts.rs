@@ -15,7 +15,7 @@ use url::Url;
 use crate::{
     auth::AuthError,
     domain::Email,
-    mail::{Alert, EmergencyWindow, Mailer, Notice},
+    mail::{Alert, Mailer, Notice, WindowReport},
     startup::AppState,
     store::{
         DbConnection, StoreError,
@@ -109,8 +109,8 @@ pub fn contacts(org: &OrgRow) -> Vec<Email> {
 }
 
 /// What mails and webhooks tell of a window.
-pub fn told(w: &EmergencyRow) -> EmergencyWindow {
-    EmergencyWindow {
+pub fn told(w: &EmergencyRow) -> WindowReport {
+    WindowReport {
         emergency_id: w.id.clone(),
         user_id: w.user_id.clone(),
         username: w.username.clone(),
