@@ -38,7 +38,7 @@ use crate::{
 };
 
 const PASSWORD: &str = "Correct-Horse-Battery-9";
-const SECRET: &str = "whsec-test-0123456789abcdef";
+pub(crate) const SECRET: &str = "whsec-test-0123456789abcdef";
 
 /// Organisations `alpha` and `beta` without the MFA requirement (tests sign in by
 /// password), and a client allowed the admin scope.
@@ -964,14 +964,14 @@ async fn the_command_line_designates_lists_and_reviews() {
 // Alerts.
 
 #[derive(Debug, Clone)]
-struct Hit {
+pub(crate) struct Hit {
     event: String,
     timestamp: String,
     signature: String,
     body: Vec<u8>,
 }
 
-type Hits = Arc<Mutex<Vec<Hit>>>;
+pub(crate) type Hits = Arc<Mutex<Vec<Hit>>>;
 
 async fn hook(req: HttpRequest, body: web::Bytes, hits: web::Data<Hits>) -> HttpResponse {
     let header = |name: &str| {
@@ -991,7 +991,7 @@ async fn hook(req: HttpRequest, body: web::Bytes, hits: web::Data<Hits>) -> Http
 }
 
 /// A webhook receiver on loopback: its address and what it received.
-fn receiver() -> (SocketAddr, Hits) {
+pub(crate) fn receiver() -> (SocketAddr, Hits) {
     let hits: Hits = Arc::new(Mutex::new(Vec::new()));
     let data = web::Data::new(hits.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1010,7 +1010,7 @@ fn receiver() -> (SocketAddr, Hits) {
 }
 
 /// The webhook of `event`, once it arrives, checked against the shared secret.
-async fn webhook(hits: &Hits, event: &str) -> Value {
+pub(crate) async fn webhook(hits: &Hits, event: &str) -> Value {
     let arrived = eventually(Duration::from_secs(15), || async {
         hits.lock().unwrap().iter().any(|h| h.event == event)
     })
