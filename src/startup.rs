@@ -181,8 +181,12 @@ impl Application {
 
         let mut tls = None;
         let http = if config.tls {
-            let (cert, key) = certificate_paths(&config)?;
-            let serving = Arc::new(gw::tls::ReloadingCert::load(&cert, &key)?);
+            let (cert, key) = certificate_paths(&config, &state.master_key)?;
+            let serving = Arc::new(gw::tls::ReloadingCert::load(
+                &cert,
+                &key,
+                state.master_key.clone(),
+            )?);
             tls = Some(serving.clone());
             http.listen_rustls_0_23(listener, gw::tls::server_config(serving)?)
         } else {
@@ -465,9 +469,10 @@ fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
 }
 
 /// The configured certificate, or a self-signed one for the names this instance is
-/// reached by (generated once, kept in the data directory).
+/// reached by (generated once, kept in the data directory, its key sealed).
 fn certificate_paths(
     config: &Config,
+    master_key: &MasterKey,
 ) -> Result<(std::path::PathBuf, std::path::PathBuf), StartupError> {
     if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
         return Ok((cert.clone(), key.clone()));
@@ -487,7 +492,10 @@ fn certificate_paths(
             hosts.push(host);
         }
     }
-    if gw::tls::ensure_self_signed(&cert, &key, &hosts)? {
+    if gw::tls::seal_legacy_key(&key, master_key)? {
+        tracing::info!(key = %key.display(), "sealed the self-signed TLS key an earlier release kept in clear");
+    }
+    if gw::tls::ensure_self_signed(&cert, &key, &hosts, master_key)? {
         tracing::warn!(cert = %cert.display(), "generated a self-signed TLS certificate; use a real one in production");
     }
     Ok((cert, key))

@@ -1,4 +1,6 @@
-//! `gatehouse keys`: token and SAML signing keys.
+//! `gatehouse keys`: token and SAML signing keys, and sealing a TLS key.
+
+use std::path::PathBuf;
 
 use clap::Subcommand;
 use gatehouse::{admin::service::keys as service, config::Config};
@@ -21,13 +23,27 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Seal a PEM TLS private key under the master key, for `tls_key`: the sealed file
+    /// opens only on a Gatehouse holding this master key. Overwrites nothing.
+    SealTlsKey {
+        /// The clear PEM private key.
+        #[arg(long = "in", value_name = "PEM")]
+        input: PathBuf,
+        /// Where to write the sealed key (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 pub async fn run(config: Config, command: KeysCommand) -> Result<(), String> {
+    if let KeysCommand::SealTlsKey { input, out } = &command {
+        return seal_tls_key(&config, input, out);
+    }
     let op = Operator::open(config).await?;
     match command {
         KeysCommand::Rotate { saml: true, json } => rotate_saml(&op, json).await,
         KeysCommand::Rotate { saml: false, json } => rotate(&op, json).await,
+        KeysCommand::SealTlsKey { .. } => unreachable!("handled before opening the store"),
         KeysCommand::List { json } => {
             let rows = service::list(&op.state, &op.who).await.map_err(failed)?;
             if json {
@@ -86,5 +102,22 @@ async fn rotate_saml(op: &Operator, json: bool) -> Result<(), String> {
         r.active_id, r.next_id
     );
     println!("Running instances pick this up within signing_key_reload_secs.");
+    Ok(())
+}
+
+/// `keys seal-tls-key`: needs the master key only, not the database.
+fn seal_tls_key(
+    config: &Config,
+    input: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let master = gatehouse::startup::load_master_key(config).map_err(|e| e.to_string())?;
+    gatehouse::web::tls::seal_key_file(input, out, &master).map_err(|e| e.to_string())?;
+    println!(
+        "Sealed {} into {} under master key {}. Set tls_key to the sealed file; remove the clear one once it is no longer needed.",
+        input.display(),
+        out.display(),
+        master.kid()
+    );
     Ok(())
 }

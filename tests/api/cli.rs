@@ -101,11 +101,20 @@ async fn first_start_creates_an_admin_once_and_second_start_reuses_everything() 
         "SIGTERM stops gracefully with status 0"
     );
 
-    for file in ["gatehouse.db", "master.key", "tls/cert.pem", "tls/key.pem"] {
+    for file in [
+        "gatehouse.db",
+        "master.key",
+        "tls/cert.pem",
+        "tls/key.sealed",
+    ] {
         assert!(dir.path().join(file).exists(), "{file} missing");
     }
+    // The TLS private key lies sealed under the master key, never in clear.
+    assert!(!dir.path().join("tls/key.pem").exists());
+    let sealed = std::fs::read_to_string(dir.path().join("tls/key.sealed")).unwrap();
+    assert!(sealed.starts_with("v1.") && !sealed.contains("PRIVATE KEY"));
     #[cfg(unix)]
-    for private in ["master.key", "tls/key.pem"] {
+    for private in ["master.key", "tls/key.sealed"] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(private))
             .unwrap()

@@ -246,4 +246,68 @@ mod reload {
         assert!(terminate(&mut child).success());
         assert!(!log.lock().unwrap().contains("PRIVATE KEY"));
     }
+
+    /// An operator's key sealed by `keys seal-tls-key` serves; the clear file can go.
+    #[test]
+    fn a_configured_key_sealed_by_the_cli_serves() {
+        let data = tempfile::tempdir().unwrap();
+        let tls_dir = tempfile::tempdir().unwrap();
+        let der = renew(tls_dir.path());
+        let (clear, sealed) = (
+            tls_dir.path().join("key.pem"),
+            tls_dir.path().join("key.sealed"),
+        );
+        let out = gatehouse(data.path())
+            .args(["keys", "seal-tls-key", "--in"])
+            .arg(&clear)
+            .arg("--out")
+            .arg(&sealed)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&sealed).unwrap();
+        assert!(text.starts_with("v1.") && !text.contains("PRIVATE KEY"));
+        // Nothing is overwritten.
+        let again = gatehouse(data.path())
+            .args(["keys", "seal-tls-key", "--in"])
+            .arg(&clear)
+            .arg("--out")
+            .arg(&sealed)
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("will not overwrite"));
+        assert_eq!(std::fs::read_to_string(&sealed).unwrap(), text);
+        std::fs::remove_file(&clear).unwrap();
+
+        let mut cmd = gatehouse(data.path());
+        cmd.env("GATEHOUSE_TLS_CERT", tls_dir.path().join("cert.pem"))
+            .env("GATEHOUSE_TLS_KEY", &sealed);
+        let (mut child, _, base) = serve_with(cmd);
+        let addr: SocketAddr = base.trim_start_matches("https://").parse().unwrap();
+        let mut tls = connect(addr, &[&der]);
+        assert_eq!(served(&tls), der);
+        assert_eq!(healthz(&mut tls), 200);
+        assert!(terminate(&mut child).success());
+
+        // Under another installation's master key the sealed key does not open: the
+        // start fails on one line naming the file.
+        let other = tempfile::tempdir().unwrap();
+        let out = gatehouse(other.path())
+            .env("GATEHOUSE_TLS_CERT", tls_dir.path().join("cert.pem"))
+            .env("GATEHOUSE_TLS_KEY", &sealed)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot open sealed private key") && stderr.contains("key.sealed"),
+            "{stderr}"
+        );
+    }
 }
