@@ -459,3 +459,44 @@ fn an_administrative_command_unlocks_the_sealed_key_too() {
     );
     assert!(stderr_lines(&wrong)[0].contains("wrong passphrase"));
 }
+
+#[test]
+fn on_postgresql_the_configured_sealed_file_opens_and_another_is_refused() {
+    let Some(base) = crate::helpers::test_database_url() else {
+        return crate::helpers::skip(
+            "on_postgresql_the_configured_sealed_file_opens_and_another_is_refused",
+            "GATEHOUSE_TEST_DATABASE_URL not set",
+        );
+    };
+    let database = crate::helpers::fresh_postgres_url(&base);
+    let dir = tempfile::tempdir().unwrap();
+    let on_postgres = |cmd: &mut Command, key: &Path| {
+        cmd.env("GATEHOUSE_DATABASE_URL", &database)
+            .env("GATEHOUSE_MASTER_KEY_FILE", key);
+    };
+    let (ours, theirs) = (dir.path().join("ours.key"), dir.path().join("theirs.key"));
+    for key in [&ours, &theirs] {
+        // The configured file does not exist yet: init-master creates it.
+        let mut cmd = gatehouse(dir.path());
+        cmd.args(["keys", "init-master", "--passphrase-stdin"]);
+        on_postgres(&mut cmd, key);
+        let out = run_with_stdin(cmd, &format!("{PASSPHRASE}\n"));
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    let mut cmd = serve_fd3(dir.path());
+    on_postgres(&mut cmd, &ours);
+    let (mut child, url) = start(cmd, Some(PASSPHRASE));
+    healthz(&url);
+    assert!(terminate(&mut child).success());
+
+    let mut cmd = serve_fd3(dir.path());
+    on_postgres(&mut cmd, &theirs);
+    let out = refused(cmd, PASSPHRASE);
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("is not the one this database was sealed with"),
+        "{lines:?}"
+    );
+}
