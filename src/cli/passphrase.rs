@@ -111,7 +111,7 @@ pub fn new_passphrase(
         (false, Some(fd)) => from_fd(fd),
         (false, None) if io::stdin().is_terminal() => {
             let first = from_terminal(purpose)?;
-            let second = from_terminal("the same passphrase again")?;
+            let second = from_terminal(&format!("{purpose}, once more"))?;
             if first.expose_secret() != second.expose_secret() {
                 return Err(PassphraseError::Mismatch);
             }
