@@ -124,11 +124,14 @@ impl Application {
         config: Config,
         clock: SharedClock,
     ) -> Result<Self, StartupError> {
+        // The master key before anything else: a wrong passphrase stops start-up with
+        // nothing bound, created or migrated (issue 27).
+        let master_key = load_master_key(&config)?;
         let listener = std::net::TcpListener::bind(config.bind).map_err(|e| StartupError::Io {
             what: format!("bind {}", config.bind),
             reason: e.to_string(),
         })?;
-        Self::build_on(listener, config, clock).await
+        Self::build_on_with_key(listener, config, clock, master_key).await
     }
 
     /// As `build_with_clock`, on a listener the caller already bound (tests bind first so
@@ -138,13 +141,23 @@ impl Application {
         config: Config,
         clock: SharedClock,
     ) -> Result<Self, StartupError> {
+        let master_key = load_master_key(&config)?;
+        Self::build_on_with_key(listener, config, clock, master_key).await
+    }
+
+    async fn build_on_with_key(
+        listener: std::net::TcpListener,
+        config: Config,
+        clock: SharedClock,
+        master_key: MasterKey,
+    ) -> Result<Self, StartupError> {
         // Bound before anything starts, so a taken metrics port stops start-up.
         let metrics_io = |e: std::io::Error| StartupError::Io {
             what: "metrics_bind".into(),
             reason: e.to_string(),
         };
         let metrics_listener = gw::metrics::bind(&config).map_err(metrics_io)?;
-        let state = build_state(config, clock).await?;
+        let state = build_state_with_key(config, clock, master_key).await?;
         let first_admin = bootstrap::ensure_first_start(
             &state.store,
             state.hashing.hasher(),
@@ -558,11 +571,20 @@ async fn load_saml_keys(
 }
 
 pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState, StartupError> {
-    ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(&config)?;
+    build_state_with_key(config, clock, master_key).await
+}
+
+async fn build_state_with_key(
+    config: Config,
+    clock: SharedClock,
+    master_key: MasterKey,
+) -> Result<AppState, StartupError> {
+    ensure_private_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let audit = Audit::open(store.clone(), &master_key, clock.clone())
-        .await?
+        .await
+        .map_err(|e| not_this_database(e, &master_key, &config))?
         .with_retention(config.audit_retention_days);
     let ephemeral = open_ephemeral(&config).await?;
     let hasher = Hasher::new(
@@ -652,12 +674,38 @@ fn protocol_couriers(state: &AppState) {
 
 /// Just the audit trail, for `gatehouse audit …`: no hashing pool, no Redis.
 pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, StartupError> {
-    ensure_private_dir(&config.data_dir)?;
     let master_key = load_master_key(config)?;
+    ensure_private_dir(&config.data_dir)?;
     let store = open_store(config).await?;
     Ok(Audit::open(store, &master_key, clock)
-        .await?
+        .await
+        .map_err(|e| not_this_database(e, &master_key, config))?
         .with_retention(config.audit_retention_days))
+}
+
+/// The audit chain key is the first sealed value start-up opens: when it was sealed
+/// under another master key, the operator has the wrong key (another installation's,
+/// or a file from a backup), which is worth one plain line rather than a failure of
+/// the audit trail (issue 27).
+fn not_this_database(e: AuditError, key: &MasterKey, config: &Config) -> StartupError {
+    use crate::{crypto::CryptoError, keys::sealed::SecretError};
+    if let AuditError::Key(SecretError::Open {
+        source: CryptoError::UnknownKey { kid },
+        ..
+    }) = &e
+    {
+        let origin = match config.master_key_source() {
+            Ok(MasterKeySource::File(path) | MasterKeySource::Generated(path)) => {
+                format!("master key file {path:?}")
+            }
+            _ => "master key (master_key)".to_owned(),
+        };
+        return StartupError::MasterKey(format!(
+            "{origin}: this master key (kid {}) is not the one this database was sealed with (kid {kid})",
+            key.kid()
+        ));
+    }
+    e.into()
 }
 
 /// Connects and migrates; used by `serve` and `migrate`.
@@ -687,9 +735,13 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     Ok(store)
 }
 
+/// The configured master key. A passphrase-sealed file (issue 27) is asked the
+/// passphrase for through `config.master_key_passphrase`, and is never replaced by a
+/// generated key.
 pub fn load_master_key(config: &Config) -> Result<MasterKey, StartupError> {
+    use crate::crypto::{CryptoError, is_sealed_key_file};
     use secrecy::ExposeSecret;
-    let err = |e: crate::crypto::CryptoError| StartupError::MasterKey(format!("master key: {e}"));
+    let err = |e: CryptoError| StartupError::MasterKey(format!("master key: {e}"));
     match config.master_key_source()? {
         MasterKeySource::Inline => {
             let text = config
@@ -699,8 +751,19 @@ pub fn load_master_key(config: &Config) -> Result<MasterKey, StartupError> {
                 .unwrap_or_default();
             MasterKey::from_base64(text).map_err(err)
         }
-        MasterKeySource::File(path) => MasterKey::from_file(&path).map_err(err),
+        MasterKeySource::File(path) => {
+            if is_sealed_key_file(&path).map_err(err)? {
+                return open_sealed(config, &path);
+            }
+            MasterKey::from_file(&path).map_err(err)
+        }
         MasterKeySource::Generated(path) => {
+            ensure_private_dir(&config.data_dir)?;
+            match is_sealed_key_file(&path) {
+                Ok(true) => return open_sealed(config, &path),
+                Ok(false) | Err(CryptoError::KeyFileMissing { .. }) => {}
+                Err(e) => return Err(err(e)),
+            }
             let (key, generated) = MasterKey::load_or_generate(&path).map_err(err)?;
             if generated {
                 tracing::warn!(
@@ -711,6 +774,21 @@ pub fn load_master_key(config: &Config) -> Result<MasterKey, StartupError> {
             Ok(key)
         }
     }
+}
+
+/// Checks the file's shape before asking, so a truncated or altered file is reported
+/// as such and nobody types a passphrase for nothing.
+fn open_sealed(config: &Config, path: &Path) -> Result<MasterKey, StartupError> {
+    use crate::crypto::{read_sealed_key_file, sealed_key_file_kid};
+    let plain = |e: crate::crypto::CryptoError| StartupError::MasterKey(e.to_string());
+    let kid = sealed_key_file_kid(path).map_err(plain)?;
+    let passphrase = config
+        .master_key_passphrase
+        .ask(path)
+        .map_err(|e| StartupError::MasterKey(format!("master key file {path:?}: {e}")))?;
+    let key = read_sealed_key_file(path, &passphrase).map_err(plain)?;
+    tracing::info!(kid = %kid, "opened the passphrase-sealed master key");
+    Ok(key)
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<(), StartupError> {

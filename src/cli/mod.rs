@@ -11,6 +11,7 @@ mod emergency;
 mod ip;
 mod keys;
 mod org;
+mod passphrase;
 mod serve;
 mod sp;
 mod user;
@@ -43,6 +44,14 @@ pub struct Cli {
     /// operating-system user and host); required when `cli_require_actor` is set.
     #[arg(long, global = true)]
     actor: Option<String>,
+    /// Read the passphrase of a passphrase-sealed master key file from this open file
+    /// descriptor, to its end (one trailing newline is dropped), e.g.
+    /// `--passphrase-fd 3 3</run/secrets/gatehouse-passphrase`. Without it: the
+    /// systemd credential `gatehouse-passphrase`, the terminal, or
+    /// `systemd-ask-password`. There is deliberately no way to give the passphrase
+    /// itself as an argument or an environment variable: other processes can read both.
+    #[arg(long, global = true, value_name = "N")]
+    passphrase_fd: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,7 +98,7 @@ enum Command {
         #[command(subcommand)]
         command: sp::SpCommand,
     },
-    /// Token signing keys.
+    /// Token signing keys, and the master key file.
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
@@ -125,8 +134,19 @@ enum ConfigCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let init_master = match &cli.command {
+        Command::Keys {
+            command: keys::KeysCommand::InitMaster(args),
+        } => Some(args),
+        _ => None,
+    };
+    // `keys init-master` creates the configured key file, so it need not exist yet.
+    let loaded = match init_master {
+        Some(_) => Config::load_creating_key_file(cli.config.as_deref()),
+        None => Config::load(cli.config.as_deref()),
+    };
     // One line on stderr and a non-zero status: no panic text, no backtrace.
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut config = match loaded {
         Ok(config) => config,
         Err(e) => {
             eprintln!("gatehouse: configuration error: {e}");
@@ -137,9 +157,21 @@ pub fn main() -> ExitCode {
         command: ConfigCommand::Check,
     } = cli.command
     {
+        println!("# master key: {}", keys::describe_master_key(&config));
         print!("{}", config.redacted_toml());
         return ExitCode::SUCCESS;
     }
+    if let Some(args) = init_master {
+        return match keys::init_master(&config, args, cli.passphrase_fd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gatehouse: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    config.master_key_passphrase =
+        passphrase::master_key_prompt(passphrase::PassphraseSource::from_fd(cli.passphrase_fd));
     if cli.command.acts()
         && let Err(e) = actor::settle(cli.actor.as_deref(), config.cli_require_actor)
     {

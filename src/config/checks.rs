@@ -8,13 +8,23 @@ use crate::crypto::MasterKey;
 impl Config {
     /// Checks that need more than one key, or the file system.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_all(false)
+    }
+
+    /// As [`Self::validate`], for `keys init-master`, which creates the master key
+    /// file: it need not exist yet, nor be configured with a shared database.
+    pub fn validate_creating_key_file(&self) -> Result<(), ConfigError> {
+        self.validate_all(true)
+    }
+
+    fn validate_all(&self, creating_key_file: bool) -> Result<(), ConfigError> {
         self.validate_listening()?;
         self.validate_metrics()?;
         self.database_target()?;
         self.validate_redis()?;
         self.validate_mail()?;
         self.validate_lifetimes()?;
-        self.validate_master_key()?;
+        self.validate_master_key(creating_key_file)?;
         self.validate_database_tls()?;
         self.validate_work()
     }
@@ -221,7 +231,7 @@ impl Config {
     }
 
     /// The master key: one source, readable, and shared whenever the database is.
-    fn validate_master_key(&self) -> Result<(), ConfigError> {
+    fn validate_master_key(&self, creating_key_file: bool) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if self.master_key.is_some() && self.master_key_file.is_some() {
             return invalid(
@@ -234,6 +244,9 @@ impl Config {
                 key: "master_key",
                 message: e.to_string(),
             })?;
+        }
+        if creating_key_file {
+            return Ok(());
         }
         if let Some(path) = &self.master_key_file
             && let Err(e) = std::fs::metadata(path)

@@ -197,6 +197,45 @@ pub struct Config {
     /// Administrative CLI commands refuse to run without `--actor NAME`: every change
     /// made at the command line then names the person who made it (issue 26).
     pub cli_require_actor: bool,
+    /// Where a passphrase-sealed master key file gets its passphrase: given by the
+    /// command line (a file descriptor, a systemd credential, the terminal), never by
+    /// a setting, so it is neither read from the file nor from the environment.
+    #[serde(skip)]
+    pub master_key_passphrase: PassphrasePrompt,
+}
+
+/// Asks for the passphrase of the sealed master key file at the given path.
+type AskPassphrase = dyn Fn(&Path) -> Result<SecretString, String> + Send + Sync;
+
+/// How start-up obtains the passphrase of a sealed master key file (issue 27). Empty
+/// by default: a sealed file then stops start-up with a line saying so.
+#[derive(Clone, Default)]
+pub struct PassphrasePrompt(Option<std::sync::Arc<AskPassphrase>>);
+
+impl PassphrasePrompt {
+    pub fn new(
+        ask: impl Fn(&Path) -> Result<SecretString, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Some(std::sync::Arc::new(ask)))
+    }
+
+    /// The passphrase for the sealed key file at `path`.
+    pub fn ask(&self, path: &Path) -> Result<SecretString, String> {
+        match &self.0 {
+            Some(ask) => ask(path),
+            None => Err("no way to ask for its passphrase here; start it with the gatehouse command (--passphrase-fd, a systemd credential or a terminal)".into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for PassphrasePrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PassphrasePrompt(set)"
+        } else {
+            "PassphrasePrompt(unset)"
+        })
+    }
 }
 
 impl Default for Config {
@@ -263,6 +302,7 @@ impl Default for Config {
             audit_anchor_file: None,
             audit_anchor_syslog: false,
             cli_require_actor: false,
+            master_key_passphrase: PassphrasePrompt::default(),
         }
     }
 }
@@ -304,6 +344,17 @@ impl Config {
         };
         config.apply_env(std::env::vars())?;
         config.validate()?;
+        Ok(config)
+    }
+
+    /// As [`Self::load`], for `keys init-master`, which creates the master key file.
+    pub fn load_creating_key_file(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_toml_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(std::env::vars())?;
+        config.validate_creating_key_file()?;
         Ok(config)
     }
 

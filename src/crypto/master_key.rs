@@ -18,6 +18,8 @@ use zeroize::Zeroizing;
 
 use super::CryptoError;
 
+pub mod passphrase;
+
 /// Length of the master key in bytes (256 bits).
 pub const MASTER_KEY_LEN: usize = 32;
 

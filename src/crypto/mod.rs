@@ -43,6 +43,10 @@ pub mod signing;
 use std::io;
 use std::path::PathBuf;
 
+pub use master_key::passphrase::{
+    MAX_PASSPHRASE_BYTES, MIN_PASSPHRASE_CHARS, create_sealed_key_file, is_sealed_key_file,
+    read_sealed_key_file, sealed_key_file_kid, write_sealed_key_file,
+};
 pub use master_key::{MASTER_KEY_LEN, MasterKey};
 pub use seal::SEALED_VERSION;
 
@@ -160,4 +164,53 @@ pub enum CryptoError {
         "sealed value failed authentication: it was altered, or was sealed for a different context"
     )]
     AuthenticationFailed,
+
+    /// A passphrase-sealed key file did not open: the passphrase is wrong, or the
+    /// file was changed (AES-GCM cannot tell which).
+    #[error("master key file {path:?}: wrong passphrase (or the file was altered)")]
+    WrongPassphrase {
+        /// The sealed key file.
+        path: PathBuf,
+    },
+
+    /// A file that should be a passphrase-sealed key file is not a whole one.
+    #[error("master key file {path:?} is not a usable sealed key file: {reason}")]
+    InvalidSealedKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never any of its contents).
+        reason: &'static str,
+    },
+
+    /// `keys init-master` will not replace a key file: that would lose a key.
+    #[error("master key file {path:?} already exists; it is not replaced")]
+    KeyFileExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+
+    /// A new passphrase is shorter than the policy allows.
+    #[error("the passphrase must be at least {min} characters")]
+    PassphraseTooShort {
+        /// The minimum, in characters.
+        min: usize,
+    },
+
+    /// A passphrase longer than any typed one: the wrong input.
+    #[error("the passphrase is longer than {max} bytes")]
+    PassphraseTooLong {
+        /// The maximum, in bytes.
+        max: usize,
+    },
+
+    /// No passphrase was given (an empty line or an empty input).
+    #[error("no passphrase was given (the input was empty)")]
+    EmptyPassphrase,
+
+    /// The passphrase key derivation could not run with the parameters asked for.
+    #[error("sealing the master key failed: {reason}")]
+    Kdf {
+        /// Which step refused.
+        reason: &'static str,
+    },
 }
