@@ -26,6 +26,7 @@ mod jose_keys;
 mod layering;
 mod login;
 mod mail;
+mod master_rotation;
 mod node_rp;
 mod oidc;
 mod oidc_clients;
