@@ -7,7 +7,6 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{DbConnection, StoreError, schema::master_key_rotation as t};
-use crate::crypto::MasterKey;
 
 /// Instances open values under the new key; they still seal under the old one.
 pub const ANNOUNCED: &str = "announced";
@@ -158,14 +157,19 @@ pub struct SealedColumn {
     pub column: &'static str,
     /// SQL (portable to both backends) naming a row in messages: its primary key.
     pub row_id: &'static str,
-    /// Re-seals up to `limit` values sealed under `from_kid` with the key ring's
-    /// sealing key; returns how many it rewrote. Each value is rewritten only if the
+    /// Re-seals up to `limit` values sealed under `from_kid` through the caller's
+    /// [`Rewrap`]; returns how many it rewrote. Each value is rewritten only if the
     /// column still holds what was read, so a concurrent write is never clobbered.
     pub reseal: Resealer,
 }
 
-/// `reseal(conn, key, from_kid, limit)`: see [`SealedColumn::reseal`].
-pub type Resealer = fn(&mut DbConnection, &MasterKey, &str, i64) -> Result<usize, StoreError>;
+/// `reseal(conn, rewrap, from_kid, limit)`: see [`SealedColumn::reseal`].
+pub type Resealer = fn(&mut DbConnection, Rewrap<'_>, &str, i64) -> Result<usize, StoreError>;
+
+/// `rewrap(context, sealed)`: opens a sealed value for its context and seals it again
+/// under the current key, or says why it cannot. Given by the caller (`keys::master`):
+/// the store knows which rows and contexts there are, not the cryptography.
+pub type Rewrap<'a> = &'a dyn Fn(&str, &str) -> Result<String, String>;
 
 /// The `LIKE` pattern of values sealed under `kid`. A key id is 8 lowercase hex
 /// characters, so it holds no `LIKE` wildcard and can be written into SQL as is.
@@ -178,20 +182,18 @@ pub fn sealed_under(kid: &str) -> Result<String, StoreError> {
     Ok(format!("v1.{kid}.%"))
 }
 
-/// Opens `sealed` (a value of `table.column`, row `row`) with any key of the ring and
-/// seals it again under the ring's sealing key. A value that does not open stops the
-/// re-sealing with a message naming where it is, and stays as it was.
+/// Re-seals `sealed` (a value of `column`, row `row`) through `rewrap`. A value that
+/// does not open stops the re-sealing with a message naming where it is, and stays as
+/// it was.
 pub fn reseal_value(
-    key: &MasterKey,
+    rewrap: Rewrap<'_>,
     column: &str,
     row: &str,
     context: &str,
     sealed: &str,
 ) -> Result<String, StoreError> {
-    let plain = key
-        .open(context, sealed)
-        .map_err(|e| StoreError::Query(format!("{column} of row {row} cannot be opened: {e}")))?;
-    Ok(key.seal(context, secrecy::ExposeSecret::expose_secret(&plain)))
+    rewrap(context, sealed)
+        .map_err(|e| StoreError::Query(format!("{column} of row {row} cannot be opened: {e}")))
 }
 
 #[derive(QueryableByName)]

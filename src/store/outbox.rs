@@ -242,13 +242,13 @@ pub fn seal_context(part: &str, id: &str) -> String {
 macro_rules! reseal_part {
     ($name:ident, $column:ident, $part:literal) => {
         #[doc = concat!(
-                    "Re-seals up to `limit` values of `outbox.", stringify!($column),
-                    "` sealed under `from_kid` with `key`'s sealing key (master-key rotation); ",
-                    "each row only if it still holds what was read."
-                )]
+                            "Re-seals up to `limit` values of `outbox.", stringify!($column),
+                            "` sealed under `from_kid` through `rewrap` (master-key rotation); ",
+                            "each row only if it still holds what was read."
+                        )]
         pub fn $name(
             conn: &mut DbConnection,
-            key: &crate::crypto::MasterKey,
+            rewrap: super::master_rotation::Rewrap<'_>,
             from_kid: &str,
             limit: i64,
         ) -> Result<usize, StoreError> {
@@ -263,7 +263,7 @@ macro_rules! reseal_part {
             for (id, old) in rows {
                 let Some(old) = old else { continue };
                 let column = concat!("outbox.", stringify!($column));
-                let new = reseal_value(key, column, &id, &seal_context($part, &id), &old)?;
+                let new = reseal_value(rewrap, column, &id, &seal_context($part, &id), &old)?;
                 done += diesel::update(
                     outbox::table
                         .filter(outbox::id.eq(&id))

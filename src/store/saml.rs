@@ -310,11 +310,11 @@ pub fn key_seal_context(id: &str) -> String {
     format!("saml-signing-key:{id}")
 }
 
-/// Re-seals up to `limit` SAML private keys sealed under `from_kid` with `key`'s sealing
-/// key (master-key rotation); each row only if it still holds what was read.
+/// Re-seals up to `limit` SAML private keys sealed under `from_kid` through `rewrap`
+/// (master-key rotation); each row only if it still holds what was read.
 pub fn reseal_keys(
     conn: &mut DbConnection,
-    key: &crate::crypto::MasterKey,
+    rewrap: super::master_rotation::Rewrap<'_>,
     from_kid: &str,
     limit: i64,
 ) -> Result<usize, StoreError> {
@@ -329,7 +329,7 @@ pub fn reseal_keys(
     let mut done = 0;
     for (id, old) in rows {
         let context = key_seal_context(&id);
-        let new = reseal_value(key, "saml_keys.private_sealed", &id, &context, &old)?;
+        let new = reseal_value(rewrap, "saml_keys.private_sealed", &id, &context, &old)?;
         done += diesel::update(
             t::saml_keys
                 .filter(t::id.eq(&id))

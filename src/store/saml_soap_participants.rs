@@ -79,11 +79,11 @@ pub fn seal_context(handle: &str, sp: &str) -> String {
     format!("saml-soap-participant:{handle}:{sp}")
 }
 
-/// Re-seals up to `limit` subjects sealed under `from_kid` with `key`'s sealing key
+/// Re-seals up to `limit` subjects sealed under `from_kid` through `rewrap`
 /// (master-key rotation); each row only if it still holds what was read.
 pub fn reseal(
     conn: &mut DbConnection,
-    key: &crate::crypto::MasterKey,
+    rewrap: super::master_rotation::Rewrap<'_>,
     from_kid: &str,
     limit: i64,
 ) -> Result<usize, StoreError> {
@@ -99,7 +99,7 @@ pub fn reseal(
         let context = seal_context(&handle, &sp);
         let row = format!("{handle} {sp}");
         let new = reseal_value(
-            key,
+            rewrap,
             "saml_soap_participants.subject_sealed",
             &row,
             &context,

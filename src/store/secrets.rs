@@ -49,11 +49,11 @@ pub fn with_prefix(
         .load(conn)?)
 }
 
-/// Re-seals up to `limit` secrets sealed under `from_kid` with `key`'s sealing key
+/// Re-seals up to `limit` secrets sealed under `from_kid` through `rewrap`
 /// (master-key rotation); each row only if it still holds what was read.
 pub fn reseal(
     conn: &mut DbConnection,
-    key: &crate::crypto::MasterKey,
+    rewrap: super::master_rotation::Rewrap<'_>,
     from_kid: &str,
     limit: i64,
 ) -> Result<usize, StoreError> {
@@ -67,7 +67,7 @@ pub fn reseal(
     let mut done = 0;
     for (name, old) in rows {
         let new = reseal_value(
-            key,
+            rewrap,
             "sealed_secrets.value",
             &name,
             &seal_context(&name),

@@ -123,11 +123,18 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
         .load(conn)?)
 }
 
-/// Re-seals up to `limit` private keys sealed under `from_kid` with `key`'s sealing key
+/// What a private signing key is sealed for: its kid. The same text as the signing
+/// code's own context, which seals it (a test in `keys::master` holds them equal:
+/// neither layer may name the other).
+pub fn seal_context(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// Re-seals up to `limit` private keys sealed under `from_kid` through `rewrap`
 /// (master-key rotation); each row only if it still holds what was read.
 pub fn reseal(
     conn: &mut DbConnection,
-    key: &crate::crypto::MasterKey,
+    rewrap: super::master_rotation::Rewrap<'_>,
     from_kid: &str,
     limit: i64,
 ) -> Result<usize, StoreError> {
@@ -141,8 +148,8 @@ pub fn reseal(
         .load(conn)?;
     let mut done = 0;
     for (kid, old) in rows {
-        let context = crate::crypto::signing::seal_context(&kid);
-        let new = reseal_value(key, "signing_keys.private_sealed", &kid, &context, &old)?;
+        let context = seal_context(&kid);
+        let new = reseal_value(rewrap, "signing_keys.private_sealed", &kid, &context, &old)?;
         done += diesel::update(
             t::signing_keys
                 .filter(t::kid.eq(&kid))

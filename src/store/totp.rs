@@ -138,11 +138,11 @@ pub fn seal_context(user_id: &str) -> String {
     format!("totp-secret:{user_id}")
 }
 
-/// Re-seals up to `limit` TOTP secrets sealed under `from_kid` with `key`'s sealing key
+/// Re-seals up to `limit` TOTP secrets sealed under `from_kid` through `rewrap`
 /// (master-key rotation); each row only if it still holds what was read.
 pub fn reseal(
     conn: &mut DbConnection,
-    key: &crate::crypto::MasterKey,
+    rewrap: super::master_rotation::Rewrap<'_>,
     from_kid: &str,
     limit: i64,
 ) -> Result<usize, StoreError> {
@@ -158,7 +158,7 @@ pub fn reseal(
     for (user_id, old) in rows {
         let context = seal_context(&user_id);
         let new = reseal_value(
-            key,
+            rewrap,
             "totp_credentials.secret_sealed",
             &user_id,
             &context,

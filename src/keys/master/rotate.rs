@@ -8,6 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 
 use super::{
     DERIVE_PURPOSES, MAX_PASSES, PIN_PREFIX, RotationError, SEALED_COLUMNS, SHOW_ROWS, check_kid,
@@ -439,7 +440,12 @@ async fn reseal_batch(
     let done = run
         .store
         .transaction(move |c| {
-            let done = (column.reseal)(c, &ring, &from, limit)?;
+            // Opens under whichever key of the ring the value names, seals under the new.
+            let rewrap = |context: &str, sealed: &str| -> Result<String, String> {
+                let plain = ring.open(context, sealed).map_err(|e| e.to_string())?;
+                Ok(ring.seal(context, plain.expose_secret()))
+            };
+            let done = (column.reseal)(c, &rewrap, &from, limit)?;
             let count = i64::try_from(done).unwrap_or(i64::MAX);
             if !rows::renew(c, &holder, nows, until, count)? {
                 return Err(StoreError::Query(LEASE_LOST.into()));

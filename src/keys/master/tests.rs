@@ -370,3 +370,11 @@ async fn a_key_of_neither_side_cannot_resume_a_rotation() {
     assert!(matches!(err, RotationError::ForeignKey { .. }), "{err}");
     assert!(err.to_string().contains("is neither the old ("), "{err}");
 }
+
+#[test]
+fn the_store_reseals_signing_keys_under_the_context_they_are_sealed_for() {
+    assert_eq!(
+        signing_keys::seal_context("kid-1"),
+        crate::crypto::signing::seal_context("kid-1")
+    );
+}
