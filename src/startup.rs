@@ -16,7 +16,7 @@ use crate::{
         signing::{KeyRing, Keys},
     },
     ephemeral::{Ephemeral, MemoryStore, RedisStore},
-    keys::rings,
+    keys::{master::Follower, rings},
     mail::{MailWorker, Mailer},
     oidc, pages, saml,
     store::Store,
@@ -51,6 +51,8 @@ pub struct AppState {
     pub sign_in_answers: Arc<pages::login::SignInAnswers>,
     /// Who hears that an SSO session ended: the protocols (DESIGN §1, §8).
     pub session_listeners: Arc<SessionListeners>,
+    /// What this instance has seen of a master-key rotation (`keys::master`).
+    pub master_key_follower: tokio::sync::Mutex<Follower>,
 }
 
 /// The composition root of the layering (DESIGN §1): the sign-in core and sessions know
@@ -171,6 +173,7 @@ impl Application {
         let config = state.config.clone();
         let state = web::Data::new(state);
         spawn_key_reloader(&state);
+        spawn_master_key_follower(&state);
         spawn_token_janitor(&state);
         spawn_metadata_refresher(&state);
         spawn_emergency_sweeper(&state);
@@ -425,6 +428,36 @@ fn spawn_time_sync_refresher(state: &web::Data<AppState>) {
     });
 }
 
+/// Looks for a master-key rotation every `master_key_poll_secs` and keeps this
+/// instance's key ring in step with it (`keys::master`); stops when the application is
+/// dropped.
+fn spawn_master_key_follower(state: &web::Data<AppState>) {
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    let every = Duration::from_secs(state.config.master_key_poll_secs.max(1));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(state) = weak.upgrade() else { return };
+            let mut follower = state.master_key_follower.lock().await;
+            if let Err(e) = follower.sync(&state.store, &state.master_key).await {
+                tracing::warn!(error = %e, "master key rotation not followed; will try again");
+            }
+            drop(follower);
+            // Once this instance seals under a new key, so does its TLS key file: a
+            // restart after the rotation must still open it.
+            match reseal_tls_key(&state.config, &state.master_key) {
+                Ok(true) => {
+                    tracing::info!("re-sealed the TLS private key under the new master key")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS private key not re-sealed; will try again")
+                }
+            }
+        }
+    });
+}
+
 /// Reloads the signing keys now and then, so a rotation run against the shared database
 /// reaches this instance; stops when the application is dropped.
 fn spawn_key_reloader(state: &web::Data<AppState>) {
@@ -582,6 +615,7 @@ async fn build_state_with_key(
 ) -> Result<AppState, StartupError> {
     ensure_private_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
+    let follower = follow_master_key(&store, &master_key).await?;
     let audit = Audit::open(store.clone(), &master_key, clock.clone())
         .await
         .map_err(|e| not_this_database(e, &master_key, &config))?
@@ -653,6 +687,7 @@ async fn build_state_with_key(
         anchoring,
         time_sync,
         clients: Arc::default(),
+        master_key_follower: tokio::sync::Mutex::new(follower),
     };
     protocol_couriers(&state);
     Ok(state)
@@ -677,6 +712,7 @@ pub async fn open_audit(config: &Config, clock: SharedClock) -> Result<Audit, St
     let master_key = load_master_key(config)?;
     ensure_private_dir(&config.data_dir)?;
     let store = open_store(config).await?;
+    follow_master_key(&store, &master_key).await?;
     Ok(Audit::open(store, &master_key, clock)
         .await
         .map_err(|e| not_this_database(e, &master_key, config))?
@@ -733,6 +769,68 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
         tracing::info!(migrations = ?applied, "applied database migrations");
     }
     Ok(store)
+}
+
+/// Before anything sealed is opened: the other key of a rotation under way, and the
+/// pinned derived keys (`keys::master`).
+async fn follow_master_key(store: &Store, key: &MasterKey) -> Result<Follower, StartupError> {
+    let mut follower = Follower::default();
+    follower
+        .sync(store, key)
+        .await
+        .map_err(|e| StartupError::MasterKey(format!("master key: {e}")))?;
+    Ok(follower)
+}
+
+/// Writes the new master key of a finished rotation where [`load_master_key`] found
+/// the old one, replacing it atomically (`gatehouse keys rotate-master`).
+///
+/// An inline `GATEHOUSE_MASTER_KEY` cannot be rewritten: `rotate-master` refuses it
+/// before it starts (see [`rotation_target`]).
+pub fn persist_rotated_key(config: &Config, new_key: &MasterKey) -> Result<(), StartupError> {
+    let err = |e: crate::crypto::CryptoError| StartupError::MasterKey(format!("master key: {e}"));
+    match config.master_key_source()? {
+        MasterKeySource::Inline => Err(StartupError::MasterKey(INLINE_KEY_CANNOT_ROTATE.into())),
+        MasterKeySource::File(path) | MasterKeySource::Generated(path) => {
+            if crate::crypto::is_sealed_key_file(&path).map_err(err)? {
+                // Under the passphrase it was opened with (the prompt remembers it).
+                let passphrase = config.master_key_passphrase.ask(&path).map_err(|e| {
+                    StartupError::MasterKey(format!("master key file {path:?}: {e}"))
+                })?;
+                return crate::crypto::write_sealed_key_file(&path, new_key, &passphrase)
+                    .map_err(err);
+            }
+            crate::crypto::replace_key_file(&path, new_key).map_err(err)
+        }
+    }
+}
+
+/// Re-seals this host's sealed TLS private key (the configured `tls_key` or the
+/// embedded default's) under `ring`'s sealing key, during a master-key rotation while
+/// the ring still opens the old one. A clear PEM key, or none, is left alone.
+pub fn reseal_tls_key(config: &Config, ring: &MasterKey) -> Result<bool, StartupError> {
+    let path = match &config.tls_key {
+        Some(path) => path.clone(),
+        None => gw::tls::self_signed_paths(&config.data_dir).1,
+    };
+    if !config.tls || !path.exists() {
+        return Ok(false);
+    }
+    Ok(gw::tls::reseal_key_file(&path, ring)?)
+}
+
+const INLINE_KEY_CANNOT_ROTATE: &str = "the master key is given inline (GATEHOUSE_MASTER_KEY / master_key), where rotate-master cannot store the new one: put the key in a file (master_key_file, mode 0600) and run it again";
+
+/// Checks, before a rotation starts, that [`persist_rotated_key`] will be able to store
+/// the new key.
+pub fn rotation_target(config: &Config) -> Result<(), StartupError> {
+    let err = |e: crate::crypto::CryptoError| StartupError::MasterKey(format!("master key: {e}"));
+    match config.master_key_source()? {
+        MasterKeySource::Inline => Err(StartupError::MasterKey(INLINE_KEY_CANNOT_ROTATE.into())),
+        MasterKeySource::File(path) | MasterKeySource::Generated(path) => {
+            crate::crypto::check_key_dir_writable(&path).map_err(err)
+        }
+    }
 }
 
 /// The configured master key. A passphrase-sealed file (issue 27) is asked the

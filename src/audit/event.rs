@@ -70,6 +70,14 @@ pub enum EventType {
     /// (`user`, `users`, `audit`, `audit_export`), `details.filter` (what was asked
     /// for), `details.rows` (how many were shown or exported), `details.format`.
     AdminRead,
+    /// `gatehouse keys rotate-master` announced a new master key (DESIGN §12):
+    /// `details.old_kid`, `details.new_kid`; `details.resumed` when it took over a
+    /// rotation whose command had stopped.
+    MasterKeyRotationStarted,
+    /// Every sealed value is under the new master key and the key file holds it:
+    /// `details.old_kid`, `details.new_kid`, `details.resealed` (values this run
+    /// re-sealed).
+    MasterKeyRotationFinished,
 }
 
 impl EventType {
@@ -107,6 +115,8 @@ impl EventType {
         Self::EmergencyReviewed,
         Self::EmergencyDesignation,
         Self::AdminRead,
+        Self::MasterKeyRotationStarted,
+        Self::MasterKeyRotationFinished,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +154,8 @@ impl EventType {
             Self::EmergencyReviewed => "emergency.reviewed",
             Self::EmergencyDesignation => "emergency.designation",
             Self::AdminRead => "admin.read",
+            Self::MasterKeyRotationStarted => "keys.master_rotation_started",
+            Self::MasterKeyRotationFinished => "keys.master_rotation_finished",
         }
     }
 }

@@ -80,7 +80,7 @@ pub fn totp(secret: Vec<u8>, account: &str, digits: u8) -> Result<Totp, AuthErro
 }
 
 fn seal_context(user_id: &str) -> String {
-    format!("totp-secret:{user_id}")
+    crate::store::totp::seal_context(user_id)
 }
 
 /// What an enrolment page shows: the QR code and the same secret as text.

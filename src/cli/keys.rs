@@ -1,16 +1,20 @@
-//! `gatehouse keys`: token and SAML signing keys, sealing a TLS key, and the
-//! passphrase-sealed master key file (`init-master`, issue 27).
+//! `gatehouse keys`: token and SAML signing keys, sealing a TLS key, and the master
+//! key: its passphrase-sealed file (`init-master`) and its rotation (`rotate-master`).
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use gatehouse::{
     admin::service::keys as service,
-    config::{Config, MasterKeySource},
+    config::{Config, MasterKeySource, PassphrasePrompt},
     crypto::{
         CryptoError, MIN_PASSPHRASE_CHARS, MasterKey, create_sealed_key_file, is_sealed_key_file,
         sealed_key_file_kid, write_sealed_key_file,
     },
+    keys::master::{self, Step},
+    startup,
 };
 
 use super::{Operator, failed, passphrase, print_json};
@@ -47,6 +51,22 @@ pub enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Replace the master key with a new one and re-seal every sealed secret under it
+    /// while instances keep running (DESIGN §12). Interrupted, run it again: it resumes.
+    RotateMaster {
+        /// Values re-sealed per transaction.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch_size: i64,
+        /// Seconds to wait after announcing the new key, and again after switching
+        /// instances to it, so that every instance has followed; at least twice
+        /// `master_key_poll_secs` (default: three times it).
+        #[arg(long)]
+        grace_secs: Option<u64>,
+        /// How long this command's claim on the rotation lasts unless renewed: a run
+        /// that was killed can be resumed once it has run out.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
+        lease_secs: u64,
+    },
 }
 
 #[derive(Args)]
@@ -66,6 +86,14 @@ pub struct InitMasterArgs {
 }
 
 pub async fn run(config: Config, command: KeysCommand) -> Result<(), String> {
+    if let KeysCommand::RotateMaster {
+        batch_size,
+        grace_secs,
+        lease_secs,
+    } = command
+    {
+        return rotate_master(config, batch_size, grace_secs, lease_secs).await;
+    }
     if let KeysCommand::SealTlsKey { input, out } = &command {
         return seal_tls_key(&config, input, out);
     }
@@ -79,6 +107,7 @@ pub async fn run(config: Config, command: KeysCommand) -> Result<(), String> {
         KeysCommand::SealTlsKey { .. } => unreachable!("handled before opening the store"),
         KeysCommand::Rotate { saml: true, json } => rotate_saml(&op, json).await,
         KeysCommand::Rotate { saml: false, json } => rotate(&op, json).await,
+        KeysCommand::RotateMaster { .. } => Ok(()),
         KeysCommand::List { json } => {
             let rows = service::list(&op.state, &op.who).await.map_err(failed)?;
             if json {
@@ -249,4 +278,104 @@ fn seal_tls_key(
         master.kid()
     );
     Ok(())
+}
+
+/// `keys rotate-master`: the steps are in `gatehouse::keys::master`; this prints them.
+async fn rotate_master(
+    mut config: Config,
+    batch_size: i64,
+    grace_secs: Option<u64>,
+    lease_secs: u64,
+) -> Result<(), String> {
+    let poll = config.master_key_poll_secs;
+    let grace = grace_secs.unwrap_or(3 * poll);
+    if grace < 2 * poll {
+        return Err(format!(
+            "--grace-secs must be at least twice master_key_poll_secs ({poll}), or an instance could meet a value under a key it has not learnt yet"
+        ));
+    }
+    // Before anything changes: an inline key cannot be replaced, a read-only key
+    // directory would stop the rotation at its very end.
+    startup::rotation_target(&config).map_err(|e| e.to_string())?;
+    config.master_key_passphrase = remembering(config.master_key_passphrase);
+    let op = Operator::open(config).await?;
+    let holder = format!(
+        "{} (pid {}, {})",
+        super::actor::person(),
+        std::process::id(),
+        &gatehouse::store::new_id()[..8]
+    );
+    let run = master::Rotation {
+        store: &op.state.store,
+        audit: &op.state.audit,
+        clock: &op.state.clock,
+        loaded: &op.state.master_key,
+        actor: &op.who.actor,
+        holder,
+        batch_size,
+        grace: Duration::from_secs(grace),
+        lease: Duration::from_secs(lease_secs),
+    };
+    let config = op.state.config.clone();
+    let ring = op.state.master_key.clone();
+    let persist = |key: &MasterKey| {
+        // This host's sealed TLS key first, while the ring still opens the old key.
+        startup::reseal_tls_key(&config, &ring).map_err(|e| e.to_string())?;
+        startup::persist_rotated_key(&config, key).map_err(|e| e.to_string())
+    };
+    let finished = master::rotate(&run, &persist, &mut print_step)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "Master key rotated: {} -> {}; {} values re-sealed by this run. Copy the key file to every host before restarting any instance.",
+        finished.old_kid, finished.new_kid, finished.resealed
+    );
+    Ok(())
+}
+
+/// The passphrase a sealed key file was opened with, asked for once: the new key is
+/// sealed under the same passphrase, and a pipe or terminal cannot be read twice.
+fn remembering(prompt: PassphrasePrompt) -> PassphrasePrompt {
+    let asked: Arc<Mutex<Option<secrecy::SecretString>>> = Arc::default();
+    PassphrasePrompt::new(move |path| {
+        let mut asked = asked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(passphrase) = asked.as_ref() {
+            return Ok(passphrase.clone());
+        }
+        let passphrase = prompt.ask(path)?;
+        *asked = Some(passphrase.clone());
+        Ok(passphrase)
+    })
+}
+
+fn print_step(step: Step<'_>) {
+    match step {
+        Step::Started {
+            old_kid,
+            new_kid,
+            resumed: false,
+            ..
+        } => println!(
+            "Rotating the master key {old_kid} -> {new_kid}; instances learn the new key within master_key_poll_secs."
+        ),
+        Step::Started {
+            old_kid,
+            new_kid,
+            resumed: true,
+            state,
+        } => println!(
+            "Resuming the rotation of the master key {old_kid} -> {new_kid} (it was {state})."
+        ),
+        Step::Waiting { secs, why } => println!("Waiting {secs} s {why}."),
+        Step::Resealing => {
+            println!("Instances now seal under the new key; re-sealing every stored value.")
+        }
+        Step::Batch {
+            column,
+            resealed,
+            total,
+        } => println!("re-sealed {resealed} in {column} ({total} so far)"),
+        Step::Verified => println!("No stored value is left under the old key."),
+        Step::Persisted { kid } => println!("The key file now holds key {kid}."),
+    }
 }

@@ -163,6 +163,7 @@ impl Config {
                 self.signing_key_reload_secs,
                 3600,
             ),
+            ("master_key_poll_secs", self.master_key_poll_secs, 3600),
             ("saml_clock_skew_secs", self.saml_clock_skew_secs, 600),
             ("saml_assertion_secs", self.saml_assertion_secs, 3600),
             (

@@ -95,6 +95,7 @@ impl Config {
             "public_client_refresh_secs" => self.public_client_refresh_secs = parse(value)?,
             "authorization_code_secs" => self.authorization_code_secs = parse(value)?,
             "signing_key_reload_secs" => self.signing_key_reload_secs = parse(value)?,
+            "master_key_poll_secs" => self.master_key_poll_secs = parse(value)?,
             "saml_clock_skew_secs" => self.saml_clock_skew_secs = parse(value)?,
             "saml_assertion_secs" => self.saml_assertion_secs = parse(value)?,
             "saml_metadata_valid_days" => self.saml_metadata_valid_days = parse(value)?,

@@ -136,6 +136,10 @@ pub struct Config {
     pub authorization_code_secs: u64,
     /// How often an instance reloads the signing keys (to follow `gatehouse keys rotate`).
     pub signing_key_reload_secs: u64,
+    /// How often an instance looks for a master-key rotation (`gatehouse keys
+    /// rotate-master`) to learn the new key; the rotation's grace period must be at
+    /// least twice this.
+    pub master_key_poll_secs: u64,
     /// Clock difference tolerated on a SAML request's IssueInstant.
     pub saml_clock_skew_secs: u64,
     /// Life of a SAML assertion (Conditions and SubjectConfirmation NotOnOrAfter).
@@ -271,6 +275,7 @@ impl Default for Config {
             dpop_nonce_required: false,
             authorization_code_secs: 60,
             signing_key_reload_secs: 60,
+            master_key_poll_secs: 10,
             saml_clock_skew_secs: 120,
             saml_assertion_secs: 300,
             saml_metadata_valid_days: 7,

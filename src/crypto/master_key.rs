@@ -6,6 +6,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -19,6 +20,10 @@ use zeroize::Zeroizing;
 use super::CryptoError;
 
 pub mod passphrase;
+mod ring;
+
+pub use ring::DERIVE_PURPOSES;
+use ring::Ring;
 
 /// Length of the master key in bytes (256 bits).
 pub const MASTER_KEY_LEN: usize = 32;
@@ -49,14 +54,50 @@ const KEY_BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// The 256-bit master key.
+/// The 256-bit master key, and during a rotation the ring of keys around it.
 ///
-/// The bytes live in a heap box that is zeroized on drop, so moving a
+/// The bytes live in heap boxes that are zeroized on drop, so moving a
 /// `MasterKey` never leaves copies behind. It is deliberately not `Clone`:
 /// share it with `Arc<MasterKey>`. `Debug` shows only the [key id](Self::kid).
+///
+/// A running instance keeps one `MasterKey` for its whole life, while
+/// `gatehouse keys rotate-master` replaces the key underneath (DESIGN §12): the
+/// handle therefore holds a [ring](ring) behind a lock. [`Self::seal`] uses the
+/// ring's *sealing* key, [`Self::open`] whichever known key the value names, and
+/// [`Self::derive`] returns the subkeys pinned when a rotation began, so MACs and
+/// blind indexes stay valid across it.
 pub struct MasterKey {
+    /// The key this handle was loaded or generated with.
+    own: Arc<KeyMaterial>,
+    ring: RwLock<Ring>,
+}
+
+/// One key and its id.
+pub(super) struct KeyMaterial {
     key: SecretBox<[u8; MASTER_KEY_LEN]>,
     kid: String,
+}
+
+impl KeyMaterial {
+    pub(super) fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub(super) fn bytes(&self) -> &[u8; MASTER_KEY_LEN] {
+        self.key.expose_secret()
+    }
+
+    /// `HMAC-SHA-256(key, "gatehouse/" + purpose)`.
+    fn hmac(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let mut block = Zeroizing::new([0u8; HMAC_BLOCK_LEN]);
+        block[..MASTER_KEY_LEN].copy_from_slice(self.bytes());
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new((&*block).into());
+        mac.update(DERIVE_PREFIX.as_bytes());
+        mac.update(purpose.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
 }
 
 impl MasterKey {
@@ -69,7 +110,11 @@ impl MasterKey {
         // 32 bits is plenty to tell a handful of keys apart in error messages
         // and sealed values, and reveals nothing usable about the key.
         let kid = hex::encode(&digest[..4]);
-        Self { key, kid }
+        let own = Arc::new(KeyMaterial { key, kid });
+        Self {
+            ring: RwLock::new(Ring::new(own.clone())),
+            own,
+        }
     }
 
     /// A fresh random key from the operating system's CSPRNG.
@@ -163,36 +208,36 @@ impl MasterKey {
         }
     }
 
-    /// The key id: the first 8 hex characters of SHA-256 over a fixed label
-    /// and the key. It identifies the key in sealed values, logs and error
-    /// messages without revealing anything about it.
+    /// The key id of the key this handle was loaded with: the first 8 hex
+    /// characters of SHA-256 over a fixed label and the key. It identifies the
+    /// key in sealed values, logs and error messages without revealing
+    /// anything about it. During a rotation the key that seals may be another
+    /// one: see [`Self::sealing_kid`].
     #[must_use]
     pub fn kid(&self) -> &str {
-        &self.kid
+        &self.own.kid
     }
 
-    /// Derives a 256-bit subkey for one purpose:
-    /// `HMAC-SHA-256(key = master key, message = "gatehouse/" + purpose)`.
+    /// Derives a 256-bit subkey for one purpose, one of [`DERIVE_PURPOSES`]:
+    /// `HMAC-SHA-256(key = master key, message = "gatehouse/" + purpose)`, or
+    /// the subkey pinned for that purpose when a master-key rotation began.
     ///
-    /// Use a distinct, fixed `purpose` per use (e.g. `"csrf"`); different
-    /// purposes give independent keys, so one leaking
-    /// does not expose the master key or the others.
-    ///
-    /// Derived keys are a pure function of the master key: **changing the
-    /// master key changes every derived key**, so any MAC made with one
-    /// (outstanding CSRF tokens) no longer verifies. Keys whose MACs must
-    /// outlive a master-key change (the audit chain's) are random and sealed
-    /// instead (`keys::sealed`).
+    /// Different purposes give independent keys, so one leaking does not
+    /// expose the master key or the others. Stored values depend on some of
+    /// them (recovery code hashes, pairwise SAML NameIDs), so a rotation pins
+    /// every listed purpose's subkey first ([`Self::pin`]) and they never
+    /// change afterwards. A purpose missing from the list would escape the
+    /// pinning and change at the next rotation: debug builds panic on one.
     #[must_use]
     pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
-        let mut block = Zeroizing::new([0u8; HMAC_BLOCK_LEN]);
-        block[..MASTER_KEY_LEN].copy_from_slice(self.key.expose_secret());
-        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new((&*block).into());
-        mac.update(DERIVE_PREFIX.as_bytes());
-        mac.update(purpose.as_bytes());
-        let mut out = Zeroizing::new([0u8; 32]);
-        out.copy_from_slice(&mac.finalize().into_bytes());
-        out
+        debug_assert!(
+            DERIVE_PURPOSES.contains(&purpose),
+            "derive({purpose:?}): add the purpose to DERIVE_PURPOSES so rotations pin it"
+        );
+        if let Some(pinned) = self.pinned(purpose) {
+            return pinned;
+        }
+        self.own.hmac(purpose)
     }
 
     /// The key as standard base64 with padding — the format every loader
@@ -201,19 +246,20 @@ impl MasterKey {
     pub fn to_base64(&self) -> SecretString {
         // `encode` allocates exactly, so converting into the boxed secret does
         // not reallocate and leave an unwiped copy behind.
-        SecretString::from(KEY_BASE64.encode(self.key.expose_secret()))
+        SecretString::from(KEY_BASE64.encode(self.own.bytes()))
     }
 
-    /// The raw key, for the sealing code in this module only.
+    /// The raw key of this handle's own key, for tests of the formulas.
+    #[cfg(test)]
     pub(super) fn bytes(&self) -> &[u8; MASTER_KEY_LEN] {
-        self.key.expose_secret()
+        self.own.bytes()
     }
 }
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MasterKey")
-            .field("kid", &self.kid)
+            .field("kid", &self.own.kid)
             .finish_non_exhaustive()
     }
 }
@@ -346,6 +392,55 @@ fn publish_key_file(path: &Path, key: &MasterKey) -> Result<Option<MasterKey>, C
             Ok(None)
         }
     }
+}
+
+/// Replaces the key file at `path` with `key` (its own key) atomically: the file at
+/// `path` holds the old key or the new one, whole, at every instant, and the new one
+/// is on disk before it takes the old one's place.
+///
+/// For `gatehouse keys rotate-master`, once every sealed value is under `key`.
+///
+/// # Errors
+///
+/// [`CryptoError::KeyFileIo`] naming the path; the old file is then untouched.
+pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<(), CryptoError> {
+    let (dir, file_name) = split_key_path(path)?;
+    let (temp, mut file) = create_temp_file(dir, file_name)?;
+    let encoded = key.to_base64();
+    file.write_all(encoded.expose_secret().as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("write", &temp.path, e))?;
+    drop(file);
+    fs::rename(&temp.path, path).map_err(|e| io_error("replace", path, e))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Whether a key file can be written next to `path` (a temporary file is created and
+/// removed): checked before a rotation starts, so that it does not stop at the end.
+///
+/// # Errors
+///
+/// [`CryptoError::KeyFileIo`] naming the directory.
+pub fn check_key_dir_writable(path: &Path) -> Result<(), CryptoError> {
+    let (dir, file_name) = split_key_path(path)?;
+    create_temp_file(dir, file_name).map(drop)
+}
+
+fn split_key_path(path: &Path) -> Result<(&Path, &std::ffi::OsStr), CryptoError> {
+    let file_name = path.file_name().ok_or_else(|| {
+        io_error(
+            "create",
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    Ok((dir, file_name))
 }
 
 /// Another process won the race to create the key file: use its key.

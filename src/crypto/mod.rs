@@ -27,12 +27,14 @@
 //!
 //! # Key changes
 //!
-//! Replacing the master key makes every sealed value unopenable
-//! ([`CryptoError::UnknownKey`]) **and** changes every key returned by
-//! [`MasterKey::derive`], so MACs made with derived keys (CSRF tokens) stop
-//! verifying. The audit chain key is a sealed random key rather than a derived
-//! one for this reason: re-sealing it under a new master key keeps the chain
-//! verifiable. There is no automatic re-keying in `v1`.
+//! Replacing the master key by hand makes every sealed value unopenable
+//! ([`CryptoError::UnknownKey`]). `gatehouse keys rotate-master` changes it
+//! safely while instances run (`keys::master`): each instance's `MasterKey` is a
+//! small ring that learns the new key from the database, opens values under
+//! either key, seals under the one the rotation says, and returns the derived
+//! subkeys pinned when the rotation began ([`DERIVE_PURPOSES`]), so recovery
+//! code hashes, pairwise NameIDs and CSRF tokens survive it. The audit chain
+//! key is a sealed random key and is simply re-sealed.
 
 pub mod jose;
 mod jws_openssl;
@@ -47,7 +49,9 @@ pub use master_key::passphrase::{
     MAX_PASSPHRASE_BYTES, MIN_PASSPHRASE_CHARS, create_sealed_key_file, is_sealed_key_file,
     read_sealed_key_file, sealed_key_file_kid, write_sealed_key_file,
 };
-pub use master_key::{MASTER_KEY_LEN, MasterKey};
+pub use master_key::{
+    DERIVE_PURPOSES, MASTER_KEY_LEN, MasterKey, check_key_dir_writable, replace_key_file,
+};
 pub use seal::SEALED_VERSION;
 
 /// Everything that can go wrong loading the master key or opening a sealed

@@ -10,7 +10,7 @@ use secrecy::{SecretBox, SecretSlice};
 use zeroize::Zeroizing;
 
 use super::CryptoError;
-use super::master_key::MasterKey;
+use super::master_key::{KeyMaterial, MasterKey};
 
 /// Version tag that starts every sealed value this build writes.
 pub const SEALED_VERSION: &str = "v1";
@@ -23,11 +23,13 @@ const KID_LEN: usize = 8;
 /// and anything else is garbage that might be someone's plaintext.
 const MAX_VERSION_LEN: usize = 8;
 
-impl MasterKey {
+impl KeyMaterial {
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.bytes().into())
     }
+}
 
+impl MasterKey {
     /// Seals `plaintext` for `context`, returning
     /// `v1.<kid>.<base64url(nonce || ciphertext || tag)>`.
     ///
@@ -45,6 +47,9 @@ impl MasterKey {
     /// failures rather than bad input.
     #[must_use]
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> String {
+        // During a rotation the sealing key is the one every instance has been told
+        // of, which may not be this handle's own (`MasterKey::sealing_kid`).
+        let key = self.sealing_material();
         let mut nonce = Nonce::<Aes256Gcm>::default();
         OsRng.fill_bytes(&mut nonce);
 
@@ -54,7 +59,7 @@ impl MasterKey {
         let mut payload = Zeroizing::new(Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN));
         payload.extend_from_slice(&nonce);
         payload.extend_from_slice(plaintext);
-        let Ok(tag) = self.cipher().encrypt_inout_detached(
+        let Ok(tag) = key.cipher().encrypt_inout_detached(
             &nonce,
             context.as_bytes(),
             (&mut payload[NONCE_LEN..]).into(),
@@ -65,7 +70,7 @@ impl MasterKey {
 
         format!(
             "{SEALED_VERSION}.{}.{}",
-            self.kid(),
+            key.kid(),
             URL_SAFE_NO_PAD.encode(&*payload)
         )
     }
@@ -78,7 +83,8 @@ impl MasterKey {
     /// # Errors
     ///
     /// * [`CryptoError::UnsupportedVersion`] — not a `v1` value;
-    /// * [`CryptoError::UnknownKey`] — sealed under another master key;
+    /// * [`CryptoError::UnknownKey`] — sealed under a master key this handle
+    ///   does not know (neither its own nor one a rotation added);
     /// * [`CryptoError::Malformed`] — not `v1.<kid>.<payload>` text;
     /// * [`CryptoError::AuthenticationFailed`] — altered, or sealed for a
     ///   different `context`.
@@ -108,11 +114,12 @@ impl MasterKey {
         if kid.len() != KID_LEN || !kid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(malformed("key id is not 8 lowercase hex characters"));
         }
-        if kid != self.kid() {
+        // Any key of the ring: during a rotation values under both keys exist.
+        let Some(key) = self.material(kid) else {
             return Err(CryptoError::UnknownKey {
                 kid: kid.to_owned(),
             });
-        }
+        };
 
         // Strict decoding (no padding, canonical trailing bits), so every
         // change to the text either changes the bytes or is rejected here.
@@ -135,7 +142,7 @@ impl MasterKey {
         // exactly-sized box (converting the Vec could reallocate and leave an
         // unwiped copy of the plaintext behind).
         let mut buffer = Zeroizing::new(ciphertext.to_vec());
-        self.cipher()
+        key.cipher()
             .decrypt_inout_detached(&nonce, context.as_bytes(), (&mut buffer[..]).into(), &tag)
             .map_err(|_| CryptoError::AuthenticationFailed)?;
         Ok(SecretBox::new(Box::from(&buffer[..])))

@@ -30,7 +30,9 @@ pub const ES256: &str = "ES256";
 pub const ALGORITHMS: &[&str] = &[RS256, ES256];
 const RSA_BITS: u32 = 2048;
 
-fn seal_context(kid: &str) -> String {
+/// What a private signing key is sealed for: its kid (also used by the master-key
+/// rotation's re-sealer, `store::signing_keys::reseal`).
+pub fn seal_context(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
 

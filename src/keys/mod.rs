@@ -3,5 +3,6 @@
 //! secrets such as the audit chain key (`sealed`). Here the cryptography (`crypto`) meets
 //! the rows (`store`), so that neither of those knows the other.
 
+pub mod master;
 pub mod rings;
 pub mod sealed;

@@ -38,7 +38,7 @@ pub enum SecretError {
 }
 
 fn context(name: &str) -> String {
-    format!("sealed-secret:{name}")
+    crate::store::secrets::seal_context(name)
 }
 
 /// The 32-byte key stored under `name`, created on first use.

@@ -628,7 +628,7 @@ impl MailWorker {
 }
 
 fn seal_context(part: &str, id: &str) -> String {
-    format!("outbox-{part}:{id}")
+    crate::store::outbox::seal_context(part, id)
 }
 
 /// No line breaks or other control characters, whatever the input: subjects become

@@ -31,7 +31,7 @@ const RSA_BITS: usize = 2048;
 const CERT_YEARS: i32 = 10;
 
 fn seal_context(id: &str) -> String {
-    format!("saml-signing-key:{id}")
+    crate::store::saml::key_seal_context(id)
 }
 
 /// The key assertions are signed with.

@@ -42,7 +42,7 @@ struct Subject {
 
 /// The sealing context: a row's subject opens only for its own session and SP.
 fn context(handle: &str, sp: &str) -> String {
-    format!("saml-soap-participant:{handle}:{sp}")
+    crate::store::saml_soap_participants::seal_context(handle, sp)
 }
 
 /// Keeps the durable row of `participant` on `session` when its SP has a SOAP

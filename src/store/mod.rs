@@ -10,6 +10,7 @@ pub mod grants;
 pub mod ip_allow;
 pub mod ip_blocks;
 pub mod lockouts;
+pub mod master_rotation;
 pub mod orgs;
 pub mod outbox;
 pub mod recovery_tokens;

@@ -72,3 +72,47 @@ pub fn delete_session(conn: &mut DbConnection, handle: &str) -> Result<usize, St
 pub fn purge_expired(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
     Ok(diesel::delete(t::table.filter(t::expires_at.le(before))).execute(conn)?)
 }
+
+/// What a participant's subject is sealed for: its session and SP (DESIGN §12). Here,
+/// beside the column, so that the master-key rotation can re-seal it.
+pub fn seal_context(handle: &str, sp: &str) -> String {
+    format!("saml-soap-participant:{handle}:{sp}")
+}
+
+/// Re-seals up to `limit` subjects sealed under `from_kid` through `rewrap`
+/// (master-key rotation); each row only if it still holds what was read.
+pub fn reseal(
+    conn: &mut DbConnection,
+    rewrap: super::master_rotation::Rewrap<'_>,
+    from_kid: &str,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    use super::master_rotation::{reseal_value, sealed_under};
+    let rows: Vec<(String, String, String)> = t::table
+        .filter(t::subject_sealed.like(sealed_under(from_kid)?))
+        .select((t::session_handle, t::sp_entity_id, t::subject_sealed))
+        .order((t::session_handle, t::sp_entity_id))
+        .limit(limit)
+        .load(conn)?;
+    let mut done = 0;
+    for (handle, sp, old) in rows {
+        let context = seal_context(&handle, &sp);
+        let row = format!("{handle} {sp}");
+        let new = reseal_value(
+            rewrap,
+            "saml_soap_participants.subject_sealed",
+            &row,
+            &context,
+            &old,
+        )?;
+        done += diesel::update(
+            t::table
+                .filter(t::session_handle.eq(&handle))
+                .filter(t::sp_entity_id.eq(&sp))
+                .filter(t::subject_sealed.eq(&old)),
+        )
+        .set(t::subject_sealed.eq(new))
+        .execute(conn)?;
+    }
+    Ok(done)
+}

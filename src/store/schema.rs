@@ -334,3 +334,19 @@ diesel::table! {
     }
 }
 diesel::allow_tables_to_appear_in_same_query!(emergency_designations, users);
+
+diesel::table! {
+    master_key_rotation (id) {
+        id -> Integer,
+        old_kid -> Text,
+        new_kid -> Text,
+        new_key_sealed -> Text,
+        old_key_sealed -> Text,
+        state -> Text,
+        started_at -> Timestamp,
+        holder -> Text,
+        lease_until -> Timestamp,
+        resealed -> BigInt,
+        updated_at -> Timestamp,
+    }
+}

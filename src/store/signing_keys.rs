@@ -122,3 +122,41 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
         .select(SigningKeyRow::as_select())
         .load(conn)?)
 }
+
+/// What a private signing key is sealed for: its kid. The same text as the signing
+/// code's own context, which seals it (a test in `keys::master` holds them equal:
+/// neither layer may name the other).
+pub fn seal_context(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// Re-seals up to `limit` private keys sealed under `from_kid` through `rewrap`
+/// (master-key rotation); each row only if it still holds what was read.
+pub fn reseal(
+    conn: &mut DbConnection,
+    rewrap: super::master_rotation::Rewrap<'_>,
+    from_kid: &str,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    use super::master_rotation::{reseal_value, sealed_under};
+    use signing_keys::dsl as t;
+    let rows: Vec<(String, String)> = t::signing_keys
+        .filter(t::private_sealed.like(sealed_under(from_kid)?))
+        .select((t::kid, t::private_sealed))
+        .order(t::kid)
+        .limit(limit)
+        .load(conn)?;
+    let mut done = 0;
+    for (kid, old) in rows {
+        let context = seal_context(&kid);
+        let new = reseal_value(rewrap, "signing_keys.private_sealed", &kid, &context, &old)?;
+        done += diesel::update(
+            t::signing_keys
+                .filter(t::kid.eq(&kid))
+                .filter(t::private_sealed.eq(&old)),
+        )
+        .set(t::private_sealed.eq(new))
+        .execute(conn)?;
+    }
+    Ok(done)
+}

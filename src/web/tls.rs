@@ -115,7 +115,7 @@ pub fn seal_key_file(input: &Path, output: &Path, master: &MasterKey) -> Result<
 /// left alone. Returns true when it rewrote the file.
 pub fn reseal_key_file(path: &Path, master: &MasterKey) -> Result<bool, TlsError> {
     let bytes = read_bounded(path)?;
-    if !is_sealed(&bytes) || sealed_kid(&bytes) == Some(master.kid()) {
+    if !is_sealed(&bytes) || sealed_kid(&bytes) == Some(master.sealing_kid().as_str()) {
         return Ok(false);
     }
     let pem = open_sealed(path, &bytes, master)?;

@@ -27,6 +27,7 @@ mod layering;
 mod login;
 mod mail;
 mod master_key_file;
+mod master_rotation;
 mod node_rp;
 mod oidc;
 mod oidc_clients;

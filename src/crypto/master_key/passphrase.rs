@@ -305,7 +305,7 @@ fn seal(
     let header = header(key.kid(), params, &salt, &nonce);
 
     let mut buffer = Zeroizing::new(Vec::with_capacity(MASTER_KEY_LEN + TAG_LEN));
-    buffer.extend_from_slice(key.bytes());
+    buffer.extend_from_slice(key.own.bytes());
     let Ok(tag) = Aes256Gcm::new((&*kek).into()).encrypt_inout_detached(
         &nonce,
         header.as_bytes(),

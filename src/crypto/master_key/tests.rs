@@ -120,16 +120,18 @@ fn debug_output_shows_the_kid_and_no_key_material() {
 #[test]
 fn derived_keys_match_hmac_sha256_of_the_prefixed_purpose() {
     let key = MasterKey::from_base64(FIXED_KEY_B64).unwrap();
+    // The fixed vector's purpose is no longer derived in production; the formula is
+    // what it pins.
     assert_eq!(
-        hex::encode(*key.derive("audit-chain")),
+        hex::encode(*key.own.hmac("audit-chain")),
         FIXED_KEY_AUDIT_CHAIN
     );
 
     // And agree with the ordinary variable-length-key HMAC constructor.
     let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes()).unwrap();
-    reference.update(b"gatehouse/csrf");
+    reference.update(b"gatehouse/browser-form-csrf");
     assert_eq!(
-        key.derive("csrf").as_slice(),
+        key.derive("browser-form-csrf").as_slice(),
         reference.finalize().into_bytes().as_slice()
     );
 }
@@ -138,11 +140,12 @@ fn derived_keys_match_hmac_sha256_of_the_prefixed_purpose() {
 fn derived_keys_are_deterministic_and_separate_purposes_and_master_keys() {
     let a = MasterKey::generate();
     let b = MasterKey::generate();
-    assert_eq!(*a.derive("audit-chain"), *a.derive("audit-chain"));
-    assert_ne!(*a.derive("audit-chain"), *a.derive("csrf"));
-    assert_ne!(*a.derive(""), *a.derive("csrf"));
-    assert_ne!(*a.derive("csrf"), *b.derive("csrf"));
-    assert_ne!(a.derive("csrf").as_slice(), a.bytes().as_slice());
+    let [csrf, codes] = ["browser-form-csrf", "recovery-codes"];
+    assert_eq!(*a.derive(codes), *a.derive(codes));
+    assert_ne!(*a.derive(codes), *a.derive(csrf));
+    assert_ne!(*a.own.hmac(""), *a.derive(csrf));
+    assert_ne!(*a.derive(csrf), *b.derive(csrf));
+    assert_ne!(a.derive(csrf).as_slice(), a.bytes().as_slice());
 }
 
 #[test]
@@ -335,4 +338,150 @@ fn load_or_generate_in_a_missing_directory_reports_the_path() {
         "{err:?}"
     );
     assert!(err.to_string().contains("absent"), "{err}");
+}
+
+// The ring during a rotation (DESIGN §12): an instance that knows both keys opens
+// values under either, seals under the one the rotation says, and derives the same
+// subkeys before, during and after.
+
+#[test]
+fn a_value_under_a_key_the_ring_was_not_told_of_is_refused_as_unknown() {
+    let old = MasterKey::generate();
+    let new = MasterKey::generate();
+    let sealed = new.seal("ctx", b"secret");
+    let err = old.open("ctx", &sealed).unwrap_err();
+    assert!(matches!(err, CryptoError::UnknownKey { ref kid } if kid == new.kid()));
+}
+
+#[test]
+fn an_announced_key_opens_but_does_not_seal() {
+    let old = MasterKey::generate();
+    let new = MasterKey::generate();
+    old.learn(&new);
+    let under_new = new.seal("ctx", b"from another instance");
+    assert_eq!(
+        old.open("ctx", &under_new).unwrap().expose_secret(),
+        b"from another instance"
+    );
+    let sealed = old.seal("ctx", b"mine");
+    assert!(
+        sealed.starts_with(&format!("v1.{}.", old.kid())),
+        "{sealed}"
+    );
+    assert_eq!(old.sealing_kid(), old.kid());
+    assert_eq!(old.known_kids(), [old.kid(), new.kid()]);
+}
+
+#[test]
+fn once_resealing_the_new_key_seals_and_both_open() {
+    let old = MasterKey::generate();
+    let new = MasterKey::generate();
+    let before = old.seal("ctx", b"before");
+    old.learn(&new);
+    assert!(old.seal_with(new.kid()));
+    let after = old.seal("ctx", b"after");
+    assert!(after.starts_with(&format!("v1.{}.", new.kid())), "{after}");
+    assert_eq!(old.sealing_kid(), new.kid());
+    assert_eq!(old.kid(), old.kid(), "kid() stays the loaded key's");
+    assert_eq!(old.open("ctx", &before).unwrap().expose_secret(), b"before");
+    assert_eq!(new.open("ctx", &after).unwrap().expose_secret(), b"after");
+}
+
+#[test]
+fn sealing_cannot_switch_to_a_key_the_ring_does_not_know() {
+    let old = MasterKey::generate();
+    let stranger = MasterKey::generate();
+    assert!(!old.seal_with(stranger.kid()));
+    assert_eq!(old.sealing_kid(), old.kid());
+}
+
+#[test]
+fn after_the_rotation_the_old_key_is_forgotten() {
+    let old = MasterKey::generate();
+    let new = MasterKey::generate();
+    let before = old.seal("ctx", b"before");
+    old.learn(&new);
+    assert!(old.seal_with(new.kid()));
+    old.forget_other_keys();
+    assert!(!old.knows(old.kid()));
+    assert!(matches!(
+        old.open("ctx", &before),
+        Err(CryptoError::UnknownKey { .. })
+    ));
+    assert_eq!(old.known_kids(), [new.kid()]);
+}
+
+#[test]
+fn pinned_subkeys_outlive_the_master_key_they_came_from() {
+    let old = MasterKey::generate();
+    let new = MasterKey::generate();
+    let codes = old.derive("recovery-codes");
+    assert_ne!(*codes, *new.derive("recovery-codes"));
+    assert!(new.pin("recovery-codes", codes.clone()));
+    assert!(new.is_pinned("recovery-codes"));
+    assert_eq!(*new.derive("recovery-codes"), *codes);
+    // Other purposes are untouched until pinned.
+    assert_ne!(*new.derive("dpop-nonce"), *old.derive("dpop-nonce"));
+}
+
+#[test]
+fn a_pin_for_an_unlisted_purpose_is_refused() {
+    let key = MasterKey::generate();
+    assert!(!key.pin("not-a-purpose", Zeroizing::new([7u8; 32])));
+    assert!(!key.is_pinned("not-a-purpose"));
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "DERIVE_PURPOSES")]
+fn deriving_for_an_unlisted_purpose_panics_in_debug_builds() {
+    let _ = MasterKey::generate().derive("forgotten-purpose");
+}
+
+#[test]
+fn a_key_sealed_under_another_opens_to_the_same_key() {
+    let old = MasterKey::generate();
+    let new = MasterKey::generate();
+    let sealed = old.seal_key("master-key", &new);
+    assert!(!sealed.contains(new.to_base64().expose_secret().trim_end_matches('=')));
+    let opened = old.open_key("master-key", &sealed).unwrap();
+    assert_eq!(opened.kid(), new.kid());
+    assert!(matches!(
+        old.open_key("other-context", &sealed),
+        Err(CryptoError::AuthenticationFailed)
+    ));
+    let not_a_key = old.seal("master-key", b"short");
+    assert!(matches!(
+        old.open_key("master-key", &not_a_key),
+        Err(CryptoError::WrongLength { got: 5 })
+    ));
+}
+
+#[test]
+fn a_replaced_key_file_holds_the_new_key_owner_only_and_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    let (old, _) = MasterKey::load_or_generate(&path).unwrap();
+    let new = MasterKey::generate();
+    check_key_dir_writable(&path).unwrap();
+    replace_key_file(&path, &new).unwrap();
+    let on_disk = MasterKey::from_file(&path).unwrap();
+    assert_eq!(on_disk.kid(), new.kid());
+    assert_ne!(on_disk.kid(), old.kid());
+    assert_eq!(file_names(dir.path()), ["master.key"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn a_key_file_that_cannot_be_replaced_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-dir").join("master.key");
+    let err = replace_key_file(&path, &MasterKey::generate()).unwrap_err();
+    assert!(matches!(err, CryptoError::KeyFileIo { .. }), "{err}");
+    assert!(check_key_dir_writable(&path).is_err());
 }
