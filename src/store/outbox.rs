@@ -10,7 +10,11 @@
 use chrono::NaiveDateTime;
 use diesel::{dsl, prelude::*};
 
-use super::{DbConnection, StoreError, schema::outbox};
+use super::{
+    DbConnection, StoreError,
+    pii::{Sealer, open_text, reseal_value, sealed_under},
+    schema::outbox,
+};
 
 pub const KIND_EMAIL: &str = "email";
 pub const KIND_WEBHOOK: &str = "webhook";
@@ -28,7 +32,9 @@ pub const STATUS_FAILED: &str = "failed";
 pub struct OutboxRow {
     pub id: String,
     pub kind: String,
-    pub recipient: String,
+    /// Sealed (`outbox-recipient:<id>`): an address is personal data. Read it with
+    /// [`OutboxRow::open_recipient`].
+    pub recipient_sealed: String,
     pub subject: String,
     /// Sealed under the master key; None once the row is finished.
     pub body_text: Option<String>,
@@ -42,8 +48,25 @@ pub struct OutboxRow {
     pub sent_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = outbox)]
+impl OutboxRow {
+    /// The recipient, opened: an address, a webhook URL, a client or entity id.
+    pub fn open_recipient(&self, key: &(impl Sealer + ?Sized)) -> Result<String, StoreError> {
+        open_text(
+            key,
+            &recipient_context(&self.id),
+            &self.recipient_sealed,
+            "outbox recipient",
+            &self.id,
+        )
+    }
+}
+
+fn recipient_context(id: &str) -> String {
+    format!("outbox-recipient:{id}")
+}
+
+/// A row to queue; [`insert`] seals its recipient.
+#[derive(Debug)]
 pub struct NewOutboxRow<'a> {
     pub id: &'a str,
     pub kind: &'a str,
@@ -83,9 +106,26 @@ impl<'a> NewOutboxRow<'a> {
     }
 }
 
-pub fn insert(conn: &mut DbConnection, row: &NewOutboxRow<'_>) -> Result<(), StoreError> {
+pub fn insert(
+    conn: &mut DbConnection,
+    key: &(impl Sealer + ?Sized),
+    row: &NewOutboxRow<'_>,
+) -> Result<(), StoreError> {
+    let recipient = key.seal(&recipient_context(row.id), row.recipient.as_bytes());
     diesel::insert_into(outbox::table)
-        .values(row)
+        .values((
+            outbox::id.eq(row.id),
+            outbox::kind.eq(row.kind),
+            outbox::recipient_sealed.eq(&recipient),
+            outbox::subject.eq(row.subject),
+            outbox::body_text.eq(row.body_text),
+            outbox::body_html.eq(row.body_html),
+            outbox::payload.eq(row.payload),
+            outbox::attempts.eq(row.attempts),
+            outbox::next_attempt_at.eq(row.next_attempt_at),
+            outbox::status.eq(row.status),
+            outbox::created_at.eq(row.created_at),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -229,4 +269,75 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, Sto
         .limit(limit)
         .select(OutboxRow::as_select())
         .load(conn)?)
+}
+
+/// Seals up to `limit` recipients of rows an earlier release queued in clear
+/// (`legacy_recipient`), each only while still unsealed. Returns how many.
+pub fn seal_legacy_recipients(
+    conn: &mut DbConnection,
+    key: &(impl Sealer + ?Sized),
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let rows: Vec<(String, Option<String>)> = outbox::table
+        .filter(outbox::legacy_recipient.is_not_null())
+        .limit(limit)
+        .select((outbox::id, outbox::legacy_recipient))
+        .load(conn)?;
+    let mut sealed = 0;
+    for (id, clear) in rows {
+        let Some(clear) = clear else { continue };
+        let unchanged = outbox::table
+            .find(&id)
+            .filter(outbox::legacy_recipient.eq(&clear));
+        sealed += diesel::update(unchanged)
+            .set((
+                outbox::recipient_sealed.eq(key.seal(&recipient_context(&id), clear.as_bytes())),
+                outbox::legacy_recipient.eq(None::<String>),
+            ))
+            .execute(conn)?;
+    }
+    Ok(sealed)
+}
+
+/// Re-seals up to `limit` outbox recipients sealed under `from_kid` with `key` (which
+/// opens both kids during a rotation), each row only if unchanged since it was read.
+/// Returns how many rows it changed (0 = done). The bodies and payloads are re-sealed
+/// by their own pass.
+pub fn reseal_recipients<K: Sealer + ?Sized>(
+    conn: &mut DbConnection,
+    key: &K,
+    from_kid: &str,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let pattern = sealed_under(from_kid)?;
+    if key.sealing_kid() == from_kid {
+        return Ok(0);
+    }
+    loop {
+        let rows: Vec<(String, String)> = outbox::table
+            .filter(outbox::recipient_sealed.like(&pattern))
+            .limit(limit)
+            .select((outbox::id, outbox::recipient_sealed))
+            .load(conn)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut changed = 0;
+        for (id, sealed) in rows {
+            let context = recipient_context(&id);
+            let what = "outbox.recipient_sealed";
+            let Some(new) = reseal_value(key, &context, &sealed, from_kid, what, &id)? else {
+                continue;
+            };
+            let unchanged = outbox::table
+                .find(&id)
+                .filter(outbox::recipient_sealed.eq(&sealed));
+            changed += diesel::update(unchanged)
+                .set(outbox::recipient_sealed.eq(new))
+                .execute(conn)?;
+        }
+        if changed > 0 {
+            return Ok(changed);
+        }
+    }
 }
