@@ -150,6 +150,9 @@ async fn session(sink: &SmtpSink, database: Option<String>) -> (World, Created) 
     ] {
         created.text(what, value);
     }
+    // As typed below into the reset form and the admin search (both audited).
+    created.text("zelda's address as typed", &ZELDA_EMAIL.to_uppercase());
+    created.text("yorick's address as searched", &YORICK_EMAIL.to_uppercase());
 
     // TOTP for zelda, through the account page.
     let browser = app.new_client();
