@@ -72,6 +72,7 @@ pub async fn record_first_admin(audit: &Audit, admin: &FirstAdmin) -> Result<(),
 
 pub async fn ensure_first_start(
     store: &Store,
+    pii: &crate::store::Pii,
     hasher: &Hasher,
     config: &Config,
     clock: &dyn Clock,
@@ -108,7 +109,7 @@ pub async fn ensure_first_start(
             .map_err(|e| StoreError::Query(e.to_string()))??
     };
     let created = {
-        let username = username.clone();
+        let (username, pii) = (username.clone(), pii.clone());
         store
             .transaction(move |conn| {
                 // Another process may have won the race to the first start.
@@ -122,6 +123,7 @@ pub async fn ensure_first_start(
                 .ok_or(StoreError::NotFound)?;
                 users::insert(
                     conn,
+                    &pii,
                     &users::NewUser {
                         org_id: org.id,
                         username,

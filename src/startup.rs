@@ -19,7 +19,7 @@ use crate::{
     keys::{master::Follower, rings},
     mail::{MailWorker, Mailer},
     oidc, pages, saml,
-    store::Store,
+    store::{Pii, Store},
     telemetry::Metrics,
     web::{self as gw, error::bad_input},
 };
@@ -28,6 +28,8 @@ use crate::{
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    /// Seals and opens users' personal fields and password hashes (DESIGN §12).
+    pub pii: Pii,
     pub ephemeral: Arc<dyn Ephemeral>,
     pub master_key: Arc<MasterKey>,
     pub clock: SharedClock,
@@ -162,6 +164,7 @@ impl Application {
         let state = build_state_with_key(config, clock, master_key).await?;
         let first_admin = bootstrap::ensure_first_start(
             &state.store,
+            &state.pii,
             state.hashing.hasher(),
             &state.config,
             state.clock.as_ref(),
@@ -614,12 +617,14 @@ async fn build_state_with_key(
     master_key: MasterKey,
 ) -> Result<AppState, StartupError> {
     ensure_private_dir(&config.data_dir)?;
+    let master_key = Arc::new(master_key);
     let store = open_store(&config).await?;
     let follower = follow_master_key(&store, &master_key).await?;
     let audit = Audit::open(store.clone(), &master_key, clock.clone())
         .await
         .map_err(|e| not_this_database(e, &master_key, &config))?
         .with_retention(config.audit_retention_days);
+    let pii = open_pii(&store, &master_key, &clock).await?;
     let ephemeral = open_ephemeral(&config).await?;
     let hasher = Hasher::new(
         config.argon2_memory_kib,
@@ -641,7 +646,6 @@ async fn build_state_with_key(
             .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?
     };
     let guard = Guard::new(&config, &metrics);
-    let master_key = Arc::new(master_key);
     let mailer = Mailer::new(
         &config,
         store.clone(),
@@ -678,6 +682,7 @@ async fn build_state_with_key(
         mailer,
         config: Arc::new(config),
         store,
+        pii,
         ephemeral,
         master_key,
         clock,
@@ -705,6 +710,30 @@ fn protocol_couriers(state: &AppState) {
         KIND_SAML_SOAP_LOGOUT,
         Arc::new(saml::soap::SoapLogout::new(state)),
     );
+}
+
+/// The key to users' personal data, and the data migration of issue 27: rows an
+/// earlier release wrote in clear are sealed before anything else reads them.
+async fn open_pii(
+    store: &Store,
+    master_key: &Arc<MasterKey>,
+    clock: &SharedClock,
+) -> Result<Pii, StartupError> {
+    let now = clock.now().naive_utc();
+    let pii = crate::keys::pii::load(store, master_key.clone(), now)
+        .await
+        .map_err(|e| StartupError::MasterKey(format!("personal data key: {e}")))?;
+    let sealed =
+        crate::store::pii::seal_legacy(store, &pii, crate::store::pii::LEGACY_BATCH).await?;
+    if sealed.any() {
+        tracing::info!(
+            users = sealed.users,
+            password_history = sealed.password_history,
+            outbox = sealed.outbox,
+            "sealed personal data an earlier release stored in clear"
+        );
+    }
+    Ok(pii)
 }
 
 /// Just the audit trail, for `gatehouse audit …`: no hashing pool, no Redis.

@@ -271,9 +271,10 @@ pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiEr
             _ => Err(ApiError::Unauthorized),
         };
     };
+    let pii = state.pii.clone();
     let found = state
         .store
-        .run(move |c| grants::live_with_user(c, &gid))
+        .run(move |c| grants::live_with_user(c, &pii, &gid))
         .await?;
     let Some((grant, user)) = found else {
         return Err(ApiError::Unauthorized);

@@ -52,9 +52,10 @@ pub async fn vet_new_password(
     if policy.history > 0 {
         let user_id = user.id.clone();
         let n = policy.history;
+        let pii = state.pii.clone();
         let recent = state
             .store
-            .run(move |c| users::recent_password_hashes(c, &user_id, n))
+            .run(move |c| users::recent_password_hashes(c, &pii, &user_id, n))
             .await?;
         if state
             .hashing
@@ -132,6 +133,7 @@ where
     let (user_id, mailer, notify) = (user.id.clone(), state.mailer.clone(), effects.notify);
     let now = state.clock.now();
     let ip = ctx.client_ip;
+    let pii = state.pii.clone();
     let committed = state
         .store
         .transaction(move |c| {
@@ -139,8 +141,8 @@ where
                 // Any error rolls the transaction back; this one only means "refused".
                 return Err(StoreError::NotFound);
             }
-            users::set_password(c, &user_id, &hash, now.naive_utc())?;
-            if notify && let Some(user) = users::find_by_id(c, &user_id)? {
+            users::set_password(c, &pii, &user_id, &hash, now.naive_utc())?;
+            if notify && let Some(user) = users::find_by_id(c, &pii, &user_id)? {
                 let notice = Notice::PasswordChanged {
                     name: user.addressed_as(),
                     username: user.username.clone(),
@@ -239,9 +241,10 @@ pub async fn create_account_by(
         password_hash: Some(hash),
         must_change_password: new.must_change_password,
     };
+    let pii = state.pii.clone();
     match state
         .store
-        .transaction(move |c| users::insert(c, &row, now))
+        .transaction(move |c| users::insert(c, &pii, &row, now))
         .await
     {
         Ok(user) => {

@@ -38,9 +38,10 @@ pub async fn finish(
     let user_id = tx.user_id.clone().ok_or(AuthError::Internal(
         "finished transaction without user".into(),
     ))?;
+    let pii = state.pii.clone();
     let (user, org) = state
         .store
-        .run(move |c| users::find_with_org(c, &user_id))
+        .run(move |c| users::find_with_org(c, &pii, &user_id))
         .await?;
     // Every factor this sign-in needed was right: only now do the failure count and the
     // run of consecutive locks restart (issue 20 item 6).

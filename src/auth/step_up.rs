@@ -124,9 +124,10 @@ pub async fn standing(
         });
     };
     let user_id = session.user_id.clone();
+    let pii = state.pii.clone();
     let user = state
         .store
-        .run(move |c| users::find_by_id(c, &user_id))
+        .run(move |c| users::find_by_id(c, &pii, &user_id))
         .await?
         .filter(|u| u.status() == UserStatus::Active && !u.must_change_password);
     if let Some(user) = user {

@@ -218,12 +218,13 @@ pub async fn confirm(
         .seal(&seal_context(user_id), secret.expose_secret());
     let (codes, hashes) = new_recovery_codes(state);
     let (id, mailer) = (user_id.to_owned(), state.mailer.clone());
+    let pii = state.pii.clone();
     let activated = state
         .store
         .transaction(move |c| {
             store::activate(c, &id, &sealed, step as i64, now.naive_utc())?;
             store::replace_recovery_codes(c, &id, &hashes, now.naive_utc())?;
-            let Some(user) = users::find_by_id(c, &id)? else {
+            let Some(user) = users::find_by_id(c, &pii, &id)? else {
                 return Ok(None);
             };
             let notice = Notice::TotpEnrolled {
@@ -385,13 +386,14 @@ pub async fn remove(
     by_administrator: bool,
 ) -> Result<bool, AuthError> {
     let (id, now, mailer) = (user_id.to_owned(), state.clock.now(), state.mailer.clone());
+    let pii = state.pii.clone();
     let removed = state
         .store
         .transaction(move |c| {
             if !store::remove(c, &id)? {
                 return Ok(false);
             }
-            if let Some(user) = users::find_by_id(c, &id)? {
+            if let Some(user) = users::find_by_id(c, &pii, &id)? {
                 let notice = Notice::TotpRemoved {
                     name: user.addressed_as(),
                     username: user.username.clone(),

@@ -31,7 +31,7 @@ use crate::{
     store::{
         Store, StoreError,
         master_rotation::{self as rows, ANNOUNCED, RotationRow, SealedColumn},
-        outbox, saml, saml_soap_participants, secrets, signing_keys, totp,
+        outbox, saml, saml_soap_participants, secrets, signing_keys, totp, users,
     },
 };
 
@@ -90,6 +90,36 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "payload",
         row_id: "id",
         reseal: outbox::reseal_payload,
+    },
+    SealedColumn {
+        table: "outbox",
+        column: "recipient_sealed",
+        row_id: "id",
+        reseal: outbox::rotate_recipients,
+    },
+    SealedColumn {
+        table: "users",
+        column: "email_sealed",
+        row_id: "id",
+        reseal: users::rotate_emails,
+    },
+    SealedColumn {
+        table: "users",
+        column: "display_name_sealed",
+        row_id: "id",
+        reseal: users::rotate_display_names,
+    },
+    SealedColumn {
+        table: "users",
+        column: "password_hash",
+        row_id: "id",
+        reseal: users::rotate_password_hashes,
+    },
+    SealedColumn {
+        table: "password_history",
+        column: "password_hash",
+        row_id: "id",
+        reseal: users::rotate_password_history,
     },
 ];
 

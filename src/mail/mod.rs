@@ -221,7 +221,7 @@ impl Mailer {
             body_html: Some(&html),
             ..NewOutboxRow::due(&id, KIND_EMAIL, to.as_str(), &subject, now)
         };
-        outbox::insert(conn, &row)?;
+        outbox::insert(conn, &*self.inner.master_key, &row)?;
         self.wake();
         Ok(())
     }
@@ -283,7 +283,7 @@ impl Mailer {
             payload: Some(&body),
             ..NewOutboxRow::due(&id, KIND_WEBHOOK, url.as_str(), &subject, now)
         };
-        outbox::insert(conn, &row)?;
+        outbox::insert(conn, &*self.inner.master_key, &row)?;
         self.wake();
         Ok(())
     }
@@ -333,7 +333,7 @@ impl Mailer {
             payload: Some(&sealed),
             ..NewOutboxRow::due(&id, kind, &recipient, &subject, now)
         };
-        outbox::insert(conn, &row)?;
+        outbox::insert(conn, &*self.inner.master_key, &row)?;
         Ok(())
     }
 
@@ -382,15 +382,28 @@ impl Mailer {
 
     async fn deliver_row(&self, row: OutboxRow) {
         let courier = self.inner.couriers.get(&row.kind);
-        let result = match (row.kind.as_str(), &courier) {
-            (KIND_EMAIL, _) => self.deliver_email(&row).await,
-            (KIND_WEBHOOK, _) => self.deliver_webhook(&row).await,
-            (_, Some(courier)) => match self.open_payload(&row) {
-                Ok(payload) => courier.deliver(&row.recipient, &payload).await,
+        let recipient = row
+            .open_recipient(&*self.inner.master_key)
+            .map_err(|e| Undelivered::permanent(e.to_string()));
+        let result = match (&recipient, row.kind.as_str(), &courier) {
+            (Err(failure), _, _) => Err(failure.clone()),
+            (Ok(to), KIND_EMAIL, _) => self.deliver_email(&row, to).await,
+            (Ok(to), KIND_WEBHOOK, _) => self.deliver_webhook(&row, to).await,
+            (Ok(to), _, Some(courier)) => match self.open_payload(&row) {
+                Ok(payload) => courier.deliver(to, &payload).await,
                 Err(failure) => Err(failure),
             },
-            (other, None) => Err(Undelivered::permanent(format!("unknown kind {other:?}"))),
+            (Ok(_), other, None) => Err(Undelivered::permanent(format!("unknown kind {other:?}"))),
         };
+        // A server's refusal may quote the address: it is not kept in clear that way.
+        let result = match (result, &recipient) {
+            (Err(mut failure), Ok(to)) => {
+                failure.message = without(&failure.message, to);
+                Err(failure)
+            }
+            (result, _) => result,
+        };
+        let recipient = recipient.unwrap_or_default();
         let id = row.id.clone();
         let recorded = match result {
             Ok(()) => {
@@ -406,7 +419,10 @@ impl Mailer {
                     .run(move |c| outbox::mark_sent(c, &id, now))
                     .await
             }
-            Err(failure) => self.record_failure(&row, failure, courier).await,
+            Err(failure) => {
+                self.record_failure(&row, &recipient, failure, courier)
+                    .await
+            }
         };
         if let Err(e) = recorded {
             // The lease brings the row back; a delivered one may then go out twice.
@@ -419,6 +435,7 @@ impl Mailer {
     async fn record_failure(
         &self,
         row: &OutboxRow,
+        recipient: &str,
         failure: Undelivered,
         courier: Option<Arc<dyn Courier>>,
     ) -> Result<(), StoreError> {
@@ -437,7 +454,7 @@ impl Mailer {
                 "delivery failed; giving up"
             );
             if let (Some(courier), Ok(payload)) = (courier, self.open_payload(row)) {
-                courier.gave_up(&row.recipient, &payload, &error).await;
+                courier.gave_up(recipient, &payload, &error).await;
             }
             self.inner
                 .store
@@ -475,7 +492,7 @@ impl Mailer {
         Ok(secrecy::ExposeSecret::expose_secret(&plain).to_vec())
     }
 
-    async fn deliver_email(&self, row: &OutboxRow) -> Result<(), Undelivered> {
+    async fn deliver_email(&self, row: &OutboxRow, recipient: &str) -> Result<(), Undelivered> {
         let open = |part: &str, sealed: &Option<String>| {
             let sealed = sealed
                 .as_deref()
@@ -490,8 +507,7 @@ impl Mailer {
         };
         let text = open("text", &row.body_text)?;
         let html = open("html", &row.body_html)?;
-        let to: Address = row
-            .recipient
+        let to: Address = recipient
             .parse()
             .map_err(|e| Undelivered::permanent(format!("recipient: {e}")))?;
         let message = Message::builder()
@@ -533,8 +549,8 @@ impl Mailer {
         }
     }
 
-    async fn deliver_webhook(&self, row: &OutboxRow) -> Result<(), Undelivered> {
-        let url = Url::parse(&row.recipient)
+    async fn deliver_webhook(&self, row: &OutboxRow, recipient: &str) -> Result<(), Undelivered> {
+        let url = Url::parse(recipient)
             .map_err(|e| Undelivered::permanent(format!("webhook URL: {e}")))?;
         let body = row
             .payload
@@ -639,6 +655,31 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// `text` with every occurrence of `recipient` (in any case) replaced by a placeholder.
+fn without(text: &str, recipient: &str) -> String {
+    if recipient.is_empty() {
+        return text.to_owned();
+    }
+    let (lower, needle) = (text.to_lowercase(), recipient.to_lowercase());
+    // Lower-casing may change lengths outside ASCII: then the whole text goes.
+    if lower.len() != text.len() {
+        return if lower.contains(&needle) {
+            "(error text withheld: it named the recipient)".into()
+        } else {
+            text.to_owned()
+        };
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(&needle) {
+        out.push_str(&text[at..at + found]);
+        out.push_str("<recipient>");
+        at += found + needle.len();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 fn truncate(s: &str) -> String {
     let line = one_line(s);
     match line.char_indices().nth(MAX_ERROR_LEN) {
@@ -660,6 +701,19 @@ mod tests {
         );
         assert_eq!(backoff(0).num_seconds(), 10);
         assert_eq!(backoff(i32::MAX).num_seconds(), 3600);
+    }
+
+    #[test]
+    fn errors_never_keep_the_recipient_in_clear() {
+        assert_eq!(
+            without(
+                "550 <Pat.Doe@Example.org>: no such user; pat.doe@example.org",
+                "pat.doe@example.org"
+            ),
+            "550 <<recipient>>: no such user; <recipient>"
+        );
+        assert_eq!(without("timed out", "pat@example.org"), "timed out");
+        assert!(!without("İ pat@example.org", "pat@example.org").contains("pat@"));
     }
 
     #[test]

@@ -89,10 +89,11 @@ async fn describe(state: &AppState, claims: AccessClaims) -> Result<HttpResponse
         ));
     };
     let now = state.clock.now().naive_utc();
+    let pii = state.pii.clone();
     let found = state
         .store
         .run(move |c| {
-            let found = grants::live_with_user(c, &gid)?;
+            let found = grants::live_with_user(c, &pii, &gid)?;
             let org = match &found {
                 Some((_, Some(user))) => orgs::find_by_id(c, &user.org_id)?.map(|o| o.name),
                 _ => None,

@@ -512,9 +512,10 @@ pub async fn respond(
 /// Who the assertion is about, as they are now.
 async fn person(state: &AppState, user_id: &str) -> Result<Person, AppError> {
     let user_id = user_id.to_owned();
+    let pii = state.pii.clone();
     let (user, org) = state
         .store
-        .run(move |c| users::find_with_org(c, &user_id))
+        .run(move |c| users::find_with_org(c, &pii, &user_id))
         .await?;
     Ok(Person {
         user_id: user.id,

@@ -7,8 +7,9 @@ use diesel::prelude::*;
 
 use super::{
     DbConnection, StoreError,
+    pii::Pii,
     schema::{oidc_clients, oidc_grants, refresh_tokens, revoked_access_tokens, users},
-    users::UserRow,
+    users::{StoredUser, UserRow},
 };
 
 /// A grant as stored; inserted whole (a new grant is never revoked).
@@ -58,18 +59,22 @@ pub fn live(conn: &mut DbConnection, id: &str) -> Result<Option<GrantRow>, Store
 /// `/userinfo` and the admin API need for every request.
 pub fn live_with_user(
     conn: &mut DbConnection,
+    pii: &Pii,
     id: &str,
 ) -> Result<Option<(GrantRow, Option<UserRow>)>, StoreError> {
-    Ok(oidc_grants::table
+    let found: Option<(GrantRow, Option<StoredUser>)> = oidc_grants::table
         .left_join(users::table)
         .filter(
             oidc_grants::id
                 .eq(id)
                 .and(oidc_grants::revoked_at.is_null()),
         )
-        .select((GrantRow::as_select(), Option::<UserRow>::as_select()))
+        .select((GrantRow::as_select(), Option::<StoredUser>::as_select()))
         .first(conn)
-        .optional()?)
+        .optional()?;
+    found
+        .map(|(grant, user)| Ok((grant, user.map(|u| u.open(pii)).transpose()?)))
+        .transpose()
 }
 
 pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, StoreError> {
@@ -234,6 +239,7 @@ pub enum Refresh {
 /// family, and cannot end it.
 pub fn present_refresh(
     conn: &mut DbConnection,
+    pii: &Pii,
     token_hash: &str,
     client_id: &str,
     now: NaiveDateTime,
@@ -245,13 +251,13 @@ pub fn present_refresh(
             refresh_tokens::expires_at,
             refresh_tokens::used_at,
             GrantRow::as_select(),
-            Option::<UserRow>::as_select(),
+            Option::<StoredUser>::as_select(),
         ))
         .first::<(
             NaiveDateTime,
             Option<NaiveDateTime>,
             GrantRow,
-            Option<UserRow>,
+            Option<StoredUser>,
         )>(conn)
         .optional()?
     else {
@@ -270,6 +276,7 @@ pub fn present_refresh(
     if grant.client_id != client_id {
         return Ok(Refresh::OtherClient);
     }
+    let user = user.map(|u| u.open(pii)).transpose()?;
     Ok(Refresh::Live(Box::new((grant, user))))
 }
 

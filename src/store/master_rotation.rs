@@ -304,3 +304,47 @@ mod tests {
         assert_eq!(describe("v1.secret-text.x"), "not a sealed value");
     }
 }
+
+/// Defines a re-sealer of one sealed column, in the shape [`SealedColumn`] wants:
+/// `fn(conn, rewrap, from_kid, limit) -> how many rows it changed`. Up to `limit`
+/// values under `from_kid` are re-sealed through `rewrap`, each row updated only if the
+/// column still holds what was read (a running instance may have written it since).
+/// `$context` maps the row id to the seal context.
+///
+/// [`SealedColumn`]: crate::keys::master::SealedColumn
+macro_rules! column_resealer {
+    ($(#[$doc:meta])* $name:ident, $table:ident, $id:ident, $column:ident, $context:expr) => {
+        $(#[$doc])*
+        pub fn $name(
+            conn: &mut $crate::store::DbConnection,
+            rewrap: $crate::store::master_rotation::Rewrap<'_>,
+            from_kid: &str,
+            limit: i64,
+        ) -> Result<usize, $crate::store::StoreError> {
+            use $crate::store::master_rotation::{reseal_value, sealed_under};
+            use $crate::store::schema::$table;
+            let rows: Vec<(String, Option<String>)> = $table::table
+                .filter($table::$column.like(sealed_under(from_kid)?))
+                .select(($table::$id, $table::$column.nullable()))
+                .order($table::$id)
+                .limit(limit)
+                .load(conn)?;
+            let context: fn(&str) -> String = $context;
+            let mut done = 0;
+            for (id, old) in rows {
+                let Some(old) = old else { continue };
+                let column = concat!(stringify!($table), ".", stringify!($column));
+                let new = reseal_value(rewrap, column, &id, &context(&id), &old)?;
+                done += diesel::update(
+                    $table::table
+                        .filter($table::$id.eq(&id))
+                        .filter($table::$column.eq(&old)),
+                )
+                .set($table::$column.eq(new))
+                .execute(conn)?;
+            }
+            Ok(done)
+        }
+    };
+}
+pub(crate) use column_resealer;

@@ -13,6 +13,7 @@ pub mod lockouts;
 pub mod master_rotation;
 pub mod orgs;
 pub mod outbox;
+pub mod pii;
 pub mod recovery_tokens;
 pub mod saml;
 pub mod saml_soap_participants;
@@ -37,6 +38,8 @@ use diesel::{
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseTarget;
+
+pub use pii::{Pii, Sealer};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -10,7 +10,11 @@
 use chrono::NaiveDateTime;
 use diesel::{dsl, prelude::*};
 
-use super::{DbConnection, StoreError, schema::outbox};
+use super::{
+    DbConnection, StoreError,
+    pii::{Sealer, open_text},
+    schema::outbox,
+};
 
 pub const KIND_EMAIL: &str = "email";
 pub const KIND_WEBHOOK: &str = "webhook";
@@ -28,7 +32,9 @@ pub const STATUS_FAILED: &str = "failed";
 pub struct OutboxRow {
     pub id: String,
     pub kind: String,
-    pub recipient: String,
+    /// Sealed (`outbox-recipient:<id>`): an address is personal data. Read it with
+    /// [`OutboxRow::open_recipient`].
+    pub recipient_sealed: String,
     pub subject: String,
     /// Sealed under the master key; None once the row is finished.
     pub body_text: Option<String>,
@@ -42,8 +48,25 @@ pub struct OutboxRow {
     pub sent_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = outbox)]
+impl OutboxRow {
+    /// The recipient, opened: an address, a webhook URL, a client or entity id.
+    pub fn open_recipient(&self, key: &(impl Sealer + ?Sized)) -> Result<String, StoreError> {
+        open_text(
+            key,
+            &recipient_context(&self.id),
+            &self.recipient_sealed,
+            "outbox recipient",
+            &self.id,
+        )
+    }
+}
+
+fn recipient_context(id: &str) -> String {
+    format!("outbox-recipient:{id}")
+}
+
+/// A row to queue; [`insert`] seals its recipient.
+#[derive(Debug)]
 pub struct NewOutboxRow<'a> {
     pub id: &'a str,
     pub kind: &'a str,
@@ -83,9 +106,26 @@ impl<'a> NewOutboxRow<'a> {
     }
 }
 
-pub fn insert(conn: &mut DbConnection, row: &NewOutboxRow<'_>) -> Result<(), StoreError> {
+pub fn insert(
+    conn: &mut DbConnection,
+    key: &(impl Sealer + ?Sized),
+    row: &NewOutboxRow<'_>,
+) -> Result<(), StoreError> {
+    let recipient = key.seal(&recipient_context(row.id), row.recipient.as_bytes());
     diesel::insert_into(outbox::table)
-        .values(row)
+        .values((
+            outbox::id.eq(row.id),
+            outbox::kind.eq(row.kind),
+            outbox::recipient_sealed.eq(&recipient),
+            outbox::subject.eq(row.subject),
+            outbox::body_text.eq(row.body_text),
+            outbox::body_html.eq(row.body_html),
+            outbox::payload.eq(row.payload),
+            outbox::attempts.eq(row.attempts),
+            outbox::next_attempt_at.eq(row.next_attempt_at),
+            outbox::status.eq(row.status),
+            outbox::created_at.eq(row.created_at),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -280,3 +320,36 @@ macro_rules! reseal_part {
 reseal_part!(reseal_body_text, body_text, "text");
 reseal_part!(reseal_body_html, body_html, "html");
 reseal_part!(reseal_payload, payload, "payload");
+
+/// Seals up to `limit` recipients of rows an earlier release queued in clear
+/// (`legacy_recipient`), each only while still unsealed. Returns how many.
+pub fn seal_legacy_recipients(
+    conn: &mut DbConnection,
+    key: &(impl Sealer + ?Sized),
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let rows: Vec<(String, Option<String>)> = outbox::table
+        .filter(outbox::legacy_recipient.is_not_null())
+        .limit(limit)
+        .select((outbox::id, outbox::legacy_recipient))
+        .load(conn)?;
+    let mut sealed = 0;
+    for (id, clear) in rows {
+        let Some(clear) = clear else { continue };
+        let unchanged = outbox::table
+            .find(&id)
+            .filter(outbox::legacy_recipient.eq(&clear));
+        sealed += diesel::update(unchanged)
+            .set((
+                outbox::recipient_sealed.eq(key.seal(&recipient_context(&id), clear.as_bytes())),
+                outbox::legacy_recipient.eq(None::<String>),
+            ))
+            .execute(conn)?;
+    }
+    Ok(sealed)
+}
+
+super::master_rotation::column_resealer!(
+    /// Re-seals `outbox.recipient_sealed` for a master-key rotation.
+    rotate_recipients, outbox, id, recipient_sealed, |id| recipient_context(id)
+);

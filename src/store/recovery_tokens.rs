@@ -226,7 +226,7 @@ mod tests {
                     t0(),
                     t0() + Duration::minutes(30),
                 )?;
-                users::set_password(c, &id, "$argon2id$new", t0())
+                users::set_password(c, &testing::pii(), &id, "$argon2id$new", t0())
             })
             .await
             .unwrap();

@@ -16,10 +16,18 @@ diesel::table! {
         id -> Text,
         org_id -> Text,
         username -> Text,
-        email -> Text,
-        display_name -> Nullable<Text>,
+        /// `MasterKey::seal("user-email:<id>", …)`; clear only in rows an earlier
+        /// release wrote, until start-up seals them (`store::pii::seal_legacy`).
+        email_sealed -> Text,
+        /// Blind index: hex HMAC-SHA-256 of the lower-cased address (`store::pii`);
+        /// NULL marks a row not sealed yet.
+        email_index -> Nullable<Text>,
+        /// `MasterKey::seal("user-display-name:<id>", …)`.
+        display_name_sealed -> Nullable<Text>,
         role -> Text,
         status -> Text,
+        /// `MasterKey::seal("password-hash:<id>", phc)`, or a clear PHC string
+        /// (`$argon2…`) from an earlier release, wrapped at start-up or next sign-in.
         password_hash -> Nullable<Text>,
         password_changed_at -> Nullable<Timestamp>,
         must_change_password -> Bool,
@@ -32,6 +40,7 @@ diesel::table! {
     password_history (id) {
         id -> Text,
         user_id -> Text,
+        /// `MasterKey::seal("password-history:<id>", phc)`, or a clear legacy PHC.
         password_hash -> Text,
         created_at -> Timestamp,
     }
@@ -135,7 +144,9 @@ diesel::table! {
     outbox (id) {
         id -> Text,
         kind -> Text,
-        recipient -> Text,
+        /// `MasterKey::seal("outbox-recipient:<id>", …)`; '' in a row an earlier
+        /// release queued, whose clear recipient waits in `legacy_recipient`.
+        recipient_sealed -> Text,
         subject -> Text,
         body_text -> Nullable<Text>,
         body_html -> Nullable<Text>,
@@ -146,6 +157,8 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        /// NULL once sealed (`store::pii::seal_legacy` empties it at start-up).
+        legacy_recipient -> Nullable<Text>,
     }
 }
 

@@ -1,9 +1,12 @@
 //! What the store's unit tests (and their neighbours') build on: a migrated SQLite store
 //! in a temporary directory, a fixed moment, and an organisation with one user.
 
-use chrono::NaiveDateTime;
+use std::sync::Arc;
 
-use super::{Store, clients::ClientRow, orgs, users};
+use chrono::NaiveDateTime;
+use secrecy::SecretSlice;
+
+use super::{Pii, Sealer, Store, clients::ClientRow, orgs, users};
 use crate::{
     config::DatabaseTarget,
     domain::{Email, OrgName, OrgPolicy, Role, Username},
@@ -52,8 +55,64 @@ pub async fn sqlite(dir: &tempfile::TempDir, pool_size: u32) -> Store {
     store
 }
 
+/// A stand-in for the master key in the store's own tests (the real one lives above the
+/// store): "seals" by hex-encoding the context and the value under key id `kid`, and
+/// opens what was sealed under any of `opens` for the same context. Not secret at all,
+/// but it keeps contexts and key ids apart as the real one does.
+pub struct TestSealer {
+    pub kid: String,
+    pub opens: Vec<String>,
+}
+
+impl TestSealer {
+    pub fn new(kid: &str) -> Self {
+        Self {
+            kid: kid.into(),
+            opens: vec![kid.into()],
+        }
+    }
+}
+
+impl Sealer for TestSealer {
+    fn seal(&self, context: &str, plaintext: &[u8]) -> String {
+        let body = [context.as_bytes(), b"\0", plaintext].concat();
+        format!("v1.{}.{}", self.kid, hex::encode(body))
+    }
+
+    fn open(&self, context: &str, sealed: &str) -> Result<SecretSlice<u8>, String> {
+        let rest = sealed.strip_prefix("v1.").ok_or("not sealed")?;
+        let (kid, body) = rest.split_once('.').ok_or("malformed")?;
+        if !self.opens.iter().any(|k| k == kid) {
+            return Err(format!("unknown key {kid}"));
+        }
+        let body = hex::decode(body).map_err(|_| "malformed")?;
+        let prefix = [context.as_bytes(), b"\0"].concat();
+        let value = body
+            .strip_prefix(prefix.as_slice())
+            .ok_or("wrong context")?;
+        Ok(SecretSlice::from(value.to_vec()))
+    }
+
+    fn sealing_kid(&self) -> String {
+        self.kid.clone()
+    }
+}
+
+/// Personal data sealed by a [`TestSealer`] with key id `0000aaaa`.
+pub fn pii() -> Pii {
+    Pii::new(
+        Arc::new(TestSealer::new("0000aaaa")),
+        zeroize::Zeroizing::new([7u8; 32]),
+    )
+}
+
 /// Organisation `default` with the user `vera` (holding `password_hash`); her id.
 pub async fn with_user(store: &Store, password_hash: Option<&str>) -> String {
+    with_user_sealed_by(store, pii(), password_hash).await
+}
+
+/// As [`with_user`], her personal data sealed by `pii` (e.g. under a real master key).
+pub async fn with_user_sealed_by(store: &Store, pii: Pii, password_hash: Option<&str>) -> String {
     let password_hash = password_hash.map(str::to_owned);
     store
         .transaction(move |c| {
@@ -73,7 +132,7 @@ pub async fn with_user(store: &Store, password_hash: Option<&str>) -> String {
                 password_hash,
                 must_change_password: false,
             };
-            users::insert(c, &new, t0())
+            users::insert(c, &pii, &new, t0())
         })
         .await
         .unwrap()

@@ -1,13 +1,26 @@
-//! Users and their password history.
+//! Users and their password history, with their personal fields sealed at rest
+//! (`store::pii`): every function here takes the [`Pii`] that seals on write and opens
+//! on read, and hands the rest of the code a clear [`UserRow`].
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{DbConnection, StoreError, changed_one, new_id, schema::users};
+mod sealing;
+
+pub use sealing::{
+    rotate_display_names, rotate_emails, rotate_password_hashes, rotate_password_history,
+    seal_legacy_history, seal_legacy_users,
+};
+
+use super::{
+    DbConnection, StoreError, changed_one, new_id,
+    pii::{Pii, display_name_context, email_context, hash_context, history_context},
+    schema::{password_history, users},
+};
 use crate::domain::{Email, Role, UserStatus, Username};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = users)]
+/// A user as the rest of the code sees it: email, display name and password hash open.
+#[derive(Clone)]
 pub struct UserRow {
     pub id: String,
     pub org_id: String,
@@ -16,11 +29,30 @@ pub struct UserRow {
     pub display_name: Option<String>,
     pub role: String,
     pub status: String,
+    /// The argon2id PHC string, unwrapped.
     pub password_hash: Option<String>,
     pub password_changed_at: Option<NaiveDateTime>,
     pub must_change_password: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The hash is stored in clear (written by an earlier release, or edited in): the
+    /// next successful sign-in wraps it ([`wrap_clear_hash`]).
+    pub password_hash_in_clear: bool,
+}
+
+/// Personal fields and the hash stay out of logs, whatever prints a row.
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("has_password", &self.password_hash.is_some())
+            .field("must_change_password", &self.must_change_password)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UserRow {
@@ -42,10 +74,82 @@ impl UserRow {
     }
 }
 
-diesel::define_sql_function! {
-    /// SQL `lower`; applied to both sides of a comparison, so each backend agrees with
-    /// itself whatever it does with non-ASCII letters (`users_email_lower` indexes it).
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+/// A user row as stored: what [`StoredUser::open`] turns into a [`UserRow`]. Other
+/// store modules select it in joins.
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct StoredUser {
+    id: String,
+    org_id: String,
+    username: String,
+    email_sealed: String,
+    email_index: Option<String>,
+    display_name_sealed: Option<String>,
+    role: String,
+    status: String,
+    password_hash: Option<String>,
+    password_changed_at: Option<NaiveDateTime>,
+    must_change_password: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl StoredUser {
+    /// Opens the sealed fields. A row an earlier release wrote (no blind index yet) is
+    /// refused rather than read as clear text: start-up seals those before serving
+    /// (`pii::seal_legacy`), so meeting one means the data migration has not run.
+    pub fn open(self, pii: &Pii) -> Result<UserRow, StoreError> {
+        if self.email_index.is_none() {
+            return Err(StoreError::Query(format!(
+                "user {} is not sealed yet: start `gatehouse serve` once to seal it",
+                self.id
+            )));
+        }
+        let email = pii.open_text(
+            &email_context(&self.id),
+            &self.email_sealed,
+            "email",
+            &self.id,
+        )?;
+        let display_name = self
+            .display_name_sealed
+            .as_deref()
+            .map(|sealed| {
+                pii.open_text(
+                    &display_name_context(&self.id),
+                    sealed,
+                    "display name",
+                    &self.id,
+                )
+            })
+            .transpose()?;
+        let (password_hash, password_hash_in_clear) = match self.password_hash.as_deref() {
+            Some(stored) => {
+                let (phc, in_clear) = pii.open_hash(&hash_context(&self.id), stored, &self.id)?;
+                (Some(phc), in_clear)
+            }
+            None => (None, false),
+        };
+        Ok(UserRow {
+            id: self.id,
+            org_id: self.org_id,
+            username: self.username,
+            email,
+            display_name,
+            role: self.role,
+            status: self.status,
+            password_hash,
+            password_changed_at: self.password_changed_at,
+            must_change_password: self.must_change_password,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            password_hash_in_clear,
+        })
+    }
+}
+
+fn open_all(pii: &Pii, rows: Vec<StoredUser>) -> Result<Vec<UserRow>, StoreError> {
+    rows.into_iter().map(|r| r.open(pii)).collect()
 }
 
 /// What it takes to create a user; the password hash is computed by the caller.
@@ -66,8 +170,9 @@ struct UserInsert<'a> {
     id: &'a str,
     org_id: &'a str,
     username: &'a str,
-    email: &'a str,
-    display_name: Option<&'a str>,
+    email_sealed: &'a str,
+    email_index: &'a str,
+    display_name_sealed: Option<&'a str>,
     role: &'a str,
     status: &'a str,
     password_hash: Option<&'a str>,
@@ -79,20 +184,32 @@ struct UserInsert<'a> {
 
 pub fn insert(
     conn: &mut DbConnection,
+    pii: &Pii,
     new: &NewUser,
     now: NaiveDateTime,
 ) -> Result<UserRow, StoreError> {
     let id = new_id();
+    let email_sealed = pii.seal_email(&id, new.email.as_str());
+    let email_index = pii.email_index(new.email.as_str());
+    let display_name_sealed = new
+        .display_name
+        .as_deref()
+        .map(|name| pii.seal_display_name(&id, name));
+    let wrapped = new
+        .password_hash
+        .as_deref()
+        .map(|phc| pii.wrap_hash(&id, phc));
     diesel::insert_into(users::table)
         .values(&UserInsert {
             id: &id,
             org_id: &new.org_id,
             username: new.username.as_str(),
-            email: new.email.as_str(),
-            display_name: new.display_name.as_deref(),
+            email_sealed: &email_sealed,
+            email_index: &email_index,
+            display_name_sealed: display_name_sealed.as_deref(),
             role: new.role.as_str(),
             status: UserStatus::Active.as_str(),
-            password_hash: new.password_hash.as_deref(),
+            password_hash: wrapped.as_deref(),
             password_changed_at: new.password_hash.as_ref().map(|_| now),
             must_change_password: new.must_change_password,
             created_at: now,
@@ -100,68 +217,102 @@ pub fn insert(
         })
         .execute(conn)?;
     if let Some(hash) = &new.password_hash {
-        super::users::record_password(conn, &id, hash, now)?;
+        record_password(conn, pii, &id, hash, now)?;
     }
-    find_by_id(conn, &id)?.ok_or(StoreError::NotFound)
+    find_by_id(conn, pii, &id)?.ok_or(StoreError::NotFound)
 }
 
-pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
+pub fn find_by_id(
+    conn: &mut DbConnection,
+    pii: &Pii,
+    id: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    users::table
         .find(id)
-        .select(UserRow::as_select())
+        .select(StoredUser::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+        .map(|row| row.open(pii))
+        .transpose()
 }
 
 /// The user and their organisation, both required: [`StoreError::NotFound`] otherwise.
 pub fn find_with_org(
     conn: &mut DbConnection,
+    pii: &Pii,
     id: &str,
 ) -> Result<(UserRow, super::orgs::OrgRow), StoreError> {
-    let user = find_by_id(conn, id)?.ok_or(StoreError::NotFound)?;
+    let user = find_by_id(conn, pii, id)?.ok_or(StoreError::NotFound)?;
     let org = super::orgs::find_by_id(conn, &user.org_id)?.ok_or(StoreError::NotFound)?;
     Ok((user, org))
 }
 
+/// The account named `username`. A name that is nobody's costs the same opening work
+/// as one that is somebody's (the guard's lookup, DESIGN §4).
 pub fn find_by_username(
     conn: &mut DbConnection,
+    pii: &Pii,
     username: &Username,
 ) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
+    let found = users::table
         .filter(users::username.eq(username.as_str()))
-        .select(UserRow::as_select())
+        .select(StoredUser::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?;
+    match found {
+        Some(row) => row.open(pii).map(Some),
+        None => {
+            pii.open_dummy();
+            Ok(None)
+        }
+    }
 }
 
-/// Accounts whose address is `email`, ignoring case; at most `limit`, oldest first.
-/// Addresses are not unique: one person may hold several accounts.
+/// Accounts whose address is `email`, ignoring case (by its blind index); at most
+/// `limit`, oldest first. Addresses are not unique: one person may hold several accounts.
 pub fn find_by_email(
     conn: &mut DbConnection,
+    pii: &Pii,
     email: &Email,
     limit: i64,
 ) -> Result<Vec<UserRow>, StoreError> {
-    Ok(users::table
-        .filter(lower(users::email).eq(lower(email.as_str())))
+    let rows = users::table
+        .filter(users::email_index.eq(pii.email_index(email.as_str())))
         .order(users::created_at.asc())
         .limit(limit)
-        .select(UserRow::as_select())
-        .load(conn)?)
+        .select(StoredUser::as_select())
+        .load(conn)?;
+    open_all(pii, rows)
 }
 
 /// Every user of an organisation, by username.
-pub fn list_by_org(conn: &mut DbConnection, org_id: &str) -> Result<Vec<UserRow>, StoreError> {
-    Ok(users::table
+pub fn list_by_org(
+    conn: &mut DbConnection,
+    pii: &Pii,
+    org_id: &str,
+) -> Result<Vec<UserRow>, StoreError> {
+    let rows = users::table
         .filter(users::org_id.eq(org_id))
         .order(users::username.asc())
-        .select(UserRow::as_select())
-        .load(conn)?)
+        .select(StoredUser::as_select())
+        .load(conn)?;
+    open_all(pii, rows)
 }
 
-/// Users of `org_ids` whose username or email contains `needle` (letter case ignored
-/// as the backend's `lower` does it), by username, at most `limit` of them.
+diesel::define_sql_function! {
+    /// SQL `lower`, applied to both sides of a username comparison.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Users of `org_ids` whose username contains `needle` (letter case ignored as the
+/// backend's `lower` does it) or, when `needle` is an email address, whose address is
+/// that one (any case: the blind index); by username, at most `limit` of them.
+///
+/// Sealed addresses cannot be searched by a part: `example.org` finds the usernames
+/// that contain it, not everyone at that domain.
 pub fn search(
     conn: &mut DbConnection,
+    pii: &Pii,
     org_ids: &[String],
     needle: &str,
     limit: i64,
@@ -175,18 +326,23 @@ pub fn search(
         pattern.push(ch);
     }
     pattern.push('%');
-    Ok(users::table
+    // Not an address: an index no row has.
+    let index = Email::parse(needle)
+        .map(|e| pii.email_index(e.as_str()))
+        .unwrap_or_default();
+    let rows = users::table
         .filter(users::org_id.eq_any(org_ids))
         .filter(
             lower(users::username)
-                .like(lower(pattern.clone()))
+                .like(lower(pattern))
                 .escape('\\')
-                .or(lower(users::email).like(lower(pattern)).escape('\\')),
+                .or(users::email_index.eq(index)),
         )
         .order((users::username.asc(), users::org_id.asc()))
         .limit(limit)
-        .select(UserRow::as_select())
-        .load(conn)?)
+        .select(StoredUser::as_select())
+        .load(conn)?;
+    open_all(pii, rows)
 }
 
 pub fn set_status(
@@ -222,19 +378,21 @@ pub fn count_with_role(conn: &mut DbConnection, role: Role) -> Result<i64, Store
         .get_result(conn)?)
 }
 
-/// Appends to the password history (DESIGN §4: the last N may not be reused).
+/// Appends to the password history (DESIGN §4: the last N may not be reused), wrapped.
 pub fn record_password(
     conn: &mut DbConnection,
+    pii: &Pii,
     user_id: &str,
     hash: &str,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    use super::schema::password_history as ph;
+    use password_history as ph;
+    let id = new_id();
     diesel::insert_into(ph::table)
         .values((
-            ph::id.eq(new_id()),
+            ph::id.eq(&id),
             ph::user_id.eq(user_id),
-            ph::password_hash.eq(hash),
+            ph::password_hash.eq(pii.wrap_history_hash(&id, hash)),
             ph::created_at.eq(now),
         ))
         .execute(conn)?;
@@ -246,13 +404,14 @@ pub fn record_password(
 /// undo it).
 pub fn set_password(
     conn: &mut DbConnection,
+    pii: &Pii,
     user_id: &str,
     hash: &str,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
     let changed = diesel::update(users::table.find(user_id))
         .set((
-            users::password_hash.eq(hash),
+            users::password_hash.eq(pii.wrap_hash(user_id, hash)),
             users::password_changed_at.eq(now),
             users::must_change_password.eq(false),
             users::updated_at.eq(now),
@@ -260,30 +419,58 @@ pub fn set_password(
         .execute(conn)?;
     changed_one(changed)?;
     super::recovery_tokens::void_unused(conn, user_id)?;
-    record_password(conn, user_id, hash, now)
+    record_password(conn, pii, user_id, hash, now)
 }
 
 /// Replaces the hash of the same password (parameter upgrade); history is unchanged.
-pub fn replace_hash(conn: &mut DbConnection, user_id: &str, hash: &str) -> Result<(), StoreError> {
+pub fn replace_hash(
+    conn: &mut DbConnection,
+    pii: &Pii,
+    user_id: &str,
+    hash: &str,
+) -> Result<(), StoreError> {
     diesel::update(users::table.find(user_id))
-        .set(users::password_hash.eq(hash))
+        .set(users::password_hash.eq(pii.wrap_hash(user_id, hash)))
         .execute(conn)?;
     Ok(())
 }
 
-/// The `n` most recent password hashes of a user, newest first (the current one included).
+/// Wraps a hash found stored in clear (`UserRow::password_hash_in_clear`), unless it
+/// changed since it was read. True when this call wrapped it.
+pub fn wrap_clear_hash(
+    conn: &mut DbConnection,
+    pii: &Pii,
+    user_id: &str,
+    phc: &str,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::password_hash.eq(phc)),
+    )
+    .set(users::password_hash.eq(pii.wrap_hash(user_id, phc)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// The `n` most recent password hashes of a user, newest first (the current one
+/// included), unwrapped.
 pub fn recent_password_hashes(
     conn: &mut DbConnection,
+    pii: &Pii,
     user_id: &str,
     n: usize,
 ) -> Result<Vec<String>, StoreError> {
-    use super::schema::password_history as ph;
-    Ok(ph::table
+    use password_history as ph;
+    let rows: Vec<(String, String)> = ph::table
         .filter(ph::user_id.eq(user_id))
         .order(ph::created_at.desc())
         .limit(n as i64)
-        .select(ph::password_hash)
-        .load(conn)?)
+        .select((ph::id, ph::password_hash))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, stored)| Ok(pii.open_hash(&history_context(&id), &stored, &id)?.0))
+        .collect()
 }
 
 /// An administrator forced a reset (DESIGN §7): the current password stops working at

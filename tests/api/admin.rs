@@ -34,7 +34,7 @@ impl World {
         Self::with(|_| {}).await
     }
 
-    async fn with(customise: impl FnOnce(&mut gatehouse::config::Config)) -> Self {
+    pub(crate) async fn with(customise: impl FnOnce(&mut gatehouse::config::Config)) -> Self {
         let app = spawn_app_with(customise).await;
         let policy = OrgPolicy {
             mfa: MfaPolicy::Off,

@@ -279,8 +279,12 @@ impl Ward {
             .run(|c| outbox::recent(c, 500))
             .await
             .unwrap();
+        let key = self.app.state.master_key.clone();
         rows.into_iter()
-            .map(|r| (r.kind, r.recipient, r.subject))
+            .map(|r| {
+                let to = r.open_recipient(&*key).unwrap();
+                (r.kind, to, r.subject)
+            })
             .collect()
     }
 }

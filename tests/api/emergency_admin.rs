@@ -905,8 +905,13 @@ async fn the_command_line_designates_lists_and_reviews() {
         .await
         .unwrap()
         .unwrap();
+    // The CLI's generated master key opens the personal data as the server would.
+    let key = gatehouse::crypto::MasterKey::from_file(dir.path().join("master.key")).unwrap();
+    let pii = gatehouse::keys::pii::load(&store, Arc::new(key), chrono::Utc::now().naive_utc())
+        .await
+        .unwrap();
     let carl = store
-        .run(|c| users::find_by_username(c, &Username::parse("carl").unwrap()))
+        .run(move |c| users::find_by_username(c, &pii, &Username::parse("carl").unwrap()))
         .await
         .unwrap()
         .unwrap();
@@ -1200,7 +1205,13 @@ async fn one_mail_when_both_contacts_are_the_same_and_none_without_contacts() {
     }
     let mails = outbox_mails(&w.app).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
-    assert_eq!(mails[0].recipient.to_lowercase(), "desk@example.org");
+    assert_eq!(
+        mails[0]
+            .open_recipient(&*w.app.state.master_key)
+            .unwrap()
+            .to_lowercase(),
+        "desk@example.org"
+    );
     assert_eq!(mails[0].subject, "[Gatehouse] Emergency access by carl");
 }
 

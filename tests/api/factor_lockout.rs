@@ -69,9 +69,10 @@ async fn notices_during<F: std::future::Future<Output = ()>>(
         .into_iter()
         .filter(|r| !before.contains(&r.id))
         .map(|r| {
+            let to = r.open_recipient(&*app.state.master_key).unwrap();
             (
                 r.kind,
-                r.recipient.replace(username, "NAME"),
+                to.replace(username, "NAME"),
                 r.subject.replace(username, "NAME"),
             )
         })
@@ -100,9 +101,10 @@ async fn lock_events(app: &TestApp, user_id: &str) -> Vec<gatehouse::audit::Audi
 
 async fn user_id(app: &TestApp, username: &str) -> String {
     let name = gatehouse::domain::Username::parse(username).unwrap();
+    let pii = app.state.pii.clone();
     app.state
         .store
-        .run(move |c| gatehouse::store::users::find_by_username(c, &name))
+        .run(move |c| gatehouse::store::users::find_by_username(c, &pii, &name))
         .await
         .unwrap()
         .unwrap()

@@ -443,7 +443,7 @@ async fn a_lock_and_an_ip_block_are_mailed_to_the_user_and_support() {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|r| (r.recipient, r.subject))
+                .map(|r| (r.open_recipient(&*state.master_key).unwrap(), r.subject))
                 .collect::<Vec<_>>()
         }
     };

@@ -465,10 +465,10 @@ async fn old_hash_parameters_are_upgraded_at_the_next_sign_in() {
         .unwrap()
         .hash(&Password::parse("Quiet-Harbour-42".into()).unwrap())
         .unwrap();
-    let id = user.id.clone();
+    let (id, pii) = (user.id.clone(), app.state.pii.clone());
     app.state
         .store
-        .run(move |c| users::replace_hash(c, &id, &weak))
+        .run(move |c| users::replace_hash(c, &pii, &id, &weak))
         .await
         .unwrap();
     assert_eq!(
@@ -481,9 +481,10 @@ async fn old_hash_parameters_are_upgraded_at_the_next_sign_in() {
         let id = user.id.clone();
         let state = app.state.clone();
         async move {
+            let pii = state.pii.clone();
             let row = state
                 .store
-                .run(move |c| users::find_by_id(c, &id))
+                .run(move |c| users::find_by_id(c, &pii, &id))
                 .await
                 .unwrap()
                 .unwrap();

@@ -815,11 +815,13 @@ async fn a_claimed_row_is_nobody_elses_until_its_lease_runs_out() {
         .and_hms_opt(10, 0, 0)
         .unwrap();
     let lease = Span::minutes(15);
+    let key = gatehouse::crypto::MasterKey::generate();
     store
         .run(move |c| {
             for (id, due) in [("due", t0), ("later", t0 + Span::hours(1))] {
                 outbox::insert(
                     c,
+                    &key,
                     &NewOutboxRow {
                         id,
                         kind: outbox::KIND_EMAIL,

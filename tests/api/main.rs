@@ -32,6 +32,7 @@ mod node_rp;
 mod oidc;
 mod oidc_clients;
 mod par;
+mod pii_at_rest;
 mod recovery;
 mod saml;
 mod saml_acs;

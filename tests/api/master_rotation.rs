@@ -434,6 +434,9 @@ async fn rotation_while_serving(database_url: String, instances: usize, sealed: 
         "saml_keys.private_sealed",
         "sealed_secrets.value",
         "outbox.body_text",
+        "outbox.recipient_sealed",
+        "users.email_sealed",
+        "users.password_hash",
     ] {
         assert!(
             before.iter().any(|(c, _)| c == column),

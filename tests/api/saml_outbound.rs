@@ -230,13 +230,14 @@ async fn a_display_name_stored_before_the_check_is_still_escaped_and_signed() {
     // Written straight to the store, as an older version (or a database edit) could have.
     let stored = format!("{FORGED_ROLE}\u{2028}\r\n\u{7}]]>");
     let (id, value) = (user.id.clone(), stored.clone());
+    let sealed = app.state.pii.seal_display_name(&id, &value);
     app.state
         .store
         .run(move |c| {
             use diesel::prelude::*;
             use gatehouse::store::schema::users::dsl;
             diesel::update(dsl::users.find(&id))
-                .set(dsl::display_name.eq(Some(value)))
+                .set(dsl::display_name_sealed.eq(Some(sealed)))
                 .execute(c)?;
             Ok(())
         })

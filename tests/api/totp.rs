@@ -427,10 +427,11 @@ async fn enrolment_page(app: &TestApp, client: &reqwest::Client, path: &str) -> 
 
 async fn mfa_enrolled(app: &TestApp, username: &str) -> bool {
     let name = gatehouse::domain::Username::parse(username).unwrap();
+    let pii = app.state.pii.clone();
     app.state
         .store
         .run(move |c| {
-            let user = gatehouse::store::users::find_by_username(c, &name)?.unwrap();
+            let user = gatehouse::store::users::find_by_username(c, &pii, &name)?.unwrap();
             gatehouse::store::totp::is_enrolled(c, &user.id)
         })
         .await

@@ -63,7 +63,8 @@ pub async fn view(state: &AppState, user: UserRow) -> Result<UserView, ApiError>
 pub struct UserQuery {
     /// Organisation id; default: the caller's own.
     pub org: Option<String>,
-    /// Part of a username or email address.
+    /// Part of a username, or a whole email address (any case). Addresses are sealed
+    /// at rest (DESIGN §12): a part of one (a domain) matches no address.
     pub q: Option<String>,
 }
 

@@ -224,13 +224,14 @@ async fn describe(state: &AppState, records: Vec<AuditRecord>) -> Result<Vec<Eve
         .collect();
     ids.sort();
     ids.dedup();
+    let pii = state.pii.clone();
     let names: HashMap<String, String> = state
         .store
         .run(move |c| {
             let mut names = HashMap::new();
             for id in ids {
                 if id.len() <= 64
-                    && let Some(u) = users::find_by_id(c, &id)?
+                    && let Some(u) = users::find_by_id(c, &pii, &id)?
                 {
                     names.insert(id, u.username);
                 }

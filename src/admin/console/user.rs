@@ -76,7 +76,8 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
     Ok(render(&page, StatusCode::OK))
 }
 
-/// Users of `visible` organisations whose username or email contains `q` (any case).
+/// Users of `visible` organisations whose username contains `q`, or whose address is `q`
+/// (any case; sealed addresses are matched whole).
 async fn search(
     by: Acting<'_>,
     visible: &[OrgRow],

@@ -153,17 +153,18 @@ async fn user_id(state: &AppState, who: &Caller, text: &str) -> Result<String, S
         return Ok(text.to_owned());
     }
     let (id, name) = (text.to_owned(), Username::parse(text).ok());
+    let pii = state.pii.clone();
     let found = state
         .store
         .run(move |c| {
             let by_id = if id.len() <= 64 {
-                users::find_by_id(c, &id)?
+                users::find_by_id(c, &pii, &id)?
             } else {
                 None
             };
             match (by_id, name) {
                 (Some(user), _) => Ok(Some(user)),
-                (None, Some(name)) => users::find_by_username(c, &name),
+                (None, Some(name)) => users::find_by_username(c, &pii, &name),
                 (None, None) => Ok(None),
             }
         })

@@ -142,7 +142,11 @@ async fn outranks_everyone_governed(
         return Ok(());
     }
     let id = org.id.clone();
-    let members = state.store.run(move |c| users::list_by_org(c, &id)).await?;
+    let pii = state.pii.clone();
+    let members = state
+        .store
+        .run(move |c| users::list_by_org(c, &pii, &id))
+        .await?;
     if members.iter().any(|u| u.role() > who.role) {
         return Err(ServiceError::Forbidden(
             "a member of this organisation has a role above yours (super_admin): only a super administrator may change its policy",

@@ -9,10 +9,12 @@ use crate::{
         recovery::{self, ForcedReset, Invitation, NewInvitation, OrgForcedReset},
         session,
     },
-    domain::{OrgName, Role, UserStatus, Username},
+    domain::{Email, OrgName, Role, UserStatus, Username},
     startup::AppState,
     store::{
-        StoreError, lockouts, orgs, totp,
+        StoreError, lockouts, orgs,
+        pii::normalise_email,
+        totp,
         users::{self, UserRow},
     },
 };
@@ -29,7 +31,11 @@ pub async fn find(
 ) -> Result<UserRow, ServiceError> {
     who.require(action)?;
     let id = object_id(raw_id)?;
-    let user = state.store.run(move |c| users::find_by_id(c, &id)).await?;
+    let pii = state.pii.clone();
+    let user = state
+        .store
+        .run(move |c| users::find_by_id(c, &pii, &id))
+        .await?;
     who.visible_user(user)
 }
 
@@ -42,9 +48,10 @@ pub async fn find_named(
 ) -> Result<UserRow, ServiceError> {
     who.require(action)?;
     let lookup = username.clone();
+    let pii = state.pii.clone();
     let user = state
         .store
-        .run(move |c| users::find_by_username(c, &lookup))
+        .run(move |c| users::find_by_username(c, &pii, &lookup))
         .await?;
     who.visible_user(user)
         .map_err(|_| ServiceError::NotFound(format!("no user named {:?}", username.as_str())))
@@ -95,8 +102,8 @@ pub async fn viewed(by: Acting<'_>, user: &UserRow) -> Result<(), ServiceError> 
     Ok(())
 }
 
-/// Users of organisation `org_id` whose username or email contains `needle` (any
-/// case), recorded as read.
+/// Users of organisation `org_id` whose username contains `needle`, or whose email
+/// address is `needle` (any case), recorded as read.
 pub async fn list(
     by: Acting<'_>,
     org_id: &str,
@@ -114,17 +121,24 @@ pub async fn list(
         return Err(ServiceError::Invalid("q: at most 256 characters".into()));
     }
     let org = org_id.to_owned();
+    let pii = by.state.pii.clone();
     let members = by
         .state
         .store
-        .run(move |c| users::list_by_org(c, &org))
+        .run(move |c| users::list_by_org(c, &pii, &org))
         .await?;
+    // As `search` does it: addresses are matched whole (DESIGN §12, a sealed address
+    // has no parts to match), usernames by any part.
+    let address = needle
+        .as_deref()
+        .and_then(|n| Email::parse(n).ok())
+        .map(|e| normalise_email(e.as_str()));
     let found: Vec<UserRow> = members
         .into_iter()
         .filter(|u| {
             needle.as_ref().is_none_or(|n| {
                 u.username.to_lowercase().contains(n.as_str())
-                    || u.email.to_lowercase().contains(n.as_str())
+                    || address.as_ref() == Some(&normalise_email(&u.email))
             })
         })
         .collect();
@@ -133,7 +147,8 @@ pub async fn list(
 }
 
 /// Users of the organisations `org_ids` (all of which the caller must see) whose
-/// username or email contains `needle`, at most `limit`, recorded as read.
+/// username contains `needle` or whose address is `needle`, at most `limit`, recorded
+/// as read.
 pub async fn search(
     by: Acting<'_>,
     org_ids: Vec<String>,
@@ -148,10 +163,11 @@ pub async fn search(
         return Err(ServiceError::Invalid("q: at most 256 characters".into()));
     }
     let lookup = needle.to_owned();
+    let pii = by.state.pii.clone();
     let found = by
         .state
         .store
-        .run(move |c| users::search(c, &org_ids, &lookup, limit))
+        .run(move |c| users::search(c, &pii, &org_ids, &lookup, limit))
         .await?;
     let org = (by.who.role != Role::SuperAdmin)
         .then_some(by.who.org_id.as_deref())
@@ -172,7 +188,13 @@ async fn listed(
         filter.insert("org".into(), org.into());
     }
     if let Some(q) = needle {
-        filter.insert("q".into(), q.into());
+        // An address typed to find someone is theirs: the trail keeps its blind index,
+        // which names the same people to whoever holds the key, and nothing in clear.
+        if q.contains('@') {
+            filter.insert("q_index".into(), by.state.pii.email_index(q).into());
+        } else {
+            filter.insert("q".into(), q.into());
+        }
     }
     let mut event = by
         .event(EventType::AdminRead)

@@ -226,10 +226,11 @@ async fn check(
     now: DateTime<Utc>,
 ) -> Result<Result<(EmergencyRow, orgs::OrgRow), Refusal>, AuthError> {
     let user_id = session.user_id.clone();
+    let pii = state.pii.clone();
     let (user, org, designated) = state
         .store
         .run(move |c| {
-            let (user, org) = users::find_with_org(c, &user_id)?;
+            let (user, org) = users::find_with_org(c, &pii, &user_id)?;
             let designated = emergency::is_designated(c, &user.id)?;
             Ok((user, org, designated))
         })

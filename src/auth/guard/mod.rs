@@ -149,6 +149,7 @@ async fn look_up(
     now: chrono::NaiveDateTime,
 ) -> Result<Found, GuardError> {
     let username = Username::parse(raw_username).ok();
+    let pii = state.pii.clone();
     Ok(state
         .store
         .run(move |c| {
@@ -157,7 +158,7 @@ async fn look_up(
                 None => None,
             };
             let user = match &username {
-                Some(u) => users::find_by_username(c, u)?,
+                Some(u) => users::find_by_username(c, &pii, u)?,
                 None => None,
             };
             // One policy for every name, real or not, whatever its organisation: see
@@ -338,10 +339,11 @@ async fn record_failure(
     }
     let user_id = subject.map(|(id, _)| id);
     let client_ip = ctx.client_ip;
-    let (audit, mailer, issuer) = (
+    let (audit, mailer, issuer, pii) = (
         state.audit.clone(),
         state.mailer.clone(),
         state.config.issuer.clone(),
+        state.pii.clone(),
     );
     let new_lock = state
         .store
@@ -357,7 +359,7 @@ async fn record_failure(
                 );
                 if let Some(id) = &user_id {
                     let until = (!lock.permanent).then(|| lock.until.and_utc());
-                    notices::queue_lock(c, &mailer, &issuer, id, until, client_ip)?;
+                    notices::queue_lock(c, &pii, &mailer, &issuer, id, until, client_ip)?;
                 }
             }
             audit.record_in(c, events)?;

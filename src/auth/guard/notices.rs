@@ -19,13 +19,14 @@ use crate::{
 /// no one to tell.
 pub(super) fn queue_lock(
     c: &mut DbConnection,
+    pii: &crate::store::Pii,
     mailer: &Mailer,
     issuer: &url::Url,
     user_id: &str,
     until: Option<DateTime<Utc>>,
     ip: Option<IpAddr>,
 ) -> Result<(), StoreError> {
-    let Some(user) = users::find_by_id(c, user_id)? else {
+    let Some(user) = users::find_by_id(c, pii, user_id)? else {
         return Ok(());
     };
     let Some(org) = orgs::find_by_id(c, &user.org_id)? else {

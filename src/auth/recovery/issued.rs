@@ -87,6 +87,7 @@ pub async fn force_reset(
     let expires_at = now + lifetime(state, Purpose::Reset);
     let (user_id, mailer) = (user.id.clone(), state.mailer.clone());
     let (hash, secret) = (token.hash(), token.secret());
+    let pii = state.pii.clone();
     state
         .store
         .transaction(move |c| {
@@ -99,7 +100,7 @@ pub async fn force_reset(
                 now.naive_utc(),
                 expires_at.naive_utc(),
             )?;
-            let Some(user) = users::find_by_id(c, &user_id)? else {
+            let Some(user) = users::find_by_id(c, &pii, &user_id)? else {
                 return Err(StoreError::NotFound);
             };
             let notice = Notice::ForcedReset {
@@ -140,9 +141,10 @@ pub async fn force_reset_user(
     username: &Username,
 ) -> Result<ForcedReset, AdminError> {
     let lookup = username.clone();
+    let pii = state.pii.clone();
     let user = state
         .store
-        .run(move |c| users::find_by_username(c, &lookup))
+        .run(move |c| users::find_by_username(c, &pii, &lookup))
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(username.to_string()))?;
     force_reset(state, admin, &user).await
@@ -168,13 +170,14 @@ pub async fn force_reset_org(
     spare_from: Option<crate::domain::Role>,
 ) -> Result<OrgForcedReset, AdminError> {
     let name = org.clone();
+    let pii = state.pii.clone();
     let (org_row, members) = state
         .store
         .run(move |c| {
             let Some(org) = orgs::find_by_name(c, &name)? else {
                 return Ok((None, Vec::new()));
             };
-            let members = users::list_by_org(c, &org.id)?;
+            let members = users::list_by_org(c, &pii, &org.id)?;
             Ok((Some(org), members))
         })
         .await?;
@@ -222,11 +225,12 @@ pub struct Invitation {
 /// [`StoreError::Conflict`].
 fn invited_account(
     c: &mut DbConnection,
+    pii: &crate::store::Pii,
     org_id: &str,
     wanted: &NewInvitation,
     naive_now: chrono::NaiveDateTime,
 ) -> Result<(UserRow, bool), StoreError> {
-    Ok(match users::find_by_username(c, &wanted.username)? {
+    Ok(match users::find_by_username(c, pii, &wanted.username)? {
         Some(existing)
             if existing.status() == UserStatus::Invited
                 && existing.org_id == org_id
@@ -248,7 +252,7 @@ fn invited_account(
                 password_hash: None,
                 must_change_password: false,
             };
-            let user = users::insert(c, &row, naive_now)?;
+            let user = users::insert(c, pii, &row, naive_now)?;
             users::set_status(c, &user.id, UserStatus::Invited, naive_now)?;
             (user, false)
         }
@@ -305,11 +309,12 @@ pub async fn invite(
     let (hash, mailer, secret) = (token.hash(), state.mailer.clone(), token.secret());
     let (org_id, org_display) = (org.id.clone(), org.display_name.clone());
     let wanted = new.clone();
+    let pii = state.pii.clone();
     let created = state
         .store
         .transaction(move |c| {
             let naive_now = now.naive_utc();
-            let (user, reissued) = invited_account(c, &org_id, &wanted, naive_now)?;
+            let (user, reissued) = invited_account(c, &pii, &org_id, &wanted, naive_now)?;
             recovery_tokens::issue(
                 c,
                 &user.id,

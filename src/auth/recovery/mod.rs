@@ -123,15 +123,16 @@ async fn within_hourly_limit(state: &AppState, key: &str, limit: u32) -> Result<
 async fn accounts_named(state: &AppState, raw: &str) -> Result<Vec<UserRow>, AuthError> {
     let username = Username::parse(raw).ok();
     let email = Email::parse(raw).ok();
+    let pii = state.pii.clone();
     Ok(state
         .store
         .run(move |c| {
             let by_name = match &username {
-                Some(u) => users::find_by_username(c, u)?,
+                Some(u) => users::find_by_username(c, &pii, u)?,
                 None => None,
             };
             let by_email = match &email {
-                Some(e) => users::find_by_email(c, e, MAX_ACCOUNTS_PER_EMAIL)?,
+                Some(e) => users::find_by_email(c, &pii, e, MAX_ACCOUNTS_PER_EMAIL)?,
                 None => Vec::new(),
             };
             Ok(match by_name {
@@ -285,13 +286,14 @@ pub async fn peek(
         Purpose::Reset => UserStatus::Active,
         Purpose::Invite => UserStatus::Invited,
     };
+    let pii = state.pii.clone();
     Ok(state
         .store
         .run(move |c| {
             let Some(row) = recovery_tokens::peek(c, purpose, &hash, now)? else {
                 return Ok(None);
             };
-            Ok(users::find_by_id(c, &row.user_id)?.filter(|u| u.status() == status))
+            Ok(users::find_by_id(c, &pii, &row.user_id)?.filter(|u| u.status() == status))
         })
         .await?)
 }
@@ -364,12 +366,13 @@ async fn set_password_by_link(
             UserStatus::Invited,
         ),
     };
+    let pii = state.pii.clone();
     let done = commit_new_password(state, ctx, &user, hash, effects, move |c| {
         if recovery_tokens::take(c, purpose, &token_hash, now)?.as_deref() != Some(user_id.as_str())
         {
             return Ok(false);
         }
-        let as_found = users::find_by_id(c, &user_id)?.is_some_and(|u| u.status() == status);
+        let as_found = users::find_by_id(c, &pii, &user_id)?.is_some_and(|u| u.status() == status);
         if as_found {
             match purpose {
                 // DESIGN §7: a reset clears the lockout, a permanent one too.

@@ -14,7 +14,7 @@ use crate::{
     clock::{SharedClock, SystemClock},
     keys::rings,
     store::master_rotation::{NewRotation, RESEALING},
-    store::testing::{sqlite, t0, with_user},
+    store::testing::{sqlite, t0, with_user_sealed_by},
 };
 
 struct World {
@@ -39,7 +39,10 @@ async fn world() -> World {
     rings::ensure(&store, key.clone(), Utc::now())
         .await
         .unwrap();
-    let user = with_user(&store, None).await;
+    let pii = crate::keys::pii::load(&store, key.clone(), t0())
+        .await
+        .unwrap();
+    let user = with_user_sealed_by(&store, pii, None).await;
     let sealed = key.seal(&totp::seal_context(&user), b"JBSWY3DPEHPK3PXP");
     let id = user.clone();
     store

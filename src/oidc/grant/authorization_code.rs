@@ -159,11 +159,12 @@ async fn write_grant(
     let refresh_expiry = refresh_expiry(state, client, &grant);
     let user_id = data.user_id.clone();
     let admits = client.clone();
+    let pii = state.pii.clone();
     Ok(state
         .store
         .transaction(move |c| {
             let Some(user) =
-                users::find_by_id(c, &user_id)?.filter(|u| u.status() == UserStatus::Active)
+                users::find_by_id(c, &pii, &user_id)?.filter(|u| u.status() == UserStatus::Active)
             else {
                 return Ok(Err(Refused::UserGone));
             };

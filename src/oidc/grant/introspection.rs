@@ -54,11 +54,12 @@ pub async fn introspect(
         }
         Some(Found::Refresh(grant, created, expires)) => {
             let user_id = grant.user_id.clone();
+            let pii = state.pii.clone();
             let org = state
                 .store
                 .run(move |c| {
                     let user = match user_id {
-                        Some(id) => users::find_by_id(c, &id)?,
+                        Some(id) => users::find_by_id(c, &pii, &id)?,
                         None => None,
                     };
                     org_name(c, user.as_ref())

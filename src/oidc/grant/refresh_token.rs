@@ -139,11 +139,12 @@ async fn look(
     now: DateTime<Utc>,
 ) -> Result<(GrantRow, Option<UserRow>, Option<String>), GrantError> {
     let (hash, client_id) = (hash.to_owned(), client.client_id.clone());
+    let pii = state.pii.clone();
     let found = state
         .store
         .run(move |c| {
             Ok(
-                match grants::present_refresh(c, &hash, &client_id, now.naive_utc())? {
+                match grants::present_refresh(c, &pii, &hash, &client_id, now.naive_utc())? {
                     Refresh::Live(found) => {
                         let (grant, user) = *found;
                         let org = org_name(c, user.as_ref())?;

@@ -145,9 +145,10 @@ pub(crate) async fn signed_in(
         return Ok(None);
     };
     let user_id = current.user_id.clone();
+    let pii = state.pii.clone();
     let user = state
         .store
-        .run(move |c| users::find_by_id(c, &user_id))
+        .run(move |c| users::find_by_id(c, &pii, &user_id))
         .await?;
     match user {
         // A forced reset (DESIGN §7) ends sessions where it can reach them; one it could

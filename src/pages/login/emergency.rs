@@ -74,9 +74,10 @@ async fn standing(
 ) -> Result<(bool, u32, String), AppError> {
     let user_id = tx.user_id.clone().unwrap_or_default();
     let designated = emergency::is_designated(state, &user_id).await?;
+    let pii = state.pii.clone();
     let org = state
         .store
-        .run(move |c| crate::store::users::find_with_org(c, &user_id))
+        .run(move |c| crate::store::users::find_with_org(c, &pii, &user_id))
         .await?
         .1;
     Ok((designated, org.policy().emergency_window_minutes, org.id))

@@ -315,24 +315,34 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
 }
 
 /// DESIGN §4: hashes made with older parameters are replaced after a successful sign-in,
-/// off the response path.
+/// off the response path; one an earlier release stored in clear is wrapped under the
+/// master key (DESIGN §12), which needs no new hash.
 fn upgrade_hash_in_background(state: &web::Data<AppState>, user: &UserRow, password: Password) {
-    let Some(current) = &user.password_hash else {
+    let Some(current) = user.password_hash.clone() else {
         return;
     };
-    if !state.hashing.hasher().needs_rehash(current) {
+    let rehash = state.hashing.hasher().needs_rehash(&current);
+    if !rehash && !user.password_hash_in_clear {
         return;
     }
     let state = state.clone();
     let user_id = user.id.clone();
     tokio::spawn(async move {
-        let Ok(hash) = state.hashing.hash(password).await else {
-            return;
+        let pii = state.pii.clone();
+        let result = if rehash {
+            let Ok(hash) = state.hashing.hash(password).await else {
+                return;
+            };
+            state
+                .store
+                .run(move |c| users::replace_hash(c, &pii, &user_id, &hash))
+                .await
+        } else {
+            state
+                .store
+                .run(move |c| users::wrap_clear_hash(c, &pii, &user_id, &current).map(|_| ()))
+                .await
         };
-        let result = state
-            .store
-            .run(move |c| users::replace_hash(c, &user_id, &hash))
-            .await;
         if let Err(e) = result {
             tracing::warn!(error = %e, "password hash upgrade failed");
         }
@@ -411,9 +421,10 @@ async fn password_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -
 
 async fn transaction_username(state: &AppState, tx: &LoginTransaction) -> Result<String, AppError> {
     let user_id = tx.user_id.clone().unwrap_or_default();
+    let pii = state.pii.clone();
     let user = state
         .store
-        .run(move |c| users::find_by_id(c, &user_id))
+        .run(move |c| users::find_by_id(c, &pii, &user_id))
         .await?;
     Ok(user.map(|u| u.username).unwrap_or_default())
 }
@@ -432,9 +443,10 @@ async fn password_submit(form: Form<NewPasswordForm>, Visit { state, req, ctx }:
         return Ok(see_other(&stage_location(&tx)));
     }
     let user_id = tx.user_id.clone().unwrap_or_default();
+    let pii = state.pii.clone();
     let user = state
         .store
-        .run(move |c| users::find_by_id(c, &user_id))
+        .run(move |c| users::find_by_id(c, &pii, &user_id))
         .await?
         .ok_or(AppError::NotFound)?;
     let change = PasswordChange {

@@ -39,14 +39,18 @@ async fn trail(store: &gatehouse::store::Store, username: &str, event_type: &str
         .unwrap()
 }
 
-async fn notices_to(store: &gatehouse::store::Store, recipient: &str) -> usize {
+async fn notices_to(
+    store: &gatehouse::store::Store,
+    key: &gatehouse::crypto::MasterKey,
+    recipient: &str,
+) -> usize {
     let recipient = recipient.to_owned();
     store
         .run(move |c| gatehouse::store::outbox::recent(c, 500))
         .await
         .unwrap()
         .iter()
-        .filter(|r| r.recipient == recipient)
+        .filter(|r| r.open_recipient(key).unwrap() == recipient)
         .count()
 }
 
@@ -110,7 +114,10 @@ async fn postgres_cut_between_reservation_and_verdict_counts_all_or_nothing() {
     );
     assert_eq!(trail(&db, "carol", "account.locked").await, 0);
     assert_eq!(trail(&db, "carol", "sign_in.failed").await, 4);
-    assert_eq!(notices_to(&db, "carol@example.org").await, 0);
+    assert_eq!(
+        notices_to(&db, &app.state.master_key, "carol@example.org").await,
+        0
+    );
 
     // Once its lease has lapsed, the right password signs in: not refused as locked.
     app.clock.advance(chrono::Duration::minutes(1));
@@ -139,7 +146,10 @@ async fn postgres_cut_between_reservation_and_verdict_counts_all_or_nothing() {
     assert_eq!(trail(&db, "carol", "account.locked").await, 1);
     // 4 + 5 counted, and the refusal `is_locked` saw (reason "locked").
     assert_eq!(trail(&db, "carol", "sign_in.failed").await, 10);
-    assert_eq!(notices_to(&db, "carol@example.org").await, 1);
+    assert_eq!(
+        notices_to(&db, &app.state.master_key, "carol@example.org").await,
+        1
+    );
 }
 
 /// One sign-in with a wrong password: status, and whether a `Retry-After` came with it.
