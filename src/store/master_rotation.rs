@@ -275,36 +275,6 @@ fn describe(value: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_key_id_becomes_a_like_pattern() {
-        assert_eq!(sealed_under("0a1b2c3d").unwrap(), "v1.0a1b2c3d.%");
-        for bad in [
-            "",
-            "0A1B2C3D",
-            "0a1b2c3",
-            "0a1b2c3d4",
-            "0a1b%c3d",
-            "'; drop",
-        ] {
-            assert!(sealed_under(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn a_stray_value_is_described_without_being_repeated() {
-        assert_eq!(
-            describe("v1.deadbeef.c2VjcmV0"),
-            "sealed under unknown master key deadbeef"
-        );
-        assert_eq!(describe("JBSWY3DPEHPK3PXP"), "not a sealed value");
-        assert_eq!(describe("v1.secret-text.x"), "not a sealed value");
-    }
-}
-
 /// Defines a re-sealer of one sealed column, in the shape [`SealedColumn`] wants:
 /// `fn(conn, rewrap, from_kid, limit) -> how many rows it changed`. Up to `limit`
 /// values under `from_kid` are re-sealed through `rewrap`, each row updated only if the
@@ -348,3 +318,33 @@ macro_rules! column_resealer {
     };
 }
 pub(crate) use column_resealer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_key_id_becomes_a_like_pattern() {
+        assert_eq!(sealed_under("0a1b2c3d").unwrap(), "v1.0a1b2c3d.%");
+        for bad in [
+            "",
+            "0A1B2C3D",
+            "0a1b2c3",
+            "0a1b2c3d4",
+            "0a1b%c3d",
+            "'; drop",
+        ] {
+            assert!(sealed_under(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_stray_value_is_described_without_being_repeated() {
+        assert_eq!(
+            describe("v1.deadbeef.c2VjcmV0"),
+            "sealed under unknown master key deadbeef"
+        );
+        assert_eq!(describe("JBSWY3DPEHPK3PXP"), "not a sealed value");
+        assert_eq!(describe("v1.secret-text.x"), "not a sealed value");
+    }
+}
