@@ -86,52 +86,48 @@ pub struct InitMasterArgs {
 }
 
 pub async fn run(config: Config, command: KeysCommand) -> Result<(), String> {
-    if let KeysCommand::RotateMaster {
-        batch_size,
-        grace_secs,
-        lease_secs,
-    } = command
-    {
-        return rotate_master(config, batch_size, grace_secs, lease_secs).await;
-    }
-    if let KeysCommand::SealTlsKey { input, out } = &command {
-        return seal_tls_key(&config, input, out);
-    }
-    if let KeysCommand::InitMaster(_) = command {
-        // Needs no database: `main` runs it before anything is opened.
-        return Err("keys init-master cannot run here".into());
-    }
-    let op = Operator::open(config).await?;
     match command {
-        KeysCommand::InitMaster(_) => Ok(()),
-        KeysCommand::SealTlsKey { .. } => unreachable!("handled before opening the store"),
-        KeysCommand::Rotate { saml: true, json } => rotate_saml(&op, json).await,
-        KeysCommand::Rotate { saml: false, json } => rotate(&op, json).await,
-        KeysCommand::RotateMaster { .. } => Ok(()),
-        KeysCommand::List { json } => {
-            let rows = service::list(&op.state, &op.who).await.map_err(failed)?;
-            if json {
-                let keys: Vec<_> = rows
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "kid": r.kid,
-                            "alg": r.alg,
-                            "state": r.state,
-                            "created_at": r.created_at.and_utc(),
-                            "activated_at": r.activated_at.map(|t| t.and_utc()),
-                            "retired_at": r.retired_at.map(|t| t.and_utc()),
-                        })
-                    })
-                    .collect();
-                return print_json(&keys);
-            }
-            for r in rows {
-                println!("{}\t{}\t{}", r.kid, r.alg, r.state);
-            }
-            Ok(())
+        // Needs no database: `main` runs it before anything is opened.
+        KeysCommand::InitMaster(_) => Err("keys init-master cannot run here".into()),
+        KeysCommand::SealTlsKey { input, out } => seal_tls_key(&config, &input, &out),
+        KeysCommand::RotateMaster {
+            batch_size,
+            grace_secs,
+            lease_secs,
+        } => rotate_master(config, batch_size, grace_secs, lease_secs).await,
+        KeysCommand::Rotate { saml: true, json } => {
+            rotate_saml(&Operator::open(config).await?, json).await
         }
+        KeysCommand::Rotate { saml: false, json } => {
+            rotate(&Operator::open(config).await?, json).await
+        }
+        KeysCommand::List { json } => list(&Operator::open(config).await?, json).await,
     }
+}
+
+/// `keys list`: every token signing key, public facts only.
+async fn list(op: &Operator, json: bool) -> Result<(), String> {
+    let rows = service::list(&op.state, &op.who).await.map_err(failed)?;
+    if json {
+        let keys: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "kid": r.kid,
+                    "alg": r.alg,
+                    "state": r.state,
+                    "created_at": r.created_at.and_utc(),
+                    "activated_at": r.activated_at.map(|t| t.and_utc()),
+                    "retired_at": r.retired_at.map(|t| t.and_utc()),
+                })
+            })
+            .collect();
+        return print_json(&keys);
+    }
+    for r in rows {
+        println!("{}\t{}\t{}", r.kid, r.alg, r.state);
+    }
+    Ok(())
 }
 
 async fn rotate(op: &Operator, json: bool) -> Result<(), String> {
