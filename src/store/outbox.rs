@@ -278,48 +278,18 @@ pub fn seal_context(part: &str, id: &str) -> String {
     format!("outbox-{part}:{id}")
 }
 
-/// One nullable sealed column of the outbox, re-sealed as [`reseal_body_text`] says.
-macro_rules! reseal_part {
-    ($name:ident, $column:ident, $part:literal) => {
-        #[doc = concat!(
-                            "Re-seals up to `limit` values of `outbox.", stringify!($column),
-                            "` sealed under `from_kid` through `rewrap` (master-key rotation); ",
-                            "each row only if it still holds what was read."
-                        )]
-        pub fn $name(
-            conn: &mut DbConnection,
-            rewrap: super::master_rotation::Rewrap<'_>,
-            from_kid: &str,
-            limit: i64,
-        ) -> Result<usize, StoreError> {
-            use super::master_rotation::{reseal_value, sealed_under};
-            let rows: Vec<(String, Option<String>)> = outbox::table
-                .filter(outbox::$column.like(sealed_under(from_kid)?))
-                .select((outbox::id, outbox::$column))
-                .order(outbox::id)
-                .limit(limit)
-                .load(conn)?;
-            let mut done = 0;
-            for (id, old) in rows {
-                let Some(old) = old else { continue };
-                let column = concat!("outbox.", stringify!($column));
-                let new = reseal_value(rewrap, column, &id, &seal_context($part, &id), &old)?;
-                done += diesel::update(
-                    outbox::table
-                        .filter(outbox::id.eq(&id))
-                        .filter(outbox::$column.eq(&old)),
-                )
-                .set(outbox::$column.eq(Some(new)))
-                .execute(conn)?;
-            }
-            Ok(done)
-        }
-    };
-}
-
-reseal_part!(reseal_body_text, body_text, "text");
-reseal_part!(reseal_body_html, body_html, "html");
-reseal_part!(reseal_payload, payload, "payload");
+super::master_rotation::column_resealer!(
+    /// Re-seals outbox text bodies for a master-key rotation.
+    reseal_body_text, outbox, id, body_text, |id| seal_context("text", id)
+);
+super::master_rotation::column_resealer!(
+    /// Re-seals outbox HTML bodies for a master-key rotation.
+    reseal_body_html, outbox, id, body_html, |id| seal_context("html", id)
+);
+super::master_rotation::column_resealer!(
+    /// Re-seals outbox payloads for a master-key rotation.
+    reseal_payload, outbox, id, payload, |id| seal_context("payload", id)
+);
 
 /// Seals up to `limit` recipients of rows an earlier release queued in clear
 /// (`legacy_recipient`), each only while still unsealed. Returns how many.

@@ -310,33 +310,7 @@ pub fn key_seal_context(id: &str) -> String {
     format!("saml-signing-key:{id}")
 }
 
-/// Re-seals up to `limit` SAML private keys sealed under `from_kid` through `rewrap`
-/// (master-key rotation); each row only if it still holds what was read.
-pub fn reseal_keys(
-    conn: &mut DbConnection,
-    rewrap: super::master_rotation::Rewrap<'_>,
-    from_kid: &str,
-    limit: i64,
-) -> Result<usize, StoreError> {
-    use super::master_rotation::{reseal_value, sealed_under};
-    use saml_keys::dsl as t;
-    let rows: Vec<(String, String)> = t::saml_keys
-        .filter(t::private_sealed.like(sealed_under(from_kid)?))
-        .select((t::id, t::private_sealed))
-        .order(t::id)
-        .limit(limit)
-        .load(conn)?;
-    let mut done = 0;
-    for (id, old) in rows {
-        let context = key_seal_context(&id);
-        let new = reseal_value(rewrap, "saml_keys.private_sealed", &id, &context, &old)?;
-        done += diesel::update(
-            t::saml_keys
-                .filter(t::id.eq(&id))
-                .filter(t::private_sealed.eq(&old)),
-        )
-        .set(t::private_sealed.eq(new))
-        .execute(conn)?;
-    }
-    Ok(done)
-}
+super::master_rotation::column_resealer!(
+    /// Re-seals SAML private keys for a master-key rotation.
+    reseal_keys, saml_keys, id, private_sealed, |id| key_seal_context(id)
+);

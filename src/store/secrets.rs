@@ -49,37 +49,7 @@ pub fn with_prefix(
         .load(conn)?)
 }
 
-/// Re-seals up to `limit` secrets sealed under `from_kid` through `rewrap`
-/// (master-key rotation); each row only if it still holds what was read.
-pub fn reseal(
-    conn: &mut DbConnection,
-    rewrap: super::master_rotation::Rewrap<'_>,
-    from_kid: &str,
-    limit: i64,
-) -> Result<usize, StoreError> {
-    use super::master_rotation::{reseal_value, sealed_under};
-    let rows: Vec<(String, String)> = sealed_secrets::table
-        .filter(sealed_secrets::value.like(sealed_under(from_kid)?))
-        .select((sealed_secrets::name, sealed_secrets::value))
-        .order(sealed_secrets::name)
-        .limit(limit)
-        .load(conn)?;
-    let mut done = 0;
-    for (name, old) in rows {
-        let new = reseal_value(
-            rewrap,
-            "sealed_secrets.value",
-            &name,
-            &seal_context(&name),
-            &old,
-        )?;
-        done += diesel::update(
-            sealed_secrets::table
-                .filter(sealed_secrets::name.eq(&name))
-                .filter(sealed_secrets::value.eq(&old)),
-        )
-        .set(sealed_secrets::value.eq(new))
-        .execute(conn)?;
-    }
-    Ok(done)
-}
+super::master_rotation::column_resealer!(
+    /// Re-seals the sealed secrets for a master-key rotation.
+    reseal, sealed_secrets, name, value, |name| seal_context(name)
+);

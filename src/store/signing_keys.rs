@@ -130,33 +130,7 @@ pub fn seal_context(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
 
-/// Re-seals up to `limit` private keys sealed under `from_kid` through `rewrap`
-/// (master-key rotation); each row only if it still holds what was read.
-pub fn reseal(
-    conn: &mut DbConnection,
-    rewrap: super::master_rotation::Rewrap<'_>,
-    from_kid: &str,
-    limit: i64,
-) -> Result<usize, StoreError> {
-    use super::master_rotation::{reseal_value, sealed_under};
-    use signing_keys::dsl as t;
-    let rows: Vec<(String, String)> = t::signing_keys
-        .filter(t::private_sealed.like(sealed_under(from_kid)?))
-        .select((t::kid, t::private_sealed))
-        .order(t::kid)
-        .limit(limit)
-        .load(conn)?;
-    let mut done = 0;
-    for (kid, old) in rows {
-        let context = seal_context(&kid);
-        let new = reseal_value(rewrap, "signing_keys.private_sealed", &kid, &context, &old)?;
-        done += diesel::update(
-            t::signing_keys
-                .filter(t::kid.eq(&kid))
-                .filter(t::private_sealed.eq(&old)),
-        )
-        .set(t::private_sealed.eq(new))
-        .execute(conn)?;
-    }
-    Ok(done)
-}
+super::master_rotation::column_resealer!(
+    /// Re-seals private signing keys for a master-key rotation.
+    reseal, signing_keys, kid, private_sealed, |kid| seal_context(kid)
+);

@@ -138,39 +138,7 @@ pub fn seal_context(user_id: &str) -> String {
     format!("totp-secret:{user_id}")
 }
 
-/// Re-seals up to `limit` TOTP secrets sealed under `from_kid` through `rewrap`
-/// (master-key rotation); each row only if it still holds what was read.
-pub fn reseal(
-    conn: &mut DbConnection,
-    rewrap: super::master_rotation::Rewrap<'_>,
-    from_kid: &str,
-    limit: i64,
-) -> Result<usize, StoreError> {
-    use super::master_rotation::{reseal_value, sealed_under};
-    use totp_credentials::dsl as t;
-    let rows: Vec<(String, String)> = t::totp_credentials
-        .filter(t::secret_sealed.like(sealed_under(from_kid)?))
-        .select((t::user_id, t::secret_sealed))
-        .order(t::user_id)
-        .limit(limit)
-        .load(conn)?;
-    let mut done = 0;
-    for (user_id, old) in rows {
-        let context = seal_context(&user_id);
-        let new = reseal_value(
-            rewrap,
-            "totp_credentials.secret_sealed",
-            &user_id,
-            &context,
-            &old,
-        )?;
-        done += diesel::update(
-            t::totp_credentials
-                .filter(t::user_id.eq(&user_id))
-                .filter(t::secret_sealed.eq(&old)),
-        )
-        .set(t::secret_sealed.eq(new))
-        .execute(conn)?;
-    }
-    Ok(done)
-}
+super::master_rotation::column_resealer!(
+    /// Re-seals TOTP secrets for a master-key rotation.
+    reseal, totp_credentials, user_id, secret_sealed, |id| seal_context(id)
+);
