@@ -349,18 +349,8 @@ impl Drop for TempFile {
 /// process created the file first (its key must be used, or the two processes
 /// would seal under different keys).
 fn publish_key_file(path: &Path, key: &MasterKey) -> Result<Option<MasterKey>, CryptoError> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io_error(
-            "create",
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
-        )
-    })?;
     // Same directory, so the final link/rename stays on one filesystem.
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let (dir, file_name) = split_key_path(path)?;
 
     let (temp, mut file) = create_temp_file(dir, file_name)?;
     let encoded = key.to_base64();

@@ -46,7 +46,7 @@ use zeroize::Zeroizing;
 
 use super::{
     CryptoError, MASTER_KEY_LEN, MasterKey, TempFile, check_permissions, create_temp_file,
-    io_error, sync_dir,
+    io_error, split_key_path, sync_dir,
 };
 
 /// The first line's tag; the version follows after one space.
@@ -541,17 +541,7 @@ fn read_bounded(path: &Path) -> Result<String, CryptoError> {
 
 /// The sealed text in a fresh owner-only temporary file beside `path`, synced.
 fn write_temp<'a>(path: &'a Path, text: &str) -> Result<(&'a Path, TempFile), CryptoError> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io_error(
-            "create",
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let (dir, file_name) = split_key_path(path)?;
     let (temp, mut file) = create_temp_file(dir, file_name)?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
