@@ -443,6 +443,8 @@ fn spawn_master_key_follower(state: &web::Data<AppState>) {
     let weak = Arc::downgrade(&state.clone().into_inner());
     let every = Duration::from_secs(state.config.master_key_poll_secs.max(1));
     tokio::spawn(async move {
+        // The TLS key file is looked at only when the sealing key changes, not every poll.
+        let mut sealing = None;
         loop {
             tokio::time::sleep(every).await;
             let Some(state) = weak.upgrade() else { return };
@@ -453,11 +455,17 @@ fn spawn_master_key_follower(state: &web::Data<AppState>) {
             drop(follower);
             // Once this instance seals under a new key, so does its TLS key file: a
             // restart after the rotation must still open it.
+            let now_sealing = state.master_key.sealing_kid();
+            if sealing.as_ref() == Some(&now_sealing) {
+                continue;
+            }
             match reseal_tls_key(&state.config, &state.master_key) {
-                Ok(true) => {
-                    tracing::info!("re-sealed the TLS private key under the new master key")
+                Ok(resealed) => {
+                    if resealed {
+                        tracing::info!("re-sealed the TLS private key under the new master key");
+                    }
+                    sealing = Some(now_sealing);
                 }
-                Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "TLS private key not re-sealed; will try again")
                 }
