@@ -58,6 +58,8 @@ pub struct AppState {
     pub sign_in_answers: Arc<pages::login::SignInAnswers>,
     /// Who hears that an SSO session ended: the protocols (DESIGN §1, §8).
     pub session_listeners: Arc<SessionListeners>,
+    /// This instance's upstream identity providers' discovery (DESIGN §16).
+    pub upstreams: Arc<crate::auth::upstream::UpstreamCache>,
     /// What this instance has seen of a master-key rotation (`keys::master`).
     pub master_key_follower: tokio::sync::Mutex<Follower>,
 }
@@ -689,6 +691,7 @@ async fn build_state_with_key(
     let state = AppState {
         sign_in_answers: Arc::new(sign_in_answers),
         session_listeners: Arc::new(session_listeners),
+        upstreams: Arc::default(),
         saml_keys: Arc::new(saml_keys),
         keys,
         guard,

@@ -78,6 +78,13 @@ pub enum EventType {
     /// `details.old_kid`, `details.new_kid`, `details.resealed` (values this run
     /// re-sealed).
     MasterKeyRotationFinished,
+    /// An upstream identity was linked to a Gatehouse account (DESIGN §16):
+    /// `details.connector`, `details.upstream_subject`, `details.how` (just_in_time,
+    /// after_sign_in, admin).
+    UpstreamLinked,
+    /// An upstream identity's link was removed: `details.connector`,
+    /// `details.upstream_subject`.
+    UpstreamUnlinked,
 }
 
 impl EventType {
@@ -117,6 +124,8 @@ impl EventType {
         Self::AdminRead,
         Self::MasterKeyRotationStarted,
         Self::MasterKeyRotationFinished,
+        Self::UpstreamLinked,
+        Self::UpstreamUnlinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,6 +165,8 @@ impl EventType {
             Self::AdminRead => "admin.read",
             Self::MasterKeyRotationStarted => "keys.master_rotation_started",
             Self::MasterKeyRotationFinished => "keys.master_rotation_finished",
+            Self::UpstreamLinked => "upstream.linked",
+            Self::UpstreamUnlinked => "upstream.unlinked",
         }
     }
 }

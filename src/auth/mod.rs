@@ -13,6 +13,7 @@ pub mod sign_in;
 pub mod step_up;
 pub mod totp;
 pub mod transaction;
+pub mod upstream;
 
 pub use error::AuthError;
 

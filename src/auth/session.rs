@@ -50,7 +50,9 @@ pub const ACR_PASSWORD: &str = "urn:gatehouse:acr:pwd";
 
 /// The authentication context class that `amr` (the methods used) amounts to.
 pub fn acr(amr: &[String]) -> &'static str {
-    if amr.iter().any(|m| m == "otp") {
+    // `otp`: our own second factor; `mfa`: an upstream identity provider's, trusted by
+    // its connector (DESIGN §16).
+    if amr.iter().any(|m| m == "otp" || m == "mfa") {
         ACR_MFA
     } else {
         ACR_PASSWORD

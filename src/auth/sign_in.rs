@@ -7,6 +7,7 @@ use super::{
     emergency, guard, session,
     session::SsoSession,
     transaction::{LoginTransaction, Resume},
+    upstream,
 };
 use crate::{
     audit::{AuditEvent, EventType, RequestContext},
@@ -69,11 +70,23 @@ pub async fn finish(
     )
     .await?;
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "signed in");
-    let event = AuditEvent::success(EventType::SignInSucceeded, ctx)
+    let mut event = AuditEvent::success(EventType::SignInSucceeded, ctx)
         .about(&user.id, &user.org_id)
         .detail("amr", tx.amr.join(" "))
         .detail("acr", session::acr(&tx.amr));
+    if let Some(via) = &tx.via {
+        event = event
+            .detail("method", "upstream")
+            .detail("connector", via.as_str());
+    }
     state.audit.record(event).await?;
+    // DESIGN §16: the person proved this account's own credentials with an upstream
+    // identity waiting: only now is it linked.
+    if let Some(link) = &tx.pending_link
+        && !upstream::link_after_sign_in(state, ctx, link, &user).await?
+    {
+        tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "upstream link refused");
+    }
     // DESIGN §15: the emergency stage's reason raises the new session. A refusal here
     // (the designation withdrawn meanwhile) is recorded by `raise`, and the sign-in
     // goes on as an ordinary one.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::random_token;
 use crate::{
-    auth::{AuthError, emergency::EmergencyAsk},
+    auth::{AuthError, emergency::EmergencyAsk, upstream::PendingLink},
     ephemeral::Ephemeral,
 };
 
@@ -120,6 +120,12 @@ pub struct LoginTransaction {
     /// exists; None when they went on without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_choice: Option<EmergencyChoice>,
+    /// An upstream identity to link to the account that signs in here (DESIGN §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_link: Option<PendingLink>,
+    /// The upstream connector (its slug) the person signed in through, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// The reason and context label given at the emergency stage, already checked.
@@ -151,6 +157,8 @@ impl LoginTransaction {
             login_hint: None,
             emergency: None,
             emergency_choice: None,
+            pending_link: None,
+            via: None,
         }
     }
 
@@ -202,6 +210,18 @@ pub enum Step {
         second_factor_required: bool,
         /// A one-time or expired password: it must be changed before going on.
         must_change_password: bool,
+    },
+    /// The organisation's identity provider vouched for `user_id` (DESIGN §16), with the
+    /// methods it used; `upstream_mfa` when its connector trusts the upstream's MFA and
+    /// it was done. No password of ours was involved.
+    Upstream {
+        user_id: String,
+        via: String,
+        at: i64,
+        amr: Vec<String>,
+        upstream_mfa: bool,
+        enrolled: bool,
+        second_factor_required: bool,
     },
     /// A right TOTP or recovery code.
     SecondFactor,
@@ -255,6 +275,23 @@ pub fn next(
         } else {
             after_second_factor(*must_change_password)
         }),
+        (
+            Stage::Password,
+            Step::Upstream {
+                upstream_mfa,
+                enrolled,
+                second_factor_required,
+                ..
+            },
+        ) => Some(if *upstream_mfa {
+            finished
+        } else if *enrolled {
+            Stage::Otp
+        } else if *second_factor_required {
+            Stage::EnrolTotp
+        } else {
+            finished
+        }),
         (Stage::Otp, Step::SecondFactor) | (Stage::EnrolTotp, Step::Enrolled) => {
             Some(after_second_factor(must_change_password))
         }
@@ -276,6 +313,7 @@ impl Step {
     fn name(&self) -> &'static str {
         match self {
             Self::Password { .. } => "password",
+            Self::Upstream { .. } => "upstream",
             Self::SecondFactor => "second_factor",
             Self::Enrolled => "enrolled",
             Self::PasswordChanged => "password_changed",
@@ -306,6 +344,21 @@ impl LoginTransaction {
                 self.amr = vec!["pwd".into()];
                 self.auth_time = Some(at);
                 self.must_change_password = must_change_password;
+            }
+            Step::Upstream {
+                user_id,
+                via,
+                at,
+                amr,
+                ..
+            } => {
+                self.user_id = Some(user_id);
+                self.amr = amr;
+                self.auth_time = Some(at);
+                self.must_change_password = false;
+                // Signed in through the upstream, not as the account to link.
+                self.pending_link = None;
+                self.via = Some(via);
             }
             Step::SecondFactor | Step::Enrolled => self.amr.push("otp".into()),
             Step::PasswordChanged => {}
@@ -436,6 +489,38 @@ mod tests {
         assert_eq!(t.take(password(true, false, false)), Ok(Stage::Otp));
         assert_eq!(t.take(Step::SecondFactor), Ok(Stage::Done));
         assert!(t.take(Step::EmergencyDecided(None)).is_err());
+    }
+
+    fn upstream(upstream_mfa: bool, enrolled: bool, required: bool) -> Step {
+        Step::Upstream {
+            user_id: "u1".into(),
+            via: "hospital".into(),
+            at: 1_700_000_000,
+            amr: vec!["pwd".into()],
+            upstream_mfa,
+            enrolled,
+            second_factor_required: required,
+        }
+    }
+
+    #[test]
+    fn an_upstream_sign_in_needs_our_second_factor_unless_its_mfa_is_trusted() {
+        let mut t = tx();
+        assert_eq!(t.take(upstream(false, true, false)), Ok(Stage::Otp));
+        assert_eq!(t.take(Step::SecondFactor), Ok(Stage::Done));
+        assert_eq!(t.amr, ["pwd", "otp"]);
+        assert_eq!(t.via.as_deref(), Some("hospital"));
+        let mut t = tx();
+        assert_eq!(t.take(upstream(false, false, true)), Ok(Stage::EnrolTotp));
+        let mut t = tx();
+        assert_eq!(t.take(upstream(true, true, true)), Ok(Stage::Done));
+        let mut t = tx();
+        assert_eq!(t.take(upstream(false, false, false)), Ok(Stage::Done));
+        // Only at the first stage: an upstream answer skips no second factor.
+        let mut t = tx();
+        t.take(password(true, false, false)).unwrap();
+        assert!(t.take(upstream(true, false, false)).is_err());
+        assert_eq!(t.stage, Stage::Otp);
     }
 
     #[test]

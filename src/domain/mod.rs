@@ -10,6 +10,7 @@ mod password;
 mod password_policy;
 mod role;
 mod scope;
+mod upstream;
 mod username;
 
 pub use display_name::DisplayName;
@@ -21,6 +22,10 @@ pub use password::Password;
 pub use password_policy::{PasswordPolicy, PolicyViolation};
 pub use role::{Role, UserStatus};
 pub use scope::valid_scope;
+pub use upstream::{
+    AccountMapping, ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, REGISTERED_METHODS,
+    UpstreamClientAuth, UpstreamProtocol,
+};
 pub use username::Username;
 
 /// Why an input was refused; shown to the person who typed it.

@@ -31,7 +31,7 @@ use crate::{
     store::{
         Store, StoreError,
         master_rotation::{self as rows, ANNOUNCED, RotationRow, SealedColumn},
-        outbox, saml, saml_soap_participants, secrets, signing_keys, totp, users,
+        outbox, saml, saml_soap_participants, secrets, signing_keys, totp, upstream, users,
     },
 };
 
@@ -120,6 +120,12 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "password_hash",
         row_id: "id",
         reseal: users::rotate_password_history,
+    },
+    SealedColumn {
+        table: "upstream_connectors",
+        column: "secret_sealed",
+        row_id: "id",
+        reseal: upstream::reseal,
     },
 ];
 

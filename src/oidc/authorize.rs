@@ -181,6 +181,7 @@ async fn authorize(
         max_age,
         require_mfa,
         login_hint,
+        idp_hint,
     } = match asked(&state, &params, &client).await? {
         Ok(asked) => asked,
         Err(refusal) => return Ok(refusal),
@@ -229,6 +230,7 @@ async fn authorize(
             resume: Resume::new(RESUME, &request)?,
             require_mfa,
             login_hint,
+            idp_hint,
         },
     )
     .await?)
@@ -430,6 +432,10 @@ pub struct Validated {
     max_age: Option<i64>,
     require_mfa: bool,
     login_hint: Option<String>,
+    /// `idp_hint` (or Keycloak's `kc_idp_hint`): the upstream connector to sign in
+    /// through, skipping the choice (DESIGN §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idp_hint: Option<String>,
 }
 
 impl Validated {
@@ -515,6 +521,11 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
         .get("login_hint")
         .filter(|h| h.len() <= 256)
         .map(str::to_owned);
+    let idp_hint = params
+        .get("idp_hint")
+        .or_else(|| params.get("kc_idp_hint"))
+        .filter(|h| h.len() <= 64)
+        .map(str::to_owned);
     Ok(Validated {
         request: AuthorizeRequest {
             client_id: client.client_id.clone(),
@@ -530,6 +541,7 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
         max_age,
         require_mfa,
         login_hint,
+        idp_hint,
     })
 }
 

@@ -349,6 +349,7 @@ async fn answer(
             resume: Resume::new(RESUME, &saml)?,
             require_mfa,
             login_hint,
+            idp_hint: None,
         },
     )
     .await?)

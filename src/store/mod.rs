@@ -23,6 +23,7 @@ pub mod signing_keys;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod totp;
+pub mod upstream;
 pub mod users;
 
 use std::{

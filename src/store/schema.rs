@@ -363,3 +363,37 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    upstream_connectors (id) {
+        id -> Text,
+        org_id -> Text,
+        slug -> Text,
+        display_name -> Text,
+        protocol -> Text,
+        enabled -> Bool,
+        settings -> Text,
+        secret_sealed -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    upstream_domains (domain) {
+        domain -> Text,
+        connector_id -> Text,
+    }
+}
+
+diesel::table! {
+    upstream_links (connector_id, subject) {
+        connector_id -> Text,
+        subject -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+diesel::allow_tables_to_appear_in_same_query!(upstream_connectors, upstream_domains);
+diesel::allow_tables_to_appear_in_same_query!(upstream_links, users);

@@ -144,7 +144,12 @@ pub async fn spawn_with_config(mut config: Config, data_dir: Arc<TempDir>) -> Te
     // Bind first, so the issuer (links, Origin checks, tokens) names the real port.
     let listener = std::net::TcpListener::bind(config.bind).expect("bind");
     let port = listener.local_addr().unwrap().port();
-    if config.issuer.as_str() == "https://localhost:8443/" {
+    // An issuer on port 0 names its host (a second server as `localhost`, so a
+    // browser keeps its cookies apart from the first's): only the port is filled in.
+    let named_host = config.issuer.port() == Some(0);
+    if named_host {
+        config.issuer.set_port(Some(port)).unwrap();
+    } else if config.issuer.as_str() == "https://localhost:8443/" {
         let scheme = if config.tls { "https" } else { "http" };
         config.issuer = url::Url::parse(&format!("{scheme}://127.0.0.1:{port}")).unwrap();
     }
@@ -161,9 +166,14 @@ pub async fn spawn_with_config(mut config: Config, data_dir: Arc<TempDir>) -> Te
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let scheme = if config.tls { "https" } else { "http" };
+    let base = if named_host {
+        config.issuer.as_str().trim_end_matches('/').to_owned()
+    } else {
+        format!("{scheme}://127.0.0.1:{}", addr.port())
+    };
     TestApp {
         addr,
-        base: format!("{scheme}://127.0.0.1:{}", addr.port()),
+        base,
         client: client(),
         state,
         clock,

@@ -53,3 +53,5 @@ mod storage;
 mod tls;
 mod token_reliability;
 mod totp;
+mod upstream_hostile;
+mod upstream_oidc;

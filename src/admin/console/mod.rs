@@ -224,6 +224,7 @@ impl Visit {
                 require_mfa,
                 login_hint: Some(user.username.clone()),
                 emergency: None,
+                idp_hint: None,
             };
             return Ok(Err(start_sign_in_with(state, req, again).await?));
         }

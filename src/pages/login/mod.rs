@@ -36,6 +36,9 @@ use crate::{
 mod answer;
 mod emergency;
 mod second_factor;
+mod upstream;
+
+pub use upstream::{arrived as upstream_arrived, refusal as upstream_refusal};
 
 pub use answer::{AnswerSignIn, Finished, SignInAnswers};
 
@@ -49,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(password_submit);
     second_factor::routes(cfg);
     emergency::routes(cfg);
+    upstream::routes(cfg);
 }
 
 /// One message for every failed sign-in, whatever the reason (DESIGN §4).
@@ -64,6 +68,34 @@ struct LoginPage<'a> {
     csrf: &'a str,
     username: &'a str,
     error: Option<&'a str>,
+    /// The organisations' identity providers offered as buttons (DESIGN §16).
+    upstreams: &'a [crate::auth::upstream::Offer],
+    /// Some email domain leads to an identity provider: the password may be left
+    /// empty, so the identifier alone can be sent.
+    identifier_first: bool,
+    /// An upstream identity waits to be linked: why the person is asked to sign in.
+    link: Option<&'a crate::auth::upstream::PendingLink>,
+}
+
+/// What the sign-in page offers besides the password form.
+struct LoginChoices {
+    upstreams: Vec<crate::auth::upstream::Offer>,
+    identifier_first: bool,
+}
+
+async fn login_choices(state: &AppState, tx: &LoginTransaction) -> Result<LoginChoices, AppError> {
+    // Someone linking an upstream identity signs in with a Gatehouse account here.
+    if tx.pending_link.is_some() {
+        return Ok(LoginChoices {
+            upstreams: Vec::new(),
+            identifier_first: false,
+        });
+    }
+    let (upstreams, identifier_first) = crate::auth::upstream::offered(state).await?;
+    Ok(LoginChoices {
+        upstreams,
+        identifier_first,
+    })
 }
 
 #[derive(Template)]
@@ -125,6 +157,7 @@ pub(crate) async fn start_sign_in(
             require_mfa: false,
             login_hint: None,
             emergency: None,
+            idp_hint: None,
         },
     )
     .await
@@ -133,6 +166,9 @@ pub(crate) async fn start_sign_in(
 /// What a protocol asks of a sign-in.
 pub struct SignInRequest {
     pub resume: Resume,
+    /// The relying party named the identity provider to use (`idp_hint`, DESIGN §16):
+    /// the person goes straight there when it is an enabled connector.
+    pub idp_hint: Option<String>,
     /// The relying party asked for a second factor (OIDC `acr_values`).
     pub require_mfa: bool,
     pub login_hint: Option<String>,
@@ -155,7 +191,14 @@ pub async fn start_sign_in_with(
         tx.emergency = ask.emergency;
         tx.save(state.ephemeral.as_ref()).await?;
     }
-    let mut res = see_other(&format!("/login?tx={}", tx.id));
+    let hinted = match ask.idp_hint.as_deref() {
+        Some(hint) => crate::auth::upstream::enabled_connector(state, hint)
+            .await
+            .ok()
+            .map(|c| upstream::start_location(c.slug.as_str(), &tx.id)),
+        None => None,
+    };
+    let mut res = see_other(&hinted.unwrap_or_else(|| format!("/login?tx={}", tx.id)));
     if new {
         res.add_cookie(&cookies::browser_cookie(browser))
             .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -226,12 +269,16 @@ async fn login_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> A
     if tx.stage != Stage::Password {
         return Ok(see_other(&stage_location(&tx)));
     }
+    let choices = login_choices(&state, &tx).await?;
     Ok(render(
         &LoginPage {
             tx: &tx.id,
             csrf: &tx.csrf,
             username: tx.login_hint.as_deref().unwrap_or(""),
             error: None,
+            upstreams: &choices.upstreams,
+            identifier_first: choices.identifier_first,
+            link: tx.pending_link.as_ref(),
         },
         StatusCode::OK,
     ))
@@ -245,8 +292,6 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
     if form.username.len() > Username::MAX_INPUT_BYTES {
         return Err(AppError::BadRequest("The username is too long.".into()).into());
     }
-    let password = Password::parse(form.password)
-        .map_err(|e| AppError::BadRequest(format!("{}.", capitalise(&e.0))))?;
     let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
         return Ok(expired());
     };
@@ -256,19 +301,39 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
     if tx.stage != Stage::Password {
         return Ok(see_other(&stage_location(&tx)));
     }
-
-    state.guard.rate_limit(ctx.client_ip)?;
-    let refused = |message| {
+    let choices = login_choices(&state, &tx).await?;
+    let page = |message, status| {
         render(
             &LoginPage {
                 tx: &tx.id,
                 csrf: &tx.csrf,
                 username: &form.username,
                 error: Some(message),
+                upstreams: &choices.upstreams,
+                identifier_first: choices.identifier_first,
+                link: tx.pending_link.as_ref(),
             },
-            StatusCode::UNAUTHORIZED,
+            status,
         )
     };
+    if form.password.is_empty() {
+        // Home-realm discovery (DESIGN §16): an address of a domain mapped to an
+        // identity provider, sent without a password, goes there.
+        if choices.identifier_first
+            && let Some(slug) =
+                crate::auth::upstream::for_identifier(&state, &form.username).await?
+        {
+            tx.login_hint = Some(form.username.trim().to_owned());
+            tx.save(state.ephemeral.as_ref()).await?;
+            return Ok(see_other(&upstream::start_location(&slug, &tx.id)));
+        }
+        return Ok(page("Enter your password.", StatusCode::BAD_REQUEST));
+    }
+    let password = Password::parse(form.password)
+        .map_err(|e| AppError::BadRequest(format!("{}.", capitalise(&e.0))))?;
+
+    state.guard.rate_limit(ctx.client_ip)?;
+    let refused = |message| page(message, StatusCode::UNAUTHORIZED);
     let user = match password_attempt(&state, &ctx, &form.username, password.clone()).await? {
         Verdict::Success(user) => *user,
         Verdict::Failure => {

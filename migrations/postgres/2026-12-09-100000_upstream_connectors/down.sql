@@ -1,0 +1,3 @@
+DROP TABLE upstream_links;
+DROP TABLE upstream_domains;
+DROP TABLE upstream_connectors;

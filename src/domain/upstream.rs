@@ -1,0 +1,395 @@
+//! Upstream identity providers (DESIGN §16), as values: a connector's name in URLs, the
+//! email domains that send people to it, and its settings document.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{ParseError, Role};
+
+/// A connector's name in URLs (`/login/upstream/{slug}`, its callback and SP metadata):
+/// 1–40 of `a-z 0-9 -`, starting with a letter or digit. Unique across organisations.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectorSlug(String);
+
+impl ConnectorSlug {
+    pub const MAX_LEN: usize = 40;
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !raw.starts_with('-');
+        if !ok {
+            return Err(ParseError(format!(
+                "a connector name is 1 to {} of a-z, 0-9 and -, not starting with -",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ConnectorSlug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email domain for home-realm discovery, lower case (`hospital.example`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailDomain(String);
+
+impl MailDomain {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let domain = raw.trim().to_ascii_lowercase();
+        let ok = domain.len() <= 253
+            && domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !ok {
+            return Err(ParseError(format!("{raw:?} is not an email domain")));
+        }
+        Ok(Self(domain))
+    }
+
+    /// The domain of what someone typed as their identifier, if it is an address.
+    pub fn of_identifier(identifier: &str) -> Option<Self> {
+        let (local, domain) = identifier.trim().rsplit_once('@')?;
+        if local.is_empty() {
+            return None;
+        }
+        Self::parse(domain).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The protocol a connector speaks to its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    Oidc,
+    Saml,
+}
+
+impl UpstreamProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oidc => "oidc",
+            Self::Saml => "saml",
+        }
+    }
+}
+
+/// How Gatehouse authenticates to the upstream's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamClientAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// A JWT signed with Gatehouse's own signing key (RFC 7523); the upstream reads our
+    /// `/jwks`. No secret is kept.
+    PrivateKeyJwt,
+}
+
+/// An OIDC upstream: where it is and who we are to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcUpstream {
+    /// The upstream's issuer; its discovery document is read from
+    /// `{issuer}/.well-known/openid-configuration` and must name the same issuer.
+    pub issuer: Url,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_auth: UpstreamClientAuth,
+    /// Asked for besides `openid`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// A PEM certificate (or chain) to trust for this upstream besides the system's
+    /// roots: a hospital's internal certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["profile".into(), "email".into()]
+}
+
+/// What a connector's upstream says becomes a Gatehouse account: which claims (or SAML
+/// attributes) name it, and what the upstream's word is worth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountMapping {
+    /// Create the account at the first sign-in when no link exists and the name is free.
+    #[serde(default = "yes")]
+    pub just_in_time: bool,
+    /// The upstream's MFA (OIDC `amr`/`acr`, SAML AuthnContext) satisfies ours; when
+    /// false, a second factor Gatehouse asks for is always Gatehouse's own.
+    #[serde(default)]
+    pub trust_upstream_mfa: bool,
+    /// `acr` values (or SAML AuthnContextClassRefs) that mean the upstream did MFA.
+    #[serde(default)]
+    pub mfa_acr_values: Vec<String>,
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    #[serde(default = "default_email_claim")]
+    pub email_claim: String,
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+    /// A claim holding a list of groups (or roles), read for `role_map`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    /// Upstream group → Gatehouse role, for accounts created just in time; the
+    /// strongest role any of the person's groups maps to wins.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, Role>,
+    #[serde(default = "default_role")]
+    pub default_role: Role,
+    /// Offer the connector as a button on the sign-in page (otherwise only its email
+    /// domains and the relying party's `idp_hint` lead there).
+    #[serde(default = "yes")]
+    pub show_on_login: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_email_claim() -> String {
+    "email".into()
+}
+fn default_name_claim() -> String {
+    "name".into()
+}
+fn default_role() -> Role {
+    Role::User
+}
+
+impl Default for AccountMapping {
+    fn default() -> Self {
+        Self {
+            just_in_time: true,
+            trust_upstream_mfa: false,
+            mfa_acr_values: Vec::new(),
+            username_claim: default_username_claim(),
+            email_claim: default_email_claim(),
+            name_claim: default_name_claim(),
+            groups_claim: None,
+            role_map: BTreeMap::new(),
+            default_role: default_role(),
+            show_on_login: true,
+        }
+    }
+}
+
+impl AccountMapping {
+    /// The role for an account created from someone in `groups`.
+    pub fn role_for(&self, groups: &[String]) -> Role {
+        groups
+            .iter()
+            .filter_map(|g| self.role_map.get(g).copied())
+            .max()
+            .unwrap_or(self.default_role)
+    }
+}
+
+/// RFC 8176 methods that are a factor beyond a password, or say outright that more
+/// than one factor was used.
+const STRONG_METHODS: &[&str] = &[
+    "mfa", "otp", "hwk", "swk", "sc", "fpt", "face", "iris", "retina", "vbm",
+];
+
+/// Every method RFC 8176 registers: only these are carried into our own `amr`.
+pub const REGISTERED_METHODS: &[&str] = &[
+    "face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pop", "pwd", "rba",
+    "retina", "sc", "sms", "swk", "tel", "user", "vbm", "wia",
+];
+
+impl AccountMapping {
+    /// Whether the upstream says it did MFA: a strong method in `amr`, or an `acr` the
+    /// connector names as MFA. Only worth anything when `trust_upstream_mfa` is set.
+    pub fn upstream_did_mfa(&self, amr: &[String], acr: Option<&str>) -> bool {
+        amr.iter().any(|m| STRONG_METHODS.contains(&m.as_str()))
+            || acr.is_some_and(|acr| self.mfa_acr_values.iter().any(|v| v == acr))
+    }
+}
+
+/// A connector's settings document: its protocol's part and the account mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcUpstream>,
+    #[serde(default)]
+    pub accounts: AccountMapping,
+}
+
+impl ConnectorSettings {
+    /// Refuses settings that could not work, naming what is wrong.
+    pub fn check(&self, protocol: UpstreamProtocol) -> Result<(), ParseError> {
+        match (protocol, &self.oidc) {
+            (UpstreamProtocol::Oidc, Some(oidc)) => check_oidc(oidc),
+            (UpstreamProtocol::Oidc, None) => Err(ParseError(
+                "an OIDC connector needs its `oidc` settings".into(),
+            )),
+            (UpstreamProtocol::Saml, _) => {
+                Err(ParseError("SAML connectors are not available yet".into()))
+            }
+        }?;
+        for claim in [
+            &self.accounts.username_claim,
+            &self.accounts.email_claim,
+            &self.accounts.name_claim,
+        ] {
+            if claim.is_empty() || claim.len() > 200 {
+                return Err(ParseError("claim names are 1 to 200 characters".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_oidc(oidc: &OidcUpstream) -> Result<(), ParseError> {
+    let issuer = &oidc.issuer;
+    let loopback = matches!(issuer.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    // An issuer in clear could be anyone: only a loopback one (a test, or a sidecar) may
+    // be plain HTTP, as RFC 8252 allows for loopback redirects.
+    if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+        return Err(ParseError(
+            "the upstream issuer must be an https URL".into(),
+        ));
+    }
+    if issuer.query().is_some() || issuer.fragment().is_some() {
+        return Err(ParseError(
+            "the upstream issuer has no query or fragment".into(),
+        ));
+    }
+    if oidc.client_id.is_empty() || oidc.client_id.len() > 255 {
+        return Err(ParseError("the client id is 1 to 255 characters".into()));
+    }
+    if oidc.scopes.len() > 20
+        || oidc
+            .scopes
+            .iter()
+            .any(|s| !super::valid_scope(s) || s == "openid")
+    {
+        return Err(ParseError(
+            "scopes are at most 20 valid scope tokens, `openid` being implied".into(),
+        ));
+    }
+    if let Some(pem) = &oidc.ca_pem
+        && (pem.len() > 64 * 1024 || !pem.contains("-----BEGIN CERTIFICATE-----"))
+    {
+        return Err(ParseError(
+            "the CA certificate must be PEM, at most 64 KiB".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_url_safe_names() {
+        assert!(ConnectorSlug::parse("st-mary-entra").is_ok());
+        for bad in ["", "-x", "Upper", "a/b", "a b", &"x".repeat(41), "é"] {
+            assert!(ConnectorSlug::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_domain_of_an_identifier_is_found_in_lower_case() {
+        assert_eq!(
+            MailDomain::of_identifier("Ana@Hospital.Example")
+                .unwrap()
+                .as_str(),
+            "hospital.example"
+        );
+        assert!(MailDomain::of_identifier("ana").is_none());
+        assert!(MailDomain::of_identifier("@hospital.example").is_none());
+        assert!(MailDomain::parse("localhost").is_err());
+    }
+
+    #[test]
+    fn the_strongest_mapped_role_wins_and_unknown_groups_give_the_default() {
+        let mut m = AccountMapping::default();
+        m.role_map.insert("it-admins".into(), Role::OrgAdmin);
+        m.role_map.insert("helpdesk".into(), Role::Support);
+        assert_eq!(
+            m.role_for(&["helpdesk".into(), "it-admins".into()]),
+            Role::OrgAdmin
+        );
+        assert_eq!(m.role_for(&["nurses".into()]), Role::User);
+    }
+
+    #[test]
+    fn mfa_is_read_from_strong_methods_or_named_acr_values() {
+        let mut m = AccountMapping::default();
+        assert!(!m.upstream_did_mfa(&["pwd".into()], None));
+        assert!(m.upstream_did_mfa(&["pwd".into(), "mfa".into()], None));
+        assert!(!m.upstream_did_mfa(&[], Some("urn:x:mfa")));
+        m.mfa_acr_values.push("urn:x:mfa".into());
+        assert!(m.upstream_did_mfa(&[], Some("urn:x:mfa")));
+    }
+
+    #[test]
+    fn an_issuer_in_clear_is_refused_unless_it_is_loopback() {
+        let settings = |issuer: &str| ConnectorSettings {
+            oidc: Some(OidcUpstream {
+                issuer: Url::parse(issuer).unwrap(),
+                client_id: "gatehouse".into(),
+                client_auth: UpstreamClientAuth::default(),
+                scopes: default_scopes(),
+                ca_pem: None,
+            }),
+            accounts: AccountMapping::default(),
+        };
+        assert!(
+            settings("https://login.example")
+                .check(UpstreamProtocol::Oidc)
+                .is_ok()
+        );
+        assert!(
+            settings("http://127.0.0.1:9000")
+                .check(UpstreamProtocol::Oidc)
+                .is_ok()
+        );
+        assert!(
+            settings("http://login.example")
+                .check(UpstreamProtocol::Oidc)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_not_ignored() {
+        let doc = r#"{"oidc":{"issuer":"https://a.example","client_id":"c","scopez":[]}}"#;
+        assert!(serde_json::from_str::<ConnectorSettings>(doc).is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! Signing in with the organisation's identity provider (DESIGN §16): the trip out
+//! (`/login/upstream/{connector}`) and the way back (`/upstream/{connector}/callback`),
+//! which ends like a local sign-in: the same stages, session and answer downstream.
+
+use super::{TxQuery, advance, browser_id, expired, out_of_order, owned_transaction, see_other};
+use crate::{
+    auth::{
+        token_hash,
+        transaction::{Stage, Step},
+        upstream::{self, Arrival, Connector, UpstreamError, UpstreamIdentity, oidc},
+    },
+    domain::UpstreamProtocol,
+    startup::AppState,
+    web::{
+        RequestContext,
+        error::AppError,
+        pages::{PageError, message},
+        visit::{Answer, Visit},
+    },
+};
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError, get,
+    http::StatusCode,
+    web::{self, Path, Query},
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(start).service(callback);
+}
+
+/// Where the browser goes to sign in through `slug` in transaction `tx`.
+pub fn start_location(slug: &str, tx: &str) -> String {
+    format!("/login/upstream/{slug}?tx={tx}")
+}
+
+#[get("/login/upstream/{connector}")]
+async fn start(
+    path: Path<String>,
+    query: Query<TxQuery>,
+    Visit { state, req, ctx }: Visit,
+) -> Answer {
+    let id = query.into_inner().tx.unwrap_or_default();
+    let Some(tx) = owned_transaction(&state, &req, &id).await? else {
+        return Ok(expired());
+    };
+    if tx.stage != Stage::Password {
+        return Ok(see_other(&super::stage_location(&tx)));
+    }
+    let connector = match upstream::enabled_connector(&state, &path.into_inner()).await {
+        Ok(connector) => connector,
+        Err(e) => return Ok(refusal(&ctx, e, "")),
+    };
+    if connector.protocol == UpstreamProtocol::Saml {
+        // The SAML door sends the AuthnRequest (DESIGN §1: pages name no protocol).
+        return Ok(see_other(&format!(
+            "/upstream/{}/saml/start?tx={}",
+            connector.slug, tx.id
+        )));
+    }
+    let went = oidc::begin(
+        &state,
+        &connector,
+        &tx.id,
+        &tx.browser,
+        tx.login_hint.as_deref(),
+    )
+    .await;
+    match went {
+        Ok(url) => Ok(see_other(url.as_str())),
+        Err(e) => {
+            upstream::failed(
+                &state,
+                &ctx,
+                &connector,
+                None,
+                e.reason(),
+                Some(&e.to_string()),
+            )
+            .await?;
+            Ok(refusal(&ctx, e, &connector.display_name))
+        }
+    }
+}
+
+#[get("/upstream/{connector}/callback")]
+async fn callback(
+    path: Path<String>,
+    query: Query<oidc::Callback>,
+    Visit { state, req, ctx }: Visit,
+) -> Answer {
+    state.guard.rate_limit(ctx.client_ip)?;
+    let connector = match upstream::enabled_connector(&state, &path.into_inner()).await {
+        Ok(connector) => connector,
+        Err(e) => return Ok(refusal(&ctx, e, "")),
+    };
+    let (browser, new) = browser_id(&req);
+    if new {
+        // No browser cookie: this is not the browser that left.
+        return Ok(refusal(
+            &ctx,
+            UpstreamError::Expired,
+            &connector.display_name,
+        ));
+    }
+    let (tx_id, who) = match oidc::complete(
+        &state,
+        &connector,
+        query.into_inner(),
+        &token_hash(&browser),
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => {
+            upstream::failed(
+                &state,
+                &ctx,
+                &connector,
+                None,
+                e.reason(),
+                Some(&e.to_string()),
+            )
+            .await?;
+            return Ok(refusal(&ctx, e, &connector.display_name));
+        }
+    };
+    arrived(&state, &req, &ctx, &connector, &tx_id, who).await
+}
+
+/// An upstream identity, checked by its protocol, arrives for login transaction `tx_id`
+/// (this browser's): the sign-in goes on from there like a local one. Every protocol's
+/// way back ends here.
+pub async fn arrived(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    connector: &Connector,
+    tx_id: &str,
+    who: UpstreamIdentity,
+) -> Result<HttpResponse, PageError> {
+    let Some(mut tx) = owned_transaction(state, req, tx_id).await? else {
+        return Ok(expired());
+    };
+    if tx.stage != Stage::Password {
+        return Ok(see_other(&super::stage_location(&tx)));
+    }
+    let arrival = match upstream::arrive(state, ctx, connector, who).await {
+        Ok(arrival) => arrival,
+        Err(e) => {
+            upstream::failed(
+                state,
+                ctx,
+                connector,
+                None,
+                e.reason(),
+                Some(&e.to_string()),
+            )
+            .await?;
+            return Ok(refusal(ctx, e, &connector.display_name));
+        }
+    };
+    match arrival {
+        Arrival::SignIn {
+            user,
+            amr,
+            upstream_mfa,
+            enrolled,
+            second_factor_required,
+        } => {
+            tx.take(Step::Upstream {
+                user_id: user.id.clone(),
+                via: connector.slug.to_string(),
+                at: state.clock.now().timestamp(),
+                amr,
+                upstream_mfa,
+                enrolled,
+                second_factor_required: tx.require_mfa || second_factor_required,
+            })
+            .map_err(out_of_order)?;
+            tracing::info!(request_id = %ctx.request_id, user_id = %user.id, connector = %connector.slug, "upstream sign-in accepted");
+            advance(state, req, ctx, tx).await
+        }
+        Arrival::Link(link) => {
+            tracing::info!(request_id = %ctx.request_id, connector = %connector.slug, "upstream identity not linked: asking for the account's own sign-in");
+            tx.pending_link = Some(link);
+            tx.save(state.ephemeral.as_ref()).await?;
+            Ok(see_other(&super::stage_location(&tx)))
+        }
+        Arrival::Refused(why) => Ok(message(
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            why,
+            Some(("/account", "Start again")),
+        )),
+    }
+}
+
+/// The page for an upstream sign-in that could not go on: the one place its errors
+/// become answers.
+pub fn refusal(ctx: &RequestContext, e: UpstreamError, name: &str) -> HttpResponse {
+    let name = if name.is_empty() {
+        "your organisation's identity provider"
+    } else {
+        name
+    };
+    let again = Some(("/account", "Start again"));
+    match e {
+        UpstreamError::Unknown => message(
+            StatusCode::NOT_FOUND,
+            "Sign-in option not available",
+            "This way of signing in does not exist or is switched off. Sign in another way or ask your administrator.",
+            again,
+        ),
+        UpstreamError::Unreachable(why) => {
+            tracing::warn!(request_id = %ctx.request_id, error = %why, "upstream unreachable");
+            message(
+                StatusCode::BAD_GATEWAY,
+                "Could not reach your organisation",
+                &format!(
+                    "{name} could not be reached. Try again in a few minutes, or sign in another way."
+                ),
+                again,
+            )
+        }
+        UpstreamError::Denied(why) => {
+            tracing::info!(request_id = %ctx.request_id, error = %why, "upstream denied the sign-in");
+            message(
+                StatusCode::UNAUTHORIZED,
+                "Not signed in",
+                &format!("{name} did not sign you in. Start again to try once more."),
+                again,
+            )
+        }
+        UpstreamError::Rejected(why) => {
+            tracing::warn!(request_id = %ctx.request_id, error = %why, "upstream answer rejected");
+            message(
+                StatusCode::BAD_REQUEST,
+                "Sign-in refused",
+                &format!(
+                    "The answer from {name} could not be trusted, so you are not signed in. Start again; if it keeps happening, tell your administrator."
+                ),
+                again,
+            )
+        }
+        UpstreamError::Expired => expired(),
+        UpstreamError::Auth(e) => PageError(AppError::from(e)).error_response(),
+    }
+}

@@ -1,0 +1,469 @@
+//! A hostile OIDC upstream (issue 28): an identity provider that answers discovery and
+//! JWKS honestly but hands back ID tokens an attacker made — another audience, another
+//! issuer, another nonce, no signature, an HMAC with the client secret, a key it never
+//! published — and the downstream Gatehouse must refuse each with a clear page, sign
+//! no one in, and record why. The same server answering honestly signs in, so every
+//! refusal below is the check's doing, not a broken fixture.
+
+use std::{
+    net::TcpListener,
+    sync::{Arc, Mutex},
+};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::{
+    helpers::{TestApp, client, spawn_app},
+    upstream_oidc::{add_connector, hidden_href, links, location, login_page},
+};
+
+const CLIENT_ID: &str = "downstream-gatehouse";
+const CLIENT_SECRET: &str = "a-client-secret-of-some-length-0123456789";
+
+/// How the hostile upstream's token endpoint answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Honest,
+    OtherAudience,
+    OtherIssuer,
+    OtherNonce,
+    Unsigned,
+    HmacWithSecret,
+    Expired,
+    ForgedSignature,
+    /// Signed with key B, which the JWKS lists only after the first fetch.
+    RotatedKey,
+    TokenError,
+    Huge,
+}
+
+struct Op {
+    mode: Mode,
+    nonce: String,
+    key_a: rsa::RsaPrivateKey,
+    key_b: rsa::RsaPrivateKey,
+    publish_b: bool,
+    jwks_fetches: usize,
+    issuer: String,
+}
+
+struct Hostile {
+    issuer: String,
+    op: Arc<Mutex<Op>>,
+}
+
+fn jwk(key: &rsa::RsaPrivateKey, kid: &str) -> Value {
+    use rsa::traits::PublicKeyParts;
+    let public = key.to_public_key();
+    json!({
+        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+    })
+}
+
+fn sign(key: &rsa::RsaPrivateKey, header: &Value, claims: &Value) -> String {
+    use rsa::signature::{SignatureEncoding, Signer};
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+    let sig = signer.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+fn hmac(secret: &str, header: &Value, claims: &Value) -> String {
+    use hmac::{Hmac, Mac};
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn id_token(op: &Op) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({
+        "iss": op.issuer, "sub": "hostile-sub-1", "aud": CLIENT_ID,
+        "iat": now, "exp": now + 300, "nonce": op.nonce,
+        "preferred_username": "hugo", "email": "hugo@op.example",
+    });
+    let header = json!({"alg": "RS256", "kid": "a", "typ": "JWT"});
+    match op.mode {
+        Mode::Honest | Mode::TokenError | Mode::Huge => sign(&op.key_a, &header, &claims),
+        Mode::OtherAudience => {
+            claims["aud"] = json!("another-client");
+            sign(&op.key_a, &header, &claims)
+        }
+        Mode::OtherIssuer => {
+            claims["iss"] = json!("https://evil.example");
+            sign(&op.key_a, &header, &claims)
+        }
+        Mode::OtherNonce => {
+            claims["nonce"] = json!("not-the-nonce-we-sent");
+            sign(&op.key_a, &header, &claims)
+        }
+        Mode::Unsigned => format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(json!({"alg": "none"}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        ),
+        Mode::HmacWithSecret => hmac(CLIENT_SECRET, &json!({"alg": "HS256"}), &claims),
+        Mode::Expired => {
+            claims["iat"] = json!(now - 7200);
+            claims["exp"] = json!(now - 3600);
+            sign(&op.key_a, &header, &claims)
+        }
+        Mode::ForgedSignature => sign(&op.key_b, &header, &claims),
+        Mode::RotatedKey => sign(&op.key_b, &json!({"alg": "RS256", "kid": "b"}), &claims),
+    }
+}
+
+impl Hostile {
+    async fn start(mode: Mode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let key = || rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+        let op = Arc::new(Mutex::new(Op {
+            mode,
+            nonce: String::new(),
+            key_a: key(),
+            key_b: key(),
+            publish_b: false,
+            jwks_fetches: 0,
+            issuer: issuer.clone(),
+        }));
+        let shared = web::Data::new(op.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
+                .route("/jwks", web::get().to(jwks))
+                .route("/token", web::post().to(token))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Self { issuer, op }
+    }
+}
+
+async fn discovery(op: web::Data<Arc<Mutex<Op>>>) -> HttpResponse {
+    let issuer = op.lock().unwrap().issuer.clone();
+    HttpResponse::Ok().json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+async fn jwks(op: web::Data<Arc<Mutex<Op>>>) -> HttpResponse {
+    let mut op = op.lock().unwrap();
+    op.jwks_fetches += 1;
+    let mut keys = vec![jwk(&op.key_a, "a")];
+    if op.publish_b {
+        keys.push(jwk(&op.key_b, "b"));
+    }
+    // From the second fetch on, the rotated key is published.
+    if op.mode == Mode::RotatedKey {
+        op.publish_b = true;
+    }
+    HttpResponse::Ok().json(json!({ "keys": keys }))
+}
+
+async fn token(op: web::Data<Arc<Mutex<Op>>>) -> HttpResponse {
+    let op = op.lock().unwrap();
+    match op.mode {
+        Mode::TokenError => HttpResponse::BadRequest().json(json!({"error": "invalid_grant"})),
+        Mode::Huge => HttpResponse::Ok().json(json!({
+            "access_token": "x".repeat(300 * 1024), "token_type": "Bearer", "id_token": id_token(&op),
+        })),
+        _ => HttpResponse::Ok().json(json!({
+            "access_token": "opaque-access-token", "token_type": "Bearer", "expires_in": 300,
+            "id_token": id_token(&op),
+        })),
+    }
+}
+
+/// A downstream with connector `hospital` to a hostile upstream answering in `mode`.
+async fn world(mode: Mode) -> (TestApp, Hostile, String) {
+    let hostile = Hostile::start(mode).await;
+    let downstream = spawn_app().await;
+    let id = add_connector(
+        &downstream,
+        "hospital",
+        json!({ "oidc": { "issuer": hostile.issuer, "client_id": CLIENT_ID } }),
+        Some(CLIENT_SECRET),
+        &[],
+    )
+    .await;
+    (downstream, hostile, id)
+}
+
+/// Starts the trip in `browser` and plays the upstream's redirect back with a code: the
+/// callback URL the browser is sent to.
+async fn trip(downstream: &TestApp, hostile: &Hostile, browser: &reqwest::Client) -> Url {
+    let (_, html) = login_page(downstream, browser).await;
+    let res = browser
+        .get(downstream.url(&hidden_href(&html, "upstream-hospital")))
+        .send()
+        .await
+        .unwrap();
+    let to_upstream = Url::parse(&location(&res)).unwrap();
+    assert!(to_upstream.as_str().starts_with(&hostile.issuer));
+    let q: std::collections::HashMap<_, _> = to_upstream.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256", "PKCE");
+    assert!(q["scope"].split(' ').any(|s| s == "openid"));
+    hostile.op.lock().unwrap().nonce = q["nonce"].clone();
+    let mut back = Url::parse(&q["redirect_uri"]).unwrap();
+    back.query_pairs_mut()
+        .append_pair("code", "upstream-code-1")
+        .append_pair("state", &q["state"]);
+    back
+}
+
+async fn refused(mode: Mode, status: u16, says: &str) {
+    let (downstream, hostile, id) = world(mode).await;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    let res = browser.get(back.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), status, "{mode:?}");
+    let html = res.text().await.unwrap();
+    assert!(html.contains(says), "{mode:?}: {html}");
+    assert!(
+        links(&downstream, &id).await.is_empty(),
+        "{mode:?}: nobody signed in"
+    );
+    let account = browser
+        .get(downstream.url("/account"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 303, "{mode:?}: no session");
+}
+
+const UNTRUSTED: &str = "could not be trusted";
+
+#[tokio::test]
+async fn the_hostile_upstream_answering_honestly_signs_in() {
+    let (downstream, hostile, id) = world(Mode::Honest).await;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    let res = browser.get(back.as_str()).send().await.unwrap();
+    assert_eq!(location(&res), "/account");
+    assert_eq!(links(&downstream, &id).await.len(), 1);
+    // The same answer again is a replay: nothing waits for it any more.
+    let again = browser.get(back.as_str()).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(again.text().await.unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn an_id_token_for_another_audience_is_refused() {
+    refused(Mode::OtherAudience, 400, UNTRUSTED).await;
+}
+
+#[tokio::test]
+async fn an_id_token_from_another_issuer_is_refused() {
+    refused(Mode::OtherIssuer, 400, UNTRUSTED).await;
+}
+
+#[tokio::test]
+async fn an_id_token_with_another_nonce_is_refused() {
+    refused(Mode::OtherNonce, 400, UNTRUSTED).await;
+}
+
+#[tokio::test]
+async fn an_unsigned_id_token_is_refused() {
+    refused(Mode::Unsigned, 400, UNTRUSTED).await;
+}
+
+#[tokio::test]
+async fn an_id_token_signed_with_the_client_secret_is_refused() {
+    refused(Mode::HmacWithSecret, 400, UNTRUSTED).await;
+}
+
+#[tokio::test]
+async fn an_expired_id_token_is_refused() {
+    refused(Mode::Expired, 400, UNTRUSTED).await;
+}
+
+#[tokio::test]
+async fn an_id_token_signed_by_a_key_the_upstream_never_published_is_refused() {
+    refused(Mode::ForgedSignature, 400, UNTRUSTED).await;
+}
+
+#[tokio::test]
+async fn a_refused_code_at_the_token_endpoint_is_a_clear_page() {
+    refused(Mode::TokenError, 401, "did not sign you in").await;
+}
+
+#[tokio::test]
+async fn an_oversized_token_response_is_not_read() {
+    refused(Mode::Huge, 502, "could not be reached").await;
+}
+
+#[tokio::test]
+async fn a_rotated_upstream_key_is_fetched_once_and_then_not_again_for_a_while() {
+    let (downstream, hostile, id) = world(Mode::RotatedKey).await;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    let res = browser.get(back.as_str()).send().await.unwrap();
+    assert_eq!(location(&res), "/account", "the new key was fetched");
+    assert_eq!(links(&downstream, &id).await.len(), 1);
+    assert_eq!(hostile.op.lock().unwrap().jwks_fetches, 2);
+}
+
+#[tokio::test]
+async fn forged_replayed_and_foreign_answers_find_no_sign_in() {
+    let (downstream, hostile, id) = world(Mode::Honest).await;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    // A state nobody issued.
+    let mut forged = back.clone();
+    forged.set_query(Some("code=upstream-code-1&state=forged-state"));
+    let res = browser.get(forged.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    // The genuine answer, brought by another browser (an attacker's link): refused,
+    // and used up.
+    let other = client();
+    let _ = login_page(&downstream, &other).await;
+    let res = other.get(back.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = browser.get(back.as_str()).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        400,
+        "a state is taken once, whoever brings it"
+    );
+    assert!(links(&downstream, &id).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_upstream_saying_no_is_shown_and_recorded_with_its_error() {
+    let (downstream, hostile, _) = world(Mode::Honest).await;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    let q: std::collections::HashMap<_, _> = back.query_pairs().into_owned().collect();
+    let mut denied = back.clone();
+    denied.set_query(None);
+    denied
+        .query_pairs_mut()
+        .append_pair("error", "access_denied")
+        .append_pair("error_description", "user cancelled")
+        .append_pair("state", &q["state"]);
+    let res = browser.get(denied.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let failures =
+        crate::upstream_oidc::audit_details(&downstream, gatehouse::audit::EventType::SignInFailed)
+            .await;
+    assert!(
+        failures.iter().any(|d| d["connector"] == "hospital"
+            && d["reason"] == "upstream_denied"
+            && d["upstream_error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("access_denied")),
+        "{failures:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_mixed_up_issuer_in_the_answer_is_refused() {
+    let (downstream, hostile, id) = world(Mode::Honest).await;
+    let browser = client();
+    let mut back = trip(&downstream, &hostile, &browser).await;
+    back.query_pairs_mut()
+        .append_pair("iss", "https://other-idp.example");
+    let res = browser.get(back.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(links(&downstream, &id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_disabled_connector_and_an_upstream_that_is_down_get_clear_pages() {
+    let downstream = spawn_app().await;
+    // Nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    add_connector(
+        &downstream,
+        "hospital",
+        json!({ "oidc": { "issuer": format!("http://127.0.0.1:{port}"), "client_id": CLIENT_ID } }),
+        Some(CLIENT_SECRET),
+        &[],
+    )
+    .await;
+    let browser = client();
+    let (_, html) = login_page(&downstream, &browser).await;
+    let start = hidden_href(&html, "upstream-hospital");
+    let res = browser.get(downstream.url(&start)).send().await.unwrap();
+    assert_eq!(res.status(), 502);
+    assert!(res.text().await.unwrap().contains("could not be reached"));
+
+    let state = downstream.state.clone();
+    state
+        .store
+        .run(|c| {
+            use diesel::prelude::*;
+            use gatehouse::store::schema::upstream_connectors as uc;
+            diesel::update(uc::table)
+                .set(uc::enabled.eq(false))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let res = browser.get(downstream.url(&start)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = browser
+        .get(downstream.url("/upstream/hospital/callback?code=x&state=y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let (_, html) = login_page(&downstream, &browser).await;
+    assert!(
+        !html.contains("upstream-hospital"),
+        "a disabled connector is not offered"
+    );
+}
+
+#[tokio::test]
+async fn tokens_naming_unknown_keys_cannot_make_us_hammer_the_upstream() {
+    let (downstream, hostile, id) = world(Mode::ForgedSignature).await;
+    hostile.op.lock().unwrap().mode = Mode::RotatedKey;
+    // Key b is never published in this run: fetches stop at the first refetch.
+    hostile.op.lock().unwrap().publish_b = false;
+    for _ in 0..3 {
+        let browser = client();
+        let back = trip(&downstream, &hostile, &browser).await;
+        hostile.op.lock().unwrap().publish_b = false;
+        let res = browser.get(back.as_str()).send().await.unwrap();
+        assert_eq!(res.status(), 400);
+    }
+    assert!(links(&downstream, &id).await.is_empty());
+    // Discovery's fetch, and one more for the first unknown key: not one per token.
+    assert_eq!(hostile.op.lock().unwrap().jwks_fetches, 2);
+}
