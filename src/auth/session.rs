@@ -42,6 +42,10 @@ pub struct SsoSession {
     /// The emergency window this session was raised to (DESIGN §15), open or past.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency: Option<super::emergency::EmergencyWindow>,
+    /// The upstream identity provider this session was signed in through (DESIGN §16):
+    /// signing out here ends its session there, and its back-channel logout ends this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<super::upstream::UpstreamOrigin>,
 }
 
 /// `acr` for tokens and assertions (DESIGN §6): whether a second factor was used.
@@ -130,6 +134,7 @@ pub struct NewSession {
     pub absolute_secs: u64,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    pub upstream: Option<super::upstream::UpstreamOrigin>,
 }
 
 /// Creates a session; returns it and the cookie value (shown to the browser only).
@@ -155,15 +160,21 @@ pub async fn create(
         user_agent: new.user_agent,
         console_seen: None,
         emergency: None,
+        upstream: new.upstream,
     };
     write(store, &session, now).await?;
+    let lifetime = Duration::from_secs(session.absolute_secs.max(1));
     store
-        .set_add(
-            &index_key(&session.user_id),
-            &session.handle,
-            Duration::from_secs(session.absolute_secs.max(1)),
-        )
+        .set_add(&index_key(&session.user_id), &session.handle, lifetime)
         .await?;
+    if let Some(origin) = &session.upstream {
+        // What the upstream's back-channel logout names (its `sid`, else its `sub`)
+        // finds this session.
+        let member = super::upstream::session_member(&session.user_id, &session.handle);
+        for key in origin.index_keys() {
+            store.set_add(&key, &member, lifetime).await?;
+        }
+    }
     Ok((session, cookie_value))
 }
 

@@ -66,6 +66,7 @@ pub async fn finish(
             absolute_secs: policy.session_absolute_secs,
             client_ip: ctx.client_ip.map(|ip| ip.to_string()),
             user_agent: ctx.user_agent.clone(),
+            upstream: tx.origin.clone(),
         },
     )
     .await?;
@@ -74,10 +75,10 @@ pub async fn finish(
         .about(&user.id, &user.org_id)
         .detail("amr", tx.amr.join(" "))
         .detail("acr", session::acr(&tx.amr));
-    if let Some(via) = &tx.via {
+    if let Some(origin) = &tx.origin {
         event = event
             .detail("method", "upstream")
-            .detail("connector", via.as_str());
+            .detail("connector", origin.slug.as_str());
     }
     state.audit.record(event).await?;
     // DESIGN §16: the person proved this account's own credentials with an upstream

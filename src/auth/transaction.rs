@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::random_token;
 use crate::{
-    auth::{AuthError, emergency::EmergencyAsk, upstream::PendingLink},
+    auth::{
+        AuthError,
+        emergency::EmergencyAsk,
+        upstream::{PendingLink, UpstreamOrigin},
+    },
     ephemeral::Ephemeral,
 };
 
@@ -123,9 +127,9 @@ pub struct LoginTransaction {
     /// An upstream identity to link to the account that signs in here (DESIGN §16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_link: Option<PendingLink>,
-    /// The upstream connector (its slug) the person signed in through, if any.
+    /// The upstream identity provider the person signed in through, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
+    pub origin: Option<UpstreamOrigin>,
 }
 
 /// The reason and context label given at the emergency stage, already checked.
@@ -158,7 +162,7 @@ impl LoginTransaction {
             emergency: None,
             emergency_choice: None,
             pending_link: None,
-            via: None,
+            origin: None,
         }
     }
 
@@ -216,7 +220,7 @@ pub enum Step {
     /// it was done. No password of ours was involved.
     Upstream {
         user_id: String,
-        via: String,
+        origin: UpstreamOrigin,
         at: i64,
         amr: Vec<String>,
         upstream_mfa: bool,
@@ -347,7 +351,7 @@ impl LoginTransaction {
             }
             Step::Upstream {
                 user_id,
-                via,
+                origin,
                 at,
                 amr,
                 ..
@@ -358,7 +362,7 @@ impl LoginTransaction {
                 self.must_change_password = false;
                 // Signed in through the upstream, not as the account to link.
                 self.pending_link = None;
-                self.via = Some(via);
+                self.origin = Some(origin);
             }
             Step::SecondFactor | Step::Enrolled => self.amr.push("otp".into()),
             Step::PasswordChanged => {}
@@ -494,7 +498,12 @@ mod tests {
     fn upstream(upstream_mfa: bool, enrolled: bool, required: bool) -> Step {
         Step::Upstream {
             user_id: "u1".into(),
-            via: "hospital".into(),
+            origin: UpstreamOrigin {
+                connector_id: "c1".into(),
+                slug: "hospital".into(),
+                subject: "s1".into(),
+                sid: None,
+            },
             at: 1_700_000_000,
             amr: vec!["pwd".into()],
             upstream_mfa,
@@ -509,7 +518,7 @@ mod tests {
         assert_eq!(t.take(upstream(false, true, false)), Ok(Stage::Otp));
         assert_eq!(t.take(Step::SecondFactor), Ok(Stage::Done));
         assert_eq!(t.amr, ["pwd", "otp"]);
-        assert_eq!(t.via.as_deref(), Some("hospital"));
+        assert_eq!(t.origin.as_ref().map(|o| o.slug.as_str()), Some("hospital"));
         let mut t = tx();
         assert_eq!(t.take(upstream(false, false, true)), Ok(Stage::EnrolTotp));
         let mut t = tx();

@@ -131,6 +131,10 @@ pub struct OidcUpstream {
     /// roots: a hospital's internal certificate authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pem: Option<String>,
+    /// Signing out of Gatehouse also ends the session at the upstream (RP-Initiated
+    /// Logout), when its discovery names an end-session endpoint.
+    #[serde(default = "yes")]
+    pub end_upstream_session: bool,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -367,6 +371,7 @@ mod tests {
                 client_auth: UpstreamClientAuth::default(),
                 scopes: default_scopes(),
                 ca_pem: None,
+                end_upstream_session: true,
             }),
             accounts: AccountMapping::default(),
         };

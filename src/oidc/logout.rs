@@ -36,6 +36,7 @@ use crate::{
     auth::{
         AuthError, same_secret,
         session::{self, Ending, SessionEndListener},
+        upstream,
     },
     clock::SharedClock,
     crypto::signing::Keys,
@@ -510,8 +511,13 @@ async fn logout_page(
         .is_some_and(|sid| same_secret(sid, &sid_for(&current.handle)))
     {
         let saml = sign_out(&state, &ctx, &current, "rp-initiated logout").await?;
+        let upstream = through_upstream(&state, &current, request.return_to.as_ref()).await;
         if !saml.is_empty() {
-            return Ok(saml_chain(&state, &ctx, &current, saml, request.return_to, false).await?);
+            let last = upstream.or_else(|| request.return_to.and_then(|r| r.url()));
+            return Ok(saml_chain(&state, &ctx, &current, saml, last, false).await?);
+        }
+        if let Some(upstream) = upstream {
+            return Ok(leave_for(&upstream, false));
         }
         return Ok(request.return_to.map_or_else(signed_out, |r| r.response()));
     }
@@ -563,8 +569,13 @@ async fn logout_submit(
         )));
     }
     let saml = sign_out(&state, &ctx, &current, "logout").await?;
+    let upstream = through_upstream(&state, &current, request.return_to.as_ref()).await;
     if !saml.is_empty() {
-        return Ok(saml_chain(&state, &ctx, &current, saml, request.return_to, true).await?);
+        let last = upstream.or_else(|| request.return_to.and_then(|r| r.url()));
+        return Ok(saml_chain(&state, &ctx, &current, saml, last, true).await?);
+    }
+    if let Some(upstream) = upstream {
+        return Ok(leave_for(&upstream, true));
     }
     Ok(request
         .return_to
@@ -578,13 +589,40 @@ async fn saml_chain(
     ctx: &RequestContext,
     current: &session::SsoSession,
     sps: Vec<Participant>,
-    return_to: Option<ReturnTo>,
+    return_to: Option<String>,
     after_form: bool,
 ) -> Result<HttpResponse, AppError> {
-    let finish = Finish::Page {
-        return_to: return_to.and_then(|r| r.url()),
-    };
+    let finish = Finish::Page { return_to };
     logout_chain::start(state, ctx, Chain::new(current, sps, finish), after_form).await
+}
+
+/// DESIGN §16: a session signed in through an upstream identity provider ends there
+/// too. The upstream's end-session URL, which comes back to us and then goes where the
+/// browser would have gone (`return_to`, else our signed-out page); None when the
+/// session did not come from an upstream, or it cannot be told.
+async fn through_upstream(
+    state: &AppState,
+    current: &session::SsoSession,
+    return_to: Option<&ReturnTo>,
+) -> Option<String> {
+    let origin = current.upstream.as_ref()?;
+    upstream::logout::end_session_url(state, &origin.slug, return_to.and_then(ReturnTo::url))
+        .await
+        .map(String::from)
+}
+
+/// Sends the signed-out browser to `url` (after a form: by a page that navigates on).
+fn leave_for(url: &str, after_form: bool) -> HttpResponse {
+    let mut res = if after_form {
+        continue_to(url)
+    } else {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()
+    };
+    let _ = res.add_cookie(&cookies::removal_cookie());
+    res
 }
 
 /// Ends the browser's session; returns its SAML SPs still to be told by the front

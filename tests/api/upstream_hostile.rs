@@ -48,6 +48,8 @@ struct Op {
     publish_b: bool,
     jwks_fetches: usize,
     issuer: String,
+    /// The `amr` the ID token carries.
+    amr: Vec<&'static str>,
 }
 
 struct Hostile {
@@ -97,7 +99,7 @@ fn id_token(op: &Op) -> String {
     let mut claims = json!({
         "iss": op.issuer, "sub": "hostile-sub-1", "aud": CLIENT_ID,
         "iat": now, "exp": now + 300, "nonce": op.nonce,
-        "preferred_username": "hugo", "email": "hugo@op.example",
+        "preferred_username": "hugo", "email": "hugo@op.example", "amr": op.amr,
     });
     let header = json!({"alg": "RS256", "kid": "a", "typ": "JWT"});
     match op.mode {
@@ -143,6 +145,7 @@ impl Hostile {
             publish_b: false,
             jwks_fetches: 0,
             issuer: issuer.clone(),
+            amr: vec!["pwd"],
         }));
         let shared = web::Data::new(op.clone());
         let server = HttpServer::new(move || {
@@ -207,12 +210,19 @@ async fn token(op: web::Data<Arc<Mutex<Op>>>) -> HttpResponse {
 
 /// A downstream with connector `hospital` to a hostile upstream answering in `mode`.
 async fn world(mode: Mode) -> (TestApp, Hostile, String) {
+    world_with(mode, json!({})).await
+}
+
+async fn world_with(mode: Mode, accounts: Value) -> (TestApp, Hostile, String) {
     let hostile = Hostile::start(mode).await;
     let downstream = spawn_app().await;
     let id = add_connector(
         &downstream,
         "hospital",
-        json!({ "oidc": { "issuer": hostile.issuer, "client_id": CLIENT_ID } }),
+        json!({
+            "oidc": { "issuer": hostile.issuer, "client_id": CLIENT_ID },
+            "accounts": accounts,
+        }),
         Some(CLIENT_SECRET),
         &[],
     )
@@ -466,4 +476,169 @@ async fn tokens_naming_unknown_keys_cannot_make_us_hammer_the_upstream() {
     assert!(links(&downstream, &id).await.is_empty());
     // Discovery's fetch, and one more for the first unknown key: not one per token.
     assert_eq!(hostile.op.lock().unwrap().jwks_fetches, 2);
+}
+
+/// Everyone in the downstream's default organisation must use a second factor.
+async fn mfa_for_everyone(app: &TestApp) {
+    use gatehouse::{domain::MfaPolicy, store::orgs};
+    let state = app.state.clone();
+    state
+        .store
+        .run(|c| {
+            let org =
+                orgs::find_by_name(c, &gatehouse::domain::OrgName::parse("default").unwrap())?
+                    .unwrap();
+            let mut policy = org.policy();
+            policy.mfa = MfaPolicy::Everyone;
+            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
+        })
+        .await
+        .unwrap();
+}
+
+/// Where the downstream sends the browser after the upstream vouched for `amr`, under
+/// a policy asking everyone for a second factor.
+async fn after_upstream_mfa(trust: bool, amr: Vec<&'static str>) -> String {
+    let (downstream, hostile, _) = world_with(
+        Mode::Honest,
+        json!({ "trust_upstream_mfa": trust, "mfa_acr_values": ["urn:hospital:mfa"] }),
+    )
+    .await;
+    mfa_for_everyone(&downstream).await;
+    hostile.op.lock().unwrap().amr = amr;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    let res = browser.get(back.as_str()).send().await.unwrap();
+    location(&res)
+}
+
+#[tokio::test]
+async fn the_upstreams_mfa_counts_only_where_its_connector_trusts_it() {
+    assert_eq!(
+        after_upstream_mfa(true, vec!["pwd", "mfa"]).await,
+        "/account"
+    );
+    assert_eq!(
+        after_upstream_mfa(true, vec!["pwd", "otp"]).await,
+        "/account"
+    );
+    let untrusted = after_upstream_mfa(false, vec!["pwd", "mfa"]).await;
+    assert!(
+        untrusted.starts_with("/login/totp-enrol?tx="),
+        "{untrusted}"
+    );
+    let password_only = after_upstream_mfa(true, vec!["pwd"]).await;
+    assert!(
+        password_only.starts_with("/login/totp-enrol?tx="),
+        "{password_only}"
+    );
+}
+
+/// A logout token from the hostile upstream, `change` applied to its claims first.
+fn logout_token(hostile: &Hostile, change: impl FnOnce(&mut Value)) -> String {
+    let op = hostile.op.lock().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({
+        "iss": op.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 120,
+        "jti": uuid::Uuid::new_v4().to_string(), "sub": "hostile-sub-1",
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    change(&mut claims);
+    sign(
+        &op.key_a,
+        &json!({"alg": "RS256", "kid": "a", "typ": "logout+jwt"}),
+        &claims,
+    )
+}
+
+#[tokio::test]
+async fn only_a_well_formed_logout_token_from_the_upstream_ends_sessions() {
+    let (downstream, hostile, _) = world(Mode::Honest).await;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    assert_eq!(
+        location(&browser.get(back.as_str()).send().await.unwrap()),
+        "/account"
+    );
+    let post = |token: String| {
+        let url = downstream.url("/upstream/hospital/backchannel-logout");
+        async move {
+            client()
+                .post(url)
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    for (what, token) in [
+        (
+            "a nonce",
+            logout_token(&hostile, |c| c["nonce"] = json!("n")),
+        ),
+        (
+            "no event",
+            logout_token(&hostile, |c| c["events"] = json!({})),
+        ),
+        (
+            "no jti",
+            logout_token(&hostile, |c| {
+                c.as_object_mut()
+                    .unwrap()
+                    .remove("jti")
+                    .map(|_| ())
+                    .unwrap_or(())
+            }),
+        ),
+        (
+            "no sub nor sid",
+            logout_token(&hostile, |c| {
+                c.as_object_mut()
+                    .unwrap()
+                    .remove("sub")
+                    .map(|_| ())
+                    .unwrap_or(())
+            }),
+        ),
+        (
+            "a stale iat",
+            logout_token(&hostile, |c| c["iat"] = json!(now - 3600)),
+        ),
+        (
+            "another issuer",
+            logout_token(&hostile, |c| c["iss"] = json!("https://evil.example")),
+        ),
+        (
+            "an HMAC",
+            hmac(
+                CLIENT_SECRET,
+                &json!({"alg": "HS256"}),
+                &json!({"iss": hostile.issuer, "aud": CLIENT_ID, "iat": now, "jti": "j", "sub": "hostile-sub-1", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}),
+            ),
+        ),
+    ] {
+        assert_eq!(post(token).await, 400, "{what}");
+        assert_eq!(
+            browser
+                .get(downstream.url("/account"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{what} ended nothing"
+        );
+    }
+    assert_eq!(post(logout_token(&hostile, |_| {})).await, 200);
+    assert_eq!(
+        browser
+            .get(downstream.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
 }

@@ -30,6 +30,7 @@ use crate::{
 };
 
 mod fetch;
+pub mod logout;
 pub mod oidc;
 
 pub use fetch::{FetchError, Fetcher};
@@ -226,6 +227,51 @@ pub struct UpstreamIdentity {
     /// The upstream's `amr` (RFC 8176), as it sent them.
     pub amr: Vec<String>,
     pub acr: Option<String>,
+    /// The upstream's session id (OIDC `sid`, SAML SessionIndex), for its logout.
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+/// Where a session came from: the connector and the upstream's subject and session,
+/// which its logout names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamOrigin {
+    pub connector_id: String,
+    pub slug: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+impl UpstreamOrigin {
+    /// The ephemeral sets our sessions from this origin are found in: by the upstream
+    /// subject, and by the upstream session when it named one.
+    pub fn index_keys(&self) -> Vec<String> {
+        let mut keys = vec![sessions_by_subject(&self.connector_id, &self.subject)];
+        if let Some(sid) = &self.sid {
+            keys.push(sessions_by_sid(&self.connector_id, sid));
+        }
+        keys
+    }
+}
+
+fn sessions_by_sid(connector_id: &str, sid: &str) -> String {
+    format!(
+        "upstream-sid:{connector_id}:{}",
+        crate::auth::token_hash(sid)
+    )
+}
+
+fn sessions_by_subject(connector_id: &str, subject: &str) -> String {
+    format!(
+        "upstream-sub:{connector_id}:{}",
+        crate::auth::token_hash(subject)
+    )
+}
+
+/// A member of those sets: the user and the session handle.
+pub fn session_member(user_id: &str, handle: &str) -> String {
+    format!("{user_id} {handle}")
 }
 
 /// Longest upstream subject kept: longer ones are refused, not cut (a cut one could
@@ -239,6 +285,7 @@ pub enum Arrival {
     /// and it was done. `amr` is what the session records.
     SignIn {
         user: Box<users::UserRow>,
+        origin: UpstreamOrigin,
         amr: Vec<String>,
         upstream_mfa: bool,
         enrolled: bool,
@@ -330,7 +377,14 @@ pub async fn arrive(
         .run(move |c| orgs::find_by_id(c, &org_id))
         .await?
         .ok_or(AuthError::Internal("user without organisation".into()))?;
+    let origin = UpstreamOrigin {
+        connector_id: connector.id.clone(),
+        slug: connector.slug.to_string(),
+        subject: who.subject.clone(),
+        sid: who.sid.clone(),
+    };
     Ok(Arrival::SignIn {
+        origin,
         enrolled: totp::is_enrolled(state, &user.id).await?,
         second_factor_required: org.policy().mfa.requires(user.role()),
         user: Box::new(user),

@@ -69,7 +69,7 @@ type UpstreamClient = openidconnect::Client<
 
 /// Signature algorithms accepted on upstream ID tokens: asymmetric only, never `none`
 /// nor HMAC with the client secret.
-fn accepted_algs() -> Vec<CoreJwsSigningAlgorithm> {
+pub(super) fn accepted_algs() -> Vec<CoreJwsSigningAlgorithm> {
     use CoreJwsSigningAlgorithm::*;
     vec![
         RsaSsaPkcs1V15Sha256,
@@ -88,14 +88,14 @@ fn accepted_algs() -> Vec<CoreJwsSigningAlgorithm> {
 pub struct Discovered {
     version: chrono::NaiveDateTime,
     fetched: Instant,
-    fetcher: Fetcher,
-    metadata: Metadata,
+    pub(super) fetcher: Fetcher,
+    pub(super) metadata: Metadata,
     /// The keys, and when an unknown key last made us fetch them again.
     jwks: std::sync::Mutex<(JsonWebKeySet<CoreJsonWebKey>, Option<Instant>)>,
 }
 
 impl Discovered {
-    fn jwks(&self) -> JsonWebKeySet<CoreJsonWebKey> {
+    pub(super) fn jwks(&self) -> JsonWebKeySet<CoreJsonWebKey> {
         self.jwks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -114,7 +114,7 @@ impl Discovered {
 }
 
 /// The connector's discovery, from this instance's cache or read now.
-async fn discovered(
+pub(super) async fn discovered(
     state: &AppState,
     connector: &Connector,
 ) -> Result<Arc<Discovered>, UpstreamError> {
@@ -153,7 +153,7 @@ async fn discovered(
 
 /// An issuer as `openidconnect` compares it: the URL as configured, without the slash
 /// `url` adds to a bare host, since issuers are compared as strings.
-fn issuer_url(issuer: &Url) -> Result<IssuerUrl, UpstreamError> {
+pub(super) fn issuer_url(issuer: &Url) -> Result<IssuerUrl, UpstreamError> {
     let text = issuer.as_str();
     let text = if issuer.path() == "/" {
         text.trim_end_matches('/')
@@ -163,7 +163,9 @@ fn issuer_url(issuer: &Url) -> Result<IssuerUrl, UpstreamError> {
     IssuerUrl::new(text.to_owned()).map_err(|e| UpstreamError::Rejected(e.to_string()))
 }
 
-fn settings(connector: &Connector) -> Result<&crate::domain::OidcUpstream, UpstreamError> {
+pub(super) fn settings(
+    connector: &Connector,
+) -> Result<&crate::domain::OidcUpstream, UpstreamError> {
     connector.settings.oidc.as_ref().ok_or_else(|| {
         UpstreamError::Auth(crate::auth::AuthError::Internal(format!(
             "connector {} has no OIDC settings",
@@ -381,7 +383,9 @@ fn rejected(e: openidconnect::ClaimsVerificationError) -> UpstreamError {
 
 /// The JWKS read again for a token naming a key we lack, unless that happened less
 /// than [`JWKS_REFETCH_GAP`] ago.
-async fn refetch_jwks(found: &Discovered) -> Result<JsonWebKeySet<CoreJsonWebKey>, UpstreamError> {
+pub(super) async fn refetch_jwks(
+    found: &Discovered,
+) -> Result<JsonWebKeySet<CoreJsonWebKey>, UpstreamError> {
     let last = found.jwks.lock().unwrap_or_else(|p| p.into_inner()).1;
     if last.is_some_and(|at| at.elapsed() < JWKS_REFETCH_GAP) {
         return Ok(found.jwks());
@@ -459,11 +463,12 @@ fn identity(
             .unwrap_or_default(),
         amr: strings("amr"),
         acr: text("acr"),
+        sid: text("sid"),
     }
 }
 
 /// An error and its causes, for the log and the audit trail.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

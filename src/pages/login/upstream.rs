@@ -21,11 +21,15 @@ use crate::{
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError, get,
     http::StatusCode,
+    post,
     web::{self, Path, Query},
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(start).service(callback);
+    cfg.service(start)
+        .service(callback)
+        .service(signed_out_there)
+        .service(back_channel_logout);
 }
 
 /// Where the browser goes to sign in through `slug` in transaction `tx`.
@@ -162,6 +166,7 @@ pub async fn arrived(
     match arrival {
         Arrival::SignIn {
             user,
+            origin,
             amr,
             upstream_mfa,
             enrolled,
@@ -169,7 +174,7 @@ pub async fn arrived(
         } => {
             tx.take(Step::Upstream {
                 user_id: user.id.clone(),
-                via: connector.slug.to_string(),
+                origin,
                 at: state.clock.now().timestamp(),
                 amr,
                 upstream_mfa,
@@ -192,6 +197,61 @@ pub async fn arrived(
             why,
             Some(("/account", "Start again")),
         )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StateQuery {
+    #[serde(default)]
+    state: String,
+}
+
+/// Back from the upstream's sign-out (DESIGN §16): on to where the sign-out was going.
+#[get("/upstream/{connector}/signed-out")]
+async fn signed_out_there(query: Query<StateQuery>, Visit { state, .. }: Visit) -> Answer {
+    Ok(
+        match upstream::logout::returned(&state, &query.state).await {
+            Some(then) => see_other(&then),
+            None => super::signed_out(),
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct LogoutTokenForm {
+    #[serde(default)]
+    logout_token: String,
+}
+
+/// The upstream's back-channel logout (Back-Channel Logout 1.0 §2.5): 200 when the
+/// token is good (whether or not a session of ours was left), 400 otherwise.
+#[post("/upstream/{connector}/backchannel-logout")]
+async fn back_channel_logout(
+    path: Path<String>,
+    form: web::Form<LogoutTokenForm>,
+    Visit { state, ctx, .. }: Visit,
+) -> Answer {
+    let answer = |status: StatusCode, body: serde_json::Value| {
+        HttpResponse::build(status)
+            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+            .json(body)
+    };
+    match upstream::logout::back_channel(&state, &path.into_inner(), &form.logout_token).await {
+        Ok(_) => Ok(HttpResponse::Ok()
+            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+            .finish()),
+        Err(UpstreamError::Unknown) => Ok(answer(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "invalid_request", "error_description": "no such connector"}),
+        )),
+        Err(UpstreamError::Auth(e)) => Err(AppError::from(e).into()),
+        Err(e) => {
+            tracing::info!(request_id = %ctx.request_id, error = %e, "upstream logout token refused");
+            Ok(answer(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "invalid_request", "error_description": "the logout token is not valid"}),
+            ))
+        }
     }
 }
 
