@@ -54,4 +54,5 @@ mod tls;
 mod token_reliability;
 mod totp;
 mod upstream_hostile;
+mod upstream_node_op;
 mod upstream_oidc;

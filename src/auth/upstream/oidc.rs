@@ -14,8 +14,8 @@ use std::{
 
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
-    RedirectUrl, Scope, TokenResponse,
+    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
     core::{
         CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreJsonWebKey,
         CoreJwsSigningAlgorithm, CoreResponseType, CoreRevocableToken, CoreTokenResponse,
@@ -372,9 +372,58 @@ pub async fn complete(
         Err(e) => return Err(rejected(e)),
     };
     // Checked by the verifier above: now read the claims the mapping names.
-    let claims = payload(&id_token.to_string())
+    let mut claims = payload(&id_token.to_string())
         .ok_or_else(|| UpstreamError::Rejected("the ID token's claims do not parse".into()))?;
+    let accounts = &connector.settings.accounts;
+    let named = [&accounts.username_claim, &accounts.email_claim];
+    if named.iter().any(|c| !claims.contains_key(c.as_str())) {
+        // Many providers put profile claims in userinfo only (OIDC Core §5.4).
+        let access = tokens.access_token().secret();
+        for (name, value) in userinfo(&found, access, &subject).await? {
+            claims.entry(name).or_insert(value);
+        }
+    }
     Ok((trip.tx, identity(connector, subject, &claims)))
+}
+
+/// The upstream's userinfo claims for `subject`, when it has the endpoint and answers
+/// JSON naming the same subject (OIDC Core §5.3.2); nothing otherwise.
+async fn userinfo(
+    found: &Discovered,
+    access_token: &str,
+    subject: &str,
+) -> Result<Map<String, Value>, UpstreamError> {
+    use openidconnect::http::{Method, Request, header};
+    let Some(endpoint) = found.metadata.userinfo_endpoint() else {
+        return Ok(Map::new());
+    };
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(endpoint.url().as_str())
+        .header(header::AUTHORIZATION, format!("Bearer {access_token}"))
+        .header(header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| UpstreamError::Auth(crate::auth::AuthError::Internal(e.to_string())))?;
+    let answer = openidconnect::AsyncHttpClient::call(&found.fetcher, request)
+        .await
+        .map_err(|e| UpstreamError::Unreachable(format!("userinfo: {e}")))?;
+    let json = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !answer.status().is_success() || !json {
+        return Ok(Map::new());
+    }
+    let Ok(claims) = serde_json::from_slice::<Map<String, Value>>(answer.body()) else {
+        return Ok(Map::new());
+    };
+    if claims.get("sub").and_then(Value::as_str) != Some(subject) {
+        return Err(UpstreamError::Rejected(
+            "userinfo names another subject".into(),
+        ));
+    }
+    Ok(claims)
 }
 
 fn rejected(e: openidconnect::ClaimsVerificationError) -> UpstreamError {
