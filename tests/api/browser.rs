@@ -585,7 +585,7 @@ fn processes_mentioning(marker: &str) -> Vec<u32> {
 // ---------------------------------------------------------------------------------------
 // Sign-in, password change and sign-out, as a person does them.
 
-async fn sign_in(browser: &Browser, username: &str, password: &str) {
+pub async fn sign_in(browser: &Browser, username: &str, password: &str) {
     browser.fill("form#login input#username", username).await;
     browser.fill("form#login input#password", password).await;
     browser.submit("form#login button#sign-in").await;

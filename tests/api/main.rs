@@ -53,6 +53,7 @@ mod storage;
 mod tls;
 mod token_reliability;
 mod totp;
+mod upstream_browser;
 mod upstream_hostile;
 mod upstream_node_op;
 mod upstream_oidc;
