@@ -55,5 +55,6 @@ mod token_reliability;
 mod totp;
 mod upstream_browser;
 mod upstream_hostile;
+mod upstream_logout;
 mod upstream_node_op;
 mod upstream_oidc;

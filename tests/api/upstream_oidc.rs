@@ -539,33 +539,32 @@ async fn an_account_of_another_organisation_is_never_linked() {
 }
 
 #[tokio::test]
-async fn signing_out_here_signs_out_at_the_upstream_too_and_comes_back() {
+async fn a_disabled_account_or_a_blocked_address_signs_in_through_no_upstream() {
+    use gatehouse::{
+        domain::UserStatus,
+        store::{ip_blocks, users},
+    };
     let pair = pair_with(json!({}), &[]).await;
     let browser = client();
     sign_in_with_button(&pair, &browser).await;
-    let up_account = browser
-        .get(pair.upstream.url("/account"))
-        .send()
+    let user_id = links(&pair.downstream, &pair.connector_id).await[0]
+        .user_id
+        .clone();
+    let state = pair.downstream.state.clone();
+    let id = user_id.clone();
+    state
+        .store
+        .run(move |c| {
+            users::set_status(c, &id, UserStatus::Disabled, chrono::Utc::now().naive_utc())
+        })
         .await
         .unwrap();
-    assert_eq!(up_account.status(), 200, "signed in at the upstream too");
-    let csrf = pair.downstream.account_csrf(&browser).await;
-    let res = pair
-        .downstream
-        .post_form(&browser, "/logout", &[("csrf", &csrf)])
-        .await;
-    assert_eq!(res.status(), 200);
-    let to_upstream = Url::parse(&continue_link(&res.text().await.unwrap())).unwrap();
-    assert!(
-        to_upstream
-            .as_str()
-            .starts_with(&pair.upstream.url("/logout")),
-        "{to_upstream}"
-    );
-    assert_eq!(query(&to_upstream)["client_id"], pair.client_id);
-    // Signed out here already, whatever the upstream does.
+    let other = client();
+    let res = sign_in_with_button(&pair, &other).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("cannot sign in"));
     assert_eq!(
-        browser
+        other
             .get(pair.downstream.url("/account"))
             .send()
             .await
@@ -573,123 +572,88 @@ async fn signing_out_here_signs_out_at_the_upstream_too_and_comes_back() {
             .status(),
         303
     );
-    // The upstream asks the person to confirm (no ID token hint is kept here), then
-    // sends the browser back to our signed-out page.
-    let page = browser.get(to_upstream.as_str()).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    let q = query(&to_upstream);
-    let res = pair
-        .upstream
-        .post_form(
-            &browser,
-            "/logout",
-            &[
-                ("csrf", &hidden(&html, "csrf")),
-                ("client_id", &q["client_id"]),
-                ("post_logout_redirect_uri", &q["post_logout_redirect_uri"]),
-                ("state", &q["state"]),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let back = continue_link(&res.text().await.unwrap());
-    assert!(
-        back.starts_with(&pair.downstream.url("/upstream/hospital/signed-out")),
-        "{back}"
-    );
-    let res = browser.get(&back).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains("You are signed out"));
-    let up_account = browser
-        .get(pair.upstream.url("/account"))
-        .send()
+
+    let id = user_id.clone();
+    state
+        .store
+        .run(move |c| users::set_status(c, &id, UserStatus::Active, chrono::Utc::now().naive_utc()))
         .await
         .unwrap();
-    assert_eq!(up_account.status(), 303, "signed out at the upstream");
-    // The way back is used once.
-    let again = browser.get(&back).send().await.unwrap();
-    assert_eq!(again.status(), 200, "just our signed-out page");
-}
-
-/// A logout token as the upstream Gatehouse mints it for our client.
-fn upstream_logout_token(pair: &Pair, sub: Option<&str>, sid: Option<&str>) -> String {
-    use gatehouse::clock::Clock;
-    gatehouse::oidc::jwt::logout_token(
-        &pair.upstream.state.keys.current(),
-        &pair.upstream.base,
-        &pair.client_id,
-        sub,
-        sid,
-        pair.upstream.clock.now(),
+    // The address is blocked while the person is at the upstream: no way back in.
+    let third = client();
+    let (_, html) = login_page(&pair.downstream, &third).await;
+    let back = via_upstream(
+        &pair,
+        &third,
+        &hidden_href(&html, "upstream-hospital"),
+        "uma",
     )
-}
-
-async fn post_logout_token(pair: &Pair, token: &str) -> reqwest::Response {
-    client()
-        .post(pair.downstream.url("/upstream/hospital/backchannel-logout"))
-        .form(&[("logout_token", token)])
-        .send()
+    .await;
+    state
+        .store
+        .run(|c| {
+            ip_blocks::block(
+                c,
+                "127.0.0.1",
+                chrono::Duration::seconds(600),
+                "test",
+                chrono::Utc::now().naive_utc(),
+            )
+            .map(|_| ())
+        })
         .await
-        .unwrap()
+        .unwrap();
+    let res = third.get(back.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        third
+            .get(pair.downstream.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
 }
 
 #[tokio::test]
-async fn the_upstreams_back_channel_logout_ends_the_sessions_it_signed_in() {
-    let pair = pair_with(json!({}), &[]).await;
-    let first = client();
-    sign_in_with_button(&pair, &first).await;
-    let second = client();
-    sign_in_with_button(&pair, &second).await;
-    // The upstream session of the first browser, as its `sid` names it.
-    let upstream_sessions = gatehouse::auth::session::list(
-        pair.upstream.state.ephemeral.as_ref(),
-        pair.upstream.state.clock.as_ref(),
-        &pair.uma.id,
+async fn private_key_jwt_authenticates_us_to_the_upstream_without_a_secret() {
+    let upstream = upstream_idp().await;
+    let downstream = spawn_app().await;
+    let uma = create_user(&upstream, "uma", PASSWORD, false).await;
+    let our_jwks = rp_http()
+        .get(downstream.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reg = register_client(
+        &upstream,
+        ClientSpec {
+            auth_method: Some("private_key_jwt".into()),
+            jwks: Some(our_jwks),
+            ..ClientSpec::new(
+                "Downstream Gatehouse",
+                &[&callback(&downstream, "hospital")],
+            )
+        },
     )
-    .await
-    .unwrap();
-    assert_eq!(upstream_sessions.len(), 2);
-    let sids: Vec<String> = upstream_sessions
-        .iter()
-        .map(|s| gatehouse::oidc::sid_for(&s.handle))
-        .collect();
-    // A token for another client is refused and ends nothing.
-    let foreign = gatehouse::oidc::jwt::logout_token(
-        &pair.upstream.state.keys.current(),
-        &pair.upstream.base,
-        "another-client",
-        Some(&pair.uma.id),
-        None,
-        chrono::Utc::now(),
-    );
-    assert_eq!(post_logout_token(&pair, &foreign).await.status(), 400);
-    assert_eq!(post_logout_token(&pair, "not.a.jwt").await.status(), 400);
-    // One upstream session ends: exactly one of ours goes with it.
-    let token = upstream_logout_token(&pair, None, Some(&sids[0]));
-    assert_eq!(post_logout_token(&pair, &token).await.status(), 200);
-    assert_eq!(
-        post_logout_token(&pair, &token).await.status(),
-        400,
-        "a replay is refused"
-    );
-    let alive = |b: reqwest::Client| {
-        let url = pair.downstream.url("/account");
-        async move { b.get(url).send().await.unwrap().status() == 200 }
+    .await;
+    assert!(reg.client_secret.is_none());
+    let mut doc = settings(&upstream, &reg.client_id, json!({}));
+    doc["oidc"]["client_auth"] = json!("private_key_jwt");
+    let connector_id = add_connector(&downstream, "hospital", doc, None, &[]).await;
+    let pair = Pair {
+        upstream,
+        downstream,
+        connector_id,
+        client_id: reg.client_id,
+        uma,
     };
-    let still = [alive(first.clone()).await, alive(second.clone()).await];
-    assert_eq!(still.iter().filter(|s| **s).count(), 1, "{still:?}");
-    // The subject signs out everywhere: the other goes too.
-    let token = upstream_logout_token(&pair, Some(&pair.uma.id), None);
-    assert_eq!(post_logout_token(&pair, &token).await.status(), 200);
-    assert!(!alive(first).await && !alive(second).await);
-    let ended = audit_details(&pair.downstream, gatehouse::audit::EventType::SessionEnded).await;
-    assert_eq!(
-        ended
-            .iter()
-            .filter(|d| d["reason"] == "upstream_logout")
-            .count(),
-        2,
-        "{ended:?}"
-    );
+    let browser = client();
+    let res = sign_in_with_button(&pair, &browser).await;
+    assert_eq!(location(&res), "/account");
+    assert_eq!(account_username(&pair.downstream, &browser).await, "uma");
 }

@@ -48,6 +48,28 @@ pub(crate) async fn allow_listed(state: &AppState, ip: IpAddr) -> Result<bool, G
     }))
 }
 
+/// How long the client's address stays blocked, when it is (DESIGN §5): a blocked
+/// address signs in no way at all, through an upstream identity provider neither.
+pub async fn blocked_for(
+    state: &AppState,
+    ip: Option<IpAddr>,
+) -> Result<Option<std::time::Duration>, GuardError> {
+    let Some(ip) = counted_ip(state, ip).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now().naive_utc();
+    let key = ip_block_key(ip);
+    let until = state
+        .store
+        .run(move |c| crate::store::ip_blocks::active(c, &key, now))
+        .await?
+        .map(|b| b.blocked_until);
+    Ok(
+        until
+            .map(|until| std::time::Duration::from_secs((until - now).num_seconds().max(1) as u64)),
+    )
+}
+
 /// The client address the guard counts, or None when there is none or it is allow-listed.
 pub(crate) async fn counted_ip(
     state: &AppState,

@@ -13,7 +13,7 @@ use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use address::block_key_addr;
 pub(crate) use address::counted_ip;
-pub use address::ip_block_key;
+pub use address::{blocked_for, ip_block_key};
 pub use error::GuardError;
 
 use super::{hashing::Admission, token_hash, totp::SecondFactor};

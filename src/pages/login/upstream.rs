@@ -93,6 +93,12 @@ async fn callback(
     Visit { state, req, ctx }: Visit,
 ) -> Answer {
     state.guard.rate_limit(ctx.client_ip)?;
+    if let Some(wait) = crate::auth::guard::blocked_for(&state, ctx.client_ip).await? {
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: wait.as_secs(),
+        }
+        .into());
+    }
     let connector = match upstream::enabled_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
         Err(e) => return Ok(refusal(&ctx, e, "")),
