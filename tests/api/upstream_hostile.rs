@@ -100,6 +100,7 @@ fn id_token(op: &Op) -> String {
         "iss": op.issuer, "sub": "hostile-sub-1", "aud": CLIENT_ID,
         "iat": now, "exp": now + 300, "nonce": op.nonce,
         "preferred_username": "hugo", "email": "hugo@op.example", "amr": op.amr,
+        "groups": ["nurses", "ward-admins"],
     });
     let header = json!({"alg": "RS256", "kid": "a", "typ": "JWT"});
     match op.mode {
@@ -641,4 +642,34 @@ async fn only_a_well_formed_logout_token_from_the_upstream_ends_sessions() {
             .status(),
         303
     );
+}
+
+#[tokio::test]
+async fn a_just_in_time_account_gets_the_role_its_upstream_groups_map_to() {
+    let (downstream, hostile, id) = world_with(
+        Mode::Honest,
+        json!({ "groups_claim": "groups", "role_map": { "ward-admins": "support", "it": "super_admin" } }),
+    )
+    .await;
+    let browser = client();
+    let back = trip(&downstream, &hostile, &browser).await;
+    // An administrator's role: the default policy asks administrators for a second
+    // factor, so the new account enrols one before going on.
+    let next = location(&browser.get(back.as_str()).send().await.unwrap());
+    assert!(next.starts_with("/login/totp-enrol?tx="), "{next}");
+    let user_id = links(&downstream, &id).await[0].user_id.clone();
+    let pii = downstream.state.pii.clone();
+    let user = downstream
+        .state
+        .store
+        .run(move |c| gatehouse::store::users::find_by_id(c, &pii, &user_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        user.role, "support",
+        "mapped from ward-admins; unmapped nurses add nothing"
+    );
+    assert_eq!(user.username, "hugo");
+    assert!(user.password_hash.is_none(), "no password of ours");
 }

@@ -191,6 +191,9 @@ struct Trip {
     verifier: String,
 }
 
+/// The seal context of a stored trip.
+const TRIP_CONTEXT: &str = "upstream-trip";
+
 fn trip_key(state_param: &str) -> String {
     format!("upstream-trip:{}", token_hash(state_param))
 }
@@ -259,9 +262,12 @@ pub async fn begin(
     };
     let raw = serde_json::to_vec(&trip)
         .map_err(|e| UpstreamError::Auth(crate::auth::AuthError::Internal(e.to_string())))?;
+    // The PKCE verifier redeems the code: sealed, so a copy of the shared store holds
+    // nothing that does.
+    let sealed = state.master_key.seal(TRIP_CONTEXT, &raw);
     state
         .ephemeral
-        .set(&trip_key(csrf.secret()), &raw, TRIP_TTL)
+        .set(&trip_key(csrf.secret()), sealed.as_bytes(), TRIP_TTL)
         .await?;
     Ok(url)
 }
@@ -293,7 +299,12 @@ pub async fn complete(
     let Some(raw) = state.ephemeral.take(&trip_key(&callback.state)).await? else {
         return Err(UpstreamError::Expired);
     };
-    let trip: Trip = serde_json::from_slice(&raw).map_err(|_| UpstreamError::Expired)?;
+    let opened = std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|sealed| state.master_key.open(TRIP_CONTEXT, sealed).ok())
+        .ok_or(UpstreamError::Expired)?;
+    let trip: Trip = serde_json::from_slice(secrecy::ExposeSecret::expose_secret(&opened))
+        .map_err(|_| UpstreamError::Expired)?;
     if trip.connector_id != connector.id || !crate::auth::same_secret(&trip.browser, browser) {
         return Err(UpstreamError::Expired);
     }
