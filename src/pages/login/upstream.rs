@@ -43,6 +43,7 @@ async fn start(
     query: Query<TxQuery>,
     Visit { state, req, ctx }: Visit,
 ) -> Answer {
+    state.guard.rate_limit(ctx.client_ip)?;
     let id = query.into_inner().tx.unwrap_or_default();
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
         return Ok(expired());
