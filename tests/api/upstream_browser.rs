@@ -4,10 +4,10 @@
 //! relying party, whose code yields an ID token naming the linked Gatehouse account.
 //! Headless Chromium over WebDriver, as `browser.rs` drives it.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
-    browser::{Browser, sign_in},
+    browser::{Browser, id_token_claims, sign_in},
     helpers::skip,
     upstream_oidc::{PASSWORD, links, pair_with},
 };
@@ -57,32 +57,7 @@ async fn browser_relying_party_to_gatehouse_to_the_hospitals_idp_and_back() {
     let back = url::Url::parse(&format!("{rp}{target}")).unwrap();
     let q: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "browser-state");
-    let tokens: Value = crate::oidc::rp_http()
-        .post(pair.downstream.url("/token"))
-        .basic_auth(
-            &reg.client_id,
-            Some(secrecy::ExposeSecret::expose_secret(
-                reg.client_secret.as_ref().unwrap(),
-            )),
-        )
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", q["code"].as_str()),
-            ("redirect_uri", redirect.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id_token = tokens["id_token"].as_str().expect("an ID token");
-    let payload = id_token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = id_token_claims(&pair.downstream, &reg, &q["code"], &redirect).await;
     let linked = links(&pair.downstream, &pair.connector_id).await;
     assert_eq!(linked.len(), 1);
     assert_eq!(

@@ -72,18 +72,7 @@ async fn start(
     .await;
     match went {
         Ok(url) => Ok(see_other(url.as_str())),
-        Err(e) => {
-            upstream::failed(
-                &state,
-                &ctx,
-                &connector,
-                None,
-                e.reason(),
-                Some(&e.to_string()),
-            )
-            .await?;
-            Ok(refusal(&ctx, e, &connector.display_name))
-        }
+        Err(e) => failure(&state, &ctx, &connector, e).await,
     }
 }
 
@@ -122,18 +111,7 @@ async fn callback(
     .await
     {
         Ok(done) => done,
-        Err(e) => {
-            upstream::failed(
-                &state,
-                &ctx,
-                &connector,
-                None,
-                e.reason(),
-                Some(&e.to_string()),
-            )
-            .await?;
-            return Ok(refusal(&ctx, e, &connector.display_name));
-        }
+        Err(e) => return failure(&state, &ctx, &connector, e).await,
     };
     arrived(&state, &req, &ctx, &connector, &tx_id, who).await
 }
@@ -157,18 +135,7 @@ pub async fn arrived(
     }
     let arrival = match upstream::arrive(state, ctx, connector, who).await {
         Ok(arrival) => arrival,
-        Err(e) => {
-            upstream::failed(
-                state,
-                ctx,
-                connector,
-                None,
-                e.reason(),
-                Some(&e.to_string()),
-            )
-            .await?;
-            return Ok(refusal(ctx, e, &connector.display_name));
-        }
+        Err(e) => return failure(state, ctx, connector, e).await,
     };
     match arrival {
         Arrival::SignIn {
@@ -260,6 +227,25 @@ async fn back_channel_logout(
             ))
         }
     }
+}
+
+/// Records why an upstream sign-in could not go on, and says so.
+async fn failure(
+    state: &AppState,
+    ctx: &RequestContext,
+    connector: &Connector,
+    e: UpstreamError,
+) -> Result<HttpResponse, PageError> {
+    upstream::failed(
+        state,
+        ctx,
+        connector,
+        None,
+        e.reason(),
+        Some(&e.to_string()),
+    )
+    .await?;
+    Ok(refusal(ctx, e, &connector.display_name))
 }
 
 /// The page for an upstream sign-in that could not go on: the one place its errors
