@@ -55,3 +55,4 @@ mod token_reliability;
 mod totp;
 mod upstream_hostile;
 mod upstream_oidc;
+mod upstream_saml;

@@ -180,7 +180,8 @@ fn gcm(cipher: Cipher, key: &[u8], data: &[u8]) -> Result<Vec<u8>, DecryptError>
 /// its length; the others are arbitrary, so not PKCS#7's check).
 fn cbc(cipher: Cipher, key: &[u8], data: &[u8]) -> Result<Vec<u8>, DecryptError> {
     let block = cipher.block_size();
-    if key.len() != cipher.key_len() || data.len() < 2 * block || !data.len().is_multiple_of(block) {
+    if key.len() != cipher.key_len() || data.len() < 2 * block || !data.len().is_multiple_of(block)
+    {
         return Err(DecryptError::Failed);
     }
     let (iv, ciphertext) = data.split_at(block);
