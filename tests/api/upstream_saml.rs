@@ -258,6 +258,9 @@ fn upstream_key(pair: &SamlPair) -> Vec<u8> {
         .to_vec()
 }
 
+/// A change to an assertion, named by what its refusal says.
+type Change<'a> = (&'a str, Box<dyn Fn(&str) -> String + 'a>);
+
 /// Assertions in clear, so the hostile tests can change them.
 fn clear() -> ImportSettings {
     ImportSettings {
@@ -378,7 +381,7 @@ async fn forged_unsigned_or_foreign_signed_assertions_are_refused() {
     let pair = saml_pair(json!({}), clear()).await;
     let browser = client();
     let other = KeyCert::new("not the upstream");
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    let cases: Vec<Change> = vec![
         (
             "does not verify",
             Box::new(|a: &str| a.replace("uma@example.org", "eve@example.org")),
@@ -424,7 +427,7 @@ async fn a_wrong_audience_or_issuer_is_refused_even_when_the_upstream_signed_it(
         .url(&format!("/upstream/{SLUG}/saml/metadata"));
     let issuer = pair.upstream.url("/saml/metadata");
     let key = upstream_key(&pair);
-    let edits: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    let edits: Vec<Change> = vec![
         (
             "another audience",
             Box::new(|a: &str| {
@@ -458,6 +461,45 @@ async fn a_wrong_audience_or_issuer_is_refused_even_when_the_upstream_signed_it(
         let res = post_response(&browser, &posted.action, &xml, posted.relay.as_deref()).await;
         let html = refused(res, 400).await;
         assert!(html.contains("could not be trusted"), "{name}: {html}");
+        let why = refusals(&pair.downstream).await;
+        assert!(why.first().unwrap().contains(name), "{name}: {why:?}");
+    }
+    assert!(links(&pair.downstream, &pair.connector_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_signed_assertion_wrapped_around_or_beside_a_forged_one_is_refused() {
+    let pair = saml_pair(json!({}), clear()).await;
+    let browser = client();
+    let forge = |genuine: &str| {
+        without_signature(genuine)
+            .replace("uma@example.org", "eve@example.org")
+            .replacen(" ID=\"", " ID=\"_evil", 1)
+    };
+    let cases: Vec<Change> = vec![
+        (
+            "more than one assertion",
+            Box::new(move |a: &str| format!("{}{a}", forge(a))),
+        ),
+        (
+            "not directly in the Response",
+            Box::new(|a: &str| {
+                // The genuine signed assertion hidden in the forged one's Advice.
+                let forged = forge(a);
+                let at = forged.find("<saml2:Subject>").unwrap();
+                format!(
+                    "{}<saml2:Advice>{a}</saml2:Advice>{}",
+                    &forged[..at],
+                    &forged[at..]
+                )
+            }),
+        ),
+    ];
+    for (name, change) in cases {
+        let posted = to_acs(&pair, &browser).await;
+        let xml = with_assertion(&posted.xml, &change(&assertion_of(&posted.xml)));
+        let res = post_response(&browser, &posted.action, &xml, posted.relay.as_deref()).await;
+        refused(res, 400).await;
         let why = refusals(&pair.downstream).await;
         assert!(why.first().unwrap().contains(name), "{name}: {why:?}");
     }

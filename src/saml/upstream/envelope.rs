@@ -153,12 +153,12 @@ pub fn read(text: &str) -> Result<Envelope, String> {
                 let is_assertion = ns.as_deref() == Some(NS_ASSERTION)
                     && matches!(local.as_str(), "Assertion" | "EncryptedAssertion");
                 if is_assertion {
+                    if open.len() != 1 {
+                        return Err("an assertion is not directly in the Response".into());
+                    }
                     assertions += 1;
                     if assertions > 1 {
                         return Err("the Response carries more than one assertion".into());
-                    }
-                    if open.len() != 1 {
-                        return Err("an assertion is not directly in the Response".into());
                     }
                     let mut in_scope: Pairs =
                         open.iter().flat_map(|o| o.namespaces.clone()).collect();
