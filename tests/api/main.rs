@@ -56,3 +56,4 @@ mod totp;
 mod upstream_hostile;
 mod upstream_oidc;
 mod upstream_saml;
+mod upstream_simplesamlphp;

@@ -25,16 +25,16 @@ use crate::{
     },
 };
 
-const SLUG: &str = "hospital";
+pub const SLUG: &str = "hospital";
 const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 
 /// The account mapping for the attribute names Gatehouse's IdP releases by default.
-fn gatehouse_attributes() -> Value {
+pub fn gatehouse_attributes() -> Value {
     json!({ "username_claim": "username", "email_claim": "email", "name_claim": "displayName" })
 }
 
 /// Stores a SAML connector in `app`'s default organisation; its id.
-async fn add_saml_connector(app: &TestApp, slug: &str, settings: Value) -> String {
+pub async fn add_saml_connector(app: &TestApp, slug: &str, settings: Value) -> String {
     let state = app.state.clone();
     let org = state
         .store
@@ -173,7 +173,7 @@ async fn to_acs(pair: &SamlPair, browser: &reqwest::Client) -> Posted {
 }
 
 /// Posts `xml` as the Response to the ACS, cross-site as the upstream's page would.
-async fn post_response(
+pub async fn post_response(
     browser: &reqwest::Client,
     action: &str,
     xml: &str,
