@@ -507,6 +507,56 @@ async fn a_signed_assertion_wrapped_around_or_beside_a_forged_one_is_refused() {
 }
 
 #[tokio::test]
+async fn a_transient_name_id_is_refused_as_an_account_name() {
+    let pair = saml_pair(json!({}), clear()).await;
+    let browser = client();
+    let posted = to_acs(&pair, &browser).await;
+    let assertion = resigned(&assertion_of(&posted.xml), &upstream_key(&pair), |a| {
+        a.replace(providers::NAMEID_PERSISTENT, providers::NAMEID_TRANSIENT)
+    });
+    let xml = with_assertion(&posted.xml, &assertion);
+    let res = post_response(&browser, &posted.action, &xml, posted.relay.as_deref()).await;
+    refused(res, 400).await;
+    let why = refusals(&pair.downstream).await;
+    assert!(why.first().unwrap().contains("transient"), "{why:?}");
+}
+
+#[tokio::test]
+async fn an_error_status_from_the_upstream_is_shown_and_audited() {
+    // The upstream gives this SP only transient NameIDs, and we ask for a persistent
+    // one: it answers at once with a signed error Response (InvalidNameIDPolicy).
+    let sp = ImportSettings {
+        name_id_format: Some(providers::NAMEID_TRANSIENT.into()),
+        ..clear()
+    };
+    let pair = saml_pair(json!({}), sp).await;
+    let browser = client();
+    let posted = to_acs(&pair, &browser).await;
+    assert!(!posted.xml.contains("Assertion"), "{}", posted.xml);
+    let res = post_response(
+        &browser,
+        &posted.action,
+        &posted.xml,
+        posted.relay.as_deref(),
+    )
+    .await;
+    let html = refused(res, 401).await;
+    assert!(html.contains("did not sign you in"), "{html}");
+    let failures = audit_details(&pair.downstream, gatehouse::audit::EventType::SignInFailed).await;
+    let denied = failures
+        .iter()
+        .find(|d| d["reason"] == "upstream_denied")
+        .unwrap_or_else(|| panic!("{failures:?}"));
+    assert!(
+        denied["upstream_error"]
+            .as_str()
+            .unwrap()
+            .contains("urn:oasis:names:tc:SAML:2.0:status:Requester"),
+        "{denied:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_replayed_or_unsolicited_response_finds_no_sign_in() {
     let pair = saml_pair(json!({}), ImportSettings::default()).await;
     let browser = client();

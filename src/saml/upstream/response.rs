@@ -25,6 +25,7 @@ use crate::{
     saml::{
         assertion::STATUS_SUCCESS,
         dsig,
+        providers::NAMEID_TRANSIENT,
         request::{self, MessageError},
         xml::{self, MAX_MESSAGE_BYTES},
     },
@@ -209,6 +210,18 @@ fn check_assertion(a: &Assertion, e: &Expected<'_>) -> Result<DateTime<Utc>, Ups
         .subject
         .as_ref()
         .ok_or_else(|| rejected("the assertion has no Subject"))?;
+    let name_id = subject
+        .name_id
+        .as_ref()
+        .filter(|n| !n.value.trim().is_empty())
+        .ok_or_else(|| rejected("the assertion names no one (no NameID)"))?;
+    // A transient NameID is new at every sign-in: linked, it would make a new account
+    // each time, or let the next holder of the same value in.
+    if name_id.format.as_deref().map(str::trim) == Some(NAMEID_TRANSIENT) {
+        return Err(rejected(
+            "a transient NameID cannot name an account; ask the identity provider for a persistent one",
+        ));
+    }
     let confirmation = subject
         .subject_confirmations
         .iter()
