@@ -24,7 +24,7 @@ pub use role::{Role, UserStatus};
 pub use scope::valid_scope;
 pub use upstream::{
     AccountMapping, ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, REGISTERED_METHODS,
-    UpstreamClientAuth, UpstreamProtocol,
+    SamlUpstream, UpstreamClientAuth, UpstreamProtocol,
 };
 pub use username::Username;
 

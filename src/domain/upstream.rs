@@ -248,9 +248,35 @@ impl AccountMapping {
 pub struct ConnectorSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcUpstream>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlUpstream>,
     #[serde(default)]
     pub accounts: AccountMapping,
 }
+
+/// A SAML upstream (Gatehouse as its SP): where its metadata comes from and what is
+/// required of its assertions. The NameID is the subject; the account mapping's claim
+/// names are SAML attribute Names (`urn:oid:0.9.2342.19200300.100.1.3` for mail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlUpstream {
+    /// The IdP's metadata document, pasted (exclusive with `metadata_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_xml: Option<String>,
+    /// Where the IdP publishes its metadata (exclusive with `metadata_xml`), fetched with
+    /// the bounds and address rules of SP metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<Url>,
+    /// The IdP to use when the metadata describes several (a federation aggregate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    /// Refuse an assertion that arrives in clear.
+    #[serde(default)]
+    pub require_encrypted_assertions: bool,
+}
+
+/// Largest metadata document kept in a connector's settings (as SP metadata imports).
+pub const MAX_SAML_METADATA_BYTES: usize = 1024 * 1024;
 
 impl ConnectorSettings {
     /// Refuses settings that could not work, naming what is wrong.
@@ -260,10 +286,21 @@ impl ConnectorSettings {
             (UpstreamProtocol::Oidc, None) => Err(ParseError(
                 "an OIDC connector needs its `oidc` settings".into(),
             )),
-            (UpstreamProtocol::Saml, _) => {
-                Err(ParseError("SAML connectors are not available yet".into()))
-            }
+            (UpstreamProtocol::Saml, Some(_)) => Err(ParseError(
+                "a SAML connector has `saml` settings, not `oidc`".into(),
+            )),
+            (UpstreamProtocol::Saml, None) => match &self.saml {
+                Some(saml) => check_saml(saml),
+                None => Err(ParseError(
+                    "a SAML connector needs its `saml` settings".into(),
+                )),
+            },
         }?;
+        if protocol == UpstreamProtocol::Oidc && self.saml.is_some() {
+            return Err(ParseError(
+                "an OIDC connector has `oidc` settings, not `saml`".into(),
+            ));
+        }
         for claim in [
             &self.accounts.username_claim,
             &self.accounts.email_claim,
@@ -311,6 +348,36 @@ fn check_oidc(oidc: &OidcUpstream) -> Result<(), ParseError> {
         return Err(ParseError(
             "the CA certificate must be PEM, at most 64 KiB".into(),
         ));
+    }
+    Ok(())
+}
+
+fn check_saml(saml: &SamlUpstream) -> Result<(), ParseError> {
+    match (&saml.metadata_xml, &saml.metadata_url) {
+        (Some(xml), None) => {
+            if xml.len() > MAX_SAML_METADATA_BYTES || !xml.trim_start().starts_with('<') {
+                return Err(ParseError(
+                    "the IdP metadata must be an XML document of at most 1 MiB".into(),
+                ));
+            }
+        }
+        (None, Some(url)) => {
+            if !matches!(url.scheme(), "https" | "http") || url.as_str().len() > 2048 {
+                return Err(ParseError(
+                    "the IdP metadata URL must be an http(s) URL of at most 2048 characters".into(),
+                ));
+            }
+        }
+        _ => {
+            return Err(ParseError(
+                "give exactly one of `metadata_xml` and `metadata_url`".into(),
+            ));
+        }
+    }
+    if let Some(id) = &saml.entity_id
+        && (id.is_empty() || id.len() > 1024)
+    {
+        return Err(ParseError("the entity id is 1 to 1024 characters".into()));
     }
     Ok(())
 }
@@ -373,6 +440,7 @@ mod tests {
                 ca_pem: None,
                 end_upstream_session: true,
             }),
+            saml: None,
             accounts: AccountMapping::default(),
         };
         assert!(
@@ -395,6 +463,38 @@ mod tests {
     #[test]
     fn unknown_settings_are_refused_not_ignored() {
         let doc = r#"{"oidc":{"issuer":"https://a.example","client_id":"c","scopez":[]}}"#;
+        assert!(serde_json::from_str::<ConnectorSettings>(doc).is_err());
+    }
+
+    #[test]
+    fn a_saml_connector_takes_exactly_one_metadata_source() {
+        let saml = |xml: Option<&str>, url: Option<&str>| ConnectorSettings {
+            oidc: None,
+            saml: Some(SamlUpstream {
+                metadata_xml: xml.map(str::to_owned),
+                metadata_url: url.map(|u| Url::parse(u).unwrap()),
+                entity_id: None,
+                require_encrypted_assertions: false,
+            }),
+            accounts: AccountMapping::default(),
+        };
+        let ok = saml(Some("<md:EntityDescriptor/>"), None);
+        assert!(ok.check(UpstreamProtocol::Saml).is_ok());
+        assert!(
+            ok.check(UpstreamProtocol::Oidc).is_err(),
+            "not OIDC settings"
+        );
+        let by_url = saml(None, Some("https://idp.example/metadata"));
+        assert!(by_url.check(UpstreamProtocol::Saml).is_ok());
+        for bad in [
+            saml(None, None),
+            saml(Some("<x/>"), Some("https://idp.example/metadata")),
+            saml(Some("not xml"), None),
+            saml(None, Some("ftp://idp.example/metadata")),
+        ] {
+            assert!(bad.check(UpstreamProtocol::Saml).is_err(), "{bad:?}");
+        }
+        let doc = r#"{"saml":{"metadata_url":"https://a.example/m","sign_requests":true}}"#;
         assert!(serde_json::from_str::<ConnectorSettings>(doc).is_err());
     }
 }

@@ -28,6 +28,7 @@ pub mod request;
 pub mod slo;
 pub mod soap;
 pub mod sso;
+pub mod upstream;
 pub mod xml;
 pub mod xml_writer;
 
@@ -55,7 +56,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/saml/slo/continue").route(web::get().to(logout_chain::slo_continue)),
-        );
+        )
+        .configure(upstream::routes);
 }
 
 fn base(state: &AppState) -> String {

@@ -289,7 +289,10 @@ pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> SpError
     }
 }
 
-fn certificates(descriptors: &[KeyDescriptor], usage: &str) -> Result<Vec<Vec<u8>>, SpError> {
+pub(super) fn certificates(
+    descriptors: &[KeyDescriptor],
+    usage: &str,
+) -> Result<Vec<Vec<u8>>, SpError> {
     let mut out = Vec::new();
     for d in descriptors {
         // Metadata §2.4.1.1: a KeyDescriptor without `use` serves both purposes.

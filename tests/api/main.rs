@@ -58,3 +58,5 @@ mod upstream_hostile;
 mod upstream_logout;
 mod upstream_node_op;
 mod upstream_oidc;
+mod upstream_saml;
+mod upstream_simplesamlphp;

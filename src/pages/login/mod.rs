@@ -235,7 +235,7 @@ fn csrf_refused() -> PageError {
 }
 
 /// The live transaction for `id`, if it belongs to this browser.
-async fn owned_transaction(
+pub(crate) async fn owned_transaction(
     state: &AppState,
     req: &HttpRequest,
     id: &str,
