@@ -159,5 +159,13 @@ pub fn identity(connector: &Connector, a: &Assertion) -> UpstreamIdentity {
             .unwrap_or_default(),
         amr: Vec::new(),
         acr,
+        // The upstream's SessionIndex, which its Single Logout would name.
+        sid: a
+            .authn_statements
+            .iter()
+            .flatten()
+            .filter_map(|s| s.session_index.as_deref())
+            .find(|v| !v.is_empty() && v.len() <= 256)
+            .map(str::to_owned),
     }
 }
