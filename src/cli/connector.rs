@@ -359,7 +359,12 @@ async fn switch(op: &Operator, v: ConnectorView, on: bool, json: bool) -> Result
 }
 
 pub async fn run(config: Config, command: ConnectorCommand) -> Result<(), String> {
-    let op = Operator::open(config).await?;
+    // A connector may be the first thing made in a fresh installation's default
+    // organisation, as an account may.
+    let op = match &command {
+        ConnectorCommand::Create { .. } => Operator::open_for_accounts(config).await?,
+        _ => Operator::open(config).await?,
+    };
     let named = |slug: String| {
         let op = &op;
         async move {

@@ -53,5 +53,6 @@ mod storage;
 mod tls;
 mod token_reliability;
 mod totp;
+mod upstream_admin;
 mod upstream_hostile;
 mod upstream_oidc;

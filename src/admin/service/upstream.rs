@@ -10,8 +10,8 @@
 //! signs in as every account linked to it.
 //!
 //! The client secret is sealed to its row (`store::upstream::secret_context`) and never
-//! leaves this module in clear: views say `has_client_secret`, the audit trail says
-//! whether it was replaced or removed.
+//! leaves this module in clear: views say `has_client_secret`, the audit trail's
+//! `credential` detail whether it was set, replaced or removed.
 
 use std::collections::BTreeSet;
 
@@ -400,7 +400,7 @@ pub async fn create_connector(
         .map_err(raced)??;
     record(by, &row, "created", |e| {
         e.detail(
-            "client_secret",
+            "credential",
             if row.secret_sealed.is_some() {
                 "set"
             } else {
@@ -512,7 +512,7 @@ pub async fn update_connector(
         .await
         .map_err(raced)??;
     record(by, &row, "updated", |e| match secret_change {
-        Some(change) => e.detail("client_secret", change),
+        Some(change) => e.detail("credential", change),
         None => e,
     })
     .await?;
