@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use crate::{
     audit::EventType,
-    auth::upstream::{MAX_SUBJECT_LEN, oidc::redirect_uri},
+    auth::upstream::oidc::redirect_uri,
     domain::{
         ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, Role, UpstreamClientAuth,
         UpstreamProtocol,
@@ -30,13 +30,17 @@ use crate::{
     startup::AppState,
     store::{
         StoreError, new_id, orgs,
-        upstream::{self as rows, ConnectorRow, ConnectorValues, LinkRow},
-        users::{self, UserRow},
+        upstream::{self as rows, ConnectorRow, ConnectorValues},
+        users,
     },
     web::error::AppError,
 };
 
 use super::{Acting, Action, Caller, ServiceError, object_id};
+
+mod links;
+
+pub use links::{LinkView, add_link, links_of_user, list_links, remove_link};
 
 /// Email domains one connector may claim.
 pub const MAX_DOMAINS: usize = 100;
@@ -73,18 +77,6 @@ pub struct ConnectorView {
     pub redirect_uri: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// A link from an upstream identity to an account.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct LinkView {
-    pub connector_id: String,
-    pub connector_slug: String,
-    /// The upstream's identifier for the person (`sub`).
-    pub subject: String,
-    pub user_id: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// What a connector is, besides its organisation: what is created, and what an update
@@ -587,155 +579,113 @@ async fn record(
     Ok(())
 }
 
-fn link_view(link: LinkRow, slug: &str) -> LinkView {
-    LinkView {
-        connector_id: link.connector_id,
-        connector_slug: slug.to_owned(),
-        subject: link.subject,
-        user_id: link.user_id,
-        created_at: link.created_at.and_utc(),
-        last_used_at: link.last_used_at.map(|t| t.and_utc()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            actor: "admin-1".into(),
+            role,
+            org_id: Some("org-1".into()),
+        }
     }
-}
 
-/// The links of connector `raw_id`, oldest first.
-pub async fn list_links(
-    state: &AppState,
-    who: &Caller,
-    raw_id: &str,
-) -> Result<Vec<LinkView>, ServiceError> {
-    let row = visible(state, who, raw_id).await?;
-    let id = row.id.clone();
-    let links = state
-        .store
-        .run(move |c| rows::links_of_connector(c, &id))
-        .await?;
-    Ok(links.into_iter().map(|l| link_view(l, &row.slug)).collect())
-}
-
-/// The upstream identities linked to `user` (found by `users::find`), oldest first.
-pub async fn links_of_user(
-    state: &AppState,
-    who: &Caller,
-    user: &UserRow,
-) -> Result<Vec<LinkView>, ServiceError> {
-    who.require(Action::Manage)?;
-    if !who.sees_org(&user.org_id) {
-        return Err(ServiceError::NotFound("no such user".into()));
+    fn fields(issuer: &str) -> ConnectorFields {
+        let settings = serde_json::from_value(serde_json::json!({
+            "oidc": { "issuer": issuer, "client_id": "gatehouse" }
+        }))
+        .unwrap();
+        ConnectorFields {
+            slug: "st-mary".into(),
+            display_name: "St Mary's".into(),
+            protocol: UpstreamProtocol::Oidc,
+            enabled: true,
+            settings,
+            client_secret: None,
+            domains: vec!["Hospital.Example".into(), "hospital.example".into()],
+        }
     }
-    let id = user.id.clone();
-    let found = state
-        .store
-        .run(move |c| {
-            let mut out = Vec::new();
-            for link in rows::links_of_user(c, &id)? {
-                let slug = rows::find(c, &link.connector_id)?
-                    .map(|r| r.slug)
-                    .unwrap_or_default();
-                out.push(link_view(link, &slug));
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(found)
-}
 
-/// An upstream subject as an administrator types it: refused, not cut, when too long.
-fn subject(raw: &str) -> Result<String, ServiceError> {
-    if raw.is_empty() || raw.len() > MAX_SUBJECT_LEN || raw.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(format!(
-            "subject: 1 to {MAX_SUBJECT_LEN} bytes, no control characters"
-        )));
+    fn row(f: &ConnectorFields) -> ConnectorRow {
+        let now = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        ConnectorRow {
+            id: "c-1".into(),
+            org_id: "org-1".into(),
+            slug: f.slug.clone(),
+            display_name: f.display_name.clone(),
+            protocol: f.protocol.as_str().into(),
+            enabled: f.enabled,
+            settings: serde_json::to_string(&f.settings).unwrap(),
+            secret_sealed: None,
+            created_at: now,
+            updated_at: now,
+        }
     }
-    Ok(raw.to_owned())
-}
 
-/// Links the upstream identity `subject` of connector `raw_id` to `user`: whoever signs
-/// in upstream as `subject` signs in here as them, so the caller must be able to act on
-/// them, and they must be of the connector's organisation.
-pub async fn add_link(
-    by: Acting<'_>,
-    raw_id: &str,
-    raw_subject: &str,
-    user: &UserRow,
-) -> Result<LinkView, ServiceError> {
-    let row = visible(by.state, by.who, raw_id).await?;
-    let subject = subject(raw_subject)?;
-    if user.org_id != row.org_id {
-        return Err(ServiceError::Invalid(
-            "user_id: the account is of another organisation than the connector".into(),
+    #[test]
+    fn domains_are_kept_once_in_lower_case() {
+        let checked = check(&caller(Role::OrgAdmin), &fields("https://idp.example")).unwrap();
+        assert_eq!(checked.domains, ["hospital.example"]);
+    }
+
+    #[test]
+    fn a_mapping_to_a_role_the_administrator_cannot_grant_is_refused() {
+        let mut f = fields("https://idp.example");
+        f.settings
+            .accounts
+            .role_map
+            .insert("it".into(), Role::SuperAdmin);
+        assert!(matches!(
+            check(&caller(Role::OrgAdmin), &f),
+            Err(ServiceError::Forbidden(_))
         ));
+        assert!(check(&caller(Role::SuperAdmin), &f).is_ok());
+        f.settings.accounts.role_map.clear();
+        f.settings.accounts.default_role = Role::SuperAdmin;
+        assert!(check(&caller(Role::OrgAdmin), &f).is_err());
     }
-    if user.id != by.who.actor {
-        by.who.may_act_on(user)?;
-    }
-    let (id, sub, user_id) = (row.id.clone(), subject.clone(), user.id.clone());
-    let now = by.state.clock.now().naive_utc();
-    let link = by
-        .state
-        .store
-        .run(move |c| rows::insert_link(c, &id, &sub, &user_id, now))
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict => {
-                ServiceError::Conflict("subject: already linked to an account".into())
-            }
-            other => other.into(),
-        })?;
-    let event = by
-        .event(EventType::UpstreamLinked)
-        .org(&user.org_id)
-        .subject(&user.id)
-        .detail("connector", row.slug.as_str())
-        .detail("upstream_subject", subject.as_str())
-        .detail("how", "admin");
-    by.state.audit.record(event).await?;
-    Ok(link_view(link, &row.slug))
-}
 
-/// Removes the link of `subject` at connector `raw_id`; not found when there is none.
-pub async fn remove_link(
-    by: Acting<'_>,
-    raw_id: &str,
-    raw_subject: &str,
-) -> Result<(), ServiceError> {
-    let row = visible(by.state, by.who, raw_id).await?;
-    let missing = || ServiceError::NotFound("no such link".into());
-    let subject = subject(raw_subject).map_err(|_| missing())?;
-    let (id, sub, pii) = (row.id.clone(), subject.clone(), by.state.pii.clone());
-    let (link, user) = by
-        .state
-        .store
-        .run(move |c| {
-            let Some(link) = rows::find_link(c, &id, &sub)? else {
-                return Ok((None, None));
-            };
-            let user = users::find_by_id(c, &pii, &link.user_id)?;
-            Ok((Some(link), user))
-        })
-        .await?;
-    let link = link.ok_or_else(missing)?;
-    if let Some(user) = &user
-        && user.id != by.who.actor
-    {
-        by.who.may_act_on(user)?;
+    #[test]
+    fn names_and_secrets_out_of_bounds_are_refused() {
+        let mut f = fields("https://idp.example");
+        f.display_name = "two\nlines".into();
+        assert!(matches!(
+            check(&caller(Role::OrgAdmin), &f),
+            Err(ServiceError::Invalid(m)) if m.starts_with("display_name")
+        ));
+        let long = SecretString::from("s".repeat(MAX_SECRET_LEN + 1));
+        assert!(secret_bytes(&long).is_err());
+        assert!(
+            secret_bytes(&SecretString::from(String::new()))
+                .unwrap()
+                .is_none()
+        );
     }
-    let (id, sub) = (row.id.clone(), subject.clone());
-    by.state
-        .store
-        .run(move |c| rows::delete_link(c, &id, &sub))
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => missing(),
-            other => other.into(),
-        })?;
-    let event = by
-        .event(EventType::UpstreamUnlinked)
-        .org(&row.org_id)
-        .subject(&link.user_id)
-        .detail("connector", row.slug.as_str())
-        .detail("upstream_subject", subject.as_str())
-        .detail("how", "admin");
-    by.state.audit.record(event).await?;
-    Ok(())
+
+    #[test]
+    fn only_a_new_issuer_protocol_or_certificate_repoints_a_connector() {
+        let old = row(&fields("https://idp.example"));
+        let mut renamed = fields("https://idp.example");
+        renamed.display_name = "Renamed".into();
+        renamed.settings.accounts.just_in_time = false;
+        assert!(!repoints(&old, &renamed));
+        assert!(repoints(&old, &fields("https://evil.example")));
+        let mut ca = fields("https://idp.example");
+        if let Some(o) = ca.settings.oidc.as_mut() {
+            o.ca_pem = Some("-----BEGIN CERTIFICATE-----\n".into());
+        }
+        assert!(repoints(&old, &ca));
+    }
+
+    #[test]
+    fn a_secret_with_private_key_jwt_is_refused() {
+        let mut f = fields("https://idp.example");
+        if let Some(o) = f.settings.oidc.as_mut() {
+            o.client_auth = UpstreamClientAuth::PrivateKeyJwt;
+        }
+        assert!(refuse_unused_secret(&f).is_ok());
+        f.client_secret = Some(SecretString::from("s3cret".to_owned()));
+        assert!(refuse_unused_secret(&f).is_err());
+    }
 }
