@@ -14,7 +14,8 @@ use super::api;
         title = "Gatehouse admin API",
         description = "Users, organisations, locks, resets, IP blocks and the allow-list, \
             OpenID Connect clients, SAML service providers, signing keys, emergency access \
-            designations and reviews, and the audit trail. \
+            designations and reviews, upstream identity providers and their links, and the \
+            audit trail. \
             Authenticate with a Gatehouse access token carrying the gatehouse:admin scope."
     ),
     paths(
@@ -64,6 +65,15 @@ use super::api;
         api::emergency::list_emergency_sessions,
         api::emergency::show_emergency_session,
         api::emergency::review_emergency_session,
+        api::upstream::list_connectors,
+        api::upstream::create_connector,
+        api::upstream::show_connector,
+        api::upstream::update_connector,
+        api::upstream::delete_connector,
+        api::upstream::list_connector_links,
+        api::upstream::add_connector_link,
+        api::upstream::remove_connector_link,
+        api::upstream::list_user_links,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors)

@@ -7,6 +7,7 @@
 mod actor;
 mod audit;
 mod client;
+mod connector;
 mod emergency;
 mod ip;
 mod keys;
@@ -97,6 +98,11 @@ enum Command {
     Sp {
         #[command(subcommand)]
         command: sp::SpCommand,
+    },
+    /// Upstream identity providers and their links to accounts (DESIGN §16).
+    Connector {
+        #[command(subcommand)]
+        command: connector::ConnectorCommand,
     },
     /// Token signing keys, and the master key file.
     Keys {
@@ -213,6 +219,7 @@ async fn run(config: Config, command: Command) -> Result<ExitCode, String> {
         Command::Ip { command } => done(ip::run(config, command).await),
         Command::Client { command } => done(client::run(config, command).await),
         Command::Sp { command } => done(sp::run(config, command).await),
+        Command::Connector { command } => done(connector::run(config, command).await),
         Command::Keys { command } => done(keys::run(config, command).await),
         Command::Emergency { command } => done(emergency::run(config, command).await),
         Command::Audit { command } => audit::run(config, command).await,

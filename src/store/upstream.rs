@@ -73,10 +73,20 @@ pub fn insert(
     values: &ConnectorValues,
     now: NaiveDateTime,
 ) -> Result<ConnectorRow, StoreError> {
-    let id = new_id();
+    insert_with_id(conn, &new_id(), values, now)
+}
+
+/// As `insert`, under an id chosen beforehand: the secret is sealed to its row's id
+/// (`secret_context`), so the id is known before the row is written.
+pub fn insert_with_id(
+    conn: &mut DbConnection,
+    id: &str,
+    values: &ConnectorValues,
+    now: NaiveDateTime,
+) -> Result<ConnectorRow, StoreError> {
     diesel::insert_into(upstream_connectors::table)
         .values(&NewConnector {
-            id: &id,
+            id,
             org_id: &values.org_id,
             slug: &values.slug,
             display_name: &values.display_name,
@@ -88,7 +98,7 @@ pub fn insert(
             updated_at: now,
         })
         .execute(conn)?;
-    find(conn, &id)?.ok_or(StoreError::NotFound)
+    find(conn, id)?.ok_or(StoreError::NotFound)
 }
 
 /// Replaces a connector's values; its organisation never changes.

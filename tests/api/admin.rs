@@ -904,6 +904,19 @@ const ACCESS: &[(&str, &str, Access)] = &[
         "/emergency-sessions/{id}/review",
         Access::OrgSupport,
     ),
+    ("GET", "/connectors", Access::OrgManage),
+    ("POST", "/connectors", Access::OrgManage),
+    ("GET", "/connectors/{id}", Access::OrgManage),
+    ("PUT", "/connectors/{id}", Access::OrgManage),
+    ("DELETE", "/connectors/{id}", Access::OrgManage),
+    ("GET", "/connectors/{id}/links", Access::OrgManage),
+    ("POST", "/connectors/{id}/links", Access::OrgManage),
+    (
+        "DELETE",
+        "/connectors/{id}/links/{subject}",
+        Access::OrgManage,
+    ),
+    ("GET", "/users/{id}/links", Access::OrgManage),
 ];
 
 /// The entity id's path handle, as the API lists it.
@@ -1074,9 +1087,58 @@ impl World {
                 let path = format!("/saml-sps/{}/refresh", sp_handle(&sp.entity_id));
                 (path, None)
             }
+            ("GET", "/connectors") => (format!("/connectors?org={}", self.alpha), None),
+            ("POST", "/connectors") => {
+                let mut body = upstream_connector(n);
+                body["org_id"] = self.alpha.clone().into();
+                ("/connectors".into(), Some(body))
+            }
+            (_, t) if t.starts_with("/connectors/{id}") => {
+                // A fresh connector of A, its identity `sub-1` linked to a fresh user of A.
+                use gatehouse::store::upstream as rows;
+                let user = fresh_user().await;
+                let values = rows::ConnectorValues {
+                    org_id: self.alpha.clone(),
+                    slug: format!("upstream-{n}"),
+                    display_name: format!("Upstream {n}"),
+                    protocol: "oidc".into(),
+                    enabled: true,
+                    settings: upstream_connector(n)["settings"].to_string(),
+                    secret_sealed: None,
+                };
+                let now = chrono::Utc::now().naive_utc();
+                let user_id = user.id.clone();
+                let id = self
+                    .app
+                    .state
+                    .store
+                    .run(move |c| {
+                        let row = rows::insert(c, &values, now)?;
+                        rows::insert_link(c, &row.id, "sub-1", &user_id, now)?;
+                        Ok(row.id)
+                    })
+                    .await
+                    .unwrap();
+                let path = t.replace("{id}", &id).replace("{subject}", "sub-1");
+                let body = match (method, t) {
+                    ("PUT", _) => Some(upstream_connector(n)),
+                    ("POST", _) => Some(json!({"subject": "sub-2", "user_id": user.id})),
+                    _ => None,
+                };
+                (path, body)
+            }
             (_, t) => (t.to_owned(), None),
         }
     }
+}
+
+/// A connector's body for the authorisation table.
+fn upstream_connector(n: usize) -> Value {
+    json!({
+        "slug": format!("upstream-{n}"),
+        "display_name": format!("Upstream {n}"),
+        "settings": {"oidc": {"issuer": "https://login.example", "client_id": "gatehouse"}},
+    })
 }
 
 #[tokio::test]

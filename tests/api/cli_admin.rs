@@ -61,6 +61,15 @@ const CLI_FORMS: &[(&str, &[&str])] = &[
     ("list_emergency_sessions", &["emergency", "list"]),
     ("show_emergency_session", &["emergency", "show"]),
     ("review_emergency_session", &["emergency", "review"]),
+    ("list_connectors", &["connector", "list"]),
+    ("create_connector", &["connector", "create"]),
+    ("show_connector", &["connector", "show"]),
+    ("update_connector", &["connector", "update"]),
+    ("delete_connector", &["connector", "delete"]),
+    ("list_connector_links", &["connector", "links"]),
+    ("add_connector_link", &["connector", "link"]),
+    ("remove_connector_link", &["connector", "unlink"]),
+    ("list_user_links", &["connector", "links"]),
 ];
 
 /// Operations with no CLI form, and why.

@@ -53,6 +53,7 @@ mod storage;
 mod tls;
 mod token_reliability;
 mod totp;
+mod upstream_admin;
 mod upstream_browser;
 mod upstream_hostile;
 mod upstream_logout;

@@ -11,6 +11,7 @@ pub mod network;
 pub mod orgs;
 pub mod saml;
 pub mod sessions;
+pub mod upstream;
 pub mod users;
 
 use std::{future::Future, pin::Pin};
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     org_and_network_routes(cfg);
     client_and_key_routes(cfg);
     emergency_routes(cfg);
+    upstream_routes(cfg);
 }
 
 // The route tables stay one route a line, so each reads as a table.
@@ -87,6 +89,19 @@ fn emergency_routes(cfg: &mut web::ServiceConfig) {
         .route("/emergency-sessions", get().to(emergency::list_emergency_sessions))
         .route("/emergency-sessions/{id}", get().to(emergency::show_emergency_session))
         .route("/emergency-sessions/{id}/review", post().to(emergency::review_emergency_session));
+}
+
+/// Upstream identity providers (DESIGN §16): `/connectors`, their links.
+#[rustfmt::skip]
+fn upstream_routes(cfg: &mut web::ServiceConfig) {
+    // Settings may carry a CA certificate chain: up to 64 KiB of PEM, escaped in JSON.
+    let settings_body = || web::PayloadConfig::new(256 * 1024);
+    cfg.service(web::resource("/connectors").app_data(settings_body()).route(get().to(upstream::list_connectors)).route(post().to(upstream::create_connector)))
+        .service(web::resource("/connectors/{id}").app_data(settings_body()).route(get().to(upstream::show_connector)).route(put().to(upstream::update_connector)).route(delete().to(upstream::delete_connector)))
+        .route("/connectors/{id}/links", get().to(upstream::list_connector_links))
+        .route("/connectors/{id}/links", post().to(upstream::add_connector_link))
+        .route("/connectors/{id}/links/{subject}", delete().to(upstream::remove_connector_link))
+        .route("/users/{id}/links", get().to(upstream::list_user_links));
 }
 
 /// `/clients`, `/saml-sps` and `/signing-keys`.

@@ -76,6 +76,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(audit::export_audit)
         .service(ip_blocks::ip_blocks_page)
         .service(ip_blocks::lift_ip_block);
+    upstream::routes(cfg);
 }
 
 impl From<ApiError> for AppError {
@@ -123,6 +124,7 @@ impl Console {
             org_id: self.user.org_id.clone(),
             csrf: self.session.csrf.clone(),
             global: self.who.require(Action::Global).is_ok(),
+            manage: self.who.require(Action::Manage).is_ok(),
         }
     }
 }
@@ -192,6 +194,8 @@ struct Nav {
     csrf: String,
     /// May see IP blocks (a super administrator).
     global: bool,
+    /// May manage the organisation's identity providers (an administrator).
+    manage: bool,
 }
 
 impl Visit {
@@ -274,6 +278,7 @@ mod audit;
 mod emergency;
 mod ip_blocks;
 mod policy;
+mod upstream;
 mod user;
 
 fn when(t: NaiveDateTime) -> String {

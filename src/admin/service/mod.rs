@@ -15,6 +15,7 @@ pub mod keys;
 pub mod network;
 pub mod orgs;
 pub mod saml;
+pub mod upstream;
 pub mod users;
 
 use crate::{
