@@ -246,6 +246,7 @@ impl SettingsArgs {
                     client_auth: UpstreamClientAuth::default(),
                     scopes: vec!["profile".into(), "email".into()],
                     ca_pem: None,
+                    end_upstream_session: true,
                 }
             }
         };
@@ -427,6 +428,7 @@ pub async fn run(config: Config, command: ConnectorCommand) -> Result<(), String
                 enabled: !disabled,
                 settings: settings.apply(ConnectorSettings {
                     oidc: None,
+                    saml: None,
                     accounts: AccountMapping::default(),
                 })?,
                 client_secret: settings.secret()?,

@@ -123,6 +123,7 @@ impl ConnectorForm {
     fn blank(org: &str) -> Self {
         let mut form = Self::from_settings(&ConnectorSettings {
             oidc: None,
+            saml: None,
             accounts: AccountMapping::default(),
         });
         form.org = org.to_owned();
@@ -191,12 +192,17 @@ impl ConnectorForm {
         };
         let ca = self.ca_pem.trim();
         if let Ok(issuer) = issuer {
+            let end_upstream_session = settings
+                .oidc
+                .as_ref()
+                .is_none_or(|o| o.end_upstream_session);
             settings.oidc = Some(OidcUpstream {
                 issuer,
                 client_id: self.client_id.trim().to_owned(),
                 client_auth,
                 scopes: self.scopes.split_whitespace().map(str::to_owned).collect(),
                 ca_pem: (!ca.is_empty()).then(|| format!("{ca}\n")),
+                end_upstream_session,
             });
         }
         let a = &mut settings.accounts;
@@ -373,6 +379,7 @@ async fn create(form: Form<ConnectorForm>, visit: Visit) -> Answer {
         .map_err(AppError::from)?;
     let base = ConnectorSettings {
         oidc: None,
+        saml: None,
         accounts: AccountMapping::default(),
     };
     let result = match form.parse(&base) {
