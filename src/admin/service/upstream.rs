@@ -575,6 +575,8 @@ async fn record(
         .detail("change", change)
         .detail("connector", row.slug.as_str())
         .detail("connector_id", row.id.as_str());
+    // This instance's sign-in page shows the change at once; others within seconds.
+    by.state.upstreams.forget_offers();
     by.state.audit.record(more(event)).await?;
     Ok(())
 }

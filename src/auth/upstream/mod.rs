@@ -179,12 +179,61 @@ pub struct Offer {
 
 /// The enabled connectors offered as buttons on the sign-in page, and whether any email
 /// domain leads to one (then the identifier alone may be sent).
+///
+/// The sign-in page is the one page every person meets, also while the database is
+/// slow or away (DESIGN §14): it is answered from this instance's copy, read again in
+/// the background once it is [`OFFERS_TTL`] old. Only the very first page waits for it.
 pub async fn offered(state: &AppState) -> Result<(Vec<Offer>, bool), AuthError> {
-    let (rows, discovery) = state
-        .store
+    let cache = &state.upstreams;
+    let known = cache
+        .offers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match known {
+        Some(known) => {
+            if known.read.elapsed() >= OFFERS_TTL
+                && !cache
+                    .refreshing
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                let (store, cache) = (state.store.clone(), state.upstreams.clone());
+                tokio::spawn(async move {
+                    match read_offers(&store).await {
+                        Ok(fresh) => cache.keep_offers(fresh),
+                        Err(e) => tracing::warn!(error = %e, "sign-in choices not refreshed"),
+                    }
+                    cache
+                        .refreshing
+                        .store(false, std::sync::atomic::Ordering::Release);
+                });
+            }
+            Ok((known.buttons, known.discovery))
+        }
+        None => {
+            let fresh = read_offers(&state.store).await?;
+            cache.keep_offers(fresh.clone());
+            Ok((fresh.buttons, fresh.discovery))
+        }
+    }
+}
+
+/// How old this instance's copy of the sign-in choices may get before it is read again.
+pub const OFFERS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The sign-in page's choices as read at `read`.
+#[derive(Clone)]
+struct Offers {
+    read: std::time::Instant,
+    buttons: Vec<Offer>,
+    discovery: bool,
+}
+
+async fn read_offers(store: &crate::store::Store) -> Result<Offers, AuthError> {
+    let (rows, discovery) = store
         .run(|c| Ok((rows::list(c, None)?, rows::any_enabled_domain(c)?)))
         .await?;
-    let offers = rows
+    let buttons = rows
         .into_iter()
         .filter(|r| r.enabled)
         .filter(|r| {
@@ -196,7 +245,11 @@ pub async fn offered(state: &AppState) -> Result<(Vec<Offer>, bool), AuthError> 
             display_name: r.display_name,
         })
         .collect();
-    Ok((offers, discovery))
+    Ok(Offers {
+        read: std::time::Instant::now(),
+        buttons,
+        discovery,
+    })
 }
 
 /// Home-realm discovery: the enabled connector the identifier's email domain is mapped
@@ -573,4 +626,19 @@ pub async fn failed(
 #[derive(Default)]
 pub struct UpstreamCache {
     oidc: Mutex<HashMap<String, Arc<oidc::Discovered>>>,
+    offers: Mutex<Option<Offers>>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl UpstreamCache {
+    fn keep_offers(&self, offers: Offers) {
+        *self.offers.lock().unwrap_or_else(|p| p.into_inner()) = Some(offers);
+    }
+
+    /// Forgets the sign-in choices, after an administrator changed a connector here:
+    /// the next sign-in page reads them again. Other instances follow within
+    /// [`OFFERS_TTL`].
+    pub fn forget_offers(&self) {
+        *self.offers.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }

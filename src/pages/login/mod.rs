@@ -83,19 +83,27 @@ struct LoginChoices {
     identifier_first: bool,
 }
 
-async fn login_choices(state: &AppState, tx: &LoginTransaction) -> Result<LoginChoices, AppError> {
+/// The page's choices. The sign-in page shows even while the database cannot be read
+/// (the password step then says it is unavailable, DESIGN §14): without its choices.
+async fn login_choices(state: &AppState, tx: &LoginTransaction) -> LoginChoices {
+    let none = LoginChoices {
+        upstreams: Vec::new(),
+        identifier_first: false,
+    };
     // Someone linking an upstream identity signs in with a Gatehouse account here.
     if tx.pending_link.is_some() {
-        return Ok(LoginChoices {
-            upstreams: Vec::new(),
-            identifier_first: false,
-        });
+        return none;
     }
-    let (upstreams, identifier_first) = crate::auth::upstream::offered(state).await?;
-    Ok(LoginChoices {
-        upstreams,
-        identifier_first,
-    })
+    match crate::auth::upstream::offered(state).await {
+        Ok((upstreams, identifier_first)) => LoginChoices {
+            upstreams,
+            identifier_first,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-in page without its identity providers");
+            none
+        }
+    }
 }
 
 #[derive(Template)]
@@ -269,7 +277,7 @@ async fn login_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> A
     if tx.stage != Stage::Password {
         return Ok(see_other(&stage_location(&tx)));
     }
-    let choices = login_choices(&state, &tx).await?;
+    let choices = login_choices(&state, &tx).await;
     Ok(render(
         &LoginPage {
             tx: &tx.id,
@@ -301,7 +309,7 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
     if tx.stage != Stage::Password {
         return Ok(see_other(&stage_location(&tx)));
     }
-    let choices = login_choices(&state, &tx).await?;
+    let choices = login_choices(&state, &tx).await;
     let page = |message, status| {
         render(
             &LoginPage {
