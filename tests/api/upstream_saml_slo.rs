@@ -6,17 +6,19 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{SecondsFormat, Utc};
-use gatehouse::saml::providers::{ImportSettings, NAMEID_PERSISTENT};
+use gatehouse::saml::providers::{self, ImportSettings, NAMEID_PERSISTENT};
 use openssl::{hash::MessageDigest, pkey::PKey};
 use serde_json::json;
 use url::Url;
 
 use crate::{
-    helpers::client,
+    helpers::{client, create_user, hidden, spawn_app, unescape},
     oidc::continue_link,
-    saml::{KeyCert, rand_id},
-    upstream_oidc::{audit_details, location},
-    upstream_saml::{SLUG, SamlPair, post_response, saml_pair, to_acs},
+    saml::{KeyCert, posted, rand_id},
+    upstream_oidc::{PASSWORD, audit_details, location, upstream_idp},
+    upstream_saml::{
+        SLUG, SamlPair, add_saml_connector, gatehouse_attributes, post_response, saml_pair, to_acs,
+    },
 };
 
 /// Signs the browser in at the downstream through the upstream; the NameID it got.
@@ -399,6 +401,166 @@ async fn a_logout_response_to_no_request_of_ours_is_refused_and_the_real_one_sti
     let res = browser.get(to_upstream.as_str()).send().await.unwrap();
     let back = location(&res);
     let res = browser.get(&back).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("You are signed out"));
+}
+
+/// `metadata` without its HTTP-Redirect SingleLogoutService.
+fn without_redirect_slo(metadata: &str) -> String {
+    let tag =
+        r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect""#;
+    let start = metadata.find(tag).expect("a Redirect SingleLogoutService");
+    let end = start + metadata[start..].find("/>").unwrap() + 2;
+    format!("{}{}", &metadata[..start], &metadata[end..])
+}
+
+/// A pair whose IdP and SP both publish Single Logout by HTTP-POST only.
+async fn post_only_pair() -> SamlPair {
+    let upstream = upstream_idp().await;
+    let downstream = spawn_app().await;
+    create_user(&upstream, "uma", PASSWORD, false).await;
+    let idp_metadata = upstream.get("/saml/metadata").await.text().await.unwrap();
+    let connector_id = add_saml_connector(
+        &downstream,
+        SLUG,
+        json!({
+            "saml": { "metadata_xml": without_redirect_slo(&idp_metadata) },
+            "accounts": gatehouse_attributes(),
+        }),
+    )
+    .await;
+    let sp_metadata = downstream
+        .get(&format!("/upstream/{SLUG}/saml/metadata"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    providers::import(
+        &upstream.state.store,
+        &without_redirect_slo(&sp_metadata),
+        &ImportSettings::default(),
+        Utc::now(),
+    )
+    .await
+    .expect("the upstream imports our SP metadata");
+    SamlPair {
+        upstream,
+        downstream,
+        connector_id,
+    }
+}
+
+/// The HTTP-POST page's form: (action, `field`'s value, RelayState).
+fn form_of(html: &str, field: &str) -> (String, String, Option<String>) {
+    let action = html
+        .split("id=\"saml-post\" method=\"post\" action=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(unescape)
+        .unwrap_or_else(|| panic!("no SAML POST form in {html}"));
+    let relay = html
+        .contains("name=\"RelayState\"")
+        .then(|| unescape(&hidden(html, "RelayState")));
+    (action, unescape(&hidden(html, field)), relay)
+}
+
+/// Posts the form cross-site, as the page would.
+async fn submit(
+    browser: &reqwest::Client,
+    (action, field, value, relay): (&str, &str, &str, Option<&str>),
+) -> reqwest::Response {
+    let mut form = vec![(field, value)];
+    if let Some(relay) = relay {
+        form.push(("RelayState", relay));
+    }
+    browser
+        .post(action)
+        .header("Origin", "null")
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn single_logout_works_both_ways_by_http_post_alone() {
+    let pair = post_only_pair().await;
+
+    // Signing out here: our page posts the signed LogoutRequest to the upstream.
+    let browser = client();
+    sign_in(&pair, &browser).await;
+    let csrf = pair.downstream.account_csrf(&browser).await;
+    let res = pair
+        .downstream
+        .post_form(&browser, "/logout", &[("csrf", &csrf)])
+        .await;
+    let ours = continue_link(&res.text().await.unwrap());
+    assert!(
+        ours.starts_with(&pair.downstream.url(&format!("{}/send?state=", slo_path()))),
+        "{ours}"
+    );
+    let html = browser
+        .get(&ours)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (action, request, relay) = form_of(&html, "SAMLRequest");
+    assert_eq!(action, pair.upstream.url("/saml/slo"));
+    let xml = String::from_utf8(STANDARD.decode(&request).unwrap()).unwrap();
+    assert!(
+        xml.contains("<ds:Signature"),
+        "an enveloped signature: {xml}"
+    );
+    let res = submit(
+        &browser,
+        (&action, "SAMLRequest", &request, relay.as_deref()),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let (action, response, relay) = posted(&res.text().await.unwrap());
+    assert_eq!(action, pair.downstream.url(&slo_path()));
+    assert_eq!(
+        status_of(&browser, &pair.upstream.url("/account")).await,
+        303,
+        "signed out at the upstream"
+    );
+    let res = post_response(&browser, &action, &response, relay.as_deref()).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("You are signed out"));
+
+    // Signing out there: its chain posts its LogoutRequest to us, we post the answer.
+    let browser = client();
+    sign_in(&pair, &browser).await;
+    let csrf = pair.upstream.account_csrf(&browser).await;
+    let res = pair
+        .upstream
+        .post_form(&browser, "/logout", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(res.status(), 200);
+    let (action, request, relay) = form_of(&res.text().await.unwrap(), "SAMLRequest");
+    assert_eq!(action, pair.downstream.url(&slo_path()));
+    assert_eq!(
+        status_of(&browser, &pair.downstream.url("/account")).await,
+        200
+    );
+    let res = submit(
+        &browser,
+        (&action, "SAMLRequest", &request, relay.as_deref()),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        status_of(&browser, &pair.downstream.url("/account")).await,
+        303,
+        "the session here ended"
+    );
+    let (action, response, relay) = posted(&res.text().await.unwrap());
+    assert_eq!(action, pair.upstream.url("/saml/slo"));
+    assert!(response.contains("<ds:Signature"), "an enveloped signature");
+    let res = post_response(&browser, &action, &response, relay.as_deref()).await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("You are signed out"));
 }

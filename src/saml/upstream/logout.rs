@@ -592,3 +592,23 @@ async fn end_sessions(
     }
     Ok(ended)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::not_on_or_after;
+
+    #[test]
+    fn not_on_or_after_is_read_from_the_root_element_only() {
+        let xml = r#"<samlp:LogoutRequest NotOnOrAfter="2026-01-02T03:04:05Z"><saml:NameID NotOnOrAfter="2030-01-01T00:00:00Z">x</saml:NameID></samlp:LogoutRequest>"#;
+        let at = not_on_or_after(xml).ok().flatten().unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+        let without = r#"<samlp:LogoutRequest><saml:NameID NotOnOrAfter="2030-01-01T00:00:00Z">x</saml:NameID></samlp:LogoutRequest>"#;
+        assert!(not_on_or_after(without).ok().flatten().is_none());
+    }
+
+    #[test]
+    fn a_not_on_or_after_that_is_no_time_is_refused() {
+        let xml = r#"<samlp:LogoutRequest NotOnOrAfter="tomorrow"/>"#;
+        assert!(not_on_or_after(xml).is_err());
+    }
+}
