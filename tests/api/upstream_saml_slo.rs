@@ -307,6 +307,19 @@ async fn forged_unsigned_foreign_or_replayed_logout_requests_end_nothing() {
     .await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("another endpoint"));
+
+    // Signed, but past its NotOnOrAfter.
+    let past =
+        (Utc::now() - chrono::Duration::minutes(10)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let expired = logout_request(&pair, &format!("_{}", rand_id()), &issuer, &name_id)
+        .replace(" Version=", &format!(" NotOnOrAfter=\"{past}\" Version="));
+    let res = send(
+        &pair,
+        &redirect_query("SAMLRequest", &expired, None, Some(&key)),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("NotOnOrAfter"));
     assert_eq!(still_signed_in().await, 200, "nothing ended so far");
 
     // The genuine request ends the session by its NameID…

@@ -303,7 +303,7 @@ async fn answered(
         Ok(inbound) => inbound,
         Err(e) => return refuse(state, ctx, connector, e.into()).await,
     };
-    let unknown = "The sign-out answer does not belong to a sign-out in progress. You are signed out of Gatehouse.";
+    let unknown = "The sign-out answer does not belong to a sign-out in progress.";
     let Some(relay_state) = inbound.relay_state.clone() else {
         return refuse(state, ctx, connector, unknown.into()).await;
     };
