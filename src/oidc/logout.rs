@@ -606,9 +606,12 @@ async fn through_upstream(
     return_to: Option<&ReturnTo>,
 ) -> Option<String> {
     let origin = current.upstream.as_ref()?;
-    upstream::logout::end_session_url(state, &origin.slug, return_to.and_then(ReturnTo::url))
-        .await
-        .map(String::from)
+    let then = return_to.and_then(ReturnTo::url);
+    match upstream::logout::end_session_url(state, &origin.slug, then.clone()).await {
+        Some(url) => Some(url.into()),
+        // Not an OIDC upstream, or it cannot be told: SAML Single Logout, if it is one.
+        None => crate::saml::upstream::logout::sign_out_location(state, origin, then).await,
+    }
 }
 
 /// Sends the signed-out browser to `url` (after a form: by a page that navigates on).

@@ -530,7 +530,7 @@ pub(super) async fn authenticated_response(
 
 /// The text of the request's `SessionIndex` elements (samael reads SessionIndex as an
 /// attribute, which it is not). Only ever makes the match stricter.
-fn session_indexes(xml: &str) -> Vec<String> {
+pub(super) fn session_indexes(xml: &str) -> Vec<String> {
     const TAG: &str = "SessionIndex>";
     let mut out = Vec::new();
     let mut rest = xml;

@@ -60,4 +60,5 @@ mod upstream_logout;
 mod upstream_node_op;
 mod upstream_oidc;
 mod upstream_saml;
+mod upstream_saml_slo;
 mod upstream_simplesamlphp;

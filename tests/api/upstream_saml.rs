@@ -60,16 +60,16 @@ pub async fn add_saml_connector(app: &TestApp, slug: &str, settings: Value) -> S
         .id
 }
 
-struct SamlPair {
-    upstream: TestApp,
-    downstream: TestApp,
-    connector_id: String,
+pub struct SamlPair {
+    pub upstream: TestApp,
+    pub downstream: TestApp,
+    pub connector_id: String,
 }
 
 /// An upstream IdP with the user `uma`, a downstream with connector `hospital` to it
 /// (`saml` settings besides the upstream's metadata), registered at the upstream as an
 /// SP from the metadata at its connector's URL, with `sp` settings.
-async fn saml_pair(saml: Value, sp: ImportSettings) -> SamlPair {
+pub async fn saml_pair(saml: Value, sp: ImportSettings) -> SamlPair {
     let upstream = upstream_idp().await;
     let downstream = spawn_app().await;
     create_user(&upstream, "uma", PASSWORD, false).await;
@@ -101,15 +101,15 @@ async fn saml_pair(saml: Value, sp: ImportSettings) -> SamlPair {
 }
 
 /// What the upstream posts back: the ACS, the Response XML, the RelayState.
-struct Posted {
-    action: String,
-    xml: String,
-    relay: Option<String>,
+pub struct Posted {
+    pub action: String,
+    pub xml: String,
+    pub relay: Option<String>,
 }
 
 /// From the downstream's sign-in button through the upstream's sign-in (or its
 /// session) to the page that would post the Response to our ACS.
-async fn to_acs(pair: &SamlPair, browser: &reqwest::Client) -> Posted {
+pub async fn to_acs(pair: &SamlPair, browser: &reqwest::Client) -> Posted {
     let (_, html) = login_page(&pair.downstream, browser).await;
     let button = hidden_href(&html, &format!("upstream-{SLUG}"));
     let res = browser

@@ -125,7 +125,7 @@ impl SspIdp {
             &d.join("metadata/saml20-idp-hosted.php"),
             "<?php\n$metadata['__DYNAMIC:1__'] = [\n  'host' => '__DEFAULT__',\n  \
              'privatekey' => 'idp.pem',\n  'certificate' => 'idp.crt',\n  \
-             'auth' => 'example-userpass',\n  \
+             'auth' => 'example-userpass',\n  'sign.logout' => true,\n  \
              'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',\n];\n",
         );
         // Our SP as an administrator enters it from our connector's metadata.
@@ -136,6 +136,8 @@ impl SspIdp {
             &format!(
                 "<?php\n$metadata[{entity}] = [\n  'AssertionConsumerService' => [['Binding' => \
                  'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', 'Location' => {acs}]],\n  \
+                 'SingleLogoutService' => [['Binding' => \
+                 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', 'Location' => {slo}]],\n  \
                  'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',\n  \
                  'simplesaml.nameidattribute' => 'uid',\n  'validate.authnrequest' => true,\n  \
                  'assertion.encryption' => true,\n  \
@@ -143,6 +145,7 @@ impl SspIdp {
                  'X509Certificate' => {cert}]],\n];\n",
                 entity = php(&sp("metadata")),
                 acs = php(&sp("acs")),
+                slo = php(&sp("slo")),
                 cert = php(&cert),
             ),
         );
@@ -255,4 +258,55 @@ async fn simplesamlphp_as_the_upstream_idp_signs_the_person_in_just_in_time() {
     assert_eq!(location(&res), "/account");
     assert_eq!(account_username(&downstream, &browser).await, "uma");
     assert_eq!(links(&downstream, &connector_id).await.len(), 1);
+
+    // Signing out here ends the SimpleSAMLphp session too (SAML Single Logout): our
+    // signed LogoutRequest there, its signed LogoutResponse back to our signed-out page.
+    let csrf = downstream.account_csrf(&browser).await;
+    let res = downstream
+        .post_form(&browser, "/logout", &[("csrf", &csrf)])
+        .await;
+    let to_idp = crate::oidc::continue_link(&res.text().await.unwrap());
+    assert!(
+        to_idp.starts_with(&format!(
+            "{}/saml2/idp/SingleLogoutService.php?SAMLRequest=",
+            idp.base
+        )),
+        "{to_idp}"
+    );
+    let mut url = to_idp;
+    let back = loop {
+        let res = browser.get(&url).send().await.unwrap();
+        assert!(
+            res.status().is_redirection(),
+            "{url}: {}",
+            res.text().await.unwrap()
+        );
+        let next = res.headers()["location"].to_str().unwrap().to_owned();
+        if next.starts_with(&downstream.url(&format!("/upstream/{SLUG}/saml/slo"))) {
+            break next;
+        }
+        url = if next.starts_with("http") {
+            next
+        } else {
+            format!("{}{next}", idp.base)
+        };
+    };
+    assert!(
+        back.contains("SAMLResponse=") && back.contains("&Signature="),
+        "{back}"
+    );
+    let res = browser.get(&back).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("You are signed out"));
+    // The IdP asks for the password again: its session is over.
+    let (_, html) = login_page(&downstream, &browser).await;
+    let button = hidden_href(&html, &format!("upstream-{SLUG}"));
+    let res = browser.get(downstream.url(&button)).send().await.unwrap();
+    let res = browser
+        .get(downstream.url(&location(&res)))
+        .send()
+        .await
+        .unwrap();
+    let (_, page) = follow(&browser, &idp.base, location(&res)).await;
+    assert!(page.contains("name=\"password\""), "{page}");
 }

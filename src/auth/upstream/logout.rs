@@ -127,15 +127,12 @@ pub async fn back_channel(
             "the logout token has no jti".into(),
         ));
     };
-    let key = match (text("sid"), text("sub")) {
-        (Some(sid), _) => sessions_by_sid(&connector.id, sid),
-        (None, Some(sub)) => sessions_by_subject(&connector.id, sub),
-        (None, None) => {
-            return Err(UpstreamError::Rejected(
-                "the logout token names no session and no subject".into(),
-            ));
-        }
-    };
+    let (sid, sub) = (text("sid"), text("sub"));
+    if sid.is_none() && sub.is_none() {
+        return Err(UpstreamError::Rejected(
+            "the logout token names no session and no subject".into(),
+        ));
+    }
     let seen = format!("upstream-logout-jti:{}:{}", connector.id, token_hash(jti));
     if !state
         .ephemeral
@@ -146,6 +143,30 @@ pub async fn back_channel(
             "the logout token was replayed".into(),
         ));
     }
+    let ended = end_upstream_sessions(state, &connector, sid, sub).await?;
+    tracing::info!(connector = %connector.slug, ended, "upstream back-channel logout");
+    Ok(ended)
+}
+
+/// Ends our sessions that `connector`'s upstream signed in: those of its session `sid`
+/// when it names one, else every one of its `subject`. Each ended session is audited
+/// (`session.ended`, reason `upstream_logout`); returns how many ended. Whoever calls
+/// this has checked that the upstream itself asked (a signed logout token or message).
+pub async fn end_upstream_sessions(
+    state: &AppState,
+    connector: &Connector,
+    sid: Option<&str>,
+    subject: Option<&str>,
+) -> Result<usize, UpstreamError> {
+    let key = match (sid, subject) {
+        (Some(sid), _) => sessions_by_sid(&connector.id, sid),
+        (None, Some(sub)) => sessions_by_subject(&connector.id, sub),
+        (None, None) => {
+            return Err(UpstreamError::Rejected(
+                "the logout names no session and no subject".into(),
+            ));
+        }
+    };
     let mut ended = 0;
     for member in state.ephemeral.set_members(&key).await? {
         let Some((user_id, handle)) = member.split_once(' ') else {
@@ -162,7 +183,6 @@ pub async fn back_channel(
         }
         state.ephemeral.set_remove(&key, &member).await?;
     }
-    tracing::info!(connector = %connector.slug, ended, "upstream back-channel logout");
     Ok(ended)
 }
 

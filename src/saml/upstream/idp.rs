@@ -1,5 +1,6 @@
 //! The upstream IdP as its metadata describes it: entity id, where to send
-//! AuthnRequests (HTTP-Redirect), and the certificates that alone may verify its
+//! AuthnRequests (HTTP-Redirect), where its Single Logout is (if anywhere), and the
+//! certificates that alone may verify its
 //! signatures. Read from the connector's pasted document or fetched from its URL (with
 //! the bounds and address rules of SP metadata, `metadata_fetch`), and kept in memory per
 //! connector version for an hour.
@@ -17,7 +18,7 @@ use crate::{
     domain::SamlUpstream,
     saml::{
         metadata_fetch, metadata_refresh,
-        providers::{self, BINDING_REDIRECT},
+        providers::{self, BINDING_POST, BINDING_REDIRECT},
     },
     startup::AppState,
 };
@@ -33,6 +34,20 @@ pub struct UpstreamIdp {
     pub sso_redirect: String,
     /// DER of its signing certificates.
     pub signing_certs: Vec<Vec<u8>>,
+    /// Its SingleLogoutService: HTTP-Redirect preferred, else HTTP-POST; None when it
+    /// has none (then our sign-out cannot end its session).
+    pub slo: Option<SloEndpoint>,
+}
+
+/// An IdP's SingleLogoutService.
+#[derive(Debug, Clone)]
+pub struct SloEndpoint {
+    /// HTTP-POST (else HTTP-Redirect).
+    pub post: bool,
+    /// Where our LogoutRequests go.
+    pub location: String,
+    /// Where our LogoutResponses go (`ResponseLocation`, else `Location`).
+    pub response_location: String,
 }
 
 type Cached = (chrono::NaiveDateTime, Instant, Arc<UpstreamIdp>);
@@ -114,9 +129,29 @@ pub async fn read(
     if signing_certs.is_empty() {
         return Err(unusable("it names no signing certificate".into()));
     }
+    let web = |l: &str| url::Url::parse(l).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+    let slo = [BINDING_REDIRECT, BINDING_POST].iter().find_map(|binding| {
+        let e = descriptor
+            .single_logout_services
+            .iter()
+            .find(|e| e.binding == *binding && web(e.location.trim()))?;
+        let location = e.location.trim().to_owned();
+        let response_location = e
+            .response_location
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| web(l))
+            .map_or_else(|| location.clone(), str::to_owned);
+        Some(SloEndpoint {
+            post: *binding == BINDING_POST,
+            location,
+            response_location,
+        })
+    });
     Ok(UpstreamIdp {
         entity_id: selected.entity_id,
         sso_redirect,
         signing_certs,
+        slo,
     })
 }

@@ -10,10 +10,12 @@
 //!   against replay; the sign-in then goes on like a local one.
 //! - `GET /upstream/{connector}/saml/metadata`: our SP metadata for that connector, at a
 //!   stable URL that is also our entity id there.
+//! - `GET|POST /upstream/{connector}/saml/slo`: Single Logout both ways ([`logout`]).
 
 mod decrypt;
 mod envelope;
 mod idp;
+pub mod logout;
 mod response;
 mod sp;
 
@@ -62,7 +64,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/upstream/{connector}/saml/metadata").route(web::get().to(metadata)),
-        );
+        )
+        .configure(logout::routes);
 }
 
 fn internal(e: impl std::fmt::Display) -> UpstreamError {

@@ -8,10 +8,13 @@ use super::{envelope::NS_ASSERTION, envelope::NS_PROTOCOL, idp::UpstreamIdp};
 use crate::{
     auth::upstream::{Connector, UpstreamIdentity},
     saml::{
-        providers::{BINDING_POST, NAMEID_PERSISTENT},
+        assertion,
+        keys::SamlKey,
+        providers::{BINDING_POST, BINDING_REDIRECT, NAMEID_PERSISTENT},
         xml_writer::Element,
     },
     startup::AppState,
+    web::error::AppError,
 };
 
 /// Our entity id for connector `slug`: the URL of the metadata that describes it.
@@ -23,6 +26,59 @@ pub fn entity_id(state: &AppState, slug: &str) -> String {
 pub fn acs_url(state: &AppState, slug: &str) -> String {
     format!("{}/upstream/{slug}/saml/acs", crate::saml::base(state))
 }
+
+/// Our SingleLogoutService for connector `slug` (HTTP-Redirect and HTTP-POST): the
+/// upstream's LogoutRequests and its answers to ours.
+pub fn slo_url(state: &AppState, slug: &str) -> String {
+    format!("{}/upstream/{slug}/saml/slo", crate::saml::base(state))
+}
+
+/// Our LogoutRequest `id` (Core §3.7.1) to the upstream's SingleLogoutService
+/// `destination`, for the person it knows as `name_id` (the persistent NameID it sent)
+/// in its session `session_index`. With `enveloped` the XML carries its signature
+/// (HTTP-POST); HTTP-Redirect signs the query instead.
+#[allow(clippy::too_many_arguments)]
+pub fn logout_request(
+    state: &AppState,
+    slug: &str,
+    destination: &str,
+    name_id: &str,
+    session_index: Option<&str>,
+    id: &str,
+    key: &SamlKey,
+    enveloped: bool,
+) -> Result<String, AppError> {
+    let now = state.clock.now();
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let xml = Element::new("samlp:LogoutRequest")
+        .attr("xmlns:samlp", NS_PROTOCOL)
+        .attr("xmlns:saml", NS_ASSERTION)
+        .attr("ID", id)
+        .attr("Version", "2.0")
+        .attr("IssueInstant", at(now))
+        .attr("Destination", destination)
+        .attr(
+            "NotOnOrAfter",
+            at(now + chrono::Duration::seconds(LOGOUT_REQUEST_LIFETIME_SECS)),
+        )
+        .child(Element::new("saml:Issuer").text(entity_id(state, slug)))
+        .child_opt(enveloped.then(|| assertion::template(id, key)))
+        .child(
+            Element::new("saml:NameID")
+                .attr("Format", NAMEID_PERSISTENT)
+                .text(name_id),
+        )
+        .child_opt(session_index.map(|i| Element::new("samlp:SessionIndex").text(i)))
+        .to_xml();
+    if enveloped {
+        assertion::sign(&xml, key)
+    } else {
+        Ok(xml)
+    }
+}
+
+/// How long our LogoutRequest may take to reach the upstream (`NotOnOrAfter`).
+const LOGOUT_REQUEST_LIFETIME_SECS: i64 = 300;
 
 /// The AuthnRequest `id` to `idp` (Core §3.4.1), sent by HTTP-Redirect and signed in
 /// the query: answer by POST to our ACS, with a persistent NameID.
@@ -65,7 +121,7 @@ const ENCRYPTION_METHODS: &[&str] = &[
 ];
 
 /// Our SPSSODescriptor for connector `slug` (Metadata §2.4.4): signed requests, signed
-/// assertions wanted, the POST ACS, and our keys — every published certificate for
+/// assertions wanted, Single Logout (Redirect and POST), the POST ACS, and our keys — every published certificate for
 /// signing (the next one too, so a rotation goes unnoticed), the active one for
 /// encryption.
 pub fn metadata(state: &AppState, slug: &str) -> String {
@@ -98,6 +154,11 @@ pub fn metadata(state: &AppState, slug: &str) -> String {
                 .attr("WantAssertionsSigned", "true")
                 .children(signing)
                 .child(encryption)
+                .children([BINDING_REDIRECT, BINDING_POST].map(|binding| {
+                    Element::new("md:SingleLogoutService")
+                        .attr("Binding", binding)
+                        .attr("Location", slo_url(state, slug))
+                }))
                 .child(Element::new("md:NameIDFormat").text(NAMEID_PERSISTENT))
                 .child(
                     Element::new("md:AssertionConsumerService")
