@@ -8,8 +8,8 @@ use crate::{
         self as upstream_service, ConnectorFields, ConnectorView, LinkView, NewConnector,
     },
     domain::{
-        AccountMapping, ConnectorSettings, OidcUpstream, UpstreamClientAuth, UpstreamProtocol,
-        Username,
+        AccountMapping, ConnectorSettings, OidcUpstream, SamlUpstream, UpstreamClientAuth,
+        UpstreamProtocol, Username,
     },
 };
 use secrecy::SecretString;
@@ -68,6 +68,17 @@ struct ConnectorForm {
     display_name: String,
     #[serde(default)]
     enabled: Option<String>,
+    /// `oidc` or `saml`.
+    #[serde(default)]
+    protocol: String,
+    #[serde(default)]
+    metadata_url: String,
+    #[serde(default)]
+    metadata_xml: String,
+    #[serde(default)]
+    entity_id: String,
+    #[serde(default)]
+    require_encrypted_assertions: Option<String>,
     #[serde(default)]
     issuer: String,
     #[serde(default)]
@@ -150,8 +161,20 @@ impl ConnectorForm {
             show_on_login: checked(a.show_on_login),
             client_auth: auth_name(UpstreamClientAuth::default()).to_owned(),
             scopes: "profile email".into(),
+            protocol: "oidc".into(),
             ..Self::default()
         };
+        if let Some(saml) = &s.saml {
+            form.protocol = "saml".into();
+            form.metadata_url = saml
+                .metadata_url
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            form.metadata_xml = saml.metadata_xml.clone().unwrap_or_default();
+            form.entity_id = saml.entity_id.clone().unwrap_or_default();
+            form.require_encrypted_assertions = checked(saml.require_encrypted_assertions);
+        }
         if let Some(o) = &s.oidc {
             form.issuer = o.issuer.to_string();
             form.client_id = o.client_id.clone();
@@ -177,6 +200,68 @@ impl ConnectorForm {
     fn parse(&self, base: &ConnectorSettings) -> Result<ConnectorFields, Vec<String>> {
         let mut errors = Vec::new();
         let mut settings = base.clone();
+        let protocol = match self.protocol.as_str() {
+            "saml" => UpstreamProtocol::Saml,
+            _ => UpstreamProtocol::Oidc,
+        };
+        if protocol == UpstreamProtocol::Saml {
+            settings.oidc = None;
+            settings.saml = Some(self.saml(&mut errors));
+        } else {
+            settings.saml = None;
+            self.oidc(&mut settings, &mut errors);
+        }
+        self.accounts(&mut settings, &mut errors);
+        let client_secret = if self.remove_client_secret.is_some() {
+            Some(SecretString::from(String::new()))
+        } else if self.client_secret.is_empty() || protocol == UpstreamProtocol::Saml {
+            None
+        } else {
+            Some(SecretString::from(self.client_secret.clone()))
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ConnectorFields {
+            slug: self.slug.trim().to_owned(),
+            display_name: self.display_name.clone(),
+            protocol,
+            enabled: self.enabled.is_some(),
+            settings,
+            client_secret,
+            domains: self
+                .domains
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+
+    /// The SAML part: the IdP's metadata by URL or pasted.
+    fn saml(&self, errors: &mut Vec<String>) -> SamlUpstream {
+        let (url, xml) = (self.metadata_url.trim(), self.metadata_xml.trim());
+        let metadata_url = match url {
+            "" => None,
+            raw => match url::Url::parse(raw) {
+                Ok(u) => Some(u),
+                Err(_) => {
+                    errors.push("metadata_url: must be a URL".to_owned());
+                    None
+                }
+            },
+        };
+        let entity_id = self.entity_id.trim();
+        SamlUpstream {
+            metadata_url,
+            metadata_xml: (!xml.is_empty()).then(|| xml.to_owned()),
+            entity_id: (!entity_id.is_empty()).then(|| entity_id.to_owned()),
+            require_encrypted_assertions: self.require_encrypted_assertions.is_some(),
+        }
+    }
+
+    /// The OIDC part.
+    fn oidc(&self, settings: &mut ConnectorSettings, errors: &mut Vec<String>) {
         let issuer = url::Url::parse(self.issuer.trim());
         if issuer.is_err() {
             errors.push("issuer: must be a URL".to_owned());
@@ -205,6 +290,10 @@ impl ConnectorForm {
                 end_upstream_session,
             });
         }
+    }
+
+    /// The account mapping.
+    fn accounts(&self, settings: &mut ConnectorSettings, errors: &mut Vec<String>) {
         let a = &mut settings.accounts;
         a.just_in_time = self.just_in_time.is_some();
         a.trust_upstream_mfa = self.trust_upstream_mfa.is_some();
@@ -242,30 +331,6 @@ impl ConnectorForm {
                 )),
             }
         }
-        let client_secret = if self.remove_client_secret.is_some() {
-            Some(SecretString::from(String::new()))
-        } else if self.client_secret.is_empty() {
-            None
-        } else {
-            Some(SecretString::from(self.client_secret.clone()))
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(ConnectorFields {
-            slug: self.slug.trim().to_owned(),
-            display_name: self.display_name.clone(),
-            protocol: UpstreamProtocol::Oidc,
-            enabled: self.enabled.is_some(),
-            settings,
-            client_secret,
-            domains: self
-                .domains
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|d| !d.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        })
     }
 }
 

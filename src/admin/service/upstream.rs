@@ -73,7 +73,8 @@ pub struct ConnectorView {
     pub has_client_secret: bool,
     /// Email domains whose users are sent to this connector.
     pub domains: Vec<String>,
-    /// The callback URL to register at the upstream.
+    /// What to register at the upstream: the OIDC callback URL, or for SAML the URL of
+    /// our SP metadata (which is also our entity ID).
     pub redirect_uri: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -242,8 +243,14 @@ fn view(
     // A row edited by hand that no longer parses is an error, not a silent default.
     let settings: ConnectorSettings = serde_json::from_str(&row.settings)
         .map_err(|e| failed(format!("connector {}: {e}", row.slug)))?;
+    // What the upstream is told about us: our OIDC callback, or our SAML SP metadata.
+    let register = if row.protocol == "saml" {
+        crate::saml::upstream::sp::entity_id(state, &row.slug)
+    } else {
+        redirect_uri(state, &row.slug)
+    };
     Ok(ConnectorView {
-        redirect_uri: redirect_uri(state, &row.slug),
+        redirect_uri: register,
         has_client_secret: row.secret_sealed.is_some(),
         id: row.id,
         org_id: row.org_id,

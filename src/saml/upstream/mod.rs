@@ -17,7 +17,7 @@ mod envelope;
 mod idp;
 pub mod logout;
 mod response;
-mod sp;
+pub mod sp;
 
 use std::time::Duration;
 

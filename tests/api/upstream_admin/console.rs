@@ -212,3 +212,83 @@ async fn support_gets_no_connector_pages() {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+#[tokio::test]
+async fn the_console_creates_a_saml_connector_and_shows_what_to_register() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let (browser, csrf) = console(&w, "alice").await;
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("org", w.alpha.as_str()),
+        ("slug", "alpha-adfs"),
+        ("display_name", "Alpha ADFS"),
+        ("enabled", "on"),
+        ("protocol", "saml"),
+        (
+            "metadata_url",
+            "https://adfs.alpha.example/FederationMetadata/2007-06/FederationMetadata.xml",
+        ),
+        ("require_encrypted_assertions", "on"),
+        ("just_in_time", "on"),
+        (
+            "username_claim",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+        ),
+        (
+            "email_claim",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        ),
+        (
+            "name_claim",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+        ),
+        ("default_role", "user"),
+    ];
+    let res = w
+        .app
+        .post_form(&browser, "/admin/connectors", &fields)
+        .await;
+    assert_eq!(res.status(), 303);
+    let html = browser
+        .get(w.app.url(&location(&res)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("/upstream/alpha-adfs/saml/metadata"),
+        "{html}"
+    );
+    assert!(html.contains("SP metadata URL"));
+    let listed = json_of(
+        w.call(
+            Method::GET,
+            "/connectors",
+            Some(&w.admin_token("alice").await),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let v = &listed[0];
+    assert_eq!(v["protocol"], "saml");
+    assert_eq!(v["settings"]["saml"]["require_encrypted_assertions"], true);
+    assert!(v["settings"].get("oidc").is_none(), "{v}");
+    assert!(
+        v["redirect_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/upstream/alpha-adfs/saml/metadata")
+    );
+    // Metadata both by URL and pasted is refused, the form kept.
+    let mut both = fields.to_vec();
+    both[2] = ("slug", "alpha-adfs-2");
+    both.push(("metadata_xml", "<md:EntityDescriptor/>"));
+    let res = w.app.post_form(&browser, "/admin/connectors", &both).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("alpha-adfs-2"));
+}
