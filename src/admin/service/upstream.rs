@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use crate::{
     audit::EventType,
-    auth::upstream::oidc::redirect_uri,
+    auth::upstream::openid::redirect_uri,
     domain::{
         ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, Role, UpstreamClientAuth,
         UpstreamProtocol,

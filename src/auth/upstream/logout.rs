@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{
     Connector, UpstreamError, enabled_connector,
-    oidc::{chain, discovered, issuer_url, refetch_jwks, settings},
+    openid::{chain, discovered, issuer_url, refetch_jwks, settings},
     sessions_by_sid, sessions_by_subject,
 };
 use crate::{

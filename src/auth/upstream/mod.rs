@@ -31,7 +31,7 @@ use crate::{
 
 mod fetch;
 pub mod logout;
-pub mod oidc;
+pub mod openid;
 
 pub use fetch::{FetchError, Fetcher};
 
@@ -625,7 +625,7 @@ pub async fn failed(
 /// so a sign-in costs no discovery round trip.
 #[derive(Default)]
 pub struct UpstreamCache {
-    oidc: Mutex<HashMap<String, Arc<oidc::Discovered>>>,
+    openid: Mutex<HashMap<String, Arc<openid::Discovered>>>,
     offers: Mutex<Option<Offers>>,
     refreshing: std::sync::atomic::AtomicBool,
 }

@@ -7,7 +7,7 @@ use crate::{
     auth::{
         token_hash,
         transaction::{Stage, Step},
-        upstream::{self, Arrival, Connector, UpstreamError, UpstreamIdentity, oidc},
+        upstream::{self, Arrival, Connector, UpstreamError, UpstreamIdentity, openid},
     },
     domain::UpstreamProtocol,
     startup::AppState,
@@ -62,7 +62,7 @@ async fn start(
             connector.slug, tx.id
         )));
     }
-    let went = oidc::begin(
+    let went = openid::begin(
         &state,
         &connector,
         &tx.id,
@@ -79,7 +79,7 @@ async fn start(
 #[get("/upstream/{connector}/callback")]
 async fn callback(
     path: Path<String>,
-    query: Query<oidc::Callback>,
+    query: Query<openid::Callback>,
     Visit { state, req, ctx }: Visit,
 ) -> Answer {
     state.guard.rate_limit(ctx.client_ip)?;
@@ -102,7 +102,7 @@ async fn callback(
             &connector.display_name,
         ));
     }
-    let (tx_id, who) = match oidc::complete(
+    let (tx_id, who) = match openid::complete(
         &state,
         &connector,
         query.into_inner(),

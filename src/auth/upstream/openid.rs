@@ -120,7 +120,7 @@ pub(super) async fn discovered(
 ) -> Result<Arc<Discovered>, UpstreamError> {
     let cache: &UpstreamCache = &state.upstreams;
     if let Some(found) = cache
-        .oidc
+        .openid
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(&connector.id)
@@ -144,7 +144,7 @@ pub(super) async fn discovered(
         metadata,
     });
     cache
-        .oidc
+        .openid
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(connector.id.clone(), found.clone());
