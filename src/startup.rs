@@ -62,6 +62,8 @@ pub struct AppState {
     pub session_listeners: Arc<SessionListeners>,
     /// This instance's upstream identity providers' discovery (DESIGN §16).
     pub upstreams: Arc<crate::auth::upstream::UpstreamCache>,
+    /// The WebAuthn relying party the issuer is (DESIGN §17), if it can be one.
+    pub passkeys: Arc<crate::auth::passkey::RelyingParty>,
     /// What this instance has seen of a master-key rotation (`keys::master`).
     pub master_key_follower: tokio::sync::Mutex<Follower>,
 }
@@ -74,6 +76,10 @@ fn protocol_hooks() -> (pages::login::SignInAnswers, SessionListeners) {
     answers.register(
         pages::account::RESUME,
         Arc::new(pages::account::ToAccountPage),
+    );
+    answers.register(
+        pages::account::PASSKEYS_RESUME,
+        Arc::new(pages::account::ToPasskeysPage),
     );
     answers.register(admin::console::RESUME, Arc::new(admin::console::ToConsole));
     answers.register(
@@ -661,6 +667,9 @@ async fn build_state_with_key(
         sign_in_answers: Arc::new(sign_in_answers),
         session_listeners: Arc::new(session_listeners),
         upstreams: Arc::default(),
+        passkeys: Arc::new(crate::auth::passkey::RelyingParty::for_issuer(
+            &config.issuer,
+        )),
         saml_keys: Arc::new(saml_keys),
         keys,
         guard,

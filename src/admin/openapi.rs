@@ -30,6 +30,8 @@ use super::api;
         api::users::set_role,
         api::sessions::list_sessions,
         api::sessions::end_sessions,
+        api::passkeys::list_passkeys,
+        api::passkeys::remove_passkey,
         api::orgs::list_orgs,
         api::orgs::show_org,
         api::orgs::set_policy,

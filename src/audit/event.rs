@@ -85,6 +85,14 @@ pub enum EventType {
     /// An upstream identity's link was removed: `details.connector`,
     /// `details.upstream_subject`.
     UpstreamUnlinked,
+    /// A passkey was registered (DESIGN §17): `details.credential_id`, `details.name`,
+    /// `details.during` (account, sign_in), `details.synced`.
+    PasskeyRegistered,
+    /// A passkey was renamed: `details.credential_id`, `details.name`.
+    PasskeyRenamed,
+    /// A passkey was removed, by its owner or an administrator (the actor says which):
+    /// `details.credential_id`, `details.name`.
+    PasskeyRemoved,
 }
 
 impl EventType {
@@ -126,6 +134,9 @@ impl EventType {
         Self::MasterKeyRotationFinished,
         Self::UpstreamLinked,
         Self::UpstreamUnlinked,
+        Self::PasskeyRegistered,
+        Self::PasskeyRenamed,
+        Self::PasskeyRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -167,6 +178,9 @@ impl EventType {
             Self::MasterKeyRotationFinished => "keys.master_rotation_finished",
             Self::UpstreamLinked => "upstream.linked",
             Self::UpstreamUnlinked => "upstream.unlinked",
+            Self::PasskeyRegistered => "passkey.registered",
+            Self::PasskeyRenamed => "passkey.renamed",
+            Self::PasskeyRemoved => "passkey.removed",
         }
     }
 }

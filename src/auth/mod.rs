@@ -6,6 +6,7 @@ pub mod emergency;
 mod error;
 pub mod guard;
 pub mod hashing;
+pub mod passkey;
 pub mod password;
 pub mod recovery;
 pub mod session;

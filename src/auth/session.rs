@@ -54,9 +54,13 @@ pub const ACR_PASSWORD: &str = "urn:gatehouse:acr:pwd";
 
 /// The authentication context class that `amr` (the methods used) amounts to.
 pub fn acr(amr: &[String]) -> &'static str {
-    // `otp`: our own second factor; `mfa`: an upstream identity provider's, trusted by
-    // its connector (DESIGN §16).
-    if amr.iter().any(|m| m == "otp" || m == "mfa") {
+    // `otp`: our own second factor; `hwk`, `swk`: a passkey (DESIGN §17); `mfa`: a
+    // passkey's sign-in, or an upstream identity provider's MFA, trusted by its
+    // connector (DESIGN §16).
+    if amr
+        .iter()
+        .any(|m| ["otp", "hwk", "swk", "mfa"].contains(&m.as_str()))
+    {
         ACR_MFA
     } else {
         ACR_PASSWORD

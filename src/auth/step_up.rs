@@ -37,11 +37,18 @@ impl MfaVerdict {
 }
 
 /// The rule itself, without I/O. `policy` is None when the organisation cannot be read:
-/// such a user gets the strictest rule.
+/// such a user gets the strictest rule. Where the policy wants administrators'
+/// second factor phishing-resistant (DESIGN §17), only a passkey satisfies it.
 pub fn judge(policy: Option<&OrgPolicy>, role: Role, amr: &[String]) -> MfaVerdict {
-    let required = policy.is_none_or(|p| p.mfa.requires(role));
+    let phishing_resistant = policy.is_some_and(|p| p.passkeys.phishing_resistant_for(role));
+    let required = phishing_resistant || policy.is_none_or(|p| p.mfa.requires(role));
     if !required {
         MfaVerdict::NotRequired
+    } else if phishing_resistant {
+        match amr.iter().any(|m| m == "hwk" || m == "swk") {
+            true => MfaVerdict::Satisfied,
+            false => MfaVerdict::Missing,
+        }
     } else if acr(amr) == ACR_MFA {
         MfaVerdict::Satisfied
     } else {
@@ -131,14 +138,17 @@ pub async fn standing(
         .await?
         .filter(|u| u.status() == UserStatus::Active && !u.must_change_password);
     if let Some(user) = user {
-        if assess(state, &user, &session.amr).await? == MfaVerdict::Missing {
+        // What the policy asks of this user now: a session that falls short signs in
+        // again, even where its `acr` would satisfy the relying party.
+        let short = assess(state, &user, &session.amr).await? == MfaVerdict::Missing;
+        if short {
             require_mfa = true;
             login_hint = login_hint.or(Some(user.username));
         }
         let now = state.clock.now().timestamp();
         let fresh = max_age.is_none_or(|m| now - session.auth_time <= m);
         let raised = !emergency || session.open_emergency(now).is_some();
-        if fresh && raised && (!require_mfa || session.acr() == ACR_MFA) {
+        if fresh && raised && !short && (!require_mfa || session.acr() == ACR_MFA) {
             return Ok(Standing::Usable(Box::new(session)));
         }
     }
@@ -192,6 +202,30 @@ mod tests {
         );
         assert_eq!(
             judge(Some(&policy(MfaPolicy::Off)), Role::SuperAdmin, &pwd),
+            MfaVerdict::NotRequired
+        );
+    }
+
+    #[test]
+    fn phishing_resistant_admins_need_a_passkey_and_a_code_falls_short() {
+        let mut p = policy(MfaPolicy::Admins);
+        p.passkeys.phishing_resistant_admins = true;
+        let admin = Role::OrgAdmin;
+        assert_eq!(
+            judge(Some(&p), admin, &amr(&["pwd", "otp"])),
+            MfaVerdict::Missing
+        );
+        assert_eq!(
+            judge(Some(&p), admin, &amr(&["pwd", "hwk"])),
+            MfaVerdict::Satisfied
+        );
+        assert_eq!(
+            judge(Some(&p), admin, &amr(&["swk", "mfa"])),
+            MfaVerdict::Satisfied
+        );
+        // Users keep whatever the MFA policy says.
+        assert_eq!(
+            judge(Some(&p), Role::User, &amr(&["pwd"])),
             MfaVerdict::NotRequired
         );
     }

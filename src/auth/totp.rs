@@ -119,9 +119,15 @@ pub enum EnrolmentFor<'a> {
 
 impl EnrolmentFor<'_> {
     fn key(&self, user_id: &str) -> String {
+        self.scoped("totp-enrol", user_id)
+    }
+
+    /// The ephemeral key of `what` (an enrolment kind) shown to this transaction or
+    /// session for `user_id`: a passkey's registration is bound the same way.
+    pub(crate) fn scoped(&self, what: &str, user_id: &str) -> String {
         match self {
-            Self::Transaction(id) => format!("totp-enrol:{user_id}:tx:{}", token_hash(id)),
-            Self::Session(handle) => format!("totp-enrol:{user_id}:sess:{handle}"),
+            Self::Transaction(id) => format!("{what}:{user_id}:tx:{}", token_hash(id)),
+            Self::Session(handle) => format!("{what}:{user_id}:sess:{handle}"),
         }
     }
 }
@@ -327,6 +333,15 @@ fn recovery_hash(state: &AppState, normalised: &str) -> String {
         <Hmac<Sha256> as Mac>::new_from_slice(key.as_slice()).expect("HMAC takes any key length");
     mac.update(normalised.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// How many of the user's recovery codes are left.
+pub async fn unused_recovery_codes(state: &AppState, user_id: &str) -> Result<i64, AuthError> {
+    let id = user_id.to_owned();
+    Ok(state
+        .store
+        .run(move |c| store::unused_recovery_codes(c, &id))
+        .await?)
 }
 
 /// Uses a recovery code once.

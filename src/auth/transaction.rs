@@ -87,6 +87,9 @@ pub enum Stage {
     Otp,
     /// Required action: a user who must have MFA and has none enrols first.
     EnrolTotp,
+    /// Required action: the organisation requires a passkey of this user, who has none
+    /// (DESIGN §17). After the second factor, if the user has one.
+    EnrolPasskey,
     /// Required action: the password must be changed.
     ChangePassword,
     /// The relying party asked for emergency access (DESIGN §15): the person gives a
@@ -114,6 +117,9 @@ pub struct LoginTransaction {
     /// Found at the password step: a password change is due after the second factor.
     #[serde(default)]
     pub must_change_password: bool,
+    /// Found at the password step: a passkey must be registered before going on.
+    #[serde(default)]
+    pub passkey_due: bool,
     /// The relying party's `login_hint`: prefills the username field.
     #[serde(default)]
     pub login_hint: Option<String>,
@@ -158,6 +164,7 @@ impl LoginTransaction {
             auth_time: None,
             require_mfa: false,
             must_change_password: false,
+            passkey_due: false,
             login_hint: None,
             emergency: None,
             emergency_choice: None,
@@ -214,6 +221,15 @@ pub enum Step {
         second_factor_required: bool,
         /// A one-time or expired password: it must be changed before going on.
         must_change_password: bool,
+        /// The organisation requires a passkey of this user, who has none.
+        passkey_due: bool,
+    },
+    /// A passkey signed in `user_id` without a password (DESIGN §17): user verification
+    /// and possession at once, so multi-factor; `method` is `hwk` or `swk`.
+    Passkey {
+        user_id: String,
+        at: i64,
+        method: &'static str,
     },
     /// The organisation's identity provider vouched for `user_id` (DESIGN §16), with the
     /// methods it used; `upstream_mfa` when its connector trusts the upstream's MFA and
@@ -229,8 +245,12 @@ pub enum Step {
     },
     /// A right TOTP or recovery code.
     SecondFactor,
+    /// The second factor given with one of the account's passkeys (`hwk` or `swk`).
+    PasskeyFactor(&'static str),
     /// TOTP enrolment confirmed with a right code.
     Enrolled,
+    /// The passkey the organisation requires was registered (`hwk` or `swk`).
+    PasskeyEnrolled(&'static str),
     /// The required password change was made.
     PasswordChanged,
     /// At the emergency stage: a reason given (`Some`), or going on without (`None`).
@@ -239,8 +259,8 @@ pub enum Step {
 
 /// The transition function of a sign-in, without I/O: the stage after `step` at
 /// `stage`, or None when the step does not belong there (a form replayed from another
-/// page). `must_change_password` is what the password step found; `emergency` whether
-/// emergency access was asked for.
+/// page). `must_change_password` and `passkey_due` are what the password step found;
+/// `emergency` whether emergency access was asked for.
 ///
 /// The second factor comes before any required action: a stolen one-time or expired
 /// password alone must not be enough to choose the next password. Emergency access
@@ -249,6 +269,7 @@ pub fn next(
     stage: Stage,
     step: &Step,
     must_change_password: bool,
+    passkey_due: bool,
     emergency: bool,
 ) -> Option<Stage> {
     let finished = if emergency {
@@ -263,6 +284,15 @@ pub fn next(
             finished
         }
     };
+    // A required passkey is registered once the person has proven who they are with
+    // every factor they have, before any other required action.
+    let after_factors = |must_change: bool, passkey_due: bool| {
+        if passkey_due {
+            Stage::EnrolPasskey
+        } else {
+            after_second_factor(must_change)
+        }
+    };
     match (stage, step) {
         (
             Stage::Password,
@@ -270,15 +300,20 @@ pub fn next(
                 enrolled,
                 second_factor_required,
                 must_change_password,
+                passkey_due,
                 ..
             },
         ) => Some(if *enrolled {
             Stage::Otp
+        } else if *passkey_due {
+            Stage::EnrolPasskey
         } else if *second_factor_required {
             Stage::EnrolTotp
         } else {
             after_second_factor(*must_change_password)
         }),
+        // Nothing is left to prove, and no password was typed that could be due.
+        (Stage::Password, Step::Passkey { .. }) => Some(finished),
         (
             Stage::Password,
             Step::Upstream {
@@ -296,7 +331,10 @@ pub fn next(
         } else {
             finished
         }),
-        (Stage::Otp, Step::SecondFactor) | (Stage::EnrolTotp, Step::Enrolled) => {
+        (Stage::Otp, Step::SecondFactor) => Some(after_factors(must_change_password, passkey_due)),
+        (Stage::Otp, Step::PasskeyFactor(_))
+        | (Stage::EnrolTotp, Step::Enrolled)
+        | (Stage::EnrolPasskey, Step::PasskeyEnrolled(_)) => {
             Some(after_second_factor(must_change_password))
         }
         (Stage::ChangePassword, Step::PasswordChanged) => Some(finished),
@@ -318,8 +356,11 @@ impl Step {
         match self {
             Self::Password { .. } => "password",
             Self::Upstream { .. } => "upstream",
+            Self::Passkey { .. } => "passkey",
             Self::SecondFactor => "second_factor",
+            Self::PasskeyFactor(_) => "passkey_factor",
             Self::Enrolled => "enrolled",
+            Self::PasskeyEnrolled(_) => "passkey_enrolled",
             Self::PasswordChanged => "password_changed",
             Self::EmergencyDecided(_) => "emergency_decided",
         }
@@ -331,7 +372,13 @@ impl LoginTransaction {
     /// (`user_id`, `amr` for the tokens and assertions, `auth_time`).
     pub fn take(&mut self, step: Step) -> Result<Stage, OutOfOrder> {
         let emergency = self.emergency.is_some();
-        let Some(stage) = next(self.stage, &step, self.must_change_password, emergency) else {
+        let Some(stage) = next(
+            self.stage,
+            &step,
+            self.must_change_password,
+            self.passkey_due,
+            emergency,
+        ) else {
             return Err(OutOfOrder {
                 stage: self.stage,
                 step: step.name(),
@@ -342,12 +389,26 @@ impl LoginTransaction {
                 user_id,
                 at,
                 must_change_password,
+                passkey_due,
                 ..
             } => {
                 self.user_id = Some(user_id);
                 self.amr = vec!["pwd".into()];
                 self.auth_time = Some(at);
                 self.must_change_password = must_change_password;
+                self.passkey_due = passkey_due;
+            }
+            Step::Passkey {
+                user_id,
+                at,
+                method,
+            } => {
+                self.user_id = Some(user_id);
+                // RFC 8176: the key, and `mfa` for the user verification that unlocked it.
+                self.amr = vec![method.into(), "mfa".into()];
+                self.auth_time = Some(at);
+                self.must_change_password = false;
+                self.pending_link = None;
             }
             Step::Upstream {
                 user_id,
@@ -365,6 +426,11 @@ impl LoginTransaction {
                 self.origin = Some(origin);
             }
             Step::SecondFactor | Step::Enrolled => self.amr.push("otp".into()),
+            Step::PasskeyFactor(method) => self.amr.push(method.into()),
+            Step::PasskeyEnrolled(method) => {
+                self.amr.push(method.into());
+                self.passkey_due = false;
+            }
             Step::PasswordChanged => {}
             Step::EmergencyDecided(choice) => self.emergency_choice = choice,
         }
@@ -388,6 +454,7 @@ mod tests {
             enrolled,
             second_factor_required: required,
             must_change_password: must_change,
+            passkey_due: false,
         }
     }
 
@@ -402,6 +469,7 @@ mod tests {
                 Stage::Password,
                 &password(false, false, false),
                 false,
+                false,
                 false
             ),
             Some(Stage::Done)
@@ -411,7 +479,13 @@ mod tests {
     #[test]
     fn an_enrolled_user_gives_the_code_even_when_no_policy_asks_for_it() {
         assert_eq!(
-            next(Stage::Password, &password(true, false, false), false, false),
+            next(
+                Stage::Password,
+                &password(true, false, false),
+                false,
+                false,
+                false
+            ),
             Some(Stage::Otp)
         );
     }
@@ -419,7 +493,13 @@ mod tests {
     #[test]
     fn a_required_second_factor_without_enrolment_enrols_first() {
         assert_eq!(
-            next(Stage::Password, &password(false, true, true), false, false),
+            next(
+                Stage::Password,
+                &password(false, true, true),
+                false,
+                false,
+                false
+            ),
             Some(Stage::EnrolTotp)
         );
     }
@@ -533,6 +613,69 @@ mod tests {
     }
 
     #[test]
+    fn a_passkey_without_a_password_is_a_whole_multi_factor_sign_in() {
+        let mut t = tx();
+        let step = Step::Passkey {
+            user_id: "u1".into(),
+            at: 1_700_000_000,
+            method: "swk",
+        };
+        assert_eq!(t.take(step.clone()), Ok(Stage::Done));
+        assert_eq!(t.amr, ["swk", "mfa"]);
+        assert_eq!(
+            crate::auth::session::acr(&t.amr),
+            crate::auth::session::ACR_MFA
+        );
+        // Only at the first stage: a passkey's sign-in skips no stage of another.
+        let mut t = tx();
+        t.take(password(true, false, false)).unwrap();
+        assert!(t.take(step).is_err());
+    }
+
+    #[test]
+    fn a_passkey_is_a_second_factor_and_a_required_one_is_registered_after_the_factors() {
+        let mut t = tx();
+        t.take(password(true, false, false)).unwrap();
+        assert_eq!(t.take(Step::PasskeyFactor("hwk")), Ok(Stage::Done));
+        assert_eq!(t.amr, ["pwd", "hwk"]);
+
+        // Required and missing, with TOTP enrolled: the code first, then the passkey,
+        // then the password change.
+        let mut t = tx();
+        let due = Step::Password {
+            user_id: "u1".into(),
+            at: 1,
+            enrolled: true,
+            second_factor_required: true,
+            must_change_password: true,
+            passkey_due: true,
+        };
+        assert_eq!(t.take(due), Ok(Stage::Otp));
+        assert!(t.take(Step::PasskeyEnrolled("hwk")).is_err());
+        assert_eq!(t.take(Step::SecondFactor), Ok(Stage::EnrolPasskey));
+        assert_eq!(
+            t.take(Step::PasskeyEnrolled("hwk")),
+            Ok(Stage::ChangePassword)
+        );
+        assert_eq!(t.amr, ["pwd", "otp", "hwk"]);
+        assert!(!t.passkey_due);
+
+        // Required and missing, nothing enrolled: straight to registering it.
+        let mut t = tx();
+        let due = Step::Password {
+            user_id: "u1".into(),
+            at: 1,
+            enrolled: false,
+            second_factor_required: true,
+            must_change_password: false,
+            passkey_due: true,
+        };
+        assert_eq!(t.take(due), Ok(Stage::EnrolPasskey));
+        assert!(t.take(Step::Enrolled).is_err());
+        assert_eq!(t.take(Step::PasskeyEnrolled("swk")), Ok(Stage::Done));
+    }
+
+    #[test]
     fn nothing_moves_a_finished_sign_in() {
         for step in [
             password(false, false, false),
@@ -540,7 +683,7 @@ mod tests {
             Step::Enrolled,
             Step::PasswordChanged,
         ] {
-            assert_eq!(next(Stage::Done, &step, false, false), None);
+            assert_eq!(next(Stage::Done, &step, false, false, false), None);
         }
     }
 

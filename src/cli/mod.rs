@@ -12,6 +12,7 @@ mod emergency;
 mod ip;
 mod keys;
 mod org;
+mod passkey;
 mod passphrase;
 mod serve;
 mod sp;
@@ -103,6 +104,11 @@ enum Command {
     Connector {
         #[command(subcommand)]
         command: connector::ConnectorCommand,
+    },
+    /// Users' passkeys (DESIGN §17).
+    Passkey {
+        #[command(subcommand)]
+        command: passkey::PasskeyCommand,
     },
     /// Token signing keys, and the master key file.
     Keys {
@@ -220,6 +226,7 @@ async fn run(config: Config, command: Command) -> Result<ExitCode, String> {
         Command::Client { command } => done(client::run(config, command).await),
         Command::Sp { command } => done(sp::run(config, command).await),
         Command::Connector { command } => done(connector::run(config, command).await),
+        Command::Passkey { command } => done(passkey::run(config, command).await),
         Command::Keys { command } => done(keys::run(config, command).await),
         Command::Emergency { command } => done(emergency::run(config, command).await),
         Command::Audit { command } => audit::run(config, command).await,

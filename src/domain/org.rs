@@ -58,6 +58,8 @@ pub struct OrgPolicy {
     /// After how long an emergency session still awaiting review is overdue, and mailed
     /// about daily (72 hours).
     pub emergency_review_overdue_hours: u32,
+    /// Passkeys (DESIGN §17): allowed, required, phishing-resistant only for admins.
+    pub passkeys: super::PasskeyPolicy,
 }
 
 impl OrgPolicy {
@@ -136,11 +138,12 @@ impl OrgPolicy {
                 "1 to 720",
             ),
         ];
-        let problems: Vec<String> = checks
+        let mut problems: Vec<String> = checks
             .iter()
             .filter(|(_, ok, _)| !ok)
             .map(|(field, _, want)| format!("{field}: must be {want}"))
             .collect();
+        problems.extend(self.passkeys.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -172,6 +175,7 @@ impl Default for OrgPolicy {
             privacy_officer_email: None,
             emergency_window_minutes: 60,
             emergency_review_overdue_hours: 72,
+            passkeys: super::PasskeyPolicy::default(),
         }
     }
 }

@@ -85,6 +85,21 @@ pub enum Notice {
         at: DateTime<Utc>,
         by_administrator: bool,
     },
+    /// A passkey was added (DESIGN §17); `passkey` is the name it was given.
+    PasskeyAdded {
+        name: String,
+        username: String,
+        passkey: String,
+        at: DateTime<Utc>,
+        ip: Option<IpAddr>,
+    },
+    PasskeyRemoved {
+        name: String,
+        username: String,
+        passkey: String,
+        at: DateTime<Utc>,
+        by_administrator: bool,
+    },
     /// To the organisation's support contact and privacy officer: emergency sessions
     /// still awaiting review past the policy's deadline (DESIGN §15), oldest first.
     EmergencyOverdue {
@@ -294,6 +309,8 @@ struct Vars {
     windows: Vec<WindowLines>,
     emergency_ended: bool,
     overdue_hours: u32,
+    /// The name of the passkey a notice is about.
+    passkey: String,
 }
 
 macro_rules! mail_template {
@@ -343,6 +360,14 @@ mail_template!(
 mail_template!(
     TotpRemovedText = "mail/totp_removed.txt",
     TotpRemovedHtml = "mail/totp_removed.html"
+);
+mail_template!(
+    PasskeyAddedText = "mail/passkey_added.txt",
+    PasskeyAddedHtml = "mail/passkey_added.html"
+);
+mail_template!(
+    PasskeyRemovedText = "mail/passkey_removed.txt",
+    PasskeyRemovedHtml = "mail/passkey_removed.html"
 );
 mail_template!(
     EmergencyAlertText = "mail/emergency_alert.txt",
@@ -410,6 +435,23 @@ impl Notice {
                 v.when = time(at);
                 v.by_administrator = *by_administrator;
             }
+            Notice::PasskeyAdded {
+                passkey, at, ip, ..
+            } => {
+                v.passkey = passkey.clone();
+                v.when = time(at);
+                v.ip = address(ip);
+            }
+            Notice::PasskeyRemoved {
+                passkey,
+                at,
+                by_administrator,
+                ..
+            } => {
+                v.passkey = passkey.clone();
+                v.when = time(at);
+                v.by_administrator = *by_administrator;
+            }
             Notice::Lockout { until, ip, .. } => {
                 v.until = until.as_ref().map(time).unwrap_or_default();
                 v.ip = address(ip);
@@ -440,6 +482,8 @@ impl Notice {
             Notice::Lockout { .. } => "Sign-in to your account is locked".into(),
             Notice::TotpEnrolled { .. } => "Two-step verification was turned on".into(),
             Notice::TotpRemoved { .. } => "Two-step verification was removed".into(),
+            Notice::PasskeyAdded { .. } => "A passkey was added to your account".into(),
+            Notice::PasskeyRemoved { .. } => "A passkey was removed from your account".into(),
             Notice::SupportAlert { alert, .. } => match alert {
                 Alert::AccountLocked { username, .. } => {
                     format!("[Gatehouse] Account locked: {}", one_line(username))
@@ -476,7 +520,9 @@ impl Notice {
             | Notice::PasswordChanged { name, username, .. }
             | Notice::Lockout { name, username, .. }
             | Notice::TotpEnrolled { name, username, .. }
-            | Notice::TotpRemoved { name, username, .. } => Some((name, username)),
+            | Notice::TotpRemoved { name, username, .. }
+            | Notice::PasskeyAdded { name, username, .. }
+            | Notice::PasskeyRemoved { name, username, .. } => Some((name, username)),
             Notice::SupportAlert { .. } | Notice::EmergencyOverdue { .. } => None,
         }
     }
@@ -501,6 +547,10 @@ impl Notice {
             }
             Notice::TotpEnrolled { .. } => pair(&TotpEnrolledText { v }, &TotpEnrolledHtml { v }),
             Notice::TotpRemoved { .. } => pair(&TotpRemovedText { v }, &TotpRemovedHtml { v }),
+            Notice::PasskeyAdded { .. } => pair(&PasskeyAddedText { v }, &PasskeyAddedHtml { v }),
+            Notice::PasskeyRemoved { .. } => {
+                pair(&PasskeyRemovedText { v }, &PasskeyRemovedHtml { v })
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod lockouts;
 pub mod master_rotation;
 pub mod orgs;
 pub mod outbox;
+pub mod passkeys;
 pub mod pii;
 pub mod recovery_tokens;
 pub mod saml;

@@ -397,3 +397,18 @@ diesel::table! {
 }
 diesel::allow_tables_to_appear_in_same_query!(upstream_connectors, upstream_domains);
 diesel::allow_tables_to_appear_in_same_query!(upstream_links, users);
+
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        name -> Text,
+        credential -> Text,
+        aaguid -> Nullable<Text>,
+        backup_eligible -> Bool,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+diesel::allow_tables_to_appear_in_same_query!(passkeys, users);

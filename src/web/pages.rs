@@ -24,7 +24,20 @@ pub fn static_routes(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.route(
         "/static/gatehouse.css",
         actix_web::web::get().to(stylesheet),
+    )
+    .route(
+        "/static/passkey.js",
+        actix_web::web::get().to(passkey_script),
     );
+}
+
+/// The passkey pages' script (DESIGN §17, §19): the only script, served from here so
+/// the CSP's `script-src 'self'` admits it and nothing inline.
+async fn passkey_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/passkey.js"))
 }
 
 async fn stylesheet() -> HttpResponse {

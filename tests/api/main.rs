@@ -32,6 +32,8 @@ mod node_rp;
 mod oidc;
 mod oidc_clients;
 mod par;
+mod passkey;
+mod passkey_browser;
 mod pii_at_rest;
 mod recovery;
 mod saml;

@@ -9,6 +9,7 @@ pub mod emergency;
 pub mod keys;
 pub mod network;
 pub mod orgs;
+pub mod passkeys;
 pub mod saml;
 pub mod sessions;
 pub mod upstream;
@@ -60,7 +61,9 @@ fn user_routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/username", put().to(users::rename_user))
         .route("/users/{id}/sessions", get().to(sessions::list_sessions))
         .route("/users/{id}/sessions", delete().to(sessions::end_sessions))
-        .route("/users/{id}/sessions/{session}", delete().to(sessions::end_one_session));
+        .route("/users/{id}/sessions/{session}", delete().to(sessions::end_one_session))
+        .route("/users/{id}/passkeys", get().to(passkeys::list_passkeys))
+        .route("/users/{id}/passkeys/{passkey}", delete().to(passkeys::remove_passkey));
 }
 
 /// `/orgs`, `/ip-blocks`, `/ip-allow-list` and `/audit`.

@@ -37,7 +37,7 @@ use crate::{
         step_up::{self, MfaVerdict},
         transaction::Resume,
     },
-    domain::{Email, MfaPolicy, OrgPolicy, Role},
+    domain::{Email, MfaPolicy, OrgPolicy, PasskeyMode, Role},
     pages::{
         account::signed_in,
         login::{
@@ -68,6 +68,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(user::help_user)
         .service(user::end_session)
         .service(user::end_all_sessions)
+        .service(user::remove_passkey)
         .service(policy::org_page)
         .service(policy::org_policy)
         .service(audit::audit_page)
@@ -305,6 +306,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
             "A new password is required: the old one no longer works; the user was mailed a reset link and signed out everywhere."
         }
         "totp-removed" => "Two-step verification was removed; the user was told by mail.",
+        "passkey-removed" => "The passkey was removed; the user was told by mail.",
         "no-totp" => "The user had no two-step verification.",
         "session-ended" => "The session was ended.",
         "sessions-ended" => "Every session of the user was ended.",

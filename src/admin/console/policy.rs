@@ -48,6 +48,14 @@ struct PolicyForm {
     emergency_window_minutes: Option<String>,
     #[serde(default)]
     emergency_review_overdue_hours: Option<String>,
+    // The passkey fields (issue 29); `passkeys.form` says the form had them, so an
+    // unticked box means "no" and an older form keeps the values.
+    #[serde(rename = "passkeys.form", default)]
+    passkeys_form: Option<String>,
+    #[serde(rename = "passkeys.mode", default)]
+    passkey_mode: Option<String>,
+    #[serde(rename = "passkeys.phishing_resistant_admins", default)]
+    phishing_resistant_admins: Option<String>,
 }
 
 /// A whole number typed into `raw` (at most 20 characters) into `into`, or the field named
@@ -80,6 +88,15 @@ fn contact(errors: &mut Vec<String>, field: &str, raw: &str, into: &mut Option<S
 
 fn checked(on: bool) -> Option<String> {
     on.then(|| "on".to_owned())
+}
+
+fn passkey_mode_name(m: PasskeyMode) -> &'static str {
+    match m {
+        PasskeyMode::Off => "off",
+        PasskeyMode::Allowed => "allowed",
+        PasskeyMode::RequiredForAdmins => "required_for_admins",
+        PasskeyMode::RequiredForEveryone => "required_for_everyone",
+    }
 }
 
 fn mfa_name(m: MfaPolicy) -> &'static str {
@@ -117,6 +134,9 @@ impl PolicyForm {
             privacy_officer_email: Some(p.privacy_officer_email.clone().unwrap_or_default()),
             emergency_window_minutes: Some(p.emergency_window_minutes.to_string()),
             emergency_review_overdue_hours: Some(p.emergency_review_overdue_hours.to_string()),
+            passkeys_form: Some("1".into()),
+            passkey_mode: Some(passkey_mode_name(p.passkeys.mode).to_owned()),
+            phishing_resistant_admins: checked(p.passkeys.phishing_resistant_admins),
         }
     }
 
@@ -141,6 +161,9 @@ impl PolicyForm {
             &self.support_email,
             &mut p.support_email,
         );
+        if self.passkeys_form.is_some() {
+            self.parse_passkeys(&mut errors, &mut p);
+        }
         if let Some(raw) = &self.privacy_officer_email {
             contact(
                 &mut errors,
@@ -195,6 +218,25 @@ impl PolicyForm {
         } else {
             Err(errors)
         }
+    }
+
+    /// The passkey fields into `p`: the mode (one of those offered) and the admins' box.
+    fn parse_passkeys(&self, errors: &mut Vec<String>, p: &mut OrgPolicy) {
+        let modes = [
+            PasskeyMode::Off,
+            PasskeyMode::Allowed,
+            PasskeyMode::RequiredForAdmins,
+            PasskeyMode::RequiredForEveryone,
+        ];
+        let chosen = self.passkey_mode.as_deref().unwrap_or_default();
+        match modes.into_iter().find(|m| passkey_mode_name(*m) == chosen) {
+            Some(mode) => p.passkeys.mode = mode,
+            None => errors.push(
+                "passkeys.mode: must be off, allowed, required_for_admins or required_for_everyone"
+                    .into(),
+            ),
+        }
+        p.passkeys.phishing_resistant_admins = self.phishing_resistant_admins.is_some();
     }
 
     /// The password rules' fields into `p`, naming those that are not numbers.

@@ -3,6 +3,7 @@
 // The console's pages share its entry, navigation, notices and helpers.
 use super::*;
 use crate::admin::service::emergency as emergency_service;
+use crate::admin::service::passkeys as passkey_service;
 
 struct UserSummary {
     id: String,
@@ -156,6 +157,17 @@ struct UserPage {
     emergency_since: Option<String>,
     /// May designate them or withdraw it (whoever may change the user, not themself).
     can_designate: bool,
+    /// Their passkeys (DESIGN §17).
+    passkeys: Vec<PasskeyRow>,
+}
+
+/// A passkey as the user page lists it.
+struct PasskeyRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    added: String,
+    last_used: String,
 }
 
 #[get("/admin/users/{id}")]
@@ -182,7 +194,9 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
     .map(|s| SessionRow {
         created: when_secs(s.created_at),
         last_seen: when_secs(s.last_seen),
-        acr: if s.acr() == ACR_MFA {
+        acr: if s.amr.iter().any(|m| m == "hwk" || m == "swk") {
+            "passkey"
+        } else if s.acr() == ACR_MFA {
             "password and code"
         } else {
             "password"
@@ -195,6 +209,20 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
     let emergency_since = emergency_service::designation(&visit.state, &user)
         .await?
         .map(|d| when(d.granted_at));
+    let passkeys = passkey_service::list(visit.by(&console), &user)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            kind: if p.synced { "synced" } else { "one device" },
+            added: when(p.created_at.naive_utc()),
+            last_used: p
+                .last_used_at
+                .map(|t| when(t.naive_utc()))
+                .unwrap_or_else(|| "never".into()),
+            id: p.id,
+            name: p.name,
+        })
+        .collect();
     let can_designate = who.require(Action::Manage).is_ok()
         && who.may_act_on(&user).is_ok()
         && user.id != who.actor;
@@ -213,6 +241,7 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
             .finish(),
         emergency_since,
         can_designate,
+        passkeys,
         user,
     };
     Ok(render(&page, StatusCode::OK))
@@ -230,6 +259,7 @@ enum UserAction {
     Unlock,
     ForceReset,
     RemoveTotp,
+    RemovePasskey(String),
     EndSession(String),
     EndAll,
     GrantEmergency,
@@ -260,6 +290,10 @@ async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction
             } else {
                 "no-totp"
             }
+        }
+        UserAction::RemovePasskey(id) => {
+            passkey_service::remove(by, &user, &id).await?;
+            "passkey-removed"
         }
         UserAction::EndSession(handle) => {
             if !user_service::is_session_handle(&handle) {
@@ -318,6 +352,25 @@ pub(super) async fn end_session(
 ) -> Answer {
     let form = form.into_inner();
     let action = UserAction::EndSession(form.session);
+    act_on_user(&visit, &path, &form.csrf, action).await
+}
+
+#[derive(Deserialize)]
+struct PasskeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    passkey: String,
+}
+
+#[post("/admin/users/{id}/passkeys/remove")]
+pub(super) async fn remove_passkey(
+    path: Path<String>,
+    form: Form<PasskeyForm>,
+    visit: Visit,
+) -> Answer {
+    let form = form.into_inner();
+    let action = UserAction::RemovePasskey(form.passkey);
     act_on_user(&visit, &path, &form.csrf, action).await
 }
 

@@ -14,6 +14,7 @@ pub mod emergency;
 pub mod keys;
 pub mod network;
 pub mod orgs;
+pub mod passkeys;
 pub mod saml;
 pub mod upstream;
 pub mod users;

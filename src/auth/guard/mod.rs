@@ -16,7 +16,7 @@ pub(crate) use address::counted_ip;
 pub use address::{blocked_for, ip_block_key};
 pub use error::GuardError;
 
-use super::{hashing::Admission, token_hash, totp::SecondFactor};
+use super::{hashing::Admission, passkey::PasskeyProof, token_hash, totp::SecondFactor};
 use crate::{
     audit::{AuditEvent, EventType, Outcome, RequestContext},
     config::Config,
@@ -111,6 +111,8 @@ pub enum Credential {
     /// A second-factor input of an account whose password was proven in this sign-in
     /// (or session). `None`: input that is no code at all, still a guess.
     SecondFactor(Option<SecondFactor>),
+    /// A passkey's answer (DESIGN §17): a whole sign-in, or the second factor.
+    Passkey(Box<PasskeyProof>),
 }
 
 impl Credential {
@@ -118,6 +120,7 @@ impl Credential {
     fn kind(&self) -> &'static str {
         match self {
             Self::Password(_) => "password",
+            Self::Passkey(_) => "passkey",
             Self::SecondFactor(Some(SecondFactor::Totp(_))) => "totp",
             Self::SecondFactor(Some(SecondFactor::Recovery(_))) => "recovery_code",
             Self::SecondFactor(None) => "malformed_code",
@@ -194,18 +197,24 @@ pub async fn attempt(
     // Capacity first: under a flood the excess is refused before it costs a query.
     let admission = match credential {
         Credential::Password(_) => Some(state.hashing.admit()?),
-        Credential::SecondFactor(_) => None,
+        Credential::SecondFactor(_) | Credential::Passkey(_) => None,
     };
     let ip = counted_ip(state, ctx.client_ip).await?;
     let ip_key = ip.map(ip_block_key);
     let key = login_key(raw_username);
     let found = look_up(state, raw_username, ip_key.clone(), naive_now).await?;
     let kind = credential.kind();
+    // A passkey without a password before it is a sign-in of its own.
+    let whole_sign_in = match &credential {
+        Credential::Password(_) => true,
+        Credential::Passkey(proof) => proof.passwordless(),
+        Credential::SecondFactor(_) => false,
+    };
     let subject = found
         .user
         .as_ref()
         .map(|u| (u.id.clone(), u.org_id.clone()));
-    let failed = |reason: &str| failure_event(ctx, kind, subject.as_ref(), reason);
+    let failed = |reason: &str| failure_event(ctx, kind, whole_sign_in, subject.as_ref(), reason);
     if let Some(until) = found.blocked {
         guard.attempts.with_label_values(&["ip_blocked"]).inc();
         state.audit.record(failed("ip_blocked")).await?;
@@ -224,10 +233,11 @@ pub async fn attempt(
     let reason = failure_reason(found.user.as_ref(), &credential);
     // An invited account has no password yet, a disabled one may still have one, and a
     // forced reset took the password away: none signs in, and all get the answer a
-    // wrong password gets.
-    let usable = found
-        .user
-        .filter(|u| u.status() == UserStatus::Active && u.password_hash.is_some());
+    // wrong password gets. A passkey is a credential of its own: it needs no password.
+    let needs_password = !matches!(credential, Credential::Passkey(_));
+    let usable = found.user.filter(|u| {
+        u.status() == UserStatus::Active && (u.password_hash.is_some() || !needs_password)
+    });
     let ok = match check(state, usable.as_ref(), credential, admission).await {
         Ok(ok) => ok,
         Err(e) => {
@@ -418,6 +428,9 @@ async fn check(
             None => Ok(false),
         },
         (Credential::SecondFactor(None), _) => Ok(false),
+        (Credential::Passkey(proof), _) => super::passkey::verify(state, usable, *proof)
+            .await
+            .map_err(GuardError::from),
     }
 }
 
@@ -429,6 +442,7 @@ fn failure_reason(user: Option<&UserRow>, credential: &Credential) -> &'static s
     match (user.status(), user.password_hash.is_some(), credential) {
         (UserStatus::Invited, _, _) => "invitation_pending",
         (UserStatus::Disabled, _, _) => "account_disabled",
+        (UserStatus::Active, _, Credential::Passkey(_)) => "bad_passkey",
         // An administrator forced a reset: only the mailed link sets a password now.
         (UserStatus::Active, false, _) => "password_reset_required",
         (UserStatus::Active, true, Credential::Password(_)) => "bad_password",
@@ -442,12 +456,13 @@ fn failure_reason(user: Option<&UserRow>, credential: &Credential) -> &'static s
 fn failure_event(
     ctx: &RequestContext,
     kind: &str,
+    whole_sign_in: bool,
     subject: Option<&(String, String)>,
     reason: &str,
 ) -> AuditEvent {
-    let event_type = match kind {
-        "password" => EventType::SignInFailed,
-        _ => EventType::MfaFailed,
+    let event_type = match whole_sign_in {
+        true => EventType::SignInFailed,
+        false => EventType::MfaFailed,
     };
     let mut event = AuditEvent::new(event_type, Outcome::Failure)
         .request(ctx)

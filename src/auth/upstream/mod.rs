@@ -438,7 +438,8 @@ pub async fn arrive(
     };
     Ok(Arrival::SignIn {
         origin,
-        enrolled: totp::is_enrolled(state, &user.id).await?,
+        enrolled: totp::is_enrolled(state, &user.id).await?
+            || super::passkey::has_any(state, &user.id).await?,
         second_factor_required: org.policy().mfa.requires(user.role()),
         user: Box::new(user),
         amr,

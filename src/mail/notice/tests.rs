@@ -101,6 +101,20 @@ fn every_notice(name: &str) -> Vec<Notice> {
             overdue_hours: 72,
             reviews: vec![window(), window()],
         },
+        Notice::PasskeyAdded {
+            name: name.into(),
+            username: "vera".into(),
+            passkey: name.into(),
+            at: at(),
+            ip,
+        },
+        Notice::PasskeyRemoved {
+            name: name.into(),
+            username: "vera".into(),
+            passkey: name.into(),
+            at: at(),
+            by_administrator: true,
+        },
     ]
 }
 
@@ -284,4 +298,16 @@ fn alerts_become_webhook_events() {
     .webhook_event("default");
     assert_eq!(event, "account.locked");
     assert_eq!(body["permanent"], true);
+}
+
+#[test]
+fn passkey_notices_name_the_passkey_and_who_removed_it() {
+    let added = every_notice("Ward laptop")[13].render(&issuer());
+    assert_eq!(added.subject, "A passkey was added to your account");
+    assert!(added.text.contains("\"Ward laptop\"") && added.text.contains("203.0.113.7"));
+    assert!(added.text.contains("https://idp.example.org/gatehouse/account"));
+    let removed = every_notice("Ward laptop")[14].render(&issuer());
+    assert_eq!(removed.subject, "A passkey was removed from your account");
+    assert!(removed.text.contains("by an administrator"), "{}", removed.text);
+    assert!(removed.text.contains("recovery code"));
 }

@@ -33,7 +33,10 @@ use crate::{
 };
 
 mod emergency;
+mod passkeys;
 mod second_factor;
+
+pub use passkeys::{RESUME as PASSKEYS_RESUME, ToPasskeysPage};
 
 /// The name sign-ins started by the account page carry (`Resume::kind`).
 pub const RESUME: &str = "account";
@@ -54,6 +57,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(account_password)
         .service(end_session);
     second_factor::routes(cfg);
+    passkeys::routes(cfg);
     emergency::routes(cfg);
 }
 
@@ -77,6 +81,8 @@ struct AccountPage<'a> {
     errors: Vec<String>,
     sessions: Vec<SessionView>,
     mfa: bool,
+    /// How many passkeys the user has (DESIGN §17).
+    passkeys: usize,
     /// The user may break the glass (DESIGN §15).
     designated: bool,
     /// This session's open emergency window: until when, and why.
@@ -103,6 +109,7 @@ async fn render_account(
         .run(move |c| orgs::find_by_id(c, &org_id))
         .await?;
     let mfa = crate::auth::totp::is_enrolled(state, &user.id).await?;
+    let passkeys = crate::auth::passkey::list(state, &user.id).await?.len();
     let designated = crate::auth::emergency::is_designated(state, &user.id).await?;
     let emergency = current
         .open_emergency(state.clock.now().timestamp())
@@ -129,6 +136,7 @@ async fn render_account(
             errors,
             sessions,
             mfa,
+            passkeys,
             designated,
             emergency,
         },

@@ -35,6 +35,7 @@ use crate::{
 
 mod answer;
 mod emergency;
+mod passkey;
 mod second_factor;
 mod upstream;
 
@@ -43,6 +44,7 @@ pub use upstream::{arrived as upstream_arrived, refusal as upstream_refusal};
 pub use answer::{AnswerSignIn, Finished, SignInAnswers};
 
 pub(crate) use emergency::{EmergencyPage, bounded, check as check_emergency};
+pub(crate) use passkey::options_json;
 pub(crate) use second_factor::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -51,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(password_page)
         .service(password_submit);
     second_factor::routes(cfg);
+    passkey::routes(cfg);
     emergency::routes(cfg);
     upstream::routes(cfg);
 }
@@ -75,6 +78,8 @@ struct LoginPage<'a> {
     identifier_first: bool,
     /// An upstream identity waits to be linked: why the person is asked to sign in.
     link: Option<&'a crate::auth::upstream::PendingLink>,
+    /// Passkeys can sign in here (DESIGN §17): the page offers them.
+    passkeys: bool,
 }
 
 /// What the sign-in page offers besides the password form.
@@ -260,6 +265,7 @@ fn stage_location(tx: &LoginTransaction) -> String {
         Stage::Password => format!("/login?tx={}", tx.id),
         Stage::Otp => format!("/login/otp?tx={}", tx.id),
         Stage::EnrolTotp => format!("/login/totp-enrol?tx={}", tx.id),
+        Stage::EnrolPasskey => format!("/login/passkey-enrol?tx={}", tx.id),
         Stage::ChangePassword => format!("/login/password?tx={}", tx.id),
         Stage::Emergency => format!("/login/emergency?tx={}", tx.id),
         Stage::Done => format!("/login?tx={}", tx.id),
@@ -287,6 +293,7 @@ async fn login_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> A
             upstreams: &choices.upstreams,
             identifier_first: choices.identifier_first,
             link: tx.pending_link.as_ref(),
+            passkeys: state.passkeys.available(),
         },
         StatusCode::OK,
     ))
@@ -320,6 +327,7 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
                 upstreams: &choices.upstreams,
                 identifier_first: choices.identifier_first,
                 link: tx.pending_link.as_ref(),
+                passkeys: state.passkeys.available(),
             },
             status,
         )
@@ -373,18 +381,46 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
     let expired_password = user
         .password_changed_at
         .is_some_and(|at| org.policy().password.is_expired(at.and_utc(), now));
-    let enrolled = totp::is_enrolled(&state, &user.id).await?;
     let policy = org.policy();
+    let factors = second_factors(&state, &user, &policy).await?;
     tx.take(Step::Password {
         user_id: user.id.clone(),
         at: now.timestamp(),
-        enrolled,
+        enrolled: factors.enrolled,
         second_factor_required: tx.require_mfa || policy.mfa.requires(user.role()),
         must_change_password: user.must_change_password || expired_password,
+        passkey_due: factors.passkey_due,
     })
     .map_err(out_of_order)?;
     tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "password accepted");
     advance(&state, &req, &ctx, tx).await
+}
+
+/// What a user's second factors are, once the password is right.
+struct Factors {
+    /// Some second factor to give: TOTP, or a passkey this server can use.
+    enrolled: bool,
+    /// The organisation requires a passkey of this user, who has none (DESIGN §17).
+    passkey_due: bool,
+}
+
+async fn second_factors(
+    state: &AppState,
+    user: &UserRow,
+    policy: &crate::domain::OrgPolicy,
+) -> Result<Factors, AppError> {
+    let passkeys = &policy.passkeys;
+    let usable = state.passkeys.available() && passkeys.allowed();
+    let has_passkey = usable && crate::auth::passkey::has_any(state, &user.id).await?;
+    if !usable && passkeys.required_for(user.role()) {
+        tracing::warn!(user_id = %user.id, "the organisation requires passkeys, which this server cannot offer");
+    }
+    Ok(Factors {
+        // A TOTP code is asked for even where only a passkey completes the sign-in: it
+        // is what lets such a person register one (`second_factor::otp_submit`).
+        enrolled: has_passkey || totp::is_enrolled(state, &user.id).await?,
+        passkey_due: usable && passkeys.required_for(user.role()) && !has_passkey,
+    })
 }
 
 /// DESIGN §4: hashes made with older parameters are replaced after a successful sign-in,
@@ -468,6 +504,29 @@ async fn complete(
     res.add_cookie(&cookies::session_cookie(cookie))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(res)
+}
+
+/// The sign-in page again, with `message` (a refused passkey, DESIGN §17).
+async fn login_again(
+    state: &AppState,
+    tx: &LoginTransaction,
+    message: &str,
+    status: StatusCode,
+) -> HttpResponse {
+    let choices = login_choices(state, tx).await;
+    render(
+        &LoginPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            username: tx.login_hint.as_deref().unwrap_or(""),
+            error: Some(message),
+            upstreams: &choices.upstreams,
+            identifier_first: choices.identifier_first,
+            link: tx.pending_link.as_ref(),
+            passkeys: state.passkeys.available(),
+        },
+        status,
+    )
 }
 
 #[get("/login/password")]

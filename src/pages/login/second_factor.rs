@@ -19,7 +19,7 @@ use crate::web::visit::{Answer, Visit};
 use crate::{
     auth::{
         guard::{self, Credential, Verdict},
-        same_secret,
+        passkey, same_secret,
         totp::{self, Confirmation, EnrolmentFor, SecondFactor},
         transaction::{LoginTransaction, Stage, Step},
     },
@@ -44,6 +44,55 @@ struct OtpPage<'a> {
     tx: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
+    choices: Choices,
+}
+
+/// The second factors the person at the code stage may give (DESIGN §6, §17). A code
+/// field is always there: recovery codes are the way back for a lost authenticator.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Choices {
+    /// The account has a passkey this server can use.
+    pub passkey: bool,
+    /// The account has TOTP.
+    pub totp: bool,
+    /// Only a passkey completes this sign-in: a code leads on to registering one.
+    pub phishing_resistant: bool,
+}
+
+pub(super) async fn choices(state: &AppState, tx: &LoginTransaction) -> Result<Choices, AppError> {
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let pii = state.pii.clone();
+    let Some(user) = state
+        .store
+        .run(move |c| crate::store::users::find_by_id(c, &pii, &user_id))
+        .await?
+    else {
+        return Ok(Choices::default());
+    };
+    let policy = crate::auth::passkey::policy_of(state, &user.org_id).await?;
+    Ok(Choices {
+        passkey: policy.allowed() && passkey::has_any(state, &user.id).await?,
+        totp: totp::is_enrolled(state, &user.id).await?,
+        phishing_resistant: policy.phishing_resistant_for(user.role()),
+    })
+}
+
+/// The code page again, with `message`.
+pub(super) async fn otp_again(
+    state: &AppState,
+    tx: &LoginTransaction,
+    message: &str,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    Ok(render(
+        &OtpPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            error: Some(message),
+            choices: choices(state, tx).await?,
+        },
+        status,
+    ))
 }
 
 #[derive(Template)]
@@ -78,7 +127,7 @@ struct CodeForm {
 
 /// The transaction of this browser at `stage`, with its CSRF token checked; otherwise
 /// the answer to give instead.
-async fn at_stage(
+pub(super) async fn at_stage(
     state: &AppState,
     req: &HttpRequest,
     id: &str,
@@ -116,6 +165,7 @@ async fn otp_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Ans
             tx: &tx.id,
             csrf: &tx.csrf,
             error: None,
+            choices: choices(&state, &tx).await?,
         },
         StatusCode::OK,
     ))
@@ -134,39 +184,32 @@ async fn otp_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) -> A
     }
     state.guard.rate_limit(ctx.client_ip)?;
     let user_id = tx.user_id.clone().unwrap_or_default();
-    let again = |status, message| {
-        render(
-            &OtpPage {
-                tx: &tx.id,
-                csrf: &tx.csrf,
-                error: Some(message),
-            },
-            status,
-        )
-    };
     if form.code.trim().is_empty() {
-        return Ok(again(
-            StatusCode::BAD_REQUEST,
+        return otp_again(
+            &state,
+            &tx,
             "Enter the code from your authenticator app.",
-        ));
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     }
     let factor = SecondFactor::parse(&form.code);
     let username = transaction_username(&state, &tx).await?;
     // Any attempt counts towards the lockout, a malformed one too: it was a guess. It
     // goes through the same guard as the password (DESIGN §5).
     let credential = Credential::SecondFactor(factor.clone().ok());
-    match guard::attempt(&state, &ctx, &username, credential).await? {
-        Verdict::Success(user) if user.id == user_id => {}
+    let user = match guard::attempt(&state, &ctx, &username, credential).await? {
+        Verdict::Success(user) if user.id == user_id => user,
         // The name now belongs to another account (renamed meanwhile): start again.
         Verdict::Success(_) => return Ok(expired()),
-        Verdict::Locked => return Ok(again(StatusCode::UNAUTHORIZED, LOCKED)),
+        Verdict::Locked => return otp_again(&state, &tx, LOCKED, StatusCode::UNAUTHORIZED).await,
         Verdict::Failure => {
             tracing::info!(request_id = %ctx.request_id, user_id = %user_id, "second factor refused");
             let message = match factor {
                 Ok(_) => WRONG_CODE,
                 Err(_) => "Enter the 6-digit code from your authenticator app, or a recovery code.",
             };
-            return Ok(again(StatusCode::UNAUTHORIZED, message));
+            return otp_again(&state, &tx, message, StatusCode::UNAUTHORIZED).await;
         }
         Verdict::IpBlocked { retry_after } => {
             return Err(AppError::TooManyRequests {
@@ -174,6 +217,12 @@ async fn otp_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) -> A
             }
             .into());
         }
+    };
+    // Where only a passkey will do (DESIGN §17), a code proves enough to register a
+    // new one, and no more: the sign-in goes on to that.
+    let policy = crate::auth::passkey::policy_of(&state, &user.org_id).await?;
+    if policy.phishing_resistant_for(user.role()) && state.passkeys.available() {
+        tx.passkey_due = true;
     }
     tx.take(Step::SecondFactor).map_err(out_of_order)?;
     advance(&state, &req, &ctx, tx).await

@@ -1,0 +1,269 @@
+//! Passkeys in the sign-in pages (DESIGN §17): signing in with one at the first step
+//! (conditional mediation offers them in the username field's autofill, and a button
+//! asks at once) or as the second factor, and registering the one an organisation
+//! requires. The browser's side is `static/passkey.js`; without JavaScript the pages
+//! still work for passwords and codes.
+
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::{StatusCode, header},
+    post,
+    web::{self, Form, Query},
+};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{
+    LOCKED, RecoveryCodesPage, SIGN_IN_FAILED, TxQuery, advance, csrf_refused, expired,
+    login_again, out_of_order, owned_transaction, second_factor::at_stage,
+    second_factor::otp_again, see_other, stage_location,
+};
+use crate::web::visit::{Answer, Visit};
+use crate::{
+    auth::{
+        passkey::{self, Outcome, Registration},
+        same_secret,
+        totp::EnrolmentFor,
+        transaction::{LoginTransaction, Stage, Step},
+    },
+    domain::PasskeyName,
+    startup::AppState,
+    store::users,
+    web::{
+        error::AppError,
+        pages::{PageError, check_same_origin, render},
+    },
+};
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(sign_in_options)
+        .service(submit)
+        .service(enrol_page)
+        .service(enrol_options)
+        .service(enrol_submit);
+}
+
+#[derive(Deserialize)]
+struct TxForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+struct AnswerForm {
+    #[serde(default)]
+    tx: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    credential: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// The options a WebAuthn call needs, as JSON for the page's script; never cached.
+pub(crate) fn options_json(options: &serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(options)
+}
+
+/// The transaction a script's request belongs to, checked like a form's.
+async fn scripted(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &TxForm,
+) -> Result<Option<LoginTransaction>, PageError> {
+    check_same_origin(req, &state.config.issuer)?;
+    let Some(tx) = owned_transaction(state, req, &form.tx).await? else {
+        return Ok(None);
+    };
+    if !same_secret(&form.csrf, &tx.csrf) {
+        return Err(csrf_refused());
+    }
+    Ok(Some(tx))
+}
+
+/// A challenge for signing in with a passkey: any passkey at the first step, the
+/// account's own at the second.
+#[post("/login/passkey/options")]
+async fn sign_in_options(form: Form<TxForm>, Visit { state, req, ctx }: Visit) -> Answer {
+    let Some(tx) = scripted(&state, &req, &form).await? else {
+        return Err(PageError(AppError::NotFound));
+    };
+    state.guard.rate_limit(ctx.client_ip)?;
+    let options = passkey::challenge(&state, &tx).await?;
+    Ok(options_json(&options))
+}
+
+#[post("/login/passkey")]
+async fn submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Answer {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
+        return Ok(expired());
+    };
+    if !same_secret(&form.csrf, &tx.csrf) {
+        return Err(csrf_refused());
+    }
+    if !matches!(tx.stage, Stage::Password | Stage::Otp) {
+        return Ok(see_other(&stage_location(&tx)));
+    }
+    state.guard.rate_limit(ctx.client_ip)?;
+    let first_step = tx.stage == Stage::Password;
+    let refused = async |tx: &LoginTransaction, message: &str| -> Answer {
+        let status = StatusCode::UNAUTHORIZED;
+        match first_step {
+            true => Ok(login_again(&state, tx, message, status).await),
+            false => otp_again(&state, tx, message, status).await,
+        }
+    };
+    let (user, method) = match passkey::sign_in(&state, &ctx, &tx, &form.credential).await? {
+        Outcome::SignedIn { user, method } => (user, method),
+        Outcome::Failure => {
+            tracing::info!(request_id = %ctx.request_id, "passkey sign-in refused");
+            let message = match first_step {
+                true => SIGN_IN_FAILED,
+                false => "That passkey could not be used. Try again, or use a code.",
+            };
+            return refused(&tx, message).await;
+        }
+        Outcome::Locked => return refused(&tx, LOCKED).await,
+        Outcome::IpBlocked { retry_after } => {
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: retry_after.as_secs(),
+            }
+            .into());
+        }
+    };
+    let step = match first_step {
+        true => Step::Passkey {
+            user_id: user.id.clone(),
+            at: state.clock.now().timestamp(),
+            method,
+        },
+        false => Step::PasskeyFactor(method),
+    };
+    tx.take(step).map_err(out_of_order)?;
+    tracing::info!(request_id = %ctx.request_id, user_id = %user.id, "passkey accepted");
+    advance(&state, &req, &ctx, tx).await
+}
+
+#[derive(Template)]
+#[template(path = "passkey_enrol.html")]
+struct EnrolPage<'a> {
+    tx: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+fn enrol_again(tx: &LoginTransaction, error: Option<&str>, status: StatusCode) -> HttpResponse {
+    render(
+        &EnrolPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            error,
+        },
+        status,
+    )
+}
+
+#[get("/login/passkey-enrol")]
+async fn enrol_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
+    let id = query.into_inner().tx.unwrap_or_default();
+    match at_stage(&state, &req, &id, None, Stage::EnrolPasskey).await? {
+        Ok(tx) => Ok(enrol_again(&tx, None, StatusCode::OK)),
+        Err(res) => Ok(res),
+    }
+}
+
+async fn transaction_user(
+    state: &AppState,
+    tx: &LoginTransaction,
+) -> Result<users::UserRow, AppError> {
+    let user_id = tx.user_id.clone().unwrap_or_default();
+    let pii = state.pii.clone();
+    state
+        .store
+        .run(move |c| users::find_by_id(c, &pii, &user_id))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+#[post("/login/passkey-enrol/options")]
+async fn enrol_options(form: Form<TxForm>, Visit { state, req, .. }: Visit) -> Answer {
+    let form = form.into_inner();
+    let tx = match at_stage(
+        &state,
+        &req,
+        &form.tx,
+        Some(&form.csrf),
+        Stage::EnrolPasskey,
+    )
+    .await?
+    {
+        Ok(tx) => tx,
+        Err(_) => return Err(PageError(AppError::NotFound)),
+    };
+    check_same_origin(&req, &state.config.issuer)?;
+    let user = transaction_user(&state, &tx).await?;
+    let to = EnrolmentFor::Transaction(&tx.id);
+    let options = passkey::begin_registration(&state, &user, to).await?;
+    Ok(options_json(&options))
+}
+
+#[post("/login/passkey-enrol")]
+async fn enrol_submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Answer {
+    check_same_origin(&req, &state.config.issuer)?;
+    let form = form.into_inner();
+    let mut tx = match at_stage(
+        &state,
+        &req,
+        &form.tx,
+        Some(&form.csrf),
+        Stage::EnrolPasskey,
+    )
+    .await?
+    {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
+    };
+    let name = match PasskeyName::parse(&form.name) {
+        Ok(name) => name,
+        Err(e) => return Ok(enrol_again(&tx, Some(&e.0), StatusCode::BAD_REQUEST)),
+    };
+    let user = transaction_user(&state, &tx).await?;
+    let to = EnrolmentFor::Transaction(&tx.id);
+    let (added, codes) =
+        match passkey::finish_registration(&state, &ctx, &user, to, &name, &form.credential).await?
+        {
+            Registration::Added {
+                passkey,
+                recovery_codes,
+            } => (passkey, recovery_codes),
+            Registration::Refused(why) => {
+                return Ok(enrol_again(&tx, Some(why), StatusCode::BAD_REQUEST));
+            }
+            Registration::Expired => {
+                let why = "This setup timed out. Create the passkey again.";
+                return Ok(enrol_again(&tx, Some(why), StatusCode::BAD_REQUEST));
+            }
+        };
+    tx.take(Step::PasskeyEnrolled(passkey::method(&added)))
+        .map_err(out_of_order)?;
+    let Some(codes) = codes else {
+        return advance(&state, &req, &ctx, tx).await;
+    };
+    // The way back if every passkey is lost: shown once, before going on.
+    tx.save(state.ephemeral.as_ref()).await?;
+    Ok(render(
+        &RecoveryCodesPage {
+            tx: Some(&tx.id),
+            csrf: &tx.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
+}
