@@ -581,3 +581,82 @@ fn write_fuzz_seeds() {
     );
     write("config", "operator-env", with_env.as_bytes());
 }
+
+// Passkeys (issue 29): the browser's answers to WebAuthn challenges.
+
+#[path = "api/passkey/authenticator.rs"]
+#[allow(dead_code)]
+mod authenticator;
+
+/// Registration and sign-in answers, mutated, against the ceremonies' real state: no
+/// panic, no hang, and no answer whose signed parts (authenticator data, client data,
+/// signature) differ from an honest one ever signs in.
+#[test]
+fn passkey_answers() {
+    use gatehouse::{
+        auth::passkey::{RelyingParty, ceremony},
+        domain::PasskeyPolicy,
+    };
+    use webauthn_rs::prelude::{PublicKeyCredential, Uuid};
+
+    let origin = "https://login.example.org";
+    let rp = RelyingParty::for_issuer(&url::Url::parse(origin).unwrap());
+    let webauthn = rp.get().unwrap();
+    let browser = authenticator::Client {
+        origin: origin.into(),
+        rp_id: "login.example.org".into(),
+    };
+    let handle = Uuid::new_v4();
+    let policy = PasskeyPolicy::default();
+    let (options, registration) =
+        ceremony::begin_registration(webauthn, handle, "vera", "Vera", vec![], &policy).unwrap();
+    let mut key = authenticator::SoftKey::new();
+    let created = key.create(&options, &browser).to_string();
+    let passkey = match ceremony::finish_registration(webauthn, &registration, &created) {
+        Ok(c) => c.passkey,
+        Err(why) => panic!("the honest registration is refused: {why}"),
+    };
+    let (options, discoverable) = ceremony::begin_discoverable(webauthn).unwrap();
+    let by_name = key.get(&options, &browser).to_string();
+    let (options, for_user) =
+        ceremony::begin_for_user(webauthn, "u1", std::slice::from_ref(&passkey)).unwrap();
+    let as_factor = key.get(&options, &browser).to_string();
+    let honest: Vec<(Vec<u8>, PublicKeyCredential)> =
+        [(&discoverable, &by_name), (&for_user, &as_factor)]
+            .into_iter()
+            .map(|(state, answer)| {
+                let parsed = ceremony::parse_assertion(answer).expect("an honest answer parses");
+                let signed_in =
+                    ceremony::finish_assertion(webauthn, state, &parsed, &passkey, "u1", handle);
+                assert!(signed_in.is_some(), "the honest answer signs in");
+                (state.clone(), parsed)
+            })
+            .collect();
+    let signed = |a: &PublicKeyCredential| {
+        (
+            a.response.authenticator_data.as_slice().to_vec(),
+            a.response.client_data_json.as_slice().to_vec(),
+            a.response.signature.as_slice().to_vec(),
+        )
+    };
+    let seeds = vec![
+        created.into_bytes(),
+        by_name.into_bytes(),
+        as_factor.into_bytes(),
+    ];
+    fuzz("passkey_answers", input(seeds), |raw| {
+        let text = lossy(raw);
+        let _ = ceremony::finish_registration(webauthn, &registration, &text);
+        let Some(answer) = ceremony::parse_assertion(&text) else {
+            return Ok(());
+        };
+        for (state, seed) in &honest {
+            let result =
+                ceremony::finish_assertion(webauthn, state, &answer, &passkey, "u1", handle);
+            if result.is_some() && signed(&answer) != signed(seed) {
+                return Err("a changed answer signed in".into());
+            }
+        }
+        Ok(())
+    });
+}

@@ -33,6 +33,7 @@ mod oidc;
 mod oidc_clients;
 mod par;
 mod passkey;
+mod passkey_admin;
 mod passkey_browser;
 mod pii_at_rest;
 mod recovery;

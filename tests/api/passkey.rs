@@ -288,7 +288,7 @@ async fn hostile_answers_are_refused_like_a_wrong_password_and_counted() {
     refused_like_a_password(status, &res.text().await.unwrap());
     key.verifies_user = true;
 
-    // A replayed answer: the challenge it answered is used up.
+    // A replayed answer, in another sign-in: it answered a challenge that is not this one's.
     let browser = app.new_client();
     let (tx, csrf) = app.open_login(&browser).await;
     let options = challenge(&app, &browser, &tx, &csrf).await;
@@ -313,6 +313,27 @@ async fn hostile_answers_are_refused_like_a_wrong_password_and_counted() {
         &key.assert(&options, &honest(&app)),
     )
     .await;
+    let status = res.status();
+    refused_like_a_password(status, &res.text().await.unwrap());
+
+    // A challenge is answered once: after a refused answer, a good one to the same
+    // challenge finds nothing to answer.
+    let browser = app.new_client();
+    let (tx, csrf) = app.open_login(&browser).await;
+    let options = challenge(&app, &browser, &tx, &csrf).await;
+    let phished = key.get(
+        &options,
+        &Client {
+            origin: "https://evil.example".into(),
+            rp_id: "localhost".into(),
+        },
+    );
+    assert_eq!(
+        answer(&app, &browser, &tx, &csrf, &phished).await.status(),
+        401
+    );
+    let good = key.get(&options, &honest(&app));
+    let res = answer(&app, &browser, &tx, &csrf, &good).await;
     let status = res.status();
     refused_like_a_password(status, &res.text().await.unwrap());
 
@@ -343,12 +364,12 @@ async fn hostile_answers_are_refused_like_a_wrong_password_and_counted() {
         .iter()
         .filter(|e| e.details["factor"] == "passkey")
         .count();
-    assert_eq!(passkey_failures, 7, "{failed:?}");
+    assert_eq!(passkey_failures, 9, "{failed:?}");
     let for_hana = failed
         .iter()
         .filter(|e| e.details["factor"] == "passkey" && e.details["reason"] == "bad_passkey")
         .count();
-    assert_eq!(for_hana, 5, "counted against the account the passkey names");
+    assert_eq!(for_hana, 7, "counted against the account the passkey names");
 }
 
 #[tokio::test]
@@ -604,4 +625,111 @@ async fn on_a_server_whose_issuer_is_an_ip_address_no_passkey_is_offered() {
         )
         .await;
     assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn for_phishing_resistant_admins_a_totp_code_only_leads_to_registering_a_passkey() {
+    use gatehouse::{
+        auth::account::{NewAccount, create_account},
+        domain::{Email, MfaPolicy, Password, Role, Username},
+    };
+    let app = app().await;
+    let ada = create_account(
+        &app.state,
+        NewAccount {
+            org: OrgName::parse("default").unwrap(),
+            username: Username::parse("ada").unwrap(),
+            email: Email::parse("ada@example.org").unwrap(),
+            display_name: None,
+            role: Role::OrgAdmin,
+            password: Password::parse(PASSWORD.into()).unwrap(),
+            must_change_password: false,
+        },
+    )
+    .await
+    .unwrap();
+    // Ada set up TOTP while the organisation asked nothing more of her.
+    app.state
+        .store
+        .run(|c| {
+            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
+            let mut policy = org.policy();
+            policy.mfa = MfaPolicy::Off;
+            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
+        })
+        .await
+        .unwrap();
+    let first = signed_in(&app, "ada").await;
+    let (secret, _) = app.enrol_totp(&first).await;
+    set_passkey_policy(&app, |p| p.phishing_resistant_admins = true).await;
+
+    // Her password-only session no longer opens the console: it steps up.
+    let console = first.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(console.status(), 303, "stepped up");
+
+    let browser = app.new_client();
+    let res = app.sign_in(&browser, "ada", PASSWORD).await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/login/otp?tx="), "{location}");
+    let html = browser
+        .get(app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("phishing-resistant-hint"), "{html}");
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = crate::helpers::totp_code(&secret, {
+        use gatehouse::clock::Clock;
+        app.clock.now().timestamp()
+    });
+    let (tx, csrf) = (hidden(&html, "tx"), hidden(&html, "csrf"));
+    let res = app
+        .post_form(
+            &browser,
+            "/login/otp",
+            &[("tx", &tx), ("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/login/passkey-enrol?tx="),
+        "the code leads only to registering a passkey: {location}"
+    );
+    let options: Value = app
+        .post_form(
+            &browser,
+            "/login/passkey-enrol/options",
+            &[("tx", &tx), ("csrf", &csrf)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut key = SoftKey::new();
+    let created = key.create(&options, &honest(&app));
+    let res = app
+        .post_form(
+            &browser,
+            "/login/passkey-enrol",
+            &[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("name", "Admin key"),
+                ("credential", &created.to_string()),
+            ],
+        )
+        .await;
+    // She still has her recovery codes: no new ones, straight on.
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/account");
+    assert!(
+        amr_of(&app, &ada.id)
+            .await
+            .contains(&vec!["pwd".into(), "otp".into(), "hwk".into()])
+    );
+    let console = browser.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(console.status(), 200, "a passkey sign-in opens the console");
 }

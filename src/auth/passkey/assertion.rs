@@ -10,12 +10,9 @@
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use serde::{Deserialize, Serialize};
-use webauthn_rs::prelude::{
-    DiscoverableAuthentication, DiscoverableKey, PasskeyAuthentication, PublicKeyCredential,
-};
+use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::{CEREMONY_TTL, MAX_RESPONSE_BYTES, credential, list, method, policy_of, user_handle};
+use super::{CEREMONY_TTL, ceremony, credential, list, method, policy_of, user_handle};
 use crate::{
     audit::RequestContext,
     auth::{
@@ -28,18 +25,6 @@ use crate::{
     store::{passkeys as store, passkeys::PasskeyRow, users, users::UserRow},
 };
 
-/// A challenge given to a login transaction, waiting for its answer.
-#[derive(Serialize, Deserialize)]
-enum Ceremony {
-    /// At the first stage: any passkey of this server; it names its account.
-    Discoverable(DiscoverableAuthentication),
-    /// At the second-factor stage: one of this account's passkeys.
-    ForUser {
-        user_id: String,
-        state: PasskeyAuthentication,
-    },
-}
-
 fn key(tx_id: &str) -> String {
     format!("passkey-auth:{}", token_hash(tx_id))
 }
@@ -51,16 +36,8 @@ pub async fn challenge(
     tx: &LoginTransaction,
 ) -> Result<serde_json::Value, AuthError> {
     let webauthn = state.passkeys.get()?;
-    let internal = |e: webauthn_rs::prelude::WebauthnError| {
-        AuthError::Internal(format!("passkey challenge: {e}"))
-    };
-    let (options, ceremony) = match (tx.stage, tx.user_id.as_deref()) {
-        (Stage::Password, _) => {
-            let (options, s) = webauthn
-                .start_discoverable_authentication()
-                .map_err(internal)?;
-            (to_json(&options)?, Ceremony::Discoverable(s))
-        }
+    let (options, raw) = match (tx.stage, tx.user_id.as_deref()) {
+        (Stage::Password, _) => ceremony::begin_discoverable(webauthn)?,
         (Stage::Otp, Some(user_id)) => {
             let passkeys = list(state, user_id)
                 .await?
@@ -70,14 +47,7 @@ pub async fn challenge(
             if passkeys.is_empty() {
                 return Err(AuthError::Invalid("This account has no passkey.".into()));
             }
-            let (options, s) = webauthn
-                .start_passkey_authentication(&passkeys)
-                .map_err(internal)?;
-            let ceremony = Ceremony::ForUser {
-                user_id: user_id.to_owned(),
-                state: s,
-            };
-            (to_json(&options)?, ceremony)
+            ceremony::begin_for_user(webauthn, user_id, &passkeys)?
         }
         _ => {
             return Err(AuthError::Invalid(
@@ -85,16 +55,11 @@ pub async fn challenge(
             ));
         }
     };
-    let raw = serde_json::to_vec(&ceremony).map_err(|e| AuthError::Internal(e.to_string()))?;
     state
         .ephemeral
         .set(&key(&tx.id), &raw, CEREMONY_TTL)
         .await?;
     Ok(options)
-}
-
-fn to_json(value: &impl Serialize) -> Result<serde_json::Value, AuthError> {
-    serde_json::to_value(value).map_err(|e| AuthError::Internal(e.to_string()))
 }
 
 /// A passkey's answer, for the guard to check (`Credential::Passkey`).
@@ -141,9 +106,7 @@ pub async fn sign_in(
     response: &str,
 ) -> Result<Outcome, AuthError> {
     state.passkeys.get()?;
-    let answer = (response.len() <= MAX_RESPONSE_BYTES)
-        .then(|| serde_json::from_str::<PublicKeyCredential>(response).ok())
-        .flatten();
+    let answer = ceremony::parse_assertion(response);
     let credential_id = answer
         .as_ref()
         .map(|a| URL_SAFE_NO_PAD.encode(a.raw_id.as_slice()));
@@ -218,35 +181,12 @@ pub(crate) async fn verify(
     if !policy_of(state, &user.org_id).await?.allowed() {
         return Ok(false);
     }
-    let ceremony: Ceremony =
-        serde_json::from_slice(&raw).map_err(|e| AuthError::Internal(e.to_string()))?;
     let mut passkey = credential(&row)?;
-    let checked = match ceremony {
-        Ceremony::Discoverable(s) => {
-            // The account the authenticator names must be the passkey's own.
-            match webauthn.identify_discoverable_authentication(&answer) {
-                Ok((handle, _)) if handle == user_handle(user)? => webauthn
-                    .finish_discoverable_authentication(
-                        &answer,
-                        s,
-                        &[DiscoverableKey::from(&passkey)],
-                    ),
-                _ => return Ok(false),
-            }
-        }
-        Ceremony::ForUser { user_id, state: s } if user_id == user.id => {
-            webauthn.finish_passkey_authentication(&answer, &s)
-        }
-        Ceremony::ForUser { .. } => return Ok(false),
-    };
-    let result = match checked {
-        Ok(result) => result,
-        Err(e) => {
-            // A wrong origin or RP ID, a bad signature, no user verification, or a
-            // counter that went backwards (a cloned authenticator).
-            tracing::info!(user_id = %user.id, error = %e, "passkey answer refused");
-            return Ok(false);
-        }
+    let handle = user_handle(user)?;
+    let Some(result) =
+        ceremony::finish_assertion(webauthn, &raw, &answer, &passkey, &user.id, handle)
+    else {
+        return Ok(false);
     };
     let changed = passkey.update_credential(&result) == Some(true);
     let stored = match changed {

@@ -11,16 +11,14 @@
 //! challenge already answered, or to another browser's, finds nothing.
 
 mod assertion;
+pub mod ceremony;
 
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use url::Url;
-use webauthn_rs::prelude::{
-    CreationChallengeResponse, Passkey, PasskeyRegistration, RegisterPublicKeyCredential, Uuid,
-    Webauthn, WebauthnBuilder,
-};
+use webauthn_rs::prelude::{Passkey, Uuid, Webauthn, WebauthnBuilder};
 
 pub(crate) use assertion::verify;
 pub use assertion::{Outcome, PasskeyProof, challenge, sign_in};
@@ -42,9 +40,6 @@ use crate::{
 /// How long a ceremony waits for the browser's answer: WebAuthn's own timeout (five
 /// minutes) and a little.
 const CEREMONY_TTL: Duration = Duration::from_secs(6 * 60);
-/// The largest answer from a browser looked at: a registration with its attestation
-/// certificates fits in a few kilobytes.
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The WebAuthn relying party this instance is, if its issuer can be one.
 pub struct RelyingParty {
@@ -69,7 +64,8 @@ impl RelyingParty {
         self.webauthn.is_some()
     }
 
-    fn get(&self) -> Result<&Webauthn, AuthError> {
+    /// The WebAuthn relying party, or why there is none.
+    pub fn get(&self) -> Result<&Webauthn, AuthError> {
         self.webauthn
             .as_ref()
             .ok_or_else(|| AuthError::Invalid("Passkeys are not available on this server.".into()))
@@ -140,44 +136,19 @@ pub async fn begin_registration(
         .map(credential)
         .map(|p| p.map(|p| p.cred_id().clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    let (options, registration) = webauthn
-        .start_passkey_registration(
-            user_handle(user)?,
-            &user.username,
-            &user.addressed_as(),
-            Some(exclude),
-        )
-        .map_err(|e| AuthError::Internal(format!("passkey registration: {e}")))?;
-    let raw = serde_json::to_vec(&registration).map_err(|e| AuthError::Internal(e.to_string()))?;
+    let (options, kept) = ceremony::begin_registration(
+        webauthn,
+        user_handle(user)?,
+        &user.username,
+        &user.addressed_as(),
+        exclude,
+        &policy,
+    )?;
     state
         .ephemeral
-        .set(&to.scoped("passkey-reg", &user.id), &raw, CEREMONY_TTL)
+        .set(&to.scoped("passkey-reg", &user.id), &kept, CEREMONY_TTL)
         .await?;
-    creation_options(options, &policy)
-}
-
-/// The options as the browser gets them. A passkey is asked to be discoverable (so it
-/// can sign in without a username, DESIGN §17), and where the organisation lists the
-/// authenticators it admits, the authenticator is asked to say which it is.
-fn creation_options(
-    options: CreationChallengeResponse,
-    policy: &PasskeyPolicy,
-) -> Result<serde_json::Value, AuthError> {
-    let mut json = serde_json::to_value(options).map_err(|e| AuthError::Internal(e.to_string()))?;
-    let public_key = json
-        .get_mut("publicKey")
-        .and_then(|p| p.as_object_mut())
-        .ok_or_else(|| AuthError::Internal("creation options without publicKey".into()))?;
-    if let Some(selection) = public_key
-        .get_mut("authenticatorSelection")
-        .and_then(|s| s.as_object_mut())
-    {
-        selection.insert("residentKey".into(), "preferred".into());
-    }
-    if !policy.allowed_aaguids.is_empty() {
-        public_key.insert("attestation".into(), "direct".into());
-    }
-    Ok(json)
+    Ok(options)
 }
 
 /// What came of a registration.
@@ -205,49 +176,39 @@ pub async fn finish_registration(
     response: &str,
 ) -> Result<Registration, AuthError> {
     let webauthn = state.passkeys.get()?;
-    if response.len() > MAX_RESPONSE_BYTES {
+    if response.len() > ceremony::MAX_RESPONSE_BYTES {
         return Ok(Registration::Refused("The passkey's answer is too large."));
     }
-    let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(response) else {
-        return Ok(Registration::Refused(
-            "The browser did not create a passkey. Try again.",
-        ));
-    };
     // Taken whatever comes next: one answer per challenge.
-    let Some(raw) = state
+    let Some(kept) = state
         .ephemeral
         .take(&to.scoped("passkey-reg", &user.id))
         .await?
     else {
         return Ok(Registration::Expired);
     };
-    let registration: PasskeyRegistration =
-        serde_json::from_slice(&raw).map_err(|e| AuthError::Internal(e.to_string()))?;
-    let passkey = match webauthn.finish_passkey_registration(&answer, &registration) {
-        Ok(passkey) => passkey,
-        Err(e) => {
-            tracing::info!(user_id = %user.id, error = %e, "passkey registration refused");
-            return Ok(Registration::Refused(
-                "This passkey could not be registered. Try again, or use another.",
-            ));
+    let created = match ceremony::finish_registration(webauthn, &kept, response) {
+        Ok(created) => created,
+        Err(why) => {
+            tracing::info!(user_id = %user.id, "passkey registration refused");
+            return Ok(Registration::Refused(why));
         }
     };
     let policy = policy_of(state, &user.org_id).await?;
-    let aaguid = aaguid_of(&answer);
-    if !policy.admits(aaguid) {
+    if !policy.admits(created.aaguid) {
         return Ok(Registration::Refused(
             "Your organisation does not allow this kind of passkey.",
         ));
     }
-    let internals: webauthn_rs::prelude::Credential = passkey.clone().into();
+    let passkey = &created.passkey;
     let new = NewPasskey {
         user_id: user.id.clone(),
         credential_id: URL_SAFE_NO_PAD.encode(passkey.cred_id().as_slice()),
         name: name.as_str().to_owned(),
-        credential: serde_json::to_string(&passkey)
+        credential: serde_json::to_string(passkey)
             .map_err(|e| AuthError::Internal(e.to_string()))?,
-        aaguid: aaguid.map(|a| a.to_string()),
-        backup_eligible: internals.backup_eligible,
+        aaguid: created.aaguid.map(|a| a.to_string()),
+        backup_eligible: created.backup_eligible,
     };
     let added = record(state, ctx, user, new, &to).await?;
     let Some(passkey) = added else {
@@ -317,24 +278,6 @@ async fn record(
         .detail("during", during);
     state.audit.record(event).await?;
     Ok(Some(row))
-}
-
-/// The authenticator model the registration named (its AAGUID), if any: bytes 37 to 53
-/// of the authenticator data, present when the attested-credential flag is set. The
-/// library has already checked the attestation object this is read from.
-fn aaguid_of(answer: &RegisterPublicKeyCredential) -> Option<Uuid> {
-    let object: std::collections::BTreeMap<String, serde_cbor_2::Value> =
-        serde_cbor_2::from_slice(answer.response.attestation_object.as_slice()).ok()?;
-    let serde_cbor_2::Value::Bytes(data) = object.get("authData")? else {
-        return None;
-    };
-    const ATTESTED: u8 = 0x40;
-    let flags = *data.get(32)?;
-    if flags & ATTESTED == 0 {
-        return None;
-    }
-    let aaguid = Uuid::from_slice(data.get(37..53)?).ok()?;
-    (!aaguid.is_nil()).then_some(aaguid)
 }
 
 /// Renames one of the user's passkeys.

@@ -305,9 +305,17 @@ fn passkey_notices_name_the_passkey_and_who_removed_it() {
     let added = every_notice("Ward laptop")[13].render(&issuer());
     assert_eq!(added.subject, "A passkey was added to your account");
     assert!(added.text.contains("\"Ward laptop\"") && added.text.contains("203.0.113.7"));
-    assert!(added.text.contains("https://idp.example.org/gatehouse/account"));
+    assert!(
+        added
+            .text
+            .contains("https://idp.example.org/gatehouse/account")
+    );
     let removed = every_notice("Ward laptop")[14].render(&issuer());
     assert_eq!(removed.subject, "A passkey was removed from your account");
-    assert!(removed.text.contains("by an administrator"), "{}", removed.text);
+    assert!(
+        removed.text.contains("by an administrator"),
+        "{}",
+        removed.text
+    );
     assert!(removed.text.contains("recovery code"));
 }
