@@ -405,7 +405,10 @@ pub async fn remove(
     let removed = state
         .store
         .transaction(move |c| {
-            if !store::remove(c, &id)? {
+            // Recovery codes are also the way back to an account whose passkeys are
+            // lost (DESIGN §17): they stay while it has any.
+            let passkeys = crate::store::passkeys::count_for(c, &id)? > 0;
+            if !store::remove(c, &id, passkeys)? {
                 return Ok(false);
             }
             if let Some(user) = users::find_by_id(c, &pii, &id)? {

@@ -230,6 +230,9 @@ pub enum Step {
         user_id: String,
         at: i64,
         method: &'static str,
+        /// An administrator requires a new password: it is set before going on, as
+        /// after a password (the account is not usable until then).
+        must_change_password: bool,
     },
     /// The organisation's identity provider vouched for `user_id` (DESIGN §16), with the
     /// methods it used; `upstream_mfa` when its connector trusts the upstream's MFA and
@@ -313,7 +316,14 @@ pub fn next(
             after_second_factor(*must_change_password)
         }),
         // Nothing is left to prove, and no password was typed that could be due.
-        (Stage::Password, Step::Passkey { .. }) => Some(finished),
+        // Nothing is left to prove but a new password an administrator requires.
+        (
+            Stage::Password,
+            Step::Passkey {
+                must_change_password,
+                ..
+            },
+        ) => Some(after_second_factor(*must_change_password)),
         (
             Stage::Password,
             Step::Upstream {
@@ -402,13 +412,15 @@ impl LoginTransaction {
                 user_id,
                 at,
                 method,
+                must_change_password,
             } => {
+                // The account's own credential: an upstream identity waiting to be
+                // linked to it is linked when this sign-in finishes.
                 self.user_id = Some(user_id);
                 // RFC 8176: the key, and `mfa` for the user verification that unlocked it.
                 self.amr = vec![method.into(), "mfa".into()];
                 self.auth_time = Some(at);
-                self.must_change_password = false;
-                self.pending_link = None;
+                self.must_change_password = must_change_password;
             }
             Step::Upstream {
                 user_id,
@@ -619,6 +631,7 @@ mod tests {
             user_id: "u1".into(),
             at: 1_700_000_000,
             method: "swk",
+            must_change_password: false,
         };
         assert_eq!(t.take(step.clone()), Ok(Stage::Done));
         assert_eq!(t.amr, ["swk", "mfa"]);

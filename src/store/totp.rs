@@ -78,10 +78,17 @@ pub fn consume_step(conn: &mut DbConnection, user_id: &str, step: i64) -> Result
         == 1)
 }
 
-/// Removes the second factor and its recovery codes. True if there was one.
-pub fn remove(conn: &mut DbConnection, user_id: &str) -> Result<bool, StoreError> {
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
-        .execute(conn)?;
+/// Removes the second factor, and its recovery codes unless `keep_recovery_codes` (they
+/// also stand in for lost passkeys). True if there was one.
+pub fn remove(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep_recovery_codes: bool,
+) -> Result<bool, StoreError> {
+    if !keep_recovery_codes {
+        diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+            .execute(conn)?;
+    }
     Ok(diesel::delete(totp_credentials::table.find(user_id)).execute(conn)? > 0)
 }
 

@@ -852,6 +852,12 @@ const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/users/{id}/unlock", Access::OrgSupport),
     ("POST", "/users/{id}/force-reset", Access::OrgSupport),
     ("POST", "/users/{id}/remove-totp", Access::OrgSupport),
+    ("GET", "/users/{id}/passkeys", Access::OrgSupport),
+    (
+        "DELETE",
+        "/users/{id}/passkeys/{passkey}",
+        Access::OrgSupport,
+    ),
     ("POST", "/users/{id}/disable", Access::OrgManage),
     ("POST", "/users/{id}/enable", Access::OrgManage),
     ("PUT", "/users/{id}/role", Access::OrgManage),
@@ -968,6 +974,26 @@ impl World {
                     format!("/users/{}/sessions/{}", user.id, sessions[0].handle),
                     None,
                 )
+            }
+            ("DELETE", "/users/{id}/passkeys/{passkey}") => {
+                let user = fresh_user().await;
+                let new = gatehouse::store::passkeys::NewPasskey {
+                    user_id: user.id.clone(),
+                    credential_id: format!("credential-{n}"),
+                    name: "Desk key".into(),
+                    credential: "{}".into(),
+                    aaguid: None,
+                    backup_eligible: false,
+                };
+                let now = chrono::Utc::now().naive_utc();
+                let row = self
+                    .app
+                    .state
+                    .store
+                    .run(move |c| gatehouse::store::passkeys::insert(c, &new, now))
+                    .await
+                    .unwrap();
+                (format!("/users/{}/passkeys/{}", user.id, row.id), None)
             }
             (_, t) if t.starts_with("/users/{id}") => {
                 (t.replace("{id}", &fresh_user().await.id), None)

@@ -21,6 +21,8 @@ const CLI_FORMS: &[(&str, &[&str])] = &[
     ("unlock_user", &["user", "unlock"]),
     ("force_reset_user", &["user", "force-reset"]),
     ("remove_totp", &["user", "remove-totp"]),
+    ("list_passkeys", &["passkey", "list"]),
+    ("remove_passkey", &["passkey", "remove"]),
     ("disable_user", &["user", "disable"]),
     ("enable_user", &["user", "enable"]),
     ("set_role", &["user", "role"]),

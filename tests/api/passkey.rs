@@ -5,12 +5,13 @@
 //! a disabled account), each refused like a wrong password and counted.
 
 mod authenticator;
+mod policy;
 
 use gatehouse::{
     audit::EventType,
     auth::session,
-    domain::{OrgName, PasskeyMode, UserStatus},
-    store::{orgs, outbox, users},
+    domain::UserStatus,
+    store::{outbox, users},
 };
 use serde_json::Value;
 use url::Url;
@@ -410,117 +411,6 @@ async fn failed_passkey_answers_lock_the_account_and_a_disabled_accounts_passkey
     let _ = user_id;
 }
 
-async fn set_passkey_policy(
-    app: &TestApp,
-    change: impl FnOnce(&mut gatehouse::domain::PasskeyPolicy) + Send + 'static,
-) {
-    app.state
-        .store
-        .run(move |c| {
-            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
-            let mut policy = org.policy();
-            change(&mut policy.passkeys);
-            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
-        })
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn where_passkeys_are_required_a_sign_in_registers_one_before_going_on() {
-    let app = app().await;
-    set_passkey_policy(&app, |p| p.mode = PasskeyMode::RequiredForEveryone).await;
-    let user = create_user(&app, "rita", PASSWORD, false).await;
-    let browser = app.new_client();
-    let res = app.sign_in(&browser, "rita", PASSWORD).await;
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(
-        location.starts_with("/login/passkey-enrol?tx="),
-        "{location}"
-    );
-    let html = browser
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (tx, csrf) = (hidden(&html, "tx"), hidden(&html, "csrf"));
-    // Nothing else of the sign-in is reachable meanwhile.
-    let account = browser.get(app.url("/account")).send().await.unwrap();
-    assert_eq!(account.status(), 303);
-    let options: Value = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol/options",
-            &[("tx", &tx), ("csrf", &csrf)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut key = SoftKey::new();
-    let created = key.create(&options, &honest(&app));
-    let res = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol",
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("name", "Phone"),
-                ("credential", &created.to_string()),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let codes_page = res.text().await.unwrap();
-    assert!(codes_page.contains("recovery-codes"), "{codes_page}");
-    let res = app
-        .post_form(&browser, "/login/continue", &[("tx", &tx), ("csrf", &csrf)])
-        .await;
-    assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/account");
-    assert!(
-        amr_of(&app, &user.id)
-            .await
-            .contains(&vec!["pwd".into(), "hwk".into()])
-    );
-    let registered = audit_events(&app, EventType::PasskeyRegistered).await;
-    assert_eq!(registered[0].details["during"], "sign_in");
-}
-
-#[tokio::test]
-async fn where_passkeys_are_off_they_neither_register_nor_sign_in() {
-    let app = app().await;
-    let mut key = SoftKey::new();
-    user_with_passkey(&app, "otto", &mut key).await;
-    set_passkey_policy(&app, |p| p.mode = PasskeyMode::Off).await;
-    // With passkeys off, the password alone signs in (no passkey is asked for).
-    let (_, res) = passwordless(&app, &mut key, &honest(&app)).await;
-    let status = res.status();
-    refused_like_a_password(status, &res.text().await.unwrap());
-    let client = signed_in(&app, "otto").await;
-    let html = client
-        .get(app.url("/account/passkeys"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("passkeys-unavailable"), "{html}");
-    let res = app
-        .post_form(
-            &client,
-            "/account/passkeys/options",
-            &[("csrf", &hidden(&html, "csrf"))],
-        )
-        .await;
-    assert_eq!(res.status(), 400);
-}
-
 #[tokio::test]
 async fn passkeys_are_renamed_and_removed_only_after_a_recent_sign_in_and_the_owner_is_told() {
     let app = app().await;
@@ -628,108 +518,44 @@ async fn on_a_server_whose_issuer_is_an_ip_address_no_passkey_is_offered() {
 }
 
 #[tokio::test]
-async fn for_phishing_resistant_admins_a_totp_code_only_leads_to_registering_a_passkey() {
-    use gatehouse::{
-        auth::account::{NewAccount, create_account},
-        domain::{Email, MfaPolicy, Password, Role, Username},
-    };
+async fn recovery_codes_outlive_a_removed_totp_while_passkeys_remain() {
     let app = app().await;
-    let ada = create_account(
-        &app.state,
-        NewAccount {
-            org: OrgName::parse("default").unwrap(),
-            username: Username::parse("ada").unwrap(),
-            email: Email::parse("ada@example.org").unwrap(),
-            display_name: None,
-            role: Role::OrgAdmin,
-            password: Password::parse(PASSWORD.into()).unwrap(),
-            must_change_password: false,
-        },
-    )
-    .await
-    .unwrap();
-    // Ada set up TOTP while the organisation asked nothing more of her.
+    let mut key = SoftKey::new();
+    let user_id = user_with_passkey(&app, "rosa", &mut key).await;
+    let (client, res) = passwordless(&app, &mut key, &honest(&app)).await;
+    assert_eq!(res.status(), 303);
+    app.enrol_totp(&client).await;
+    assert!(
+        gatehouse::auth::totp::remove(&app.state, &user_id, true)
+            .await
+            .unwrap()
+    );
+    let left = gatehouse::auth::totp::unused_recovery_codes(&app.state, &user_id)
+        .await
+        .unwrap();
+    assert_eq!(left, 10, "the way back for lost passkeys stays");
+}
+
+#[tokio::test]
+async fn a_new_password_an_administrator_requires_is_set_after_a_passkey_sign_in_too() {
+    let app = app().await;
+    let mut key = SoftKey::new();
+    let user_id = user_with_passkey(&app, "mara", &mut key).await;
+    let now = chrono::Utc::now().naive_utc();
     app.state
         .store
-        .run(|c| {
-            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
-            let mut policy = org.policy();
-            policy.mfa = MfaPolicy::Off;
-            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
+        .run(move |c| {
+            use diesel::prelude::*;
+            use gatehouse::store::schema::users as t;
+            diesel::update(t::table.find(&user_id))
+                .set((t::must_change_password.eq(true), t::updated_at.eq(now)))
+                .execute(c)?;
+            Ok(())
         })
         .await
         .unwrap();
-    let first = signed_in(&app, "ada").await;
-    let (secret, _) = app.enrol_totp(&first).await;
-    set_passkey_policy(&app, |p| p.phishing_resistant_admins = true).await;
-
-    // Her password-only session no longer opens the console: it steps up.
-    let console = first.get(app.url("/admin")).send().await.unwrap();
-    assert_eq!(console.status(), 303, "stepped up");
-
-    let browser = app.new_client();
-    let res = app.sign_in(&browser, "ada", PASSWORD).await;
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with("/login/otp?tx="), "{location}");
-    let html = browser
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("phishing-resistant-hint"), "{html}");
-    app.clock.advance(chrono::Duration::seconds(30));
-    let code = crate::helpers::totp_code(&secret, {
-        use gatehouse::clock::Clock;
-        app.clock.now().timestamp()
-    });
-    let (tx, csrf) = (hidden(&html, "tx"), hidden(&html, "csrf"));
-    let res = app
-        .post_form(
-            &browser,
-            "/login/otp",
-            &[("tx", &tx), ("csrf", &csrf), ("code", &code)],
-        )
-        .await;
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(
-        location.starts_with("/login/passkey-enrol?tx="),
-        "the code leads only to registering a passkey: {location}"
-    );
-    let options: Value = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol/options",
-            &[("tx", &tx), ("csrf", &csrf)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut key = SoftKey::new();
-    let created = key.create(&options, &honest(&app));
-    let res = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol",
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("name", "Admin key"),
-                ("credential", &created.to_string()),
-            ],
-        )
-        .await;
-    // She still has her recovery codes: no new ones, straight on.
+    let (_, res) = passwordless(&app, &mut key, &honest(&app)).await;
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/account");
-    assert!(
-        amr_of(&app, &ada.id)
-            .await
-            .contains(&vec!["pwd".into(), "otp".into(), "hwk".into()])
-    );
-    let console = browser.get(app.url("/admin")).send().await.unwrap();
-    assert_eq!(console.status(), 200, "a passkey sign-in opens the console");
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/login/password?tx="), "{location}");
 }

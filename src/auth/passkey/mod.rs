@@ -89,7 +89,7 @@ pub fn method(row: &PasskeyRow) -> &'static str {
     if row.backup_eligible { "swk" } else { "hwk" }
 }
 
-/// The user's organisation's passkey rules (the strictest when it cannot be read).
+/// The user's organisation's passkey rules (the defaults when it is gone).
 pub(crate) async fn policy_of(state: &AppState, org_id: &str) -> Result<PasskeyPolicy, AuthError> {
     let id = org_id.to_owned();
     let org = state.store.run(move |c| orgs::find_by_id(c, &id)).await?;
@@ -212,7 +212,9 @@ pub async fn finish_registration(
     };
     let added = record(state, ctx, user, new, &to).await?;
     let Some(passkey) = added else {
-        return Ok(Registration::Refused("This passkey is already registered."));
+        return Ok(Registration::Refused(
+            "This passkey is already registered, or the account has as many as it may keep.",
+        ));
     };
     let recovery_codes = if super::totp::unused_recovery_codes(state, &user.id).await? == 0 {
         Some(super::totp::regenerate_recovery_codes(state, &user.id).await?)

@@ -143,6 +143,7 @@ async fn submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Ans
             user_id: user.id.clone(),
             at: state.clock.now().timestamp(),
             method,
+            must_change_password: user.must_change_password,
         },
         false => Step::PasskeyFactor(method),
     };
