@@ -291,6 +291,12 @@ impl TestApp {
         .await
     }
 
+    /// The text of the page at `path`, fetched with `client` (whatever its status).
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> String {
+        let res = client.get(self.url(path)).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
     /// The account page's CSRF token (the client must be signed in).
     pub async fn account_csrf(&self, client: &reqwest::Client) -> String {
         let res = client.get(self.url("/account")).send().await.unwrap();

@@ -179,14 +179,7 @@ async fn a_passkey_registered_on_the_account_page_signs_in_without_a_password() 
 
     let page = app.new_client();
     let (tx, _) = app.open_login(&page).await;
-    let html = page
-        .get(app.url(&format!("/login?tx={tx}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&page, &format!("/login?tx={tx}")).await;
     assert!(
         html.contains(r#"autocomplete="username webauthn""#),
         "{html}"
@@ -229,14 +222,7 @@ async fn a_synced_passkey_is_swk_and_a_passkey_is_the_second_factor_after_a_pass
     let res = app.sign_in(&browser, "sami", PASSWORD).await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with("/login/otp?tx="), "{location}");
-    let html = browser
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&browser, &location).await;
     assert!(html.contains(r#"id="passkey-signin""#), "{html}");
     let (tx, csrf) = (hidden(&html, "tx"), hidden(&html, "csrf"));
     let options = challenge(&app, &browser, &tx, &csrf).await;
@@ -418,14 +404,7 @@ async fn passkeys_are_renamed_and_removed_only_after_a_recent_sign_in_and_the_ow
     let user_id = user_with_passkey(&app, "ruth", &mut key).await;
     let (client, res) = passwordless(&app, &mut key, &honest(&app)).await;
     assert_eq!(res.status(), 303);
-    let html = client
-        .get(app.url("/account/passkeys"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&client, "/account/passkeys").await;
     assert!(html.contains("Work laptop"), "{html}");
     let csrf = hidden(&html, "csrf");
     let id = hidden(&html, "id");
@@ -437,14 +416,7 @@ async fn passkeys_are_renamed_and_removed_only_after_a_recent_sign_in_and_the_ow
         )
         .await;
     assert_eq!(res.status(), 303);
-    let html = client
-        .get(app.url("/account/passkeys"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&client, "/account/passkeys").await;
     assert!(
         html.contains("Desk &#60;key&#62;") || html.contains("Desk &lt;key&gt;"),
         "{html}"
@@ -498,14 +470,7 @@ async fn on_a_server_whose_issuer_is_an_ip_address_no_passkey_is_offered() {
     create_user(&app, "ivan", PASSWORD, false).await;
     let client = app.new_client();
     let (tx, csrf) = app.open_login(&client).await;
-    let html = client
-        .get(app.url(&format!("/login?tx={tx}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&client, &format!("/login?tx={tx}")).await;
     assert!(!html.contains("passkey"), "{html}");
     let res = app
         .post_form(

@@ -142,17 +142,7 @@ async fn the_console_removes_a_passkey_of_a_lower_role_only() {
     let res = app.sign_in(&olga_client, "olga", PASSWORD).await;
     assert_eq!(res.status(), 303);
     // Olga has a passkey too: support may not remove it.
-    let csrf = hidden(
-        &olga_client
-            .get(app.url("/account/passkeys"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "csrf",
-    );
+    let csrf = hidden(&app.page(&olga_client, "/account/passkeys").await, "csrf");
     let options: Value = app
         .post_form(
             &olga_client,
@@ -177,14 +167,7 @@ async fn the_console_removes_a_passkey_of_a_lower_role_only() {
         .await;
     assert_eq!(res.status(), 200);
 
-    let page = olga_client
-        .get(app.url(&format!("/admin/users/{pat}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&olga_client, &format!("/admin/users/{pat}")).await;
     assert!(page.contains("Remove passkey Work laptop"), "{page}");
     let csrf = hidden(&page, "csrf");
     let passkey = hidden(&page, "passkey");
@@ -207,14 +190,9 @@ async fn the_console_removes_a_passkey_of_a_lower_role_only() {
     let olga_id = olga.id.clone();
     let sid_client = app.new_client();
     app.sign_in(&sid_client, "sid", PASSWORD).await;
-    let page = sid_client
-        .get(app.url(&format!("/admin/users/{olga_id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app
+        .page(&sid_client, &format!("/admin/users/{olga_id}"))
+        .await;
     assert!(!page.contains("Remove passkey"), "{page}");
     let olga_passkeys = gatehouse::auth::passkey::list(&app.state, &olga_id)
         .await

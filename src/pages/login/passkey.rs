@@ -5,7 +5,7 @@
 //! still work for passwords and codes.
 
 use actix_web::{
-    HttpRequest, HttpResponse, get,
+    HttpResponse, get,
     http::{StatusCode, header},
     post,
     web::{self, Form, Query},
@@ -14,15 +14,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    LOCKED, RecoveryCodesPage, SIGN_IN_FAILED, TxQuery, advance, csrf_refused, expired,
-    login_again, out_of_order, owned_transaction, second_factor::at_stage,
-    second_factor::otp_again, see_other, stage_location,
+    LOCKED, SIGN_IN_FAILED, TxQuery, advance, login_again, out_of_order,
+    second_factor::{at_stage, at_stages, otp_again, show_codes},
 };
 use crate::web::visit::{Answer, Visit};
 use crate::{
     auth::{
         passkey::{self, Outcome, Registration},
-        same_secret,
         totp::EnrolmentFor,
         transaction::{LoginTransaction, Stage, Step},
     },
@@ -70,27 +68,16 @@ pub(crate) fn options_json(options: &serde_json::Value) -> HttpResponse {
         .json(options)
 }
 
-/// The transaction a script's request belongs to, checked like a form's.
-async fn scripted(
-    state: &AppState,
-    req: &HttpRequest,
-    form: &TxForm,
-) -> Result<Option<LoginTransaction>, PageError> {
-    check_same_origin(req, &state.config.issuer)?;
-    let Some(tx) = owned_transaction(state, req, &form.tx).await? else {
-        return Ok(None);
-    };
-    if !same_secret(&form.csrf, &tx.csrf) {
-        return Err(csrf_refused());
-    }
-    Ok(Some(tx))
-}
+/// The stages a passkey signs in at: the first (without a password) and the second.
+const SIGN_IN_STAGES: [Stage; 2] = [Stage::Password, Stage::Otp];
 
 /// A challenge for signing in with a passkey: any passkey at the first step, the
 /// account's own at the second.
 #[post("/login/passkey/options")]
 async fn sign_in_options(form: Form<TxForm>, Visit { state, req, ctx }: Visit) -> Answer {
-    let Some(tx) = scripted(&state, &req, &form).await? else {
+    check_same_origin(&req, &state.config.issuer)?;
+    let (id, csrf) = (&form.tx, Some(form.csrf.as_str()));
+    let Ok(tx) = at_stages(&state, &req, id, csrf, &SIGN_IN_STAGES).await? else {
         return Err(PageError(AppError::NotFound));
     };
     state.guard.rate_limit(ctx.client_ip)?;
@@ -102,15 +89,11 @@ async fn sign_in_options(form: Form<TxForm>, Visit { state, req, ctx }: Visit) -
 async fn submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
-    let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
-        return Ok(expired());
+    let (id, csrf) = (&form.tx, Some(form.csrf.as_str()));
+    let mut tx = match at_stages(&state, &req, id, csrf, &SIGN_IN_STAGES).await? {
+        Ok(tx) => tx,
+        Err(res) => return Ok(res),
     };
-    if !same_secret(&form.csrf, &tx.csrf) {
-        return Err(csrf_refused());
-    }
-    if !matches!(tx.stage, Stage::Password | Stage::Otp) {
-        return Ok(see_other(&stage_location(&tx)));
-    }
     state.guard.rate_limit(ctx.client_ip)?;
     let first_step = tx.stage == Stage::Password;
     let refused = async |tx: &LoginTransaction, message: &str| -> Answer {
@@ -258,13 +241,5 @@ async fn enrol_submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) 
         return advance(&state, &req, &ctx, tx).await;
     };
     // The way back if every passkey is lost: shown once, before going on.
-    tx.save(state.ephemeral.as_ref()).await?;
-    Ok(render(
-        &RecoveryCodesPage {
-            tx: Some(&tx.id),
-            csrf: &tx.csrf,
-            codes,
-        },
-        StatusCode::OK,
-    ))
+    show_codes(&state, &tx, codes).await
 }

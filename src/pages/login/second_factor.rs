@@ -134,6 +134,17 @@ pub(super) async fn at_stage(
     csrf: Option<&str>,
     stage: Stage,
 ) -> Result<Result<LoginTransaction, HttpResponse>, PageError> {
+    at_stages(state, req, id, csrf, &[stage]).await
+}
+
+/// [`at_stage`] for a step taken at any of `stages`.
+pub(super) async fn at_stages(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+    csrf: Option<&str>,
+    stages: &[Stage],
+) -> Result<Result<LoginTransaction, HttpResponse>, PageError> {
     let Some(tx) = owned_transaction(state, req, id).await? else {
         return Ok(Err(expired()));
     };
@@ -142,10 +153,28 @@ pub(super) async fn at_stage(
     {
         return Err(csrf_refused());
     }
-    if tx.stage != stage {
+    if !stages.contains(&tx.stage) {
         return Ok(Err(see_other(&stage_location(&tx))));
     }
     Ok(Ok(tx))
+}
+
+/// The recovery codes a sign-in just made, shown once before it goes on
+/// (`/login/continue`); the transaction is saved at its new stage first.
+pub(super) async fn show_codes(
+    state: &AppState,
+    tx: &LoginTransaction,
+    codes: Vec<String>,
+) -> Result<HttpResponse, PageError> {
+    tx.save(state.ephemeral.as_ref()).await?;
+    Ok(render(
+        &RecoveryCodesPage {
+            tx: Some(&tx.id),
+            csrf: &tx.csrf,
+            codes,
+        },
+        StatusCode::OK,
+    ))
 }
 
 const WRONG_CODE: &str = "That code is not correct, or was already used.";
@@ -292,15 +321,7 @@ async fn enrol_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) ->
         }
     };
     tx.take(Step::Enrolled).map_err(out_of_order)?;
-    tx.save(state.ephemeral.as_ref()).await?;
-    Ok(render(
-        &RecoveryCodesPage {
-            tx: Some(&tx.id),
-            csrf: &tx.csrf,
-            codes,
-        },
-        StatusCode::OK,
-    ))
+    show_codes(&state, &tx, codes).await
 }
 
 #[derive(Deserialize)]

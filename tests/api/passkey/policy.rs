@@ -32,6 +32,31 @@ async fn set_passkey_policy(
         .unwrap();
 }
 
+/// Registers a new passkey at the sign-in's required passkey step; the answer.
+async fn enrol_during_sign_in(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    tx: &str,
+    csrf: &str,
+    name: &str,
+) -> reqwest::Response {
+    let form = [("tx", tx), ("csrf", csrf)];
+    let options: Value = app
+        .post_form(browser, "/login/passkey-enrol/options", &form)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let created = SoftKey::new().create(&options, &honest(app)).to_string();
+    let form = [
+        ("tx", tx),
+        ("csrf", csrf),
+        ("name", name),
+        ("credential", &created),
+    ];
+    app.post_form(browser, "/login/passkey-enrol", &form).await
+}
+
 #[tokio::test]
 async fn where_passkeys_are_required_a_sign_in_registers_one_before_going_on() {
     let app = app().await;
@@ -44,42 +69,12 @@ async fn where_passkeys_are_required_a_sign_in_registers_one_before_going_on() {
         location.starts_with("/login/passkey-enrol?tx="),
         "{location}"
     );
-    let html = browser
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&browser, &location).await;
     let (tx, csrf) = (hidden(&html, "tx"), hidden(&html, "csrf"));
     // Nothing else of the sign-in is reachable meanwhile.
     let account = browser.get(app.url("/account")).send().await.unwrap();
     assert_eq!(account.status(), 303);
-    let options: Value = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol/options",
-            &[("tx", &tx), ("csrf", &csrf)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut key = SoftKey::new();
-    let created = key.create(&options, &honest(&app));
-    let res = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol",
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("name", "Phone"),
-                ("credential", &created.to_string()),
-            ],
-        )
-        .await;
+    let res = enrol_during_sign_in(&app, &browser, &tx, &csrf, "Phone").await;
     assert_eq!(res.status(), 200);
     let codes_page = res.text().await.unwrap();
     assert!(codes_page.contains("recovery-codes"), "{codes_page}");
@@ -108,14 +103,7 @@ async fn where_passkeys_are_off_they_neither_register_nor_sign_in() {
     let status = res.status();
     refused_like_a_password(status, &res.text().await.unwrap());
     let client = signed_in(&app, "otto").await;
-    let html = client
-        .get(app.url("/account/passkeys"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&client, "/account/passkeys").await;
     assert!(html.contains("passkeys-unavailable"), "{html}");
     let res = app
         .post_form(
@@ -171,14 +159,7 @@ async fn for_phishing_resistant_admins_a_totp_code_only_leads_to_registering_a_p
     let res = app.sign_in(&browser, "ada", PASSWORD).await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with("/login/otp?tx="), "{location}");
-    let html = browser
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&browser, &location).await;
     assert!(html.contains("phishing-resistant-hint"), "{html}");
     app.clock.advance(chrono::Duration::seconds(30));
     let code = crate::helpers::totp_code(&secret, {
@@ -198,30 +179,7 @@ async fn for_phishing_resistant_admins_a_totp_code_only_leads_to_registering_a_p
         location.starts_with("/login/passkey-enrol?tx="),
         "the code leads only to registering a passkey: {location}"
     );
-    let options: Value = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol/options",
-            &[("tx", &tx), ("csrf", &csrf)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut key = SoftKey::new();
-    let created = key.create(&options, &honest(&app));
-    let res = app
-        .post_form(
-            &browser,
-            "/login/passkey-enrol",
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("name", "Admin key"),
-                ("credential", &created.to_string()),
-            ],
-        )
-        .await;
+    let res = enrol_during_sign_in(&app, &browser, &tx, &csrf, "Admin key").await;
     // She still has her recovery codes: no new ones, straight on.
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/account");
