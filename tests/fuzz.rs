@@ -660,3 +660,43 @@ fn passkey_answers() {
         Ok(())
     });
 }
+
+// SMART on FHIR (issue 30): the scope grammar.
+
+/// Any text as a SMART scope: no panic, and a clinical scope's normalised spellings
+/// read back as the same scope.
+#[test]
+fn smart_scopes() {
+    use gatehouse::domain::SmartScope;
+    let seeds: Vec<Vec<u8>> = [
+        "patient/Observation.rs",
+        "user/*.cruds",
+        "system/Patient.r",
+        "patient/*.read",
+        "user/Observation.write",
+        "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory&code=1234",
+        "launch/patient",
+        "fhirUser",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    fuzz("smart_scopes", input(seeds), |raw| {
+        let text = lossy(raw);
+        let Ok(scope) = SmartScope::parse(&text) else {
+            return Ok(());
+        };
+        let again = SmartScope::parse(&scope.spelling())
+            .map_err(|e| format!("{text:?} spelled as {:?}: {e}", scope.spelling()))?;
+        if again != scope {
+            return Err(format!("{text:?} does not read back as itself"));
+        }
+        if let SmartScope::Clinical(c) = &scope {
+            match SmartScope::parse(&c.to_v2()) {
+                Ok(SmartScope::Clinical(v2)) if v2.permissions == c.permissions => {}
+                other => return Err(format!("{text:?} in v2 reads as {other:?}")),
+            }
+        }
+        Ok(())
+    });
+}

@@ -11,6 +11,7 @@ mod password;
 mod password_policy;
 mod role;
 mod scope;
+mod smart_scope;
 mod upstream;
 mod username;
 
@@ -24,6 +25,9 @@ pub use password::Password;
 pub use password_policy::{PasswordPolicy, PolicyViolation};
 pub use role::{Role, UserStatus};
 pub use scope::valid_scope;
+pub use smart_scope::{
+    ClinicalScope, LaunchContext, Permissions, SmartContext, SmartScope, SmartVersion,
+};
 pub use upstream::{
     AccountMapping, ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, REGISTERED_METHODS,
     SamlUpstream, UpstreamClientAuth, UpstreamProtocol,
