@@ -14,8 +14,8 @@ use super::api;
         title = "Gatehouse admin API",
         description = "Users, organisations, locks, resets, IP blocks and the allow-list, \
             OpenID Connect clients, SAML service providers, signing keys, emergency access \
-            designations and reviews, upstream identity providers and their links, and the \
-            audit trail. \
+            designations and reviews, upstream identity providers and their links, users' \
+            passkeys, FHIR servers (SMART on FHIR resource servers), and the audit trail. \
             Authenticate with a Gatehouse access token carrying the gatehouse:admin scope."
     ),
     paths(
@@ -32,6 +32,11 @@ use super::api;
         api::sessions::end_sessions,
         api::passkeys::list_passkeys,
         api::passkeys::remove_passkey,
+        api::fhir_servers::list_fhir_servers,
+        api::fhir_servers::create_fhir_server,
+        api::fhir_servers::show_fhir_server,
+        api::fhir_servers::update_fhir_server,
+        api::fhir_servers::delete_fhir_server,
         api::orgs::list_orgs,
         api::orgs::show_org,
         api::orgs::set_policy,

@@ -93,6 +93,13 @@ pub enum EventType {
     /// A passkey was removed, by its owner or an administrator (the actor says which):
     /// `details.credential_id`, `details.name`.
     PasskeyRemoved,
+    /// A FHIR server was registered as a resource server (DESIGN §18):
+    /// `details.base_url`.
+    FhirServerCreated,
+    /// A FHIR server's registration changed: `details.base_url`.
+    FhirServerUpdated,
+    /// A FHIR server's registration was removed: `details.base_url`.
+    FhirServerDeleted,
 }
 
 impl EventType {
@@ -137,6 +144,9 @@ impl EventType {
         Self::PasskeyRegistered,
         Self::PasskeyRenamed,
         Self::PasskeyRemoved,
+        Self::FhirServerCreated,
+        Self::FhirServerUpdated,
+        Self::FhirServerDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +191,9 @@ impl EventType {
             Self::PasskeyRegistered => "passkey.registered",
             Self::PasskeyRenamed => "passkey.renamed",
             Self::PasskeyRemoved => "passkey.removed",
+            Self::FhirServerCreated => "fhir_server.created",
+            Self::FhirServerUpdated => "fhir_server.updated",
+            Self::FhirServerDeleted => "fhir_server.deleted",
         }
     }
 }

@@ -9,6 +9,7 @@ mod audit;
 mod client;
 mod connector;
 mod emergency;
+mod fhir_server;
 mod ip;
 mod keys;
 mod org;
@@ -104,6 +105,11 @@ enum Command {
     Connector {
         #[command(subcommand)]
         command: connector::ConnectorCommand,
+    },
+    /// FHIR servers registered as SMART on FHIR resource servers (DESIGN §18).
+    FhirServer {
+        #[command(subcommand)]
+        command: fhir_server::FhirServerCommand,
     },
     /// Users' passkeys (DESIGN §17).
     Passkey {
@@ -227,6 +233,7 @@ async fn run(config: Config, command: Command) -> Result<ExitCode, String> {
         Command::Sp { command } => done(sp::run(config, command).await),
         Command::Connector { command } => done(connector::run(config, command).await),
         Command::Passkey { command } => done(passkey::run(config, command).await),
+        Command::FhirServer { command } => done(fhir_server::run(config, command).await),
         Command::Keys { command } => done(keys::run(config, command).await),
         Command::Emergency { command } => done(emergency::run(config, command).await),
         Command::Audit { command } => audit::run(config, command).await,

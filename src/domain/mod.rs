@@ -4,6 +4,7 @@
 mod display_name;
 mod email;
 mod emergency;
+mod fhir_server;
 mod lockout;
 mod org;
 mod passkey;
@@ -18,6 +19,7 @@ mod username;
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use emergency::{ContextLabel, EmergencyReason, ReviewNote};
+pub use fhir_server::{FhirBaseUrl, fhir_scopes};
 pub use lockout::LockoutPolicy;
 pub use org::{MfaPolicy, OrgName, OrgPolicy, PolicyProblems};
 pub use passkey::{PasskeyMode, PasskeyName, PasskeyPolicy};

@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod emergency;
+pub mod fhir_servers;
 pub mod grants;
 pub mod ip_allow;
 pub mod ip_blocks;

@@ -412,3 +412,15 @@ diesel::table! {
     }
 }
 diesel::allow_tables_to_appear_in_same_query!(passkeys, users);
+
+diesel::table! {
+    fhir_servers (id) {
+        id -> Text,
+        base_url -> Text,
+        display_name -> Text,
+        allowed_scopes -> Text,
+        allowed_clients -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

@@ -900,6 +900,11 @@ const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/saml-sps/{id}/refresh", Access::Global),
     ("GET", "/signing-keys", Access::Global),
     ("POST", "/signing-keys/rotate", Access::Global),
+    ("GET", "/fhir-servers", Access::Global),
+    ("POST", "/fhir-servers", Access::Global),
+    ("GET", "/fhir-servers/{id}", Access::Global),
+    ("PUT", "/fhir-servers/{id}", Access::Global),
+    ("DELETE", "/fhir-servers/{id}", Access::Global),
     ("PUT", "/users/{id}/emergency-access", Access::OrgManage),
     ("DELETE", "/users/{id}/emergency-access", Access::OrgManage),
     ("GET", "/orgs/{id}/emergency-access", Access::OrgSupport),
@@ -1066,6 +1071,34 @@ impl World {
                 (path, body)
             }
             ("GET", "/audit/export") => (format!("/audit/export?org={}", self.alpha), None),
+            ("POST", "/fhir-servers") => (
+                "/fhir-servers".into(),
+                Some(json!({
+                    "base_url": format!("https://fhir{n}.example.org/r4"),
+                    "display_name": "Lab FHIR",
+                    "allowed_scopes": ["patient/*.rs"],
+                })),
+            ),
+            (_, t) if t.starts_with("/fhir-servers/{id}") => {
+                let values = gatehouse::store::fhir_servers::FhirServerValues {
+                    base_url: format!("https://target{n}.example.org/fhir"),
+                    display_name: "Target FHIR".into(),
+                    allowed_scopes: vec![],
+                    allowed_clients: vec![],
+                };
+                let now = chrono::Utc::now().naive_utc();
+                let row = self
+                    .app
+                    .state
+                    .store
+                    .run(move |c| gatehouse::store::fhir_servers::insert(c, &values, now))
+                    .await
+                    .unwrap();
+                let body = (method == "PUT").then(|| {
+                    json!({"base_url": format!("https://renamed{n}.example.org/fhir"), "display_name": "Renamed"})
+                });
+                (t.replace("{id}", &row.id), body)
+            }
             ("POST", "/clients") => (
                 "/clients".into(),
                 Some(json!({"name": format!("RP {n}"), "redirect_uris": [REDIRECT]})),

@@ -19,6 +19,7 @@ mod emergency;
 mod emergency_admin;
 mod factor_lockout;
 mod faults;
+mod fhir_servers;
 mod guard;
 mod health;
 mod helpers;

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod clients;
 pub mod emergency;
+pub mod fhir_servers;
 pub mod keys;
 pub mod network;
 pub mod orgs;
@@ -126,7 +127,12 @@ fn client_and_key_routes(cfg: &mut web::ServiceConfig) {
         .route("/saml-sps/{id}", put().to(saml::update_sp))
         .route("/saml-sps/{id}", delete().to(saml::delete_sp))
         .route("/signing-keys", get().to(keys::list_signing_keys))
-        .route("/signing-keys/rotate", post().to(keys::rotate_signing_keys));
+        .route("/signing-keys/rotate", post().to(keys::rotate_signing_keys))
+        .route("/fhir-servers", get().to(fhir_servers::list_fhir_servers))
+        .route("/fhir-servers", post().to(fhir_servers::create_fhir_server))
+        .route("/fhir-servers/{id}", get().to(fhir_servers::show_fhir_server))
+        .route("/fhir-servers/{id}", put().to(fhir_servers::update_fhir_server))
+        .route("/fhir-servers/{id}", delete().to(fhir_servers::delete_fhir_server));
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod clients;
 pub mod emergency;
+pub mod fhir_servers;
 pub mod keys;
 pub mod network;
 pub mod orgs;

@@ -1,0 +1,165 @@
+//! FHIR servers registered as resource servers (DESIGN §18): base URL, the clinical
+//! scopes they accept, the clients that may ask for tokens to them. They span
+//! organisations, so only a super administrator changes them.
+
+use super::{Acting, Action, Caller, ServiceError};
+use crate::{
+    audit::EventType,
+    domain::{FhirBaseUrl, fhir_scopes},
+    startup::AppState,
+    store::{
+        StoreError, clients,
+        fhir_servers::{self as store, FhirServerRow, FhirServerValues},
+    },
+};
+
+/// A registration as an administrator writes it, not yet checked.
+#[derive(Debug, Clone, Default)]
+pub struct FhirServerFields {
+    pub base_url: String,
+    pub display_name: String,
+    pub allowed_scopes: Vec<String>,
+    pub allowed_clients: Vec<String>,
+}
+
+/// The most clients one server names.
+const MAX_CLIENTS: usize = 200;
+
+/// Checks `fields`: a base URL of the one spelling, a name, clinical scopes, and
+/// clients that exist.
+async fn checked(
+    state: &AppState,
+    fields: FhirServerFields,
+) -> Result<FhirServerValues, ServiceError> {
+    let invalid = |field: &str, why: String| ServiceError::Invalid(format!("{field}: {why}"));
+    let base_url = FhirBaseUrl::parse(&fields.base_url).map_err(|e| invalid("base_url", e.0))?;
+    let name = fields.display_name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(invalid("display_name", "1 to 100 characters".into()));
+    }
+    let scopes = fhir_scopes(&fields.allowed_scopes).map_err(|e| invalid("allowed_scopes", e.0))?;
+    let mut ids = fields.allowed_clients;
+    ids.sort();
+    ids.dedup();
+    if ids.len() > MAX_CLIENTS {
+        return Err(invalid("allowed_clients", format!("at most {MAX_CLIENTS}")));
+    }
+    for id in &ids {
+        let client = id.clone();
+        if id.len() > 128
+            || state
+                .store
+                .run(move |c| clients::find(c, &client))
+                .await?
+                .is_none()
+        {
+            return Err(invalid("allowed_clients", format!("no client {id:?}")));
+        }
+    }
+    Ok(FhirServerValues {
+        base_url: base_url.as_str().to_owned(),
+        display_name: name.to_owned(),
+        allowed_scopes: scopes,
+        allowed_clients: ids,
+    })
+}
+
+fn conflict(e: StoreError, base_url: &str) -> ServiceError {
+    match e {
+        StoreError::Conflict => ServiceError::Conflict(format!("{base_url} is registered already")),
+        other => other.into(),
+    }
+}
+
+pub async fn list(state: &AppState, who: &Caller) -> Result<Vec<FhirServerRow>, ServiceError> {
+    who.require(Action::Global)?;
+    Ok(state.store.run(store::list).await?)
+}
+
+pub async fn show(state: &AppState, who: &Caller, id: &str) -> Result<FhirServerRow, ServiceError> {
+    who.require(Action::Global)?;
+    let id = id.to_owned();
+    state
+        .store
+        .run(move |c| store::find(c, &id))
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such FHIR server".into()))
+}
+
+/// The server registered under `base_url` (as given, in any spelling the parser takes).
+pub async fn by_base_url(
+    state: &AppState,
+    who: &Caller,
+    base_url: &str,
+) -> Result<FhirServerRow, ServiceError> {
+    who.require(Action::Global)?;
+    let url = FhirBaseUrl::parse(base_url)
+        .map_err(|e| ServiceError::Invalid(format!("base_url: {}", e.0)))?;
+    let url = url.as_str().to_owned();
+    state
+        .store
+        .run(move |c| store::by_base_url(c, &url))
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such FHIR server".into()))
+}
+
+pub async fn create(
+    by: Acting<'_>,
+    fields: FhirServerFields,
+) -> Result<FhirServerRow, ServiceError> {
+    by.who.require(Action::Global)?;
+    let values = checked(by.state, fields).await?;
+    let now = by.state.clock.now().naive_utc();
+    let url = values.base_url.clone();
+    let row = by
+        .state
+        .store
+        .run(move |c| store::insert(c, &values, now))
+        .await
+        .map_err(|e| conflict(e, &url))?;
+    record(by, EventType::FhirServerCreated, &row).await?;
+    Ok(row)
+}
+
+pub async fn update(
+    by: Acting<'_>,
+    id: &str,
+    fields: FhirServerFields,
+) -> Result<FhirServerRow, ServiceError> {
+    show(by.state, by.who, id).await?;
+    let values = checked(by.state, fields).await?;
+    let (id, now, url) = (
+        id.to_owned(),
+        by.state.clock.now().naive_utc(),
+        values.base_url.clone(),
+    );
+    let row = by
+        .state
+        .store
+        .run(move |c| store::update(c, &id, &values, now))
+        .await
+        .map_err(|e| conflict(e, &url))?;
+    record(by, EventType::FhirServerUpdated, &row).await?;
+    Ok(row)
+}
+
+pub async fn delete(by: Acting<'_>, id: &str) -> Result<FhirServerRow, ServiceError> {
+    show(by.state, by.who, id).await?;
+    let id = id.to_owned();
+    let row = by.state.store.run(move |c| store::delete(c, &id)).await?;
+    record(by, EventType::FhirServerDeleted, &row).await?;
+    Ok(row)
+}
+
+async fn record(
+    by: Acting<'_>,
+    event_type: EventType,
+    row: &FhirServerRow,
+) -> Result<(), ServiceError> {
+    let event = by
+        .event(event_type)
+        .detail("fhir_server", row.id.as_str())
+        .detail("base_url", row.base_url.as_str());
+    by.state.audit.record(event).await?;
+    Ok(())
+}
