@@ -208,3 +208,104 @@ async fn the_command_line_registers_shows_updates_and_deletes_a_fhir_server() {
         assert!(by_operator(&event["actor"]), "{event}");
     }
 }
+
+#[tokio::test]
+async fn a_super_administrator_registers_and_removes_a_fhir_server_in_the_console() {
+    use gatehouse::{
+        auth::account::{NewAccount, create_account},
+        domain::{Email, MfaPolicy, OrgName, Password, Role, Username},
+        store::orgs,
+    };
+    let app = spawn_app().await;
+    app.state
+        .store
+        .run(|c| {
+            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
+            let mut policy = org.policy();
+            policy.mfa = MfaPolicy::Off;
+            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
+        })
+        .await
+        .unwrap();
+    for (name, role) in [("root", Role::SuperAdmin), ("olga", Role::OrgAdmin)] {
+        create_account(
+            &app.state,
+            NewAccount {
+                org: OrgName::parse("default").unwrap(),
+                username: Username::parse(name).unwrap(),
+                email: Email::parse(&format!("{name}@example.org")).unwrap(),
+                display_name: None,
+                role,
+                password: Password::parse("Quiet-Harbour-42".into()).unwrap(),
+                must_change_password: false,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let root = app.new_client();
+    assert_eq!(
+        app.sign_in(&root, "root", "Quiet-Harbour-42")
+            .await
+            .status(),
+        303
+    );
+    let html = app.page(&root, "/admin/fhir-servers").await;
+    assert!(html.contains("no-fhir-servers"), "{html}");
+    let csrf = crate::helpers::hidden(&html, "csrf");
+    let res = app
+        .post_form(
+            &root,
+            "/admin/fhir-servers",
+            &[
+                ("csrf", &csrf),
+                ("base_url", "https://fhir.example.org/r4/"),
+                ("display_name", "Lab <FHIR>"),
+                ("scopes", "patient/*.rs\nuser/Observation.read"),
+                ("clients", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let html = app.page(&root, "/admin/fhir-servers").await;
+    assert!(html.contains("https://fhir.example.org/r4<"), "{html}");
+    assert!(html.contains("Lab &#60;FHIR&#62;") || html.contains("Lab &lt;FHIR&gt;"));
+    assert!(html.contains("patient/*.rs user/Observation.read"));
+    let bad = app
+        .post_form(
+            &root,
+            "/admin/fhir-servers",
+            &[
+                ("csrf", &csrf),
+                ("base_url", "https://b.example.org"),
+                ("display_name", "B"),
+                ("scopes", "patient/Observation.sr"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    let id = crate::helpers::hidden(&html, "id");
+    let res = app
+        .post_form(
+            &root,
+            "/admin/fhir-servers/delete",
+            &[("csrf", &csrf), ("id", &id)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(
+        app.page(&root, "/admin/fhir-servers")
+            .await
+            .contains("no-fhir-servers")
+    );
+
+    // An organisation's administrator has no say over servers every organisation uses.
+    let olga = app.new_client();
+    app.sign_in(&olga, "olga", "Quiet-Harbour-42").await;
+    let res = olga
+        .get(app.url("/admin/fhir-servers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}

@@ -76,7 +76,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(emergency::review)
         .service(audit::export_audit)
         .service(ip_blocks::ip_blocks_page)
-        .service(ip_blocks::lift_ip_block);
+        .service(ip_blocks::lift_ip_block)
+        .service(fhir_servers::fhir_servers_page)
+        .service(fhir_servers::create_fhir_server)
+        .service(fhir_servers::delete_fhir_server);
     upstream::routes(cfg);
 }
 
@@ -277,6 +280,7 @@ macro_rules! inside {
 
 mod audit;
 mod emergency;
+mod fhir_servers;
 mod ip_blocks;
 mod policy;
 mod upstream;
@@ -307,6 +311,8 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         }
         "totp-removed" => "Two-step verification was removed; the user was told by mail.",
         "passkey-removed" => "The passkey was removed; the user was told by mail.",
+        "fhir-server-created" => "The FHIR server was registered.",
+        "fhir-server-deleted" => "The FHIR server's registration was removed.",
         "no-totp" => "The user had no two-step verification.",
         "session-ended" => "The session was ended.",
         "sessions-ended" => "Every session of the user was ended.",
