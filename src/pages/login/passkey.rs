@@ -72,15 +72,16 @@ pub(crate) fn options_json(options: &serde_json::Value) -> HttpResponse {
 const SIGN_IN_STAGES: [Stage; 2] = [Stage::Password, Stage::Otp];
 
 /// A challenge for signing in with a passkey: any passkey at the first step, the
-/// account's own at the second.
+/// account's own at the second. Not under the per-address quota: every sign-in page
+/// asks for one (a hospital's users behind one address would spend it twice), it
+/// checks nothing, and a transaction keeps one challenge, the latest.
 #[post("/login/passkey/options")]
-async fn sign_in_options(form: Form<TxForm>, Visit { state, req, ctx }: Visit) -> Answer {
+async fn sign_in_options(form: Form<TxForm>, Visit { state, req, .. }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let (id, csrf) = (&form.tx, Some(form.csrf.as_str()));
     let Ok(tx) = at_stages(&state, &req, id, csrf, &SIGN_IN_STAGES).await? else {
         return Err(PageError(AppError::NotFound));
     };
-    state.guard.rate_limit(ctx.client_ip)?;
     let options = passkey::challenge(&state, &tx).await?;
     Ok(options_json(&options))
 }
