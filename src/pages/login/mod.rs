@@ -88,6 +88,30 @@ struct LoginChoices {
     identifier_first: bool,
 }
 
+impl LoginChoices {
+    /// The sign-in page of `tx` offering these, with `username` filled in.
+    fn page(
+        &self,
+        state: &AppState,
+        tx: &LoginTransaction,
+        username: &str,
+        error: Option<&str>,
+        status: StatusCode,
+    ) -> HttpResponse {
+        let page = LoginPage {
+            tx: &tx.id,
+            csrf: &tx.csrf,
+            username,
+            error,
+            upstreams: &self.upstreams,
+            identifier_first: self.identifier_first,
+            link: tx.pending_link.as_ref(),
+            passkeys: state.passkeys.available(),
+        };
+        render(&page, status)
+    }
+}
+
 /// The page's choices. The sign-in page shows even while the database cannot be read
 /// (the password step then says it is unavailable, DESIGN §14): without its choices.
 async fn login_choices(state: &AppState, tx: &LoginTransaction) -> LoginChoices {
@@ -283,20 +307,7 @@ async fn login_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> A
     if tx.stage != Stage::Password {
         return Ok(see_other(&stage_location(&tx)));
     }
-    let choices = login_choices(&state, &tx).await;
-    Ok(render(
-        &LoginPage {
-            tx: &tx.id,
-            csrf: &tx.csrf,
-            username: tx.login_hint.as_deref().unwrap_or(""),
-            error: None,
-            upstreams: &choices.upstreams,
-            identifier_first: choices.identifier_first,
-            link: tx.pending_link.as_ref(),
-            passkeys: state.passkeys.available(),
-        },
-        StatusCode::OK,
-    ))
+    Ok(login_again(&state, &tx, None, StatusCode::OK).await)
 }
 
 #[post("/login")]
@@ -317,21 +328,7 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
         return Ok(see_other(&stage_location(&tx)));
     }
     let choices = login_choices(&state, &tx).await;
-    let page = |message, status| {
-        render(
-            &LoginPage {
-                tx: &tx.id,
-                csrf: &tx.csrf,
-                username: &form.username,
-                error: Some(message),
-                upstreams: &choices.upstreams,
-                identifier_first: choices.identifier_first,
-                link: tx.pending_link.as_ref(),
-                passkeys: state.passkeys.available(),
-            },
-            status,
-        )
-    };
+    let page = |message, status| choices.page(&state, &tx, &form.username, Some(message), status);
     if form.password.is_empty() {
         // Home-realm discovery (DESIGN §16): an address of a domain mapped to an
         // identity provider, sent without a password, goes there.
@@ -506,27 +503,17 @@ async fn complete(
     Ok(res)
 }
 
-/// The sign-in page again, with `message` (a refused passkey, DESIGN §17).
+/// The sign-in page of `tx`, with the relying party's `login_hint` and `error`, if any.
 async fn login_again(
     state: &AppState,
     tx: &LoginTransaction,
-    message: &str,
+    error: Option<&str>,
     status: StatusCode,
 ) -> HttpResponse {
-    let choices = login_choices(state, tx).await;
-    render(
-        &LoginPage {
-            tx: &tx.id,
-            csrf: &tx.csrf,
-            username: tx.login_hint.as_deref().unwrap_or(""),
-            error: Some(message),
-            upstreams: &choices.upstreams,
-            identifier_first: choices.identifier_first,
-            link: tx.pending_link.as_ref(),
-            passkeys: state.passkeys.available(),
-        },
-        status,
-    )
+    let username = tx.login_hint.as_deref().unwrap_or("");
+    login_choices(state, tx)
+        .await
+        .page(state, tx, username, error, status)
 }
 
 #[get("/login/password")]

@@ -100,7 +100,7 @@ async fn submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Ans
     let refused = async |tx: &LoginTransaction, message: &str| -> Answer {
         let status = StatusCode::UNAUTHORIZED;
         match first_step {
-            true => Ok(login_again(&state, tx, message, status).await),
+            true => Ok(login_again(&state, tx, Some(message), status).await),
             false => otp_again(&state, tx, message, status).await,
         }
     };
