@@ -100,6 +100,14 @@ pub enum Notice {
         at: DateTime<Utc>,
         by_administrator: bool,
     },
+    /// A passkey was renamed from `previous` to `passkey`.
+    PasskeyRenamed {
+        name: String,
+        username: String,
+        passkey: String,
+        previous: String,
+        at: DateTime<Utc>,
+    },
     /// To the organisation's support contact and privacy officer: emergency sessions
     /// still awaiting review past the policy's deadline (DESIGN §15), oldest first.
     EmergencyOverdue {
@@ -311,6 +319,8 @@ struct Vars {
     overdue_hours: u32,
     /// The name of the passkey a notice is about.
     passkey: String,
+    /// Its name before a rename.
+    previous: String,
 }
 
 macro_rules! mail_template {
@@ -368,6 +378,10 @@ mail_template!(
 mail_template!(
     PasskeyRemovedText = "mail/passkey_removed.txt",
     PasskeyRemovedHtml = "mail/passkey_removed.html"
+);
+mail_template!(
+    PasskeyRenamedText = "mail/passkey_renamed.txt",
+    PasskeyRenamedHtml = "mail/passkey_renamed.html"
 );
 mail_template!(
     EmergencyAlertText = "mail/emergency_alert.txt",
@@ -452,6 +466,16 @@ impl Notice {
                 v.when = time(at);
                 v.by_administrator = *by_administrator;
             }
+            Notice::PasskeyRenamed {
+                passkey,
+                previous,
+                at,
+                ..
+            } => {
+                v.passkey = passkey.clone();
+                v.previous = previous.clone();
+                v.when = time(at);
+            }
             Notice::Lockout { until, ip, .. } => {
                 v.until = until.as_ref().map(time).unwrap_or_default();
                 v.ip = address(ip);
@@ -484,6 +508,7 @@ impl Notice {
             Notice::TotpRemoved { .. } => "Two-step verification was removed".into(),
             Notice::PasskeyAdded { .. } => "A passkey was added to your account".into(),
             Notice::PasskeyRemoved { .. } => "A passkey was removed from your account".into(),
+            Notice::PasskeyRenamed { .. } => "A passkey of your account was renamed".into(),
             Notice::SupportAlert { alert, .. } => match alert {
                 Alert::AccountLocked { username, .. } => {
                     format!("[Gatehouse] Account locked: {}", one_line(username))
@@ -522,7 +547,8 @@ impl Notice {
             | Notice::TotpEnrolled { name, username, .. }
             | Notice::TotpRemoved { name, username, .. }
             | Notice::PasskeyAdded { name, username, .. }
-            | Notice::PasskeyRemoved { name, username, .. } => Some((name, username)),
+            | Notice::PasskeyRemoved { name, username, .. }
+            | Notice::PasskeyRenamed { name, username, .. } => Some((name, username)),
             Notice::SupportAlert { .. } | Notice::EmergencyOverdue { .. } => None,
         }
     }
@@ -550,6 +576,9 @@ impl Notice {
             Notice::PasskeyAdded { .. } => pair(&PasskeyAddedText { v }, &PasskeyAddedHtml { v }),
             Notice::PasskeyRemoved { .. } => {
                 pair(&PasskeyRemovedText { v }, &PasskeyRemovedHtml { v })
+            }
+            Notice::PasskeyRenamed { .. } => {
+                pair(&PasskeyRenamedText { v }, &PasskeyRenamedHtml { v })
             }
         }
     }

@@ -117,13 +117,17 @@ pub fn used(
     changed_one(rows)
 }
 
-/// Renames one of `user_id`'s passkeys.
+/// Renames one of `user_id`'s passkeys; the name it had, or `NotFound`.
 pub fn rename(
     conn: &mut DbConnection,
     user_id: &str,
     id: &str,
     name: &str,
-) -> Result<(), StoreError> {
+) -> Result<String, StoreError> {
+    let previous = find(conn, id)?
+        .filter(|r| r.user_id == user_id)
+        .ok_or(StoreError::NotFound)?
+        .name;
     changed_one(
         diesel::update(
             passkeys::table
@@ -132,7 +136,8 @@ pub fn rename(
         )
         .set(passkeys::name.eq(name))
         .execute(conn)?,
-    )
+    )?;
+    Ok(previous)
 }
 
 /// Removes one of `user_id`'s passkeys: the row it was, or `NotFound`.

@@ -282,7 +282,7 @@ async fn record(
     Ok(Some(row))
 }
 
-/// Renames one of the user's passkeys.
+/// Renames one of the user's passkeys, and tells them by mail in the same commit.
 pub async fn rename(
     state: &AppState,
     ctx: &RequestContext,
@@ -295,10 +295,25 @@ pub async fn rename(
         passkey_id.to_owned(),
         name.as_str().to_owned(),
     );
+    let (now, mailer, pii) = (state.clock.now(), state.mailer.clone(), state.pii.clone());
     state
         .store
-        .run(move |c| store::rename(c, &uid, &pid, &new))
+        .transaction(move |c| {
+            let previous = store::rename(c, &uid, &pid, &new)?;
+            if let Some(user) = users::find_by_id(c, &pii, &uid)? {
+                let notice = Notice::PasskeyRenamed {
+                    name: user.addressed_as(),
+                    username: user.username.clone(),
+                    passkey: new,
+                    previous,
+                    at: now,
+                };
+                mailer.enqueue_notice(c, &user, &notice)?;
+            }
+            Ok(())
+        })
         .await?;
+    state.mailer.wake();
     let event = AuditEvent::success(EventType::PasskeyRenamed, ctx)
         .actor(&user.id)
         .about(&user.id, &user.org_id)

@@ -115,6 +115,13 @@ fn every_notice(name: &str) -> Vec<Notice> {
             at: at(),
             by_administrator: true,
         },
+        Notice::PasskeyRenamed {
+            name: name.into(),
+            username: "vera".into(),
+            passkey: name.into(),
+            previous: "Old laptop".into(),
+            at: at(),
+        },
     ]
 }
 
@@ -318,4 +325,7 @@ fn passkey_notices_name_the_passkey_and_who_removed_it() {
         removed.text
     );
     assert!(removed.text.contains("recovery code"));
+    let renamed = every_notice("Ward laptop")[15].render(&issuer());
+    assert_eq!(renamed.subject, "A passkey of your account was renamed");
+    assert!(renamed.text.contains("\"Old laptop\"") && renamed.text.contains("\"Ward laptop\""));
 }
