@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::{
     admin::audit_events,
     cli::{by_operator, gatehouse},
-    helpers::spawn_app,
+    helpers::{change_default_policy, create_user_with_role, spawn_app},
     oidc::{admin_token, register_client, rp_http},
 };
 
@@ -211,37 +211,11 @@ async fn the_command_line_registers_shows_updates_and_deletes_a_fhir_server() {
 
 #[tokio::test]
 async fn a_super_administrator_registers_and_removes_a_fhir_server_in_the_console() {
-    use gatehouse::{
-        auth::account::{NewAccount, create_account},
-        domain::{Email, MfaPolicy, OrgName, Password, Role, Username},
-        store::orgs,
-    };
+    use gatehouse::domain::{MfaPolicy, Role};
     let app = spawn_app().await;
-    app.state
-        .store
-        .run(|c| {
-            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
-            let mut policy = org.policy();
-            policy.mfa = MfaPolicy::Off;
-            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
-        })
-        .await
-        .unwrap();
+    change_default_policy(&app, |p| p.mfa = MfaPolicy::Off).await;
     for (name, role) in [("root", Role::SuperAdmin), ("olga", Role::OrgAdmin)] {
-        create_account(
-            &app.state,
-            NewAccount {
-                org: OrgName::parse("default").unwrap(),
-                username: Username::parse(name).unwrap(),
-                email: Email::parse(&format!("{name}@example.org")).unwrap(),
-                display_name: None,
-                role,
-                password: Password::parse("Quiet-Harbour-42".into()).unwrap(),
-                must_change_password: false,
-            },
-        )
-        .await
-        .unwrap();
+        create_user_with_role(&app, name, "Quiet-Harbour-42", role).await;
     }
     let root = app.new_client();
     assert_eq!(

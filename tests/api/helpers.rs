@@ -210,6 +210,26 @@ pub async fn create_user(
     password: &str,
     must_change_password: bool,
 ) -> UserRow {
+    account(app, username, password, Role::User, must_change_password).await
+}
+
+/// [`create_user`] with `role`.
+pub async fn create_user_with_role(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    role: Role,
+) -> UserRow {
+    account(app, username, password, role, false).await
+}
+
+async fn account(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    role: Role,
+    must_change_password: bool,
+) -> UserRow {
     create_account(
         &app.state,
         NewAccount {
@@ -217,13 +237,31 @@ pub async fn create_user(
             username: Username::parse(username).unwrap(),
             email: Email::parse(&format!("{username}@example.org")).unwrap(),
             display_name: None,
-            role: Role::User,
+            role,
             password: Password::parse(password.to_owned()).unwrap(),
             must_change_password,
         },
     )
     .await
     .expect("user created")
+}
+
+/// Changes the policy of organisation `default` with `change`.
+pub async fn change_default_policy(
+    app: &TestApp,
+    change: impl FnOnce(&mut gatehouse::domain::OrgPolicy) + Send + 'static,
+) {
+    use gatehouse::store::orgs;
+    app.state
+        .store
+        .run(move |c| {
+            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
+            let mut policy = org.policy();
+            change(&mut policy);
+            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
+        })
+        .await
+        .unwrap();
 }
 
 /// The value of a hidden form field in a page.

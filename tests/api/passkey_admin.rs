@@ -4,16 +4,15 @@
 
 use gatehouse::{
     audit::EventType,
-    auth::account::{NewAccount, create_account},
-    domain::{Email, MfaPolicy, OrgName, Password, Role, Username},
-    store::{orgs, outbox},
+    domain::{MfaPolicy, Role},
+    store::outbox,
 };
 use serde_json::Value;
 
 use crate::{
     admin::audit_events,
     cli::{by_operator, gatehouse},
-    helpers::{TestApp, hidden, spawn_app_with},
+    helpers::{TestApp, change_default_policy, create_user_with_role, hidden, spawn_app_with},
     oidc::{admin_token, rp_http},
     passkey::{SoftKey, user_with_passkey},
 };
@@ -29,34 +28,12 @@ async fn app() -> TestApp {
         c.master_key = None;
     })
     .await;
-    app.state
-        .store
-        .run(|c| {
-            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
-            let mut policy = org.policy();
-            policy.mfa = MfaPolicy::Off;
-            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
-        })
-        .await
-        .unwrap();
+    change_default_policy(&app, |p| p.mfa = MfaPolicy::Off).await;
     app
 }
 
 async fn staff(app: &TestApp, name: &str, role: Role) -> gatehouse::store::users::UserRow {
-    create_account(
-        &app.state,
-        NewAccount {
-            org: OrgName::parse("default").unwrap(),
-            username: Username::parse(name).unwrap(),
-            email: Email::parse(&format!("{name}@example.org")).unwrap(),
-            display_name: None,
-            role,
-            password: Password::parse(PASSWORD.into()).unwrap(),
-            must_change_password: false,
-        },
-    )
-    .await
-    .unwrap()
+    create_user_with_role(app, name, PASSWORD, role).await
 }
 
 async fn removal_mails(app: &TestApp) -> usize {

@@ -2,11 +2,7 @@
 //! sign-in, passkeys off, phishing-resistant administrators, and the list of admitted
 //! authenticator models.
 
-use gatehouse::{
-    audit::EventType,
-    domain::{OrgName, PasskeyMode},
-    store::{orgs, users},
-};
+use gatehouse::{audit::EventType, domain::PasskeyMode, store::users};
 use serde_json::Value;
 
 use super::{
@@ -14,22 +10,13 @@ use super::{
     signed_in, user_with_passkey,
 };
 use crate::admin::audit_events;
-use crate::helpers::{TestApp, create_user, hidden};
+use crate::helpers::{TestApp, change_default_policy, create_user, create_user_with_role, hidden};
 
 async fn set_passkey_policy(
     app: &TestApp,
     change: impl FnOnce(&mut gatehouse::domain::PasskeyPolicy) + Send + 'static,
 ) {
-    app.state
-        .store
-        .run(move |c| {
-            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
-            let mut policy = org.policy();
-            change(&mut policy.passkeys);
-            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
-        })
-        .await
-        .unwrap();
+    change_default_policy(app, |p| change(&mut p.passkeys)).await;
 }
 
 /// Registers a new passkey at the sign-in's required passkey step; the answer.
@@ -117,36 +104,11 @@ async fn where_passkeys_are_off_they_neither_register_nor_sign_in() {
 
 #[tokio::test]
 async fn for_phishing_resistant_admins_a_totp_code_only_leads_to_registering_a_passkey() {
-    use gatehouse::{
-        auth::account::{NewAccount, create_account},
-        domain::{Email, MfaPolicy, Password, Role, Username},
-    };
+    use gatehouse::domain::{MfaPolicy, Role};
     let app = app().await;
-    let ada = create_account(
-        &app.state,
-        NewAccount {
-            org: OrgName::parse("default").unwrap(),
-            username: Username::parse("ada").unwrap(),
-            email: Email::parse("ada@example.org").unwrap(),
-            display_name: None,
-            role: Role::OrgAdmin,
-            password: Password::parse(PASSWORD.into()).unwrap(),
-            must_change_password: false,
-        },
-    )
-    .await
-    .unwrap();
+    let ada = create_user_with_role(&app, "ada", PASSWORD, Role::OrgAdmin).await;
     // Ada set up TOTP while the organisation asked nothing more of her.
-    app.state
-        .store
-        .run(|c| {
-            let org = orgs::find_by_name(c, &OrgName::parse("default").unwrap())?.unwrap();
-            let mut policy = org.policy();
-            policy.mfa = MfaPolicy::Off;
-            orgs::set_policy(c, &org.id, &policy, chrono::Utc::now().naive_utc())
-        })
-        .await
-        .unwrap();
+    change_default_policy(&app, |p| p.mfa = MfaPolicy::Off).await;
     let first = signed_in(&app, "ada").await;
     let (secret, _) = app.enrol_totp(&first).await;
     set_passkey_policy(&app, |p| p.phishing_resistant_admins = true).await;
