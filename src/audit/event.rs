@@ -100,6 +100,15 @@ pub enum EventType {
     FhirServerUpdated,
     /// A FHIR server's registration was removed: `details.base_url`.
     FhirServerDeleted,
+    /// An administrator set a user's FHIR resource on a FHIR server:
+    /// `details.base_url`, `details.fhir_user` (`Practitioner/…`).
+    FhirUserSet,
+    /// An administrator removed a user's FHIR resource on a FHIR server:
+    /// `details.base_url`.
+    FhirUserCleared,
+    /// An EHR registered a SMART launch context for a user (`POST /smart/launch`):
+    /// `details.client_id` (the app to launch), `details.launched_by` (the EHR).
+    SmartLaunchCreated,
 }
 
 impl EventType {
@@ -147,6 +156,9 @@ impl EventType {
         Self::FhirServerCreated,
         Self::FhirServerUpdated,
         Self::FhirServerDeleted,
+        Self::FhirUserSet,
+        Self::FhirUserCleared,
+        Self::SmartLaunchCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -194,6 +206,9 @@ impl EventType {
             Self::FhirServerCreated => "fhir_server.created",
             Self::FhirServerUpdated => "fhir_server.updated",
             Self::FhirServerDeleted => "fhir_server.deleted",
+            Self::FhirUserSet => "fhir_user.set",
+            Self::FhirUserCleared => "fhir_user.cleared",
+            Self::SmartLaunchCreated => "smart.launch_created",
         }
     }
 }

@@ -3,8 +3,12 @@
 
 use clap::{Args, Subcommand};
 use gatehouse::{
-    admin::service::fhir_servers::{self as service, FhirServerFields},
+    admin::{
+        Action,
+        service::fhir_servers::{self as service, FhirServerFields, FhirUser},
+    },
     config::Config,
+    domain::Username,
     store::fhir_servers::FhirServerRow,
 };
 
@@ -45,6 +49,27 @@ pub enum FhirServerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A user's FHIR resources (`fhirUser`), one per server.
+    Users {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's FHIR resource on a server (`Practitioner/123`, `Patient/abc`, …).
+    SetUser {
+        username: String,
+        base_url: String,
+        fhir_user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user's FHIR resource on a server.
+    ClearUser {
+        username: String,
+        base_url: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -76,6 +101,36 @@ impl From<Fields> for FhirServerFields {
 pub async fn run(config: Config, command: FhirServerCommand) -> Result<(), String> {
     let op = Operator::open(config).await?;
     let (row, json) = match command {
+        FhirServerCommand::Users { username, json } => {
+            let user = op.user(Action::Read, &username_of(&username)?).await?;
+            let found = service::user_references(op.by(), &user)
+                .await
+                .map_err(failed)?;
+            return fhir_users(&found, json);
+        }
+        FhirServerCommand::SetUser {
+            username,
+            base_url,
+            fhir_user,
+            json,
+        } => {
+            let user = op.user(Action::Manage, &username_of(&username)?).await?;
+            let set = service::set_user_reference(op.by(), &user, &base_url, &fhir_user)
+                .await
+                .map_err(failed)?;
+            return fhir_users(&[set], json);
+        }
+        FhirServerCommand::ClearUser {
+            username,
+            base_url,
+            json,
+        } => {
+            let user = op.user(Action::Manage, &username_of(&username)?).await?;
+            let cleared = service::clear_user_reference(op.by(), &user, &base_url)
+                .await
+                .map_err(failed)?;
+            return fhir_users(&[cleared], json);
+        }
         FhirServerCommand::List { json } => {
             let rows = service::list(&op.state, &op.who).await.map_err(failed)?;
             if json {
@@ -133,6 +188,20 @@ pub async fn run(config: Config, command: FhirServerCommand) -> Result<(), Strin
         row.scopes().join(" "),
         row.clients().join(" ")
     );
+    Ok(())
+}
+
+fn username_of(raw: &str) -> Result<Username, String> {
+    Username::parse(raw).map_err(|e| format!("username: {e}"))
+}
+
+fn fhir_users(found: &[FhirUser], json: bool) -> Result<(), String> {
+    if json {
+        return print_json(&found);
+    }
+    for f in found {
+        println!("{}  {}", f.base_url, f.fhir_user);
+    }
     Ok(())
 }
 

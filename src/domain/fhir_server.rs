@@ -66,9 +66,116 @@ pub fn fhir_scopes(raw: &[String]) -> Result<Vec<String>, ParseError> {
     Ok(out)
 }
 
+/// A FHIR logical id (FHIR R4 §2.1.0 `id`): 1 to 64 of `A-Z a-z 0-9 - .`. The patient
+/// and encounter of a launch context are ids of this form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FhirId(String);
+
+impl FhirId {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            return Err(ParseError(
+                "a FHIR id is 1 to 64 letters, digits, '-' or '.'".into(),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The kinds of resource a user can be on a FHIR server (SMART App Launch 2.2 §2.0.5,
+/// `fhirUser`).
+pub const FHIR_USER_TYPES: &[&str] = &["Practitioner", "Patient", "RelatedPerson", "Person"];
+
+/// A user's FHIR resource on one server: `Practitioner/123`, `Patient/abc`, …
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FhirUserRef {
+    resource_type: &'static str,
+    id: FhirId,
+}
+
+impl FhirUserRef {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let (kind, id) = raw
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| ParseError("a FHIR user is Type/id, such as Practitioner/123".into()))?;
+        let resource_type = FHIR_USER_TYPES
+            .iter()
+            .find(|t| **t == kind)
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "a FHIR user is a {} (Type/id)",
+                    FHIR_USER_TYPES.join(", ")
+                ))
+            })?;
+        Ok(Self {
+            resource_type,
+            id: FhirId::parse(id)?,
+        })
+    }
+
+    pub fn resource_type(&self) -> &'static str {
+        self.resource_type
+    }
+
+    pub fn id(&self) -> &FhirId {
+        &self.id
+    }
+
+    /// The patient this user is, when the user is a patient (a standalone launch's
+    /// `launch/patient` then needs no choosing).
+    pub fn patient(&self) -> Option<&FhirId> {
+        (self.resource_type == "Patient").then_some(&self.id)
+    }
+
+    /// The `fhirUser` claim: the resource's absolute URL on the server at `base`.
+    pub fn url_at(&self, base: &FhirBaseUrl) -> String {
+        format!("{}/{}", base.as_str(), self)
+    }
+}
+
+impl std::fmt::Display for FhirUserRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.resource_type, self.id.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fhir_user_is_one_of_four_types_and_an_id() {
+        let base = FhirBaseUrl::parse("https://fhir.example.org/r4").unwrap();
+        let me = FhirUserRef::parse("Practitioner/dr-1.2").unwrap();
+        assert_eq!(
+            me.url_at(&base),
+            "https://fhir.example.org/r4/Practitioner/dr-1.2"
+        );
+        assert_eq!(me.patient(), None);
+        let patient = FhirUserRef::parse("Patient/p7").unwrap();
+        assert_eq!(patient.patient().map(FhirId::as_str), Some("p7"));
+        for bad in [
+            "Observation/1",
+            "Patient/",
+            "Patient",
+            "Patient/a/b",
+            "Patient/a b",
+            "/1",
+            "patient/1",
+        ] {
+            assert!(FhirUserRef::parse(bad).is_err(), "{bad}");
+        }
+        assert!(FhirId::parse(&"a".repeat(65)).is_err());
+    }
 
     #[test]
     fn a_base_url_has_one_spelling_and_no_extras() {

@@ -19,7 +19,7 @@ mod username;
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use emergency::{ContextLabel, EmergencyReason, ReviewNote};
-pub use fhir_server::{FhirBaseUrl, fhir_scopes};
+pub use fhir_server::{FHIR_USER_TYPES, FhirBaseUrl, FhirId, FhirUserRef, fhir_scopes};
 pub use lockout::LockoutPolicy;
 pub use org::{MfaPolicy, OrgName, OrgPolicy, PolicyProblems};
 pub use passkey::{PasskeyMode, PasskeyName, PasskeyPolicy};
@@ -28,7 +28,8 @@ pub use password_policy::{PasswordPolicy, PolicyViolation};
 pub use role::{Role, UserStatus};
 pub use scope::valid_scope;
 pub use smart_scope::{
-    ClinicalScope, LaunchContext, Permissions, SmartContext, SmartScope, SmartVersion,
+    ClinicalScope, LaunchContext, Permissions, SmartContext, SmartScope, SmartVersion, covered_by,
+    is_smart_word,
 };
 pub use upstream::{
     AccountMapping, ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, REGISTERED_METHODS,

@@ -220,6 +220,28 @@ impl SmartScope {
     }
 }
 
+/// Whether a registration listing `registered` admits the clinical scope `asked`: some
+/// registered clinical scope covers it (see [`ClinicalScope::covers`]). Anything that is
+/// not a well-formed clinical scope is admitted by no registration here.
+pub fn covered_by(registered: &[String], asked: &str) -> bool {
+    let Ok(SmartScope::Clinical(asked)) = SmartScope::parse(asked) else {
+        return false;
+    };
+    registered
+        .iter()
+        .any(|r| matches!(SmartScope::parse(r), Ok(SmartScope::Clinical(r)) if r.covers(&asked)))
+}
+
+/// SMART's own words besides the clinical scopes (`online_access` is SMART's too; the
+/// other standard scopes are OpenID Connect's).
+pub fn is_smart_word(raw: &str) -> bool {
+    raw == "online_access"
+        || matches!(
+            SmartScope::parse(raw),
+            Ok(SmartScope::Launch | SmartScope::LaunchContext(_) | SmartScope::FhirUser)
+        )
+}
+
 fn invalid(raw: &str, why: &str) -> ParseError {
     ParseError(format!("invalid SMART scope `{raw}`: {why}"))
 }
@@ -357,6 +379,37 @@ mod tests {
         let scope = SmartScope::parse("patient/*.read").unwrap();
         assert_eq!(scope.spelling(), "patient/*.read");
         assert_eq!(read.to_v2(), "patient/*.rs");
+    }
+
+    #[test]
+    fn a_registration_covers_narrower_scopes_of_the_same_context() {
+        let registered = vec![
+            "patient/*.rs".to_owned(),
+            "user/Observation.read".to_owned(),
+            "openid".to_owned(),
+        ];
+        for ok in [
+            "patient/*.rs",
+            "patient/Observation.r",
+            "patient/*.read",
+            "patient/Condition.s?clinical-status=active",
+            "user/Observation.rs",
+            "user/Observation.read",
+        ] {
+            assert!(covered_by(&registered, ok), "{ok}");
+        }
+        for no in [
+            "patient/*.cruds",
+            "patient/*.write",
+            "user/Patient.r",
+            "system/*.rs",
+            "openid",
+            "patient/Observation.sr",
+        ] {
+            assert!(!covered_by(&registered, no), "{no}");
+        }
+        assert!(is_smart_word("launch/patient") && is_smart_word("online_access"));
+        assert!(!is_smart_word("openid") && !is_smart_word("patient/*.rs"));
     }
 
     #[test]

@@ -544,8 +544,12 @@ impl ClientRow {
         list(&self.grant_types).iter().any(|g| g == grant)
     }
 
+    /// Whether the client may be granted `scope`: it is registered with it, or, for a
+    /// clinical scope, with one that covers it (`patient/*.rs` admits
+    /// `patient/Observation.r`).
     pub fn allows_scope(&self, scope: &str) -> bool {
-        list(&self.scopes).iter().any(|s| s == scope)
+        let registered = list(&self.scopes);
+        registered.iter().any(|s| s == scope) || crate::domain::covered_by(&registered, scope)
     }
 
     /// The organisations (by name) it admits; None: every organisation.

@@ -71,6 +71,8 @@ const CLAIMS_SUPPORTED: &[&str] = &[
     "org",
     // DESIGN §15: while an emergency window the client asked for is open.
     "emergency",
+    // DESIGN §18: a SMART app's user, as a FHIR resource URL.
+    "fhirUser",
     "name",
     "preferred_username",
     "email",

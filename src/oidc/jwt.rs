@@ -19,6 +19,7 @@ use crate::{
         random_token, session,
     },
     crypto::signing::{self, KeyRing},
+    oidc::smart::SmartGrant,
     store::{grants::GrantRow, users::UserRow},
 };
 
@@ -36,6 +37,10 @@ pub struct SessionClaims {
     /// `started_at`, `expires_at`, `context`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency: Option<Value>,
+    /// DESIGN §18: the user's FHIR resource on the SMART app's FHIR server, as an
+    /// absolute URL, when the app asked for `fhirUser`.
+    #[serde(rename = "fhirUser", default, skip_serializing_if = "Option::is_none")]
+    pub fhir_user: Option<String>,
 }
 impl AdditionalClaims for SessionClaims {}
 
@@ -80,6 +85,14 @@ pub struct AccessClaims {
     /// DESIGN §15: the emergency window the token was issued under, while open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency: Option<Value>,
+    /// DESIGN §18: the patient and encounter in a SMART app's launch context, and the
+    /// user's FHIR resource, for the FHIR server (`aud`) to enforce and introspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encounter: Option<String>,
+    #[serde(rename = "fhirUser", default, skip_serializing_if = "Option::is_none")]
+    pub fhir_user: Option<String>,
 }
 
 /// RFC 7800 `cnf`, as DPoP uses it: the JWK SHA-256 thumbprint of the client's key.
@@ -115,6 +128,9 @@ pub struct Grant<'a> {
     /// The open emergency window the grant was made under (DESIGN §15): its `acr` and
     /// `emergency` claim.
     pub emergency: Option<&'a EmergencyWindow>,
+    /// A SMART app's grant (DESIGN §18): the access token is for its FHIR server and
+    /// carries the patient and encounter in context and the user's `fhirUser`.
+    pub smart: Option<&'a SmartGrant>,
 }
 
 fn amr(grant: &GrantRow) -> Vec<String> {
@@ -158,10 +174,13 @@ impl Grant<'_> {
             None => (self.client_id.to_owned(), None),
         };
         let grant = auth.as_ref().map(|a| a.0);
+        let smart = self.smart;
         let claims = AccessClaims {
             iss: self.issuer.to_owned(),
             sub,
-            aud: self.client_id.to_owned(),
+            aud: smart
+                .map_or(self.client_id, |s| s.audience.as_str())
+                .to_owned(),
             client_id: self.client_id.to_owned(),
             exp: now + self.lifetime_secs,
             iat: now,
@@ -177,6 +196,9 @@ impl Grant<'_> {
                 jkt: jkt.to_owned(),
             }),
             emergency: grant.and(self.emergency).map(EmergencyWindow::claim),
+            patient: smart.and_then(|s| s.context.patient.clone()),
+            encounter: smart.and_then(|s| s.context.encounter.clone()),
+            fhir_user: smart.and_then(|s| s.fhir_user.clone()),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
         ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
@@ -212,6 +234,10 @@ impl Grant<'_> {
                 sid: sid(grant),
                 org: self.org.map(str::to_owned),
                 emergency: self.emergency.map(EmergencyWindow::claim),
+                fhir_user: self
+                    .smart
+                    .filter(|_| self.has_scope("fhirUser"))
+                    .and_then(|s| s.fhir_user.clone()),
             },
         )
         .set_nonce(self.nonce.map(|n| Nonce::new(n.to_owned())))

@@ -20,6 +20,7 @@ pub mod logout;
 pub mod par;
 pub mod redirect_uri;
 pub mod request_object;
+pub mod smart;
 pub mod token;
 pub mod userinfo;
 
@@ -67,7 +68,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(token::revoke))
             .route(web::method(Method::OPTIONS).to(cors::preflight)),
     )
-    .service(token::introspect);
+    .service(token::introspect)
+    .configure(smart::routes);
 }
 
 /// Longest value accepted for any protocol parameter; real ones are far shorter.
@@ -281,6 +283,7 @@ impl From<grant::GrantError> for OAuthError {
             E::MissingParameter(name) => Self::invalid_request(format!("missing parameter {name}")),
             E::InvalidGrant(why) => Self::invalid_grant(why),
             E::InvalidScope(why) => Self::new("invalid_scope", why),
+            E::InvalidTarget(why) => Self::new("invalid_target", why),
             E::UnauthorizedClient(why) => Self::new("unauthorized_client", why),
             E::InvalidDpopProof(why) => Self::new("invalid_dpop_proof", why),
             E::Store(e) => e.into(),
@@ -325,10 +328,18 @@ pub fn form_params(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Params, 
 /// Scopes every client gets unless its registration says otherwise.
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
-/// A scope Gatehouse knows: the standard ones, and the admin API's, which a client only
-/// has when registered with it explicitly.
+/// A scope Gatehouse knows: the standard ones; the admin API's; and SMART's (DESIGN
+/// §18: `launch`, `launch/patient`, `fhirUser`, `online_access` and well-formed clinical
+/// scopes), which, like the admin API's, a client only has when registered with them.
 pub fn known_scope(scope: &str) -> bool {
-    SUPPORTED_SCOPES.contains(&scope) || scope == crate::admin::ADMIN_SCOPE
+    SUPPORTED_SCOPES.contains(&scope)
+        || scope == crate::admin::ADMIN_SCOPE
+        || scope == smart::LAUNCHER_SCOPE
+        || crate::domain::is_smart_word(scope)
+        || matches!(
+            crate::domain::SmartScope::parse(scope),
+            Ok(crate::domain::SmartScope::Clinical(_))
+        )
 }
 
 /// A space-separated scope string as a list, refusing malformed ones (RFC 6749 §3.3).

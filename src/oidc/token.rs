@@ -84,9 +84,13 @@ fn token_request(params: &Params) -> Result<TokenRequest<'_>, OAuthError> {
             refresh_token: params.get("refresh_token"),
             scope: params.get("scope"),
         },
-        GRANT_CLIENT_CREDENTIALS => TokenRequest::ClientCredentials {
-            scope: params.get("scope"),
-        },
+        GRANT_CLIENT_CREDENTIALS => {
+            TokenRequest::ClientCredentials(grant::client_credentials::Asked {
+                scope: params.get("scope"),
+                resource: params.get("resource"),
+                aud: params.get("aud"),
+            })
+        }
         _ => {
             return Err(OAuthError::new(
                 "unsupported_grant_type",

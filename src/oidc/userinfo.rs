@@ -105,7 +105,7 @@ async fn describe(state: &AppState, claims: AccessClaims) -> Result<HttpResponse
             Ok(found.map(|f| (f, org, emergency)))
         })
         .await?;
-    let Some(((_, Some(user)), org, emergency)) = found else {
+    let Some(((grant, Some(user)), org, emergency)) = found else {
         return Err(OAuthError::invalid_token(
             "the access token is no longer valid",
         ));
@@ -142,6 +142,10 @@ async fn describe(state: &AppState, claims: AccessClaims) -> Result<HttpResponse
     }
     if scopes.contains(&"email") {
         out.insert("email".into(), json!(user.email));
+    }
+    // DESIGN §18: the user's FHIR resource on the SMART app's FHIR server.
+    if let Some(fhir_user) = grant.fhir_user.filter(|_| scopes.contains(&"fhirUser")) {
+        out.insert("fhirUser".into(), json!(fhir_user));
     }
     Ok(no_store_json(&Value::Object(out)))
 }

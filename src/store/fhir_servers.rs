@@ -4,7 +4,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{DbConnection, StoreError, changed_one, new_id, schema::fhir_servers};
+use super::{
+    DbConnection, StoreError, changed_one, new_id,
+    schema::{fhir_servers, fhir_users},
+};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = fhir_servers)]
@@ -118,4 +121,75 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> Result<FhirServerRow, StoreE
     let row = find(conn, id)?.ok_or(StoreError::NotFound)?;
     changed_one(diesel::delete(fhir_servers::table.find(id)).execute(conn)?)?;
     Ok(row)
+}
+
+/// Sets `user_id`'s FHIR resource on server `server_id` (a reference such as
+/// `Practitioner/123`, already checked), replacing the one it had. Called in a
+/// transaction by the admin service: delete, then insert (no `on_conflict` through the
+/// MultiConnection).
+pub fn set_user_reference(
+    conn: &mut DbConnection,
+    user_id: &str,
+    server_id: &str,
+    reference: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    clear_user_reference(conn, user_id, server_id)?;
+    diesel::insert_into(fhir_users::table)
+        .values((
+            fhir_users::user_id.eq(user_id),
+            fhir_users::fhir_server_id.eq(server_id),
+            fhir_users::reference.eq(reference),
+            fhir_users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Removes `user_id`'s FHIR resource on `server_id`; whether there was one.
+pub fn clear_user_reference(
+    conn: &mut DbConnection,
+    user_id: &str,
+    server_id: &str,
+) -> Result<bool, StoreError> {
+    let rows = diesel::delete(
+        fhir_users::table.filter(
+            fhir_users::user_id
+                .eq(user_id)
+                .and(fhir_users::fhir_server_id.eq(server_id)),
+        ),
+    )
+    .execute(conn)?;
+    Ok(rows > 0)
+}
+
+/// `user_id`'s FHIR resources: each server with the reference the user has there.
+pub fn user_references(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> Result<Vec<(FhirServerRow, String)>, StoreError> {
+    Ok(fhir_users::table
+        .inner_join(fhir_servers::table)
+        .filter(fhir_users::user_id.eq(user_id))
+        .order(fhir_servers::base_url.asc())
+        .select((FhirServerRow::as_select(), fhir_users::reference))
+        .load(conn)?)
+}
+
+/// `user_id`'s FHIR resource on the server at `base_url`, if the user has one.
+pub fn user_reference_at(
+    conn: &mut DbConnection,
+    user_id: &str,
+    base_url: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(fhir_users::table
+        .inner_join(fhir_servers::table)
+        .filter(
+            fhir_users::user_id
+                .eq(user_id)
+                .and(fhir_servers::base_url.eq(base_url)),
+        )
+        .select(fhir_users::reference)
+        .first(conn)
+        .optional()?)
 }

@@ -31,6 +31,13 @@ pub struct GrantRow {
     /// The emergency window (`emergency_sessions.id`) the grant was made under: its
     /// tokens carry the emergency `acr` and claim while that window is open.
     pub emergency_id: Option<String>,
+    /// The FHIR server (by base URL) the grant's access tokens are for (DESIGN §18);
+    /// None: they are for the client.
+    pub audience: Option<String>,
+    /// The SMART launch context, as JSON.
+    pub launch_context: Option<String>,
+    /// The user's FHIR resource on that server, as an absolute URL (`fhirUser`).
+    pub fhir_user: Option<String>,
 }
 
 /// Writes `grant` and returns the row as stored, without reading it back: this is on
@@ -559,6 +566,9 @@ mod tests {
             revoked_at: None,
             dpop_jkt: None,
             emergency_id: None,
+            audience: None,
+            launch_context: None,
+            fhir_user: None,
         }
     }
 

@@ -211,6 +211,9 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         dpop_jkt -> Nullable<Text>,
         emergency_id -> Nullable<Text>,
+        audience -> Nullable<Text>,
+        launch_context -> Nullable<Text>,
+        fhir_user -> Nullable<Text>,
     }
 }
 
@@ -424,3 +427,15 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    fhir_users (user_id, fhir_server_id) {
+        user_id -> Text,
+        fhir_server_id -> Text,
+        reference -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(fhir_users -> fhir_servers (fhir_server_id));
+diesel::allow_tables_to_appear_in_same_query!(fhir_users, fhir_servers);

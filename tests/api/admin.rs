@@ -858,6 +858,13 @@ const ACCESS: &[(&str, &str, Access)] = &[
         "/users/{id}/passkeys/{passkey}",
         Access::OrgSupport,
     ),
+    ("GET", "/users/{id}/fhir-users", Access::OrgSupport),
+    ("PUT", "/users/{id}/fhir-users/{server}", Access::OrgManage),
+    (
+        "DELETE",
+        "/users/{id}/fhir-users/{server}",
+        Access::OrgManage,
+    ),
     ("POST", "/users/{id}/disable", Access::OrgManage),
     ("POST", "/users/{id}/enable", Access::OrgManage),
     ("PUT", "/users/{id}/role", Access::OrgManage),
@@ -978,6 +985,40 @@ impl World {
                 (
                     format!("/users/{}/sessions/{}", user.id, sessions[0].handle),
                     None,
+                )
+            }
+            (_, "/users/{id}/fhir-users/{server}") => {
+                let user = fresh_user().await;
+                let values = gatehouse::store::fhir_servers::FhirServerValues {
+                    base_url: format!("https://fhir{n}.example.org/r4"),
+                    display_name: format!("FHIR {n}"),
+                    allowed_scopes: vec![],
+                    allowed_clients: vec![],
+                };
+                let (now, user_id) = (chrono::Utc::now().naive_utc(), user.id.clone());
+                let with_reference = method == "DELETE";
+                let server = self
+                    .app
+                    .state
+                    .store
+                    .run(move |c| {
+                        let server = gatehouse::store::fhir_servers::insert(c, &values, now)?;
+                        if with_reference {
+                            gatehouse::store::fhir_servers::set_user_reference(
+                                c,
+                                &user_id,
+                                &server.id,
+                                "Practitioner/1",
+                                now,
+                            )?;
+                        }
+                        Ok(server)
+                    })
+                    .await
+                    .unwrap();
+                (
+                    format!("/users/{}/fhir-users/{}", user.id, server.id),
+                    (method == "PUT").then(|| json!({"fhir_user": "Practitioner/p-1"})),
                 )
             }
             ("DELETE", "/users/{id}/passkeys/{passkey}") => {

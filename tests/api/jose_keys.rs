@@ -24,7 +24,22 @@ pub struct ClientKey {
 impl ClientKey {
     /// A P-256 key for ES256 (allowed to every client, FAPI 2.0 ones included).
     pub fn ec(kid: &str) -> Self {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        Self::ec_on(kid, Nid::X9_62_PRIME256V1, "P-256", 32, Algorithm::ES256)
+    }
+
+    /// A P-384 key for ES384 (SMART Backend Services' own choice, with RS384).
+    pub fn ec384(kid: &str) -> Self {
+        Self::ec_on(kid, Nid::SECP384R1, "P-384", 48, Algorithm::ES384)
+    }
+
+    /// The same key, signing with `alg` (RS384 with an RSA key, say).
+    pub fn signing_with(mut self, alg: Algorithm) -> Self {
+        self.alg = alg;
+        self
+    }
+
+    fn ec_on(kid: &str, curve: Nid, crv: &str, size: i32, alg: Algorithm) -> Self {
+        let group = EcGroup::from_curve_name(curve).unwrap();
         let ec = EcKey::generate(&group).unwrap();
         let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
         let mut ctx = BigNumContext::new().unwrap();
@@ -37,12 +52,12 @@ impl ClientKey {
             .unwrap();
         Self {
             kid: kid.to_owned(),
-            alg: Algorithm::ES256,
+            alg,
             key: EncodingKey::from_ec_der(&der),
             public: json!({
-                "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
-                "x": URL_SAFE_NO_PAD.encode(x.to_vec_padded(32).unwrap()),
-                "y": URL_SAFE_NO_PAD.encode(y.to_vec_padded(32).unwrap()),
+                "kty": "EC", "crv": crv, "kid": kid, "use": "sig",
+                "x": URL_SAFE_NO_PAD.encode(x.to_vec_padded(size).unwrap()),
+                "y": URL_SAFE_NO_PAD.encode(y.to_vec_padded(size).unwrap()),
             }),
         }
     }

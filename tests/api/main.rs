@@ -51,6 +51,7 @@ mod shibboleth_attributes;
 mod shibboleth_metadata;
 mod shibboleth_soap;
 mod simplesamlphp;
+mod smart;
 mod soap_lapse;
 mod spa;
 mod storage;

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::{AdminRequest, Reply, created, ok};
 use crate::{
     admin::{
-        ErrorBody,
+        Action, ErrorBody,
         service::fhir_servers::{self as service, FhirServerFields},
     },
     store::fhir_servers::FhirServerRow,
@@ -100,4 +100,68 @@ pub async fn update_fhir_server(
     responses((status = 200, body = FhirServerView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_fhir_server(path: web::Path<String>, api: AdminRequest) -> Reply {
     ok(view(service::delete(api.by(), &path).await?))
+}
+
+/// A user's FHIR resource on one FHIR server: what their SMART tokens' `fhirUser` is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FhirUserView {
+    pub fhir_server: String,
+    pub base_url: String,
+    /// `Practitioner/123`, `Patient/abc`, `RelatedPerson/…` or `Person/…`.
+    pub fhir_user: String,
+}
+
+impl From<service::FhirUser> for FhirUserView {
+    fn from(f: service::FhirUser) -> Self {
+        Self {
+            fhir_server: f.fhir_server,
+            base_url: f.base_url,
+            fhir_user: f.fhir_user,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FhirUserBody {
+    /// `Type/id`: a Practitioner, Patient, RelatedPerson or Person.
+    pub fhir_user: String,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/users/{id}/fhir-users", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<FhirUserView>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_fhir_users(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let user = api.user(Action::Read, &path).await?;
+    let found = service::user_references(api.by(), &user).await?;
+    ok(found
+        .into_iter()
+        .map(FhirUserView::from)
+        .collect::<Vec<_>>())
+}
+
+/// Sets the user's FHIR resource on one FHIR server (by its id), replacing any.
+#[utoipa::path(put, path = "/admin/api/v1/users/{id}/fhir-users/{server}",
+    params(("id" = String, Path), ("server" = String, Path)), request_body = FhirUserBody,
+    responses((status = 200, body = FhirUserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_fhir_user(
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    api: AdminRequest,
+) -> Reply {
+    let (id, server) = path.into_inner();
+    let body: FhirUserBody = api.json(&body)?;
+    let user = api.user(Action::Manage, &id).await?;
+    let set = service::set_user_reference(api.by(), &user, &server, &body.fhir_user).await?;
+    ok(FhirUserView::from(set))
+}
+
+/// Removes the user's FHIR resource on one FHIR server.
+#[utoipa::path(delete, path = "/admin/api/v1/users/{id}/fhir-users/{server}",
+    params(("id" = String, Path), ("server" = String, Path)),
+    responses((status = 200, body = FhirUserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn clear_fhir_user(path: web::Path<(String, String)>, api: AdminRequest) -> Reply {
+    let (id, server) = path.into_inner();
+    let user = api.user(Action::Manage, &id).await?;
+    let cleared = service::clear_user_reference(api.by(), &user, &server).await?;
+    ok(FhirUserView::from(cleared))
 }

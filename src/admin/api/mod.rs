@@ -64,7 +64,10 @@ fn user_routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/sessions", delete().to(sessions::end_sessions))
         .route("/users/{id}/sessions/{session}", delete().to(sessions::end_one_session))
         .route("/users/{id}/passkeys", get().to(passkeys::list_passkeys))
-        .route("/users/{id}/passkeys/{passkey}", delete().to(passkeys::remove_passkey));
+        .route("/users/{id}/passkeys/{passkey}", delete().to(passkeys::remove_passkey))
+        .route("/users/{id}/fhir-users", get().to(fhir_servers::list_fhir_users))
+        .route("/users/{id}/fhir-users/{server}", put().to(fhir_servers::set_fhir_user))
+        .route("/users/{id}/fhir-users/{server}", delete().to(fhir_servers::clear_fhir_user));
 }
 
 /// `/orgs`, `/ip-blocks`, `/ip-allow-list` and `/audit`.

@@ -69,6 +69,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(user::end_session)
         .service(user::end_all_sessions)
         .service(user::remove_passkey)
+        .service(user::change_fhir_user)
         .service(policy::org_page)
         .service(policy::org_policy)
         .service(audit::audit_page)
@@ -311,6 +312,8 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         }
         "totp-removed" => "Two-step verification was removed; the user was told by mail.",
         "passkey-removed" => "The passkey was removed; the user was told by mail.",
+        "fhir-user-set" => "The user's FHIR resource was set.",
+        "fhir-user-cleared" => "The user's FHIR resource was removed.",
         "fhir-server-created" => "The FHIR server was registered.",
         "fhir-server-deleted" => "The FHIR server's registration was removed.",
         "no-totp" => "The user had no two-step verification.",

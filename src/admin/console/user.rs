@@ -3,6 +3,7 @@
 // The console's pages share its entry, navigation, notices and helpers.
 use super::*;
 use crate::admin::service::emergency as emergency_service;
+use crate::admin::service::fhir_servers::{self as fhir_service, FhirUser};
 use crate::admin::service::passkeys as passkey_service;
 
 struct UserSummary {
@@ -159,6 +160,10 @@ struct UserPage {
     can_designate: bool,
     /// Their passkeys (DESIGN §17).
     passkeys: Vec<PasskeyRow>,
+    /// Who they are on each FHIR server (`fhirUser`, DESIGN §18).
+    fhir_users: Vec<FhirUser>,
+    /// May set or remove those (whoever may change the user).
+    can_manage: bool,
 }
 
 /// A passkey as the user page lists it.
@@ -223,9 +228,9 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
             name: p.name,
         })
         .collect();
-    let can_designate = who.require(Action::Manage).is_ok()
-        && who.may_act_on(&user).is_ok()
-        && user.id != who.actor;
+    let fhir_users = fhir_service::user_references(visit.by(&console), &user).await?;
+    let can_manage = who.require(Action::Manage).is_ok() && who.may_act_on(&user).is_ok();
+    let can_designate = can_manage && user.id != who.actor;
     let page = UserPage {
         nav: console.nav(),
         notice: notice(query.done.as_deref()),
@@ -242,6 +247,8 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
         emergency_since,
         can_designate,
         passkeys,
+        fhir_users,
+        can_manage,
         user,
     };
     Ok(render(&page, StatusCode::OK))
@@ -264,6 +271,8 @@ enum UserAction {
     EndAll,
     GrantEmergency,
     WithdrawEmergency,
+    SetFhirUser { server: String, fhir_user: String },
+    ClearFhirUser(String),
 }
 
 /// One action on one user: enter with the form's CSRF token, find the user (404 when
@@ -312,6 +321,14 @@ async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction
             } else {
                 "emergency-already"
             }
+        }
+        UserAction::SetFhirUser { server, fhir_user } => {
+            fhir_service::set_user_reference(by, &user, &server, &fhir_user).await?;
+            "fhir-user-set"
+        }
+        UserAction::ClearFhirUser(server) => {
+            fhir_service::clear_user_reference(by, &user, &server).await?;
+            "fhir-user-cleared"
         }
         UserAction::WithdrawEmergency => {
             if emergency_service::withdraw(by, &user).await? {
@@ -372,6 +389,37 @@ pub(super) async fn remove_passkey(
     let form = form.into_inner();
     let action = UserAction::RemovePasskey(form.passkey);
     act_on_user(&visit, &path, &form.csrf, action).await
+}
+
+#[derive(Deserialize)]
+struct FhirUserForm {
+    #[serde(default)]
+    csrf: String,
+    /// The FHIR server's base URL (or id).
+    #[serde(default)]
+    server: String,
+    #[serde(default)]
+    fhir_user: String,
+}
+
+/// Sets (`set`) or removes (`clear`) the user's FHIR resource on one server.
+#[post("/admin/users/{id}/fhir-users/{change}")]
+pub(super) async fn change_fhir_user(
+    path: Path<(String, String)>,
+    form: Form<FhirUserForm>,
+    visit: Visit,
+) -> Answer {
+    let (id, change) = path.into_inner();
+    let form = form.into_inner();
+    let action = match change.as_str() {
+        "set" => UserAction::SetFhirUser {
+            server: form.server,
+            fhir_user: form.fhir_user,
+        },
+        "clear" => UserAction::ClearFhirUser(form.server),
+        _ => return Err(AppError::NotFound.into()),
+    };
+    act_on_user(&visit, &id, &form.csrf, action).await
 }
 
 #[post("/admin/users/{id}/sessions/end-all")]

@@ -5,11 +5,12 @@
 use super::{Acting, Action, Caller, ServiceError};
 use crate::{
     audit::EventType,
-    domain::{FhirBaseUrl, fhir_scopes},
+    domain::{FhirBaseUrl, FhirUserRef, fhir_scopes},
     startup::AppState,
     store::{
         StoreError, clients,
         fhir_servers::{self as store, FhirServerRow, FhirServerValues},
+        users::UserRow,
     },
 };
 
@@ -162,4 +163,125 @@ async fn record(
         .detail("base_url", row.base_url.as_str());
     by.state.audit.record(event).await?;
     Ok(())
+}
+
+/// A user's FHIR resource on one server (`fhirUser`, DESIGN §18).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FhirUser {
+    pub fhir_server: String,
+    pub base_url: String,
+    /// `Practitioner/123`, `Patient/abc`, …
+    pub fhir_user: String,
+}
+
+impl FhirUser {
+    fn new(server: &FhirServerRow, reference: String) -> Self {
+        Self {
+            fhir_server: server.id.clone(),
+            base_url: server.base_url.clone(),
+            fhir_user: reference,
+        }
+    }
+}
+
+/// `user`'s FHIR resources, one per server that has one.
+pub async fn user_references(
+    by: Acting<'_>,
+    user: &UserRow,
+) -> Result<Vec<FhirUser>, ServiceError> {
+    by.who.require(Action::Read)?;
+    if !by.who.sees_org(&user.org_id) {
+        return Err(ServiceError::NotFound("no such user".into()));
+    }
+    let id = user.id.clone();
+    let found = by
+        .state
+        .store
+        .run(move |c| store::user_references(c, &id))
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(|(server, reference)| FhirUser::new(&server, reference))
+        .collect())
+}
+
+/// The server a caller names: by id (the API) or by base URL (the CLI).
+async fn named_server(state: &AppState, named: &str) -> Result<FhirServerRow, ServiceError> {
+    let (id, url) = (named.to_owned(), FhirBaseUrl::parse(named).ok());
+    state
+        .store
+        .run(move |c| match store::find(c, &id)? {
+            Some(found) => Ok(Some(found)),
+            None => match url {
+                Some(url) => store::by_base_url(c, url.as_str()),
+                None => Ok(None),
+            },
+        })
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such FHIR server".into()))
+}
+
+/// Sets `user`'s FHIR resource on the server `server` names (its id or base URL): what
+/// the user's SMART tokens say they are there. A change to a person's clinical
+/// identity: for those who manage the user's organisation.
+pub async fn set_user_reference(
+    by: Acting<'_>,
+    user: &UserRow,
+    server: &str,
+    reference: &str,
+) -> Result<FhirUser, ServiceError> {
+    by.who.require(Action::Manage)?;
+    by.who.may_act_on(user)?;
+    let reference = FhirUserRef::parse(reference)
+        .map_err(|e| ServiceError::Invalid(format!("fhir_user: {}", e.0)))?
+        .to_string();
+    let server = named_server(by.state, server).await?;
+    let (user_id, server_id, stored) = (user.id.clone(), server.id.clone(), reference.clone());
+    let now = by.state.clock.now().naive_utc();
+    by.state
+        .store
+        .transaction(move |c| store::set_user_reference(c, &user_id, &server_id, &stored, now))
+        .await?;
+    let event = by
+        .event(EventType::FhirUserSet)
+        .subject(&user.id)
+        .org(&user.org_id)
+        .detail("base_url", server.base_url.as_str())
+        .detail("fhir_user", reference.as_str());
+    by.state.audit.record(event).await?;
+    Ok(FhirUser::new(&server, reference))
+}
+
+/// Removes `user`'s FHIR resource on the server `server` names: the one it was, or
+/// `NotFound` when there was none.
+pub async fn clear_user_reference(
+    by: Acting<'_>,
+    user: &UserRow,
+    server: &str,
+) -> Result<FhirUser, ServiceError> {
+    by.who.require(Action::Manage)?;
+    by.who.may_act_on(user)?;
+    let server = named_server(by.state, server).await?;
+    let (user_id, server_id, url) = (user.id.clone(), server.id.clone(), server.base_url.clone());
+    let cleared = by
+        .state
+        .store
+        .transaction(move |c| {
+            let was = store::user_reference_at(c, &user_id, &url)?;
+            store::clear_user_reference(c, &user_id, &server_id)?;
+            Ok(was)
+        })
+        .await?;
+    let Some(was) = cleared else {
+        return Err(ServiceError::NotFound(
+            "the user has no FHIR resource on that server".into(),
+        ));
+    };
+    let event = by
+        .event(EventType::FhirUserCleared)
+        .subject(&user.id)
+        .org(&user.org_id)
+        .detail("base_url", server.base_url.as_str());
+    by.state.audit.record(event).await?;
+    Ok(FhirUser::new(&server, was))
 }

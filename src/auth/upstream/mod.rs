@@ -29,7 +29,7 @@ use crate::{
     store::{StoreError, orgs, upstream as rows, users},
 };
 
-mod fetch;
+pub mod fetch;
 pub mod logout;
 pub mod openid;
 

@@ -22,6 +22,7 @@ use crate::{
     oidc::{
         authorize::{CodeData, code_key, used_code_key},
         clients::GRANT_REFRESH,
+        smart::SmartGrant,
     },
     startup::AppState,
     store::{
@@ -117,6 +118,7 @@ pub async fn exchange(
             refresh_token,
             dpop_jkt: presented.dpop_jkt,
             emergency: emergency.as_ref(),
+            audience: None,
         },
     );
     match issued {
@@ -155,6 +157,9 @@ async fn write_grant(
         revoked_at: None,
         dpop_jkt: dpop_jkt.map(str::to_owned),
         emergency_id: data.emergency_id.clone(),
+        audience: data.smart.as_ref().map(|s| s.audience.clone()),
+        launch_context: data.smart.as_ref().and_then(SmartGrant::context_column),
+        fhir_user: data.smart.as_ref().and_then(|s| s.fhir_user.clone()),
     };
     let refresh_expiry = refresh_expiry(state, client, &grant);
     let user_id = data.user_id.clone();

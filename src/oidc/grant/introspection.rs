@@ -50,6 +50,16 @@ pub async fn introspect(
             if let Some(cnf) = claims.cnf {
                 answer["cnf"] = json!(cnf);
             }
+            // DESIGN §18: what a FHIR server enforces a SMART app's token by.
+            for (name, value) in [
+                ("patient", claims.patient),
+                ("encounter", claims.encounter),
+                ("fhirUser", claims.fhir_user),
+            ] {
+                if let Some(value) = value {
+                    answer[name] = json!(value);
+                }
+            }
             answer
         }
         Some(Found::Refresh(grant, created, expires)) => {

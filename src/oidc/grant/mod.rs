@@ -21,6 +21,7 @@ use super::{
     clients::{GRANT_CLIENT_CREDENTIALS, GRANT_CODE, GRANT_REFRESH},
     discovery::issuer,
     jwt::Grant,
+    smart::{Context, SmartGrant},
 };
 use crate::{
     audit::{AuditError, AuditEvent, EventType, Outcome},
@@ -51,6 +52,10 @@ pub enum GrantError {
     InvalidGrant(&'static str),
     #[error("{0}")]
     InvalidScope(String),
+    /// RFC 8707 `invalid_target`: the resource named is not one this client may have
+    /// tokens for.
+    #[error("{0}")]
+    InvalidTarget(String),
     /// The client may not use this grant.
     #[error("{0}")]
     UnauthorizedClient(&'static str),
@@ -80,6 +85,7 @@ impl GrantError {
             Self::MissingParameter(_)
             | Self::InvalidGrant(_)
             | Self::InvalidScope(_)
+            | Self::InvalidTarget(_)
             | Self::UnauthorizedClient(_)
             | Self::InvalidDpopProof(_) => false,
         }
@@ -119,9 +125,7 @@ pub enum TokenRequest<'a> {
         refresh_token: Option<&'a str>,
         scope: Option<&'a str>,
     },
-    ClientCredentials {
-        scope: Option<&'a str>,
-    },
+    ClientCredentials(client_credentials::Asked<'a>),
 }
 
 impl TokenRequest<'_> {
@@ -129,7 +133,7 @@ impl TokenRequest<'_> {
         match self {
             Self::AuthorizationCode { .. } => GRANT_CODE,
             Self::RefreshToken { .. } => GRANT_REFRESH,
-            Self::ClientCredentials { .. } => GRANT_CLIENT_CREDENTIALS,
+            Self::ClientCredentials(_) => GRANT_CLIENT_CREDENTIALS,
         }
     }
 }
@@ -146,6 +150,10 @@ pub struct Issued {
     refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
+    /// A SMART app's launch context (patient, encounter, fhirContext, …), beside the
+    /// tokens as App Launch 2.2 §2.0.8 has it.
+    #[serde(flatten)]
+    context: Context,
 }
 
 impl Issued {
@@ -253,8 +261,8 @@ pub async fn issue(
             let presented = required(refresh_token, "refresh_token")?;
             refresh_token::refresh(state, client, presented, scope, dpop_jkt).await?
         }
-        TokenRequest::ClientCredentials { scope } => (
-            client_credentials::issue(state, client, scope, dpop_jkt)?,
+        TokenRequest::ClientCredentials(asked) => (
+            client_credentials::issue(state, client, asked, dpop_jkt).await?,
             Spent::Nothing,
         ),
     };
@@ -338,6 +346,9 @@ struct Minted<'a> {
     dpop_jkt: Option<&'a str>,
     /// The emergency window the grant was made under, while it is open (DESIGN §15).
     emergency: Option<&'a EmergencyWindow>,
+    /// A SMART backend service's FHIR server (client_credentials has no grant row; a
+    /// user's grant keeps its own, see [`SmartGrant::from_columns`]).
+    audience: Option<&'a str>,
 }
 
 /// Signs the tokens of a response: an access token always, an ID token for a user's
@@ -351,7 +362,20 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
         refresh_token,
         dpop_jkt,
         emergency,
+        audience,
     } = what;
+    let smart = match user {
+        Some((grant, _)) => SmartGrant::from_columns(
+            grant.audience.as_deref(),
+            grant.launch_context.as_deref(),
+            grant.fhir_user.as_deref(),
+        ),
+        None => audience.map(|audience| SmartGrant {
+            audience: audience.to_owned(),
+            context: Context::default(),
+            fhir_user: None,
+        }),
+    };
     let ring = state.keys.current();
     let issuer = issuer(state);
     let lifetime = i64::try_from(state.config.access_token_secs).unwrap_or(300);
@@ -367,6 +391,7 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
         id_token_alg: &client.id_token_alg,
         dpop_jkt,
         emergency,
+        smart: smart.as_ref(),
     };
     let access_token = view.access_token(&ring);
     let id_token = match user {
@@ -383,5 +408,6 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
         scope: scope.join(" "),
         refresh_token,
         id_token,
+        context: smart.map(|s| s.context).unwrap_or_default(),
     })
 }

@@ -70,6 +70,7 @@ pub async fn refresh(
             refresh_token: Some(new_token),
             dpop_jkt,
             emergency: emergency.as_ref(),
+            audience: None,
         },
     )?;
     let new_expiry = refresh_expiry(state, client, &grant);

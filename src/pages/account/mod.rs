@@ -294,7 +294,7 @@ async fn end_session(form: Form<EndSessionForm>, Visit { state, req, ctx }: Visi
 
 /// The signed-in user behind a state-changing account form: same origin, a live
 /// session, and the session's CSRF token. `Ok(None)`: not signed in (any more).
-async fn signed_in_form(
+pub(crate) async fn signed_in_form(
     state: &AppState,
     req: &HttpRequest,
     csrf: &str,

@@ -1,264 +1,29 @@
-//! `/authorize` (OIDC Core §3.1.2): validates the request, then either answers at once
-//! from a live SSO session or starts a login transaction that answers it later.
-//!
-//! The request is the query's (or form's) parameters, those of a signed request object
-//! it carries (`request`, RFC 9101, see `request_object`), or a request the client pushed
-//! beforehand (`request_uri`, RFC 9126, see `par`).
-//!
-//! Until the client and its redirect URI are known to be genuine, every error is a page
-//! here (never a redirect: no open redirector). After that, errors go back to the client
-//! per RFC 6749 §4.1.2.1, with `state` and `iss` (RFC 9207).
+//! What an authorization request asks, checked: the client and its return address first
+//! (until they are known to be genuine, errors are pages), then the request itself,
+//! whether sent as parameters, in a signed request object, or pushed beforehand.
 
-use std::time::Duration;
-
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::{Deserialize, Serialize};
-use url::Url;
 
-use super::{OAuthError, Params, clients::GRANT_CODE, par, parse_scope, request_object};
-use crate::web::cookies;
+use super::{AuthorizeRequest, MAX_STATE_LEN, Reply, error_page};
 use crate::{
-    audit::{AuditEvent, EventType, Outcome},
     auth::{
         emergency::{ACR_EMERGENCY, EmergencyAsk},
-        random_token,
-        session::{self, SsoSession},
-        step_up::{self, SessionAsk, Standing},
-        token_hash,
-        transaction::Resume,
+        session,
     },
-    domain::ContextLabel,
-    pages::login::{AnswerSignIn, Finished, SignInRequest, see_other, start_sign_in_with},
+    domain::{ContextLabel, SmartScope},
+    oidc::{
+        OAuthError, Params, clients::GRANT_CODE, known_scope, par, parse_scope, request_object,
+        smart,
+    },
     startup::AppState,
-    store::{clients, new_id, orgs},
-    web::{
-        RequestContext,
-        error::AppError,
-        pages::{PageError, continue_to, message},
-    },
+    store::clients,
+    web::error::AppError,
 };
-
-/// Longest `state` / `nonce` accepted.
-const MAX_STATE_LEN: usize = 2048;
-/// How long a used code is remembered, so replaying it revokes what it issued.
-const USED_CODE_MEMORY: Duration = Duration::from_secs(24 * 3600);
-
-/// A validated authorization request, carried through the login transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizeRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scope: Vec<String>,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10): the code
-    /// exchange must prove possession of that key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dpop_jkt: Option<String>,
-    /// The client asked for emergency access (`acr_values` naming
-    /// `urn:gatehouse:acr:emergency`, DESIGN §15), offering these context labels
-    /// (`emergency_context`, `|`-separated) to pick from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub emergency: Option<EmergencyAsk>,
-}
-
-/// What a code stands for, kept in the ephemeral store under the code's hash.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CodeData {
-    pub request: AuthorizeRequest,
-    pub user_id: String,
-    pub session_handle: String,
-    pub auth_time: i64,
-    pub amr: Vec<String>,
-    /// Created when the code is exchanged; named now so a replay can revoke it.
-    pub grant_id: String,
-    /// The emergency window the code was issued under, when the client asked for
-    /// emergency access and the session had it open (DESIGN §15).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub emergency_id: Option<String>,
-    /// Unix seconds, by the application's clock.
-    pub expires_at: i64,
-}
-
-pub fn code_key(code: &str) -> String {
-    format!("code:{}", token_hash(code))
-}
-
-pub fn used_code_key(code: &str) -> String {
-    format!("code-used:{}", token_hash(code))
-}
-
-fn error_page(text: &str) -> HttpResponse {
-    message(
-        StatusCode::BAD_REQUEST,
-        "This sign-in link is not valid",
-        text,
-        None,
-    )
-}
-
-/// Where an error for a genuine client goes.
-struct Reply<'a> {
-    issuer: &'a str,
-    redirect_uri: &'a str,
-    state: Option<&'a str>,
-}
-
-impl Reply<'_> {
-    fn url(&self, pairs: &[(&str, &str)]) -> Option<String> {
-        let mut url = Url::parse(self.redirect_uri).ok()?;
-        {
-            let mut q = url.query_pairs_mut();
-            for (k, v) in pairs {
-                q.append_pair(k, v);
-            }
-            if let Some(state) = self.state {
-                q.append_pair("state", state);
-            }
-            q.append_pair("iss", self.issuer);
-        }
-        Some(url.into())
-    }
-
-    fn redirect(&self, pairs: &[(&str, &str)]) -> HttpResponse {
-        match self.url(pairs) {
-            Some(url) => see_other(&url),
-            None => error_page("The application's return address is not valid."),
-        }
-    }
-
-    fn error(&self, error: &str, description: &str) -> HttpResponse {
-        self.redirect(&[("error", error), ("error_description", description)])
-    }
-}
-
-pub async fn authorize_get(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-) -> Result<HttpResponse, PageError> {
-    let raw = req.query_string().as_bytes().to_vec();
-    authorize(state, req, ctx, &raw).await
-}
-
-pub async fn authorize_post(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    match super::form_params(&req, &body) {
-        Ok(_) => authorize(state, req, ctx, &body).await,
-        Err(_) => Ok(error_page(
-            "The request was not a form Gatehouse understands.",
-        )),
-    }
-}
-
-async fn authorize(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: RequestContext,
-    raw: &[u8],
-) -> Result<HttpResponse, PageError> {
-    let params = match Params::parse(raw) {
-        Ok(params) => params,
-        Err(e) => {
-            let why = e.error_description.unwrap_or_default();
-            return Ok(error_page(&format!(
-                "The request is malformed or too long ({why})."
-            )));
-        }
-    };
-    let client = match named_client(&state, &params).await? {
-        Ok(client) => client,
-        Err(text) => return Ok(error_page(text)),
-    };
-    let Validated {
-        request,
-        prompt,
-        max_age,
-        require_mfa,
-        login_hint,
-        idp_hint,
-    } = match asked(&state, &params, &client).await? {
-        Ok(asked) => asked,
-        Err(refusal) => return Ok(refusal),
-    };
-    // From here on the request and its return address are genuine: errors go back.
-    let issuer = super::discovery::issuer(&state);
-    let reply = Reply {
-        issuer: &issuer,
-        redirect_uri: &request.redirect_uri,
-        state: request.state.as_deref(),
-    };
-
-    let ask = SessionAsk {
-        reauthenticate: prompt == Prompt::Login,
-        max_age,
-        require_mfa,
-        login_hint,
-        emergency: request.emergency.is_some(),
-    };
-    let (had_session, require_mfa, login_hint) =
-        match step_up::standing(&state, cookies::presented_session(&req).as_deref(), ask).await? {
-            Standing::Usable(session) => {
-                return Ok(issue_code(&state, &ctx, request, &session, false).await?);
-            }
-            Standing::SignIn {
-                had_session,
-                require_mfa,
-                login_hint,
-            } => (had_session, require_mfa, login_hint),
-        };
-    if prompt == Prompt::None {
-        return Ok(if had_session {
-            reply.error(
-                "interaction_required",
-                "the user must sign in again or complete a required step",
-            )
-        } else {
-            reply.error("login_required", "the user is not signed in")
-        });
-    }
-    Ok(start_sign_in_with(
-        &state,
-        &req,
-        SignInRequest {
-            emergency: request.emergency.clone(),
-            resume: Resume::new(RESUME, &request)?,
-            require_mfa,
-            login_hint,
-            idp_hint,
-        },
-    )
-    .await?)
-}
-
-/// The name authorization requests carry through a sign-in (`Resume::kind`).
-pub const RESUME: &str = "authorize";
-
-/// A finished sign-in answers the authorization request with a code.
-pub struct IssueCode;
-
-#[async_trait::async_trait(?Send)]
-impl AnswerSignIn for IssueCode {
-    async fn answer(&self, done: Finished<'_>) -> Result<HttpResponse, AppError> {
-        issue_code(
-            done.state,
-            done.ctx,
-            done.resume.request()?,
-            done.session,
-            true,
-        )
-        .await
-    }
-}
+use actix_web::HttpResponse;
 
 /// The registered client the request names; until it is known, errors are shown here,
 /// never sent anywhere (RFC 6749 §4.1.2.1).
-async fn named_client(
+pub(super) async fn named_client(
     state: &AppState,
     params: &Params,
 ) -> Result<Result<clients::ClientRow, &'static str>, AppError> {
@@ -307,12 +72,12 @@ fn state_param(params: &Params) -> Option<&str> {
 /// nothing else but `client_id` counts), or the parameters of the request object it
 /// carries (RFC 9101 §6.3: likewise), or its own. `Err` is the answer already: a page
 /// while no return address is trusted, a redirect to the client after.
-async fn asked(
+pub(super) async fn asked(
     state: &AppState,
     params: &Params,
     client: &clients::ClientRow,
 ) -> Result<Result<Validated, HttpResponse>, AppError> {
-    let issuer = super::discovery::issuer(state);
+    let issuer = crate::oidc::discovery::issuer(state);
     if let Some(uri) = params.get("request_uri") {
         if !uri.starts_with(par::REQUEST_URI_PREFIX) {
             return Ok(Err(early_refusal(
@@ -418,7 +183,7 @@ fn early_refusal(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Prompt {
+pub(super) enum Prompt {
     Default,
     None,
     Login,
@@ -427,15 +192,18 @@ enum Prompt {
 /// An authorization request that passed [`validate`]; a pushed one is kept as this.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Validated {
-    request: AuthorizeRequest,
-    prompt: Prompt,
-    max_age: Option<i64>,
-    require_mfa: bool,
-    login_hint: Option<String>,
+    pub(super) request: AuthorizeRequest,
+    pub(super) prompt: Prompt,
+    pub(super) max_age: Option<i64>,
+    pub(super) require_mfa: bool,
+    pub(super) login_hint: Option<String>,
     /// `idp_hint` (or Keycloak's `kc_idp_hint`): the upstream connector to sign in
     /// through, skipping the choice (DESIGN §16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    idp_hint: Option<String>,
+    pub(super) idp_hint: Option<String>,
+    /// The `launch` value of a SMART EHR launch, as sent; taken at `/authorize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) launch: Option<String>,
 }
 
 impl Validated {
@@ -490,7 +258,14 @@ fn emergency_ask(
 pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validated, OAuthError> {
     let params = params.clone().single()?;
     check_flow(&params, client)?;
-    let scope = scope(&params, client)?;
+    let audience = smart::named_audience(params.get("aud"), params.get("resource"))?;
+    let scope = scope(&params, client, audience.is_some())?;
+    if audience.is_none() && smart::asks_smart(&scope) {
+        return Err(OAuthError::invalid_request(
+            "SMART scopes need aud: the base URL of the FHIR server",
+        ));
+    }
+    let launch = launch_param(&params, &scope)?;
     let code_challenge = code_challenge(&params, client)?;
     let prompt = prompt(&params)?;
     let max_age = params
@@ -536,13 +311,35 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
             code_challenge,
             dpop_jkt: dpop_jkt(&params)?,
             emergency,
+            audience: audience.map(|a| a.as_str().to_owned()),
+            launch: None,
+            patient: None,
         },
         prompt,
         max_age,
         require_mfa,
         login_hint,
         idp_hint,
+        launch,
     })
+}
+
+/// `launch` (SMART EHR launch): sent with the `launch` scope, and only with it.
+fn launch_param(params: &Params, scope: &[String]) -> Result<Option<String>, OAuthError> {
+    let launch = params.get("launch");
+    match (smart::launch::asks_ehr_launch(scope), launch) {
+        (true, None) => Err(OAuthError::invalid_request(
+            "the launch scope needs the launch parameter the EHR gave",
+        )),
+        (false, Some(_)) => Err(OAuthError::new(
+            "invalid_scope",
+            "the launch parameter needs the launch scope",
+        )),
+        (_, launch) if launch.is_some_and(|l| l.len() > 128) => {
+            Err(OAuthError::invalid_request("launch is not valid"))
+        }
+        (_, launch) => Ok(launch.map(str::to_owned)),
+    }
 }
 
 /// The flow asked for is the one offered: the authorization code, answered in the query,
@@ -569,17 +366,27 @@ fn check_flow(params: &Params, client: &clients::ClientRow) -> Result<(), OAuthE
 }
 
 /// The scopes asked for: `openid` among them, each known and allowed to the client.
-fn scope(params: &Params, client: &clients::ClientRow) -> Result<Vec<String>, OAuthError> {
+/// The scopes asked for, each known and allowed to the client (a clinical scope: covered
+/// by one it is registered with). `openid` must be among them, unless the request names
+/// a FHIR server (`smart_app`): a SMART app may ask for clinical scopes alone.
+fn scope(
+    params: &Params,
+    client: &clients::ClientRow,
+    smart_app: bool,
+) -> Result<Vec<String>, OAuthError> {
     let scope = parse_scope(params.require("scope")?)?;
-    if !scope.iter().any(|s| s == "openid") {
+    if !smart_app && !scope.iter().any(|s| s == "openid") {
         return Err(OAuthError::new(
             "invalid_scope",
             "the openid scope is required",
         ));
     }
+    if let Some(e) = scope.iter().find_map(|s| SmartScope::parse(s).err()) {
+        return Err(OAuthError::new("invalid_scope", e.0));
+    }
     if let Some(s) = scope
         .iter()
-        .find(|s| !super::known_scope(s) || !client.allows_scope(s))
+        .find(|s| !known_scope(s) || !client.allows_scope(s))
     {
         return Err(OAuthError::new(
             "invalid_scope",
@@ -676,106 +483,4 @@ fn prompt(params: &Params) -> Result<Prompt, OAuthError> {
         }
     }
     Ok(prompt)
-}
-
-/// The user is signed in with everything the request needs: mint a code and send the
-/// browser back to the client with it (`after_form`: the request was a sign-in form's
-/// submission, see `pages::continue_to`).
-pub async fn issue_code(
-    state: &AppState,
-    ctx: &RequestContext,
-    request: AuthorizeRequest,
-    session: &SsoSession,
-    after_form: bool,
-) -> Result<HttpResponse, AppError> {
-    if !org_admitted(state, ctx, &request.client_id, session).await? {
-        return Ok(message(
-            StatusCode::FORBIDDEN,
-            "This application is not available to you",
-            "The application you came from is not open to users of your organisation, so \
-             Gatehouse has not signed you in to it. If you think you should have access, \
-             ask your administrator.",
-            None,
-        ));
-    }
-    let code = random_token();
-    // DESIGN §15: only a client that asked for emergency access gets it, and only while
-    // the session's window is open.
-    let emergency_id = request
-        .emergency
-        .as_ref()
-        .and(session.open_emergency(state.clock.now().timestamp()))
-        .map(|w| w.id.clone());
-    let data = CodeData {
-        request,
-        user_id: session.user_id.clone(),
-        session_handle: session.handle.clone(),
-        auth_time: session.auth_time,
-        amr: session.amr.clone(),
-        grant_id: new_id(),
-        emergency_id,
-        expires_at: state.clock.now().timestamp()
-            + i64::try_from(state.config.authorization_code_secs).unwrap_or(60),
-    };
-    let raw = serde_json::to_vec(&data).map_err(|e| AppError::Internal(e.to_string()))?;
-    let ttl = Duration::from_secs(state.config.authorization_code_secs);
-    state.ephemeral.set(&code_key(&code), &raw, ttl).await?;
-    state
-        .ephemeral
-        .set(
-            &used_code_key(&code),
-            data.grant_id.as_bytes(),
-            USED_CODE_MEMORY,
-        )
-        .await?;
-    let event = AuditEvent::success(EventType::TokenIssued, ctx)
-        .about(&data.user_id, &session.org_id)
-        .detail("issued", "authorization_code")
-        .detail("client_id", data.request.client_id.as_str());
-    state.audit.record(event).await?;
-    let issuer = super::discovery::issuer(state);
-    let reply = Reply {
-        issuer: &issuer,
-        redirect_uri: &data.request.redirect_uri,
-        state: data.request.state.as_deref(),
-    };
-    if after_form {
-        return Ok(match reply.url(&[("code", &code)]) {
-            Some(url) => continue_to(&url),
-            None => error_page("The application's return address is not valid."),
-        });
-    }
-    Ok(reply.redirect(&[("code", &code)]))
-}
-
-/// Issue 20 item 9: whether the client admits users of the session's organisation.
-/// Checked after sign-in, on every code, so a user of one hospital never gets a code
-/// for another's application; a refusal is recorded and answered with a page (never a
-/// redirect with a code).
-async fn org_admitted(
-    state: &AppState,
-    ctx: &RequestContext,
-    client_id: &str,
-    session: &SsoSession,
-) -> Result<bool, AppError> {
-    let (id, org_id) = (client_id.to_owned(), session.org_id.clone());
-    let (client, org) = state
-        .store
-        .run(move |c| Ok((clients::find(c, &id)?, orgs::find_by_id(c, &org_id)?)))
-        .await?;
-    let admitted = match (client, org) {
-        (Some(client), Some(org)) => client.allows_org(&org.name),
-        _ => false,
-    };
-    if !admitted {
-        tracing::info!(request_id = %ctx.request_id, client_id, user_id = %session.user_id, "client not open to the user's organisation");
-        let event = AuditEvent::new(EventType::TokenIssued, Outcome::Failure)
-            .request(ctx)
-            .about(&session.user_id, &session.org_id)
-            .detail("issued", "authorization_code")
-            .detail("client_id", client_id);
-        let reason = "organisation not allowed for this client";
-        state.audit.record(event.detail("reason", reason)).await?;
-    }
-    Ok(admitted)
 }
