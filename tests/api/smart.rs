@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+mod fhirclient;
 mod fixture;
 
 pub use fixture::FhirFixture;
@@ -193,6 +194,33 @@ impl Smart {
             .unwrap()
     }
 
+    /// Adds `client_id` to the FHIR server's allowed clients, through the admin API.
+    pub async fn open_server_to(&self, client_id: &str) {
+        let path = format!("/admin/api/v1/fhir-servers/{}", self.fhir_server);
+        let server: Value = rp_http()
+            .get(self.app.url(&path))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut clients = server["allowed_clients"].as_array().unwrap().clone();
+        clients.push(json!(client_id));
+        let res = rp_http()
+            .put(self.app.url(&path))
+            .bearer_auth(&self.admin)
+            .json(
+                &json!({"base_url": server["base_url"], "display_name": server["display_name"],
+                          "allowed_scopes": server["allowed_scopes"], "allowed_clients": clients}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
     /// Sets `username`'s FHIR resource on the FHIR server through the admin API.
     pub async fn set_fhir_user(&self, username: &str, reference: &str) {
         let res = self.put_fhir_user(username, reference).await;
@@ -292,6 +320,37 @@ impl Smart {
         let res = browser.get(url).send().await.unwrap();
         assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
         Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
+    }
+
+    /// Where `/authorize` finally sends a signed-in browser, through the patient picker
+    /// when Gatehouse asks for a patient: searched by `name`, `patient` chosen.
+    pub async fn through_picker(
+        &self,
+        browser: &reqwest::Client,
+        url: &str,
+        name: &str,
+        patient: &str,
+    ) -> Url {
+        let res = browser.get(url).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        let picker = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(picker.starts_with("/smart/patient?pick="), "{picker}");
+        let pick = picker.split("pick=").nth(1).unwrap().to_owned();
+        let html = self
+            .app
+            .page(browser, &format!("{picker}&name={name}"))
+            .await;
+        let csrf = crate::helpers::hidden(&html, "csrf");
+        let res = self
+            .app
+            .post_form(
+                browser,
+                "/smart/patient",
+                &[("csrf", &csrf), ("pick", &pick), ("patient", patient)],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        Url::parse(&crate::oidc::continue_link(&res.text().await.unwrap())).unwrap()
     }
 
     /// The app's code exchange (public client, PKCE).
@@ -789,31 +848,7 @@ async fn a_backend_service_signs_with_rs384_or_es384_and_gets_system_scopes_for_
             (400, Some("invalid_target")),
             "{body}"
         );
-        let servers: Value = rp_http()
-            .get(s.app.url("/admin/api/v1/fhir-servers"))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let server = &servers[0];
-        let mut clients = server["allowed_clients"].as_array().unwrap().clone();
-        clients.push(json!(service.client_id));
-        let res = rp_http()
-            .put(s.app.url(&format!(
-                "/admin/api/v1/fhir-servers/{}",
-                server["id"].as_str().unwrap()
-            )))
-            .bearer_auth(&s.admin)
-            .json(&json!({"base_url": FHIR, "display_name": "St Mary's FHIR",
-                          "allowed_scopes": server["allowed_scopes"],
-                          "allowed_clients": clients}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        s.open_server_to(&service.client_id).await;
 
         let (status, body) = backend_token(
             &s,
