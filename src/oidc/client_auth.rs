@@ -31,6 +31,8 @@ enum Presented {
     Public {
         client_id: String,
     },
+    /// Nothing: no credentials and no `client_id`.
+    Nothing,
 }
 
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
@@ -117,10 +119,48 @@ fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, OAuthError
     }
     match form_id {
         Some(client_id) => Ok(Presented::Public { client_id }),
-        None => Err(OAuthError::invalid_client(
-            "client authentication is required",
-        )),
+        None => Ok(Presented::Nothing),
     }
+}
+
+/// The public client a refresh request without `client_id` is for: the client of the
+/// refresh token's grant, spent or not (a replay must still reach the grant, to end its
+/// family), when that client is public. A public client has no secret to present: its
+/// refresh token is its credential either way (RFC 6749 §6 asks authentication of
+/// confidential clients only), and SMART's JavaScript client refreshes so by default.
+pub async fn refreshing_public_client(
+    state: &AppState,
+    params: &Params,
+) -> Result<Option<ClientRow>, OAuthError> {
+    if params.get("grant_type") != Some(super::clients::GRANT_REFRESH) {
+        return Ok(None);
+    }
+    let Some(token) = params.get("refresh_token").filter(|t| t.len() <= 64) else {
+        return Ok(None);
+    };
+    let hash = token_hash(token);
+    let client_id = state
+        .store
+        .run(move |c| crate::store::grants::refresh_token_client(c, &hash))
+        .await?;
+    Ok(match client_id {
+        Some(id) => find(state, &id).await?.filter(ClientRow::is_public),
+        None => None,
+    })
+}
+
+/// The client a token-endpoint request is from, for CORS: the one it names, or the
+/// public client a refresh without `client_id` is for.
+pub async fn cors_client_id(state: &AppState, req: &HttpRequest, body: &[u8]) -> Option<String> {
+    if let Some(id) = claimed_client_id(req, body) {
+        return Some(id);
+    }
+    let params = Params::parse(body).ok()?;
+    refreshing_public_client(state, &params)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.client_id)
 }
 
 /// The client `client_id` names, from the short-lived cache when it is there.
@@ -218,5 +258,8 @@ async fn authenticate_once(
             client_id,
             assertion,
         } => super::client_assertion::verify(state, client_id, &assertion).await,
+        Presented::Nothing => refreshing_public_client(state, params)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("client authentication is required")),
     }
 }

@@ -48,7 +48,7 @@ async fn with_client_cors(
     if !req.headers().contains_key(actix_web::http::header::ORIGIN) {
         return res;
     }
-    let claimed = client_auth::claimed_client_id(req, body);
+    let claimed = client_auth::cors_client_id(state, req, body).await;
     let whose = match &claimed {
         Some(id) => cors::Whose::Client(id),
         None => cors::Whose::Nobody,

@@ -438,6 +438,19 @@ impl diesel::query_builder::Query for SpendAndReplace<'_> {
 
 impl RunQueryDsl<diesel::PgConnection> for SpendAndReplace<'_> {}
 
+/// The client of the grant a refresh token belongs to, spent or not.
+pub fn refresh_token_client(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(refresh_tokens::table
+        .inner_join(oidc_grants::table)
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(oidc_grants::client_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// The grant of an unused, unexpired refresh token (introspection and revocation).
 pub fn refresh_grant(
     conn: &mut DbConnection,

@@ -17,6 +17,7 @@ use url::Url;
 
 mod fhirclient;
 mod fixture;
+mod javascript;
 
 pub use fixture::FhirFixture;
 
@@ -1293,4 +1294,90 @@ async fn a_user_without_a_fhir_identity_cannot_reach_the_patient_picker() {
             .searches
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_public_app_refreshes_without_naming_itself_and_a_confidential_client_may_not() {
+    let s = Smart::new().await;
+    let (browser, _) = s.ehr_session("pat").await;
+    let back = s
+        .authorize(
+            &browser,
+            &s.authorize_url(
+                "launch/patient openid patient/*.rs offline_access",
+                &[("aud", FHIR)],
+            ),
+        )
+        .await;
+    let tokens = s.exchange(&query(&back)["code"]).await;
+    let first = tokens["refresh_token"].as_str().unwrap();
+    let refresh = |token: &str| {
+        rp_http()
+            .post(s.app.url("/token"))
+            .header("Origin", "https://rp.example.org")
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+            .send()
+    };
+    // SMART's JavaScript client sends no client_id with a refresh: the token names its
+    // (public) client, and the browser may read the answer.
+    let res = refresh(first).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://rp.example.org"
+    );
+    let refreshed: Value = res.json().await.unwrap();
+    assert_eq!(refreshed["patient"], "p-42");
+    // The spent token again: a replay, which ends the family.
+    let res = refresh(first).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = refresh(refreshed["refresh_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "the family ended with the replay");
+    // A made-up token names no client.
+    assert_eq!(refresh("made-up").await.unwrap().status(), 401);
+
+    // A confidential client's refresh token still needs the client's credentials.
+    let ehr_browser = s.app.new_client();
+    let ehr = register_client(
+        &s.app,
+        ClientSpec {
+            scopes: ["openid", "offline_access"].map(String::from).to_vec(),
+            ..ClientSpec::new("Confidential", &[EHR_REDIRECT])
+        },
+    )
+    .await;
+    let mut url = Url::parse(&s.app.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &ehr.client_id)
+        .append_pair("redirect_uri", EHR_REDIRECT)
+        .append_pair("scope", "openid offline_access");
+    let back = browse_authorize(
+        &s.app,
+        &ehr_browser,
+        url.as_str(),
+        "drsmith",
+        "Correct-Horse-Battery-9",
+    )
+    .await;
+    let tokens: Value = rp_http()
+        .post(s.app.url("/token"))
+        .basic_auth(&ehr.client_id, Some(secret(&ehr)))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &query(&back)["code"]),
+            ("redirect_uri", EHR_REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = refresh(tokens["refresh_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
 }

@@ -33,11 +33,26 @@ use crate::{
     oidc_clients::{PASSWORD, public_spec},
 };
 
-/// The app's sources and `package.json`; npm installs into `node_modules/` here.
+/// A browser library from npm, pinned in a test folder's `package.json` and lock file.
+pub(crate) struct NpmLibrary {
+    /// The folder with `package.json`; npm installs into `node_modules/` there.
+    pub dir: &'static str,
+    pub name: &'static str,
+    /// The bundle for `<script>`, under `dir`.
+    pub bundle: &'static str,
+    /// More `npm ci` arguments (`--omit=optional`).
+    pub npm_args: &'static [&'static str],
+}
+
+/// The app's sources and `package.json`.
 const SPA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/spa");
-const LIBRARY: &str = "oidc-client-ts";
-/// The bundle for `<script>`: one file, defining the global `oidc`.
-const BUNDLE: &str = "node_modules/oidc-client-ts/dist/browser/oidc-client-ts.min.js";
+const SPA_LIBRARY: NpmLibrary = NpmLibrary {
+    dir: SPA_DIR,
+    name: "oidc-client-ts",
+    // One file, defining the global `oidc`.
+    bundle: "node_modules/oidc-client-ts/dist/browser/oidc-client-ts.min.js",
+    npm_args: &[],
+};
 /// Sign-in, the code exchange and userinfo, on a busy 2-core CI machine.
 const FLOW: Duration = Duration::from_secs(30);
 
@@ -46,79 +61,90 @@ fn gate() -> Result<(), String> {
     if !Browser::enabled() {
         return Err("GATEHOUSE_TEST_BROWSER not set".into());
     }
-    library_installed()
+    SPA_LIBRARY.installed()
 }
 
-/// The version `package.json` pins (exactly: no range).
-fn pinned_version(dir: &Path) -> String {
-    let path = dir.join("package.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("spa: reading {}: {e}", path.display()));
-    let manifest: Value = serde_json::from_str(&text).expect("spa: package.json is JSON");
-    let version = manifest["dependencies"][LIBRARY]
-        .as_str()
-        .unwrap_or_else(|| panic!("spa: package.json names no {LIBRARY}"));
-    assert!(
-        version.chars().all(|c| c.is_ascii_digit() || c == '.'),
-        "spa: package.json must pin {LIBRARY} to an exact version, not {version:?}"
-    );
-    version.to_owned()
-}
-
-fn installed_version(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("node_modules").join(LIBRARY).join("package.json"))
-        .ok()?;
-    let manifest: Value = serde_json::from_str(&text).ok()?;
-    manifest["version"].as_str().map(str::to_owned)
-}
-
-/// Makes sure the pinned library is in `node_modules` (`npm ci` from the lock file when
-/// it is not). `Err`: npm is not there, so the test is skipped; an install that fails
-/// is a panic.
-fn library_installed() -> Result<(), String> {
-    // Both tests may get here at once; one `npm ci` at a time.
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = Path::new(SPA_DIR);
-    let pinned = pinned_version(dir);
-    if installed_version(dir).as_deref() == Some(pinned.as_str()) && dir.join(BUNDLE).is_file() {
-        return Ok(());
+impl NpmLibrary {
+    /// The version `package.json` pins (exactly: no range).
+    fn pinned_version(&self) -> String {
+        let path = Path::new(self.dir).join("package.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: reading {}: {e}", self.name, path.display()));
+        let manifest: Value = serde_json::from_str(&text).expect("package.json is JSON");
+        let version = manifest["dependencies"][self.name]
+            .as_str()
+            .unwrap_or_else(|| panic!("package.json names no {}", self.name));
+        assert!(
+            version.chars().all(|c| c.is_ascii_digit() || c == '.'),
+            "package.json must pin {} to an exact version, not {version:?}",
+            self.name
+        );
+        version.to_owned()
     }
-    if Command::new("npm").arg("--version").output().is_err() {
-        return Err(format!(
-            "npm not found, and {LIBRARY} is not installed in {SPA_DIR}/node_modules \
-             (apt-get install nodejs npm, or npm ci --prefix tests/api/spa)"
-        ));
+
+    fn installed_version(&self) -> Option<String> {
+        let path = Path::new(self.dir)
+            .join("node_modules")
+            .join(self.name)
+            .join("package.json");
+        let manifest: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        manifest["version"].as_str().map(str::to_owned)
     }
-    // --ignore-scripts: nothing from the registry runs on this machine.
-    let out = Command::new("npm")
-        .args([
-            "ci",
-            "--no-audit",
-            "--no-fund",
-            "--ignore-scripts",
-            "--prefix",
-        ])
-        .arg(dir)
-        .output()
-        .expect("spa: running npm");
-    assert!(
-        out.status.success(),
-        "spa: `npm ci --prefix {SPA_DIR}` failed ({}), so {LIBRARY} {pinned} cannot be \
-         tested; GATEHOUSE_TEST_BROWSER is set, so this is a failure:\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        installed_version(dir).as_deref(),
-        Some(pinned.as_str()),
-        "spa: npm ci installed another {LIBRARY} than package.json pins"
-    );
-    Ok(())
+
+    /// Makes sure the pinned library is in `node_modules` (`npm ci` from the lock file
+    /// when it is not). `Err`: npm is not there, so the test is skipped; an install that
+    /// fails is a panic.
+    pub(crate) fn installed(&self) -> Result<(), String> {
+        // Tests may get here at once; one `npm ci` at a time.
+        static INSTALL: Mutex<()> = Mutex::new(());
+        let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+        let (dir, name) = (Path::new(self.dir), self.name);
+        let pinned = self.pinned_version();
+        if self.installed_version().as_deref() == Some(pinned.as_str())
+            && dir.join(self.bundle).is_file()
+        {
+            return Ok(());
+        }
+        if Command::new("npm").arg("--version").output().is_err() {
+            return Err(format!(
+                "npm not found, and {name} is not installed in {}/node_modules \
+                 (apt-get install nodejs npm, or npm ci --prefix {})",
+                self.dir, self.dir
+            ));
+        }
+        // --ignore-scripts: nothing from the registry runs on this machine.
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+            .args(self.npm_args)
+            .arg("--prefix")
+            .arg(dir)
+            .output()
+            .expect("running npm");
+        assert!(
+            out.status.success(),
+            "`npm ci --prefix {}` failed ({}), so {name} {pinned} cannot be tested; \
+             GATEHOUSE_TEST_BROWSER is set, so this is a failure:\n{}{}",
+            self.dir,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            self.installed_version().as_deref(),
+            Some(pinned.as_str()),
+            "npm ci installed another {name} than package.json pins"
+        );
+        Ok(())
+    }
+
+    /// The bundle's bytes.
+    pub(crate) fn bundle_bytes(&self) -> Vec<u8> {
+        let path = Path::new(self.dir).join(self.bundle);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
 }
 
-type Files = Arc<HashMap<&'static str, (&'static str, Vec<u8>)>>;
+pub(crate) type Files = Arc<HashMap<&'static str, (&'static str, Vec<u8>)>>;
 
 /// The app's files: the page (also at `/callback.html`, as an SPA's host serves its one
 /// page for its routes), the app, the library, and `config.js` naming Gatehouse and the
@@ -137,7 +163,7 @@ fn app_files(app: &TestApp, client_id: &str) -> Files {
     files.insert("/", (HTML, page.clone()));
     files.insert("/callback.html", (HTML, page));
     files.insert("/app.js", (JS, read("app.js")));
-    files.insert("/oidc-client-ts.min.js", (JS, read(BUNDLE)));
+    files.insert("/oidc-client-ts.min.js", (JS, SPA_LIBRARY.bundle_bytes()));
     files.insert(
         "/config.js",
         (JS, format!("window.SPA_CONFIG = {config};\n").into_bytes()),
@@ -146,7 +172,7 @@ fn app_files(app: &TestApp, client_id: &str) -> Files {
 }
 
 /// A loopback listener whose origin is the app's.
-async fn app_listener() -> (TcpListener, String) {
+pub(crate) async fn app_listener() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("spa: bind");
     let origin = format!("http://{}", listener.local_addr().unwrap());
     (listener, origin)
@@ -154,7 +180,7 @@ async fn app_listener() -> (TcpListener, String) {
 
 /// Serves `files` on `listener` (GET only, one request per connection) until the test
 /// ends.
-fn serve(listener: TcpListener, files: Files) {
+pub(crate) fn serve(listener: TcpListener, files: Files) {
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
             let files = files.clone();
