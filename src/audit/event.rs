@@ -109,6 +109,12 @@ pub enum EventType {
     /// An EHR registered a SMART launch context for a user (`POST /smart/launch`):
     /// `details.client_id` (the app to launch), `details.launched_by` (the EHR).
     SmartLaunchCreated,
+    /// A person allowed an app that asks for consent (some of) what it asked for:
+    /// `details.client_id`, `details.scope` (allowed), `details.withheld`.
+    ConsentGiven,
+    /// A person withdrew their consent to an app on the account page, ending its
+    /// tokens for them: `details.client_id`.
+    ConsentWithdrawn,
 }
 
 impl EventType {
@@ -159,6 +165,8 @@ impl EventType {
         Self::FhirUserSet,
         Self::FhirUserCleared,
         Self::SmartLaunchCreated,
+        Self::ConsentGiven,
+        Self::ConsentWithdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -209,6 +217,8 @@ impl EventType {
             Self::FhirUserSet => "fhir_user.set",
             Self::FhirUserCleared => "fhir_user.cleared",
             Self::SmartLaunchCreated => "smart.launch_created",
+            Self::ConsentGiven => "consent.given",
+            Self::ConsentWithdrawn => "consent.withdrawn",
         }
     }
 }

@@ -69,6 +69,9 @@ pub enum ClientCommand {
         /// The FAPI 2.0 security profile: PAR and DPoP required, private_key_jwt, PKCE.
         #[arg(long)]
         fapi2: bool,
+        /// Ask each user which of the requested scopes it may have (a patient-facing app).
+        #[arg(long)]
+        ask_consent: bool,
         #[arg(long)]
         json: bool,
     },
@@ -128,6 +131,8 @@ pub enum ClientCommand {
         require_dpop: Option<bool>,
         #[arg(long)]
         fapi2: Option<bool>,
+        #[arg(long)]
+        ask_consent: Option<bool>,
         #[arg(long)]
         json: bool,
     },
@@ -204,6 +209,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         require_par,
         require_dpop,
         fapi2,
+        ask_consent,
         json,
     } = command
     else {
@@ -227,6 +233,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         require_par,
         require_dpop,
         fapi2,
+        ask_consent,
     };
     let op = Operator::open(config).await?;
     let registered = service::register(op.by(), spec.clone())
@@ -283,6 +290,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         require_par,
         require_dpop,
         fapi2,
+        ask_consent,
         json,
     } = command
     else {
@@ -308,6 +316,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         require_par,
         require_dpop,
         fapi2,
+        ask_consent,
     };
     let op = Operator::open(config).await?;
     let (row, secret) = service::update(op.by(), &client_id, change)
@@ -375,5 +384,6 @@ async fn show(config: Config, client_id: &str, json: bool) -> Result<(), String>
         view.require_pushed_authorization_requests
     );
     println!("require_dpop:  {}", view.dpop_bound_access_tokens);
+    println!("ask_consent:   {}", view.ask_consent);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Pure types and rules, no I/O. Input becomes one of these at the edge; past that
 //! point the type proves the check was done.
 
+pub mod consent;
 mod display_name;
 mod email;
 mod emergency;

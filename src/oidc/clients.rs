@@ -60,6 +60,9 @@ pub struct ClientSpec {
     /// Held to the FAPI 2.0 security profile: PAR and DPoP required, `private_key_jwt`,
     /// PKCE S256; implies the two above.
     pub fapi2: bool,
+    /// Its users are asked which of the scopes it requests it may have (a patient-facing
+    /// app); otherwise the registration is the consent (DESIGN §18).
+    pub ask_consent: bool,
 }
 
 impl ClientSpec {
@@ -81,6 +84,7 @@ impl ClientSpec {
             require_par: false,
             require_dpop: false,
             fapi2: false,
+            ask_consent: false,
         }
     }
 }
@@ -135,6 +139,7 @@ struct Checked {
     require_par: bool,
     require_dpop: bool,
     fapi2: bool,
+    ask_consent: bool,
 }
 
 impl Checked {
@@ -160,6 +165,7 @@ impl Checked {
             require_par: self.require_par,
             require_dpop: self.require_dpop,
             fapi2: self.fapi2,
+            ask_consent: self.ask_consent,
         }
     }
 }
@@ -346,6 +352,7 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         require_par: spec.require_par || spec.fapi2,
         require_dpop: spec.require_dpop || spec.fapi2,
         fapi2: spec.fapi2,
+        ask_consent: spec.ask_consent,
     })
 }
 
@@ -447,6 +454,7 @@ pub async fn register(
         require_par: settings.require_par,
         require_dpop: settings.require_dpop,
         fapi2: settings.fapi2,
+        ask_consent: settings.ask_consent,
     };
     store.run(move |c| clients::insert(c, &row)).await?;
     Ok(Registered {
@@ -583,6 +591,7 @@ impl ClientRow {
             require_par: self.require_par,
             require_dpop: self.require_dpop,
             fapi2: self.fapi2,
+            ask_consent: self.ask_consent,
         }
     }
 

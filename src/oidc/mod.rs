@@ -11,10 +11,12 @@ pub mod client_assertion;
 pub mod client_auth;
 pub mod client_cache;
 pub mod clients;
+pub mod consent;
 pub mod cors;
 pub mod discovery;
 pub mod dpop;
 pub mod grant;
+pub mod held;
 pub mod jwt;
 pub mod logout;
 pub mod par;
@@ -69,6 +71,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::method(Method::OPTIONS).to(cors::preflight)),
     )
     .service(token::introspect)
+    .service(consent::consent_page)
+    .service(consent::answer)
     .configure(smart::routes);
 }
 

@@ -35,6 +35,8 @@ pub struct ClientRow {
     pub require_dpop: bool,
     /// Held to the FAPI 2.0 security profile: PAR, DPoP, private_key_jwt, PKCE S256.
     pub fapi2: bool,
+    /// Its users are asked which scopes it may have (issue 30: patient-facing apps).
+    pub ask_consent: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, client: &ClientRow) -> Result<(), StoreError> {
@@ -88,6 +90,7 @@ pub struct ClientSettings {
     pub require_par: bool,
     pub require_dpop: bool,
     pub fapi2: bool,
+    pub ask_consent: bool,
 }
 
 pub fn update(

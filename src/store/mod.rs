@@ -5,6 +5,7 @@
 //! workers that answer `/healthz` and the sign-in page.
 
 pub mod clients;
+pub mod consents;
 pub mod emergency;
 pub mod fhir_servers;
 pub mod grants;

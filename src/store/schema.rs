@@ -195,8 +195,22 @@ diesel::table! {
         require_par -> Bool,
         require_dpop -> Bool,
         fapi2 -> Bool,
+        ask_consent -> Bool,
     }
 }
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        asked -> Text,
+        granted -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(consents -> oidc_clients (client_id));
+diesel::allow_tables_to_appear_in_same_query!(consents, oidc_clients);
 
 diesel::table! {
     oidc_grants (id) {

@@ -41,6 +41,7 @@ pub fn client(id: &str) -> ClientRow {
         require_par: false,
         require_dpop: false,
         fapi2: false,
+        ask_consent: false,
     }
 }
 

@@ -51,6 +51,8 @@ pub struct ClientView {
     pub dpop_bound_access_tokens: bool,
     /// Held to the FAPI 2.0 security profile (PAR, DPoP, private_key_jwt, PKCE S256).
     pub fapi2: bool,
+    /// Its users are asked which of the requested scopes it may have.
+    pub ask_consent: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -78,6 +80,7 @@ pub fn client_view(row: &ClientRow) -> ClientView {
         require_pushed_authorization_requests: row.require_par,
         dpop_bound_access_tokens: row.require_dpop,
         fapi2: row.fapi2,
+        ask_consent: row.ask_consent,
         created_at: row.created_at.and_utc(),
     }
 }
@@ -135,6 +138,10 @@ pub struct NewClientBody {
     /// S256. Default false.
     #[serde(default)]
     pub fapi2: bool,
+    /// Ask each user which of the requested scopes the client may have (a patient-facing
+    /// app). Default false: the registration is the consent.
+    #[serde(default)]
+    pub ask_consent: bool,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients",
@@ -178,6 +185,7 @@ pub async fn create_client(body: web::Bytes, api: AdminRequest) -> Result<HttpRe
         require_par: body.require_pushed_authorization_requests,
         require_dpop: body.dpop_bound_access_tokens,
         fapi2: body.fapi2,
+        ask_consent: body.ask_consent,
     };
     let registered = service::register(api.by(), spec).await?;
     let row = service::find(&api.state, &api.who, &registered.client_id).await?;
@@ -221,6 +229,7 @@ pub struct ClientUpdateBody {
     pub require_pushed_authorization_requests: Option<bool>,
     pub dpop_bound_access_tokens: Option<bool>,
     pub fapi2: Option<bool>,
+    pub ask_consent: Option<bool>,
 }
 
 /// A field that may be sent as null: `Some(None)` for null, `None` when left out.
@@ -250,6 +259,7 @@ impl From<ClientUpdateBody> for ClientChange {
             require_par: body.require_pushed_authorization_requests,
             require_dpop: body.dpop_bound_access_tokens,
             fapi2: body.fapi2,
+            ask_consent: body.ask_consent,
         }
     }
 }

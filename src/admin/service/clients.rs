@@ -79,6 +79,7 @@ pub struct ClientChange {
     pub require_par: Option<bool>,
     pub require_dpop: Option<bool>,
     pub fapi2: Option<bool>,
+    pub ask_consent: Option<bool>,
 }
 
 impl ClientChange {
@@ -118,6 +119,7 @@ impl ClientChange {
         set(&mut spec.require_par, self.require_par);
         set(&mut spec.require_dpop, self.require_dpop);
         set(&mut spec.fapi2, self.fapi2);
+        set(&mut spec.ask_consent, self.ask_consent);
     }
 }
 

@@ -303,11 +303,11 @@ impl AnswerSignIn for IssueCode {
 pub async fn issue_code(
     state: &AppState,
     ctx: &RequestContext,
-    request: AuthorizeRequest,
+    mut request: AuthorizeRequest,
     session: &SsoSession,
     after_form: bool,
 ) -> Result<HttpResponse, AppError> {
-    if !org_admitted(state, ctx, &request.client_id, session).await? {
+    let Some(client) = org_admitted(state, ctx, &request.client_id, session).await? else {
         return Ok(message(
             StatusCode::FORBIDDEN,
             "This application is not available to you",
@@ -316,6 +316,18 @@ pub async fn issue_code(
              ask your administrator.",
             None,
         ));
+    };
+    // DESIGN §18: an app that must ask gets what the person allowed, once they have.
+    match super::consent::decided(state, &client, &session.user_id, &request.scope).await? {
+        Some(allowed) => request.scope = allowed,
+        None => {
+            let path = super::consent::ask(state, request, session).await?;
+            return Ok(if after_form {
+                continue_to(&path)
+            } else {
+                see_other(&path)
+            });
+        }
     }
     let issuer = super::discovery::issuer(state);
     let smart = match &request.audience {
@@ -334,13 +346,7 @@ pub async fn issue_code(
                     });
                 }
                 Granted::Refused(why) => {
-                    let reply = Reply {
-                        issuer: &issuer,
-                        redirect_uri: &request.redirect_uri,
-                        state: request.state.as_deref(),
-                    };
-                    let pairs = [("error", "access_denied"), ("error_description", why)];
-                    return Ok(reply.answer(&pairs, after_form));
+                    return Ok(refuse(state, &request, "access_denied", why, after_form));
                 }
             }
         }
@@ -389,7 +395,28 @@ pub async fn issue_code(
     Ok(reply.answer(&[("code", &code)], after_form))
 }
 
-/// Issue 20 item 9: whether the client admits users of the session's organisation.
+/// Sends the browser back to the client of a genuine `request` with `error` (after a
+/// form's submission when `after_form`).
+pub fn refuse(
+    state: &AppState,
+    request: &AuthorizeRequest,
+    error: &str,
+    description: &str,
+    after_form: bool,
+) -> HttpResponse {
+    let issuer = super::discovery::issuer(state);
+    let reply = Reply {
+        issuer: &issuer,
+        redirect_uri: &request.redirect_uri,
+        state: request.state.as_deref(),
+    };
+    reply.answer(
+        &[("error", error), ("error_description", description)],
+        after_form,
+    )
+}
+
+/// Issue 20 item 9: the client, if it admits users of the session's organisation.
 /// Checked after sign-in, on every code, so a user of one hospital never gets a code
 /// for another's application; a refusal is recorded and answered with a page (never a
 /// redirect with a code).
@@ -398,17 +425,17 @@ async fn org_admitted(
     ctx: &RequestContext,
     client_id: &str,
     session: &SsoSession,
-) -> Result<bool, AppError> {
+) -> Result<Option<clients::ClientRow>, AppError> {
     let (id, org_id) = (client_id.to_owned(), session.org_id.clone());
     let (client, org) = state
         .store
         .run(move |c| Ok((clients::find(c, &id)?, orgs::find_by_id(c, &org_id)?)))
         .await?;
     let admitted = match (client, org) {
-        (Some(client), Some(org)) => client.allows_org(&org.name),
-        _ => false,
+        (Some(client), Some(org)) => Some(client).filter(|c| c.allows_org(&org.name)),
+        _ => None,
     };
-    if !admitted {
+    if admitted.is_none() {
         tracing::info!(request_id = %ctx.request_id, client_id, user_id = %session.user_id, "client not open to the user's organisation");
         let event = AuditEvent::new(EventType::TokenIssued, Outcome::Failure)
             .request(ctx)

@@ -23,11 +23,12 @@ use serde_json::Value;
 
 use crate::{
     auth::upstream::fetch::Fetcher,
-    auth::{random_token, session::SsoSession, token_hash},
+    auth::{random_token, session::SsoSession},
     domain::FhirId,
     oidc::{
         authorize::{AuthorizeRequest, issue_code},
         discovery::issuer,
+        held,
         jwt::{ACCESS_TOKEN_TYPE, AccessClaims},
     },
     pages::account::{signed_in, signed_in_form},
@@ -53,21 +54,13 @@ const SEARCH_TOKEN_SECS: i64 = 60;
 #[derive(Debug, Serialize, Deserialize)]
 struct Pending {
     request: AuthorizeRequest,
-    user_id: String,
-    session_handle: String,
     /// The patients the last search showed: the only ones that can be chosen.
     #[serde(default)]
     offered: Vec<String>,
 }
 
-fn pick_key(pick: &str) -> String {
-    format!("smart-pick:{}", token_hash(pick))
-}
-
-async fn keep(state: &AppState, pick: &str, pending: &Pending) -> Result<(), AppError> {
-    let raw = serde_json::to_vec(pending).map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(state.ephemeral.set(&pick_key(pick), &raw, PICK_TTL).await?)
-}
+/// What picks are held under in the ephemeral store.
+const HELD: &str = "smart-pick";
 
 /// Keeps `request` for the user of `session` to choose its patient; the path of the
 /// picker page.
@@ -76,35 +69,12 @@ pub async fn start(
     request: AuthorizeRequest,
     session: &SsoSession,
 ) -> Result<String, AppError> {
-    let pick = random_token();
     let pending = Pending {
         request,
-        user_id: session.user_id.clone(),
-        session_handle: session.handle.clone(),
         offered: Vec::new(),
     };
-    keep(state, &pick, &pending).await?;
+    let pick = held::hold(state, HELD, &pending, session, PICK_TTL).await?;
     Ok(format!("/smart/patient?pick={pick}"))
-}
-
-/// The pending pick `pick` names, if it is the signed-in user's, from the same session.
-async fn pending_for(
-    state: &AppState,
-    pick: &str,
-    session: &SsoSession,
-) -> Result<Option<Pending>, AppError> {
-    if pick.is_empty() || pick.len() > 64 {
-        return Ok(None);
-    }
-    let Some(raw) = state.ephemeral.get(&pick_key(pick)).await? else {
-        return Ok(None);
-    };
-    let pending: Pending =
-        serde_json::from_slice(&raw).map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(
-        (pending.user_id == session.user_id && pending.session_handle == session.handle)
-            .then_some(pending),
-    )
 }
 
 fn gone() -> HttpResponse {
@@ -153,7 +123,8 @@ pub async fn picker_page(query: Query<PickQuery>, Visit { state, req, .. }: Visi
     let Some((session, _)) = signed_in(&state, &req).await? else {
         return Ok(gone());
     };
-    let Some(mut pending) = pending_for(&state, &query.pick, &session).await? else {
+    let Some(mut pending) = held::find::<Pending>(&state, HELD, &query.pick, &session).await?
+    else {
         return Ok(gone());
     };
     let audience = pending.request.audience.clone().unwrap_or_default();
@@ -182,7 +153,7 @@ pub async fn picker_page(query: Query<PickQuery>, Visit { state, req, .. }: Visi
             }
         }
         pending.offered = patients.iter().map(|p| p.id.clone()).collect();
-        keep(&state, &query.pick, &pending).await?;
+        held::keep(&state, HELD, &query.pick, &pending, &session, PICK_TTL).await?;
     }
     let page = PickerPage {
         app: &app,
@@ -214,7 +185,7 @@ pub async fn choose(form: Form<ChooseForm>, Visit { state, req, ctx }: Visit) ->
     let Some((session, _)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(gone());
     };
-    let Some(pending) = pending_for(&state, &form.pick, &session).await? else {
+    let Some(pending) = held::find::<Pending>(&state, HELD, &form.pick, &session).await? else {
         return Ok(gone());
     };
     if !pending.offered.contains(&form.patient) {
@@ -223,7 +194,10 @@ pub async fn choose(form: Form<ChooseForm>, Visit { state, req, ctx }: Visit) ->
         )));
     }
     // Taken once: a second submission finds nothing.
-    if state.ephemeral.take(&pick_key(&form.pick)).await?.is_none() {
+    if held::take::<Pending>(&state, HELD, &form.pick, &session)
+        .await?
+        .is_none()
+    {
         return Ok(gone());
     }
     let mut request = pending.request;

@@ -55,7 +55,8 @@ impl AnswerSignIn for ToAccountPage {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(account_page)
         .service(account_password)
-        .service(end_session);
+        .service(end_session)
+        .service(withdraw_consent);
     second_factor::routes(cfg);
     passkeys::routes(cfg);
     emergency::routes(cfg);
@@ -87,6 +88,16 @@ struct AccountPage<'a> {
     designated: bool,
     /// This session's open emergency window: until when, and why.
     emergency: Option<(String, String)>,
+    /// The apps the user allowed when asked (DESIGN §18): client id, name, since when,
+    /// and what they may do.
+    consents: Vec<ConsentView>,
+}
+
+struct ConsentView {
+    client_id: String,
+    app: String,
+    since: String,
+    allowed: Vec<String>,
 }
 
 fn when(secs: i64) -> String {
@@ -111,6 +122,23 @@ async fn render_account(
     let mfa = crate::auth::totp::is_enrolled(state, &user.id).await?;
     let passkeys = crate::auth::passkey::list(state, &user.id).await?.len();
     let designated = crate::auth::emergency::is_designated(state, &user.id).await?;
+    let user_id = user.id.clone();
+    let consents = state
+        .store
+        .run(move |c| crate::store::consents::of_user(c, &user_id))
+        .await?
+        .into_iter()
+        .map(|(row, app)| ConsentView {
+            allowed: row
+                .granted()
+                .iter()
+                .map(|s| crate::domain::consent::plain_words(s))
+                .collect(),
+            since: row.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            client_id: row.client_id,
+            app,
+        })
+        .collect();
     let emergency = current
         .open_emergency(state.clock.now().timestamp())
         .map(|w| (when(w.expires_at), w.reason.clone()));
@@ -139,6 +167,7 @@ async fn render_account(
             passkeys,
             designated,
             emergency,
+            consents,
         },
         status,
     ))
@@ -180,6 +209,7 @@ struct AccountQuery {
     changed: Option<String>,
     totp_removed: Option<String>,
     emergency: Option<String>,
+    withdrawn: Option<String>,
 }
 
 #[get("/account")]
@@ -195,6 +225,8 @@ async fn account_page(query: Query<AccountQuery>, Visit { state, req, .. }: Visi
         Some("Emergency access is open. Support and your privacy officer have been told.")
     } else if query.emergency.as_deref() == Some("ended") {
         Some("Emergency access has ended.")
+    } else if query.withdrawn.is_some() {
+        Some("The app's access was withdrawn. It will ask again if you use it.")
     } else {
         None
     };
@@ -290,6 +322,40 @@ async fn end_session(form: Form<EndSessionForm>, Visit { state, req, ctx }: Visi
         return Ok(signed_out());
     }
     Ok(see_other("/account"))
+}
+
+#[derive(Deserialize)]
+struct WithdrawForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    client: String,
+}
+
+/// Withdraws the consent given to an app (DESIGN §18): it is asked again next time, and
+/// its tokens for the user end now.
+#[post("/account/consents/withdraw")]
+async fn withdraw_consent(form: Form<WithdrawForm>, Visit { state, req, ctx }: Visit) -> Answer {
+    let Some((_, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
+        return Ok(see_other("/account"));
+    };
+    let (user_id, client_id, now) = (
+        user.id.clone(),
+        form.client.clone(),
+        state.clock.now().naive_utc(),
+    );
+    let withdrawn = state
+        .store
+        .transaction(move |c| crate::store::consents::withdraw(c, &user_id, &client_id, now))
+        .await?;
+    if !withdrawn {
+        return Err(PageError(AppError::BadRequest("Unknown app.".into())));
+    }
+    let event = crate::audit::AuditEvent::success(crate::audit::EventType::ConsentWithdrawn, &ctx)
+        .about(&user.id, &user.org_id)
+        .detail("client_id", form.client.as_str());
+    state.audit.record(event).await?;
+    Ok(see_other("/account?withdrawn=1"))
 }
 
 /// The signed-in user behind a state-changing account form: same origin, a live
