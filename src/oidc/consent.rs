@@ -203,5 +203,7 @@ pub async fn answer(body: web::Bytes, Visit { state, req, ctx }: Visit) -> Answe
         .await?;
     state.audit.record(event).await?;
     request.scope = granted;
+    // Answered: `prompt=consent` is satisfied.
+    request.prompt_consent = false;
     Ok(issue_code(&state, &ctx, request, &session, true).await?)
 }

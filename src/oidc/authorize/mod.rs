@@ -81,6 +81,13 @@ pub struct AuthorizeRequest {
     /// `launch/patient`, `smart::picker`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<String>,
+    /// `prompt=consent`: a client that asks for consent asks again, whatever was
+    /// remembered (DESIGN §18).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prompt_consent: bool,
+    /// `prompt=none`: no page may be shown, a question included.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prompt_none: bool,
 }
 
 /// What a code stands for, kept in the ephemeral store under the code's hash.
@@ -318,8 +325,17 @@ pub async fn issue_code(
         ));
     };
     // DESIGN §18: an app that must ask gets what the person allowed, once they have.
-    match super::consent::decided(state, &client, &session.user_id, &request.scope).await? {
+    let remembered = if request.prompt_consent && client.ask_consent {
+        None
+    } else {
+        super::consent::decided(state, &client, &session.user_id, &request.scope).await?
+    };
+    match remembered {
         Some(allowed) => request.scope = allowed,
+        None if request.prompt_none => {
+            let why = "the user has not allowed this app yet";
+            return Ok(refuse(state, &request, "consent_required", why, after_form));
+        }
         None => {
             let path = super::consent::ask(state, request, session).await?;
             return Ok(if after_form {

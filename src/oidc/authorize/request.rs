@@ -314,6 +314,10 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
             audience: audience.map(|a| a.as_str().to_owned()),
             launch: None,
             patient: None,
+            prompt_consent: params
+                .get("prompt")
+                .is_some_and(|p| p.split(' ').any(|v| v == "consent")),
+            prompt_none: prompt == Prompt::None,
         },
         prompt,
         max_age,
@@ -457,8 +461,8 @@ fn dpop_jkt(params: &Params) -> Result<Option<String>, OAuthError> {
         .transpose()
 }
 
-/// `prompt` (OIDC Core §3.1.2.1): `none` alone, `login`, and `consent` (given by
-/// registration: clients are registered by an administrator).
+/// `prompt` (OIDC Core §3.1.2.1): `none` alone, `login`, and `consent` (asked again of a
+/// client registered to ask for consent; for the others, given by registration).
 fn prompt(params: &Params) -> Result<Prompt, OAuthError> {
     let mut prompt = Prompt::Default;
     let Some(raw) = params.get("prompt") else {

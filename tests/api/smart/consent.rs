@@ -167,3 +167,51 @@ async fn a_patient_facing_app_gets_what_the_patient_allows_remembered_until_with
     let withdrawn = crate::admin::audit_events(&s.app, EventType::ConsentWithdrawn).await;
     assert_eq!(withdrawn.len(), 1);
 }
+
+#[tokio::test]
+async fn prompt_consent_asks_again_and_prompt_none_cannot_ask() {
+    let s = Smart::new().await;
+    let res = rp_http()
+        .put(
+            s.app
+                .url(&format!("/admin/api/v1/clients/{}", s.smart_app.client_id)),
+        )
+        .bearer_auth(&s.admin)
+        .json(&json!({"ask_consent": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (browser, _) = s.ehr_session("pat").await;
+    let scope = "launch/patient openid patient/*.rs";
+
+    // Not asked yet, and no page may be shown: the app hears so.
+    let silent = s.authorize_url(scope, &[("aud", FHIR), ("prompt", "none")]);
+    let back = Url::parse(&first_stop(&browser, &silent).await).unwrap();
+    assert_eq!(query(&back)["error"], "consent_required");
+
+    let url = s.authorize_url(scope, &[("aud", FHIR)]);
+    let question = first_stop(&browser, &url).await;
+    let back = answer_consent(
+        &s,
+        &browser,
+        &question,
+        "allow",
+        &["launch/patient", "patient/*.rs"],
+    )
+    .await;
+    assert!(query(&back).contains_key("code"));
+    // Remembered now, even for prompt=none; prompt=consent asks again, and the new
+    // answer is the one remembered.
+    let back = Url::parse(&first_stop(&browser, &silent).await).unwrap();
+    assert!(query(&back).contains_key("code"), "{back}");
+    let again = s.authorize_url(scope, &[("aud", FHIR), ("prompt", "consent")]);
+    let question = first_stop(&browser, &again).await;
+    assert!(question.starts_with("/consent?c="), "{question}");
+    let back = answer_consent(&s, &browser, &question, "allow", &["launch/patient"]).await;
+    let tokens = s.exchange(&query(&back)["code"]).await;
+    assert_eq!(tokens["scope"], "launch/patient openid");
+    let back = Url::parse(&first_stop(&browser, &url).await).unwrap();
+    let tokens = s.exchange(&query(&back)["code"]).await;
+    assert_eq!(tokens["scope"], "launch/patient openid");
+}
