@@ -198,7 +198,11 @@ impl Grant<'_> {
             emergency: grant.and(self.emergency).map(EmergencyWindow::claim),
             patient: smart.and_then(|s| s.context.patient.clone()),
             encounter: smart.and_then(|s| s.context.encounter.clone()),
-            fhir_user: smart.and_then(|s| s.fhir_user.clone()),
+            // Only for an app allowed `fhirUser`: the app can read its token. The FHIR
+            // server learns it by introspection either way (from the grant).
+            fhir_user: smart
+                .filter(|_| self.has_scope("fhirUser"))
+                .and_then(|s| s.fhir_user.clone()),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
         ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)

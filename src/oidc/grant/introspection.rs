@@ -25,7 +25,7 @@ pub async fn introspect(
         .await?
         .filter(|found| found.holder() == client.client_id || client.introspection);
     Ok(match found {
-        Some(Found::Access(claims, _)) => {
+        Some(Found::Access(claims, grant)) => {
             // RFC 9449 §6.2: a bound token says so, and to which key.
             let token_type = if claims.cnf.is_some() {
                 "DPoP"
@@ -50,11 +50,13 @@ pub async fn introspect(
             if let Some(cnf) = claims.cnf {
                 answer["cnf"] = json!(cnf);
             }
-            // DESIGN §18: what a FHIR server enforces a SMART app's token by.
+            // DESIGN §18: what a FHIR server enforces a SMART app's token by; the user's
+            // FHIR identity from the grant, whether or not the app may see it.
+            let fhir_user = grant.and_then(|g| g.fhir_user).or(claims.fhir_user);
             for (name, value) in [
                 ("patient", claims.patient),
                 ("encounter", claims.encounter),
-                ("fhirUser", claims.fhir_user),
+                ("fhirUser", fhir_user),
             ] {
                 if let Some(value) = value {
                     answer[name] = json!(value);

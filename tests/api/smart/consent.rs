@@ -114,6 +114,14 @@ async fn a_patient_facing_app_gets_what_the_patient_allows_remembered_until_with
         "launch/patient openid patient/*.rs offline_access"
     );
     assert!(claims_of(tokens["id_token"].as_str().unwrap())["fhirUser"].is_null());
+    // Withheld from the app, which can read its access token too; the FHIR server still
+    // learns who the user is, by introspection.
+    let access = tokens["access_token"].as_str().unwrap();
+    assert!(claims_of(access)["fhirUser"].is_null());
+    assert_eq!(
+        s.introspect(access).await["fhirUser"],
+        format!("{FHIR}/Patient/p-42")
+    );
     assert_eq!(tokens["patient"], "p-42");
     // The question was answered once.
     let res = browser.get(s.app.url(&question)).send().await.unwrap();
