@@ -201,10 +201,20 @@ pub async fn grant_for(
     let mut context = launch.map(|l| l.context.clone()).unwrap_or_default();
     let standalone_patient = has(scope, &SmartScope::LaunchContext(LaunchContext::Patient));
     if standalone_patient && context.patient.is_none() {
+        // The picker searches every patient of the server: for practitioners only. A
+        // related person or a person would see patients who are not theirs.
+        let practitioner = reference
+            .as_ref()
+            .is_some_and(|r| r.resource_type() == "Practitioner");
         context.patient = match (reference.as_ref(), picked) {
             (Some(me), _) if me.patient().is_some() => me.patient().map(|p| p.as_str().to_owned()),
-            (Some(_), Some(picked)) => Some(picked.to_owned()),
-            (Some(_), None) => return Ok(Granted::PickPatient),
+            (Some(_), Some(picked)) if practitioner => Some(picked.to_owned()),
+            (Some(_), None) if practitioner => return Ok(Granted::PickPatient),
+            (Some(_), _) => {
+                return Ok(Granted::Refused(
+                    "only a patient or a practitioner can have a patient put in context",
+                ));
+            }
             (None, _) => {
                 return Ok(Granted::Refused(
                     "choosing a patient needs a FHIR identity on the server; ask an administrator",

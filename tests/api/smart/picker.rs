@@ -135,7 +135,7 @@ async fn a_practitioner_chooses_the_patient_of_a_standalone_launch_from_the_fhir
 }
 
 #[tokio::test]
-async fn a_user_without_a_fhir_identity_cannot_reach_the_patient_picker() {
+async fn only_a_practitioner_reaches_the_patient_picker() {
     let s = Smart::with_fixture().await;
     create_user(&s.app, "clerk", "Correct-Horse-Battery-9", false).await;
     let (browser, _) = s.ehr_session("clerk").await;
@@ -143,6 +143,22 @@ async fn a_user_without_a_fhir_identity_cannot_reach_the_patient_picker() {
     let (error, why) = refused(&s, &browser, &url).await;
     assert_eq!(error, "access_denied");
     assert!(why.contains("FHIR identity"), "{why}");
+    assert!(
+        s.fixture
+            .as_ref()
+            .unwrap()
+            .seen
+            .lock()
+            .unwrap()
+            .searches
+            .is_empty()
+    );
+    // A related person is not shown every patient of the server either.
+    s.set_fhir_user("pat", "RelatedPerson/rp-1").await;
+    let (relative, _) = s.ehr_session("pat").await;
+    let (error, why) = refused(&s, &relative, &url).await;
+    assert_eq!(error, "access_denied");
+    assert!(why.contains("practitioner"), "{why}");
     assert!(
         s.fixture
             .as_ref()
