@@ -30,7 +30,7 @@ pub use role::{Role, UserStatus};
 pub use scope::valid_scope;
 pub use smart_scope::{
     ClinicalScope, LaunchContext, Permissions, SmartContext, SmartScope, SmartVersion, covered_by,
-    is_smart_word,
+    is_clinical, is_smart_word,
 };
 pub use upstream::{
     AccountMapping, ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, REGISTERED_METHODS,

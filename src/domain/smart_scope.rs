@@ -232,6 +232,11 @@ pub fn covered_by(registered: &[String], asked: &str) -> bool {
         .any(|r| matches!(SmartScope::parse(r), Ok(SmartScope::Clinical(r)) if r.covers(&asked)))
 }
 
+/// Whether `raw` is a well-formed clinical scope (`patient/…`, `user/…`, `system/…`).
+pub fn is_clinical(raw: &str) -> bool {
+    matches!(SmartScope::parse(raw), Ok(SmartScope::Clinical(_)))
+}
+
 /// SMART's own words besides the clinical scopes (`online_access` is SMART's too; the
 /// other standard scopes are OpenID Connect's).
 pub fn is_smart_word(raw: &str) -> bool {

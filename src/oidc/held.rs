@@ -20,14 +20,6 @@ struct Held<T> {
     session_handle: String,
 }
 
-/// What [`keep`] writes: the value by reference.
-#[derive(Serialize)]
-struct Holding<'a, T> {
-    value: &'a T,
-    user_id: &'a str,
-    session_handle: &'a str,
-}
-
 fn key(kind: &str, id: &str) -> String {
     format!("{kind}:{}", token_hash(id))
 }
@@ -54,10 +46,10 @@ pub async fn keep<T: Serialize>(
     session: &SsoSession,
     ttl: Duration,
 ) -> Result<(), AppError> {
-    let held = Holding {
+    let held = Held {
         value,
-        user_id: &session.user_id,
-        session_handle: &session.handle,
+        user_id: session.user_id.clone(),
+        session_handle: session.handle.clone(),
     };
     let raw = serde_json::to_vec(&held).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(state.ephemeral.set(&key(kind, id), &raw, ttl).await?)

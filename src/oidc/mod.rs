@@ -340,10 +340,7 @@ pub fn known_scope(scope: &str) -> bool {
         || scope == crate::admin::ADMIN_SCOPE
         || scope == smart::LAUNCHER_SCOPE
         || crate::domain::is_smart_word(scope)
-        || matches!(
-            crate::domain::SmartScope::parse(scope),
-            Ok(crate::domain::SmartScope::Clinical(_))
-        )
+        || crate::domain::is_clinical(scope)
 }
 
 /// A space-separated scope string as a list, refusing malformed ones (RFC 6749 §3.3).

@@ -23,7 +23,9 @@ pub use launch::{Context, EhrLaunch};
 
 use super::{OAuthError, cors};
 use crate::{
-    domain::{FhirBaseUrl, FhirUserRef, LaunchContext, SmartScope},
+    domain::{
+        FhirBaseUrl, FhirUserRef, LaunchContext, SmartScope, covered_by, is_clinical, is_smart_word,
+    },
     startup::AppState,
     store::fhir_servers::{self, FhirServerRow},
     web::error::AppError,
@@ -96,10 +98,9 @@ pub async fn audience(
         ))));
     };
     let accepted = server.scopes();
-    let refused = scope.iter().find(|s| {
-        matches!(SmartScope::parse(s), Ok(SmartScope::Clinical(_)))
-            && !crate::domain::covered_by(&accepted, s)
-    });
+    let refused = scope
+        .iter()
+        .find(|s| is_clinical(s) && !covered_by(&accepted, s));
     if let Some(s) = refused {
         return Ok(Err(OAuthError::new(
             "invalid_scope",
@@ -113,11 +114,9 @@ pub async fn audience(
 /// `launch/patient`, `fhirUser`, …): then the request is a SMART app's, and must name
 /// its FHIR server.
 pub fn asks_smart(scope: &[String]) -> bool {
-    scope.iter().any(|s| {
-        s != "online_access"
-            && (crate::domain::is_smart_word(s)
-                || matches!(SmartScope::parse(s), Ok(SmartScope::Clinical(_))))
-    })
+    scope
+        .iter()
+        .any(|s| s != "online_access" && (is_smart_word(s) || is_clinical(s)))
 }
 
 /// What a SMART grant carries besides its scopes, from the code to the grant to each of
