@@ -200,6 +200,41 @@ impl Smart {
             .unwrap()
     }
 
+    /// The names the test FHIR server was searched for.
+    pub fn searches(&self) -> Vec<String> {
+        let fixture = self.fixture.as_ref().expect("a FHIR server fixture");
+        fixture.seen.lock().unwrap().searches.clone()
+    }
+
+    /// Marks the SMART app as one that asks for consent, through the admin API.
+    pub async fn ask_consent(&self) {
+        let path = format!("/admin/api/v1/clients/{}", self.smart_app.client_id);
+        let res = rp_http()
+            .put(self.app.url(&path))
+            .bearer_auth(&self.admin)
+            .json(&json!({"ask_consent": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["client"]["ask_consent"], true);
+    }
+
+    /// The app's tokens for `scope` (and `extra` parameters), from a browser signed in
+    /// already: `/authorize` answers at once, and the code is exchanged.
+    pub async fn tokens(
+        &self,
+        browser: &reqwest::Client,
+        scope: &str,
+        extra: &[(&str, &str)],
+    ) -> Value {
+        let back = self
+            .authorize(browser, &self.authorize_url(scope, extra))
+            .await;
+        self.exchange(&query(&back)["code"]).await
+    }
+
     /// Adds `client_id` to the FHIR server's allowed clients, through the admin API.
     pub async fn open_server_to(&self, client_id: &str) {
         let path = format!("/admin/api/v1/fhir-servers/{}", self.fhir_server);

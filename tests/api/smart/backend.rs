@@ -127,16 +127,8 @@ async fn a_backend_service_signs_with_rs384_or_es384_and_gets_system_scopes_for_
 async fn a_public_app_refreshes_without_naming_itself_and_a_confidential_client_may_not() {
     let s = Smart::new().await;
     let (browser, _) = s.ehr_session("pat").await;
-    let back = s
-        .authorize(
-            &browser,
-            &s.authorize_url(
-                "launch/patient openid patient/*.rs offline_access",
-                &[("aud", FHIR)],
-            ),
-        )
-        .await;
-    let tokens = s.exchange(&query(&back)["code"]).await;
+    let scope = "launch/patient openid patient/*.rs offline_access";
+    let tokens = s.tokens(&browser, scope, &[("aud", FHIR)]).await;
     let first = tokens["refresh_token"].as_str().unwrap();
     let refresh = |token: &str| {
         rp_http()

@@ -42,21 +42,7 @@ async fn answer_consent(
 async fn a_patient_facing_app_gets_what_the_patient_allows_remembered_until_withdrawn() {
     let s = Smart::new().await;
     // The administrator marks the app as one that asks.
-    let res = rp_http()
-        .put(
-            s.app
-                .url(&format!("/admin/api/v1/clients/{}", s.smart_app.client_id)),
-        )
-        .bearer_auth(&s.admin)
-        .json(&json!({"ask_consent": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["client"]["ask_consent"],
-        true
-    );
+    s.ask_consent().await;
 
     let (browser, _) = s.ehr_session("pat").await;
     let scope = "launch/patient openid fhirUser patient/*.rs offline_access";
@@ -179,17 +165,8 @@ async fn a_patient_facing_app_gets_what_the_patient_allows_remembered_until_with
 #[tokio::test]
 async fn prompt_consent_asks_again_and_prompt_none_cannot_ask() {
     let s = Smart::new().await;
-    let res = rp_http()
-        .put(
-            s.app
-                .url(&format!("/admin/api/v1/clients/{}", s.smart_app.client_id)),
-        )
-        .bearer_auth(&s.admin)
-        .json(&json!({"ask_consent": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    // The administrator marks the app as one that asks.
+    s.ask_consent().await;
     let (browser, _) = s.ehr_session("pat").await;
     let scope = "launch/patient openid patient/*.rs";
 

@@ -76,13 +76,9 @@ async fn administrators_set_list_and_clear_a_users_fhir_identity_with_each_chang
 
     // Without a FHIR identity the app's token says nothing of one.
     let (browser, _) = s.ehr_session("drsmith").await;
-    let back = s
-        .authorize(
-            &browser,
-            &s.authorize_url("openid fhirUser patient/*.rs", &[("aud", FHIR)]),
-        )
+    let tokens = s
+        .tokens(&browser, "openid fhirUser patient/*.rs", &[("aud", FHIR)])
         .await;
-    let tokens = s.exchange(&query(&back)["code"]).await;
     assert!(claims_of(tokens["id_token"].as_str().unwrap())["fhirUser"].is_null());
 
     let set = crate::admin::audit_events(&s.app, EventType::FhirUserSet).await;

@@ -254,16 +254,8 @@ async fn aud_must_name_a_registered_server_open_to_the_app_and_scopes_must_be_re
 async fn a_standalone_patient_launch_puts_the_patient_user_in_context() {
     let s = Smart::new().await;
     let (browser, _) = s.ehr_session("pat").await;
-    let back = s
-        .authorize(
-            &browser,
-            &s.authorize_url(
-                "launch/patient openid fhirUser patient/*.rs",
-                &[("aud", FHIR)],
-            ),
-        )
-        .await;
-    let tokens = s.exchange(&query(&back)["code"]).await;
+    let scope = "launch/patient openid fhirUser patient/*.rs";
+    let tokens = s.tokens(&browser, scope, &[("aud", FHIR)]).await;
     assert_eq!(tokens["patient"], "p-42");
     let id_token = claims_of(tokens["id_token"].as_str().unwrap());
     assert_eq!(id_token["fhirUser"], format!("{FHIR}/Patient/p-42"));

@@ -39,16 +39,7 @@ async fn a_practitioner_chooses_the_patient_of_a_standalone_launch_from_the_fhir
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert!(
-        s.fixture
-            .as_ref()
-            .unwrap()
-            .seen
-            .lock()
-            .unwrap()
-            .searches
-            .is_empty()
-    );
+    assert!(s.searches().is_empty());
 
     let html = s.app.page(&browser, &format!("{picker}&name=Ana")).await;
     assert!(
@@ -143,32 +134,14 @@ async fn only_a_practitioner_reaches_the_patient_picker() {
     let (error, why) = refused(&s, &browser, &url).await;
     assert_eq!(error, "access_denied");
     assert!(why.contains("FHIR identity"), "{why}");
-    assert!(
-        s.fixture
-            .as_ref()
-            .unwrap()
-            .seen
-            .lock()
-            .unwrap()
-            .searches
-            .is_empty()
-    );
+    assert!(s.searches().is_empty());
     // A related person is not shown every patient of the server either.
     s.set_fhir_user("pat", "RelatedPerson/rp-1").await;
     let (relative, _) = s.ehr_session("pat").await;
     let (error, why) = refused(&s, &relative, &url).await;
     assert_eq!(error, "access_denied");
     assert!(why.contains("practitioner"), "{why}");
-    assert!(
-        s.fixture
-            .as_ref()
-            .unwrap()
-            .seen
-            .lock()
-            .unwrap()
-            .searches
-            .is_empty()
-    );
+    assert!(s.searches().is_empty());
     // A made-up pick shows nothing.
     let res = browser
         .get(s.app.url("/smart/patient?pick=made-up&name=Ana"))
@@ -176,14 +149,5 @@ async fn only_a_practitioner_reaches_the_patient_picker() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert!(
-        s.fixture
-            .as_ref()
-            .unwrap()
-            .seen
-            .lock()
-            .unwrap()
-            .searches
-            .is_empty()
-    );
+    assert!(s.searches().is_empty());
 }
