@@ -56,6 +56,8 @@ pub struct AppState {
     pub saml_keys: Arc<crate::saml::keys::SamlKeys>,
     /// Client rows for the token endpoints, trusted for a couple of seconds.
     pub clients: Arc<crate::oidc::client_cache::ClientCache>,
+    /// The keys clients publish at their `jwks_uri`, as last read.
+    pub client_keys: Arc<crate::oidc::client_keys::ClientKeyCache>,
     /// How each door that starts sign-ins answers them once finished (DESIGN §1).
     pub sign_in_answers: Arc<pages::login::SignInAnswers>,
     /// Who hears that an SSO session ended: the protocols (DESIGN §1, §8).
@@ -667,6 +669,7 @@ async fn build_state_with_key(
         sign_in_answers: Arc::new(sign_in_answers),
         session_listeners: Arc::new(session_listeners),
         upstreams: Arc::default(),
+        client_keys: Arc::default(),
         passkeys: Arc::new(crate::auth::passkey::RelyingParty::for_issuer(
             &config.issuer,
         )),

@@ -40,8 +40,11 @@ pub enum ClientCommand {
         #[arg(long = "auth-method")]
         auth_method: Option<String>,
         /// The client's JWKS document (for private_key_jwt).
-        #[arg(long = "jwks-file")]
+        #[arg(long = "jwks-file", conflicts_with = "jwks_uri")]
         jwks_file: Option<PathBuf>,
+        /// Or where the client publishes its JWKS (https, or http on loopback).
+        #[arg(long = "jwks-uri")]
+        jwks_uri: Option<String>,
         /// Where back-channel logout tokens are POSTed.
         #[arg(long = "backchannel-logout-uri")]
         backchannel_logout_uri: Option<String>,
@@ -107,8 +110,12 @@ pub enum ClientCommand {
         /// client_secret_basic, client_secret_post, private_key_jwt or none.
         #[arg(long = "auth-method")]
         auth_method: Option<String>,
-        #[arg(long = "jwks-file")]
+        /// Replaces the JWKS document, or the jwks_uri.
+        #[arg(long = "jwks-file", conflicts_with = "jwks_uri")]
         jwks_file: Option<PathBuf>,
+        /// Replaces the jwks_uri, or the JWKS document.
+        #[arg(long = "jwks-uri")]
+        jwks_uri: Option<String>,
         /// An empty value removes it.
         #[arg(long = "backchannel-logout-uri")]
         backchannel_logout_uri: Option<String>,
@@ -201,6 +208,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         scopes,
         auth_method,
         jwks_file,
+        jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
         orgs,
@@ -225,6 +233,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         scopes,
         auth_method,
         jwks,
+        jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
         allowed_orgs: (!orgs.is_empty()).then_some(orgs),
@@ -281,6 +290,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         scopes,
         auth_method,
         jwks_file,
+        jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
         orgs,
@@ -304,6 +314,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         scopes: replacing(scopes),
         auth_method,
         jwks: read_jwks(jwks_file.as_deref())?,
+        jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
         allowed_orgs: if every_org {
@@ -385,5 +396,8 @@ async fn show(config: Config, client_id: &str, json: bool) -> Result<(), String>
     );
     println!("require_dpop:  {}", view.dpop_bound_access_tokens);
     println!("ask_consent:   {}", view.ask_consent);
+    if let Some(uri) = &view.jwks_uri {
+        println!("jwks_uri:      {uri}");
+    }
     Ok(())
 }

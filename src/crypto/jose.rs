@@ -121,6 +121,34 @@ impl<'a> Unverified<'a> {
         self.alg
     }
 
+    /// The header's `kid`, if it names one. A `kid` that is not a string is not
+    /// "absent" (which would try every key).
+    fn kid(&self) -> Result<Option<&str>, JoseError> {
+        match self.raw_header.get("kid") {
+            None => Ok(None),
+            Some(Value::String(k)) => Ok(Some(k.as_str())),
+            Some(_) => Err(JoseError::KidType),
+        }
+    }
+
+    /// The keys of `keys` this signature could be by: the one its `kid` names, or every
+    /// key fit for its algorithm.
+    fn candidates<'k>(&self, keys: &'k JwkSet) -> Result<Vec<&'k Jwk>, JoseError> {
+        let kid = self.kid()?;
+        Ok(keys
+            .keys
+            .iter()
+            .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
+            .filter(|k| fits(k, self.alg))
+            .collect())
+    }
+
+    /// Whether `keys` holds a key this signature could be by (else a signer's newer keys
+    /// may be worth reading again).
+    pub fn may_be_signed_by(&self, keys: &JwkSet) -> bool {
+        self.candidates(keys).is_ok_and(|c| !c.is_empty())
+    }
+
     /// Verifies against the key of `keys` that the header's `kid` names, or, without a
     /// `kid`, against each key that could have made this signature. `whose` names the
     /// keys in a refusal ("client's registered").
@@ -129,18 +157,8 @@ impl<'a> Unverified<'a> {
         keys: &JwkSet,
         whose: &'static str,
     ) -> Result<Verified, JoseError> {
-        let kid = match self.raw_header.get("kid") {
-            None => None,
-            Some(Value::String(k)) => Some(k.as_str()),
-            // A `kid` that is not a string is not "absent" (which would try every key).
-            Some(_) => return Err(JoseError::KidType),
-        };
-        let candidates: Vec<&Jwk> = keys
-            .keys
-            .iter()
-            .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
-            .filter(|k| fits(k, self.alg))
-            .collect();
+        let kid = self.kid()?;
+        let candidates = self.candidates(keys)?;
         if candidates.is_empty() {
             return Err(match kid {
                 Some(k) if k.len() <= 64 => JoseError::UnknownKid(format!(" {k:?}")),

@@ -13,9 +13,7 @@ use serde_json::{Map, Value};
 use super::{OAuthError, clients::AUTH_PRIVATE_KEY_JWT};
 use crate::{
     auth::token_hash,
-    crypto::jose::{
-        self, CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, JoseError, Unverified, numeric_date,
-    },
+    crypto::jose::{CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, JoseError, Unverified, numeric_date},
     startup::AppState,
     store::clients::ClientRow,
 };
@@ -66,7 +64,7 @@ pub async fn verify(
         .await?
         .filter(|c| c.token_endpoint_auth_method == AUTH_PRIVATE_KEY_JWT)
         .ok_or_else(|| refused("the client is not registered for private_key_jwt"))?;
-    let jws = Value::Object(signed_by_client(&client, jws)?);
+    let jws = Value::Object(signed_by_client(state, &client, jws).await?);
     audience(&jws, &super::discovery::issuer(state), client.fapi2).map_err(refused)?;
     let now = state.clock.now().timestamp();
     let exp = times(&jws, now).map_err(refused)?;
@@ -156,10 +154,12 @@ fn audience(claims: &Value, issuer: &str, fapi2: bool) -> Result<(), String> {
     }
 }
 
-/// The assertion carries a signature by one of the client's registered keys (the one
-/// `kid` names, if it names one), under an asymmetric algorithm; for a FAPI 2.0 client,
-/// PS256, ES256 or EdDSA only. Returns the verified claims.
-fn signed_by_client(
+/// The assertion carries a signature by one of the client's keys, registered or
+/// published at its `jwks_uri` (the one `kid` names, if it names one), under an
+/// asymmetric algorithm; for a FAPI 2.0 client, PS256, ES256 or EdDSA only. Returns the
+/// verified claims.
+async fn signed_by_client(
+    state: &AppState,
     client: &ClientRow,
     jws: Unverified<'_>,
 ) -> Result<Map<String, Value>, OAuthError> {
@@ -169,11 +169,11 @@ fn signed_by_client(
             jws.alg()
         )));
     }
-    let keys = client
-        .jwks
-        .as_deref()
-        .and_then(jose::key_set)
-        .ok_or_else(|| refused("the client has no registered keys"))?;
+    let keys = state
+        .client_keys
+        .keys_for(client, &jws, state.clock.now())
+        .await
+        .map_err(refused)?;
     jws.verify_with_jwks(&keys, "client's registered")
         .map(|v| v.claims)
         .map_err(refused)

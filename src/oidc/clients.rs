@@ -42,6 +42,9 @@ pub struct ClientSpec {
     pub auth_method: Option<String>,
     /// The client's public keys (`private_key_jwt`), a JWKS document.
     pub jwks: Option<String>,
+    /// Or where the client publishes them (https, or http on loopback): read when first
+    /// needed, cached, and read again for a key not among them (`client_keys`).
+    pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
     /// `RS256` (default) or `ES256`.
     pub id_token_alg: Option<String>,
@@ -76,6 +79,7 @@ impl ClientSpec {
             scopes: Vec::new(),
             auth_method: None,
             jwks: None,
+            jwks_uri: None,
             backchannel_logout_uri: None,
             id_token_alg: None,
             allowed_orgs: None,
@@ -130,7 +134,7 @@ struct Checked {
     grant_types: Vec<String>,
     scopes: Vec<String>,
     auth_method: String,
-    jwks: Option<String>,
+    keys: ClientKeys,
     backchannel: Option<String>,
     id_token_alg: String,
     allowed_orgs: Option<Vec<String>>,
@@ -156,7 +160,8 @@ impl Checked {
             grant_types: json_list(&self.grant_types),
             scopes: json_list(&self.scopes),
             token_endpoint_auth_method: self.auth_method.clone(),
-            jwks: self.jwks.clone(),
+            jwks: self.keys.jwks.clone(),
+            jwks_uri: self.keys.jwks_uri.clone(),
             backchannel_logout_uri: self.backchannel.clone(),
             id_token_alg: self.id_token_alg.clone(),
             allowed_orgs: self.allowed_orgs.as_deref().map(json_list),
@@ -201,6 +206,16 @@ fn check_bounds(spec: &ClientSpec) -> Result<(), ClientError> {
         return Err(invalid("jwks", "at most 16 KiB"));
     }
     if spec
+        .jwks_uri
+        .as_ref()
+        .is_some_and(|u| u.len() > MAX_URI_BYTES)
+    {
+        return Err(invalid(
+            "jwks_uri",
+            format!("at most {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    if spec
         .backchannel_logout_uri
         .as_ref()
         .is_some_and(|u| u.len() > MAX_URI_BYTES)
@@ -213,12 +228,20 @@ fn check_bounds(spec: &ClientSpec) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// The public keys of a `private_key_jwt` client: its JWKS document or the URL it
+/// publishes it at, exactly one; neither for any other client.
+#[derive(Debug, Default)]
+struct ClientKeys {
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+}
+
 /// How the client authenticates (public clients do not, and get no
-/// client_credentials), with its JWKS for `private_key_jwt` and only then.
+/// client_credentials), with its keys for `private_key_jwt` and only then.
 fn authentication(
     spec: &ClientSpec,
     grant_types: &[String],
-) -> Result<(String, Option<String>), ClientError> {
+) -> Result<(String, ClientKeys), ClientError> {
     let auth_method = spec
         .auth_method
         .clone()
@@ -241,24 +264,55 @@ fn authentication(
             "client_credentials needs a confidential client",
         ));
     }
-    let jwks = match (&spec.jwks, auth_method == AUTH_PRIVATE_KEY_JWT) {
-        (Some(doc), true) => {
-            let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(doc)
-                .map_err(|e| invalid("jwks", format!("not a JWKS document: {e}")))?;
-            if !set.keys.iter().any(crate::crypto::jose::can_verify) {
-                return Err(invalid(
-                    "jwks",
-                    "no signature key Gatehouse can use (RSA of 2048 to 8192 bits, EC P-256 or \
-                     P-384, Ed25519)",
-                ));
-            }
-            Some(doc.clone())
+    if auth_method != AUTH_PRIVATE_KEY_JWT {
+        if spec.jwks.is_some() {
+            return Err(invalid("jwks", "only for private_key_jwt"));
         }
-        (None, true) => return Err(invalid("jwks", "private_key_jwt needs the client's JWKS")),
-        (Some(_), false) => return Err(invalid("jwks", "only for private_key_jwt")),
-        (None, false) => None,
+        if spec.jwks_uri.is_some() {
+            return Err(invalid("jwks_uri", "only for private_key_jwt"));
+        }
+        return Ok((auth_method, ClientKeys::default()));
+    }
+    let keys = match (&spec.jwks, &spec.jwks_uri) {
+        (Some(doc), None) => {
+            super::client_keys::usable(doc).map_err(|why| invalid("jwks", why))?;
+            ClientKeys {
+                jwks: Some(doc.clone()),
+                jwks_uri: None,
+            }
+        }
+        (None, Some(uri)) => ClientKeys {
+            jwks: None,
+            jwks_uri: Some(check_jwks_uri(uri)?),
+        },
+        (None, None) => {
+            return Err(invalid(
+                "jwks",
+                "private_key_jwt needs the client's JWKS, or its jwks_uri",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "jwks_uri",
+                "give the JWKS or its jwks_uri, not both",
+            ));
+        }
     };
-    Ok((auth_method, jwks))
+    Ok((auth_method, keys))
+}
+
+/// Where a client publishes its keys: https, or http on loopback (development and
+/// tests), with no credentials or fragment. Only administrators register it.
+fn check_jwks_uri(raw: &str) -> Result<String, ClientError> {
+    let url = Url::parse(raw).map_err(|e| invalid("jwks_uri", e.to_string()))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err(invalid("jwks_uri", "https (or http on loopback)"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(invalid("jwks_uri", "no credentials and no fragment"));
+    }
+    Ok(raw.to_owned())
 }
 
 /// Back-channel logout tokens go over https (or http to loopback, for development).
@@ -317,7 +371,7 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
     if let Some(s) = scopes.iter().find(|s| !super::known_scope(s)) {
         return Err(invalid("scopes", format!("unknown scope {s:?}")));
     }
-    let (auth_method, jwks) = authentication(spec, &grant_types)?;
+    let (auth_method, keys) = authentication(spec, &grant_types)?;
     check_fapi2(spec, &auth_method)?;
     let backchannel = spec
         .backchannel_logout_uri
@@ -338,7 +392,7 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         grant_types,
         scopes,
         auth_method,
-        jwks,
+        keys,
         backchannel,
         id_token_alg,
         allowed_orgs: spec.allowed_orgs.as_deref().map(check_orgs).transpose()?,
@@ -455,6 +509,7 @@ pub async fn register(
         require_dpop: settings.require_dpop,
         fapi2: settings.fapi2,
         ask_consent: settings.ask_consent,
+        jwks_uri: settings.jwks_uri,
     };
     store.run(move |c| clients::insert(c, &row)).await?;
     Ok(Registered {
@@ -583,6 +638,7 @@ impl ClientRow {
             scopes: list(&self.scopes),
             auth_method: Some(self.token_endpoint_auth_method.clone()),
             jwks: self.jwks.clone(),
+            jwks_uri: self.jwks_uri.clone(),
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             id_token_alg: Some(self.id_token_alg.clone()),
             allowed_orgs: self.allowed_org_list(),

@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_cache;
+pub mod client_keys;
 pub mod clients;
 pub mod consent;
 pub mod cors;

@@ -68,7 +68,7 @@ async fn push_request(
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(req, body)?.single()?;
     let client = client_auth::authenticate(state, req, ctx, &params).await?;
-    let mut request = pushed_request(state, &params, &client)?;
+    let mut request = pushed_request(state, &params, &client).await?;
     // RFC 9449 §10.1: a DPoP proof sent with the push binds the code to its key.
     if let Some(proof) = dpop::from_client(state, req, &client, "/par")
         .await
@@ -95,7 +95,7 @@ async fn push_request(
 /// The pushed parameters, or those of the request object among them, validated as an
 /// authorization request of `client` (RFC 9126 §2.1). Every refusal is a JSON answer to
 /// the client, never a redirect: no browser is here to follow one.
-fn pushed_request(
+async fn pushed_request(
     state: &AppState,
     params: &Params,
     client: &ClientRow,
@@ -110,7 +110,9 @@ fn pushed_request(
     let asked = match params.get("request") {
         Some(object) => {
             let issuer = super::discovery::issuer(state);
-            inner = request_object::verify(object, client, &issuer, state.clock.now().timestamp())?;
+            let now = state.clock.now();
+            inner =
+                request_object::verify(object, client, &state.client_keys, &issuer, now).await?;
             &inner
         }
         None => params,

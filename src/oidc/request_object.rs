@@ -8,12 +8,15 @@
 
 use std::fmt::Display;
 
+use chrono::{DateTime, Utc};
+
 use jsonwebtoken::{Algorithm, jwk::JwkSet};
 use serde_json::{Map, Value};
 
 use super::{OAuthError, Params};
 use crate::{
-    crypto::jose::{self, CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, Unverified, numeric_date},
+    crypto::jose::{CLIENT_ALGORITHMS, FAPI2_ALGORITHMS, Unverified, numeric_date},
+    oidc::client_keys::ClientKeyCache,
     store::clients::ClientRow,
 };
 
@@ -54,27 +57,30 @@ pub fn refused(why: impl Display) -> OAuthError {
     )
 }
 
-/// The parameters of `token`, a request object from `client`, once its signature, issuer,
-/// audience and times have been checked.
-pub fn verify(
+/// The parameters of `token`, a request object from `client`, once its signature (by a
+/// key the client registered or publishes, from `keys`), issuer, audience and times have
+/// been checked.
+pub async fn verify(
     token: &str,
     client: &ClientRow,
+    keys: &ClientKeyCache,
     issuer: &str,
-    now: i64,
+    now: DateTime<Utc>,
 ) -> Result<Params, OAuthError> {
-    let Some(doc) = client.jwks.as_deref() else {
+    if client.jwks.is_none() && client.jwks_uri.is_none() {
         return Err(refused(
             "this client has no registered keys (JWKS), so it cannot sign request objects",
         ));
-    };
-    let keys =
-        jose::key_set(doc).ok_or_else(|| refused("the client's registered JWKS cannot be read"))?;
+    }
     let policy = Policy {
         client_id: &client.client_id,
         issuer,
         fapi2: client.fapi2,
-        now,
+        now: now.timestamp(),
     };
+    // Parsed here for the keys it names, and again by the check (it is small).
+    let jws = Unverified::parse(token, policy.algorithms()).map_err(refused)?;
+    let keys = keys.keys_for(client, &jws, now).await.map_err(refused)?;
     policy.check(token, &keys)
 }
 

@@ -37,6 +37,8 @@ pub struct ClientRow {
     pub fapi2: bool,
     /// Its users are asked which scopes it may have (issue 30: patient-facing apps).
     pub ask_consent: bool,
+    /// Where the client publishes its JWKS (`private_key_jwt`), instead of `jwks`.
+    pub jwks_uri: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, client: &ClientRow) -> Result<(), StoreError> {
@@ -91,6 +93,7 @@ pub struct ClientSettings {
     pub require_dpop: bool,
     pub fapi2: bool,
     pub ask_consent: bool,
+    pub jwks_uri: Option<String>,
 }
 
 pub fn update(

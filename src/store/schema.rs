@@ -196,6 +196,7 @@ diesel::table! {
         require_dpop -> Bool,
         fapi2 -> Bool,
         ask_consent -> Bool,
+        jwks_uri -> Nullable<Text>,
     }
 }
 

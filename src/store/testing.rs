@@ -42,6 +42,7 @@ pub fn client(id: &str) -> ClientRow {
         require_dpop: false,
         fapi2: false,
         ask_consent: false,
+        jwks_uri: None,
     }
 }
 

@@ -21,6 +21,7 @@ mod fhir_users;
 mod fhirclient;
 mod fixture;
 mod javascript;
+mod jwks_uri;
 mod launch;
 mod picker;
 

@@ -32,6 +32,8 @@ pub struct ClientView {
     /// The client's public keys (`private_key_jwt`).
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    /// Or where the client publishes them (`private_key_jwt`).
+    pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
     /// `RS256` or `ES256`.
     pub id_token_signed_response_alg: String,
@@ -71,6 +73,7 @@ pub fn client_view(row: &ClientRow) -> ClientView {
             .jwks
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok()),
+        jwks_uri: row.jwks_uri.clone(),
         backchannel_logout_uri: row.backchannel_logout_uri.clone(),
         id_token_signed_response_alg: row.id_token_alg.clone(),
         allowed_orgs: row.allowed_org_list(),
@@ -116,6 +119,10 @@ pub struct NewClientBody {
     /// A JWKS document, for `private_key_jwt`.
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    /// Or where the client publishes its JWKS (https, or http on loopback), for
+    /// `private_key_jwt`: read when needed, kept five minutes, and read again for an
+    /// assertion signed by a key not among them (at most every 30 s).
+    pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
     /// `RS256` (default) or `ES256`.
     pub id_token_signed_response_alg: Option<String>,
@@ -177,6 +184,7 @@ pub async fn create_client(body: web::Bytes, api: AdminRequest) -> Result<HttpRe
         scopes: body.scopes,
         auth_method: body.token_endpoint_auth_method,
         jwks: body.jwks.map(|j| j.to_string()),
+        jwks_uri: body.jwks_uri,
         backchannel_logout_uri: body.backchannel_logout_uri,
         id_token_alg: body.id_token_signed_response_alg,
         allowed_orgs: body.allowed_orgs,
@@ -210,8 +218,11 @@ pub struct ClientUpdateBody {
     /// Moving to `client_secret_basic`/`_post` issues a secret (in the answer); moving
     /// away from them deletes it; `none` makes the client public.
     pub token_endpoint_auth_method: Option<String>,
+    /// Replaces a `jwks_uri`.
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    /// Replaces a `jwks`.
+    pub jwks_uri: Option<String>,
     /// An empty string removes it.
     pub backchannel_logout_uri: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
@@ -251,6 +262,7 @@ impl From<ClientUpdateBody> for ClientChange {
             scopes: body.scopes,
             auth_method: body.token_endpoint_auth_method,
             jwks: body.jwks.map(|j| j.to_string()),
+            jwks_uri: body.jwks_uri,
             backchannel_logout_uri: body.backchannel_logout_uri,
             id_token_alg: body.id_token_signed_response_alg,
             allowed_orgs: body.allowed_orgs,

@@ -65,8 +65,10 @@ pub struct ClientChange {
     /// Moving to `client_secret_basic`/`_post` issues a secret; moving away from them
     /// deletes it; `none` makes the client public.
     pub auth_method: Option<String>,
-    /// A JWKS document (for `private_key_jwt`).
+    /// A JWKS document (for `private_key_jwt`); replaces a `jwks_uri`.
     pub jwks: Option<String>,
+    /// Where the client publishes its JWKS (for `private_key_jwt`); replaces a `jwks`.
+    pub jwks_uri: Option<String>,
     /// An empty string removes it.
     pub backchannel_logout_uri: Option<String>,
     pub id_token_alg: Option<String>,
@@ -101,11 +103,17 @@ impl ClientChange {
             spec.public = method == AUTH_NONE;
             if method != AUTH_PRIVATE_KEY_JWT {
                 spec.jwks = None;
+                spec.jwks_uri = None;
             }
             spec.auth_method = Some(method);
         }
         if let Some(jwks) = self.jwks {
             spec.jwks = Some(jwks);
+            spec.jwks_uri = None;
+        }
+        if let Some(uri) = self.jwks_uri {
+            spec.jwks_uri = Some(uri);
+            spec.jwks = None;
         }
         if let Some(uri) = self.backchannel_logout_uri {
             spec.backchannel_logout_uri = (!uri.is_empty()).then_some(uri);

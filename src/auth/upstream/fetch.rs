@@ -90,6 +90,16 @@ impl Fetcher {
     }
 }
 
+/// The one client of calls that trust the system's certificate authorities (a FHIR
+/// server's patient search, a client's published keys), built once.
+pub fn system_roots() -> Result<&'static Fetcher, String> {
+    static FETCHER: std::sync::OnceLock<Result<Fetcher, String>> = std::sync::OnceLock::new();
+    FETCHER
+        .get_or_init(|| Fetcher::new(None).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// reqwest's message without the URL (which may carry a code in its query).
 fn without_url(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {

@@ -119,8 +119,8 @@ pub(super) async fn asked(
     let asked = match params.get("request") {
         None => params,
         Some(object) => {
-            let now = state.clock.now().timestamp();
-            match request_object::verify(object, client, &issuer, now) {
+            let now = state.clock.now();
+            match request_object::verify(object, client, &state.client_keys, &issuer, now).await {
                 Ok(parameters) => {
                     inner = parameters;
                     &inner

@@ -8,7 +8,7 @@
 //! chosen, and only by the user the sign-in was for, in the same session; the choice is
 //! kept with the request in the ephemeral store, and taken once.
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
 use actix_web::{
     HttpResponse, get,
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    auth::upstream::fetch::Fetcher,
+    auth::upstream::fetch,
     auth::{random_token, session::SsoSession},
     domain::FhirId,
     oidc::{
@@ -233,15 +233,6 @@ fn search_token(state: &AppState, audience: &str) -> String {
     state.keys.current().sign_jwt(ACCESS_TOKEN_TYPE, &value)
 }
 
-/// The one HTTP client of every search (bounded, no redirects: see `Fetcher`).
-fn fetcher() -> Result<&'static Fetcher, String> {
-    static FETCHER: OnceLock<Result<Fetcher, String>> = OnceLock::new();
-    FETCHER
-        .get_or_init(|| Fetcher::new(None).map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
 /// `Patient?name=…` on the FHIR server at `audience`: at most [`MAX_RESULTS`] patients.
 pub async fn search(
     state: &AppState,
@@ -260,7 +251,11 @@ pub async fn search(
         )
         .body(Vec::new())
         .map_err(|e| e.to_string())?;
-    let answer = fetcher()?.call(request).await.map_err(|e| e.to_string())?;
+    // Bounded, no redirects: see `fetch::Fetcher`.
+    let answer = fetch::system_roots()?
+        .call(request)
+        .await
+        .map_err(|e| e.to_string())?;
     if !answer.status().is_success() {
         return Err(format!("the search was answered {}", answer.status()));
     }

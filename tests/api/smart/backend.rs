@@ -4,7 +4,7 @@
 use super::*;
 
 /// A backend service (`private_key_jwt` with `key`) asking for `scope`.
-async fn backend_token(
+pub(super) async fn backend_token(
     s: &Smart,
     client_id: &str,
     key: &ClientKey,
