@@ -13,8 +13,8 @@ use gatehouse::{
     },
     config::Config,
     domain::{
-        AccountMapping, ConnectorSettings, OidcUpstream, OrgName, Role, UpstreamClientAuth,
-        UpstreamProtocol, Username,
+        AccountMapping, ConnectorSettings, FhirUserMapping, OidcUpstream, OrgName, Role,
+        UpstreamClientAuth, UpstreamProtocol, Username,
     },
 };
 use secrecy::SecretString;
@@ -172,8 +172,13 @@ pub struct SettingsArgs {
     /// replaces the map.
     #[arg(long = "role-map")]
     role_map: Vec<String>,
+    /// `claim=FHIR base URL`: the claim (SAML attribute Name) holding the person's
+    /// FHIR resource (`Practitioner/123`) on that registered FHIR server, taken at each
+    /// sign-in (SMART `fhirUser`). An empty value stops mapping it.
+    #[arg(long = "fhir-user")]
+    fhir_user: Option<String>,
     /// The whole settings document (JSON), instead of the flags above.
-    #[arg(long, conflicts_with_all = ["issuer", "client_id", "client_auth", "scopes", "ca_file", "jit", "no_jit", "trust_upstream_mfa", "no_trust_upstream_mfa", "default_role", "groups_claim", "role_map"])]
+    #[arg(long, conflicts_with_all = ["issuer", "client_id", "client_auth", "scopes", "ca_file", "jit", "no_jit", "trust_upstream_mfa", "no_trust_upstream_mfa", "default_role", "groups_claim", "role_map", "fhir_user"])]
     settings_file: Option<PathBuf>,
 }
 
@@ -220,6 +225,19 @@ impl SettingsArgs {
                     .ok_or_else(|| format!("--role-map {pair:?}: group=role"))?;
                 let r = role(raw).map_err(|e| format!("--role-map {pair:?}: {e}"))?;
                 a.role_map.insert(group.to_owned(), r);
+            }
+        }
+        match self.fhir_user.as_deref() {
+            None => {}
+            Some("") => a.fhir_user = None,
+            Some(pair) => {
+                let (claim, base) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("--fhir-user {pair:?}: claim=FHIR base URL"))?;
+                a.fhir_user = Some(FhirUserMapping {
+                    claim: claim.to_owned(),
+                    fhir_server: base.to_owned(),
+                });
             }
         }
         Ok(s)

@@ -33,8 +33,8 @@ pub use smart_scope::{
     is_clinical, is_smart_word,
 };
 pub use upstream::{
-    AccountMapping, ConnectorSettings, ConnectorSlug, MailDomain, OidcUpstream, REGISTERED_METHODS,
-    SamlUpstream, UpstreamClientAuth, UpstreamProtocol,
+    AccountMapping, ConnectorSettings, ConnectorSlug, FhirUserMapping, MailDomain, OidcUpstream,
+    REGISTERED_METHODS, SamlUpstream, UpstreamClientAuth, UpstreamProtocol,
 };
 pub use username::Username;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ParseError, Role};
+use super::{FhirBaseUrl, FhirUserRef, ParseError, Role};
 
 /// A connector's name in URLs (`/login/upstream/{slug}`, its callback and SP metadata):
 /// 1–40 of `a-z 0-9 -`, starting with a letter or digit. Unique across organisations.
@@ -175,6 +175,54 @@ pub struct AccountMapping {
     /// domains and the relying party's `idp_hint` lead there).
     #[serde(default = "yes")]
     pub show_on_login: bool,
+    /// Where the person's FHIR resource (SMART `fhirUser`) comes from, if the upstream
+    /// says: set at each sign-in that carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir_user: Option<FhirUserMapping>,
+}
+
+/// A claim (or SAML attribute Name) holding the person's FHIR resource on a registered
+/// FHIR server: `Practitioner/123`, or its absolute URL on that server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirUserMapping {
+    pub claim: String,
+    /// The FHIR server's base URL, as registered.
+    pub fhir_server: String,
+}
+
+impl FhirUserMapping {
+    fn check(&self) -> Result<(), ParseError> {
+        if self.claim.is_empty() || self.claim.len() > 200 {
+            return Err(ParseError("claim names are 1 to 200 characters".into()));
+        }
+        FhirBaseUrl::parse(&self.fhir_server)
+            .map(|_| ())
+            .map_err(|e| ParseError(format!("fhir_user.fhir_server: {}", e.0)))
+    }
+
+    /// The FHIR server's base URL in its one spelling.
+    pub fn server(&self) -> Result<FhirBaseUrl, ParseError> {
+        FhirBaseUrl::parse(&self.fhir_server)
+    }
+
+    /// The resource a claim's `value` names: `Type/id`, or the same as an absolute URL
+    /// on this mapping's server (and on no other).
+    pub fn reference(&self, value: &str) -> Result<FhirUserRef, ParseError> {
+        let base = self.server()?;
+        let relative = match value.strip_prefix(base.as_str()) {
+            Some(rest) => rest
+                .strip_prefix('/')
+                .ok_or_else(|| ParseError("not a resource on the FHIR server".into()))?,
+            None if value.contains(':') => {
+                return Err(ParseError(
+                    "an absolute reference to another server than the one mapped".into(),
+                ));
+            }
+            None => value,
+        };
+        FhirUserRef::parse(relative)
+    }
 }
 
 fn yes() -> bool {
@@ -206,6 +254,7 @@ impl Default for AccountMapping {
             role_map: BTreeMap::new(),
             default_role: default_role(),
             show_on_login: true,
+            fhir_user: None,
         }
     }
 }
@@ -310,7 +359,10 @@ impl ConnectorSettings {
                 return Err(ParseError("claim names are 1 to 200 characters".into()));
             }
         }
-        Ok(())
+        self.accounts
+            .fhir_user
+            .as_ref()
+            .map_or(Ok(()), FhirUserMapping::check)
     }
 }
 
@@ -458,6 +510,41 @@ mod tests {
                 .check(UpstreamProtocol::Oidc)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_mapped_fhir_user_is_a_reference_on_the_mapped_server_and_no_other() {
+        let m = FhirUserMapping {
+            claim: "fhirUser".into(),
+            fhir_server: "https://fhir.example.org/r4/".into(),
+        };
+        assert!(m.check().is_ok());
+        let named = |v: &str| m.reference(v).map(|r| r.to_string());
+        assert_eq!(named("Practitioner/dr-7").unwrap(), "Practitioner/dr-7");
+        assert_eq!(
+            named("https://fhir.example.org/r4/Practitioner/dr-7").unwrap(),
+            "Practitioner/dr-7"
+        );
+        for bad in [
+            "https://fhir.example.org/r4x/Practitioner/dr-7",
+            "https://evil.example.org/r4/Practitioner/dr-7",
+            "Organization/1",
+            "Practitioner/",
+            "Practitioner/a/b",
+            "",
+        ] {
+            assert!(named(bad).is_err(), "{bad}");
+        }
+        let unusable = FhirUserMapping {
+            fhir_server: "http://fhir.example.org/r4".into(),
+            ..m.clone()
+        };
+        assert!(unusable.check().is_err());
+        let unnamed = FhirUserMapping {
+            claim: String::new(),
+            ..m
+        };
+        assert!(unnamed.check().is_err());
     }
 
     #[test]

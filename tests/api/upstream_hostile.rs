@@ -50,6 +50,8 @@ struct Op {
     issuer: String,
     /// The `amr` the ID token carries.
     amr: Vec<&'static str>,
+    /// The `fhirUser` it carries, if any.
+    fhir_user: Option<&'static str>,
 }
 
 struct Hostile {
@@ -102,6 +104,9 @@ fn id_token(op: &Op) -> String {
         "preferred_username": "hugo", "email": "hugo@op.example", "amr": op.amr,
         "groups": ["nurses", "ward-admins"],
     });
+    if let Some(fhir_user) = op.fhir_user {
+        claims["fhirUser"] = json!(fhir_user);
+    }
     let header = json!({"alg": "RS256", "kid": "a", "typ": "JWT"});
     match op.mode {
         Mode::Honest | Mode::TokenError | Mode::Huge => sign(&op.key_a, &header, &claims),
@@ -147,6 +152,7 @@ impl Hostile {
             jwks_fetches: 0,
             issuer: issuer.clone(),
             amr: vec!["pwd"],
+            fhir_user: None,
         }));
         let shared = web::Data::new(op.clone());
         let server = HttpServer::new(move || {
@@ -677,4 +683,59 @@ async fn a_just_in_time_account_gets_the_role_its_upstream_groups_map_to() {
     );
     assert_eq!(user.username, "hugo");
     assert!(user.password_hash.is_none(), "no password of ours");
+}
+
+#[tokio::test]
+async fn a_mapped_fhir_user_claim_sets_the_persons_fhir_resource_on_that_server() {
+    use gatehouse::audit::EventType;
+    const FHIR: &str = "https://fhir.example.org/r4";
+    let (downstream, hostile, id) = world_with(
+        Mode::Honest,
+        json!({ "fhir_user": { "claim": "fhirUser", "fhir_server": FHIR } }),
+    )
+    .await;
+    crate::upstream_oidc::register_fhir_server(&downstream, FHIR).await;
+    let sign_in_saying = |said: Option<&'static str>| {
+        hostile.op.lock().unwrap().fhir_user = said;
+        let (downstream, hostile) = (&downstream, &hostile);
+        async move {
+            let browser = client();
+            let back = trip(downstream, hostile, &browser).await;
+            let res = browser.get(back.as_str()).send().await.unwrap();
+            assert_eq!(location(&res), "/account", "{said:?} never stops a sign-in");
+        }
+    };
+    let fhir_user = || async {
+        let user_id = links(&downstream, &id).await[0].user_id.clone();
+        crate::upstream_oidc::fhir_user_of(&downstream, &user_id, FHIR).await
+    };
+    let set_events =
+        || async { crate::upstream_oidc::audit_details(&downstream, EventType::FhirUserSet).await };
+
+    // Its absolute URL on the mapped server, at the first sign-in (the account is new).
+    sign_in_saying(Some("https://fhir.example.org/r4/Practitioner/dr-7")).await;
+    assert_eq!(fhir_user().await.as_deref(), Some("Practitioner/dr-7"));
+    let events = set_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (&events[0]["connector"], &events[0]["fhir_user"]),
+        (&json!("hospital"), &json!("Practitioner/dr-7"))
+    );
+    // The same again changes nothing; a new one follows the upstream.
+    sign_in_saying(Some("Practitioner/dr-7")).await;
+    assert_eq!(set_events().await.len(), 1);
+    sign_in_saying(Some("Practitioner/dr-8")).await;
+    assert_eq!(fhir_user().await.as_deref(), Some("Practitioner/dr-8"));
+    assert_eq!(set_events().await.len(), 2);
+    // A resource on another server, a type that is not a user, or nothing: left out.
+    for said in [
+        Some("https://evil.example.org/r4/Practitioner/x"),
+        Some("Organization/1"),
+        Some("Practitioner/has spaces"),
+        None,
+    ] {
+        sign_in_saying(said).await;
+        assert_eq!(fhir_user().await.as_deref(), Some("Practitioner/dr-8"));
+    }
+    assert_eq!(set_events().await.len(), 2);
 }

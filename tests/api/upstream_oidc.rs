@@ -234,6 +234,34 @@ pub async fn links(app: &TestApp, connector_id: &str) -> Vec<rows::LinkRow> {
         .unwrap()
 }
 
+/// Registers a FHIR server at `base` in `app`, as the admin service would; its id.
+pub async fn register_fhir_server(app: &TestApp, base: &str) -> String {
+    use gatehouse::store::fhir_servers;
+    let values = fhir_servers::FhirServerValues {
+        base_url: base.to_owned(),
+        display_name: "Hospital FHIR".into(),
+        allowed_scopes: vec!["user/*.rs".into()],
+        allowed_clients: Vec::new(),
+    };
+    let now = chrono::Utc::now().naive_utc();
+    app.state
+        .store
+        .run(move |c| fhir_servers::insert(c, &values, now))
+        .await
+        .unwrap()
+        .id
+}
+
+/// `user_id`'s FHIR resource on the server at `base`, if any.
+pub async fn fhir_user_of(app: &TestApp, user_id: &str, base: &str) -> Option<String> {
+    let (user_id, base) = (user_id.to_owned(), base.to_owned());
+    app.state
+        .store
+        .run(move |c| gatehouse::store::fhir_servers::user_reference_at(c, &user_id, &base))
+        .await
+        .unwrap()
+}
+
 /// `app`'s audit events of `kind`, as (details) documents.
 pub async fn audit_details(app: &TestApp, kind: gatehouse::audit::EventType) -> Vec<Value> {
     crate::admin::audit_events(app, kind)

@@ -70,6 +70,11 @@ pub struct SamlPair {
 /// (`saml` settings besides the upstream's metadata), registered at the upstream as an
 /// SP from the metadata at its connector's URL, with `sp` settings.
 pub async fn saml_pair(saml: Value, sp: ImportSettings) -> SamlPair {
+    saml_pair_mapped(saml, gatehouse_attributes(), sp).await
+}
+
+/// [`saml_pair`] with the connector's account mapping `accounts`.
+pub async fn saml_pair_mapped(saml: Value, accounts: Value, sp: ImportSettings) -> SamlPair {
     let upstream = upstream_idp().await;
     let downstream = spawn_app().await;
     create_user(&upstream, "uma", PASSWORD, false).await;
@@ -82,7 +87,7 @@ pub async fn saml_pair(saml: Value, sp: ImportSettings) -> SamlPair {
     let connector_id = add_saml_connector(
         &downstream,
         SLUG,
-        json!({ "saml": settings, "accounts": gatehouse_attributes() }),
+        json!({ "saml": settings, "accounts": accounts }),
     )
     .await;
     let res = downstream
@@ -685,5 +690,36 @@ async fn an_upstream_whose_metadata_cannot_be_fetched_gets_a_clear_page() {
             .iter()
             .any(|d| d["reason"] == "upstream_unreachable" && d["connector"] == SLUG),
         "{failures:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_mapped_fhir_user_attribute_sets_the_persons_fhir_resource() {
+    const FHIR: &str = "https://fhir.example.org/r4";
+    let mut accounts = gatehouse_attributes();
+    accounts["fhir_user"] = json!({ "claim": "urn:example:fhirUser", "fhir_server": FHIR });
+    let pair = saml_pair_mapped(json!({}), accounts, clear()).await;
+    crate::upstream_oidc::register_fhir_server(&pair.downstream, FHIR).await;
+    let browser = client();
+    let posted = to_acs(&pair, &browser).await;
+    let assertion = resigned(&assertion_of(&posted.xml), &upstream_key(&pair), |a| {
+        a.replacen(
+            "<saml2:AttributeStatement>",
+            "<saml2:AttributeStatement><saml2:Attribute Name=\"urn:example:fhirUser\">\
+             <saml2:AttributeValue>Practitioner/dr-7</saml2:AttributeValue></saml2:Attribute>",
+            1,
+        )
+    });
+    let xml = with_assertion(&posted.xml, &assertion);
+    let res = post_response(&browser, &posted.action, &xml, posted.relay.as_deref()).await;
+    assert_eq!(location(&res), "/account");
+    let user_id = links(&pair.downstream, &pair.connector_id).await[0]
+        .user_id
+        .clone();
+    assert_eq!(
+        crate::upstream_oidc::fhir_user_of(&pair.downstream, &user_id, FHIR)
+            .await
+            .as_deref(),
+        Some("Practitioner/dr-7")
     );
 }

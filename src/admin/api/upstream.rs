@@ -44,7 +44,8 @@ pub struct NewConnectorBody {
     /// The settings document: `{"oidc": {"issuer", "client_id", "client_auth", "scopes",
     /// "ca_pem"}, "accounts": {"just_in_time", "trust_upstream_mfa", "mfa_acr_values",
     /// "username_claim", "email_claim", "name_claim", "groups_claim", "role_map",
-    /// "default_role", "show_on_login"}}`; unknown fields are refused.
+    /// "default_role", "show_on_login", "fhir_user": {"claim", "fhir_server"}}}`; unknown
+    /// fields are refused.
     #[schema(value_type = Object)]
     pub settings: serde_json::Value,
     /// The client secret at the upstream (write-only: never shown again).

@@ -8,8 +8,8 @@ use crate::{
         self as upstream_service, ConnectorFields, ConnectorView, LinkView, NewConnector,
     },
     domain::{
-        AccountMapping, ConnectorSettings, OidcUpstream, SamlUpstream, UpstreamClientAuth,
-        UpstreamProtocol, Username,
+        AccountMapping, ConnectorSettings, FhirUserMapping, OidcUpstream, SamlUpstream,
+        UpstreamClientAuth, UpstreamProtocol, Username,
     },
 };
 use secrecy::SecretString;
@@ -114,6 +114,10 @@ struct ConnectorForm {
     #[serde(default)]
     show_on_login: Option<String>,
     #[serde(default)]
+    fhir_user_claim: String,
+    #[serde(default)]
+    fhir_server: String,
+    #[serde(default)]
     domains: String,
 }
 
@@ -159,6 +163,16 @@ impl ConnectorForm {
                 .collect(),
             default_role: a.default_role.as_str().to_owned(),
             show_on_login: checked(a.show_on_login),
+            fhir_user_claim: a
+                .fhir_user
+                .as_ref()
+                .map(|m| m.claim.clone())
+                .unwrap_or_default(),
+            fhir_server: a
+                .fhir_user
+                .as_ref()
+                .map(|m| m.fhir_server.clone())
+                .unwrap_or_default(),
             client_auth: auth_name(UpstreamClientAuth::default()).to_owned(),
             scopes: "profile email".into(),
             protocol: "oidc".into(),
@@ -308,6 +322,13 @@ impl ConnectorForm {
         a.name_claim = self.name_claim.trim().to_owned();
         let groups = self.groups_claim.trim();
         a.groups_claim = (!groups.is_empty()).then(|| groups.to_owned());
+        a.fhir_user = match (self.fhir_user_claim.trim(), self.fhir_server.trim()) {
+            ("", "") => None,
+            (claim, fhir_server) => Some(FhirUserMapping {
+                claim: claim.to_owned(),
+                fhir_server: fhir_server.to_owned(),
+            }),
+        };
         match self.default_role.parse() {
             Ok(role) => a.default_role = role,
             Err(_) => errors.push("default_role: choose one of the roles offered".into()),

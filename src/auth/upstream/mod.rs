@@ -30,6 +30,7 @@ use crate::{
 };
 
 pub mod fetch;
+pub mod fhir_user;
 pub mod logout;
 pub mod openid;
 
@@ -283,6 +284,9 @@ pub struct UpstreamIdentity {
     /// The upstream's session id (OIDC `sid`, SAML SessionIndex), for its logout.
     #[serde(default)]
     pub sid: Option<String>,
+    /// What the connector's `fhir_user` claim said, if it maps one.
+    #[serde(default)]
+    pub fhir_user: Option<String>,
 }
 
 /// Where a session came from: the connector and the upstream's subject and session,
@@ -359,6 +363,9 @@ pub struct PendingLink {
     pub subject: String,
     /// Why the person is asked to sign in with an existing account, safe to show.
     pub reason: String,
+    /// The FHIR resource the upstream said the person is, taken once linked.
+    #[serde(default)]
+    pub fhir_user: Option<String>,
 }
 
 /// Turns a checked upstream identity into the sign-in's next step (see [`Arrival`]).
@@ -407,6 +414,7 @@ pub async fn arrive(
             "This account cannot sign in. Ask your administrator.",
         ));
     }
+    fhir_user::take(state, Some(ctx), connector, &user, who.fhir_user.as_deref()).await?;
     let accounts = &connector.settings.accounts;
     let upstream_mfa =
         accounts.trust_upstream_mfa && accounts.upstream_did_mfa(&who.amr, who.acr.as_deref());
@@ -459,6 +467,7 @@ async fn create_just_in_time(
         connector_name: connector.display_name.clone(),
         subject: who.subject.clone(),
         reason: reason.to_owned(),
+        fhir_user: who.fhir_user.clone(),
     };
     let accounts = &connector.settings.accounts;
     if !accounts.just_in_time {
@@ -571,6 +580,14 @@ pub async fn link_after_sign_in(
         &link.subject,
         user,
         "after_sign_in",
+    )
+    .await?;
+    fhir_user::take(
+        state,
+        Some(ctx),
+        &connector,
+        user,
+        link.fhir_user.as_deref(),
     )
     .await?;
     Ok(true)

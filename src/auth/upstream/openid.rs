@@ -524,6 +524,7 @@ fn identity(
         amr: strings("amr"),
         acr: text("acr"),
         sid: text("sid"),
+        fhir_user: accounts.fhir_user.as_ref().and_then(|m| text(&m.claim)),
     }
 }
 

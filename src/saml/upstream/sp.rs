@@ -228,5 +228,6 @@ pub fn identity(connector: &Connector, a: &Assertion) -> UpstreamIdentity {
             .filter_map(|s| s.session_index.as_deref())
             .find(|v| !v.is_empty() && v.len() <= 256)
             .map(str::to_owned),
+        fhir_user: accounts.fhir_user.as_ref().and_then(|m| first(&m.claim)),
     }
 }
