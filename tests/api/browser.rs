@@ -69,13 +69,18 @@ impl Browser {
     /// `None` unless `GATEHOUSE_TEST_BROWSER=1`; then a ready browser, or a panic that says
     /// what went wrong.
     pub async fn start() -> Option<Browser> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium switches (`--blink-settings=…`).
+    pub async fn start_with(switches: &[&str]) -> Option<Browser> {
         if !Self::enabled() {
             return None;
         }
-        Some(Self::launch().await)
+        Some(Self::launch(switches).await)
     }
 
-    async fn launch() -> Browser {
+    async fn launch(switches: &[&str]) -> Browser {
         let chromedriver = binary(
             "GATEHOUSE_CHROMEDRIVER",
             DEFAULT_CHROMEDRIVER,
@@ -119,7 +124,7 @@ impl Browser {
                         closing: Vec::new(),
                     };
                     // A panic from here on drops `browser`, which kills chromedriver.
-                    browser.open_session(&chromium).await;
+                    browser.open_session(&chromium, switches).await;
                     return browser;
                 }
                 Err(why) => {
@@ -138,9 +143,9 @@ impl Browser {
         );
     }
 
-    async fn open_session(&mut self, chromium: &Path) {
+    async fn open_session(&mut self, chromium: &Path, switches: &[&str]) {
         let profile = self.dir.path().join("profile");
-        let capabilities = json!({
+        let mut capabilities = json!({
             "browserName": "chrome",
             "acceptInsecureCerts": true,
             "pageLoadStrategy": "normal",
@@ -165,6 +170,12 @@ impl Browser {
                 ],
             },
         });
+        let args = &mut capabilities["goog:chromeOptions"]["args"];
+        for switch in switches {
+            args.as_array_mut()
+                .expect("the switches are a list")
+                .push(json!(switch));
+        }
         let Value::Object(capabilities) = capabilities else {
             unreachable!("capabilities are an object")
         };

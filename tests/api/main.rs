@@ -1,5 +1,6 @@
 //! Integration tests: a real server on a random port per test (`helpers::spawn_app`).
 
+mod accessibility;
 mod account;
 mod admin;
 mod admin_console;

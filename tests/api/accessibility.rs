@@ -1,0 +1,259 @@
+//! WCAG 2.1 AA, checked by axe-core in headless Chromium over the real pages (issue 31):
+//! the sign-in page and its error, the second-factor step and its enrolment, the recovery
+//! codes, the required password change, the reset request, the account pages, every
+//! console page and the error page, in the light and the dark colour scheme. Any
+//! violation fails, naming the page, the rule and the elements; and each run first shows
+//! that it sees one, on a page it spoiled on purpose.
+//!
+//! axe-core is pinned in `tests/api/axe/package-lock.json`; `.ci/run` installs it, and the
+//! test runs `npm ci` there itself when it is missing (without npm: skipped). It runs
+//! with `GATEHOUSE_TEST_BROWSER=1`.
+
+use gatehouse::{clock::Clock, domain::Role};
+
+use crate::{
+    browser::{Browser, sign_in},
+    helpers::{create_user, create_user_with_role, skip, spawn_app, totp_code},
+    spa::NpmLibrary,
+};
+
+const AXE: NpmLibrary = NpmLibrary {
+    dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/axe"),
+    name: "axe-core",
+    // One file, defining the global `axe`.
+    bundle: "node_modules/axe-core/axe.min.js",
+    npm_args: &[],
+};
+const PASSWORD: &str = "Accessible-Horse-Battery-4";
+
+/// axe-core's WCAG 2.0 and 2.1 A and AA violations on the page the browser shows, one
+/// line each: the page, the rule, its impact and the elements.
+async fn violations(browser: &Browser, page: &str) -> Vec<String> {
+    let source = String::from_utf8(AXE.bundle_bytes()).expect("axe-core is UTF-8");
+    let script = format!(
+        "{source}\n;const done = arguments[arguments.length - 1];\
+         axe.run(document, {{ runOnly: {{ type: 'tag', values: \
+         ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }}, resultTypes: ['violations'] }})\
+         .then(r => done(r.violations), e => done([{{ id: 'axe-error', impact: String(e), \
+         nodes: [] }}]));"
+    );
+    let found = browser
+        .client()
+        .execute_async(&script, Vec::new())
+        .await
+        .expect("axe-core runs in the page");
+    // Every page here has a heading, so axe-core ran if it found one.
+    assert!(
+        !browser.texts("h1").await.is_empty(),
+        "{page}: no page to check"
+    );
+    let heading = browser.text("h1").await;
+    found
+        .as_array()
+        .expect("a list of violations")
+        .iter()
+        .map(|v| {
+            let nodes: Vec<String> = v["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| format!("{} [{}]", n["html"], n["failureSummary"]))
+                .collect();
+            format!(
+                "{page} ({heading:?}): {} ({}): {}",
+                v["id"],
+                v["impact"],
+                nodes.join(" | ")
+            )
+        })
+        .collect()
+}
+
+/// Checks the page the browser shows, adding what is wrong to `report`. With
+/// `GATEHOUSE_SCREENSHOTS=DIR`, also saves it there as a PNG, to look at.
+async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
+    browser.wait_for("h1").await;
+    report.extend(violations(browser, page).await);
+    if let Ok(dir) = std::env::var("GATEHOUSE_SCREENSHOTS") {
+        let dark = browser
+            .client()
+            .execute(
+                "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        let name: String = page
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let scheme = if dark.as_bool() == Some(true) {
+            "dark"
+        } else {
+            "light"
+        };
+        browser
+            .screenshot(std::path::Path::new(&dir).join(format!("{scheme}{name}.png")))
+            .await;
+    }
+}
+
+async fn visit(
+    browser: &Browser,
+    app: &crate::helpers::TestApp,
+    path: &str,
+    report: &mut Vec<String>,
+) {
+    browser.goto(&app.url(path)).await;
+    let shown = browser.current_url().await;
+    assert_eq!(
+        shown.path(),
+        path.split('?').next().unwrap(),
+        "{path} itself, not a sign-in"
+    );
+    check(browser, path, report).await;
+}
+
+/// Forgets the session: the cookies of the page shown, which is one of `app`'s.
+async fn sign_out(browser: &Browser) {
+    browser.client().delete_all_cookies().await.unwrap();
+}
+
+/// The harness sees what it should: the sign-in page spoiled with an image without a
+/// text alternative and a label-less field is reported, rule by rule.
+async fn sees_a_violation(browser: &Browser, app: &crate::helpers::TestApp) {
+    browser.goto(&app.url("/login")).await;
+    browser.wait_for("h1").await;
+    browser
+        .client()
+        .execute(
+            "document.querySelector('main').insertAdjacentHTML('beforeend',              '<img src=\"/static/none.png\"><input type=\"text\" name=\"x\">');",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let found = violations(browser, "spoiled /login").await.join("\n");
+    assert!(
+        found.contains("\"image-alt\"") && found.contains("\"label\""),
+        "axe-core must report the spoiled page: {found}"
+    );
+}
+
+/// Skipped without a browser or npm; otherwise a browser (`switches`) ready for axe-core.
+async fn browser_for(test: &str, switches: &[&str]) -> Option<Browser> {
+    if !Browser::enabled() {
+        skip(test, "GATEHOUSE_TEST_BROWSER not set");
+        return None;
+    }
+    if let Err(why) = AXE.installed() {
+        skip(test, &why);
+        return None;
+    }
+    Browser::start_with(switches).await
+}
+
+#[tokio::test]
+async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_light_mode() {
+    let test = "browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_light_mode";
+    let Some(browser) = browser_for(test, &[]).await else {
+        return;
+    };
+    every_page(browser, false).await;
+}
+
+#[tokio::test]
+async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_dark_mode() {
+    let test = "browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_dark_mode";
+    // Blink's preferred colour scheme: 0 is dark.
+    let switches = ["--blink-settings=preferredColorScheme=0"];
+    let Some(browser) = browser_for(test, &switches).await else {
+        return;
+    };
+    every_page(browser, true).await;
+}
+
+/// Walks every page in `browser`, whose colour scheme is `dark` or not, and fails on any
+/// violation.
+async fn every_page(browser: Browser, dark: bool) {
+    let app = spawn_app().await;
+    sees_a_violation(&browser, &app).await;
+    let scheme = browser
+        .client()
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scheme.as_bool(), Some(dark), "the colour scheme asked for");
+    let admin = create_user_with_role(&app, "ada", PASSWORD, Role::SuperAdmin).await;
+    create_user(&app, "olga", PASSWORD, true).await;
+    let mut report = Vec::new();
+
+    // Before signing in: the sign-in page, its error, the reset request, an error page.
+    visit(&browser, &app, "/login", &mut report).await;
+    sign_in(&browser, "ada", "not-the-password").await;
+    browser.wait_for("#error").await;
+    check(&browser, "/login (wrong password)", &mut report).await;
+    visit(&browser, &app, "/reset", &mut report).await;
+    visit(&browser, &app, "/authorize?client_id=unknown", &mut report).await;
+
+    // An administrator's first sign-in: enrolment of the second factor, recovery codes.
+    browser.goto(&app.url("/admin")).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "ada", PASSWORD).await;
+    browser.wait_for("form#totp-enrol").await;
+    check(&browser, "/login/totp-enrol", &mut report).await;
+    let secret = browser.text("#totp-secret").await;
+    let code = totp_code(&secret, app.clock.now().timestamp());
+    browser.fill("form#totp-enrol input#code", &code).await;
+    browser.submit("form#totp-enrol button#confirm-totp").await;
+    browser.wait_for("#recovery-codes").await;
+    check(&browser, "recovery codes", &mut report).await;
+    browser.submit("form#continue button#continue-button").await;
+    browser.wait_for("form#search").await;
+
+    // The console, every page.
+    let org = admin.org_id.clone();
+    for path in [
+        "/admin".to_owned(),
+        "/admin?q=ada".to_owned(),
+        format!("/admin/users/{}", admin.id),
+        format!("/admin/orgs/{org}"),
+        "/admin/audit".to_owned(),
+        "/admin/connectors".to_owned(),
+        "/admin/connectors/new".to_owned(),
+        "/admin/fhir-servers".to_owned(),
+        "/admin/ip-blocks".to_owned(),
+        "/admin/emergency".to_owned(),
+        "/account".to_owned(),
+        "/account/totp".to_owned(),
+        "/account/passkeys".to_owned(),
+    ] {
+        visit(&browser, &app, &path, &mut report).await;
+    }
+
+    // The second step of a later sign-in.
+    sign_out(&browser).await;
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "ada", PASSWORD).await;
+    browser.wait_for("form#otp").await;
+    check(&browser, "/login/otp", &mut report).await;
+
+    // A password the administrator said must change.
+    sign_out(&browser).await;
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "olga", PASSWORD).await;
+    browser.wait_for("input#new_password").await;
+    check(&browser, "required password change", &mut report).await;
+
+    browser.close().await;
+    assert!(
+        report.is_empty(),
+        "{} axe-core violations:\n{}",
+        report.len(),
+        report.join("\n")
+    );
+}
