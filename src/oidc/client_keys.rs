@@ -15,7 +15,7 @@ use std::{
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::jwk::JwkSet;
-use openidconnect::{AsyncHttpClient, http};
+use openidconnect::http;
 
 use crate::{
     auth::upstream::fetch,
@@ -139,20 +139,8 @@ impl ClientKeyCache {
 /// The JWKS at `uri`, through the bounded client (no redirects, short timeouts, at most
 /// `fetch::MAX_BODY_BYTES`).
 async fn read(uri: &str) -> Result<JwkSet, String> {
-    let request = http::Request::get(uri)
-        .header(
-            http::header::ACCEPT,
-            "application/jwk-set+json, application/json",
-        )
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
-    let answer = fetch::system_roots()?
-        .call(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !answer.status().is_success() {
-        return Err(format!("it answered {}", answer.status()));
-    }
-    let doc = std::str::from_utf8(answer.body()).map_err(|_| "the answer is not UTF-8")?;
+    let accept = "application/jwk-set+json, application/json".to_owned();
+    let body = fetch::get(uri, &[(http::header::ACCEPT, accept)]).await?;
+    let doc = std::str::from_utf8(&body).map_err(|_| "the answer is not UTF-8")?;
     usable(doc)
 }

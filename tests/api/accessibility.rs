@@ -75,19 +75,11 @@ async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
     browser.wait_for("h1").await;
     report.extend(violations(browser, page).await);
     if let Ok(dir) = std::env::var("GATEHOUSE_SCREENSHOTS") {
-        let dark = browser
-            .client()
-            .execute(
-                "return matchMedia('(prefers-color-scheme: dark)').matches;",
-                Vec::new(),
-            )
-            .await
-            .unwrap();
         let name: String = page
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        let scheme = if dark.as_bool() == Some(true) {
+        let scheme = if prefers_dark(browser).await {
             "dark"
         } else {
             "light"
@@ -112,6 +104,19 @@ async fn visit(
         "{path} itself, not a sign-in"
     );
     check(browser, path, report).await;
+}
+
+/// Whether the page shown is in the dark colour scheme.
+async fn prefers_dark(browser: &Browser) -> bool {
+    let dark = browser
+        .client()
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    dark.as_bool() == Some(true)
 }
 
 /// Forgets the session: the cookies of the page shown, which is one of `app`'s.
@@ -177,15 +182,11 @@ async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_dark_mode() {
 async fn every_page(browser: Browser, dark: bool) {
     let app = spawn_app().await;
     sees_a_violation(&browser, &app).await;
-    let scheme = browser
-        .client()
-        .execute(
-            "return matchMedia('(prefers-color-scheme: dark)').matches;",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(scheme.as_bool(), Some(dark), "the colour scheme asked for");
+    assert_eq!(
+        prefers_dark(&browser).await,
+        dark,
+        "the colour scheme asked for"
+    );
     let admin = create_user_with_role(&app, "ada", PASSWORD, Role::SuperAdmin).await;
     create_user(&app, "olga", PASSWORD, true).await;
     let mut report = Vec::new();

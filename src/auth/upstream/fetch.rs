@@ -100,6 +100,24 @@ pub fn system_roots() -> Result<&'static Fetcher, String> {
         .map_err(Clone::clone)
 }
 
+/// The body of a 2xx answer to `GET url` with `headers`, through [`system_roots`]; why
+/// not, in words that name no URL.
+pub async fn get(url: &str, headers: &[(http::HeaderName, String)]) -> Result<Vec<u8>, String> {
+    let mut request = http::Request::get(url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let request = request.body(Vec::new()).map_err(|e| e.to_string())?;
+    let answer = system_roots()?
+        .call(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !answer.status().is_success() {
+        return Err(format!("it answered {}", answer.status()));
+    }
+    Ok(answer.into_body())
+}
+
 /// reqwest's message without the URL (which may carry a code in its query).
 fn without_url(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {

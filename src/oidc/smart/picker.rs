@@ -17,7 +17,7 @@ use actix_web::{
     web::{Form, Query},
 };
 use askama::Template;
-use openidconnect::{AsyncHttpClient, http};
+use openidconnect::http;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -243,24 +243,18 @@ pub async fn search(
     url.query_pairs_mut()
         .append_pair("name", name)
         .append_pair("_count", &MAX_RESULTS.to_string());
-    let request = http::Request::get(url.as_str())
-        .header(http::header::ACCEPT, "application/fhir+json")
-        .header(
+    let headers = [
+        (http::header::ACCEPT, "application/fhir+json".to_owned()),
+        (
             http::header::AUTHORIZATION,
             format!("Bearer {}", search_token(state, audience)),
-        )
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
+        ),
+    ];
     // Bounded, no redirects: see `fetch::Fetcher`.
-    let answer = fetch::system_roots()?
-        .call(request)
+    let body = fetch::get(url.as_str(), &headers)
         .await
-        .map_err(|e| e.to_string())?;
-    if !answer.status().is_success() {
-        return Err(format!("the search was answered {}", answer.status()));
-    }
-    let bundle: Value =
-        serde_json::from_slice(answer.body()).map_err(|e| format!("not JSON: {e}"))?;
+        .map_err(|why| format!("the search failed: {why}"))?;
+    let bundle: Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
     Ok(patients_of(&bundle))
 }
 
