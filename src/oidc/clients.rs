@@ -205,25 +205,13 @@ fn check_bounds(spec: &ClientSpec) -> Result<(), ClientError> {
     if spec.jwks.as_ref().is_some_and(|j| j.len() > MAX_JWKS_BYTES) {
         return Err(invalid("jwks", "at most 16 KiB"));
     }
-    if spec
-        .jwks_uri
-        .as_ref()
-        .is_some_and(|u| u.len() > MAX_URI_BYTES)
-    {
-        return Err(invalid(
-            "jwks_uri",
-            format!("at most {MAX_URI_BYTES} bytes"),
-        ));
-    }
-    if spec
-        .backchannel_logout_uri
-        .as_ref()
-        .is_some_and(|u| u.len() > MAX_URI_BYTES)
-    {
-        return Err(invalid(
-            "backchannel_logout_uri",
-            format!("at most {MAX_URI_BYTES} bytes"),
-        ));
+    for (field, uri) in [
+        ("jwks_uri", &spec.jwks_uri),
+        ("backchannel_logout_uri", &spec.backchannel_logout_uri),
+    ] {
+        if uri.as_ref().is_some_and(|u| u.len() > MAX_URI_BYTES) {
+            return Err(invalid(field, format!("at most {MAX_URI_BYTES} bytes")));
+        }
     }
     Ok(())
 }
@@ -304,29 +292,27 @@ fn authentication(
 /// Where a client publishes its keys: https, or http on loopback (development and
 /// tests), with no credentials or fragment. Only administrators register it.
 fn check_jwks_uri(raw: &str) -> Result<String, ClientError> {
-    let url = Url::parse(raw).map_err(|e| invalid("jwks_uri", e.to_string()))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
-        return Err(invalid("jwks_uri", "https (or http on loopback)"));
-    }
+    let url = https_or_loopback("jwks_uri", raw)?;
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err(invalid("jwks_uri", "no credentials and no fragment"));
     }
     Ok(raw.to_owned())
 }
 
-/// Back-channel logout tokens go over https (or http to loopback, for development).
-fn check_backchannel(u: &str) -> Result<String, ClientError> {
-    let url = Url::parse(u).map_err(|e| invalid("backchannel_logout_uri", e.to_string()))?;
+/// A URL Gatehouse calls (`field`): https, or http to loopback (development and tests).
+fn https_or_loopback(field: &'static str, raw: &str) -> Result<Url, ClientError> {
+    let url = Url::parse(raw).map_err(|e| invalid(field, e.to_string()))?;
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
-        "https" => Ok(u.to_owned()),
-        "http" if loopback => Ok(u.to_owned()),
-        _ => Err(invalid(
-            "backchannel_logout_uri",
-            "https (or http on loopback)",
-        )),
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err(invalid(field, "https (or http on loopback)")),
     }
+}
+
+/// Back-channel logout tokens go over https (or http to loopback, for development).
+fn check_backchannel(u: &str) -> Result<String, ClientError> {
+    https_or_loopback("backchannel_logout_uri", u).map(|_| u.to_owned())
 }
 
 fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
@@ -725,6 +711,26 @@ mod tests {
         );
         let checked = check(&fapi).unwrap();
         assert!(checked.require_par && checked.require_dpop && checked.fapi2);
+    }
+
+    #[test]
+    fn urls_gatehouse_calls_are_https_or_loopback_each_refusal_naming_its_field() {
+        let mut logout = spec();
+        logout.backchannel_logout_uri = Some("http://rp.example.org/bc".into());
+        let err = check(&logout).err().unwrap().to_string();
+        assert_eq!(err, "backchannel_logout_uri: https (or http on loopback)");
+        logout.backchannel_logout_uri = Some("http://127.0.0.1:8080/bc".into());
+        assert!(check(&logout).is_ok());
+        let mut keys = spec();
+        keys.auth_method = Some(AUTH_PRIVATE_KEY_JWT.into());
+        keys.jwks_uri = Some("http://rp.example.org/jwks".into());
+        let err = check(&keys).err().unwrap().to_string();
+        assert_eq!(err, "jwks_uri: https (or http on loopback)");
+        keys.jwks_uri = Some("https://rp.example.org/jwks".into());
+        assert_eq!(
+            check(&keys).unwrap().keys.jwks_uri.as_deref(),
+            Some("https://rp.example.org/jwks")
+        );
     }
 
     #[test]

@@ -119,9 +119,13 @@ async fn prefers_dark(browser: &Browser) -> bool {
     dark.as_bool() == Some(true)
 }
 
-/// Forgets the session: the cookies of the page shown, which is one of `app`'s.
-async fn sign_out(browser: &Browser) {
+/// Forgets the session (the cookies of the page shown, one of `app`'s) and signs in as
+/// `username` from the account page.
+async fn sign_in_again(browser: &Browser, app: &crate::helpers::TestApp, username: &str) {
     browser.client().delete_all_cookies().await.unwrap();
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    sign_in(browser, username, PASSWORD).await;
 }
 
 /// The harness sees what it should: the sign-in page spoiled with an image without a
@@ -235,18 +239,12 @@ async fn every_page(browser: Browser, dark: bool) {
     }
 
     // The second step of a later sign-in.
-    sign_out(&browser).await;
-    browser.goto(&app.url("/account")).await;
-    browser.wait_for("form#login").await;
-    sign_in(&browser, "ada", PASSWORD).await;
+    sign_in_again(&browser, &app, "ada").await;
     browser.wait_for("form#otp").await;
     check(&browser, "/login/otp", &mut report).await;
 
     // A password the administrator said must change.
-    sign_out(&browser).await;
-    browser.goto(&app.url("/account")).await;
-    browser.wait_for("form#login").await;
-    sign_in(&browser, "olga", PASSWORD).await;
+    sign_in_again(&browser, &app, "olga").await;
     browser.wait_for("input#new_password").await;
     check(&browser, "required password change", &mut report).await;
 

@@ -54,6 +54,18 @@ pub struct Smart {
     pub fixture: Option<FhirFixture>,
 }
 
+/// A SMART backend service named `name` (`client_credentials`, `private_key_jwt` with
+/// the JWKS document `jwks`, `system/*.rs`).
+pub fn backend_service(name: &str, jwks: String) -> ClientSpec {
+    ClientSpec {
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["system/*.rs".into()],
+        auth_method: Some("private_key_jwt".into()),
+        jwks: Some(jwks),
+        ..ClientSpec::new(name, &[])
+    }
+}
+
 pub fn claims_of(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()

@@ -42,17 +42,7 @@ async fn a_backend_service_signs_with_rs384_or_es384_and_gets_system_scopes_for_
         ClientKey::ec384("bulk-es384"),
         ClientKey::rsa("bulk-rs384").signing_with(jsonwebtoken::Algorithm::RS384),
     ] {
-        let service = register_client(
-            &s.app,
-            ClientSpec {
-                grant_types: vec!["client_credentials".into()],
-                scopes: vec!["system/*.rs".into()],
-                auth_method: Some("private_key_jwt".into()),
-                jwks: Some(key.jwks()),
-                ..ClientSpec::new("Bulk export", &[])
-            },
-        )
-        .await;
+        let service = register_client(&s.app, backend_service("Bulk export", key.jwks())).await;
         // Not yet open to the FHIR server.
         let (status, body) = backend_token(
             &s,

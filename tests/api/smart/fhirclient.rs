@@ -7,7 +7,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use gatehouse::oidc::clients::ClientSpec;
+use super::backend_service;
 use serde_json::{Value, json};
 
 use super::Smart;
@@ -186,17 +186,7 @@ async fn fhirclient_py_runs_smart_backend_services_with_an_es384_assertion() {
     };
     let s = Smart::with_fixture().await;
     let key = ClientKey::ec384("bulk-1");
-    let service = register_client(
-        &s.app,
-        ClientSpec {
-            grant_types: vec!["client_credentials".into()],
-            scopes: vec!["system/*.rs".into()],
-            auth_method: Some("private_key_jwt".into()),
-            jwks: Some(key.jwks()),
-            ..ClientSpec::new("Population health", &[])
-        },
-    )
-    .await;
+    let service = register_client(&s.app, backend_service("Population health", key.jwks())).await;
     s.open_server_to(&service.client_id).await;
     let now = s.app.clock.now().timestamp();
     let assertion = key.sign(

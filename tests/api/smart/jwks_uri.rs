@@ -64,6 +64,13 @@ impl KeyHost {
         host
     }
 
+    /// A host publishing `keys`.
+    fn publishing(keys: &[&ClientKey]) -> Self {
+        let host = Self::start(200, String::new());
+        host.publish(keys);
+        host
+    }
+
     fn publish(&self, keys: &[&ClientKey]) {
         let keys: Vec<&Value> = keys.iter().map(|k| &k.public).collect();
         *self.answer.lock().unwrap() = (200, json!({ "keys": keys }).to_string());
@@ -114,8 +121,7 @@ async fn refused_because(s: &Smart, client_id: &str, key: &ClientKey) -> String 
 async fn published_keys_are_read_once_reread_for_a_rotated_key_and_not_for_a_strangers_kid() {
     let s = Smart::new().await;
     let first = ClientKey::ec384("2026-12");
-    let host = KeyHost::start(200, String::new());
-    host.publish(&[&first]);
+    let host = KeyHost::publishing(&[&first]);
     let id = backend_at(&s, &host.url).await;
     assert_eq!(
         host.reads(),
@@ -246,17 +252,10 @@ async fn a_jwks_uri_is_https_or_loopback_and_instead_of_a_jwks() {
     assert_eq!(with_secret.status(), 400);
 
     // An update to a jwks_uri replaces the registered JWKS, and back.
-    let host = KeyHost::start(200, String::new());
-    host.publish(&[&key]);
+    let host = KeyHost::publishing(&[&key]);
     let id = register_client(
         &s.app,
-        ClientSpec {
-            grant_types: vec!["client_credentials".into()],
-            scopes: vec!["system/*.rs".into()],
-            auth_method: Some("private_key_jwt".into()),
-            jwks: Some(ClientKey::ec384("old").jwks()),
-            ..ClientSpec::new("Moving", &[])
-        },
+        backend_service("Moving", ClientKey::ec384("old").jwks()),
     )
     .await
     .client_id;
@@ -290,8 +289,7 @@ async fn a_request_object_is_checked_against_the_published_keys() {
     use gatehouse::clock::Clock;
     let s = Smart::new().await;
     let key = ClientKey::ec("ro-1");
-    let host = KeyHost::start(200, String::new());
-    host.publish(&[&key]);
+    let host = KeyHost::publishing(&[&key]);
     let id = register_client(
         &s.app,
         ClientSpec {
