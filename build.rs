@@ -13,6 +13,9 @@ use std::{env, path::Path, process::Command};
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=.cargo/prerequisites");
+    // The translations are embedded (src/i18n): a new language folder or file must
+    // rebuild, not only a changed one.
+    println!("cargo:rerun-if-changed=locales");
     for var in [
         "GATEHOUSE_SKIP_BUILD_PROBE",
         "PKG_CONFIG",

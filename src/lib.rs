@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod i18n;
 pub mod ephemeral;
 pub mod keys;
 pub mod mail;

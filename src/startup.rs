@@ -209,6 +209,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .wrap(from_fn(gw::error::log_unavailable))
+                .wrap(from_fn(gw::pages::speak_error_pages))
                 .wrap(from_fn(gw::context))
                 .configure(|cfg| configure(cfg, &routes_config))
         })

@@ -614,7 +614,7 @@ fn passkey_answers() {
     let created = key.create(&options, &browser).to_string();
     let passkey = match ceremony::finish_registration(webauthn, &registration, &created) {
         Ok(c) => c.passkey,
-        Err(why) => panic!("the honest registration is refused: {why}"),
+        Err(why) => panic!("the honest registration is refused: {why:?}"),
     };
     let (options, discoverable) = ceremony::begin_discoverable(webauthn).unwrap();
     let by_name = key.get(&options, &browser).to_string();

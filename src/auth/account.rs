@@ -17,6 +17,27 @@ pub struct PasswordChange {
     pub confirm: String,
 }
 
+/// Why a new password was refused. `Display` is the English of the admin API and the
+/// CLI; the pages say it in the reader's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordProblem {
+    Missing,
+    TooLong,
+    Mismatch,
+    Rule(PolicyViolation),
+}
+
+impl std::fmt::Display for PasswordProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing => f.write_str("The new password: password is required."),
+            Self::TooLong => f.write_str("The new password: password is too long."),
+            Self::Mismatch => f.write_str("The two new passwords do not match."),
+            Self::Rule(v) => v.fmt(f),
+        }
+    }
+}
+
 /// The hash of `change.new` if it satisfies the organisation's policy, the confirmation
 /// matches and it is not one of the recent passwords; otherwise every failing rule at
 /// once (DESIGN §4).
@@ -24,10 +45,12 @@ pub async fn vet_new_password(
     state: &AppState,
     user: &UserRow,
     change: PasswordChange,
-) -> Result<Result<String, Vec<String>>, AuthError> {
+) -> Result<Result<String, Vec<PasswordProblem>>, AuthError> {
+    let missing = change.new.is_empty();
     let password = match Password::parse(change.new) {
         Ok(p) => p,
-        Err(e) => return Ok(Err(vec![format!("The new password: {}.", e.0)])),
+        Err(_) if missing => return Ok(Err(vec![PasswordProblem::Missing])),
+        Err(_) => return Ok(Err(vec![PasswordProblem::TooLong])),
     };
     let org_id = user.org_id.clone();
     let org = state
@@ -39,15 +62,15 @@ pub async fn vet_new_password(
     let username = Username::parse(&user.username).map_err(|e| AuthError::Internal(e.0))?;
     let email = Email::parse(&user.email).map_err(|e| AuthError::Internal(e.0))?;
 
-    let mut errors: Vec<String> = Vec::new();
+    let mut errors: Vec<PasswordProblem> = Vec::new();
     if password.expose() != change.confirm {
-        errors.push("The two new passwords do not match.".into());
+        errors.push(PasswordProblem::Mismatch);
     }
     errors.extend(
         policy
             .check(&password, &username, &email)
-            .iter()
-            .map(ToString::to_string),
+            .into_iter()
+            .map(PasswordProblem::Rule),
     );
     if policy.history > 0 {
         let user_id = user.id.clone();
@@ -63,7 +86,7 @@ pub async fn vet_new_password(
             .await
             .map_err(AuthError::from)?
         {
-            errors.push(PolicyViolation::Reused { history: n }.to_string());
+            errors.push(PasswordProblem::Rule(PolicyViolation::Reused { history: n }));
         }
     }
     if !errors.is_empty() {
@@ -86,7 +109,7 @@ pub async fn change_password(
     change: PasswordChange,
     keep: Option<&str>,
     via: &str,
-) -> Result<Result<(), Vec<String>>, AuthError> {
+) -> Result<Result<(), Vec<PasswordProblem>>, AuthError> {
     let hash = match vet_new_password(state, user, change).await? {
         Ok(hash) => hash,
         Err(errors) => return Ok(Err(errors)),

@@ -136,6 +136,14 @@ pub struct LoginTransaction {
     /// The upstream identity provider the person signed in through, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<UpstreamOrigin>,
+    /// The relying party's `ui_locales`: the languages its pages are shown in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_locales: Option<String>,
+    /// The person's own language and time zone, once the password told who they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// The reason and context label given at the emergency stage, already checked.
@@ -170,6 +178,9 @@ impl LoginTransaction {
             emergency_choice: None,
             pending_link: None,
             origin: None,
+            ui_locales: None,
+            language: None,
+            time_zone: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Consent (DESIGN §18): what a person is asked before an app that must ask gets its
-//! scopes, in plain words, and which scopes they may withhold.
+//! scopes (what each means; the pages put it in words), and which they may withhold.
 
 use super::{LaunchContext, SmartContext, SmartScope};
 
@@ -10,80 +10,65 @@ pub fn may_withhold(scope: &str) -> bool {
     !matches!(scope, "openid" | "launch")
 }
 
-/// `MedicationRequest` → `medication requests`.
-fn resource_words(resource: &str) -> String {
-    let mut out = String::new();
-    for (i, ch) in resource.chars().enumerate() {
-        if ch.is_ascii_uppercase() && i > 0 {
-            out.push(' ');
-        }
-        out.push(ch.to_ascii_lowercase());
-    }
-    if !out.ends_with('s') {
-        out.push('s');
-    }
-    out
+/// Whose records a clinical scope reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The patient in context (`patient/`).
+    Patient,
+    /// Those the signed-in person may see (`user/`).
+    User,
+    /// Every record (`system/`).
+    System,
 }
 
-/// `cruds` → `create, read, update, delete and search`, capitalised.
-fn verbs(permissions: &str) -> String {
-    let words: Vec<&str> = permissions
-        .chars()
-        .filter_map(|c| match c {
-            'c' => Some("create"),
-            'r' => Some("read"),
-            'u' => Some("update"),
-            'd' => Some("delete"),
-            's' => Some("search"),
-            _ => None,
-        })
-        .collect();
-    let text = match words.as_slice() {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => text,
-    }
+/// What a scope lets an app do, for the consent page to say in the reader's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meaning {
+    /// A SMART clinical scope: its permissions (`c`, `r`, `u`, `d`, `s`, in order), whose
+    /// records, which resource type (None: all), and whether constraints narrow it.
+    Clinical {
+        permissions: Vec<char>,
+        whose: Whose,
+        resource: Option<String>,
+        limited: bool,
+    },
+    Launch,
+    LaunchPatient,
+    LaunchEncounter,
+    FhirUser,
+    OpenId,
+    Profile,
+    Email,
+    OfflineAccess,
+    OnlineAccess,
+    /// A scope Gatehouse has no words for: shown as it is.
+    Other(String),
 }
 
-/// What `scope` lets an app do, as a person reads it.
-pub fn plain_words(scope: &str) -> String {
+/// What `scope` lets an app do.
+pub fn meaning(scope: &str) -> Meaning {
     match SmartScope::parse(scope) {
-        Ok(SmartScope::Clinical(c)) => {
-            let whose = match (c.context, c.resource.as_deref()) {
-                (SmartContext::Patient, None) => "all of the patient's records".to_owned(),
-                (SmartContext::Patient, Some(r)) => format!("the patient's {}", resource_words(r)),
-                (SmartContext::User, None) => "all records you may see".to_owned(),
-                (SmartContext::User, Some(r)) => format!("{} you may see", resource_words(r)),
-                (SmartContext::System, None) => "all records".to_owned(),
-                (SmartContext::System, Some(r)) => format!("all {}", resource_words(r)),
-            };
-            let limited = if c.constraints.is_empty() {
-                ""
-            } else {
-                " (some of them only)"
-            };
-            format!("{} {whose}{limited}", verbs(&c.permissions.to_string()))
-        }
-        Ok(SmartScope::Launch) => "Open in the patient and visit your EHR has open".into(),
-        Ok(SmartScope::LaunchContext(LaunchContext::Patient)) => {
-            "Know which patient's record to open".into()
-        }
-        Ok(SmartScope::LaunchContext(LaunchContext::Encounter)) => {
-            "Know which visit to open".into()
-        }
-        Ok(SmartScope::FhirUser) => "Know who you are in the clinical record".into(),
+        Ok(SmartScope::Clinical(c)) => Meaning::Clinical {
+            permissions: c.permissions.to_string().chars().collect(),
+            whose: match c.context {
+                SmartContext::Patient => Whose::Patient,
+                SmartContext::User => Whose::User,
+                SmartContext::System => Whose::System,
+            },
+            resource: c.resource.clone(),
+            limited: !c.constraints.is_empty(),
+        },
+        Ok(SmartScope::Launch) => Meaning::Launch,
+        Ok(SmartScope::LaunchContext(LaunchContext::Patient)) => Meaning::LaunchPatient,
+        Ok(SmartScope::LaunchContext(LaunchContext::Encounter)) => Meaning::LaunchEncounter,
+        Ok(SmartScope::FhirUser) => Meaning::FhirUser,
         _ => match scope {
-            "openid" => "Know that it is you who signed in".into(),
-            "profile" => "See your name and username".into(),
-            "email" => "See your email address".into(),
-            "offline_access" => "Keep access after you sign out, until you withdraw it".into(),
-            "online_access" => "Keep access while you are signed in".into(),
-            other => format!("Use “{other}”"),
+            "openid" => Meaning::OpenId,
+            "profile" => Meaning::Profile,
+            "email" => Meaning::Email,
+            "offline_access" => Meaning::OfflineAccess,
+            "online_access" => Meaning::OnlineAccess,
+            other => Meaning::Other(other.to_owned()),
         },
     }
 }
@@ -116,28 +101,27 @@ mod tests {
     }
 
     #[test]
-    fn scopes_read_as_plain_words() {
+    fn a_scope_means_what_it_lets_the_app_do() {
         assert_eq!(
-            plain_words("patient/Observation.rs"),
-            "Read and search the patient's observations"
+            meaning("patient/Condition.s?clinical-status=active"),
+            Meaning::Clinical {
+                permissions: vec!['s'],
+                whose: Whose::Patient,
+                resource: Some("Condition".into()),
+                limited: true,
+            }
         );
         assert_eq!(
-            plain_words("user/MedicationRequest.cud"),
-            "Create, update and delete medication requests you may see"
+            meaning("patient/*.read"),
+            Meaning::Clinical {
+                permissions: vec!['r', 's'],
+                whose: Whose::Patient,
+                resource: None,
+                limited: false,
+            }
         );
-        assert_eq!(
-            plain_words("patient/*.read"),
-            "Read and search all of the patient's records"
-        );
-        assert_eq!(
-            plain_words("patient/Condition.s?clinical-status=active"),
-            "Search the patient's conditions (some of them only)"
-        );
-        assert_eq!(
-            plain_words("fhirUser"),
-            "Know who you are in the clinical record"
-        );
-        assert!(plain_words("openid").contains("signed in"));
+        assert_eq!(meaning("fhirUser"), Meaning::FhirUser);
+        assert_eq!(meaning("x-y"), Meaning::Other("x-y".into()));
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub struct OrgPolicy {
     pub emergency_review_overdue_hours: u32,
     /// Passkeys (DESIGN §17): allowed, required, phishing-resistant only for admins.
     pub passkeys: super::PasskeyPolicy,
+    /// The language of its people's pages and mails when neither they nor their
+    /// browser chose one Gatehouse speaks (issue 31): `en`, `es-419`.
+    pub language: Option<String>,
+    /// The time zone its people's dates are shown in unless they chose another (an
+    /// IANA name, `America/Bogota`); UTC when absent.
+    pub time_zone: Option<String>,
 }
 
 impl OrgPolicy {
@@ -68,7 +74,7 @@ impl OrgPolicy {
     pub fn validate(&self) -> Result<(), PolicyProblems> {
         let p = &self.password;
         let l = &self.lockout;
-        let checks: [(&str, bool, &str); 15] = [
+        let checks: [(&str, bool, &str); 17] = [
             (
                 "password.min_length",
                 (8..=128).contains(&p.min_length),
@@ -137,6 +143,20 @@ impl OrgPolicy {
                 (1..=30 * 24).contains(&self.emergency_review_overdue_hours),
                 "1 to 720",
             ),
+            (
+                "language",
+                self.language
+                    .as_deref()
+                    .is_none_or(|l| crate::i18n::supported(l).as_deref() == Some(l)),
+                "a language Gatehouse speaks (en, es-419)",
+            ),
+            (
+                "time_zone",
+                self.time_zone
+                    .as_deref()
+                    .is_none_or(|z| crate::i18n::time_zone(z).as_deref() == Some(z)),
+                "an IANA time zone name, as America/Bogota",
+            ),
         ];
         let mut problems: Vec<String> = checks
             .iter()
@@ -176,6 +196,8 @@ impl Default for OrgPolicy {
             emergency_window_minutes: 60,
             emergency_review_overdue_hours: 72,
             passkeys: super::PasskeyPolicy::default(),
+            language: None,
+            time_zone: None,
         }
     }
 }

@@ -20,14 +20,18 @@ use super::{
 use crate::{
     audit::{AuditEvent, EventType},
     auth::session::SsoSession,
-    domain::consent::{may_withhold, plain_words, remembered},
-    pages::account::{signed_in, signed_in_form},
+    domain::consent::{may_withhold, remembered},
+    i18n::Tr,
+    pages::{
+        account::{signed_in, signed_in_form},
+        scope_words,
+    },
     startup::AppState,
     store::{clients::ClientRow, consents},
     web::{
         error::AppError,
         pages::{message, render},
-        visit::{Answer, Visit},
+        visit::{Answer, Visit, spoken},
     },
 };
 
@@ -67,12 +71,12 @@ pub async fn ask(
     Ok(format!("/consent?c={id}"))
 }
 
-fn gone() -> HttpResponse {
+fn gone(tr: &Tr) -> HttpResponse {
     message(
+        tr,
         StatusCode::BAD_REQUEST,
-        "This question has expired",
-        "Answering took too long, or the question was opened in another browser. Open \
-         the application again.",
+        &tr.t("consent-expired"),
+        &tr.t("consent-expired-text"),
         None,
     )
 }
@@ -86,6 +90,7 @@ struct ScopeLine {
 #[derive(Template)]
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
+    tr: &'a Tr,
     app: &'a str,
     csrf: &'a str,
     pending: &'a str,
@@ -105,11 +110,12 @@ pub async fn consent_page(
     Visit { state, req, .. }: Visit,
 ) -> Answer {
     let Some((session, _)) = signed_in(&state, &req).await? else {
-        return Ok(gone());
+        return Ok(gone(&spoken(&req)));
     };
+    let tr = spoken(&req);
     let Some(request) = held::find::<AuthorizeRequest>(&state, HELD, &query.c, &session).await?
     else {
-        return Ok(gone());
+        return Ok(gone(&tr));
     };
     let id = request.client_id.clone();
     let app = state
@@ -122,12 +128,13 @@ pub async fn consent_page(
         .scope
         .iter()
         .map(|s| ScopeLine {
-            words: plain_words(s),
+            words: scope_words(s, &tr),
             required: !may_withhold(s),
             scope: s.clone(),
         })
         .collect();
     let page = ConsentPage {
+        tr: &tr,
         app: &app,
         csrf: &session.csrf,
         pending: &query.c,
@@ -140,7 +147,7 @@ pub async fn consent_page(
 #[post("/consent")]
 pub async fn answer(body: web::Bytes, Visit { state, req, ctx }: Visit) -> Answer {
     if body.len() > 16 * 1024 {
-        return Err(AppError::BadRequest("The form is too large.".into()).into());
+        return Err(AppError::BadRequest(spoken(&req).t("form-too-large")).into());
     }
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let one = |name: &str| {
@@ -151,12 +158,12 @@ pub async fn answer(body: web::Bytes, Visit { state, req, ctx }: Visit) -> Answe
             .unwrap_or("")
     };
     let Some((session, _)) = signed_in_form(&state, &req, one("csrf")).await? else {
-        return Ok(gone());
+        return Ok(gone(&spoken(&req)));
     };
     let Some(mut request) =
         held::take::<AuthorizeRequest>(&state, HELD, one("c"), &session).await?
     else {
-        return Ok(gone());
+        return Ok(gone(&spoken(&req)));
     };
     if one("decision") != "allow" {
         return Ok(refuse(

@@ -30,6 +30,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{Params, discovery::issuer, jwt, sid_for};
+use crate::i18n::Tr;
 use crate::web::cookies;
 use crate::{
     audit::{Audit, AuditEvent, EventType, Outcome},
@@ -41,7 +42,7 @@ use crate::{
     clock::SharedClock,
     crypto::signing::Keys,
     mail::{Courier, Mailer, Undelivered},
-    pages::login::signed_out,
+    pages::login::signed_out_page as signed_out,
     saml::{
         logout_chain::{self, Chain, Finish},
         soap,
@@ -56,7 +57,8 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, check_same_origin, continue_to, message, render},
+        pages::{PageError, check_same_origin, continue_to, in_readers_language, message, render},
+        visit::browser_tr,
     },
 };
 
@@ -396,13 +398,14 @@ struct LogoutRequest {
     id_token_hint: Option<String>,
 }
 
+/// A refused sign-out request; `text` is the protocol's words for the developer.
 fn refused(text: &str) -> HttpResponse {
-    message(
-        StatusCode::BAD_REQUEST,
-        "This sign-out link is not valid",
-        text,
-        None,
-    )
+    let text = text.to_owned();
+    in_readers_language(move |tr| {
+        let title = tr.t("sign-out-link-invalid");
+        let said = tr.a("protocol-refusal", "detail", &text);
+        message(tr, StatusCode::BAD_REQUEST, &title, &said, None)
+    })
 }
 
 async fn check(
@@ -468,19 +471,20 @@ async fn check(
 
 #[derive(Template)]
 #[template(
-    source = r#"{% extends "base.html" %}{% block title %}Sign out{% endblock %}{% block content %}
-<h1>Sign out?</h1>
+    source = r#"{% extends "base.html" %}{% block title %}{{ tr.t("sign-out") }}{% endblock %}{% block content %}
+<h1>{{ tr.t("sign-out-question") }}</h1>
 <form id="logout" method="post" action="/logout">
   <input type="hidden" name="csrf" value="{{ csrf }}">
   {% if let Some(v) = client_id %}<input type="hidden" name="client_id" value="{{ v }}">{% endif %}
   {% if let Some(v) = post_logout_redirect_uri %}<input type="hidden" name="post_logout_redirect_uri" value="{{ v }}">{% endif %}
   {% if let Some(v) = state %}<input type="hidden" name="state" value="{{ v }}">{% endif %}
   {% if let Some(v) = id_token_hint %}<input type="hidden" name="id_token_hint" value="{{ v }}">{% endif %}
-  <button id="sign-out" type="submit">Sign out</button>
+  <button id="sign-out" type="submit">{{ tr.t("sign-out") }}</button>
 </form>{% endblock %}"#,
     ext = "html"
 )]
 struct LogoutPage<'a> {
+    tr: &'a Tr,
     csrf: &'a str,
     client_id: Option<&'a str>,
     post_logout_redirect_uri: Option<&'a str>,
@@ -523,6 +527,7 @@ async fn logout_page(
     }
     Ok(render(
         &LogoutPage {
+            tr: &browser_tr(&req),
             csrf: &current.csrf,
             client_id: request.client_id.as_deref(),
             post_logout_redirect_uri: request.post_logout_redirect_uri.as_deref(),
@@ -564,8 +569,7 @@ async fn logout_submit(
     };
     if !same_secret(&form.csrf, &current.csrf) {
         return Err(PageError(AppError::Forbidden(
-            "This form has expired or was not sent from this browser. Please go back and try again."
-                .into(),
+            browser_tr(&req).t("form-expired"),
         )));
     }
     let saml = sign_out(&state, &ctx, &current, "logout").await?;

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use tokio::time::{Duration, Instant};
 
 use crate::web::cookies;
-use crate::web::visit::{Answer, Visit};
+use crate::web::visit::{Answer, Visit, browser_tr, spoken};
 use crate::{
+    i18n::{Id, Tr},
+    pages::account::speak_for,
     auth::{
         account::PasswordChange,
         recovery::{
@@ -52,6 +54,7 @@ const REQUEST_FORM: &str = "reset-request";
 #[derive(Template)]
 #[template(path = "reset_request.html")]
 struct RequestPage<'a> {
+    tr: &'a Tr,
     csrf: &'a str,
     login: &'a str,
     error: Option<&'a str>,
@@ -60,6 +63,7 @@ struct RequestPage<'a> {
 #[derive(Template)]
 #[template(path = "new_password.html")]
 struct NewPasswordPage<'a> {
+    tr: &'a Tr,
     invitation: bool,
     action: &'a str,
     csrf: &'a str,
@@ -110,10 +114,7 @@ fn check_form(
     check_same_origin(req, &state.config.issuer)?;
     let (browser, new) = browser_id(req);
     if new || !csrf::is_valid(&state.master_key, &browser, form, presented) {
-        return Err(PageError(AppError::Forbidden(
-            "This form has expired or was not sent from this browser. Please reload the page and try again."
-                .into(),
-        )));
+        return Err(PageError(AppError::Forbidden(spoken(req).t("form-stale"))));
     }
     Ok(())
 }
@@ -123,6 +124,7 @@ async fn request_page(Visit { state, req, .. }: Visit) -> Answer {
     let (browser, cookie) = browser_for(&req);
     let csrf = csrf::form_token(&state.master_key, &browser, REQUEST_FORM);
     let page = RequestPage {
+        tr: &browser_tr(&req),
         csrf: &csrf,
         login: "",
         error: None,
@@ -137,16 +139,19 @@ async fn request_submit(form: Form<RequestForm>, Visit { state, req, ctx }: Visi
     check_form(&state, &req, REQUEST_FORM, &form.csrf)?;
     state.guard.rate_limit(ctx.client_ip)?;
     let login = form.login.trim();
+    let tr = browser_tr(&req);
     // Judged on the input alone, so it tells nothing about accounts.
     if login.is_empty() || form.login.len() > Username::MAX_INPUT_BYTES {
+        let error = tr.t("enter-username-or-email");
         let page = RequestPage {
+            tr: &tr,
             csrf: &form.csrf,
             login: if form.login.len() > Username::MAX_INPUT_BYTES {
                 ""
             } else {
                 login
             },
-            error: Some("Enter your username or the email address of your account."),
+            error: Some(&error),
         };
         return Ok(render(&page, StatusCode::BAD_REQUEST));
     }
@@ -160,17 +165,13 @@ async fn request_submit(form: Form<RequestForm>, Visit { state, req, ctx }: Visi
         );
     }
     tokio::time::sleep_until(started + ANSWER_FLOOR).await;
-    let text = format!(
-        "If an account matches what you entered, a link to choose a new password is on its way \
-         to the account's email address. It works once, within {} minutes; asking again \
-         replaces it. Nothing arrived? Check your spam folder, or ask your administrator.",
-        state.config.reset_token_minutes
-    );
+    let minutes = usize::try_from(state.config.reset_token_minutes).unwrap_or(usize::MAX);
     Ok(message(
+        &tr,
         StatusCode::OK,
-        "Check your email",
-        &text,
-        Some(("/account", "Back to sign in")),
+        &tr.t("check-your-email"),
+        &tr.n("reset-link-sent", "minutes", minutes),
+        Some(("/account", &tr.t("back-to-sign-in"))),
     ))
 }
 
@@ -179,42 +180,41 @@ struct LinkKind {
     purpose: Purpose,
     path: &'static str,
     form: &'static str,
-    invalid: &'static str,
-    invalid_link: (&'static str, &'static str),
-    done_title: &'static str,
-    done: &'static str,
+    invalid: Id,
+    invalid_link: (&'static str, Id),
+    done_title: Id,
+    done: Id,
 }
 
 const RESET: LinkKind = LinkKind {
     purpose: Purpose::Reset,
     path: "/reset/",
     form: "reset-password",
-    invalid: "A reset link works once, for a limited time, and only the newest one sent to you \
-              works; changing your password also ends it. Ask for a new link.",
-    invalid_link: ("/reset", "Ask for a new link"),
-    done_title: "Your password was set",
-    done: "Sign in with your new password. Every session of your account was signed out.",
+    invalid: Id("reset-link-invalid"),
+    invalid_link: ("/reset", Id("ask-for-new-link")),
+    done_title: Id("password-set"),
+    done: Id("password-set-text"),
 };
 
 const INVITE: LinkKind = LinkKind {
     purpose: Purpose::Invite,
     path: "/invite/",
     form: "invitation",
-    invalid: "An invitation link works once, for a limited time, and only the newest one sent \
-              to you works. Ask your administrator for a new invitation.",
-    invalid_link: ("/account", "Go to sign in"),
-    done_title: "Your account is ready",
-    done: "Sign in with your username and the password you chose.",
+    invalid: Id("invitation-link-invalid"),
+    invalid_link: ("/account", Id("go-to-sign-in")),
+    done_title: Id("account-ready"),
+    done: Id("account-ready-text"),
 };
 
 /// One page for every link that does not work, whatever the reason (malformed, unknown,
 /// used, expired, replaced, void): the reason is nobody's business but the audit trail's.
-fn invalid(kind: &LinkKind) -> HttpResponse {
+fn invalid(tr: &Tr, kind: &LinkKind) -> HttpResponse {
     message(
+        tr,
         StatusCode::BAD_REQUEST,
-        "This link is invalid or has expired",
-        kind.invalid,
-        Some(kind.invalid_link),
+        &tr.t("link-invalid"),
+        &tr.id(kind.invalid),
+        Some((kind.invalid_link.0, &tr.id(kind.invalid_link.1))),
     )
 }
 
@@ -228,15 +228,17 @@ async fn link_page(
     req: &HttpRequest,
 ) -> Result<HttpResponse, PageError> {
     let Some(token) = token_in(req) else {
-        return Ok(invalid(kind));
+        return Ok(invalid(&browser_tr(req), kind));
     };
     let Some(user) = peek(state, &token, kind.purpose).await? else {
-        return Ok(invalid(kind));
+        return Ok(invalid(&browser_tr(req), kind));
     };
+    let tr = speak_for(state, req, &user).await?;
     let (browser, cookie) = browser_for(req);
     let csrf = csrf::form_token(&state.master_key, &browser, kind.form);
     let action = link_action(kind, req);
     let page = NewPasswordPage {
+        tr: &tr,
         invitation: kind.purpose == Purpose::Invite,
         action: &action,
         csrf: &csrf,
@@ -261,8 +263,15 @@ async fn link_submit(
 ) -> Result<HttpResponse, PageError> {
     check_form(state, req, kind.form, &form.csrf)?;
     state.guard.rate_limit(ctx.client_ip)?;
+    let tr = match token_in(req) {
+        Some(ref token) => match peek(state, token, kind.purpose).await? {
+            Some(user) => speak_for(state, req, &user).await?,
+            None => browser_tr(req),
+        },
+        None => browser_tr(req),
+    };
     let Some(token) = token_in(req) else {
-        return Ok(invalid(kind));
+        return Ok(invalid(&tr, kind));
     };
     let change = PasswordChange {
         new: form.new_password,
@@ -274,20 +283,22 @@ async fn link_submit(
     };
     match outcome {
         LinkOutcome::Done => Ok(message(
+            &tr,
             StatusCode::OK,
-            kind.done_title,
-            kind.done,
-            Some(("/account", "Sign in")),
+            &tr.id(kind.done_title),
+            &tr.id(kind.done),
+            Some(("/account", &tr.t("sign-in"))),
         )),
-        LinkOutcome::Invalid => Ok(invalid(kind)),
+        LinkOutcome::Invalid => Ok(invalid(&tr, kind)),
         LinkOutcome::Refused { username, errors } => {
             let action = link_action(kind, req);
             let page = NewPasswordPage {
+                tr: &tr,
                 invitation: kind.purpose == Purpose::Invite,
                 action: &action,
                 csrf: &form.csrf,
                 username: &username,
-                errors,
+                errors: errors.iter().map(|p| p.said(&tr)).collect(),
             };
             Ok(render(&page, StatusCode::BAD_REQUEST))
         }

@@ -35,7 +35,7 @@ use crate::{
         session::{self, Ending, SessionEndListener},
         token_hash,
     },
-    pages::login::signed_out,
+    pages::login::signed_out_page as signed_out,
     startup::AppState,
     web::{RequestContext, error::AppError, pages::PageError},
 };

@@ -8,7 +8,10 @@ use askama::Template;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
 
-use crate::web::pages::render;
+use crate::{
+    i18n::Tr,
+    web::pages::{in_readers_language, render},
+};
 
 /// The auto-submit script; its hash is what the page's CSP allows (DESIGN §13).
 const AUTO_SUBMIT: &str = r#"document.getElementById("saml-post").submit();"#;
@@ -21,11 +24,11 @@ fn script_hash() -> &'static str {
 #[derive(Template)]
 #[template(
     source = r#"<!doctype html>
-<html lang="en">
+<html lang="{{ tr.lang() }}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Continue · Gatehouse</title>
+<title>{{ tr.t("continue") }} · Gatehouse</title>
 <link rel="stylesheet" href="/static/gatehouse.css">
 </head>
 <body>
@@ -33,11 +36,11 @@ fn script_hash() -> &'static str {
 <form id="saml-post" method="post" action="{{ action }}">
 <input type="hidden" name="{{ field }}" value="{{ value }}">
 {% if let Some(r) = relay_state %}<input type="hidden" name="RelayState" value="{{ r }}">{% endif %}
-<h1>Continue</h1>
-<p id="message">Returning you to the application…</p>
-<button id="continue" type="submit">Continue</button>
+<h1>{{ tr.t("continue") }}</h1>
+<p id="message">{{ tr.t("returning-to-app") }}</p>
+<button id="continue" type="submit">{{ tr.t("continue") }}</button>
 </form>
-{% if let Some(s) = skip %}<p><a id="skip" href="{{ s }}">This application does not answer: continue signing out without it</a></p>{% endif %}
+{% if let Some(s) = skip %}<p><a id="skip" href="{{ s }}">{{ tr.t("skip-silent-app") }}</a></p>{% endif %}
 </main>
 <script>{{ script|safe }}</script>
 </body>
@@ -45,6 +48,7 @@ fn script_hash() -> &'static str {
     ext = "html"
 )]
 struct PostPage<'a> {
+    tr: &'a Tr,
     action: &'a str,
     field: &'a str,
     value: &'a str,
@@ -78,7 +82,32 @@ pub fn post_page_with_self(
     post_page_for(action, field, value, relay_state, true, skip)
 }
 
+/// The page, [`in_readers_language`]: the protocol code that sends it has no reader.
 fn post_page_for(
+    action: &str,
+    field: &str,
+    value: &str,
+    relay_state: Option<&str>,
+    allow_self: bool,
+    skip: Option<&str>,
+) -> HttpResponse {
+    let (action, field, value) = (action.to_owned(), field.to_owned(), value.to_owned());
+    let (relay_state, skip) = (relay_state.map(str::to_owned), skip.map(str::to_owned));
+    in_readers_language(move |tr| {
+        post_page_in(
+            tr,
+            &action,
+            &field,
+            &value,
+            relay_state.as_deref(),
+            allow_self,
+            skip.as_deref(),
+        )
+    })
+}
+
+fn post_page_in(
+    tr: &Tr,
     action: &str,
     field: &str,
     value: &str,
@@ -97,6 +126,7 @@ fn post_page_for(
     );
     let mut res = render(
         &PostPage {
+            tr,
             action,
             field,
             value,

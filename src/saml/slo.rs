@@ -37,6 +37,7 @@ use super::{
     soap,
     sso::{Participant, participants_key, session_index},
 };
+use crate::i18n::Tr;
 use crate::web::cookies;
 use crate::{
     audit::{AuditEvent, EventType, Outcome},
@@ -45,7 +46,7 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, message},
+        pages::{PageError, in_readers_language, message},
         visit::{Answer, Visit},
     },
 };
@@ -72,12 +73,14 @@ pub(super) async fn refuse(
         event = event.detail("sp", sp);
     }
     state.audit.record(event).await?;
-    Ok(message(
-        StatusCode::BAD_REQUEST,
-        "This sign-out request is not valid",
-        text,
-        None,
-    ))
+    let text = text.to_owned();
+    Ok(in_readers_language(move |tr| {
+        let (title, said) = (
+            tr.t("sign-out-request-invalid"),
+            tr.a("protocol-refusal", "detail", &text),
+        );
+        message(tr, StatusCode::BAD_REQUEST, &title, &said, None)
+    }))
 }
 
 /// `/saml/slo` by either binding: HTTP-Redirect (GET) or HTTP-POST.
@@ -290,14 +293,18 @@ async fn deny(
     let relay_state = inbound.relay_state.as_deref();
     let page = if post {
         let value = assertion::encode(&xml);
-        denied_page(
-            &refusal.text,
-            &destination,
-            Onward::Post(&value, relay_state),
-        )
+        let relay_state = relay_state.map(str::to_owned);
+        let (reason, destination) = (refusal.text.clone(), destination.clone());
+        in_readers_language(move |tr| {
+            let onward = Onward::Post(&value, relay_state.as_deref());
+            denied_page(tr, &reason, &destination, onward)
+        })
     } else {
         let location = redirect_location(&destination, "SAMLResponse", &xml, relay_state, state)?;
-        denied_page(&refusal.text, &destination, Onward::Link(&location))
+        let (reason, destination) = (refusal.text.clone(), destination.clone());
+        in_readers_language(move |tr| {
+            denied_page(tr, &reason, &destination, Onward::Link(&location))
+        })
     };
     Ok(page)
 }
@@ -311,20 +318,21 @@ enum Onward<'a> {
 
 #[derive(Template)]
 #[template(
-    source = r#"{% extends "base.html" %}{% block title %}Sign-out refused{% endblock %}
-{% block content %}<h1>You are still signed in to Gatehouse</h1>
-<p id="message">The application asked Gatehouse to sign you out, and Gatehouse refused: {{ reason }}</p>
-<p>Returning to the application tells it so. To end your Gatehouse session, sign out at Gatehouse.</p>
-{% match onward %}{% when Onward::Link(href) %}<p><a id="continue" href="{{ href }}">Return to the application</a></p>
+    source = r#"{% extends "base.html" %}{% block title %}{{ tr.t("sign-out-refused") }}{% endblock %}
+{% block content %}<h1>{{ tr.t("still-signed-in") }}</h1>
+<p id="message">{{ tr.a("sign-out-refused-text", "reason", reason) }}</p>
+<p>{{ tr.t("sign-out-refused-next") }}</p>
+{% match onward %}{% when Onward::Link(href) %}<p><a id="continue" href="{{ href }}">{{ tr.t("return-to-app") }}</a></p>
 {% when Onward::Post(value, relay) %}<form id="saml-post" method="post" action="{{ action }}">
 <input type="hidden" name="SAMLResponse" value="{{ value }}">
 {% if let Some(r) = relay %}<input type="hidden" name="RelayState" value="{{ r }}">{% endif %}
-<button id="continue" type="submit">Return to the application</button>
+<button id="continue" type="submit">{{ tr.t("return-to-app") }}</button>
 </form>{% endmatch %}
-<p><a id="sign-out" href="/logout">Sign out of Gatehouse</a></p>{% endblock %}"#,
+<p><a id="sign-out" href="/logout">{{ tr.t("sign-out-of-gatehouse") }}</a></p>{% endblock %}"#,
     ext = "html"
 )]
 struct DeniedPage<'a> {
+    tr: &'a Tr,
     reason: &'a str,
     action: &'a str,
     onward: Onward<'a>,
@@ -332,12 +340,13 @@ struct DeniedPage<'a> {
 
 /// 400 (the request was refused), with a CSP whose `form-action` also allows the SP's
 /// origin, so the form can carry the answer there.
-fn denied_page(reason: &str, action: &str, onward: Onward<'_>) -> HttpResponse {
+fn denied_page(tr: &Tr, reason: &str, action: &str, onward: Onward<'_>) -> HttpResponse {
     let origin = url::Url::parse(action)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| "'none'".to_owned());
     let mut res = crate::web::pages::render(
         &DeniedPage {
+            tr,
             reason,
             action,
             onward,

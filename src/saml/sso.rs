@@ -37,7 +37,7 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, message},
+        pages::{PageError, in_readers_language, message},
         visit::{Answer, Visit},
     },
 };
@@ -70,13 +70,16 @@ pub struct SamlRequest {
     pub emergency: bool,
 }
 
+/// A refused AuthnRequest; `text` is the protocol's words for the developer.
 fn refused_page(text: &str) -> HttpResponse {
-    message(
-        StatusCode::BAD_REQUEST,
-        "This sign-in request is not valid",
-        text,
-        None,
-    )
+    let text = text.to_owned();
+    in_readers_language(move |tr| {
+        let (title, said) = (
+            tr.t("sign-in-request-invalid"),
+            tr.a("protocol-refusal", "detail", &text),
+        );
+        message(tr, StatusCode::BAD_REQUEST, &title, &said, None)
+    })
 }
 
 async fn audit_refusal(
@@ -347,6 +350,7 @@ async fn answer(
                 requested_by: Some(saml.sp.clone()),
             }),
             resume: Resume::new(RESUME, &saml)?,
+            ui_locales: None,
             require_mfa,
             login_hint,
             idp_hint: None,

@@ -16,6 +16,7 @@ pub mod master_rotation;
 pub mod orgs;
 pub mod outbox;
 pub mod passkeys;
+pub mod preferences;
 pub mod pii;
 pub mod recovery_tokens;
 pub mod saml;

@@ -454,3 +454,12 @@ diesel::table! {
 
 diesel::joinable!(fhir_users -> fhir_servers (fhir_server_id));
 diesel::allow_tables_to_appear_in_same_query!(fhir_users, fhir_servers);
+
+diesel::table! {
+    user_preferences (user_id) {
+        user_id -> Text,
+        language -> Nullable<Text>,
+        time_zone -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}

@@ -212,11 +212,16 @@ pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, AppError> {
 /// strings) become a 400 that says what was wrong: a page for browsers, JSON for APIs;
 /// never actix's default plain text or a 500.
 pub fn bad_input(err: impl std::fmt::Display, req: &HttpRequest) -> actix_web::Error {
-    let error = AppError::BadRequest(format!("The request could not be read: {err}."));
-    let response = if super::pages::wants_html(req) {
-        super::pages::error_page(&error)
+    let why = err.to_string();
+    let (error, response) = if super::pages::wants_html(req) {
+        let tr = super::visit::spoken(req);
+        let error = AppError::BadRequest(tr.a("request-unreadable", "why", &why));
+        let page = super::pages::error_page(&error, &tr);
+        (error, page)
     } else {
-        error.error_response()
+        let error = AppError::BadRequest(format!("The request could not be read: {why}."));
+        let json = error.error_response();
+        (error, json)
     };
     actix_web::error::InternalError::from_response(error, response).into()
 }

@@ -6,14 +6,24 @@ use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
     http::{StatusCode, header},
 };
+use actix_web::{
+    Error,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+};
 use askama::Template;
 use url::Url;
 
+use std::rc::Rc;
+
 use super::error::AppError;
+use crate::i18n::Tr;
 
 #[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage<'a> {
+    pub tr: &'a Tr,
     pub title: &'a str,
     pub message: &'a str,
     pub link: Option<&'a str>,
@@ -58,7 +68,9 @@ pub fn render(page: &impl Template, status: StatusCode) -> HttpResponse {
     }
 }
 
+/// A page that says `message` under `title`, both already in `tr`'s language.
 pub fn message(
+    tr: &Tr,
     status: StatusCode,
     title: &str,
     message: &str,
@@ -66,6 +78,7 @@ pub fn message(
 ) -> HttpResponse {
     render(
         &MessagePage {
+            tr,
             title,
             message,
             link: link.map(|l| l.0),
@@ -77,14 +90,15 @@ pub fn message(
 
 #[derive(Template)]
 #[template(
-    source = r#"{% extends "base.html" %}{% block title %}Continue{% endblock %}
+    source = r#"{% extends "base.html" %}{% block title %}{{ tr.t("continue") }}{% endblock %}
 {% block head %}<meta http-equiv="refresh" content="0;url={{ url }}">{% endblock %}
-{% block content %}<h1>Continue</h1>
-<p id="message">You are signed in. Returning you to the application…</p>
-<p><a id="continue" href="{{ url }}">Continue</a></p>{% endblock %}"#,
+{% block content %}<h1>{{ tr.t("continue") }}</h1>
+<p id="message">{{ tr.t("continue-text") }}</p>
+<p><a id="continue" href="{{ url }}">{{ tr.t("continue") }}</a></p>{% endblock %}"#,
     ext = "html"
 )]
 struct ContinuePage<'a> {
+    tr: &'a Tr,
     url: &'a str,
 }
 
@@ -92,8 +106,10 @@ struct ContinuePage<'a> {
 /// refused by the browser under our CSP `form-action 'self'` (it covers redirects), so
 /// the last step is a page that navigates by itself, with a link for the rare browser
 /// that does not follow `refresh`.
+/// Protocol code sends it, knowing nothing of the reader: it is [`in_readers_language`].
 pub fn continue_to(url: &str) -> HttpResponse {
-    render(&ContinuePage { url }, StatusCode::OK)
+    let url = url.to_owned();
+    in_readers_language(move |tr| render(&ContinuePage { tr, url: &url }, StatusCode::OK))
 }
 
 /// An error on a browser endpoint: the same mapping as `AppError`, rendered as a page.
@@ -117,39 +133,77 @@ impl ResponseError for PageError {
         self.0.status_code()
     }
 
+    /// In English: `speak_error_pages` writes it again in the page's language, which
+    /// needs the request.
     fn error_response(&self) -> HttpResponse {
-        error_page(&self.0)
+        match &self.0 {
+            AppError::Unavailable(d) => tracing::warn!(detail = %d, "dependency unavailable"),
+            AppError::Internal(d) => tracing::error!(detail = %d, "internal error"),
+            _ => {}
+        }
+        error_page(&self.0, &Tr::default())
     }
 }
 
-pub fn error_page(e: &AppError) -> HttpResponse {
-    let (title, text) = match e {
-        AppError::BadRequest(m) => ("That did not work", m.as_str()),
-        AppError::NotFound => ("Page not found", "There is nothing at this address."),
-        AppError::Forbidden(m) => ("Request refused", m.as_str()),
-        AppError::Unavailable(_) => (
-            "Please try again",
-            "The service is busy or briefly unavailable. Please try again in a moment.",
-        ),
-        AppError::Internal(_) => (
-            "Something went wrong",
-            "An internal error occurred. Please try again.",
-        ),
-        AppError::TooManyRequests { .. } => (
-            "Too many attempts",
-            "There have been too many attempts from your network. Please wait and try again.",
-        ),
-    };
-    match e {
-        AppError::Unavailable(d) => tracing::warn!(detail = %d, "dependency unavailable"),
-        AppError::Internal(d) => tracing::error!(detail = %d, "internal error"),
-        _ => {}
+/// Writes each error page in the language of the page that failed: the one its
+/// handler chose ([`super::visit::Visit::speak`]), else the browser's; and each page
+/// made [`in_readers_language`].
+pub async fn speak_error_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let res = next.call(req).await?.map_into_boxed_body();
+    let rewrite = res.response().extensions().get::<Rewrite>().cloned();
+    let failed = res.response().error().and_then(|e| e.as_error::<PageError>());
+    if rewrite.is_none() && failed.is_none() {
+        return Ok(res);
     }
+    let tr = super::visit::spoken(res.request());
+    if tr.lang() == "en" {
+        return Ok(res);
+    }
+    let again = match (rewrite, failed) {
+        (Some(rewrite), _) => (rewrite.0)(&tr),
+        (None, Some(page)) => error_page(&page.0, &tr),
+        (None, None) => return Ok(res),
+    };
+    let again = again.into_body();
+    Ok(res.map_body(|_, _| again))
+}
+
+/// How to write a page again in another language.
+#[derive(Clone)]
+struct Rewrite(Rc<dyn Fn(&Tr) -> HttpResponse>);
+
+/// A page made by protocol code that holds no request to ask its reader's language
+/// (the answer to a finished sign-in, a refused request, a SAML form): made in English
+/// here, and again in the request's language on its way out ([`speak_error_pages`]).
+/// Only the body is written again: status, headers and cookies are this one's.
+pub fn in_readers_language(page: impl Fn(&Tr) -> HttpResponse + 'static) -> HttpResponse {
+    let mut res = page(&Tr::default());
+    res.extensions_mut().insert(Rewrite(Rc::new(page)));
+    res
+}
+
+/// The page for `e`, with its `Retry-After`. The details of a 503 or 500 stay in the
+/// log; an error's own message, where it has one, is shown as it is.
+pub fn error_page(e: &AppError, tr: &Tr) -> HttpResponse {
+    let (title, text) = match e {
+        AppError::BadRequest(m) => (tr.t("error-bad-request"), m.clone()),
+        AppError::NotFound => (tr.t("error-not-found"), tr.t("error-not-found-text")),
+        AppError::Forbidden(m) => (tr.t("error-forbidden"), m.clone()),
+        AppError::Unavailable(_) => (tr.t("error-unavailable"), tr.t("error-unavailable-text")),
+        AppError::Internal(_) => (tr.t("error-internal"), tr.t("error-internal-text")),
+        AppError::TooManyRequests { .. } => {
+            (tr.t("error-too-many"), tr.t("error-too-many-text"))
+        }
+    };
     let mut res = message(
+        tr,
         e.status_code(),
-        title,
-        text,
-        Some(("/account", "Go to your account")),
+        &title,
+        &text,
+        Some(("/account", &tr.t("go-to-account"))),
     );
     let retry_after = match e {
         AppError::Unavailable(_) => Some("2".to_owned()),
@@ -186,8 +240,7 @@ pub fn wants_html(req: &HttpRequest) -> bool {
 /// other value, nothing shows the post came from our page). `cross-site` or `same-site`
 /// is refused whatever the origin. The CSRF token is checked in addition, not instead.
 pub fn check_same_origin(req: &HttpRequest, issuer: &Url) -> Result<(), AppError> {
-    let refused =
-        || AppError::Forbidden("This form was sent from another site and was refused.".into());
+    let refused = || AppError::Forbidden(super::visit::spoken(req).t("from-another-site"));
     let fetch_site = req
         .headers()
         .get("sec-fetch-site")

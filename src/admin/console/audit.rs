@@ -1,6 +1,7 @@
 //! The audit trail of the organisations the administrator may see.
 
 // The console's pages share its entry, navigation, notices and helpers.
+use crate::i18n::Tr;
 use super::*;
 use crate::{
     admin::service::audit::{self as audit_service, ReportQuery},
@@ -22,6 +23,7 @@ struct EventRow {
 #[template(path = "admin/audit.html")]
 struct AuditPage {
     nav: Nav,
+    tr: Tr,
     /// The filters as typed, shown back in the form and carried by the export forms.
     user: String,
     event_type: String,
@@ -135,6 +137,7 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
     };
     let mut page = AuditPage {
         nav: console.nav(),
+        tr: console.tr(),
         user: shown(&q.user),
         event_type: shown(&q.event_type),
         outcome: shown(&q.outcome),

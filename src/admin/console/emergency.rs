@@ -2,6 +2,7 @@
 //! administrator's sign-off, oldest first; and the recent ones signed off.
 
 // The console's pages share its entry, navigation, notices and helpers.
+use crate::i18n::Tr;
 use super::*;
 use crate::{
     admin::service::emergency::{self as emergency_service, Listing},
@@ -34,6 +35,7 @@ struct WindowRow {
 #[template(path = "admin/emergency.html")]
 struct EmergencyPage {
     nav: Nav,
+    tr: Tr,
     notice: Option<&'static str>,
     awaiting: Vec<WindowRow>,
     signed: Vec<WindowRow>,
@@ -64,6 +66,7 @@ pub(super) async fn emergency_page(query: Query<DoneQuery>, visit: Visit) -> Ans
     let row = |w: EmergencyRow| window_row(w, &names, &who.actor, now);
     let page = EmergencyPage {
         nav: console.nav(),
+        tr: console.tr(),
         notice: notice(query.done.as_deref()),
         awaiting: awaiting.into_iter().map(row).collect(),
         signed: signed.into_iter().map(row).collect(),

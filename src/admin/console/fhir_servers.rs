@@ -2,6 +2,7 @@
 //! only a super administrator sees and changes them.
 
 // The console's pages share its entry, navigation, notices and helpers.
+use crate::i18n::Tr;
 use super::*;
 use crate::admin::service::fhir_servers::{self as service, FhirServerFields};
 
@@ -17,6 +18,7 @@ struct ServerRow {
 #[template(path = "admin/fhir_servers.html")]
 struct FhirServersPage {
     nav: Nav,
+    tr: Tr,
     notice: Option<&'static str>,
     servers: Vec<ServerRow>,
 }
@@ -37,6 +39,7 @@ pub(super) async fn fhir_servers_page(query: Query<DoneQuery>, visit: Visit) -> 
         .collect();
     let page = FhirServersPage {
         nav: console.nav(),
+        tr: console.tr(),
         notice: notice(query.done.as_deref()),
         servers,
     };

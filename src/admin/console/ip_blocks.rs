@@ -1,6 +1,7 @@
 //! IP blocks (DESIGN §5): they span organisations, so only a super administrator sees them.
 
 // The console's pages share its entry, navigation, notices and helpers.
+use crate::i18n::Tr;
 use super::*;
 
 struct BlockRow {
@@ -14,6 +15,7 @@ struct BlockRow {
 #[template(path = "admin/ip_blocks.html")]
 struct IpBlocksPage {
     nav: Nav,
+    tr: Tr,
     notice: Option<&'static str>,
     blocks: Vec<BlockRow>,
 }
@@ -33,6 +35,7 @@ pub(super) async fn ip_blocks_page(query: Query<DoneQuery>, visit: Visit) -> Ans
         .collect();
     let page = IpBlocksPage {
         nav: console.nav(),
+        tr: console.tr(),
         notice: notice(query.done.as_deref()),
         blocks,
     };

@@ -123,6 +123,11 @@ struct Console {
 }
 
 impl Console {
+    /// The console's language: English until its pages are translated.
+    fn tr(&self) -> crate::i18n::Tr {
+        crate::i18n::Tr::default()
+    }
+
     fn nav(&self) -> Nav {
         Nav {
             username: self.user.username.clone(),
@@ -234,6 +239,7 @@ impl Visit {
                 login_hint: Some(user.username.clone()),
                 emergency: None,
                 idp_hint: None,
+                ui_locales: None,
             };
             return Ok(Err(start_sign_in_with(state, req, again).await?));
         }

@@ -1,6 +1,7 @@
 //! An organisation's policies: shown, and changed through one form.
 
 // The console's pages share its entry, navigation, notices and helpers.
+use crate::i18n::Tr;
 use super::*;
 
 /// The policy form's fields as typed: what is shown, and shown again with the errors.
@@ -315,6 +316,7 @@ impl PolicyForm {
 #[template(path = "admin/org.html")]
 struct OrgPage {
     nav: Nav,
+    tr: Tr,
     notice: Option<&'static str>,
     org: OrgRow,
     form: PolicyForm,
@@ -329,6 +331,7 @@ pub(super) async fn org_page(path: Path<String>, query: Query<DoneQuery>, visit:
     let org = org_service::find(&visit.state, &console.who, Action::Read, &path).await?;
     let page = OrgPage {
         nav: console.nav(),
+        tr: console.tr(),
         notice: notice(query.done.as_deref()),
         form: PolicyForm::from_policy(&org.policy()),
         can_manage: console.who.require(Action::Manage).is_ok(),
@@ -349,6 +352,7 @@ pub(super) async fn org_policy(path: Path<String>, form: Form<PolicyForm>, visit
         Err(errors) => {
             let page = OrgPage {
                 nav: console.nav(),
+                tr: console.tr(),
                 notice: None,
                 form,
                 can_manage: true,

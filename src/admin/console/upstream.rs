@@ -2,6 +2,7 @@
 //! form, and the links from upstream identities to accounts. Administrators only.
 
 // The console's pages share its entry, navigation, notices and helpers.
+use crate::i18n::Tr;
 use super::*;
 use crate::{
     admin::service::upstream::{
@@ -385,6 +386,7 @@ struct OrgOption {
 #[template(path = "admin/connectors.html")]
 struct ConnectorsPage {
     nav: Nav,
+    tr: Tr,
     notice: Option<&'static str>,
     connectors: Vec<ConnectorLine>,
     /// The organisations a new connector may belong to.
@@ -427,6 +429,7 @@ async fn list_page(
         .collect();
     let page = ConnectorsPage {
         nav: console.nav(),
+        tr: console.tr(),
         notice,
         connectors,
         orgs: orgs
@@ -505,6 +508,7 @@ struct LinkLine {
 #[template(path = "admin/connector.html")]
 struct ConnectorPage {
     nav: Nav,
+    tr: Tr,
     notice: Option<&'static str>,
     connector: ConnectorView,
     links: Vec<LinkLine>,
@@ -567,6 +571,7 @@ async fn edit_page(
     let links = upstream_service::list_links(state, &console.who, &connector.id).await?;
     let page = ConnectorPage {
         nav: console.nav(),
+        tr: console.tr(),
         notice,
         links: link_lines(state, links).await?,
         orgs: Vec::new(),

@@ -1,6 +1,7 @@
 //! Finding a user, their page, and what support can do for them.
 
 // The console's pages share its entry, navigation, notices and helpers.
+use crate::i18n::Tr;
 use super::*;
 use crate::admin::service::emergency as emergency_service;
 use crate::admin::service::fhir_servers::{self as fhir_service, FhirUser};
@@ -27,6 +28,7 @@ struct OrgLink {
 #[template(path = "admin/home.html")]
 struct HomePage {
     nav: Nav,
+    tr: Tr,
     q: String,
     searched: bool,
     results: Vec<UserSummary>,
@@ -62,6 +64,7 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
     };
     let page = HomePage {
         nav: console.nav(),
+        tr: console.tr(),
         searched: !q.is_empty(),
         q,
         results,
@@ -142,6 +145,7 @@ struct SessionRow {
 #[template(path = "admin/user.html")]
 struct UserPage {
     nav: Nav,
+    tr: Tr,
     notice: Option<&'static str>,
     user: UserRow,
     org: String,
@@ -233,6 +237,7 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
     let can_designate = can_manage && user.id != who.actor;
     let page = UserPage {
         nav: console.nav(),
+        tr: console.tr(),
         notice: notice(query.done.as_deref()),
         org,
         role: user.role().as_str(),

@@ -70,26 +70,43 @@ pub struct Created {
     pub backup_eligible: bool,
 }
 
+/// Why a passkey was not registered; the pages say it in the person's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The browser's answer is larger than any passkey's.
+    TooLarge,
+    /// The browser sent something other than a created credential.
+    NotCreated,
+    /// The kept ceremony could not be read: as good as timed out.
+    TimedOut,
+    /// WebAuthn refused the credential.
+    Invalid,
+    /// The organisation's list of authenticators does not have it.
+    KindNotAllowed,
+    /// Registered already, or the account holds as many as it may.
+    AlreadyOrFull,
+}
+
 /// Checks the browser's answer `response` (the created credential's JSON) against the
-/// kept `state`. `Err` says why, in words for the person.
+/// kept `state`.
 pub fn finish_registration(
     webauthn: &Webauthn,
     state: &[u8],
     response: &str,
-) -> Result<Created, &'static str> {
+) -> Result<Created, Refusal> {
     if response.len() > MAX_RESPONSE_BYTES {
-        return Err("The passkey's answer is too large.");
+        return Err(Refusal::TooLarge);
     }
     let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(response) else {
-        return Err("The browser did not create a passkey. Try again.");
+        return Err(Refusal::NotCreated);
     };
-    let registration: PasskeyRegistration = serde_json::from_slice(state)
-        .map_err(|_| "This setup timed out. Create the passkey again.")?;
+    let registration: PasskeyRegistration =
+        serde_json::from_slice(state).map_err(|_| Refusal::TimedOut)?;
     let passkey = webauthn
         .finish_passkey_registration(&answer, &registration)
         .map_err(|e| {
             tracing::info!(error = %e, "passkey registration refused");
-            "This passkey could not be registered. Try again, or use another."
+            Refusal::Invalid
         })?;
     let internals: webauthn_rs::prelude::Credential = passkey.clone().into();
     Ok(Created {

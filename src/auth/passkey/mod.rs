@@ -159,8 +159,8 @@ pub enum Registration {
         passkey: PasskeyRow,
         recovery_codes: Option<Vec<String>>,
     },
-    /// The browser's answer was refused: why, in words for the person.
-    Refused(&'static str),
+    /// The browser's answer was refused, and why.
+    Refused(ceremony::Refusal),
     /// Nothing was begun for this session or transaction, or it timed out.
     Expired,
 }
@@ -177,7 +177,7 @@ pub async fn finish_registration(
 ) -> Result<Registration, AuthError> {
     let webauthn = state.passkeys.get()?;
     if response.len() > ceremony::MAX_RESPONSE_BYTES {
-        return Ok(Registration::Refused("The passkey's answer is too large."));
+        return Ok(Registration::Refused(ceremony::Refusal::TooLarge));
     }
     // Taken whatever comes next: one answer per challenge.
     let Some(kept) = state
@@ -196,9 +196,7 @@ pub async fn finish_registration(
     };
     let policy = policy_of(state, &user.org_id).await?;
     if !policy.admits(created.aaguid) {
-        return Ok(Registration::Refused(
-            "Your organisation does not allow this kind of passkey.",
-        ));
+        return Ok(Registration::Refused(ceremony::Refusal::KindNotAllowed));
     }
     let passkey = &created.passkey;
     let new = NewPasskey {
@@ -212,9 +210,7 @@ pub async fn finish_registration(
     };
     let added = record(state, ctx, user, new, &to).await?;
     let Some(passkey) = added else {
-        return Ok(Registration::Refused(
-            "This passkey is already registered, or the account has as many as it may keep.",
-        ));
+        return Ok(Registration::Refused(ceremony::Refusal::AlreadyOrFull));
     };
     let recovery_codes = if super::totp::unused_recovery_codes(state, &user.id).await? == 0 {
         Some(super::totp::regenerate_recovery_codes(state, &user.id).await?)

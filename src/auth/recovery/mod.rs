@@ -94,7 +94,7 @@ pub enum LinkOutcome {
     /// The new password was refused: every failing rule, the link still unused.
     Refused {
         username: String,
-        errors: Vec<String>,
+        errors: Vec<super::account::PasswordProblem>,
     },
     /// Unknown, used, expired, replaced by a newer link, or void since the password
     /// changed otherwise: one answer for all.

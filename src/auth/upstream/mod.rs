@@ -351,8 +351,28 @@ pub enum Arrival {
     /// No account is linked: the person proves an existing account's password (and
     /// second factor) and the link is made when that sign-in finishes.
     Link(PendingLink),
-    /// The person cannot sign in this way; the text is safe to show.
-    Refused(&'static str),
+    /// The person cannot sign in this way.
+    Refused(Unwelcome),
+}
+
+/// Why a person who signed in upstream cannot go on here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwelcome {
+    /// Their account is disabled or locked by an administrator.
+    Inactive,
+    /// The upstream did not say who they are well enough to make an account.
+    Unidentified,
+}
+
+/// Why a person is asked to sign in with an existing account to link it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkReason {
+    /// Accounts are not made just in time: an existing one is linked.
+    #[default]
+    NotLinkedYet,
+    /// An account with the name or address exists already.
+    AccountExists,
 }
 
 /// An upstream identity waiting in a login transaction for the account it will link to.
@@ -361,11 +381,18 @@ pub struct PendingLink {
     pub connector_id: String,
     pub connector_name: String,
     pub subject: String,
-    /// Why the person is asked to sign in with an existing account, safe to show.
-    pub reason: String,
+    /// Why the person is asked to sign in with an existing account.
+    pub reason: LinkReason,
     /// The FHIR resource the upstream said the person is, taken once linked.
     #[serde(default)]
     pub fhir_user: Option<String>,
+}
+
+impl PendingLink {
+    /// An account with the person's name or address exists already.
+    pub fn account_exists(&self) -> bool {
+        self.reason == LinkReason::AccountExists
+    }
 }
 
 /// Turns a checked upstream identity into the sign-in's next step (see [`Arrival`]).
@@ -410,9 +437,7 @@ pub async fn arrive(
             None,
         )
         .await?;
-        return Ok(Arrival::Refused(
-            "This account cannot sign in. Ask your administrator.",
-        ));
+        return Ok(Arrival::Refused(Unwelcome::Inactive));
     }
     fhir_user::take(state, Some(ctx), connector, &user, who.fhir_user.as_deref()).await?;
     let accounts = &connector.settings.accounts;
@@ -462,18 +487,16 @@ async fn create_just_in_time(
     connector: &Connector,
     who: &UpstreamIdentity,
 ) -> Result<Result<users::UserRow, Arrival>, UpstreamError> {
-    let link = |reason: &str| PendingLink {
+    let link = |reason| PendingLink {
         connector_id: connector.id.clone(),
         connector_name: connector.display_name.clone(),
         subject: who.subject.clone(),
-        reason: reason.to_owned(),
+        reason,
         fhir_user: who.fhir_user.clone(),
     };
     let accounts = &connector.settings.accounts;
     if !accounts.just_in_time {
-        return Ok(Err(Arrival::Link(link(
-            "Sign in with your existing account once to connect it.",
-        ))));
+        return Ok(Err(Arrival::Link(link(LinkReason::NotLinkedYet))));
     }
     let email = who.email.as_deref().and_then(|e| Email::parse(e).ok());
     let username = who
@@ -486,9 +509,7 @@ async fn create_just_in_time(
                 .and_then(|e| Username::parse(e.as_str()).ok())
         });
     let (Some(username), Some(email)) = (username, email) else {
-        return Ok(Err(Arrival::Refused(
-            "Your organisation's identity provider did not say who you are (a username and an email address are needed). Ask your administrator.",
-        )));
+        return Ok(Err(Arrival::Refused(Unwelcome::Unidentified)));
     };
     let new = users::NewUser {
         org_id: connector.org_id.clone(),
@@ -519,9 +540,7 @@ async fn create_just_in_time(
         // The name or address is taken: never link to that account on a match, but
         // let the person prove it is theirs.
         Err(StoreError::Conflict) => {
-            return Ok(Err(Arrival::Link(link(
-                "An account with your name or email address already exists. Sign in with it once to connect it.",
-            ))));
+            return Ok(Err(Arrival::Link(link(LinkReason::AccountExists))));
         }
         Err(e) => return Err(e.into()),
     };

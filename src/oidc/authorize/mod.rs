@@ -43,7 +43,7 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, continue_to, message},
+        pages::{PageError, continue_to, in_readers_language, message},
     },
 };
 
@@ -119,13 +119,15 @@ pub fn used_code_key(code: &str) -> String {
     format!("code-used:{}", token_hash(code))
 }
 
+/// A request refused before it is trusted; `text` is the protocol's own words for the
+/// application's developer.
 pub(super) fn error_page(text: &str) -> HttpResponse {
-    message(
-        StatusCode::BAD_REQUEST,
-        "This sign-in link is not valid",
-        text,
-        None,
-    )
+    let text = text.to_owned();
+    in_readers_language(move |tr| {
+        let title = tr.t("sign-in-link-invalid");
+        let said = tr.a("protocol-refusal", "detail", &text);
+        message(tr, StatusCode::BAD_REQUEST, &title, &said, None)
+    })
 }
 
 /// Where an error for a genuine client goes.
@@ -225,6 +227,7 @@ async fn authorize(
         login_hint,
         idp_hint,
         launch,
+        ui_locales,
     } = match asked(&state, &params, &client).await? {
         Ok(asked) => asked,
         Err(refusal) => return Ok(refusal),
@@ -279,6 +282,7 @@ async fn authorize(
             require_mfa,
             login_hint,
             idp_hint,
+            ui_locales,
         },
     )
     .await?)
@@ -315,14 +319,10 @@ pub async fn issue_code(
     after_form: bool,
 ) -> Result<HttpResponse, AppError> {
     let Some(client) = org_admitted(state, ctx, &request.client_id, session).await? else {
-        return Ok(message(
-            StatusCode::FORBIDDEN,
-            "This application is not available to you",
-            "The application you came from is not open to users of your organisation, so \
-             Gatehouse has not signed you in to it. If you think you should have access, \
-             ask your administrator.",
-            None,
-        ));
+        return Ok(in_readers_language(|tr| {
+            let (title, text) = (tr.t("app-not-for-you"), tr.t("app-not-for-you-text"));
+            message(tr, StatusCode::FORBIDDEN, &title, &text, None)
+        }));
     };
     // DESIGN §18: an app that must ask gets what the person allowed, once they have.
     let remembered = if request.prompt_consent && client.ask_consent {

@@ -204,6 +204,9 @@ pub struct Validated {
     /// The `launch` value of a SMART EHR launch, as sent; taken at `/authorize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) launch: Option<String>,
+    /// `ui_locales` (OIDC Core §3.1.2.1): the languages of the sign-in's pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) ui_locales: Option<String>,
 }
 
 impl Validated {
@@ -301,6 +304,10 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
         .or_else(|| params.get("kc_idp_hint"))
         .filter(|h| h.len() <= 64)
         .map(str::to_owned);
+    let ui_locales = params
+        .get("ui_locales")
+        .filter(|l| l.len() <= 256)
+        .map(str::to_owned);
     Ok(Validated {
         request: AuthorizeRequest {
             client_id: client.client_id.clone(),
@@ -325,6 +332,7 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
         login_hint,
         idp_hint,
         launch,
+        ui_locales,
     })
 }
 

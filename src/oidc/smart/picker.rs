@@ -25,6 +25,7 @@ use crate::{
     auth::upstream::fetch,
     auth::{random_token, session::SsoSession},
     domain::FhirId,
+    i18n::Tr,
     oidc::{
         authorize::{AuthorizeRequest, issue_code},
         discovery::issuer,
@@ -37,7 +38,7 @@ use crate::{
     web::{
         error::AppError,
         pages::{PageError, message, render},
-        visit::{Answer, Visit},
+        visit::{Answer, Visit, spoken},
     },
 };
 
@@ -77,12 +78,12 @@ pub async fn start(
     Ok(format!("/smart/patient?pick={pick}"))
 }
 
-fn gone() -> HttpResponse {
+fn gone(tr: &Tr) -> HttpResponse {
     message(
+        tr,
         StatusCode::BAD_REQUEST,
-        "This choice has expired",
-        "Choosing a patient took too long, or was started in another browser. Open the \
-         application again.",
+        &tr.t("pick-expired"),
+        &tr.t("pick-expired-text"),
         None,
     )
 }
@@ -99,6 +100,7 @@ pub struct PatientSummary {
 #[derive(Template)]
 #[template(path = "smart_patient.html")]
 struct PickerPage<'a> {
+    tr: &'a Tr,
     app: &'a str,
     server: &'a str,
     pick: &'a str,
@@ -106,7 +108,7 @@ struct PickerPage<'a> {
     name: &'a str,
     searched: bool,
     patients: Vec<PatientSummary>,
-    error: Option<&'a str>,
+    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -121,11 +123,12 @@ struct PickQuery {
 #[get("/smart/patient")]
 pub async fn picker_page(query: Query<PickQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let Some((session, _)) = signed_in(&state, &req).await? else {
-        return Ok(gone());
+        return Ok(gone(&spoken(&req)));
     };
+    let tr = spoken(&req);
     let Some(mut pending) = held::find::<Pending>(&state, HELD, &query.pick, &session).await?
     else {
-        return Ok(gone());
+        return Ok(gone(&tr));
     };
     let audience = pending.request.audience.clone().unwrap_or_default();
     let client_id = pending.request.client_id.clone();
@@ -140,14 +143,14 @@ pub async fn picker_page(query: Query<PickQuery>, Visit { state, req, .. }: Visi
     let searched = !name.is_empty();
     if searched {
         if !(2..=100).contains(&name.chars().count()) || name.chars().any(char::is_control) {
-            error = Some("Type 2 to 100 letters of the patient's name.");
+            error = Some(tr.t("pick-name-length"));
             status = StatusCode::BAD_REQUEST;
         } else {
             match search(&state, &audience, name).await {
                 Ok(found) => patients = found,
                 Err(why) => {
                     tracing::warn!(fhir_server = %audience, error = %why, "patient search failed");
-                    error = Some("The FHIR server did not answer the search. Try again.");
+                    error = Some(tr.t("pick-search-failed"));
                     status = StatusCode::BAD_GATEWAY;
                 }
             }
@@ -156,6 +159,7 @@ pub async fn picker_page(query: Query<PickQuery>, Visit { state, req, .. }: Visi
         held::keep(&state, HELD, &query.pick, &pending, &session, PICK_TTL).await?;
     }
     let page = PickerPage {
+        tr: &tr,
         app: &app,
         server: &audience,
         pick: &query.pick,
@@ -183,22 +187,21 @@ struct ChooseForm {
 pub async fn choose(form: Form<ChooseForm>, Visit { state, req, ctx }: Visit) -> Answer {
     let form = form.into_inner();
     let Some((session, _)) = signed_in_form(&state, &req, &form.csrf).await? else {
-        return Ok(gone());
+        return Ok(gone(&spoken(&req)));
     };
+    let tr = spoken(&req);
     let Some(pending) = held::find::<Pending>(&state, HELD, &form.pick, &session).await? else {
-        return Ok(gone());
+        return Ok(gone(&tr));
     };
     if !pending.offered.contains(&form.patient) {
-        return Err(PageError(AppError::BadRequest(
-            "Choose a patient from the search results.".into(),
-        )));
+        return Err(PageError(AppError::BadRequest(tr.t("pick-from-results"))));
     }
     // Taken once: a second submission finds nothing.
     if held::take::<Pending>(&state, HELD, &form.pick, &session)
         .await?
         .is_none()
     {
-        return Ok(gone());
+        return Ok(gone(&tr));
     }
     let mut request = pending.request;
     request.patient = Some(form.patient);

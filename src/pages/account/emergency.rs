@@ -17,12 +17,16 @@ use crate::{
         session::{ACR_MFA, SsoSession},
         transaction::Resume,
     },
-    pages::login::{EmergencyPage, bounded, check_emergency, see_other, start_sign_in},
+    i18n::Tr,
+    pages::{
+        emergency_refusal,
+        login::{EmergencyPage, bounded, check_emergency, see_other, start_sign_in},
+    },
     startup::AppState,
     web::{
         error::AppError,
         pages::render,
-        visit::{Answer, Visit},
+        visit::{Answer, Visit, spoken},
     },
 };
 
@@ -58,6 +62,7 @@ fn status_of(refusal: &Refusal) -> StatusCode {
 
 async fn page(
     state: &AppState,
+    tr: &Tr,
     current: &SsoSession,
     reason: &str,
     error: Option<&str>,
@@ -70,11 +75,13 @@ async fn page(
         .run(move |c| crate::store::orgs::find_by_id(c, &org_id))
         .await?
         .map_or(60, |o| o.policy().emergency_window_minutes);
+    let window_minutes = usize::try_from(window_minutes).unwrap_or_default();
     // Said before anything is typed: the form alone will not do without a second factor.
-    let no_mfa = Refusal::NoSecondFactor.to_string();
+    let no_mfa = emergency_refusal(&Refusal::NoSecondFactor, tr);
     let error = error.or((designated && current.acr() != ACR_MFA).then_some(no_mfa.as_str()));
     Ok(render(
         &EmergencyPage {
+            tr,
             action: "/account/emergency",
             tx: None,
             csrf: &current.csrf,
@@ -95,7 +102,7 @@ async fn emergency_page(Visit { state, req, .. }: Visit) -> Answer {
     let Some((current, _)) = signed_in(&state, &req).await? else {
         return Ok(start_sign_in(&state, &req, Resume::to(RESUME)).await?);
     };
-    Ok(page(&state, &current, "", None, StatusCode::OK).await?)
+    Ok(page(&state, &spoken(&req), &current, "", None, StatusCode::OK).await?)
 }
 
 #[post("/account/emergency")]
@@ -104,15 +111,16 @@ async fn emergency_submit(form: Form<RaiseForm>, Visit { state, req, ctx }: Visi
     let Some((current, _)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
+    let tr = spoken(&req);
     let designated = emergency::is_designated(&state, &current.user_id).await?;
     let choice = match check_emergency(designated, &[], &form.reason, None) {
         Ok(choice) => choice,
         Err((refusal, status)) => {
             emergency::record_refusal(&state, &ctx, &current.user_id, &current.org_id, &refusal)
                 .await?;
-            let message = refusal.to_string();
+            let message = emergency_refusal(&refusal, &tr);
             let shown = bounded(&form.reason);
-            return Ok(page(&state, &current, shown, Some(&message), status).await?);
+            return Ok(page(&state, &tr, &current, shown, Some(&message), status).await?);
         }
     };
     let raised = emergency::raise(
@@ -130,9 +138,10 @@ async fn emergency_submit(form: Form<RaiseForm>, Visit { state, req, ctx }: Visi
     match raised {
         Ok(_) => Ok(see_other("/account?emergency=opened")),
         Err(refusal) => {
-            let message = refusal.to_string();
+            let message = emergency_refusal(&refusal, &tr);
             let shown = bounded(&form.reason);
-            Ok(page(&state, &current, shown, Some(&message), status_of(&refusal)).await?)
+            let status = status_of(&refusal);
+            Ok(page(&state, &tr, &current, shown, Some(&message), status).await?)
         }
     }
 }

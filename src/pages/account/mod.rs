@@ -21,9 +21,11 @@ use crate::auth::{
     transaction::Resume,
 };
 use crate::web::cookies;
-use crate::web::visit::{Answer, Visit};
+use crate::web::visit::{Answer, Visit, browser_wishes, speak, spoken};
 use crate::{
     domain::Password,
+    i18n::{self, Id, Tr, Wishes},
+    store::preferences::{self, Preferences},
     startup::AppState,
     store::{orgs, users, users::UserRow},
     web::{
@@ -55,6 +57,7 @@ impl AnswerSignIn for ToAccountPage {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(account_page)
         .service(account_password)
+        .service(account_preferences)
         .service(end_session)
         .service(withdraw_consent);
     second_factor::routes(cfg);
@@ -73,11 +76,16 @@ struct SessionView {
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
+    tr: &'a Tr,
     username: &'a str,
     email: &'a str,
     org: &'a str,
-    role: &'a str,
+    role: String,
     csrf: &'a str,
+    /// The person's own language and time zone, and the choices.
+    preferences: Preferences,
+    languages: Vec<(String, String)>,
+    zones: &'static [&'static str],
     notice: Option<&'a str>,
     errors: Vec<String>,
     sessions: Vec<SessionView>,
@@ -100,20 +108,22 @@ struct ConsentView {
     allowed: Vec<String>,
 }
 
-fn when(secs: i64) -> String {
+fn when(tr: &Tr, secs: i64) -> String {
     DateTime::<Utc>::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .map(|t| tr.datetime(t))
         .unwrap_or_default()
 }
 
 async fn render_account(
     state: &AppState,
+    tr: &Tr,
     current: &session::SsoSession,
     user: &UserRow,
     notice: Option<&str>,
     errors: Vec<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
+    let preferences = preferences_of(state, &user.id).await?;
     let org_id = user.org_id.clone();
     let org = state
         .store
@@ -132,34 +142,41 @@ async fn render_account(
             allowed: row
                 .granted()
                 .iter()
-                .map(|s| crate::domain::consent::plain_words(s))
+                .map(|s| crate::pages::scope_words(s, tr))
                 .collect(),
-            since: row.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            since: tr.stored(&row.updated_at),
             client_id: row.client_id,
             app,
         })
         .collect();
     let emergency = current
         .open_emergency(state.clock.now().timestamp())
-        .map(|w| (when(w.expires_at), w.reason.clone()));
+        .map(|w| (when(tr, w.expires_at), w.reason.clone()));
     let sessions = session::list(state.ephemeral.as_ref(), state.clock.as_ref(), &user.id)
         .await?
         .into_iter()
         .map(|s| SessionView {
             current: s.handle == current.handle,
-            created: when(s.created_at),
-            last_seen: when(s.last_seen),
+            created: when(tr, s.created_at),
+            last_seen: when(tr, s.last_seen),
             from: s.opened_from(),
             handle: s.handle,
         })
         .collect();
     Ok(render(
         &AccountPage {
+            tr,
             username: &user.username,
             email: &user.email,
             org: org.as_ref().map(|o| o.display_name.as_str()).unwrap_or(""),
-            role: user.role().as_str(),
+            role: tr.id(crate::pages::role_name(user.role())),
             csrf: &current.csrf,
+            preferences,
+            languages: i18n::languages()
+                .into_iter()
+                .map(|tag| (i18n::own_name(&tag), tag))
+                .collect(),
+            zones: i18n::time_zones(),
             notice,
             errors,
             sessions,
@@ -173,7 +190,20 @@ async fn render_account(
     ))
 }
 
-/// The session and its user, or `None` when the browser must sign in (again).
+/// What `user_id` chose of languages and time zones.
+pub(crate) async fn preferences_of(
+    state: &AppState,
+    user_id: &str,
+) -> Result<Preferences, AppError> {
+    let user_id = user_id.to_owned();
+    Ok(state
+        .store
+        .run(move |c| preferences::find(c, &user_id))
+        .await?)
+}
+
+/// The session and its user, or `None` when the browser must sign in (again). The
+/// request's pages speak the user's language from here on ([`spoken`]).
 pub(crate) async fn signed_in(
     state: &AppState,
     req: &HttpRequest,
@@ -195,6 +225,7 @@ pub(crate) async fn signed_in(
         Some(user)
             if user.status() == crate::domain::UserStatus::Active && !user.must_change_password =>
         {
+            speak_for(state, req, &user).await?;
             Ok(Some((current, user)))
         }
         _ => {
@@ -210,6 +241,7 @@ struct AccountQuery {
     totp_removed: Option<String>,
     emergency: Option<String>,
     withdrawn: Option<String>,
+    preferences: Option<String>,
 }
 
 #[get("/account")]
@@ -217,20 +249,25 @@ async fn account_page(query: Query<AccountQuery>, Visit { state, req, .. }: Visi
     let Some((current, user)) = signed_in(&state, &req).await? else {
         return Ok(start_sign_in(&state, &req, Resume::to(RESUME)).await?);
     };
+    let tr = spoken(&req);
     let notice = if query.changed.is_some() {
-        Some("Your password was changed.")
+        Some(Id("notice-password-changed"))
     } else if query.totp_removed.is_some() {
-        Some("Two-step verification was turned off.")
+        Some(Id("notice-totp-removed"))
     } else if query.emergency.as_deref() == Some("opened") {
-        Some("Emergency access is open. Support and your privacy officer have been told.")
+        Some(Id("notice-emergency-opened"))
     } else if query.emergency.as_deref() == Some("ended") {
-        Some("Emergency access has ended.")
+        Some(Id("notice-emergency-ended"))
     } else if query.withdrawn.is_some() {
-        Some("The app's access was withdrawn. It will ask again if you use it.")
+        Some(Id("notice-consent-withdrawn"))
+    } else if query.preferences.is_some() {
+        Some(Id("notice-preferences-saved"))
     } else {
         None
-    };
-    Ok(render_account(&state, &current, &user, notice, Vec::new(), StatusCode::OK).await?)
+    }
+    .map(|id| tr.id(id));
+    let notice = notice.as_deref();
+    Ok(render_account(&state, &tr, &current, &user, notice, Vec::new(), StatusCode::OK).await?)
 }
 
 #[derive(Deserialize)]
@@ -251,10 +288,12 @@ async fn account_password(
     let Some((current, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
         return Ok(see_other("/account"));
     };
+    let tr = spoken(&req);
     // The page again, with what was wrong.
     let refused = |errors| {
         render_account(
             &state,
+            &tr,
             &current,
             &user,
             None,
@@ -270,8 +309,8 @@ async fn account_password(
     };
     let refusal = match verdict {
         Verdict::Success(_) => None,
-        Verdict::Failure => Some("Your current password is not correct."),
-        Verdict::Locked => Some("Too many failed attempts: password changes are locked for now."),
+        Verdict::Failure => Some(tr.t("current-password-wrong")),
+        Verdict::Locked => Some(tr.t("password-changes-locked")),
         Verdict::IpBlocked { retry_after } => {
             return Err(AppError::TooManyRequests {
                 retry_after_secs: retry_after.as_secs(),
@@ -280,8 +319,7 @@ async fn account_password(
         }
     };
     if let Some(message) = refusal {
-        let errors = vec![message.to_owned()];
-        return Ok(refused(errors).await?);
+        return Ok(refused(vec![message]).await?);
     }
     let change = PasswordChange {
         new: form.new_password,
@@ -297,7 +335,7 @@ async fn account_password(
     )
     .await?
     {
-        Err(errors) => Ok(refused(errors).await?),
+        Err(problems) => Ok(refused(problems.iter().map(|p| p.said(&tr)).collect()).await?),
         Ok(()) => Ok(see_other("/account?changed=1")),
     }
 }
@@ -315,11 +353,13 @@ async fn end_session(form: Form<EndSessionForm>, Visit { state, req, ctx }: Visi
         return Ok(see_other("/account"));
     };
     if form.session.len() != 64 || !form.session.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(PageError(AppError::BadRequest("Unknown session.".into())));
+        return Err(PageError(AppError::BadRequest(
+            spoken(&req).t("unknown-session"),
+        )));
     }
     session::end_own(&state, &ctx, &user, &form.session).await?;
     if form.session == current.handle {
-        return Ok(signed_out());
+        return Ok(signed_out(&spoken(&req)));
     }
     Ok(see_other("/account"))
 }
@@ -349,7 +389,7 @@ async fn withdraw_consent(form: Form<WithdrawForm>, Visit { state, req, ctx }: V
         .transaction(move |c| crate::store::consents::withdraw(c, &user_id, &client_id, now))
         .await?;
     if !withdrawn {
-        return Err(PageError(AppError::BadRequest("Unknown app.".into())));
+        return Err(PageError(AppError::BadRequest(spoken(&req).t("unknown-app"))));
     }
     let event = crate::audit::AuditEvent::success(crate::audit::EventType::ConsentWithdrawn, &ctx)
         .about(&user.id, &user.org_id)
@@ -370,13 +410,87 @@ pub(crate) async fn signed_in_form(
         return Ok(None);
     };
     if !same_secret(csrf, &current.csrf) {
-        return Err(stale_form());
+        return Err(PageError(AppError::Forbidden(spoken(req).t("form-stale"))));
     }
     Ok(Some((current, user)))
 }
 
-fn stale_form() -> PageError {
-    PageError(AppError::Forbidden(
-        "This form has expired or was not sent from this browser. Please reload the page.".into(),
+/// The language of `req`'s pages for `user`: theirs, else their browser's, else their
+/// organisation's; an error page of `req` speaks it too.
+pub(crate) async fn speak_for(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &UserRow,
+) -> Result<Tr, AppError> {
+    let chosen = preferences_of(state, &user.id).await?;
+    let org_default = organisation_wishes(state, &user.org_id).await?;
+    Ok(speak(
+        req,
+        Wishes {
+            person: chosen.language,
+            zone: chosen.time_zone.or(org_default.zone),
+            organisation: org_default.organisation,
+            ..browser_wishes(req)
+        },
     ))
+}
+
+/// What an organisation says of languages and time zones, for its people's pages.
+pub(crate) async fn organisation_wishes(
+    state: &AppState,
+    org_id: &str,
+) -> Result<Wishes, AppError> {
+    let org_id = org_id.to_owned();
+    let policy = state
+        .store
+        .run(move |c| orgs::find_by_id(c, &org_id))
+        .await?
+        .map(|o| o.policy())
+        .unwrap_or_default();
+    Ok(Wishes {
+        organisation: policy.language,
+        zone: policy.time_zone,
+        ..Wishes::default()
+    })
+}
+
+#[derive(Deserialize)]
+struct PreferencesForm {
+    #[serde(default)]
+    csrf: String,
+    /// A language tag Gatehouse speaks, or empty for "as my browser says".
+    #[serde(default)]
+    language: String,
+    /// An IANA time zone name, or empty for the organisation's.
+    #[serde(default)]
+    time_zone: String,
+}
+
+/// The person's own language and time zone (issue 31).
+#[post("/account/preferences")]
+async fn account_preferences(
+    form: Form<PreferencesForm>,
+    Visit { state, req, .. }: Visit,
+) -> Answer {
+    let form = form.into_inner();
+    let Some((_, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
+        return Ok(see_other("/account"));
+    };
+    let tr = spoken(&req);
+    let chosen = |raw: &str, parse: fn(&str) -> Option<String>, refusal: Id| match raw.trim() {
+        "" => Ok(None),
+        raw => parse(raw)
+            .map(Some)
+            .ok_or_else(|| PageError(AppError::BadRequest(tr.id(refusal)))),
+    };
+    let choice = Preferences {
+        language: chosen(&form.language, i18n::supported, Id("unknown-language"))?,
+        time_zone: chosen(&form.time_zone, i18n::time_zone, Id("unknown-time-zone"))?,
+    };
+    let (user_id, now) = (user.id.clone(), state.clock.now().naive_utc());
+    state
+        .store
+        .transaction(move |c| preferences::save(c, &user_id, &choice, now))
+        .await?;
+    Ok(see_other("/account?preferences=1"))
 }

@@ -14,9 +14,11 @@ use actix_web::{
 use askama::Template;
 use serde::Deserialize;
 
-use super::{signed_in, signed_in_form, stale_form};
-use crate::web::visit::{Answer, Visit};
+use super::{signed_in, signed_in_form};
+use crate::web::visit::{Answer, Visit, spoken};
 use crate::{
+    i18n::{Id, Tr},
+    pages::{passkey_name_problem, passkey_refusal},
     auth::{
         passkey::{self, PasskeySummary, Registration},
         session::SsoSession,
@@ -69,13 +71,14 @@ struct Row {
 #[derive(Template)]
 #[template(path = "passkeys.html")]
 struct PasskeysPage<'a> {
+    tr: &'a Tr,
     csrf: &'a str,
     passkeys: Vec<Row>,
     /// Passkeys can be registered here (the server and the organisation allow them).
     available: bool,
     /// The session's sign-in is recent enough to change them.
     fresh: bool,
-    recovery_left: i64,
+    recovery_left: usize,
     notice: Option<&'a str>,
     error: Option<&'a str>,
 }
@@ -84,12 +87,9 @@ fn fresh(state: &AppState, session: &SsoSession) -> bool {
     state.clock.now().timestamp() - session.auth_time <= FRESH_SECS
 }
 
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 async fn render_page(
     state: &AppState,
+    tr: &Tr,
     session: &SsoSession,
     user: &UserRow,
     notice: Option<&str>,
@@ -102,18 +102,23 @@ async fn render_page(
         .iter()
         .map(PasskeySummary::from)
         .map(|summary| Row {
-            created: when(summary.created_at),
-            last_used: summary.last_used_at.map(when).unwrap_or("never".into()),
+            created: tr.datetime(summary.created_at),
+            last_used: summary
+                .last_used_at
+                .map(|t| tr.datetime(t))
+                .unwrap_or_else(|| tr.t("never")),
             summary,
         })
         .collect();
     Ok(render(
         &PasskeysPage {
+            tr,
             csrf: &session.csrf,
             passkeys,
             available: state.passkeys.available() && policy.allowed(),
             fresh: fresh(state, session),
-            recovery_left: totp::unused_recovery_codes(state, &user.id).await?,
+            recovery_left: usize::try_from(totp::unused_recovery_codes(state, &user.id).await?)
+                .unwrap_or_default(),
             notice,
             error,
         },
@@ -133,16 +138,19 @@ async fn passkeys_page(query: Query<PageQuery>, Visit { state, req, .. }: Visit)
     let Some((session, user)) = signed_in(&state, &req).await? else {
         return Ok(start_sign_in(&state, &req, Resume::to(RESUME)).await?);
     };
+    let tr = spoken(&req);
     let notice = if query.added.is_some() {
-        Some("Your passkey was added.")
+        Some(Id("notice-passkey-added"))
     } else if query.removed.is_some() {
-        Some("The passkey was removed.")
+        Some(Id("notice-passkey-removed"))
     } else if query.renamed.is_some() {
-        Some("The passkey was renamed.")
+        Some(Id("notice-passkey-renamed"))
     } else {
         None
-    };
-    Ok(render_page(&state, &session, &user, notice, None, StatusCode::OK).await?)
+    }
+    .map(|id| tr.id(id));
+    let notice = notice.as_deref();
+    Ok(render_page(&state, &tr, &session, &user, notice, None, StatusCode::OK).await?)
 }
 
 /// Signs in again, to come back here with a fresh sign-in.
@@ -168,13 +176,15 @@ async fn fresh_form(
         return Ok(Err(see_other("/account/passkeys")));
     };
     if !fresh(state, &session) {
-        let why = "To change your passkeys, sign in again first.";
+        let tr = spoken(req);
+        let why = tr.t("passkeys-sign-in-again");
         let page = render_page(
             state,
+            &tr,
             &session,
             &user,
             None,
-            Some(why),
+            Some(&why),
             StatusCode::FORBIDDEN,
         );
         return Ok(Err(page.await?));
@@ -185,10 +195,10 @@ async fn fresh_form(
 #[post("/account/passkeys/options")]
 async fn registration_options(form: Form<CsrfForm>, Visit { state, req, .. }: Visit) -> Answer {
     let Some((session, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
-        return Err(PageError(AppError::Forbidden("Sign in first.".into())));
+        return Err(PageError(AppError::Forbidden(spoken(&req).t("sign-in-first"))));
     };
     if !fresh(&state, &session) {
-        return Err(stale_form());
+        return Err(PageError(AppError::Forbidden(spoken(&req).t("form-stale"))));
     }
     let to = EnrolmentFor::Session(&session.handle);
     let options = passkey::begin_registration(&state, &user, to).await?;
@@ -212,20 +222,22 @@ async fn add(form: Form<AddForm>, Visit { state, req, ctx }: Visit) -> Answer {
         Ok(found) => found,
         Err(answer) => return Ok(answer),
     };
-    let again = async |error: &str| -> Answer {
+    let tr = spoken(&req);
+    let again = async |error: String| -> Answer {
         Ok(render_page(
             &state,
+            &tr,
             &session,
             &user,
             None,
-            Some(error),
+            Some(&error),
             StatusCode::BAD_REQUEST,
         )
         .await?)
     };
     let name = match PasskeyName::parse(&form.name) {
         Ok(name) => name,
-        Err(e) => return again(&e.0).await,
+        Err(_) => return again(passkey_name_problem(&form.name, &tr)).await,
     };
     let to = EnrolmentFor::Session(&session.handle);
     match passkey::finish_registration(&state, &ctx, &user, to, &name, &form.credential).await? {
@@ -234,6 +246,7 @@ async fn add(form: Form<AddForm>, Visit { state, req, ctx }: Visit) -> Answer {
             ..
         } => Ok(render(
             &RecoveryCodesPage {
+                tr: &tr,
                 tx: None,
                 csrf: &session.csrf,
                 codes,
@@ -241,8 +254,8 @@ async fn add(form: Form<AddForm>, Visit { state, req, ctx }: Visit) -> Answer {
             StatusCode::OK,
         )),
         Registration::Added { .. } => Ok(see_other("/account/passkeys?added=1")),
-        Registration::Refused(why) => again(why).await,
-        Registration::Expired => again("This setup timed out. Create the passkey again.").await,
+        Registration::Refused(why) => again(passkey_refusal(why, &tr)).await,
+        Registration::Expired => again(tr.t("passkey-setup-timed-out")).await,
     }
 }
 
@@ -264,13 +277,16 @@ async fn rename(form: Form<RenameForm>, Visit { state, req, ctx }: Visit) -> Ans
     };
     let name = match PasskeyName::parse(&form.name) {
         Ok(name) => name,
-        Err(e) => {
+        Err(_) => {
+            let tr = spoken(&req);
+            let why = passkey_name_problem(&form.name, &tr);
             let page = render_page(
                 &state,
+                &tr,
                 &session,
                 &user,
                 None,
-                Some(&e.0),
+                Some(&why),
                 StatusCode::BAD_REQUEST,
             );
             return Ok(page.await?);
@@ -308,6 +324,7 @@ async fn recovery_codes(form: Form<CsrfForm>, Visit { state, req, .. }: Visit) -
     let codes = totp::regenerate_recovery_codes(&state, &user.id).await?;
     Ok(render(
         &RecoveryCodesPage {
+            tr: &spoken(&req),
             tx: None,
             csrf: &session.csrf,
             codes,

@@ -11,8 +11,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{signed_in, signed_in_form};
-use crate::web::visit::{Answer, Visit};
+use crate::web::visit::{Answer, Visit, spoken};
 use crate::{
+    i18n::Tr,
     auth::{
         guard::{self, Credential, Verdict, password_attempt},
         session,
@@ -20,7 +21,7 @@ use crate::{
         transaction::Resume,
     },
     domain::Password,
-    pages::login::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
+    pages::login::{EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
     startup::AppState,
     store::users::UserRow,
     web::{error::AppError, pages::render},
@@ -36,6 +37,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Template)]
 #[template(path = "totp_manage.html")]
 struct TotpManagePage<'a> {
+    tr: &'a Tr,
     csrf: &'a str,
     username: &'a str,
     recovery_left: i64,
@@ -44,6 +46,7 @@ struct TotpManagePage<'a> {
 
 async fn render_totp(
     state: &AppState,
+    tr: &Tr,
     current: &session::SsoSession,
     user: &UserRow,
     error: Option<&str>,
@@ -57,6 +60,7 @@ async fn render_totp(
             .await?;
         return Ok(render(
             &TotpManagePage {
+                tr,
                 csrf: &current.csrf,
                 username: &user.username,
                 recovery_left,
@@ -69,6 +73,7 @@ async fn render_totp(
     let view = totp::enrolment(state, &user.id, &user.username, to).await?;
     Ok(render(
         &EnrolPage {
+            tr,
             action: "/account/totp",
             tx: None,
             csrf: &current.csrf,
@@ -86,7 +91,7 @@ async fn totp_page(Visit { state, req, .. }: Visit) -> Answer {
     let Some((current, user)) = signed_in(&state, &req).await? else {
         return Ok(start_sign_in(&state, &req, Resume::to(super::RESUME)).await?);
     };
-    Ok(render_totp(&state, &current, &user, None, StatusCode::OK).await?)
+    Ok(render_totp(&state, &spoken(&req), &current, &user, None, StatusCode::OK).await?)
 }
 
 #[derive(Deserialize)]
@@ -110,20 +115,23 @@ async fn totp_confirm(form: Form<TotpForm>, Visit { state, req, ctx }: Visit) ->
         _ => String::new(),
     };
     let to = EnrolmentFor::Session(&current.handle);
+    let tr = spoken(&req);
     let message = match totp::confirm(&state, &ctx, &user.id, to, &code).await? {
         Confirmation::Enrolled(codes) => Ok(codes),
-        Confirmation::WrongCode => Err("That code is not correct, or was already used."),
-        Confirmation::Expired => Err(ENROL_EXPIRED),
+        Confirmation::WrongCode => Err(tr.t("wrong-code")),
+        Confirmation::Expired => Err(tr.t("enrol-expired")),
     };
     let codes = match message {
         Ok(codes) => codes,
         Err(message) => {
             let status = StatusCode::BAD_REQUEST;
-            return Ok(render_totp(&state, &current, &user, Some(message), status).await?);
+            let error = Some(message.as_str());
+            return Ok(render_totp(&state, &tr, &current, &user, error, status).await?);
         }
     };
     Ok(render(
         &RecoveryCodesPage {
+            tr: &tr,
             tx: None,
             csrf: &current.csrf,
             codes,
@@ -143,6 +151,7 @@ async fn totp_recovery_codes(form: Form<TotpForm>, Visit { state, req, .. }: Vis
     let codes = totp::regenerate_recovery_codes(&state, &user.id).await?;
     Ok(render(
         &RecoveryCodesPage {
+            tr: &spoken(&req),
             tx: None,
             csrf: &current.csrf,
             codes,
@@ -174,12 +183,14 @@ async fn totp_remove(form: Form<TotpForm>, Visit { state, req, ctx }: Visit) -> 
             Verdict::Success(ref u) if u.id == user.id
         );
     if !code_ok {
-        let message = "The password or the code is not correct.";
+        let tr = spoken(&req);
+        let message = tr.t("password-or-code-wrong");
         return Ok(render_totp(
             &state,
+            &tr,
             &current,
             &user,
-            Some(message),
+            Some(&message),
             StatusCode::BAD_REQUEST,
         )
         .await?);

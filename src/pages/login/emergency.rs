@@ -14,10 +14,12 @@ use serde::Deserialize;
 
 use super::{
     TxQuery, advance, csrf_refused, expired, out_of_order, owned_transaction, see_other,
-    stage_location,
+    stage_location, tx_tr,
 };
-use crate::web::visit::{Answer, Visit};
+use crate::web::visit::{Answer, Visit, browser_tr};
 use crate::{
+    i18n::Tr,
+    pages::emergency_refusal,
     auth::{
         emergency::{self, Refusal},
         same_secret,
@@ -38,6 +40,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Template)]
 #[template(path = "emergency.html")]
 pub(crate) struct EmergencyPage<'a> {
+    pub tr: &'a Tr,
     /// Where the form goes: this stage, or the account page's own form.
     pub action: &'a str,
     pub tx: Option<&'a str>,
@@ -47,7 +50,7 @@ pub(crate) struct EmergencyPage<'a> {
     pub offered: &'a [String],
     pub reason: &'a str,
     pub context: Option<&'a str>,
-    pub window_minutes: u32,
+    pub window_minutes: usize,
     pub error: Option<&'a str>,
 }
 
@@ -71,7 +74,7 @@ struct EmergencyForm {
 async fn standing(
     state: &AppState,
     tx: &LoginTransaction,
-) -> Result<(bool, u32, String), AppError> {
+) -> Result<(bool, usize, String), AppError> {
     let user_id = tx.user_id.clone().unwrap_or_default();
     let designated = emergency::is_designated(state, &user_id).await?;
     let pii = state.pii.clone();
@@ -80,14 +83,15 @@ async fn standing(
         .run(move |c| crate::store::users::find_with_org(c, &pii, &user_id))
         .await?
         .1;
-    Ok((designated, org.policy().emergency_window_minutes, org.id))
+    let minutes = usize::try_from(org.policy().emergency_window_minutes).unwrap_or_default();
+    Ok((designated, minutes, org.id))
 }
 
 #[get("/login/emergency")]
 async fn emergency_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
-        return Ok(expired());
+        return Ok(expired(&browser_tr(&req)));
     };
     if tx.stage != Stage::Emergency {
         return Ok(see_other(&stage_location(&tx)));
@@ -96,6 +100,7 @@ async fn emergency_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) 
     let ask = tx.emergency.clone().unwrap_or_default();
     Ok(render(
         &EmergencyPage {
+            tr: &tx_tr(&req, &tx),
             action: "/login/emergency",
             tx: Some(&tx.id),
             csrf: &tx.csrf,
@@ -116,10 +121,11 @@ async fn emergency_submit(form: Form<EmergencyForm>, Visit { state, req, ctx }: 
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
     let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
-        return Ok(expired());
+        return Ok(expired(&browser_tr(&req)));
     };
+    let tr = tx_tr(&req, &tx);
     if !same_secret(&form.csrf, &tx.csrf) {
-        return Err(csrf_refused());
+        return Err(csrf_refused(&tr));
     }
     if tx.stage != Stage::Emergency {
         return Ok(see_other(&stage_location(&tx)));
@@ -140,9 +146,10 @@ async fn emergency_submit(form: Form<EmergencyForm>, Visit { state, req, ctx }: 
                 Err((refusal, status)) => {
                     let user_id = tx.user_id.as_deref().unwrap_or_default();
                     emergency::record_refusal(&state, &ctx, user_id, &org_id, &refusal).await?;
-                    let message = refusal.to_string();
+                    let message = emergency_refusal(&refusal, &tr);
                     return Ok(render(
                         &EmergencyPage {
+                            tr: &tr,
                             action: "/login/emergency",
                             tx: Some(&tx.id),
                             csrf: &tx.csrf,
@@ -159,7 +166,7 @@ async fn emergency_submit(form: Form<EmergencyForm>, Visit { state, req, ctx }: 
                 }
             }
         }
-        _ => return Err(AppError::BadRequest("Choose an action.".into()).into()),
+        _ => return Err(AppError::BadRequest(tr.t("choose-an-action")).into()),
     };
     tx.take(Step::EmergencyDecided(choice))
         .map_err(out_of_order)?;

@@ -21,15 +21,16 @@ use crate::auth::{
     transaction::{LoginTransaction, MAX_TOKEN_LEN, OutOfOrder, Resume, Stage, Step},
 };
 use crate::web::cookies;
-use crate::web::visit::{Answer, Visit};
+use crate::web::visit::{Answer, Visit, browser_wishes, speak};
 use crate::{
     domain::{Password, Username},
+    i18n::{Tr, Wishes, tag_list},
     startup::AppState,
     store::{orgs, users, users::UserRow},
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, check_same_origin, message, render},
+        pages::{PageError, check_same_origin, in_readers_language, message, render},
     },
 };
 
@@ -45,7 +46,7 @@ pub use answer::{AnswerSignIn, Finished, SignInAnswers};
 
 pub(crate) use emergency::{EmergencyPage, bounded, check as check_emergency};
 pub(crate) use passkey::options_json;
-pub(crate) use second_factor::{ENROL_EXPIRED, EnrolPage, RecoveryCodesPage};
+pub(crate) use second_factor::{EnrolPage, RecoveryCodesPage};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(login_page)
@@ -58,15 +59,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     upstream::routes(cfg);
 }
 
-/// One message for every failed sign-in, whatever the reason (DESIGN §4).
-const SIGN_IN_FAILED: &str = "Incorrect username or password.";
-/// Shown for real and unknown names alike (both are counted and locked), so it tells
-/// nothing about whether an account exists.
-const LOCKED: &str = "Too many failed attempts: sign-in is locked for this username. Try again later or ask your administrator to unlock it.";
-
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
+    tr: &'a Tr,
     tx: &'a str,
     csrf: &'a str,
     username: &'a str,
@@ -93,12 +89,14 @@ impl LoginChoices {
     fn page(
         &self,
         state: &AppState,
+        tr: &Tr,
         tx: &LoginTransaction,
         username: &str,
         error: Option<&str>,
         status: StatusCode,
     ) -> HttpResponse {
         let page = LoginPage {
+            tr,
             tx: &tx.id,
             csrf: &tx.csrf,
             username,
@@ -138,10 +136,10 @@ async fn login_choices(state: &AppState, tx: &LoginTransaction) -> LoginChoices 
 #[derive(Template)]
 #[template(path = "change_password.html")]
 struct ChangePasswordPage<'a> {
+    tr: &'a Tr,
     tx: &'a str,
     csrf: &'a str,
     username: &'a str,
-    reason: &'a str,
     errors: Vec<String>,
 }
 
@@ -195,6 +193,7 @@ pub(crate) async fn start_sign_in(
             login_hint: None,
             emergency: None,
             idp_hint: None,
+            ui_locales: None,
         },
     )
     .await
@@ -203,6 +202,8 @@ pub(crate) async fn start_sign_in(
 /// What a protocol asks of a sign-in.
 pub struct SignInRequest {
     pub resume: Resume,
+    /// The relying party's `ui_locales`: the languages of the sign-in's pages.
+    pub ui_locales: Option<String>,
     /// The relying party named the identity provider to use (`idp_hint`, DESIGN §16):
     /// the person goes straight there when it is an enabled connector.
     pub idp_hint: Option<String>,
@@ -221,11 +222,14 @@ pub async fn start_sign_in_with(
     let (browser, new) = browser_id(req);
     let mut tx =
         LoginTransaction::begin(state.ephemeral.as_ref(), ask.resume, token_hash(&browser)).await?;
-    if ask.require_mfa || ask.login_hint.is_some() || ask.emergency.is_some() {
+    let ui_locales = ask.ui_locales.filter(|l| !tag_list(l).is_empty());
+    if ask.require_mfa || ask.login_hint.is_some() || ask.emergency.is_some() || ui_locales.is_some()
+    {
         // Emergency access always needs a second factor (DESIGN §15).
         tx.require_mfa = ask.require_mfa || ask.emergency.is_some();
         tx.login_hint = ask.login_hint;
         tx.emergency = ask.emergency;
+        tx.ui_locales = ui_locales;
         tx.save(state.ephemeral.as_ref()).await?;
     }
     let hinted = match ask.idp_hint.as_deref() {
@@ -250,12 +254,27 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-fn expired() -> HttpResponse {
+fn expired(tr: &Tr) -> HttpResponse {
     message(
+        tr,
         StatusCode::BAD_REQUEST,
-        "Your sign-in expired",
-        "This sign-in is no longer valid: it timed out or was already used. Please start again.",
-        Some(("/account", "Start again")),
+        &tr.t("sign-in-expired"),
+        &tr.t("sign-in-expired-text"),
+        Some(("/account", &tr.t("start-again"))),
+    )
+}
+
+/// The language of `tx`'s pages: the relying party's `ui_locales`, then the person's
+/// own setting once the password told who they are, then the browser's.
+pub(crate) fn tx_tr(req: &HttpRequest, tx: &LoginTransaction) -> Tr {
+    speak(
+        req,
+        Wishes {
+            ui_locales: tag_list(tx.ui_locales.as_deref().unwrap_or_default()),
+            person: tx.language.clone(),
+            zone: tx.time_zone.clone(),
+            ..browser_wishes(req)
+        },
     )
 }
 
@@ -264,11 +283,8 @@ fn out_of_order(e: OutOfOrder) -> AppError {
     AppError::Internal(e.to_string())
 }
 
-fn csrf_refused() -> PageError {
-    PageError(AppError::Forbidden(
-        "This form has expired or was not sent from this browser. Please go back and try again."
-            .into(),
-    ))
+fn csrf_refused(tr: &Tr) -> PageError {
+    PageError(AppError::Forbidden(tr.t("form-expired")))
 }
 
 /// The live transaction for `id`, if it belongs to this browser.
@@ -302,33 +318,37 @@ async fn login_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> A
         return Ok(start_sign_in(&state, &req, Resume::to(super::account::RESUME)).await?);
     };
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
-        return Ok(expired());
+        return Ok(expired(&crate::web::visit::browser_tr(&req)));
     };
     if tx.stage != Stage::Password {
         return Ok(see_other(&stage_location(&tx)));
     }
-    Ok(login_again(&state, &tx, None, StatusCode::OK).await)
+    let tr = tx_tr(&req, &tx);
+    Ok(login_again(&state, &tr, &tx, None, StatusCode::OK).await)
 }
 
 #[post("/login")]
 async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
+    let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
+        return Ok(expired(&crate::web::visit::browser_tr(&req)));
+    };
+    let tr = tx_tr(&req, &tx);
     // Refused before any lookup or hashing: no account has such a name or password.
     if form.username.len() > Username::MAX_INPUT_BYTES {
-        return Err(AppError::BadRequest("The username is too long.".into()).into());
+        return Err(AppError::BadRequest(tr.t("username-too-long")).into());
     }
-    let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
-        return Ok(expired());
-    };
     if !same_secret(&form.csrf, &tx.csrf) {
-        return Err(csrf_refused());
+        return Err(csrf_refused(&tr));
     }
     if tx.stage != Stage::Password {
         return Ok(see_other(&stage_location(&tx)));
     }
     let choices = login_choices(&state, &tx).await;
-    let page = |message, status| choices.page(&state, &tx, &form.username, Some(message), status);
+    let page = |message: String, status| {
+        choices.page(&state, &tr, &tx, &form.username, Some(&message), status)
+    };
     if form.password.is_empty() {
         // Home-realm discovery (DESIGN §16): an address of a domain mapped to an
         // identity provider, sent without a password, goes there.
@@ -340,10 +360,11 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
             tx.save(state.ephemeral.as_ref()).await?;
             return Ok(see_other(&upstream::start_location(&slug, &tx.id)));
         }
-        return Ok(page("Enter your password.", StatusCode::BAD_REQUEST));
+        return Ok(page(tr.t("enter-your-password"), StatusCode::BAD_REQUEST));
     }
+    // Empty was answered above: what is left is a password longer than any allowed.
     let password = Password::parse(form.password)
-        .map_err(|e| AppError::BadRequest(format!("{}.", capitalise(&e.0))))?;
+        .map_err(|_| AppError::BadRequest(tr.t("password-too-long")))?;
 
     state.guard.rate_limit(ctx.client_ip)?;
     let refused = |message| page(message, StatusCode::UNAUTHORIZED);
@@ -351,11 +372,14 @@ async fn login_submit(form: Form<LoginForm>, Visit { state, req, ctx }: Visit) -
         Verdict::Success(user) => *user,
         Verdict::Failure => {
             tracing::info!(request_id = %ctx.request_id, client_ip = ?ctx.client_ip, "sign-in failed");
-            return Ok(refused(SIGN_IN_FAILED));
+            // One message for every failed sign-in, whatever the reason (DESIGN §4).
+            return Ok(refused(tr.t("sign-in-failed")));
         }
         Verdict::Locked => {
             tracing::info!(request_id = %ctx.request_id, client_ip = ?ctx.client_ip, "sign-in refused: locked");
-            return Ok(refused(LOCKED));
+            // Shown for real and unknown names alike (both are counted and locked),
+            // so it tells nothing about whether an account exists.
+            return Ok(refused(tr.t("sign-in-locked")));
         }
         Verdict::IpBlocked { retry_after } => {
             return Err(AppError::TooManyRequests {
@@ -478,18 +502,19 @@ async fn complete(
     tx: LoginTransaction,
 ) -> Result<HttpResponse, PageError> {
     let previous = cookies::current_session(state, req).await?;
+    let tr = tx_tr(req, &tx);
     let Some(SignedIn {
         session,
         cookie,
         resume,
     }) = sign_in::finish(state, ctx, tx, previous).await?
     else {
-        return Ok(expired());
+        return Ok(expired(&tr));
     };
     let Some(answer) = state.sign_in_answers.get(&resume.kind).cloned() else {
         // A transaction from a version that had a door this one lacks.
         tracing::warn!(request_id = %ctx.request_id, kind = %resume.kind, "sign-in for an unknown door");
-        return Ok(expired());
+        return Ok(expired(&tr));
     };
     let done = Finished {
         state,
@@ -506,6 +531,7 @@ async fn complete(
 /// The sign-in page of `tx`, with the relying party's `login_hint` and `error`, if any.
 async fn login_again(
     state: &AppState,
+    tr: &Tr,
     tx: &LoginTransaction,
     error: Option<&str>,
     status: StatusCode,
@@ -513,14 +539,14 @@ async fn login_again(
     let username = tx.login_hint.as_deref().unwrap_or("");
     login_choices(state, tx)
         .await
-        .page(state, tx, username, error, status)
+        .page(state, tr, tx, username, error, status)
 }
 
 #[get("/login/password")]
 async fn password_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
-        return Ok(expired());
+        return Ok(expired(&crate::web::visit::browser_tr(&req)));
     };
     if tx.stage != Stage::ChangePassword {
         return Ok(see_other(&stage_location(&tx)));
@@ -528,10 +554,10 @@ async fn password_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -
     let username = transaction_username(&state, &tx).await?;
     Ok(render(
         &ChangePasswordPage {
+            tr: &tx_tr(&req, &tx),
             tx: &tx.id,
             csrf: &tx.csrf,
             username: &username,
-            reason: "Your password must be changed before you continue.",
             errors: Vec::new(),
         },
         StatusCode::OK,
@@ -553,10 +579,11 @@ async fn password_submit(form: Form<NewPasswordForm>, Visit { state, req, ctx }:
     check_same_origin(&req, &state.config.issuer)?;
     let form = form.into_inner();
     let Some(mut tx) = owned_transaction(&state, &req, &form.tx).await? else {
-        return Ok(expired());
+        return Ok(expired(&crate::web::visit::browser_tr(&req)));
     };
+    let tr = tx_tr(&req, &tx);
     if !same_secret(&form.csrf, &tx.csrf) {
-        return Err(csrf_refused());
+        return Err(csrf_refused(&tr));
     }
     if tx.stage != Stage::ChangePassword {
         return Ok(see_other(&stage_location(&tx)));
@@ -573,13 +600,13 @@ async fn password_submit(form: Form<NewPasswordForm>, Visit { state, req, ctx }:
         confirm: form.confirm_password,
     };
     match change_password(&state, &ctx, &user, change, None, "required_action").await? {
-        Err(errors) => Ok(render(
+        Err(problems) => Ok(render(
             &ChangePasswordPage {
+                tr: &tr,
                 tx: &tx.id,
                 csrf: &tx.csrf,
                 username: &user.username,
-                reason: "Your password must be changed before you continue.",
-                errors,
+                errors: problems.iter().map(|p| p.said(&tr)).collect(),
             },
             StatusCode::BAD_REQUEST,
         )),
@@ -590,21 +617,20 @@ async fn password_submit(form: Form<NewPasswordForm>, Visit { state, req, ctx }:
     }
 }
 
-pub fn signed_out() -> HttpResponse {
+/// [`signed_out`] for protocol code, which knows nothing of the reader.
+pub fn signed_out_page() -> HttpResponse {
+    in_readers_language(signed_out)
+}
+
+pub fn signed_out(tr: &Tr) -> HttpResponse {
     let mut res = message(
+        tr,
         StatusCode::OK,
-        "Signed out",
-        "You are signed out. Close the browser if this is a shared computer.",
-        Some(("/account", "Sign in again")),
+        &tr.t("signed-out"),
+        &tr.t("signed-out-text"),
+        Some(("/account", &tr.t("sign-in-again"))),
     );
     let _ = res.add_cookie(&cookies::removal_cookie());
     res
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}

@@ -14,11 +14,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    LOCKED, SIGN_IN_FAILED, TxQuery, advance, login_again, out_of_order,
+    TxQuery, advance, login_again, out_of_order,
     second_factor::{at_stage, at_stages, otp_again, show_codes},
 };
-use crate::web::visit::{Answer, Visit};
+use crate::web::visit::{Answer, Visit, spoken};
 use crate::{
+    i18n::Tr,
+    pages::{passkey_name_problem, passkey_refusal},
     auth::{
         passkey::{self, Outcome, Registration},
         totp::EnrolmentFor,
@@ -97,11 +99,12 @@ async fn submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Ans
     };
     state.guard.rate_limit(ctx.client_ip)?;
     let first_step = tx.stage == Stage::Password;
-    let refused = async |tx: &LoginTransaction, message: &str| -> Answer {
+    let tr = spoken(&req);
+    let refused = async |tx: &LoginTransaction, message: String| -> Answer {
         let status = StatusCode::UNAUTHORIZED;
         match first_step {
-            true => Ok(login_again(&state, tx, Some(message), status).await),
-            false => otp_again(&state, tx, message, status).await,
+            true => Ok(login_again(&state, &tr, tx, Some(&message), status).await),
+            false => otp_again(&state, &tr, tx, &message, status).await,
         }
     };
     let (user, method) = match passkey::sign_in(&state, &ctx, &tx, &form.credential).await? {
@@ -109,12 +112,12 @@ async fn submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Ans
         Outcome::Failure => {
             tracing::info!(request_id = %ctx.request_id, "passkey sign-in refused");
             let message = match first_step {
-                true => SIGN_IN_FAILED,
-                false => "That passkey could not be used. Try again, or use a code.",
+                true => tr.t("sign-in-failed"),
+                false => tr.t("passkey-could-not-be-used"),
             };
             return refused(&tx, message).await;
         }
-        Outcome::Locked => return refused(&tx, LOCKED).await,
+        Outcome::Locked => return refused(&tx, tr.t("sign-in-locked")).await,
         Outcome::IpBlocked { retry_after } => {
             return Err(AppError::TooManyRequests {
                 retry_after_secs: retry_after.as_secs(),
@@ -139,14 +142,21 @@ async fn submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) -> Ans
 #[derive(Template)]
 #[template(path = "passkey_enrol.html")]
 struct EnrolPage<'a> {
+    tr: &'a Tr,
     tx: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
 }
 
-fn enrol_again(tx: &LoginTransaction, error: Option<&str>, status: StatusCode) -> HttpResponse {
+fn enrol_again(
+    tr: &Tr,
+    tx: &LoginTransaction,
+    error: Option<&str>,
+    status: StatusCode,
+) -> HttpResponse {
     render(
         &EnrolPage {
+            tr,
             tx: &tx.id,
             csrf: &tx.csrf,
             error,
@@ -159,7 +169,7 @@ fn enrol_again(tx: &LoginTransaction, error: Option<&str>, status: StatusCode) -
 async fn enrol_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     match at_stage(&state, &req, &id, None, Stage::EnrolPasskey).await? {
-        Ok(tx) => Ok(enrol_again(&tx, None, StatusCode::OK)),
+        Ok(tx) => Ok(enrol_again(&spoken(&req), &tx, None, StatusCode::OK)),
         Err(res) => Ok(res),
     }
 }
@@ -215,9 +225,11 @@ async fn enrol_submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) 
         Ok(tx) => tx,
         Err(res) => return Ok(res),
     };
+    let tr = spoken(&req);
+    let again = |why: String| enrol_again(&tr, &tx, Some(&why), StatusCode::BAD_REQUEST);
     let name = match PasskeyName::parse(&form.name) {
         Ok(name) => name,
-        Err(e) => return Ok(enrol_again(&tx, Some(&e.0), StatusCode::BAD_REQUEST)),
+        Err(_) => return Ok(again(passkey_name_problem(&form.name, &tr))),
     };
     let user = transaction_user(&state, &tx).await?;
     let to = EnrolmentFor::Transaction(&tx.id);
@@ -228,13 +240,8 @@ async fn enrol_submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) 
                 passkey,
                 recovery_codes,
             } => (passkey, recovery_codes),
-            Registration::Refused(why) => {
-                return Ok(enrol_again(&tx, Some(why), StatusCode::BAD_REQUEST));
-            }
-            Registration::Expired => {
-                let why = "This setup timed out. Create the passkey again.";
-                return Ok(enrol_again(&tx, Some(why), StatusCode::BAD_REQUEST));
-            }
+            Registration::Refused(why) => return Ok(again(passkey_refusal(why, &tr))),
+            Registration::Expired => return Ok(again(tr.t("passkey-setup-timed-out"))),
         };
     tx.take(Step::PasskeyEnrolled(passkey::method(&added)))
         .map_err(out_of_order)?;
@@ -242,5 +249,5 @@ async fn enrol_submit(form: Form<AnswerForm>, Visit { state, req, ctx }: Visit) 
         return advance(&state, &req, &ctx, tx).await;
     };
     // The way back if every passkey is lost: shown once, before going on.
-    show_codes(&state, &tx, codes).await
+    show_codes(&state, &tr, &tx, codes).await
 }

@@ -12,11 +12,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    LOCKED, TxQuery, advance, csrf_refused, expired, out_of_order, owned_transaction, see_other,
-    stage_location, transaction_username,
+    TxQuery, advance, csrf_refused, expired, out_of_order, owned_transaction, see_other,
+    stage_location, transaction_username, tx_tr,
 };
-use crate::web::visit::{Answer, Visit};
+use crate::web::visit::{Answer, Visit, browser_tr, spoken};
 use crate::{
+    i18n::{Id, Tr},
     auth::{
         guard::{self, Credential, Verdict},
         passkey, same_secret,
@@ -41,6 +42,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Template)]
 #[template(path = "otp.html")]
 struct OtpPage<'a> {
+    tr: &'a Tr,
     tx: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
@@ -80,12 +82,14 @@ pub(super) async fn choices(state: &AppState, tx: &LoginTransaction) -> Result<C
 /// The code page again, with `message`.
 pub(super) async fn otp_again(
     state: &AppState,
+    tr: &Tr,
     tx: &LoginTransaction,
     message: &str,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     Ok(render(
         &OtpPage {
+            tr,
             tx: &tx.id,
             csrf: &tx.csrf,
             error: Some(message),
@@ -98,6 +102,7 @@ pub(super) async fn otp_again(
 #[derive(Template)]
 #[template(path = "totp_enrol.html")]
 pub(crate) struct EnrolPage<'a> {
+    pub tr: &'a Tr,
     pub action: &'a str,
     pub tx: Option<&'a str>,
     pub csrf: &'a str,
@@ -110,6 +115,7 @@ pub(crate) struct EnrolPage<'a> {
 #[derive(Template)]
 #[template(path = "recovery_codes.html")]
 pub(crate) struct RecoveryCodesPage<'a> {
+    pub tr: &'a Tr,
     pub tx: Option<&'a str>,
     pub csrf: &'a str,
     pub codes: Vec<String>,
@@ -146,12 +152,13 @@ pub(super) async fn at_stages(
     stages: &[Stage],
 ) -> Result<Result<LoginTransaction, HttpResponse>, PageError> {
     let Some(tx) = owned_transaction(state, req, id).await? else {
-        return Ok(Err(expired()));
+        return Ok(Err(expired(&browser_tr(req))));
     };
+    let tr = tx_tr(req, &tx);
     if let Some(csrf) = csrf
         && !same_secret(csrf, &tx.csrf)
     {
-        return Err(csrf_refused());
+        return Err(csrf_refused(&tr));
     }
     if !stages.contains(&tx.stage) {
         return Ok(Err(see_other(&stage_location(&tx))));
@@ -163,12 +170,14 @@ pub(super) async fn at_stages(
 /// (`/login/continue`); the transaction is saved at its new stage first.
 pub(super) async fn show_codes(
     state: &AppState,
+    tr: &Tr,
     tx: &LoginTransaction,
     codes: Vec<String>,
 ) -> Result<HttpResponse, PageError> {
     tx.save(state.ephemeral.as_ref()).await?;
     Ok(render(
         &RecoveryCodesPage {
+            tr,
             tx: Some(&tx.id),
             csrf: &tx.csrf,
             codes,
@@ -176,11 +185,6 @@ pub(super) async fn show_codes(
         StatusCode::OK,
     ))
 }
-
-const WRONG_CODE: &str = "That code is not correct, or was already used.";
-/// The secret a code was meant for is gone (timed out): a new one is shown.
-pub(crate) const ENROL_EXPIRED: &str =
-    "This setup timed out. Add the new key below to your app and enter its code.";
 
 #[get("/login/otp")]
 async fn otp_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Answer {
@@ -191,6 +195,7 @@ async fn otp_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> Ans
     };
     Ok(render(
         &OtpPage {
+            tr: &spoken(&req),
             tx: &tx.id,
             csrf: &tx.csrf,
             error: None,
@@ -208,19 +213,15 @@ async fn otp_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) -> A
         Ok(tx) => tx,
         Err(res) => return Ok(res),
     };
+    let tr = spoken(&req);
     if form.code.len() > SecondFactor::MAX_INPUT {
-        return Err(AppError::BadRequest("The code is too long.".into()).into());
+        return Err(AppError::BadRequest(tr.t("code-too-long")).into());
     }
     state.guard.rate_limit(ctx.client_ip)?;
     let user_id = tx.user_id.clone().unwrap_or_default();
     if form.code.trim().is_empty() {
-        return otp_again(
-            &state,
-            &tx,
-            "Enter the code from your authenticator app.",
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        let message = tr.t("enter-the-code");
+        return otp_again(&state, &tr, &tx, &message, StatusCode::BAD_REQUEST).await;
     }
     let factor = SecondFactor::parse(&form.code);
     let username = transaction_username(&state, &tx).await?;
@@ -230,15 +231,18 @@ async fn otp_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) -> A
     let user = match guard::attempt(&state, &ctx, &username, credential).await? {
         Verdict::Success(user) if user.id == user_id => user,
         // The name now belongs to another account (renamed meanwhile): start again.
-        Verdict::Success(_) => return Ok(expired()),
-        Verdict::Locked => return otp_again(&state, &tx, LOCKED, StatusCode::UNAUTHORIZED).await,
+        Verdict::Success(_) => return Ok(expired(&tr)),
+        Verdict::Locked => {
+            let message = tr.t("sign-in-locked");
+            return otp_again(&state, &tr, &tx, &message, StatusCode::UNAUTHORIZED).await;
+        }
         Verdict::Failure => {
             tracing::info!(request_id = %ctx.request_id, user_id = %user_id, "second factor refused");
             let message = match factor {
-                Ok(_) => WRONG_CODE,
-                Err(_) => "Enter the 6-digit code from your authenticator app, or a recovery code.",
+                Ok(_) => tr.t("wrong-code"),
+                Err(_) => tr.t("enter-code-or-recovery-code"),
             };
-            return otp_again(&state, &tx, message, StatusCode::UNAUTHORIZED).await;
+            return otp_again(&state, &tr, &tx, &message, StatusCode::UNAUTHORIZED).await;
         }
         Verdict::IpBlocked { retry_after } => {
             return Err(AppError::TooManyRequests {
@@ -264,13 +268,14 @@ async fn enrol_page(query: Query<TxQuery>, Visit { state, req, .. }: Visit) -> A
         Ok(tx) => tx,
         Err(res) => return Ok(res),
     };
-    render_enrol(&state, &tx, None, StatusCode::OK).await
+    render_enrol(&state, &spoken(&req), &tx, None, StatusCode::OK).await
 }
 
 async fn render_enrol(
     state: &AppState,
+    tr: &Tr,
     tx: &LoginTransaction,
-    error: Option<&str>,
+    error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let username = transaction_username(state, tx).await?;
@@ -284,13 +289,14 @@ async fn render_enrol(
     .await?;
     Ok(render(
         &EnrolPage {
+            tr,
             action: "/login/totp-enrol",
             tx: Some(&tx.id),
             csrf: &tx.csrf,
             qr: &view.qr_png_base64,
             secret: &view.secret_base32,
             required: true,
-            error,
+            error: error.as_deref(),
         },
         status,
     ))
@@ -311,17 +317,16 @@ async fn enrol_submit(form: Form<CodeForm>, Visit { state, req, ctx }: Visit) ->
         _ => String::new(),
     };
     let to = EnrolmentFor::Transaction(&tx.id);
+    let tr = spoken(&req);
+    let refused = |id| render_enrol(&state, &tr, &tx, Some(tr.id(id)), StatusCode::BAD_REQUEST);
     let codes = match totp::confirm(&state, &ctx, &user_id, to, &code).await? {
         Confirmation::Enrolled(codes) => codes,
-        Confirmation::WrongCode => {
-            return render_enrol(&state, &tx, Some(WRONG_CODE), StatusCode::BAD_REQUEST).await;
-        }
-        Confirmation::Expired => {
-            return render_enrol(&state, &tx, Some(ENROL_EXPIRED), StatusCode::BAD_REQUEST).await;
-        }
+        Confirmation::WrongCode => return refused(Id("wrong-code")).await,
+        // The secret a code was meant for is gone (timed out): a new one is shown.
+        Confirmation::Expired => return refused(Id("enrol-expired")).await,
     };
     tx.take(Step::Enrolled).map_err(out_of_order)?;
-    show_codes(&state, &tx, codes).await
+    show_codes(&state, &tr, &tx, codes).await
 }
 
 #[derive(Deserialize)]
@@ -337,10 +342,10 @@ struct ContinueForm {
 async fn continue_submit(form: Form<ContinueForm>, Visit { state, req, ctx }: Visit) -> Answer {
     check_same_origin(&req, &state.config.issuer)?;
     let Some(tx) = owned_transaction(&state, &req, &form.tx).await? else {
-        return Ok(expired());
+        return Ok(expired(&browser_tr(&req)));
     };
     if !same_secret(&form.csrf, &tx.csrf) {
-        return Err(csrf_refused());
+        return Err(csrf_refused(&tx_tr(&req, &tx)));
     }
     if !matches!(tx.stage, Stage::ChangePassword | Stage::Done) {
         return Ok(see_other(&stage_location(&tx)));

@@ -2,20 +2,23 @@
 //! (`/login/upstream/{connector}`) and the way back (`/upstream/{connector}/callback`),
 //! which ends like a local sign-in: the same stages, session and answer downstream.
 
-use super::{TxQuery, advance, browser_id, expired, out_of_order, owned_transaction, see_other};
+use super::{
+    TxQuery, advance, browser_id, expired, out_of_order, owned_transaction, see_other, tx_tr,
+};
 use crate::{
     auth::{
         token_hash,
         transaction::{Stage, Step},
-        upstream::{self, Arrival, Connector, UpstreamError, UpstreamIdentity, openid},
+        upstream::{self, Arrival, Connector, UpstreamError, UpstreamIdentity, Unwelcome, openid},
     },
+    i18n::{Id, Tr},
     domain::UpstreamProtocol,
     startup::AppState,
     web::{
         RequestContext,
         error::AppError,
         pages::{PageError, message},
-        visit::{Answer, Visit},
+        visit::{Answer, Visit, browser_tr},
     },
 };
 use actix_web::{
@@ -46,14 +49,15 @@ async fn start(
     state.guard.rate_limit(ctx.client_ip)?;
     let id = query.into_inner().tx.unwrap_or_default();
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
-        return Ok(expired());
+        return Ok(expired(&browser_tr(&req)));
     };
+    let tr = tx_tr(&req, &tx);
     if tx.stage != Stage::Password {
         return Ok(see_other(&super::stage_location(&tx)));
     }
     let connector = match upstream::enabled_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
-        Err(e) => return Ok(refusal(&ctx, e, "")),
+        Err(e) => return Ok(refusal(&tr, &ctx, e, "")),
     };
     if connector.protocol == UpstreamProtocol::Saml {
         // The SAML door sends the AuthnRequest (DESIGN §1: pages name no protocol).
@@ -72,7 +76,7 @@ async fn start(
     .await;
     match went {
         Ok(url) => Ok(see_other(url.as_str())),
-        Err(e) => failure(&state, &ctx, &connector, e).await,
+        Err(e) => failure(&state, &tr, &ctx, &connector, e).await,
     }
 }
 
@@ -89,14 +93,16 @@ async fn callback(
         }
         .into());
     }
+    let tr = browser_tr(&req);
     let connector = match upstream::enabled_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
-        Err(e) => return Ok(refusal(&ctx, e, "")),
+        Err(e) => return Ok(refusal(&tr, &ctx, e, "")),
     };
     let (browser, new) = browser_id(&req);
     if new {
         // No browser cookie: this is not the browser that left.
         return Ok(refusal(
+            &tr,
             &ctx,
             UpstreamError::Expired,
             &connector.display_name,
@@ -111,7 +117,7 @@ async fn callback(
     .await
     {
         Ok(done) => done,
-        Err(e) => return failure(&state, &ctx, &connector, e).await,
+        Err(e) => return failure(&state, &tr, &ctx, &connector, e).await,
     };
     arrived(&state, &req, &ctx, &connector, &tx_id, who).await
 }
@@ -128,14 +134,15 @@ pub async fn arrived(
     who: UpstreamIdentity,
 ) -> Result<HttpResponse, PageError> {
     let Some(mut tx) = owned_transaction(state, req, tx_id).await? else {
-        return Ok(expired());
+        return Ok(expired(&browser_tr(req)));
     };
+    let tr = tx_tr(req, &tx);
     if tx.stage != Stage::Password {
         return Ok(see_other(&super::stage_location(&tx)));
     }
     let arrival = match upstream::arrive(state, ctx, connector, who).await {
         Ok(arrival) => arrival,
-        Err(e) => return failure(state, ctx, connector, e).await,
+        Err(e) => return failure(state, &tr, ctx, connector, e).await,
     };
     match arrival {
         Arrival::SignIn {
@@ -166,10 +173,14 @@ pub async fn arrived(
             Ok(see_other(&super::stage_location(&tx)))
         }
         Arrival::Refused(why) => Ok(message(
+            &tr,
             StatusCode::FORBIDDEN,
-            "Sign-in refused",
-            why,
-            Some(("/account", "Start again")),
+            &tr.t("sign-in-refused"),
+            &tr.id(match why {
+                Unwelcome::Inactive => Id("upstream-account-inactive"),
+                Unwelcome::Unidentified => Id("upstream-did-not-identify"),
+            }),
+            Some(("/account", &tr.t("start-again"))),
         )),
     }
 }
@@ -182,11 +193,11 @@ struct StateQuery {
 
 /// Back from the upstream's sign-out (DESIGN §16): on to where the sign-out was going.
 #[get("/upstream/{connector}/signed-out")]
-async fn signed_out_there(query: Query<StateQuery>, Visit { state, .. }: Visit) -> Answer {
+async fn signed_out_there(query: Query<StateQuery>, Visit { state, req, .. }: Visit) -> Answer {
     Ok(
         match upstream::logout::returned(&state, &query.state).await {
             Some(then) => see_other(&then),
-            None => super::signed_out(),
+            None => super::signed_out(&browser_tr(&req)),
         },
     )
 }
@@ -232,6 +243,7 @@ async fn back_channel_logout(
 /// Records why an upstream sign-in could not go on, and says so.
 async fn failure(
     state: &AppState,
+    tr: &Tr,
     ctx: &RequestContext,
     connector: &Connector,
     e: UpstreamError,
@@ -245,57 +257,52 @@ async fn failure(
         Some(&e.to_string()),
     )
     .await?;
-    Ok(refusal(ctx, e, &connector.display_name))
+    Ok(refusal(tr, ctx, e, &connector.display_name))
 }
 
 /// The page for an upstream sign-in that could not go on: the one place its errors
 /// become answers.
-pub fn refusal(ctx: &RequestContext, e: UpstreamError, name: &str) -> HttpResponse {
+pub fn refusal(tr: &Tr, ctx: &RequestContext, e: UpstreamError, name: &str) -> HttpResponse {
     let name = if name.is_empty() {
-        "your organisation's identity provider"
+        tr.t("your-identity-provider")
     } else {
-        name
+        name.to_owned()
     };
-    let again = Some(("/account", "Start again"));
+    let again = tr.t("start-again");
+    let page = |status, title: Id, text: String| {
+        message(tr, status, &tr.id(title), &text, Some(("/account", &again)))
+    };
     match e {
-        UpstreamError::Unknown => message(
+        UpstreamError::Unknown => page(
             StatusCode::NOT_FOUND,
-            "Sign-in option not available",
-            "This way of signing in does not exist or is switched off. Sign in another way or ask your administrator.",
-            again,
+            Id("upstream-unknown"),
+            tr.t("upstream-unknown-text"),
         ),
         UpstreamError::Unreachable(why) => {
             tracing::warn!(request_id = %ctx.request_id, error = %why, "upstream unreachable");
-            message(
+            page(
                 StatusCode::BAD_GATEWAY,
-                "Could not reach your organisation",
-                &format!(
-                    "{name} could not be reached. Try again in a few minutes, or sign in another way."
-                ),
-                again,
+                Id("upstream-unreachable"),
+                tr.a("upstream-unreachable-text", "name", &name),
             )
         }
         UpstreamError::Denied(why) => {
             tracing::info!(request_id = %ctx.request_id, error = %why, "upstream denied the sign-in");
-            message(
+            page(
                 StatusCode::UNAUTHORIZED,
-                "Not signed in",
-                &format!("{name} did not sign you in. Start again to try once more."),
-                again,
+                Id("upstream-denied"),
+                tr.a("upstream-denied-text", "name", &name),
             )
         }
         UpstreamError::Rejected(why) => {
             tracing::warn!(request_id = %ctx.request_id, error = %why, "upstream answer rejected");
-            message(
+            page(
                 StatusCode::BAD_REQUEST,
-                "Sign-in refused",
-                &format!(
-                    "The answer from {name} could not be trusted, so you are not signed in. Start again; if it keeps happening, tell your administrator."
-                ),
-                again,
+                Id("sign-in-refused"),
+                tr.a("upstream-rejected-text", "name", &name),
             )
         }
-        UpstreamError::Expired => expired(),
+        UpstreamError::Expired => expired(tr),
         UpstreamError::Auth(e) => PageError(AppError::from(e)).error_response(),
     }
 }

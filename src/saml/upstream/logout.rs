@@ -44,8 +44,8 @@ use crate::{
     web::{
         RequestContext,
         error::AppError,
-        pages::{PageError, message},
-        visit::{Answer, Visit},
+        pages::{PageError, in_readers_language, message},
+        visit::{Answer, Visit, browser_tr},
     },
 };
 
@@ -185,9 +185,9 @@ async fn send(path: Path<String>, query: Query<StateQuery>, Visit { state, .. }:
                 Some(&relay_state),
                 None,
             )),
-            None => Ok(crate::pages::login::signed_out()),
+            None => Ok(crate::pages::login::signed_out_page()),
         },
-        _ => Ok(crate::pages::login::signed_out()),
+        _ => Ok(crate::pages::login::signed_out_page()),
     }
 }
 
@@ -197,7 +197,7 @@ async fn slo(path: Path<String>, body: web::Bytes, Visit { state, req, ctx }: Vi
     state.guard.rate_limit(ctx.client_ip)?;
     let connector = match saml_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
-        Err(e) => return Ok(upstream_refusal(&ctx, e, "")),
+        Err(e) => return Ok(upstream_refusal(&browser_tr(&req), &ctx, e, "")),
     };
     let Some((raw, binding)) = request::raw_message(&req, &body) else {
         return refuse(&state, &ctx, &connector, request::NOT_A_FORM.into()).await;
@@ -253,12 +253,14 @@ async fn refuse(
                 .detail("reason", refused.text.as_str()),
         )
         .await?;
-    Ok(message(
-        refused.status,
-        "This sign-out message is not valid",
-        &refused.text,
-        Some(("/account", "Continue")),
-    ))
+    let (status, text) = (refused.status, refused.text);
+    Ok(in_readers_language(move |tr| {
+        let (title, said) = (
+            tr.t("sign-out-message-invalid"),
+            tr.a("protocol-refusal", "detail", &text),
+        );
+        message(tr, status, &title, &said, Some(("/account", &tr.t("continue"))))
+    }))
 }
 
 /// The upstream's signature over the message, by binding; the verified XML. Always
@@ -346,7 +348,7 @@ async fn answered(
     let after_form = binding == Binding::Post;
     Ok(match pending.then {
         Some(then) => go_to(&then, after_form),
-        None => crate::pages::login::signed_out(),
+        None => crate::pages::login::signed_out_page(),
     })
 }
 
@@ -435,7 +437,7 @@ async fn asked(
         .await?;
     let Some(endpoint) = accepted.idp.slo.clone() else {
         // Nowhere to answer: the sessions have ended all the same.
-        return Ok(crate::pages::login::signed_out());
+        return Ok(crate::pages::login::signed_out_page());
     };
     // Success even when nothing was left to end (Core §3.7.3.2: the principal is signed
     // out here either way).

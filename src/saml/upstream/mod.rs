@@ -45,7 +45,7 @@ use crate::{
         xml::{self, MAX_MESSAGE_BYTES},
     },
     startup::AppState,
-    web::visit::{Answer, Visit},
+    web::visit::{Answer, Visit, browser_tr},
 };
 
 pub use idp::UpstreamIdp;
@@ -106,17 +106,17 @@ async fn start(
 ) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     if id.len() > MAX_TX_LEN {
-        return Ok(upstream_refusal(&ctx, UpstreamError::Expired, ""));
+        return Ok(upstream_refusal(&browser_tr(&req), &ctx, UpstreamError::Expired, ""));
     }
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
-        return Ok(upstream_refusal(&ctx, UpstreamError::Expired, ""));
+        return Ok(upstream_refusal(&browser_tr(&req), &ctx, UpstreamError::Expired, ""));
     };
     if tx.stage != Stage::Password {
-        return Ok(upstream_refusal(&ctx, UpstreamError::Expired, ""));
+        return Ok(upstream_refusal(&browser_tr(&req), &ctx, UpstreamError::Expired, ""));
     }
     let connector = match saml_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
-        Err(e) => return Ok(upstream_refusal(&ctx, e, "")),
+        Err(e) => return Ok(upstream_refusal(&browser_tr(&req), &ctx, e, "")),
     };
     match begin(&state, &connector, &tx.id, &tx.browser).await {
         Ok(location) => Ok(see_other(&location)),
@@ -130,7 +130,7 @@ async fn start(
                 Some(&e.to_string()),
             )
             .await?;
-            Ok(upstream_refusal(&ctx, e, &connector.display_name))
+            Ok(upstream_refusal(&browser_tr(&req), &ctx, e, &connector.display_name))
         }
     }
 }
@@ -173,12 +173,13 @@ async fn acs(path: Path<String>, body: web::Bytes, Visit { state, req, ctx }: Vi
     state.guard.rate_limit(ctx.client_ip)?;
     let connector = match saml_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
-        Err(e) => return Ok(upstream_refusal(&ctx, e, "")),
+        Err(e) => return Ok(upstream_refusal(&browser_tr(&req), &ctx, e, "")),
     };
     let (browser, new) = browser_id(&req);
     if new {
         // No browser cookie: this is not the browser that left.
         return Ok(upstream_refusal(
+            &browser_tr(&req),
             &ctx,
             UpstreamError::Expired,
             &connector.display_name,
@@ -196,7 +197,7 @@ async fn acs(path: Path<String>, body: web::Bytes, Visit { state, req, ctx }: Vi
                 Some(&e.to_string()),
             )
             .await?;
-            Ok(upstream_refusal(&ctx, e, &connector.display_name))
+            Ok(upstream_refusal(&browser_tr(&req), &ctx, e, &connector.display_name))
         }
     }
 }
@@ -300,10 +301,10 @@ async fn complete(
     Ok((trip.tx, sp::identity(connector, &accepted.assertion)))
 }
 
-async fn metadata(path: Path<String>, Visit { state, ctx, .. }: Visit) -> Answer {
+async fn metadata(path: Path<String>, Visit { state, req, ctx }: Visit) -> Answer {
     let connector = match saml_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
-        Err(e) => return Ok(upstream_refusal(&ctx, e, "")),
+        Err(e) => return Ok(upstream_refusal(&browser_tr(&req), &ctx, e, "")),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
