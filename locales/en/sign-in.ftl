@@ -186,9 +186,13 @@ list-and = { $rest } and { $last }
 scope-patient-all = all of the patient's records
 scope-user-all = all records you may see
 scope-system-all = all records
+# `.arguments` lists what the code gives a message beyond what English itself uses.
 scope-patient-resource = the patient's { $words }
+    .arguments = { $resource } { $words }
 scope-user-resource = { $words } you may see
+    .arguments = { $resource } { $words }
 scope-system-resource = all { $words }
+    .arguments = { $resource } { $words }
 scope-launch = Open in the patient and visit your EHR has open
 scope-launch-patient = Know which patient's record to open
 scope-launch-encounter = Know which visit to open

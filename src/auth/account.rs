@@ -86,7 +86,9 @@ pub async fn vet_new_password(
             .await
             .map_err(AuthError::from)?
         {
-            errors.push(PasswordProblem::Rule(PolicyViolation::Reused { history: n }));
+            errors.push(PasswordProblem::Rule(PolicyViolation::Reused {
+                history: n,
+            }));
         }
     }
     if !errors.is_empty() {

@@ -139,9 +139,12 @@ pub struct LoginTransaction {
     /// The relying party's `ui_locales`: the languages its pages are shown in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
-    /// The person's own language and time zone, once the password told who they are.
+    /// Once the first step told who the person is: their own language, their
+    /// organisation's, and the time zone (theirs, else the organisation's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_language: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
 }
@@ -180,6 +183,7 @@ impl LoginTransaction {
             origin: None,
             ui_locales: None,
             language: None,
+            org_language: None,
             time_zone: None,
         }
     }

@@ -79,14 +79,16 @@ pub fn accept_language(header: &str) -> Vec<LanguageIdentifier> {
                 .map(|l| (q, l))
         })
         .collect();
-    weighted.sort_by(|a, b| b.0.cmp(&a.0));
+    weighted.sort_by_key(|w| std::cmp::Reverse(w.0));
     weighted.into_iter().map(|(_, l)| l).collect()
 }
 
 /// A `q` value in thousandths; None for one that is not a number from 0 to 1.
 fn quality(raw: &str) -> Option<u16> {
     let q: f32 = raw.trim().parse().ok()?;
-    (0.0..=1.0).contains(&q).then(|| (q * 1000.0).round() as u16)
+    (0.0..=1.0)
+        .contains(&q)
+        .then(|| (q * 1000.0).round() as u16)
 }
 
 /// OIDC `ui_locales` (and a setting): space-separated language tags, most wanted first.
@@ -158,7 +160,8 @@ pub fn time_zone(name: &str) -> Option<String> {
 /// Every time zone name, sorted, for a form's choices.
 pub fn time_zones() -> &'static [&'static str] {
     static NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
-        let mut names: Vec<&'static str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+        let mut names: Vec<&'static str> =
+            chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
         names.sort_unstable();
         names
     });
@@ -235,7 +238,12 @@ impl Tr {
     pub fn with(&self, id: &str, args: &[(&str, &str)]) -> String {
         let args: HashMap<Cow<'static, str>, FluentValue> = args
             .iter()
-            .map(|(k, v)| (Cow::Owned((*k).to_owned()), FluentValue::from(v.to_string())))
+            .map(|(k, v)| {
+                (
+                    Cow::Owned((*k).to_owned()),
+                    FluentValue::from(v.to_string()),
+                )
+            })
             .collect();
         self.lookup(id, Some(&args))
     }

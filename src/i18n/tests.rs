@@ -39,11 +39,13 @@ fn messages(lang: &str) -> BTreeMap<String, BTreeSet<String>> {
                 if let Some(p) = &m.value {
                     pattern_variables(p, &mut vars);
                 }
+                // An English message may list, in an `.arguments` attribute, what the
+                // code gives it beyond what English uses (another language may need it).
+                for a in m.attributes.iter().filter(|a| a.id.name == "arguments") {
+                    pattern_variables(&a.value, &mut vars);
+                }
                 let id = m.id.name.to_owned();
-                assert!(
-                    out.insert(id.clone(), vars).is_none(),
-                    "{lang}: {id} twice"
-                );
+                assert!(out.insert(id.clone(), vars).is_none(), "{lang}: {id} twice");
             }
         }
     }
@@ -103,7 +105,9 @@ fn ids_in_use() -> BTreeMap<String, PathBuf> {
                 }
                 let rest = &text[at + call.len()..];
                 let id = &rest[..rest.find('"').unwrap()];
-                if id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                if id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !id.is_empty()
                 {
                     out.insert(id.to_owned(), file.clone());
@@ -132,7 +136,10 @@ fn every_language_has_every_string() {
             );
         }
         for id in other.keys() {
-            assert!(english.contains_key(id), "{lang}: {id} is not an English string");
+            assert!(
+                english.contains_key(id),
+                "{lang}: {id} is not an English string"
+            );
         }
     }
 }
@@ -190,16 +197,26 @@ fn the_language_is_the_first_wish_gatehouse_speaks() {
     assert_eq!(wish("", None, "fr, de", Some("es-419")), "es-419");
     assert_eq!(wish("", Some("es"), "en-GB", None), "es-419");
     assert_eq!(wish("es-CO en", Some("en"), "en", None), "es-419");
-    assert_eq!(wish("fr es", None, "en", None), "es-419", "ui_locales skips fr");
+    assert_eq!(
+        wish("fr es", None, "en", None),
+        "es-419",
+        "ui_locales skips fr"
+    );
     assert_eq!(wish("", None, "es;q=0.2, en;q=0.8", None), "en", "q orders");
-    assert_eq!(wish("", None, "en;q=0, es;q=0.1", None), "es-419", "q=0 refuses");
+    assert_eq!(
+        wish("", None, "en;q=0, es;q=0.1", None),
+        "es-419",
+        "q=0 refuses"
+    );
 }
 
 #[test]
 fn hostile_language_lists_are_bounded_and_tolerated() {
     assert!(accept_language(&"es,".repeat(10_000)).len() <= MAX_TAGS);
     assert!(tag_list(&"es ".repeat(10_000)).len() <= MAX_TAGS);
-    for junk in ["", ",,,", ";q=1", "es;q=abc", "es;q=5", "*", "\u{0}", "ñ;q=0.5"] {
+    for junk in [
+        "", ",,,", ";q=1", "es;q=abc", "es;q=5", "*", "\u{0}", "ñ;q=0.5",
+    ] {
         assert!(accept_language(junk).len() <= 1, "{junk:?}");
     }
     assert!(accept_language(&format!("{}é", "a".repeat(511))).is_empty());

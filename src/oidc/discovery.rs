@@ -159,6 +159,13 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
             .collect(),
     ))
     .set_claims_parameter_supported(Some(false))
+    // The languages of the pages (issue 31); `ui_locales` picks among them.
+    .set_ui_locales_supported(Some(
+        crate::i18n::languages()
+            .into_iter()
+            .map(openidconnect::LanguageTag::new)
+            .collect(),
+    ))
     .set_request_parameter_supported(Some(true))
     .set_request_object_signing_alg_values_supported(Some(request_object_algorithms()))
     // Only the URNs `/par` hands out are accepted, never a client's URL to fetch: that

@@ -39,9 +39,7 @@ impl PasswordProblem {
                 PolicyViolation::ContainsUsername => tr.t("password-has-username"),
                 PolicyViolation::ContainsEmail => tr.t("password-has-email"),
                 PolicyViolation::TooCommon => tr.t("password-too-common"),
-                PolicyViolation::Reused { history } => {
-                    tr.n("password-reused", "history", *history)
-                }
+                PolicyViolation::Reused { history } => tr.n("password-reused", "history", *history),
             },
         }
     }

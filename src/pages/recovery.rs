@@ -15,8 +15,6 @@ use tokio::time::{Duration, Instant};
 use crate::web::cookies;
 use crate::web::visit::{Answer, Visit, browser_tr, spoken};
 use crate::{
-    i18n::{Id, Tr},
-    pages::account::speak_for,
     auth::{
         account::PasswordChange,
         recovery::{
@@ -24,6 +22,8 @@ use crate::{
         },
     },
     domain::Username,
+    i18n::{Id, Tr},
+    pages::account::speak_for,
     pages::login::browser_id,
     startup::AppState,
     store::recovery_tokens::Purpose,

@@ -3,14 +3,14 @@
 //! check on state-changing form posts (DESIGN §8, §13).
 
 use actix_web::{
-    HttpRequest, HttpResponse, ResponseError,
-    http::{StatusCode, header},
-};
-use actix_web::{
     Error,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
+};
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
 };
 use askama::Template;
 use url::Url;
@@ -154,7 +154,10 @@ pub async fn speak_error_pages(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let res = next.call(req).await?.map_into_boxed_body();
     let rewrite = res.response().extensions().get::<Rewrite>().cloned();
-    let failed = res.response().error().and_then(|e| e.as_error::<PageError>());
+    let failed = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<PageError>());
     if rewrite.is_none() && failed.is_none() {
         return Ok(res);
     }
@@ -194,9 +197,7 @@ pub fn error_page(e: &AppError, tr: &Tr) -> HttpResponse {
         AppError::Forbidden(m) => (tr.t("error-forbidden"), m.clone()),
         AppError::Unavailable(_) => (tr.t("error-unavailable"), tr.t("error-unavailable-text")),
         AppError::Internal(_) => (tr.t("error-internal"), tr.t("error-internal-text")),
-        AppError::TooManyRequests { .. } => {
-            (tr.t("error-too-many"), tr.t("error-too-many-text"))
-        }
+        AppError::TooManyRequests { .. } => (tr.t("error-too-many"), tr.t("error-too-many-text")),
     };
     let mut res = message(
         tr,

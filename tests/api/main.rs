@@ -25,6 +25,7 @@ mod guard;
 mod health;
 mod helpers;
 mod jose_keys;
+mod languages;
 mod layering;
 mod login;
 mod mail;

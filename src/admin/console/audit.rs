@@ -1,8 +1,8 @@
 //! The audit trail of the organisations the administrator may see.
 
 // The console's pages share its entry, navigation, notices and helpers.
-use crate::i18n::Tr;
 use super::*;
+use crate::i18n::Tr;
 use crate::{
     admin::service::audit::{self as audit_service, ReportQuery},
     audit::ExportFormat,

@@ -2,8 +2,8 @@
 //! administrator's sign-off, oldest first; and the recent ones signed off.
 
 // The console's pages share its entry, navigation, notices and helpers.
-use crate::i18n::Tr;
 use super::*;
+use crate::i18n::Tr;
 use crate::{
     admin::service::emergency::{self as emergency_service, Listing},
     domain::ReviewNote,

@@ -2,9 +2,9 @@
 //! only a super administrator sees and changes them.
 
 // The console's pages share its entry, navigation, notices and helpers.
-use crate::i18n::Tr;
 use super::*;
 use crate::admin::service::fhir_servers::{self as service, FhirServerFields};
+use crate::i18n::Tr;
 
 struct ServerRow {
     id: String,

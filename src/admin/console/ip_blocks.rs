@@ -1,8 +1,8 @@
 //! IP blocks (DESIGN §5): they span organisations, so only a super administrator sees them.
 
 // The console's pages share its entry, navigation, notices and helpers.
-use crate::i18n::Tr;
 use super::*;
+use crate::i18n::Tr;
 
 struct BlockRow {
     ip: String,

@@ -1,8 +1,8 @@
 //! An organisation's policies: shown, and changed through one form.
 
 // The console's pages share its entry, navigation, notices and helpers.
-use crate::i18n::Tr;
 use super::*;
+use crate::i18n::Tr;
 
 /// The policy form's fields as typed: what is shown, and shown again with the errors.
 /// The names are `OrgPolicy::validate`'s, so every message names the field it is about.

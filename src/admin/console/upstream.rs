@@ -2,8 +2,8 @@
 //! form, and the links from upstream identities to accounts. Administrators only.
 
 // The console's pages share its entry, navigation, notices and helpers.
-use crate::i18n::Tr;
 use super::*;
+use crate::i18n::Tr;
 use crate::{
     admin::service::upstream::{
         self as upstream_service, ConnectorFields, ConnectorView, LinkView, NewConnector,

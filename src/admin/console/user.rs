@@ -1,11 +1,11 @@
 //! Finding a user, their page, and what support can do for them.
 
 // The console's pages share its entry, navigation, notices and helpers.
-use crate::i18n::Tr;
 use super::*;
 use crate::admin::service::emergency as emergency_service;
 use crate::admin::service::fhir_servers::{self as fhir_service, FhirUser};
 use crate::admin::service::passkeys as passkey_service;
+use crate::i18n::Tr;
 
 struct UserSummary {
     id: String,

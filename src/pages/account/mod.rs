@@ -25,8 +25,8 @@ use crate::web::visit::{Answer, Visit, browser_wishes, speak, spoken};
 use crate::{
     domain::Password,
     i18n::{self, Id, Tr, Wishes},
-    store::preferences::{self, Preferences},
     startup::AppState,
+    store::preferences::{self, Preferences},
     store::{orgs, users, users::UserRow},
     web::{
         error::AppError,
@@ -267,7 +267,16 @@ async fn account_page(query: Query<AccountQuery>, Visit { state, req, .. }: Visi
     }
     .map(|id| tr.id(id));
     let notice = notice.as_deref();
-    Ok(render_account(&state, &tr, &current, &user, notice, Vec::new(), StatusCode::OK).await?)
+    Ok(render_account(
+        &state,
+        &tr,
+        &current,
+        &user,
+        notice,
+        Vec::new(),
+        StatusCode::OK,
+    )
+    .await?)
 }
 
 #[derive(Deserialize)]
@@ -389,7 +398,9 @@ async fn withdraw_consent(form: Form<WithdrawForm>, Visit { state, req, ctx }: V
         .transaction(move |c| crate::store::consents::withdraw(c, &user_id, &client_id, now))
         .await?;
     if !withdrawn {
-        return Err(PageError(AppError::BadRequest(spoken(&req).t("unknown-app"))));
+        return Err(PageError(AppError::BadRequest(
+            spoken(&req).t("unknown-app"),
+        )));
     }
     let event = crate::audit::AuditEvent::success(crate::audit::EventType::ConsentWithdrawn, &ctx)
         .about(&user.id, &user.org_id)

@@ -17,8 +17,6 @@ use serde::Deserialize;
 use super::{signed_in, signed_in_form};
 use crate::web::visit::{Answer, Visit, spoken};
 use crate::{
-    i18n::{Id, Tr},
-    pages::{passkey_name_problem, passkey_refusal},
     auth::{
         passkey::{self, PasskeySummary, Registration},
         session::SsoSession,
@@ -26,9 +24,11 @@ use crate::{
         transaction::Resume,
     },
     domain::PasskeyName,
+    i18n::{Id, Tr},
     pages::login::{
         AnswerSignIn, Finished, RecoveryCodesPage, options_json, see_other, start_sign_in,
     },
+    pages::{passkey_name_problem, passkey_refusal},
     startup::AppState,
     store::users::UserRow,
     web::{
@@ -195,7 +195,9 @@ async fn fresh_form(
 #[post("/account/passkeys/options")]
 async fn registration_options(form: Form<CsrfForm>, Visit { state, req, .. }: Visit) -> Answer {
     let Some((session, user)) = signed_in_form(&state, &req, &form.csrf).await? else {
-        return Err(PageError(AppError::Forbidden(spoken(&req).t("sign-in-first"))));
+        return Err(PageError(AppError::Forbidden(
+            spoken(&req).t("sign-in-first"),
+        )));
     };
     if !fresh(&state, &session) {
         return Err(PageError(AppError::Forbidden(spoken(&req).t("form-stale"))));

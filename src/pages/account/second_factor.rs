@@ -13,7 +13,6 @@ use serde::Deserialize;
 use super::{signed_in, signed_in_form};
 use crate::web::visit::{Answer, Visit, spoken};
 use crate::{
-    i18n::Tr,
     auth::{
         guard::{self, Credential, Verdict, password_attempt},
         session,
@@ -21,6 +20,7 @@ use crate::{
         transaction::Resume,
     },
     domain::Password,
+    i18n::Tr,
     pages::login::{EnrolPage, RecoveryCodesPage, see_other, start_sign_in},
     startup::AppState,
     store::users::UserRow,

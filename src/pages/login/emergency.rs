@@ -18,14 +18,14 @@ use super::{
 };
 use crate::web::visit::{Answer, Visit, browser_tr};
 use crate::{
-    i18n::Tr,
-    pages::emergency_refusal,
     auth::{
         emergency::{self, Refusal},
         same_secret,
         transaction::{EmergencyChoice, LoginTransaction, Stage, Step},
     },
     domain::{ContextLabel, EmergencyReason},
+    i18n::Tr,
+    pages::emergency_refusal,
     startup::AppState,
     web::{
         error::AppError,

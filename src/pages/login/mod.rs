@@ -223,7 +223,10 @@ pub async fn start_sign_in_with(
     let mut tx =
         LoginTransaction::begin(state.ephemeral.as_ref(), ask.resume, token_hash(&browser)).await?;
     let ui_locales = ask.ui_locales.filter(|l| !tag_list(l).is_empty());
-    if ask.require_mfa || ask.login_hint.is_some() || ask.emergency.is_some() || ui_locales.is_some()
+    if ask.require_mfa
+        || ask.login_hint.is_some()
+        || ask.emergency.is_some()
+        || ui_locales.is_some()
     {
         // Emergency access always needs a second factor (DESIGN §15).
         tx.require_mfa = ask.require_mfa || ask.emergency.is_some();
@@ -272,6 +275,7 @@ pub(crate) fn tx_tr(req: &HttpRequest, tx: &LoginTransaction) -> Tr {
         Wishes {
             ui_locales: tag_list(tx.ui_locales.as_deref().unwrap_or_default()),
             person: tx.language.clone(),
+            organisation: tx.org_language.clone(),
             zone: tx.time_zone.clone(),
             ..browser_wishes(req)
         },
@@ -487,10 +491,43 @@ async fn advance(
     tx: LoginTransaction,
 ) -> Result<HttpResponse, PageError> {
     if tx.stage != Stage::Done {
+        let mut tx = tx;
+        learn_languages(state, &mut tx).await?;
         tx.save(state.ephemeral.as_ref()).await?;
         return Ok(see_other(&stage_location(&tx)));
     }
     complete(state, req, ctx, tx).await
+}
+
+/// Once the sign-in knows who the person is, its pages speak their language: their own
+/// setting and their organisation's are kept in the transaction (read once).
+async fn learn_languages(state: &AppState, tx: &mut LoginTransaction) -> Result<(), AppError> {
+    let Some(user_id) = tx.user_id.clone() else {
+        return Ok(());
+    };
+    if tx.language.is_some() || tx.org_language.is_some() || tx.time_zone.is_some() {
+        return Ok(());
+    }
+    let pii = state.pii.clone();
+    let found = state
+        .store
+        .run(move |c| {
+            let Some(user) = users::find_by_id(c, &pii, &user_id)? else {
+                return Ok(None);
+            };
+            let chosen = crate::store::preferences::find(c, &user.id)?;
+            let policy = orgs::find_by_id(c, &user.org_id)?
+                .map(|o| o.policy())
+                .unwrap_or_default();
+            Ok(Some((chosen, policy)))
+        })
+        .await?;
+    if let Some((chosen, policy)) = found {
+        tx.language = chosen.language;
+        tx.org_language = policy.language;
+        tx.time_zone = chosen.time_zone.or(policy.time_zone);
+    }
+    Ok(())
 }
 
 /// The person is signed in: the SSO session replaces this browser's previous one, and
@@ -633,4 +670,3 @@ pub fn signed_out(tr: &Tr) -> HttpResponse {
     let _ = res.add_cookie(&cookies::removal_cookie());
     res
 }
-

@@ -19,14 +19,14 @@ use super::{
 };
 use crate::web::visit::{Answer, Visit, spoken};
 use crate::{
-    i18n::Tr,
-    pages::{passkey_name_problem, passkey_refusal},
     auth::{
         passkey::{self, Outcome, Registration},
         totp::EnrolmentFor,
         transaction::{LoginTransaction, Stage, Step},
     },
     domain::PasskeyName,
+    i18n::Tr,
+    pages::{passkey_name_problem, passkey_refusal},
     startup::AppState,
     store::users,
     web::{

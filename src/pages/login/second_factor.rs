@@ -17,13 +17,13 @@ use super::{
 };
 use crate::web::visit::{Answer, Visit, browser_tr, spoken};
 use crate::{
-    i18n::{Id, Tr},
     auth::{
         guard::{self, Credential, Verdict},
         passkey, same_secret,
         totp::{self, Confirmation, EnrolmentFor, SecondFactor},
         transaction::{LoginTransaction, Stage, Step},
     },
+    i18n::{Id, Tr},
     startup::AppState,
     web::{
         error::AppError,

@@ -9,10 +9,10 @@ use crate::{
     auth::{
         token_hash,
         transaction::{Stage, Step},
-        upstream::{self, Arrival, Connector, UpstreamError, UpstreamIdentity, Unwelcome, openid},
+        upstream::{self, Arrival, Connector, Unwelcome, UpstreamError, UpstreamIdentity, openid},
     },
-    i18n::{Id, Tr},
     domain::UpstreamProtocol,
+    i18n::{Id, Tr},
     startup::AppState,
     web::{
         RequestContext,

@@ -259,7 +259,13 @@ async fn refuse(
             tr.t("sign-out-message-invalid"),
             tr.a("protocol-refusal", "detail", &text),
         );
-        message(tr, status, &title, &said, Some(("/account", &tr.t("continue"))))
+        message(
+            tr,
+            status,
+            &title,
+            &said,
+            Some(("/account", &tr.t("continue"))),
+        )
     }))
 }
 

@@ -106,13 +106,28 @@ async fn start(
 ) -> Answer {
     let id = query.into_inner().tx.unwrap_or_default();
     if id.len() > MAX_TX_LEN {
-        return Ok(upstream_refusal(&browser_tr(&req), &ctx, UpstreamError::Expired, ""));
+        return Ok(upstream_refusal(
+            &browser_tr(&req),
+            &ctx,
+            UpstreamError::Expired,
+            "",
+        ));
     }
     let Some(tx) = owned_transaction(&state, &req, &id).await? else {
-        return Ok(upstream_refusal(&browser_tr(&req), &ctx, UpstreamError::Expired, ""));
+        return Ok(upstream_refusal(
+            &browser_tr(&req),
+            &ctx,
+            UpstreamError::Expired,
+            "",
+        ));
     };
     if tx.stage != Stage::Password {
-        return Ok(upstream_refusal(&browser_tr(&req), &ctx, UpstreamError::Expired, ""));
+        return Ok(upstream_refusal(
+            &browser_tr(&req),
+            &ctx,
+            UpstreamError::Expired,
+            "",
+        ));
     }
     let connector = match saml_connector(&state, &path.into_inner()).await {
         Ok(connector) => connector,
@@ -130,7 +145,12 @@ async fn start(
                 Some(&e.to_string()),
             )
             .await?;
-            Ok(upstream_refusal(&browser_tr(&req), &ctx, e, &connector.display_name))
+            Ok(upstream_refusal(
+                &browser_tr(&req),
+                &ctx,
+                e,
+                &connector.display_name,
+            ))
         }
     }
 }
@@ -197,7 +217,12 @@ async fn acs(path: Path<String>, body: web::Bytes, Visit { state, req, ctx }: Vi
                 Some(&e.to_string()),
             )
             .await?;
-            Ok(upstream_refusal(&browser_tr(&req), &ctx, e, &connector.display_name))
+            Ok(upstream_refusal(
+                &browser_tr(&req),
+                &ctx,
+                e,
+                &connector.display_name,
+            ))
         }
     }
 }
