@@ -141,7 +141,15 @@ passkey-name-too-long = A passkey's name is at most 64 characters, without contr
 choose-an-action = Choose an action.
 emergency-refused-not-designated = You are not designated for emergency access. Ask your administrator.
 emergency-refused-no-second-factor = Emergency access needs a sign-in with your second factor. Sign out, and sign in again with it.
-emergency-refused-reason = Give a reason of 10 to 500 characters, in words.
+emergency-reason-too-short = { $min ->
+    [one] The reason must be at least 1 character.
+   *[other] The reason must be at least { $min } characters.
+}
+emergency-reason-too-long = { $max ->
+    [one] The reason must be at most 1 character.
+   *[other] The reason must be at most { $max } characters.
+}
+emergency-reason-characters = The reason may contain words and punctuation, not control characters.
 emergency-refused-context = Pick one of the contexts the application offered.
 emergency-refused-open = Emergency access is already open for this session, until { $until }. It is never extended: when it ends, break the glass again with a new reason.
 emergency-refused-inactive = This account cannot use emergency access.

@@ -141,7 +141,15 @@ passkey-name-too-long = El nombre de una llave de acceso puede tener como máxim
 choose-an-action = Elija una acción.
 emergency-refused-not-designated = No tiene autorización para el acceso de emergencia. Consulte a su administrador.
 emergency-refused-no-second-factor = El acceso de emergencia requiere iniciar sesión con su segundo factor. Cierre sesión y vuelva a iniciarla con él.
-emergency-refused-reason = Indique un motivo de 10 a 500 caracteres, con palabras.
+emergency-reason-too-short = { $min ->
+    [one] El motivo debe tener al menos 1 carácter.
+   *[other] El motivo debe tener al menos { $min } caracteres.
+}
+emergency-reason-too-long = { $max ->
+    [one] El motivo debe tener como máximo 1 carácter.
+   *[other] El motivo debe tener como máximo { $max } caracteres.
+}
+emergency-reason-characters = El motivo puede contener palabras y signos de puntuación, no caracteres de control.
 emergency-refused-context = Elija uno de los contextos que ofreció la aplicación.
 emergency-refused-open = El acceso de emergencia ya está abierto en esta sesión, hasta las { $until }. Nunca se prolonga: cuando termine, vuelva a romper el vidrio con un nuevo motivo.
 emergency-refused-inactive = Esta cuenta no puede usar el acceso de emergencia.

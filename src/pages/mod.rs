@@ -66,13 +66,28 @@ pub fn passkey_name_problem(raw: &str, tr: &Tr) -> String {
     }
 }
 
-/// Why the glass was not broken, in the reader's language.
-pub fn emergency_refusal(why: &crate::auth::emergency::Refusal, tr: &Tr) -> String {
-    use crate::auth::emergency::Refusal;
+/// Why the glass was not broken, in the reader's language; `reason` is what was typed.
+pub fn emergency_refusal(why: &crate::auth::emergency::Refusal, reason: &str, tr: &Tr) -> String {
+    use crate::{auth::emergency::Refusal, domain::EmergencyReason};
     match why {
         Refusal::NotDesignated => tr.t("emergency-refused-not-designated"),
         Refusal::NoSecondFactor => tr.t("emergency-refused-no-second-factor"),
-        Refusal::BadReason(_) => tr.t("emergency-refused-reason"),
+        Refusal::BadReason(_) => {
+            let length = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+            match length.chars().count() {
+                n if n < EmergencyReason::MIN_CHARS => tr.n(
+                    "emergency-reason-too-short",
+                    "min",
+                    EmergencyReason::MIN_CHARS,
+                ),
+                n if n > EmergencyReason::MAX_CHARS => tr.n(
+                    "emergency-reason-too-long",
+                    "max",
+                    EmergencyReason::MAX_CHARS,
+                ),
+                _ => tr.t("emergency-reason-characters"),
+            }
+        }
         Refusal::BadContext => tr.t("emergency-refused-context"),
         Refusal::AlreadyOpen(until) => tr.a("emergency-refused-open", "until", until),
         Refusal::Inactive => tr.t("emergency-refused-inactive"),

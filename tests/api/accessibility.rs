@@ -1,9 +1,10 @@
 //! WCAG 2.1 AA, checked by axe-core in headless Chromium over the real pages (issue 31):
 //! the sign-in page and its error, the second-factor step and its enrolment, the recovery
 //! codes, the required password change, the reset request, the account pages, every
-//! console page and the error page, in the light and the dark colour scheme. Any
-//! violation fails, naming the page, the rule and the elements; and each run first shows
-//! that it sees one, on a page it spoiled on purpose.
+//! console page and the error page, in the light and the dark colour scheme, in English
+//! and in Spanish. Any violation fails, naming the page, the rule and the elements; and
+//! each run first shows that it sees one, on a page it spoiled on purpose. Signing in,
+//! the second factor and the reset request are also done with the keyboard alone.
 //!
 //! axe-core is pinned in `tests/api/axe/package-lock.json`; `.ci/run` installs it, and the
 //! test runs `npm ci` there itself when it is missing (without npm: skipped). It runs
@@ -69,11 +70,23 @@ async fn violations(browser: &Browser, page: &str) -> Vec<String> {
         .collect()
 }
 
-/// Checks the page the browser shows, adding what is wrong to `report`. With
-/// `GATEHOUSE_SCREENSHOTS=DIR`, also saves it there as a PNG, to look at.
-async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
+/// What a walk found wrong, and the language its pages must be in.
+struct Report {
+    lang: &'static str,
+    problems: Vec<String>,
+}
+
+/// Checks the page the browser shows, adding what is wrong to `report`, and that it is
+/// in the report's language. With `GATEHOUSE_SCREENSHOTS=DIR`, also saves it there as a
+/// PNG, to look at.
+async fn check(browser: &Browser, page: &str, report: &mut Report) {
     browser.wait_for("h1").await;
-    report.extend(violations(browser, page).await);
+    report.problems.extend(violations(browser, page).await);
+    let lang = page_lang(browser).await;
+    if lang != report.lang {
+        let wanted = report.lang;
+        report.problems.push(format!("{page}: in {lang:?}, not {wanted:?}"));
+    }
     if let Ok(dir) = std::env::var("GATEHOUSE_SCREENSHOTS") {
         let name: String = page
             .chars()
@@ -85,7 +98,7 @@ async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
             "light"
         };
         browser
-            .screenshot(std::path::Path::new(&dir).join(format!("{scheme}{name}.png")))
+            .screenshot(std::path::Path::new(&dir).join(format!("{scheme}-{lang}{name}.png")))
             .await;
     }
 }
@@ -94,7 +107,7 @@ async fn visit(
     browser: &Browser,
     app: &crate::helpers::TestApp,
     path: &str,
-    report: &mut Vec<String>,
+    report: &mut Report,
 ) {
     browser.goto(&app.url(path)).await;
     let shown = browser.current_url().await;
@@ -104,6 +117,16 @@ async fn visit(
         "{path} itself, not a sign-in"
     );
     check(browser, path, report).await;
+}
+
+/// The language the page shown says it is in (`<html lang>`).
+async fn page_lang(browser: &Browser) -> String {
+    let lang = browser
+        .client()
+        .execute("return document.documentElement.lang;", Vec::new())
+        .await
+        .unwrap();
+    lang.as_str().unwrap_or_default().to_owned()
 }
 
 /// Whether the page shown is in the dark colour scheme.
@@ -161,29 +184,48 @@ async fn browser_for(test: &str, switches: &[&str]) -> Option<Browser> {
     Browser::start_with(switches).await
 }
 
+/// Blink's preferred colour scheme: 0 is dark.
+const DARK: &str = "--blink-settings=preferredColorScheme=0";
+
 #[tokio::test]
 async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_light_mode() {
     let test = "browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_light_mode";
-    let Some(browser) = browser_for(test, &[]).await else {
+    let Some(browser) = browser_for(test, &["--accept-lang=en-US"]).await else {
         return;
     };
-    every_page(browser, false).await;
+    every_page(browser, false, "en").await;
 }
 
 #[tokio::test]
 async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_dark_mode() {
     let test = "browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_dark_mode";
-    // Blink's preferred colour scheme: 0 is dark.
-    let switches = ["--blink-settings=preferredColorScheme=0"];
-    let Some(browser) = browser_for(test, &switches).await else {
+    let Some(browser) = browser_for(test, &[DARK, "--accept-lang=en-US"]).await else {
         return;
     };
-    every_page(browser, true).await;
+    every_page(browser, true, "en").await;
 }
 
-/// Walks every page in `browser`, whose colour scheme is `dark` or not, and fails on any
-/// violation.
-async fn every_page(browser: Browser, dark: bool) {
+#[tokio::test]
+async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_spanish_light() {
+    let test = "browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_spanish_light";
+    let Some(browser) = browser_for(test, &["--accept-lang=es-419,es"]).await else {
+        return;
+    };
+    every_page(browser, false, "es-419").await;
+}
+
+#[tokio::test]
+async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_spanish_dark() {
+    let test = "browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_spanish_dark";
+    let Some(browser) = browser_for(test, &[DARK, "--accept-lang=es-MX,es"]).await else {
+        return;
+    };
+    every_page(browser, true, "es-419").await;
+}
+
+/// Walks every page in `browser`, whose colour scheme is `dark` or not and whose
+/// language is `lang`, and fails on any violation.
+async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
     let app = spawn_app().await;
     sees_a_violation(&browser, &app).await;
     assert_eq!(
@@ -193,7 +235,10 @@ async fn every_page(browser: Browser, dark: bool) {
     );
     let admin = create_user_with_role(&app, "ada", PASSWORD, Role::SuperAdmin).await;
     create_user(&app, "olga", PASSWORD, true).await;
-    let mut report = Vec::new();
+    let mut report = Report {
+        lang,
+        problems: Vec::new(),
+    };
 
     // Before signing in: the sign-in page, its error, the reset request, an error page.
     visit(&browser, &app, "/login", &mut report).await;
@@ -249,10 +294,11 @@ async fn every_page(browser: Browser, dark: bool) {
     check(&browser, "required password change", &mut report).await;
 
     browser.close().await;
+    let problems = report.problems;
     assert!(
-        report.is_empty(),
+        problems.is_empty(),
         "{} axe-core violations:\n{}",
-        report.len(),
-        report.join("\n")
+        problems.len(),
+        problems.join("\n")
     );
 }

@@ -77,7 +77,7 @@ async fn page(
         .map_or(60, |o| o.policy().emergency_window_minutes);
     let window_minutes = usize::try_from(window_minutes).unwrap_or_default();
     // Said before anything is typed: the form alone will not do without a second factor.
-    let no_mfa = emergency_refusal(&Refusal::NoSecondFactor, tr);
+    let no_mfa = emergency_refusal(&Refusal::NoSecondFactor, "", tr);
     let error = error.or((designated && current.acr() != ACR_MFA).then_some(no_mfa.as_str()));
     Ok(render(
         &EmergencyPage {
@@ -118,7 +118,7 @@ async fn emergency_submit(form: Form<RaiseForm>, Visit { state, req, ctx }: Visi
         Err((refusal, status)) => {
             emergency::record_refusal(&state, &ctx, &current.user_id, &current.org_id, &refusal)
                 .await?;
-            let message = emergency_refusal(&refusal, &tr);
+            let message = emergency_refusal(&refusal, &form.reason, &tr);
             let shown = bounded(&form.reason);
             return Ok(page(&state, &tr, &current, shown, Some(&message), status).await?);
         }
@@ -138,7 +138,7 @@ async fn emergency_submit(form: Form<RaiseForm>, Visit { state, req, ctx }: Visi
     match raised {
         Ok(_) => Ok(see_other("/account?emergency=opened")),
         Err(refusal) => {
-            let message = emergency_refusal(&refusal, &tr);
+            let message = emergency_refusal(&refusal, &form.reason, &tr);
             let shown = bounded(&form.reason);
             let status = status_of(&refusal);
             Ok(page(&state, &tr, &current, shown, Some(&message), status).await?)

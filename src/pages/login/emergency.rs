@@ -146,7 +146,7 @@ async fn emergency_submit(form: Form<EmergencyForm>, Visit { state, req, ctx }: 
                 Err((refusal, status)) => {
                     let user_id = tx.user_id.as_deref().unwrap_or_default();
                     emergency::record_refusal(&state, &ctx, user_id, &org_id, &refusal).await?;
-                    let message = emergency_refusal(&refusal, &tr);
+                    let message = emergency_refusal(&refusal, &form.reason, &tr);
                     return Ok(render(
                         &EmergencyPage {
                             tr: &tr,
