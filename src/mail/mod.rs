@@ -228,8 +228,9 @@ impl Mailer {
         Ok(())
     }
 
-    /// Renders `notice` with links from the configured `issuer` and queues it to
-    /// `user`'s address on `conn`, in the caller's transaction. False, with a warning,
+    /// Renders `notice` with links from the configured `issuer`, in the language and
+    /// time zone `user` reads (see [`reader`]), and queues it to `user`'s address on
+    /// `conn`, in the caller's transaction. False, with a warning,
     /// when the stored address no longer parses: nobody can be told, and the change the
     /// notice reports still commits.
     pub fn enqueue_notice(
@@ -240,7 +241,8 @@ impl Mailer {
     ) -> Result<bool, StoreError> {
         match Email::parse(&user.email) {
             Ok(to) => {
-                self.enqueue_email(conn, &to, &notice.render(&self.inner.issuer))?;
+                let tr = reader(conn, &user.id, &user.org_id)?;
+                self.enqueue_email(conn, &to, &notice.render(&self.inner.issuer, &tr))?;
                 Ok(true)
             }
             Err(e) => {
