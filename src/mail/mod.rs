@@ -40,10 +40,12 @@ use crate::{
     clock::SharedClock,
     config::Config,
     crypto::MasterKey,
-    domain::Email,
+    domain::{Email, OrgPolicy},
+    i18n::{Tr, Wishes},
     store::{
-        DbConnection, Store, StoreError, new_id,
+        DbConnection, Store, StoreError, new_id, orgs,
         outbox::{self, KIND_EMAIL, KIND_WEBHOOK, NewOutboxRow, OutboxRow},
+        preferences::{self, Preferences},
         users::UserRow,
     },
     telemetry::Metrics,
@@ -226,8 +228,9 @@ impl Mailer {
         Ok(())
     }
 
-    /// Renders `notice` with links from the configured `issuer` and queues it to
-    /// `user`'s address on `conn`, in the caller's transaction. False, with a warning,
+    /// Renders `notice` with links from the configured `issuer`, in the language and
+    /// time zone `user` reads (see [`reader`]), and queues it to `user`'s address on
+    /// `conn`, in the caller's transaction. False, with a warning,
     /// when the stored address no longer parses: nobody can be told, and the change the
     /// notice reports still commits.
     pub fn enqueue_notice(
@@ -238,7 +241,8 @@ impl Mailer {
     ) -> Result<bool, StoreError> {
         match Email::parse(&user.email) {
             Ok(to) => {
-                self.enqueue_email(conn, &to, &notice.render(&self.inner.issuer))?;
+                let tr = reader(conn, &user.id, &user.org_id)?;
+                self.enqueue_email(conn, &to, &notice.render(&self.inner.issuer, &tr))?;
                 Ok(true)
             }
             Err(e) => {
@@ -643,6 +647,36 @@ impl MailWorker {
     }
 }
 
+/// The language and time zone of a mail to the person `user_id` about their own account:
+/// their own setting, else their organisation's (`org_id`) default, else English; their
+/// time zone, else the organisation's, else UTC. A person invited a moment ago has no
+/// setting yet, so their invitation is in the organisation's language.
+pub fn reader(conn: &mut DbConnection, user_id: &str, org_id: &str) -> Result<Tr, StoreError> {
+    let own = preferences::find(conn, user_id)?;
+    let policy = orgs::find_by_id(conn, org_id)?
+        .map(|o| o.policy())
+        .unwrap_or_default();
+    Ok(reader_wishes(&own, &policy).tr())
+}
+
+/// The language and time zone of a mail to an organisation's support contact or privacy
+/// officer (alerts, emergency notices): the organisation's defaults, else English and UTC.
+pub fn organisation_reader(policy: &OrgPolicy) -> Tr {
+    reader_wishes(&Preferences::default(), policy).tr()
+}
+
+/// A person's choices before their organisation's. A time zone that no longer parses
+/// gives way to the next, not to UTC. (No browser and no `ui_locales`: a mail has none.)
+fn reader_wishes(own: &Preferences, org: &OrgPolicy) -> Wishes {
+    let zone = |z: &Option<String>| z.as_deref().and_then(crate::i18n::time_zone);
+    Wishes {
+        person: own.language.clone(),
+        organisation: org.language.clone(),
+        zone: zone(&own.time_zone).or_else(|| zone(&org.time_zone)),
+        ..Wishes::default()
+    }
+}
+
 fn seal_context(part: &str, id: &str) -> String {
     crate::store::outbox::seal_context(part, id)
 }
@@ -714,6 +748,120 @@ mod tests {
         );
         assert_eq!(without("timed out", "pat@example.org"), "timed out");
         assert!(!without("İ pat@example.org", "pat@example.org").contains("pat@"));
+    }
+
+    /// Says when 14:05 UTC is for `tr`: its language shows in the sentence around it,
+    /// its time zone in the hour.
+    fn reads(tr: &Tr) -> (String, String) {
+        let at = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 12, 7, 14, 5, 0).unwrap();
+        let datetime = tr.datetime(at);
+        let time = datetime.split(", ").nth(1).unwrap_or_default().to_owned();
+        (tr.lang(), time)
+    }
+
+    fn org_policy(language: Option<&str>, time_zone: Option<&str>) -> OrgPolicy {
+        OrgPolicy {
+            language: language.map(str::to_owned),
+            time_zone: time_zone.map(str::to_owned),
+            ..OrgPolicy::default()
+        }
+    }
+
+    #[test]
+    fn a_reader_is_the_person_then_the_organisation_then_english() {
+        let mine = |language: Option<&str>, time_zone: Option<&str>| Preferences {
+            language: language.map(str::to_owned),
+            time_zone: time_zone.map(str::to_owned),
+        };
+        let tr = |own: Preferences, org: OrgPolicy| reads(&reader_wishes(&own, &org).tr());
+        let org = org_policy(Some("es-419"), Some("America/Bogota"));
+        let utc = ("en".to_owned(), "14:05 UTC".to_owned());
+        let bogota = |lang: &str| (lang.to_owned(), "09:05 -05".to_owned());
+        assert_eq!(tr(mine(None, None), OrgPolicy::default()), utc);
+        assert_eq!(tr(mine(None, None), org.clone()), bogota("es-419"));
+        assert_eq!(tr(mine(Some("en"), None), org.clone()), bogota("en"));
+        assert_eq!(
+            tr(
+                mine(Some("es"), Some("Europe/London")),
+                OrgPolicy::default()
+            ),
+            ("es-419".to_owned(), "14:05 GMT".to_owned())
+        );
+        // A setting Gatehouse cannot honour gives way to the next, not to a default.
+        assert_eq!(
+            tr(mine(Some("fr"), Some("Mars/Olympus")), org.clone()),
+            bogota("es-419")
+        );
+        assert_eq!(reads(&organisation_reader(&org)), bogota("es-419"));
+        assert_eq!(reads(&organisation_reader(&OrgPolicy::default())), utc);
+    }
+
+    fn org_of(c: &mut DbConnection, user_id: &str) -> Result<String, StoreError> {
+        let pii = crate::store::testing::pii();
+        let user = crate::store::users::find_by_id(c, &pii, user_id)?;
+        Ok(user.ok_or(StoreError::NotFound)?.org_id)
+    }
+
+    #[tokio::test]
+    async fn reader_reads_the_persons_and_the_organisations_settings() {
+        use crate::store::testing;
+        let dir = tempfile::tempdir().unwrap();
+        let store = testing::sqlite(&dir, 2).await;
+        let vera = testing::with_user(&store, None).await;
+        let reader_of = |store: &Store, vera: &str| {
+            let (store, vera) = (store.clone(), vera.to_owned());
+            async move {
+                store
+                    .run(move |c| {
+                        let org = org_of(c, &vera)?;
+                        reader(c, &vera, &org)
+                    })
+                    .await
+                    .map(|tr| reads(&tr))
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            reader_of(&store, &vera).await,
+            ("en".to_owned(), "14:05 UTC".to_owned()),
+            "nobody chose: English and UTC"
+        );
+
+        let v = vera.clone();
+        store
+            .transaction(move |c| {
+                let org = org_of(c, &v)?;
+                orgs::set_policy(
+                    c,
+                    &org,
+                    &org_policy(Some("es-419"), Some("America/Bogota")),
+                    testing::t0(),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            reader_of(&store, &vera).await,
+            ("es-419".to_owned(), "09:05 -05".to_owned()),
+            "the organisation's defaults"
+        );
+
+        let v = vera.clone();
+        store
+            .transaction(move |c| {
+                let own = Preferences {
+                    language: Some("en".into()),
+                    time_zone: None,
+                };
+                preferences::save(c, &v, &own, testing::t0())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            reader_of(&store, &vera).await,
+            ("en".to_owned(), "09:05 -05".to_owned()),
+            "her language, the organisation's time zone"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What Gatehouse tells people by mail, rendered from askama templates (text + HTML)
-//! under `templates/mail/`.
+//! under `templates/mail/`, in the reader's language and time zone: every sentence is a
+//! `mail-*` string of `locales/*/mail.ftl` (issue 31), and who reads which language is
+//! `mail::reader` and `mail::organisation_reader`.
 //!
 //! Links are built from the configured `issuer`, never from a request's Host header: a
 //! forged Host would otherwise make us mail a victim a reset link to the attacker's site.
@@ -12,6 +14,8 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+
+use crate::i18n::{Id, Tr};
 
 /// A mail ready for the outbox. `Debug` shows the subject only: the bodies may hold a
 /// reset link.
@@ -219,7 +223,7 @@ impl Alert {
     }
 
     /// What a support alert shows, beside its subject.
-    fn fill(&self, v: &mut Vars) {
+    fn fill(&self, tr: &Tr, v: &mut Vars) {
         match self {
             Alert::AccountLocked {
                 username,
@@ -227,7 +231,7 @@ impl Alert {
                 ip,
             } => {
                 v.username = username.clone();
-                v.until = until.as_ref().map(time).unwrap_or_default();
+                v.until = until.map(|t| tr.datetime(t)).unwrap_or_default();
                 v.ip = address(ip);
             }
             Alert::IpBlocked {
@@ -237,13 +241,13 @@ impl Alert {
             } => {
                 v.ip_block = true;
                 v.address = address.clone();
-                v.until = time(until);
-                v.block_count = *block_count;
+                v.until = tr.datetime(*until);
+                v.block_count = *block_count as usize;
             }
-            Alert::EmergencyStarted(w) => v.windows = vec![WindowLines::of(w)],
+            Alert::EmergencyStarted(w) => v.windows = vec![WindowLines::of(w, tr)],
             Alert::EmergencyEnded(w) => {
                 v.emergency_ended = true;
-                v.windows = vec![WindowLines::of(w)];
+                v.windows = vec![WindowLines::of(w, tr)];
             }
         }
     }
@@ -265,22 +269,30 @@ struct WindowLines {
     end_reason: String,
 }
 
+/// Why an emergency window ended, by its stored `end_reason`, as the mails say it.
+const END_REASONS: [(&str, Id); 3] = [
+    ("expired", Id("mail-end-expired")),
+    ("ended_by_user", Id("mail-end-ended-by-user")),
+    ("signed_out", Id("mail-end-signed-out")),
+];
+
 impl WindowLines {
-    fn of(w: &WindowReport) -> Self {
+    fn of(w: &WindowReport, tr: &Tr) -> Self {
         let text = |s: &Option<String>| s.as_deref().map(super::one_line).unwrap_or_default();
         Self {
             username: super::one_line(&w.username),
             reason: super::one_line(&w.reason),
             context: text(&w.context),
             requested_by: text(&w.requested_by),
-            started: time(&w.started_at),
-            expires: time(&w.expires_at),
-            ended: w.ended_at.as_ref().map(time).unwrap_or_default(),
-            end_reason: match w.end_reason.as_deref() {
-                Some("expired") => "its time ran out".into(),
-                Some("ended_by_user") => "the user ended it".into(),
-                Some("signed_out") => "the user signed out".into(),
-                other => text(&other.map(str::to_owned)),
+            started: tr.datetime(w.started_at),
+            expires: tr.datetime(w.expires_at),
+            ended: w.ended_at.map(|t| tr.datetime(t)).unwrap_or_default(),
+            end_reason: match END_REASONS
+                .iter()
+                .find(|(stored, _)| w.end_reason.as_deref() == Some(*stored))
+            {
+                Some((_, id)) => tr.id(*id),
+                None => text(&w.end_reason),
             },
         }
     }
@@ -308,7 +320,7 @@ struct Vars {
     /// The client address involved, or empty when unknown.
     ip: String,
     address: String,
-    block_count: u32,
+    block_count: usize,
     ip_block: bool,
     by_administrator: bool,
     /// `/admin/emergency`: the console's emergency access reviews.
@@ -316,7 +328,8 @@ struct Vars {
     /// The emergency windows an alert or an overdue notice is about.
     windows: Vec<WindowLines>,
     emergency_ended: bool,
-    overdue_hours: u32,
+    /// How long before a review is overdue, in words ("72 hours").
+    overdue_for: String,
     /// The name of the passkey a notice is about.
     passkey: String,
     /// Its name before a rename.
@@ -329,12 +342,14 @@ macro_rules! mail_template {
         #[template(path = $text_path)]
         struct $text<'a> {
             v: &'a Vars,
+            tr: &'a Tr,
         }
 
         #[derive(Template)]
         #[template(path = $html_path)]
         struct $html<'a> {
             v: &'a Vars,
+            tr: &'a Tr,
         }
     };
 }
@@ -393,7 +408,9 @@ mail_template!(
 );
 
 impl Notice {
-    pub fn render(&self, issuer: &Url) -> RenderedMail {
+    /// This notice in `tr`'s language, its moments in `tr`'s time zone, every link
+    /// under `issuer`.
+    pub fn render(&self, issuer: &Url, tr: &Tr) -> RenderedMail {
         let mut v = Vars {
             reset_link: link(issuer, &["reset"]),
             account_link: link(issuer, &["account"]),
@@ -401,8 +418,8 @@ impl Notice {
             review_link: link(issuer, &["admin", "emergency"]),
             ..Vars::default()
         };
-        self.fill(issuer, &mut v);
-        let (text, html) = self.templates(&v);
+        self.fill(issuer, tr, &mut v);
+        let (text, html) = self.templates(&v, tr);
         RenderedMail {
             subject: v.subject,
             text,
@@ -411,8 +428,8 @@ impl Notice {
     }
 
     /// What this notice says, into the variables every template shares.
-    fn fill(&self, issuer: &Url, v: &mut Vars) {
-        v.subject = self.subject();
+    fn fill(&self, issuer: &Url, tr: &Tr, v: &mut Vars) {
+        v.subject = self.subject(tr);
         if let Some((name, username)) = self.addressee() {
             v.name = name.to_owned();
             v.username = username.to_owned();
@@ -425,7 +442,7 @@ impl Notice {
                 token, expires_at, ..
             } => {
                 v.link = link(issuer, &["reset", token.expose_secret()]);
-                v.until = time(expires_at);
+                v.until = tr.datetime(*expires_at);
             }
             Notice::Invitation {
                 org,
@@ -435,10 +452,10 @@ impl Notice {
             } => {
                 v.org = org.clone();
                 v.link = link(issuer, &["invite", token.expose_secret()]);
-                v.until = time(expires_at);
+                v.until = tr.datetime(*expires_at);
             }
             Notice::PasswordChanged { at, ip, .. } | Notice::TotpEnrolled { at, ip, .. } => {
-                v.when = time(at);
+                v.when = tr.datetime(*at);
                 v.ip = address(ip);
             }
             Notice::TotpRemoved {
@@ -446,14 +463,14 @@ impl Notice {
                 by_administrator,
                 ..
             } => {
-                v.when = time(at);
+                v.when = tr.datetime(*at);
                 v.by_administrator = *by_administrator;
             }
             Notice::PasskeyAdded {
                 passkey, at, ip, ..
             } => {
                 v.passkey = passkey.clone();
-                v.when = time(at);
+                v.when = tr.datetime(*at);
                 v.ip = address(ip);
             }
             Notice::PasskeyRemoved {
@@ -463,7 +480,7 @@ impl Notice {
                 ..
             } => {
                 v.passkey = passkey.clone();
-                v.when = time(at);
+                v.when = tr.datetime(*at);
                 v.by_administrator = *by_administrator;
             }
             Notice::PasskeyRenamed {
@@ -474,15 +491,15 @@ impl Notice {
             } => {
                 v.passkey = passkey.clone();
                 v.previous = previous.clone();
-                v.when = time(at);
+                v.when = tr.datetime(*at);
             }
             Notice::Lockout { until, ip, .. } => {
-                v.until = until.as_ref().map(time).unwrap_or_default();
+                v.until = until.map(|t| tr.datetime(t)).unwrap_or_default();
                 v.ip = address(ip);
             }
             Notice::SupportAlert { org, alert } => {
                 v.org = org.clone();
-                alert.fill(v);
+                alert.fill(tr, v);
             }
             Notice::EmergencyOverdue {
                 org,
@@ -490,48 +507,54 @@ impl Notice {
                 reviews,
             } => {
                 v.org = org.clone();
-                v.overdue_hours = *overdue_hours;
-                v.windows = reviews.iter().map(WindowLines::of).collect();
+                v.overdue_for = tr.n("mail-overdue-hours", "count", *overdue_hours as usize);
+                v.windows = reviews.iter().map(|w| WindowLines::of(w, tr)).collect();
             }
         }
     }
 
-    /// The mail's subject line.
-    fn subject(&self) -> String {
+    /// The mail's subject line. Alerts to an organisation's contacts start with
+    /// `[Gatehouse]`, in every language, for their mail filters.
+    fn subject(&self, tr: &Tr) -> String {
+        let tagged = |s: String| format!("[Gatehouse] {s}");
         match self {
-            Notice::ResetLink { .. } => "Reset your password".into(),
-            Notice::ForcedReset { .. } => "You need to choose a new password".into(),
-            Notice::Invitation { org, .. } => format!("Your invitation to {}", one_line(org)),
-            Notice::PasswordChanged { .. } => "Your password was changed".into(),
-            Notice::Lockout { .. } => "Sign-in to your account is locked".into(),
-            Notice::TotpEnrolled { .. } => "Two-step verification was turned on".into(),
-            Notice::TotpRemoved { .. } => "Two-step verification was removed".into(),
-            Notice::PasskeyAdded { .. } => "A passkey was added to your account".into(),
-            Notice::PasskeyRemoved { .. } => "A passkey was removed from your account".into(),
-            Notice::PasskeyRenamed { .. } => "A passkey of your account was renamed".into(),
-            Notice::SupportAlert { alert, .. } => match alert {
+            Notice::ResetLink { .. } => tr.t("mail-reset-link-subject"),
+            Notice::ForcedReset { .. } => tr.t("mail-forced-reset-subject"),
+            Notice::Invitation { org, .. } => {
+                tr.a("mail-invitation-subject", "org", &one_line(org))
+            }
+            Notice::PasswordChanged { .. } => tr.t("mail-password-changed-subject"),
+            Notice::Lockout { .. } => tr.t("mail-lockout-subject"),
+            Notice::TotpEnrolled { .. } => tr.t("mail-totp-enrolled-subject"),
+            Notice::TotpRemoved { .. } => tr.t("mail-totp-removed-subject"),
+            Notice::PasskeyAdded { .. } => tr.t("mail-passkey-added-subject"),
+            Notice::PasskeyRemoved { .. } => tr.t("mail-passkey-removed-subject"),
+            Notice::PasskeyRenamed { .. } => tr.t("mail-passkey-renamed-subject"),
+            Notice::SupportAlert { alert, .. } => tagged(match alert {
                 Alert::AccountLocked { username, .. } => {
-                    format!("[Gatehouse] Account locked: {}", one_line(username))
+                    tr.a("mail-alert-locked-subject", "username", &one_line(username))
                 }
                 Alert::IpBlocked { address, .. } => {
-                    format!("[Gatehouse] Address blocked: {}", one_line(address))
+                    tr.a("mail-alert-blocked-subject", "address", &one_line(address))
                 }
-                Alert::EmergencyStarted(w) => {
-                    format!("[Gatehouse] Emergency access by {}", one_line(&w.username))
-                }
-                Alert::EmergencyEnded(w) => {
-                    format!(
-                        "[Gatehouse] Emergency access ended: {}",
-                        one_line(&w.username)
-                    )
-                }
-            },
-            Notice::EmergencyOverdue { org, reviews, .. } => format!(
-                "[Gatehouse] {} emergency access review{} overdue in {}",
-                reviews.len(),
-                if reviews.len() == 1 { "" } else { "s" },
-                one_line(org)
-            ),
+                Alert::EmergencyStarted(w) => tr.a(
+                    "mail-emergency-started-subject",
+                    "username",
+                    &one_line(&w.username),
+                ),
+                Alert::EmergencyEnded(w) => tr.a(
+                    "mail-emergency-ended-subject",
+                    "username",
+                    &one_line(&w.username),
+                ),
+            }),
+            Notice::EmergencyOverdue { org, reviews, .. } => tagged(tr.a2(
+                "mail-overdue-subject",
+                "reviews",
+                &tr.n("mail-overdue-reviews", "count", reviews.len()),
+                "org",
+                &one_line(org),
+            )),
         }
     }
 
@@ -554,31 +577,43 @@ impl Notice {
     }
 
     /// This notice's text and HTML templates over `v`.
-    fn templates(&self, v: &Vars) -> (String, String) {
+    fn templates(&self, v: &Vars, tr: &Tr) -> (String, String) {
         match self {
-            Notice::ResetLink { .. } => pair(&ResetLinkText { v }, &ResetLinkHtml { v }),
-            Notice::ForcedReset { .. } => pair(&ForcedResetText { v }, &ForcedResetHtml { v }),
-            Notice::Invitation { .. } => pair(&InvitationText { v }, &InvitationHtml { v }),
-            Notice::PasswordChanged { .. } => {
-                pair(&PasswordChangedText { v }, &PasswordChangedHtml { v })
+            Notice::ResetLink { .. } => pair(&ResetLinkText { v, tr }, &ResetLinkHtml { v, tr }),
+            Notice::ForcedReset { .. } => {
+                pair(&ForcedResetText { v, tr }, &ForcedResetHtml { v, tr })
             }
-            Notice::Lockout { .. } => pair(&LockoutText { v }, &LockoutHtml { v }),
+            Notice::Invitation { .. } => pair(&InvitationText { v, tr }, &InvitationHtml { v, tr }),
+            Notice::PasswordChanged { .. } => pair(
+                &PasswordChangedText { v, tr },
+                &PasswordChangedHtml { v, tr },
+            ),
+            Notice::Lockout { .. } => pair(&LockoutText { v, tr }, &LockoutHtml { v, tr }),
             Notice::SupportAlert {
                 alert: Alert::EmergencyStarted(_) | Alert::EmergencyEnded(_),
                 ..
-            } => pair(&EmergencyAlertText { v }, &EmergencyAlertHtml { v }),
-            Notice::SupportAlert { .. } => pair(&SupportAlertText { v }, &SupportAlertHtml { v }),
-            Notice::EmergencyOverdue { .. } => {
-                pair(&EmergencyOverdueText { v }, &EmergencyOverdueHtml { v })
+            } => pair(&EmergencyAlertText { v, tr }, &EmergencyAlertHtml { v, tr }),
+            Notice::SupportAlert { .. } => {
+                pair(&SupportAlertText { v, tr }, &SupportAlertHtml { v, tr })
             }
-            Notice::TotpEnrolled { .. } => pair(&TotpEnrolledText { v }, &TotpEnrolledHtml { v }),
-            Notice::TotpRemoved { .. } => pair(&TotpRemovedText { v }, &TotpRemovedHtml { v }),
-            Notice::PasskeyAdded { .. } => pair(&PasskeyAddedText { v }, &PasskeyAddedHtml { v }),
+            Notice::EmergencyOverdue { .. } => pair(
+                &EmergencyOverdueText { v, tr },
+                &EmergencyOverdueHtml { v, tr },
+            ),
+            Notice::TotpEnrolled { .. } => {
+                pair(&TotpEnrolledText { v, tr }, &TotpEnrolledHtml { v, tr })
+            }
+            Notice::TotpRemoved { .. } => {
+                pair(&TotpRemovedText { v, tr }, &TotpRemovedHtml { v, tr })
+            }
+            Notice::PasskeyAdded { .. } => {
+                pair(&PasskeyAddedText { v, tr }, &PasskeyAddedHtml { v, tr })
+            }
             Notice::PasskeyRemoved { .. } => {
-                pair(&PasskeyRemovedText { v }, &PasskeyRemovedHtml { v })
+                pair(&PasskeyRemovedText { v, tr }, &PasskeyRemovedHtml { v, tr })
             }
             Notice::PasskeyRenamed { .. } => {
-                pair(&PasskeyRenamedText { v }, &PasskeyRenamedHtml { v })
+                pair(&PasskeyRenamedText { v, tr }, &PasskeyRenamedHtml { v, tr })
             }
         }
     }
@@ -605,10 +640,6 @@ fn link(issuer: &Url, segments: &[&str]) -> String {
         path.pop_if_empty().extend(segments);
     }
     url.to_string()
-}
-
-fn time(t: &DateTime<Utc>) -> String {
-    t.format("%-d %B %Y, %H:%M UTC").to_string()
 }
 
 fn address(ip: &Option<IpAddr>) -> String {

@@ -247,7 +247,7 @@ fn reset_mail(app: &TestApp, name: &str, token: &str) -> RenderedMail {
         token: token.to_owned().into(),
         expires_at: app.clock.now() + Span::minutes(30),
     }
-    .render(&app.config.issuer)
+    .render(&app.config.issuer, &gatehouse::i18n::Tr::default())
 }
 
 fn vera() -> Email {

@@ -1,6 +1,7 @@
 //! Who hears of emergency access (DESIGN §15): the organisation's support contact and
-//! privacy officer by mail, and the webhook, at once when a window opens; both again
-//! when it ends; and both contacts daily while a review is overdue.
+//! privacy officer by mail (in the organisation's language and time zone), and the
+//! webhook, at once when a window opens; both again when it ends; and both contacts
+//! daily while a review is overdue.
 //!
 //! Like the guard's notices (`auth::guard::notices`), the alerts of a window are queued
 //! on the caller's connection, inside the transaction that opens or ends it: a window
@@ -15,7 +16,7 @@ use url::Url;
 use crate::{
     auth::AuthError,
     domain::Email,
-    mail::{Alert, Mailer, Notice, WindowReport},
+    mail::{self, Alert, Mailer, Notice, WindowReport},
     startup::AppState,
     store::{
         DbConnection, StoreError,
@@ -74,7 +75,7 @@ fn queue_alert(
             org: org.display_name.clone(),
             alert,
         }
-        .render(issuer);
+        .render(issuer, &mail::organisation_reader(&org.policy()));
         for to in &contacts {
             mailer.enqueue_email(c, to, &mail)?;
         }
@@ -207,12 +208,13 @@ fn remind(
             "emergency access reviews are overdue and the organisation has no support or privacy contact");
         return Ok(0);
     }
+    let policy = org.policy();
     let mail = Notice::EmergencyOverdue {
         org: org.display_name.clone(),
-        overdue_hours: org.policy().emergency_review_overdue_hours,
+        overdue_hours: policy.emergency_review_overdue_hours,
         reviews: claimed.clone(),
     }
-    .render(issuer);
+    .render(issuer, &mail::organisation_reader(&policy));
     for to in &contacts {
         mailer.enqueue_email(c, to, &mail)?;
     }

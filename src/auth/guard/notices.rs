@@ -10,13 +10,13 @@ use chrono::{DateTime, Utc};
 use crate::{
     bootstrap::DEFAULT_ORG,
     domain::{Email, OrgName},
-    mail::{Alert, Mailer, Notice},
+    mail::{self, Alert, Mailer, Notice},
     store::{DbConnection, StoreError, ip_blocks::IpBlockRow, orgs, users},
 };
 
-/// A lock is mailed to the user and alerted to the organisation's support contact (and
-/// the webhook, if configured). Names that belong to no account lock silently: there is
-/// no one to tell.
+/// A lock is mailed to the user (in their language) and alerted to the organisation's
+/// support contact (in the organisation's) and the webhook, if configured. Names that
+/// belong to no account lock silently: there is no one to tell.
 pub(super) fn queue_lock(
     c: &mut DbConnection,
     pii: &crate::store::Pii,
@@ -43,7 +43,8 @@ pub(super) fn queue_lock(
             until,
             ip,
         };
-        mailer.enqueue_email(c, &email, &notice.render(issuer))?;
+        let tr = mail::reader(c, &user.id, &user.org_id)?;
+        mailer.enqueue_email(c, &email, &notice.render(issuer, &tr))?;
     }
     let alert = Alert::AccountLocked {
         username: user.username.clone(),
@@ -57,13 +58,14 @@ pub(super) fn queue_lock(
             org: org.display_name.clone(),
             alert,
         };
-        mailer.enqueue_email(c, &support, &notice.render(issuer))?;
+        let tr = mail::organisation_reader(&org.policy());
+        mailer.enqueue_email(c, &support, &notice.render(issuer, &tr))?;
     }
     Ok(())
 }
 
-/// An IP block is alerted to the default organisation's support contact and the webhook:
-/// addresses are not owned by one organisation.
+/// An IP block is alerted to the default organisation's support contact (in its language)
+/// and the webhook: addresses are not owned by one organisation.
 pub(super) fn queue_ip_block(
     c: &mut DbConnection,
     mailer: &Mailer,
@@ -89,7 +91,8 @@ pub(super) fn queue_ip_block(
             org: org.display_name.clone(),
             alert,
         };
-        mailer.enqueue_email(c, &support, &notice.render(issuer))?;
+        let tr = mail::organisation_reader(&org.policy());
+        mailer.enqueue_email(c, &support, &notice.render(issuer, &tr))?;
     }
     Ok(())
 }
