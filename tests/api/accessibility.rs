@@ -85,7 +85,9 @@ async fn check(browser: &Browser, page: &str, report: &mut Report) {
     let lang = page_lang(browser).await;
     if lang != report.lang {
         let wanted = report.lang;
-        report.problems.push(format!("{page}: in {lang:?}, not {wanted:?}"));
+        report
+            .problems
+            .push(format!("{page}: in {lang:?}, not {wanted:?}"));
     }
     if let Ok(dir) = std::env::var("GATEHOUSE_SCREENSHOTS") {
         let name: String = page
@@ -103,12 +105,7 @@ async fn check(browser: &Browser, page: &str, report: &mut Report) {
     }
 }
 
-async fn visit(
-    browser: &Browser,
-    app: &crate::helpers::TestApp,
-    path: &str,
-    report: &mut Report,
-) {
+async fn visit(browser: &Browser, app: &crate::helpers::TestApp, path: &str, report: &mut Report) {
     browser.goto(&app.url(path)).await;
     let shown = browser.current_url().await;
     assert_eq!(

@@ -1176,3 +1176,129 @@ async fn console_reads_of_users_and_of_the_trail_are_recorded() {
     assert_eq!(reads[2].details["filter"]["user"], "vic");
     assert_eq!(reads[3].details["format"], "csv");
 }
+
+/// The headings (`<h1>`, `<h2>`) of a page, as written in it.
+fn headings(html: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for tag in ["h1", "h2"] {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut rest = html;
+        while let Some(at) = rest.find(&open) {
+            let inner = &rest[at + open.len()..];
+            let end = inner.find(&close).expect("a closed heading");
+            found.push(inner[..end].to_owned());
+            rest = &inner[end..];
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_console_speaks_the_administrators_language() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let peer = w.user("alpha", "ann", Role::OrgAdmin).await;
+    failures_of(&w, &vic, 1).await;
+    let client = w.admin_browser("alice").await;
+    let pages = [
+        "/admin?q=vic".to_owned(),
+        "/admin/audit".to_owned(),
+        format!("/admin/users/{}", vic.id),
+    ];
+    let mut english = Vec::new();
+    for path in &pages {
+        let (status, html) = w.page(&client, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains("<html lang=\"en\">"), "{path}: {html}");
+        english.push(headings(&html));
+    }
+    assert!(
+        english[0].contains(&"Find a user".to_owned()),
+        "{english:?}"
+    );
+
+    // Her browser asks for Spanish (of Mexico): the console answers in Latin American.
+    let res = client
+        .get(w.app.url("/admin"))
+        .header("Accept-Language", "es-MX,es;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<html lang=\"es-419\">"), "{html}");
+    assert!(html.contains("<h1>Buscar un usuario</h1>"), "{html}");
+
+    // She chooses Spanish, and Bogotá's time, for herself: her browser says nothing.
+    let csrf = w.app.account_csrf(&client).await;
+    let res = w
+        .post(
+            &client,
+            "/account/preferences",
+            &[
+                ("csrf", &csrf),
+                ("language", "es-419"),
+                ("time_zone", "America/Bogota"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    for (path, english) in pages.iter().zip(&english) {
+        let (status, html) = w.page(&client, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains("<html lang=\"es-419\">"), "{path}: {html}");
+        let spanish = headings(&html);
+        assert_eq!(spanish.len(), english.len(), "{path}: {spanish:?}");
+        for heading in &spanish {
+            assert!(
+                !english.contains(heading),
+                "{path}: {heading:?} left in English"
+            );
+        }
+    }
+    let (_, html) = w.page(&client, "/admin/audit").await;
+    assert!(html.contains("<h1>Registro de auditoría</h1>"), "{html}");
+    assert!(html.contains(">Exportar como CSV</button>"), "{html}");
+    // The event's time is in her time zone (the filters' fields say they are UTC).
+    let row = &html[html.find("<tr class=\"event\">").expect("an event")..];
+    let cells: Vec<&str> = row
+        .split("<td>")
+        .skip(1)
+        .take(2)
+        .map(|cell| &cell[..cell.find("</td>").unwrap()])
+        .collect();
+    assert!(cells[1].ends_with(" -05"), "{cells:?}");
+    let user_path = format!("/admin/users/{}", vic.id);
+    let (_, html) = w.page(&client, &user_path).await;
+    assert!(html.contains("<h1>Usuario <span id=\"user-username\">vic</span></h1>"));
+    assert_eq!(element_text(&html, "user-locked"), "no bloqueado");
+
+    // What an action did, what is refused, and the error pages speak it too.
+    let csrf = hidden(&html, "csrf");
+    let res = w
+        .post(&client, &format!("{user_path}/unlock"), &[("csrf", &csrf)])
+        .await;
+    let (_, html) = w.page(&client, &location(&res)).await;
+    assert_eq!(
+        element_text(&html, "notice"),
+        "El inicio de sesión no estaba bloqueado."
+    );
+    let res = w
+        .post(
+            &client,
+            &format!("/admin/users/{}/force-reset", peer.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<html lang=\"es-419\">"), "{html}");
+    assert!(
+        html.contains("No puede actuar sobre un usuario cuyo rol es igual o superior al suyo."),
+        "{html}"
+    );
+    let (status, html) = w.page(&client, "/admin/users/no-such-user").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("<html lang=\"es-419\">"), "{html}");
+}

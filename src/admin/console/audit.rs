@@ -111,8 +111,8 @@ impl AuditQuery {
 #[get("/admin/audit")]
 pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
-    let who = &console.who;
-    who.require(Action::Read)?;
+    let (who, tr) = (&console.who, console.tr());
+    who.require(Action::Read).said(&tr)?;
     let q = query.into_inner();
     let shown = |s: &str| s.trim().chars().take(MAX_INPUT).collect::<String>();
     let order = if q.order.trim() == "asc" {
@@ -137,7 +137,7 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
     };
     let mut page = AuditPage {
         nav: console.nav(),
-        tr: console.tr(),
+        tr: tr.clone(),
         user: shown(&q.user),
         event_type: shown(&q.event_type),
         outcome: shown(&q.outcome),
@@ -162,9 +162,11 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
         Err(e) => return refused(page, e),
     };
     let cursor = if order == "asc" { q.after } else { q.before };
-    let records = audit_service::search(visit.by(&console), &report, AUDIT_PAGE, cursor).await?;
+    let records = audit_service::search(visit.by(&console), &report, AUDIT_PAGE, cursor)
+        .await
+        .said(&tr)?;
     page.next = next_link(&q, order, &records);
-    page.events = describe(&visit.state, records).await?;
+    page.events = describe(&visit.state, &tr, records).await?;
     Ok(render(&page, StatusCode::OK))
 }
 
@@ -174,13 +176,20 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
 pub(super) async fn export_audit(form: Form<ExportForm>, visit: Visit) -> Answer {
     let form = form.into_inner();
     let console = inside!(visit.enter_form(&form.csrf).await?);
+    let tr = console.tr();
     let format: ExportFormat = form
         .format
         .parse()
-        .map_err(|e| AppError::BadRequest(format!("format: {e}")))?;
-    let report =
-        audit_service::report(&visit.state, &console.who, &form.filters.report_query()).await?;
-    Ok(crate::admin::api::audit::export_response(visit.by(&console), report, format).await?)
+        .map_err(|_| AppError::BadRequest(tr.t("console-export-format-unknown")))?;
+    let report = audit_service::report(&visit.state, &console.who, &form.filters.report_query())
+        .await
+        .said(&tr)?;
+    let by = visit.by(&console);
+    Ok(
+        crate::admin::api::audit::export_response(by, report, format)
+            .await
+            .said(&tr)?,
+    )
 }
 
 #[derive(Deserialize)]
@@ -195,11 +204,13 @@ struct ExportForm {
 
 /// The page again with what was wrong with the filters: 400 for a malformed one, 404
 /// for a user or organisation the administrator cannot see.
+/// The service names the filter and says what is wrong with it in English (`from: …`):
+/// the page says it after a lead-in in the administrator's language.
 fn refused(mut page: AuditPage, e: ServiceError) -> Answer {
     let status = match &e {
         ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-        _ => return Err(AppError::from(e).into()),
+        _ => return Err(refusal(&page.tr, e).into()),
     };
     page.error = Some(e.to_string());
     Ok(render(&page, status))
@@ -219,7 +230,11 @@ fn next_link(q: &AuditQuery, order: &str, records: &[AuditRecord]) -> Option<Str
 }
 
 /// Events as rows, with user ids shown as usernames where they are users.
-async fn describe(state: &AppState, records: Vec<AuditRecord>) -> Result<Vec<EventRow>, AppError> {
+async fn describe(
+    state: &AppState,
+    tr: &Tr,
+    records: Vec<AuditRecord>,
+) -> Result<Vec<EventRow>, AppError> {
     let mut ids: Vec<String> = records
         .iter()
         .flat_map(|r| [r.actor.clone(), r.subject.clone()])
@@ -252,11 +267,15 @@ async fn describe(state: &AppState, records: Vec<AuditRecord>) -> Result<Vec<Eve
         .into_iter()
         .map(|r| EventRow {
             seq: r.seq,
-            time: when(r.time.naive_utc()),
+            time: tr.datetime(r.time),
             actor: name(&r.actor),
             subject: name(&r.subject),
             event_type: r.event_type,
-            outcome: r.outcome,
+            outcome: match r.outcome.as_str() {
+                "success" => tr.t("console-outcome-success"),
+                "failure" => tr.t("console-outcome-failure"),
+                _ => r.outcome,
+            },
             client_ip: r.client_ip.unwrap_or_default(),
             details: match &r.details {
                 serde_json::Value::Object(m) if m.is_empty() => String::new(),

@@ -36,7 +36,7 @@ struct WindowRow {
 struct EmergencyPage {
     nav: Nav,
     tr: Tr,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     awaiting: Vec<WindowRow>,
     signed: Vec<WindowRow>,
     /// May sign off (support and above).
@@ -46,11 +46,14 @@ struct EmergencyPage {
 #[get("/admin/emergency")]
 pub(super) async fn emergency_page(query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
-    let who = &console.who;
+    let (who, tr) = (&console.who, console.tr());
     let state = &visit.state;
-    let awaiting = emergency_service::windows(state, who, None, Listing::Awaiting).await?;
+    let awaiting = emergency_service::windows(state, who, None, Listing::Awaiting)
+        .await
+        .said(&tr)?;
     let signed: Vec<EmergencyRow> = emergency_service::windows(state, who, None, Listing::All)
-        .await?
+        .await
+        .said(&tr)?
         .into_iter()
         .filter(|w| w.reviewed_at.is_some())
         .take(RECENTLY_SIGNED)
@@ -63,44 +66,46 @@ pub(super) async fn emergency_page(query: Query<DoneQuery>, visit: Visit) -> Ans
         .map(|o| (o.id, o.display_name))
         .collect();
     let now = state.clock.now().naive_utc();
-    let row = |w: EmergencyRow| window_row(w, &names, &who.actor, now);
+    let row = |w: EmergencyRow| window_row(&tr, w, &names, &who.actor, now);
     let page = EmergencyPage {
         nav: console.nav(),
-        tr: console.tr(),
-        notice: notice(query.done.as_deref()),
+        notice: notice(&tr, query.done.as_deref()),
         awaiting: awaiting.into_iter().map(row).collect(),
         signed: signed.into_iter().map(row).collect(),
         can_review: who.require(Action::Support).is_ok(),
+        tr,
     };
     Ok(render(&page, StatusCode::OK))
 }
 
 fn window_row(
+    tr: &Tr,
     w: EmergencyRow,
     names: &HashMap<String, String>,
     actor: &str,
     now: NaiveDateTime,
 ) -> WindowRow {
-    let ends = match (w.ended_at, w.end_reason.as_deref()) {
-        (Some(at), Some("expired")) => format!("ended {} (time ran out)", when(at)),
-        (Some(at), Some("ended_by_user")) => format!("ended {} by the user", when(at)),
-        (Some(at), Some("signed_out")) => format!("ended {} (signed out)", when(at)),
-        (Some(at), _) => format!("ended {}", when(at)),
-        (None, _) if w.is_open(now) => format!("open until {}", when(w.expires_at)),
-        (None, _) => format!("lapsed {}", when(w.expires_at)),
+    let (id, at) = match (w.ended_at, w.end_reason.as_deref()) {
+        (Some(at), Some("expired")) => (Id("console-window-expired"), at),
+        (Some(at), Some("ended_by_user")) => (Id("console-window-ended-by-user"), at),
+        (Some(at), Some("signed_out")) => (Id("console-window-signed-out"), at),
+        (Some(at), _) => (Id("console-window-ended"), at),
+        (None, _) if w.is_open(now) => (Id("console-window-open-until"), w.expires_at),
+        (None, _) => (Id("console-window-lapsed"), w.expires_at),
     };
+    let ends = tr.a(id.0, "at", &when(tr, at));
     WindowRow {
         own: w.user_id == actor,
         org: names.get(&w.org_id).cloned().unwrap_or_default(),
-        started: when(w.started_at),
+        started: when(tr, w.started_at),
         ends,
-        reviewed: w.reviewed_at.map(when).unwrap_or_default(),
+        reviewed: w.reviewed_at.map(|t| when(tr, t)).unwrap_or_default(),
         reviewed_by: w.reviewed_by.unwrap_or_default(),
         note: w.review_note.unwrap_or_default(),
         context: w.context.unwrap_or_default(),
         requested_by: w
             .requested_by
-            .unwrap_or_else(|| "the account page".to_owned()),
+            .unwrap_or_else(|| tr.t("console-requested-on-account-page")),
         id: w.id,
         user_id: w.user_id,
         username: w.username,
@@ -122,10 +127,19 @@ struct ReviewForm {
 pub(super) async fn review(path: Path<String>, form: Form<ReviewForm>, visit: Visit) -> Answer {
     let form = form.into_inner();
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    let by = visit.by(&console);
-    let window = emergency_service::window(by.state, by.who, Action::Support, &path).await?;
-    let note = ReviewNote::parse(&form.note)
-        .map_err(|e| AppError::BadRequest(format!("Review note: {e}.")))?;
-    emergency_service::sign_off(by, &window, &note).await?;
+    let (by, tr) = (visit.by(&console), console.tr());
+    let window = emergency_service::window(by.state, by.who, Action::Support, &path)
+        .await
+        .said(&tr)?;
+    let note = ReviewNote::parse(&form.note).map_err(|_| {
+        AppError::BadRequest(if form.note.trim().is_empty() {
+            tr.t("console-review-note-missing")
+        } else {
+            tr.n("console-review-note-invalid", "max", ReviewNote::MAX_CHARS)
+        })
+    })?;
+    emergency_service::sign_off(by, &window, &note)
+        .await
+        .said(&tr)?;
     Ok(see_other("/admin/emergency?done=reviewed"))
 }

@@ -19,15 +19,17 @@ struct ServerRow {
 struct FhirServersPage {
     nav: Nav,
     tr: Tr,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     servers: Vec<ServerRow>,
 }
 
 #[get("/admin/fhir-servers")]
 pub(super) async fn fhir_servers_page(query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
+    let tr = console.tr();
     let servers = service::list(&visit.state, &console.who)
-        .await?
+        .await
+        .said(&tr)?
         .into_iter()
         .map(|r| ServerRow {
             scopes: r.scopes().join(" "),
@@ -39,9 +41,9 @@ pub(super) async fn fhir_servers_page(query: Query<DoneQuery>, visit: Visit) -> 
         .collect();
     let page = FhirServersPage {
         nav: console.nav(),
-        tr: console.tr(),
-        notice: notice(query.done.as_deref()),
+        notice: notice(&tr, query.done.as_deref()),
         servers,
+        tr,
     };
     Ok(render(&page, StatusCode::OK))
 }
@@ -76,7 +78,9 @@ pub(super) async fn create_fhir_server(form: Form<CreateForm>, visit: Visit) -> 
         base_url: form.base_url,
         display_name: form.display_name,
     };
-    service::create(visit.by(&console), fields).await?;
+    service::create(visit.by(&console), fields)
+        .await
+        .said(&console.tr())?;
     Ok(see_other("/admin/fhir-servers?done=fhir-server-created"))
 }
 
@@ -91,6 +95,8 @@ struct DeleteForm {
 #[post("/admin/fhir-servers/delete")]
 pub(super) async fn delete_fhir_server(form: Form<DeleteForm>, visit: Visit) -> Answer {
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    service::delete(visit.by(&console), &form.id).await?;
+    service::delete(visit.by(&console), &form.id)
+        .await
+        .said(&console.tr())?;
     Ok(see_other("/admin/fhir-servers?done=fhir-server-deleted"))
 }

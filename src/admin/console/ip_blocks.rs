@@ -16,18 +16,20 @@ struct BlockRow {
 struct IpBlocksPage {
     nav: Nav,
     tr: Tr,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     blocks: Vec<BlockRow>,
 }
 
 #[get("/admin/ip-blocks")]
 pub(super) async fn ip_blocks_page(query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
+    let tr = console.tr();
     let blocks = network::blocks(&visit.state, &console.who)
-        .await?
+        .await
+        .said(&tr)?
         .into_iter()
         .map(|b| BlockRow {
-            until: when(b.blocked_until),
+            until: when(&tr, b.blocked_until),
             count: b.block_count,
             reason: b.reason,
             ip: b.ip,
@@ -35,9 +37,9 @@ pub(super) async fn ip_blocks_page(query: Query<DoneQuery>, visit: Visit) -> Ans
         .collect();
     let page = IpBlocksPage {
         nav: console.nav(),
-        tr: console.tr(),
-        notice: notice(query.done.as_deref()),
+        notice: notice(&tr, query.done.as_deref()),
         blocks,
+        tr,
     };
     Ok(render(&page, StatusCode::OK))
 }
@@ -53,7 +55,9 @@ struct LiftForm {
 #[post("/admin/ip-blocks/lift")]
 pub(super) async fn lift_ip_block(form: Form<LiftForm>, visit: Visit) -> Answer {
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    let lifted = network::lift_ip_block(visit.by(&console), &form.ip).await?;
+    let lifted = network::lift_ip_block(visit.by(&console), &form.ip)
+        .await
+        .said(&console.tr())?;
     let done = if lifted {
         "ip-lifted"
     } else {

@@ -38,6 +38,7 @@ use crate::{
         transaction::Resume,
     },
     domain::{Email, MfaPolicy, OrgPolicy, PasskeyMode, Role},
+    i18n::{Id, Tr},
     pages::{
         account::signed_in,
         login::{
@@ -49,7 +50,7 @@ use crate::{
     web::{
         error::AppError,
         pages::{PageError, check_same_origin, render},
-        visit::{Answer, Visit},
+        visit::{Answer, Visit, spoken},
     },
 };
 
@@ -84,26 +85,63 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     upstream::routes(cfg);
 }
 
-impl From<ApiError> for AppError {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::Unauthorized => Self::Forbidden("Please sign in again.".into()),
-            ApiError::MfaRequired => Self::Forbidden(
-                "Your organisation requires a second factor for your role: please sign in again."
-                    .into(),
-            ),
-            ApiError::Forbidden(m) => Self::Forbidden(format!("{}.", capitalise(m))),
-            ApiError::NotFound => Self::NotFound,
-            ApiError::BadRequest(m) | ApiError::Conflict(m) => Self::BadRequest(m),
-            ApiError::App(a) => a,
+/// A refusal of the admin service as the console says it, in the administrator's
+/// language. The service words its refusals for the API and the CLI, in English: the
+/// ones the console knows are said again in `tr`'s words ([`forbidden_id`]); the
+/// others (a field's technical message, as `scopes: …`) follow a translated lead-in.
+fn refusal(tr: &Tr, e: ServiceError) -> AppError {
+    match ApiError::from(e) {
+        ApiError::Unauthorized => AppError::Forbidden(tr.t("console-sign-in-again")),
+        ApiError::MfaRequired => AppError::Forbidden(tr.t("console-mfa-required")),
+        ApiError::Forbidden(why) => AppError::Forbidden(forbidden(tr, why)),
+        ApiError::NotFound => AppError::NotFound,
+        ApiError::BadRequest(why) | ApiError::Conflict(why) => {
+            AppError::BadRequest(tr.a("console-not-accepted", "detail", &why))
         }
+        ApiError::App(a) => a,
     }
 }
 
-/// The service's refusals reach the console's pages as the API words them.
-impl From<ServiceError> for AppError {
-    fn from(e: ServiceError) -> Self {
-        ApiError::from(e).into()
+/// What the service refused (`ServiceError::Forbidden`), in `tr`'s words.
+fn forbidden(tr: &Tr, why: &str) -> String {
+    match forbidden_id(why) {
+        Some(id) => tr.id(id),
+        None => tr.a("console-refused-other", "why", &capitalise(why)),
+    }
+}
+
+/// The console's words for each refusal the admin service gives
+/// (`ServiceError::Forbidden`); a test keeps this table and the service together.
+fn forbidden_id(why: &str) -> Option<Id> {
+    Some(match why {
+        "your role does not allow this" => Id("console-refused-role"),
+        "you cannot act on a user whose role is equal to or above yours" => {
+            Id("console-refused-peer")
+        }
+        "you cannot grant this role" => Id("console-refused-grant"),
+        "you cannot sign off your own emergency access: another administrator must" => {
+            Id("console-refused-own-review")
+        }
+        "the account mapping gives a role you cannot grant" => Id("console-refused-mapping-role"),
+        "an account of a role equal to or above yours is linked to this connector: only a super administrator may point it at another identity provider" => {
+            Id("console-refused-connector-linked")
+        }
+        "a member of this organisation has a role above yours (super_admin): only a super administrator may change its policy" => {
+            Id("console-refused-org-above")
+        }
+        _ => return None,
+    })
+}
+
+/// A service call's result with its refusal in the administrator's words: what the
+/// console's handlers write instead of a bare `?` on the service.
+trait Said<T> {
+    fn said(self, tr: &Tr) -> Result<T, AppError>;
+}
+
+impl<T> Said<T> for Result<T, ServiceError> {
+    fn said(self, tr: &Tr) -> Result<T, AppError> {
+        self.map_err(|e| refusal(tr, e))
     }
 }
 
@@ -120,12 +158,15 @@ struct Console {
     session: SsoSession,
     user: UserRow,
     who: Caller,
+    /// The administrator's language and time zone: their own setting, else their
+    /// browser's, else their organisation's (`signed_in` chose it).
+    tr: Tr,
 }
 
 impl Console {
-    /// The console's language: English until its pages are translated.
-    fn tr(&self) -> crate::i18n::Tr {
-        crate::i18n::Tr::default()
+    /// The console's language: the administrator's.
+    fn tr(&self) -> Tr {
+        self.tr.clone()
     }
 
     fn nav(&self) -> Nav {
@@ -217,12 +258,11 @@ impl Visit {
         let Some((mut session, user)) = signed_in(state, req).await? else {
             return Ok(Err(start_sign_in(state, req, resume(req)?).await?));
         };
+        // From here on the request speaks the administrator's language, error pages too.
+        let tr = spoken(req);
         let role = user.role();
         if !role.is_admin() {
-            return Err(AppError::Forbidden(
-                "The admin console is for administrators, and your account is not one.".into(),
-            )
-            .into());
+            return Err(AppError::Forbidden(tr.t("console-not-an-administrator")).into());
         }
         // The same rule as `/authorize` and the admin API (issue 20 item 4).
         let mfa = step_up::assess(state, &user, &session.amr).await?;
@@ -249,7 +289,12 @@ impl Visit {
             role,
             org_id: Some(user.org_id.clone()),
         };
-        Ok(Ok(Console { session, user, who }))
+        Ok(Ok(Console {
+            session,
+            user,
+            who,
+            tr,
+        }))
     }
 
     /// As `enter`, for a form post: same origin and the session's CSRF token as well.
@@ -260,11 +305,7 @@ impl Visit {
             Err(answer) => return Ok(Err(answer)),
         };
         if !same_secret(csrf, &console.session.csrf) {
-            return Err(AppError::Forbidden(
-                "This form has expired or was not sent from this browser. Please reload the page."
-                    .into(),
-            )
-            .into());
+            return Err(AppError::Forbidden(console.tr.t("form-stale")).into());
         }
         Ok(Ok(console))
     }
@@ -293,13 +334,14 @@ mod policy;
 mod upstream;
 mod user;
 
-fn when(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+/// A stored moment as the administrator reads it, in their time zone.
+fn when(tr: &Tr, t: NaiveDateTime) -> String {
+    tr.stored(&t)
 }
 
-fn when_secs(secs: i64) -> String {
+fn when_secs(tr: &Tr, secs: i64) -> String {
     DateTime::<Utc>::from_timestamp(secs, 0)
-        .map(|t| when(t.naive_utc()))
+        .map(|t| tr.datetime(t))
         .unwrap_or_default()
 }
 
@@ -308,33 +350,56 @@ struct DoneQuery {
     done: Option<String>,
 }
 
-/// A fixed notice for the action just done; nothing of the query is echoed.
-fn notice(done: Option<&str>) -> Option<&'static str> {
-    Some(match done? {
-        "unlocked" => "Sign-in was unlocked.",
-        "not-locked" => "Sign-in was not locked.",
-        "reset" => {
-            "A new password is required: the old one no longer works; the user was mailed a reset link and signed out everywhere."
-        }
-        "totp-removed" => "Two-step verification was removed; the user was told by mail.",
-        "passkey-removed" => "The passkey was removed; the user was told by mail.",
-        "fhir-user-set" => "The user's FHIR resource was set.",
-        "fhir-user-cleared" => "The user's FHIR resource was removed.",
-        "fhir-server-created" => "The FHIR server was registered.",
-        "fhir-server-deleted" => "The FHIR server's registration was removed.",
-        "no-totp" => "The user had no two-step verification.",
-        "session-ended" => "The session was ended.",
-        "sessions-ended" => "Every session of the user was ended.",
-        "policy-saved" => "The policies were saved.",
-        "ip-lifted" => "The block was lifted.",
-        "ip-not-blocked" => "That address was not blocked.",
-        "reviewed" => "The emergency session was signed off.",
-        "emergency-granted" => "The user may now use emergency access.",
-        "emergency-already" => "The user was already designated for emergency access.",
-        "emergency-withdrawn" => "The user may no longer use emergency access.",
-        "emergency-not-designated" => "The user was not designated for emergency access.",
+/// A fixed notice for the action just done, in the administrator's language; nothing
+/// of the query is echoed.
+fn notice(tr: &Tr, done: Option<&str>) -> Option<String> {
+    let id = match done? {
+        "unlocked" => Id("console-notice-unlocked"),
+        "not-locked" => Id("console-notice-not-locked"),
+        "reset" => Id("console-notice-reset"),
+        "totp-removed" => Id("console-notice-totp-removed"),
+        "passkey-removed" => Id("console-notice-passkey-removed"),
+        "fhir-user-set" => Id("console-notice-fhir-user-set"),
+        "fhir-user-cleared" => Id("console-notice-fhir-user-cleared"),
+        "fhir-server-created" => Id("console-notice-fhir-server-created"),
+        "fhir-server-deleted" => Id("console-notice-fhir-server-deleted"),
+        "no-totp" => Id("console-notice-no-totp"),
+        "session-ended" => Id("console-notice-session-ended"),
+        "sessions-ended" => Id("console-notice-sessions-ended"),
+        "policy-saved" => Id("console-notice-policy-saved"),
+        "ip-lifted" => Id("console-notice-ip-lifted"),
+        "ip-not-blocked" => Id("console-notice-ip-not-blocked"),
+        "reviewed" => Id("console-notice-reviewed"),
+        "emergency-granted" => Id("console-notice-emergency-granted"),
+        "emergency-already" => Id("console-notice-emergency-already"),
+        "emergency-withdrawn" => Id("console-notice-emergency-withdrawn"),
+        "emergency-not-designated" => Id("console-notice-emergency-not-designated"),
         _ => return None,
-    })
+    };
+    Some(tr.id(id))
+}
+
+/// What is wrong with a form, field by field: each message starts with the field's name
+/// (`password.min_length: …`, `issuer: …`), in the administrator's language where the
+/// console says it, in the English of the layer below otherwise (`OrgPolicy::validate`,
+/// the admin service), under the form's translated lead-in.
+struct FieldErrors<'a> {
+    tr: &'a Tr,
+    said: Vec<String>,
+}
+
+impl<'a> FieldErrors<'a> {
+    fn new(tr: &'a Tr) -> Self {
+        Self {
+            tr,
+            said: Vec::new(),
+        }
+    }
+
+    /// `field`'s problem: the string `id`, which names the field as `$field`.
+    fn push(&mut self, id: Id, field: &str) {
+        self.said.push(self.tr.a(id.0, "field", field));
+    }
 }
 
 #[derive(Deserialize)]
@@ -345,7 +410,50 @@ struct CsrfForm {
 
 #[cfg(test)]
 mod tests {
-    use super::is_console_path;
+    use super::{forbidden_id, is_console_path};
+
+    /// Every `ServiceError::Forbidden("…")` the admin service gives, as written in its
+    /// source (a literal, perhaps on the next line).
+    fn service_refusals() -> Vec<String> {
+        fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    rust_files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        rust_files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/admin/service"),
+            &mut files,
+        );
+        let mut found = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (at, call) in text.match_indices("ServiceError::Forbidden(") {
+                let rest = text[at + call.len()..].trim_start();
+                if let Some(literal) = rest.strip_prefix('"') {
+                    found.push(literal[..literal.find('"').unwrap()].to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_refusal_of_the_service_has_the_consoles_words() {
+        let refusals = service_refusals();
+        assert!(
+            refusals.len() >= 5,
+            "the scan found no refusals: {refusals:?}"
+        );
+        for why in refusals {
+            assert!(forbidden_id(&why).is_some(), "no console words for {why:?}");
+        }
+    }
 
     #[test]
     fn only_console_pages_are_returned_to() {

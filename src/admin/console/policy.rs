@@ -61,22 +61,22 @@ struct PolicyForm {
 
 /// A whole number typed into `raw` (at most 20 characters) into `into`, or the field named
 /// in `errors`.
-fn number<T: std::str::FromStr>(errors: &mut Vec<String>, field: &str, raw: &str, into: &mut T) {
+fn number<T: std::str::FromStr>(errors: &mut FieldErrors, field: &str, raw: &str, into: &mut T) {
     let raw = raw.trim();
     match raw.parse::<T>() {
         Ok(v) if raw.len() <= 20 => *into = v,
-        _ => errors.push(format!("{field}: must be a whole number")),
+        _ => errors.push(Id("console-field-whole-number"), field),
     }
 }
 
 /// An optional address typed into `raw` into `into` (empty: none), or the field named
 /// in `errors` when it is too long to be one.
-fn contact(errors: &mut Vec<String>, field: &str, raw: &str, into: &mut Option<String>) {
+fn contact(errors: &mut FieldErrors, field: &str, raw: &str, into: &mut Option<String>) {
     let email = raw.trim();
     if email.is_empty() {
         *into = None;
     } else if email.len() > MAX_INPUT {
-        errors.push(format!("{field}: must be an email address"));
+        errors.push(Id("console-field-email"), field);
     } else {
         // Canonical form when it parses; `validate` names it when it does not.
         *into = Some(
@@ -145,8 +145,8 @@ impl PolicyForm {
     /// numbers (or not a choice offered), then `OrgPolicy::validate`'s bounds on the rest.
     /// A field that does not parse keeps its current value for the bounds check, so it is
     /// named once.
-    fn parse(&self, current: &OrgPolicy) -> Result<OrgPolicy, Vec<String>> {
-        let mut errors = Vec::new();
+    fn parse(&self, tr: &Tr, current: &OrgPolicy) -> Result<OrgPolicy, Vec<String>> {
+        let mut errors = FieldErrors::new(tr);
         let mut p = current.clone();
         self.parse_password(&mut errors, &mut p);
         self.parse_lockout(&mut errors, &mut p);
@@ -154,7 +154,7 @@ impl PolicyForm {
             "off" => p.mfa = MfaPolicy::Off,
             "admins" => p.mfa = MfaPolicy::Admins,
             "everyone" => p.mfa = MfaPolicy::Everyone,
-            _ => errors.push("mfa: must be off, admins or everyone".into()),
+            _ => errors.push(Id("console-field-mfa-choice"), "mfa"),
         }
         contact(
             &mut errors,
@@ -201,6 +201,7 @@ impl PolicyForm {
                 &mut p.emergency_review_overdue_hours,
             );
         }
+        let mut errors = errors.said;
         if let Err(problems) = p.validate() {
             let named: Vec<String> = errors
                 .iter()
@@ -222,7 +223,7 @@ impl PolicyForm {
     }
 
     /// The passkey fields into `p`: the mode (one of those offered) and the admins' box.
-    fn parse_passkeys(&self, errors: &mut Vec<String>, p: &mut OrgPolicy) {
+    fn parse_passkeys(&self, errors: &mut FieldErrors, p: &mut OrgPolicy) {
         let modes = [
             PasskeyMode::Off,
             PasskeyMode::Allowed,
@@ -232,16 +233,13 @@ impl PolicyForm {
         let chosen = self.passkey_mode.as_deref().unwrap_or_default();
         match modes.into_iter().find(|m| passkey_mode_name(*m) == chosen) {
             Some(mode) => p.passkeys.mode = mode,
-            None => errors.push(
-                "passkeys.mode: must be off, allowed, required_for_admins or required_for_everyone"
-                    .into(),
-            ),
+            None => errors.push(Id("console-field-passkey-mode-choice"), "passkeys.mode"),
         }
         p.passkeys.phishing_resistant_admins = self.phishing_resistant_admins.is_some();
     }
 
     /// The password rules' fields into `p`, naming those that are not numbers.
-    fn parse_password(&self, errors: &mut Vec<String>, p: &mut OrgPolicy) {
+    fn parse_password(&self, errors: &mut FieldErrors, p: &mut OrgPolicy) {
         number(
             errors,
             "password.min_length",
@@ -270,14 +268,14 @@ impl PolicyForm {
             p.password.max_age_days = None;
         } else {
             let mut days = 0u32;
-            let before = errors.len();
+            let before = errors.said.len();
             number(
                 errors,
                 "password.max_age_days",
                 &self.max_age_days,
                 &mut days,
             );
-            if errors.len() == before {
+            if errors.said.len() == before {
                 p.password.max_age_days = Some(days);
             }
         }
@@ -287,7 +285,7 @@ impl PolicyForm {
     }
 
     /// The lockout rules' fields into `p`, naming those that are not numbers.
-    fn parse_lockout(&self, errors: &mut Vec<String>, p: &mut OrgPolicy) {
+    fn parse_lockout(&self, errors: &mut FieldErrors, p: &mut OrgPolicy) {
         let l = &mut p.lockout;
         for (field, raw, into) in [
             ("lockout.threshold", &self.threshold, &mut l.threshold),
@@ -317,7 +315,7 @@ impl PolicyForm {
 struct OrgPage {
     nav: Nav,
     tr: Tr,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     org: OrgRow,
     form: PolicyForm,
     /// May change the policies (support may only read them).
@@ -328,11 +326,14 @@ struct OrgPage {
 #[get("/admin/orgs/{id}")]
 pub(super) async fn org_page(path: Path<String>, query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
-    let org = org_service::find(&visit.state, &console.who, Action::Read, &path).await?;
+    let tr = console.tr();
+    let org = org_service::find(&visit.state, &console.who, Action::Read, &path)
+        .await
+        .said(&tr)?;
     let page = OrgPage {
         nav: console.nav(),
-        tr: console.tr(),
-        notice: notice(query.done.as_deref()),
+        notice: notice(&tr, query.done.as_deref()),
+        tr,
         form: PolicyForm::from_policy(&org.policy()),
         can_manage: console.who.require(Action::Manage).is_ok(),
         errors: Vec::new(),
@@ -345,14 +346,16 @@ pub(super) async fn org_page(path: Path<String>, query: Query<DoneQuery>, visit:
 pub(super) async fn org_policy(path: Path<String>, form: Form<PolicyForm>, visit: Visit) -> Answer {
     let form = form.into_inner();
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    let who = &console.who;
-    let org = org_service::find(&visit.state, who, Action::Manage, &path).await?;
-    let policy = match form.parse(&org.policy()) {
+    let (who, tr) = (&console.who, console.tr());
+    let org = org_service::find(&visit.state, who, Action::Manage, &path)
+        .await
+        .said(&tr)?;
+    let policy = match form.parse(&tr, &org.policy()) {
         Ok(p) => p,
         Err(errors) => {
             let page = OrgPage {
                 nav: console.nav(),
-                tr: console.tr(),
+                tr,
                 notice: None,
                 form,
                 can_manage: true,
@@ -362,7 +365,9 @@ pub(super) async fn org_policy(path: Path<String>, form: Form<PolicyForm>, visit
             return Ok(render(&page, StatusCode::BAD_REQUEST));
         }
     };
-    org_service::set_policy(visit.by(&console), &org, policy).await?;
+    org_service::set_policy(visit.by(&console), &org, policy)
+        .await
+        .said(&tr)?;
     Ok(see_other(&format!(
         "/admin/orgs/{}?done=policy-saved",
         org.id

@@ -43,16 +43,18 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// A fixed notice for the action just done; nothing of the query is echoed.
-fn done_notice(done: Option<&str>) -> Option<&'static str> {
-    Some(match done? {
-        "created" => "The identity provider was added.",
-        "saved" => "The identity provider was saved.",
-        "deleted" => "The identity provider was deleted, with its links.",
-        "linked" => "The upstream identity was linked.",
-        "unlinked" => "The link was removed.",
+/// A fixed notice for the action just done, in the administrator's language; nothing
+/// of the query is echoed.
+fn done_notice(tr: &Tr, done: Option<&str>) -> Option<String> {
+    let id = match done? {
+        "created" => Id("console-notice-connector-created"),
+        "saved" => Id("console-notice-connector-saved"),
+        "deleted" => Id("console-notice-connector-deleted"),
+        "linked" => Id("console-notice-linked"),
+        "unlinked" => Id("console-notice-unlinked"),
         _ => return None,
-    })
+    };
+    Some(tr.id(id))
 }
 
 /// The connector form's fields as typed: shown, and shown again with the errors (the
@@ -211,9 +213,10 @@ impl ConnectorForm {
     }
 
     /// The connector the form describes, starting from `base` for what the form does
-    /// not show; or every field that is wrong. The service checks the rest.
-    fn parse(&self, base: &ConnectorSettings) -> Result<ConnectorFields, Vec<String>> {
-        let mut errors = Vec::new();
+    /// not show; or every field that is wrong, in `tr`'s words. The service checks the
+    /// rest.
+    fn parse(&self, tr: &Tr, base: &ConnectorSettings) -> Result<ConnectorFields, Vec<String>> {
+        let mut errors = FieldErrors::new(tr);
         let mut settings = base.clone();
         let protocol = match self.protocol.as_str() {
             "saml" => UpstreamProtocol::Saml,
@@ -234,8 +237,8 @@ impl ConnectorForm {
         } else {
             Some(SecretString::from(self.client_secret.clone()))
         };
-        if !errors.is_empty() {
-            return Err(errors);
+        if !errors.said.is_empty() {
+            return Err(errors.said);
         }
         Ok(ConnectorFields {
             slug: self.slug.trim().to_owned(),
@@ -254,14 +257,14 @@ impl ConnectorForm {
     }
 
     /// The SAML part: the IdP's metadata by URL or pasted.
-    fn saml(&self, errors: &mut Vec<String>) -> SamlUpstream {
+    fn saml(&self, errors: &mut FieldErrors) -> SamlUpstream {
         let (url, xml) = (self.metadata_url.trim(), self.metadata_xml.trim());
         let metadata_url = match url {
             "" => None,
             raw => match url::Url::parse(raw) {
                 Ok(u) => Some(u),
                 Err(_) => {
-                    errors.push("metadata_url: must be a URL".to_owned());
+                    errors.push(Id("console-field-url"), "metadata_url");
                     None
                 }
             },
@@ -276,17 +279,17 @@ impl ConnectorForm {
     }
 
     /// The OIDC part.
-    fn oidc(&self, settings: &mut ConnectorSettings, errors: &mut Vec<String>) {
+    fn oidc(&self, settings: &mut ConnectorSettings, errors: &mut FieldErrors) {
         let issuer = url::Url::parse(self.issuer.trim());
         if issuer.is_err() {
-            errors.push("issuer: must be a URL".to_owned());
+            errors.push(Id("console-field-url"), "issuer");
         }
         let client_auth = match self.client_auth.as_str() {
             "client_secret_basic" => UpstreamClientAuth::ClientSecretBasic,
             "client_secret_post" => UpstreamClientAuth::ClientSecretPost,
             "private_key_jwt" => UpstreamClientAuth::PrivateKeyJwt,
             _ => {
-                errors.push("client_auth: choose one of the methods offered".into());
+                errors.push(Id("console-field-method-choice"), "client_auth");
                 UpstreamClientAuth::default()
             }
         };
@@ -308,7 +311,7 @@ impl ConnectorForm {
     }
 
     /// The account mapping.
-    fn accounts(&self, settings: &mut ConnectorSettings, errors: &mut Vec<String>) {
+    fn accounts(&self, settings: &mut ConnectorSettings, errors: &mut FieldErrors) {
         let a = &mut settings.accounts;
         a.just_in_time = self.just_in_time.is_some();
         a.trust_upstream_mfa = self.trust_upstream_mfa.is_some();
@@ -332,7 +335,7 @@ impl ConnectorForm {
         };
         match self.default_role.parse() {
             Ok(role) => a.default_role = role,
-            Err(_) => errors.push("default_role: choose one of the roles offered".into()),
+            Err(_) => errors.push(Id("console-field-role-choice"), "default_role"),
         }
         a.role_map.clear();
         for line in self
@@ -348,9 +351,12 @@ impl ConnectorForm {
                 Some((group, Ok(role))) if !group.is_empty() => {
                     a.role_map.insert(group.to_owned(), role);
                 }
-                _ => errors.push(format!(
-                    "role_map: {line:?} is not group=role (user, support, org_admin, super_admin)"
-                )),
+                _ => {
+                    let id = Id("console-field-role-map-line");
+                    let line = format!("{line:?}");
+                    let said = errors.tr.a2(id.0, "field", "role_map", "line", &line);
+                    errors.said.push(said);
+                }
             }
         }
     }
@@ -358,12 +364,12 @@ impl ConnectorForm {
 
 /// The form's errors, or the service's refusal of what it describes as a form error;
 /// anything else goes to the error page.
-fn form_error(e: ServiceError) -> Result<(Vec<String>, StatusCode), PageError> {
+fn form_error(tr: &Tr, e: ServiceError) -> Result<(Vec<String>, StatusCode), PageError> {
     match e {
         ServiceError::Invalid(m) => Ok((vec![m], StatusCode::BAD_REQUEST)),
         ServiceError::Conflict(m) => Ok((vec![m], StatusCode::CONFLICT)),
-        ServiceError::Forbidden(m) => Ok((vec![capitalise(m)], StatusCode::FORBIDDEN)),
-        other => Err(AppError::from(other).into()),
+        ServiceError::Forbidden(m) => Ok((vec![forbidden(tr, m)], StatusCode::FORBIDDEN)),
+        other => Err(refusal(tr, other).into()),
     }
 }
 
@@ -387,7 +393,7 @@ struct OrgOption {
 struct ConnectorsPage {
     nav: Nav,
     tr: Tr,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     connectors: Vec<ConnectorLine>,
     /// The organisations a new connector may belong to.
     orgs: Vec<OrgOption>,
@@ -401,14 +407,16 @@ struct ConnectorsPage {
 async fn list_page(
     visit: &Visit,
     console: &Console,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     form: ConnectorForm,
     errors: Vec<String>,
     status: StatusCode,
 ) -> Answer {
-    let (state, who) = (&visit.state, &console.who);
-    let all = upstream_service::list_connectors(state, who, None).await?;
-    let orgs = org_service::list(state, who).await?;
+    let (state, who, tr) = (&visit.state, &console.who, console.tr());
+    let all = upstream_service::list_connectors(state, who, None)
+        .await
+        .said(&tr)?;
+    let orgs = org_service::list(state, who).await.said(&tr)?;
     let name = |id: &str| {
         orgs.iter()
             .find(|o| o.id == id)
@@ -429,7 +437,7 @@ async fn list_page(
         .collect();
     let page = ConnectorsPage {
         nav: console.nav(),
-        tr: console.tr(),
+        tr,
         notice,
         connectors,
         orgs: orgs
@@ -450,28 +458,24 @@ async fn list_page(
 
 async fn connectors_page(query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
-    console
-        .who
-        .require(Action::Manage)
-        .map_err(AppError::from)?;
+    let tr = console.tr();
+    console.who.require(Action::Manage).said(&tr)?;
     let form = ConnectorForm::blank(&console.user.org_id);
-    let notice = done_notice(query.done.as_deref());
+    let notice = done_notice(&tr, query.done.as_deref());
     list_page(&visit, &console, notice, form, Vec::new(), StatusCode::OK).await
 }
 
 async fn create(form: Form<ConnectorForm>, visit: Visit) -> Answer {
     let mut form = form.into_inner();
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    console
-        .who
-        .require(Action::Manage)
-        .map_err(AppError::from)?;
+    let tr = console.tr();
+    console.who.require(Action::Manage).said(&tr)?;
     let base = ConnectorSettings {
         oidc: None,
         saml: None,
         accounts: AccountMapping::default(),
     };
-    let result = match form.parse(&base) {
+    let result = match form.parse(&tr, &base) {
         Ok(fields) => {
             let new = NewConnector {
                 org: form.org.clone(),
@@ -479,7 +483,7 @@ async fn create(form: Form<ConnectorForm>, visit: Visit) -> Answer {
             };
             upstream_service::create_connector(visit.by(&console), new)
                 .await
-                .map_err(form_error)
+                .map_err(|e| form_error(&tr, e))
         }
         Err(errors) => Err(Ok((errors, StatusCode::BAD_REQUEST))),
     };
@@ -509,7 +513,7 @@ struct LinkLine {
 struct ConnectorPage {
     nav: Nav,
     tr: Tr,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     connector: ConnectorView,
     links: Vec<LinkLine>,
     orgs: Vec<OrgOption>,
@@ -523,7 +527,11 @@ struct ConnectorPage {
 /// Links shown on a connector's page (with their usernames); the API lists them all.
 const LINKS_SHOWN: usize = 500;
 
-async fn link_lines(state: &AppState, links: Vec<LinkView>) -> Result<Vec<LinkLine>, PageError> {
+async fn link_lines(
+    state: &AppState,
+    tr: &Tr,
+    links: Vec<LinkView>,
+) -> Result<Vec<LinkLine>, PageError> {
     let pii = state.pii.clone();
     let ids: Vec<String> = links
         .iter()
@@ -547,11 +555,8 @@ async fn link_lines(state: &AppState, links: Vec<LinkView>) -> Result<Vec<LinkLi
         .take(LINKS_SHOWN)
         .map(|l| LinkLine {
             username: names.get(&l.user_id).cloned().unwrap_or_default(),
-            created: when(l.created_at.naive_utc()),
-            last_used: l
-                .last_used_at
-                .map(|t| when(t.naive_utc()))
-                .unwrap_or_default(),
+            created: tr.datetime(l.created_at),
+            last_used: l.last_used_at.map(|t| tr.datetime(t)).unwrap_or_default(),
             subject: l.subject,
             user_id: l.user_id,
         })
@@ -562,18 +567,20 @@ async fn edit_page(
     visit: &Visit,
     console: &Console,
     connector: ConnectorView,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     form: ConnectorForm,
     errors: Vec<String>,
     status: StatusCode,
 ) -> Answer {
-    let state = &visit.state;
-    let links = upstream_service::list_links(state, &console.who, &connector.id).await?;
+    let (state, tr) = (&visit.state, console.tr());
+    let links = upstream_service::list_links(state, &console.who, &connector.id)
+        .await
+        .said(&tr)?;
     let page = ConnectorPage {
         nav: console.nav(),
-        tr: console.tr(),
         notice,
-        links: link_lines(state, links).await?,
+        links: link_lines(state, &tr, links).await?,
+        tr,
         orgs: Vec::new(),
         form,
         errors,
@@ -587,9 +594,12 @@ async fn edit_page(
 
 async fn connector_page(path: Path<String>, query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
-    let v = upstream_service::show_connector(&visit.state, &console.who, &path).await?;
+    let tr = console.tr();
+    let v = upstream_service::show_connector(&visit.state, &console.who, &path)
+        .await
+        .said(&tr)?;
     let form = ConnectorForm::from_view(&v);
-    let notice = done_notice(query.done.as_deref());
+    let notice = done_notice(&tr, query.done.as_deref());
     edit_page(
         &visit,
         &console,
@@ -605,11 +615,14 @@ async fn connector_page(path: Path<String>, query: Query<DoneQuery>, visit: Visi
 async fn update(path: Path<String>, form: Form<ConnectorForm>, visit: Visit) -> Answer {
     let mut form = form.into_inner();
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    let v = upstream_service::show_connector(&visit.state, &console.who, &path).await?;
-    let result = match form.parse(&v.settings) {
+    let tr = console.tr();
+    let v = upstream_service::show_connector(&visit.state, &console.who, &path)
+        .await
+        .said(&tr)?;
+    let result = match form.parse(&tr, &v.settings) {
         Ok(fields) => upstream_service::update_connector(visit.by(&console), &v.id, fields)
             .await
-            .map_err(form_error),
+            .map_err(|e| form_error(&tr, e)),
         Err(errors) => Err(Ok((errors, StatusCode::BAD_REQUEST))),
     };
     match result {
@@ -635,13 +648,13 @@ struct DeleteForm {
 
 async fn delete(path: Path<String>, form: Form<DeleteForm>, visit: Visit) -> Answer {
     let console = inside!(visit.enter_form(&form.csrf).await?);
+    let tr = console.tr();
     if form.confirm.is_none() {
-        return Err(AppError::BadRequest(
-            "Tick the box to confirm the deletion: nothing was deleted.".into(),
-        )
-        .into());
+        return Err(AppError::BadRequest(tr.t("console-confirm-delete-first")).into());
     }
-    upstream_service::delete_connector(visit.by(&console), &path).await?;
+    upstream_service::delete_connector(visit.by(&console), &path)
+        .await
+        .said(&tr)?;
     Ok(see_other("/admin/connectors?done=deleted"))
 }
 
@@ -657,12 +670,18 @@ struct LinkForm {
 
 async fn add_link(path: Path<String>, form: Form<LinkForm>, visit: Visit) -> Answer {
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    let (state, who) = (&visit.state, &console.who);
-    let v = upstream_service::show_connector(state, who, &path).await?;
+    let (state, who, tr) = (&visit.state, &console.who, console.tr());
+    let v = upstream_service::show_connector(state, who, &path)
+        .await
+        .said(&tr)?;
     let name = Username::parse(form.username.trim())
-        .map_err(|e| AppError::BadRequest(format!("Username: {e}.")))?;
-    let user = user_service::find_named(state, who, Action::Manage, &name).await?;
-    upstream_service::add_link(visit.by(&console), &v.id, &form.subject, &user).await?;
+        .map_err(|_| AppError::BadRequest(tr.t("console-not-a-username")))?;
+    let user = user_service::find_named(state, who, Action::Manage, &name)
+        .await
+        .said(&tr)?;
+    upstream_service::add_link(visit.by(&console), &v.id, &form.subject, &user)
+        .await
+        .said(&tr)?;
     Ok(see_other(&format!(
         "/admin/connectors/{}?done=linked",
         v.id
@@ -671,8 +690,13 @@ async fn add_link(path: Path<String>, form: Form<LinkForm>, visit: Visit) -> Ans
 
 async fn remove_link(path: Path<String>, form: Form<LinkForm>, visit: Visit) -> Answer {
     let console = inside!(visit.enter_form(&form.csrf).await?);
-    let v = upstream_service::show_connector(&visit.state, &console.who, &path).await?;
-    upstream_service::remove_link(visit.by(&console), &v.id, &form.subject).await?;
+    let tr = console.tr();
+    let v = upstream_service::show_connector(&visit.state, &console.who, &path)
+        .await
+        .said(&tr)?;
+    upstream_service::remove_link(visit.by(&console), &v.id, &form.subject)
+        .await
+        .said(&tr)?;
     Ok(see_other(&format!(
         "/admin/connectors/{}?done=unlinked",
         v.id

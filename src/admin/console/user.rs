@@ -5,6 +5,7 @@ use super::*;
 use crate::admin::service::emergency as emergency_service;
 use crate::admin::service::fhir_servers::{self as fhir_service, FhirUser};
 use crate::admin::service::passkeys as passkey_service;
+use crate::domain::UserStatus;
 use crate::i18n::Tr;
 
 struct UserSummary {
@@ -12,10 +13,19 @@ struct UserSummary {
     username: String,
     email: String,
     org: String,
-    role: &'static str,
-    status: &'static str,
+    role: String,
+    status: String,
     locked: bool,
     mfa: bool,
+}
+
+/// A user's status for people.
+fn status_name(status: UserStatus) -> Id {
+    match status {
+        UserStatus::Active => Id("console-status-active"),
+        UserStatus::Disabled => Id("console-status-disabled"),
+        UserStatus::Invited => Id("console-status-invited"),
+    }
 }
 
 struct OrgLink {
@@ -33,6 +43,8 @@ struct HomePage {
     searched: bool,
     results: Vec<UserSummary>,
     truncated: bool,
+    /// How many users one search shows.
+    limit: usize,
     orgs: Vec<OrgLink>,
 }
 
@@ -44,10 +56,12 @@ struct SearchQuery {
 #[get("/admin")]
 pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
-    console.who.require(Action::Read)?;
+    let tr = console.tr();
+    console.who.require(Action::Read).said(&tr)?;
     let q = query.into_inner().q.unwrap_or_default().trim().to_owned();
     if q.chars().count() > MAX_INPUT {
-        return Err(AppError::BadRequest("Search: at most 256 characters.".into()).into());
+        let refusal = tr.n("console-search-too-long", "max", MAX_INPUT);
+        return Err(AppError::BadRequest(refusal).into());
     }
     let visible: Vec<OrgRow> = visit
         .state
@@ -60,15 +74,16 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
     let (results, truncated) = if q.is_empty() {
         (Vec::new(), false)
     } else {
-        search(visit.by(&console), &visible, &q).await?
+        search(visit.by(&console), &tr, &visible, &q).await?
     };
     let page = HomePage {
         nav: console.nav(),
-        tr: console.tr(),
+        tr,
         searched: !q.is_empty(),
         q,
         results,
         truncated,
+        limit: SEARCH_LIMIT,
         orgs: visible
             .into_iter()
             .map(|o| OrgLink {
@@ -85,6 +100,7 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
 /// (any case; sealed addresses are matched whole).
 async fn search(
     by: Acting<'_>,
+    tr: &Tr,
     visible: &[OrgRow],
     q: &str,
 ) -> Result<(Vec<UserSummary>, bool), AppError> {
@@ -97,7 +113,7 @@ async fn search(
     let now = state.clock.now().naive_utc();
     // One more than is shown tells whether there were more.
     let limit = i64::try_from(SEARCH_LIMIT).unwrap_or(i64::MAX) + 1;
-    let mut matches = user_service::search(by, org_ids, q, limit).await?;
+    let mut matches = user_service::search(by, org_ids, q, limit).await.said(tr)?;
     let truncated = matches.len() > SEARCH_LIMIT;
     matches.truncate(SEARCH_LIMIT);
     let (found, truncated) = state
@@ -118,8 +134,8 @@ async fn search(
         .into_iter()
         .map(|(u, locked, mfa)| UserSummary {
             org: org_names.get(&u.org_id).cloned().unwrap_or_default(),
-            role: u.role().as_str(),
-            status: u.status().as_str(),
+            role: tr.id(crate::pages::role_name(u.role())),
+            status: tr.id(status_name(u.status())),
             id: u.id,
             username: u.username,
             email: u.email,
@@ -137,7 +153,8 @@ struct SessionRow {
     handle: String,
     created: String,
     last_seen: String,
-    acr: &'static str,
+    /// How the session signed in.
+    acr: String,
     from: String,
 }
 
@@ -146,11 +163,11 @@ struct SessionRow {
 struct UserPage {
     nav: Nav,
     tr: Tr,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     user: UserRow,
     org: String,
-    role: &'static str,
-    status: &'static str,
+    role: String,
+    status: String,
     locked: bool,
     mfa: bool,
     sessions: Vec<SessionRow>,
@@ -174,7 +191,7 @@ struct UserPage {
 struct PasskeyRow {
     id: String,
     name: String,
-    kind: &'static str,
+    kind: String,
     added: String,
     last_used: String,
 }
@@ -182,8 +199,10 @@ struct PasskeyRow {
 #[get("/admin/users/{id}")]
 pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
-    let who = &console.who;
-    let user = user_service::show(visit.by(&console), &path).await?;
+    let (who, tr) = (&console.who, console.tr());
+    let user = user_service::show(visit.by(&console), &path)
+        .await
+        .said(&tr)?;
     let org_id = user.org_id.clone();
     let org = visit
         .state
@@ -192,7 +211,9 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
         .await?
         .map(|o| o.display_name)
         .unwrap_or_default();
-    let standing = user_service::standing(&visit.state, &user).await?;
+    let standing = user_service::standing(&visit.state, &user)
+        .await
+        .said(&tr)?;
     let sessions = session::list(
         visit.state.ephemeral.as_ref(),
         visit.state.clock.as_ref(),
@@ -201,47 +222,54 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
     .await?
     .into_iter()
     .map(|s| SessionRow {
-        created: when_secs(s.created_at),
-        last_seen: when_secs(s.last_seen),
-        acr: if s.amr.iter().any(|m| m == "hwk" || m == "swk") {
-            "passkey"
+        created: when_secs(&tr, s.created_at),
+        last_seen: when_secs(&tr, s.last_seen),
+        acr: tr.id(if s.amr.iter().any(|m| m == "hwk" || m == "swk") {
+            Id("console-with-passkey")
         } else if s.acr() == ACR_MFA {
-            "password and code"
+            Id("console-with-password-and-code")
         } else {
-            "password"
-        },
+            Id("console-with-password")
+        }),
         from: s.opened_from(),
         handle: s.handle,
     })
     .collect();
     let can_help = who.require(Action::Support).is_ok() && who.may_act_on(&user).is_ok();
     let emergency_since = emergency_service::designation(&visit.state, &user)
-        .await?
-        .map(|d| when(d.granted_at));
+        .await
+        .said(&tr)?
+        .map(|d| when(&tr, d.granted_at));
     let passkeys = passkey_service::list(visit.by(&console), &user)
-        .await?
+        .await
+        .said(&tr)?
         .into_iter()
         .map(|p| PasskeyRow {
-            kind: if p.synced { "synced" } else { "one device" },
-            added: when(p.created_at.naive_utc()),
+            kind: tr.id(if p.synced {
+                Id("console-passkey-synced")
+            } else {
+                Id("console-passkey-one-device")
+            }),
+            added: tr.datetime(p.created_at),
             last_used: p
                 .last_used_at
-                .map(|t| when(t.naive_utc()))
-                .unwrap_or_else(|| "never".into()),
+                .map(|t| tr.datetime(t))
+                .unwrap_or_else(|| tr.t("never")),
             id: p.id,
             name: p.name,
         })
         .collect();
-    let fhir_users = fhir_service::user_references(visit.by(&console), &user).await?;
+    let fhir_users = fhir_service::user_references(visit.by(&console), &user)
+        .await
+        .said(&tr)?;
     let can_manage = who.require(Action::Manage).is_ok() && who.may_act_on(&user).is_ok();
     let can_designate = can_manage && user.id != who.actor;
     let page = UserPage {
         nav: console.nav(),
-        tr: console.tr(),
-        notice: notice(query.done.as_deref()),
+        notice: notice(&tr, query.done.as_deref()),
         org,
-        role: user.role().as_str(),
-        status: user.status().as_str(),
+        role: tr.id(crate::pages::role_name(user.role())),
+        status: tr.id(status_name(user.status())),
         locked: standing.locked,
         mfa: standing.mfa_enrolled,
         sessions,
@@ -255,6 +283,7 @@ pub(super) async fn user_page(path: Path<String>, query: Query<DoneQuery>, visit
         fhir_users,
         can_manage,
         user,
+        tr,
     };
     Ok(render(&page, StatusCode::OK))
 }
@@ -284,66 +313,80 @@ enum UserAction {
 /// not visible), act, and show the user page again with what happened.
 async fn act_on_user(visit: &Visit, raw_id: &str, csrf: &str, action: UserAction) -> Answer {
     let console = inside!(visit.enter_form(csrf).await?);
+    let tr = console.tr();
     let by = visit.by(&console);
-    let user = user_service::find(by.state, by.who, Action::Read, raw_id).await?;
-    let done = match action {
+    let user = user_service::find(by.state, by.who, Action::Read, raw_id)
+        .await
+        .said(&tr)?;
+    if let UserAction::EndSession(handle) = &action
+        && !user_service::is_session_handle(handle)
+    {
+        return Err(AppError::BadRequest(tr.t("unknown-session")).into());
+    }
+    let done = act(by, &user, action).await.said(&tr)?;
+    Ok(see_other(&format!("/admin/users/{}?done={done}", user.id)))
+}
+
+/// Does `action` to `user`; says what was done, as the user page's `done`.
+async fn act(
+    by: Acting<'_>,
+    user: &UserRow,
+    action: UserAction,
+) -> Result<&'static str, ServiceError> {
+    Ok(match action {
         UserAction::Unlock => {
-            if user_service::unlock(by, &user).await? {
+            if user_service::unlock(by, user).await? {
                 "unlocked"
             } else {
                 "not-locked"
             }
         }
         UserAction::ForceReset => {
-            user_service::force_reset(by, &user).await?;
+            user_service::force_reset(by, user).await?;
             "reset"
         }
         UserAction::RemoveTotp => {
-            if user_service::remove_totp(by, &user).await? {
+            if user_service::remove_totp(by, user).await? {
                 "totp-removed"
             } else {
                 "no-totp"
             }
         }
         UserAction::RemovePasskey(id) => {
-            passkey_service::remove(by, &user, &id).await?;
+            passkey_service::remove(by, user, &id).await?;
             "passkey-removed"
         }
         UserAction::EndSession(handle) => {
-            if !user_service::is_session_handle(&handle) {
-                return Err(AppError::BadRequest("Unknown session.".into()).into());
-            }
-            user_service::end_session(by, &user, &handle).await?;
+            user_service::end_session(by, user, &handle).await?;
             "session-ended"
         }
         UserAction::EndAll => {
-            user_service::end_all_sessions(by, &user).await?;
+            user_service::end_all_sessions(by, user).await?;
             "sessions-ended"
         }
         UserAction::GrantEmergency => {
-            if emergency_service::grant(by, &user).await? {
+            if emergency_service::grant(by, user).await? {
                 "emergency-granted"
             } else {
                 "emergency-already"
             }
         }
         UserAction::SetFhirUser { server, fhir_user } => {
-            fhir_service::set_user_reference(by, &user, &server, &fhir_user).await?;
+            fhir_service::set_user_reference(by, user, &server, &fhir_user).await?;
             "fhir-user-set"
         }
         UserAction::ClearFhirUser(server) => {
-            fhir_service::clear_user_reference(by, &user, &server).await?;
+            fhir_service::clear_user_reference(by, user, &server).await?;
             "fhir-user-cleared"
         }
         UserAction::WithdrawEmergency => {
-            if emergency_service::withdraw(by, &user).await? {
+            if emergency_service::withdraw(by, user).await? {
                 "emergency-withdrawn"
             } else {
                 "emergency-not-designated"
             }
         }
-    };
-    Ok(see_other(&format!("/admin/users/{}?done={done}", user.id)))
+    })
 }
 
 /// Unlock, force a reset, remove the second factor, designate for emergency access or
