@@ -10,11 +10,20 @@
 //! test runs `npm ci` there itself when it is missing (without npm: skipped). It runs
 //! with `GATEHOUSE_TEST_BROWSER=1`.
 
-use gatehouse::{clock::Clock, domain::Role};
+use std::time::Duration;
+
+use gatehouse::{
+    auth::recovery::{self, Admin, NewInvitation},
+    clock::Clock,
+    domain::{Email, OrgName, Role, Username},
+    oidc::clients::ClientSpec,
+};
 
 use crate::{
     browser::{Browser, sign_in},
-    helpers::{create_user, create_user_with_role, skip, spawn_app, totp_code},
+    helpers::{TestApp, create_user, create_user_with_role, eventually, skip, totp_code},
+    mail::{SmtpSink, app_mailing_to},
+    oidc::register_client,
     spa::NpmLibrary,
 };
 
@@ -114,6 +123,25 @@ async fn visit(browser: &Browser, app: &crate::helpers::TestApp, path: &str, rep
         "{path} itself, not a sign-in"
     );
     check(browser, path, report).await;
+}
+
+/// The path of the `kind` link (`reset`, `invite`) mailed to `to`, once it arrives.
+async fn mailed_link(app: &TestApp, sink: &SmtpSink, to: &str, kind: &str) -> String {
+    let prefix = format!("{}{kind}/", app.config.issuer);
+    let find = || {
+        sink.messages().iter().find_map(|m| {
+            let text = (m.rcpt_to == [to]).then(|| m.subject_and_text().1)?;
+            let start = text.find(&prefix)? + prefix.len();
+            let token: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            Some(format!("/{kind}/{token}"))
+        })
+    };
+    let arrived = eventually(Duration::from_secs(15), || async { find().is_some() }).await;
+    assert!(arrived, "no {kind} link mailed to {to}");
+    find().unwrap()
 }
 
 /// The language the page shown says it is in (`<html lang>`).
@@ -223,7 +251,8 @@ async fn browser_every_page_passes_axe_core_at_wcag_2_1_aa_in_spanish_dark() {
 /// Walks every page in `browser`, whose colour scheme is `dark` or not and whose
 /// language is `lang`, and fails on any violation.
 async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
-    let app = spawn_app().await;
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
     sees_a_violation(&browser, &app).await;
     assert_eq!(
         prefers_dark(&browser).await,
@@ -243,7 +272,31 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
     browser.wait_for("#error").await;
     check(&browser, "/login (wrong password)", &mut report).await;
     visit(&browser, &app, "/reset", &mut report).await;
+    browser.fill("form#reset-request input#login", "olga").await;
+    browser.submit("form#reset-request button#send-link").await;
+    browser.wait_for("p#message").await;
+    check(&browser, "reset link sent", &mut report).await;
+    let reset = mailed_link(&app, &sink, "olga@example.org", "reset").await;
+    visit(&browser, &app, &reset, &mut report).await;
     visit(&browser, &app, "/authorize?client_id=unknown", &mut report).await;
+
+    // An invitation's page, from the link in its mail.
+    let invitation = NewInvitation {
+        org: OrgName::parse("default").unwrap(),
+        username: Username::parse("ivo").unwrap(),
+        email: Email::parse("ivo@example.org").unwrap(),
+        display_name: None,
+        role: Role::User,
+    };
+    let admin_actor = Admin {
+        actor: "test",
+        request: None,
+    };
+    recovery::invite(&app.state, admin_actor, invitation)
+        .await
+        .unwrap();
+    let invite = mailed_link(&app, &sink, "ivo@example.org", "invite").await;
+    visit(&browser, &app, &invite, &mut report).await;
 
     // An administrator's first sign-in: enrolment of the second factor, recovery codes.
     browser.goto(&app.url("/admin")).await;
@@ -276,9 +329,39 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
         "/account".to_owned(),
         "/account/totp".to_owned(),
         "/account/passkeys".to_owned(),
+        "/account/emergency".to_owned(),
     ] {
         visit(&browser, &app, &path, &mut report).await;
     }
+
+    // An app that asks its users' consent.
+    const REDIRECT: &str = "https://rp.example.org/callback";
+    let asking = register_client(
+        &app,
+        ClientSpec {
+            ask_consent: true,
+            ..ClientSpec::new("Patient diary", &[REDIRECT])
+        },
+    )
+    .await;
+    let mut authorize = url::Url::parse(&app.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", &asking.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid profile email")
+        .append_pair("code_challenge", &"c".repeat(43))
+        .append_pair("code_challenge_method", "S256");
+    browser.goto(authorize.as_str()).await;
+    browser.wait_for("form#consent").await;
+    check(&browser, "/consent", &mut report).await;
+
+    // Signing out.
+    browser.goto(&app.url("/account")).await;
+    browser.submit("form#logout button#sign-out").await;
+    browser.wait_for("p#message").await;
+    check(&browser, "signed out", &mut report).await;
 
     // The second step of a later sign-in.
     sign_in_again(&browser, &app, "ada").await;
@@ -298,4 +381,69 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// Types `keys` into whatever has the focus: the keyboard, not a click.
+async fn type_keys(browser: &Browser, keys: &str) {
+    let focused = browser.client().active_element().await.unwrap();
+    focused.send_keys(keys).await.unwrap();
+}
+
+fn key(k: fantoccini::key::Key) -> String {
+    char::from(k).to_string()
+}
+
+#[tokio::test]
+async fn browser_the_keyboard_alone_signs_in_with_a_second_factor_and_asks_for_a_reset() {
+    use fantoccini::key::Key;
+    let test = "browser_the_keyboard_alone_signs_in_with_a_second_factor_and_asks_for_a_reset";
+    if !Browser::enabled() {
+        skip(test, "GATEHOUSE_TEST_BROWSER not set");
+        return;
+    }
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    create_user_with_role(&app, "kim", PASSWORD, Role::SuperAdmin).await;
+    let (tab, enter) = (key(Key::Tab), key(Key::Enter));
+
+    // The sign-in page puts the focus in the username; Tab reaches the password; Enter
+    // sends the form.
+    browser.goto(&app.url("/admin")).await;
+    browser.wait_for("form#login").await;
+    type_keys(&browser, &format!("kim{tab}{PASSWORD}{enter}")).await;
+    // An administrator's first sign-in enrols a second factor: the code field has the
+    // focus.
+    browser.wait_for("form#totp-enrol").await;
+    let secret = browser.text("#totp-secret").await;
+    let code = totp_code(&secret, app.clock.now().timestamp());
+    type_keys(&browser, &format!("{code}{enter}")).await;
+    // The recovery codes: the first Tab reaches the one button.
+    browser.wait_for("#recovery-codes").await;
+    type_keys(&browser, &tab).await;
+    type_keys(&browser, &enter).await;
+    browser.wait_for_path("/admin").await;
+
+    // A later sign-in: username, password, then the code, all typed.
+    browser.client().delete_all_cookies().await.unwrap();
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    type_keys(&browser, &format!("kim{tab}{PASSWORD}{enter}")).await;
+    browser.wait_for("form#otp").await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = totp_code(&secret, app.clock.now().timestamp());
+    type_keys(&browser, &format!("{code}{enter}")).await;
+    browser.wait_for("#account-username").await;
+    assert_eq!(browser.text("#account-username").await, "kim");
+
+    // The reset request: the field has the focus, Enter sends it.
+    browser.client().delete_all_cookies().await.unwrap();
+    browser.goto(&app.url("/reset")).await;
+    browser.wait_for("form#reset-request").await;
+    type_keys(&browser, &format!("kim{enter}")).await;
+    browser.wait_for("p#message").await;
+    mailed_link(&app, &sink, "kim@example.org", "reset").await;
+    browser.close().await;
 }
