@@ -540,6 +540,7 @@ fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
         .configure(crate::admin::routes)
         .configure(crate::saml::routes)
         .configure(crate::pages::recovery::routes)
+        .configure(crate::pages::branding::routes)
         .default_service(web::to(gw::error::not_found));
 }
 

@@ -322,3 +322,6 @@ console-field-url = { $field }: must be a URL
 console-field-method-choice = { $field }: choose one of the methods offered
 console-field-role-choice = { $field }: choose one of the roles offered
 console-field-role-map-line = { $field }: { $line } is not group=role (user, support, org_admin, super_admin)
+console-default-language = Default language (when neither the person nor their browser chose one Gatehouse speaks)
+console-default-language-none = None: English
+console-default-time-zone = Default time zone for dates

@@ -323,3 +323,6 @@ console-field-url = { $field }: debe ser una URL
 console-field-method-choice = { $field }: elija uno de los métodos ofrecidos
 console-field-role-choice = { $field }: elija uno de los roles ofrecidos
 console-field-role-map-line = { $field }: { $line } no tiene la forma grupo=rol (user, support, org_admin, super_admin)
+console-default-language = Idioma predeterminado (cuando ni la persona ni su navegador eligieron uno que Gatehouse hable)
+console-default-language-none = Ninguno: inglés
+console-default-time-zone = Zona horaria predeterminada para las fechas

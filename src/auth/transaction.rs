@@ -147,6 +147,9 @@ pub struct LoginTransaction {
     pub org_language: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// The organisation its pages speak for (issue 31), chosen when it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<crate::i18n::Brand>,
 }
 
 /// The reason and context label given at the emergency stage, already checked.
@@ -185,6 +188,7 @@ impl LoginTransaction {
             language: None,
             org_language: None,
             time_zone: None,
+            brand: None,
         }
     }
 

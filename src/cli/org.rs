@@ -4,9 +4,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use gatehouse::{
-    admin::{Action, api::orgs::org_view, service::orgs as service},
+    admin::{
+        Action,
+        api::orgs::{branding_view, org_view},
+        service::orgs as service,
+    },
     config::Config,
-    domain::{OrgName, OrgPolicy},
+    domain::{Branding, Logo, OrgName, OrgPolicy},
 };
 
 use super::{Operator, failed, print_json};
@@ -48,6 +52,21 @@ pub enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show an organisation's branding; with `--file`, replace its document (display
+    /// name, accent colours, support text, apps); with `--logo`, set its logo (a PNG,
+    /// JPEG or WebP of at most 256 KiB); with `--remove-logo`, remove it.
+    Branding {
+        name: String,
+        /// A JSON branding document (as `org branding --json` prints under `branding`).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "remove_logo")]
+        logo: Option<PathBuf>,
+        #[arg(long)]
+        remove_logo: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(config: Config, command: OrgCommand) -> Result<(), String> {
@@ -61,6 +80,20 @@ pub async fn run(config: Config, command: OrgCommand) -> Result<(), String> {
             json,
         } => create(config, &name, &display_name, policy_file.as_deref(), json).await,
         OrgCommand::Policy { name, file, json } => set_policy(config, &name, &file, json).await,
+        OrgCommand::Branding {
+            name,
+            file,
+            logo,
+            remove_logo,
+            json,
+        } => {
+            let change = BrandingChange {
+                file,
+                logo,
+                remove_logo,
+            };
+            branding(config, &name, change, json).await
+        }
     }
 }
 
@@ -143,4 +176,71 @@ async fn set_policy(config: Config, raw: &str, file: &Path, json: bool) -> Resul
         return Ok(());
     }
     print_org(org, json)
+}
+
+/// What `org branding` changes before it shows the result.
+struct BrandingChange {
+    file: Option<PathBuf>,
+    logo: Option<PathBuf>,
+    remove_logo: bool,
+}
+
+async fn branding(
+    config: Config,
+    raw: &str,
+    change: BrandingChange,
+    json: bool,
+) -> Result<(), String> {
+    let name = org_name(raw)?;
+    let document = match &change.file {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut de = serde_json::Deserializer::from_slice(&text);
+            let doc: Branding = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(doc)
+        }
+        None => None,
+    };
+    let logo = match &change.logo {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let kind = match path.extension().and_then(|e| e.to_str()) {
+                Some("png") => "image/png",
+                Some("jpg" | "jpeg") => "image/jpeg",
+                Some("webp") => "image/webp",
+                _ => return Err("--logo: a .png, .jpg or .webp file".into()),
+            };
+            Some(Logo::parse(kind, bytes).map_err(|e| format!("--logo: {e}"))?)
+        }
+        None => None,
+    };
+    let op = Operator::open(config).await?;
+    let action = match (&document, &logo, change.remove_logo) {
+        (None, None, false) => Action::Read,
+        _ => Action::Manage,
+    };
+    let org = op.org(action, &name).await?;
+    if let Some(document) = document {
+        service::set_branding(op.by(), &org, document)
+            .await
+            .map_err(failed)?;
+    }
+    if logo.is_some() || change.remove_logo {
+        service::set_logo(op.by(), &org, logo)
+            .await
+            .map_err(failed)?;
+    }
+    let stored = service::branding(&op.state, &org).await.map_err(failed)?;
+    let view = branding_view(&org, stored);
+    if json {
+        return print_json(&view);
+    }
+    let document = serde_json::to_string_pretty(&view.branding).map_err(|e| e.to_string())?;
+    println!("{document}");
+    match &view.logo {
+        Some(l) => println!("logo: {} ({} bytes) at {}", l.content_type, l.bytes, l.url),
+        None => println!("logo: none"),
+    }
+    Ok(())
 }

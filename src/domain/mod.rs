@@ -1,6 +1,7 @@
 //! Pure types and rules, no I/O. Input becomes one of these at the edge; past that
 //! point the type proves the check was done.
 
+mod branding;
 pub mod consent;
 mod display_name;
 mod email;
@@ -17,6 +18,7 @@ mod smart_scope;
 mod upstream;
 mod username;
 
+pub use branding::{Branding, Colour, Logo, LogoKind};
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use emergency::{ContextLabel, EmergencyReason, ReviewNote};

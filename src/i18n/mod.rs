@@ -8,7 +8,7 @@
 //! `ui_locales` for the sign-in it started, the person's own setting, the browser's
 //! `Accept-Language`, the organisation's default; English otherwise.
 
-use std::{borrow::Cow, collections::HashMap, str::FromStr};
+use std::{borrow::Cow, collections::HashMap, str::FromStr, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -124,6 +124,25 @@ pub struct Wishes {
     pub organisation: Option<String>,
     /// The time zone dates are shown in: the person's, else the organisation's, else UTC.
     pub zone: Option<String>,
+    /// The organisation the page speaks for, when it has branding.
+    pub brand: Option<Brand>,
+}
+
+/// What a page shows of the organisation it speaks for (issue 31): its name, logo,
+/// colours and support words. Pages speak for the organisation of the app that started
+/// the sign-in, of the person signed in, or the default organisation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Brand {
+    pub org_id: String,
+    /// Its branding's display name, else its own.
+    pub name: String,
+    pub support_text: Option<String>,
+    /// It has a logo (`/branding/{org_id}/logo`).
+    pub logo: bool,
+    /// It has colours (`/branding/{org_id}/style.css`).
+    pub colours: bool,
+    /// When it last changed (Unix seconds): the logo's and colours' cache key.
+    pub version: i64,
 }
 
 impl Wishes {
@@ -142,6 +161,7 @@ impl Wishes {
             .chain(setting(&self.organisation))
             .collect();
         Tr {
+            brand: self.brand.clone().map(Arc::new),
             lang: best(&requested).unwrap_or_else(english),
             zone: self
                 .zone
@@ -184,12 +204,14 @@ pub fn own_name(tag: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Id(pub &'static str);
 
-/// One reader's language and time zone: what the templates ask for their words.
+/// One reader's language and time zone, and the organisation the page speaks for: what
+/// the templates ask for their words.
 /// Everything it returns is plain text; the templates escape it like any value.
 #[derive(Debug, Clone)]
 pub struct Tr {
     lang: LanguageIdentifier,
     zone: Tz,
+    brand: Option<Arc<Brand>>,
 }
 
 impl Default for Tr {
@@ -197,11 +219,17 @@ impl Default for Tr {
         Self {
             lang: english(),
             zone: Tz::UTC,
+            brand: None,
         }
     }
 }
 
 impl Tr {
+    /// The organisation the page speaks for, if it has branding.
+    pub fn brand(&self) -> Option<&Brand> {
+        self.brand.as_deref()
+    }
+
     /// The language's tag, for `<html lang>` and `Content-Language`.
     pub fn lang(&self) -> String {
         self.lang.to_string()

@@ -188,6 +188,7 @@ fn the_language_is_the_first_wish_gatehouse_speaks() {
             browser: accept_language(browser),
             organisation: org.map(str::to_owned),
             zone: None,
+            brand: None,
         }
         .tr()
         .lang()

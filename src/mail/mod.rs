@@ -656,7 +656,11 @@ pub fn reader(conn: &mut DbConnection, user_id: &str, org_id: &str) -> Result<Tr
     let policy = orgs::find_by_id(conn, org_id)?
         .map(|o| o.policy())
         .unwrap_or_default();
-    Ok(reader_wishes(&own, &policy).tr())
+    Ok(Wishes {
+        brand: crate::store::branding::brand(conn, org_id)?,
+        ..reader_wishes(&own, &policy)
+    }
+    .tr())
 }
 
 /// The language and time zone of a mail to an organisation's support contact or privacy

@@ -4,6 +4,7 @@
 //! renders; the sign-in capabilities know nothing of pages.
 
 pub mod account;
+pub mod branding;
 pub mod login;
 pub mod recovery;
 

@@ -124,7 +124,7 @@ async fn request_page(Visit { state, req, .. }: Visit) -> Answer {
     let (browser, cookie) = browser_for(&req);
     let csrf = csrf::form_token(&state.master_key, &browser, REQUEST_FORM);
     let page = RequestPage {
-        tr: &browser_tr(&req),
+        tr: &crate::pages::branding::default_tr(&state, &req).await?,
         csrf: &csrf,
         login: "",
         error: None,
@@ -139,7 +139,7 @@ async fn request_submit(form: Form<RequestForm>, Visit { state, req, ctx }: Visi
     check_form(&state, &req, REQUEST_FORM, &form.csrf)?;
     state.guard.rate_limit(ctx.client_ip)?;
     let login = form.login.trim();
-    let tr = browser_tr(&req);
+    let tr = crate::pages::branding::default_tr(&state, &req).await?;
     // Judged on the input alone, so it tells nothing about accounts.
     if login.is_empty() || form.login.len() > Username::MAX_INPUT_BYTES {
         let error = tr.t("enter-username-or-email");

@@ -351,6 +351,8 @@ async fn answer(
             }),
             resume: Resume::new(RESUME, &saml)?,
             ui_locales: None,
+            app: Some(saml.sp.clone()),
+            org_hint: None,
             require_mfa,
             login_hint,
             idp_hint: None,

@@ -4,6 +4,7 @@
 //! r2d2 pool used only from `spawn_blocking`, so a slow query never stalls the async
 //! workers that answer `/healthz` and the sign-in page.
 
+pub mod branding;
 pub mod clients;
 pub mod consents;
 pub mod emergency;

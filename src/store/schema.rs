@@ -463,3 +463,13 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    org_branding (org_id) {
+        org_id -> Text,
+        document -> Text,
+        logo -> Nullable<Binary>,
+        logo_type -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}

@@ -881,6 +881,10 @@ const ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/orgs/{id}", Access::OrgSupport),
     ("PUT", "/orgs/{id}/policy", Access::OrgManage),
     ("POST", "/orgs/{id}/force-reset", Access::OrgManage),
+    ("GET", "/orgs/{id}/branding", Access::OrgSupport),
+    ("PUT", "/orgs/{id}/branding", Access::OrgManage),
+    ("PUT", "/orgs/{id}/logo", Access::OrgManage),
+    ("DELETE", "/orgs/{id}/logo", Access::OrgManage),
     ("GET", "/ip-blocks", Access::Global),
     ("DELETE", "/ip-blocks/{ip}", Access::Global),
     ("GET", "/ip-allow-list", Access::Global),
@@ -1051,6 +1055,10 @@ impl World {
             ("PUT", "/orgs/{id}/policy") => (
                 format!("/orgs/{}/policy", self.alpha),
                 Some(json!({"mfa": "off"})),
+            ),
+            ("PUT", "/orgs/{id}/branding") => (
+                format!("/orgs/{}/branding", self.alpha),
+                Some(json!({"display_name": "Alpha clinic"})),
             ),
             (_, t) if t.starts_with("/orgs/{id}") => (t.replace("{id}", &self.alpha), None),
             ("DELETE", "/ip-blocks/{ip}") => (format!("/ip-blocks/192.0.2.{}", n % 256), None),
@@ -1297,9 +1305,20 @@ async fn every_endpoint_answers_every_role_as_the_role_model_says() {
             n += 1;
             let (path, body) = w.instance(method, template, n).await;
             let method = Method::from_bytes(method.as_bytes()).unwrap();
-            let res = w
-                .call(method.clone(), &path, tokens[i].as_deref(), body)
-                .await;
+            let res = if method == Method::PUT && template == "/orgs/{id}/logo" {
+                // The one body that is not JSON: an image.
+                let mut req = rp_http()
+                    .put(w.app.url(&format!("/admin/api/v1{path}")))
+                    .header("Content-Type", "image/png")
+                    .body(crate::branding::PNG.to_vec());
+                if let Some(t) = tokens[i].as_deref() {
+                    req = req.bearer_auth(t);
+                }
+                req.send().await.unwrap()
+            } else {
+                w.call(method.clone(), &path, tokens[i].as_deref(), body)
+                    .await
+            };
             let status = res.status().as_u16();
             let fine = match expected {
                 Some(want) => status == *want,

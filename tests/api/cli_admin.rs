@@ -42,6 +42,10 @@ const CLI_FORMS: &[(&str, &[&str])] = &[
     ("show_org", &["org", "show"]),
     ("create_org", &["org", "create"]),
     ("set_policy", &["org", "policy"]),
+    ("show_branding", &["org", "branding"]),
+    ("set_branding", &["org", "branding"]),
+    ("set_logo", &["org", "branding"]),
+    ("remove_logo", &["org", "branding"]),
     ("force_reset_org", &["user", "force-reset"]),
     ("list_ip_blocks", &["ip", "list"]),
     ("unblock_ip", &["ip", "unblock"]),
@@ -251,6 +255,75 @@ async fn user_disable_enable_role_and_rename_from_the_command_line_are_audited()
     assert_eq!(
         json(dir, &["user", "end-sessions", "anna"])["sessions_ended"],
         0
+    );
+}
+
+#[tokio::test]
+async fn an_organisations_branding_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    json(
+        dir,
+        &[
+            "org",
+            "create",
+            "--name",
+            "norte",
+            "--display-name",
+            "Norte",
+        ],
+    );
+    let file = dir.join("branding.json");
+    std::fs::write(
+        &file,
+        r##"{"display_name": "Clínica Norte", "accent": "#7b1fa2", "apps": ["ward"]}"##,
+    )
+    .unwrap();
+    let logo = dir.join("logo.png");
+    std::fs::write(&logo, crate::branding::PNG).unwrap();
+    let (file, logo) = (file.to_str().unwrap(), logo.to_str().unwrap());
+    let shown = json(
+        dir,
+        &["org", "branding", "norte", "--file", file, "--logo", logo],
+    );
+    assert_eq!(shown["branding"]["display_name"], "Clínica Norte");
+    assert_eq!(shown["logo"]["content_type"], "image/png");
+    assert_eq!(json(dir, &["org", "branding", "norte"]), shown);
+    let removed = json(dir, &["org", "branding", "norte", "--remove-logo"]);
+    assert!(removed["logo"].is_null());
+
+    std::fs::write(dir.join("pale.json"), r##"{"accent": "#8ab4f8"}"##).unwrap();
+    let pale = dir.join("pale.json");
+    let out = run(
+        dir,
+        &[
+            "org",
+            "branding",
+            "norte",
+            "--file",
+            pale.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "checked as the API checks it");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("accent: #8ab4f8"), "{said}");
+    let svg = dir.join("logo.svg");
+    std::fs::write(&svg, "<svg/>").unwrap();
+    let out = run(
+        dir,
+        &[
+            "org",
+            "branding",
+            "norte",
+            "--logo",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        json(dir, &["org", "branding", "norte"])["branding"]["accent"],
+        "#7b1fa2",
+        "unchanged"
     );
 }
 

@@ -8,6 +8,7 @@ mod audit;
 mod audit_anchors;
 mod audit_events;
 mod audit_reports;
+mod branding;
 mod browser;
 mod build_prerequisites;
 mod cli;

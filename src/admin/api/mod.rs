@@ -78,6 +78,10 @@ fn org_and_network_routes(cfg: &mut web::ServiceConfig) {
         .route("/orgs/{id}", get().to(orgs::show_org))
         .route("/orgs/{id}/policy", put().to(orgs::set_policy))
         .route("/orgs/{id}/force-reset", post().to(orgs::force_reset_org))
+        .route("/orgs/{id}/branding", get().to(orgs::show_branding))
+        .route("/orgs/{id}/branding", put().to(orgs::set_branding))
+        // A logo is at most 256 KiB: a little more is read, so the answer can say so.
+        .service(web::resource("/orgs/{id}/logo").app_data(web::PayloadConfig::new(300 * 1024)).route(put().to(orgs::set_logo)).route(delete().to(orgs::remove_logo)))
         .route("/ip-blocks", get().to(network::list_ip_blocks))
         .route("/ip-blocks/{ip}", delete().to(network::unblock_ip))
         .route("/ip-allow-list", get().to(network::list_allowed))
@@ -174,6 +178,15 @@ pub struct AdminRequest {
 }
 
 impl AdminRequest {
+    /// The request's `Content-Type`, or empty.
+    pub fn content_type(&self) -> &str {
+        self.req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
     /// The caller, acting in this request.
     pub fn by(&self) -> Acting<'_> {
         Acting::new(&self.state, &self.who, &self.ctx)

@@ -10,8 +10,8 @@ use crate::{
         Action, ApiError, ErrorBody,
         service::{orgs as service, users},
     },
-    domain::{OrgName, OrgPolicy},
-    store::orgs::OrgRow,
+    domain::{Branding, Logo, OrgName, OrgPolicy},
+    store::{branding::Stored, orgs::OrgRow},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,6 +56,14 @@ pub struct PolicyDocument {
     /// 720 (default 72).
     #[schema(minimum = 1, maximum = 720)]
     pub emergency_review_overdue_hours: u32,
+    /// The language of its people's pages and mails when neither they nor their browser
+    /// chose one Gatehouse speaks: `en` or `es-419`; null for English.
+    #[schema(example = "es-419")]
+    pub language: Option<String>,
+    /// The time zone its people's dates are shown in unless they chose another (an IANA
+    /// name); null for UTC.
+    #[schema(example = "America/Bogota")]
+    pub time_zone: Option<String>,
 }
 
 pub fn org_view(org: OrgRow) -> OrgView {
@@ -137,4 +145,103 @@ pub async fn create_org(body: web::Bytes, api: AdminRequest) -> Reply {
     let policy = body.policy.unwrap_or_default();
     let org = service::create(api.by(), name, &body.display_name, policy).await?;
     created(org_view(org))
+}
+
+/// An organisation's branding document (issue 31), as shown and as
+/// `PUT /orgs/{id}/branding` takes it.
+#[derive(Debug, ToSchema)]
+pub struct BrandingDocument {
+    /// Shown on its pages and mails instead of its display name; 1 to 80 characters.
+    pub display_name: Option<String>,
+    /// Links and buttons in the light scheme, `#rrggbb`: refused below 4.5:1 against the
+    /// page or with white text on it.
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$", example = "#7b1fa2")]
+    pub accent: Option<String>,
+    /// The same in the dark scheme: refused below 4.5:1 against the dark page or with
+    /// dark text on it.
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$", example = "#ce93d8")]
+    pub accent_dark: Option<String>,
+    /// Who to ask for help, under the sign-in form, on error pages and in mails; 1 to 500
+    /// characters of plain text.
+    pub support_text: Option<String>,
+    /// The OIDC client ids and SAML SP entity IDs whose sign-ins show this branding.
+    pub apps: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoView {
+    pub content_type: String,
+    pub bytes: usize,
+    /// Where pages load it from.
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandingView {
+    pub org: String,
+    #[schema(value_type = BrandingDocument)]
+    pub branding: Branding,
+    pub logo: Option<LogoView>,
+}
+
+pub fn branding_view(org: &OrgRow, stored: Stored) -> BrandingView {
+    BrandingView {
+        org: org.id.clone(),
+        branding: stored.branding,
+        logo: stored.logo.map(|l| LogoView {
+            content_type: l.kind.content_type().to_owned(),
+            bytes: l.bytes.len(),
+            url: format!("/branding/{}/logo", org.id),
+        }),
+    }
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/orgs/{id}/branding", params(("id" = String, Path)),
+    responses((status = 200, body = BrandingView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn show_branding(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let org = api.org(Action::Read, &path).await?;
+    let stored = service::branding(&api.state, &org).await?;
+    ok(branding_view(&org, stored))
+}
+
+/// Replaces the branding document (the logo stays). Fields left out are unset; unknown
+/// fields are refused; colours without enough contrast are refused, naming the ratio.
+#[utoipa::path(put, path = "/admin/api/v1/orgs/{id}/branding", params(("id" = String, Path)),
+    request_body = BrandingDocument,
+    responses((status = 200, body = BrandingView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_branding(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
+    let org = api.org(Action::Manage, &path).await?;
+    let document: Branding = api.json(&body)?;
+    service::set_branding(api.by(), &org, document).await?;
+    ok(branding_view(
+        &org,
+        service::branding(&api.state, &org).await?,
+    ))
+}
+
+/// Sets the logo: the body is the image, `Content-Type` `image/png`, `image/jpeg` or
+/// `image/webp`, at most 256 KiB, and its bytes must be that kind of image.
+#[utoipa::path(put, path = "/admin/api/v1/orgs/{id}/logo", params(("id" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "image/png", description = "a PNG, JPEG or WebP of at most 256 KiB"),
+    responses((status = 200, body = BrandingView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_logo(path: web::Path<String>, body: web::Bytes, api: AdminRequest) -> Reply {
+    let org = api.org(Action::Manage, &path).await?;
+    let logo = Logo::parse(api.content_type(), body.to_vec())
+        .map_err(|e| ApiError::BadRequest(format!("logo: {e}")))?;
+    service::set_logo(api.by(), &org, Some(logo)).await?;
+    ok(branding_view(
+        &org,
+        service::branding(&api.state, &org).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/orgs/{id}/logo", params(("id" = String, Path)),
+    responses((status = 200, body = BrandingView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_logo(path: web::Path<String>, api: AdminRequest) -> Reply {
+    let org = api.org(Action::Manage, &path).await?;
+    service::set_logo(api.by(), &org, None).await?;
+    ok(branding_view(
+        &org,
+        service::branding(&api.state, &org).await?,
+    ))
 }

@@ -280,6 +280,8 @@ impl Visit {
                 emergency: None,
                 idp_hint: None,
                 ui_locales: None,
+                app: None,
+                org_hint: None,
             };
             return Ok(Err(start_sign_in_with(state, req, again).await?));
         }

@@ -57,6 +57,12 @@ struct PolicyForm {
     passkey_mode: Option<String>,
     #[serde(rename = "passkeys.phishing_resistant_admins", default)]
     phishing_resistant_admins: Option<String>,
+    // The organisation's default language and time zone (issue 31); absent from an
+    // older form, which keeps them. Empty: none.
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
 }
 
 /// A whole number typed into `raw` (at most 20 characters) into `into`, or the field named
@@ -138,6 +144,8 @@ impl PolicyForm {
             passkeys_form: Some("1".into()),
             passkey_mode: Some(passkey_mode_name(p.passkeys.mode).to_owned()),
             phishing_resistant_admins: checked(p.passkeys.phishing_resistant_admins),
+            language: Some(p.language.clone().unwrap_or_default()),
+            time_zone: Some(p.time_zone.clone().unwrap_or_default()),
         }
     }
 
@@ -164,6 +172,14 @@ impl PolicyForm {
         );
         if self.passkeys_form.is_some() {
             self.parse_passkeys(&mut errors, &mut p);
+        }
+        // Checked by `OrgPolicy::validate`, which names the field.
+        let chosen = |raw: &str| Some(raw.trim().to_owned()).filter(|v| !v.is_empty());
+        if let Some(raw) = &self.language {
+            p.language = chosen(raw);
+        }
+        if let Some(raw) = &self.time_zone {
+            p.time_zone = chosen(raw);
         }
         if let Some(raw) = &self.privacy_officer_email {
             contact(
@@ -321,6 +337,17 @@ struct OrgPage {
     /// May change the policies (support may only read them).
     can_manage: bool,
     errors: Vec<String>,
+    /// The languages and time zones the form offers.
+    languages: Vec<(String, String)>,
+    zones: &'static [&'static str],
+}
+
+/// The languages Gatehouse speaks, each named in itself, with its tag.
+fn languages() -> Vec<(String, String)> {
+    crate::i18n::languages()
+        .into_iter()
+        .map(|tag| (crate::i18n::own_name(&tag), tag))
+        .collect()
 }
 
 #[get("/admin/orgs/{id}")]
@@ -338,6 +365,8 @@ pub(super) async fn org_page(path: Path<String>, query: Query<DoneQuery>, visit:
         can_manage: console.who.require(Action::Manage).is_ok(),
         errors: Vec::new(),
         org,
+        languages: languages(),
+        zones: crate::i18n::time_zones(),
     };
     Ok(render(&page, StatusCode::OK))
 }
@@ -361,6 +390,8 @@ pub(super) async fn org_policy(path: Path<String>, form: Form<PolicyForm>, visit
                 can_manage: true,
                 errors,
                 org,
+                languages: languages(),
+                zones: crate::i18n::time_zones(),
             };
             return Ok(render(&page, StatusCode::BAD_REQUEST));
         }

@@ -2,9 +2,13 @@
 
 use crate::{
     audit::EventType,
-    domain::{OrgName, OrgPolicy, Role},
+    domain::{Branding, Logo, OrgName, OrgPolicy, Role},
     startup::AppState,
-    store::{StoreError, orgs, users},
+    store::{
+        StoreError,
+        branding::{self, Stored},
+        orgs, users,
+    },
 };
 
 use super::{Acting, Action, Caller, ServiceError, object_id};
@@ -152,5 +156,69 @@ async fn outranks_everyone_governed(
             "a member of this organisation has a role above yours (super_admin): only a super administrator may change its policy",
         ));
     }
+    Ok(())
+}
+
+/// An organisation's branding as set (issue 31), for whoever may read the organisation.
+pub async fn branding(state: &AppState, org: &orgs::OrgRow) -> Result<Stored, ServiceError> {
+    let id = org.id.clone();
+    Ok(state.store.run(move |c| branding::find(c, &id)).await?)
+}
+
+/// Replaces the branding document, keeping the logo. Its colours and words are checked
+/// first; every field out of bounds is named.
+pub async fn set_branding(
+    by: Acting<'_>,
+    org: &orgs::OrgRow,
+    document: Branding,
+) -> Result<(), ServiceError> {
+    document
+        .validate()
+        .map_err(|problems| ServiceError::Invalid(problems.join("; ")))?;
+    change_branding(by, org, "document", move |stored| {
+        stored.branding = document
+    })
+    .await
+}
+
+/// Sets (`Some`) or removes the logo, keeping the rest.
+pub async fn set_logo(
+    by: Acting<'_>,
+    org: &orgs::OrgRow,
+    logo: Option<Logo>,
+) -> Result<(), ServiceError> {
+    let change = if logo.is_some() {
+        "logo"
+    } else {
+        "logo_removed"
+    };
+    change_branding(by, org, change, move |stored| stored.logo = logo).await
+}
+
+async fn change_branding(
+    by: Acting<'_>,
+    org: &orgs::OrgRow,
+    change: &'static str,
+    apply: impl FnOnce(&mut Stored) + Send + 'static,
+) -> Result<(), ServiceError> {
+    by.who.require(Action::Manage)?;
+    if !by.who.sees_org(&org.id) {
+        return Err(not_found());
+    }
+    let (id, now) = (org.id.clone(), by.state.clock.now().naive_utc());
+    by.state
+        .store
+        .transaction(move |c| {
+            let mut stored = branding::find(c, &id)?;
+            apply(&mut stored);
+            branding::save(c, &id, &stored.branding, stored.logo.as_ref(), now)
+        })
+        .await?;
+    let event = by
+        .event(EventType::AdminChange)
+        .org(&org.id)
+        .detail("object", "organisation_branding")
+        .detail("change", change);
+    by.state.audit.record(event).await?;
     Ok(())
 }

@@ -228,6 +228,7 @@ async fn authorize(
         idp_hint,
         launch,
         ui_locales,
+        org,
     } = match asked(&state, &params, &client).await? {
         Ok(asked) => asked,
         Err(refusal) => return Ok(refusal),
@@ -283,6 +284,12 @@ async fn authorize(
             login_hint,
             idp_hint,
             ui_locales,
+            // The `org` asked for, else the one organisation the client is open to.
+            org_hint: org.or_else(|| match client.allowed_org_list().as_deref() {
+                Some([only]) => Some(only.clone()),
+                _ => None,
+            }),
+            app: Some(client.client_id.clone()),
         },
     )
     .await?)

@@ -207,6 +207,9 @@ pub struct Validated {
     /// `ui_locales` (OIDC Core §3.1.2.1): the languages of the sign-in's pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) ui_locales: Option<String>,
+    /// `org`: the organisation whose branding the sign-in's pages show (issue 31).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) org: Option<String>,
 }
 
 impl Validated {
@@ -308,6 +311,10 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
         .get("ui_locales")
         .filter(|l| l.len() <= 256)
         .map(str::to_owned);
+    let org = params
+        .get("org")
+        .filter(|o| o.len() <= 64)
+        .map(str::to_owned);
     Ok(Validated {
         request: AuthorizeRequest {
             client_id: client.client_id.clone(),
@@ -333,6 +340,7 @@ pub fn validate(params: &Params, client: &clients::ClientRow) -> Result<Validate
         idp_hint,
         launch,
         ui_locales,
+        org,
     })
 }
 

@@ -441,6 +441,7 @@ pub(crate) async fn speak_for(
             person: chosen.language,
             zone: chosen.time_zone.or(org_default.zone),
             organisation: org_default.organisation,
+            brand: crate::pages::branding::of_org(state, &user.org_id).await?,
             ..browser_wishes(req)
         },
     ))

@@ -194,6 +194,8 @@ pub(crate) async fn start_sign_in(
             emergency: None,
             idp_hint: None,
             ui_locales: None,
+            app: None,
+            org_hint: None,
         },
     )
     .await
@@ -204,6 +206,10 @@ pub struct SignInRequest {
     pub resume: Resume,
     /// The relying party's `ui_locales`: the languages of the sign-in's pages.
     pub ui_locales: Option<String>,
+    /// The app (client id or SP entity ID) and the organisation (an `org` hint, or the
+    /// only one the app is open to) whose branding the sign-in's pages show.
+    pub app: Option<String>,
+    pub org_hint: Option<String>,
     /// The relying party named the identity provider to use (`idp_hint`, DESIGN §16):
     /// the person goes straight there when it is an enabled connector.
     pub idp_hint: Option<String>,
@@ -223,11 +229,19 @@ pub async fn start_sign_in_with(
     let mut tx =
         LoginTransaction::begin(state.ephemeral.as_ref(), ask.resume, token_hash(&browser)).await?;
     let ui_locales = ask.ui_locales.filter(|l| !tag_list(l).is_empty());
+    let brand = super::branding::for_sign_in(state, ask.app.as_deref(), ask.org_hint.as_deref())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "sign-in without its organisation's branding");
+            None
+        });
     if ask.require_mfa
         || ask.login_hint.is_some()
         || ask.emergency.is_some()
         || ui_locales.is_some()
+        || brand.is_some()
     {
+        tx.brand = brand;
         // Emergency access always needs a second factor (DESIGN §15).
         tx.require_mfa = ask.require_mfa || ask.emergency.is_some();
         tx.login_hint = ask.login_hint;
@@ -277,6 +291,7 @@ pub(crate) fn tx_tr(req: &HttpRequest, tx: &LoginTransaction) -> Tr {
             person: tx.language.clone(),
             organisation: tx.org_language.clone(),
             zone: tx.time_zone.clone(),
+            brand: tx.brand.clone(),
             ..browser_wishes(req)
         },
     )
