@@ -296,13 +296,7 @@ async fn an_organisations_branding_from_the_command_line() {
     let pale = dir.join("pale.json");
     let out = run(
         dir,
-        &[
-            "org",
-            "branding",
-            "norte",
-            "--file",
-            pale.to_str().unwrap(),
-        ],
+        &["org", "branding", "norte", "--file", pale.to_str().unwrap()],
     );
     assert!(!out.status.success(), "checked as the API checks it");
     let said = String::from_utf8_lossy(&out.stderr);
@@ -311,13 +305,7 @@ async fn an_organisations_branding_from_the_command_line() {
     std::fs::write(&svg, "<svg/>").unwrap();
     let out = run(
         dir,
-        &[
-            "org",
-            "branding",
-            "norte",
-            "--logo",
-            svg.to_str().unwrap(),
-        ],
+        &["org", "branding", "norte", "--logo", svg.to_str().unwrap()],
     );
     assert!(!out.status.success());
     assert_eq!(

@@ -49,6 +49,7 @@ mod saml_hostile;
 mod saml_metadata_refresh;
 mod saml_outbound;
 mod saml_refused;
+mod screenshots;
 mod shibboleth;
 mod shibboleth_attributes;
 mod shibboleth_metadata;
