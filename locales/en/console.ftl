@@ -322,3 +322,29 @@ console-field-url = { $field }: must be a URL
 console-field-method-choice = { $field }: choose one of the methods offered
 console-field-role-choice = { $field }: choose one of the roles offered
 console-field-role-map-line = { $field }: { $line } is not group=role (user, support, org_admin, super_admin)
+
+## The overview at /admin (home.html): its dashboard
+
+console-overview = Overview
+console-dash-heading = At a glance
+console-dash-sign-ins = Successful sign-ins, last 24 hours
+console-dash-failures = Failed sign-ins, last 24 hours
+console-dash-locked = Accounts locked now
+console-dash-emergency = Emergency sessions awaiting review
+console-dash-ip-blocks = IP addresses blocked now
+console-dash-outbox = Outbox: waiting to be sent
+console-dash-outbox-failed = Outbox: could not be sent
+console-users-found = { $count ->
+    [one] One user matches.
+   *[other] { $count } users match.
+}
+
+## Sortable, paged tables (headings.html, pager.html)
+
+# After a column heading's words, for screen readers: what its link does.
+console-sort-ascending = (sort ascending)
+console-sort-descending = (sort descending)
+console-pages = Pages
+console-previous-page = Previous page
+console-next-page = Next page
+console-page-of = Page { $page } of { $pages }

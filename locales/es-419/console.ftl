@@ -323,3 +323,28 @@ console-field-url = { $field }: debe ser una URL
 console-field-method-choice = { $field }: elija uno de los métodos ofrecidos
 console-field-role-choice = { $field }: elija uno de los roles ofrecidos
 console-field-role-map-line = { $field }: { $line } no tiene la forma grupo=rol (user, support, org_admin, super_admin)
+
+## The overview at /admin (home.html): its dashboard
+
+console-overview = Resumen
+console-dash-heading = De un vistazo
+console-dash-sign-ins = Inicios de sesión correctos, últimas 24 horas
+console-dash-failures = Inicios de sesión fallidos, últimas 24 horas
+console-dash-locked = Cuentas bloqueadas ahora
+console-dash-emergency = Sesiones de emergencia pendientes de revisión
+console-dash-ip-blocks = Direcciones IP bloqueadas ahora
+console-dash-outbox = Bandeja de salida: en espera de envío
+console-dash-outbox-failed = Bandeja de salida: no se pudo enviar
+console-users-found = { $count ->
+    [one] Coincide un usuario.
+   *[other] Coinciden { $count } usuarios.
+}
+
+## Sortable, paged tables (headings.html, pager.html)
+
+console-sort-ascending = (ordenar de forma ascendente)
+console-sort-descending = (ordenar de forma descendente)
+console-pages = Páginas
+console-previous-page = Página anterior
+console-next-page = Página siguiente
+console-page-of = Página { $page } de { $pages }

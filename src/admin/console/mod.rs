@@ -56,10 +56,6 @@ use crate::{
 
 /// DESIGN §8: the admin console's idle limit, whatever the organisation's session policy.
 pub const CONSOLE_IDLE_SECS: i64 = 15 * 60;
-/// Users shown for one search.
-const SEARCH_LIMIT: usize = 100;
-/// Audit events per page.
-const AUDIT_PAGE: i64 = 50;
 /// Longest search text or filter value accepted.
 const MAX_INPUT: usize = 256;
 
@@ -327,10 +323,12 @@ macro_rules! inside {
 }
 
 mod audit;
+mod dashboard;
 mod emergency;
 mod fhir_servers;
 mod ip_blocks;
 mod policy;
+mod table;
 mod upstream;
 mod user;
 
