@@ -929,9 +929,17 @@ async fn browser_an_administrator_unlocks_a_user_and_forces_a_new_password() {
     assert_eq!(browser.text("#notice").await, "Sign-in was unlocked.");
     assert_eq!(browser.text("#user-locked").await, "not locked");
     assert_eq!(browser.text("#user-must-change").await, "no");
+    // A destructive action asks first, on a page of its own.
     browser
         .submit("form#force-reset button#force-reset-button")
         .await;
+    assert_eq!(browser.current_url().await.path(), "/admin/confirm");
+    assert_eq!(
+        browser.text("#confirm-title").await,
+        "Require a new password of lou?"
+    );
+    assert!(!w.reload(&lou).await.must_change_password, "not yet");
+    browser.submit("form#confirm button#confirm-button").await;
     assert!(
         browser
             .text("#notice")
@@ -1797,3 +1805,422 @@ async fn the_audit_table_sorts_by_type_and_outcome_and_pages_either_way() {
     }
 }
 
+/// The address a console button's `GET` form opens (the first form on the page with
+/// `marker`, an `id="…"` or `class="…"`): its action with its fields.
+fn button_target(html: &str, marker: &str) -> String {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind("<form").unwrap();
+    let end = at + html[at..].find("</form>").unwrap();
+    let form = &html[start..end];
+    assert!(form.contains("method=\"get\""), "asks first: {form}");
+    let action = form_attr(form, "action");
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(hidden_fields(form))
+        .finish();
+    format!("{action}?{query}")
+}
+
+fn form_attr(form: &str, name: &str) -> String {
+    let marker = format!("{name}=\"");
+    let rest = &form[form.find(&marker).unwrap() + marker.len()..];
+    crate::helpers::unescape(&rest[..rest.find('"').unwrap()])
+}
+
+/// The hidden fields of a form, in order.
+fn hidden_fields(form: &str) -> Vec<(String, String)> {
+    form.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|input| (form_attr(input, "name"), form_attr(input, "value")))
+        .collect()
+}
+
+/// A confirmation page: what it asks, and its form.
+struct Confirmation {
+    title: String,
+    what: String,
+    action: String,
+    fields: Vec<(String, String)>,
+    cancel: String,
+}
+
+fn confirmation(html: &str) -> Confirmation {
+    let start = html.find("<form id=\"confirm\"").expect("a confirm form");
+    let form = &html[start..start + html[start..].find("</form>").unwrap()];
+    assert!(form.contains("method=\"post\""), "{form}");
+    Confirmation {
+        title: crate::helpers::unescape(&element_text(html, "confirm-title")),
+        what: crate::helpers::unescape(&element_text(html, "confirm-what")),
+        action: form_attr(form, "action"),
+        fields: hidden_fields(form),
+        cancel: link(html, "cancel").expect("a way back"),
+    }
+}
+
+/// Opens the confirmation `button` (on the page at `page`) leads to, checks what it
+/// says and that Cancel goes back to `page` with the button still there, then sends its
+/// form. Returns the confirmation and where the action sent the browser.
+async fn confirm(
+    w: &World,
+    client: &reqwest::Client,
+    page: &str,
+    button: &str,
+    says: &[&str],
+) -> (Confirmation, String) {
+    let (status, html) = w.page(client, page).await;
+    assert_eq!(status, 200, "{html}");
+    let target = button_target(&html, button);
+    assert!(target.starts_with("/admin/confirm?"), "{target}");
+    let (status, html) = w.page(client, &target).await;
+    assert_eq!(status, 200, "{target}: {html}");
+    let asked = confirmation(&html);
+    for words in says {
+        assert!(
+            asked.title.contains(words) || asked.what.contains(words),
+            "{button}: {words:?} in {:?} / {:?}",
+            asked.title,
+            asked.what
+        );
+    }
+    assert!(html.contains("id=\"confirm-button\""));
+    // Cancel: back where the button was, and it is still there.
+    assert_eq!(asked.cancel, page.split('?').next().unwrap());
+    let (status, back) = w.page(client, &asked.cancel).await;
+    assert_eq!(status, 200);
+    assert_eq!(button_target(&back, button), target, "nothing changed");
+    let fields: Vec<(&str, &str)> = asked
+        .fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(fields[0].0, "csrf");
+    let res = w.post(client, &asked.action, &fields).await;
+    assert_eq!(res.status(), 303, "{button}: {}", asked.action);
+    let went = location(&res);
+    (asked, went)
+}
+
+#[tokio::test]
+async fn every_destructive_button_asks_first_and_its_confirmation_posts_the_same_action() {
+    let w = World::new().await;
+    let root = w.user("alpha", "root", Role::SuperAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    // Two sessions of vic, TOTP, a passkey.
+    let first = w.app.new_client();
+    assert_eq!(w.app.sign_in(&first, "vic", PASSWORD).await.status(), 303);
+    let second = w.app.new_client();
+    assert_eq!(w.app.sign_in(&second, "vic", PASSWORD).await.status(), 303);
+    w.app.enrol_totp(&first).await;
+    let new = gatehouse::store::passkeys::NewPasskey {
+        user_id: vic.id.clone(),
+        credential_id: "credential-1".into(),
+        name: "Desk key".into(),
+        credential: "{}".into(),
+        aaguid: None,
+        backup_eligible: false,
+    };
+    let now = w.app.clock.now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| gatehouse::store::passkeys::insert(c, &new, now))
+        .await
+        .unwrap();
+    let client = w.admin_browser("root").await;
+    let csrf = w.csrf(&client).await;
+    let user_path = format!("/admin/users/{}", vic.id);
+    // A FHIR server and vic's resource on it, emergency designation, an IP block, an
+    // identity provider with a link to vic.
+    for (path, form) in [
+        (
+            "/admin/fhir-servers".to_owned(),
+            vec![
+                ("base_url", "https://fhir.example.org/r4"),
+                ("display_name", "Ward FHIR"),
+            ],
+        ),
+        (
+            format!("{user_path}/fhir-users/set"),
+            vec![
+                ("server", "https://fhir.example.org/r4"),
+                ("fhir_user", "Practitioner/p-1"),
+            ],
+        ),
+        (format!("{user_path}/emergency-grant"), vec![]),
+        (
+            "/admin/connectors".to_owned(),
+            vec![
+                ("org", w.alpha.as_str()),
+                ("slug", "alpha-idp"),
+                ("display_name", "Alpha IdP"),
+                ("enabled", "on"),
+                ("protocol", "oidc"),
+                ("issuer", "https://login.alpha.example"),
+                ("client_id", "gatehouse"),
+                ("client_secret", "s3cret-s3cret-s3cret"),
+                ("client_auth", "client_secret_post"),
+                ("username_claim", "preferred_username"),
+                ("email_claim", "email"),
+                ("name_claim", "name"),
+                ("default_role", "user"),
+            ],
+        ),
+    ] {
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend(form);
+        let res = w.post(&client, &path, &fields).await;
+        assert_eq!(res.status(), 303, "{path}: {}", res.text().await.unwrap());
+    }
+    let connector = {
+        let store = w.app.state.store.clone();
+        store
+            .run(|c| gatehouse::store::upstream::find_by_slug(c, "alpha-idp"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let connector_path = format!("/admin/connectors/{connector}");
+    let res = w
+        .post(
+            &client,
+            &format!("{connector_path}/links"),
+            &[
+                ("csrf", &csrf),
+                ("subject", "idp-sub-1"),
+                ("username", "vic"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    w.app
+        .state
+        .store
+        .run(move |c| ip_blocks::block(c, "203.0.113.9", chrono::Duration::hours(1), "test", now))
+        .await
+        .unwrap();
+
+    // The user's page: one session, then every one.
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "class=\"end-session\"",
+        &["vic", "End this session"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{user_path}/sessions/end"));
+    assert_eq!(asked.fields[1].0, "session");
+    assert_eq!(went, format!("{user_path}?done=session-ended"));
+    let (_, html) = w.page(&client, &user_path).await;
+    assert_eq!(html.matches("class=\"end-session\"").count(), 1);
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"end-all\"",
+        &["End every session of vic?", "every browser"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=sessions-ended"));
+    assert_eq!(w.page(&first, "/account").await.0, 303, "signed out");
+    assert_eq!(w.page(&second, "/account").await.0, 303, "signed out");
+
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "class=\"remove-passkey\"",
+        &["Desk key", "vic"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{user_path}/passkeys/remove"));
+    assert_eq!(went, format!("{user_path}?done=passkey-removed"));
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "class=\"clear-fhir-user\"",
+        &["https://fhir.example.org/r4", "Practitioner/p-1"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{user_path}/fhir-users/clear"));
+    assert_eq!(went, format!("{user_path}?done=fhir-user-cleared"));
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"remove-totp\"",
+        &["two-step verification of vic"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=totp-removed"));
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"emergency-withdraw\"",
+        &["emergency access of vic", "break the glass"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=emergency-withdrawn"));
+    assert!(!w.reload(&vic).await.must_change_password);
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"force-reset\"",
+        &["new password of vic", "mailed a link"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=reset"));
+    assert!(w.reload(&vic).await.must_change_password);
+    let (_, html) = w.page(&client, &user_path).await;
+    assert_eq!(element_text(&html, "user-mfa"), "not enrolled");
+    assert!(html.contains("id=\"no-passkeys\"") && html.contains("id=\"no-fhir-users\""));
+    assert!(!html.contains("id=\"emergency-withdraw\""));
+    for event in [
+        EventType::SessionEnded,
+        EventType::PasskeyRemoved,
+        EventType::FhirUserCleared,
+        EventType::MfaRemoved,
+        EventType::EmergencyDesignation,
+        EventType::PasswordResetForced,
+    ] {
+        assert!(w.audited(event, &root.id, Some(&vic.id)).await, "{event}");
+    }
+
+    // The identity provider: a link, then the provider itself.
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &connector_path,
+        "class=\"unlink\"",
+        &["idp-sub-1", "Alpha IdP", "vic"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{connector_path}/links/remove"));
+    assert_eq!(went, format!("{connector_path}?done=unlinked"));
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &connector_path,
+        "id=\"delete-connector\"",
+        &["Delete the identity provider Alpha IdP?"],
+    )
+    .await;
+    assert!(asked.fields.contains(&("confirm".into(), "on".into())));
+    assert_eq!(went, "/admin/connectors?done=deleted");
+    assert_eq!(w.page(&client, &connector_path).await.0, 404);
+
+    // What spans organisations: a FHIR server, an IP block.
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        "/admin/fhir-servers",
+        "class=\"delete-fhir-server\"",
+        &["Ward FHIR", "https://fhir.example.org/r4"],
+    )
+    .await;
+    assert_eq!(asked.action, "/admin/fhir-servers/delete");
+    assert_eq!(went, "/admin/fhir-servers?done=fhir-server-deleted");
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        "/admin/ip-blocks",
+        "class=\"lift\"",
+        &["203.0.113.9", "blocked until"],
+    )
+    .await;
+    assert_eq!(asked.fields[1], ("ip".into(), "203.0.113.9".into()));
+    assert_eq!(went, "/admin/ip-blocks?done=ip-lifted");
+    let (_, html) = w.page(&client, "/admin/ip-blocks").await;
+    assert!(html.contains("id=\"no-blocks\""), "{html}");
+}
+
+#[tokio::test]
+async fn a_confirmation_speaks_the_administrators_language_and_asks_only_what_may_be_done() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    w.user("alpha", "sam", Role::Support).await;
+    let peer = w.user("alpha", "ann", Role::OrgAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let bob = w.user("beta", "bob", Role::User).await;
+    let first = w.app.new_client();
+    assert_eq!(w.app.sign_in(&first, "vic", PASSWORD).await.status(), 303);
+    let alice = w.admin_browser("alice").await;
+    let end_all = format!("/admin/confirm?action=end-all-sessions&user={}", vic.id);
+
+    let res = alice
+        .get(w.app.url(&end_all))
+        .header("Accept-Language", "es-MX,es;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<html lang=\"es-419\">"), "{html}");
+    let asked = confirmation(&html);
+    assert_eq!(asked.title, "¿Cerrar todas las sesiones de vic?");
+    assert!(
+        asked.what.contains("todos los navegadores"),
+        "{}",
+        asked.what
+    );
+    assert!(html.contains(">Confirmar</button>") && html.contains(">Cancelar</a>"));
+    assert!(!html.contains("<script"), "works without JavaScript");
+    // Only the form does anything: vic is still signed in.
+    assert_eq!(w.page(&first, "/account").await.0, 200);
+
+    // The same refusals as the actions: another organisation's user is not found, a
+    // peer may not be acted on, support may not touch what spans organisations.
+    let bob_end = format!("/admin/confirm?action=end-all-sessions&user={}", bob.id);
+    assert_eq!(w.page(&alice, &bob_end).await.0, 404);
+    let peer_reset = format!("/admin/confirm?action=force-reset&user={}", peer.id);
+    assert_eq!(w.page(&alice, &peer_reset).await.0, 403);
+    for path in [
+        "/admin/confirm?action=launch-missiles".to_owned(),
+        "/admin/confirm".to_owned(),
+        "/admin/confirm?action=end-all-sessions&user=no-such-user".to_owned(),
+        format!(
+            "/admin/confirm?action=end-session&user={}&session=../x",
+            vic.id
+        ),
+        format!(
+            "/admin/confirm?action=end-session&user={}&session={}",
+            vic.id,
+            "ab".repeat(32)
+        ),
+        format!(
+            "/admin/confirm?action=remove-passkey&user={}&passkey=nope",
+            vic.id
+        ),
+        format!("/admin/confirm?action=emergency-withdraw&user={}", vic.id),
+        "/admin/confirm?action=delete-connector&connector=nope".to_owned(),
+    ] {
+        assert_eq!(w.page(&alice, &path).await.0, 404, "{path}");
+    }
+    let sam = w.admin_browser("sam").await;
+    for path in [
+        "/admin/confirm?action=delete-fhir-server&id=x",
+        "/admin/confirm?action=lift-ip-block&ip=203.0.113.9",
+    ] {
+        assert_eq!(w.page(&sam, path).await.0, 403, "{path}");
+        assert_eq!(w.page(&alice, path).await.0, 403, "{path}");
+    }
+    let clear = format!(
+        "/admin/confirm?action=clear-fhir-user&user={}&server=x",
+        vic.id
+    );
+    assert_eq!(w.page(&sam, &clear).await.0, 403, "support does not manage");
+    // Without a session, the confirmation is a sign-in first, and back to it after.
+    let anonymous = w.app.new_client();
+    let res = anonymous.get(w.app.url(&end_all)).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let login = location(&res);
+    let res = w.password_step(&anonymous, &login, "alice").await;
+    assert_eq!(location(&res), end_all);
+    assert_eq!(w.page(&first, "/account").await.0, 200, "nothing happened");
+}

@@ -77,7 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(ip_blocks::lift_ip_block)
         .service(fhir_servers::fhir_servers_page)
         .service(fhir_servers::create_fhir_server)
-        .service(fhir_servers::delete_fhir_server);
+        .service(fhir_servers::delete_fhir_server)
+        .service(confirm::confirm_page);
     upstream::routes(cfg);
 }
 
@@ -323,6 +324,7 @@ macro_rules! inside {
 }
 
 mod audit;
+mod confirm;
 mod dashboard;
 mod emergency;
 mod fhir_servers;
