@@ -2224,3 +2224,126 @@ async fn a_confirmation_speaks_the_administrators_language_and_asks_only_what_ma
     assert_eq!(location(&res), end_all);
     assert_eq!(w.page(&first, "/account").await.0, 200, "nothing happened");
 }
+
+/// axe-core, as `accessibility.rs` pins and installs it.
+const AXE: crate::spa::NpmLibrary = crate::spa::NpmLibrary {
+    dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/axe"),
+    name: "axe-core",
+    bundle: "node_modules/axe-core/axe.min.js",
+    npm_args: &[],
+};
+
+/// axe-core's WCAG 2.0 and 2.1 A and AA violations on the page the browser shows, one
+/// line each (as `accessibility::violations` reports them).
+async fn axe_violations(browser: &Browser, page: &str) -> Vec<String> {
+    let source = String::from_utf8(AXE.bundle_bytes()).expect("axe-core is UTF-8");
+    let script = format!(
+        "{source}\n;const done = arguments[arguments.length - 1];\
+         axe.run(document, {{ runOnly: {{ type: 'tag', values: \
+         ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }}, resultTypes: ['violations'] }})\
+         .then(r => done(r.violations), e => done([{{ id: 'axe-error', impact: String(e), \
+         nodes: [] }}]));"
+    );
+    let found = browser
+        .client()
+        .execute_async(&script, Vec::new())
+        .await
+        .expect("axe-core runs in the page");
+    found
+        .as_array()
+        .expect("a list of violations")
+        .iter()
+        .map(|v| {
+            let nodes: Vec<String> = v["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| format!("{} [{}]", n["html"], n["failureSummary"]))
+                .collect();
+            format!(
+                "{page}: {} ({}): {}",
+                v["id"],
+                v["impact"],
+                nodes.join(" | ")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn browser_the_overview_paged_tables_and_confirmations_pass_axe_core() {
+    let test = "browser_the_overview_paged_tables_and_confirmations_pass_axe_core";
+    if !Browser::enabled() {
+        skip(test, "GATEHOUSE_TEST_BROWSER not set");
+        return;
+    }
+    if let Err(why) = AXE.installed() {
+        skip(test, &why);
+        return;
+    }
+    let w = World::new().await;
+    w.user("alpha", "root", Role::SuperAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    many_users(&w, &w.alpha, "pat", 60).await;
+    failures_of(&w, &vic, 55).await;
+    let now = w.app.clock.now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| ip_blocks::block(c, "203.0.113.9", chrono::Duration::hours(1), "test", now))
+        .await
+        .unwrap();
+    emergency_window(&w, &vic).await;
+    let pages = [
+        "/admin".to_owned(),
+        "/admin?q=pat&sort=role&dir=desc&page=2".to_owned(),
+        "/admin/audit?sort=type&dir=desc".to_owned(),
+        "/admin/audit?user=vic&before=999999".to_owned(),
+        format!("/admin/confirm?action=force-reset&user={}", vic.id),
+        "/admin/confirm?action=lift-ip-block&ip=203.0.113.9".to_owned(),
+    ];
+    let mut problems = Vec::new();
+    for (switches, lang) in [
+        (&["--accept-lang=en-US"][..], "en"),
+        (
+            &[
+                "--blink-settings=preferredColorScheme=0",
+                "--accept-lang=es-MX,es",
+            ][..],
+            "es-419",
+        ),
+    ] {
+        let browser = Browser::start_with(switches).await.expect("a browser");
+        browser.client().delete_all_cookies().await.ok();
+        browser.goto(&w.app.url("/admin")).await;
+        browser.wait_for("form#login").await;
+        browser_sign_in(&browser, "root", PASSWORD).await;
+        browser.wait_for("form#search").await;
+        for path in &pages {
+            browser.goto(&w.app.url(path)).await;
+            browser.wait_for("h1").await;
+            let shown = browser
+                .client()
+                .execute("return document.documentElement.lang;", Vec::new())
+                .await
+                .unwrap();
+            assert_eq!(shown.as_str(), Some(lang), "{path}");
+            problems.extend(axe_violations(&browser, &format!("{lang} {path}")).await);
+        }
+        // The pager and the sorted headings are there to be checked.
+        browser
+            .goto(&w.app.url("/admin?q=pat&sort=role&dir=desc&page=2"))
+            .await;
+        browser.wait_for("nav.pager a#prev").await;
+        browser
+            .wait_for("th[aria-sort=descending] a#sort-role")
+            .await;
+        browser.close().await;
+    }
+    assert!(
+        problems.is_empty(),
+        "{} axe-core violations:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
