@@ -325,3 +325,58 @@ console-field-role-map-line = { $field }: { $line } is not group=role (user, sup
 console-default-language = Default language (when neither the person nor their browser chose one Gatehouse speaks)
 console-default-language-none = None: English
 console-default-time-zone = Default time zone for dates
+
+## The overview at /admin (home.html): its dashboard
+
+console-overview = Overview
+console-dash-heading = At a glance
+console-dash-sign-ins = Successful sign-ins, last 24 hours
+console-dash-failures = Failed sign-ins, last 24 hours
+console-dash-locked = Accounts locked now
+console-dash-emergency = Emergency sessions awaiting review
+console-dash-ip-blocks = IP addresses blocked now
+console-dash-outbox = Outbox: waiting to be sent
+console-dash-outbox-failed = Outbox: could not be sent
+console-users-found = { $count ->
+    [one] One user matches.
+   *[other] { $count } users match.
+}
+
+## Sortable, paged tables (headings.html, pager.html)
+
+# After a column heading's words, for screen readers: what its link does.
+console-sort-ascending = (sort ascending)
+console-sort-descending = (sort descending)
+console-pages = Pages
+console-previous-page = Previous page
+console-next-page = Next page
+console-page-of = Page { $page } of { $pages }
+
+## Confirming a destructive action (confirm.html)
+
+console-confirm = Confirm
+console-cancel = Cancel
+console-confirm-end-all-title = End every session of { $user }?
+console-confirm-end-all-what = { $user } will be signed out in every browser, and the apps they signed in to lose their tokens. They can sign in again.
+console-confirm-end-session-title = End this session of { $user }?
+console-confirm-end-session-what = The session that signed in { $started } from { $from } ends: that browser is signed out, and the apps it signed in to lose their tokens. The other sessions of { $user } go on.
+# Where a session came from, when nothing is known of it.
+console-unknown-place = an unknown place
+console-confirm-force-reset-title = Require a new password of { $user }?
+console-confirm-force-reset-what = The password of { $user } stops working at once: they are signed out everywhere and mailed a link to choose a new one.
+console-confirm-remove-totp-title = Remove the two-step verification of { $user }?
+console-confirm-remove-totp-what = Codes from the authenticator app of { $user } no longer work. Where their organisation requires two-step verification, they set it up again at their next sign-in. They are told by mail.
+console-confirm-remove-passkey-title = Remove the passkey { $name } of { $user }?
+console-confirm-remove-passkey-what = { $user } can no longer sign in with this passkey; their other ways in stay. They are told by mail.
+console-confirm-clear-fhir-user-title = Remove the FHIR resource of { $user } on { $server }?
+console-confirm-clear-fhir-user-what = The tokens that SMART apps of { $user } get for { $server } no longer say they are { $resource }.
+console-confirm-emergency-withdraw-title = Withdraw the emergency access of { $user }?
+console-confirm-emergency-withdraw-what = { $user } can no longer break the glass. An emergency window already open runs its course and still awaits review.
+console-confirm-delete-connector-title = Delete the identity provider { $name }?
+console-confirm-delete-connector-what = Nobody can sign in with { $name } any more, and every link from its identities to accounts is removed. The accounts stay, with any other way in they have.
+console-confirm-remove-link-title = Remove the link of { $subject }?
+console-confirm-remove-link-what = Whoever signs in at { $provider } as { $subject } no longer signs in here as { $user }. The account stays.
+console-confirm-delete-fhir-server-title = Remove the FHIR server { $name }?
+console-confirm-delete-fhir-server-what = Gatehouse no longer issues tokens for { $url }, and the FHIR resource each user had on it is forgotten.
+console-confirm-lift-title = Lift the block on { $ip }?
+console-confirm-lift-what = Sign-ins from { $ip } are accepted again at once (it was blocked until { $until }). If failures from it go on, it is blocked again, for longer.

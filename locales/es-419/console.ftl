@@ -326,3 +326,56 @@ console-field-role-map-line = { $field }: { $line } no tiene la forma grupo=rol 
 console-default-language = Idioma predeterminado (cuando ni la persona ni su navegador eligieron uno que Gatehouse hable)
 console-default-language-none = Ninguno: inglés
 console-default-time-zone = Zona horaria predeterminada para las fechas
+
+## The overview at /admin (home.html): its dashboard
+
+console-overview = Resumen
+console-dash-heading = De un vistazo
+console-dash-sign-ins = Inicios de sesión correctos, últimas 24 horas
+console-dash-failures = Inicios de sesión fallidos, últimas 24 horas
+console-dash-locked = Cuentas bloqueadas ahora
+console-dash-emergency = Sesiones de emergencia pendientes de revisión
+console-dash-ip-blocks = Direcciones IP bloqueadas ahora
+console-dash-outbox = Bandeja de salida: en espera de envío
+console-dash-outbox-failed = Bandeja de salida: no se pudo enviar
+console-users-found = { $count ->
+    [one] Coincide un usuario.
+   *[other] Coinciden { $count } usuarios.
+}
+
+## Sortable, paged tables (headings.html, pager.html)
+
+console-sort-ascending = (ordenar de forma ascendente)
+console-sort-descending = (ordenar de forma descendente)
+console-pages = Páginas
+console-previous-page = Página anterior
+console-next-page = Página siguiente
+console-page-of = Página { $page } de { $pages }
+
+## Confirming a destructive action (confirm.html)
+
+console-confirm = Confirmar
+console-cancel = Cancelar
+console-confirm-end-all-title = ¿Cerrar todas las sesiones de { $user }?
+console-confirm-end-all-what = Se cerrará la sesión de { $user } en todos los navegadores, y las aplicaciones en las que inició sesión perderán sus tokens. Podrá volver a iniciar sesión.
+console-confirm-end-session-title = ¿Cerrar esta sesión de { $user }?
+console-confirm-end-session-what = Se cerrará la sesión iniciada el { $started } desde { $from }: ese navegador quedará sin sesión, y las aplicaciones en las que inició sesión perderán sus tokens. Las demás sesiones de { $user } continúan.
+console-unknown-place = un lugar desconocido
+console-confirm-force-reset-title = ¿Exigir una contraseña nueva a { $user }?
+console-confirm-force-reset-what = La contraseña de { $user } dejará de funcionar de inmediato: se cerrarán todas sus sesiones y recibirá por correo un enlace para elegir una nueva.
+console-confirm-remove-totp-title = ¿Quitar la verificación en dos pasos de { $user }?
+console-confirm-remove-totp-what = Los códigos de la aplicación de autenticación de { $user } dejarán de funcionar. Si su organización exige la verificación en dos pasos, deberá configurarla de nuevo en su próximo inicio de sesión. Se le avisará por correo.
+console-confirm-remove-passkey-title = ¿Quitar la llave de acceso { $name } de { $user }?
+console-confirm-remove-passkey-what = { $user } ya no podrá iniciar sesión con esta llave de acceso; sus otras formas de entrar se conservan. Se le avisará por correo.
+console-confirm-clear-fhir-user-title = ¿Quitar el recurso FHIR de { $user } en { $server }?
+console-confirm-clear-fhir-user-what = Los tokens que las aplicaciones SMART de { $user } obtengan para { $server } ya no dirán que es { $resource }.
+console-confirm-emergency-withdraw-title = ¿Retirar el acceso de emergencia de { $user }?
+console-confirm-emergency-withdraw-what = { $user } ya no podrá usar el acceso de emergencia. Un acceso de emergencia ya abierto sigue su curso y queda pendiente de revisión.
+console-confirm-delete-connector-title = ¿Eliminar el proveedor de identidad { $name }?
+console-confirm-delete-connector-what = Nadie podrá volver a iniciar sesión con { $name }, y se quitarán todos los vínculos de sus identidades con cuentas. Las cuentas se conservan, con cualquier otra forma de entrar que tengan.
+console-confirm-remove-link-title = ¿Quitar el vínculo de { $subject }?
+console-confirm-remove-link-what = Quien inicie sesión en { $provider } como { $subject } ya no entrará aquí como { $user }. La cuenta se conserva.
+console-confirm-delete-fhir-server-title = ¿Quitar el servidor FHIR { $name }?
+console-confirm-delete-fhir-server-what = Gatehouse dejará de emitir tokens para { $url }, y se olvidará el recurso FHIR que cada usuario tenía en él.
+console-confirm-lift-title = ¿Levantar el bloqueo de { $ip }?
+console-confirm-lift-what = Se volverán a aceptar de inmediato los inicios de sesión desde { $ip } (estaba bloqueada hasta el { $until }). Si siguen los fallos desde ella, se bloqueará de nuevo, por más tiempo.

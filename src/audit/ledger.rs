@@ -685,3 +685,32 @@ pub fn count(conn: &mut DbConnection, filter: &AuditFilter, upto: i64) -> Result
     let query = matching!(all, filter);
     Ok(query.filter(audit_events::seq.le(upto)).get_result(conn)?)
 }
+
+/// At most `limit` events matching `filter` after the first `offset`, ordered by
+/// `column` (ascending or not) and then newest first: a console page of a report
+/// sorted by something other than time.
+pub fn search_by(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    column: super::SortColumn,
+    ascending: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    use super::SortColumn;
+    let all = audit_events::table
+        .select(EventRow::as_select())
+        .into_boxed();
+    let mut query = matching!(all, filter);
+    query = match (column, ascending) {
+        (SortColumn::Type, true) => query.order(audit_events::event_type.asc()),
+        (SortColumn::Type, false) => query.order(audit_events::event_type.desc()),
+        (SortColumn::Outcome, true) => query.order(audit_events::outcome.asc()),
+        (SortColumn::Outcome, false) => query.order(audit_events::outcome.desc()),
+    };
+    Ok(query
+        .then_order_by(audit_events::seq.desc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?)
+}

@@ -40,7 +40,7 @@ pub use anchor::{Anchor, AnchorTargets, AnchorWorker, Anchoring, SYSLOG_SOCKET, 
 pub use anchor_verify::{AnchorProblem, AnchorProblemKind, AnchorReport};
 pub use context::RequestContext;
 pub use event::{AuditEvent, EventType, Outcome};
-pub use report::{CSV_HEADER, ExportFormat, Order, Selection, csv_cell, csv_row};
+pub use report::{CSV_HEADER, ExportFormat, Order, Selection, SortColumn, csv_cell, csv_row};
 pub use verify::{CheckpointSummary, Problem, ProblemKind, VerifyReport};
 
 use crate::{

@@ -39,6 +39,16 @@ impl FromStr for Order {
     }
 }
 
+/// A column other than time that a report can be sorted by (within one value, newest
+/// first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    /// The event type's name.
+    Type,
+    /// `failure` before `success`, ascending.
+    Outcome,
+}
+
 /// How an export writes events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -110,6 +120,26 @@ impl Audit {
         let rows = self
             .store
             .run(move |c| ledger::search(c, &filter, limit, slice))
+            .await?;
+        Ok(rows.into_iter().map(AuditRecord::from).collect())
+    }
+
+    /// Events matching `filter` by `column` (ascending or not), at most `limit`
+    /// (clamped to 1..=[`MAX_QUERY_LIMIT`]) after the first `offset`.
+    pub async fn report_by(
+        &self,
+        filter: AuditFilter,
+        column: SortColumn,
+        ascending: bool,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, AuditError> {
+        let limit = limit.clamp(1, MAX_QUERY_LIMIT);
+        let offset = offset.max(0);
+        let filter = to_micros(filter);
+        let rows = self
+            .store
+            .run(move |c| ledger::search_by(c, &filter, column, ascending, offset, limit))
             .await?;
         Ok(rows.into_iter().map(AuditRecord::from).collect())
     }

@@ -303,3 +303,19 @@ pub fn claim_overdue_notice(
     .execute(conn)?;
     Ok(n > 0)
 }
+
+/// How many windows await review (as `awaiting_review` lists them, without a limit);
+/// of `org_ids` only when given.
+pub fn count_awaiting_review(
+    conn: &mut DbConnection,
+    org_ids: Option<&[String]>,
+) -> Result<i64, StoreError> {
+    let mut query = emergency_sessions::table
+        .filter(emergency_sessions::reviewed_at.is_null())
+        .count()
+        .into_boxed();
+    if let Some(org_ids) = org_ids {
+        query = query.filter(emergency_sessions::org_id.eq_any(org_ids.to_vec()));
+    }
+    Ok(query.get_result(conn)?)
+}

@@ -117,3 +117,11 @@ pub fn unblock(conn: &mut DbConnection, ip: &str, now: NaiveDateTime) -> Result<
     .execute(conn)?
         > 0)
 }
+
+/// How many blocks are in force at `now`.
+pub fn count_active(conn: &mut DbConnection, now: NaiveDateTime) -> Result<i64, StoreError> {
+    Ok(ip_blocks::table
+        .filter(ip_blocks::blocked_until.gt(now))
+        .count()
+        .get_result(conn)?)
+}

@@ -15,7 +15,10 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use super::{DbConnection, StoreError, schema::lockouts};
+use super::{
+    DbConnection, StoreError,
+    schema::{lockouts, users},
+};
 use crate::domain::LockoutPolicy;
 
 /// How long a lease holds without a verdict. Far beyond a check (the hashing queue, a
@@ -253,4 +256,40 @@ pub fn rename(conn: &mut DbConnection, old_key: &str, new_key: &str) -> Result<(
         .set(lockouts::login_key.eq(new_key))
         .execute(conn)?;
     Ok(())
+}
+
+// A lock's key is the account's username (`auth::guard::login_key`): counting the
+// accounts locked asks the users table which keys are accounts.
+diesel::allow_tables_to_appear_in_same_query!(lockouts, users);
+
+/// How many accounts have sign-in locked at `now` (a lock in force, or a permanent
+/// one): lockout rows whose key is an account's username, of the organisations
+/// `org_ids` when given (of every one otherwise). Guesses at names no account has are
+/// not counted.
+pub fn count_locked_accounts(
+    conn: &mut DbConnection,
+    org_ids: Option<&[String]>,
+    now: NaiveDateTime,
+) -> Result<i64, StoreError> {
+    let locked = lockouts::table.filter(
+        lockouts::permanent
+            .eq(true)
+            .or(lockouts::locked_until.gt(now)),
+    );
+    Ok(match org_ids {
+        Some(org_ids) => locked
+            .filter(
+                lockouts::login_key.eq_any(
+                    users::table
+                        .filter(users::org_id.eq_any(org_ids.to_vec()))
+                        .select(users::username),
+                ),
+            )
+            .count()
+            .get_result(conn)?,
+        None => locked
+            .filter(lockouts::login_key.eq_any(users::table.select(users::username)))
+            .count()
+            .get_result(conn)?,
+    })
 }

@@ -323,3 +323,11 @@ super::master_rotation::column_resealer!(
     /// Re-seals `outbox.recipient_sealed` for a master-key rotation.
     rotate_recipients, outbox, id, recipient_sealed, |id| recipient_context(id)
 );
+
+/// How many rows have given up (`failed`): kept until `purge_finished` forgets them.
+pub fn failed_count(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq(STATUS_FAILED))
+        .count()
+        .get_result(conn)?)
+}

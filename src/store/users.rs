@@ -317,19 +317,7 @@ pub fn search(
     needle: &str,
     limit: i64,
 ) -> Result<Vec<UserRow>, StoreError> {
-    let mut pattern = String::with_capacity(needle.len() + 2);
-    pattern.push('%');
-    for ch in needle.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(ch);
-    }
-    pattern.push('%');
-    // Not an address: an index no row has.
-    let index = Email::parse(needle)
-        .map(|e| pii.email_index(e.as_str()))
-        .unwrap_or_default();
+    let (pattern, index) = needle_terms(pii, needle);
     let rows = users::table
         .filter(users::org_id.eq_any(org_ids))
         .filter(
@@ -343,6 +331,112 @@ pub fn search(
         .select(StoredUser::as_select())
         .load(conn)?;
     open_all(pii, rows)
+}
+
+/// What `search` compares: the `LIKE` pattern of `needle` (its wildcards taken
+/// literally), and the blind index of the address it is (one no row has when it is
+/// none).
+fn needle_terms(pii: &Pii, needle: &str) -> (String, String) {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for ch in needle.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    // Not an address: an index no row has.
+    let index = Email::parse(needle)
+        .map(|e| pii.email_index(e.as_str()))
+        .unwrap_or_default();
+    (pattern, index)
+}
+
+/// The order of a page of users (`search_page`): a column, then the username and the
+/// organisation, so that every order is total and pages do not overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserOrder {
+    #[default]
+    Username,
+    /// The organisation's display name.
+    Organisation,
+    /// By rank: user, support, org_admin, super_admin.
+    Role,
+    Status,
+}
+
+/// The users of `org_ids` that `search` finds for `needle`, `ORDER BY` `order` (the
+/// column descending when `descending`; the username after it always ascending), the
+/// `limit` after the first `offset`.
+#[allow(clippy::too_many_arguments)]
+pub fn search_page(
+    conn: &mut DbConnection,
+    pii: &Pii,
+    org_ids: &[String],
+    needle: &str,
+    order: UserOrder,
+    descending: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<UserRow>, StoreError> {
+    use super::schema::organisations;
+    use diesel::dsl::case_when;
+    let (pattern, index) = needle_terms(pii, needle);
+    let mut query = users::table
+        .inner_join(organisations::table)
+        .filter(users::org_id.eq_any(org_ids))
+        .filter(
+            lower(users::username)
+                .like(lower(pattern))
+                .escape('\\')
+                .or(users::email_index.eq(index)),
+        )
+        .select(StoredUser::as_select())
+        .into_boxed();
+    let rank = || {
+        case_when::<_, _, diesel::sql_types::Integer>(users::role.eq(Role::User.as_str()), 0)
+            .when(users::role.eq(Role::Support.as_str()), 1)
+            .when(users::role.eq(Role::OrgAdmin.as_str()), 2)
+            .otherwise(3)
+    };
+    query = match (order, descending) {
+        (UserOrder::Username, false) => query.order_by(users::username.asc()),
+        (UserOrder::Username, true) => query.order_by(users::username.desc()),
+        (UserOrder::Organisation, false) => query.order_by(organisations::display_name.asc()),
+        (UserOrder::Organisation, true) => query.order_by(organisations::display_name.desc()),
+        (UserOrder::Role, false) => query.order_by(rank().asc()),
+        (UserOrder::Role, true) => query.order_by(rank().desc()),
+        (UserOrder::Status, false) => query.order_by(users::status.asc()),
+        (UserOrder::Status, true) => query.order_by(users::status.desc()),
+    };
+    let rows = query
+        .then_order_by(users::username.asc())
+        .then_order_by(users::org_id.asc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    open_all(pii, rows)
+}
+
+/// How many users `search_page` has pages of.
+pub fn count_matching(
+    conn: &mut DbConnection,
+    pii: &Pii,
+    org_ids: &[String],
+    needle: &str,
+) -> Result<i64, StoreError> {
+    let (pattern, index) = needle_terms(pii, needle);
+    Ok(users::table
+        .filter(users::org_id.eq_any(org_ids))
+        .filter(
+            lower(users::username)
+                .like(lower(pattern))
+                .escape('\\')
+                .or(users::email_index.eq(index)),
+        )
+        .count()
+        .get_result(conn)?)
 }
 
 pub fn set_status(

@@ -250,7 +250,8 @@ async fn without_a_session_the_console_sends_the_browser_to_sign_in_and_back() {
     let csp = res.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
     let html = res.text().await.unwrap();
-    assert!(html.contains("<h1>Find a user</h1>"), "{html}");
+    assert!(html.contains("<h1>Overview</h1>"), "{html}");
+    assert!(html.contains("<h2>Find a user</h2>"), "{html}");
     assert_eq!(element_text(&html, "admin-username"), "alice");
     assert!(!html.contains("<script"), "works without JavaScript");
     // Another page without a session also starts a sign-in, never shows anything.
@@ -904,7 +905,7 @@ async fn browser_an_administrator_unlocks_a_user_and_forces_a_new_password() {
     browser.submit("form#otp button#verify").await;
     browser.wait_for("form#search").await;
     assert_eq!(browser.current_url().await.path(), "/admin");
-    assert_eq!(browser.text("h1").await, "Find a user");
+    assert_eq!(browser.text("h1").await, "Overview");
 
     // Find Lou, locked.
     browser.fill("form#search input#q", "lou").await;
@@ -928,9 +929,17 @@ async fn browser_an_administrator_unlocks_a_user_and_forces_a_new_password() {
     assert_eq!(browser.text("#notice").await, "Sign-in was unlocked.");
     assert_eq!(browser.text("#user-locked").await, "not locked");
     assert_eq!(browser.text("#user-must-change").await, "no");
+    // A destructive action asks first, on a page of its own.
     browser
         .submit("form#force-reset button#force-reset-button")
         .await;
+    assert_eq!(browser.current_url().await.path(), "/admin/confirm");
+    assert_eq!(
+        browser.text("#confirm-title").await,
+        "Require a new password of lou?"
+    );
+    assert!(!w.reload(&lou).await.must_change_password, "not yet");
+    browser.submit("form#confirm button#confirm-button").await;
     assert!(
         browser
             .text("#notice")
@@ -1008,7 +1017,7 @@ async fn the_audit_page_filters_by_time_outcome_and_user_sorts_both_ways_and_ref
         + 23..];
     let toggle = crate::helpers::unescape(&rest[..rest.find('"').unwrap()]);
     assert!(
-        toggle.contains("user=vic") && toggle.contains("order=asc"),
+        toggle.contains("user=vic") && toggle.contains("dir=asc"),
         "{toggle}"
     );
     let (_, html) = w.page(&client, &toggle).await;
@@ -1228,7 +1237,8 @@ async fn the_console_speaks_the_administrators_language() {
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("<html lang=\"es-419\">"), "{html}");
-    assert!(html.contains("<h1>Buscar un usuario</h1>"), "{html}");
+    assert!(html.contains("<h1>Resumen</h1>"), "{html}");
+    assert!(html.contains("<h2>Buscar un usuario</h2>"), "{html}");
 
     // She chooses Spanish, and Bogotá's time, for herself: her browser says nothing.
     let csrf = w.app.account_csrf(&client).await;
@@ -1301,4 +1311,1039 @@ async fn the_console_speaks_the_administrators_language() {
     let (status, html) = w.page(&client, "/admin/users/no-such-user").await;
     assert_eq!(status, 404);
     assert!(html.contains("<html lang=\"es-419\">"), "{html}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The overview's dashboard, sortable and paged tables, confirmations (issue 31).
+
+/// The dashboard's figure `id` (`dash-failures`, …) on the page `html`.
+fn figure(html: &str, id: &str) -> i64 {
+    element_text(html, id)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("#{id} is no number in {html}"))
+}
+
+/// The dashboard's figures, as `client` sees them now.
+async fn figures(w: &World, client: &reqwest::Client) -> [i64; 4] {
+    let (status, html) = w.page(client, "/admin").await;
+    assert_eq!(status, 200, "{html}");
+    [
+        figure(&html, "dash-sign-ins"),
+        figure(&html, "dash-failures"),
+        figure(&html, "dash-locked"),
+        figure(&html, "dash-emergency"),
+    ]
+}
+
+/// An emergency window `user` opened a minute ago, awaiting review.
+async fn emergency_window(w: &World, user: &UserRow) {
+    let started = w.app.clock.now().naive_utc() - chrono::Duration::minutes(1);
+    let row = gatehouse::store::emergency::EmergencyRow {
+        id: gatehouse::store::new_id(),
+        org_id: user.org_id.clone(),
+        user_id: user.id.clone(),
+        username: user.username.clone(),
+        session_handle: "ab".repeat(32),
+        reason: "Cardiac arrest in bed 4".into(),
+        context: None,
+        requested_by: None,
+        started_at: started,
+        expires_at: started + chrono::Duration::minutes(60),
+        ended_at: None,
+        end_reason: None,
+        reviewed_by: None,
+        reviewed_at: None,
+        review_note: None,
+        overdue_notified_at: None,
+    };
+    w.app
+        .state
+        .store
+        .run(move |c| gatehouse::store::emergency::insert(c, &row))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_what_happens_in_the_organisations_the_administrator_sees() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    w.user("alpha", "sam", Role::Support).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let bert = w.user("beta", "bert", Role::User).await;
+    let alice = w.admin_browser("alice").await;
+    let (_, html) = w.page(&alice, "/admin").await;
+    assert!(html.contains("<dl id=\"dashboard\">"), "{html}");
+    // Alice's own sign-in, nothing else yet.
+    assert_eq!(figures(&w, &alice).await, [1, 0, 0, 0]);
+    // What spans organisations is a super administrator's.
+    for id in ["dash-ip-blocks", "dash-outbox", "dash-outbox-failed"] {
+        assert!(!html.contains(&format!("id=\"{id}\"")), "{id}: {html}");
+    }
+    assert!(html.contains("id=\"dash-emergency-link\" href=\"/admin/emergency\""));
+
+    // A failed sign-in of carl raises the failures; one of bert (beta) does not, nor one
+    // of a name that is nobody's.
+    let carl = w.user("alpha", "carl", Role::User).await;
+    let other = w.app.new_client();
+    let res = w.app.sign_in(&other, "carl", "Wrong-Password-1").await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(figures(&w, &alice).await, [1, 1, 0, 0]);
+    for name in ["bert", "nobody-at-all"] {
+        let res = w.app.sign_in(&other, name, "Wrong-Password-1").await;
+        assert_eq!(res.status(), 401);
+    }
+    assert_eq!(figures(&w, &alice).await, [1, 1, 0, 0]);
+    // The failures link to the trail shows the same events.
+    let (_, html) = w.page(&alice, "/admin").await;
+    let rest = &html[html.find("id=\"dash-failures-link\" href=\"").unwrap() + 30..];
+    let trail = crate::helpers::unescape(&rest[..rest.find('"').unwrap()]);
+    assert!(trail.starts_with("/admin/audit?type=sign_in.failed&outcome=failure&from="));
+    let (status, html) = w.page(&alice, &trail).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(html.matches("class=\"event\"").count(), 1, "{html}");
+
+    // A lock raises the accounts locked (and its five failures the failures); another
+    // organisation's lock does not.
+    w.lock("vic").await;
+    assert_eq!(figures(&w, &alice).await, [1, 6, 1, 0]);
+    w.lock("bert").await;
+    assert_eq!(figures(&w, &alice).await, [1, 6, 1, 0]);
+    // A successful sign-in is counted.
+    assert_eq!(w.app.sign_in(&other, "carl", PASSWORD).await.status(), 303);
+    assert_eq!(figures(&w, &alice).await, [2, 6, 1, 0]);
+
+    // An emergency window awaiting review, with a link to the reviews.
+    emergency_window(&w, &vic).await;
+    emergency_window(&w, &bert).await;
+    assert_eq!(figures(&w, &alice).await, [2, 6, 1, 1]);
+    // Support sees the same figures of the same organisation.
+    let sam = w.admin_browser("sam").await;
+    assert_eq!(figures(&w, &sam).await, [3, 6, 1, 1]);
+
+    // Unlocked, the account is no longer counted; the failures stay, for a day.
+    let csrf = w.csrf(&alice).await;
+    let res = w
+        .post(
+            &alice,
+            &format!("/admin/users/{}/unlock", vic.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(figures(&w, &alice).await, [3, 6, 0, 1]);
+    w.app.clock.advance(chrono::Duration::hours(25));
+    let alice = w.admin_browser("alice").await;
+    assert_eq!(
+        figures(&w, &alice).await,
+        [1, 0, 0, 1],
+        "a day later: her new sign-in only; the window still awaits review"
+    );
+    assert!(!w.locked(&carl.username).await);
+}
+
+#[tokio::test]
+async fn a_super_administrator_sees_every_organisation_and_the_blocks_and_outbox() {
+    use gatehouse::store::outbox;
+    let w = World::new().await;
+    w.user("alpha", "root", Role::SuperAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let bert = w.user("beta", "bert", Role::User).await;
+    let root = w.admin_browser("root").await;
+    let (_, html) = w.page(&root, "/admin").await;
+    assert_eq!(figure(&html, "dash-ip-blocks"), 0);
+    assert!(html.contains("id=\"dash-ip-blocks-link\" href=\"/admin/ip-blocks\""));
+
+    // Failures in both organisations, and of a name that is nobody's: all counted.
+    let other = w.app.new_client();
+    for name in ["vic", "bert", "nobody-at-all"] {
+        let res = w.app.sign_in(&other, name, "Wrong-Password-1").await;
+        assert_eq!(res.status(), 401);
+    }
+    w.lock("bert").await;
+    emergency_window(&w, &vic).await;
+    emergency_window(&w, &bert).await;
+    assert_eq!(figures(&w, &root).await, [1, 8, 1, 2]);
+
+    // An IP block in force, a mail waiting (not due for a day) and one given up on.
+    let (_, html) = w.page(&root, "/admin").await;
+    let blocks = figure(&html, "dash-ip-blocks");
+    let now = w.app.clock.now().naive_utc();
+    let later = now + chrono::Duration::days(1);
+    let key = gatehouse::crypto::MasterKey::generate();
+    w.app
+        .state
+        .store
+        .run(move |c| {
+            ip_blocks::block(c, "203.0.113.7", chrono::Duration::hours(1), "test", now)?;
+            for (id, status) in [
+                ("w1", outbox::STATUS_PENDING),
+                ("f1", outbox::STATUS_FAILED),
+            ] {
+                let row = outbox::NewOutboxRow {
+                    next_attempt_at: later,
+                    status,
+                    ..outbox::NewOutboxRow::due(id, outbox::KIND_EMAIL, "x@example.org", "Hi", now)
+                };
+                outbox::insert(c, &key, &row)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (_, html) = w.page(&root, "/admin").await;
+    assert_eq!(figure(&html, "dash-ip-blocks"), blocks + 1);
+    // The outbox's figures are its own counts (read on either side of the page: the
+    // courier may be at work on the lock's mail meanwhile).
+    let counts = || {
+        let store = w.app.state.store.clone();
+        async move {
+            store
+                .run(|c| Ok((outbox::pending_count(c)?, outbox::failed_count(c)?)))
+                .await
+                .unwrap()
+        }
+    };
+    let mut checked = false;
+    for _ in 0..10 {
+        let before = counts().await;
+        let (_, html) = w.page(&root, "/admin").await;
+        if counts().await == before {
+            assert!(before.0 >= 1 && before.1 >= 1, "{before:?}");
+            let shown = (
+                figure(&html, "dash-outbox"),
+                figure(&html, "dash-outbox-failed"),
+            );
+            assert_eq!(shown, before);
+            checked = true;
+            break;
+        }
+    }
+    assert!(checked, "the outbox never kept still");
+}
+
+/// `n` users of organisation `org` (an id) named `prefix01`, `prefix02`, …, without a password (quicker
+/// than hashing one each).
+async fn many_users(w: &World, org: &str, prefix: &str, n: usize) {
+    let (org, prefix, pii) = (org.to_owned(), prefix.to_owned(), w.app.state.pii.clone());
+    let now = w.app.clock.now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| {
+            for i in 1..=n {
+                let name = format!("{prefix}{i:02}");
+                let new = users::NewUser {
+                    org_id: org.clone(),
+                    username: Username::parse(&name).unwrap(),
+                    email: Email::parse(&format!("{name}@example.org")).unwrap(),
+                    display_name: None,
+                    role: Role::User,
+                    password_hash: None,
+                    must_change_password: false,
+                };
+                users::insert(c, &pii, &new, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// The usernames of the search results on a page, top to bottom.
+fn result_names(html: &str) -> Vec<String> {
+    html.split("class=\"user-link\" href=\"")
+        .skip(1)
+        .map(|row| {
+            let name = &row[row.find('>').unwrap() + 1..];
+            name[..name.find('<').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+/// The address of the link with id `id` on the page.
+fn link(html: &str, id: &str) -> Option<String> {
+    let marker = format!("id=\"{id}\" href=\"");
+    let rest = &html[html.find(&marker)? + marker.len()..];
+    Some(crate::helpers::unescape(&rest[..rest.find('"').unwrap()]))
+}
+
+#[tokio::test]
+async fn the_search_results_sort_by_their_headings_and_go_fifty_to_a_page() {
+    let w = World::new().await;
+    w.user("alpha", "root", Role::SuperAdmin).await;
+    many_users(&w, &w.alpha, "pat", 60).await;
+    many_users(&w, &w.beta, "patb", 1).await;
+    let promote = |name: &str, role: Role| {
+        let (store, pii, name) = (
+            w.app.state.store.clone(),
+            w.app.state.pii.clone(),
+            name.to_owned(),
+        );
+        async move {
+            store
+                .run(move |c| {
+                    let user = users::find_by_username(c, &pii, &Username::parse(&name).unwrap())?
+                        .unwrap();
+                    users::set_role(c, &user.id, role, chrono::Utc::now().naive_utc())
+                })
+                .await
+                .unwrap();
+        }
+    };
+    promote("pat30", Role::Support).await;
+    promote("pat45", Role::OrgAdmin).await;
+    let client = w.admin_browser("root").await;
+
+    // By username, the default: 50 of 61, and a link to the rest.
+    let (status, html) = w.page(&client, "/admin?q=pat").await;
+    assert_eq!(status, 200);
+    let first = result_names(&html);
+    assert_eq!(first.len(), 50, "{html}");
+    assert_eq!(first[0], "pat01");
+    assert_eq!(element_text(&html, "found"), "61 users match.");
+    assert_eq!(element_text(&html, "page-position"), "Page 1 of 2");
+    assert!(link(&html, "prev").is_none());
+    // The sorted column says so; its heading's link says what it does.
+    assert!(
+        html.contains(
+            "<th scope=\"col\" aria-sort=\"ascending\"><a class=\"sort\" id=\"sort-username\""
+        ),
+        "{html}"
+    );
+    assert!(html.contains("(sort descending)</span></a></th>"), "{html}");
+    assert_eq!(html.matches("aria-sort=").count(), 1);
+    let next = link(&html, "next").expect("a next page");
+    assert_eq!(next, "/admin?q=pat&page=2");
+    let (_, html) = w.page(&client, &next).await;
+    let second = result_names(&html);
+    assert_eq!(second.len(), 11);
+    assert!(second.iter().all(|n| !first.contains(n)), "no overlap");
+    assert!(link(&html, "next").is_none());
+    assert_eq!(link(&html, "prev").as_deref(), Some("/admin?q=pat"));
+
+    // The username heading's link turns the order around.
+    let desc = link(&html, "sort-username").unwrap();
+    assert_eq!(desc, "/admin?q=pat&sort=username&dir=desc");
+    let (_, html) = w.page(&client, &desc).await;
+    let reversed = result_names(&html);
+    assert_eq!(reversed[0], "patb01");
+    assert_eq!(reversed[1], "pat60");
+    assert!(html.contains("aria-sort=\"descending\""));
+    assert_eq!(
+        link(&html, "next").as_deref(),
+        Some("/admin?q=pat&sort=username&dir=desc&page=2")
+    );
+    // By role, highest first; by organisation, Beta before Alpha.
+    let (_, html) = w.page(&client, "/admin?q=pat&sort=role&dir=desc").await;
+    assert_eq!(result_names(&html)[..2], ["pat45", "pat30"]);
+    let (_, html) = w.page(&client, "/admin?q=pat&sort=role&dir=asc").await;
+    assert_eq!(result_names(&html)[0], "pat01");
+    let (_, html) = w.page(&client, "/admin?q=pat&sort=org&dir=desc").await;
+    assert_eq!(result_names(&html)[..2], ["patb01", "pat01"]);
+    let (_, html) = w.page(&client, "/admin?q=pat&sort=org").await;
+    assert_eq!(result_names(&html)[0], "pat01");
+
+    // Whatever else a query says is the default order, from the first page; a page past
+    // the last is the last.
+    for query in [
+        "sort=../x",
+        "sort=username%00&dir=sideways",
+        "page=-1",
+        "page=0",
+        "page=abc",
+        "page=999999999999",
+        "page=99999999999999999999999",
+        "sort=&dir=",
+        "sort=email",
+    ] {
+        let (status, html) = w.page(&client, &format!("/admin?q=pat&{query}")).await;
+        assert_eq!(status, 200, "{query}: {html}");
+        assert_eq!(result_names(&html), first, "{query}");
+    }
+    let (status, html) = w.page(&client, "/admin?q=pat&page=7").await;
+    assert_eq!(status, 200);
+    assert_eq!(result_names(&html), second);
+    // Fewer than a page: no page links at all.
+    let (_, html) = w.page(&client, "/admin?q=pat0").await;
+    assert_eq!(result_names(&html).len(), 9);
+    assert!(!html.contains("class=\"pager\""), "{html}");
+}
+
+/// The cells of each event row of an audit page: seq, time, type, outcome, ….
+fn event_rows(html: &str) -> Vec<Vec<String>> {
+    html.split("<tr class=\"event\">")
+        .skip(1)
+        .map(|row| {
+            let row = &row[..row.find("</tr>").unwrap()];
+            row.split("<td")
+                .skip(1)
+                .map(|cell| {
+                    let cell = &cell[cell.find('>').unwrap() + 1..];
+                    cell[..cell.find("</td>").unwrap()].to_owned()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_table_sorts_by_type_and_outcome_and_pages_either_way() {
+    use gatehouse::audit::{AuditEvent, Outcome};
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::Support).await;
+    let client = w.admin_browser("alice").await;
+    for (event_type, outcome, n) in [
+        (EventType::PasswordResetRequested, Outcome::Failure, 30),
+        (EventType::SignInFailed, Outcome::Failure, 30),
+        (EventType::PasswordResetRequested, Outcome::Success, 5),
+    ] {
+        for _ in 0..n {
+            let event = AuditEvent::new(event_type, outcome).org(&w.alpha);
+            w.app.state.audit.record(event).await.unwrap();
+        }
+    }
+
+    // By type, both ways: the first rows swap; 60 failures are two pages.
+    let (status, html) = w
+        .page(&client, "/admin/audit?outcome=failure&sort=type&dir=asc")
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let rows = event_rows(&html);
+    assert_eq!(rows.len(), 50);
+    assert_eq!(rows[0][2], "password.reset_requested");
+    assert_eq!(rows[49][2], "sign_in.failed");
+    assert!(
+        html.contains(
+            "<th scope=\"col\" aria-sort=\"ascending\"><a class=\"sort\" id=\"sort-type\""
+        )
+    );
+    assert_eq!(element_text(&html, "page-position"), "Page 1 of 2");
+    // The filter form keeps the order.
+    assert!(html.contains("<input type=\"hidden\" name=\"sort\" value=\"type\">"));
+    let next = link(&html, "next").unwrap();
+    assert_eq!(
+        next,
+        "/admin/audit?outcome=failure&sort=type&dir=asc&page=2"
+    );
+    let (_, html) = w.page(&client, &next).await;
+    let rest = event_rows(&html);
+    assert_eq!(rest.len(), 10);
+    assert!(rest.iter().all(|r| r[2] == "sign_in.failed"));
+    assert!(link(&html, "prev").is_some() && link(&html, "next").is_none());
+    let desc = link(&html, "sort-type").unwrap();
+    assert_eq!(desc, "/admin/audit?outcome=failure&sort=type&dir=desc");
+    let (_, html) = w.page(&client, &desc).await;
+    let rows = event_rows(&html);
+    assert_eq!(rows[0][2], "sign_in.failed");
+    // Within a type, newest first.
+    let seqs: Vec<i64> = rows[..30].iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!(seqs.windows(2).all(|p| p[0] > p[1]), "{seqs:?}");
+
+    // By outcome: failures first ascending, successes first descending.
+    let (_, html) = w
+        .page(
+            &client,
+            "/admin/audit?type=password.reset_requested&sort=outcome",
+        )
+        .await;
+    assert_eq!(event_rows(&html)[0][3], "failure");
+    let (_, html) = w
+        .page(
+            &client,
+            "/admin/audit?type=password.reset_requested&sort=outcome&dir=desc",
+        )
+        .await;
+    let rows = event_rows(&html);
+    assert_eq!(rows.len(), 35);
+    assert!(rows[..5].iter().all(|r| r[3] == "success"), "{rows:?}");
+
+    // In time, the default: older events, then newer ones back to the same page.
+    let (_, html) = w
+        .page(&client, "/admin/audit?type=password.reset_requested")
+        .await;
+    assert!(html.contains("aria-sort=\"descending\"><a class=\"sort\" id=\"sort-time\""));
+    let newest = shown_seqs(&html);
+    assert_eq!(newest.len(), 35);
+    let (_, html) = w.page(&client, "/admin/audit?outcome=failure").await;
+    let page_one = shown_seqs(&html);
+    assert!(link(&html, "newer").is_none());
+    let older = link(&html, "older").unwrap();
+    let (_, html) = w.page(&client, &older).await;
+    assert_eq!(shown_seqs(&html).len(), 10);
+    let newer = link(&html, "newer").expect("a way back");
+    assert!(newer.contains("after="), "{newer}");
+    let (_, html) = w.page(&client, &newer).await;
+    assert_eq!(shown_seqs(&html), page_one);
+    assert!(link(&html, "newer").is_none(), "back at the start");
+    assert!(link(&html, "older").is_some());
+
+    // Whatever else a query says is the default: newest first, the first page.
+    for query in [
+        "sort=../x&dir=up",
+        "page=-1",
+        "sort=type&page=999999999999",
+        "before=abc",
+        "after=%2F..%2F",
+        "order=sideways",
+    ] {
+        let (status, html) = w
+            .page(&client, &format!("/admin/audit?outcome=failure&{query}"))
+            .await;
+        assert_eq!(status, 200, "{query}: {html}");
+        let seqs = shown_seqs(&html);
+        if query.starts_with("sort=type") {
+            assert_eq!(
+                event_rows(&html)[0][2],
+                "password.reset_requested",
+                "{query}"
+            );
+        } else {
+            assert_eq!(seqs, page_one, "{query}");
+        }
+    }
+}
+
+/// The address a console button's `GET` form opens (the first form on the page with
+/// `marker`, an `id="…"` or `class="…"`): its action with its fields.
+fn button_target(html: &str, marker: &str) -> String {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind("<form").unwrap();
+    let end = at + html[at..].find("</form>").unwrap();
+    let form = &html[start..end];
+    assert!(form.contains("method=\"get\""), "asks first: {form}");
+    let action = form_attr(form, "action");
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(hidden_fields(form))
+        .finish();
+    format!("{action}?{query}")
+}
+
+fn form_attr(form: &str, name: &str) -> String {
+    let marker = format!("{name}=\"");
+    let rest = &form[form.find(&marker).unwrap() + marker.len()..];
+    crate::helpers::unescape(&rest[..rest.find('"').unwrap()])
+}
+
+/// The hidden fields of a form, in order.
+fn hidden_fields(form: &str) -> Vec<(String, String)> {
+    form.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|input| (form_attr(input, "name"), form_attr(input, "value")))
+        .collect()
+}
+
+/// A confirmation page: what it asks, and its form.
+struct Confirmation {
+    title: String,
+    what: String,
+    action: String,
+    fields: Vec<(String, String)>,
+    cancel: String,
+}
+
+fn confirmation(html: &str) -> Confirmation {
+    let start = html.find("<form id=\"confirm\"").expect("a confirm form");
+    let form = &html[start..start + html[start..].find("</form>").unwrap()];
+    assert!(form.contains("method=\"post\""), "{form}");
+    Confirmation {
+        title: crate::helpers::unescape(&element_text(html, "confirm-title")),
+        what: crate::helpers::unescape(&element_text(html, "confirm-what")),
+        action: form_attr(form, "action"),
+        fields: hidden_fields(form),
+        cancel: link(html, "cancel").expect("a way back"),
+    }
+}
+
+/// Opens the confirmation `button` (on the page at `page`) leads to, checks what it
+/// says and that Cancel goes back to `page` with the button still there, then sends its
+/// form. Returns the confirmation and where the action sent the browser.
+async fn confirm(
+    w: &World,
+    client: &reqwest::Client,
+    page: &str,
+    button: &str,
+    says: &[&str],
+) -> (Confirmation, String) {
+    let (status, html) = w.page(client, page).await;
+    assert_eq!(status, 200, "{html}");
+    let target = button_target(&html, button);
+    assert!(target.starts_with("/admin/confirm?"), "{target}");
+    let (status, html) = w.page(client, &target).await;
+    assert_eq!(status, 200, "{target}: {html}");
+    let asked = confirmation(&html);
+    for words in says {
+        assert!(
+            asked.title.contains(words) || asked.what.contains(words),
+            "{button}: {words:?} in {:?} / {:?}",
+            asked.title,
+            asked.what
+        );
+    }
+    assert!(html.contains("id=\"confirm-button\""));
+    // Cancel: back where the button was, and it is still there.
+    assert_eq!(asked.cancel, page.split('?').next().unwrap());
+    let (status, back) = w.page(client, &asked.cancel).await;
+    assert_eq!(status, 200);
+    assert_eq!(button_target(&back, button), target, "nothing changed");
+    let fields: Vec<(&str, &str)> = asked
+        .fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(fields[0].0, "csrf");
+    let res = w.post(client, &asked.action, &fields).await;
+    assert_eq!(res.status(), 303, "{button}: {}", asked.action);
+    let went = location(&res);
+    (asked, went)
+}
+
+#[tokio::test]
+async fn every_destructive_button_asks_first_and_its_confirmation_posts_the_same_action() {
+    let w = World::new().await;
+    let root = w.user("alpha", "root", Role::SuperAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    // Two sessions of vic, TOTP, a passkey.
+    let first = w.app.new_client();
+    assert_eq!(w.app.sign_in(&first, "vic", PASSWORD).await.status(), 303);
+    let second = w.app.new_client();
+    assert_eq!(w.app.sign_in(&second, "vic", PASSWORD).await.status(), 303);
+    w.app.enrol_totp(&first).await;
+    let new = gatehouse::store::passkeys::NewPasskey {
+        user_id: vic.id.clone(),
+        credential_id: "credential-1".into(),
+        name: "Desk key".into(),
+        credential: "{}".into(),
+        aaguid: None,
+        backup_eligible: false,
+    };
+    let now = w.app.clock.now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| gatehouse::store::passkeys::insert(c, &new, now))
+        .await
+        .unwrap();
+    let client = w.admin_browser("root").await;
+    let csrf = w.csrf(&client).await;
+    let user_path = format!("/admin/users/{}", vic.id);
+    // A FHIR server and vic's resource on it, emergency designation, an IP block, an
+    // identity provider with a link to vic.
+    for (path, form) in [
+        (
+            "/admin/fhir-servers".to_owned(),
+            vec![
+                ("base_url", "https://fhir.example.org/r4"),
+                ("display_name", "Ward FHIR"),
+            ],
+        ),
+        (
+            format!("{user_path}/fhir-users/set"),
+            vec![
+                ("server", "https://fhir.example.org/r4"),
+                ("fhir_user", "Practitioner/p-1"),
+            ],
+        ),
+        (format!("{user_path}/emergency-grant"), vec![]),
+        (
+            "/admin/connectors".to_owned(),
+            vec![
+                ("org", w.alpha.as_str()),
+                ("slug", "alpha-idp"),
+                ("display_name", "Alpha IdP"),
+                ("enabled", "on"),
+                ("protocol", "oidc"),
+                ("issuer", "https://login.alpha.example"),
+                ("client_id", "gatehouse"),
+                ("client_secret", "s3cret-s3cret-s3cret"),
+                ("client_auth", "client_secret_post"),
+                ("username_claim", "preferred_username"),
+                ("email_claim", "email"),
+                ("name_claim", "name"),
+                ("default_role", "user"),
+            ],
+        ),
+    ] {
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend(form);
+        let res = w.post(&client, &path, &fields).await;
+        assert_eq!(res.status(), 303, "{path}: {}", res.text().await.unwrap());
+    }
+    let connector = {
+        let store = w.app.state.store.clone();
+        store
+            .run(|c| gatehouse::store::upstream::find_by_slug(c, "alpha-idp"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let connector_path = format!("/admin/connectors/{connector}");
+    let res = w
+        .post(
+            &client,
+            &format!("{connector_path}/links"),
+            &[
+                ("csrf", &csrf),
+                ("subject", "idp-sub-1"),
+                ("username", "vic"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    w.app
+        .state
+        .store
+        .run(move |c| ip_blocks::block(c, "203.0.113.9", chrono::Duration::hours(1), "test", now))
+        .await
+        .unwrap();
+
+    // The user's page: one session, then every one.
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "class=\"end-session\"",
+        &["vic", "End this session"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{user_path}/sessions/end"));
+    assert_eq!(asked.fields[1].0, "session");
+    assert_eq!(went, format!("{user_path}?done=session-ended"));
+    let (_, html) = w.page(&client, &user_path).await;
+    assert_eq!(html.matches("class=\"end-session\"").count(), 1);
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"end-all\"",
+        &["End every session of vic?", "every browser"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=sessions-ended"));
+    assert_eq!(w.page(&first, "/account").await.0, 303, "signed out");
+    assert_eq!(w.page(&second, "/account").await.0, 303, "signed out");
+
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "class=\"remove-passkey\"",
+        &["Desk key", "vic"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{user_path}/passkeys/remove"));
+    assert_eq!(went, format!("{user_path}?done=passkey-removed"));
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "class=\"clear-fhir-user\"",
+        &["https://fhir.example.org/r4", "Practitioner/p-1"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{user_path}/fhir-users/clear"));
+    assert_eq!(went, format!("{user_path}?done=fhir-user-cleared"));
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"remove-totp\"",
+        &["two-step verification of vic"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=totp-removed"));
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"emergency-withdraw\"",
+        &["emergency access of vic", "break the glass"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=emergency-withdrawn"));
+    assert!(!w.reload(&vic).await.must_change_password);
+    let (_, went) = confirm(
+        &w,
+        &client,
+        &user_path,
+        "id=\"force-reset\"",
+        &["new password of vic", "mailed a link"],
+    )
+    .await;
+    assert_eq!(went, format!("{user_path}?done=reset"));
+    assert!(w.reload(&vic).await.must_change_password);
+    let (_, html) = w.page(&client, &user_path).await;
+    assert_eq!(element_text(&html, "user-mfa"), "not enrolled");
+    assert!(html.contains("id=\"no-passkeys\"") && html.contains("id=\"no-fhir-users\""));
+    assert!(!html.contains("id=\"emergency-withdraw\""));
+    for event in [
+        EventType::SessionEnded,
+        EventType::PasskeyRemoved,
+        EventType::FhirUserCleared,
+        EventType::MfaRemoved,
+        EventType::EmergencyDesignation,
+        EventType::PasswordResetForced,
+    ] {
+        assert!(w.audited(event, &root.id, Some(&vic.id)).await, "{event}");
+    }
+
+    // The identity provider: a link, then the provider itself.
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &connector_path,
+        "class=\"unlink\"",
+        &["idp-sub-1", "Alpha IdP", "vic"],
+    )
+    .await;
+    assert_eq!(asked.action, format!("{connector_path}/links/remove"));
+    assert_eq!(went, format!("{connector_path}?done=unlinked"));
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        &connector_path,
+        "id=\"delete-connector\"",
+        &["Delete the identity provider Alpha IdP?"],
+    )
+    .await;
+    assert!(asked.fields.contains(&("confirm".into(), "on".into())));
+    assert_eq!(went, "/admin/connectors?done=deleted");
+    assert_eq!(w.page(&client, &connector_path).await.0, 404);
+
+    // What spans organisations: a FHIR server, an IP block.
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        "/admin/fhir-servers",
+        "class=\"delete-fhir-server\"",
+        &["Ward FHIR", "https://fhir.example.org/r4"],
+    )
+    .await;
+    assert_eq!(asked.action, "/admin/fhir-servers/delete");
+    assert_eq!(went, "/admin/fhir-servers?done=fhir-server-deleted");
+    let (asked, went) = confirm(
+        &w,
+        &client,
+        "/admin/ip-blocks",
+        "class=\"lift\"",
+        &["203.0.113.9", "blocked until"],
+    )
+    .await;
+    assert_eq!(asked.fields[1], ("ip".into(), "203.0.113.9".into()));
+    assert_eq!(went, "/admin/ip-blocks?done=ip-lifted");
+    let (_, html) = w.page(&client, "/admin/ip-blocks").await;
+    assert!(html.contains("id=\"no-blocks\""), "{html}");
+}
+
+#[tokio::test]
+async fn a_confirmation_speaks_the_administrators_language_and_asks_only_what_may_be_done() {
+    let w = World::new().await;
+    w.user("alpha", "alice", Role::OrgAdmin).await;
+    w.user("alpha", "sam", Role::Support).await;
+    let peer = w.user("alpha", "ann", Role::OrgAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    let bob = w.user("beta", "bob", Role::User).await;
+    let first = w.app.new_client();
+    assert_eq!(w.app.sign_in(&first, "vic", PASSWORD).await.status(), 303);
+    let alice = w.admin_browser("alice").await;
+    let end_all = format!("/admin/confirm?action=end-all-sessions&user={}", vic.id);
+
+    let res = alice
+        .get(w.app.url(&end_all))
+        .header("Accept-Language", "es-MX,es;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<html lang=\"es-419\">"), "{html}");
+    let asked = confirmation(&html);
+    assert_eq!(asked.title, "¿Cerrar todas las sesiones de vic?");
+    assert!(
+        asked.what.contains("todos los navegadores"),
+        "{}",
+        asked.what
+    );
+    assert!(html.contains(">Confirmar</button>") && html.contains(">Cancelar</a>"));
+    assert!(!html.contains("<script"), "works without JavaScript");
+    // Only the form does anything: vic is still signed in.
+    assert_eq!(w.page(&first, "/account").await.0, 200);
+
+    // The same refusals as the actions: another organisation's user is not found, a
+    // peer may not be acted on, support may not touch what spans organisations.
+    let bob_end = format!("/admin/confirm?action=end-all-sessions&user={}", bob.id);
+    assert_eq!(w.page(&alice, &bob_end).await.0, 404);
+    let peer_reset = format!("/admin/confirm?action=force-reset&user={}", peer.id);
+    assert_eq!(w.page(&alice, &peer_reset).await.0, 403);
+    for path in [
+        "/admin/confirm?action=launch-missiles".to_owned(),
+        "/admin/confirm".to_owned(),
+        "/admin/confirm?action=end-all-sessions&user=no-such-user".to_owned(),
+        format!(
+            "/admin/confirm?action=end-session&user={}&session=../x",
+            vic.id
+        ),
+        format!(
+            "/admin/confirm?action=end-session&user={}&session={}",
+            vic.id,
+            "ab".repeat(32)
+        ),
+        format!(
+            "/admin/confirm?action=remove-passkey&user={}&passkey=nope",
+            vic.id
+        ),
+        format!("/admin/confirm?action=emergency-withdraw&user={}", vic.id),
+        "/admin/confirm?action=delete-connector&connector=nope".to_owned(),
+    ] {
+        assert_eq!(w.page(&alice, &path).await.0, 404, "{path}");
+    }
+    let sam = w.admin_browser("sam").await;
+    for path in [
+        "/admin/confirm?action=delete-fhir-server&id=x",
+        "/admin/confirm?action=lift-ip-block&ip=203.0.113.9",
+    ] {
+        assert_eq!(w.page(&sam, path).await.0, 403, "{path}");
+        assert_eq!(w.page(&alice, path).await.0, 403, "{path}");
+    }
+    let clear = format!(
+        "/admin/confirm?action=clear-fhir-user&user={}&server=x",
+        vic.id
+    );
+    assert_eq!(w.page(&sam, &clear).await.0, 403, "support does not manage");
+    // Without a session, the confirmation is a sign-in first, and back to it after.
+    let anonymous = w.app.new_client();
+    let res = anonymous.get(w.app.url(&end_all)).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let login = location(&res);
+    let res = w.password_step(&anonymous, &login, "alice").await;
+    assert_eq!(location(&res), end_all);
+    assert_eq!(w.page(&first, "/account").await.0, 200, "nothing happened");
+}
+
+/// axe-core, as `accessibility.rs` pins and installs it.
+const AXE: crate::spa::NpmLibrary = crate::spa::NpmLibrary {
+    dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/axe"),
+    name: "axe-core",
+    bundle: "node_modules/axe-core/axe.min.js",
+    npm_args: &[],
+};
+
+/// axe-core's WCAG 2.0 and 2.1 A and AA violations on the page the browser shows, one
+/// line each (as `accessibility::violations` reports them).
+async fn axe_violations(browser: &Browser, page: &str) -> Vec<String> {
+    let source = String::from_utf8(AXE.bundle_bytes()).expect("axe-core is UTF-8");
+    let script = format!(
+        "{source}\n;const done = arguments[arguments.length - 1];\
+         axe.run(document, {{ runOnly: {{ type: 'tag', values: \
+         ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }}, resultTypes: ['violations'] }})\
+         .then(r => done(r.violations), e => done([{{ id: 'axe-error', impact: String(e), \
+         nodes: [] }}]));"
+    );
+    let found = browser
+        .client()
+        .execute_async(&script, Vec::new())
+        .await
+        .expect("axe-core runs in the page");
+    found
+        .as_array()
+        .expect("a list of violations")
+        .iter()
+        .map(|v| {
+            let nodes: Vec<String> = v["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| format!("{} [{}]", n["html"], n["failureSummary"]))
+                .collect();
+            format!(
+                "{page}: {} ({}): {}",
+                v["id"],
+                v["impact"],
+                nodes.join(" | ")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn browser_the_overview_paged_tables_and_confirmations_pass_axe_core() {
+    let test = "browser_the_overview_paged_tables_and_confirmations_pass_axe_core";
+    if !Browser::enabled() {
+        skip(test, "GATEHOUSE_TEST_BROWSER not set");
+        return;
+    }
+    if let Err(why) = AXE.installed() {
+        skip(test, &why);
+        return;
+    }
+    let w = World::new().await;
+    w.user("alpha", "root", Role::SuperAdmin).await;
+    let vic = w.user("alpha", "vic", Role::User).await;
+    many_users(&w, &w.alpha, "pat", 60).await;
+    failures_of(&w, &vic, 55).await;
+    let now = w.app.clock.now().naive_utc();
+    w.app
+        .state
+        .store
+        .run(move |c| ip_blocks::block(c, "203.0.113.9", chrono::Duration::hours(1), "test", now))
+        .await
+        .unwrap();
+    emergency_window(&w, &vic).await;
+    let pages = [
+        "/admin".to_owned(),
+        "/admin?q=pat&sort=role&dir=desc&page=2".to_owned(),
+        "/admin/audit?sort=type&dir=desc".to_owned(),
+        "/admin/audit?user=vic&before=999999".to_owned(),
+        format!("/admin/confirm?action=force-reset&user={}", vic.id),
+        "/admin/confirm?action=lift-ip-block&ip=203.0.113.9".to_owned(),
+    ];
+    let mut problems = Vec::new();
+    for (switches, lang) in [
+        (&["--accept-lang=en-US"][..], "en"),
+        (
+            &[
+                "--blink-settings=preferredColorScheme=0",
+                "--accept-lang=es-MX,es",
+            ][..],
+            "es-419",
+        ),
+    ] {
+        let browser = Browser::start_with(switches).await.expect("a browser");
+        browser.client().delete_all_cookies().await.ok();
+        browser.goto(&w.app.url("/admin")).await;
+        browser.wait_for("form#login").await;
+        browser_sign_in(&browser, "root", PASSWORD).await;
+        browser.wait_for("form#search").await;
+        for path in &pages {
+            browser.goto(&w.app.url(path)).await;
+            browser.wait_for("h1").await;
+            let shown = browser
+                .client()
+                .execute("return document.documentElement.lang;", Vec::new())
+                .await
+                .unwrap();
+            assert_eq!(shown.as_str(), Some(lang), "{path}");
+            problems.extend(axe_violations(&browser, &format!("{lang} {path}")).await);
+        }
+        // The pager and the sorted headings are there to be checked.
+        browser
+            .goto(&w.app.url("/admin?q=pat&sort=role&dir=desc&page=2"))
+            .await;
+        browser.wait_for("nav.pager a#prev").await;
+        browser
+            .wait_for("th[aria-sort=descending] a#sort-role")
+            .await;
+        browser.close().await;
+    }
+    assert!(
+        problems.is_empty(),
+        "{} axe-core violations:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

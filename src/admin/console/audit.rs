@@ -4,9 +4,11 @@
 use super::*;
 use crate::i18n::Tr;
 use crate::{
-    admin::service::audit::{self as audit_service, ReportQuery},
-    audit::ExportFormat,
+    admin::service::audit::{self as audit_service, PageAsk, ReportPage, ReportQuery},
+    audit::{ExportFormat, SortColumn},
 };
+
+use super::table::{Column, Dir, Heading, PAGE_SIZE, PageLink, Pager, Sorting, page_asked};
 
 struct EventRow {
     seq: i64,
@@ -31,22 +33,57 @@ struct AuditPage {
     org: String,
     from: String,
     to: String,
-    /// `desc` or `asc`.
+    /// The order the export forms ask for: `desc` or `asc` (in time).
     order: &'static str,
+    /// The table's order, when not the default: kept by the filter form.
+    sort: Option<(&'static str, &'static str)>,
     /// Every event type, and whether it is the one filtered by.
     types: Vec<(&'static str, bool)>,
     /// The organisations a super administrator may pick (empty for others: they see
     /// their own only).
     orgs: Vec<(String, String, bool)>,
     events: Vec<EventRow>,
-    /// The query string of the next page (older, or newer when oldest first).
-    next: Option<String>,
-    /// The query string of the same filters in the other order.
+    /// The table's column headings, the sortable ones with their links.
+    headings: Vec<Heading>,
+    /// The links to the pages either side.
+    pager: Pager,
+    /// Oldest first in time (for the toggle's words).
+    oldest_first: bool,
+    /// The query string of the same filters in time, the other way.
     flip: String,
     error: Option<String>,
 }
 
-/// The report filters, as the form (and the export forms) send them.
+/// The columns the trail sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuditColumn {
+    Time,
+    Type,
+    Outcome,
+}
+
+impl Column for AuditColumn {
+    const ALL: &'static [Self] = &[Self::Time, Self::Type, Self::Outcome];
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Time => "time",
+            Self::Type => "type",
+            Self::Outcome => "outcome",
+        }
+    }
+
+    fn first(self) -> Dir {
+        match self {
+            Self::Time => Dir::Desc,
+            Self::Type | Self::Outcome => Dir::Asc,
+        }
+    }
+}
+
+/// The report filters, as the form (and the export forms) send them, and the page of
+/// them asked for. All text: whatever names no column, direction, page or event is
+/// the default, never an error.
 #[derive(Deserialize, Default)]
 struct AuditQuery {
     /// A username (or user id).
@@ -63,15 +100,46 @@ struct AuditQuery {
     from: String,
     #[serde(default)]
     to: String,
+    /// `desc` or `asc` in time: the export forms' word, and older links'.
     #[serde(default)]
     order: String,
-    /// Newest first: events before this seq.
-    before: Option<i64>,
-    /// Oldest first: events after this seq.
-    after: Option<i64>,
+    /// `time` (the default), `type` or `outcome`.
+    #[serde(default)]
+    sort: String,
+    /// `asc` or `desc` (else the column's own first direction).
+    #[serde(default)]
+    dir: String,
+    /// By another column than time: the page, from 1.
+    #[serde(default)]
+    page: String,
+    /// In time: events before this seq (the next page newest first, the page before
+    /// oldest first).
+    #[serde(default)]
+    before: String,
+    /// In time: events after this seq.
+    #[serde(default)]
+    after: String,
 }
 
 impl AuditQuery {
+    /// The table's order: `sort` and `dir`, or `order` as older links say it.
+    fn sorting(&self) -> Sorting<AuditColumn> {
+        if self.sort.trim().is_empty() && self.dir.trim().is_empty() {
+            Sorting::asked("time", &self.order)
+        } else {
+            Sorting::asked(&self.sort, &self.dir)
+        }
+    }
+
+    /// The order in time: the table's when it is sorted by time, else newest first.
+    fn time_order(&self) -> Dir {
+        let sorting = self.sorting();
+        match sorting.column {
+            AuditColumn::Time => sorting.dir,
+            _ => Dir::Desc,
+        }
+    }
+
     fn report_query(&self) -> ReportQuery {
         let some = |s: &str| Some(s.to_owned());
         ReportQuery {
@@ -81,12 +149,12 @@ impl AuditQuery {
             outcome: some(&self.outcome),
             from: some(&self.from),
             to: some(&self.to),
-            order: some(&self.order),
+            order: some(self.time_order().as_str()),
         }
     }
 
-    /// The filters (no page) as a query string, in `order`.
-    fn filters(&self, order: &str) -> url::form_urlencoded::Serializer<'static, String> {
+    /// The filters (no order, no page) as a query string.
+    fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
         let mut out = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in [
             ("user", &self.user),
@@ -101,10 +169,57 @@ impl AuditQuery {
                 out.append_pair(key, value);
             }
         }
-        if order == "asc" {
-            out.append_pair("order", "asc");
-        }
         out
+    }
+
+    /// The filters in `sorting`, as a query string.
+    fn sorted(
+        &self,
+        sorting: Sorting<AuditColumn>,
+    ) -> url::form_urlencoded::Serializer<'static, String> {
+        let mut out = self.filters();
+        sorting.append(&mut out);
+        out
+    }
+
+    /// The page asked for: by time, the first or the one either side of a seq; by
+    /// another column, a numbered one.
+    fn page_ask(&self, sorting: Sorting<AuditColumn>) -> PageAsk {
+        let seq = |raw: &str| raw.trim().parse::<i64>().ok();
+        let ascending = sorting.dir == Dir::Asc;
+        match sorting.column {
+            AuditColumn::Time => {
+                let (forward, back) = if ascending {
+                    (seq(&self.after), seq(&self.before))
+                } else {
+                    (seq(&self.before), seq(&self.after))
+                };
+                match (forward, back) {
+                    (Some(c), _) => PageAsk::Time {
+                        cursor: Some(c),
+                        back: false,
+                    },
+                    (None, Some(c)) => PageAsk::Time {
+                        cursor: Some(c),
+                        back: true,
+                    },
+                    (None, None) => PageAsk::Time {
+                        cursor: None,
+                        back: false,
+                    },
+                }
+            }
+            AuditColumn::Type => PageAsk::Column {
+                column: SortColumn::Type,
+                ascending,
+                page: page_asked(&self.page),
+            },
+            AuditColumn::Outcome => PageAsk::Column {
+                column: SortColumn::Outcome,
+                ascending,
+                page: page_asked(&self.page),
+            },
+        }
     }
 }
 
@@ -115,11 +230,12 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
     who.require(Action::Read).said(&tr)?;
     let q = query.into_inner();
     let shown = |s: &str| s.trim().chars().take(MAX_INPUT).collect::<String>();
-    let order = if q.order.trim() == "asc" {
-        "asc"
-    } else {
-        "desc"
-    };
+    let sorting = q.sorting();
+    let oldest_first = sorting
+        == Sorting {
+            column: AuditColumn::Time,
+            dir: Dir::Asc,
+        };
     let orgs = if who.role == Role::SuperAdmin {
         visit
             .state
@@ -135,6 +251,25 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
     } else {
         Vec::new()
     };
+    let heading = |id: Id, column: AuditColumn| {
+        Heading::sorting(&tr, tr.id(id), column, sorting, "/admin/audit", || {
+            q.filters()
+        })
+    };
+    let headings = vec![
+        Heading::plain("#".to_owned()),
+        heading(Id("console-time"), AuditColumn::Time),
+        heading(Id("console-type"), AuditColumn::Type),
+        heading(Id("console-outcome"), AuditColumn::Outcome),
+        Heading::plain(tr.t("console-actor")),
+        Heading::plain(tr.t("console-subject")),
+        Heading::plain(tr.t("console-client-ip")),
+        Heading::plain(tr.t("console-details")),
+    ];
+    let flip = Sorting {
+        column: AuditColumn::Time,
+        dir: if oldest_first { Dir::Desc } else { Dir::Asc },
+    };
     let mut page = AuditPage {
         nav: console.nav(),
         tr: tr.clone(),
@@ -144,30 +279,79 @@ pub(super) async fn audit_page(query: Query<AuditQuery>, visit: Visit) -> Answer
         org: shown(&q.org),
         from: shown(&q.from),
         to: shown(&q.to),
-        order,
+        order: q.time_order().as_str(),
+        sort: (!sorting.is_default()).then(|| (sorting.column.key(), sorting.dir.as_str())),
         types: EventType::ALL
             .iter()
             .map(|t| (t.as_str(), t.as_str() == q.event_type.trim()))
             .collect(),
         orgs,
         events: Vec::new(),
-        next: None,
-        flip: q
-            .filters(if order == "asc" { "desc" } else { "asc" })
-            .finish(),
+        headings,
+        pager: Pager::default(),
+        oldest_first,
+        flip: q.sorted(flip).finish(),
         error: None,
     };
     let report = match audit_service::report(&visit.state, who, &q.report_query()).await {
         Ok(report) => report,
         Err(e) => return refused(page, e),
     };
-    let cursor = if order == "asc" { q.after } else { q.before };
-    let records = audit_service::search(visit.by(&console), &report, AUDIT_PAGE, cursor)
+    let found = audit_service::page(visit.by(&console), &report, q.page_ask(sorting), PAGE_SIZE)
         .await
         .said(&tr)?;
-    page.next = next_link(&q, order, &records);
-    page.events = describe(&visit.state, &tr, records).await?;
+    page.pager = pager(&tr, &q, sorting, &found);
+    page.events = describe(&visit.state, &tr, found.records).await?;
     Ok(render(&page, StatusCode::OK))
+}
+
+/// The links to the pages either side of `found`: in time, older and newer events
+/// past its ends; by another column, numbered pages.
+fn pager(tr: &Tr, q: &AuditQuery, sorting: Sorting<AuditColumn>, found: &ReportPage) -> Pager {
+    if let Some((page, pages)) = found.numbered {
+        return Pager::numbered(tr, page, pages, |n| {
+            let mut link = q.sorted(sorting);
+            if n > 1 {
+                link.append_pair("page", &n.to_string());
+            }
+            format!("/admin/audit?{}", link.finish())
+        });
+    }
+    let (Some(first), Some(last)) = (found.records.first(), found.records.last()) else {
+        return Pager::default();
+    };
+    let ascending = sorting.dir == Dir::Asc;
+    let link = |key: &str, seq: i64| {
+        let mut link = q.sorted(sorting);
+        link.append_pair(key, &seq.to_string());
+        format!("/admin/audit?{}", link.finish())
+    };
+    let newer = |seq| PageLink {
+        id: "newer",
+        label: tr.t("console-newer-events"),
+        href: link("after", seq),
+    };
+    let older = |seq| PageLink {
+        id: "older",
+        label: tr.t("console-older-events"),
+        href: link("before", seq),
+    };
+    let (prev, next) = if ascending {
+        (
+            found.earlier.then(|| older(first.seq)),
+            found.later.then(|| newer(last.seq)),
+        )
+    } else {
+        (
+            found.earlier.then(|| newer(first.seq)),
+            found.later.then(|| older(last.seq)),
+        )
+    };
+    Pager {
+        prev,
+        next,
+        position: None,
+    }
 }
 
 /// Exports the events the filters select: a form post (with the session's CSRF token),
@@ -214,19 +398,6 @@ fn refused(mut page: AuditPage, e: ServiceError) -> Answer {
     };
     page.error = Some(e.to_string());
     Ok(render(&page, status))
-}
-
-/// The query string of the page after a full one of `records`: the same filters and
-/// order, events past the last one shown.
-fn next_link(q: &AuditQuery, order: &str, records: &[AuditRecord]) -> Option<String> {
-    let last = records.last()?;
-    if records.len() as i64 != AUDIT_PAGE {
-        return None;
-    }
-    let mut next = q.filters(order);
-    let key = if order == "asc" { "after" } else { "before" };
-    next.append_pair(key, &last.seq.to_string());
-    Some(next.finish())
 }
 
 /// Events as rows, with user ids shown as usernames where they are users.

@@ -56,10 +56,6 @@ use crate::{
 
 /// DESIGN §8: the admin console's idle limit, whatever the organisation's session policy.
 pub const CONSOLE_IDLE_SECS: i64 = 15 * 60;
-/// Users shown for one search.
-const SEARCH_LIMIT: usize = 100;
-/// Audit events per page.
-const AUDIT_PAGE: i64 = 50;
 /// Longest search text or filter value accepted.
 const MAX_INPUT: usize = 256;
 
@@ -81,7 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(ip_blocks::lift_ip_block)
         .service(fhir_servers::fhir_servers_page)
         .service(fhir_servers::create_fhir_server)
-        .service(fhir_servers::delete_fhir_server);
+        .service(fhir_servers::delete_fhir_server)
+        .service(confirm::confirm_page);
     upstream::routes(cfg);
 }
 
@@ -329,10 +326,13 @@ macro_rules! inside {
 }
 
 mod audit;
+mod confirm;
+mod dashboard;
 mod emergency;
 mod fhir_servers;
 mod ip_blocks;
 mod policy;
+mod table;
 mod upstream;
 mod user;
 

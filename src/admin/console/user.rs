@@ -7,6 +7,10 @@ use crate::admin::service::fhir_servers::{self as fhir_service, FhirUser};
 use crate::admin::service::passkeys as passkey_service;
 use crate::domain::UserStatus;
 use crate::i18n::Tr;
+use crate::store::users::UserOrder;
+
+use super::dashboard::{Dashboard, dashboard};
+use super::table::{Column, Dir, Heading, PAGE_SIZE, Pager, Sorting, page_asked};
 
 struct UserSummary {
     id: String,
@@ -39,18 +43,66 @@ struct OrgLink {
 struct HomePage {
     nav: Nav,
     tr: Tr,
+    dashboard: Dashboard,
     q: String,
     searched: bool,
     results: Vec<UserSummary>,
-    truncated: bool,
-    /// How many users one search shows.
-    limit: usize,
+    /// The results' column headings, the sortable ones with their links.
+    headings: Vec<Heading>,
+    /// `N users match`.
+    found: String,
+    pager: Pager,
     orgs: Vec<OrgLink>,
 }
 
+/// The columns the search results sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserColumn {
+    Username,
+    Organisation,
+    Role,
+    Status,
+}
+
+impl Column for UserColumn {
+    const ALL: &'static [Self] = &[Self::Username, Self::Organisation, Self::Role, Self::Status];
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Username => "username",
+            Self::Organisation => "org",
+            Self::Role => "role",
+            Self::Status => "status",
+        }
+    }
+
+    fn first(self) -> Dir {
+        Dir::Asc
+    }
+}
+
+impl UserColumn {
+    fn order(self) -> UserOrder {
+        match self {
+            Self::Username => UserOrder::Username,
+            Self::Organisation => UserOrder::Organisation,
+            Self::Role => UserOrder::Role,
+            Self::Status => UserOrder::Status,
+        }
+    }
+}
+
+/// The search and how its results are shown. Every field is text: whatever a query
+/// says that is no column, direction or page is the default.
 #[derive(Deserialize)]
 struct SearchQuery {
     q: Option<String>,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    dir: String,
+    #[serde(default)]
+    page: String,
 }
 
 #[get("/admin")]
@@ -58,11 +110,14 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
     let console = inside!(visit.enter().await?);
     let tr = console.tr();
     console.who.require(Action::Read).said(&tr)?;
-    let q = query.into_inner().q.unwrap_or_default().trim().to_owned();
+    let query = query.into_inner();
+    let q = query.q.unwrap_or_default().trim().to_owned();
     if q.chars().count() > MAX_INPUT {
         let refusal = tr.n("console-search-too-long", "max", MAX_INPUT);
         return Err(AppError::BadRequest(refusal).into());
     }
+    let sorting = Sorting::<UserColumn>::asked(&query.sort, &query.dir);
+    let dashboard = dashboard(&visit.state, &console).await?;
     let visible: Vec<OrgRow> = visit
         .state
         .store
@@ -71,19 +126,54 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
         .into_iter()
         .filter(|o| console.who.sees_org(&o.id))
         .collect();
-    let (results, truncated) = if q.is_empty() {
-        (Vec::new(), false)
-    } else {
-        search(visit.by(&console), &tr, &visible, &q).await?
+    // The query of the search in `sorting`, as the page's links carry it.
+    let base = || {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        out.append_pair("q", &q);
+        out
     };
+    let (results, found, pager) = if q.is_empty() {
+        (Vec::new(), String::new(), Pager::default())
+    } else {
+        let asked = page_asked(&query.page);
+        let by = visit.by(&console);
+        let (results, page) = search(by, &tr, &visible, &q, sorting, asked).await?;
+        let pager = Pager::numbered(&tr, page.page, page.pages, |n| {
+            let mut link = base();
+            sorting.append(&mut link);
+            if n > 1 {
+                link.append_pair("page", &n.to_string());
+            }
+            format!("/admin?{}", link.finish())
+        });
+        let found = tr.n(
+            "console-users-found",
+            "count",
+            usize::try_from(page.total).unwrap_or_default(),
+        );
+        (results, found, pager)
+    };
+    let heading = |id: Id, column: UserColumn| {
+        Heading::sorting(&tr, tr.id(id), column, sorting, "/admin", base)
+    };
+    let headings = vec![
+        heading(Id("username"), UserColumn::Username),
+        Heading::plain(tr.t("email")),
+        heading(Id("organisation"), UserColumn::Organisation),
+        heading(Id("role"), UserColumn::Role),
+        heading(Id("console-status"), UserColumn::Status),
+        Heading::plain(tr.t("console-sign-in")),
+        Heading::plain(tr.t("console-two-step")),
+    ];
     let page = HomePage {
         nav: console.nav(),
-        tr,
+        dashboard,
         searched: !q.is_empty(),
         q,
         results,
-        truncated,
-        limit: SEARCH_LIMIT,
+        headings,
+        found,
+        pager,
         orgs: visible
             .into_iter()
             .map(|o| OrgLink {
@@ -92,18 +182,21 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
                 name: o.name,
             })
             .collect(),
+        tr,
     };
     Ok(render(&page, StatusCode::OK))
 }
 
-/// Users of `visible` organisations whose username contains `q`, or whose address is `q`
-/// (any case; sealed addresses are matched whole).
+/// One page of the users of `visible` organisations whose username contains `q`, or
+/// whose address is `q` (any case; sealed addresses are matched whole), in `sorting`.
 async fn search(
     by: Acting<'_>,
     tr: &Tr,
     visible: &[OrgRow],
     q: &str,
-) -> Result<(Vec<UserSummary>, bool), AppError> {
+    sorting: Sorting<UserColumn>,
+    page: i64,
+) -> Result<(Vec<UserSummary>, user_service::SearchPage), AppError> {
     let state = by.state;
     let org_names: HashMap<String, String> = visible
         .iter()
@@ -111,26 +204,27 @@ async fn search(
         .collect();
     let org_ids: Vec<String> = visible.iter().map(|o| o.id.clone()).collect();
     let now = state.clock.now().naive_utc();
-    // One more than is shown tells whether there were more.
-    let limit = i64::try_from(SEARCH_LIMIT).unwrap_or(i64::MAX) + 1;
-    let mut matches = user_service::search(by, org_ids, q, limit).await.said(tr)?;
-    let truncated = matches.len() > SEARCH_LIMIT;
-    matches.truncate(SEARCH_LIMIT);
-    let (found, truncated) = state
+    let order = sorting.column.order();
+    let descending = sorting.dir == Dir::Desc;
+    let mut found = user_service::search_page(by, org_ids, q, order, descending, page, PAGE_SIZE)
+        .await
+        .said(tr)?;
+    let matches = std::mem::take(&mut found.users);
+    let states = state
         .store
         .run(move |c| {
-            let mut found = Vec::with_capacity(matches.len());
+            let mut states = Vec::with_capacity(matches.len());
             for user in matches {
                 let key = crate::auth::guard::login_key(&user.username);
                 let locked =
                     crate::store::lockouts::find(c, &key)?.is_some_and(|l| l.is_locked(now));
                 let mfa = totp::is_enrolled(c, &user.id)?;
-                found.push((user, locked, mfa));
+                states.push((user, locked, mfa));
             }
-            Ok((found, truncated))
+            Ok(states)
         })
         .await?;
-    let results = found
+    let results = states
         .into_iter()
         .map(|(u, locked, mfa)| UserSummary {
             org: org_names.get(&u.org_id).cloned().unwrap_or_default(),
@@ -143,7 +237,7 @@ async fn search(
             mfa,
         })
         .collect();
-    Ok((results, truncated))
+    Ok((results, found))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ use super::{Acting, Action, Caller, ServiceError, object_id};
 use crate::{
     audit::{
         AuditError, AuditFilter, AuditRecord, EventType, ExportFormat, Order, Outcome, Selection,
+        SortColumn,
     },
     domain::{Role, Username},
     startup::AppState,
@@ -214,6 +215,125 @@ pub async fn search(
     }
     read_event(by, report, "audit", asked, records.len(), None).await?;
     Ok(records)
+}
+
+/// Which page of a report a console asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAsk {
+    /// In time (the report's order), from the start: the first page; past `cursor`
+    /// (the last seq of the page before it); or, `back`, the page that ends just before
+    /// `cursor` (the first seq of the page after it).
+    Time { cursor: Option<i64>, back: bool },
+    /// By `column` (ascending or not), page `page` from 1; the last one when there are
+    /// fewer.
+    Column {
+        column: SortColumn,
+        ascending: bool,
+        page: i64,
+    },
+}
+
+/// A page of a report, and whether there are pages either side of it.
+#[derive(Debug)]
+pub struct ReportPage {
+    pub records: Vec<AuditRecord>,
+    /// There is a page before this one.
+    pub earlier: bool,
+    /// There is a page after this one.
+    pub later: bool,
+    /// For a column's order: the page shown and how many there are.
+    pub numbered: Option<(i64, i64)>,
+}
+
+/// One page of `report`, at most `per` events, as `ask` says; recorded as read (one
+/// `admin.read` event, `audit`, whatever it took to find the page).
+pub async fn page(
+    by: Acting<'_>,
+    report: &Report,
+    ask: PageAsk,
+    per: i64,
+) -> Result<ReportPage, ServiceError> {
+    by.who.require(Action::Read)?;
+    let audit = &by.state.audit;
+    let per = per.clamp(1, crate::audit::MAX_QUERY_LIMIT - 1);
+    let filter = || report.filter.clone();
+    let mut asked = report.asked.clone();
+    let found = match ask {
+        PageAsk::Time { cursor, back } => {
+            let reverse = match report.order {
+                Order::Newest => Order::Oldest,
+                Order::Oldest => Order::Newest,
+            };
+            let mut page = None;
+            if let (Some(c), true) = (cursor, back) {
+                asked.insert("cursor".into(), c.into());
+                asked.insert("back".into(), true.into());
+                let mut records = audit.report(filter(), reverse, per + 1, Some(c)).await?;
+                let earlier = records.len() as i64 > per;
+                records.truncate(per as usize);
+                records.reverse();
+                // Back at the start: the first page, full, as it reads now.
+                if earlier {
+                    page = Some(ReportPage {
+                        records,
+                        earlier,
+                        later: true,
+                        numbered: None,
+                    });
+                }
+            }
+            match page {
+                Some(page) => page,
+                None => {
+                    let forward = cursor.filter(|_| !back);
+                    if let Some(c) = forward {
+                        asked.insert("cursor".into(), c.into());
+                    }
+                    let mut records = audit
+                        .report(filter(), report.order, per + 1, forward)
+                        .await?;
+                    let later = records.len() as i64 > per;
+                    records.truncate(per as usize);
+                    ReportPage {
+                        records,
+                        earlier: forward.is_some(),
+                        later,
+                        numbered: None,
+                    }
+                }
+            }
+        }
+        PageAsk::Column {
+            column,
+            ascending,
+            page,
+        } => {
+            let rows = audit.select(filter()).await?.rows;
+            let pages = ((rows + per - 1) / per).max(1);
+            let page = page.clamp(1, pages);
+            asked.insert(
+                "sort".into(),
+                match column {
+                    SortColumn::Type => "type",
+                    SortColumn::Outcome => "outcome",
+                }
+                .into(),
+            );
+            asked.insert("dir".into(), if ascending { "asc" } else { "desc" }.into());
+            asked.insert("page".into(), page.into());
+            let records = audit
+                .report_by(filter(), column, ascending, (page - 1) * per, per)
+                .await?;
+            ReportPage {
+                records,
+                earlier: page > 1,
+                later: page < pages,
+                numbered: Some((page, pages)),
+            }
+        }
+    };
+    read_event(by, report, "audit", asked, found.records.len(), None).await?;
+    Ok(found)
 }
 
 /// Every event of `report`, as a stream of `format` chunks. Its `admin.read` event is

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod dashboard;
 pub mod emergency;
 pub mod fhir_servers;
 pub mod keys;

@@ -176,6 +176,68 @@ pub async fn search(
     Ok(found)
 }
 
+/// One page of a user search, and where it is among the others.
+#[derive(Debug)]
+pub struct SearchPage {
+    pub users: Vec<UserRow>,
+    /// How many users match in all.
+    pub total: i64,
+    /// The page shown (1-based): the one asked for, or the last there is when it was
+    /// past it.
+    pub page: i64,
+    /// How many pages there are (at least one, even of nothing).
+    pub pages: i64,
+}
+
+/// What `search` finds, a page of `per_page` at a time in `order` (the column
+/// `descending` or not): page `page`, or the last one when there are fewer. Recorded as
+/// read like `search`.
+#[allow(clippy::too_many_arguments)]
+pub async fn search_page(
+    by: Acting<'_>,
+    org_ids: Vec<String>,
+    needle: &str,
+    order: users::UserOrder,
+    descending: bool,
+    page: i64,
+    per_page: i64,
+) -> Result<SearchPage, ServiceError> {
+    by.who.require(Action::Read)?;
+    if !org_ids.iter().all(|o| by.who.sees_org(o)) {
+        return Err(ServiceError::NotFound("no such organisation".into()));
+    }
+    if needle.chars().count() > 256 {
+        return Err(ServiceError::Invalid("q: at most 256 characters".into()));
+    }
+    let per_page = per_page.max(1);
+    let lookup = needle.to_owned();
+    let pii = by.state.pii.clone();
+    let found = by
+        .state
+        .store
+        .run(move |c| {
+            let total = users::count_matching(c, &pii, &org_ids, &lookup)?;
+            let pages = ((total + per_page - 1) / per_page).max(1);
+            let page = page.clamp(1, pages);
+            let offset = (page - 1) * per_page;
+            let users = users::search_page(
+                c, &pii, &org_ids, &lookup, order, descending, offset, per_page,
+            )?;
+            Ok(SearchPage {
+                users,
+                total,
+                page,
+                pages,
+            })
+        })
+        .await?;
+    let org = (by.who.role != Role::SuperAdmin)
+        .then_some(by.who.org_id.as_deref())
+        .flatten();
+    listed(by, org, Some(needle), found.users.len()).await?;
+    Ok(found)
+}
+
 /// Records that the caller listed or searched users.
 async fn listed(
     by: Acting<'_>,
