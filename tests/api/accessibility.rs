@@ -1,7 +1,7 @@
 //! WCAG 2.1 AA, checked by axe-core in headless Chromium over the real pages (issue 31):
 //! the sign-in page and its error, the second-factor step and its enrolment, the recovery
 //! codes, the required password change, the reset request, the account pages, every
-//! console page and the error page, in the light and the dark colour scheme, in English
+//! console page and the error page, the SMART patient picker and a required passkey, in the light and the dark colour scheme, in English
 //! and in Spanish. Any violation fails, naming the page, the rule and the elements; and
 //! each run first shows that it sees one, on a page it spoiled on purpose. Signing in,
 //! the second factor and the reset request are also done with the keyboard alone.
@@ -15,13 +15,16 @@ use std::time::Duration;
 use gatehouse::{
     auth::recovery::{self, Admin, NewInvitation},
     clock::Clock,
-    domain::{Email, OrgName, Role, Username},
+    domain::{Email, OrgName, PasskeyMode, Role, Username},
     oidc::clients::ClientSpec,
 };
 
 use crate::{
     browser::{Browser, sign_in},
-    helpers::{TestApp, create_user, create_user_with_role, eventually, skip, totp_code},
+    helpers::{
+        TestApp, change_default_policy, create_user, create_user_with_role, eventually, skip,
+        totp_code,
+    },
     mail::{SmtpSink, app_mailing_to},
     oidc::register_client,
     spa::NpmLibrary,
@@ -320,6 +323,7 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
         "/admin?q=ada".to_owned(),
         format!("/admin/users/{}", admin.id),
         format!("/admin/orgs/{org}"),
+        format!("/admin/orgs/{org}/branding"),
         "/admin/audit".to_owned(),
         "/admin/connectors".to_owned(),
         "/admin/connectors/new".to_owned(),
@@ -381,6 +385,66 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// The pages only some sign-ins meet: the SMART patient picker, before and after its
+/// search of the FHIR server, and the passkey a policy requires at sign-in (on an issuer
+/// that is a DNS name, as passkeys need). English in light, Spanish in dark.
+#[tokio::test]
+async fn browser_the_patient_picker_and_a_required_passkey_pass_axe_core_in_both_languages() {
+    let test = "browser_the_patient_picker_and_a_required_passkey_pass_axe_core_in_both_languages";
+    for (switches, lang) in [
+        (&["--accept-lang=en-US"][..], "en"),
+        (&[DARK, "--accept-lang=es-419,es"][..], "es-419"),
+    ] {
+        let Some(browser) = browser_for(test, switches).await else {
+            return;
+        };
+        let mut report = Report {
+            lang,
+            problems: Vec::new(),
+        };
+        patient_picker(&browser, &mut report).await;
+        required_passkey(&browser, &mut report).await;
+        browser.close().await;
+        let problems = report.problems;
+        assert!(
+            problems.is_empty(),
+            "{} axe-core violations:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
+}
+
+/// A practitioner's standalone launch: signs in, meets the picker, searches.
+async fn patient_picker(browser: &Browser, report: &mut Report) {
+    let smart = crate::smart::Smart::with_fixture().await;
+    let scope = "launch/patient openid fhirUser patient/*.rs";
+    browser
+        .goto(&smart.authorize_url(scope, &[("aud", &smart.fhir)]))
+        .await;
+    browser.wait_for("form#login").await;
+    sign_in(browser, "drsmith", "Correct-Horse-Battery-9").await;
+    browser.wait_for("form#search").await;
+    check(browser, "/smart/patient", report).await;
+    browser.fill("form#search input#name", "Ana").await;
+    browser.submit("form#search button#search-button").await;
+    browser.wait_for("table#patients").await;
+    assert_eq!(browser.count("table#patients tbody tr").await, 2);
+    check(browser, "/smart/patient (found)", report).await;
+}
+
+/// Where every account must have a passkey, the sign-in asks for one.
+async fn required_passkey(browser: &Browser, report: &mut Report) {
+    let app = crate::passkey::app().await;
+    change_default_policy(&app, |p| p.passkeys.mode = PasskeyMode::RequiredForEveryone).await;
+    create_user(&app, "rita", PASSWORD, false).await;
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for("form#login").await;
+    sign_in(browser, "rita", PASSWORD).await;
+    browser.wait_for("form#passkey-register").await;
+    check(browser, "/login/passkey-enrol", report).await;
 }
 
 /// Types `keys` into whatever has the focus: the keyboard, not a click.

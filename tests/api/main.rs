@@ -9,6 +9,7 @@ mod audit_anchors;
 mod audit_events;
 mod audit_reports;
 mod branding;
+mod branding_console;
 mod browser;
 mod build_prerequisites;
 mod cli;

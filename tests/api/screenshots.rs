@@ -1,7 +1,8 @@
 //! Two organisations' branded sign-in pages in a real browser (issue 31): each shows its
 //! own logo (loaded, not broken), its accent on the button, its support words, and the
-//! language asked for. With `GATEHOUSE_SCREENSHOTS=DIR` it also saves the pictures the
-//! README shows (`docs/screenshots/`):
+//! language asked for; and the console's overview after some activity. With
+//! `GATEHOUSE_SCREENSHOTS=DIR` it also saves the pictures the README shows
+//! (`docs/screenshots/`):
 //!
 //! ```text
 //! GATEHOUSE_TEST_BROWSER=1 GATEHOUSE_SCREENSHOTS=docs/screenshots \
@@ -12,14 +13,15 @@ use serde_json::json;
 use url::Url;
 
 use gatehouse::{
-    domain::{MfaPolicy, OrgName, OrgPolicy},
+    clock::Clock,
+    domain::{MfaPolicy, OrgName, OrgPolicy, Role},
     oidc::clients::ClientSpec,
     store::orgs,
 };
 
 use crate::{
-    browser::Browser,
-    helpers::{TestApp, skip, spawn_app},
+    browser::{Browser, sign_in},
+    helpers::{TestApp, create_user, create_user_with_role, skip, spawn_app, totp_code},
     oidc::{admin_token, register_client, rp_http},
 };
 
@@ -207,4 +209,70 @@ async fn browser_two_organisations_sign_in_pages_wear_their_own_branding() {
         }
         browser.close().await;
     }
+}
+
+/// The console's overview after a morning's activity, as a super administrator sees it
+/// in a real browser: the figures count what happened. With `GATEHOUSE_SCREENSHOTS=DIR`
+/// it saves `console-overview.png` there, the README's picture of the console.
+#[tokio::test]
+async fn browser_the_console_overview_counts_the_days_sign_ins_failures_and_locks() {
+    let test = "browser_the_console_overview_counts_the_days_sign_ins_failures_and_locks";
+    let Some(browser) = Browser::start_with(&["--accept-lang=en-GB,en"]).await else {
+        skip(test, "GATEHOUSE_TEST_BROWSER not set");
+        return;
+    };
+    const PASSWORD: &str = "Overview-Horse-Battery-7";
+    let app = spawn_app().await;
+    create_user_with_role(&app, "ada", PASSWORD, Role::SuperAdmin).await;
+    for name in ["olga", "ben", "mia", "tom", "lou"] {
+        create_user(&app, name, PASSWORD, false).await;
+    }
+    // Three people sign in; Tom mistypes twice; Lou's five failures lock him out.
+    for name in ["olga", "ben", "mia"] {
+        let res = app.sign_in(&app.new_client(), name, PASSWORD).await;
+        assert_eq!(res.status(), 303);
+    }
+    let wrong = [("tom", 2), ("lou", 5)];
+    for (name, times) in wrong {
+        for _ in 0..times {
+            let res = app
+                .sign_in(&app.new_client(), name, "not-the-password")
+                .await;
+            assert_eq!(res.status(), 401, "{name}: the sign-in page again");
+        }
+    }
+
+    // Ada's first sign-in enrols her second factor; then the console opens on the overview.
+    browser.goto(&app.url("/admin")).await;
+    browser.wait_for("form#login").await;
+    sign_in(&browser, "ada", PASSWORD).await;
+    browser.wait_for("form#totp-enrol").await;
+    let secret = browser.text("#totp-secret").await;
+    let code = totp_code(&secret, app.clock.now().timestamp());
+    browser.fill("form#totp-enrol input#code", &code).await;
+    browser.submit("form#totp-enrol button#confirm-totp").await;
+    browser.wait_for("#recovery-codes").await;
+    browser.submit("form#continue button#continue-button").await;
+    browser.wait_for("dl#dashboard").await;
+    assert_eq!(browser.text("h1").await, "Overview");
+    let figure = |id: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .text(&format!("dd#{id}"))
+                .await
+                .parse::<i64>()
+                .unwrap()
+        }
+    };
+    // Ada's own sign-in counts too.
+    assert_eq!(figure("dash-sign-ins").await, 4);
+    assert_eq!(figure("dash-failures").await, 7);
+    assert_eq!(figure("dash-locked").await, 1);
+    if let Ok(dir) = std::env::var("GATEHOUSE_SCREENSHOTS") {
+        browser
+            .screenshot(std::path::Path::new(&dir).join("console-overview.png"))
+            .await;
+    }
+    browser.close().await;
 }

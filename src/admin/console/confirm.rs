@@ -48,6 +48,9 @@ pub(super) struct ConfirmQuery {
     /// An upstream identity linked through the connector.
     #[serde(default)]
     subject: String,
+    /// An organisation id, for its logo.
+    #[serde(default)]
+    org: String,
 }
 
 /// What the page asks, and the form that does it.
@@ -88,6 +91,7 @@ pub(super) async fn confirm_page(query: Query<ConfirmQuery>, visit: Visit) -> An
         "delete-connector" | "remove-link" => on_connector(&visit, &console, &q).await?,
         "delete-fhir-server" => fhir_server(&visit, &console, &q).await?,
         "lift-ip-block" => ip_block(&visit, &console, &q).await?,
+        "remove-logo" => logo(&visit, &console, &q).await?,
         _ => return Err(AppError::NotFound.into()),
     };
     let page = ConfirmPage {
@@ -319,6 +323,33 @@ async fn fhir_server(
         action: "/admin/fhir-servers/delete".to_owned(),
         fields: vec![("id", server.id)],
         back: "/admin/fhir-servers".to_owned(),
+    })
+}
+
+/// Removing an organisation's logo (its administrator's): there must be one.
+async fn logo(
+    visit: &Visit,
+    console: &Console,
+    q: &ConfirmQuery,
+) -> Result<Confirmation, PageError> {
+    let tr = &console.tr;
+    let org = org_service::find(&visit.state, &console.who, Action::Manage, q.org.trim())
+        .await
+        .said(tr)?;
+    let stored = org_service::branding(&visit.state, &org).await.said(tr)?;
+    if stored.logo.is_none() {
+        return Err(AppError::NotFound.into());
+    }
+    Ok(Confirmation {
+        title: tr.a(
+            "console-confirm-remove-logo-title",
+            "name",
+            &org.display_name,
+        ),
+        what: tr.t("console-confirm-remove-logo-what"),
+        action: format!("/admin/orgs/{}/logo/remove", org.id),
+        fields: Vec::new(),
+        back: format!("/admin/orgs/{}/branding", org.id),
     })
 }
 

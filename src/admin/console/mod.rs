@@ -69,6 +69,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(user::change_fhir_user)
         .service(policy::org_page)
         .service(policy::org_policy)
+        .service(branding::branding_page)
+        .service(branding::save_branding)
+        .service(branding::remove_logo)
+        // The logo's form is multipart: bounded here, so a large body stops early.
+        .service(
+            web::resource("/admin/orgs/{id}/logo")
+                .app_data(
+                    actix_multipart::form::MultipartFormConfig::default()
+                        .total_limit(branding::LOGO_UPLOAD_LIMIT)
+                        .memory_limit(branding::LOGO_UPLOAD_LIMIT),
+                )
+                .route(web::post().to(branding::upload_logo)),
+        )
         .service(audit::audit_page)
         .service(emergency::emergency_page)
         .service(emergency::review)
@@ -326,6 +339,7 @@ macro_rules! inside {
 }
 
 mod audit;
+mod branding;
 mod confirm;
 mod dashboard;
 mod emergency;
@@ -369,6 +383,9 @@ fn notice(tr: &Tr, done: Option<&str>) -> Option<String> {
         "session-ended" => Id("console-notice-session-ended"),
         "sessions-ended" => Id("console-notice-sessions-ended"),
         "policy-saved" => Id("console-notice-policy-saved"),
+        "branding-saved" => Id("console-notice-branding-saved"),
+        "logo-saved" => Id("console-notice-logo-saved"),
+        "logo-removed" => Id("console-notice-logo-removed"),
         "ip-lifted" => Id("console-notice-ip-lifted"),
         "ip-not-blocked" => Id("console-notice-ip-not-blocked"),
         "reviewed" => Id("console-notice-reviewed"),
