@@ -26,7 +26,7 @@ use crate::{
         totp_code,
     },
     mail::{SmtpSink, app_mailing_to},
-    oidc::register_client,
+    oidc::{register_client, sign_in_url},
     spa::NpmLibrary,
 };
 
@@ -348,16 +348,10 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
         },
     )
     .await;
-    let mut authorize = url::Url::parse(&app.url("/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("client_id", &asking.client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("response_type", "code")
-        .append_pair("scope", "openid profile email")
-        .append_pair("code_challenge", &"c".repeat(43))
-        .append_pair("code_challenge_method", "S256");
-    browser.goto(authorize.as_str()).await;
+    let scope = "openid profile email";
+    browser
+        .goto(&sign_in_url(&app, &asking.client_id, REDIRECT, scope, &[]))
+        .await;
     browser.wait_for("form#consent").await;
     check(&browser, "/consent", &mut report).await;
 

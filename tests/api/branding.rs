@@ -4,7 +4,6 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use url::Url;
 
 use gatehouse::{
     audit::EventType,
@@ -16,7 +15,7 @@ use gatehouse::{
 use crate::{
     admin::audit_events,
     helpers::{TestApp, create_user, hidden, spawn_app},
-    oidc::{admin_token, register_client, rp_http},
+    oidc::{admin_token, register_client, rp_http, sign_in_url},
 };
 
 /// A 120×40 purple PNG.
@@ -89,15 +88,7 @@ impl Setup {
 
     /// The sign-in page a browser reaches from `/authorize` for `client_id` with `extra`.
     async fn sign_in_page(&self, client_id: &str, extra: &[(&str, &str)]) -> String {
-        let mut url = Url::parse(&self.app.url("/authorize")).unwrap();
-        url.query_pairs_mut()
-            .append_pair("client_id", client_id)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("response_type", "code")
-            .append_pair("scope", "openid")
-            .append_pair("code_challenge", &"c".repeat(43))
-            .append_pair("code_challenge_method", "S256")
-            .extend_pairs(extra);
+        let url = sign_in_url(&self.app, client_id, REDIRECT, "openid", extra);
         let browser = self.app.new_client();
         let res = browser.get(url).send().await.unwrap();
         assert_eq!(res.status(), 303);

@@ -8,11 +8,10 @@ use gatehouse::{
 };
 use reqwest::header::ACCEPT_LANGUAGE;
 use serde_json::Value;
-use url::Url;
 
 use crate::{
     helpers::{TestApp, change_default_policy, create_user, hidden, spawn_app},
-    oidc::register_client,
+    oidc::{register_client, sign_in_url},
 };
 
 const PASSWORD: &str = "Language-Horse-Battery-7";
@@ -97,16 +96,8 @@ async fn ui_locales_chooses_the_language_of_the_sign_in_it_starts() {
     create_user(&app, "olivia", PASSWORD, false).await;
     let reg = register_client(&app, ClientSpec::new("Ward app", &[REDIRECT])).await;
     let authorize = |ui_locales: &str| {
-        let mut url = Url::parse(&app.url("/authorize")).unwrap();
-        url.query_pairs_mut()
-            .append_pair("client_id", &reg.client_id)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("response_type", "code")
-            .append_pair("scope", "openid")
-            .append_pair("code_challenge", &"c".repeat(43))
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("ui_locales", ui_locales);
-        url.to_string()
+        let extra = [("ui_locales", ui_locales)];
+        sign_in_url(&app, &reg.client_id, REDIRECT, "openid", &extra)
     };
     for (ui_locales, expected) in [("es-CO en", "es-419"), ("fr es", "es-419"), ("fr", "en")] {
         let client = browser("en-US");

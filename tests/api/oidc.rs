@@ -110,6 +110,28 @@ pub async fn browse_authorize(
 }
 
 /// Where a `continue_to` page sends the browser (its refresh target and its link agree).
+/// An `/authorize` URL that starts a code-flow sign-in for `client_id` with `scope` and a
+/// PKCE challenge nobody redeems, plus `extra`: for tests of the pages a sign-in shows
+/// rather than of its tokens.
+pub fn sign_in_url(
+    app: &TestApp,
+    client_id: &str,
+    redirect: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut url = Url::parse(&app.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("response_type", "code")
+        .append_pair("scope", scope)
+        .append_pair("code_challenge", &"c".repeat(43))
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(extra);
+    url.into()
+}
+
 pub fn continue_link(html: &str) -> String {
     let refresh = html
         .split("content=\"0;url=")

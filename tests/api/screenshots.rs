@@ -10,7 +10,6 @@
 //! ```
 
 use serde_json::json;
-use url::Url;
 
 use gatehouse::{
     clock::Clock,
@@ -22,7 +21,7 @@ use gatehouse::{
 use crate::{
     browser::{Browser, sign_in},
     helpers::{TestApp, create_user, create_user_with_role, skip, spawn_app, totp_code},
-    oidc::{admin_token, register_client, rp_http},
+    oidc::{admin_token, register_client, rp_http, sign_in_url},
 };
 
 const REDIRECT: &str = "https://rp.example.org/callback";
@@ -177,15 +176,9 @@ async fn browser_two_organisations_sign_in_pages_wear_their_own_branding() {
         let Some(browser) = Browser::start_with(&[switch.as_str()]).await else {
             return;
         };
-        let mut url = Url::parse(&app.url("/authorize")).unwrap();
-        url.query_pairs_mut()
-            .append_pair("client_id", client_id)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("response_type", "code")
-            .append_pair("scope", "openid")
-            .append_pair("code_challenge", &"c".repeat(43))
-            .append_pair("code_challenge_method", "S256");
-        browser.goto(url.as_str()).await;
+        browser
+            .goto(&sign_in_url(&app, client_id, REDIRECT, "openid", &[]))
+            .await;
         browser.wait_for("form#login").await;
         let shown = browser
             .client()
