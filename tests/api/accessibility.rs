@@ -28,6 +28,7 @@ use crate::{
     mail::{SmtpSink, app_mailing_to},
     oidc::{register_client, sign_in_url},
     spa::NpmLibrary,
+    upstream_oidc::add_connector,
 };
 
 const AXE: NpmLibrary = NpmLibrary {
@@ -318,6 +319,11 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
 
     // The console, every page.
     let org = admin.org_id.clone();
+    let settings = serde_json::json!({
+        "oidc": {"issuer": "https://login.hospital.example", "client_id": "gatehouse"},
+    });
+    let domains = ["hospital.example"];
+    let connector = add_connector(&app, "hospital", settings, Some("s3cret"), &domains).await;
     for path in [
         "/admin".to_owned(),
         "/admin?q=ada".to_owned(),
@@ -327,6 +333,8 @@ async fn every_page(browser: Browser, dark: bool, lang: &'static str) {
         "/admin/audit".to_owned(),
         "/admin/connectors".to_owned(),
         "/admin/connectors/new".to_owned(),
+        format!("/admin/connectors/{connector}"),
+        format!("/admin/confirm?action=end-all-sessions&user={}", admin.id),
         "/admin/fhir-servers".to_owned(),
         "/admin/ip-blocks".to_owned(),
         "/admin/emergency".to_owned(),
