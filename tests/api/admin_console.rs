@@ -4,15 +4,14 @@
 
 use gatehouse::{
     audit::{AuditFilter, AuditRecord, EventType},
-    auth::account::{NewAccount, create_account},
     clock::Clock,
-    domain::{Email, MfaPolicy, OrgName, OrgPolicy, Password, Role, Username},
+    domain::{Email, MfaPolicy, OrgName, OrgPolicy, Role, Username},
     store::{ip_blocks, lockouts, orgs, users, users::UserRow},
 };
 
 use crate::{
     browser::Browser,
-    helpers::{TestApp, element_text, hidden, skip, spawn_app, totp_code},
+    helpers::{TestApp, create_user_in, element_text, hidden, skip, spawn_app, totp_code},
 };
 
 const PASSWORD: &str = "Correct-Horse-Battery-9";
@@ -55,20 +54,7 @@ impl World {
     }
 
     async fn user(&self, org: &str, name: &str, role: Role) -> UserRow {
-        create_account(
-            &self.app.state,
-            NewAccount {
-                org: OrgName::parse(org).unwrap(),
-                username: Username::parse(name).unwrap(),
-                email: Email::parse(&format!("{name}@example.org")).unwrap(),
-                display_name: None,
-                role,
-                password: Password::parse(PASSWORD.into()).unwrap(),
-                must_change_password: false,
-            },
-        )
-        .await
-        .unwrap()
+        create_user_in(&self.app, org, name, PASSWORD, role).await
     }
 
     /// A browser that opened `/admin`, was sent to sign in, and signed in by password.

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use gatehouse::{
     audit::EventType,
-    auth::account::{NewAccount, create_account},
-    domain::{Email, MfaPolicy, OrgName, OrgPolicy, Password, Role, Username},
+    domain::{MfaPolicy, OrgName, OrgPolicy, Role},
     store::orgs,
 };
 
@@ -18,7 +17,7 @@ use crate::{
     admin::audit_events,
     branding::PNG,
     browser::{Browser, sign_in},
-    helpers::{TestApp, hidden, skip, spawn_app},
+    helpers::{TestApp, create_user_in, hidden, skip, spawn_app},
     oidc::{admin_token, rp_http},
 };
 
@@ -59,20 +58,7 @@ impl Console {
             ("sanrafael", "sam", Role::Support),
             ("northside", "nat", Role::OrgAdmin),
         ] {
-            create_account(
-                &app.state,
-                NewAccount {
-                    org: OrgName::parse(org).unwrap(),
-                    username: Username::parse(name).unwrap(),
-                    email: Email::parse(&format!("{name}@example.org")).unwrap(),
-                    display_name: None,
-                    role,
-                    password: Password::parse(PASSWORD.into()).unwrap(),
-                    must_change_password: false,
-                },
-            )
-            .await
-            .unwrap();
+            create_user_in(&app, org, name, PASSWORD, role).await;
         }
         Self {
             app,

@@ -230,10 +230,40 @@ async fn account(
     role: Role,
     must_change_password: bool,
 ) -> UserRow {
+    account_in(
+        app,
+        "default",
+        username,
+        password,
+        role,
+        must_change_password,
+    )
+    .await
+}
+
+/// A user `username` of `role` in the organisation named `org`, with `password`.
+pub async fn create_user_in(
+    app: &TestApp,
+    org: &str,
+    username: &str,
+    password: &str,
+    role: Role,
+) -> UserRow {
+    account_in(app, org, username, password, role, false).await
+}
+
+async fn account_in(
+    app: &TestApp,
+    org: &str,
+    username: &str,
+    password: &str,
+    role: Role,
+    must_change_password: bool,
+) -> UserRow {
     create_account(
         &app.state,
         NewAccount {
-            org: OrgName::parse("default").unwrap(),
+            org: OrgName::parse(org).unwrap(),
             username: Username::parse(username).unwrap(),
             email: Email::parse(&format!("{username}@example.org")).unwrap(),
             display_name: None,
