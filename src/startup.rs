@@ -133,6 +133,8 @@ pub struct Application {
     tls: Option<Arc<gw::tls::ReloadingCert>>,
     /// The internal `/metrics` listener (`metrics_bind`), if configured.
     metrics: Option<(SocketAddr, Server)>,
+    /// Makes the next signing keys, after start-up ([`spawn_next_keys`]).
+    next_keys: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -178,6 +180,7 @@ impl Application {
             reason: e.to_string(),
         };
         let metrics_listener = gw::metrics::bind(&config).map_err(metrics_io)?;
+        let laps = Laps::new();
         let state = build_state_with_key(config, clock, master_key).await?;
         let first_admin = bootstrap::ensure_first_start(
             &state.store,
@@ -190,6 +193,7 @@ impl Application {
         if let Some(admin) = &first_admin {
             bootstrap::record_first_admin(&state.audit, admin).await?;
         }
+        laps.lap("first administrator");
         let config = state.config.clone();
         let state = web::Data::new(state);
         spawn_key_reloader(&state);
@@ -234,6 +238,8 @@ impl Application {
             reason: e.to_string(),
         })?;
 
+        laps.lap("listening");
+        let next_keys = Some(spawn_next_keys(&state));
         spawn_rate_limit_housekeeping(&state);
 
         let metrics = metrics_listener
@@ -259,7 +265,16 @@ impl Application {
             anchor_worker,
             tls,
             metrics,
+            next_keys,
         })
+    }
+
+    /// Waits until the next signing keys, made once the server serves, are published
+    /// and loaded (for tests and benchmarks that count the published keys).
+    pub async fn next_keys_published(&mut self) {
+        if let Some(making) = self.next_keys.take() {
+            let _ = making.await;
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -315,6 +330,20 @@ impl Application {
 }
 
 /// Opens the data directory, the master key, the database (migrated) and the ephemeral store.
+/// Start-up's phases, timed from the first (`RUST_LOG`/`log_level` debug shows them).
+struct Laps(std::time::Instant);
+
+impl Laps {
+    fn new() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn lap(&self, phase: &str) {
+        let ms = self.0.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(phase, ms, "start-up");
+    }
+}
+
 /// How long a retired key stays published: past the life of anything it signed.
 pub fn keep_retired(config: &Config) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(config.access_token_secs).unwrap_or(86_400) + 300)
@@ -327,7 +356,7 @@ async fn load_keys(
     clock: &SharedClock,
 ) -> Result<KeyRing, StartupError> {
     let keys_error = |e: rings::RingError| StartupError::MasterKey(format!("signing keys: {e}"));
-    rings::ensure(store, master_key.clone(), clock.now())
+    rings::ensure_active(store, master_key.clone(), clock.now())
         .await
         .map_err(keys_error)?;
     rings::load(store, master_key.clone(), clock.now(), keep_retired(config))
@@ -489,6 +518,43 @@ fn spawn_master_key_follower(state: &web::Data<AppState>) {
 
 /// Reloads the signing keys now and then, so a rotation run against the shared database
 /// reaches this instance; stops when the application is dropped.
+/// The next keys of each ring (OIDC and SAML), published ahead of the rotation that makes
+/// them sign (DESIGN §9): made once the server serves, since on a first start the RSA
+/// ones would double the wait, then loaded. A failure is logged; the next start, or a
+/// rotation, makes them.
+fn spawn_next_keys(state: &web::Data<AppState>) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let now = state.clock.now();
+        let saml_entity = format!("{}/saml/metadata", state.config.public_base());
+        let (oidc, saml) = tokio::join!(
+            rings::ensure(&state.store, state.master_key.clone(), now),
+            crate::saml::keys::ensure(&state.store, state.master_key.clone(), &saml_entity, now),
+        );
+        if let Err(e) = oidc {
+            tracing::error!(error = %e, "next signing keys not made; a rotation or the next start makes them");
+        }
+        if let Err(e) = saml {
+            tracing::error!(error = %e, "next SAML key not made; a rotation or the next start makes it");
+        }
+        let loaded = rings::reload(
+            &state.store,
+            state.master_key.clone(),
+            state.clock.now(),
+            keep_retired(&state.config),
+            Some(state.keys.current()),
+        )
+        .await;
+        match loaded {
+            Ok(ring) => state.keys.replace(ring),
+            Err(e) => tracing::warn!(error = %e, "signing keys not reloaded"),
+        }
+        if let Err(e) = reload_saml_keys(&state).await {
+            tracing::warn!(error = %e, "SAML signing keys not reloaded");
+        }
+    })
+}
+
 fn spawn_key_reloader(state: &web::Data<AppState>) {
     let weak = Arc::downgrade(&state.clone().into_inner());
     let every = Duration::from_secs(state.config.signing_key_reload_secs);
@@ -586,7 +652,7 @@ async fn load_saml_keys(
 ) -> Result<crate::saml::keys::SamlKeys, StartupError> {
     let saml_entity = format!("{}/saml/metadata", config.public_base());
     let saml_error = |e: crate::saml::keys::SamlKeyError| StartupError::MasterKey(e.to_string());
-    crate::saml::keys::ensure(store, master_key.clone(), &saml_entity, clock.now())
+    crate::saml::keys::ensure_active(store, master_key.clone(), &saml_entity, clock.now())
         .await
         .map_err(saml_error)?;
     let saml_keys = crate::saml::keys::load(
@@ -610,16 +676,20 @@ async fn build_state_with_key(
     clock: SharedClock,
     master_key: MasterKey,
 ) -> Result<AppState, StartupError> {
+    let laps = Laps::new();
     ensure_private_dir(&config.data_dir)?;
     let master_key = Arc::new(master_key);
     let store = open_store(&config).await?;
+    laps.lap("store");
     let follower = follow_master_key(&store, &master_key).await?;
     let audit = Audit::open(store.clone(), &master_key, clock.clone())
         .await
         .map_err(|e| not_this_database(e, &master_key, &config))?
         .with_retention(config.audit_retention_days);
+    laps.lap("audit");
     let pii = open_pii(&store, &master_key, &clock).await?;
     let ephemeral = open_ephemeral(&config).await?;
+    laps.lap("pii and ephemeral");
     let hasher = Hasher::new(
         config.argon2_memory_kib,
         config.argon2_iterations,
@@ -631,14 +701,23 @@ async fn build_state_with_key(
     let workers = config
         .hashing_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let hashing = {
+    let hashing = async {
         let metrics = metrics.clone();
         let queue = config.hashing_queue;
         tokio::task::spawn_blocking(move || HashingPool::new(hasher, workers, queue, &metrics))
             .await
             .map_err(|e| StartupError::MasterKey(e.to_string()))?
-            .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))?
+            .map_err(|e| StartupError::MasterKey(format!("argon2_memory_kib: {e}")))
     };
+    // The hashing pool's first hash and the keys (made on a first start, opened on a
+    // restart) at the same time, on every core.
+    let (hashing, ring, saml_keys) = tokio::try_join!(
+        hashing,
+        load_keys(&config, &store, &master_key, &clock),
+        load_saml_keys(&config, &store, &master_key, &clock),
+    )?;
+    let keys = Arc::new(Keys::new(ring));
+    laps.lap("hashing pool and signing keys");
     let guard = Guard::new(&config, &metrics);
     let mailer = Mailer::new(
         &config,
@@ -647,10 +726,6 @@ async fn build_state_with_key(
         master_key.clone(),
         &metrics,
     )?;
-    let keys = Arc::new(Keys::new(
-        load_keys(&config, &store, &master_key, &clock).await?,
-    ));
-    let saml_keys = load_saml_keys(&config, &store, &master_key, &clock).await?;
     let anchoring = Arc::new(Anchoring::new(
         audit.clone(),
         AnchorTargets {

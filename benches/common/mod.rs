@@ -46,9 +46,10 @@ pub async fn serve(
         // The subscriber is the process's for good, and so is its writer.
         std::mem::forget(gatehouse::telemetry::init_logging(&config));
     }
-    let app = Application::build_on(listener, config, Arc::new(SystemClock))
+    let mut app = Application::build_on(listener, config, Arc::new(SystemClock))
         .await
         .unwrap();
+    app.next_keys_published().await;
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     create_account(

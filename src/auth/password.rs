@@ -55,6 +55,25 @@ impl Hasher {
             .map_err(|e| HashError::Hash(e.to_string()))
     }
 
+    /// A PHC string with these parameters, a random salt and a random hash: checking a
+    /// password against it costs what checking against a real one does, and none
+    /// matches (a match would be an argon2 preimage). Made without hashing anything,
+    /// so a start spends no argon2 run (and no 19 MiB block) on it.
+    pub fn unmatchable(&self) -> String {
+        use argon2::password_hash::{Output, ParamsString};
+        let salt = SaltString::generate(&mut OsRng);
+        let mut bytes = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        OsRng.fill(&mut bytes);
+        PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).expect("checked parameters print"),
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&bytes).expect("32 bytes is an argon2 output length")),
+        }
+        .to_string()
+    }
+
     /// True when `password` matches `phc`. A malformed stored hash never matches.
     /// Verification uses the parameters recorded in the hash, so old hashes keep working.
     pub fn verify(&self, phc: &str, password: &Password) -> bool {
@@ -108,6 +127,28 @@ mod tests {
 
     fn fast() -> Hasher {
         Hasher::new(64, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn the_unmatchable_hash_is_a_real_one_with_the_same_parameters_that_nothing_matches() {
+        let hasher = Hasher::new(256, 2, 1).unwrap();
+        let dummy = hasher.unmatchable();
+        let real = hasher
+            .hash(&Password::parse("Xy-123456".into()).unwrap())
+            .unwrap();
+        let (d, r) = (
+            PasswordHash::new(&dummy).unwrap(),
+            PasswordHash::new(&real).unwrap(),
+        );
+        assert_eq!(d.algorithm, r.algorithm);
+        assert_eq!(d.version, r.version);
+        assert_eq!(d.params, r.params, "so checking against it costs the same");
+        assert_eq!(d.hash.unwrap().len(), r.hash.unwrap().len());
+        assert!(!hasher.needs_rehash(&dummy));
+        for guess in ["Xy-123456", "password", "Quiet-Harbour-42"] {
+            assert!(!hasher.verify(&dummy, &Password::parse(guess.into()).unwrap()));
+        }
+        assert_ne!(dummy, hasher.unmatchable(), "a new salt and hash each time");
     }
 
     #[test]

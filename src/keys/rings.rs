@@ -54,29 +54,100 @@ fn insert_new(
     Ok(kid)
 }
 
+/// A key made ahead of its insertion: kid, sealed private half, public JWK.
+type Made = (&'static str, &'static str, String, String, String);
+
 /// First start (and any start that finds a gap): an active key and a next key exist.
 pub async fn ensure(
     store: &Store,
     master_key: Arc<MasterKey>,
     now: DateTime<Utc>,
 ) -> Result<(), RingError> {
-    store
-        .transaction(move |c| {
-            let mut run = || -> Result<(), RingError> {
-                for alg in ALGORITHMS {
-                    if signing_keys::in_state(c, alg, ACTIVE)?.is_empty() {
-                        insert_new(c, &master_key, alg, ACTIVE, now)?;
-                    }
-                    if signing_keys::in_state(c, alg, NEXT)?.is_empty() {
-                        insert_new(c, &master_key, alg, NEXT, now)?;
+    ensure_slots(store, master_key, now, &[ACTIVE, NEXT]).await
+}
+
+/// Only the active key of each algorithm: what a start needs before it serves. The
+/// next keys follow ([`ensure`]) once it serves; they sign nothing until a rotation.
+pub async fn ensure_active(
+    store: &Store,
+    master_key: Arc<MasterKey>,
+    now: DateTime<Utc>,
+) -> Result<(), RingError> {
+    ensure_slots(store, master_key, now, &[ACTIVE]).await
+}
+
+/// The missing keys of `states` are made first, all at once on threads of their own (an
+/// RSA key is a prime search of 50 to 500 ms, the most of a first start), then inserted
+/// in one transaction that looks again: a slot another instance filled meanwhile keeps
+/// its key, and the one made here is dropped.
+async fn ensure_slots(
+    store: &Store,
+    master_key: Arc<MasterKey>,
+    now: DateTime<Utc>,
+    states: &'static [&'static str],
+) -> Result<(), RingError> {
+    let missing = store
+        .run(move |c| {
+            let mut missing = Vec::new();
+            for alg in ALGORITHMS {
+                for &state in states {
+                    if signing_keys::in_state(c, alg, state)?.is_empty() {
+                        missing.push((*alg, state));
                     }
                 }
-                Ok(())
-            };
-            run().map_err(to_store)
+            }
+            Ok(missing)
+        })
+        .await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let made = tokio::task::spawn_blocking(move || make_all(&master_key, missing))
+        .await
+        .map_err(|e| {
+            RingError::Store(StoreError::Query(format!("key generation failed: {e}")))
+        })??;
+    store
+        .transaction(move |c| {
+            for (alg, state, kid, sealed, jwk) in &made {
+                if signing_keys::in_state(c, alg, state)?.is_empty() {
+                    let key = NewKey {
+                        kid,
+                        alg,
+                        state,
+                        private_sealed: sealed,
+                        public_jwk: jwk,
+                    };
+                    signing_keys::insert(c, key, now.naive_utc())?;
+                }
+            }
+            Ok(())
         })
         .await
         .map_err(RingError::Store)
+}
+
+/// Makes a key for each `(alg, state)`, each on a thread of its own.
+fn make_all(
+    master_key: &MasterKey,
+    wanted: Vec<(&'static str, &'static str)>,
+) -> Result<Vec<Made>, RingError> {
+    std::thread::scope(|scope| {
+        let making: Vec<_> = wanted
+            .into_iter()
+            .map(|(alg, state)| {
+                scope.spawn(move || {
+                    let kid = signing::new_kid();
+                    let (sealed, jwk) = signing::generate(master_key, alg, &kid)?;
+                    Ok((alg, state, kid, sealed, jwk))
+                })
+            })
+            .collect();
+        making
+            .into_iter()
+            .map(|m| m.join().expect("key generation does not panic"))
+            .collect()
+    })
 }
 
 /// One algorithm's rotation: the key that now signs and the newly published next key.

@@ -15,7 +15,6 @@ use std::sync::{Arc, RwLock};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Datelike, Utc};
-use rsa::{RsaPrivateKey, pkcs8::EncodePrivateKey};
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::{
@@ -26,7 +25,7 @@ use crate::{
     },
 };
 
-const RSA_BITS: usize = 2048;
+const RSA_BITS: u32 = 2048;
 /// How long the published certificate says it is valid.
 const CERT_YEARS: i32 = 10;
 
@@ -76,10 +75,14 @@ fn generate(
     state: &str,
 ) -> Result<SamlKeyRow, SamlKeyError> {
     let broken = |e: String| SamlKeyError::Broken(e);
-    let private =
-        RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS).map_err(|e| broken(e.to_string()))?;
-    let der = private.to_pkcs8_der().map_err(|e| broken(e.to_string()))?;
-    let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
+    // OpenSSL makes the key: the `rsa` crate's prime search took seconds of a first start
+    // where OpenSSL's takes tens of milliseconds.
+    let der = openssl::rsa::Rsa::generate(RSA_BITS)
+        .and_then(openssl::pkey::PKey::from_rsa)
+        .and_then(|key| key.private_key_to_pkcs8())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| broken(e.to_string()))?;
+    let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_slice());
     let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
         .map_err(|e| broken(e.to_string()))?;
     let mut params =
@@ -103,7 +106,7 @@ fn generate(
         .map_err(|e| broken(e.to_string()))?;
     let id = crate::store::new_id();
     Ok(SamlKeyRow {
-        private_sealed: master_key.seal(&seal_context(&id), der.as_bytes()),
+        private_sealed: master_key.seal(&seal_context(&id), &der),
         certificate: STANDARD.encode(certificate.der()),
         state: state.to_owned(),
         created_at: now.naive_utc(),
@@ -169,14 +172,63 @@ pub async fn ensure(
     entity_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), SamlKeyError> {
+    ensure_slots(store, master_key, entity_id, now, &[KEY_ACTIVE, KEY_NEXT]).await
+}
+
+/// Only the active key: what a start needs before it serves; the next key follows
+/// ([`ensure`]) once it serves.
+pub async fn ensure_active(
+    store: &Store,
+    master_key: Arc<MasterKey>,
+    entity_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SamlKeyError> {
+    ensure_slots(store, master_key, entity_id, now, &[KEY_ACTIVE]).await
+}
+
+async fn ensure_slots(
+    store: &Store,
+    master_key: Arc<MasterKey>,
+    entity_id: &str,
+    now: DateTime<Utc>,
+    states: &'static [&'static str],
+) -> Result<(), SamlKeyError> {
+    let missing = store
+        .run(move |c| {
+            let mut missing = Vec::new();
+            for &state in states {
+                if saml::newest_key(c, state)?.is_none() {
+                    missing.push(state);
+                }
+            }
+            Ok(missing)
+        })
+        .await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // Made before the transaction, each on a thread of its own; a slot another instance
+    // filled meanwhile keeps its key.
     let entity_id = entity_id.to_owned();
+    let made = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|scope| {
+            let making: Vec<_> = missing
+                .into_iter()
+                .map(|state| scope.spawn(|| generate(&master_key, &entity_id, now, state)))
+                .collect();
+            making
+                .into_iter()
+                .map(|m| m.join().expect("key generation does not panic"))
+                .collect::<Result<Vec<_>, _>>()
+        })
+    })
+    .await
+    .map_err(|e| SamlKeyError::Broken(e.to_string()))??;
     store
         .transaction(move |c| {
-            for state in [KEY_ACTIVE, KEY_NEXT] {
-                if saml::newest_key(c, state)?.is_none() {
-                    let row = generate(&master_key, &entity_id, now, state)
-                        .map_err(|e| StoreError::Query(e.to_string()))?;
-                    saml::insert_key(c, &row)?;
+            for row in &made {
+                if saml::newest_key(c, &row.state)?.is_none() {
+                    saml::insert_key(c, row)?;
                 }
             }
             Ok(())

@@ -164,6 +164,7 @@ pub async fn spawn_with_config(mut config: Config, data_dir: Arc<TempDir>) -> Te
         .map(|a| a.one_time_password.expose_secret().to_owned());
     let state = app.state();
     let handle = app.handle();
+    app.next_keys_published().await;
     tokio::spawn(app.run_until_stopped());
     let scheme = if config.tls { "https" } else { "http" };
     let base = if named_host {
