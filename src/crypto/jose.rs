@@ -457,6 +457,33 @@ mod tests {
     }
 
     #[test]
+    fn an_ed25519_key_of_the_wrong_length_is_refused_not_a_panic() {
+        // Anyone can send a DPoP proof: its header's key must not be able to bring the
+        // worker down (the library's EdDSA verifier slices the key's first 32 bytes).
+        let claims = URL_SAFE_NO_PAD.encode(r#"{"htm":"POST"}"#);
+        for x in [
+            "",
+            "AAAA",
+            &URL_SAFE_NO_PAD.encode([7u8; 31]),
+            &URL_SAFE_NO_PAD.encode([7u8; 33]),
+        ] {
+            let header = json!({
+                "alg": "EdDSA", "typ": "dpop+jwt",
+                "jwk": { "kty": "OKP", "crv": "Ed25519", "x": x },
+            });
+            let token = format!(
+                "{}.{claims}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode([1u8; 64])
+            );
+            let refused = Unverified::parse(&token, CLIENT_ALGORITHMS)
+                .unwrap()
+                .verify_with_embedded_jwk();
+            assert!(refused.is_err(), "x of {x:?}");
+        }
+    }
+
+    #[test]
     fn rsa_keys_from_outside_are_2048_to_8192_bits_with_a_small_exponent() {
         let b64 = |len: usize| URL_SAFE_NO_PAD.encode(vec![0xffu8; len]);
         assert!(rsa_size_ok(&b64(256), "AQAB"));

@@ -50,6 +50,15 @@ fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifie
         Algorithm::PS256 => (MessageDigest::sha256(), true),
         Algorithm::PS384 => (MessageDigest::sha384(), true),
         Algorithm::PS512 => (MessageDigest::sha512(), true),
+        Algorithm::EdDSA => {
+            // The library's Ed25519 verifier slices the key's first 32 bytes: a shorter
+            // `x` (a DPoP proof's header carries any key anyone likes) would panic the
+            // worker. RFC 8037 §2: an Ed25519 public key is exactly 32 bytes.
+            if !matches!(key.kind(), DecodingKeyKind::SecretOrDer(x) if x.len() == 32) {
+                return Err(ErrorKind::InvalidEddsaKey.into());
+            }
+            return (rust_crypto::DEFAULT_PROVIDER.verifier_factory)(alg, key);
+        }
         _ => return (rust_crypto::DEFAULT_PROVIDER.verifier_factory)(alg, key),
     };
     let key =
