@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     crypto::{
         MasterKey,
-        signing::{self, ALGORITHMS, KeyError, KeyRing, SealedKey},
+        signing::{self, ALGORITHMS, KeyError, KeyRing, SealedKey, SigningAlg},
     },
     store::{
         DbConnection, Store, StoreError,
@@ -34,7 +34,7 @@ pub enum RingError {
 fn insert_new(
     conn: &mut DbConnection,
     master_key: &MasterKey,
-    alg: &str,
+    alg: SigningAlg,
     state: &str,
     now: DateTime<Utc>,
 ) -> Result<String, RingError> {
@@ -44,7 +44,7 @@ fn insert_new(
         conn,
         NewKey {
             kid: &kid,
-            alg,
+            alg: alg.name(),
             state,
             private_sealed: &sealed,
             public_jwk: &jwk,
@@ -63,11 +63,11 @@ pub async fn ensure(
     store
         .transaction(move |c| {
             let mut run = || -> Result<(), RingError> {
-                for alg in ALGORITHMS {
-                    if signing_keys::in_state(c, alg, ACTIVE)?.is_empty() {
+                for alg in ALGORITHMS.iter().copied() {
+                    if signing_keys::in_state(c, alg.name(), ACTIVE)?.is_empty() {
                         insert_new(c, &master_key, alg, ACTIVE, now)?;
                     }
-                    if signing_keys::in_state(c, alg, NEXT)?.is_empty() {
+                    if signing_keys::in_state(c, alg.name(), NEXT)?.is_empty() {
                         insert_new(c, &master_key, alg, NEXT, now)?;
                     }
                 }
@@ -98,16 +98,19 @@ pub async fn rotate(
         .transaction(move |c| {
             let mut run = || -> Result<Vec<Rotated>, RingError> {
                 let mut out = Vec::new();
-                for alg in ALGORITHMS {
-                    let next = match signing_keys::in_state(c, alg, NEXT)?.into_iter().next() {
+                for alg in ALGORITHMS.iter().copied() {
+                    let next = match signing_keys::in_state(c, alg.name(), NEXT)?
+                        .into_iter()
+                        .next()
+                    {
                         Some(k) => k.kid,
                         // Never published: create it now; it is as good as the operator can get.
                         None => insert_new(c, &master_key, alg, NEXT, now)?,
                     };
-                    signing_keys::promote(c, alg, &next, now.naive_utc())?;
+                    signing_keys::promote(c, alg.name(), &next, now.naive_utc())?;
                     let next_kid = insert_new(c, &master_key, alg, NEXT, now)?;
                     out.push(Rotated {
-                        alg,
+                        alg: alg.name(),
                         active_kid: next,
                         next_kid,
                     });
@@ -185,7 +188,11 @@ mod tests {
         let again = reload(&store, master_key.clone(), now, keep, Some(first.clone()))
             .await
             .unwrap();
-        assert_eq!(again.len(), 4, "active and next, for each algorithm");
+        assert_eq!(
+            again.len(),
+            2 * ALGORITHMS.len(),
+            "active and next, for each of RS256, ES256 and EdDSA"
+        );
         for kid in again.kids() {
             assert!(again.shares_key(&first, kid), "{kid} was checked again");
         }
@@ -193,13 +200,64 @@ mod tests {
         let rotated = reload(&store, master_key, now, keep, Some(first.clone()))
             .await
             .unwrap();
-        assert_eq!(rotated.len(), 6, "the retired keys stay published");
-        assert_ne!(rotated.active_kid(), first.active_kid());
-        assert!(
-            first.kids().any(|kid| kid == rotated.active_kid()),
-            "the next key took over"
+        assert_eq!(
+            rotated.len(),
+            3 * ALGORITHMS.len(),
+            "the retired keys stay published"
         );
-        let token = rotated.sign_jwt("at+jwt", &serde_json::json!({ "sub": "u1" }));
-        assert!(rotated.verify_jwt(&token).is_some());
+        for alg in ALGORITHMS.iter().copied() {
+            assert_ne!(rotated.active_kid(alg), first.active_kid(alg));
+            assert!(
+                first.kids().any(|kid| kid == rotated.active_kid(alg)),
+                "the next {alg} key took over"
+            );
+            let token = rotated.sign_jwt_with(alg, "at+jwt", &serde_json::json!({ "sub": "u1" }));
+            assert!(rotated.verify_jwt(&token).is_some());
+        }
+    }
+
+    /// A database from before EdDSA keys were kept: the start's `ensure` adds them, and
+    /// the keys it had stay, signing as before.
+    #[tokio::test]
+    async fn a_database_without_keys_of_a_newer_algorithm_gets_them_at_start() {
+        use diesel::prelude::*;
+
+        use crate::store::schema::signing_keys as table;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::testing::sqlite(&dir, 2).await;
+        let master_key = Arc::new(MasterKey::generate());
+        let now = Utc::now();
+        let keep = chrono::Duration::hours(1);
+        ensure(&store, master_key.clone(), now).await.unwrap();
+        store
+            .run(|c| {
+                diesel::delete(table::table.filter(table::alg.eq("EdDSA"))).execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = load(&store, master_key.clone(), now, keep)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                RingError::Key(KeyError::NoActiveKey(SigningAlg::EdDsa))
+            ),
+            "{err}"
+        );
+        let before: Vec<String> = store
+            .run(|c| Ok(table::table.select(table::kid).load::<String>(c)?))
+            .await
+            .unwrap();
+        assert_eq!(before.len(), 4);
+
+        ensure(&store, master_key.clone(), now).await.unwrap();
+        let ring = load(&store, master_key, now, keep).await.unwrap();
+        assert_eq!(ring.len(), 6);
+        assert!(before.iter().all(|kid| ring.kids().any(|k| k == kid)));
+        let token = ring.sign_jwt_with(SigningAlg::EdDsa, "at+jwt", &serde_json::json!({}));
+        assert!(ring.verify_jwt(&token).is_some());
     }
 }

@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::{
     auth::{random_token, token_hash},
-    crypto::signing::{ALGORITHMS, RS256},
+    crypto::signing::{RS256, SigningAlg},
     domain::OrgName,
     store::{
         Store, StoreError,
@@ -46,7 +46,7 @@ pub struct ClientSpec {
     /// needed, cached, and read again for a key not among them (`client_keys`).
     pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
-    /// `RS256` (default) or `ES256`.
+    /// `RS256` (default), `ES256` or `EdDSA`.
     pub id_token_alg: Option<String>,
     /// The organisations (by name) whose users may sign in to it; None: any (issue 20
     /// item 9). An empty list is refused: it would admit nobody.
@@ -364,13 +364,6 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         .as_deref()
         .map(check_backchannel)
         .transpose()?;
-    let id_token_alg = spec
-        .id_token_alg
-        .clone()
-        .unwrap_or_else(|| RS256.to_owned());
-    if !ALGORITHMS.contains(&id_token_alg.as_str()) {
-        return Err(invalid("id_token_alg", "RS256 or ES256"));
-    }
     Ok(Checked {
         name,
         redirect_uris,
@@ -380,7 +373,7 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         auth_method,
         keys,
         backchannel,
-        id_token_alg,
+        id_token_alg: check_alg("id_token_alg", spec.id_token_alg.as_deref())?,
         allowed_orgs: spec.allowed_orgs.as_deref().map(check_orgs).transpose()?,
         introspection: spec.introspection,
         allowed_origins: spec
@@ -394,6 +387,17 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         fapi2: spec.fapi2,
         ask_consent: spec.ask_consent,
     })
+}
+
+/// An algorithm Gatehouse signs with (exactly its JWA name); RS256 when none is asked
+/// for, which every relying party can check.
+fn check_alg(field: &'static str, asked: Option<&str>) -> Result<String, ClientError> {
+    match asked {
+        None => Ok(RS256.to_owned()),
+        Some(name) => SigningAlg::parse(name)
+            .map(|alg| alg.name().to_owned())
+            .ok_or_else(|| invalid(field, "RS256, ES256 or EdDSA")),
+    }
 }
 
 /// A FAPI 2.0 client is confidential and authenticates with `private_key_jwt` (FAPI 2.0
@@ -637,6 +641,12 @@ impl ClientRow {
         }
     }
 
+    /// The algorithm of its ID tokens; None for a name this version does not sign with
+    /// (stored by a newer one).
+    pub fn id_token_signing_alg(&self) -> Option<SigningAlg> {
+        SigningAlg::parse(&self.id_token_alg)
+    }
+
     pub fn redirect_uri_list(&self) -> Vec<String> {
         list(&self.redirect_uris)
     }
@@ -731,6 +741,27 @@ mod tests {
             check(&keys).unwrap().keys.jwks_uri.as_deref(),
             Some("https://rp.example.org/jwks")
         );
+    }
+
+    #[test]
+    fn token_algorithms_default_to_rs256_and_are_exact_jwa_names() {
+        let checked = check(&spec()).unwrap();
+        assert_eq!(checked.id_token_alg, RS256);
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            let asked = ClientSpec {
+                id_token_alg: Some(alg.into()),
+                ..spec()
+            };
+            assert_eq!(check(&asked).unwrap().id_token_alg, alg);
+        }
+        for bad in ["HS256", "none", "ES512", "", "eddsa", "PS256"] {
+            let asked = ClientSpec {
+                id_token_alg: Some(bad.into()),
+                ..spec()
+            };
+            let err = check(&asked).err().unwrap().to_string();
+            assert_eq!(err, "id_token_alg: RS256, ES256 or EdDSA", "{bad:?}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::{
         emergency::{ACR_EMERGENCY, EmergencyWindow},
         random_token, session,
     },
-    crypto::signing::{self, KeyRing},
+    crypto::signing::{KeyRing, SigningAlg},
     oidc::smart::SmartGrant,
     store::{grants::GrantRow, users::UserRow},
 };
@@ -121,8 +121,8 @@ pub struct Grant<'a> {
     pub nonce: Option<&'a str>,
     pub now: DateTime<Utc>,
     pub lifetime_secs: i64,
-    /// The client's registered ID token algorithm (`RS256` or `ES256`).
-    pub id_token_alg: &'a str,
+    /// The client's registered ID token algorithm.
+    pub id_token_alg: SigningAlg,
     /// The thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
     pub dpop_jkt: Option<&'a str>,
     /// The open emergency window the grant was made under (DESIGN §15): its `acr` and
@@ -256,23 +256,13 @@ impl Grant<'_> {
         ))
         .set_authorized_party(Some(ClientId::new(self.client_id.to_owned())));
         let access = AccessToken::new(access_token.to_owned());
-        let token = if self.id_token_alg == signing::ES256 {
-            IdToken::new(
-                claims,
-                ring.active_ec(),
-                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-                Some(&access),
-                None,
-            )
-        } else {
-            IdToken::new(
-                claims,
-                ring.active(),
-                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-                Some(&access),
-                None,
-            )
-        }
+        let token = IdToken::new(
+            claims,
+            ring.signing_key(self.id_token_alg),
+            self.id_token_alg.jws(),
+            Some(&access),
+            None,
+        )
         .map_err(|e| e.to_string())?;
         Ok(token.to_string())
     }
