@@ -46,8 +46,11 @@ pub struct ClientSpec {
     /// needed, cached, and read again for a key not among them (`client_keys`).
     pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
-    /// `RS256` (default), `ES256` or `EdDSA`.
+    /// `RS256` (default), `ES256` or `EdDSA`; back-channel logout tokens too.
     pub id_token_alg: Option<String>,
+    /// `RS256` (default), `ES256` or `EdDSA`: the signature of its access tokens (RFC
+    /// 9068 JWTs), for resource servers that check them against the JWKS.
+    pub access_token_alg: Option<String>,
     /// The organisations (by name) whose users may sign in to it; None: any (issue 20
     /// item 9). An empty list is refused: it would admit nobody.
     pub allowed_orgs: Option<Vec<String>>,
@@ -82,6 +85,7 @@ impl ClientSpec {
             jwks_uri: None,
             backchannel_logout_uri: None,
             id_token_alg: None,
+            access_token_alg: None,
             allowed_orgs: None,
             introspection: false,
             allowed_origins: None,
@@ -137,6 +141,7 @@ struct Checked {
     keys: ClientKeys,
     backchannel: Option<String>,
     id_token_alg: String,
+    access_token_alg: String,
     allowed_orgs: Option<Vec<String>>,
     introspection: bool,
     allowed_origins: Option<Vec<String>>,
@@ -164,6 +169,7 @@ impl Checked {
             jwks_uri: self.keys.jwks_uri.clone(),
             backchannel_logout_uri: self.backchannel.clone(),
             id_token_alg: self.id_token_alg.clone(),
+            access_token_alg: self.access_token_alg.clone(),
             allowed_orgs: self.allowed_orgs.as_deref().map(json_list),
             introspection: self.introspection,
             allowed_origins: self.allowed_origins.as_deref().map(json_list),
@@ -374,6 +380,7 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         keys,
         backchannel,
         id_token_alg: check_alg("id_token_alg", spec.id_token_alg.as_deref())?,
+        access_token_alg: check_alg("access_token_alg", spec.access_token_alg.as_deref())?,
         allowed_orgs: spec.allowed_orgs.as_deref().map(check_orgs).transpose()?,
         introspection: spec.introspection,
         allowed_origins: spec
@@ -491,6 +498,7 @@ pub async fn register(
         jwks: settings.jwks,
         backchannel_logout_uri: settings.backchannel_logout_uri,
         id_token_alg: settings.id_token_alg,
+        access_token_alg: settings.access_token_alg,
         created_at: now.naive_utc(),
         allowed_orgs: settings.allowed_orgs,
         introspection: settings.introspection,
@@ -631,6 +639,7 @@ impl ClientRow {
             jwks_uri: self.jwks_uri.clone(),
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             id_token_alg: Some(self.id_token_alg.clone()),
+            access_token_alg: Some(self.access_token_alg.clone()),
             allowed_orgs: self.allowed_org_list(),
             introspection: self.introspection,
             allowed_origins: self.allowed_origins.as_deref().map(list),
@@ -641,10 +650,15 @@ impl ClientRow {
         }
     }
 
-    /// The algorithm of its ID tokens; None for a name this version does not sign with
-    /// (stored by a newer one).
+    /// The algorithm of its ID tokens and back-channel logout tokens; None for a name
+    /// this version does not sign with (stored by a newer one).
     pub fn id_token_signing_alg(&self) -> Option<SigningAlg> {
         SigningAlg::parse(&self.id_token_alg)
+    }
+
+    /// The algorithm of its access tokens, likewise.
+    pub fn access_token_signing_alg(&self) -> Option<SigningAlg> {
+        SigningAlg::parse(&self.access_token_alg)
     }
 
     pub fn redirect_uri_list(&self) -> Vec<String> {
@@ -746,15 +760,35 @@ mod tests {
     #[test]
     fn token_algorithms_default_to_rs256_and_are_exact_jwa_names() {
         let checked = check(&spec()).unwrap();
-        assert_eq!(checked.id_token_alg, RS256);
+        assert_eq!(
+            (
+                checked.id_token_alg.as_str(),
+                checked.access_token_alg.as_str()
+            ),
+            (RS256, RS256)
+        );
         for alg in ["RS256", "ES256", "EdDSA"] {
             let asked = ClientSpec {
                 id_token_alg: Some(alg.into()),
+                access_token_alg: Some(alg.into()),
                 ..spec()
             };
-            assert_eq!(check(&asked).unwrap().id_token_alg, alg);
+            let checked = check(&asked).unwrap();
+            assert_eq!(
+                (
+                    checked.id_token_alg.as_str(),
+                    checked.access_token_alg.as_str()
+                ),
+                (alg, alg)
+            );
         }
         for bad in ["HS256", "none", "ES512", "", "eddsa", "PS256"] {
+            let asked = ClientSpec {
+                access_token_alg: Some(bad.into()),
+                ..spec()
+            };
+            let err = check(&asked).err().unwrap().to_string();
+            assert_eq!(err, "access_token_alg: RS256, ES256 or EdDSA", "{bad:?}");
             let asked = ClientSpec {
                 id_token_alg: Some(bad.into()),
                 ..spec()

@@ -123,6 +123,8 @@ pub struct Grant<'a> {
     pub lifetime_secs: i64,
     /// The client's registered ID token algorithm.
     pub id_token_alg: SigningAlg,
+    /// The client's registered access token algorithm.
+    pub access_token_alg: SigningAlg,
     /// The thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
     pub dpop_jkt: Option<&'a str>,
     /// The open emergency window the grant was made under (DESIGN §15): its `acr` and
@@ -205,7 +207,7 @@ impl Grant<'_> {
                 .and_then(|s| s.fhir_user.clone()),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
-        ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
+        ring.sign_jwt_with(self.access_token_alg, ACCESS_TOKEN_TYPE, &value)
     }
 
     /// The ID token for a user grant; `at_hash` binds it to `access_token`.
@@ -312,9 +314,13 @@ pub fn verify_id_token_hint(ring: &KeyRing, issuer: &str, token: &str) -> Option
         .then_some(claims)
 }
 
-/// The `logout_token` of OIDC Back-Channel Logout 1.0 §2.4.
+/// The `logout_token` of OIDC Back-Channel Logout 1.0 §2.4, signed with `alg`: the
+/// client's ID token algorithm. §2.4 signs logout tokens with the keys of ID tokens, and
+/// §2.6 has the relying party check one as it checks an ID token (`openid-client` holds
+/// it to `id_token_signed_response_alg`).
 pub fn logout_token(
     ring: &KeyRing,
+    alg: SigningAlg,
     issuer: &str,
     client_id: &str,
     sub: Option<&str>,
@@ -335,5 +341,5 @@ pub fn logout_token(
     if let Some(sid) = sid {
         claims["sid"] = json!(sid);
     }
-    ring.sign_jwt("logout+jwt", &claims)
+    ring.sign_jwt_with(alg, "logout+jwt", &claims)
 }

@@ -1268,6 +1268,7 @@ async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
         let ring = f.app.state.keys.current();
         gatehouse::oidc::jwt::logout_token(
             &ring,
+            gatehouse::crypto::signing::SigningAlg::Rs256,
             f.app.base.as_str(),
             &f.reg.client_id,
             Some("someone"),

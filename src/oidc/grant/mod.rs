@@ -386,6 +386,9 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
     let id_token_alg = client
         .id_token_signing_alg()
         .ok_or_else(|| unknown("id_token_alg", &client.id_token_alg))?;
+    let access_token_alg = client
+        .access_token_signing_alg()
+        .ok_or_else(|| unknown("access_token_alg", &client.access_token_alg))?;
     let ring = state.keys.current();
     let issuer = issuer(state);
     let lifetime = i64::try_from(state.config.access_token_secs).unwrap_or(300);
@@ -399,6 +402,7 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
         now: state.clock.now(),
         lifetime_secs: lifetime,
         id_token_alg,
+        access_token_alg,
         dpop_jkt,
         emergency,
         smart: smart.as_ref(),
