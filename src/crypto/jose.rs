@@ -3,7 +3,7 @@
 //! `jsonwebtoken` crate's; what is ours is the policy: which algorithms, which key, what
 //! a refusal says.
 //!
-//! RSA signatures are checked by OpenSSL behind the library's provider interface
+//! RSA and ES256 signatures are checked by OpenSSL behind the library's provider interface
 //! ([`super::jws_openssl`]); our own tokens are checked by the same library, in
 //! [`super::signing::KeyRing::verify_jwt`].
 //!

@@ -176,7 +176,7 @@ impl KeyRing {
 
     /// Verifies a JWS made by one of our published keys and returns its header and
     /// claims. Expiry and audience are the caller's business. Parsed and checked by the
-    /// JWS library (RSA and ECDSA by OpenSSL behind it, see `jws_openssl`), with the
+    /// JWS library (RSA and ES256 by OpenSSL behind it, see `jws_openssl`), with the
     /// algorithm of the key the `kid` names and no other: a header naming another
     /// algorithm for that key is refused, whatever its signature.
     pub fn verify_jwt(&self, token: &str) -> Option<(Value, Value)> {
