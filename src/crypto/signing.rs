@@ -27,7 +27,7 @@ pub const EDDSA: &str = "EdDSA";
 
 /// An algorithm Gatehouse signs its tokens with, each with a key ring of its own: RS256
 /// for every relying party, ECDSA P-256 and Ed25519 for those that ask (`id_token_alg`,
-/// `access_token_alg`): they sign tens of times faster than RSA.
+/// `access_token_alg`): OpenSSL signs with them about ten times faster than with RSA-2048.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigningAlg {
     Rs256,

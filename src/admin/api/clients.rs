@@ -131,7 +131,7 @@ pub struct NewClientBody {
     /// back-channel logout tokens.
     pub id_token_signed_response_alg: Option<String>,
     /// `RS256` (default), `ES256` or `EdDSA`: the signature of its access tokens (RFC 9068
-    /// JWTs), checked by resource servers against `/jwks`. ES256 and EdDSA sign tens of
+    /// JWTs), checked by resource servers against `/jwks`. ES256 and EdDSA sign about ten
     /// times faster than RS256.
     pub access_token_signed_response_alg: Option<String>,
     /// Organisation names whose users may sign in to it. Left out or null: users of
