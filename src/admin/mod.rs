@@ -125,6 +125,7 @@ impl From<ServiceError> for ApiError {
                 let field = match field {
                     "auth_method" => "token_endpoint_auth_method",
                     "id_token_alg" => "id_token_signed_response_alg",
+                    "access_token_alg" => "access_token_signed_response_alg",
                     other => other,
                 };
                 Self::BadRequest(format!("{field}: {reason}"))

@@ -48,9 +48,13 @@ pub enum ClientCommand {
         /// Where back-channel logout tokens are POSTed.
         #[arg(long = "backchannel-logout-uri")]
         backchannel_logout_uri: Option<String>,
-        /// ID token signature: RS256 (default) or ES256.
+        /// ID token (and back-channel logout token) signature: RS256 (default), ES256 or
+        /// EdDSA.
         #[arg(long = "id-token-alg")]
         id_token_alg: Option<String>,
+        /// Access token signature: RS256 (default), ES256 or EdDSA.
+        #[arg(long = "access-token-alg")]
+        access_token_alg: Option<String>,
         /// Only users of this organisation may sign in to it; repeat for several.
         /// Without any: users of every organisation.
         #[arg(long = "org")]
@@ -121,6 +125,8 @@ pub enum ClientCommand {
         backchannel_logout_uri: Option<String>,
         #[arg(long = "id-token-alg")]
         id_token_alg: Option<String>,
+        #[arg(long = "access-token-alg")]
+        access_token_alg: Option<String>,
         /// Replaces the organisations whose users may sign in; repeat.
         #[arg(long = "org", conflicts_with = "every_org")]
         orgs: Vec<String>,
@@ -211,6 +217,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
+        access_token_alg,
         orgs,
         introspection,
         allowed_origins,
@@ -236,6 +243,7 @@ async fn create(config: Config, command: ClientCommand) -> Result<(), String> {
         jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
+        access_token_alg,
         allowed_orgs: (!orgs.is_empty()).then_some(orgs),
         introspection,
         allowed_origins: replacing(allowed_origins),
@@ -293,6 +301,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
+        access_token_alg,
         orgs,
         every_org,
         introspection,
@@ -317,6 +326,7 @@ async fn update(config: Config, command: ClientCommand) -> Result<(), String> {
         jwks_uri,
         backchannel_logout_uri,
         id_token_alg,
+        access_token_alg,
         allowed_orgs: if every_org {
             Some(None)
         } else {
@@ -387,6 +397,10 @@ async fn show(config: Config, client_id: &str, json: bool) -> Result<(), String>
         None => println!("allowed_orgs:  every organisation"),
     }
     println!("web_origins:   {}", view.web_origins.join(" "));
+    println!(
+        "signed with:   {} (ID tokens), {} (access tokens)",
+        view.id_token_signed_response_alg, view.access_token_signed_response_alg
+    );
     if view.fapi2 {
         println!("profile:       FAPI 2.0 (PAR, DPoP, private_key_jwt, PKCE)");
     }

@@ -3,7 +3,7 @@
 //! `jsonwebtoken` crate's; what is ours is the policy: which algorithms, which key, what
 //! a refusal says.
 //!
-//! RSA signatures are checked by OpenSSL behind the library's provider interface
+//! RSA and ES256 signatures are checked by OpenSSL behind the library's provider interface
 //! ([`super::jws_openssl`]); our own tokens are checked by the same library, in
 //! [`super::signing::KeyRing::verify_jwt`].
 //!
@@ -454,6 +454,33 @@ mod tests {
             .verify_with_embedded_jwk()
             .unwrap_err();
         assert!(matches!(err, JoseError::EmbeddedKey(_)), "{err}");
+    }
+
+    #[test]
+    fn an_ed25519_key_of_the_wrong_length_is_refused_not_a_panic() {
+        // Anyone can send a DPoP proof: its header's key must not be able to bring the
+        // worker down (the library's EdDSA verifier slices the key's first 32 bytes).
+        let claims = URL_SAFE_NO_PAD.encode(r#"{"htm":"POST"}"#);
+        for x in [
+            "",
+            "AAAA",
+            &URL_SAFE_NO_PAD.encode([7u8; 31]),
+            &URL_SAFE_NO_PAD.encode([7u8; 33]),
+        ] {
+            let header = json!({
+                "alg": "EdDSA", "typ": "dpop+jwt",
+                "jwk": { "kty": "OKP", "crv": "Ed25519", "x": x },
+            });
+            let token = format!(
+                "{}.{claims}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode([1u8; 64])
+            );
+            let refused = Unverified::parse(&token, CLIENT_ALGORITHMS)
+                .unwrap()
+                .verify_with_embedded_jwk();
+            assert!(refused.is_err(), "x of {x:?}");
+        }
     }
 
     #[test]

@@ -38,7 +38,8 @@
 
 pub mod jose;
 mod jws_openssl;
-/// The JWS crypto provider (RSA by OpenSSL) that every JWT check here goes through.
+/// The JWS crypto provider (RSA and ES256 by OpenSSL) that every JWT check here goes
+/// through.
 pub use jws_openssl::install as install_jws_provider;
 mod master_key;
 mod seal;

@@ -2,32 +2,82 @@
 //! the master key, and the ring of published keys each instance signs and verifies with
 //! ([`KeyRing`]). Where they are kept and how they rotate is `crate::keys::rings`.
 
+mod signers;
+
 use std::{
     collections::HashMap,
+    fmt,
     sync::{Arc, RwLock},
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use openidconnect::{
-    JsonWebKeyId, PrivateSigningKey, SigningError,
-    core::{CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
-};
-use openssl::{
-    hash::MessageDigest,
-    pkey::{PKey, Private},
-    rsa::Rsa,
-};
+use jsonwebtoken::{Algorithm, Validation};
+use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
+use openssl::rsa::Rsa;
 use secrecy::ExposeSecret;
 use serde_json::Value;
+
+pub use signers::{EcSigner, EdSigner, PublishedKey, RsaSigner};
 
 use super::MasterKey;
 
 pub const RS256: &str = "RS256";
-/// ECDSA P-256, for relying parties that ask for it (`id_token_alg`).
 pub const ES256: &str = "ES256";
+pub const EDDSA: &str = "EdDSA";
+
+/// An algorithm Gatehouse signs its tokens with, each with a key ring of its own: RS256
+/// for every relying party, ECDSA P-256 and Ed25519 for those that ask (`id_token_alg`,
+/// `access_token_alg`): OpenSSL signs with them about ten times faster than with RSA-2048.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigningAlg {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
 /// Every algorithm Gatehouse keeps a key ring for.
-pub const ALGORITHMS: &[&str] = &[RS256, ES256];
+pub const ALGORITHMS: &[SigningAlg] = &[SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa];
+
+impl SigningAlg {
+    /// Its JWA name (RFC 7518 §3.1, RFC 8037 §3.1): in a JWS header, in the store, in a
+    /// client's registration.
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => RS256,
+            SigningAlg::Es256 => ES256,
+            SigningAlg::EdDsa => EDDSA,
+        }
+    }
+
+    /// The algorithm of exactly this JWA name (names are case-sensitive, RFC 7515
+    /// §4.1.1), if Gatehouse signs with it.
+    pub fn parse(name: &str) -> Option<Self> {
+        ALGORITHMS.iter().copied().find(|a| a.name() == name)
+    }
+
+    pub fn jws(self) -> CoreJwsSigningAlgorithm {
+        match self {
+            SigningAlg::Rs256 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            SigningAlg::Es256 => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            SigningAlg::EdDsa => CoreJwsSigningAlgorithm::EdDsa,
+        }
+    }
+
+    fn verifying(self) -> Algorithm {
+        match self {
+            SigningAlg::Rs256 => Algorithm::RS256,
+            SigningAlg::Es256 => Algorithm::ES256,
+            SigningAlg::EdDsa => Algorithm::EdDSA,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 const RSA_BITS: u32 = 2048;
 
 /// What a private signing key is sealed for: its kid (also used by the master-key
@@ -36,178 +86,19 @@ pub fn seal_context(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
 
-/// One published key: its signer and verifier.
-enum Published {
-    Rsa(RsaSigner),
-    Ec(EcSigner),
-}
-
-/// An RSA key signing RS256 through OpenSSL, for our own JWTs and for `openidconnect`'s
-/// ID token builder.
-///
-/// Not the `rsa` crate's private key: its private-key operations are not constant time
-/// (RUSTSEC-2023-0071, the Marvin attack), and the token endpoint hands anyone with
-/// client credentials a signature on demand, timed over the network. OpenSSL signs with
-/// blinding and constant-time exponentiation, and verifies (every `/userinfo`,
-/// `/introspect` and admin API call) in 15 µs where the `rsa` crate takes 110.
-pub struct RsaSigner {
-    key: PKey<Private>,
-    jwk: CoreJsonWebKey,
-    /// The public half, as the JWS library checks with it.
-    decoding: DecodingKey,
-}
-
-impl RsaSigner {
-    /// From a PKCS#1 DER private key (how keys are sealed in the store).
-    ///
-    /// Its parameters must agree ([`consistent`]). OpenSSL's `RSA_check_key` would also
-    /// prove the primes prime, at 15 to 30 ms a key on every start; the keys opened here
-    /// were made by OpenSSL and sealed under the master key's authenticated encryption,
-    /// so they are the keys that were made.
-    pub fn from_pkcs1_der(der: &[u8], kid: Option<&str>) -> Result<Self, String> {
-        let rsa = Rsa::private_key_from_der(der).map_err(|e| e.to_string())?;
-        if !consistent(&rsa).map_err(|e| e.to_string())? {
-            return Err("inconsistent RSA key".into());
-        }
-        let (n, e) = (rsa.n().to_vec(), rsa.e().to_vec());
-        let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-        let jwk = CoreJsonWebKey::new_rsa(n, e, kid.map(|k| JsonWebKeyId::new(k.to_owned())));
-        let key = PKey::from_rsa(rsa).map_err(|e| e.to_string())?;
-        Ok(Self { key, jwk, decoding })
-    }
-
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
-    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
-        openssl::sign::Signer::new(MessageDigest::sha256(), &self.key)
-            .and_then(|mut signer| signer.sign_oneshot_to_vec(message))
-            .map_err(|e| SigningError::Other(e.to_string()))
-    }
-
-    /// RS256 signature check against this key's public half (the tests' cross-check of
-    /// the library's path).
-    #[cfg(test)]
-    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        openssl::sign::Verifier::new(MessageDigest::sha256(), &self.key)
-            .and_then(|mut verifier| verifier.verify_oneshot(signature, message))
-            .unwrap_or(false)
-    }
-}
-
-/// Whether an RSA private key's parameters agree, in microseconds: `n = p·q`, `e·d ≡ 1`
-/// modulo `p − 1` and `q − 1`, the CRT exponents are `d` reduced by each, and
-/// `q·qInv ≡ 1 (mod p)`. What `RSA_check_key` checks, less its primality tests.
-fn consistent(rsa: &Rsa<Private>) -> Result<bool, openssl::error::ErrorStack> {
-    use openssl::bn::{BigNum, BigNumContext};
-    let (Some(p), Some(q), Some(dp), Some(dq), Some(qinv)) =
-        (rsa.p(), rsa.q(), rsa.dmp1(), rsa.dmq1(), rsa.iqmp())
-    else {
-        return Ok(false);
-    };
-    let mut ctx = BigNumContext::new()?;
-    let one = BigNum::from_u32(1)?;
-    let mut n = BigNum::new()?;
-    n.checked_mul(p, q, &mut ctx)?;
-    if n != *rsa.n() {
-        return Ok(false);
-    }
-    for (prime, crt_exponent) in [(p, dp), (q, dq)] {
-        let mut minus_one = BigNum::new()?;
-        minus_one.checked_sub(prime, &one)?;
-        let mut reduced = BigNum::new()?;
-        reduced.nnmod(rsa.d(), &minus_one, &mut ctx)?;
-        let mut ed = BigNum::new()?;
-        ed.mod_mul(rsa.e(), rsa.d(), &minus_one, &mut ctx)?;
-        if reduced != *crt_exponent || ed != one {
-            return Ok(false);
-        }
-    }
-    let mut inverse = BigNum::new()?;
-    inverse.mod_mul(q, qinv, p, &mut ctx)?;
-    Ok(inverse == one)
-}
-
-impl PrivateSigningKey for RsaSigner {
-    type VerificationKey = CoreJsonWebKey;
-
-    fn sign(
-        &self,
-        signature_alg: &CoreJwsSigningAlgorithm,
-        message: &[u8],
-    ) -> Result<Vec<u8>, SigningError> {
-        match signature_alg {
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256 => self.sign_rs256(message),
-            other => Err(SigningError::UnsupportedAlg(format!("{other:?}"))),
-        }
-    }
-
-    fn as_verification_key(&self) -> CoreJsonWebKey {
-        self.jwk.clone()
-    }
-}
-
-/// An ECDSA P-256 key, signing for `openidconnect`'s ID token builder (which has no
-/// ECDSA private key type of its own).
-pub struct EcSigner {
-    key: p256::ecdsa::SigningKey,
-    jwk: CoreJsonWebKey,
-    decoding: DecodingKey,
-}
-
-impl PrivateSigningKey for EcSigner {
-    type VerificationKey = CoreJsonWebKey;
-
-    fn sign(
-        &self,
-        signature_alg: &CoreJwsSigningAlgorithm,
-        message: &[u8],
-    ) -> Result<Vec<u8>, SigningError> {
-        use p256::ecdsa::signature::Signer;
-        match signature_alg {
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256 => {
-                let signature: p256::ecdsa::Signature = self.key.sign(message);
-                Ok(signature.to_bytes().to_vec())
-            }
-            other => Err(SigningError::UnsupportedAlg(format!("{other:?}"))),
-        }
-    }
-
-    fn as_verification_key(&self) -> CoreJsonWebKey {
-        self.jwk.clone()
-    }
-}
-
-impl EcSigner {
-    fn from_scalar(scalar: &[u8], kid: &str) -> Result<Self, String> {
-        let key = p256::ecdsa::SigningKey::from_slice(scalar).map_err(|e| e.to_string())?;
-        let point = key.verifying_key().to_sec1_point(false);
-        let bytes = point.as_bytes();
-        let (x, y) = (&bytes[1..33], &bytes[33..65]);
-        let decoding =
-            DecodingKey::from_ec_components(&URL_SAFE_NO_PAD.encode(x), &URL_SAFE_NO_PAD.encode(y))
-                .map_err(|e| e.to_string())?;
-        let jwk = CoreJsonWebKey::new_ec(
-            x.to_vec(),
-            y.to_vec(),
-            CoreJsonCurveType::P256,
-            Some(JsonWebKeyId::new(kid.to_owned())),
-        );
-        Ok(Self { key, jwk, decoding })
-    }
-}
-
 /// The keys one instance signs and verifies with.
 pub struct KeyRing {
-    /// Active kid per algorithm.
-    active: HashMap<&'static str, String>,
+    /// The key that signs, and its kid, per algorithm.
+    active: HashMap<SigningAlg, (String, Arc<PublishedKey>)>,
     /// Shared with the rings loaded after this one: a key, once checked, is reused.
-    keys: HashMap<String, Arc<Published>>,
+    keys: HashMap<String, Arc<PublishedKey>>,
     jwks: CoreJsonWebKeySet,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("no active signing key")]
-    NoActiveKey,
+    #[error("no active {0} signing key")]
+    NoActiveKey(SigningAlg),
     #[error("signing key {0}: {1}")]
     Broken(String, String),
 }
@@ -250,37 +141,34 @@ impl KeyRing {
         }
     }
 
-    /// The kid that signs access tokens and logout tokens (RS256).
-    pub fn active_kid(&self) -> &str {
-        &self.active[RS256]
+    /// The kid that signs with `alg`.
+    pub fn active_kid(&self, alg: SigningAlg) -> &str {
+        &self.active[&alg].0
     }
 
-    /// The active RS256 key, for `openidconnect`'s ID token builder.
-    pub fn active(&self) -> &RsaSigner {
-        match self.keys[self.active_kid()].as_ref() {
-            Published::Rsa(signer) => signer,
-            Published::Ec(_) => unreachable!("the RS256 slot holds an RSA key"),
-        }
+    /// The key that signs with `alg` (for `openidconnect`'s ID token builder). Every
+    /// ring has one for each algorithm: [`ring_from_sealed`] makes no ring without.
+    pub fn signing_key(&self, alg: SigningAlg) -> &PublishedKey {
+        &self.active[&alg].1
     }
 
-    /// The active ES256 key.
-    pub fn active_ec(&self) -> &EcSigner {
-        match self.keys[&self.active[ES256]].as_ref() {
-            Published::Ec(signer) => signer,
-            Published::Rsa { .. } => unreachable!("the ES256 slot holds an EC key"),
-        }
-    }
-
-    /// A compact JWS over `claims` with the active key; `typ` per RFC 9068 / OIDC BCL.
+    /// A compact RS256 JWS over `claims` with the active key; `typ` per RFC 9068 / OIDC
+    /// BCL. For what every relying party can check: an upstream's client assertion, a
+    /// FHIR server's search token.
     pub fn sign_jwt(&self, typ: &str, claims: &Value) -> String {
-        let header = serde_json::json!({ "alg": RS256, "typ": typ, "kid": self.active_kid() });
+        self.sign_jwt_with(SigningAlg::Rs256, typ, claims)
+    }
+
+    /// A compact JWS over `claims` with the active key of `alg`.
+    pub fn sign_jwt_with(&self, alg: SigningAlg, typ: &str, claims: &Value) -> String {
+        let (kid, key) = &self.active[&alg];
+        let header = serde_json::json!({ "alg": alg.name(), "typ": typ, "kid": kid });
         let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
         input.push('.');
         input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = self
-            .active()
-            .sign_rs256(input.as_bytes())
-            .expect("RSA PKCS#1 v1.5 signing does not fail for a checked key");
+        let signature = key
+            .sign_message(input.as_bytes())
+            .expect("OpenSSL signing does not fail for a checked key");
         input.push('.');
         input.push_str(&URL_SAFE_NO_PAD.encode(signature));
         input
@@ -288,8 +176,9 @@ impl KeyRing {
 
     /// Verifies a JWS made by one of our published keys and returns its header and
     /// claims. Expiry and audience are the caller's business. Parsed and checked by the
-    /// JWS library (RSA by OpenSSL behind it, see `jws_openssl`), with the algorithm of
-    /// the key the `kid` names and no other.
+    /// JWS library (RSA and ES256 by OpenSSL behind it, see `jws_openssl`), with the
+    /// algorithm of the key the `kid` names and no other: a header naming another
+    /// algorithm for that key is refused, whatever its signature.
     pub fn verify_jwt(&self, token: &str) -> Option<(Value, Value)> {
         if token.len() > 16 * 1024 {
             return None;
@@ -297,18 +186,17 @@ impl KeyRing {
         super::jws_openssl::install();
         let header = jsonwebtoken::decode_header(token).ok()?;
         let key = self.keys.get(header.kid.as_deref()?)?;
-        let (alg, decoding) = match key.as_ref() {
-            Published::Rsa(signer) => (Algorithm::RS256, &signer.decoding),
-            Published::Ec(signer) => (Algorithm::ES256, &signer.decoding),
-        };
-        let mut validation = Validation::new(alg);
+        let mut validation = Validation::new(key.alg().verifying());
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data =
-            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, decoding, &validation)
-                .ok()?;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+            token,
+            key.decoding(),
+            &validation,
+        )
+        .ok()?;
         Some((
             serde_json::to_value(&data.header).ok()?,
             Value::Object(data.claims),
@@ -340,27 +228,33 @@ impl Keys {
 /// A fresh key of `alg`: its sealed private half and its public JWK.
 pub fn generate(
     master_key: &MasterKey,
-    alg: &str,
+    alg: SigningAlg,
     kid: &str,
 ) -> Result<(String, String), KeyError> {
     let broken = |e: String| KeyError::Broken(kid.to_owned(), e);
-    let (private, jwk) = if alg == ES256 {
-        // A uniformly random scalar; the odd out-of-range draw is simply redrawn.
-        loop {
-            let mut scalar = zeroize::Zeroizing::new([0u8; 32]);
+    let (private, jwk) = match alg {
+        SigningAlg::Es256 => loop {
+            // A uniformly random scalar; the odd out-of-range draw is simply redrawn.
+            let mut scalar = zeroize::Zeroizing::new(vec![0u8; 32]);
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, scalar.as_mut());
-            if let Ok(signer) = EcSigner::from_scalar(scalar.as_ref(), kid) {
-                break (scalar.to_vec(), signer.jwk);
+            if let Ok(signer) = EcSigner::from_scalar(&scalar, kid) {
+                break (scalar, signer.jwk);
             }
+        },
+        SigningAlg::EdDsa => {
+            let private = EdSigner::generate().map_err(broken)?;
+            let signer = EdSigner::from_private_bytes(&private, kid).map_err(broken)?;
+            (private, signer.jwk)
         }
-    } else {
-        let der = Rsa::generate(RSA_BITS)
-            .and_then(|rsa| rsa.private_key_to_der())
-            .map_err(|e| broken(e.to_string()))?;
-        let signer = RsaSigner::from_pkcs1_der(&der, Some(kid)).map_err(broken)?;
-        (der, signer.jwk)
+        SigningAlg::Rs256 => {
+            let der = Rsa::generate(RSA_BITS)
+                .and_then(|rsa| rsa.private_key_to_der())
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| broken(e.to_string()))?;
+            let signer = RsaSigner::from_pkcs1_der(&der, Some(kid)).map_err(broken)?;
+            (der, signer.jwk)
+        }
     };
-    let private = zeroize::Zeroizing::new(private);
     let sealed = master_key.seal(&seal_context(kid), &private);
     let jwk = serde_json::to_string(&jwk).map_err(|e| broken(e.to_string()))?;
     Ok((sealed, jwk))
@@ -373,25 +267,37 @@ pub fn new_kid() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-impl Published {
-    fn alg(&self) -> &'static str {
-        match self {
-            Published::Rsa(_) => RS256,
-            Published::Ec(_) => ES256,
+/// The checked key of a row, from its sealed private half.
+fn open_key(
+    master_key: &MasterKey,
+    row: &SealedKey,
+    alg: SigningAlg,
+) -> Result<PublishedKey, KeyError> {
+    let broken = |e: String| KeyError::Broken(row.kid.clone(), e);
+    let secret = master_key
+        .open(&seal_context(&row.kid), &row.private_sealed)
+        .map_err(|e| broken(e.to_string()))?;
+    let private = secret.expose_secret();
+    Ok(match alg {
+        SigningAlg::Rs256 => {
+            PublishedKey::Rsa(RsaSigner::from_pkcs1_der(private, Some(&row.kid)).map_err(broken)?)
         }
-    }
-
-    fn jwk(&self) -> &CoreJsonWebKey {
-        match self {
-            Published::Rsa(signer) => &signer.jwk,
-            Published::Ec(signer) => &signer.jwk,
+        SigningAlg::Es256 => {
+            PublishedKey::Ec(EcSigner::from_scalar(private, &row.kid).map_err(broken)?)
         }
-    }
+        SigningAlg::EdDsa => {
+            PublishedKey::Ed(EdSigner::from_private_bytes(private, &row.kid).map_err(broken)?)
+        }
+    })
 }
 
 /// The ring of the published keys `rows`, reusing the checked keys `previous` holds: a
-/// key never changes under its kid, and opening one (a signature made and checked)
-/// costs CPU for nothing. CPU work: call it off the request threads.
+/// key never changes under its kid, and opening one again costs CPU for nothing. CPU
+/// work: call it off the request threads.
+///
+/// Every algorithm of [`ALGORITHMS`] must have an active key (`keys::rings::ensure`
+/// makes the missing ones at start, as for a database from before an algorithm was
+/// added); rows of an algorithm this build does not know are left out.
 pub fn ring_from_sealed(
     master_key: &MasterKey,
     rows: Vec<SealedKey>,
@@ -399,10 +305,9 @@ pub fn ring_from_sealed(
 ) -> Result<KeyRing, KeyError> {
     let mut keys = HashMap::new();
     let mut jwks = Vec::new();
-    let mut active: HashMap<&'static str, (chrono::NaiveDateTime, String)> = HashMap::new();
+    let mut active: HashMap<SigningAlg, (chrono::NaiveDateTime, String)> = HashMap::new();
     for row in rows {
-        let broken = |e: String| KeyError::Broken(row.kid.clone(), e);
-        let Some(alg) = ALGORITHMS.iter().copied().find(|a| *a == row.alg) else {
+        let Some(alg) = SigningAlg::parse(&row.alg) else {
             continue; // another capability's key (or a newer version's): not ours to publish
         };
         let known = previous
@@ -410,35 +315,24 @@ pub fn ring_from_sealed(
             .filter(|p| p.alg() == alg);
         let published = match known {
             Some(published) => published.clone(),
-            None => {
-                let secret = master_key
-                    .open(&seal_context(&row.kid), &row.private_sealed)
-                    .map_err(|e| broken(e.to_string()))?;
-                Arc::new(if alg == ES256 {
-                    Published::Ec(
-                        EcSigner::from_scalar(secret.expose_secret(), &row.kid).map_err(broken)?,
-                    )
-                } else {
-                    Published::Rsa(
-                        RsaSigner::from_pkcs1_der(secret.expose_secret(), Some(&row.kid))
-                            .map_err(broken)?,
-                    )
-                })
-            }
+            None => Arc::new(open_key(master_key, &row, alg)?),
         };
         jwks.push(published.jwk().clone());
         if let Some(at) = row.active_since
-            && active.get(alg).is_none_or(|(t, _)| at > *t)
+            && active.get(&alg).is_none_or(|(t, _)| at > *t)
         {
             active.insert(alg, (at, row.kid.clone()));
         }
-        keys.insert(row.kid.clone(), published);
+        keys.insert(row.kid, published);
     }
-    if ALGORITHMS.iter().any(|a| !active.contains_key(a)) {
-        return Err(KeyError::NoActiveKey);
+    let mut signing = HashMap::new();
+    for alg in ALGORITHMS {
+        let (_, kid) = active.remove(alg).ok_or(KeyError::NoActiveKey(*alg))?;
+        let key = keys[&kid].clone();
+        signing.insert(*alg, (kid, key));
     }
     Ok(KeyRing {
-        active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(),
+        active: signing,
         keys,
         jwks: CoreJsonWebKeySet::new(jwks),
     })
@@ -446,95 +340,154 @@ pub fn ring_from_sealed(
 
 #[cfg(test)]
 mod tests {
-    use rsa::{
-        pkcs1::DecodeRsaPrivateKey,
-        pkcs1v15::SigningKey,
-        signature::{SignatureEncoding, Signer},
-    };
-    use sha2::Sha256;
+    use serde_json::json;
 
     use super::*;
 
-    fn der() -> Vec<u8> {
-        Rsa::generate(RSA_BITS)
-            .unwrap()
-            .private_key_to_der()
-            .unwrap()
+    fn row(master_key: &MasterKey, alg: SigningAlg, kid: &str, active: bool) -> SealedKey {
+        let (private_sealed, _) = generate(master_key, alg, kid).unwrap();
+        SealedKey {
+            kid: kid.to_owned(),
+            alg: alg.name().to_owned(),
+            private_sealed,
+            active_since: active.then(|| chrono::Utc::now().naive_utc()),
+        }
+    }
+
+    /// A ring with an active key of each algorithm, kid `<alg>-1`, made as in production:
+    /// generated, sealed, opened.
+    fn ring() -> KeyRing {
+        let master_key = MasterKey::generate();
+        let rows = ALGORITHMS
+            .iter()
+            .map(|alg| row(&master_key, *alg, &format!("{alg}-1"), true))
+            .collect();
+        ring_from_sealed(&master_key, rows, None).unwrap()
+    }
+
+    /// A compact JWS with exactly `header`, signed by `key`.
+    fn signed(key: &PublishedKey, header: Value, claims: Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = key.sign_message(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
     #[test]
-    fn openssl_signs_the_same_rs256_as_any_other_implementation() {
-        // PKCS#1 v1.5 is deterministic: an independent implementation must produce the
-        // very same bytes from the same key and message.
-        let der = der();
-        let signer = RsaSigner::from_pkcs1_der(&der, Some("k1")).unwrap();
-        let reference =
-            SigningKey::<Sha256>::new(rsa::RsaPrivateKey::from_pkcs1_der(&der).unwrap());
-        let message = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0";
-        let ours = signer.sign_rs256(message).unwrap();
-        assert_eq!(ours, reference.sign(message).to_vec());
-        assert!(signer.verify(message, &ours));
-        assert!(!signer.verify(b"another message", &ours));
+    fn a_signed_jwt_of_each_algorithm_verifies_and_a_tampered_one_does_not() {
+        let ring = ring();
+        for alg in ALGORITHMS.iter().copied() {
+            let token = ring.sign_jwt_with(alg, "at+jwt", &json!({ "sub": "u1" }));
+            let (header, claims) = ring.verify_jwt(&token).expect("our own token verifies");
+            assert_eq!(header["alg"], alg.name());
+            assert_eq!(header["typ"], "at+jwt");
+            assert_eq!(header["kid"], ring.active_kid(alg));
+            assert_eq!(claims["sub"], "u1");
+            let (head, rest) = token.split_once('.').unwrap();
+            let forged_claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"admin"}"#);
+            let signature = rest.split_once('.').unwrap().1;
+            assert!(
+                ring.verify_jwt(&format!("{head}.{forged_claims}.{signature}"))
+                    .is_none(),
+                "{alg}"
+            );
+        }
+        let rs256 = ring.sign_jwt("JWT", &json!({}));
+        assert!(rs256.starts_with(&URL_SAFE_NO_PAD.encode(
+            json!({ "alg": "RS256", "typ": "JWT", "kid": ring.active_kid(SigningAlg::Rs256) })
+                .to_string()
+        )));
+    }
+
+    #[test]
+    fn the_key_a_kid_names_decides_the_algorithm_never_the_header() {
+        let ring = ring();
+        for named in ALGORITHMS.iter().copied() {
+            let kid = ring.active_kid(named);
+            for signer in ALGORITHMS.iter().copied().filter(|a| *a != named) {
+                // A genuine signature by another of our keys, its header naming that
+                // key's algorithm and this kid: refused.
+                let token = signed(
+                    ring.signing_key(signer),
+                    json!({ "alg": signer.name(), "typ": "at+jwt", "kid": kid }),
+                    json!({ "sub": "admin" }),
+                );
+                assert!(
+                    ring.verify_jwt(&token).is_none(),
+                    "{signer} under {named}'s kid"
+                );
+            }
+            // HMAC with the published key as the secret, and no signature at all.
+            let public = serde_json::to_string(ring.signing_key(named).jwk()).unwrap();
+            for alg in ["HS256", "none"] {
+                let input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(json!({ "alg": alg, "kid": kid }).to_string()),
+                    URL_SAFE_NO_PAD.encode(r#"{"sub":"admin"}"#)
+                );
+                let mac = hmac_sha256(public.as_bytes(), input.as_bytes());
+                assert!(
+                    ring.verify_jwt(&format!("{input}.{mac}")).is_none(),
+                    "{alg}"
+                );
+                assert!(ring.verify_jwt(&format!("{input}.")).is_none(), "{alg}");
+            }
+        }
+    }
+
+    fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(message);
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn a_ring_needs_an_active_key_of_every_algorithm_and_skips_unknown_ones() {
+        let master_key = MasterKey::generate();
+        // A database from before EdDSA: RS256 and ES256 keys only.
+        let older = vec![
+            row(&master_key, SigningAlg::Rs256, "r1", true),
+            row(&master_key, SigningAlg::Es256, "e1", true),
+        ];
+        let err = ring_from_sealed(&master_key, older.clone(), None)
+            .err()
+            .unwrap();
         assert!(
-            !signer.verify(message, &ours[..10]),
-            "a truncated signature"
+            matches!(err, KeyError::NoActiveKey(SigningAlg::EdDsa)),
+            "{err}"
         );
-        assert!(!signer.verify(message, &[]), "no signature at all");
+        assert_eq!(err.to_string(), "no active EdDSA signing key");
+        // Published but not yet signing is not enough.
+        let mut rows = older.clone();
+        rows.push(row(&master_key, SigningAlg::EdDsa, "d-next", false));
+        assert!(ring_from_sealed(&master_key, rows.clone(), None).is_err());
+        // An active one completes it; a key of an algorithm this build does not know
+        // (a newer version's) is left out, not refused.
+        rows.push(row(&master_key, SigningAlg::EdDsa, "d1", true));
+        rows.push(SealedKey {
+            alg: "ES512".into(),
+            ..row(&master_key, SigningAlg::Es256, "x1", true)
+        });
+        let ring = ring_from_sealed(&master_key, rows, None).unwrap();
+        assert_eq!(ring.len(), 4);
+        assert!(!ring.kids().any(|k| k == "x1"));
+        assert_eq!(ring.active_kid(SigningAlg::EdDsa), "d1");
+        assert_eq!(ring.jwks().keys().len(), 4);
     }
 
     #[test]
-    fn an_inconsistent_rsa_key_is_refused() {
-        use openssl::bn::BigNum;
-        let (a, b) = (
-            Rsa::generate(RSA_BITS).unwrap(),
-            Rsa::generate(RSA_BITS).unwrap(),
-        );
-        let copy = |n: &openssl::bn::BigNumRef| BigNum::from_slice(&n.to_vec()).unwrap();
-        // `a`'s modulus with `b`'s private exponent and primes.
-        let mixed = Rsa::from_private_components(
-            copy(a.n()),
-            copy(a.e()),
-            copy(b.d()),
-            copy(b.p().unwrap()),
-            copy(b.q().unwrap()),
-            copy(b.dmp1().unwrap()),
-            copy(b.dmq1().unwrap()),
-            copy(b.iqmp().unwrap()),
-        )
-        .unwrap();
-        let der = mixed.private_key_to_der().unwrap();
-        let refused = RsaSigner::from_pkcs1_der(&der, Some("k1")).err().unwrap();
-        assert!(refused.contains("inconsistent"), "{refused}");
-        assert!(RsaSigner::from_pkcs1_der(&a.private_key_to_der().unwrap(), None).is_ok());
-    }
-
-    #[test]
-    fn a_signed_jwt_verifies_and_a_tampered_one_does_not() {
-        let signer = RsaSigner::from_pkcs1_der(&der(), Some("k1")).unwrap();
-        let jwk = signer.jwk.clone();
-        let ring = KeyRing {
-            active: HashMap::from([(RS256, "k1".to_owned())]),
-            keys: HashMap::from([("k1".to_owned(), Arc::new(Published::Rsa(signer)))]),
-            jwks: CoreJsonWebKeySet::new(vec![jwk]),
-        };
-        let token = ring.sign_jwt("at+jwt", &serde_json::json!({ "sub": "u1" }));
-        let (header, claims) = ring.verify_jwt(&token).expect("our own token verifies");
-        assert_eq!(header["kid"], "k1");
-        assert_eq!(claims["sub"], "u1");
-        let (head, rest) = token.split_once('.').unwrap();
-        let forged_claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"admin"}"#);
-        let signature = rest.split_once('.').unwrap().1;
-        assert!(
-            ring.verify_jwt(&format!("{head}.{forged_claims}.{signature}"))
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn a_broken_key_is_refused() {
-        let mut der = der();
-        let last = der.len() - 1;
-        der[last] ^= 1;
-        assert!(RsaSigner::from_pkcs1_der(&der, None).is_err());
+    fn algorithm_names_are_exact() {
+        for alg in ALGORITHMS.iter().copied() {
+            assert_eq!(SigningAlg::parse(alg.name()), Some(alg));
+        }
+        for other in [
+            "", "rs256", "EDDSA", "eddsa", "ES512", "HS256", "none", "RS256 ",
+        ] {
+            assert_eq!(SigningAlg::parse(other), None, "{other:?}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     crypto::{
         MasterKey,
-        signing::{self, ALGORITHMS, KeyError, KeyRing, SealedKey},
+        signing::{self, ALGORITHMS, KeyError, KeyRing, SealedKey, SigningAlg},
     },
     store::{
         DbConnection, Store, StoreError,
@@ -34,7 +34,7 @@ pub enum RingError {
 fn insert_new(
     conn: &mut DbConnection,
     master_key: &MasterKey,
-    alg: &str,
+    alg: SigningAlg,
     state: &str,
     now: DateTime<Utc>,
 ) -> Result<String, RingError> {
@@ -44,7 +44,7 @@ fn insert_new(
         conn,
         NewKey {
             kid: &kid,
-            alg,
+            alg: alg.name(),
             state,
             private_sealed: &sealed,
             public_jwk: &jwk,
@@ -54,8 +54,8 @@ fn insert_new(
     Ok(kid)
 }
 
-/// A key made ahead of its insertion: kid, sealed private half, public JWK.
-type Made = (&'static str, &'static str, String, String, String);
+/// A key made ahead of its insertion: algorithm, state, kid, sealed private half, JWK.
+type Made = (SigningAlg, &'static str, String, String, String);
 
 /// First start (and any start that finds a gap): an active key and a next key exist.
 pub async fn ensure(
@@ -89,10 +89,10 @@ async fn ensure_slots(
     let missing = store
         .run(move |c| {
             let mut missing = Vec::new();
-            for alg in ALGORITHMS {
+            for &alg in ALGORITHMS {
                 for &state in states {
-                    if signing_keys::in_state(c, alg, state)?.is_empty() {
-                        missing.push((*alg, state));
+                    if signing_keys::in_state(c, alg.name(), state)?.is_empty() {
+                        missing.push((alg, state));
                     }
                 }
             }
@@ -110,10 +110,10 @@ async fn ensure_slots(
     store
         .transaction(move |c| {
             for (alg, state, kid, sealed, jwk) in &made {
-                if signing_keys::in_state(c, alg, state)?.is_empty() {
+                if signing_keys::in_state(c, alg.name(), state)?.is_empty() {
                     let key = NewKey {
                         kid,
-                        alg,
+                        alg: alg.name(),
                         state,
                         private_sealed: sealed,
                         public_jwk: jwk,
@@ -130,7 +130,7 @@ async fn ensure_slots(
 /// Makes a key for each `(alg, state)`, each on a thread of its own.
 fn make_all(
     master_key: &MasterKey,
-    wanted: Vec<(&'static str, &'static str)>,
+    wanted: Vec<(SigningAlg, &'static str)>,
 ) -> Result<Vec<Made>, RingError> {
     std::thread::scope(|scope| {
         let making: Vec<_> = wanted
@@ -169,16 +169,19 @@ pub async fn rotate(
         .transaction(move |c| {
             let mut run = || -> Result<Vec<Rotated>, RingError> {
                 let mut out = Vec::new();
-                for alg in ALGORITHMS {
-                    let next = match signing_keys::in_state(c, alg, NEXT)?.into_iter().next() {
+                for alg in ALGORITHMS.iter().copied() {
+                    let next = match signing_keys::in_state(c, alg.name(), NEXT)?
+                        .into_iter()
+                        .next()
+                    {
                         Some(k) => k.kid,
                         // Never published: create it now; it is as good as the operator can get.
                         None => insert_new(c, &master_key, alg, NEXT, now)?,
                     };
-                    signing_keys::promote(c, alg, &next, now.naive_utc())?;
+                    signing_keys::promote(c, alg.name(), &next, now.naive_utc())?;
                     let next_kid = insert_new(c, &master_key, alg, NEXT, now)?;
                     out.push(Rotated {
-                        alg,
+                        alg: alg.name(),
                         active_kid: next,
                         next_kid,
                     });
@@ -256,7 +259,11 @@ mod tests {
         let again = reload(&store, master_key.clone(), now, keep, Some(first.clone()))
             .await
             .unwrap();
-        assert_eq!(again.len(), 4, "active and next, for each algorithm");
+        assert_eq!(
+            again.len(),
+            2 * ALGORITHMS.len(),
+            "active and next, for each of RS256, ES256 and EdDSA"
+        );
         for kid in again.kids() {
             assert!(again.shares_key(&first, kid), "{kid} was checked again");
         }
@@ -264,13 +271,64 @@ mod tests {
         let rotated = reload(&store, master_key, now, keep, Some(first.clone()))
             .await
             .unwrap();
-        assert_eq!(rotated.len(), 6, "the retired keys stay published");
-        assert_ne!(rotated.active_kid(), first.active_kid());
-        assert!(
-            first.kids().any(|kid| kid == rotated.active_kid()),
-            "the next key took over"
+        assert_eq!(
+            rotated.len(),
+            3 * ALGORITHMS.len(),
+            "the retired keys stay published"
         );
-        let token = rotated.sign_jwt("at+jwt", &serde_json::json!({ "sub": "u1" }));
-        assert!(rotated.verify_jwt(&token).is_some());
+        for alg in ALGORITHMS.iter().copied() {
+            assert_ne!(rotated.active_kid(alg), first.active_kid(alg));
+            assert!(
+                first.kids().any(|kid| kid == rotated.active_kid(alg)),
+                "the next {alg} key took over"
+            );
+            let token = rotated.sign_jwt_with(alg, "at+jwt", &serde_json::json!({ "sub": "u1" }));
+            assert!(rotated.verify_jwt(&token).is_some());
+        }
+    }
+
+    /// A database from before EdDSA keys were kept: the start's `ensure` adds them, and
+    /// the keys it had stay, signing as before.
+    #[tokio::test]
+    async fn a_database_without_keys_of_a_newer_algorithm_gets_them_at_start() {
+        use diesel::prelude::*;
+
+        use crate::store::schema::signing_keys as table;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::testing::sqlite(&dir, 2).await;
+        let master_key = Arc::new(MasterKey::generate());
+        let now = Utc::now();
+        let keep = chrono::Duration::hours(1);
+        ensure(&store, master_key.clone(), now).await.unwrap();
+        store
+            .run(|c| {
+                diesel::delete(table::table.filter(table::alg.eq("EdDSA"))).execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = load(&store, master_key.clone(), now, keep)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                RingError::Key(KeyError::NoActiveKey(SigningAlg::EdDsa))
+            ),
+            "{err}"
+        );
+        let before: Vec<String> = store
+            .run(|c| Ok(table::table.select(table::kid).load::<String>(c)?))
+            .await
+            .unwrap();
+        assert_eq!(before.len(), 4);
+
+        ensure(&store, master_key.clone(), now).await.unwrap();
+        let ring = load(&store, master_key, now, keep).await.unwrap();
+        assert_eq!(ring.len(), 6);
+        assert!(before.iter().all(|kid| ring.kids().any(|k| k == kid)));
+        let token = ring.sign_jwt_with(SigningAlg::EdDsa, "at+jwt", &serde_json::json!({}));
+        assert!(ring.verify_jwt(&token).is_some());
     }
 }

@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::{
     auth::{random_token, token_hash},
-    crypto::signing::{ALGORITHMS, RS256},
+    crypto::signing::{RS256, SigningAlg},
     domain::OrgName,
     store::{
         Store, StoreError,
@@ -46,8 +46,11 @@ pub struct ClientSpec {
     /// needed, cached, and read again for a key not among them (`client_keys`).
     pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
-    /// `RS256` (default) or `ES256`.
+    /// `RS256` (default), `ES256` or `EdDSA`; back-channel logout tokens too.
     pub id_token_alg: Option<String>,
+    /// `RS256` (default), `ES256` or `EdDSA`: the signature of its access tokens (RFC
+    /// 9068 JWTs), for resource servers that check them against the JWKS.
+    pub access_token_alg: Option<String>,
     /// The organisations (by name) whose users may sign in to it; None: any (issue 20
     /// item 9). An empty list is refused: it would admit nobody.
     pub allowed_orgs: Option<Vec<String>>,
@@ -82,6 +85,7 @@ impl ClientSpec {
             jwks_uri: None,
             backchannel_logout_uri: None,
             id_token_alg: None,
+            access_token_alg: None,
             allowed_orgs: None,
             introspection: false,
             allowed_origins: None,
@@ -137,6 +141,7 @@ struct Checked {
     keys: ClientKeys,
     backchannel: Option<String>,
     id_token_alg: String,
+    access_token_alg: String,
     allowed_orgs: Option<Vec<String>>,
     introspection: bool,
     allowed_origins: Option<Vec<String>>,
@@ -164,6 +169,7 @@ impl Checked {
             jwks_uri: self.keys.jwks_uri.clone(),
             backchannel_logout_uri: self.backchannel.clone(),
             id_token_alg: self.id_token_alg.clone(),
+            access_token_alg: self.access_token_alg.clone(),
             allowed_orgs: self.allowed_orgs.as_deref().map(json_list),
             introspection: self.introspection,
             allowed_origins: self.allowed_origins.as_deref().map(json_list),
@@ -364,13 +370,6 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         .as_deref()
         .map(check_backchannel)
         .transpose()?;
-    let id_token_alg = spec
-        .id_token_alg
-        .clone()
-        .unwrap_or_else(|| RS256.to_owned());
-    if !ALGORITHMS.contains(&id_token_alg.as_str()) {
-        return Err(invalid("id_token_alg", "RS256 or ES256"));
-    }
     Ok(Checked {
         name,
         redirect_uris,
@@ -380,7 +379,8 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         auth_method,
         keys,
         backchannel,
-        id_token_alg,
+        id_token_alg: check_alg("id_token_alg", spec.id_token_alg.as_deref())?,
+        access_token_alg: check_alg("access_token_alg", spec.access_token_alg.as_deref())?,
         allowed_orgs: spec.allowed_orgs.as_deref().map(check_orgs).transpose()?,
         introspection: spec.introspection,
         allowed_origins: spec
@@ -394,6 +394,17 @@ fn check(spec: &ClientSpec) -> Result<Checked, ClientError> {
         fapi2: spec.fapi2,
         ask_consent: spec.ask_consent,
     })
+}
+
+/// An algorithm Gatehouse signs with (exactly its JWA name); RS256 when none is asked
+/// for, which every relying party can check.
+fn check_alg(field: &'static str, asked: Option<&str>) -> Result<String, ClientError> {
+    match asked {
+        None => Ok(RS256.to_owned()),
+        Some(name) => SigningAlg::parse(name)
+            .map(|alg| alg.name().to_owned())
+            .ok_or_else(|| invalid(field, "RS256, ES256 or EdDSA")),
+    }
 }
 
 /// A FAPI 2.0 client is confidential and authenticates with `private_key_jwt` (FAPI 2.0
@@ -487,6 +498,7 @@ pub async fn register(
         jwks: settings.jwks,
         backchannel_logout_uri: settings.backchannel_logout_uri,
         id_token_alg: settings.id_token_alg,
+        access_token_alg: settings.access_token_alg,
         created_at: now.naive_utc(),
         allowed_orgs: settings.allowed_orgs,
         introspection: settings.introspection,
@@ -627,6 +639,7 @@ impl ClientRow {
             jwks_uri: self.jwks_uri.clone(),
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             id_token_alg: Some(self.id_token_alg.clone()),
+            access_token_alg: Some(self.access_token_alg.clone()),
             allowed_orgs: self.allowed_org_list(),
             introspection: self.introspection,
             allowed_origins: self.allowed_origins.as_deref().map(list),
@@ -635,6 +648,17 @@ impl ClientRow {
             fapi2: self.fapi2,
             ask_consent: self.ask_consent,
         }
+    }
+
+    /// The algorithm of its ID tokens and back-channel logout tokens; None for a name
+    /// this version does not sign with (stored by a newer one).
+    pub fn id_token_signing_alg(&self) -> Option<SigningAlg> {
+        SigningAlg::parse(&self.id_token_alg)
+    }
+
+    /// The algorithm of its access tokens, likewise.
+    pub fn access_token_signing_alg(&self) -> Option<SigningAlg> {
+        SigningAlg::parse(&self.access_token_alg)
     }
 
     pub fn redirect_uri_list(&self) -> Vec<String> {
@@ -655,90 +679,4 @@ impl ClientRow {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec() -> ClientSpec {
-        ClientSpec::new("RP", &["https://rp.example.org/cb"])
-    }
-
-    #[test]
-    fn a_plain_confidential_client_passes_and_has_a_secret() {
-        let checked = check(&spec()).unwrap();
-        assert!(checked.has_secret());
-        assert_eq!(checked.auth_method, AUTH_BASIC);
-    }
-
-    #[test]
-    fn too_many_or_too_long_redirect_uris_are_refused_naming_the_field() {
-        let mut many = spec();
-        many.redirect_uris = (0..21)
-            .map(|i| format!("https://rp.example.org/{i}"))
-            .collect();
-        let err = check(&many).err().unwrap().to_string();
-        assert!(err.starts_with("redirect_uris:"), "{err}");
-        let mut long = spec();
-        long.post_logout_redirect_uris =
-            vec![format!("https://rp.example.org/{}", "x".repeat(2000))];
-        let err = check(&long).err().unwrap().to_string();
-        assert!(err.starts_with("post_logout_redirect_uris:"), "{err}");
-    }
-
-    #[test]
-    fn an_empty_or_malformed_organisation_list_is_refused_and_duplicates_merge() {
-        let mut bound = spec();
-        bound.allowed_orgs = Some(vec![]);
-        let err = check(&bound).err().unwrap().to_string();
-        assert!(err.starts_with("allowed_orgs:"), "{err}");
-        bound.allowed_orgs = Some(vec!["St Mary's".into()]);
-        assert!(check(&bound).is_err());
-        bound.allowed_orgs = Some(vec!["alpha".into(), "alpha".into()]);
-        assert_eq!(
-            check(&bound).unwrap().allowed_orgs,
-            Some(vec!["alpha".into()])
-        );
-    }
-
-    #[test]
-    fn a_fapi2_client_uses_private_key_jwt_and_requires_par_and_dpop() {
-        let mut fapi = spec();
-        fapi.fapi2 = true;
-        let err = check(&fapi).err().unwrap().to_string();
-        assert!(err.starts_with("fapi2:"), "{err}");
-        fapi.auth_method = Some(AUTH_PRIVATE_KEY_JWT.into());
-        fapi.jwks = Some(
-            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#.into(),
-        );
-        let checked = check(&fapi).unwrap();
-        assert!(checked.require_par && checked.require_dpop && checked.fapi2);
-    }
-
-    #[test]
-    fn urls_gatehouse_calls_are_https_or_loopback_each_refusal_naming_its_field() {
-        let mut logout = spec();
-        logout.backchannel_logout_uri = Some("http://rp.example.org/bc".into());
-        let err = check(&logout).err().unwrap().to_string();
-        assert_eq!(err, "backchannel_logout_uri: https (or http on loopback)");
-        logout.backchannel_logout_uri = Some("http://127.0.0.1:8080/bc".into());
-        assert!(check(&logout).is_ok());
-        let mut keys = spec();
-        keys.auth_method = Some(AUTH_PRIVATE_KEY_JWT.into());
-        keys.jwks_uri = Some("http://rp.example.org/jwks".into());
-        let err = check(&keys).err().unwrap().to_string();
-        assert_eq!(err, "jwks_uri: https (or http on loopback)");
-        keys.jwks_uri = Some("https://rp.example.org/jwks".into());
-        assert_eq!(
-            check(&keys).unwrap().keys.jwks_uri.as_deref(),
-            Some("https://rp.example.org/jwks")
-        );
-    }
-
-    #[test]
-    fn a_public_client_has_no_secret_and_no_client_credentials() {
-        let mut public = spec();
-        public.public = true;
-        assert!(!check(&public).unwrap().has_secret());
-        public.grant_types = vec![GRANT_CLIENT_CREDENTIALS.into()];
-        assert!(check(&public).is_err());
-    }
-}
+mod tests;

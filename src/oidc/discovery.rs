@@ -13,7 +13,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use super::OAuthError;
-use crate::{auth::session, startup::AppState};
+use crate::{auth::session, crypto::signing::ALGORITHMS, startup::AppState};
 
 /// The issuer identifier: the configured public URL without a trailing slash.
 pub fn issuer(state: &AppState) -> String {
@@ -121,10 +121,8 @@ fn metadata(state: &AppState) -> Result<GatehouseProviderMetadata, url::ParseErr
         JsonWebKeySetUrl::new(at("/jwks"))?,
         vec![ResponseTypes::new(vec![CoreResponseType::Code])],
         vec![CoreSubjectIdentifierType::Public],
-        vec![
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-        ],
+        // id_token_signing_alg_values_supported: every algorithm there is a key ring for.
+        ALGORITHMS.iter().map(|alg| alg.jws()).collect(),
         extra_metadata(&at),
     )
     .set_token_endpoint(Some(TokenUrl::new(at("/token"))?))

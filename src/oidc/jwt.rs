@@ -18,7 +18,7 @@ use crate::{
         emergency::{ACR_EMERGENCY, EmergencyWindow},
         random_token, session,
     },
-    crypto::signing::{self, KeyRing},
+    crypto::signing::{KeyRing, SigningAlg},
     oidc::smart::SmartGrant,
     store::{grants::GrantRow, users::UserRow},
 };
@@ -121,8 +121,10 @@ pub struct Grant<'a> {
     pub nonce: Option<&'a str>,
     pub now: DateTime<Utc>,
     pub lifetime_secs: i64,
-    /// The client's registered ID token algorithm (`RS256` or `ES256`).
-    pub id_token_alg: &'a str,
+    /// The client's registered ID token algorithm.
+    pub id_token_alg: SigningAlg,
+    /// The client's registered access token algorithm.
+    pub access_token_alg: SigningAlg,
     /// The thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
     pub dpop_jkt: Option<&'a str>,
     /// The open emergency window the grant was made under (DESIGN §15): its `acr` and
@@ -205,7 +207,7 @@ impl Grant<'_> {
                 .and_then(|s| s.fhir_user.clone()),
         };
         let value = serde_json::to_value(&claims).expect("claims serialise");
-        ring.sign_jwt(ACCESS_TOKEN_TYPE, &value)
+        ring.sign_jwt_with(self.access_token_alg, ACCESS_TOKEN_TYPE, &value)
     }
 
     /// The ID token for a user grant; `at_hash` binds it to `access_token`.
@@ -256,23 +258,13 @@ impl Grant<'_> {
         ))
         .set_authorized_party(Some(ClientId::new(self.client_id.to_owned())));
         let access = AccessToken::new(access_token.to_owned());
-        let token = if self.id_token_alg == signing::ES256 {
-            IdToken::new(
-                claims,
-                ring.active_ec(),
-                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-                Some(&access),
-                None,
-            )
-        } else {
-            IdToken::new(
-                claims,
-                ring.active(),
-                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-                Some(&access),
-                None,
-            )
-        }
+        let token = IdToken::new(
+            claims,
+            ring.signing_key(self.id_token_alg),
+            self.id_token_alg.jws(),
+            Some(&access),
+            None,
+        )
         .map_err(|e| e.to_string())?;
         Ok(token.to_string())
     }
@@ -322,9 +314,13 @@ pub fn verify_id_token_hint(ring: &KeyRing, issuer: &str, token: &str) -> Option
         .then_some(claims)
 }
 
-/// The `logout_token` of OIDC Back-Channel Logout 1.0 §2.4.
+/// The `logout_token` of OIDC Back-Channel Logout 1.0 §2.4, signed with `alg`: the
+/// client's ID token algorithm. §2.4 signs logout tokens with the keys of ID tokens, and
+/// §2.6 has the relying party check one as it checks an ID token (`openid-client` holds
+/// it to `id_token_signed_response_alg`).
 pub fn logout_token(
     ring: &KeyRing,
+    alg: SigningAlg,
     issuer: &str,
     client_id: &str,
     sub: Option<&str>,
@@ -345,5 +341,5 @@ pub fn logout_token(
     if let Some(sid) = sid {
         claims["sid"] = json!(sid);
     }
-    ring.sign_jwt("logout+jwt", &claims)
+    ring.sign_jwt_with(alg, "logout+jwt", &claims)
 }

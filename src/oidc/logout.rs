@@ -289,15 +289,24 @@ impl Courier for BackChannelLogout {
             .run(move |c| clients::find(c, &id))
             .await
             .map_err(|e| Undelivered::transient(format!("database: {e}")))?;
-        // Where to is read now: a client that moved its endpoint meanwhile is found there.
-        let Some(uri) = client.and_then(|c| c.backchannel_logout_uri) else {
+        // Where to, and signed how, are read now: a client that moved its endpoint or
+        // changed its ID token algorithm meanwhile is found there.
+        let Some((uri, alg)) = client.and_then(|c| {
+            let alg = c.id_token_signing_alg();
+            c.backchannel_logout_uri.map(|uri| (uri, alg))
+        }) else {
             return Err(Undelivered::permanent(
                 "the client is gone or no longer has a back-channel logout URI",
             ));
         };
+        // Another version's algorithm: an instance that knows it may deliver it.
+        let alg = alg.ok_or_else(|| {
+            Undelivered::transient("the client's ID token algorithm is unknown to this version")
+        })?;
         let ring = self.keys.current();
         let token = jwt::logout_token(
             &ring,
+            alg,
             &self.issuer,
             client_id,
             Some(&what.sub),

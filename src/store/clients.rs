@@ -39,6 +39,8 @@ pub struct ClientRow {
     pub ask_consent: bool,
     /// Where the client publishes its JWKS (`private_key_jwt`), instead of `jwks`.
     pub jwks_uri: Option<String>,
+    /// The JWA name its access tokens are signed with (issue 32).
+    pub access_token_alg: String,
 }
 
 pub fn insert(conn: &mut DbConnection, client: &ClientRow) -> Result<(), StoreError> {
@@ -94,6 +96,7 @@ pub struct ClientSettings {
     pub fapi2: bool,
     pub ask_consent: bool,
     pub jwks_uri: Option<String>,
+    pub access_token_alg: String,
 }
 
 pub fn update(

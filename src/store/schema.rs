@@ -197,6 +197,7 @@ diesel::table! {
         fapi2 -> Bool,
         ask_consent -> Bool,
         jwks_uri -> Nullable<Text>,
+        access_token_alg -> Text,
     }
 }
 

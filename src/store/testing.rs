@@ -43,6 +43,7 @@ pub fn client(id: &str) -> ClientRow {
         fapi2: false,
         ask_consent: false,
         jwks_uri: None,
+        access_token_alg: "RS256".into(),
     }
 }
 

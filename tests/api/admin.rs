@@ -2280,7 +2280,11 @@ async fn every_change_over_the_newer_endpoints_is_audited_with_the_acting_admini
         200,
     )
     .await;
-    assert_eq!(rotated.as_array().unwrap().len(), 2, "RS256 and ES256");
+    assert_eq!(
+        rotated.as_array().unwrap().len(),
+        3,
+        "RS256, ES256 and EdDSA"
+    );
 
     // The keys: public facts, never private material; the rotation took the published
     // `next` key into service and this instance signs with it at once.
@@ -2308,7 +2312,11 @@ async fn every_change_over_the_newer_endpoints_is_audited_with_the_acting_admini
         assert_eq!(now["state"], "active");
     }
     assert_eq!(
-        w.app.state.keys.current().active_kid(),
+        w.app
+            .state
+            .keys
+            .current()
+            .active_kid(gatehouse::crypto::signing::SigningAlg::Rs256),
         rotated
             .as_array()
             .unwrap()
@@ -2324,7 +2332,10 @@ async fn every_change_over_the_newer_endpoints_is_audited_with_the_acting_admini
         .iter()
         .filter(|k| k["state"] == "retired")
         .count();
-    assert_eq!(retired, 2);
+    assert_eq!(
+        retired, 3,
+        "the keys of RS256, ES256 and EdDSA that signed before"
+    );
     // The old token (signed by a now retired key) still works.
     assert_eq!(
         w.call(Method::GET, "/orgs", Some(&token), None)
@@ -2395,7 +2406,7 @@ async fn every_change_over_the_newer_endpoints_is_audited_with_the_acting_admini
                 && e.subject.as_deref() == Some(victim.id.as_str()))
     );
     let keys = audit_events(&w.app, EventType::KeyRotated).await;
-    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.len(), 3, "one per algorithm: RS256, ES256, EdDSA");
     assert!(
         keys.iter()
             .all(|e| e.actor.as_deref() == Some(root.id.as_str()))

@@ -61,6 +61,7 @@ mod soap_lapse;
 mod spa;
 mod storage;
 mod tls;
+mod token_algorithms;
 mod token_reliability;
 mod totp;
 mod upstream_admin;

@@ -239,6 +239,8 @@ async fn openid_client_signs_in_with_private_key_jwt_pkce_and_refresh_rotation()
     assert_eq!(got["claims"]["iss"], app.base, "{got}");
     assert_eq!(got["claims"]["aud"], json!([client_id]), "{got}");
     assert!(got["claims"]["nonce"].is_string(), "{got}");
+    assert_eq!(got["id_token_alg"], "RS256", "the default: {got}");
+    assert_eq!(got["access_token_alg"], "RS256", "the default: {got}");
     assert_eq!(got["userinfo"]["sub"], got["claims"]["sub"], "{got}");
     assert_eq!(got["userinfo"]["preferred_username"], "nina", "{got}");
     assert_eq!(got["userinfo"]["email"], "nina@example.org", "{got}");
@@ -254,6 +256,40 @@ async fn openid_client_signs_in_with_private_key_jwt_pkce_and_refresh_rotation()
     // The spent refresh token is refused, and its replay ended the new one too.
     assert_refused(&got["old_refresh"], 400, "invalid_grant", "");
     assert_refused(&got["after_replay"], 400, "invalid_grant", "");
+}
+
+/// Issue 32: openid-client, holding the client to `id_token_signed_response_alg: EdDSA`,
+/// checks Gatehouse's Ed25519 ID tokens against `/jwks` (at the code exchange and at
+/// refresh), and its EdDSA access tokens work at `/userinfo`.
+#[tokio::test(flavor = "multi_thread")]
+async fn openid_client_checks_eddsa_id_tokens_and_uses_eddsa_access_tokens() {
+    if !node_ready("node_rp::openid_client_eddsa") {
+        return;
+    }
+    let app = spawn_app().await;
+    create_user(&app, "nina", PASSWORD, false).await;
+    let mut rp = NodeRp::start(
+        &app,
+        "openid_client_rp.mjs",
+        &["code", &app.base, REDIRECT, "EdDSA"],
+    );
+    let spec = ClientSpec {
+        id_token_alg: Some("EdDSA".into()),
+        access_token_alg: Some("EdDSA".into()),
+        ..ClientSpec::new("Ward", &[REDIRECT])
+    };
+    let client_id = register_key_client(&app, &mut rp, spec).await;
+    let (_, back) = sign_in_for(&app, &mut rp, "nina").await;
+    rp.tell(json!({ "callback": back.as_str() }));
+    let got = rp.result().await;
+
+    assert_eq!(got["id_token_alg"], "EdDSA", "{got}");
+    assert_eq!(got["refreshed_id_token_alg"], "EdDSA", "{got}");
+    assert_eq!(got["access_token_alg"], "EdDSA", "{got}");
+    assert_eq!(got["claims"]["aud"], json!([client_id]), "{got}");
+    assert_eq!(got["userinfo"]["sub"], got["claims"]["sub"], "{got}");
+    assert_eq!(got["userinfo"]["preferred_username"], "nina", "{got}");
+    assert_eq!(got["refreshed_sub"], got["claims"]["sub"], "{got}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

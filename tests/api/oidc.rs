@@ -1268,6 +1268,7 @@ async fn logout_refuses_unregistered_return_addresses_and_forged_hints() {
         let ring = f.app.state.keys.current();
         gatehouse::oidc::jwt::logout_token(
             &ring,
+            gatehouse::crypto::signing::SigningAlg::Rs256,
             f.app.base.as_str(),
             &f.reg.client_id,
             Some("someone"),
@@ -1324,7 +1325,20 @@ async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_published_n
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(rsa.len(), 2, "active and next RSA keys are published");
-    assert_eq!(published.len(), 4, "and the same for ES256");
+    let of_type = |kty: &str| {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kty"] == kty)
+            .count()
+    };
+    assert_eq!(
+        (of_type("EC"), of_type("OKP")),
+        (2, 2),
+        "and the same for ES256 and EdDSA"
+    );
+    assert_eq!(published.len(), 6, "nothing else");
     let next = rsa.iter().find(|k| **k != old_kid).unwrap().clone();
 
     let state = &f.app.state;
@@ -1667,7 +1681,11 @@ async fn client_create_and_keys_rotate_from_the_command_line_reach_the_running_s
     .await;
     assert!(published, "the running server publishes the new next key");
     let rotated = crate::admin::audit_events(&app, gatehouse::audit::EventType::KeyRotated).await;
-    assert_eq!(rotated.len(), 2, "one event per algorithm");
+    assert_eq!(
+        rotated.len(),
+        3,
+        "one event per algorithm: RS256, ES256, EdDSA"
+    );
     assert!(
         rotated[0]
             .actor

@@ -90,6 +90,7 @@ fn upstream_logout_token(pair: &Pair, sub: Option<&str>, sid: Option<&str>) -> S
     use gatehouse::clock::Clock;
     gatehouse::oidc::jwt::logout_token(
         &pair.upstream.state.keys.current(),
+        gatehouse::crypto::signing::SigningAlg::Rs256,
         &pair.upstream.base,
         &pair.client_id,
         sub,
@@ -130,6 +131,7 @@ async fn the_upstreams_back_channel_logout_ends_the_sessions_it_signed_in() {
     // A token for another client is refused and ends nothing.
     let foreign = gatehouse::oidc::jwt::logout_token(
         &pair.upstream.state.keys.current(),
+        gatehouse::crypto::signing::SigningAlg::Rs256,
         &pair.upstream.base,
         "another-client",
         Some(&pair.uma.id),

@@ -35,8 +35,10 @@ pub struct ClientView {
     /// Or where the client publishes them (`private_key_jwt`).
     pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
-    /// `RS256` or `ES256`.
+    /// `RS256`, `ES256` or `EdDSA`: ID tokens and back-channel logout tokens.
     pub id_token_signed_response_alg: String,
+    /// `RS256`, `ES256` or `EdDSA`: access tokens (RFC 9068 JWTs).
+    pub access_token_signed_response_alg: String,
     /// The organisations (by name) whose users may sign in to it; null: every
     /// organisation.
     pub allowed_orgs: Option<Vec<String>>,
@@ -76,6 +78,7 @@ pub fn client_view(row: &ClientRow) -> ClientView {
         jwks_uri: row.jwks_uri.clone(),
         backchannel_logout_uri: row.backchannel_logout_uri.clone(),
         id_token_signed_response_alg: row.id_token_alg.clone(),
+        access_token_signed_response_alg: row.access_token_alg.clone(),
         allowed_orgs: row.allowed_org_list(),
         introspection: row.introspection,
         allowed_origins: row.allowed_origin_list(),
@@ -124,8 +127,13 @@ pub struct NewClientBody {
     /// assertion signed by a key not among them (at most every 30 s).
     pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
-    /// `RS256` (default) or `ES256`.
+    /// `RS256` (default), `ES256` or `EdDSA`: the signature of its ID tokens and
+    /// back-channel logout tokens.
     pub id_token_signed_response_alg: Option<String>,
+    /// `RS256` (default), `ES256` or `EdDSA`: the signature of its access tokens (RFC 9068
+    /// JWTs), checked by resource servers against `/jwks`. ES256 and EdDSA sign about ten
+    /// times faster than RS256.
+    pub access_token_signed_response_alg: Option<String>,
     /// Organisation names whose users may sign in to it. Left out or null: users of
     /// every organisation (fine with one organisation; name them where there are several).
     pub allowed_orgs: Option<Vec<String>>,
@@ -187,6 +195,7 @@ pub async fn create_client(body: web::Bytes, api: AdminRequest) -> Result<HttpRe
         jwks_uri: body.jwks_uri,
         backchannel_logout_uri: body.backchannel_logout_uri,
         id_token_alg: body.id_token_signed_response_alg,
+        access_token_alg: body.access_token_signed_response_alg,
         allowed_orgs: body.allowed_orgs,
         introspection: body.introspection,
         allowed_origins: body.allowed_origins,
@@ -226,6 +235,7 @@ pub struct ClientUpdateBody {
     /// An empty string removes it.
     pub backchannel_logout_uri: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
+    pub access_token_signed_response_alg: Option<String>,
     /// Organisation names whose users may sign in to it; null admits every organisation;
     /// left out, unchanged.
     #[serde(default, deserialize_with = "present")]
@@ -265,6 +275,7 @@ impl From<ClientUpdateBody> for ClientChange {
             jwks_uri: body.jwks_uri,
             backchannel_logout_uri: body.backchannel_logout_uri,
             id_token_alg: body.id_token_signed_response_alg,
+            access_token_alg: body.access_token_signed_response_alg,
             allowed_orgs: body.allowed_orgs,
             introspection: body.introspection,
             allowed_origins: body.allowed_origins,

@@ -10,7 +10,7 @@ use crate::admin::{ErrorBody, service::keys as service};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyView {
     pub kid: String,
-    /// `RS256` or `ES256`.
+    /// `RS256`, `ES256` or `EdDSA`.
     pub alg: String,
     /// `next` (published, not yet signing), `active` (signing) or `retired` (published
     /// until what it signed has expired, then kept for the record).

@@ -72,6 +72,7 @@ pub struct ClientChange {
     /// An empty string removes it.
     pub backchannel_logout_uri: Option<String>,
     pub id_token_alg: Option<String>,
+    pub access_token_alg: Option<String>,
     /// `Some(None)` admits every organisation.
     pub allowed_orgs: Option<Option<Vec<String>>>,
     pub introspection: Option<bool>,
@@ -120,6 +121,9 @@ impl ClientChange {
         }
         if let Some(alg) = self.id_token_alg {
             spec.id_token_alg = Some(alg);
+        }
+        if let Some(alg) = self.access_token_alg {
+            spec.access_token_alg = Some(alg);
         }
         set(&mut spec.allowed_orgs, self.allowed_orgs);
         set(&mut spec.introspection, self.introspection);

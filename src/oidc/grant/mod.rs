@@ -376,6 +376,19 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
             fhir_user: None,
         }),
     };
+    // Checked at registration; another name was stored by a newer version.
+    let unknown = |field: &str, name: &str| {
+        GrantError::Internal(format!(
+            "client {}: {field} {name:?} is not an algorithm this version signs with",
+            client.client_id
+        ))
+    };
+    let id_token_alg = client
+        .id_token_signing_alg()
+        .ok_or_else(|| unknown("id_token_alg", &client.id_token_alg))?;
+    let access_token_alg = client
+        .access_token_signing_alg()
+        .ok_or_else(|| unknown("access_token_alg", &client.access_token_alg))?;
     let ring = state.keys.current();
     let issuer = issuer(state);
     let lifetime = i64::try_from(state.config.access_token_secs).unwrap_or(300);
@@ -388,7 +401,8 @@ fn mint(state: &AppState, client: &ClientRow, what: Minted<'_>) -> Result<Issued
         nonce,
         now: state.clock.now(),
         lifetime_secs: lifetime,
-        id_token_alg: &client.id_token_alg,
+        id_token_alg,
+        access_token_alg,
         dpop_jkt,
         emergency,
         smart: smart.as_ref(),

@@ -1,10 +1,11 @@
 // openid-client (v6, OpenID-certified, FAPI 2.0 included) as an independent relying
 // party against a running Gatehouse.
 //
-//   node openid_client_rp.mjs code ISSUER REDIRECT_URI
+//   node openid_client_rp.mjs code ISSUER REDIRECT_URI [ID_TOKEN_ALG]
 //     A confidential server-side app with private_key_jwt (its own ES256 key):
 //     authorization code + PKCE S256 + nonce + state; the ID token validated by
-//     openid-client (its signature against /jwks included); userinfo; refresh with
+//     openid-client (its signature against /jwks included), signed with ID_TOKEN_ALG
+//     (its id_token_signed_response_alg; RS256 when not given); userinfo; refresh with
 //     rotation, the spent refresh token refused.
 //   node openid_client_rp.mjs fapi2 ISSUER REDIRECT_URI
 //     The FAPI 2.0 way: private_key_jwt, a signed request object (JAR) pushed to /par,
@@ -66,8 +67,14 @@ async function request(redirect_uri) {
   return { checks, parameters };
 }
 
-async function code(issuer, redirect_uri) {
-  const { config, forged } = await registered(issuer, 'oc-1', {});
+/** The algorithm a JWS's header names (a header is no secret). */
+function algOf(jws) {
+  return JSON.parse(Buffer.from(jws.split('.')[0], 'base64url').toString()).alg;
+}
+
+async function code(issuer, redirect_uri, id_token_alg) {
+  const metadata = id_token_alg ? { id_token_signed_response_alg: id_token_alg } : {};
+  const { config, forged } = await registered(issuer, 'oc-1', metadata);
   const { checks, parameters } = await request(redirect_uri);
   say({ authorize: client.buildAuthorizationUrl(config, parameters).href });
   const callback = new URL((await hear()).callback);
@@ -86,6 +93,9 @@ async function code(issuer, redirect_uri) {
   say({
     claims,
     userinfo,
+    id_token_alg: algOf(tokens.id_token),
+    access_token_alg: algOf(tokens.access_token),
+    refreshed_id_token_alg: algOf(refreshed.id_token),
     token_type: tokens.token_type,
     scope: tokens.scope,
     rotated: refreshed.refresh_token !== tokens.refresh_token,

@@ -113,6 +113,38 @@ async fn a_backend_service_signs_with_rs384_or_es384_and_gets_system_scopes_for_
     }
 }
 
+/// Issue 32: a FHIR server checks a backend service's token against `/jwks`; a service
+/// registered for ES256 access tokens gets its token for the server signed so.
+#[tokio::test]
+async fn a_backend_services_token_for_its_fhir_server_is_signed_as_it_registered() {
+    let s = Smart::new().await;
+    let key = ClientKey::ec("bulk-es256");
+    let spec = ClientSpec {
+        access_token_alg: Some("ES256".into()),
+        ..backend_service("Bulk export", key.jwks())
+    };
+    let service = register_client(&s.app, spec).await;
+    s.open_server_to(&service.client_id).await;
+    let (status, body) = backend_token(
+        &s,
+        &service.client_id,
+        &key,
+        &[("scope", "system/Patient.rs")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let (header, claims) = crate::token_algorithms::verified(&s.app, token).await;
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims["aud"], FHIR);
+    let seen = s.introspect(token).await;
+    assert_eq!(
+        (seen["active"].as_bool(), seen["aud"].as_str()),
+        (Some(true), Some(FHIR))
+    );
+}
+
 #[tokio::test]
 async fn a_public_app_refreshes_without_naming_itself_and_a_confidential_client_may_not() {
     let s = Smart::new().await;
