@@ -5,9 +5,12 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 mod certificate;
+mod keys;
 mod master_key;
 
 use certificate::certificate_paths;
+pub use keys::{keep_retired, reload_saml_keys};
+use keys::{load_keys, load_saml_keys, spawn_key_reloader, spawn_next_keys};
 use master_key::{follow_master_key, not_this_database};
 pub use master_key::{load_master_key, persist_rotated_key, reseal_tls_key, rotation_target};
 
@@ -18,12 +21,9 @@ use crate::{
     bootstrap::{self, FirstAdmin},
     clock::{SharedClock, SystemClock},
     config::{Config, redacted},
-    crypto::{
-        MasterKey,
-        signing::{KeyRing, Keys},
-    },
+    crypto::{MasterKey, signing::Keys},
     ephemeral::{Ephemeral, MemoryStore, RedisStore},
-    keys::{master::Follower, rings},
+    keys::master::Follower,
     mail::{MailWorker, Mailer},
     oidc, pages, saml,
     store::{Pii, Store},
@@ -344,40 +344,6 @@ impl Laps {
     }
 }
 
-/// How long a retired key stays published: past the life of anything it signed.
-pub fn keep_retired(config: &Config) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(config.access_token_secs).unwrap_or(86_400) + 300)
-}
-
-async fn load_keys(
-    config: &Config,
-    store: &Store,
-    master_key: &Arc<MasterKey>,
-    clock: &SharedClock,
-) -> Result<KeyRing, StartupError> {
-    let keys_error = |e: rings::RingError| StartupError::MasterKey(format!("signing keys: {e}"));
-    rings::ensure_active(store, master_key.clone(), clock.now())
-        .await
-        .map_err(keys_error)?;
-    rings::load(store, master_key.clone(), clock.now(), keep_retired(config))
-        .await
-        .map_err(keys_error)
-}
-
-/// Loads the SAML keys again from the database (after a rotation by the CLI or another
-/// instance).
-pub async fn reload_saml_keys(state: &AppState) -> Result<(), crate::saml::keys::SamlKeyError> {
-    let set = crate::saml::keys::load(
-        &state.store,
-        &state.master_key,
-        state.clock.now(),
-        crate::saml::keys::keep_retired(state.config.saml_assertion_secs),
-    )
-    .await?;
-    state.saml_keys.replace(set);
-    Ok(())
-}
-
 /// How often spent refresh tokens and grants are purged (`grants::purge`) and lapsed
 /// sessions swept (`logout::sweep_lapsed_sessions`, `saml::lapsed::sweep_lapsed_sessions`).
 const TOKEN_JANITOR_EVERY: Duration = Duration::from_secs(600);
@@ -516,71 +482,6 @@ fn spawn_master_key_follower(state: &web::Data<AppState>) {
     });
 }
 
-/// Reloads the signing keys now and then, so a rotation run against the shared database
-/// reaches this instance; stops when the application is dropped.
-/// The next keys of each ring (OIDC and SAML), published ahead of the rotation that makes
-/// them sign (DESIGN §9): made once the server serves, since on a first start the RSA
-/// ones would double the wait, then loaded. A failure is logged; the next start, or a
-/// rotation, makes them.
-fn spawn_next_keys(state: &web::Data<AppState>) -> tokio::task::JoinHandle<()> {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let now = state.clock.now();
-        let saml_entity = format!("{}/saml/metadata", state.config.public_base());
-        let (oidc, saml) = tokio::join!(
-            rings::ensure(&state.store, state.master_key.clone(), now),
-            crate::saml::keys::ensure(&state.store, state.master_key.clone(), &saml_entity, now),
-        );
-        if let Err(e) = oidc {
-            tracing::error!(error = %e, "next signing keys not made; a rotation or the next start makes them");
-        }
-        if let Err(e) = saml {
-            tracing::error!(error = %e, "next SAML key not made; a rotation or the next start makes it");
-        }
-        let loaded = rings::reload(
-            &state.store,
-            state.master_key.clone(),
-            state.clock.now(),
-            keep_retired(&state.config),
-            Some(state.keys.current()),
-        )
-        .await;
-        match loaded {
-            Ok(ring) => state.keys.replace(ring),
-            Err(e) => tracing::warn!(error = %e, "signing keys not reloaded"),
-        }
-        if let Err(e) = reload_saml_keys(&state).await {
-            tracing::warn!(error = %e, "SAML signing keys not reloaded");
-        }
-    })
-}
-
-fn spawn_key_reloader(state: &web::Data<AppState>) {
-    let weak = Arc::downgrade(&state.clone().into_inner());
-    let every = Duration::from_secs(state.config.signing_key_reload_secs);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(state) = weak.upgrade() else { return };
-            let loaded = rings::reload(
-                &state.store,
-                state.master_key.clone(),
-                state.clock.now(),
-                keep_retired(&state.config),
-                Some(state.keys.current()),
-            )
-            .await;
-            match loaded {
-                Ok(ring) => state.keys.replace(ring),
-                Err(e) => tracing::warn!(error = %e, "signing keys not reloaded"),
-            }
-            if let Err(e) = reload_saml_keys(&state).await {
-                tracing::warn!(error = %e, "SAML signing keys not reloaded");
-            }
-        }
-    });
-}
-
 /// Request limits and every route: the doors of DESIGN §2's public URL table.
 fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
     cfg.app_data(web::PayloadConfig::new(64 * 1024))
@@ -641,29 +542,6 @@ async fn open_ephemeral(config: &Config) -> Result<Arc<dyn Ephemeral>, StartupEr
         }
         None => Arc::new(MemoryStore::new()),
     })
-}
-
-/// The SAML signing keys (DESIGN §10), made on first start.
-async fn load_saml_keys(
-    config: &Config,
-    store: &Store,
-    master_key: &Arc<MasterKey>,
-    clock: &SharedClock,
-) -> Result<crate::saml::keys::SamlKeys, StartupError> {
-    let saml_entity = format!("{}/saml/metadata", config.public_base());
-    let saml_error = |e: crate::saml::keys::SamlKeyError| StartupError::MasterKey(e.to_string());
-    crate::saml::keys::ensure_active(store, master_key.clone(), &saml_entity, clock.now())
-        .await
-        .map_err(saml_error)?;
-    let saml_keys = crate::saml::keys::load(
-        store,
-        master_key,
-        clock.now(),
-        crate::saml::keys::keep_retired(config.saml_assertion_secs),
-    )
-    .await
-    .map_err(saml_error)?;
-    Ok(crate::saml::keys::SamlKeys::new(saml_keys))
 }
 
 pub async fn build_state(config: Config, clock: SharedClock) -> Result<AppState, StartupError> {
