@@ -141,6 +141,21 @@ impl Console {
             .await
     }
 
+    /// `client`'s branding form and logo upload, with its own CSRF token, both get
+    /// `status`.
+    async fn both_changes_refused(&self, client: &reqwest::Client, csrf: &str, status: u16) {
+        let res = self
+            .save(client, &[("csrf", csrf), ("accent", "#000000")])
+            .await;
+        assert_eq!(res.status(), status, "the form");
+        let parts = [field("csrf", csrf), file("logo", "image/png", PNG.to_vec())];
+        assert_eq!(
+            self.upload(client, &parts).await.status(),
+            status,
+            "the logo"
+        );
+    }
+
     async fn logo(&self) -> reqwest::Response {
         self.app.get(&format!("/branding/{}/logo", self.org)).await
     }
@@ -434,38 +449,12 @@ async fn support_reads_the_branding_and_another_organisations_administrator_gets
     assert!(html.contains("id=\"read-only\""), "{html}");
     assert!(!html.contains("id=\"save-branding\""), "{html}");
     assert!(!html.contains("id=\"logo-upload\""), "{html}");
-    let res = c
-        .save(&sam, &[("csrf", &sam_csrf), ("accent", "#000000")])
-        .await;
-    assert_eq!(res.status(), 403);
-    let res = c
-        .upload(
-            &sam,
-            &[
-                field("csrf", &sam_csrf),
-                file("logo", "image/png", PNG.to_vec()),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 403);
+    c.both_changes_refused(&sam, &sam_csrf, 403).await;
 
     let (nat, nat_csrf) = c.admin("nat").await;
     let res = nat.get(c.app.url(&c.page_path())).send().await.unwrap();
     assert_eq!(res.status(), 404);
-    let res = c
-        .save(&nat, &[("csrf", &nat_csrf), ("accent", "#000000")])
-        .await;
-    assert_eq!(res.status(), 404);
-    let res = c
-        .upload(
-            &nat,
-            &[
-                field("csrf", &nat_csrf),
-                file("logo", "image/png", PNG.to_vec()),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 404);
+    c.both_changes_refused(&nat, &nat_csrf, 404).await;
     // Nat's own organisation is theirs to brand.
     let own = format!("/admin/orgs/{}/branding", c.other_org);
     assert_eq!(nat.get(c.app.url(&own)).send().await.unwrap().status(), 200);
