@@ -13,54 +13,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gatehouse::{
-    auth::password::Hasher,
-    config::Config,
-    domain::{OrgName, Password},
-};
+use gatehouse::domain::OrgName;
 
 mod common;
+#[path = "common/hashing.rs"]
+mod hashing;
 
 use common::PASSWORD;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn raw_verifications_per_second(seconds: u64) -> f64 {
-    let defaults = Config::default();
-    let hasher = Hasher::new(
-        defaults.argon2_memory_kib,
-        defaults.argon2_iterations,
-        defaults.argon2_parallelism,
-    )
-    .unwrap();
-    let phc = hasher
-        .hash(&Password::parse(PASSWORD.into()).unwrap())
-        .unwrap();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (hasher, phc) = (hasher.clone(), phc.clone());
-            std::thread::spawn(move || {
-                let password = Password::parse(PASSWORD.into()).unwrap();
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    assert!(hasher.verify(&phc, &password));
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    total as f64 / started.elapsed().as_secs_f64()
-}
+use hashing::{percentile, raw_verifications_per_second};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()

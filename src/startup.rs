@@ -58,6 +58,8 @@ pub struct AppState {
     pub clients: Arc<crate::oidc::client_cache::ClientCache>,
     /// The keys clients publish at their `jwks_uri`, as last read.
     pub client_keys: Arc<crate::oidc::client_keys::ClientKeyCache>,
+    /// The OpenID Provider's discovery document, serialised once.
+    pub discovery: Arc<crate::oidc::discovery::Published>,
     /// How each door that starts sign-ins answers them once finished (DESIGN §1).
     pub sign_in_answers: Arc<pages::login::SignInAnswers>,
     /// Who hears that an SSO session ended: the protocols (DESIGN §1, §8).
@@ -497,12 +499,14 @@ fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
         )
         .app_data(web::QueryConfig::default().error_handler(bad_input))
         .app_data(web::PathConfig::default().error_handler(bad_input))
+        // actix tries routes in this order, one by one (a pattern with a variable by a
+        // regex): what relying parties and probes call most comes first.
         .configure(gw::ops::routes)
+        .configure(crate::oidc::routes)
         .configure(|cfg| gw::metrics::public_routes(cfg, config))
         .configure(gw::pages::static_routes)
         .configure(crate::pages::login::routes)
         .configure(crate::pages::account::routes)
-        .configure(crate::oidc::routes)
         .configure(crate::oidc::logout::routes)
         .configure(crate::admin::routes)
         .configure(crate::saml::routes)
@@ -625,6 +629,7 @@ async fn build_state_with_key(
         session_listeners: Arc::new(session_listeners),
         upstreams: Arc::default(),
         client_keys: Arc::default(),
+        discovery: Arc::default(),
         passkeys: Arc::new(crate::auth::passkey::RelyingParty::for_issuer(
             &config.issuer,
         )),

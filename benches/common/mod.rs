@@ -32,16 +32,18 @@ pub fn config(dir: &Path) -> Config {
     config
 }
 
-/// Starts a server with `config` on a loopback port (HTTPS, its issuer set to that
-/// address) and creates the user [`USERNAME`]; returns its state and base URL.
+/// Starts a server with `config` on a loopback port (its issuer set to that address,
+/// HTTPS; with `config.tls` off it listens on plain HTTP, as behind a proxy that ends
+/// TLS, and the URL returned is the plain one) and creates the user [`USERNAME`]; returns its state and base URL.
 pub async fn serve(
     mut config: Config,
     display_name: Option<&str>,
 ) -> (web::Data<AppState>, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let base = format!("https://127.0.0.1:{port}");
-    config.issuer = url::Url::parse(&base).unwrap();
+    config.issuer = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+    let scheme = if config.tls { "https" } else { "http" };
+    let base = format!("{scheme}://127.0.0.1:{port}");
     if std::env::var_os(LOG_LEVEL_VAR).is_some() {
         // The subscriber is the process's for good, and so is its writer.
         std::mem::forget(gatehouse::telemetry::init_logging(&config));

@@ -93,6 +93,8 @@ pub struct KeyRing {
     /// Shared with the rings loaded after this one: a key, once checked, is reused.
     keys: HashMap<String, Arc<PublishedKey>>,
     jwks: CoreJsonWebKeySet,
+    /// `jwks` as JSON, serialised once per ring: what `/jwks` sends.
+    jwks_json: bytes::Bytes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +118,11 @@ pub struct SealedKey {
 impl KeyRing {
     pub fn jwks(&self) -> &CoreJsonWebKeySet {
         &self.jwks
+    }
+
+    /// The JWKS as JSON, ready to send (shared, not copied).
+    pub fn jwks_json(&self) -> bytes::Bytes {
+        self.jwks_json.clone()
     }
 
     /// How many keys the ring publishes.
@@ -331,10 +338,15 @@ pub fn ring_from_sealed(
         let key = keys[&kid].clone();
         signing.insert(*alg, (kid, key));
     }
+    let jwks = CoreJsonWebKeySet::new(jwks);
+    let jwks_json = serde_json::to_vec(&jwks)
+        .map_err(|e| KeyError::Broken("the key set".into(), e.to_string()))?
+        .into();
     Ok(KeyRing {
         active: signing,
         keys,
-        jwks: CoreJsonWebKeySet::new(jwks),
+        jwks,
+        jwks_json,
     })
 }
 

@@ -1,6 +1,13 @@
 //! `/.well-known/openid-configuration` and `/jwks`, built from `openidconnect`'s types.
 
-use actix_web::{HttpResponse, http::header, web};
+use std::sync::OnceLock;
+
+use actix_web::{
+    HttpResponse,
+    http::header::{self, ContentType},
+    web,
+};
+use bytes::Bytes;
 use openidconnect::{
     AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl,
     ProviderMetadata, ResponseTypes, Scope, TokenUrl, UserInfoUrl,
@@ -179,25 +186,45 @@ fn request_object_algorithms() -> Vec<CoreJwsSigningAlgorithm> {
         .collect()
 }
 
+/// The discovery document as JSON, made at its first request: it follows from the
+/// configuration alone, which does not change while the process runs.
+#[derive(Default)]
+pub struct Published(OnceLock<Bytes>);
+
+impl Published {
+    fn get_or_make(&self, state: &AppState) -> Result<Bytes, OAuthError> {
+        if let Some(json) = self.0.get() {
+            return Ok(json.clone());
+        }
+        let doc = metadata(state).map_err(|e| {
+            crate::web::error::AppError::Internal(format!("issuer does not make valid URLs: {e}"))
+        })?;
+        let json = serde_json::to_vec(&doc).map_err(|e| {
+            crate::web::error::AppError::Internal(format!("discovery does not serialise: {e}"))
+        })?;
+        Ok(self.0.get_or_init(|| json.into()).clone())
+    }
+}
+
 /// Public, so a browser app on any origin may read it (CORS `*`, no credentials).
 pub async fn configuration(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
-    let doc = metadata(&state).map_err(|e| {
-        crate::web::error::AppError::Internal(format!("issuer does not make valid URLs: {e}"))
-    })?;
+    let json = state.discovery.get_or_make(&state)?;
     Ok(super::cors::public(
         HttpResponse::Ok()
+            .insert_header(ContentType::json())
             .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-            .json(doc),
+            .body(json),
     ))
 }
 
-/// Public, like discovery.
+/// Public, like discovery. Serialised once per key ring.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     let ring = state.keys.current();
     super::cors::public(
         HttpResponse::Ok()
+            .insert_header(ContentType::json())
             // Short: relying parties must see a rotation's next key well before it signs.
             .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-            .json(ring.jwks()),
+            .body(ring.jwks_json()),
     )
 }

@@ -78,7 +78,7 @@ pub async fn context(
             .map(|s| s.chars().take(256).collect()),
     };
     req.extensions_mut().insert(context.clone());
-    let method = req.method().to_string();
+    let method = req.method().clone();
 
     // Handler errors arrive here already rendered as responses (AppError's
     // ResponseError); only a failure of the service itself is propagated.
@@ -120,10 +120,22 @@ pub async fn context(
         status = status.as_u16(),
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         request_id = %context.request_id,
-        client_ip = ?context.client_ip,
+        client_ip = %Ip(context.client_ip),
         "request"
     );
     Ok(res)
+}
+
+/// An address as the access log writes it: the address, or `-` without one.
+struct Ip(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for Ip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 fn apply_security_headers(headers: &mut header::HeaderMap, https: bool) {

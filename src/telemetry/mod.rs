@@ -6,50 +6,54 @@
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::{Config, LogFormat};
 
-/// Lines that may wait for the log writer before a thread that logs must wait too.
-const LOG_QUEUE_LINES: usize = 100_000;
+mod batch;
+mod json;
+
+pub use batch::FlushGuard;
 
 /// Installs the global subscriber; logs go to stderr so stdout stays for the operator's
 /// banner (listening address, first-start password).
 ///
-/// A line is formatted on the thread that logs it and written by a thread of its own
-/// (`log-writer`), which writes whatever has queued up in one `write`, so a busy server
-/// makes one system call and wakes its log reader (journald, a container runtime) once
-/// per batch instead of once per request. Writing each line from the request's own
-/// worker cost 13 % of the token endpoint's throughput at `info` with stderr on a file,
-/// 18 % on a pipe, and a third of discovery's (`oidc_load` with
-/// `GATEHOUSE_BENCH_LOG_LEVEL=info`). Nothing is dropped: when the reader falls
-/// [`LOG_QUEUE_LINES`] behind, threads that log wait for it, as they did before.
+/// A line is formatted on the thread that logs it and gathered in memory; a thread of
+/// its own (`log-writer`) writes what has gathered every 100 ms, or sooner once 64 KiB
+/// have (see `batch`). A busy server so makes one system call and wakes its log reader
+/// (journald, a container runtime) once per batch instead of once per request. Writing
+/// each line from the request's own worker cost 13 % of the token endpoint's throughput
+/// at `info` with stderr on a file, 18 % on a pipe, and a third of discovery's; a queue
+/// that woke the writer for each line still cost a cheap endpoint about a fifth of its
+/// CPU (`oidc_load`). Nothing is dropped: past 8 MiB waiting, threads that log wait.
 ///
-/// Keep the guard until the process ends: dropping it writes out what is still queued.
+/// Keep the guard until the process ends: dropping it writes out what is still waiting.
 /// `None` when a subscriber was already installed (tests start many apps), which keeps
 /// the first.
 #[must_use = "dropping the guard stops the log writer"]
-pub fn init_logging(config: &Config) -> Option<WorkerGuard> {
+pub fn init_logging(config: &Config) -> Option<FlushGuard> {
+    match batch::batched(std::io::stderr()) {
+        Ok((writer, guard)) => install(config, writer).then_some(guard),
+        Err(e) => {
+            eprintln!("gatehouse: no log writer thread ({e}); each line is written as logged");
+            install(config, std::io::stderr);
+            None
+        }
+    }
+}
+
+/// Installs the subscriber, writing through `writer`; false when one already was.
+fn install<W>(config: &Config, writer: W) -> bool
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
     let builder = fmt().with_env_filter(filter).with_writer(writer);
     let result = match config.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.event_format(json::JsonLines).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
-    result.ok().map(|()| guard)
+    result.is_ok()
 }
 
 pub struct Metrics {
