@@ -501,15 +501,18 @@ pub fn search_page(
     open_all(pii, rows)
 }
 
-/// How many users `search_page` has pages of.
+/// How many users `search_page` finds, counted no further than `at_most + 1`: a search
+/// that matches more says only that, at the cost of reading that many rows rather than
+/// every match (a million of them, for a search by one letter).
 pub fn count_matching(
     conn: &mut DbConnection,
     pii: &Pii,
     org_ids: &[String],
     needle: &str,
+    at_most: i64,
 ) -> Result<i64, StoreError> {
     let (pattern, index) = needle_terms(pii, needle);
-    Ok(users::table
+    let first = users::table
         .filter(users::org_id.eq_any(org_ids))
         .filter(
             lower(users::username)
@@ -517,9 +520,38 @@ pub fn count_matching(
                 .escape('\\')
                 .or(users::email_index.eq(index)),
         )
-        .count()
-        .get_result(conn)?)
+        .select(users::id)
+        .limit(at_most.saturating_add(1));
+    Ok(CountOf(first).get_result(conn)?)
 }
+
+/// `SELECT count(*) FROM (query)`: a count that stops where the query's LIMIT does
+/// (diesel's `count()` would count every row and then apply the LIMIT to the one row of
+/// the count).
+#[derive(diesel::query_builder::QueryId)]
+struct CountOf<Q>(Q);
+
+impl<Q> diesel::query_builder::Query for CountOf<Q> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for CountOf<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT count(*) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS counted");
+        Ok(())
+    }
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for CountOf<Q> {}
 
 pub fn set_status(
     conn: &mut DbConnection,

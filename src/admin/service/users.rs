@@ -166,12 +166,20 @@ pub async fn search(
     Ok(found)
 }
 
+/// Most matches a user search counts (`SearchPage::more`). Counting every match of a
+/// broad search reads every one of them: a million for a search by one letter, where
+/// nobody pages past the first few hundred anyway.
+pub const MOST_COUNTED: i64 = 1000;
+
 /// One page of a user search, and where it is among the others.
 #[derive(Debug)]
 pub struct SearchPage {
     pub users: Vec<UserRow>,
-    /// How many users match in all.
+    /// How many users match in all, up to [`MOST_COUNTED`].
     pub total: i64,
+    /// More than [`MOST_COUNTED`] match: the pages stop there (a narrower search finds
+    /// the rest).
+    pub more: bool,
     /// The page shown (1-based): the one asked for, or the last there is when it was
     /// past it.
     pub page: i64,
@@ -206,7 +214,8 @@ pub async fn search_page(
         .state
         .store
         .run(move |c| {
-            let total = users::count_matching(c, &pii, &org_ids, &lookup)?;
+            let counted = users::count_matching(c, &pii, &org_ids, &lookup, MOST_COUNTED)?;
+            let (total, more) = (counted.min(MOST_COUNTED), counted > MOST_COUNTED);
             let pages = ((total + per_page - 1) / per_page).max(1);
             let page = page.clamp(1, pages);
             let offset = (page - 1) * per_page;
@@ -216,6 +225,7 @@ pub async fn search_page(
             Ok(SearchPage {
                 users,
                 total,
+                more,
                 page,
                 pages,
             })
