@@ -344,6 +344,7 @@ console-users-found = { $count ->
     [one] One user matches.
    *[other] { $count } users match.
 }
+console-users-found-more = More than { $count } users match: the pages stop there, a narrower search finds the others.
 
 ## Sortable, paged tables (headings.html, pager.html)
 

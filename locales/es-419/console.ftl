@@ -345,6 +345,7 @@ console-users-found = { $count ->
     [one] Coincide un usuario.
    *[other] Coinciden { $count } usuarios.
 }
+console-users-found-more = Coinciden más de { $count } usuarios: las páginas terminan ahí; una búsqueda más precisa encuentra a los demás.
 
 ## Sortable, paged tables (headings.html, pager.html)
 

@@ -166,6 +166,9 @@ pub struct NewUser {
 
 #[derive(Insertable)]
 #[diesel(table_name = users)]
+// NULL, not DEFAULT, for `None` (the columns default to NULL anyway): lets one INSERT
+// carry a whole batch on SQLite too (`insert_many`).
+#[diesel(treat_none_as_default_value = false)]
 struct UserInsert<'a> {
     id: &'a str,
     org_id: &'a str,
@@ -182,44 +185,123 @@ struct UserInsert<'a> {
     updated_at: NaiveDateTime,
 }
 
+/// What a new user's row stores beside `NewUser`'s clear fields: its id and the sealed
+/// values, sealed for that id. One place builds them, so a row written by `insert_many`
+/// is the row `insert` writes.
+struct SealedUser<'a> {
+    new: &'a NewUser,
+    id: String,
+    email_sealed: String,
+    email_index: String,
+    display_name_sealed: Option<String>,
+    password_hash: Option<String>,
+}
+
+impl<'a> SealedUser<'a> {
+    fn seal(pii: &Pii, new: &'a NewUser) -> Self {
+        let id = new_id();
+        Self {
+            email_sealed: pii.seal_email(&id, new.email.as_str()),
+            email_index: pii.email_index(new.email.as_str()),
+            display_name_sealed: new
+                .display_name
+                .as_deref()
+                .map(|name| pii.seal_display_name(&id, name)),
+            password_hash: new
+                .password_hash
+                .as_deref()
+                .map(|phc| pii.wrap_hash(&id, phc)),
+            new,
+            id,
+        }
+    }
+
+    fn row(&self, now: NaiveDateTime) -> UserInsert<'_> {
+        UserInsert {
+            id: &self.id,
+            org_id: &self.new.org_id,
+            username: self.new.username.as_str(),
+            email_sealed: &self.email_sealed,
+            email_index: &self.email_index,
+            display_name_sealed: self.display_name_sealed.as_deref(),
+            role: self.new.role.as_str(),
+            status: UserStatus::Active.as_str(),
+            password_hash: self.password_hash.as_deref(),
+            password_changed_at: self.new.password_hash.as_ref().map(|_| now),
+            must_change_password: self.new.must_change_password,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 pub fn insert(
     conn: &mut DbConnection,
     pii: &Pii,
     new: &NewUser,
     now: NaiveDateTime,
 ) -> Result<UserRow, StoreError> {
-    let id = new_id();
-    let email_sealed = pii.seal_email(&id, new.email.as_str());
-    let email_index = pii.email_index(new.email.as_str());
-    let display_name_sealed = new
-        .display_name
-        .as_deref()
-        .map(|name| pii.seal_display_name(&id, name));
-    let wrapped = new
-        .password_hash
-        .as_deref()
-        .map(|phc| pii.wrap_hash(&id, phc));
+    let sealed = SealedUser::seal(pii, new);
     diesel::insert_into(users::table)
-        .values(&UserInsert {
-            id: &id,
-            org_id: &new.org_id,
-            username: new.username.as_str(),
-            email_sealed: &email_sealed,
-            email_index: &email_index,
-            display_name_sealed: display_name_sealed.as_deref(),
-            role: new.role.as_str(),
-            status: UserStatus::Active.as_str(),
-            password_hash: wrapped.as_deref(),
-            password_changed_at: new.password_hash.as_ref().map(|_| now),
-            must_change_password: new.must_change_password,
-            created_at: now,
-            updated_at: now,
-        })
+        .values(&sealed.row(now))
         .execute(conn)?;
     if let Some(hash) = &new.password_hash {
-        record_password(conn, pii, &id, hash, now)?;
+        record_password(conn, pii, &sealed.id, hash, now)?;
     }
-    find_by_id(conn, pii, &id)?.ok_or(StoreError::NotFound)
+    find_by_id(conn, pii, &sealed.id)?.ok_or(StoreError::NotFound)
+}
+
+/// Creates every user of `news` as [`insert`] does (sealed the same way, each password
+/// in its history), in multi-row INSERTs: a bulk import of thousands of accounts, for
+/// the caller to run inside one transaction. Returns their ids, in the order of `news`;
+/// `StoreError::Conflict` when a username is taken, and then nothing should be kept.
+///
+/// The hashes are the caller's: hashing one password per account is what makes an
+/// import slow, and for accounts that are to choose their own password at first
+/// sign-in one hash may serve them all (each is wrapped for its own row).
+pub fn insert_many(
+    conn: &mut DbConnection,
+    pii: &Pii,
+    news: &[NewUser],
+    now: NaiveDateTime,
+) -> Result<Vec<String>, StoreError> {
+    use password_history as ph;
+    let sealed: Vec<SealedUser<'_>> = news.iter().map(|n| SealedUser::seal(pii, n)).collect();
+    let rows: Vec<UserInsert<'_>> = sealed.iter().map(|s| s.row(now)).collect();
+    let history: Vec<_> = sealed
+        .iter()
+        .filter_map(|s| {
+            let phc = s.new.password_hash.as_deref()?;
+            let id = new_id();
+            let wrapped = pii.wrap_history_hash(&id, phc);
+            Some((
+                ph::id.eq(id),
+                ph::user_id.eq(s.id.as_str()),
+                ph::password_hash.eq(wrapped),
+                ph::created_at.eq(now),
+            ))
+        })
+        .collect();
+    // Multi-row INSERTs exist on each backend's own connection, not through the
+    // MultiConnection: one arm each. Each statement stays under the backend's limit on
+    // bound values (SQLite's is 32766, PostgreSQL's 65535).
+    macro_rules! in_chunks {
+        ($c:expr, $per_statement:expr) => {{
+            for chunk in rows.chunks($per_statement) {
+                diesel::insert_into(users::table)
+                    .values(chunk)
+                    .execute($c)?;
+            }
+            for chunk in history.chunks($per_statement) {
+                diesel::insert_into(ph::table).values(chunk).execute($c)?;
+            }
+        }};
+    }
+    match conn {
+        DbConnection::Postgresql(pg) => in_chunks!(pg, 5000),
+        DbConnection::Sqlite(lite) => in_chunks!(lite, 2500),
+    }
+    Ok(sealed.iter().map(|s| s.id.clone()).collect())
 }
 
 pub fn find_by_id(
@@ -419,15 +501,18 @@ pub fn search_page(
     open_all(pii, rows)
 }
 
-/// How many users `search_page` has pages of.
+/// How many users `search_page` finds, counted no further than `at_most + 1`: a search
+/// that matches more says only that, at the cost of reading that many rows rather than
+/// every match (a million of them, for a search by one letter).
 pub fn count_matching(
     conn: &mut DbConnection,
     pii: &Pii,
     org_ids: &[String],
     needle: &str,
+    at_most: i64,
 ) -> Result<i64, StoreError> {
     let (pattern, index) = needle_terms(pii, needle);
-    Ok(users::table
+    let first = users::table
         .filter(users::org_id.eq_any(org_ids))
         .filter(
             lower(users::username)
@@ -435,9 +520,38 @@ pub fn count_matching(
                 .escape('\\')
                 .or(users::email_index.eq(index)),
         )
-        .count()
-        .get_result(conn)?)
+        .select(users::id)
+        .limit(at_most.saturating_add(1));
+    Ok(CountOf(first).get_result(conn)?)
 }
+
+/// `SELECT count(*) FROM (query)`: a count that stops where the query's LIMIT does
+/// (diesel's `count()` would count every row and then apply the LIMIT to the one row of
+/// the count).
+#[derive(diesel::query_builder::QueryId)]
+struct CountOf<Q>(Q);
+
+impl<Q> diesel::query_builder::Query for CountOf<Q> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for CountOf<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT count(*) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS counted");
+        Ok(())
+    }
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for CountOf<Q> {}
 
 pub fn set_status(
     conn: &mut DbConnection,
@@ -614,3 +728,6 @@ pub fn rename(
             .execute(conn)?,
     )
 }
+
+#[cfg(test)]
+mod tests;

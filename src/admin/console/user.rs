@@ -147,7 +147,10 @@ pub(super) async fn home(query: Query<SearchQuery>, visit: Visit) -> Answer {
             format!("/admin?{}", link.finish())
         });
         let found = tr.n(
-            "console-users-found",
+            match page.more {
+                true => "console-users-found-more",
+                false => "console-users-found",
+            },
             "count",
             usize::try_from(page.total).unwrap_or_default(),
         );

@@ -9,12 +9,10 @@ use crate::{
         recovery::{self, ForcedReset, Invitation, NewInvitation, OrgForcedReset},
         session,
     },
-    domain::{Email, OrgName, Role, UserStatus, Username},
+    domain::{OrgName, Role, UserStatus, Username},
     startup::AppState,
     store::{
-        StoreError, lockouts, orgs,
-        pii::normalise_email,
-        totp,
+        StoreError, lockouts, orgs, totp,
         users::{self, UserRow},
     },
 };
@@ -122,26 +120,18 @@ pub async fn list(
     }
     let org = org_id.to_owned();
     let pii = by.state.pii.clone();
-    let members = by
+    let lookup = needle.clone();
+    // Matched in the database, as `search` does it (usernames by any part, addresses
+    // whole: DESIGN §12, a sealed address has no parts to match), so that only the
+    // users found are read and opened, however large the organisation.
+    let found = by
         .state
         .store
-        .run(move |c| users::list_by_org(c, &pii, &org))
-        .await?;
-    // As `search` does it: addresses are matched whole (DESIGN §12, a sealed address
-    // has no parts to match), usernames by any part.
-    let address = needle
-        .as_deref()
-        .and_then(|n| Email::parse(n).ok())
-        .map(|e| normalise_email(e.as_str()));
-    let found: Vec<UserRow> = members
-        .into_iter()
-        .filter(|u| {
-            needle.as_ref().is_none_or(|n| {
-                u.username.to_lowercase().contains(n.as_str())
-                    || address.as_ref() == Some(&normalise_email(&u.email))
-            })
+        .run(move |c| match lookup {
+            Some(needle) => users::search(c, &pii, &[org], &needle, i64::MAX),
+            None => users::list_by_org(c, &pii, &org),
         })
-        .collect();
+        .await?;
     listed(by, Some(org_id), needle.as_deref(), found.len()).await?;
     Ok(found)
 }
@@ -176,12 +166,20 @@ pub async fn search(
     Ok(found)
 }
 
+/// Most matches a user search counts (`SearchPage::more`). Counting every match of a
+/// broad search reads every one of them: a million for a search by one letter, where
+/// nobody pages past the first few hundred anyway.
+pub const MOST_COUNTED: i64 = 1000;
+
 /// One page of a user search, and where it is among the others.
 #[derive(Debug)]
 pub struct SearchPage {
     pub users: Vec<UserRow>,
-    /// How many users match in all.
+    /// How many users match in all, up to [`MOST_COUNTED`].
     pub total: i64,
+    /// More than [`MOST_COUNTED`] match: the pages stop there (a narrower search finds
+    /// the rest).
+    pub more: bool,
     /// The page shown (1-based): the one asked for, or the last there is when it was
     /// past it.
     pub page: i64,
@@ -216,7 +214,8 @@ pub async fn search_page(
         .state
         .store
         .run(move |c| {
-            let total = users::count_matching(c, &pii, &org_ids, &lookup)?;
+            let counted = users::count_matching(c, &pii, &org_ids, &lookup, MOST_COUNTED)?;
+            let (total, more) = (counted.min(MOST_COUNTED), counted > MOST_COUNTED);
             let pages = ((total + per_page - 1) / per_page).max(1);
             let page = page.clamp(1, pages);
             let offset = (page - 1) * per_page;
@@ -226,6 +225,7 @@ pub async fn search_page(
             Ok(SearchPage {
                 users,
                 total,
+                more,
                 page,
                 pages,
             })
