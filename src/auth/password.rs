@@ -1,8 +1,10 @@
 //! argon2id password hashing (DESIGN §4).
 
+use std::cell::RefCell;
+
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version,
-    password_hash::{PasswordHasher as _, SaltString},
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::{Output, Salt, SaltString},
 };
 use rand::{Rng, rngs::OsRng};
 use secrecy::SecretString;
@@ -15,6 +17,42 @@ pub enum HashError {
     Params(String),
     #[error("hashing failed: {0}")]
     Hash(String),
+}
+
+thread_local! {
+    /// This thread's argon2 memory (19 MiB at the defaults), kept from one hash to the
+    /// next. Allocated and freed for every hash, the blocks stayed behind in glibc's
+    /// malloc arenas: under sign-in load an instance held four arenas of about 57 MiB
+    /// each (`cargo bench --bench soak`). Grown to the largest a hash on this thread has
+    /// needed; overwritten by each hash.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The argon2 hash of `password` with `salt`, `len` bytes, in this thread's memory.
+fn compute(
+    argon2: &Argon2<'_>,
+    password: &Password,
+    salt: Salt<'_>,
+    len: usize,
+) -> Result<Output, argon2::password_hash::Error> {
+    let mut raw_salt = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut raw_salt)?;
+    let blocks = argon2.params().block_count();
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        Output::init_with(len, |out| {
+            argon2
+                .hash_password_into_with_memory(
+                    password.expose().as_bytes(),
+                    salt,
+                    out,
+                    &mut memory[..blocks],
+                )
+                .map_err(Into::into)
+        })
+    })
 }
 
 /// Hashes and verifies with the configured parameters. Cheap to clone.
@@ -49,10 +87,21 @@ impl Hasher {
     /// A PHC string (`$argon2id$v=19$m=…`). CPU-heavy: call from a blocking thread.
     pub fn hash(&self, password: &Password) -> Result<String, HashError> {
         let salt = SaltString::generate(&mut OsRng);
-        self.argon2()
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError::Hash(e.to_string()))
+        let len = self
+            .params
+            .output_len()
+            .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let hash = compute(&self.argon2(), password, salt.as_salt(), len)
+            .map_err(|e| HashError::Hash(e.to_string()))?;
+        Ok(PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: argon2::password_hash::ParamsString::try_from(&self.params)
+                .map_err(|e| HashError::Params(e.to_string()))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(hash),
+        }
+        .to_string())
     }
 
     /// A PHC string with these parameters, a random salt and a random hash: checking a
@@ -77,13 +126,24 @@ impl Hasher {
     /// True when `password` matches `phc`. A malformed stored hash never matches.
     /// Verification uses the parameters recorded in the hash, so old hashes keep working.
     pub fn verify(&self, phc: &str, password: &Password) -> bool {
-        match PasswordHash::new(phc) {
-            Ok(parsed) => self
-                .argon2()
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(version), Ok(params)) = (
+            Algorithm::try_from(parsed.algorithm),
+            parsed
+                .version
+                .map_or(Ok(Version::default()), Version::try_from),
+            Params::try_from(&parsed),
+        ) else {
+            return false;
+        };
+        let argon2 = Argon2::new(algorithm, version, params);
+        // `Output`'s equality is constant-time.
+        compute(&argon2, password, salt, expected.len()).is_ok_and(|hash| hash == expected)
     }
 
     /// True when `phc` was made with other parameters than the configured ones, so it
@@ -160,6 +220,61 @@ mod tests {
         assert!(phc.starts_with("$argon2id$"));
         assert!(h.verify(&phc, &Password::parse("Tr0ub4dor&3".into()).unwrap()));
         assert!(!h.verify(&phc, &Password::parse("Tr0ub4dor&4".into()).unwrap()));
+    }
+
+    /// Hashes stored before the thread's memory was kept were made by the argon2 crate's
+    /// own PHC path: they must verify, and what we make now must verify there too.
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own_path() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let password = Password::parse("Tr0ub4dor&3".into()).unwrap();
+        let wrong = Password::parse("Tr0ub4dor&4".into()).unwrap();
+        for (m, t, p) in [(64, 1, 1), (256, 2, 2), (128, 3, 1)] {
+            let ours = Hasher::new(m, t, p).unwrap();
+            let theirs = ours.argon2();
+            let salt = SaltString::generate(&mut OsRng);
+            let old = theirs
+                .hash_password(password.expose().as_bytes(), &salt)
+                .unwrap()
+                .to_string();
+            // Verified with whatever parameters it records, by any hasher.
+            assert!(fast().verify(&old, &password), "{old}");
+            assert!(!fast().verify(&old, &wrong));
+            let new = ours.hash(&password).unwrap();
+            let parsed = PasswordHash::new(&new).unwrap();
+            assert!(
+                theirs
+                    .verify_password(password.expose().as_bytes(), &parsed)
+                    .is_ok()
+            );
+            assert!(
+                theirs
+                    .verify_password(wrong.expose().as_bytes(), &parsed)
+                    .is_err()
+            );
+        }
+        // A larger hash after a smaller one on the same thread, and back.
+        let big = Hasher::new(1024, 1, 1).unwrap().hash(&password).unwrap();
+        assert!(fast().verify(&big, &password));
+        assert!(fast().verify(&fast().hash(&password).unwrap(), &password));
+    }
+
+    #[test]
+    fn hashes_without_salt_or_output_or_with_another_algorithm_never_match() {
+        let password = Password::parse("pw".into()).unwrap();
+        let phc = fast().hash(&password).unwrap();
+        let parsed = PasswordHash::new(&phc).unwrap();
+        let (salt, hash) = (parsed.salt.unwrap(), parsed.hash.unwrap());
+        for bad in [
+            format!("$argon2id$v=19$m=64,t=1,p=1${salt}"),
+            phc.replace("$argon2id$", "$argon2d$").replace(
+                &hash.to_string(),
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
+            phc.replace("$argon2id$", "$scrypt$"),
+        ] {
+            assert!(!fast().verify(&bad, &password), "{bad}");
+        }
     }
 
     #[test]
